@@ -1,0 +1,55 @@
+//! Events flowing between the agent's tasks (watchexec style: sources publish, subscribers —
+//! popup, sync log, receipt association, tray — listen). One `tokio::sync::broadcast` bus.
+
+use chrono::{DateTime, FixedOffset};
+use protocol::v1::Quote;
+use protocol::CardId;
+use serde::Serialize;
+
+/// What a scan turned out to be. A payment card's number is never carried: at most its last 4.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "class", rename_all = "snake_case")]
+pub enum Classified {
+    LoyaltyCard { card: CardId },
+    PaymentCard { last4: String },
+    ReadError { detail: String },
+    Other { reason: String },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScanEvent {
+    pub at: DateTime<FixedOffset>,
+    /// Which reader: `serial:/dev/ttyUSB0`, `x11:12`, `rawinput:VID_0C2E&PID_0B61`, `cli`.
+    pub source: String,
+    pub classified: Classified,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QuoteEvent {
+    pub scan: ScanEvent,
+    pub quote: Quote,
+}
+
+/// Sync state for the tray and `status`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct SyncStatus {
+    pub queue_depth: u64,
+    pub dead_letters: u64,
+    pub last_success: Option<DateTime<FixedOffset>>,
+    pub server_reachable: bool,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AgentEvent {
+    Scan(ScanEvent),
+    Quote(QuoteEvent),
+    Status(SyncStatus),
+}
+
+pub type Bus = tokio::sync::broadcast::Sender<AgentEvent>;
+
+pub fn bus() -> Bus {
+    tokio::sync::broadcast::channel(256).0
+}

@@ -1,0 +1,3 @@
+//! The till agent. See ARCHITECTURE.md for the code map.
+pub mod cli;
+pub mod events;

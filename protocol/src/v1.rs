@@ -1,0 +1,384 @@
+//! Wire types, version `v1` (serde JSON). Decimals travel as JSON strings (`"12.90"`) so no
+//! client can turn them into floats. Unknown fields are rejected (`deny_unknown_fields`) so a
+//! typo in a field name is an error naming the field, not silently dropped data.
+//!
+//! Sign conventions for receipt lines: `sale` lines have positive quantity and total; `return`
+//! lines have *negative* quantity and total and the receipt must carry `original`; `discount`
+//! lines have a negative total; `rounding` lines carry the cash-rounding difference (±).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CardId, CustomerId, ReceiptId, StoreId, TillId};
+use crate::money::Currency;
+
+// ---------------------------------------------------------------------------------------------
+// Receipts
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    Sale,
+    Return,
+    Discount,
+    Rounding,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptLine {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Decimal quantity (`0.350` kg). Negative on return lines.
+    pub quantity: Decimal,
+    pub unit_price: Decimal,
+    pub line_total: Decimal,
+    /// VAT rate in percent (`21`, `12`, `23`, `25`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat_rate: Option<Decimal>,
+    pub kind: LineKind,
+}
+
+/// VAT summary row (Croatian fiscal receipts carry only these, no items).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VatSummary {
+    pub rate: Decimal,
+    pub base: Decimal,
+    pub amount: Decimal,
+}
+
+/// Reference to the original receipt of a return.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginalReceipt {
+    /// The original's idempotency key when the till knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_id: Option<ReceiptId>,
+    /// The original's POS receipt number (same store and till unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos_receipt_no: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    pub id: ReceiptId,
+    pub store_id: StoreId,
+    pub till_id: TillId,
+    pub pos_receipt_no: String,
+    pub issued_at: DateTime<FixedOffset>,
+    pub currency: Currency,
+    pub total: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<OriginalReceipt>,
+    #[serde(default)]
+    pub lines: Vec<ReceiptLine>,
+    /// VAT breakdown; for totals-only receipts (Croatian `RacunZahtjev`) this is all there is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vat: Vec<VatSummary>,
+}
+
+impl Receipt {
+    /// True when the receipt has no item lines (totals only): points are computed on the total.
+    pub fn is_totals_only(&self) -> bool {
+        self.lines.iter().all(|l| l.kind == LineKind::Rounding)
+    }
+
+    pub fn has_return_lines(&self) -> bool {
+        self.lines.iter().any(|l| l.kind == LineKind::Return || l.quantity.is_sign_negative())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Customers and cards
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CustomerName {
+    Person { first_name: String, surname: String },
+    Company { company_name: String },
+}
+
+impl CustomerName {
+    pub fn display(&self) -> String {
+        match self {
+            CustomerName::Person { first_name, surname } => format!("{first_name} {surname}"),
+            CustomerName::Company { company_name } => company_name.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    pub street: String,
+    pub postcode: String,
+    pub city: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consents {
+    /// Consent to the program rules (required to enrol).
+    pub program_rules: bool,
+    #[serde(default)]
+    pub marketing: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub name: CustomerName,
+    #[serde(default)]
+    pub contact: Contact,
+    #[serde(default)]
+    pub consents: Consents,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday: Option<NaiveDate>,
+    /// Tier name as last computed (informational; the engine recomputes it from turnover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Family / company card: the account this customer earns into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<CustomerId>,
+    /// Per-customer discount override in percent ("silver"/"gold" customers with their own rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_override: Option<Decimal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CardStatus {
+    Active,
+    Blocked { reason: String },
+    Replaced { by: CardId },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    pub number: CardId,
+    /// None for a printed, not yet issued card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
+    #[serde(flatten)]
+    pub status: CardStatus,
+}
+
+/// A migration code sent by SMS/e-mail to customers of the old (spreadsheet) program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationCode {
+    pub code: String,
+    pub customer_id: CustomerId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by_card: Option<CardId>,
+}
+
+/// Customer registration from the till's application form. Idempotent by `request_id`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub request_id: String,
+    pub card: CardId,
+    pub name: CustomerName,
+    pub contact: Contact,
+    pub consents: Consents,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthday: Option<NaiveDate>,
+    pub store_id: StoreId,
+    pub till_id: TillId,
+}
+
+/// Pair a new card with a migration code: the old customer's discount moves onto the card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationPairing {
+    pub request_id: String,
+    pub card: CardId,
+    pub code: String,
+    pub store_id: StoreId,
+    pub till_id: TillId,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quote: what the cashier sees
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum QuoteSource {
+    Online,
+    /// Computed on the till from cached rules and customer data, as of `as_of` (the time of the
+    /// newest data the cache holds).
+    Offline { as_of: DateTime<FixedOffset> },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerQuote {
+    pub display_name: String,
+    pub tier: String,
+    pub discount_percent: Decimal,
+    pub points_balance: Decimal,
+    /// Points still missing for the next reward (redemption threshold); None if no reward rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_to_next_reward: Option<Decimal>,
+    /// Turnover still missing for the next tier; None at the top tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turnover_to_next_tier: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_tier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    pub currency: Currency,
+}
+
+/// The answer to "who is this card?". Each case is distinct on the wire (`kind`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QuoteResult {
+    Customer { card: CardId, quote: CustomerQuote },
+    /// The card is not known: offer registration or migration-code pairing.
+    UnknownCard { card: CardId },
+    /// Blocked cards neither earn nor redeem.
+    Blocked { card: CardId, reason: String },
+    /// The card was replaced; the quote is the new card's (balance moved there).
+    Replaced { card: CardId, new_card: CardId, quote: CustomerQuote },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    #[serde(flatten)]
+    pub result: QuoteResult,
+    #[serde(flatten)]
+    pub source: QuoteSource,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "body", rename_all = "snake_case")]
+pub enum SyncPayload {
+    Receipt(Receipt),
+    Registration(Registration),
+    MigrationPairing(MigrationPairing),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncItem {
+    /// Idempotency key: the receipt id, or the registration/pairing request id.
+    pub item_id: String,
+    #[serde(flatten)]
+    pub payload: SyncPayload,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBatch {
+    pub version: String,
+    pub store_id: StoreId,
+    pub till_id: TillId,
+    pub items: Vec<SyncItem>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum AckResult {
+    Applied,
+    /// Already applied earlier with the same payload: success for the till.
+    Duplicate,
+    /// Permanently refused; the till dead-letters the item with this reason.
+    Rejected { code: String, reason: String },
+    /// Temporarily not applied; send again later.
+    Retry { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub item_id: String,
+    #[serde(flatten)]
+    pub result: AckResult,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncResponse {
+    pub acks: Vec<Ack>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offline data: rules snapshot and customer-change feed
+
+/// Per-customer state the engine needs (the server's truth; the till caches it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerState {
+    /// Turnover per calendar month, key `YYYY-MM`, in the program currency.
+    #[serde(default)]
+    pub turnover_by_month: BTreeMap<String, Decimal>,
+    pub points_balance: Decimal,
+    /// Points credited with an expiry (campaign points), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expiring_points: Vec<ExpiringPoints>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiringPoints {
+    pub points: Decimal,
+    pub expires_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerChange {
+    pub customer: Customer,
+    pub cards: Vec<Card>,
+    pub state: CustomerState,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeFeed {
+    pub changes: Vec<CustomerChange>,
+    /// Opaque cursor; pass as `since=` to get what changed after this page.
+    pub cursor: String,
+    /// More pages are available right now.
+    pub more: bool,
+    pub server_time: DateTime<FixedOffset>,
+}
+
+/// Error body for every 4xx/5xx answer: a machine-readable code and a message naming the field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+pub use crate::rules::RulesSnapshot;

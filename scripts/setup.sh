@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the demo and the test suite need. Idempotent: safe to run any number of times.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config sqlite3
+  # Windows cross build, MSI tooling and Wine for the installer tests
+  mingw-w64 msitools wixl wine wine64
+  # X11 test bench: virtual display, key injection, layouts, screenshots, serial ptys
+  xvfb xdotool x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
+  # GUI/tray build deps (winit/egui, tray-icon on Linux)
+  libudev-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1 libegl1
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: Rust is required: install rustup (https://rustup.rs) and re-run" >&2
+  exit 1
+fi
+if ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
+  rustup target add x86_64-pc-windows-gnu
+fi

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: what a newcomer runs and what CI (.ci/run) runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+export CARGO_TERM_COLOR=never
+echo "== build (one debug build shared by every test)"
+cargo build --workspace --all-targets
+echo "== build the Windows agent (x86_64-pc-windows-gnu) for the installer tests"
+cargo build -p till-agent --target x86_64-pc-windows-gnu
+echo "== clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== tests"
+cargo test --workspace --no-fail-fast

@@ -1,0 +1,1 @@
+//! End-to-end tests: faults (filled by its issue).

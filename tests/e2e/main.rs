@@ -1,0 +1,7 @@
+//! End-to-end tests across binaries, one test binary (ripgrep style). Each module owns an area.
+mod agent;
+mod faults;
+mod input;
+mod server;
+mod ui;
+mod wine;

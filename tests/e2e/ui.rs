@@ -1,0 +1,1 @@
+//! End-to-end tests: ui (filled by its issue).

@@ -1,0 +1,1 @@
+//! End-to-end tests: wine (filled by its issue).
