@@ -2,6 +2,8 @@
 //! and waiting for conditions. The binaries are the ones `cargo build --workspace` produced (the
 //! README's test command builds them once before running the suite).
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
