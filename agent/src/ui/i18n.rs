@@ -1,0 +1,556 @@
+//! Cashier-facing strings in Czech, Slovak, Croatian and English, and local number, money,
+//! percent and date formats. Amounts are `rust_decimal::Decimal` only.
+//!
+//! Spacing choice: the thousands separator (cs, sk) and the space between a number and its
+//! currency or `%` sign is U+00A0 NO-BREAK SPACE ([`NBSP`]). It looks like a normal space, keeps
+//! `1 234,50 Kč` on one line in the popup, and — unlike U+202F narrow no-break space — is in
+//! every font (Latin-1). Croatian groups thousands with `.` (`1.234,50 €`), as CLDR does.
+
+use chrono::{DateTime, FixedOffset};
+use protocol::Currency;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+pub const NBSP: char = '\u{a0}';
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Cs,
+    Sk,
+    Hr,
+    En,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 4] = [Lang::Cs, Lang::Sk, Lang::Hr, Lang::En];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Cs => "cs",
+            Lang::Sk => "sk",
+            Lang::Hr => "hr",
+            Lang::En => "en",
+        }
+    }
+
+    /// Parse `cs`, `cs_CZ.UTF-8`, `sk-SK`, `hr_HR@euro`, `en_US`, `C`… (case-insensitive).
+    /// `None` for a language the agent does not speak.
+    pub fn parse(s: &str) -> Option<Lang> {
+        let s = s.trim().to_ascii_lowercase();
+        let primary: String = s.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+        match primary.as_str() {
+            "cs" | "cz" | "czech" => Some(Lang::Cs),
+            "sk" | "slovak" => Some(Lang::Sk),
+            "hr" | "croatian" => Some(Lang::Hr),
+            "en" | "english" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The configured language if given (an unknown value is an error naming it), else the OS's.
+    pub fn resolve(configured: Option<&str>) -> Result<Lang, String> {
+        match configured.map(str::trim).filter(|s| !s.is_empty() && *s != "auto") {
+            Some(s) => Lang::parse(s).ok_or_else(|| format!("language = {s:?}: expected one of cs, sk, hr, en or auto")),
+            None => Ok(Lang::from_os()),
+        }
+    }
+
+    /// The user's UI language: `LC_ALL`, `LC_MESSAGES`, `LANG` on Unix; `GetUserDefaultUILanguage`
+    /// on Windows. English when unknown.
+    pub fn from_os() -> Lang {
+        #[cfg(windows)]
+        {
+            // SAFETY: no arguments, returns a LANGID.
+            let langid = unsafe { windows_sys::Win32::Globalization::GetUserDefaultUILanguage() };
+            Lang::from_langid(langid)
+        }
+        #[cfg(not(windows))]
+        {
+            Lang::from_env_vars(|k| std::env::var(k).ok())
+        }
+    }
+
+    /// POSIX precedence: the first non-empty of LC_ALL, LC_MESSAGES, LANG decides.
+    pub fn from_env_vars(get: impl Fn(&str) -> Option<String>) -> Lang {
+        ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .iter()
+            .filter_map(|k| get(k).filter(|v| !v.is_empty()))
+            .next()
+            .and_then(|v| Lang::parse(&v))
+            .unwrap_or(Lang::En)
+    }
+
+    /// Windows LANGID: primary language in the low 10 bits (cs 0x05, sk 0x1b, hr/sr/bs 0x1a:
+    /// Croatian is sub-language 0x01 (hr-HR) or 0x04 (hr-BA)).
+    pub fn from_langid(langid: u16) -> Lang {
+        let primary = langid & 0x3ff;
+        let sub = langid >> 10;
+        match primary {
+            0x05 => Lang::Cs,
+            0x1b => Lang::Sk,
+            0x1a if sub == 0x01 || sub == 0x04 => Lang::Hr,
+            _ => Lang::En,
+        }
+    }
+}
+
+/// Group the integer digits of `digits` with `sep` every three.
+fn group(digits: &str, sep: &str) -> String {
+    let n = digits.len();
+    let mut out = String::with_capacity(n + n / 3 * sep.len());
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (n - i) % 3 == 0 {
+            out.push_str(sep);
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Format a decimal with locale separators. `dp = Some(n)` rounds (half away from zero) and
+/// pads to n places; `None` keeps the value's own places without trailing zeros.
+pub fn number(lang: Lang, v: Decimal, dp: Option<u32>) -> String {
+    let v = match dp {
+        Some(dp) => {
+            let mut r = v.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+            r.rescale(dp);
+            r
+        }
+        None => v.normalize(),
+    };
+    let s = v.abs().to_string();
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (s.as_str(), None),
+    };
+    let (gsep, dsep) = match lang {
+        Lang::Cs | Lang::Sk => (NBSP.to_string(), ","),
+        Lang::Hr => (".".to_string(), ","),
+        Lang::En => (",".to_string(), "."),
+    };
+    let mut out = String::new();
+    if v.is_sign_negative() && !v.is_zero() {
+        out.push('-');
+    }
+    out.push_str(&group(int, &gsep));
+    if let Some(f) = frac {
+        out.push_str(dsep);
+        out.push_str(f);
+    }
+    out
+}
+
+/// `1 234,50 Kč`, `12,90 €`, `CZK 1,234.50`, `€12.90`.
+pub fn money(lang: Lang, amount: Decimal, cur: Currency) -> String {
+    let n = number(lang, amount, Some(cur.minor_digits()));
+    match (lang, cur) {
+        (Lang::En, Currency::CZK) => format!("CZK{NBSP}{n}"),
+        (Lang::En, Currency::EUR) => match n.strip_prefix('-') {
+            Some(pos) => format!("-€{pos}"),
+            None => format!("€{n}"),
+        },
+        (_, Currency::CZK) => format!("{n}{NBSP}Kč"),
+        (_, Currency::EUR) => format!("{n}{NBSP}€"),
+    }
+}
+
+/// `10 %` (cs/sk/hr, no-break space) or `10%` (en); `7,5 %` keeps significant decimals.
+pub fn percent(lang: Lang, v: Decimal) -> String {
+    let n = number(lang, v, None);
+    match lang {
+        Lang::En => format!("{n}%"),
+        _ => format!("{n}{NBSP}%"),
+    }
+}
+
+/// Points: no fixed decimals, grouped (`1 250`, `12,5`).
+pub fn points(lang: Lang, v: Decimal) -> String {
+    number(lang, v, None)
+}
+
+/// Local date and time of the till's offset: `23. 11. 2026 10:05` (cs/sk), `23. 11. 2026. 10:05`
+/// (hr), `2026-11-23 10:05` (en).
+pub fn datetime(lang: Lang, t: &DateTime<FixedOffset>) -> String {
+    match lang {
+        Lang::Cs | Lang::Sk => t.format("%-d.\u{a0}%-m.\u{a0}%Y %H:%M").to_string(),
+        Lang::Hr => t.format("%-d.\u{a0}%-m.\u{a0}%Y. %H:%M").to_string(),
+        Lang::En => t.format("%Y-%m-%d %H:%M").to_string(),
+    }
+}
+
+/// Every fixed string the cashier can see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    Tier,
+    Discount,
+    Points,
+    PointsToReward,
+    Campaign,
+    Card,
+    TopTier,
+    BlockedTitle,
+    BlockedNoEarn,
+    UnknownTitle,
+    UnknownText,
+    Register,
+    MigrationCode,
+    PaymentTitle,
+    ReadErrorTitle,
+    ReadErrorText,
+    OtherTitle,
+    ReplacedTitle,
+    // tray / windows
+    MenuShowLast,
+    MenuSyncLog,
+    MenuSyncNow,
+    MenuReaderTest,
+    MenuSettings,
+    MenuAbout,
+    MenuQuit,
+    QuitConfirm,
+    Yes,
+    No,
+    NoCustomerYet,
+    StateSynced,
+    StateQueued,
+    StateUnreachable,
+    StateError,
+    QueueDepth,
+    LastSync,
+    Never,
+    SyncLogTitle,
+    Filter,
+    Severity,
+    All,
+    Copy,
+    OpenLogFolder,
+    Close,
+    Version,
+    Store,
+    Till,
+    Server,
+}
+
+pub fn t(lang: Lang, key: Key) -> &'static str {
+    use Key::*;
+    use Lang::*;
+    match (key, lang) {
+        (Tier, Cs) => "Úroveň",
+        (Tier, Sk) => "Úroveň",
+        (Tier, Hr) => "Razina",
+        (Tier, En) => "Tier",
+        (Discount, Cs) => "Sleva",
+        (Discount, Sk) => "Zľava",
+        (Discount, Hr) => "Popust",
+        (Discount, En) => "Discount",
+        (Points, Cs) => "Body",
+        (Points, Sk) => "Body",
+        (Points, Hr) => "Bodovi",
+        (Points, En) => "Points",
+        (PointsToReward, Cs) => "Do odměny chybí bodů",
+        (PointsToReward, Sk) => "Do odmeny chýba bodov",
+        (PointsToReward, Hr) => "Do nagrade nedostaje bodova",
+        (PointsToReward, En) => "Points to next reward",
+        (Campaign, Cs) => "Akce",
+        (Campaign, Sk) => "Akcia",
+        (Campaign, Hr) => "Akcija",
+        (Campaign, En) => "Campaign",
+        (Card, Cs) => "Karta",
+        (Card, Sk) => "Karta",
+        (Card, Hr) => "Kartica",
+        (Card, En) => "Card",
+        (TopTier, Cs) => "Nejvyšší úroveň",
+        (TopTier, Sk) => "Najvyššia úroveň",
+        (TopTier, Hr) => "Najviša razina",
+        (TopTier, En) => "Top tier",
+        (BlockedTitle, Cs) => "Karta je zablokována",
+        (BlockedTitle, Sk) => "Karta je zablokovaná",
+        (BlockedTitle, Hr) => "Kartica je blokirana",
+        (BlockedTitle, En) => "Card is blocked",
+        (BlockedNoEarn, Cs) => "Nesbírá body a nemá slevu.",
+        (BlockedNoEarn, Sk) => "Nezbiera body a nemá zľavu.",
+        (BlockedNoEarn, Hr) => "Ne skuplja bodove i nema popust.",
+        (BlockedNoEarn, En) => "It earns no points and gets no discount.",
+        (UnknownTitle, Cs) => "Neznámá karta",
+        (UnknownTitle, Sk) => "Neznáma karta",
+        (UnknownTitle, Hr) => "Nepoznata kartica",
+        (UnknownTitle, En) => "Unknown card",
+        (UnknownText, Cs) => "Karta není v programu registrována.",
+        (UnknownText, Sk) => "Karta nie je v programe zaregistrovaná.",
+        (UnknownText, Hr) => "Kartica nije registrirana u programu.",
+        (UnknownText, En) => "This card is not registered in the program.",
+        (Register, Cs) => "Registrovat",
+        (Register, Sk) => "Zaregistrovať",
+        (Register, Hr) => "Registriraj",
+        (Register, En) => "Register",
+        (MigrationCode, Cs) => "Zadat migrační kód",
+        (MigrationCode, Sk) => "Zadať migračný kód",
+        (MigrationCode, Hr) => "Unesi kôd za prijenos",
+        (MigrationCode, En) => "Enter migration code",
+        (PaymentTitle, Cs) => "Platební karta!",
+        (PaymentTitle, Sk) => "Platobná karta!",
+        (PaymentTitle, Hr) => "Platna kartica!",
+        (PaymentTitle, En) => "Payment card!",
+        (ReadErrorTitle, Cs) => "Kartu se nepodařilo přečíst",
+        (ReadErrorTitle, Sk) => "Kartu sa nepodarilo prečítať",
+        (ReadErrorTitle, Hr) => "Karticu nije moguće očitati",
+        (ReadErrorTitle, En) => "Card could not be read",
+        (ReadErrorText, Cs) => "Načtěte kartu znovu.",
+        (ReadErrorText, Sk) => "Načítajte kartu znova.",
+        (ReadErrorText, Hr) => "Ponovno očitajte karticu.",
+        (ReadErrorText, En) => "Please swipe the card again.",
+        (OtherTitle, Cs) => "Není to věrnostní karta",
+        (OtherTitle, Sk) => "Nie je to vernostná karta",
+        (OtherTitle, Hr) => "Nije kartica vjernosti",
+        (OtherTitle, En) => "Not a loyalty card",
+        (ReplacedTitle, Cs) => "Nahrazená karta",
+        (ReplacedTitle, Sk) => "Nahradená karta",
+        (ReplacedTitle, Hr) => "Zamijenjena kartica",
+        (ReplacedTitle, En) => "Replaced card",
+        (MenuShowLast, Cs) => "Zobrazit posledního zákazníka",
+        (MenuShowLast, Sk) => "Zobraziť posledného zákazníka",
+        (MenuShowLast, Hr) => "Prikaži zadnjeg kupca",
+        (MenuShowLast, En) => "Show last customer",
+        (MenuSyncLog, Cs) => "Otevřít protokol synchronizace",
+        (MenuSyncLog, Sk) => "Otvoriť protokol synchronizácie",
+        (MenuSyncLog, Hr) => "Otvori dnevnik sinkronizacije",
+        (MenuSyncLog, En) => "Open sync log",
+        (MenuSyncNow, Cs) => "Synchronizovat nyní",
+        (MenuSyncNow, Sk) => "Synchronizovať teraz",
+        (MenuSyncNow, Hr) => "Sinkroniziraj sada",
+        (MenuSyncNow, En) => "Sync now",
+        (MenuReaderTest, Cs) => "Test čtečky",
+        (MenuReaderTest, Sk) => "Test čítačky",
+        (MenuReaderTest, Hr) => "Test čitača",
+        (MenuReaderTest, En) => "Reader test",
+        (MenuSettings, Cs) => "Otevřít nastavení",
+        (MenuSettings, Sk) => "Otvoriť nastavenia",
+        (MenuSettings, Hr) => "Otvori postavke",
+        (MenuSettings, En) => "Open settings",
+        (MenuAbout, Cs) => "O programu",
+        (MenuAbout, Sk) => "O programe",
+        (MenuAbout, Hr) => "O programu",
+        (MenuAbout, En) => "About",
+        (MenuQuit, Cs) => "Ukončit",
+        (MenuQuit, Sk) => "Ukončiť",
+        (MenuQuit, Hr) => "Izlaz",
+        (MenuQuit, En) => "Quit",
+        (QuitConfirm, Cs) => "Opravdu ukončit? Karty se přestanou načítat.",
+        (QuitConfirm, Sk) => "Naozaj ukončiť? Karty sa prestanú načítavať.",
+        (QuitConfirm, Hr) => "Zaista izaći? Kartice se više neće očitavati.",
+        (QuitConfirm, En) => "Really quit? Cards will no longer be read.",
+        (Yes, Cs) => "Ano",
+        (Yes, Sk) => "Áno",
+        (Yes, Hr) => "Da",
+        (Yes, En) => "Yes",
+        (No, Cs) => "Ne",
+        (No, Sk) => "Nie",
+        (No, Hr) => "Ne",
+        (No, En) => "No",
+        (NoCustomerYet, Cs) => "Zatím nebyla načtena žádná karta.",
+        (NoCustomerYet, Sk) => "Zatiaľ nebola načítaná žiadna karta.",
+        (NoCustomerYet, Hr) => "Još nije očitana nijedna kartica.",
+        (NoCustomerYet, En) => "No card has been scanned yet.",
+        (StateSynced, Cs) => "Synchronizováno",
+        (StateSynced, Sk) => "Synchronizované",
+        (StateSynced, Hr) => "Sinkronizirano",
+        (StateSynced, En) => "Synced",
+        (StateQueued, Cs) => "Čeká na odeslání",
+        (StateQueued, Sk) => "Čaká na odoslanie",
+        (StateQueued, Hr) => "Čeka na slanje",
+        (StateQueued, En) => "Items queued",
+        (StateUnreachable, Cs) => "Server nedostupný",
+        (StateUnreachable, Sk) => "Server nedostupný",
+        (StateUnreachable, Hr) => "Poslužitelj nedostupan",
+        (StateUnreachable, En) => "Server unreachable",
+        (StateError, Cs) => "Chyba",
+        (StateError, Sk) => "Chyba",
+        (StateError, Hr) => "Greška",
+        (StateError, En) => "Error",
+        (QueueDepth, Cs) => "Ve frontě",
+        (QueueDepth, Sk) => "V rade",
+        (QueueDepth, Hr) => "U redu čekanja",
+        (QueueDepth, En) => "Queued",
+        (LastSync, Cs) => "Poslední synchronizace",
+        (LastSync, Sk) => "Posledná synchronizácia",
+        (LastSync, Hr) => "Zadnja sinkronizacija",
+        (LastSync, En) => "Last sync",
+        (Never, Cs) => "nikdy",
+        (Never, Sk) => "nikdy",
+        (Never, Hr) => "nikad",
+        (Never, En) => "never",
+        (SyncLogTitle, Cs) => "Protokol synchronizace",
+        (SyncLogTitle, Sk) => "Protokol synchronizácie",
+        (SyncLogTitle, Hr) => "Dnevnik sinkronizacije",
+        (SyncLogTitle, En) => "Sync log",
+        (Filter, Cs) => "Hledat",
+        (Filter, Sk) => "Hľadať",
+        (Filter, Hr) => "Traži",
+        (Filter, En) => "Filter",
+        (Severity, Cs) => "Závažnost",
+        (Severity, Sk) => "Závažnosť",
+        (Severity, Hr) => "Ozbiljnost",
+        (Severity, En) => "Severity",
+        (All, Cs) => "vše",
+        (All, Sk) => "všetko",
+        (All, Hr) => "sve",
+        (All, En) => "all",
+        (Copy, Cs) => "Kopírovat vybrané",
+        (Copy, Sk) => "Kopírovať vybrané",
+        (Copy, Hr) => "Kopiraj odabrano",
+        (Copy, En) => "Copy selection",
+        (OpenLogFolder, Cs) => "Otevřít složku s logy",
+        (OpenLogFolder, Sk) => "Otvoriť priečinok s logmi",
+        (OpenLogFolder, Hr) => "Otvori mapu dnevnika",
+        (OpenLogFolder, En) => "Open log folder",
+        (Close, Cs) => "Zavřít",
+        (Close, Sk) => "Zavrieť",
+        (Close, Hr) => "Zatvori",
+        (Close, En) => "Close",
+        (Version, Cs) => "Verze",
+        (Version, Sk) => "Verzia",
+        (Version, Hr) => "Verzija",
+        (Version, En) => "Version",
+        (Store, Cs) => "Prodejna",
+        (Store, Sk) => "Predajňa",
+        (Store, Hr) => "Prodavaonica",
+        (Store, En) => "Store",
+        (Till, Cs) => "Pokladna",
+        (Till, Sk) => "Pokladnica",
+        (Till, Hr) => "Blagajna",
+        (Till, En) => "Till",
+        (Server, _) => "Server",
+    }
+}
+
+/// Sentences with parameters.
+pub fn next_tier(lang: Lang, tier: &str) -> String {
+    match lang {
+        Lang::Cs => format!("Do úrovně {tier} zbývá nakoupit"),
+        Lang::Sk => format!("Do úrovne {tier} zostáva nakúpiť"),
+        Lang::Hr => format!("Do razine {tier} nedostaje kupnje"),
+        Lang::En => format!("Spend to reach {tier}"),
+    }
+}
+
+pub fn offline_as_of(lang: Lang, when: &DateTime<FixedOffset>) -> String {
+    let w = datetime(lang, when);
+    match lang {
+        Lang::Cs => format!("Offline – údaje ke dni {w}"),
+        Lang::Sk => format!("Offline – údaje k {w}"),
+        Lang::Hr => format!("Izvan mreže – podaci od {w}"),
+        Lang::En => format!("Offline, as of {w}"),
+    }
+}
+
+pub fn blocked_reason(lang: Lang, reason: &str) -> String {
+    match lang {
+        Lang::Cs => format!("Důvod: {reason}"),
+        Lang::Sk => format!("Dôvod: {reason}"),
+        Lang::Hr => format!("Razlog: {reason}"),
+        Lang::En => format!("Reason: {reason}"),
+    }
+}
+
+pub fn replaced_by(lang: Lang, new_card: &str) -> String {
+    match lang {
+        Lang::Cs => format!("Karta byla nahrazena kartou {new_card}, zůstatek je na nové kartě."),
+        Lang::Sk => format!("Karta bola nahradená kartou {new_card}, zostatok je na novej karte."),
+        Lang::Hr => format!("Kartica je zamijenjena karticom {new_card}, stanje je na novoj kartici."),
+        Lang::En => format!("This card was replaced by {new_card}; the balance is on the new card."),
+    }
+}
+
+pub fn payment_card(lang: Lang, last4: &str) -> String {
+    match lang {
+        Lang::Cs => format!("Načtena platební karta (…{last4}), ne věrnostní karta. Číslo se neukládá."),
+        Lang::Sk => format!("Načítaná platobná karta (…{last4}), nie vernostná karta. Číslo sa neukladá."),
+        Lang::Hr => format!("Očitana je platna kartica (…{last4}), a ne kartica vjernosti. Broj se ne sprema."),
+        Lang::En => format!("A payment card (…{last4}) was swiped, not a loyalty card. The number is not stored."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn sp(s: &str) -> String {
+        // Tests write the no-break space as `~` for readability.
+        s.replace('~', "\u{a0}")
+    }
+
+    #[test]
+    fn money_formats() {
+        assert_eq!(money(Lang::Cs, dec!(1234.5), Currency::CZK), sp("1~234,50~Kč"));
+        assert_eq!(money(Lang::Sk, dec!(12.9), Currency::EUR), sp("12,90~€"));
+        assert_eq!(money(Lang::Hr, dec!(12.90), Currency::EUR), sp("12,90~€"));
+        assert_eq!(money(Lang::Hr, dec!(1234.5), Currency::EUR), sp("1.234,50~€"));
+        assert_eq!(money(Lang::En, dec!(1234.5), Currency::CZK), sp("CZK~1,234.50"));
+        assert_eq!(money(Lang::En, dec!(12.9), Currency::EUR), "€12.90");
+        assert_eq!(money(Lang::En, dec!(-12.9), Currency::EUR), "-€12.90");
+        assert_eq!(money(Lang::Cs, dec!(1234567.005), Currency::CZK), sp("1~234~567,01~Kč"));
+        assert_eq!(money(Lang::Cs, dec!(0), Currency::CZK), sp("0,00~Kč"));
+        assert_eq!(money(Lang::Sk, dec!(-0.5), Currency::EUR), sp("-0,50~€"));
+        assert_eq!(money(Lang::Cs, dec!(999), Currency::CZK), sp("999,00~Kč"));
+        assert_eq!(money(Lang::Cs, dec!(1000), Currency::CZK), sp("1~000,00~Kč"));
+    }
+
+    #[test]
+    fn percent_and_points() {
+        assert_eq!(percent(Lang::Cs, dec!(10.00)), sp("10~%"));
+        assert_eq!(percent(Lang::Hr, dec!(7.5)), sp("7,5~%"));
+        assert_eq!(percent(Lang::En, dec!(7.50)), "7.5%");
+        assert_eq!(points(Lang::Cs, dec!(12500)), sp("12~500"));
+        assert_eq!(points(Lang::En, dec!(12500.50)), "12,500.5");
+        assert_eq!(points(Lang::Hr, dec!(1250)), "1.250");
+    }
+
+    #[test]
+    fn dates() {
+        let t = DateTime::parse_from_rfc3339("2026-11-03T09:05:00+01:00").unwrap();
+        assert_eq!(datetime(Lang::Cs, &t), sp("3.~11.~2026 09:05"));
+        assert_eq!(datetime(Lang::Hr, &t), sp("3.~11.~2026. 09:05"));
+        assert_eq!(datetime(Lang::En, &t), "2026-11-03 09:05");
+    }
+
+    #[test]
+    fn language_from_config_env_and_langid() {
+        assert_eq!(Lang::resolve(Some("sk")), Ok(Lang::Sk));
+        assert!(Lang::resolve(Some("de")).unwrap_err().contains("\"de\""));
+        assert_eq!(Lang::parse("cs_CZ.UTF-8"), Some(Lang::Cs));
+        assert_eq!(Lang::parse("hr-HR"), Some(Lang::Hr));
+        assert_eq!(Lang::parse("C.UTF-8"), None);
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(Lang::from_env_vars(env(&[("LANG", "cs_CZ.UTF-8")])), Lang::Cs);
+        assert_eq!(Lang::from_env_vars(env(&[("LC_ALL", "hr_HR.UTF-8"), ("LANG", "cs_CZ.UTF-8")])), Lang::Hr);
+        assert_eq!(Lang::from_env_vars(env(&[("LC_ALL", ""), ("LANG", "sk_SK")])), Lang::Sk);
+        assert_eq!(Lang::from_env_vars(env(&[("LANG", "de_DE")])), Lang::En);
+        assert_eq!(Lang::from_env_vars(env(&[])), Lang::En);
+        assert_eq!(Lang::from_langid(0x0405), Lang::Cs);
+        assert_eq!(Lang::from_langid(0x041b), Lang::Sk);
+        assert_eq!(Lang::from_langid(0x041a), Lang::Hr);
+        assert_eq!(Lang::from_langid(0x081a), Lang::En); // sr-Latn-CS: not Croatian
+        assert_eq!(Lang::from_langid(0x0409), Lang::En);
+    }
+
+    #[test]
+    fn every_key_has_text_in_every_language() {
+        use Key::*;
+        let keys = [
+            Tier, Discount, Points, PointsToReward, Campaign, Card, TopTier, BlockedTitle, BlockedNoEarn, UnknownTitle,
+            UnknownText, Register, MigrationCode, PaymentTitle, ReadErrorTitle, ReadErrorText, OtherTitle, ReplacedTitle,
+            MenuShowLast, MenuSyncLog, MenuSyncNow, MenuReaderTest, MenuSettings, MenuAbout, MenuQuit, QuitConfirm, Yes, No,
+            NoCustomerYet, StateSynced, StateQueued, StateUnreachable, StateError, QueueDepth, LastSync, Never, SyncLogTitle,
+            Filter, Severity, All, Copy, OpenLogFolder, Close, Version, Store, Till, Server,
+        ];
+        for l in Lang::ALL {
+            for k in keys {
+                assert!(!t(l, k).is_empty(), "{l:?} {k:?}");
+            }
+        }
+    }
+}

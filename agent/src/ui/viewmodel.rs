@@ -1,0 +1,436 @@
+//! What the cashier sees for a scan: [`PopupView`], built from a [`QuoteEvent`] or a
+//! [`ScanEvent`], in one language. Pure data, no GUI dependency: the egui popup draws it and
+//! headless mode prints it as one JSON line, so tests observe exactly the popup's text.
+//!
+//! Card numbers appear masked only (`1900-****-****-9012`); a payment card shows at most its
+//! last four digits.
+
+use chrono::{DateTime, FixedOffset};
+use protocol::v1::{CustomerQuote, QuoteResult, QuoteSource};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::i18n::{self, t, Key, Lang};
+use crate::events::{Classified, QuoteEvent, ScanEvent};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PopupKind {
+    Customer,
+    Replaced,
+    Blocked,
+    UnknownCard,
+    PaymentCard,
+    ReadError,
+    NotLoyalty,
+}
+
+/// Colour of the popup frame: ok (green), warning (amber), error (red).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Ok,
+    Warning,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionId {
+    Register,
+    MigrationCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub id: ActionId,
+    pub label: String,
+}
+
+/// Machine-readable facts behind the text (decimals as strings on the wire).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Facts {
+    pub tier: String,
+    pub discount_percent: Decimal,
+    pub points_balance: Decimal,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points_to_next_reward: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turnover_to_next_tier: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_tier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    pub currency: protocol::Currency,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PopupView {
+    pub kind: PopupKind,
+    pub severity: Severity,
+    pub lang: Lang,
+    /// Big first line: the customer's name or the warning's headline.
+    pub title: String,
+    /// Masked loyalty card (`1900-****-****-9012`) or `…1234` for a payment card.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
+    /// Label/value rows: tier, discount, points, to next reward, to next tier, campaign.
+    pub rows: Vec<Row>,
+    pub warnings: Vec<String>,
+    /// `Offline – údaje ke dni …` when the quote was computed on the till.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline: Option<String>,
+    pub actions: Vec<Action>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Facts>,
+    pub scanned_at: DateTime<FixedOffset>,
+    pub source: String,
+}
+
+impl PopupView {
+    /// Every text the cashier would read, one per line (for logs and tests).
+    pub fn text_lines(&self) -> Vec<String> {
+        let mut v = vec![self.title.clone()];
+        v.extend(self.card.clone());
+        v.extend(self.rows.iter().map(|r| format!("{}: {}", r.label, r.value)));
+        v.extend(self.warnings.iter().cloned());
+        v.extend(self.offline.clone());
+        v.extend(self.actions.iter().map(|a| format!("[{}]", a.label)));
+        v
+    }
+
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("PopupView serialises")
+    }
+}
+
+fn customer_rows(lang: Lang, q: &CustomerQuote) -> Vec<Row> {
+    let row = |k: Key, v: String| Row { label: t(lang, k).to_string(), value: v };
+    let mut rows = vec![
+        row(Key::Tier, q.tier.clone()),
+        row(Key::Discount, i18n::percent(lang, q.discount_percent)),
+        row(Key::Points, i18n::points(lang, q.points_balance)),
+    ];
+    if let Some(p) = q.points_to_next_reward {
+        rows.push(row(Key::PointsToReward, i18n::points(lang, p)));
+    }
+    match (&q.next_tier, q.turnover_to_next_tier) {
+        (Some(next), Some(amount)) => rows.push(Row { label: i18n::next_tier(lang, next), value: i18n::money(lang, amount, q.currency) }),
+        // At the top tier: say so beside the tier name.
+        (None, _) => rows[0].value = format!("{} ({})", q.tier, t(lang, Key::TopTier).to_lowercase()),
+        (Some(_), None) => {}
+    }
+    if let Some(c) = &q.campaign {
+        rows.push(row(Key::Campaign, c.clone()));
+    }
+    rows
+}
+
+fn facts(q: &CustomerQuote) -> Facts {
+    Facts {
+        tier: q.tier.clone(),
+        discount_percent: q.discount_percent,
+        points_balance: q.points_balance,
+        points_to_next_reward: q.points_to_next_reward,
+        turnover_to_next_tier: q.turnover_to_next_tier,
+        next_tier: q.next_tier.clone(),
+        campaign: q.campaign.clone(),
+        currency: q.currency,
+    }
+}
+
+/// Keep only the last four digits of whatever the reader gave (defence in depth: the input
+/// side already reduces a payment card to `last4`).
+fn last4(s: &str) -> String {
+    let digits: Vec<char> = s.chars().filter(char::is_ascii_digit).collect();
+    digits[digits.len().saturating_sub(4)..].iter().collect()
+}
+
+impl PopupView {
+    fn base(kind: PopupKind, severity: Severity, lang: Lang, title: String, scan: &ScanEvent) -> PopupView {
+        PopupView {
+            kind,
+            severity,
+            lang,
+            title,
+            card: None,
+            rows: Vec::new(),
+            warnings: Vec::new(),
+            offline: None,
+            actions: Vec::new(),
+            facts: None,
+            scanned_at: scan.at,
+            source: scan.source.clone(),
+        }
+    }
+
+    /// The popup for a quote (a loyalty card's scan).
+    pub fn from_quote(ev: &QuoteEvent, lang: Lang) -> PopupView {
+        let scan = &ev.scan;
+        let mut v = match &ev.quote.result {
+            QuoteResult::Customer { card, quote } => {
+                let mut v = Self::base(PopupKind::Customer, Severity::Ok, lang, quote.display_name.clone(), scan);
+                v.card = Some(card.masked());
+                v.rows = customer_rows(lang, quote);
+                v.facts = Some(facts(quote));
+                v
+            }
+            QuoteResult::Replaced { card, new_card, quote } => {
+                let mut v = Self::base(PopupKind::Replaced, Severity::Warning, lang, quote.display_name.clone(), scan);
+                v.card = Some(card.masked());
+                v.rows = customer_rows(lang, quote);
+                v.warnings.push(format!("{}: {}", t(lang, Key::ReplacedTitle), i18n::replaced_by(lang, &new_card.masked())));
+                v.facts = Some(facts(quote));
+                v
+            }
+            QuoteResult::Blocked { card, reason } => {
+                let mut v = Self::base(PopupKind::Blocked, Severity::Error, lang, t(lang, Key::BlockedTitle).into(), scan);
+                v.card = Some(card.masked());
+                v.warnings.push(i18n::blocked_reason(lang, reason));
+                v.warnings.push(t(lang, Key::BlockedNoEarn).into());
+                v
+            }
+            QuoteResult::UnknownCard { card } => {
+                let mut v = Self::base(PopupKind::UnknownCard, Severity::Warning, lang, t(lang, Key::UnknownTitle).into(), scan);
+                v.card = Some(card.masked());
+                v.warnings.push(t(lang, Key::UnknownText).into());
+                v.actions = vec![
+                    Action { id: ActionId::Register, label: t(lang, Key::Register).into() },
+                    Action { id: ActionId::MigrationCode, label: t(lang, Key::MigrationCode).into() },
+                ];
+                v
+            }
+        };
+        if let QuoteSource::Offline { as_of } = &ev.quote.source {
+            v.offline = Some(i18n::offline_as_of(lang, as_of));
+        }
+        v
+    }
+
+    /// The popup for a scan that gets no quote (payment card, read error, not a card).
+    /// `None` for a loyalty card: its popup comes with the quote that follows.
+    pub fn from_scan(scan: &ScanEvent, lang: Lang) -> Option<PopupView> {
+        Some(match &scan.classified {
+            Classified::LoyaltyCard { .. } => return None,
+            Classified::PaymentCard { last4: l4 } => {
+                let l4 = last4(l4);
+                let mut v = Self::base(PopupKind::PaymentCard, Severity::Warning, lang, t(lang, Key::PaymentTitle).into(), scan);
+                v.card = Some(format!("…{l4}"));
+                v.warnings.push(i18n::payment_card(lang, &l4));
+                v
+            }
+            Classified::ReadError { detail } => {
+                let mut v = Self::base(PopupKind::ReadError, Severity::Error, lang, t(lang, Key::ReadErrorTitle).into(), scan);
+                v.warnings.push(t(lang, Key::ReadErrorText).into());
+                v.warnings.push(detail.clone());
+                v
+            }
+            Classified::Other { reason } => {
+                let mut v = Self::base(PopupKind::NotLoyalty, Severity::Warning, lang, t(lang, Key::OtherTitle).into(), scan);
+                v.warnings.push(reason.clone());
+                v
+            }
+        })
+    }
+
+    /// The popup for any bus event that should show one.
+    pub fn from_event(ev: &crate::events::AgentEvent, lang: Lang) -> Option<PopupView> {
+        match ev {
+            crate::events::AgentEvent::Quote(q) => Some(Self::from_quote(q, lang)),
+            crate::events::AgentEvent::Scan(s) => Self::from_scan(s, lang),
+            crate::events::AgentEvent::Status(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::v1::Quote;
+    use protocol::{CardId, Currency};
+    use rust_decimal_macros::dec;
+
+    fn at() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2026-11-23T10:05:00+01:00").unwrap()
+    }
+    fn scan(c: Classified) -> ScanEvent {
+        ScanEvent { at: at(), source: "cli".into(), classified: c }
+    }
+    fn card() -> CardId {
+        CardId::normalise("1900-1234-5678-9012").unwrap()
+    }
+    fn cq(cur: Currency) -> CustomerQuote {
+        CustomerQuote {
+            display_name: "Jiří Čermák".into(),
+            tier: "Silver".into(),
+            discount_percent: dec!(5),
+            points_balance: dec!(1250),
+            points_to_next_reward: Some(dec!(250)),
+            turnover_to_next_tier: Some(dec!(1234.5)),
+            next_tier: Some("Gold".into()),
+            campaign: Some("Podzimní dny".into()),
+            currency: cur,
+        }
+    }
+    fn qe(result: QuoteResult, source: QuoteSource) -> QuoteEvent {
+        QuoteEvent { scan: scan(Classified::LoyaltyCard { card: card() }), quote: Quote { result, source } }
+    }
+    fn offline() -> QuoteSource {
+        QuoteSource::Offline { as_of: DateTime::parse_from_rfc3339("2026-11-22T18:30:00+01:00").unwrap() }
+    }
+    fn lines(v: &PopupView) -> String {
+        v.text_lines().join("\n").replace('\u{a0}', "~")
+    }
+
+    #[test]
+    fn customer_online_in_every_language() {
+        let ev = |cur| qe(QuoteResult::Customer { card: card(), quote: cq(cur) }, QuoteSource::Online);
+        let expect = [
+            (Lang::Cs, Currency::CZK, "Jiří Čermák\n1900-****-****-9012\nÚroveň: Silver\nSleva: 5~%\nBody: 1~250\nDo odměny chybí bodů: 250\nDo úrovně Gold zbývá nakoupit: 1~234,50~Kč\nAkce: Podzimní dny"),
+            (Lang::Sk, Currency::EUR, "Jiří Čermák\n1900-****-****-9012\nÚroveň: Silver\nZľava: 5~%\nBody: 1~250\nDo odmeny chýba bodov: 250\nDo úrovne Gold zostáva nakúpiť: 1~234,50~€\nAkcia: Podzimní dny"),
+            (Lang::Hr, Currency::EUR, "Jiří Čermák\n1900-****-****-9012\nRazina: Silver\nPopust: 5~%\nBodovi: 1.250\nDo nagrade nedostaje bodova: 250\nDo razine Gold nedostaje kupnje: 1.234,50~€\nAkcija: Podzimní dny"),
+            (Lang::En, Currency::CZK, "Jiří Čermák\n1900-****-****-9012\nTier: Silver\nDiscount: 5%\nPoints: 1,250\nPoints to next reward: 250\nSpend to reach Gold: CZK~1,234.50\nCampaign: Podzimní dny"),
+        ];
+        for (lang, cur, text) in expect {
+            let v = PopupView::from_quote(&ev(cur), lang);
+            assert_eq!(v.kind, PopupKind::Customer);
+            assert_eq!(v.severity, Severity::Ok);
+            assert!(v.offline.is_none() && v.warnings.is_empty() && v.actions.is_empty());
+            assert_eq!(lines(&v), text, "{lang:?}");
+        }
+    }
+
+    #[test]
+    fn customer_offline_top_tier_in_every_language() {
+        let mut q = cq(Currency::EUR);
+        q.next_tier = None;
+        q.turnover_to_next_tier = None;
+        q.campaign = None;
+        q.points_to_next_reward = None;
+        q.tier = "Gold".into();
+        let ev = qe(QuoteResult::Customer { card: card(), quote: q }, offline());
+        let expect = [
+            (Lang::Cs, "Úroveň: Gold (nejvyšší úroveň)", "Offline – údaje ke dni 22.~11.~2026 18:30"),
+            (Lang::Sk, "Úroveň: Gold (najvyššia úroveň)", "Offline – údaje k 22.~11.~2026 18:30"),
+            (Lang::Hr, "Razina: Gold (najviša razina)", "Izvan mreže – podaci od 22.~11.~2026. 18:30"),
+            (Lang::En, "Tier: Gold (top tier)", "Offline, as of 2026-11-22 18:30"),
+        ];
+        for (lang, tier, off) in expect {
+            let v = PopupView::from_quote(&ev, lang);
+            let l = lines(&v);
+            assert!(l.contains(tier), "{lang:?}: {l}");
+            assert!(l.ends_with(off), "{lang:?}: {l}");
+            assert_eq!(v.rows.len(), 3, "{lang:?}: tier, discount, points only: {l}");
+        }
+    }
+
+    #[test]
+    fn blocked_in_every_language() {
+        let ev = qe(QuoteResult::Blocked { card: card(), reason: "ztráta".into() }, QuoteSource::Online);
+        let expect = [
+            (Lang::Cs, "Karta je zablokována\n1900-****-****-9012\nDůvod: ztráta\nNesbírá body a nemá slevu."),
+            (Lang::Sk, "Karta je zablokovaná\n1900-****-****-9012\nDôvod: ztráta\nNezbiera body a nemá zľavu."),
+            (Lang::Hr, "Kartica je blokirana\n1900-****-****-9012\nRazlog: ztráta\nNe skuplja bodove i nema popust."),
+            (Lang::En, "Card is blocked\n1900-****-****-9012\nReason: ztráta\nIt earns no points and gets no discount."),
+        ];
+        for (lang, text) in expect {
+            let v = PopupView::from_quote(&ev, lang);
+            assert_eq!((v.kind, v.severity), (PopupKind::Blocked, Severity::Error));
+            assert!(v.facts.is_none());
+            assert_eq!(lines(&v), text);
+        }
+    }
+
+    #[test]
+    fn replaced_in_every_language() {
+        let new_card = CardId::normalise("1900 0000 1111 2222").unwrap();
+        let ev = qe(QuoteResult::Replaced { card: card(), new_card, quote: cq(Currency::CZK) }, offline());
+        let expect = [
+            (Lang::Cs, "Nahrazená karta: Karta byla nahrazena kartou 1900-****-****-2222, zůstatek je na nové kartě."),
+            (Lang::Sk, "Nahradená karta: Karta bola nahradená kartou 1900-****-****-2222, zostatok je na novej karte."),
+            (Lang::Hr, "Zamijenjena kartica: Kartica je zamijenjena karticom 1900-****-****-2222, stanje je na novoj kartici."),
+            (Lang::En, "Replaced card: This card was replaced by 1900-****-****-2222; the balance is on the new card."),
+        ];
+        for (lang, warning) in expect {
+            let v = PopupView::from_quote(&ev, lang);
+            assert_eq!((v.kind, v.severity), (PopupKind::Replaced, Severity::Warning));
+            assert_eq!(v.warnings, vec![warning.to_string()]);
+            assert_eq!(v.title, "Jiří Čermák");
+            assert!(v.offline.is_some());
+            assert_eq!(v.rows.len(), 6);
+        }
+    }
+
+    #[test]
+    fn unknown_card_offers_register_and_migration_in_every_language() {
+        let ev = qe(QuoteResult::UnknownCard { card: card() }, QuoteSource::Online);
+        let expect = [
+            (Lang::Cs, "Neznámá karta\n1900-****-****-9012\nKarta není v programu registrována.\n[Registrovat]\n[Zadat migrační kód]"),
+            (Lang::Sk, "Neznáma karta\n1900-****-****-9012\nKarta nie je v programe zaregistrovaná.\n[Zaregistrovať]\n[Zadať migračný kód]"),
+            (Lang::Hr, "Nepoznata kartica\n1900-****-****-9012\nKartica nije registrirana u programu.\n[Registriraj]\n[Unesi kôd za prijenos]"),
+            (Lang::En, "Unknown card\n1900-****-****-9012\nThis card is not registered in the program.\n[Register]\n[Enter migration code]"),
+        ];
+        for (lang, text) in expect {
+            let v = PopupView::from_quote(&ev, lang);
+            assert_eq!(lines(&v), text);
+            assert_eq!(v.actions.iter().map(|a| a.id).collect::<Vec<_>>(), vec![ActionId::Register, ActionId::MigrationCode]);
+        }
+    }
+
+    #[test]
+    fn payment_card_shows_last4_only_in_every_language() {
+        // Even if a reader bug handed over more digits, only the last four survive.
+        let s = scan(Classified::PaymentCard { last4: "4111111111111111".into() });
+        let expect = [
+            (Lang::Cs, "Platební karta!\n…1111\nNačtena platební karta (…1111), ne věrnostní karta. Číslo se neukládá."),
+            (Lang::Sk, "Platobná karta!\n…1111\nNačítaná platobná karta (…1111), nie vernostná karta. Číslo sa neukladá."),
+            (Lang::Hr, "Platna kartica!\n…1111\nOčitana je platna kartica (…1111), a ne kartica vjernosti. Broj se ne sprema."),
+            (Lang::En, "Payment card!\n…1111\nA payment card (…1111) was swiped, not a loyalty card. The number is not stored."),
+        ];
+        for (lang, text) in expect {
+            let v = PopupView::from_scan(&s, lang).unwrap();
+            assert_eq!(lines(&v), text);
+            let json = v.to_json_line();
+            assert!(!json.contains("411111"), "{json}");
+        }
+    }
+
+    #[test]
+    fn read_error_and_other_scans_and_loyalty_scan_waits_for_quote() {
+        let v = PopupView::from_scan(&scan(Classified::ReadError { detail: "track 2 parity".into() }), Lang::Cs).unwrap();
+        assert_eq!(lines(&v), "Kartu se nepodařilo přečíst\nNačtěte kartu znovu.\ntrack 2 parity");
+        let v = PopupView::from_scan(&scan(Classified::Other { reason: "EAN-13 product barcode".into() }), Lang::Hr).unwrap();
+        assert_eq!(lines(&v), "Nije kartica vjernosti\nEAN-13 product barcode");
+        assert!(PopupView::from_scan(&scan(Classified::LoyaltyCard { card: card() }), Lang::En).is_none());
+        for lang in Lang::ALL {
+            for c in [Classified::ReadError { detail: "x".into() }, Classified::Other { reason: "y".into() }] {
+                assert!(!PopupView::from_scan(&scan(c), lang).unwrap().title.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn json_line_shape() {
+        let ev = qe(QuoteResult::Customer { card: card(), quote: cq(Currency::CZK) }, offline());
+        let v = PopupView::from_quote(&ev, Lang::Cs);
+        let line = v.to_json_line();
+        assert!(!line.contains('\n'));
+        assert!(!line.contains("1900123456789012"), "full card number leaked: {line}");
+        let j: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(j["kind"], "customer");
+        assert_eq!(j["lang"], "cs");
+        assert_eq!(j["title"], "Jiří Čermák");
+        assert_eq!(j["card"], "1900-****-****-9012");
+        assert_eq!(j["facts"]["discount_percent"], "5");
+        assert_eq!(j["facts"]["turnover_to_next_tier"], "1234.5");
+        assert_eq!(j["rows"][1]["value"], "5\u{a0}%");
+        assert_eq!(j["offline"], "Offline – údaje ke dni 22.\u{a0}11.\u{a0}2026 18:30");
+        assert_eq!(j["scanned_at"], "2026-11-23T10:05:00+01:00");
+    }
+}
