@@ -1,0 +1,6 @@
+//! Integration tests of the `protocol` contract: wire round-trips, rules-engine properties and
+//! the demo program fixture. One test binary, one module per area.
+
+mod demo;
+mod props;
+mod wire;
