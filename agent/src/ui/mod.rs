@@ -1,5 +1,127 @@
 //! Tray icon, cashier popup, sync-log window, and the headless popup output. (issue 6)
+//!
+//! - `viewmodel` / `i18n` / `config`: what the popup says, in cs/sk/hr/en (no GUI deps).
+//! - `headless`: each popup as one JSON line on stdout (+ tracing), for `run --headless` and tests.
+//! - `gui` (feature `gui`): eframe/winit loop on the main thread — popup, sync log, About,
+//!   Reader test, Quit confirmation; `tray` (tray-icon); `platform` (X11 / Win32 focus rules);
+//!   `instance` (one GUI per session).
+//! - `demo`: `till-agent popup-demo` test hook (a real popup from a quote file).
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::events::{AgentEvent, Bus, SyncStatus};
+
 pub mod config;
-pub mod i18n;
-pub mod viewmodel;
+pub mod demo;
 pub mod headless;
+pub mod i18n;
+pub mod synclog_view;
+pub mod viewmodel;
+
+#[cfg(feature = "gui")]
+mod gui;
+#[cfg(feature = "gui")]
+pub mod instance;
+#[cfg(feature = "gui")]
+pub mod platform;
+#[cfg(feature = "gui")]
+pub mod tray;
+
+pub use i18n::Lang;
+pub use viewmodel::{ActionId, PopupView};
+
+/// What `About` shows.
+#[derive(Clone, Debug, Default)]
+pub struct AboutInfo {
+    pub version: String,
+    pub store_id: String,
+    pub till_id: String,
+    pub server_url: String,
+}
+
+/// Requests from the UI to the background (the caller maps them onto its command channel,
+/// e.g. `UiRequest::SyncNow` → `Command::SyncNow`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UiRequest {
+    SyncNow,
+    ReaderTest,
+    /// A popup action button (register / enter migration code) for the card on screen.
+    Action(ActionId),
+    /// The cashier confirmed Quit; `run_gui` returns right after.
+    Quit,
+}
+
+/// Everything the GUI needs from the agent (built by the runtime from `Config` + `Background`).
+pub struct GuiContext {
+    pub lang: Lang,
+    pub popup: config::PopupConfig,
+    pub about: AboutInfo,
+    /// agent.toml, opened by "Open settings".
+    pub config_path: Option<PathBuf>,
+    /// The `logs/` folder, opened by "Open log folder".
+    pub log_dir: Option<PathBuf>,
+    /// outbox.db, whose `sync_log` table the sync-log window shows.
+    pub outbox_db: Option<PathBuf>,
+    pub bus: Bus,
+    pub status: Option<watch::Receiver<SyncStatus>>,
+    pub requests: Arc<dyn Fn(UiRequest) + Send + Sync>,
+    /// Create the tray icon.
+    pub tray: bool,
+    /// Events to show as soon as the window exists (the `popup-demo` hook).
+    pub initial: Vec<AgentEvent>,
+}
+
+/// How `run_gui` ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GuiExit {
+    /// The window loop ran and was closed (Quit confirmed).
+    Closed,
+    /// Another instance runs in this session; it was asked to show its last popup.
+    SignalledOther,
+    /// No display (or a build without `gui`): ran headless until the bus closed / Ctrl-C.
+    Headless(String),
+}
+
+/// Run the tray + popup GUI on the calling (main) thread until Quit. Without a display it logs
+/// why and runs [`headless::run`] instead (until the bus closes or Ctrl-C).
+pub fn run_gui(ctx: GuiContext) -> anyhow::Result<GuiExit> {
+    #[cfg(feature = "gui")]
+    {
+        // Subscribe before the window starts so nothing published meanwhile is lost headless.
+        let (lang, bus, initial) = (ctx.lang, ctx.bus.clone(), ctx.initial.clone());
+        let early = bus.subscribe();
+        match gui::run(ctx)? {
+            gui::Outcome::Exit(e) => Ok(e),
+            gui::Outcome::NoDisplay(why) => fallback(lang, early, initial, why),
+        }
+    }
+    #[cfg(not(feature = "gui"))]
+    {
+        let rx = ctx.bus.subscribe();
+        fallback(ctx.lang, rx, ctx.initial, "built without the `gui` feature".into())
+    }
+}
+
+fn fallback(
+    lang: Lang,
+    rx: tokio::sync::broadcast::Receiver<AgentEvent>,
+    initial: Vec<AgentEvent>,
+    why: String,
+) -> anyhow::Result<GuiExit> {
+    tracing::warn!("no GUI ({why}); popups go to stdout as JSON lines (headless)");
+    for ev in &initial {
+        if let Some(v) = PopupView::from_event(ev, lang) {
+            println!("{}", v.to_json_line());
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        tokio::select! {
+            r = headless::run(rx, lang) => r,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })?;
+    Ok(GuiExit::Headless(why))
+}

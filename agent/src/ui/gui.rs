@@ -1,0 +1,575 @@
+//! The GUI: one eframe (winit) event loop on the main thread. Its root viewport is the cashier
+//! popup (hidden between scans); the sync log, About, Reader test and the Quit confirmation
+//! are extra viewports. The tray icon runs beside it (see `tray`).
+//!
+//! Background → UI: a bridge thread forwards bus events and status changes into a channel and
+//! calls `egui::Context::request_repaint`, which wakes the winit loop through eframe's
+//! `EventLoopProxy`. Tray menu clicks and single-instance activations take the same path.
+//! UI → background: [`UiRequest`]s through the caller's `requests` callback (a channel send).
+//! Idle = no timers: the only timed wake-up is the popup's own hide deadline while it shows.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eframe::egui::{self, Color32, RichText, ViewportBuilder, ViewportCommand, ViewportId};
+use tokio::sync::watch;
+
+use super::config::PopupConfig;
+use super::i18n::{t, Key, Lang};
+use super::instance::{self, Acquired};
+use super::platform::{self, PopupPlatform};
+use super::synclog_view::{self, LogEntry};
+use super::tray::Tray;
+use super::viewmodel::{PopupView, Severity};
+use super::{AboutInfo, GuiContext, GuiExit, UiRequest};
+use crate::events::{AgentEvent, Classified, SyncStatus};
+
+enum UiMsg {
+    Event(AgentEvent),
+    Status(SyncStatus),
+    Menu(String),
+    Activate,
+}
+
+pub(super) enum Outcome {
+    Exit(GuiExit),
+    NoDisplay(String),
+}
+
+/// Run the GUI on this (main) thread until Quit.
+pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
+    if let Err(why) = platform::display_available() {
+        return Ok(Outcome::NoDisplay(why));
+    }
+    let inst = match instance::acquire()? {
+        Acquired::Signalled => {
+            tracing::info!("till-agent GUI already runs in this session; asked it to show its last popup");
+            return Ok(Outcome::Exit(GuiExit::SignalledOther));
+        }
+        Acquired::First(i) => i,
+    };
+    let platform = platform::popup_platform();
+    let viewport = platform
+        .popup_builder(ViewportBuilder::default())
+        .with_inner_size([ctx.popup.width as f32, 200.0])
+        .with_position([-10_000.0, -10_000.0]);
+    let options = eframe::NativeOptions { viewport, persist_window: false, ..Default::default() };
+    tracing::info!(platform = platform.name(), "starting GUI: tray and popup");
+    let (tx, rx) = std::sync::mpsc::channel::<UiMsg>();
+    eframe::run_native(
+        "till-agent",
+        options,
+        Box::new(move |cc| {
+            install_fonts(&cc.egui_ctx);
+            cc.egui_ctx.set_theme(egui::Theme::Light);
+            platform.after_create(cc);
+            let egui_ctx = cc.egui_ctx.clone();
+            let wake = {
+                let tx = tx.clone();
+                let egui_ctx = egui_ctx.clone();
+                Arc::new(move |m: UiMsg| {
+                    let _ = tx.send(m);
+                    egui_ctx.request_repaint();
+                })
+            };
+            for ev in ctx.initial.iter().cloned() {
+                wake(UiMsg::Event(ev));
+            }
+            start_bridge(ctx.bus.subscribe(), ctx.status.clone(), wake.clone())?;
+            {
+                let wake = wake.clone();
+                inst.serve(move || wake(UiMsg::Activate))?;
+            }
+            let tray = if ctx.tray {
+                let wake = wake.clone();
+                match Tray::start(ctx.lang, move |id| wake(UiMsg::Menu(id))) {
+                    Ok(t) => {
+                        tracing::info!("tray icon started");
+                        Some(t)
+                    }
+                    Err(e) => {
+                        tracing::warn!("tray icon not available: {e:#}; the popup still works");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let status = ctx.status.as_ref().map(|s| s.borrow().clone()).unwrap_or_default();
+            let mut app = App::new(ctx, platform, rx, tray);
+            app.set_status(status);
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("GUI failed: {e}"))?;
+    Ok(Outcome::Exit(GuiExit::Closed))
+}
+
+/// DejaVu Sans first: full Latin Extended-A (č ř ž ě ů ľ ĺ ŕ ć đ) at large sizes.
+fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    fonts
+        .font_data
+        .insert("dejavu".into(), Arc::new(egui::FontData::from_static(include_bytes!("../../assets/DejaVuSans.ttf"))));
+    for fam in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+        fonts.families.entry(fam).or_default().insert(0, "dejavu".into());
+    }
+    ctx.set_fonts(fonts);
+}
+
+fn start_bridge(
+    mut bus: tokio::sync::broadcast::Receiver<AgentEvent>,
+    mut status: Option<watch::Receiver<SyncStatus>>,
+    wake: Arc<dyn Fn(UiMsg) + Send + Sync>,
+) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("gui-bridge".into()).spawn(move || {
+        rt.block_on(async move {
+            loop {
+                let changed = async {
+                    match status.as_mut() {
+                        Some(s) => s.changed().await.map(|_| s.borrow_and_update().clone()),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    ev = bus.recv() => match ev {
+                        Ok(ev) => wake(UiMsg::Event(ev)),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!("GUI skipped {n} bus events"),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    st = changed => match st {
+                        Ok(s) => wake(UiMsg::Status(s)),
+                        Err(_) => status = None,
+                    },
+                }
+            }
+        })
+    })?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct LogWindow {
+    open: bool,
+    entries: Vec<LogEntry>,
+    error: Option<String>,
+    min_rank: u8,
+    needle: String,
+    selected: BTreeSet<i64>,
+}
+
+struct App {
+    lang: Lang,
+    cfg: PopupConfig,
+    about: AboutInfo,
+    config_path: Option<PathBuf>,
+    log_dir: Option<PathBuf>,
+    outbox_db: Option<PathBuf>,
+    requests: Arc<dyn Fn(UiRequest) + Send + Sync>,
+    platform: Box<dyn PopupPlatform>,
+    rx: Receiver<UiMsg>,
+    tray: Option<Tray>,
+    status: SyncStatus,
+    current: Option<PopupView>,
+    last: Option<PopupView>,
+    shown_at: Option<Instant>,
+    pending_visible: Option<bool>,
+    fitted: Option<(egui::Vec2, egui::Vec2)>,
+    log: LogWindow,
+    about_open: bool,
+    quit_open: bool,
+    reader_test: Option<Vec<String>>,
+}
+
+impl App {
+    fn new(ctx: GuiContext, platform: Box<dyn PopupPlatform>, rx: Receiver<UiMsg>, tray: Option<Tray>) -> App {
+        App {
+            lang: ctx.lang,
+            cfg: ctx.popup,
+            about: ctx.about,
+            config_path: ctx.config_path,
+            log_dir: ctx.log_dir,
+            outbox_db: ctx.outbox_db,
+            requests: ctx.requests,
+            platform,
+            rx,
+            tray,
+            status: SyncStatus::default(),
+            current: None,
+            last: None,
+            shown_at: None,
+            pending_visible: Some(false),
+            fitted: None,
+            log: LogWindow::default(),
+            about_open: false,
+            quit_open: false,
+            reader_test: None,
+        }
+    }
+
+    fn set_status(&mut self, s: SyncStatus) {
+        if let Some(tray) = self.tray.as_mut() {
+            tray.update(self.lang, &s);
+        }
+        self.status = s;
+        if self.log.open {
+            self.reload_log();
+        }
+    }
+
+    fn show(&mut self, view: PopupView) {
+        let line = view.to_json_line();
+        tracing::info!(target: "till_agent::popup", kind = ?view.kind, popup = %line, "popup shown");
+        println!("{line}");
+        self.current = Some(view.clone());
+        self.last = Some(view);
+        self.shown_at = Some(Instant::now());
+        self.fitted = None;
+        self.pending_visible = Some(true);
+    }
+
+    fn hide(&mut self) {
+        if self.current.take().is_some() {
+            self.shown_at = None;
+            self.pending_visible = Some(false);
+        }
+    }
+
+    fn reload_log(&mut self) {
+        match &self.outbox_db {
+            Some(db) => match synclog_view::load(db, 500) {
+                Ok(e) => {
+                    self.log.entries = e;
+                    self.log.error = None;
+                }
+                Err(e) => self.log.error = Some(format!("{}: {e:#}", db.display())),
+            },
+            None => self.log.error = Some("no outbox.db configured".into()),
+        }
+    }
+
+    fn handle(&mut self, msg: UiMsg) {
+        match msg {
+            UiMsg::Event(AgentEvent::Status(s)) | UiMsg::Status(s) => self.set_status(s),
+            UiMsg::Event(ev) => {
+                if let (Some(lines), AgentEvent::Scan(s)) = (self.reader_test.as_mut(), &ev) {
+                    let what = match &s.classified {
+                        Classified::LoyaltyCard { card } => format!("loyalty card {card}"),
+                        Classified::PaymentCard { last4 } => format!("payment card …{}", &last4[last4.len().saturating_sub(4)..]),
+                        Classified::ReadError { detail } => format!("read error: {detail}"),
+                        Classified::Other { reason } => format!("other: {reason}"),
+                    };
+                    lines.push(format!("{} {} {what}", s.at.format("%H:%M:%S"), s.source));
+                }
+                if let Some(v) = PopupView::from_event(&ev, self.lang) {
+                    self.show(v);
+                }
+            }
+            UiMsg::Activate => self.show_last(),
+            UiMsg::Menu(id) => match id.as_str() {
+                "show_last" => self.show_last(),
+                "sync_log" => {
+                    self.log.open = true;
+                    self.reload_log();
+                }
+                "sync_now" => (self.requests)(UiRequest::SyncNow),
+                "reader_test" => {
+                    self.reader_test = Some(Vec::new());
+                    (self.requests)(UiRequest::ReaderTest);
+                }
+                "settings" => {
+                    if let Some(p) = self.config_path.clone() {
+                        open_path(&p);
+                    }
+                }
+                "about" => self.about_open = true,
+                "quit" => self.quit_open = true,
+                other => tracing::warn!("unknown tray menu id {other}"),
+            },
+        }
+    }
+
+    fn show_last(&mut self) {
+        match self.last.clone() {
+            Some(v) => {
+                self.current = Some(v);
+                self.shown_at = Some(Instant::now());
+                self.fitted = None;
+                self.pending_visible = Some(true);
+            }
+            None => tracing::info!("show last customer: {}", t(self.lang, Key::NoCustomerYet)),
+        }
+    }
+
+    fn popup_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(view) = self.current.clone() else { return };
+        let s = self.cfg.font_scale;
+        let accent = match view.severity {
+            Severity::Ok => Color32::from_rgb(0x2e, 0x7d, 0x32),
+            Severity::Warning => Color32::from_rgb(0xe6, 0x8a, 0x00),
+            Severity::Error => Color32::from_rgb(0xc6, 0x28, 0x28),
+        };
+        let frame = egui::Frame::new().fill(Color32::WHITE).stroke(egui::Stroke::new(6.0, accent)).inner_margin(18);
+        let mut action = None;
+        let resp = egui::CentralPanel::default().frame(frame).show_inside(ui, |ui| {
+            let top = ui.cursor().min.y;
+            ui.spacing_mut().item_spacing.y = 6.0 * s;
+            ui.label(RichText::new(&view.title).size(30.0 * s).strong().color(Color32::BLACK));
+            if let Some(card) = &view.card {
+                ui.label(RichText::new(card).size(16.0 * s).color(Color32::DARK_GRAY));
+            }
+            if !view.rows.is_empty() {
+                egui::Grid::new("rows").num_columns(2).spacing([16.0 * s, 6.0 * s]).show(ui, |ui| {
+                    for r in &view.rows {
+                        ui.label(RichText::new(&r.label).size(20.0 * s).color(Color32::DARK_GRAY));
+                        ui.label(RichText::new(&r.value).size(24.0 * s).strong().color(Color32::BLACK));
+                        ui.end_row();
+                    }
+                });
+            }
+            for w in &view.warnings {
+                ui.label(RichText::new(w).size(20.0 * s).strong().color(accent));
+            }
+            if let Some(o) = &view.offline {
+                ui.label(RichText::new(o).size(18.0 * s).italics().color(Color32::from_rgb(0x55, 0x55, 0x88)));
+            }
+            if !view.actions.is_empty() {
+                ui.horizontal(|ui| {
+                    for a in &view.actions {
+                        if ui.button(RichText::new(&a.label).size(20.0 * s)).clicked() {
+                            action = Some(a.id);
+                        }
+                    }
+                });
+            }
+            ui.min_rect().max.y - top
+        });
+        // Fit the window to the content and place it (bottom-right near the tray by default).
+        // Content height + inner margins (2 × 18) + stroke (2 × 6).
+        let wanted = egui::vec2(self.cfg.width as f32, (resp.inner + 48.0).ceil());
+        let monitor = ui.ctx().input(|i| i.viewport().monitor_size).unwrap_or(egui::vec2(1280.0, 1024.0));
+        if self.fitted != Some((wanted, monitor)) {
+            self.fitted = Some((wanted, monitor));
+            let (x, y) = self.cfg.place((monitor.x, monitor.y), (wanted.x, wanted.y));
+            ui.ctx().send_viewport_cmd(ViewportCommand::InnerSize(wanted));
+            ui.ctx().send_viewport_cmd(ViewportCommand::OuterPosition(egui::pos2(x, y)));
+        }
+        if let Some(a) = action {
+            (self.requests)(UiRequest::Action(a));
+            self.hide();
+        } else if ui.input(|i| i.key_pressed(egui::Key::Escape) || i.pointer.primary_clicked()) {
+            self.hide();
+        }
+    }
+
+    fn windows_ui(&mut self, ctx: &egui::Context) {
+        let lang = self.lang;
+        if self.log.open {
+            let mut reload = false;
+            let mut open_folder = false;
+            let log = &mut self.log;
+            ctx.show_viewport_immediate(
+                ViewportId::from_hash_of("sync_log"),
+                ViewportBuilder::default().with_title(t(lang, Key::SyncLogTitle)).with_inner_size([900.0, 520.0]),
+                |ui, _| {
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        ui.horizontal(|ui| {
+                            ui.label(t(lang, Key::Severity));
+                            let names = [t(lang, Key::All), "info", "warn", "error"];
+                            egui::ComboBox::from_id_salt("sev").selected_text(names[log.min_rank.min(3) as usize]).show_ui(ui, |ui| {
+                                for (i, n) in names.iter().enumerate() {
+                                    ui.selectable_value(&mut log.min_rank, i as u8, *n);
+                                }
+                            });
+                            ui.label(t(lang, Key::Filter));
+                            ui.text_edit_singleline(&mut log.needle);
+                            if ui.button("⟳").clicked() {
+                                reload = true;
+                            }
+                            if ui.button(t(lang, Key::Copy)).clicked() {
+                                let shown = synclog_view::filter(&log.entries, log.min_rank, &log.needle);
+                                let text: Vec<String> = shown
+                                    .iter()
+                                    .filter(|e| log.selected.is_empty() || log.selected.contains(&e.id))
+                                    .map(|e| e.line())
+                                    .collect();
+                                ui.ctx().copy_text(text.join("\n"));
+                            }
+                            if ui.button(t(lang, Key::OpenLogFolder)).clicked() {
+                                open_folder = true;
+                            }
+                        });
+                        if let Some(e) = &log.error {
+                            ui.colored_label(Color32::RED, e);
+                        }
+                        egui::ScrollArea::vertical().show(ui, |ui| {
+                            for e in synclog_view::filter(&log.entries, log.min_rank, &log.needle) {
+                                let colour = match synclog_view::rank(&e.severity) {
+                                    3 => Color32::from_rgb(0xc6, 0x28, 0x28),
+                                    2 => Color32::from_rgb(0xb0, 0x6a, 0x00),
+                                    _ => ui.visuals().text_color(),
+                                };
+                                let sel = log.selected.contains(&e.id);
+                                if ui.selectable_label(sel, RichText::new(e.line()).monospace().color(colour)).clicked() {
+                                    if sel {
+                                        log.selected.remove(&e.id);
+                                    } else {
+                                        log.selected.insert(e.id);
+                                    }
+                                }
+                            }
+                        });
+                    });
+                    if ui.input(|i| i.viewport().close_requested()) {
+                        log.open = false;
+                    }
+                },
+            );
+            if reload {
+                self.reload_log();
+            }
+            if open_folder {
+                if let Some(d) = self.log_dir.clone() {
+                    open_path(&d);
+                }
+            }
+        }
+        if self.about_open {
+            let about = self.about.clone();
+            let mut open = true;
+            ctx.show_viewport_immediate(
+                ViewportId::from_hash_of("about"),
+                ViewportBuilder::default().with_title(t(lang, Key::MenuAbout)).with_inner_size([420.0, 200.0]),
+                |ui, _| {
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        ui.heading("till-agent");
+                        egui::Grid::new("about").show(ui, |ui| {
+                            for (k, v) in [
+                                (Key::Version, &about.version),
+                                (Key::Store, &about.store_id),
+                                (Key::Till, &about.till_id),
+                                (Key::Server, &about.server_url),
+                            ] {
+                                ui.label(t(lang, k));
+                                ui.label(v);
+                                ui.end_row();
+                            }
+                        });
+                        if ui.button(t(lang, Key::Close)).clicked() {
+                            open = false;
+                        }
+                    });
+                    if ui.input(|i| i.viewport().close_requested()) {
+                        open = false;
+                    }
+                },
+            );
+            self.about_open = open;
+        }
+        if let Some(lines) = self.reader_test.clone() {
+            let mut open = true;
+            ctx.show_viewport_immediate(
+                ViewportId::from_hash_of("reader_test"),
+                ViewportBuilder::default().with_title(t(lang, Key::MenuReaderTest)).with_inner_size([520.0, 300.0]),
+                |ui, _| {
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        ui.label(RichText::new(t(lang, Key::MenuReaderTest)).size(20.0));
+                        for l in &lines {
+                            ui.monospace(l);
+                        }
+                        if ui.button(t(lang, Key::Close)).clicked() {
+                            open = false;
+                        }
+                    });
+                    if ui.input(|i| i.viewport().close_requested()) {
+                        open = false;
+                    }
+                },
+            );
+            if !open {
+                self.reader_test = None;
+            }
+        }
+        if self.quit_open {
+            let mut answer = None;
+            ctx.show_viewport_immediate(
+                ViewportId::from_hash_of("quit"),
+                ViewportBuilder::default().with_title(t(lang, Key::MenuQuit)).with_inner_size([420.0, 130.0]),
+                |ui, _| {
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        ui.label(RichText::new(t(lang, Key::QuitConfirm)).size(18.0));
+                        ui.horizontal(|ui| {
+                            if ui.button(t(lang, Key::Yes)).clicked() {
+                                answer = Some(true);
+                            }
+                            if ui.button(t(lang, Key::No)).clicked() {
+                                answer = Some(false);
+                            }
+                        });
+                    });
+                    if ui.input(|i| i.viewport().close_requested()) {
+                        answer = Some(false);
+                    }
+                },
+            );
+            match answer {
+                Some(true) => {
+                    tracing::info!("quit confirmed from the tray menu");
+                    (self.requests)(UiRequest::Quit);
+                    self.tray = None;
+                    ctx.send_viewport_cmd_to(ViewportId::ROOT, ViewportCommand::Close);
+                }
+                Some(false) => self.quit_open = false,
+                None => {}
+            }
+        }
+    }
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, ctx: &egui::Context, frame: &mut eframe::Frame) {
+        while let Ok(m) = self.rx.try_recv() {
+            self.handle(m);
+        }
+        if let (Some(at), n) = (self.shown_at, self.cfg.hide_after_secs) {
+            if n > 0 {
+                let deadline = at + Duration::from_secs(n);
+                let now = Instant::now();
+                if now >= deadline {
+                    self.hide();
+                } else {
+                    ctx.request_repaint_after(deadline - now);
+                }
+            }
+        }
+        if let Some(v) = self.pending_visible.take() {
+            self.platform.set_visible(ctx, frame, v);
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.popup_ui(ui);
+        let ctx = ui.ctx().clone();
+        self.windows_ui(&ctx);
+    }
+
+    fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
+        [1.0, 1.0, 1.0, 1.0]
+    }
+}
+
+/// Open a file or folder with the desktop's handler.
+fn open_path(p: &std::path::Path) {
+    #[cfg(windows)]
+    let r = std::process::Command::new("explorer").arg(p).spawn();
+    #[cfg(not(windows))]
+    let r = std::process::Command::new("xdg-open").arg(p).spawn();
+    if let Err(e) = r {
+        tracing::warn!("cannot open {}: {e}", p.display());
+    }
+}
+

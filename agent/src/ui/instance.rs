@@ -1,0 +1,138 @@
+//! One GUI instance per user session. The first instance listens on a local endpoint (a Unix
+//! socket in `$XDG_RUNTIME_DIR` named after the X display; a named pipe per user and session on
+//! Windows). A second start connects, sends `show`, waits for `ok` and exits; the first shows
+//! its last popup.
+
+use std::io::{BufRead, BufReader, Write};
+
+pub enum Acquired {
+    /// We are the first: serve activations with [`Instance::serve`].
+    First(Instance),
+    /// Another instance runs and has been asked to show itself.
+    Signalled,
+}
+
+pub struct Instance {
+    #[cfg(unix)]
+    listener: std::os::unix::net::UnixListener,
+    #[cfg(unix)]
+    path: std::path::PathBuf,
+    #[cfg(windows)]
+    name: String,
+}
+
+#[cfg(unix)]
+pub fn endpoint() -> std::path::PathBuf {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("till-agent-{}", std::env::var("USER").unwrap_or_default())));
+    let display: String = std::env::var("DISPLAY")
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    dir.join(format!("till-agent-gui{display}.sock"))
+}
+
+#[cfg(windows)]
+pub fn endpoint() -> String {
+    let user: String = std::env::var("USERNAME").unwrap_or_default().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let session: String = std::env::var("SESSIONNAME").unwrap_or_default().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    format!(r"\\.\pipe\till-agent-gui-{user}-{session}")
+}
+
+#[cfg(unix)]
+pub fn acquire() -> anyhow::Result<Acquired> {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let path = endpoint();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if let Ok(mut s) = UnixStream::connect(&path) {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        s.write_all(b"show\n")?;
+        let mut answer = String::new();
+        BufReader::new(&s).read_line(&mut answer)?;
+        if answer.trim() == "ok" {
+            return Ok(Acquired::Signalled);
+        }
+        anyhow::bail!("{} answered {:?} instead of ok", path.display(), answer.trim());
+    }
+    // Nobody answers: a stale socket from a crashed instance.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+    Ok(Acquired::First(Instance { listener, path }))
+}
+
+#[cfg(windows)]
+pub fn acquire() -> anyhow::Result<Acquired> {
+    use std::fs::OpenOptions;
+    let name = endpoint();
+    // A client open succeeds only if a first instance has a pipe instance waiting.
+    if let Ok(mut pipe) = OpenOptions::new().read(true).write(true).open(&name) {
+        pipe.write_all(b"show\n")?;
+        let mut answer = String::new();
+        BufReader::new(&pipe).read_line(&mut answer)?;
+        return Ok(Acquired::Signalled);
+    }
+    Ok(Acquired::First(Instance { name }))
+}
+
+impl Instance {
+    /// Answer activations on a thread of its own: each `show` calls `on_activate`.
+    pub fn serve(self, on_activate: impl Fn() + Send + 'static) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        {
+            let Instance { listener, path } = self;
+            std::thread::Builder::new().name("gui-instance".into()).spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut s) = stream else { continue };
+                    let mut line = String::new();
+                    if BufReader::new(&s).read_line(&mut line).is_ok() && line.trim() == "show" {
+                        tracing::info!("another start of the GUI asked this instance to show itself");
+                        on_activate();
+                        let _ = s.write_all(b"ok\n");
+                    }
+                }
+                let _ = std::fs::remove_file(&path);
+            })?;
+            Ok(())
+        }
+        #[cfg(windows)]
+        {
+            let name = self.name;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            // Create the first pipe instance now so a second start finds it immediately.
+            let first = rt.block_on(async {
+                tokio::net::windows::named_pipe::ServerOptions::new().first_pipe_instance(true).create(&name)
+            })?;
+            std::thread::Builder::new().name("gui-instance".into()).spawn(move || {
+                use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+                rt.block_on(async move {
+                    let mut server = first;
+                    loop {
+                        if server.connect().await.is_err() {
+                            continue;
+                        }
+                        let next = match tokio::net::windows::named_pipe::ServerOptions::new().create(&name) {
+                            Ok(n) => n,
+                            Err(e) => {
+                                tracing::warn!("single-instance pipe {name}: {e}");
+                                return;
+                            }
+                        };
+                        let mut current = std::mem::replace(&mut server, next);
+                        let mut line = String::new();
+                        let mut reader = tokio::io::BufReader::new(&mut current);
+                        if reader.read_line(&mut line).await.is_ok() && line.trim() == "show" {
+                            on_activate();
+                            let _ = current.write_all(b"ok\n").await;
+                        }
+                    }
+                })
+            })?;
+            Ok(())
+        }
+    }
+}

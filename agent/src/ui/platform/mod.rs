@@ -1,0 +1,78 @@
+//! Platform code for the popup window, behind [`PopupPlatform`] with a `cfg(target_os)` factory
+//! (espanso style). The popup must stay on top and never take keyboard focus from the POS.
+use eframe::egui;
+use raw_window_handle::HasWindowHandle;
+
+#[cfg(target_os = "linux")]
+mod x11;
+#[cfg(windows)]
+mod windows;
+
+pub trait PopupPlatform {
+    fn name(&self) -> &'static str;
+    /// Window attributes for the popup (no decorations, on top, not focusable…).
+    fn popup_builder(&self, b: egui::ViewportBuilder) -> egui::ViewportBuilder;
+    /// Called once the native window exists (extended styles, WM hints).
+    fn after_create(&self, window: &dyn HasWindowHandle);
+    /// Show or hide the popup without activating it.
+    fn set_visible(&self, ctx: &egui::Context, window: &dyn HasWindowHandle, visible: bool);
+}
+
+/// Builder settings shared by every platform.
+pub fn common_builder(b: egui::ViewportBuilder) -> egui::ViewportBuilder {
+    b.with_decorations(false)
+        .with_window_level(egui::WindowLevel::AlwaysOnTop)
+        .with_active(false)
+        .with_taskbar(false)
+        .with_resizable(false)
+        .with_visible(false)
+        .with_title("till-agent popup")
+        .with_app_id("till-agent")
+}
+
+/// Is there a display to open windows on? (Linux: `$DISPLAY` and an X server answering.)
+pub fn display_available() -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        x11::display_available()
+    }
+    #[cfg(windows)]
+    {
+        Ok(())
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
+    {
+        Err("no popup platform for this OS".into())
+    }
+}
+
+pub fn popup_platform() -> Box<dyn PopupPlatform> {
+    #[cfg(target_os = "linux")]
+    {
+        Box::new(x11::X11Popup)
+    }
+    #[cfg(windows)]
+    {
+        Box::new(windows::WindowsPopup)
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
+    {
+        Box::new(Generic)
+    }
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
+struct Generic;
+#[cfg(not(any(target_os = "linux", windows)))]
+impl PopupPlatform for Generic {
+    fn name(&self) -> &'static str {
+        "generic"
+    }
+    fn popup_builder(&self, b: egui::ViewportBuilder) -> egui::ViewportBuilder {
+        common_builder(b)
+    }
+    fn after_create(&self, _window: &dyn HasWindowHandle) {}
+    fn set_visible(&self, ctx: &egui::Context, _window: &dyn HasWindowHandle, visible: bool) {
+        ctx.send_viewport_cmd(egui::ViewportCommand::Visible(visible));
+    }
+}

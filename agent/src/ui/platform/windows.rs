@@ -1,0 +1,60 @@
+//! Windows: the popup gets `WS_EX_NOACTIVATE | WS_EX_TOPMOST | WS_EX_TOOLWINDOW` (never
+//! activated, even when clicked; on top; not in Alt-Tab or the taskbar) and is shown with
+//! `SW_SHOWNOACTIVATE`, so the POS keeps the keyboard focus.
+use eframe::egui;
+use raw_window_handle::{HasWindowHandle, RawWindowHandle};
+use windows_sys::Win32::Foundation::HWND;
+use windows_sys::Win32::UI::WindowsAndMessaging::{
+    GetWindowLongPtrW, SetWindowLongPtrW, SetWindowPos, ShowWindow, GWL_EXSTYLE, HWND_TOPMOST, SWP_NOACTIVATE, SWP_NOMOVE,
+    SWP_NOSIZE, SWP_SHOWWINDOW, SW_HIDE, SW_SHOWNOACTIVATE, WS_EX_NOACTIVATE, WS_EX_TOOLWINDOW, WS_EX_TOPMOST,
+};
+
+use super::PopupPlatform;
+
+pub struct WindowsPopup;
+
+fn hwnd(window: &dyn HasWindowHandle) -> Option<HWND> {
+    match window.window_handle().ok()?.as_raw() {
+        RawWindowHandle::Win32(h) => Some(h.hwnd.get() as HWND),
+        _ => None,
+    }
+}
+
+impl PopupPlatform for WindowsPopup {
+    fn name(&self) -> &'static str {
+        "windows"
+    }
+
+    fn popup_builder(&self, b: egui::ViewportBuilder) -> egui::ViewportBuilder {
+        super::common_builder(b)
+    }
+
+    fn after_create(&self, window: &dyn HasWindowHandle) {
+        let Some(h) = hwnd(window) else {
+            tracing::warn!("popup: not a Win32 window handle; WS_EX_NOACTIVATE not set");
+            return;
+        };
+        // SAFETY: `h` is the live popup window owned by this thread's event loop.
+        unsafe {
+            let ex = GetWindowLongPtrW(h, GWL_EXSTYLE);
+            SetWindowLongPtrW(h, GWL_EXSTYLE, ex | (WS_EX_NOACTIVATE | WS_EX_TOPMOST | WS_EX_TOOLWINDOW) as isize);
+        }
+    }
+
+    fn set_visible(&self, ctx: &egui::Context, window: &dyn HasWindowHandle, visible: bool) {
+        let Some(h) = hwnd(window) else {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(visible));
+            return;
+        };
+        // SAFETY: as above; these calls never activate the window.
+        unsafe {
+            if visible {
+                ShowWindow(h, SW_SHOWNOACTIVATE);
+                SetWindowPos(h, HWND_TOPMOST, 0, 0, 0, 0, SWP_NOACTIVATE | SWP_NOMOVE | SWP_NOSIZE | SWP_SHOWWINDOW);
+            } else {
+                ShowWindow(h, SW_HIDE);
+            }
+        }
+        ctx.request_repaint();
+    }
+}

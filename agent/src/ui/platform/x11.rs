@@ -1,0 +1,78 @@
+//! X11: the popup is an override-redirect window (the window manager neither decorates, moves
+//! nor focuses it) typed `_NET_WM_WINDOW_TYPE_NOTIFICATION`, with `WM_HINTS.input = False`
+//! and `_NET_WM_STATE_ABOVE` for window managers that look at it anyway. Mapping an
+//! override-redirect window puts it on top of the stack and does not move the keyboard focus.
+use eframe::egui;
+use raw_window_handle::{HasWindowHandle, RawWindowHandle};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{AtomEnum, ConfigureWindowAux, ConnectionExt, PropMode, StackMode};
+use x11rb::wrapper::ConnectionExt as _;
+
+use super::PopupPlatform;
+
+pub struct X11Popup;
+
+pub fn display_available() -> Result<(), String> {
+    match std::env::var("DISPLAY") {
+        Ok(d) if !d.is_empty() => x11rb::connect(None).map(|_| ()).map_err(|e| format!("cannot connect to X display {d}: {e}")),
+        _ => Err("DISPLAY is not set".into()),
+    }
+}
+
+fn window_id(window: &dyn HasWindowHandle) -> Option<u32> {
+    match window.window_handle().ok()?.as_raw() {
+        RawWindowHandle::Xlib(h) => Some(h.window as u32),
+        RawWindowHandle::Xcb(h) => Some(h.window.get()),
+        _ => None,
+    }
+}
+
+fn set_hints(win: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let (conn, _) = x11rb::connect(None)?;
+    // WM_HINTS: flags = InputHint (1), input = False.
+    let hints: [u32; 9] = [1, 0, 0, 0, 0, 0, 0, 0, 0];
+    conn.change_property32(PropMode::REPLACE, win, AtomEnum::WM_HINTS, AtomEnum::WM_HINTS, &hints)?;
+    let state = conn.intern_atom(false, b"_NET_WM_STATE")?.reply()?.atom;
+    let above = conn.intern_atom(false, b"_NET_WM_STATE_ABOVE")?.reply()?.atom;
+    conn.change_property32(PropMode::REPLACE, win, state, AtomEnum::ATOM, &[above])?;
+    conn.flush()?;
+    Ok(())
+}
+
+fn raise(win: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let (conn, _) = x11rb::connect(None)?;
+    conn.configure_window(win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?;
+    conn.flush()?;
+    Ok(())
+}
+
+impl PopupPlatform for X11Popup {
+    fn name(&self) -> &'static str {
+        "x11"
+    }
+
+    fn popup_builder(&self, b: egui::ViewportBuilder) -> egui::ViewportBuilder {
+        super::common_builder(b).with_override_redirect(true).with_window_type(egui::X11WindowType::Notification)
+    }
+
+    fn after_create(&self, window: &dyn HasWindowHandle) {
+        match window_id(window) {
+            Some(w) => {
+                if let Err(e) = set_hints(w) {
+                    tracing::warn!("popup: cannot set X11 hints on window {w:#x}: {e}");
+                }
+            }
+            None => tracing::warn!("popup: not an X11 window handle; focus hints not set"),
+        }
+    }
+
+    fn set_visible(&self, ctx: &egui::Context, window: &dyn HasWindowHandle, visible: bool) {
+        ctx.send_viewport_cmd(egui::ViewportCommand::Visible(visible));
+        if visible {
+            // Already mapped (a second popup while the first shows): put it back on top.
+            if let Some(w) = window_id(window) {
+                let _ = raise(w);
+            }
+        }
+    }
+}

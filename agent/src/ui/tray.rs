@@ -1,0 +1,254 @@
+//! The tray icon (tray-icon): a state dot drawn in code, a tooltip with queue depth and last
+//! sync, and the menu. On Linux tray-icon needs a GTK main loop: it runs on its own thread and
+//! updates reach it through `glib::MainContext::invoke`. On Windows the icon lives on the main
+//! thread, whose winit loop pumps its messages. Menu clicks go to `on_menu` (the GUI's channel +
+//! a repaint request, i.e. the winit event-loop proxy).
+
+use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
+use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
+
+use super::i18n::{self, t, Key, Lang};
+use crate::events::SyncStatus;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrayState {
+    Synced,
+    Queued,
+    Unreachable,
+    Error,
+}
+
+impl TrayState {
+    pub fn from_status(s: &SyncStatus) -> TrayState {
+        let contacted = s.last_error.is_some() || s.last_success.is_some();
+        if s.dead_letters > 0 || (s.server_reachable && s.last_error.is_some()) {
+            TrayState::Error
+        } else if !s.server_reachable && contacted {
+            TrayState::Unreachable
+        } else if s.queue_depth > 0 {
+            TrayState::Queued
+        } else {
+            TrayState::Synced
+        }
+    }
+
+    fn colour(self) -> [u8; 3] {
+        match self {
+            TrayState::Synced => [0x2e, 0x9d, 0x4a],
+            TrayState::Queued => [0xf0, 0xa2, 0x02],
+            TrayState::Unreachable => [0x80, 0x80, 0x80],
+            TrayState::Error => [0xd3, 0x2f, 0x2f],
+        }
+    }
+
+    fn label(self, lang: Lang) -> &'static str {
+        match self {
+            TrayState::Synced => t(lang, Key::StateSynced),
+            TrayState::Queued => t(lang, Key::StateQueued),
+            TrayState::Unreachable => t(lang, Key::StateUnreachable),
+            TrayState::Error => t(lang, Key::StateError),
+        }
+    }
+}
+
+pub const ICON_SIZE: u32 = 32;
+
+/// A filled disc in the state's colour with a white ring; Unreachable gets a diagonal bar and
+/// Error a white exclamation bar, so the state reads without colour vision too.
+pub fn icon_rgba(state: TrayState) -> Vec<u8> {
+    let n = ICON_SIZE as i32;
+    let c = (n as f32 - 1.0) / 2.0;
+    let [r, g, b] = state.colour();
+    let mut px = vec![0u8; (n * n * 4) as usize];
+    for y in 0..n {
+        for x in 0..n {
+            let (dx, dy) = (x as f32 - c, y as f32 - c);
+            let d = (dx * dx + dy * dy).sqrt();
+            let i = ((y * n + x) * 4) as usize;
+            let mut rgba = if d <= c - 3.0 {
+                [r, g, b, 255]
+            } else if d <= c {
+                [255, 255, 255, 255]
+            } else {
+                [0, 0, 0, 0]
+            };
+            if d <= c - 3.0 {
+                let mark = match state {
+                    TrayState::Unreachable => (dx - dy).abs() < 2.5,
+                    TrayState::Error => dx.abs() < 2.5 && (dy < 4.0 && dy > -10.0 || dy > 6.5 && dy < 10.5),
+                    TrayState::Queued => dy.abs() < 2.0 && dx.abs() < 9.0,
+                    TrayState::Synced => false,
+                };
+                if mark {
+                    rgba = [255, 255, 255, 255];
+                }
+            }
+            px[i..i + 4].copy_from_slice(&rgba);
+        }
+    }
+    px
+}
+
+fn icon(state: TrayState) -> Icon {
+    Icon::from_rgba(icon_rgba(state), ICON_SIZE, ICON_SIZE).expect("icon size matches buffer")
+}
+
+pub fn tooltip(lang: Lang, s: &SyncStatus) -> String {
+    let state = TrayState::from_status(s);
+    let last = s.last_success.as_ref().map(|t| i18n::datetime(lang, t)).unwrap_or_else(|| t(lang, Key::Never).into());
+    let mut tip = format!(
+        "till-agent – {}\n{}: {}\n{}: {}",
+        state.label(lang),
+        t(lang, Key::QueueDepth),
+        s.queue_depth,
+        t(lang, Key::LastSync),
+        last
+    );
+    if let Some(e) = &s.last_error {
+        tip.push('\n');
+        tip.push_str(e);
+    }
+    tip
+}
+
+pub const MENU_IDS: [&str; 7] = ["show_last", "sync_log", "sync_now", "reader_test", "settings", "about", "quit"];
+
+fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
+    let menu = Menu::new();
+    let keys = [Key::MenuShowLast, Key::MenuSyncLog, Key::MenuSyncNow, Key::MenuReaderTest, Key::MenuSettings, Key::MenuAbout, Key::MenuQuit];
+    for (i, (id, key)) in MENU_IDS.iter().zip(keys).enumerate() {
+        if i == 2 || i == 6 {
+            menu.append(&PredefinedMenuItem::separator())?;
+        }
+        menu.append(&MenuItem::with_id(*id, t(lang, key), true, None))?;
+    }
+    let s = SyncStatus::default();
+    Ok(TrayIconBuilder::new()
+        .with_id("till-agent")
+        .with_menu(Box::new(menu))
+        .with_tooltip(tooltip(lang, &s))
+        .with_icon(icon(TrayState::from_status(&s)))
+        .build()?)
+}
+
+/// Handle to the running tray icon.
+pub struct Tray {
+    #[cfg(not(target_os = "linux"))]
+    icon: TrayIcon,
+    last: Option<(TrayState, String)>,
+}
+
+#[cfg(target_os = "linux")]
+thread_local! {
+    static GTK_TRAY: std::cell::RefCell<Option<TrayIcon>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Tray {
+    /// Create the icon and menu; menu clicks call `on_menu(id)` (one of [`MENU_IDS`]).
+    pub fn start(lang: Lang, on_menu: impl Fn(String) + Send + Sync + 'static) -> anyhow::Result<Tray> {
+        MenuEvent::set_event_handler(Some(move |e: MenuEvent| on_menu(e.id.0.clone())));
+        #[cfg(target_os = "linux")]
+        {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new().name("tray-gtk".into()).spawn(move || {
+                if let Err(e) = gtk::init() {
+                    let _ = tx.send(Err(anyhow::anyhow!("GTK init failed: {e}")));
+                    return;
+                }
+                match build(lang) {
+                    Ok(icon) => {
+                        GTK_TRAY.with(|t| *t.borrow_mut() = Some(icon));
+                        let _ = tx.send(Ok(()));
+                        gtk::main();
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            })?;
+            rx.recv().map_err(|_| anyhow::anyhow!("tray thread ended before starting"))??;
+            Ok(Tray { last: None })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Ok(Tray { icon: build(lang)?, last: None })
+        }
+    }
+
+    /// Show a new sync status (no-op when nothing visible changed).
+    pub fn update(&mut self, lang: Lang, s: &SyncStatus) {
+        let state = TrayState::from_status(s);
+        let tip = tooltip(lang, s);
+        if self.last.as_ref() == Some(&(state, tip.clone())) {
+            return;
+        }
+        self.last = Some((state, tip.clone()));
+        #[cfg(target_os = "linux")]
+        gtk::glib::MainContext::default().invoke(move || {
+            GTK_TRAY.with(|t| {
+                if let Some(icon) = t.borrow().as_ref() {
+                    let _ = icon.set_icon(Some(self::icon(state)));
+                    let _ = icon.set_tooltip(Some(tip));
+                }
+            })
+        });
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = self.icon.set_icon(Some(icon(state)));
+            let _ = self.icon.set_tooltip(Some(tip));
+        }
+    }
+}
+
+impl Drop for Tray {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        gtk::glib::MainContext::default().invoke(|| {
+            GTK_TRAY.with(|t| t.borrow_mut().take());
+            gtk::main_quit();
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_from_status() {
+        let ok = SyncStatus { server_reachable: true, ..Default::default() };
+        assert_eq!(TrayState::from_status(&ok), TrayState::Synced);
+        assert_eq!(TrayState::from_status(&SyncStatus { queue_depth: 3, ..ok.clone() }), TrayState::Queued);
+        let down = SyncStatus { queue_depth: 3, server_reachable: false, last_error: Some("connection refused".into()), ..ok.clone() };
+        assert_eq!(TrayState::from_status(&down), TrayState::Unreachable);
+        // Before the first contact nothing is known: queued, not "unreachable".
+        assert_eq!(TrayState::from_status(&SyncStatus { queue_depth: 3, ..Default::default() }), TrayState::Queued);
+        assert_eq!(TrayState::from_status(&SyncStatus { dead_letters: 1, ..ok.clone() }), TrayState::Error);
+        assert_eq!(TrayState::from_status(&SyncStatus { last_error: Some("401".into()), ..ok }), TrayState::Error);
+    }
+
+    #[test]
+    fn icons_differ_per_state_and_are_opaque_in_the_middle() {
+        let all = [TrayState::Synced, TrayState::Queued, TrayState::Unreachable, TrayState::Error];
+        let icons: Vec<_> = all.iter().map(|s| icon_rgba(*s)).collect();
+        for (i, a) in icons.iter().enumerate() {
+            assert_eq!(a.len(), (ICON_SIZE * ICON_SIZE * 4) as usize);
+            assert_eq!(a[3], 0, "corner transparent");
+            for b in &icons[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn tooltip_has_queue_and_last_sync() {
+        let s = SyncStatus {
+            queue_depth: 12,
+            server_reachable: true,
+            last_success: Some(chrono::DateTime::parse_from_rfc3339("2026-11-23T10:05:00+01:00").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(tooltip(Lang::Cs, &s), "till-agent – Čeká na odeslání\nVe frontě: 12\nPoslední synchronizace: 23.\u{a0}11.\u{a0}2026 10:05");
+        assert!(tooltip(Lang::En, &SyncStatus::default()).contains("Last sync: never"));
+    }
+}
