@@ -1,0 +1,153 @@
+//! Command line: `serve`, `seed`, `till add|revoke`, `openapi`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use protocol::{StoreId, TillId};
+
+use crate::http::{router, AppState};
+use crate::store::sqlite::SqliteRepo;
+
+#[derive(Parser, Debug)]
+#[command(name = "server-stub", version, about = "The central loyalty server for development, demos and tests (real HTTP, real SQLite)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// SQLite database file (created and migrated on first start).
+        #[arg(long, default_value = "server.db")]
+        db: PathBuf,
+        /// Bearer token for /admin/... endpoints (admin endpoints are off without one).
+        #[arg(long, env = "SERVER_STUB_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
+    /// Load a program, customers, cards and migration codes from a JSON fixture (upsert).
+    Seed {
+        #[arg(long, default_value = "server.db")]
+        db: PathBuf,
+        file: PathBuf,
+    },
+    /// Till credentials.
+    Till {
+        #[command(subcommand)]
+        command: TillCommand,
+    },
+    /// Print the OpenAPI document (regenerate the checked-in copy:
+    /// `cargo run -p server-stub -- openapi > server-stub/openapi.json`).
+    Openapi,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TillCommand {
+    /// Issue a token for a till (printed once, on the last line; stored only as SHA-256).
+    Add {
+        #[arg(long, default_value = "server.db")]
+        db: PathBuf,
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        till: String,
+    },
+    /// Revoke a till's token.
+    Revoke {
+        #[arg(long, default_value = "server.db")]
+        db: PathBuf,
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        till: String,
+    },
+}
+
+fn open(db: &std::path::Path) -> anyhow::Result<SqliteRepo> {
+    SqliteRepo::open(db).with_context(|| format!("opening database {}", db.display()))
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen, db, admin_token } => {
+            let repo = open(&db)?;
+            let admin_token = admin_token.filter(|t| !t.trim().is_empty());
+            if admin_token.is_none() {
+                tracing::warn!("no admin token: /admin endpoints answer 401 (set --admin-token or SERVER_STUB_ADMIN_TOKEN)");
+            }
+            let state = AppState { repo: Arc::new(repo), admin_token };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(serve(listen, state, db))
+        }
+        Command::Seed { db, file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let seed: crate::service::SeedFile =
+                crate::http::extract::parse_json(&bytes).map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.body.message))?;
+            let repo = open(&db)?;
+            let summary = crate::service::seed(&repo, &seed).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!(
+                "seeded {}: program version {}, {} customers, {} cards, {} migration codes",
+                db.display(),
+                summary.program_version,
+                summary.customers,
+                summary.cards,
+                summary.migration_codes
+            );
+            Ok(())
+        }
+        Command::Till { command: TillCommand::Add { db, store, till } } => {
+            let repo = open(&db)?;
+            let token = crate::service::till_add(&repo, &StoreId(store.clone()), &TillId(till.clone()))?;
+            eprintln!("till {store}/{till} added; the token is shown once:");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Till { command: TillCommand::Revoke { db, store, till } } => {
+            let repo = open(&db)?;
+            if crate::service::till_revoke(&repo, &StoreId(store.clone()), &TillId(till.clone()))? {
+                println!("till {store}/{till} revoked");
+                Ok(())
+            } else {
+                anyhow::bail!("no active till {store}/{till} in {}", db.display())
+            }
+        }
+        Command::Openapi => {
+            print!("{}", crate::openapi::document_pretty());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(listen: SocketAddr, state: AppState, db: PathBuf) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, db = %db.display(), "server-stub listening");
+    println!("server-stub listening on http://{addr}");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("server-stub stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,166 @@
+//! Extractors whose rejections are the protocol's `ErrorBody`: JSON bodies (with the failing
+//! field's path), till and admin bearer auth, query strings (unknown parameters are refused).
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::store::TillRow;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Parse JSON with the path of the failing field: syntax errors are 400 `malformed_json`
+/// (with line and column), well-formed JSON of the wrong shape is 422 `invalid_field`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        json_error(inner, &path)
+    })?;
+    de.end().map_err(|e| json_error(e, "."))?;
+    Ok(value)
+}
+
+fn json_error(e: serde_json::Error, path: &str) -> ApiError {
+    use serde_json::error::Category;
+    let field = (path != "." && !path.is_empty()).then_some(path);
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
+            "malformed_json",
+            format!("malformed JSON at line {}, column {}: {e}", e.line(), e.column()),
+            None,
+        ),
+        Category::Data => {
+            let msg = match field {
+                Some(f) => format!("{f}: {e}"),
+                None => e.to_string(),
+            };
+            // serde names an unknown field in the message; put it in `field` too.
+            let unknown = e.to_string().strip_prefix("unknown field `").and_then(|s| s.split('`').next()).map(|u| match field {
+                Some(f) => format!("{f}.{u}"),
+                None => u.to_string(),
+            });
+            ApiError::unprocessable(
+                if unknown.is_some() { "unknown_field" } else { "invalid_field" },
+                msg,
+                unknown.as_deref().or(field),
+            )
+        }
+    }
+}
+
+/// `Json<T>` whose rejections are `ErrorBody`s; bodies over [`BODY_LIMIT`] are 413.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or_default();
+            if !ct.starts_with("application/json") {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!("Content-Type {ct:?}: send application/json"),
+                    Some("Content-Type"),
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request body is over the {BODY_LIMIT}-byte limit; send smaller batches"),
+                    None,
+                )
+            } else {
+                ApiError::bad_request("unreadable_body", e.body_text(), None)
+            }
+        })?;
+        Ok(JsonBody(parse_json(&bytes)?))
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<String, ApiError> {
+    let h = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
+    let s = h.to_str().map_err(|_| ApiError::unauthorized("Authorization header is not ASCII"))?;
+    let token = s
+        .strip_prefix("Bearer ")
+        .or_else(|| s.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?;
+    Ok(token.trim().to_string())
+}
+
+/// An authenticated till (token known and not revoked).
+pub struct TillAuth(pub TillRow);
+
+impl FromRequestParts<AppState> for TillAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let till = state.blocking(move |repo| crate::service::authenticate(repo, &token)).await?;
+        Ok(TillAuth(till))
+    }
+}
+
+/// The admin token holder.
+pub struct AdminAuth;
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.admin_token else {
+            return Err(ApiError::unauthorized(
+                "admin endpoints are disabled: start the server with --admin-token or SERVER_STUB_ADMIN_TOKEN",
+            ));
+        };
+        let token = bearer(parts)?;
+        if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
+            Ok(AdminAuth)
+        } else {
+            Err(ApiError::unauthorized("wrong admin token"))
+        }
+    }
+}
+
+/// Query parameters, refusing any not in `allowed` (a typo is an error naming it).
+pub fn query_params(q: Result<Query<HashMap<String, String>>, QueryRejection>, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+    let Query(map) = q.map_err(|e| ApiError::bad_request("invalid_query", e.body_text(), None))?;
+    if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "unknown_parameter",
+            format!("unknown query parameter {k:?}; allowed: {}", allowed.join(", ")),
+            Some(k),
+        ));
+    }
+    Ok(map)
+}
+
+pub fn date_param(map: &HashMap<String, String>, name: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
+    map.get(name)
+        .map(|s| {
+            s.parse::<chrono::NaiveDate>()
+                .map_err(|e| ApiError::bad_request("invalid_field", format!("{name}={s:?}: expected YYYY-MM-DD ({e})"), Some(name)))
+        })
+        .transpose()
+}

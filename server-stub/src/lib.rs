@@ -1,0 +1,17 @@
+//! server-stub: the central loyalty server for development, demos and tests.
+//!
+//! - `store` — repository traits and the SQLite backend (the only place with SQL).
+//! - `service` — domain logic: sync ingest with permanent dedupe, quotes, change feed,
+//!   registrations, migration pairing, admin operations, seeding.
+//! - `reports` — admin reports (JSON/CSV).
+//! - `http` — axum router built from one route table, extractors answering `ErrorBody`.
+//! - `openapi` — the OpenAPI document generated from the route table and wire-type samples.
+//! - `cli` — `serve`, `seed`, `till add|revoke`, `openapi`.
+
+pub mod cli;
+pub mod error;
+pub mod http;
+pub mod openapi;
+pub mod reports;
+pub mod service;
+pub mod store;

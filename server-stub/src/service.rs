@@ -1,0 +1,912 @@
+//! The server's domain logic over the repository: sync ingest (dedupe + rules engine in one
+//! transaction), quotes, the change feed, registrations, migration pairing, admin operations.
+//! Handlers call these; nothing here knows SQL or HTTP routing.
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
+use protocol::rules::{self, Program, RulesSnapshot, TierChange};
+use protocol::v1::{
+    Ack, AckResult, Card, CardStatus, ChangeFeed, Customer, CustomerChange, CustomerName, CustomerQuote, CustomerState,
+    LineKind, MigrationPairing, Quote, QuoteResult, QuoteSource, Receipt, Registration, SyncBatch, SyncPayload,
+    SyncResponse,
+};
+use protocol::{CardId, CustomerId, StoreId, TillId, WIRE_VERSION};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::store::{transact, CardRow, Message, MigrationCodeRow, Repository, RequestRow, StoredReceipt, TillRow, Tx};
+
+/// Most items one sync batch may carry (the body limit bounds it too).
+pub const MAX_BATCH_ITEMS: usize = 1000;
+pub const DEFAULT_FEED_LIMIT: usize = 500;
+pub const MAX_FEED_LIMIT: usize = 1000;
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Hash of an item's payload in its canonical (re-serialised) form: dedupe compares these.
+pub fn payload_hash(payload: &SyncPayload) -> String {
+    sha256_hex(&serde_json::to_vec(payload).expect("wire types serialise"))
+}
+
+fn now_local() -> DateTime<FixedOffset> {
+    chrono::Local::now().fixed_offset()
+}
+
+fn rejected(code: &str, reason: impl Into<String>) -> AckResult {
+    AckResult::Rejected { code: code.to_string(), reason: reason.into() }
+}
+
+// ------------------------------------------------------------------------------------------
+// Tills
+
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+/// Issue (or re-issue) a till's token; returns the token, which is stored only as its SHA-256.
+pub fn till_add(repo: &dyn Repository, store: &StoreId, till: &TillId) -> Result<String, ApiError> {
+    let token = new_token();
+    let hash = sha256_hex(token.as_bytes());
+    transact(repo, |tx| Ok(tx.put_till(store, till, &hash)?))?;
+    Ok(token)
+}
+
+pub fn till_revoke(repo: &dyn Repository, store: &StoreId, till: &TillId) -> Result<bool, ApiError> {
+    transact(repo, |tx| Ok(tx.revoke_till(store, till)?))
+}
+
+pub fn authenticate(repo: &dyn Repository, token: &str) -> Result<TillRow, ApiError> {
+    let hash = sha256_hex(token.as_bytes());
+    match transact(repo, |tx| Ok(tx.till_by_token_hash(&hash)?))? {
+        None => Err(ApiError::unauthorized("unknown till token")),
+        Some(t) if t.revoked => Err(ApiError::unauthorized(format!("the token of till {}/{} was revoked", t.store_id, t.till_id))),
+        Some(t) => Ok(t),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Sync
+
+/// Whole-batch checks (version, store/till ownership, size), then each item in its own
+/// savepoint inside one transaction: an item either fully applies or leaves no trace.
+pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<SyncResponse, ApiError> {
+    if batch.version != WIRE_VERSION {
+        return Err(ApiError::bad_request(
+            "unsupported_version",
+            format!("batch version {:?} is not supported; this server speaks {WIRE_VERSION:?}", batch.version),
+            Some("version"),
+        ));
+    }
+    if batch.store_id != till.store_id {
+        return Err(ApiError::forbidden(
+            format!("this token belongs to store {}; the batch is for store {}", till.store_id, batch.store_id),
+            "store_id",
+        ));
+    }
+    if batch.till_id != till.till_id {
+        return Err(ApiError::forbidden(
+            format!("this token belongs to till {}/{}; the batch is for till {}", till.store_id, till.till_id, batch.till_id),
+            "till_id",
+        ));
+    }
+    if batch.items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_items",
+            format!("a batch may carry at most {MAX_BATCH_ITEMS} items; this one has {}", batch.items.len()),
+            Some("items"),
+        ));
+    }
+    for (i, item) in batch.items.iter().enumerate() {
+        let (store, t) = match &item.payload {
+            SyncPayload::Receipt(r) => (&r.store_id, &r.till_id),
+            SyncPayload::Registration(r) => (&r.store_id, &r.till_id),
+            SyncPayload::MigrationPairing(p) => (&p.store_id, &p.till_id),
+        };
+        if store != &till.store_id {
+            return Err(ApiError::forbidden(
+                format!("item {i} is for store {store}; this token belongs to store {}", till.store_id),
+                &format!("items[{i}].body.store_id"),
+            ));
+        }
+        if t != &till.till_id {
+            return Err(ApiError::forbidden(
+                format!("item {i} is for till {t}; this token belongs to till {}", till.till_id),
+                &format!("items[{i}].body.till_id"),
+            ));
+        }
+    }
+
+    transact(repo, |tx| {
+        let Some(snap) = tx.program()? else {
+            let acks = batch
+                .items
+                .iter()
+                .map(|it| Ack { item_id: it.item_id.clone(), result: AckResult::Retry { reason: "no program is loaded on the server yet".into() } })
+                .collect();
+            return Ok(SyncResponse { acks });
+        };
+        let mut acks = Vec::with_capacity(batch.items.len());
+        for (i, item) in batch.items.iter().enumerate() {
+            let hash = payload_hash(&item.payload);
+            tx.savepoint()?;
+            let result = match &item.payload {
+                SyncPayload::Receipt(r) => ingest_receipt(tx, &snap.program, i, &item.item_id, r, &hash),
+                SyncPayload::Registration(r) => register(tx, &snap.program, &item.item_id, r, &hash),
+                SyncPayload::MigrationPairing(p) => pair_migration(tx, &snap.program, &item.item_id, p, &hash),
+            };
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    tx.rollback_to_savepoint()?;
+                    return Err(e);
+                }
+            };
+            if matches!(result, AckResult::Applied | AckResult::Duplicate) {
+                tx.release_savepoint()?;
+            } else {
+                tx.rollback_to_savepoint()?;
+            }
+            acks.push(Ack { item_id: item.item_id.clone(), result });
+        }
+        Ok(SyncResponse { acks })
+    })
+}
+
+/// Validate a receipt against the program; the error names the field.
+fn validate_receipt(tx: &mut dyn Tx, program: &Program, r: &Receipt) -> Result<Result<Option<StoredReceipt>, AckResult>, ApiError> {
+    if r.currency != program.currency {
+        return Ok(Err(rejected(
+            "wrong_currency",
+            format!("body.currency: {} but the program {:?} runs in {}", r.currency, program.name, program.currency),
+        )));
+    }
+    if let Some(card) = &r.card {
+        if let Err(e) = card.validate(&program.card_policy) {
+            return Ok(Err(rejected("invalid_card", format!("body.card: {e}"))));
+        }
+    }
+    for (i, l) in r.lines.iter().enumerate() {
+        let negative = l.quantity.is_sign_negative() && !l.quantity.is_zero();
+        if (negative || l.kind == LineKind::Return) && r.original.is_none() {
+            return Ok(Err(rejected(
+                "return_without_reference",
+                format!("body.lines[{i}].quantity: {} on a {:?} line needs body.original (the receipt being returned)", l.quantity, l.kind),
+            )));
+        }
+        if l.kind == LineKind::Sale && negative {
+            return Ok(Err(rejected("negative_sale", format!("body.lines[{i}].quantity: {} on a sale line; use a return line", l.quantity))));
+        }
+    }
+    let Some(orig) = &r.original else { return Ok(Ok(None)) };
+    let found = match (&orig.receipt_id, &orig.pos_receipt_no) {
+        (Some(id), _) => tx.receipt(id)?,
+        (None, Some(no)) => tx.receipt_by_pos_no(&r.store_id, &r.till_id, no)?,
+        (None, None) => {
+            return Ok(Err(rejected("invalid_original", "body.original: give receipt_id or pos_receipt_no of the returned receipt")));
+        }
+    };
+    match found {
+        Some(o) => Ok(Ok(Some(o))),
+        None => {
+            let what = match (&orig.receipt_id, &orig.pos_receipt_no) {
+                (Some(id), _) => format!("body.original.receipt_id: no receipt {id} is known"),
+                (_, Some(no)) => format!("body.original.pos_receipt_no: no receipt {no:?} from {}/{} is known", r.store_id, r.till_id),
+                _ => unreachable!(),
+            };
+            Ok(Err(rejected("unknown_original", what)))
+        }
+    }
+}
+
+/// The account a card earns into: its customer's parent if any, else the customer. Blocked,
+/// unassigned and unknown cards earn nothing.
+fn earning_account(tx: &mut dyn Tx, card: &CardId) -> Result<Option<CustomerId>, ApiError> {
+    let Some(row) = tx.card(card)? else { return Ok(None) };
+    if matches!(row.status, CardStatus::Blocked { .. }) {
+        return Ok(None);
+    }
+    let Some(cid) = row.customer_id else { return Ok(None) };
+    Ok(Some(account_of(tx, &cid)?))
+}
+
+fn account_of(tx: &mut dyn Tx, customer: &CustomerId) -> Result<CustomerId, ApiError> {
+    Ok(match tx.customer(customer)? {
+        Some(c) => c.customer.parent.unwrap_or_else(|| customer.clone()),
+        None => customer.clone(),
+    })
+}
+
+fn ingest_receipt(tx: &mut dyn Tx, program: &Program, index: usize, item_id: &str, r: &Receipt, hash: &str) -> Result<AckResult, ApiError> {
+    if item_id != r.id.0 {
+        return Ok(rejected("item_id_mismatch", format!("items[{index}].item_id {item_id:?} must equal body.id {:?}", r.id.0)));
+    }
+    if let Some(existing) = tx.receipt(&r.id)? {
+        return Ok(if existing.payload_hash == hash {
+            AckResult::Duplicate
+        } else {
+            rejected("conflict", format!("receipt id {} was already received with a different payload; it is not overwritten", r.id))
+        });
+    }
+    let original = match validate_receipt(tx, program, r)? {
+        Ok(o) => o,
+        Err(ack) => return Ok(ack),
+    };
+    let (effect, account) = match &original {
+        Some(o) => {
+            // A return debits the account the original credited (even if the return has no card).
+            let effect = rules::evaluate_return(program, &o.receipt, &o.effect, r);
+            (effect, o.account.clone())
+        }
+        None => {
+            let effect = rules::evaluate_receipt(program, r);
+            let account = match &r.card {
+                Some(c) => earning_account(tx, c)?,
+                None => None,
+            };
+            (effect, account)
+        }
+    };
+    if let Some(acct) = &account {
+        if let Some(row) = tx.customer(acct)? {
+            let (state, change) = rules::apply_effect(program, &row.state, &effect, r.issued_at.date_naive());
+            let mut customer = row.customer.clone();
+            customer.tier = Some(program.tier_for(rules::turnover(program, &state, r.issued_at.date_naive())).name.clone());
+            tx.put_customer(&customer, &state)?;
+            for sub in tx.sub_customers(acct)? {
+                tx.touch_customer(&sub)?;
+            }
+            if let Some(TierChange { to, upgrade: true, .. }) = change {
+                let discount = program.tiers.iter().find(|t| t.name == to).map(|t| t.discount_percent).unwrap_or_default();
+                record_message(
+                    tx,
+                    &customer,
+                    &format!("tier_upgrade:{}:{to}", acct.0),
+                    "tier_upgrade",
+                    format!("Gratulujeme, {}! V programu {} jste nově na úrovni {to} se slevou {discount} %.", customer.name.display(), program.name),
+                )?;
+            }
+        }
+    }
+    tx.insert_receipt(&StoredReceipt { receipt: r.clone(), payload_hash: hash.to_string(), account, effect })?;
+    Ok(AckResult::Applied)
+}
+
+fn record_message(tx: &mut dyn Tx, c: &Customer, cause: &str, kind: &str, text: String) -> Result<bool, ApiError> {
+    let (channel, recipient) = match (&c.contact.email, &c.contact.phone) {
+        (Some(e), _) => ("email", e.clone()),
+        (None, Some(p)) => ("sms", p.clone()),
+        (None, None) => ("none", String::new()),
+    };
+    Ok(tx.record_message(&Message {
+        id: 0,
+        cause: cause.to_string(),
+        kind: kind.to_string(),
+        customer_id: c.id.0.clone(),
+        channel: channel.to_string(),
+        recipient,
+        text,
+        created_at: Utc::now(),
+    })?)
+}
+
+/// Dedupe an idempotent request: Some(ack) if it was seen before.
+fn seen_request(tx: &mut dyn Tx, request_id: &str, hash: &str) -> Result<Option<AckResult>, ApiError> {
+    Ok(tx.request(request_id)?.map(|row| {
+        if row.payload_hash == hash {
+            AckResult::Duplicate
+        } else {
+            rejected("conflict", format!("request id {request_id} was already used with a different payload"))
+        }
+    }))
+}
+
+fn register(tx: &mut dyn Tx, program: &Program, item_id: &str, reg: &Registration, hash: &str) -> Result<AckResult, ApiError> {
+    if item_id != reg.request_id {
+        return Ok(rejected("item_id_mismatch", format!("item_id {item_id:?} must equal body.request_id {:?}", reg.request_id)));
+    }
+    if let Some(ack) = seen_request(tx, &reg.request_id, hash)? {
+        return Ok(ack);
+    }
+    if !reg.consents.program_rules {
+        return Ok(rejected("consent_required", "body.consents.program_rules: consent to the program rules is required to enrol"));
+    }
+    match &reg.name {
+        CustomerName::Person { first_name, surname } => {
+            if first_name.trim().is_empty() {
+                return Ok(rejected("missing_field", "body.name.first_name is empty"));
+            }
+            if surname.trim().is_empty() {
+                return Ok(rejected("missing_field", "body.name.surname is empty"));
+            }
+        }
+        CustomerName::Company { company_name } => {
+            if company_name.trim().is_empty() {
+                return Ok(rejected("missing_field", "body.name.company_name is empty"));
+            }
+        }
+    }
+    if let Some(e) = &reg.contact.email {
+        if !e.contains('@') {
+            return Ok(rejected("invalid_field", format!("body.contact.email {e:?} is not an e-mail address")));
+        }
+    }
+    if let Err(e) = reg.card.validate(&program.card_policy) {
+        return Ok(rejected("invalid_card", format!("body.card: {e}")));
+    }
+    let existing = tx.card(&reg.card)?;
+    if let Some(c) = &existing {
+        if let CardStatus::Blocked { reason } = &c.status {
+            return Ok(rejected("card_blocked", format!("body.card is blocked ({reason})")));
+        }
+        if matches!(c.status, CardStatus::Replaced { .. }) {
+            return Ok(rejected("card_replaced", "body.card was replaced by another card"));
+        }
+        if c.customer_id.is_some() {
+            return Ok(rejected("card_taken", "body.card already belongs to a customer"));
+        }
+    }
+    let id = CustomerId(format!("C{:06}", tx.next_counter("customer")?));
+    let customer = Customer {
+        id: id.clone(),
+        name: reg.name.clone(),
+        contact: reg.contact.clone(),
+        consents: reg.consents.clone(),
+        birthday: reg.birthday,
+        tier: Some(program.tiers.first().map(|t| t.name.clone()).unwrap_or_default()),
+        parent: None,
+        discount_override: None,
+    };
+    tx.put_customer(&customer, &CustomerState::default())?;
+    tx.put_card(&CardRow {
+        number: reg.card.clone(),
+        customer_id: Some(id.clone()),
+        status: CardStatus::Active,
+        issued_store: Some(reg.store_id.clone()),
+        issued_at: Some(Utc::now()),
+    })?;
+    record_message(
+        tx,
+        &customer,
+        &format!("welcome:{}", id.0),
+        "welcome",
+        format!("Vítejte v programu {}, {}! Vaše karta je aktivní.", program.name, customer.name.display()),
+    )?;
+    tx.insert_request(&RequestRow {
+        request_id: reg.request_id.clone(),
+        kind: "registration".into(),
+        payload_hash: hash.to_string(),
+        result: AckResult::Applied,
+    })?;
+    tracing::info!(customer = %id, card = %reg.card, store = %reg.store_id, "registered customer");
+    Ok(AckResult::Applied)
+}
+
+fn pair_migration(tx: &mut dyn Tx, program: &Program, item_id: &str, p: &MigrationPairing, hash: &str) -> Result<AckResult, ApiError> {
+    if item_id != p.request_id {
+        return Ok(rejected("item_id_mismatch", format!("item_id {item_id:?} must equal body.request_id {:?}", p.request_id)));
+    }
+    if let Some(ack) = seen_request(tx, &p.request_id, hash)? {
+        return Ok(ack);
+    }
+    let code = p.code.trim();
+    let Some(mut mc) = tx.migration_code(code)? else {
+        return Ok(rejected("unknown_code", format!("body.code {code:?} is not a known migration code")));
+    };
+    if let Some(used) = &mc.used_by_card {
+        if used != &p.card {
+            return Ok(rejected("code_used", format!("body.code {code:?} was already paired with card {used}")));
+        }
+    }
+    if let Err(e) = p.card.validate(&program.card_policy) {
+        return Ok(rejected("invalid_card", format!("body.card: {e}")));
+    }
+    let existing = tx.card(&p.card)?;
+    if let Some(c) = &existing {
+        if let CardStatus::Blocked { reason } = &c.status {
+            return Ok(rejected("card_blocked", format!("body.card is blocked ({reason})")));
+        }
+        if matches!(c.status, CardStatus::Replaced { .. }) {
+            return Ok(rejected("card_replaced", "body.card was replaced by another card"));
+        }
+        if c.customer_id.as_ref().is_some_and(|owner| owner != &mc.customer_id) {
+            return Ok(rejected("card_taken", "body.card already belongs to another customer"));
+        }
+    }
+    let Some(cust) = tx.customer(&mc.customer_id)? else {
+        return Ok(rejected("unknown_code", format!("body.code {code:?} points to a customer that no longer exists")));
+    };
+    // The old discount lives on the customer (discount_override); linking the card to the
+    // customer moves it onto the card.
+    tx.put_card(&CardRow {
+        number: p.card.clone(),
+        customer_id: Some(mc.customer_id.clone()),
+        status: CardStatus::Active,
+        issued_store: Some(p.store_id.clone()),
+        issued_at: Some(Utc::now()),
+    })?;
+    mc.used_by_card = Some(p.card.clone());
+    tx.put_migration_code(&mc)?;
+    tx.touch_customer(&mc.customer_id)?;
+    record_message(
+        tx,
+        &cust.customer,
+        &format!("welcome:{}", mc.customer_id.0),
+        "welcome",
+        format!("Vítejte v programu {}, {}! Vaše sleva přešla na novou kartu.", program.name, cust.customer.name.display()),
+    )?;
+    tx.insert_request(&RequestRow {
+        request_id: p.request_id.clone(),
+        kind: "migration_pairing".into(),
+        payload_hash: hash.to_string(),
+        result: AckResult::Applied,
+    })?;
+    tracing::info!(customer = %mc.customer_id, card = %p.card, "paired migration code");
+    Ok(AckResult::Applied)
+}
+
+// ------------------------------------------------------------------------------------------
+// Quote, rules, change feed
+
+pub fn parse_card(raw: &str, field: &str) -> Result<CardId, ApiError> {
+    CardId::normalise(raw).map_err(|e| ApiError::bad_request("invalid_card", format!("{field}: {e}"), Some(field)))
+}
+
+fn require_program(tx: &mut dyn Tx) -> Result<RulesSnapshot, ApiError> {
+    tx.program()?.ok_or_else(|| {
+        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "no_program", "no program is loaded; run `server-stub seed`", None)
+    })
+}
+
+fn customer_quote(tx: &mut dyn Tx, program: &Program, customer: &CustomerId, at: &DateTime<FixedOffset>) -> Result<Option<CustomerQuote>, ApiError> {
+    let Some(row) = tx.customer(customer)? else { return Ok(None) };
+    let state = account_state(tx, &row.customer, row.state)?;
+    Ok(Some(rules::customer_quote(program, &row.customer, &state, at)))
+}
+
+/// The state that counts for a customer: their parent's for a sub-card holder.
+fn account_state(tx: &mut dyn Tx, c: &Customer, own: CustomerState) -> Result<CustomerState, ApiError> {
+    match &c.parent {
+        Some(p) => Ok(tx.customer(p)?.map(|r| r.state).unwrap_or_default()),
+        None => Ok(own),
+    }
+}
+
+pub fn quote(repo: &dyn Repository, card: &CardId) -> Result<Quote, ApiError> {
+    let at = now_local();
+    transact(repo, |tx| {
+        let snap = require_program(tx)?;
+        let program = &snap.program;
+        let unknown = || QuoteResult::UnknownCard { card: card.clone() };
+        let result = match tx.card(card)? {
+            None => unknown(),
+            Some(row) => match row.status {
+                CardStatus::Blocked { reason } => QuoteResult::Blocked { card: card.clone(), reason },
+                CardStatus::Replaced { by } => {
+                    // Follow the chain to the card in use now (bounded: a cycle is a data error).
+                    let mut cur = tx.card(&by)?;
+                    let mut hops = 0;
+                    while let Some(CardRow { status: CardStatus::Replaced { by }, .. }) = &cur {
+                        hops += 1;
+                        if hops > 16 {
+                            return Err(ApiError::internal("card replacement chain is longer than 16"));
+                        }
+                        cur = tx.card(&by.clone())?;
+                    }
+                    match cur {
+                        Some(CardRow { number, customer_id: Some(cid), .. }) => match customer_quote(tx, program, &cid, &at)? {
+                            Some(quote) => QuoteResult::Replaced { card: card.clone(), new_card: number, quote },
+                            None => unknown(),
+                        },
+                        _ => unknown(),
+                    }
+                }
+                CardStatus::Active => match row.customer_id {
+                    None => unknown(),
+                    Some(cid) => match customer_quote(tx, program, &cid, &at)? {
+                        Some(quote) => QuoteResult::Customer { card: card.clone(), quote },
+                        None => unknown(),
+                    },
+                },
+            },
+        };
+        Ok(Quote { result, source: QuoteSource::Online })
+    })
+}
+
+pub fn rules_snapshot(repo: &dyn Repository) -> Result<RulesSnapshot, ApiError> {
+    transact(repo, require_program)
+}
+
+fn change_of(tx: &mut dyn Tx, row: crate::store::CustomerRow) -> Result<CustomerChange, ApiError> {
+    let cards = tx
+        .cards_of(&row.customer.id)?
+        .into_iter()
+        .map(|c| Card { number: c.number, customer_id: c.customer_id, status: c.status })
+        .collect();
+    let state = account_state(tx, &row.customer, row.state)?;
+    Ok(CustomerChange { customer: row.customer, cards, state })
+}
+
+pub fn parse_cursor(since: Option<&str>) -> Result<i64, ApiError> {
+    match since {
+        None | Some("") => Ok(0),
+        Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", format!("since={s:?} is not a cursor this server issued"), Some("since"))
+        }),
+    }
+}
+
+pub fn parse_limit(limit: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(s) => s.parse::<usize>().ok().filter(|v| (1..=max).contains(v)).ok_or_else(|| {
+            ApiError::bad_request("invalid_limit", format!("limit={s:?}: expected a whole number 1..={max}"), Some("limit"))
+        }),
+    }
+}
+
+/// Customers (with their cards and account state) changed after `since`. For a sub-card holder
+/// the state is the parent account's; a parent's change re-emits its sub-card holders.
+pub fn changes(repo: &dyn Repository, since: i64, limit: usize) -> Result<ChangeFeed, ApiError> {
+    transact(repo, |tx| {
+        let mut rows = tx.changed_since(since, limit + 1)?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let cursor = rows.last().map(|r| r.change_seq).unwrap_or(since);
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in rows {
+            changes.push(change_of(tx, row)?);
+        }
+        Ok(ChangeFeed { changes, cursor: cursor.to_string(), more, server_time: now_local() })
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Administration
+
+pub fn put_program(repo: &dyn Repository, program: &Program) -> Result<RulesSnapshot, ApiError> {
+    validate_program(program)?;
+    transact(repo, |tx| Ok(tx.put_program(program)?))
+}
+
+pub fn validate_program(p: &Program) -> Result<(), ApiError> {
+    if p.tiers.is_empty() {
+        return Err(ApiError::unprocessable("invalid_program", "program.tiers must not be empty", Some("program.tiers")));
+    }
+    if p.card_policy.min_len > p.card_policy.max_len || p.card_policy.max_len == 0 {
+        return Err(ApiError::unprocessable("invalid_program", "card_policy.min_len > max_len", Some("program.card_policy")));
+    }
+    Ok(())
+}
+
+/// A new card number: first prefix + zero-padded serial (+ Luhn digit), length = min_len.
+fn next_card_number(tx: &mut dyn Tx, program: &Program) -> Result<CardId, ApiError> {
+    let pol = &program.card_policy;
+    let prefix = pol.prefixes.first().cloned().unwrap_or_default();
+    let len = pol.min_len.max(prefix.len() + 6);
+    let body = len - prefix.len() - usize::from(pol.luhn);
+    for _ in 0..1000 {
+        let serial = tx.next_counter("card_serial")?;
+        let digits = serial.to_string();
+        if digits.len() > body {
+            return Err(ApiError::conflict("card_numbers_exhausted", "no card numbers left under this prefix", None));
+        }
+        let mut n = format!("{prefix}{digits:0>body$}");
+        if pol.luhn {
+            n.push(protocol::ids::luhn_check_digit(&n));
+        }
+        let id = CardId::normalise(&n).expect("digits");
+        if tx.card(&id)?.is_none() {
+            return Ok(id);
+        }
+    }
+    Err(ApiError::internal("could not find a free card number in 1000 tries"))
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCardsRequest {
+    pub count: usize,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct IssueCardsResponse {
+    pub cards: Vec<CardId>,
+}
+
+pub const MAX_ISSUE: usize = 10_000;
+
+/// Printed, non-personalised cards: known to the server, not yet issued to anyone.
+pub fn issue_cards(repo: &dyn Repository, req: &IssueCardsRequest) -> Result<IssueCardsResponse, ApiError> {
+    if req.count == 0 || req.count > MAX_ISSUE {
+        return Err(ApiError::unprocessable("invalid_field", format!("count must be 1..={MAX_ISSUE}"), Some("count")));
+    }
+    transact(repo, |tx| {
+        let snap = require_program(tx)?;
+        let mut cards = Vec::with_capacity(req.count);
+        for _ in 0..req.count {
+            let n = next_card_number(tx, &snap.program)?;
+            tx.put_card(&CardRow { number: n.clone(), customer_id: None, status: CardStatus::Active, issued_store: None, issued_at: None })?;
+            cards.push(n);
+        }
+        Ok(IssueCardsResponse { cards })
+    })
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    pub reason: String,
+}
+
+fn existing_card(tx: &mut dyn Tx, card: &CardId) -> Result<CardRow, ApiError> {
+    tx.card(card)?.ok_or_else(|| ApiError::not_found("unknown_card", format!("card {card} is not known"), Some("card")))
+}
+
+pub fn block_card(repo: &dyn Repository, card: &CardId, reason: &str) -> Result<Card, ApiError> {
+    if reason.trim().is_empty() {
+        return Err(ApiError::unprocessable("missing_field", "reason must not be empty", Some("reason")));
+    }
+    transact(repo, |tx| {
+        let mut row = existing_card(tx, card)?;
+        if let CardStatus::Replaced { by } = &row.status {
+            return Err(ApiError::conflict("card_replaced", format!("card {card} was already replaced by {by}"), Some("card")));
+        }
+        row.status = CardStatus::Blocked { reason: reason.trim().to_string() };
+        tx.put_card(&row)?;
+        if let Some(c) = &row.customer_id {
+            tx.touch_customer(c)?;
+        }
+        tracing::info!(card = %card, reason, "blocked card");
+        Ok(Card { number: row.number, customer_id: row.customer_id, status: row.status })
+    })
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ReissueResponse {
+    pub old_card: CardId,
+    pub new_card: CardId,
+    pub customer_id: CustomerId,
+    pub points_balance: Decimal,
+}
+
+/// New number for a customer's card; the balance (kept on the customer's account) goes with the
+/// new card; the old one answers `replaced` and keeps pointing at the new one.
+pub fn reissue_card(repo: &dyn Repository, card: &CardId) -> Result<ReissueResponse, ApiError> {
+    transact(repo, |tx| {
+        let snap = require_program(tx)?;
+        let mut old = existing_card(tx, card)?;
+        if let CardStatus::Replaced { by } = &old.status {
+            return Err(ApiError::conflict("card_replaced", format!("card {card} was already replaced by {by}"), Some("card")));
+        }
+        let Some(cid) = old.customer_id.clone() else {
+            return Err(ApiError::conflict("card_unassigned", format!("card {card} belongs to no customer; nothing to move"), Some("card")));
+        };
+        let new = next_card_number(tx, &snap.program)?;
+        tx.put_card(&CardRow {
+            number: new.clone(),
+            customer_id: Some(cid.clone()),
+            status: CardStatus::Active,
+            issued_store: old.issued_store.clone(),
+            issued_at: Some(Utc::now()),
+        })?;
+        old.status = CardStatus::Replaced { by: new.clone() };
+        tx.put_card(&old)?;
+        tx.touch_customer(&cid)?;
+        let acct = account_of(tx, &cid)?;
+        let balance = tx.customer(&acct)?.map(|r| r.state.points_balance).unwrap_or_default();
+        tracing::info!(old = %card, new = %new, customer = %cid, "reissued card");
+        Ok(ReissueResponse { old_card: card.clone(), new_card: new, customer_id: cid, points_balance: balance })
+    })
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentRequest {
+    /// The account to earn into; null detaches.
+    pub parent: Option<CustomerId>,
+}
+
+/// Make `id` a sub-card holder of `parent` (family / company). Points and turnover already on
+/// the sub account are merged into the parent's.
+pub fn set_parent(repo: &dyn Repository, id: &CustomerId, parent: Option<&CustomerId>) -> Result<CustomerChange, ApiError> {
+    transact(repo, |tx| {
+        let mut row = tx
+            .customer(id)?
+            .ok_or_else(|| ApiError::not_found("unknown_customer", format!("customer {id} is not known"), Some("id")))?;
+        if let Some(p) = parent {
+            if p == id {
+                return Err(ApiError::conflict("invalid_parent", "a customer cannot be their own parent", Some("parent")));
+            }
+            let mut prow = tx
+                .customer(p)?
+                .ok_or_else(|| ApiError::not_found("unknown_customer", format!("parent {p} is not known"), Some("parent")))?;
+            if prow.customer.parent.is_some() {
+                return Err(ApiError::conflict("invalid_parent", format!("{p} is itself a sub-card holder"), Some("parent")));
+            }
+            if !tx.sub_customers(id)?.is_empty() {
+                return Err(ApiError::conflict("invalid_parent", format!("{id} has sub-card holders of its own"), Some("id")));
+            }
+            let s = std::mem::take(&mut row.state);
+            prow.state.points_balance += s.points_balance;
+            for (m, v) in s.turnover_by_month {
+                *prow.state.turnover_by_month.entry(m).or_default() += v;
+            }
+            prow.state.expiring_points.extend(s.expiring_points);
+            tx.put_customer(&prow.customer, &prow.state)?;
+        }
+        row.customer.parent = parent.cloned();
+        tx.put_customer(&row.customer, &row.state)?;
+        let row = tx.customer(id)?.expect("just written");
+        change_of(tx, row)
+    })
+}
+
+pub fn customer_view(repo: &dyn Repository, id: &CustomerId) -> Result<CustomerChange, ApiError> {
+    transact(repo, |tx| {
+        let row = tx
+            .customer(id)?
+            .ok_or_else(|| ApiError::not_found("unknown_customer", format!("customer {id} is not known"), Some("id")))?;
+        change_of(tx, row)
+    })
+}
+
+pub fn list_messages(repo: &dyn Repository, kind: Option<&str>, limit: usize) -> Result<Vec<Message>, ApiError> {
+    transact(repo, |tx| Ok(tx.messages(kind, limit)?))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BirthdayRun {
+    pub date: NaiveDate,
+    pub celebrating: usize,
+    pub recorded: usize,
+}
+
+/// The birthday day for `birthday` in `year` (29 February → 28 February in common years).
+pub fn birthday_in(birthday: NaiveDate, year: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, birthday.month(), birthday.day())
+        .unwrap_or_else(|| NaiveDate::from_ymd_opt(year, 2, 28).expect("valid"))
+}
+
+/// Record a birthday message for everyone whose birthday is `date` (once per customer per year).
+pub fn birthday_messages(repo: &dyn Repository, date: NaiveDate) -> Result<BirthdayRun, ApiError> {
+    transact(repo, |tx| {
+        let program = require_program(tx)?.program;
+        let mut celebrating = 0;
+        let mut recorded = 0;
+        for row in tx.all_customers()? {
+            let Some(b) = row.customer.birthday else { continue };
+            if birthday_in(b, date.year()) != date {
+                continue;
+            }
+            celebrating += 1;
+            let c = &row.customer;
+            if record_message(
+                tx,
+                c,
+                &format!("birthday:{}:{}", c.id.0, date.year()),
+                "birthday",
+                format!("Všechno nejlepší k narozeninám, {}! Váš {} ", c.name.display(), program.name).trim_end().to_string(),
+            )? {
+                recorded += 1;
+            }
+        }
+        Ok(BirthdayRun { date, celebrating, recorded })
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Seed
+
+/// A seed fixture: the program, customers with their cards and state, migration codes.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFile {
+    #[serde(default, rename = "_source")]
+    pub source: Option<String>,
+    pub program: Program,
+    #[serde(default)]
+    pub customers: Vec<SeedCustomer>,
+    #[serde(default)]
+    pub unassigned_cards: Vec<SeedCard>,
+    #[serde(default)]
+    pub migration_codes: Vec<SeedMigrationCode>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedCustomer {
+    pub customer: Customer,
+    #[serde(default)]
+    pub state: CustomerState,
+    #[serde(default)]
+    pub cards: Vec<SeedCard>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct SeedCard {
+    pub number: CardId,
+    #[serde(flatten)]
+    pub status: CardStatus,
+    #[serde(default)]
+    pub issued_store: Option<StoreId>,
+    #[serde(default)]
+    pub issued_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedMigrationCode {
+    pub code: String,
+    pub customer_id: CustomerId,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SeedSummary {
+    pub program_version: u64,
+    pub customers: usize,
+    pub cards: usize,
+    pub migration_codes: usize,
+}
+
+pub fn seed(repo: &dyn Repository, s: &SeedFile) -> Result<SeedSummary, ApiError> {
+    validate_program(&s.program)?;
+    let policy = &s.program.card_policy;
+    let all_cards = s.customers.iter().flat_map(|c| c.cards.iter()).chain(s.unassigned_cards.iter());
+    for (i, c) in all_cards.enumerate() {
+        c.number
+            .validate(policy)
+            .map_err(|e| ApiError::unprocessable("invalid_card", format!("card #{i} ({}): {e}", c.number), Some("cards.number")))?;
+    }
+    let ids: std::collections::BTreeSet<&CustomerId> = s.customers.iter().map(|c| &c.customer.id).collect();
+    for c in &s.customers {
+        if let Some(p) = &c.customer.parent {
+            if !ids.contains(p) {
+                return Err(ApiError::unprocessable("unknown_customer", format!("customer {}: parent {p} is not in the file", c.customer.id), Some("customer.parent")));
+            }
+        }
+    }
+    for m in &s.migration_codes {
+        if !ids.contains(&m.customer_id) {
+            return Err(ApiError::unprocessable("unknown_customer", format!("migration code {}: customer {} is not in the file", m.code, m.customer_id), Some("migration_codes.customer_id")));
+        }
+    }
+    transact(repo, |tx| {
+        let version = match tx.program()? {
+            Some(cur) if cur.program == s.program => cur.version,
+            _ => tx.put_program(&s.program)?.version,
+        };
+        let mut cards = 0;
+        for c in &s.customers {
+            tx.put_customer(&c.customer, &c.state)?;
+            for card in &c.cards {
+                tx.put_card(&CardRow {
+                    number: card.number.clone(),
+                    customer_id: Some(c.customer.id.clone()),
+                    status: card.status.clone(),
+                    issued_store: card.issued_store.clone(),
+                    issued_at: card.issued_at,
+                })?;
+                cards += 1;
+            }
+        }
+        for card in &s.unassigned_cards {
+            tx.put_card(&CardRow { number: card.number.clone(), customer_id: None, status: card.status.clone(), issued_store: card.issued_store.clone(), issued_at: card.issued_at })?;
+            cards += 1;
+        }
+        for m in &s.migration_codes {
+            if tx.migration_code(&m.code)?.is_none() {
+                tx.put_migration_code(&MigrationCodeRow { code: m.code.clone(), customer_id: m.customer_id.clone(), used_by_card: None })?;
+            }
+        }
+        // Customer numbers from registrations must not collide with seeded ones (C000001…).
+        let max_seeded = s.customers.iter().filter_map(|c| c.customer.id.0.strip_prefix('C')?.parse::<i64>().ok()).max().unwrap_or(0);
+        while tx.next_counter("customer")? < max_seeded {}
+        Ok(SeedSummary { program_version: version, customers: s.customers.len(), cards, migration_codes: s.migration_codes.len() })
+    })
+}

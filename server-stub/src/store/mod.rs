@@ -1,0 +1,170 @@
+//! The repository layer: everything the handlers and the service need from storage, behind two
+//! object-safe traits. [`Repository`] runs a unit of work in one transaction; [`Tx`] is what the
+//! unit of work can read and write. SQL lives only in the backend (`sqlite.rs`); a PostgreSQL
+//! backend implements the same two traits and nothing above this module changes.
+
+pub mod sqlite;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use protocol::rules::{Program, ReceiptEffect, RulesSnapshot};
+use protocol::v1::{AckResult, CardStatus, Customer, CustomerState, Receipt};
+use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("stored data is corrupt ({what}): {source}")]
+    Corrupt { what: String, source: serde_json::Error },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A till's credentials row (the token itself is never stored, only its SHA-256).
+#[derive(Clone, Debug)]
+pub struct TillRow {
+    pub store_id: StoreId,
+    pub till_id: TillId,
+    pub revoked: bool,
+}
+
+/// A receipt as stored: the payload, its hash (dedupe) and what it did.
+#[derive(Clone, Debug)]
+pub struct StoredReceipt {
+    pub receipt: Receipt,
+    pub payload_hash: String,
+    /// The account points/turnover went to (None: no card, unknown or blocked card).
+    pub account: Option<CustomerId>,
+    /// The engine's effect (points are credited only when `account` is set).
+    pub effect: ReceiptEffect,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CardRow {
+    pub number: CardId,
+    pub customer_id: Option<CustomerId>,
+    pub status: CardStatus,
+    pub issued_store: Option<StoreId>,
+    pub issued_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CustomerRow {
+    pub customer: Customer,
+    pub state: CustomerState,
+    pub change_seq: i64,
+}
+
+/// An idempotent request (registration, migration pairing) already handled.
+#[derive(Clone, Debug)]
+pub struct RequestRow {
+    pub request_id: String,
+    pub kind: String,
+    pub payload_hash: String,
+    pub result: AckResult,
+}
+
+#[derive(Clone, Debug)]
+pub struct MigrationCodeRow {
+    pub code: String,
+    pub customer_id: CustomerId,
+    pub used_by_card: Option<CardId>,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Message {
+    pub id: i64,
+    /// Unique cause key (`welcome:C000001`, `tier_upgrade:C000001:Gold`, `birthday:C000001:2026`).
+    pub cause: String,
+    pub kind: String,
+    pub customer_id: String,
+    /// `email` or `sms` (the first the customer has).
+    pub channel: String,
+    pub recipient: String,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One receipt row as the reports need it.
+#[derive(Clone, Debug)]
+pub struct ReceiptFacts {
+    pub store_id: StoreId,
+    pub business_day: NaiveDate,
+    pub turnover: Decimal,
+    pub points_credited: Decimal,
+    pub campaign: Option<String>,
+}
+
+/// What a unit of work may do. Every method runs inside the transaction of the enclosing
+/// [`Repository::with_tx`] call. `savepoint`/`release`/`rollback_to_savepoint` make one batch
+/// item atomic inside the batch's transaction.
+pub trait Tx {
+    fn savepoint(&mut self) -> StoreResult<()>;
+    fn release_savepoint(&mut self) -> StoreResult<()>;
+    fn rollback_to_savepoint(&mut self) -> StoreResult<()>;
+
+    fn program(&mut self) -> StoreResult<Option<RulesSnapshot>>;
+    /// Store a new program version; returns the new snapshot (version + 1).
+    fn put_program(&mut self, program: &Program) -> StoreResult<RulesSnapshot>;
+
+    fn till_by_token_hash(&mut self, token_sha256: &str) -> StoreResult<Option<TillRow>>;
+    fn put_till(&mut self, store: &StoreId, till: &TillId, token_sha256: &str) -> StoreResult<()>;
+    fn revoke_till(&mut self, store: &StoreId, till: &TillId) -> StoreResult<bool>;
+
+    fn receipt(&mut self, id: &ReceiptId) -> StoreResult<Option<StoredReceipt>>;
+    fn receipt_by_pos_no(&mut self, store: &StoreId, till: &TillId, pos_receipt_no: &str) -> StoreResult<Option<StoredReceipt>>;
+    fn insert_receipt(&mut self, r: &StoredReceipt) -> StoreResult<()>;
+    fn receipts_between(&mut self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<ReceiptFacts>>;
+
+    fn request(&mut self, request_id: &str) -> StoreResult<Option<RequestRow>>;
+    fn insert_request(&mut self, row: &RequestRow) -> StoreResult<()>;
+
+    fn card(&mut self, number: &CardId) -> StoreResult<Option<CardRow>>;
+    fn put_card(&mut self, card: &CardRow) -> StoreResult<()>;
+    fn cards_of(&mut self, customer: &CustomerId) -> StoreResult<Vec<CardRow>>;
+    fn cards_issued_between(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<CardRow>>;
+    /// Next value of a named counter (card serials, customer numbers).
+    fn next_counter(&mut self, name: &str) -> StoreResult<i64>;
+
+    fn customer(&mut self, id: &CustomerId) -> StoreResult<Option<CustomerRow>>;
+    /// Insert or update; bumps the customer's change sequence.
+    fn put_customer(&mut self, customer: &Customer, state: &CustomerState) -> StoreResult<()>;
+    /// Bump the change sequence without changing data (e.g. a card of theirs changed).
+    fn touch_customer(&mut self, id: &CustomerId) -> StoreResult<()>;
+    fn sub_customers(&mut self, parent: &CustomerId) -> StoreResult<Vec<CustomerId>>;
+    fn all_customers(&mut self) -> StoreResult<Vec<CustomerRow>>;
+    /// Customers whose change sequence is above `since`, ascending, at most `limit`.
+    fn changed_since(&mut self, since: i64, limit: usize) -> StoreResult<Vec<CustomerRow>>;
+    fn max_change_seq(&mut self) -> StoreResult<i64>;
+
+    fn migration_code(&mut self, code: &str) -> StoreResult<Option<MigrationCodeRow>>;
+    fn put_migration_code(&mut self, row: &MigrationCodeRow) -> StoreResult<()>;
+
+    /// Record a message unless one with the same cause exists; true if recorded now.
+    fn record_message(&mut self, m: &Message) -> StoreResult<bool>;
+    fn messages(&mut self, kind: Option<&str>, limit: usize) -> StoreResult<Vec<Message>>;
+}
+
+/// Runs units of work. `with_tx` commits when `f` returns Ok and rolls back on Err.
+pub trait Repository: Send + Sync + 'static {
+    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), crate::error::ApiError>) -> Result<(), crate::error::ApiError>;
+}
+
+/// Typed convenience over [`Repository::with_tx`].
+pub fn transact<T>(
+    repo: &dyn Repository,
+    f: impl FnOnce(&mut dyn Tx) -> Result<T, crate::error::ApiError>,
+) -> Result<T, crate::error::ApiError> {
+    let mut f = Some(f);
+    let mut out = None;
+    repo.with_tx(&mut |tx| {
+        let f = f.take().expect("with_tx calls the unit of work once");
+        out = Some(f(tx)?);
+        Ok(())
+    })?;
+    Ok(out.expect("unit of work returned"))
+}

@@ -1,0 +1,640 @@
+//! SQLite backend of the repository: one connection in WAL mode behind a mutex (SQLite has one
+//! writer anyway), versioned migrations through `PRAGMA user_version`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use protocol::rules::{Program, RulesSnapshot};
+use protocol::v1::{CardStatus, Customer, CustomerState};
+use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rust_decimal::Decimal;
+
+use super::{
+    CardRow, CustomerRow, Message, MigrationCodeRow, ReceiptFacts, Repository, RequestRow, StoreError, StoreResult,
+    StoredReceipt, TillRow, Tx,
+};
+use crate::error::ApiError;
+
+/// Schema migrations, applied in order; `user_version` = number applied. Append, never edit.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema
+    r#"
+    CREATE TABLE program (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        snapshot TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE tills (
+        store_id TEXT NOT NULL,
+        till_id TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        revoked_at TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (store_id, till_id)
+    );
+    CREATE TABLE customers (
+        id TEXT PRIMARY KEY,
+        parent_id TEXT,
+        customer TEXT NOT NULL,
+        state TEXT NOT NULL,
+        change_seq INTEGER NOT NULL
+    );
+    CREATE INDEX customers_change ON customers(change_seq);
+    CREATE INDEX customers_parent ON customers(parent_id);
+    CREATE TABLE cards (
+        number TEXT PRIMARY KEY,
+        customer_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('active', 'blocked', 'replaced')),
+        reason TEXT,
+        replaced_by TEXT,
+        issued_store TEXT,
+        issued_at TEXT
+    );
+    CREATE INDEX cards_customer ON cards(customer_id);
+    CREATE INDEX cards_issued ON cards(issued_at);
+    CREATE TABLE receipts (
+        id TEXT PRIMARY KEY,
+        payload_hash TEXT NOT NULL,
+        store_id TEXT NOT NULL,
+        till_id TEXT NOT NULL,
+        pos_receipt_no TEXT NOT NULL,
+        issued_at TEXT NOT NULL,
+        business_day TEXT NOT NULL,
+        card TEXT,
+        account_id TEXT,
+        total TEXT NOT NULL,
+        turnover TEXT NOT NULL,
+        points_credited TEXT NOT NULL,
+        campaign TEXT,
+        effect TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX receipts_pos ON receipts(store_id, till_id, pos_receipt_no);
+    CREATE INDEX receipts_day ON receipts(business_day);
+    CREATE TABLE requests (
+        request_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        payload_hash TEXT NOT NULL,
+        result TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE migration_codes (
+        code TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        used_by_card TEXT,
+        used_at TEXT
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cause TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    "#,
+];
+
+pub struct SqliteRepo {
+    conn: Mutex<Connection>,
+}
+
+/// Open (creating if needed) and migrate. WAL, synchronous=FULL (a commit survives power loss),
+/// foreign keys on, 5 s busy timeout so `till add` from the CLI can run beside a live server.
+pub fn open_connection(path: &Path) -> StoreResult<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Other(format!("could not switch {} to WAL (journal_mode={mode})", path.display())));
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+pub fn schema_version(conn: &Connection) -> StoreResult<usize> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok(v as usize)
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = current as usize;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Other(format!(
+            "database schema version {current} is newer than this server-stub knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tracing::info!(version = i + 1, "applied schema migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteRepo {
+    pub fn open(path: &Path) -> StoreResult<SqliteRepo> {
+        Ok(SqliteRepo { conn: Mutex::new(open_connection(path)?) })
+    }
+}
+
+impl Repository for SqliteRepo {
+    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ApiError>) -> Result<(), ApiError> {
+        // A panic inside a unit of work drops its transaction (rollback), so the connection is
+        // still consistent: recover it from a poisoned mutex.
+        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = guard.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut stx = SqliteTx { tx };
+        f(&mut stx)?;
+        stx.tx.commit()?;
+        Ok(())
+    }
+}
+
+struct SqliteTx<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("wire types serialise")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|source| StoreError::Corrupt { what: what.to_string(), source })
+}
+
+fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok()).map(|d| d.with_timezone(&Utc))
+}
+
+fn dec(what: &str, s: &str) -> StoreResult<Decimal> {
+    s.parse::<Decimal>().map_err(|e| StoreError::Other(format!("stored {what} {s:?} is not a decimal: {e}")))
+}
+
+const RECEIPT_COLS: &str = "payload, payload_hash, account_id, effect";
+
+fn receipt_row(r: &Row<'_>) -> rusqlite::Result<(String, String, Option<String>, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn to_stored(row: (String, String, Option<String>, String)) -> StoreResult<StoredReceipt> {
+    Ok(StoredReceipt {
+        receipt: from_json("receipt payload", &row.0)?,
+        payload_hash: row.1,
+        account: row.2.map(CustomerId),
+        effect: from_json("receipt effect", &row.3)?,
+    })
+}
+
+const CARD_COLS: &str = "number, customer_id, status, reason, replaced_by, issued_store, issued_at";
+
+type RawCard = (String, Option<String>, String, Option<String>, Option<String>, Option<String>, Option<String>);
+
+fn card_row(r: &Row<'_>) -> rusqlite::Result<RawCard> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+fn to_card(c: RawCard) -> StoreResult<CardRow> {
+    let number = CardId::normalise(&c.0).map_err(|e| StoreError::Other(format!("stored card number: {e}")))?;
+    let status = match c.2.as_str() {
+        "active" => CardStatus::Active,
+        "blocked" => CardStatus::Blocked { reason: c.3.unwrap_or_default() },
+        "replaced" => CardStatus::Replaced {
+            by: CardId::normalise(c.4.as_deref().unwrap_or_default())
+                .map_err(|e| StoreError::Other(format!("stored replacement card: {e}")))?,
+        },
+        other => return Err(StoreError::Other(format!("stored card status {other:?}"))),
+    };
+    Ok(CardRow {
+        number,
+        customer_id: c.1.map(CustomerId),
+        status,
+        issued_store: c.5.map(StoreId),
+        issued_at: parse_time(c.6),
+    })
+}
+
+const CUSTOMER_COLS: &str = "customer, state, change_seq";
+
+fn customer_row(r: &Row<'_>) -> rusqlite::Result<(String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn to_customer(c: (String, String, i64)) -> StoreResult<CustomerRow> {
+    Ok(CustomerRow { customer: from_json("customer", &c.0)?, state: from_json("customer state", &c.1)?, change_seq: c.2 })
+}
+
+const MESSAGE_COLS: &str = "id, cause, kind, customer_id, channel, recipient, text, created_at";
+
+fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    let created: String = r.get(7)?;
+    Ok(Message {
+        id: r.get(0)?,
+        cause: r.get(1)?,
+        kind: r.get(2)?,
+        customer_id: r.get(3)?,
+        channel: r.get(4)?,
+        recipient: r.get(5)?,
+        text: r.get(6)?,
+        created_at: parse_time(Some(created)).unwrap_or_default(),
+    })
+}
+
+impl SqliteTx<'_> {
+    fn bump_change_seq(&mut self) -> StoreResult<i64> {
+        self.next_counter("change_seq")
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn savepoint(&mut self) -> StoreResult<()> {
+        self.tx.execute_batch("SAVEPOINT item")?;
+        Ok(())
+    }
+    fn release_savepoint(&mut self) -> StoreResult<()> {
+        self.tx.execute_batch("RELEASE item")?;
+        Ok(())
+    }
+    fn rollback_to_savepoint(&mut self) -> StoreResult<()> {
+        self.tx.execute_batch("ROLLBACK TO item; RELEASE item")?;
+        Ok(())
+    }
+
+    fn program(&mut self) -> StoreResult<Option<RulesSnapshot>> {
+        let s: Option<String> =
+            self.tx.prepare_cached("SELECT snapshot FROM program WHERE id = 1")?.query_row([], |r| r.get(0)).optional()?;
+        s.map(|s| from_json("rules snapshot", &s)).transpose()
+    }
+
+    fn put_program(&mut self, program: &Program) -> StoreResult<RulesSnapshot> {
+        let version = self.program()?.map(|s| s.version).unwrap_or(0) + 1;
+        let snap = RulesSnapshot { version, program: program.clone() };
+        self.tx.execute(
+            "INSERT INTO program (id, version, snapshot, updated_at) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET version = excluded.version, snapshot = excluded.snapshot, updated_at = excluded.updated_at",
+            params![version as i64, json(&snap), now()],
+        )?;
+        Ok(snap)
+    }
+
+    fn till_by_token_hash(&mut self, token_sha256: &str) -> StoreResult<Option<TillRow>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT store_id, till_id, revoked_at IS NOT NULL FROM tills WHERE token_sha256 = ?1")?
+            .query_row([token_sha256], |r| {
+                Ok(TillRow { store_id: StoreId(r.get(0)?), till_id: TillId(r.get(1)?), revoked: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    fn put_till(&mut self, store: &StoreId, till: &TillId, token_sha256: &str) -> StoreResult<()> {
+        self.tx.execute(
+            "INSERT INTO tills (store_id, till_id, token_sha256, revoked_at, created_at) VALUES (?1, ?2, ?3, NULL, ?4)
+             ON CONFLICT(store_id, till_id) DO UPDATE SET token_sha256 = excluded.token_sha256, revoked_at = NULL,
+             created_at = excluded.created_at",
+            params![store.0, till.0, token_sha256, now()],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_till(&mut self, store: &StoreId, till: &TillId) -> StoreResult<bool> {
+        let n = self.tx.execute(
+            "UPDATE tills SET revoked_at = ?3 WHERE store_id = ?1 AND till_id = ?2 AND revoked_at IS NULL",
+            params![store.0, till.0, now()],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn receipt(&mut self, id: &ReceiptId) -> StoreResult<Option<StoredReceipt>> {
+        let row = self
+            .tx
+            .prepare_cached(&format!("SELECT {RECEIPT_COLS} FROM receipts WHERE id = ?1"))?
+            .query_row([&id.0], receipt_row)
+            .optional()?;
+        row.map(to_stored).transpose()
+    }
+
+    fn receipt_by_pos_no(&mut self, store: &StoreId, till: &TillId, pos_receipt_no: &str) -> StoreResult<Option<StoredReceipt>> {
+        let row = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {RECEIPT_COLS} FROM receipts WHERE store_id = ?1 AND till_id = ?2 AND pos_receipt_no = ?3
+                 ORDER BY issued_at DESC LIMIT 1"
+            ))?
+            .query_row(params![store.0, till.0, pos_receipt_no.trim()], receipt_row)
+            .optional()?;
+        row.map(to_stored).transpose()
+    }
+
+    fn insert_receipt(&mut self, s: &StoredReceipt) -> StoreResult<()> {
+        let r = &s.receipt;
+        let credited = if s.account.is_some() { s.effect.points_delta } else { Decimal::ZERO };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
+                 account_id, total, turnover, points_credited, campaign, effect, payload, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?
+            .execute(params![
+                r.id.0,
+                s.payload_hash,
+                r.store_id.0,
+                r.till_id.0,
+                r.pos_receipt_no.trim(),
+                r.issued_at.to_rfc3339(),
+                r.issued_at.date_naive().to_string(),
+                r.card.as_ref().map(|c| c.expose().to_string()),
+                s.account.as_ref().map(|a| a.0.clone()),
+                r.total.to_string(),
+                s.effect.turnover_delta.to_string(),
+                credited.to_string(),
+                s.effect.campaign,
+                json(&s.effect),
+                json(r),
+                now(),
+            ])?;
+        Ok(())
+    }
+
+    fn receipts_between(&mut self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<ReceiptFacts>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT store_id, business_day, turnover, points_credited, campaign FROM receipts
+             WHERE business_day >= ?1 AND business_day <= ?2 ORDER BY business_day, store_id",
+        )?;
+        let rows = st.query_map(params![from.to_string(), to.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get(4)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (store, day, turnover, points, campaign) = row?;
+            out.push(ReceiptFacts {
+                store_id: StoreId(store),
+                business_day: day.parse().map_err(|e| StoreError::Other(format!("stored business day {day:?}: {e}")))?,
+                turnover: dec("turnover", &turnover)?,
+                points_credited: dec("points", &points)?,
+                campaign,
+            });
+        }
+        Ok(out)
+    }
+
+    fn request(&mut self, request_id: &str) -> StoreResult<Option<RequestRow>> {
+        let row: Option<(String, String, String, String)> = self
+            .tx
+            .prepare_cached("SELECT request_id, kind, payload_hash, result FROM requests WHERE request_id = ?1")?
+            .query_row([request_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        row.map(|(request_id, kind, payload_hash, result)| {
+            Ok(RequestRow { request_id, kind, payload_hash, result: from_json("request result", &result)? })
+        })
+        .transpose()
+    }
+
+    fn insert_request(&mut self, row: &RequestRow) -> StoreResult<()> {
+        self.tx.execute(
+            "INSERT INTO requests (request_id, kind, payload_hash, result, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![row.request_id, row.kind, row.payload_hash, json(&row.result), now()],
+        )?;
+        Ok(())
+    }
+
+    fn card(&mut self, number: &CardId) -> StoreResult<Option<CardRow>> {
+        let row = self
+            .tx
+            .prepare_cached(&format!("SELECT {CARD_COLS} FROM cards WHERE number = ?1"))?
+            .query_row([number.expose()], card_row)
+            .optional()?;
+        row.map(to_card).transpose()
+    }
+
+    fn put_card(&mut self, c: &CardRow) -> StoreResult<()> {
+        let (status, reason, by) = match &c.status {
+            CardStatus::Active => ("active", None, None),
+            CardStatus::Blocked { reason } => ("blocked", Some(reason.clone()), None),
+            CardStatus::Replaced { by } => ("replaced", None, Some(by.expose().to_string())),
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO cards (number, customer_id, status, reason, replaced_by, issued_store, issued_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(number) DO UPDATE SET customer_id = excluded.customer_id, status = excluded.status,
+                 reason = excluded.reason, replaced_by = excluded.replaced_by, issued_store = excluded.issued_store,
+                 issued_at = excluded.issued_at",
+            )?
+            .execute(params![
+                c.number.expose(),
+                c.customer_id.as_ref().map(|x| x.0.clone()),
+                status,
+                reason,
+                by,
+                c.issued_store.as_ref().map(|s| s.0.clone()),
+                c.issued_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            ])?;
+        Ok(())
+    }
+
+    fn cards_of(&mut self, customer: &CustomerId) -> StoreResult<Vec<CardRow>> {
+        let mut st = self.tx.prepare_cached(&format!("SELECT {CARD_COLS} FROM cards WHERE customer_id = ?1 ORDER BY number"))?;
+        let rows: Vec<RawCard> = st.query_map([&customer.0], card_row)?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(to_card).collect()
+    }
+
+    fn cards_issued_between(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<CardRow>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {CARD_COLS} FROM cards WHERE issued_at >= ?1 AND issued_at < ?2 ORDER BY issued_at"
+        ))?;
+        let f = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let rows: Vec<RawCard> = st.query_map(params![f(from), f(to)], card_row)?.collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(to_card).collect()
+    }
+
+    fn next_counter(&mut self, name: &str) -> StoreResult<i64> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "INSERT INTO counters (name, value) VALUES (?1, 1)
+                 ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+            )?
+            .query_row([name], |r| r.get(0))?)
+    }
+
+    fn customer(&mut self, id: &CustomerId) -> StoreResult<Option<CustomerRow>> {
+        let row = self
+            .tx
+            .prepare_cached(&format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = ?1"))?
+            .query_row([&id.0], customer_row)
+            .optional()?;
+        row.map(to_customer).transpose()
+    }
+
+    fn put_customer(&mut self, customer: &Customer, state: &CustomerState) -> StoreResult<()> {
+        let seq = self.bump_change_seq()?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO customers (id, parent_id, customer, state, change_seq) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
+                 state = excluded.state, change_seq = excluded.change_seq",
+            )?
+            .execute(params![customer.id.0, customer.parent.as_ref().map(|p| p.0.clone()), json(customer), json(state), seq])?;
+        Ok(())
+    }
+
+    fn touch_customer(&mut self, id: &CustomerId) -> StoreResult<()> {
+        let seq = self.bump_change_seq()?;
+        self.tx.prepare_cached("UPDATE customers SET change_seq = ?2 WHERE id = ?1")?.execute(params![id.0, seq])?;
+        Ok(())
+    }
+
+    fn sub_customers(&mut self, parent: &CustomerId) -> StoreResult<Vec<CustomerId>> {
+        let mut st = self.tx.prepare_cached("SELECT id FROM customers WHERE parent_id = ?1 ORDER BY id")?;
+        let ids = st.query_map([&parent.0], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ids.into_iter().map(CustomerId).collect())
+    }
+
+    fn all_customers(&mut self) -> StoreResult<Vec<CustomerRow>> {
+        let mut st = self.tx.prepare_cached(&format!("SELECT {CUSTOMER_COLS} FROM customers ORDER BY id"))?;
+        let rows = st.query_map([], customer_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(to_customer).collect()
+    }
+
+    fn changed_since(&mut self, since: i64, limit: usize) -> StoreResult<Vec<CustomerRow>> {
+        let mut st = self
+            .tx
+            .prepare_cached(&format!("SELECT {CUSTOMER_COLS} FROM customers WHERE change_seq > ?1 ORDER BY change_seq LIMIT ?2"))?;
+        let rows = st.query_map(params![since, limit as i64], customer_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(to_customer).collect()
+    }
+
+    fn max_change_seq(&mut self) -> StoreResult<i64> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT COALESCE(MAX(change_seq), 0) FROM customers")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    fn migration_code(&mut self, code: &str) -> StoreResult<Option<MigrationCodeRow>> {
+        let row: Option<(String, String, Option<String>)> = self
+            .tx
+            .prepare_cached("SELECT code, customer_id, used_by_card FROM migration_codes WHERE code = ?1")?
+            .query_row([code], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        row.map(|(code, customer, used)| {
+            Ok(MigrationCodeRow {
+                code,
+                customer_id: CustomerId(customer),
+                used_by_card: used
+                    .map(|u| CardId::normalise(&u).map_err(|e| StoreError::Other(format!("stored card: {e}"))))
+                    .transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    fn put_migration_code(&mut self, row: &MigrationCodeRow) -> StoreResult<()> {
+        self.tx.execute(
+            "INSERT INTO migration_codes (code, customer_id, used_by_card, used_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(code) DO UPDATE SET customer_id = excluded.customer_id, used_by_card = excluded.used_by_card,
+             used_at = excluded.used_at",
+            params![
+                row.code,
+                row.customer_id.0,
+                row.used_by_card.as_ref().map(|c| c.expose().to_string()),
+                row.used_by_card.as_ref().map(|_| now())
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn record_message(&mut self, m: &Message) -> StoreResult<bool> {
+        let n = self.tx.prepare_cached(
+            "INSERT INTO messages (cause, kind, customer_id, channel, recipient, text, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(cause) DO NOTHING",
+        )?
+        .execute(params![m.cause, m.kind, m.customer_id, m.channel, m.recipient, m.text, now()])?;
+        Ok(n > 0)
+    }
+
+    fn messages(&mut self, kind: Option<&str>, limit: usize) -> StoreResult<Vec<Message>> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE (?1 IS NULL OR kind = ?1) ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![kind, limit as i64], message_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::transact;
+
+    #[test]
+    fn migrations_are_versioned_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        {
+            let c = open_connection(&p).unwrap();
+            assert_eq!(schema_version(&c).unwrap(), MIGRATIONS.len());
+            let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+            assert_eq!(mode, "wal");
+        }
+        let c = open_connection(&p).unwrap();
+        assert_eq!(schema_version(&c).unwrap(), MIGRATIONS.len());
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        open_connection(&p).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let err = open_connection(&p).expect_err("refused");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn message_cause_is_unique_and_savepoint_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = SqliteRepo::open(&dir.path().join("s.db")).unwrap();
+        let m = Message {
+            id: 0,
+            cause: "welcome:C1".into(),
+            kind: "welcome".into(),
+            customer_id: "C1".into(),
+            channel: "email".into(),
+            recipient: "a@b.cz".into(),
+            text: "Vítejte".into(),
+            created_at: Utc::now(),
+        };
+        let (a, b) = transact(&repo, |tx| Ok((tx.record_message(&m)?, tx.record_message(&m)?))).unwrap();
+        assert!(a && !b);
+        transact(&repo, |tx| {
+            tx.savepoint()?;
+            tx.next_counter("x")?;
+            tx.rollback_to_savepoint()?;
+            Ok(())
+        })
+        .unwrap();
+        let v = transact(&repo, |tx| Ok(tx.next_counter("x")?)).unwrap();
+        assert_eq!(v, 1, "the rolled-back increment is gone");
+        assert_eq!(transact(&repo, |tx| Ok(tx.messages(None, 10)?)).unwrap().len(), 1);
+    }
+}
