@@ -1,1 +1,236 @@
-//! End-to-end tests: ui (filled by its issue).
+//! End-to-end tests: the cashier popup on a real X server (our own Xvfb on a free display).
+//! A POS stand-in window (`xmessage`) holds the keyboard focus; the real `till-agent` popup is
+//! opened by the `popup-demo` hook (a quote exactly as a scan produces it); the window is found
+//! with xdotool/xwininfo, its geometry, override-redirect and stacking checked, the focus must
+//! still be on the POS window, and a screenshot (`import -window root`) is kept in the target
+//! dir for a human to look at (Czech diacritics).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use e2e::{bin, fixture, wait_for, Proc};
+
+struct Xvfb {
+    _proc: Proc,
+    display: String,
+}
+
+fn start_xvfb() -> Xvfb {
+    // A display number nobody uses (no lock file), from our pid so parallel runs differ.
+    let mut n = 100 + std::process::id() % 300;
+    while Path::new(&format!("/tmp/.X{n}-lock")).exists() || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+        n += 1;
+    }
+    let display = format!(":{n}");
+    let proc = Proc::spawn(
+        "Xvfb",
+        Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let up = wait_for(Duration::from_secs(10), || {
+        let ok = Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success();
+        ok.then_some(())
+    });
+    assert!(up.is_some(), "Xvfb {display} did not come up (is xvfb installed? scripts/setup.sh)");
+    Xvfb { _proc: proc, display }
+}
+
+fn x(display: &str, prog: &str, args: &[&str]) -> Output {
+    Command::new(prog).args(args).env("DISPLAY", display).output().unwrap_or_else(|e| panic!("{prog}: {e}"))
+}
+
+fn x_stdout(display: &str, prog: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&x(display, prog, args).stdout).trim().to_string()
+}
+
+fn find_window(display: &str, name: &str) -> Option<u64> {
+    x_stdout(display, "xdotool", &["search", "--name", name]).lines().next()?.trim().parse().ok()
+}
+
+fn focus(display: &str) -> String {
+    x_stdout(display, "xdotool", &["getwindowfocus"])
+}
+
+/// `xwininfo -id`: (x, y, width, height, mapped, override_redirect).
+fn info(display: &str, id: u64) -> (i64, i64, i64, i64, bool, bool) {
+    let out = x_stdout(display, "xwininfo", &["-id", &id.to_string()]);
+    let num = |key: &str| -> i64 {
+        out.lines().find_map(|l| l.trim().strip_prefix(key)).unwrap_or_else(|| panic!("no {key} in {out}")).trim().parse().unwrap()
+    };
+    (
+        num("Absolute upper-left X:"),
+        num("Absolute upper-left Y:"),
+        num("Width:"),
+        num("Height:"),
+        out.contains("Map State: IsViewable"),
+        out.contains("Override Redirect State: yes"),
+    )
+}
+
+/// Top-level windows, topmost first (`xwininfo -children` lists the stacking order top-down).
+fn stacking(display: &str) -> Vec<u64> {
+    x_stdout(display, "xwininfo", &["-root", "-children"])
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("0x").and_then(|h| u64::from_str_radix(h.split_whitespace().next()?, 16).ok()))
+        .collect()
+}
+
+fn above(display: &str, top: u64, below: u64) -> bool {
+    let s = stacking(display);
+    let pos = |w| s.iter().position(|&x| x == w);
+    matches!((pos(top), pos(below)), (Some(a), Some(b)) if a < b)
+}
+
+fn agent(display: &str, runtime: &Path, args: &[&str], out: &Path, err: &Path) -> Command {
+    let mut c = Command::new(bin("till-agent"));
+    c.arg("popup-demo")
+        .args(args)
+        .env("DISPLAY", display)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .env("TILL_AGENT_LOG", "info")
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(std::fs::File::create(err).unwrap());
+    c
+}
+
+fn shots_dir() -> PathBuf {
+    let d = e2e::bin_dir().join("ui-screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
+    let xv = start_xvfb();
+    let d = xv.display.as_str();
+    let tmp = tempfile::tempdir().unwrap();
+    let runtime = tmp.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+
+    // The POS stand-in has the keyboard focus.
+    let _pos_proc = Proc::spawn(
+        "xmessage",
+        Command::new("xmessage").args(["-geometry", "400x200+40+40", "-title", "POS stand-in", "POS stand-in"]).env("DISPLAY", d),
+    );
+    let pos = wait_for(Duration::from_secs(10), || find_window(d, "POS stand-in")).expect("POS window");
+    assert!(x(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]).status.success());
+    assert_eq!(focus(d), pos.to_string());
+
+    // A scan's quote opens the real popup.
+    let quote = fixture("ui/quote-customer-cs.json");
+    let (out, err) = (tmp.path().join("out.txt"), tmp.path().join("err.txt"));
+    let mut gui = Proc::spawn("till-agent", &mut agent(d, &runtime, &["--quote", quote.to_str().unwrap(), "--lang", "cs"], &out, &err));
+    let popup = wait_for(Duration::from_secs(30), || {
+        let w = find_window(d, "till-agent popup")?;
+        let (_, _, width, _, mapped, _) = info(d, w);
+        (mapped && width >= 440).then_some(w)
+    });
+    let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
+    let popup = popup.unwrap_or_else(|| panic!("popup window never appeared; agent stderr:\n{}", stderr()));
+    // Let the fit-to-content resize and the first paint settle.
+    std::thread::sleep(Duration::from_millis(700));
+
+    let (px, py, pw, ph, mapped, override_redirect) = info(d, popup);
+    assert!(mapped && override_redirect, "popup must be mapped and override-redirect (no WM focus)");
+    assert!((440..=1248).contains(&pw) && (150..=800).contains(&ph), "popup size {pw}x{ph}");
+    // Bottom-right by default: 16 px from the right edge, 16 + 40 (panel) from the bottom.
+    assert_eq!((px + pw, py + ph), (1280 - 16, 1024 - 56), "popup at {px},{py} {pw}x{ph}");
+    assert!(above(d, popup, pos), "popup not above the POS window: {:?}", stacking(d));
+    assert_eq!(focus(d), pos.to_string(), "the POS window lost the keyboard focus");
+
+    // What the cashier sees, also as the JSON line on stdout.
+    let json_line = std::fs::read_to_string(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(json_line.lines().next().expect("popup JSON line")).unwrap();
+    assert_eq!(v["title"], "Jiří Čermák Žďárský");
+    assert_eq!(v["rows"][4]["value"], "1\u{a0}234,50\u{a0}Kč");
+    assert!(!json_line.contains("1900123456789012"), "full card number on stdout");
+    // The tray starts under Xvfb (no StatusNotifier host needed).
+    assert!(stderr().contains("tray icon started"), "tray did not start:\n{}", stderr());
+
+    // Screenshot: the popup area is not blank (many colours: anti-aliased text on white).
+    let shot = shots_dir().join("popup-cs.png");
+    assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()]).status.success());
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "screenshot too small");
+    let colours = x_stdout(d, "convert", &[shot.to_str().unwrap(), "-crop", &format!("{pw}x{ph}+{px}+{py}"), "+repage", "-format", "%k", "info:"]);
+    let colours: u32 = colours.parse().unwrap_or_else(|_| panic!("convert said {colours:?}"));
+    assert!(colours > 20, "popup area looks blank ({colours} colours)");
+    eprintln!("screenshot: {}", shot.display());
+
+    // The POS comes back on top; a second start signals the first (which shows its last popup
+    // on top again, still without taking the focus) and exits.
+    assert!(x(d, "xdotool", &["windowraise", &pos.to_string()]).status.success());
+    assert!(wait_for(Duration::from_secs(5), || above(d, pos, popup).then_some(())).is_some());
+    let (out2, err2) = (tmp.path().join("out2.txt"), tmp.path().join("err2.txt"));
+    let mut second = agent(d, &runtime, &["--payment-last4", "9999"], &out2, &err2).spawn().unwrap();
+    let status = wait_for(Duration::from_secs(20), || second.try_wait().unwrap());
+    let status = status.unwrap_or_else(|| {
+        let _ = second.kill();
+        panic!("second instance did not exit")
+    });
+    assert!(status.success());
+    assert!(std::fs::read_to_string(&err2).unwrap().contains("already runs"), "{}", std::fs::read_to_string(&err2).unwrap());
+    assert!(
+        wait_for(Duration::from_secs(10), || above(d, popup, pos).then_some(())).is_some(),
+        "last popup not shown on top again: {:?}",
+        stacking(d)
+    );
+    assert_eq!(focus(d), pos.to_string());
+
+    // A click hides the popup; the POS keeps the focus.
+    let (cx, cy) = ((px + pw / 2).to_string(), (py + ph / 2).to_string());
+    assert!(x(d, "xdotool", &["mousemove", &cx, &cy, "click", "1"]).status.success());
+    let hidden = wait_for(Duration::from_secs(10), || (!info(d, popup).4).then_some(()));
+    assert!(hidden.is_some(), "popup still mapped after a click");
+    assert_eq!(focus(d), pos.to_string());
+    gui.kill();
+}
+
+#[test]
+fn popup_hides_by_itself_and_warns_for_a_payment_card() {
+    let xv = start_xvfb();
+    let d = xv.display.as_str();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, err) = (tmp.path().join("out.txt"), tmp.path().join("err.txt"));
+    let mut gui = Proc::spawn(
+        "till-agent",
+        &mut agent(d, tmp.path(), &["--payment-last4", "4111111111111111", "--lang", "hr", "--hide-after", "2", "--no-tray"], &out, &err),
+    );
+    let popup = wait_for(Duration::from_secs(30), || {
+        let w = find_window(d, "till-agent popup")?;
+        info(d, w).4.then_some(w)
+    })
+    .unwrap_or_else(|| panic!("no popup: {}", std::fs::read_to_string(&err).unwrap_or_default()));
+    let v: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(v["kind"], "payment_card");
+    assert_eq!(v["title"], "Platna kartica!");
+    assert_eq!(v["card"], "…1111");
+    let shot = shots_dir().join("popup-hr-payment.png");
+    assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()]).status.success());
+    let hidden = wait_for(Duration::from_secs(10), || (!info(d, popup).4).then_some(()));
+    assert!(hidden.is_some(), "popup did not hide after 2 s");
+    gui.kill();
+}
+
+#[test]
+fn popup_demo_without_display_falls_back_to_headless_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("till-agent"))
+        .args(["popup-demo", "--quote", fixture("ui/quote-customer-cs.json").to_str().unwrap(), "--lang", "en"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .env("TILL_AGENT_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().next().expect("a JSON line")).unwrap();
+    assert_eq!(v["kind"], "customer");
+    assert_eq!(v["rows"][1]["value"], "5%");
+    assert_eq!(v["rows"][4]["value"], "CZK\u{a0}1,234.50");
+    assert_eq!(v["offline"], "Offline, as of 2026-11-22 18:30");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no GUI"), "{}", String::from_utf8_lossy(&out.stderr));
+}

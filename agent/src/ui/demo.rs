@@ -79,7 +79,7 @@ pub fn run(args: PopupDemoArgs) -> anyhow::Result<std::process::ExitCode> {
         }
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    let bus = crate::events::bus();
+    // The demo keeps no sender: without a display the headless fallback prints and ends.
     let ctx = GuiContext {
         lang,
         popup,
@@ -87,14 +87,13 @@ pub fn run(args: PopupDemoArgs) -> anyhow::Result<std::process::ExitCode> {
         config_path: None,
         log_dir: None,
         outbox_db: None,
-        bus: bus.clone(),
+        bus: crate::events::bus(),
         status: None,
         requests: Arc::new(|r| tracing::info!("popup-demo: UI request {r:?}")),
         tray: !args.no_tray,
         initial: vec![ev],
     };
     let exit = super::run_gui(ctx)?;
-    drop(bus);
     if exit == GuiExit::SignalledOther {
         eprintln!("till-agent: a GUI already runs in this session; it was asked to show its last popup");
     }

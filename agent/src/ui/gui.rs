@@ -316,7 +316,7 @@ impl App {
         let frame = egui::Frame::new().fill(Color32::WHITE).stroke(egui::Stroke::new(6.0, accent)).inner_margin(18);
         let mut action = None;
         let resp = egui::CentralPanel::default().frame(frame).show_inside(ui, |ui| {
-            let top = ui.cursor().min.y;
+            let top_left = ui.cursor().min;
             ui.spacing_mut().item_spacing.y = 6.0 * s;
             ui.label(RichText::new(&view.title).size(30.0 * s).strong().color(Color32::BLACK));
             if let Some(card) = &view.card {
@@ -346,12 +346,13 @@ impl App {
                     }
                 });
             }
-            ui.min_rect().max.y - top
+            ui.min_rect().max - top_left
         });
         // Fit the window to the content and place it (bottom-right near the tray by default).
-        // Content height + inner margins (2 × 18) + stroke (2 × 6).
-        let wanted = egui::vec2(self.cfg.width as f32, (resp.inner + 48.0).ceil());
+        // Content + inner margins (2 × 18) + stroke (2 × 6); at least the configured width.
         let monitor = ui.ctx().input(|i| i.viewport().monitor_size).unwrap_or(egui::vec2(1280.0, 1024.0));
+        let max_w = (monitor.x - 2.0 * self.cfg.margin as f32).max(200.0);
+        let wanted = egui::vec2((resp.inner.x + 48.0).max(self.cfg.width as f32).min(max_w).ceil(), (resp.inner.y + 48.0).ceil());
         if self.fitted != Some((wanted, monitor)) {
             self.fitted = Some((wanted, monitor));
             let (x, y) = self.cfg.place((monitor.x, monitor.y), (wanted.x, wanted.y));
@@ -573,3 +574,19 @@ fn open_path(p: &std::path::Path) {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_font_covers_cs_sk_hr_and_popup_symbols() {
+        let ctx = egui::Context::default();
+        install_fonts(&ctx);
+        let _ = ctx.run_ui(egui::RawInput::default(), |_| {});
+        let text = "ěščřžýáíéůúťďňĚŠČŘŽÝÁÍÉŮÚŤĎŇ ľĺŕôäĽĹŔÔÄ ćčđšžĆČĐŠŽ –…€Kč\u{a0}%";
+        for c in text.chars() {
+            assert!(ctx.fonts_mut(|f| f.has_glyph(&egui::FontId::proportional(24.0), c)), "no glyph for {c:?}");
+        }
+    }
+}

@@ -90,8 +90,8 @@ pub fn run_gui(ctx: GuiContext) -> anyhow::Result<GuiExit> {
     #[cfg(feature = "gui")]
     {
         // Subscribe before the window starts so nothing published meanwhile is lost headless.
-        let (lang, bus, initial) = (ctx.lang, ctx.bus.clone(), ctx.initial.clone());
-        let early = bus.subscribe();
+        // (No clone of the bus is kept here: the headless fallback ends when the owner drops it.)
+        let (lang, initial, early) = (ctx.lang, ctx.initial.clone(), ctx.bus.subscribe());
         match gui::run(ctx)? {
             gui::Outcome::Exit(e) => Ok(e),
             gui::Outcome::NoDisplay(why) => fallback(lang, early, initial, why),
