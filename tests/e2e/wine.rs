@@ -1,1 +1,468 @@
-//! End-to-end tests: wine (filled by its issue).
+//! The Windows build and its MSI, installed and run under Wine (Debian's wine 8, throwaway prefix).
+//!
+//! One test function runs the whole life cycle because a Wine prefix takes 30–60 s to create:
+//! MSI tables (msiinfo) → silent install with properties → first run (config written, token moved
+//! to Credential Manager) → a receipt dropped into the export folder reaches the Linux server-stub →
+//! a receipt queued while the server is down survives an upgrade to a newer MSI → an older MSI is
+//! refused → uninstall removes the program and the Run value and leaves %ProgramData%\TillAgent.
+//!
+//! Needs: wine, wixl, msiinfo, x86_64-w64-mingw32-gcc (scripts/setup.sh) and the Windows exe at
+//! `<target>/x86_64-pc-windows-gnu/debug/till-agent.exe` (scripts/test.sh builds it before the
+//! tests; `TILL_WINDOWS_EXE` overrides). Skips, saying why, only when wine itself is absent.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{bin, bin_dir, free_port, repo_root, wait_for, Proc};
+
+const STORE: &str = "CZ-PRG-07";
+const TILL: &str = "T3";
+const RUN_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run";
+const SETTINGS_KEY: &str = r"HKLM\Software\TillAgent";
+const PROGRAM_DIR: &str = "Program Files/TillAgent";
+const DATA_DIR: &str = "ProgramData/TillAgent";
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+fn run_ok(what: &str, cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The cross-built agent.
+fn windows_exe() -> PathBuf {
+    if let Some(p) = std::env::var_os("TILL_WINDOWS_EXE") {
+        return PathBuf::from(p);
+    }
+    let target = bin_dir().parent().expect("target dir").to_path_buf();
+    let exe = target.join("x86_64-pc-windows-gnu").join("debug").join("till-agent.exe");
+    assert!(
+        exe.exists(),
+        "{} not found: build it with `cargo build -p till-agent --target x86_64-pc-windows-gnu` (scripts/test.sh does)",
+        exe.display()
+    );
+    exe
+}
+
+/// `scripts/build-msi.sh --exe … --version … --out …` → the MSI's path.
+fn build_msi(exe: &Path, version: &str, out: &Path) -> PathBuf {
+    let o = run_ok(
+        "scripts/build-msi.sh",
+        Command::new(repo_root().join("scripts/build-msi.sh")).arg("--exe").arg(exe).arg("--version").arg(version).arg("--out").arg(out),
+    );
+    let msi = PathBuf::from(String::from_utf8_lossy(&o.stdout).lines().last().expect("msi path").trim());
+    assert!(msi.exists(), "{} missing", msi.display());
+    msi
+}
+
+fn msiinfo_export(msi: &Path, table: &str) -> String {
+    let o = run_ok(&format!("msiinfo export {table}"), Command::new("msiinfo").arg("export").arg(msi).arg(table));
+    String::from_utf8_lossy(&o.stdout).replace("\r\n", "\n")
+}
+
+/// Rows of an exported table (the first three lines are column names, types and the key line).
+fn rows(table_text: &str) -> Vec<Vec<String>> {
+    table_text.lines().skip(3).map(|l| l.split('\t').map(str::to_string).collect()).collect()
+}
+
+/// A throwaway Wine prefix with the ProcessPrng shim and a persistent wineserver.
+struct Wine {
+    prefix: tempfile::TempDir,
+}
+
+impl Wine {
+    fn create(work: &Path) -> Wine {
+        let prefix = tempfile::Builder::new().prefix("wineprefix-").tempdir().expect("prefix dir");
+        let w = Wine { prefix };
+        let t = Instant::now();
+        run_ok("wineboot -i", w.cmd("wineboot").arg("-i"));
+        w.wait_server();
+        eprintln!("wine: prefix initialised in {:.1} s", t.elapsed().as_secs_f64());
+        // Rust's std (1.78+) imports bcryptprimitives.dll!ProcessPrng, which wine 8 lacks: a tiny
+        // mingw shim calling advapi32!SystemFunction036 (RtlGenRandom), in this prefix only.
+        let src = work.join("bcryptprimitives.c");
+        std::fs::write(
+            &src,
+            "#include <windows.h>\n\
+             BOOLEAN WINAPI SystemFunction036(PVOID buf, ULONG len);\n\
+             __declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {\n\
+               while (len > 0) {\n\
+                 ULONG chunk = len > 0x10000000 ? 0x10000000 : (ULONG)len;\n\
+                 if (!SystemFunction036(data, chunk)) return FALSE;\n\
+                 data += chunk; len -= chunk;\n\
+               }\n\
+               return TRUE;\n\
+             }\n",
+        )
+        .unwrap();
+        let dll = w.drive_c().join("windows/system32/bcryptprimitives.dll");
+        run_ok(
+            "x86_64-w64-mingw32-gcc (ProcessPrng shim)",
+            Command::new("x86_64-w64-mingw32-gcc").args(["-shared", "-O2", "-s", "-o"]).arg(&dll).arg(&src).arg("-ladvapi32"),
+        );
+        // wine 8 has no builtin bcryptprimitives, so the native DLL in system32 is used without an
+        // override; say so explicitly anyway in case a later wine adds a builtin without ProcessPrng.
+        run_ok(
+            "reg add DllOverrides",
+            w.cmd("reg").args(["add", r"HKCU\Software\Wine\DllOverrides", "/v", "bcryptprimitives", "/d", "native,builtin", "/f"]),
+        );
+        // keep one wineserver for the whole test: every `wine` call then starts in a fraction of a second
+        let _ = w.server_cmd().arg("-p").status();
+        w
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("wine");
+        c.arg(program)
+            .env("WINEPREFIX", self.prefix.path())
+            .env("WINEDEBUG", "-all")
+            // no Mono/Gecko download prompts
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            // headless: the agent's Windows GUI is not under test here
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            // the installed agent must find its token in Credential Manager, not in the env
+            .env_remove("TILL_AGENT_TOKEN")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn server_cmd(&self) -> Command {
+        let mut c = Command::new("wineserver");
+        c.env("WINEPREFIX", self.prefix.path());
+        c
+    }
+
+    fn wait_server(&self) {
+        let _ = self.server_cmd().arg("-w").status();
+    }
+
+    fn drive_c(&self) -> PathBuf {
+        self.prefix.path().join("drive_c")
+    }
+
+    /// `reg query KEY /v NAME` → the value's data, None when the key or value is absent.
+    fn reg_value(&self, key: &str, name: &str) -> Option<String> {
+        let o = self.cmd("reg").args(["query", key, "/v", name]).output().expect("wine reg");
+        if !o.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        text.lines().map(str::trim).find(|l| l.starts_with(name)).map(|l| {
+            let rest = l[name.len()..].trim_start();
+            let rest = rest.split_once(char::is_whitespace).map(|(_, r)| r).unwrap_or("");
+            rest.trim().to_string()
+        })
+    }
+
+    fn msiexec(&self, args: &[&str], msi: &Path) -> std::process::ExitStatus {
+        let mut c = self.cmd("msiexec");
+        c.args(&args[..1]).arg(win_path(msi)).args(&args[1..]);
+        let st = c.status().expect("msiexec");
+        self.wait_idle();
+        st
+    }
+
+    /// Wait until no Windows process runs in the prefix (msiexec returns before its service exits).
+    fn wait_idle(&self) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    /// Installed agent, as started by the Run key (but headless).
+    fn agent(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd(r"C:\Program Files\TillAgent\till-agent.exe");
+        c.args(args);
+        c
+    }
+}
+
+impl Drop for Wine {
+    fn drop(&mut self) {
+        let _ = self.server_cmd().arg("-k").status();
+    }
+}
+
+/// Unix path → the path Wine's Z: drive shows for it.
+fn win_path(p: &Path) -> String {
+    format!("Z:{}", p.display()).replace('/', "\\")
+}
+
+/// `till-agent.exe status --json` (run inside the prefix).
+fn status(wine: &Wine) -> serde_json::Value {
+    let o = run_ok("till-agent.exe status --json", wine.agent(&["status", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()));
+    let text = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {text}"))
+}
+
+fn wait_status(wine: &Wine, what: &str, timeout: Duration, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let s = status(wine);
+        if ok(&s) {
+            return s;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}; last status: {s:#}");
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+}
+
+/// A receipt file in the protocol JSON shape, written the way a POS does (temp name, then rename).
+fn drop_receipt(export: &Path, receipt_no: &str) {
+    let body = serde_json::json!({
+        "pos_receipt_no": receipt_no,
+        "issued_at": "2026-11-23T10:00:00+01:00",
+        "total": "21.50",
+        "lines": [
+            { "sku": "1001", "name": "Káva zrnková 250 g", "quantity": 2, "unit_price": "7.90", "line_total": "15.80", "vat_rate": "21", "kind": "sale" },
+            { "sku": "2002", "name": "Rohlík", "quantity": 3, "unit_price": "1.90", "line_total": "5.70", "vat_rate": "12", "kind": "sale" }
+        ]
+    });
+    let tmp = export.join(format!(".{receipt_no}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&body).unwrap()).unwrap();
+    std::fs::rename(&tmp, export.join(format!("{receipt_no}.json"))).unwrap();
+}
+
+/// The server-stub on loopback, on a fixed port so it can be restarted on the same address.
+fn start_server(db: &Path, port: u16) -> Proc {
+    let p = Proc::spawn(
+        "server-stub",
+        Command::new(bin("server-stub")).args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"]).arg(db).stdout(Stdio::null()),
+    );
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    wait_for(Duration::from_secs(20), || reqwest::blocking::get(&url).ok().filter(|r| r.status().is_success()))
+        .expect("server-stub did not come up");
+    p
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn wine_msi_install_run_upgrade_uninstall() {
+    if !have("wine") {
+        eprintln!("SKIPPED wine_msi_install_run_upgrade_uninstall: `wine` is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    for tool in ["wixl", "msiinfo", "x86_64-w64-mingw32-gcc", "wineserver"] {
+        assert!(have(tool), "{tool} not found: run scripts/setup.sh");
+    }
+    let work = tempfile::tempdir().unwrap();
+    let exe = windows_exe();
+
+    // --- two MSIs from the same exe: the Cargo.toml version and a newer one
+    let v1 = env!("CARGO_PKG_VERSION").to_string();
+    let mut parts: Vec<u32> = v1.split('.').map(|p| p.parse().unwrap()).collect();
+    parts[2] += 1;
+    let v2 = format!("{}.{}.{}", parts[0], parts[1], parts[2]);
+    let msi1 = build_msi(&exe, &v1, &work.path().join("msi1"));
+    let msi2 = build_msi(&exe, &v2, &work.path().join("msi2"));
+    let size = std::fs::metadata(&msi1).unwrap().len();
+    eprintln!("figure: MSI size {} bytes ({:.1} MiB; exe {} bytes, debug build)", size, size as f64 / 1048576.0, std::fs::metadata(&exe).unwrap().len());
+
+    // --- the MSI's tables
+    let props = msiinfo_export(&msi1, "Property");
+    let prop = |name: &str| rows(&props).into_iter().find(|r| r[0] == name).map(|r| r[1].clone());
+    assert_eq!(prop("ALLUSERS").as_deref(), Some("1"), "per-machine install\n{props}");
+    assert_eq!(prop("ProductVersion").as_deref(), Some(v1.as_str()));
+    assert_eq!(prop("MsiHiddenProperties").as_deref(), Some("TILL_TOKEN"), "the token must stay out of MSI logs");
+    let upgrade_code = prop("UpgradeCode").expect("UpgradeCode");
+    assert_eq!(msiinfo_export(&msi2, "Property").lines().find(|l| l.starts_with("UpgradeCode\t")).map(|l| l[12..].to_string()), Some(upgrade_code.clone()), "fixed UpgradeCode");
+    let upgrade = rows(&msiinfo_export(&msi1, "Upgrade"));
+    // UpgradeCode VersionMin VersionMax Language Attributes Remove ActionProperty
+    assert!(
+        upgrade.iter().any(|r| r[0] == upgrade_code && r[1].is_empty() && r[2] == v1 && r[6] == "WIX_UPGRADE_DETECTED"),
+        "older versions are upgraded: {upgrade:?}"
+    );
+    assert!(
+        upgrade.iter().any(|r| r[0] == upgrade_code && r[1] == v1 && r[6] == "WIX_DOWNGRADE_DETECTED"),
+        "newer versions are detected: {upgrade:?}"
+    );
+    let launch = msiinfo_export(&msi1, "LaunchCondition");
+    assert!(launch.contains("NOT WIX_DOWNGRADE_DETECTED\tA newer version of Till Agent is already installed"), "{launch}");
+    let seq = msiinfo_export(&msi1, "InstallExecuteSequence");
+    assert!(seq.lines().any(|l| l.starts_with("RemoveExistingProducts\t")), "major upgrade removes the old product\n{seq}");
+    let registry = rows(&msiinfo_export(&msi1, "Registry"));
+    // Registry Root Key Name Value Component_ ; Root 2 = HKLM
+    assert!(
+        registry.iter().any(|r| r[1] == "2"
+            && r[2] == r"Software\Microsoft\Windows\CurrentVersion\Run"
+            && r[3] == "TillAgent"
+            && r[4] == r#""[INSTALLDIR]till-agent.exe" run"#),
+        "HKLM Run autostart: {registry:?}"
+    );
+    for (name, value) in [("ServerUrl", "[SERVER_URL]"), ("StoreId", "[STORE_ID]"), ("TillId", "[TILL_ID]"), ("ExportDir", "[EXPORT_DIR]"), ("TillToken", "[TILL_TOKEN]")] {
+        assert!(registry.iter().any(|r| r[1] == "2" && r[2] == r"Software\TillAgent" && r[3] == name && r[4] == value), "{name}: {registry:?}");
+    }
+    let files = rows(&msiinfo_export(&msi1, "File"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0][2], "till-agent.exe");
+    assert_eq!(files[0][3], std::fs::metadata(&exe).unwrap().len().to_string(), "the exe's size");
+    let dirs = rows(&msiinfo_export(&msi1, "Directory"));
+    assert!(dirs.iter().any(|r| r[0] == "INSTALLDIR" && r[1] == "ProgramFiles64Folder" && r[2] == "TillAgent"), "{dirs:?}");
+    assert!(!dirs.iter().any(|r| r[0].contains("CommonAppData")), "no component may live in ProgramData: {dirs:?}");
+    let shortcuts = rows(&msiinfo_export(&msi1, "Shortcut"));
+    assert!(shortcuts.iter().any(|r| r[1] == "ProgramMenuFolder" && r[2] == "Till Agent" && r[4] == "[INSTALLDIR]till-agent.exe"), "{shortcuts:?}");
+    let suminfo = run_ok("msiinfo suminfo", Command::new("msiinfo").arg("suminfo").arg(&msi1));
+    assert!(String::from_utf8_lossy(&suminfo.stdout).contains("Template: x64;1033"), "64-bit package");
+
+    // --- the server and this till's token
+    let server_db = work.path().join("server.db");
+    let o = run_ok(
+        "server-stub till add",
+        Command::new(bin("server-stub")).args(["till", "add", "--db"]).arg(&server_db).args(["--store", STORE, "--till", TILL]),
+    );
+    let token = String::from_utf8_lossy(&o.stdout).lines().last().expect("token line").trim().to_string();
+    assert!(token.len() >= 16, "token {token:?}");
+    let port = free_port();
+    let mut server = start_server(&server_db, port);
+
+    // --- prefix + silent install with every property
+    let wine = Wine::create(work.path());
+    let export = work.path().join("pos-export");
+    std::fs::create_dir_all(&export).unwrap();
+    let server_url = format!("http://127.0.0.1:{port}");
+    let st = wine.msiexec(
+        &[
+            "/i",
+            "/qn",
+            &format!("SERVER_URL={server_url}"),
+            &format!("STORE_ID={STORE}"),
+            &format!("TILL_ID={TILL}"),
+            &format!("EXPORT_DIR={}", win_path(&export)),
+            &format!("TILL_TOKEN={token}"),
+        ],
+        &msi1,
+    );
+    assert!(st.success(), "msiexec /i failed: {st}");
+    let installed = wine.drive_c().join(PROGRAM_DIR).join("till-agent.exe");
+    assert!(installed.exists(), "{} missing", installed.display());
+    assert_eq!(
+        wine.reg_value(RUN_KEY, "TillAgent").as_deref(),
+        Some(r#""C:\Program Files\TillAgent\till-agent.exe" run"#),
+        "autostart for every user"
+    );
+    assert_eq!(wine.reg_value(SETTINGS_KEY, "StoreId").as_deref(), Some(STORE));
+    assert!(wine.reg_value(SETTINGS_KEY, "TillToken").is_some(), "token handed over through the registry");
+    // wine's msi puts per-machine shortcuts into the user's Start menu (Windows uses the all-users one)
+    let shortcut_found = ["ProgramData/Microsoft/Windows/Start Menu/Programs/Till Agent.lnk"]
+        .iter()
+        .map(|p| wine.drive_c().join(p))
+        .chain(std::fs::read_dir(wine.drive_c().join("users")).unwrap().flatten().map(|u| u.path().join("AppData/Roaming/Microsoft/Windows/Start Menu/Programs/Till Agent.lnk")))
+        .any(|p| p.exists());
+    assert!(shortcut_found, "Start-menu shortcut");
+    let version = run_ok("till-agent.exe version", wine.agent(&["--version"]).stdout(Stdio::piped()));
+    assert!(String::from_utf8_lossy(&version.stdout).contains(&v1), "CLI prints to the caller's console/pipe: {:?}", version);
+
+    // --- first run: config from the installer settings, token into Credential Manager
+    let data = wine.drive_c().join(DATA_DIR);
+    let config = data.join("agent.toml");
+    let mut agent = Proc::spawn("till-agent.exe run --headless", wine.agent(&["run", "--headless"]).stdout(Stdio::null()));
+    assert!(wait_for(Duration::from_secs(60), || config.exists().then_some(())).is_some(), "{} not written", config.display());
+    let toml_text = std::fs::read_to_string(&config).unwrap();
+    assert!(toml_text.contains(&server_url) && toml_text.contains(STORE) && toml_text.contains(TILL), "{toml_text}");
+    assert!(!toml_text.contains(&token), "the token must not be in agent.toml");
+    assert!(
+        wait_for(Duration::from_secs(30), || wine.reg_value(SETTINGS_KEY, "TillToken").is_none().then_some(())).is_some(),
+        "TillToken still in the registry after the first run"
+    );
+
+    // --- a receipt reaches the server
+    drop_receipt(&export, "W-0001");
+    let s = wait_status(&wine, "the first receipt to be sent", Duration::from_secs(90), |s| s["sent"].as_u64() >= Some(1));
+    assert_eq!(s["queue_depth"].as_u64(), Some(0), "{s:#}");
+    assert_eq!(s["store_id"].as_str(), Some(STORE));
+    assert!(export.join("processed").exists(), "processed/ in the export folder");
+
+    // idle memory of the installed exe (wine process RSS; includes wine's own runtime)
+    std::thread::sleep(Duration::from_secs(5));
+    let pid = agent.child.id();
+    if let Some(kib) = rss_kib(pid) {
+        eprintln!("figure: installed till-agent.exe idle RSS under wine: {:.1} MiB (pid {pid})", kib as f64 / 1024.0);
+    }
+
+    // --- server down: the next receipt is queued, then the agent stops
+    server.kill();
+    drop_receipt(&export, "W-0002");
+    wait_status(&wine, "the second receipt to be queued", Duration::from_secs(60), |s| s["queue_depth"].as_u64() == Some(1));
+    agent.kill();
+    wine.wait_idle();
+
+    // --- upgrade to the newer MSI (no properties): config, queue and token survive
+    let outbox = data.join("outbox.db");
+    assert!(outbox.exists());
+    let st = wine.msiexec(&["/i", "/qn"], &msi2);
+    assert!(st.success(), "upgrade failed: {st}");
+    assert!(installed.exists(), "exe after upgrade");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), toml_text, "upgrade must keep agent.toml");
+    assert!(wine.reg_value(RUN_KEY, "TillAgent").is_some(), "Run value after upgrade");
+    assert_eq!(status(&wine)["queue_depth"].as_u64(), Some(1), "upgrade must keep the queue");
+    let uninstall_keys = run_ok(
+        "reg query Uninstall",
+        wine.cmd("reg").args(["query", r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall", "/s"]).stdout(Stdio::piped()),
+    );
+    let uninstall_text = String::from_utf8_lossy(&uninstall_keys.stdout).replace("\r\n", "\n");
+    // one block per product key: "HKEY_…\{code}" followed by its values
+    let blocks: Vec<&str> = uninstall_text.split("HKEY_").filter(|b| b.lines().any(|l| l.trim() == "DisplayName    REG_SZ    Till Agent")).collect();
+    assert_eq!(blocks.len(), 1, "exactly one Till Agent product after the upgrade:\n{uninstall_text}");
+    let version_line = blocks[0].lines().map(str::trim).find(|l| l.starts_with("DisplayVersion")).unwrap_or_default();
+    assert!(version_line.ends_with(&v2), "installed version after the upgrade: {version_line:?}");
+
+    // --- an older MSI is refused
+    let st = wine.msiexec(&["/i", "/qn"], &msi1);
+    assert!(!st.success(), "installing the older MSI over the newer one must fail");
+    assert!(installed.exists());
+
+    // --- the queued receipt is delivered after the upgrade, with the token from Credential Manager
+    let _server = start_server(&server_db, port);
+    let mut agent = Proc::spawn("till-agent.exe run --headless (after upgrade)", wine.agent(&["run", "--headless"]).stdout(Stdio::null()));
+    let s = wait_status(&wine, "the queued receipt to be sent after the upgrade", Duration::from_secs(90), |s| {
+        s["sent"].as_u64() >= Some(2) && s["queue_depth"].as_u64() == Some(0)
+    });
+    assert_eq!(s["dead_letters"].as_u64(), Some(0), "{s:#}");
+    agent.kill();
+    wine.wait_idle();
+
+    // --- uninstall: program files and Run value gone, data folder kept
+    let st = wine.msiexec(&["/x", "/qn"], &msi2);
+    assert!(st.success(), "uninstall failed: {st}");
+    assert!(!installed.exists(), "till-agent.exe left after uninstall");
+    assert!(wine.reg_value(RUN_KEY, "TillAgent").is_none(), "Run value left after uninstall");
+    assert!(config.exists() && outbox.exists(), "uninstall must leave {}", data.display());
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), toml_text);
+
+    // --- the token is nowhere in plain text: not in HKLM (system.reg), not in the data folder
+    wine.wait_server();
+    let _ = wine.server_cmd().arg("-k").status();
+    std::thread::sleep(Duration::from_millis(500));
+    let system_reg = std::fs::read_to_string(wine.prefix.path().join("system.reg")).unwrap();
+    assert!(!system_reg.contains(&token), "the till token is still in HKLM");
+    for entry in walk(&data) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "the till token is in {}", entry.display());
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,354 @@
+//! First-run bootstrap from the MSI's install-time settings.
+//!
+//! `msiexec /i till-agent.msi /qn SERVER_URL=… STORE_ID=… TILL_ID=… EXPORT_DIR=… TILL_TOKEN=…` writes
+//! those properties to `HKLM\Software\TillAgent` (values `ServerUrl`, `StoreId`, `TillId`, `ExportDir`,
+//! `TillToken`; see installer/till-agent.wxs). Every agent start calls [`first_run`] before loading
+//! the configuration:
+//!
+//! 1. if `agent.toml` does not exist yet and the four settings are there, it is written from them
+//!    (validated by the real config loader first; an existing file is never overwritten, so the
+//!    installer's values only seed a till once and later edits of agent.toml win);
+//! 2. a non-empty `TillToken` is moved into the OS credential store (Windows Credential Manager,
+//!    service `till-agent`, user `<store>/<till>`, via [`crate::credentials::store_token`]) and the
+//!    registry value is deleted, so the token stays neither in the registry nor in any file.
+//!
+//! Empty values count as "not set" (wixl cannot make a registry value conditional, so the MSI
+//! writes an empty string for a property that was not given). On other platforms there is no
+//! installer store and [`first_run`] does nothing.
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::config::Config;
+
+/// Registry key (HKLM, 64-bit view) the MSI writes.
+pub const REGISTRY_KEY: &str = r"Software\TillAgent";
+
+/// Registry value names, in the order of the MSI properties.
+pub const SERVER_URL: &str = "ServerUrl";
+pub const STORE_ID: &str = "StoreId";
+pub const TILL_ID: &str = "TillId";
+pub const EXPORT_DIR: &str = "ExportDir";
+pub const TILL_TOKEN: &str = "TillToken";
+
+/// Where the installer left its settings (the registry on Windows).
+pub trait SettingsStore {
+    /// The value, `None` when absent or empty.
+    fn get(&self, name: &str) -> anyhow::Result<Option<String>>;
+    /// Delete the value (absent is fine).
+    fn delete(&self, name: &str) -> anyhow::Result<()>;
+    /// Human-readable location for messages.
+    fn describe(&self) -> String;
+}
+
+/// What [`first_run`] did (for the log; never contains the token).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FirstRun {
+    /// agent.toml was written from the installer settings.
+    pub wrote_config: bool,
+    /// A till token was moved into the credential store.
+    pub imported_token: bool,
+}
+
+/// Run the bootstrap against the platform's installer store (no-op outside Windows).
+pub fn first_run(config_path: &Path) -> anyhow::Result<FirstRun> {
+    #[cfg(windows)]
+    {
+        first_run_with(config_path, &registry::Registry, &|cfg: &Config, token: &str| {
+            crate::credentials::store_token(cfg, token)
+        })
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = config_path;
+        Ok(FirstRun::default())
+    }
+}
+
+/// The bootstrap with its two effects injectable: where the settings come from and where the
+/// token goes.
+pub fn first_run_with(
+    config_path: &Path,
+    store: &dyn SettingsStore,
+    store_token: &dyn Fn(&Config, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<FirstRun> {
+    let mut done = FirstRun::default();
+    if !config_path.exists() {
+        let values = [SERVER_URL, STORE_ID, TILL_ID, EXPORT_DIR]
+            .into_iter()
+            .map(|n| store.get(n).map(|v| (n, v)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let given: Vec<_> = values.iter().filter(|(_, v)| v.is_some()).map(|(n, _)| *n).collect();
+        if given.len() == values.len() {
+            let get = |n: &str| values.iter().find(|(k, _)| *k == n).and_then(|(_, v)| v.clone()).unwrap_or_default();
+            let text = render_config(&get(SERVER_URL), &get(STORE_ID), &get(TILL_ID), &get(EXPORT_DIR));
+            // Validate with the real loader before writing: a bad SERVER_URL is reported against the
+            // installer setting, not as a broken agent.toml the manager never wrote.
+            Config::from_str(&text, config_path).map_err(|e| {
+                anyhow::anyhow!("the installer settings in {} do not make a valid configuration: {e}", store.describe())
+            })?;
+            if let Some(dir) = config_path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            write_new(config_path, &text)?;
+            done.wrote_config = true;
+            tracing::info!(config = %config_path.display(), "first run: wrote the configuration from the installer settings");
+        } else if !given.is_empty() {
+            let missing: Vec<_> = values.iter().filter(|(_, v)| v.is_none()).map(|(n, _)| property_of(n)).collect();
+            anyhow::bail!(
+                "{} does not exist and the installer settings in {} are incomplete: missing {} (give them to msiexec, or write agent.toml by hand)",
+                config_path.display(),
+                store.describe(),
+                missing.join(", ")
+            );
+        }
+    }
+    if let Some(token) = store.get(TILL_TOKEN)? {
+        let cfg = Config::load(Some(config_path))
+            .with_context(|| format!("a till token is waiting in {} but the configuration cannot be loaded", store.describe()))?;
+        store_token(&cfg, &token).context("moving the installer's till token into the credential store")?;
+        store.delete(TILL_TOKEN).with_context(|| {
+            format!("the till token is now in the credential store but could not be deleted from {}", store.describe())
+        })?;
+        done.imported_token = true;
+        tracing::info!(store = %cfg.store_id, till = %cfg.till_id, "first run: till token moved from the installer settings to the credential store");
+    }
+    Ok(done)
+}
+
+/// The MSI property behind a registry value name (for messages).
+fn property_of(value_name: &str) -> &'static str {
+    match value_name {
+        SERVER_URL => "SERVER_URL",
+        STORE_ID => "STORE_ID",
+        TILL_ID => "TILL_ID",
+        EXPORT_DIR => "EXPORT_DIR",
+        _ => "TILL_TOKEN",
+    }
+}
+
+/// agent.toml text for the installer settings (values TOML-escaped).
+pub fn render_config(server_url: &str, store_id: &str, till_id: &str, export_dir: &str) -> String {
+    let q = |s: &str| toml::Value::String(s.trim().to_string()).to_string();
+    format!(
+        "# Written by till-agent on its first run from the installer settings (msiexec SERVER_URL, STORE_ID,\n\
+         # TILL_ID, EXPORT_DIR). The installer never overwrites this file: edit it here. Keys: see README.\n\
+         server_url = {}\nstore_id = {}\ntill_id = {}\nexport_dir = {}\n",
+        q(server_url),
+        q(store_id),
+        q(till_id),
+        q(export_dir)
+    )
+}
+
+/// Create `path` with `text`, failing if it appeared meanwhile (two sessions starting at once).
+fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+    };
+    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(windows)]
+mod registry {
+    //! `HKLM\Software\TillAgent` in the 64-bit registry view.
+    use anyhow::bail;
+    use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_SUCCESS};
+    use windows_sys::Win32::System::Registry::{
+        RegCloseKey, RegDeleteValueW, RegGetValueW, RegOpenKeyExW, HKEY, HKEY_LOCAL_MACHINE, KEY_QUERY_VALUE, KEY_SET_VALUE,
+        KEY_WOW64_64KEY, RRF_RT_REG_SZ,
+    };
+
+    use super::{SettingsStore, REGISTRY_KEY};
+
+    pub struct Registry;
+
+    fn wide(s: &str) -> Vec<u16> {
+        s.encode_utf16().chain(Some(0)).collect()
+    }
+
+    /// An open key, closed on drop. `None` when the key does not exist.
+    struct Key(HKEY);
+    impl Key {
+        fn open(access: u32) -> anyhow::Result<Option<Key>> {
+            let path = wide(REGISTRY_KEY);
+            let mut h: HKEY = std::ptr::null_mut();
+            // SAFETY: valid NUL-terminated path, out-pointer to a local.
+            let rc = unsafe { RegOpenKeyExW(HKEY_LOCAL_MACHINE, path.as_ptr(), 0, access | KEY_WOW64_64KEY, &mut h) };
+            match rc {
+                ERROR_SUCCESS => Ok(Some(Key(h))),
+                ERROR_FILE_NOT_FOUND => Ok(None),
+                e => bail!("opening HKLM\\{REGISTRY_KEY}: Windows error {e}"),
+            }
+        }
+    }
+    impl Drop for Key {
+        fn drop(&mut self) {
+            // SAFETY: the handle came from RegOpenKeyExW and is closed once.
+            unsafe { RegCloseKey(self.0) };
+        }
+    }
+
+    impl SettingsStore for Registry {
+        fn get(&self, name: &str) -> anyhow::Result<Option<String>> {
+            let Some(key) = Key::open(KEY_QUERY_VALUE)? else { return Ok(None) };
+            let value = wide(name);
+            let mut bytes: u32 = 0;
+            // SAFETY: size query with null data pointer.
+            let rc = unsafe {
+                RegGetValueW(key.0, std::ptr::null(), value.as_ptr(), RRF_RT_REG_SZ, std::ptr::null_mut(), std::ptr::null_mut(), &mut bytes)
+            };
+            match rc {
+                ERROR_SUCCESS => {}
+                ERROR_FILE_NOT_FOUND => return Ok(None),
+                e => bail!("reading HKLM\\{REGISTRY_KEY}\\{name}: Windows error {e}"),
+            }
+            let mut buf = vec![0u16; bytes as usize / 2 + 1];
+            let mut bytes = (buf.len() * 2) as u32;
+            // SAFETY: buf holds `bytes` bytes.
+            let rc = unsafe {
+                RegGetValueW(key.0, std::ptr::null(), value.as_ptr(), RRF_RT_REG_SZ, std::ptr::null_mut(), buf.as_mut_ptr().cast(), &mut bytes)
+            };
+            if rc != ERROR_SUCCESS {
+                bail!("reading HKLM\\{REGISTRY_KEY}\\{name}: Windows error {rc}");
+            }
+            buf.truncate(bytes as usize / 2);
+            while buf.last() == Some(&0) {
+                buf.pop();
+            }
+            let s = String::from_utf16(&buf).map_err(|_| anyhow::anyhow!("HKLM\\{REGISTRY_KEY}\\{name} is not valid UTF-16"))?;
+            Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty()))
+        }
+
+        fn delete(&self, name: &str) -> anyhow::Result<()> {
+            let Some(key) = Key::open(KEY_SET_VALUE)? else { return Ok(()) };
+            let value = wide(name);
+            // SAFETY: open key, NUL-terminated name.
+            match unsafe { RegDeleteValueW(key.0, value.as_ptr()) } {
+                ERROR_SUCCESS | ERROR_FILE_NOT_FOUND => Ok(()),
+                5 => bail!("access denied deleting HKLM\\{REGISTRY_KEY}\\{name} (run the agent once as an administrator)"),
+                e => bail!("deleting HKLM\\{REGISTRY_KEY}\\{name}: Windows error {e}"),
+            }
+        }
+
+        fn describe(&self) -> String {
+            format!("HKLM\\{REGISTRY_KEY}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// The installer's values as a map (the registry itself is exercised under Wine, tests/e2e/wine.rs).
+    struct Values(RefCell<BTreeMap<String, String>>);
+    impl Values {
+        fn new(pairs: &[(&str, &str)]) -> Values {
+            Values(RefCell::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+        }
+    }
+    impl SettingsStore for Values {
+        fn get(&self, name: &str) -> anyhow::Result<Option<String>> {
+            Ok(self.0.borrow().get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
+        }
+        fn delete(&self, name: &str) -> anyhow::Result<()> {
+            self.0.borrow_mut().remove(name);
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "test values".into()
+        }
+    }
+
+    const ALL: &[(&str, &str)] = &[
+        (SERVER_URL, "http://127.0.0.1:8080"),
+        (STORE_ID, "CZ-PRG-01"),
+        (TILL_ID, "T1"),
+        (EXPORT_DIR, r"C:\POS\export"),
+        (TILL_TOKEN, "tok-123"),
+    ];
+
+    #[test]
+    fn writes_config_and_moves_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("TillAgent").join("agent.toml");
+        let values = Values::new(ALL);
+        let stored = RefCell::new(Vec::new());
+        let sink = |cfg: &Config, t: &str| {
+            stored.borrow_mut().push(format!("{}/{}={t}", cfg.store_id, cfg.till_id));
+            Ok(())
+        };
+        let done = first_run_with(&path, &values, &sink).unwrap();
+        assert_eq!(done, FirstRun { wrote_config: true, imported_token: true });
+        let cfg = Config::load(Some(&path)).unwrap();
+        assert_eq!(cfg.server_url, "http://127.0.0.1:8080");
+        assert_eq!(cfg.store_id.to_string(), "CZ-PRG-01");
+        assert!(cfg.export_dir.ends_with(r"C:\POS\export"), "{}", cfg.export_dir.display());
+        assert_eq!(stored.borrow().as_slice(), ["CZ-PRG-01/T1=tok-123"]);
+        assert_eq!(values.get(TILL_TOKEN).unwrap(), None, "token left in the installer store");
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("tok-123"));
+        // second start: nothing to do
+        assert_eq!(first_run_with(&path, &values, &sink).unwrap(), FirstRun::default());
+    }
+
+    #[test]
+    fn existing_config_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let mine = render_config("https://edited.example", "S9", "T9", "D:/pos");
+        std::fs::write(&path, &mine).unwrap();
+        let values = Values::new(&ALL[..4]);
+        let done = first_run_with(&path, &values, &|_, _| unreachable!()).unwrap();
+        assert_eq!(done, FirstRun::default());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), mine);
+    }
+
+    #[test]
+    fn incomplete_or_invalid_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let values = Values::new(&[(SERVER_URL, "http://x"), (STORE_ID, "S1"), (TILL_ID, "  ")]);
+        let e = first_run_with(&path, &values, &|_, _| Ok(())).unwrap_err().to_string();
+        assert!(e.contains("TILL_ID") && e.contains("EXPORT_DIR") && !e.contains("STORE_ID"), "{e}");
+        assert!(!path.exists());
+
+        let values = Values::new(&[(SERVER_URL, "ftp://x"), (STORE_ID, "S1"), (TILL_ID, "T1"), (EXPORT_DIR, "C:/x")]);
+        let e = format!("{:#}", first_run_with(&path, &values, &|_, _| Ok(())).unwrap_err());
+        assert!(e.contains("server_url") && e.contains("test values"), "{e}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn nothing_given_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let done = first_run_with(&path, &Values::new(&[]), &|_, _| unreachable!()).unwrap();
+        assert_eq!(done, FirstRun::default());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn token_is_kept_when_the_credential_store_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let values = Values::new(ALL);
+        let e = first_run_with(&path, &values, &|_, _| anyhow::bail!("no credential store")).unwrap_err();
+        assert!(format!("{e:#}").contains("no credential store"));
+        assert_eq!(values.get(TILL_TOKEN).unwrap().as_deref(), Some("tok-123"), "token must not be lost");
+    }
+
+    #[test]
+    fn rendered_values_are_toml_escaped() {
+        let text = render_config("http://h", "S \"1\"", "T1", r"C:\POS\export");
+        let v: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(v["store_id"].as_str(), Some("S \"1\""));
+        assert_eq!(v["export_dir"].as_str(), Some(r"C:\POS\export"));
+    }
+}
