@@ -1,6 +1,245 @@
 //! `[reader]` section of agent.toml.
+//!
+//! ```toml
+//! [reader]
+//! mode = "passthrough"          # or "intercept" (Windows: scan keys never reach the POS)
+//! wedge = true                  # listen to keyboard-wedge readers
+//! dedicated = ["VID_0C2E&PID_0B61", "x11:Virtual core XTEST keyboard"]  # always a scanner
+//! quote_timeout_ms = 300
+//! card_policy = { min_len = 16, max_len = 16, prefixes = ["1900"] }    # default: 8-19 digits, any
+//!
+//! [reader.detect]               # burst detection (defaults shown)
+//! min_len = 6
+//! avg_ms = 30
+//! fast_gap_ms = 20
+//! fast_run = 4
+//! max_gap_ms = 50
+//!
+//! [[reader.serial]]
+//! port = "COM3"                 # and/or the USB identity, used to find it again after replug
+//! usb_vid = "0C2E"
+//! usb_pid = "0B61"
+//! baud = 9600
+//! terminator = "cr"             # "lf" | "crlf"
+//! ```
+use protocol::ids::CardPolicy;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReaderConfig {}
+use super::detect::DetectConfig;
+use super::keys::Key;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Listen only; the POS also receives the keys.
+    #[default]
+    Passthrough,
+    /// Windows low-level hook: the keys of a scan are swallowed, human keys replayed in order.
+    Intercept,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReaderConfig {
+    pub mode: Mode,
+    pub wedge: bool,
+    /// Keyboard devices that are scanners whatever their timing: `VID_xxxx&PID_yyyy` (Windows
+    /// Raw Input path fragment), an X input device name, or `x11:<id>`.
+    pub dedicated: Vec<String>,
+    /// Overrides the program's card policy from the cached rules.
+    pub card_policy: Option<CardPolicy>,
+    pub quote_timeout_ms: u64,
+    pub detect: DetectSettings,
+    pub serial: Vec<SerialConfig>,
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        ReaderConfig {
+            mode: Mode::Passthrough,
+            wedge: true,
+            dedicated: Vec::new(),
+            card_policy: None,
+            quote_timeout_ms: 300,
+            detect: DetectSettings::default(),
+            serial: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSettings {
+    pub min_len: usize,
+    pub avg_ms: u64,
+    pub fast_gap_ms: u64,
+    pub fast_run: usize,
+    pub max_gap_ms: u64,
+    pub idle_ms: u64,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        let d = DetectConfig::default();
+        DetectSettings {
+            min_len: d.min_len,
+            avg_ms: d.avg_ms,
+            fast_gap_ms: d.fast_gap_ms,
+            fast_run: d.fast_run,
+            max_gap_ms: d.max_gap_ms,
+            idle_ms: d.idle_ms,
+        }
+    }
+}
+
+impl ReaderConfig {
+    pub fn detect_config(&self) -> DetectConfig {
+        let s = &self.detect;
+        DetectConfig {
+            min_len: s.min_len,
+            avg_ms: s.avg_ms,
+            fast_gap_ms: s.fast_gap_ms,
+            fast_run: s.fast_run,
+            max_gap_ms: s.max_gap_ms,
+            idle_ms: s.idle_ms,
+            terminators: vec![Key::ENTER, Key::KPENTER],
+            intercept: self.mode == Mode::Intercept,
+            dedicated: Default::default(),
+        }
+    }
+
+    /// Is a keyboard with this name / path / id configured as a dedicated scanner?
+    pub fn is_dedicated(&self, names: &[&str]) -> bool {
+        self.dedicated.iter().any(|d| {
+            let d = d.to_ascii_uppercase();
+            names.iter().any(|n| {
+                let n = n.to_ascii_uppercase();
+                n == d || (d.contains("VID_") && n.contains(&d))
+            })
+        })
+    }
+
+    /// Check what serde cannot: each serial reader names a port or a USB identity.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, s) in self.serial.iter().enumerate() {
+            if s.port.is_none() && s.usb_vid.is_none() {
+                return Err(format!("[[reader.serial]] #{}: set `port` or `usb_vid`/`usb_pid`", i + 1));
+            }
+            for (key, v) in [("usb_vid", &s.usb_vid), ("usb_pid", &s.usb_pid)] {
+                if let Some(v) = v {
+                    if u16::from_str_radix(v, 16).is_err() {
+                        return Err(format!("[[reader.serial]] #{}: `{key}` = {v:?} is not a 4-digit hex id", i + 1));
+                    }
+                }
+            }
+            if !(5..=8).contains(&s.data_bits) {
+                return Err(format!("[[reader.serial]] #{}: `data_bits` = {} (expected 5-8)", i + 1, s.data_bits));
+            }
+            if !(1..=2).contains(&s.stop_bits) {
+                return Err(format!("[[reader.serial]] #{}: `stop_bits` = {} (expected 1 or 2)", i + 1, s.stop_bits));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parity {
+    #[default]
+    None,
+    Odd,
+    Even,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Terminator {
+    #[default]
+    Cr,
+    Lf,
+    Crlf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SerialConfig {
+    /// `COM3`, `/dev/ttyACM0`.
+    pub port: Option<String>,
+    /// USB identity (hex) to find the reader again when its COM name changes after a replug.
+    pub usb_vid: Option<String>,
+    pub usb_pid: Option<String>,
+    pub usb_serial: Option<String>,
+    pub baud: u32,
+    pub data_bits: u8,
+    pub parity: Parity,
+    pub stop_bits: u8,
+    pub terminator: Terminator,
+    /// Raise DTR on open (some USB-CDC scanners stay silent without it).
+    pub dtr: bool,
+}
+
+impl Default for SerialConfig {
+    fn default() -> Self {
+        SerialConfig {
+            port: None,
+            usb_vid: None,
+            usb_pid: None,
+            usb_serial: None,
+            baud: 9600,
+            data_bits: 8,
+            parity: Parity::None,
+            stop_bits: 1,
+            terminator: Terminator::Cr,
+            dtr: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_full_section() {
+        let c: ReaderConfig = toml::from_str("").unwrap();
+        assert_eq!(c, ReaderConfig::default());
+        assert!(c.wedge && c.mode == Mode::Passthrough && c.quote_timeout_ms == 300);
+        let c: ReaderConfig = toml::from_str(
+            r#"
+mode = "intercept"
+dedicated = ["VID_0C2E&PID_0B61"]
+card_policy = { min_len = 16, max_len = 16, prefixes = ["1900"] }
+[detect]
+max_gap_ms = 60
+[[serial]]
+port = "/dev/ttyACM0"
+baud = 115200
+terminator = "crlf"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::Intercept);
+        assert!(c.detect_config().intercept);
+        assert_eq!(c.detect.max_gap_ms, 60);
+        assert_eq!(c.detect.min_len, 6);
+        assert_eq!(c.serial[0].baud, 115200);
+        assert_eq!(c.serial[0].data_bits, 8);
+        assert_eq!(c.serial[0].terminator, Terminator::Crlf);
+        assert!(c.is_dedicated(&[r"\\?\HID#VID_0C2E&PID_0B61&MI_00#7&1234#{884b96c3}"]));
+        assert!(!c.is_dedicated(&["Virtual core XTEST keyboard"]));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = toml::from_str::<ReaderConfig>("mode = \"sometimes\"").unwrap_err().to_string();
+        assert!(e.contains("sometimes") && e.contains("line 1"), "{e}");
+        let e = toml::from_str::<ReaderConfig>("[[serial]]\nbaud_rate = 9600").unwrap_err().to_string();
+        assert!(e.contains("baud_rate"), "{e}");
+        let c: ReaderConfig = toml::from_str("[[serial]]\nbaud = 9600").unwrap();
+        assert!(c.validate().unwrap_err().contains("`port`"));
+        let c: ReaderConfig = toml::from_str("[[serial]]\nusb_vid = \"XYZ1\"").unwrap();
+        assert!(c.validate().unwrap_err().contains("usb_vid"));
+    }
+}

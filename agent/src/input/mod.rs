@@ -1,2 +1,12 @@
 //! Card input: readers (serial, keyboard wedge), scan detection, payload decoding. (issue 5)
+//!
+//! - `keys` — key positions, X11 keycodes / Windows scan codes, US-layout decoding by position.
+//! - `script` — the key-event script language the detector is tested with.
+//! - `detect` — the pure scan-detection state machine (burst rules, dedicated devices, intercept).
+//! - `payload` — ISO 7813 tracks, barcodes, classification (payment-card guard).
 pub mod config;
+pub mod detect;
+pub mod keys;
+pub mod payload;
+pub mod script;
+pub mod serial;

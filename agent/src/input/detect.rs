@@ -1,0 +1,490 @@
+//! The scan detector: a pure state machine from key events to decisions. No OS code here — the
+//! X11 source and the Windows Raw Input / low-level hook only feed events in and execute the
+//! [`Action`]s that come out.
+//!
+//! Rules (anchors in `fixtures/input/SOURCES.md`):
+//! - **Dedicated device** (configured as the scanner): every key of it belongs to a scan whatever
+//!   its timing; the scan ends at the terminator key, or after `idle_ms` without a key.
+//! - **Burst detection** for every other keyboard: the characters typed since the last gap longer
+//!   than `max_gap_ms` form the burst. At the terminator key (Enter / keypad Enter) the burst is a
+//!   scan when it has at least `min_len` characters, its span (first → last character) is at most
+//!   `len × avg_ms` (onScan.js), *and* it contains at least `fast_run` consecutive gaps
+//!   ≤ `fast_gap_ms` (humans produce 2–3, never 4). Decided at once — no waiting after the
+//!   terminator — and a quick human Enter is never eaten: it only completes a burst that already
+//!   qualifies as machine typing.
+//! - **Intercept mode** (Windows low-level hook): the hook blocks every physical key and this
+//!   machine decides what the POS gets: keys that may still become a scan are held; held keys that
+//!   turn out to be human typing come out as [`Action::Replay`] in their original order (a human key
+//!   is delayed by at most `max_gap_ms`); scan keys come out as [`Action::Swallow`]. Events marked
+//!   `injected` (our own replays) are ignored, so replays are never captured again.
+//!   In passthrough mode only [`Action::Scan`] / [`Action::NotScan`] are produced.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use serde::Serialize;
+
+use super::keys::{Key, KeyEvent};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetectConfig {
+    pub min_len: usize,
+    pub avg_ms: u64,
+    pub fast_gap_ms: u64,
+    pub fast_run: usize,
+    pub max_gap_ms: u64,
+    /// Dedicated devices without a terminator: the scan ends after this much silence.
+    pub idle_ms: u64,
+    pub terminators: Vec<Key>,
+    pub intercept: bool,
+    /// Device ids configured as dedicated scanners.
+    pub dedicated: HashSet<u32>,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            min_len: 6,
+            avg_ms: 30,
+            fast_gap_ms: 20,
+            fast_run: 4,
+            max_gap_ms: 50,
+            idle_ms: 100,
+            terminators: vec![Key::ENTER, Key::KPENTER],
+            intercept: false,
+            dedicated: HashSet::new(),
+        }
+    }
+}
+
+/// Why a burst was (not) taken as a scan — shown by `reader-test`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BurstStats {
+    pub chars: usize,
+    pub span_ms: u64,
+    /// Key-down gaps in ms, including the one to the terminator.
+    pub gaps_ms: Vec<u64>,
+    pub longest_fast_run: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Scan {
+    pub device: u32,
+    /// The decoded US-layout text (never logged: it may be a payment card).
+    #[serde(skip)]
+    pub text: String,
+    pub dedicated: bool,
+    pub stats: BurstStats,
+    /// Ended by the idle timeout rather than a terminator key (dedicated devices only).
+    pub by_timeout: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Intercept mode: send these keys to the POS now, in this order.
+    Replay(Vec<KeyEvent>),
+    /// Intercept mode: these keys were part of a scan and are dropped.
+    Swallow(Vec<KeyEvent>),
+    Scan(Scan),
+    /// A terminator ended a burst that is not a scan (human typing).
+    NotScan { device: u32, reason: String, stats: BurstStats },
+}
+
+#[derive(Default, Debug)]
+struct DevState {
+    chars: Vec<(u64, char)>,
+    shift: BTreeSet<Key>,
+    command: BTreeSet<Key>,
+    held: Vec<KeyEvent>,
+    last_time: Option<u64>,
+    /// Keys whose down was swallowed: their up is swallowed too.
+    swallowed_down: HashSet<Key>,
+}
+
+#[derive(Debug)]
+pub struct Detector {
+    cfg: DetectConfig,
+    devs: BTreeMap<u32, DevState>,
+}
+
+impl Detector {
+    pub fn new(cfg: DetectConfig) -> Detector {
+        Detector { cfg, devs: BTreeMap::new() }
+    }
+
+    pub fn config(&self) -> &DetectConfig {
+        &self.cfg
+    }
+
+    /// Mark a device as dedicated scanner (e.g. when it arrives and matches the configuration).
+    pub fn set_dedicated(&mut self, device: u32, dedicated: bool) {
+        if dedicated {
+            self.cfg.dedicated.insert(device);
+        } else {
+            self.cfg.dedicated.remove(&device);
+        }
+    }
+
+    /// Run a whole trace, ticking at the end (`now` = last event + `idle_ms` + 1).
+    pub fn run(&mut self, events: &[KeyEvent]) -> Vec<Action> {
+        let mut out = Vec::new();
+        for e in events {
+            out.extend(self.feed(*e));
+        }
+        if let Some(last) = events.last() {
+            out.extend(self.tick(last.time_ms + self.cfg.idle_ms.max(self.cfg.max_gap_ms) + 1));
+        }
+        out
+    }
+
+    pub fn feed(&mut self, ev: KeyEvent) -> Vec<Action> {
+        if ev.injected {
+            return Vec::new();
+        }
+        let cfg = &self.cfg;
+        let dedicated = cfg.dedicated.contains(&ev.device);
+        let st = self.devs.entry(ev.device).or_default();
+        let mut out = Vec::new();
+
+        // Modifier state.
+        if ev.key.is_shift() {
+            if ev.down {
+                st.shift.insert(ev.key);
+            } else {
+                st.shift.remove(&ev.key);
+            }
+        } else if ev.key.is_command_modifier() {
+            if ev.down {
+                st.command.insert(ev.key);
+            } else {
+                st.command.remove(&ev.key);
+            }
+        }
+
+        // A slow gap ends the burst: what was held is human typing.
+        if let Some(last) = st.last_time {
+            if !dedicated && ev.time_ms.saturating_sub(last) > cfg.max_gap_ms {
+                st.chars.clear();
+                flush_held(st, cfg, &mut out);
+            }
+        }
+        st.last_time = Some(ev.time_ms);
+
+        if !ev.down {
+            if dedicated || st.swallowed_down.remove(&ev.key) {
+                if cfg.intercept {
+                    out.push(Action::Swallow(vec![ev]));
+                }
+            } else if cfg.intercept {
+                if st.held.is_empty() {
+                    out.push(Action::Replay(vec![ev]));
+                } else {
+                    st.held.push(ev);
+                }
+            }
+            return out;
+        }
+
+        let shift = !st.shift.is_empty();
+        let ch = if st.command.is_empty() { ev.key.us_char(shift) } else { None };
+
+        if cfg.terminators.contains(&ev.key) {
+            let stats = stats(&st.chars, ev.time_ms, cfg);
+            let text: String = st.chars.iter().map(|(_, c)| *c).collect();
+            st.chars.clear();
+            let verdict = if dedicated {
+                if text.is_empty() { Err("nothing typed before the terminator".to_string()) } else { Ok(()) }
+            } else {
+                judge(&stats, cfg)
+            };
+            match verdict {
+                Ok(()) => {
+                    if cfg.intercept {
+                        let mut keys = std::mem::take(&mut st.held);
+                        keys.push(ev);
+                        for k in &keys {
+                            if k.down {
+                                st.swallowed_down.insert(k.key);
+                            } else {
+                                st.swallowed_down.remove(&k.key);
+                            }
+                        }
+                        out.push(Action::Swallow(keys));
+                    }
+                    out.push(Action::Scan(Scan { device: ev.device, text, dedicated, stats, by_timeout: false }));
+                }
+                Err(reason) => {
+                    if stats.chars > 0 {
+                        out.push(Action::NotScan { device: ev.device, reason, stats });
+                    }
+                    if cfg.intercept {
+                        let mut keys = std::mem::take(&mut st.held);
+                        keys.push(ev);
+                        out.push(Action::Replay(keys));
+                    }
+                }
+            }
+            return out;
+        }
+
+        if dedicated {
+            if let Some(c) = ch {
+                st.chars.push((ev.time_ms, c));
+            }
+            if cfg.intercept {
+                st.swallowed_down.insert(ev.key);
+                out.push(Action::Swallow(vec![ev]));
+            }
+            return out;
+        }
+
+        if let Some(c) = ch {
+            st.chars.push((ev.time_ms, c));
+            if cfg.intercept {
+                st.held.push(ev);
+            }
+        } else if ev.key.is_shift() {
+            if cfg.intercept {
+                st.held.push(ev);
+            }
+        } else {
+            // Any other key (Backspace, arrows, Ctrl+…, F-keys) is a person at work.
+            st.chars.clear();
+            if cfg.intercept {
+                let mut keys = std::mem::take(&mut st.held);
+                keys.push(ev);
+                out.push(Action::Replay(keys));
+            }
+        }
+        out
+    }
+
+    /// The clock moved to `now` with no key: release held human keys after `max_gap_ms`, end
+    /// terminator-less scans of dedicated devices after `idle_ms`.
+    pub fn tick(&mut self, now: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let cfg = &self.cfg;
+        for (dev, st) in self.devs.iter_mut() {
+            let Some(last) = st.last_time else { continue };
+            let idle = now.saturating_sub(last);
+            if cfg.dedicated.contains(dev) {
+                if idle > cfg.idle_ms && !st.chars.is_empty() {
+                    let stats = stats(&st.chars, last, cfg);
+                    let text = st.chars.drain(..).map(|(_, c)| c).collect();
+                    out.push(Action::Scan(Scan { device: *dev, text, dedicated: true, stats, by_timeout: true }));
+                }
+            } else if idle > cfg.max_gap_ms {
+                st.chars.clear();
+                flush_held(st, cfg, &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn flush_held(st: &mut DevState, cfg: &DetectConfig, out: &mut Vec<Action>) {
+    if cfg.intercept && !st.held.is_empty() {
+        out.push(Action::Replay(std::mem::take(&mut st.held)));
+    }
+}
+
+fn stats(chars: &[(u64, char)], end: u64, cfg: &DetectConfig) -> BurstStats {
+    let mut gaps: Vec<u64> = chars.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    if let Some(last) = chars.last() {
+        gaps.push(end.saturating_sub(last.0));
+    }
+    let mut run = 0;
+    let mut longest = 0;
+    for g in &gaps {
+        if *g <= cfg.fast_gap_ms {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    let span = match (chars.first(), chars.last()) {
+        (Some(f), Some(l)) => l.0 - f.0,
+        _ => 0,
+    };
+    BurstStats { chars: chars.len(), span_ms: span, gaps_ms: gaps, longest_fast_run: longest }
+}
+
+fn judge(s: &BurstStats, cfg: &DetectConfig) -> Result<(), String> {
+    if s.chars < cfg.min_len {
+        return Err(format!("{} characters < minimum {}", s.chars, cfg.min_len));
+    }
+    if s.span_ms > s.chars as u64 * cfg.avg_ms {
+        return Err(format!("{} ms for {} characters is slower than {} ms/char on average", s.span_ms, s.chars, cfg.avg_ms));
+    }
+    if s.longest_fast_run < cfg.fast_run {
+        return Err(format!(
+            "only {} consecutive gaps <= {} ms (a machine produces >= {})",
+            s.longest_fast_run, cfg.fast_gap_ms, cfg.fast_run
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::script::{parse, typed};
+
+    fn scans(actions: &[Action]) -> Vec<String> {
+        actions.iter().filter_map(|a| if let Action::Scan(s) = a { Some(s.text.clone()) } else { None }).collect()
+    }
+
+    fn run(cfg: DetectConfig, script: &str) -> Vec<Action> {
+        Detector::new(cfg).run(&parse(script).unwrap())
+    }
+
+    /// What the POS receives in intercept mode: replayed keys (down events) as US text, plus
+    /// `⏎` for Enter.
+    fn pos_text(actions: &[Action]) -> String {
+        let mut shift = false;
+        let mut s = String::new();
+        for a in actions {
+            if let Action::Replay(keys) = a {
+                for k in keys {
+                    if k.key.is_shift() {
+                        shift = k.down;
+                    } else if k.down {
+                        if k.key == Key::ENTER {
+                            s.push('⏎');
+                        } else if let Some(c) = k.key.us_char(shift) {
+                            s.push(c);
+                        }
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn scanners_from_1_to_19_ms_per_key_are_scans() {
+        // Measured per-key gaps: Datalogic 1, Netum 6, scanner 7-8, Honeywell 10, 16, NSC750 19 ms.
+        for gap in [1, 6, 8, 10, 16, 19] {
+            let a = run(DetectConfig::default(), &typed("1900-1234-5678-9012", &[gap], 1.min(gap), 1, true));
+            assert_eq!(scans(&a), ["1900-1234-5678-9012"], "gap {gap}: {a:?}");
+        }
+        // Shifted characters (magstripe track) at 8 ms.
+        let a = run(DetectConfig::default(), &typed(";4111111111111111=2612101?", &[8], 3, 1, true));
+        assert_eq!(scans(&a), [";4111111111111111=2612101?"]);
+    }
+
+    #[test]
+    fn fixture_traces() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/input");
+        let cases: &[(&str, Option<&str>)] = &[
+            ("scanner-8ms.trace", Some("1900-1234-5678-9012")),
+            ("scanner-19ms.trace", Some("1900-1234-5678-9012")),
+            ("scanner-1ms-kpenter.trace", Some("19001234")),
+            ("human-120ms.trace", None),
+            ("human-fast-typist.trace", None),
+            ("human-quick-enter.trace", None),
+            ("layout-cz-scanner.trace", Some("1900-1234")),
+            ("deadkey-human-cz.trace", None),
+            ("deadkey-scanner-track2.trace", Some(";5266092201416174=16042010000056700100?")),
+        ];
+        for (name, want) in cases {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let a = run(DetectConfig::default(), &text);
+            let got = scans(&a);
+            match want {
+                Some(w) => assert_eq!(got, [*w], "{name}: {a:?}"),
+                None => assert!(got.is_empty(), "{name}: {a:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn humans_are_never_scans() {
+        // Ordinary cashier typing, 120 ms per key.
+        let a = run(DetectConfig::default(), &typed("19001234", &[120], 60, 1, true));
+        assert!(scans(&a).is_empty());
+        // A fast typist: bursts of 2-3 gaps <= 20 ms but never 4, then a quick Enter (15 ms).
+        let a = run(DetectConfig::default(), &typed("19001234567", &[18, 15, 12, 45, 19, 14, 40, 16, 18, 35, 15], 8, 1, true));
+        assert!(scans(&a).is_empty(), "{a:?}");
+        assert!(matches!(&a[0], Action::NotScan { reason, .. } if reason.contains("consecutive")), "{a:?}");
+        // Short codes never count.
+        let a = run(DetectConfig::default(), &typed("12345", &[5], 2, 1, true));
+        assert!(matches!(&a[0], Action::NotScan { reason, .. } if reason.contains("minimum")), "{a:?}");
+    }
+
+    #[test]
+    fn a_slow_prefix_does_not_spoil_a_following_scan() {
+        let human = typed("abc", &[150], 50, 1, false);
+        let scan = typed("1900123456789012", &[8], 3, 1, true);
+        let a = run(DetectConfig::default(), &format!("{human} t:400 {scan}"));
+        assert_eq!(scans(&a), ["1900123456789012"]);
+    }
+
+    #[test]
+    fn dedicated_device_is_a_scan_whatever_its_timing() {
+        let mut cfg = DetectConfig::default();
+        cfg.dedicated.insert(7);
+        let a = run(cfg.clone(), &typed("1900123", &[200], 50, 7, true));
+        assert_eq!(scans(&a), ["1900123"]);
+        // ...and without a terminator, after the idle time.
+        let a = run(cfg.clone(), &typed("19001234", &[3], 1, 7, false));
+        assert!(matches!(&a[..], [Action::Scan(Scan { by_timeout: true, .. })]), "{a:?}");
+        // Another device typing at the same time stays human.
+        let mixed = "dev:7 d:KEY_1 t:1 dev:1 d:KEY_A t:1 dev:7 u:KEY_1 d:KEY_2 t:300 u:KEY_2 d:KEY_ENTER dev:1 u:KEY_A";
+        let a = run(cfg, mixed);
+        assert_eq!(scans(&a), ["12"]);
+    }
+
+    #[test]
+    fn intercept_swallows_scan_keys_and_replays_human_keys_in_order() {
+        let cfg = DetectConfig { intercept: true, ..Default::default() };
+        // A scan: everything swallowed, nothing reaches the POS, incl. the Enter's key-up.
+        let a = run(cfg.clone(), &typed("1900123456789012", &[8], 3, 1, true));
+        assert_eq!(scans(&a).len(), 1);
+        assert_eq!(pos_text(&a), "");
+        let swallowed: usize = a.iter().map(|x| if let Action::Swallow(k) = x { k.len() } else { 0 }).sum();
+        assert_eq!(swallowed, 17 * 2, "{a:?}");
+
+        // A human: every key reaches the POS, in order, incl. shift and a quick Enter.
+        let a = run(cfg.clone(), &typed("Ab1-x", &[18, 15, 12, 90], 8, 1, true));
+        assert_eq!(pos_text(&a), "Ab1-x⏎");
+        let replayed: Vec<KeyEvent> = a.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).collect();
+        let original = parse(&typed("Ab1-x", &[18, 15, 12, 90], 8, 1, true)).unwrap();
+        assert_eq!(replayed, original, "every event replayed exactly once, in original order");
+
+        // Fast typist then Backspace: held keys come out before the Backspace.
+        let a = run(cfg.clone(), "d:KEY_A t:10 u:KEY_A d:KEY_B t:5 u:KEY_B d:KEY_BACKSPACE t:5 u:KEY_BACKSPACE");
+        let order: Vec<String> =
+            a.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).filter(|k| k.down).map(|k| k.key.name()).collect();
+        assert_eq!(order, ["KEY_A", "KEY_B", "KEY_BACKSPACE"]);
+    }
+
+    #[test]
+    fn replayed_keys_are_not_captured_again() {
+        let cfg = DetectConfig { intercept: true, ..Default::default() };
+        let mut d = Detector::new(cfg);
+        let first = d.run(&parse("d:KEY_A t:5 u:KEY_A").unwrap());
+        let replayed: Vec<KeyEvent> = first.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).collect();
+        assert_eq!(replayed.len(), 2);
+        // The OS hands our own replays back to the hook marked injected: they produce nothing.
+        for mut k in replayed {
+            k.injected = true;
+            k.time_ms += 200;
+            assert!(d.feed(k).is_empty());
+        }
+        assert!(d.tick(10_000).is_empty());
+    }
+
+    #[test]
+    fn passthrough_emits_no_key_actions() {
+        let a = run(DetectConfig::default(), &typed("hello world", &[90], 40, 1, true));
+        assert!(a.iter().all(|x| matches!(x, Action::NotScan { .. } | Action::Scan(_))), "{a:?}");
+    }
+
+    #[test]
+    fn ctrl_shortcuts_are_not_characters() {
+        let s = "d:KEY_LEFTCTRL t:1 d:KEY_V t:1 u:KEY_V t:1 u:KEY_LEFTCTRL t:1 ".to_string() + &typed("123456", &[3], 1, 1, true);
+        let a = run(DetectConfig::default(), &s);
+        assert_eq!(scans(&a), ["123456"]);
+    }
+}
