@@ -1,11 +1,21 @@
-//! Command line: `till-agent <subcommand>`.
+//! Command line: `till-agent <subcommand>`. Thin: each subcommand calls into its module.
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+use crate::config::Config;
 
 #[derive(Parser, Debug)]
 #[command(name = "till-agent", version, about = "Loyalty-program companion for shop tills")]
 pub struct Cli {
+    /// agent.toml to use (default: %ProgramData%\TillAgent\agent.toml on Windows,
+    /// ~/.config/till-agent/agent.toml elsewhere).
+    #[arg(long, global = true, env = "TILL_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -14,6 +24,43 @@ pub struct Cli {
 pub enum Command {
     /// Print the version.
     Version,
+    /// Run the agent: export-folder watcher, outbox replication, card input, popup (tray GUI;
+    /// `--headless` prints each popup as a JSON line instead). Stops cleanly on Ctrl-C / SIGTERM.
+    Run {
+        #[arg(long)]
+        headless: bool,
+    },
+    /// Queue depth, oldest pending item, last successful sync, server reachability, last error,
+    /// dead letters.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The sync log (ingests, sends, acks, retries, rejections, quarantines).
+    Log {
+        /// Show the last N entries.
+        #[arg(long, default_value_t = 50)]
+        tail: usize,
+        /// Keep printing new entries.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Check configuration, folders, server, token and clock.
+    Doctor,
+    /// Parse a receipt file with the configured format: the normalised receipts as JSON, or the
+    /// exact parse error (line, field, value). For quarantined files.
+    Parse { file: PathBuf },
+    /// Put dead-lettered (rejected) items back into the queue after the cause was fixed.
+    Requeue,
+    /// Store the till token in the OS credential store (read from stdin; never written to a file).
+    Login {
+        /// Read the token from stdin without a prompt (scripts).
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Show the cashier popup for a quote file as a scan would (test hook / trying languages).
+    #[command(hide = true)]
+    PopupDemo(crate::ui::demo::PopupDemoArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -26,11 +73,161 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
+    // After an MSI install: seed agent.toml and the till token from the installer settings
+    // (install.rs). Fatal only while there is no agent.toml to run with.
+    let file = path.clone().unwrap_or_else(crate::config::default_path);
+    if let Err(e) = crate::install::first_run(&file) {
+        if !file.exists() {
+            return Err(e);
+        }
+        tracing::warn!("installer settings: {e:#}");
+        eprintln!("till-agent: warning: installer settings: {e:#}");
+    }
+    Ok(Config::load(path.as_deref())?)
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version => {
             println!("till-agent {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::PopupDemo(args) => {
+            let _guard = crate::synclog::init_tracing(None, false);
+            crate::ui::demo::run(args)
+        }
+        Command::Run { headless } => run_agent(load(&cli.config)?, headless),
+        Command::Status { json } => {
+            let cfg = load(&cli.config)?;
+            let r = crate::status::collect(&cfg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                crate::status::print_human(&r);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Log { tail, follow } => {
+            let cfg = load(&cli.config)?;
+            print_log(&cfg, tail, follow)
+        }
+        Command::Doctor => Ok(if crate::status::doctor(cli.config.as_deref())? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Command::Parse { file } => parse(&load(&cli.config)?, &file),
+        Command::Requeue => {
+            let cfg = load(&cli.config)?;
+            let mut o = crate::outbox::Outbox::open_existing(&cfg.outbox_path())?;
+            let dead = o.dead_letters()?;
+            let n = o.requeue()?;
+            for d in &dead {
+                o.log("info", "requeue", Some(&d.item_id), &format!("dead letter put back into the queue (was: {})", d.reason.as_deref().unwrap_or("?")))?;
+            }
+            println!("{n} dead letter(s) put back into the queue");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Login { token_stdin } => {
+            let cfg = load(&cli.config)?;
+            let token = read_token(token_stdin)?;
+            crate::credentials::store_token(&cfg, &token)?;
+            println!(
+                "till token stored in the OS credential store (service {}, user {}/{})",
+                crate::credentials::SERVICE,
+                cfg.store_id,
+                cfg.till_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn read_token(no_prompt: bool) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if !no_prompt && stdin.is_terminal() {
+        eprint!("Till token (from `server-stub till add` / the admin): ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).context("reading the token from stdin")?;
+    Ok(line.trim().to_string())
+}
+
+fn parse(cfg: &Config, file: &Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match crate::formats::parse_file(&cfg.receipts, &name, &bytes, &cfg.parse_context()) {
+        Ok(receipts) => {
+            println!("{}", serde_json::to_string_pretty(&receipts)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode> {
+    let o = crate::outbox::Outbox::open_existing(&cfg.outbox_path())?;
+    let fmt = |r: &crate::outbox::LogRow| {
+        format!("{} {:<5} {:<10} {} {}", r.ts, r.level.to_uppercase(), r.kind, r.item_id.as_deref().unwrap_or("-"), r.message)
+    };
+    let mut last = 0;
+    for r in o.log_tail(tail)? {
+        println!("{}", fmt(&r));
+        last = r.id;
+    }
+    while follow {
+        std::thread::sleep(Duration::from_millis(300));
+        for r in o.log_after(last)? {
+            println!("{}", fmt(&r));
+            last = r.id;
+        }
+        std::io::stdout().flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `till-agent run [--headless]`.
+fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(Some(&cfg.log_dir()), false);
+    let lang = crate::ui::Lang::resolve(cfg.language.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+    let bg = crate::runtime::start_background(cfg.clone())?;
+    if headless {
+        let rx = bg.bus.subscribe();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            tokio::select! {
+                r = crate::ui::headless::run(rx, lang) => r,
+                _ = crate::runtime::terminate_signal() => Ok(()),
+            }
+        })?;
+    } else {
+        let commands = bg.commands.clone();
+        let ctx = crate::ui::GuiContext {
+            lang,
+            popup: cfg.popup.clone(),
+            about: crate::ui::AboutInfo {
+                version: env!("CARGO_PKG_VERSION").into(),
+                store_id: cfg.store_id.to_string(),
+                till_id: cfg.till_id.to_string(),
+                server_url: cfg.server_url.clone(),
+            },
+            config_path: cfg.path.clone(),
+            log_dir: Some(cfg.log_dir()),
+            outbox_db: Some(cfg.outbox_path()),
+            bus: bg.bus.clone(),
+            status: Some(bg.status.clone()),
+            requests: std::sync::Arc::new(move |r| {
+                if r == crate::ui::UiRequest::SyncNow {
+                    let _ = commands.send(crate::runtime::Command::SyncNow);
+                }
+            }),
+            tray: true,
+            initial: Vec::new(),
+        };
+        crate::ui::run_gui(ctx)?;
+    }
+    tracing::info!("shutting down: flushing the outbox");
+    bg.shutdown()?;
+    Ok(ExitCode::SUCCESS)
 }

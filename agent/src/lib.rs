@@ -1,5 +1,16 @@
 //! The till agent. See ARCHITECTURE.md for the code map.
+pub mod cache;
 pub mod cli;
+pub mod config;
+pub mod credentials;
 pub mod events;
+pub mod formats;
 pub mod input;
+pub mod install;
+pub mod outbox;
+pub mod replicator;
+pub mod runtime;
+pub mod status;
+pub mod synclog;
 pub mod ui;
+pub mod watcher;

@@ -1,0 +1,443 @@
+//! The durable outbox (`outbox.db`): every item the server must get — receipts, customer
+//! registrations, card/migration-code pairings — and the content hashes of ingested files.
+//!
+//! SQLite in WAL mode with `synchronous=FULL`: a commit is on disk before the receipt file is
+//! moved to `processed/`. Schema migrations run by `PRAGMA user_version`.
+//!
+//! Item life: `pending` → `sent` (acked: applied or duplicate) | `rejected` (dead letter, with
+//! the server's reason; kept and visible; `requeue` puts it back to `pending`).
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use protocol::v1::{SyncItem, SyncPayload};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: items, ingested files, sync log, meta
+    "CREATE TABLE items(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('receipt','registration','migration_pairing')),
+        item_id TEXT NOT NULL UNIQUE,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','sent','rejected')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        source_file TEXT
+     );
+     CREATE INDEX items_state_seq ON items(state, seq);
+     CREATE TABLE ingested_files(
+        hash TEXT PRIMARY KEY,
+        file_name TEXT NOT NULL,
+        receipts INTEGER NOT NULL,
+        ingested_at TEXT NOT NULL
+     );
+     CREATE TABLE sync_log(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        level TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        item_id TEXT,
+        message TEXT NOT NULL
+     );
+     CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);",
+];
+
+pub struct Outbox {
+    conn: Connection,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Receipt,
+    Registration,
+    MigrationPairing,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Receipt => "receipt",
+            ItemKind::Registration => "registration",
+            ItemKind::MigrationPairing => "migration_pairing",
+        }
+    }
+    pub fn of(p: &SyncPayload) -> ItemKind {
+        match p {
+            SyncPayload::Receipt(_) => ItemKind::Receipt,
+            SyncPayload::Registration(_) => ItemKind::Registration,
+            SyncPayload::MigrationPairing(_) => ItemKind::MigrationPairing,
+        }
+    }
+}
+
+/// An item due for sending.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub seq: i64,
+    pub item_id: String,
+    pub attempts: u32,
+    pub item: SyncItem,
+}
+
+/// What a file commit did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub inserted: usize,
+    /// Items whose id was already in the outbox (the POS re-exported the same receipt).
+    pub already_queued: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    pub pending: u64,
+    pub sent: u64,
+    pub dead_letters: u64,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub item_id: String,
+    pub kind: String,
+    pub attempts: u32,
+    pub reason: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub ts: String,
+    pub level: String,
+    pub kind: String,
+    pub item_id: Option<String>,
+    pub message: String,
+}
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Outbox {
+    pub fn open(path: &Path) -> anyhow::Result<Outbox> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// Open read-mostly (CLI `status`, `log`): same schema checks, no directory creation.
+    pub fn open_existing(path: &Path) -> anyhow::Result<Outbox> {
+        if !path.exists() {
+            anyhow::bail!("{} does not exist yet (the agent has not run with this configuration)", path.display());
+        }
+        Self::init(Connection::open(path)?)
+    }
+
+    fn init(mut conn: Connection) -> anyhow::Result<Outbox> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        migrate(&mut conn, MIGRATIONS)?;
+        Ok(Outbox { conn })
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn is_ingested(&self, hash: &str) -> anyhow::Result<bool> {
+        Ok(self.conn.query_row("SELECT 1 FROM ingested_files WHERE hash=?1", [hash], |_| Ok(())).optional()?.is_some())
+    }
+
+    /// Commit all items of one file together with the file's content hash, in ONE transaction.
+    /// Items already queued (same id) are counted, not duplicated.
+    pub fn commit_file(&mut self, hash: &str, file_name: &str, items: &[SyncItem]) -> anyhow::Result<Committed> {
+        let tx = self.conn.transaction()?;
+        let mut out = Committed::default();
+        let now = now_text();
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO items(kind,item_id,payload,created_at,source_file) VALUES(?1,?2,?3,?4,?5)",
+            )?;
+            for it in items {
+                let payload = serde_json::to_string(&it.payload)?;
+                let n = ins.execute(params![ItemKind::of(&it.payload).as_str(), it.item_id, payload, now, file_name])?;
+                if n == 1 {
+                    out.inserted += 1;
+                } else {
+                    out.already_queued += 1;
+                }
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO ingested_files(hash,file_name,receipts,ingested_at) VALUES(?1,?2,?3,?4)",
+                params![hash, file_name, items.len() as i64, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Queue one item (registration / pairing from the till UI). Returns false if the id exists.
+    pub fn enqueue(&mut self, item: &SyncItem) -> anyhow::Result<bool> {
+        let payload = serde_json::to_string(&item.payload)?;
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO items(kind,item_id,payload,created_at) VALUES(?1,?2,?3,?4)",
+            params![ItemKind::of(&item.payload).as_str(), item.item_id, payload, now_text()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Pending items due at `now_ms`, oldest first.
+    pub fn due(&self, limit: usize, now_ms: i64) -> anyhow::Result<Vec<Pending>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq,item_id,payload,attempts FROM items WHERE state='pending' AND next_attempt_at<=?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![now_ms, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, item_id, payload, attempts) = row?;
+            let payload: SyncPayload = serde_json::from_str(&payload)?;
+            out.push(Pending { seq, item: SyncItem { item_id: item_id.clone(), payload }, item_id, attempts });
+        }
+        Ok(out)
+    }
+
+    /// Earliest `next_attempt_at` among pending items (ms), if any.
+    pub fn next_due_at(&self) -> anyhow::Result<Option<i64>> {
+        Ok(self.conn.query_row("SELECT MIN(next_attempt_at) FROM items WHERE state='pending'", [], |r| r.get(0))?)
+    }
+
+    pub fn mark_sent(&mut self, ids: &[&str]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let now = now_text();
+            let mut st = tx.prepare_cached(
+                "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL WHERE item_id=?1 AND state='pending'",
+            )?;
+            for id in ids {
+                st.execute(params![id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn mark_rejected(&mut self, id: &str, reason: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE items SET state='rejected', attempts=attempts+1, last_error=?2 WHERE item_id=?1",
+            params![id, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Temporarily failed: try again at `next_ms`.
+    pub fn mark_retry(&mut self, id: &str, reason: &str, next_ms: i64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE items SET attempts=attempts+1, last_error=?2, next_attempt_at=?3 WHERE item_id=?1 AND state='pending'",
+            params![id, reason, next_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Dead letters back to pending (after a fix on the server). Returns how many.
+    pub fn requeue(&mut self) -> anyhow::Result<usize> {
+        Ok(self.conn.execute("UPDATE items SET state='pending', next_attempt_at=0 WHERE state='rejected'", [])?)
+    }
+
+    /// Make every pending item due now (server came back / "Sync now").
+    pub fn make_all_due(&mut self) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE items SET next_attempt_at=0 WHERE state='pending' AND next_attempt_at>0", [])?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> anyhow::Result<Stats> {
+        let mut s = Stats::default();
+        let mut st = self.conn.prepare_cached("SELECT state, COUNT(*), MIN(created_at) FROM items GROUP BY state")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?, r.get::<_, Option<String>>(2)?)))?;
+        for row in rows {
+            let (state, n, oldest) = row?;
+            match state.as_str() {
+                "pending" => {
+                    s.pending = n;
+                    s.oldest_pending = oldest.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
+                }
+                "sent" => s.sent = n,
+                "rejected" => s.dead_letters = n,
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT item_id, kind, attempts, last_error, created_at FROM items WHERE state='rejected' ORDER BY seq")?;
+        let rows = st.query_map([], |r| {
+            Ok(DeadLetter { item_id: r.get(0)?, kind: r.get(1)?, attempts: r.get(2)?, reason: r.get(3)?, created_at: r.get(4)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // --- sync log table -------------------------------------------------------------------
+
+    /// Append to the `sync_log` table (the message must already be masked: see `synclog`).
+    pub fn log(&self, level: &str, kind: &str, item_id: Option<&str>, message: &str) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO sync_log(ts,level,kind,item_id,message) VALUES(?1,?2,?3,?4,?5)")?
+            .execute(params![now_text(), level, kind, item_id, message])?;
+        Ok(())
+    }
+
+    /// The last `n` log rows, oldest first.
+    pub fn log_tail(&self, n: usize) -> anyhow::Result<Vec<LogRow>> {
+        let mut v = self.log_query("SELECT id,ts,level,kind,item_id,message FROM sync_log ORDER BY id DESC LIMIT ?1", n as i64)?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// Log rows after id `after`, oldest first.
+    pub fn log_after(&self, after: i64) -> anyhow::Result<Vec<LogRow>> {
+        self.log_query("SELECT id,ts,level,kind,item_id,message FROM sync_log WHERE id>?1 ORDER BY id", after)
+    }
+
+    fn log_query(&self, sql: &str, arg: i64) -> anyhow::Result<Vec<LogRow>> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map([arg], |r| {
+            Ok(LogRow { id: r.get(0)?, ts: r.get(1)?, level: r.get(2)?, kind: r.get(3)?, item_id: r.get(4)?, message: r.get(5)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // --- meta ----------------------------------------------------------------------------
+
+    pub fn set_meta(&self, key: &str, value: Option<&str>) -> anyhow::Result<()> {
+        self.conn.prepare_cached("INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)")?.execute(params![key, value])?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0)).optional()?.flatten())
+    }
+
+    /// Checkpoint the WAL into the main file (clean shutdown).
+    pub fn flush(&self) -> anyhow::Result<()> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+/// Apply `migrations[user_version..]`, each in its own transaction, bumping `user_version`.
+pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> anyhow::Result<()> {
+    let v: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if v > migrations.len() {
+        anyhow::bail!("database schema version {v} is newer than this agent knows ({}); upgrade the agent", migrations.len());
+    }
+    for (i, m) in migrations.iter().enumerate().skip(v) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::v1::MigrationPairing;
+    use protocol::CardId;
+
+    fn item(id: &str) -> SyncItem {
+        SyncItem {
+            item_id: id.into(),
+            payload: SyncPayload::MigrationPairing(MigrationPairing {
+                request_id: id.into(),
+                card: CardId::normalise("19001234").unwrap(),
+                code: "ABC".into(),
+                store_id: "S1".into(),
+                till_id: "T1".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn schema_is_versioned_and_reopen_is_idempotent() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("outbox.db");
+        drop(Outbox::open(&p).unwrap());
+        let o = Outbox::open(&p).unwrap();
+        let v: i64 = o.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        let mode: String = o.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = o.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "FULL");
+    }
+
+    #[test]
+    fn file_commit_is_atomic_with_hash_and_dedupes_ids() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        assert!(!o.is_ingested("h1").unwrap());
+        let c = o.commit_file("h1", "a.csv", &[item("a"), item("b")]).unwrap();
+        assert_eq!(c, Committed { inserted: 2, already_queued: 0 });
+        assert!(o.is_ingested("h1").unwrap());
+        let c = o.commit_file("h2", "a2.csv", &[item("b"), item("c")]).unwrap();
+        assert_eq!(c, Committed { inserted: 1, already_queued: 1 });
+        assert_eq!(o.stats().unwrap().pending, 3);
+        // a failing item rolls the hash back too
+        let bad = o.conn.execute_batch("BEGIN; INSERT INTO ingested_files VALUES('h3','x',0,'t'); ROLLBACK;");
+        assert!(bad.is_ok());
+        assert!(!o.is_ingested("h3").unwrap());
+    }
+
+    #[test]
+    fn states_order_retry_and_requeue() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        for id in ["1", "2", "3", "4"] {
+            assert!(o.enqueue(&item(id)).unwrap());
+        }
+        assert!(!o.enqueue(&item("1")).unwrap());
+        let due: Vec<_> = o.due(10, now_ms()).unwrap().into_iter().map(|p| p.item_id).collect();
+        assert_eq!(due, ["1", "2", "3", "4"]);
+        o.mark_sent(&["1"]).unwrap();
+        o.mark_rejected("2", "bad card").unwrap();
+        o.mark_retry("3", "busy", now_ms() + 60_000).unwrap();
+        let due: Vec<_> = o.due(10, now_ms()).unwrap().into_iter().map(|p| p.item_id).collect();
+        assert_eq!(due, ["4"], "dead letter and backed-off item are not due; the queue is not blocked");
+        let s = o.stats().unwrap();
+        assert_eq!((s.pending, s.sent, s.dead_letters), (2, 1, 1));
+        assert_eq!(o.dead_letters().unwrap()[0].reason.as_deref(), Some("bad card"));
+        assert_eq!(o.requeue().unwrap(), 1);
+        o.make_all_due().unwrap();
+        let due: Vec<_> = o.due(10, now_ms()).unwrap().into_iter().map(|p| p.item_id).collect();
+        assert_eq!(due, ["2", "3", "4"]);
+    }
+
+    #[test]
+    fn log_tail_and_follow() {
+        let d = tempfile::tempdir().unwrap();
+        let o = Outbox::open(&d.path().join("o.db")).unwrap();
+        for i in 0..5 {
+            o.log("info", "ingest", None, &format!("m{i}")).unwrap();
+        }
+        let t = o.log_tail(2).unwrap();
+        assert_eq!(t.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["m3", "m4"]);
+        assert_eq!(o.log_after(t[0].id).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,187 @@
+//! Support-staff views: `till-agent status [--json]` and `till-agent doctor`.
+//! Both read `outbox.db` directly (the running agent need not be asked) and probe the server.
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::outbox::{DeadLetter, Outbox};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusReport {
+    pub store_id: String,
+    pub till_id: String,
+    pub server_url: String,
+    /// Items waiting to be sent.
+    pub queue_depth: u64,
+    pub oldest_pending: Option<DateTime<Utc>>,
+    pub oldest_pending_age_secs: Option<i64>,
+    pub sent: u64,
+    pub dead_letters: u64,
+    pub dead_letter_items: Vec<DeadLetter>,
+    /// Last batch the server acknowledged (as recorded by the agent).
+    pub last_success: Option<String>,
+    /// Probed now (`GET /healthz`).
+    pub server_reachable: bool,
+    /// What the running agent last saw.
+    pub agent_saw_server_reachable: Option<bool>,
+    pub last_error: Option<String>,
+    pub outbox: String,
+}
+
+pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
+    let o = Outbox::open_existing(&cfg.outbox_path())?;
+    let s = o.stats()?;
+    let reachable = block_on(async {
+        let c = crate::replicator::http_client()?;
+        Ok(crate::replicator::probe(&c, &cfg.server_url).await)
+    })?;
+    Ok(StatusReport {
+        store_id: cfg.store_id.to_string(),
+        till_id: cfg.till_id.to_string(),
+        server_url: cfg.server_url.clone(),
+        queue_depth: s.pending,
+        oldest_pending_age_secs: s.oldest_pending.map(|t| (Utc::now() - t).num_seconds().max(0)),
+        oldest_pending: s.oldest_pending,
+        sent: s.sent,
+        dead_letters: s.dead_letters,
+        dead_letter_items: o.dead_letters()?,
+        last_success: o.meta("last_success")?,
+        server_reachable: reachable,
+        agent_saw_server_reachable: o.meta("server_reachable")?.map(|v| v == "true"),
+        last_error: o.meta("last_error")?,
+        outbox: cfg.outbox_path().display().to_string(),
+    })
+}
+
+pub fn print_human(r: &StatusReport) {
+    println!("Store / till:        {} / {}", r.store_id, r.till_id);
+    println!("Server:              {} ({})", r.server_url, if r.server_reachable { "reachable" } else { "NOT reachable" });
+    println!("Queue depth:         {}", r.queue_depth);
+    if let Some(a) = r.oldest_pending_age_secs {
+        println!("Oldest pending:      {} s ago", a);
+    }
+    println!("Sent:                {}", r.sent);
+    println!("Last successful sync: {}", r.last_success.as_deref().unwrap_or("never"));
+    println!("Last error:          {}", r.last_error.as_deref().unwrap_or("none"));
+    println!("Dead letters:        {}", r.dead_letters);
+    for d in &r.dead_letter_items {
+        println!("  {} {} (attempts {}): {}", d.kind, d.item_id, d.attempts, d.reason.as_deref().unwrap_or("?"));
+    }
+    if r.dead_letters > 0 {
+        println!("  after fixing the cause: till-agent requeue");
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
+}
+
+/// One doctor line.
+struct Check {
+    ok: Option<bool>, // None = warning
+    what: String,
+    detail: String,
+}
+
+fn writable(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create: {e}"))?;
+    let p = dir.join(format!(".till-agent-doctor-{}", std::process::id()));
+    std::fs::write(&p, b"x").map_err(|e| format!("not writable: {e}"))?;
+    std::fs::remove_file(&p).map_err(|e| format!("cannot delete files: {e}"))?;
+    Ok(())
+}
+
+/// Run the checks, print them; returns true when nothing failed.
+pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
+    let mut checks = Vec::new();
+    let cfg = match Config::load(config_path) {
+        Ok(c) => {
+            checks.push(Check { ok: Some(true), what: "configuration".into(), detail: c.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default() });
+            c
+        }
+        Err(e) => {
+            println!("FAIL configuration: {e}");
+            return Ok(false);
+        }
+    };
+    for (what, dir) in [
+        ("export folder", cfg.export_dir.clone()),
+        ("processed folder", cfg.processed_dir()),
+        ("quarantine folder", cfg.quarantine_dir()),
+        ("data folder", cfg.data_dir.clone()),
+        ("log folder", cfg.log_dir()),
+    ] {
+        match writable(&dir) {
+            Ok(()) => checks.push(Check { ok: Some(true), what: what.into(), detail: format!("{} (read/write)", dir.display()) }),
+            Err(e) => checks.push(Check { ok: Some(false), what: what.into(), detail: format!("{}: {e}", dir.display()) }),
+        }
+    }
+    match Outbox::open(&cfg.outbox_path()).and_then(|o| o.stats()) {
+        Ok(s) => checks.push(Check {
+            ok: Some(s.dead_letters == 0).filter(|b| *b).or(None),
+            what: "outbox".into(),
+            detail: format!("{} pending, {} sent, {} dead letter(s)", s.pending, s.sent, s.dead_letters),
+        }),
+        Err(e) => checks.push(Check { ok: Some(false), what: "outbox".into(), detail: format!("{e:#}") }),
+    }
+    let token = crate::credentials::till_token_with_source(&cfg);
+    match &token {
+        Ok((_, src)) => checks.push(Check { ok: Some(true), what: "till token present".into(), detail: format!("from {src:?}") }),
+        Err(e) => checks.push(Check { ok: Some(false), what: "till token present".into(), detail: format!("{e:#}") }),
+    }
+    let net: anyhow::Result<Vec<Check>> = block_on(async {
+        let mut out = Vec::new();
+        let c = crate::replicator::http_client()?;
+        let t0 = std::time::Instant::now();
+        match c.get(cfg.url("/healthz")).timeout(Duration::from_secs(3)).send().await {
+            Ok(r) if r.status().is_success() => {
+                let rtt = t0.elapsed();
+                out.push(Check { ok: Some(true), what: "server reachable".into(), detail: format!("{} ({} ms)", cfg.server_url, rtt.as_millis()) });
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                match body.get("time").and_then(|t| t.as_str()).and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+                    Some(server) => {
+                        let skew = (Utc::now() - server.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0;
+                        let ok = if skew.abs() > 300.0 { Some(false) } else if skew.abs() > 60.0 { None } else { Some(true) };
+                        out.push(Check {
+                            ok,
+                            what: "clock skew vs server".into(),
+                            detail: format!("{skew:+.1} s (till {} server)", if skew >= 0.0 { "ahead of" } else { "behind" }),
+                        });
+                    }
+                    None => out.push(Check { ok: None, what: "clock skew vs server".into(), detail: "server sent no `time`".into() }),
+                }
+            }
+            Ok(r) => out.push(Check { ok: Some(false), what: "server reachable".into(), detail: format!("/healthz answered {}", r.status()) }),
+            Err(e) => out.push(Check { ok: Some(false), what: "server reachable".into(), detail: crate::runtime::error_chain(&e) }),
+        }
+        if let Ok((t, _)) = &token {
+            match c.get(cfg.url("/v1/rules")).bearer_auth(t).timeout(Duration::from_secs(5)).send().await {
+                Ok(r) if r.status().is_success() => out.push(Check { ok: Some(true), what: "till token valid".into(), detail: "server accepted it".into() }),
+                Ok(r) => {
+                    let st = r.status();
+                    let b = r.text().await.unwrap_or_default();
+                    out.push(Check { ok: Some(false), what: "till token valid".into(), detail: format!("server answered {st}: {}", b.chars().take(200).collect::<String>()) })
+                }
+                Err(e) => out.push(Check { ok: None, what: "till token valid".into(), detail: format!("could not ask the server: {}", crate::runtime::error_chain(&e)) }),
+            }
+        }
+        Ok(out)
+    });
+    checks.extend(net?);
+    let mut all_ok = true;
+    for c in &checks {
+        let tag = match c.ok {
+            Some(true) => "ok  ",
+            None => "warn",
+            Some(false) => {
+                all_ok = false;
+                "FAIL"
+            }
+        };
+        println!("{tag} {}: {}", c.what, c.detail);
+    }
+    Ok(all_ok)
+}

@@ -1,0 +1,165 @@
+//! The sync log support staff read: every ingest, send, ack, retry, rejection and quarantine
+//! goes to (1) tracing → a daily-rotated file in `<data>/logs/` (tracing-appender) and stderr,
+//! and (2) the queryable `sync_log` table in `outbox.db` (`till-agent log`, the sync-log window).
+//! Card numbers are masked on the way in: [`mask_card_numbers`] runs over every message.
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// Writer of sync-log rows. Its own connection to `outbox.db` (WAL: concurrent with the outbox's).
+pub struct SyncLog {
+    conn: Mutex<Connection>,
+}
+
+impl SyncLog {
+    /// Open on an existing outbox database (run `Outbox::open` first: it creates the table).
+    pub fn open(outbox_db: &Path) -> anyhow::Result<SyncLog> {
+        let conn = Connection::open(outbox_db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(SyncLog { conn: Mutex::new(conn) })
+    }
+
+    /// Record one event: tracing (file + stderr) and the table. Never fails the caller.
+    pub fn record(&self, level: Level, kind: &str, item_id: Option<&str>, message: &str) {
+        let message = mask_card_numbers(message);
+        let id = item_id.unwrap_or("-");
+        match level {
+            Level::Info => tracing::info!(target: "till_agent::sync", kind, item_id = id, "{message}"),
+            Level::Warn => tracing::warn!(target: "till_agent::sync", kind, item_id = id, "{message}"),
+            Level::Error => tracing::error!(target: "till_agent::sync", kind, item_id = id, "{message}"),
+        }
+        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let r = conn
+            .prepare_cached("INSERT INTO sync_log(ts,level,kind,item_id,message) VALUES(?1,?2,?3,?4,?5)")
+            .and_then(|mut s| s.execute(params![ts, level.as_str(), kind, item_id, message]));
+        if let Err(e) = r {
+            tracing::error!("sync_log table write failed: {e}");
+        }
+    }
+
+    pub fn info(&self, kind: &str, item_id: Option<&str>, message: &str) {
+        self.record(Level::Info, kind, item_id, message)
+    }
+    pub fn warn(&self, kind: &str, item_id: Option<&str>, message: &str) {
+        self.record(Level::Warn, kind, item_id, message)
+    }
+    pub fn error(&self, kind: &str, item_id: Option<&str>, message: &str) {
+        self.record(Level::Error, kind, item_id, message)
+    }
+}
+
+/// Mask every standalone run of 12–19 digits (optionally grouped by spaces or dashes, as card
+/// numbers are printed) to `1900-****-****-9012`. Hex ids (digits mixed with letters) are left.
+pub fn mask_card_numbers(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let prev_alnum = i > 0 && chars[i - 1].is_alphanumeric();
+        if c.is_ascii_digit() && !prev_alnum {
+            // collect digits with single separators between them
+            let mut j = i;
+            let mut digits = String::new();
+            let mut end = i;
+            while j < chars.len() {
+                if chars[j].is_ascii_digit() {
+                    digits.push(chars[j]);
+                    j += 1;
+                    end = j;
+                } else if (chars[j] == ' ' || chars[j] == '-') && j + 1 < chars.len() && chars[j + 1].is_ascii_digit() {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            let next_alnum = end < chars.len() && chars[end].is_alphanumeric();
+            if (12..=19).contains(&digits.len()) && !next_alnum {
+                out.push_str(&protocol::ids::mask_digits(&digits));
+                i = end;
+                continue;
+            }
+            // not a card: copy the plain digit run only (separators re-examined next round)
+            let mut k = i;
+            while k < chars.len() && chars[k].is_ascii_digit() {
+                out.push(chars[k]);
+                k += 1;
+            }
+            i = k;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// Install tracing: stderr (human) + a daily-rotated file `<log_dir>/till-agent.log.YYYY-MM-DD`.
+/// Returns the appender guard; keep it alive until exit (dropping it flushes the file).
+pub fn init_tracing(log_dir: Option<&Path>, verbose: bool) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::prelude::*;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("TILL_AGENT_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if verbose { "info" } else { "warn,till_agent=info" }))
+    };
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter());
+    let (file, guard) = match log_dir.and_then(|d| std::fs::create_dir_all(d).ok().map(|_| d)) {
+        Some(d) => {
+            let appender = tracing_appender::rolling::daily(d, "till-agent.log");
+            let (nb, guard) = tracing_appender::non_blocking(appender);
+            (Some(tracing_subscriber::fmt::layer().with_writer(nb).with_ansi(false).with_filter(filter())), Some(guard))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry().with(stderr).with(file).try_init();
+    guard
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_cards_but_not_ids_or_amounts() {
+        assert_eq!(mask_card_numbers("card 1900123456789012 ok"), "card 1900-****-****-9012 ok");
+        assert_eq!(mask_card_numbers("card 1900 1234 5678 9012."), "card 1900-****-****-9012.");
+        assert_eq!(mask_card_numbers("4111-1111-1111-1111"), "4111-****-****-1111");
+        let hex = "receipt 3f2a1234567890123456789012345678";
+        assert_eq!(mask_card_numbers(hex), hex);
+        assert_eq!(mask_card_numbers("total 1235.00 at 2026-11-23 10:15"), "total 1235.00 at 2026-11-23 10:15");
+        assert_eq!(mask_card_numbers("12345"), "12345");
+    }
+
+    #[test]
+    fn record_goes_to_the_table_masked() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("outbox.db");
+        let o = crate::outbox::Outbox::open(&p).unwrap();
+        let l = SyncLog::open(&p).unwrap();
+        l.warn("ingest", Some("abc"), "card 1900123456789012 attached");
+        let rows = o.log_tail(5).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].message, "card 1900-****-****-9012 attached");
+        assert_eq!((rows[0].level.as_str(), rows[0].kind.as_str(), rows[0].item_id.as_deref()), ("warn", "ingest", Some("abc")));
+    }
+}

@@ -1,0 +1,382 @@
+//! The POS export folder → outbox. `notify` events trigger a pass; a full rescan runs at start
+//! and every `rescan_interval_secs` (events are lost while the agent is down and on network
+//! shares). A file is read only when it is stable: size and mtime unchanged across two looks
+//! `stable_ms` apart (on Windows also an exclusive open must succeed — the POS still holding the
+//! file open fails it). Temp names (`*.tmp`, `~*`, `.*`, `*.partial`, `*.part`) are ignored until
+//! renamed into place.
+//!
+//! Each file's receipts are committed to the outbox in ONE transaction together with the file's
+//! content hash, then the file is moved to `processed/`. If the move fails after the commit the
+//! hash stops a re-ingest. A file that does not parse goes to `quarantine/` with
+//! `<name>.error.txt` (line, field, value) — but only once it has been unchanged for
+//! [`QUARANTINE_GRACE`], so a POS writing slowly (pauses longer than `stable_ms`) is not
+//! punished: its half-written file is simply read again later.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, FixedOffset};
+use protocol::v1::{SyncItem, SyncPayload};
+use protocol::CardId;
+use sha2::{Digest, Sha256};
+
+use crate::formats::parse_file;
+use crate::runtime::Shared;
+
+/// A file that fails to parse is quarantined only after it stayed unchanged this long.
+pub const QUARANTINE_GRACE: Duration = Duration::from_secs(3);
+
+/// A card scanned shortly before may be attached to a card-less receipt up to this long
+/// *before* the scan too (POS clocks and receipts stamped when the sale started).
+const SCAN_SLACK_SECS: i64 = 60;
+
+/// Names the POS uses while still writing, and our own side files.
+pub fn is_ignored_name(name: &str) -> bool {
+    let l = name.to_lowercase();
+    l.starts_with('.')
+        || l.starts_with('~')
+        || l.ends_with(".tmp")
+        || l.ends_with(".temp")
+        || l.ends_with(".partial")
+        || l.ends_with(".part")
+        || l.ends_with(".crdownload")
+        || l.ends_with(".swp")
+        || l.ends_with(".lock")
+        || l.ends_with(".error.txt")
+        || l.ends_with('~')
+}
+
+/// The last loyalty card scanned on this till, waiting for a card-less receipt.
+#[derive(Clone, Debug)]
+pub struct PendingScan {
+    pub card: CardId,
+    pub at: DateTime<FixedOffset>,
+}
+
+/// Attach `scan` to the receipt if it has no card and was issued within `window` after the
+/// scan (with a little slack before it). Returns true when attached (the caller drops the scan).
+pub fn attach_scan(receipt: &mut protocol::v1::Receipt, scan: &PendingScan, window_secs: u64) -> bool {
+    if receipt.card.is_some() {
+        return false;
+    }
+    let dt = (receipt.issued_at.timestamp() - scan.at.timestamp()) as i128;
+    if dt >= -(SCAN_SLACK_SECS as i128) && dt <= window_secs as i128 {
+        receipt.card = Some(scan.card.clone());
+        return true;
+    }
+    false
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Look {
+    len: u64,
+    mtime: Option<SystemTime>,
+}
+
+fn look(p: &Path) -> Option<Look> {
+    let m = std::fs::metadata(p).ok()?;
+    m.is_file().then(|| Look { len: m.len(), mtime: m.modified().ok() })
+}
+
+/// Candidate files, oldest first (the order the POS wrote them).
+fn candidates(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut v: Vec<(Option<SystemTime>, PathBuf)> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .filter(|e| !is_ignored_name(&e.file_name().to_string_lossy()))
+        .map(|e| (e.metadata().ok().and_then(|m| m.modified().ok()), e.path()))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+#[cfg(windows)]
+fn exclusive_open_ok(p: &Path) -> bool {
+    use std::os::windows::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).share_mode(0).open(p).is_ok()
+}
+
+#[cfg(not(windows))]
+fn exclusive_open_ok(_p: &Path) -> bool {
+    true
+}
+
+/// `dir/name`, or `dir/name.1`, `.2`, … if taken.
+fn unique_dest(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    if !p.exists() {
+        return p;
+    }
+    (1..).map(|i| dir.join(format!("{name}.{i}"))).find(|p| !p.exists()).unwrap()
+}
+
+fn move_file(from: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let dest = unique_dest(dir, name);
+    match std::fs::rename(from, &dest) {
+        Ok(()) => Ok(dest),
+        Err(e) => {
+            // another volume: copy + remove
+            std::fs::copy(from, &dest).map_err(|_| e)?;
+            std::fs::remove_file(from)?;
+            Ok(dest)
+        }
+    }
+}
+
+/// The outcome of one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub ingested_files: usize,
+    /// Files seen but not ready (still changing, or failing within the grace period).
+    pub waiting: usize,
+}
+
+/// One pass over the export folder (blocking: run on a blocking thread).
+pub fn scan_pass(sh: &Shared) -> Pass {
+    let dir = &sh.cfg.export_dir;
+    let mut pass = Pass::default();
+    let files = candidates(dir);
+    if files.is_empty() {
+        return pass;
+    }
+    let first: Vec<Option<Look>> = files.iter().map(|p| look(p)).collect();
+    std::thread::sleep(Duration::from_millis(sh.cfg.stable_ms));
+    for (p, a) in files.iter().zip(first) {
+        if sh.is_shutting_down() {
+            break;
+        }
+        let b = look(p);
+        let (Some(a), Some(b)) = (a, b) else { continue };
+        if a != b || !exclusive_open_ok(p) {
+            pass.waiting += 1;
+            continue;
+        }
+        match process_file(sh, p, b) {
+            FileResult::Done => pass.ingested_files += 1,
+            FileResult::Waiting => pass.waiting += 1,
+            FileResult::Gone => {}
+        }
+    }
+    pass
+}
+
+enum FileResult {
+    Done,
+    Waiting,
+    Gone,
+}
+
+fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileResult::Gone,
+        Err(e) => {
+            sh.log.warn("ingest", None, &format!("{name}: cannot read yet: {e}"));
+            return FileResult::Waiting;
+        }
+    };
+    if bytes.len() as u64 != seen.len || look(path) != Some(seen) {
+        return FileResult::Waiting; // changed while we read it
+    }
+    let hash = hex::encode(Sha256::digest(&bytes));
+    match sh.outbox().is_ingested(&hash) {
+        Ok(true) => {
+            sh.log.info("skip", None, &format!("{name}: same content as a file already ingested; not queued again"));
+            finish_move(sh, path, &name, &sh.cfg.processed_dir());
+            return FileResult::Done;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            sh.log.error("outbox", None, &format!("{name}: outbox unavailable: {e:#}"));
+            return FileResult::Waiting;
+        }
+    }
+    let mut receipts = match parse_file(&sh.cfg.receipts, &name, &bytes, &sh.cfg.parse_context()) {
+        Ok(r) => r,
+        Err(err) => {
+            let age = seen.mtime.and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or(QUARANTINE_GRACE);
+            if age < QUARANTINE_GRACE {
+                return FileResult::Waiting; // maybe still being written: read again soon
+            }
+            quarantine(sh, path, &name, &err.to_string(), Some(&err));
+            return FileResult::Done;
+        }
+    };
+    if receipts.is_empty() {
+        quarantine(sh, path, &name, "the file contains no receipts", None);
+        return FileResult::Done;
+    }
+    // Card association: a loyalty card scanned on this till shortly before, once.
+    {
+        let mut slot = sh.last_scan.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(scan) = slot.clone() {
+            for r in receipts.iter_mut() {
+                if attach_scan(r, &scan, sh.cfg.scan_attach_window_secs) {
+                    sh.log.info("card", Some(r.id.as_str()), &format!("receipt {} had no card: attached {} scanned at {}", r.pos_receipt_no, scan.card, scan.at.to_rfc3339()));
+                    *slot = None;
+                    break;
+                }
+            }
+        }
+    }
+    let items: Vec<SyncItem> =
+        receipts.iter().map(|r| SyncItem { item_id: r.id.0.clone(), payload: SyncPayload::Receipt(r.clone()) }).collect();
+    let committed = sh.outbox().commit_file(&hash, &name, &items);
+    match committed {
+        Ok(c) => {
+            for r in &receipts {
+                let card = r.card.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "none".into());
+                sh.log.info(
+                    "ingest",
+                    Some(r.id.as_str()),
+                    &format!("{name}: receipt {} total {} {} card {card} ({} lines) queued", r.pos_receipt_no, r.total, r.currency, r.lines.len()),
+                );
+            }
+            if c.already_queued > 0 {
+                sh.log.info("skip", None, &format!("{name}: {} receipt(s) were already queued (POS re-export); not duplicated", c.already_queued));
+            }
+            sh.wake.notify_one();
+        }
+        Err(e) => {
+            sh.log.error("outbox", None, &format!("{name}: commit failed, file left in place: {e:#}"));
+            return FileResult::Waiting;
+        }
+    }
+    finish_move(sh, path, &name, &sh.cfg.processed_dir());
+    FileResult::Done
+}
+
+fn finish_move(sh: &Shared, path: &Path, name: &str, dir: &Path) {
+    if let Err(e) = move_file(path, dir, name) {
+        sh.log.warn("ingest", None, &format!("{name}: committed but could not be moved to {}: {e} (its hash prevents a re-ingest)", dir.display()));
+    }
+}
+
+fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&crate::formats::ParseError>) {
+    let qdir = sh.cfg.quarantine_dir();
+    let dest = match move_file(path, &qdir, name) {
+        Ok(d) => d,
+        Err(e) => {
+            sh.log.error("quarantine", None, &format!("{name}: bad file ({reason}) and it cannot be moved to quarantine: {e}"));
+            return;
+        }
+    };
+    let mut text = format!(
+        "File: {name}\nQuarantined: {}\nError: {reason}\n",
+        chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    );
+    if let Some(e) = err {
+        if let Some(l) = e.line {
+            text.push_str(&format!("Line: {l}\n"));
+        }
+        if let Some(f) = &e.field {
+            text.push_str(&format!("Field: {f}\n"));
+        }
+        if let Some(v) = &e.value {
+            text.push_str(&format!("Value: {v}\n"));
+        }
+        text.push_str(&format!("Message: {}\n", e.message));
+    }
+    text.push_str(&format!(
+        "\nFix the file (or the [receipts] settings in agent.toml) and move it back into the export folder.\nCheck with: till-agent parse \"{}\"\n",
+        dest.display()
+    ));
+    let err_path = PathBuf::from(format!("{}.error.txt", dest.display()));
+    let text = crate::synclog::mask_card_numbers(&text);
+    if let Err(e) = std::fs::write(&err_path, text) {
+        sh.log.error("quarantine", None, &format!("{name}: cannot write {}: {e}", err_path.display()));
+    }
+    sh.log.error("quarantine", None, &format!("{name} quarantined: {reason}"));
+}
+
+/// The watcher task: notify + periodic rescan; passes run on a blocking thread.
+pub async fn run(sh: Arc<Shared>) {
+    let dir = sh.cfg.export_dir.clone();
+    for d in [dir.clone(), sh.cfg.processed_dir(), sh.cfg.quarantine_dir()] {
+        if let Err(e) = std::fs::create_dir_all(&d) {
+            sh.log.error("watcher", None, &format!("cannot create {}: {e}", d.display()));
+        }
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let watcher = {
+        use notify::Watcher;
+        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                if !matches!(ev.kind, notify::EventKind::Access(_)) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if let Ok(w) = &mut w {
+            if let Err(e) = w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                sh.log.warn("watcher", None, &format!("cannot watch {} ({e}); relying on the periodic rescan", dir.display()));
+            }
+        }
+        w
+    };
+    if let Err(e) = &watcher {
+        sh.log.warn("watcher", None, &format!("file notifications unavailable ({e}); relying on the periodic rescan"));
+    }
+    sh.log.info("watcher", None, &format!("watching {}", dir.display()));
+    let mut shutdown = sh.shutdown_rx();
+    let mut rescan = tokio::time::interval(Duration::from_secs(sh.cfg.rescan_interval_secs));
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut waiting = false;
+    loop {
+        tokio::select! {
+            _ = rescan.tick() => {}
+            Some(()) = rx.recv() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)), if waiting => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        while rx.try_recv().is_ok() {}
+        let sh2 = sh.clone();
+        match tokio::task::spawn_blocking(move || scan_pass(&sh2)).await {
+            Ok(p) => waiting = p.waiting > 0,
+            Err(e) => {
+                sh.log.error("watcher", None, &format!("scan pass failed: {e}"));
+                waiting = true;
+            }
+        }
+    }
+    drop(watcher);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_ignored() {
+        for n in ["r1.tmp", "~r1.csv", ".r1.csv", "r1.csv.partial", "x.part", "r1.csv.error.txt", "R1.TMP"] {
+            assert!(is_ignored_name(n), "{n}");
+        }
+        for n in ["r1.csv", "receipt.json", "poslog.xml", "tmp.csv"] {
+            assert!(!is_ignored_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn scan_attaches_within_window_once() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+        let card = CardId::normalise("1900123456789012").unwrap();
+        let scan = PendingScan { card: card.clone(), at: t("2026-11-23T10:00:00+01:00") };
+        let json = r#"{"id":"x","store_id":"S","till_id":"T","pos_receipt_no":"1","issued_at":"2026-11-23T10:05:00+01:00","currency":"CZK","total":"1","lines":[]}"#;
+        let mut r: protocol::v1::Receipt = serde_json::from_str(json).unwrap();
+        assert!(attach_scan(&mut r, &scan, 600));
+        assert_eq!(r.card.as_ref(), Some(&card));
+        assert!(!attach_scan(&mut r, &scan, 600), "already has a card");
+        let mut late: protocol::v1::Receipt = serde_json::from_str(&json.replace("10:05", "10:11")).unwrap();
+        assert!(!attach_scan(&mut late, &scan, 600), "outside the window");
+        let mut before: protocol::v1::Receipt = serde_json::from_str(&json.replace("10:05", "09:30")).unwrap();
+        assert!(!attach_scan(&mut before, &scan, 600), "long before the scan");
+        let mut utc: protocol::v1::Receipt = serde_json::from_str(&json.replace("10:05:00+01:00", "09:01:00Z")).unwrap();
+        assert!(attach_scan(&mut utc, &scan, 600), "offsets compared as instants");
+    }
+}
