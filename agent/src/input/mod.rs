@@ -10,3 +10,8 @@ pub mod keys;
 pub mod payload;
 pub mod script;
 pub mod serial;
+pub mod oskbd;
+pub mod run;
+
+pub use run::run_inputs;
+pub mod cli;

@@ -1,0 +1,187 @@
+//! The input tasks (watchexec style): every reader runs on its own OS thread (blocking serial IO,
+//! the X11 / Windows message loop) and hands raw payloads to one async loop that classifies them,
+//! publishes `AgentEvent::Scan`, asks the quote service and publishes `AgentEvent::Quote`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::ids::CardPolicy;
+use tokio::sync::{mpsc, watch};
+
+use super::config::ReaderConfig;
+use super::detect::{Action, Detector};
+use super::keys::KeyEvent;
+use super::oskbd::{DeviceInfo, KeySource, SourceEvent};
+use super::payload;
+use super::serial::{self, SerialEvent};
+use crate::events::{AgentEvent, Bus, Classified, QuoteEvent, ScanEvent};
+use crate::quote::QuoteService;
+
+/// A complete payload from some reader. `text` may be a payment card: never log it.
+pub struct RawScan {
+    pub source: String,
+    pub text: String,
+    /// When the terminator key / byte arrived.
+    pub at: Instant,
+}
+
+/// What the wedge loop saw (for `reader-test`).
+#[derive(Debug)]
+pub enum WedgeReport<'a> {
+    Device { info: &'a DeviceInfo, added: bool, dedicated: bool },
+    Key { ev: &'a KeyEvent, gap_ms: Option<u64>, device: Option<&'a DeviceInfo> },
+    Action { action: &'a Action, device: Option<&'a DeviceInfo> },
+}
+
+/// Drive a key source through the detector until `stop`. Intercept decisions are executed by the
+/// source; every event and decision is reported.
+pub fn run_wedge(
+    mut source: Box<dyn KeySource>,
+    cfg: &ReaderConfig,
+    stop: &AtomicBool,
+    mut report: impl FnMut(WedgeReport<'_>),
+) -> anyhow::Result<()> {
+    let mut det = Detector::new(cfg.detect_config());
+    let mut devices: Vec<DeviceInfo> = source.devices();
+    let kind = source.kind();
+    for d in &devices {
+        let ded = cfg.is_dedicated(&[&d.name, &d.label(kind)]);
+        det.set_dedicated(d.id, ded);
+        report(WedgeReport::Device { info: d, added: true, dedicated: ded });
+    }
+    let mut last_down: std::collections::HashMap<u32, u64> = Default::default();
+    while !stop.load(Ordering::Relaxed) {
+        let actions = match source.next(Duration::from_millis(10))? {
+            Some(SourceEvent::Key(ev)) => {
+                let dev = devices.iter().find(|d| d.id == ev.device);
+                let gap = if ev.down { last_down.insert(ev.device, ev.time_ms).map(|t| ev.time_ms.saturating_sub(t)) } else { None };
+                report(WedgeReport::Key { ev: &ev, gap_ms: gap, device: dev });
+                det.feed(ev)
+            }
+            Some(SourceEvent::DeviceAdded(info)) => {
+                let ded = cfg.is_dedicated(&[&info.name, &info.label(kind)]);
+                det.set_dedicated(info.id, ded);
+                report(WedgeReport::Device { info: &info, added: true, dedicated: ded });
+                devices.retain(|d| d.id != info.id);
+                devices.push(info);
+                Vec::new()
+            }
+            Some(SourceEvent::DeviceRemoved(id)) => {
+                if let Some(info) = devices.iter().find(|d| d.id == id) {
+                    report(WedgeReport::Device { info, added: false, dedicated: false });
+                }
+                devices.retain(|d| d.id != id);
+                Vec::new()
+            }
+            None => det.tick(source.now_ms()),
+        };
+        for a in &actions {
+            source.execute(a);
+            let device = match a {
+                Action::Scan(s) => devices.iter().find(|d| d.id == s.device),
+                Action::NotScan { device, .. } => devices.iter().find(|d| d.id == *device),
+                _ => None,
+            };
+            report(WedgeReport::Action { action: a, device });
+        }
+    }
+    Ok(())
+}
+
+/// Classify one payload, publish the scan, then the quote (for loyalty cards).
+pub async fn handle_scan(raw: RawScan, policy: &CardPolicy, quotes: Option<&QuoteService>, bus: &Bus) -> (ScanEvent, Option<QuoteEvent>) {
+    let classified = payload::classify(&raw.text, policy);
+    drop(raw.text);
+    let scan = ScanEvent { at: chrono::Local::now().fixed_offset(), source: raw.source, classified };
+    match &scan.classified {
+        Classified::LoyaltyCard { card } => tracing::info!(source = %scan.source, card = %card, "loyalty card scanned"),
+        Classified::PaymentCard { last4 } => {
+            tracing::warn!(source = %scan.source, "payment card (…{last4}) swiped: not a loyalty card; number discarded")
+        }
+        Classified::ReadError { detail } => tracing::info!(source = %scan.source, "card read error: {detail}"),
+        Classified::Other { reason } => tracing::info!(source = %scan.source, "not a card: {reason}"),
+    }
+    let _ = bus.send(AgentEvent::Scan(scan.clone()));
+    let Classified::LoyaltyCard { card } = &scan.classified else { return (scan, None) };
+    let Some(quotes) = quotes else { return (scan, None) };
+    match quotes.quote(card).await {
+        Ok(quote) => {
+            let ev = QuoteEvent { scan: scan.clone(), quote };
+            let _ = bus.send(AgentEvent::Quote(ev.clone()));
+            (scan, Some(ev))
+        }
+        Err(e) => {
+            tracing::warn!(card = %card, "no quote: {e:#}");
+            (scan, None)
+        }
+    }
+}
+
+/// Start the reader threads; payloads arrive on the returned channel. Threads end when `stop`
+/// is set.
+pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<AtomicBool>) -> mpsc::UnboundedReceiver<RawScan> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    for (i, sc) in cfg.serial.iter().enumerate() {
+        let sc = sc.clone();
+        let tx = tx.clone();
+        let stop = stop.clone();
+        let _ = std::thread::Builder::new().name(format!("serial-reader-{i}")).spawn(move || {
+            serial::run_reader(&sc, stop, |ev| match ev {
+                SerialEvent::Line { port, text, at } => {
+                    let _ = tx.send(RawScan { source: format!("serial:{port}"), text, at });
+                }
+                SerialEvent::Connected { port } => tracing::info!("serial reader connected on {port}"),
+                SerialEvent::Disconnected { port, reason } => tracing::warn!("serial reader on {port} disconnected: {reason}"),
+                SerialEvent::Unavailable { error } => tracing::warn!("serial reader unavailable: {error}"),
+            });
+        });
+    }
+    if cfg.wedge {
+        let cfg = cfg.clone();
+        let _ = std::thread::Builder::new().name("wedge-reader".into()).spawn(move || {
+            let source = match super::oskbd::open(display.as_deref(), cfg.mode == super::config::Mode::Intercept) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("keyboard-wedge reader off: {e:#}");
+                    return;
+                }
+            };
+            let kind = source.kind();
+            let r = run_wedge(source, &cfg, &stop, |r| {
+                if let WedgeReport::Action { action: Action::Scan(s), .. } = r {
+                    let _ = tx.send(RawScan { source: format!("{kind}:{}", s.device), text: s.text.clone(), at: Instant::now() });
+                }
+            });
+            if let Err(e) = r {
+                tracing::error!("keyboard-wedge reader stopped: {e:#}");
+            }
+        });
+    }
+    rx
+}
+
+/// The input task the runtime spawns: readers → classification → `Scan` → quote → `Quote` on
+/// the bus, until `shutdown` turns true.
+pub async fn run_inputs(cfg: crate::config::Config, bus: Bus, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    cfg.reader.validate().map_err(anyhow::Error::msg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut rx = start_readers(&cfg.reader, None, stop.clone());
+    let quotes = QuoteService::new(&cfg)?;
+    loop {
+        tokio::select! {
+            raw = rx.recv() => {
+                let Some(raw) = raw else { break };
+                let policy = quotes.card_policy();
+                handle_scan(raw, &policy, Some(&quotes), &bus).await;
+            }
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    Ok(())
+}

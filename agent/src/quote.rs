@@ -1,0 +1,129 @@
+//! The quote a scan produces: asked from the server (`GET /v1/cards/{card}/quote`) with a short
+//! timeout (~300 ms, `[reader] quote_timeout_ms`); when the server does not answer in time (or is
+//! unreachable / refuses), computed on the till by the shared rules engine from the cached rules
+//! and customer data, marked `offline, as of <time of the newest cached data>`.
+//!
+//! Unknown card → `unknown_card` (the popup offers registration / migration pairing, which core
+//! queues in the outbox); blocked → `blocked` with the reason; replaced → the new card's quote.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, FixedOffset};
+use protocol::ids::{CardId, CardPolicy};
+use protocol::rules::customer_quote;
+use protocol::v1::{CardStatus, Quote, QuoteResult, QuoteSource};
+
+use crate::cache::Cache;
+use crate::config::Config;
+
+pub struct QuoteService {
+    client: reqwest::Client,
+    server_url: String,
+    token: Option<String>,
+    timeout: Duration,
+    cache_path: PathBuf,
+    cache: std::sync::Mutex<Option<std::sync::Arc<Cache>>>,
+    policy_override: Option<CardPolicy>,
+}
+
+impl QuoteService {
+    pub fn new(cfg: &Config) -> anyhow::Result<QuoteService> {
+        let token = match crate::credentials::till_token(cfg) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!("no till token ({e:#}): quotes are computed offline from the cache");
+                None
+            }
+        };
+        let timeout = Duration::from_millis(cfg.reader.quote_timeout_ms);
+        Ok(QuoteService {
+            client: reqwest::Client::builder()
+                .use_rustls_tls()
+                .connect_timeout(timeout)
+                .timeout(timeout)
+                .user_agent(concat!("till-agent/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            server_url: cfg.server_url.trim_end_matches('/').to_string(),
+            token,
+            timeout,
+            cache_path: cfg.cache_path(),
+            cache: std::sync::Mutex::new(None),
+            policy_override: cfg.reader.card_policy.clone(),
+        })
+    }
+
+    fn cache(&self) -> anyhow::Result<std::sync::Arc<Cache>> {
+        let mut g = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = g.as_ref() {
+            return Ok(c.clone());
+        }
+        anyhow::ensure!(self.cache_path.exists(), "no offline cache yet ({} missing)", self.cache_path.display());
+        let c = std::sync::Arc::new(Cache::open(&self.cache_path).with_context(|| format!("open {}", self.cache_path.display()))?);
+        *g = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The card policy: `[reader] card_policy`, else the program's from the cached rules, else
+    /// the generic 8–19 digits.
+    pub fn card_policy(&self) -> CardPolicy {
+        if let Some(p) = &self.policy_override {
+            return p.clone();
+        }
+        self.cache().ok().and_then(|c| c.rules().ok().flatten()).map(|r| r.program.card_policy).unwrap_or_default()
+    }
+
+    /// Online within the timeout, else offline.
+    pub async fn quote(&self, card: &CardId) -> anyhow::Result<Quote> {
+        match self.online(card).await {
+            Ok(q) => Ok(q),
+            Err(online_err) => {
+                tracing::info!(card = %card, "quote offline: {online_err:#}");
+                let now = chrono::Local::now().fixed_offset();
+                let cache = self.cache().with_context(|| format!("server: {online_err:#}"))?;
+                offline_quote(&cache, card, now).with_context(|| format!("server: {online_err:#}"))
+            }
+        }
+    }
+
+    pub async fn online(&self, card: &CardId) -> anyhow::Result<Quote> {
+        let token = self.token.as_deref().context("no till token")?;
+        let url = format!("{}/v1/cards/{}/quote", self.server_url, card.expose());
+        let resp = tokio::time::timeout(self.timeout, self.client.get(&url).bearer_auth(token).send())
+            .await
+            .map_err(|_| anyhow::anyhow!("server did not answer within {} ms", self.timeout.as_millis()))?
+            .map_err(|e| anyhow::anyhow!("server unreachable: {}", e.without_url()))?;
+        let status = resp.status();
+        anyhow::ensure!(status.is_success(), "server answered {status}");
+        let q: Quote = tokio::time::timeout(self.timeout, resp.json())
+            .await
+            .map_err(|_| anyhow::anyhow!("server answer too slow"))?
+            .map_err(|e| anyhow::anyhow!("bad quote from server: {}", e.without_url()))?;
+        Ok(q)
+    }
+}
+
+/// The quote from the offline cache, as of the newest cached data.
+pub fn offline_quote(cache: &Cache, card: &CardId, now: DateTime<FixedOffset>) -> anyhow::Result<Quote> {
+    let rules = cache.rules()?.context("offline cache has no rules yet (never synced with the server)")?;
+    let as_of = cache.as_of()?.context("offline cache has no customer data yet (never synced with the server)")?;
+    let source = QuoteSource::Offline { as_of };
+    let Some(change) = cache.lookup_card(card)? else {
+        return Ok(Quote { result: QuoteResult::UnknownCard { card: card.clone() }, source });
+    };
+    let status = change.cards.iter().find(|c| &c.number == card).map(|c| c.status.clone()).unwrap_or(CardStatus::Active);
+    let result = match status {
+        CardStatus::Active => QuoteResult::Customer { card: card.clone(), quote: customer_quote(&rules.program, &change.customer, &change.state, &now) },
+        CardStatus::Blocked { reason } => QuoteResult::Blocked { card: card.clone(), reason },
+        CardStatus::Replaced { by } => {
+            let target = cache.lookup_card(&by)?.unwrap_or(change);
+            QuoteResult::Replaced {
+                card: card.clone(),
+                new_card: by,
+                quote: customer_quote(&rules.program, &target.customer, &target.state, &now),
+            }
+        }
+    };
+    Ok(Quote { result, source })
+}
