@@ -61,6 +61,38 @@ pub enum Command {
     /// Show the cashier popup for a quote file as a scan would (test hook / trying languages).
     #[command(hide = true)]
     PopupDemo(crate::ui::demo::PopupDemoArgs),
+    /// Decode what a card reader sent: classification, card id (never a payment card's number),
+    /// or the reason it is not a loyalty card. JSON.
+    Decode {
+        /// The characters the reader typed before its terminator.
+        #[arg(long, conflicts_with = "trace")]
+        raw: Option<String>,
+        /// A key-event trace (`d:KEY_1 t:8 u:KEY_1 …`): runs the scan detector on it.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Live view of every input device: keys with per-key timings, and the scan decision.
+    ReaderTest {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Stop after N seconds.
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// X display (default $DISPLAY).
+        #[arg(long)]
+        display: Option<String>,
+        /// Also listen on this serial port (repeatable).
+        #[arg(long)]
+        serial: Vec<String>,
+        #[arg(long)]
+        baud: Option<u32>,
+        /// Do not listen to keyboards.
+        #[arg(long)]
+        no_wedge: bool,
+    },
+    /// The quote the popup would show for CARD (server within the timeout, else offline cache).
+    Quote { card: String },
 }
 
 pub fn main() -> ExitCode {
@@ -97,6 +129,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _guard = crate::synclog::init_tracing(None, false);
             crate::ui::demo::run(args)
         }
+        Command::Decode { raw, trace } => {
+            let cfg = crate::input::cli::optional_config(cli.config.as_deref())?;
+            crate::input::cli::decode(cfg.as_ref(), raw.as_deref(), trace.as_deref())
+        }
+        Command::ReaderTest { json, seconds, display, serial, baud, no_wedge } => {
+            let cfg = crate::input::cli::optional_config(cli.config.as_deref())?;
+            let args = crate::input::cli::ReaderTestArgs { json, seconds, display, serial, baud, no_wedge };
+            crate::input::cli::reader_test(cfg.as_ref(), args)
+        }
+        Command::Quote { card } => crate::input::cli::quote(&load(&cli.config)?, &card),
         Command::Run { headless } => run_agent(load(&cli.config)?, headless),
         Command::Status { json } => {
             let cfg = load(&cli.config)?;

@@ -8,6 +8,7 @@ pub mod formats;
 pub mod input;
 pub mod install;
 pub mod outbox;
+pub mod quote;
 pub mod replicator;
 pub mod runtime;
 pub mod status;
