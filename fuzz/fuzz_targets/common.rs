@@ -1,0 +1,19 @@
+//! Shared by the receipt-format fuzz targets: parse `data` with one format and check the
+//! parser's contract — never panic, and every receipt it returns is internally consistent.
+use till_agent::formats::{parse_file, FormatKind, FormatSpec, ParseContext};
+
+pub fn parse_as(kind: FormatKind, data: &[u8]) {
+    let spec = FormatSpec { format: kind, ..FormatSpec::default() };
+    let ctx = ParseContext {
+        store_id: "S1".into(),
+        till_id: "T1".into(),
+        currency: protocol::Currency::CZK,
+        tz_offset: chrono::FixedOffset::east_opt(3600).unwrap(),
+    };
+    if let Ok(receipts) = parse_file(&spec, "fuzz.dat", data, &ctx) {
+        for r in receipts {
+            // The idempotency key is the one derived from the receipt's identity.
+            assert_eq!(r.id, protocol::ReceiptId::derive(&r.store_id, &r.till_id, &r.pos_receipt_no, &r.issued_at));
+        }
+    }
+}
