@@ -1,0 +1,428 @@
+//! Receipt file parsers: one module per POS export format, all producing
+//! [`protocol::v1::Receipt`]s.
+//!
+//! Entry point: [`parse_file`]. The format comes from the `[receipts]` section of `agent.toml`
+//! ([`FormatSpec`]); `format = "auto"` (the default) picks one by content ([`sniff`]).
+//!
+//! Rules shared by every format (see [`finish`]):
+//! - Money and quantities are `rust_decimal::Decimal`, parsed from the file's text — never via floats
+//!   (JSON numbers are read as their literal text).
+//! - Text encodings: a BOM wins (UTF-8/UTF-16); otherwise valid UTF-8 is UTF-8; otherwise an XML
+//!   `encoding="…"` declaration; otherwise the configured legacy encoding (default `windows-1250`).
+//! - Times without an offset are local till time (`ParseContext::tz_offset`).
+//! - Line signs follow `protocol::v1`: sale +qty/+total, return −qty/−total (the receipt must name the
+//!   original receipt), discount −total, rounding ±.
+//! - Totals: `total − Σ line_total` must be 0. When the receipt has no rounding line and the difference
+//!   is within a cash-rounding step (CZK: ≤ 0.50, EUR: ≤ 0.02 — SK rounds cash to 0.05) a `rounding`
+//!   line carrying the difference is added, so lines always add up to the total. When the receipt
+//!   already has a rounding line, a difference of at most 0.01 (cent rounding of 3-decimal line amounts)
+//!   is accepted as is. Anything else is an error. Totals-only receipts (no lines) are not checked.
+//! - A card number found in the file goes through `CardId::normalise`; errors show it masked.
+//! - Receipt ids are `ReceiptId::derive(store, till, pos_receipt_no, issued_at)`. A JSON file may carry
+//!   an `id`; it must equal the derived one (a foreign id would break the server's dedupe).
+//! - Every error is a [`ParseError`] naming line (CSV/JSON line; XML line computed from the byte
+//!   offset), field, value and what is wrong. No input makes a parser panic (see `tests::no_panic_*`).
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset};
+use protocol::ids::mask_digits;
+use protocol::v1::{LineKind, OriginalReceipt, Receipt, ReceiptLine, VatSummary};
+use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub mod csv;
+pub mod ekasa;
+pub mod hr_fiscal;
+pub mod json;
+mod jtree;
+pub mod poslog;
+mod text;
+mod xml;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::csv::{CsvColumns, CsvSpec};
+
+/// Which parser reads the export folder's files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatKind {
+    /// Detect per file by content ([`sniff`]).
+    #[default]
+    Auto,
+    Csv,
+    /// The protocol's own receipt shape (`protocol::v1::Receipt`, `id` optional).
+    Json,
+    /// ARTS POSLog XML.
+    Poslog,
+    /// Slovak eKasa receipt registration (JSON or XML, detected by content).
+    Ekasa,
+    /// Croatian fiscalisation `RacunZahtjev` XML (totals and VAT only).
+    HrFiscal,
+}
+
+impl FormatKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FormatKind::Auto => "auto",
+            FormatKind::Csv => "csv",
+            FormatKind::Json => "json",
+            FormatKind::Poslog => "poslog",
+            FormatKind::Ekasa => "ekasa",
+            FormatKind::HrFiscal => "hr_fiscal",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<FormatKind> {
+        Some(match s {
+            "auto" => FormatKind::Auto,
+            "csv" => FormatKind::Csv,
+            "json" => FormatKind::Json,
+            "poslog" => FormatKind::Poslog,
+            "ekasa" => FormatKind::Ekasa,
+            "hr_fiscal" => FormatKind::HrFiscal,
+            _ => return None,
+        })
+    }
+}
+
+/// The `[receipts]` section of `agent.toml`.
+///
+/// ```toml
+/// [receipts]
+/// format = "csv"              # auto | csv | json | poslog | ekasa | hr_fiscal (default auto)
+/// encoding = "windows-1250"   # used when a file has no BOM and is not valid UTF-8
+///
+/// [receipts.csv]
+/// delimiter = ";"             # omit to detect from the header line (; , or tab)
+/// decimal_separator = ","     # omit to detect per number ("1 234,50", "1.234,56", "12.90")
+/// date_formats = ["%d.%m.%Y %H:%M:%S"]   # tried before the built-in list
+///
+/// [receipts.csv.columns]      # receipt field = header name in the file
+/// receipt_no = "Doklad"
+/// date = "Datum"
+/// time = "Čas"
+/// name = "Název"
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormatSpec {
+    pub format: FormatKind,
+    /// WHATWG encoding label for files that are neither BOM-marked nor valid UTF-8.
+    pub encoding: String,
+    pub csv: CsvSpec,
+}
+
+impl Default for FormatSpec {
+    fn default() -> Self {
+        FormatSpec { format: FormatKind::Auto, encoding: "windows-1250".into(), csv: CsvSpec::default() }
+    }
+}
+
+impl FormatSpec {
+    /// Check the settings that serde cannot (encoding label, delimiter, separators). For config load.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        text::legacy_encoding(&self.encoding)?;
+        self.csv.validate()
+    }
+}
+
+/// Where the receipts come from: fills the receipt fields the file does not carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseContext {
+    pub store_id: StoreId,
+    pub till_id: TillId,
+    /// The program currency; a file naming another currency is an error.
+    pub currency: Currency,
+    /// Offset of the till's local time, for timestamps written without one.
+    pub tz_offset: FixedOffset,
+}
+
+/// What is wrong with a receipt file, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line in the file.
+    pub line: Option<usize>,
+    /// The column / key / element / attribute.
+    pub field: Option<String>,
+    /// The offending value (card numbers masked, long values shortened).
+    pub value: Option<String>,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(message: impl Into<String>) -> ParseError {
+        ParseError { line: None, field: None, value: None, message: message.into() }
+    }
+
+    pub fn line(mut self, line: impl Into<Option<usize>>) -> Self {
+        self.line = line.into();
+        self
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// The value, shortened to 60 characters.
+    pub fn value(mut self, value: &str) -> Self {
+        let mut v: String = value.chars().take(60).collect();
+        if value.chars().nth(60).is_some() {
+            v.push('…');
+        }
+        self.value = Some(v);
+        self
+    }
+
+    /// A card number as the value: masked (first 4 / last 4 kept).
+    pub fn card_value(mut self, raw: &str) -> Self {
+        let raw: String = raw.trim().chars().take(40).collect();
+        self.value = Some(mask_digits(&raw));
+        self
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(l) = self.line {
+            parts.push(format!("line {l}"));
+        }
+        if let Some(fl) = &self.field {
+            parts.push(format!("field `{fl}`"));
+        }
+        if let Some(v) = &self.value {
+            parts.push(format!("value {v:?}"));
+        }
+        if parts.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", parts.join(", "), self.message)
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parse one export file into receipts (one file may hold several: CSV groups, POSLog transactions,
+/// JSON arrays). `file_name` only helps detection (extension) — content decides.
+pub fn parse_file(spec: &FormatSpec, file_name: &str, bytes: &[u8], ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
+    let legacy = text::legacy_encoding(&spec.encoding)?;
+    let kind = match spec.format {
+        FormatKind::Auto => match sniff(bytes) {
+            Some(name) => FormatKind::from_name(name).unwrap_or(FormatKind::Auto),
+            None => {
+                return Err(ParseError::new(format!(
+                    "cannot tell the receipt format of {file_name:?} (not CSV, protocol JSON, POSLog, eKasa or RacunZahtjev); \
+                     set [receipts] format in agent.toml"
+                )))
+            }
+        },
+        k => k,
+    };
+    match kind {
+        FormatKind::Csv => csv::parse(&spec.csv, bytes, legacy, ctx),
+        FormatKind::Json => json::parse(bytes, legacy, ctx),
+        FormatKind::Poslog => poslog::parse(bytes, legacy, ctx),
+        FormatKind::Ekasa => ekasa::parse(bytes, legacy, ctx),
+        FormatKind::HrFiscal => hr_fiscal::parse(bytes, legacy, ctx),
+        FormatKind::Auto => Err(ParseError::new("format detection failed")),
+    }
+}
+
+/// Guess the format from content: `"csv" | "json" | "poslog" | "ekasa" | "hr_fiscal"`, or `None`.
+///
+/// XML: by root element (`POSLog`/`Transaction` → poslog, `RacunZahtjev` → hr_fiscal,
+/// `RegisterReceiptRequest` → ekasa; a SOAP `Envelope` by the first of these names inside).
+/// JSON: a `pos_receipt_no` key → json; eKasa keys (`receiptType`, `paragonNumber`, `cashRegisterCode`,
+/// or a `request` object holding them) → ekasa. Otherwise text whose first line has `;`, `,` or tab → csv.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    let decoded = text::decode_lossy_head(head);
+    let s = decoded.trim_start_matches('\u{feff}').trim_start();
+    if s.starts_with('<') {
+        return xml::sniff_root(s);
+    }
+    if s.starts_with('{') || s.starts_with('[') {
+        return jtree::sniff(bytes);
+    }
+    if s.chars().take(4096).any(|c| c == '\0' || (c.is_control() && !matches!(c, '\r' | '\n' | '\t'))) {
+        return None;
+    }
+    let first = s.lines().next().unwrap_or("");
+    if first.contains(';') || first.contains(',') || first.contains('\t') {
+        return Some("csv");
+    }
+    None
+}
+
+/// A receipt as read from a file, before the shared checks of [`finish`].
+#[derive(Debug)]
+pub(crate) struct Draft {
+    /// Line where the receipt starts (for receipt-level errors).
+    pub line: Option<usize>,
+    pub pos_receipt_no: String,
+    pub issued_at: DateTime<FixedOffset>,
+    /// None → the sum of the lines.
+    pub total: Option<Decimal>,
+    pub card: Option<CardId>,
+    pub original: Option<OriginalReceipt>,
+    pub lines: Vec<ReceiptLine>,
+    pub vat: Vec<VatSummary>,
+    /// An id the file carries, with its line.
+    pub id: Option<(String, Option<usize>)>,
+    /// How the file names the total, and its line (for the totals error).
+    pub total_field: String,
+    pub total_line: Option<usize>,
+}
+
+impl Draft {
+    pub fn new(line: Option<usize>, pos_receipt_no: String, issued_at: DateTime<FixedOffset>) -> Draft {
+        Draft { line, pos_receipt_no, issued_at, total: None, card: None, original: None, lines: Vec::new(), vat: Vec::new(), id: None, total_field: "total".into(), total_line: None }
+    }
+}
+
+/// The largest difference between total and lines settled by adding a rounding line.
+pub(crate) fn cash_tolerance(c: Currency) -> Decimal {
+    match c {
+        Currency::CZK => Decimal::new(50, 2),
+        Currency::EUR => Decimal::new(2, 2),
+    }
+}
+
+/// Shared checks and normalisation: totals, return → original, id.
+pub(crate) fn finish(mut d: Draft, ctx: &ParseContext) -> Result<Receipt, ParseError> {
+    let at = d.line;
+    if d.pos_receipt_no.trim().is_empty() {
+        return Err(ParseError::new("receipt number is empty").line(at).field("pos_receipt_no"));
+    }
+    let mut sum = Decimal::ZERO;
+    for l in &d.lines {
+        sum = sum.checked_add(l.line_total).ok_or_else(|| ParseError::new("sum of line totals overflows").line(at).field("line_total"))?;
+    }
+    let total = d.total.unwrap_or(sum);
+    if !d.lines.is_empty() {
+        let diff = total.checked_sub(sum).ok_or_else(|| ParseError::new("total minus lines overflows").line(at).field("total"))?;
+        let has_rounding = d.lines.iter().any(|l| l.kind == LineKind::Rounding);
+        if !diff.is_zero() {
+            let tol = if has_rounding { Decimal::new(1, 2) } else { cash_tolerance(ctx.currency) };
+            if diff.abs() > tol {
+                return Err(ParseError::new(format!(
+                    "total {total} does not match the sum of the lines {sum} (difference {diff}; at most {tol} is accepted as rounding)"
+                ))
+                .line(d.total_line.or(at))
+                .field(d.total_field.clone())
+                .value(&total.to_string()));
+            }
+            if !has_rounding {
+                d.lines.push(ReceiptLine {
+                    sku: None,
+                    name: "cash rounding".into(),
+                    category: None,
+                    quantity: Decimal::ONE,
+                    unit_price: diff,
+                    line_total: diff,
+                    vat_rate: None,
+                    kind: LineKind::Rounding,
+                });
+            }
+        }
+    }
+    if d.original.is_none() && d.lines.iter().any(|l| l.kind == LineKind::Return) {
+        return Err(ParseError::new("receipt has return lines but no reference to the original receipt").line(at).field("original"));
+    }
+    let id = ReceiptId::derive(&ctx.store_id, &ctx.till_id, &d.pos_receipt_no, &d.issued_at);
+    if let Some((given, line)) = &d.id {
+        if given.trim() != id.as_str() {
+            return Err(ParseError::new(format!(
+                "id differs from the id derived from store, till, receipt number and time ({id}); omit `id` or send the derived one"
+            ))
+            .line(*line)
+            .field("id")
+            .value(given));
+        }
+    }
+    Ok(Receipt {
+        id,
+        store_id: ctx.store_id.clone(),
+        till_id: ctx.till_id.clone(),
+        pos_receipt_no: d.pos_receipt_no.trim().to_string(),
+        issued_at: d.issued_at,
+        currency: ctx.currency,
+        total,
+        card: d.card,
+        original: d.original,
+        lines: d.lines,
+        vat: d.vat,
+    })
+}
+
+/// Normalise a card number found in a file; the error shows it masked.
+pub(crate) fn card(raw: &str, line: Option<usize>, field: &str) -> Result<Option<CardId>, ParseError> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    CardId::normalise(raw).map(Some).map_err(|e| ParseError::new(format!("not a card number: {e}")).line(line).field(field).card_value(raw))
+}
+
+/// A currency named in a file must be the program's.
+pub(crate) fn check_currency(raw: &str, ctx: &ParseContext, line: Option<usize>, field: &str) -> Result<(), ParseError> {
+    if raw.trim().is_empty() {
+        return Ok(());
+    }
+    match Currency::parse(raw) {
+        Some(c) if c == ctx.currency => Ok(()),
+        Some(_) | None => Err(ParseError::new(format!("currency is not this program's currency {}", ctx.currency)).line(line).field(field).value(raw)),
+    }
+}
+
+/// Build a line with the protocol's sign conventions from a kind (if the file says) and the file's
+/// numbers. Without an explicit kind (or "sale"): negative quantity → return; positive quantity
+/// with a negative total → discount. An explicit return/sale is
+/// given return signs (−qty, −total, +unit); a discount gets −total and −unit; a rounding line keeps
+/// its sign. The missing one of unit price / line total is computed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_line(
+    kind: Option<LineKind>,
+    name: String,
+    sku: Option<String>,
+    category: Option<String>,
+    quantity: Option<Decimal>,
+    unit_price: Option<Decimal>,
+    line_total: Option<Decimal>,
+    vat_rate: Option<Decimal>,
+) -> Result<ReceiptLine, ParseError> {
+    let q = quantity.unwrap_or(Decimal::ONE);
+    let overflow = || ParseError::new("amount out of range").field("line_total");
+    let total = match (line_total, unit_price) {
+        (Some(t), _) => t,
+        (None, Some(u)) => q.checked_mul(u).ok_or_else(overflow)?.round_dp(2),
+        (None, None) => return Err(ParseError::new("line has neither a unit price nor a line total").field("line_total")),
+    };
+    let neg = |d: Decimal| d.is_sign_negative() && !d.is_zero();
+    let kind = match kind {
+        Some(LineKind::Sale) | None if neg(q) => LineKind::Return,
+        Some(LineKind::Sale) | None if neg(total) => LineKind::Discount,
+        Some(k) => k,
+        None => LineKind::Sale,
+    };
+    let (q, total) = match kind {
+        LineKind::Sale => (q, total),
+        LineKind::Return => (-q.abs(), -total.abs()),
+        LineKind::Discount => (q.abs(), -total.abs()),
+        LineKind::Rounding => (Decimal::ONE, total),
+    };
+    let unit = match unit_price {
+        _ if kind == LineKind::Rounding => total,
+        Some(u) if kind == LineKind::Return => u.abs(),
+        Some(u) if kind == LineKind::Discount => -u.abs(),
+        Some(u) => u,
+        None if q.is_zero() => total,
+        None => total.checked_div(q).ok_or_else(overflow)?.round_dp(6),
+    };
+    Ok(ReceiptLine { sku, name, category, quantity: q, unit_price: unit, line_total: total, vat_rate, kind })
+}

@@ -1,0 +1,669 @@
+//! Fixture → expected receipt for every format, bad inputs → exact errors, and no-panic loops.
+
+use chrono::{DateTime, FixedOffset};
+use protocol::v1::{LineKind, OriginalReceipt, Receipt, ReceiptLine, VatSummary};
+use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+use super::*;
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_bytes!(concat!("../../../fixtures/receipts/", $name)).as_slice()
+    };
+}
+
+const CZ_CSV: &[u8] = fixture!("cz_pos_export_cp1250.csv");
+const SK_CSV: &[u8] = fixture!("sk_pos_export_utf8bom.csv");
+const PROTO_JSON: &[u8] = fixture!("protocol_receipt.json");
+const PROTO_ARRAY: &[u8] = fixture!("protocol_receipts_array.json");
+const POSLOG: &[u8] = fixture!("poslog_sale_return_eur.xml");
+const NCR: &[u8] = fixture!("ncr_acs_kjbreil_SMALL.xml");
+const EKASA_XML: &[u8] = fixture!("ekasa_register_kvz.xml");
+const EKASA_JSON: &[u8] = fixture!("ekasa_cloud_returned_discount.json");
+const EKASA_REF_JSON: &[u8] = fixture!("sk_ekasa_cloud_receipt_registration.json");
+const EKASA_REF_XML: &[u8] = fixture!("sk_ekasa_RegisterReceiptRequest_xmlprinthandler.xml");
+const HR_RAVERUS: &[u8] = fixture!("hr_racunzahtjev_raverus_test.xml");
+const HR_GRIZWAKO: &[u8] = fixture!("hr_racunzahtjev_grizwako_racun.xml");
+
+const ALL: &[(&str, &[u8])] = &[
+    ("cz_pos_export_cp1250.csv", CZ_CSV),
+    ("sk_pos_export_utf8bom.csv", SK_CSV),
+    ("protocol_receipt.json", PROTO_JSON),
+    ("protocol_receipts_array.json", PROTO_ARRAY),
+    ("poslog_sale_return_eur.xml", POSLOG),
+    ("ncr_acs_kjbreil_SMALL.xml", NCR),
+    ("ekasa_register_kvz.xml", EKASA_XML),
+    ("ekasa_cloud_returned_discount.json", EKASA_JSON),
+    ("sk_ekasa_cloud_receipt_registration.json", EKASA_REF_JSON),
+    ("sk_ekasa_RegisterReceiptRequest_xmlprinthandler.xml", EKASA_REF_XML),
+    ("hr_racunzahtjev_raverus_test.xml", HR_RAVERUS),
+    ("hr_racunzahtjev_grizwako_racun.xml", HR_GRIZWAKO),
+];
+
+const CZ_SPEC: &str = r#"
+format = "csv"
+encoding = "windows-1250"
+
+[csv]
+delimiter = ";"
+decimal_separator = ","
+
+[csv.columns]
+receipt_no = "Doklad"
+date = "Datum"
+time = "Čas"
+card = "Karta"
+original_receipt_no = "Původní doklad"
+sku = "Kód"
+name = "Název"
+quantity = "Množství"
+unit_price = "Cena"
+line_total = "Celkem"
+vat_rate = "DPH"
+kind = "Typ"
+total = "Celkem dokladu"
+"#;
+
+fn ctx(currency: Currency) -> ParseContext {
+    ParseContext {
+        store_id: StoreId::from("CZ-PRG-01"),
+        till_id: TillId::from("T1"),
+        currency,
+        tz_offset: FixedOffset::east_opt(3600).unwrap(),
+    }
+}
+
+fn spec(kind: FormatKind) -> FormatSpec {
+    FormatSpec { format: kind, ..FormatSpec::default() }
+}
+
+fn cz_spec() -> FormatSpec {
+    toml::from_str(CZ_SPEC).expect("the documented CSV spec parses")
+}
+
+fn at(s: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(s).unwrap()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn line(sku: Option<&str>, name: &str, cat: Option<&str>, q: Decimal, u: Decimal, t: Decimal, vat: Option<Decimal>, kind: LineKind) -> ReceiptLine {
+    ReceiptLine { sku: sku.map(Into::into), name: name.into(), category: cat.map(Into::into), quantity: q, unit_price: u, line_total: t, vat_rate: vat, kind }
+}
+
+fn receipt(c: &ParseContext, no: &str, issued: &str, total: Decimal) -> Receipt {
+    let issued_at = at(issued);
+    Receipt {
+        id: ReceiptId::derive(&c.store_id, &c.till_id, no, &issued_at),
+        store_id: c.store_id.clone(),
+        till_id: c.till_id.clone(),
+        pos_receipt_no: no.into(),
+        issued_at,
+        currency: c.currency,
+        total,
+        card: None,
+        original: None,
+        lines: vec![],
+        vat: vec![],
+    }
+}
+
+fn card(s: &str) -> Option<CardId> {
+    Some(CardId::normalise(s).unwrap())
+}
+
+fn orig(no: &str) -> Option<OriginalReceipt> {
+    Some(OriginalReceipt { receipt_id: None, pos_receipt_no: Some(no.into()) })
+}
+
+fn err(spec: &FormatSpec, bytes: &[u8], c: &ParseContext) -> String {
+    parse_file(spec, "test", bytes, c).expect_err("should fail").to_string()
+}
+
+// --- CSV -------------------------------------------------------------------------------------
+
+fn cz_expected(c: &ParseContext) -> Vec<Receipt> {
+    use LineKind::*;
+    let mut a = receipt(c, "2026/000145", "2026-11-23T10:15:02+01:00", dec!(1235.00));
+    a.card = card("1900123456789012");
+    a.lines = vec![
+        line(Some("8594001234567"), "Žluťoučký kůň – čaj", None, dec!(2), dec!(64.90), dec!(129.80), Some(dec!(12)), Sale),
+        line(Some("8594009876543"), "Příliš žluťoučký ěščřžýáíé sýr", None, dec!(0.350), dec!(289.00), dec!(101.15), Some(dec!(12)), Sale),
+        line(Some("4001"), "Vánoční dárková sada", None, dec!(1), dec!(1099.00), dec!(1099.00), Some(dec!(21)), Sale),
+        line(Some("SLEVA"), "Sleva věrnostní 5 %", None, dec!(1), dec!(-95.45), dec!(-95.45), Some(dec!(21)), Discount),
+        line(None, "Zaokrouhlení", None, dec!(1), dec!(0.50), dec!(0.50), None, Rounding),
+    ];
+    let mut b = receipt(c, "2026/000146", "2026-11-23T10:21:40+01:00", dec!(-65.00));
+    b.original = orig("2026/000145");
+    b.lines = vec![
+        line(Some("8594001234567"), "Žluťoučký kůň – čaj", None, dec!(-1), dec!(64.90), dec!(-64.90), Some(dec!(12)), Return),
+        // cash total −65 vs −64.90 of items: the parser adds the rounding line
+        line(None, "cash rounding", None, dec!(1), dec!(-0.10), dec!(-0.10), None, Rounding),
+    ];
+    vec![a, b]
+}
+
+#[test]
+fn csv_windows1250_czech_export() {
+    let c = ctx(Currency::CZK);
+    assert!(std::str::from_utf8(CZ_CSV).is_err(), "fixture must be real cp1250 bytes");
+    let got = parse_file(&cz_spec(), "export.csv", CZ_CSV, &c).unwrap();
+    assert_eq!(got, cz_expected(&c));
+    assert_eq!(got[0].lines[1].name, "Příliš žluťoučký ěščřžýáíé sýr");
+    // decimal text is kept exactly (no float on the way)
+    assert_eq!(got[0].lines[1].line_total.to_string(), "101.15");
+    assert_eq!(got[0].total.to_string(), "1235.00");
+}
+
+#[test]
+fn csv_same_export_in_utf8_with_and_without_bom() {
+    let c = ctx(Currency::CZK);
+    let (utf8, _, _) = encoding_rs::WINDOWS_1250.decode(CZ_CSV);
+    let plain = utf8.as_bytes().to_vec();
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(&plain);
+    // The legacy encoding must not matter for UTF-8 input.
+    let mut s = cz_spec();
+    s.encoding = "iso-8859-2".into();
+    assert_eq!(parse_file(&s, "a.csv", &plain, &c).unwrap(), cz_expected(&c));
+    assert_eq!(parse_file(&s, "a.csv", &bom, &c).unwrap(), cz_expected(&c));
+}
+
+#[test]
+fn csv_utf8_bom_comma_delimited_default_columns() {
+    let c = ctx(Currency::EUR);
+    let got = parse_file(&spec(FormatKind::Csv), "sk.csv", SK_CSV, &c).unwrap();
+    let mut r = receipt(&c, "A-77", "2026-11-23T18:05:00+01:00", dec!(3.55));
+    r.lines = vec![
+        line(None, "Šťavnaté jablká", None, dec!(1.5), dec!(2.40), dec!(3.60), Some(dec!(19)), LineKind::Sale),
+        line(None, "Zľava na ovocie", None, dec!(1), dec!(-0.05), dec!(-0.05), Some(dec!(19)), LineKind::Discount),
+    ];
+    assert_eq!(got, vec![r]);
+}
+
+const CSV_HEAD: &str = "Doklad;Datum;Čas;Karta;Původní doklad;Kód;Název;Množství;Cena;Celkem;DPH;Typ;Celkem dokladu\n";
+
+fn cz_csv(rows: &[&str]) -> Vec<u8> {
+    let mut s = CSV_HEAD.to_string();
+    for r in rows {
+        s.push_str(r);
+        s.push('\n');
+    }
+    s.into_bytes()
+}
+
+#[test]
+fn csv_bad_inputs_exact_errors() {
+    let c = ctx(Currency::CZK);
+    let s = cz_spec();
+    let ok = "1;23.11.2026;10:00:00;;;1;Chléb;1;30,00;30,00;12;prodej;30,00";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[ok, "1;23.11.2026;10:00:00;;;1;Rohlík;1,2x;3,00;3,60;12;prodej;30,00"],
+            "line 3, field `Množství (quantity)`, value \"1,2x\": not a number",
+        ),
+        (
+            &["1;31.02.2026;10:00:00;;;1;Chléb;1;30,00;30,00;12;prodej;30,00"],
+            "line 2, field `Datum (date)`, value \"31.02.2026 10:00:00\": not a date-time (add its format to [receipts.csv] date_formats)",
+        ),
+        (
+            &["1;23.11.2026;10:00:00;;;1;Chléb;1;30,00;30,00;12;prodej;31,00"],
+            "line 2, field `Celkem dokladu (total)`, value \"31.00\": total 31.00 does not match the sum of the lines 30.00 (difference 1.00; at most 0.50 is accepted as rounding)",
+        ),
+        (
+            &["1;23.11.2026;10:00:00;;;1;Chléb;1;30,00;30,00;12;koupě;30,00"],
+            "line 2, field `Typ (kind)`, value \"koupě\": unknown line kind (expected sale, return, discount, rounding or K/V/Z)",
+        ),
+        (
+            &["1;23.11.2026;10:00:00;;;1;Chléb;2;30,00;30,00;12;prodej;30,00"],
+            "line 2, field `Celkem (line_total)`, value \"30,00\": line total is not quantity × unit price (2 × 30.00 = 60.00)",
+        ),
+        (
+            &["1;23.11.2026;10:00:00;1900-1234-ABCD-9012;;1;Chléb;1;30,00;30,00;12;prodej;30,00"],
+            "line 2, field `Karta (card)`, value \"1900-****-****-***9-012\": not a card number: card number contains 'A' at position 10; only digits and separators are allowed",
+        ),
+        (
+            &[ok, "2;23.11.2026;10:01:00;;;1;Chléb;1;30,00;30,00;12;prodej;30,00", ok],
+            "line 4, field `Doklad (receipt_no)`, value \"1\": rows of receipt 1 are not together (the receipt started on line 2)",
+        ),
+        (
+            &["1;23.11.2026;10:00:00;;;1;Chléb;-1;30,00;-30,00;12;vratka;-30,00"],
+            "line 2, field `original`: receipt has return lines but no reference to the original receipt",
+        ),
+        (
+            &[ok, "1;23.11.2026;10:00:09;;;1;Rohlík;1;3,00;3,00;12;prodej;30,00"],
+            "line 3, field `Čas (time)`, value \"10:00:09\": receipt 1 has \"10:00:09\" here but \"10:00:00\" on line 2",
+        ),
+        (&[ok, "1;23.11.2026;10:00:00;;;1;Chléb;1;30,00"], "line 3: row has 9 fields but the header has 13 (delimiter ';')"),
+        (&[], "line 2: no receipt rows after the header"),
+    ];
+    for (rows, want) in cases {
+        assert_eq!(err(&s, &cz_csv(rows), &c), *want, "rows {rows:?}");
+    }
+    // A card number in an error is masked.
+    let e = err(&s, &cz_csv(&["1;23.11.2026;10:00:00;1900-1234-ABCD-9012;;1;Chléb;1;30,00;30,00;12;prodej;30,00"]), &c);
+    assert!(!e.contains("1234") && !e.contains("ABCD"), "{e}");
+
+    // Mapping problems name the config key.
+    let mut bad = cz_spec();
+    bad.csv.columns.quantity = Some("Mnozstvi".into());
+    assert_eq!(
+        err(&bad, &cz_csv(&[ok]), &c),
+        "line 1, field `csv.columns.quantity`, value \"Mnozstvi\": mapped column not found in the header \
+         (columns: Doklad, Datum, Čas, Karta, Původní doklad, Kód, Název, Množství, Cena, Celkem, DPH, Typ, Celkem dokladu)"
+    );
+    assert_eq!(
+        err(&spec(FormatKind::Csv), b"a;b\n1;2\n", &c),
+        "line 1, field `csv.columns.receipt_no`: required column is missing; map it in [receipts.csv.columns] (columns: a, b)"
+    );
+}
+
+#[test]
+fn csv_rounding_line_detected_by_name_and_sign_rules() {
+    let c = ctx(Currency::CZK);
+    let file = "receipt_no;issued_at;name;quantity;line_total;total\n\
+                9;2026-11-23 08:00:00;Chléb;1;29,60;29,00\n\
+                9;2026-11-23 08:00:00;Sleva;1;-1,00;29,00\n\
+                9;2026-11-23 08:00:00;Zaokrouhlení;1;0,40;29,00\n";
+    let got = parse_file(&spec(FormatKind::Csv), "x.csv", file.as_bytes(), &c).unwrap();
+    let kinds: Vec<_> = got[0].lines.iter().map(|l| (l.kind, l.line_total)).collect();
+    assert_eq!(kinds, vec![(LineKind::Sale, dec!(29.60)), (LineKind::Discount, dec!(-1.00)), (LineKind::Rounding, dec!(0.40))]);
+    assert_eq!(got[0].issued_at, at("2026-11-23T08:00:00+01:00"));
+}
+
+// --- protocol JSON ---------------------------------------------------------------------------
+
+#[test]
+fn json_protocol_receipt_without_id() {
+    use LineKind::*;
+    let c = ctx(Currency::EUR);
+    let got = parse_file(&spec(FormatKind::Json), "r.json", PROTO_JSON, &c).unwrap();
+    let mut r = receipt(&c, "R-2026-0042", "2026-11-23T10:00:00+01:00", dec!(38.45));
+    r.card = card("1900123456789012");
+    r.lines = vec![
+        line(Some("1001"), "Káva zrnková 250 g", None, dec!(2), dec!(7.90), dec!(15.80), Some(dec!(19)), Sale),
+        line(None, "Syr Niva", None, dec!(0.352), dec!(19.90), dec!(7.00), Some(dec!(19)), Sale),
+        line(None, "Víno biele", None, dec!(1), dec!(16.90), dec!(16.90), Some(dec!(23)), Sale),
+        line(None, "Zľava 5 %", None, dec!(1), dec!(-1.25), dec!(-1.25), None, Discount),
+    ];
+    assert_eq!(got, vec![r.clone()]);
+    // JSON number literal 19.90 arrives exactly.
+    assert_eq!(got[0].lines[1].unit_price.to_string(), "19.90");
+
+    // The wire form of the parsed receipt (with its id) is accepted back.
+    let wire = serde_json::to_vec(&got[0]).unwrap();
+    assert_eq!(parse_file(&spec(FormatKind::Json), "r.json", &wire, &c).unwrap(), vec![r]);
+}
+
+#[test]
+fn json_array_sale_and_return() {
+    let c = ctx(Currency::EUR);
+    let got = parse_file(&spec(FormatKind::Json), "r.json", PROTO_ARRAY, &c).unwrap();
+    let mut a = receipt(&c, "43", "2026-11-23T10:05:00+01:00", dec!(5.40));
+    a.lines = vec![line(None, "Chlieb", None, dec!(2), dec!(2.70), dec!(5.40), Some(dec!(5)), LineKind::Sale)];
+    let mut b = receipt(&c, "44", "2026-11-23T10:09:30+01:00", dec!(-2.70));
+    b.original = orig("43");
+    b.lines = vec![line(None, "Chlieb", None, dec!(-1), dec!(2.70), dec!(-2.70), Some(dec!(5)), LineKind::Return)];
+    assert_eq!(got, vec![a, b]);
+}
+
+#[test]
+fn json_bad_inputs_exact_errors() {
+    let c = ctx(Currency::EUR);
+    let s = spec(FormatKind::Json);
+    let base = |extra_line: &str, extra: &str| {
+        format!(
+            "{{\n  \"pos_receipt_no\": \"1\",\n  \"issued_at\": \"2026-11-23T10:00:00+01:00\",\n  \"total\": \"1.00\",{extra}\n  \"lines\": [\n    {{ \"name\": \"x\", \"quantity\": \"1\", \"unit_price\": \"1.00\", \"line_total\": \"1.00\", \"kind\": \"sale\"{extra_line} }}\n  ]\n}}\n"
+        )
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            base(", \"colour\": \"red\"", ""),
+            "line 6, field `lines[0].colour`: unknown field (expected one of: sku, name, category, quantity, unit_price, line_total, vat_rate, kind)",
+        ),
+        (base("", "\n  \"id\": \"abc\","), "line 5, field `id`, value \"abc\": id differs from the id derived from store, till, receipt number and time (d7b100dfbc8c391c7a5e1d2b8d3773a5); omit `id` or send the derived one"),
+        (base("", "\n  \"till_id\": \"T9\","), "line 5, field `till_id`, value \"T9\": receipt is for another till (this till is T1)"),
+        (base("", "\n  \"currency\": \"CZK\","), "line 5, field `currency`, value \"CZK\": currency is not this program's currency EUR"),
+        (base("", "\n  \"card\": \"19001234x6789012\","), "line 5, field `card`, value \"1900-****-****-9012\": not a card number: card number contains 'x' at position 8; only digits and separators are allowed"),
+        (base(", \"vat_rate\": true", ""), "line 6, field `lines[0].vat_rate`, value \"true\": expected a number, found a boolean"),
+        ("{\n  \"pos_receipt_no\": \"1\",\n  \"total\": 1\n}".into(), "line 1, field `issued_at`: required field is missing"),
+        ("{\n  \"pos_receipt_no\": \"1\",\n  \"issued_at\": \"2026-11-23\n".into(), "line 3: malformed JSON: control character (\\u0000-\\u001F) found while parsing a string"),
+        ("[]".into(), "line 1, field `receipts`, value \"an array\": the file holds an empty array: no receipts"),
+    ];
+    for (file, want) in &cases {
+        assert_eq!(err(&s, file.as_bytes(), &c), *want, "{file}");
+    }
+    let sign = base("", "").replace("\"quantity\": \"1\"", "\"quantity\": \"-1\"").replace("\"line_total\": \"1.00\"", "\"line_total\": \"-1.00\"");
+    assert_eq!(err(&s, sign.as_bytes(), &c), "line 6, field `lines[0].line_total`, value \"-1.00\": a sale line needs a positive quantity and total");
+}
+
+#[test]
+fn json_id_present_and_matching_is_accepted() {
+    let c = ctx(Currency::EUR);
+    let id = ReceiptId::derive(&c.store_id, &c.till_id, "1", &at("2026-11-23T10:00:00+01:00"));
+    let file = format!(r#"{{"id":"{id}","pos_receipt_no":"1","issued_at":"2026-11-23T10:00:00+01:00","total":"0","lines":[]}}"#);
+    let got = parse_file(&spec(FormatKind::Json), "r.json", file.as_bytes(), &c).unwrap();
+    assert_eq!(got[0].id, id);
+}
+
+// --- POSLog ----------------------------------------------------------------------------------
+
+#[test]
+fn poslog_sale_return_discount_loyalty_card() {
+    use LineKind::*;
+    let c = ctx(Currency::EUR);
+    let got = parse_file(&spec(FormatKind::Poslog), "t.xml", POSLOG, &c).unwrap();
+    let mut r = receipt(&c, "1041", "2026-11-23T11:42:10+01:00", dec!(6.71));
+    r.card = card("1900123456789012");
+    r.original = orig("1017");
+    r.lines = vec![
+        line(Some("8586000111222"), "Rožok & bageta", Some("Pečivo"), dec!(10), dec!(0.15), dec!(1.50), Some(dec!(5)), Sale),
+        line(Some("8586000333444"), "Káva 500 g", None, dec!(1), dec!(8.99), dec!(8.99), Some(dec!(19)), Sale),
+        line(None, "Akcia", None, dec!(1), dec!(-0.90), dec!(-0.90), None, Discount),
+        line(Some("8586000555666"), "Mlieko 1 l", None, dec!(-2), dec!(1.19), dec!(-2.38), Some(dec!(5)), Return),
+        line(None, "Vernostná zľava", None, dec!(1), dec!(-0.50), dec!(-0.50), None, Discount),
+    ];
+    assert_eq!(got, vec![r], "training transaction and voided line skipped");
+    let json = serde_json::to_string(&got).unwrap();
+    assert!(!json.contains("4111111111111111"), "a payment card number never leaves the parser");
+}
+
+#[test]
+fn poslog_ncr_sample_usd_is_refused() {
+    assert_eq!(
+        err(&spec(FormatKind::Poslog), NCR, &ctx(Currency::EUR)),
+        "line 1, field `CurrencyCode`, value \"USD\": currency is not this program's currency EUR"
+    );
+}
+
+#[test]
+fn poslog_ncr_sample_structure() {
+    // The public NCR ACS sample, with its currency switched to the program's.
+    let c = ctx(Currency::EUR);
+    let eur = String::from_utf8(NCR.to_vec()).unwrap().replace("<CurrencyCode>USD<", "<CurrencyCode>EUR<");
+    let got = parse_file(&spec(FormatKind::Poslog), "SMALL.xml", eur.as_bytes(), &c).unwrap();
+    let mut r = receipt(&c, "161", "2017-10-01T02:02:54+01:00", dec!(1.07));
+    r.card = card("0000000000000040000066677");
+    r.lines = vec![
+        line(Some("00000000067591"), "APPLE HONEYCRISP ORG", Some("6"), dec!(0.42), dec!(2.99), dec!(1.26), None, LineKind::Sale),
+        line(None, "loyalty reward 5123", None, dec!(1), dec!(-0.19), dec!(-0.19), None, LineKind::Discount),
+    ];
+    assert_eq!(got, vec![r], "control transaction skipped; ACS summary reward not double counted");
+}
+
+#[test]
+fn poslog_bad_inputs_exact_errors() {
+    let c = ctx(Currency::EUR);
+    let s = spec(FormatKind::Poslog);
+    let text = std::str::from_utf8(POSLOG).unwrap();
+    let cut = &text[..text.rfind("  </Transaction>").unwrap()];
+    assert_eq!(err(&s, cut.as_bytes(), &c), "line 82, field `Transaction`: file ends before <Transaction> (opened on line 13) is closed");
+    let bad_amount = String::from_utf8(POSLOG.to_vec()).unwrap().replace("<ExtendedAmount>8.99<", "<ExtendedAmount>8,99x<");
+    assert_eq!(err(&s, bad_amount.as_bytes(), &c), "line 38, field `ExtendedAmount`, value \"8,99x\": not a number");
+    let no_total = String::from_utf8(POSLOG.to_vec()).unwrap().replace("TransactionGrandAmount\">6.71", "TransactionGrandAmount\">7.71");
+    assert_eq!(
+        err(&s, no_total.as_bytes(), &c),
+        "line 76, field `Total`, value \"7.71\": total 7.71 does not match the sum of the lines 6.71 (difference 1.00; at most 0.02 is accepted as rounding)"
+    );
+    assert_eq!(err(&s, b"<Foo/>", &c), "line 1, field `Foo`: not a POSLog file: root element should be <POSLog> or <Transaction>");
+}
+
+// --- eKasa -----------------------------------------------------------------------------------
+
+#[test]
+fn ekasa_xml_k_v_z_items() {
+    use LineKind::*;
+    let c = ctx(Currency::EUR);
+    let got = parse_file(&spec(FormatKind::Ekasa), "e.xml", EKASA_XML, &c).unwrap();
+    let mut r = receipt(&c, "318", "2026-11-23T12:00:00+01:00", dec!(7.35));
+    r.original = orig("O-E8A1C2D3B4F5061728394A5B6C7D8E9F");
+    r.lines = vec![
+        line(None, "Chlieb tmavý", None, dec!(1), dec!(2.10), dec!(2.10), Some(dec!(5)), Sale),
+        line(None, "Jogurt biely", None, dec!(4), dec!(0.65), dec!(2.60), Some(dec!(19)), Sale),
+        line(None, "Šunka výberová", None, dec!(0.250), dec!(14.20), dec!(3.55), Some(dec!(19)), Sale),
+        line(None, "Jogurt biely", None, dec!(-1), dec!(0.65), dec!(-0.65), Some(dec!(19)), Return),
+        line(None, "Zľava zamestnanec", None, dec!(1), dec!(-0.25), dec!(-0.25), Some(dec!(19)), Discount),
+    ];
+    assert_eq!(got, vec![r]);
+}
+
+#[test]
+fn ekasa_json_returned_container_discount() {
+    use LineKind::*;
+    let c = ctx(Currency::EUR);
+    let got = parse_file(&spec(FormatKind::Ekasa), "e.json", EKASA_JSON, &c).unwrap();
+    let mut r = receipt(&c, "319", "2026-11-23T12:30:00+01:00", dec!(3.50));
+    r.original = orig("O-7DBCDA8A56EE426DBCDA8A56EE426D1A");
+    r.lines = vec![
+        line(None, "Minerálka 1,5 l", None, dec!(2), dec!(0.89), dec!(1.78), Some(dec!(19)), Sale),
+        line(None, "Rožok", None, dec!(30), dec!(0.10), dec!(3.00), Some(dec!(5)), Sale),
+        line(None, "Minerálka 1,5 l", None, dec!(-1), dec!(0.89), dec!(-0.89), Some(dec!(19)), Return),
+        line(None, "Záloha PET fľaša", None, dec!(1), dec!(-0.15), dec!(-0.15), Some(dec!(0)), Discount),
+        line(None, "Zľava 10 % na pečivo", None, dec!(1), dec!(-0.24), dec!(-0.24), Some(dec!(5)), Discount),
+    ];
+    assert_eq!(got, vec![r]);
+}
+
+#[test]
+fn ekasa_public_samples() {
+    let c = ctx(Currency::EUR);
+    let got = parse_file(&spec(FormatKind::Ekasa), "s.json", EKASA_REF_JSON, &c).unwrap();
+    let mut r = receipt(&c, "1", "2021-07-14T08:20:03.8016655Z", dec!(2.58));
+    r.lines = vec![line(None, "Coca Cola 0.25l", None, dec!(2.0), dec!(1.29), dec!(2.58), Some(dec!(20.0)), LineKind::Sale)];
+    assert_eq!(got, vec![r]);
+    // The library-generated XML sample's Amount does not match its items: refused, with where and why.
+    assert_eq!(
+        err(&spec(FormatKind::Ekasa), EKASA_REF_XML, &c),
+        "line 15, field `Amount`, value \"154.24\": total 154.24 does not match the sum of the lines 10.00 (difference 144.24; at most 0.02 is accepted as rounding)"
+    );
+}
+
+#[test]
+fn ekasa_bad_inputs_exact_errors() {
+    let c = ctx(Currency::EUR);
+    let s = spec(FormatKind::Ekasa);
+    let x = String::from_utf8(EKASA_XML.to_vec()).unwrap();
+    let no_ref = x.replace("\n          ReferenceReceiptId=\"O-E8A1C2D3B4F5061728394A5B6C7D8E9F\"", "");
+    assert_eq!(err(&s, no_ref.as_bytes(), &c), "line 10, field `ReferenceReceiptId`: returned item without the original receipt's id");
+    let bad_type = x.replace("ItemType=\"Z\"", "ItemType=\"X\"");
+    assert_eq!(
+        err(&s, bad_type.as_bytes(), &c),
+        "line 12, field `ItemType`, value \"X\": unknown eKasa item type (expected K, V, Z, VO, OD, VP, O or Positive, Returned, Discount, …)"
+    );
+    let j = String::from_utf8(EKASA_JSON.to_vec()).unwrap();
+    let bad_price = j.replace("\"price\": 3.00", "\"price\": \"3,00x\"");
+    assert_eq!(err(&s, bad_price.as_bytes(), &c), "line 12, field `items[1].price`, value \"3,00x\": not a number (or out of range)");
+    let no_ref = j.replace("\"referenceReceiptId\": \"O-7DBCDA8A56EE426DBCDA8A56EE426D1A\" ", "\"x\": 1 ");
+    assert_eq!(err(&s, no_ref.as_bytes(), &c), "line 13, field `referenceReceiptId`: returned item without the original receipt's id");
+}
+
+// --- Croatian RacunZahtjev -------------------------------------------------------------------
+
+#[test]
+fn hr_fiscal_totals_and_vat_only() {
+    let c = ctx(Currency::EUR);
+    let got = parse_file(&spec(FormatKind::HrFiscal), "r.xml", HR_RAVERUS, &c).unwrap();
+    let mut r = receipt(&c, "1/123/1", "2012-10-21T10:10:22+01:00", dec!(12.50));
+    r.vat = vec![VatSummary { rate: dec!(25.00), base: dec!(10.00), amount: dec!(2.50) }];
+    assert_eq!(got, vec![r]);
+    assert!(got[0].is_totals_only());
+
+    let got = parse_file(&spec(FormatKind::HrFiscal), "r.xml", HR_GRIZWAKO, &c).unwrap();
+    let mut r = receipt(&c, "1/123/1", "2013-01-10T10:10:28+01:00", dec!(-30.00));
+    let v = |rate, base, amount| VatSummary { rate, base, amount };
+    r.vat = vec![
+        v(dec!(25.00), dec!(-10.00), dec!(2.50)),
+        v(dec!(10.00), dec!(-10.00), dec!(1.00)),
+        v(dec!(10.00), dec!(10.00), dec!(1.00)),
+        v(dec!(10.00), dec!(20.00), dec!(1.00)),
+        v(dec!(0.00), dec!(-10.00), dec!(0.00)),
+    ];
+    assert_eq!(got, vec![r], "Pnp and OstaliPor are not VAT");
+}
+
+#[test]
+fn hr_fiscal_bad_inputs_exact_errors() {
+    let c = ctx(Currency::EUR);
+    let s = spec(FormatKind::HrFiscal);
+    let g = String::from_utf8(HR_GRIZWAKO.to_vec()).unwrap();
+    assert_eq!(
+        err(&s, g.replace("<tns:IznosUkupno>-30.00</tns:IznosUkupno>", "").as_bytes(), &c),
+        "line 3, field `IznosUkupno`: <Racun> has no <IznosUkupno>"
+    );
+    assert_eq!(
+        err(&s, g.replace("10.01.2013T10:10:28", "2013-13-10 10:10").as_bytes(), &c),
+        "line 6, field `DatVrijeme`, value \"2013-13-10 10:10\": not a date-time (expected dd.mm.yyyyThh:mm:ss)"
+    );
+    assert_eq!(err(&s, g.replace("<tns:Stopa>0.00", "<tns:Stopa>nula").as_bytes(), &c), "line 36, field `Stopa`, value \"nula\": not a number");
+    assert_eq!(
+        err(&s, b"<tns:RacunZahtjev xmlns:tns=\"x\">\n<tns:Racun></tns:RacunZahtjev>", &c),
+        "line 2: malformed XML: ill-formed document: expected `</tns:Racun>`, but `</tns:RacunZahtjev>` was found"
+    );
+}
+
+// --- auto / sniff / spec ---------------------------------------------------------------------
+
+#[test]
+fn sniff_detects_every_fixture() {
+    let want = [
+        "csv", "csv", "json", "json", "poslog", "poslog", "ekasa", "ekasa", "ekasa", "ekasa", "hr_fiscal", "hr_fiscal",
+    ];
+    for ((name, bytes), want) in ALL.iter().zip(want) {
+        assert_eq!(sniff(bytes), Some(want), "{name}");
+    }
+    assert_eq!(sniff(b""), None);
+    assert_eq!(sniff(b"\x00\x01\x02\xff\xfe binary"), None);
+    assert_eq!(sniff(b"just one line of prose"), None);
+    assert_eq!(sniff(b"{\"hello\": 1}"), None);
+    assert_eq!(sniff(b"<html><body/></html>"), None);
+    let soap = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><x/></s:Header><s:Body><tns:RacunZahtjev xmlns:tns="x"/></s:Body></s:Envelope>"#;
+    assert_eq!(sniff(soap), Some("hr_fiscal"));
+}
+
+#[test]
+fn auto_format_matches_explicit_format() {
+    let eur = ctx(Currency::EUR);
+    let auto = FormatSpec::default();
+    for (bytes, kind) in [
+        (SK_CSV, FormatKind::Csv),
+        (PROTO_JSON, FormatKind::Json),
+        (PROTO_ARRAY, FormatKind::Json),
+        (POSLOG, FormatKind::Poslog),
+        (EKASA_XML, FormatKind::Ekasa),
+        (EKASA_JSON, FormatKind::Ekasa),
+        (HR_RAVERUS, FormatKind::HrFiscal),
+    ] {
+        assert_eq!(parse_file(&auto, "f", bytes, &eur).unwrap(), parse_file(&spec(kind), "f", bytes, &eur).unwrap(), "{kind:?}");
+    }
+    // auto keeps the CSV settings
+    let mut cz_auto = cz_spec();
+    cz_auto.format = FormatKind::Auto;
+    let czk = ctx(Currency::CZK);
+    assert_eq!(parse_file(&cz_auto, "f", CZ_CSV, &czk).unwrap(), cz_expected(&czk));
+    assert_eq!(
+        err(&auto, b"\x00\x01garbage", &eur),
+        "cannot tell the receipt format of \"test\" (not CSV, protocol JSON, POSLog, eKasa or RacunZahtjev); set [receipts] format in agent.toml"
+    );
+}
+
+#[test]
+fn format_spec_default_and_toml_shape() {
+    let d = FormatSpec::default();
+    assert_eq!(d.format, FormatKind::Auto);
+    assert_eq!(d.encoding, "windows-1250");
+    assert_eq!(d.csv, CsvSpec::default());
+    assert_eq!(toml::from_str::<FormatSpec>("").unwrap(), d);
+    assert_eq!(toml::from_str::<FormatSpec>("format = \"hr_fiscal\"").unwrap().format, FormatKind::HrFiscal);
+    let e = toml::from_str::<FormatSpec>("format = \"csv\"\n[csv]\ndelimter = \";\"\n").unwrap_err().to_string();
+    assert!(e.contains("unknown field `delimter`"), "{e}");
+    let e = toml::from_str::<FormatSpec>("format = \"xlsx\"").unwrap_err().to_string();
+    assert!(e.contains("unknown variant `xlsx`"), "{e}");
+    let bad = FormatSpec { encoding: "klingon".into(), ..FormatSpec::default() };
+    assert_eq!(
+        bad.validate().unwrap_err().to_string(),
+        "field `encoding`, value \"klingon\": unknown text encoding (use a WHATWG label such as windows-1250, iso-8859-2, utf-8)"
+    );
+    assert!(cz_spec().validate().is_ok());
+}
+
+// --- never panic -----------------------------------------------------------------------------
+
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn all_specs() -> Vec<FormatSpec> {
+    let mut v: Vec<FormatSpec> =
+        [FormatKind::Auto, FormatKind::Csv, FormatKind::Json, FormatKind::Poslog, FormatKind::Ekasa, FormatKind::HrFiscal].into_iter().map(spec).collect();
+    v.push(cz_spec());
+    v
+}
+
+fn try_all(specs: &[FormatSpec], bytes: &[u8]) {
+    for c in [ctx(Currency::CZK), ctx(Currency::EUR)] {
+        for s in specs {
+            let _ = parse_file(s, "fuzz", bytes, &c);
+        }
+        let _ = sniff(bytes);
+    }
+}
+
+#[test]
+fn no_panic_on_truncated_fixtures() {
+    let specs = all_specs();
+    for (_, bytes) in ALL {
+        let step = (bytes.len() / 60).max(1);
+        for cut in (0..bytes.len()).step_by(step) {
+            try_all(&specs, &bytes[..cut]);
+        }
+    }
+}
+
+#[test]
+fn no_panic_on_mutated_fixtures_and_garbage() {
+    let specs = all_specs();
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for (_, bytes) in ALL {
+        for _ in 0..25 {
+            let mut b = bytes.to_vec();
+            for _ in 0..(1 + rng.next() % 8) {
+                let i = (rng.next() as usize) % b.len();
+                match rng.next() % 4 {
+                    0 => b[i] = rng.next() as u8,
+                    1 => b[i] = b"<>;,\"{}[]-.9\n"[(rng.next() % 13) as usize],
+                    2 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, b"9999999999999999999999999999"[(rng.next() % 28) as usize]),
+                }
+            }
+            try_all(&specs, &b);
+        }
+    }
+    for len in [1usize, 7, 64, 512, 4096] {
+        let b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        try_all(&specs, &b);
+    }
+}
+
+#[test]
+fn no_panic_on_extreme_numbers_and_nesting() {
+    let specs = all_specs();
+    let max = "79228162514264337593543950335";
+    let csv = format!("receipt_no;issued_at;name;quantity;unit_price;line_total;total\n1;2026-11-23 10:00;x;{max};{max};{max};-{max}\n1;2026-11-23 10:00;y;{max};{max};{max};-{max}\n");
+    try_all(&specs, csv.as_bytes());
+    let csv = format!("receipt_no;issued_at;name;quantity;unit_price\n1;2026-11-23 10:00;x;{max};{max}\n1;2026-11-23 10:00;y;0;{max}\n");
+    try_all(&specs, csv.as_bytes());
+    let json = format!(r#"{{"pos_receipt_no":"1","issued_at":"2026-11-23T10:00:00Z","total":"1e400","lines":[{{"name":"x","quantity":{max},"unit_price":{max},"line_total":"1","kind":"sale"}}]}}"#);
+    try_all(&specs, json.as_bytes());
+    try_all(&specs, "[".repeat(100_000).as_bytes());
+    try_all(&specs, "<a>".repeat(10_000).as_bytes());
+    try_all(&specs, format!("<POSLog>{}", "<Transaction>".repeat(5000)).as_bytes());
+}
