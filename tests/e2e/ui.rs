@@ -179,7 +179,17 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
     );
     assert_eq!(focus(d), pos.to_string());
 
-    // A click hides the popup; the POS keeps the focus.
+    // Esc, typed into the POS (the popup has no focus), hides the popup; the POS keeps the focus.
+    assert!(x(d, "xdotool", &["key", "Escape"]).status.success());
+    let hidden = wait_for(Duration::from_secs(10), || (!info(d, popup).4).then_some(()));
+    assert!(hidden.is_some(), "popup still mapped after Esc");
+    assert_eq!(focus(d), pos.to_string());
+
+    // Shown again by a third start; a click hides it; the POS keeps the focus.
+    let status = agent(d, &runtime, &["--payment-last4", "9999"], &out2, &err2).status().unwrap();
+    assert!(status.success());
+    assert!(wait_for(Duration::from_secs(10), || info(d, popup).4.then_some(())).is_some(), "not re-shown");
+    std::thread::sleep(Duration::from_millis(300));
     let (cx, cy) = ((px + pw / 2).to_string(), (py + ph / 2).to_string());
     assert!(x(d, "xdotool", &["mousemove", &cx, &cy, "click", "1"]).status.success());
     let hidden = wait_for(Duration::from_secs(10), || (!info(d, popup).4).then_some(()));

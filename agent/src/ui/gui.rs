@@ -28,6 +28,7 @@ use super::{AboutInfo, GuiContext, GuiExit, UiRequest};
 use crate::events::{AgentEvent, Classified, SyncStatus};
 
 enum UiMsg {
+    Escape,
     Event(AgentEvent),
     Status(SyncStatus),
     Menu(String),
@@ -59,10 +60,26 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
     let options = eframe::NativeOptions { viewport, persist_window: false, ..Default::default() };
     tracing::info!(platform = platform.name(), "starting GUI: tray and popup");
     let (tx, rx) = std::sync::mpsc::channel::<UiMsg>();
-    eframe::run_native(
+    // Our own winit loop (eframe::create_native) so we also see raw keyboard device events:
+    // Esc hides the popup although the popup never has the keyboard focus. Passive: X11 XI2 raw
+    // events / Win32 raw input with RIDEV_INPUTSINK; nothing is grabbed, every other key ignored.
+    let event_loop = winit::event_loop::EventLoop::<eframe::UserEvent>::with_user_event().build()?;
+    event_loop.listen_device_events(winit::event_loop::DeviceEvents::Always);
+    let egui_ctx_cell: Arc<std::sync::OnceLock<egui::Context>> = Arc::default();
+    let on_escape = {
+        let (tx, cell) = (tx.clone(), egui_ctx_cell.clone());
+        move || {
+            if let Some(c) = cell.get() {
+                let _ = tx.send(UiMsg::Escape);
+                c.request_repaint();
+            }
+        }
+    };
+    let app = eframe::create_native(
         "till-agent",
         options,
         Box::new(move |cc| {
+            let _ = egui_ctx_cell.set(cc.egui_ctx.clone());
             install_fonts(&cc.egui_ctx);
             cc.egui_ctx.set_theme(egui::Theme::Light);
             platform.after_create(cc);
@@ -103,9 +120,53 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
             app.set_status(status);
             Ok(Box::new(app))
         }),
-    )
-    .map_err(|e| anyhow::anyhow!("GUI failed: {e}"))?;
+        &event_loop,
+    );
+    let mut host = Host { inner: app, on_escape };
+    event_loop.run_app(&mut host).map_err(|e| anyhow::anyhow!("GUI event loop failed: {e}"))?;
     Ok(Outcome::Exit(GuiExit::Closed))
+}
+
+/// The eframe application plus a look at raw key events (Esc) before forwarding everything.
+struct Host<'a, F: Fn()> {
+    inner: eframe::EframeWinitApplication<'a>,
+    on_escape: F,
+}
+
+impl<F: Fn()> winit::application::ApplicationHandler<eframe::UserEvent> for Host<'_, F> {
+    fn resumed(&mut self, el: &winit::event_loop::ActiveEventLoop) {
+        self.inner.resumed(el)
+    }
+    fn window_event(&mut self, el: &winit::event_loop::ActiveEventLoop, id: winit::window::WindowId, ev: winit::event::WindowEvent) {
+        self.inner.window_event(el, id, ev)
+    }
+    fn new_events(&mut self, el: &winit::event_loop::ActiveEventLoop, cause: winit::event::StartCause) {
+        self.inner.new_events(el, cause)
+    }
+    fn user_event(&mut self, el: &winit::event_loop::ActiveEventLoop, ev: eframe::UserEvent) {
+        self.inner.user_event(el, ev)
+    }
+    fn device_event(&mut self, el: &winit::event_loop::ActiveEventLoop, id: winit::event::DeviceId, ev: winit::event::DeviceEvent) {
+        use winit::keyboard::{KeyCode, PhysicalKey};
+        if let winit::event::DeviceEvent::Key(k) = &ev {
+            if k.physical_key == PhysicalKey::Code(KeyCode::Escape) && k.state == winit::event::ElementState::Pressed {
+                (self.on_escape)();
+            }
+        }
+        self.inner.device_event(el, id, ev)
+    }
+    fn about_to_wait(&mut self, el: &winit::event_loop::ActiveEventLoop) {
+        self.inner.about_to_wait(el)
+    }
+    fn suspended(&mut self, el: &winit::event_loop::ActiveEventLoop) {
+        self.inner.suspended(el)
+    }
+    fn exiting(&mut self, el: &winit::event_loop::ActiveEventLoop) {
+        self.inner.exiting(el)
+    }
+    fn memory_warning(&mut self, el: &winit::event_loop::ActiveEventLoop) {
+        self.inner.memory_warning(el)
+    }
 }
 
 /// DejaVu Sans first: full Latin Extended-A (č ř ž ě ů ľ ĺ ŕ ć đ) at large sizes.
@@ -270,6 +331,7 @@ impl App {
                 }
             }
             UiMsg::Activate => self.show_last(),
+            UiMsg::Escape => self.hide(),
             UiMsg::Menu(id) => match id.as_str() {
                 "show_last" => self.show_last(),
                 "sync_log" => {
