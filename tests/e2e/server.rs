@@ -1,1 +1,629 @@
-//! End-to-end tests: server (filled by its issue).
+//! End-to-end tests of `server-stub`: the real binary on loopback, a real SQLite file, real HTTP.
+//! Expected numbers come from the shared rules engine (`protocol::rules`) applied to the seed
+//! fixture, plus a hand-computed figure as a cross-check.
+
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+use e2e::{add_till, fixture, revoke_till, start_server, ServerHandle};
+use protocol::rules::{self, Program};
+use protocol::v1::{CustomerState, LineKind, OriginalReceipt, Receipt, ReceiptLine};
+use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+const STORE: &str = "CZ-PRG-01";
+const TILL: &str = "T1";
+/// Seeded customers' cards (fixtures/seed/demo.json).
+const JIRI: &str = "1900000009000018"; // C000001, Stříbrná, 412.30 points
+const VERA_BLOCKED: &str = "1900000009000026"; // C000002, blocked
+const TOMAS_OLD: &str = "1900000009000034"; // C000003, replaced by …042
+const TOMAS_NEW: &str = "1900000009000042";
+const KATERINA_PARENT: &str = "1900000009000059"; // C000004
+const MATEJ_SUB: &str = "1900000009000067"; // C000005, sub-card of C000004
+const ONDREJ: &str = "1900000009000083"; // C000008, 4 850 CZK this month: 150 short of Stříbrná
+const PRINTED_1: &str = "1900000009001016"; // unassigned printed cards
+const PRINTED_2: &str = "1900000009001024";
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn seed_json() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("seed/demo.json")).unwrap()).unwrap()
+}
+
+fn demo_program() -> Program {
+    serde_json::from_value(seed_json()["program"].clone()).unwrap()
+}
+
+fn seeded_state(customer_id: &str) -> CustomerState {
+    let seed = seed_json();
+    let c = seed["customers"].as_array().unwrap().iter().find(|c| c["customer"]["id"] == customer_id).unwrap();
+    serde_json::from_value(c.get("state").cloned().unwrap_or(json!({"points_balance": "0"}))).unwrap()
+}
+
+struct Api {
+    url: String,
+    token: String,
+    admin: String,
+    http: Client,
+}
+
+impl Api {
+    fn new(srv: &ServerHandle, store: &str, till: &str) -> Api {
+        Api { url: srv.url.clone(), token: add_till(&srv.db, store, till), admin: srv.admin_token.clone(), http: Client::new() }
+    }
+
+    fn post_raw(&self, path: &str, body: Vec<u8>, ct: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .unwrap();
+        let s = r.status();
+        (s, r.json().unwrap_or(Value::Null))
+    }
+
+    fn sync(&self, batch: &Value) -> (StatusCode, Value) {
+        self.post_raw("/v1/sync", serde_json::to_vec(batch).unwrap(), "application/json")
+    }
+
+    fn sync_ok(&self, batch: &Value) -> Vec<Value> {
+        let (s, v) = self.sync(batch);
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["acks"].as_array().unwrap().clone()
+    }
+
+    fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().unwrap();
+        let s = r.status();
+        (s, r.json().unwrap_or(Value::Null))
+    }
+
+    fn quote(&self, card: &str) -> Value {
+        let (s, v) = self.get(&format!("/v1/cards/{card}/quote"));
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    fn balance(&self, card: &str) -> Decimal {
+        let q = self.quote(card);
+        d(q["quote"]["points_balance"].as_str().unwrap_or_else(|| panic!("no quote in {q}")))
+    }
+
+    fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut rq = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.admin);
+        if let Some(b) = body {
+            rq = rq.json(&b);
+        }
+        let r = rq.send().unwrap();
+        let s = r.status();
+        (s, r.json().unwrap_or(Value::Null))
+    }
+
+    fn messages(&self, kind: &str) -> Vec<Value> {
+        let (s, v) = self.admin(reqwest::Method::GET, &format!("/admin/messages?kind={kind}"), None);
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["messages"].as_array().unwrap().clone()
+    }
+}
+
+fn line(sku: Option<&str>, name: &str, category: Option<&str>, qty: &str, price: &str, kind: LineKind) -> ReceiptLine {
+    let quantity = d(qty);
+    ReceiptLine {
+        sku: sku.map(str::to_string),
+        name: name.into(),
+        category: category.map(str::to_string),
+        quantity,
+        unit_price: d(price),
+        line_total: quantity * d(price),
+        vat_rate: Some(d("21")),
+        kind,
+    }
+}
+
+/// A Monday-morning receipt from CZ-PRG-01/T1 (the weekend campaign does not apply; the
+/// cosmetics campaign does).
+fn receipt(no: &str, card: Option<&str>, lines: Vec<ReceiptLine>) -> Receipt {
+    let (s, t) = (StoreId::from(STORE), TillId::from(TILL));
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:15:00+01:00").unwrap();
+    Receipt {
+        id: ReceiptId::derive(&s, &t, no, &at),
+        store_id: s,
+        till_id: t,
+        pos_receipt_no: no.into(),
+        issued_at: at,
+        currency: Currency::CZK,
+        total: lines.iter().map(|l| l.line_total).sum(),
+        card: card.map(|c| CardId::normalise(c).unwrap()),
+        original: None,
+        lines,
+        vat: vec![],
+    }
+}
+
+/// Shampoo (drogerie 20 %), lipstick (kosmetika: campaign 30 %), cigarettes (SKU with 0 %),
+/// bread (default 10 %): 25.98 + 59.70 + 0 + 3.55 = 89.23 points, turnover 484.40.
+fn mixed_receipt(no: &str, card: Option<&str>) -> Receipt {
+    receipt(
+        no,
+        card,
+        vec![
+            line(Some("8590001"), "Šampon heřmánkový 250 ml", Some("drogerie"), "1", "129.90", LineKind::Sale),
+            line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "1", "199.00", LineKind::Sale),
+            line(Some("8594000000019"), "Cigarety", Some("tabák"), "1", "120.00", LineKind::Sale),
+            line(None, "Chléb kmínový", None, "1", "35.50", LineKind::Sale),
+        ],
+    )
+}
+
+fn receipt_item(r: &Receipt) -> Value {
+    json!({"item_id": r.id.0, "type": "receipt", "body": r})
+}
+
+fn batch(items: Vec<Value>) -> Value {
+    json!({"version": "v1", "store_id": STORE, "till_id": TILL, "items": items})
+}
+
+fn results(acks: &[Value]) -> Vec<String> {
+    acks.iter().map(|a| a["result"].as_str().unwrap().to_string()).collect()
+}
+
+fn expected_balance(customer: &str, receipts: &[&Receipt]) -> Decimal {
+    let p = demo_program();
+    let mut st = seeded_state(customer);
+    for r in receipts {
+        let eff = rules::evaluate_receipt(&p, r);
+        st = rules::apply_effect(&p, &st, &eff, r.issued_at.date_naive()).0;
+    }
+    st.points_balance
+}
+
+fn setup() -> (tempfile::TempDir, ServerHandle, Api) {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_server(dir.path());
+    let api = Api::new(&srv, STORE, TILL);
+    (dir, srv, api)
+}
+
+#[test]
+fn same_batch_twice_is_applied_once() {
+    let (_dir, _srv, api) = setup();
+    let r1 = mixed_receipt("1001", Some(JIRI));
+    let r2 = receipt("1002", None, vec![line(None, "Rohlík", None, "10", "3.90", LineKind::Sale)]);
+    let b = batch(vec![receipt_item(&r1), receipt_item(&r2)]);
+    assert_eq!(results(&api.sync_ok(&b)), ["applied", "applied"]);
+    assert_eq!(results(&api.sync_ok(&b)), ["duplicate", "duplicate"]);
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r1]));
+    assert_eq!(api.balance(JIRI), d("501.53"), "412.30 seeded + 89.23 (hand-computed)");
+}
+
+#[test]
+fn points_applied_once_and_return_reverses_them() {
+    let (_dir, _srv, api) = setup();
+    let sale = mixed_receipt("2001", Some(JIRI));
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
+    // Return of the lipstick, referencing the original by POS number, no card on the return:
+    // the account the sale credited is debited with the points the sale gave for that line.
+    let mut ret = receipt("2002", None, vec![line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "-1", "199.00", LineKind::Return)]);
+    ret.original = Some(OriginalReceipt { receipt_id: None, pos_receipt_no: Some("2001".into()) });
+    let b = batch(vec![receipt_item(&ret)]);
+    assert_eq!(results(&api.sync_ok(&b)), ["applied"]);
+    assert_eq!(results(&api.sync_ok(&b)), ["duplicate"]);
+
+    let p = demo_program();
+    let eff_sale = rules::evaluate_receipt(&p, &sale);
+    let eff_ret = rules::evaluate_return(&p, &sale, &eff_sale, &ret);
+    let mut st = seeded_state("C000001");
+    st = rules::apply_effect(&p, &st, &eff_sale, sale.issued_at.date_naive()).0;
+    st = rules::apply_effect(&p, &st, &eff_ret, ret.issued_at.date_naive()).0;
+    assert_eq!(api.balance(JIRI), st.points_balance);
+    assert_eq!(api.balance(JIRI), d("441.83"), "501.53 - 59.70 for the returned lipstick");
+}
+
+#[test]
+fn same_batch_concurrently_on_two_connections() {
+    let (_dir, _srv, api) = setup();
+    let receipts: Vec<Receipt> = (0..20).map(|i| mixed_receipt(&format!("3{i:03}"), Some(JIRI))).collect();
+    let b = Arc::new(batch(receipts.iter().map(receipt_item).collect()));
+    let barrier = Arc::new(Barrier::new(2));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (b, barrier, url, token) = (b.clone(), barrier.clone(), api.url.clone(), api.token.clone());
+            std::thread::spawn(move || {
+                // A client each: two separate TCP connections.
+                let http = Client::new();
+                barrier.wait();
+                let r = http.post(format!("{url}/v1/sync")).bearer_auth(token).json(&*b).send().unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+                r.json::<Value>().unwrap()["acks"].as_array().unwrap().clone()
+            })
+        })
+        .collect();
+    let acks: Vec<Vec<Value>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!((acks[0].len(), acks[1].len()), (receipts.len(), receipts.len()));
+    for (i, (a, b)) in acks[0].iter().zip(&acks[1]).enumerate() {
+        let mut pair = [a["result"].as_str().unwrap(), b["result"].as_str().unwrap()];
+        pair.sort();
+        assert_eq!(pair, ["applied", "duplicate"], "item {i}");
+    }
+    let refs: Vec<&Receipt> = receipts.iter().collect();
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &refs));
+}
+
+#[test]
+fn server_restarted_between_send_and_retry() {
+    let (_dir, mut srv, api) = setup();
+    let r = mixed_receipt("4001", Some(JIRI));
+    let b = batch(vec![receipt_item(&r)]);
+    assert_eq!(results(&api.sync_ok(&b)), ["applied"]);
+    // The till never saw the ack (say), the server crashes, comes back, the till retries.
+    srv.kill();
+    srv.restart();
+    assert_eq!(results(&api.sync_ok(&b)), ["duplicate"]);
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r]));
+    // Same id, different payload: refused, never overwritten.
+    let mut changed = r.clone();
+    changed.total += d("1");
+    let acks = api.sync_ok(&batch(vec![receipt_item(&changed)]));
+    assert_eq!(acks[0]["result"], "rejected");
+    assert_eq!(acks[0]["code"], "conflict");
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r]));
+}
+
+#[test]
+fn cross_store_is_403_and_writes_nothing() {
+    let (_dir, srv, api) = setup();
+    let r = mixed_receipt("5001", Some(JIRI));
+    let mut b = batch(vec![receipt_item(&r)]);
+    b["store_id"] = json!("CZ-BRN-01");
+    let (s, v) = api.sync(&b);
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["field"], "store_id");
+    // Envelope right, one item for another store.
+    let mut other = mixed_receipt("5002", Some(JIRI));
+    other.store_id = StoreId::from("CZ-BRN-01");
+    let (s, v) = api.sync(&batch(vec![receipt_item(&r), receipt_item(&other)]));
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["field"], "items[1].body.store_id");
+    // Another till of the same store.
+    let mut b = batch(vec![receipt_item(&r)]);
+    b["till_id"] = json!("T2");
+    assert_eq!(api.sync(&b).0, StatusCode::FORBIDDEN);
+    assert_eq!(api.balance(JIRI), d("412.30"), "nothing was applied");
+    // The right till of the other store may write its own receipts.
+    let brno = Api::new(&srv, "CZ-BRN-01", "T1");
+    let mut own = mixed_receipt("5003", None);
+    own.store_id = StoreId::from("CZ-BRN-01");
+    own.id = ReceiptId::derive(&own.store_id, &own.till_id, "5003", &own.issued_at);
+    let mut b = batch(vec![receipt_item(&own)]);
+    b["store_id"] = json!("CZ-BRN-01");
+    assert_eq!(results(&brno.sync_ok(&b)), ["applied"]);
+}
+
+#[test]
+fn revoked_or_unknown_token_is_401() {
+    let (_dir, srv, api) = setup();
+    assert_eq!(api.get("/v1/rules").0, StatusCode::OK);
+    revoke_till(&srv.db, STORE, TILL);
+    let (s, v) = api.get("/v1/rules");
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("revoked"), "{v}");
+    assert_eq!(api.sync(&batch(vec![])).0, StatusCode::UNAUTHORIZED);
+    let stranger = Api { token: "not-a-token".into(), ..Api::new(&srv, "X", "Y") };
+    assert_eq!(stranger.get("/v1/changes").0, StatusCode::UNAUTHORIZED);
+    let r = Client::new().get(format!("{}/v1/rules", srv.url)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().unwrap()["field"], "Authorization");
+    // A new token for the till works again.
+    let again = Api::new(&srv, STORE, TILL);
+    assert_eq!(again.get("/v1/rules").0, StatusCode::OK);
+    // Admin endpoints need the admin token, not a till token.
+    let r = Client::new().get(format!("{}/admin/messages", srv.url)).bearer_auth(&again.token).send().unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn tier_upgrade_message_recorded_once() {
+    let (_dir, _srv, api) = setup();
+    // Ondřej has 4 850 CZK this month; Stříbrná starts at 5 000.
+    let r1 = receipt("6001", Some(ONDREJ), vec![line(None, "Prací prášek", Some("drogerie"), "1", "249.00", LineKind::Sale)]);
+    let r2 = receipt("6002", Some(ONDREJ), vec![line(None, "Mýdlo", Some("drogerie"), "2", "39.90", LineKind::Sale)]);
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r1)]))), ["applied"]);
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r1), receipt_item(&r2)]))), ["duplicate", "applied"]);
+    let msgs: Vec<Value> = api.messages("tier_upgrade").into_iter().filter(|m| m["customer_id"] == "C000008").collect();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["cause"], "tier_upgrade:C000008:Stříbrná");
+    assert_eq!(msgs[0]["channel"], "email");
+    assert!(msgs[0]["text"].as_str().unwrap().contains("Stříbrná"));
+    assert_eq!(api.quote(ONDREJ)["quote"]["tier"], "Stříbrná");
+}
+
+#[test]
+fn card_reissue_moves_the_balance() {
+    let (_dir, _srv, api) = setup();
+    let before = api.balance(JIRI);
+    let (s, v) = api.admin(reqwest::Method::POST, &format!("/admin/cards/{JIRI}/reissue"), None);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let new_card = v["new_card"].as_str().unwrap().to_string();
+    assert_ne!(new_card, JIRI);
+    assert!(CardId::parse(&new_card, &demo_program().card_policy).is_ok(), "prefix + Luhn: {new_card}");
+    assert_eq!(d(v["points_balance"].as_str().unwrap()), before);
+    let old = api.quote(JIRI);
+    assert_eq!(old["kind"], "replaced");
+    assert_eq!(old["new_card"], new_card.as_str());
+    assert_eq!(d(old["quote"]["points_balance"].as_str().unwrap()), before);
+    let new = api.quote(&new_card);
+    assert_eq!(new["kind"], "customer");
+    assert_eq!(d(new["quote"]["points_balance"].as_str().unwrap()), before);
+    // The new card earns into the same account.
+    let r = mixed_receipt("7001", Some(&new_card));
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r)]))), ["applied"]);
+    assert_eq!(api.balance(&new_card), expected_balance("C000001", &[&r]));
+    // Reissuing a replaced card is a conflict; an unknown card is 404.
+    assert_eq!(api.admin(reqwest::Method::POST, &format!("/admin/cards/{JIRI}/reissue"), None).0, StatusCode::CONFLICT);
+    assert_eq!(api.admin(reqwest::Method::POST, "/admin/cards/1900000000000000/reissue", None).0, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn quote_kinds_are_distinct() {
+    let (_dir, _srv, api) = setup();
+    assert_eq!(api.quote(JIRI)["kind"], "customer");
+    assert_eq!(api.quote(JIRI)["source"], "online");
+    let b = api.quote(VERA_BLOCKED);
+    assert_eq!(b["kind"], "blocked");
+    assert!(b["reason"].as_str().unwrap().contains("ztráta"));
+    let r = api.quote(TOMAS_OLD);
+    assert_eq!(r["kind"], "replaced");
+    assert_eq!(r["new_card"], TOMAS_NEW);
+    assert_eq!(r["quote"]["display_name"], "Tomáš Černý");
+    assert_eq!(api.quote("1900-0000-0000-0000")["kind"], "unknown_card");
+    assert_eq!(api.quote(PRINTED_1)["kind"], "unknown_card", "printed, not yet issued");
+    let (s, v) = api.get("/v1/cards/19x0/quote");
+    assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("card")));
+}
+
+#[test]
+fn blocked_card_earns_nothing_and_sub_card_earns_into_parent() {
+    let (_dir, _srv, api) = setup();
+    let before_vera = seeded_state("C000002").points_balance;
+    let rb = mixed_receipt("8001", Some(VERA_BLOCKED));
+    let rs = mixed_receipt("8002", Some(MATEJ_SUB));
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&rb), receipt_item(&rs)]))), ["applied", "applied"]);
+    let (_, cust) = api.admin(reqwest::Method::GET, "/admin/customers/C000002", None);
+    assert_eq!(d(cust["state"]["points_balance"].as_str().unwrap()), before_vera);
+    let parent = expected_balance("C000004", &[&rs]);
+    assert_eq!(api.balance(KATERINA_PARENT), parent);
+    assert_eq!(api.balance(MATEJ_SUB), parent, "a sub-card shows the parent account");
+    // Block via admin: the card stops earning.
+    let (s, v) = api.admin(reqwest::Method::POST, &format!("/admin/cards/{KATERINA_PARENT}/block"), Some(json!({"reason": "zneužití"})));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(api.quote(KATERINA_PARENT)["kind"], "blocked");
+    let r3 = mixed_receipt("8003", Some(KATERINA_PARENT));
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r3)]))), ["applied"]);
+    assert_eq!(api.balance(MATEJ_SUB), parent);
+}
+
+fn registration(request_id: &str, card: &str, name: Value, consent: bool) -> Value {
+    json!({"item_id": request_id, "type": "registration", "body": {
+        "request_id": request_id, "card": card, "name": name,
+        "contact": {"email": "eliska.horakova@example.cz", "address": {"street": "Nádražní 7", "postcode": "120 00", "city": "Praha"}},
+        "consents": {"program_rules": consent, "marketing": false},
+        "birthday": "1999-11-25", "store_id": STORE, "till_id": TILL}})
+}
+
+#[test]
+fn registration_is_idempotent_and_needs_consent() {
+    let (_dir, _srv, api) = setup();
+    let (_, feed) = api.get("/v1/changes");
+    let cursor = feed["cursor"].as_str().unwrap().to_string();
+    let person = json!({"type": "person", "first_name": "Eliška", "surname": "Horáková"});
+    let reg = registration("reg-1", PRINTED_1, person.clone(), true);
+    assert_eq!(results(&api.sync_ok(&batch(vec![reg.clone()]))), ["applied"]);
+    assert_eq!(results(&api.sync_ok(&batch(vec![reg]))), ["duplicate"]);
+    let changed = registration("reg-1", PRINTED_2, person.clone(), true);
+    let acks = api.sync_ok(&batch(vec![changed]));
+    assert_eq!((acks[0]["result"].as_str(), acks[0]["code"].as_str()), (Some("rejected"), Some("conflict")));
+    let acks = api.sync_ok(&batch(vec![registration("reg-2", PRINTED_2, person, false)]));
+    assert_eq!(acks[0]["code"], "consent_required");
+    assert!(acks[0]["reason"].as_str().unwrap().contains("consents.program_rules"));
+    let company = json!({"type": "company", "company_name": "Květinářství Šípek s.r.o."});
+    let acks = api.sync_ok(&batch(vec![registration("reg-3", PRINTED_2, company, true)]));
+    assert_eq!(results(&acks), ["applied"]);
+    let q = api.quote(PRINTED_1);
+    assert_eq!((q["kind"].as_str(), q["quote"]["display_name"].as_str()), (Some("customer"), Some("Eliška Horáková")));
+    assert_eq!(api.quote(PRINTED_2)["quote"]["display_name"], "Květinářství Šípek s.r.o.");
+    // Card taken.
+    let acks = api.sync_ok(&batch(vec![registration("reg-4", JIRI, json!({"type": "person", "first_name": "A", "surname": "B"}), true)]));
+    assert_eq!(acks[0]["code"], "card_taken");
+    // Welcome messages, one per new customer; the feed after the cursor carries both.
+    let welcome = api.messages("welcome");
+    assert_eq!(welcome.len(), 2, "{welcome:?}");
+    let (_, feed) = api.get(&format!("/v1/changes?since={cursor}"));
+    let names: Vec<String> =
+        feed["changes"].as_array().unwrap().iter().map(|c| c["customer"]["name"].to_string()).collect();
+    assert_eq!(names.len(), 2, "{feed}");
+    assert!(names[0].contains("Horáková") && names[1].contains("Šípek"), "{names:?}");
+    let (_, feed2) = api.get(&format!("/v1/changes?since={}", feed["cursor"].as_str().unwrap()));
+    assert_eq!(feed2["changes"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn migration_code_pairing_moves_the_old_discount() {
+    let (_dir, _srv, api) = setup();
+    let pairing = |rid: &str, card: &str, code: &str| {
+        json!({"item_id": rid, "type": "migration_pairing",
+               "body": {"request_id": rid, "card": card, "code": code, "store_id": STORE, "till_id": TILL}})
+    };
+    assert_eq!(api.quote(PRINTED_1)["kind"], "unknown_card");
+    assert_eq!(results(&api.sync_ok(&batch(vec![pairing("p-1", PRINTED_1, "KLUB-4821")]))), ["applied"]);
+    assert_eq!(results(&api.sync_ok(&batch(vec![pairing("p-1", PRINTED_1, "KLUB-4821")]))), ["duplicate"]);
+    let q = api.quote(PRINTED_1);
+    assert_eq!(q["kind"], "customer");
+    assert_eq!(q["quote"]["display_name"], "Zdeňka Procházková");
+    assert_eq!(d(q["quote"]["discount_percent"].as_str().unwrap()), d("7"), "the old spreadsheet discount");
+    let acks = api.sync_ok(&batch(vec![pairing("p-2", PRINTED_2, "KLUB-4821"), pairing("p-3", PRINTED_2, "NEZNÁMÝ")]));
+    assert_eq!(acks[0]["code"], "code_used");
+    assert_eq!(acks[1]["code"], "unknown_code");
+    assert_eq!(api.quote(PRINTED_2)["kind"], "unknown_card", "rejected pairings leave nothing behind");
+}
+
+#[test]
+fn rules_etag_and_change_feed_pages() {
+    let (_dir, srv, api) = setup();
+    let r = api.http.get(format!("{}/v1/rules", srv.url)).bearer_auth(&api.token).send().unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let snap: Value = r.json().unwrap();
+    assert_eq!(etag, format!("\"{}\"", snap["version"]));
+    let r = api.http.get(format!("{}/v1/rules", srv.url)).bearer_auth(&api.token).header("If-None-Match", &etag).send().unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    // A new program version changes the ETag.
+    let mut program = snap["program"].clone();
+    program["default_points_percent"] = json!("12");
+    assert_eq!(api.admin(reqwest::Method::PUT, "/admin/program", Some(program)).0, StatusCode::OK);
+    let r = api.http.get(format!("{}/v1/rules", srv.url)).bearer_auth(&api.token).header("If-None-Match", &etag).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_ne!(r.headers()["etag"].to_str().unwrap(), etag);
+    // Pages of 3 over the 8 seeded customers, cursor strictly increasing.
+    let mut since = String::new();
+    let mut seen = 0;
+    let mut last = -1i64;
+    loop {
+        let q = if since.is_empty() { "/v1/changes?limit=3".to_string() } else { format!("/v1/changes?limit=3&since={since}") };
+        let (s, page) = api.get(&q);
+        assert_eq!(s, StatusCode::OK, "{page}");
+        seen += page["changes"].as_array().unwrap().len();
+        let c: i64 = page["cursor"].as_str().unwrap().parse().unwrap();
+        assert!(c > last);
+        last = c;
+        since = c.to_string();
+        if !page["more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    assert_eq!(seen, 8);
+    let (_, feed) = api.get("/v1/changes");
+    let matej = feed["changes"].as_array().unwrap().iter().find(|c| c["customer"]["id"] == "C000005").unwrap().clone();
+    assert_eq!(matej["state"]["points_balance"], "2140.00", "a sub-card carries the parent account's state");
+    let (s, v) = api.get("/v1/changes?since=abc");
+    assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("since")));
+    let (s, v) = api.get("/v1/changes?snice=1");
+    assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("snice")));
+}
+
+#[test]
+fn bad_input_is_4xx_naming_the_field_and_writes_nothing() {
+    let (_dir, _srv, api) = setup();
+    // Malformed JSON.
+    let (s, v) = api.post_raw("/v1/sync", b"{\"version\": \"v1\", ".to_vec(), "application/json");
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_json")), "{v}");
+    // Over the 1 MiB limit.
+    let (s, v) = api.post_raw("/v1/sync", vec![b' '; 1024 * 1024 + 10], "application/json");
+    assert_eq!((s, v["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")), "{v}");
+    // Unknown field inside a receipt.
+    let r = mixed_receipt("9001", Some(JIRI));
+    let mut item = receipt_item(&r);
+    item["body"]["totl"] = json!("1");
+    let (s, v) = api.sync(&batch(vec![item]));
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["code"], "unknown_field");
+    assert!(v["field"].as_str().unwrap().ends_with("totl"), "{v}");
+    // Wrong type for a field of the envelope.
+    let (s, v) = api.sync(&json!({"version": "v1", "store_id": STORE, "till_id": TILL, "items": 5}));
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("items")), "{v}");
+    let (s, v) = api.sync(&json!({"version": "v9", "store_id": STORE, "till_id": TILL, "items": []}));
+    assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("version")), "{v}");
+    let (s, _) = api.post_raw("/v1/sync", serde_json::to_vec(&batch(vec![])).unwrap(), "text/plain");
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Per-item problems: rejected acks naming the field; the good receipt in between applies.
+    let mut eur = mixed_receipt("9002", Some(JIRI));
+    eur.currency = Currency::EUR;
+    let good = mixed_receipt("9003", Some(JIRI));
+    let negative = receipt("9004", Some(JIRI), vec![line(Some("8590002"), "Rtěnka", Some("kosmetika"), "-1", "199.00", LineKind::Sale)]);
+    let mut orphan = receipt("9005", Some(JIRI), vec![line(Some("8590002"), "Rtěnka", Some("kosmetika"), "-1", "199.00", LineKind::Return)]);
+    orphan.original = Some(OriginalReceipt { receipt_id: Some(ReceiptId("0".repeat(32))), pos_receipt_no: None });
+    let acks = api.sync_ok(&batch(vec![receipt_item(&eur), receipt_item(&good), receipt_item(&negative), receipt_item(&orphan)]));
+    assert_eq!(results(&acks), ["rejected", "applied", "rejected", "rejected"]);
+    assert_eq!(acks[0]["code"], "wrong_currency");
+    assert!(acks[0]["reason"].as_str().unwrap().contains("body.currency"));
+    assert_eq!(acks[2]["code"], "return_without_reference");
+    assert!(acks[2]["reason"].as_str().unwrap().contains("body.lines[0].quantity"));
+    assert_eq!(acks[3]["code"], "unknown_original");
+    assert!(acks[3]["reason"].as_str().unwrap().contains("body.original.receipt_id"));
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&good]), "only the good receipt counted");
+    // Rejected receipts left no row: the turnover report has exactly the good one.
+    let (s, rep) = api.admin(reqwest::Method::GET, "/admin/reports/turnover?from=2026-11-23&to=2026-11-23", None);
+    assert_eq!(s, StatusCode::OK, "{rep}");
+    assert_eq!(rep["rows"][0]["receipts"], 1);
+    assert_eq!(rep["rows"][0]["turnover"], "484.4");
+    // Admin body errors too.
+    let (s, v) = api.admin(reqwest::Method::POST, "/admin/cards/batch", Some(json!({"count": 0})));
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("count")));
+    let (s, v) = api.admin(reqwest::Method::POST, "/admin/cards/batch", Some(json!({"cnt": 3})));
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("cnt")), "{v}");
+}
+
+#[test]
+fn admin_card_batch_messages_and_reports() {
+    let (_dir, srv, api) = setup();
+    let (s, v) = api.admin(reqwest::Method::POST, "/admin/cards/batch", Some(json!({"count": 5})));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let cards: Vec<String> = v["cards"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    assert_eq!(cards.len(), 5);
+    let policy = demo_program().card_policy;
+    for c in &cards {
+        assert!(CardId::parse(c, &policy).is_ok(), "{c} fits prefix 1900, 16 digits, Luhn");
+        assert_eq!(api.quote(c)["kind"], "unknown_card");
+    }
+    // Birthdays: Ondřej (25 Nov) — recorded once however often the job runs.
+    for _ in 0..2 {
+        let (s, v) = api.admin(reqwest::Method::POST, "/admin/messages/birthdays?date=2026-11-25", None);
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let b = api.messages("birthday");
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0]["cause"], "birthday:C000008:2026");
+    // Reports: JSON and CSV.
+    let r = mixed_receipt("9101", Some(JIRI));
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r)]))), ["applied"]);
+    let (s, rank) = api.admin(reqwest::Method::GET, "/admin/reports/points-ranking?limit=2", None);
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(rank["rows"][0]["customer_id"], "C000004");
+    assert_eq!(rank["rows"][1]["customer_id"], "C000001");
+    let (_, bd) = api.admin(reqwest::Method::GET, "/admin/reports/birthdays?from=2026-11-20&to=2026-12-31", None);
+    let ids: Vec<&str> = bd["rows"].as_array().unwrap().iter().map(|r| r["customer_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["C000007", "C000008", "C000002", "C000005"]);
+    let (_, camp) = api.admin(reqwest::Method::GET, "/admin/reports/campaigns?from=2026-11-01&to=2026-11-30", None);
+    assert_eq!(camp["rows"][0]["campaign"], "kosmetika-x3");
+    assert_eq!(camp["rows"][0]["points"], "89.23");
+    let (_, issued) = api.admin(reqwest::Method::GET, "/admin/reports/cards-issued?from=2026-11-01&to=2026-11-30", None);
+    assert_eq!(issued["rows"], json!([{"store_id": "CZ-PRG-01", "cards": 1}]), "Ondřej's card, 1 Nov");
+    let csv = Client::new()
+        .get(format!("{}/admin/reports/turnover?from=2026-11-23&to=2026-11-23&format=csv", srv.url))
+        .bearer_auth(&srv.admin_token)
+        .send()
+        .unwrap();
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert_eq!(csv.text().unwrap(), "store_id,day,receipts,turnover\nCZ-PRG-01,2026-11-23,1,484.4\n");
+    assert_eq!(api.admin(reqwest::Method::GET, "/admin/reports/nope", None).0, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn healthz_and_openapi_need_no_token() {
+    let (_dir, srv, _api) = setup();
+    let h: Value = Client::new().get(format!("{}/healthz", srv.url)).send().unwrap().json().unwrap();
+    assert_eq!(h["status"], "ok");
+    assert!(chrono::DateTime::parse_from_rfc3339(h["time"].as_str().unwrap()).is_ok());
+    let doc: Value = Client::new().get(format!("{}/openapi.json", srv.url)).send().unwrap().json().unwrap();
+    let checked_in: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(&e2e::repo_root()).join("server-stub/openapi.json")).unwrap()).unwrap();
+    assert_eq!(doc, checked_in, "served document = checked-in copy");
+    assert!(doc["paths"]["/v1/sync"]["post"].is_object());
+}

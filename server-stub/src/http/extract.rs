@@ -45,7 +45,10 @@ fn json_error(e: serde_json::Error, path: &str) -> ApiError {
                 None => e.to_string(),
             };
             // serde names an unknown field in the message; put it in `field` too.
+            // serde_path_to_error's path already ends with it for plain structs, not through
+            // `#[serde(flatten)]` (sync items).
             let unknown = e.to_string().strip_prefix("unknown field `").and_then(|s| s.split('`').next()).map(|u| match field {
+                Some(f) if f == u || f.ends_with(&format!(".{u}")) => f.to_string(),
                 Some(f) => format!("{f}.{u}"),
                 None => u.to_string(),
             });
