@@ -3,7 +3,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential pkg-config sqlite3
+  build-essential pkg-config sqlite3 bc
   # Windows cross build, MSI tooling and Wine for the installer tests
   mingw-w64 msitools wixl wine wine64
   # X11 test bench: virtual display, key injection, layouts, screenshots, serial ptys

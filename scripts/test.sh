@@ -13,3 +13,5 @@ echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests"
 cargo test --workspace --no-fail-fast
+echo "== fuzz (brief run of every target; scripts/fuzz.sh soak for 10^6 executions each)"
+scripts/fuzz.sh brief

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One benchmark command: runs every benchmark of the workspace (release build) and prints ONE
+# table, each figure beside its baseline. Each bench prints rows as
+#   TABLE<TAB>figure<TAB>value<TAB>baseline
+# which this script collects. Also measures the idle agent (headless, and with the UI under Xvfb).
+#   scripts/bench.sh          # the table
+#   scripts/bench.sh --soak   # plus the long crash loop (>= 200 SIGKILLs) and 10^6-execution fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+soak=0; [ "${1:-}" = "--soak" ] && soak=1
+out=$(mktemp -d); trap 'rm -rf "$out"; kill $(jobs -p) 2>/dev/null || true' EXIT
+export CARGO_TERM_COLOR=never
+
+cargo build --release -p server-stub -p till-agent
+rows="$out/rows.tsv"; : > "$rows"
+run_bench() { # package bench
+  echo "== cargo bench -p $1 --bench $2" >&2
+  cargo bench -q -p "$1" --bench "$2" 2>&1 | tee "$out/$2.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true
+}
+run_bench server-stub ingest
+run_bench till-agent pipeline
+run_bench till-agent quote
+
+# Idle agent: resident memory and CPU seconds over 60 s.
+idle() { # label, extra args...
+  local label=$1; shift
+  local d="$out/idle-$label"; mkdir -p "$d/export"
+  cat > "$d/agent.toml" <<TOML
+server_url = "http://127.0.0.1:9"
+store_id = "BENCH"
+till_id = "T1"
+export_dir = "export"
+TOML
+  TILL_AGENT_TOKEN=bench target/release/till-agent --config "$d/agent.toml" run "$@" >/dev/null 2>&1 &
+  local pid=$!
+  sleep 5   # start-up is not idle
+  local t0; t0=$(awk '{print $14+$15}' /proc/$pid/stat)
+  sleep 60
+  local t1; t1=$(awk '{print $14+$15}' /proc/$pid/stat)
+  local rss; rss=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
+  local hz; hz=$(getconf CLK_TCK)
+  kill $pid; wait $pid 2>/dev/null || true
+  printf 'idle %s agent: resident memory\t%s MiB\t-\n' "$label" "$(echo "scale=1; $rss/1024" | bc)" >> "$rows"
+  printf 'idle %s agent: CPU seconds over 60 s\t%s s\t0 s (ideal)\n' "$label" "$(echo "scale=2; ($t1-$t0)/$hz" | bc)" >> "$rows"
+}
+echo "== idle headless agent (60 s)" >&2
+idle headless --headless
+echo "== idle agent with UI under Xvfb (60 s)" >&2
+Xvfb :97 -screen 0 1280x800x24 >/dev/null 2>&1 & xvfb=$!
+sleep 1
+DISPLAY=:97 idle ui
+kill $xvfb 2>/dev/null || true
+
+echo
+echo "Benchmarks on $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), disk $(df -h . | awk 'NR==2{print $1}')"
+echo
+printf '| %-62s | %-22s | %-34s |\n' "figure" "value" "baseline"
+printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "$(printf -- '-%.0s' {1..24})" "$(printf -- '-%.0s' {1..36})"
+while IFS=$'\t' read -r f v b; do printf '| %-62s | %-22s | %-34s |\n' "$f" "$v" "$b"; done < "$rows"
+
+if [ "$soak" = 1 ]; then
+  echo "== soak: crash loop with >= 200 SIGKILLs" >&2
+  cargo build --workspace
+  cargo test -p e2e --test e2e -- --ignored crash_loop_200_kills --nocapture
+  echo "== soak: fuzzing, 10^6 executions per target" >&2
+  scripts/fuzz.sh soak
+fi
