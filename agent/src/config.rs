@@ -16,6 +16,7 @@
 //! stable_ms = 200                  # a file must keep size+mtime this long before it is read
 //! batch_size = 100                 # receipts per POST /v1/sync
 //! cache_refresh_secs = 60          # rules + customer changes pull
+//! http_timeout_secs = 15           # per server request
 //! [receipts]   # formats::FormatSpec
 //! [reader]     # input::config::ReaderConfig
 //! [popup]      # ui::config::PopupConfig
@@ -49,6 +50,8 @@ pub struct Config {
     pub stable_ms: u64,
     pub batch_size: usize,
     pub cache_refresh_secs: u64,
+    /// Whole-request timeout for server calls.
+    pub http_timeout_secs: u64,
     pub receipts: FormatSpec,
     pub reader: ReaderConfig,
     pub popup: PopupConfig,
@@ -71,6 +74,7 @@ struct RawConfig {
     stable_ms: Option<u64>,
     batch_size: Option<usize>,
     cache_refresh_secs: Option<u64>,
+    http_timeout_secs: Option<u64>,
     #[serde(default)]
     receipts: FormatSpec,
     #[serde(default)]
@@ -211,6 +215,7 @@ impl Config {
             stable_ms: raw.stable_ms.unwrap_or(200),
             batch_size,
             cache_refresh_secs: raw.cache_refresh_secs.unwrap_or(60).max(1),
+            http_timeout_secs: raw.http_timeout_secs.unwrap_or(15).max(1),
             receipts: raw.receipts,
             reader: raw.reader,
             popup: raw.popup,

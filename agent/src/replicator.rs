@@ -95,10 +95,14 @@ impl std::fmt::Display for SendError {
 }
 
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    http_client_with_timeout(Duration::from_secs(15))
+}
+
+pub fn http_client_with_timeout(timeout: Duration) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .use_rustls_tls()
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(15))
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(3).min(timeout))
         .user_agent(concat!("till-agent/", env!("CARGO_PKG_VERSION")))
         .build()?)
 }
@@ -156,7 +160,7 @@ pub async fn probe(client: &reqwest::Client, base: &str) -> bool {
 
 /// The sender task.
 pub async fn run(sh: Arc<Shared>) {
-    let client = match http_client() {
+    let client = match http_client_with_timeout(Duration::from_secs(sh.cfg.http_timeout_secs)) {
         Ok(c) => c,
         Err(e) => {
             sh.log.error("replicator", None, &format!("cannot build the HTTP client: {e:#}"));
@@ -337,7 +341,7 @@ async fn wait_for_server(sh: &Shared, client: &reqwest::Client, d: Duration, shu
 /// Cache sync task: rules (ETag) and the customer-change feed, now and every
 /// `cache_refresh_secs` (or on "Sync now").
 pub async fn run_cache_sync(sh: Arc<Shared>) {
-    let client = match http_client() {
+    let client = match http_client_with_timeout(Duration::from_secs(sh.cfg.http_timeout_secs)) {
         Ok(c) => c,
         Err(_) => return,
     };

@@ -1,1 +1,411 @@
-//! End-to-end tests: agent (filled by its issue).
+//! End-to-end: the real `till-agent run --headless` against the real `server-stub` on loopback,
+//! with real files in a real export folder and real SQLite on both sides.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use e2e::*;
+
+pub const STORE: &str = "CZ-PRG-01";
+pub const TILL: &str = "T1";
+/// A Luhn-valid card of the demo program (fixtures/seed/demo.json).
+pub const DEMO_CARD: &str = "1900000009000018";
+
+const CZ_CSV: &str = r#"
+[receipts]
+format = "csv"
+encoding = "windows-1250"
+[receipts.csv]
+delimiter = ";"
+decimal_separator = ","
+[receipts.csv.columns]
+receipt_no = "Doklad"
+date = "Datum"
+time = "Čas"
+card = "Karta"
+original_receipt_no = "Původní doklad"
+sku = "Kód"
+name = "Název"
+quantity = "Množství"
+unit_price = "Cena"
+line_total = "Celkem"
+vat_rate = "DPH"
+kind = "Typ"
+total = "Celkem dokladu"
+"#;
+
+pub struct Till {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub export: PathBuf,
+    pub token: String,
+    pub proc: Option<Proc>,
+}
+
+impl Till {
+    pub fn new(dir: &Path, server_url: &str, token: &str, extra: &str) -> Till {
+        let export = dir.join("export");
+        std::fs::create_dir_all(&export).unwrap();
+        let config = dir.join("agent.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "server_url = \"{server_url}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\nlanguage = \"cs\"\nrescan_interval_secs = 5\n{extra}"
+            ),
+        )
+        .unwrap();
+        Till { dir: dir.to_path_buf(), config, export, token: token.to_string(), proc: None }
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("agent.stderr")).unwrap();
+        let mut cmd = Command::new(bin("till-agent"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(["run", "--headless"])
+            .env("TILL_AGENT_TOKEN", &self.token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.proc = Some(Proc::spawn("till-agent", &mut cmd));
+    }
+
+    /// SIGKILL: no flush, like a power cut of the process.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin("till-agent"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("TILL_AGENT_TOKEN", &self.token)
+            .output()
+            .unwrap()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.stderr")).unwrap_or_default()
+    }
+
+    /// Write a file the way a POS does it: to a temp name, then rename into place.
+    pub fn drop_file(&self, name: &str, bytes: &[u8]) {
+        let tmp = self.export.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, self.export.join(name)).unwrap();
+    }
+
+    pub fn outbox_count(&self, sql: &str) -> i64 {
+        let p = self.dir.join("outbox.db");
+        if !p.exists() {
+            return -1;
+        }
+        let c = rusqlite::Connection::open(p).unwrap();
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
+    }
+
+    pub fn files_left(&self) -> Vec<String> {
+        std::fs::read_dir(&self.export)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl Drop for Till {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            // SIGTERM first so a passing run also exercises the clean stop
+            let _ = Command::new("kill").arg("-TERM").arg(p.child.id().to_string()).status();
+            let _ = wait_for(Duration::from_secs(5), || p.child.try_wait().ok().flatten());
+            p.kill();
+        }
+    }
+}
+
+pub fn receipt_json(no: u32, card: Option<&str>) -> String {
+    let card = card.map(|c| format!("\"card\": \"{c}\",")).unwrap_or_default();
+    format!(
+        r#"{{"pos_receipt_no": "E2E-{no}", "issued_at": "2026-11-23T10:{:02}:{:02}+01:00", "total": "{no}.50", {card}
+  "lines": [ {{"name": "Rohlík", "quantity": "1", "unit_price": "{no}.50", "line_total": "{no}.50", "vat_rate": "12", "kind": "sale"}} ] }}"#,
+        (no / 60) % 60,
+        no % 60
+    )
+}
+
+pub fn server_conn(db: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
+pub fn server_count(db: &Path, sql: &str) -> i64 {
+    server_conn(db).query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
+}
+
+fn setup(dir: &Path) -> (ServerHandle, String) {
+    let srv = start_server(dir);
+    let token = add_till(&srv.db, STORE, TILL);
+    (srv, token)
+}
+
+#[test]
+fn receipts_dropped_while_server_down_are_delivered_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut srv, token) = setup(tmp.path());
+    srv.kill();
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    till.start();
+    for i in 1..=20 {
+        till.drop_file(&format!("r{i}.json"), receipt_json(i, (i % 2 == 0).then_some(DEMO_CARD)).as_bytes());
+    }
+    let queued = wait_for(Duration::from_secs(30), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='pending'") == 20).then_some(()));
+    assert!(queued.is_some(), "20 receipts not queued; agent log:\n{}", till.stderr());
+    assert!(till.files_left().is_empty(), "files left in export: {:?}", till.files_left());
+    srv.restart();
+    let sent = wait_for(Duration::from_secs(30), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 20).then_some(()));
+    assert!(sent.is_some(), "not all sent; agent log:\n{}", till.stderr());
+    assert_eq!(server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'E2E-%'"), 20);
+    assert_eq!(server_count(&srv.db, "SELECT COUNT(DISTINCT pos_receipt_no) FROM receipts"), 20);
+    assert_eq!(server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE card IS NOT NULL"), 10);
+    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items"), 20);
+    // the sync log saw the ingests and the acks
+    assert!(till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='ingest'") >= 20);
+    assert!(till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='ack'") >= 1);
+    assert_eq!(till.files_left(), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(till.export.join("processed")).unwrap().count(), 20);
+}
+
+#[test]
+fn agent_killed_and_restarted_midway_loses_and_duplicates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    till.start();
+    let n = 120;
+    for i in 1..=n {
+        till.drop_file(&format!("r{i:04}.json"), receipt_json(i, None).as_bytes());
+        if i == 50 {
+            // wait until the agent is busy with them, then kill it hard mid-way
+            wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM items") >= 20).then_some(()));
+            till.kill();
+        }
+        if i == 80 {
+            till.start();
+        }
+    }
+    let done = wait_for(Duration::from_secs(60), || {
+        (server_count(&srv.db, "SELECT COUNT(*) FROM receipts") == n as i64
+            && till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == n as i64)
+            .then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "server has {} receipts, outbox {} sent; agent log:\n{}",
+        server_count(&srv.db, "SELECT COUNT(*) FROM receipts"),
+        till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'"),
+        till.stderr()
+    );
+    assert_eq!(server_count(&srv.db, "SELECT COUNT(DISTINCT pos_receipt_no) FROM receipts"), n as i64);
+    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items"), n as i64, "no duplicate outbox items");
+    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM ingested_files"), n as i64);
+    assert!(till.files_left().is_empty(), "{:?}", till.files_left());
+    assert_eq!(std::fs::read_dir(till.export.join("quarantine")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_file_written_slowly_in_chunks_is_read_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    till.start();
+    // a POS that writes in place, in 4 chunks with pauses longer than stable_ms (200 ms)
+    let lines: Vec<String> = (1..=30)
+        .map(|i| format!(r#"{{"name": "Položka {i}", "quantity": "1", "unit_price": "1.00", "line_total": "1.00", "kind": "sale"}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"pos_receipt_no": "SLOW-1", "issued_at": "2026-11-23T12:00:00+01:00", "total": "30.00", "lines": [
+{}
+]}}"#,
+        lines.join(",\n")
+    );
+    let bytes = body.as_bytes();
+    let mut f = std::fs::File::create(till.export.join("slow.json")).unwrap();
+    for chunk in bytes.chunks(bytes.len() / 4 + 1) {
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(450));
+    }
+    drop(f);
+    let got = wait_for(Duration::from_secs(20), || {
+        server_conn(&srv.db)
+            .query_row("SELECT payload FROM receipts WHERE pos_receipt_no='SLOW-1'", [], |r| r.get::<_, String>(0))
+            .ok()
+    });
+    let payload = got.unwrap_or_else(|| panic!("slow receipt never arrived; agent log:\n{}", till.stderr()));
+    let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(v["lines"].as_array().unwrap().len(), 30, "whole file read");
+    assert_eq!(std::fs::read_dir(till.export.join("quarantine")).unwrap().count(), 0, "never quarantined half-written");
+}
+
+#[test]
+fn a_quarantined_file_does_not_block_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, CZ_CSV);
+    till.start();
+    let good = |no: u32| {
+        format!("Doklad;Datum;Čas;Karta;Původní doklad;Kód;Název;Množství;Cena;Celkem;DPH;Typ;Celkem dokladu\n{no};23.11.2026;11:{:02}:00;;;1;Chléb;1;30,00;30,00;12;prodej;30,00\n", no % 60)
+    };
+    till.drop_file("a_good.csv", good(801).as_bytes());
+    till.drop_file("b_bad.csv", &std::fs::read(fixture("agent/bad_quantity.csv")).unwrap());
+    till.drop_file("c_good.csv", good(802).as_bytes());
+    let ok = wait_for(Duration::from_secs(20), || {
+        (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no IN ('801','802')") == 2).then_some(())
+    });
+    assert!(ok.is_some(), "good receipts not delivered; agent log:\n{}", till.stderr());
+    let err_file = till.export.join("quarantine").join("b_bad.csv.error.txt");
+    let err = wait_for(Duration::from_secs(10), || std::fs::read_to_string(&err_file).ok()).expect("error.txt written");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("Množství (quantity)"), "{err}");
+    assert!(err.contains("1,2x"), "{err}");
+    assert!(till.export.join("quarantine").join("b_bad.csv").exists());
+    assert!(till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='quarantine' AND level='error'") >= 1);
+    // `parse` shows the same exact error for support staff
+    let out = till.cli(&["parse", till.export.join("quarantine/b_bad.csv").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 3") && stderr.contains("Množství (quantity)"), "{stderr}");
+}
+
+#[test]
+fn windows_1250_csv_arrives_with_czech_diacritics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, CZ_CSV);
+    till.start();
+    let bytes = std::fs::read(fixture("agent/cz_pos_export_cp1250_demo_card.csv")).unwrap();
+    assert!(std::str::from_utf8(&bytes).is_err(), "the fixture really is Windows-1250, not UTF-8");
+    till.drop_file("export_2026-11-23.csv", &bytes);
+    let got = wait_for(Duration::from_secs(20), || {
+        server_conn(&srv.db)
+            .query_row("SELECT payload FROM receipts WHERE pos_receipt_no='2026/000145'", [], |r| r.get::<_, String>(0))
+            .ok()
+    });
+    let payload = got.unwrap_or_else(|| panic!("receipt never arrived; agent log:\n{}", till.stderr()));
+    let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    let names: Vec<&str> = v["lines"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"Žluťoučký kůň – čaj"), "{names:?}");
+    assert!(names.contains(&"Příliš žluťoučký ěščřžýáíé sýr"), "{names:?}");
+    assert!(names.contains(&"Vánoční dárková sada"), "{names:?}");
+    assert_eq!(v["card"], DEMO_CARD);
+    // the return in the same file arrives too, after its original
+    let ret = wait_for(Duration::from_secs(10), || {
+        (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='2026/000146'") == 1).then_some(())
+    });
+    assert!(ret.is_some(), "return receipt missing; agent log:\n{}", till.stderr());
+    // the card number is masked in the sync log
+    let c = rusqlite::Connection::open(till.dir.join("outbox.db")).unwrap();
+    let leaked: i64 = c.query_row("SELECT COUNT(*) FROM sync_log WHERE message LIKE '%' || ?1 || '%'", [DEMO_CARD], |r| r.get(0)).unwrap();
+    assert_eq!(leaked, 0);
+    let masked: i64 = c.query_row("SELECT COUNT(*) FROM sync_log WHERE message LIKE '%1900-****-****-0018%'", [], |r| r.get(0)).unwrap();
+    assert!(masked >= 1);
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("agent.toml");
+    let run = |text: &str, args: &[&str]| {
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(bin("till-agent")).arg("--config").arg(&cfg).args(args).output().unwrap();
+        assert!(!out.status.success(), "{text}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let base = "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S\"\ntill_id = \"T\"\nexport_dir = \"export\"\n";
+    let e = run(&format!("{base}rescan_interval_secs = \"often\"\n"), &["run", "--headless"]);
+    assert!(e.contains(&format!("{}:5:", cfg.display())), "{e}");
+    assert!(e.contains("rescan_interval_secs"), "{e}");
+    let e = run(&format!("{base}[receipts]\nformat = \"csv\"\nencodng = \"utf-8\"\n"), &["status"]);
+    assert!(e.contains(&format!("{}:7:", cfg.display())) && e.contains("receipts.encodng"), "{e}");
+    let e = run(&base.replace("export_dir = \"export\"\n", ""), &["run", "--headless"]);
+    assert!(e.contains(&cfg.display().to_string()) && e.contains("export_dir") && e.contains("half-configured"), "{e}");
+    assert!(!tmp.path().join("outbox.db").exists(), "refused to start: nothing created");
+}
+
+#[test]
+fn status_json_dead_letter_and_requeue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    till.start();
+    // a return whose original the server does not know yet → dead letter
+    let ret = r#"{"pos_receipt_no": "RET-1", "issued_at": "2026-11-23T12:30:00+01:00", "total": "-10.00",
+      "original": {"pos_receipt_no": "ORIG-1"},
+      "lines": [{"name": "Chléb", "quantity": "-1", "unit_price": "10.00", "line_total": "-10.00", "kind": "return"}]}"#;
+    till.drop_file("ret.json", ret.as_bytes());
+    let dead = wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='rejected'") == 1).then_some(()));
+    assert!(dead.is_some(), "agent log:\n{}", till.stderr());
+    // a dead letter does not block the queue
+    till.drop_file("orig.json", r#"{"pos_receipt_no": "ORIG-1", "issued_at": "2026-11-23T12:00:00+01:00", "total": "10.00",
+      "lines": [{"name": "Chléb", "quantity": "1", "unit_price": "10.00", "line_total": "10.00", "kind": "sale"}]}"#.as_bytes());
+    wait_for(Duration::from_secs(20), || (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='ORIG-1'") == 1).then_some(()))
+        .expect("original delivered past the dead letter");
+    let out = till.cli(&["status", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["queue_depth"], 0, "{s}");
+    assert_eq!(s["dead_letters"], 1, "{s}");
+    assert_eq!(s["server_reachable"], true, "{s}");
+    assert_eq!(s["store_id"], STORE);
+    assert!(s["last_success"].is_string(), "{s}");
+    assert!(s["dead_letter_items"][0]["reason"].as_str().unwrap().contains("unknown_original"), "{s}");
+    // fix is in (the original arrived): requeue → delivered
+    let out = till.cli(&["requeue"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 dead letter(s)"));
+    let ok = wait_for(Duration::from_secs(20), || {
+        (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='RET-1'") == 1).then_some(())
+    });
+    assert!(ok.is_some(), "requeued item not delivered; agent log:\n{}", till.stderr());
+    let out = till.cli(&["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    // the log CLI shows the story
+    let out = till.cli(&["log", "--tail", "200"]);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("dead letter") && log.contains("requeue"), "{log}");
+    // server down → status says so
+    drop(srv);
+    let out = till.cli(&["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["server_reachable"], false, "{s}");
+}
+
+#[test]
+fn sigterm_stops_the_agent_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    till.start();
+    till.drop_file("r.json", receipt_json(7, None).as_bytes());
+    wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 1).then_some(()))
+        .expect("sent");
+    let mut p = till.proc.take().unwrap();
+    Command::new("kill").arg("-TERM").arg(p.child.id().to_string()).status().unwrap();
+    let st = wait_for(Duration::from_secs(10), || p.child.try_wait().ok().flatten()).expect("exited after SIGTERM");
+    assert!(st.success(), "{st:?}");
+    assert!(till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='stop'") == 1, "{}", till.stderr());
+    // the rotating log file exists in data/logs/
+    let logs: Vec<_> = std::fs::read_dir(till.dir.join("logs")).unwrap().filter_map(Result::ok).collect();
+    assert!(!logs.is_empty());
+    let text = std::fs::read_to_string(logs[0].path()).unwrap();
+    assert!(text.contains("queued"), "{text}");
+}
