@@ -42,6 +42,8 @@ pub struct SyncStatus {
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+// Quotes dominate the traffic; boxing them would only add an allocation per scan.
+#[allow(clippy::large_enum_variant)]
 pub enum AgentEvent {
     Scan(ScanEvent),
     Quote(QuoteEvent),

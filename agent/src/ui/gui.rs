@@ -29,7 +29,7 @@ use crate::events::{AgentEvent, Classified, SyncStatus};
 
 enum UiMsg {
     Escape,
-    Event(AgentEvent),
+    Event(Box<AgentEvent>),
     Status(SyncStatus),
     Menu(String),
     Activate,
@@ -93,7 +93,7 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
                 })
             };
             for ev in ctx.initial.iter().cloned() {
-                wake(UiMsg::Event(ev));
+                wake(UiMsg::Event(Box::new(ev)));
             }
             start_bridge(ctx.bus.subscribe(), ctx.status.clone(), wake.clone())?;
             {
@@ -198,7 +198,7 @@ fn start_bridge(
                 };
                 tokio::select! {
                     ev = bus.recv() => match ev {
-                        Ok(ev) => wake(UiMsg::Event(ev)),
+                        Ok(ev) => wake(UiMsg::Event(Box::new(ev))),
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!("GUI skipped {n} bus events"),
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                     },
@@ -315,8 +315,13 @@ impl App {
 
     fn handle(&mut self, msg: UiMsg) {
         match msg {
-            UiMsg::Event(AgentEvent::Status(s)) | UiMsg::Status(s) => self.set_status(s),
+            UiMsg::Status(s) => self.set_status(s),
             UiMsg::Event(ev) => {
+                let ev = *ev;
+                if let AgentEvent::Status(s) = ev {
+                    self.set_status(s);
+                    return;
+                }
                 if let (Some(lines), AgentEvent::Scan(s)) = (self.reader_test.as_mut(), &ev) {
                     let what = match &s.classified {
                         Classified::LoyaltyCard { card } => format!("loyalty card {card}"),
