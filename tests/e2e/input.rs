@@ -1,1 +1,413 @@
-//! End-to-end tests: input (filled by its issue).
+//! End-to-end: card input. Real pseudo-terminals (socat) as serial readers, including unplug;
+//! a real X server (Xvfb) with xdotool typing by keycode on five keyboard layouts; the decoder
+//! CLI against every reference row; the payment-card guard over the agent's data folder.
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use e2e::*;
+use serde_json::Value;
+
+/// A child whose stdout lines arrive on a channel.
+struct Lines {
+    rx: Receiver<String>,
+    seen: Vec<String>,
+    _proc: Proc,
+}
+
+impl Lines {
+    fn spawn(name: &str, cmd: &mut Command) -> Lines {
+        cmd.stdout(Stdio::piped());
+        let mut proc = Proc::spawn(name, cmd);
+        let out = proc.child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx, seen: Vec::new(), _proc: proc }
+    }
+
+    /// The next JSON line matching `pred` within `timeout`.
+    fn wait(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let l = self.rx.recv_timeout(left).ok()?;
+            self.seen.push(l.clone());
+            if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                if pred(&v) {
+                    return Some(v);
+                }
+            }
+        }
+    }
+
+    fn transcript(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+fn is(v: &Value, key: &str, want: &str) -> bool {
+    v.get(key).and_then(Value::as_str) == Some(want)
+}
+
+// ------------------------------------------------------------------------------------------
+// Serial through socat
+
+struct Socat {
+    proc: Proc,
+    a: PathBuf,
+    b: PathBuf,
+}
+
+impl Socat {
+    /// A pty pair: the "scanner" writes to `a`, the agent reads `b`.
+    fn start(dir: &Path) -> Socat {
+        let (a, b) = (dir.join("scanner"), dir.join("ttyREADER"));
+        let _ = std::fs::remove_file(&a);
+        let _ = std::fs::remove_file(&b);
+        let mut cmd = Command::new("socat");
+        cmd.args([format!("pty,raw,echo=0,link={}", a.display()), format!("pty,raw,echo=0,link={}", b.display())]).stderr(Stdio::null());
+        let proc = Proc::spawn("socat", &mut cmd);
+        assert!(wait_for(Duration::from_secs(5), || (a.exists() && b.exists()).then_some(())).is_some(), "socat did not create the ptys");
+        Socat { proc, a, b }
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&self.a).unwrap();
+        f.write_all(bytes).unwrap();
+        f.flush().unwrap();
+    }
+
+    /// Unplug: the pty pair disappears.
+    fn unplug(&mut self) {
+        self.proc.kill();
+    }
+}
+
+#[test]
+fn serial_reader_through_socat_keeps_partial_lines_and_survives_unplug() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut socat = Socat::start(dir.path());
+    let mut rt = Lines::spawn(
+        "reader-test",
+        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "60", "--serial"]).arg(&socat.b).env("HOME", dir.path()),
+    );
+    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "event", "connected")).is_some(), "{}", rt.transcript());
+
+    // A line split across a read timeout (100 ms) is kept together.
+    socat.write(b"1900-12");
+    std::thread::sleep(Duration::from_millis(350));
+    socat.write(b"34-5678-9012\r");
+    let v = rt.wait(Duration::from_secs(5), |v| is(v, "type", "scan")).unwrap_or_else(|| panic!("{}", rt.transcript()));
+    assert_eq!(v["class"], "loyalty_card");
+    assert_eq!(v["card"], "1900123456789012");
+
+    // Two lines in one write, a barcode with an AIM prefix and a magstripe track.
+    socat.write(b"]E05901234123457\r;98700223563013312=0000000000000004120?\r");
+    let v = rt.wait(Duration::from_secs(5), |v| is(v, "type", "scan")).unwrap();
+    assert_eq!(v["class"], "other", "{v}");
+    let v = rt.wait(Duration::from_secs(5), |v| is(v, "type", "scan")).unwrap();
+    assert_eq!(v["card"], "98700223563013312", "{v}");
+
+    // Unplug: the reader notices, waits for the port, and picks it up again when it is back.
+    socat.unplug();
+    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "event", "disconnected")).is_some(), "{}", rt.transcript());
+    std::thread::sleep(Duration::from_millis(600));
+    let socat2 = Socat::start(dir.path());
+    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "event", "connected")).is_some(), "{}", rt.transcript());
+    socat2.write(b"1900000009000018\r");
+    let v = rt.wait(Duration::from_secs(5), |v| is(v, "type", "scan")).unwrap_or_else(|| panic!("{}", rt.transcript()));
+    assert_eq!(v["card"], "1900000009000018");
+}
+
+#[test]
+fn serial_port_in_use_and_missing_port_are_distinct_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let socat = Socat::start(dir.path());
+    let mut first = Lines::spawn(
+        "reader-test",
+        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "30", "--serial"]).arg(&socat.b).env("HOME", dir.path()),
+    );
+    assert!(first.wait(Duration::from_secs(10), |v| is(v, "event", "connected")).is_some());
+    let mut second = Lines::spawn(
+        "reader-test-2",
+        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "5", "--serial"]).arg(&socat.b).env("HOME", dir.path()),
+    );
+    let v = second.wait(Duration::from_secs(10), |v| is(v, "event", "unavailable")).unwrap_or_else(|| panic!("{}", second.transcript()));
+    assert!(v["error"].as_str().unwrap().contains("in use"), "{v}");
+    let missing = dir.path().join("ttyNOPE");
+    let mut third = Lines::spawn(
+        "reader-test-3",
+        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "5", "--serial"]).arg(&missing).env("HOME", dir.path()),
+    );
+    let v = third.wait(Duration::from_secs(10), |v| is(v, "event", "unavailable")).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("does not exist"), "{v}");
+}
+
+// ------------------------------------------------------------------------------------------
+// Keyboard wedge under Xvfb
+
+struct Xvfb {
+    display: String,
+    _proc: Proc,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        for n in 140..240 {
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists() || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                continue;
+            }
+            let display = format!(":{n}");
+            let mut cmd = Command::new("Xvfb");
+            cmd.args([&display, "-nolisten", "tcp", "-screen", "0", "640x480x24"]).stdout(Stdio::null()).stderr(Stdio::null());
+            let mut proc = Proc::spawn("Xvfb", &mut cmd);
+            let up = wait_for(Duration::from_secs(10), || {
+                if let Ok(Some(_)) = proc.child.try_wait() {
+                    return Some(false);
+                }
+                Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok().filter(|s| s.success()).map(|_| true)
+            });
+            if up == Some(true) {
+                return Xvfb { display, _proc: proc };
+            }
+            proc.kill();
+        }
+        panic!("no free X display for Xvfb");
+    }
+
+    fn run(&self, prog: &str, args: &[&str]) {
+        let st = Command::new(prog).args(args).env("DISPLAY", &self.display).status().unwrap();
+        assert!(st.success(), "{prog} {args:?} failed");
+    }
+}
+
+/// X keycodes (evdev + 8) a US-programmed scanner presses for `text` (digits and `-` only).
+fn keycodes(text: &str) -> Vec<String> {
+    text.chars()
+        .map(|c| match c {
+            '1'..='9' => (c as u8 - b'1' + 10).to_string(),
+            '0' => "19".into(),
+            '-' => "20".into(),
+            _ => panic!("{c}"),
+        })
+        .chain(std::iter::once("36".to_string()))
+        .collect()
+}
+
+#[test]
+fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
+    let x = Xvfb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rt = Lines::spawn(
+        "reader-test",
+        Command::new(bin("till-agent")).args(["reader-test", "--json", "--seconds", "120", "--display", &x.display]).env("HOME", dir.path()),
+    );
+    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(), "{}", rt.transcript());
+    let codes = keycodes("1900-1234-5678-9012");
+    for layout in ["us", "cz", "sk", "hr", "de"] {
+        x.run("setxkbmap", &["-display", &x.display, layout]);
+        let q = Command::new("setxkbmap").args(["-display", &x.display, "-query"]).output().unwrap();
+        assert!(String::from_utf8_lossy(&q.stdout).contains(&format!("layout:     {layout}")), "layout {layout} not active");
+        // Scanner speed: 8 ms per key.
+        let mut args = vec!["key", "--delay", "8"];
+        args.extend(codes.iter().map(String::as_str));
+        x.run("xdotool", &args);
+        let v = rt
+            .wait(Duration::from_secs(10), |v| is(v, "type", "scan") || is(v, "type", "not_scan"))
+            .unwrap_or_else(|| panic!("{layout}: no decision\n{}", rt.transcript()));
+        assert_eq!(v["type"], "scan", "{layout}: {v}");
+        assert_eq!(v["card"], "1900123456789012", "{layout}: {v}");
+        assert_eq!(v["class"], "loyalty_card", "{layout}: {v}");
+
+        // Human speed: 120 ms per key, then Enter. Never a scan.
+        let mut args = vec!["key", "--delay", "120"];
+        args.extend(codes.iter().map(String::as_str));
+        x.run("xdotool", &args);
+        std::thread::sleep(Duration::from_millis(500));
+        let scan = rt.wait(Duration::from_millis(300), |v| is(v, "type", "scan"));
+        assert!(scan.is_none(), "{layout}: human typing taken as a scan: {scan:?}");
+    }
+    // The per-key view shows timings but never which digit was typed.
+    let keys: Vec<&String> = rt.seen.iter().filter(|l| l.contains("\"type\":\"key\"")).collect();
+    assert!(keys.len() >= 5 * 2 * 20, "{} key lines", keys.len());
+    assert!(keys.iter().all(|l| !l.contains("KEY_1") && !l.contains("KEY_9")), "digits must be masked");
+    assert!(keys.iter().any(|l| l.contains("\"gap_ms\"")));
+}
+
+// ------------------------------------------------------------------------------------------
+// Decoder CLI against every reference row
+
+fn reference_rows(name: &str) -> Vec<Vec<String>> {
+    std::fs::read_to_string(fixture(&format!("input/{name}")))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+fn pans_of(expected: &Value) -> Vec<String> {
+    ["t1", "t2"].iter().filter_map(|t| expected[t]["pan"].as_str().map(str::to_string)).collect()
+}
+
+#[test]
+fn decode_cli_every_reference_swipe_and_barcode() {
+    let dir = tempfile::tempdir().unwrap();
+    for r in reference_rows("swipes.tsv").iter().chain(reference_rows("barcodes.tsv").iter()) {
+        let out = Command::new(bin("till-agent")).args(["decode", "--raw", &r[1]]).env("HOME", dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}: {}", r[0], String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let want = match serde_json::from_str::<Value>(&r[2]).ok().and_then(|e| e["hint"].as_str().map(str::to_string)) {
+            Some(h) => h,
+            None => "barcode".into(),
+        };
+        let class = v["class"].as_str().unwrap();
+        match want.as_str() {
+            "payment_card" => {
+                assert_eq!(class, "payment_card", "{}", r[0]);
+                let exp: Value = serde_json::from_str(&r[2]).unwrap();
+                for pan in pans_of(&exp) {
+                    assert!(!text.contains(&pan), "{}: PAN printed: {text}", r[0]);
+                    assert_eq!(v["last4"], pan[pan.len() - 4..], "{}", r[0]);
+                }
+            }
+            "non_payment_id" => assert_eq!(class, "loyalty_card", "{}: {text}", r[0]),
+            "read_error" => assert_eq!(class, "read_error", "{}", r[0]),
+            "encrypted" | "malformed" => assert_eq!(class, "other", "{}: {text}", r[0]),
+            _ => assert!(class == "loyalty_card" || (class == "other" && r[1].contains("5901234123457")), "{}: {text}", r[0]),
+        }
+    }
+    // A trace file: the scanner trace is a scan, the fast typist's is not.
+    let out = Command::new(bin("till-agent")).args(["decode", "--trace"]).arg(fixture("input/scanner-8ms.trace")).env("HOME", dir.path()).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decisions"][0]["decision"], "scan");
+    assert_eq!(v["decisions"][0]["card"], "1900123456789012");
+    let out = Command::new(bin("till-agent")).args(["decode", "--trace"]).arg(fixture("input/human-fast-typist.trace")).env("HOME", dir.path()).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decisions"][0]["decision"], "not_scan", "{v}");
+    // A broken trace names line and token.
+    std::fs::write(dir.path().join("bad.trace"), "d:KEY_1\nd:KEY_NOPE\n").unwrap();
+    let out = Command::new(bin("till-agent")).args(["decode", "--trace"]).arg(dir.path().join("bad.trace")).env("HOME", dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("KEY_NOPE"), "{err}");
+}
+
+// ------------------------------------------------------------------------------------------
+// The running agent: quotes from scans, and the payment-card guard
+
+const STORE: &str = "CZ-PRG-01";
+const TILL: &str = "T1";
+/// A Luhn-valid card of the demo program (fixtures/seed/demo.json).
+const DEMO_CARD: &str = "1900000009000018";
+
+fn grep_tree(root: &Path, needle: &str, hits: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(root).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            grep_tree(&p, needle, hits);
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                hits.push(p);
+            }
+        }
+    }
+}
+
+fn list_tree(root: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(root).unwrap().flatten() {
+        if e.path().is_dir() {
+            list_tree(&e.path(), out);
+        } else {
+            out.push(e.path());
+        }
+    }
+}
+
+#[test]
+fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let till = dir.path().join("till");
+    std::fs::create_dir_all(till.join("export")).unwrap();
+    let socat = Socat::start(dir.path());
+    let config = till.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
+             [reader]\nwedge = false\n[[reader.serial]]\nport = \"{}\"\n",
+            server.url,
+            socat.b.display()
+        ),
+    )
+    .unwrap();
+    let stderr = std::fs::File::create(till.join("stderr.log")).unwrap();
+    let mut agent = Lines::spawn(
+        "till-agent run",
+        Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "run", "--headless"])
+            .env("TILL_AGENT_TOKEN", &token)
+            .env("HOME", &till)
+            .env("RUST_LOG", "debug")
+            .stderr(stderr),
+    );
+    // A loyalty card first: proves the reader → quote → popup path is live.
+    std::thread::sleep(Duration::from_secs(2));
+    socat.write(format!("{DEMO_CARD}\r").as_bytes());
+    let v = agent.wait(Duration::from_secs(20), |v| v.to_string().contains("0018") && !v.to_string().contains("payment")).unwrap_or_else(|| {
+        panic!("no popup for the loyalty card\nstdout:\n{}\nstderr:\n{}", agent.transcript(), std::fs::read_to_string(till.join("stderr.log")).unwrap_or_default())
+    });
+    println!("loyalty popup: {v}");
+
+    // Every payment card of the reference data, swiped by mistake.
+    let mut pans = Vec::new();
+    for r in reference_rows("swipes.tsv") {
+        let exp: Value = serde_json::from_str(&r[2]).unwrap();
+        if exp["hint"] == "payment_card" || r[0] == "gp-visa-e3" {
+            pans.extend(pans_of(&exp));
+            if r[0] == "gp-visa-e3" {
+                pans.push("4012001000000016".into());
+            }
+            socat.write(format!("{}\r", r[1]).as_bytes());
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+    assert!(pans.len() >= 8, "{pans:?}");
+    // Wait for the popups of the swipes (payment cards are announced with their last 4 only).
+    let n = wait_for(Duration::from_secs(15), || {
+        while let Ok(l) = agent.rx.try_recv() {
+            agent.seen.push(l);
+        }
+        let c = agent.seen.iter().filter(|l| l.to_lowercase().contains("payment")).count();
+        (c >= 6).then_some(c)
+    });
+    assert!(n.is_some(), "payment popups missing:\n{}", agent.transcript());
+    let transcript = agent.transcript();
+    drop(agent);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut hits = Vec::new();
+    for pan in &pans {
+        grep_tree(&till, pan, &mut hits);
+        if transcript.contains(pan.as_str()) {
+            hits.push(PathBuf::from("<agent stdout>"));
+        }
+    }
+    assert!(hits.is_empty(), "payment card numbers found in {hits:?}");
+    // The data folder really holds the agent's data (the search was not vacuous).
+    let mut files = Vec::new();
+    list_tree(&till, &mut files);
+    assert!(files.iter().any(|p| p.ends_with("outbox.db")), "{files:?}");
+    assert!(files.iter().any(|p| p.to_string_lossy().contains("logs")), "{files:?}");
+}

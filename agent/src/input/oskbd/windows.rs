@@ -1,0 +1,332 @@
+//! Windows keyboard wedge.
+//!
+//! - **Raw Input** (passthrough mode): `RegisterRawInputDevices` for usage page 1 / usage 6 with
+//!   `RIDEV_INPUTSINK | RIDEV_DEVNOTIFY` on a hidden message-only window, so keys are seen while
+//!   the POS has the focus. `header.hDevice` tells the keyboards apart; its
+//!   `GetRawInputDeviceInfoW(RIDI_DEVICENAME)` path carries `VID_xxxx&PID_yyyy` (matched against
+//!   `[reader] dedicated`); `WM_INPUT_DEVICE_CHANGE` reports arrival / removal. `hDevice == 0`
+//!   (injected input) is ignored.
+//! - **Intercept mode**: a `WH_KEYBOARD_LL` hook. The callback only queues the event (bounded,
+//!   never blocks, falls back to passing the key when the queue is full) and blocks the key;
+//!   events flagged `LLKHF_INJECTED` (our own replays) pass untouched. The detector decides; this
+//!   module executes `Action::Replay` with `SendInput` (scan codes, tagged with `REPLAY_TAG`).
+//!   The LL hook has no device handle, so intercept mode uses timing only.
+//!
+//! Everything runs on the one thread that created the window and the hook; `next()` pumps that
+//! thread's messages, which is also what keeps the hook alive (it must return within
+//! `LowLevelHooksTimeout`). Not runnable in this Linux CI: it is cross-compiled for
+//! `x86_64-pc-windows-gnu` only.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation::{HANDLE, HWND, LPARAM, LRESULT, WPARAM};
+use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
+use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
+    SendInput, INPUT, INPUT_0, INPUT_KEYBOARD, KEYBDINPUT, KEYEVENTF_EXTENDEDKEY, KEYEVENTF_KEYUP, KEYEVENTF_SCANCODE,
+};
+use windows_sys::Win32::UI::Input::{
+    GetRawInputData, GetRawInputDeviceInfoW, GetRawInputDeviceList, RegisterRawInputDevices, HRAWINPUT, RAWINPUT, RAWINPUTDEVICE,
+    RAWINPUTDEVICELIST, RAWINPUTHEADER, RIDEV_DEVNOTIFY, RIDEV_INPUTSINK, RIDI_DEVICENAME, RID_INPUT, RIM_TYPEKEYBOARD,
+};
+use windows_sys::Win32::UI::WindowsAndMessaging::{
+    CallNextHookEx, CreateWindowExW, DefWindowProcW, DispatchMessageW, MsgWaitForMultipleObjects, PeekMessageW, RegisterClassExW,
+    SetWindowsHookExW, TranslateMessage, UnhookWindowsHookEx, GIDC_ARRIVAL, HC_ACTION, HHOOK, HWND_MESSAGE, KBDLLHOOKSTRUCT,
+    LLKHF_EXTENDED, LLKHF_INJECTED, LLKHF_UP, MSG, PM_REMOVE, QS_ALLINPUT, WH_KEYBOARD_LL, WM_INPUT, WM_INPUT_DEVICE_CHANGE,
+    WNDCLASSEXW,
+};
+
+use super::{DeviceInfo, KeySource, SourceEvent};
+use crate::input::detect::Action;
+use crate::input::keys::{Key, KeyEvent};
+
+/// `dwExtraInfo` of our replays (besides `LLKHF_INJECTED`, for diagnostics).
+const REPLAY_TAG: usize = 0x7111_A6E7;
+const QUEUE_CAP: usize = 4096;
+const RI_KEY_BREAK: u16 = 1;
+const RI_KEY_E0: u16 = 2;
+
+enum Raw {
+    Key { handle: isize, scan: u16, e0: bool, up: bool, time: u32 },
+    Hook { scan: u16, ext: bool, up: bool, time: u32 },
+    Arrival(isize),
+    Removal(isize),
+}
+
+thread_local! {
+    static QUEUE: RefCell<VecDeque<Raw>> = RefCell::new(VecDeque::with_capacity(QUEUE_CAP));
+}
+
+/// Queue without blocking; false when full.
+fn try_send(r: Raw) -> bool {
+    QUEUE.with(|q| match q.try_borrow_mut() {
+        Ok(mut q) if q.len() < QUEUE_CAP => {
+            q.push_back(r);
+            true
+        }
+        _ => false,
+    })
+}
+
+unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: LPARAM) -> LRESULT {
+    match msg {
+        WM_INPUT => {
+            let mut raw: RAWINPUT = std::mem::zeroed();
+            let mut size = std::mem::size_of::<RAWINPUT>() as u32;
+            let n = GetRawInputData(
+                lparam as HRAWINPUT,
+                RID_INPUT,
+                &mut raw as *mut RAWINPUT as *mut _,
+                &mut size,
+                std::mem::size_of::<RAWINPUTHEADER>() as u32,
+            );
+            if n != u32::MAX && raw.header.dwType == RIM_TYPEKEYBOARD && !raw.header.hDevice.is_null() {
+                let kb = raw.data.keyboard;
+                let time = windows_sys::Win32::UI::WindowsAndMessaging::GetMessageTime() as u32;
+                try_send(Raw::Key {
+                    handle: raw.header.hDevice as isize,
+                    scan: kb.MakeCode,
+                    e0: kb.Flags & RI_KEY_E0 != 0,
+                    up: kb.Flags & RI_KEY_BREAK != 0,
+                    time,
+                });
+            }
+            DefWindowProcW(hwnd, msg, wparam, lparam)
+        }
+        WM_INPUT_DEVICE_CHANGE => {
+            if wparam as u32 == GIDC_ARRIVAL {
+                try_send(Raw::Arrival(lparam));
+            } else {
+                try_send(Raw::Removal(lparam));
+            }
+            0
+        }
+        _ => DefWindowProcW(hwnd, msg, wparam, lparam),
+    }
+}
+
+unsafe extern "system" fn ll_hook(code: i32, wparam: WPARAM, lparam: LPARAM) -> LRESULT {
+    if code == HC_ACTION as i32 {
+        let k = &*(lparam as *const KBDLLHOOKSTRUCT);
+        if k.flags & LLKHF_INJECTED == 0 {
+            let queued = try_send(Raw::Hook {
+                scan: k.scanCode as u16,
+                ext: k.flags & LLKHF_EXTENDED != 0,
+                up: k.flags & LLKHF_UP != 0,
+                time: k.time,
+            });
+            if queued {
+                // Blocked here; the detector replays it if it is human typing.
+                return 1;
+            }
+        }
+    }
+    CallNextHookEx(std::ptr::null_mut(), code, wparam, lparam)
+}
+
+fn device_name(handle: HANDLE) -> String {
+    unsafe {
+        let mut len = 0u32;
+        GetRawInputDeviceInfoW(handle, RIDI_DEVICENAME, std::ptr::null_mut(), &mut len);
+        if len == 0 {
+            return String::new();
+        }
+        let mut buf = vec![0u16; len as usize + 1];
+        let n = GetRawInputDeviceInfoW(handle, RIDI_DEVICENAME, buf.as_mut_ptr() as *mut _, &mut len);
+        if n == u32::MAX {
+            return String::new();
+        }
+        let end = buf.iter().position(|c| *c == 0).unwrap_or(buf.len());
+        String::from_utf16_lossy(&buf[..end])
+    }
+}
+
+pub struct RawInputSource {
+    hwnd: HWND,
+    hook: HHOOK,
+    intercept: bool,
+    ids: HashMap<isize, u32>,
+    devices: Vec<DeviceInfo>,
+    clock: Option<(u64, Instant)>,
+}
+
+// The window and the hook belong to the thread that created them; the source is created and
+// used on that one thread (the wedge thread), `Send` only lets it be boxed.
+unsafe impl Send for RawInputSource {}
+
+impl RawInputSource {
+    pub fn start(intercept: bool) -> anyhow::Result<RawInputSource> {
+        unsafe {
+            let hinstance = GetModuleHandleW(std::ptr::null());
+            let class: Vec<u16> = "TillAgentRawInput\0".encode_utf16().collect();
+            let mut wc: WNDCLASSEXW = std::mem::zeroed();
+            wc.cbSize = std::mem::size_of::<WNDCLASSEXW>() as u32;
+            wc.lpfnWndProc = Some(wndproc);
+            wc.hInstance = hinstance;
+            wc.lpszClassName = class.as_ptr();
+            RegisterClassExW(&wc);
+            let hwnd = CreateWindowExW(0, class.as_ptr(), class.as_ptr(), 0, 0, 0, 0, 0, HWND_MESSAGE, std::ptr::null_mut(), hinstance, std::ptr::null());
+            anyhow::ensure!(!hwnd.is_null(), "CreateWindowExW(HWND_MESSAGE) failed: {}", std::io::Error::last_os_error());
+            let rid = RAWINPUTDEVICE { usUsagePage: 1, usUsage: 6, dwFlags: RIDEV_INPUTSINK | RIDEV_DEVNOTIFY, hwndTarget: hwnd };
+            anyhow::ensure!(
+                RegisterRawInputDevices(&rid, 1, std::mem::size_of::<RAWINPUTDEVICE>() as u32) != 0,
+                "RegisterRawInputDevices failed: {}",
+                std::io::Error::last_os_error()
+            );
+            let hook = if intercept {
+                let h = SetWindowsHookExW(WH_KEYBOARD_LL, Some(ll_hook), hinstance, 0);
+                anyhow::ensure!(!h.is_null(), "SetWindowsHookExW(WH_KEYBOARD_LL) failed: {}", std::io::Error::last_os_error());
+                h
+            } else {
+                std::ptr::null_mut()
+            };
+            let mut s = RawInputSource { hwnd, hook, intercept, ids: HashMap::new(), devices: Vec::new(), clock: None };
+            s.enumerate();
+            Ok(s)
+        }
+    }
+
+    fn enumerate(&mut self) {
+        unsafe {
+            let mut n = 0u32;
+            let sz = std::mem::size_of::<RAWINPUTDEVICELIST>() as u32;
+            GetRawInputDeviceList(std::ptr::null_mut(), &mut n, sz);
+            let mut list: Vec<RAWINPUTDEVICELIST> = vec![std::mem::zeroed(); n as usize];
+            let got = GetRawInputDeviceList(list.as_mut_ptr(), &mut n, sz);
+            if got == u32::MAX {
+                return;
+            }
+            for d in list.iter().take(got as usize) {
+                if d.dwType == RIM_TYPEKEYBOARD {
+                    self.add(d.hDevice as isize);
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, handle: isize) -> DeviceInfo {
+        let next = self.ids.len() as u32 + 1;
+        let id = *self.ids.entry(handle).or_insert(next);
+        let info = DeviceInfo { id, name: device_name(handle as HANDLE) };
+        self.devices.retain(|d| d.id != id);
+        self.devices.push(info.clone());
+        info
+    }
+
+    fn pump(&mut self, timeout: Duration) {
+        unsafe {
+            MsgWaitForMultipleObjects(0, std::ptr::null(), 0, timeout.as_millis() as u32, QS_ALLINPUT);
+            let mut msg: MSG = std::mem::zeroed();
+            while PeekMessageW(&mut msg, std::ptr::null_mut(), 0, 0, PM_REMOVE) != 0 {
+                TranslateMessage(&msg);
+                DispatchMessageW(&msg);
+            }
+        }
+    }
+
+    fn convert(&mut self, r: Raw) -> Option<SourceEvent> {
+        match r {
+            Raw::Key { handle, scan, e0, up, time } => {
+                if self.intercept {
+                    return None; // the hook is the source in intercept mode
+                }
+                let device = match self.ids.get(&handle) {
+                    Some(id) => *id,
+                    None => self.add(handle).id,
+                };
+                let key = Key::from_windows_scan(scan, e0)?;
+                self.clock = Some((time as u64, Instant::now()));
+                Some(SourceEvent::Key(KeyEvent { time_ms: time as u64, device, key, down: !up, injected: false }))
+            }
+            Raw::Hook { scan, ext, up, time } => {
+                let key = Key::from_windows_scan(scan, ext)?;
+                self.clock = Some((time as u64, Instant::now()));
+                Some(SourceEvent::Key(KeyEvent { time_ms: time as u64, device: 0, key, down: !up, injected: false }))
+            }
+            Raw::Arrival(h) => Some(SourceEvent::DeviceAdded(self.add(h))),
+            Raw::Removal(h) => self.ids.get(&h).copied().map(|id| {
+                self.devices.retain(|d| d.id != id);
+                SourceEvent::DeviceRemoved(id)
+            }),
+        }
+    }
+
+    fn send(keys: &[KeyEvent]) {
+        let inputs: Vec<INPUT> = keys
+            .iter()
+            .filter_map(|k| {
+                let (scan, ext) = k.key.windows_scan()?;
+                let mut flags = KEYEVENTF_SCANCODE;
+                if ext {
+                    flags |= KEYEVENTF_EXTENDEDKEY;
+                }
+                if !k.down {
+                    flags |= KEYEVENTF_KEYUP;
+                }
+                Some(INPUT {
+                    r#type: INPUT_KEYBOARD,
+                    Anonymous: INPUT_0 { ki: KEYBDINPUT { wVk: 0, wScan: scan, dwFlags: flags, time: 0, dwExtraInfo: REPLAY_TAG } },
+                })
+            })
+            .collect();
+        if !inputs.is_empty() {
+            let sent = unsafe { SendInput(inputs.len() as u32, inputs.as_ptr(), std::mem::size_of::<INPUT>() as i32) };
+            if sent as usize != inputs.len() {
+                tracing::error!("SendInput replayed {sent} of {} keys: {}", inputs.len(), std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
+impl KeySource for RawInputSource {
+    fn kind(&self) -> &'static str {
+        "rawinput"
+    }
+
+    fn next(&mut self, timeout: Duration) -> anyhow::Result<Option<SourceEvent>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Some(r) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
+                if let Some(ev) = self.convert(r) {
+                    return Ok(Some(ev));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.pump(left);
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        match self.clock {
+            Some((t, at)) => t + at.elapsed().as_millis() as u64,
+            None => 0,
+        }
+    }
+
+    fn devices(&self) -> Vec<DeviceInfo> {
+        self.devices.clone()
+    }
+
+    fn execute(&mut self, action: &Action) {
+        if let Action::Replay(keys) = action {
+            if self.intercept {
+                Self::send(keys);
+            }
+        }
+    }
+}
+
+impl Drop for RawInputSource {
+    fn drop(&mut self) {
+        unsafe {
+            if !self.hook.is_null() {
+                UnhookWindowsHookEx(self.hook);
+            }
+            windows_sys::Win32::UI::WindowsAndMessaging::DestroyWindow(self.hwnd);
+        }
+    }
+}
