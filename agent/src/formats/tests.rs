@@ -409,6 +409,25 @@ fn poslog_bad_inputs_exact_errors() {
     assert_eq!(err(&s, b"<Foo/>", &c), "line 1, field `Foo`: not a POSLog file: root element should be <POSLog> or <Transaction>");
 }
 
+#[test]
+fn xml_declared_windows1250_and_utf16_bom() {
+    let c = ctx(Currency::EUR);
+    // A declared windows-1250 document wins over the configured legacy encoding (ISO-8859-2 would turn š into ą).
+    let text = std::str::from_utf8(POSLOG).unwrap().replace("encoding=\"UTF-8\"", "encoding=\"windows-1250\"").replace("Mlieko 1 l", "Šťava ľadová");
+    let (cp, _, unmappable) = encoding_rs::WINDOWS_1250.encode(&text);
+    assert!(!unmappable);
+    let s = FormatSpec { format: FormatKind::Poslog, encoding: "iso-8859-2".into(), ..FormatSpec::default() };
+    let got = parse_file(&s, "t.xml", &cp, &c).unwrap();
+    assert_eq!(got[0].lines[3].name, "Šťava ľadová");
+    // UTF-16LE with BOM (what some Windows tools write).
+    let mut utf16 = vec![0xFF, 0xFE];
+    for u in std::str::from_utf8(HR_RAVERUS).unwrap().replace("utf-8", "utf-16").encode_utf16() {
+        utf16.extend_from_slice(&u.to_le_bytes());
+    }
+    assert_eq!(sniff(&utf16), Some("hr_fiscal"));
+    assert_eq!(parse_file(&FormatSpec::default(), "r.xml", &utf16, &c).unwrap(), parse_file(&spec(FormatKind::HrFiscal), "r.xml", HR_RAVERUS, &c).unwrap());
+}
+
 // --- eKasa -----------------------------------------------------------------------------------
 
 #[test]
