@@ -910,3 +910,62 @@ pub fn seed(repo: &dyn Repository, s: &SeedFile) -> Result<SeedSummary, ApiError
         Ok(SeedSummary { program_version: version, customers: s.customers.len(), cards, migration_codes: s.migration_codes.len() })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteRepo;
+
+    fn program() -> Program {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../fixtures/seed/demo.json")).expect("seed fixture is JSON");
+        serde_json::from_value(v["program"].clone()).expect("program")
+    }
+
+    #[test]
+    fn issued_card_numbers_follow_the_policy_and_skip_taken_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = SqliteRepo::open(&dir.path().join("s.db")).unwrap();
+        let p = program();
+        transact(&repo, |tx| Ok(tx.put_program(&p)?)).unwrap();
+        let first = issue_cards(&repo, &IssueCardsRequest { count: 1 }).unwrap().cards.remove(0);
+        assert_eq!(first.expose(), "1900000000000017");
+        // Occupy the next number: the generator skips it.
+        let taken = CardId::normalise("1900000000000025").unwrap();
+        transact(&repo, |tx| {
+            Ok(tx.put_card(&CardRow { number: taken.clone(), customer_id: None, status: CardStatus::Active, issued_store: None, issued_at: None })?)
+        })
+        .unwrap();
+        let next = issue_cards(&repo, &IssueCardsRequest { count: 3 }).unwrap().cards;
+        assert!(!next.contains(&taken));
+        for c in &next {
+            c.validate(&p.card_policy).unwrap();
+        }
+        assert!(issue_cards(&repo, &IssueCardsRequest { count: 0 }).is_err());
+    }
+
+    #[test]
+    fn leap_day_birthdays_fall_on_28_february_in_common_years() {
+        let b = NaiveDate::from_ymd_opt(2000, 2, 29).unwrap();
+        assert_eq!(birthday_in(b, 2026), NaiveDate::from_ymd_opt(2026, 2, 28).unwrap());
+        assert_eq!(birthday_in(b, 2028), NaiveDate::from_ymd_opt(2028, 2, 29).unwrap());
+    }
+
+    #[test]
+    fn cursor_and_limit_parsing_name_the_parameter() {
+        assert_eq!(parse_cursor(None).unwrap(), 0);
+        assert_eq!(parse_cursor(Some("17")).unwrap(), 17);
+        assert_eq!(parse_cursor(Some("-1")).unwrap_err().body.field.as_deref(), Some("since"));
+        assert_eq!(parse_limit(Some("0"), 5, 10).unwrap_err().body.field.as_deref(), Some("limit"));
+        assert_eq!(parse_limit(None, 5, 10).unwrap(), 5);
+    }
+
+    #[test]
+    fn payload_hash_ignores_formatting_but_not_content() {
+        let a: SyncPayload = serde_json::from_str(r#"{"type":"migration_pairing","body":{"request_id":"r","card":"1900 0000 0000 0017","code":"K","store_id":"S","till_id":"T"}}"#).unwrap();
+        let b: SyncPayload = serde_json::from_str(r#"{ "body": {"code":"K","request_id":"r","card":"1900000000000017","store_id":"S","till_id":"T"}, "type":"migration_pairing" }"#).unwrap();
+        let c: SyncPayload = serde_json::from_str(r#"{"type":"migration_pairing","body":{"request_id":"r","card":"1900000000000017","code":"L","store_id":"S","till_id":"T"}}"#).unwrap();
+        assert_eq!(payload_hash(&a), payload_hash(&b));
+        assert_ne!(payload_hash(&a), payload_hash(&c));
+    }
+}

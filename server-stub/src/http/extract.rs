@@ -167,3 +167,35 @@ pub fn date_param(map: &HashMap<String, String>, name: &str) -> Result<Option<ch
         })
         .transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::v1::SyncBatch;
+
+    #[test]
+    fn syntax_errors_are_400_with_position() {
+        let e = parse_json::<SyncBatch>(b"{\"version\": ").unwrap_err();
+        assert_eq!((e.status, e.body.code.as_str()), (StatusCode::BAD_REQUEST, "malformed_json"));
+        assert!(e.body.message.contains("line 1"), "{}", e.body.message);
+        let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T","items":[]} trailing"#).unwrap_err();
+        assert_eq!(e.body.code, "malformed_json");
+    }
+
+    #[test]
+    fn shape_errors_are_422_naming_the_field() {
+        let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T","items":[],"extra":1}"#).unwrap_err();
+        assert_eq!((e.status, e.body.code.as_str(), e.body.field.as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", Some("extra")));
+        let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":7,"items":[]}"#).unwrap_err();
+        assert_eq!((e.body.code.as_str(), e.body.field.as_deref()), ("invalid_field", Some("till_id")));
+        let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T"}"#).unwrap_err();
+        assert!(e.body.message.contains("missing field `items`"), "{}", e.body.message);
+    }
+
+    #[test]
+    fn admin_token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}
