@@ -37,6 +37,10 @@ pub struct PopupDemoArgs {
     /// Print the JSON line and exit, without a window.
     #[arg(long)]
     pub headless: bool,
+    /// Instead of a popup: ask the running GUI to run a tray-menu entry (show_last, sync_log,
+    /// sync_now, reader_test, settings, about, quit) — the same path as a click in the tray.
+    #[arg(long, conflicts_with_all = ["quote", "payment_last4", "headless"])]
+    pub menu: Option<String>,
 }
 
 pub fn event(args: &PopupDemoArgs) -> anyhow::Result<AgentEvent> {
@@ -62,6 +66,16 @@ pub fn event(args: &PopupDemoArgs) -> anyhow::Result<AgentEvent> {
 }
 
 pub fn run(args: PopupDemoArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(id) = &args.menu {
+        #[cfg(feature = "gui")]
+        {
+            anyhow::ensure!(super::tray::MENU_IDS.contains(&id.as_str()), "unknown menu entry {id:?}; one of {:?}", super::tray::MENU_IDS);
+            anyhow::ensure!(super::instance::signal(&format!("menu {id}"))?, "no till-agent GUI runs in this session");
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        #[cfg(not(feature = "gui"))]
+        anyhow::bail!("--menu {id}: built without the `gui` feature");
+    }
     let lang = Lang::resolve(args.lang.as_deref()).map_err(anyhow::Error::msg)?;
     let mut popup: PopupConfig = match &args.popup_config {
         Some(p) => {

@@ -29,6 +29,8 @@ use crate::events::{AgentEvent, Classified, SyncStatus};
 
 enum UiMsg {
     Escape,
+    /// Ctrl-C / SIGTERM: close the loop so the caller can flush and stop the background.
+    Shutdown,
     Event(Box<AgentEvent>),
     Status(SyncStatus),
     Menu(String),
@@ -98,7 +100,10 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
             start_bridge(ctx.bus.subscribe(), ctx.status.clone(), wake.clone())?;
             {
                 let wake = wake.clone();
-                inst.serve(move || wake(UiMsg::Activate))?;
+                inst.serve(move |line| match line.strip_prefix("menu ") {
+                    Some(id) => wake(UiMsg::Menu(id.to_string())),
+                    None => wake(UiMsg::Activate),
+                })?;
             }
             let tray = if ctx.tray {
                 let wake = wake.clone();
@@ -175,9 +180,9 @@ fn install_fonts(ctx: &egui::Context) {
     fonts
         .font_data
         .insert("dejavu".into(), Arc::new(egui::FontData::from_static(include_bytes!("../../assets/DejaVuSans.ttf"))));
-    for fam in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
-        fonts.families.entry(fam).or_default().insert(0, "dejavu".into());
-    }
+    fonts.families.entry(egui::FontFamily::Proportional).or_default().insert(0, "dejavu".into());
+    // Monospace (sync log) keeps its fixed-width font; DejaVu only fills missing glyphs.
+    fonts.families.entry(egui::FontFamily::Monospace).or_default().push("dejavu".into());
     ctx.set_fonts(fonts);
 }
 
@@ -197,6 +202,11 @@ fn start_bridge(
                     }
                 };
                 tokio::select! {
+                    _ = terminate_signal() => {
+                        tracing::info!("termination signal: closing the GUI");
+                        wake(UiMsg::Shutdown);
+                        return;
+                    }
                     ev = bus.recv() => match ev {
                         Ok(ev) => wake(UiMsg::Event(Box::new(ev))),
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!("GUI skipped {n} bus events"),
@@ -213,14 +223,61 @@ fn start_bridge(
     Ok(())
 }
 
+async fn terminate_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 #[derive(Default)]
 struct LogWindow {
-    open: bool,
     entries: Vec<LogEntry>,
     error: Option<String>,
     min_rank: u8,
     needle: String,
     selected: BTreeSet<i64>,
+}
+
+impl LogWindow {
+    fn reload(&mut self, db: Option<&std::path::Path>) {
+        match db {
+            Some(db) => match synclog_view::load(db, 500) {
+                Ok(e) => {
+                    self.entries = e;
+                    self.error = None;
+                }
+                Err(e) => self.error = Some(format!("{}: {e:#}", db.display())),
+            },
+            None => self.error = Some("no outbox.db configured".into()),
+        }
+    }
+}
+
+/// The extra windows. They are *deferred* viewports registered from `App::logic`, which runs
+/// even while the popup (the root viewport) is hidden; their UI callbacks share this state.
+#[derive(Default)]
+struct Windows {
+    log: Option<LogWindow>,
+    about: bool,
+    reader_test: Option<Vec<String>>,
+    quit: bool,
+    quit_confirmed: bool,
 }
 
 struct App {
@@ -240,10 +297,8 @@ struct App {
     shown_at: Option<Instant>,
     pending_visible: Option<bool>,
     fitted: Option<(egui::Vec2, egui::Vec2)>,
-    log: LogWindow,
-    about_open: bool,
-    quit_open: bool,
-    reader_test: Option<Vec<String>>,
+    win: Arc<std::sync::Mutex<Windows>>,
+    closing: bool,
 }
 
 impl App {
@@ -265,10 +320,8 @@ impl App {
             shown_at: None,
             pending_visible: Some(false),
             fitted: None,
-            log: LogWindow::default(),
-            about_open: false,
-            quit_open: false,
-            reader_test: None,
+            win: Arc::default(),
+            closing: false,
         }
     }
 
@@ -277,8 +330,9 @@ impl App {
             tray.update(self.lang, &s);
         }
         self.status = s;
-        if self.log.open {
-            self.reload_log();
+        let db = self.outbox_db.clone();
+        if let Some(log) = self.windows().log.as_mut() {
+            log.reload(db.as_deref());
         }
     }
 
@@ -300,17 +354,8 @@ impl App {
         }
     }
 
-    fn reload_log(&mut self) {
-        match &self.outbox_db {
-            Some(db) => match synclog_view::load(db, 500) {
-                Ok(e) => {
-                    self.log.entries = e;
-                    self.log.error = None;
-                }
-                Err(e) => self.log.error = Some(format!("{}: {e:#}", db.display())),
-            },
-            None => self.log.error = Some("no outbox.db configured".into()),
-        }
+    fn windows(&self) -> std::sync::MutexGuard<'_, Windows> {
+        self.win.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn handle(&mut self, msg: UiMsg) {
@@ -322,7 +367,7 @@ impl App {
                     self.set_status(s);
                     return;
                 }
-                if let (Some(lines), AgentEvent::Scan(s)) = (self.reader_test.as_mut(), &ev) {
+                if let (Some(lines), AgentEvent::Scan(s)) = (self.windows().reader_test.as_mut(), &ev) {
                     let what = match &s.classified {
                         Classified::LoyaltyCard { card } => format!("loyalty card {card}"),
                         Classified::PaymentCard { last4 } => format!("payment card …{}", &last4[last4.len().saturating_sub(4)..]),
@@ -337,15 +382,17 @@ impl App {
             }
             UiMsg::Activate => self.show_last(),
             UiMsg::Escape => self.hide(),
+            UiMsg::Shutdown => self.closing = true,
             UiMsg::Menu(id) => match id.as_str() {
                 "show_last" => self.show_last(),
                 "sync_log" => {
-                    self.log.open = true;
-                    self.reload_log();
+                    let mut log = LogWindow::default();
+                    log.reload(self.outbox_db.as_deref());
+                    self.windows().log = Some(log);
                 }
                 "sync_now" => (self.requests)(UiRequest::SyncNow),
                 "reader_test" => {
-                    self.reader_test = Some(Vec::new());
+                    self.windows().reader_test = Some(Vec::new());
                     (self.requests)(UiRequest::ReaderTest);
                 }
                 "settings" => {
@@ -353,8 +400,8 @@ impl App {
                         open_path(&p);
                     }
                 }
-                "about" => self.about_open = true,
-                "quit" => self.quit_open = true,
+                "about" => self.windows().about = true,
+                "quit" => self.windows().quit = true,
                 other => tracing::warn!("unknown tray menu id {other}"),
             },
         }
@@ -434,140 +481,101 @@ impl App {
         }
     }
 
-    fn windows_ui(&mut self, ctx: &egui::Context) {
+    /// Register the open extra windows (called every root pass from `logic`).
+    fn register_windows(&mut self, ctx: &egui::Context) {
         let lang = self.lang;
-        if self.log.open {
-            let mut reload = false;
-            let mut open_folder = false;
-            let log = &mut self.log;
-            ctx.show_viewport_immediate(
+        let (log_open, about, reader, quit, confirmed) = {
+            let mut w = self.windows();
+            (w.log.is_some(), w.about, w.reader_test.is_some(), w.quit, std::mem::take(&mut w.quit_confirmed))
+        };
+        if confirmed {
+            tracing::info!("quit confirmed from the tray menu");
+            (self.requests)(UiRequest::Quit);
+            self.closing = true;
+            return;
+        }
+        // A window's close button: forget it and let the root pass drop the viewport.
+        fn closed(ui: &egui::Ui) -> bool {
+            let c = ui.input(|i| i.viewport().close_requested());
+            if c {
+                ui.ctx().request_repaint_of(ViewportId::ROOT);
+            }
+            c
+        }
+        if log_open {
+            let (win, db, dir) = (self.win.clone(), self.outbox_db.clone(), self.log_dir.clone());
+            ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("sync_log"),
                 ViewportBuilder::default().with_title(t(lang, Key::SyncLogTitle)).with_inner_size([900.0, 520.0]),
-                |ui, _| {
-                    egui::CentralPanel::default().show_inside(ui, |ui| {
-                        ui.horizontal(|ui| {
-                            ui.label(t(lang, Key::Severity));
-                            let names = [t(lang, Key::All), "info", "warn", "error"];
-                            egui::ComboBox::from_id_salt("sev").selected_text(names[log.min_rank.min(3) as usize]).show_ui(ui, |ui| {
-                                for (i, n) in names.iter().enumerate() {
-                                    ui.selectable_value(&mut log.min_rank, i as u8, *n);
-                                }
-                            });
-                            ui.label(t(lang, Key::Filter));
-                            ui.text_edit_singleline(&mut log.needle);
-                            if ui.button("⟳").clicked() {
-                                reload = true;
-                            }
-                            if ui.button(t(lang, Key::Copy)).clicked() {
-                                let shown = synclog_view::filter(&log.entries, log.min_rank, &log.needle);
-                                let text: Vec<String> = shown
-                                    .iter()
-                                    .filter(|e| log.selected.is_empty() || log.selected.contains(&e.id))
-                                    .map(|e| e.line())
-                                    .collect();
-                                ui.ctx().copy_text(text.join("\n"));
-                            }
-                            if ui.button(t(lang, Key::OpenLogFolder)).clicked() {
-                                open_folder = true;
-                            }
-                        });
-                        if let Some(e) = &log.error {
-                            ui.colored_label(Color32::RED, e);
-                        }
-                        egui::ScrollArea::vertical().show(ui, |ui| {
-                            for e in synclog_view::filter(&log.entries, log.min_rank, &log.needle) {
-                                let colour = match synclog_view::rank(&e.severity) {
-                                    3 => Color32::from_rgb(0xc6, 0x28, 0x28),
-                                    2 => Color32::from_rgb(0xb0, 0x6a, 0x00),
-                                    _ => ui.visuals().text_color(),
-                                };
-                                let sel = log.selected.contains(&e.id);
-                                if ui.selectable_label(sel, RichText::new(e.line()).monospace().color(colour)).clicked() {
-                                    if sel {
-                                        log.selected.remove(&e.id);
-                                    } else {
-                                        log.selected.insert(e.id);
-                                    }
-                                }
-                            }
-                        });
-                    });
-                    if ui.input(|i| i.viewport().close_requested()) {
-                        log.open = false;
+                move |ui, _| {
+                    let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
+                    let Some(log) = w.log.as_mut() else { return };
+                    egui::CentralPanel::default().show_inside(ui, |ui| sync_log_ui(ui, lang, log, db.as_deref(), dir.as_deref()));
+                    if closed(ui) {
+                        w.log = None;
                     }
                 },
             );
-            if reload {
-                self.reload_log();
-            }
-            if open_folder {
-                if let Some(d) = self.log_dir.clone() {
-                    open_path(&d);
-                }
-            }
         }
-        if self.about_open {
-            let about = self.about.clone();
-            let mut open = true;
-            ctx.show_viewport_immediate(
+        if about {
+            let (win, info) = (self.win.clone(), self.about.clone());
+            ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("about"),
-                ViewportBuilder::default().with_title(t(lang, Key::MenuAbout)).with_inner_size([420.0, 200.0]),
-                |ui, _| {
+                ViewportBuilder::default().with_title(t(lang, Key::MenuAbout)).with_inner_size([440.0, 200.0]),
+                move |ui, _| {
+                    let mut close = false;
                     egui::CentralPanel::default().show_inside(ui, |ui| {
-                        ui.heading("till-agent");
+                        ui.heading(format!("till-agent {}", info.version));
                         egui::Grid::new("about").show(ui, |ui| {
                             for (k, v) in [
-                                (Key::Version, &about.version),
-                                (Key::Store, &about.store_id),
-                                (Key::Till, &about.till_id),
-                                (Key::Server, &about.server_url),
+                                (Key::Version, &info.version),
+                                (Key::Store, &info.store_id),
+                                (Key::Till, &info.till_id),
+                                (Key::Server, &info.server_url),
                             ] {
                                 ui.label(t(lang, k));
                                 ui.label(v);
                                 ui.end_row();
                             }
                         });
-                        if ui.button(t(lang, Key::Close)).clicked() {
-                            open = false;
-                        }
+                        close = ui.button(t(lang, Key::Close)).clicked();
                     });
-                    if ui.input(|i| i.viewport().close_requested()) {
-                        open = false;
+                    if closed(ui) || close {
+                        win.lock().unwrap_or_else(|e| e.into_inner()).about = false;
+                        ui.ctx().request_repaint_of(ViewportId::ROOT);
                     }
                 },
             );
-            self.about_open = open;
         }
-        if let Some(lines) = self.reader_test.clone() {
-            let mut open = true;
-            ctx.show_viewport_immediate(
+        if reader {
+            let win = self.win.clone();
+            ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("reader_test"),
-                ViewportBuilder::default().with_title(t(lang, Key::MenuReaderTest)).with_inner_size([520.0, 300.0]),
-                |ui, _| {
+                ViewportBuilder::default().with_title(t(lang, Key::MenuReaderTest)).with_inner_size([560.0, 320.0]),
+                move |ui, _| {
+                    let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut close = false;
                     egui::CentralPanel::default().show_inside(ui, |ui| {
                         ui.label(RichText::new(t(lang, Key::MenuReaderTest)).size(20.0));
-                        for l in &lines {
+                        for l in w.reader_test.iter().flatten() {
                             ui.monospace(l);
                         }
-                        if ui.button(t(lang, Key::Close)).clicked() {
-                            open = false;
-                        }
+                        close = ui.button(t(lang, Key::Close)).clicked();
                     });
-                    if ui.input(|i| i.viewport().close_requested()) {
-                        open = false;
+                    if closed(ui) || close {
+                        w.reader_test = None;
+                        ui.ctx().request_repaint_of(ViewportId::ROOT);
                     }
                 },
             );
-            if !open {
-                self.reader_test = None;
-            }
         }
-        if self.quit_open {
-            let mut answer = None;
-            ctx.show_viewport_immediate(
+        if quit {
+            let win = self.win.clone();
+            ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("quit"),
-                ViewportBuilder::default().with_title(t(lang, Key::MenuQuit)).with_inner_size([420.0, 130.0]),
-                |ui, _| {
+                ViewportBuilder::default().with_title(t(lang, Key::MenuQuit)).with_inner_size([440.0, 130.0]),
+                move |ui, _| {
+                    let mut answer = None;
                     egui::CentralPanel::default().show_inside(ui, |ui| {
                         ui.label(RichText::new(t(lang, Key::QuitConfirm)).size(18.0));
                         ui.horizontal(|ui| {
@@ -579,23 +587,69 @@ impl App {
                             }
                         });
                     });
-                    if ui.input(|i| i.viewport().close_requested()) {
+                    if closed(ui) {
                         answer = Some(false);
+                    }
+                    if let Some(yes) = answer {
+                        let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
+                        w.quit = false;
+                        w.quit_confirmed = yes;
+                        ui.ctx().request_repaint_of(ViewportId::ROOT);
                     }
                 },
             );
-            match answer {
-                Some(true) => {
-                    tracing::info!("quit confirmed from the tray menu");
-                    (self.requests)(UiRequest::Quit);
-                    self.tray = None;
-                    ctx.send_viewport_cmd_to(ViewportId::ROOT, ViewportCommand::Close);
-                }
-                Some(false) => self.quit_open = false,
-                None => {}
-            }
         }
     }
+}
+
+fn sync_log_ui(ui: &mut egui::Ui, lang: Lang, log: &mut LogWindow, db: Option<&std::path::Path>, dir: Option<&std::path::Path>) {
+    ui.horizontal(|ui| {
+        ui.label(t(lang, Key::Severity));
+        let names = [t(lang, Key::All), "info", "warn", "error"];
+        egui::ComboBox::from_id_salt("sev").selected_text(names[log.min_rank.min(3) as usize]).show_ui(ui, |ui| {
+            for (i, n) in names.iter().enumerate() {
+                ui.selectable_value(&mut log.min_rank, i as u8, *n);
+            }
+        });
+        ui.label(t(lang, Key::Filter));
+        ui.text_edit_singleline(&mut log.needle);
+        if ui.button("⟳").clicked() {
+            log.reload(db);
+        }
+        if ui.button(t(lang, Key::Copy)).clicked() {
+            let text: Vec<String> = synclog_view::filter(&log.entries, log.min_rank, &log.needle)
+                .iter()
+                .filter(|e| log.selected.is_empty() || log.selected.contains(&e.id))
+                .map(|e| e.line())
+                .collect();
+            ui.ctx().copy_text(text.join("\n"));
+        }
+        if ui.button(t(lang, Key::OpenLogFolder)).clicked() {
+            if let Some(d) = dir {
+                open_path(d);
+            }
+        }
+    });
+    if let Some(e) = &log.error {
+        ui.colored_label(Color32::RED, e);
+    }
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        for e in synclog_view::filter(&log.entries, log.min_rank, &log.needle) {
+            let colour = match synclog_view::rank(&e.severity) {
+                3 => Color32::from_rgb(0xc6, 0x28, 0x28),
+                2 => Color32::from_rgb(0xb0, 0x6a, 0x00),
+                _ => ui.visuals().text_color(),
+            };
+            let sel = log.selected.contains(&e.id);
+            if ui.selectable_label(sel, RichText::new(e.line()).monospace().color(colour)).clicked() {
+                if sel {
+                    log.selected.remove(&e.id);
+                } else {
+                    log.selected.insert(e.id);
+                }
+            }
+        }
+    });
 }
 
 impl eframe::App for App {
@@ -617,12 +671,15 @@ impl eframe::App for App {
         if let Some(v) = self.pending_visible.take() {
             self.platform.set_visible(ctx, frame, v);
         }
+        self.register_windows(ctx);
+        if std::mem::take(&mut self.closing) {
+            self.tray = None;
+            ctx.send_viewport_cmd_to(ViewportId::ROOT, ViewportCommand::Close);
+        }
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.popup_ui(ui);
-        let ctx = ui.ctx().clone();
-        self.windows_ui(&ctx);
     }
 
     fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {

@@ -42,22 +42,43 @@ pub fn endpoint() -> String {
     format!(r"\\.\pipe\till-agent-gui-{user}-{session}")
 }
 
+/// Send `message` to a running instance; false if none runs.
+pub fn signal(message: &str) -> anyhow::Result<bool> {
+    Ok(send(message)?.is_some())
+}
+
+#[cfg(unix)]
+fn send(message: &str) -> anyhow::Result<Option<String>> {
+    let path = endpoint();
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(&path) else { return Ok(None) };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    s.write_all(format!("{message}\n").as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(&s).read_line(&mut answer)?;
+    if answer.trim() != "ok" {
+        anyhow::bail!("{} answered {:?} instead of ok", path.display(), answer.trim());
+    }
+    Ok(Some(answer))
+}
+
+#[cfg(windows)]
+fn send(message: &str) -> anyhow::Result<Option<String>> {
+    let Ok(mut pipe) = std::fs::OpenOptions::new().read(true).write(true).open(endpoint()) else { return Ok(None) };
+    pipe.write_all(format!("{message}\n").as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(&pipe).read_line(&mut answer)?;
+    Ok(Some(answer))
+}
+
 #[cfg(unix)]
 pub fn acquire() -> anyhow::Result<Acquired> {
-    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::os::unix::net::UnixListener;
     let path = endpoint();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    if let Ok(mut s) = UnixStream::connect(&path) {
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-        s.write_all(b"show\n")?;
-        let mut answer = String::new();
-        BufReader::new(&s).read_line(&mut answer)?;
-        if answer.trim() == "ok" {
-            return Ok(Acquired::Signalled);
-        }
-        anyhow::bail!("{} answered {:?} instead of ok", path.display(), answer.trim());
+    if send("show")?.is_some() {
+        return Ok(Acquired::Signalled);
     }
     // Nobody answers: a stale socket from a crashed instance.
     let _ = std::fs::remove_file(&path);
@@ -67,21 +88,16 @@ pub fn acquire() -> anyhow::Result<Acquired> {
 
 #[cfg(windows)]
 pub fn acquire() -> anyhow::Result<Acquired> {
-    use std::fs::OpenOptions;
     let name = endpoint();
-    // A client open succeeds only if a first instance has a pipe instance waiting.
-    if let Ok(mut pipe) = OpenOptions::new().read(true).write(true).open(&name) {
-        pipe.write_all(b"show\n")?;
-        let mut answer = String::new();
-        BufReader::new(&pipe).read_line(&mut answer)?;
+    if send("show")?.is_some() {
         return Ok(Acquired::Signalled);
     }
     Ok(Acquired::First(Instance { name }))
 }
 
 impl Instance {
-    /// Answer activations on a thread of its own: each `show` calls `on_activate`.
-    pub fn serve(self, on_activate: impl Fn() + Send + 'static) -> anyhow::Result<()> {
+    /// Answer on a thread of its own: each line (`show`, `menu <id>`) goes to `on_message`.
+    pub fn serve(self, on_message: impl Fn(&str) + Send + 'static) -> anyhow::Result<()> {
         #[cfg(unix)]
         {
             let Instance { listener, path } = self;
@@ -89,9 +105,9 @@ impl Instance {
                 for stream in listener.incoming() {
                     let Ok(mut s) = stream else { continue };
                     let mut line = String::new();
-                    if BufReader::new(&s).read_line(&mut line).is_ok() && line.trim() == "show" {
-                        tracing::info!("another start of the GUI asked this instance to show itself");
-                        on_activate();
+                    if BufReader::new(&s).read_line(&mut line).is_ok() && !line.trim().is_empty() {
+                        tracing::info!("another start of till-agent sent {:?}", line.trim());
+                        on_message(line.trim());
                         let _ = s.write_all(b"ok\n");
                     }
                 }
@@ -125,8 +141,8 @@ impl Instance {
                         let mut current = std::mem::replace(&mut server, next);
                         let mut line = String::new();
                         let mut reader = tokio::io::BufReader::new(&mut current);
-                        if reader.read_line(&mut line).await.is_ok() && line.trim() == "show" {
-                            on_activate();
+                        if reader.read_line(&mut line).await.is_ok() && !line.trim().is_empty() {
+                            on_message(line.trim());
                             let _ = current.write_all(b"ok\n").await;
                         }
                     }
