@@ -218,7 +218,10 @@ fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode
         println!("{}", fmt(&r));
         last = r.id;
     }
-    while follow {
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
         std::thread::sleep(Duration::from_millis(300));
         for r in o.log_after(last)? {
             println!("{}", fmt(&r));
@@ -226,7 +229,6 @@ fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode
         }
         std::io::stdout().flush()?;
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `till-agent run [--headless]`.

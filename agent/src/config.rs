@@ -192,6 +192,9 @@ impl Config {
             let key = e.field.clone().map(|f| format!("receipts.{f}")).unwrap_or_else(|| "receipts".into());
             return Err(ConfigError { file: path.to_path_buf(), line: find_key_line(text, &key), key: Some(key), message: e.message });
         }
+        if let Err(e) = raw.reader.validate() {
+            return Err(ConfigError { file: path.to_path_buf(), line: find_key_line(text, "reader"), key: Some("reader".into()), message: e });
+        }
         if let Err(e) = raw.popup.validate() {
             return Err(ConfigError { file: path.to_path_buf(), line: None, key: Some("popup".into()), message: e });
         }

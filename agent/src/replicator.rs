@@ -256,7 +256,7 @@ pub async fn run(sh: Arc<Shared>) {
                     }
                     SendError::Network(_) => {
                         let d = backoff.next_delay();
-                        if backoff.attempt() <= 1 || backoff.attempt() % 10 == 0 {
+                        if backoff.attempt() <= 1 || backoff.attempt().is_multiple_of(10) {
                             sh.log.warn("retry", None, &format!("{n} item(s) not sent: {msg}; retrying with backoff"));
                         }
                         sh.publish_status();

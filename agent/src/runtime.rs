@@ -221,6 +221,7 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
                 tokio::spawn(crate::replicator::run(sh.clone())),
                 tokio::spawn(crate::replicator::run_cache_sync(sh.clone())),
                 tokio::spawn(associate_scans(sh.clone(), scans)),
+                tokio::spawn(run_inputs(sh.clone())),
             ];
             while let Some(cmd) = rx.recv().await {
                 match cmd {
@@ -250,6 +251,14 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
         rt.shutdown_timeout(Duration::from_secs(2));
     })?;
     Ok(Background { bus, commands: tx, status, shared, join: Some(join) })
+}
+
+/// Card input (readers → Scan → Quote on the bus), owned by `input`; an error is logged and the
+/// rest of the agent keeps running (receipts still flow).
+async fn run_inputs(sh: Arc<Shared>) {
+    if let Err(e) = crate::input::run_inputs(sh.cfg.clone(), sh.bus.clone(), sh.shutdown_rx()).await {
+        sh.log.error("input", None, &format!("card input stopped: {e:#}"));
+    }
 }
 
 /// Remember the last loyalty-card scan for the next card-less receipt.

@@ -409,3 +409,42 @@ fn sigterm_stops_the_agent_cleanly() {
     let text = std::fs::read_to_string(logs[0].path()).unwrap();
     assert!(text.contains("queued"), "{text}");
 }
+
+#[test]
+fn card_scanned_on_the_reader_is_attached_to_the_next_cardless_receipt_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    // a serial card reader: one end of a socat pty pair is the reader, the agent opens the other
+    let (a, b) = (tmp.path().join("reader-a"), tmp.path().join("reader-b"));
+    let mut cmd = Command::new("socat");
+    cmd.args([format!("pty,raw,echo=0,link={}", a.display()), format!("pty,raw,echo=0,link={}", b.display())]).stderr(Stdio::null());
+    let _socat = Proc::spawn("socat", &mut cmd);
+    wait_for(Duration::from_secs(5), || (a.exists() && b.exists()).then_some(())).expect("socat ptys");
+    let reader = format!("[reader]\nwedge = false\n[[reader.serial]]\nport = \"{}\"\nterminator = \"cr\"\n", b.display());
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, &reader);
+    till.start();
+    wait_for(Duration::from_secs(10), || till.stderr().contains("connected").then_some(()));
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::OpenOptions::new().write(true).open(&a).unwrap().write_all(format!("{DEMO_CARD}\r").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let now = chrono::Local::now().fixed_offset();
+    let r = |no: &str, at: chrono::DateTime<chrono::FixedOffset>| {
+        format!(
+            r#"{{"pos_receipt_no": "{no}", "issued_at": "{}", "total": "10.00", "lines": [{{"name": "Chléb", "quantity": "1", "unit_price": "10.00", "line_total": "10.00", "kind": "sale"}}]}}"#,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        )
+    };
+    till.drop_file("scan1.json", r("SCAN-1", now).as_bytes());
+    let card_of = |no: &str| {
+        wait_for(Duration::from_secs(20), || {
+            server_conn(&srv.db)
+                .query_row("SELECT card FROM receipts WHERE pos_receipt_no=?1", [no], |r| r.get::<_, Option<String>>(0))
+                .ok()
+        })
+    };
+    let got = card_of("SCAN-1").unwrap_or_else(|| panic!("receipt missing; agent log:\n{}", till.stderr()));
+    assert_eq!(got.as_deref(), Some(DEMO_CARD), "the scanned card is attached; log:\n{}", till.stderr());
+    // once: the next card-less receipt stays card-less
+    till.drop_file("scan2.json", r("SCAN-2", now + chrono::Duration::seconds(30)).as_bytes());
+    assert_eq!(card_of("SCAN-2").expect("second receipt"), None);
+}
