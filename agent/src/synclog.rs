@@ -122,7 +122,8 @@ pub fn init_tracing(log_dir: Option<&Path>, verbose: bool) -> Option<tracing_app
         tracing_subscriber::EnvFilter::try_from_env("TILL_AGENT_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if verbose { "info" } else { "warn,till_agent=info" }))
     };
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(false).with_filter(filter());
     let (file, guard) = match log_dir.and_then(|d| std::fs::create_dir_all(d).ok().map(|_| d)) {
         Some(d) => {
             let appender = tracing_appender::rolling::daily(d, "till-agent.log");
