@@ -17,24 +17,28 @@ struct Xvfb {
 }
 
 fn start_xvfb() -> Xvfb {
-    // A display number nobody uses (no lock file), from our pid so parallel runs differ.
-    let mut n = 100 + std::process::id() % 300;
-    while Path::new(&format!("/tmp/.X{n}-lock")).exists() || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-        n += 1;
-    }
-    let display = format!(":{n}");
-    let proc = Proc::spawn(
-        "Xvfb",
-        Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    // `-displayfd 1`: Xvfb picks a free display itself and prints its number once it is ready,
+    // so parallel tests (and other helpers' Xvfbs) never collide.
+    let mut cmd = Command::new("Xvfb");
+    cmd.args(["-displayfd", "1", "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut proc = Proc::spawn("Xvfb", &mut cmd);
+    let stdout = proc.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let n = rx.recv_timeout(Duration::from_secs(20)).expect("Xvfb did not report a display (is xvfb installed? scripts/setup.sh)");
+    let display = format!(":{}", n.trim());
+    assert!(n.trim().parse::<u32>().is_ok(), "Xvfb said {n:?}");
     let up = wait_for(Duration::from_secs(10), || {
         let ok = Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success();
         ok.then_some(())
     });
-    assert!(up.is_some(), "Xvfb {display} did not come up (is xvfb installed? scripts/setup.sh)");
+    assert!(up.is_some(), "Xvfb {display} does not answer");
     Xvfb { _proc: proc, display }
 }
 
