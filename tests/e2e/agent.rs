@@ -448,3 +448,24 @@ fn card_scanned_on_the_reader_is_attached_to_the_next_cardless_receipt_once() {
     till.drop_file("scan2.json", r("SCAN-2", now + chrono::Duration::seconds(30)).as_bytes());
     assert_eq!(card_of("SCAN-2").expect("second receipt"), None);
 }
+
+#[test]
+fn a_rewritten_file_or_re_exported_receipt_is_not_ingested_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    till.start();
+    let body = receipt_json(31, None);
+    till.drop_file("r31.json", body.as_bytes());
+    wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 1).then_some(())).expect("first");
+    // the POS writes the very same file again …
+    till.drop_file("r31.json", body.as_bytes());
+    // … and the same receipt re-exported with different bytes (whitespace) under another name
+    till.drop_file("r31-again.json", format!("\n{body}\n").as_bytes());
+    wait_for(Duration::from_secs(20), || till.files_left().is_empty().then_some(())).expect("both picked up");
+    wait_for(Duration::from_secs(10), || (till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='skip'") >= 2).then_some(()))
+        .unwrap_or_else(|| panic!("skips not logged; agent log:\n{}", till.stderr()));
+    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items"), 1);
+    assert_eq!(server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='E2E-31'"), 1);
+    assert_eq!(std::fs::read_dir(till.export.join("processed")).unwrap().count(), 3, "all three files moved out of the way");
+}
