@@ -235,7 +235,26 @@ fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode
 fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
     let _guard = crate::synclog::init_tracing(Some(&cfg.log_dir()), false);
     let lang = crate::ui::Lang::resolve(cfg.language.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
-    let bg = crate::runtime::start_background(cfg.clone())?;
+    // A data folder that cannot be opened (read-only, disk full) is a runtime problem, not a
+    // configuration one: say so and retry until it works or we are told to stop.
+    let bg = loop {
+        match crate::runtime::start_background(cfg.clone()) {
+            Ok(bg) => break bg,
+            Err(e) => {
+                tracing::error!("cannot start: {e:#}; retrying in 2 s (receipts stay in the export folder)");
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let stop = rt.block_on(async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => false,
+                        _ = crate::runtime::terminate_signal() => true,
+                    }
+                });
+                if stop {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+    };
     if headless {
         let rx = bg.bus.subscribe();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -53,6 +53,7 @@ impl Shared {
     pub fn open(cfg: Config, bus: Bus) -> anyhow::Result<Arc<Shared>> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create the data folder {}: {e}", cfg.data_dir.display()))?;
+        check_writable(&cfg.data_dir)?;
         let outbox = Outbox::open(&cfg.outbox_path())?;
         let log = SyncLog::open(&cfg.outbox_path())?;
         let cache = Cache::open(&cfg.cache_path())?;
@@ -279,6 +280,27 @@ async fn associate_scans(sh: Arc<Shared>, mut rx: tokio::sync::broadcast::Receiv
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
+    }
+}
+
+/// A data folder we cannot write to is reported as such (read-only file system, full disk,
+/// permissions) before SQLite gives a vaguer error.
+fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
+    let probe = dir.join(format!(".till-agent-write-test-{}", std::process::id()));
+    let r = std::fs::write(&probe, b"x");
+    let _ = std::fs::remove_file(&probe);
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(30) || e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+            anyhow::bail!("the data folder {} is on a read-only file system: {e}", dir.display())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            anyhow::bail!("the data folder {} is read-only for this user (permission denied): {e}", dir.display())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) => {
+            anyhow::bail!("the disk holding the data folder {} is full: {e}", dir.display())
+        }
+        Err(e) => anyhow::bail!("cannot write to the data folder {}: {e}", dir.display()),
     }
 }
 

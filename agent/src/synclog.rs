@@ -125,11 +125,20 @@ pub fn init_tracing(log_dir: Option<&Path>, verbose: bool) -> Option<tracing_app
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(false).with_filter(filter());
     let (file, guard) = match log_dir.and_then(|d| std::fs::create_dir_all(d).ok().map(|_| d)) {
-        Some(d) => {
-            let appender = tracing_appender::rolling::daily(d, "till-agent.log");
-            let (nb, guard) = tracing_appender::non_blocking(appender);
-            (Some(tracing_subscriber::fmt::layer().with_writer(nb).with_ansi(false).with_filter(filter())), Some(guard))
-        }
+        Some(d) => match tracing_appender::rolling::RollingFileAppender::builder()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix("till-agent.log")
+            .build(d)
+        {
+            Ok(appender) => {
+                let (nb, guard) = tracing_appender::non_blocking(appender);
+                (Some(tracing_subscriber::fmt::layer().with_writer(nb).with_ansi(false).with_filter(filter())), Some(guard))
+            }
+            Err(e) => {
+                eprintln!("till-agent: warning: no log file in {} ({e}); logging to stderr only", d.display());
+                (None, None)
+            }
+        },
         None => (None, None),
     };
     let _ = tracing_subscriber::registry().with(stderr).with(file).try_init();
