@@ -286,7 +286,9 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
     ));
     let err_path = PathBuf::from(format!("{}.error.txt", dest.display()));
     let text = crate::synclog::mask_card_numbers(&text);
-    if let Err(e) = std::fs::write(&err_path, text) {
+    // Written beside and renamed into place, so support (and tests) never read half a reason.
+    let tmp_path = PathBuf::from(format!("{}.error.tmp", dest.display()));
+    if let Err(e) = std::fs::write(&tmp_path, text).and_then(|_| std::fs::rename(&tmp_path, &err_path)) {
         sh.log.error("quarantine", None, &format!("{name}: cannot write {}: {e}", err_path.display()));
     }
     sh.log.error("quarantine", None, &format!("{name} quarantined: {reason}"));
