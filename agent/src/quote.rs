@@ -127,3 +127,63 @@ pub fn offline_quote(cache: &Cache, card: &CardId, now: DateTime<FixedOffset>) -
     };
     Ok(Quote { result, source })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::rules::Program;
+    use protocol::v1::{ChangeFeed, CustomerChange, RulesSnapshot};
+
+    /// A real cache.db filled with the demo program and customers (fixtures/seed/demo.json).
+    fn demo_cache(dir: &std::path::Path) -> Cache {
+        let seed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/seed/demo.json")).unwrap()).unwrap();
+        let program: Program = serde_json::from_value(seed["program"].clone()).unwrap();
+        // Seed rows without a `state` are customers without history: not feed records here.
+        let changes: Vec<CustomerChange> = seed["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c.get("state").is_some())
+            .map(|c| serde_json::from_value(c.clone()).unwrap())
+            .collect();
+        let cache = Cache::open(&dir.join("cache.db")).unwrap();
+        cache.store_rules(&RulesSnapshot { version: 1, program }, None).unwrap();
+        let server_time = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+01:00").unwrap();
+        cache.apply_feed(&ChangeFeed { changes, cursor: "1".into(), more: false, server_time }).unwrap();
+        cache
+    }
+
+    #[test]
+    fn offline_quotes_customer_blocked_replaced_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = demo_cache(dir.path());
+        let now = DateTime::parse_from_rfc3339("2026-11-23T11:00:00+01:00").unwrap();
+        let as_of = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+01:00").unwrap();
+        let card = |s: &str| CardId::normalise(s).unwrap();
+
+        let q = offline_quote(&cache, &card("1900000009000018"), now).unwrap();
+        assert_eq!(q.source, QuoteSource::Offline { as_of });
+        let QuoteResult::Customer { quote, .. } = &q.result else { panic!("{q:?}") };
+        assert_eq!(quote.display_name, "Jiří Dvořák");
+        assert_eq!(quote.points_balance, rust_decimal::Decimal::new(41230, 2));
+
+        let q = offline_quote(&cache, &card("1900000009000026"), now).unwrap();
+        assert!(matches!(&q.result, QuoteResult::Blocked { reason, .. } if reason.contains("ztráta")), "{q:?}");
+
+        let q = offline_quote(&cache, &card("1900000009000034"), now).unwrap();
+        let QuoteResult::Replaced { new_card, .. } = &q.result else { panic!("{q:?}") };
+        assert_eq!(new_card.expose(), "1900000009000042");
+
+        let q = offline_quote(&cache, &card("1900000009001016"), now).unwrap();
+        assert!(matches!(q.result, QuoteResult::UnknownCard { .. }), "{q:?}");
+    }
+
+    #[test]
+    fn offline_without_synced_data_is_an_error_not_unknown_card() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("cache.db")).unwrap();
+        let e = offline_quote(&cache, &CardId::normalise("1900000009000018").unwrap(), chrono::Local::now().fixed_offset()).unwrap_err();
+        assert!(e.to_string().contains("never synced"), "{e}");
+    }
+}

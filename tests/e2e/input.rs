@@ -410,4 +410,26 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
     list_tree(&till, &mut files);
     assert!(files.iter().any(|p| p.ends_with("outbox.db")), "{files:?}");
     assert!(files.iter().any(|p| p.to_string_lossy().contains("logs")), "{files:?}");
+
+    // `till-agent quote CARD`: from the server while it answers, then offline from the cache the
+    // agent filled, marked with its as-of time; unknown and blocked cards are distinct kinds.
+    let quote = |card: &str| -> Value {
+        let out = Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "quote", card])
+            .env("TILL_AGENT_TOKEN", &token)
+            .env("HOME", &till)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "quote {card}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = quote(DEMO_CARD);
+    assert_eq!((v["kind"].as_str(), v["source"].as_str()), (Some("customer"), Some("online")), "{v}");
+    let mut server = server;
+    server.kill();
+    let v = quote(DEMO_CARD);
+    assert_eq!((v["kind"].as_str(), v["source"].as_str()), (Some("customer"), Some("offline")), "{v}");
+    assert!(v["as_of"].is_string(), "{v}");
+    assert_eq!(quote("1900000009000026")["kind"], "blocked");
+    assert_eq!(quote("1900-0000-0900-1016")["kind"], "unknown_card");
 }
