@@ -429,8 +429,13 @@ impl App {
         };
         let frame = egui::Frame::new().fill(Color32::WHITE).stroke(egui::Stroke::new(6.0, accent)).inner_margin(18);
         let mut action = None;
+        // Text wraps at the configured width whatever the window's current size, and the content
+        // is measured in a child Ui (a panel's own Ui always fills the window), so the window fits
+        // each popup exactly: it grows for a wide table and shrinks again for a short warning.
+        let wrap_w = self.cfg.width as f32 - 48.0;
         let resp = egui::CentralPanel::default().frame(frame).show_inside(ui, |ui| {
-            let top_left = ui.cursor().min;
+          ui.vertical(|ui| {
+            ui.set_max_width(wrap_w);
             ui.spacing_mut().item_spacing.y = 6.0 * s;
             ui.label(RichText::new(&view.title).size(30.0 * s).strong().color(Color32::BLACK));
             if let Some(card) = &view.card {
@@ -460,7 +465,10 @@ impl App {
                     }
                 });
             }
-            ui.min_rect().max - top_left
+          })
+          .response
+          .rect
+          .size()
         });
         // Fit the window to the content and place it (bottom-right near the tray by default).
         // Content + inner margins (2 × 18) + stroke (2 × 6); at least the configured width.
