@@ -98,6 +98,9 @@ struct DevState {
     last_time: Option<u64>,
     /// Keys whose down was swallowed: their up is swallowed too.
     swallowed_down: HashSet<Key>,
+    /// Characters typed since the last terminator (not reset by slow gaps): lets a terminator
+    /// after slow typing report *why* it was not a scan.
+    typed: usize,
 }
 
 #[derive(Debug)]
@@ -191,6 +194,7 @@ impl Detector {
             let stats = stats(&st.chars, ev.time_ms, cfg);
             let text: String = st.chars.iter().map(|(_, c)| *c).collect();
             st.chars.clear();
+            let typed = std::mem::take(&mut st.typed);
             let verdict = if dedicated {
                 if text.is_empty() { Err("nothing typed before the terminator".to_string()) } else { Ok(()) }
             } else {
@@ -212,8 +216,11 @@ impl Detector {
                     }
                     out.push(Action::Scan(Scan { device: ev.device, text, dedicated, stats, by_timeout: false }));
                 }
-                Err(reason) => {
-                    if stats.chars > 0 {
+                Err(mut reason) => {
+                    if stats.chars == 0 && typed > 0 {
+                        reason = format!("{typed} characters typed with gaps over {} ms (human typing)", cfg.max_gap_ms);
+                    }
+                    if stats.chars > 0 || typed > 0 {
                         out.push(Action::NotScan { device: ev.device, reason, stats });
                     }
                     if cfg.intercept {
@@ -239,6 +246,7 @@ impl Detector {
 
         if let Some(c) = ch {
             st.chars.push((ev.time_ms, c));
+            st.typed += 1;
             if cfg.intercept {
                 st.held.push(ev);
             }
@@ -400,9 +408,10 @@ mod tests {
 
     #[test]
     fn humans_are_never_scans() {
-        // Ordinary cashier typing, 120 ms per key.
+        // Ordinary cashier typing, 120 ms per key: the Enter reports why it is not a scan.
         let a = run(DetectConfig::default(), &typed("19001234", &[120], 60, 1, true));
         assert!(scans(&a).is_empty());
+        assert!(matches!(&a[..], [Action::NotScan { reason, .. }] if reason.contains("8 characters typed with gaps over 50 ms")), "{a:?}");
         // A fast typist: bursts of 2-3 gaps <= 20 ms but never 4, then a quick Enter (15 ms).
         let a = run(DetectConfig::default(), &typed("19001234567", &[18, 15, 12, 45, 19, 14, 40, 16, 18, 35, 15], 8, 1, true));
         assert!(scans(&a).is_empty(), "{a:?}");
