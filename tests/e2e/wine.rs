@@ -79,12 +79,15 @@ fn rows(table_text: &str) -> Vec<Vec<String>> {
 struct Wine {
     prefix: tempfile::TempDir,
     server: Option<Proc>,
+    /// Our Xvfb: wine's desktop (explorer.exe) starts with the prefix, so the display is there from
+    /// the start, as on a real till; headless runs and msiexec /qn simply open no window.
+    display: String,
 }
 
 impl Wine {
-    fn create(work: &Path) -> Wine {
+    fn create(work: &Path, display: &str) -> Wine {
         let prefix = tempfile::Builder::new().prefix("wineprefix-").tempdir().expect("prefix dir");
-        let mut w = Wine { prefix, server: None };
+        let mut w = Wine { prefix, server: None, display: display.to_string() };
         let t = Instant::now();
         run_ok("wineboot -i", w.cmd("wineboot").arg("-i"));
         w.wait_server();
@@ -131,8 +134,7 @@ impl Wine {
             .env("WINEDEBUG", "-all")
             // no Mono/Gecko download prompts
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
-            // headless: the agent's Windows GUI is not under test here
-            .env_remove("DISPLAY")
+            .env("DISPLAY", &self.display)
             .env_remove("WAYLAND_DISPLAY")
             // the installed agent must find its token in Credential Manager, not in the env
             .env_remove("TILL_AGENT_TOKEN")
@@ -271,7 +273,7 @@ fn wine_msi_install_run_upgrade_uninstall() {
         eprintln!("SKIPPED wine_msi_install_run_upgrade_uninstall: `wine` is not installed (scripts/setup.sh installs it)");
         return;
     }
-    for tool in ["wixl", "msiinfo", "x86_64-w64-mingw32-gcc", "wineserver"] {
+    for tool in ["wixl", "msiinfo", "x86_64-w64-mingw32-gcc", "wineserver", "Xvfb", "xdpyinfo", "xdotool", "import", "convert"] {
         assert!(have(tool), "{tool} not found: run scripts/setup.sh");
     }
     let work = tempfile::tempdir().unwrap();
@@ -349,7 +351,8 @@ fn wine_msi_install_run_upgrade_uninstall() {
     let mut server = start_server(&server_db, port);
 
     // --- prefix + silent install with every property
-    let wine = Wine::create(work.path());
+    let (_xvfb, display) = start_xvfb();
+    let wine = Wine::create(work.path(), &display);
     let export = work.path().join("pos-export");
     std::fs::create_dir_all(&export).unwrap();
     let server_url = format!("http://127.0.0.1:{port}");
@@ -469,6 +472,9 @@ fn wine_msi_install_run_upgrade_uninstall() {
     agent.kill();
     wine.wait_idle();
 
+    // --- the installed Windows build's popup renders under wine + Xvfb
+    popup_screenshot(&wine, work.path());
+
     // --- uninstall: program files and Run value gone, data folder kept
     let st = wine.msiexec(&["/x", "/qn"], &msi2);
     assert!(st.success(), "uninstall failed: {st}");
@@ -499,4 +505,76 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Our own Xvfb on a free display number.
+fn start_xvfb() -> (Proc, String) {
+    let mut n = 500 + std::process::id() % 300;
+    while Path::new(&format!("/tmp/.X{n}-lock")).exists() || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+        n += 1;
+    }
+    let display = format!(":{n}");
+    let proc = Proc::spawn(
+        "Xvfb",
+        Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let up = wait_for(Duration::from_secs(10), || {
+        let ok = Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success();
+        ok.then_some(())
+    });
+    assert!(up.is_some(), "Xvfb {display} did not come up (scripts/setup.sh installs xvfb)");
+    (proc, display)
+}
+
+/// `popup-demo` of the installed exe on Xvfb: the Win32 popup window appears (through wine's X11
+/// driver), shows the quote's text, and a screenshot is kept in `<target>/debug/wine-screenshots/`.
+fn popup_screenshot(wine: &Wine, work: &Path) {
+    let d = wine.display.clone();
+    let (out, err) = (work.join("popup.out"), work.join("popup.err"));
+    let quote = win_path(&fixture("ui/quote-customer-cs.json"));
+    let mut cmd = wine.agent(&["popup-demo", "--quote", &quote, "--lang", "cs"]);
+    cmd.stdout(std::fs::File::create(&out).unwrap()).stderr(std::fs::File::create(&err).unwrap());
+    let _popup_proc = Proc::spawn("till-agent.exe popup-demo", &mut cmd);
+    let xdo = |args: &[&str]| -> String {
+        let o = Command::new("xdotool").args(args).env("DISPLAY", &d).output().expect("xdotool");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let win = wait_for(Duration::from_secs(90), || {
+        xdo(&["search", "--onlyvisible", "--name", "till-agent popup"]).lines().next().map(str::to_string).filter(|w| !w.is_empty())
+    })
+    .unwrap_or_else(|| panic!("the popup window never appeared under wine; agent stderr:\n{}", std::fs::read_to_string(&err).unwrap_or_default()));
+    std::thread::sleep(Duration::from_millis(1500)); // first paint + fit-to-content
+    // "Window 123\n  Position: 548,629 (screen: 0)\n  Geometry: 716x339"
+    let geo = xdo(&["getwindowgeometry", &win]);
+    let nums = |key: &str, sep: char| -> (i64, i64) {
+        let l = geo.lines().find(|l| l.trim_start().starts_with(key)).unwrap_or_else(|| panic!("{geo}"));
+        let v = l.split_once(':').unwrap().1.split_whitespace().next().unwrap();
+        let (a, b) = v.split_once(sep).unwrap();
+        (a.parse().unwrap(), b.parse().unwrap())
+    };
+    let ((x, y), (w, h)) = (nums("Position", ','), nums("Geometry", 'x'));
+    assert!(w >= 300 && h >= 150, "popup size {w}x{h}");
+    // Bottom-right, 16 px from the right and 56 from the bottom of the desktop (= the Xvfb screen;
+    // a prefix made without a display gets a 1024x768 desktop instead).
+    assert_eq!((x + w, y + h), (1280 - 16, 1024 - 56), "popup not in the bottom-right corner: {x},{y} {w}x{h}");
+
+    let shots = bin_dir().join("wine-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("popup-windows-cs.png");
+    let o = Command::new("import").args(["-window", "root"]).arg(&shot).env("DISPLAY", &d).status().expect("import");
+    assert!(o.success(), "import failed");
+    let colours = Command::new("convert")
+        .arg(&shot)
+        .args(["-crop", &format!("{w}x{h}+{x}+{y}"), "+repage", "-format", "%k", "info:"])
+        .output()
+        .expect("convert");
+    let colours: u32 = String::from_utf8_lossy(&colours.stdout).trim().parse().expect("colour count");
+    assert!(colours > 20, "the popup area looks blank under wine ({colours} colours)");
+    let line = std::fs::read_to_string(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.lines().next().expect("popup JSON line")).unwrap();
+    assert_eq!(v["title"], "Jiří Čermák Žďárský");
+    eprintln!("screenshot (Windows build under wine): {} ({colours} colours in the popup)", shot.display());
 }
