@@ -20,7 +20,9 @@ run_bench() { # package bench
 }
 run_bench server-stub ingest
 run_bench till-agent pipeline
-run_bench till-agent quote
+echo "== input bench: terminator → quote ready" >&2
+cargo run -q --release -p till-agent --example input_bench -- target/release/server-stub fixtures/seed/demo.json 2>&1 \
+  | tee "$out/input.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true
 
 # Idle agent: resident memory and CPU seconds over 60 s.
 idle() { # label, extra args...

@@ -260,7 +260,10 @@ fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async {
             tokio::select! {
-                r = crate::ui::headless::run(rx, lang) => r,
+                // Each popup as a JSON line on stdout and in the sync log (`till-agent log`).
+                r = crate::ui::headless::run_with(rx, lang, std::io::stdout(), |v| {
+                    bg.shared.log.info("popup", None, &v.to_json_line())
+                }) => r,
                 _ = crate::runtime::terminate_signal() => Ok(()),
             }
         })?;

@@ -145,7 +145,7 @@ fn crash_loop_sigkill_20_times_loses_and_doubles_nothing() {
 
 /// The long run for the soak command: `cargo test -p e2e --test e2e -- --ignored crash_loop_200`.
 #[test]
-#[ignore = "soak: scripts/soak.sh runs it"]
+#[ignore = "soak: scripts/bench.sh --soak runs it"]
 fn crash_loop_200_kills() {
     crash_loop(200, 1200);
 }

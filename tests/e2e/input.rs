@@ -411,6 +411,12 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
     list_tree(&till, &mut files);
     assert!(files.iter().any(|p| p.ends_with("outbox.db")), "{files:?}");
     assert!(files.iter().any(|p| p.to_string_lossy().contains("logs")), "{files:?}");
+    // Each popup also went to the sync log (what `till-agent log` shows support staff).
+    let popups: i64 = rusqlite::Connection::open(till.join("outbox.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM sync_log WHERE kind = 'popup'", [], |r| r.get(0))
+        .unwrap();
+    assert!(popups >= 7, "popups in the sync log: {popups}");
 
     // `till-agent quote CARD`: from the server while it answers, then offline from the cache the
     // agent filled, marked with its as-of time; unknown and blocked cards are distinct kinds.
