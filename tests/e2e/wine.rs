@@ -488,6 +488,18 @@ fn wine_msi_install_run_upgrade_uninstall() {
     let hklm = String::from_utf8_lossy(&hklm.stdout);
     assert!(hklm.contains(r"HKEY_LOCAL_MACHINE\Software\Microsoft"), "reg query output looks wrong");
     assert!(!hklm.contains(&token), "the till token is still in HKLM\\Software");
+    // …nor anywhere else in the prefix (msiexec caches, logs, system.reg) except user.reg, where wine
+    // keeps its Credential Manager (encrypted there, DPAPI on Windows).
+    wine.wait_idle();
+    let _ = wine.server_cmd().arg("-k").status(); // flush the registry files
+    let grep = Command::new("grep").args(["-rlaF", "--exclude=user.reg", &token]).arg(wine.prefix.path()).output().expect("grep");
+    let hits = String::from_utf8_lossy(&grep.stdout);
+    assert!(hits.trim().is_empty(), "the till token is in plain text in: {hits}");
+    let user_reg = std::fs::read(wine.prefix.path().join("user.reg")).unwrap_or_default();
+    eprintln!(
+        "wine Credential Manager: token {} in user.reg",
+        if user_reg.windows(token.len()).any(|w| w == token.as_bytes()) { "IN PLAIN TEXT" } else { "not in plain text" }
+    );
     for entry in walk(&data) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "the till token is in {}", entry.display());
