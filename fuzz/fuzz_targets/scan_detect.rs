@@ -10,7 +10,9 @@ use till_agent::input::keys::{Key, KeyEvent};
 
 fuzz_target!(|data: &[u8]| {
     let intercept = data.first().is_some_and(|b| b & 1 == 1);
-    let mut d = Detector::new(DetectConfig { intercept, ..DetectConfig::default() });
+    // Bit 1 turns on a prefix key (KEY_F11 here: inside the fuzzed key range).
+    let prefix = data.first().is_some_and(|b| b & 2 == 2).then_some(Key(87));
+    let mut d = Detector::new(DetectConfig { intercept, prefix, ..DetectConfig::default() });
     let mut t = 0u64;
     let mut fed: BTreeMap<u32, Vec<KeyEvent>> = BTreeMap::new();
     let mut out: BTreeMap<u32, Vec<KeyEvent>> = BTreeMap::new();

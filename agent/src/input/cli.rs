@@ -81,7 +81,7 @@ pub fn decode(cfg: Option<&Config>, raw: Option<&str>, trace: Option<&Path>) -> 
                 v["stats"] = serde_json::to_value(&s.stats)?;
                 decisions.push(v);
             }
-            Action::NotScan { device, reason, stats } => {
+            Action::NotScan { device, reason, stats, .. } => {
                 decisions.push(json!({"decision": "not_scan", "device": device, "reason": reason, "stats": stats}));
             }
             Action::Replay(_) | Action::Swallow(_) => {}
@@ -199,7 +199,7 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
                             v["stats"] = serde_json::to_value(&s.stats).unwrap_or_default();
                             (v, human)
                         }
-                        Action::NotScan { device, reason, stats } => (
+                        Action::NotScan { device, reason, stats, .. } => (
                             json!({"type": "not_scan", "source": format!("{kind}:{device}"), "reason": reason, "stats": stats}),
                             format!("not a scan (dev {device}): {reason}"),
                         ),

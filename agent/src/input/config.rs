@@ -6,6 +6,7 @@
 //! wedge = true                  # listen to keyboard-wedge readers
 //! dedicated = ["VID_0C2E&PID_0B61", "x11:Virtual core XTEST keyboard"]  # always a scanner
 //! quote_timeout_ms = 300
+//! prefix_key = "KEY_F13"        # the scanner's programmed prefix: a scan from its first key
 //! card_policy = { min_len = 16, max_len = 16, prefixes = ["1900"] }    # default: 8-19 digits, any
 //!
 //! [reader.detect]               # burst detection (defaults shown)
@@ -49,6 +50,9 @@ pub struct ReaderConfig {
     /// Overrides the program's card policy from the cached rules.
     pub card_policy: Option<CardPolicy>,
     pub quote_timeout_ms: u64,
+    /// A key nobody types that the scanner sends before each scan (`KEY_F13`): the hook then
+    /// decides at the first key (see `detect`).
+    pub prefix_key: Option<String>,
     pub detect: DetectSettings,
     pub serial: Vec<SerialConfig>,
 }
@@ -61,6 +65,7 @@ impl Default for ReaderConfig {
             dedicated: Vec::new(),
             card_policy: None,
             quote_timeout_ms: 300,
+            prefix_key: None,
             detect: DetectSettings::default(),
             serial: Vec::new(),
         }
@@ -103,6 +108,7 @@ impl ReaderConfig {
             max_gap_ms: s.max_gap_ms,
             idle_ms: s.idle_ms,
             terminators: vec![Key::ENTER, Key::KPENTER],
+            prefix: self.prefix_key.as_deref().and_then(Key::from_name),
             intercept: self.mode == Mode::Intercept,
             dedicated: Default::default(),
         }
@@ -121,6 +127,18 @@ impl ReaderConfig {
 
     /// Check what serde cannot: each serial reader names a port or a USB identity.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(name) = &self.prefix_key {
+            let bad = |why: &str| Err(format!("[reader] `prefix_key` = {name:?}: {why}"));
+            match Key::from_name(name) {
+                None => return bad("unknown key name (use an evdev name such as \"KEY_F13\")"),
+                Some(k) if [Key::ENTER, Key::KPENTER].contains(&k) => return bad("is a terminator key"),
+                Some(k) if k.is_shift() || k.is_command_modifier() || k == Key::CAPSLOCK => return bad("is a modifier key"),
+                Some(k) if k.us_char(false).is_some() => {
+                    return bad("types a character, so people type it too; pick a key nobody types, e.g. \"KEY_F13\"")
+                }
+                Some(_) => {}
+            }
+        }
         for (i, s) in self.serial.iter().enumerate() {
             if s.port.is_none() && s.usb_vid.is_none() {
                 return Err(format!("[[reader.serial]] #{}: set `port` or `usb_vid`/`usb_pid`", i + 1));
@@ -241,5 +259,18 @@ terminator = "crlf"
         assert!(c.validate().unwrap_err().contains("`port`"));
         let c: ReaderConfig = toml::from_str("[[serial]]\nusb_vid = \"XYZ1\"").unwrap();
         assert!(c.validate().unwrap_err().contains("usb_vid"));
+    }
+
+    #[test]
+    fn prefix_key_is_validated_and_reaches_the_detector() {
+        let c: ReaderConfig = toml::from_str("prefix_key = \"KEY_F13\"").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.detect_config().prefix, Key::from_name("KEY_F13"));
+        assert_eq!(ReaderConfig::default().detect_config().prefix, None);
+        for (name, why) in [("KEY_F99", "unknown key name"), ("KEY_ENTER", "terminator"), ("KEY_LEFTSHIFT", "modifier"), ("KEY_A", "types a character")] {
+            let c: ReaderConfig = toml::from_str(&format!("prefix_key = {name:?}")).unwrap();
+            let e = c.validate().unwrap_err();
+            assert!(e.contains("prefix_key") && e.contains(name) && e.contains(why), "{name}: {e}");
+        }
     }
 }

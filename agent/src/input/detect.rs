@@ -18,6 +18,13 @@
 //!   is delayed by at most `max_gap_ms`); scan keys come out as [`Action::Swallow`]. Events marked
 //!   `injected` (our own replays) are ignored, so replays are never captured again.
 //!   In passthrough mode only [`Action::Scan`] / [`Action::NotScan`] are produced.
+//! - **Prefix key** (`prefix`, e.g. `KEY_F13`, a key nobody types; the scanner is programmed to
+//!   send it first): when it goes down on any device, that device's following keys up to the
+//!   terminator are a scan whatever their timing — decided at the first key, so in intercept
+//!   mode the prefix and every scan key are swallowed as they come (nothing held or replayed).
+//!   Keys held before the prefix are human and replayed first. A gap longer than `idle_ms` ends
+//!   the prefix scan without a terminator: [`Action::NotScan`] with `read_error` (when something
+//!   was typed), and the key after the gap is handled as an ordinary key (never lost).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -35,6 +42,8 @@ pub struct DetectConfig {
     /// Dedicated devices without a terminator: the scan ends after this much silence.
     pub idle_ms: u64,
     pub terminators: Vec<Key>,
+    /// A key that announces a scan (the scanner's programmed prefix, e.g. `KEY_F13`).
+    pub prefix: Option<Key>,
     pub intercept: bool,
     /// Device ids configured as dedicated scanners.
     pub dedicated: HashSet<u32>,
@@ -50,6 +59,7 @@ impl Default for DetectConfig {
             max_gap_ms: 50,
             idle_ms: 100,
             terminators: vec![Key::ENTER, Key::KPENTER],
+            prefix: None,
             intercept: false,
             dedicated: HashSet::new(),
         }
@@ -76,6 +86,8 @@ pub struct Scan {
     pub stats: BurstStats,
     /// Ended by the idle timeout rather than a terminator key (dedicated devices only).
     pub by_timeout: bool,
+    /// Announced by the prefix key.
+    pub prefixed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,8 +97,9 @@ pub enum Action {
     /// Intercept mode: these keys were part of a scan and are dropped.
     Swallow(Vec<KeyEvent>),
     Scan(Scan),
-    /// A terminator ended a burst that is not a scan (human typing).
-    NotScan { device: u32, reason: String, stats: BurstStats },
+    /// A terminator ended a burst that is not a scan (human typing), or a prefix scan ended
+    /// without its terminator (`read_error` when characters were typed after the prefix).
+    NotScan { device: u32, reason: String, stats: BurstStats, read_error: bool },
 }
 
 #[derive(Default, Debug)]
@@ -94,13 +107,17 @@ struct DevState {
     chars: Vec<(u64, char)>,
     shift: BTreeSet<Key>,
     command: BTreeSet<Key>,
-    held: Vec<KeyEvent>,
+    /// Keys waiting for the decision, in order; `true` = to be dropped whatever is decided (the
+    /// up of a key whose down was swallowed), kept in line so nothing overtakes a held key.
+    held: Vec<(KeyEvent, bool)>,
     last_time: Option<u64>,
     /// Keys whose down was swallowed: their up is swallowed too.
     swallowed_down: HashSet<Key>,
     /// Characters typed since the last terminator (not reset by slow gaps): lets a terminator
     /// after slow typing report *why* it was not a scan.
     typed: usize,
+    /// In a prefix scan since this time (the prefix key's down).
+    prefix_at: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -163,9 +180,34 @@ impl Detector {
             }
         }
 
+        // A prefix scan ends after `idle_ms` without a key; this key is then an ordinary one.
+        if let (Some(_), Some(last)) = (st.prefix_at, st.last_time) {
+            if ev.time_ms.saturating_sub(last) > cfg.idle_ms {
+                out.push(end_prefix_unterminated(st, ev.device, last, cfg));
+            }
+        }
+
+        // The prefix key: what follows is a scan. Keys held so far are human: out first.
+        if ev.down && !dedicated && cfg.prefix == Some(ev.key) {
+            if st.prefix_at.is_some() {
+                let last = st.last_time.unwrap_or(ev.time_ms);
+                out.push(end_prefix_unterminated(st, ev.device, last, cfg));
+            }
+            st.chars.clear();
+            st.typed = 0;
+            flush_held(st, cfg, &mut out);
+            st.prefix_at = Some(ev.time_ms);
+            st.last_time = Some(ev.time_ms);
+            if cfg.intercept {
+                st.swallowed_down.insert(ev.key);
+                out.push(Action::Swallow(vec![ev]));
+            }
+            return out;
+        }
+
         // A slow gap ends the burst: what was held is human typing.
         if let Some(last) = st.last_time {
-            if !dedicated && ev.time_ms.saturating_sub(last) > cfg.max_gap_ms {
+            if !dedicated && st.prefix_at.is_none() && ev.time_ms.saturating_sub(last) > cfg.max_gap_ms {
                 st.chars.clear();
                 flush_held(st, cfg, &mut out);
             }
@@ -173,15 +215,14 @@ impl Detector {
         st.last_time = Some(ev.time_ms);
 
         if !ev.down {
-            if dedicated || st.swallowed_down.remove(&ev.key) {
-                if cfg.intercept {
+            let drop = dedicated || st.swallowed_down.remove(&ev.key);
+            if cfg.intercept {
+                if !st.held.is_empty() {
+                    st.held.push((ev, drop));
+                } else if drop {
                     out.push(Action::Swallow(vec![ev]));
-                }
-            } else if cfg.intercept {
-                if st.held.is_empty() {
-                    out.push(Action::Replay(vec![ev]));
                 } else {
-                    st.held.push(ev);
+                    out.push(Action::Replay(vec![ev]));
                 }
             }
             return out;
@@ -189,6 +230,28 @@ impl Detector {
 
         let shift = !st.shift.is_empty();
         let ch = if st.command.is_empty() { ev.key.us_char(shift) } else { None };
+
+        if st.prefix_at.is_some() {
+            // Inside a prefix scan every key belongs to it, swallowed at once.
+            if cfg.intercept {
+                st.swallowed_down.insert(ev.key);
+                out.push(Action::Swallow(vec![ev]));
+            }
+            if cfg.terminators.contains(&ev.key) {
+                st.prefix_at = None;
+                let stats = stats(&st.chars, ev.time_ms, cfg);
+                let text: String = st.chars.drain(..).map(|(_, c)| c).collect();
+                if text.is_empty() {
+                    let reason = format!("prefix {} then the terminator with nothing between", prefix_name(cfg));
+                    out.push(Action::NotScan { device: ev.device, reason, stats, read_error: false });
+                } else {
+                    out.push(Action::Scan(Scan { device: ev.device, text, dedicated: false, stats, by_timeout: false, prefixed: true }));
+                }
+            } else if let Some(c) = ch {
+                st.chars.push((ev.time_ms, c));
+            }
+            return out;
+        }
 
         if cfg.terminators.contains(&ev.key) {
             let stats = stats(&st.chars, ev.time_ms, cfg);
@@ -203,7 +266,7 @@ impl Detector {
             match verdict {
                 Ok(()) => {
                     if cfg.intercept {
-                        let mut keys = std::mem::take(&mut st.held);
+                        let mut keys: Vec<KeyEvent> = st.held.drain(..).map(|(k, _)| k).collect();
                         keys.push(ev);
                         for k in &keys {
                             if k.down {
@@ -214,19 +277,18 @@ impl Detector {
                         }
                         out.push(Action::Swallow(keys));
                     }
-                    out.push(Action::Scan(Scan { device: ev.device, text, dedicated, stats, by_timeout: false }));
+                    out.push(Action::Scan(Scan { device: ev.device, text, dedicated, stats, by_timeout: false, prefixed: false }));
                 }
                 Err(mut reason) => {
                     if stats.chars == 0 && typed > 0 {
                         reason = format!("{typed} characters typed with gaps over {} ms (human typing)", cfg.max_gap_ms);
                     }
                     if stats.chars > 0 || typed > 0 {
-                        out.push(Action::NotScan { device: ev.device, reason, stats });
+                        out.push(Action::NotScan { device: ev.device, reason, stats, read_error: false });
                     }
                     if cfg.intercept {
-                        let mut keys = std::mem::take(&mut st.held);
-                        keys.push(ev);
-                        out.push(Action::Replay(keys));
+                        st.held.push((ev, false));
+                        flush_held(st, cfg, &mut out);
                     }
                 }
             }
@@ -248,19 +310,18 @@ impl Detector {
             st.chars.push((ev.time_ms, c));
             st.typed += 1;
             if cfg.intercept {
-                st.held.push(ev);
+                st.held.push((ev, false));
             }
         } else if ev.key.is_shift() {
             if cfg.intercept {
-                st.held.push(ev);
+                st.held.push((ev, false));
             }
         } else {
             // Any other key (Backspace, arrows, Ctrl+…, F-keys) is a person at work.
             st.chars.clear();
             if cfg.intercept {
-                let mut keys = std::mem::take(&mut st.held);
-                keys.push(ev);
-                out.push(Action::Replay(keys));
+                st.held.push((ev, false));
+                flush_held(st, cfg, &mut out);
             }
         }
         out
@@ -274,11 +335,15 @@ impl Detector {
         for (dev, st) in self.devs.iter_mut() {
             let Some(last) = st.last_time else { continue };
             let idle = now.saturating_sub(last);
-            if cfg.dedicated.contains(dev) {
+            if st.prefix_at.is_some() {
+                if idle > cfg.idle_ms {
+                    out.push(end_prefix_unterminated(st, *dev, last, cfg));
+                }
+            } else if cfg.dedicated.contains(dev) {
                 if idle > cfg.idle_ms && !st.chars.is_empty() {
                     let stats = stats(&st.chars, last, cfg);
                     let text = st.chars.drain(..).map(|(_, c)| c).collect();
-                    out.push(Action::Scan(Scan { device: *dev, text, dedicated: true, stats, by_timeout: true }));
+                    out.push(Action::Scan(Scan { device: *dev, text, dedicated: true, stats, by_timeout: true, prefixed: false }));
                 }
             } else if idle > cfg.max_gap_ms {
                 st.chars.clear();
@@ -289,9 +354,36 @@ impl Detector {
     }
 }
 
+fn prefix_name(cfg: &DetectConfig) -> String {
+    cfg.prefix.map(Key::name).unwrap_or_default()
+}
+
+/// A prefix scan that got no terminator within `idle_ms` of its last key (`last`). Its keys
+/// were swallowed as they came (intercept); the cashier is told it was a read error.
+fn end_prefix_unterminated(st: &mut DevState, device: u32, last: u64, cfg: &DetectConfig) -> Action {
+    st.prefix_at = None;
+    let stats = stats(&st.chars, last, cfg);
+    st.chars.clear();
+    let read_error = stats.chars > 0;
+    let reason = if read_error {
+        format!("read error: prefix {} and {} characters but no terminator within {} ms", prefix_name(cfg), stats.chars, cfg.idle_ms)
+    } else {
+        format!("prefix {} with nothing after it within {} ms", prefix_name(cfg), cfg.idle_ms)
+    };
+    Action::NotScan { device, reason, stats, read_error }
+}
+
 fn flush_held(st: &mut DevState, cfg: &DetectConfig, out: &mut Vec<Action>) {
-    if cfg.intercept && !st.held.is_empty() {
-        out.push(Action::Replay(std::mem::take(&mut st.held)));
+    if !cfg.intercept {
+        return;
+    }
+    // Human keys are replayed; ups of swallowed downs among them stay dropped, in line.
+    for (ev, drop) in st.held.drain(..) {
+        match (out.last_mut(), drop) {
+            (Some(Action::Replay(keys)), false) | (Some(Action::Swallow(keys)), true) => keys.push(ev),
+            (_, false) => out.push(Action::Replay(vec![ev])),
+            (_, true) => out.push(Action::Swallow(vec![ev])),
+        }
     }
 }
 
@@ -482,6 +574,167 @@ mod tests {
             assert!(d.feed(k).is_empty());
         }
         assert!(d.tick(10_000).is_empty());
+    }
+
+    fn prefix_cfg(intercept: bool) -> DetectConfig {
+        DetectConfig { prefix: Key::from_name("KEY_F13"), intercept, ..Default::default() }
+    }
+
+    fn fixture(name: &str) -> Vec<KeyEvent> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/input").join(name);
+        parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"))).unwrap()
+    }
+
+    fn replayed(actions: &[Action]) -> Vec<KeyEvent> {
+        actions.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).collect()
+    }
+
+    fn swallowed(actions: &[Action]) -> Vec<KeyEvent> {
+        actions.iter().flat_map(|x| if let Action::Swallow(k) = x { k.clone() } else { vec![] }).collect()
+    }
+
+    #[test]
+    fn prefix_key_scan_is_decided_at_the_first_key() {
+        let ev = fixture("prefix-f13-scanner.trace");
+        // Passthrough: a scan, marked as announced by the prefix.
+        let a = Detector::new(prefix_cfg(false)).run(&ev);
+        assert!(matches!(&a[..], [Action::Scan(Scan { prefixed: true, dedicated: false, .. })]), "{a:?}");
+        assert_eq!(scans(&a), ["1900-1234-5678-9012"]);
+        // Intercept: each key is swallowed the moment it arrives (nothing held, nothing replayed).
+        let mut d = Detector::new(prefix_cfg(true));
+        let mut all = Vec::new();
+        for e in &ev {
+            let out = d.feed(*e);
+            assert!(matches!(&out[..], [Action::Swallow(k), ..] if k == &vec![*e]), "{e:?} → {out:?}");
+            all.extend(out);
+        }
+        all.extend(d.tick(10_000));
+        assert_eq!(scans(&all), ["1900-1234-5678-9012"]);
+        assert_eq!(swallowed(&all), ev);
+        assert_eq!(pos_text(&all), "");
+    }
+
+    #[test]
+    fn prefix_makes_a_slow_scanner_a_scan() {
+        let ev = fixture("prefix-f13-slow-scanner.trace");
+        assert_eq!(scans(&Detector::new(prefix_cfg(false)).run(&ev)), ["19001234"]);
+        // Without the prefix setting the same keys are (slow) human typing.
+        let a = Detector::new(DetectConfig::default()).run(&ev);
+        assert!(scans(&a).is_empty() && matches!(&a[..], [Action::NotScan { .. }]), "{a:?}");
+        let a = Detector::new(prefix_cfg(true)).run(&ev);
+        assert_eq!((scans(&a).len(), pos_text(&a).as_str(), swallowed(&a).len()), (1, "", ev.len()));
+    }
+
+    #[test]
+    fn human_typing_slowly_after_a_prefix_scan_reaches_the_pos() {
+        let ev = fixture("prefix-f13-then-human-slow.trace");
+        let a = Detector::new(prefix_cfg(true)).run(&ev);
+        assert_eq!(scans(&a), ["1900-1234-5678-9012"]);
+        assert_eq!(pos_text(&a), "abc⏎");
+        // Exactly the person's events, in order; exactly the scanner's swallowed.
+        let split = ev.iter().position(|e| e.key == Key::from_name("KEY_A").unwrap()).unwrap();
+        assert_eq!(replayed(&a), ev[split..]);
+        assert_eq!(swallowed(&a), ev[..split]);
+        assert!(a.iter().any(|x| matches!(x, Action::NotScan { read_error: false, .. })), "the person's Enter: not a scan");
+    }
+
+    #[test]
+    fn prefix_key_pressed_at_human_speed_loses_no_key() {
+        let ev = fixture("prefix-f13-human-speed.trace");
+        let a = Detector::new(prefix_cfg(true)).run(&ev);
+        assert!(scans(&a).is_empty(), "{a:?}");
+        assert!(
+            a.iter().any(|x| matches!(x, Action::NotScan { reason, read_error: false, .. } if reason.contains("nothing after it"))),
+            "{a:?}"
+        );
+        assert_eq!(pos_text(&a), "12ab⏎");
+        assert_eq!(replayed(&a), ev[2..], "every key after the prefix reaches the POS, in order");
+        assert_eq!(swallowed(&a), ev[..2], "only the prefix key itself is dropped");
+    }
+
+    #[test]
+    fn prefix_without_terminator_is_a_read_error_and_the_next_keys_are_ordinary() {
+        let ev = fixture("prefix-f13-no-terminator.trace");
+        for intercept in [false, true] {
+            let a = Detector::new(prefix_cfg(intercept)).run(&ev);
+            assert!(scans(&a).is_empty(), "{a:?}");
+            let errors: Vec<&String> =
+                a.iter().filter_map(|x| if let Action::NotScan { reason, read_error: true, .. } = x { Some(reason) } else { None }).collect();
+            assert_eq!(errors.len(), 1, "{a:?}");
+            assert!(errors[0].contains("read error") && errors[0].contains("8 characters") && errors[0].contains("KEY_F13"), "{}", errors[0]);
+            if intercept {
+                assert_eq!(pos_text(&a), "x1⏎");
+                assert_eq!(swallowed(&a).len(), 18, "F13 + 8 keys, down and up");
+            }
+        }
+        // The same read error from the clock alone (no further key): tick after idle_ms.
+        let mut d = Detector::new(prefix_cfg(true));
+        for e in &ev[..18] {
+            d.feed(*e);
+        }
+        let last = ev[17].time_ms;
+        assert!(d.tick(last + 100).is_empty(), "not before idle_ms");
+        assert!(matches!(&d.tick(last + 101)[..], [Action::NotScan { read_error: true, .. }]));
+    }
+
+    #[test]
+    fn keys_before_the_prefix_and_other_devices_are_unaffected() {
+        // Fast human keys held by intercept come out (in order) before the prefix is swallowed.
+        let s = format!("d:KEY_A t:10 u:KEY_A t:10 d:KEY_B t:5 {}", typed("123456", &[8], 3, 1, true).replace("dev:1", "d:KEY_F13 u:KEY_F13 u:KEY_B"));
+        let a = run(prefix_cfg(true), &s);
+        assert_eq!(scans(&a), ["123456"]);
+        let i_replay = a.iter().position(|x| matches!(x, Action::Replay(_))).unwrap();
+        let i_swallow = a.iter().position(|x| matches!(x, Action::Swallow(_))).unwrap();
+        assert!(i_replay < i_swallow, "{a:?}");
+        // KEY_B's up comes during the prefix scan; its down was the person's, so is its up.
+        assert_eq!(replayed(&a).iter().map(|k| (k.key.name(), k.down)).collect::<Vec<_>>(), [
+            ("KEY_A".to_string(), true),
+            ("KEY_A".to_string(), false),
+            ("KEY_B".to_string(), true),
+            ("KEY_B".to_string(), false)
+        ]);
+        // A prefix scan on device 2 while device 1 (a person) types: device 1 is untouched.
+        let s = "dev:2 d:KEY_F13 u:KEY_F13 t:5 d:KEY_1 dev:1 d:KEY_X t:3 dev:2 u:KEY_1 t:80 d:KEY_2 u:KEY_2 dev:1 u:KEY_X t:60 dev:2 d:KEY_ENTER u:KEY_ENTER";
+        let a = run(prefix_cfg(true), s);
+        assert_eq!(scans(&a), ["12"]);
+        assert_eq!(pos_text(&a), "x");
+        assert!(replayed(&a).iter().all(|k| k.device == 1) && swallowed(&a).iter().all(|k| k.device == 2), "{a:?}");
+    }
+
+    #[test]
+    fn intercept_with_prefix_never_loses_duplicates_or_reorders_a_key() {
+        // Pseudo-random key streams (two devices, prefix, terminators, shift, slow and fast gaps).
+        let pool: Vec<Key> = ["KEY_F13", "KEY_ENTER", "KEY_1", "KEY_2", "KEY_A", "KEY_LEFTSHIFT", "KEY_BACKSPACE", "KEY_MINUS"]
+            .iter()
+            .map(|n| Key::from_name(n).unwrap())
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..300 {
+            let mut d = Detector::new(prefix_cfg(true));
+            let (mut t, mut fed, mut out) = (0u64, Vec::new(), Vec::new());
+            for _ in 0..60 {
+                t += [1, 5, 8, 30, 60, 120, 250][rnd(7) as usize];
+                let ev = KeyEvent { time_ms: t, device: rnd(2) as u32, key: pool[rnd(pool.len() as u64) as usize], down: rnd(2) == 0, injected: false };
+                fed.push(ev);
+                out.extend(d.feed(ev));
+            }
+            out.extend(d.tick(t + 10_000));
+            for dev in 0..2 {
+                let want: Vec<KeyEvent> = fed.iter().filter(|k| k.device == dev).copied().collect();
+                let got: Vec<KeyEvent> = out
+                    .iter()
+                    .flat_map(|x| if let Action::Replay(k) | Action::Swallow(k) = x { k.clone() } else { vec![] })
+                    .filter(|k| k.device == dev)
+                    .collect();
+                assert_eq!(got, want, "device {dev}");
+            }
+        }
     }
 
     #[test]
