@@ -4,7 +4,12 @@
 //! - Partial lines are kept across read timeouts (`TimedOut` is "no data yet", not an error).
 //! - Unplug: the read fails (POLLHUP / `NoDevice`); the handle is dropped and the reader is looked
 //!   for again every `RETRY` — by USB VID/PID/serial number when configured (the COM name may
-//!   change after a replug), else by its path reappearing.
+//!   change after a replug: COM3 → COM7), else by its path reappearing. The port enumeration
+//!   (`serialport::available_ports`) is behind [`PortLister`], so [`find_port`]'s rules are tested
+//!   with scripted listings: the configured `port` wins among USB matches, two identical
+//!   scanners are told apart by `usb_serial` (several matches without it is an error naming
+//!   them), a configured port now held by another USB device is not opened, and an absent
+//!   identity is [`SerialError::NoUsbMatch`].
 //! - "Port in use" (another program holds it) and "no such port" are distinct errors.
 //!
 //! The reader runs on its own OS thread (blocking IO) and reports through a callback; the async
@@ -30,6 +35,8 @@ pub enum SerialError {
     NoSuchPort { port: String },
     #[error("no serial port matches USB {what} (is the reader plugged in?)")]
     NoUsbMatch { what: String },
+    #[error("several serial ports match USB {what}: {ports} (set `usb_serial` to tell the readers apart)")]
+    AmbiguousUsb { what: String, ports: String },
     #[error("serial port {port}: {message}")]
     Other { port: String, message: String },
 }
@@ -88,33 +95,110 @@ pub enum SerialEvent {
     Unavailable { error: SerialError },
 }
 
+/// One entry of the system's serial-port list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedPort {
+    pub name: String,
+    /// USB identity when the port is a USB device (CDC / virtual COM).
+    pub usb: Option<UsbId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsbId {
+    pub vid: u16,
+    pub pid: u16,
+    pub serial: Option<String>,
+}
+
+/// The system's serial ports (`serialport::available_ports` in production; scripted in tests).
+pub trait PortLister: Send + Sync {
+    fn list(&self) -> Result<Vec<ListedPort>, String>;
+}
+
+/// The real enumeration (SetupAPI on Windows, udev / sysfs on Linux).
+pub struct SystemPorts;
+
+impl PortLister for SystemPorts {
+    fn list(&self) -> Result<Vec<ListedPort>, String> {
+        let ports = serialport::available_ports().map_err(|e| e.to_string())?;
+        Ok(ports
+            .into_iter()
+            .map(|p| ListedPort {
+                usb: match &p.port_type {
+                    SerialPortType::UsbPort(u) => Some(UsbId { vid: u.vid, pid: u.pid, serial: u.serial_number.clone() }),
+                    _ => None,
+                },
+                name: p.port_name,
+            })
+            .collect())
+    }
+}
+
 fn hex_eq(cfg: &Option<String>, v: u16) -> bool {
     cfg.as_deref().is_none_or(|c| u16::from_str_radix(c, 16).ok() == Some(v))
 }
 
+fn usb_matches(cfg: &SerialConfig, u: &UsbId) -> bool {
+    let serial_ok = cfg.usb_serial.as_deref().is_none_or(|s| u.serial.as_deref().is_some_and(|have| have.trim().eq_ignore_ascii_case(s.trim())));
+    hex_eq(&cfg.usb_vid, u.vid) && hex_eq(&cfg.usb_pid, u.pid) && serial_ok
+}
+
+fn usb_what(cfg: &SerialConfig) -> String {
+    format!(
+        "{}:{}{}",
+        cfg.usb_vid.as_deref().unwrap_or("*"),
+        cfg.usb_pid.as_deref().unwrap_or("*"),
+        cfg.usb_serial.as_deref().map(|s| format!(" serial {s}")).unwrap_or_default()
+    )
+}
+
 /// Which port to open now: the USB identity wins over the name (the COM name may change).
 pub fn find_port(cfg: &SerialConfig) -> Result<String, SerialError> {
-    if cfg.usb_vid.is_some() || cfg.usb_pid.is_some() || cfg.usb_serial.is_some() {
-        let ports = serialport::available_ports().unwrap_or_default();
-        for p in ports {
-            if let SerialPortType::UsbPort(u) = &p.port_type {
-                let serial_ok = cfg.usb_serial.as_deref().is_none_or(|s| u.serial_number.as_deref() == Some(s));
-                if hex_eq(&cfg.usb_vid, u.vid) && hex_eq(&cfg.usb_pid, u.pid) && serial_ok {
-                    return Ok(p.port_name);
-                }
-            }
+    find_port_in(cfg, &SystemPorts)
+}
+
+/// [`find_port`] over a given port list:
+/// - no USB identity configured: the configured `port` (opening it says whether it exists);
+/// - USB ports matching VID/PID (and `usb_serial` when set): the one named `port` if it is among
+///   them, else the only one; several → [`SerialError::AmbiguousUsb`];
+/// - none matches: `NoUsbMatch` — unless the list could not be read, or the configured `port`
+///   is listed without a USB identity (a driver that reports none), then `port` is used. A
+///   `port` listed as a *different* USB device is never opened.
+pub fn find_port_in(cfg: &SerialConfig, lister: &dyn PortLister) -> Result<String, SerialError> {
+    let usb_configured = cfg.usb_vid.is_some() || cfg.usb_pid.is_some() || cfg.usb_serial.is_some();
+    if !usb_configured {
+        return cfg.port.clone().ok_or_else(|| SerialError::NoUsbMatch { what: "(none configured)".into() });
+    }
+    let what = usb_what(cfg);
+    let ports = match lister.list() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("cannot list serial ports: {e}");
+            return cfg.port.clone().ok_or(SerialError::NoUsbMatch { what: format!("{what} (listing the ports failed: {e})") });
         }
-        if cfg.port.is_none() {
-            let what = format!(
-                "{}:{}{}",
-                cfg.usb_vid.as_deref().unwrap_or("*"),
-                cfg.usb_pid.as_deref().unwrap_or("*"),
-                cfg.usb_serial.as_deref().map(|s| format!(" serial {s}")).unwrap_or_default()
-            );
-            return Err(SerialError::NoUsbMatch { what });
+    };
+    let same_name = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let matches: Vec<&ListedPort> = ports.iter().filter(|p| p.usb.as_ref().is_some_and(|u| usb_matches(cfg, u))).collect();
+    if let Some(named) = cfg.port.as_deref().and_then(|n| matches.iter().find(|p| same_name(&p.name, n))) {
+        return Ok(named.name.clone());
+    }
+    match matches.as_slice() {
+        [one] => return Ok(one.name.clone()),
+        [] => {}
+        many => {
+            return Err(SerialError::AmbiguousUsb { what, ports: many.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ") });
         }
     }
-    cfg.port.clone().ok_or_else(|| SerialError::NoUsbMatch { what: "(none configured)".into() })
+    if let Some(port) = cfg.port.as_deref() {
+        match ports.iter().find(|p| same_name(&p.name, port)) {
+            Some(ListedPort { usb: None, name }) => return Ok(name.clone()),
+            Some(ListedPort { usb: Some(u), .. }) => {
+                return Err(SerialError::NoUsbMatch { what: format!("{what} ({port} is now another device, USB {:04X}:{:04X})", u.vid, u.pid) });
+            }
+            None => {}
+        }
+    }
+    Err(SerialError::NoUsbMatch { what })
 }
 
 pub fn open(cfg: &SerialConfig, port: &str) -> Result<Box<dyn SerialPort>, SerialError> {
@@ -149,10 +233,15 @@ pub fn open(cfg: &SerialConfig, port: &str) -> Result<Box<dyn SerialPort>, Seria
 }
 
 /// Run one reader until `stop` is set: open, read lines, reopen after unplug.
-pub fn run_reader(cfg: &SerialConfig, stop: Arc<AtomicBool>, mut report: impl FnMut(SerialEvent)) {
+pub fn run_reader(cfg: &SerialConfig, stop: Arc<AtomicBool>, report: impl FnMut(SerialEvent)) {
+    run_reader_with(cfg, &SystemPorts, stop, report)
+}
+
+/// [`run_reader`] finding the port through `lister` (each (re)open asks it again).
+pub fn run_reader_with(cfg: &SerialConfig, lister: &dyn PortLister, stop: Arc<AtomicBool>, mut report: impl FnMut(SerialEvent)) {
     let mut last_error: Option<SerialError> = None;
     while !stop.load(Ordering::Relaxed) {
-        let opened = find_port(cfg).and_then(|name| open(cfg, &name).map(|p| (name, p)));
+        let opened = find_port_in(cfg, lister).and_then(|name| open(cfg, &name).map(|p| (name, p)));
         let (name, mut port) = match opened {
             Ok(x) => x,
             Err(e) => {
@@ -210,6 +299,171 @@ mod tests {
         // A CRLF reader on a CR config: the LF does not leak into the next line.
         let mut s = LineSplitter::new(Terminator::Cr);
         assert_eq!(s.push(b"a1\r\nb2\r\n"), ["a1", "b2"]);
+    }
+
+    /// A port list the test changes as it goes (plug, unplug, replug elsewhere).
+    struct Scripted(std::sync::Mutex<Result<Vec<ListedPort>, String>>);
+
+    impl Scripted {
+        fn new(ports: Vec<ListedPort>) -> Scripted {
+            Scripted(std::sync::Mutex::new(Ok(ports)))
+        }
+        fn set(&self, ports: Result<Vec<ListedPort>, String>) {
+            *self.0.lock().unwrap() = ports;
+        }
+    }
+
+    impl PortLister for Scripted {
+        fn list(&self) -> Result<Vec<ListedPort>, String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    fn usb(name: &str, vid: u16, pid: u16, serial: Option<&str>) -> ListedPort {
+        ListedPort { name: name.into(), usb: Some(UsbId { vid, pid, serial: serial.map(str::to_string) }) }
+    }
+
+    fn plain(name: &str) -> ListedPort {
+        ListedPort { name: name.into(), usb: None }
+    }
+
+    fn reader(port: Option<&str>, serial: Option<&str>) -> SerialConfig {
+        SerialConfig {
+            port: port.map(str::to_string),
+            usb_vid: Some("0C2E".into()),
+            usb_pid: Some("0B61".into()),
+            usb_serial: serial.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn refinds_the_reader_by_usb_identity_when_its_com_name_changes() {
+        let cfg = reader(Some("COM3"), Some("A1"));
+        let ports = Scripted::new(vec![plain("COM1"), usb("COM3", 0x0C2E, 0x0B61, Some("A1"))]);
+        assert_eq!(find_port_in(&cfg, &ports), Ok("COM3".into()));
+        // Unplugged.
+        ports.set(Ok(vec![plain("COM1")]));
+        let e = find_port_in(&cfg, &ports).unwrap_err();
+        assert_eq!(e, SerialError::NoUsbMatch { what: "0C2E:0B61 serial A1".into() });
+        // Replugged into another USB socket: Windows gives it COM7.
+        ports.set(Ok(vec![plain("COM1"), usb("COM7", 0x0C2E, 0x0B61, Some("a1"))]));
+        assert_eq!(find_port_in(&cfg, &ports), Ok("COM7".into()));
+        // Meanwhile COM3 went to another USB device: it is not opened by its old name.
+        ports.set(Ok(vec![usb("COM3", 0x1234, 0x5678, None), usb("COM7", 0x0C2E, 0x0B61, Some("A1"))]));
+        assert_eq!(find_port_in(&cfg, &ports), Ok("COM7".into()));
+        ports.set(Ok(vec![usb("COM3", 0x1234, 0x5678, None)]));
+        let e = find_port_in(&cfg, &ports).unwrap_err().to_string();
+        assert!(e.contains("0C2E:0B61 serial A1") && e.contains("COM3 is now another device, USB 1234:5678"), "{e}");
+        // A driver that reports no USB identity for the configured port: the name is used.
+        ports.set(Ok(vec![plain("COM3")]));
+        assert_eq!(find_port_in(&cfg, &ports), Ok("COM3".into()));
+        // The list cannot be read: fall back to the name, or say why nothing can be found.
+        ports.set(Err("SetupDiGetClassDevs failed".into()));
+        assert_eq!(find_port_in(&cfg, &ports), Ok("COM3".into()));
+        let e = find_port_in(&reader(None, Some("A1")), &ports).unwrap_err().to_string();
+        assert!(e.contains("listing the ports failed: SetupDiGetClassDevs failed"), "{e}");
+    }
+
+    #[test]
+    fn two_identical_scanners_are_told_apart_by_serial_number() {
+        let ports = Scripted::new(vec![usb("COM4", 0x0C2E, 0x0B61, Some("S-1")), usb("COM5", 0x0C2E, 0x0B61, Some("S-2"))]);
+        assert_eq!(find_port_in(&reader(None, Some("S-1")), &ports), Ok("COM4".into()));
+        assert_eq!(find_port_in(&reader(None, Some("S-2")), &ports), Ok("COM5".into()));
+        // Replugged the other way round: each config follows its own scanner, not the COM name.
+        ports.set(Ok(vec![usb("COM4", 0x0C2E, 0x0B61, Some("S-2")), usb("COM5", 0x0C2E, 0x0B61, Some("S-1"))]));
+        assert_eq!(find_port_in(&reader(Some("COM5"), Some("S-2")), &ports), Ok("COM4".into()));
+        assert_eq!(find_port_in(&reader(Some("COM4"), Some("S-1")), &ports), Ok("COM5".into()));
+        // Without serial numbers the configured name decides; without that it is ambiguous.
+        assert_eq!(find_port_in(&reader(Some("com5"), None), &ports), Ok("COM5".into()));
+        let e = find_port_in(&reader(None, None), &ports).unwrap_err();
+        assert_eq!(e, SerialError::AmbiguousUsb { what: "0C2E:0B61".into(), ports: "COM4, COM5".into() });
+        assert!(e.to_string().contains("set `usb_serial`"), "{e}");
+        // A serial number nobody has.
+        let e = find_port_in(&reader(None, Some("S-3")), &ports).unwrap_err();
+        assert_eq!(e, SerialError::NoUsbMatch { what: "0C2E:0B61 serial S-3".into() });
+    }
+
+    #[test]
+    fn absent_usb_identity_is_a_clear_no_usb_match() {
+        let ports = Scripted::new(vec![plain("COM1"), usb("COM3", 0x0C2E, 0x0B61, None)]);
+        let cfg = SerialConfig { usb_vid: Some("FFFE".into()), usb_pid: Some("0001".into()), ..Default::default() };
+        let e = find_port_in(&cfg, &ports).unwrap_err();
+        assert_eq!(e, SerialError::NoUsbMatch { what: "FFFE:0001".into() });
+        assert_eq!(e.to_string(), "no serial port matches USB FFFE:0001 (is the reader plugged in?)");
+        // VID only: any product of that vendor.
+        let cfg = SerialConfig { usb_vid: Some("0c2e".into()), ..Default::default() };
+        assert_eq!(find_port_in(&cfg, &ports), Ok("COM3".into()));
+        // No USB identity: the port name as configured, without asking the system.
+        ports.set(Err("must not be asked".into()));
+        let cfg = SerialConfig { port: Some("/dev/ttyACM0".into()), ..Default::default() };
+        assert_eq!(find_port_in(&cfg, &ports), Ok("/dev/ttyACM0".into()));
+    }
+
+    /// Real pseudo-terminals (socat): the reader is found by its USB identity in the (scripted)
+    /// port list, unplugged (the pty pair disappears), and replugged under another name.
+    #[test]
+    fn reader_follows_its_usb_identity_to_a_new_port_name_over_real_ptys() {
+        use std::process::{Command, Stdio};
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir().unwrap();
+        let start = |n: &str| {
+            let (a, b) = (dir.path().join(format!("scanner{n}")), dir.path().join(format!("ttyACM{n}")));
+            let child = Command::new("socat")
+                .args([format!("pty,raw,echo=0,link={}", a.display()), format!("pty,raw,echo=0,link={}", b.display())])
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("socat (scripts/setup.sh installs it)");
+            let t0 = Instant::now();
+            while !(a.exists() && b.exists()) {
+                assert!(t0.elapsed() < Duration::from_secs(5), "socat did not create the ptys");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (child, a, b.to_string_lossy().into_owned())
+        };
+        let write = |a: &std::path::Path, bytes: &[u8]| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).open(a).unwrap();
+            f.write_all(bytes).unwrap();
+        };
+        let (mut socat, a0, b0) = start("0");
+        let ports = Arc::new(Scripted::new(vec![plain("/dev/ttyS0"), usb(&b0, 0x0C2E, 0x0B61, Some("A1"))]));
+        let cfg = reader(None, Some("A1"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let th = {
+            let (ports, stop) = (ports.clone(), stop.clone());
+            std::thread::spawn(move || run_reader_with(&cfg, &*ports, stop, |e| drop(tx.send(e))))
+        };
+        let next = |what: &str, pred: &dyn Fn(&SerialEvent) -> bool| -> SerialEvent {
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                let e = rx.recv_timeout(end.saturating_duration_since(Instant::now())).unwrap_or_else(|_| panic!("no {what}"));
+                if pred(&e) {
+                    return e;
+                }
+            }
+        };
+        assert_eq!(next("connect", &|e| matches!(e, SerialEvent::Connected { .. })), SerialEvent::Connected { port: b0.clone() });
+        write(&a0, b"1900000009000018\r");
+        assert!(matches!(next("line", &|e| matches!(e, SerialEvent::Line { .. })), SerialEvent::Line { port, text, .. } if port == b0 && text == "1900000009000018"));
+        // Unplug: the pty pair goes away and the USB identity leaves the list.
+        ports.set(Ok(vec![plain("/dev/ttyS0")]));
+        socat.kill().unwrap();
+        socat.wait().unwrap();
+        next("disconnect", &|e| matches!(e, SerialEvent::Disconnected { .. }));
+        let e = next("unavailable", &|e| matches!(e, SerialEvent::Unavailable { .. }));
+        assert_eq!(e, SerialEvent::Unavailable { error: SerialError::NoUsbMatch { what: "0C2E:0B61 serial A1".into() } });
+        // Replug: same scanner, new name.
+        let (mut socat, a1, b1) = start("1");
+        ports.set(Ok(vec![plain("/dev/ttyS0"), usb(&b1, 0x0C2E, 0x0B61, Some("A1"))]));
+        assert_eq!(next("reconnect", &|e| matches!(e, SerialEvent::Connected { .. })), SerialEvent::Connected { port: b1.clone() });
+        write(&a1, b"5901234123457\r");
+        assert!(matches!(next("line", &|e| matches!(e, SerialEvent::Line { .. })), SerialEvent::Line { port, text, .. } if port == b1 && text == "5901234123457"));
+        stop.store(true, Ordering::Relaxed);
+        th.join().unwrap();
+        socat.kill().unwrap();
+        let _ = socat.wait();
     }
 
     #[test]
