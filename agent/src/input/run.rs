@@ -51,9 +51,17 @@ pub fn run_wedge(
         report(WedgeReport::Device { info: d, added: true, dedicated: ded });
     }
     let mut last_down: std::collections::HashMap<u32, u64> = Default::default();
+    // Ticks matter only while the detector may hold state (within its longest timeout after the
+    // last key); otherwise wait long, so an idle till wakes twice a second (the stop flag), not
+    // a hundred times.
+    let settle = Duration::from_millis(det.config().max_gap_ms.max(det.config().idle_ms) + 50);
+    let mut last_key: Option<std::time::Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        let actions = match source.next(Duration::from_millis(10))? {
+        let busy = last_key.is_some_and(|t| t.elapsed() <= settle);
+        let wait = if busy { Duration::from_millis(10) } else { Duration::from_millis(500) };
+        let actions = match source.next(wait)? {
             Some(SourceEvent::Key(ev)) => {
+                last_key = Some(std::time::Instant::now());
                 let dev = devices.iter().find(|d| d.id == ev.device);
                 let gap = if ev.down { last_down.insert(ev.device, ev.time_ms).map(|t| ev.time_ms.saturating_sub(t)) } else { None };
                 report(WedgeReport::Key { ev: &ev, gap_ms: gap, device: dev });

@@ -105,10 +105,13 @@ impl KeySource for X11Source {
                 Some(Event::XinputHierarchy(_)) => self.refresh_devices()?,
                 Some(_) => {}
                 None => {
-                    if Instant::now() >= deadline {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
                         return Ok(None);
                     }
-                    std::thread::sleep(Duration::from_millis(2));
+                    // Sleep in the kernel until the X socket has data or the deadline passes
+                    // (no busy polling: an idle till must cost no CPU).
+                    wait_readable(self.conn.stream(), left)?;
                 }
             }
         }
@@ -123,5 +126,17 @@ impl KeySource for X11Source {
 
     fn devices(&self) -> Vec<DeviceInfo> {
         self.devices.iter().map(|(id, name)| DeviceInfo { id: *id, name: name.clone() }).collect()
+    }
+}
+
+/// Block until `fd` is readable or `timeout` passes (poll(2)); EINTR counts as a wake-up.
+fn wait_readable(fd: &impl std::os::fd::AsFd, timeout: Duration) -> anyhow::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let t = timeout.max(Duration::from_millis(1));
+    let ts = rustix::event::Timespec { tv_sec: t.as_secs() as _, tv_nsec: t.subsec_nanos() as _ };
+    match poll(&mut fds, Some(&ts)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("waiting for the X connection failed: {e}")),
     }
 }
