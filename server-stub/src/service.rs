@@ -238,8 +238,10 @@ fn ingest_receipt(tx: &mut dyn Tx, program: &Program, index: usize, item_id: &st
     };
     let (effect, account) = match &original {
         Some(o) => {
-            // A return debits the account the original credited (even if the return has no card).
-            let effect = rules::evaluate_return(program, &o.receipt, &o.effect, r);
+            // A return debits the account the original credited (even if the return has no card),
+            // cumulatively after earlier returns of the same original so partial returns add up.
+            let earlier = tx.returns_of(&o.receipt.id)?;
+            let effect = rules::evaluate_return_after(program, &o.receipt, &o.effect, &earlier, r);
             (effect, o.account.clone())
         }
         None => {
@@ -272,7 +274,8 @@ fn ingest_receipt(tx: &mut dyn Tx, program: &Program, index: usize, item_id: &st
             }
         }
     }
-    tx.insert_receipt(&StoredReceipt { receipt: r.clone(), payload_hash: hash.to_string(), account, effect })?;
+    let original_id = original.as_ref().map(|o| o.receipt.id.clone());
+    tx.insert_receipt(&StoredReceipt { receipt: r.clone(), payload_hash: hash.to_string(), account, effect }, original_id.as_ref())?;
     Ok(AckResult::Applied)
 }
 

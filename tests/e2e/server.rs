@@ -228,6 +228,33 @@ fn points_applied_once_and_return_reverses_them() {
 }
 
 #[test]
+fn partial_returns_add_up_to_exactly_the_original_points() {
+    let (_dir, _srv, api) = setup();
+    let before = api.balance(JIRI);
+    // 3 lipsticks; returned one at a time in three separate return receipts.
+    let sale = receipt("2101", Some(JIRI), vec![line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "3", "66.71", LineKind::Sale)]);
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
+    let p = demo_program();
+    let credited = rules::evaluate_receipt(&p, &sale).points_delta;
+    assert!(credited > Decimal::ZERO);
+    let ret = |no: &str| {
+        let mut r = receipt(no, None, vec![line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "-1", "66.71", LineKind::Return)]);
+        r.original = Some(OriginalReceipt { receipt_id: Some(sale.id.clone()), pos_receipt_no: None });
+        r
+    };
+    // The case this guards: reversing each third on its own does not add up to what was credited.
+    let one_third = rules::evaluate_return(&p, &sale, &rules::evaluate_receipt(&p, &sale), &ret("x")).points_delta;
+    assert_ne!(one_third * d("3"), -credited, "pick a price whose points do not split into exact thirds");
+    for no in ["2102", "2103", "2104"] {
+        assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&ret(no))]))), ["applied"], "return {no}");
+    }
+    assert_eq!(api.balance(JIRI), before, "sale {credited} points, then three thirds back: exactly the start balance");
+    // A fourth return of the same item (more than was bought) reverses nothing more.
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&ret("2105"))]))), ["applied"]);
+    assert_eq!(api.balance(JIRI), before);
+}
+
+#[test]
 fn same_batch_concurrently_on_two_connections() {
     let (_dir, _srv, api) = setup();
     let receipts: Vec<Receipt> = (0..20).map(|i| mixed_receipt(&format!("3{i:03}"), Some(JIRI))).collect();

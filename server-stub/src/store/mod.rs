@@ -117,7 +117,10 @@ pub trait Tx {
 
     fn receipt(&mut self, id: &ReceiptId) -> StoreResult<Option<StoredReceipt>>;
     fn receipt_by_pos_no(&mut self, store: &StoreId, till: &TillId, pos_receipt_no: &str) -> StoreResult<Option<StoredReceipt>>;
-    fn insert_receipt(&mut self, r: &StoredReceipt) -> StoreResult<()>;
+    /// `original`: the receipt a return refers to (resolved), so [`Tx::returns_of`] finds it.
+    fn insert_receipt(&mut self, r: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()>;
+    /// Earlier returns of `original`, oldest first (for cumulative partial-return reversal).
+    fn returns_of(&mut self, original: &ReceiptId) -> StoreResult<Vec<Receipt>>;
     fn receipts_between(&mut self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<ReceiptFacts>>;
 
     fn request(&mut self, request_id: &str) -> StoreResult<Option<RequestRow>>;

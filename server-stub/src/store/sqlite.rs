@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use protocol::rules::{Program, RulesSnapshot};
-use protocol::v1::{CardStatus, Customer, CustomerState};
+use protocol::v1::{CardStatus, Customer, CustomerState, Receipt};
 use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rust_decimal::Decimal;
@@ -102,6 +102,13 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL
     );
+    "#,
+    // 2: returns point at their original, so partial returns reverse cumulatively
+    r#"
+    ALTER TABLE receipts ADD COLUMN original_id TEXT;
+    UPDATE receipts SET original_id = json_extract(payload, '$.original.receipt_id')
+        WHERE json_extract(payload, '$.original.receipt_id') IS NOT NULL;
+    CREATE INDEX receipts_original ON receipts(original_id);
     "#,
 ];
 
@@ -345,14 +352,14 @@ impl Tx for SqliteTx<'_> {
         row.map(to_stored).transpose()
     }
 
-    fn insert_receipt(&mut self, s: &StoredReceipt) -> StoreResult<()> {
+    fn insert_receipt(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
         let r = &s.receipt;
         let credited = if s.account.is_some() { s.effect.points_delta } else { Decimal::ZERO };
         self.tx
             .prepare_cached(
                 "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
-                 account_id, total, turnover, points_credited, campaign, effect, payload, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 account_id, total, turnover, points_credited, campaign, effect, payload, received_at, original_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?
             .execute(params![
                 r.id.0,
@@ -371,8 +378,19 @@ impl Tx for SqliteTx<'_> {
                 json(&s.effect),
                 json(r),
                 now(),
+                original.map(|o| o.0.clone()),
             ])?;
         Ok(())
+    }
+
+    fn returns_of(&mut self, original: &ReceiptId) -> StoreResult<Vec<Receipt>> {
+        let mut st = self.tx.prepare_cached("SELECT payload FROM receipts WHERE original_id = ?1 ORDER BY issued_at, rowid")?;
+        let rows = st.query_map([&original.0], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for p in rows {
+            out.push(from_json("receipt payload", &p?)?);
+        }
+        Ok(out)
     }
 
     fn receipts_between(&mut self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<ReceiptFacts>> {
