@@ -213,7 +213,8 @@ fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode
     let fmt = |r: &crate::outbox::LogRow| {
         format!("{} {:<5} {:<10} {} {}", r.ts, r.level.to_uppercase(), r.kind, r.item_id.as_deref().unwrap_or("-"), r.message)
     };
-    let mut last = 0;
+    // Follow from the newest entry even when none of the old ones are printed (`--tail 0`).
+    let mut last = o.log_tail(1)?.last().map_or(0, |r| r.id);
     for r in o.log_tail(tail)? {
         println!("{}", fmt(&r));
         last = r.id;

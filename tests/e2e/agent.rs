@@ -367,6 +367,18 @@ fn status_json_dead_letter_and_requeue() {
     assert_eq!(s["store_id"], STORE);
     assert!(s["last_success"].is_string(), "{s}");
     assert!(s["dead_letter_items"][0]["reason"].as_str().unwrap().contains("unknown_original"), "{s}");
+    // Support staff watch the log live while they requeue (`log --follow`, nothing old: --tail 0).
+    let follow_out = till.dir.join("follow.out");
+    let mut follower = Command::new(bin("till-agent"))
+        .arg("--config")
+        .arg(&till.config)
+        .args(["log", "--follow", "--tail", "0"])
+        .stdout(std::fs::File::create(&follow_out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(follower.try_wait().unwrap().is_none(), "log --follow exited");
     // fix is in (the original arrived): requeue → delivered
     let out = till.cli(&["requeue"]);
     assert!(out.status.success());
@@ -375,6 +387,14 @@ fn status_json_dead_letter_and_requeue() {
         (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='RET-1'") == 1).then_some(())
     });
     assert!(ok.is_some(), "requeued item not delivered; agent log:\n{}", till.stderr());
+    let followed = wait_for(Duration::from_secs(10), || {
+        let t = std::fs::read_to_string(&follow_out).unwrap_or_default();
+        (t.contains("requeue") && t.lines().any(|l| l.contains(" ack ") && l.contains("acked 1 item"))).then_some(t)
+    });
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let followed = followed.unwrap_or_else(|| panic!("log --follow did not show the requeue and the delivery:\n{}", std::fs::read_to_string(&follow_out).unwrap_or_default()));
+    assert!(!followed.lines().any(|l| l.contains("dead letter: ")), "--tail 0 printed old entries:\n{followed}");
     let out = till.cli(&["status", "--json"]);
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["dead_letters"], 0, "{s}");
