@@ -52,29 +52,8 @@ currency = "CZK"
 language = "cs"
 scan_attach_window_secs = 600
 
-[receipts]
-format = "auto"
-encoding = "windows-1250"
-
-[receipts.csv]
-delimiter = ";"
-decimal_separator = ","
-
-[receipts.csv.columns]
-receipt_no = "Doklad"
-date = "Datum"
-time = "Čas"
-card = "Karta"
-original_receipt_no = "Původní doklad"
-sku = "Kód"
-name = "Název"
-quantity = "Množství"
-unit_price = "Cena"
-line_total = "Celkem"
-vat_rate = "DPH"
-kind = "Typ"
-total = "Celkem dokladu"
 EOF
+cat fixtures/agent/cz-pos-csv.toml >> "$DEMO/agent.toml"
 
 export TILL_AGENT_TOKEN="$TOKEN"
 AGENT=("$BIN/till-agent" --config "$DEMO/agent.toml")

@@ -12,28 +12,8 @@ pub const TILL: &str = "T1";
 /// A Luhn-valid card of the demo program (fixtures/seed/demo.json).
 pub const DEMO_CARD: &str = "1900000009000018";
 
-const CZ_CSV: &str = r#"
-[receipts]
-format = "csv"
-encoding = "windows-1250"
-[receipts.csv]
-delimiter = ";"
-decimal_separator = ","
-[receipts.csv.columns]
-receipt_no = "Doklad"
-date = "Datum"
-time = "Čas"
-card = "Karta"
-original_receipt_no = "Původní doklad"
-sku = "Kód"
-name = "Název"
-quantity = "Množství"
-unit_price = "Cena"
-line_total = "Celkem"
-vat_rate = "DPH"
-kind = "Typ"
-total = "Celkem dokladu"
-"#;
+/// The Czech POS export mapping (the `[receipts]` section the demo uses too).
+const CZ_CSV: &str = include_str!("../../fixtures/agent/cz-pos-csv.toml");
 
 pub struct Till {
     pub dir: PathBuf,
