@@ -288,6 +288,9 @@ fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                 if r == crate::ui::UiRequest::SyncNow {
                     let _ = commands.send(crate::runtime::Command::SyncNow);
                 }
+                if let crate::ui::UiRequest::ReaderTest(on) = r {
+                    let _ = commands.send(crate::runtime::Command::ReaderTest(on));
+                }
             }),
             tray: true,
             initial: Vec::new(),

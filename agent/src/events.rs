@@ -45,6 +45,8 @@ pub struct SyncStatus {
 // Quotes dominate the traffic; boxing them would only add an allocation per scan.
 #[allow(clippy::large_enum_variant)]
 pub enum AgentEvent {
+    /// Reader-test diagnostics (keys, decisions), published only while a reader test runs.
+    Reader(crate::input::diag::ReaderDiag),
     Scan(ScanEvent),
     Quote(QuoteEvent),
     Status(SyncStatus),

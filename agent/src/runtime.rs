@@ -19,6 +19,8 @@ use crate::watcher::PendingScan;
 pub enum Command {
     /// Send now: make backed-off items due, skip the current backoff, refresh the cache.
     SyncNow,
+    /// Reader test on / off: the readers publish `AgentEvent::Reader` diagnostics while on.
+    ReaderTest(bool),
     /// Flush and stop.
     Shutdown,
 }
@@ -36,6 +38,8 @@ pub struct Shared {
     pub sync_now: Notify,
     pub cache_now: Notify,
     pub last_scan: Mutex<Option<PendingScan>>,
+    /// A reader test is running (see `Command::ReaderTest`).
+    pub reader_test: Arc<std::sync::atomic::AtomicBool>,
     status_tx: watch::Sender<SyncStatus>,
     shutdown_tx: watch::Sender<bool>,
     state: Mutex<LinkState>,
@@ -69,6 +73,7 @@ impl Shared {
             sync_now: Notify::new(),
             cache_now: Notify::new(),
             last_scan: Mutex::new(None),
+            reader_test: Arc::default(),
             status_tx: watch::channel(SyncStatus::default()).0,
             shutdown_tx: watch::channel(false).0,
             state: Mutex::new(state),
@@ -233,6 +238,10 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
                         sh.cache_now.notify_one();
                         sh.log.info("sync", None, "sync now requested");
                     }
+                    Command::ReaderTest(on) => {
+                        sh.reader_test.store(on, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!("reader test {}", if on { "on: readers publish keys and decisions" } else { "off" });
+                    }
                     Command::Shutdown => break,
                 }
             }
@@ -257,7 +266,7 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
 /// Card input (readers → Scan → Quote on the bus), owned by `input`; an error is logged and the
 /// rest of the agent keeps running (receipts still flow).
 async fn run_inputs(sh: Arc<Shared>) {
-    if let Err(e) = crate::input::run_inputs(sh.cfg.clone(), sh.bus.clone(), sh.shutdown_rx()).await {
+    if let Err(e) = crate::input::run_inputs(sh.cfg.clone(), sh.bus.clone(), sh.shutdown_rx(), sh.reader_test.clone()).await {
         sh.log.error("input", None, &format!("card input stopped: {e:#}"));
     }
 }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::config::{ReaderConfig, SerialConfig};
 use super::detect::{Action, Detector};
-use super::keys::Key;
+use super::diag::{self, ReaderDiag, WedgeDiag};
 use super::payload::{self, Payload};
 use super::run::{run_wedge, WedgeReport};
 use super::serial::{self, SerialEvent};
@@ -91,17 +91,6 @@ pub fn decode(cfg: Option<&Config>, raw: Option<&str>, trace: Option<&Path>) -> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// A key as reader-test shows it: digits and letters only by class (a payment card's number or
-/// holder name must not appear on screen), everything else by name.
-pub fn key_label(key: Key, shift: bool) -> String {
-    match key.us_char(shift) {
-        Some(c) if c.is_ascii_digit() => "digit".into(),
-        Some(c) if c.is_ascii_alphabetic() => "letter".into(),
-        Some(c) => format!("{} '{c}'", key.name()),
-        None => key.name(),
-    }
-}
-
 pub struct ReaderTestArgs {
     pub json: bool,
     pub seconds: Option<u64>,
@@ -130,25 +119,22 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
         let stop = stop.clone();
         let policy = policy.clone();
         std::thread::spawn(move || {
+            let classify = |t: &str| payload::classify(t, &policy);
             serial::run_reader(&sc, stop, |ev| {
-                let line = match ev {
-                    SerialEvent::Connected { port } => (json!({"type": "serial", "event": "connected", "port": port}), format!("serial {port}: connected")),
-                    SerialEvent::Disconnected { port, reason } => {
-                        (json!({"type": "serial", "event": "disconnected", "port": port, "reason": reason}), format!("serial {port}: disconnected ({reason})"))
-                    }
-                    SerialEvent::Unavailable { error } => {
-                        (json!({"type": "serial", "event": "unavailable", "error": error.to_string()}), format!("serial: {error}"))
-                    }
+                let human = diag::line(&diag::serial(&ev, Some(&classify)));
+                let v = match ev {
+                    SerialEvent::Connected { port } => json!({"type": "serial", "event": "connected", "port": port}),
+                    SerialEvent::Disconnected { port, reason } => json!({"type": "serial", "event": "disconnected", "port": port, "reason": reason}),
+                    SerialEvent::Unavailable { error } => json!({"type": "serial", "event": "unavailable", "error": error.to_string()}),
                     SerialEvent::Line { port, text, at } => {
                         let mut v = decode_json(&text, &policy);
-                        let human = format!("serial {port}: line of {} chars → {}", text.chars().count(), v);
                         v["type"] = json!("scan");
                         v["source"] = json!(format!("serial:{port}"));
                         v["decode_us"] = json!(at.elapsed().as_micros() as u64);
-                        (v, human)
+                        v
                     }
                 };
-                let _ = tx.send(line);
+                let _ = tx.send((v, human));
             });
         });
     }
@@ -167,46 +153,36 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
                 }
             };
             let kind = source.kind();
-            let _ = tx.send((json!({"type": "ready", "source": kind}), format!("{kind}: listening")));
-            let mut shift: std::collections::HashMap<u32, bool> = Default::default();
+            let mut wd = WedgeDiag::new(kind);
+            let _ = tx.send((json!({"type": "ready", "source": kind}), diag::line(&wd.listening())));
+            let classify = |t: &str| payload::classify(t, &policy);
             let r = run_wedge(source, &reader, &stop, |r| {
-                let line = match r {
-                    WedgeReport::Device { info, added, dedicated } => (
-                        json!({"type": "device", "source": kind, "id": info.id, "name": info.name, "added": added, "dedicated": dedicated}),
-                        format!("{kind} device {} {:?}{}{}", info.id, info.name, if added { "" } else { " removed" }, if dedicated { " [dedicated scanner]" } else { "" }),
-                    ),
-                    WedgeReport::Key { ev, gap_ms, .. } => {
-                        if ev.key.is_shift() {
-                            shift.insert(ev.device, ev.down);
-                        }
-                        if !ev.down {
-                            return;
-                        }
-                        let label = key_label(ev.key, shift.get(&ev.device).copied().unwrap_or(false));
-                        (
-                            json!({"type": "key", "device": ev.device, "key": label, "gap_ms": gap_ms, "time_ms": ev.time_ms}),
-                            format!("  dev {:>3} {:<24} {}", ev.device, label, gap_ms.map(|g| format!("+{g} ms")).unwrap_or_default()),
-                        )
+                // The human line is the shared reader-test formatting (the GUI window shows the same).
+                let Some(d) = wd.report(&r, Some(&classify)) else { return };
+                let human = diag::line(&d);
+                let v = match (&r, &d) {
+                    (WedgeReport::Device { info, added, dedicated }, _) => {
+                        json!({"type": "device", "source": kind, "id": info.id, "name": info.name, "added": added, "dedicated": dedicated})
                     }
-                    WedgeReport::Action { action, device } => match action {
-                        Action::Scan(s) => {
-                            let mut v = decode_json(&s.text, &policy);
-                            let human = format!("SCAN from {kind}:{} ({} chars, {} ms, fast run {}): {}", s.device, s.stats.chars, s.stats.span_ms, s.stats.longest_fast_run, v);
-                            v["type"] = json!("scan");
-                            v["source"] = json!(format!("{kind}:{}", s.device));
-                            v["device_name"] = json!(device.map(|d| d.name.clone()));
-                            v["dedicated"] = json!(s.dedicated);
-                            v["stats"] = serde_json::to_value(&s.stats).unwrap_or_default();
-                            (v, human)
-                        }
-                        Action::NotScan { device, reason, stats, .. } => (
-                            json!({"type": "not_scan", "source": format!("{kind}:{device}"), "reason": reason, "stats": stats}),
-                            format!("not a scan (dev {device}): {reason}"),
-                        ),
-                        _ => return,
-                    },
+                    (WedgeReport::Key { ev, gap_ms, .. }, ReaderDiag::Key { key, .. }) => {
+                        json!({"type": "key", "device": ev.device, "key": key, "gap_ms": gap_ms, "time_ms": ev.time_ms})
+                    }
+                    (WedgeReport::Action { action: Action::Scan(s), device }, _) => {
+                        let mut v = decode_json(&s.text, &policy);
+                        v["type"] = json!("scan");
+                        v["source"] = json!(format!("{kind}:{}", s.device));
+                        v["device_name"] = json!(device.map(|d| d.name.clone()));
+                        v["dedicated"] = json!(s.dedicated);
+                        v["prefixed"] = json!(s.prefixed);
+                        v["stats"] = serde_json::to_value(&s.stats).unwrap_or_default();
+                        v
+                    }
+                    (WedgeReport::Action { action: Action::NotScan { device, reason, stats, read_error }, .. }, _) => json!({
+                        "type": "not_scan", "source": format!("{kind}:{device}"), "reason": reason, "stats": stats, "read_error": read_error
+                    }),
+                    _ => return,
                 };
-                let _ = tx.send(line);
+                let _ = tx.send((v, human));
             });
             if let Err(e) = r {
                 let _ = tx.send((json!({"type": "error", "source": kind, "error": format!("{e:#}")}), format!("{kind}: {e:#}")));

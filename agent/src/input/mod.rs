@@ -4,8 +4,10 @@
 //! - `script` — the key-event script language the detector is tested with.
 //! - `detect` — the pure scan-detection state machine (burst rules, dedicated devices, intercept).
 //! - `payload` — ISO 7813 tracks, barcodes, classification (payment-card guard).
+//! - `diag` — reader-test diagnostics shared by the CLI and the GUI window.
 pub mod config;
 pub mod detect;
+pub mod diag;
 pub mod keys;
 pub mod payload;
 pub mod script;

@@ -1,6 +1,9 @@
 //! The input tasks (watchexec style): every reader runs on its own OS thread (blocking serial IO,
 //! the X11 / Windows message loop) and hands raw payloads to one async loop that classifies them,
 //! publishes `AgentEvent::Scan`, asks the quote service and publishes `AgentEvent::Quote`.
+//! While a reader test is active (the [`DiagSink`]'s flag) the reader threads also publish
+//! `AgentEvent::Reader` diagnostics (keys, decisions); a scan's decision is published here,
+//! after classification, just before its `Scan` event.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use protocol::ids::CardPolicy;
 use tokio::sync::{mpsc, watch};
 
 use super::config::ReaderConfig;
+use super::diag::{self, DiagSink, ReaderDiag};
 use super::detect::{Action, Detector};
 use super::keys::KeyEvent;
 use super::oskbd::{DeviceInfo, KeySource, SourceEvent};
@@ -24,6 +28,16 @@ pub struct RawScan {
     pub text: String,
     /// When the terminator key / byte arrived.
     pub at: Instant,
+    /// Not a payload but a failed read (a prefix scan without its terminator): this detail.
+    pub read_error: Option<String>,
+    /// Reader test: the decision line, completed with the classification and published.
+    pub diag: Option<ReaderDiag>,
+}
+
+impl RawScan {
+    pub fn new(source: String, text: String, at: Instant) -> RawScan {
+        RawScan { source, text, at, read_error: None, diag: None }
+    }
 }
 
 /// What the wedge loop saw (for `reader-test`).
@@ -99,8 +113,17 @@ pub fn run_wedge(
 
 /// Classify one payload, publish the scan, then the quote (for loyalty cards).
 pub async fn handle_scan(raw: RawScan, policy: &CardPolicy, quotes: Option<&QuoteService>, bus: &Bus) -> (ScanEvent, Option<QuoteEvent>) {
-    let classified = payload::classify(&raw.text, policy);
+    let classified = match raw.read_error {
+        Some(detail) => Classified::ReadError { detail },
+        None => payload::classify(&raw.text, policy),
+    };
     drop(raw.text);
+    if let Some(mut d) = raw.diag {
+        if let ReaderDiag::Scan { classified: c, .. } = &mut d {
+            *c = Some(classified.clone());
+        }
+        let _ = bus.send(AgentEvent::Reader(d));
+    }
     let scan = ScanEvent { at: chrono::Local::now().fixed_offset(), source: raw.source, classified };
     match &scan.classified {
         Classified::LoyaltyCard { card } => tracing::info!(source = %scan.source, card = %card, "loyalty card scanned"),
@@ -127,21 +150,30 @@ pub async fn handle_scan(raw: RawScan, policy: &CardPolicy, quotes: Option<&Quot
 }
 
 /// Start the reader threads; payloads arrive on the returned channel. Threads end when `stop`
-/// is set.
-pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<AtomicBool>) -> mpsc::UnboundedReceiver<RawScan> {
+/// is set. With a `diags` sink they publish reader-test diagnostics while it is active.
+pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<AtomicBool>, diags: Option<DiagSink>) -> mpsc::UnboundedReceiver<RawScan> {
     let (tx, rx) = mpsc::unbounded_channel();
     for (i, sc) in cfg.serial.iter().enumerate() {
         let sc = sc.clone();
         let tx = tx.clone();
         let stop = stop.clone();
+        let sink = diags.clone();
         let _ = std::thread::Builder::new().name(format!("serial-reader-{i}")).spawn(move || {
-            serial::run_reader(&sc, stop, |ev| match ev {
-                SerialEvent::Line { port, text, at } => {
-                    let _ = tx.send(RawScan { source: format!("serial:{port}"), text, at });
+            serial::run_reader(&sc, stop, |ev| {
+                let d = sink.as_ref().filter(|s| s.is_active()).map(|_| diag::serial(&ev, None));
+                if let (Some(sink), Some(d), false) = (&sink, &d, matches!(ev, SerialEvent::Line { .. })) {
+                    sink.publish(d.clone());
                 }
-                SerialEvent::Connected { port } => tracing::info!("serial reader connected on {port}"),
-                SerialEvent::Disconnected { port, reason } => tracing::warn!("serial reader on {port} disconnected: {reason}"),
-                SerialEvent::Unavailable { error } => tracing::warn!("serial reader unavailable: {error}"),
+                match ev {
+                    SerialEvent::Line { port, text, at } => {
+                        let mut raw = RawScan::new(format!("serial:{port}"), text, at);
+                        raw.diag = d;
+                        let _ = tx.send(raw);
+                    }
+                    SerialEvent::Connected { port } => tracing::info!("serial reader connected on {port}"),
+                    SerialEvent::Disconnected { port, reason } => tracing::warn!("serial reader on {port} disconnected: {reason}"),
+                    SerialEvent::Unavailable { error } => tracing::warn!("serial reader unavailable: {error}"),
+                }
             });
         });
     }
@@ -156,9 +188,32 @@ pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<Atom
                 }
             };
             let kind = source.kind();
+            let mut wd = diag::WedgeDiag::new(kind);
             let r = run_wedge(source, &cfg, &stop, |r| {
-                if let WedgeReport::Action { action: Action::Scan(s), .. } = r {
-                    let _ = tx.send(RawScan { source: format!("{kind}:{}", s.device), text: s.text.clone(), at: Instant::now() });
+                let d = match &diags {
+                    Some(sink) if sink.is_active() => wd.report(&r, None).map(|d| (sink, d)),
+                    _ => None,
+                };
+                match r {
+                    WedgeReport::Action { action: Action::Scan(s), .. } => {
+                        let mut raw = RawScan::new(format!("{kind}:{}", s.device), s.text.clone(), Instant::now());
+                        raw.diag = d.map(|(_, d)| d);
+                        let _ = tx.send(raw);
+                    }
+                    // A prefix scan that lost its terminator: tell the cashier to scan again.
+                    WedgeReport::Action { action: Action::NotScan { device, reason, read_error: true, .. }, .. } => {
+                        if let Some((sink, d)) = d {
+                            sink.publish(d);
+                        }
+                        let mut raw = RawScan::new(format!("{kind}:{device}"), String::new(), Instant::now());
+                        raw.read_error = Some(reason.clone());
+                        let _ = tx.send(raw);
+                    }
+                    _ => {
+                        if let Some((sink, d)) = d {
+                            sink.publish(d);
+                        }
+                    }
                 }
             });
             if let Err(e) = r {
@@ -171,10 +226,18 @@ pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<Atom
 
 /// The input task the runtime spawns: readers → classification → `Scan` → quote → `Quote` on
 /// the bus, until `shutdown` turns true.
-pub async fn run_inputs(cfg: crate::config::Config, bus: Bus, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+///
+/// `reader_test` turns the reader-test diagnostics (`AgentEvent::Reader`) on and off.
+pub async fn run_inputs(
+    cfg: crate::config::Config,
+    bus: Bus,
+    mut shutdown: watch::Receiver<bool>,
+    reader_test: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     cfg.reader.validate().map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let mut rx = start_readers(&cfg.reader, None, stop.clone());
+    let sink = DiagSink { active: reader_test, bus: bus.clone() };
+    let mut rx = start_readers(&cfg.reader, None, stop.clone(), Some(sink));
     let quotes = QuoteService::new(&cfg)?;
     loop {
         tokio::select! {

@@ -25,7 +25,7 @@ use super::synclog_view::{self, LogEntry};
 use super::tray::Tray;
 use super::viewmodel::{PopupView, Severity};
 use super::{AboutInfo, GuiContext, GuiExit, UiRequest};
-use crate::events::{AgentEvent, Classified, SyncStatus};
+use crate::events::{AgentEvent, SyncStatus};
 
 enum UiMsg {
     Escape,
@@ -367,14 +367,11 @@ impl App {
                     self.set_status(s);
                     return;
                 }
-                if let (Some(lines), AgentEvent::Scan(s)) = (self.windows().reader_test.as_mut(), &ev) {
-                    let what = match &s.classified {
-                        Classified::LoyaltyCard { card } => format!("loyalty card {card}"),
-                        Classified::PaymentCard { last4 } => format!("payment card …{}", &last4[last4.len().saturating_sub(4)..]),
-                        Classified::ReadError { detail } => format!("read error: {detail}"),
-                        Classified::Other { reason } => format!("other: {reason}"),
-                    };
-                    lines.push(format!("{} {} {what}", s.at.format("%H:%M:%S"), s.source));
+                if let AgentEvent::Reader(d) = &ev {
+                    if let Some(lines) = self.windows().reader_test.as_mut() {
+                        reader_test_line(lines, d);
+                    }
+                    return;
                 }
                 if let Some(v) = PopupView::from_event(&ev, self.lang) {
                     self.show(v);
@@ -392,8 +389,8 @@ impl App {
                 }
                 "sync_now" => (self.requests)(UiRequest::SyncNow),
                 "reader_test" => {
-                    self.windows().reader_test = Some(Vec::new());
-                    (self.requests)(UiRequest::ReaderTest);
+                    self.windows().reader_test.get_or_insert_with(Vec::new);
+                    (self.requests)(UiRequest::ReaderTest(true));
                 }
                 "settings" => {
                     if let Some(p) = self.config_path.clone() {
@@ -556,7 +553,7 @@ impl App {
             );
         }
         if reader {
-            let win = self.win.clone();
+            let (win, requests) = (self.win.clone(), self.requests.clone());
             ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("reader_test"),
                 ViewportBuilder::default().with_title(t(lang, Key::MenuReaderTest)).with_inner_size([560.0, 320.0]),
@@ -565,13 +562,17 @@ impl App {
                     let mut close = false;
                     egui::CentralPanel::default().show_inside(ui, |ui| {
                         ui.label(RichText::new(t(lang, Key::MenuReaderTest)).size(20.0));
-                        for l in w.reader_test.iter().flatten() {
-                            ui.monospace(l);
-                        }
                         close = ui.button(t(lang, Key::Close)).clicked();
+                        // Same lines as `till-agent reader-test` (input::diag::line), newest at the bottom.
+                        egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
+                            for l in w.reader_test.iter().flatten() {
+                                ui.monospace(l);
+                            }
+                        });
                     });
                     if closed(ui) || close {
                         w.reader_test = None;
+                        requests(UiRequest::ReaderTest(false));
                         ui.ctx().request_repaint_of(ViewportId::ROOT);
                     }
                 },
@@ -693,6 +694,16 @@ impl eframe::App for App {
     fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
         [1.0, 1.0, 1.0, 1.0]
     }
+}
+
+/// One reader-test line: into the window (the last 2000 kept) and the log (`till_agent::reader_test`).
+fn reader_test_line(lines: &mut Vec<String>, d: &crate::input::diag::ReaderDiag) {
+    let line = crate::input::diag::line(d);
+    tracing::info!(target: "till_agent::reader_test", "{line}");
+    if lines.len() >= 2000 {
+        lines.drain(..500);
+    }
+    lines.push(line);
 }
 
 /// Open a file or folder with the desktop's handler.

@@ -46,7 +46,8 @@ pub struct AboutInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UiRequest {
     SyncNow,
-    ReaderTest,
+    /// The Reader-test window opened (`true`) / closed (`false`).
+    ReaderTest(bool),
     /// A popup action button (register / enter migration code) for the card on screen.
     Action(ActionId),
     /// The cashier confirmed Quit; `run_gui` returns right after.

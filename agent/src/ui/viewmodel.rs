@@ -244,7 +244,7 @@ impl PopupView {
         match ev {
             crate::events::AgentEvent::Quote(q) => Some(Self::from_quote(q, lang)),
             crate::events::AgentEvent::Scan(s) => Self::from_scan(s, lang),
-            crate::events::AgentEvent::Status(_) => None,
+            crate::events::AgentEvent::Status(_) | crate::events::AgentEvent::Reader(_) => None,
         }
     }
 }
