@@ -255,7 +255,10 @@ fn ingest_receipt(tx: &mut dyn Tx, program: &Program, index: usize, item_id: &st
     };
     if let Some(acct) = &account {
         if let Some(row) = tx.customer(acct)? {
-            let (state, change) = rules::apply_effect(program, &row.state, &effect, r.issued_at.date_naive());
+            // Campaign points that lapsed by the receipt's day leave the balance first.
+            let day = r.issued_at.date_naive();
+            let current = rules::expire_points(&row.state, day);
+            let (state, change) = rules::apply_effect(program, &current, &effect, day);
             let mut customer = row.customer.clone();
             customer.tier = Some(program.tier_for(rules::turnover(program, &state, r.issued_at.date_naive())).name.clone());
             tx.put_customer(&customer, &state)?;

@@ -255,6 +255,27 @@ fn partial_returns_add_up_to_exactly_the_original_points() {
 }
 
 #[test]
+fn campaign_points_lapse_on_the_server_after_their_expiry() {
+    let (_dir, _srv, api) = setup();
+    let p = demo_program();
+    let before = api.balance(JIRI);
+    // Lipstick in November: the kosmetika campaign's points expire after 90 days.
+    let sale = receipt("2201", Some(JIRI), vec![line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "1", "199.00", LineKind::Sale)]);
+    let eff = rules::evaluate_receipt(&p, &sale);
+    let expiring = eff.expiring.clone().expect("campaign points expire");
+    assert!(expiring.points > Decimal::ZERO);
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
+    assert_eq!(api.balance(JIRI), before + eff.points_delta);
+    // Bread the day after the expiry: the lapsed campaign points leave the balance, the bread earns.
+    let mut later = receipt("2202", Some(JIRI), vec![line(None, "Chléb kmínový", None, "1", "35.50", LineKind::Sale)]);
+    later.issued_at = chrono::DateTime::parse_from_rfc3339(&format!("{}T09:00:00+01:00", expiring.expires_on + chrono::Days::new(1))).unwrap();
+    later.id = ReceiptId::derive(&later.store_id, &later.till_id, &later.pos_receipt_no, &later.issued_at);
+    let bread = rules::evaluate_receipt(&p, &later).points_delta;
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&later)]))), ["applied"]);
+    assert_eq!(api.balance(JIRI), before + eff.points_delta - expiring.points + bread);
+}
+
+#[test]
 fn same_batch_concurrently_on_two_connections() {
     let (_dir, _srv, api) = setup();
     let receipts: Vec<Receipt> = (0..20).map(|i| mixed_receipt(&format!("3{i:03}"), Some(JIRI))).collect();
