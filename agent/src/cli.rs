@@ -93,6 +93,67 @@ pub enum Command {
     },
     /// The quote the popup would show for CARD (server within the timeout, else offline cache).
     Quote { card: String },
+    /// Register a customer for a new CARD (support / scripts; the till's form does the same):
+    /// checked like the form, queued in the outbox, sent by the agent (a running agent picks it
+    /// up within seconds). The server's answer appears in `till-agent log`.
+    Register(RegisterArgs),
+    /// Pair a new CARD with a migration code of the old program (the old discount moves to it).
+    Pair {
+        card: String,
+        #[arg(long)]
+        code: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RegisterArgs {
+    pub card: String,
+    /// Full name, split at the last space into first name and surname (`"Jiří Dvořák"`).
+    #[arg(long, conflicts_with_all = ["first_name", "surname", "company"])]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub first_name: Option<String>,
+    #[arg(long)]
+    pub surname: Option<String>,
+    /// A company card: the company's name instead of a person's.
+    #[arg(long, conflicts_with_all = ["first_name", "surname"])]
+    pub company: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// YYYY-MM-DD or D.M.YYYY.
+    #[arg(long)]
+    pub birthday: Option<String>,
+    /// The customer consents to the program rules (required to enrol).
+    #[arg(long)]
+    pub consent: bool,
+    /// The customer consents to marketing messages.
+    #[arg(long)]
+    pub marketing: bool,
+}
+
+impl RegisterArgs {
+    pub fn form(&self) -> crate::enrol::RegistrationForm {
+        let (first, last) = match &self.name {
+            Some(n) => match n.trim().rsplit_once(char::is_whitespace) {
+                Some((f, l)) => (f.trim().to_string(), l.to_string()),
+                None => (n.trim().to_string(), String::new()),
+            },
+            None => (self.first_name.clone().unwrap_or_default(), self.surname.clone().unwrap_or_default()),
+        };
+        crate::enrol::RegistrationForm {
+            company: self.company.is_some(),
+            first_name: first,
+            surname: last,
+            company_name: self.company.clone().unwrap_or_default(),
+            email: self.email.clone().unwrap_or_default(),
+            phone: self.phone.clone().unwrap_or_default(),
+            birthday: self.birthday.clone().unwrap_or_default(),
+            consent_rules: self.consent,
+            consent_marketing: self.marketing,
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -140,6 +201,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Quote { card } => crate::input::cli::quote(&load(&cli.config)?, &card),
         Command::Run { headless } => run_agent(load(&cli.config)?, headless),
+        Command::Register(args) => {
+            let cfg = load(&cli.config)?;
+            let card = cli_card(&cfg, &args.card)?;
+            match args.form().validate(chrono::Local::now().date_naive()) {
+                Ok(details) => enrol_cli(&cfg, crate::enrol::Request::register(card, details)),
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("till-agent: {}: {e}", e.field.cli_flag());
+                    }
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::Pair { card, code } => {
+            let cfg = load(&cli.config)?;
+            let card = cli_card(&cfg, &card)?;
+            match crate::enrol::validate_code(&code) {
+                Ok(code) => enrol_cli(&cfg, crate::enrol::Request::pair(card, code)),
+                Err(e) => {
+                    eprintln!("till-agent: {}: {e}", e.field.cli_flag());
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
         Command::Status { json } => {
             let cfg = load(&cli.config)?;
             let r = crate::status::collect(&cfg)?;
@@ -180,6 +265,32 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// CARD of `register` / `pair`, checked against the program's card policy (as a scan is).
+fn cli_card(cfg: &Config, raw: &str) -> anyhow::Result<protocol::CardId> {
+    let policy = crate::input::cli::policy_for(Some(cfg));
+    protocol::CardId::parse(raw, &policy).map_err(|e| {
+        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+        anyhow::anyhow!("CARD {}: {e}", protocol::ids::mask_digits(&digits))
+    })
+}
+
+/// Queue a registration / pairing into the outbox (the agent may run or not: SQLite WAL).
+fn enrol_cli(cfg: &Config, req: crate::enrol::Request) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating the data folder {}", cfg.data_dir.display()))?;
+    let mut outbox = crate::outbox::Outbox::open(&cfg.outbox_path())?;
+    let log = crate::synclog::SyncLog::open(&cfg.outbox_path())?;
+    let new = crate::enrol::enqueue(&mut outbox, &log, &req, &cfg.store_id, &cfg.till_id)?;
+    println!(
+        "{} for card {} {} (request {}); the agent sends it within seconds when it runs, else at its next start; see `till-agent log`",
+        req.what(),
+        req.card(),
+        if new { "queued" } else { "was already queued" },
+        req.request_id()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_token(no_prompt: bool) -> anyhow::Result<String> {
@@ -284,13 +395,17 @@ fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
             outbox_db: Some(cfg.outbox_path()),
             bus: bg.bus.clone(),
             status: Some(bg.status.clone()),
-            requests: std::sync::Arc::new(move |r| {
-                if r == crate::ui::UiRequest::SyncNow {
+            requests: std::sync::Arc::new(move |r| match r {
+                crate::ui::UiRequest::SyncNow => {
                     let _ = commands.send(crate::runtime::Command::SyncNow);
                 }
-                if let crate::ui::UiRequest::ReaderTest(on) = r {
+                crate::ui::UiRequest::Enrol(req) => {
+                    let _ = commands.send(crate::runtime::Command::Enrol(req));
+                }
+                crate::ui::UiRequest::ReaderTest(on) => {
                     let _ = commands.send(crate::runtime::Command::ReaderTest(on));
                 }
+                _ => {}
             }),
             tray: true,
             initial: Vec::new(),

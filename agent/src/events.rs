@@ -50,6 +50,16 @@ pub enum AgentEvent {
     Scan(ScanEvent),
     Quote(QuoteEvent),
     Status(SyncStatus),
+    /// A registration / migration pairing was queued (or could not be): the form shows it.
+    Enrol(EnrolEvent),
+}
+
+/// The outcome of queueing an `enrol::Request` (matched by request id).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EnrolEvent {
+    pub request_id: String,
+    /// `None` = queued; `Some(error)` = not queued.
+    pub error: Option<String>,
 }
 
 pub type Bus = tokio::sync::broadcast::Sender<AgentEvent>;

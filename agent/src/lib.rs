@@ -3,6 +3,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod enrol;
 pub mod events;
 pub mod formats;
 pub mod input;

@@ -270,9 +270,21 @@ pub async fn run(sh: Arc<Shared>) {
 
 fn apply_acks(sh: &Shared, due: &[crate::outbox::Pending], resp: &SyncResponse) {
     let mut sent: Vec<&str> = Vec::new();
+    let mut enrolled = false;
     let mut outbox = sh.outbox();
     for p in due {
         let ack = resp.acks.iter().find(|a| a.item_id == p.item_id);
+        // Registrations / pairings: the server's answer in words (the cashier's form is gone).
+        if let Some(msg) = ack.and_then(|a| crate::enrol::ack_message(&p.item.payload, &a.result)) {
+            match ack.map(|a| &a.result) {
+                Some(AckResult::Applied | AckResult::Duplicate) => {
+                    enrolled = true;
+                    sh.log.info("enrol", Some(&p.item_id), &msg);
+                }
+                Some(AckResult::Rejected { .. }) => sh.log.error("enrol", Some(&p.item_id), &msg),
+                _ => sh.log.warn("enrol", Some(&p.item_id), &msg),
+            }
+        }
         match ack.map(|a| &a.result) {
             Some(AckResult::Applied) => sent.push(&p.item_id),
             Some(AckResult::Duplicate) => {
@@ -301,6 +313,10 @@ fn apply_acks(sh: &Shared, due: &[crate::outbox::Pending], resp: &SyncResponse) 
         return;
     }
     drop(outbox);
+    if enrolled {
+        // A new customer / card: refresh the offline cache now, not at the next interval.
+        sh.cache_now.notify_one();
+    }
     let dup = due.iter().filter(|p| resp.acks.iter().any(|a| a.item_id == p.item_id && a.result == AckResult::Duplicate)).count();
     if !sent.is_empty() {
         let msg = if dup > 0 {

@@ -19,6 +19,9 @@ use crate::watcher::PendingScan;
 pub enum Command {
     /// Send now: make backed-off items due, skip the current backoff, refresh the cache.
     SyncNow,
+    /// Queue a registration / migration pairing from the cashier's form (outbox item, sync-log
+    /// line, replicator woken; `AgentEvent::Enrol` tells the form).
+    Enrol(crate::enrol::Request),
     /// Reader test on / off: the readers publish `AgentEvent::Reader` diagnostics while on.
     ReaderTest(bool),
     /// Flush and stop.
@@ -238,6 +241,7 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
                         sh.cache_now.notify_one();
                         sh.log.info("sync", None, "sync now requested");
                     }
+                    Command::Enrol(req) => enrol(&sh, &req),
                     Command::ReaderTest(on) => {
                         sh.reader_test.store(on, std::sync::atomic::Ordering::Relaxed);
                         tracing::info!("reader test {}", if on { "on: readers publish keys and decisions" } else { "off" });
@@ -261,6 +265,23 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
         rt.shutdown_timeout(Duration::from_secs(2));
     })?;
     Ok(Background { bus, commands: tx, status, shared, join: Some(join) })
+}
+
+/// `Command::Enrol`: into the outbox, wake the replicator, tell the form.
+fn enrol(sh: &Shared, req: &crate::enrol::Request) {
+    let r = crate::enrol::enqueue(&mut sh.outbox(), &sh.log, req, &sh.cfg.store_id, &sh.cfg.till_id);
+    let error = match r {
+        Ok(_) => {
+            sh.wake.notify_one();
+            sh.publish_status();
+            None
+        }
+        Err(e) => {
+            sh.log.error("enrol", Some(req.request_id()), &format!("{} for card {} could not be queued: {e:#}", req.what(), req.card()));
+            Some(format!("{e:#}"))
+        }
+    };
+    let _ = sh.bus.send(AgentEvent::Enrol(crate::events::EnrolEvent { request_id: req.request_id().to_string(), error }));
 }
 
 /// Card input (readers → Scan → Quote on the bus), owned by `input`; an error is logged and the

@@ -23,7 +23,7 @@ use super::instance::{self, Acquired};
 use super::platform::{self, PopupPlatform};
 use super::synclog_view::{self, LogEntry};
 use super::tray::Tray;
-use super::viewmodel::{PopupView, Severity};
+use super::viewmodel::{ActionId, PopupView, Severity};
 use super::{AboutInfo, GuiContext, GuiExit, UiRequest};
 use crate::events::{AgentEvent, SyncStatus};
 
@@ -278,6 +278,8 @@ struct Windows {
     reader_test: Option<Vec<String>>,
     quit: bool,
     quit_confirmed: bool,
+    /// The register / migration-code form for an unknown card (`forms`).
+    enrol: Option<super::forms::EnrolForm>,
 }
 
 struct App {
@@ -299,6 +301,8 @@ struct App {
     fitted: Option<(egui::Vec2, egui::Vec2)>,
     win: Arc<std::sync::Mutex<Windows>>,
     closing: bool,
+    /// Layout log of the popup's action buttons (see `forms`).
+    rects: super::forms::RectLog,
 }
 
 impl App {
@@ -322,6 +326,7 @@ impl App {
             fitted: None,
             win: Arc::default(),
             closing: false,
+            rects: Default::default(),
         }
     }
 
@@ -344,6 +349,7 @@ impl App {
         self.last = Some(view);
         self.shown_at = Some(Instant::now());
         self.fitted = None;
+        self.rects.clear();
         self.pending_visible = Some(true);
     }
 
@@ -365,6 +371,12 @@ impl App {
                 let ev = *ev;
                 if let AgentEvent::Status(s) = ev {
                     self.set_status(s);
+                    return;
+                }
+                if let AgentEvent::Enrol(e) = &ev {
+                    if let Some(f) = self.windows().enrol.as_mut() {
+                        f.answered(&e.request_id, e.error.as_deref());
+                    }
                     return;
                 }
                 if let AgentEvent::Reader(d) = &ev {
@@ -456,7 +468,12 @@ impl App {
             if !view.actions.is_empty() {
                 ui.horizontal(|ui| {
                     for a in &view.actions {
-                        if ui.button(RichText::new(&a.label).size(20.0 * s)).clicked() {
+                        let b = ui.button(RichText::new(&a.label).size(20.0 * s));
+                        self.rects.log(ui.ctx(), match a.id {
+                            ActionId::Register => "popup.register",
+                            ActionId::MigrationCode => "popup.migration_code",
+                        }, b.rect);
+                        if b.clicked() {
                             action = Some(a.id);
                         }
                     }
@@ -479,7 +496,15 @@ impl App {
             ui.ctx().send_viewport_cmd(ViewportCommand::OuterPosition(egui::pos2(x, y)));
         }
         if let Some(a) = action {
-            (self.requests)(UiRequest::Action(a));
+            match view.card_id.clone() {
+                Some(card) => {
+                    tracing::info!(target: "till_agent::ui", action = ?a, card = %card, "form opened from the popup");
+                    self.windows().enrol = Some(super::forms::EnrolForm::new(a, card));
+                    // The next root pass registers the form's viewport.
+                    ui.ctx().request_repaint();
+                }
+                None => tracing::warn!("popup action {a:?} without a card"),
+            }
             self.hide();
         } else if ui.input(|i| i.key_pressed(egui::Key::Escape) || i.pointer.primary_clicked()) {
             self.hide();
@@ -506,6 +531,28 @@ impl App {
                 ui.ctx().request_repaint_of(ViewportId::ROOT);
             }
             c
+        }
+        let enrol_title = self.windows().enrol.as_ref().map(|f| (f.title(lang), f.action));
+        if let Some((title, action)) = enrol_title {
+            let (win, requests) = (self.win.clone(), self.requests.clone());
+            let size = match action {
+                ActionId::Register => [560.0, 520.0],
+                ActionId::MigrationCode => [520.0, 220.0],
+            };
+            ctx.show_viewport_deferred(
+                ViewportId::from_hash_of("enrol"),
+                ViewportBuilder::default().with_title(title).with_inner_size(size).with_active(true),
+                move |ui, _| {
+                    let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
+                    let Some(form) = w.enrol.as_mut() else { return };
+                    let mut close = false;
+                    egui::CentralPanel::default().show_inside(ui, |ui| close = super::forms::form_ui(ui, lang, form, &requests));
+                    if closed(ui) || close {
+                        w.enrol = None;
+                        ui.ctx().request_repaint_of(ViewportId::ROOT);
+                    }
+                },
+            );
         }
         if log_open {
             let (win, db, dir) = (self.win.clone(), self.outbox_db.clone(), self.log_dir.clone());

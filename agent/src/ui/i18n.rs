@@ -471,6 +471,182 @@ pub fn payment_card(lang: Lang, last4: &str) -> String {
     }
 }
 
+/// Texts of the register / migration-code forms (`gui` form windows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    RegisterTitle,
+    MigrationTitle,
+    Company,
+    FirstName,
+    Surname,
+    CompanyName,
+    Email,
+    Phone,
+    Birthday,
+    DateHint,
+    ConsentRules,
+    ConsentMarketing,
+    Code,
+    Submit,
+    Cancel,
+    Saving,
+    Queued,
+    NotQueued,
+}
+
+impl Form {
+    pub const ALL: [Form; 18] = [
+        Form::RegisterTitle,
+        Form::MigrationTitle,
+        Form::Company,
+        Form::FirstName,
+        Form::Surname,
+        Form::CompanyName,
+        Form::Email,
+        Form::Phone,
+        Form::Birthday,
+        Form::DateHint,
+        Form::ConsentRules,
+        Form::ConsentMarketing,
+        Form::Code,
+        Form::Submit,
+        Form::Cancel,
+        Form::Saving,
+        Form::Queued,
+        Form::NotQueued,
+    ];
+}
+
+pub fn form(lang: Lang, key: Form) -> &'static str {
+    use Form::*;
+    use Lang::*;
+    match (key, lang) {
+        (RegisterTitle, Cs) => "Registrace zákazníka",
+        (RegisterTitle, Sk) => "Registrácia zákazníka",
+        (RegisterTitle, Hr) => "Registracija kupca",
+        (RegisterTitle, En) => "Customer registration",
+        (MigrationTitle, Cs) => "Migrační kód",
+        (MigrationTitle, Sk) => "Migračný kód",
+        (MigrationTitle, Hr) => "Kôd za prijenos",
+        (MigrationTitle, En) => "Migration code",
+        (Company, Cs) | (Company, Sk) => "Firma",
+        (Company, Hr) => "Tvrtka",
+        (Company, En) => "Company",
+        (FirstName, Cs) => "Jméno",
+        (FirstName, Sk) => "Meno",
+        (FirstName, Hr) => "Ime",
+        (FirstName, En) => "First name",
+        (Surname, Cs) => "Příjmení",
+        (Surname, Sk) => "Priezvisko",
+        (Surname, Hr) => "Prezime",
+        (Surname, En) => "Surname",
+        (CompanyName, Cs) => "Název firmy",
+        (CompanyName, Sk) => "Názov firmy",
+        (CompanyName, Hr) => "Naziv tvrtke",
+        (CompanyName, En) => "Company name",
+        (Email, Hr) => "E-pošta",
+        (Email, _) => "E-mail",
+        (Phone, Sk) => "Telefón",
+        (Phone, En) => "Phone",
+        (Phone, _) => "Telefon",
+        (Birthday, Cs) => "Datum narození",
+        (Birthday, Sk) => "Dátum narodenia",
+        (Birthday, Hr) => "Datum rođenja",
+        (Birthday, En) => "Birthday",
+        (DateHint, Cs) | (DateHint, Sk) => "d. m. rrrr",
+        (DateHint, Hr) => "d. m. gggg.",
+        (DateHint, En) => "YYYY-MM-DD",
+        (ConsentRules, Cs) => "Souhlas s pravidly programu",
+        (ConsentRules, Sk) => "Súhlas s pravidlami programu",
+        (ConsentRules, Hr) => "Prihvaćanje pravila programa",
+        (ConsentRules, En) => "Consent to the program rules",
+        (ConsentMarketing, Cs) => "Souhlas se zasíláním nabídek",
+        (ConsentMarketing, Sk) => "Súhlas so zasielaním ponúk",
+        (ConsentMarketing, Hr) => "Pristanak na primanje ponuda",
+        (ConsentMarketing, En) => "Consent to marketing messages",
+        (Code, Cs) | (Code, Sk) => "Kód",
+        (Code, Hr) => "Kôd",
+        (Code, En) => "Code",
+        (Submit, Cs) => "Odeslat",
+        (Submit, Sk) => "Odoslať",
+        (Submit, Hr) => "Pošalji",
+        (Submit, En) => "Submit",
+        (Cancel, Cs) => "Zrušit",
+        (Cancel, Sk) => "Zrušiť",
+        (Cancel, Hr) => "Odustani",
+        (Cancel, En) => "Cancel",
+        (Saving, Cs) => "Ukládám…",
+        (Saving, Sk) => "Ukladám…",
+        (Saving, Hr) => "Spremam…",
+        (Saving, En) => "Saving…",
+        (Queued, Cs) => "Uloženo, odešle se na server.",
+        (Queued, Sk) => "Uložené, odošle sa na server.",
+        (Queued, Hr) => "Spremljeno, šalje se na poslužitelj.",
+        (Queued, En) => "Saved; it goes to the server.",
+        (NotQueued, Cs) => "Nepodařilo se uložit",
+        (NotQueued, Sk) => "Nepodarilo sa uložiť",
+        (NotQueued, Hr) => "Spremanje nije uspjelo",
+        (NotQueued, En) => "Could not be saved",
+    }
+}
+
+/// The label of a form field (also names the field in its error).
+pub fn field_label(lang: Lang, f: crate::enrol::Field) -> &'static str {
+    use crate::enrol::Field;
+    form(
+        lang,
+        match f {
+            Field::FirstName => Form::FirstName,
+            Field::Surname => Form::Surname,
+            Field::CompanyName => Form::CompanyName,
+            Field::Email => Form::Email,
+            Field::Phone => Form::Phone,
+            Field::Birthday => Form::Birthday,
+            Field::ConsentRules => Form::ConsentRules,
+            Field::Code => Form::Code,
+        },
+    )
+}
+
+/// `Příjmení: povinný údaj` — a validation error in the cashier's language, naming the field.
+pub fn field_error(lang: Lang, e: &crate::enrol::FieldError) -> String {
+    use crate::enrol::Problem::*;
+    use Lang::*;
+    let what = match (e.problem, lang) {
+        (Required, Cs | Sk) => "povinný údaj".to_string(),
+        (Required, Hr) => "obavezno polje".into(),
+        (Required, En) => "required".into(),
+        (TooLong, Cs) => format!("příliš dlouhé (nejvýše {} znaků)", crate::enrol::MAX_LEN),
+        (TooLong, Sk) => format!("príliš dlhé (najviac {} znakov)", crate::enrol::MAX_LEN),
+        (TooLong, Hr) => format!("predugačko (najviše {} znakova)", crate::enrol::MAX_LEN),
+        (TooLong, En) => format!("too long (at most {} characters)", crate::enrol::MAX_LEN),
+        (ControlChars, Cs | Sk) => "obsahuje nepovolené znaky".into(),
+        (ControlChars, Hr) => "sadrži nedopuštene znakove".into(),
+        (ControlChars, En) => "contains characters that are not allowed".into(),
+        (NotEmail, Cs) => "není platná e-mailová adresa".into(),
+        (NotEmail, Sk) => "nie je platná e-mailová adresa".into(),
+        (NotEmail, Hr) => "nije ispravna adresa e-pošte".into(),
+        (NotEmail, En) => "not a valid e-mail address".into(),
+        (NotPhone, Cs) => "není platné telefonní číslo".into(),
+        (NotPhone, Sk) => "nie je platné telefónne číslo".into(),
+        (NotPhone, Hr) => "nije ispravan broj telefona".into(),
+        (NotPhone, En) => "not a valid phone number".into(),
+        (NotDate, Cs) => "není platné datum (d. m. rrrr)".into(),
+        (NotDate, Sk) => "nie je platný dátum (d. m. rrrr)".into(),
+        (NotDate, Hr) => "nije ispravan datum (d. m. gggg.)".into(),
+        (NotDate, En) => "not a valid date (YYYY-MM-DD or D.M.YYYY)".into(),
+        (DateOutOfRange, Cs) => "není možné datum narození".into(),
+        (DateOutOfRange, Sk) => "nie je možný dátum narodenia".into(),
+        (DateOutOfRange, Hr) => "nije moguć datum rođenja".into(),
+        (DateOutOfRange, En) => "not a possible birthday".into(),
+        (ConsentRequired, Cs) => "bez souhlasu nelze registrovat".into(),
+        (ConsentRequired, Sk) => "bez súhlasu nie je možné registrovať".into(),
+        (ConsentRequired, Hr) => "bez pristanka registracija nije moguća".into(),
+        (ConsentRequired, En) => "required to register".into(),
+    };
+    format!("{}: {what}", field_label(lang, e.field))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,6 +711,27 @@ mod tests {
         assert_eq!(Lang::from_langid(0x041a), Lang::Hr);
         assert_eq!(Lang::from_langid(0x081a), Lang::En); // sr-Latn-CS: not Croatian
         assert_eq!(Lang::from_langid(0x0409), Lang::En);
+    }
+
+    #[test]
+    fn form_texts_and_field_errors_in_every_language() {
+        use crate::enrol::{Field, FieldError, RegistrationForm};
+        for l in Lang::ALL {
+            for k in Form::ALL {
+                assert!(!form(l, k).is_empty(), "{l:?} {k:?}");
+            }
+        }
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let f = RegistrationForm { first_name: "Jiří".into(), email: "x@y".into(), ..Default::default() };
+        let errors = f.validate(today).unwrap_err();
+        let text = |l| errors.iter().map(|e| field_error(l, e)).collect::<Vec<_>>().join(" | ");
+        assert_eq!(text(Lang::Cs), "Příjmení: povinný údaj | E-mail: není platná e-mailová adresa | Souhlas s pravidly programu: bez souhlasu nelze registrovat");
+        assert_eq!(text(Lang::Sk), "Priezvisko: povinný údaj | E-mail: nie je platná e-mailová adresa | Súhlas s pravidlami programu: bez súhlasu nie je možné registrovať");
+        assert_eq!(text(Lang::Hr), "Prezime: obavezno polje | E-pošta: nije ispravna adresa e-pošte | Prihvaćanje pravila programa: bez pristanka registracija nije moguća");
+        assert_eq!(text(Lang::En), "Surname: required | E-mail: not a valid e-mail address | Consent to the program rules: required to register");
+        let e = crate::enrol::validate_code("").unwrap_err();
+        assert_eq!(e, FieldError { field: Field::Code, problem: crate::enrol::Problem::Required });
+        assert_eq!(field_error(Lang::Hr, &e), "Kôd: obavezno polje");
     }
 
     #[test]

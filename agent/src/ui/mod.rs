@@ -21,6 +21,8 @@ pub mod synclog_view;
 pub mod viewmodel;
 
 #[cfg(feature = "gui")]
+mod forms;
+#[cfg(feature = "gui")]
 mod gui;
 #[cfg(feature = "gui")]
 pub mod instance;
@@ -48,8 +50,9 @@ pub enum UiRequest {
     SyncNow,
     /// The Reader-test window opened (`true`) / closed (`false`).
     ReaderTest(bool),
-    /// A popup action button (register / enter migration code) for the card on screen.
-    Action(ActionId),
+    /// The register / migration-code form was submitted for the card on screen: queue it
+    /// (`runtime::Command::Enrol`); the form waits for `AgentEvent::Enrol` with its request id.
+    Enrol(crate::enrol::Request),
     /// The cashier confirmed Quit; `run_gui` returns right after.
     Quit,
 }

@@ -91,6 +91,10 @@ pub struct PopupView {
     pub facts: Option<Facts>,
     pub scanned_at: DateTime<FixedOffset>,
     pub source: String,
+    /// The scanned loyalty card itself, for the action forms (register / migration code). Never
+    /// serialised: the popup's text and JSON show the masked number only.
+    #[serde(skip)]
+    pub card_id: Option<protocol::CardId>,
 }
 
 impl PopupView {
@@ -167,6 +171,10 @@ impl PopupView {
             facts: None,
             scanned_at: scan.at,
             source: scan.source.clone(),
+            card_id: match &scan.classified {
+                Classified::LoyaltyCard { card } => Some(card.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -199,6 +207,7 @@ impl PopupView {
             QuoteResult::UnknownCard { card } => {
                 let mut v = Self::base(PopupKind::UnknownCard, Severity::Warning, lang, t(lang, Key::UnknownTitle).into(), scan);
                 v.card = Some(card.masked());
+                v.card_id = Some(card.clone());
                 v.warnings.push(t(lang, Key::UnknownText).into());
                 v.actions = vec![
                     Action { id: ActionId::Register, label: t(lang, Key::Register).into() },
@@ -244,7 +253,7 @@ impl PopupView {
         match ev {
             crate::events::AgentEvent::Quote(q) => Some(Self::from_quote(q, lang)),
             crate::events::AgentEvent::Scan(s) => Self::from_scan(s, lang),
-            crate::events::AgentEvent::Status(_) | crate::events::AgentEvent::Reader(_) => None,
+            crate::events::AgentEvent::Status(_) | crate::events::AgentEvent::Reader(_) | crate::events::AgentEvent::Enrol(_) => None,
         }
     }
 }
@@ -380,6 +389,9 @@ mod tests {
             let v = PopupView::from_quote(&ev, lang);
             assert_eq!(lines(&v), text);
             assert_eq!(v.actions.iter().map(|a| a.id).collect::<Vec<_>>(), vec![ActionId::Register, ActionId::MigrationCode]);
+            // The forms get the card itself; the JSON (= what is shown and logged) never does.
+            assert_eq!(v.card_id, Some(card()));
+            assert!(!v.to_json_line().contains("1900123456789012"));
         }
     }
 
