@@ -172,3 +172,40 @@ pub fn start_server_with(dir: &Path, seed: Option<&Path>) -> ServerHandle {
     wait_healthy(&url, &log);
     ServerHandle { url, admin_token: TEST_ADMIN_TOKEN.to_string(), db, port, log, proc }
 }
+
+// ---------------------------------------------------------------------------------------------
+// X server
+
+/// Our own Xvfb (killed on drop). `-displayfd`: Xvfb picks a free display itself and reports it
+/// once it is ready, so parallel tests (and other Xvfbs on the machine) never collide.
+pub struct Xvfb {
+    /// `:N`
+    pub display: String,
+    pub proc: Proc,
+}
+
+/// Start an Xvfb with one `width`x`height`x24 screen and wait until it answers `xdpyinfo`.
+pub fn start_xvfb(width: u32, height: u32) -> Xvfb {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new("Xvfb");
+    cmd.args(["-displayfd", "1", "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp", "-noreset"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut proc = Proc::spawn("Xvfb", &mut cmd);
+    let stdout = proc.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let n = rx.recv_timeout(Duration::from_secs(20)).expect("Xvfb did not report a display (is xvfb installed? scripts/setup.sh)");
+    assert!(n.trim().parse::<u32>().is_ok(), "Xvfb said {n:?}");
+    let display = format!(":{}", n.trim());
+    let up = wait_for(Duration::from_secs(10), || {
+        let ok = Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success();
+        ok.then_some(())
+    });
+    assert!(up.is_some(), "Xvfb {display} does not answer");
+    Xvfb { display, proc }
+}

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use e2e::*;
 use serde_json::Value;
 
-/// A child whose stdout lines arrive on a channel.
-struct Lines {
-    rx: Receiver<String>,
-    seen: Vec<String>,
+/// A child whose stdout lines arrive on a channel (also used by `wine_input.rs`).
+pub(crate) struct Lines {
+    pub(crate) rx: Receiver<String>,
+    pub(crate) seen: Vec<String>,
     _proc: Proc,
 }
 
 impl Lines {
-    fn spawn(name: &str, cmd: &mut Command) -> Lines {
+    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Lines {
         cmd.stdout(Stdio::piped());
         let mut proc = Proc::spawn(name, cmd);
         let out = proc.child.stdout.take().unwrap();
@@ -34,7 +34,7 @@ impl Lines {
     }
 
     /// The next JSON line matching `pred` within `timeout`.
-    fn wait(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub(crate) fn wait(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
         let end = Instant::now() + timeout;
         loop {
             let left = end.saturating_duration_since(Instant::now());
@@ -48,12 +48,12 @@ impl Lines {
         }
     }
 
-    fn transcript(&self) -> String {
+    pub(crate) fn transcript(&self) -> String {
         self.seen.join("\n")
     }
 }
 
-fn is(v: &Value, key: &str, want: &str) -> bool {
+pub(crate) fn is(v: &Value, key: &str, want: &str) -> bool {
     v.get(key).and_then(Value::as_str) == Some(want)
 }
 

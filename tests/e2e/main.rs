@@ -6,3 +6,4 @@ mod input;
 mod server;
 mod ui;
 mod wine;
+mod wine_input;

@@ -23,11 +23,11 @@ const SETTINGS_KEY: &str = r"HKLM\Software\TillAgent";
 const PROGRAM_DIR: &str = "Program Files/TillAgent";
 const DATA_DIR: &str = "ProgramData/TillAgent";
 
-fn have(tool: &str) -> bool {
+pub(crate) fn have(tool: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
 }
 
-fn run_ok(what: &str, cmd: &mut Command) -> Output {
+pub(crate) fn run_ok(what: &str, cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
     assert!(
         out.status.success(),
@@ -40,7 +40,7 @@ fn run_ok(what: &str, cmd: &mut Command) -> Output {
 }
 
 /// The cross-built agent.
-fn windows_exe() -> PathBuf {
+pub(crate) fn windows_exe() -> PathBuf {
     if let Some(p) = std::env::var_os("TILL_WINDOWS_EXE") {
         return PathBuf::from(p);
     }
@@ -76,16 +76,16 @@ fn rows(table_text: &str) -> Vec<Vec<String>> {
 }
 
 /// A throwaway Wine prefix with the ProcessPrng shim and a persistent wineserver.
-struct Wine {
-    prefix: tempfile::TempDir,
+pub(crate) struct Wine {
+    pub(crate) prefix: tempfile::TempDir,
     server: Option<Proc>,
     /// Our Xvfb: wine's desktop (explorer.exe) starts with the prefix, so the display is there from
     /// the start, as on a real till; headless runs and msiexec /qn simply open no window.
-    display: String,
+    pub(crate) display: String,
 }
 
 impl Wine {
-    fn create(work: &Path, display: &str) -> Wine {
+    pub(crate) fn create(work: &Path, display: &str) -> Wine {
         let prefix = tempfile::Builder::new().prefix("wineprefix-").tempdir().expect("prefix dir");
         let mut w = Wine { prefix, server: None, display: display.to_string() };
         let t = Instant::now();
@@ -127,7 +127,7 @@ impl Wine {
         w
     }
 
-    fn cmd(&self, program: &str) -> Command {
+    pub(crate) fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new("wine");
         c.arg(program)
             .env("WINEPREFIX", self.prefix.path())
@@ -142,7 +142,7 @@ impl Wine {
         c
     }
 
-    fn server_cmd(&self) -> Command {
+    pub(crate) fn server_cmd(&self) -> Command {
         let mut c = Command::new("wineserver");
         c.env("WINEPREFIX", self.prefix.path());
         c
@@ -152,7 +152,7 @@ impl Wine {
         let _ = self.server_cmd().arg("-w").status();
     }
 
-    fn drive_c(&self) -> PathBuf {
+    pub(crate) fn drive_c(&self) -> PathBuf {
         self.prefix.path().join("drive_c")
     }
 
@@ -201,7 +201,7 @@ impl Drop for Wine {
 }
 
 /// Unix path → the path Wine's Z: drive shows for it.
-fn win_path(p: &Path) -> String {
+pub(crate) fn win_path(p: &Path) -> String {
     format!("Z:{}", p.display()).replace('/', "\\")
 }
 
@@ -519,26 +519,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Our own Xvfb on a free display number.
-fn start_xvfb() -> (Proc, String) {
-    let mut n = 500 + std::process::id() % 300;
-    while Path::new(&format!("/tmp/.X{n}-lock")).exists() || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-        n += 1;
-    }
-    let display = format!(":{n}");
-    let proc = Proc::spawn(
-        "Xvfb",
-        Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let up = wait_for(Duration::from_secs(10), || {
-        let ok = Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success();
-        ok.then_some(())
-    });
-    assert!(up.is_some(), "Xvfb {display} did not come up (scripts/setup.sh installs xvfb)");
-    (proc, display)
+/// Our own Xvfb (the harness's: a display Xvfb picks itself, no collisions with parallel tests).
+fn start_xvfb() -> (e2e::Xvfb, String) {
+    let x = e2e::start_xvfb(1280, 1024);
+    let display = x.display.clone();
+    (x, display)
 }
 
 /// `popup-demo` of the installed exe on Xvfb: the Win32 popup window appears (through wine's X11

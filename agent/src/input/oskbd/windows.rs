@@ -14,8 +14,21 @@
 //!
 //! Everything runs on the one thread that created the window and the hook; `next()` pumps that
 //! thread's messages, which is also what keeps the hook alive (it must return within
-//! `LowLevelHooksTimeout`). Not runnable in this Linux CI: it is cross-compiled for
-//! `x86_64-pc-windows-gnu` only.
+//! `LowLevelHooksTimeout`).
+//!
+//! Run for real under Wine 8 on Xvfb by `tests/e2e/wine_input.rs` (xdotool → Wine's X11 driver →
+//! hardware input; a POS stand-in window logs what reaches it). What Wine does differently from
+//! Windows, as observed there:
+//! - keyboard input exists only while a Wine window has the X focus (the POS here), then Raw
+//!   Input reaches our message-only sink; there is one keyboard, path
+//!   `\\?\HID#VID_845E&PID_0002#0&0000&0&0#{884b96c3-…}`, and no device arrival / removal;
+//! - `SendInput` with `KEYEVENTF_SCANCODE` keeps `wVk` as given (Windows derives it from the scan
+//!   code), so replays carry the mapped virtual key too;
+//! - keys injected by `SendInput` reach Raw Input with the keyboard's handle (Windows: 0) — our
+//!   replays are recognised by their `dwExtraInfo` tag as well;
+//! - a key blocked by the LL hook is still delivered as `WM_INPUT` (not relied on: intercept mode
+//!   reads keys from the hook only); the hook sees our replays with `LLKHF_INJECTED` and the tag,
+//!   as on Windows.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -24,14 +37,15 @@ use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{HANDLE, HWND, LPARAM, LRESULT, WPARAM};
 use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
-    SendInput, INPUT, INPUT_0, INPUT_KEYBOARD, KEYBDINPUT, KEYEVENTF_EXTENDEDKEY, KEYEVENTF_KEYUP, KEYEVENTF_SCANCODE,
+    GetKeyboardLayout, MapVirtualKeyExW, SendInput, INPUT, INPUT_0, INPUT_KEYBOARD, KEYBDINPUT, KEYEVENTF_EXTENDEDKEY, KEYEVENTF_KEYUP,
+    KEYEVENTF_SCANCODE, MAPVK_VSC_TO_VK_EX,
 };
 use windows_sys::Win32::UI::Input::{
     GetRawInputData, GetRawInputDeviceInfoW, GetRawInputDeviceList, RegisterRawInputDevices, HRAWINPUT, RAWINPUT, RAWINPUTDEVICE,
     RAWINPUTDEVICELIST, RAWINPUTHEADER, RIDEV_DEVNOTIFY, RIDEV_INPUTSINK, RIDI_DEVICENAME, RID_INPUT, RIM_TYPEKEYBOARD,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
-    CallNextHookEx, CreateWindowExW, DefWindowProcW, DispatchMessageW, MsgWaitForMultipleObjects, PeekMessageW, RegisterClassExW,
+    CallNextHookEx, CreateWindowExW, DefWindowProcW, DispatchMessageW, GetForegroundWindow, GetWindowThreadProcessId, MsgWaitForMultipleObjects, PeekMessageW, RegisterClassExW,
     SetWindowsHookExW, TranslateMessage, UnhookWindowsHookEx, GIDC_ARRIVAL, HC_ACTION, HHOOK, HWND_MESSAGE, KBDLLHOOKSTRUCT,
     LLKHF_EXTENDED, LLKHF_INJECTED, LLKHF_UP, MSG, PM_REMOVE, QS_ALLINPUT, WH_KEYBOARD_LL, WM_INPUT, WM_INPUT_DEVICE_CHANGE,
     WNDCLASSEXW,
@@ -81,7 +95,14 @@ unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: 
                 &mut size,
                 std::mem::size_of::<RAWINPUTHEADER>() as u32,
             );
-            if n != u32::MAX && raw.header.dwType == RIM_TYPEKEYBOARD && !raw.header.hDevice.is_null() {
+            // Injected input has no device on Windows (`hDevice == 0`); Wine gives injected keys
+            // the keyboard's handle, so our own replays (e.g. of another agent instance in
+            // intercept mode while `reader-test` runs) are also recognised by their tag.
+            if n != u32::MAX
+                && raw.header.dwType == RIM_TYPEKEYBOARD
+                && !raw.header.hDevice.is_null()
+                && raw.data.keyboard.ExtraInformation as usize != REPLAY_TAG
+            {
                 let kb = raw.data.keyboard;
                 let time = windows_sys::Win32::UI::WindowsAndMessaging::GetMessageTime() as u32;
                 try_send(Raw::Key {
@@ -183,6 +204,11 @@ impl RawInputSource {
             };
             let mut s = RawInputSource { hwnd, hook, intercept, ids: HashMap::new(), devices: Vec::new(), clock: None };
             s.enumerate();
+            tracing::info!(
+                "keyboard wedge: Raw Input sink on {} keyboard(s){}",
+                s.devices.len(),
+                if intercept { ", intercept mode: low-level keyboard hook installed" } else { ", passthrough (listen only)" }
+            );
             Ok(s)
         }
     }
@@ -253,6 +279,15 @@ impl RawInputSource {
     }
 
     fn send(keys: &[KeyEvent]) {
+        // The virtual key as well as the scan code: Windows ignores `wVk` with
+        // `KEYEVENTF_SCANCODE` and derives it from the scan code, but Wine (8.0) takes `wVk` as
+        // given, so a 0 there reaches the POS as `WM_KEYDOWN` VK 0 and no `WM_CHAR` at all. The
+        // layout is the foreground thread's (the POS's), which is what Windows would use.
+        let layout = unsafe {
+            let fg = GetForegroundWindow();
+            let tid = if fg.is_null() { 0 } else { GetWindowThreadProcessId(fg, std::ptr::null_mut()) };
+            GetKeyboardLayout(tid)
+        };
         let inputs: Vec<INPUT> = keys
             .iter()
             .filter_map(|k| {
@@ -264,9 +299,11 @@ impl RawInputSource {
                 if !k.down {
                     flags |= KEYEVENTF_KEYUP;
                 }
+                let ext_scan = if ext { 0xE000 | scan as u32 } else { scan as u32 };
+                let vk = unsafe { MapVirtualKeyExW(ext_scan, MAPVK_VSC_TO_VK_EX, layout) } as u16;
                 Some(INPUT {
                     r#type: INPUT_KEYBOARD,
-                    Anonymous: INPUT_0 { ki: KEYBDINPUT { wVk: 0, wScan: scan, dwFlags: flags, time: 0, dwExtraInfo: REPLAY_TAG } },
+                    Anonymous: INPUT_0 { ki: KEYBDINPUT { wVk: vk, wScan: scan, dwFlags: flags, time: 0, dwExtraInfo: REPLAY_TAG } },
                 })
             })
             .collect();

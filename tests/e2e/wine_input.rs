@@ -1,0 +1,309 @@
+//! The Windows keyboard wedge (`agent/src/input/oskbd/windows.rs`) run for real: the cross-built
+//! `till-agent.exe` under Wine on our own Xvfb, keys typed with xdotool (XTEST → Wine's X11
+//! driver → Windows hardware input), a POS stand-in (`tests/wine/pos-standin.c`, built here with
+//! mingw) holding the focus and logging every `WM_KEYDOWN` / `WM_KEYUP` / `WM_CHAR` it receives.
+//!
+//! One test function (one Wine prefix, ~15 s to create):
+//! - **Passthrough** (`reader-test --json`, Raw Input sink on a message-only window): a card typed
+//!   at scanner speed is a `loyalty_card` scan with the normalised id, human typing (120 ms/key and
+//!   a fast typist's burst) is not; the POS receives every key. The device path Wine reports is
+//!   parsed to `VID_xxxx&PID_yyyy`, and a config naming it as `dedicated` makes the same keyboard a
+//!   scanner whatever its timing (the device-path match, for real).
+//! - **Intercept** (`run --headless` with `mode = "intercept"`, `WH_KEYBOARD_LL` hook + `SendInput`
+//!   replays): the scan produces the customer's quote popup (server-stub on loopback) and the POS
+//!   receives none of its keys; human typing reaches the POS exactly once, in order (replays are
+//!   not re-captured).
+//!
+//! Timing: xdotool's 8 ms/key arrives as 8–9 ms gaps (X server timestamps, which Wine passes on
+//! as the hook's / message's time); the detector's margins (≤ 20 ms gaps, ≤ 30 ms/char average,
+//! bursts split only by a gap > 50 ms) are wide against that. The human inputs keep their own
+//! margin: the fast typist's quick gaps come in pairs, so no single scheduling stall can make 4
+//! consecutive quick gaps out of them.
+//!
+//! Needs wine, wineserver, x86_64-w64-mingw32-gcc, Xvfb, xdotool (scripts/setup.sh) and the
+//! cross-built exe (see `wine::windows_exe`). Skips, saying why, only when wine itself is absent.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{add_till, repo_root, start_server, wait_for, Proc};
+use serde_json::Value;
+
+use super::input::{is, Lines};
+use super::wine::{have, run_ok, win_path, windows_exe, Wine};
+
+const STORE: &str = "CZ-PRG-01";
+const TILL: &str = "T1";
+/// A card of the demo program (fixtures/seed/demo.json), customer "Jiří Dvořák".
+const DEMO_CARD: &str = "1900000009000018";
+
+/// X keycode (evdev + 8) of a US-layout character: digits, lower-case letters, `-`, space, `\n` = Enter.
+fn keycode(c: char) -> u8 {
+    let evdev = match c {
+        '1'..='9' => c as u8 - b'1' + 2,
+        '0' => 11,
+        '-' => 12,
+        ' ' => 57,
+        '\n' => 28,
+        'a'..='z' => {
+            const ROWS: [(&str, u8); 3] = [("qwertyuiop", 16), ("asdfghjkl", 30), ("zxcvbnm", 44)];
+            let (row, first) = ROWS.iter().find(|(r, _)| r.contains(c)).unwrap();
+            first + row.find(c).unwrap() as u8
+        }
+        _ => panic!("no keycode for {c:?}"),
+    };
+    evdev + 8
+}
+
+/// The POS stand-in window (its log and X window id).
+struct Pos {
+    log: PathBuf,
+    window: String,
+    display: String,
+    _proc: Proc,
+}
+
+impl Pos {
+    fn start(wine: &Wine, work: &Path) -> Pos {
+        let exe = work.join("pos-standin.exe");
+        run_ok(
+            "x86_64-w64-mingw32-gcc (POS stand-in)",
+            Command::new("x86_64-w64-mingw32-gcc")
+                .args(["-O2", "-Wall", "-o"])
+                .arg(&exe)
+                .arg(repo_root().join("tests/wine/pos-standin.c"))
+                .args(["-luser32", "-lgdi32"]),
+        );
+        let log = work.join("pos.log");
+        let proc = Proc::spawn("pos-standin.exe", wine.cmd(exe.to_str().unwrap()).arg(win_path(&log)).stdout(Stdio::null()).stderr(Stdio::null()));
+        let window = wait_for(Duration::from_secs(60), || {
+            let ready = std::fs::read_to_string(&log).ok()?.lines().any(|l| l == "ready");
+            let o = Command::new("xdotool").args(["search", "--onlyvisible", "--name", "^pos-standin$"]).env("DISPLAY", &wine.display).output().ok()?;
+            let w = String::from_utf8_lossy(&o.stdout).lines().next()?.trim().to_string();
+            (ready && !w.is_empty()).then_some(w)
+        })
+        .expect("the POS stand-in window did not come up under wine");
+        Pos { log, window, display: wine.display.clone(), _proc: proc }
+    }
+
+    /// Give the POS window the X input focus (Xvfb has no window manager) and check it has it.
+    fn focus(&self) {
+        let xdo = |args: &[&str]| Command::new("xdotool").args(args).env("DISPLAY", &self.display).output().expect("xdotool");
+        xdo(&["windowfocus", "--sync", &self.window]);
+        let f = String::from_utf8_lossy(&xdo(&["getwindowfocus"]).stdout).trim().to_string();
+        assert_eq!(f, self.window, "the POS stand-in does not have the X focus");
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap().lines().filter(|l| *l != "ready").map(str::to_string).collect()
+    }
+
+    /// The characters (`WM_CHAR`) among `lines`; Enter shows as `\r`.
+    fn chars(lines: &[String]) -> String {
+        lines.iter().filter_map(|l| l.strip_prefix("C ")).map(|h| char::from_u32(u32::from_str_radix(h, 16).unwrap()).unwrap()).collect()
+    }
+
+    /// Wait until the POS has received `want` (as characters) after line `from`; panic with
+    /// everything it got otherwise. Returns all its lines after `from`.
+    fn wait_chars(&self, from: usize, want: &str, what: &str) -> Vec<String> {
+        let got = wait_for(Duration::from_secs(10), || {
+            let l = self.lines();
+            (Self::chars(&l[from.min(l.len())..]).len() >= want.chars().count()).then_some(())
+        });
+        std::thread::sleep(Duration::from_millis(300)); // anything extra (a double replay) lands too
+        let l = self.lines()[from..].to_vec();
+        assert!(got.is_some() && Self::chars(&l) == want, "{what}: the POS received {:?}, want {want:?}\n{}", Self::chars(&l), l.join("\n"));
+        l
+    }
+}
+
+/// `xdotool key --delay D` the keys of `text`.
+fn type_text(display: &str, text: &str, delay_ms: u32) {
+    let mut args = vec!["key".to_string(), "--delay".into(), delay_ms.to_string()];
+    args.extend(text.chars().map(|c| keycode(c).to_string()));
+    run_ok("xdotool key", Command::new("xdotool").args(&args).env("DISPLAY", display));
+}
+
+/// A fast typist: pairs of keys 12 ms apart, ~40 ms between pairs (measured 12 / 37–45 ms under
+/// Wine: one burst, so intercept mode holds every key until the Enter decides; many quick gaps,
+/// but never 4 in a row), Enter last. A stall can only lengthen a gap or squash one pause, which
+/// leaves it human typing either way.
+fn type_fast_typist(display: &str, text: &str) {
+    let mut args: Vec<String> = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, pair) in chars.chunks(2).enumerate() {
+        if i > 0 {
+            args.extend(["sleep".into(), "0.025".into()]);
+        }
+        args.extend(["key".into(), "--delay".into(), "12".into()]);
+        args.extend(pair.iter().map(|c| keycode(*c).to_string()));
+    }
+    args.extend(["sleep".into(), "0.025".into(), "key".into(), keycode('\n').to_string()]);
+    run_ok("xdotool (fast typist)", Command::new("xdotool").args(&args).env("DISPLAY", display));
+}
+
+fn decision(rt: &mut Lines, what: &str) -> Value {
+    rt.wait(Duration::from_secs(15), |v| is(v, "type", "scan") || is(v, "type", "not_scan"))
+        .unwrap_or_else(|| panic!("{what}: no decision from reader-test\n{}", rt.transcript()))
+}
+
+/// `reader-test --json` of the Windows build, ready (its device line seen).
+fn reader_test(wine: &Wine, exe: &Path, config: Option<&Path>, err: &Path) -> (Lines, Value) {
+    let mut cmd = wine.cmd(exe.to_str().unwrap());
+    if let Some(c) = config {
+        cmd.arg("--config").arg(win_path(c));
+    }
+    cmd.args(["reader-test", "--json", "--seconds", "120"]).stderr(std::fs::File::create(err).unwrap());
+    let mut rt = Lines::spawn("till-agent.exe reader-test", &mut cmd);
+    let dev = rt.wait(Duration::from_secs(60), |v| is(v, "type", "device")).unwrap_or_else(|| {
+        panic!("reader-test under wine reported no keyboard\n{}\nstderr: {}", rt.transcript(), std::fs::read_to_string(err).unwrap_or_default())
+    });
+    assert!(rt.seen.iter().any(|l| l.contains(r#""type":"ready""#) && l.contains("rawinput")), "{}", rt.transcript());
+    (rt, dev)
+}
+
+/// `VID_xxxx&PID_yyyy` of a Raw Input device path (`\\?\HID#VID_045E&PID_00DB&MI_00#…`).
+fn vid_pid(path: &str) -> Option<String> {
+    let up = path.to_ascii_uppercase();
+    let i = up.find("VID_")?;
+    let s = &up[i..];
+    let ok = s.len() >= 17 && s[4..8].chars().all(|c| c.is_ascii_hexdigit()) && &s[8..13] == "&PID_" && s[13..17].chars().all(|c| c.is_ascii_hexdigit());
+    ok.then(|| s[..17].to_string())
+}
+
+#[test]
+fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
+    if !have("wine") {
+        eprintln!("SKIPPED wine_keyboard_wedge_raw_input_passthrough_and_intercept: `wine` is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    for tool in ["wineserver", "x86_64-w64-mingw32-gcc", "Xvfb", "xdpyinfo", "xdotool"] {
+        assert!(have(tool), "{tool} not found: run scripts/setup.sh");
+    }
+    let t0 = Instant::now();
+    let exe = windows_exe();
+    let work = tempfile::tempdir().unwrap();
+    let xvfb = e2e::start_xvfb(1024, 768);
+    let d = xvfb.display.clone();
+    let wine = Wine::create(work.path(), &d);
+    let pos = Pos::start(&wine, work.path());
+    eprintln!("wine input: prefix + POS stand-in ready after {:.1} s", t0.elapsed().as_secs_f64());
+
+    // ---------------------------------------------------------------- passthrough (Raw Input)
+    let (mut rt, dev) = reader_test(&wine, &exe, None, &work.path().join("reader-test.err"));
+    let name = dev["name"].as_str().unwrap().to_string();
+    eprintln!("wine input: Raw Input keyboard: id {} path {name}", dev["id"]);
+    assert!(name.starts_with(r"\\?\HID#"), "device path {name:?}");
+    let vidpid = vid_pid(&name).unwrap_or_else(|| panic!("no VID/PID in the device path {name:?}"));
+    assert_eq!(dev["dedicated"], false);
+
+    pos.focus();
+    let from = pos.lines().len();
+    type_text(&d, "1900-1234-5678-9012\n", 8);
+    let v = decision(&mut rt, "scanner speed");
+    assert_eq!((v["type"].as_str(), v["class"].as_str()), (Some("scan"), Some("loyalty_card")), "{v}");
+    assert_eq!(v["card"], "1900123456789012", "{v}");
+    assert_eq!(v["source"], format!("rawinput:{}", dev["id"]), "{v}");
+    assert_eq!(v["device_name"], name.as_str(), "{v}");
+    eprintln!("wine input: scan gaps (ms) as the agent saw them: {}", v["stats"]["gaps_ms"]);
+    // listen only: the POS gets the scan too
+    pos.wait_chars(from, "1900-1234-5678-9012\r", "passthrough scan");
+
+    let from = pos.lines().len();
+    type_text(&d, "abc 12\n", 120);
+    let v = decision(&mut rt, "human typing at 120 ms/key");
+    assert_eq!(v["type"], "not_scan", "human typing taken as a scan: {v}");
+    pos.wait_chars(from, "abc 12\r", "passthrough human typing");
+
+    let from = pos.lines().len();
+    type_fast_typist(&d, "abc 123x");
+    let v = decision(&mut rt, "fast typist");
+    assert_eq!(v["type"], "not_scan", "a fast typist taken as a scan: {v}");
+    eprintln!("wine input: fast typist: {} (gaps ms {})", v["reason"], v["stats"]["gaps_ms"]);
+    pos.wait_chars(from, "abc 123x\r", "passthrough fast typist");
+    // reader-test shows digits only as `digit`
+    assert!(rt.seen.iter().filter(|l| l.contains(r#""type":"key""#)).all(|l| !l.contains("KEY_1") && !l.contains("KEY_9")));
+    drop(rt);
+
+    // ---------------------------------------------------------------- dedicated device by VID/PID
+    // The keyboard Wine reports, configured as the scanner by its path's VID&PID: a card typed
+    // at human speed is a scan all the same.
+    let till = work.path().join("till");
+    std::fs::create_dir_all(till.join("export")).unwrap();
+    let ded_config = till.join("dedicated.toml");
+    std::fs::write(
+        &ded_config,
+        format!(
+            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
+             [reader]\ndedicated = [\"{}\"]\n",
+            vidpid.to_lowercase()
+        ),
+    )
+    .unwrap();
+    let (mut rt, dev) = reader_test(&wine, &exe, Some(&ded_config), &work.path().join("reader-test-dedicated.err"));
+    assert_eq!(dev["dedicated"], true, "{vidpid} configured as dedicated: {dev}");
+    pos.focus();
+    type_text(&d, "1900-1234-5678-9012\n", 120);
+    let v = decision(&mut rt, "dedicated device at human speed");
+    assert_eq!((v["type"].as_str(), v["dedicated"].as_bool(), v["card"].as_str()), (Some("scan"), Some(true), Some("1900123456789012")), "{v}");
+    drop(rt);
+
+    // ---------------------------------------------------------------- intercept (LL hook + SendInput)
+    let server = start_server(work.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let config = till.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
+             [reader]\nmode = \"intercept\"\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let agent_err = work.path().join("agent.err");
+    let mut cmd = wine.cmd(exe.to_str().unwrap());
+    cmd.arg("--config").arg(win_path(&config)).args(["run", "--headless"]).env("TILL_AGENT_TOKEN", &token).stderr(std::fs::File::create(&agent_err).unwrap());
+    let mut agent = Lines::spawn("till-agent.exe run --headless (intercept)", &mut cmd);
+    let agent_log = || std::fs::read_to_string(&agent_err).unwrap_or_default();
+    let hooked = wait_for(Duration::from_secs(60), || agent_log().contains("low-level keyboard hook installed").then_some(()));
+    assert!(hooked.is_some(), "the agent did not install its keyboard hook:\n{}", agent_log());
+
+    pos.focus();
+    let from = pos.lines().len();
+    type_text(&d, "1900-0000-0900-0018\n", 8);
+    let popup = agent.wait(Duration::from_secs(20), |v| v["source"].as_str().is_some_and(|s| s.starts_with("rawinput"))).unwrap_or_else(|| {
+        panic!("no popup for the intercepted scan\nstdout:\n{}\nstderr:\n{}", agent.transcript(), agent_log())
+    });
+    assert_eq!(popup["kind"], "customer", "{popup}");
+    assert_eq!(popup["title"], "Jiří Dvořák", "{popup}");
+    assert!(popup["card"].as_str().unwrap().ends_with("0018") && !popup.to_string().contains(DEMO_CARD), "{popup}");
+    std::thread::sleep(Duration::from_millis(500)); // a (wrong) replay would land by now
+    let got = pos.lines()[from..].to_vec();
+    assert!(got.is_empty(), "intercept: the POS received keys of the scan:\n{}", got.join("\n"));
+
+    let from = pos.lines().len();
+    type_text(&d, "abc 12\n", 120);
+    let l = pos.wait_chars(from, "abc 12\r", "intercept: human typing replayed");
+    // each key once, down before up, with the virtual key the POS needs (VK_A = 0x41 …)
+    let downs: Vec<&str> = l.iter().filter_map(|l| l.strip_prefix("K ")).collect();
+    assert_eq!(downs, ["41 1e", "42 30", "43 2e", "20 39", "31 02", "32 03", "0d 1c"], "{}", l.join("\n"));
+    assert_eq!(l.iter().filter(|l| l.starts_with("U ")).count(), 7, "{}", l.join("\n"));
+
+    let from = pos.lines().len();
+    type_fast_typist(&d, "abc 123x");
+    pos.wait_chars(from, "abc 123x\r", "intercept: fast typist replayed");
+
+    // and the card again: still swallowed after the replays (the hook is still there, not re-fed)
+    let from = pos.lines().len();
+    type_text(&d, "1900-0000-0900-0018\n", 8);
+    assert!(agent.wait(Duration::from_secs(20), |v| is(v, "kind", "customer")).is_some(), "no popup for the second scan\n{}", agent_log());
+    std::thread::sleep(Duration::from_millis(500));
+    let got = pos.lines()[from..].to_vec();
+    assert!(got.is_empty(), "intercept: the POS received keys of the second scan:\n{}", got.join("\n"));
+    let popups = agent.seen.iter().filter(|l| l.contains(r#""kind""#)).count();
+    assert_eq!(popups, 2, "one popup per scan, none for typing:\n{}", agent.transcript());
+    assert!(!agent_log().contains(DEMO_CARD), "the full card number is in the agent's log");
+    eprintln!("wine input: done in {:.1} s", t0.elapsed().as_secs_f64());
+}
