@@ -314,3 +314,153 @@ fn agent_run_gui_tray_menu_windows_and_clean_stop() {
     assert!(status.success(), "exit {status:?}:\n{}", stderr());
     assert!(stderr().contains("termination signal: closing the GUI"), "{}", stderr());
 }
+
+/// Tray menu → Reader test: the real agent's readers publish each key (as `digit` / `letter` /
+/// key name, with its gap) and each decision into the window while it is open — the same lines
+/// as `till-agent reader-test` — and stop when it closes. Keys come from xdotool on the Xvfb
+/// (XInput2 raw events, the agent's own wedge reader); the lines are also logged under
+/// `till_agent::reader_test`, where the test reads them.
+#[test]
+fn agent_gui_reader_test_window_shows_keys_and_decisions_masked() {
+    let xv = start_xvfb();
+    let d = xv.display.as_str();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let runtime = dir.join("run");
+    std::fs::create_dir_all(dir.join("export")).unwrap();
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::write(
+        dir.join("agent.toml"),
+        "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\nlanguage = \"cs\"\n[popup]\nhide_after_secs = 2\n",
+    )
+    .unwrap();
+    let err = dir.join("agent.stderr");
+    let mut agent_proc = Command::new(bin("till-agent"))
+        .arg("--config")
+        .arg(dir.join("agent.toml"))
+        .arg("run")
+        .env("DISPLAY", d)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("TILL_AGENT_TOKEN", "not-used-offline")
+        .env("TILL_AGENT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
+    // The log file (with targets): logs/till-agent.log.<date>.
+    let log = || -> String {
+        let mut s = String::new();
+        for e in std::fs::read_dir(dir.join("logs")).into_iter().flatten().flatten() {
+            s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+        s
+    };
+    let reader_lines = || -> Vec<String> {
+        log().lines().filter(|l| l.contains("till_agent::reader_test:")).map(|l| l.split("till_agent::reader_test: ").nth(1).unwrap_or("").to_string()).collect()
+    };
+    let kill = |p: &mut std::process::Child| {
+        let _ = p.kill();
+        let _ = p.wait();
+    };
+    if wait_for(Duration::from_secs(30), || stderr().contains("tray icon started").then_some(())).is_none() {
+        kill(&mut agent_proc);
+        panic!("GUI did not start:\n{}", stderr());
+    }
+    // X keycodes (evdev + 8) of a US-programmed scanner / a person.
+    let codes = |text: &str| -> Vec<String> {
+        text.chars()
+            .map(|c| match c {
+                '1'..='9' => (c as u8 - b'1' + 10).to_string(),
+                '0' => "19".into(),
+                'a' => "38".into(),
+                'b' => "56".into(),
+                _ => panic!("{c}"),
+            })
+            .chain(std::iter::once("36".to_string()))
+            .collect()
+    };
+    let typ = |delay: &str, text: &str| {
+        let c = codes(text);
+        let mut args = vec!["key", "--delay", delay];
+        args.extend(c.iter().map(String::as_str));
+        assert!(x(d, "xdotool", &args).status.success());
+    };
+    let card = "1900123456789012";
+
+    // Idle: keys produce no reader-test lines (nothing is published while no test runs).
+    std::thread::sleep(Duration::from_secs(1));
+    typ("8", card);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(reader_lines().is_empty(), "reader-test lines while no test runs:\n{}", log());
+
+    let out = Command::new(bin("till-agent")).args(["popup-demo", "--menu", "reader_test"]).env("DISPLAY", d).env("XDG_RUNTIME_DIR", &runtime).output().unwrap();
+    assert!(out.status.success(), "menu reader_test: {}", String::from_utf8_lossy(&out.stderr));
+    let win = wait_for(Duration::from_secs(15), || find_window(d, "^Test "));
+    let Some(win) = win else {
+        kill(&mut agent_proc);
+        panic!("Reader-test window did not open:\n{}", stderr());
+    };
+    assert!(wait_for(Duration::from_secs(10), || stderr().contains("reader test on").then_some(())).is_some(), "{}", stderr());
+
+    // A card at scanner speed (8 ms/key), then a person typing 12ab at 150 ms/key.
+    typ("8", card);
+    typ("150", "12ab");
+    let got = wait_for(Duration::from_secs(15), || {
+        let l = reader_lines();
+        (l.iter().any(|l| l.starts_with("SCAN x11:")) && l.iter().any(|l| l.starts_with("not a scan (x11:"))).then_some(l)
+    });
+    let Some(lines) = got else {
+        kill(&mut agent_proc);
+        panic!("no reader-test decisions logged:\n{}\n{}", log(), stderr());
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    let shot = shots_dir().join("reader-test-window-cs.png");
+    assert!(x(d, "import", &["-window", &win.to_string(), shot.to_str().unwrap()]).status.success());
+    // The window shows them: its area below the title and button is no longer blank.
+    let ink = |file: &Path| -> f64 {
+        let out = Command::new("convert")
+            .arg(file)
+            .args(["-crop", "700x300+0+70", "-colorspace", "Gray", "-format", "%[fx:minima]", "info:"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("convert: {out:?}"))
+    };
+    assert!(ink(&shot) < 0.5, "no text in the Reader-test window ({})", shot.display());
+    let text = lines.join("\n");
+    println!("{text}");
+    let scan = lines.iter().find(|l| l.starts_with("SCAN x11:")).unwrap();
+    assert!(scan.contains("by timing: 16 chars") && scan.contains("→ loyalty card 1900-****-****-9012"), "{scan}");
+    let not_scan = lines.iter().find(|l| l.starts_with("not a scan (x11:")).unwrap();
+    assert!(not_scan.contains("human typing"), "{not_scan}");
+    let keys: Vec<&String> = lines.iter().filter(|l| l.trim_start().starts_with("x11:")).collect();
+    assert!(keys.iter().filter(|l| l.contains(" digit ")).count() >= 18, "{text}");
+    assert!(keys.iter().filter(|l| l.contains(" letter ")).count() >= 2, "{text}");
+    assert!(keys.iter().any(|l| l.contains("KEY_ENTER")), "{text}");
+    assert!(keys.iter().any(|l| l.contains(" ms")), "gaps shown: {text}");
+    // The card number is nowhere: not in the reader-test lines, not in the log, not on stderr.
+    for (name, s) in [("reader-test lines", text.clone()), ("log file", log()), ("stderr", stderr())] {
+        assert!(!s.contains(card) && !s.contains("KEY_1 ") && !s.contains("'1'"), "{name} shows the digits:\n{s}");
+    }
+
+    // Close the window with its button (below the title): the test stops, keys are quiet again.
+    assert!(x(d, "xdotool", &["mousemove", "--window", &win.to_string(), "30", "48", "click", "1"]).status.success());
+    if wait_for(Duration::from_secs(10), || stderr().contains("reader test off").then_some(())).is_none() {
+        let shot = shots_dir().join("reader-test-close-failed.png");
+        let _ = x(d, "import", &["-window", "root", shot.to_str().unwrap()]);
+        kill(&mut agent_proc);
+        panic!("closing the Reader-test window did not stop the test:\n{}", stderr());
+    }
+    assert!(wait_for(Duration::from_secs(10), || find_window(d, "^Test ").is_none().then_some(())).is_some(), "window still there");
+    let n = reader_lines().len();
+    typ("8", card);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(reader_lines().len(), n, "reader-test lines after the window closed");
+
+    assert!(Command::new("kill").args(["-TERM", &agent_proc.id().to_string()]).status().unwrap().success());
+    let status = wait_for(Duration::from_secs(20), || agent_proc.try_wait().unwrap());
+    if status.is_none() {
+        kill(&mut agent_proc);
+        panic!("agent did not stop:\n{}", stderr());
+    }
+}

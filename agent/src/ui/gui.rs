@@ -276,6 +276,8 @@ struct Windows {
     log: Option<LogWindow>,
     about: bool,
     reader_test: Option<Vec<String>>,
+    /// New reader-test lines since the window last painted.
+    reader_test_new: bool,
     quit: bool,
     quit_confirmed: bool,
     /// The register / migration-code form for an unknown card (`forms`).
@@ -380,8 +382,10 @@ impl App {
                     return;
                 }
                 if let AgentEvent::Reader(d) = &ev {
-                    if let Some(lines) = self.windows().reader_test.as_mut() {
+                    let mut w = self.windows();
+                    if let Some(lines) = w.reader_test.as_mut() {
                         reader_test_line(lines, d);
+                        w.reader_test_new = true;
                     }
                     return;
                 }
@@ -601,9 +605,13 @@ impl App {
         }
         if reader {
             let (win, requests) = (self.win.clone(), self.requests.clone());
+            // A deferred viewport repaints on its own input only: new lines ask for it.
+            if std::mem::take(&mut self.windows().reader_test_new) {
+                ctx.request_repaint_of(ViewportId::from_hash_of("reader_test"));
+            }
             ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("reader_test"),
-                ViewportBuilder::default().with_title(t(lang, Key::MenuReaderTest)).with_inner_size([560.0, 320.0]),
+                ViewportBuilder::default().with_title(t(lang, Key::MenuReaderTest)).with_inner_size([760.0, 480.0]),
                 move |ui, _| {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
                     let mut close = false;
