@@ -440,3 +440,66 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
     assert_eq!(quote("1900000009000026")["kind"], "blocked");
     assert_eq!(quote("1900-0000-0900-1016")["kind"], "unknown_card");
 }
+
+/// A scanner programmed with the prefix key F13 (X keycode 191 = evdev 183 + 8): a scan from the
+/// first key whatever the timing (a slow 70 ms/key scanner too), a prefix without its terminator
+/// is a read error, and a person typing afterwards is still a person.
+#[test]
+fn wedge_under_xvfb_prefix_key_f13() {
+    let x = Xvfb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n[reader]\nprefix_key = \"KEY_F13\"\n",
+    )
+    .unwrap();
+    let mut rt = Lines::spawn(
+        "reader-test",
+        Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "reader-test", "--json", "--seconds", "60", "--display", &x.display])
+            .env("HOME", dir.path()),
+    );
+    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(), "{}", rt.transcript());
+    let key = |delay: &str, prefix: bool, text: &str, enter: bool| {
+        let mut codes = keycodes(text);
+        if !enter {
+            codes.pop();
+        }
+        if prefix {
+            codes.insert(0, "191".into());
+        }
+        let mut args = vec!["key", "--delay", delay];
+        args.extend(codes.iter().map(String::as_str));
+        x.run("xdotool", &args);
+    };
+    fn decision(rt: &mut Lines, what: &str) -> Value {
+        rt.wait(Duration::from_secs(10), |v| is(v, "type", "scan") || is(v, "type", "not_scan"))
+            .unwrap_or_else(|| panic!("{what}: no decision\n{}", rt.transcript()))
+    }
+    // Scanner speed with the prefix.
+    key("8", true, "1900-1234-5678-9012", true);
+    let v = decision(&mut rt, "prefix at 8 ms");
+    assert_eq!((v["type"].as_str(), v["prefixed"].as_bool(), v["card"].as_str()), (Some("scan"), Some(true), Some("1900123456789012")), "{v}");
+    // A slow scanner (70 ms/key: timing alone says human) is a scan thanks to the prefix.
+    key("70", true, "19001234", true);
+    let v = decision(&mut rt, "prefix at 70 ms");
+    assert_eq!((v["type"].as_str(), v["prefixed"].as_bool(), v["card"].as_str()), (Some("scan"), Some(true), Some("19001234")), "{v}");
+    // The same keys without the prefix are a person.
+    key("70", false, "19001234", true);
+    assert_eq!(decision(&mut rt, "no prefix at 70 ms")["type"], "not_scan");
+    // A prefix whose terminator never comes: a read error after the idle time…
+    key("8", true, "19001234", false);
+    let v = decision(&mut rt, "prefix without terminator");
+    assert_eq!((v["type"].as_str(), v["read_error"].as_bool()), (Some("not_scan"), Some(true)), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("KEY_F13"), "{v}");
+    // …and a person typing slowly afterwards is seen as a person, every key of it.
+    let before = rt.seen.iter().filter(|l| l.contains("\"type\":\"key\"")).count();
+    key("150", false, "12", true);
+    let v = decision(&mut rt, "human after the read error");
+    assert_eq!(v["type"], "not_scan", "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("human typing"), "{v}");
+    let after = rt.seen.iter().filter(|l| l.contains("\"type\":\"key\"")).count();
+    assert_eq!(after - before, 3, "two digits and Enter:\n{}", rt.transcript());
+    assert!(rt.seen.iter().any(|l| l.contains("KEY_F13")), "the prefix key is shown by name");
+}
