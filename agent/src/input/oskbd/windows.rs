@@ -63,7 +63,7 @@ const RI_KEY_E0: u16 = 2;
 
 enum Raw {
     Key { handle: isize, scan: u16, e0: bool, up: bool, time: u32 },
-    Hook { scan: u16, ext: bool, up: bool, time: u32 },
+    Hook { key: Key, up: bool, time: u32 },
     Arrival(isize),
     Removal(isize),
 }
@@ -130,20 +130,24 @@ unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: 
 unsafe extern "system" fn ll_hook(code: i32, wparam: WPARAM, lparam: LPARAM) -> LRESULT {
     if code == HC_ACTION as i32 {
         let k = &*(lparam as *const KBDLLHOOKSTRUCT);
-        if k.flags & LLKHF_INJECTED == 0 {
-            let queued = try_send(Raw::Hook {
-                scan: k.scanCode as u16,
-                ext: k.flags & LLKHF_EXTENDED != 0,
-                up: k.flags & LLKHF_UP != 0,
-                time: k.time,
-            });
-            if queued {
+        // Only keys we can replay are taken: anything else (media keys, Apps, Print Screen,
+        // the fake E0 Shift events of the numeric keypad …) passes straight to the POS instead
+        // of being blocked and then dropped for want of a key position.
+        let key = if k.flags & LLKHF_INJECTED == 0 { hook_key(k.scanCode as u16, k.flags & LLKHF_EXTENDED != 0) } else { None };
+        if let Some(key) = key {
+            if try_send(Raw::Hook { key, up: k.flags & LLKHF_UP != 0, time: k.time }) {
                 // Blocked here; the detector replays it if it is human typing.
                 return 1;
             }
         }
     }
     CallNextHookEx(std::ptr::null_mut(), code, wparam, lparam)
+}
+
+/// The key position of a low-level hook event. Right Shift comes flagged `LLKHF_EXTENDED` in the
+/// hook (seen under Wine; Raw Input reports it without E0), where E0 36 means nothing else.
+fn hook_key(scan: u16, extended: bool) -> Option<Key> {
+    Key::from_windows_scan(scan, extended).or_else(|| if scan == 0x36 && extended { Key::from_windows_scan(scan, false) } else { None })
 }
 
 fn device_name(handle: HANDLE) -> String {
@@ -265,8 +269,7 @@ impl RawInputSource {
                 self.clock = Some((time as u64, Instant::now()));
                 Some(SourceEvent::Key(KeyEvent { time_ms: time as u64, device, key, down: !up, injected: false }))
             }
-            Raw::Hook { scan, ext, up, time } => {
-                let key = Key::from_windows_scan(scan, ext)?;
+            Raw::Hook { key, up, time } => {
                 self.clock = Some((time as u64, Instant::now()));
                 Some(SourceEvent::Key(KeyEvent { time_ms: time as u64, device: 0, key, down: !up, injected: false }))
             }
