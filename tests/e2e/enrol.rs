@@ -102,3 +102,198 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
         assert_eq!(till.outbox_count(&format!("SELECT COUNT(*) FROM sync_log WHERE message LIKE '%{c}%'")), 0, "{c} in the sync log");
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// The cashier's path under Xvfb: scan → unknown-card popup → "Registrovat" → form → server.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+struct Xvfb {
+    _proc: Proc,
+    display: String,
+}
+
+fn start_xvfb() -> Xvfb {
+    let mut cmd = Command::new("Xvfb");
+    cmd.args(["-displayfd", "1", "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"]).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut proc = Proc::spawn("Xvfb", &mut cmd);
+    let stdout = proc.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let n = rx.recv_timeout(Duration::from_secs(20)).expect("Xvfb did not report a display");
+    let display = format!(":{}", n.trim());
+    let up = wait_for(Duration::from_secs(10), || {
+        Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success().then_some(())
+    });
+    assert!(up.is_some(), "Xvfb {display} does not answer");
+    Xvfb { _proc: proc, display }
+}
+
+fn x(display: &str, prog: &str, args: &[&str]) -> Output {
+    Command::new(prog).args(args).env("DISPLAY", display).output().unwrap_or_else(|e| panic!("{prog}: {e}"))
+}
+
+fn x_ok(display: &str, prog: &str, args: &[&str]) {
+    let o = x(display, prog, args);
+    assert!(o.status.success(), "{prog} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn find_window(display: &str, name: &str) -> Option<u64> {
+    let o = x(display, "xdotool", &["search", "--onlyvisible", "--name", name]);
+    String::from_utf8_lossy(&o.stdout).lines().next()?.trim().parse().ok()
+}
+
+/// Absolute (x, y) of a window's client area (`xwininfo`).
+fn origin(display: &str, id: u64) -> (i64, i64) {
+    let out = String::from_utf8_lossy(&x(display, "xwininfo", &["-id", &id.to_string()]).stdout).to_string();
+    let num = |key: &str| -> i64 { out.lines().find_map(|l| l.trim().strip_prefix(key)).unwrap_or_else(|| panic!("no {key} in {out}")).trim().parse().unwrap() };
+    (num("Absolute upper-left X:"), num("Absolute upper-left Y:"))
+}
+
+/// The last `laid out widget="NAME" x= y= w= h=` line the GUI logged (physical px, window-relative).
+fn widget_rect(log: &str, name: &str) -> Option<(i64, i64, i64, i64)> {
+    let line = log.lines().rev().find(|l| l.contains("laid out") && l.contains(&format!("widget=\"{name}\"")))?;
+    let field = |k: &str| -> Option<i64> { line.split_whitespace().find_map(|t| t.strip_prefix(k))?.parse().ok() };
+    Some((field("x=")?, field("y=")?, field("w=")?, field("h=")?))
+}
+
+/// Click the middle of a logged widget of window `win`.
+fn click(display: &str, win: u64, log: &Path, name: &str) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let (wx, wy, w, h) = widget_rect(&text, name).unwrap_or_else(|| panic!("{name} never laid out; log:\n{text}"));
+    let (ox, oy) = origin(display, win);
+    let (cx, cy) = ((ox + wx + w / 2).to_string(), (oy + wy + h / 2).to_string());
+    x_ok(display, "xdotool", &["mousemove", "--sync", &cx, &cy]);
+    std::thread::sleep(Duration::from_millis(150));
+    x_ok(display, "xdotool", &["click", "1"]);
+    std::thread::sleep(Duration::from_millis(250));
+}
+
+/// X keycodes (evdev + 8) a US-programmed scanner presses for the digits of `card`, then Enter.
+fn scanner_keys(card: &str) -> Vec<String> {
+    card.chars()
+        .map(|c| match c {
+            '1'..='9' => (c as u8 - b'1' + 10).to_string(),
+            '0' => "19".into(),
+            _ => panic!("{c}"),
+        })
+        .chain(std::iter::once("36".to_string()))
+        .collect()
+}
+
+#[test]
+fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
+    const CARD: &str = "1900000009001016";
+    const NAME: (&str, &str) = ("Jiří", "Dvořák");
+    let xv = start_xvfb();
+    let d = xv.display.as_str();
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start_server(tmp.path());
+    let token = add_till(&srv.db, STORE, TILL);
+    let till = Till::new(&tmp.path().join("till"), &srv.url, &token, "[popup]\nhide_after_secs = 0\n");
+    let runtime = tmp.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    assert_eq!(server_quote(&srv, &token, CARD)["kind"], "unknown_card");
+
+    // The POS stand-in holds the keyboard focus; the scanner types into it.
+    let _pos = Proc::spawn("xmessage", Command::new("xmessage").args(["-geometry", "400x200+40+40", "-title", "POS stand-in", "POS stand-in"]).env("DISPLAY", d));
+    let pos = wait_for(Duration::from_secs(10), || find_window(d, "POS stand-in")).expect("POS window");
+    x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
+
+    let log = till.dir.join("gui.stderr");
+    let mut agent = Proc::spawn(
+        "till-agent run",
+        Command::new(bin("till-agent"))
+            .arg("--config")
+            .arg(&till.config)
+            .arg("run")
+            .env("DISPLAY", d)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("TILL_AGENT_TOKEN", &token)
+            .env("TILL_AGENT_LOG", "info,till_agent::ui=debug,till_agent::input=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(wait_for(Duration::from_secs(30), || stderr().contains("tray icon started").then_some(())).is_some(), "GUI did not start:\n{}", stderr());
+
+    // A scan at scanner speed (8 ms per key) through the keyboard wedge; the popup offers the buttons.
+    let mut keys = vec!["key".to_string(), "--delay".into(), "8".into()];
+    keys.extend(scanner_keys(CARD));
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let popup = (0..4).find_map(|_| {
+        x_ok(d, "xdotool", &keys);
+        wait_for(Duration::from_secs(6), || {
+            let log = stderr();
+            (log.contains("\"kind\":\"unknown_card\"") && widget_rect(&log, "popup.register").is_some()).then_some(())?;
+            find_window(d, "till-agent popup")
+        })
+    });
+    let popup = popup.unwrap_or_else(|| panic!("no unknown-card popup; agent log:\n{}", stderr()));
+    std::thread::sleep(Duration::from_millis(700)); // fit + placement settle
+    assert!(!stderr().contains(CARD), "full card number in the agent's log");
+    click(d, popup, &log, "popup.register");
+
+    // The form opens (it may take the focus: the cashier asked for it; without a window manager
+    // under Xvfb the test gives it the focus the way a WM would on a click).
+    let form = wait_for(Duration::from_secs(15), || find_window(d, "^Registrace"))
+        .unwrap_or_else(|| panic!("no form window; agent log:\n{}", stderr()));
+    let title = String::from_utf8_lossy(&x(d, "xdotool", &["getwindowname", &form.to_string()]).stdout).trim().to_string();
+    assert_eq!(title, "Registrace zákazníka – 1900-****-****-1016");
+    x_ok(d, "xdotool", &["windowfocus", "--sync", &form.to_string()]);
+    assert!(wait_for(Duration::from_secs(10), || widget_rect(&stderr(), "form.submit").map(|_| ())).is_some(), "form not laid out:\n{}", stderr());
+    std::thread::sleep(Duration::from_millis(500));
+    let shots = e2e::bin_dir().join("ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    // Submit empty: the errors name the fields, nothing is queued.
+    click(d, form, &log, "form.submit");
+    assert!(
+        wait_for(Duration::from_secs(5), || stderr().contains("form not submitted").then_some(())).is_some(),
+        "no validation:\n{}",
+        stderr()
+    );
+    let s = stderr();
+    for want in ["first_name is required", "surname is required", "consent_rules must be given"] {
+        assert!(s.contains(want), "{want} not reported:\n{s}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    x_ok(d, "import", &["-window", "root", shots.join("enrol-form-errors-cs.png").to_str().unwrap()]);
+
+    // Type the name on the Czech layout (ř, í, á are keys of their own there).
+    x_ok(d, "setxkbmap", &["-display", d, "cz"]);
+    click(d, form, &log, "form.first_name");
+    x_ok(d, "xdotool", &["type", "--delay", "80", NAME.0]);
+    click(d, form, &log, "form.surname");
+    x_ok(d, "xdotool", &["type", "--delay", "80", NAME.1]);
+    click(d, form, &log, "form.consent_rules");
+    std::thread::sleep(Duration::from_millis(400));
+    let shot = shots.join("enrol-form-cs.png");
+    x_ok(d, "import", &["-window", "root", shot.to_str().unwrap()]);
+    eprintln!("screenshot: {}", shot.display());
+    click(d, form, &log, "form.submit");
+
+    // Queued → the form says so and closes; the agent sends it; the server has the customer.
+    assert!(
+        wait_for(Duration::from_secs(10), || stderr().contains("registration submitted from the form").then_some(())).is_some(),
+        "not submitted:\n{}",
+        stderr()
+    );
+    assert!(wait_for(Duration::from_secs(10), || find_window(d, "^Registrace").is_none().then_some(())).is_some(), "form did not close");
+    let q = wait_for(Duration::from_secs(20), || Some(server_quote(&srv, &token, CARD)).filter(|q| q["kind"] == "customer"))
+        .unwrap_or_else(|| panic!("registration not on the server; agent log:\n{}", stderr()));
+    assert_eq!(q["quote"]["display_name"], format!("{} {}", NAME.0, NAME.1), "typed name arrived differently: {q}");
+    assert!(
+        wait_for(Duration::from_secs(10), || sync_log_has(&till, "registration for card 1900-****-****-1016 applied on the server").then_some(())).is_some(),
+        "ack not in the sync log:\n{}",
+        stderr()
+    );
+    assert!(!stderr().contains(CARD), "full card number in the agent's log");
+    assert!(Command::new("kill").args(["-TERM", &agent.child.id().to_string()]).status().unwrap().success());
+    assert!(wait_for(Duration::from_secs(20), || agent.child.try_wait().unwrap()).is_some_and(|s| s.success()), "no clean stop:\n{}", stderr());
+}

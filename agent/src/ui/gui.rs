@@ -301,6 +301,8 @@ struct App {
     shown_at: Option<Instant>,
     pending_visible: Option<bool>,
     fitted: Option<(egui::Vec2, egui::Vec2)>,
+    /// The last fitted popup size (points), to place the next popup before it is mapped.
+    last_size: egui::Vec2,
     win: Arc<std::sync::Mutex<Windows>>,
     closing: bool,
     /// Layout log of the popup's action buttons (see `forms`).
@@ -309,6 +311,7 @@ struct App {
 
 impl App {
     fn new(ctx: GuiContext, platform: Box<dyn PopupPlatform>, rx: Receiver<UiMsg>, tray: Option<Tray>) -> App {
+        let last_size = egui::vec2(ctx.popup.width as f32 * ctx.popup.font_scale, 200.0);
         App {
             lang: ctx.lang,
             cfg: ctx.popup,
@@ -326,6 +329,7 @@ impl App {
             shown_at: None,
             pending_visible: Some(false),
             fitted: None,
+            last_size,
             win: Arc::default(),
             closing: false,
             rects: Default::default(),
@@ -440,12 +444,18 @@ impl App {
             Severity::Warning => Color32::from_rgb(0xe6, 0x8a, 0x00),
             Severity::Error => Color32::from_rgb(0xc6, 0x28, 0x28),
         };
-        let frame = egui::Frame::new().fill(Color32::WHITE).stroke(egui::Stroke::new(6.0, accent)).inner_margin(18);
+        // Everything scales with font_scale: text, spacing, frame and width (the layout stays the
+        // same, only bigger). Sizes are logical points; egui-winit turns them into physical pixels
+        // with the window's scale factor (DPI), so the popup is DPI aware as a whole.
+        let (margin, stroke) = ((18.0 * s).round(), (6.0 * s).round());
+        let pad = 2.0 * (margin + stroke);
+        let width = self.cfg.width as f32 * s;
+        let frame = egui::Frame::new().fill(Color32::WHITE).stroke(egui::Stroke::new(stroke, accent)).inner_margin(margin);
         let mut action = None;
         // Text wraps at the configured width whatever the window's current size, and the content
         // is measured in a child Ui (a panel's own Ui always fills the window), so the window fits
         // each popup exactly: it grows for a wide table and shrinks again for a short warning.
-        let wrap_w = self.cfg.width as f32 - 48.0;
+        let wrap_w = width - pad;
         let resp = egui::CentralPanel::default().frame(frame).show_inside(ui, |ui| {
           ui.vertical(|ui| {
             ui.set_max_width(wrap_w);
@@ -489,12 +499,14 @@ impl App {
           .size()
         });
         // Fit the window to the content and place it (bottom-right near the tray by default).
-        // Content + inner margins (2 × 18) + stroke (2 × 6); at least the configured width.
+        // Content + inner margins + stroke; at least the configured width (× font_scale).
         let monitor = ui.ctx().input(|i| i.viewport().monitor_size).unwrap_or(egui::vec2(1280.0, 1024.0));
         let max_w = (monitor.x - 2.0 * self.cfg.margin as f32).max(200.0);
-        let wanted = egui::vec2((resp.inner.x + 48.0).max(self.cfg.width as f32).min(max_w).ceil(), (resp.inner.y + 48.0).ceil());
+        let wanted = egui::vec2((resp.inner.x + pad).max(width).min(max_w).ceil(), (resp.inner.y + pad).ceil());
         if self.fitted != Some((wanted, monitor)) {
             self.fitted = Some((wanted, monitor));
+            self.last_size = wanted;
+            tracing::debug!(target: "till_agent::ui", w = wanted.x, h = wanted.y, ppp = ui.ctx().pixels_per_point(), monitor_w = monitor.x, monitor_h = monitor.y, "popup fitted (points)");
             let (x, y) = self.cfg.place((monitor.x, monitor.y), (wanted.x, wanted.y));
             ui.ctx().send_viewport_cmd(ViewportCommand::InnerSize(wanted));
             ui.ctx().send_viewport_cmd(ViewportCommand::OuterPosition(egui::pos2(x, y)));
@@ -733,6 +745,17 @@ impl eframe::App for App {
             }
         }
         if let Some(v) = self.pending_visible.take() {
+            if v {
+                // Put the window where it belongs *before* mapping it: a window mapped off-screen
+                // (the initial -10000,-10000) never gets an X VisibilityNotify, so winit would keep
+                // it "not visible" and eframe would never run `ui` to fit and place it.
+                if let Some(monitor) = ctx.input(|i| i.viewport().monitor_size) {
+                    let (x, y) = self.cfg.place((monitor.x, monitor.y), (self.last_size.x, self.last_size.y));
+                    ctx.send_viewport_cmd(ViewportCommand::OuterPosition(egui::pos2(x, y)));
+                }
+                // One more pass once it is mapped (fit to content + exact placement).
+                ctx.request_repaint_after(Duration::from_millis(50));
+            }
             self.platform.set_visible(ctx, frame, v);
         }
         self.register_windows(ctx);
