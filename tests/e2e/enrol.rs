@@ -109,14 +109,14 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-struct Xvfb {
+pub(crate) struct Xvfb {
     _proc: Proc,
-    display: String,
+    pub display: String,
 }
 
-fn start_xvfb() -> Xvfb {
+pub(crate) fn start_xvfb_sized(w: u32, h: u32) -> Xvfb {
     let mut cmd = Command::new("Xvfb");
-    cmd.args(["-displayfd", "1", "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"]).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.args(["-displayfd", "1", "-screen", "0", &format!("{w}x{h}x24"), "-nolisten", "tcp", "-noreset"]).stdout(Stdio::piped()).stderr(Stdio::null());
     let mut proc = Proc::spawn("Xvfb", &mut cmd);
     let stdout = proc.child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -134,22 +134,22 @@ fn start_xvfb() -> Xvfb {
     Xvfb { _proc: proc, display }
 }
 
-fn x(display: &str, prog: &str, args: &[&str]) -> Output {
+pub(crate) fn x(display: &str, prog: &str, args: &[&str]) -> Output {
     Command::new(prog).args(args).env("DISPLAY", display).output().unwrap_or_else(|e| panic!("{prog}: {e}"))
 }
 
-fn x_ok(display: &str, prog: &str, args: &[&str]) {
+pub(crate) fn x_ok(display: &str, prog: &str, args: &[&str]) {
     let o = x(display, prog, args);
     assert!(o.status.success(), "{prog} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
-fn find_window(display: &str, name: &str) -> Option<u64> {
+pub(crate) fn find_window(display: &str, name: &str) -> Option<u64> {
     let o = x(display, "xdotool", &["search", "--onlyvisible", "--name", name]);
     String::from_utf8_lossy(&o.stdout).lines().next()?.trim().parse().ok()
 }
 
 /// Absolute (x, y) of a window's client area (`xwininfo`).
-fn origin(display: &str, id: u64) -> (i64, i64) {
+pub(crate) fn origin(display: &str, id: u64) -> (i64, i64) {
     let out = String::from_utf8_lossy(&x(display, "xwininfo", &["-id", &id.to_string()]).stdout).to_string();
     let num = |key: &str| -> i64 { out.lines().find_map(|l| l.trim().strip_prefix(key)).unwrap_or_else(|| panic!("no {key} in {out}")).trim().parse().unwrap() };
     (num("Absolute upper-left X:"), num("Absolute upper-left Y:"))
@@ -190,7 +190,7 @@ fn scanner_keys(card: &str) -> Vec<String> {
 fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     const CARD: &str = "1900000009001016";
     const NAME: (&str, &str) = ("Jiří", "Dvořák");
-    let xv = start_xvfb();
+    let xv = start_xvfb_sized(1280, 1024);
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
     let srv = start_server(tmp.path());

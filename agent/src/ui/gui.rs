@@ -455,17 +455,26 @@ impl App {
         // Text wraps at the configured width whatever the window's current size, and the content
         // is measured in a child Ui (a panel's own Ui always fills the window), so the window fits
         // each popup exactly: it grows for a wide table and shrinks again for a short warning.
-        let wrap_w = width - pad;
+        let monitor = ui.ctx().input(|i| i.viewport().monitor_size).unwrap_or(egui::vec2(1280.0, 1024.0));
+        let max_w = (monitor.x - 2.0 * self.cfg.margin as f32).max(200.0);
+        let wrap_w = width.min(max_w) - pad;
+        // The table may be wider than `width` (it grows to fit), but never wider than the screen:
+        // past that its cells wrap instead of being cut off at the window's edge.
+        let col_max = ((max_w - pad - 16.0 * s) / 2.0).max(50.0);
         let resp = egui::CentralPanel::default().frame(frame).show_inside(ui, |ui| {
           ui.vertical(|ui| {
-            ui.set_max_width(wrap_w);
+            // Sentences wrap at the configured width; the table may be wider, up to the screen.
+            ui.set_max_width(max_w - pad);
             ui.spacing_mut().item_spacing.y = 6.0 * s;
-            ui.label(RichText::new(&view.title).size(30.0 * s).strong().color(Color32::BLACK));
-            if let Some(card) = &view.card {
-                ui.label(RichText::new(card).size(16.0 * s).color(Color32::DARK_GRAY));
-            }
+            ui.scope(|ui| {
+                ui.set_max_width(wrap_w);
+                ui.label(RichText::new(&view.title).size(30.0 * s).strong().color(Color32::BLACK));
+                if let Some(card) = &view.card {
+                    ui.label(RichText::new(card).size(16.0 * s).color(Color32::DARK_GRAY));
+                }
+            });
             if !view.rows.is_empty() {
-                egui::Grid::new("rows").num_columns(2).spacing([16.0 * s, 6.0 * s]).show(ui, |ui| {
+                egui::Grid::new("rows").num_columns(2).spacing([16.0 * s, 6.0 * s]).max_col_width(col_max).show(ui, |ui| {
                     for r in &view.rows {
                         ui.label(RichText::new(&r.label).size(20.0 * s).color(Color32::DARK_GRAY));
                         ui.label(RichText::new(&r.value).size(24.0 * s).strong().color(Color32::BLACK));
@@ -473,12 +482,15 @@ impl App {
                     }
                 });
             }
-            for w in &view.warnings {
-                ui.label(RichText::new(w).size(20.0 * s).strong().color(accent));
-            }
-            if let Some(o) = &view.offline {
-                ui.label(RichText::new(o).size(18.0 * s).italics().color(Color32::from_rgb(0x55, 0x55, 0x88)));
-            }
+            ui.scope(|ui| {
+                ui.set_max_width(wrap_w);
+                for w in &view.warnings {
+                    ui.label(RichText::new(w).size(20.0 * s).strong().color(accent));
+                }
+                if let Some(o) = &view.offline {
+                    ui.label(RichText::new(o).size(18.0 * s).italics().color(Color32::from_rgb(0x55, 0x55, 0x88)));
+                }
+            });
             if !view.actions.is_empty() {
                 ui.horizontal(|ui| {
                     for a in &view.actions {
@@ -500,8 +512,6 @@ impl App {
         });
         // Fit the window to the content and place it (bottom-right near the tray by default).
         // Content + inner margins + stroke; at least the configured width (× font_scale).
-        let monitor = ui.ctx().input(|i| i.viewport().monitor_size).unwrap_or(egui::vec2(1280.0, 1024.0));
-        let max_w = (monitor.x - 2.0 * self.cfg.margin as f32).max(200.0);
         let wanted = egui::vec2((resp.inner.x + pad).max(width).min(max_w).ceil(), (resp.inner.y + pad).ceil());
         if self.fitted != Some((wanted, monitor)) {
             self.fitted = Some((wanted, monitor));
