@@ -21,7 +21,7 @@ pub enum Command {
     SyncNow,
     /// Queue a registration / migration pairing from the cashier's form (outbox item, sync-log
     /// line, replicator woken; `AgentEvent::Enrol` tells the form).
-    Enrol(crate::enrol::Request),
+    Enrol(Box<crate::enrol::Request>),
     /// Reader test on / off: the readers publish `AgentEvent::Reader` diagnostics while on.
     ReaderTest(bool),
     /// Flush and stop.

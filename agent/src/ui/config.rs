@@ -7,8 +7,8 @@
 //! # y = 200
 //! margin = 16                 # distance from the screen edge for the corner positions
 //! hide_after_secs = 8         # 0 = stay until Esc / click
-//! font_scale = 1.0            # 0.5 ..= 4.0; multiplies the (already large) popup text
-//! width = 440                 # logical pixels
+//! font_scale = 1.0            # 0.5 ..= 4.0; multiplies the popup's text, spacing, frame and width
+//! width = 440                 # logical pixels (× font_scale); a wide table may grow it up to the screen
 //! ```
 use serde::{Deserialize, Serialize};
 

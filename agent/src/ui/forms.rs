@@ -212,7 +212,7 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
     if submit && editable {
         if let Some(req) = f.submit(chrono::Local::now().date_naive()) {
             tracing::info!(target: "till_agent::ui", request = req.request_id(), card = %req.card(), "{} submitted from the form", req.what());
-            requests(UiRequest::Enrol(req));
+            requests(UiRequest::Enrol(Box::new(req)));
         }
     }
     match &f.state {

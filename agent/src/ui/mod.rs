@@ -52,7 +52,7 @@ pub enum UiRequest {
     ReaderTest(bool),
     /// The register / migration-code form was submitted for the card on screen: queue it
     /// (`runtime::Command::Enrol`); the form waits for `AgentEvent::Enrol` with its request id.
-    Enrol(crate::enrol::Request),
+    Enrol(Box<crate::enrol::Request>),
     /// The cashier confirmed Quit; `run_gui` returns right after.
     Quit,
 }
