@@ -294,6 +294,31 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
         stderr()
     );
     assert!(!stderr().contains(CARD), "full card number in the agent's log");
+
+    // The other button: a migration code for the next new card (Enter in the code field submits).
+    const PAIR_CARD: &str = "1900000009001024";
+    let mut keys = vec!["key".to_string(), "--delay".into(), "8".into()];
+    keys.extend(scanner_keys(PAIR_CARD));
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
+    let shown = (0..4).find_map(|_| {
+        x_ok(d, "xdotool", &keys);
+        wait_for(Duration::from_secs(6), || stderr().contains("\"card\":\"1900-****-****-1024\"").then_some(()))
+    });
+    assert!(shown.is_some(), "no popup for the second card:\n{}", stderr());
+    std::thread::sleep(Duration::from_millis(700));
+    click(d, popup, &log, "popup.migration_code");
+    let form = wait_for(Duration::from_secs(15), || find_window(d, "^Migra")).unwrap_or_else(|| panic!("no code form:\n{}", stderr()));
+    x_ok(d, "xdotool", &["windowfocus", "--sync", &form.to_string()]);
+    std::thread::sleep(Duration::from_millis(500));
+    click(d, form, &log, "form.code");
+    x_ok(d, "setxkbmap", &["-display", d, "us"]);
+    x_ok(d, "xdotool", &["type", "--delay", "60", "KLUB-4821"]);
+    x_ok(d, "import", &["-window", "root", shots.join("enrol-code-cs.png").to_str().unwrap()]);
+    x_ok(d, "xdotool", &["key", "Return"]);
+    let q = wait_for(Duration::from_secs(20), || Some(server_quote(&srv, &token, PAIR_CARD)).filter(|q| q["kind"] == "customer"))
+        .unwrap_or_else(|| panic!("pairing not on the server; agent log:\n{}", stderr()));
+    assert_eq!(q["quote"]["display_name"], "Zdeňka Procházková");
     assert!(Command::new("kill").args(["-TERM", &agent.child.id().to_string()]).status().unwrap().success());
     assert!(wait_for(Duration::from_secs(20), || agent.child.try_wait().unwrap()).is_some_and(|s| s.success()), "no clean stop:\n{}", stderr());
 }
