@@ -123,7 +123,9 @@ impl Wine {
         // keep one wineserver (foreground child, persistent) for the whole test: every `wine` call
         // then starts in a fraction of a second
         w.wait_server();
-        w.server = Some(Proc::spawn("wineserver", w.server_cmd().args(["-f", "-p"])));
+        // its object dumps (a process killed mid-I/O) go to a log in the prefix, not the test output
+        let log = std::fs::File::create(w.prefix.path().join("wineserver.log")).expect("wineserver.log");
+        w.server = Some(Proc::spawn("wineserver", w.server_cmd().args(["-f", "-p"]).stdout(log.try_clone().unwrap()).stderr(log)));
         w
     }
 

@@ -9,6 +9,8 @@
 //!   a fast typist's burst) is not; the POS receives every key. The device path Wine reports is
 //!   parsed to `VID_xxxx&PID_yyyy`, and a config naming it as `dedicated` makes the same keyboard a
 //!   scanner whatever its timing (the device-path match, for real).
+//! - **The tray app** (`run`, GUI, passthrough): the wedge still hears the scan although winit
+//!   registers keyboard Raw Input for the GUI in the same process (one target per process).
 //! - **Intercept** (`run --headless` with `mode = "intercept"`, `WH_KEYBOARD_LL` hook + `SendInput`
 //!   replays): the scan produces the customer's quote popup (server-stub on loopback) and the POS
 //!   receives none of its keys; human typing reaches the POS exactly once, in order (replays are
@@ -249,19 +251,52 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     assert_eq!((v["type"].as_str(), v["dedicated"].as_bool(), v["card"].as_str()), (Some("scan"), Some(true), Some("1900123456789012")), "{v}");
     drop(rt);
 
-    // ---------------------------------------------------------------- intercept (LL hook + SendInput)
     let server = start_server(work.path());
     let token = add_till(&server.db, STORE, TILL);
-    let config = till.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
-             [reader]\nmode = \"intercept\"\n",
-            server.url
-        ),
-    )
-    .unwrap();
+    let agent_config = |mode: &str| -> PathBuf {
+        let path = till.join(format!("agent-{mode}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
+                 [reader]\nmode = \"{mode}\"\n",
+                server.url
+            ),
+        )
+        .unwrap();
+        path
+    };
+
+    // ---------------------------------------------------------------- the tray app (GUI), passthrough
+    // The GUI's winit loop registers keyboard Raw Input for its own device events; Raw Input has
+    // one target per device class per process, so the wedge must take it back or hear nothing.
+    let gui_err = work.path().join("agent-gui.err");
+    let mut cmd = wine.cmd(exe.to_str().unwrap());
+    cmd.arg("--config")
+        .arg(win_path(&agent_config("passthrough")))
+        .arg("run")
+        .env("TILL_AGENT_TOKEN", &token)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&gui_err).unwrap());
+    let mut gui = Proc::spawn("till-agent.exe run (GUI)", &mut cmd);
+    let gui_log = || std::fs::read_to_string(&gui_err).unwrap_or_default();
+    let up = wait_for(Duration::from_secs(60), || (gui_log().contains("keyboard wedge: Raw Input sink") && gui_log().contains("tray icon started")).then_some(()));
+    assert!(up.is_some(), "the tray app did not start its wedge and tray:\n{}", gui_log());
+    std::thread::sleep(Duration::from_millis(2500)); // the wedge checks its registration every second
+    pos.focus();
+    type_text(&d, "1900-0000-0900-0018\n", 8);
+    let scanned = wait_for(Duration::from_secs(15), || gui_log().contains("loyalty card scanned source=rawinput:1 card=1900-****-****-0018").then_some(()));
+    let log = gui_log();
+    assert!(scanned.is_some() || log.contains("loyalty card scanned source=rawinput:1"), "the tray app's wedge heard no scan:\n{log}");
+    assert!(scanned.is_some(), "scan logged, but not as the masked demo card:\n{log}");
+    eprintln!(
+        "wine input: tray app: {}",
+        log.lines().find(|l| l.contains("re-registered ours")).unwrap_or("(the wedge registered after the GUI: nothing to take back)")
+    );
+    gui.kill();
+
+    // ---------------------------------------------------------------- intercept (LL hook + SendInput)
+    let config = agent_config("intercept");
     let agent_err = work.path().join("agent.err");
     let mut cmd = wine.cmd(exe.to_str().unwrap());
     cmd.arg("--config").arg(win_path(&config)).args(["run", "--headless"]).env("TILL_AGENT_TOKEN", &token).stderr(std::fs::File::create(&agent_err).unwrap());

@@ -41,7 +41,7 @@ use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
     KEYEVENTF_SCANCODE, MAPVK_VSC_TO_VK_EX,
 };
 use windows_sys::Win32::UI::Input::{
-    GetRawInputData, GetRawInputDeviceInfoW, GetRawInputDeviceList, RegisterRawInputDevices, HRAWINPUT, RAWINPUT, RAWINPUTDEVICE,
+    GetRawInputData, GetRawInputDeviceInfoW, GetRawInputDeviceList, GetRegisteredRawInputDevices, RegisterRawInputDevices, HRAWINPUT, RAWINPUT, RAWINPUTDEVICE,
     RAWINPUTDEVICELIST, RAWINPUTHEADER, RIDEV_DEVNOTIFY, RIDEV_INPUTSINK, RIDI_DEVICENAME, RID_INPUT, RIM_TYPEKEYBOARD,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
@@ -174,6 +174,26 @@ pub struct RawInputSource {
     ids: HashMap<isize, u32>,
     devices: Vec<DeviceInfo>,
     clock: Option<(u64, Instant)>,
+    /// Last check that the keyboard registration is still ours (see [`Self::keep_registration`]).
+    checked: Instant,
+    taken_back: u32,
+}
+
+/// Register our window as the process's keyboard Raw Input target.
+fn register(hwnd: HWND) -> bool {
+    let rid = RAWINPUTDEVICE { usUsagePage: 1, usUsage: 6, dwFlags: RIDEV_INPUTSINK | RIDEV_DEVNOTIFY, hwndTarget: hwnd };
+    unsafe { RegisterRawInputDevices(&rid, 1, std::mem::size_of::<RAWINPUTDEVICE>() as u32) != 0 }
+}
+
+/// The window this process's keyboard Raw Input goes to (None: not registered / unknown).
+fn registered_keyboard_target() -> Option<HWND> {
+    let mut list: [RAWINPUTDEVICE; 16] = unsafe { std::mem::zeroed() };
+    let mut n = list.len() as u32;
+    let got = unsafe { GetRegisteredRawInputDevices(list.as_mut_ptr(), &mut n, std::mem::size_of::<RAWINPUTDEVICE>() as u32) };
+    if got == u32::MAX {
+        return None;
+    }
+    list.iter().take(got as usize).find(|d| d.usUsagePage == 1 && d.usUsage == 6).map(|d| d.hwndTarget)
 }
 
 // The window and the hook belong to the thread that created them; the source is created and
@@ -193,12 +213,7 @@ impl RawInputSource {
             RegisterClassExW(&wc);
             let hwnd = CreateWindowExW(0, class.as_ptr(), class.as_ptr(), 0, 0, 0, 0, 0, HWND_MESSAGE, std::ptr::null_mut(), hinstance, std::ptr::null());
             anyhow::ensure!(!hwnd.is_null(), "CreateWindowExW(HWND_MESSAGE) failed: {}", std::io::Error::last_os_error());
-            let rid = RAWINPUTDEVICE { usUsagePage: 1, usUsage: 6, dwFlags: RIDEV_INPUTSINK | RIDEV_DEVNOTIFY, hwndTarget: hwnd };
-            anyhow::ensure!(
-                RegisterRawInputDevices(&rid, 1, std::mem::size_of::<RAWINPUTDEVICE>() as u32) != 0,
-                "RegisterRawInputDevices failed: {}",
-                std::io::Error::last_os_error()
-            );
+            anyhow::ensure!(register(hwnd), "RegisterRawInputDevices failed: {}", std::io::Error::last_os_error());
             let hook = if intercept {
                 let h = SetWindowsHookExW(WH_KEYBOARD_LL, Some(ll_hook), hinstance, 0);
                 anyhow::ensure!(!h.is_null(), "SetWindowsHookExW(WH_KEYBOARD_LL) failed: {}", std::io::Error::last_os_error());
@@ -206,7 +221,16 @@ impl RawInputSource {
             } else {
                 std::ptr::null_mut()
             };
-            let mut s = RawInputSource { hwnd, hook, intercept, ids: HashMap::new(), devices: Vec::new(), clock: None };
+            let mut s = RawInputSource {
+                hwnd,
+                hook,
+                intercept,
+                ids: HashMap::new(),
+                devices: Vec::new(),
+                clock: None,
+                checked: Instant::now(),
+                taken_back: 0,
+            };
             s.enumerate();
             tracing::info!(
                 "keyboard wedge: Raw Input sink on {} keyboard(s){}",
@@ -242,6 +266,36 @@ impl RawInputSource {
         self.devices.retain(|d| d.id != id);
         self.devices.push(info.clone());
         info
+    }
+
+    /// Raw Input has one target window per device class *per process*: a later
+    /// `RegisterRawInputDevices` for keyboards anywhere in the process (winit does one for the
+    /// GUI's device events) silently takes every `WM_INPUT` away from us — found under Wine, where
+    /// the tray app's wedge saw no key at all. Checked every second; we take it back (the card
+    /// reader matters more than the GUI's raw key events) and say so.
+    fn keep_registration(&mut self) {
+        if self.checked.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.checked = Instant::now();
+        match registered_keyboard_target() {
+            Some(h) if h == self.hwnd => {}
+            other => {
+                self.taken_back += 1;
+                let ok = register(self.hwnd);
+                let msg = format!(
+                    "keyboard wedge: keyboard Raw Input was registered to another window of this process ({}); re-registered ours: {}",
+                    other.map(|h| format!("{h:?}")).unwrap_or_else(|| "none".into()),
+                    if ok { "ok".to_string() } else { std::io::Error::last_os_error().to_string() }
+                );
+                // once at GUI start is expected (winit); again means something keeps taking it
+                match self.taken_back {
+                    1 => tracing::info!("{msg}"),
+                    2..=5 => tracing::warn!("{msg} (time {})", self.taken_back),
+                    _ => {}
+                }
+            }
+        }
     }
 
     fn pump(&mut self, timeout: Duration) {
@@ -326,6 +380,7 @@ impl KeySource for RawInputSource {
 
     fn next(&mut self, timeout: Duration) -> anyhow::Result<Option<SourceEvent>> {
         let deadline = Instant::now() + timeout;
+        self.keep_registration();
         loop {
             while let Some(r) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
                 if let Some(ev) = self.convert(r) {
