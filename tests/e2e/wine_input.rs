@@ -40,12 +40,16 @@ const TILL: &str = "T1";
 /// A card of the demo program (fixtures/seed/demo.json), customer "Jiří Dvořák".
 const DEMO_CARD: &str = "1900000009000018";
 
-/// X keycode (evdev + 8) of a US-layout character: digits, lower-case letters, `-`, space, `\n` = Enter.
+/// X keycode (evdev + 8) of a US-layout character without Shift: digits, lower-case letters,
+/// `-`, `=`, `;`, `/`, space, `\n` = Enter. [`shifted`] gives the others.
 fn keycode(c: char) -> u8 {
     let evdev = match c {
         '1'..='9' => c as u8 - b'1' + 2,
         '0' => 11,
         '-' => 12,
+        '=' => 13,
+        ';' => 39,
+        '/' => 53,
         ' ' => 57,
         '\n' => 28,
         'a'..='z' => {
@@ -120,10 +124,40 @@ impl Pos {
     }
 }
 
-/// `xdotool key --delay D` the keys of `text`.
+/// The unshifted character on the key of a shifted one (`?` → `/`, `A` → `a`).
+fn shifted(c: char) -> Option<char> {
+    match c {
+        '?' => Some('/'),
+        'A'..='Z' => Some(c.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+/// Type `text` with xdotool by keycode, `delay_ms` per key; shifted characters with Left Shift
+/// held around them (one chained xdotool call).
 fn type_text(display: &str, text: &str, delay_ms: u32) {
-    let mut args = vec!["key".to_string(), "--delay".into(), delay_ms.to_string()];
-    args.extend(text.chars().map(|c| keycode(c).to_string()));
+    let delay = delay_ms.to_string();
+    let mut args: Vec<String> = Vec::new();
+    let mut run: Vec<String> = Vec::new();
+    let flush = |run: &mut Vec<String>, args: &mut Vec<String>| {
+        if !run.is_empty() {
+            args.extend(["key".to_string(), "--delay".into(), delay.clone()]);
+            args.append(run);
+        }
+    };
+    for c in text.chars() {
+        match shifted(c) {
+            None => run.push(keycode(c).to_string()),
+            Some(base) => {
+                flush(&mut run, &mut args);
+                let k = keycode(base).to_string();
+                for cmd in [["keydown", "50"], ["key", k.as_str()], ["keyup", "50"]] {
+                    args.extend([cmd[0].to_string(), "--delay".into(), delay.clone(), cmd[1].to_string()]);
+                }
+            }
+        }
+    }
+    flush(&mut run, &mut args);
     run_ok("xdotool key", Command::new("xdotool").args(&args).env("DISPLAY", display));
 }
 
@@ -211,6 +245,14 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     eprintln!("wine input: scan gaps (ms) as the agent saw them: {}", v["stats"]["gaps_ms"]);
     // listen only: the POS gets the scan too
     pos.wait_chars(from, "1900-1234-5678-9012\r", "passthrough scan");
+
+    // A magstripe track 2 (`;` `=` and a shifted `?`): decoded by scan code through Raw Input.
+    let from = pos.lines().len();
+    type_text(&d, ";98700223563013312=0000000000000004120?\n", 8);
+    let v = decision(&mut rt, "track 2 at scanner speed");
+    assert_eq!((v["type"].as_str(), v["class"].as_str(), v["card"].as_str()), (Some("scan"), Some("loyalty_card"), Some("98700223563013312")), "{v}");
+    assert_eq!(v["payload"]["kind"], "magstripe", "{v}");
+    pos.wait_chars(from, ";98700223563013312=0000000000000004120?\r", "passthrough track 2");
 
     let from = pos.lines().len();
     type_text(&d, "abc 12\n", 120);
