@@ -243,6 +243,59 @@ fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
     assert!(keys.iter().any(|l| l.contains("\"gap_ms\"")));
 }
 
+#[test]
+fn wedge_under_xvfb_dedicated_keyboard_and_device_arrival_removal() {
+    let x = Xvfb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    // xdotool types through the "Virtual core XTEST keyboard" slave: configured as the scanner,
+    // its keys are a scan at any speed. A keyboard that arrives later by the configured name is
+    // dedicated from its first key too.
+    std::fs::write(
+        &cfg,
+        "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n\
+         [reader]\ndedicated = [\"x11:Virtual core XTEST keyboard\", \"Till scanner XTEST keyboard\"]\n",
+    )
+    .unwrap();
+    let mut rt = Lines::spawn(
+        "reader-test",
+        Command::new(bin("till-agent"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["reader-test", "--json", "--seconds", "120", "--display", &x.display])
+            .env("HOME", dir.path()),
+    );
+    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(), "{}", rt.transcript());
+    let core = rt
+        .wait(Duration::from_secs(10), |v| is(v, "type", "device") && v["name"] == "Virtual core XTEST keyboard")
+        .unwrap_or_else(|| panic!("XTEST keyboard not listed\n{}", rt.transcript()));
+    assert_eq!(core["dedicated"], true, "{core}");
+
+    // Human speed (150 ms per key) from the dedicated keyboard: still a scan.
+    let mut args = vec!["key", "--delay", "150"];
+    let codes = keycodes("1900-1234-5678-9012");
+    args.extend(codes.iter().map(String::as_str));
+    x.run("xdotool", &args);
+    let v = rt
+        .wait(Duration::from_secs(15), |v| is(v, "type", "scan") || is(v, "type", "not_scan"))
+        .unwrap_or_else(|| panic!("no decision\n{}", rt.transcript()));
+    assert_eq!((v["type"].as_str(), v["dedicated"].as_bool(), v["card"].as_str()), (Some("scan"), Some(true), Some("1900123456789012")), "{v}");
+
+    // Arrival: a new master/slave pair appears (as when a USB scanner is plugged in) ...
+    x.run("xinput", &["create-master", "Till scanner"]);
+    let added = rt
+        .wait(Duration::from_secs(10), |v| is(v, "type", "device") && v["name"] == "Till scanner XTEST keyboard" && v["added"] == true)
+        .unwrap_or_else(|| panic!("arrival not noticed\n{}", rt.transcript()));
+    assert_eq!(added["dedicated"], true, "configured by name: {added}");
+    let id = added["id"].clone();
+    // ... and removal.
+    x.run("xinput", &["remove-master", "Till scanner pointer"]);
+    let removed = rt
+        .wait(Duration::from_secs(10), |v| is(v, "type", "device") && v["id"] == id && v["added"] == false)
+        .unwrap_or_else(|| panic!("removal not noticed\n{}", rt.transcript()));
+    assert_eq!(removed["name"], "Till scanner XTEST keyboard", "{removed}");
+}
+
 // ------------------------------------------------------------------------------------------
 // Decoder CLI against every reference row
 

@@ -4,7 +4,8 @@
 //! [reader]
 //! mode = "passthrough"          # or "intercept" (Windows: scan keys never reach the POS)
 //! wedge = true                  # listen to keyboard-wedge readers
-//! dedicated = ["VID_0C2E&PID_0B61", "x11:Virtual core XTEST keyboard"]  # always a scanner
+//! dedicated = ["VID_0C2E&PID_0B61", "x11:Virtual core XTEST keyboard"]  # always a scanner:
+//!                               # a VID/PID fragment of the device path, a device name, `x11:<name>` or `x11:<id>`
 //! quote_timeout_ms = 300
 //! prefix_key = "KEY_F13"        # the scanner's programmed prefix: a scan from its first key
 //! card_policy = { min_len = 16, max_len = 16, prefixes = ["1900"] }    # default: 8-19 digits, any

@@ -60,7 +60,7 @@ pub fn run_wedge(
     let mut devices: Vec<DeviceInfo> = source.devices();
     let kind = source.kind();
     for d in &devices {
-        let ded = cfg.is_dedicated(&[&d.name, &d.label(kind)]);
+        let ded = cfg.is_dedicated(&[&d.name, &d.label(kind), &format!("{kind}:{}", d.name)]);
         det.set_dedicated(d.id, ded);
         report(WedgeReport::Device { info: d, added: true, dedicated: ded });
     }
@@ -82,7 +82,7 @@ pub fn run_wedge(
                 det.feed(ev)
             }
             Some(SourceEvent::DeviceAdded(info)) => {
-                let ded = cfg.is_dedicated(&[&info.name, &info.label(kind)]);
+                let ded = cfg.is_dedicated(&[&info.name, &info.label(kind), &format!("{kind}:{}", info.name)]);
                 det.set_dedicated(info.id, ded);
                 report(WedgeReport::Device { info: &info, added: true, dedicated: ded });
                 devices.retain(|d| d.id != info.id);
