@@ -20,8 +20,14 @@
 //! hardware input; a POS stand-in window logs what reaches it). What Wine does differently from
 //! Windows, as observed there:
 //! - keyboard input exists only while a Wine window has the X focus (the POS here), then Raw
-//!   Input reaches our message-only sink; there is one keyboard, path
-//!   `\\?\HID#VID_845E&PID_0002#0&0000&0&0#{884b96c3-…}`, and no device arrival / removal;
+//!   Input reaches our message-only sink; there is one keyboard (handle 2; the mouse is 1), path
+//!   `\\?\HID#VID_845E&PID_0002#0&0000&0&0#{884b96c3-…}` (Wine's made-up VID), whatever X
+//!   devices exist: a new X master/slave keyboard (`xinput create-master`) gives no
+//!   `WM_INPUT_DEVICE_CHANGE` and no second device, so arrival / removal cannot be produced there;
+//! - key times (hook `time`, `GetMessageTime`) are the X server's event times: xdotool at 8 ms/key
+//!   shows as 8–9 ms gaps (up to 15 ms with both cores busy);
+//! - physical keys reach the LL hook first, then `WM_INPUT` (as on Windows); Right Shift comes
+//!   with `LLKHF_EXTENDED` in the hook but without E0 in Raw Input;
 //! - `SendInput` with `KEYEVENTF_SCANCODE` keeps `wVk` as given (Windows derives it from the scan
 //!   code), so replays carry the mapped virtual key too;
 //! - keys injected by `SendInput` reach Raw Input with the keyboard's handle (Windows: 0) — our
