@@ -118,10 +118,11 @@ impl ReaderConfig {
     /// Is a keyboard with this name / path / id configured as a dedicated scanner?
     pub fn is_dedicated(&self, names: &[&str]) -> bool {
         self.dedicated.iter().any(|d| {
+            let want = usb_ids(d);
             let d = d.to_ascii_uppercase();
             names.iter().any(|n| {
                 let n = n.to_ascii_uppercase();
-                n == d || (d.contains("VID_") && n.contains(&d))
+                n == d || (d.contains("VID_") && n.contains(&d)) || (want.is_some() && usb_ids(&n) == want)
             })
         })
     }
@@ -215,6 +216,23 @@ impl Default for SerialConfig {
     }
 }
 
+/// The USB vendor and product id in a Windows device path or a configured fragment:
+/// `VID_0C2E&PID_0B61` (USB HID) or `VID&0002046D_PID&B33B` (Bluetooth HID, where the
+/// vendor field carries a 4-digit vendor-id source before the id). Case-insensitive.
+pub fn usb_ids(s: &str) -> Option<(u16, u16)> {
+    let u = s.to_ascii_uppercase();
+    let hex_after = |tag: &str| -> Option<String> {
+        let i = u.find(tag)? + tag.len();
+        let rest = u[i..].strip_prefix(['_', '&'])?;
+        let h: String = rest.chars().take_while(char::is_ascii_hexdigit).take(8).collect();
+        (h.len() == 4 || h.len() == 8).then_some(h)
+    };
+    let vid = hex_after("VID")?;
+    let pid = hex_after("PID")?;
+    let last4 = |h: &str| u16::from_str_radix(&h[h.len() - 4..], 16).ok();
+    Some((last4(&vid)?, last4(&pid)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +265,19 @@ terminator = "crlf"
         assert_eq!(c.serial[0].terminator, Terminator::Crlf);
         assert!(c.is_dedicated(&[r"\\?\HID#VID_0C2E&PID_0B61&MI_00#7&1234#{884b96c3}"]));
         assert!(!c.is_dedicated(&["Virtual core XTEST keyboard"]));
+    }
+
+    #[test]
+    fn dedicated_by_vid_pid_matches_usb_and_bluetooth_paths_in_any_case() {
+        let c: ReaderConfig = toml::from_str("dedicated = [\"VID_046D&PID_B33B\"]").unwrap();
+        // USB HID and Bluetooth HID device paths of the same reader (Windows Raw Input names).
+        assert!(c.is_dedicated(&[r"\\?\HID#VID_046D&PID_B33B&MI_00#8&2a1b#0&0000#{884b96c3-56ef-11d1-bc8c-00a0c91405dd}"]));
+        assert!(c.is_dedicated(&[r"\\?\HID#{00001124-0000-1000-8000-00805f9b34fb}_VID&0002046d_PID&b33b&Col01#9&1f0#0&0000#{884b96c3-56ef-11d1-bc8c-00a0c91405dd}"]));
+        assert!(!c.is_dedicated(&[r"\\?\HID#VID_046D&PID_B33C#8&2a1b#0&0000#{884b96c3}"]));
+        assert!(!c.is_dedicated(&["Logitech keyboard"]));
+        assert_eq!(usb_ids("vid_0c2e&pid_0b61"), Some((0x0c2e, 0x0b61)));
+        assert_eq!(usb_ids("VID_0C2E"), None);
+        assert_eq!(usb_ids("VIDEO&PID_0001"), None);
         c.validate().unwrap();
     }
 
