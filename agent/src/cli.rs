@@ -408,6 +408,7 @@ fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                 _ => {}
             }),
             tray: true,
+            escape_from_wedge: cfg.reader.wedge,
             initial: Vec::new(),
         };
         crate::ui::run_gui(ctx)?;

@@ -52,6 +52,10 @@ pub enum AgentEvent {
     Status(SyncStatus),
     /// A registration / migration pairing was queued (or could not be): the form shows it.
     Enrol(EnrolEvent),
+    /// Esc pressed on a keyboard, seen by the keyboard-wedge reader: hides the popup, which never
+    /// has the focus. (On Windows the wedge owns the process's Raw Input registration, so the GUI
+    /// toolkit sees no raw keys; on X11 the GUI could, but uses this same path when a wedge runs.)
+    Escape,
 }
 
 /// The outcome of queueing an `enrol::Request` (matched by request id).

@@ -319,6 +319,20 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     let q = wait_for(Duration::from_secs(20), || Some(server_quote(&srv, &token, PAIR_CARD)).filter(|q| q["kind"] == "customer"))
         .unwrap_or_else(|| panic!("pairing not on the server; agent log:\n{}", stderr()));
     assert_eq!(q["quote"]["display_name"], "Zdeňka Procházková");
+
+    // Esc typed into the POS hides the popup (the popup never has the focus). In `run` the key
+    // comes from the keyboard-wedge reader (`AgentEvent::Escape`), as on Windows, where the wedge
+    // owns the process's Raw Input registration and the GUI toolkit sees no raw keys.
+    let viewable = |w: u64| String::from_utf8_lossy(&x(d, "xwininfo", &["-id", &w.to_string()]).stdout).contains("IsViewable");
+    x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
+    let shown = (0..4).find_map(|_| {
+        x_ok(d, "xdotool", &keys);
+        wait_for(Duration::from_secs(6), || stderr().contains("\"title\":\"Zdeňka Procházková\"").then_some(()))
+    });
+    assert!(shown.is_some(), "no customer popup after pairing:\n{}", stderr());
+    assert!(wait_for(Duration::from_secs(5), || viewable(popup).then_some(())).is_some(), "popup not shown");
+    x_ok(d, "xdotool", &["key", "Escape"]);
+    assert!(wait_for(Duration::from_secs(5), || (!viewable(popup)).then_some(())).is_some(), "Esc did not hide the popup:\n{}", stderr());
     assert!(Command::new("kill").args(["-TERM", &agent.child.id().to_string()]).status().unwrap().success());
     assert!(wait_for(Duration::from_secs(20), || agent.child.try_wait().unwrap()).is_some_and(|s| s.success()), "no clean stop:\n{}", stderr());
 }

@@ -179,6 +179,11 @@ impl DiagSink {
     pub fn publish(&self, d: ReaderDiag) {
         let _ = self.bus.send(AgentEvent::Reader(d));
     }
+
+    /// Esc on a keyboard (any time, not only during a reader test): the popup hides.
+    pub fn escape(&self) {
+        let _ = self.bus.send(AgentEvent::Escape);
+    }
 }
 
 #[cfg(test)]

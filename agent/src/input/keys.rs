@@ -129,6 +129,7 @@ fn entry(code: u16) -> Option<&'static (u16, &'static str, Option<char>, Option<
 }
 
 impl Key {
+    pub const ESC: Key = Key(1);
     pub const ENTER: Key = Key(28);
     pub const KPENTER: Key = Key(96);
     pub const TAB: Key = Key(15);

@@ -190,6 +190,11 @@ pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<Atom
             let kind = source.kind();
             let mut wd = diag::WedgeDiag::new(kind);
             let r = run_wedge(source, &cfg, &stop, |r| {
+                if let (WedgeReport::Key { ev, .. }, Some(sink)) = (&r, &diags) {
+                    if ev.key == super::keys::Key::ESC && ev.down && !ev.injected {
+                        sink.escape();
+                    }
+                }
                 let d = match &diags {
                     Some(sink) if sink.is_active() => wd.report(&r, None).map(|d| (sink, d)),
                     _ => None,

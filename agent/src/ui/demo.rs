@@ -105,6 +105,7 @@ pub fn run(args: PopupDemoArgs) -> anyhow::Result<std::process::ExitCode> {
         status: None,
         requests: Arc::new(|r| tracing::info!("popup-demo: UI request {r:?}")),
         tray: !args.no_tray,
+        escape_from_wedge: false,
         initial: vec![ev],
     };
     let exit = super::run_gui(ctx)?;

@@ -65,8 +65,14 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
     // Our own winit loop (eframe::create_native) so we also see raw keyboard device events:
     // Esc hides the popup although the popup never has the keyboard focus. Passive: X11 XI2 raw
     // events / Win32 raw input with RIDEV_INPUTSINK; nothing is grabbed, every other key ignored.
+    // With a keyboard-wedge reader running, Esc arrives from it instead (`AgentEvent::Escape`):
+    // on Windows a process has one Raw Input keyboard target and the wedge holds it.
     let event_loop = winit::event_loop::EventLoop::<eframe::UserEvent>::with_user_event().build()?;
-    event_loop.listen_device_events(winit::event_loop::DeviceEvents::Always);
+    event_loop.listen_device_events(if ctx.escape_from_wedge {
+        winit::event_loop::DeviceEvents::Never
+    } else {
+        winit::event_loop::DeviceEvents::Always
+    });
     let egui_ctx_cell: Arc<std::sync::OnceLock<egui::Context>> = Arc::default();
     let on_escape = {
         let (tx, cell) = (tx.clone(), egui_ctx_cell.clone());
@@ -377,6 +383,10 @@ impl App {
                 let ev = *ev;
                 if let AgentEvent::Status(s) = ev {
                     self.set_status(s);
+                    return;
+                }
+                if let AgentEvent::Escape = ev {
+                    self.hide();
                     return;
                 }
                 if let AgentEvent::Enrol(e) = &ev {

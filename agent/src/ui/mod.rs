@@ -73,6 +73,9 @@ pub struct GuiContext {
     pub requests: Arc<dyn Fn(UiRequest) + Send + Sync>,
     /// Create the tray icon.
     pub tray: bool,
+    /// A keyboard-wedge reader runs and publishes `AgentEvent::Escape`: the GUI does not listen
+    /// to raw keyboard events itself.
+    pub escape_from_wedge: bool,
     /// Events to show as soon as the window exists (the `popup-demo` hook).
     pub initial: Vec<AgentEvent>,
 }

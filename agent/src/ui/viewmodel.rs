@@ -253,7 +253,7 @@ impl PopupView {
         match ev {
             crate::events::AgentEvent::Quote(q) => Some(Self::from_quote(q, lang)),
             crate::events::AgentEvent::Scan(s) => Self::from_scan(s, lang),
-            crate::events::AgentEvent::Status(_) | crate::events::AgentEvent::Reader(_) | crate::events::AgentEvent::Enrol(_) => None,
+            crate::events::AgentEvent::Status(_) | crate::events::AgentEvent::Reader(_) | crate::events::AgentEvent::Enrol(_) | crate::events::AgentEvent::Escape => None,
         }
     }
 }
