@@ -197,7 +197,12 @@ fn server_and_network_faults_through_a_proxy() {
     ];
     for (i, f) in phases.iter().enumerate() {
         proxy.set(*f);
-        std::thread::sleep(Duration::from_millis(900));
+        // Each fault for at least 900 ms and until the agent has run into it at least once (it
+        // may be backing off from the previous fault: under load 900 ms alone was not always enough).
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(900) || (*f != Fault::Pass && proxy.hits(*f) == 0 && t0.elapsed() < Duration::from_secs(30)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         if i == 3 {
             server.kill();
             std::thread::sleep(Duration::from_millis(500));

@@ -178,8 +178,9 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
     assert!(std::fs::read_to_string(&err2).unwrap().contains("already runs"), "{}", std::fs::read_to_string(&err2).unwrap());
     assert!(
         wait_for(Duration::from_secs(10), || above(d, popup, pos).then_some(())).is_some(),
-        "last popup not shown on top again: {:?}",
-        stacking(d)
+        "last popup not shown on top again: {:?}\nagent stderr:\n{}",
+        stacking(d),
+        stderr()
     );
     assert_eq!(focus(d), pos.to_string());
 

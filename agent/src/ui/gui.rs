@@ -437,6 +437,7 @@ impl App {
     fn show_last(&mut self) {
         match self.last.clone() {
             Some(v) => {
+                tracing::info!("showing the last popup again");
                 self.current = Some(v);
                 self.shown_at = Some(Instant::now());
                 self.fitted = None;

@@ -52,9 +52,17 @@ fn send(message: &str) -> anyhow::Result<Option<String>> {
     let path = endpoint();
     let Ok(mut s) = std::os::unix::net::UnixStream::connect(&path) else { return Ok(None) };
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    s.write_all(format!("{message}\n").as_bytes())?;
     let mut answer = String::new();
-    BufReader::new(&s).read_line(&mut answer)?;
+    // A connection that breaks here belongs to an instance that is just exiting (or was
+    // killed): nobody will answer, so this start becomes the GUI.
+    if let Err(e) = s.write_all(format!("{message}\n").as_bytes()).and_then(|_| BufReader::new(&s).read_line(&mut answer)) {
+        tracing::warn!("{}: the other instance did not answer ({e}); starting the GUI here", path.display());
+        return Ok(None);
+    }
+    if answer.is_empty() {
+        tracing::warn!("{}: the other instance closed without answering; starting the GUI here", path.display());
+        return Ok(None);
+    }
     if answer.trim() != "ok" {
         anyhow::bail!("{} answered {:?} instead of ok", path.display(), answer.trim());
     }
@@ -150,5 +158,32 @@ impl Instance {
             })?;
             Ok(())
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// An instance that accepts the connection but dies before answering (killed, or exiting)
+    /// must not stop the next start: `send` says "nobody answered" and the caller becomes the GUI.
+    #[test]
+    fn an_instance_that_closes_without_answering_counts_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: tests in this module are the only ones reading these variables.
+        unsafe {
+            std::env::set_var("XDG_RUNTIME_DIR", dir.path());
+            std::env::set_var("DISPLAY", ":instance-test");
+        }
+        let listener = std::os::unix::net::UnixListener::bind(endpoint()).unwrap();
+        let t = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            drop(s); // no "ok"
+        });
+        assert_eq!(send("show").unwrap(), None);
+        t.join().unwrap();
+        // A stale socket file with nobody listening: also none, and `acquire` takes it over.
+        assert_eq!(send("show").unwrap(), None);
+        assert!(matches!(acquire().unwrap(), Acquired::First(_)));
     }
 }

@@ -4,7 +4,6 @@
 //! override-redirect window puts it on top of the stack and does not move the keyboard focus.
 use eframe::egui;
 use raw_window_handle::{HasWindowHandle, RawWindowHandle};
-use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{AtomEnum, ConfigureWindowAux, ConnectionExt, PropMode, StackMode};
 use x11rb::wrapper::ConnectionExt as _;
 
@@ -31,18 +30,18 @@ fn set_hints(win: u32) -> Result<(), Box<dyn std::error::Error>> {
     let (conn, _) = x11rb::connect(None)?;
     // WM_HINTS: flags = InputHint (1), input = False.
     let hints: [u32; 9] = [1, 0, 0, 0, 0, 0, 0, 0, 0];
-    conn.change_property32(PropMode::REPLACE, win, AtomEnum::WM_HINTS, AtomEnum::WM_HINTS, &hints)?;
+    // Checked requests: the connection closes right after, and a request that was only flushed
+    // can be lost with it (seen: a raise that never happened under load).
+    conn.change_property32(PropMode::REPLACE, win, AtomEnum::WM_HINTS, AtomEnum::WM_HINTS, &hints)?.check()?;
     let state = conn.intern_atom(false, b"_NET_WM_STATE")?.reply()?.atom;
     let above = conn.intern_atom(false, b"_NET_WM_STATE_ABOVE")?.reply()?.atom;
-    conn.change_property32(PropMode::REPLACE, win, state, AtomEnum::ATOM, &[above])?;
-    conn.flush()?;
+    conn.change_property32(PropMode::REPLACE, win, state, AtomEnum::ATOM, &[above])?.check()?;
     Ok(())
 }
 
 fn raise(win: u32) -> Result<(), Box<dyn std::error::Error>> {
     let (conn, _) = x11rb::connect(None)?;
-    conn.configure_window(win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?;
-    conn.flush()?;
+    conn.configure_window(win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?.check()?;
     Ok(())
 }
 
@@ -70,8 +69,10 @@ impl PopupPlatform for X11Popup {
         ctx.send_viewport_cmd(egui::ViewportCommand::Visible(visible));
         if visible {
             // Already mapped (a second popup while the first shows): put it back on top.
-            if let Some(w) = window_id(window) {
-                let _ = raise(w);
+            match window_id(window).map(|w| (w, raise(w))) {
+                Some((w, Ok(()))) => tracing::debug!("popup window {w:#x} raised"),
+                Some((w, Err(e))) => tracing::warn!("popup: cannot raise window {w:#x}: {e}"),
+                None => tracing::warn!("popup: no X11 window handle to raise"),
             }
         }
     }
