@@ -15,6 +15,8 @@
 //!   replays): the scan produces the customer's quote popup (server-stub on loopback) and the POS
 //!   receives none of its keys; human typing reaches the POS exactly once, in order (replays are
 //!   not re-captured).
+//! - **Intercept, hook dropped** (as Windows drops a slow hook; fault-injected): noticed through
+//!   Raw Input, reinstalled, the partial scan is a read error and its rest never reaches the POS.
 //!
 //! Timing: xdotool's 8 ms/key arrives as 8–9 ms gaps (X server timestamps, which Wine passes on
 //! as the hook's / message's time); the detector's margins (≤ 20 ms gaps, ≤ 30 ms/char average,
@@ -393,5 +395,63 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let popups = agent.seen.iter().filter(|l| l.contains(r#""kind""#)).count();
     assert_eq!(popups, 2, "one popup per scan, none for typing:\n{}", agent.transcript());
     assert!(!agent_log().contains(DEMO_CARD), "the full card number is in the agent's log");
+    drop(agent);
+
+    // ---------------------------------------------------------------- intercept: the hook is dropped
+    // Windows unhooks an LL hook that answers too slowly, without a word. Simulated: the agent
+    // unhooks itself after 2 hook events (the "z" below, down + up). The next key goes past to
+    // the POS; Raw Input (still listening) shows the agent that the hook did not see it: the hook
+    // is reinstalled, the scan in progress becomes a read error ("scan again"), the rest of its
+    // keys are swallowed (no Enter reaches the POS), and the next scan works again.
+    let agent_err = work.path().join("agent-unhook.err");
+    let mut cmd = wine.cmd(exe.to_str().unwrap());
+    cmd.arg("--config")
+        .arg(win_path(&config))
+        .args(["run", "--headless"])
+        .env("TILL_AGENT_TOKEN", &token)
+        .env("TILL_AGENT_FAULT_DROP_HOOK_AFTER", "2")
+        .stderr(std::fs::File::create(&agent_err).unwrap());
+    let mut agent = Lines::spawn("till-agent.exe run --headless (intercept, hook dropped)", &mut cmd);
+    let agent_log = || std::fs::read_to_string(&agent_err).unwrap_or_default();
+    let hooked = wait_for(Duration::from_secs(60), || agent_log().contains("low-level keyboard hook installed").then_some(()));
+    assert!(hooked.is_some(), "the agent did not install its keyboard hook:\n{}", agent_log());
+    pos.focus();
+    let from = pos.lines().len();
+    type_text(&d, "z", 8);
+    pos.wait_chars(from, "z", "intercept: the key before the hook is dropped");
+    assert!(agent_log().contains("fault injection: dropped the low-level keyboard hook"), "{}", agent_log());
+
+    let from = pos.lines().len();
+    type_text(&d, "1900-0000-0900-0018\n", 8);
+    let popup = agent
+        .wait(Duration::from_secs(20), |v| v.get("kind").is_some())
+        .unwrap_or_else(|| panic!("no popup for the scan past the dropped hook\nstdout:\n{}\nstderr:\n{}", agent.transcript(), agent_log()));
+    assert_eq!(popup["kind"], "read_error", "a scan that partly went to the POS must not be taken as a card: {popup}");
+    std::thread::sleep(Duration::from_millis(500));
+    let log = agent_log();
+    assert!(log.contains("low-level keyboard hook was gone") && log.contains("reinstalled it (1 time(s) since start)"), "{log}");
+    let got = pos.lines()[from..].to_vec();
+    let leaked = Pos::chars(&got);
+    assert!(
+        !leaked.is_empty() && leaked.len() < 5 && "1900-0000-0900-0018".starts_with(&leaked),
+        "the POS should have got only the first key(s) of the scan (went past the dropped hook), got {leaked:?}:\n{}",
+        got.join("\n")
+    );
+    // every key that went past is released at the POS too (its up was replayed if the new hook took it)
+    let downs: Vec<&str> = got.iter().filter_map(|l| l.strip_prefix("K ")).collect();
+    let ups: Vec<&str> = got.iter().filter_map(|l| l.strip_prefix("U ")).collect();
+    assert_eq!(downs, ups, "{}", got.join("\n"));
+
+    let from = pos.lines().len();
+    type_text(&d, "1900-0000-0900-0018\n", 8);
+    assert!(
+        agent.wait(Duration::from_secs(20), |v| is(v, "kind", "customer")).is_some(),
+        "no popup for the scan after the hook was reinstalled\n{}",
+        agent_log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let got = pos.lines()[from..].to_vec();
+    assert!(got.is_empty(), "intercept: the POS received keys of the scan after the reinstall:\n{}", got.join("\n"));
+    eprintln!("wine input: the dropped hook let {leaked:?} through to the POS; reinstalled");
     eprintln!("wine input: done in {:.1} s", t0.elapsed().as_secs_f64());
 }

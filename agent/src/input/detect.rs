@@ -25,6 +25,11 @@
 //!   Keys held before the prefix are human and replayed first. A gap longer than `idle_ms` ends
 //!   the prefix scan without a terminator: [`Action::NotScan`] with `read_error` (when something
 //!   was typed), and the key after the gap is handled as an ordinary key (never lost).
+//! - **Lost input** ([`Detector::input_lost`]; intercept mode): the Windows hook was gone for a
+//!   moment and some keys went straight to the POS. The burst in progress cannot be a whole scan:
+//!   if it still ends like a scan, its keys are swallowed (the POS must not get the rest of the
+//!   number and its Enter) and the cashier is told to scan again ([`Action::NotScan`] with
+//!   `read_error`); human typing is replayed as usual. Ups of leaked downs are passed at once.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -118,6 +123,11 @@ struct DevState {
     typed: usize,
     /// In a prefix scan since this time (the prefix key's down).
     prefix_at: Option<u64>,
+    /// Keys of the burst in progress went past us to the POS (the hook was lost, see
+    /// [`Detector::input_lost`]): it cannot be a complete scan.
+    tainted: bool,
+    /// Keys whose down went past us to the POS: their up is passed on at once.
+    leaked_down: HashSet<Key>,
 }
 
 #[derive(Debug)]
@@ -180,6 +190,11 @@ impl Detector {
             }
         }
 
+        // A new down of a key whose down went past us: its up belongs to this one.
+        if ev.down {
+            st.leaked_down.remove(&ev.key);
+        }
+
         // A prefix scan ends after `idle_ms` without a key; this key is then an ordinary one.
         if let (Some(_), Some(last)) = (st.prefix_at, st.last_time) {
             if ev.time_ms.saturating_sub(last) > cfg.idle_ms {
@@ -209,12 +224,20 @@ impl Detector {
         if let Some(last) = st.last_time {
             if !dedicated && st.prefix_at.is_none() && ev.time_ms.saturating_sub(last) > cfg.max_gap_ms {
                 st.chars.clear();
+                st.tainted = false;
                 flush_held(st, cfg, &mut out);
             }
         }
         st.last_time = Some(ev.time_ms);
 
         if !ev.down {
+            if st.leaked_down.remove(&ev.key) {
+                // its down reached the POS past us: so must its up
+                if cfg.intercept {
+                    out.push(Action::Replay(vec![ev]));
+                }
+                return out;
+            }
             let drop = dedicated || st.swallowed_down.remove(&ev.key);
             if cfg.intercept {
                 if !st.held.is_empty() {
@@ -241,7 +264,9 @@ impl Detector {
                 st.prefix_at = None;
                 let stats = stats(&st.chars, ev.time_ms, cfg);
                 let text: String = st.chars.drain(..).map(|(_, c)| c).collect();
-                if text.is_empty() {
+                if std::mem::take(&mut st.tainted) {
+                    out.push(Action::NotScan { device: ev.device, reason: LOST_REASON.into(), stats, read_error: true });
+                } else if text.is_empty() {
                     let reason = format!("prefix {} then the terminator with nothing between", prefix_name(cfg));
                     out.push(Action::NotScan { device: ev.device, reason, stats, read_error: false });
                 } else {
@@ -258,6 +283,7 @@ impl Detector {
             let text: String = st.chars.iter().map(|(_, c)| *c).collect();
             st.chars.clear();
             let typed = std::mem::take(&mut st.typed);
+            let tainted = std::mem::take(&mut st.tainted);
             let verdict = if dedicated {
                 if text.is_empty() { Err("nothing typed before the terminator".to_string()) } else { Ok(()) }
             } else {
@@ -277,7 +303,11 @@ impl Detector {
                         }
                         out.push(Action::Swallow(keys));
                     }
-                    out.push(Action::Scan(Scan { device: ev.device, text, dedicated, stats, by_timeout: false, prefixed: false }));
+                    if tainted {
+                        out.push(Action::NotScan { device: ev.device, reason: LOST_REASON.into(), stats, read_error: true });
+                    } else {
+                        out.push(Action::Scan(Scan { device: ev.device, text, dedicated, stats, by_timeout: false, prefixed: false }));
+                    }
                 }
                 Err(mut reason) => {
                     if stats.chars == 0 && typed > 0 {
@@ -327,6 +357,22 @@ impl Detector {
         out
     }
 
+    /// Keys of `device` went past the detector to the POS (`leaked`, in order): the intercept
+    /// hook was lost and has been reinstalled. The burst in progress is tainted until it ends.
+    pub fn input_lost(&mut self, device: u32, leaked: &[KeyEvent]) -> Vec<Action> {
+        let st = self.devs.entry(device).or_default();
+        st.tainted = true;
+        for k in leaked {
+            if k.down {
+                st.leaked_down.insert(k.key);
+            } else {
+                st.leaked_down.remove(&k.key);
+            }
+            st.last_time = Some(st.last_time.map_or(k.time_ms, |t| t.max(k.time_ms)));
+        }
+        Vec::new()
+    }
+
     /// The clock moved to `now` with no key: release held human keys after `max_gap_ms`, end
     /// terminator-less scans of dedicated devices after `idle_ms`.
     pub fn tick(&mut self, now: u64) -> Vec<Action> {
@@ -343,16 +389,24 @@ impl Detector {
                 if idle > cfg.idle_ms && !st.chars.is_empty() {
                     let stats = stats(&st.chars, last, cfg);
                     let text = st.chars.drain(..).map(|(_, c)| c).collect();
-                    out.push(Action::Scan(Scan { device: *dev, text, dedicated: true, stats, by_timeout: true, prefixed: false }));
+                    if std::mem::take(&mut st.tainted) {
+                        out.push(Action::NotScan { device: *dev, reason: LOST_REASON.into(), stats, read_error: true });
+                    } else {
+                        out.push(Action::Scan(Scan { device: *dev, text, dedicated: true, stats, by_timeout: true, prefixed: false }));
+                    }
                 }
             } else if idle > cfg.max_gap_ms {
                 st.chars.clear();
+                st.tainted = false;
                 flush_held(st, cfg, &mut out);
             }
         }
         out
     }
 }
+
+/// Why a burst that looked like a scan was not taken (see [`Detector::input_lost`]).
+pub const LOST_REASON: &str = "read error: keys of this scan went past the keyboard hook to the POS (the hook was lost and has been reinstalled); scan again";
 
 fn prefix_name(cfg: &DetectConfig) -> String {
     cfg.prefix.map(Key::name).unwrap_or_default()
@@ -362,6 +416,7 @@ fn prefix_name(cfg: &DetectConfig) -> String {
 /// were swallowed as they came (intercept); the cashier is told it was a read error.
 fn end_prefix_unterminated(st: &mut DevState, device: u32, last: u64, cfg: &DetectConfig) -> Action {
     st.prefix_at = None;
+    st.tainted = false;
     let stats = stats(&st.chars, last, cfg);
     st.chars.clear();
     let read_error = stats.chars > 0;
@@ -741,6 +796,68 @@ mod tests {
     fn passthrough_emits_no_key_actions() {
         let a = run(DetectConfig::default(), &typed("hello world", &[90], 40, 1, true));
         assert!(a.iter().all(|x| matches!(x, Action::NotScan { .. } | Action::Scan(_))), "{a:?}");
+    }
+
+    /// Feed `script` with the hook dying after `alive` events: the events after it up to
+    /// `alive + leaked` go past the detector (to the POS) and are reported with `input_lost`
+    /// (as the Windows source does at the first one), the rest reach the detector again.
+    fn run_with_lost_hook(cfg: DetectConfig, script: &str, alive: usize, leaked: usize) -> (Vec<Action>, Vec<KeyEvent>) {
+        let evs = parse(script).unwrap();
+        let mut d = Detector::new(cfg);
+        let mut out = Vec::new();
+        let gone = &evs[alive..alive + leaked];
+        for (i, e) in evs.iter().enumerate() {
+            if i == alive {
+                out.extend(d.input_lost(e.device, gone));
+            }
+            if !(alive..alive + leaked).contains(&i) {
+                out.extend(d.feed(*e));
+            }
+        }
+        out.extend(d.tick(evs.last().unwrap().time_ms + 1000));
+        (out, gone.to_vec())
+    }
+
+    #[test]
+    fn a_scan_that_lost_keys_past_the_hook_is_a_read_error_and_the_rest_is_swallowed() {
+        let cfg = DetectConfig { intercept: true, ..Default::default() };
+        let script = typed("1900123456789012", &[8], 3, 1, true);
+        for (alive, leaked) in [(0, 1), (0, 2), (4, 1), (6, 3), (30, 2)] {
+            let (a, gone) = run_with_lost_hook(cfg.clone(), &script, alive, leaked);
+            assert!(scans(&a).is_empty(), "alive {alive} leaked {leaked}: a partial number taken as a card: {a:?}");
+            let errors: Vec<&Action> = a.iter().filter(|x| matches!(x, Action::NotScan { read_error: true, .. })).collect();
+            assert_eq!(errors.len(), 1, "alive {alive} leaked {leaked}: {a:?}");
+            // the POS gets no more of the number and no Enter; only the ups of leaked downs
+            let replayed: Vec<KeyEvent> = a.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).collect();
+            assert!(replayed.iter().all(|k| !k.down), "alive {alive} leaked {leaked}: {replayed:?}");
+            for up in &replayed {
+                assert!(gone.iter().any(|g| g.down && g.key == up.key), "{up:?} replayed but its down did not leak");
+            }
+            // every leaked down has its up at the POS, exactly once
+            let downs = gone.iter().filter(|g| g.down).count();
+            let ups_at_pos = gone.iter().filter(|g| !g.down).count() + replayed.len();
+            assert_eq!(downs, ups_at_pos, "alive {alive} leaked {leaked}: {gone:?} / {replayed:?}");
+        }
+        // the next scan is a scan again
+        let mut d = Detector::new(cfg.clone());
+        d.input_lost(1, &[]);
+        let evs = parse(&format!("{script} t:500 {script}")).unwrap();
+        let a: Vec<Action> = evs.iter().flat_map(|e| d.feed(*e)).collect();
+        assert_eq!(scans(&a), ["1900123456789012"], "{a:?}");
+    }
+
+    #[test]
+    fn human_typing_that_lost_keys_past_the_hook_is_still_replayed() {
+        let cfg = DetectConfig { intercept: true, ..Default::default() };
+        let script = typed("abc", &[120], 30, 1, true);
+        // "a" (down + up) went to the POS past the dead hook; "bc⏎" are replayed
+        let (a, _) = run_with_lost_hook(cfg.clone(), &script, 0, 2);
+        assert_eq!(pos_text(&a), "bc⏎");
+        assert!(!a.iter().any(|x| matches!(x, Action::NotScan { read_error: true, .. })), "{a:?}");
+        // and a fast typist's burst with a leaked key is not a read error either
+        let (a, _) = run_with_lost_hook(cfg, "d:KEY_A t:10 u:KEY_A d:KEY_B t:5 u:KEY_B t:9 d:KEY_ENTER t:5 u:KEY_ENTER", 0, 1);
+        assert_eq!(pos_text(&a), "b⏎");
+        assert!(!a.iter().any(|x| matches!(x, Action::NotScan { read_error: true, .. })), "{a:?}");
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! - `keys` — key positions, X11 keycodes / Windows scan codes, US-layout decoding by position.
 //! - `script` — the key-event script language the detector is tested with.
 //! - `detect` — the pure scan-detection state machine (burst rules, dedicated devices, intercept).
+//! - `hookwatch` — notices that Windows dropped the intercept hook (pure; compares hook and Raw Input).
 //! - `payload` — ISO 7813 tracks, barcodes, classification (payment-card guard).
 //! - `diag` — reader-test diagnostics shared by the CLI and the GUI window.
 pub mod config;
 pub mod detect;
+pub mod hookwatch;
 pub mod diag;
 pub mod keys;
 pub mod payload;

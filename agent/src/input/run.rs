@@ -96,6 +96,7 @@ pub fn run_wedge(
                 devices.retain(|d| d.id != id);
                 Vec::new()
             }
+            Some(SourceEvent::InputLost { device, leaked }) => det.input_lost(device, &leaked),
             None => det.tick(source.now_ms()),
         };
         for a in &actions {

@@ -33,6 +33,9 @@ pub enum SourceEvent {
     Key(KeyEvent),
     DeviceAdded(DeviceInfo),
     DeviceRemoved(u32),
+    /// These keys of `device` went past the source to the POS (intercept mode: Windows had
+    /// dropped the low-level hook; the source has reinstalled it). See `Detector::input_lost`.
+    InputLost { device: u32, leaked: Vec<KeyEvent> },
 }
 
 pub trait KeySource: Send {

@@ -11,6 +11,11 @@
 //!   events flagged `LLKHF_INJECTED` (our own replays) pass untouched. The detector decides; this
 //!   module executes `Action::Replay` with `SendInput` (scan codes, tagged with `REPLAY_TAG`).
 //!   The LL hook has no device handle, so intercept mode uses timing only.
+//!   Windows drops an LL hook silently when its callback is too slow (`LowLevelHooksTimeout`);
+//!   Raw Input keeps listening in intercept mode and [`HookWatch`] compares the two: a Raw Input
+//!   key the hook did not see means the hook is gone — it is reinstalled at once, the sync log
+//!   says so, and the detector is told which keys went past (`SourceEvent::InputLost`).
+//!   `TILL_AGENT_FAULT_DROP_HOOK_AFTER=N` (tests only) unhooks after N hook events, as Windows would.
 //!
 //! Everything runs on the one thread that created the window and the hook; `next()` pumps that
 //! thread's messages, which is also what keeps the hook alive (it must return within
@@ -59,6 +64,7 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
 
 use super::{DeviceInfo, KeySource, SourceEvent};
 use crate::input::detect::Action;
+use crate::input::hookwatch::HookWatch;
 use crate::input::keys::{Key, KeyEvent};
 
 /// `dwExtraInfo` of our replays (besides `LLKHF_INJECTED`, for diagnostics).
@@ -183,6 +189,21 @@ pub struct RawInputSource {
     /// Last check that the keyboard registration is still ours (see [`Self::keep_registration`]).
     checked: Instant,
     taken_back: u32,
+    /// Intercept mode: is the hook still called? (Raw Input vs hook)
+    watch: HookWatch,
+    reinstalled: u32,
+    last_reinstall: Option<Instant>,
+    /// Fault injection for tests: unhook after this many hook events, as Windows does to a slow hook.
+    drop_hook_after: Option<u64>,
+    hook_events: u64,
+}
+
+fn install_hook() -> anyhow::Result<HHOOK> {
+    unsafe {
+        let h = SetWindowsHookExW(WH_KEYBOARD_LL, Some(ll_hook), GetModuleHandleW(std::ptr::null()), 0);
+        anyhow::ensure!(!h.is_null(), "SetWindowsHookExW(WH_KEYBOARD_LL) failed: {}", std::io::Error::last_os_error());
+        Ok(h)
+    }
 }
 
 /// Register our window as the process's keyboard Raw Input target.
@@ -220,13 +241,7 @@ impl RawInputSource {
             let hwnd = CreateWindowExW(0, class.as_ptr(), class.as_ptr(), 0, 0, 0, 0, 0, HWND_MESSAGE, std::ptr::null_mut(), hinstance, std::ptr::null());
             anyhow::ensure!(!hwnd.is_null(), "CreateWindowExW(HWND_MESSAGE) failed: {}", std::io::Error::last_os_error());
             anyhow::ensure!(register(hwnd), "RegisterRawInputDevices failed: {}", std::io::Error::last_os_error());
-            let hook = if intercept {
-                let h = SetWindowsHookExW(WH_KEYBOARD_LL, Some(ll_hook), hinstance, 0);
-                anyhow::ensure!(!h.is_null(), "SetWindowsHookExW(WH_KEYBOARD_LL) failed: {}", std::io::Error::last_os_error());
-                h
-            } else {
-                std::ptr::null_mut()
-            };
+            let hook = if intercept { install_hook()? } else { std::ptr::null_mut() };
             let mut s = RawInputSource {
                 hwnd,
                 hook,
@@ -236,6 +251,11 @@ impl RawInputSource {
                 clock: None,
                 checked: Instant::now(),
                 taken_back: 0,
+                watch: HookWatch::new(),
+                reinstalled: 0,
+                last_reinstall: None,
+                drop_hook_after: std::env::var("TILL_AGENT_FAULT_DROP_HOOK_AFTER").ok().and_then(|v| v.parse().ok()),
+                hook_events: 0,
             };
             s.enumerate();
             tracing::info!(
@@ -304,6 +324,34 @@ impl RawInputSource {
         }
     }
 
+    /// A key went past the hook (`leaked`): reinstall it. Raw Input keys still queued from
+    /// before the reinstall also miss; they are reported, but the hook is not churned for them.
+    fn hook_lost(&mut self, leaked: &KeyEvent) {
+        if self.last_reinstall.is_some_and(|t| t.elapsed() < Duration::from_millis(200)) {
+            return;
+        }
+        self.last_reinstall = Some(Instant::now());
+        self.reinstalled += 1;
+        unsafe { UnhookWindowsHookEx(self.hook) }; // fails when Windows already dropped it: fine
+        self.watch.reset();
+        let how = match install_hook() {
+            Ok(h) => {
+                self.hook = h;
+                "reinstalled it".to_string()
+            }
+            Err(e) => {
+                self.hook = std::ptr::null_mut();
+                format!("could NOT reinstall it ({e:#}): scans now reach the POS")
+            }
+        };
+        tracing::warn!(
+            "keyboard wedge: the low-level keyboard hook was gone (a key {} went past it to the POS; Windows drops a hook \
+             that answers too slowly, LowLevelHooksTimeout); {how} ({} time(s) since start)",
+            if leaked.down { "press" } else { "release" },
+            self.reinstalled
+        );
+    }
+
     fn pump(&mut self, timeout: Duration) {
         unsafe {
             MsgWaitForMultipleObjects(0, std::ptr::null(), 0, timeout.as_millis() as u32, QS_ALLINPUT);
@@ -319,7 +367,14 @@ impl RawInputSource {
         match r {
             Raw::Key { handle, scan, e0, up, time } => {
                 if self.intercept {
-                    return None; // the hook is the source in intercept mode
+                    // The hook is the source in intercept mode; Raw Input only checks it is there.
+                    let key = Key::from_windows_scan(scan, e0)?;
+                    if self.watch.raw(key, !up, time as u64) {
+                        return None;
+                    }
+                    let leaked = KeyEvent { time_ms: time as u64, device: 0, key, down: !up, injected: false };
+                    self.hook_lost(&leaked);
+                    return Some(SourceEvent::InputLost { device: 0, leaked: vec![leaked] });
                 }
                 let device = match self.ids.get(&handle) {
                     Some(id) => *id,
@@ -330,6 +385,13 @@ impl RawInputSource {
                 Some(SourceEvent::Key(KeyEvent { time_ms: time as u64, device, key, down: !up, injected: false }))
             }
             Raw::Hook { key, up, time } => {
+                self.watch.hooked(key, !up, time as u64);
+                self.hook_events += 1;
+                if self.drop_hook_after == Some(self.hook_events) {
+                    // what Windows does to a hook that answered too slowly: no message, no error
+                    unsafe { UnhookWindowsHookEx(self.hook) };
+                    tracing::info!("fault injection: dropped the low-level keyboard hook after {} events", self.hook_events);
+                }
                 self.clock = Some((time as u64, Instant::now()));
                 Some(SourceEvent::Key(KeyEvent { time_ms: time as u64, device: 0, key, down: !up, injected: false }))
             }
