@@ -17,6 +17,8 @@
 //!   not re-captured).
 //! - **Intercept, hook dropped** (as Windows drops a slow hook; fault-injected): noticed through
 //!   Raw Input, reinstalled, the partial scan is a read error and its rest never reaches the POS.
+//! - **The popup's DPI awareness** on the Windows path (`popup-demo` at LogPixels 96 and 192):
+//!   twice the size and twice the corner margin at 192 DPI, and the POS keeps the focus.
 //!
 //! Timing: xdotool's 8 ms/key arrives as 8–9 ms gaps (X server timestamps, which Wine passes on
 //! as the hook's / message's time); the detector's margins (≤ 20 ms gaps, ≤ 30 ms/char average,
@@ -34,6 +36,7 @@ use std::time::{Duration, Instant};
 use e2e::{add_till, repo_root, start_server, wait_for, Proc};
 use serde_json::Value;
 
+use super::enrol::{find_window, x, x_ok};
 use super::input::{is, Lines};
 use super::wine::{have, run_ok, win_path, windows_exe, Wine};
 
@@ -453,5 +456,63 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let got = pos.lines()[from..].to_vec();
     assert!(got.is_empty(), "intercept: the POS received keys of the scan after the reinstall:\n{}", got.join("\n"));
     eprintln!("wine input: the dropped hook let {leaked:?} through to the POS; reinstalled");
+    drop(agent);
+
+    // ---------------------------------------------------------------- the popup's DPI awareness (Windows path)
+    // winit makes the process per-monitor DPI aware; Wine reports the DPI set in the prefix
+    // (HKCU\Control Panel\Desktop\LogPixels) to such a process. At 192 DPI the popup must be twice
+    // as large and twice as far from the screen corner as at 96 DPI (margins are logical), its
+    // egui scale 2, and the POS must keep the focus (WS_EX_NOACTIVATE). font_scale 0.5 keeps the
+    // 2× popup inside this 1024×768 screen.
+    let popup_toml = work.path().join("popup.toml");
+    std::fs::write(&popup_toml, "font_scale = 0.5\n").unwrap();
+    let quote = repo_root().join("fixtures/ui/quote-customer-cs.json");
+    let (sw, sh) = {
+        let o = run_ok("xdotool getdisplaygeometry", Command::new("xdotool").arg("getdisplaygeometry").env("DISPLAY", &d));
+        let t = String::from_utf8_lossy(&o.stdout).to_string();
+        let (w, h) = t.trim().split_once(' ').unwrap();
+        (w.parse::<i64>().unwrap(), h.parse::<i64>().unwrap())
+    };
+    let show = |dpi: u32| -> (i64, i64, i64, i64) {
+        run_ok(
+            "reg add LogPixels",
+            wine.cmd("reg").args(["add", r"HKCU\Control Panel\Desktop", "/v", "LogPixels", "/t", "REG_DWORD", "/d", &dpi.to_string(), "/f"]),
+        );
+        pos.focus();
+        let err = work.path().join(format!("popup-{dpi}.err"));
+        let mut cmd = wine.cmd(exe.to_str().unwrap());
+        cmd.args(["popup-demo", "--quote", &win_path(&quote), "--lang", "cs", "--no-tray", "--popup-config", &win_path(&popup_toml)])
+            .env("TILL_AGENT_LOG", "info,till_agent::ui=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap());
+        let mut gui = Proc::spawn("till-agent.exe popup-demo", &mut cmd);
+        let log = || std::fs::read_to_string(&err).unwrap_or_default();
+        let win = wait_for(Duration::from_secs(60), || {
+            log().contains("popup fitted").then_some(())?;
+            find_window(&d, "^till-agent popup$")
+        })
+        .unwrap_or_else(|| panic!("{dpi} DPI: no popup under wine:\n{}", log()));
+        std::thread::sleep(Duration::from_millis(800)); // resize, move and paint settle
+        let geo = String::from_utf8_lossy(&x(&d, "xwininfo", &["-id", &win.to_string()]).stdout).to_string();
+        let num = |k: &str| -> i64 { geo.lines().find_map(|l| l.trim().strip_prefix(k)).unwrap_or_else(|| panic!("{k}: {geo}")).trim().parse().unwrap() };
+        let g = (num("Absolute upper-left X:"), num("Absolute upper-left Y:"), num("Width:"), num("Height:"));
+        let shots = e2e::bin_dir().join("ui-screenshots");
+        std::fs::create_dir_all(&shots).unwrap();
+        x_ok(&d, "import", &["-window", "root", shots.join(format!("wine-popup-{dpi}dpi.png")).to_str().unwrap()]);
+        let focus = String::from_utf8_lossy(&x(&d, "xdotool", &["getwindowfocus"]).stdout).trim().to_string();
+        assert_eq!(focus, pos.window, "{dpi} DPI: the popup took the focus from the POS");
+        let ppp = if dpi == 192 { "ppp=2" } else { "ppp=1" };
+        assert!(log().contains(ppp), "{dpi} DPI: want {ppp} in the GUI's log:\n{}", log());
+        gui.kill();
+        let gone = wait_for(Duration::from_secs(20), || find_window(&d, "^till-agent popup$").is_none().then_some(()));
+        assert!(gone.is_some(), "{dpi} DPI: the popup stayed after its process was killed");
+        g
+    };
+    let (x1, y1, w1, h1) = show(96);
+    let (x2, y2, w2, h2) = show(192);
+    eprintln!("wine input: popup at 96 DPI {w1}x{h1}+{x1}+{y1}, at 192 DPI {w2}x{h2}+{x2}+{y2} (screen {sw}x{sh})");
+    assert!((w2 - 2 * w1).abs() <= 4 && (h2 - 2 * h1).abs() <= 4, "192 DPI: {w2}x{h2} is not twice {w1}x{h1}");
+    let (r1, b1, r2, b2) = (sw - x1 - w1, sh - y1 - h1, sw - x2 - w2, sh - y2 - h2);
+    assert!(r1 > 0 && b1 > 0 && (r2 - 2 * r1).abs() <= 2 && (b2 - 2 * b1).abs() <= 2, "bottom-right margins {r1},{b1} at 96 DPI, {r2},{b2} at 192");
     eprintln!("wine input: done in {:.1} s", t0.elapsed().as_secs_f64());
 }
