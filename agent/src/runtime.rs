@@ -287,7 +287,9 @@ fn enrol(sh: &Shared, req: &crate::enrol::Request) {
 /// Card input (readers → Scan → Quote on the bus), owned by `input`; an error is logged and the
 /// rest of the agent keeps running (receipts still flow).
 async fn run_inputs(sh: Arc<Shared>) {
-    if let Err(e) = crate::input::run_inputs(sh.cfg.clone(), sh.bus.clone(), sh.shutdown_rx(), sh.reader_test.clone()).await {
+    let log = sh.clone();
+    let notice: crate::input::run::Notice = Arc::new(move |level, msg| log.log.record(level, "reader", None, msg));
+    if let Err(e) = crate::input::run_inputs(sh.cfg.clone(), sh.bus.clone(), sh.shutdown_rx(), sh.reader_test.clone(), notice).await {
         sh.log.error("input", None, &format!("card input stopped: {e:#}"));
     }
 }

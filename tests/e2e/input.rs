@@ -394,7 +394,7 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
     let token = add_till(&server.db, STORE, TILL);
     let till = dir.path().join("till");
     std::fs::create_dir_all(till.join("export")).unwrap();
-    let socat = Socat::start(dir.path());
+    let mut socat = Socat::start(dir.path());
     let config = till.join("agent.toml");
     std::fs::write(
         &config,
@@ -447,6 +447,25 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
         (c >= 6).then_some(c)
     });
     assert!(n.is_some(), "payment popups missing:\n{}", agent.transcript());
+    // The reader is unplugged: support staff see it in the sync log (`till-agent log`), next to
+    // its connection, as kind "reader".
+    socat.unplug();
+    let reader_log = || -> Vec<(String, String)> {
+        let Ok(c) = rusqlite::Connection::open(till.join("outbox.db")) else { return Vec::new() };
+        let Ok(mut st) = c.prepare("SELECT level, message FROM sync_log WHERE kind = 'reader' ORDER BY id") else { return Vec::new() };
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let rows = wait_for(Duration::from_secs(15), || {
+        let rows = reader_log();
+        rows.iter().any(|(l, m)| l == "warn" && m.contains("disconnected")).then_some(rows)
+    })
+    .unwrap_or_else(|| panic!("no reader disconnect in the sync log: {:?}", reader_log()));
+    let port = socat.b.display().to_string();
+    assert_eq!(rows[0], ("info".to_string(), format!("serial reader connected on {port}")), "{rows:?}");
+    assert!(rows.iter().any(|(l, m)| l == "warn" && m.starts_with(&format!("serial reader on {port} disconnected"))), "{rows:?}");
+    let shown = Command::new(bin("till-agent")).args(["--config", config.to_str().unwrap(), "log", "--tail", "50"]).env("HOME", &till).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.lines().any(|l| l.contains("WARN") && l.contains("reader") && l.contains("disconnected")), "till-agent log:\n{shown}");
     let transcript = agent.transcript();
     drop(agent);
     std::thread::sleep(Duration::from_millis(300));

@@ -433,6 +433,10 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     std::thread::sleep(Duration::from_millis(500));
     let log = agent_log();
     assert!(log.contains("low-level keyboard hook was gone") && log.contains("reinstalled it (1 time(s) since start)"), "{log}");
+    // and support staff find it in the sync log
+    let shown = run_ok("till-agent.exe log", wine.cmd(exe.to_str().unwrap()).arg("--config").arg(win_path(&config)).args(["log", "--tail", "50"]));
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.lines().any(|l| l.contains("WARN") && l.contains("reader") && l.contains("hook was gone")), "till-agent log:\n{shown}");
     let got = pos.lines()[from..].to_vec();
     let leaked = Pos::chars(&got);
     assert!(

@@ -108,6 +108,7 @@ impl WedgeDiag {
     pub fn report(&mut self, r: &WedgeReport<'_>, classify: Option<&dyn Fn(&str) -> Classified>) -> Option<ReaderDiag> {
         let kind = self.kind;
         Some(match r {
+            WedgeReport::Notice(_) => return None,
             WedgeReport::Device { info, added, dedicated } => {
                 ReaderDiag::Device { source: kind.into(), id: info.id, name: info.name.clone(), added: *added, dedicated: *dedicated }
             }

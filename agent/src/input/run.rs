@@ -21,6 +21,13 @@ use super::payload;
 use super::serial::{self, SerialEvent};
 use crate::events::{AgentEvent, Bus, Classified, QuoteEvent, ScanEvent};
 use crate::quote::QuoteService;
+use crate::synclog::Level;
+
+/// Where reader problems and state changes go (serial reader connected / disconnected /
+/// unavailable, keyboard wedge off, intercept hook lost): in the agent the sync log (`kind =
+/// "reader"`, so `till-agent log` and the sync-log window show support staff why a scanner is
+/// silent), which also traces them.
+pub type Notice = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
 /// A complete payload from some reader. `text` may be a payment card: never log it.
 pub struct RawScan {
@@ -46,6 +53,8 @@ pub enum WedgeReport<'a> {
     Device { info: &'a DeviceInfo, added: bool, dedicated: bool },
     Key { ev: &'a KeyEvent, gap_ms: Option<u64>, device: Option<&'a DeviceInfo> },
     Action { action: &'a Action, device: Option<&'a DeviceInfo> },
+    /// Something support staff should know (the source lost keys and did something about it).
+    Notice(&'a str),
 }
 
 /// Drive a key source through the detector until `stop`. Intercept decisions are executed by the
@@ -96,7 +105,12 @@ pub fn run_wedge(
                 devices.retain(|d| d.id != id);
                 Vec::new()
             }
-            Some(SourceEvent::InputLost { device, leaked }) => det.input_lost(device, &leaked),
+            Some(SourceEvent::InputLost { device, leaked, notice }) => {
+                if let Some(n) = &notice {
+                    report(WedgeReport::Notice(n));
+                }
+                det.input_lost(device, &leaked)
+            }
             None => det.tick(source.now_ms()),
         };
         for a in &actions {
@@ -152,13 +166,20 @@ pub async fn handle_scan(raw: RawScan, policy: &CardPolicy, quotes: Option<&Quot
 
 /// Start the reader threads; payloads arrive on the returned channel. Threads end when `stop`
 /// is set. With a `diags` sink they publish reader-test diagnostics while it is active.
-pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<AtomicBool>, diags: Option<DiagSink>) -> mpsc::UnboundedReceiver<RawScan> {
+pub fn start_readers(
+    cfg: &ReaderConfig,
+    display: Option<String>,
+    stop: Arc<AtomicBool>,
+    diags: Option<DiagSink>,
+    notice: Notice,
+) -> mpsc::UnboundedReceiver<RawScan> {
     let (tx, rx) = mpsc::unbounded_channel();
     for (i, sc) in cfg.serial.iter().enumerate() {
         let sc = sc.clone();
         let tx = tx.clone();
         let stop = stop.clone();
         let sink = diags.clone();
+        let note = notice.clone();
         let _ = std::thread::Builder::new().name(format!("serial-reader-{i}")).spawn(move || {
             serial::run_reader(&sc, stop, |ev| {
                 let d = sink.as_ref().filter(|s| s.is_active()).map(|_| diag::serial(&ev, None));
@@ -171,9 +192,9 @@ pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<Atom
                         raw.diag = d;
                         let _ = tx.send(raw);
                     }
-                    SerialEvent::Connected { port } => tracing::info!("serial reader connected on {port}"),
-                    SerialEvent::Disconnected { port, reason } => tracing::warn!("serial reader on {port} disconnected: {reason}"),
-                    SerialEvent::Unavailable { error } => tracing::warn!("serial reader unavailable: {error}"),
+                    SerialEvent::Connected { port } => note(Level::Info, &format!("serial reader connected on {port}")),
+                    SerialEvent::Disconnected { port, reason } => note(Level::Warn, &format!("serial reader on {port} disconnected: {reason}")),
+                    SerialEvent::Unavailable { error } => note(Level::Warn, &format!("serial reader unavailable: {error}")),
                 }
             });
         });
@@ -184,7 +205,7 @@ pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<Atom
             let source = match super::oskbd::open(display.as_deref(), cfg.mode == super::config::Mode::Intercept) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!("keyboard-wedge reader off: {e:#}");
+                    notice(Level::Warn, &format!("keyboard-wedge reader off: {e:#}"));
                     return;
                 }
             };
@@ -201,6 +222,7 @@ pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<Atom
                     _ => None,
                 };
                 match r {
+                    WedgeReport::Notice(n) => notice(Level::Warn, n),
                     WedgeReport::Action { action: Action::Scan(s), .. } => {
                         let mut raw = RawScan::new(format!("{kind}:{}", s.device), s.text.clone(), Instant::now());
                         raw.diag = d.map(|(_, d)| d);
@@ -223,7 +245,7 @@ pub fn start_readers(cfg: &ReaderConfig, display: Option<String>, stop: Arc<Atom
                 }
             });
             if let Err(e) = r {
-                tracing::error!("keyboard-wedge reader stopped: {e:#}");
+                notice(Level::Error, &format!("keyboard-wedge reader stopped: {e:#}"));
             }
         });
     }
@@ -239,11 +261,12 @@ pub async fn run_inputs(
     bus: Bus,
     mut shutdown: watch::Receiver<bool>,
     reader_test: Arc<AtomicBool>,
+    notice: Notice,
 ) -> anyhow::Result<()> {
     cfg.reader.validate().map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
     let sink = DiagSink { active: reader_test, bus: bus.clone() };
-    let mut rx = start_readers(&cfg.reader, None, stop.clone(), Some(sink));
+    let mut rx = start_readers(&cfg.reader, None, stop.clone(), Some(sink), notice);
     let quotes = QuoteService::new(&cfg)?;
     loop {
         tokio::select! {

@@ -35,7 +35,8 @@ pub enum SourceEvent {
     DeviceRemoved(u32),
     /// These keys of `device` went past the source to the POS (intercept mode: Windows had
     /// dropped the low-level hook; the source has reinstalled it). See `Detector::input_lost`.
-    InputLost { device: u32, leaked: Vec<KeyEvent> },
+    /// `notice`: what the source did about it, for the sync log (once per incident).
+    InputLost { device: u32, leaked: Vec<KeyEvent>, notice: Option<String> },
 }
 
 pub trait KeySource: Send {

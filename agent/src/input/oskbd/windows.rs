@@ -326,9 +326,9 @@ impl RawInputSource {
 
     /// A key went past the hook (`leaked`): reinstall it. Raw Input keys still queued from
     /// before the reinstall also miss; they are reported, but the hook is not churned for them.
-    fn hook_lost(&mut self, leaked: &KeyEvent) {
+    fn hook_lost(&mut self, leaked: &KeyEvent) -> Option<String> {
         if self.last_reinstall.is_some_and(|t| t.elapsed() < Duration::from_millis(200)) {
-            return;
+            return None;
         }
         self.last_reinstall = Some(Instant::now());
         self.reinstalled += 1;
@@ -344,12 +344,12 @@ impl RawInputSource {
                 format!("could NOT reinstall it ({e:#}): scans now reach the POS")
             }
         };
-        tracing::warn!(
+        Some(format!(
             "keyboard wedge: the low-level keyboard hook was gone (a key {} went past it to the POS; Windows drops a hook \
              that answers too slowly, LowLevelHooksTimeout); {how} ({} time(s) since start)",
             if leaked.down { "press" } else { "release" },
             self.reinstalled
-        );
+        ))
     }
 
     fn pump(&mut self, timeout: Duration) {
@@ -373,8 +373,8 @@ impl RawInputSource {
                         return None;
                     }
                     let leaked = KeyEvent { time_ms: time as u64, device: 0, key, down: !up, injected: false };
-                    self.hook_lost(&leaked);
-                    return Some(SourceEvent::InputLost { device: 0, leaked: vec![leaked] });
+                    let notice = self.hook_lost(&leaked);
+                    return Some(SourceEvent::InputLost { device: 0, leaked: vec![leaked], notice });
                 }
                 let device = match self.ids.get(&handle) {
                     Some(id) => *id,
