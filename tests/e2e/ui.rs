@@ -226,7 +226,11 @@ fn popup_hides_by_itself_and_warns_for_a_payment_card() {
     assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()]).status.success());
     let hidden = wait_for(Duration::from_secs(10), || (!info(d, popup).4).then_some(()));
     assert!(hidden.is_some(), "popup did not hide after 2 s");
-    gui.kill();
+    // SIGTERM ends it (popup-demo keeps no bus sender: its GUI bridge once stopped listening
+    // for the signal when the bus closed, and the process ignored SIGTERM)
+    assert!(Command::new("kill").args(["-TERM", &gui.child.id().to_string()]).status().unwrap().success());
+    let st = wait_for(Duration::from_secs(10), || gui.child.try_wait().ok().flatten());
+    assert!(st.is_some_and(|s| s.success()), "popup-demo did not stop on SIGTERM: {st:?}\n{}", std::fs::read_to_string(&err).unwrap_or_default());
 }
 
 #[test]

@@ -200,6 +200,13 @@ fn start_bridge(
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("gui-bridge".into()).spawn(move || {
         rt.block_on(async move {
+            // One signal listener for the bridge's whole life, and the bridge lives until the
+            // signal: once installed, tokio's handler replaces the default action, so returning
+            // early (e.g. when `popup-demo`, which keeps no bus sender, sees the bus closed) made
+            // the process deaf to SIGTERM.
+            let term = terminate_signal();
+            tokio::pin!(term);
+            let mut bus_open = true;
             loop {
                 let changed = async {
                     match status.as_mut() {
@@ -208,15 +215,15 @@ fn start_bridge(
                     }
                 };
                 tokio::select! {
-                    _ = terminate_signal() => {
+                    _ = &mut term => {
                         tracing::info!("termination signal: closing the GUI");
                         wake(UiMsg::Shutdown);
                         return;
                     }
-                    ev = bus.recv() => match ev {
+                    ev = bus.recv(), if bus_open => match ev {
                         Ok(ev) => wake(UiMsg::Event(Box::new(ev))),
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!("GUI skipped {n} bus events"),
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => bus_open = false,
                     },
                     st = changed => match st {
                         Ok(s) => wake(UiMsg::Status(s)),
