@@ -132,6 +132,8 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
     let editable = matches!(f.state, FormState::Editing | FormState::Failed(_));
     let mut submit = false;
     let mut first: Option<egui::Response> = None;
+    // A field's error goes as soon as the cashier changes that field (the rest stay until submit).
+    let mut edited: Vec<(Field, bool)> = Vec::new();
     let field = |ui: &mut egui::Ui, rects: &mut RectLog, name: &'static str, value: &mut String, hint: &str| {
         let r = ui.add_enabled(editable, egui::TextEdit::singleline(value).hint_text(hint).font(egui::FontId::proportional(big)).desired_width(300.0));
         rects.log(&ctx, name, r.rect);
@@ -151,29 +153,38 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
                 ui.end_row();
                 if f.reg.company {
                     label(ui, Field::CompanyName, &f.errors);
-                    first = Some(field(ui, &mut f.rects, "form.company_name", &mut f.reg.company_name, ""));
+                    let r = field(ui, &mut f.rects, "form.company_name", &mut f.reg.company_name, "");
+                    edited.push((Field::CompanyName, r.changed()));
+                    first = Some(r);
                     ui.end_row();
                 } else {
                     label(ui, Field::FirstName, &f.errors);
-                    first = Some(field(ui, &mut f.rects, "form.first_name", &mut f.reg.first_name, ""));
+                    let r = field(ui, &mut f.rects, "form.first_name", &mut f.reg.first_name, "");
+                    edited.push((Field::FirstName, r.changed()));
+                    first = Some(r);
                     ui.end_row();
                     label(ui, Field::Surname, &f.errors);
-                    field(ui, &mut f.rects, "form.surname", &mut f.reg.surname, "");
+                    let r = field(ui, &mut f.rects, "form.surname", &mut f.reg.surname, "");
+                    edited.push((Field::Surname, r.changed()));
                     ui.end_row();
                 }
                 label(ui, Field::Email, &f.errors);
-                field(ui, &mut f.rects, "form.email", &mut f.reg.email, "");
+                let r = field(ui, &mut f.rects, "form.email", &mut f.reg.email, "");
+                edited.push((Field::Email, r.changed()));
                 ui.end_row();
                 label(ui, Field::Phone, &f.errors);
-                field(ui, &mut f.rects, "form.phone", &mut f.reg.phone, "");
+                let r = field(ui, &mut f.rects, "form.phone", &mut f.reg.phone, "");
+                edited.push((Field::Phone, r.changed()));
                 ui.end_row();
                 label(ui, Field::Birthday, &f.errors);
-                field(ui, &mut f.rects, "form.birthday", &mut f.reg.birthday, i18n::form(lang, Form::DateHint));
+                let r = field(ui, &mut f.rects, "form.birthday", &mut f.reg.birthday, i18n::form(lang, Form::DateHint));
+                edited.push((Field::Birthday, r.changed()));
                 ui.end_row();
                 ui.label("");
                 let consent = RichText::new(i18n::form(lang, Form::ConsentRules)).size(big);
                 let consent = if f.error_for(Field::ConsentRules).is_some() { consent.color(Color32::from_rgb(0xc6, 0x28, 0x28)) } else { consent };
                 let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.consent_rules, consent));
+                edited.push((Field::ConsentRules, r.changed()));
                 f.rects.log(&ctx, "form.consent_rules", r.rect);
                 ui.end_row();
                 ui.label("");
@@ -184,6 +195,7 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
             ActionId::MigrationCode => {
                 label(ui, Field::Code, &f.errors);
                 let r = field(ui, &mut f.rects, "form.code", &mut f.code, "");
+                edited.push((Field::Code, r.changed()));
                 // Enter in the code field submits.
                 submit |= r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                 first = Some(r);
@@ -191,6 +203,11 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
             }
         }
     });
+    for (field, changed) in edited {
+        if changed {
+            f.errors.retain(|e| e.field != field);
+        }
+    }
     if !f.focus_set {
         if let Some(r) = &first {
             r.request_focus();
@@ -296,5 +313,26 @@ mod tests {
         let y = |w| f.rects.0[w][1];
         assert!(y("form.first_name") < y("form.surname") && y("form.surname") < y("form.email") && y("form.consent_rules") < y("form.submit"));
         assert!(sent.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_fields_error_goes_when_that_field_is_edited() {
+        let ctx = egui::Context::default();
+        let mut f = EnrolForm::new(ActionId::Register, card());
+        let requests: Arc<dyn Fn(UiRequest) + Send + Sync> = Arc::new(|_| {});
+        let frame = |f: &mut EnrolForm, events: Vec<egui::Event>| {
+            let _ = ctx.run_ui(egui::RawInput { events, ..Default::default() }, |ui| {
+                form_ui(ui, Lang::Cs, f, &requests);
+            });
+        };
+        frame(&mut f, vec![]); // the first field asks for the focus
+        frame(&mut f, vec![]);
+        assert!(f.submit(chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()).is_none());
+        assert_eq!(f.errors.iter().map(|e| e.field).collect::<Vec<_>>(), vec![Field::FirstName, Field::Surname, Field::ConsentRules]);
+        frame(&mut f, vec![]); // errors shown, nothing typed: all stay
+        assert_eq!(f.errors.len(), 3);
+        frame(&mut f, vec![egui::Event::Text("J".into())]);
+        assert_eq!(f.reg.first_name, "J");
+        assert_eq!(f.errors.iter().map(|e| e.field).collect::<Vec<_>>(), vec![Field::Surname, Field::ConsentRules]);
     }
 }
