@@ -10,6 +10,7 @@
 //! `<target>/x86_64-pc-windows-gnu/debug/till-agent.exe` (scripts/test.sh builds it before the
 //! tests; `TILL_WINDOWS_EXE` overrides). Skips, saying why, only when wine itself is absent.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -474,6 +475,34 @@ fn wine_msi_install_run_upgrade_uninstall() {
     agent.kill();
     wine.wait_idle();
 
+    // --- token rotation by support staff: the server issues this till a new token (the old one
+    // stops working at once), `till-agent.exe login --token-stdin` puts it into Credential
+    // Manager, and the next receipt is delivered with it
+    let o = run_ok(
+        "server-stub till add (new token)",
+        Command::new(bin("server-stub")).args(["till", "add", "--db"]).arg(&server_db).args(["--store", STORE, "--till", TILL]),
+    );
+    let token2 = String::from_utf8_lossy(&o.stdout).lines().last().expect("token line").trim().to_string();
+    assert!(token2.len() >= 16 && token2 != token, "new token {token2:?}");
+    let mut login = wine.agent(&["login", "--token-stdin"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("wine till-agent.exe login");
+    login.stdin.take().unwrap().write_all(format!("{token2}\n").as_bytes()).unwrap();
+    let out = login.wait_with_output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("till token stored"), "login: {out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&token2), "login printed the token");
+    wine.wait_idle();
+    drop_receipt(&export, "W-0003");
+    let log3 = work.path().join("agent-run3.log");
+    let mut agent = Proc::spawn(
+        "till-agent.exe run --headless (after login)",
+        wine.agent(&["run", "--headless"]).stdout(Stdio::null()).stderr(std::fs::File::create(&log3).unwrap()),
+    );
+    let s = wait_status(&wine, &log3, "a receipt sent with the token stored by `login`", Duration::from_secs(90), |s| {
+        s["sent"].as_u64() >= Some(3) && s["queue_depth"].as_u64() == Some(0)
+    });
+    assert_eq!(s["dead_letters"].as_u64(), Some(0), "{s:#}");
+    agent.kill();
+    wine.wait_idle();
+
     // --- the installed Windows build's popup renders under wine + Xvfb
     popup_screenshot(&wine, work.path());
 
@@ -494,9 +523,11 @@ fn wine_msi_install_run_upgrade_uninstall() {
     // keeps its Credential Manager (encrypted there, DPAPI on Windows).
     wine.wait_idle();
     let _ = wine.server_cmd().arg("-k").status(); // flush the registry files
-    let grep = Command::new("grep").args(["-rlaF", "--exclude=user.reg", &token]).arg(wine.prefix.path()).output().expect("grep");
-    let hits = String::from_utf8_lossy(&grep.stdout);
-    assert!(hits.trim().is_empty(), "the till token is in plain text in: {hits}");
+    for t in [&token, &token2] {
+        let grep = Command::new("grep").args(["-rlaF", "--exclude=user.reg", t]).arg(wine.prefix.path()).output().expect("grep");
+        let hits = String::from_utf8_lossy(&grep.stdout);
+        assert!(hits.trim().is_empty(), "a till token is in plain text in: {hits}");
+    }
     let user_reg = std::fs::read(wine.prefix.path().join("user.reg")).unwrap_or_default();
     eprintln!(
         "wine Credential Manager: token {} in user.reg",
@@ -504,7 +535,9 @@ fn wine_msi_install_run_upgrade_uninstall() {
     );
     for entry in walk(&data) {
         let bytes = std::fs::read(&entry).unwrap();
-        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "the till token is in {}", entry.display());
+        for t in [&token, &token2] {
+            assert!(!bytes.windows(t.len()).any(|w| w == t.as_bytes()), "a till token is in {}", entry.display());
+        }
     }
 }
 
