@@ -398,6 +398,8 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let popups = agent.seen.iter().filter(|l| l.contains(r#""kind""#)).count();
     assert_eq!(popups, 2, "one popup per scan, none for typing:\n{}", agent.transcript());
     assert!(!agent_log().contains(DEMO_CARD), "the full card number is in the agent's log");
+    // the hook watchdog saw every key in Raw Input match a hook event: no false alarm
+    assert!(!agent_log().contains("hook was gone"), "the hook watchdog fired with the hook in place:\n{}", agent_log());
     drop(agent);
 
     // ---------------------------------------------------------------- intercept: the hook is dropped
