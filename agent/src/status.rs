@@ -95,6 +95,62 @@ fn writable(dir: &Path) -> Result<(), String> {
 }
 
 /// Run the checks, print them; returns true when nothing failed.
+/// The card readers of `[reader]`: each serial reader found and opened (a port in use is only a
+/// warning: the running agent holds it), the keyboard wedge's input (X display / Raw Input) with
+/// its keyboards and which `dedicated` entries match one now.
+fn reader_checks(r: &crate::input::config::ReaderConfig) -> Vec<Check> {
+    use crate::input::serial::{self, SerialError, SystemPorts};
+    let mut out = Vec::new();
+    for (i, sc) in r.serial.iter().enumerate() {
+        let what = format!("serial reader {}", i + 1);
+        let settings = format!("{} baud {}{}{}", sc.baud, sc.data_bits, sc.parity.letter(), sc.stop_bits);
+        let (ok, detail) = match serial::find_port_in(sc, &SystemPorts).and_then(|name| serial::open(sc, &name).map(|_| name)) {
+            Ok(name) => (Some(true), format!("{name} opened ({settings})")),
+            Err(e @ SerialError::InUse { .. }) => (None, format!("{e} — fine if it is this till's running agent")),
+            Err(e) => (Some(false), e.to_string()),
+        };
+        out.push(Check { ok, what, detail });
+    }
+    if !r.wedge {
+        out.push(Check { ok: None, what: "keyboard wedge".into(), detail: "off (`[reader] wedge = false`)".into() });
+        return out;
+    }
+    match crate::input::oskbd::open(None, false) {
+        Ok(src) => {
+            let kind = src.kind();
+            let devices = src.devices();
+            let dedicated: Vec<String> = devices
+                .iter()
+                .filter(|d| r.is_dedicated(&[&d.name, &d.label(kind), &format!("{kind}:{}", d.name)]))
+                .map(|d| format!("{} ({})", d.label(kind), d.name))
+                .collect();
+            let mode = match r.mode {
+                crate::input::config::Mode::Intercept => "intercept",
+                crate::input::config::Mode::Passthrough => "passthrough",
+            };
+            out.push(Check {
+                ok: Some(true),
+                what: "keyboard wedge".into(),
+                detail: format!("{kind}, {} keyboard(s), mode {mode}", devices.len()),
+            });
+            if !r.dedicated.is_empty() {
+                out.push(Check {
+                    ok: if dedicated.is_empty() { None } else { Some(true) },
+                    what: "dedicated scanner".into(),
+                    detail: if dedicated.is_empty() {
+                        format!("none of {:?} matches a keyboard now (plugged in? `till-agent reader-test` shows the names)", r.dedicated)
+                    } else {
+                        dedicated.join(", ")
+                    },
+                });
+            }
+        }
+        // A till without a desktop session (service, ssh) has no keyboard input to listen to.
+        Err(e) => out.push(Check { ok: None, what: "keyboard wedge".into(), detail: format!("unavailable here: {e:#}") }),
+    }
+    out
+}
+
 pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
     let mut checks = Vec::new();
     let cfg = match Config::load(config_path) {
@@ -132,6 +188,7 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
         Ok((_, src)) => checks.push(Check { ok: Some(true), what: "till token present".into(), detail: format!("from {src:?}") }),
         Err(e) => checks.push(Check { ok: Some(false), what: "till token present".into(), detail: format!("{e:#}") }),
     }
+    checks.extend(reader_checks(&cfg.reader));
     let net: anyhow::Result<Vec<Check>> = block_on(async {
         let mut out = Vec::new();
         let c = crate::replicator::http_client()?;

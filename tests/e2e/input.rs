@@ -575,3 +575,75 @@ fn wedge_under_xvfb_prefix_key_f13() {
     assert_eq!(after - before, 3, "two digits and Enter:\n{}", rt.transcript());
     assert!(rt.seen.iter().any(|l| l.contains("KEY_F13")), "the prefix key is shown by name");
 }
+
+// ------------------------------------------------------------------------------------------
+// `till-agent doctor`
+
+/// `till-agent doctor`, what support staff run at a till: configuration, folders, server, token
+/// and (here) the card readers: a serial reader that opens, one whose port does not exist, one
+/// held by a running reader (a warning: the agent itself holds its port), the keyboard wedge on
+/// an X display with its dedicated scanner; then a revoked token.
+#[test]
+fn doctor_checks_server_token_and_card_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let till = dir.path().join("till");
+    std::fs::create_dir_all(till.join("export")).unwrap();
+    let socat = Socat::start(dir.path());
+    let held = dir.path().join("held");
+    std::fs::create_dir_all(&held).unwrap();
+    let socat2 = Socat::start(&held);
+    let missing = dir.path().join("ttyMISSING");
+    let xv = Xvfb::start();
+    let config = till.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
+             [reader]\ndedicated = [\"x11:Virtual core XTEST keyboard\"]\n\
+             [[reader.serial]]\nport = \"{}\"\n[[reader.serial]]\nport = \"{}\"\n[[reader.serial]]\nport = \"{}\"\nbaud = 19200\nparity = \"even\"\n",
+            server.url,
+            socat.b.display(),
+            missing.display(),
+            socat2.b.display()
+        ),
+    )
+    .unwrap();
+    // a running reader holds the third port
+    let mut holder = Lines::spawn(
+        "reader-test (holds the port)",
+        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "60", "--serial"]).arg(&socat2.b).env("HOME", dir.path()),
+    );
+    assert!(holder.wait(Duration::from_secs(10), |v| is(v, "event", "connected")).is_some(), "{}", holder.transcript());
+    let doctor = |token: &str| -> (bool, String) {
+        let o = Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "doctor"])
+            .env("TILL_AGENT_TOKEN", token)
+            .env("HOME", &till)
+            .env("DISPLAY", &xv.display)
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string())
+    };
+    let (ok, out) = doctor(&token);
+    println!("{out}");
+    let line = |start: &str| out.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no line {start:?} in:\n{out}")).to_string();
+    assert!(!ok, "a missing reader port must fail the doctor:\n{out}");
+    assert!(line("ok   server reachable: ").contains(&server.url));
+    line("ok   till token valid: server accepted it");
+    assert_eq!(line("ok   serial reader 1: "), format!("ok   serial reader 1: {} opened (9600 baud 8N1)", socat.b.display()));
+    assert!(line("FAIL serial reader 2: ").contains(&format!("serial port {} does not exist", missing.display())));
+    assert!(line("warn serial reader 3: ").contains("in use") && out.contains("fine if it is this till's running agent"), "{out}");
+    let wedge = line("ok   keyboard wedge: ");
+    assert!(wedge.contains("x11, ") && wedge.contains("mode passthrough"), "{wedge}");
+    assert!(line("ok   dedicated scanner: ").contains("(Virtual core XTEST keyboard)"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("FAIL")).count(), 1, "{out}");
+    drop(holder);
+
+    // the token revoked on the server: the doctor says so
+    revoke_till(&server.db, STORE, TILL);
+    let (_, out) = doctor(&token);
+    let l = out.lines().find(|l| l.contains("till token valid")).unwrap_or_default();
+    assert!(l.starts_with("FAIL") && l.contains("401") && l.contains("revoked"), "{out}");
+}

@@ -172,6 +172,17 @@ pub enum Parity {
     Even,
 }
 
+impl Parity {
+    /// `N`, `O`, `E` as in "9600 8N1".
+    pub fn letter(self) -> char {
+        match self {
+            Parity::None => 'N',
+            Parity::Odd => 'O',
+            Parity::Even => 'E',
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Terminator {
