@@ -439,6 +439,11 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let shown = run_ok("till-agent.exe log", wine.cmd(exe.to_str().unwrap()).arg("--config").arg(win_path(&config)).args(["log", "--tail", "50"]));
     let shown = String::from_utf8_lossy(&shown.stdout).to_string();
     assert!(shown.lines().any(|l| l.contains("WARN") && l.contains("reader") && l.contains("hook was gone")), "till-agent log:\n{shown}");
+    // `doctor` of the Windows build sees the Raw Input keyboard (and the server, with the token)
+    let doc = wine.cmd(exe.to_str().unwrap()).arg("--config").arg(win_path(&config)).arg("doctor").env("TILL_AGENT_TOKEN", &token).output().unwrap();
+    let doc = String::from_utf8_lossy(&doc.stdout).replace("\r\n", "\n");
+    assert!(doc.lines().any(|l| l == "ok   keyboard wedge: rawinput, 1 keyboard(s), mode intercept"), "doctor:\n{doc}");
+    assert!(doc.lines().any(|l| l == "ok   till token valid: server accepted it"), "doctor:\n{doc}");
     let got = pos.lines()[from..].to_vec();
     let leaked = Pos::chars(&got);
     assert!(
