@@ -113,29 +113,8 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-pub(crate) struct Xvfb {
-    _proc: Proc,
-    pub display: String,
-}
-
-pub(crate) fn start_xvfb_sized(w: u32, h: u32) -> Xvfb {
-    let mut cmd = Command::new("Xvfb");
-    cmd.args(["-displayfd", "1", "-screen", "0", &format!("{w}x{h}x24"), "-nolisten", "tcp", "-noreset"]).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut proc = Proc::spawn("Xvfb", &mut cmd);
-    let stdout = proc.child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        let _ = tx.send(line);
-    });
-    let n = rx.recv_timeout(Duration::from_secs(20)).expect("Xvfb did not report a display");
-    let display = format!(":{}", n.trim());
-    let up = wait_for(Duration::from_secs(10), || {
-        Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success().then_some(())
-    });
-    assert!(up.is_some(), "Xvfb {display} does not answer");
-    Xvfb { _proc: proc, display }
+pub(crate) fn start_xvfb_sized(w: u32, h: u32) -> e2e::Xvfb {
+    e2e::start_xvfb(w, h)
 }
 
 pub(crate) fn x(display: &str, prog: &str, args: &[&str]) -> Output {

@@ -154,37 +154,20 @@ fn serial_port_in_use_and_missing_port_are_distinct_errors() {
 // ------------------------------------------------------------------------------------------
 // Keyboard wedge under Xvfb
 
-struct Xvfb {
-    display: String,
-    _proc: Proc,
-}
+/// An X server of our own (the harness's) and a way to run X clients on it.
+struct XServer(Xvfb);
 
-impl Xvfb {
-    fn start() -> Xvfb {
-        for n in 140..240 {
-            if Path::new(&format!("/tmp/.X{n}-lock")).exists() || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                continue;
-            }
-            let display = format!(":{n}");
-            let mut cmd = Command::new("Xvfb");
-            cmd.args([&display, "-nolisten", "tcp", "-screen", "0", "640x480x24"]).stdout(Stdio::null()).stderr(Stdio::null());
-            let mut proc = Proc::spawn("Xvfb", &mut cmd);
-            let up = wait_for(Duration::from_secs(10), || {
-                if let Ok(Some(_)) = proc.child.try_wait() {
-                    return Some(false);
-                }
-                Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok().filter(|s| s.success()).map(|_| true)
-            });
-            if up == Some(true) {
-                return Xvfb { display, _proc: proc };
-            }
-            proc.kill();
-        }
-        panic!("no free X display for Xvfb");
+impl XServer {
+    fn start() -> XServer {
+        XServer(start_xvfb(640, 480))
+    }
+
+    fn display(&self) -> &str {
+        &self.0.display
     }
 
     fn run(&self, prog: &str, args: &[&str]) {
-        let st = Command::new(prog).args(args).env("DISPLAY", &self.display).status().unwrap();
+        let st = Command::new(prog).args(args).env("DISPLAY", self.display()).status().unwrap();
         assert!(st.success(), "{prog} {args:?} failed");
     }
 }
@@ -204,17 +187,17 @@ fn keycodes(text: &str) -> Vec<String> {
 
 #[test]
 fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
-    let x = Xvfb::start();
+    let x = XServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut rt = Lines::spawn(
         "reader-test",
-        Command::new(bin("till-agent")).args(["reader-test", "--json", "--seconds", "120", "--display", &x.display]).env("HOME", dir.path()),
+        Command::new(bin("till-agent")).args(["reader-test", "--json", "--seconds", "120", "--display", x.display()]).env("HOME", dir.path()),
     );
     assert!(rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(), "{}", rt.transcript());
     let codes = keycodes("1900-1234-5678-9012");
     for layout in ["us", "cz", "sk", "hr", "de"] {
-        x.run("setxkbmap", &["-display", &x.display, layout]);
-        let q = Command::new("setxkbmap").args(["-display", &x.display, "-query"]).output().unwrap();
+        x.run("setxkbmap", &["-display", x.display(), layout]);
+        let q = Command::new("setxkbmap").args(["-display", x.display(), "-query"]).output().unwrap();
         assert!(String::from_utf8_lossy(&q.stdout).contains(&format!("layout:     {layout}")), "layout {layout} not active");
         // Scanner speed: 8 ms per key.
         let mut args = vec!["key", "--delay", "8"];
@@ -245,7 +228,7 @@ fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
 
 #[test]
 fn wedge_under_xvfb_dedicated_keyboard_and_device_arrival_removal() {
-    let x = Xvfb::start();
+    let x = XServer::start();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("agent.toml");
     // xdotool types through the "Virtual core XTEST keyboard" slave: configured as the scanner,
@@ -262,7 +245,7 @@ fn wedge_under_xvfb_dedicated_keyboard_and_device_arrival_removal() {
         Command::new(bin("till-agent"))
             .arg("--config")
             .arg(&cfg)
-            .args(["reader-test", "--json", "--seconds", "120", "--display", &x.display])
+            .args(["reader-test", "--json", "--seconds", "120", "--display", x.display()])
             .env("HOME", dir.path()),
     );
     assert!(rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(), "{}", rt.transcript());
@@ -518,7 +501,7 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
 /// is a read error, and a person typing afterwards is still a person.
 #[test]
 fn wedge_under_xvfb_prefix_key_f13() {
-    let x = Xvfb::start();
+    let x = XServer::start();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agent.toml");
     std::fs::write(
@@ -529,7 +512,7 @@ fn wedge_under_xvfb_prefix_key_f13() {
     let mut rt = Lines::spawn(
         "reader-test",
         Command::new(bin("till-agent"))
-            .args(["--config", config.to_str().unwrap(), "reader-test", "--json", "--seconds", "60", "--display", &x.display])
+            .args(["--config", config.to_str().unwrap(), "reader-test", "--json", "--seconds", "60", "--display", x.display()])
             .env("HOME", dir.path()),
     );
     assert!(rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(), "{}", rt.transcript());
@@ -595,7 +578,7 @@ fn doctor_checks_server_token_and_card_readers() {
     std::fs::create_dir_all(&held).unwrap();
     let socat2 = Socat::start(&held);
     let missing = dir.path().join("ttyMISSING");
-    let xv = Xvfb::start();
+    let xv = XServer::start();
     let config = till.join("agent.toml");
     std::fs::write(
         &config,
@@ -621,7 +604,7 @@ fn doctor_checks_server_token_and_card_readers() {
             .args(["--config", config.to_str().unwrap(), "doctor"])
             .env("TILL_AGENT_TOKEN", token)
             .env("HOME", &till)
-            .env("DISPLAY", &xv.display)
+            .env("DISPLAY", xv.display())
             .output()
             .unwrap();
         (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string())

@@ -9,37 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use e2e::{bin, fixture, wait_for, Proc};
-
-struct Xvfb {
-    _proc: Proc,
-    display: String,
-}
+use e2e::{bin, fixture, wait_for, Proc, Xvfb};
 
 fn start_xvfb() -> Xvfb {
-    // `-displayfd 1`: Xvfb picks a free display itself and prints its number once it is ready,
-    // so parallel tests (and other helpers' Xvfbs) never collide.
-    let mut cmd = Command::new("Xvfb");
-    cmd.args(["-displayfd", "1", "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut proc = Proc::spawn("Xvfb", &mut cmd);
-    let stdout = proc.child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        let _ = tx.send(line);
-    });
-    let n = rx.recv_timeout(Duration::from_secs(20)).expect("Xvfb did not report a display (is xvfb installed? scripts/setup.sh)");
-    let display = format!(":{}", n.trim());
-    assert!(n.trim().parse::<u32>().is_ok(), "Xvfb said {n:?}");
-    let up = wait_for(Duration::from_secs(10), || {
-        let ok = Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success();
-        ok.then_some(())
-    });
-    assert!(up.is_some(), "Xvfb {display} does not answer");
-    Xvfb { _proc: proc, display }
+    e2e::start_xvfb(1280, 1024)
 }
 
 fn x(display: &str, prog: &str, args: &[&str]) -> Output {
