@@ -52,6 +52,10 @@ currency = "CZK"
 language = "cs"
 scan_attach_window_secs = 600
 
+[reader]
+# the keyboard wedge listens to the X display; without one there is no keyboard to listen to
+wedge = $([ -n "${DISPLAY:-}" ] && echo true || echo false)
+
 EOF
 cat fixtures/agent/cz-pos-csv.toml >> "$DEMO/agent.toml"
 

@@ -38,6 +38,9 @@ pub struct SyncStatus {
     pub last_success: Option<DateTime<FixedOffset>>,
     pub server_reachable: bool,
     pub last_error: Option<String>,
+    /// Card readers that do not work right now (unplugged, port missing, no keyboard input), in
+    /// words; empty when every configured reader is fine.
+    pub reader_problems: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -53,6 +53,8 @@ struct LinkState {
     reachable: bool,
     last_success: Option<DateTime<FixedOffset>>,
     last_error: Option<String>,
+    /// reader → what is wrong with it now
+    reader_problems: std::collections::BTreeMap<String, String>,
 }
 
 impl Shared {
@@ -65,7 +67,9 @@ impl Shared {
         let log = SyncLog::open(&cfg.outbox_path())?;
         let cache = Cache::open(&cfg.cache_path())?;
         let last_success = outbox.meta("last_success")?.and_then(|s| DateTime::parse_from_rfc3339(&s).ok());
-        let state = LinkState { reachable: false, last_success, last_error: None };
+        // What an earlier run said about its card readers is void: this run's readers report anew.
+        outbox.set_meta("reader_problems", None)?;
+        let state = LinkState { reachable: false, last_success, last_error: None, reader_problems: Default::default() };
         Ok(Arc::new(Shared {
             cfg,
             outbox: Mutex::new(outbox),
@@ -131,6 +135,15 @@ impl Shared {
         self.state().last_error = e;
     }
 
+    /// A card reader's state changed: `problem` = what is wrong now, `None` = it works again.
+    pub fn set_reader_problem(&self, reader: &str, problem: Option<String>) {
+        let mut s = self.state();
+        match problem {
+            Some(p) => s.reader_problems.insert(reader.to_string(), p),
+            None => s.reader_problems.remove(reader),
+        };
+    }
+
     /// Recompute [`SyncStatus`]; on change publish it (watch + bus) and persist it for `status`.
     pub fn publish_status(&self) {
         let link = self.state().clone();
@@ -144,6 +157,7 @@ impl Shared {
             last_success: link.last_success,
             server_reachable: link.reachable,
             last_error: link.last_error.clone(),
+            reader_problems: link.reader_problems.values().cloned().collect(),
         };
         let changed = self.status_tx.send_if_modified(|cur| {
             if *cur == st {
@@ -158,6 +172,8 @@ impl Shared {
             let _ = o.set_meta("last_success", link.last_success.map(|t| t.to_rfc3339()).as_deref());
             let _ = o.set_meta("last_error", link.last_error.as_deref());
             let _ = o.set_meta("server_reachable", Some(if link.reachable { "true" } else { "false" }));
+            let problems: Vec<&str> = link.reader_problems.values().map(String::as_str).collect();
+            let _ = o.set_meta("reader_problems", (!problems.is_empty()).then(|| problems.join("\n")).as_deref());
             let _ = o.set_meta("status_at", Some(&chrono::Local::now().to_rfc3339()));
             drop(o);
             let _ = self.bus.send(AgentEvent::Status(st));
@@ -287,8 +303,14 @@ fn enrol(sh: &Shared, req: &crate::enrol::Request) {
 /// Card input (readers → Scan → Quote on the bus), owned by `input`; an error is logged and the
 /// rest of the agent keeps running (receipts still flow).
 async fn run_inputs(sh: Arc<Shared>) {
-    let log = sh.clone();
-    let notice: crate::input::run::Notice = Arc::new(move |level, msg| log.log.record(level, "reader", None, msg));
+    let s = sh.clone();
+    let notice: crate::input::run::Notice = Arc::new(move |n: crate::input::run::ReaderNotice| {
+        s.log.record(n.level, "reader", None, &n.message);
+        if let Some(problem) = n.problem {
+            s.set_reader_problem(&n.reader, problem.then(|| n.message.clone()));
+            s.publish_status();
+        }
+    });
     if let Err(e) = crate::input::run_inputs(sh.cfg.clone(), sh.bus.clone(), sh.shutdown_rx(), sh.reader_test.clone(), notice).await {
         sh.log.error("input", None, &format!("card input stopped: {e:#}"));
     }

@@ -28,6 +28,8 @@ pub struct StatusReport {
     /// What the running agent last saw.
     pub agent_saw_server_reachable: Option<bool>,
     pub last_error: Option<String>,
+    /// Card readers that did not work when the running agent last said (empty: all fine).
+    pub reader_problems: Vec<String>,
     pub outbox: String,
 }
 
@@ -52,6 +54,7 @@ pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
         server_reachable: reachable,
         agent_saw_server_reachable: o.meta("server_reachable")?.map(|v| v == "true"),
         last_error: o.meta("last_error")?,
+        reader_problems: o.meta("reader_problems")?.map(|p| p.lines().map(str::to_string).collect()).unwrap_or_default(),
         outbox: cfg.outbox_path().display().to_string(),
     })
 }
@@ -66,6 +69,12 @@ pub fn print_human(r: &StatusReport) {
     println!("Sent:                {}", r.sent);
     println!("Last successful sync: {}", r.last_success.as_deref().unwrap_or("never"));
     println!("Last error:          {}", r.last_error.as_deref().unwrap_or("none"));
+    if r.reader_problems.is_empty() {
+        println!("Card readers:        ok");
+    }
+    for p in &r.reader_problems {
+        println!("Card reader:         {p}");
+    }
     println!("Dead letters:        {}", r.dead_letters);
     for d in &r.dead_letter_items {
         println!("  {} {} (attempts {}): {}", d.kind, d.item_id, d.attempts, d.reason.as_deref().unwrap_or("?"));

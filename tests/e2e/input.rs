@@ -449,6 +449,17 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
     let shown = Command::new(bin("till-agent")).args(["--config", config.to_str().unwrap(), "log", "--tail", "50"]).env("HOME", &till).output().unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout).to_string();
     assert!(shown.lines().any(|l| l.contains("WARN") && l.contains("reader") && l.contains("disconnected")), "till-agent log:\n{shown}");
+    // …and at a glance: `status` (and the tray, from the same status) says the reader is not working,
+    // until it is plugged in again
+    let status = || -> Value {
+        let o = Command::new(bin("till-agent")).args(["--config", config.to_str().unwrap(), "status", "--json"]).env("HOME", &till).output().unwrap();
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("status --json: {e}: {}", String::from_utf8_lossy(&o.stdout)))
+    };
+    let problems = status()["reader_problems"].clone();
+    assert!(problems.as_array().is_some_and(|a| a.len() == 1 && a[0].as_str().unwrap().contains("disconnected")), "{problems}");
+    let _replugged = Socat::start(dir.path());
+    let fixed = wait_for(Duration::from_secs(15), || status()["reader_problems"].as_array().is_some_and(|a| a.is_empty()).then_some(()));
+    assert!(fixed.is_some(), "the reader works again, status still says {}", status()["reader_problems"]);
     let transcript = agent.transcript();
     drop(agent);
     std::thread::sleep(Duration::from_millis(300));

@@ -26,8 +26,27 @@ use crate::synclog::Level;
 /// Where reader problems and state changes go (serial reader connected / disconnected /
 /// unavailable, keyboard wedge off, intercept hook lost): in the agent the sync log (`kind =
 /// "reader"`, so `till-agent log` and the sync-log window show support staff why a scanner is
-/// silent), which also traces them.
-pub type Notice = Arc<dyn Fn(Level, &str) + Send + Sync>;
+/// silent) and the status (tray icon and tooltip, `till-agent status`).
+pub type Notice = Arc<dyn Fn(ReaderNotice) + Send + Sync>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReaderNotice {
+    /// Which reader: `serial 1`, `keyboard wedge`.
+    pub reader: String,
+    pub level: Level,
+    pub message: String,
+    /// `Some(true)`: the reader does not work now; `Some(false)`: it works (again); `None`: an
+    /// event that changes neither (e.g. the intercept hook was lost and is back).
+    pub problem: Option<bool>,
+}
+
+impl ReaderNotice {
+    fn new(reader: &str, level: Level, message: String, problem: Option<bool>) -> ReaderNotice {
+        ReaderNotice { reader: reader.to_string(), level, message, problem }
+    }
+}
+
+const WEDGE: &str = "keyboard wedge";
 
 /// A complete payload from some reader. `text` may be a payment card: never log it.
 pub struct RawScan {
@@ -180,6 +199,7 @@ pub fn start_readers(
         let stop = stop.clone();
         let sink = diags.clone();
         let note = notice.clone();
+        let reader = format!("serial {}", i + 1);
         let _ = std::thread::Builder::new().name(format!("serial-reader-{i}")).spawn(move || {
             serial::run_reader(&sc, stop, |ev| {
                 let d = sink.as_ref().filter(|s| s.is_active()).map(|_| diag::serial(&ev, None));
@@ -192,9 +212,15 @@ pub fn start_readers(
                         raw.diag = d;
                         let _ = tx.send(raw);
                     }
-                    SerialEvent::Connected { port } => note(Level::Info, &format!("serial reader connected on {port}")),
-                    SerialEvent::Disconnected { port, reason } => note(Level::Warn, &format!("serial reader on {port} disconnected: {reason}")),
-                    SerialEvent::Unavailable { error } => note(Level::Warn, &format!("serial reader unavailable: {error}")),
+                    SerialEvent::Connected { port } => {
+                        note(ReaderNotice::new(&reader, Level::Info, format!("serial reader connected on {port}"), Some(false)))
+                    }
+                    SerialEvent::Disconnected { port, reason } => {
+                        note(ReaderNotice::new(&reader, Level::Warn, format!("serial reader on {port} disconnected: {reason}"), Some(true)))
+                    }
+                    SerialEvent::Unavailable { error } => {
+                        note(ReaderNotice::new(&reader, Level::Warn, format!("serial reader unavailable: {error}"), Some(true)))
+                    }
                 }
             });
         });
@@ -205,7 +231,7 @@ pub fn start_readers(
             let source = match super::oskbd::open(display.as_deref(), cfg.mode == super::config::Mode::Intercept) {
                 Ok(s) => s,
                 Err(e) => {
-                    notice(Level::Warn, &format!("keyboard-wedge reader off: {e:#}"));
+                    notice(ReaderNotice::new(WEDGE, Level::Warn, format!("keyboard-wedge reader off: {e:#}"), Some(true)));
                     return;
                 }
             };
@@ -222,7 +248,7 @@ pub fn start_readers(
                     _ => None,
                 };
                 match r {
-                    WedgeReport::Notice(n) => notice(Level::Warn, n),
+                    WedgeReport::Notice(n) => notice(ReaderNotice::new(WEDGE, Level::Warn, n.to_string(), None)),
                     WedgeReport::Action { action: Action::Scan(s), .. } => {
                         let mut raw = RawScan::new(format!("{kind}:{}", s.device), s.text.clone(), Instant::now());
                         raw.diag = d.map(|(_, d)| d);
@@ -245,7 +271,7 @@ pub fn start_readers(
                 }
             });
             if let Err(e) = r {
-                notice(Level::Error, &format!("keyboard-wedge reader stopped: {e:#}"));
+                notice(ReaderNotice::new(WEDGE, Level::Error, format!("keyboard-wedge reader stopped: {e:#}"), Some(true)));
             }
         });
     }

@@ -217,6 +217,7 @@ pub enum Key {
     StateUnreachable,
     StateError,
     QueueDepth,
+    CardReader,
     LastSync,
     Never,
     SyncLogTitle,
@@ -368,6 +369,10 @@ pub fn t(lang: Lang, key: Key) -> &'static str {
         (StateError, Sk) => "Chyba",
         (StateError, Hr) => "Greška",
         (StateError, En) => "Error",
+        (CardReader, Cs) => "Čtečka karet",
+        (CardReader, Sk) => "Čítačka kariet",
+        (CardReader, Hr) => "Čitač kartica",
+        (CardReader, En) => "Card reader",
         (QueueDepth, Cs) => "Ve frontě",
         (QueueDepth, Sk) => "V rade",
         (QueueDepth, Hr) => "U redu čekanja",
@@ -742,7 +747,7 @@ mod tests {
             UnknownText, Register, MigrationCode, PaymentTitle, ReadErrorTitle, ReadErrorText, OtherTitle, ReplacedTitle,
             MenuShowLast, MenuSyncLog, MenuSyncNow, MenuReaderTest, MenuSettings, MenuAbout, MenuQuit, QuitConfirm, Yes, No,
             NoCustomerYet, StateSynced, StateQueued, StateUnreachable, StateError, QueueDepth, LastSync, Never, SyncLogTitle,
-            Filter, Severity, All, Copy, OpenLogFolder, Close, Version, Store, Till, Server,
+            CardReader, Filter, Severity, All, Copy, OpenLogFolder, Close, Version, Store, Till, Server,
         ];
         for l in Lang::ALL {
             for k in keys {

@@ -21,7 +21,7 @@ pub enum TrayState {
 impl TrayState {
     pub fn from_status(s: &SyncStatus) -> TrayState {
         let contacted = s.last_error.is_some() || s.last_success.is_some();
-        if s.dead_letters > 0 || (s.server_reachable && s.last_error.is_some()) {
+        if s.dead_letters > 0 || (s.server_reachable && s.last_error.is_some()) || !s.reader_problems.is_empty() {
             TrayState::Error
         } else if !s.server_reachable && contacted {
             TrayState::Unreachable
@@ -107,6 +107,9 @@ pub fn tooltip(lang: Lang, s: &SyncStatus) -> String {
     if let Some(e) = &s.last_error {
         tip.push('\n');
         tip.push_str(e);
+    }
+    for p in &s.reader_problems {
+        tip.push_str(&format!("\n{}: {p}", t(lang, Key::CardReader)));
     }
     tip
 }
@@ -250,5 +253,17 @@ mod tests {
         };
         assert_eq!(tooltip(Lang::Cs, &s), "till-agent – Čeká na odeslání\nVe frontě: 12\nPoslední synchronizace: 23.\u{a0}11.\u{a0}2026 10:05");
         assert!(tooltip(Lang::En, &SyncStatus::default()).contains("Last sync: never"));
+    }
+
+    #[test]
+    fn a_card_reader_that_does_not_work_is_an_error_at_a_glance() {
+        let s = SyncStatus {
+            server_reachable: true,
+            reader_problems: vec!["serial reader on COM3 disconnected: device removed".into()],
+            ..Default::default()
+        };
+        assert_eq!(TrayState::from_status(&s), TrayState::Error);
+        assert!(tooltip(Lang::Cs, &s).ends_with("\nČtečka karet: serial reader on COM3 disconnected: device removed"), "{}", tooltip(Lang::Cs, &s));
+        assert_eq!(TrayState::from_status(&SyncStatus { reader_problems: vec![], ..s }), TrayState::Synced);
     }
 }
