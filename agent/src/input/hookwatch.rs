@@ -10,30 +10,38 @@
 //! Input, under Wine it does (after the hook). So a Raw Input key that the hook did not see just
 //! before means the hook is gone. [`HookWatch`] is that comparison, pure (the Windows source feeds
 //! it and reinstalls the hook when it says so); both event streams carry the input's own time
-//! (`KBDLLHOOKSTRUCT::time`, `GetMessageTime`).
+//! (`KBDLLHOOKSTRUCT::time`, `GetMessageTime`). The Windows source identifies keys by their scan
+//! code alone: the hook and Raw Input disagree on the extended flag of some keys (Num Lock is
+//! "extended" in the hook; Right Shift under Wine), and every key the hook sees counts, blocked or
+//! passed on.
 
 use std::collections::VecDeque;
-
-use super::keys::Key;
 
 /// A Raw Input key matches a hook event of the same key and direction this close in time.
 pub const MATCH_MS: u64 = 100;
 /// Hook events kept for matching (on Windows the blocked ones are never matched: bounded).
 const KEEP: usize = 64;
 
-#[derive(Debug, Default)]
-pub struct HookWatch {
+/// `K`: how a key is identified in both streams (the Windows source: its scan code).
+#[derive(Debug)]
+pub struct HookWatch<K> {
     /// Recent hook events not yet matched by a Raw Input key: (key, down, time).
-    seen: VecDeque<(Key, bool, u64)>,
+    seen: VecDeque<(K, bool, u64)>,
 }
 
-impl HookWatch {
-    pub fn new() -> HookWatch {
+impl<K> Default for HookWatch<K> {
+    fn default() -> Self {
+        HookWatch { seen: VecDeque::new() }
+    }
+}
+
+impl<K: PartialEq + Copy> HookWatch<K> {
+    pub fn new() -> HookWatch<K> {
         HookWatch::default()
     }
 
     /// The hook saw this key (whether it blocked it or not).
-    pub fn hooked(&mut self, key: Key, down: bool, time_ms: u64) {
+    pub fn hooked(&mut self, key: K, down: bool, time_ms: u64) {
         if self.seen.len() == KEEP {
             self.seen.pop_front();
         }
@@ -42,7 +50,7 @@ impl HookWatch {
 
     /// Raw Input delivered this physical key (not injected). True: the hook saw it too; false:
     /// it went past the hook — the hook is gone.
-    pub fn raw(&mut self, key: Key, down: bool, time_ms: u64) -> bool {
+    pub fn raw(&mut self, key: K, down: bool, time_ms: u64) -> bool {
         // older entries can never match again (input times only grow)
         while self.seen.front().is_some_and(|e| e.2 + MATCH_MS < time_ms) {
             self.seen.pop_front();
@@ -65,13 +73,14 @@ impl HookWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::keys::Key;
     use crate::input::script::parse;
 
     /// Feed a trace as Windows would with the hook alive until `dies_after` events: each event
     /// reaches the hook (and, `wine`, Raw Input after it); once the hook is gone, Raw Input only.
     /// Returns the indexes of the events reported as missed.
     fn replay(script: &str, dies_after: usize, wine: bool) -> Vec<usize> {
-        let mut w = HookWatch::new();
+        let mut w: HookWatch<Key> = HookWatch::new();
         let mut missed = Vec::new();
         for (i, e) in parse(script).unwrap().iter().enumerate() {
             if i < dies_after {
@@ -116,7 +125,7 @@ mod tests {
 
     #[test]
     fn bounded_when_nothing_is_matched() {
-        let mut w = HookWatch::new();
+        let mut w: HookWatch<Key> = HookWatch::new();
         for t in 0..10_000 {
             w.hooked(Key::ENTER, true, t);
         }

@@ -72,10 +72,14 @@ const REPLAY_TAG: usize = 0x7111_A6E7;
 const QUEUE_CAP: usize = 4096;
 const RI_KEY_BREAK: u16 = 1;
 const RI_KEY_E0: u16 = 2;
+const RI_KEY_E1: u16 = 4;
 
 enum Raw {
-    Key { handle: isize, scan: u16, e0: bool, up: bool, time: u32 },
-    Hook { key: Key, up: bool, time: u32 },
+    Key { handle: isize, scan: u16, e0: bool, e1: bool, up: bool, time: u32 },
+    /// A key the hook blocked (the detector decides about it).
+    Hook { key: Key, scan: u16, up: bool, time: u32 },
+    /// A key the hook saw and passed on (no position of ours, or the queue was full).
+    Seen { scan: u16, up: bool, time: u32 },
     Arrival(isize),
     Removal(isize),
 }
@@ -121,6 +125,7 @@ unsafe extern "system" fn wndproc(hwnd: HWND, msg: u32, wparam: WPARAM, lparam: 
                     handle: raw.header.hDevice as isize,
                     scan: kb.MakeCode,
                     e0: kb.Flags & RI_KEY_E0 != 0,
+                    e1: kb.Flags & RI_KEY_E1 != 0,
                     up: kb.Flags & RI_KEY_BREAK != 0,
                     time,
                 });
@@ -145,12 +150,16 @@ unsafe extern "system" fn ll_hook(code: i32, wparam: WPARAM, lparam: LPARAM) -> 
         // Only keys we can replay are taken: anything else (media keys, Apps, Print Screen,
         // the fake E0 Shift events of the numeric keypad …) passes straight to the POS instead
         // of being blocked and then dropped for want of a key position.
-        let key = if k.flags & LLKHF_INJECTED == 0 { hook_key(k.scanCode as u16, k.flags & LLKHF_EXTENDED != 0) } else { None };
-        if let Some(key) = key {
-            if try_send(Raw::Hook { key, up: k.flags & LLKHF_UP != 0, time: k.time }) {
-                // Blocked here; the detector replays it if it is human typing.
-                return 1;
+        if k.flags & LLKHF_INJECTED == 0 {
+            let (scan, up) = (k.scanCode as u16, k.flags & LLKHF_UP != 0);
+            if let Some(key) = hook_key(scan, k.flags & LLKHF_EXTENDED != 0) {
+                if try_send(Raw::Hook { key, scan, up, time: k.time }) {
+                    // Blocked here; the detector replays it if it is human typing.
+                    return 1;
+                }
             }
+            // passed on: the hook watch must still know the hook saw it
+            try_send(Raw::Seen { scan, up, time: k.time });
         }
     }
     CallNextHookEx(std::ptr::null_mut(), code, wparam, lparam)
@@ -189,8 +198,8 @@ pub struct RawInputSource {
     /// Last check that the keyboard registration is still ours (see [`Self::keep_registration`]).
     checked: Instant,
     taken_back: u32,
-    /// Intercept mode: is the hook still called? (Raw Input vs hook)
-    watch: HookWatch,
+    /// Intercept mode: is the hook still called? (Raw Input vs hook, by scan code)
+    watch: HookWatch<u16>,
     reinstalled: u32,
     last_reinstall: Option<Instant>,
     /// Fault injection for tests: unhook after this many hook events, as Windows does to a slow hook.
@@ -324,9 +333,9 @@ impl RawInputSource {
         }
     }
 
-    /// A key went past the hook (`leaked`): reinstall it. Raw Input keys still queued from
+    /// A key (press: `down`) went past the hook: reinstall it. Raw Input keys still queued from
     /// before the reinstall also miss; they are reported, but the hook is not churned for them.
-    fn hook_lost(&mut self, leaked: &KeyEvent) -> Option<String> {
+    fn hook_lost(&mut self, down: bool) -> Option<String> {
         if self.last_reinstall.is_some_and(|t| t.elapsed() < Duration::from_millis(200)) {
             return None;
         }
@@ -347,7 +356,7 @@ impl RawInputSource {
         Some(format!(
             "keyboard wedge: the low-level keyboard hook was gone (a key {} went past it to the POS; Windows drops a hook \
              that answers too slowly, LowLevelHooksTimeout); {how} ({} time(s) since start)",
-            if leaked.down { "press" } else { "release" },
+            if down { "press" } else { "release" },
             self.reinstalled
         ))
     }
@@ -365,16 +374,16 @@ impl RawInputSource {
 
     fn convert(&mut self, r: Raw) -> Option<SourceEvent> {
         match r {
-            Raw::Key { handle, scan, e0, up, time } => {
+            Raw::Key { handle, scan, e0, e1, up, time } => {
                 if self.intercept {
                     // The hook is the source in intercept mode; Raw Input only checks it is there.
-                    let key = Key::from_windows_scan(scan, e0)?;
-                    if self.watch.raw(key, !up, time as u64) {
+                    // (Pause comes as E1 1D 45 here and differently in the hook: not compared.)
+                    if e1 || self.watch.raw(scan, !up, time as u64) {
                         return None;
                     }
-                    let leaked = KeyEvent { time_ms: time as u64, device: 0, key, down: !up, injected: false };
-                    let notice = self.hook_lost(&leaked);
-                    return Some(SourceEvent::InputLost { device: 0, leaked: vec![leaked], notice });
+                    let notice = self.hook_lost(!up);
+                    let leaked = Key::from_windows_scan(scan, e0).map(|key| KeyEvent { time_ms: time as u64, device: 0, key, down: !up, injected: false });
+                    return Some(SourceEvent::InputLost { device: 0, leaked: leaked.into_iter().collect(), notice });
                 }
                 let device = match self.ids.get(&handle) {
                     Some(id) => *id,
@@ -384,8 +393,12 @@ impl RawInputSource {
                 self.clock = Some((time as u64, Instant::now()));
                 Some(SourceEvent::Key(KeyEvent { time_ms: time as u64, device, key, down: !up, injected: false }))
             }
-            Raw::Hook { key, up, time } => {
-                self.watch.hooked(key, !up, time as u64);
+            Raw::Seen { scan, up, time } => {
+                self.watch.hooked(scan, !up, time as u64);
+                None
+            }
+            Raw::Hook { key, scan, up, time } => {
+                self.watch.hooked(scan, !up, time as u64);
                 self.hook_events += 1;
                 if self.drop_hook_after == Some(self.hook_events) {
                     // what Windows does to a hook that answered too slowly: no message, no error
