@@ -347,6 +347,11 @@ fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode
 fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
     let _guard = crate::synclog::init_tracing(Some(&cfg.log_dir()), false);
     let lang = crate::ui::Lang::resolve(cfg.language.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+    if !headless && crate::ui::activate_running_instance()? {
+        tracing::info!("till-agent already runs in this session; asked it to show its last popup");
+        eprintln!("till-agent: already running in this session; it was asked to show its last popup");
+        return Ok(ExitCode::SUCCESS);
+    }
     // A data folder that cannot be opened (read-only, disk full) is a runtime problem, not a
     // configuration one: say so and retry until it works or we are told to stop.
     let bg = loop {

@@ -270,6 +270,24 @@ fn agent_run_gui_tray_menu_windows_and_clean_stop() {
             .unwrap();
         assert!(out.status.success(), "menu {id}: {}", String::from_utf8_lossy(&out.stderr));
     };
+    // A second start (the Start-menu shortcut clicked again) only activates the first: it exits
+    // at once without starting a second background (no second watcher, readers or replicator).
+    let second = Command::new(bin("till-agent"))
+        .arg("--config")
+        .arg(dir.join("agent.toml"))
+        .arg("run")
+        .env("DISPLAY", d)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("TILL_AGENT_TOKEN", "not-used-offline")
+        .output()
+        .unwrap();
+    assert!(second.status.success() && String::from_utf8_lossy(&second.stderr).contains("already running"), "{second:?}");
+    let starts: i64 = rusqlite::Connection::open(dir.join("outbox.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM sync_log WHERE kind = 'start'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(starts, 1, "the second start ran a background of its own");
+
     // The tray menu entries, through the same channel a tray click uses.
     menu("sync_log");
     let log_win = wait_for(Duration::from_secs(15), || find_window(d, "Protokol synchronizace"));

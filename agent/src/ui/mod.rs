@@ -93,6 +93,10 @@ pub enum GuiExit {
 
 /// Run the tray + popup GUI on the calling (main) thread until Quit. Without a display it logs
 /// why and runs [`headless::run`] instead (until the bus closes or Ctrl-C).
+///
+/// A second start of the GUI agent must not even start a background (a second watcher on the
+/// export folder, a second serial reader on the port): `run` asks [`activate_running_instance`]
+/// first.
 pub fn run_gui(ctx: GuiContext) -> anyhow::Result<GuiExit> {
     #[cfg(feature = "gui")]
     {
@@ -131,4 +135,18 @@ fn fallback(
         }
     })?;
     Ok(GuiExit::Headless(why))
+}
+
+/// Is a GUI agent already running in this session? If so it has been asked to show its last
+/// popup (what a second start does) and the caller should exit without starting anything.
+pub fn activate_running_instance() -> anyhow::Result<bool> {
+    #[cfg(feature = "gui")]
+    {
+        if platform::display_available().is_err() {
+            return Ok(false);
+        }
+        instance::signal("show")
+    }
+    #[cfg(not(feature = "gui"))]
+    Ok(false)
 }
