@@ -352,6 +352,7 @@ fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
         eprintln!("till-agent: already running in this session; it was asked to show its last popup");
         return Ok(ExitCode::SUCCESS);
     }
+    let _lock = crate::runtime::lock_data_dir(&cfg.data_dir)?;
     // A data folder that cannot be opened (read-only, disk full) is a runtime problem, not a
     // configuration one: say so and retry until it works or we are told to stop.
     let bg = loop {

@@ -339,6 +339,40 @@ async fn associate_scans(sh: Arc<Shared>, mut rx: tokio::sync::broadcast::Receiv
 
 /// A data folder we cannot write to is reported as such (read-only file system, full disk,
 /// permissions) before SQLite gives a vaguer error.
+/// Held while an agent runs on a data folder: a second agent on the same folder (a service and a
+/// tray app, two `run --headless`) would double every watcher and reader.
+pub struct DataLock {
+    _file: std::fs::File,
+}
+
+/// Take `<data>/till-agent.lock` (an OS file lock: gone with the process, even after SIGKILL).
+/// `Ok(None)`: the folder cannot hold the lock now (read-only, full, missing) — the caller goes on;
+/// starting reports that folder problem anyway. `Err`: another agent holds it.
+pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<Option<DataLock>> {
+    use std::io::Write as _;
+    let path = dir.join("till-agent.lock");
+    let _ = std::fs::create_dir_all(dir);
+    let Ok(mut file) = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path) else {
+        return Ok(None);
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.set_len(0).and_then(|_| writeln!(file, "{}", std::process::id()));
+            Ok(Some(DataLock { _file: file }))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // (Windows: the locked file cannot be read by others; then no pid)
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            let who = if pid.trim().is_empty() { "another till-agent".to_string() } else { format!("another till-agent (pid {})", pid.trim()) };
+            anyhow::bail!("{who} is already running on the data folder {}; stop it first", dir.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!("cannot lock {}: {e}; going on without the lock", path.display());
+            Ok(None)
+        }
+    }
+}
+
 fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
     let probe = dir.join(format!(".till-agent-write-test-{}", std::process::id()));
     let r = std::fs::write(&probe, b"x");

@@ -398,6 +398,14 @@ fn sigterm_stops_the_agent_cleanly() {
     till.drop_file("r.json", receipt_json(7, None).as_bytes());
     wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 1).then_some(()))
         .expect("sent");
+    // A second agent on the same data folder (a stray manual `run` beside the autostarted one)
+    // refuses to start, naming the folder and the running agent's pid; the first is untouched.
+    let second = till.cli(&["run", "--headless"]);
+    let err = String::from_utf8_lossy(&second.stderr).to_string();
+    let pid = till.proc.as_ref().unwrap().child.id();
+    assert!(!second.status.success(), "a second agent started on the same data folder: {err}");
+    assert!(err.contains(&format!("another till-agent (pid {pid}) is already running on the data folder {}", till.dir.display())), "{err}");
+    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='start'"), 1, "{err}");
     let mut p = till.proc.take().unwrap();
     Command::new("kill").arg("-TERM").arg(p.child.id().to_string()).status().unwrap();
     let st = wait_for(Duration::from_secs(10), || p.child.try_wait().ok().flatten()).expect("exited after SIGTERM");
@@ -408,6 +416,10 @@ fn sigterm_stops_the_agent_cleanly() {
     assert!(!logs.is_empty());
     let text = std::fs::read_to_string(logs[0].path()).unwrap();
     assert!(text.contains("queued"), "{text}");
+    // the lock went with the process: the agent starts again
+    till.start();
+    wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='start'") == 2).then_some(()))
+        .unwrap_or_else(|| panic!("the agent did not start again after a clean stop:\n{}", till.stderr()));
 }
 
 #[test]
