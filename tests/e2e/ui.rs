@@ -227,29 +227,38 @@ fn popup_demo_without_display_falls_back_to_headless_json() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no GUI"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A till in `dir` for the GUI agent: offline (nothing listens on port 9: the GUI must not care),
+/// Czech, popups hiding after `hide_secs`. Returns its `XDG_RUNTIME_DIR`.
+fn offline_till(dir: &Path, hide_secs: u32) -> PathBuf {
+    let runtime = dir.join("run");
+    std::fs::create_dir_all(dir.join("export")).unwrap();
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::write(
+        dir.join("agent.toml"),
+        format!(
+            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\nlanguage = \"cs\"\n[popup]\nhide_after_secs = {hide_secs}\n"
+        ),
+    )
+    .unwrap();
+    runtime
+}
+
+/// `till-agent run` (the GUI agent) for the till in `dir` on display `d`.
+fn gui_run(d: &str, dir: &Path, runtime: &Path) -> Command {
+    let mut c = Command::new(bin("till-agent"));
+    c.arg("--config").arg(dir.join("agent.toml")).arg("run").env("DISPLAY", d).env("XDG_RUNTIME_DIR", runtime).env("TILL_AGENT_TOKEN", "not-used-offline");
+    c
+}
+
 #[test]
 fn agent_run_gui_tray_menu_windows_and_clean_stop() {
     let xv = start_xvfb();
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let runtime = dir.join("run");
-    std::fs::create_dir_all(dir.join("export")).unwrap();
-    std::fs::create_dir_all(&runtime).unwrap();
-    // Nothing listens on port 9: the agent runs offline, the GUI must not care.
-    std::fs::write(
-        dir.join("agent.toml"),
-        "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\nlanguage = \"cs\"\n[popup]\nhide_after_secs = 5\n",
-    )
-    .unwrap();
+    let runtime = offline_till(dir, 5);
     let err = dir.join("agent.stderr");
-    let mut agent_proc = Command::new(bin("till-agent"))
-        .arg("--config")
-        .arg(dir.join("agent.toml"))
-        .arg("run")
-        .env("DISPLAY", d)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("TILL_AGENT_TOKEN", "not-used-offline")
+    let mut agent_proc = gui_run(d, dir, &runtime)
         .env("TILL_AGENT_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err).unwrap())
@@ -272,15 +281,7 @@ fn agent_run_gui_tray_menu_windows_and_clean_stop() {
     };
     // A second start (the Start-menu shortcut clicked again) only activates the first: it exits
     // at once without starting a second background (no second watcher, readers or replicator).
-    let second = Command::new(bin("till-agent"))
-        .arg("--config")
-        .arg(dir.join("agent.toml"))
-        .arg("run")
-        .env("DISPLAY", d)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("TILL_AGENT_TOKEN", "not-used-offline")
-        .output()
-        .unwrap();
+    let second = gui_run(d, dir, &runtime).output().unwrap();
     assert!(second.status.success() && String::from_utf8_lossy(&second.stderr).contains("already running"), "{second:?}");
     let starts: i64 = rusqlite::Connection::open(dir.join("outbox.db"))
         .unwrap()
@@ -322,22 +323,9 @@ fn agent_gui_reader_test_window_shows_keys_and_decisions_masked() {
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let runtime = dir.join("run");
-    std::fs::create_dir_all(dir.join("export")).unwrap();
-    std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::write(
-        dir.join("agent.toml"),
-        "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\nlanguage = \"cs\"\n[popup]\nhide_after_secs = 2\n",
-    )
-    .unwrap();
+    let runtime = offline_till(dir, 2);
     let err = dir.join("agent.stderr");
-    let mut agent_proc = Command::new(bin("till-agent"))
-        .arg("--config")
-        .arg(dir.join("agent.toml"))
-        .arg("run")
-        .env("DISPLAY", d)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("TILL_AGENT_TOKEN", "not-used-offline")
+    let mut agent_proc = gui_run(d, dir, &runtime)
         .env("TILL_AGENT_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err).unwrap())

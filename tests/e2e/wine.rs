@@ -232,6 +232,16 @@ fn wait_status(wine: &Wine, log: &Path, what: &str, timeout: Duration, ok: impl 
 }
 
 /// A receipt file in the protocol JSON shape, written the way a POS does (temp name, then rename).
+/// Run the installed agent headless (stderr to `log`) until `sent` items are sent and none is
+/// queued or dead-lettered; then stop it.
+fn run_until_sent(wine: &Wine, log: &Path, what: &str, sent: u64) {
+    let mut agent = Proc::spawn("till-agent.exe run --headless", wine.agent(&["run", "--headless"]).stdout(Stdio::null()).stderr(std::fs::File::create(log).unwrap()));
+    let s = wait_status(wine, log, what, Duration::from_secs(90), |s| s["sent"].as_u64() >= Some(sent) && s["queue_depth"].as_u64() == Some(0));
+    assert_eq!(s["dead_letters"].as_u64(), Some(0), "{s:#}");
+    agent.kill();
+    wine.wait_idle();
+}
+
 fn drop_receipt(export: &Path, receipt_no: &str) {
     let body = serde_json::json!({
         "pos_receipt_no": receipt_no,
@@ -463,17 +473,7 @@ fn wine_msi_install_run_upgrade_uninstall() {
 
     // --- the queued receipt is delivered after the upgrade, with the token from Credential Manager
     let _server = start_server(&server_db, port);
-    let log2 = work.path().join("agent-run2.log");
-    let mut agent = Proc::spawn(
-        "till-agent.exe run --headless (after upgrade)",
-        wine.agent(&["run", "--headless"]).stdout(Stdio::null()).stderr(std::fs::File::create(&log2).unwrap()),
-    );
-    let s = wait_status(&wine, &log2, "the queued receipt to be sent after the upgrade", Duration::from_secs(90), |s| {
-        s["sent"].as_u64() >= Some(2) && s["queue_depth"].as_u64() == Some(0)
-    });
-    assert_eq!(s["dead_letters"].as_u64(), Some(0), "{s:#}");
-    agent.kill();
-    wine.wait_idle();
+    run_until_sent(&wine, &work.path().join("agent-run2.log"), "the queued receipt to be sent after the upgrade", 2);
 
     // --- token rotation by support staff: the server issues this till a new token (the old one
     // stops working at once), `till-agent.exe login --token-stdin` puts it into Credential
@@ -491,17 +491,7 @@ fn wine_msi_install_run_upgrade_uninstall() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&token2), "login printed the token");
     wine.wait_idle();
     drop_receipt(&export, "W-0003");
-    let log3 = work.path().join("agent-run3.log");
-    let mut agent = Proc::spawn(
-        "till-agent.exe run --headless (after login)",
-        wine.agent(&["run", "--headless"]).stdout(Stdio::null()).stderr(std::fs::File::create(&log3).unwrap()),
-    );
-    let s = wait_status(&wine, &log3, "a receipt sent with the token stored by `login`", Duration::from_secs(90), |s| {
-        s["sent"].as_u64() >= Some(3) && s["queue_depth"].as_u64() == Some(0)
-    });
-    assert_eq!(s["dead_letters"].as_u64(), Some(0), "{s:#}");
-    agent.kill();
-    wine.wait_idle();
+    run_until_sent(&wine, &work.path().join("agent-run3.log"), "a receipt sent with the token stored by `login`", 3);
 
     // --- the installed Windows build's popup renders under wine + Xvfb
     popup_screenshot(&wine, work.path());

@@ -213,6 +213,18 @@ fn vid_pid(path: &str) -> Option<String> {
     ok.then(|| s[..17].to_string())
 }
 
+/// `run --headless` of the Windows build in intercept mode, its stderr in `err`, once its hook is in.
+fn intercept_agent(wine: &Wine, exe: &Path, config: &Path, token: &str, err: &Path, env: &[(&str, &str)]) -> Lines {
+    let mut cmd = wine.cmd(exe.to_str().unwrap());
+    cmd.arg("--config").arg(win_path(config)).args(["run", "--headless"]).env("TILL_AGENT_TOKEN", token).envs(env.iter().copied());
+    cmd.stderr(std::fs::File::create(err).unwrap());
+    let agent = Lines::spawn("till-agent.exe run --headless (intercept)", &mut cmd);
+    let log = || std::fs::read_to_string(err).unwrap_or_default();
+    let hooked = wait_for(Duration::from_secs(60), || log().contains("low-level keyboard hook installed").then_some(()));
+    assert!(hooked.is_some(), "the agent did not install its keyboard hook:\n{}", log());
+    agent
+}
+
 #[test]
 fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     if !have("wine") {
@@ -345,12 +357,8 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     // ---------------------------------------------------------------- intercept (LL hook + SendInput)
     let config = agent_config("intercept");
     let agent_err = work.path().join("agent.err");
-    let mut cmd = wine.cmd(exe.to_str().unwrap());
-    cmd.arg("--config").arg(win_path(&config)).args(["run", "--headless"]).env("TILL_AGENT_TOKEN", &token).stderr(std::fs::File::create(&agent_err).unwrap());
-    let mut agent = Lines::spawn("till-agent.exe run --headless (intercept)", &mut cmd);
+    let mut agent = intercept_agent(&wine, &exe, &config, &token, &agent_err, &[]);
     let agent_log = || std::fs::read_to_string(&agent_err).unwrap_or_default();
-    let hooked = wait_for(Duration::from_secs(60), || agent_log().contains("low-level keyboard hook installed").then_some(()));
-    assert!(hooked.is_some(), "the agent did not install its keyboard hook:\n{}", agent_log());
 
     pos.focus();
     let from = pos.lines().len();
@@ -410,17 +418,8 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     // is reinstalled, the scan in progress becomes a read error ("scan again"), the rest of its
     // keys are swallowed (no Enter reaches the POS), and the next scan works again.
     let agent_err = work.path().join("agent-unhook.err");
-    let mut cmd = wine.cmd(exe.to_str().unwrap());
-    cmd.arg("--config")
-        .arg(win_path(&config))
-        .args(["run", "--headless"])
-        .env("TILL_AGENT_TOKEN", &token)
-        .env("TILL_AGENT_FAULT_DROP_HOOK_AFTER", "2")
-        .stderr(std::fs::File::create(&agent_err).unwrap());
-    let mut agent = Lines::spawn("till-agent.exe run --headless (intercept, hook dropped)", &mut cmd);
+    let mut agent = intercept_agent(&wine, &exe, &config, &token, &agent_err, &[("TILL_AGENT_FAULT_DROP_HOOK_AFTER", "2")]);
     let agent_log = || std::fs::read_to_string(&agent_err).unwrap_or_default();
-    let hooked = wait_for(Duration::from_secs(60), || agent_log().contains("low-level keyboard hook installed").then_some(()));
-    assert!(hooked.is_some(), "the agent did not install its keyboard hook:\n{}", agent_log());
     pos.focus();
     let from = pos.lines().len();
     type_text(&d, "z", 8);

@@ -22,26 +22,20 @@ pub const MATCH_MS: u64 = 100;
 /// Hook events kept for matching (on Windows the blocked ones are never matched: bounded).
 const KEEP: usize = 64;
 
-/// `K`: how a key is identified in both streams (the Windows source: its scan code).
-#[derive(Debug)]
-pub struct HookWatch<K> {
-    /// Recent hook events not yet matched by a Raw Input key: (key, down, time).
-    seen: VecDeque<(K, bool, u64)>,
+/// Keys are identified by their scan code in both streams.
+#[derive(Debug, Default)]
+pub struct HookWatch {
+    /// Recent hook events not yet matched by a Raw Input key: (scan code, down, time).
+    seen: VecDeque<(u16, bool, u64)>,
 }
 
-impl<K> Default for HookWatch<K> {
-    fn default() -> Self {
-        HookWatch { seen: VecDeque::new() }
-    }
-}
-
-impl<K: PartialEq + Copy> HookWatch<K> {
-    pub fn new() -> HookWatch<K> {
+impl HookWatch {
+    pub fn new() -> HookWatch {
         HookWatch::default()
     }
 
     /// The hook saw this key (whether it blocked it or not).
-    pub fn hooked(&mut self, key: K, down: bool, time_ms: u64) {
+    pub fn hooked(&mut self, key: u16, down: bool, time_ms: u64) {
         if self.seen.len() == KEEP {
             self.seen.pop_front();
         }
@@ -50,7 +44,7 @@ impl<K: PartialEq + Copy> HookWatch<K> {
 
     /// Raw Input delivered this physical key (not injected). True: the hook saw it too; false:
     /// it went past the hook — the hook is gone.
-    pub fn raw(&mut self, key: K, down: bool, time_ms: u64) -> bool {
+    pub fn raw(&mut self, key: u16, down: bool, time_ms: u64) -> bool {
         // older entries can never match again (input times only grow)
         while self.seen.front().is_some_and(|e| e.2 + MATCH_MS < time_ms) {
             self.seen.pop_front();
@@ -73,23 +67,23 @@ impl<K: PartialEq + Copy> HookWatch<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::keys::Key;
     use crate::input::script::parse;
 
     /// Feed a trace as Windows would with the hook alive until `dies_after` events: each event
     /// reaches the hook (and, `wine`, Raw Input after it); once the hook is gone, Raw Input only.
     /// Returns the indexes of the events reported as missed.
     fn replay(script: &str, dies_after: usize, wine: bool) -> Vec<usize> {
-        let mut w: HookWatch<Key> = HookWatch::new();
+        let mut w = HookWatch::new();
         let mut missed = Vec::new();
+        // (the key's code stands in for its scan code)
         for (i, e) in parse(script).unwrap().iter().enumerate() {
             if i < dies_after {
-                w.hooked(e.key, e.down, e.time_ms);
+                w.hooked(e.key.0, e.down, e.time_ms);
                 // Windows: the hook blocked it, Raw Input never sees it
-                if wine && !w.raw(e.key, e.down, e.time_ms) {
+                if wine && !w.raw(e.key.0, e.down, e.time_ms) {
                     missed.push(i);
                 }
-            } else if !w.raw(e.key, e.down, e.time_ms) {
+            } else if !w.raw(e.key.0, e.down, e.time_ms) {
                 missed.push(i);
             }
         }
@@ -125,13 +119,14 @@ mod tests {
 
     #[test]
     fn bounded_when_nothing_is_matched() {
-        let mut w: HookWatch<Key> = HookWatch::new();
+        let mut w = HookWatch::new();
+        let enter = 0x1C;
         for t in 0..10_000 {
-            w.hooked(Key::ENTER, true, t);
+            w.hooked(enter, true, t);
         }
         assert_eq!(w.seen.len(), KEEP);
-        assert!(w.raw(Key::ENTER, true, 9_999));
+        assert!(w.raw(enter, true, 9_999));
         w.reset();
-        assert!(!w.raw(Key::ENTER, true, 9_999));
+        assert!(!w.raw(enter, true, 9_999));
     }
 }

@@ -124,6 +124,9 @@ impl RectLog {
 }
 
 /// Draw the form; true when it should close.
+/// Field labels and messages in error.
+const RED: Color32 = Color32::from_rgb(0xc6, 0x28, 0x28);
+
 pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests: &Arc<dyn Fn(UiRequest) + Send + Sync>) -> bool {
     let ctx = ui.ctx().clone();
     let big = 18.0;
@@ -132,82 +135,55 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
     let editable = matches!(f.state, FormState::Editing | FormState::Failed(_));
     let mut submit = false;
     let mut first: Option<egui::Response> = None;
-    // A field's error goes as soon as the cashier changes that field (the rest stay until submit).
-    let mut edited: Vec<(Field, bool)> = Vec::new();
-    let field = |ui: &mut egui::Ui, rects: &mut RectLog, name: &'static str, value: &mut String, hint: &str| {
+    // One labelled text field; its error goes as soon as the cashier changes it (the others stay
+    // until submit).
+    let row = |ui: &mut egui::Ui, rects: &mut RectLog, errors: &mut Vec<FieldError>, which: Field, name: &'static str, value: &mut String, hint: &str| {
+        let t = RichText::new(field_label(lang, which)).size(big);
+        ui.label(if errors.iter().any(|e| e.field == which) { t.color(RED) } else { t });
         let r = ui.add_enabled(editable, egui::TextEdit::singleline(value).hint_text(hint).font(egui::FontId::proportional(big)).desired_width(300.0));
         rects.log(&ctx, name, r.rect);
+        if r.changed() {
+            errors.retain(|e| e.field != which);
+        }
+        ui.end_row();
         r
     };
-    egui::Grid::new("enrol_form").num_columns(2).spacing([12.0, 10.0]).show(ui, |ui| {
-        let label = |ui: &mut egui::Ui, f: Field, errors: &[FieldError]| {
-            let bad = errors.iter().any(|e| e.field == f);
-            let t = RichText::new(field_label(lang, f)).size(big);
-            ui.label(if bad { t.color(Color32::from_rgb(0xc6, 0x28, 0x28)) } else { t });
-        };
-        match f.action {
-            ActionId::Register => {
-                ui.label("");
-                let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.company, RichText::new(i18n::form(lang, Form::Company)).size(big)));
-                f.rects.log(&ctx, "form.company", r.rect);
-                ui.end_row();
-                if f.reg.company {
-                    label(ui, Field::CompanyName, &f.errors);
-                    let r = field(ui, &mut f.rects, "form.company_name", &mut f.reg.company_name, "");
-                    edited.push((Field::CompanyName, r.changed()));
-                    first = Some(r);
-                    ui.end_row();
-                } else {
-                    label(ui, Field::FirstName, &f.errors);
-                    let r = field(ui, &mut f.rects, "form.first_name", &mut f.reg.first_name, "");
-                    edited.push((Field::FirstName, r.changed()));
-                    first = Some(r);
-                    ui.end_row();
-                    label(ui, Field::Surname, &f.errors);
-                    let r = field(ui, &mut f.rects, "form.surname", &mut f.reg.surname, "");
-                    edited.push((Field::Surname, r.changed()));
-                    ui.end_row();
-                }
-                label(ui, Field::Email, &f.errors);
-                let r = field(ui, &mut f.rects, "form.email", &mut f.reg.email, "");
-                edited.push((Field::Email, r.changed()));
-                ui.end_row();
-                label(ui, Field::Phone, &f.errors);
-                let r = field(ui, &mut f.rects, "form.phone", &mut f.reg.phone, "");
-                edited.push((Field::Phone, r.changed()));
-                ui.end_row();
-                label(ui, Field::Birthday, &f.errors);
-                let r = field(ui, &mut f.rects, "form.birthday", &mut f.reg.birthday, i18n::form(lang, Form::DateHint));
-                edited.push((Field::Birthday, r.changed()));
-                ui.end_row();
-                ui.label("");
-                let consent = RichText::new(i18n::form(lang, Form::ConsentRules)).size(big);
-                let consent = if f.error_for(Field::ConsentRules).is_some() { consent.color(Color32::from_rgb(0xc6, 0x28, 0x28)) } else { consent };
-                let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.consent_rules, consent));
-                edited.push((Field::ConsentRules, r.changed()));
-                f.rects.log(&ctx, "form.consent_rules", r.rect);
-                ui.end_row();
-                ui.label("");
-                let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.consent_marketing, RichText::new(i18n::form(lang, Form::ConsentMarketing)).size(big)));
-                f.rects.log(&ctx, "form.consent_marketing", r.rect);
-                ui.end_row();
+    egui::Grid::new("enrol_form").num_columns(2).spacing([12.0, 10.0]).show(ui, |ui| match f.action {
+        ActionId::Register => {
+            ui.label("");
+            let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.company, RichText::new(i18n::form(lang, Form::Company)).size(big)));
+            f.rects.log(&ctx, "form.company", r.rect);
+            ui.end_row();
+            if f.reg.company {
+                first = Some(row(ui, &mut f.rects, &mut f.errors, Field::CompanyName, "form.company_name", &mut f.reg.company_name, ""));
+            } else {
+                first = Some(row(ui, &mut f.rects, &mut f.errors, Field::FirstName, "form.first_name", &mut f.reg.first_name, ""));
+                row(ui, &mut f.rects, &mut f.errors, Field::Surname, "form.surname", &mut f.reg.surname, "");
             }
-            ActionId::MigrationCode => {
-                label(ui, Field::Code, &f.errors);
-                let r = field(ui, &mut f.rects, "form.code", &mut f.code, "");
-                edited.push((Field::Code, r.changed()));
-                // Enter in the code field submits.
-                submit |= r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                first = Some(r);
-                ui.end_row();
+            row(ui, &mut f.rects, &mut f.errors, Field::Email, "form.email", &mut f.reg.email, "");
+            row(ui, &mut f.rects, &mut f.errors, Field::Phone, "form.phone", &mut f.reg.phone, "");
+            row(ui, &mut f.rects, &mut f.errors, Field::Birthday, "form.birthday", &mut f.reg.birthday, i18n::form(lang, Form::DateHint));
+            ui.label("");
+            let consent = RichText::new(i18n::form(lang, Form::ConsentRules)).size(big);
+            let consent = if f.error_for(Field::ConsentRules).is_some() { consent.color(RED) } else { consent };
+            let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.consent_rules, consent));
+            if r.changed() {
+                f.errors.retain(|e| e.field != Field::ConsentRules);
             }
+            f.rects.log(&ctx, "form.consent_rules", r.rect);
+            ui.end_row();
+            ui.label("");
+            let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.consent_marketing, RichText::new(i18n::form(lang, Form::ConsentMarketing)).size(big)));
+            f.rects.log(&ctx, "form.consent_marketing", r.rect);
+            ui.end_row();
+        }
+        ActionId::MigrationCode => {
+            let r = row(ui, &mut f.rects, &mut f.errors, Field::Code, "form.code", &mut f.code, "");
+            // Enter in the code field submits.
+            submit |= r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            first = Some(r);
         }
     });
-    for (field, changed) in edited {
-        if changed {
-            f.errors.retain(|e| e.field != field);
-        }
-    }
     if !f.focus_set {
         if let Some(r) = &first {
             r.request_focus();
@@ -215,7 +191,7 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
         }
     }
     for e in &f.errors {
-        ui.label(RichText::new(field_error(lang, e)).size(16.0).color(Color32::from_rgb(0xc6, 0x28, 0x28)));
+        ui.label(RichText::new(field_error(lang, e)).size(16.0).color(RED));
     }
     let mut close = false;
     ui.horizontal(|ui| {
@@ -249,7 +225,7 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
             }
         }
         FormState::Failed(e) => {
-            ui.label(RichText::new(format!("{}: {e}", i18n::form(lang, Form::NotQueued))).size(16.0).color(Color32::from_rgb(0xc6, 0x28, 0x28)));
+            ui.label(RichText::new(format!("{}: {e}", i18n::form(lang, Form::NotQueued))).size(16.0).color(RED));
         }
     }
     close

@@ -199,7 +199,7 @@ pub struct RawInputSource {
     checked: Instant,
     taken_back: u32,
     /// Intercept mode: is the hook still called? (Raw Input vs hook, by scan code)
-    watch: HookWatch<u16>,
+    watch: HookWatch,
     reinstalled: u32,
     last_reinstall: Option<Instant>,
     /// Fault injection for tests: unhook after this many hook events, as Windows does to a slow hook.
