@@ -13,7 +13,11 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let version = std::env::var("CARGO_PKG_VERSION").expect("CARGO_PKG_VERSION");
     let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
-    let (major, minor, patch) = (num("CARGO_PKG_VERSION_MAJOR"), num("CARGO_PKG_VERSION_MINOR"), num("CARGO_PKG_VERSION_PATCH"));
+    let (major, minor, patch) = (
+        num("CARGO_PKG_VERSION_MAJOR"),
+        num("CARGO_PKG_VERSION_MINOR"),
+        num("CARGO_PKG_VERSION_PATCH"),
+    );
     let icon = manifest_dir.join("assets").join("till-agent.ico");
     // windres wants forward slashes (or doubled backslashes) inside the quoted path.
     let icon = icon.to_string_lossy().replace('\\', "/");

@@ -14,19 +14,29 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target profile dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target profile dir")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary; panics with a hint if it was not built.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} not found: run `cargo build --workspace` first (scripts/test.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --workspace` first (scripts/test.sh does)",
+        p.display()
+    );
     p
 }
 
 /// The repository root (for fixtures).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
@@ -35,7 +45,11 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Poll `f` until it returns Some or `timeout` passes.
@@ -61,7 +75,10 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(name: &str, cmd: &mut std::process::Command) -> Proc {
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Proc { child, name: name.to_string() }
+        Proc {
+            child,
+            name: name.to_string(),
+        }
     }
 
     pub fn kill(&mut self) {
@@ -84,7 +101,10 @@ pub const TEST_ADMIN_TOKEN: &str = "e2e-admin-token";
 
 /// Run `server-stub ARGS…` to completion; panics with its output if it fails.
 pub fn server_stub_cmd(args: &[&str]) -> String {
-    let out = std::process::Command::new(bin("server-stub")).args(args).output().expect("run server-stub");
+    let out = std::process::Command::new(bin("server-stub"))
+        .args(args)
+        .output()
+        .expect("run server-stub");
     assert!(
         out.status.success(),
         "server-stub {args:?} failed: {}\n{}",
@@ -101,12 +121,30 @@ pub fn seed_db(db: &Path, fixture_file: &Path) {
 
 /// Issue a till token with the real CLI; returns the token (the last stdout line).
 pub fn add_till(db: &Path, store: &str, till: &str) -> String {
-    let out = server_stub_cmd(&["till", "add", "--db", db.to_str().unwrap(), "--store", store, "--till", till]);
+    let out = server_stub_cmd(&[
+        "till",
+        "add",
+        "--db",
+        db.to_str().unwrap(),
+        "--store",
+        store,
+        "--till",
+        till,
+    ]);
     out.lines().last().expect("token line").trim().to_string()
 }
 
 pub fn revoke_till(db: &Path, store: &str, till: &str) {
-    server_stub_cmd(&["till", "revoke", "--db", db.to_str().unwrap(), "--store", store, "--till", till]);
+    server_stub_cmd(&[
+        "till",
+        "revoke",
+        "--db",
+        db.to_str().unwrap(),
+        "--store",
+        store,
+        "--till",
+        till,
+    ]);
 }
 
 /// A running `server-stub serve` on a free loopback port with its own SQLite file.
@@ -136,22 +174,41 @@ impl ServerHandle {
 }
 
 fn spawn_server(db: &Path, port: u16, log: &Path) -> Proc {
-    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("server log");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("server log");
     let mut cmd = std::process::Command::new(bin("server-stub"));
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db.to_str().unwrap()])
-        .env("SERVER_STUB_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(log_file);
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--db",
+        db.to_str().unwrap(),
+    ])
+    .env("SERVER_STUB_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
+    .env("RUST_LOG", "info")
+    .stdout(std::process::Stdio::null())
+    .stderr(log_file);
     Proc::spawn("server-stub", &mut cmd)
 }
 
 fn wait_healthy(url: &str, log: &Path) {
     let client = reqwest::blocking::Client::new();
     let ok = wait_for(Duration::from_secs(20), || {
-        client.get(format!("{url}/healthz")).send().ok().filter(|r| r.status().is_success()).map(|_| ())
+        client
+            .get(format!("{url}/healthz"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
     });
-    assert!(ok.is_some(), "server-stub at {url} did not become healthy; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+    assert!(
+        ok.is_some(),
+        "server-stub at {url} did not become healthy; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 /// Seed `dir/server.db` with the demo fixture (`fixtures/seed/demo.json`) and serve it.
@@ -170,7 +227,14 @@ pub fn start_server_with(dir: &Path, seed: Option<&Path>) -> ServerHandle {
     let url = format!("http://127.0.0.1:{port}");
     let proc = spawn_server(&db, port, &log);
     wait_healthy(&url, &log);
-    ServerHandle { url, admin_token: TEST_ADMIN_TOKEN.to_string(), db, port, log, proc }
+    ServerHandle {
+        url,
+        admin_token: TEST_ADMIN_TOKEN.to_string(),
+        db,
+        port,
+        log,
+        proc,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,9 +252,18 @@ pub struct Xvfb {
 pub fn start_xvfb(width: u32, height: u32) -> Xvfb {
     use std::process::{Command, Stdio};
     let mut cmd = Command::new("Xvfb");
-    cmd.args(["-displayfd", "1", "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp", "-noreset"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "-displayfd",
+        "1",
+        "-screen",
+        "0",
+        &format!("{width}x{height}x24"),
+        "-nolisten",
+        "tcp",
+        "-noreset",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     let mut proc = Proc::spawn("Xvfb", &mut cmd);
     let stdout = proc.child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -199,11 +272,19 @@ pub fn start_xvfb(width: u32, height: u32) -> Xvfb {
         let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
         let _ = tx.send(line);
     });
-    let n = rx.recv_timeout(Duration::from_secs(20)).expect("Xvfb did not report a display (is xvfb installed? scripts/setup.sh)");
+    let n = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("Xvfb did not report a display (is xvfb installed? scripts/setup.sh)");
     assert!(n.trim().parse::<u32>().is_ok(), "Xvfb said {n:?}");
     let display = format!(":{}", n.trim());
     let up = wait_for(Duration::from_secs(10), || {
-        let ok = Command::new("xdpyinfo").args(["-display", &display]).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success();
+        let ok = Command::new("xdpyinfo")
+            .args(["-display", &display])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
         ok.then_some(())
     });
     assert!(up.is_some(), "Xvfb {display} does not answer");

@@ -70,7 +70,12 @@ impl Proxy {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
-                        let ctx = Ctx { fault: f.clone(), slow_ms: s.clone(), stop: st.clone(), hits: h.clone() };
+                        let ctx = Ctx {
+                            fault: f.clone(),
+                            slow_ms: s.clone(),
+                            stop: st.clone(),
+                            hits: h.clone(),
+                        };
                         thread::spawn(move || handle(client, upstream, ctx));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(5)),
@@ -78,7 +83,13 @@ impl Proxy {
                 }
             }
         });
-        Proxy { addr, fault, slow_ms, stop, hits }
+        Proxy {
+            addr,
+            fault,
+            slow_ms,
+            stop,
+            hits,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -169,7 +180,10 @@ fn socket_linger_zero(s: &TcpStream) -> std::io::Result<()> {
     }
     const SOL_SOCKET: i32 = 1;
     const SO_LINGER: i32 = 13;
-    let l = Linger { l_onoff: 1, l_linger: 0 };
+    let l = Linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: valid fd and a correctly sized struct.
     let r = unsafe { setsockopt(s.as_raw_fd(), SOL_SOCKET, SO_LINGER, &l as *const _ as *const _, 8) };
     if r == 0 {

@@ -28,7 +28,13 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn bin_dir() -> PathBuf {
     // target/<profile>/deps/pipeline-… → target/<profile>
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn repo() -> PathBuf {
@@ -45,7 +51,11 @@ impl Drop for Kill {
 
 fn server_stub() -> PathBuf {
     let p = bin_dir().join("server-stub");
-    assert!(p.exists(), "{} missing: cargo build -p server-stub (same profile) first", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: cargo build -p server-stub (same profile) first",
+        p.display()
+    );
     p
 }
 
@@ -54,20 +64,53 @@ fn prepare_server(dir: &Path) -> (PathBuf, String) {
     std::fs::create_dir_all(dir).unwrap();
     let db = dir.join("server.db");
     let ok = Command::new(server_stub())
-        .args(["seed", "--db", db.to_str().unwrap(), repo().join("fixtures/seed/demo.json").to_str().unwrap()])
+        .args([
+            "seed",
+            "--db",
+            db.to_str().unwrap(),
+            repo().join("fixtures/seed/demo.json").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let out = Command::new(server_stub()).args(["till", "add", "--db", db.to_str().unwrap(), "--store", STORE, "--till", TILL]).output().unwrap();
+    let out = Command::new(server_stub())
+        .args([
+            "till",
+            "add",
+            "--db",
+            db.to_str().unwrap(),
+            "--store",
+            STORE,
+            "--till",
+            TILL,
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string();
+    let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
     (db, token)
 }
 
 fn serve(db: &Path) -> (Kill, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(server_stub())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db.to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+            db.to_str().unwrap(),
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -104,7 +147,8 @@ fn agent(dir: &Path, url: &str, token: &str) -> Kill {
 
 fn receipt(i: usize, prefix: &str) -> Receipt {
     let (s, t) = (StoreId::from(STORE), TillId::from(TILL));
-    let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+01:00").unwrap() + chrono::Duration::seconds(i as i64);
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+01:00").unwrap()
+        + chrono::Duration::seconds(i as i64);
     let no = format!("{prefix}{i:07}");
     let line = |name: &str, cents: i64| ReceiptLine {
         sku: Some("8590001".into()),
@@ -136,7 +180,8 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn server_has(conn: &rusqlite::Connection, no: &str) -> bool {
-    conn.query_row("SELECT 1 FROM receipts WHERE pos_receipt_no=?1", [no], |_| Ok(())).is_ok()
+    conn.query_row("SELECT 1 FROM receipts WHERE pos_receipt_no=?1", [no], |_| Ok(()))
+        .is_ok()
 }
 
 fn bench_latency(root: &Path, n: usize) {
@@ -189,7 +234,10 @@ fn bench_backlog(root: &Path, n: usize) {
         let items: Vec<SyncItem> = (0..n)
             .map(|i| {
                 let r = receipt(i, "B");
-                SyncItem { item_id: r.id.0.clone(), payload: SyncPayload::Receipt(r) }
+                SyncItem {
+                    item_id: r.id.0.clone(),
+                    payload: SyncPayload::Receipt(r),
+                }
             })
             .collect();
         for (k, chunk) in items.chunks(500).enumerate() {
@@ -202,11 +250,16 @@ fn bench_backlog(root: &Path, n: usize) {
     let conn = rusqlite::Connection::open(till.join("outbox.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     loop {
-        let sent: i64 = conn.query_row("SELECT COUNT(*) FROM items WHERE state='sent'", [], |r| r.get(0)).unwrap();
+        let sent: i64 = conn
+            .query_row("SELECT COUNT(*) FROM items WHERE state='sent'", [], |r| r.get(0))
+            .unwrap();
         if sent as usize == n {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(900), "backlog not drained: {sent}/{n}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(900),
+            "backlog not drained: {sent}/{n}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let agent_rate = n as f64 / t0.elapsed().as_secs_f64();
@@ -215,19 +268,36 @@ fn bench_backlog(root: &Path, n: usize) {
     let dir = root.join("b-raw");
     let (db, token) = prepare_server(&dir);
     let (_srv2, url) = serve(&db);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let raw_rate = rt.block_on(async {
         let c = reqwest::Client::new();
         let items: Vec<SyncItem> = (0..n)
             .map(|i| {
                 let r = receipt(i, "R");
-                SyncItem { item_id: r.id.0.clone(), payload: SyncPayload::Receipt(r) }
+                SyncItem {
+                    item_id: r.id.0.clone(),
+                    payload: SyncPayload::Receipt(r),
+                }
             })
             .collect();
         let t0 = Instant::now();
         for chunk in items.chunks(100) {
-            let b = SyncBatch { version: "v1".into(), store_id: STORE.into(), till_id: TILL.into(), items: chunk.to_vec() };
-            let r = c.post(format!("{url}/v1/sync")).bearer_auth(&token).json(&b).send().await.unwrap();
+            let b = SyncBatch {
+                version: "v1".into(),
+                store_id: STORE.into(),
+                till_id: TILL.into(),
+                items: chunk.to_vec(),
+            };
+            let r = c
+                .post(format!("{url}/v1/sync"))
+                .bearer_auth(&token)
+                .json(&b)
+                .send()
+                .await
+                .unwrap();
             assert!(r.status().is_success());
         }
         n as f64 / t0.elapsed().as_secs_f64()
@@ -248,25 +318,33 @@ fn bench_enqueue(root: &Path, n: usize) {
     let items: Vec<SyncItem> = (0..n)
         .map(|i| {
             let r = receipt(i, "C");
-            SyncItem { item_id: r.id.0.clone(), payload: SyncPayload::Receipt(r) }
+            SyncItem {
+                item_id: r.id.0.clone(),
+                payload: SyncPayload::Receipt(r),
+            }
         })
         .collect();
     let mut o = till_agent::outbox::Outbox::open(&dir.join("outbox.db")).unwrap();
     let t0 = Instant::now();
     for (i, it) in items.iter().enumerate() {
-        o.commit_file(&format!("hash{i}"), "r.json", std::slice::from_ref(it)).unwrap();
+        o.commit_file(&format!("hash{i}"), "r.json", std::slice::from_ref(it))
+            .unwrap();
     }
     let ours = n as f64 / t0.elapsed().as_secs_f64();
 
     let raw = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
     raw.pragma_update(None, "journal_mode", "WAL").unwrap();
     raw.pragma_update(None, "synchronous", "FULL").unwrap();
-    raw.execute_batch("CREATE TABLE t(id TEXT PRIMARY KEY, payload TEXT NOT NULL)").unwrap();
-    let payloads: Vec<(String, String)> =
-        items.iter().map(|it| (it.item_id.clone(), serde_json::to_string(&it.payload).unwrap())).collect();
+    raw.execute_batch("CREATE TABLE t(id TEXT PRIMARY KEY, payload TEXT NOT NULL)")
+        .unwrap();
+    let payloads: Vec<(String, String)> = items
+        .iter()
+        .map(|it| (it.item_id.clone(), serde_json::to_string(&it.payload).unwrap()))
+        .collect();
     let t0 = Instant::now();
     for (id, p) in &payloads {
-        raw.execute("INSERT INTO t(id, payload) VALUES(?1, ?2)", [id, p]).unwrap();
+        raw.execute("INSERT INTO t(id, payload) VALUES(?1, ?2)", [id, p])
+            .unwrap();
     }
     let raw_rate = n as f64 / t0.elapsed().as_secs_f64();
     println!(
@@ -289,7 +367,11 @@ fn main() {
     };
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    println!("till-agent pipeline bench (profile: {}), dir {}", if cfg!(debug_assertions) { "debug" } else { "release" }, root.display());
+    println!(
+        "till-agent pipeline bench (profile: {}), dir {}",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        root.display()
+    );
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only.contains('c') {
         bench_enqueue(&root, env_usize("BENCH_ENQUEUE_N", 2000));

@@ -31,9 +31,22 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("server.db");
     let db_s = db.to_str().unwrap();
-    anyhow::ensure!(Command::new(&server_bin).args(["seed", "--db", db_s, &seed]).status()?.success(), "seed failed");
-    let out = Command::new(&server_bin).args(["till", "add", "--db", db_s, "--store", "CZ-PRG-01", "--till", "T1"]).output()?;
-    let token = String::from_utf8(out.stdout)?.lines().last().unwrap_or("").trim().to_string();
+    anyhow::ensure!(
+        Command::new(&server_bin)
+            .args(["seed", "--db", db_s, &seed])
+            .status()?
+            .success(),
+        "seed failed"
+    );
+    let out = Command::new(&server_bin)
+        .args(["till", "add", "--db", db_s, "--store", "CZ-PRG-01", "--till", "T1"])
+        .output()?;
+    let token = String::from_utf8(out.stdout)?
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut server = Command::new(&server_bin)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db_s])
@@ -62,9 +75,21 @@ async fn bench(url: &str, token: &str, dir: &std::path::Path) -> anyhow::Result<
     let data = dir.join("till");
     std::fs::create_dir_all(data.join("export"))?;
     let cache = till_agent::cache::Cache::open(&data.join("cache.db"))?;
-    let rules: RulesSnapshot = client.get(format!("{url}/v1/rules")).bearer_auth(token).send().await?.json().await?;
+    let rules: RulesSnapshot = client
+        .get(format!("{url}/v1/rules"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
     cache.store_rules(&rules, None)?;
-    let feed: ChangeFeed = client.get(format!("{url}/v1/changes?limit=1000")).bearer_auth(token).send().await?.json().await?;
+    let feed: ChangeFeed = client
+        .get(format!("{url}/v1/changes?limit=1000"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
     cache.apply_feed(&feed)?;
     drop(cache);
 
@@ -81,7 +106,10 @@ async fn bench(url: &str, token: &str, dir: &std::path::Path) -> anyhow::Result<
     let policy = online.card_policy();
 
     let trace = script::parse(&script::typed(CARD, &[8], 3, 1, true))?;
-    let enter_at = trace.iter().position(|e| e.down && e.key == till_agent::input::keys::Key::ENTER).unwrap();
+    let enter_at = trace
+        .iter()
+        .position(|e| e.down && e.key == till_agent::input::keys::Key::ENTER)
+        .unwrap();
     let decide = |det: &mut Detector| -> String {
         for e in &trace[..enter_at] {
             det.feed(*e);
@@ -104,19 +132,44 @@ async fn bench(url: &str, token: &str, dir: &std::path::Path) -> anyhow::Result<
         decide(&mut det);
         let t = Instant::now();
         let acts = det.feed(trace[enter_at]);
-        let text = acts.iter().find_map(|a| if let Action::Scan(s) = a { Some(s.text.clone()) } else { None }).expect("scan");
-        let till_agent::events::Classified::LoyaltyCard { card } = payload::classify(&text, &policy) else { anyhow::bail!("not loyalty") };
+        let text = acts
+            .iter()
+            .find_map(|a| {
+                if let Action::Scan(s) = a {
+                    Some(s.text.clone())
+                } else {
+                    None
+                }
+            })
+            .expect("scan");
+        let till_agent::events::Classified::LoyaltyCard { card } = payload::classify(&text, &policy) else {
+            anyhow::bail!("not loyalty")
+        };
         let d1 = t.elapsed();
         let q = offline.quote(&card).await?;
         let d2 = t.elapsed();
-        anyhow::ensure!(matches!(q.source, protocol::v1::QuoteSource::Offline { .. }), "expected offline");
+        anyhow::ensure!(
+            matches!(q.source, protocol::v1::QuoteSource::Offline { .. }),
+            "expected offline"
+        );
 
         let mut det = Detector::new(Default::default());
         decide(&mut det);
         let t = Instant::now();
         let acts = det.feed(trace[enter_at]);
-        let text = acts.iter().find_map(|a| if let Action::Scan(s) = a { Some(s.text.clone()) } else { None }).expect("scan");
-        let till_agent::events::Classified::LoyaltyCard { card } = payload::classify(&text, &policy) else { anyhow::bail!("not loyalty") };
+        let text = acts
+            .iter()
+            .find_map(|a| {
+                if let Action::Scan(s) = a {
+                    Some(s.text.clone())
+                } else {
+                    None
+                }
+            })
+            .expect("scan");
+        let till_agent::events::Classified::LoyaltyCard { card } = payload::classify(&text, &policy) else {
+            anyhow::bail!("not loyalty")
+        };
         let q = online.quote(&card).await?;
         let d3 = t.elapsed();
         anyhow::ensure!(q.source == protocol::v1::QuoteSource::Online, "expected online");
@@ -127,7 +180,10 @@ async fn bench(url: &str, token: &str, dir: &std::path::Path) -> anyhow::Result<
             from_server.push(d3);
         }
     }
-    println!("terminator -> quote ready, {N} iterations (after 20 warm-up), debug={}", cfg!(debug_assertions));
+    println!(
+        "terminator -> quote ready, {N} iterations (after 20 warm-up), debug={}",
+        cfg!(debug_assertions)
+    );
     let (raw50, raw99) = pct(raw.clone());
     for (name, v) in [
         ("raw baseline: CardId::parse only", raw),
@@ -136,7 +192,11 @@ async fn bench(url: &str, token: &str, dir: &std::path::Path) -> anyhow::Result<
         ("terminator -> quote (server-stub on loopback)", from_server),
     ] {
         let (p50, p99) = pct(v);
-        println!("{name:<60} p50 {:>9.3} ms   p99 {:>9.3} ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
+        println!(
+            "{name:<60} p50 {:>9.3} ms   p99 {:>9.3} ms",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
         if name.starts_with("terminator -> quote") {
             println!(
                 "TABLE\t{name}, p50 / p99\t{:.3} / {:.3} ms\tcard parse only {:.3} / {:.3} ms",

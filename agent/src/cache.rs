@@ -40,7 +40,10 @@ impl Cache {
 
     /// The cached rules snapshot, if any was pulled.
     pub fn rules(&self) -> anyhow::Result<Option<RulesSnapshot>> {
-        let body: Option<String> = self.conn().query_row("SELECT body FROM rules WHERE id=1", [], |r| r.get(0)).optional()?;
+        let body: Option<String> = self
+            .conn()
+            .query_row("SELECT body FROM rules WHERE id=1", [], |r| r.get(0))
+            .optional()?;
         Ok(match body {
             Some(b) => Some(serde_json::from_str(&b)?),
             None => None,
@@ -49,7 +52,11 @@ impl Cache {
 
     /// The ETag of the cached rules (for `If-None-Match`).
     pub fn rules_etag(&self) -> anyhow::Result<Option<String>> {
-        Ok(self.conn().query_row("SELECT etag FROM rules WHERE id=1", [], |r| r.get(0)).optional()?.flatten())
+        Ok(self
+            .conn()
+            .query_row("SELECT etag FROM rules WHERE id=1", [], |r| r.get(0))
+            .optional()?
+            .flatten())
     }
 
     pub fn store_rules(&self, rules: &RulesSnapshot, etag: Option<&str>) -> anyhow::Result<()> {
@@ -93,24 +100,42 @@ impl Cache {
         let tx = conn.transaction()?;
         for ch in &feed.changes {
             let cid = ch.customer.id.as_str();
-            tx.execute("INSERT OR REPLACE INTO customers(customer_id, body) VALUES(?1,?2)", params![cid, serde_json::to_string(ch)?])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO customers(customer_id, body) VALUES(?1,?2)",
+                params![cid, serde_json::to_string(ch)?],
+            )?;
             tx.execute("DELETE FROM cards WHERE customer_id=?1", [cid])?;
             for card in &ch.cards {
-                tx.execute("INSERT OR REPLACE INTO cards(card, customer_id) VALUES(?1,?2)", params![card.number.expose(), cid])?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO cards(card, customer_id) VALUES(?1,?2)",
+                    params![card.number.expose(), cid],
+                )?;
             }
         }
-        tx.execute("INSERT OR REPLACE INTO meta(key,value) VALUES('cursor',?1)", [&feed.cursor])?;
-        tx.execute("INSERT OR REPLACE INTO meta(key,value) VALUES('as_of',?1)", [feed.server_time.to_rfc3339()])?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key,value) VALUES('cursor',?1)",
+            [&feed.cursor],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key,value) VALUES('as_of',?1)",
+            [feed.server_time.to_rfc3339()],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn customer_count(&self) -> anyhow::Result<u64> {
-        Ok(self.conn().query_row("SELECT COUNT(*) FROM customers", [], |r| r.get(0))?)
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM customers", [], |r| r.get(0))?)
     }
 
     fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
-        Ok(self.conn().query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0)).optional()?.flatten())
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
+            .optional()?
+            .flatten())
     }
 }
 
@@ -123,7 +148,10 @@ mod tests {
         CustomerChange {
             customer: Customer {
                 id: id.into(),
-                name: CustomerName::Person { first_name: "Jiří".into(), surname: "Čížek".into() },
+                name: CustomerName::Person {
+                    first_name: "Jiří".into(),
+                    surname: "Čížek".into(),
+                },
                 contact: Default::default(),
                 consents: Default::default(),
                 birthday: None,
@@ -133,7 +161,11 @@ mod tests {
             },
             cards: cards
                 .iter()
-                .map(|c| Card { number: CardId::normalise(c).unwrap(), customer_id: Some(id.into()), status: CardStatus::Active })
+                .map(|c| Card {
+                    number: CardId::normalise(c).unwrap(),
+                    customer_id: Some(id.into()),
+                    status: CardStatus::Active,
+                })
                 .collect(),
             state: CustomerState::default(),
         }
@@ -147,15 +179,25 @@ mod tests {
         assert!(c.lookup_card(&card).unwrap().is_none());
         assert!(c.as_of().unwrap().is_none());
         let t = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+01:00").unwrap();
-        c.apply_feed(&ChangeFeed { changes: vec![change("c1", &["1900123456789012"])], cursor: "5".into(), more: false, server_time: t })
-            .unwrap();
+        c.apply_feed(&ChangeFeed {
+            changes: vec![change("c1", &["1900123456789012"])],
+            cursor: "5".into(),
+            more: false,
+            server_time: t,
+        })
+        .unwrap();
         let got = c.lookup_card(&card).unwrap().unwrap();
         assert_eq!(got.customer.name.display(), "Jiří Čížek");
         assert_eq!(c.as_of().unwrap(), Some(t));
         assert_eq!(c.cursor().unwrap().as_deref(), Some("5"));
         // the card moves to another customer: old mapping replaced
-        c.apply_feed(&ChangeFeed { changes: vec![change("c1", &["1900000000000001"])], cursor: "6".into(), more: false, server_time: t })
-            .unwrap();
+        c.apply_feed(&ChangeFeed {
+            changes: vec![change("c1", &["1900000000000001"])],
+            cursor: "6".into(),
+            more: false,
+            server_time: t,
+        })
+        .unwrap();
         assert!(c.lookup_card(&card).unwrap().is_none());
         assert_eq!(c.customer_count().unwrap(), 1);
     }

@@ -140,7 +140,10 @@ impl RegisterArgs {
                 Some((f, l)) => (f.trim().to_string(), l.to_string()),
                 None => (n.trim().to_string(), String::new()),
             },
-            None => (self.first_name.clone().unwrap_or_default(), self.surname.clone().unwrap_or_default()),
+            None => (
+                self.first_name.clone().unwrap_or_default(),
+                self.surname.clone().unwrap_or_default(),
+            ),
         };
         crate::enrol::RegistrationForm {
             company: self.company.is_some(),
@@ -194,9 +197,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = crate::input::cli::optional_config(cli.config.as_deref())?;
             crate::input::cli::decode(cfg.as_ref(), raw.as_deref(), trace.as_deref())
         }
-        Command::ReaderTest { json, seconds, display, serial, baud, no_wedge } => {
+        Command::ReaderTest {
+            json,
+            seconds,
+            display,
+            serial,
+            baud,
+            no_wedge,
+        } => {
             let cfg = crate::input::cli::optional_config(cli.config.as_deref())?;
-            let args = crate::input::cli::ReaderTestArgs { json, seconds, display, serial, baud, no_wedge };
+            let args = crate::input::cli::ReaderTestArgs {
+                json,
+                seconds,
+                display,
+                serial,
+                baud,
+                no_wedge,
+            };
             crate::input::cli::reader_test(cfg.as_ref(), args)
         }
         Command::Quote { card } => crate::input::cli::quote(&load(&cli.config)?, &card),
@@ -239,7 +256,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             print_log(&cfg, tail, follow)
         }
-        Command::Doctor => Ok(if crate::status::doctor(cli.config.as_deref())? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Command::Doctor => Ok(if crate::status::doctor(cli.config.as_deref())? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
         Command::Parse { file } => parse(&load(&cli.config)?, &file),
         Command::Requeue => {
             let cfg = load(&cli.config)?;
@@ -247,7 +268,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let dead = o.dead_letters()?;
             let n = o.requeue()?;
             for d in &dead {
-                o.log("info", "requeue", Some(&d.item_id), &format!("dead letter put back into the queue (was: {})", d.reason.as_deref().unwrap_or("?")))?;
+                o.log(
+                    "info",
+                    "requeue",
+                    Some(&d.item_id),
+                    &format!(
+                        "dead letter put back into the queue (was: {})",
+                        d.reason.as_deref().unwrap_or("?")
+                    ),
+                )?;
             }
             println!("{n} dead letter(s) put back into the queue");
             Ok(ExitCode::SUCCESS)
@@ -279,7 +308,8 @@ fn cli_card(cfg: &Config, raw: &str) -> anyhow::Result<protocol::CardId> {
 /// Queue a registration / pairing into the outbox (the agent may run or not: SQLite WAL).
 fn enrol_cli(cfg: &Config, req: crate::enrol::Request) -> anyhow::Result<ExitCode> {
     let _guard = crate::synclog::init_tracing(None, false);
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating the data folder {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating the data folder {}", cfg.data_dir.display()))?;
     let mut outbox = crate::outbox::Outbox::open(&cfg.outbox_path())?;
     let log = crate::synclog::SyncLog::open(&cfg.outbox_path())?;
     let new = crate::enrol::enqueue(&mut outbox, &log, &req, &cfg.store_id, &cfg.till_id)?;
@@ -300,13 +330,19 @@ fn read_token(no_prompt: bool) -> anyhow::Result<String> {
         std::io::stderr().flush()?;
     }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("reading the token from stdin")?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the token from stdin")?;
     Ok(line.trim().to_string())
 }
 
 fn parse(cfg: &Config, file: &Path) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match crate::formats::parse_file(&cfg.receipts, &name, &bytes, &cfg.parse_context()) {
         Ok(receipts) => {
             println!("{}", serde_json::to_string_pretty(&receipts)?);
@@ -322,7 +358,14 @@ fn parse(cfg: &Config, file: &Path) -> anyhow::Result<ExitCode> {
 fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode> {
     let o = crate::outbox::Outbox::open_existing(&cfg.outbox_path())?;
     let fmt = |r: &crate::outbox::LogRow| {
-        format!("{} {:<5} {:<10} {} {}", r.ts, r.level.to_uppercase(), r.kind, r.item_id.as_deref().unwrap_or("-"), r.message)
+        format!(
+            "{} {:<5} {:<10} {} {}",
+            r.ts,
+            r.level.to_uppercase(),
+            r.kind,
+            r.item_id.as_deref().unwrap_or("-"),
+            r.message
+        )
     };
     // Follow from the newest entry even when none of the old ones are printed (`--tail 0`).
     let mut last = o.log_tail(1)?.last().map_or(0, |r| r.id);

@@ -106,7 +106,9 @@ fn describe(key: &Option<String>, message: &str) -> String {
 pub fn default_path() -> PathBuf {
     #[cfg(windows)]
     {
-        let base = std::env::var_os("ProgramData").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
+        let base = std::env::var_os("ProgramData")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
         base.join("TillAgent").join("agent.toml")
     }
     #[cfg(not(windows))]
@@ -156,7 +158,9 @@ impl Config {
             }
         };
         let server_url = nonempty("server_url", raw.server_url)?;
-        if !(server_url.starts_with("http://") || server_url.starts_with("https://")) || reqwest::Url::parse(&server_url).is_err() {
+        if !(server_url.starts_with("http://") || server_url.starts_with("https://"))
+            || reqwest::Url::parse(&server_url).is_err()
+        {
             return Err(err("server_url", format!("{server_url:?} is not an http(s) URL")));
         }
         let store_id = nonempty("store_id", raw.store_id)?;
@@ -166,14 +170,20 @@ impl Config {
             return Err(err("export_dir", "must not be empty".into()));
         }
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let export_dir = if export_dir.is_relative() { base.join(export_dir) } else { export_dir };
+        let export_dir = if export_dir.is_relative() {
+            base.join(export_dir)
+        } else {
+            export_dir
+        };
         let currency = match raw.currency {
             None => Currency::CZK,
             Some(c) => Currency::parse(&c).ok_or_else(|| err("currency", format!("{c:?} is not CZK or EUR")))?,
         };
         let tz_offset = match raw.tz_offset {
             None => *chrono::Local::now().offset(),
-            Some(s) => parse_offset(&s).ok_or_else(|| err("tz_offset", format!("{s:?} is not an offset like +01:00")))?,
+            Some(s) => {
+                parse_offset(&s).ok_or_else(|| err("tz_offset", format!("{s:?} is not an offset like +01:00")))?
+            }
         };
         let data_dir = match raw.data_dir {
             Some(d) if d.is_relative() => base.join(d),
@@ -189,14 +199,33 @@ impl Config {
             return Err(err("rescan_interval_secs", "must be at least 1".into()));
         }
         if let Err(e) = raw.receipts.validate() {
-            let key = e.field.clone().map(|f| format!("receipts.{f}")).unwrap_or_else(|| "receipts".into());
-            return Err(ConfigError { file: path.to_path_buf(), line: find_key_line(text, &key), key: Some(key), message: e.message });
+            let key = e
+                .field
+                .clone()
+                .map(|f| format!("receipts.{f}"))
+                .unwrap_or_else(|| "receipts".into());
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line: find_key_line(text, &key),
+                key: Some(key),
+                message: e.message,
+            });
         }
         if let Err(e) = raw.reader.validate() {
-            return Err(ConfigError { file: path.to_path_buf(), line: find_key_line(text, "reader"), key: Some("reader".into()), message: e });
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line: find_key_line(text, "reader"),
+                key: Some("reader".into()),
+                message: e,
+            });
         }
         if let Err(e) = raw.popup.validate() {
-            return Err(ConfigError { file: path.to_path_buf(), line: None, key: Some("popup".into()), message: e });
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: Some("popup".into()),
+                message: e,
+            });
         }
         if let Some(l) = &raw.language {
             if let Err(e) = crate::ui::Lang::resolve(Some(l)) {
@@ -241,7 +270,12 @@ impl Config {
         self.export_dir.join("quarantine")
     }
     pub fn parse_context(&self) -> ParseContext {
-        ParseContext { store_id: self.store_id.clone(), till_id: self.till_id.clone(), currency: self.currency, tz_offset: self.tz_offset }
+        ParseContext {
+            store_id: self.store_id.clone(),
+            till_id: self.till_id.clone(),
+            currency: self.currency,
+            tz_offset: self.tz_offset,
+        }
     }
     /// `https://host/v1/sync` etc.
     pub fn url(&self, path: &str) -> String {
@@ -278,10 +312,14 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// The table header (`[receipts.csv]`) in force at `line` (1-based).
 fn section_at(text: &str, line: usize) -> Option<String> {
-    text.lines().take(line).filter_map(|l| {
-        let t = l.trim();
-        (t.starts_with('[') && !t.starts_with("[[")).then(|| t.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-    }).last()
+    text.lines()
+        .take(line)
+        .filter_map(|l| {
+            let t = l.trim();
+            (t.starts_with('[') && !t.starts_with("[["))
+                .then(|| t.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        })
+        .last()
 }
 
 fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
@@ -308,7 +346,12 @@ fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
             key = Some(format!("{sec}.{k}"));
         }
     }
-    ConfigError { file: path.to_path_buf(), line: pos, key, message: msg }
+    ConfigError {
+        file: path.to_path_buf(),
+        line: pos,
+        key,
+        message: msg,
+    }
 }
 
 /// Line of `a.b.key = …` (looks for `key =` under section `[a.b]`, or at top level).
@@ -337,7 +380,8 @@ fn find_key_line(text: &str, dotted: &str) -> Option<(usize, usize)> {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "server_url = \"http://127.0.0.1:8080\"\nstore_id = \"S1\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n";
+    const GOOD: &str =
+        "server_url = \"http://127.0.0.1:8080\"\nstore_id = \"S1\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n";
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         Config::from_str(text, Path::new("/etc/till/agent.toml"))
@@ -357,7 +401,11 @@ mod tests {
     #[test]
     fn missing_required_key_is_named() {
         for key in ["server_url", "store_id", "till_id", "export_dir"] {
-            let text: String = GOOD.lines().filter(|l| !l.starts_with(key)).map(|l| format!("{l}\n")).collect();
+            let text: String = GOOD
+                .lines()
+                .filter(|l| !l.starts_with(key))
+                .map(|l| format!("{l}\n"))
+                .collect();
             let e = load(&text).unwrap_err();
             assert_eq!(e.key.as_deref(), Some(key));
             let s = e.to_string();

@@ -50,7 +50,9 @@ pub fn store_token(cfg: &Config, token: &str) -> anyhow::Result<()> {
         anyhow::bail!("the token contains whitespace; paste it exactly as `server-stub till add` printed it");
     }
     let entry = keyring::Entry::new(SERVICE, &user(cfg)).context("opening the OS credential store")?;
-    entry.set_password(token).context("storing the till token in the OS credential store")?;
+    entry
+        .set_password(token)
+        .context("storing the till token in the OS credential store")?;
     // read back: some stores accept and drop silently
     let back = entry.get_password().context("reading the stored token back")?;
     if back != token {

@@ -152,7 +152,9 @@ fn text(field: Field, v: &str, required: bool, errors: &mut Vec<FieldError>) -> 
 }
 
 fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.contains('@')
         && domain.contains('.')
@@ -164,7 +166,10 @@ fn is_email(s: &str) -> bool {
 fn is_phone(s: &str) -> bool {
     let digits = s.chars().filter(char::is_ascii_digit).count();
     let body = s.strip_prefix('+').unwrap_or(s);
-    (6..=15).contains(&digits) && body.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '/' | '(' | ')'))
+    (6..=15).contains(&digits)
+        && body
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '/' | '(' | ')'))
 }
 
 /// `1985-03-07`, `7.3.1985`, `7. 3. 1985`, `07.03.1985.` (Croatian trailing dot).
@@ -189,11 +194,14 @@ impl RegistrationForm {
     pub fn validate(&self, today: NaiveDate) -> Result<Details, Vec<FieldError>> {
         let mut errors = Vec::new();
         let name = if self.company {
-            text(Field::CompanyName, &self.company_name, true, &mut errors).map(|company_name| CustomerName::Company { company_name })
+            text(Field::CompanyName, &self.company_name, true, &mut errors)
+                .map(|company_name| CustomerName::Company { company_name })
         } else {
             let first = text(Field::FirstName, &self.first_name, true, &mut errors);
             let last = text(Field::Surname, &self.surname, true, &mut errors);
-            first.zip(last).map(|(first_name, surname)| CustomerName::Person { first_name, surname })
+            first
+                .zip(last)
+                .map(|(first_name, surname)| CustomerName::Person { first_name, surname })
         };
         let email = text(Field::Email, &self.email, false, &mut errors);
         if email.as_deref().is_some_and(|e| !is_email(e)) {
@@ -223,8 +231,15 @@ impl RegistrationForm {
         match name {
             Some(name) if errors.is_empty() => Ok(Details {
                 name,
-                contact: Contact { email, phone, address: None },
-                consents: Consents { program_rules: true, marketing: self.consent_marketing },
+                contact: Contact {
+                    email,
+                    phone,
+                    address: None,
+                },
+                consents: Consents {
+                    program_rules: true,
+                    marketing: self.consent_marketing,
+                },
                 birthday,
             }),
             _ => Err(errors),
@@ -250,8 +265,16 @@ pub fn validate_code(code: &str) -> Result<String, FieldError> {
 /// same request queued twice is one item (and one customer on the server).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    Register { request_id: String, card: CardId, details: Details },
-    Pair { request_id: String, card: CardId, code: String },
+    Register {
+        request_id: String,
+        card: CardId,
+        details: Details,
+    },
+    Pair {
+        request_id: String,
+        card: CardId,
+        code: String,
+    },
 }
 
 /// `reg-<32 hex>` / `pair-<32 hex>`: random, so two tills never collide.
@@ -261,11 +284,19 @@ pub fn new_request_id(prefix: &str) -> String {
 
 impl Request {
     pub fn register(card: CardId, details: Details) -> Request {
-        Request::Register { request_id: new_request_id("reg"), card, details }
+        Request::Register {
+            request_id: new_request_id("reg"),
+            card,
+            details,
+        }
     }
 
     pub fn pair(card: CardId, code: String) -> Request {
-        Request::Pair { request_id: new_request_id("pair"), card, code }
+        Request::Pair {
+            request_id: new_request_id("pair"),
+            card,
+            code,
+        }
     }
 
     pub fn request_id(&self) -> &str {
@@ -291,7 +322,11 @@ impl Request {
     /// The outbox item (item id = request id, as the server requires).
     pub fn to_item(&self, store_id: &StoreId, till_id: &TillId) -> SyncItem {
         let payload = match self.clone() {
-            Request::Register { request_id, card, details } => SyncPayload::Registration(Registration {
+            Request::Register {
+                request_id,
+                card,
+                details,
+            } => SyncPayload::Registration(Registration {
                 request_id,
                 card,
                 name: details.name,
@@ -309,13 +344,22 @@ impl Request {
                 till_id: till_id.clone(),
             }),
         };
-        SyncItem { item_id: self.request_id().to_string(), payload }
+        SyncItem {
+            item_id: self.request_id().to_string(),
+            payload,
+        }
     }
 }
 
 /// Queue `req` in the outbox and write a sync-log line (card masked). Returns false when the
 /// request id was already queued (nothing changed). The caller wakes the replicator.
-pub fn enqueue(outbox: &mut Outbox, log: &SyncLog, req: &Request, store_id: &StoreId, till_id: &TillId) -> anyhow::Result<bool> {
+pub fn enqueue(
+    outbox: &mut Outbox,
+    log: &SyncLog,
+    req: &Request,
+    store_id: &StoreId,
+    till_id: &TillId,
+) -> anyhow::Result<bool> {
     let item = req.to_item(store_id, till_id);
     let new = outbox.enqueue(&item)?;
     let msg = if new {
@@ -338,7 +382,9 @@ pub fn ack_message(payload: &SyncPayload, result: &protocol::v1::AckResult) -> O
     Some(match result {
         AckResult::Applied => format!("{what} for card {card} applied on the server"),
         AckResult::Duplicate => format!("{what} for card {card} was already applied on the server"),
-        AckResult::Rejected { code, reason } => format!("{what} for card {card} refused by the server: {code}: {reason}"),
+        AckResult::Rejected { code, reason } => {
+            format!("{what} for card {card} refused by the server: {code}: {reason}")
+        }
         AckResult::Retry { reason } => format!("{what} for card {card} not applied yet: {reason}"),
     })
 }
@@ -355,7 +401,12 @@ mod tests {
         CardId::normalise("1900000009001016").unwrap()
     }
     fn person() -> RegistrationForm {
-        RegistrationForm { first_name: " Jiří ".into(), surname: "Dvořák".into(), consent_rules: true, ..Default::default() }
+        RegistrationForm {
+            first_name: " Jiří ".into(),
+            surname: "Dvořák".into(),
+            consent_rules: true,
+            ..Default::default()
+        }
     }
     fn fields(e: &[FieldError]) -> Vec<(Field, Problem)> {
         e.iter().map(|e| (e.field, e.problem)).collect()
@@ -364,16 +415,33 @@ mod tests {
     #[test]
     fn minimal_person_is_valid_and_trimmed() {
         let d = person().validate(today()).unwrap();
-        assert_eq!(d.name, CustomerName::Person { first_name: "Jiří".into(), surname: "Dvořák".into() });
+        assert_eq!(
+            d.name,
+            CustomerName::Person {
+                first_name: "Jiří".into(),
+                surname: "Dvořák".into()
+            }
+        );
         assert_eq!(d.name.display(), "Jiří Dvořák");
         assert_eq!(d.contact, Contact::default());
-        assert_eq!(d.consents, Consents { program_rules: true, marketing: false });
+        assert_eq!(
+            d.consents,
+            Consents {
+                program_rules: true,
+                marketing: false
+            }
+        );
         assert_eq!(d.birthday, None);
     }
 
     #[test]
     fn every_problem_is_reported_with_its_field() {
-        let f = RegistrationForm { email: "jiri.example.cz".into(), phone: "12ab".into(), birthday: "31.2.1980".into(), ..Default::default() };
+        let f = RegistrationForm {
+            email: "jiri.example.cz".into(),
+            phone: "12ab".into(),
+            birthday: "31.2.1980".into(),
+            ..Default::default()
+        };
         let e = f.validate(today()).unwrap_err();
         assert_eq!(
             fields(&e),
@@ -387,16 +455,48 @@ mod tests {
             ]
         );
         assert_eq!(e[2].to_string(), "email is not an e-mail address (name@domain.tld)");
-        let f = RegistrationForm { company: true, first_name: "ignored".into(), consent_rules: true, ..Default::default() };
-        assert_eq!(fields(&f.validate(today()).unwrap_err()), vec![(Field::CompanyName, Problem::Required)]);
-        let f = RegistrationForm { surname: "x".repeat(MAX_LEN + 1), ..person() };
-        assert_eq!(fields(&f.validate(today()).unwrap_err()), vec![(Field::Surname, Problem::TooLong)]);
-        let f = RegistrationForm { first_name: "a\u{7}b".into(), ..person() };
-        assert_eq!(fields(&f.validate(today()).unwrap_err()), vec![(Field::FirstName, Problem::ControlChars)]);
-        let f = RegistrationForm { birthday: "2027-01-01".into(), ..person() };
-        assert_eq!(fields(&f.validate(today()).unwrap_err()), vec![(Field::Birthday, Problem::DateOutOfRange)]);
-        let f = RegistrationForm { birthday: "1.1.1850".into(), ..person() };
-        assert_eq!(fields(&f.validate(today()).unwrap_err()), vec![(Field::Birthday, Problem::DateOutOfRange)]);
+        let f = RegistrationForm {
+            company: true,
+            first_name: "ignored".into(),
+            consent_rules: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(&f.validate(today()).unwrap_err()),
+            vec![(Field::CompanyName, Problem::Required)]
+        );
+        let f = RegistrationForm {
+            surname: "x".repeat(MAX_LEN + 1),
+            ..person()
+        };
+        assert_eq!(
+            fields(&f.validate(today()).unwrap_err()),
+            vec![(Field::Surname, Problem::TooLong)]
+        );
+        let f = RegistrationForm {
+            first_name: "a\u{7}b".into(),
+            ..person()
+        };
+        assert_eq!(
+            fields(&f.validate(today()).unwrap_err()),
+            vec![(Field::FirstName, Problem::ControlChars)]
+        );
+        let f = RegistrationForm {
+            birthday: "2027-01-01".into(),
+            ..person()
+        };
+        assert_eq!(
+            fields(&f.validate(today()).unwrap_err()),
+            vec![(Field::Birthday, Problem::DateOutOfRange)]
+        );
+        let f = RegistrationForm {
+            birthday: "1.1.1850".into(),
+            ..person()
+        };
+        assert_eq!(
+            fields(&f.validate(today()).unwrap_err()),
+            vec![(Field::Birthday, Problem::DateOutOfRange)]
+        );
     }
 
     #[test]
@@ -419,14 +519,27 @@ mod tests {
         for s in ["1985/03/07", "7.3.85", "x", "32.1.1985"] {
             assert_eq!(parse_date(s), None, "{s}");
         }
-        let c = RegistrationForm { company: true, company_name: "Pekařství Novák s.r.o.".into(), consent_rules: true, ..Default::default() };
-        assert_eq!(c.validate(today()).unwrap().name, CustomerName::Company { company_name: "Pekařství Novák s.r.o.".into() });
+        let c = RegistrationForm {
+            company: true,
+            company_name: "Pekařství Novák s.r.o.".into(),
+            consent_rules: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.validate(today()).unwrap().name,
+            CustomerName::Company {
+                company_name: "Pekařství Novák s.r.o.".into()
+            }
+        );
     }
 
     #[test]
     fn migration_code() {
         assert_eq!(validate_code("  KLUB-4821 ").unwrap(), "KLUB-4821");
-        assert_eq!(validate_code(" ").unwrap_err(), FieldError::new(Field::Code, Problem::Required));
+        assert_eq!(
+            validate_code(" ").unwrap_err(),
+            FieldError::new(Field::Code, Problem::Required)
+        );
         assert_eq!(validate_code("KLUB 4821").unwrap_err().field, Field::Code);
     }
 
@@ -434,10 +547,16 @@ mod tests {
     fn request_maps_onto_the_wire_payload() {
         let (store, till) = (StoreId::new("CZ-PRG-01"), TillId::new("T1"));
         let r = Request::register(card(), person().validate(today()).unwrap());
-        assert!(r.request_id().starts_with("reg-") && r.request_id().len() == 36, "{}", r.request_id());
+        assert!(
+            r.request_id().starts_with("reg-") && r.request_id().len() == 36,
+            "{}",
+            r.request_id()
+        );
         let item = r.to_item(&store, &till);
         assert_eq!(item.item_id, r.request_id());
-        let SyncPayload::Registration(reg) = &item.payload else { panic!("{item:?}") };
+        let SyncPayload::Registration(reg) = &item.payload else {
+            panic!("{item:?}")
+        };
         assert_eq!((reg.request_id.as_str(), &reg.card), (r.request_id(), &card()));
         assert_eq!((reg.store_id.as_str(), reg.till_id.as_str()), ("CZ-PRG-01", "T1"));
         assert_eq!(reg.name.display(), "Jiří Dvořák");
@@ -445,15 +564,26 @@ mod tests {
         // The JSON the server gets (deny_unknown_fields on its side).
         let j = serde_json::to_value(&item).unwrap();
         assert_eq!(j["type"], "registration");
-        assert_eq!(j["body"]["name"], serde_json::json!({"type": "person", "first_name": "Jiří", "surname": "Dvořák"}));
+        assert_eq!(
+            j["body"]["name"],
+            serde_json::json!({"type": "person", "first_name": "Jiří", "surname": "Dvořák"})
+        );
         assert_eq!(j["body"]["card"], "1900000009001016");
 
         let p = Request::pair(card(), "KLUB-4821".into());
         assert!(p.request_id().starts_with("pair-"));
-        assert_ne!(Request::pair(card(), "K".into()).request_id(), Request::pair(card(), "K".into()).request_id());
+        assert_ne!(
+            Request::pair(card(), "K".into()).request_id(),
+            Request::pair(card(), "K".into()).request_id()
+        );
         let item = p.to_item(&store, &till);
-        let SyncPayload::MigrationPairing(mp) = &item.payload else { panic!() };
-        assert_eq!((mp.code.as_str(), mp.request_id.as_str()), ("KLUB-4821", p.request_id()));
+        let SyncPayload::MigrationPairing(mp) = &item.payload else {
+            panic!()
+        };
+        assert_eq!(
+            (mp.code.as_str(), mp.request_id.as_str()),
+            ("KLUB-4821", p.request_id())
+        );
         assert_eq!(item.item_id, p.request_id());
     }
 
@@ -471,15 +601,28 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].item, r.to_item(&store, &till));
         let lines = o.log_tail(10).unwrap();
-        assert!(lines.iter().any(|l| l.kind == "enrol" && l.message == "migration pairing for card 1900-****-****-1016 queued for the server"), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.kind == "enrol"
+                && l.message == "migration pairing for card 1900-****-****-1016 queued for the server"),
+            "{lines:?}"
+        );
         assert!(lines.iter().all(|l| !l.message.contains("1900000009001016")));
     }
 
     #[test]
     fn ack_messages_name_the_request() {
-        let r = Request::register(card(), person().validate(today()).unwrap()).to_item(&StoreId::new("S"), &TillId::new("T"));
-        assert_eq!(ack_message(&r.payload, &AckResult::Applied).unwrap(), "registration for card 1900-****-****-1016 applied on the server");
-        let rej = AckResult::Rejected { code: "card_taken".into(), reason: "body.card already belongs to a customer".into() };
-        assert!(ack_message(&r.payload, &rej).unwrap().ends_with("refused by the server: card_taken: body.card already belongs to a customer"));
+        let r = Request::register(card(), person().validate(today()).unwrap())
+            .to_item(&StoreId::new("S"), &TillId::new("T"));
+        assert_eq!(
+            ack_message(&r.payload, &AckResult::Applied).unwrap(),
+            "registration for card 1900-****-****-1016 applied on the server"
+        );
+        let rej = AckResult::Rejected {
+            code: "card_taken".into(),
+            reason: "body.card already belongs to a customer".into(),
+        };
+        assert!(ack_message(&r.payload, &rej)
+            .unwrap()
+            .ends_with("refused by the server: card_taken: body.card already belongs to a customer"));
     }
 }

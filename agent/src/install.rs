@@ -80,12 +80,21 @@ pub fn first_run_with(
             .collect::<anyhow::Result<Vec<_>>>()?;
         let given: Vec<_> = values.iter().filter(|(_, v)| v.is_some()).map(|(n, _)| *n).collect();
         if given.len() == values.len() {
-            let get = |n: &str| values.iter().find(|(k, _)| *k == n).and_then(|(_, v)| v.clone()).unwrap_or_default();
+            let get = |n: &str| {
+                values
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .and_then(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
             let text = render_config(&get(SERVER_URL), &get(STORE_ID), &get(TILL_ID), &get(EXPORT_DIR));
             // Validate with the real loader before writing: a bad SERVER_URL is reported against the
             // installer setting, not as a broken agent.toml the manager never wrote.
             Config::from_str(&text, config_path).map_err(|e| {
-                anyhow::anyhow!("the installer settings in {} do not make a valid configuration: {e}", store.describe())
+                anyhow::anyhow!(
+                    "the installer settings in {} do not make a valid configuration: {e}",
+                    store.describe()
+                )
             })?;
             if let Some(dir) = config_path.parent() {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -94,7 +103,11 @@ pub fn first_run_with(
             done.wrote_config = true;
             tracing::info!(config = %config_path.display(), "first run: wrote the configuration from the installer settings");
         } else if !given.is_empty() {
-            let missing: Vec<_> = values.iter().filter(|(_, v)| v.is_none()).map(|(n, _)| property_of(n)).collect();
+            let missing: Vec<_> = values
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(n, _)| property_of(n))
+                .collect();
             anyhow::bail!(
                 "{} does not exist and the installer settings in {} are incomplete: missing {} (give them to msiexec, or write agent.toml by hand)",
                 config_path.display(),
@@ -104,11 +117,18 @@ pub fn first_run_with(
         }
     }
     if let Some(token) = store.get(TILL_TOKEN)? {
-        let cfg = Config::load(Some(config_path))
-            .with_context(|| format!("a till token is waiting in {} but the configuration cannot be loaded", store.describe()))?;
+        let cfg = Config::load(Some(config_path)).with_context(|| {
+            format!(
+                "a till token is waiting in {} but the configuration cannot be loaded",
+                store.describe()
+            )
+        })?;
         store_token(&cfg, &token).context("moving the installer's till token into the credential store")?;
         store.delete(TILL_TOKEN).with_context(|| {
-            format!("the till token is now in the credential store but could not be deleted from {}", store.describe())
+            format!(
+                "the till token is now in the credential store but could not be deleted from {}",
+                store.describe()
+            )
         })?;
         done.imported_token = true;
         tracing::info!(store = %cfg.store_id, till = %cfg.till_id, "first run: till token moved from the installer settings to the credential store");
@@ -149,7 +169,9 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
     };
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", path.display()))
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(windows)]
@@ -158,8 +180,8 @@ mod registry {
     use anyhow::bail;
     use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_SUCCESS};
     use windows_sys::Win32::System::Registry::{
-        RegCloseKey, RegDeleteValueW, RegGetValueW, RegOpenKeyExW, HKEY, HKEY_LOCAL_MACHINE, KEY_QUERY_VALUE, KEY_SET_VALUE,
-        KEY_WOW64_64KEY, RRF_RT_REG_SZ,
+        RegCloseKey, RegDeleteValueW, RegGetValueW, RegOpenKeyExW, HKEY, HKEY_LOCAL_MACHINE, KEY_QUERY_VALUE,
+        KEY_SET_VALUE, KEY_WOW64_64KEY, RRF_RT_REG_SZ,
     };
 
     use super::{SettingsStore, REGISTRY_KEY};
@@ -194,12 +216,22 @@ mod registry {
 
     impl SettingsStore for Registry {
         fn get(&self, name: &str) -> anyhow::Result<Option<String>> {
-            let Some(key) = Key::open(KEY_QUERY_VALUE)? else { return Ok(None) };
+            let Some(key) = Key::open(KEY_QUERY_VALUE)? else {
+                return Ok(None);
+            };
             let value = wide(name);
             let mut bytes: u32 = 0;
             // SAFETY: size query with null data pointer.
             let rc = unsafe {
-                RegGetValueW(key.0, std::ptr::null(), value.as_ptr(), RRF_RT_REG_SZ, std::ptr::null_mut(), std::ptr::null_mut(), &mut bytes)
+                RegGetValueW(
+                    key.0,
+                    std::ptr::null(),
+                    value.as_ptr(),
+                    RRF_RT_REG_SZ,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    &mut bytes,
+                )
             };
             match rc {
                 ERROR_SUCCESS => {}
@@ -210,7 +242,15 @@ mod registry {
             let mut bytes = (buf.len() * 2) as u32;
             // SAFETY: buf holds `bytes` bytes.
             let rc = unsafe {
-                RegGetValueW(key.0, std::ptr::null(), value.as_ptr(), RRF_RT_REG_SZ, std::ptr::null_mut(), buf.as_mut_ptr().cast(), &mut bytes)
+                RegGetValueW(
+                    key.0,
+                    std::ptr::null(),
+                    value.as_ptr(),
+                    RRF_RT_REG_SZ,
+                    std::ptr::null_mut(),
+                    buf.as_mut_ptr().cast(),
+                    &mut bytes,
+                )
             };
             if rc != ERROR_SUCCESS {
                 bail!("reading HKLM\\{REGISTRY_KEY}\\{name}: Windows error {rc}");
@@ -219,17 +259,22 @@ mod registry {
             while buf.last() == Some(&0) {
                 buf.pop();
             }
-            let s = String::from_utf16(&buf).map_err(|_| anyhow::anyhow!("HKLM\\{REGISTRY_KEY}\\{name} is not valid UTF-16"))?;
+            let s = String::from_utf16(&buf)
+                .map_err(|_| anyhow::anyhow!("HKLM\\{REGISTRY_KEY}\\{name} is not valid UTF-16"))?;
             Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty()))
         }
 
         fn delete(&self, name: &str) -> anyhow::Result<()> {
-            let Some(key) = Key::open(KEY_SET_VALUE)? else { return Ok(()) };
+            let Some(key) = Key::open(KEY_SET_VALUE)? else {
+                return Ok(());
+            };
             let value = wide(name);
             // SAFETY: open key, NUL-terminated name.
             match unsafe { RegDeleteValueW(key.0, value.as_ptr()) } {
                 ERROR_SUCCESS | ERROR_FILE_NOT_FOUND => Ok(()),
-                5 => bail!("access denied deleting HKLM\\{REGISTRY_KEY}\\{name} (run the agent once as an administrator)"),
+                5 => bail!(
+                    "access denied deleting HKLM\\{REGISTRY_KEY}\\{name} (run the agent once as an administrator)"
+                ),
                 e => bail!("deleting HKLM\\{REGISTRY_KEY}\\{name}: Windows error {e}"),
             }
         }
@@ -251,12 +296,19 @@ mod tests {
     struct Values(RefCell<BTreeMap<String, String>>);
     impl Values {
         fn new(pairs: &[(&str, &str)]) -> Values {
-            Values(RefCell::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+            Values(RefCell::new(
+                pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ))
         }
     }
     impl SettingsStore for Values {
         fn get(&self, name: &str) -> anyhow::Result<Option<String>> {
-            Ok(self.0.borrow().get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
+            Ok(self
+                .0
+                .borrow()
+                .get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()))
         }
         fn delete(&self, name: &str) -> anyhow::Result<()> {
             self.0.borrow_mut().remove(name);
@@ -282,17 +334,33 @@ mod tests {
         let values = Values::new(ALL);
         let stored = RefCell::new(Vec::new());
         let sink = |cfg: &Config, t: &str| {
-            stored.borrow_mut().push(format!("{}/{}={t}", cfg.store_id, cfg.till_id));
+            stored
+                .borrow_mut()
+                .push(format!("{}/{}={t}", cfg.store_id, cfg.till_id));
             Ok(())
         };
         let done = first_run_with(&path, &values, &sink).unwrap();
-        assert_eq!(done, FirstRun { wrote_config: true, imported_token: true });
+        assert_eq!(
+            done,
+            FirstRun {
+                wrote_config: true,
+                imported_token: true
+            }
+        );
         let cfg = Config::load(Some(&path)).unwrap();
         assert_eq!(cfg.server_url, "http://127.0.0.1:8080");
         assert_eq!(cfg.store_id.to_string(), "CZ-PRG-01");
-        assert!(cfg.export_dir.ends_with(r"C:\POS\export"), "{}", cfg.export_dir.display());
+        assert!(
+            cfg.export_dir.ends_with(r"C:\POS\export"),
+            "{}",
+            cfg.export_dir.display()
+        );
         assert_eq!(stored.borrow().as_slice(), ["CZ-PRG-01/T1=tok-123"]);
-        assert_eq!(values.get(TILL_TOKEN).unwrap(), None, "token left in the installer store");
+        assert_eq!(
+            values.get(TILL_TOKEN).unwrap(),
+            None,
+            "token left in the installer store"
+        );
         assert!(!std::fs::read_to_string(&path).unwrap().contains("tok-123"));
         // second start: nothing to do
         assert_eq!(first_run_with(&path, &values, &sink).unwrap(), FirstRun::default());
@@ -316,10 +384,18 @@ mod tests {
         let path = dir.path().join("agent.toml");
         let values = Values::new(&[(SERVER_URL, "http://x"), (STORE_ID, "S1"), (TILL_ID, "  ")]);
         let e = first_run_with(&path, &values, &|_, _| Ok(())).unwrap_err().to_string();
-        assert!(e.contains("TILL_ID") && e.contains("EXPORT_DIR") && !e.contains("STORE_ID"), "{e}");
+        assert!(
+            e.contains("TILL_ID") && e.contains("EXPORT_DIR") && !e.contains("STORE_ID"),
+            "{e}"
+        );
         assert!(!path.exists());
 
-        let values = Values::new(&[(SERVER_URL, "ftp://x"), (STORE_ID, "S1"), (TILL_ID, "T1"), (EXPORT_DIR, "C:/x")]);
+        let values = Values::new(&[
+            (SERVER_URL, "ftp://x"),
+            (STORE_ID, "S1"),
+            (TILL_ID, "T1"),
+            (EXPORT_DIR, "C:/x"),
+        ]);
         let e = format!("{:#}", first_run_with(&path, &values, &|_, _| Ok(())).unwrap_err());
         assert!(e.contains("server_url") && e.contains("test values"), "{e}");
         assert!(!path.exists());
@@ -341,7 +417,11 @@ mod tests {
         let values = Values::new(ALL);
         let e = first_run_with(&path, &values, &|_, _| anyhow::bail!("no credential store")).unwrap_err();
         assert!(format!("{e:#}").contains("no credential store"));
-        assert_eq!(values.get(TILL_TOKEN).unwrap().as_deref(), Some("tok-123"), "token must not be lost");
+        assert_eq!(
+            values.get(TILL_TOKEN).unwrap().as_deref(),
+            Some("tok-123"),
+            "token must not be lost"
+        );
     }
 
     #[test]

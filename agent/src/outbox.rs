@@ -139,7 +139,10 @@ impl Outbox {
     /// Open read-mostly (CLI `status`, `log`): same schema checks, no directory creation.
     pub fn open_existing(path: &Path) -> anyhow::Result<Outbox> {
         if !path.exists() {
-            anyhow::bail!("{} does not exist yet (the agent has not run with this configuration)", path.display());
+            anyhow::bail!(
+                "{} does not exist yet (the agent has not run with this configuration)",
+                path.display()
+            );
         }
         Self::init(Connection::open(path)?)
     }
@@ -157,7 +160,11 @@ impl Outbox {
     }
 
     pub fn is_ingested(&self, hash: &str) -> anyhow::Result<bool> {
-        Ok(self.conn.query_row("SELECT 1 FROM ingested_files WHERE hash=?1", [hash], |_| Ok(())).optional()?.is_some())
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM ingested_files WHERE hash=?1", [hash], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Commit all items of one file together with the file's content hash, in ONE transaction.
@@ -172,7 +179,13 @@ impl Outbox {
             )?;
             for it in items {
                 let payload = serde_json::to_string(&it.payload)?;
-                let n = ins.execute(params![ItemKind::of(&it.payload).as_str(), it.item_id, payload, now, file_name])?;
+                let n = ins.execute(params![
+                    ItemKind::of(&it.payload).as_str(),
+                    it.item_id,
+                    payload,
+                    now,
+                    file_name
+                ])?;
                 if n == 1 {
                     out.inserted += 1;
                 } else {
@@ -204,20 +217,37 @@ impl Outbox {
             "SELECT seq,item_id,payload,attempts FROM items WHERE state='pending' AND next_attempt_at<=?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = st.query_map(params![now_ms, limit as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, u32>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (seq, item_id, payload, attempts) = row?;
             let payload: SyncPayload = serde_json::from_str(&payload)?;
-            out.push(Pending { seq, item: SyncItem { item_id: item_id.clone(), payload }, item_id, attempts });
+            out.push(Pending {
+                seq,
+                item: SyncItem {
+                    item_id: item_id.clone(),
+                    payload,
+                },
+                item_id,
+                attempts,
+            });
         }
         Ok(out)
     }
 
     /// Earliest `next_attempt_at` among pending items (ms), if any.
     pub fn next_due_at(&self) -> anyhow::Result<Option<i64>> {
-        Ok(self.conn.query_row("SELECT MIN(next_attempt_at) FROM items WHERE state='pending'", [], |r| r.get(0))?)
+        Ok(self.conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM items WHERE state='pending'",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn mark_sent(&mut self, ids: &[&str]) -> anyhow::Result<()> {
@@ -254,25 +284,41 @@ impl Outbox {
 
     /// Dead letters back to pending (after a fix on the server). Returns how many.
     pub fn requeue(&mut self) -> anyhow::Result<usize> {
-        Ok(self.conn.execute("UPDATE items SET state='pending', next_attempt_at=0 WHERE state='rejected'", [])?)
+        Ok(self.conn.execute(
+            "UPDATE items SET state='pending', next_attempt_at=0 WHERE state='rejected'",
+            [],
+        )?)
     }
 
     /// Make every pending item due now (server came back / "Sync now").
     pub fn make_all_due(&mut self) -> anyhow::Result<()> {
-        self.conn.execute("UPDATE items SET next_attempt_at=0 WHERE state='pending' AND next_attempt_at>0", [])?;
+        self.conn.execute(
+            "UPDATE items SET next_attempt_at=0 WHERE state='pending' AND next_attempt_at>0",
+            [],
+        )?;
         Ok(())
     }
 
     pub fn stats(&self) -> anyhow::Result<Stats> {
         let mut s = Stats::default();
-        let mut st = self.conn.prepare_cached("SELECT state, COUNT(*), MIN(created_at) FROM items GROUP BY state")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?, r.get::<_, Option<String>>(2)?)))?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT state, COUNT(*), MIN(created_at) FROM items GROUP BY state")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
         for row in rows {
             let (state, n, oldest) = row?;
             match state.as_str() {
                 "pending" => {
                     s.pending = n;
-                    s.oldest_pending = oldest.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
+                    s.oldest_pending = oldest
+                        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                        .map(|t| t.with_timezone(&Utc));
                 }
                 "sent" => s.sent = n,
                 "rejected" => s.dead_letters = n,
@@ -283,11 +329,17 @@ impl Outbox {
     }
 
     pub fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT item_id, kind, attempts, last_error, created_at FROM items WHERE state='rejected' ORDER BY seq")?;
+        let mut st = self.conn.prepare(
+            "SELECT item_id, kind, attempts, last_error, created_at FROM items WHERE state='rejected' ORDER BY seq",
+        )?;
         let rows = st.query_map([], |r| {
-            Ok(DeadLetter { item_id: r.get(0)?, kind: r.get(1)?, attempts: r.get(2)?, reason: r.get(3)?, created_at: r.get(4)? })
+            Ok(DeadLetter {
+                item_id: r.get(0)?,
+                kind: r.get(1)?,
+                attempts: r.get(2)?,
+                reason: r.get(3)?,
+                created_at: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -304,20 +356,33 @@ impl Outbox {
 
     /// The last `n` log rows, oldest first.
     pub fn log_tail(&self, n: usize) -> anyhow::Result<Vec<LogRow>> {
-        let mut v = self.log_query("SELECT id,ts,level,kind,item_id,message FROM sync_log ORDER BY id DESC LIMIT ?1", n as i64)?;
+        let mut v = self.log_query(
+            "SELECT id,ts,level,kind,item_id,message FROM sync_log ORDER BY id DESC LIMIT ?1",
+            n as i64,
+        )?;
         v.reverse();
         Ok(v)
     }
 
     /// Log rows after id `after`, oldest first.
     pub fn log_after(&self, after: i64) -> anyhow::Result<Vec<LogRow>> {
-        self.log_query("SELECT id,ts,level,kind,item_id,message FROM sync_log WHERE id>?1 ORDER BY id", after)
+        self.log_query(
+            "SELECT id,ts,level,kind,item_id,message FROM sync_log WHERE id>?1 ORDER BY id",
+            after,
+        )
     }
 
     fn log_query(&self, sql: &str, arg: i64) -> anyhow::Result<Vec<LogRow>> {
         let mut st = self.conn.prepare_cached(sql)?;
         let rows = st.query_map([arg], |r| {
-            Ok(LogRow { id: r.get(0)?, ts: r.get(1)?, level: r.get(2)?, kind: r.get(3)?, item_id: r.get(4)?, message: r.get(5)? })
+            Ok(LogRow {
+                id: r.get(0)?,
+                ts: r.get(1)?,
+                level: r.get(2)?,
+                kind: r.get(3)?,
+                item_id: r.get(4)?,
+                message: r.get(5)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -325,12 +390,18 @@ impl Outbox {
     // --- meta ----------------------------------------------------------------------------
 
     pub fn set_meta(&self, key: &str, value: Option<&str>) -> anyhow::Result<()> {
-        self.conn.prepare_cached("INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)")?.execute(params![key, value])?;
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)")?
+            .execute(params![key, value])?;
         Ok(())
     }
 
     pub fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0)).optional()?.flatten())
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
+            .optional()?
+            .flatten())
     }
 
     /// Checkpoint the WAL into the main file (clean shutdown).
@@ -344,7 +415,10 @@ impl Outbox {
 pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> anyhow::Result<()> {
     let v: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if v > migrations.len() {
-        anyhow::bail!("database schema version {v} is newer than this agent knows ({}); upgrade the agent", migrations.len());
+        anyhow::bail!(
+            "database schema version {v} is newer than this agent knows ({}); upgrade the agent",
+            migrations.len()
+        );
     }
     for (i, m) in migrations.iter().enumerate().skip(v) {
         let tx = conn.transaction()?;
@@ -394,13 +468,27 @@ mod tests {
         let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
         assert!(!o.is_ingested("h1").unwrap());
         let c = o.commit_file("h1", "a.csv", &[item("a"), item("b")]).unwrap();
-        assert_eq!(c, Committed { inserted: 2, already_queued: 0 });
+        assert_eq!(
+            c,
+            Committed {
+                inserted: 2,
+                already_queued: 0
+            }
+        );
         assert!(o.is_ingested("h1").unwrap());
         let c = o.commit_file("h2", "a2.csv", &[item("b"), item("c")]).unwrap();
-        assert_eq!(c, Committed { inserted: 1, already_queued: 1 });
+        assert_eq!(
+            c,
+            Committed {
+                inserted: 1,
+                already_queued: 1
+            }
+        );
         assert_eq!(o.stats().unwrap().pending, 3);
         // a failing item rolls the hash back too
-        let bad = o.conn.execute_batch("BEGIN; INSERT INTO ingested_files VALUES('h3','x',0,'t'); ROLLBACK;");
+        let bad = o
+            .conn
+            .execute_batch("BEGIN; INSERT INTO ingested_files VALUES('h3','x',0,'t'); ROLLBACK;");
         assert!(bad.is_ok());
         assert!(!o.is_ingested("h3").unwrap());
     }
@@ -419,7 +507,11 @@ mod tests {
         o.mark_rejected("2", "bad card").unwrap();
         o.mark_retry("3", "busy", now_ms() + 60_000).unwrap();
         let due: Vec<_> = o.due(10, now_ms()).unwrap().into_iter().map(|p| p.item_id).collect();
-        assert_eq!(due, ["4"], "dead letter and backed-off item are not due; the queue is not blocked");
+        assert_eq!(
+            due,
+            ["4"],
+            "dead letter and backed-off item are not due; the queue is not blocked"
+        );
         let s = o.stats().unwrap();
         assert_eq!((s.pending, s.sent, s.dead_letters), (2, 1, 1));
         assert_eq!(o.dead_letters().unwrap()[0].reason.as_deref(), Some("bad card"));

@@ -59,8 +59,14 @@ impl QuoteService {
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
         }
-        anyhow::ensure!(self.cache_path.exists(), "no offline cache yet ({} missing)", self.cache_path.display());
-        let c = std::sync::Arc::new(Cache::open(&self.cache_path).with_context(|| format!("open {}", self.cache_path.display()))?);
+        anyhow::ensure!(
+            self.cache_path.exists(),
+            "no offline cache yet ({} missing)",
+            self.cache_path.display()
+        );
+        let c = std::sync::Arc::new(
+            Cache::open(&self.cache_path).with_context(|| format!("open {}", self.cache_path.display()))?,
+        );
         *g = Some(c.clone());
         Ok(c)
     }
@@ -71,7 +77,11 @@ impl QuoteService {
         if let Some(p) = &self.policy_override {
             return p.clone();
         }
-        self.cache().ok().and_then(|c| c.rules().ok().flatten()).map(|r| r.program.card_policy).unwrap_or_default()
+        self.cache()
+            .ok()
+            .and_then(|c| c.rules().ok().flatten())
+            .map(|r| r.program.card_policy)
+            .unwrap_or_default()
     }
 
     /// Online within the timeout, else offline.
@@ -106,16 +116,34 @@ impl QuoteService {
 
 /// The quote from the offline cache, as of the newest cached data.
 pub fn offline_quote(cache: &Cache, card: &CardId, now: DateTime<FixedOffset>) -> anyhow::Result<Quote> {
-    let rules = cache.rules()?.context("offline cache has no rules yet (never synced with the server)")?;
-    let as_of = cache.as_of()?.context("offline cache has no customer data yet (never synced with the server)")?;
+    let rules = cache
+        .rules()?
+        .context("offline cache has no rules yet (never synced with the server)")?;
+    let as_of = cache
+        .as_of()?
+        .context("offline cache has no customer data yet (never synced with the server)")?;
     let source = QuoteSource::Offline { as_of };
     let Some(change) = cache.lookup_card(card)? else {
-        return Ok(Quote { result: QuoteResult::UnknownCard { card: card.clone() }, source });
+        return Ok(Quote {
+            result: QuoteResult::UnknownCard { card: card.clone() },
+            source,
+        });
     };
-    let status = change.cards.iter().find(|c| &c.number == card).map(|c| c.status.clone()).unwrap_or(CardStatus::Active);
+    let status = change
+        .cards
+        .iter()
+        .find(|c| &c.number == card)
+        .map(|c| c.status.clone())
+        .unwrap_or(CardStatus::Active);
     let result = match status {
-        CardStatus::Active => QuoteResult::Customer { card: card.clone(), quote: customer_quote(&rules.program, &change.customer, &change.state, &now) },
-        CardStatus::Blocked { reason } => QuoteResult::Blocked { card: card.clone(), reason },
+        CardStatus::Active => QuoteResult::Customer {
+            card: card.clone(),
+            quote: customer_quote(&rules.program, &change.customer, &change.state, &now),
+        },
+        CardStatus::Blocked { reason } => QuoteResult::Blocked {
+            card: card.clone(),
+            reason,
+        },
         CardStatus::Replaced { by } => {
             let target = cache.lookup_card(&by)?.unwrap_or(change);
             QuoteResult::Replaced {
@@ -136,8 +164,10 @@ mod tests {
 
     /// A real cache.db filled with the demo program and customers (fixtures/seed/demo.json).
     fn demo_cache(dir: &std::path::Path) -> Cache {
-        let seed: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/seed/demo.json")).unwrap()).unwrap();
+        let seed: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/seed/demo.json")).unwrap(),
+        )
+        .unwrap();
         let program: Program = serde_json::from_value(seed["program"].clone()).unwrap();
         // Seed rows without a `state` are customers without history: not feed records here.
         let changes: Vec<CustomerChange> = seed["customers"]
@@ -150,7 +180,14 @@ mod tests {
         let cache = Cache::open(&dir.join("cache.db")).unwrap();
         cache.store_rules(&RulesSnapshot { version: 1, program }, None).unwrap();
         let server_time = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+01:00").unwrap();
-        cache.apply_feed(&ChangeFeed { changes, cursor: "1".into(), more: false, server_time }).unwrap();
+        cache
+            .apply_feed(&ChangeFeed {
+                changes,
+                cursor: "1".into(),
+                more: false,
+                server_time,
+            })
+            .unwrap();
         cache
     }
 
@@ -164,15 +201,22 @@ mod tests {
 
         let q = offline_quote(&cache, &card("1900000009000018"), now).unwrap();
         assert_eq!(q.source, QuoteSource::Offline { as_of });
-        let QuoteResult::Customer { quote, .. } = &q.result else { panic!("{q:?}") };
+        let QuoteResult::Customer { quote, .. } = &q.result else {
+            panic!("{q:?}")
+        };
         assert_eq!(quote.display_name, "Jiří Dvořák");
         assert_eq!(quote.points_balance, rust_decimal::Decimal::new(41230, 2));
 
         let q = offline_quote(&cache, &card("1900000009000026"), now).unwrap();
-        assert!(matches!(&q.result, QuoteResult::Blocked { reason, .. } if reason.contains("ztráta")), "{q:?}");
+        assert!(
+            matches!(&q.result, QuoteResult::Blocked { reason, .. } if reason.contains("ztráta")),
+            "{q:?}"
+        );
 
         let q = offline_quote(&cache, &card("1900000009000034"), now).unwrap();
-        let QuoteResult::Replaced { new_card, .. } = &q.result else { panic!("{q:?}") };
+        let QuoteResult::Replaced { new_card, .. } = &q.result else {
+            panic!("{q:?}")
+        };
         assert_eq!(new_card.expose(), "1900000009000042");
 
         let q = offline_quote(&cache, &card("1900000009001016"), now).unwrap();
@@ -183,7 +227,12 @@ mod tests {
     fn offline_without_synced_data_is_an_error_not_unknown_card() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&dir.path().join("cache.db")).unwrap();
-        let e = offline_quote(&cache, &CardId::normalise("1900000009000018").unwrap(), chrono::Local::now().fixed_offset()).unwrap_err();
+        let e = offline_quote(
+            &cache,
+            &CardId::normalise("1900000009000018").unwrap(),
+            chrono::Local::now().fixed_offset(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("never synced"), "{e}");
     }
 }

@@ -76,7 +76,11 @@ pub enum SendError {
     /// Connection refused / timeout / DNS: the server is not there.
     Network(String),
     /// 5xx or 429: the server is there but busy.
-    Server { status: u16, reason: String, retry_after: Option<Duration> },
+    Server {
+        status: u16,
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// 401/403: the till's token or identity is wrong; nothing will work until fixed.
     Auth { status: u16, reason: String },
     /// Other 4xx: the batch itself was refused (bad JSON, too large).
@@ -124,7 +128,12 @@ fn error_reason(status: StatusCode, body: &str) -> String {
     }
 }
 
-pub async fn post_batch(client: &reqwest::Client, url: &str, token: &str, batch: &SyncBatch) -> Result<SyncResponse, SendError> {
+pub async fn post_batch(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    batch: &SyncBatch,
+) -> Result<SyncResponse, SendError> {
     let resp = client
         .post(url)
         .bearer_auth(token)
@@ -133,8 +142,15 @@ pub async fn post_batch(client: &reqwest::Client, url: &str, token: &str, batch:
         .await
         .map_err(|e| SendError::Network(crate::runtime::error_chain(&e)))?;
     let status = resp.status();
-    let retry_after = resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-    let body = resp.text().await.map_err(|e| SendError::Network(crate::runtime::error_chain(&e)))?;
+    let retry_after = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| SendError::Network(crate::runtime::error_chain(&e)))?;
     if status.is_success() {
         return serde_json::from_str(&body).map_err(|e| SendError::Server {
             status: status.as_u16(),
@@ -144,8 +160,15 @@ pub async fn post_batch(client: &reqwest::Client, url: &str, token: &str, batch:
     }
     let reason = error_reason(status, &body);
     Err(match status.as_u16() {
-        401 | 403 => SendError::Auth { status: status.as_u16(), reason },
-        429 | 500..=599 | 408 => SendError::Server { status: status.as_u16(), reason, retry_after },
+        401 | 403 => SendError::Auth {
+            status: status.as_u16(),
+            reason,
+        },
+        429 | 500..=599 | 408 => SendError::Server {
+            status: status.as_u16(),
+            reason,
+            retry_after,
+        },
         s => SendError::Batch { status: s, reason },
     })
 }
@@ -163,7 +186,8 @@ pub async fn run(sh: Arc<Shared>) {
     let client = match http_client_with_timeout(Duration::from_secs(sh.cfg.http_timeout_secs)) {
         Ok(c) => c,
         Err(e) => {
-            sh.log.error("replicator", None, &format!("cannot build the HTTP client: {e:#}"));
+            sh.log
+                .error("replicator", None, &format!("cannot build the HTTP client: {e:#}"));
             return;
         }
     };
@@ -182,7 +206,11 @@ pub async fn run(sh: Arc<Shared>) {
                 Ok(t) => token = Some(t),
                 Err(e) => {
                     if !token_error_logged {
-                        sh.log.error("auth", None, &format!("{e:#}; receipts are queued until a token is set"));
+                        sh.log.error(
+                            "auth",
+                            None,
+                            &format!("{e:#}; receipts are queued until a token is set"),
+                        );
                         sh.set_error(Some(format!("{e:#}")));
                         token_error_logged = true;
                     }
@@ -195,7 +223,8 @@ pub async fn run(sh: Arc<Shared>) {
         let due = match due_res {
             Ok(d) => d,
             Err(e) => {
-                sh.log.error("outbox", None, &format!("reading the outbox failed: {e:#}"));
+                sh.log
+                    .error("outbox", None, &format!("reading the outbox failed: {e:#}"));
                 sh.wait(Duration::from_secs(5), &mut shutdown, true).await;
                 continue;
             }
@@ -232,7 +261,11 @@ pub async fn run(sh: Arc<Shared>) {
                 match e {
                     SendError::Batch { status, reason } if n > 1 => {
                         // one of the items makes the whole batch fail: send one by one to find it
-                        sh.log.warn("retry", None, &format!("batch of {n} refused ({status}: {reason}); sending items one by one"));
+                        sh.log.warn(
+                            "retry",
+                            None,
+                            &format!("batch of {n} refused ({status}: {reason}); sending items one by one"),
+                        );
                         limit = 1;
                     }
                     SendError::Batch { reason, .. } => {
@@ -241,7 +274,11 @@ pub async fn run(sh: Arc<Shared>) {
                         let _ = sh.outbox().mark_rejected(id, &reason);
                     }
                     SendError::Auth { .. } => {
-                        sh.log.error("auth", None, &format!("{msg}; check the till token (`till-agent login`)"));
+                        sh.log.error(
+                            "auth",
+                            None,
+                            &format!("{msg}; check the till token (`till-agent login`)"),
+                        );
                         token = None;
                         token_error_logged = false;
                         let d = backoff.next_delay().max(Duration::from_secs(5));
@@ -249,15 +286,25 @@ pub async fn run(sh: Arc<Shared>) {
                         sh.wait(d, &mut shutdown, false).await;
                     }
                     SendError::Server { retry_after, .. } => {
-                        let d = retry_after.map(|r| r.min(Duration::from_secs(600))).unwrap_or_else(|| backoff.next_delay());
-                        sh.log.warn("retry", None, &format!("{n} item(s) not sent: {msg}; next try in {} ms", d.as_millis()));
+                        let d = retry_after
+                            .map(|r| r.min(Duration::from_secs(600)))
+                            .unwrap_or_else(|| backoff.next_delay());
+                        sh.log.warn(
+                            "retry",
+                            None,
+                            &format!("{n} item(s) not sent: {msg}; next try in {} ms", d.as_millis()),
+                        );
                         sh.publish_status();
                         sh.wait(d, &mut shutdown, false).await;
                     }
                     SendError::Network(_) => {
                         let d = backoff.next_delay();
                         if backoff.attempt() <= 1 || backoff.attempt().is_multiple_of(10) {
-                            sh.log.warn("retry", None, &format!("{n} item(s) not sent: {msg}; retrying with backoff"));
+                            sh.log.warn(
+                                "retry",
+                                None,
+                                &format!("{n} item(s) not sent: {msg}; retrying with backoff"),
+                            );
                         }
                         sh.publish_status();
                         wait_for_server(&sh, &client, d, &mut shutdown).await;
@@ -296,20 +343,29 @@ fn apply_acks(sh: &Shared, due: &[crate::outbox::Pending], resp: &SyncResponse) 
                 sh.log.error("rejected", Some(&p.item_id), &format!("dead letter: {r}"));
             }
             Some(AckResult::Retry { reason }) => {
-                let next = now_ms() + Backoff::new(Duration::from_millis(500), Duration::from_secs(300)).ceiling(p.attempts).as_millis() as i64;
+                let next = now_ms()
+                    + Backoff::new(Duration::from_millis(500), Duration::from_secs(300))
+                        .ceiling(p.attempts)
+                        .as_millis() as i64;
                 let _ = outbox.mark_retry(&p.item_id, reason, next);
-                sh.log.warn("retry", Some(&p.item_id), &format!("server asked to retry: {reason}"));
+                sh.log
+                    .warn("retry", Some(&p.item_id), &format!("server asked to retry: {reason}"));
             }
             None => {
                 let next = now_ms() + 1_000;
                 let _ = outbox.mark_retry(&p.item_id, "no ack in the server's response", next);
-                sh.log.warn("retry", Some(&p.item_id), "no ack for this item in the server's response; will resend");
+                sh.log.warn(
+                    "retry",
+                    Some(&p.item_id),
+                    "no ack for this item in the server's response; will resend",
+                );
             }
         }
     }
     if let Err(e) = outbox.mark_sent(&sent) {
         drop(outbox);
-        sh.log.error("outbox", None, &format!("marking items sent failed: {e:#}"));
+        sh.log
+            .error("outbox", None, &format!("marking items sent failed: {e:#}"));
         return;
     }
     drop(outbox);
@@ -317,7 +373,14 @@ fn apply_acks(sh: &Shared, due: &[crate::outbox::Pending], resp: &SyncResponse) 
         // A new customer / card: refresh the offline cache now, not at the next interval.
         sh.cache_now.notify_one();
     }
-    let dup = due.iter().filter(|p| resp.acks.iter().any(|a| a.item_id == p.item_id && a.result == AckResult::Duplicate)).count();
+    let dup = due
+        .iter()
+        .filter(|p| {
+            resp.acks
+                .iter()
+                .any(|a| a.item_id == p.item_id && a.result == AckResult::Duplicate)
+        })
+        .count();
     if !sent.is_empty() {
         let msg = if dup > 0 {
             format!("acked {} item(s) ({dup} already on the server)", sent.len())
@@ -331,7 +394,12 @@ fn apply_acks(sh: &Shared, due: &[crate::outbox::Pending], resp: &SyncResponse) 
 
 /// Back off for `d`, but probe `/healthz` meanwhile (every 250 ms, growing to 2 s) and return
 /// as soon as the server answers, or on "Sync now" / shutdown.
-async fn wait_for_server(sh: &Shared, client: &reqwest::Client, d: Duration, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+async fn wait_for_server(
+    sh: &Shared,
+    client: &reqwest::Client,
+    d: Duration,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) {
     let deadline = tokio::time::Instant::now() + d;
     let mut every = Duration::from_millis(250);
     loop {
@@ -384,7 +452,11 @@ pub async fn run_cache_sync(sh: Arc<Shared>) {
             },
             Err(_) => failing = true,
         }
-        let d = Duration::from_secs(if failing { sh.cfg.cache_refresh_secs.min(15) } else { sh.cfg.cache_refresh_secs });
+        let d = Duration::from_secs(if failing {
+            sh.cfg.cache_refresh_secs.min(15)
+        } else {
+            sh.cfg.cache_refresh_secs
+        });
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
             _ = sh.cache_now.notified() => {}
@@ -403,7 +475,11 @@ pub async fn pull_cache(sh: &Shared, client: &reqwest::Client, token: &str) -> a
     match resp.status() {
         StatusCode::NOT_MODIFIED => {}
         s if s.is_success() => {
-            let etag = resp.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let etag = resp
+                .headers()
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let rules = resp.json().await?;
             sh.cache.store_rules(&rules, etag.as_deref())?;
         }

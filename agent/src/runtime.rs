@@ -66,10 +66,17 @@ impl Shared {
         let outbox = Outbox::open(&cfg.outbox_path())?;
         let log = SyncLog::open(&cfg.outbox_path())?;
         let cache = Cache::open(&cfg.cache_path())?;
-        let last_success = outbox.meta("last_success")?.and_then(|s| DateTime::parse_from_rfc3339(&s).ok());
+        let last_success = outbox
+            .meta("last_success")?
+            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok());
         // What an earlier run said about its card readers is void: this run's readers report anew.
         outbox.set_meta("reader_problems", None)?;
-        let state = LinkState { reachable: false, last_success, last_error: None, reader_problems: Default::default() };
+        let state = LinkState {
+            reachable: false,
+            last_success,
+            last_error: None,
+            reader_problems: Default::default(),
+        };
         Ok(Arc::new(Shared {
             cfg,
             outbox: Mutex::new(outbox),
@@ -173,7 +180,10 @@ impl Shared {
             let _ = o.set_meta("last_error", link.last_error.as_deref());
             let _ = o.set_meta("server_reachable", Some(if link.reachable { "true" } else { "false" }));
             let problems: Vec<&str> = link.reader_problems.values().map(String::as_str).collect();
-            let _ = o.set_meta("reader_problems", (!problems.is_empty()).then(|| problems.join("\n")).as_deref());
+            let _ = o.set_meta(
+                "reader_problems",
+                (!problems.is_empty()).then(|| problems.join("\n")).as_deref(),
+            );
             let _ = o.set_meta("status_at", Some(&chrono::Local::now().to_rfc3339()));
             drop(o);
             let _ = self.bus.send(AgentEvent::Status(st));
@@ -200,7 +210,8 @@ impl Background {
     fn stop(&mut self) -> anyhow::Result<()> {
         let _ = self.commands.send(Command::Shutdown);
         if let Some(j) = self.join.take() {
-            j.join().map_err(|_| anyhow::anyhow!("the background thread panicked"))?;
+            j.join()
+                .map_err(|_| anyhow::anyhow!("the background thread panicked"))?;
         }
         Ok(())
     }
@@ -226,61 +237,76 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
     let sh = shared.clone();
     // Subscribe before the thread starts so no scan published meanwhile is missed.
     let scans = bus.subscribe();
-    let join = std::thread::Builder::new().name("till-agent-runtime".into()).spawn(move || {
-        rt.block_on(async move {
-            sh.log.info(
-                "start",
-                None,
-                &format!(
-                    "till-agent {} started: store {} till {}, server {}, export folder {}",
-                    env!("CARGO_PKG_VERSION"),
-                    sh.cfg.store_id,
-                    sh.cfg.till_id,
-                    sh.cfg.server_url,
-                    sh.cfg.export_dir.display()
-                ),
-            );
-            sh.publish_status();
-            let tasks = vec![
-                tokio::spawn(crate::watcher::run(sh.clone())),
-                tokio::spawn(crate::replicator::run(sh.clone())),
-                tokio::spawn(crate::replicator::run_cache_sync(sh.clone())),
-                tokio::spawn(associate_scans(sh.clone(), scans)),
-                tokio::spawn(run_inputs(sh.clone())),
-            ];
-            while let Some(cmd) = rx.recv().await {
-                match cmd {
-                    Command::SyncNow => {
-                        let _ = sh.outbox().make_all_due();
-                        sh.sync_now.notify_one();
-                        sh.wake.notify_one();
-                        sh.cache_now.notify_one();
-                        sh.log.info("sync", None, "sync now requested");
+    let join = std::thread::Builder::new()
+        .name("till-agent-runtime".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                sh.log.info(
+                    "start",
+                    None,
+                    &format!(
+                        "till-agent {} started: store {} till {}, server {}, export folder {}",
+                        env!("CARGO_PKG_VERSION"),
+                        sh.cfg.store_id,
+                        sh.cfg.till_id,
+                        sh.cfg.server_url,
+                        sh.cfg.export_dir.display()
+                    ),
+                );
+                sh.publish_status();
+                let tasks = vec![
+                    tokio::spawn(crate::watcher::run(sh.clone())),
+                    tokio::spawn(crate::replicator::run(sh.clone())),
+                    tokio::spawn(crate::replicator::run_cache_sync(sh.clone())),
+                    tokio::spawn(associate_scans(sh.clone(), scans)),
+                    tokio::spawn(run_inputs(sh.clone())),
+                ];
+                while let Some(cmd) = rx.recv().await {
+                    match cmd {
+                        Command::SyncNow => {
+                            let _ = sh.outbox().make_all_due();
+                            sh.sync_now.notify_one();
+                            sh.wake.notify_one();
+                            sh.cache_now.notify_one();
+                            sh.log.info("sync", None, "sync now requested");
+                        }
+                        Command::Enrol(req) => enrol(&sh, &req),
+                        Command::ReaderTest(on) => {
+                            sh.reader_test.store(on, std::sync::atomic::Ordering::Relaxed);
+                            tracing::info!(
+                                "reader test {}",
+                                if on {
+                                    "on: readers publish keys and decisions"
+                                } else {
+                                    "off"
+                                }
+                            );
+                        }
+                        Command::Shutdown => break,
                     }
-                    Command::Enrol(req) => enrol(&sh, &req),
-                    Command::ReaderTest(on) => {
-                        sh.reader_test.store(on, std::sync::atomic::Ordering::Relaxed);
-                        tracing::info!("reader test {}", if on { "on: readers publish keys and decisions" } else { "off" });
+                }
+                // Flush: let the tasks finish their current step.
+                sh.shutdown_tx.send_replace(true);
+                for t in tasks {
+                    if tokio::time::timeout(Duration::from_secs(10), t).await.is_err() {
+                        tracing::warn!("a background task did not stop within 10 s");
                     }
-                    Command::Shutdown => break,
                 }
-            }
-            // Flush: let the tasks finish their current step.
-            sh.shutdown_tx.send_replace(true);
-            for t in tasks {
-                if tokio::time::timeout(Duration::from_secs(10), t).await.is_err() {
-                    tracing::warn!("a background task did not stop within 10 s");
+                sh.publish_status();
+                sh.log.info("stop", None, "till-agent stopped cleanly");
+                if let Err(e) = sh.outbox().flush() {
+                    tracing::warn!("outbox checkpoint on shutdown failed: {e:#}");
                 }
-            }
-            sh.publish_status();
-            sh.log.info("stop", None, "till-agent stopped cleanly");
-            if let Err(e) = sh.outbox().flush() {
-                tracing::warn!("outbox checkpoint on shutdown failed: {e:#}");
-            }
-        });
-        rt.shutdown_timeout(Duration::from_secs(2));
-    })?;
-    Ok(Background { bus, commands: tx, status, shared, join: Some(join) })
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+        })?;
+    Ok(Background {
+        bus,
+        commands: tx,
+        status,
+        shared,
+        join: Some(join),
+    })
 }
 
 /// `Command::Enrol`: into the outbox, wake the replicator, tell the form.
@@ -293,11 +319,18 @@ fn enrol(sh: &Shared, req: &crate::enrol::Request) {
             None
         }
         Err(e) => {
-            sh.log.error("enrol", Some(req.request_id()), &format!("{} for card {} could not be queued: {e:#}", req.what(), req.card()));
+            sh.log.error(
+                "enrol",
+                Some(req.request_id()),
+                &format!("{} for card {} could not be queued: {e:#}", req.what(), req.card()),
+            );
             Some(format!("{e:#}"))
         }
     };
-    let _ = sh.bus.send(AgentEvent::Enrol(crate::events::EnrolEvent { request_id: req.request_id().to_string(), error }));
+    let _ = sh.bus.send(AgentEvent::Enrol(crate::events::EnrolEvent {
+        request_id: req.request_id().to_string(),
+        error,
+    }));
 }
 
 /// Card input (readers → Scan → Quote on the bus), owned by `input`; an error is logged and the
@@ -311,7 +344,15 @@ async fn run_inputs(sh: Arc<Shared>) {
             s.publish_status();
         }
     });
-    if let Err(e) = crate::input::run_inputs(sh.cfg.clone(), sh.bus.clone(), sh.shutdown_rx(), sh.reader_test.clone(), notice).await {
+    if let Err(e) = crate::input::run_inputs(
+        sh.cfg.clone(),
+        sh.bus.clone(),
+        sh.shutdown_rx(),
+        sh.reader_test.clone(),
+        notice,
+    )
+    .await
+    {
         sh.log.error("input", None, &format!("card input stopped: {e:#}"));
     }
 }
@@ -352,7 +393,13 @@ pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<Option<DataLock>> 
     use std::io::Write as _;
     let path = dir.join("till-agent.lock");
     let _ = std::fs::create_dir_all(dir);
-    let Ok(mut file) = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path) else {
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+    else {
         return Ok(None);
     };
     match file.try_lock() {
@@ -363,8 +410,15 @@ pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<Option<DataLock>> 
         Err(std::fs::TryLockError::WouldBlock) => {
             // (Windows: the locked file cannot be read by others; then no pid)
             let pid = std::fs::read_to_string(&path).unwrap_or_default();
-            let who = if pid.trim().is_empty() { "another till-agent".to_string() } else { format!("another till-agent (pid {})", pid.trim()) };
-            anyhow::bail!("{who} is already running on the data folder {}; stop it first", dir.display())
+            let who = if pid.trim().is_empty() {
+                "another till-agent".to_string()
+            } else {
+                format!("another till-agent (pid {})", pid.trim())
+            };
+            anyhow::bail!(
+                "{who} is already running on the data folder {}; stop it first",
+                dir.display()
+            )
         }
         Err(std::fs::TryLockError::Error(e)) => {
             tracing::warn!("cannot lock {}: {e}; going on without the lock", path.display());
@@ -383,7 +437,10 @@ fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
             anyhow::bail!("the data folder {} is on a read-only file system: {e}", dir.display())
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            anyhow::bail!("the data folder {} is read-only for this user (permission denied): {e}", dir.display())
+            anyhow::bail!(
+                "the data folder {} is read-only for this user (permission denied): {e}",
+                dir.display()
+            )
         }
         Err(e) if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) => {
             anyhow::bail!("the disk holding the data folder {} is full: {e}", dir.display())

@@ -54,14 +54,25 @@ pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
         server_reachable: reachable,
         agent_saw_server_reachable: o.meta("server_reachable")?.map(|v| v == "true"),
         last_error: o.meta("last_error")?,
-        reader_problems: o.meta("reader_problems")?.map(|p| p.lines().map(str::to_string).collect()).unwrap_or_default(),
+        reader_problems: o
+            .meta("reader_problems")?
+            .map(|p| p.lines().map(str::to_string).collect())
+            .unwrap_or_default(),
         outbox: cfg.outbox_path().display().to_string(),
     })
 }
 
 pub fn print_human(r: &StatusReport) {
     println!("Store / till:        {} / {}", r.store_id, r.till_id);
-    println!("Server:              {} ({})", r.server_url, if r.server_reachable { "reachable" } else { "NOT reachable" });
+    println!(
+        "Server:              {} ({})",
+        r.server_url,
+        if r.server_reachable {
+            "reachable"
+        } else {
+            "NOT reachable"
+        }
+    );
     println!("Queue depth:         {}", r.queue_depth);
     if let Some(a) = r.oldest_pending_age_secs {
         println!("Oldest pending:      {} s ago", a);
@@ -77,7 +88,13 @@ pub fn print_human(r: &StatusReport) {
     }
     println!("Dead letters:        {}", r.dead_letters);
     for d in &r.dead_letter_items {
-        println!("  {} {} (attempts {}): {}", d.kind, d.item_id, d.attempts, d.reason.as_deref().unwrap_or("?"));
+        println!(
+            "  {} {} (attempts {}): {}",
+            d.kind,
+            d.item_id,
+            d.attempts,
+            d.reason.as_deref().unwrap_or("?")
+        );
     }
     if r.dead_letters > 0 {
         println!("  after fixing the cause: till-agent requeue");
@@ -85,7 +102,10 @@ pub fn print_human(r: &StatusReport) {
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 /// One doctor line.
@@ -112,16 +132,27 @@ fn reader_checks(r: &crate::input::config::ReaderConfig) -> Vec<Check> {
     let mut out = Vec::new();
     for (i, sc) in r.serial.iter().enumerate() {
         let what = format!("serial reader {}", i + 1);
-        let settings = format!("{} baud {}{}{}", sc.baud, sc.data_bits, sc.parity.letter(), sc.stop_bits);
-        let (ok, detail) = match serial::find_port_in(sc, &SystemPorts).and_then(|name| serial::open(sc, &name).map(|_| name)) {
-            Ok(name) => (Some(true), format!("{name} opened ({settings})")),
-            Err(e @ SerialError::InUse { .. }) => (None, format!("{e} — fine if it is this till's running agent")),
-            Err(e) => (Some(false), e.to_string()),
-        };
+        let settings = format!(
+            "{} baud {}{}{}",
+            sc.baud,
+            sc.data_bits,
+            sc.parity.letter(),
+            sc.stop_bits
+        );
+        let (ok, detail) =
+            match serial::find_port_in(sc, &SystemPorts).and_then(|name| serial::open(sc, &name).map(|_| name)) {
+                Ok(name) => (Some(true), format!("{name} opened ({settings})")),
+                Err(e @ SerialError::InUse { .. }) => (None, format!("{e} — fine if it is this till's running agent")),
+                Err(e) => (Some(false), e.to_string()),
+            };
         out.push(Check { ok, what, detail });
     }
     if !r.wedge {
-        out.push(Check { ok: None, what: "keyboard wedge".into(), detail: "off (`[reader] wedge = false`)".into() });
+        out.push(Check {
+            ok: None,
+            what: "keyboard wedge".into(),
+            detail: "off (`[reader] wedge = false`)".into(),
+        });
         return out;
     }
     match crate::input::oskbd::open(None, false) {
@@ -155,7 +186,11 @@ fn reader_checks(r: &crate::input::config::ReaderConfig) -> Vec<Check> {
             }
         }
         // A till without a desktop session (service, ssh) has no keyboard input to listen to.
-        Err(e) => out.push(Check { ok: None, what: "keyboard wedge".into(), detail: format!("unavailable here: {e:#}") }),
+        Err(e) => out.push(Check {
+            ok: None,
+            what: "keyboard wedge".into(),
+            detail: format!("unavailable here: {e:#}"),
+        }),
     }
     out
 }
@@ -164,7 +199,11 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
     let mut checks = Vec::new();
     let cfg = match Config::load(config_path) {
         Ok(c) => {
-            checks.push(Check { ok: Some(true), what: "configuration".into(), detail: c.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default() });
+            checks.push(Check {
+                ok: Some(true),
+                what: "configuration".into(),
+                detail: c.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            });
             c
         }
         Err(e) => {
@@ -180,22 +219,45 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
         ("log folder", cfg.log_dir()),
     ] {
         match writable(&dir) {
-            Ok(()) => checks.push(Check { ok: Some(true), what: what.into(), detail: format!("{} (read/write)", dir.display()) }),
-            Err(e) => checks.push(Check { ok: Some(false), what: what.into(), detail: format!("{}: {e}", dir.display()) }),
+            Ok(()) => checks.push(Check {
+                ok: Some(true),
+                what: what.into(),
+                detail: format!("{} (read/write)", dir.display()),
+            }),
+            Err(e) => checks.push(Check {
+                ok: Some(false),
+                what: what.into(),
+                detail: format!("{}: {e}", dir.display()),
+            }),
         }
     }
     match Outbox::open(&cfg.outbox_path()).and_then(|o| o.stats()) {
         Ok(s) => checks.push(Check {
             ok: Some(s.dead_letters == 0).filter(|b| *b).or(None),
             what: "outbox".into(),
-            detail: format!("{} pending, {} sent, {} dead letter(s)", s.pending, s.sent, s.dead_letters),
+            detail: format!(
+                "{} pending, {} sent, {} dead letter(s)",
+                s.pending, s.sent, s.dead_letters
+            ),
         }),
-        Err(e) => checks.push(Check { ok: Some(false), what: "outbox".into(), detail: format!("{e:#}") }),
+        Err(e) => checks.push(Check {
+            ok: Some(false),
+            what: "outbox".into(),
+            detail: format!("{e:#}"),
+        }),
     }
     let token = crate::credentials::till_token_with_source(&cfg);
     match &token {
-        Ok((_, src)) => checks.push(Check { ok: Some(true), what: "till token present".into(), detail: format!("from {src:?}") }),
-        Err(e) => checks.push(Check { ok: Some(false), what: "till token present".into(), detail: format!("{e:#}") }),
+        Ok((_, src)) => checks.push(Check {
+            ok: Some(true),
+            what: "till token present".into(),
+            detail: format!("from {src:?}"),
+        }),
+        Err(e) => checks.push(Check {
+            ok: Some(false),
+            what: "till token present".into(),
+            detail: format!("{e:#}"),
+        }),
     }
     checks.extend(reader_checks(&cfg.reader));
     let net: anyhow::Result<Vec<Check>> = block_on(async {
@@ -205,33 +267,80 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
         match c.get(cfg.url("/healthz")).timeout(Duration::from_secs(3)).send().await {
             Ok(r) if r.status().is_success() => {
                 let rtt = t0.elapsed();
-                out.push(Check { ok: Some(true), what: "server reachable".into(), detail: format!("{} ({} ms)", cfg.server_url, rtt.as_millis()) });
+                out.push(Check {
+                    ok: Some(true),
+                    what: "server reachable".into(),
+                    detail: format!("{} ({} ms)", cfg.server_url, rtt.as_millis()),
+                });
                 let body: serde_json::Value = r.json().await.unwrap_or_default();
-                match body.get("time").and_then(|t| t.as_str()).and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+                match body
+                    .get("time")
+                    .and_then(|t| t.as_str())
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                {
                     Some(server) => {
                         let skew = (Utc::now() - server.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0;
-                        let ok = if skew.abs() > 300.0 { Some(false) } else if skew.abs() > 60.0 { None } else { Some(true) };
+                        let ok = if skew.abs() > 300.0 {
+                            Some(false)
+                        } else if skew.abs() > 60.0 {
+                            None
+                        } else {
+                            Some(true)
+                        };
                         out.push(Check {
                             ok,
                             what: "clock skew vs server".into(),
-                            detail: format!("{skew:+.1} s (till {} server)", if skew >= 0.0 { "ahead of" } else { "behind" }),
+                            detail: format!(
+                                "{skew:+.1} s (till {} server)",
+                                if skew >= 0.0 { "ahead of" } else { "behind" }
+                            ),
                         });
                     }
-                    None => out.push(Check { ok: None, what: "clock skew vs server".into(), detail: "server sent no `time`".into() }),
+                    None => out.push(Check {
+                        ok: None,
+                        what: "clock skew vs server".into(),
+                        detail: "server sent no `time`".into(),
+                    }),
                 }
             }
-            Ok(r) => out.push(Check { ok: Some(false), what: "server reachable".into(), detail: format!("/healthz answered {}", r.status()) }),
-            Err(e) => out.push(Check { ok: Some(false), what: "server reachable".into(), detail: crate::runtime::error_chain(&e) }),
+            Ok(r) => out.push(Check {
+                ok: Some(false),
+                what: "server reachable".into(),
+                detail: format!("/healthz answered {}", r.status()),
+            }),
+            Err(e) => out.push(Check {
+                ok: Some(false),
+                what: "server reachable".into(),
+                detail: crate::runtime::error_chain(&e),
+            }),
         }
         if let Ok((t, _)) = &token {
-            match c.get(cfg.url("/v1/rules")).bearer_auth(t).timeout(Duration::from_secs(5)).send().await {
-                Ok(r) if r.status().is_success() => out.push(Check { ok: Some(true), what: "till token valid".into(), detail: "server accepted it".into() }),
+            match c
+                .get(cfg.url("/v1/rules"))
+                .bearer_auth(t)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => out.push(Check {
+                    ok: Some(true),
+                    what: "till token valid".into(),
+                    detail: "server accepted it".into(),
+                }),
                 Ok(r) => {
                     let st = r.status();
                     let b = r.text().await.unwrap_or_default();
-                    out.push(Check { ok: Some(false), what: "till token valid".into(), detail: format!("server answered {st}: {}", b.chars().take(200).collect::<String>()) })
+                    out.push(Check {
+                        ok: Some(false),
+                        what: "till token valid".into(),
+                        detail: format!("server answered {st}: {}", b.chars().take(200).collect::<String>()),
+                    })
                 }
-                Err(e) => out.push(Check { ok: None, what: "till token valid".into(), detail: format!("could not ask the server: {}", crate::runtime::error_chain(&e)) }),
+                Err(e) => out.push(Check {
+                    ok: None,
+                    what: "till token valid".into(),
+                    detail: format!("could not ask the server: {}", crate::runtime::error_chain(&e)),
+                }),
             }
         }
         Ok(out)

@@ -119,11 +119,16 @@ pub fn mask_card_numbers(s: &str) -> String {
 pub fn init_tracing(log_dir: Option<&Path>, verbose: bool) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_subscriber::prelude::*;
     let filter = || {
-        tracing_subscriber::EnvFilter::try_from_env("TILL_AGENT_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if verbose { "info" } else { "warn,till_agent=info" }))
+        tracing_subscriber::EnvFilter::try_from_env("TILL_AGENT_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if verbose { "info" } else { "warn,till_agent=info" })
+        })
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(false).with_filter(filter());
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .with_filter(filter());
     let (file, guard) = match log_dir.and_then(|d| std::fs::create_dir_all(d).ok().map(|_| d)) {
         Some(d) => match tracing_appender::rolling::RollingFileAppender::builder()
             .rotation(tracing_appender::rolling::Rotation::DAILY)
@@ -132,10 +137,21 @@ pub fn init_tracing(log_dir: Option<&Path>, verbose: bool) -> Option<tracing_app
         {
             Ok(appender) => {
                 let (nb, guard) = tracing_appender::non_blocking(appender);
-                (Some(tracing_subscriber::fmt::layer().with_writer(nb).with_ansi(false).with_filter(filter())), Some(guard))
+                (
+                    Some(
+                        tracing_subscriber::fmt::layer()
+                            .with_writer(nb)
+                            .with_ansi(false)
+                            .with_filter(filter()),
+                    ),
+                    Some(guard),
+                )
             }
             Err(e) => {
-                eprintln!("till-agent: warning: no log file in {} ({e}); logging to stderr only", d.display());
+                eprintln!(
+                    "till-agent: warning: no log file in {} ({e}); logging to stderr only",
+                    d.display()
+                );
                 (None, None)
             }
         },
@@ -151,12 +167,21 @@ mod tests {
 
     #[test]
     fn masks_cards_but_not_ids_or_amounts() {
-        assert_eq!(mask_card_numbers("card 1900123456789012 ok"), "card 1900-****-****-9012 ok");
-        assert_eq!(mask_card_numbers("card 1900 1234 5678 9012."), "card 1900-****-****-9012.");
+        assert_eq!(
+            mask_card_numbers("card 1900123456789012 ok"),
+            "card 1900-****-****-9012 ok"
+        );
+        assert_eq!(
+            mask_card_numbers("card 1900 1234 5678 9012."),
+            "card 1900-****-****-9012."
+        );
         assert_eq!(mask_card_numbers("4111-1111-1111-1111"), "4111-****-****-1111");
         let hex = "receipt 3f2a1234567890123456789012345678";
         assert_eq!(mask_card_numbers(hex), hex);
-        assert_eq!(mask_card_numbers("total 1235.00 at 2026-11-23 10:15"), "total 1235.00 at 2026-11-23 10:15");
+        assert_eq!(
+            mask_card_numbers("total 1235.00 at 2026-11-23 10:15"),
+            "total 1235.00 at 2026-11-23 10:15"
+        );
         assert_eq!(mask_card_numbers("12345"), "12345");
     }
 
@@ -170,6 +195,13 @@ mod tests {
         let rows = o.log_tail(5).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].message, "card 1900-****-****-9012 attached");
-        assert_eq!((rows[0].level.as_str(), rows[0].kind.as_str(), rows[0].item_id.as_deref()), ("warn", "ingest", Some("abc")));
+        assert_eq!(
+            (
+                rows[0].level.as_str(),
+                rows[0].kind.as_str(),
+                rows[0].item_id.as_deref()
+            ),
+            ("warn", "ingest", Some("abc"))
+        );
     }
 }

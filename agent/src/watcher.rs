@@ -75,12 +75,17 @@ struct Look {
 
 fn look(p: &Path) -> Option<Look> {
     let m = std::fs::metadata(p).ok()?;
-    m.is_file().then(|| Look { len: m.len(), mtime: m.modified().ok() })
+    m.is_file().then(|| Look {
+        len: m.len(),
+        mtime: m.modified().ok(),
+    })
 }
 
 /// Candidate files, oldest first (the order the POS wrote them).
 fn candidates(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut v: Vec<(Option<SystemTime>, PathBuf)> = rd
         .filter_map(Result::ok)
         .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
@@ -108,7 +113,10 @@ fn unique_dest(dir: &Path, name: &str) -> PathBuf {
     if !p.exists() {
         return p;
     }
-    (1..).map(|i| dir.join(format!("{name}.{i}"))).find(|p| !p.exists()).unwrap()
+    (1..)
+        .map(|i| dir.join(format!("{name}.{i}")))
+        .find(|p| !p.exists())
+        .unwrap()
 }
 
 fn move_file(from: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
@@ -169,7 +177,10 @@ enum FileResult {
 }
 
 fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileResult::Gone,
@@ -184,20 +195,28 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
     let hash = hex::encode(Sha256::digest(&bytes));
     match sh.outbox().is_ingested(&hash) {
         Ok(true) => {
-            sh.log.info("skip", None, &format!("{name}: same content as a file already ingested; not queued again"));
+            sh.log.info(
+                "skip",
+                None,
+                &format!("{name}: same content as a file already ingested; not queued again"),
+            );
             finish_move(sh, path, &name, &sh.cfg.processed_dir());
             return FileResult::Done;
         }
         Ok(false) => {}
         Err(e) => {
-            sh.log.error("outbox", None, &format!("{name}: outbox unavailable: {e:#}"));
+            sh.log
+                .error("outbox", None, &format!("{name}: outbox unavailable: {e:#}"));
             return FileResult::Waiting;
         }
     }
     let mut receipts = match parse_file(&sh.cfg.receipts, &name, &bytes, &sh.cfg.parse_context()) {
         Ok(r) => r,
         Err(err) => {
-            let age = seen.mtime.and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or(QUARANTINE_GRACE);
+            let age = seen
+                .mtime
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .unwrap_or(QUARANTINE_GRACE);
             if age < QUARANTINE_GRACE {
                 return FileResult::Waiting; // maybe still being written: read again soon
             }
@@ -215,15 +234,29 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
         if let Some(scan) = slot.clone() {
             for r in receipts.iter_mut() {
                 if attach_scan(r, &scan, sh.cfg.scan_attach_window_secs) {
-                    sh.log.info("card", Some(r.id.as_str()), &format!("receipt {} had no card: attached {} scanned at {}", r.pos_receipt_no, scan.card, scan.at.to_rfc3339()));
+                    sh.log.info(
+                        "card",
+                        Some(r.id.as_str()),
+                        &format!(
+                            "receipt {} had no card: attached {} scanned at {}",
+                            r.pos_receipt_no,
+                            scan.card,
+                            scan.at.to_rfc3339()
+                        ),
+                    );
                     *slot = None;
                     break;
                 }
             }
         }
     }
-    let items: Vec<SyncItem> =
-        receipts.iter().map(|r| SyncItem { item_id: r.id.0.clone(), payload: SyncPayload::Receipt(r.clone()) }).collect();
+    let items: Vec<SyncItem> = receipts
+        .iter()
+        .map(|r| SyncItem {
+            item_id: r.id.0.clone(),
+            payload: SyncPayload::Receipt(r.clone()),
+        })
+        .collect();
     let committed = sh.outbox().commit_file(&hash, &name, &items);
     match committed {
         Ok(c) => {
@@ -232,16 +265,33 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
                 sh.log.info(
                     "ingest",
                     Some(r.id.as_str()),
-                    &format!("{name}: receipt {} total {} {} card {card} ({} lines) queued", r.pos_receipt_no, r.total, r.currency, r.lines.len()),
+                    &format!(
+                        "{name}: receipt {} total {} {} card {card} ({} lines) queued",
+                        r.pos_receipt_no,
+                        r.total,
+                        r.currency,
+                        r.lines.len()
+                    ),
                 );
             }
             if c.already_queued > 0 {
-                sh.log.info("skip", None, &format!("{name}: {} receipt(s) were already queued (POS re-export); not duplicated", c.already_queued));
+                sh.log.info(
+                    "skip",
+                    None,
+                    &format!(
+                        "{name}: {} receipt(s) were already queued (POS re-export); not duplicated",
+                        c.already_queued
+                    ),
+                );
             }
             sh.wake.notify_one();
         }
         Err(e) => {
-            sh.log.error("outbox", None, &format!("{name}: commit failed, file left in place: {e:#}"));
+            sh.log.error(
+                "outbox",
+                None,
+                &format!("{name}: commit failed, file left in place: {e:#}"),
+            );
             return FileResult::Waiting;
         }
     }
@@ -251,7 +301,14 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
 
 fn finish_move(sh: &Shared, path: &Path, name: &str, dir: &Path) {
     if let Err(e) = move_file(path, dir, name) {
-        sh.log.warn("ingest", None, &format!("{name}: committed but could not be moved to {}: {e} (its hash prevents a re-ingest)", dir.display()));
+        sh.log.warn(
+            "ingest",
+            None,
+            &format!(
+                "{name}: committed but could not be moved to {}: {e} (its hash prevents a re-ingest)",
+                dir.display()
+            ),
+        );
     }
 }
 
@@ -260,7 +317,11 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
     let dest = match move_file(path, &qdir, name) {
         Ok(d) => d,
         Err(e) => {
-            sh.log.error("quarantine", None, &format!("{name}: bad file ({reason}) and it cannot be moved to quarantine: {e}"));
+            sh.log.error(
+                "quarantine",
+                None,
+                &format!("{name}: bad file ({reason}) and it cannot be moved to quarantine: {e}"),
+            );
             return;
         }
     };
@@ -289,9 +350,14 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
     // Written beside and renamed into place, so support (and tests) never read half a reason.
     let tmp_path = PathBuf::from(format!("{}.error.tmp", dest.display()));
     if let Err(e) = std::fs::write(&tmp_path, text).and_then(|_| std::fs::rename(&tmp_path, &err_path)) {
-        sh.log.error("quarantine", None, &format!("{name}: cannot write {}: {e}", err_path.display()));
+        sh.log.error(
+            "quarantine",
+            None,
+            &format!("{name}: cannot write {}: {e}", err_path.display()),
+        );
     }
-    sh.log.error("quarantine", None, &format!("{name} quarantined: {reason}"));
+    sh.log
+        .error("quarantine", None, &format!("{name} quarantined: {reason}"));
 }
 
 /// The watcher task: notify + periodic rescan; passes run on a blocking thread.
@@ -299,7 +365,8 @@ pub async fn run(sh: Arc<Shared>) {
     let dir = sh.cfg.export_dir.clone();
     for d in [dir.clone(), sh.cfg.processed_dir(), sh.cfg.quarantine_dir()] {
         if let Err(e) = std::fs::create_dir_all(&d) {
-            sh.log.error("watcher", None, &format!("cannot create {}: {e}", d.display()));
+            sh.log
+                .error("watcher", None, &format!("cannot create {}: {e}", d.display()));
         }
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -314,13 +381,21 @@ pub async fn run(sh: Arc<Shared>) {
         });
         if let Ok(w) = &mut w {
             if let Err(e) = w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                sh.log.warn("watcher", None, &format!("cannot watch {} ({e}); relying on the periodic rescan", dir.display()));
+                sh.log.warn(
+                    "watcher",
+                    None,
+                    &format!("cannot watch {} ({e}); relying on the periodic rescan", dir.display()),
+                );
             }
         }
         w
     };
     if let Err(e) = &watcher {
-        sh.log.warn("watcher", None, &format!("file notifications unavailable ({e}); relying on the periodic rescan"));
+        sh.log.warn(
+            "watcher",
+            None,
+            &format!("file notifications unavailable ({e}); relying on the periodic rescan"),
+        );
     }
     sh.log.info("watcher", None, &format!("watching {}", dir.display()));
     let mut shutdown = sh.shutdown_rx();
@@ -356,7 +431,15 @@ mod tests {
 
     #[test]
     fn temp_names_are_ignored() {
-        for n in ["r1.tmp", "~r1.csv", ".r1.csv", "r1.csv.partial", "x.part", "r1.csv.error.txt", "R1.TMP"] {
+        for n in [
+            "r1.tmp",
+            "~r1.csv",
+            ".r1.csv",
+            "r1.csv.partial",
+            "x.part",
+            "r1.csv.error.txt",
+            "R1.TMP",
+        ] {
             assert!(is_ignored_name(n), "{n}");
         }
         for n in ["r1.csv", "receipt.json", "poslog.xml", "tmp.csv"] {
@@ -368,7 +451,10 @@ mod tests {
     fn scan_attaches_within_window_once() {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
         let card = CardId::normalise("1900123456789012").unwrap();
-        let scan = PendingScan { card: card.clone(), at: t("2026-11-23T10:00:00+01:00") };
+        let scan = PendingScan {
+            card: card.clone(),
+            at: t("2026-11-23T10:00:00+01:00"),
+        };
         let json = r#"{"id":"x","store_id":"S","till_id":"T","pos_receipt_no":"1","issued_at":"2026-11-23T10:05:00+01:00","currency":"CZK","total":"1","lines":[]}"#;
         let mut r: protocol::v1::Receipt = serde_json::from_str(json).unwrap();
         assert!(attach_scan(&mut r, &scan, 600));
@@ -378,7 +464,8 @@ mod tests {
         assert!(!attach_scan(&mut late, &scan, 600), "outside the window");
         let mut before: protocol::v1::Receipt = serde_json::from_str(&json.replace("10:05", "09:30")).unwrap();
         assert!(!attach_scan(&mut before, &scan, 600), "long before the scan");
-        let mut utc: protocol::v1::Receipt = serde_json::from_str(&json.replace("10:05:00+01:00", "09:01:00Z")).unwrap();
+        let mut utc: protocol::v1::Receipt =
+            serde_json::from_str(&json.replace("10:05:00+01:00", "09:01:00Z")).unwrap();
         assert!(attach_scan(&mut utc, &scan, 600), "offsets compared as instants");
     }
 }

@@ -3,7 +3,10 @@
 use till_agent::formats::{parse_file, FormatKind, FormatSpec, ParseContext};
 
 pub fn parse_as(kind: FormatKind, data: &[u8]) {
-    let spec = FormatSpec { format: kind, ..FormatSpec::default() };
+    let spec = FormatSpec {
+        format: kind,
+        ..FormatSpec::default()
+    };
     let ctx = ParseContext {
         store_id: "S1".into(),
         till_id: "T1".into(),
@@ -13,7 +16,10 @@ pub fn parse_as(kind: FormatKind, data: &[u8]) {
     if let Ok(receipts) = parse_file(&spec, "fuzz.dat", data, &ctx) {
         for r in receipts {
             // The idempotency key is the one derived from the receipt's identity.
-            assert_eq!(r.id, protocol::ReceiptId::derive(&r.store_id, &r.till_id, &r.pos_receipt_no, &r.issued_at));
+            assert_eq!(
+                r.id,
+                protocol::ReceiptId::derive(&r.store_id, &r.till_id, &r.pos_receipt_no, &r.issued_at)
+            );
         }
     }
 }

@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let intercept = data.first().is_some_and(|b| b & 1 == 1);
     // Bit 1 turns on a prefix key (KEY_F11 here: inside the fuzzed key range).
     let prefix = data.first().is_some_and(|b| b & 2 == 2).then_some(Key(87));
-    let mut d = Detector::new(DetectConfig { intercept, prefix, ..DetectConfig::default() });
+    let mut d = Detector::new(DetectConfig {
+        intercept,
+        prefix,
+        ..DetectConfig::default()
+    });
     let mut t = 0u64;
     let mut fed: BTreeMap<u32, Vec<KeyEvent>> = BTreeMap::new();
     // per device: keys whose latest down went past; their next fed up is exempt from ordering
@@ -69,16 +73,25 @@ fuzz_target!(|data: &[u8]| {
             let ups = leak_ups.remove(dev).unwrap_or_default();
             let mut got = out.remove(dev).unwrap_or_default();
             for u in &ups {
-                let i = got.iter().position(|k| k == u).expect("the up of a key that went past was not given back");
+                let i = got
+                    .iter()
+                    .position(|k| k == u)
+                    .expect("the up of a key that went past was not given back");
                 got.remove(i);
             }
-            assert_eq!(&got, keys, "device {dev}: keys taken by the hook were lost, duplicated or reordered");
+            assert_eq!(
+                &got, keys,
+                "device {dev}: keys taken by the hook were lost, duplicated or reordered"
+            );
         }
         for (dev, ups) in &leak_ups {
             assert_eq!(out.get(dev), Some(ups), "device {dev}: ups of keys that went past");
         }
         for (dev, got) in &out {
-            assert!(fed.contains_key(dev) || leak_ups.contains_key(dev), "device {dev}: keys given back that were never taken: {got:?}");
+            assert!(
+                fed.contains_key(dev) || leak_ups.contains_key(dev),
+                "device {dev}: keys given back that were never taken: {got:?}"
+            );
         }
     }
 });

@@ -30,7 +30,12 @@ pub struct CardPolicy {
 impl Default for CardPolicy {
     /// The generic loyalty policy: 8–19 digits, any prefix, no check digit.
     fn default() -> Self {
-        CardPolicy { min_len: 8, max_len: 19, prefixes: Vec::new(), luhn: false }
+        CardPolicy {
+            min_len: 8,
+            max_len: 19,
+            prefixes: Vec::new(),
+            luhn: false,
+        }
     }
 }
 
@@ -79,10 +84,16 @@ impl CardId {
     pub fn validate(&self, policy: &CardPolicy) -> Result<(), CardIdError> {
         let len = self.0.len();
         if len < policy.min_len || len > policy.max_len {
-            return Err(CardIdError::Length { len, min: policy.min_len, max: policy.max_len });
+            return Err(CardIdError::Length {
+                len,
+                min: policy.min_len,
+                max: policy.max_len,
+            });
         }
         if !policy.prefixes.is_empty() && !policy.prefixes.iter().any(|p| self.0.starts_with(p.as_str())) {
-            return Err(CardIdError::Prefix { allowed: policy.prefixes.clone() });
+            return Err(CardIdError::Prefix {
+                allowed: policy.prefixes.clone(),
+            });
         }
         if policy.luhn && !luhn_valid(&self.0) {
             return Err(CardIdError::CheckDigit);
@@ -105,7 +116,13 @@ impl CardId {
 pub fn mask_digits(d: &str) -> String {
     let chars: Vec<char> = d.chars().collect();
     let n = chars.len();
-    let (keep_head, keep_tail) = if n >= 12 { (4, 4) } else if n >= 6 { (0, 4.min(n / 2)) } else { (0, 0) };
+    let (keep_head, keep_tail) = if n >= 12 {
+        (4, 4)
+    } else if n >= 6 {
+        (0, 4.min(n / 2))
+    } else {
+        (0, 0)
+    };
     let mut out = String::with_capacity(n + n / 4);
     for (i, c) in chars.iter().enumerate() {
         if i > 0 && i % 4 == 0 {
@@ -264,25 +281,45 @@ mod tests {
 
     #[test]
     fn normalises_separators_from_other_layouts() {
-        for raw in ["1900-1234-5678-9012", "1900 1234 5678 9012", "1900'1234'5678'9012", "1900ß1234ß5678ß9012", "1900=1234=5678=9012"] {
+        for raw in [
+            "1900-1234-5678-9012",
+            "1900 1234 5678 9012",
+            "1900'1234'5678'9012",
+            "1900ß1234ß5678ß9012",
+            "1900=1234=5678=9012",
+        ] {
             assert_eq!(CardId::normalise(raw).unwrap().expose(), "1900123456789012", "{raw}");
         }
     }
 
     #[test]
     fn rejects_letters_with_position() {
-        assert_eq!(CardId::normalise("1900-12a4"), Err(CardIdError::InvalidChar { ch: 'a', pos: 7 }));
+        assert_eq!(
+            CardId::normalise("1900-12a4"),
+            Err(CardIdError::InvalidChar { ch: 'a', pos: 7 })
+        );
         assert_eq!(CardId::normalise(" - "), Err(CardIdError::Empty));
     }
 
     #[test]
     fn policy_length_prefix_luhn() {
-        let p = CardPolicy { min_len: 16, max_len: 16, prefixes: vec!["1900".into()], luhn: true };
+        let p = CardPolicy {
+            min_len: 16,
+            max_len: 16,
+            prefixes: vec!["1900".into()],
+            luhn: true,
+        };
         let payload = "190012345678901";
         let full = format!("{payload}{}", luhn_check_digit(payload));
         assert!(CardId::parse(&full, &p).is_ok());
-        assert!(matches!(CardId::parse("1900", &p), Err(CardIdError::Length { len: 4, .. })));
-        assert!(matches!(CardId::parse("2900123456789012", &p), Err(CardIdError::Prefix { .. })));
+        assert!(matches!(
+            CardId::parse("1900", &p),
+            Err(CardIdError::Length { len: 4, .. })
+        ));
+        assert!(matches!(
+            CardId::parse("2900123456789012", &p),
+            Err(CardIdError::Prefix { .. })
+        ));
         let wrong = format!("{payload}{}", if full.ends_with('0') { '1' } else { '0' });
         assert_eq!(CardId::parse(&wrong, &p), Err(CardIdError::CheckDigit));
     }

@@ -64,7 +64,9 @@ impl Money {
     /// Round half away from zero to the currency's minor unit.
     pub fn rounded(self) -> Money {
         Money {
-            amount: self.amount.round_dp_with_strategy(self.currency.minor_digits(), RoundingStrategy::MidpointAwayFromZero),
+            amount: self
+                .amount
+                .round_dp_with_strategy(self.currency.minor_digits(), RoundingStrategy::MidpointAwayFromZero),
             currency: self.currency,
         }
     }
@@ -92,9 +94,18 @@ mod tests {
 
     #[test]
     fn czk_cash_rounding_line() {
-        assert_eq!(Money::new(dec!(1234.50), Currency::CZK).cash_rounding(), (dec!(1235), dec!(0.50)));
-        assert_eq!(Money::new(dec!(99.49), Currency::CZK).cash_rounding(), (dec!(99), dec!(-0.49)));
-        assert_eq!(Money::new(dec!(12.90), Currency::EUR).cash_rounding(), (dec!(12.90), dec!(0)));
+        assert_eq!(
+            Money::new(dec!(1234.50), Currency::CZK).cash_rounding(),
+            (dec!(1235), dec!(0.50))
+        );
+        assert_eq!(
+            Money::new(dec!(99.49), Currency::CZK).cash_rounding(),
+            (dec!(99), dec!(-0.49))
+        );
+        assert_eq!(
+            Money::new(dec!(12.90), Currency::EUR).cash_rounding(),
+            (dec!(12.90), dec!(0))
+        );
     }
 
     #[test]

@@ -25,8 +25,8 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::CardPolicy;
-use crate::money::Currency;
 use crate::ids::CustomerId;
+use crate::money::Currency;
 use crate::v1::{Customer, CustomerQuote, CustomerState, ExpiringPoints, LineKind, Receipt, ReceiptLine};
 
 const HUNDRED: Decimal = Decimal::ONE_HUNDRED;
@@ -209,13 +209,21 @@ fn month_key(d: NaiveDate) -> String {
 }
 
 /// The tier returned for a program without tiers: "no tier", 0 %.
-static NO_TIER: Tier = Tier { name: String::new(), threshold: Decimal::ZERO, discount_percent: Decimal::ZERO };
+static NO_TIER: Tier = Tier {
+    name: String::new(),
+    threshold: Decimal::ZERO,
+    discount_percent: Decimal::ZERO,
+};
 
 impl Program {
     /// The tier for an accumulated turnover: the one with the highest threshold not above it;
     /// below every threshold, the lowest tier. Order of `tiers` does not matter.
     pub fn tier_for(&self, turnover: Decimal) -> &Tier {
-        let reached = self.tiers.iter().filter(|t| t.threshold <= turnover).max_by(|a, b| a.threshold.cmp(&b.threshold));
+        let reached = self
+            .tiers
+            .iter()
+            .filter(|t| t.threshold <= turnover)
+            .max_by(|a, b| a.threshold.cmp(&b.threshold));
         reached
             .or_else(|| self.tiers.iter().min_by(|a, b| a.threshold.cmp(&b.threshold)))
             .unwrap_or(&NO_TIER)
@@ -269,7 +277,12 @@ impl Program {
     /// Check the program for configuration mistakes. Every problem names its field.
     pub fn validate(&self) -> Result<(), Vec<RulesError>> {
         let mut errs = Vec::new();
-        let mut err = |field: String, message: &str| errs.push(RulesError { field, message: message.to_string() });
+        let mut err = |field: String, message: &str| {
+            errs.push(RulesError {
+                field,
+                message: message.to_string(),
+            })
+        };
         if self.tiers.is_empty() {
             err("program.tiers".into(), "at least one tier is required");
         }
@@ -278,10 +291,16 @@ impl Program {
                 err(format!("program.tiers[{i}].threshold"), "must not be negative");
             }
             if t.discount_percent.is_sign_negative() || t.discount_percent > HUNDRED {
-                err(format!("program.tiers[{i}].discount_percent"), "must be between 0 and 100");
+                err(
+                    format!("program.tiers[{i}].discount_percent"),
+                    "must be between 0 and 100",
+                );
             }
             if self.tiers[..i].iter().any(|o| o.threshold == t.threshold) {
-                err(format!("program.tiers[{i}].threshold"), "two tiers have the same threshold");
+                err(
+                    format!("program.tiers[{i}].threshold"),
+                    "two tiers have the same threshold",
+                );
             }
             if self.tiers[..i].iter().any(|o| o.name == t.name) {
                 err(format!("program.tiers[{i}].name"), "two tiers have the same name");
@@ -317,7 +336,10 @@ impl Program {
             }
             if let Some((f, t)) = c.hours {
                 if f > 23 || t > 24 {
-                    err(format!("program.campaigns[{i}].hours"), "hours are 0..=23 (from) and 0..=24 (to)");
+                    err(
+                        format!("program.campaigns[{i}].hours"),
+                        "hours are 0..=23 (from) and 0..=24 (to)",
+                    );
                 }
             }
         }
@@ -329,7 +351,10 @@ impl Program {
                 err("program.redemption.value".into(), "must be positive");
             }
             if r.reward == RewardKind::PercentDiscount && r.value > HUNDRED {
-                err("program.redemption.value".into(), "a percentage discount must be at most 100");
+                err(
+                    "program.redemption.value".into(),
+                    "a percentage discount must be at most 100",
+                );
             }
             if r.min_points.is_sign_negative() {
                 err("program.redemption.min_points".into(), "must not be negative");
@@ -363,7 +388,11 @@ impl Campaign {
         }
         if let Some((from, to)) = self.hours {
             let h = at.hour();
-            let inside = if from <= to { from <= h && h < to } else { h >= from || h < to };
+            let inside = if from <= to {
+                from <= h && h < to
+            } else {
+                h >= from || h < to
+            };
             if !inside {
                 return false;
             }
@@ -389,7 +418,10 @@ pub fn earning_account(customer: &Customer) -> &CustomerId {
 
 /// Like [`earning_account`] but follows parent chains (a sub-card of a sub-card) through
 /// `lookup`, stopping at a customer without parent, an unknown parent, or a cycle.
-pub fn resolve_earning_account<'a>(customer: &'a Customer, lookup: impl Fn(&CustomerId) -> Option<&'a Customer>) -> &'a CustomerId {
+pub fn resolve_earning_account<'a>(
+    customer: &'a Customer,
+    lookup: impl Fn(&CustomerId) -> Option<&'a Customer>,
+) -> &'a CustomerId {
     let mut cur = customer;
     let mut seen = vec![&customer.id];
     while let Some(p) = cur.parent.as_ref() {
@@ -421,14 +453,22 @@ pub fn turnover(program: &Program, state: &CustomerState, at: NaiveDate) -> Deci
                     y -= 1;
                 }
             }
-            keys.iter().filter_map(|k| state.turnover_by_month.get(k)).copied().sum()
+            keys.iter()
+                .filter_map(|k| state.turnover_by_month.get(k))
+                .copied()
+                .sum()
         }
     }
 }
 
 /// The discount a customer gets: their own override if set (it replaces the tier rate, up or
 /// down), else the rate of their tier.
-pub fn discount_percent(program: &Program, customer: Option<&Customer>, state: &CustomerState, at: NaiveDate) -> Decimal {
+pub fn discount_percent(
+    program: &Program,
+    customer: Option<&Customer>,
+    state: &CustomerState,
+    at: NaiveDate,
+) -> Decimal {
     if let Some(o) = customer.and_then(|c| c.discount_override) {
         return o;
     }
@@ -451,7 +491,12 @@ pub fn evaluate_receipt(program: &Program, receipt: &Receipt) -> ReceiptEffect {
     let best = program.winning_campaign(receipt);
 
     let totals_only = receipt.is_totals_only();
-    let goods: Decimal = receipt.lines.iter().filter(|l| l.kind != LineKind::Rounding).map(|l| l.line_total).sum();
+    let goods: Decimal = receipt
+        .lines
+        .iter()
+        .filter(|l| l.kind != LineKind::Rounding)
+        .map(|l| l.line_total)
+        .sum();
     let turnover_delta = if totals_only { receipt.total } else { goods };
 
     let mut lines = Vec::new();
@@ -470,12 +515,29 @@ pub fn evaluate_receipt(program: &Program, receipt: &Receipt) -> ReceiptEffect {
             used_campaign = camp;
         }
         points += p;
-        lines.push(LinePoints { index: 0, points: p, campaign: camp.map(|c| c.id.clone()) });
+        lines.push(LinePoints {
+            index: 0,
+            points: p,
+            campaign: camp.map(|c| c.id.clone()),
+        });
     } else {
-        let item_value: Decimal = receipt.lines.iter().filter(|l| is_item(l.kind)).map(|l| l.line_total).sum();
-        let discount: Decimal = receipt.lines.iter().filter(|l| l.kind == LineKind::Discount).map(|l| l.line_total).sum();
-        let factor =
-            if item_value.is_zero() { Decimal::ONE } else { ((item_value + discount) / item_value).max(Decimal::ZERO) };
+        let item_value: Decimal = receipt
+            .lines
+            .iter()
+            .filter(|l| is_item(l.kind))
+            .map(|l| l.line_total)
+            .sum();
+        let discount: Decimal = receipt
+            .lines
+            .iter()
+            .filter(|l| l.kind == LineKind::Discount)
+            .map(|l| l.line_total)
+            .sum();
+        let factor = if item_value.is_zero() {
+            Decimal::ONE
+        } else {
+            ((item_value + discount) / item_value).max(Decimal::ZERO)
+        };
         for (i, l) in receipt.lines.iter().enumerate() {
             if !is_item(l.kind) {
                 continue;
@@ -492,7 +554,11 @@ pub fn evaluate_receipt(program: &Program, receipt: &Receipt) -> ReceiptEffect {
                 used_campaign = camp;
             }
             points += p;
-            lines.push(LinePoints { index: i, points: p, campaign: camp.map(|c| c.id.clone()) });
+            lines.push(LinePoints {
+                index: i,
+                points: p,
+                campaign: camp.map(|c| c.id.clone()),
+            });
         }
     }
 
@@ -521,7 +587,12 @@ fn line_key(l: &ReceiptLine) -> String {
 /// A return: reverse the points the original receipt credited for the returned lines,
 /// proportionally to the returned quantity. See [`evaluate_return_after`]; this is the case
 /// without earlier partial returns of the same original.
-pub fn evaluate_return(program: &Program, original: &Receipt, original_effect: &ReceiptEffect, ret: &Receipt) -> ReceiptEffect {
+pub fn evaluate_return(
+    program: &Program,
+    original: &Receipt,
+    original_effect: &ReceiptEffect,
+    ret: &Receipt,
+) -> ReceiptEffect {
     evaluate_return_after(program, original, original_effect, &[], ret)
 }
 
@@ -550,14 +621,24 @@ pub fn evaluate_return_after(
         if o.kind != LineKind::Sale {
             continue;
         }
-        let p = original_effect.lines.iter().find(|lp| lp.index == i).map(|lp| lp.points).unwrap_or_default();
+        let p = original_effect
+            .lines
+            .iter()
+            .find(|lp| lp.index == i)
+            .map(|lp| lp.points)
+            .unwrap_or_default();
         let e = pool.entry(line_key(o)).or_default();
         e.0 += o.quantity.abs();
         e.1 += p;
     }
-    let is_return_line = |l: &ReceiptLine| l.kind == LineKind::Return || (l.kind == LineKind::Sale && l.quantity.is_sign_negative());
+    let is_return_line =
+        |l: &ReceiptLine| l.kind == LineKind::Return || (l.kind == LineKind::Sale && l.quantity.is_sign_negative());
     let mut returned: BTreeMap<String, Decimal> = BTreeMap::new();
-    for l in earlier_returns.iter().flat_map(|r| r.lines.iter()).filter(|l| is_return_line(l)) {
+    for l in earlier_returns
+        .iter()
+        .flat_map(|r| r.lines.iter())
+        .filter(|l| is_return_line(l))
+    {
         *returned.entry(line_key(l)).or_default() += l.quantity.abs();
     }
 
@@ -574,17 +655,29 @@ pub fn evaluate_return_after(
                 let after = (before + l.quantity.abs()).min(qty);
                 round_points(pts * after / qty) - round_points(pts * before / qty)
             }
-            _ => round_points(l.line_total.abs() * program.base_points_percent(l.sku.as_deref(), l.category.as_deref()) / HUNDRED),
+            _ => round_points(
+                l.line_total.abs() * program.base_points_percent(l.sku.as_deref(), l.category.as_deref()) / HUNDRED,
+            ),
         };
         *returned.entry(key).or_default() += l.quantity.abs();
         points -= p;
-        lines.push(LinePoints { index: i, points: -p, campaign: None });
+        lines.push(LinePoints {
+            index: i,
+            points: -p,
+            campaign: None,
+        });
     }
 
     // Exchange: new goods sold on the return receipt earn like a sale.
     let mut campaign = None;
     let mut expiring = None;
-    let sale_idx: Vec<usize> = ret.lines.iter().enumerate().filter(|(_, l)| l.kind == LineKind::Sale && !is_return_line(l)).map(|(i, _)| i).collect();
+    let sale_idx: Vec<usize> = ret
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.kind == LineKind::Sale && !is_return_line(l))
+        .map(|(i, _)| i)
+        .collect();
     if !sale_idx.is_empty() {
         let mut sale = ret.clone();
         sale.lines = sale_idx.iter().map(|&i| ret.lines[i].clone()).collect();
@@ -592,14 +685,22 @@ pub fn evaluate_return_after(
         let e = evaluate_receipt(program, &sale);
         for lp in e.lines {
             points += lp.points;
-            lines.push(LinePoints { index: sale_idx[lp.index], ..lp });
+            lines.push(LinePoints {
+                index: sale_idx[lp.index],
+                ..lp
+            });
         }
         campaign = e.campaign;
         expiring = e.expiring;
     }
     lines.sort_by_key(|l| l.index);
 
-    let turnover_delta: Decimal = ret.lines.iter().filter(|l| l.kind != LineKind::Rounding).map(|l| l.line_total).sum();
+    let turnover_delta: Decimal = ret
+        .lines
+        .iter()
+        .filter(|l| l.kind != LineKind::Rounding)
+        .map(|l| l.line_total)
+        .sum();
     ReceiptEffect {
         turnover_delta,
         points_delta: points,
@@ -642,10 +743,17 @@ fn trim_expiring(s: &mut CustomerState) {
 ///   reversed campaign points are not expired a second time later.
 /// - Redeemed rewards are not restored by returns; the balance does not go below zero unless
 ///   `program.allow_negative_balance`.
-pub fn apply_effect(program: &Program, state: &CustomerState, effect: &ReceiptEffect, on: NaiveDate) -> (CustomerState, Option<TierChange>) {
+pub fn apply_effect(
+    program: &Program,
+    state: &CustomerState,
+    effect: &ReceiptEffect,
+    on: NaiveDate,
+) -> (CustomerState, Option<TierChange>) {
     let before = program.tier_for(turnover(program, state, on)).clone();
     let mut s = state.clone();
-    *s.turnover_by_month.entry(month_key(effect.turnover_on.unwrap_or(on))).or_default() += effect.turnover_delta;
+    *s.turnover_by_month
+        .entry(month_key(effect.turnover_on.unwrap_or(on)))
+        .or_default() += effect.turnover_delta;
     s.points_balance += effect.points_delta;
     if s.points_balance.is_sign_negative() && !program.allow_negative_balance {
         s.points_balance = Decimal::ZERO;
@@ -707,40 +815,63 @@ pub fn redeem(program: &Program, balance: Decimal, wanted_points: Decimal) -> Op
 
 /// [`redeem`] on a whole account: also takes the used points off the expiring campaign points
 /// first (soonest expiry first), so the customer spends the points that would lapse.
-pub fn redeem_from(program: &Program, state: &CustomerState, wanted_points: Decimal) -> Option<(Redeemed, CustomerState)> {
+pub fn redeem_from(
+    program: &Program,
+    state: &CustomerState,
+    wanted_points: Decimal,
+) -> Option<(Redeemed, CustomerState)> {
     let (used, value, balance) = redeem(program, state.points_balance, wanted_points)?;
     let reward = program.redemption.as_ref()?.reward;
     let mut s = state.clone();
     s.points_balance = balance;
     consume_expiring(&mut s.expiring_points, used);
     trim_expiring(&mut s);
-    Some((Redeemed { points_used: used, value, reward }, s))
+    Some((
+        Redeemed {
+            points_used: used,
+            value,
+            reward,
+        },
+        s,
+    ))
 }
 
 /// The cashier's view of a customer's account at `at`. For a family/company sub-card pass the
 /// state of [`earning_account`] (the parent); `customer` is the card holder (name, override).
 /// Campaign points that expired by `at` are not counted.
-pub fn customer_quote(program: &Program, customer: &Customer, state: &CustomerState, at: &DateTime<FixedOffset>) -> CustomerQuote {
+pub fn customer_quote(
+    program: &Program,
+    customer: &Customer,
+    state: &CustomerState,
+    at: &DateTime<FixedOffset>,
+) -> CustomerQuote {
     let day = at.date_naive();
     let state = &expire_points(state, day);
     let t = turnover(program, state, day);
     let tier = program.tier_for(t);
     let next = program.next_tier(t);
     // The campaign a purchase right now would get (ignoring the minimum receipt value).
-    let campaign = program.applicable_campaigns(at, Decimal::MAX).first().map(|c| c.name.clone());
+    let campaign = program
+        .applicable_campaigns(at, Decimal::MAX)
+        .first()
+        .map(|c| c.name.clone());
     CustomerQuote {
         display_name: customer.name.display(),
         tier: tier.name.clone(),
         discount_percent: discount_percent(program, Some(customer), state, day),
         points_balance: state.points_balance,
-        points_to_next_reward: program.redemption.as_ref().filter(|r| r.points > Decimal::ZERO).map(|r| {
-            let step = r.min_points.max(r.points);
-            if state.points_balance < step {
-                step - state.points_balance
-            } else {
-                r.points - (state.points_balance % r.points)
-            }
-        }),
+        points_to_next_reward: program
+            .redemption
+            .as_ref()
+            .filter(|r| r.points > Decimal::ZERO)
+            .map(|r| {
+                let step = r.min_points.max(r.points);
+                if state.points_balance < step {
+                    step - state.points_balance
+                } else {
+                    r.points - (state.points_balance % r.points)
+                }
+            }),
         turnover_to_next_tier: next.map(|n| n.threshold - t),
         next_tier: next.map(|n| n.name.clone()),
         campaign,
@@ -756,7 +887,11 @@ mod tests {
     use rust_decimal_macros::dec;
 
     fn tier(name: &str, threshold: Decimal, pct: Decimal) -> Tier {
-        Tier { name: name.into(), threshold, discount_percent: pct }
+        Tier {
+            name: name.into(),
+            threshold,
+            discount_percent: pct,
+        }
     }
 
     fn program() -> Program {
@@ -764,13 +899,22 @@ mod tests {
             name: "Test".into(),
             currency: Currency::CZK,
             card_policy: CardPolicy::default(),
-            tiers: vec![tier("Bronze", dec!(0), dec!(0)), tier("Silver", dec!(5000), dec!(5)), tier("Gold", dec!(15000), dec!(10))],
+            tiers: vec![
+                tier("Bronze", dec!(0), dec!(0)),
+                tier("Silver", dec!(5000), dec!(5)),
+                tier("Gold", dec!(15000), dec!(10)),
+            ],
             turnover_window: TurnoverWindow::Lifetime,
             default_points_percent: dec!(100),
             item_points_percent: [("CIG-1".to_string(), dec!(0)), ("WINE-1".to_string(), dec!(500))].into(),
             category_points_percent: [("tobacco".to_string(), dec!(0)), ("bakery".to_string(), dec!(10))].into(),
             campaigns: vec![],
-            redemption: Some(Redemption { points: dec!(100), value: dec!(10), reward: RewardKind::Voucher, min_points: dec!(100) }),
+            redemption: Some(Redemption {
+                points: dec!(100),
+                value: dec!(10),
+                reward: RewardKind::Voucher,
+                min_points: dec!(100),
+            }),
             allow_negative_balance: false,
         }
     }
@@ -809,7 +953,11 @@ mod tests {
             unit_price: price,
             line_total: qty * price,
             vat_rate: Some(dec!(21)),
-            kind: if qty.is_sign_negative() { LineKind::Return } else { LineKind::Sale },
+            kind: if qty.is_sign_negative() {
+                LineKind::Return
+            } else {
+                LineKind::Sale
+            },
         }
     }
 
@@ -833,16 +981,25 @@ mod tests {
 
     fn return_of(orig: &Receipt, no: &str, when: &str, lines: Vec<ReceiptLine>) -> Receipt {
         let mut r = receipt(no, when, lines);
-        r.original = Some(OriginalReceipt { receipt_id: Some(orig.id.clone()), pos_receipt_no: Some(orig.pos_receipt_no.clone()) });
+        r.original = Some(OriginalReceipt {
+            receipt_id: Some(orig.id.clone()),
+            pos_receipt_no: Some(orig.pos_receipt_no.clone()),
+        });
         r
     }
 
     fn customer(id: &str, parent: Option<&str>) -> Customer {
         Customer {
             id: CustomerId::from(id),
-            name: CustomerName::Person { first_name: "Jana".into(), surname: "Nováková".into() },
+            name: CustomerName::Person {
+                first_name: "Jana".into(),
+                surname: "Nováková".into(),
+            },
             contact: Contact::default(),
-            consents: Consents { program_rules: true, marketing: false },
+            consents: Consents {
+                program_rules: true,
+                marketing: false,
+            },
             birthday: None,
             tier: None,
             parent: parent.map(CustomerId::from),
@@ -900,7 +1057,12 @@ mod tests {
         let mut p = program();
         p.turnover_window = TurnoverWindow::RollingMonths { months: 3 };
         let s = state_with(
-            &[("2025-10", dec!(9000)), ("2025-11", dec!(1000)), ("2025-12", dec!(2000)), ("2026-01", dec!(3000))],
+            &[
+                ("2025-10", dec!(9000)),
+                ("2025-11", dec!(1000)),
+                ("2025-12", dec!(2000)),
+                ("2026-01", dec!(3000)),
+            ],
             dec!(0),
         );
         // January 2026: Nov + Dec + Jan = 6000; October is outside the window.
@@ -918,7 +1080,14 @@ mod tests {
         let e = evaluate_receipt(&p, &sale);
         let (s2, change) = apply_effect(&p, &s, &e, day("2026-03-02"));
         assert_eq!(turnover(&p, &s2, day("2026-03-02")), dec!(5100));
-        assert_eq!(change, Some(TierChange { from: "Bronze".into(), to: "Silver".into(), upgrade: true }));
+        assert_eq!(
+            change,
+            Some(TierChange {
+                from: "Bronze".into(),
+                to: "Silver".into(),
+                upgrade: true
+            })
+        );
         // A second sale within Silver reports nothing.
         let (s3, change) = apply_effect(&p, &s2, &e, day("2026-03-02"));
         assert_eq!(change, None);
@@ -926,7 +1095,14 @@ mod tests {
         let ret = return_of(&sale, "2", MON_10, vec![line("A", None, dec!(-2), dec!(200))]);
         let re = evaluate_return(&p, &sale, &e, &ret);
         let (_, change) = apply_effect(&p, &s3, &re, day("2026-03-02"));
-        assert_eq!(change, Some(TierChange { from: "Silver".into(), to: "Bronze".into(), upgrade: false }));
+        assert_eq!(
+            change,
+            Some(TierChange {
+                from: "Silver".into(),
+                to: "Bronze".into(),
+                upgrade: false
+            })
+        );
     }
 
     #[test]
@@ -973,7 +1149,12 @@ mod tests {
     fn percentage_of_value_100_10_500() {
         let mut p = program();
         let r = receipt("1", MON_10, vec![line("X", None, dec!(1), dec!(100))]);
-        for (pct, want) in [(dec!(100), dec!(100)), (dec!(10), dec!(10)), (dec!(500), dec!(500)), (dec!(0), dec!(0))] {
+        for (pct, want) in [
+            (dec!(100), dec!(100)),
+            (dec!(10), dec!(10)),
+            (dec!(500), dec!(500)),
+            (dec!(0), dec!(0)),
+        ] {
             p.default_points_percent = pct;
             assert_eq!(evaluate_receipt(&p, &r).points_delta, want, "{pct} %");
         }
@@ -984,7 +1165,14 @@ mod tests {
         let mut p = program();
         p.default_points_percent = dec!(10);
         // 0.350 kg × 12.90 = 4.515 → 10 % = 0.4515 → 0.45; 3 × 0.05 → 0.015 → 0.02
-        let r = receipt("1", MON_10, vec![line("CHEESE", None, dec!(0.350), dec!(12.90)), line("GUM", None, dec!(3), dec!(0.05))]);
+        let r = receipt(
+            "1",
+            MON_10,
+            vec![
+                line("CHEESE", None, dec!(0.350), dec!(12.90)),
+                line("GUM", None, dec!(3), dec!(0.05)),
+            ],
+        );
         let e = evaluate_receipt(&p, &r);
         assert_eq!(e.lines[0].points, dec!(0.45));
         assert_eq!(e.lines[1].points, dec!(0.02));
@@ -996,11 +1184,32 @@ mod tests {
         let p = program();
         let mut lines = vec![line("A", None, dec!(1), dec!(300)), line("B", None, dec!(1), dec!(100))];
         // A receipt-level 10 % discount (−40) spreads over the items; cash rounding earns nothing.
-        lines.push(ReceiptLine { sku: None, name: "Sleva 10 %".into(), category: None, quantity: dec!(1), unit_price: dec!(-40), line_total: dec!(-40), vat_rate: None, kind: LineKind::Discount });
-        lines.push(ReceiptLine { sku: None, name: "Zaokrouhlení".into(), category: None, quantity: dec!(1), unit_price: dec!(0.4), line_total: dec!(0.4), vat_rate: None, kind: LineKind::Rounding });
+        lines.push(ReceiptLine {
+            sku: None,
+            name: "Sleva 10 %".into(),
+            category: None,
+            quantity: dec!(1),
+            unit_price: dec!(-40),
+            line_total: dec!(-40),
+            vat_rate: None,
+            kind: LineKind::Discount,
+        });
+        lines.push(ReceiptLine {
+            sku: None,
+            name: "Zaokrouhlení".into(),
+            category: None,
+            quantity: dec!(1),
+            unit_price: dec!(0.4),
+            line_total: dec!(0.4),
+            vat_rate: None,
+            kind: LineKind::Rounding,
+        });
         let r = receipt("1", MON_10, lines);
         let e = evaluate_receipt(&p, &r);
-        assert_eq!(e.lines.iter().map(|l| l.points).collect::<Vec<_>>(), vec![dec!(270), dec!(90)]);
+        assert_eq!(
+            e.lines.iter().map(|l| l.points).collect::<Vec<_>>(),
+            vec![dec!(270), dec!(90)]
+        );
         assert_eq!(e.points_delta, dec!(360));
         assert_eq!(e.turnover_delta, dec!(360));
     }
@@ -1019,7 +1228,10 @@ mod tests {
     #[test]
     fn lowest_priority_number_wins() {
         let mut p = program();
-        p.campaigns = vec![campaign("two", 2, dec!(200), CampaignScope::AllMembers), campaign("one", 1, dec!(300), CampaignScope::AllMembers)];
+        p.campaigns = vec![
+            campaign("two", 2, dec!(200), CampaignScope::AllMembers),
+            campaign("one", 1, dec!(300), CampaignScope::AllMembers),
+        ];
         let r = receipt("1", MON_10, vec![line("A", None, dec!(1), dec!(100))]);
         let e = evaluate_receipt(&p, &r);
         assert_eq!((e.points_delta, e.campaign.as_deref()), (dec!(300), Some("one")));
@@ -1035,16 +1247,33 @@ mod tests {
     fn campaign_with_nothing_in_scope_does_not_block_the_next() {
         let mut p = program();
         p.campaigns = vec![
-            campaign("coffee", 1, dec!(1000), CampaignScope::Items { skus: vec!["COFFEE".into()] }),
+            campaign(
+                "coffee",
+                1,
+                dec!(1000),
+                CampaignScope::Items {
+                    skus: vec!["COFFEE".into()],
+                },
+            ),
             campaign("all", 2, dec!(200), CampaignScope::AllMembers),
         ];
         let no_coffee = receipt("1", MON_10, vec![line("A", None, dec!(1), dec!(100))]);
         assert_eq!(evaluate_receipt(&p, &no_coffee).campaign.as_deref(), Some("all"));
         // With coffee on the receipt the coffee campaign wins; other lines get their base rate.
-        let with_coffee = receipt("2", MON_10, vec![line("A", None, dec!(1), dec!(100)), line("COFFEE", None, dec!(1), dec!(10))]);
+        let with_coffee = receipt(
+            "2",
+            MON_10,
+            vec![
+                line("A", None, dec!(1), dec!(100)),
+                line("COFFEE", None, dec!(1), dec!(10)),
+            ],
+        );
         let e = evaluate_receipt(&p, &with_coffee);
         assert_eq!(e.campaign.as_deref(), Some("coffee"));
-        assert_eq!(e.lines.iter().map(|l| l.points).collect::<Vec<_>>(), vec![dec!(100), dec!(100)]);
+        assert_eq!(
+            e.lines.iter().map(|l| l.points).collect::<Vec<_>>(),
+            vec![dec!(100), dec!(100)]
+        );
         assert_eq!(e.lines[1].campaign.as_deref(), Some("coffee"));
         assert_eq!(e.lines[0].campaign, None);
     }
@@ -1052,10 +1281,28 @@ mod tests {
     #[test]
     fn campaign_category_scope_and_zero_coefficient_items_stay_zero() {
         let mut p = program();
-        p.campaigns = vec![campaign("bake", 1, dec!(300), CampaignScope::Categories { categories: vec!["bakery".into(), "tobacco".into()] })];
-        let r = receipt("1", MON_10, vec![line("BREAD", Some("bakery"), dec!(1), dec!(40)), line("CIG-2", Some("tobacco"), dec!(1), dec!(150)), line("MILK", Some("dairy"), dec!(1), dec!(20))]);
+        p.campaigns = vec![campaign(
+            "bake",
+            1,
+            dec!(300),
+            CampaignScope::Categories {
+                categories: vec!["bakery".into(), "tobacco".into()],
+            },
+        )];
+        let r = receipt(
+            "1",
+            MON_10,
+            vec![
+                line("BREAD", Some("bakery"), dec!(1), dec!(40)),
+                line("CIG-2", Some("tobacco"), dec!(1), dec!(150)),
+                line("MILK", Some("dairy"), dec!(1), dec!(20)),
+            ],
+        );
         let e = evaluate_receipt(&p, &r);
-        assert_eq!(e.lines.iter().map(|l| l.points).collect::<Vec<_>>(), vec![dec!(120), dec!(0), dec!(20)]);
+        assert_eq!(
+            e.lines.iter().map(|l| l.points).collect::<Vec<_>>(),
+            vec![dec!(120), dec!(0), dec!(20)]
+        );
     }
 
     #[test]
@@ -1081,7 +1328,10 @@ mod tests {
         assert!(c.applies_at(&at("2026-03-31T23:59:59+02:00"), dec!(1)));
         assert!(!c.applies_at(&at("2026-04-01T00:00:00+02:00"), dec!(1)));
         c.valid_from = None;
-        assert!(c.applies_at(&at("2000-01-01T00:00:00+01:00"), dec!(1)), "open-ended from");
+        assert!(
+            c.applies_at(&at("2000-01-01T00:00:00+01:00"), dec!(1)),
+            "open-ended from"
+        );
     }
 
     #[test]
@@ -1093,7 +1343,7 @@ mod tests {
         assert!(c.applies_at(&at("2026-03-03T10:59:59+01:00"), dec!(1))); // Tuesday 10:59
         assert!(!c.applies_at(&at("2026-03-02T11:00:00+01:00"), dec!(1))); // to is exclusive
         assert!(!c.applies_at(&at("2026-03-04T09:00:00+01:00"), dec!(1))); // Wednesday
-        // Hours are the receipt's local hours: 09:00+01:00 is 08:00Z but counts as 9.
+                                                                           // Hours are the receipt's local hours: 09:00+01:00 is 08:00Z but counts as 9.
         assert!(c.applies_at(&at("2026-03-02T09:00:00+01:00"), dec!(1)));
         // Overnight window wraps past midnight.
         c.days_of_week.clear();
@@ -1110,17 +1360,30 @@ mod tests {
         let mut c = campaign("x2", 1, dec!(200), CampaignScope::Items { skus: vec!["A".into()] });
         c.points_expire_days = Some(30);
         p.campaigns = vec![c];
-        let r = receipt("1", MON_10, vec![line("A", None, dec!(1), dec!(100)), line("B", None, dec!(1), dec!(50))]);
+        let r = receipt(
+            "1",
+            MON_10,
+            vec![line("A", None, dec!(1), dec!(100)), line("B", None, dec!(1), dec!(50))],
+        );
         let e = evaluate_receipt(&p, &r);
         assert_eq!(e.points_delta, dec!(250));
-        assert_eq!(e.expiring, Some(ExpiringPoints { points: dec!(200), expires_on: day("2026-04-01") }));
+        assert_eq!(
+            e.expiring,
+            Some(ExpiringPoints {
+                points: dec!(200),
+                expires_on: day("2026-04-01")
+            })
+        );
         let (s, _) = apply_effect(&p, &CustomerState::default(), &e, day("2026-03-02"));
         assert_eq!(s.points_balance, dec!(250));
         assert_eq!(expire_points(&s, day("2026-03-31")).points_balance, dec!(250));
         let later = expire_points(&s, day("2026-04-01"));
         assert_eq!((later.points_balance, later.expiring_points.len()), (dec!(50), 0));
         // The offline quote does not show expired points.
-        assert_eq!(customer_quote(&p, &customer("C", None), &s, &at("2026-04-02T10:00:00+02:00")).points_balance, dec!(50));
+        assert_eq!(
+            customer_quote(&p, &customer("C", None), &s, &at("2026-04-02T10:00:00+02:00")).points_balance,
+            dec!(50)
+        );
     }
 
     #[test]
@@ -1134,7 +1397,12 @@ mod tests {
         let start = state_with(&[], dec!(1000));
         let (s, _) = apply_effect(&p, &start, &e, day("2026-03-02"));
         assert_eq!(s.points_balance, dec!(1200));
-        let ret = return_of(&sale, "2", "2026-03-05T10:00:00+01:00", vec![line("A", None, dec!(-1), dec!(100))]);
+        let ret = return_of(
+            &sale,
+            "2",
+            "2026-03-05T10:00:00+01:00",
+            vec![line("A", None, dec!(-1), dec!(100))],
+        );
         let (s, _) = apply_effect(&p, &s, &evaluate_return(&p, &sale, &e, &ret), day("2026-03-05"));
         assert_eq!(s.points_balance, dec!(1000));
         assert!(s.expiring_points.is_empty());
@@ -1149,7 +1417,11 @@ mod tests {
         assert_eq!(redeem(&p, dec!(250), dec!(250)), Some((dec!(200), dec!(20), dec!(50))));
         assert_eq!(redeem(&p, dec!(250), dec!(100)), Some((dec!(100), dec!(10), dec!(150))));
         assert_eq!(redeem(&p, dec!(99), dec!(99)), None, "below the threshold");
-        assert_eq!(redeem(&p, dec!(50), dec!(500)), None, "cannot redeem more than the balance");
+        assert_eq!(
+            redeem(&p, dec!(50), dec!(500)),
+            None,
+            "cannot redeem more than the balance"
+        );
         let mut no = program();
         no.redemption = None;
         assert_eq!(redeem(&no, dec!(1000), dec!(1000)), None);
@@ -1168,11 +1440,26 @@ mod tests {
     #[test]
     fn redemption_percentage_does_not_stack() {
         let mut p = program();
-        p.redemption = Some(Redemption { points: dec!(500), value: dec!(10), reward: RewardKind::PercentDiscount, min_points: dec!(500) });
-        assert_eq!(redeem(&p, dec!(1200), dec!(1200)), Some((dec!(500), dec!(10), dec!(700))));
+        p.redemption = Some(Redemption {
+            points: dec!(500),
+            value: dec!(10),
+            reward: RewardKind::PercentDiscount,
+            min_points: dec!(500),
+        });
+        assert_eq!(
+            redeem(&p, dec!(1200), dec!(1200)),
+            Some((dec!(500), dec!(10), dec!(700)))
+        );
         assert_eq!(redeem(&p, dec!(499), dec!(499)), None);
         let (r, s) = redeem_from(&p, &state_with(&[], dec!(1200)), dec!(1200)).unwrap();
-        assert_eq!(r, Redeemed { points_used: dec!(500), value: dec!(10), reward: RewardKind::PercentDiscount });
+        assert_eq!(
+            r,
+            Redeemed {
+                points_used: dec!(500),
+                value: dec!(10),
+                reward: RewardKind::PercentDiscount
+            }
+        );
         assert_eq!(s.points_balance, dec!(700));
     }
 
@@ -1180,18 +1467,44 @@ mod tests {
     fn redeem_from_spends_expiring_points_first() {
         let p = program();
         let mut s = state_with(&[], dec!(300));
-        s.expiring_points = vec![ExpiringPoints { points: dec!(80), expires_on: day("2026-05-01") }, ExpiringPoints { points: dec!(50), expires_on: day("2026-04-01") }];
+        s.expiring_points = vec![
+            ExpiringPoints {
+                points: dec!(80),
+                expires_on: day("2026-05-01"),
+            },
+            ExpiringPoints {
+                points: dec!(50),
+                expires_on: day("2026-04-01"),
+            },
+        ];
         let (r, s) = redeem_from(&p, &s, dec!(100)).unwrap();
-        assert_eq!((r.points_used, r.value, s.points_balance), (dec!(100), dec!(10), dec!(200)));
-        assert_eq!(s.expiring_points, vec![ExpiringPoints { points: dec!(30), expires_on: day("2026-05-01") }]);
+        assert_eq!(
+            (r.points_used, r.value, s.points_balance),
+            (dec!(100), dec!(10), dec!(200))
+        );
+        assert_eq!(
+            s.expiring_points,
+            vec![ExpiringPoints {
+                points: dec!(30),
+                expires_on: day("2026-05-01")
+            }]
+        );
     }
 
     #[test]
     fn quote_points_to_next_reward_and_tier() {
         let p = program();
-        let q = customer_quote(&p, &customer("C", None), &state_with(&[("2026-01", dec!(4200))], dec!(30)), &at(MON_10));
+        let q = customer_quote(
+            &p,
+            &customer("C", None),
+            &state_with(&[("2026-01", dec!(4200))], dec!(30)),
+            &at(MON_10),
+        );
         assert_eq!(q.points_to_next_reward, Some(dec!(70)));
-        assert_eq!((q.tier.as_str(), q.next_tier.as_deref(), q.turnover_to_next_tier), ("Bronze", Some("Silver"), Some(dec!(800))));
+        assert_eq!(
+            (q.tier.as_str(), q.next_tier.as_deref(), q.turnover_to_next_tier),
+            ("Bronze", Some("Silver"), Some(dec!(800)))
+        );
         let q = customer_quote(&p, &customer("C", None), &state_with(&[], dec!(230)), &at(MON_10));
         assert_eq!(q.points_to_next_reward, Some(dec!(70)));
         assert_eq!(q.display_name, "Jana Nováková");
@@ -1203,10 +1516,22 @@ mod tests {
     fn return_reverses_points_proportionally() {
         let p = program();
         // 3 × WINE-1 at 100 = 300 → 1500 points; 2 × MILK at 25 = 50 → 50 points.
-        let sale = receipt("1", MON_10, vec![line("WINE-1", None, dec!(3), dec!(100)), line("MILK", None, dec!(2), dec!(25))]);
+        let sale = receipt(
+            "1",
+            MON_10,
+            vec![
+                line("WINE-1", None, dec!(3), dec!(100)),
+                line("MILK", None, dec!(2), dec!(25)),
+            ],
+        );
         let e = evaluate_receipt(&p, &sale);
         assert_eq!(e.points_delta, dec!(1550));
-        let ret = return_of(&sale, "2", "2026-03-03T09:00:00+01:00", vec![line("WINE-1", None, dec!(-1), dec!(100))]);
+        let ret = return_of(
+            &sale,
+            "2",
+            "2026-03-03T09:00:00+01:00",
+            vec![line("WINE-1", None, dec!(-1), dec!(100))],
+        );
         let re = evaluate_return(&p, &sale, &e, &ret);
         assert_eq!((re.points_delta, re.turnover_delta), (dec!(-500), dec!(-100)));
         assert_eq!(re.turnover_on, Some(day("2026-03-02")));
@@ -1242,7 +1567,10 @@ mod tests {
         assert_eq!(a + b + c, -e.points_delta);
         // A fourth return of the same line reverses nothing more.
         let r4 = return_of(&sale, "5", MON_10, vec![line("A", None, dec!(-1), dec!(0.50))]);
-        assert_eq!(evaluate_return_after(&p, &sale, &e, &[r1, r2, r3], &r4).points_delta, dec!(0));
+        assert_eq!(
+            evaluate_return_after(&p, &sale, &e, &[r1, r2, r3], &r4).points_delta,
+            dec!(0)
+        );
     }
 
     #[test]
@@ -1250,7 +1578,12 @@ mod tests {
         let p = program();
         let sale = receipt("1", MON_10, vec![line("A", None, dec!(1), dec!(100))]);
         let e = evaluate_receipt(&p, &sale);
-        let ret = return_of(&sale, "2", MON_10, vec![line("BREAD", Some("bakery"), dec!(-1), dec!(40))]);
+        let ret = return_of(
+            &sale,
+            "2",
+            MON_10,
+            vec![line("BREAD", Some("bakery"), dec!(-1), dec!(40))],
+        );
         assert_eq!(evaluate_return(&p, &sale, &e, &ret).points_delta, dec!(-4));
     }
 
@@ -1259,10 +1592,21 @@ mod tests {
         let p = program();
         let sale = receipt("1", MON_10, vec![line("A", None, dec!(1), dec!(100))]);
         let e = evaluate_receipt(&p, &sale);
-        let ret = return_of(&sale, "2", MON_10, vec![line("A", None, dec!(-1), dec!(100)), line("B", None, dec!(1), dec!(120))]);
+        let ret = return_of(
+            &sale,
+            "2",
+            MON_10,
+            vec![
+                line("A", None, dec!(-1), dec!(100)),
+                line("B", None, dec!(1), dec!(120)),
+            ],
+        );
         let re = evaluate_return(&p, &sale, &e, &ret);
         assert_eq!((re.points_delta, re.turnover_delta), (dec!(20), dec!(20)));
-        assert_eq!(re.lines.iter().map(|l| (l.index, l.points)).collect::<Vec<_>>(), vec![(0, dec!(-100)), (1, dec!(120))]);
+        assert_eq!(
+            re.lines.iter().map(|l| (l.index, l.points)).collect::<Vec<_>>(),
+            vec![(0, dec!(-100)), (1, dec!(120))]
+        );
     }
 
     #[test]
@@ -1291,11 +1635,20 @@ mod tests {
     fn return_books_turnover_into_the_original_month() {
         let mut p = program();
         p.turnover_window = TurnoverWindow::RollingMonths { months: 2 };
-        let sale = receipt("1", "2026-01-20T10:00:00+01:00", vec![line("A", None, dec!(1), dec!(6000))]);
+        let sale = receipt(
+            "1",
+            "2026-01-20T10:00:00+01:00",
+            vec![line("A", None, dec!(1), dec!(6000))],
+        );
         let e = evaluate_receipt(&p, &sale);
         let (s, ch) = apply_effect(&p, &CustomerState::default(), &e, day("2026-01-20"));
         assert!(ch.unwrap().upgrade);
-        let ret = return_of(&sale, "2", "2026-02-03T10:00:00+01:00", vec![line("A", None, dec!(-1), dec!(6000))]);
+        let ret = return_of(
+            &sale,
+            "2",
+            "2026-02-03T10:00:00+01:00",
+            vec![line("A", None, dec!(-1), dec!(6000))],
+        );
         let (s, ch) = apply_effect(&p, &s, &evaluate_return(&p, &sale, &e, &ret), day("2026-02-03"));
         assert_eq!(ch.map(|c| c.upgrade), Some(false));
         assert_eq!(s.turnover_by_month.get("2026-01"), Some(&dec!(0)));
@@ -1319,12 +1672,20 @@ mod tests {
         let a = customer("A", Some("B"));
         let b = customer("B", Some("A"));
         let cyc = [a.clone(), b];
-        assert_eq!(resolve_earning_account(&a, |id: &CustomerId| cyc.iter().find(|c| &c.id == id)), &CustomerId::from("A"));
+        assert_eq!(
+            resolve_earning_account(&a, |id: &CustomerId| cyc.iter().find(|c| &c.id == id)),
+            &CustomerId::from("A")
+        );
         // Two employees' purchases add up on the firm's account and lift its tier.
         let p = program();
         let r1 = receipt("1", MON_10, vec![line("A", None, dec!(1), dec!(3000))]);
         let r2 = receipt("2", MON_10, vec![line("A", None, dec!(1), dec!(2500))]);
-        let (s, _) = apply_effect(&p, &CustomerState::default(), &evaluate_receipt(&p, &r1), day("2026-03-02"));
+        let (s, _) = apply_effect(
+            &p,
+            &CustomerState::default(),
+            &evaluate_receipt(&p, &r1),
+            day("2026-03-02"),
+        );
         let (s, ch) = apply_effect(&p, &s, &evaluate_receipt(&p, &r2), day("2026-03-02"));
         assert_eq!(ch.unwrap().to, "Silver");
         let q = customer_quote(&p, &child, &s, &at(MON_10));

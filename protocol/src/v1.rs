@@ -94,7 +94,9 @@ impl Receipt {
     }
 
     pub fn has_return_lines(&self) -> bool {
-        self.lines.iter().any(|l| l.kind == LineKind::Return || l.quantity.is_sign_negative())
+        self.lines
+            .iter()
+            .any(|l| l.kind == LineKind::Return || l.quantity.is_sign_negative())
     }
 }
 
@@ -232,7 +234,9 @@ pub enum QuoteSource {
     Online,
     /// Computed on the till from cached rules and customer data, as of `as_of` (the time of the
     /// newest data the cache holds).
-    Offline { as_of: DateTime<FixedOffset> },
+    Offline {
+        as_of: DateTime<FixedOffset>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -259,13 +263,25 @@ pub struct CustomerQuote {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum QuoteResult {
-    Customer { card: CardId, quote: CustomerQuote },
+    Customer {
+        card: CardId,
+        quote: CustomerQuote,
+    },
     /// The card is not known: offer registration or migration-code pairing.
-    UnknownCard { card: CardId },
+    UnknownCard {
+        card: CardId,
+    },
     /// Blocked cards neither earn nor redeem.
-    Blocked { card: CardId, reason: String },
+    Blocked {
+        card: CardId,
+        reason: String,
+    },
     /// The card was replaced; the quote is the new card's (balance moved there).
-    Replaced { card: CardId, new_card: CardId, quote: CustomerQuote },
+    Replaced {
+        card: CardId,
+        new_card: CardId,
+        quote: CustomerQuote,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -311,9 +327,14 @@ pub enum AckResult {
     /// Already applied earlier with the same payload: success for the till.
     Duplicate,
     /// Permanently refused; the till dead-letters the item with this reason.
-    Rejected { code: String, reason: String },
+    Rejected {
+        code: String,
+        reason: String,
+    },
     /// Temporarily not applied; send again later.
-    Retry { reason: String },
+    Retry {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn program() -> Program {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/seed/demo.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("seed fixture")).expect("json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("seed fixture")).expect("json");
     serde_json::from_value(v["program"].clone()).expect("program")
 }
 
@@ -34,9 +35,36 @@ fn receipts(n: usize, cards: &[CardId]) -> Vec<Receipt> {
             let at = start + chrono::Duration::seconds(i as i64 * 7);
             let no = format!("{i:07}");
             let lines = vec![
-                ReceiptLine { sku: Some(format!("859{:07}", i % 500)), name: "Šampon".into(), category: Some("drogerie".into()), quantity: Decimal::ONE, unit_price: Decimal::new(12990, 2), line_total: Decimal::new(12990, 2), vat_rate: Some(Decimal::from(21)), kind: LineKind::Sale },
-                ReceiptLine { sku: Some("8590002".into()), name: "Rtěnka".into(), category: Some("kosmetika".into()), quantity: Decimal::from(2), unit_price: Decimal::new(19900, 2), line_total: Decimal::new(39800, 2), vat_rate: Some(Decimal::from(21)), kind: LineKind::Sale },
-                ReceiptLine { sku: None, name: "Chléb".into(), category: None, quantity: Decimal::ONE, unit_price: Decimal::new(3550, 2), line_total: Decimal::new(3550, 2), vat_rate: Some(Decimal::from(12)), kind: LineKind::Sale },
+                ReceiptLine {
+                    sku: Some(format!("859{:07}", i % 500)),
+                    name: "Šampon".into(),
+                    category: Some("drogerie".into()),
+                    quantity: Decimal::ONE,
+                    unit_price: Decimal::new(12990, 2),
+                    line_total: Decimal::new(12990, 2),
+                    vat_rate: Some(Decimal::from(21)),
+                    kind: LineKind::Sale,
+                },
+                ReceiptLine {
+                    sku: Some("8590002".into()),
+                    name: "Rtěnka".into(),
+                    category: Some("kosmetika".into()),
+                    quantity: Decimal::from(2),
+                    unit_price: Decimal::new(19900, 2),
+                    line_total: Decimal::new(39800, 2),
+                    vat_rate: Some(Decimal::from(21)),
+                    kind: LineKind::Sale,
+                },
+                ReceiptLine {
+                    sku: None,
+                    name: "Chléb".into(),
+                    category: None,
+                    quantity: Decimal::ONE,
+                    unit_price: Decimal::new(3550, 2),
+                    line_total: Decimal::new(3550, 2),
+                    vat_rate: Some(Decimal::from(12)),
+                    kind: LineKind::Sale,
+                },
             ];
             Receipt {
                 id: ReceiptId::derive(&s, &t, &no, &at),
@@ -63,9 +91,15 @@ fn setup_customers(repo: &SqliteRepo, program: &Program, n: usize) -> Vec<CardId
             let id = protocol::CustomerId(format!("B{i:05}"));
             let c = protocol::v1::Customer {
                 id: id.clone(),
-                name: protocol::v1::CustomerName::Person { first_name: "Jana".into(), surname: format!("Nováková {i}") },
+                name: protocol::v1::CustomerName::Person {
+                    first_name: "Jana".into(),
+                    surname: format!("Nováková {i}"),
+                },
                 contact: Default::default(),
-                consents: protocol::v1::Consents { program_rules: true, marketing: false },
+                consents: protocol::v1::Consents {
+                    program_rules: true,
+                    marketing: false,
+                },
                 birthday: None,
                 tier: None,
                 parent: None,
@@ -75,7 +109,13 @@ fn setup_customers(repo: &SqliteRepo, program: &Program, n: usize) -> Vec<CardId
             let payload = format!("19008{i:010}");
             let num = format!("{payload}{}", protocol::ids::luhn_check_digit(&payload));
             let card = CardId::normalise(&num).unwrap();
-            tx.put_card(&CardRow { number: card.clone(), customer_id: Some(id), status: protocol::v1::CardStatus::Active, issued_store: None, issued_at: None })?;
+            tx.put_card(&CardRow {
+                number: card.clone(),
+                customer_id: Some(id),
+                status: protocol::v1::CardStatus::Active,
+                issued_store: None,
+                issued_at: None,
+            })?;
             cards.push(card);
         }
         Ok(cards)
@@ -86,9 +126,9 @@ fn setup_customers(repo: &SqliteRepo, program: &Program, n: usize) -> Vec<CardId
 fn main() {
     let n = env_usize("BENCH_RECEIPTS", 10_000);
     let batch = env_usize("BENCH_BATCH", 100);
-    let base = std::env::var_os("BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
-    });
+    let base = std::env::var_os("BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(&base).unwrap();
     let program = program();
@@ -105,11 +145,24 @@ fn main() {
             version: "v1".into(),
             store_id: StoreId::from("CZ-PRG-01"),
             till_id: TillId::from("T1"),
-            items: c.iter().map(|r| SyncItem { item_id: r.id.0.clone(), payload: SyncPayload::Receipt(r.clone()) }).collect(),
+            items: c
+                .iter()
+                .map(|r| SyncItem {
+                    item_id: r.id.0.clone(),
+                    payload: SyncPayload::Receipt(r.clone()),
+                })
+                .collect(),
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let state = AppState { repo: Arc::new(repo), admin_token: None };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = AppState {
+        repo: Arc::new(repo),
+        admin_token: None,
+    };
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
@@ -119,9 +172,23 @@ fn main() {
         let t0 = Instant::now();
         let mut applied = 0usize;
         for b in &batches {
-            let resp: SyncResponse =
-                client.post(&url).bearer_auth(&token).json(b).send().await.unwrap().error_for_status().unwrap().json().await.unwrap();
-            applied += resp.acks.iter().filter(|a| a.result == protocol::v1::AckResult::Applied).count();
+            let resp: SyncResponse = client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(b)
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            applied += resp
+                .acks
+                .iter()
+                .filter(|a| a.result == protocol::v1::AckResult::Applied)
+                .count();
         }
         (t0.elapsed().as_secs_f64(), applied)
     });
@@ -134,7 +201,11 @@ fn main() {
         .iter()
         .map(|r| {
             let effect = rules::evaluate_receipt(&program, r);
-            (r.clone(), serde_json::to_string(&effect).unwrap(), serde_json::to_string(r).unwrap())
+            (
+                r.clone(),
+                serde_json::to_string(&effect).unwrap(),
+                serde_json::to_string(r).unwrap(),
+            )
         })
         .collect();
     let t0 = Instant::now();
@@ -150,9 +221,22 @@ fn main() {
                 .unwrap();
             for (r, effect, payload) in chunk {
                 st.execute(rusqlite::params![
-                    r.id.0, "h", r.store_id.0, r.till_id.0, r.pos_receipt_no, r.issued_at.to_rfc3339(),
-                    r.issued_at.date_naive().to_string(), r.card.as_ref().map(|c| c.expose().to_string()), "B00000",
-                    r.total.to_string(), r.total.to_string(), "0", None::<String>, effect, payload, "now"
+                    r.id.0,
+                    "h",
+                    r.store_id.0,
+                    r.till_id.0,
+                    r.pos_receipt_no,
+                    r.issued_at.to_rfc3339(),
+                    r.issued_at.date_naive().to_string(),
+                    r.card.as_ref().map(|c| c.expose().to_string()),
+                    "B00000",
+                    r.total.to_string(),
+                    r.total.to_string(),
+                    "0",
+                    None::<String>,
+                    effect,
+                    payload,
+                    "now"
                 ])
                 .unwrap();
             }
@@ -160,15 +244,27 @@ fn main() {
         tx.commit().unwrap();
     }
     let raw_secs = t0.elapsed().as_secs_f64();
-    let _ = StoredReceipt { receipt: rs[0].clone(), payload_hash: String::new(), account: None, effect: rules::evaluate_receipt(&program, &rs[0]) };
+    let _ = StoredReceipt {
+        receipt: rs[0].clone(),
+        payload_hash: String::new(),
+        account: None,
+        effect: rules::evaluate_receipt(&program, &rs[0]),
+    };
     let _: Option<RulesSnapshot> = None;
 
     let http_rate = n as f64 / http_secs;
     let raw_rate = n as f64 / raw_secs;
-    println!("ingest benchmark: {n} receipts, batches of {batch}, SQLite WAL synchronous=FULL on {}", base.display());
+    println!(
+        "ingest benchmark: {n} receipts, batches of {batch}, SQLite WAL synchronous=FULL on {}",
+        base.display()
+    );
     println!("  via HTTP /v1/sync (auth, JSON, dedupe, rules engine, account update): {http_secs:8.3} s  {http_rate:10.0} receipts/s");
     println!("  raw rusqlite INSERT of the same rows (one tx per batch):              {raw_secs:8.3} s  {raw_rate:10.0} receipts/s");
-    println!("  ratio HTTP / raw: {:.3} ({:.1}x slower)", http_rate / raw_rate, raw_rate / http_rate);
+    println!(
+        "  ratio HTTP / raw: {:.3} ({:.1}x slower)",
+        http_rate / raw_rate,
+        raw_rate / http_rate
+    );
     // A row of scripts/bench.sh's table: figure, value, baseline.
     println!("TABLE\tserver raw ingest, {n} receipts via HTTP /v1/sync\t{http_rate:.0} receipts/s\traw SQLite insert {raw_rate:.0} rows/s ({:.0} %)", http_rate / raw_rate * 100.0);
 }

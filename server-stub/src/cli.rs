@@ -12,7 +12,11 @@ use crate::http::{router, AppState};
 use crate::store::sqlite::SqliteRepo;
 
 #[derive(Parser, Debug)]
-#[command(name = "server-stub", version, about = "The central loyalty server for development, demos and tests (real HTTP, real SQLite)")]
+#[command(
+    name = "server-stub",
+    version,
+    about = "The central loyalty server for development, demos and tests (real HTTP, real SQLite)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -75,20 +79,29 @@ fn open(db: &std::path::Path) -> anyhow::Result<SqliteRepo> {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, db, admin_token } => {
+        Command::Serve {
+            listen,
+            db,
+            admin_token,
+        } => {
             let repo = open(&db)?;
             let admin_token = admin_token.filter(|t| !t.trim().is_empty());
             if admin_token.is_none() {
-                tracing::warn!("no admin token: /admin endpoints answer 401 (set --admin-token or SERVER_STUB_ADMIN_TOKEN)");
+                tracing::warn!(
+                    "no admin token: /admin endpoints answer 401 (set --admin-token or SERVER_STUB_ADMIN_TOKEN)"
+                );
             }
-            let state = AppState { repo: Arc::new(repo), admin_token };
+            let state = AppState {
+                repo: Arc::new(repo),
+                admin_token,
+            };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(listen, state, db))
         }
         Command::Seed { db, file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let seed: crate::service::SeedFile =
-                crate::http::extract::parse_json(&bytes).map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.body.message))?;
+            let seed: crate::service::SeedFile = crate::http::extract::parse_json(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.body.message))?;
             let repo = open(&db)?;
             let summary = crate::service::seed(&repo, &seed).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
@@ -101,14 +114,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Till { command: TillCommand::Add { db, store, till } } => {
+        Command::Till {
+            command: TillCommand::Add { db, store, till },
+        } => {
             let repo = open(&db)?;
             let token = crate::service::till_add(&repo, &StoreId(store.clone()), &TillId(till.clone()))?;
             eprintln!("till {store}/{till} added; the token is shown once:");
             println!("{token}");
             Ok(())
         }
-        Command::Till { command: TillCommand::Revoke { db, store, till } } => {
+        Command::Till {
+            command: TillCommand::Revoke { db, store, till },
+        } => {
             let repo = open(&db)?;
             if crate::service::till_revoke(&repo, &StoreId(store.clone()), &TillId(till.clone()))? {
                 println!("till {store}/{till} revoked");
@@ -125,11 +142,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(listen: SocketAddr, state: AppState, db: PathBuf) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, db = %db.display(), "server-stub listening");
     println!("server-stub listening on http://{addr}");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("server-stub stopped");
     Ok(())
 }

@@ -15,7 +15,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
-        ApiError { status, body: ErrorBody { code: code.into(), message: message.into(), field: field.map(str::to_string) } }
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+                field: field.map(str::to_string),
+            },
+        }
     }
     pub fn bad_request(code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message, field)

@@ -39,10 +39,23 @@ fn sample_program() -> Program {
     Program {
         name: "Věrnostní klub".into(),
         currency: Currency::CZK,
-        card_policy: CardPolicy { min_len: 16, max_len: 16, prefixes: vec!["1900".into()], luhn: true },
+        card_policy: CardPolicy {
+            min_len: 16,
+            max_len: 16,
+            prefixes: vec!["1900".into()],
+            luhn: true,
+        },
         tiers: vec![
-            Tier { name: "Základ".into(), threshold: d("0"), discount_percent: d("0") },
-            Tier { name: "Zlatá".into(), threshold: d("20000"), discount_percent: d("5") },
+            Tier {
+                name: "Základ".into(),
+                threshold: d("0"),
+                discount_percent: d("0"),
+            },
+            Tier {
+                name: "Zlatá".into(),
+                threshold: d("20000"),
+                discount_percent: d("5"),
+            },
         ],
         turnover_window: TurnoverWindow::RollingMonths { months: 12 },
         default_points_percent: d("10"),
@@ -62,7 +75,12 @@ fn sample_program() -> Program {
             scope: CampaignScope::AllMembers,
             points_percent: d("20"),
         }],
-        redemption: Some(Redemption { points: d("100"), value: d("50"), reward: RewardKind::Voucher, min_points: d("100") }),
+        redemption: Some(Redemption {
+            points: d("100"),
+            value: d("50"),
+            reward: RewardKind::Voucher,
+            min_points: d("100"),
+        }),
         allow_negative_balance: false,
     }
 }
@@ -85,23 +103,41 @@ fn sample_customer_change() -> CustomerChange {
     CustomerChange {
         customer: Customer {
             id: CustomerId::from("C000001"),
-            name: CustomerName::Person { first_name: "Jiří".into(), surname: "Dvořák".into() },
+            name: CustomerName::Person {
+                first_name: "Jiří".into(),
+                surname: "Dvořák".into(),
+            },
             contact: Contact {
                 email: Some("jiri.dvorak@example.cz".into()),
                 phone: Some("+420601234567".into()),
-                address: Some(Address { street: "Na Příkopě 12".into(), postcode: "110 00".into(), city: "Praha".into(), country: Some("CZ".into()) }),
+                address: Some(Address {
+                    street: "Na Příkopě 12".into(),
+                    postcode: "110 00".into(),
+                    city: "Praha".into(),
+                    country: Some("CZ".into()),
+                }),
             },
-            consents: Consents { program_rules: true, marketing: false },
+            consents: Consents {
+                program_rules: true,
+                marketing: false,
+            },
             birthday: Some(chrono::NaiveDate::from_ymd_opt(1980, 5, 17).expect("date")),
             tier: Some("Základ".into()),
             parent: None,
             discount_override: None,
         },
-        cards: vec![Card { number: card("1900000000000017"), customer_id: Some(CustomerId::from("C000001")), status: CardStatus::Active }],
+        cards: vec![Card {
+            number: card("1900000000000017"),
+            customer_id: Some(CustomerId::from("C000001")),
+            status: CardStatus::Active,
+        }],
         state: CustomerState {
             turnover_by_month: BTreeMap::from([("2026-11".into(), d("5000"))]),
             points_balance: d("42.5"),
-            expiring_points: vec![ExpiringPoints { points: d("10"), expires_on: chrono::NaiveDate::from_ymd_opt(2027, 2, 21).expect("date") }],
+            expiring_points: vec![ExpiringPoints {
+                points: d("10"),
+                expires_on: chrono::NaiveDate::from_ymd_opt(2027, 2, 21).expect("date"),
+            }],
         },
     }
 }
@@ -135,10 +171,19 @@ fn sample_receipt() -> Receipt {
 
 /// Samples per schema name; several samples (variants) become `oneOf`.
 pub fn samples(name: &str) -> Vec<Value> {
-    let q = |result: QuoteResult| v(&Quote { result, source: QuoteSource::Online });
+    let q = |result: QuoteResult| {
+        v(&Quote {
+            result,
+            source: QuoteSource::Online,
+        })
+    };
     match name {
         "Health" => vec![json!({"status": "ok", "time": "2026-11-23T10:15:00+01:00"})],
-        "ErrorBody" => vec![v(&ErrorBody { code: "unknown_field".into(), message: "items[0].body.totl: unknown field `totl`".into(), field: Some("items[0].body.totl".into()) })],
+        "ErrorBody" => vec![v(&ErrorBody {
+            code: "unknown_field".into(),
+            message: "items[0].body.totl: unknown field `totl`".into(),
+            field: Some("items[0].body.totl".into()),
+        })],
         "SyncBatch" => {
             let r = sample_receipt();
             vec![v(&SyncBatch {
@@ -146,15 +191,27 @@ pub fn samples(name: &str) -> Vec<Value> {
                 store_id: r.store_id.clone(),
                 till_id: r.till_id.clone(),
                 items: vec![
-                    SyncItem { item_id: r.id.0.clone(), payload: SyncPayload::Receipt(r.clone()) },
+                    SyncItem {
+                        item_id: r.id.0.clone(),
+                        payload: SyncPayload::Receipt(r.clone()),
+                    },
                     SyncItem {
                         item_id: "reg-7f3a".into(),
                         payload: SyncPayload::Registration(Registration {
                             request_id: "reg-7f3a".into(),
                             card: card("1900000000000025"),
-                            name: CustomerName::Company { company_name: "Řeznictví Novák s.r.o.".into() },
-                            contact: Contact { email: Some("objednavky@reznictvi-novak.cz".into()), phone: None, address: None },
-                            consents: Consents { program_rules: true, marketing: true },
+                            name: CustomerName::Company {
+                                company_name: "Řeznictví Novák s.r.o.".into(),
+                            },
+                            contact: Contact {
+                                email: Some("objednavky@reznictvi-novak.cz".into()),
+                                phone: None,
+                                address: None,
+                            },
+                            consents: Consents {
+                                program_rules: true,
+                                marketing: true,
+                            },
                             birthday: None,
                             store_id: r.store_id.clone(),
                             till_id: r.till_id.clone(),
@@ -175,35 +232,82 @@ pub fn samples(name: &str) -> Vec<Value> {
         }
         "SyncResponse" => vec![v(&SyncResponse {
             acks: vec![
-                Ack { item_id: "a".into(), result: AckResult::Applied },
-                Ack { item_id: "b".into(), result: AckResult::Duplicate },
-                Ack { item_id: "c".into(), result: AckResult::Rejected { code: "wrong_currency".into(), reason: "body.currency: EUR but the program runs in CZK".into() } },
-                Ack { item_id: "d".into(), result: AckResult::Retry { reason: "no program is loaded on the server yet".into() } },
+                Ack {
+                    item_id: "a".into(),
+                    result: AckResult::Applied,
+                },
+                Ack {
+                    item_id: "b".into(),
+                    result: AckResult::Duplicate,
+                },
+                Ack {
+                    item_id: "c".into(),
+                    result: AckResult::Rejected {
+                        code: "wrong_currency".into(),
+                        reason: "body.currency: EUR but the program runs in CZK".into(),
+                    },
+                },
+                Ack {
+                    item_id: "d".into(),
+                    result: AckResult::Retry {
+                        reason: "no program is loaded on the server yet".into(),
+                    },
+                },
             ],
         })],
         "Quote" => vec![
-            q(QuoteResult::Customer { card: card("1900000000000017"), quote: sample_customer_quote() }),
-            q(QuoteResult::UnknownCard { card: card("1900000000000041") }),
-            q(QuoteResult::Blocked { card: card("1900000000000058"), reason: "ztráta karty".into() }),
-            q(QuoteResult::Replaced { card: card("1900000000000066"), new_card: card("1900000000000074"), quote: sample_customer_quote() }),
+            q(QuoteResult::Customer {
+                card: card("1900000000000017"),
+                quote: sample_customer_quote(),
+            }),
+            q(QuoteResult::UnknownCard {
+                card: card("1900000000000041"),
+            }),
+            q(QuoteResult::Blocked {
+                card: card("1900000000000058"),
+                reason: "ztráta karty".into(),
+            }),
+            q(QuoteResult::Replaced {
+                card: card("1900000000000066"),
+                new_card: card("1900000000000074"),
+                quote: sample_customer_quote(),
+            }),
         ],
-        "RulesSnapshot" => vec![v(&RulesSnapshot { version: 3, program: sample_program() })],
+        "RulesSnapshot" => vec![v(&RulesSnapshot {
+            version: 3,
+            program: sample_program(),
+        })],
         "Program" => vec![v(&sample_program())],
-        "ChangeFeed" => vec![v(&ChangeFeed { changes: vec![sample_customer_change()], cursor: "42".into(), more: false, server_time: t("2026-11-23T10:15:00+01:00") })],
+        "ChangeFeed" => vec![v(&ChangeFeed {
+            changes: vec![sample_customer_change()],
+            cursor: "42".into(),
+            more: false,
+            server_time: t("2026-11-23T10:15:00+01:00"),
+        })],
         "CustomerChange" => vec![v(&sample_customer_change())],
         "IssueCardsRequest" => vec![v(&crate::service::IssueCardsRequest { count: 2 })],
-        "IssueCardsResponse" => vec![v(&crate::service::IssueCardsResponse { cards: vec![card("1900000000000082"), card("1900000000000090")] })],
-        "BlockRequest" => vec![v(&crate::service::BlockRequest { reason: "ztráta karty".into() })],
-        "Card" => vec![
-            v(&Card { number: card("1900000000000058"), customer_id: Some(CustomerId::from("C000002")), status: CardStatus::Blocked { reason: "ztráta karty".into() } }),
-        ],
+        "IssueCardsResponse" => vec![v(&crate::service::IssueCardsResponse {
+            cards: vec![card("1900000000000082"), card("1900000000000090")],
+        })],
+        "BlockRequest" => vec![v(&crate::service::BlockRequest {
+            reason: "ztráta karty".into(),
+        })],
+        "Card" => vec![v(&Card {
+            number: card("1900000000000058"),
+            customer_id: Some(CustomerId::from("C000002")),
+            status: CardStatus::Blocked {
+                reason: "ztráta karty".into(),
+            },
+        })],
         "ReissueResponse" => vec![v(&crate::service::ReissueResponse {
             old_card: card("1900000000000066"),
             new_card: card("1900000000000074"),
             customer_id: CustomerId::from("C000003"),
             points_balance: d("310"),
         })],
-        "ParentRequest" => vec![v(&crate::service::ParentRequest { parent: Some(CustomerId::from("C000001")) })],
+        "ParentRequest" => vec![v(&crate::service::ParentRequest {
+            parent: Some(CustomerId::from("C000001")),
+        })],
         "Messages" => vec![json!({"messages": [v(&crate::store::Message {
             id: 1,
             cause: "tier_upgrade:C000001:Zlatá".into(),
@@ -214,7 +318,11 @@ pub fn samples(name: &str) -> Vec<Value> {
             text: "Gratulujeme, Jiří Dvořák! V programu Věrnostní klub jste nově na úrovni Zlatá se slevou 5 %.".into(),
             created_at: chrono::DateTime::parse_from_rfc3339("2026-11-23T09:15:00Z").expect("time").to_utc(),
         })]})],
-        "BirthdayRun" => vec![v(&crate::service::BirthdayRun { date: chrono::NaiveDate::from_ymd_opt(2026, 5, 17).expect("date"), celebrating: 1, recorded: 1 })],
+        "BirthdayRun" => vec![v(&crate::service::BirthdayRun {
+            date: chrono::NaiveDate::from_ymd_opt(2026, 5, 17).expect("date"),
+            celebrating: 1,
+            recorded: 1,
+        })],
         "Report" => vec![json!({"report": "turnover", "from": "2026-11-01", "to": "2026-11-30",
             "rows": [{"store_id": "CZ-PRG-01", "day": "2026-11-23", "receipts": 2, "turnover": "1234.5"}]})],
         other => panic!("no sample for schema {other}"),
@@ -252,7 +360,11 @@ fn infer(v: &Value) -> Value {
 
 fn schema(name: &str) -> Value {
     let samples = samples(name);
-    let mut s = if samples.len() == 1 { infer(&samples[0]) } else { json!({"oneOf": samples.iter().map(infer).collect::<Vec<_>>()}) };
+    let mut s = if samples.len() == 1 {
+        infer(&samples[0])
+    } else {
+        json!({"oneOf": samples.iter().map(infer).collect::<Vec<_>>()})
+    };
     let obj = s.as_object_mut().expect("object schema");
     obj.insert("description".into(), json!(format!("Inferred from serialised samples of the Rust type (see protocol::v1 / server-stub). Decimals are JSON strings.")));
     obj.insert("examples".into(), Value::Array(samples));
@@ -299,16 +411,25 @@ pub fn document() -> Value {
             o.insert("description".into(), json!(resp.description));
             if let Some(s) = resp.schema {
                 used.push(s);
-                o.insert("content".into(), json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{s}")}}}));
+                o.insert(
+                    "content".into(),
+                    json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{s}")}}}),
+                );
             }
             if r.path == "/v1/rules" && resp.status < 400 {
-                o.insert("headers".into(), json!({"ETag": {"description": "\"<version>\"", "schema": {"type": "string"}}}));
+                o.insert(
+                    "headers".into(),
+                    json!({"ETag": {"description": "\"<version>\"", "schema": {"type": "string"}}}),
+                );
             }
             responses.insert(resp.status.to_string(), Value::Object(o));
         }
         op.insert("responses".into(), Value::Object(responses));
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        entry.as_object_mut().expect("path item").insert(r.method.to_lowercase(), Value::Object(op));
+        entry
+            .as_object_mut()
+            .expect("path item")
+            .insert(r.method.to_lowercase(), Value::Object(op));
     }
     used.sort_unstable();
     used.dedup();

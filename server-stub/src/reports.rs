@@ -11,10 +11,22 @@ use crate::service::birthday_in;
 use crate::store::{transact, Repository};
 
 pub const REPORTS: &[(&str, &str)] = &[
-    ("cards-issued", "cards issued per store in [from, to] (by issue date, UTC)"),
-    ("points-ranking", "accounts by points balance, highest first (limit, default 100)"),
-    ("birthdays", "customers with a birthday in [from, to] (month and day; the range may span New Year)"),
-    ("turnover", "turnover and receipt count per store per business day in [from, to]"),
+    (
+        "cards-issued",
+        "cards issued per store in [from, to] (by issue date, UTC)",
+    ),
+    (
+        "points-ranking",
+        "accounts by points balance, highest first (limit, default 100)",
+    ),
+    (
+        "birthdays",
+        "customers with a birthday in [from, to] (month and day; the range may span New Year)",
+    ),
+    (
+        "turnover",
+        "turnover and receipt count per store per business day in [from, to]",
+    ),
     ("campaigns", "receipts and credited points per campaign in [from, to]"),
 ];
 
@@ -30,7 +42,15 @@ impl Table {
         let rows: Vec<Value> = self
             .rows
             .iter()
-            .map(|r| Value::Object(self.columns.iter().map(|c| c.to_string()).zip(r.iter().cloned()).collect()))
+            .map(|r| {
+                Value::Object(
+                    self.columns
+                        .iter()
+                        .map(|c| c.to_string())
+                        .zip(r.iter().cloned())
+                        .collect(),
+                )
+            })
             .collect();
         json!({ "report": self.name, "from": from, "to": to, "rows": rows })
     }
@@ -59,8 +79,11 @@ pub struct Params {
 }
 
 fn range(p: &Params) -> Result<(NaiveDate, NaiveDate), ApiError> {
-    let from = p.from.ok_or_else(|| ApiError::bad_request("missing_field", "this report needs from=YYYY-MM-DD", Some("from")))?;
-    let to = p.to.ok_or_else(|| ApiError::bad_request("missing_field", "this report needs to=YYYY-MM-DD", Some("to")))?;
+    let from = p
+        .from
+        .ok_or_else(|| ApiError::bad_request("missing_field", "this report needs from=YYYY-MM-DD", Some("from")))?;
+    let to =
+        p.to.ok_or_else(|| ApiError::bad_request("missing_field", "this report needs to=YYYY-MM-DD", Some("to")))?;
     Ok((from, to))
 }
 
@@ -69,7 +92,11 @@ fn dec(d: Decimal) -> Value {
 }
 
 pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiError> {
-    let table = |columns: Vec<&'static str>, rows: Vec<Vec<Value>>| Table { name: name.to_string(), columns, rows };
+    let table = |columns: Vec<&'static str>, rows: Vec<Vec<Value>>| Table {
+        name: name.to_string(),
+        columns,
+        rows,
+    };
     match name {
         "cards-issued" => {
             let (from, to) = range(p)?;
@@ -80,13 +107,21 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
             for c in cards {
                 *per.entry(c.issued_store.map(|s| s.0).unwrap_or_default()).or_default() += 1;
             }
-            Ok(table(vec!["store_id", "cards"], per.into_iter().map(|(s, n)| vec![json!(s), json!(n)]).collect()))
+            Ok(table(
+                vec!["store_id", "cards"],
+                per.into_iter().map(|(s, n)| vec![json!(s), json!(n)]).collect(),
+            ))
         }
         "points-ranking" => {
             let limit = p.limit.unwrap_or(100);
             let mut rows = transact(repo, |tx| Ok(tx.all_customers()?))?;
             rows.retain(|r| r.customer.parent.is_none());
-            rows.sort_by(|a, b| b.state.points_balance.cmp(&a.state.points_balance).then(a.customer.id.cmp(&b.customer.id)));
+            rows.sort_by(|a, b| {
+                b.state
+                    .points_balance
+                    .cmp(&a.state.points_balance)
+                    .then(a.customer.id.cmp(&b.customer.id))
+            });
             Ok(table(
                 vec!["rank", "customer_id", "name", "tier", "points_balance"],
                 rows.into_iter()
@@ -114,7 +149,9 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
             for r in rows {
                 let Some(b) = r.customer.birthday else { continue };
                 // The first occurrence of the birthday inside [from, to].
-                let hit = (from.year()..=to.year()).map(|y| birthday_in(b, y)).find(|d| *d >= from && *d <= to);
+                let hit = (from.year()..=to.year())
+                    .map(|y| birthday_in(b, y))
+                    .find(|d| *d >= from && *d <= to);
                 if let Some(d) = hit {
                     out.push((d, r));
                 }
@@ -147,7 +184,9 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
             }
             Ok(table(
                 vec!["store_id", "day", "receipts", "turnover"],
-                per.into_iter().map(|((s, d), (n, t))| vec![json!(s), json!(d), json!(n), dec(t)]).collect(),
+                per.into_iter()
+                    .map(|((s, d), (n, t))| vec![json!(s), json!(d), json!(n), dec(t)])
+                    .collect(),
             ))
         }
         "campaigns" => {
@@ -163,12 +202,17 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
             }
             Ok(table(
                 vec!["campaign", "receipts", "points"],
-                per.into_iter().map(|(c, (n, pts))| vec![json!(c), json!(n), dec(pts)]).collect(),
+                per.into_iter()
+                    .map(|(c, (n, pts))| vec![json!(c), json!(n), dec(pts)])
+                    .collect(),
             ))
         }
         other => Err(ApiError::not_found(
             "unknown_report",
-            format!("no report {other:?}; known: {}", REPORTS.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")),
+            format!(
+                "no report {other:?}; known: {}",
+                REPORTS.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+            ),
             Some("report"),
         )),
     }

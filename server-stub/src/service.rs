@@ -36,7 +36,10 @@ fn now_local() -> DateTime<FixedOffset> {
 }
 
 fn rejected(code: &str, reason: impl Into<String>) -> AckResult {
-    AckResult::Rejected { code: code.to_string(), reason: reason.into() }
+    AckResult::Rejected {
+        code: code.to_string(),
+        reason: reason.into(),
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -63,7 +66,10 @@ pub fn authenticate(repo: &dyn Repository, token: &str) -> Result<TillRow, ApiEr
     let hash = sha256_hex(token.as_bytes());
     match transact(repo, |tx| Ok(tx.till_by_token_hash(&hash)?))? {
         None => Err(ApiError::unauthorized("unknown till token")),
-        Some(t) if t.revoked => Err(ApiError::unauthorized(format!("the token of till {}/{} was revoked", t.store_id, t.till_id))),
+        Some(t) if t.revoked => Err(ApiError::unauthorized(format!(
+            "the token of till {}/{} was revoked",
+            t.store_id, t.till_id
+        ))),
         Some(t) => Ok(t),
     }
 }
@@ -77,19 +83,28 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
     if batch.version != WIRE_VERSION {
         return Err(ApiError::bad_request(
             "unsupported_version",
-            format!("batch version {:?} is not supported; this server speaks {WIRE_VERSION:?}", batch.version),
+            format!(
+                "batch version {:?} is not supported; this server speaks {WIRE_VERSION:?}",
+                batch.version
+            ),
             Some("version"),
         ));
     }
     if batch.store_id != till.store_id {
         return Err(ApiError::forbidden(
-            format!("this token belongs to store {}; the batch is for store {}", till.store_id, batch.store_id),
+            format!(
+                "this token belongs to store {}; the batch is for store {}",
+                till.store_id, batch.store_id
+            ),
             "store_id",
         ));
     }
     if batch.till_id != till.till_id {
         return Err(ApiError::forbidden(
-            format!("this token belongs to till {}/{}; the batch is for till {}", till.store_id, till.till_id, batch.till_id),
+            format!(
+                "this token belongs to till {}/{}; the batch is for till {}",
+                till.store_id, till.till_id, batch.till_id
+            ),
             "till_id",
         ));
     }
@@ -97,7 +112,10 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
         return Err(ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             "too_many_items",
-            format!("a batch may carry at most {MAX_BATCH_ITEMS} items; this one has {}", batch.items.len()),
+            format!(
+                "a batch may carry at most {MAX_BATCH_ITEMS} items; this one has {}",
+                batch.items.len()
+            ),
             Some("items"),
         ));
     }
@@ -109,7 +127,10 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
         };
         if store != &till.store_id {
             return Err(ApiError::forbidden(
-                format!("item {i} is for store {store}; this token belongs to store {}", till.store_id),
+                format!(
+                    "item {i} is for store {store}; this token belongs to store {}",
+                    till.store_id
+                ),
                 &format!("items[{i}].body.store_id"),
             ));
         }
@@ -126,7 +147,12 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
             let acks = batch
                 .items
                 .iter()
-                .map(|it| Ack { item_id: it.item_id.clone(), result: AckResult::Retry { reason: "no program is loaded on the server yet".into() } })
+                .map(|it| Ack {
+                    item_id: it.item_id.clone(),
+                    result: AckResult::Retry {
+                        reason: "no program is loaded on the server yet".into(),
+                    },
+                })
                 .collect();
             return Ok(SyncResponse { acks });
         };
@@ -151,18 +177,28 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
             } else {
                 tx.rollback_to_savepoint()?;
             }
-            acks.push(Ack { item_id: item.item_id.clone(), result });
+            acks.push(Ack {
+                item_id: item.item_id.clone(),
+                result,
+            });
         }
         Ok(SyncResponse { acks })
     })
 }
 
 /// Validate a receipt against the program; the error names the field.
-fn validate_receipt(tx: &mut dyn Tx, program: &Program, r: &Receipt) -> Result<Result<Option<StoredReceipt>, AckResult>, ApiError> {
+fn validate_receipt(
+    tx: &mut dyn Tx,
+    program: &Program,
+    r: &Receipt,
+) -> Result<Result<Option<StoredReceipt>, AckResult>, ApiError> {
     if r.currency != program.currency {
         return Ok(Err(rejected(
             "wrong_currency",
-            format!("body.currency: {} but the program {:?} runs in {}", r.currency, program.name, program.currency),
+            format!(
+                "body.currency: {} but the program {:?} runs in {}",
+                r.currency, program.name, program.currency
+            ),
         )));
     }
     if let Some(card) = &r.card {
@@ -175,11 +211,20 @@ fn validate_receipt(tx: &mut dyn Tx, program: &Program, r: &Receipt) -> Result<R
         if (negative || l.kind == LineKind::Return) && r.original.is_none() {
             return Ok(Err(rejected(
                 "return_without_reference",
-                format!("body.lines[{i}].quantity: {} on a {:?} line needs body.original (the receipt being returned)", l.quantity, l.kind),
+                format!(
+                    "body.lines[{i}].quantity: {} on a {:?} line needs body.original (the receipt being returned)",
+                    l.quantity, l.kind
+                ),
             )));
         }
         if l.kind == LineKind::Sale && negative {
-            return Ok(Err(rejected("negative_sale", format!("body.lines[{i}].quantity: {} on a sale line; use a return line", l.quantity))));
+            return Ok(Err(rejected(
+                "negative_sale",
+                format!(
+                    "body.lines[{i}].quantity: {} on a sale line; use a return line",
+                    l.quantity
+                ),
+            )));
         }
     }
     let Some(orig) = &r.original else { return Ok(Ok(None)) };
@@ -187,7 +232,10 @@ fn validate_receipt(tx: &mut dyn Tx, program: &Program, r: &Receipt) -> Result<R
         (Some(id), _) => tx.receipt(id)?,
         (None, Some(no)) => tx.receipt_by_pos_no(&r.store_id, &r.till_id, no)?,
         (None, None) => {
-            return Ok(Err(rejected("invalid_original", "body.original: give receipt_id or pos_receipt_no of the returned receipt")));
+            return Ok(Err(rejected(
+                "invalid_original",
+                "body.original: give receipt_id or pos_receipt_no of the returned receipt",
+            )));
         }
     };
     match found {
@@ -195,7 +243,10 @@ fn validate_receipt(tx: &mut dyn Tx, program: &Program, r: &Receipt) -> Result<R
         None => {
             let what = match (&orig.receipt_id, &orig.pos_receipt_no) {
                 (Some(id), _) => format!("body.original.receipt_id: no receipt {id} is known"),
-                (_, Some(no)) => format!("body.original.pos_receipt_no: no receipt {no:?} from {}/{} is known", r.store_id, r.till_id),
+                (_, Some(no)) => format!(
+                    "body.original.pos_receipt_no: no receipt {no:?} from {}/{} is known",
+                    r.store_id, r.till_id
+                ),
                 _ => unreachable!(),
             };
             Ok(Err(rejected("unknown_original", what)))
@@ -221,15 +272,31 @@ fn account_of(tx: &mut dyn Tx, customer: &CustomerId) -> Result<CustomerId, ApiE
     })
 }
 
-fn ingest_receipt(tx: &mut dyn Tx, program: &Program, index: usize, item_id: &str, r: &Receipt, hash: &str) -> Result<AckResult, ApiError> {
+fn ingest_receipt(
+    tx: &mut dyn Tx,
+    program: &Program,
+    index: usize,
+    item_id: &str,
+    r: &Receipt,
+    hash: &str,
+) -> Result<AckResult, ApiError> {
     if item_id != r.id.0 {
-        return Ok(rejected("item_id_mismatch", format!("items[{index}].item_id {item_id:?} must equal body.id {:?}", r.id.0)));
+        return Ok(rejected(
+            "item_id_mismatch",
+            format!("items[{index}].item_id {item_id:?} must equal body.id {:?}", r.id.0),
+        ));
     }
     if let Some(existing) = tx.receipt(&r.id)? {
         return Ok(if existing.payload_hash == hash {
             AckResult::Duplicate
         } else {
-            rejected("conflict", format!("receipt id {} was already received with a different payload; it is not overwritten", r.id))
+            rejected(
+                "conflict",
+                format!(
+                    "receipt id {} was already received with a different payload; it is not overwritten",
+                    r.id
+                ),
+            )
         });
     }
     let original = match validate_receipt(tx, program, r)? {
@@ -260,25 +327,47 @@ fn ingest_receipt(tx: &mut dyn Tx, program: &Program, index: usize, item_id: &st
             let current = rules::expire_points(&row.state, day);
             let (state, change) = rules::apply_effect(program, &current, &effect, day);
             let mut customer = row.customer.clone();
-            customer.tier = Some(program.tier_for(rules::turnover(program, &state, r.issued_at.date_naive())).name.clone());
+            customer.tier = Some(
+                program
+                    .tier_for(rules::turnover(program, &state, r.issued_at.date_naive()))
+                    .name
+                    .clone(),
+            );
             tx.put_customer(&customer, &state)?;
             for sub in tx.sub_customers(acct)? {
                 tx.touch_customer(&sub)?;
             }
             if let Some(TierChange { to, upgrade: true, .. }) = change {
-                let discount = program.tiers.iter().find(|t| t.name == to).map(|t| t.discount_percent).unwrap_or_default();
+                let discount = program
+                    .tiers
+                    .iter()
+                    .find(|t| t.name == to)
+                    .map(|t| t.discount_percent)
+                    .unwrap_or_default();
                 record_message(
                     tx,
                     &customer,
                     &format!("tier_upgrade:{}:{to}", acct.0),
                     "tier_upgrade",
-                    format!("Gratulujeme, {}! V programu {} jste nově na úrovni {to} se slevou {discount} %.", customer.name.display(), program.name),
+                    format!(
+                        "Gratulujeme, {}! V programu {} jste nově na úrovni {to} se slevou {discount} %.",
+                        customer.name.display(),
+                        program.name
+                    ),
                 )?;
             }
         }
     }
     let original_id = original.as_ref().map(|o| o.receipt.id.clone());
-    tx.insert_receipt(&StoredReceipt { receipt: r.clone(), payload_hash: hash.to_string(), account, effect }, original_id.as_ref())?;
+    tx.insert_receipt(
+        &StoredReceipt {
+            receipt: r.clone(),
+            payload_hash: hash.to_string(),
+            account,
+            effect,
+        },
+        original_id.as_ref(),
+    )?;
     Ok(AckResult::Applied)
 }
 
@@ -306,20 +395,35 @@ fn seen_request(tx: &mut dyn Tx, request_id: &str, hash: &str) -> Result<Option<
         if row.payload_hash == hash {
             AckResult::Duplicate
         } else {
-            rejected("conflict", format!("request id {request_id} was already used with a different payload"))
+            rejected(
+                "conflict",
+                format!("request id {request_id} was already used with a different payload"),
+            )
         }
     }))
 }
 
-fn register(tx: &mut dyn Tx, program: &Program, item_id: &str, reg: &Registration, hash: &str) -> Result<AckResult, ApiError> {
+fn register(
+    tx: &mut dyn Tx,
+    program: &Program,
+    item_id: &str,
+    reg: &Registration,
+    hash: &str,
+) -> Result<AckResult, ApiError> {
     if item_id != reg.request_id {
-        return Ok(rejected("item_id_mismatch", format!("item_id {item_id:?} must equal body.request_id {:?}", reg.request_id)));
+        return Ok(rejected(
+            "item_id_mismatch",
+            format!("item_id {item_id:?} must equal body.request_id {:?}", reg.request_id),
+        ));
     }
     if let Some(ack) = seen_request(tx, &reg.request_id, hash)? {
         return Ok(ack);
     }
     if !reg.consents.program_rules {
-        return Ok(rejected("consent_required", "body.consents.program_rules: consent to the program rules is required to enrol"));
+        return Ok(rejected(
+            "consent_required",
+            "body.consents.program_rules: consent to the program rules is required to enrol",
+        ));
     }
     match &reg.name {
         CustomerName::Person { first_name, surname } => {
@@ -338,7 +442,10 @@ fn register(tx: &mut dyn Tx, program: &Program, item_id: &str, reg: &Registratio
     }
     if let Some(e) = &reg.contact.email {
         if !e.contains('@') {
-            return Ok(rejected("invalid_field", format!("body.contact.email {e:?} is not an e-mail address")));
+            return Ok(rejected(
+                "invalid_field",
+                format!("body.contact.email {e:?} is not an e-mail address"),
+            ));
         }
     }
     if let Err(e) = reg.card.validate(&program.card_policy) {
@@ -380,7 +487,11 @@ fn register(tx: &mut dyn Tx, program: &Program, item_id: &str, reg: &Registratio
         &customer,
         &format!("welcome:{}", id.0),
         "welcome",
-        format!("Vítejte v programu {}, {}! Vaše karta je aktivní.", program.name, customer.name.display()),
+        format!(
+            "Vítejte v programu {}, {}! Vaše karta je aktivní.",
+            program.name,
+            customer.name.display()
+        ),
     )?;
     tx.insert_request(&RequestRow {
         request_id: reg.request_id.clone(),
@@ -392,20 +503,35 @@ fn register(tx: &mut dyn Tx, program: &Program, item_id: &str, reg: &Registratio
     Ok(AckResult::Applied)
 }
 
-fn pair_migration(tx: &mut dyn Tx, program: &Program, item_id: &str, p: &MigrationPairing, hash: &str) -> Result<AckResult, ApiError> {
+fn pair_migration(
+    tx: &mut dyn Tx,
+    program: &Program,
+    item_id: &str,
+    p: &MigrationPairing,
+    hash: &str,
+) -> Result<AckResult, ApiError> {
     if item_id != p.request_id {
-        return Ok(rejected("item_id_mismatch", format!("item_id {item_id:?} must equal body.request_id {:?}", p.request_id)));
+        return Ok(rejected(
+            "item_id_mismatch",
+            format!("item_id {item_id:?} must equal body.request_id {:?}", p.request_id),
+        ));
     }
     if let Some(ack) = seen_request(tx, &p.request_id, hash)? {
         return Ok(ack);
     }
     let code = p.code.trim();
     let Some(mut mc) = tx.migration_code(code)? else {
-        return Ok(rejected("unknown_code", format!("body.code {code:?} is not a known migration code")));
+        return Ok(rejected(
+            "unknown_code",
+            format!("body.code {code:?} is not a known migration code"),
+        ));
     };
     if let Some(used) = &mc.used_by_card {
         if used != &p.card {
-            return Ok(rejected("code_used", format!("body.code {code:?} was already paired with card {used}")));
+            return Ok(rejected(
+                "code_used",
+                format!("body.code {code:?} was already paired with card {used}"),
+            ));
         }
     }
     if let Err(e) = p.card.validate(&program.card_policy) {
@@ -424,7 +550,10 @@ fn pair_migration(tx: &mut dyn Tx, program: &Program, item_id: &str, p: &Migrati
         }
     }
     let Some(cust) = tx.customer(&mc.customer_id)? else {
-        return Ok(rejected("unknown_code", format!("body.code {code:?} points to a customer that no longer exists")));
+        return Ok(rejected(
+            "unknown_code",
+            format!("body.code {code:?} points to a customer that no longer exists"),
+        ));
     };
     // The old discount lives on the customer (discount_override); linking the card to the
     // customer moves it onto the card.
@@ -443,7 +572,11 @@ fn pair_migration(tx: &mut dyn Tx, program: &Program, item_id: &str, p: &Migrati
         &cust.customer,
         &format!("welcome:{}", mc.customer_id.0),
         "welcome",
-        format!("Vítejte v programu {}, {}! Vaše sleva přešla na novou kartu.", program.name, cust.customer.name.display()),
+        format!(
+            "Vítejte v programu {}, {}! Vaše sleva přešla na novou kartu.",
+            program.name,
+            cust.customer.name.display()
+        ),
     )?;
     tx.insert_request(&RequestRow {
         request_id: p.request_id.clone(),
@@ -464,12 +597,24 @@ pub fn parse_card(raw: &str, field: &str) -> Result<CardId, ApiError> {
 
 fn require_program(tx: &mut dyn Tx) -> Result<RulesSnapshot, ApiError> {
     tx.program()?.ok_or_else(|| {
-        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "no_program", "no program is loaded; run `server-stub seed`", None)
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "no_program",
+            "no program is loaded; run `server-stub seed`",
+            None,
+        )
     })
 }
 
-fn customer_quote(tx: &mut dyn Tx, program: &Program, customer: &CustomerId, at: &DateTime<FixedOffset>) -> Result<Option<CustomerQuote>, ApiError> {
-    let Some(row) = tx.customer(customer)? else { return Ok(None) };
+fn customer_quote(
+    tx: &mut dyn Tx,
+    program: &Program,
+    customer: &CustomerId,
+    at: &DateTime<FixedOffset>,
+) -> Result<Option<CustomerQuote>, ApiError> {
+    let Some(row) = tx.customer(customer)? else {
+        return Ok(None);
+    };
     let state = account_state(tx, &row.customer, row.state)?;
     Ok(Some(rules::customer_quote(program, &row.customer, &state, at)))
 }
@@ -491,12 +636,19 @@ pub fn quote(repo: &dyn Repository, card: &CardId) -> Result<Quote, ApiError> {
         let result = match tx.card(card)? {
             None => unknown(),
             Some(row) => match row.status {
-                CardStatus::Blocked { reason } => QuoteResult::Blocked { card: card.clone(), reason },
+                CardStatus::Blocked { reason } => QuoteResult::Blocked {
+                    card: card.clone(),
+                    reason,
+                },
                 CardStatus::Replaced { by } => {
                     // Follow the chain to the card in use now (bounded: a cycle is a data error).
                     let mut cur = tx.card(&by)?;
                     let mut hops = 0;
-                    while let Some(CardRow { status: CardStatus::Replaced { by }, .. }) = &cur {
+                    while let Some(CardRow {
+                        status: CardStatus::Replaced { by },
+                        ..
+                    }) = &cur
+                    {
                         hops += 1;
                         if hops > 16 {
                             return Err(ApiError::internal("card replacement chain is longer than 16"));
@@ -504,8 +656,16 @@ pub fn quote(repo: &dyn Repository, card: &CardId) -> Result<Quote, ApiError> {
                         cur = tx.card(&by.clone())?;
                     }
                     match cur {
-                        Some(CardRow { number, customer_id: Some(cid), .. }) => match customer_quote(tx, program, &cid, &at)? {
-                            Some(quote) => QuoteResult::Replaced { card: card.clone(), new_card: number, quote },
+                        Some(CardRow {
+                            number,
+                            customer_id: Some(cid),
+                            ..
+                        }) => match customer_quote(tx, program, &cid, &at)? {
+                            Some(quote) => QuoteResult::Replaced {
+                                card: card.clone(),
+                                new_card: number,
+                                quote,
+                            },
                             None => unknown(),
                         },
                         _ => unknown(),
@@ -514,13 +674,19 @@ pub fn quote(repo: &dyn Repository, card: &CardId) -> Result<Quote, ApiError> {
                 CardStatus::Active => match row.customer_id {
                     None => unknown(),
                     Some(cid) => match customer_quote(tx, program, &cid, &at)? {
-                        Some(quote) => QuoteResult::Customer { card: card.clone(), quote },
+                        Some(quote) => QuoteResult::Customer {
+                            card: card.clone(),
+                            quote,
+                        },
                         None => unknown(),
                     },
                 },
             },
         };
-        Ok(Quote { result, source: QuoteSource::Online })
+        Ok(Quote {
+            result,
+            source: QuoteSource::Online,
+        })
     })
 }
 
@@ -532,17 +698,29 @@ fn change_of(tx: &mut dyn Tx, row: crate::store::CustomerRow) -> Result<Customer
     let cards = tx
         .cards_of(&row.customer.id)?
         .into_iter()
-        .map(|c| Card { number: c.number, customer_id: c.customer_id, status: c.status })
+        .map(|c| Card {
+            number: c.number,
+            customer_id: c.customer_id,
+            status: c.status,
+        })
         .collect();
     let state = account_state(tx, &row.customer, row.state)?;
-    Ok(CustomerChange { customer: row.customer, cards, state })
+    Ok(CustomerChange {
+        customer: row.customer,
+        cards,
+        state,
+    })
 }
 
 pub fn parse_cursor(since: Option<&str>) -> Result<i64, ApiError> {
     match since {
         None | Some("") => Ok(0),
         Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
-            ApiError::bad_request("invalid_cursor", format!("since={s:?} is not a cursor this server issued"), Some("since"))
+            ApiError::bad_request(
+                "invalid_cursor",
+                format!("since={s:?} is not a cursor this server issued"),
+                Some("since"),
+            )
         }),
     }
 }
@@ -550,9 +728,17 @@ pub fn parse_cursor(since: Option<&str>) -> Result<i64, ApiError> {
 pub fn parse_limit(limit: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
     match limit {
         None => Ok(default),
-        Some(s) => s.parse::<usize>().ok().filter(|v| (1..=max).contains(v)).ok_or_else(|| {
-            ApiError::bad_request("invalid_limit", format!("limit={s:?}: expected a whole number 1..={max}"), Some("limit"))
-        }),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|v| (1..=max).contains(v))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!("limit={s:?}: expected a whole number 1..={max}"),
+                    Some("limit"),
+                )
+            }),
     }
 }
 
@@ -568,7 +754,12 @@ pub fn changes(repo: &dyn Repository, since: i64, limit: usize) -> Result<Change
         for row in rows {
             changes.push(change_of(tx, row)?);
         }
-        Ok(ChangeFeed { changes, cursor: cursor.to_string(), more, server_time: now_local() })
+        Ok(ChangeFeed {
+            changes,
+            cursor: cursor.to_string(),
+            more,
+            server_time: now_local(),
+        })
     })
 }
 
@@ -582,10 +773,18 @@ pub fn put_program(repo: &dyn Repository, program: &Program) -> Result<RulesSnap
 
 pub fn validate_program(p: &Program) -> Result<(), ApiError> {
     if p.tiers.is_empty() {
-        return Err(ApiError::unprocessable("invalid_program", "program.tiers must not be empty", Some("program.tiers")));
+        return Err(ApiError::unprocessable(
+            "invalid_program",
+            "program.tiers must not be empty",
+            Some("program.tiers"),
+        ));
     }
     if p.card_policy.min_len > p.card_policy.max_len || p.card_policy.max_len == 0 {
-        return Err(ApiError::unprocessable("invalid_program", "card_policy.min_len > max_len", Some("program.card_policy")));
+        return Err(ApiError::unprocessable(
+            "invalid_program",
+            "card_policy.min_len > max_len",
+            Some("program.card_policy"),
+        ));
     }
     Ok(())
 }
@@ -600,7 +799,11 @@ fn next_card_number(tx: &mut dyn Tx, program: &Program) -> Result<CardId, ApiErr
         let serial = tx.next_counter("card_serial")?;
         let digits = serial.to_string();
         if digits.len() > body {
-            return Err(ApiError::conflict("card_numbers_exhausted", "no card numbers left under this prefix", None));
+            return Err(ApiError::conflict(
+                "card_numbers_exhausted",
+                "no card numbers left under this prefix",
+                None,
+            ));
         }
         let mut n = format!("{prefix}{digits:0>body$}");
         if pol.luhn {
@@ -630,14 +833,24 @@ pub const MAX_ISSUE: usize = 10_000;
 /// Printed, non-personalised cards: known to the server, not yet issued to anyone.
 pub fn issue_cards(repo: &dyn Repository, req: &IssueCardsRequest) -> Result<IssueCardsResponse, ApiError> {
     if req.count == 0 || req.count > MAX_ISSUE {
-        return Err(ApiError::unprocessable("invalid_field", format!("count must be 1..={MAX_ISSUE}"), Some("count")));
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            format!("count must be 1..={MAX_ISSUE}"),
+            Some("count"),
+        ));
     }
     transact(repo, |tx| {
         let snap = require_program(tx)?;
         let mut cards = Vec::with_capacity(req.count);
         for _ in 0..req.count {
             let n = next_card_number(tx, &snap.program)?;
-            tx.put_card(&CardRow { number: n.clone(), customer_id: None, status: CardStatus::Active, issued_store: None, issued_at: None })?;
+            tx.put_card(&CardRow {
+                number: n.clone(),
+                customer_id: None,
+                status: CardStatus::Active,
+                issued_store: None,
+                issued_at: None,
+            })?;
             cards.push(n);
         }
         Ok(IssueCardsResponse { cards })
@@ -651,25 +864,40 @@ pub struct BlockRequest {
 }
 
 fn existing_card(tx: &mut dyn Tx, card: &CardId) -> Result<CardRow, ApiError> {
-    tx.card(card)?.ok_or_else(|| ApiError::not_found("unknown_card", format!("card {card} is not known"), Some("card")))
+    tx.card(card)?
+        .ok_or_else(|| ApiError::not_found("unknown_card", format!("card {card} is not known"), Some("card")))
 }
 
 pub fn block_card(repo: &dyn Repository, card: &CardId, reason: &str) -> Result<Card, ApiError> {
     if reason.trim().is_empty() {
-        return Err(ApiError::unprocessable("missing_field", "reason must not be empty", Some("reason")));
+        return Err(ApiError::unprocessable(
+            "missing_field",
+            "reason must not be empty",
+            Some("reason"),
+        ));
     }
     transact(repo, |tx| {
         let mut row = existing_card(tx, card)?;
         if let CardStatus::Replaced { by } = &row.status {
-            return Err(ApiError::conflict("card_replaced", format!("card {card} was already replaced by {by}"), Some("card")));
+            return Err(ApiError::conflict(
+                "card_replaced",
+                format!("card {card} was already replaced by {by}"),
+                Some("card"),
+            ));
         }
-        row.status = CardStatus::Blocked { reason: reason.trim().to_string() };
+        row.status = CardStatus::Blocked {
+            reason: reason.trim().to_string(),
+        };
         tx.put_card(&row)?;
         if let Some(c) = &row.customer_id {
             tx.touch_customer(c)?;
         }
         tracing::info!(card = %card, reason, "blocked card");
-        Ok(Card { number: row.number, customer_id: row.customer_id, status: row.status })
+        Ok(Card {
+            number: row.number,
+            customer_id: row.customer_id,
+            status: row.status,
+        })
     })
 }
 
@@ -688,10 +916,18 @@ pub fn reissue_card(repo: &dyn Repository, card: &CardId) -> Result<ReissueRespo
         let snap = require_program(tx)?;
         let mut old = existing_card(tx, card)?;
         if let CardStatus::Replaced { by } = &old.status {
-            return Err(ApiError::conflict("card_replaced", format!("card {card} was already replaced by {by}"), Some("card")));
+            return Err(ApiError::conflict(
+                "card_replaced",
+                format!("card {card} was already replaced by {by}"),
+                Some("card"),
+            ));
         }
         let Some(cid) = old.customer_id.clone() else {
-            return Err(ApiError::conflict("card_unassigned", format!("card {card} belongs to no customer; nothing to move"), Some("card")));
+            return Err(ApiError::conflict(
+                "card_unassigned",
+                format!("card {card} belongs to no customer; nothing to move"),
+                Some("card"),
+            ));
         };
         let new = next_card_number(tx, &snap.program)?;
         tx.put_card(&CardRow {
@@ -707,7 +943,12 @@ pub fn reissue_card(repo: &dyn Repository, card: &CardId) -> Result<ReissueRespo
         let acct = account_of(tx, &cid)?;
         let balance = tx.customer(&acct)?.map(|r| r.state.points_balance).unwrap_or_default();
         tracing::info!(old = %card, new = %new, customer = %cid, "reissued card");
-        Ok(ReissueResponse { old_card: card.clone(), new_card: new, customer_id: cid, points_balance: balance })
+        Ok(ReissueResponse {
+            old_card: card.clone(),
+            new_card: new,
+            customer_id: cid,
+            points_balance: balance,
+        })
     })
 }
 
@@ -720,23 +961,39 @@ pub struct ParentRequest {
 
 /// Make `id` a sub-card holder of `parent` (family / company). Points and turnover already on
 /// the sub account are merged into the parent's.
-pub fn set_parent(repo: &dyn Repository, id: &CustomerId, parent: Option<&CustomerId>) -> Result<CustomerChange, ApiError> {
+pub fn set_parent(
+    repo: &dyn Repository,
+    id: &CustomerId,
+    parent: Option<&CustomerId>,
+) -> Result<CustomerChange, ApiError> {
     transact(repo, |tx| {
-        let mut row = tx
-            .customer(id)?
-            .ok_or_else(|| ApiError::not_found("unknown_customer", format!("customer {id} is not known"), Some("id")))?;
+        let mut row = tx.customer(id)?.ok_or_else(|| {
+            ApiError::not_found("unknown_customer", format!("customer {id} is not known"), Some("id"))
+        })?;
         if let Some(p) = parent {
             if p == id {
-                return Err(ApiError::conflict("invalid_parent", "a customer cannot be their own parent", Some("parent")));
+                return Err(ApiError::conflict(
+                    "invalid_parent",
+                    "a customer cannot be their own parent",
+                    Some("parent"),
+                ));
             }
-            let mut prow = tx
-                .customer(p)?
-                .ok_or_else(|| ApiError::not_found("unknown_customer", format!("parent {p} is not known"), Some("parent")))?;
+            let mut prow = tx.customer(p)?.ok_or_else(|| {
+                ApiError::not_found("unknown_customer", format!("parent {p} is not known"), Some("parent"))
+            })?;
             if prow.customer.parent.is_some() {
-                return Err(ApiError::conflict("invalid_parent", format!("{p} is itself a sub-card holder"), Some("parent")));
+                return Err(ApiError::conflict(
+                    "invalid_parent",
+                    format!("{p} is itself a sub-card holder"),
+                    Some("parent"),
+                ));
             }
             if !tx.sub_customers(id)?.is_empty() {
-                return Err(ApiError::conflict("invalid_parent", format!("{id} has sub-card holders of its own"), Some("id")));
+                return Err(ApiError::conflict(
+                    "invalid_parent",
+                    format!("{id} has sub-card holders of its own"),
+                    Some("id"),
+                ));
             }
             let s = std::mem::take(&mut row.state);
             prow.state.points_balance += s.points_balance;
@@ -755,9 +1012,9 @@ pub fn set_parent(repo: &dyn Repository, id: &CustomerId, parent: Option<&Custom
 
 pub fn customer_view(repo: &dyn Repository, id: &CustomerId) -> Result<CustomerChange, ApiError> {
     transact(repo, |tx| {
-        let row = tx
-            .customer(id)?
-            .ok_or_else(|| ApiError::not_found("unknown_customer", format!("customer {id} is not known"), Some("id")))?;
+        let row = tx.customer(id)?.ok_or_else(|| {
+            ApiError::not_found("unknown_customer", format!("customer {id} is not known"), Some("id"))
+        })?;
         change_of(tx, row)
     })
 }
@@ -797,12 +1054,22 @@ pub fn birthday_messages(repo: &dyn Repository, date: NaiveDate) -> Result<Birth
                 c,
                 &format!("birthday:{}:{}", c.id.0, date.year()),
                 "birthday",
-                format!("Všechno nejlepší k narozeninám, {}! Váš {} ", c.name.display(), program.name).trim_end().to_string(),
+                format!(
+                    "Všechno nejlepší k narozeninám, {}! Váš {} ",
+                    c.name.display(),
+                    program.name
+                )
+                .trim_end()
+                .to_string(),
             )? {
                 recorded += 1;
             }
         }
-        Ok(BirthdayRun { date, celebrating, recorded })
+        Ok(BirthdayRun {
+            date,
+            celebrating,
+            recorded,
+        })
     })
 }
 
@@ -863,23 +1130,42 @@ pub struct SeedSummary {
 pub fn seed(repo: &dyn Repository, s: &SeedFile) -> Result<SeedSummary, ApiError> {
     validate_program(&s.program)?;
     let policy = &s.program.card_policy;
-    let all_cards = s.customers.iter().flat_map(|c| c.cards.iter()).chain(s.unassigned_cards.iter());
+    let all_cards = s
+        .customers
+        .iter()
+        .flat_map(|c| c.cards.iter())
+        .chain(s.unassigned_cards.iter());
     for (i, c) in all_cards.enumerate() {
-        c.number
-            .validate(policy)
-            .map_err(|e| ApiError::unprocessable("invalid_card", format!("card #{i} ({}): {e}", c.number), Some("cards.number")))?;
+        c.number.validate(policy).map_err(|e| {
+            ApiError::unprocessable(
+                "invalid_card",
+                format!("card #{i} ({}): {e}", c.number),
+                Some("cards.number"),
+            )
+        })?;
     }
     let ids: std::collections::BTreeSet<&CustomerId> = s.customers.iter().map(|c| &c.customer.id).collect();
     for c in &s.customers {
         if let Some(p) = &c.customer.parent {
             if !ids.contains(p) {
-                return Err(ApiError::unprocessable("unknown_customer", format!("customer {}: parent {p} is not in the file", c.customer.id), Some("customer.parent")));
+                return Err(ApiError::unprocessable(
+                    "unknown_customer",
+                    format!("customer {}: parent {p} is not in the file", c.customer.id),
+                    Some("customer.parent"),
+                ));
             }
         }
     }
     for m in &s.migration_codes {
         if !ids.contains(&m.customer_id) {
-            return Err(ApiError::unprocessable("unknown_customer", format!("migration code {}: customer {} is not in the file", m.code, m.customer_id), Some("migration_codes.customer_id")));
+            return Err(ApiError::unprocessable(
+                "unknown_customer",
+                format!(
+                    "migration code {}: customer {} is not in the file",
+                    m.code, m.customer_id
+                ),
+                Some("migration_codes.customer_id"),
+            ));
         }
     }
     transact(repo, |tx| {
@@ -902,18 +1188,38 @@ pub fn seed(repo: &dyn Repository, s: &SeedFile) -> Result<SeedSummary, ApiError
             }
         }
         for card in &s.unassigned_cards {
-            tx.put_card(&CardRow { number: card.number.clone(), customer_id: None, status: card.status.clone(), issued_store: card.issued_store.clone(), issued_at: card.issued_at })?;
+            tx.put_card(&CardRow {
+                number: card.number.clone(),
+                customer_id: None,
+                status: card.status.clone(),
+                issued_store: card.issued_store.clone(),
+                issued_at: card.issued_at,
+            })?;
             cards += 1;
         }
         for m in &s.migration_codes {
             if tx.migration_code(&m.code)?.is_none() {
-                tx.put_migration_code(&MigrationCodeRow { code: m.code.clone(), customer_id: m.customer_id.clone(), used_by_card: None })?;
+                tx.put_migration_code(&MigrationCodeRow {
+                    code: m.code.clone(),
+                    customer_id: m.customer_id.clone(),
+                    used_by_card: None,
+                })?;
             }
         }
         // Customer numbers from registrations must not collide with seeded ones (C000001…).
-        let max_seeded = s.customers.iter().filter_map(|c| c.customer.id.0.strip_prefix('C')?.parse::<i64>().ok()).max().unwrap_or(0);
+        let max_seeded = s
+            .customers
+            .iter()
+            .filter_map(|c| c.customer.id.0.strip_prefix('C')?.parse::<i64>().ok())
+            .max()
+            .unwrap_or(0);
         while tx.next_counter("customer")? < max_seeded {}
-        Ok(SeedSummary { program_version: version, customers: s.customers.len(), cards, migration_codes: s.migration_codes.len() })
+        Ok(SeedSummary {
+            program_version: version,
+            customers: s.customers.len(),
+            cards,
+            migration_codes: s.migration_codes.len(),
+        })
     })
 }
 
@@ -934,12 +1240,21 @@ mod tests {
         let repo = SqliteRepo::open(&dir.path().join("s.db")).unwrap();
         let p = program();
         transact(&repo, |tx| Ok(tx.put_program(&p)?)).unwrap();
-        let first = issue_cards(&repo, &IssueCardsRequest { count: 1 }).unwrap().cards.remove(0);
+        let first = issue_cards(&repo, &IssueCardsRequest { count: 1 })
+            .unwrap()
+            .cards
+            .remove(0);
         assert_eq!(first.expose(), "1900000000000017");
         // Occupy the next number: the generator skips it.
         let taken = CardId::normalise("1900000000000025").unwrap();
         transact(&repo, |tx| {
-            Ok(tx.put_card(&CardRow { number: taken.clone(), customer_id: None, status: CardStatus::Active, issued_store: None, issued_at: None })?)
+            Ok(tx.put_card(&CardRow {
+                number: taken.clone(),
+                customer_id: None,
+                status: CardStatus::Active,
+                issued_store: None,
+                issued_at: None,
+            })?)
         })
         .unwrap();
         let next = issue_cards(&repo, &IssueCardsRequest { count: 3 }).unwrap().cards;
@@ -961,8 +1276,14 @@ mod tests {
     fn cursor_and_limit_parsing_name_the_parameter() {
         assert_eq!(parse_cursor(None).unwrap(), 0);
         assert_eq!(parse_cursor(Some("17")).unwrap(), 17);
-        assert_eq!(parse_cursor(Some("-1")).unwrap_err().body.field.as_deref(), Some("since"));
-        assert_eq!(parse_limit(Some("0"), 5, 10).unwrap_err().body.field.as_deref(), Some("limit"));
+        assert_eq!(
+            parse_cursor(Some("-1")).unwrap_err().body.field.as_deref(),
+            Some("since")
+        );
+        assert_eq!(
+            parse_limit(Some("0"), 5, 10).unwrap_err().body.field.as_deref(),
+            Some("limit")
+        );
         assert_eq!(parse_limit(None, 5, 10).unwrap(), 5);
     }
 

@@ -35,11 +35,21 @@ impl Till {
             ),
         )
         .unwrap();
-        Till { dir: dir.to_path_buf(), config, export, token: token.to_string(), proc: None }
+        Till {
+            dir: dir.to_path_buf(),
+            config,
+            export,
+            token: token.to_string(),
+            proc: None,
+        }
     }
 
     pub fn start(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("agent.stderr")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("agent.stderr"))
+            .unwrap();
         let mut cmd = Command::new(bin("till-agent"));
         cmd.arg("--config")
             .arg(&self.config)
@@ -144,17 +154,44 @@ fn receipts_dropped_while_server_down_are_delivered_exactly_once() {
     let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
     till.start();
     for i in 1..=20 {
-        till.drop_file(&format!("r{i}.json"), receipt_json(i, (i % 2 == 0).then_some(DEMO_CARD)).as_bytes());
+        till.drop_file(
+            &format!("r{i}.json"),
+            receipt_json(i, (i % 2 == 0).then_some(DEMO_CARD)).as_bytes(),
+        );
     }
-    let queued = wait_for(Duration::from_secs(30), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='pending'") == 20).then_some(()));
-    assert!(queued.is_some(), "20 receipts not queued; agent log:\n{}", till.stderr());
-    assert!(till.files_left().is_empty(), "files left in export: {:?}", till.files_left());
+    let queued = wait_for(Duration::from_secs(30), || {
+        (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='pending'") == 20).then_some(())
+    });
+    assert!(
+        queued.is_some(),
+        "20 receipts not queued; agent log:\n{}",
+        till.stderr()
+    );
+    assert!(
+        till.files_left().is_empty(),
+        "files left in export: {:?}",
+        till.files_left()
+    );
     srv.restart();
-    let sent = wait_for(Duration::from_secs(30), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 20).then_some(()));
+    let sent = wait_for(Duration::from_secs(30), || {
+        (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 20).then_some(())
+    });
     assert!(sent.is_some(), "not all sent; agent log:\n{}", till.stderr());
-    assert_eq!(server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'E2E-%'"), 20);
-    assert_eq!(server_count(&srv.db, "SELECT COUNT(DISTINCT pos_receipt_no) FROM receipts"), 20);
-    assert_eq!(server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE card IS NOT NULL"), 10);
+    assert_eq!(
+        server_count(
+            &srv.db,
+            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'E2E-%'"
+        ),
+        20
+    );
+    assert_eq!(
+        server_count(&srv.db, "SELECT COUNT(DISTINCT pos_receipt_no) FROM receipts"),
+        20
+    );
+    assert_eq!(
+        server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE card IS NOT NULL"),
+        10
+    );
     assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items"), 20);
     // the sync log saw the ingests and the acks
     assert!(till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='ingest'") >= 20);
@@ -174,7 +211,9 @@ fn agent_killed_and_restarted_midway_loses_and_duplicates_nothing() {
         till.drop_file(&format!("r{i:04}.json"), receipt_json(i, None).as_bytes());
         if i == 50 {
             // wait until the agent is busy with them, then kill it hard mid-way
-            wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM items") >= 20).then_some(()));
+            wait_for(Duration::from_secs(20), || {
+                (till.outbox_count("SELECT COUNT(*) FROM items") >= 20).then_some(())
+            });
             till.kill();
         }
         if i == 80 {
@@ -193,8 +232,15 @@ fn agent_killed_and_restarted_midway_loses_and_duplicates_nothing() {
         till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'"),
         till.stderr()
     );
-    assert_eq!(server_count(&srv.db, "SELECT COUNT(DISTINCT pos_receipt_no) FROM receipts"), n as i64);
-    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items"), n as i64, "no duplicate outbox items");
+    assert_eq!(
+        server_count(&srv.db, "SELECT COUNT(DISTINCT pos_receipt_no) FROM receipts"),
+        n as i64
+    );
+    assert_eq!(
+        till.outbox_count("SELECT COUNT(*) FROM items"),
+        n as i64,
+        "no duplicate outbox items"
+    );
     assert_eq!(till.outbox_count("SELECT COUNT(*) FROM ingested_files"), n as i64);
     assert!(till.files_left().is_empty(), "{:?}", till.files_left());
     assert_eq!(std::fs::read_dir(till.export.join("quarantine")).unwrap().count(), 0);
@@ -226,13 +272,19 @@ fn a_file_written_slowly_in_chunks_is_read_whole() {
     drop(f);
     let got = wait_for(Duration::from_secs(20), || {
         server_conn(&srv.db)
-            .query_row("SELECT payload FROM receipts WHERE pos_receipt_no='SLOW-1'", [], |r| r.get::<_, String>(0))
+            .query_row("SELECT payload FROM receipts WHERE pos_receipt_no='SLOW-1'", [], |r| {
+                r.get::<_, String>(0)
+            })
             .ok()
     });
     let payload = got.unwrap_or_else(|| panic!("slow receipt never arrived; agent log:\n{}", till.stderr()));
     let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
     assert_eq!(v["lines"].as_array().unwrap().len(), 30, "whole file read");
-    assert_eq!(std::fs::read_dir(till.export.join("quarantine")).unwrap().count(), 0, "never quarantined half-written");
+    assert_eq!(
+        std::fs::read_dir(till.export.join("quarantine")).unwrap().count(),
+        0,
+        "never quarantined half-written"
+    );
 }
 
 #[test]
@@ -248,9 +300,17 @@ fn a_quarantined_file_does_not_block_the_others() {
     till.drop_file("b_bad.csv", &std::fs::read(fixture("agent/bad_quantity.csv")).unwrap());
     till.drop_file("c_good.csv", good(802).as_bytes());
     let ok = wait_for(Duration::from_secs(20), || {
-        (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no IN ('801','802')") == 2).then_some(())
+        (server_count(
+            &srv.db,
+            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no IN ('801','802')",
+        ) == 2)
+            .then_some(())
     });
-    assert!(ok.is_some(), "good receipts not delivered; agent log:\n{}", till.stderr());
+    assert!(
+        ok.is_some(),
+        "good receipts not delivered; agent log:\n{}",
+        till.stderr()
+    );
     let err_file = till.export.join("quarantine").join("b_bad.csv.error.txt");
     let err = wait_for(Duration::from_secs(10), || std::fs::read_to_string(&err_file).ok()).expect("error.txt written");
     assert!(err.contains("line 3"), "{err}");
@@ -262,7 +322,10 @@ fn a_quarantined_file_does_not_block_the_others() {
     let out = till.cli(&["parse", till.export.join("quarantine/b_bad.csv").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 3") && stderr.contains("Množství (quantity)"), "{stderr}");
+    assert!(
+        stderr.contains("line 3") && stderr.contains("Množství (quantity)"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -272,30 +335,58 @@ fn windows_1250_csv_arrives_with_czech_diacritics() {
     let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, CZ_CSV);
     till.start();
     let bytes = std::fs::read(fixture("agent/cz_pos_export_cp1250_demo_card.csv")).unwrap();
-    assert!(std::str::from_utf8(&bytes).is_err(), "the fixture really is Windows-1250, not UTF-8");
+    assert!(
+        std::str::from_utf8(&bytes).is_err(),
+        "the fixture really is Windows-1250, not UTF-8"
+    );
     till.drop_file("export_2026-11-23.csv", &bytes);
     let got = wait_for(Duration::from_secs(20), || {
         server_conn(&srv.db)
-            .query_row("SELECT payload FROM receipts WHERE pos_receipt_no='2026/000145'", [], |r| r.get::<_, String>(0))
+            .query_row(
+                "SELECT payload FROM receipts WHERE pos_receipt_no='2026/000145'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
             .ok()
     });
     let payload = got.unwrap_or_else(|| panic!("receipt never arrived; agent log:\n{}", till.stderr()));
     let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
-    let names: Vec<&str> = v["lines"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"Žluťoučký kůň – čaj"), "{names:?}");
     assert!(names.contains(&"Příliš žluťoučký ěščřžýáíé sýr"), "{names:?}");
     assert!(names.contains(&"Vánoční dárková sada"), "{names:?}");
     assert_eq!(v["card"], DEMO_CARD);
     // the return in the same file arrives too, after its original
     let ret = wait_for(Duration::from_secs(10), || {
-        (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='2026/000146'") == 1).then_some(())
+        (server_count(
+            &srv.db,
+            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='2026/000146'",
+        ) == 1)
+            .then_some(())
     });
     assert!(ret.is_some(), "return receipt missing; agent log:\n{}", till.stderr());
     // the card number is masked in the sync log
     let c = rusqlite::Connection::open(till.dir.join("outbox.db")).unwrap();
-    let leaked: i64 = c.query_row("SELECT COUNT(*) FROM sync_log WHERE message LIKE '%' || ?1 || '%'", [DEMO_CARD], |r| r.get(0)).unwrap();
+    let leaked: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sync_log WHERE message LIKE '%' || ?1 || '%'",
+            [DEMO_CARD],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(leaked, 0);
-    let masked: i64 = c.query_row("SELECT COUNT(*) FROM sync_log WHERE message LIKE '%1900-****-****-0018%'", [], |r| r.get(0)).unwrap();
+    let masked: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sync_log WHERE message LIKE '%1900-****-****-0018%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(masked >= 1);
 }
 
@@ -305,19 +396,39 @@ fn config_errors_name_file_line_and_key() {
     let cfg = tmp.path().join("agent.toml");
     let run = |text: &str, args: &[&str]| {
         std::fs::write(&cfg, text).unwrap();
-        let out = Command::new(bin("till-agent")).arg("--config").arg(&cfg).args(args).output().unwrap();
+        let out = Command::new(bin("till-agent"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{text}");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let base = "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S\"\ntill_id = \"T\"\nexport_dir = \"export\"\n";
-    let e = run(&format!("{base}rescan_interval_secs = \"often\"\n"), &["run", "--headless"]);
+    let e = run(
+        &format!("{base}rescan_interval_secs = \"often\"\n"),
+        &["run", "--headless"],
+    );
     assert!(e.contains(&format!("{}:5:", cfg.display())), "{e}");
     assert!(e.contains("rescan_interval_secs"), "{e}");
-    let e = run(&format!("{base}[receipts]\nformat = \"csv\"\nencodng = \"utf-8\"\n"), &["status"]);
-    assert!(e.contains(&format!("{}:7:", cfg.display())) && e.contains("receipts.encodng"), "{e}");
+    let e = run(
+        &format!("{base}[receipts]\nformat = \"csv\"\nencodng = \"utf-8\"\n"),
+        &["status"],
+    );
+    assert!(
+        e.contains(&format!("{}:7:", cfg.display())) && e.contains("receipts.encodng"),
+        "{e}"
+    );
     let e = run(&base.replace("export_dir = \"export\"\n", ""), &["run", "--headless"]);
-    assert!(e.contains(&cfg.display().to_string()) && e.contains("export_dir") && e.contains("half-configured"), "{e}");
-    assert!(!tmp.path().join("outbox.db").exists(), "refused to start: nothing created");
+    assert!(
+        e.contains(&cfg.display().to_string()) && e.contains("export_dir") && e.contains("half-configured"),
+        "{e}"
+    );
+    assert!(
+        !tmp.path().join("outbox.db").exists(),
+        "refused to start: nothing created"
+    );
 }
 
 #[test]
@@ -331,13 +442,21 @@ fn status_json_dead_letter_and_requeue() {
       "original": {"pos_receipt_no": "ORIG-1"},
       "lines": [{"name": "Chléb", "quantity": "-1", "unit_price": "10.00", "line_total": "-10.00", "kind": "return"}]}"#;
     till.drop_file("ret.json", ret.as_bytes());
-    let dead = wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='rejected'") == 1).then_some(()));
+    let dead = wait_for(Duration::from_secs(20), || {
+        (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='rejected'") == 1).then_some(())
+    });
     assert!(dead.is_some(), "agent log:\n{}", till.stderr());
     // a dead letter does not block the queue
-    till.drop_file("orig.json", r#"{"pos_receipt_no": "ORIG-1", "issued_at": "2026-11-23T12:00:00+01:00", "total": "10.00",
-      "lines": [{"name": "Chléb", "quantity": "1", "unit_price": "10.00", "line_total": "10.00", "kind": "sale"}]}"#.as_bytes());
-    wait_for(Duration::from_secs(20), || (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='ORIG-1'") == 1).then_some(()))
-        .expect("original delivered past the dead letter");
+    till.drop_file(
+        "orig.json",
+        r#"{"pos_receipt_no": "ORIG-1", "issued_at": "2026-11-23T12:00:00+01:00", "total": "10.00",
+      "lines": [{"name": "Chléb", "quantity": "1", "unit_price": "10.00", "line_total": "10.00", "kind": "sale"}]}"#
+            .as_bytes(),
+    );
+    wait_for(Duration::from_secs(20), || {
+        (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='ORIG-1'") == 1).then_some(())
+    })
+    .expect("original delivered past the dead letter");
     let out = till.cli(&["status", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -346,7 +465,13 @@ fn status_json_dead_letter_and_requeue() {
     assert_eq!(s["server_reachable"], true, "{s}");
     assert_eq!(s["store_id"], STORE);
     assert!(s["last_success"].is_string(), "{s}");
-    assert!(s["dead_letter_items"][0]["reason"].as_str().unwrap().contains("unknown_original"), "{s}");
+    assert!(
+        s["dead_letter_items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown_original"),
+        "{s}"
+    );
     // Support staff watch the log live while they requeue (`log --follow`, nothing old: --tail 0).
     let follow_out = till.dir.join("follow.out");
     let mut follower = Command::new(bin("till-agent"))
@@ -366,15 +491,27 @@ fn status_json_dead_letter_and_requeue() {
     let ok = wait_for(Duration::from_secs(20), || {
         (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='RET-1'") == 1).then_some(())
     });
-    assert!(ok.is_some(), "requeued item not delivered; agent log:\n{}", till.stderr());
+    assert!(
+        ok.is_some(),
+        "requeued item not delivered; agent log:\n{}",
+        till.stderr()
+    );
     let followed = wait_for(Duration::from_secs(10), || {
         let t = std::fs::read_to_string(&follow_out).unwrap_or_default();
         (t.contains("requeue") && t.lines().any(|l| l.contains(" ack ") && l.contains("acked 1 item"))).then_some(t)
     });
     let _ = follower.kill();
     let _ = follower.wait();
-    let followed = followed.unwrap_or_else(|| panic!("log --follow did not show the requeue and the delivery:\n{}", std::fs::read_to_string(&follow_out).unwrap_or_default()));
-    assert!(!followed.lines().any(|l| l.contains("dead letter: ")), "--tail 0 printed old entries:\n{followed}");
+    let followed = followed.unwrap_or_else(|| {
+        panic!(
+            "log --follow did not show the requeue and the delivery:\n{}",
+            std::fs::read_to_string(&follow_out).unwrap_or_default()
+        )
+    });
+    assert!(
+        !followed.lines().any(|l| l.contains("dead letter: ")),
+        "--tail 0 printed old entries:\n{followed}"
+    );
     let out = till.cli(&["status", "--json"]);
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["dead_letters"], 0, "{s}");
@@ -396,30 +533,58 @@ fn sigterm_stops_the_agent_cleanly() {
     let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
     till.start();
     till.drop_file("r.json", receipt_json(7, None).as_bytes());
-    wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 1).then_some(()))
-        .expect("sent");
+    wait_for(Duration::from_secs(20), || {
+        (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 1).then_some(())
+    })
+    .expect("sent");
     // A second agent on the same data folder (a stray manual `run` beside the autostarted one)
     // refuses to start, naming the folder and the running agent's pid; the first is untouched.
     let second = till.cli(&["run", "--headless"]);
     let err = String::from_utf8_lossy(&second.stderr).to_string();
     let pid = till.proc.as_ref().unwrap().child.id();
-    assert!(!second.status.success(), "a second agent started on the same data folder: {err}");
-    assert!(err.contains(&format!("another till-agent (pid {pid}) is already running on the data folder {}", till.dir.display())), "{err}");
-    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='start'"), 1, "{err}");
+    assert!(
+        !second.status.success(),
+        "a second agent started on the same data folder: {err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "another till-agent (pid {pid}) is already running on the data folder {}",
+            till.dir.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='start'"),
+        1,
+        "{err}"
+    );
     let mut p = till.proc.take().unwrap();
-    Command::new("kill").arg("-TERM").arg(p.child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(p.child.id().to_string())
+        .status()
+        .unwrap();
     let st = wait_for(Duration::from_secs(10), || p.child.try_wait().ok().flatten()).expect("exited after SIGTERM");
     assert!(st.success(), "{st:?}");
-    assert!(till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='stop'") == 1, "{}", till.stderr());
+    assert!(
+        till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='stop'") == 1,
+        "{}",
+        till.stderr()
+    );
     // the rotating log file exists in data/logs/
-    let logs: Vec<_> = std::fs::read_dir(till.dir.join("logs")).unwrap().filter_map(Result::ok).collect();
+    let logs: Vec<_> = std::fs::read_dir(till.dir.join("logs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .collect();
     assert!(!logs.is_empty());
     let text = std::fs::read_to_string(logs[0].path()).unwrap();
     assert!(text.contains("queued"), "{text}");
     // the lock went with the process: the agent starts again
     till.start();
-    wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='start'") == 2).then_some(()))
-        .unwrap_or_else(|| panic!("the agent did not start again after a clean stop:\n{}", till.stderr()));
+    wait_for(Duration::from_secs(20), || {
+        (till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='start'") == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the agent did not start again after a clean stop:\n{}", till.stderr()));
 }
 
 #[test]
@@ -429,15 +594,29 @@ fn card_scanned_on_the_reader_is_attached_to_the_next_cardless_receipt_once() {
     // a serial card reader: one end of a socat pty pair is the reader, the agent opens the other
     let (a, b) = (tmp.path().join("reader-a"), tmp.path().join("reader-b"));
     let mut cmd = Command::new("socat");
-    cmd.args([format!("pty,raw,echo=0,link={}", a.display()), format!("pty,raw,echo=0,link={}", b.display())]).stderr(Stdio::null());
+    cmd.args([
+        format!("pty,raw,echo=0,link={}", a.display()),
+        format!("pty,raw,echo=0,link={}", b.display()),
+    ])
+    .stderr(Stdio::null());
     let _socat = Proc::spawn("socat", &mut cmd);
     wait_for(Duration::from_secs(5), || (a.exists() && b.exists()).then_some(())).expect("socat ptys");
-    let reader = format!("[reader]\nwedge = false\n[[reader.serial]]\nport = \"{}\"\nterminator = \"cr\"\n", b.display());
+    let reader = format!(
+        "[reader]\nwedge = false\n[[reader.serial]]\nport = \"{}\"\nterminator = \"cr\"\n",
+        b.display()
+    );
     let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, &reader);
     till.start();
-    wait_for(Duration::from_secs(10), || till.stderr().contains("connected").then_some(()));
+    wait_for(Duration::from_secs(10), || {
+        till.stderr().contains("connected").then_some(())
+    });
     std::thread::sleep(Duration::from_millis(500));
-    std::fs::OpenOptions::new().write(true).open(&a).unwrap().write_all(format!("{DEMO_CARD}\r").as_bytes()).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .write_all(format!("{DEMO_CARD}\r").as_bytes())
+        .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let now = chrono::Local::now().fixed_offset();
     let r = |no: &str, at: chrono::DateTime<chrono::FixedOffset>| {
@@ -450,14 +629,24 @@ fn card_scanned_on_the_reader_is_attached_to_the_next_cardless_receipt_once() {
     let card_of = |no: &str| {
         wait_for(Duration::from_secs(20), || {
             server_conn(&srv.db)
-                .query_row("SELECT card FROM receipts WHERE pos_receipt_no=?1", [no], |r| r.get::<_, Option<String>>(0))
+                .query_row("SELECT card FROM receipts WHERE pos_receipt_no=?1", [no], |r| {
+                    r.get::<_, Option<String>>(0)
+                })
                 .ok()
         })
     };
     let got = card_of("SCAN-1").unwrap_or_else(|| panic!("receipt missing; agent log:\n{}", till.stderr()));
-    assert_eq!(got.as_deref(), Some(DEMO_CARD), "the scanned card is attached; log:\n{}", till.stderr());
+    assert_eq!(
+        got.as_deref(),
+        Some(DEMO_CARD),
+        "the scanned card is attached; log:\n{}",
+        till.stderr()
+    );
     // once: the next card-less receipt stays card-less
-    till.drop_file("scan2.json", r("SCAN-2", now + chrono::Duration::seconds(30)).as_bytes());
+    till.drop_file(
+        "scan2.json",
+        r("SCAN-2", now + chrono::Duration::seconds(30)).as_bytes(),
+    );
     assert_eq!(card_of("SCAN-2").expect("second receipt"), None);
 }
 
@@ -469,15 +658,27 @@ fn a_rewritten_file_or_re_exported_receipt_is_not_ingested_twice() {
     till.start();
     let body = receipt_json(31, None);
     till.drop_file("r31.json", body.as_bytes());
-    wait_for(Duration::from_secs(20), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 1).then_some(())).expect("first");
+    wait_for(Duration::from_secs(20), || {
+        (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 1).then_some(())
+    })
+    .expect("first");
     // the POS writes the very same file again …
     till.drop_file("r31.json", body.as_bytes());
     // … and the same receipt re-exported with different bytes (whitespace) under another name
     till.drop_file("r31-again.json", format!("\n{body}\n").as_bytes());
     wait_for(Duration::from_secs(20), || till.files_left().is_empty().then_some(())).expect("both picked up");
-    wait_for(Duration::from_secs(10), || (till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='skip'") >= 2).then_some(()))
-        .unwrap_or_else(|| panic!("skips not logged; agent log:\n{}", till.stderr()));
+    wait_for(Duration::from_secs(10), || {
+        (till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='skip'") >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("skips not logged; agent log:\n{}", till.stderr()));
     assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items"), 1);
-    assert_eq!(server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='E2E-31'"), 1);
-    assert_eq!(std::fs::read_dir(till.export.join("processed")).unwrap().count(), 3, "all three files moved out of the way");
+    assert_eq!(
+        server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='E2E-31'"),
+        1
+    );
+    assert_eq!(
+        std::fs::read_dir(till.export.join("processed")).unwrap().count(),
+        3,
+        "all three files moved out of the way"
+    );
 }

@@ -19,7 +19,10 @@ pub fn server_quote(srv: &ServerHandle, token: &str, card: &str) -> serde_json::
 }
 
 fn sync_log_has(till: &Till, needle: &str) -> bool {
-    let sql = format!("SELECT COUNT(*) FROM sync_log WHERE message LIKE '%{}%'", needle.replace('\'', "''"));
+    let sql = format!(
+        "SELECT COUNT(*) FROM sync_log WHERE message LIKE '%{}%'",
+        needle.replace('\'', "''")
+    );
     till.outbox_count(&sql) > 0
 }
 
@@ -39,29 +42,55 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
     let out = till.cli(&["register", NEW_CARD, "--name", "Jiří", "--email", "jiri.example.cz"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    for want in ["--surname (or --name): surname is required", "--email: email is not an e-mail address", "--consent: consent_rules must be given"] {
+    for want in [
+        "--surname (or --name): surname is required",
+        "--email: email is not an e-mail address",
+        "--consent: consent_rules must be given",
+    ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
     // (Before the agent first ran there is no cached program: the generic card policy applies
     // here and the server checks the program's — a wrong check digit is refused there.)
     let out = till.cli(&["register", "1900 12x", "--name", "Jiří Dvořák", "--consent"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("card number contains 'x'"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("card number contains 'x'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = till.cli(&["pair", PAIR_CARD, "--code", "  "]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--code: code is required"));
     assert!(till.outbox_count("SELECT COUNT(*) FROM items") <= 0);
 
     // The agent is not running: queued in the outbox, sent when it starts.
-    let out = till.cli(&["register", "1900 0000 0900 1016", "--name", "Jiří Dvořák", "--email", "jiri@example.cz", "--birthday", "7. 3. 1985", "--consent"]);
+    let out = till.cli(&[
+        "register",
+        "1900 0000 0900 1016",
+        "--name",
+        "Jiří Dvořák",
+        "--email",
+        "jiri@example.cz",
+        "--birthday",
+        "7. 3. 1985",
+        "--consent",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("registration for card 1900-****-****-1016 queued"), "{stdout}");
+    assert!(
+        stdout.contains("registration for card 1900-****-****-1016 queued"),
+        "{stdout}"
+    );
     assert!(!stdout.contains(NEW_CARD));
-    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items WHERE kind='registration' AND state='pending'"), 1);
+    assert_eq!(
+        till.outbox_count("SELECT COUNT(*) FROM items WHERE kind='registration' AND state='pending'"),
+        1
+    );
     till.start();
-    let q = wait_for(Duration::from_secs(20), || Some(server_quote(&srv, &token, NEW_CARD)).filter(|q| q["kind"] == "customer"))
-        .unwrap_or_else(|| panic!("registration not applied; agent log:\n{}", till.stderr()));
+    let q = wait_for(Duration::from_secs(20), || {
+        Some(server_quote(&srv, &token, NEW_CARD)).filter(|q| q["kind"] == "customer")
+    })
+    .unwrap_or_else(|| panic!("registration not applied; agent log:\n{}", till.stderr()));
     assert_eq!(q["quote"]["display_name"], "Jiří Dvořák");
     let (email, birthday): (String, String) = server_conn(&srv.db)
         .query_row(
@@ -72,7 +101,12 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
         .unwrap_or_else(|e| panic!("customer row: {e}"));
     assert_eq!((email.as_str(), birthday.as_str()), ("jiri@example.cz", "1985-03-07"));
     assert!(
-        wait_for(Duration::from_secs(10), || sync_log_has(&till, "registration for card 1900-****-****-1016 applied on the server").then_some(())).is_some(),
+        wait_for(Duration::from_secs(10), || sync_log_has(
+            &till,
+            "registration for card 1900-****-****-1016 applied on the server"
+        )
+        .then_some(()))
+        .is_some(),
         "ack not in the sync log; agent log:\n{}",
         till.stderr()
     );
@@ -81,29 +115,46 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
     // own (no restart, no signal) within its idle poll.
     let out = till.cli(&["pair", PAIR_CARD, "--code", "KLUB-4821"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let q = wait_for(Duration::from_secs(20), || Some(server_quote(&srv, &token, PAIR_CARD)).filter(|q| q["kind"] == "customer"))
-        .unwrap_or_else(|| panic!("pairing not applied; agent log:\n{}", till.stderr()));
+    let q = wait_for(Duration::from_secs(20), || {
+        Some(server_quote(&srv, &token, PAIR_CARD)).filter(|q| q["kind"] == "customer")
+    })
+    .unwrap_or_else(|| panic!("pairing not applied; agent log:\n{}", till.stderr()));
     assert_eq!(q["quote"]["display_name"], "Zdeňka Procházková");
-    assert_eq!(q["quote"]["discount_percent"], "7", "the old discount moved onto the new card: {q}");
+    assert_eq!(
+        q["quote"]["discount_percent"], "7",
+        "the old discount moved onto the new card: {q}"
+    );
 
     // An unknown code: refused by the server, dead-lettered, the reason in the sync log.
     let out = till.cli(&["pair", BAD_CODE_CARD, "--code", "NOPE-0000"]);
     assert!(out.status.success());
     assert!(
-        wait_for(Duration::from_secs(20), || sync_log_has(&till, "migration pairing for card 1900-****-****-1032 refused by the server: unknown_code").then_some(()))
-            .is_some(),
+        wait_for(Duration::from_secs(20), || sync_log_has(
+            &till,
+            "migration pairing for card 1900-****-****-1032 refused by the server: unknown_code"
+        )
+        .then_some(()))
+        .is_some(),
         "refusal not in the sync log; agent log:\n{}",
         till.stderr()
     );
     // The log line is written as the ack is read; the item is marked in the same pass, just after.
     assert!(
-        wait_for(Duration::from_secs(10), || (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='rejected'") == 1).then_some(())).is_some(),
+        wait_for(Duration::from_secs(10), || (till
+            .outbox_count("SELECT COUNT(*) FROM items WHERE state='rejected'")
+            == 1)
+            .then_some(()))
+        .is_some(),
         "refused pairing not a dead letter"
     );
     assert_eq!(server_quote(&srv, &token, BAD_CODE_CARD)["kind"], "unknown_card");
     // Full card numbers are in the outbox payloads (they must reach the server), never in the log.
     for c in [NEW_CARD, PAIR_CARD, BAD_CODE_CARD] {
-        assert_eq!(till.outbox_count(&format!("SELECT COUNT(*) FROM sync_log WHERE message LIKE '%{c}%'")), 0, "{c} in the sync log");
+        assert_eq!(
+            till.outbox_count(&format!("SELECT COUNT(*) FROM sync_log WHERE message LIKE '%{c}%'")),
+            0,
+            "{c} in the sync log"
+        );
     }
 }
 
@@ -118,12 +169,20 @@ pub(crate) fn start_xvfb_sized(w: u32, h: u32) -> e2e::Xvfb {
 }
 
 pub(crate) fn x(display: &str, prog: &str, args: &[&str]) -> Output {
-    Command::new(prog).args(args).env("DISPLAY", display).output().unwrap_or_else(|e| panic!("{prog}: {e}"))
+    Command::new(prog)
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e}"))
 }
 
 pub(crate) fn x_ok(display: &str, prog: &str, args: &[&str]) {
     let o = x(display, prog, args);
-    assert!(o.status.success(), "{prog} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 pub(crate) fn find_window(display: &str, name: &str) -> Option<u64> {
@@ -134,13 +193,23 @@ pub(crate) fn find_window(display: &str, name: &str) -> Option<u64> {
 /// Absolute (x, y) of a window's client area (`xwininfo`).
 pub(crate) fn origin(display: &str, id: u64) -> (i64, i64) {
     let out = String::from_utf8_lossy(&x(display, "xwininfo", &["-id", &id.to_string()]).stdout).to_string();
-    let num = |key: &str| -> i64 { out.lines().find_map(|l| l.trim().strip_prefix(key)).unwrap_or_else(|| panic!("no {key} in {out}")).trim().parse().unwrap() };
+    let num = |key: &str| -> i64 {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
     (num("Absolute upper-left X:"), num("Absolute upper-left Y:"))
 }
 
 /// The last `laid out widget="NAME" x= y= w= h=` line the GUI logged (physical px, window-relative).
 fn widget_rect(log: &str, name: &str) -> Option<(i64, i64, i64, i64)> {
-    let line = log.lines().rev().find(|l| l.contains("laid out") && l.contains(&format!("widget=\"{name}\"")))?;
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("laid out") && l.contains(&format!("widget=\"{name}\"")))?;
     let field = |k: &str| -> Option<i64> { line.split_whitespace().find_map(|t| t.strip_prefix(k))?.parse().ok() };
     Some((field("x=")?, field("y=")?, field("w=")?, field("h=")?))
 }
@@ -178,13 +247,23 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = start_server(tmp.path());
     let token = add_till(&srv.db, STORE, TILL);
-    let till = Till::new(&tmp.path().join("till"), &srv.url, &token, "[popup]\nhide_after_secs = 0\n");
+    let till = Till::new(
+        &tmp.path().join("till"),
+        &srv.url,
+        &token,
+        "[popup]\nhide_after_secs = 0\n",
+    );
     let runtime = tmp.path().join("run");
     std::fs::create_dir_all(&runtime).unwrap();
     assert_eq!(server_quote(&srv, &token, CARD)["kind"], "unknown_card");
 
     // The POS stand-in holds the keyboard focus; the scanner types into it.
-    let _pos = Proc::spawn("xmessage", Command::new("xmessage").args(["-geometry", "400x200+40+40", "-title", "POS stand-in", "POS stand-in"]).env("DISPLAY", d));
+    let _pos = Proc::spawn(
+        "xmessage",
+        Command::new("xmessage")
+            .args(["-geometry", "400x200+40+40", "-title", "POS stand-in", "POS stand-in"])
+            .env("DISPLAY", d),
+    );
     let pos = wait_for(Duration::from_secs(10), || find_window(d, "POS stand-in")).expect("POS window");
     x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
 
@@ -203,7 +282,14 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
             .stderr(std::fs::File::create(&log).unwrap()),
     );
     let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(wait_for(Duration::from_secs(30), || stderr().contains("tray icon started").then_some(())).is_some(), "GUI did not start:\n{}", stderr());
+    assert!(
+        wait_for(Duration::from_secs(30), || stderr()
+            .contains("tray icon started")
+            .then_some(()))
+        .is_some(),
+        "GUI did not start:\n{}",
+        stderr()
+    );
 
     // A scan at scanner speed (8 ms per key) through the keyboard wedge; the popup offers the buttons.
     let mut keys = vec!["key".to_string(), "--delay".into(), "8".into()];
@@ -213,7 +299,8 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
         x_ok(d, "xdotool", &keys);
         wait_for(Duration::from_secs(6), || {
             let log = stderr();
-            (log.contains("\"kind\":\"unknown_card\"") && widget_rect(&log, "popup.register").is_some()).then_some(())?;
+            (log.contains("\"kind\":\"unknown_card\"") && widget_rect(&log, "popup.register").is_some())
+                .then_some(())?;
             find_window(d, "till-agent popup")
         })
     });
@@ -226,10 +313,18 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     // under Xvfb the test gives it the focus the way a WM would on a click).
     let form = wait_for(Duration::from_secs(15), || find_window(d, "^Registrace"))
         .unwrap_or_else(|| panic!("no form window; agent log:\n{}", stderr()));
-    let title = String::from_utf8_lossy(&x(d, "xdotool", &["getwindowname", &form.to_string()]).stdout).trim().to_string();
+    let title = String::from_utf8_lossy(&x(d, "xdotool", &["getwindowname", &form.to_string()]).stdout)
+        .trim()
+        .to_string();
     assert_eq!(title, "Registrace zákazníka – 1900-****-****-1016");
     x_ok(d, "xdotool", &["windowfocus", "--sync", &form.to_string()]);
-    assert!(wait_for(Duration::from_secs(10), || widget_rect(&stderr(), "form.submit").map(|_| ())).is_some(), "form not laid out:\n{}", stderr());
+    assert!(
+        wait_for(Duration::from_secs(10), || widget_rect(&stderr(), "form.submit")
+            .map(|_| ()))
+        .is_some(),
+        "form not laid out:\n{}",
+        stderr()
+    );
     std::thread::sleep(Duration::from_millis(500));
     let shots = e2e::bin_dir().join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -237,16 +332,31 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     // Submit empty: the errors name the fields, nothing is queued.
     click(d, form, &log, "form.submit");
     assert!(
-        wait_for(Duration::from_secs(5), || stderr().contains("form not submitted").then_some(())).is_some(),
+        wait_for(Duration::from_secs(5), || stderr()
+            .contains("form not submitted")
+            .then_some(()))
+        .is_some(),
         "no validation:\n{}",
         stderr()
     );
     let s = stderr();
-    for want in ["first_name is required", "surname is required", "consent_rules must be given"] {
+    for want in [
+        "first_name is required",
+        "surname is required",
+        "consent_rules must be given",
+    ] {
         assert!(s.contains(want), "{want} not reported:\n{s}");
     }
     std::thread::sleep(Duration::from_millis(300));
-    x_ok(d, "import", &["-window", "root", shots.join("enrol-form-errors-cs.png").to_str().unwrap()]);
+    x_ok(
+        d,
+        "import",
+        &[
+            "-window",
+            "root",
+            shots.join("enrol-form-errors-cs.png").to_str().unwrap(),
+        ],
+    );
 
     // Type the name on the Czech layout (ř, í, á are keys of their own there).
     x_ok(d, "setxkbmap", &["-display", d, "cz"]);
@@ -263,16 +373,36 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
 
     // Queued → the form says so and closes; the agent sends it; the server has the customer.
     assert!(
-        wait_for(Duration::from_secs(10), || stderr().contains("registration submitted from the form").then_some(())).is_some(),
+        wait_for(Duration::from_secs(10), || stderr()
+            .contains("registration submitted from the form")
+            .then_some(()))
+        .is_some(),
         "not submitted:\n{}",
         stderr()
     );
-    assert!(wait_for(Duration::from_secs(10), || find_window(d, "^Registrace").is_none().then_some(())).is_some(), "form did not close");
-    let q = wait_for(Duration::from_secs(20), || Some(server_quote(&srv, &token, CARD)).filter(|q| q["kind"] == "customer"))
-        .unwrap_or_else(|| panic!("registration not on the server; agent log:\n{}", stderr()));
-    assert_eq!(q["quote"]["display_name"], format!("{} {}", NAME.0, NAME.1), "typed name arrived differently: {q}");
     assert!(
-        wait_for(Duration::from_secs(10), || sync_log_has(&till, "registration for card 1900-****-****-1016 applied on the server").then_some(())).is_some(),
+        wait_for(Duration::from_secs(10), || find_window(d, "^Registrace")
+            .is_none()
+            .then_some(()))
+        .is_some(),
+        "form did not close"
+    );
+    let q = wait_for(Duration::from_secs(20), || {
+        Some(server_quote(&srv, &token, CARD)).filter(|q| q["kind"] == "customer")
+    })
+    .unwrap_or_else(|| panic!("registration not on the server; agent log:\n{}", stderr()));
+    assert_eq!(
+        q["quote"]["display_name"],
+        format!("{} {}", NAME.0, NAME.1),
+        "typed name arrived differently: {q}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || sync_log_has(
+            &till,
+            "registration for card 1900-****-****-1016 applied on the server"
+        )
+        .then_some(()))
+        .is_some(),
         "ack not in the sync log:\n{}",
         stderr()
     );
@@ -286,36 +416,63 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
     let shown = (0..4).find_map(|_| {
         x_ok(d, "xdotool", &keys);
-        wait_for(Duration::from_secs(6), || stderr().contains("\"card\":\"1900-****-****-1024\"").then_some(()))
+        wait_for(Duration::from_secs(6), || {
+            stderr().contains("\"card\":\"1900-****-****-1024\"").then_some(())
+        })
     });
     assert!(shown.is_some(), "no popup for the second card:\n{}", stderr());
     std::thread::sleep(Duration::from_millis(700));
     click(d, popup, &log, "popup.migration_code");
-    let form = wait_for(Duration::from_secs(15), || find_window(d, "^Migra")).unwrap_or_else(|| panic!("no code form:\n{}", stderr()));
+    let form = wait_for(Duration::from_secs(15), || find_window(d, "^Migra"))
+        .unwrap_or_else(|| panic!("no code form:\n{}", stderr()));
     x_ok(d, "xdotool", &["windowfocus", "--sync", &form.to_string()]);
     std::thread::sleep(Duration::from_millis(500));
     click(d, form, &log, "form.code");
     x_ok(d, "setxkbmap", &["-display", d, "us"]);
     x_ok(d, "xdotool", &["type", "--delay", "60", "KLUB-4821"]);
-    x_ok(d, "import", &["-window", "root", shots.join("enrol-code-cs.png").to_str().unwrap()]);
+    x_ok(
+        d,
+        "import",
+        &["-window", "root", shots.join("enrol-code-cs.png").to_str().unwrap()],
+    );
     x_ok(d, "xdotool", &["key", "Return"]);
-    let q = wait_for(Duration::from_secs(20), || Some(server_quote(&srv, &token, PAIR_CARD)).filter(|q| q["kind"] == "customer"))
-        .unwrap_or_else(|| panic!("pairing not on the server; agent log:\n{}", stderr()));
+    let q = wait_for(Duration::from_secs(20), || {
+        Some(server_quote(&srv, &token, PAIR_CARD)).filter(|q| q["kind"] == "customer")
+    })
+    .unwrap_or_else(|| panic!("pairing not on the server; agent log:\n{}", stderr()));
     assert_eq!(q["quote"]["display_name"], "Zdeňka Procházková");
 
     // Esc typed into the POS hides the popup (the popup never has the focus). In `run` the key
     // comes from the keyboard-wedge reader (`AgentEvent::Escape`), as on Windows, where the wedge
     // owns the process's Raw Input registration and the GUI toolkit sees no raw keys.
-    let viewable = |w: u64| String::from_utf8_lossy(&x(d, "xwininfo", &["-id", &w.to_string()]).stdout).contains("IsViewable");
+    let viewable =
+        |w: u64| String::from_utf8_lossy(&x(d, "xwininfo", &["-id", &w.to_string()]).stdout).contains("IsViewable");
     x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
     let shown = (0..4).find_map(|_| {
         x_ok(d, "xdotool", &keys);
-        wait_for(Duration::from_secs(6), || stderr().contains("\"title\":\"Zdeňka Procházková\"").then_some(()))
+        wait_for(Duration::from_secs(6), || {
+            stderr().contains("\"title\":\"Zdeňka Procházková\"").then_some(())
+        })
     });
     assert!(shown.is_some(), "no customer popup after pairing:\n{}", stderr());
-    assert!(wait_for(Duration::from_secs(5), || viewable(popup).then_some(())).is_some(), "popup not shown");
+    assert!(
+        wait_for(Duration::from_secs(5), || viewable(popup).then_some(())).is_some(),
+        "popup not shown"
+    );
     x_ok(d, "xdotool", &["key", "Escape"]);
-    assert!(wait_for(Duration::from_secs(5), || (!viewable(popup)).then_some(())).is_some(), "Esc did not hide the popup:\n{}", stderr());
-    assert!(Command::new("kill").args(["-TERM", &agent.child.id().to_string()]).status().unwrap().success());
-    assert!(wait_for(Duration::from_secs(20), || agent.child.try_wait().unwrap()).is_some_and(|s| s.success()), "no clean stop:\n{}", stderr());
+    assert!(
+        wait_for(Duration::from_secs(5), || (!viewable(popup)).then_some(())).is_some(),
+        "Esc did not hide the popup:\n{}",
+        stderr()
+    );
+    assert!(Command::new("kill")
+        .args(["-TERM", &agent.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_for(Duration::from_secs(20), || agent.child.try_wait().unwrap()).is_some_and(|s| s.success()),
+        "no clean stop:\n{}",
+        stderr()
+    );
 }

@@ -22,7 +22,11 @@ const CARDS: [&str; 3] = ["1900000009000018", "1900000009000059", "1900000009000
 struct Rng(u64);
 impl Rng {
     fn from_time() -> Rng {
-        let s = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+        let s = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
         eprintln!("faults: rng seed {s}");
         Rng(s)
     }
@@ -38,7 +42,11 @@ impl Rng {
 }
 
 fn receipt(prefix: &str, no: u32) -> String {
-    let card = if no % 4 == 3 { String::new() } else { format!("\"card\": \"{}\",", CARDS[no as usize % 3]) };
+    let card = if no % 4 == 3 {
+        String::new()
+    } else {
+        format!("\"card\": \"{}\",", CARDS[no as usize % 3])
+    };
     let amount = format!("{}.{:02}", 20 + no % 300, no % 100);
     format!(
         r#"{{"pos_receipt_no": "{prefix}-{no}", "issued_at": "2026-11-23T09:{:02}:{:02}+01:00", "total": "{amount}", {card}
@@ -90,7 +98,9 @@ fn assert_exactly_once_and_points(db: &Path, prefix: &str, n: u32, before: &BTre
     for (no, _, _) in &rows {
         *seen.entry(no.clone()).or_insert(0) += 1;
     }
-    let missing: Vec<u32> = (0..n).filter(|i| !seen.contains_key(&format!("{prefix}-{i}"))).collect();
+    let missing: Vec<u32> = (0..n)
+        .filter(|i| !seen.contains_key(&format!("{prefix}-{i}")))
+        .collect();
     let doubled: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
     assert!(missing.is_empty(), "receipts missing on the server: {missing:?}");
     assert!(doubled.is_empty(), "receipts on the server more than once: {doubled:?}");
@@ -106,7 +116,12 @@ fn assert_exactly_once_and_points(db: &Path, prefix: &str, n: u32, before: &BTre
     }
     let after = balances(db);
     for (acct, want) in &expected {
-        assert_eq!(after.get(acct), Some(want), "points of account {acct}: server has {:?}, rules engine says {want}", after.get(acct));
+        assert_eq!(
+            after.get(acct),
+            Some(want),
+            "points of account {acct}: server has {:?}, rules engine says {want}",
+            after.get(acct)
+        );
     }
     // Card-carrying receipts really earned: the check above is not vacuous.
     assert!(rows.iter().filter(|r| r.1.is_some()).count() as u32 >= n / 2);
@@ -124,14 +139,20 @@ fn feeder(export: std::path::PathBuf, prefix: &'static str, n: u32, every: Durat
 
 fn wait_drained(till: &Till, db: &Path, prefix: &str, n: u32, timeout: Duration) {
     let ok = wait_for(timeout, || {
-        (server_count(db, &format!("SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE '{prefix}-%'")) >= n as i64
+        (server_count(
+            db,
+            &format!("SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE '{prefix}-%'"),
+        ) >= n as i64
             && till.files_left().is_empty())
         .then_some(())
     });
     if ok.is_none() {
         panic!(
             "not drained within {timeout:?}: server has {} of {n}; files left {:?}\nagent stderr:\n{}",
-            server_count(db, &format!("SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE '{prefix}-%'")),
+            server_count(
+                db,
+                &format!("SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE '{prefix}-%'")
+            ),
             till.files_left(),
             till.stderr()
         );
@@ -167,7 +188,10 @@ fn crash_loop(kills: u32, n: u32) {
     }
     feed.join().unwrap();
     wait_drained(&till, &server.db, "CRASH", n, Duration::from_secs(90));
-    eprintln!("crash loop: {kills} SIGKILLs, {n} receipts, drained after {:?}", started.elapsed());
+    eprintln!(
+        "crash loop: {kills} SIGKILLs, {n} receipts, drained after {:?}",
+        started.elapsed()
+    );
     assert_exactly_once_and_points(&server.db, "CRASH", n, &before);
     assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items WHERE state != 'sent'"), 0);
 }
@@ -180,7 +204,12 @@ fn server_and_network_faults_through_a_proxy() {
     let before = balances(&server.db);
     let proxy = Proxy::start(format!("127.0.0.1:{}", server.port).parse().unwrap());
     proxy.set_slow_ms(3_000);
-    let mut till = Till::new(&tmp.path().join("till"), &proxy.url(), &token, "http_timeout_secs = 1\n");
+    let mut till = Till::new(
+        &tmp.path().join("till"),
+        &proxy.url(),
+        &token,
+        "http_timeout_secs = 1\n",
+    );
     till.start();
 
     let n = 120;
@@ -200,7 +229,9 @@ fn server_and_network_faults_through_a_proxy() {
         // Each fault for at least 900 ms and until the agent has run into it at least once (it
         // may be backing off from the previous fault: under load 900 ms alone was not always enough).
         let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_millis(900) || (*f != Fault::Pass && proxy.hits(*f) == 0 && t0.elapsed() < Duration::from_secs(30)) {
+        while t0.elapsed() < Duration::from_millis(900)
+            || (*f != Fault::Pass && proxy.hits(*f) == 0 && t0.elapsed() < Duration::from_secs(30))
+        {
             std::thread::sleep(Duration::from_millis(50));
         }
         if i == 3 {
@@ -213,7 +244,10 @@ fn server_and_network_faults_through_a_proxy() {
     feed.join().unwrap();
     wait_drained(&till, &server.db, "FAULT", n, Duration::from_secs(90));
     for f in &phases[..6] {
-        assert!(proxy.hits(*f) > 0, "fault {f:?} was never hit: the test did not exercise it");
+        assert!(
+            proxy.hits(*f) > 0,
+            "fault {f:?} was never hit: the test did not exercise it"
+        );
     }
     assert_exactly_once_and_points(&server.db, "FAULT", n, &before);
 }
@@ -231,7 +265,11 @@ impl Mount {
         ok.then(|| Mount(dir.to_path_buf()))
     }
     fn remount(&self, opts: &str) {
-        let s = std::process::Command::new("mount").args(["-o", &format!("remount,{opts}")]).arg(&self.0).status().unwrap();
+        let s = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
         assert!(s.success(), "remount {opts}");
     }
 }
@@ -251,22 +289,38 @@ fn disk_full_and_read_only_data_folder_then_resume() {
     let Some(mount) = Mount::tmpfs(&data, "4m") else {
         panic!("cannot mount a tmpfs for the disk-full test (needs root, as on CI)");
     };
-    let mut till = Till::new(&tmp.path().join("till"), &server.url, &token, &format!("data_dir = '{}'\n", data.display()));
+    let mut till = Till::new(
+        &tmp.path().join("till"),
+        &server.url,
+        &token,
+        &format!("data_dir = '{}'\n", data.display()),
+    );
     till.start();
     pos_write(&till.export, "DISK-0.json", &receipt("DISK", 0));
     wait_drained(&till, &server.db, "DISK", 1, Duration::from_secs(30));
 
     // Disk full: fill the data folder's file system to the last byte.
     let filler = data.join("filler");
-    let _ = std::process::Command::new("dd").arg("if=/dev/zero").arg(format!("of={}", filler.display())).args(["bs=64k"]).output();
+    let _ = std::process::Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", filler.display()))
+        .args(["bs=64k"])
+        .output();
     for i in 1..4 {
         pos_write(&till.export, &format!("DISK-{i}.json"), &receipt("DISK", i));
     }
     std::thread::sleep(Duration::from_secs(3));
     let left = till.files_left();
-    assert!(left.iter().any(|f| f.starts_with("DISK-")), "with the disk full the POS files stay in the export folder: {left:?}");
+    assert!(
+        left.iter().any(|f| f.starts_with("DISK-")),
+        "with the disk full the POS files stay in the export folder: {left:?}"
+    );
     let err = till.stderr().to_lowercase();
-    assert!(err.contains("full") || err.contains("no space"), "the agent says the disk is full; stderr:\n{}", till.stderr());
+    assert!(
+        err.contains("full") || err.contains("no space"),
+        "the agent says the disk is full; stderr:\n{}",
+        till.stderr()
+    );
     // Space returns: the agent resumes by itself.
     std::fs::remove_file(&filler).unwrap();
     wait_drained(&till, &server.db, "DISK", 4, Duration::from_secs(60));
@@ -280,9 +334,16 @@ fn disk_full_and_read_only_data_folder_then_resume() {
     }
     till.start();
     std::thread::sleep(Duration::from_secs(3));
-    assert!(till.files_left().iter().any(|f| f.starts_with("DISK-")), "read-only: the POS files stay");
+    assert!(
+        till.files_left().iter().any(|f| f.starts_with("DISK-")),
+        "read-only: the POS files stay"
+    );
     let err = till.stderr().to_lowercase();
-    assert!(err.contains("read-only") || err.contains("readonly"), "the agent says the data folder is read-only; stderr:\n{}", till.stderr());
+    assert!(
+        err.contains("read-only") || err.contains("readonly"),
+        "the agent says the data folder is read-only; stderr:\n{}",
+        till.stderr()
+    );
     mount.remount("rw");
     wait_drained(&till, &server.db, "DISK", 6, Duration::from_secs(60));
     till.kill();
@@ -303,13 +364,36 @@ fn bad_input_at_scale_is_quarantined_and_the_good_delivered() {
     let csv_head = "Doklad;Datum;Název;Množství;Cena;Celkem\n";
     let mut bad: Vec<(String, Vec<u8>)> = vec![
         ("truncated.json".into(), receipt("X", 1).as_bytes()[..60].to_vec()),
-        ("garbage.json".into(), (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect()),
-        ("wrong-encoding.json".into(), b"{\"pos_receipt_no\": \"\xff\xfe\x00\", \"total\": 1}".to_vec()),
-        ("bad-number.json".into(), receipt("BADNUM", 1).replace("\"total\": \"", "\"total\": \"12,3x").into_bytes()),
-        ("wrong-columns.csv".into(), format!("{csv_head}1;23.11.2026;Chléb;1;20,00\n").into_bytes()),
-        ("bad-number.csv".into(), format!("{csv_head}1;23.11.2026;Chléb;jedna;20,00;20,00\n").into_bytes()),
-        ("truncated.xml".into(), b"<?xml version=\"1.0\"?><POSLog><Transaction><RetailStoreID>1</Retail".to_vec()),
-        ("garbage.xml".into(), b"<RacunZahtjev><Racun><IznosUkupno>abc</IznosUkupno></Racun></RacunZahtjev>".to_vec()),
+        (
+            "garbage.json".into(),
+            (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ),
+        (
+            "wrong-encoding.json".into(),
+            b"{\"pos_receipt_no\": \"\xff\xfe\x00\", \"total\": 1}".to_vec(),
+        ),
+        (
+            "bad-number.json".into(),
+            receipt("BADNUM", 1)
+                .replace("\"total\": \"", "\"total\": \"12,3x")
+                .into_bytes(),
+        ),
+        (
+            "wrong-columns.csv".into(),
+            format!("{csv_head}1;23.11.2026;Chléb;1;20,00\n").into_bytes(),
+        ),
+        (
+            "bad-number.csv".into(),
+            format!("{csv_head}1;23.11.2026;Chléb;jedna;20,00;20,00\n").into_bytes(),
+        ),
+        (
+            "truncated.xml".into(),
+            b"<?xml version=\"1.0\"?><POSLog><Transaction><RetailStoreID>1</Retail".to_vec(),
+        ),
+        (
+            "garbage.xml".into(),
+            b"<RacunZahtjev><Racun><IznosUkupno>abc</IznosUkupno></Racun></RacunZahtjev>".to_vec(),
+        ),
         ("empty.json".into(), Vec::new()),
     ];
     // A huge file (20 MB of one JSON string).
@@ -334,8 +418,21 @@ fn bad_input_at_scale_is_quarantined_and_the_good_delivered() {
 fn wait_drained_good(till: &Till, db: &Path, good: u32, bad: usize) {
     let q = till.export.join("quarantine");
     let ok = wait_for(Duration::from_secs(60), || {
-        let quarantined = std::fs::read_dir(&q).map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".error.txt")).count()).unwrap_or(0);
-        (server_count(db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'GOOD-%'") >= good as i64 && quarantined >= bad).then_some(())
+        let quarantined = std::fs::read_dir(&q)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".error.txt"))
+                    .count()
+            })
+            .unwrap_or(0);
+        (server_count(db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'GOOD-%'") >= good as i64
+            && quarantined >= bad)
+            .then_some(())
     });
-    assert!(ok.is_some(), "good receipts not delivered or bad ones not quarantined; files left {:?}\n{}", till.files_left(), till.stderr());
+    assert!(
+        ok.is_some(),
+        "good receipts not delivered or bad ones not quarantined; files left {:?}\n{}",
+        till.files_left(),
+        till.stderr()
+    );
 }

@@ -30,7 +30,11 @@ impl Lines {
                 }
             }
         });
-        Lines { rx, seen: Vec::new(), _proc: proc }
+        Lines {
+            rx,
+            seen: Vec::new(),
+            _proc: proc,
+        }
     }
 
     /// The next JSON line matching `pred` within `timeout`.
@@ -73,9 +77,16 @@ impl Socat {
         let _ = std::fs::remove_file(&a);
         let _ = std::fs::remove_file(&b);
         let mut cmd = Command::new("socat");
-        cmd.args([format!("pty,raw,echo=0,link={}", a.display()), format!("pty,raw,echo=0,link={}", b.display())]).stderr(Stdio::null());
+        cmd.args([
+            format!("pty,raw,echo=0,link={}", a.display()),
+            format!("pty,raw,echo=0,link={}", b.display()),
+        ])
+        .stderr(Stdio::null());
         let proc = Proc::spawn("socat", &mut cmd);
-        assert!(wait_for(Duration::from_secs(5), || (a.exists() && b.exists()).then_some(())).is_some(), "socat did not create the ptys");
+        assert!(
+            wait_for(Duration::from_secs(5), || (a.exists() && b.exists()).then_some(())).is_some(),
+            "socat did not create the ptys"
+        );
         Socat { proc, a, b }
     }
 
@@ -97,15 +108,25 @@ fn serial_reader_through_socat_keeps_partial_lines_and_survives_unplug() {
     let mut socat = Socat::start(dir.path());
     let mut rt = Lines::spawn(
         "reader-test",
-        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "60", "--serial"]).arg(&socat.b).env("HOME", dir.path()),
+        Command::new(bin("till-agent"))
+            .args(["reader-test", "--json", "--no-wedge", "--seconds", "60", "--serial"])
+            .arg(&socat.b)
+            .env("HOME", dir.path()),
     );
-    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "event", "connected")).is_some(), "{}", rt.transcript());
+    assert!(
+        rt.wait(Duration::from_secs(10), |v| is(v, "event", "connected"))
+            .is_some(),
+        "{}",
+        rt.transcript()
+    );
 
     // A line split across a read timeout (100 ms) is kept together.
     socat.write(b"1900-12");
     std::thread::sleep(Duration::from_millis(350));
     socat.write(b"34-5678-9012\r");
-    let v = rt.wait(Duration::from_secs(5), |v| is(v, "type", "scan")).unwrap_or_else(|| panic!("{}", rt.transcript()));
+    let v = rt
+        .wait(Duration::from_secs(5), |v| is(v, "type", "scan"))
+        .unwrap_or_else(|| panic!("{}", rt.transcript()));
     assert_eq!(v["class"], "loyalty_card");
     assert_eq!(v["card"], "1900123456789012");
 
@@ -118,12 +139,24 @@ fn serial_reader_through_socat_keeps_partial_lines_and_survives_unplug() {
 
     // Unplug: the reader notices, waits for the port, and picks it up again when it is back.
     socat.unplug();
-    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "event", "disconnected")).is_some(), "{}", rt.transcript());
+    assert!(
+        rt.wait(Duration::from_secs(10), |v| is(v, "event", "disconnected"))
+            .is_some(),
+        "{}",
+        rt.transcript()
+    );
     std::thread::sleep(Duration::from_millis(600));
     let socat2 = Socat::start(dir.path());
-    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "event", "connected")).is_some(), "{}", rt.transcript());
+    assert!(
+        rt.wait(Duration::from_secs(10), |v| is(v, "event", "connected"))
+            .is_some(),
+        "{}",
+        rt.transcript()
+    );
     socat2.write(b"1900000009000018\r");
-    let v = rt.wait(Duration::from_secs(5), |v| is(v, "type", "scan")).unwrap_or_else(|| panic!("{}", rt.transcript()));
+    let v = rt
+        .wait(Duration::from_secs(5), |v| is(v, "type", "scan"))
+        .unwrap_or_else(|| panic!("{}", rt.transcript()));
     assert_eq!(v["card"], "1900000009000018");
 }
 
@@ -133,21 +166,36 @@ fn serial_port_in_use_and_missing_port_are_distinct_errors() {
     let socat = Socat::start(dir.path());
     let mut first = Lines::spawn(
         "reader-test",
-        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "30", "--serial"]).arg(&socat.b).env("HOME", dir.path()),
+        Command::new(bin("till-agent"))
+            .args(["reader-test", "--json", "--no-wedge", "--seconds", "30", "--serial"])
+            .arg(&socat.b)
+            .env("HOME", dir.path()),
     );
-    assert!(first.wait(Duration::from_secs(10), |v| is(v, "event", "connected")).is_some());
+    assert!(first
+        .wait(Duration::from_secs(10), |v| is(v, "event", "connected"))
+        .is_some());
     let mut second = Lines::spawn(
         "reader-test-2",
-        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "5", "--serial"]).arg(&socat.b).env("HOME", dir.path()),
+        Command::new(bin("till-agent"))
+            .args(["reader-test", "--json", "--no-wedge", "--seconds", "5", "--serial"])
+            .arg(&socat.b)
+            .env("HOME", dir.path()),
     );
-    let v = second.wait(Duration::from_secs(10), |v| is(v, "event", "unavailable")).unwrap_or_else(|| panic!("{}", second.transcript()));
+    let v = second
+        .wait(Duration::from_secs(10), |v| is(v, "event", "unavailable"))
+        .unwrap_or_else(|| panic!("{}", second.transcript()));
     assert!(v["error"].as_str().unwrap().contains("in use"), "{v}");
     let missing = dir.path().join("ttyNOPE");
     let mut third = Lines::spawn(
         "reader-test-3",
-        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "5", "--serial"]).arg(&missing).env("HOME", dir.path()),
+        Command::new(bin("till-agent"))
+            .args(["reader-test", "--json", "--no-wedge", "--seconds", "5", "--serial"])
+            .arg(&missing)
+            .env("HOME", dir.path()),
     );
-    let v = third.wait(Duration::from_secs(10), |v| is(v, "event", "unavailable")).unwrap();
+    let v = third
+        .wait(Duration::from_secs(10), |v| is(v, "event", "unavailable"))
+        .unwrap();
     assert!(v["error"].as_str().unwrap().contains("does not exist"), "{v}");
 }
 
@@ -167,7 +215,11 @@ impl XServer {
     }
 
     fn run(&self, prog: &str, args: &[&str]) {
-        let st = Command::new(prog).args(args).env("DISPLAY", self.display()).status().unwrap();
+        let st = Command::new(prog)
+            .args(args)
+            .env("DISPLAY", self.display())
+            .status()
+            .unwrap();
         assert!(st.success(), "{prog} {args:?} failed");
     }
 }
@@ -191,20 +243,34 @@ fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
     let dir = tempfile::tempdir().unwrap();
     let mut rt = Lines::spawn(
         "reader-test",
-        Command::new(bin("till-agent")).args(["reader-test", "--json", "--seconds", "120", "--display", x.display()]).env("HOME", dir.path()),
+        Command::new(bin("till-agent"))
+            .args(["reader-test", "--json", "--seconds", "120", "--display", x.display()])
+            .env("HOME", dir.path()),
     );
-    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(), "{}", rt.transcript());
+    assert!(
+        rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(),
+        "{}",
+        rt.transcript()
+    );
     let codes = keycodes("1900-1234-5678-9012");
     for layout in ["us", "cz", "sk", "hr", "de"] {
         x.run("setxkbmap", &["-display", x.display(), layout]);
-        let q = Command::new("setxkbmap").args(["-display", x.display(), "-query"]).output().unwrap();
-        assert!(String::from_utf8_lossy(&q.stdout).contains(&format!("layout:     {layout}")), "layout {layout} not active");
+        let q = Command::new("setxkbmap")
+            .args(["-display", x.display(), "-query"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&q.stdout).contains(&format!("layout:     {layout}")),
+            "layout {layout} not active"
+        );
         // Scanner speed: 8 ms per key.
         let mut args = vec!["key", "--delay", "8"];
         args.extend(codes.iter().map(String::as_str));
         x.run("xdotool", &args);
         let v = rt
-            .wait(Duration::from_secs(10), |v| is(v, "type", "scan") || is(v, "type", "not_scan"))
+            .wait(Duration::from_secs(10), |v| {
+                is(v, "type", "scan") || is(v, "type", "not_scan")
+            })
             .unwrap_or_else(|| panic!("{layout}: no decision\n{}", rt.transcript()));
         assert_eq!(v["type"], "scan", "{layout}: {v}");
         assert_eq!(v["card"], "1900123456789012", "{layout}: {v}");
@@ -215,14 +281,19 @@ fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
         args.extend(codes.iter().map(String::as_str));
         x.run("xdotool", &args);
         let v = rt
-            .wait(Duration::from_secs(10), |v| is(v, "type", "scan") || is(v, "type", "not_scan"))
+            .wait(Duration::from_secs(10), |v| {
+                is(v, "type", "scan") || is(v, "type", "not_scan")
+            })
             .unwrap_or_else(|| panic!("{layout}: no decision for human typing\n{}", rt.transcript()));
         assert_eq!(v["type"], "not_scan", "{layout}: human typing taken as a scan: {v}");
     }
     // The per-key view shows timings but never which digit was typed.
     let keys: Vec<&String> = rt.seen.iter().filter(|l| l.contains("\"type\":\"key\"")).collect();
     assert!(keys.len() >= 5 * 2 * 20, "{} key lines", keys.len());
-    assert!(keys.iter().all(|l| !l.contains("KEY_1") && !l.contains("KEY_9")), "digits must be masked");
+    assert!(
+        keys.iter().all(|l| !l.contains("KEY_1") && !l.contains("KEY_9")),
+        "digits must be masked"
+    );
     assert!(keys.iter().any(|l| l.contains("\"gap_ms\"")));
 }
 
@@ -248,9 +319,15 @@ fn wedge_under_xvfb_dedicated_keyboard_and_device_arrival_removal() {
             .args(["reader-test", "--json", "--seconds", "120", "--display", x.display()])
             .env("HOME", dir.path()),
     );
-    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(), "{}", rt.transcript());
+    assert!(
+        rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(),
+        "{}",
+        rt.transcript()
+    );
     let core = rt
-        .wait(Duration::from_secs(10), |v| is(v, "type", "device") && v["name"] == "Virtual core XTEST keyboard")
+        .wait(Duration::from_secs(10), |v| {
+            is(v, "type", "device") && v["name"] == "Virtual core XTEST keyboard"
+        })
         .unwrap_or_else(|| panic!("XTEST keyboard not listed\n{}", rt.transcript()));
     assert_eq!(core["dedicated"], true, "{core}");
 
@@ -260,21 +337,31 @@ fn wedge_under_xvfb_dedicated_keyboard_and_device_arrival_removal() {
     args.extend(codes.iter().map(String::as_str));
     x.run("xdotool", &args);
     let v = rt
-        .wait(Duration::from_secs(15), |v| is(v, "type", "scan") || is(v, "type", "not_scan"))
+        .wait(Duration::from_secs(15), |v| {
+            is(v, "type", "scan") || is(v, "type", "not_scan")
+        })
         .unwrap_or_else(|| panic!("no decision\n{}", rt.transcript()));
-    assert_eq!((v["type"].as_str(), v["dedicated"].as_bool(), v["card"].as_str()), (Some("scan"), Some(true), Some("1900123456789012")), "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["dedicated"].as_bool(), v["card"].as_str()),
+        (Some("scan"), Some(true), Some("1900123456789012")),
+        "{v}"
+    );
 
     // Arrival: a new master/slave pair appears (as when a USB scanner is plugged in) ...
     x.run("xinput", &["create-master", "Till scanner"]);
     let added = rt
-        .wait(Duration::from_secs(10), |v| is(v, "type", "device") && v["name"] == "Till scanner XTEST keyboard" && v["added"] == true)
+        .wait(Duration::from_secs(10), |v| {
+            is(v, "type", "device") && v["name"] == "Till scanner XTEST keyboard" && v["added"] == true
+        })
         .unwrap_or_else(|| panic!("arrival not noticed\n{}", rt.transcript()));
     assert_eq!(added["dedicated"], true, "configured by name: {added}");
     let id = added["id"].clone();
     // ... and removal.
     x.run("xinput", &["remove-master", "Till scanner pointer"]);
     let removed = rt
-        .wait(Duration::from_secs(10), |v| is(v, "type", "device") && v["id"] == id && v["added"] == false)
+        .wait(Duration::from_secs(10), |v| {
+            is(v, "type", "device") && v["id"] == id && v["added"] == false
+        })
         .unwrap_or_else(|| panic!("removal not noticed\n{}", rt.transcript()));
     assert_eq!(removed["name"], "Till scanner XTEST keyboard", "{removed}");
 }
@@ -292,18 +379,36 @@ fn reference_rows(name: &str) -> Vec<Vec<String>> {
 }
 
 fn pans_of(expected: &Value) -> Vec<String> {
-    ["t1", "t2"].iter().filter_map(|t| expected[t]["pan"].as_str().map(str::to_string)).collect()
+    ["t1", "t2"]
+        .iter()
+        .filter_map(|t| expected[t]["pan"].as_str().map(str::to_string))
+        .collect()
 }
 
 #[test]
 fn decode_cli_every_reference_swipe_and_barcode() {
     let dir = tempfile::tempdir().unwrap();
-    for r in reference_rows("swipes.tsv").iter().chain(reference_rows("barcodes.tsv").iter()) {
-        let out = Command::new(bin("till-agent")).args(["decode", "--raw", &r[1]]).env("HOME", dir.path()).output().unwrap();
-        assert!(out.status.success(), "{}: {}", r[0], String::from_utf8_lossy(&out.stderr));
+    for r in reference_rows("swipes.tsv")
+        .iter()
+        .chain(reference_rows("barcodes.tsv").iter())
+    {
+        let out = Command::new(bin("till-agent"))
+            .args(["decode", "--raw", &r[1]])
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            r[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
-        let want = match serde_json::from_str::<Value>(&r[2]).ok().and_then(|e| e["hint"].as_str().map(str::to_string)) {
+        let want = match serde_json::from_str::<Value>(&r[2])
+            .ok()
+            .and_then(|e| e["hint"].as_str().map(str::to_string))
+        {
             Some(h) => h,
             None => "barcode".into(),
         };
@@ -320,20 +425,39 @@ fn decode_cli_every_reference_swipe_and_barcode() {
             "non_payment_id" => assert_eq!(class, "loyalty_card", "{}: {text}", r[0]),
             "read_error" => assert_eq!(class, "read_error", "{}", r[0]),
             "encrypted" | "malformed" => assert_eq!(class, "other", "{}: {text}", r[0]),
-            _ => assert!(class == "loyalty_card" || (class == "other" && r[1].contains("5901234123457")), "{}: {text}", r[0]),
+            _ => assert!(
+                class == "loyalty_card" || (class == "other" && r[1].contains("5901234123457")),
+                "{}: {text}",
+                r[0]
+            ),
         }
     }
     // A trace file: the scanner trace is a scan, the fast typist's is not.
-    let out = Command::new(bin("till-agent")).args(["decode", "--trace"]).arg(fixture("input/scanner-8ms.trace")).env("HOME", dir.path()).output().unwrap();
+    let out = Command::new(bin("till-agent"))
+        .args(["decode", "--trace"])
+        .arg(fixture("input/scanner-8ms.trace"))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["decisions"][0]["decision"], "scan");
     assert_eq!(v["decisions"][0]["card"], "1900123456789012");
-    let out = Command::new(bin("till-agent")).args(["decode", "--trace"]).arg(fixture("input/human-fast-typist.trace")).env("HOME", dir.path()).output().unwrap();
+    let out = Command::new(bin("till-agent"))
+        .args(["decode", "--trace"])
+        .arg(fixture("input/human-fast-typist.trace"))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["decisions"][0]["decision"], "not_scan", "{v}");
     // A broken trace names line and token.
     std::fs::write(dir.path().join("bad.trace"), "d:KEY_1\nd:KEY_NOPE\n").unwrap();
-    let out = Command::new(bin("till-agent")).args(["decode", "--trace"]).arg(dir.path().join("bad.trace")).env("HOME", dir.path()).output().unwrap();
+    let out = Command::new(bin("till-agent"))
+        .args(["decode", "--trace"])
+        .arg(dir.path().join("bad.trace"))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2") && err.contains("KEY_NOPE"), "{err}");
@@ -402,9 +526,17 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
     // A loyalty card first: proves the reader → quote → popup path is live.
     std::thread::sleep(Duration::from_secs(2));
     socat.write(format!("{DEMO_CARD}\r").as_bytes());
-    let v = agent.wait(Duration::from_secs(20), |v| v.to_string().contains("0018") && !v.to_string().contains("payment")).unwrap_or_else(|| {
-        panic!("no popup for the loyalty card\nstdout:\n{}\nstderr:\n{}", agent.transcript(), std::fs::read_to_string(till.join("stderr.log")).unwrap_or_default())
-    });
+    let v = agent
+        .wait(Duration::from_secs(20), |v| {
+            v.to_string().contains("0018") && !v.to_string().contains("payment")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no popup for the loyalty card\nstdout:\n{}\nstderr:\n{}",
+                agent.transcript(),
+                std::fs::read_to_string(till.join("stderr.log")).unwrap_or_default()
+            )
+        });
     println!("loyalty popup: {v}");
 
     // Every payment card of the reference data, swiped by mistake.
@@ -426,7 +558,11 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
         while let Ok(l) = agent.rx.try_recv() {
             agent.seen.push(l);
         }
-        let c = agent.seen.iter().filter(|l| l.to_lowercase().contains("payment")).count();
+        let c = agent
+            .seen
+            .iter()
+            .filter(|l| l.to_lowercase().contains("payment"))
+            .count();
         (c >= 6).then_some(c)
     });
     assert!(n.is_some(), "payment popups missing:\n{}", agent.transcript());
@@ -434,32 +570,77 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
     // its connection, as kind "reader".
     socat.unplug();
     let reader_log = || -> Vec<(String, String)> {
-        let Ok(c) = rusqlite::Connection::open(till.join("outbox.db")) else { return Vec::new() };
-        let Ok(mut st) = c.prepare("SELECT level, message FROM sync_log WHERE kind = 'reader' ORDER BY id") else { return Vec::new() };
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        let Ok(c) = rusqlite::Connection::open(till.join("outbox.db")) else {
+            return Vec::new();
+        };
+        let Ok(mut st) = c.prepare("SELECT level, message FROM sync_log WHERE kind = 'reader' ORDER BY id") else {
+            return Vec::new();
+        };
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     let rows = wait_for(Duration::from_secs(15), || {
         let rows = reader_log();
-        rows.iter().any(|(l, m)| l == "warn" && m.contains("disconnected")).then_some(rows)
+        rows.iter()
+            .any(|(l, m)| l == "warn" && m.contains("disconnected"))
+            .then_some(rows)
     })
     .unwrap_or_else(|| panic!("no reader disconnect in the sync log: {:?}", reader_log()));
     let port = socat.b.display().to_string();
-    assert_eq!(rows[0], ("info".to_string(), format!("serial reader connected on {port}")), "{rows:?}");
-    assert!(rows.iter().any(|(l, m)| l == "warn" && m.starts_with(&format!("serial reader on {port} disconnected"))), "{rows:?}");
-    let shown = Command::new(bin("till-agent")).args(["--config", config.to_str().unwrap(), "log", "--tail", "50"]).env("HOME", &till).output().unwrap();
+    assert_eq!(
+        rows[0],
+        ("info".to_string(), format!("serial reader connected on {port}")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(l, m)| l == "warn" && m.starts_with(&format!("serial reader on {port} disconnected"))),
+        "{rows:?}"
+    );
+    let shown = Command::new(bin("till-agent"))
+        .args(["--config", config.to_str().unwrap(), "log", "--tail", "50"])
+        .env("HOME", &till)
+        .output()
+        .unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout).to_string();
-    assert!(shown.lines().any(|l| l.contains("WARN") && l.contains("reader") && l.contains("disconnected")), "till-agent log:\n{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("reader") && l.contains("disconnected")),
+        "till-agent log:\n{shown}"
+    );
     // …and at a glance: `status` (and the tray, from the same status) says the reader is not working,
     // until it is plugged in again
     let status = || -> Value {
-        let o = Command::new(bin("till-agent")).args(["--config", config.to_str().unwrap(), "status", "--json"]).env("HOME", &till).output().unwrap();
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("status --json: {e}: {}", String::from_utf8_lossy(&o.stdout)))
+        let o = Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "status", "--json"])
+            .env("HOME", &till)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("status --json: {e}: {}", String::from_utf8_lossy(&o.stdout)))
     };
     let problems = status()["reader_problems"].clone();
-    assert!(problems.as_array().is_some_and(|a| a.len() == 1 && a[0].as_str().unwrap().contains("disconnected")), "{problems}");
+    assert!(
+        problems
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0].as_str().unwrap().contains("disconnected")),
+        "{problems}"
+    );
     let _replugged = Socat::start(dir.path());
-    let fixed = wait_for(Duration::from_secs(15), || status()["reader_problems"].as_array().is_some_and(|a| a.is_empty()).then_some(()));
-    assert!(fixed.is_some(), "the reader works again, status still says {}", status()["reader_problems"]);
+    let fixed = wait_for(Duration::from_secs(15), || {
+        status()["reader_problems"]
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+            .then_some(())
+    });
+    assert!(
+        fixed.is_some(),
+        "the reader works again, status still says {}",
+        status()["reader_problems"]
+    );
     let transcript = agent.transcript();
     drop(agent);
     std::thread::sleep(Duration::from_millis(300));
@@ -493,15 +674,27 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
             .env("HOME", &till)
             .output()
             .unwrap();
-        assert!(out.status.success(), "quote {card}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "quote {card}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let v = quote(DEMO_CARD);
-    assert_eq!((v["kind"].as_str(), v["source"].as_str()), (Some("customer"), Some("online")), "{v}");
+    assert_eq!(
+        (v["kind"].as_str(), v["source"].as_str()),
+        (Some("customer"), Some("online")),
+        "{v}"
+    );
     let mut server = server;
     server.kill();
     let v = quote(DEMO_CARD);
-    assert_eq!((v["kind"].as_str(), v["source"].as_str()), (Some("customer"), Some("offline")), "{v}");
+    assert_eq!(
+        (v["kind"].as_str(), v["source"].as_str()),
+        (Some("customer"), Some("offline")),
+        "{v}"
+    );
     assert!(v["as_of"].is_string(), "{v}");
     assert_eq!(quote("1900000009000026")["kind"], "blocked");
     assert_eq!(quote("1900-0000-0900-1016")["kind"], "unknown_card");
@@ -523,10 +716,23 @@ fn wedge_under_xvfb_prefix_key_f13() {
     let mut rt = Lines::spawn(
         "reader-test",
         Command::new(bin("till-agent"))
-            .args(["--config", config.to_str().unwrap(), "reader-test", "--json", "--seconds", "60", "--display", x.display()])
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "reader-test",
+                "--json",
+                "--seconds",
+                "60",
+                "--display",
+                x.display(),
+            ])
             .env("HOME", dir.path()),
     );
-    assert!(rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(), "{}", rt.transcript());
+    assert!(
+        rt.wait(Duration::from_secs(10), |v| is(v, "type", "ready")).is_some(),
+        "{}",
+        rt.transcript()
+    );
     let key = |delay: &str, prefix: bool, text: &str, enter: bool| {
         let mut codes = keycodes(text);
         if !enter {
@@ -540,24 +746,38 @@ fn wedge_under_xvfb_prefix_key_f13() {
         x.run("xdotool", &args);
     };
     fn decision(rt: &mut Lines, what: &str) -> Value {
-        rt.wait(Duration::from_secs(10), |v| is(v, "type", "scan") || is(v, "type", "not_scan"))
-            .unwrap_or_else(|| panic!("{what}: no decision\n{}", rt.transcript()))
+        rt.wait(Duration::from_secs(10), |v| {
+            is(v, "type", "scan") || is(v, "type", "not_scan")
+        })
+        .unwrap_or_else(|| panic!("{what}: no decision\n{}", rt.transcript()))
     }
     // Scanner speed with the prefix.
     key("8", true, "1900-1234-5678-9012", true);
     let v = decision(&mut rt, "prefix at 8 ms");
-    assert_eq!((v["type"].as_str(), v["prefixed"].as_bool(), v["card"].as_str()), (Some("scan"), Some(true), Some("1900123456789012")), "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["prefixed"].as_bool(), v["card"].as_str()),
+        (Some("scan"), Some(true), Some("1900123456789012")),
+        "{v}"
+    );
     // A slow scanner (70 ms/key: timing alone says human) is a scan thanks to the prefix.
     key("70", true, "19001234", true);
     let v = decision(&mut rt, "prefix at 70 ms");
-    assert_eq!((v["type"].as_str(), v["prefixed"].as_bool(), v["card"].as_str()), (Some("scan"), Some(true), Some("19001234")), "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["prefixed"].as_bool(), v["card"].as_str()),
+        (Some("scan"), Some(true), Some("19001234")),
+        "{v}"
+    );
     // The same keys without the prefix are a person.
     key("70", false, "19001234", true);
     assert_eq!(decision(&mut rt, "no prefix at 70 ms")["type"], "not_scan");
     // A prefix whose terminator never comes: a read error after the idle time…
     key("8", true, "19001234", false);
     let v = decision(&mut rt, "prefix without terminator");
-    assert_eq!((v["type"].as_str(), v["read_error"].as_bool()), (Some("not_scan"), Some(true)), "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["read_error"].as_bool()),
+        (Some("not_scan"), Some(true)),
+        "{v}"
+    );
     assert!(v["reason"].as_str().unwrap().contains("KEY_F13"), "{v}");
     // …and a person typing slowly afterwards is seen as a person, every key of it.
     let before = rt.seen.iter().filter(|l| l.contains("\"type\":\"key\"")).count();
@@ -567,7 +787,10 @@ fn wedge_under_xvfb_prefix_key_f13() {
     assert!(v["reason"].as_str().unwrap().contains("human typing"), "{v}");
     let after = rt.seen.iter().filter(|l| l.contains("\"type\":\"key\"")).count();
     assert_eq!(after - before, 3, "two digits and Enter:\n{}", rt.transcript());
-    assert!(rt.seen.iter().any(|l| l.contains("KEY_F13")), "the prefix key is shown by name");
+    assert!(
+        rt.seen.iter().any(|l| l.contains("KEY_F13")),
+        "the prefix key is shown by name"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -607,9 +830,18 @@ fn doctor_checks_server_token_and_card_readers() {
     // a running reader holds the third port
     let mut holder = Lines::spawn(
         "reader-test (holds the port)",
-        Command::new(bin("till-agent")).args(["reader-test", "--json", "--no-wedge", "--seconds", "60", "--serial"]).arg(&socat2.b).env("HOME", dir.path()),
+        Command::new(bin("till-agent"))
+            .args(["reader-test", "--json", "--no-wedge", "--seconds", "60", "--serial"])
+            .arg(&socat2.b)
+            .env("HOME", dir.path()),
     );
-    assert!(holder.wait(Duration::from_secs(10), |v| is(v, "event", "connected")).is_some(), "{}", holder.transcript());
+    assert!(
+        holder
+            .wait(Duration::from_secs(10), |v| is(v, "event", "connected"))
+            .is_some(),
+        "{}",
+        holder.transcript()
+    );
     let doctor = |token: &str| -> (bool, String) {
         let o = Command::new(bin("till-agent"))
             .args(["--config", config.to_str().unwrap(), "doctor"])
@@ -622,16 +854,30 @@ fn doctor_checks_server_token_and_card_readers() {
     };
     let (ok, out) = doctor(&token);
     println!("{out}");
-    let line = |start: &str| out.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no line {start:?} in:\n{out}")).to_string();
+    let line = |start: &str| {
+        out.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in:\n{out}"))
+            .to_string()
+    };
     assert!(!ok, "a missing reader port must fail the doctor:\n{out}");
     assert!(line("ok   server reachable: ").contains(&server.url));
     line("ok   till token valid: server accepted it");
-    assert_eq!(line("ok   serial reader 1: "), format!("ok   serial reader 1: {} opened (9600 baud 8N1)", socat.b.display()));
+    assert_eq!(
+        line("ok   serial reader 1: "),
+        format!("ok   serial reader 1: {} opened (9600 baud 8N1)", socat.b.display())
+    );
     assert!(line("FAIL serial reader 2: ").contains(&format!("serial port {} does not exist", missing.display())));
-    assert!(line("warn serial reader 3: ").contains("in use") && out.contains("fine if it is this till's running agent"), "{out}");
+    assert!(
+        line("warn serial reader 3: ").contains("in use") && out.contains("fine if it is this till's running agent"),
+        "{out}"
+    );
     let wedge = line("ok   keyboard wedge: ");
     assert!(wedge.contains("x11, ") && wedge.contains("mode passthrough"), "{wedge}");
-    assert!(line("ok   dedicated scanner: ").contains("(Virtual core XTEST keyboard)"), "{out}");
+    assert!(
+        line("ok   dedicated scanner: ").contains("(Virtual core XTEST keyboard)"),
+        "{out}"
+    );
     assert_eq!(out.lines().filter(|l| l.starts_with("FAIL")).count(), 1, "{out}");
     drop(holder);
 
@@ -639,5 +885,8 @@ fn doctor_checks_server_token_and_card_readers() {
     revoke_till(&server.db, STORE, TILL);
     let (_, out) = doctor(&token);
     let l = out.lines().find(|l| l.contains("till token valid")).unwrap_or_default();
-    assert!(l.starts_with("FAIL") && l.contains("401") && l.contains("revoked"), "{out}");
+    assert!(
+        l.starts_with("FAIL") && l.contains("401") && l.contains("revoked"),
+        "{out}"
+    );
 }

@@ -41,7 +41,12 @@ fn demo_program() -> Program {
 
 fn seeded_state(customer_id: &str) -> CustomerState {
     let seed = seed_json();
-    let c = seed["customers"].as_array().unwrap().iter().find(|c| c["customer"]["id"] == customer_id).unwrap();
+    let c = seed["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["customer"]["id"] == customer_id)
+        .unwrap();
     serde_json::from_value(c.get("state").cloned().unwrap_or(json!({"points_balance": "0"}))).unwrap()
 }
 
@@ -54,7 +59,12 @@ struct Api {
 
 impl Api {
     fn new(srv: &ServerHandle, store: &str, till: &str) -> Api {
-        Api { url: srv.url.clone(), token: add_till(&srv.db, store, till), admin: srv.admin_token.clone(), http: Client::new() }
+        Api {
+            url: srv.url.clone(),
+            token: add_till(&srv.db, store, till),
+            admin: srv.admin_token.clone(),
+            http: Client::new(),
+        }
     }
 
     fn post_raw(&self, path: &str, body: Vec<u8>, ct: &str) -> (StatusCode, Value) {
@@ -81,7 +91,12 @@ impl Api {
     }
 
     fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
         let s = r.status();
         (s, r.json().unwrap_or(Value::Null))
     }
@@ -94,11 +109,16 @@ impl Api {
 
     fn balance(&self, card: &str) -> Decimal {
         let q = self.quote(card);
-        d(q["quote"]["points_balance"].as_str().unwrap_or_else(|| panic!("no quote in {q}")))
+        d(q["quote"]["points_balance"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no quote in {q}")))
     }
 
     fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut rq = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.admin);
+        let mut rq = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin);
         if let Some(b) = body {
             rq = rq.json(&b);
         }
@@ -155,9 +175,30 @@ fn mixed_receipt(no: &str, card: Option<&str>) -> Receipt {
         no,
         card,
         vec![
-            line(Some("8590001"), "Šampon heřmánkový 250 ml", Some("drogerie"), "1", "129.90", LineKind::Sale),
-            line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "1", "199.00", LineKind::Sale),
-            line(Some("8594000000019"), "Cigarety", Some("tabák"), "1", "120.00", LineKind::Sale),
+            line(
+                Some("8590001"),
+                "Šampon heřmánkový 250 ml",
+                Some("drogerie"),
+                "1",
+                "129.90",
+                LineKind::Sale,
+            ),
+            line(
+                Some("8590002"),
+                "Rtěnka Růžová",
+                Some("kosmetika"),
+                "1",
+                "199.00",
+                LineKind::Sale,
+            ),
+            line(
+                Some("8594000000019"),
+                "Cigarety",
+                Some("tabák"),
+                "1",
+                "120.00",
+                LineKind::Sale,
+            ),
             line(None, "Chléb kmínový", None, "1", "35.50", LineKind::Sale),
         ],
     )
@@ -196,7 +237,11 @@ fn setup() -> (tempfile::TempDir, ServerHandle, Api) {
 fn same_batch_twice_is_applied_once() {
     let (_dir, _srv, api) = setup();
     let r1 = mixed_receipt("1001", Some(JIRI));
-    let r2 = receipt("1002", None, vec![line(None, "Rohlík", None, "10", "3.90", LineKind::Sale)]);
+    let r2 = receipt(
+        "1002",
+        None,
+        vec![line(None, "Rohlík", None, "10", "3.90", LineKind::Sale)],
+    );
     let b = batch(vec![receipt_item(&r1), receipt_item(&r2)]);
     assert_eq!(results(&api.sync_ok(&b)), ["applied", "applied"]);
     assert_eq!(results(&api.sync_ok(&b)), ["duplicate", "duplicate"]);
@@ -211,8 +256,22 @@ fn points_applied_once_and_return_reverses_them() {
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
     // Return of the lipstick, referencing the original by POS number, no card on the return:
     // the account the sale credited is debited with the points the sale gave for that line.
-    let mut ret = receipt("2002", None, vec![line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "-1", "199.00", LineKind::Return)]);
-    ret.original = Some(OriginalReceipt { receipt_id: None, pos_receipt_no: Some("2001".into()) });
+    let mut ret = receipt(
+        "2002",
+        None,
+        vec![line(
+            Some("8590002"),
+            "Rtěnka Růžová",
+            Some("kosmetika"),
+            "-1",
+            "199.00",
+            LineKind::Return,
+        )],
+    );
+    ret.original = Some(OriginalReceipt {
+        receipt_id: None,
+        pos_receipt_no: Some("2001".into()),
+    });
     let b = batch(vec![receipt_item(&ret)]);
     assert_eq!(results(&api.sync_ok(&b)), ["applied"]);
     assert_eq!(results(&api.sync_ok(&b)), ["duplicate"]);
@@ -224,7 +283,11 @@ fn points_applied_once_and_return_reverses_them() {
     st = rules::apply_effect(&p, &st, &eff_sale, sale.issued_at.date_naive()).0;
     st = rules::apply_effect(&p, &st, &eff_ret, ret.issued_at.date_naive()).0;
     assert_eq!(api.balance(JIRI), st.points_balance);
-    assert_eq!(api.balance(JIRI), d("441.83"), "501.53 - 59.70 for the returned lipstick");
+    assert_eq!(
+        api.balance(JIRI),
+        d("441.83"),
+        "501.53 - 59.70 for the returned lipstick"
+    );
 }
 
 #[test]
@@ -232,25 +295,65 @@ fn partial_returns_add_up_to_exactly_the_original_points() {
     let (_dir, _srv, api) = setup();
     let before = api.balance(JIRI);
     // 3 lipsticks; returned one at a time in three separate return receipts.
-    let sale = receipt("2101", Some(JIRI), vec![line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "3", "66.71", LineKind::Sale)]);
+    let sale = receipt(
+        "2101",
+        Some(JIRI),
+        vec![line(
+            Some("8590002"),
+            "Rtěnka Růžová",
+            Some("kosmetika"),
+            "3",
+            "66.71",
+            LineKind::Sale,
+        )],
+    );
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
     let p = demo_program();
     let credited = rules::evaluate_receipt(&p, &sale).points_delta;
     assert!(credited > Decimal::ZERO);
     let ret = |no: &str| {
-        let mut r = receipt(no, None, vec![line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "-1", "66.71", LineKind::Return)]);
-        r.original = Some(OriginalReceipt { receipt_id: Some(sale.id.clone()), pos_receipt_no: None });
+        let mut r = receipt(
+            no,
+            None,
+            vec![line(
+                Some("8590002"),
+                "Rtěnka Růžová",
+                Some("kosmetika"),
+                "-1",
+                "66.71",
+                LineKind::Return,
+            )],
+        );
+        r.original = Some(OriginalReceipt {
+            receipt_id: Some(sale.id.clone()),
+            pos_receipt_no: None,
+        });
         r
     };
     // The case this guards: reversing each third on its own does not add up to what was credited.
     let one_third = rules::evaluate_return(&p, &sale, &rules::evaluate_receipt(&p, &sale), &ret("x")).points_delta;
-    assert_ne!(one_third * d("3"), -credited, "pick a price whose points do not split into exact thirds");
+    assert_ne!(
+        one_third * d("3"),
+        -credited,
+        "pick a price whose points do not split into exact thirds"
+    );
     for no in ["2102", "2103", "2104"] {
-        assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&ret(no))]))), ["applied"], "return {no}");
+        assert_eq!(
+            results(&api.sync_ok(&batch(vec![receipt_item(&ret(no))]))),
+            ["applied"],
+            "return {no}"
+        );
     }
-    assert_eq!(api.balance(JIRI), before, "sale {credited} points, then three thirds back: exactly the start balance");
+    assert_eq!(
+        api.balance(JIRI),
+        before,
+        "sale {credited} points, then three thirds back: exactly the start balance"
+    );
     // A fourth return of the same item (more than was bought) reverses nothing more.
-    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&ret("2105"))]))), ["applied"]);
+    assert_eq!(
+        results(&api.sync_ok(&batch(vec![receipt_item(&ret("2105"))]))),
+        ["applied"]
+    );
     assert_eq!(api.balance(JIRI), before);
 }
 
@@ -260,15 +363,34 @@ fn campaign_points_lapse_on_the_server_after_their_expiry() {
     let p = demo_program();
     let before = api.balance(JIRI);
     // Lipstick in November: the kosmetika campaign's points expire after 90 days.
-    let sale = receipt("2201", Some(JIRI), vec![line(Some("8590002"), "Rtěnka Růžová", Some("kosmetika"), "1", "199.00", LineKind::Sale)]);
+    let sale = receipt(
+        "2201",
+        Some(JIRI),
+        vec![line(
+            Some("8590002"),
+            "Rtěnka Růžová",
+            Some("kosmetika"),
+            "1",
+            "199.00",
+            LineKind::Sale,
+        )],
+    );
     let eff = rules::evaluate_receipt(&p, &sale);
     let expiring = eff.expiring.clone().expect("campaign points expire");
     assert!(expiring.points > Decimal::ZERO);
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
     assert_eq!(api.balance(JIRI), before + eff.points_delta);
     // Bread the day after the expiry: the lapsed campaign points leave the balance, the bread earns.
-    let mut later = receipt("2202", Some(JIRI), vec![line(None, "Chléb kmínový", None, "1", "35.50", LineKind::Sale)]);
-    later.issued_at = chrono::DateTime::parse_from_rfc3339(&format!("{}T09:00:00+01:00", expiring.expires_on + chrono::Days::new(1))).unwrap();
+    let mut later = receipt(
+        "2202",
+        Some(JIRI),
+        vec![line(None, "Chléb kmínový", None, "1", "35.50", LineKind::Sale)],
+    );
+    later.issued_at = chrono::DateTime::parse_from_rfc3339(&format!(
+        "{}T09:00:00+01:00",
+        expiring.expires_on + chrono::Days::new(1)
+    ))
+    .unwrap();
     later.id = ReceiptId::derive(&later.store_id, &later.till_id, &later.pos_receipt_no, &later.issued_at);
     let bread = rules::evaluate_receipt(&p, &later).points_delta;
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&later)]))), ["applied"]);
@@ -278,7 +400,9 @@ fn campaign_points_lapse_on_the_server_after_their_expiry() {
 #[test]
 fn same_batch_concurrently_on_two_connections() {
     let (_dir, _srv, api) = setup();
-    let receipts: Vec<Receipt> = (0..20).map(|i| mixed_receipt(&format!("3{i:03}"), Some(JIRI))).collect();
+    let receipts: Vec<Receipt> = (0..20)
+        .map(|i| mixed_receipt(&format!("3{i:03}"), Some(JIRI)))
+        .collect();
     let b = Arc::new(batch(receipts.iter().map(receipt_item).collect()));
     let barrier = Arc::new(Barrier::new(2));
     let handles: Vec<_> = (0..2)
@@ -288,7 +412,12 @@ fn same_batch_concurrently_on_two_connections() {
                 // A client each: two separate TCP connections.
                 let http = Client::new();
                 barrier.wait();
-                let r = http.post(format!("{url}/v1/sync")).bearer_auth(token).json(&*b).send().unwrap();
+                let r = http
+                    .post(format!("{url}/v1/sync"))
+                    .bearer_auth(token)
+                    .json(&*b)
+                    .send()
+                    .unwrap();
                 assert_eq!(r.status(), StatusCode::OK);
                 r.json::<Value>().unwrap()["acks"].as_array().unwrap().clone()
             })
@@ -364,7 +493,10 @@ fn revoked_or_unknown_token_is_401() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     assert!(v["message"].as_str().unwrap().contains("revoked"), "{v}");
     assert_eq!(api.sync(&batch(vec![])).0, StatusCode::UNAUTHORIZED);
-    let stranger = Api { token: "not-a-token".into(), ..Api::new(&srv, "X", "Y") };
+    let stranger = Api {
+        token: "not-a-token".into(),
+        ..Api::new(&srv, "X", "Y")
+    };
     assert_eq!(stranger.get("/v1/changes").0, StatusCode::UNAUTHORIZED);
     let r = Client::new().get(format!("{}/v1/rules", srv.url)).send().unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -373,7 +505,11 @@ fn revoked_or_unknown_token_is_401() {
     let again = Api::new(&srv, STORE, TILL);
     assert_eq!(again.get("/v1/rules").0, StatusCode::OK);
     // Admin endpoints need the admin token, not a till token.
-    let r = Client::new().get(format!("{}/admin/messages", srv.url)).bearer_auth(&again.token).send().unwrap();
+    let r = Client::new()
+        .get(format!("{}/admin/messages", srv.url))
+        .bearer_auth(&again.token)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -381,11 +517,33 @@ fn revoked_or_unknown_token_is_401() {
 fn tier_upgrade_message_recorded_once() {
     let (_dir, _srv, api) = setup();
     // Ondřej has 4 850 CZK this month; Stříbrná starts at 5 000.
-    let r1 = receipt("6001", Some(ONDREJ), vec![line(None, "Prací prášek", Some("drogerie"), "1", "249.00", LineKind::Sale)]);
-    let r2 = receipt("6002", Some(ONDREJ), vec![line(None, "Mýdlo", Some("drogerie"), "2", "39.90", LineKind::Sale)]);
+    let r1 = receipt(
+        "6001",
+        Some(ONDREJ),
+        vec![line(
+            None,
+            "Prací prášek",
+            Some("drogerie"),
+            "1",
+            "249.00",
+            LineKind::Sale,
+        )],
+    );
+    let r2 = receipt(
+        "6002",
+        Some(ONDREJ),
+        vec![line(None, "Mýdlo", Some("drogerie"), "2", "39.90", LineKind::Sale)],
+    );
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r1)]))), ["applied"]);
-    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r1), receipt_item(&r2)]))), ["duplicate", "applied"]);
-    let msgs: Vec<Value> = api.messages("tier_upgrade").into_iter().filter(|m| m["customer_id"] == "C000008").collect();
+    assert_eq!(
+        results(&api.sync_ok(&batch(vec![receipt_item(&r1), receipt_item(&r2)]))),
+        ["duplicate", "applied"]
+    );
+    let msgs: Vec<Value> = api
+        .messages("tier_upgrade")
+        .into_iter()
+        .filter(|m| m["customer_id"] == "C000008")
+        .collect();
     assert_eq!(msgs.len(), 1, "{msgs:?}");
     assert_eq!(msgs[0]["cause"], "tier_upgrade:C000008:Stříbrná");
     assert_eq!(msgs[0]["channel"], "email");
@@ -401,7 +559,10 @@ fn card_reissue_moves_the_balance() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let new_card = v["new_card"].as_str().unwrap().to_string();
     assert_ne!(new_card, JIRI);
-    assert!(CardId::parse(&new_card, &demo_program().card_policy).is_ok(), "prefix + Luhn: {new_card}");
+    assert!(
+        CardId::parse(&new_card, &demo_program().card_policy).is_ok(),
+        "prefix + Luhn: {new_card}"
+    );
     assert_eq!(d(v["points_balance"].as_str().unwrap()), before);
     let old = api.quote(JIRI);
     assert_eq!(old["kind"], "replaced");
@@ -415,8 +576,16 @@ fn card_reissue_moves_the_balance() {
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r)]))), ["applied"]);
     assert_eq!(api.balance(&new_card), expected_balance("C000001", &[&r]));
     // Reissuing a replaced card is a conflict; an unknown card is 404.
-    assert_eq!(api.admin(reqwest::Method::POST, &format!("/admin/cards/{JIRI}/reissue"), None).0, StatusCode::CONFLICT);
-    assert_eq!(api.admin(reqwest::Method::POST, "/admin/cards/1900000000000000/reissue", None).0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.admin(reqwest::Method::POST, &format!("/admin/cards/{JIRI}/reissue"), None)
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        api.admin(reqwest::Method::POST, "/admin/cards/1900000000000000/reissue", None)
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[test]
@@ -443,14 +612,21 @@ fn blocked_card_earns_nothing_and_sub_card_earns_into_parent() {
     let before_vera = seeded_state("C000002").points_balance;
     let rb = mixed_receipt("8001", Some(VERA_BLOCKED));
     let rs = mixed_receipt("8002", Some(MATEJ_SUB));
-    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&rb), receipt_item(&rs)]))), ["applied", "applied"]);
+    assert_eq!(
+        results(&api.sync_ok(&batch(vec![receipt_item(&rb), receipt_item(&rs)]))),
+        ["applied", "applied"]
+    );
     let (_, cust) = api.admin(reqwest::Method::GET, "/admin/customers/C000002", None);
     assert_eq!(d(cust["state"]["points_balance"].as_str().unwrap()), before_vera);
     let parent = expected_balance("C000004", &[&rs]);
     assert_eq!(api.balance(KATERINA_PARENT), parent);
     assert_eq!(api.balance(MATEJ_SUB), parent, "a sub-card shows the parent account");
     // Block via admin: the card stops earning.
-    let (s, v) = api.admin(reqwest::Method::POST, &format!("/admin/cards/{KATERINA_PARENT}/block"), Some(json!({"reason": "zneužití"})));
+    let (s, v) = api.admin(
+        reqwest::Method::POST,
+        &format!("/admin/cards/{KATERINA_PARENT}/block"),
+        Some(json!({"reason": "zneužití"})),
+    );
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(api.quote(KATERINA_PARENT)["kind"], "blocked");
     let r3 = mixed_receipt("8003", Some(KATERINA_PARENT));
@@ -477,7 +653,10 @@ fn registration_is_idempotent_and_needs_consent() {
     assert_eq!(results(&api.sync_ok(&batch(vec![reg]))), ["duplicate"]);
     let changed = registration("reg-1", PRINTED_2, person.clone(), true);
     let acks = api.sync_ok(&batch(vec![changed]));
-    assert_eq!((acks[0]["result"].as_str(), acks[0]["code"].as_str()), (Some("rejected"), Some("conflict")));
+    assert_eq!(
+        (acks[0]["result"].as_str(), acks[0]["code"].as_str()),
+        (Some("rejected"), Some("conflict"))
+    );
     let acks = api.sync_ok(&batch(vec![registration("reg-2", PRINTED_2, person, false)]));
     assert_eq!(acks[0]["code"], "consent_required");
     assert!(acks[0]["reason"].as_str().unwrap().contains("consents.program_rules"));
@@ -485,17 +664,32 @@ fn registration_is_idempotent_and_needs_consent() {
     let acks = api.sync_ok(&batch(vec![registration("reg-3", PRINTED_2, company, true)]));
     assert_eq!(results(&acks), ["applied"]);
     let q = api.quote(PRINTED_1);
-    assert_eq!((q["kind"].as_str(), q["quote"]["display_name"].as_str()), (Some("customer"), Some("Eliška Horáková")));
-    assert_eq!(api.quote(PRINTED_2)["quote"]["display_name"], "Květinářství Šípek s.r.o.");
+    assert_eq!(
+        (q["kind"].as_str(), q["quote"]["display_name"].as_str()),
+        (Some("customer"), Some("Eliška Horáková"))
+    );
+    assert_eq!(
+        api.quote(PRINTED_2)["quote"]["display_name"],
+        "Květinářství Šípek s.r.o."
+    );
     // Card taken.
-    let acks = api.sync_ok(&batch(vec![registration("reg-4", JIRI, json!({"type": "person", "first_name": "A", "surname": "B"}), true)]));
+    let acks = api.sync_ok(&batch(vec![registration(
+        "reg-4",
+        JIRI,
+        json!({"type": "person", "first_name": "A", "surname": "B"}),
+        true,
+    )]));
     assert_eq!(acks[0]["code"], "card_taken");
     // Welcome messages, one per new customer; the feed after the cursor carries both.
     let welcome = api.messages("welcome");
     assert_eq!(welcome.len(), 2, "{welcome:?}");
     let (_, feed) = api.get(&format!("/v1/changes?since={cursor}"));
-    let names: Vec<String> =
-        feed["changes"].as_array().unwrap().iter().map(|c| c["customer"]["name"].to_string()).collect();
+    let names: Vec<String> = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer"]["name"].to_string())
+        .collect();
     assert_eq!(names.len(), 2, "{feed}");
     assert!(names[0].contains("Horáková") && names[1].contains("Šípek"), "{names:?}");
     let (_, feed2) = api.get(&format!("/v1/changes?since={}", feed["cursor"].as_str().unwrap()));
@@ -510,32 +704,69 @@ fn migration_code_pairing_moves_the_old_discount() {
                "body": {"request_id": rid, "card": card, "code": code, "store_id": STORE, "till_id": TILL}})
     };
     assert_eq!(api.quote(PRINTED_1)["kind"], "unknown_card");
-    assert_eq!(results(&api.sync_ok(&batch(vec![pairing("p-1", PRINTED_1, "KLUB-4821")]))), ["applied"]);
-    assert_eq!(results(&api.sync_ok(&batch(vec![pairing("p-1", PRINTED_1, "KLUB-4821")]))), ["duplicate"]);
+    assert_eq!(
+        results(&api.sync_ok(&batch(vec![pairing("p-1", PRINTED_1, "KLUB-4821")]))),
+        ["applied"]
+    );
+    assert_eq!(
+        results(&api.sync_ok(&batch(vec![pairing("p-1", PRINTED_1, "KLUB-4821")]))),
+        ["duplicate"]
+    );
     let q = api.quote(PRINTED_1);
     assert_eq!(q["kind"], "customer");
     assert_eq!(q["quote"]["display_name"], "Zdeňka Procházková");
-    assert_eq!(d(q["quote"]["discount_percent"].as_str().unwrap()), d("7"), "the old spreadsheet discount");
-    let acks = api.sync_ok(&batch(vec![pairing("p-2", PRINTED_2, "KLUB-4821"), pairing("p-3", PRINTED_2, "NEZNÁMÝ")]));
+    assert_eq!(
+        d(q["quote"]["discount_percent"].as_str().unwrap()),
+        d("7"),
+        "the old spreadsheet discount"
+    );
+    let acks = api.sync_ok(&batch(vec![
+        pairing("p-2", PRINTED_2, "KLUB-4821"),
+        pairing("p-3", PRINTED_2, "NEZNÁMÝ"),
+    ]));
     assert_eq!(acks[0]["code"], "code_used");
     assert_eq!(acks[1]["code"], "unknown_code");
-    assert_eq!(api.quote(PRINTED_2)["kind"], "unknown_card", "rejected pairings leave nothing behind");
+    assert_eq!(
+        api.quote(PRINTED_2)["kind"],
+        "unknown_card",
+        "rejected pairings leave nothing behind"
+    );
 }
 
 #[test]
 fn rules_etag_and_change_feed_pages() {
     let (_dir, srv, api) = setup();
-    let r = api.http.get(format!("{}/v1/rules", srv.url)).bearer_auth(&api.token).send().unwrap();
+    let r = api
+        .http
+        .get(format!("{}/v1/rules", srv.url))
+        .bearer_auth(&api.token)
+        .send()
+        .unwrap();
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
     let snap: Value = r.json().unwrap();
     assert_eq!(etag, format!("\"{}\"", snap["version"]));
-    let r = api.http.get(format!("{}/v1/rules", srv.url)).bearer_auth(&api.token).header("If-None-Match", &etag).send().unwrap();
+    let r = api
+        .http
+        .get(format!("{}/v1/rules", srv.url))
+        .bearer_auth(&api.token)
+        .header("If-None-Match", &etag)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     // A new program version changes the ETag.
     let mut program = snap["program"].clone();
     program["default_points_percent"] = json!("12");
-    assert_eq!(api.admin(reqwest::Method::PUT, "/admin/program", Some(program)).0, StatusCode::OK);
-    let r = api.http.get(format!("{}/v1/rules", srv.url)).bearer_auth(&api.token).header("If-None-Match", &etag).send().unwrap();
+    assert_eq!(
+        api.admin(reqwest::Method::PUT, "/admin/program", Some(program)).0,
+        StatusCode::OK
+    );
+    let r = api
+        .http
+        .get(format!("{}/v1/rules", srv.url))
+        .bearer_auth(&api.token)
+        .header("If-None-Match", &etag)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_ne!(r.headers()["etag"].to_str().unwrap(), etag);
     // Pages of 3 over the 8 seeded customers, cursor strictly increasing.
@@ -543,7 +774,11 @@ fn rules_etag_and_change_feed_pages() {
     let mut seen = 0;
     let mut last = -1i64;
     loop {
-        let q = if since.is_empty() { "/v1/changes?limit=3".to_string() } else { format!("/v1/changes?limit=3&since={since}") };
+        let q = if since.is_empty() {
+            "/v1/changes?limit=3".to_string()
+        } else {
+            format!("/v1/changes?limit=3&since={since}")
+        };
         let (s, page) = api.get(&q);
         assert_eq!(s, StatusCode::OK, "{page}");
         seen += page["changes"].as_array().unwrap().len();
@@ -557,8 +792,17 @@ fn rules_etag_and_change_feed_pages() {
     }
     assert_eq!(seen, 8);
     let (_, feed) = api.get("/v1/changes");
-    let matej = feed["changes"].as_array().unwrap().iter().find(|c| c["customer"]["id"] == "C000005").unwrap().clone();
-    assert_eq!(matej["state"]["points_balance"], "2140.00", "a sub-card carries the parent account's state");
+    let matej = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["customer"]["id"] == "C000005")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        matej["state"]["points_balance"], "2140.00",
+        "a sub-card carries the parent account's state"
+    );
     let (s, v) = api.get("/v1/changes?since=abc");
     assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("since")));
     let (s, v) = api.get("/v1/changes?snice=1");
@@ -570,10 +814,18 @@ fn bad_input_is_4xx_naming_the_field_and_writes_nothing() {
     let (_dir, _srv, api) = setup();
     // Malformed JSON.
     let (s, v) = api.post_raw("/v1/sync", b"{\"version\": \"v1\", ".to_vec(), "application/json");
-    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_json")), "{v}");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json")),
+        "{v}"
+    );
     // Over the 1 MiB limit.
     let (s, v) = api.post_raw("/v1/sync", vec![b' '; 1024 * 1024 + 10], "application/json");
-    assert_eq!((s, v["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")), "{v}");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")),
+        "{v}"
+    );
     // Unknown field inside a receipt.
     let r = mixed_receipt("9001", Some(JIRI));
     let mut item = receipt_item(&r);
@@ -584,9 +836,17 @@ fn bad_input_is_4xx_naming_the_field_and_writes_nothing() {
     assert!(v["field"].as_str().unwrap().ends_with("totl"), "{v}");
     // Wrong type for a field of the envelope.
     let (s, v) = api.sync(&json!({"version": "v1", "store_id": STORE, "till_id": TILL, "items": 5}));
-    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("items")), "{v}");
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("items")),
+        "{v}"
+    );
     let (s, v) = api.sync(&json!({"version": "v9", "store_id": STORE, "till_id": TILL, "items": []}));
-    assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("version")), "{v}");
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("version")),
+        "{v}"
+    );
     let (s, _) = api.post_raw("/v1/sync", serde_json::to_vec(&batch(vec![])).unwrap(), "text/plain");
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
@@ -594,10 +854,40 @@ fn bad_input_is_4xx_naming_the_field_and_writes_nothing() {
     let mut eur = mixed_receipt("9002", Some(JIRI));
     eur.currency = Currency::EUR;
     let good = mixed_receipt("9003", Some(JIRI));
-    let negative = receipt("9004", Some(JIRI), vec![line(Some("8590002"), "Rtěnka", Some("kosmetika"), "-1", "199.00", LineKind::Sale)]);
-    let mut orphan = receipt("9005", Some(JIRI), vec![line(Some("8590002"), "Rtěnka", Some("kosmetika"), "-1", "199.00", LineKind::Return)]);
-    orphan.original = Some(OriginalReceipt { receipt_id: Some(ReceiptId("0".repeat(32))), pos_receipt_no: None });
-    let acks = api.sync_ok(&batch(vec![receipt_item(&eur), receipt_item(&good), receipt_item(&negative), receipt_item(&orphan)]));
+    let negative = receipt(
+        "9004",
+        Some(JIRI),
+        vec![line(
+            Some("8590002"),
+            "Rtěnka",
+            Some("kosmetika"),
+            "-1",
+            "199.00",
+            LineKind::Sale,
+        )],
+    );
+    let mut orphan = receipt(
+        "9005",
+        Some(JIRI),
+        vec![line(
+            Some("8590002"),
+            "Rtěnka",
+            Some("kosmetika"),
+            "-1",
+            "199.00",
+            LineKind::Return,
+        )],
+    );
+    orphan.original = Some(OriginalReceipt {
+        receipt_id: Some(ReceiptId("0".repeat(32))),
+        pos_receipt_no: None,
+    });
+    let acks = api.sync_ok(&batch(vec![
+        receipt_item(&eur),
+        receipt_item(&good),
+        receipt_item(&negative),
+        receipt_item(&orphan),
+    ]));
     assert_eq!(results(&acks), ["rejected", "applied", "rejected", "rejected"]);
     assert_eq!(acks[0]["code"], "wrong_currency");
     assert!(acks[0]["reason"].as_str().unwrap().contains("body.currency"));
@@ -605,17 +895,32 @@ fn bad_input_is_4xx_naming_the_field_and_writes_nothing() {
     assert!(acks[2]["reason"].as_str().unwrap().contains("body.lines[0].quantity"));
     assert_eq!(acks[3]["code"], "unknown_original");
     assert!(acks[3]["reason"].as_str().unwrap().contains("body.original.receipt_id"));
-    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&good]), "only the good receipt counted");
+    assert_eq!(
+        api.balance(JIRI),
+        expected_balance("C000001", &[&good]),
+        "only the good receipt counted"
+    );
     // Rejected receipts left no row: the turnover report has exactly the good one.
-    let (s, rep) = api.admin(reqwest::Method::GET, "/admin/reports/turnover?from=2026-11-23&to=2026-11-23", None);
+    let (s, rep) = api.admin(
+        reqwest::Method::GET,
+        "/admin/reports/turnover?from=2026-11-23&to=2026-11-23",
+        None,
+    );
     assert_eq!(s, StatusCode::OK, "{rep}");
     assert_eq!(rep["rows"][0]["receipts"], 1);
     assert_eq!(rep["rows"][0]["turnover"], "484.4");
     // Admin body errors too.
     let (s, v) = api.admin(reqwest::Method::POST, "/admin/cards/batch", Some(json!({"count": 0})));
-    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("count")));
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("count"))
+    );
     let (s, v) = api.admin(reqwest::Method::POST, "/admin/cards/batch", Some(json!({"cnt": 3})));
-    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("cnt")), "{v}");
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("cnt")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -623,11 +928,19 @@ fn admin_card_batch_messages_and_reports() {
     let (_dir, srv, api) = setup();
     let (s, v) = api.admin(reqwest::Method::POST, "/admin/cards/batch", Some(json!({"count": 5})));
     assert_eq!(s, StatusCode::OK, "{v}");
-    let cards: Vec<String> = v["cards"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    let cards: Vec<String> = v["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(cards.len(), 5);
     let policy = demo_program().card_policy;
     for c in &cards {
-        assert!(CardId::parse(c, &policy).is_ok(), "{c} fits prefix 1900, 16 digits, Luhn");
+        assert!(
+            CardId::parse(c, &policy).is_ok(),
+            "{c} fits prefix 1900, 16 digits, Luhn"
+        );
         assert_eq!(api.quote(c)["kind"], "unknown_card");
     }
     // Birthdays: Ondřej (25 Nov) — recorded once however often the job runs.
@@ -645,33 +958,75 @@ fn admin_card_batch_messages_and_reports() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(rank["rows"][0]["customer_id"], "C000004");
     assert_eq!(rank["rows"][1]["customer_id"], "C000001");
-    let (_, bd) = api.admin(reqwest::Method::GET, "/admin/reports/birthdays?from=2026-11-20&to=2026-12-31", None);
-    let ids: Vec<&str> = bd["rows"].as_array().unwrap().iter().map(|r| r["customer_id"].as_str().unwrap()).collect();
+    let (_, bd) = api.admin(
+        reqwest::Method::GET,
+        "/admin/reports/birthdays?from=2026-11-20&to=2026-12-31",
+        None,
+    );
+    let ids: Vec<&str> = bd["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["customer_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["C000007", "C000008", "C000002", "C000005"]);
-    let (_, camp) = api.admin(reqwest::Method::GET, "/admin/reports/campaigns?from=2026-11-01&to=2026-11-30", None);
+    let (_, camp) = api.admin(
+        reqwest::Method::GET,
+        "/admin/reports/campaigns?from=2026-11-01&to=2026-11-30",
+        None,
+    );
     assert_eq!(camp["rows"][0]["campaign"], "kosmetika-x3");
     assert_eq!(camp["rows"][0]["points"], "89.23");
-    let (_, issued) = api.admin(reqwest::Method::GET, "/admin/reports/cards-issued?from=2026-11-01&to=2026-11-30", None);
-    assert_eq!(issued["rows"], json!([{"store_id": "CZ-PRG-01", "cards": 1}]), "Ondřej's card, 1 Nov");
+    let (_, issued) = api.admin(
+        reqwest::Method::GET,
+        "/admin/reports/cards-issued?from=2026-11-01&to=2026-11-30",
+        None,
+    );
+    assert_eq!(
+        issued["rows"],
+        json!([{"store_id": "CZ-PRG-01", "cards": 1}]),
+        "Ondřej's card, 1 Nov"
+    );
     let csv = Client::new()
-        .get(format!("{}/admin/reports/turnover?from=2026-11-23&to=2026-11-23&format=csv", srv.url))
+        .get(format!(
+            "{}/admin/reports/turnover?from=2026-11-23&to=2026-11-23&format=csv",
+            srv.url
+        ))
         .bearer_auth(&srv.admin_token)
         .send()
         .unwrap();
     assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
-    assert_eq!(csv.text().unwrap(), "store_id,day,receipts,turnover\nCZ-PRG-01,2026-11-23,1,484.4\n");
-    assert_eq!(api.admin(reqwest::Method::GET, "/admin/reports/nope", None).0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        csv.text().unwrap(),
+        "store_id,day,receipts,turnover\nCZ-PRG-01,2026-11-23,1,484.4\n"
+    );
+    assert_eq!(
+        api.admin(reqwest::Method::GET, "/admin/reports/nope", None).0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[test]
 fn healthz_and_openapi_need_no_token() {
     let (_dir, srv, _api) = setup();
-    let h: Value = Client::new().get(format!("{}/healthz", srv.url)).send().unwrap().json().unwrap();
+    let h: Value = Client::new()
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(h["status"], "ok");
     assert!(chrono::DateTime::parse_from_rfc3339(h["time"].as_str().unwrap()).is_ok());
-    let doc: Value = Client::new().get(format!("{}/openapi.json", srv.url)).send().unwrap().json().unwrap();
-    let checked_in: Value =
-        serde_json::from_str(&std::fs::read_to_string(Path::new(&e2e::repo_root()).join("server-stub/openapi.json")).unwrap()).unwrap();
+    let doc: Value = Client::new()
+        .get(format!("{}/openapi.json", srv.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let checked_in: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&e2e::repo_root()).join("server-stub/openapi.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(doc, checked_in, "served document = checked-in copy");
     assert!(doc["paths"]["/v1/sync"]["post"].is_object());
 }

@@ -16,15 +16,26 @@ fn start_xvfb() -> Xvfb {
 }
 
 fn x(display: &str, prog: &str, args: &[&str]) -> Output {
-    Command::new(prog).args(args).env("DISPLAY", display).output().unwrap_or_else(|e| panic!("{prog}: {e}"))
+    Command::new(prog)
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e}"))
 }
 
 fn x_stdout(display: &str, prog: &str, args: &[&str]) -> String {
-    String::from_utf8_lossy(&x(display, prog, args).stdout).trim().to_string()
+    String::from_utf8_lossy(&x(display, prog, args).stdout)
+        .trim()
+        .to_string()
 }
 
 fn find_window(display: &str, name: &str) -> Option<u64> {
-    x_stdout(display, "xdotool", &["search", "--name", name]).lines().next()?.trim().parse().ok()
+    x_stdout(display, "xdotool", &["search", "--name", name])
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn focus(display: &str) -> String {
@@ -35,7 +46,12 @@ fn focus(display: &str) -> String {
 fn info(display: &str, id: u64) -> (i64, i64, i64, i64, bool, bool) {
     let out = x_stdout(display, "xwininfo", &["-id", &id.to_string()]);
     let num = |key: &str| -> i64 {
-        out.lines().find_map(|l| l.trim().strip_prefix(key)).unwrap_or_else(|| panic!("no {key} in {out}")).trim().parse().unwrap()
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .trim()
+            .parse()
+            .unwrap()
     };
     (
         num("Absolute upper-left X:"),
@@ -51,7 +67,11 @@ fn info(display: &str, id: u64) -> (i64, i64, i64, i64, bool, bool) {
 fn stacking(display: &str) -> Vec<u64> {
     x_stdout(display, "xwininfo", &["-root", "-children"])
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("0x").and_then(|h| u64::from_str_radix(h.split_whitespace().next()?, 16).ok()))
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("0x")
+                .and_then(|h| u64::from_str_radix(h.split_whitespace().next()?, 16).ok())
+        })
         .collect()
 }
 
@@ -90,16 +110,29 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
     // The POS stand-in has the keyboard focus.
     let _pos_proc = Proc::spawn(
         "xmessage",
-        Command::new("xmessage").args(["-geometry", "400x200+40+40", "-title", "POS stand-in", "POS stand-in"]).env("DISPLAY", d),
+        Command::new("xmessage")
+            .args(["-geometry", "400x200+40+40", "-title", "POS stand-in", "POS stand-in"])
+            .env("DISPLAY", d),
     );
     let pos = wait_for(Duration::from_secs(10), || find_window(d, "POS stand-in")).expect("POS window");
-    assert!(x(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]).status.success());
+    assert!(x(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()])
+        .status
+        .success());
     assert_eq!(focus(d), pos.to_string());
 
     // A scan's quote opens the real popup.
     let quote = fixture("ui/quote-customer-cs.json");
     let (out, err) = (tmp.path().join("out.txt"), tmp.path().join("err.txt"));
-    let mut gui = Proc::spawn("till-agent", &mut agent(d, &runtime, &["--quote", quote.to_str().unwrap(), "--lang", "cs"], &out, &err));
+    let mut gui = Proc::spawn(
+        "till-agent",
+        &mut agent(
+            d,
+            &runtime,
+            &["--quote", quote.to_str().unwrap(), "--lang", "cs"],
+            &out,
+            &err,
+        ),
+    );
     let popup = wait_for(Duration::from_secs(30), || {
         let w = find_window(d, "till-agent popup")?;
         let (_, _, width, _, mapped, _) = info(d, w);
@@ -111,11 +144,25 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
     std::thread::sleep(Duration::from_millis(700));
 
     let (px, py, pw, ph, mapped, override_redirect) = info(d, popup);
-    assert!(mapped && override_redirect, "popup must be mapped and override-redirect (no WM focus)");
-    assert!((440..=1248).contains(&pw) && (150..=800).contains(&ph), "popup size {pw}x{ph}");
+    assert!(
+        mapped && override_redirect,
+        "popup must be mapped and override-redirect (no WM focus)"
+    );
+    assert!(
+        (440..=1248).contains(&pw) && (150..=800).contains(&ph),
+        "popup size {pw}x{ph}"
+    );
     // Bottom-right by default: 16 px from the right edge, 16 + 40 (panel) from the bottom.
-    assert_eq!((px + pw, py + ph), (1280 - 16, 1024 - 56), "popup at {px},{py} {pw}x{ph}");
-    assert!(above(d, popup, pos), "popup not above the POS window: {:?}", stacking(d));
+    assert_eq!(
+        (px + pw, py + ph),
+        (1280 - 16, 1024 - 56),
+        "popup at {px},{py} {pw}x{ph}"
+    );
+    assert!(
+        above(d, popup, pos),
+        "popup not above the POS window: {:?}",
+        stacking(d)
+    );
     assert_eq!(focus(d), pos.to_string(), "the POS window lost the keyboard focus");
 
     // What the cashier sees, also as the JSON line on stdout.
@@ -125,13 +172,31 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
     assert_eq!(v["rows"][4]["value"], "1\u{a0}234,50\u{a0}Kč");
     assert!(!json_line.contains("1900123456789012"), "full card number on stdout");
     // The tray starts under Xvfb (no StatusNotifier host needed).
-    assert!(stderr().contains("tray icon started"), "tray did not start:\n{}", stderr());
+    assert!(
+        stderr().contains("tray icon started"),
+        "tray did not start:\n{}",
+        stderr()
+    );
 
     // Screenshot: the popup area is not blank (many colours: anti-aliased text on white).
     let shot = shots_dir().join("popup-cs.png");
-    assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()]).status.success());
+    assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()])
+        .status
+        .success());
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "screenshot too small");
-    let colours = x_stdout(d, "convert", &[shot.to_str().unwrap(), "-crop", &format!("{pw}x{ph}+{px}+{py}"), "+repage", "-format", "%k", "info:"]);
+    let colours = x_stdout(
+        d,
+        "convert",
+        &[
+            shot.to_str().unwrap(),
+            "-crop",
+            &format!("{pw}x{ph}+{px}+{py}"),
+            "+repage",
+            "-format",
+            "%k",
+            "info:",
+        ],
+    );
     let colours: u32 = colours.parse().unwrap_or_else(|_| panic!("convert said {colours:?}"));
     assert!(colours > 20, "popup area looks blank ({colours} colours)");
     eprintln!("screenshot: {}", shot.display());
@@ -141,14 +206,20 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
     assert!(x(d, "xdotool", &["windowraise", &pos.to_string()]).status.success());
     assert!(wait_for(Duration::from_secs(5), || above(d, pos, popup).then_some(())).is_some());
     let (out2, err2) = (tmp.path().join("out2.txt"), tmp.path().join("err2.txt"));
-    let mut second = agent(d, &runtime, &["--payment-last4", "9999"], &out2, &err2).spawn().unwrap();
+    let mut second = agent(d, &runtime, &["--payment-last4", "9999"], &out2, &err2)
+        .spawn()
+        .unwrap();
     let status = wait_for(Duration::from_secs(20), || second.try_wait().unwrap());
     let status = status.unwrap_or_else(|| {
         let _ = second.kill();
         panic!("second instance did not exit")
     });
     assert!(status.success());
-    assert!(std::fs::read_to_string(&err2).unwrap().contains("already runs"), "{}", std::fs::read_to_string(&err2).unwrap());
+    assert!(
+        std::fs::read_to_string(&err2).unwrap().contains("already runs"),
+        "{}",
+        std::fs::read_to_string(&err2).unwrap()
+    );
     assert!(
         wait_for(Duration::from_secs(10), || above(d, popup, pos).then_some(())).is_some(),
         "last popup not shown on top again: {:?}\nagent stderr:\n{}",
@@ -164,9 +235,14 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
     assert_eq!(focus(d), pos.to_string());
 
     // Shown again by a third start; a click hides it; the POS keeps the focus.
-    let status = agent(d, &runtime, &["--payment-last4", "9999"], &out2, &err2).status().unwrap();
+    let status = agent(d, &runtime, &["--payment-last4", "9999"], &out2, &err2)
+        .status()
+        .unwrap();
     assert!(status.success());
-    assert!(wait_for(Duration::from_secs(10), || info(d, popup).4.then_some(())).is_some(), "not re-shown");
+    assert!(
+        wait_for(Duration::from_secs(10), || info(d, popup).4.then_some(())).is_some(),
+        "not re-shown"
+    );
     std::thread::sleep(Duration::from_millis(300));
     let (cx, cy) = ((px + pw / 2).to_string(), (py + ph / 2).to_string());
     assert!(x(d, "xdotool", &["mousemove", &cx, &cy, "click", "1"]).status.success());
@@ -184,33 +260,64 @@ fn popup_hides_by_itself_and_warns_for_a_payment_card() {
     let (out, err) = (tmp.path().join("out.txt"), tmp.path().join("err.txt"));
     let mut gui = Proc::spawn(
         "till-agent",
-        &mut agent(d, tmp.path(), &["--payment-last4", "4111111111111111", "--lang", "hr", "--hide-after", "2", "--no-tray"], &out, &err),
+        &mut agent(
+            d,
+            tmp.path(),
+            &[
+                "--payment-last4",
+                "4111111111111111",
+                "--lang",
+                "hr",
+                "--hide-after",
+                "2",
+                "--no-tray",
+            ],
+            &out,
+            &err,
+        ),
     );
     let popup = wait_for(Duration::from_secs(30), || {
         let w = find_window(d, "till-agent popup")?;
         info(d, w).4.then_some(w)
     })
     .unwrap_or_else(|| panic!("no popup: {}", std::fs::read_to_string(&err).unwrap_or_default()));
-    let v: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().lines().next().unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&out).unwrap().lines().next().unwrap()).unwrap();
     assert_eq!(v["kind"], "payment_card");
     assert_eq!(v["title"], "Platna kartica!");
     assert_eq!(v["card"], "…1111");
     let shot = shots_dir().join("popup-hr-payment.png");
-    assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()]).status.success());
+    assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()])
+        .status
+        .success());
     let hidden = wait_for(Duration::from_secs(10), || (!info(d, popup).4).then_some(()));
     assert!(hidden.is_some(), "popup did not hide after 2 s");
     // SIGTERM ends it (popup-demo keeps no bus sender: its GUI bridge once stopped listening
     // for the signal when the bus closed, and the process ignored SIGTERM)
-    assert!(Command::new("kill").args(["-TERM", &gui.child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &gui.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let st = wait_for(Duration::from_secs(10), || gui.child.try_wait().ok().flatten());
-    assert!(st.is_some_and(|s| s.success()), "popup-demo did not stop on SIGTERM: {st:?}\n{}", std::fs::read_to_string(&err).unwrap_or_default());
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "popup-demo did not stop on SIGTERM: {st:?}\n{}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
 }
 
 #[test]
 fn popup_demo_without_display_falls_back_to_headless_json() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(bin("till-agent"))
-        .args(["popup-demo", "--quote", fixture("ui/quote-customer-cs.json").to_str().unwrap(), "--lang", "en"])
+        .args([
+            "popup-demo",
+            "--quote",
+            fixture("ui/quote-customer-cs.json").to_str().unwrap(),
+            "--lang",
+            "en",
+        ])
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
         .env("XDG_RUNTIME_DIR", tmp.path())
@@ -224,7 +331,11 @@ fn popup_demo_without_display_falls_back_to_headless_json() {
     assert_eq!(v["rows"][1]["value"], "5%");
     assert_eq!(v["rows"][4]["value"], "CZK\u{a0}1,234.50");
     assert_eq!(v["offline"], "Offline, as of 2026-11-22 18:30");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no GUI"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no GUI"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A till in `dir` for the GUI agent: offline (nothing listens on port 9: the GUI must not care),
@@ -246,7 +357,12 @@ fn offline_till(dir: &Path, hide_secs: u32) -> PathBuf {
 /// `till-agent run` (the GUI agent) for the till in `dir` on display `d`.
 fn gui_run(d: &str, dir: &Path, runtime: &Path) -> Command {
     let mut c = Command::new(bin("till-agent"));
-    c.arg("--config").arg(dir.join("agent.toml")).arg("run").env("DISPLAY", d).env("XDG_RUNTIME_DIR", runtime).env("TILL_AGENT_TOKEN", "not-used-offline");
+    c.arg("--config")
+        .arg(dir.join("agent.toml"))
+        .arg("run")
+        .env("DISPLAY", d)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .env("TILL_AGENT_TOKEN", "not-used-offline");
     c
 }
 
@@ -265,7 +381,9 @@ fn agent_run_gui_tray_menu_windows_and_clean_stop() {
         .spawn()
         .unwrap();
     let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
-    let started = wait_for(Duration::from_secs(30), || stderr().contains("tray icon started").then_some(()));
+    let started = wait_for(Duration::from_secs(30), || {
+        stderr().contains("tray icon started").then_some(())
+    });
     if started.is_none() {
         let _ = agent_proc.kill();
         panic!("GUI did not start:\n{}", stderr());
@@ -277,12 +395,19 @@ fn agent_run_gui_tray_menu_windows_and_clean_stop() {
             .env("XDG_RUNTIME_DIR", &runtime)
             .output()
             .unwrap();
-        assert!(out.status.success(), "menu {id}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "menu {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     // A second start (the Start-menu shortcut clicked again) only activates the first: it exits
     // at once without starting a second background (no second watcher, readers or replicator).
     let second = gui_run(d, dir, &runtime).output().unwrap();
-    assert!(second.status.success() && String::from_utf8_lossy(&second.stderr).contains("already running"), "{second:?}");
+    assert!(
+        second.status.success() && String::from_utf8_lossy(&second.stderr).contains("already running"),
+        "{second:?}"
+    );
     let starts: i64 = rusqlite::Connection::open(dir.join("outbox.db"))
         .unwrap()
         .query_row("SELECT COUNT(*) FROM sync_log WHERE kind = 'start'", [], |r| r.get(0))
@@ -294,15 +419,24 @@ fn agent_run_gui_tray_menu_windows_and_clean_stop() {
     let log_win = wait_for(Duration::from_secs(15), || find_window(d, "Protokol synchronizace"));
     assert!(log_win.is_some(), "sync-log window did not open:\n{}", stderr());
     menu("about");
-    assert!(wait_for(Duration::from_secs(15), || find_window(d, "O programu")).is_some(), "About did not open");
+    assert!(
+        wait_for(Duration::from_secs(15), || find_window(d, "O programu")).is_some(),
+        "About did not open"
+    );
     std::thread::sleep(Duration::from_millis(800));
     let shot = shots_dir().join("run-synclog-about-cs.png");
-    assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()]).status.success());
+    assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()])
+        .status
+        .success());
     menu("show_last"); // no customer yet: a log line, no crash
     menu("sync_now");
 
     // SIGTERM: the GUI closes, the runtime flushes, exit 0.
-    assert!(Command::new("kill").args(["-TERM", &agent_proc.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &agent_proc.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let status = wait_for(Duration::from_secs(20), || agent_proc.try_wait().unwrap());
     let status = status.unwrap_or_else(|| {
         let _ = agent_proc.kill();
@@ -341,13 +475,21 @@ fn agent_gui_reader_test_window_shows_keys_and_decisions_masked() {
         s
     };
     let reader_lines = || -> Vec<String> {
-        log().lines().filter(|l| l.contains("till_agent::reader_test:")).map(|l| l.split("till_agent::reader_test: ").nth(1).unwrap_or("").to_string()).collect()
+        log()
+            .lines()
+            .filter(|l| l.contains("till_agent::reader_test:"))
+            .map(|l| l.split("till_agent::reader_test: ").nth(1).unwrap_or("").to_string())
+            .collect()
     };
     let kill = |p: &mut std::process::Child| {
         let _ = p.kill();
         let _ = p.wait();
     };
-    if wait_for(Duration::from_secs(30), || stderr().contains("tray icon started").then_some(())).is_none() {
+    if wait_for(Duration::from_secs(30), || {
+        stderr().contains("tray icon started").then_some(())
+    })
+    .is_none()
+    {
         kill(&mut agent_proc);
         panic!("GUI did not start:\n{}", stderr());
     }
@@ -376,23 +518,44 @@ fn agent_gui_reader_test_window_shows_keys_and_decisions_masked() {
     std::thread::sleep(Duration::from_secs(1));
     typ("8", card);
     std::thread::sleep(Duration::from_millis(800));
-    assert!(reader_lines().is_empty(), "reader-test lines while no test runs:\n{}", log());
+    assert!(
+        reader_lines().is_empty(),
+        "reader-test lines while no test runs:\n{}",
+        log()
+    );
 
-    let out = Command::new(bin("till-agent")).args(["popup-demo", "--menu", "reader_test"]).env("DISPLAY", d).env("XDG_RUNTIME_DIR", &runtime).output().unwrap();
-    assert!(out.status.success(), "menu reader_test: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin("till-agent"))
+        .args(["popup-demo", "--menu", "reader_test"])
+        .env("DISPLAY", d)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "menu reader_test: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let win = wait_for(Duration::from_secs(15), || find_window(d, "^Test "));
     let Some(win) = win else {
         kill(&mut agent_proc);
         panic!("Reader-test window did not open:\n{}", stderr());
     };
-    assert!(wait_for(Duration::from_secs(10), || stderr().contains("reader test on").then_some(())).is_some(), "{}", stderr());
+    assert!(
+        wait_for(Duration::from_secs(10), || stderr()
+            .contains("reader test on")
+            .then_some(()))
+        .is_some(),
+        "{}",
+        stderr()
+    );
 
     // A card at scanner speed (8 ms/key), then a person typing 12ab at 150 ms/key.
     typ("8", card);
     typ("150", "12ab");
     let got = wait_for(Duration::from_secs(15), || {
         let l = reader_lines();
-        (l.iter().any(|l| l.starts_with("SCAN x11:")) && l.iter().any(|l| l.starts_with("not a scan (x11:"))).then_some(l)
+        (l.iter().any(|l| l.starts_with("SCAN x11:")) && l.iter().any(|l| l.starts_with("not a scan (x11:")))
+            .then_some(l)
     });
     let Some(lines) = got else {
         kill(&mut agent_proc);
@@ -400,21 +563,41 @@ fn agent_gui_reader_test_window_shows_keys_and_decisions_masked() {
     };
     std::thread::sleep(Duration::from_millis(800));
     let shot = shots_dir().join("reader-test-window-cs.png");
-    assert!(x(d, "import", &["-window", &win.to_string(), shot.to_str().unwrap()]).status.success());
+    assert!(x(d, "import", &["-window", &win.to_string(), shot.to_str().unwrap()])
+        .status
+        .success());
     // The window shows them: its area below the title and button is no longer blank.
     let ink = |file: &Path| -> f64 {
         let out = Command::new("convert")
             .arg(file)
-            .args(["-crop", "700x300+0+70", "-colorspace", "Gray", "-format", "%[fx:minima]", "info:"])
+            .args([
+                "-crop",
+                "700x300+0+70",
+                "-colorspace",
+                "Gray",
+                "-format",
+                "%[fx:minima]",
+                "info:",
+            ])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("convert: {out:?}"))
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("convert: {out:?}"))
     };
-    assert!(ink(&shot) < 0.5, "no text in the Reader-test window ({})", shot.display());
+    assert!(
+        ink(&shot) < 0.5,
+        "no text in the Reader-test window ({})",
+        shot.display()
+    );
     let text = lines.join("\n");
     println!("{text}");
     let scan = lines.iter().find(|l| l.starts_with("SCAN x11:")).unwrap();
-    assert!(scan.contains("by timing: 16 chars") && scan.contains("→ loyalty card 1900-****-****-9012"), "{scan}");
+    assert!(
+        scan.contains("by timing: 16 chars") && scan.contains("→ loyalty card 1900-****-****-9012"),
+        "{scan}"
+    );
     let not_scan = lines.iter().find(|l| l.starts_with("not a scan (x11:")).unwrap();
     assert!(not_scan.contains("human typing"), "{not_scan}");
     let keys: Vec<&String> = lines.iter().filter(|l| l.trim_start().starts_with("x11:")).collect();
@@ -423,25 +606,52 @@ fn agent_gui_reader_test_window_shows_keys_and_decisions_masked() {
     assert!(keys.iter().any(|l| l.contains("KEY_ENTER")), "{text}");
     assert!(keys.iter().any(|l| l.contains(" ms")), "gaps shown: {text}");
     // The card number is nowhere: not in the reader-test lines, not in the log, not on stderr.
-    for (name, s) in [("reader-test lines", text.clone()), ("log file", log()), ("stderr", stderr())] {
-        assert!(!s.contains(card) && !s.contains("KEY_1 ") && !s.contains("'1'"), "{name} shows the digits:\n{s}");
+    for (name, s) in [
+        ("reader-test lines", text.clone()),
+        ("log file", log()),
+        ("stderr", stderr()),
+    ] {
+        assert!(
+            !s.contains(card) && !s.contains("KEY_1 ") && !s.contains("'1'"),
+            "{name} shows the digits:\n{s}"
+        );
     }
 
     // Close the window with its button (below the title): the test stops, keys are quiet again.
-    assert!(x(d, "xdotool", &["mousemove", "--window", &win.to_string(), "30", "48", "click", "1"]).status.success());
-    if wait_for(Duration::from_secs(10), || stderr().contains("reader test off").then_some(())).is_none() {
+    assert!(x(
+        d,
+        "xdotool",
+        &["mousemove", "--window", &win.to_string(), "30", "48", "click", "1"]
+    )
+    .status
+    .success());
+    if wait_for(Duration::from_secs(10), || {
+        stderr().contains("reader test off").then_some(())
+    })
+    .is_none()
+    {
         let shot = shots_dir().join("reader-test-close-failed.png");
         let _ = x(d, "import", &["-window", "root", shot.to_str().unwrap()]);
         kill(&mut agent_proc);
         panic!("closing the Reader-test window did not stop the test:\n{}", stderr());
     }
-    assert!(wait_for(Duration::from_secs(10), || find_window(d, "^Test ").is_none().then_some(())).is_some(), "window still there");
+    assert!(
+        wait_for(Duration::from_secs(10), || find_window(d, "^Test ")
+            .is_none()
+            .then_some(()))
+        .is_some(),
+        "window still there"
+    );
     let n = reader_lines().len();
     typ("8", card);
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(reader_lines().len(), n, "reader-test lines after the window closed");
 
-    assert!(Command::new("kill").args(["-TERM", &agent_proc.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &agent_proc.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let status = wait_for(Duration::from_secs(20), || agent_proc.try_wait().unwrap());
     if status.is_none() {
         kill(&mut agent_proc);

@@ -25,7 +25,13 @@ const PROGRAM_DIR: &str = "Program Files/TillAgent";
 const DATA_DIR: &str = "ProgramData/TillAgent";
 
 pub(crate) fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 pub(crate) fn run_ok(what: &str, cmd: &mut Command) -> Output {
@@ -46,7 +52,10 @@ pub(crate) fn windows_exe() -> PathBuf {
         return PathBuf::from(p);
     }
     let target = bin_dir().parent().expect("target dir").to_path_buf();
-    let exe = target.join("x86_64-pc-windows-gnu").join("debug").join("till-agent.exe");
+    let exe = target
+        .join("x86_64-pc-windows-gnu")
+        .join("debug")
+        .join("till-agent.exe");
     assert!(
         exe.exists(),
         "{} not found: build it with `cargo build -p till-agent --target x86_64-pc-windows-gnu` (scripts/test.sh does)",
@@ -59,21 +68,40 @@ pub(crate) fn windows_exe() -> PathBuf {
 fn build_msi(exe: &Path, version: &str, out: &Path) -> PathBuf {
     let o = run_ok(
         "scripts/build-msi.sh",
-        Command::new(repo_root().join("scripts/build-msi.sh")).arg("--exe").arg(exe).arg("--version").arg(version).arg("--out").arg(out),
+        Command::new(repo_root().join("scripts/build-msi.sh"))
+            .arg("--exe")
+            .arg(exe)
+            .arg("--version")
+            .arg(version)
+            .arg("--out")
+            .arg(out),
     );
-    let msi = PathBuf::from(String::from_utf8_lossy(&o.stdout).lines().last().expect("msi path").trim());
+    let msi = PathBuf::from(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .expect("msi path")
+            .trim(),
+    );
     assert!(msi.exists(), "{} missing", msi.display());
     msi
 }
 
 fn msiinfo_export(msi: &Path, table: &str) -> String {
-    let o = run_ok(&format!("msiinfo export {table}"), Command::new("msiinfo").arg("export").arg(msi).arg(table));
+    let o = run_ok(
+        &format!("msiinfo export {table}"),
+        Command::new("msiinfo").arg("export").arg(msi).arg(table),
+    );
     String::from_utf8_lossy(&o.stdout).replace("\r\n", "\n")
 }
 
 /// Rows of an exported table (the first three lines are column names, types and the key line).
 fn rows(table_text: &str) -> Vec<Vec<String>> {
-    table_text.lines().skip(3).map(|l| l.split('\t').map(str::to_string).collect()).collect()
+    table_text
+        .lines()
+        .skip(3)
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
 }
 
 /// A throwaway Wine prefix with the ProcessPrng shim and a persistent wineserver.
@@ -87,8 +115,15 @@ pub(crate) struct Wine {
 
 impl Wine {
     pub(crate) fn create(work: &Path, display: &str) -> Wine {
-        let prefix = tempfile::Builder::new().prefix("wineprefix-").tempdir().expect("prefix dir");
-        let mut w = Wine { prefix, server: None, display: display.to_string() };
+        let prefix = tempfile::Builder::new()
+            .prefix("wineprefix-")
+            .tempdir()
+            .expect("prefix dir");
+        let mut w = Wine {
+            prefix,
+            server: None,
+            display: display.to_string(),
+        };
         let t = Instant::now();
         run_ok("wineboot -i", w.cmd("wineboot").arg("-i"));
         w.wait_server();
@@ -113,20 +148,38 @@ impl Wine {
         let dll = w.drive_c().join("windows/system32/bcryptprimitives.dll");
         run_ok(
             "x86_64-w64-mingw32-gcc (ProcessPrng shim)",
-            Command::new("x86_64-w64-mingw32-gcc").args(["-shared", "-O2", "-s", "-o"]).arg(&dll).arg(&src).arg("-ladvapi32"),
+            Command::new("x86_64-w64-mingw32-gcc")
+                .args(["-shared", "-O2", "-s", "-o"])
+                .arg(&dll)
+                .arg(&src)
+                .arg("-ladvapi32"),
         );
         // wine 8 has no builtin bcryptprimitives, so the native DLL in system32 is used without an
         // override; say so explicitly anyway in case a later wine adds a builtin without ProcessPrng.
         run_ok(
             "reg add DllOverrides",
-            w.cmd("reg").args(["add", r"HKCU\Software\Wine\DllOverrides", "/v", "bcryptprimitives", "/d", "native,builtin", "/f"]),
+            w.cmd("reg").args([
+                "add",
+                r"HKCU\Software\Wine\DllOverrides",
+                "/v",
+                "bcryptprimitives",
+                "/d",
+                "native,builtin",
+                "/f",
+            ]),
         );
         // keep one wineserver (foreground child, persistent) for the whole test: every `wine` call
         // then starts in a fraction of a second
         w.wait_server();
         // its object dumps (a process killed mid-I/O) go to a log in the prefix, not the test output
         let log = std::fs::File::create(w.prefix.path().join("wineserver.log")).expect("wineserver.log");
-        w.server = Some(Proc::spawn("wineserver", w.server_cmd().args(["-f", "-p"]).stdout(log.try_clone().unwrap()).stderr(log)));
+        w.server = Some(Proc::spawn(
+            "wineserver",
+            w.server_cmd()
+                .args(["-f", "-p"])
+                .stdout(log.try_clone().unwrap())
+                .stderr(log),
+        ));
         w
     }
 
@@ -161,7 +214,11 @@ impl Wine {
 
     /// `reg query KEY /v NAME` → the value's data, None when the key or value is absent.
     fn reg_value(&self, key: &str, name: &str) -> Option<String> {
-        let o = self.cmd("reg").args(["query", key, "/v", name]).output().expect("wine reg");
+        let o = self
+            .cmd("reg")
+            .args(["query", key, "/v", name])
+            .output()
+            .expect("wine reg");
         if !o.status.success() {
             return None;
         }
@@ -210,12 +267,23 @@ pub(crate) fn win_path(p: &Path) -> String {
 
 /// `till-agent.exe status --json` (run inside the prefix).
 fn status(wine: &Wine) -> serde_json::Value {
-    let o = run_ok("till-agent.exe status --json", wine.agent(&["status", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()));
+    let o = run_ok(
+        "till-agent.exe status --json",
+        wine.agent(&["status", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let text = String::from_utf8_lossy(&o.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {text}"))
 }
 
-fn wait_status(wine: &Wine, log: &Path, what: &str, timeout: Duration, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+fn wait_status(
+    wine: &Wine,
+    log: &Path,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let start = Instant::now();
     loop {
         let s = status(wine);
@@ -224,8 +292,19 @@ fn wait_status(wine: &Wine, log: &Path, what: &str, timeout: Duration, ok: impl 
         }
         if start.elapsed() > timeout {
             let log_text = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = log_text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
-            panic!("timed out waiting for {what}; last status: {s:#}\nagent stderr ({}):\n{}", log.display(), tail.join("\n"));
+            let tail: Vec<&str> = log_text
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!(
+                "timed out waiting for {what}; last status: {s:#}\nagent stderr ({}):\n{}",
+                log.display(),
+                tail.join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(1000));
     }
@@ -235,8 +314,15 @@ fn wait_status(wine: &Wine, log: &Path, what: &str, timeout: Duration, ok: impl 
 /// Run the installed agent headless (stderr to `log`) until `sent` items are sent and none is
 /// queued or dead-lettered; then stop it.
 fn run_until_sent(wine: &Wine, log: &Path, what: &str, sent: u64) {
-    let mut agent = Proc::spawn("till-agent.exe run --headless", wine.agent(&["run", "--headless"]).stdout(Stdio::null()).stderr(std::fs::File::create(log).unwrap()));
-    let s = wait_status(wine, log, what, Duration::from_secs(90), |s| s["sent"].as_u64() >= Some(sent) && s["queue_depth"].as_u64() == Some(0));
+    let mut agent = Proc::spawn(
+        "till-agent.exe run --headless",
+        wine.agent(&["run", "--headless"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap()),
+    );
+    let s = wait_status(wine, log, what, Duration::from_secs(90), |s| {
+        s["sent"].as_u64() >= Some(sent) && s["queue_depth"].as_u64() == Some(0)
+    });
     assert_eq!(s["dead_letters"].as_u64(), Some(0), "{s:#}");
     agent.kill();
     wine.wait_idle();
@@ -268,25 +354,46 @@ fn start_server(db: &Path, port: u16) -> Proc {
             .stderr(Stdio::null()),
     );
     let url = format!("http://127.0.0.1:{port}/healthz");
-    wait_for(Duration::from_secs(20), || reqwest::blocking::get(&url).ok().filter(|r| r.status().is_success()))
-        .expect("server-stub did not come up");
+    wait_for(Duration::from_secs(20), || {
+        reqwest::blocking::get(&url).ok().filter(|r| r.status().is_success())
+    })
+    .expect("server-stub did not come up");
     p
 }
 
 /// (VmRSS, RssAnon) of a process in KiB.
 fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> { s.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok() };
+    let field = |name: &str| -> Option<u64> {
+        s.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
     Some((field("VmRSS:")?, field("RssAnon:")?))
 }
 
 #[test]
 fn wine_msi_install_run_upgrade_uninstall() {
     if !have("wine") {
-        eprintln!("SKIPPED wine_msi_install_run_upgrade_uninstall: `wine` is not installed (scripts/setup.sh installs it)");
+        eprintln!(
+            "SKIPPED wine_msi_install_run_upgrade_uninstall: `wine` is not installed (scripts/setup.sh installs it)"
+        );
         return;
     }
-    for tool in ["wixl", "msiinfo", "x86_64-w64-mingw32-gcc", "wineserver", "Xvfb", "xdpyinfo", "xdotool", "import", "convert"] {
+    for tool in [
+        "wixl",
+        "msiinfo",
+        "x86_64-w64-mingw32-gcc",
+        "wineserver",
+        "Xvfb",
+        "xdpyinfo",
+        "xdotool",
+        "import",
+        "convert",
+    ] {
         assert!(have(tool), "{tool} not found: run scripts/setup.sh");
     }
     let work = tempfile::tempdir().unwrap();
@@ -300,30 +407,56 @@ fn wine_msi_install_run_upgrade_uninstall() {
     let msi1 = build_msi(&exe, &v1, &work.path().join("msi1"));
     let msi2 = build_msi(&exe, &v2, &work.path().join("msi2"));
     let size = std::fs::metadata(&msi1).unwrap().len();
-    eprintln!("figure: MSI size {} bytes ({:.1} MiB; exe {} bytes, debug build)", size, size as f64 / 1048576.0, std::fs::metadata(&exe).unwrap().len());
+    eprintln!(
+        "figure: MSI size {} bytes ({:.1} MiB; exe {} bytes, debug build)",
+        size,
+        size as f64 / 1048576.0,
+        std::fs::metadata(&exe).unwrap().len()
+    );
 
     // --- the MSI's tables
     let props = msiinfo_export(&msi1, "Property");
     let prop = |name: &str| rows(&props).into_iter().find(|r| r[0] == name).map(|r| r[1].clone());
     assert_eq!(prop("ALLUSERS").as_deref(), Some("1"), "per-machine install\n{props}");
     assert_eq!(prop("ProductVersion").as_deref(), Some(v1.as_str()));
-    assert_eq!(prop("MsiHiddenProperties").as_deref(), Some("TILL_TOKEN"), "the token must stay out of MSI logs");
+    assert_eq!(
+        prop("MsiHiddenProperties").as_deref(),
+        Some("TILL_TOKEN"),
+        "the token must stay out of MSI logs"
+    );
     let upgrade_code = prop("UpgradeCode").expect("UpgradeCode");
-    assert_eq!(msiinfo_export(&msi2, "Property").lines().find(|l| l.starts_with("UpgradeCode\t")).map(|l| l[12..].to_string()), Some(upgrade_code.clone()), "fixed UpgradeCode");
+    assert_eq!(
+        msiinfo_export(&msi2, "Property")
+            .lines()
+            .find(|l| l.starts_with("UpgradeCode\t"))
+            .map(|l| l[12..].to_string()),
+        Some(upgrade_code.clone()),
+        "fixed UpgradeCode"
+    );
     let upgrade = rows(&msiinfo_export(&msi1, "Upgrade"));
     // UpgradeCode VersionMin VersionMax Language Attributes Remove ActionProperty
     assert!(
-        upgrade.iter().any(|r| r[0] == upgrade_code && r[1].is_empty() && r[2] == v1 && r[6] == "WIX_UPGRADE_DETECTED"),
+        upgrade
+            .iter()
+            .any(|r| r[0] == upgrade_code && r[1].is_empty() && r[2] == v1 && r[6] == "WIX_UPGRADE_DETECTED"),
         "older versions are upgraded: {upgrade:?}"
     );
     assert!(
-        upgrade.iter().any(|r| r[0] == upgrade_code && r[1] == v1 && r[6] == "WIX_DOWNGRADE_DETECTED"),
+        upgrade
+            .iter()
+            .any(|r| r[0] == upgrade_code && r[1] == v1 && r[6] == "WIX_DOWNGRADE_DETECTED"),
         "newer versions are detected: {upgrade:?}"
     );
     let launch = msiinfo_export(&msi1, "LaunchCondition");
-    assert!(launch.contains("NOT WIX_DOWNGRADE_DETECTED\tA newer version of Till Agent is already installed"), "{launch}");
+    assert!(
+        launch.contains("NOT WIX_DOWNGRADE_DETECTED\tA newer version of Till Agent is already installed"),
+        "{launch}"
+    );
     let seq = msiinfo_export(&msi1, "InstallExecuteSequence");
-    assert!(seq.lines().any(|l| l.starts_with("RemoveExistingProducts\t")), "major upgrade removes the old product\n{seq}");
+    assert!(
+        seq.lines().any(|l| l.starts_with("RemoveExistingProducts\t")),
+        "major upgrade removes the old product\n{seq}"
+    );
     let registry = rows(&msiinfo_export(&msi1, "Registry"));
     // Registry Root Key Name Value Component_ ; Root 2 = HKLM
     assert!(
@@ -333,32 +466,74 @@ fn wine_msi_install_run_upgrade_uninstall() {
             && r[4] == r#""[INSTALLDIR]till-agent.exe" run"#),
         "HKLM Run autostart: {registry:?}"
     );
-    for (name, value) in [("ServerUrl", "[SERVER_URL]"), ("StoreId", "[STORE_ID]"), ("TillId", "[TILL_ID]"), ("ExportDir", "[EXPORT_DIR]"), ("TillToken", "[TILL_TOKEN]")] {
-        assert!(registry.iter().any(|r| r[1] == "2" && r[2] == r"Software\TillAgent" && r[3] == name && r[4] == value), "{name}: {registry:?}");
+    for (name, value) in [
+        ("ServerUrl", "[SERVER_URL]"),
+        ("StoreId", "[STORE_ID]"),
+        ("TillId", "[TILL_ID]"),
+        ("ExportDir", "[EXPORT_DIR]"),
+        ("TillToken", "[TILL_TOKEN]"),
+    ] {
+        assert!(
+            registry
+                .iter()
+                .any(|r| r[1] == "2" && r[2] == r"Software\TillAgent" && r[3] == name && r[4] == value),
+            "{name}: {registry:?}"
+        );
     }
     let files = rows(&msiinfo_export(&msi1, "File"));
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0][2], "till-agent.exe");
-    assert_eq!(files[0][3], std::fs::metadata(&exe).unwrap().len().to_string(), "the exe's size");
+    assert_eq!(
+        files[0][3],
+        std::fs::metadata(&exe).unwrap().len().to_string(),
+        "the exe's size"
+    );
     let dirs = rows(&msiinfo_export(&msi1, "Directory"));
-    assert!(dirs.iter().any(|r| r[0] == "INSTALLDIR" && r[1] == "ProgramFiles64Folder" && r[2] == "TillAgent"), "{dirs:?}");
-    assert!(!dirs.iter().any(|r| r[0].contains("CommonAppData")), "no component may live in ProgramData: {dirs:?}");
+    assert!(
+        dirs.iter()
+            .any(|r| r[0] == "INSTALLDIR" && r[1] == "ProgramFiles64Folder" && r[2] == "TillAgent"),
+        "{dirs:?}"
+    );
+    assert!(
+        !dirs.iter().any(|r| r[0].contains("CommonAppData")),
+        "no component may live in ProgramData: {dirs:?}"
+    );
     let shortcuts = rows(&msiinfo_export(&msi1, "Shortcut"));
-    assert!(shortcuts.iter().any(|r| r[1] == "ProgramMenuFolder" && r[2] == "Till Agent" && r[4] == "[INSTALLDIR]till-agent.exe"), "{shortcuts:?}");
+    assert!(
+        shortcuts
+            .iter()
+            .any(|r| r[1] == "ProgramMenuFolder" && r[2] == "Till Agent" && r[4] == "[INSTALLDIR]till-agent.exe"),
+        "{shortcuts:?}"
+    );
     let suminfo = run_ok("msiinfo suminfo", Command::new("msiinfo").arg("suminfo").arg(&msi1));
-    assert!(String::from_utf8_lossy(&suminfo.stdout).contains("Template: x64;1033"), "64-bit package");
+    assert!(
+        String::from_utf8_lossy(&suminfo.stdout).contains("Template: x64;1033"),
+        "64-bit package"
+    );
 
     // --- the server and this till's token
     let server_db = work.path().join("server.db");
     let o = run_ok(
         "server-stub till add",
-        Command::new(bin("server-stub")).args(["till", "add", "--db"]).arg(&server_db).args(["--store", STORE, "--till", TILL]),
+        Command::new(bin("server-stub"))
+            .args(["till", "add", "--db"])
+            .arg(&server_db)
+            .args(["--store", STORE, "--till", TILL]),
     );
-    let token = String::from_utf8_lossy(&o.stdout).lines().last().expect("token line").trim().to_string();
+    let token = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .expect("token line")
+        .trim()
+        .to_string();
     assert!(token.len() >= 16, "token {token:?}");
     run_ok(
         "server-stub seed",
-        Command::new(bin("server-stub")).args(["seed", "--db"]).arg(&server_db).arg(fixture("seed/demo.json")).stdout(Stdio::null()),
+        Command::new(bin("server-stub"))
+            .args(["seed", "--db"])
+            .arg(&server_db)
+            .arg(fixture("seed/demo.json"))
+            .stdout(Stdio::null()),
     );
     let port = free_port();
     let mut server = start_server(&server_db, port);
@@ -390,16 +565,34 @@ fn wine_msi_install_run_upgrade_uninstall() {
         "autostart for every user"
     );
     assert_eq!(wine.reg_value(SETTINGS_KEY, "StoreId").as_deref(), Some(STORE));
-    assert!(wine.reg_value(SETTINGS_KEY, "TillToken").is_some(), "token handed over through the registry");
+    assert!(
+        wine.reg_value(SETTINGS_KEY, "TillToken").is_some(),
+        "token handed over through the registry"
+    );
     // wine's msi puts per-machine shortcuts into the user's Start menu (Windows uses the all-users one)
     let shortcut_found = ["ProgramData/Microsoft/Windows/Start Menu/Programs/Till Agent.lnk"]
         .iter()
         .map(|p| wine.drive_c().join(p))
-        .chain(std::fs::read_dir(wine.drive_c().join("users")).unwrap().flatten().map(|u| u.path().join("AppData/Roaming/Microsoft/Windows/Start Menu/Programs/Till Agent.lnk")))
+        .chain(
+            std::fs::read_dir(wine.drive_c().join("users"))
+                .unwrap()
+                .flatten()
+                .map(|u| {
+                    u.path()
+                        .join("AppData/Roaming/Microsoft/Windows/Start Menu/Programs/Till Agent.lnk")
+                }),
+        )
         .any(|p| p.exists());
     assert!(shortcut_found, "Start-menu shortcut");
-    let version = run_ok("till-agent.exe version", wine.agent(&["--version"]).stdout(Stdio::piped()));
-    assert!(String::from_utf8_lossy(&version.stdout).contains(&v1), "CLI prints to the caller's console/pipe: {:?}", version);
+    let version = run_ok(
+        "till-agent.exe version",
+        wine.agent(&["--version"]).stdout(Stdio::piped()),
+    );
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains(&v1),
+        "CLI prints to the caller's console/pipe: {:?}",
+        version
+    );
 
     // --- first run: config from the installer settings, token into Credential Manager
     let data = wine.drive_c().join(DATA_DIR);
@@ -407,20 +600,39 @@ fn wine_msi_install_run_upgrade_uninstall() {
     let log1 = work.path().join("agent-run1.log");
     let mut agent = Proc::spawn(
         "till-agent.exe run --headless",
-        wine.agent(&["run", "--headless"]).stdout(Stdio::null()).stderr(std::fs::File::create(&log1).unwrap()),
+        wine.agent(&["run", "--headless"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log1).unwrap()),
     );
-    assert!(wait_for(Duration::from_secs(60), || config.exists().then_some(())).is_some(), "{} not written", config.display());
+    assert!(
+        wait_for(Duration::from_secs(60), || config.exists().then_some(())).is_some(),
+        "{} not written",
+        config.display()
+    );
     let toml_text = std::fs::read_to_string(&config).unwrap();
-    assert!(toml_text.contains(&server_url) && toml_text.contains(STORE) && toml_text.contains(TILL), "{toml_text}");
+    assert!(
+        toml_text.contains(&server_url) && toml_text.contains(STORE) && toml_text.contains(TILL),
+        "{toml_text}"
+    );
     assert!(!toml_text.contains(&token), "the token must not be in agent.toml");
     assert!(
-        wait_for(Duration::from_secs(30), || wine.reg_value(SETTINGS_KEY, "TillToken").is_none().then_some(())).is_some(),
+        wait_for(Duration::from_secs(30), || wine
+            .reg_value(SETTINGS_KEY, "TillToken")
+            .is_none()
+            .then_some(()))
+        .is_some(),
         "TillToken still in the registry after the first run"
     );
 
     // --- a receipt reaches the server
     drop_receipt(&export, "W-0001");
-    let s = wait_status(&wine, &log1, "the first receipt to be sent", Duration::from_secs(90), |s| s["sent"].as_u64() >= Some(1));
+    let s = wait_status(
+        &wine,
+        &log1,
+        "the first receipt to be sent",
+        Duration::from_secs(90),
+        |s| s["sent"].as_u64() >= Some(1),
+    );
     assert_eq!(s["queue_depth"].as_u64(), Some(0), "{s:#}");
     assert_eq!(s["store_id"].as_str(), Some(STORE));
     assert!(export.join("processed").exists(), "processed/ in the export folder");
@@ -428,7 +640,10 @@ fn wine_msi_install_run_upgrade_uninstall() {
     // Idle memory of the installed exe, beside a raw baseline: an idle `cmd.exe` in the same prefix
     // (what any Windows process costs under wine). A figure, not an assertion.
     std::thread::sleep(Duration::from_secs(5));
-    let mut baseline = Proc::spawn("wine cmd.exe (baseline)", wine.cmd("cmd.exe").stdin(Stdio::piped()).stdout(Stdio::null()));
+    let mut baseline = Proc::spawn(
+        "wine cmd.exe (baseline)",
+        wine.cmd("cmd.exe").stdin(Stdio::piped()).stdout(Stdio::null()),
+    );
     std::thread::sleep(Duration::from_secs(3));
     if let (Some((rss, anon)), Some((brss, banon))) = (rss_kib(agent.child.id()), rss_kib(baseline.child.id())) {
         let mib = |k: u64| k as f64 / 1024.0;
@@ -442,7 +657,13 @@ fn wine_msi_install_run_upgrade_uninstall() {
     // --- server down: the next receipt is queued, then the agent stops
     server.kill();
     drop_receipt(&export, "W-0002");
-    wait_status(&wine, &log1, "the second receipt to be queued", Duration::from_secs(60), |s| s["queue_depth"].as_u64() == Some(1));
+    wait_status(
+        &wine,
+        &log1,
+        "the second receipt to be queued",
+        Duration::from_secs(60),
+        |s| s["queue_depth"].as_u64() == Some(1),
+    );
     agent.kill();
     wine.wait_idle();
 
@@ -452,19 +673,50 @@ fn wine_msi_install_run_upgrade_uninstall() {
     let st = wine.msiexec(&["/i", "/qn"], &msi2);
     assert!(st.success(), "upgrade failed: {st}");
     assert!(installed.exists(), "exe after upgrade");
-    assert_eq!(std::fs::read_to_string(&config).unwrap(), toml_text, "upgrade must keep agent.toml");
-    assert!(wine.reg_value(RUN_KEY, "TillAgent").is_some(), "Run value after upgrade");
-    assert_eq!(status(&wine)["queue_depth"].as_u64(), Some(1), "upgrade must keep the queue");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        toml_text,
+        "upgrade must keep agent.toml"
+    );
+    assert!(
+        wine.reg_value(RUN_KEY, "TillAgent").is_some(),
+        "Run value after upgrade"
+    );
+    assert_eq!(
+        status(&wine)["queue_depth"].as_u64(),
+        Some(1),
+        "upgrade must keep the queue"
+    );
     let uninstall_keys = run_ok(
         "reg query Uninstall",
-        wine.cmd("reg").args(["query", r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall", "/s"]).stdout(Stdio::piped()),
+        wine.cmd("reg")
+            .args([
+                "query",
+                r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall",
+                "/s",
+            ])
+            .stdout(Stdio::piped()),
     );
     let uninstall_text = String::from_utf8_lossy(&uninstall_keys.stdout).replace("\r\n", "\n");
     // one block per product key: "HKEY_…\{code}" followed by its values
-    let blocks: Vec<&str> = uninstall_text.split("HKEY_").filter(|b| b.lines().any(|l| l.trim() == "DisplayName    REG_SZ    Till Agent")).collect();
-    assert_eq!(blocks.len(), 1, "exactly one Till Agent product after the upgrade:\n{uninstall_text}");
-    let version_line = blocks[0].lines().map(str::trim).find(|l| l.starts_with("DisplayVersion")).unwrap_or_default();
-    assert!(version_line.ends_with(&v2), "installed version after the upgrade: {version_line:?}");
+    let blocks: Vec<&str> = uninstall_text
+        .split("HKEY_")
+        .filter(|b| b.lines().any(|l| l.trim() == "DisplayName    REG_SZ    Till Agent"))
+        .collect();
+    assert_eq!(
+        blocks.len(),
+        1,
+        "exactly one Till Agent product after the upgrade:\n{uninstall_text}"
+    );
+    let version_line = blocks[0]
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("DisplayVersion"))
+        .unwrap_or_default();
+    assert!(
+        version_line.ends_with(&v2),
+        "installed version after the upgrade: {version_line:?}"
+    );
 
     // --- an older MSI is refused
     let st = wine.msiexec(&["/i", "/qn"], &msi1);
@@ -473,25 +725,60 @@ fn wine_msi_install_run_upgrade_uninstall() {
 
     // --- the queued receipt is delivered after the upgrade, with the token from Credential Manager
     let _server = start_server(&server_db, port);
-    run_until_sent(&wine, &work.path().join("agent-run2.log"), "the queued receipt to be sent after the upgrade", 2);
+    run_until_sent(
+        &wine,
+        &work.path().join("agent-run2.log"),
+        "the queued receipt to be sent after the upgrade",
+        2,
+    );
 
     // --- token rotation by support staff: the server issues this till a new token (the old one
     // stops working at once), `till-agent.exe login --token-stdin` puts it into Credential
     // Manager, and the next receipt is delivered with it
     let o = run_ok(
         "server-stub till add (new token)",
-        Command::new(bin("server-stub")).args(["till", "add", "--db"]).arg(&server_db).args(["--store", STORE, "--till", TILL]),
+        Command::new(bin("server-stub"))
+            .args(["till", "add", "--db"])
+            .arg(&server_db)
+            .args(["--store", STORE, "--till", TILL]),
     );
-    let token2 = String::from_utf8_lossy(&o.stdout).lines().last().expect("token line").trim().to_string();
+    let token2 = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .expect("token line")
+        .trim()
+        .to_string();
     assert!(token2.len() >= 16 && token2 != token, "new token {token2:?}");
-    let mut login = wine.agent(&["login", "--token-stdin"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("wine till-agent.exe login");
-    login.stdin.take().unwrap().write_all(format!("{token2}\n").as_bytes()).unwrap();
+    let mut login = wine
+        .agent(&["login", "--token-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wine till-agent.exe login");
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{token2}\n").as_bytes())
+        .unwrap();
     let out = login.wait_with_output().unwrap();
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("till token stored"), "login: {out:?}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(&token2), "login printed the token");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("till token stored"),
+        "login: {out:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&token2),
+        "login printed the token"
+    );
     wine.wait_idle();
     drop_receipt(&export, "W-0003");
-    run_until_sent(&wine, &work.path().join("agent-run3.log"), "a receipt sent with the token stored by `login`", 3);
+    run_until_sent(
+        &wine,
+        &work.path().join("agent-run3.log"),
+        "a receipt sent with the token stored by `login`",
+        3,
+    );
 
     // --- the installed Windows build's popup renders under wine + Xvfb
     popup_screenshot(&wine, work.path());
@@ -500,33 +787,60 @@ fn wine_msi_install_run_upgrade_uninstall() {
     let st = wine.msiexec(&["/x", "/qn"], &msi2);
     assert!(st.success(), "uninstall failed: {st}");
     assert!(!installed.exists(), "till-agent.exe left after uninstall");
-    assert!(wine.reg_value(RUN_KEY, "TillAgent").is_none(), "Run value left after uninstall");
-    assert!(config.exists() && outbox.exists(), "uninstall must leave {}", data.display());
+    assert!(
+        wine.reg_value(RUN_KEY, "TillAgent").is_none(),
+        "Run value left after uninstall"
+    );
+    assert!(
+        config.exists() && outbox.exists(),
+        "uninstall must leave {}",
+        data.display()
+    );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), toml_text);
 
     // --- the token is nowhere in plain text: not in HKLM\Software, not in the data folder
-    let hklm = run_ok("reg query HKLM\\Software /s", wine.cmd("reg").args(["query", r"HKLM\Software", "/s"]).stdout(Stdio::piped()));
+    let hklm = run_ok(
+        "reg query HKLM\\Software /s",
+        wine.cmd("reg")
+            .args(["query", r"HKLM\Software", "/s"])
+            .stdout(Stdio::piped()),
+    );
     let hklm = String::from_utf8_lossy(&hklm.stdout);
-    assert!(hklm.contains(r"HKEY_LOCAL_MACHINE\Software\Microsoft"), "reg query output looks wrong");
+    assert!(
+        hklm.contains(r"HKEY_LOCAL_MACHINE\Software\Microsoft"),
+        "reg query output looks wrong"
+    );
     assert!(!hklm.contains(&token), "the till token is still in HKLM\\Software");
     // …nor anywhere else in the prefix (msiexec caches, logs, system.reg) except user.reg, where wine
     // keeps its Credential Manager (encrypted there, DPAPI on Windows).
     wine.wait_idle();
     let _ = wine.server_cmd().arg("-k").status(); // flush the registry files
     for t in [&token, &token2] {
-        let grep = Command::new("grep").args(["-rlaF", "--exclude=user.reg", t]).arg(wine.prefix.path()).output().expect("grep");
+        let grep = Command::new("grep")
+            .args(["-rlaF", "--exclude=user.reg", t])
+            .arg(wine.prefix.path())
+            .output()
+            .expect("grep");
         let hits = String::from_utf8_lossy(&grep.stdout);
         assert!(hits.trim().is_empty(), "a till token is in plain text in: {hits}");
     }
     let user_reg = std::fs::read(wine.prefix.path().join("user.reg")).unwrap_or_default();
     eprintln!(
         "wine Credential Manager: token {} in user.reg",
-        if user_reg.windows(token.len()).any(|w| w == token.as_bytes()) { "IN PLAIN TEXT" } else { "not in plain text" }
+        if user_reg.windows(token.len()).any(|w| w == token.as_bytes()) {
+            "IN PLAIN TEXT"
+        } else {
+            "not in plain text"
+        }
     );
     for entry in walk(&data) {
         let bytes = std::fs::read(&entry).unwrap();
         for t in [&token, &token2] {
-            assert!(!bytes.windows(t.len()).any(|w| w == t.as_bytes()), "a till token is in {}", entry.display());
+            assert!(
+                !bytes.windows(t.len()).any(|w| w == t.as_bytes()),
+                "a till token is in {}",
+                entry.display()
+            );
         }
     }
 }
@@ -558,21 +872,38 @@ fn popup_screenshot(wine: &Wine, work: &Path) {
     let (out, err) = (work.join("popup.out"), work.join("popup.err"));
     let quote = win_path(&fixture("ui/quote-customer-cs.json"));
     let mut cmd = wine.agent(&["popup-demo", "--quote", &quote, "--lang", "cs"]);
-    cmd.stdout(std::fs::File::create(&out).unwrap()).stderr(std::fs::File::create(&err).unwrap());
+    cmd.stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
     let _popup_proc = Proc::spawn("till-agent.exe popup-demo", &mut cmd);
     let xdo = |args: &[&str]| -> String {
-        let o = Command::new("xdotool").args(args).env("DISPLAY", &d).output().expect("xdotool");
+        let o = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &d)
+            .output()
+            .expect("xdotool");
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     let win = wait_for(Duration::from_secs(90), || {
-        xdo(&["search", "--onlyvisible", "--name", "till-agent popup"]).lines().next().map(str::to_string).filter(|w| !w.is_empty())
+        xdo(&["search", "--onlyvisible", "--name", "till-agent popup"])
+            .lines()
+            .next()
+            .map(str::to_string)
+            .filter(|w| !w.is_empty())
     })
-    .unwrap_or_else(|| panic!("the popup window never appeared under wine; agent stderr:\n{}", std::fs::read_to_string(&err).unwrap_or_default()));
+    .unwrap_or_else(|| {
+        panic!(
+            "the popup window never appeared under wine; agent stderr:\n{}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        )
+    });
     std::thread::sleep(Duration::from_millis(1500)); // first paint + fit-to-content
-    // "Window 123\n  Position: 548,629 (screen: 0)\n  Geometry: 716x339"
+                                                     // "Window 123\n  Position: 548,629 (screen: 0)\n  Geometry: 716x339"
     let geo = xdo(&["getwindowgeometry", &win]);
     let nums = |key: &str, sep: char| -> (i64, i64) {
-        let l = geo.lines().find(|l| l.trim_start().starts_with(key)).unwrap_or_else(|| panic!("{geo}"));
+        let l = geo
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("{geo}"));
         let v = l.split_once(':').unwrap().1.split_whitespace().next().unwrap();
         let (a, b) = v.split_once(sep).unwrap();
         (a.parse().unwrap(), b.parse().unwrap())
@@ -581,22 +912,47 @@ fn popup_screenshot(wine: &Wine, work: &Path) {
     assert!(w >= 300 && h >= 150, "popup size {w}x{h}");
     // Bottom-right, 16 px from the right and 56 from the bottom of the desktop (= the Xvfb screen;
     // a prefix made without a display gets a 1024x768 desktop instead).
-    assert_eq!((x + w, y + h), (1280 - 16, 1024 - 56), "popup not in the bottom-right corner: {x},{y} {w}x{h}");
+    assert_eq!(
+        (x + w, y + h),
+        (1280 - 16, 1024 - 56),
+        "popup not in the bottom-right corner: {x},{y} {w}x{h}"
+    );
 
     let shots = bin_dir().join("wine-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join("popup-windows-cs.png");
-    let o = Command::new("import").args(["-window", "root"]).arg(&shot).env("DISPLAY", &d).status().expect("import");
+    let o = Command::new("import")
+        .args(["-window", "root"])
+        .arg(&shot)
+        .env("DISPLAY", &d)
+        .status()
+        .expect("import");
     assert!(o.success(), "import failed");
     let colours = Command::new("convert")
         .arg(&shot)
-        .args(["-crop", &format!("{w}x{h}+{x}+{y}"), "+repage", "-format", "%k", "info:"])
+        .args([
+            "-crop",
+            &format!("{w}x{h}+{x}+{y}"),
+            "+repage",
+            "-format",
+            "%k",
+            "info:",
+        ])
         .output()
         .expect("convert");
-    let colours: u32 = String::from_utf8_lossy(&colours.stdout).trim().parse().expect("colour count");
-    assert!(colours > 20, "the popup area looks blank under wine ({colours} colours)");
+    let colours: u32 = String::from_utf8_lossy(&colours.stdout)
+        .trim()
+        .parse()
+        .expect("colour count");
+    assert!(
+        colours > 20,
+        "the popup area looks blank under wine ({colours} colours)"
+    );
     let line = std::fs::read_to_string(&out).unwrap();
     let v: serde_json::Value = serde_json::from_str(line.lines().next().expect("popup JSON line")).unwrap();
     assert_eq!(v["title"], "Jiří Čermák Žďárský");
-    eprintln!("screenshot (Windows build under wine): {} ({colours} colours in the popup)", shot.display());
+    eprintln!(
+        "screenshot (Windows build under wine): {} ({colours} colours in the popup)",
+        shot.display()
+    );
 }

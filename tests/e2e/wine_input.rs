@@ -87,32 +87,64 @@ impl Pos {
                 .args(["-luser32", "-lgdi32"]),
         );
         let log = work.join("pos.log");
-        let proc = Proc::spawn("pos-standin.exe", wine.cmd(exe.to_str().unwrap()).arg(win_path(&log)).stdout(Stdio::null()).stderr(Stdio::null()));
+        let proc = Proc::spawn(
+            "pos-standin.exe",
+            wine.cmd(exe.to_str().unwrap())
+                .arg(win_path(&log))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         let window = wait_for(Duration::from_secs(60), || {
             let ready = std::fs::read_to_string(&log).ok()?.lines().any(|l| l == "ready");
-            let o = Command::new("xdotool").args(["search", "--onlyvisible", "--name", "^pos-standin$"]).env("DISPLAY", &wine.display).output().ok()?;
+            let o = Command::new("xdotool")
+                .args(["search", "--onlyvisible", "--name", "^pos-standin$"])
+                .env("DISPLAY", &wine.display)
+                .output()
+                .ok()?;
             let w = String::from_utf8_lossy(&o.stdout).lines().next()?.trim().to_string();
             (ready && !w.is_empty()).then_some(w)
         })
         .expect("the POS stand-in window did not come up under wine");
-        Pos { log, window, display: wine.display.clone(), _proc: proc }
+        Pos {
+            log,
+            window,
+            display: wine.display.clone(),
+            _proc: proc,
+        }
     }
 
     /// Give the POS window the X input focus (Xvfb has no window manager) and check it has it.
     fn focus(&self) {
-        let xdo = |args: &[&str]| Command::new("xdotool").args(args).env("DISPLAY", &self.display).output().expect("xdotool");
+        let xdo = |args: &[&str]| {
+            Command::new("xdotool")
+                .args(args)
+                .env("DISPLAY", &self.display)
+                .output()
+                .expect("xdotool")
+        };
         xdo(&["windowfocus", "--sync", &self.window]);
-        let f = String::from_utf8_lossy(&xdo(&["getwindowfocus"]).stdout).trim().to_string();
+        let f = String::from_utf8_lossy(&xdo(&["getwindowfocus"]).stdout)
+            .trim()
+            .to_string();
         assert_eq!(f, self.window, "the POS stand-in does not have the X focus");
     }
 
     fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log).unwrap().lines().filter(|l| *l != "ready").map(str::to_string).collect()
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .filter(|l| *l != "ready")
+            .map(str::to_string)
+            .collect()
     }
 
     /// The characters (`WM_CHAR`) among `lines`; Enter shows as `\r`.
     fn chars(lines: &[String]) -> String {
-        lines.iter().filter_map(|l| l.strip_prefix("C ")).map(|h| char::from_u32(u32::from_str_radix(h, 16).unwrap()).unwrap()).collect()
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("C "))
+            .map(|h| char::from_u32(u32::from_str_radix(h, 16).unwrap()).unwrap())
+            .collect()
     }
 
     /// Wait until the POS has received `want` (as characters) after line `from`; panic with
@@ -124,7 +156,12 @@ impl Pos {
         });
         std::thread::sleep(Duration::from_millis(300)); // anything extra (a double replay) lands too
         let l = self.lines()[from..].to_vec();
-        assert!(got.is_some() && Self::chars(&l) == want, "{what}: the POS received {:?}, want {want:?}\n{}", Self::chars(&l), l.join("\n"));
+        assert!(
+            got.is_some() && Self::chars(&l) == want,
+            "{what}: the POS received {:?}, want {want:?}\n{}",
+            Self::chars(&l),
+            l.join("\n")
+        );
         l
     }
 }
@@ -163,7 +200,10 @@ fn type_text(display: &str, text: &str, delay_ms: u32) {
         }
     }
     flush(&mut run, &mut args);
-    run_ok("xdotool key", Command::new("xdotool").args(&args).env("DISPLAY", display));
+    run_ok(
+        "xdotool key",
+        Command::new("xdotool").args(&args).env("DISPLAY", display),
+    );
 }
 
 /// A fast typist: pairs of keys 12 ms apart, ~40 ms between pairs (measured 12 / 37–45 ms under
@@ -181,12 +221,17 @@ fn type_fast_typist(display: &str, text: &str) {
         args.extend(pair.iter().map(|c| keycode(*c).to_string()));
     }
     args.extend(["sleep".into(), "0.025".into(), "key".into(), keycode('\n').to_string()]);
-    run_ok("xdotool (fast typist)", Command::new("xdotool").args(&args).env("DISPLAY", display));
+    run_ok(
+        "xdotool (fast typist)",
+        Command::new("xdotool").args(&args).env("DISPLAY", display),
+    );
 }
 
 fn decision(rt: &mut Lines, what: &str) -> Value {
-    rt.wait(Duration::from_secs(15), |v| is(v, "type", "scan") || is(v, "type", "not_scan"))
-        .unwrap_or_else(|| panic!("{what}: no decision from reader-test\n{}", rt.transcript()))
+    rt.wait(Duration::from_secs(15), |v| {
+        is(v, "type", "scan") || is(v, "type", "not_scan")
+    })
+    .unwrap_or_else(|| panic!("{what}: no decision from reader-test\n{}", rt.transcript()))
 }
 
 /// `reader-test --json` of the Windows build, ready (its device line seen).
@@ -195,12 +240,25 @@ fn reader_test(wine: &Wine, exe: &Path, config: Option<&Path>, err: &Path) -> (L
     if let Some(c) = config {
         cmd.arg("--config").arg(win_path(c));
     }
-    cmd.args(["reader-test", "--json", "--seconds", "120"]).stderr(std::fs::File::create(err).unwrap());
+    cmd.args(["reader-test", "--json", "--seconds", "120"])
+        .stderr(std::fs::File::create(err).unwrap());
     let mut rt = Lines::spawn("till-agent.exe reader-test", &mut cmd);
-    let dev = rt.wait(Duration::from_secs(60), |v| is(v, "type", "device")).unwrap_or_else(|| {
-        panic!("reader-test under wine reported no keyboard\n{}\nstderr: {}", rt.transcript(), std::fs::read_to_string(err).unwrap_or_default())
-    });
-    assert!(rt.seen.iter().any(|l| l.contains(r#""type":"ready""#) && l.contains("rawinput")), "{}", rt.transcript());
+    let dev = rt
+        .wait(Duration::from_secs(60), |v| is(v, "type", "device"))
+        .unwrap_or_else(|| {
+            panic!(
+                "reader-test under wine reported no keyboard\n{}\nstderr: {}",
+                rt.transcript(),
+                std::fs::read_to_string(err).unwrap_or_default()
+            )
+        });
+    assert!(
+        rt.seen
+            .iter()
+            .any(|l| l.contains(r#""type":"ready""#) && l.contains("rawinput")),
+        "{}",
+        rt.transcript()
+    );
     (rt, dev)
 }
 
@@ -209,19 +267,32 @@ fn vid_pid(path: &str) -> Option<String> {
     let up = path.to_ascii_uppercase();
     let i = up.find("VID_")?;
     let s = &up[i..];
-    let ok = s.len() >= 17 && s[4..8].chars().all(|c| c.is_ascii_hexdigit()) && &s[8..13] == "&PID_" && s[13..17].chars().all(|c| c.is_ascii_hexdigit());
+    let ok = s.len() >= 17
+        && s[4..8].chars().all(|c| c.is_ascii_hexdigit())
+        && &s[8..13] == "&PID_"
+        && s[13..17].chars().all(|c| c.is_ascii_hexdigit());
     ok.then(|| s[..17].to_string())
 }
 
 /// `run --headless` of the Windows build in intercept mode, its stderr in `err`, once its hook is in.
 fn intercept_agent(wine: &Wine, exe: &Path, config: &Path, token: &str, err: &Path, env: &[(&str, &str)]) -> Lines {
     let mut cmd = wine.cmd(exe.to_str().unwrap());
-    cmd.arg("--config").arg(win_path(config)).args(["run", "--headless"]).env("TILL_AGENT_TOKEN", token).envs(env.iter().copied());
+    cmd.arg("--config")
+        .arg(win_path(config))
+        .args(["run", "--headless"])
+        .env("TILL_AGENT_TOKEN", token)
+        .envs(env.iter().copied());
     cmd.stderr(std::fs::File::create(err).unwrap());
     let agent = Lines::spawn("till-agent.exe run --headless (intercept)", &mut cmd);
     let log = || std::fs::read_to_string(err).unwrap_or_default();
-    let hooked = wait_for(Duration::from_secs(60), || log().contains("low-level keyboard hook installed").then_some(()));
-    assert!(hooked.is_some(), "the agent did not install its keyboard hook:\n{}", log());
+    let hooked = wait_for(Duration::from_secs(60), || {
+        log().contains("low-level keyboard hook installed").then_some(())
+    });
+    assert!(
+        hooked.is_some(),
+        "the agent did not install its keyboard hook:\n{}",
+        log()
+    );
     agent
 }
 
@@ -241,7 +312,10 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let d = xvfb.display.clone();
     let wine = Wine::create(work.path(), &d);
     let pos = Pos::start(&wine, work.path());
-    eprintln!("wine input: prefix + POS stand-in ready after {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "wine input: prefix + POS stand-in ready after {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     // ---------------------------------------------------------------- passthrough (Raw Input)
     let (mut rt, dev) = reader_test(&wine, &exe, None, &work.path().join("reader-test.err"));
@@ -255,11 +329,18 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let from = pos.lines().len();
     type_text(&d, "1900-1234-5678-9012\n", 8);
     let v = decision(&mut rt, "scanner speed");
-    assert_eq!((v["type"].as_str(), v["class"].as_str()), (Some("scan"), Some("loyalty_card")), "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["class"].as_str()),
+        (Some("scan"), Some("loyalty_card")),
+        "{v}"
+    );
     assert_eq!(v["card"], "1900123456789012", "{v}");
     assert_eq!(v["source"], format!("rawinput:{}", dev["id"]), "{v}");
     assert_eq!(v["device_name"], name.as_str(), "{v}");
-    eprintln!("wine input: scan gaps (ms) as the agent saw them: {}", v["stats"]["gaps_ms"]);
+    eprintln!(
+        "wine input: scan gaps (ms) as the agent saw them: {}",
+        v["stats"]["gaps_ms"]
+    );
     // listen only: the POS gets the scan too
     pos.wait_chars(from, "1900-1234-5678-9012\r", "passthrough scan");
 
@@ -267,7 +348,11 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let from = pos.lines().len();
     type_text(&d, ";98700223563013312=0000000000000004120?\n", 8);
     let v = decision(&mut rt, "track 2 at scanner speed");
-    assert_eq!((v["type"].as_str(), v["class"].as_str(), v["card"].as_str()), (Some("scan"), Some("loyalty_card"), Some("98700223563013312")), "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["class"].as_str(), v["card"].as_str()),
+        (Some("scan"), Some("loyalty_card"), Some("98700223563013312")),
+        "{v}"
+    );
     assert_eq!(v["payload"]["kind"], "magstripe", "{v}");
     pos.wait_chars(from, ";98700223563013312=0000000000000004120?\r", "passthrough track 2");
 
@@ -281,10 +366,17 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     type_fast_typist(&d, "abc 123x");
     let v = decision(&mut rt, "fast typist");
     assert_eq!(v["type"], "not_scan", "a fast typist taken as a scan: {v}");
-    eprintln!("wine input: fast typist: {} (gaps ms {})", v["reason"], v["stats"]["gaps_ms"]);
+    eprintln!(
+        "wine input: fast typist: {} (gaps ms {})",
+        v["reason"], v["stats"]["gaps_ms"]
+    );
     pos.wait_chars(from, "abc 123x\r", "passthrough fast typist");
     // reader-test shows digits only as `digit`
-    assert!(rt.seen.iter().filter(|l| l.contains(r#""type":"key""#)).all(|l| !l.contains("KEY_1") && !l.contains("KEY_9")));
+    assert!(rt
+        .seen
+        .iter()
+        .filter(|l| l.contains(r#""type":"key""#))
+        .all(|l| !l.contains("KEY_1") && !l.contains("KEY_9")));
     drop(rt);
 
     // ---------------------------------------------------------------- dedicated device by VID/PID
@@ -302,12 +394,21 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
         ),
     )
     .unwrap();
-    let (mut rt, dev) = reader_test(&wine, &exe, Some(&ded_config), &work.path().join("reader-test-dedicated.err"));
+    let (mut rt, dev) = reader_test(
+        &wine,
+        &exe,
+        Some(&ded_config),
+        &work.path().join("reader-test-dedicated.err"),
+    );
     assert_eq!(dev["dedicated"], true, "{vidpid} configured as dedicated: {dev}");
     pos.focus();
     type_text(&d, "1900-1234-5678-9012\n", 120);
     let v = decision(&mut rt, "dedicated device at human speed");
-    assert_eq!((v["type"].as_str(), v["dedicated"].as_bool(), v["card"].as_str()), (Some("scan"), Some(true), Some("1900123456789012")), "{v}");
+    assert_eq!(
+        (v["type"].as_str(), v["dedicated"].as_bool(), v["card"].as_str()),
+        (Some("scan"), Some(true), Some("1900123456789012")),
+        "{v}"
+    );
     drop(rt);
 
     let server = start_server(work.path());
@@ -339,18 +440,36 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
         .stderr(std::fs::File::create(&gui_err).unwrap());
     let mut gui = Proc::spawn("till-agent.exe run (GUI)", &mut cmd);
     let gui_log = || std::fs::read_to_string(&gui_err).unwrap_or_default();
-    let up = wait_for(Duration::from_secs(60), || (gui_log().contains("keyboard wedge: Raw Input sink") && gui_log().contains("tray icon started")).then_some(()));
-    assert!(up.is_some(), "the tray app did not start its wedge and tray:\n{}", gui_log());
+    let up = wait_for(Duration::from_secs(60), || {
+        (gui_log().contains("keyboard wedge: Raw Input sink") && gui_log().contains("tray icon started")).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "the tray app did not start its wedge and tray:\n{}",
+        gui_log()
+    );
     std::thread::sleep(Duration::from_millis(2500)); // the wedge checks its registration every second
     pos.focus();
     type_text(&d, "1900-0000-0900-0018\n", 8);
-    let scanned = wait_for(Duration::from_secs(15), || gui_log().contains("loyalty card scanned source=rawinput:1 card=1900-****-****-0018").then_some(()));
+    let scanned = wait_for(Duration::from_secs(15), || {
+        gui_log()
+            .contains("loyalty card scanned source=rawinput:1 card=1900-****-****-0018")
+            .then_some(())
+    });
     let log = gui_log();
-    assert!(scanned.is_some() || log.contains("loyalty card scanned source=rawinput:1"), "the tray app's wedge heard no scan:\n{log}");
-    assert!(scanned.is_some(), "scan logged, but not as the masked demo card:\n{log}");
+    assert!(
+        scanned.is_some() || log.contains("loyalty card scanned source=rawinput:1"),
+        "the tray app's wedge heard no scan:\n{log}"
+    );
+    assert!(
+        scanned.is_some(),
+        "scan logged, but not as the masked demo card:\n{log}"
+    );
     eprintln!(
         "wine input: tray app: {}",
-        log.lines().find(|l| l.contains("re-registered ours")).unwrap_or("(the wedge registered after the GUI: nothing to take back)")
+        log.lines()
+            .find(|l| l.contains("re-registered ours"))
+            .unwrap_or("(the wedge registered after the GUI: nothing to take back)")
     );
     gui.kill();
 
@@ -363,15 +482,30 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     pos.focus();
     let from = pos.lines().len();
     type_text(&d, "1900-0000-0900-0018\n", 8);
-    let popup = agent.wait(Duration::from_secs(20), |v| v["source"].as_str().is_some_and(|s| s.starts_with("rawinput"))).unwrap_or_else(|| {
-        panic!("no popup for the intercepted scan\nstdout:\n{}\nstderr:\n{}", agent.transcript(), agent_log())
-    });
+    let popup = agent
+        .wait(Duration::from_secs(20), |v| {
+            v["source"].as_str().is_some_and(|s| s.starts_with("rawinput"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no popup for the intercepted scan\nstdout:\n{}\nstderr:\n{}",
+                agent.transcript(),
+                agent_log()
+            )
+        });
     assert_eq!(popup["kind"], "customer", "{popup}");
     assert_eq!(popup["title"], "Jiří Dvořák", "{popup}");
-    assert!(popup["card"].as_str().unwrap().ends_with("0018") && !popup.to_string().contains(DEMO_CARD), "{popup}");
+    assert!(
+        popup["card"].as_str().unwrap().ends_with("0018") && !popup.to_string().contains(DEMO_CARD),
+        "{popup}"
+    );
     std::thread::sleep(Duration::from_millis(500)); // a (wrong) replay would land by now
     let got = pos.lines()[from..].to_vec();
-    assert!(got.is_empty(), "intercept: the POS received keys of the scan:\n{}", got.join("\n"));
+    assert!(
+        got.is_empty(),
+        "intercept: the POS received keys of the scan:\n{}",
+        got.join("\n")
+    );
 
     // Human typing at 120 ms/key with Right Shift held for `!`, the Menu (Apps) key (no position
     // in our table: it must pass, not be blocked and lost), Left arrow and keypad Enter (E0 keys,
@@ -380,18 +514,47 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let from = pos.lines().len();
     let mut args: Vec<String> = vec!["key".into(), "--delay".into(), "120".into()];
     args.extend("abc ".chars().map(|c| keycode(c).to_string()));
-    for step in ["keydown 62", "key 10", "keyup 62", "key 11", "key 135", "key 113", "key 77", "key 77", "key 104"] {
+    for step in [
+        "keydown 62",
+        "key 10",
+        "keyup 62",
+        "key 11",
+        "key 135",
+        "key 113",
+        "key 77",
+        "key 77",
+        "key 104",
+    ] {
         args.extend(["sleep".to_string(), "0.12".into()]);
         args.extend(step.split(' ').map(str::to_string));
     }
-    run_ok("xdotool (human typing)", Command::new("xdotool").args(&args).env("DISPLAY", &d));
+    run_ok(
+        "xdotool (human typing)",
+        Command::new("xdotool").args(&args).env("DISPLAY", &d),
+    );
     let l = pos.wait_chars(from, "abc !2\r", "intercept: human typing replayed");
     // each key once, in order, with the virtual key the POS needs (VK_A = 0x41 …, VK_SHIFT for
     // Right Shift, scan 0x36) and up after down
     let downs: Vec<&str> = l.iter().filter_map(|l| l.strip_prefix("K ")).collect();
-    assert_eq!(downs, ["41 1e", "42 30", "43 2e", "20 39", "10 36", "31 02", "32 03", "5d 15d", "25 14b", "90 145", "90 145", "0d 11c"], "{}", l.join("\n"));
+    assert_eq!(
+        downs,
+        [
+            "41 1e", "42 30", "43 2e", "20 39", "10 36", "31 02", "32 03", "5d 15d", "25 14b", "90 145", "90 145",
+            "0d 11c"
+        ],
+        "{}",
+        l.join("\n")
+    );
     let ups: Vec<&str> = l.iter().filter_map(|l| l.strip_prefix("U ")).collect();
-    assert_eq!(ups, ["41 1e", "42 30", "43 2e", "20 39", "31 02", "10 36", "32 03", "5d 15d", "25 14b", "90 145", "90 145", "0d 11c"], "{}", l.join("\n"));
+    assert_eq!(
+        ups,
+        [
+            "41 1e", "42 30", "43 2e", "20 39", "31 02", "10 36", "32 03", "5d 15d", "25 14b", "90 145", "90 145",
+            "0d 11c"
+        ],
+        "{}",
+        l.join("\n")
+    );
 
     let from = pos.lines().len();
     type_fast_typist(&d, "abc 123x");
@@ -400,15 +563,37 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     // and the card again: still swallowed after the replays (the hook is still there, not re-fed)
     let from = pos.lines().len();
     type_text(&d, "1900-0000-0900-0018\n", 8);
-    assert!(agent.wait(Duration::from_secs(20), |v| is(v, "kind", "customer")).is_some(), "no popup for the second scan\n{}", agent_log());
+    assert!(
+        agent
+            .wait(Duration::from_secs(20), |v| is(v, "kind", "customer"))
+            .is_some(),
+        "no popup for the second scan\n{}",
+        agent_log()
+    );
     std::thread::sleep(Duration::from_millis(500));
     let got = pos.lines()[from..].to_vec();
-    assert!(got.is_empty(), "intercept: the POS received keys of the second scan:\n{}", got.join("\n"));
+    assert!(
+        got.is_empty(),
+        "intercept: the POS received keys of the second scan:\n{}",
+        got.join("\n")
+    );
     let popups = agent.seen.iter().filter(|l| l.contains(r#""kind""#)).count();
-    assert_eq!(popups, 2, "one popup per scan, none for typing:\n{}", agent.transcript());
-    assert!(!agent_log().contains(DEMO_CARD), "the full card number is in the agent's log");
+    assert_eq!(
+        popups,
+        2,
+        "one popup per scan, none for typing:\n{}",
+        agent.transcript()
+    );
+    assert!(
+        !agent_log().contains(DEMO_CARD),
+        "the full card number is in the agent's log"
+    );
     // the hook watchdog saw every key in Raw Input match a hook event: no false alarm
-    assert!(!agent_log().contains("hook was gone"), "the hook watchdog fired with the hook in place:\n{}", agent_log());
+    assert!(
+        !agent_log().contains("hook was gone"),
+        "the hook watchdog fired with the hook in place:\n{}",
+        agent_log()
+    );
     drop(agent);
 
     // ---------------------------------------------------------------- intercept: the hook is dropped
@@ -418,32 +603,80 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     // is reinstalled, the scan in progress becomes a read error ("scan again"), the rest of its
     // keys are swallowed (no Enter reaches the POS), and the next scan works again.
     let agent_err = work.path().join("agent-unhook.err");
-    let mut agent = intercept_agent(&wine, &exe, &config, &token, &agent_err, &[("TILL_AGENT_FAULT_DROP_HOOK_AFTER", "2")]);
+    let mut agent = intercept_agent(
+        &wine,
+        &exe,
+        &config,
+        &token,
+        &agent_err,
+        &[("TILL_AGENT_FAULT_DROP_HOOK_AFTER", "2")],
+    );
     let agent_log = || std::fs::read_to_string(&agent_err).unwrap_or_default();
     pos.focus();
     let from = pos.lines().len();
     type_text(&d, "z", 8);
     pos.wait_chars(from, "z", "intercept: the key before the hook is dropped");
-    assert!(agent_log().contains("fault injection: dropped the low-level keyboard hook"), "{}", agent_log());
+    assert!(
+        agent_log().contains("fault injection: dropped the low-level keyboard hook"),
+        "{}",
+        agent_log()
+    );
 
     let from = pos.lines().len();
     type_text(&d, "1900-0000-0900-0018\n", 8);
     let popup = agent
         .wait(Duration::from_secs(20), |v| v.get("kind").is_some())
-        .unwrap_or_else(|| panic!("no popup for the scan past the dropped hook\nstdout:\n{}\nstderr:\n{}", agent.transcript(), agent_log()));
-    assert_eq!(popup["kind"], "read_error", "a scan that partly went to the POS must not be taken as a card: {popup}");
+        .unwrap_or_else(|| {
+            panic!(
+                "no popup for the scan past the dropped hook\nstdout:\n{}\nstderr:\n{}",
+                agent.transcript(),
+                agent_log()
+            )
+        });
+    assert_eq!(
+        popup["kind"], "read_error",
+        "a scan that partly went to the POS must not be taken as a card: {popup}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let log = agent_log();
-    assert!(log.contains("low-level keyboard hook was gone") && log.contains("reinstalled it (1 time(s) since start)"), "{log}");
+    assert!(
+        log.contains("low-level keyboard hook was gone") && log.contains("reinstalled it (1 time(s) since start)"),
+        "{log}"
+    );
     // and support staff find it in the sync log
-    let shown = run_ok("till-agent.exe log", wine.cmd(exe.to_str().unwrap()).arg("--config").arg(win_path(&config)).args(["log", "--tail", "50"]));
+    let shown = run_ok(
+        "till-agent.exe log",
+        wine.cmd(exe.to_str().unwrap())
+            .arg("--config")
+            .arg(win_path(&config))
+            .args(["log", "--tail", "50"]),
+    );
     let shown = String::from_utf8_lossy(&shown.stdout).to_string();
-    assert!(shown.lines().any(|l| l.contains("WARN") && l.contains("reader") && l.contains("hook was gone")), "till-agent log:\n{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("reader") && l.contains("hook was gone")),
+        "till-agent log:\n{shown}"
+    );
     // `doctor` of the Windows build sees the Raw Input keyboard (and the server, with the token)
-    let doc = wine.cmd(exe.to_str().unwrap()).arg("--config").arg(win_path(&config)).arg("doctor").env("TILL_AGENT_TOKEN", &token).output().unwrap();
+    let doc = wine
+        .cmd(exe.to_str().unwrap())
+        .arg("--config")
+        .arg(win_path(&config))
+        .arg("doctor")
+        .env("TILL_AGENT_TOKEN", &token)
+        .output()
+        .unwrap();
     let doc = String::from_utf8_lossy(&doc.stdout).replace("\r\n", "\n");
-    assert!(doc.lines().any(|l| l == "ok   keyboard wedge: rawinput, 1 keyboard(s), mode intercept"), "doctor:\n{doc}");
-    assert!(doc.lines().any(|l| l == "ok   till token valid: server accepted it"), "doctor:\n{doc}");
+    assert!(
+        doc.lines()
+            .any(|l| l == "ok   keyboard wedge: rawinput, 1 keyboard(s), mode intercept"),
+        "doctor:\n{doc}"
+    );
+    assert!(
+        doc.lines().any(|l| l == "ok   till token valid: server accepted it"),
+        "doctor:\n{doc}"
+    );
     let got = pos.lines()[from..].to_vec();
     let leaked = Pos::chars(&got);
     assert!(
@@ -460,13 +693,19 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let from = pos.lines().len();
     type_text(&d, "1900-0000-0900-0018\n", 8);
     assert!(
-        agent.wait(Duration::from_secs(20), |v| is(v, "kind", "customer")).is_some(),
+        agent
+            .wait(Duration::from_secs(20), |v| is(v, "kind", "customer"))
+            .is_some(),
         "no popup for the scan after the hook was reinstalled\n{}",
         agent_log()
     );
     std::thread::sleep(Duration::from_millis(500));
     let got = pos.lines()[from..].to_vec();
-    assert!(got.is_empty(), "intercept: the POS received keys of the scan after the reinstall:\n{}", got.join("\n"));
+    assert!(
+        got.is_empty(),
+        "intercept: the POS received keys of the scan after the reinstall:\n{}",
+        got.join("\n")
+    );
     eprintln!("wine input: the dropped hook let {leaked:?} through to the POS; reinstalled");
     drop(agent);
 
@@ -480,7 +719,10 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     std::fs::write(&popup_toml, "font_scale = 0.5\n").unwrap();
     let quote = repo_root().join("fixtures/ui/quote-customer-cs.json");
     let (sw, sh) = {
-        let o = run_ok("xdotool getdisplaygeometry", Command::new("xdotool").arg("getdisplaygeometry").env("DISPLAY", &d));
+        let o = run_ok(
+            "xdotool getdisplaygeometry",
+            Command::new("xdotool").arg("getdisplaygeometry").env("DISPLAY", &d),
+        );
         let t = String::from_utf8_lossy(&o.stdout).to_string();
         let (w, h) = t.trim().split_once(' ').unwrap();
         (w.parse::<i64>().unwrap(), h.parse::<i64>().unwrap())
@@ -488,15 +730,34 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let show = |dpi: u32| -> (i64, i64, i64, i64) {
         run_ok(
             "reg add LogPixels",
-            wine.cmd("reg").args(["add", r"HKCU\Control Panel\Desktop", "/v", "LogPixels", "/t", "REG_DWORD", "/d", &dpi.to_string(), "/f"]),
+            wine.cmd("reg").args([
+                "add",
+                r"HKCU\Control Panel\Desktop",
+                "/v",
+                "LogPixels",
+                "/t",
+                "REG_DWORD",
+                "/d",
+                &dpi.to_string(),
+                "/f",
+            ]),
         );
         pos.focus();
         let err = work.path().join(format!("popup-{dpi}.err"));
         let mut cmd = wine.cmd(exe.to_str().unwrap());
-        cmd.args(["popup-demo", "--quote", &win_path(&quote), "--lang", "cs", "--no-tray", "--popup-config", &win_path(&popup_toml)])
-            .env("TILL_AGENT_LOG", "info,till_agent::ui=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&err).unwrap());
+        cmd.args([
+            "popup-demo",
+            "--quote",
+            &win_path(&quote),
+            "--lang",
+            "cs",
+            "--no-tray",
+            "--popup-config",
+            &win_path(&popup_toml),
+        ])
+        .env("TILL_AGENT_LOG", "info,till_agent::ui=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap());
         let mut gui = Proc::spawn("till-agent.exe popup-demo", &mut cmd);
         let log = || std::fs::read_to_string(&err).unwrap_or_default();
         let win = wait_for(Duration::from_secs(60), || {
@@ -506,25 +767,62 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
         .unwrap_or_else(|| panic!("{dpi} DPI: no popup under wine:\n{}", log()));
         std::thread::sleep(Duration::from_millis(800)); // resize, move and paint settle
         let geo = String::from_utf8_lossy(&x(&d, "xwininfo", &["-id", &win.to_string()]).stdout).to_string();
-        let num = |k: &str| -> i64 { geo.lines().find_map(|l| l.trim().strip_prefix(k)).unwrap_or_else(|| panic!("{k}: {geo}")).trim().parse().unwrap() };
-        let g = (num("Absolute upper-left X:"), num("Absolute upper-left Y:"), num("Width:"), num("Height:"));
+        let num = |k: &str| -> i64 {
+            geo.lines()
+                .find_map(|l| l.trim().strip_prefix(k))
+                .unwrap_or_else(|| panic!("{k}: {geo}"))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let g = (
+            num("Absolute upper-left X:"),
+            num("Absolute upper-left Y:"),
+            num("Width:"),
+            num("Height:"),
+        );
         let shots = e2e::bin_dir().join("ui-screenshots");
         std::fs::create_dir_all(&shots).unwrap();
-        x_ok(&d, "import", &["-window", "root", shots.join(format!("wine-popup-{dpi}dpi.png")).to_str().unwrap()]);
-        let focus = String::from_utf8_lossy(&x(&d, "xdotool", &["getwindowfocus"]).stdout).trim().to_string();
+        x_ok(
+            &d,
+            "import",
+            &[
+                "-window",
+                "root",
+                shots.join(format!("wine-popup-{dpi}dpi.png")).to_str().unwrap(),
+            ],
+        );
+        let focus = String::from_utf8_lossy(&x(&d, "xdotool", &["getwindowfocus"]).stdout)
+            .trim()
+            .to_string();
         assert_eq!(focus, pos.window, "{dpi} DPI: the popup took the focus from the POS");
         let ppp = if dpi == 192 { "ppp=2" } else { "ppp=1" };
-        assert!(log().contains(ppp), "{dpi} DPI: want {ppp} in the GUI's log:\n{}", log());
+        assert!(
+            log().contains(ppp),
+            "{dpi} DPI: want {ppp} in the GUI's log:\n{}",
+            log()
+        );
         gui.kill();
-        let gone = wait_for(Duration::from_secs(20), || find_window(&d, "^till-agent popup$").is_none().then_some(()));
-        assert!(gone.is_some(), "{dpi} DPI: the popup stayed after its process was killed");
+        let gone = wait_for(Duration::from_secs(20), || {
+            find_window(&d, "^till-agent popup$").is_none().then_some(())
+        });
+        assert!(
+            gone.is_some(),
+            "{dpi} DPI: the popup stayed after its process was killed"
+        );
         g
     };
     let (x1, y1, w1, h1) = show(96);
     let (x2, y2, w2, h2) = show(192);
     eprintln!("wine input: popup at 96 DPI {w1}x{h1}+{x1}+{y1}, at 192 DPI {w2}x{h2}+{x2}+{y2} (screen {sw}x{sh})");
-    assert!((w2 - 2 * w1).abs() <= 4 && (h2 - 2 * h1).abs() <= 4, "192 DPI: {w2}x{h2} is not twice {w1}x{h1}");
+    assert!(
+        (w2 - 2 * w1).abs() <= 4 && (h2 - 2 * h1).abs() <= 4,
+        "192 DPI: {w2}x{h2} is not twice {w1}x{h1}"
+    );
     let (r1, b1, r2, b2) = (sw - x1 - w1, sh - y1 - h1, sw - x2 - w2, sh - y2 - h2);
-    assert!(r1 > 0 && b1 > 0 && (r2 - 2 * r1).abs() <= 2 && (b2 - 2 * b1).abs() <= 2, "bottom-right margins {r1},{b1} at 96 DPI, {r2},{b2} at 192");
+    assert!(
+        r1 > 0 && b1 > 0 && (r2 - 2 * r1).abs() <= 2 && (b2 - 2 * b1).abs() <= 2,
+        "bottom-right margins {r1},{b1} at 96 DPI, {r2},{b2} at 192"
+    );
     eprintln!("wine input: done in {:.1} s", t0.elapsed().as_secs_f64());
 }

@@ -89,12 +89,16 @@ impl CsvSpec {
     pub(crate) fn validate(&self) -> Result<(), ParseError> {
         if let Some(d) = self.delimiter {
             if !matches!(d, ';' | ',' | '\t' | '|') {
-                return Err(ParseError::new("CSV delimiter must be ; , | or a tab").field("csv.delimiter").value(&d.to_string()));
+                return Err(ParseError::new("CSV delimiter must be ; , | or a tab")
+                    .field("csv.delimiter")
+                    .value(&d.to_string()));
             }
         }
         if let Some(d) = self.decimal_separator {
             if !matches!(d, ',' | '.') {
-                return Err(ParseError::new("decimal separator must be , or .").field("csv.decimal_separator").value(&d.to_string()));
+                return Err(ParseError::new("decimal separator must be , or .")
+                    .field("csv.decimal_separator")
+                    .value(&d.to_string()));
             }
         }
         Ok(())
@@ -140,16 +144,21 @@ fn kind_word(raw: &str) -> Option<LineKind> {
     let w = raw.trim().to_lowercase();
     Some(match w.as_str() {
         "sale" | "s" | "k" | "prodej" | "predaj" | "prodaja" | "položka" | "polozka" | "item" => LineKind::Sale,
-        "return" | "r" | "v" | "vratka" | "vrácení" | "vraceni" | "vrátenie" | "vratenie" | "povrat" | "storno" => LineKind::Return,
+        "return" | "r" | "v" | "vratka" | "vrácení" | "vraceni" | "vrátenie" | "vratenie" | "povrat" | "storno" => {
+            LineKind::Return
+        }
         "discount" | "d" | "z" | "sleva" | "zľava" | "zlava" | "popust" | "rabat" => LineKind::Discount,
-        "rounding" | "zaokrouhlení" | "zaokrouhleni" | "zaokrúhlenie" | "zaokruhlenie" | "zaokruživanje" | "zaokruzivanje" => LineKind::Rounding,
+        "rounding" | "zaokrouhlení" | "zaokrouhleni" | "zaokrúhlenie" | "zaokruhlenie" | "zaokruživanje"
+        | "zaokruzivanje" => LineKind::Rounding,
         _ => return None,
     })
 }
 
 fn is_rounding_name(name: &str) -> bool {
     let n = name.trim().to_lowercase();
-    ["zaokrouhl", "zaokrúhl", "zaokruhl", "zaokruž", "zaokruz", "rounding"].iter().any(|p| n.starts_with(p))
+    ["zaokrouhl", "zaokrúhl", "zaokruhl", "zaokruž", "zaokruz", "rounding"]
+        .iter()
+        .any(|p| n.starts_with(p))
 }
 
 /// Receipt-level values of the group being read; the first non-empty value of each wins.
@@ -158,7 +167,15 @@ struct Head {
     values: HashMap<&'static str, (String, usize)>,
 }
 
-const HEAD_FIELDS: &[&str] = &["issued_at", "date", "time", "total", "card", "original_receipt_no", "currency"];
+const HEAD_FIELDS: &[&str] = &[
+    "issued_at",
+    "date",
+    "time",
+    "total",
+    "card",
+    "original_receipt_no",
+    "currency",
+];
 
 struct Group {
     no: String,
@@ -167,7 +184,12 @@ struct Group {
     rows: Vec<(usize, ::csv::StringRecord)>,
 }
 
-pub fn parse(spec: &CsvSpec, bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
+pub fn parse(
+    spec: &CsvSpec,
+    bytes: &[u8],
+    legacy: &'static Encoding,
+    ctx: &ParseContext,
+) -> Result<Vec<Receipt>, ParseError> {
     spec.validate()?;
     let (src, _) = decode(bytes, legacy)?;
     let src = src.trim_start_matches('\u{feff}');
@@ -175,12 +197,19 @@ pub fn parse(spec: &CsvSpec, bytes: &[u8], legacy: &'static Encoding, ctx: &Pars
         Some(d) => d as u8,
         None => detect_delimiter(src.lines().next().unwrap_or("")),
     };
-    let mut rdr = ::csv::ReaderBuilder::new().delimiter(delim).has_headers(true).flexible(false).from_reader(src.as_bytes());
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .delimiter(delim)
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(src.as_bytes());
     let csv_err = |e: ::csv::Error| {
         let line = e.position().map(|p| p.line() as usize);
         let msg = match e.kind() {
             ::csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-                format!("row has {len} fields but the header has {expected_len} (delimiter {:?})", delim as char)
+                format!(
+                    "row has {len} fields but the header has {expected_len} (delimiter {:?})",
+                    delim as char
+                )
             }
             _ => format!("malformed CSV: {e}"),
         };
@@ -202,25 +231,42 @@ pub fn parse(spec: &CsvSpec, bytes: &[u8], legacy: &'static Encoding, ctx: &Pars
         }
         let no = cols
             .get(&rec, "receipt_no")
-            .ok_or_else(|| ParseError::new("receipt number is empty").line(line).field(cols.label("receipt_no")))?
+            .ok_or_else(|| {
+                ParseError::new("receipt number is empty")
+                    .line(line)
+                    .field(cols.label("receipt_no"))
+            })?
             .to_string();
         let same = groups.last().is_some_and(|g| g.no == no);
         if !same {
             if let Some(first) = seen.get(&no) {
-                return Err(ParseError::new(format!("rows of receipt {no} are not together (the receipt started on line {first})"))
-                    .line(line)
-                    .field(cols.label("receipt_no"))
-                    .value(&no));
+                return Err(ParseError::new(format!(
+                    "rows of receipt {no} are not together (the receipt started on line {first})"
+                ))
+                .line(line)
+                .field(cols.label("receipt_no"))
+                .value(&no));
             }
             seen.insert(no.clone(), line);
-            groups.push(Group { no: no.clone(), line, head: Head::default(), rows: Vec::new() });
+            groups.push(Group {
+                no: no.clone(),
+                line,
+                head: Head::default(),
+                rows: Vec::new(),
+            });
         }
         let g = groups.last_mut().expect("a group was just pushed or matched");
         for f in HEAD_FIELDS {
             if let Some(v) = cols.get(&rec, f) {
                 match g.head.values.get(f) {
                     Some((prev, prev_line)) if prev != v => {
-                        let shown = |s: &str| if *f == "card" { protocol::ids::mask_digits(s) } else { s.to_string() };
+                        let shown = |s: &str| {
+                            if *f == "card" {
+                                protocol::ids::mask_digits(s)
+                            } else {
+                                s.to_string()
+                            }
+                        };
                         let e = ParseError::new(format!(
                             "receipt {no} has {:?} here but {:?} on line {prev_line}",
                             shown(v),
@@ -292,7 +338,12 @@ fn resolve(map: &CsvColumns, headers: &::csv::StringRecord) -> Result<Cols, Pars
 fn receipt(spec: &CsvSpec, cols: &Cols, g: Group, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     let head = |f: &str| g.head.values.get(f).map(|(v, l)| (v.as_str(), *l));
     let dec_of = |raw: &str, line: usize, f: &str| {
-        parse_decimal(raw, spec.decimal_separator).ok_or_else(|| ParseError::new("not a number").line(line).field(cols.label(f)).value(raw))
+        parse_decimal(raw, spec.decimal_separator).ok_or_else(|| {
+            ParseError::new("not a number")
+                .line(line)
+                .field(cols.label(f))
+                .value(raw)
+        })
     };
     let (at_raw, at_line, at_field) = match (head("issued_at"), head("date"), head("time")) {
         (Some((v, l)), _, _) => (v.to_string(), l, "issued_at"),
@@ -300,11 +351,16 @@ fn receipt(spec: &CsvSpec, cols: &Cols, g: Group, ctx: &ParseContext) -> Result<
         (None, Some((d, l)), None) => (d.to_string(), l, "date"),
         (None, None, _) => {
             let f = if cols.has("issued_at") { "issued_at" } else { "date" };
-            return Err(ParseError::new(format!("receipt {} has no date", g.no)).line(g.line).field(cols.label(f)));
+            return Err(ParseError::new(format!("receipt {} has no date", g.no))
+                .line(g.line)
+                .field(cols.label(f)));
         }
     };
     let issued_at = parse_datetime(&at_raw, &spec.date_formats, ctx.tz_offset).ok_or_else(|| {
-        ParseError::new("not a date-time (add its format to [receipts.csv] date_formats)").line(at_line).field(cols.label(at_field)).value(&at_raw)
+        ParseError::new("not a date-time (add its format to [receipts.csv] date_formats)")
+            .line(at_line)
+            .field(cols.label(at_field))
+            .value(&at_raw)
     })?;
     let mut d = Draft::new(Some(g.line), g.no.clone(), issued_at);
     if let Some((v, l)) = head("total") {
@@ -315,7 +371,10 @@ fn receipt(spec: &CsvSpec, cols: &Cols, g: Group, ctx: &ParseContext) -> Result<
         d.card = card(v, Some(l), &cols.label("card"))?;
     }
     if let Some((v, _)) = head("original_receipt_no") {
-        d.original = Some(OriginalReceipt { receipt_id: None, pos_receipt_no: Some(v.to_string()) });
+        d.original = Some(OriginalReceipt {
+            receipt_id: None,
+            pos_receipt_no: Some(v.to_string()),
+        });
     }
     if let Some((v, l)) = head("currency") {
         check_currency(v, ctx, Some(l), &cols.label("currency"))?;
@@ -325,11 +384,18 @@ fn receipt(spec: &CsvSpec, cols: &Cols, g: Group, ctx: &ParseContext) -> Result<
         let opt_dec = |f: &str| cols.get(rec, f).map(|v| dec_of(v, line, f)).transpose();
         let name = cols
             .get(rec, "name")
-            .ok_or_else(|| ParseError::new("item name is empty").line(line).field(cols.label("name")))?
+            .ok_or_else(|| {
+                ParseError::new("item name is empty")
+                    .line(line)
+                    .field(cols.label("name"))
+            })?
             .to_string();
         let kind = match cols.get(rec, "kind") {
             Some(k) => Some(kind_word(k).ok_or_else(|| {
-                ParseError::new("unknown line kind (expected sale, return, discount, rounding or K/V/Z)").line(line).field(cols.label("kind")).value(k)
+                ParseError::new("unknown line kind (expected sale, return, discount, rounding or K/V/Z)")
+                    .line(line)
+                    .field(cols.label("kind"))
+                    .value(k)
             })?),
             None if is_rounding_name(&name) => Some(LineKind::Rounding),
             None => None,
@@ -338,13 +404,20 @@ fn receipt(spec: &CsvSpec, cols: &Cols, g: Group, ctx: &ParseContext) -> Result<
             Some(v) => {
                 let raw = v.trim_end_matches('%');
                 let r = dec_of(raw, line, "vat_rate")?;
-                Some(normalise_vat(r).ok_or_else(|| ParseError::new("VAT rate out of range (0–100 %)").line(line).field(cols.label("vat_rate")).value(v))?)
+                Some(normalise_vat(r).ok_or_else(|| {
+                    ParseError::new("VAT rate out of range (0–100 %)")
+                        .line(line)
+                        .field(cols.label("vat_rate"))
+                        .value(v)
+                })?)
             }
             None => None,
         };
         let (unit, total) = (opt_dec("unit_price")?, opt_dec("line_total")?);
         if unit.is_none() && total.is_none() {
-            return Err(ParseError::new("line has neither a unit price nor a line total").line(line).field(cols.label("line_total")));
+            return Err(ParseError::new("line has neither a unit price nor a line total")
+                .line(line)
+                .field(cols.label("line_total")));
         }
         let qty = opt_dec("quantity")?;
         let l = make_line(

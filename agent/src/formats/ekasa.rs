@@ -66,18 +66,25 @@ struct Item {
 fn build(mut d: Draft, items: Vec<Item>, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     for it in items {
         let kind = item_kind(&it.ty).ok_or_else(|| {
-            ParseError::new("unknown eKasa item type (expected K, V, Z, VO, OD, VP, O or Positive, Returned, Discount, …)")
-                .line(it.line)
-                .field(it.type_field)
-                .value(&it.ty)
+            ParseError::new(
+                "unknown eKasa item type (expected K, V, Z, VO, OD, VP, O or Positive, Returned, Discount, …)",
+            )
+            .line(it.line)
+            .field(it.type_field)
+            .value(&it.ty)
         })?;
         let name = it.name.unwrap_or_default();
         let l = make_line(kind, name, None, None, it.qty, it.unit, it.price, it.vat).map_err(|e| e.line(it.line))?;
         if l.kind == LineKind::Return && d.original.is_none() {
             let reference = it.reference.filter(|r| !r.trim().is_empty()).ok_or_else(|| {
-                ParseError::new("returned item without the original receipt's id").line(it.line).field("ReferenceReceiptId")
+                ParseError::new("returned item without the original receipt's id")
+                    .line(it.line)
+                    .field("ReferenceReceiptId")
             })?;
-            d.original = Some(OriginalReceipt { receipt_id: None, pos_receipt_no: Some(reference) });
+            d.original = Some(OriginalReceipt {
+                receipt_id: None,
+                pos_receipt_no: Some(reference),
+            });
         }
         d.lines.push(l);
     }
@@ -89,34 +96,70 @@ fn build(mut d: Draft, items: Vec<Item>, ctx: &ParseContext) -> Result<Receipt, 
 fn attr_dec(el: &El, name: &str) -> Result<Option<Decimal>, ParseError> {
     match el.attr(name).map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(v) => parse_decimal(v, Some('.')).map(Some).ok_or_else(|| ParseError::new("not a number").line(el.line).field(name.to_string()).value(v)),
+        Some(v) => parse_decimal(v, Some('.')).map(Some).ok_or_else(|| {
+            ParseError::new("not a number")
+                .line(el.line)
+                .field(name.to_string())
+                .value(v)
+        }),
     }
 }
 
 fn parse_xml(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     let root = xml::parse(src)?;
-    let rd = root
-        .find("ReceiptData")
-        .ok_or_else(|| ParseError::new("not an eKasa receipt: no <ReceiptData> element").line(root.line).field(root.name.clone()))?;
+    let rd = root.find("ReceiptData").ok_or_else(|| {
+        ParseError::new("not an eKasa receipt: no <ReceiptData> element")
+            .line(root.line)
+            .field(root.name.clone())
+    })?;
     let no = match rd.attr("ReceiptNumber").map(str::trim).filter(|v| !v.is_empty()) {
         Some(n) => n.to_string(),
-        None => match (rd.flag("Paragon"), rd.attr("ParagonNumber").map(str::trim).filter(|v| !v.is_empty())) {
+        None => match (
+            rd.flag("Paragon"),
+            rd.attr("ParagonNumber").map(str::trim).filter(|v| !v.is_empty()),
+        ) {
             (true, Some(p)) => format!("paragon-{p}"),
-            _ => return Err(ParseError::new("receipt has no ReceiptNumber (nor Paragon=\"true\" with ParagonNumber)").line(rd.line).field("ReceiptNumber")),
+            _ => {
+                return Err(
+                    ParseError::new("receipt has no ReceiptNumber (nor Paragon=\"true\" with ParagonNumber)")
+                        .line(rd.line)
+                        .field("ReceiptNumber"),
+                )
+            }
         },
     };
-    let at_raw = rd.attr("IssueDate").ok_or_else(|| ParseError::new("required attribute is missing").line(rd.line).field("IssueDate"))?;
-    let issued_at = parse_datetime(at_raw, &[], ctx.tz_offset).ok_or_else(|| ParseError::new("not a date-time").line(rd.line).field("IssueDate").value(at_raw))?;
+    let at_raw = rd.attr("IssueDate").ok_or_else(|| {
+        ParseError::new("required attribute is missing")
+            .line(rd.line)
+            .field("IssueDate")
+    })?;
+    let issued_at = parse_datetime(at_raw, &[], ctx.tz_offset).ok_or_else(|| {
+        ParseError::new("not a date-time")
+            .line(rd.line)
+            .field("IssueDate")
+            .value(at_raw)
+    })?;
     let mut d = Draft::new(Some(rd.line), no, issued_at);
     d.total_field = "Amount".into();
-    d.total = Some(attr_dec(rd, "Amount")?.ok_or_else(|| ParseError::new("required attribute is missing").line(rd.line).field("Amount"))?);
+    d.total = Some(attr_dec(rd, "Amount")?.ok_or_else(|| {
+        ParseError::new("required attribute is missing")
+            .line(rd.line)
+            .field("Amount")
+    })?);
     let mut items = Vec::new();
     if let Some(list) = rd.child("Items") {
         for it in list.children_named("Item") {
             items.push(Item {
                 line: it.line,
                 type_field: "ItemType",
-                ty: it.attr("ItemType").ok_or_else(|| ParseError::new("required attribute is missing").line(it.line).field("ItemType"))?.to_string(),
+                ty: it
+                    .attr("ItemType")
+                    .ok_or_else(|| {
+                        ParseError::new("required attribute is missing")
+                            .line(it.line)
+                            .field("ItemType")
+                    })?
+                    .to_string(),
                 name: it.attr("Name").map(|s| s.trim().to_string()),
                 qty: attr_dec(it, "Quantity")?,
                 unit: attr_dec(it, "UnitPrice")?,
@@ -134,23 +177,42 @@ fn parse_xml(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
 fn parse_json(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     let root = jtree::parse(src)?;
     if !root.is_object() {
-        return Err(root.err("request", format!("expected an eKasa request object, found {}", root.kind())));
+        return Err(root.err(
+            "request",
+            format!("expected an eKasa request object, found {}", root.kind()),
+        ));
     }
     let r = match root.some("request") {
         Some(r) if r.is_object() => r,
         _ => &root,
     };
-    let req = |k: &str| r.some(k).ok_or_else(|| ParseError::new("required field is missing").line(r.line).field(k.to_string()));
+    let req = |k: &str| {
+        r.some(k).ok_or_else(|| {
+            ParseError::new("required field is missing")
+                .line(r.line)
+                .field(k.to_string())
+        })
+    };
     let no = match r.some("receiptNumber") {
         Some(n) => n.as_text("receiptNumber")?,
-        None => match (r.some("paragon").map(|p| p.as_bool("paragon")).transpose()?, r.some("paragonNumber")) {
+        None => match (
+            r.some("paragon").map(|p| p.as_bool("paragon")).transpose()?,
+            r.some("paragonNumber"),
+        ) {
             (Some(true), Some(p)) => format!("paragon-{}", p.as_text("paragonNumber")?),
-            _ => return Err(ParseError::new("receipt has no receiptNumber (nor paragon=true with paragonNumber)").line(r.line).field("receiptNumber")),
+            _ => {
+                return Err(
+                    ParseError::new("receipt has no receiptNumber (nor paragon=true with paragonNumber)")
+                        .line(r.line)
+                        .field("receiptNumber"),
+                )
+            }
         },
     };
     let at = req("issueDate")?;
     let at_raw = at.as_text("issueDate")?;
-    let issued_at = parse_datetime(&at_raw, &[], ctx.tz_offset).ok_or_else(|| at.err("issueDate", "not a date-time"))?;
+    let issued_at =
+        parse_datetime(&at_raw, &[], ctx.tz_offset).ok_or_else(|| at.err("issueDate", "not a date-time"))?;
     let mut d = Draft::new(Some(r.line), no, issued_at);
     let amount = req("amount")?;
     d.total = Some(amount.as_decimal("amount")?);
@@ -161,11 +223,18 @@ fn parse_json(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
             let f = |k: &str| format!("items[{i}].{k}");
             let opt_dec = |k: &str| it.some(k).map(|v| v.as_decimal(&f(k))).transpose();
             let qty = match it.some("quantity") {
-                Some(q) if q.is_object() => q.some("amount").map(|a| a.as_decimal(&f("quantity.amount"))).transpose()?,
+                Some(q) if q.is_object() => q
+                    .some("amount")
+                    .map(|a| a.as_decimal(&f("quantity.amount")))
+                    .transpose()?,
                 Some(q) => Some(q.as_decimal(&f("quantity"))?),
                 None => None,
             };
-            let ty_node = it.some("type").ok_or_else(|| ParseError::new("required field is missing").line(it.line).field(f("type")))?;
+            let ty_node = it.some("type").ok_or_else(|| {
+                ParseError::new("required field is missing")
+                    .line(it.line)
+                    .field(f("type"))
+            })?;
             items.push(Item {
                 line: it.line,
                 type_field: "type",
@@ -175,7 +244,10 @@ fn parse_json(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
                 unit: opt_dec("unitPrice")?,
                 price: opt_dec("price")?,
                 vat: opt_dec("vatRate")?,
-                reference: it.some("referenceReceiptId").map(|n| n.as_text(&f("referenceReceiptId"))).transpose()?,
+                reference: it
+                    .some("referenceReceiptId")
+                    .map(|n| n.as_text(&f("referenceReceiptId")))
+                    .transpose()?,
             });
         }
     }

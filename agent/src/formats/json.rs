@@ -22,9 +22,29 @@ use super::jtree::{self, JNode, JVal};
 use super::text::{decode, parse_datetime};
 use super::{card, check_currency, finish, Draft, ParseContext, ParseError};
 
-const RECEIPT_KEYS: &[&str] =
-    &["id", "store_id", "till_id", "pos_receipt_no", "issued_at", "currency", "total", "card", "original", "lines", "vat"];
-const LINE_KEYS: &[&str] = &["sku", "name", "category", "quantity", "unit_price", "line_total", "vat_rate", "kind"];
+const RECEIPT_KEYS: &[&str] = &[
+    "id",
+    "store_id",
+    "till_id",
+    "pos_receipt_no",
+    "issued_at",
+    "currency",
+    "total",
+    "card",
+    "original",
+    "lines",
+    "vat",
+];
+const LINE_KEYS: &[&str] = &[
+    "sku",
+    "name",
+    "category",
+    "quantity",
+    "unit_price",
+    "line_total",
+    "vat_rate",
+    "kind",
+];
 const VAT_KEYS: &[&str] = &["rate", "base", "amount"];
 const ORIGINAL_KEYS: &[&str] = &["receipt_id", "pos_receipt_no"];
 
@@ -37,23 +57,38 @@ pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Res
             if items.is_empty() {
                 return Err(root.err("receipts", "the file holds an empty array: no receipts"));
             }
-            items.iter().enumerate().map(|(i, n)| receipt(n, &format!("[{i}]."), ctx)).collect()
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| receipt(n, &format!("[{i}]."), ctx))
+                .collect()
         }
-        _ => Err(root.err("receipt", format!("expected a receipt object or an array of them, found {}", root.kind()))),
+        _ => Err(root.err(
+            "receipt",
+            format!("expected a receipt object or an array of them, found {}", root.kind()),
+        )),
     }
 }
 
 fn no_unknown(obj: &JNode<'_>, allowed: &[&str], prefix: &str) -> Result<(), ParseError> {
     for (k, v) in obj.keys() {
         if !allowed.contains(&k) {
-            return Err(ParseError::new(format!("unknown field (expected one of: {})", allowed.join(", "))).line(v.line).field(format!("{prefix}{k}")));
+            return Err(
+                ParseError::new(format!("unknown field (expected one of: {})", allowed.join(", ")))
+                    .line(v.line)
+                    .field(format!("{prefix}{k}")),
+            );
         }
     }
     Ok(())
 }
 
 fn required<'n, 'a>(obj: &'n JNode<'a>, key: &str, prefix: &str) -> Result<&'n JNode<'a>, ParseError> {
-    obj.some(key).ok_or_else(|| ParseError::new("required field is missing").line(obj.line).field(format!("{prefix}{key}")))
+    obj.some(key).ok_or_else(|| {
+        ParseError::new("required field is missing")
+            .line(obj.line)
+            .field(format!("{prefix}{key}"))
+    })
 }
 
 fn object<'n, 'a>(n: &'n JNode<'a>, field: &str) -> Result<&'n JNode<'a>, ParseError> {
@@ -66,13 +101,26 @@ fn object<'n, 'a>(n: &'n JNode<'a>, field: &str) -> Result<&'n JNode<'a>, ParseE
 
 fn receipt(n: &JNode<'_>, prefix: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     let f = |k: &str| format!("{prefix}{k}");
-    let n = object(n, if prefix.is_empty() { "receipt" } else { prefix.trim_end_matches('.') })?;
+    let n = object(
+        n,
+        if prefix.is_empty() {
+            "receipt"
+        } else {
+            prefix.trim_end_matches('.')
+        },
+    )?;
     no_unknown(n, RECEIPT_KEYS, prefix)?;
     for (key, want) in [("store_id", ctx.store_id.as_str()), ("till_id", ctx.till_id.as_str())] {
         if let Some(v) = n.some(key) {
             let got = v.as_text(&f(key))?;
             if got != want {
-                return Err(v.err(&f(key), format!("receipt is for another {} (this till is {want})", key.trim_end_matches("_id"))));
+                return Err(v.err(
+                    &f(key),
+                    format!(
+                        "receipt is for another {} (this till is {want})",
+                        key.trim_end_matches("_id")
+                    ),
+                ));
             }
         }
     }
@@ -83,8 +131,12 @@ fn receipt(n: &JNode<'_>, prefix: &str, ctx: &ParseContext) -> Result<Receipt, P
     let no = no_node.as_text(&f("pos_receipt_no"))?;
     let at_node = required(n, "issued_at", prefix)?;
     let at_raw = at_node.as_text(&f("issued_at"))?;
-    let issued_at = parse_datetime(&at_raw, &[], ctx.tz_offset)
-        .ok_or_else(|| at_node.err(&f("issued_at"), "not a date-time (expected RFC 3339, e.g. 2026-11-23T10:00:00+01:00)"))?;
+    let issued_at = parse_datetime(&at_raw, &[], ctx.tz_offset).ok_or_else(|| {
+        at_node.err(
+            &f("issued_at"),
+            "not a date-time (expected RFC 3339, e.g. 2026-11-23T10:00:00+01:00)",
+        )
+    })?;
     let mut d = Draft::new(Some(n.line), no, issued_at);
     if let Some(id) = n.some("id") {
         d.id = Some((id.as_text(&f("id"))?, Some(id.line)));
@@ -98,16 +150,28 @@ fn receipt(n: &JNode<'_>, prefix: &str, ctx: &ParseContext) -> Result<Receipt, P
     if let Some(o) = n.some("original") {
         let o = object(o, &f("original"))?;
         no_unknown(o, ORIGINAL_KEYS, &f("original."))?;
-        let receipt_id = o.some("receipt_id").map(|v| v.as_text(&f("original.receipt_id"))).transpose()?.map(ReceiptId);
-        let pos_receipt_no = o.some("pos_receipt_no").map(|v| v.as_text(&f("original.pos_receipt_no"))).transpose()?;
+        let receipt_id = o
+            .some("receipt_id")
+            .map(|v| v.as_text(&f("original.receipt_id")))
+            .transpose()?
+            .map(ReceiptId);
+        let pos_receipt_no = o
+            .some("pos_receipt_no")
+            .map(|v| v.as_text(&f("original.pos_receipt_no")))
+            .transpose()?;
         if receipt_id.is_none() && pos_receipt_no.is_none() {
-            return Err(ParseError::new("original names neither receipt_id nor pos_receipt_no").line(o.line).field(f("original")));
+            return Err(ParseError::new("original names neither receipt_id nor pos_receipt_no")
+                .line(o.line)
+                .field(f("original")));
         }
-        d.original = Some(OriginalReceipt { receipt_id, pos_receipt_no });
+        d.original = Some(OriginalReceipt {
+            receipt_id,
+            pos_receipt_no,
+        });
     }
     if let Some(lines) = n.some("lines") {
         for (i, l) in lines.as_array(&f("lines"))?.iter().enumerate() {
-            d.lines.push(line(l, &format!("{prefix}lines[{i}].") )?);
+            d.lines.push(line(l, &format!("{prefix}lines[{i}]."))?);
         }
     }
     if let Some(vat) = n.some("vat") {
@@ -116,7 +180,11 @@ fn receipt(n: &JNode<'_>, prefix: &str, ctx: &ParseContext) -> Result<Receipt, P
             let v = object(v, p.trim_end_matches('.'))?;
             no_unknown(v, VAT_KEYS, &p)?;
             let get = |k: &str| required(v, k, &p).and_then(|x| x.as_decimal(&format!("{p}{k}")));
-            d.vat.push(VatSummary { rate: get("rate")?, base: get("base")?, amount: get("amount")? });
+            d.vat.push(VatSummary {
+                rate: get("rate")?,
+                base: get("base")?,
+                amount: get("amount")?,
+            });
         }
     }
     finish(d, ctx)
@@ -134,7 +202,12 @@ fn line(n: &JNode<'_>, p: &str) -> Result<ReceiptLine, ParseError> {
         "return" => LineKind::Return,
         "discount" => LineKind::Discount,
         "rounding" => LineKind::Rounding,
-        _ => return Err(kind_node.err(&f("kind"), "unknown line kind (expected sale, return, discount or rounding)")),
+        _ => {
+            return Err(kind_node.err(
+                &f("kind"),
+                "unknown line kind (expected sale, return, discount or rounding)",
+            ))
+        }
     };
     let name = required(n, "name", p)?.as_text(&f("name"))?;
     let quantity = dec("quantity")?;
@@ -145,7 +218,9 @@ fn line(n: &JNode<'_>, p: &str) -> Result<ReceiptLine, ParseError> {
     let neg = |d: Decimal| d.is_sign_negative() && !d.is_zero();
     let sign_err = match kind {
         LineKind::Sale if neg(quantity) || neg(line_total) => Some("a sale line needs a positive quantity and total"),
-        LineKind::Return if !neg(quantity) || !neg(line_total) => Some("a return line needs a negative quantity and total"),
+        LineKind::Return if !neg(quantity) || !neg(line_total) => {
+            Some("a return line needs a negative quantity and total")
+        }
         LineKind::Discount if !neg(line_total) => Some("a discount line needs a negative total"),
         _ => None,
     };
@@ -153,11 +228,25 @@ fn line(n: &JNode<'_>, p: &str) -> Result<ReceiptLine, ParseError> {
         return Err(total_node.err(&f("line_total"), msg));
     }
     if kind != LineKind::Rounding {
-        let expect = quantity.checked_mul(unit_price).ok_or_else(|| total_node.err(&f("line_total"), "quantity × unit_price is out of range"))?;
+        let expect = quantity
+            .checked_mul(unit_price)
+            .ok_or_else(|| total_node.err(&f("line_total"), "quantity × unit_price is out of range"))?;
         let diff = expect.checked_sub(line_total).map(|d| d.abs());
         if diff.is_none_or(|d| d > Decimal::new(1, 2)) {
-            return Err(total_node.err(&f("line_total"), format!("line_total is not quantity × unit_price ({quantity} × {unit_price} = {expect})")));
+            return Err(total_node.err(
+                &f("line_total"),
+                format!("line_total is not quantity × unit_price ({quantity} × {unit_price} = {expect})"),
+            ));
         }
     }
-    Ok(ReceiptLine { sku: text("sku")?, name, category: text("category")?, quantity, unit_price, line_total, vat_rate, kind })
+    Ok(ReceiptLine {
+        sku: text("sku")?,
+        name,
+        category: text("category")?,
+        quantity,
+        unit_price,
+        line_total,
+        vat_rate,
+        kind,
+    })
 }

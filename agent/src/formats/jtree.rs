@@ -56,7 +56,11 @@ fn json_error(src: &str, e: serde_json::Error) -> ParseError {
         Some(p) => msg[..p].to_string(),
         None => msg,
     };
-    let line = if e.line() > 0 { Some(e.line()) } else { Some(line_of(src, src.len())) };
+    let line = if e.line() > 0 {
+        Some(e.line())
+    } else {
+        Some(line_of(src, src.len()))
+    };
     ParseError::new(format!("malformed JSON: {msg}")).line(line)
 }
 
@@ -74,11 +78,21 @@ fn build<'a>(raw: &'a RawValue, base: &'a str, lines: &Lines) -> Result<JNode<'a
     let v = match s.as_bytes().first() {
         Some(b'{') => {
             let Pairs(pairs) = serde_json::from_str(s)?;
-            JVal::Obj(pairs.into_iter().map(|(k, r)| Ok((k, build(r, base, lines)?))).collect::<Result<_, serde_json::Error>>()?)
+            JVal::Obj(
+                pairs
+                    .into_iter()
+                    .map(|(k, r)| Ok((k, build(r, base, lines)?)))
+                    .collect::<Result<_, serde_json::Error>>()?,
+            )
         }
         Some(b'[') => {
             let items: Vec<&RawValue> = serde_json::from_str(s)?;
-            JVal::Arr(items.into_iter().map(|r| build(r, base, lines)).collect::<Result<_, _>>()?)
+            JVal::Arr(
+                items
+                    .into_iter()
+                    .map(|r| build(r, base, lines))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Some(b'"') => JVal::Str(serde_json::from_str(s)?),
         Some(b't') => JVal::Bool(true),
@@ -189,7 +203,10 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<&'static str> {
     if obj.get("pos_receipt_no").is_some() {
         return Some("json");
     }
-    if ["receiptType", "paragonNumber", "cashRegisterCode", "receiptNumber"].iter().any(|k| obj.get(k).is_some()) {
+    if ["receiptType", "paragonNumber", "cashRegisterCode", "receiptNumber"]
+        .iter()
+        .any(|k| obj.get(k).is_some())
+    {
         return Some("ekasa");
     }
     None

@@ -118,7 +118,11 @@ pub struct FormatSpec {
 
 impl Default for FormatSpec {
     fn default() -> Self {
-        FormatSpec { format: FormatKind::Auto, encoding: "windows-1250".into(), csv: CsvSpec::default() }
+        FormatSpec {
+            format: FormatKind::Auto,
+            encoding: "windows-1250".into(),
+            csv: CsvSpec::default(),
+        }
     }
 }
 
@@ -155,7 +159,12 @@ pub struct ParseError {
 
 impl ParseError {
     pub fn new(message: impl Into<String>) -> ParseError {
-        ParseError { line: None, field: None, value: None, message: message.into() }
+        ParseError {
+            line: None,
+            field: None,
+            value: None,
+            message: message.into(),
+        }
     }
 
     pub fn line(mut self, line: impl Into<Option<usize>>) -> Self {
@@ -210,7 +219,12 @@ impl std::error::Error for ParseError {}
 
 /// Parse one export file into receipts (one file may hold several: CSV groups, POSLog transactions,
 /// JSON arrays). `file_name` only helps detection (extension) — content decides.
-pub fn parse_file(spec: &FormatSpec, file_name: &str, bytes: &[u8], ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
+pub fn parse_file(
+    spec: &FormatSpec,
+    file_name: &str,
+    bytes: &[u8],
+    ctx: &ParseContext,
+) -> Result<Vec<Receipt>, ParseError> {
     let legacy = text::legacy_encoding(&spec.encoding)?;
     let kind = match spec.format {
         FormatKind::Auto => match sniff(bytes) {
@@ -250,7 +264,10 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     if s.starts_with('{') || s.starts_with('[') {
         return jtree::sniff(bytes);
     }
-    if s.chars().take(4096).any(|c| c == '\0' || (c.is_control() && !matches!(c, '\r' | '\n' | '\t'))) {
+    if s.chars()
+        .take(4096)
+        .any(|c| c == '\0' || (c.is_control() && !matches!(c, '\r' | '\n' | '\t')))
+    {
         return None;
     }
     let first = s.lines().next().unwrap_or("");
@@ -282,7 +299,19 @@ pub(crate) struct Draft {
 
 impl Draft {
     pub fn new(line: Option<usize>, pos_receipt_no: String, issued_at: DateTime<FixedOffset>) -> Draft {
-        Draft { line, pos_receipt_no, issued_at, total: None, card: None, original: None, lines: Vec::new(), vat: Vec::new(), id: None, total_field: "total".into(), total_line: None }
+        Draft {
+            line,
+            pos_receipt_no,
+            issued_at,
+            total: None,
+            card: None,
+            original: None,
+            lines: Vec::new(),
+            vat: Vec::new(),
+            id: None,
+            total_field: "total".into(),
+            total_line: None,
+        }
     }
 }
 
@@ -298,18 +327,30 @@ pub(crate) fn cash_tolerance(c: Currency) -> Decimal {
 pub(crate) fn finish(mut d: Draft, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     let at = d.line;
     if d.pos_receipt_no.trim().is_empty() {
-        return Err(ParseError::new("receipt number is empty").line(at).field("pos_receipt_no"));
+        return Err(ParseError::new("receipt number is empty")
+            .line(at)
+            .field("pos_receipt_no"));
     }
     let mut sum = Decimal::ZERO;
     for l in &d.lines {
-        sum = sum.checked_add(l.line_total).ok_or_else(|| ParseError::new("sum of line totals overflows").line(at).field("line_total"))?;
+        sum = sum.checked_add(l.line_total).ok_or_else(|| {
+            ParseError::new("sum of line totals overflows")
+                .line(at)
+                .field("line_total")
+        })?;
     }
     let total = d.total.unwrap_or(sum);
     if !d.lines.is_empty() {
-        let diff = total.checked_sub(sum).ok_or_else(|| ParseError::new("total minus lines overflows").line(at).field("total"))?;
+        let diff = total
+            .checked_sub(sum)
+            .ok_or_else(|| ParseError::new("total minus lines overflows").line(at).field("total"))?;
         let has_rounding = d.lines.iter().any(|l| l.kind == LineKind::Rounding);
         if !diff.is_zero() {
-            let tol = if has_rounding { Decimal::new(1, 2) } else { cash_tolerance(ctx.currency) };
+            let tol = if has_rounding {
+                Decimal::new(1, 2)
+            } else {
+                cash_tolerance(ctx.currency)
+            };
             if diff.abs() > tol {
                 return Err(ParseError::new(format!(
                     "total {total} does not match the sum of the lines {sum} (difference {diff}; at most {tol} is accepted as rounding)"
@@ -333,7 +374,11 @@ pub(crate) fn finish(mut d: Draft, ctx: &ParseContext) -> Result<Receipt, ParseE
         }
     }
     if d.original.is_none() && d.lines.iter().any(|l| l.kind == LineKind::Return) {
-        return Err(ParseError::new("receipt has return lines but no reference to the original receipt").line(at).field("original"));
+        return Err(
+            ParseError::new("receipt has return lines but no reference to the original receipt")
+                .line(at)
+                .field("original"),
+        );
     }
     let id = ReceiptId::derive(&ctx.store_id, &ctx.till_id, &d.pos_receipt_no, &d.issued_at);
     if let Some((given, line)) = &d.id {
@@ -366,17 +411,32 @@ pub(crate) fn card(raw: &str, line: Option<usize>, field: &str) -> Result<Option
     if raw.trim().is_empty() {
         return Ok(None);
     }
-    CardId::normalise(raw).map(Some).map_err(|e| ParseError::new(format!("not a card number: {e}")).line(line).field(field).card_value(raw))
+    CardId::normalise(raw).map(Some).map_err(|e| {
+        ParseError::new(format!("not a card number: {e}"))
+            .line(line)
+            .field(field)
+            .card_value(raw)
+    })
 }
 
 /// A currency named in a file must be the program's.
-pub(crate) fn check_currency(raw: &str, ctx: &ParseContext, line: Option<usize>, field: &str) -> Result<(), ParseError> {
+pub(crate) fn check_currency(
+    raw: &str,
+    ctx: &ParseContext,
+    line: Option<usize>,
+    field: &str,
+) -> Result<(), ParseError> {
     if raw.trim().is_empty() {
         return Ok(());
     }
     match Currency::parse(raw) {
         Some(c) if c == ctx.currency => Ok(()),
-        Some(_) | None => Err(ParseError::new(format!("currency is not this program's currency {}", ctx.currency)).line(line).field(field).value(raw)),
+        Some(_) | None => Err(
+            ParseError::new(format!("currency is not this program's currency {}", ctx.currency))
+                .line(line)
+                .field(field)
+                .value(raw),
+        ),
     }
 }
 
@@ -401,7 +461,9 @@ pub(crate) fn make_line(
     let total = match (line_total, unit_price) {
         (Some(t), _) => t,
         (None, Some(u)) => q.checked_mul(u).ok_or_else(overflow)?.round_dp(2),
-        (None, None) => return Err(ParseError::new("line has neither a unit price nor a line total").field("line_total")),
+        (None, None) => {
+            return Err(ParseError::new("line has neither a unit price nor a line total").field("line_total"))
+        }
     };
     let neg = |d: Decimal| d.is_sign_negative() && !d.is_zero();
     let kind = match kind {
@@ -424,5 +486,14 @@ pub(crate) fn make_line(
         None if q.is_zero() => total,
         None => total.checked_div(q).ok_or_else(overflow)?.round_dp(6),
     };
-    Ok(ReceiptLine { sku, name, category, quantity: q, unit_price: unit, line_total: total, vat_rate, kind })
+    Ok(ReceiptLine {
+        sku,
+        name,
+        category,
+        quantity: q,
+        unit_price: unit,
+        line_total: total,
+        vat_rate,
+        kind,
+    })
 }

@@ -37,7 +37,11 @@ pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Res
         "POSLog" => root.children_named("Transaction").collect(),
         "Transaction" => vec![&root],
         other => {
-            return Err(ParseError::new("not a POSLog file: root element should be <POSLog> or <Transaction>").line(root.line).field(other.to_string()))
+            return Err(
+                ParseError::new("not a POSLog file: root element should be <POSLog> or <Transaction>")
+                    .line(root.line)
+                    .field(other.to_string()),
+            )
         }
     };
     let mut out = Vec::new();
@@ -54,7 +58,12 @@ pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Res
 
 fn dec(el: &El) -> Result<Decimal, ParseError> {
     let t = el.text.trim();
-    parse_decimal(t, Some('.')).ok_or_else(|| ParseError::new("not a number").line(el.line).field(el.name.clone()).value(t))
+    parse_decimal(t, Some('.')).ok_or_else(|| {
+        ParseError::new("not a number")
+            .line(el.line)
+            .field(el.name.clone())
+            .value(t)
+    })
 }
 
 fn opt_dec(parent: &El, name: &str) -> Result<Option<Decimal>, ParseError> {
@@ -66,14 +75,25 @@ fn text(parent: &El, path: &[&str]) -> Option<String> {
 }
 
 fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseError> {
-    let no = text(tx, &["SequenceNumber"])
-        .ok_or_else(|| ParseError::new("transaction has no SequenceNumber (the receipt number)").line(tx.line).field("SequenceNumber"))?;
+    let no = text(tx, &["SequenceNumber"]).ok_or_else(|| {
+        ParseError::new("transaction has no SequenceNumber (the receipt number)")
+            .line(tx.line)
+            .field("SequenceNumber")
+    })?;
     let time_el = rt
         .child("ReceiptDateTime")
         .or_else(|| tx.child("EndDateTime"))
-        .ok_or_else(|| ParseError::new("transaction has no ReceiptDateTime or EndDateTime").line(tx.line).field("EndDateTime"))?;
-    let issued_at = parse_datetime(&time_el.text, &[], ctx.tz_offset)
-        .ok_or_else(|| ParseError::new("not a date-time").line(time_el.line).field(time_el.name.clone()).value(time_el.text.trim()))?;
+        .ok_or_else(|| {
+            ParseError::new("transaction has no ReceiptDateTime or EndDateTime")
+                .line(tx.line)
+                .field("EndDateTime")
+        })?;
+    let issued_at = parse_datetime(&time_el.text, &[], ctx.tz_offset).ok_or_else(|| {
+        ParseError::new("not a date-time")
+            .line(time_el.line)
+            .field(time_el.name.clone())
+            .value(time_el.text.trim())
+    })?;
     if let Some(c) = tx.child("CurrencyCode").or_else(|| rt.child("CurrencyCode")) {
         check_currency(&c.text, ctx, Some(c.line), "CurrencyCode")?;
     }
@@ -81,7 +101,10 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
 
     let card_el = rt
         .path(&["LoyaltyAccount", "LoyaltyCard", "PrimaryAccountNumber"])
-        .or_else(|| rt.children_named("LineItem").find_map(|li| li.path(&["LoyaltyMembership", "LoyaltyID"])))
+        .or_else(|| {
+            rt.children_named("LineItem")
+                .find_map(|li| li.path(&["LoyaltyMembership", "LoyaltyID"]))
+        })
         .or_else(|| rt.path(&["LoyaltyAccount", "LoyaltyAccountID"]))
         .or_else(|| rt.path(&["LoyaltyAccount", "CustomerID"]));
     if let Some(c) = card_el {
@@ -99,7 +122,11 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
             }
             match item.name.as_str() {
                 "Sale" | "Return" => {
-                    let kind = if item.name == "Return" { LineKind::Return } else { LineKind::Sale };
+                    let kind = if item.name == "Return" {
+                        LineKind::Return
+                    } else {
+                        LineKind::Sale
+                    };
                     if kind == LineKind::Return && link.is_none() {
                         link = item.child("TransactionLink");
                     }
@@ -107,7 +134,9 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
                     for m in item.children_named("RetailPriceModifier") {
                         if let Some(a) = m.child("Amount") {
                             let amount = dec(a)?;
-                            let name = text(m, &["Description"]).or_else(|| text(m, &["ReasonCode"])).unwrap_or_else(|| "price modifier".into());
+                            let name = text(m, &["Description"])
+                                .or_else(|| text(m, &["ReasonCode"]))
+                                .unwrap_or_else(|| "price modifier".into());
                             d.lines.push(discount(name, amount, a)?);
                         }
                     }
@@ -115,7 +144,9 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
                 "Discount" => {
                     if let Some(a) = item.child("Amount") {
                         let amount = dec(a)?;
-                        let name = text(item, &["Description"]).or_else(|| text(item, &["ReasonCode"])).unwrap_or_else(|| "discount".into());
+                        let name = text(item, &["Description"])
+                            .or_else(|| text(item, &["ReasonCode"]))
+                            .unwrap_or_else(|| "discount".into());
                         d.lines.push(discount(name, amount, a)?);
                     }
                 }
@@ -123,7 +154,9 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
                     if item.flag("summarizedActivity") && !item.flag("detailedData") {
                         continue;
                     }
-                    let Some(a) = item.child("ExtendedRewardAmount").or_else(|| item.child("Amount")) else { continue };
+                    let Some(a) = item.child("ExtendedRewardAmount").or_else(|| item.child("Amount")) else {
+                        continue;
+                    };
                     let amount = dec(a)?;
                     if amount < Decimal::ZERO {
                         let name = match text(item, &["PromotionID"]) {
@@ -138,14 +171,24 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
         }
     }
     if let Some(l) = link {
-        let no = text(l, &["SequenceNumber"])
-            .ok_or_else(|| ParseError::new("TransactionLink has no SequenceNumber").line(l.line).field("TransactionLink/SequenceNumber"))?;
-        d.original = Some(OriginalReceipt { receipt_id: None, pos_receipt_no: Some(no) });
+        let no = text(l, &["SequenceNumber"]).ok_or_else(|| {
+            ParseError::new("TransactionLink has no SequenceNumber")
+                .line(l.line)
+                .field("TransactionLink/SequenceNumber")
+        })?;
+        d.original = Some(OriginalReceipt {
+            receipt_id: None,
+            pos_receipt_no: Some(no),
+        });
     }
     let total = rt
         .children_named("Total")
         .find(|t| t.attr("TotalType") == Some("TransactionGrandAmount"))
-        .ok_or_else(|| ParseError::new("no Total with TotalType=\"TransactionGrandAmount\"").line(rt.line).field("Total"))?;
+        .ok_or_else(|| {
+            ParseError::new("no Total with TotalType=\"TransactionGrandAmount\"")
+                .line(rt.line)
+                .field("Total")
+        })?;
     d.total = Some(dec(total)?);
     (d.total_field, d.total_line) = ("Total".into(), Some(total.line));
     finish(d, ctx)
@@ -154,7 +197,9 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
 fn item_line(item: &El, kind: LineKind) -> Result<ReceiptLine, ParseError> {
     let sku = text(item, &["ItemID"]).or_else(|| text(item, &["POSIdentity", "POSItemID"]));
     let name = text(item, &["Description"]).or_else(|| sku.clone()).ok_or_else(|| {
-        ParseError::new("line item has neither Description nor ItemID").line(item.line).field(format!("{}/Description", item.name))
+        ParseError::new("line item has neither Description nor ItemID")
+            .line(item.line)
+            .field(format!("{}/Description", item.name))
     })?;
     let category = text(item, &["MerchandiseHierarchy"]);
     let qty = opt_dec(item, "Quantity")?;
@@ -168,5 +213,15 @@ fn item_line(item: &El, kind: LineKind) -> Result<ReceiptLine, ParseError> {
 }
 
 fn discount(name: String, amount: Decimal, at: &El) -> Result<ReceiptLine, ParseError> {
-    make_line(Some(LineKind::Discount), name, None, None, None, None, Some(amount), None).map_err(|e| e.line(at.line))
+    make_line(
+        Some(LineKind::Discount),
+        name,
+        None,
+        None,
+        None,
+        None,
+        Some(amount),
+        None,
+    )
+    .map_err(|e| e.line(at.line))
 }

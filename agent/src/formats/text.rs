@@ -12,29 +12,43 @@ use super::ParseError;
 /// The configured legacy encoding (WHATWG label, e.g. `windows-1250`).
 pub(crate) fn legacy_encoding(label: &str) -> Result<&'static Encoding, ParseError> {
     Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
-        ParseError::new("unknown text encoding (use a WHATWG label such as windows-1250, iso-8859-2, utf-8)").field("encoding").value(label)
+        ParseError::new("unknown text encoding (use a WHATWG label such as windows-1250, iso-8859-2, utf-8)")
+            .field("encoding")
+            .value(label)
     })
 }
 
 /// Decode a whole file: BOM → that encoding; valid UTF-8 → UTF-8; an XML declaration's
 /// `encoding` → that; else `legacy`. Returns the text (BOM stripped) and the encoding used.
-pub(crate) fn decode<'a>(bytes: &'a [u8], legacy: &'static Encoding) -> Result<(Cow<'a, str>, &'static Encoding), ParseError> {
+pub(crate) fn decode<'a>(
+    bytes: &'a [u8],
+    legacy: &'static Encoding,
+) -> Result<(Cow<'a, str>, &'static Encoding), ParseError> {
     if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
         return match enc.decode_without_bom_handling_and_without_replacement(&bytes[bom_len..]) {
             Some(s) => Ok((s, enc)),
-            None => Err(ParseError::new(format!("file starts with a {} byte-order mark but is not valid {}", enc.name(), enc.name())).field("encoding")),
+            None => Err(ParseError::new(format!(
+                "file starts with a {} byte-order mark but is not valid {}",
+                enc.name(),
+                enc.name()
+            ))
+            .field("encoding")),
         };
     }
     if let Ok(s) = std::str::from_utf8(bytes) {
         return Ok((Cow::Borrowed(s), encoding_rs::UTF_8));
     }
-    let enc = xml_declared_encoding(bytes).filter(|e| *e != encoding_rs::UTF_8).unwrap_or(legacy);
+    let enc = xml_declared_encoding(bytes)
+        .filter(|e| *e != encoding_rs::UTF_8)
+        .unwrap_or(legacy);
     let (s, _) = enc.decode_without_bom_handling(bytes);
     if enc == encoding_rs::UTF_8 {
         // Not valid UTF-8 and UTF-8 configured: name the first bad byte.
         let pos = std::str::from_utf8(bytes).err().map(|e| e.valid_up_to()).unwrap_or(0);
         let line = bytes[..pos].iter().filter(|b| **b == b'\n').count() + 1;
-        return Err(ParseError::new(format!("invalid UTF-8 at byte {pos}")).line(line).field("encoding"));
+        return Err(ParseError::new(format!("invalid UTF-8 at byte {pos}"))
+            .line(line)
+            .field("encoding"));
     }
     Ok((s, enc))
 }
@@ -75,7 +89,13 @@ pub(crate) struct Lines(Vec<usize>);
 
 impl Lines {
     pub fn new(src: &str) -> Lines {
-        Lines(src.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i).collect())
+        Lines(
+            src.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
     }
 
     pub fn line(&self, offset: usize) -> usize {
@@ -88,7 +108,11 @@ impl Lines {
 /// `None` guesses: with both separators the last one is decimal; a single `,` or `.` is decimal;
 /// a repeated one is grouping.
 pub(crate) fn parse_decimal(raw: &str, decimal: Option<char>) -> Option<Decimal> {
-    let s: String = raw.trim().chars().filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\'')).collect();
+    let s: String = raw
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\''))
+        .collect();
     let (neg, body) = match s.strip_prefix('-').or_else(|| s.strip_prefix('\u{2212}')) {
         Some(b) => (true, b),
         None => (false, s.strip_prefix('+').unwrap_or(&s)),
@@ -181,7 +205,13 @@ pub(crate) fn parse_datetime(raw: &str, extra: &[String], tz: FixedOffset) -> Op
         .iter()
         .map(String::as_str)
         .chain(NAIVE_FORMATS.iter().copied())
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok().or_else(|| NaiveDate::parse_from_str(s, f).ok().and_then(|d| d.and_hms_opt(0, 0, 0))))?;
+        .find_map(|f| {
+            NaiveDateTime::parse_from_str(s, f).ok().or_else(|| {
+                NaiveDate::parse_from_str(s, f)
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+            })
+        })?;
     tz.from_local_datetime(&naive).single()
 }
 

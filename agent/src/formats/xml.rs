@@ -56,7 +56,8 @@ impl El {
     }
 
     pub fn flag(&self, name: &str) -> bool {
-        self.attr(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+        self.attr(name)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
     }
 }
 
@@ -72,17 +73,29 @@ fn start(lines: &Lines, e: &BytesStart<'_>, offset: usize) -> Result<El, ParseEr
     let line = lines.line(offset);
     let mut attrs = Vec::new();
     for a in e.attributes() {
-        let a = a.map_err(|err| ParseError::new(format!("malformed XML attribute: {err}")).line(line).field(local(e.name().as_ref())))?;
+        let a = a.map_err(|err| {
+            ParseError::new(format!("malformed XML attribute: {err}"))
+                .line(line)
+                .field(local(e.name().as_ref()))
+        })?;
         let key = a.key.as_ref();
         if key.starts_with(b"xmlns") {
             continue;
         }
-        let v = a
-            .unescape_value()
-            .map_err(|err| ParseError::new(format!("malformed XML attribute value: {err}")).line(line).field(local(key)))?;
+        let v = a.unescape_value().map_err(|err| {
+            ParseError::new(format!("malformed XML attribute value: {err}"))
+                .line(line)
+                .field(local(key))
+        })?;
         attrs.push((local(key), v.into_owned()));
     }
-    Ok(El { name: local(e.name().as_ref()), attrs, text: String::new(), children: Vec::new(), line })
+    Ok(El {
+        name: local(e.name().as_ref()),
+        attrs,
+        text: String::new(),
+        children: Vec::new(),
+        line,
+    })
 }
 
 /// Parse a whole document (already decoded to UTF-8) and return its root element.
@@ -104,10 +117,13 @@ pub(crate) fn parse(src: &str) -> Result<El, ParseError> {
                 // `<` + name/attributes + `>`: the tag's own offset, not the whitespace before it.
                 let offset = (r.buffer_position() as usize).saturating_sub(e.len() + 2);
                 if stack.len() >= MAX_DEPTH {
-                    return Err(ParseError::new(format!("XML nested deeper than {MAX_DEPTH} elements")).line(line_of(src, offset)));
+                    return Err(ParseError::new(format!("XML nested deeper than {MAX_DEPTH} elements"))
+                        .line(line_of(src, offset)));
                 }
                 if root.is_some() && stack.is_empty() {
-                    return Err(ParseError::new("more than one root element").line(line_of(src, offset)).field(local(e.name().as_ref())));
+                    return Err(ParseError::new("more than one root element")
+                        .line(line_of(src, offset))
+                        .field(local(e.name().as_ref())));
                 }
                 stack.push(start(&lines, &e, offset)?);
             }
@@ -117,22 +133,34 @@ pub(crate) fn parse(src: &str) -> Result<El, ParseError> {
                 match stack.last_mut() {
                     Some(p) => p.children.push(el),
                     None if root.is_none() => root = Some(el),
-                    None => return Err(ParseError::new("more than one root element").line(el.line).field(el.name)),
+                    None => {
+                        return Err(ParseError::new("more than one root element")
+                            .line(el.line)
+                            .field(el.name))
+                    }
                 }
             }
             Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| ParseError::new("unexpected closing tag").line(line_of(src, offset)))?;
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| ParseError::new("unexpected closing tag").line(line_of(src, offset)))?;
                 match stack.last_mut() {
                     Some(p) => p.children.push(el),
                     None => root = Some(el),
                 }
             }
             Event::Text(t) => {
-                let s = t.unescape().map_err(|e| ParseError::new(format!("malformed XML text: {e}")).line(line_of(src, offset)))?;
+                let s = t
+                    .unescape()
+                    .map_err(|e| ParseError::new(format!("malformed XML text: {e}")).line(line_of(src, offset)))?;
                 match stack.last_mut() {
                     Some(p) => p.text.push_str(&s),
                     None if s.trim().is_empty() => {}
-                    None => return Err(ParseError::new("text outside the root element").line(line_of(src, offset)).value(&s)),
+                    None => {
+                        return Err(ParseError::new("text outside the root element")
+                            .line(line_of(src, offset))
+                            .value(&s))
+                    }
                 }
             }
             Event::CData(t) => {
@@ -145,9 +173,12 @@ pub(crate) fn parse(src: &str) -> Result<El, ParseError> {
         }
     }
     if let Some(open) = stack.last() {
-        return Err(ParseError::new(format!("file ends before <{}> (opened on line {}) is closed", open.name, open.line))
-            .line(line_of(src, src.len()))
-            .field(open.name.clone()));
+        return Err(ParseError::new(format!(
+            "file ends before <{}> (opened on line {}) is closed",
+            open.name, open.line
+        ))
+        .line(line_of(src, src.len()))
+        .field(open.name.clone()));
     }
     root.ok_or_else(|| ParseError::new("no XML element in the file"))
 }

@@ -81,13 +81,20 @@ pub fn decode(cfg: Option<&Config>, raw: Option<&str>, trace: Option<&Path>) -> 
                 v["stats"] = serde_json::to_value(&s.stats)?;
                 decisions.push(v);
             }
-            Action::NotScan { device, reason, stats, .. } => {
+            Action::NotScan {
+                device, reason, stats, ..
+            } => {
                 decisions.push(json!({"decision": "not_scan", "device": device, "reason": reason, "stats": stats}));
             }
             Action::Replay(_) | Action::Swallow(_) => {}
         }
     }
-    println!("{}", serde_json::to_string_pretty(&json!({"trace": path.display().to_string(), "events": events.len(), "decisions": decisions}))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(
+            &json!({"trace": path.display().to_string(), "events": events.len(), "decisions": decisions})
+        )?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -103,7 +110,11 @@ pub struct ReaderTestArgs {
 pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result<ExitCode> {
     let mut reader: ReaderConfig = cfg.map(|c| c.reader.clone()).unwrap_or_default();
     for port in &args.serial {
-        reader.serial.push(SerialConfig { port: Some(port.clone()), baud: args.baud.unwrap_or(9600), ..Default::default() });
+        reader.serial.push(SerialConfig {
+            port: Some(port.clone()),
+            baud: args.baud.unwrap_or(9600),
+            ..Default::default()
+        });
     }
     if args.no_wedge {
         reader.wedge = false;
@@ -124,8 +135,12 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
                 let human = diag::line(&diag::serial(&ev, Some(&classify)));
                 let v = match ev {
                     SerialEvent::Connected { port } => json!({"type": "serial", "event": "connected", "port": port}),
-                    SerialEvent::Disconnected { port, reason } => json!({"type": "serial", "event": "disconnected", "port": port, "reason": reason}),
-                    SerialEvent::Unavailable { error } => json!({"type": "serial", "event": "unavailable", "error": error.to_string()}),
+                    SerialEvent::Disconnected { port, reason } => {
+                        json!({"type": "serial", "event": "disconnected", "port": port, "reason": reason})
+                    }
+                    SerialEvent::Unavailable { error } => {
+                        json!({"type": "serial", "event": "unavailable", "error": error.to_string()})
+                    }
                     SerialEvent::Line { port, text, at } => {
                         let mut v = decode_json(&text, &policy);
                         v["type"] = json!("scan");
@@ -148,7 +163,10 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
             let source = match super::oskbd::open(display.as_deref(), false) {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = tx.send((json!({"type": "error", "source": "wedge", "error": format!("{e:#}")}), format!("keyboard wedge: {e:#}")));
+                    let _ = tx.send((
+                        json!({"type": "error", "source": "wedge", "error": format!("{e:#}")}),
+                        format!("keyboard wedge: {e:#}"),
+                    ));
                     return;
                 }
             };
@@ -158,7 +176,9 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
             let classify = |t: &str| payload::classify(t, &policy);
             let r = run_wedge(source, &reader, &stop, |r| {
                 // The human line is the shared reader-test formatting (the GUI window shows the same).
-                let Some(d) = wd.report(&r, Some(&classify)) else { return };
+                let Some(d) = wd.report(&r, Some(&classify)) else {
+                    return;
+                };
                 let human = diag::line(&d);
                 let v = match (&r, &d) {
                     (WedgeReport::Device { info, added, dedicated }, _) => {
@@ -167,7 +187,13 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
                     (WedgeReport::Key { ev, gap_ms, .. }, ReaderDiag::Key { key, .. }) => {
                         json!({"type": "key", "device": ev.device, "key": key, "gap_ms": gap_ms, "time_ms": ev.time_ms})
                     }
-                    (WedgeReport::Action { action: Action::Scan(s), device }, _) => {
+                    (
+                        WedgeReport::Action {
+                            action: Action::Scan(s),
+                            device,
+                        },
+                        _,
+                    ) => {
                         let mut v = decode_json(&s.text, &policy);
                         v["type"] = json!("scan");
                         v["source"] = json!(format!("{kind}:{}", s.device));
@@ -177,7 +203,19 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
                         v["stats"] = serde_json::to_value(&s.stats).unwrap_or_default();
                         v
                     }
-                    (WedgeReport::Action { action: Action::NotScan { device, reason, stats, read_error }, .. }, _) => json!({
+                    (
+                        WedgeReport::Action {
+                            action:
+                                Action::NotScan {
+                                    device,
+                                    reason,
+                                    stats,
+                                    read_error,
+                                },
+                            ..
+                        },
+                        _,
+                    ) => json!({
                         "type": "not_scan", "source": format!("{kind}:{device}"), "reason": reason, "stats": stats, "read_error": read_error
                     }),
                     _ => return,
@@ -185,7 +223,10 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
                 let _ = tx.send((v, human));
             });
             if let Err(e) = r {
-                let _ = tx.send((json!({"type": "error", "source": kind, "error": format!("{e:#}")}), format!("{kind}: {e:#}")));
+                let _ = tx.send((
+                    json!({"type": "error", "source": kind, "error": format!("{e:#}")}),
+                    format!("{kind}: {e:#}"),
+                ));
             }
         });
     }
@@ -193,14 +234,20 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
     let deadline = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
     let out = std::io::stdout();
     loop {
-        let wait = deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(3600));
+        let wait = deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(3600));
         if wait.is_zero() {
             break;
         }
         match rx.recv_timeout(wait) {
             Ok((v, human)) => {
                 let mut o = out.lock();
-                let _ = if json_out { writeln!(o, "{v}") } else { writeln!(o, "{human}") };
+                let _ = if json_out {
+                    writeln!(o, "{v}")
+                } else {
+                    writeln!(o, "{human}")
+                };
                 let _ = o.flush();
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}

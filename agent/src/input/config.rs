@@ -134,7 +134,9 @@ impl ReaderConfig {
             match Key::from_name(name) {
                 None => return bad("unknown key name (use an evdev name such as \"KEY_F13\")"),
                 Some(k) if [Key::ENTER, Key::KPENTER].contains(&k) => return bad("is a terminator key"),
-                Some(k) if k.is_shift() || k.is_command_modifier() || k == Key::CAPSLOCK => return bad("is a modifier key"),
+                Some(k) if k.is_shift() || k.is_command_modifier() || k == Key::CAPSLOCK => {
+                    return bad("is a modifier key")
+                }
                 Some(k) if k.us_char(false).is_some() => {
                     return bad("types a character, so people type it too; pick a key nobody types, e.g. \"KEY_F13\"")
                 }
@@ -143,20 +145,34 @@ impl ReaderConfig {
         }
         for (i, s) in self.serial.iter().enumerate() {
             if s.port.is_none() && s.usb_vid.is_none() {
-                return Err(format!("[[reader.serial]] #{}: set `port` or `usb_vid`/`usb_pid`", i + 1));
+                return Err(format!(
+                    "[[reader.serial]] #{}: set `port` or `usb_vid`/`usb_pid`",
+                    i + 1
+                ));
             }
             for (key, v) in [("usb_vid", &s.usb_vid), ("usb_pid", &s.usb_pid)] {
                 if let Some(v) = v {
                     if u16::from_str_radix(v, 16).is_err() {
-                        return Err(format!("[[reader.serial]] #{}: `{key}` = {v:?} is not a 4-digit hex id", i + 1));
+                        return Err(format!(
+                            "[[reader.serial]] #{}: `{key}` = {v:?} is not a 4-digit hex id",
+                            i + 1
+                        ));
                     }
                 }
             }
             if !(5..=8).contains(&s.data_bits) {
-                return Err(format!("[[reader.serial]] #{}: `data_bits` = {} (expected 5-8)", i + 1, s.data_bits));
+                return Err(format!(
+                    "[[reader.serial]] #{}: `data_bits` = {} (expected 5-8)",
+                    i + 1,
+                    s.data_bits
+                ));
             }
             if !(1..=2).contains(&s.stop_bits) {
-                return Err(format!("[[reader.serial]] #{}: `stop_bits` = {} (expected 1 or 2)", i + 1, s.stop_bits));
+                return Err(format!(
+                    "[[reader.serial]] #{}: `stop_bits` = {} (expected 1 or 2)",
+                    i + 1,
+                    s.stop_bits
+                ));
             }
         }
         Ok(())
@@ -282,7 +298,9 @@ terminator = "crlf"
     fn dedicated_by_vid_pid_matches_usb_and_bluetooth_paths_in_any_case() {
         let c: ReaderConfig = toml::from_str("dedicated = [\"VID_046D&PID_B33B\"]").unwrap();
         // USB HID and Bluetooth HID device paths of the same reader (Windows Raw Input names).
-        assert!(c.is_dedicated(&[r"\\?\HID#VID_046D&PID_B33B&MI_00#8&2a1b#0&0000#{884b96c3-56ef-11d1-bc8c-00a0c91405dd}"]));
+        assert!(
+            c.is_dedicated(&[r"\\?\HID#VID_046D&PID_B33B&MI_00#8&2a1b#0&0000#{884b96c3-56ef-11d1-bc8c-00a0c91405dd}"])
+        );
         assert!(c.is_dedicated(&[r"\\?\HID#{00001124-0000-1000-8000-00805f9b34fb}_VID&0002046d_PID&b33b&Col01#9&1f0#0&0000#{884b96c3-56ef-11d1-bc8c-00a0c91405dd}"]));
         assert!(!c.is_dedicated(&[r"\\?\HID#VID_046D&PID_B33C#8&2a1b#0&0000#{884b96c3}"]));
         assert!(!c.is_dedicated(&["Logitech keyboard"]));
@@ -294,9 +312,13 @@ terminator = "crlf"
 
     #[test]
     fn errors_name_the_key() {
-        let e = toml::from_str::<ReaderConfig>("mode = \"sometimes\"").unwrap_err().to_string();
+        let e = toml::from_str::<ReaderConfig>("mode = \"sometimes\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sometimes") && e.contains("line 1"), "{e}");
-        let e = toml::from_str::<ReaderConfig>("[[serial]]\nbaud_rate = 9600").unwrap_err().to_string();
+        let e = toml::from_str::<ReaderConfig>("[[serial]]\nbaud_rate = 9600")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("baud_rate"), "{e}");
         let c: ReaderConfig = toml::from_str("[[serial]]\nbaud = 9600").unwrap();
         assert!(c.validate().unwrap_err().contains("`port`"));
@@ -310,10 +332,18 @@ terminator = "crlf"
         c.validate().unwrap();
         assert_eq!(c.detect_config().prefix, Key::from_name("KEY_F13"));
         assert_eq!(ReaderConfig::default().detect_config().prefix, None);
-        for (name, why) in [("KEY_F99", "unknown key name"), ("KEY_ENTER", "terminator"), ("KEY_LEFTSHIFT", "modifier"), ("KEY_A", "types a character")] {
+        for (name, why) in [
+            ("KEY_F99", "unknown key name"),
+            ("KEY_ENTER", "terminator"),
+            ("KEY_LEFTSHIFT", "modifier"),
+            ("KEY_A", "types a character"),
+        ] {
             let c: ReaderConfig = toml::from_str(&format!("prefix_key = {name:?}")).unwrap();
             let e = c.validate().unwrap_err();
-            assert!(e.contains("prefix_key") && e.contains(name) && e.contains(why), "{name}: {e}");
+            assert!(
+                e.contains("prefix_key") && e.contains(name) && e.contains(why),
+                "{name}: {e}"
+            );
         }
     }
 }

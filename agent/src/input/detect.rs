@@ -104,7 +104,12 @@ pub enum Action {
     Scan(Scan),
     /// A terminator ended a burst that is not a scan (human typing), or a prefix scan ended
     /// without its terminator (`read_error` when characters were typed after the prefix).
-    NotScan { device: u32, reason: String, stats: BurstStats, read_error: bool },
+    NotScan {
+        device: u32,
+        reason: String,
+        stats: BurstStats,
+        read_error: bool,
+    },
 }
 
 #[derive(Default, Debug)]
@@ -138,7 +143,10 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(cfg: DetectConfig) -> Detector {
-        Detector { cfg, devs: BTreeMap::new() }
+        Detector {
+            cfg,
+            devs: BTreeMap::new(),
+        }
     }
 
     pub fn config(&self) -> &DetectConfig {
@@ -252,7 +260,11 @@ impl Detector {
         }
 
         let shift = !st.shift.is_empty();
-        let ch = if st.command.is_empty() { ev.key.us_char(shift) } else { None };
+        let ch = if st.command.is_empty() {
+            ev.key.us_char(shift)
+        } else {
+            None
+        };
 
         if st.prefix_at.is_some() {
             // Inside a prefix scan every key belongs to it, swallowed at once.
@@ -265,12 +277,29 @@ impl Detector {
                 let stats = stats(&st.chars, ev.time_ms, cfg);
                 let text: String = st.chars.drain(..).map(|(_, c)| c).collect();
                 if std::mem::take(&mut st.tainted) {
-                    out.push(Action::NotScan { device: ev.device, reason: LOST_REASON.into(), stats, read_error: true });
+                    out.push(Action::NotScan {
+                        device: ev.device,
+                        reason: LOST_REASON.into(),
+                        stats,
+                        read_error: true,
+                    });
                 } else if text.is_empty() {
                     let reason = format!("prefix {} then the terminator with nothing between", prefix_name(cfg));
-                    out.push(Action::NotScan { device: ev.device, reason, stats, read_error: false });
+                    out.push(Action::NotScan {
+                        device: ev.device,
+                        reason,
+                        stats,
+                        read_error: false,
+                    });
                 } else {
-                    out.push(Action::Scan(Scan { device: ev.device, text, dedicated: false, stats, by_timeout: false, prefixed: true }));
+                    out.push(Action::Scan(Scan {
+                        device: ev.device,
+                        text,
+                        dedicated: false,
+                        stats,
+                        by_timeout: false,
+                        prefixed: true,
+                    }));
                 }
             } else if let Some(c) = ch {
                 st.chars.push((ev.time_ms, c));
@@ -285,7 +314,11 @@ impl Detector {
             let typed = std::mem::take(&mut st.typed);
             let tainted = std::mem::take(&mut st.tainted);
             let verdict = if dedicated {
-                if text.is_empty() { Err("nothing typed before the terminator".to_string()) } else { Ok(()) }
+                if text.is_empty() {
+                    Err("nothing typed before the terminator".to_string())
+                } else {
+                    Ok(())
+                }
             } else {
                 judge(&stats, cfg)
             };
@@ -304,17 +337,37 @@ impl Detector {
                         out.push(Action::Swallow(keys));
                     }
                     if tainted {
-                        out.push(Action::NotScan { device: ev.device, reason: LOST_REASON.into(), stats, read_error: true });
+                        out.push(Action::NotScan {
+                            device: ev.device,
+                            reason: LOST_REASON.into(),
+                            stats,
+                            read_error: true,
+                        });
                     } else {
-                        out.push(Action::Scan(Scan { device: ev.device, text, dedicated, stats, by_timeout: false, prefixed: false }));
+                        out.push(Action::Scan(Scan {
+                            device: ev.device,
+                            text,
+                            dedicated,
+                            stats,
+                            by_timeout: false,
+                            prefixed: false,
+                        }));
                     }
                 }
                 Err(mut reason) => {
                     if stats.chars == 0 && typed > 0 {
-                        reason = format!("{typed} characters typed with gaps over {} ms (human typing)", cfg.max_gap_ms);
+                        reason = format!(
+                            "{typed} characters typed with gaps over {} ms (human typing)",
+                            cfg.max_gap_ms
+                        );
                     }
                     if stats.chars > 0 || typed > 0 {
-                        out.push(Action::NotScan { device: ev.device, reason, stats, read_error: false });
+                        out.push(Action::NotScan {
+                            device: ev.device,
+                            reason,
+                            stats,
+                            read_error: false,
+                        });
                     }
                     if cfg.intercept {
                         st.held.push((ev, false));
@@ -390,9 +443,21 @@ impl Detector {
                     let stats = stats(&st.chars, last, cfg);
                     let text = st.chars.drain(..).map(|(_, c)| c).collect();
                     if std::mem::take(&mut st.tainted) {
-                        out.push(Action::NotScan { device: *dev, reason: LOST_REASON.into(), stats, read_error: true });
+                        out.push(Action::NotScan {
+                            device: *dev,
+                            reason: LOST_REASON.into(),
+                            stats,
+                            read_error: true,
+                        });
                     } else {
-                        out.push(Action::Scan(Scan { device: *dev, text, dedicated: true, stats, by_timeout: true, prefixed: false }));
+                        out.push(Action::Scan(Scan {
+                            device: *dev,
+                            text,
+                            dedicated: true,
+                            stats,
+                            by_timeout: true,
+                            prefixed: false,
+                        }));
                     }
                 }
             } else if idle > cfg.max_gap_ms {
@@ -421,11 +486,25 @@ fn end_prefix_unterminated(st: &mut DevState, device: u32, last: u64, cfg: &Dete
     st.chars.clear();
     let read_error = stats.chars > 0;
     let reason = if read_error {
-        format!("read error: prefix {} and {} characters but no terminator within {} ms", prefix_name(cfg), stats.chars, cfg.idle_ms)
+        format!(
+            "read error: prefix {} and {} characters but no terminator within {} ms",
+            prefix_name(cfg),
+            stats.chars,
+            cfg.idle_ms
+        )
     } else {
-        format!("prefix {} with nothing after it within {} ms", prefix_name(cfg), cfg.idle_ms)
+        format!(
+            "prefix {} with nothing after it within {} ms",
+            prefix_name(cfg),
+            cfg.idle_ms
+        )
     };
-    Action::NotScan { device, reason, stats, read_error }
+    Action::NotScan {
+        device,
+        reason,
+        stats,
+        read_error,
+    }
 }
 
 fn flush_held(st: &mut DevState, cfg: &DetectConfig, out: &mut Vec<Action>) {
@@ -461,7 +540,12 @@ fn stats(chars: &[(u64, char)], end: u64, cfg: &DetectConfig) -> BurstStats {
         (Some(f), Some(l)) => l.0 - f.0,
         _ => 0,
     };
-    BurstStats { chars: chars.len(), span_ms: span, gaps_ms: gaps, longest_fast_run: longest }
+    BurstStats {
+        chars: chars.len(),
+        span_ms: span,
+        gaps_ms: gaps,
+        longest_fast_run: longest,
+    }
 }
 
 fn judge(s: &BurstStats, cfg: &DetectConfig) -> Result<(), String> {
@@ -469,7 +553,10 @@ fn judge(s: &BurstStats, cfg: &DetectConfig) -> Result<(), String> {
         return Err(format!("{} characters < minimum {}", s.chars, cfg.min_len));
     }
     if s.span_ms > s.chars as u64 * cfg.avg_ms {
-        return Err(format!("{} ms for {} characters is slower than {} ms/char on average", s.span_ms, s.chars, cfg.avg_ms));
+        return Err(format!(
+            "{} ms for {} characters is slower than {} ms/char on average",
+            s.span_ms, s.chars, cfg.avg_ms
+        ));
     }
     if s.longest_fast_run < cfg.fast_run {
         return Err(format!(
@@ -486,7 +573,16 @@ mod tests {
     use crate::input::script::{parse, typed};
 
     fn scans(actions: &[Action]) -> Vec<String> {
-        actions.iter().filter_map(|a| if let Action::Scan(s) = a { Some(s.text.clone()) } else { None }).collect()
+        actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Scan(s) = a {
+                    Some(s.text.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     fn run(cfg: DetectConfig, script: &str) -> Vec<Action> {
@@ -520,11 +616,17 @@ mod tests {
     fn scanners_from_1_to_19_ms_per_key_are_scans() {
         // Measured per-key gaps: Datalogic 1, Netum 6, scanner 7-8, Honeywell 10, 16, NSC750 19 ms.
         for gap in [1, 6, 8, 10, 16, 19] {
-            let a = run(DetectConfig::default(), &typed("1900-1234-5678-9012", &[gap], 1.min(gap), 1, true));
+            let a = run(
+                DetectConfig::default(),
+                &typed("1900-1234-5678-9012", &[gap], 1.min(gap), 1, true),
+            );
             assert_eq!(scans(&a), ["1900-1234-5678-9012"], "gap {gap}: {a:?}");
         }
         // Shifted characters (magstripe track) at 8 ms.
-        let a = run(DetectConfig::default(), &typed(";4111111111111111=2612101?", &[8], 3, 1, true));
+        let a = run(
+            DetectConfig::default(),
+            &typed(";4111111111111111=2612101?", &[8], 3, 1, true),
+        );
         assert_eq!(scans(&a), [";4111111111111111=2612101?"]);
     }
 
@@ -540,7 +642,10 @@ mod tests {
             ("human-quick-enter.trace", None),
             ("layout-cz-scanner.trace", Some("1900-1234")),
             ("deadkey-human-cz.trace", None),
-            ("deadkey-scanner-track2.trace", Some(";5266092201416174=16042010000056700100?")),
+            (
+                "deadkey-scanner-track2.trace",
+                Some(";5266092201416174=16042010000056700100?"),
+            ),
         ];
         for (name, want) in cases {
             let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -558,14 +663,26 @@ mod tests {
         // Ordinary cashier typing, 120 ms per key: the Enter reports why it is not a scan.
         let a = run(DetectConfig::default(), &typed("19001234", &[120], 60, 1, true));
         assert!(scans(&a).is_empty());
-        assert!(matches!(&a[..], [Action::NotScan { reason, .. }] if reason.contains("8 characters typed with gaps over 50 ms")), "{a:?}");
+        assert!(
+            matches!(&a[..], [Action::NotScan { reason, .. }] if reason.contains("8 characters typed with gaps over 50 ms")),
+            "{a:?}"
+        );
         // A fast typist: bursts of 2-3 gaps <= 20 ms but never 4, then a quick Enter (15 ms).
-        let a = run(DetectConfig::default(), &typed("19001234567", &[18, 15, 12, 45, 19, 14, 40, 16, 18, 35, 15], 8, 1, true));
+        let a = run(
+            DetectConfig::default(),
+            &typed("19001234567", &[18, 15, 12, 45, 19, 14, 40, 16, 18, 35, 15], 8, 1, true),
+        );
         assert!(scans(&a).is_empty(), "{a:?}");
-        assert!(matches!(&a[0], Action::NotScan { reason, .. } if reason.contains("consecutive")), "{a:?}");
+        assert!(
+            matches!(&a[0], Action::NotScan { reason, .. } if reason.contains("consecutive")),
+            "{a:?}"
+        );
         // Short codes never count.
         let a = run(DetectConfig::default(), &typed("12345", &[5], 2, 1, true));
-        assert!(matches!(&a[0], Action::NotScan { reason, .. } if reason.contains("minimum")), "{a:?}");
+        assert!(
+            matches!(&a[0], Action::NotScan { reason, .. } if reason.contains("minimum")),
+            "{a:?}"
+        );
     }
 
     #[test]
@@ -593,34 +710,59 @@ mod tests {
 
     #[test]
     fn intercept_swallows_scan_keys_and_replays_human_keys_in_order() {
-        let cfg = DetectConfig { intercept: true, ..Default::default() };
+        let cfg = DetectConfig {
+            intercept: true,
+            ..Default::default()
+        };
         // A scan: everything swallowed, nothing reaches the POS, incl. the Enter's key-up.
         let a = run(cfg.clone(), &typed("1900123456789012", &[8], 3, 1, true));
         assert_eq!(scans(&a).len(), 1);
         assert_eq!(pos_text(&a), "");
-        let swallowed: usize = a.iter().map(|x| if let Action::Swallow(k) = x { k.len() } else { 0 }).sum();
+        let swallowed: usize = a
+            .iter()
+            .map(|x| if let Action::Swallow(k) = x { k.len() } else { 0 })
+            .sum();
         assert_eq!(swallowed, 17 * 2, "{a:?}");
 
         // A human: every key reaches the POS, in order, incl. shift and a quick Enter.
         let a = run(cfg.clone(), &typed("Ab1-x", &[18, 15, 12, 90], 8, 1, true));
         assert_eq!(pos_text(&a), "Ab1-x⏎");
-        let replayed: Vec<KeyEvent> = a.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).collect();
+        let replayed: Vec<KeyEvent> = a
+            .iter()
+            .flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] })
+            .collect();
         let original = parse(&typed("Ab1-x", &[18, 15, 12, 90], 8, 1, true)).unwrap();
-        assert_eq!(replayed, original, "every event replayed exactly once, in original order");
+        assert_eq!(
+            replayed, original,
+            "every event replayed exactly once, in original order"
+        );
 
         // Fast typist then Backspace: held keys come out before the Backspace.
-        let a = run(cfg.clone(), "d:KEY_A t:10 u:KEY_A d:KEY_B t:5 u:KEY_B d:KEY_BACKSPACE t:5 u:KEY_BACKSPACE");
-        let order: Vec<String> =
-            a.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).filter(|k| k.down).map(|k| k.key.name()).collect();
+        let a = run(
+            cfg.clone(),
+            "d:KEY_A t:10 u:KEY_A d:KEY_B t:5 u:KEY_B d:KEY_BACKSPACE t:5 u:KEY_BACKSPACE",
+        );
+        let order: Vec<String> = a
+            .iter()
+            .flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] })
+            .filter(|k| k.down)
+            .map(|k| k.key.name())
+            .collect();
         assert_eq!(order, ["KEY_A", "KEY_B", "KEY_BACKSPACE"]);
     }
 
     #[test]
     fn replayed_keys_are_not_captured_again() {
-        let cfg = DetectConfig { intercept: true, ..Default::default() };
+        let cfg = DetectConfig {
+            intercept: true,
+            ..Default::default()
+        };
         let mut d = Detector::new(cfg);
         let first = d.run(&parse("d:KEY_A t:5 u:KEY_A").unwrap());
-        let replayed: Vec<KeyEvent> = first.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).collect();
+        let replayed: Vec<KeyEvent> = first
+            .iter()
+            .flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] })
+            .collect();
         assert_eq!(replayed.len(), 2);
         // The OS hands our own replays back to the hook marked injected: they produce nothing.
         for mut k in replayed {
@@ -632,20 +774,32 @@ mod tests {
     }
 
     fn prefix_cfg(intercept: bool) -> DetectConfig {
-        DetectConfig { prefix: Key::from_name("KEY_F13"), intercept, ..Default::default() }
+        DetectConfig {
+            prefix: Key::from_name("KEY_F13"),
+            intercept,
+            ..Default::default()
+        }
     }
 
     fn fixture(name: &str) -> Vec<KeyEvent> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/input").join(name);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/input")
+            .join(name);
         parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"))).unwrap()
     }
 
     fn replayed(actions: &[Action]) -> Vec<KeyEvent> {
-        actions.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).collect()
+        actions
+            .iter()
+            .flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] })
+            .collect()
     }
 
     fn swallowed(actions: &[Action]) -> Vec<KeyEvent> {
-        actions.iter().flat_map(|x| if let Action::Swallow(k) = x { k.clone() } else { vec![] }).collect()
+        actions
+            .iter()
+            .flat_map(|x| if let Action::Swallow(k) = x { k.clone() } else { vec![] })
+            .collect()
     }
 
     #[test]
@@ -653,14 +807,27 @@ mod tests {
         let ev = fixture("prefix-f13-scanner.trace");
         // Passthrough: a scan, marked as announced by the prefix.
         let a = Detector::new(prefix_cfg(false)).run(&ev);
-        assert!(matches!(&a[..], [Action::Scan(Scan { prefixed: true, dedicated: false, .. })]), "{a:?}");
+        assert!(
+            matches!(
+                &a[..],
+                [Action::Scan(Scan {
+                    prefixed: true,
+                    dedicated: false,
+                    ..
+                })]
+            ),
+            "{a:?}"
+        );
         assert_eq!(scans(&a), ["1900-1234-5678-9012"]);
         // Intercept: each key is swallowed the moment it arrives (nothing held, nothing replayed).
         let mut d = Detector::new(prefix_cfg(true));
         let mut all = Vec::new();
         for e in &ev {
             let out = d.feed(*e);
-            assert!(matches!(&out[..], [Action::Swallow(k), ..] if k == &vec![*e]), "{e:?} → {out:?}");
+            assert!(
+                matches!(&out[..], [Action::Swallow(k), ..] if k == &vec![*e]),
+                "{e:?} → {out:?}"
+            );
             all.extend(out);
         }
         all.extend(d.tick(10_000));
@@ -675,9 +842,15 @@ mod tests {
         assert_eq!(scans(&Detector::new(prefix_cfg(false)).run(&ev)), ["19001234"]);
         // Without the prefix setting the same keys are (slow) human typing.
         let a = Detector::new(DetectConfig::default()).run(&ev);
-        assert!(scans(&a).is_empty() && matches!(&a[..], [Action::NotScan { .. }]), "{a:?}");
+        assert!(
+            scans(&a).is_empty() && matches!(&a[..], [Action::NotScan { .. }]),
+            "{a:?}"
+        );
         let a = Detector::new(prefix_cfg(true)).run(&ev);
-        assert_eq!((scans(&a).len(), pos_text(&a).as_str(), swallowed(&a).len()), (1, "", ev.len()));
+        assert_eq!(
+            (scans(&a).len(), pos_text(&a).as_str(), swallowed(&a).len()),
+            (1, "", ev.len())
+        );
     }
 
     #[test]
@@ -687,10 +860,16 @@ mod tests {
         assert_eq!(scans(&a), ["1900-1234-5678-9012"]);
         assert_eq!(pos_text(&a), "abc⏎");
         // Exactly the person's events, in order; exactly the scanner's swallowed.
-        let split = ev.iter().position(|e| e.key == Key::from_name("KEY_A").unwrap()).unwrap();
+        let split = ev
+            .iter()
+            .position(|e| e.key == Key::from_name("KEY_A").unwrap())
+            .unwrap();
         assert_eq!(replayed(&a), ev[split..]);
         assert_eq!(swallowed(&a), ev[..split]);
-        assert!(a.iter().any(|x| matches!(x, Action::NotScan { read_error: false, .. })), "the person's Enter: not a scan");
+        assert!(
+            a.iter().any(|x| matches!(x, Action::NotScan { read_error: false, .. })),
+            "the person's Enter: not a scan"
+        );
     }
 
     #[test]
@@ -703,7 +882,11 @@ mod tests {
             "{a:?}"
         );
         assert_eq!(pos_text(&a), "12ab⏎");
-        assert_eq!(replayed(&a), ev[2..], "every key after the prefix reaches the POS, in order");
+        assert_eq!(
+            replayed(&a),
+            ev[2..],
+            "every key after the prefix reaches the POS, in order"
+        );
         assert_eq!(swallowed(&a), ev[..2], "only the prefix key itself is dropped");
     }
 
@@ -713,10 +896,27 @@ mod tests {
         for intercept in [false, true] {
             let a = Detector::new(prefix_cfg(intercept)).run(&ev);
             assert!(scans(&a).is_empty(), "{a:?}");
-            let errors: Vec<&String> =
-                a.iter().filter_map(|x| if let Action::NotScan { reason, read_error: true, .. } = x { Some(reason) } else { None }).collect();
+            let errors: Vec<&String> = a
+                .iter()
+                .filter_map(|x| {
+                    if let Action::NotScan {
+                        reason,
+                        read_error: true,
+                        ..
+                    } = x
+                    {
+                        Some(reason)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             assert_eq!(errors.len(), 1, "{a:?}");
-            assert!(errors[0].contains("read error") && errors[0].contains("8 characters") && errors[0].contains("KEY_F13"), "{}", errors[0]);
+            assert!(
+                errors[0].contains("read error") && errors[0].contains("8 characters") && errors[0].contains("KEY_F13"),
+                "{}",
+                errors[0]
+            );
             if intercept {
                 assert_eq!(pos_text(&a), "x1⏎");
                 assert_eq!(swallowed(&a).len(), 18, "F13 + 8 keys, down and up");
@@ -729,40 +929,61 @@ mod tests {
         }
         let last = ev[17].time_ms;
         assert!(d.tick(last + 100).is_empty(), "not before idle_ms");
-        assert!(matches!(&d.tick(last + 101)[..], [Action::NotScan { read_error: true, .. }]));
+        assert!(matches!(
+            &d.tick(last + 101)[..],
+            [Action::NotScan { read_error: true, .. }]
+        ));
     }
 
     #[test]
     fn keys_before_the_prefix_and_other_devices_are_unaffected() {
         // Fast human keys held by intercept come out (in order) before the prefix is swallowed.
-        let s = format!("d:KEY_A t:10 u:KEY_A t:10 d:KEY_B t:5 {}", typed("123456", &[8], 3, 1, true).replace("dev:1", "d:KEY_F13 u:KEY_F13 u:KEY_B"));
+        let s = format!(
+            "d:KEY_A t:10 u:KEY_A t:10 d:KEY_B t:5 {}",
+            typed("123456", &[8], 3, 1, true).replace("dev:1", "d:KEY_F13 u:KEY_F13 u:KEY_B")
+        );
         let a = run(prefix_cfg(true), &s);
         assert_eq!(scans(&a), ["123456"]);
         let i_replay = a.iter().position(|x| matches!(x, Action::Replay(_))).unwrap();
         let i_swallow = a.iter().position(|x| matches!(x, Action::Swallow(_))).unwrap();
         assert!(i_replay < i_swallow, "{a:?}");
         // KEY_B's up comes during the prefix scan; its down was the person's, so is its up.
-        assert_eq!(replayed(&a).iter().map(|k| (k.key.name(), k.down)).collect::<Vec<_>>(), [
-            ("KEY_A".to_string(), true),
-            ("KEY_A".to_string(), false),
-            ("KEY_B".to_string(), true),
-            ("KEY_B".to_string(), false)
-        ]);
+        assert_eq!(
+            replayed(&a).iter().map(|k| (k.key.name(), k.down)).collect::<Vec<_>>(),
+            [
+                ("KEY_A".to_string(), true),
+                ("KEY_A".to_string(), false),
+                ("KEY_B".to_string(), true),
+                ("KEY_B".to_string(), false)
+            ]
+        );
         // A prefix scan on device 2 while device 1 (a person) types: device 1 is untouched.
         let s = "dev:2 d:KEY_F13 u:KEY_F13 t:5 d:KEY_1 dev:1 d:KEY_X t:3 dev:2 u:KEY_1 t:80 d:KEY_2 u:KEY_2 dev:1 u:KEY_X t:60 dev:2 d:KEY_ENTER u:KEY_ENTER";
         let a = run(prefix_cfg(true), s);
         assert_eq!(scans(&a), ["12"]);
         assert_eq!(pos_text(&a), "x");
-        assert!(replayed(&a).iter().all(|k| k.device == 1) && swallowed(&a).iter().all(|k| k.device == 2), "{a:?}");
+        assert!(
+            replayed(&a).iter().all(|k| k.device == 1) && swallowed(&a).iter().all(|k| k.device == 2),
+            "{a:?}"
+        );
     }
 
     #[test]
     fn intercept_with_prefix_never_loses_duplicates_or_reorders_a_key() {
         // Pseudo-random key streams (two devices, prefix, terminators, shift, slow and fast gaps).
-        let pool: Vec<Key> = ["KEY_F13", "KEY_ENTER", "KEY_1", "KEY_2", "KEY_A", "KEY_LEFTSHIFT", "KEY_BACKSPACE", "KEY_MINUS"]
-            .iter()
-            .map(|n| Key::from_name(n).unwrap())
-            .collect();
+        let pool: Vec<Key> = [
+            "KEY_F13",
+            "KEY_ENTER",
+            "KEY_1",
+            "KEY_2",
+            "KEY_A",
+            "KEY_LEFTSHIFT",
+            "KEY_BACKSPACE",
+            "KEY_MINUS",
+        ]
+        .iter()
+        .map(|n| Key::from_name(n).unwrap())
+        .collect();
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = |n: u64| {
             seed ^= seed << 13;
@@ -775,7 +996,13 @@ mod tests {
             let (mut t, mut fed, mut out) = (0u64, Vec::new(), Vec::new());
             for _ in 0..60 {
                 t += [1, 5, 8, 30, 60, 120, 250][rnd(7) as usize];
-                let ev = KeyEvent { time_ms: t, device: rnd(2) as u32, key: pool[rnd(pool.len() as u64) as usize], down: rnd(2) == 0, injected: false };
+                let ev = KeyEvent {
+                    time_ms: t,
+                    device: rnd(2) as u32,
+                    key: pool[rnd(pool.len() as u64) as usize],
+                    down: rnd(2) == 0,
+                    injected: false,
+                };
                 fed.push(ev);
                 out.extend(d.feed(ev));
             }
@@ -784,7 +1011,13 @@ mod tests {
                 let want: Vec<KeyEvent> = fed.iter().filter(|k| k.device == dev).copied().collect();
                 let got: Vec<KeyEvent> = out
                     .iter()
-                    .flat_map(|x| if let Action::Replay(k) | Action::Swallow(k) = x { k.clone() } else { vec![] })
+                    .flat_map(|x| {
+                        if let Action::Replay(k) | Action::Swallow(k) = x {
+                            k.clone()
+                        } else {
+                            vec![]
+                        }
+                    })
                     .filter(|k| k.device == dev)
                     .collect();
                 assert_eq!(got, want, "device {dev}");
@@ -795,13 +1028,21 @@ mod tests {
     #[test]
     fn passthrough_emits_no_key_actions() {
         let a = run(DetectConfig::default(), &typed("hello world", &[90], 40, 1, true));
-        assert!(a.iter().all(|x| matches!(x, Action::NotScan { .. } | Action::Scan(_))), "{a:?}");
+        assert!(
+            a.iter().all(|x| matches!(x, Action::NotScan { .. } | Action::Scan(_))),
+            "{a:?}"
+        );
     }
 
     /// Feed `script` with the hook dying after `alive` events: the events after it up to
     /// `alive + leaked` go past the detector (to the POS) and are reported with `input_lost`
     /// (as the Windows source does at the first one), the rest reach the detector again.
-    fn run_with_lost_hook(cfg: DetectConfig, script: &str, alive: usize, leaked: usize) -> (Vec<Action>, Vec<KeyEvent>) {
+    fn run_with_lost_hook(
+        cfg: DetectConfig,
+        script: &str,
+        alive: usize,
+        leaked: usize,
+    ) -> (Vec<Action>, Vec<KeyEvent>) {
         let evs = parse(script).unwrap();
         let mut d = Detector::new(cfg);
         let mut out = Vec::new();
@@ -820,23 +1061,44 @@ mod tests {
 
     #[test]
     fn a_scan_that_lost_keys_past_the_hook_is_a_read_error_and_the_rest_is_swallowed() {
-        let cfg = DetectConfig { intercept: true, ..Default::default() };
+        let cfg = DetectConfig {
+            intercept: true,
+            ..Default::default()
+        };
         let script = typed("1900123456789012", &[8], 3, 1, true);
         for (alive, leaked) in [(0, 1), (0, 2), (4, 1), (6, 3), (30, 2)] {
             let (a, gone) = run_with_lost_hook(cfg.clone(), &script, alive, leaked);
-            assert!(scans(&a).is_empty(), "alive {alive} leaked {leaked}: a partial number taken as a card: {a:?}");
-            let errors: Vec<&Action> = a.iter().filter(|x| matches!(x, Action::NotScan { read_error: true, .. })).collect();
+            assert!(
+                scans(&a).is_empty(),
+                "alive {alive} leaked {leaked}: a partial number taken as a card: {a:?}"
+            );
+            let errors: Vec<&Action> = a
+                .iter()
+                .filter(|x| matches!(x, Action::NotScan { read_error: true, .. }))
+                .collect();
             assert_eq!(errors.len(), 1, "alive {alive} leaked {leaked}: {a:?}");
             // the POS gets no more of the number and no Enter; only the ups of leaked downs
-            let replayed: Vec<KeyEvent> = a.iter().flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] }).collect();
-            assert!(replayed.iter().all(|k| !k.down), "alive {alive} leaked {leaked}: {replayed:?}");
+            let replayed: Vec<KeyEvent> = a
+                .iter()
+                .flat_map(|x| if let Action::Replay(k) = x { k.clone() } else { vec![] })
+                .collect();
+            assert!(
+                replayed.iter().all(|k| !k.down),
+                "alive {alive} leaked {leaked}: {replayed:?}"
+            );
             for up in &replayed {
-                assert!(gone.iter().any(|g| g.down && g.key == up.key), "{up:?} replayed but its down did not leak");
+                assert!(
+                    gone.iter().any(|g| g.down && g.key == up.key),
+                    "{up:?} replayed but its down did not leak"
+                );
             }
             // every leaked down has its up at the POS, exactly once
             let downs = gone.iter().filter(|g| g.down).count();
             let ups_at_pos = gone.iter().filter(|g| !g.down).count() + replayed.len();
-            assert_eq!(downs, ups_at_pos, "alive {alive} leaked {leaked}: {gone:?} / {replayed:?}");
+            assert_eq!(
+                downs, ups_at_pos,
+                "alive {alive} leaked {leaked}: {gone:?} / {replayed:?}"
+            );
         }
         // the next scan is a scan again
         let mut d = Detector::new(cfg.clone());
@@ -848,21 +1110,36 @@ mod tests {
 
     #[test]
     fn human_typing_that_lost_keys_past_the_hook_is_still_replayed() {
-        let cfg = DetectConfig { intercept: true, ..Default::default() };
+        let cfg = DetectConfig {
+            intercept: true,
+            ..Default::default()
+        };
         let script = typed("abc", &[120], 30, 1, true);
         // "a" (down + up) went to the POS past the dead hook; "bc⏎" are replayed
         let (a, _) = run_with_lost_hook(cfg.clone(), &script, 0, 2);
         assert_eq!(pos_text(&a), "bc⏎");
-        assert!(!a.iter().any(|x| matches!(x, Action::NotScan { read_error: true, .. })), "{a:?}");
+        assert!(
+            !a.iter().any(|x| matches!(x, Action::NotScan { read_error: true, .. })),
+            "{a:?}"
+        );
         // and a fast typist's burst with a leaked key is not a read error either
-        let (a, _) = run_with_lost_hook(cfg, "d:KEY_A t:10 u:KEY_A d:KEY_B t:5 u:KEY_B t:9 d:KEY_ENTER t:5 u:KEY_ENTER", 0, 1);
+        let (a, _) = run_with_lost_hook(
+            cfg,
+            "d:KEY_A t:10 u:KEY_A d:KEY_B t:5 u:KEY_B t:9 d:KEY_ENTER t:5 u:KEY_ENTER",
+            0,
+            1,
+        );
         assert_eq!(pos_text(&a), "b⏎");
-        assert!(!a.iter().any(|x| matches!(x, Action::NotScan { read_error: true, .. })), "{a:?}");
+        assert!(
+            !a.iter().any(|x| matches!(x, Action::NotScan { read_error: true, .. })),
+            "{a:?}"
+        );
     }
 
     #[test]
     fn ctrl_shortcuts_are_not_characters() {
-        let s = "d:KEY_LEFTCTRL t:1 d:KEY_V t:1 u:KEY_V t:1 u:KEY_LEFTCTRL t:1 ".to_string() + &typed("123456", &[3], 1, 1, true);
+        let s = "d:KEY_LEFTCTRL t:1 d:KEY_V t:1 u:KEY_V t:1 u:KEY_LEFTCTRL t:1 ".to_string()
+            + &typed("123456", &[3], 1, 1, true);
         let a = run(DetectConfig::default(), &s);
         assert_eq!(scans(&a), ["123456"]);
     }

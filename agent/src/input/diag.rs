@@ -25,15 +25,44 @@ use crate::events::{AgentEvent, Bus, Classified};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "diag", rename_all = "snake_case")]
 pub enum ReaderDiag {
-    Listening { source: String },
-    Device { source: String, id: u32, name: String, added: bool, dedicated: bool },
+    Listening {
+        source: String,
+    },
+    Device {
+        source: String,
+        id: u32,
+        name: String,
+        added: bool,
+        dedicated: bool,
+    },
     /// A key going down: `digit`, `letter`, `KEY_MINUS '-'`, `KEY_ENTER`…
-    Key { source: String, key: String, gap_ms: Option<u64> },
+    Key {
+        source: String,
+        key: String,
+        gap_ms: Option<u64>,
+    },
     /// A scan: `how` = by timing / dedicated device / prefix key / serial line.
-    Scan { source: String, chars: usize, span_ms: u64, fast_run: usize, how: String, classified: Option<Classified> },
-    NotScan { source: String, reason: String, read_error: bool },
-    Serial { port: String, event: String },
-    Error { source: String, error: String },
+    Scan {
+        source: String,
+        chars: usize,
+        span_ms: u64,
+        fast_run: usize,
+        how: String,
+        classified: Option<Classified>,
+    },
+    NotScan {
+        source: String,
+        reason: String,
+        read_error: bool,
+    },
+    Serial {
+        port: String,
+        event: String,
+    },
+    Error {
+        source: String,
+        error: String,
+    },
 }
 
 /// A key as the reader test shows it: digits and letters only by class (a payment card's
@@ -51,7 +80,10 @@ fn classified_text(c: &Classified) -> String {
     match c {
         // `CardId`'s Display is masked.
         Classified::LoyaltyCard { card } => format!("loyalty card {card}"),
-        Classified::PaymentCard { last4 } => format!("payment card …{} (not a loyalty card)", &last4[last4.len().saturating_sub(4)..]),
+        Classified::PaymentCard { last4 } => format!(
+            "payment card …{} (not a loyalty card)",
+            &last4[last4.len().saturating_sub(4)..]
+        ),
         Classified::ReadError { detail } => format!("read error: {detail}"),
         Classified::Other { reason } => format!("not a card: {reason}"),
     }
@@ -61,15 +93,31 @@ fn classified_text(c: &Classified) -> String {
 pub fn line(d: &ReaderDiag) -> String {
     let s = match d {
         ReaderDiag::Listening { source } => format!("{source}: listening"),
-        ReaderDiag::Device { source, id, name, added, dedicated } => format!(
+        ReaderDiag::Device {
+            source,
+            id,
+            name,
+            added,
+            dedicated,
+        } => format!(
             "{source} device {id} {name:?}{}{}",
             if *added { "" } else { " removed" },
             if *dedicated { " [dedicated scanner]" } else { "" }
         ),
         ReaderDiag::Key { source, key, gap_ms } => {
-            format!("  {source:<10} {key:<22} {}", gap_ms.map(|g| format!("+{g} ms")).unwrap_or_default())
+            format!(
+                "  {source:<10} {key:<22} {}",
+                gap_ms.map(|g| format!("+{g} ms")).unwrap_or_default()
+            )
         }
-        ReaderDiag::Scan { source, chars, span_ms, fast_run, how, classified } => {
+        ReaderDiag::Scan {
+            source,
+            chars,
+            span_ms,
+            fast_run,
+            how,
+            classified,
+        } => {
             let mut s = format!("SCAN {source} ({how}: {chars} chars in {span_ms} ms, fast run {fast_run})");
             if let Some(c) = classified {
                 s.push_str(" → ");
@@ -77,8 +125,15 @@ pub fn line(d: &ReaderDiag) -> String {
             }
             s
         }
-        ReaderDiag::NotScan { source, reason, read_error } => {
-            format!("{} ({source}): {reason}", if *read_error { "READ ERROR" } else { "not a scan" })
+        ReaderDiag::NotScan {
+            source,
+            reason,
+            read_error,
+        } => {
+            format!(
+                "{} ({source}): {reason}",
+                if *read_error { "READ ERROR" } else { "not a scan" }
+            )
         }
         ReaderDiag::Serial { port, event } => format!("serial {port}: {event}"),
         ReaderDiag::Error { source, error } => format!("{source}: {error}"),
@@ -96,11 +151,16 @@ pub struct WedgeDiag {
 
 impl WedgeDiag {
     pub fn new(kind: &'static str) -> WedgeDiag {
-        WedgeDiag { kind, shift: HashMap::new() }
+        WedgeDiag {
+            kind,
+            shift: HashMap::new(),
+        }
     }
 
     pub fn listening(&self) -> ReaderDiag {
-        ReaderDiag::Listening { source: self.kind.to_string() }
+        ReaderDiag::Listening {
+            source: self.kind.to_string(),
+        }
     }
 
     /// `None` for key-ups, modifiers' bookkeeping and replay/swallow actions. A scan's
@@ -109,9 +169,13 @@ impl WedgeDiag {
         let kind = self.kind;
         Some(match r {
             WedgeReport::Notice(_) => return None,
-            WedgeReport::Device { info, added, dedicated } => {
-                ReaderDiag::Device { source: kind.into(), id: info.id, name: info.name.clone(), added: *added, dedicated: *dedicated }
-            }
+            WedgeReport::Device { info, added, dedicated } => ReaderDiag::Device {
+                source: kind.into(),
+                id: info.id,
+                name: info.name.clone(),
+                added: *added,
+                dedicated: *dedicated,
+            },
             WedgeReport::Key { ev, gap_ms, .. } => {
                 if ev.key.is_shift() {
                     self.shift.insert(ev.device, ev.down);
@@ -120,7 +184,11 @@ impl WedgeDiag {
                     return None;
                 }
                 let shift = self.shift.get(&ev.device).copied().unwrap_or(false);
-                ReaderDiag::Key { source: format!("{kind}:{}", ev.device), key: key_label(ev.key, shift), gap_ms: *gap_ms }
+                ReaderDiag::Key {
+                    source: format!("{kind}:{}", ev.device),
+                    key: key_label(ev.key, shift),
+                    gap_ms: *gap_ms,
+                }
             }
             WedgeReport::Action { action, .. } => match action {
                 Action::Scan(s) => ReaderDiag::Scan {
@@ -139,9 +207,16 @@ impl WedgeDiag {
                     },
                     classified: classify.map(|f| f(&s.text)),
                 },
-                Action::NotScan { device, reason, read_error, .. } => {
-                    ReaderDiag::NotScan { source: format!("{kind}:{device}"), reason: reason.clone(), read_error: *read_error }
-                }
+                Action::NotScan {
+                    device,
+                    reason,
+                    read_error,
+                    ..
+                } => ReaderDiag::NotScan {
+                    source: format!("{kind}:{device}"),
+                    reason: reason.clone(),
+                    read_error: *read_error,
+                },
                 Action::Replay(_) | Action::Swallow(_) => return None,
             },
         })
@@ -151,9 +226,18 @@ impl WedgeDiag {
 /// A serial reader's event as a [`ReaderDiag`]; a line is always a scan (no timing to judge).
 pub fn serial(ev: &SerialEvent, classify: Option<&dyn Fn(&str) -> Classified>) -> ReaderDiag {
     match ev {
-        SerialEvent::Connected { port } => ReaderDiag::Serial { port: port.clone(), event: "connected".into() },
-        SerialEvent::Disconnected { port, reason } => ReaderDiag::Serial { port: port.clone(), event: format!("disconnected ({reason})") },
-        SerialEvent::Unavailable { error } => ReaderDiag::Error { source: "serial".into(), error: error.to_string() },
+        SerialEvent::Connected { port } => ReaderDiag::Serial {
+            port: port.clone(),
+            event: "connected".into(),
+        },
+        SerialEvent::Disconnected { port, reason } => ReaderDiag::Serial {
+            port: port.clone(),
+            event: format!("disconnected ({reason})"),
+        },
+        SerialEvent::Unavailable { error } => ReaderDiag::Error {
+            source: "serial".into(),
+            error: error.to_string(),
+        },
         SerialEvent::Line { port, text, .. } => ReaderDiag::Scan {
             source: format!("serial:{port}"),
             chars: text.chars().count(),
@@ -204,21 +288,63 @@ mod tests {
         let policy = CardPolicy::default();
         let classify = |t: &str| super::super::payload::classify(t, &policy);
         let mut wd = WedgeDiag::new("x11");
-        let info = DeviceInfo { id: 3, name: "Virtual core XTEST keyboard".into() };
+        let info = DeviceInfo {
+            id: 3,
+            name: "Virtual core XTEST keyboard".into(),
+        };
         let mut lines = vec![line(&wd.listening())];
-        lines.extend(wd.report(&WedgeReport::Device { info: &info, added: true, dedicated: false }, None).map(|d| line(&d)));
+        lines.extend(
+            wd.report(
+                &WedgeReport::Device {
+                    info: &info,
+                    added: true,
+                    dedicated: false,
+                },
+                None,
+            )
+            .map(|d| line(&d)),
+        );
         let mut det = Detector::new(DetectConfig::default());
-        let script = format!("{} t:500 {} t:500 {}", typed(card, &[8], 3, 3, true), typed(card, &[130], 60, 3, true), typed(pan, &[8], 3, 3, true));
+        let script = format!(
+            "{} t:500 {} t:500 {}",
+            typed(card, &[8], 3, 3, true),
+            typed(card, &[130], 60, 3, true),
+            typed(pan, &[8], 3, 3, true)
+        );
         let mut last_down: HashMap<u32, u64> = HashMap::new();
         let mut diags = Vec::new();
         for ev in parse(&script).unwrap() {
-            let gap = if ev.down { last_down.insert(ev.device, ev.time_ms).map(|t| ev.time_ms - t) } else { None };
-            diags.extend(wd.report(&WedgeReport::Key { ev: &ev, gap_ms: gap, device: Some(&info) }, Some(&classify)));
+            let gap = if ev.down {
+                last_down.insert(ev.device, ev.time_ms).map(|t| ev.time_ms - t)
+            } else {
+                None
+            };
+            diags.extend(wd.report(
+                &WedgeReport::Key {
+                    ev: &ev,
+                    gap_ms: gap,
+                    device: Some(&info),
+                },
+                Some(&classify),
+            ));
             for a in det.feed(ev) {
-                diags.extend(wd.report(&WedgeReport::Action { action: &a, device: Some(&info) }, Some(&classify)));
+                diags.extend(wd.report(
+                    &WedgeReport::Action {
+                        action: &a,
+                        device: Some(&info),
+                    },
+                    Some(&classify),
+                ));
             }
         }
-        diags.push(serial(&SerialEvent::Line { port: "/dev/ttyACM0".into(), text: card.into(), at: std::time::Instant::now() }, Some(&classify)));
+        diags.push(serial(
+            &SerialEvent::Line {
+                port: "/dev/ttyACM0".into(),
+                text: card.into(),
+                at: std::time::Instant::now(),
+            },
+            Some(&classify),
+        ));
         lines.extend(diags.iter().map(line));
         let all = lines.join("\n");
         println!("{all}");
@@ -227,11 +353,24 @@ mod tests {
         let downs = parse(&script).unwrap().iter().filter(|e| e.down).count();
         assert_eq!(keys.len(), downs, "one line per key down:\n{all}");
         assert!(keys.iter().filter(|l| l.contains(" digit ")).count() >= 3 * 16, "{all}");
-        assert!(keys.iter().any(|l| l.contains("+8 ms")) && keys.iter().any(|l| l.contains("+130 ms")), "{all}");
-        assert!(keys.iter().all(|l| !l.contains("KEY_1") && !l.contains("KEY_9") && !l.contains("KEY_0")), "digit keys by name:\n{all}");
+        assert!(
+            keys.iter().any(|l| l.contains("+8 ms")) && keys.iter().any(|l| l.contains("+130 ms")),
+            "{all}"
+        );
+        assert!(
+            keys.iter()
+                .all(|l| !l.contains("KEY_1") && !l.contains("KEY_9") && !l.contains("KEY_0")),
+            "digit keys by name:\n{all}"
+        );
         // The decisions, with the reason for the person's typing.
-        assert!(all.contains("SCAN x11:3 (by timing: 16 chars in 120 ms, fast run 16) → loyalty card 1900-****-****-9012"), "{all}");
-        assert!(all.contains("not a scan (x11:3): 16 characters typed with gaps over 50 ms (human typing)"), "{all}");
+        assert!(
+            all.contains("SCAN x11:3 (by timing: 16 chars in 120 ms, fast run 16) → loyalty card 1900-****-****-9012"),
+            "{all}"
+        );
+        assert!(
+            all.contains("not a scan (x11:3): 16 characters typed with gaps over 50 ms (human typing)"),
+            "{all}"
+        );
         assert!(all.contains("→ payment card …1111 (not a loyalty card)"), "{all}");
         assert!(all.contains("SCAN serial:/dev/ttyACM0 (serial line: 16 chars"), "{all}");
         // No card number anywhere, not even a long piece of one.
@@ -239,23 +378,57 @@ mod tests {
             assert!(!all.contains(secret), "{secret} leaked:\n{all}");
         }
         // …and a reason that quotes digits is masked on the way out.
-        let d = ReaderDiag::NotScan { source: "x11:3".into(), reason: format!("odd input {card}"), read_error: true };
-        assert!(!line(&d).contains(card) && line(&d).starts_with("READ ERROR (x11:3)"), "{}", line(&d));
+        let d = ReaderDiag::NotScan {
+            source: "x11:3".into(),
+            reason: format!("odd input {card}"),
+            read_error: true,
+        };
+        assert!(
+            !line(&d).contains(card) && line(&d).starts_with("READ ERROR (x11:3)"),
+            "{}",
+            line(&d)
+        );
     }
 
     #[test]
     fn prefix_scan_and_dedicated_device_say_how() {
         let mut wd = WedgeDiag::new("rawinput");
-        let mut det = Detector::new(DetectConfig { prefix: Key::from_name("KEY_F13"), ..Default::default() });
-        let ev = parse("d:KEY_F13 u:KEY_F13 t:70 d:KEY_1 u:KEY_1 t:70 d:KEY_2 u:KEY_2 t:70 d:KEY_ENTER u:KEY_ENTER").unwrap();
+        let mut det = Detector::new(DetectConfig {
+            prefix: Key::from_name("KEY_F13"),
+            ..Default::default()
+        });
+        let ev = parse("d:KEY_F13 u:KEY_F13 t:70 d:KEY_1 u:KEY_1 t:70 d:KEY_2 u:KEY_2 t:70 d:KEY_ENTER u:KEY_ENTER")
+            .unwrap();
         let mut out = Vec::new();
         for e in &ev {
-            out.extend(wd.report(&WedgeReport::Key { ev: e, gap_ms: None, device: None }, None).map(|d| line(&d)));
+            out.extend(
+                wd.report(
+                    &WedgeReport::Key {
+                        ev: e,
+                        gap_ms: None,
+                        device: None,
+                    },
+                    None,
+                )
+                .map(|d| line(&d)),
+            );
             for a in det.feed(*e) {
-                out.extend(wd.report(&WedgeReport::Action { action: &a, device: None }, None).map(|d| line(&d)));
+                out.extend(
+                    wd.report(
+                        &WedgeReport::Action {
+                            action: &a,
+                            device: None,
+                        },
+                        None,
+                    )
+                    .map(|d| line(&d)),
+                );
             }
         }
         assert!(out[0].contains("KEY_F13"), "{out:?}");
-        assert_eq!(out.last().unwrap(), "SCAN rawinput:1 (prefix key: 2 chars in 70 ms, fast run 0)");
+        assert_eq!(
+            out.last().unwrap(),
+            "SCAN rawinput:1 (prefix key: 2 chars in 70 ms, fast run 0)"
+        );
     }
 }

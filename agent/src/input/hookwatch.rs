@@ -49,7 +49,11 @@ impl HookWatch {
         while self.seen.front().is_some_and(|e| e.2 + MATCH_MS < time_ms) {
             self.seen.pop_front();
         }
-        match self.seen.iter().position(|e| e.0 == key && e.1 == down && e.2.abs_diff(time_ms) <= MATCH_MS) {
+        match self
+            .seen
+            .iter()
+            .position(|e| e.0 == key && e.1 == down && e.2.abs_diff(time_ms) <= MATCH_MS)
+        {
             Some(i) => {
                 self.seen.remove(i);
                 true
@@ -90,14 +94,18 @@ mod tests {
         missed
     }
 
-    const SCAN: &str = "d:KEY_1 u:KEY_1 t:8 d:KEY_9 u:KEY_9 t:8 d:KEY_0 u:KEY_0 t:8 d:KEY_0 u:KEY_0 t:8 d:KEY_ENTER u:KEY_ENTER";
+    const SCAN: &str =
+        "d:KEY_1 u:KEY_1 t:8 d:KEY_9 u:KEY_9 t:8 d:KEY_0 u:KEY_0 t:8 d:KEY_0 u:KEY_0 t:8 d:KEY_ENTER u:KEY_ENTER";
 
     #[test]
     fn a_live_hook_is_never_reported() {
         assert_eq!(replay(SCAN, usize::MAX, true), Vec::<usize>::new());
         assert_eq!(replay(SCAN, usize::MAX, false), Vec::<usize>::new());
         // the same key typed again and again (held-down repeat, "0000"): each raw matches its own
-        assert_eq!(replay("d:KEY_0 t:30 d:KEY_0 t:30 d:KEY_0 t:30 u:KEY_0", usize::MAX, true), Vec::<usize>::new());
+        assert_eq!(
+            replay("d:KEY_0 t:30 d:KEY_0 t:30 d:KEY_0 t:30 u:KEY_0", usize::MAX, true),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]

@@ -146,12 +146,18 @@ impl Key {
     /// `KEY_1` → Key(2). Also accepts the name without the `KEY_` prefix.
     pub fn from_name(name: &str) -> Option<Key> {
         let upper = name.trim().to_ascii_uppercase();
-        let full = if upper.starts_with("KEY_") { upper } else { format!("KEY_{upper}") };
+        let full = if upper.starts_with("KEY_") {
+            upper
+        } else {
+            format!("KEY_{upper}")
+        };
         TABLE.iter().find(|e| e.1 == full).map(|e| Key(e.0))
     }
 
     pub fn name(self) -> String {
-        entry(self.0).map(|e| e.1.to_string()).unwrap_or_else(|| format!("KEY_{}", self.0))
+        entry(self.0)
+            .map(|e| e.1.to_string())
+            .unwrap_or_else(|| format!("KEY_{}", self.0))
     }
 
     /// X11 keycode (evdev + 8 with the evdev/xkb keycodes every modern X server uses).
@@ -222,7 +228,10 @@ impl Key {
 
     /// Ctrl, Alt, AltGr, Win: a character typed with these held is a shortcut, not text.
     pub fn is_command_modifier(self) -> bool {
-        matches!(self, Key::LEFTCTRL | Key::RIGHTCTRL | Key::LEFTALT | Key::RIGHTALT | Key::LEFTMETA | Key::RIGHTMETA)
+        matches!(
+            self,
+            Key::LEFTCTRL | Key::RIGHTCTRL | Key::LEFTALT | Key::RIGHTALT | Key::LEFTMETA | Key::RIGHTMETA
+        )
     }
 
     /// The character this position produces on a US layout.

@@ -8,14 +8,14 @@
 //! - `diag` — reader-test diagnostics shared by the CLI and the GUI window.
 pub mod config;
 pub mod detect;
-pub mod hookwatch;
 pub mod diag;
+pub mod hookwatch;
 pub mod keys;
+pub mod oskbd;
 pub mod payload;
+pub mod run;
 pub mod script;
 pub mod serial;
-pub mod oskbd;
-pub mod run;
 
 pub use run::run_inputs;
 pub mod cli;

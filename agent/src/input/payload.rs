@@ -69,7 +69,9 @@ impl Track {
     /// payment cards).
     pub fn exp_yymm_valid(&self) -> bool {
         match self.exp_field.as_deref() {
-            Some(e) if e.len() == 4 && e.bytes().all(|b| b.is_ascii_digit()) => matches!(e[2..].parse::<u8>(), Ok(1..=12)),
+            Some(e) if e.len() == 4 && e.bytes().all(|b| b.is_ascii_digit()) => {
+                matches!(e[2..].parse::<u8>(), Ok(1..=12))
+            }
             _ => false,
         }
     }
@@ -79,7 +81,11 @@ impl Track {
     pub fn is_payment(&self) -> bool {
         self.luhn()
             && self.exp_yymm_valid()
-            && self.service_code.as_deref().and_then(|s| s.chars().next()).is_some_and(|c| matches!(c, '1' | '2' | '5' | '6' | '9'))
+            && self
+                .service_code
+                .as_deref()
+                .and_then(|s| s.chars().next())
+                .is_some_and(|c| matches!(c, '1' | '2' | '5' | '6' | '9'))
     }
 }
 
@@ -89,7 +95,10 @@ pub enum Payload {
     /// Vendor-encrypted reader output (e.g. the `<E1…|…>` "E3" envelope): not ISO-parsable.
     Encrypted,
     /// Anything else: a barcode or typed text, with the AIM symbology identifier if present.
-    Barcode { symbology: Option<String>, data: String },
+    Barcode {
+        symbology: Option<String>,
+        data: String,
+    },
 }
 
 /// Strip an AIM / ISO 15424 symbology identifier: `]` + code character + modifier.
@@ -118,14 +127,21 @@ pub fn parse(raw: &str) -> Payload {
         return Payload::Magstripe(vec![t]);
     }
     if let Some((pan, rest)) = s.split_once('=') {
-        if (12..=19).contains(&pan.len()) && pan.bytes().all(|c| c.is_ascii_digit()) && rest.len() >= 4 && rest.bytes().all(|c| c.is_ascii_digit() || c == b'=') {
+        if (12..=19).contains(&pan.len())
+            && pan.bytes().all(|c| c.is_ascii_digit())
+            && rest.len() >= 4
+            && rest.bytes().all(|c| c.is_ascii_digit() || c == b'=')
+        {
             let mut t = parse_t2(s, 2);
             t.no_start_sentinel = true;
             return Payload::Magstripe(vec![t]);
         }
     }
     let (symbology, data) = strip_aim(s);
-    Payload::Barcode { symbology, data: data.to_string() }
+    Payload::Barcode {
+        symbology,
+        data: data.to_string(),
+    }
 }
 
 fn split_tracks(s: &str) -> Vec<Track> {
@@ -152,7 +168,10 @@ fn split_tracks(s: &str) -> Vec<Track> {
             None => (body_start, false, ""),
         };
         let mut t = if body == "E" {
-            Track { error: true, ..Track::empty(number) }
+            Track {
+                error: true,
+                ..Track::empty(number)
+            }
         } else {
             match number {
                 1 => parse_t1(body),
@@ -238,7 +257,11 @@ pub fn hint(p: &Payload) -> &'static str {
                 "payment_card"
             } else if !tracks.is_empty() && tracks.iter().all(|t| t.error) {
                 "read_error"
-            } else if tracks.iter().any(|t| t.pan.as_deref().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))) {
+            } else if tracks.iter().any(|t| {
+                t.pan
+                    .as_deref()
+                    .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            }) {
                 "non_payment_id"
             } else {
                 "malformed"
@@ -252,7 +275,12 @@ pub fn ean13_valid(d: &str) -> bool {
     if d.len() != 13 || !d.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
-    let sum: u32 = d.bytes().take(12).enumerate().map(|(i, b)| (b - b'0') as u32 * if i % 2 == 1 { 3 } else { 1 }).sum();
+    let sum: u32 = d
+        .bytes()
+        .take(12)
+        .enumerate()
+        .map(|(i, b)| (b - b'0') as u32 * if i % 2 == 1 { 3 } else { 1 })
+        .sum();
     (10 - sum % 10) % 10 == (d.as_bytes()[12] - b'0') as u32
 }
 
@@ -263,7 +291,9 @@ pub fn classify(raw: &str, policy: &CardPolicy) -> Classified {
 
 pub fn classify_payload(p: &Payload, policy: &CardPolicy) -> Classified {
     match p {
-        Payload::Encrypted => Classified::Other { reason: "encrypted card-reader output (E3 envelope): not a loyalty card".into() },
+        Payload::Encrypted => Classified::Other {
+            reason: "encrypted card-reader output (E3 envelope): not a loyalty card".into(),
+        },
         Payload::Magstripe(tracks) => {
             if let Some(t) = tracks.iter().find(|t| t.is_payment()) {
                 let pan = t.pan.as_deref().unwrap_or("");
@@ -272,43 +302,68 @@ pub fn classify_payload(p: &Payload, policy: &CardPolicy) -> Classified {
             }
             if !tracks.is_empty() && tracks.iter().all(|t| t.error) {
                 let which: Vec<String> = tracks.iter().map(|t| t.number.to_string()).collect();
-                return Classified::ReadError { detail: format!("the reader could not read track {} — swipe again", which.join(", ")) };
+                return Classified::ReadError {
+                    detail: format!("the reader could not read track {} — swipe again", which.join(", ")),
+                };
             }
             // Track 2 carries the id most reliably; then track 1.
             let mut ordered: Vec<&Track> = tracks.iter().filter(|t| t.number == 2).collect();
             ordered.extend(tracks.iter().filter(|t| t.number == 1));
             for t in &ordered {
-                if let Some(pan) = t.pan.as_deref().filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+                if let Some(pan) = t
+                    .pan
+                    .as_deref()
+                    .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                {
                     return match CardId::parse(pan, policy) {
                         Ok(card) => Classified::LoyaltyCard { card },
-                        Err(e) => Classified::Other { reason: format!("magstripe card number not accepted: {e}") },
+                        Err(e) => Classified::Other {
+                            reason: format!("magstripe card number not accepted: {e}"),
+                        },
                     };
                 }
             }
-            let why = tracks.iter().find_map(|t| t.malformed.clone()).unwrap_or_else(|| "no card number on any track".into());
-            Classified::Other { reason: format!("unreadable magstripe data: {why}") }
+            let why = tracks
+                .iter()
+                .find_map(|t| t.malformed.clone())
+                .unwrap_or_else(|| "no card number on any track".into());
+            Classified::Other {
+                reason: format!("unreadable magstripe data: {why}"),
+            }
         }
         Payload::Barcode { symbology, data } => {
             let data = data.trim();
             if data.is_empty() {
-                return Classified::Other { reason: "empty input".into() };
+                return Classified::Other {
+                    reason: "empty input".into(),
+                };
             }
             let card = match CardId::normalise(data) {
                 Ok(c) => c,
-                Err(e) => return Classified::Other { reason: format!("not a card number: {e}") },
+                Err(e) => {
+                    return Classified::Other {
+                        reason: format!("not a card number: {e}"),
+                    }
+                }
             };
             let digits = card.expose();
-            let prefixed = !policy.prefixes.is_empty() && policy.prefixes.iter().any(|p| digits.starts_with(p.as_str()));
-            let is_ean = symbology.as_deref().is_some_and(|s| s.starts_with("]E")) || (symbology.is_none() && ean13_valid(digits));
+            let prefixed =
+                !policy.prefixes.is_empty() && policy.prefixes.iter().any(|p| digits.starts_with(p.as_str()));
+            let is_ean = symbology.as_deref().is_some_and(|s| s.starts_with("]E"))
+                || (symbology.is_none() && ean13_valid(digits));
             // GS1 restricted-circulation prefixes 020-029 / 200-299 are in-store numbers (loyalty
             // cards use them); any other valid EAN-13 is a product.
             let in_store = digits.starts_with('2') || digits.starts_with("02");
             if is_ean && !prefixed && !in_store {
-                return Classified::Other { reason: format!("product barcode (EAN-13 GTIN {digits}), not a loyalty card") };
+                return Classified::Other {
+                    reason: format!("product barcode (EAN-13 GTIN {digits}), not a loyalty card"),
+                };
             }
             match card.validate(policy) {
                 Ok(()) => Classified::LoyaltyCard { card },
-                Err(e) => Classified::Other { reason: format!("not a loyalty card number: {e}") },
+                Err(e) => Classified::Other {
+                    reason: format!("not a loyalty card number: {e}"),
+                },
             }
         }
     }
@@ -320,7 +375,9 @@ mod tests {
     use serde_json::Value;
 
     fn rows(name: &str) -> Vec<Vec<String>> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/input").join(name);
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/input")
+            .join(name);
         std::fs::read_to_string(&p)
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
             .lines()
@@ -337,10 +394,30 @@ mod tests {
         if let Some(p) = want.get("pan").and_then(Value::as_str) {
             assert_eq!(t.pan.as_deref(), Some(p), "{id} t{} pan", t.number);
             assert_eq!(t.luhn(), want["luhn"].as_bool().unwrap(), "{id} t{} luhn", t.number);
-            assert_eq!(t.exp_field.as_deref(), want["exp_field"].as_str(), "{id} t{} exp", t.number);
-            assert_eq!(t.exp_yymm_valid(), want["exp_yymm_valid"].as_bool().unwrap(), "{id} t{} exp valid", t.number);
-            assert_eq!(t.service_code.as_deref(), want["service_code"].as_str(), "{id} t{} sc", t.number);
-            assert_eq!(t.discretionary.as_deref(), want["discretionary"].as_str(), "{id} t{} dd", t.number);
+            assert_eq!(
+                t.exp_field.as_deref(),
+                want["exp_field"].as_str(),
+                "{id} t{} exp",
+                t.number
+            );
+            assert_eq!(
+                t.exp_yymm_valid(),
+                want["exp_yymm_valid"].as_bool().unwrap(),
+                "{id} t{} exp valid",
+                t.number
+            );
+            assert_eq!(
+                t.service_code.as_deref(),
+                want["service_code"].as_str(),
+                "{id} t{} sc",
+                t.number
+            );
+            assert_eq!(
+                t.discretionary.as_deref(),
+                want["discretionary"].as_str(),
+                "{id} t{} dd",
+                t.number
+            );
         }
         if want.get("note").is_some() {
             assert!(t.malformed.is_some(), "{id}: t{} should be malformed", t.number);
@@ -365,7 +442,14 @@ mod tests {
             if let Payload::Magstripe(tracks) = &p {
                 for (key, n) in [("t1", 1), ("t2", 2), ("t3", 3)] {
                     match want.get(key) {
-                        Some(w) => check_track(id, tracks.iter().find(|t| t.number == n).unwrap_or_else(|| panic!("{id}: no {key}")), w),
+                        Some(w) => check_track(
+                            id,
+                            tracks
+                                .iter()
+                                .find(|t| t.number == n)
+                                .unwrap_or_else(|| panic!("{id}: no {key}")),
+                            w,
+                        ),
                         None => assert!(tracks.iter().all(|t| t.number != n), "{id}: unexpected {key}"),
                     }
                 }
@@ -376,7 +460,13 @@ mod tests {
             match want_hint {
                 "payment_card" => {
                     let pan = want["t2"]["pan"].as_str().or(want["t1"]["pan"].as_str()).unwrap();
-                    assert_eq!(c, Classified::PaymentCard { last4: pan[pan.len() - 4..].to_string() }, "{id}");
+                    assert_eq!(
+                        c,
+                        Classified::PaymentCard {
+                            last4: pan[pan.len() - 4..].to_string()
+                        },
+                        "{id}"
+                    );
                     assert!(!json.contains(&pan[..pan.len() - 4]), "{id}: {json}");
                 }
                 "non_payment_id" => assert!(matches!(c, Classified::LoyaltyCard { .. }), "{id}: {c:?}"),
@@ -395,10 +485,20 @@ mod tests {
     #[test]
     fn loyalty_ids_from_swipes() {
         let c = classify(";98700223563013312=0000000000000004120?", &CardPolicy::default());
-        assert_eq!(c, Classified::LoyaltyCard { card: CardId::normalise("98700223563013312").unwrap() });
+        assert_eq!(
+            c,
+            Classified::LoyaltyCard {
+                card: CardId::normalise("98700223563013312").unwrap()
+            }
+        );
         // Narrowed by program prefixes.
-        let p = CardPolicy { prefixes: vec!["1900".into()], ..CardPolicy::default() };
-        assert!(matches!(classify(";98700223563013312=0000000000000004120?", &p), Classified::Other { reason } if reason.contains("prefix")));
+        let p = CardPolicy {
+            prefixes: vec!["1900".into()],
+            ..CardPolicy::default()
+        };
+        assert!(
+            matches!(classify(";98700223563013312=0000000000000004120?", &p), Classified::Other { reason } if reason.contains("prefix"))
+        );
         // Partial read error: the readable track wins.
         let c = classify("%E?;98700223563013312=0000000000000004120?+E?", &CardPolicy::default());
         assert!(matches!(c, Classified::LoyaltyCard { .. }), "{c:?}");
@@ -409,19 +509,30 @@ mod tests {
         let rows = rows("barcodes.tsv");
         assert_eq!(rows.len(), 6);
         let policy = CardPolicy::default();
-        let loyalty = Classified::LoyaltyCard { card: CardId::normalise("1900123456789012").unwrap() };
+        let loyalty = Classified::LoyaltyCard {
+            card: CardId::normalise("1900123456789012").unwrap(),
+        };
         for r in &rows {
             let (id, raw) = (r[0].as_str(), r[1].as_str());
             let c = classify(raw, &policy);
             match id {
                 "ean13-gs1" | "ean13-gs1-aim" => {
-                    assert!(matches!(&c, Classified::Other { reason } if reason.contains("GTIN 5901234123457")), "{id}: {c:?}");
+                    assert!(
+                        matches!(&c, Classified::Other { reason } if reason.contains("GTIN 5901234123457")),
+                        "{id}: {c:?}"
+                    );
                     assert!(ean13_valid("5901234123457"));
                 }
                 "loyalty-c128" | "loyalty-c128-it" | "loyalty-digits-only" => assert_eq!(c, loyalty, "{id}"),
                 // As a payload it is a valid 8-digit id; timing decides that it is not a scan
                 // (see detect::tests::humans_are_never_scans).
-                "human-typo" => assert_eq!(c, Classified::LoyaltyCard { card: CardId::normalise("19001234").unwrap() }, "{id}"),
+                "human-typo" => assert_eq!(
+                    c,
+                    Classified::LoyaltyCard {
+                        card: CardId::normalise("19001234").unwrap()
+                    },
+                    "{id}"
+                ),
                 other => panic!("unhandled barcode row {other}"),
             }
         }
@@ -429,8 +540,14 @@ mod tests {
         assert_eq!(classify("]C01900-1234-5678-9012", &policy), loyalty);
         assert_eq!(strip_aim("]E05901234123457"), (Some("]E0".into()), "5901234123457"));
         // A product EAN becomes a card when the program's prefix says so.
-        let p = CardPolicy { prefixes: vec!["590".into()], ..CardPolicy::default() };
-        assert!(matches!(classify("]E05901234123457", &p), Classified::LoyaltyCard { .. }));
+        let p = CardPolicy {
+            prefixes: vec!["590".into()],
+            ..CardPolicy::default()
+        };
+        assert!(matches!(
+            classify("]E05901234123457", &p),
+            Classified::LoyaltyCard { .. }
+        ));
         // Text and lengths.
         assert!(matches!(classify("hello", &policy), Classified::Other { reason } if reason.contains("'h'")));
         assert!(matches!(classify("1234", &policy), Classified::Other { reason } if reason.contains("4 digits")));
@@ -438,7 +555,9 @@ mod tests {
 
     #[test]
     fn debug_of_a_track_is_masked() {
-        let Payload::Magstripe(t) = parse(";4111111111111111=26121019761186800000?") else { panic!() };
+        let Payload::Magstripe(t) = parse(";4111111111111111=26121019761186800000?") else {
+            panic!()
+        };
         let d = format!("{t:?}");
         assert!(!d.contains("4111111111111111"), "{d}");
         assert!(d.contains("1111"), "{d}");

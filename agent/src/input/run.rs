@@ -13,8 +13,8 @@ use protocol::ids::CardPolicy;
 use tokio::sync::{mpsc, watch};
 
 use super::config::ReaderConfig;
-use super::diag::{self, DiagSink, ReaderDiag};
 use super::detect::{Action, Detector};
+use super::diag::{self, DiagSink, ReaderDiag};
 use super::keys::KeyEvent;
 use super::oskbd::{DeviceInfo, KeySource, SourceEvent};
 use super::payload;
@@ -42,7 +42,12 @@ pub struct ReaderNotice {
 
 impl ReaderNotice {
     fn new(reader: &str, level: Level, message: String, problem: Option<bool>) -> ReaderNotice {
-        ReaderNotice { reader: reader.to_string(), level, message, problem }
+        ReaderNotice {
+            reader: reader.to_string(),
+            level,
+            message,
+            problem,
+        }
     }
 }
 
@@ -62,16 +67,33 @@ pub struct RawScan {
 
 impl RawScan {
     pub fn new(source: String, text: String, at: Instant) -> RawScan {
-        RawScan { source, text, at, read_error: None, diag: None }
+        RawScan {
+            source,
+            text,
+            at,
+            read_error: None,
+            diag: None,
+        }
     }
 }
 
 /// What the wedge loop saw (for `reader-test`).
 #[derive(Debug)]
 pub enum WedgeReport<'a> {
-    Device { info: &'a DeviceInfo, added: bool, dedicated: bool },
-    Key { ev: &'a KeyEvent, gap_ms: Option<u64>, device: Option<&'a DeviceInfo> },
-    Action { action: &'a Action, device: Option<&'a DeviceInfo> },
+    Device {
+        info: &'a DeviceInfo,
+        added: bool,
+        dedicated: bool,
+    },
+    Key {
+        ev: &'a KeyEvent,
+        gap_ms: Option<u64>,
+        device: Option<&'a DeviceInfo>,
+    },
+    Action {
+        action: &'a Action,
+        device: Option<&'a DeviceInfo>,
+    },
     /// Something support staff should know (the source lost keys and did something about it).
     Notice(&'a str),
 }
@@ -90,7 +112,11 @@ pub fn run_wedge(
     for d in &devices {
         let ded = cfg.is_dedicated(&[&d.name, &d.label(kind), &format!("{kind}:{}", d.name)]);
         det.set_dedicated(d.id, ded);
-        report(WedgeReport::Device { info: d, added: true, dedicated: ded });
+        report(WedgeReport::Device {
+            info: d,
+            added: true,
+            dedicated: ded,
+        });
     }
     let mut last_down: std::collections::HashMap<u32, u64> = Default::default();
     // Ticks matter only while the detector may hold state (within its longest timeout after the
@@ -100,26 +126,48 @@ pub fn run_wedge(
     let mut last_key: Option<std::time::Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let busy = last_key.is_some_and(|t| t.elapsed() <= settle);
-        let wait = if busy { Duration::from_millis(10) } else { Duration::from_millis(500) };
+        let wait = if busy {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(500)
+        };
         let actions = match source.next(wait)? {
             Some(SourceEvent::Key(ev)) => {
                 last_key = Some(std::time::Instant::now());
                 let dev = devices.iter().find(|d| d.id == ev.device);
-                let gap = if ev.down { last_down.insert(ev.device, ev.time_ms).map(|t| ev.time_ms.saturating_sub(t)) } else { None };
-                report(WedgeReport::Key { ev: &ev, gap_ms: gap, device: dev });
+                let gap = if ev.down {
+                    last_down
+                        .insert(ev.device, ev.time_ms)
+                        .map(|t| ev.time_ms.saturating_sub(t))
+                } else {
+                    None
+                };
+                report(WedgeReport::Key {
+                    ev: &ev,
+                    gap_ms: gap,
+                    device: dev,
+                });
                 det.feed(ev)
             }
             Some(SourceEvent::DeviceAdded(info)) => {
                 let ded = cfg.is_dedicated(&[&info.name, &info.label(kind), &format!("{kind}:{}", info.name)]);
                 det.set_dedicated(info.id, ded);
-                report(WedgeReport::Device { info: &info, added: true, dedicated: ded });
+                report(WedgeReport::Device {
+                    info: &info,
+                    added: true,
+                    dedicated: ded,
+                });
                 devices.retain(|d| d.id != info.id);
                 devices.push(info);
                 Vec::new()
             }
             Some(SourceEvent::DeviceRemoved(id)) => {
                 if let Some(info) = devices.iter().find(|d| d.id == id) {
-                    report(WedgeReport::Device { info, added: false, dedicated: false });
+                    report(WedgeReport::Device {
+                        info,
+                        added: false,
+                        dedicated: false,
+                    });
                 }
                 devices.retain(|d| d.id != id);
                 Vec::new()
@@ -146,7 +194,12 @@ pub fn run_wedge(
 }
 
 /// Classify one payload, publish the scan, then the quote (for loyalty cards).
-pub async fn handle_scan(raw: RawScan, policy: &CardPolicy, quotes: Option<&QuoteService>, bus: &Bus) -> (ScanEvent, Option<QuoteEvent>) {
+pub async fn handle_scan(
+    raw: RawScan,
+    policy: &CardPolicy,
+    quotes: Option<&QuoteService>,
+    bus: &Bus,
+) -> (ScanEvent, Option<QuoteEvent>) {
     let classified = match raw.read_error {
         Some(detail) => Classified::ReadError { detail },
         None => payload::classify(&raw.text, policy),
@@ -158,7 +211,11 @@ pub async fn handle_scan(raw: RawScan, policy: &CardPolicy, quotes: Option<&Quot
         }
         let _ = bus.send(AgentEvent::Reader(d));
     }
-    let scan = ScanEvent { at: chrono::Local::now().fixed_offset(), source: raw.source, classified };
+    let scan = ScanEvent {
+        at: chrono::Local::now().fixed_offset(),
+        source: raw.source,
+        classified,
+    };
     match &scan.classified {
         Classified::LoyaltyCard { card } => tracing::info!(source = %scan.source, card = %card, "loyalty card scanned"),
         Classified::PaymentCard { last4 } => {
@@ -168,11 +225,16 @@ pub async fn handle_scan(raw: RawScan, policy: &CardPolicy, quotes: Option<&Quot
         Classified::Other { reason } => tracing::info!(source = %scan.source, "not a card: {reason}"),
     }
     let _ = bus.send(AgentEvent::Scan(scan.clone()));
-    let Classified::LoyaltyCard { card } = &scan.classified else { return (scan, None) };
+    let Classified::LoyaltyCard { card } = &scan.classified else {
+        return (scan, None);
+    };
     let Some(quotes) = quotes else { return (scan, None) };
     match quotes.quote(card).await {
         Ok(quote) => {
-            let ev = QuoteEvent { scan: scan.clone(), quote };
+            let ev = QuoteEvent {
+                scan: scan.clone(),
+                quote,
+            };
             let _ = bus.send(AgentEvent::Quote(ev.clone()));
             (scan, Some(ev))
         }
@@ -200,30 +262,41 @@ pub fn start_readers(
         let sink = diags.clone();
         let note = notice.clone();
         let reader = format!("serial {}", i + 1);
-        let _ = std::thread::Builder::new().name(format!("serial-reader-{i}")).spawn(move || {
-            serial::run_reader(&sc, stop, |ev| {
-                let d = sink.as_ref().filter(|s| s.is_active()).map(|_| diag::serial(&ev, None));
-                if let (Some(sink), Some(d), false) = (&sink, &d, matches!(ev, SerialEvent::Line { .. })) {
-                    sink.publish(d.clone());
-                }
-                match ev {
-                    SerialEvent::Line { port, text, at } => {
-                        let mut raw = RawScan::new(format!("serial:{port}"), text, at);
-                        raw.diag = d;
-                        let _ = tx.send(raw);
+        let _ = std::thread::Builder::new()
+            .name(format!("serial-reader-{i}"))
+            .spawn(move || {
+                serial::run_reader(&sc, stop, |ev| {
+                    let d = sink.as_ref().filter(|s| s.is_active()).map(|_| diag::serial(&ev, None));
+                    if let (Some(sink), Some(d), false) = (&sink, &d, matches!(ev, SerialEvent::Line { .. })) {
+                        sink.publish(d.clone());
                     }
-                    SerialEvent::Connected { port } => {
-                        note(ReaderNotice::new(&reader, Level::Info, format!("serial reader connected on {port}"), Some(false)))
+                    match ev {
+                        SerialEvent::Line { port, text, at } => {
+                            let mut raw = RawScan::new(format!("serial:{port}"), text, at);
+                            raw.diag = d;
+                            let _ = tx.send(raw);
+                        }
+                        SerialEvent::Connected { port } => note(ReaderNotice::new(
+                            &reader,
+                            Level::Info,
+                            format!("serial reader connected on {port}"),
+                            Some(false),
+                        )),
+                        SerialEvent::Disconnected { port, reason } => note(ReaderNotice::new(
+                            &reader,
+                            Level::Warn,
+                            format!("serial reader on {port} disconnected: {reason}"),
+                            Some(true),
+                        )),
+                        SerialEvent::Unavailable { error } => note(ReaderNotice::new(
+                            &reader,
+                            Level::Warn,
+                            format!("serial reader unavailable: {error}"),
+                            Some(true),
+                        )),
                     }
-                    SerialEvent::Disconnected { port, reason } => {
-                        note(ReaderNotice::new(&reader, Level::Warn, format!("serial reader on {port} disconnected: {reason}"), Some(true)))
-                    }
-                    SerialEvent::Unavailable { error } => {
-                        note(ReaderNotice::new(&reader, Level::Warn, format!("serial reader unavailable: {error}"), Some(true)))
-                    }
-                }
+                });
             });
-        });
     }
     if cfg.wedge {
         let cfg = cfg.clone();
@@ -231,7 +304,12 @@ pub fn start_readers(
             let source = match super::oskbd::open(display.as_deref(), cfg.mode == super::config::Mode::Intercept) {
                 Ok(s) => s,
                 Err(e) => {
-                    notice(ReaderNotice::new(WEDGE, Level::Warn, format!("keyboard-wedge reader off: {e:#}"), Some(true)));
+                    notice(ReaderNotice::new(
+                        WEDGE,
+                        Level::Warn,
+                        format!("keyboard-wedge reader off: {e:#}"),
+                        Some(true),
+                    ));
                     return;
                 }
             };
@@ -249,13 +327,25 @@ pub fn start_readers(
                 };
                 match r {
                     WedgeReport::Notice(n) => notice(ReaderNotice::new(WEDGE, Level::Warn, n.to_string(), None)),
-                    WedgeReport::Action { action: Action::Scan(s), .. } => {
+                    WedgeReport::Action {
+                        action: Action::Scan(s),
+                        ..
+                    } => {
                         let mut raw = RawScan::new(format!("{kind}:{}", s.device), s.text.clone(), Instant::now());
                         raw.diag = d.map(|(_, d)| d);
                         let _ = tx.send(raw);
                     }
                     // A prefix scan that lost its terminator: tell the cashier to scan again.
-                    WedgeReport::Action { action: Action::NotScan { device, reason, read_error: true, .. }, .. } => {
+                    WedgeReport::Action {
+                        action:
+                            Action::NotScan {
+                                device,
+                                reason,
+                                read_error: true,
+                                ..
+                            },
+                        ..
+                    } => {
                         if let Some((sink, d)) = d {
                             sink.publish(d);
                         }
@@ -271,7 +361,12 @@ pub fn start_readers(
                 }
             });
             if let Err(e) = r {
-                notice(ReaderNotice::new(WEDGE, Level::Error, format!("keyboard-wedge reader stopped: {e:#}"), Some(true)));
+                notice(ReaderNotice::new(
+                    WEDGE,
+                    Level::Error,
+                    format!("keyboard-wedge reader stopped: {e:#}"),
+                    Some(true),
+                ));
             }
         });
     }
@@ -291,7 +386,10 @@ pub async fn run_inputs(
 ) -> anyhow::Result<()> {
     cfg.reader.validate().map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let sink = DiagSink { active: reader_test, bus: bus.clone() };
+    let sink = DiagSink {
+        active: reader_test,
+        bus: bus.clone(),
+    };
     let mut rx = start_readers(&cfg.reader, None, stop.clone(), Some(sink), notice);
     let quotes = QuoteService::new(&cfg)?;
     loop {

@@ -28,14 +28,30 @@ pub fn parse(text: &str) -> Result<Vec<KeyEvent>, ScriptError> {
     for (i, raw_line) in text.lines().enumerate() {
         let line = raw_line.split('#').next().unwrap_or("");
         for tok in line.split_whitespace() {
-            let err = |message: String| ScriptError { line: i + 1, token: tok.to_string(), message };
-            let (op, arg) = tok.split_once(':').ok_or_else(|| err("expected op:arg (d:, u:, t:, dev:, inj:)".into()))?;
+            let err = |message: String| ScriptError {
+                line: i + 1,
+                token: tok.to_string(),
+                message,
+            };
+            let (op, arg) = tok
+                .split_once(':')
+                .ok_or_else(|| err("expected op:arg (d:, u:, t:, dev:, inj:)".into()))?;
             match op {
                 "d" | "u" => {
                     let key = Key::from_name(arg).ok_or_else(|| err(format!("unknown key name {arg:?}")))?;
-                    out.push(KeyEvent { time_ms: now, device, key, down: op == "d", injected });
+                    out.push(KeyEvent {
+                        time_ms: now,
+                        device,
+                        key,
+                        down: op == "d",
+                        injected,
+                    });
                 }
-                "t" => now += arg.parse::<u64>().map_err(|e| err(format!("time advance must be whole milliseconds: {e}")))?,
+                "t" => {
+                    now += arg
+                        .parse::<u64>()
+                        .map_err(|e| err(format!("time advance must be whole milliseconds: {e}")))?
+                }
                 "dev" => device = arg.parse().map_err(|e| err(format!("device must be a number: {e}")))?,
                 "inj" => {
                     injected = match arg {

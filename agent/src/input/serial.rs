@@ -87,12 +87,23 @@ impl LineSplitter {
 /// What the reader thread reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SerialEvent {
-    Connected { port: String },
+    Connected {
+        port: String,
+    },
     /// A complete line; `at` is when its terminator byte was read.
-    Line { port: String, text: String, at: Instant },
-    Disconnected { port: String, reason: String },
+    Line {
+        port: String,
+        text: String,
+        at: Instant,
+    },
+    Disconnected {
+        port: String,
+        reason: String,
+    },
     /// Opening failed (reported once per distinct error until it changes).
-    Unavailable { error: SerialError },
+    Unavailable {
+        error: SerialError,
+    },
 }
 
 /// One entry of the system's serial-port list.
@@ -125,7 +136,11 @@ impl PortLister for SystemPorts {
             .into_iter()
             .map(|p| ListedPort {
                 usb: match &p.port_type {
-                    SerialPortType::UsbPort(u) => Some(UsbId { vid: u.vid, pid: u.pid, serial: u.serial_number.clone() }),
+                    SerialPortType::UsbPort(u) => Some(UsbId {
+                        vid: u.vid,
+                        pid: u.pid,
+                        serial: u.serial_number.clone(),
+                    }),
                     _ => None,
                 },
                 name: p.port_name,
@@ -135,11 +150,16 @@ impl PortLister for SystemPorts {
 }
 
 fn hex_eq(cfg: &Option<String>, v: u16) -> bool {
-    cfg.as_deref().is_none_or(|c| u16::from_str_radix(c, 16).ok() == Some(v))
+    cfg.as_deref()
+        .is_none_or(|c| u16::from_str_radix(c, 16).ok() == Some(v))
 }
 
 fn usb_matches(cfg: &SerialConfig, u: &UsbId) -> bool {
-    let serial_ok = cfg.usb_serial.as_deref().is_none_or(|s| u.serial.as_deref().is_some_and(|have| have.trim().eq_ignore_ascii_case(s.trim())));
+    let serial_ok = cfg.usb_serial.as_deref().is_none_or(|s| {
+        u.serial
+            .as_deref()
+            .is_some_and(|have| have.trim().eq_ignore_ascii_case(s.trim()))
+    });
     hex_eq(&cfg.usb_vid, u.vid) && hex_eq(&cfg.usb_pid, u.pid) && serial_ok
 }
 
@@ -148,7 +168,10 @@ fn usb_what(cfg: &SerialConfig) -> String {
         "{}:{}{}",
         cfg.usb_vid.as_deref().unwrap_or("*"),
         cfg.usb_pid.as_deref().unwrap_or("*"),
-        cfg.usb_serial.as_deref().map(|s| format!(" serial {s}")).unwrap_or_default()
+        cfg.usb_serial
+            .as_deref()
+            .map(|s| format!(" serial {s}"))
+            .unwrap_or_default()
     )
 }
 
@@ -167,33 +190,49 @@ pub fn find_port(cfg: &SerialConfig) -> Result<String, SerialError> {
 pub fn find_port_in(cfg: &SerialConfig, lister: &dyn PortLister) -> Result<String, SerialError> {
     let usb_configured = cfg.usb_vid.is_some() || cfg.usb_pid.is_some() || cfg.usb_serial.is_some();
     if !usb_configured {
-        return cfg.port.clone().ok_or_else(|| SerialError::NoUsbMatch { what: "(none configured)".into() });
+        return cfg.port.clone().ok_or_else(|| SerialError::NoUsbMatch {
+            what: "(none configured)".into(),
+        });
     }
     let what = usb_what(cfg);
     let ports = match lister.list() {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!("cannot list serial ports: {e}");
-            return cfg.port.clone().ok_or(SerialError::NoUsbMatch { what: format!("{what} (listing the ports failed: {e})") });
+            return cfg.port.clone().ok_or(SerialError::NoUsbMatch {
+                what: format!("{what} (listing the ports failed: {e})"),
+            });
         }
     };
     let same_name = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-    let matches: Vec<&ListedPort> = ports.iter().filter(|p| p.usb.as_ref().is_some_and(|u| usb_matches(cfg, u))).collect();
-    if let Some(named) = cfg.port.as_deref().and_then(|n| matches.iter().find(|p| same_name(&p.name, n))) {
+    let matches: Vec<&ListedPort> = ports
+        .iter()
+        .filter(|p| p.usb.as_ref().is_some_and(|u| usb_matches(cfg, u)))
+        .collect();
+    if let Some(named) = cfg
+        .port
+        .as_deref()
+        .and_then(|n| matches.iter().find(|p| same_name(&p.name, n)))
+    {
         return Ok(named.name.clone());
     }
     match matches.as_slice() {
         [one] => return Ok(one.name.clone()),
         [] => {}
         many => {
-            return Err(SerialError::AmbiguousUsb { what, ports: many.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ") });
+            return Err(SerialError::AmbiguousUsb {
+                what,
+                ports: many.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "),
+            });
         }
     }
     if let Some(port) = cfg.port.as_deref() {
         match ports.iter().find(|p| same_name(&p.name, port)) {
             Some(ListedPort { usb: None, name }) => return Ok(name.clone()),
             Some(ListedPort { usb: Some(u), .. }) => {
-                return Err(SerialError::NoUsbMatch { what: format!("{what} ({port} is now another device, USB {:04X}:{:04X})", u.vid, u.pid) });
+                return Err(SerialError::NoUsbMatch {
+                    what: format!("{what} ({port} is now another device, USB {:04X}:{:04X})", u.vid, u.pid),
+                });
             }
             None => {}
         }
@@ -214,7 +253,11 @@ pub fn open(cfg: &SerialConfig, port: &str) -> Result<Box<dyn SerialPort>, Seria
         Parity::Odd => serialport::Parity::Odd,
         Parity::Even => serialport::Parity::Even,
     };
-    let stop_bits = if cfg.stop_bits == 2 { StopBits::Two } else { StopBits::One };
+    let stop_bits = if cfg.stop_bits == 2 {
+        StopBits::Two
+    } else {
+        StopBits::One
+    };
     let sp = serialport::new(port, cfg.baud)
         .data_bits(data_bits)
         .parity(parity)
@@ -225,8 +268,13 @@ pub fn open(cfg: &SerialConfig, port: &str) -> Result<Box<dyn SerialPort>, Seria
         .map_err(|e| match e.kind() {
             ErrorKind::NoDevice => SerialError::InUse { port: port.to_string() },
             ErrorKind::Io(std::io::ErrorKind::NotFound) => SerialError::NoSuchPort { port: port.to_string() },
-            _ if !cfg!(windows) && !std::path::Path::new(port).exists() => SerialError::NoSuchPort { port: port.to_string() },
-            _ => SerialError::Other { port: port.to_string(), message: e.to_string() },
+            _ if !cfg!(windows) && !std::path::Path::new(port).exists() => {
+                SerialError::NoSuchPort { port: port.to_string() }
+            }
+            _ => SerialError::Other {
+                port: port.to_string(),
+                message: e.to_string(),
+            },
         })?;
     let _ = sp.clear(serialport::ClearBuffer::Input);
     Ok(sp)
@@ -238,7 +286,12 @@ pub fn run_reader(cfg: &SerialConfig, stop: Arc<AtomicBool>, report: impl FnMut(
 }
 
 /// [`run_reader`] finding the port through `lister` (each (re)open asks it again).
-pub fn run_reader_with(cfg: &SerialConfig, lister: &dyn PortLister, stop: Arc<AtomicBool>, mut report: impl FnMut(SerialEvent)) {
+pub fn run_reader_with(
+    cfg: &SerialConfig,
+    lister: &dyn PortLister,
+    stop: Arc<AtomicBool>,
+    mut report: impl FnMut(SerialEvent),
+) {
     let mut last_error: Option<SerialError> = None;
     while !stop.load(Ordering::Relaxed) {
         let opened = find_port_in(cfg, lister).and_then(|name| open(cfg, &name).map(|p| (name, p)));
@@ -266,10 +319,16 @@ pub fn run_reader_with(cfg: &SerialConfig, lister: &dyn PortLister, stop: Arc<At
                 Ok(n) => {
                     let at = Instant::now();
                     for text in lines.push(&buf[..n]) {
-                        report(SerialEvent::Line { port: name.clone(), text, at });
+                        report(SerialEvent::Line {
+                            port: name.clone(),
+                            text,
+                            at,
+                        });
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::Interrupted => {
+                    continue
+                }
                 Err(e) => break e.to_string(),
             }
         };
@@ -320,11 +379,21 @@ mod tests {
     }
 
     fn usb(name: &str, vid: u16, pid: u16, serial: Option<&str>) -> ListedPort {
-        ListedPort { name: name.into(), usb: Some(UsbId { vid, pid, serial: serial.map(str::to_string) }) }
+        ListedPort {
+            name: name.into(),
+            usb: Some(UsbId {
+                vid,
+                pid,
+                serial: serial.map(str::to_string),
+            }),
+        }
     }
 
     fn plain(name: &str) -> ListedPort {
-        ListedPort { name: name.into(), usb: None }
+        ListedPort {
+            name: name.into(),
+            usb: None,
+        }
     }
 
     fn reader(port: Option<&str>, serial: Option<&str>) -> SerialConfig {
@@ -345,16 +414,27 @@ mod tests {
         // Unplugged.
         ports.set(Ok(vec![plain("COM1")]));
         let e = find_port_in(&cfg, &ports).unwrap_err();
-        assert_eq!(e, SerialError::NoUsbMatch { what: "0C2E:0B61 serial A1".into() });
+        assert_eq!(
+            e,
+            SerialError::NoUsbMatch {
+                what: "0C2E:0B61 serial A1".into()
+            }
+        );
         // Replugged into another USB socket: Windows gives it COM7.
         ports.set(Ok(vec![plain("COM1"), usb("COM7", 0x0C2E, 0x0B61, Some("a1"))]));
         assert_eq!(find_port_in(&cfg, &ports), Ok("COM7".into()));
         // Meanwhile COM3 went to another USB device: it is not opened by its old name.
-        ports.set(Ok(vec![usb("COM3", 0x1234, 0x5678, None), usb("COM7", 0x0C2E, 0x0B61, Some("A1"))]));
+        ports.set(Ok(vec![
+            usb("COM3", 0x1234, 0x5678, None),
+            usb("COM7", 0x0C2E, 0x0B61, Some("A1")),
+        ]));
         assert_eq!(find_port_in(&cfg, &ports), Ok("COM7".into()));
         ports.set(Ok(vec![usb("COM3", 0x1234, 0x5678, None)]));
         let e = find_port_in(&cfg, &ports).unwrap_err().to_string();
-        assert!(e.contains("0C2E:0B61 serial A1") && e.contains("COM3 is now another device, USB 1234:5678"), "{e}");
+        assert!(
+            e.contains("0C2E:0B61 serial A1") && e.contains("COM3 is now another device, USB 1234:5678"),
+            "{e}"
+        );
         // A driver that reports no USB identity for the configured port: the name is used.
         ports.set(Ok(vec![plain("COM3")]));
         assert_eq!(find_port_in(&cfg, &ports), Ok("COM3".into()));
@@ -362,41 +442,85 @@ mod tests {
         ports.set(Err("SetupDiGetClassDevs failed".into()));
         assert_eq!(find_port_in(&cfg, &ports), Ok("COM3".into()));
         let e = find_port_in(&reader(None, Some("A1")), &ports).unwrap_err().to_string();
-        assert!(e.contains("listing the ports failed: SetupDiGetClassDevs failed"), "{e}");
+        assert!(
+            e.contains("listing the ports failed: SetupDiGetClassDevs failed"),
+            "{e}"
+        );
     }
 
     #[test]
     fn two_identical_scanners_are_told_apart_by_serial_number() {
-        let ports = Scripted::new(vec![usb("COM4", 0x0C2E, 0x0B61, Some("S-1")), usb("COM5", 0x0C2E, 0x0B61, Some("S-2"))]);
+        let ports = Scripted::new(vec![
+            usb("COM4", 0x0C2E, 0x0B61, Some("S-1")),
+            usb("COM5", 0x0C2E, 0x0B61, Some("S-2")),
+        ]);
         assert_eq!(find_port_in(&reader(None, Some("S-1")), &ports), Ok("COM4".into()));
         assert_eq!(find_port_in(&reader(None, Some("S-2")), &ports), Ok("COM5".into()));
         // Replugged the other way round: each config follows its own scanner, not the COM name.
-        ports.set(Ok(vec![usb("COM4", 0x0C2E, 0x0B61, Some("S-2")), usb("COM5", 0x0C2E, 0x0B61, Some("S-1"))]));
-        assert_eq!(find_port_in(&reader(Some("COM5"), Some("S-2")), &ports), Ok("COM4".into()));
-        assert_eq!(find_port_in(&reader(Some("COM4"), Some("S-1")), &ports), Ok("COM5".into()));
+        ports.set(Ok(vec![
+            usb("COM4", 0x0C2E, 0x0B61, Some("S-2")),
+            usb("COM5", 0x0C2E, 0x0B61, Some("S-1")),
+        ]));
+        assert_eq!(
+            find_port_in(&reader(Some("COM5"), Some("S-2")), &ports),
+            Ok("COM4".into())
+        );
+        assert_eq!(
+            find_port_in(&reader(Some("COM4"), Some("S-1")), &ports),
+            Ok("COM5".into())
+        );
         // Without serial numbers the configured name decides; without that it is ambiguous.
         assert_eq!(find_port_in(&reader(Some("com5"), None), &ports), Ok("COM5".into()));
         let e = find_port_in(&reader(None, None), &ports).unwrap_err();
-        assert_eq!(e, SerialError::AmbiguousUsb { what: "0C2E:0B61".into(), ports: "COM4, COM5".into() });
+        assert_eq!(
+            e,
+            SerialError::AmbiguousUsb {
+                what: "0C2E:0B61".into(),
+                ports: "COM4, COM5".into()
+            }
+        );
         assert!(e.to_string().contains("set `usb_serial`"), "{e}");
         // A serial number nobody has.
         let e = find_port_in(&reader(None, Some("S-3")), &ports).unwrap_err();
-        assert_eq!(e, SerialError::NoUsbMatch { what: "0C2E:0B61 serial S-3".into() });
+        assert_eq!(
+            e,
+            SerialError::NoUsbMatch {
+                what: "0C2E:0B61 serial S-3".into()
+            }
+        );
     }
 
     #[test]
     fn absent_usb_identity_is_a_clear_no_usb_match() {
         let ports = Scripted::new(vec![plain("COM1"), usb("COM3", 0x0C2E, 0x0B61, None)]);
-        let cfg = SerialConfig { usb_vid: Some("FFFE".into()), usb_pid: Some("0001".into()), ..Default::default() };
+        let cfg = SerialConfig {
+            usb_vid: Some("FFFE".into()),
+            usb_pid: Some("0001".into()),
+            ..Default::default()
+        };
         let e = find_port_in(&cfg, &ports).unwrap_err();
-        assert_eq!(e, SerialError::NoUsbMatch { what: "FFFE:0001".into() });
-        assert_eq!(e.to_string(), "no serial port matches USB FFFE:0001 (is the reader plugged in?)");
+        assert_eq!(
+            e,
+            SerialError::NoUsbMatch {
+                what: "FFFE:0001".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "no serial port matches USB FFFE:0001 (is the reader plugged in?)"
+        );
         // VID only: any product of that vendor.
-        let cfg = SerialConfig { usb_vid: Some("0c2e".into()), ..Default::default() };
+        let cfg = SerialConfig {
+            usb_vid: Some("0c2e".into()),
+            ..Default::default()
+        };
         assert_eq!(find_port_in(&cfg, &ports), Ok("COM3".into()));
         // No USB identity: the port name as configured, without asking the system.
         ports.set(Err("must not be asked".into()));
-        let cfg = SerialConfig { port: Some("/dev/ttyACM0".into()), ..Default::default() };
+        let cfg = SerialConfig {
+            port: Some("/dev/ttyACM0".into()),
+            ..Default::default()
+        };
         assert_eq!(find_port_in(&cfg, &ports), Ok("/dev/ttyACM0".into()));
     }
 
@@ -408,9 +532,15 @@ mod tests {
         use std::sync::mpsc;
         let dir = tempfile::tempdir().unwrap();
         let start = |n: &str| {
-            let (a, b) = (dir.path().join(format!("scanner{n}")), dir.path().join(format!("ttyACM{n}")));
+            let (a, b) = (
+                dir.path().join(format!("scanner{n}")),
+                dir.path().join(format!("ttyACM{n}")),
+            );
             let child = Command::new("socat")
-                .args([format!("pty,raw,echo=0,link={}", a.display()), format!("pty,raw,echo=0,link={}", b.display())])
+                .args([
+                    format!("pty,raw,echo=0,link={}", a.display()),
+                    format!("pty,raw,echo=0,link={}", b.display()),
+                ])
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("socat (scripts/setup.sh installs it)");
@@ -427,7 +557,10 @@ mod tests {
             f.write_all(bytes).unwrap();
         };
         let (mut socat, a0, b0) = start("0");
-        let ports = Arc::new(Scripted::new(vec![plain("/dev/ttyS0"), usb(&b0, 0x0C2E, 0x0B61, Some("A1"))]));
+        let ports = Arc::new(Scripted::new(vec![
+            plain("/dev/ttyS0"),
+            usb(&b0, 0x0C2E, 0x0B61, Some("A1")),
+        ]));
         let cfg = reader(None, Some("A1"));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
@@ -438,28 +571,47 @@ mod tests {
         let next = |what: &str, pred: &dyn Fn(&SerialEvent) -> bool| -> SerialEvent {
             let end = Instant::now() + Duration::from_secs(10);
             loop {
-                let e = rx.recv_timeout(end.saturating_duration_since(Instant::now())).unwrap_or_else(|_| panic!("no {what}"));
+                let e = rx
+                    .recv_timeout(end.saturating_duration_since(Instant::now()))
+                    .unwrap_or_else(|_| panic!("no {what}"));
                 if pred(&e) {
                     return e;
                 }
             }
         };
-        assert_eq!(next("connect", &|e| matches!(e, SerialEvent::Connected { .. })), SerialEvent::Connected { port: b0.clone() });
+        assert_eq!(
+            next("connect", &|e| matches!(e, SerialEvent::Connected { .. })),
+            SerialEvent::Connected { port: b0.clone() }
+        );
         write(&a0, b"1900000009000018\r");
-        assert!(matches!(next("line", &|e| matches!(e, SerialEvent::Line { .. })), SerialEvent::Line { port, text, .. } if port == b0 && text == "1900000009000018"));
+        assert!(
+            matches!(next("line", &|e| matches!(e, SerialEvent::Line { .. })), SerialEvent::Line { port, text, .. } if port == b0 && text == "1900000009000018")
+        );
         // Unplug: the pty pair goes away and the USB identity leaves the list.
         ports.set(Ok(vec![plain("/dev/ttyS0")]));
         socat.kill().unwrap();
         socat.wait().unwrap();
         next("disconnect", &|e| matches!(e, SerialEvent::Disconnected { .. }));
         let e = next("unavailable", &|e| matches!(e, SerialEvent::Unavailable { .. }));
-        assert_eq!(e, SerialEvent::Unavailable { error: SerialError::NoUsbMatch { what: "0C2E:0B61 serial A1".into() } });
+        assert_eq!(
+            e,
+            SerialEvent::Unavailable {
+                error: SerialError::NoUsbMatch {
+                    what: "0C2E:0B61 serial A1".into()
+                }
+            }
+        );
         // Replug: same scanner, new name.
         let (mut socat, a1, b1) = start("1");
         ports.set(Ok(vec![plain("/dev/ttyS0"), usb(&b1, 0x0C2E, 0x0B61, Some("A1"))]));
-        assert_eq!(next("reconnect", &|e| matches!(e, SerialEvent::Connected { .. })), SerialEvent::Connected { port: b1.clone() });
+        assert_eq!(
+            next("reconnect", &|e| matches!(e, SerialEvent::Connected { .. })),
+            SerialEvent::Connected { port: b1.clone() }
+        );
         write(&a1, b"5901234123457\r");
-        assert!(matches!(next("line", &|e| matches!(e, SerialEvent::Line { .. })), SerialEvent::Line { port, text, .. } if port == b1 && text == "5901234123457"));
+        assert!(
+            matches!(next("line", &|e| matches!(e, SerialEvent::Line { .. })), SerialEvent::Line { port, text, .. } if port == b1 && text == "5901234123457")
+        );
         stop.store(true, Ordering::Relaxed);
         th.join().unwrap();
         socat.kill().unwrap();
@@ -468,11 +620,23 @@ mod tests {
 
     #[test]
     fn missing_port_is_not_in_use() {
-        let cfg = SerialConfig { port: Some("/dev/tty-does-not-exist".into()), ..Default::default() };
+        let cfg = SerialConfig {
+            port: Some("/dev/tty-does-not-exist".into()),
+            ..Default::default()
+        };
         let e = open(&cfg, "/dev/tty-does-not-exist").err().unwrap();
-        assert_eq!(e, SerialError::NoSuchPort { port: "/dev/tty-does-not-exist".into() });
+        assert_eq!(
+            e,
+            SerialError::NoSuchPort {
+                port: "/dev/tty-does-not-exist".into()
+            }
+        );
         assert!(e.to_string().contains("does not exist"));
-        let cfg = SerialConfig { usb_vid: Some("FFFE".into()), usb_pid: Some("0001".into()), ..Default::default() };
+        let cfg = SerialConfig {
+            usb_vid: Some("FFFE".into()),
+            usb_pid: Some("0001".into()),
+            ..Default::default()
+        };
         assert!(matches!(find_port(&cfg), Err(SerialError::NoUsbMatch { what }) if what == "FFFE:0001"));
     }
 }

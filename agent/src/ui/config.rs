@@ -41,7 +41,15 @@ pub struct PopupConfig {
 
 impl Default for PopupConfig {
     fn default() -> Self {
-        PopupConfig { position: Corner::BottomRight, x: None, y: None, margin: 16, hide_after_secs: 8, font_scale: 1.0, width: 440 }
+        PopupConfig {
+            position: Corner::BottomRight,
+            x: None,
+            y: None,
+            margin: 16,
+            hide_after_secs: 8,
+            font_scale: 1.0,
+            width: 440,
+        }
     }
 }
 
@@ -52,13 +60,19 @@ impl PopupConfig {
             return Err("popup.x and popup.y must be given together (or neither, to use popup.position)".into());
         }
         if !(0.5..=4.0).contains(&self.font_scale) {
-            return Err(format!("popup.font_scale = {} is out of range 0.5..=4.0", self.font_scale));
+            return Err(format!(
+                "popup.font_scale = {} is out of range 0.5..=4.0",
+                self.font_scale
+            ));
         }
         if !(200..=2000).contains(&self.width) {
             return Err(format!("popup.width = {} is out of range 200..=2000", self.width));
         }
         if self.hide_after_secs > 3600 {
-            return Err(format!("popup.hide_after_secs = {} is more than an hour; use 0 for \"never\"", self.hide_after_secs));
+            return Err(format!(
+                "popup.hide_after_secs = {} is more than an hour; use 0 for \"never\"",
+                self.hide_after_secs
+            ));
         }
         Ok(())
     }
@@ -99,7 +113,9 @@ mod tests {
     fn unknown_key_and_bad_values_are_named() {
         let e = toml::from_str::<PopupConfig>("hide_after = 3").unwrap_err().to_string();
         assert!(e.contains("hide_after"), "{e}");
-        let e = toml::from_str::<PopupConfig>("position = \"middle\"").unwrap_err().to_string();
+        let e = toml::from_str::<PopupConfig>("position = \"middle\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("middle"), "{e}");
         let c: PopupConfig = toml::from_str("x = 5").unwrap();
         assert!(c.validate().unwrap_err().contains("popup.y"));
@@ -111,10 +127,20 @@ mod tests {
     #[test]
     fn placement() {
         let c = PopupConfig::default();
-        assert_eq!(c.place((1920.0, 1080.0), (440.0, 300.0)), (1920.0 - 456.0, 1080.0 - 356.0));
-        let c = PopupConfig { x: Some(10), y: Some(20), ..Default::default() };
+        assert_eq!(
+            c.place((1920.0, 1080.0), (440.0, 300.0)),
+            (1920.0 - 456.0, 1080.0 - 356.0)
+        );
+        let c = PopupConfig {
+            x: Some(10),
+            y: Some(20),
+            ..Default::default()
+        };
         assert_eq!(c.place((1920.0, 1080.0), (440.0, 300.0)), (10.0, 20.0));
-        let c = PopupConfig { position: Corner::TopLeft, ..Default::default() };
+        let c = PopupConfig {
+            position: Corner::TopLeft,
+            ..Default::default()
+        };
         assert_eq!(c.place((800.0, 600.0), (440.0, 300.0)), (16.0, 16.0));
     }
 }

@@ -54,13 +54,21 @@ pub fn event(args: &PopupDemoArgs) -> anyhow::Result<AgentEvent> {
             | QuoteResult::Blocked { card, .. }
             | QuoteResult::Replaced { card, .. } => card.clone(),
         };
-        let scan = ScanEvent { at, source: "popup-demo".into(), classified: Classified::LoyaltyCard { card } };
+        let scan = ScanEvent {
+            at,
+            source: "popup-demo".into(),
+            classified: Classified::LoyaltyCard { card },
+        };
         return Ok(AgentEvent::Quote(QuoteEvent { scan, quote }));
     }
     if let Some(l4) = &args.payment_last4 {
         let digits: String = l4.chars().filter(char::is_ascii_digit).collect();
         let last4 = digits[digits.len().saturating_sub(4)..].to_string();
-        return Ok(AgentEvent::Scan(ScanEvent { at, source: "popup-demo".into(), classified: Classified::PaymentCard { last4 } }));
+        return Ok(AgentEvent::Scan(ScanEvent {
+            at,
+            source: "popup-demo".into(),
+            classified: Classified::PaymentCard { last4 },
+        }));
     }
     anyhow::bail!("popup-demo needs --quote FILE or --payment-last4 DIGITS")
 }
@@ -69,8 +77,15 @@ pub fn run(args: PopupDemoArgs) -> anyhow::Result<std::process::ExitCode> {
     if let Some(id) = &args.menu {
         #[cfg(feature = "gui")]
         {
-            anyhow::ensure!(super::tray::MENU_IDS.contains(&id.as_str()), "unknown menu entry {id:?}; one of {:?}", super::tray::MENU_IDS);
-            anyhow::ensure!(super::instance::signal(&format!("menu {id}"))?, "no till-agent GUI runs in this session");
+            anyhow::ensure!(
+                super::tray::MENU_IDS.contains(&id.as_str()),
+                "unknown menu entry {id:?}; one of {:?}",
+                super::tray::MENU_IDS
+            );
+            anyhow::ensure!(
+                super::instance::signal(&format!("menu {id}"))?,
+                "no till-agent GUI runs in this session"
+            );
             return Ok(std::process::ExitCode::SUCCESS);
         }
         #[cfg(not(feature = "gui"))]
@@ -97,7 +112,12 @@ pub fn run(args: PopupDemoArgs) -> anyhow::Result<std::process::ExitCode> {
     let ctx = GuiContext {
         lang,
         popup,
-        about: AboutInfo { version: env!("CARGO_PKG_VERSION").into(), store_id: "DEMO".into(), till_id: "T0".into(), server_url: "-".into() },
+        about: AboutInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            store_id: "DEMO".into(),
+            till_id: "T0".into(),
+            server_url: "-".into(),
+        },
         config_path: None,
         log_dir: None,
         outbox_db: None,

@@ -69,8 +69,13 @@ impl EnrolForm {
     /// Validate what was typed and build the request (errors are kept for display).
     pub fn submit(&mut self, today: chrono::NaiveDate) -> Option<Request> {
         let r = match self.action {
-            ActionId::Register => self.reg.validate(today).map(|d| Request::register(self.card.clone(), d)),
-            ActionId::MigrationCode => enrol::validate_code(&self.code).map(|c| Request::pair(self.card.clone(), c)).map_err(|e| vec![e]),
+            ActionId::Register => self
+                .reg
+                .validate(today)
+                .map(|d| Request::register(self.card.clone(), d)),
+            ActionId::MigrationCode => enrol::validate_code(&self.code)
+                .map(|c| Request::pair(self.card.clone(), c))
+                .map_err(|e| vec![e]),
         };
         match r {
             Ok(req) => {
@@ -111,7 +116,12 @@ impl RectLog {
     /// Log `rect` (points, window-relative) as physical pixels if it changed.
     pub fn log(&mut self, ctx: &egui::Context, widget: &'static str, rect: egui::Rect) {
         let ppp = ctx.pixels_per_point();
-        let r = [(rect.min.x * ppp).round() as i32, (rect.min.y * ppp).round() as i32, (rect.width() * ppp).round() as i32, (rect.height() * ppp).round() as i32];
+        let r = [
+            (rect.min.x * ppp).round() as i32,
+            (rect.min.y * ppp).round() as i32,
+            (rect.width() * ppp).round() as i32,
+            (rect.height() * ppp).round() as i32,
+        ];
         if self.0.get(widget) != Some(&r) {
             self.0.insert(widget, r);
             tracing::debug!(target: "till_agent::ui", widget, x = r[0], y = r[1], w = r[2], h = r[3], ppp, "laid out");
@@ -127,7 +137,12 @@ impl RectLog {
 /// Field labels and messages in error.
 const RED: Color32 = Color32::from_rgb(0xc6, 0x28, 0x28);
 
-pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests: &Arc<dyn Fn(UiRequest) + Send + Sync>) -> bool {
+pub(super) fn form_ui(
+    ui: &mut egui::Ui,
+    lang: Lang,
+    f: &mut EnrolForm,
+    requests: &Arc<dyn Fn(UiRequest) + Send + Sync>,
+) -> bool {
     let ctx = ui.ctx().clone();
     let big = 18.0;
     ui.spacing_mut().item_spacing = egui::vec2(10.0, 8.0);
@@ -137,10 +152,26 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
     let mut first: Option<egui::Response> = None;
     // One labelled text field; its error goes as soon as the cashier changes it (the others stay
     // until submit).
-    let row = |ui: &mut egui::Ui, rects: &mut RectLog, errors: &mut Vec<FieldError>, which: Field, name: &'static str, value: &mut String, hint: &str| {
+    let row = |ui: &mut egui::Ui,
+               rects: &mut RectLog,
+               errors: &mut Vec<FieldError>,
+               which: Field,
+               name: &'static str,
+               value: &mut String,
+               hint: &str| {
         let t = RichText::new(field_label(lang, which)).size(big);
-        ui.label(if errors.iter().any(|e| e.field == which) { t.color(RED) } else { t });
-        let r = ui.add_enabled(editable, egui::TextEdit::singleline(value).hint_text(hint).font(egui::FontId::proportional(big)).desired_width(300.0));
+        ui.label(if errors.iter().any(|e| e.field == which) {
+            t.color(RED)
+        } else {
+            t
+        });
+        let r = ui.add_enabled(
+            editable,
+            egui::TextEdit::singleline(value)
+                .hint_text(hint)
+                .font(egui::FontId::proportional(big))
+                .desired_width(300.0),
+        );
         rects.log(&ctx, name, r.rect);
         if r.changed() {
             errors.retain(|e| e.field != which);
@@ -148,42 +179,117 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
         ui.end_row();
         r
     };
-    egui::Grid::new("enrol_form").num_columns(2).spacing([12.0, 10.0]).show(ui, |ui| match f.action {
-        ActionId::Register => {
-            ui.label("");
-            let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.company, RichText::new(i18n::form(lang, Form::Company)).size(big)));
-            f.rects.log(&ctx, "form.company", r.rect);
-            ui.end_row();
-            if f.reg.company {
-                first = Some(row(ui, &mut f.rects, &mut f.errors, Field::CompanyName, "form.company_name", &mut f.reg.company_name, ""));
-            } else {
-                first = Some(row(ui, &mut f.rects, &mut f.errors, Field::FirstName, "form.first_name", &mut f.reg.first_name, ""));
-                row(ui, &mut f.rects, &mut f.errors, Field::Surname, "form.surname", &mut f.reg.surname, "");
+    egui::Grid::new("enrol_form")
+        .num_columns(2)
+        .spacing([12.0, 10.0])
+        .show(ui, |ui| match f.action {
+            ActionId::Register => {
+                ui.label("");
+                let r = ui.add_enabled(
+                    editable,
+                    egui::Checkbox::new(
+                        &mut f.reg.company,
+                        RichText::new(i18n::form(lang, Form::Company)).size(big),
+                    ),
+                );
+                f.rects.log(&ctx, "form.company", r.rect);
+                ui.end_row();
+                if f.reg.company {
+                    first = Some(row(
+                        ui,
+                        &mut f.rects,
+                        &mut f.errors,
+                        Field::CompanyName,
+                        "form.company_name",
+                        &mut f.reg.company_name,
+                        "",
+                    ));
+                } else {
+                    first = Some(row(
+                        ui,
+                        &mut f.rects,
+                        &mut f.errors,
+                        Field::FirstName,
+                        "form.first_name",
+                        &mut f.reg.first_name,
+                        "",
+                    ));
+                    row(
+                        ui,
+                        &mut f.rects,
+                        &mut f.errors,
+                        Field::Surname,
+                        "form.surname",
+                        &mut f.reg.surname,
+                        "",
+                    );
+                }
+                row(
+                    ui,
+                    &mut f.rects,
+                    &mut f.errors,
+                    Field::Email,
+                    "form.email",
+                    &mut f.reg.email,
+                    "",
+                );
+                row(
+                    ui,
+                    &mut f.rects,
+                    &mut f.errors,
+                    Field::Phone,
+                    "form.phone",
+                    &mut f.reg.phone,
+                    "",
+                );
+                row(
+                    ui,
+                    &mut f.rects,
+                    &mut f.errors,
+                    Field::Birthday,
+                    "form.birthday",
+                    &mut f.reg.birthday,
+                    i18n::form(lang, Form::DateHint),
+                );
+                ui.label("");
+                let consent = RichText::new(i18n::form(lang, Form::ConsentRules)).size(big);
+                let consent = if f.error_for(Field::ConsentRules).is_some() {
+                    consent.color(RED)
+                } else {
+                    consent
+                };
+                let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.consent_rules, consent));
+                if r.changed() {
+                    f.errors.retain(|e| e.field != Field::ConsentRules);
+                }
+                f.rects.log(&ctx, "form.consent_rules", r.rect);
+                ui.end_row();
+                ui.label("");
+                let r = ui.add_enabled(
+                    editable,
+                    egui::Checkbox::new(
+                        &mut f.reg.consent_marketing,
+                        RichText::new(i18n::form(lang, Form::ConsentMarketing)).size(big),
+                    ),
+                );
+                f.rects.log(&ctx, "form.consent_marketing", r.rect);
+                ui.end_row();
             }
-            row(ui, &mut f.rects, &mut f.errors, Field::Email, "form.email", &mut f.reg.email, "");
-            row(ui, &mut f.rects, &mut f.errors, Field::Phone, "form.phone", &mut f.reg.phone, "");
-            row(ui, &mut f.rects, &mut f.errors, Field::Birthday, "form.birthday", &mut f.reg.birthday, i18n::form(lang, Form::DateHint));
-            ui.label("");
-            let consent = RichText::new(i18n::form(lang, Form::ConsentRules)).size(big);
-            let consent = if f.error_for(Field::ConsentRules).is_some() { consent.color(RED) } else { consent };
-            let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.consent_rules, consent));
-            if r.changed() {
-                f.errors.retain(|e| e.field != Field::ConsentRules);
+            ActionId::MigrationCode => {
+                let r = row(
+                    ui,
+                    &mut f.rects,
+                    &mut f.errors,
+                    Field::Code,
+                    "form.code",
+                    &mut f.code,
+                    "",
+                );
+                // Enter in the code field submits.
+                submit |= r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                first = Some(r);
             }
-            f.rects.log(&ctx, "form.consent_rules", r.rect);
-            ui.end_row();
-            ui.label("");
-            let r = ui.add_enabled(editable, egui::Checkbox::new(&mut f.reg.consent_marketing, RichText::new(i18n::form(lang, Form::ConsentMarketing)).size(big)));
-            f.rects.log(&ctx, "form.consent_marketing", r.rect);
-            ui.end_row();
-        }
-        ActionId::MigrationCode => {
-            let r = row(ui, &mut f.rects, &mut f.errors, Field::Code, "form.code", &mut f.code, "");
-            // Enter in the code field submits.
-            submit |= r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            first = Some(r);
-        }
-    });
+        });
     if !f.focus_set {
         if let Some(r) = &first {
             r.request_focus();
@@ -195,7 +301,10 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
     }
     let mut close = false;
     ui.horizontal(|ui| {
-        let r = ui.add_enabled(editable, egui::Button::new(RichText::new(i18n::form(lang, Form::Submit)).size(big)));
+        let r = ui.add_enabled(
+            editable,
+            egui::Button::new(RichText::new(i18n::form(lang, Form::Submit)).size(big)),
+        );
         f.rects.log(&ctx, "form.submit", r.rect);
         submit |= r.clicked();
         let r = ui.button(RichText::new(i18n::form(lang, Form::Cancel)).size(big));
@@ -216,7 +325,12 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
             ctx.request_repaint_after(Duration::from_millis(100));
         }
         FormState::Queued(at) => {
-            ui.label(RichText::new(i18n::form(lang, Form::Queued)).size(big).strong().color(Color32::from_rgb(0x2e, 0x7d, 0x32)));
+            ui.label(
+                RichText::new(i18n::form(lang, Form::Queued))
+                    .size(big)
+                    .strong()
+                    .color(Color32::from_rgb(0x2e, 0x7d, 0x32)),
+            );
             let left = QUEUED_SHOWN.saturating_sub(at.elapsed());
             if left.is_zero() {
                 close = true;
@@ -225,7 +339,11 @@ pub(super) fn form_ui(ui: &mut egui::Ui, lang: Lang, f: &mut EnrolForm, requests
             }
         }
         FormState::Failed(e) => {
-            ui.label(RichText::new(format!("{}: {e}", i18n::form(lang, Form::NotQueued))).size(16.0).color(RED));
+            ui.label(
+                RichText::new(format!("{}: {e}", i18n::form(lang, Form::NotQueued)))
+                    .size(16.0)
+                    .color(RED),
+            );
         }
     }
     close
@@ -245,14 +363,19 @@ mod tests {
         let mut f = EnrolForm::new(ActionId::Register, card());
         assert_eq!(f.title(Lang::Cs), "Registrace zákazníka – 1900-****-****-1016");
         assert!(f.submit(today).is_none());
-        assert_eq!(f.errors.iter().map(|e| e.field).collect::<Vec<_>>(), vec![Field::FirstName, Field::Surname, Field::ConsentRules]);
+        assert_eq!(
+            f.errors.iter().map(|e| e.field).collect::<Vec<_>>(),
+            vec![Field::FirstName, Field::Surname, Field::ConsentRules]
+        );
         assert_eq!(f.state, FormState::Editing);
         f.reg.first_name = "Jiří".into();
         f.reg.surname = "Dvořák".into();
         f.reg.consent_rules = true;
         let req = f.submit(today).expect("valid");
         assert!(f.errors.is_empty());
-        let Request::Register { card: c, details, .. } = &req else { panic!("{req:?}") };
+        let Request::Register { card: c, details, .. } = &req else {
+            panic!("{req:?}")
+        };
         assert_eq!((c, details.name.display().as_str()), (&card(), "Jiří Dvořák"));
         assert!(!f.answered("reg-someone-else", None), "another form's answer");
         assert!(f.answered(req.request_id(), None));
@@ -281,13 +404,27 @@ mod tests {
         let _ = ctx.run_ui(egui::RawInput::default(), |ui| {
             assert!(!form_ui(ui, Lang::Cs, &mut f, &requests));
         });
-        for w in ["form.company", "form.first_name", "form.surname", "form.email", "form.phone", "form.birthday", "form.consent_rules", "form.submit", "form.cancel"] {
+        for w in [
+            "form.company",
+            "form.first_name",
+            "form.surname",
+            "form.email",
+            "form.phone",
+            "form.birthday",
+            "form.consent_rules",
+            "form.submit",
+            "form.cancel",
+        ] {
             let r = f.rects.0.get(w).unwrap_or_else(|| panic!("{w} not laid out"));
             assert!(r[2] > 0 && r[3] > 0, "{w}: {r:?}");
         }
         // Fields are stacked top to bottom in form order.
         let y = |w| f.rects.0[w][1];
-        assert!(y("form.first_name") < y("form.surname") && y("form.surname") < y("form.email") && y("form.consent_rules") < y("form.submit"));
+        assert!(
+            y("form.first_name") < y("form.surname")
+                && y("form.surname") < y("form.email")
+                && y("form.consent_rules") < y("form.submit")
+        );
         assert!(sent.lock().unwrap().is_empty());
     }
 
@@ -297,18 +434,32 @@ mod tests {
         let mut f = EnrolForm::new(ActionId::Register, card());
         let requests: Arc<dyn Fn(UiRequest) + Send + Sync> = Arc::new(|_| {});
         let frame = |f: &mut EnrolForm, events: Vec<egui::Event>| {
-            let _ = ctx.run_ui(egui::RawInput { events, ..Default::default() }, |ui| {
-                form_ui(ui, Lang::Cs, f, &requests);
-            });
+            let _ = ctx.run_ui(
+                egui::RawInput {
+                    events,
+                    ..Default::default()
+                },
+                |ui| {
+                    form_ui(ui, Lang::Cs, f, &requests);
+                },
+            );
         };
         frame(&mut f, vec![]); // the first field asks for the focus
         frame(&mut f, vec![]);
-        assert!(f.submit(chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()).is_none());
-        assert_eq!(f.errors.iter().map(|e| e.field).collect::<Vec<_>>(), vec![Field::FirstName, Field::Surname, Field::ConsentRules]);
+        assert!(f
+            .submit(chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap())
+            .is_none());
+        assert_eq!(
+            f.errors.iter().map(|e| e.field).collect::<Vec<_>>(),
+            vec![Field::FirstName, Field::Surname, Field::ConsentRules]
+        );
         frame(&mut f, vec![]); // errors shown, nothing typed: all stay
         assert_eq!(f.errors.len(), 3);
         frame(&mut f, vec![egui::Event::Text("J".into())]);
         assert_eq!(f.reg.first_name, "J");
-        assert_eq!(f.errors.iter().map(|e| e.field).collect::<Vec<_>>(), vec![Field::Surname, Field::ConsentRules]);
+        assert_eq!(
+            f.errors.iter().map(|e| e.field).collect::<Vec<_>>(),
+            vec![Field::Surname, Field::ConsentRules]
+        );
     }
 }

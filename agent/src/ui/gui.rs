@@ -59,7 +59,11 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
         .popup_builder(ViewportBuilder::default())
         .with_inner_size([ctx.popup.width as f32, 200.0])
         .with_position([-10_000.0, -10_000.0]);
-    let options = eframe::NativeOptions { viewport, persist_window: false, ..Default::default() };
+    let options = eframe::NativeOptions {
+        viewport,
+        persist_window: false,
+        ..Default::default()
+    };
     tracing::info!(platform = platform.name(), "starting GUI: tray and popup");
     let (tx, rx) = std::sync::mpsc::channel::<UiMsg>();
     // Our own winit loop (eframe::create_native) so we also see raw keyboard device events:
@@ -134,7 +138,9 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
         &event_loop,
     );
     let mut host = Host { inner: app, on_escape };
-    event_loop.run_app(&mut host).map_err(|e| anyhow::anyhow!("GUI event loop failed: {e}"))?;
+    event_loop
+        .run_app(&mut host)
+        .map_err(|e| anyhow::anyhow!("GUI event loop failed: {e}"))?;
     Ok(Outcome::Exit(GuiExit::Closed))
 }
 
@@ -148,7 +154,12 @@ impl<F: Fn()> winit::application::ApplicationHandler<eframe::UserEvent> for Host
     fn resumed(&mut self, el: &winit::event_loop::ActiveEventLoop) {
         self.inner.resumed(el)
     }
-    fn window_event(&mut self, el: &winit::event_loop::ActiveEventLoop, id: winit::window::WindowId, ev: winit::event::WindowEvent) {
+    fn window_event(
+        &mut self,
+        el: &winit::event_loop::ActiveEventLoop,
+        id: winit::window::WindowId,
+        ev: winit::event::WindowEvent,
+    ) {
         self.inner.window_event(el, id, ev)
     }
     fn new_events(&mut self, el: &winit::event_loop::ActiveEventLoop, cause: winit::event::StartCause) {
@@ -157,7 +168,12 @@ impl<F: Fn()> winit::application::ApplicationHandler<eframe::UserEvent> for Host
     fn user_event(&mut self, el: &winit::event_loop::ActiveEventLoop, ev: eframe::UserEvent) {
         self.inner.user_event(el, ev)
     }
-    fn device_event(&mut self, el: &winit::event_loop::ActiveEventLoop, id: winit::event::DeviceId, ev: winit::event::DeviceEvent) {
+    fn device_event(
+        &mut self,
+        el: &winit::event_loop::ActiveEventLoop,
+        id: winit::event::DeviceId,
+        ev: winit::event::DeviceEvent,
+    ) {
         use winit::keyboard::{KeyCode, PhysicalKey};
         if let winit::event::DeviceEvent::Key(k) = &ev {
             if k.physical_key == PhysicalKey::Code(KeyCode::Escape) && k.state == winit::event::ElementState::Pressed {
@@ -183,12 +199,23 @@ impl<F: Fn()> winit::application::ApplicationHandler<eframe::UserEvent> for Host
 /// DejaVu Sans first: full Latin Extended-A (č ř ž ě ů ľ ĺ ŕ ć đ) at large sizes.
 fn install_fonts(ctx: &egui::Context) {
     let mut fonts = egui::FontDefinitions::default();
+    fonts.font_data.insert(
+        "dejavu".into(),
+        Arc::new(egui::FontData::from_static(include_bytes!(
+            "../../assets/DejaVuSans.ttf"
+        ))),
+    );
     fonts
-        .font_data
-        .insert("dejavu".into(), Arc::new(egui::FontData::from_static(include_bytes!("../../assets/DejaVuSans.ttf"))));
-    fonts.families.entry(egui::FontFamily::Proportional).or_default().insert(0, "dejavu".into());
+        .families
+        .entry(egui::FontFamily::Proportional)
+        .or_default()
+        .insert(0, "dejavu".into());
     // Monospace (sync log) keeps its fixed-width font; DejaVu only fills missing glyphs.
-    fonts.families.entry(egui::FontFamily::Monospace).or_default().push("dejavu".into());
+    fonts
+        .families
+        .entry(egui::FontFamily::Monospace)
+        .or_default()
+        .push("dejavu".into());
     ctx.set_fonts(fonts);
 }
 
@@ -468,76 +495,99 @@ impl App {
         let (margin, stroke) = ((18.0 * s).round(), (6.0 * s).round());
         let pad = 2.0 * (margin + stroke);
         let width = self.cfg.width as f32 * s;
-        let frame = egui::Frame::new().fill(Color32::WHITE).stroke(egui::Stroke::new(stroke, accent)).inner_margin(margin);
+        let frame = egui::Frame::new()
+            .fill(Color32::WHITE)
+            .stroke(egui::Stroke::new(stroke, accent))
+            .inner_margin(margin);
         let mut action = None;
         // Text wraps at the configured width whatever the window's current size, and the content
         // is measured in a child Ui (a panel's own Ui always fills the window), so the window fits
         // each popup exactly: it grows for a wide table and shrinks again for a short warning.
-        let monitor = ui.ctx().input(|i| i.viewport().monitor_size).unwrap_or(egui::vec2(1280.0, 1024.0));
+        let monitor = ui
+            .ctx()
+            .input(|i| i.viewport().monitor_size)
+            .unwrap_or(egui::vec2(1280.0, 1024.0));
         let max_w = (monitor.x - 2.0 * self.cfg.margin as f32).max(200.0);
         let wrap_w = width.min(max_w) - pad;
         // The table may be wider than `width` (it grows to fit), but never wider than the screen:
         // past that its cells wrap instead of being cut off at the window's edge.
         let col_max = ((max_w - pad - 16.0 * s) / 2.0).max(50.0);
         let resp = egui::CentralPanel::default().frame(frame).show_inside(ui, |ui| {
-          ui.vertical(|ui| {
-            // Sentences wrap at the configured width; the table may be wider, up to the screen.
-            ui.set_max_width(max_w - pad);
-            ui.spacing_mut().item_spacing.y = 6.0 * s;
-            ui.scope(|ui| {
-                ui.set_max_width(wrap_w);
-                ui.label(RichText::new(&view.title).size(30.0 * s).strong().color(Color32::BLACK));
-                if let Some(card) = &view.card {
-                    ui.label(RichText::new(card).size(16.0 * s).color(Color32::DARK_GRAY));
-                }
-            });
-            if !view.rows.is_empty() {
-                egui::Grid::new("rows").num_columns(2).spacing([16.0 * s, 6.0 * s]).max_col_width(col_max).show(ui, |ui| {
-                    for r in &view.rows {
-                        ui.label(RichText::new(&r.label).size(20.0 * s).color(Color32::DARK_GRAY));
-                        ui.label(RichText::new(&r.value).size(24.0 * s).strong().color(Color32::BLACK));
-                        ui.end_row();
+            ui.vertical(|ui| {
+                // Sentences wrap at the configured width; the table may be wider, up to the screen.
+                ui.set_max_width(max_w - pad);
+                ui.spacing_mut().item_spacing.y = 6.0 * s;
+                ui.scope(|ui| {
+                    ui.set_max_width(wrap_w);
+                    ui.label(RichText::new(&view.title).size(30.0 * s).strong().color(Color32::BLACK));
+                    if let Some(card) = &view.card {
+                        ui.label(RichText::new(card).size(16.0 * s).color(Color32::DARK_GRAY));
                     }
                 });
-            }
-            ui.scope(|ui| {
-                ui.set_max_width(wrap_w);
-                for w in &view.warnings {
-                    ui.label(RichText::new(w).size(20.0 * s).strong().color(accent));
+                if !view.rows.is_empty() {
+                    egui::Grid::new("rows")
+                        .num_columns(2)
+                        .spacing([16.0 * s, 6.0 * s])
+                        .max_col_width(col_max)
+                        .show(ui, |ui| {
+                            for r in &view.rows {
+                                ui.label(RichText::new(&r.label).size(20.0 * s).color(Color32::DARK_GRAY));
+                                ui.label(RichText::new(&r.value).size(24.0 * s).strong().color(Color32::BLACK));
+                                ui.end_row();
+                            }
+                        });
                 }
-                if let Some(o) = &view.offline {
-                    ui.label(RichText::new(o).size(18.0 * s).italics().color(Color32::from_rgb(0x55, 0x55, 0x88)));
-                }
-            });
-            if !view.actions.is_empty() {
-                ui.horizontal(|ui| {
-                    for a in &view.actions {
-                        let b = ui.button(RichText::new(&a.label).size(20.0 * s));
-                        self.rects.log(ui.ctx(), match a.id {
-                            ActionId::Register => "popup.register",
-                            ActionId::MigrationCode => "popup.migration_code",
-                        }, b.rect);
-                        if b.clicked() {
-                            action = Some(a.id);
+                ui.scope(|ui| {
+                    ui.set_max_width(wrap_w);
+                    for w in &view.warnings {
+                        ui.label(RichText::new(w).size(20.0 * s).strong().color(accent));
+                    }
+                    if let Some(o) = &view.offline {
+                        ui.label(
+                            RichText::new(o)
+                                .size(18.0 * s)
+                                .italics()
+                                .color(Color32::from_rgb(0x55, 0x55, 0x88)),
+                        );
+                    }
+                });
+                if !view.actions.is_empty() {
+                    ui.horizontal(|ui| {
+                        for a in &view.actions {
+                            let b = ui.button(RichText::new(&a.label).size(20.0 * s));
+                            self.rects.log(
+                                ui.ctx(),
+                                match a.id {
+                                    ActionId::Register => "popup.register",
+                                    ActionId::MigrationCode => "popup.migration_code",
+                                },
+                                b.rect,
+                            );
+                            if b.clicked() {
+                                action = Some(a.id);
+                            }
                         }
-                    }
-                });
-            }
-          })
-          .response
-          .rect
-          .size()
+                    });
+                }
+            })
+            .response
+            .rect
+            .size()
         });
         // Fit the window to the content and place it (bottom-right near the tray by default).
         // Content + inner margins + stroke; at least the configured width (× font_scale).
-        let wanted = egui::vec2((resp.inner.x + pad).max(width).min(max_w).ceil(), (resp.inner.y + pad).ceil());
+        let wanted = egui::vec2(
+            (resp.inner.x + pad).max(width).min(max_w).ceil(),
+            (resp.inner.y + pad).ceil(),
+        );
         if self.fitted != Some((wanted, monitor)) {
             self.fitted = Some((wanted, monitor));
             self.last_size = wanted;
             tracing::debug!(target: "till_agent::ui", w = wanted.x, h = wanted.y, ppp = ui.ctx().pixels_per_point(), monitor_w = monitor.x, monitor_h = monitor.y, "popup fitted (points)");
             let (x, y) = self.cfg.place((monitor.x, monitor.y), (wanted.x, wanted.y));
             ui.ctx().send_viewport_cmd(ViewportCommand::InnerSize(wanted));
-            ui.ctx().send_viewport_cmd(ViewportCommand::OuterPosition(egui::pos2(x, y)));
+            ui.ctx()
+                .send_viewport_cmd(ViewportCommand::OuterPosition(egui::pos2(x, y)));
         }
         if let Some(a) = action {
             match view.card_id.clone() {
@@ -560,7 +610,13 @@ impl App {
         let lang = self.lang;
         let (log_open, about, reader, quit, confirmed) = {
             let mut w = self.windows();
-            (w.log.is_some(), w.about, w.reader_test.is_some(), w.quit, std::mem::take(&mut w.quit_confirmed))
+            (
+                w.log.is_some(),
+                w.about,
+                w.reader_test.is_some(),
+                w.quit,
+                std::mem::take(&mut w.quit_confirmed),
+            )
         };
         if confirmed {
             tracing::info!("quit confirmed from the tray menu");
@@ -585,12 +641,16 @@ impl App {
             };
             ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("enrol"),
-                ViewportBuilder::default().with_title(title).with_inner_size(size).with_active(true),
+                ViewportBuilder::default()
+                    .with_title(title)
+                    .with_inner_size(size)
+                    .with_active(true),
                 move |ui, _| {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
                     let Some(form) = w.enrol.as_mut() else { return };
                     let mut close = false;
-                    egui::CentralPanel::default().show_inside(ui, |ui| close = super::forms::form_ui(ui, lang, form, &requests));
+                    egui::CentralPanel::default()
+                        .show_inside(ui, |ui| close = super::forms::form_ui(ui, lang, form, &requests));
                     if closed(ui) || close {
                         w.enrol = None;
                         ui.ctx().request_repaint_of(ViewportId::ROOT);
@@ -602,11 +662,14 @@ impl App {
             let (win, db, dir) = (self.win.clone(), self.outbox_db.clone(), self.log_dir.clone());
             ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("sync_log"),
-                ViewportBuilder::default().with_title(t(lang, Key::SyncLogTitle)).with_inner_size([900.0, 520.0]),
+                ViewportBuilder::default()
+                    .with_title(t(lang, Key::SyncLogTitle))
+                    .with_inner_size([900.0, 520.0]),
                 move |ui, _| {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
                     let Some(log) = w.log.as_mut() else { return };
-                    egui::CentralPanel::default().show_inside(ui, |ui| sync_log_ui(ui, lang, log, db.as_deref(), dir.as_deref()));
+                    egui::CentralPanel::default()
+                        .show_inside(ui, |ui| sync_log_ui(ui, lang, log, db.as_deref(), dir.as_deref()));
                     if closed(ui) {
                         w.log = None;
                     }
@@ -617,7 +680,9 @@ impl App {
             let (win, info) = (self.win.clone(), self.about.clone());
             ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("about"),
-                ViewportBuilder::default().with_title(t(lang, Key::MenuAbout)).with_inner_size([440.0, 200.0]),
+                ViewportBuilder::default()
+                    .with_title(t(lang, Key::MenuAbout))
+                    .with_inner_size([440.0, 200.0]),
                 move |ui, _| {
                     let mut close = false;
                     egui::CentralPanel::default().show_inside(ui, |ui| {
@@ -651,7 +716,9 @@ impl App {
             }
             ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("reader_test"),
-                ViewportBuilder::default().with_title(t(lang, Key::MenuReaderTest)).with_inner_size([760.0, 480.0]),
+                ViewportBuilder::default()
+                    .with_title(t(lang, Key::MenuReaderTest))
+                    .with_inner_size([760.0, 480.0]),
                 move |ui, _| {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
                     let mut close = false;
@@ -659,11 +726,14 @@ impl App {
                         ui.label(RichText::new(t(lang, Key::MenuReaderTest)).size(20.0));
                         close = ui.button(t(lang, Key::Close)).clicked();
                         // Same lines as `till-agent reader-test` (input::diag::line), newest at the bottom.
-                        egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
-                            for l in w.reader_test.iter().flatten() {
-                                ui.monospace(l);
-                            }
-                        });
+                        egui::ScrollArea::vertical()
+                            .stick_to_bottom(true)
+                            .auto_shrink([false, false])
+                            .show(ui, |ui| {
+                                for l in w.reader_test.iter().flatten() {
+                                    ui.monospace(l);
+                                }
+                            });
                     });
                     if closed(ui) || close {
                         w.reader_test = None;
@@ -677,7 +747,9 @@ impl App {
             let win = self.win.clone();
             ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("quit"),
-                ViewportBuilder::default().with_title(t(lang, Key::MenuQuit)).with_inner_size([440.0, 130.0]),
+                ViewportBuilder::default()
+                    .with_title(t(lang, Key::MenuQuit))
+                    .with_inner_size([440.0, 130.0]),
                 move |ui, _| {
                     let mut answer = None;
                     egui::CentralPanel::default().show_inside(ui, |ui| {
@@ -706,15 +778,23 @@ impl App {
     }
 }
 
-fn sync_log_ui(ui: &mut egui::Ui, lang: Lang, log: &mut LogWindow, db: Option<&std::path::Path>, dir: Option<&std::path::Path>) {
+fn sync_log_ui(
+    ui: &mut egui::Ui,
+    lang: Lang,
+    log: &mut LogWindow,
+    db: Option<&std::path::Path>,
+    dir: Option<&std::path::Path>,
+) {
     ui.horizontal(|ui| {
         ui.label(t(lang, Key::Severity));
         let names = [t(lang, Key::All), "info", "warn", "error"];
-        egui::ComboBox::from_id_salt("sev").selected_text(names[log.min_rank.min(3) as usize]).show_ui(ui, |ui| {
-            for (i, n) in names.iter().enumerate() {
-                ui.selectable_value(&mut log.min_rank, i as u8, *n);
-            }
-        });
+        egui::ComboBox::from_id_salt("sev")
+            .selected_text(names[log.min_rank.min(3) as usize])
+            .show_ui(ui, |ui| {
+                for (i, n) in names.iter().enumerate() {
+                    ui.selectable_value(&mut log.min_rank, i as u8, *n);
+                }
+            });
         ui.label(t(lang, Key::Filter));
         ui.text_edit_singleline(&mut log.needle);
         if ui.button("⟳").clicked() {
@@ -745,7 +825,10 @@ fn sync_log_ui(ui: &mut egui::Ui, lang: Lang, log: &mut LogWindow, db: Option<&s
                 _ => ui.visuals().text_color(),
             };
             let sel = log.selected.contains(&e.id);
-            if ui.selectable_label(sel, RichText::new(e.line()).monospace().color(colour)).clicked() {
+            if ui
+                .selectable_label(sel, RichText::new(e.line()).monospace().color(colour))
+                .clicked()
+            {
                 if sel {
                     log.selected.remove(&e.id);
                 } else {
@@ -778,7 +861,9 @@ impl eframe::App for App {
                 // (the initial -10000,-10000) never gets an X VisibilityNotify, so winit would keep
                 // it "not visible" and eframe would never run `ui` to fit and place it.
                 if let Some(monitor) = ctx.input(|i| i.viewport().monitor_size) {
-                    let (x, y) = self.cfg.place((monitor.x, monitor.y), (self.last_size.x, self.last_size.y));
+                    let (x, y) = self
+                        .cfg
+                        .place((monitor.x, monitor.y), (self.last_size.x, self.last_size.y));
                     ctx.send_viewport_cmd(ViewportCommand::OuterPosition(egui::pos2(x, y)));
                 }
                 // One more pass once it is mapped (fit to content + exact placement).
@@ -823,7 +908,6 @@ fn open_path(p: &std::path::Path) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -835,7 +919,10 @@ mod tests {
         let _ = ctx.run_ui(egui::RawInput::default(), |_| {});
         let text = "ěščřžýáíéůúťďňĚŠČŘŽÝÁÍÉŮÚŤĎŇ ľĺŕôäĽĹŔÔÄ ćčđšžĆČĐŠŽ –…€Kč\u{a0}%";
         for c in text.chars() {
-            assert!(ctx.fonts_mut(|f| f.has_glyph(&egui::FontId::proportional(24.0), c)), "no glyph for {c:?}");
+            assert!(
+                ctx.fonts_mut(|f| f.has_glyph(&egui::FontId::proportional(24.0), c)),
+                "no glyph for {c:?}"
+            );
         }
     }
 }

@@ -52,11 +52,22 @@ mod tests {
         let bus = crate::events::bus();
         let rx = bus.subscribe();
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:05:00+01:00").unwrap();
-        let scan = |c| AgentEvent::Scan(ScanEvent { at, source: "cli".into(), classified: c });
+        let scan = |c| {
+            AgentEvent::Scan(ScanEvent {
+                at,
+                source: "cli".into(),
+                classified: c,
+            })
+        };
         bus.send(AgentEvent::Status(SyncStatus::default())).unwrap();
-        bus.send(scan(Classified::LoyaltyCard { card: protocol::CardId::normalise("19001234").unwrap() })).unwrap();
-        bus.send(scan(Classified::PaymentCard { last4: "4242".into() })).unwrap();
-        bus.send(scan(Classified::ReadError { detail: "noise".into() })).unwrap();
+        bus.send(scan(Classified::LoyaltyCard {
+            card: protocol::CardId::normalise("19001234").unwrap(),
+        }))
+        .unwrap();
+        bus.send(scan(Classified::PaymentCard { last4: "4242".into() }))
+            .unwrap();
+        bus.send(scan(Classified::ReadError { detail: "noise".into() }))
+            .unwrap();
         drop(bus);
         let mut out = Vec::new();
         let mut seen = 0;

@@ -51,7 +51,9 @@ impl Lang {
     /// The configured language if given (an unknown value is an error naming it), else the OS's.
     pub fn resolve(configured: Option<&str>) -> Result<Lang, String> {
         match configured.map(str::trim).filter(|s| !s.is_empty() && *s != "auto") {
-            Some(s) => Lang::parse(s).ok_or_else(|| format!("language = {s:?}: expected one of cs, sk, hr, en or auto")),
+            Some(s) => {
+                Lang::parse(s).ok_or_else(|| format!("language = {s:?}: expected one of cs, sk, hr, en or auto"))
+            }
             None => Ok(Lang::from_os()),
         }
     }
@@ -707,7 +709,10 @@ mod tests {
             move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
         };
         assert_eq!(Lang::from_env_vars(env(&[("LANG", "cs_CZ.UTF-8")])), Lang::Cs);
-        assert_eq!(Lang::from_env_vars(env(&[("LC_ALL", "hr_HR.UTF-8"), ("LANG", "cs_CZ.UTF-8")])), Lang::Hr);
+        assert_eq!(
+            Lang::from_env_vars(env(&[("LC_ALL", "hr_HR.UTF-8"), ("LANG", "cs_CZ.UTF-8")])),
+            Lang::Hr
+        );
         assert_eq!(Lang::from_env_vars(env(&[("LC_ALL", ""), ("LANG", "sk_SK")])), Lang::Sk);
         assert_eq!(Lang::from_env_vars(env(&[("LANG", "de_DE")])), Lang::En);
         assert_eq!(Lang::from_env_vars(env(&[])), Lang::En);
@@ -727,7 +732,11 @@ mod tests {
             }
         }
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-        let f = RegistrationForm { first_name: "Jiří".into(), email: "x@y".into(), ..Default::default() };
+        let f = RegistrationForm {
+            first_name: "Jiří".into(),
+            email: "x@y".into(),
+            ..Default::default()
+        };
         let errors = f.validate(today).unwrap_err();
         let text = |l| errors.iter().map(|e| field_error(l, e)).collect::<Vec<_>>().join(" | ");
         assert_eq!(text(Lang::Cs), "Příjmení: povinný údaj | E-mail: není platná e-mailová adresa | Souhlas s pravidly programu: bez souhlasu nelze registrovat");
@@ -735,7 +744,13 @@ mod tests {
         assert_eq!(text(Lang::Hr), "Prezime: obavezno polje | E-pošta: nije ispravna adresa e-pošte | Prihvaćanje pravila programa: bez pristanka registracija nije moguća");
         assert_eq!(text(Lang::En), "Surname: required | E-mail: not a valid e-mail address | Consent to the program rules: required to register");
         let e = crate::enrol::validate_code("").unwrap_err();
-        assert_eq!(e, FieldError { field: Field::Code, problem: crate::enrol::Problem::Required });
+        assert_eq!(
+            e,
+            FieldError {
+                field: Field::Code,
+                problem: crate::enrol::Problem::Required
+            }
+        );
         assert_eq!(field_error(Lang::Hr, &e), "Kôd: obavezno polje");
     }
 
@@ -743,11 +758,54 @@ mod tests {
     fn every_key_has_text_in_every_language() {
         use Key::*;
         let keys = [
-            Tier, Discount, Points, PointsToReward, Campaign, Card, TopTier, BlockedTitle, BlockedNoEarn, UnknownTitle,
-            UnknownText, Register, MigrationCode, PaymentTitle, ReadErrorTitle, ReadErrorText, OtherTitle, ReplacedTitle,
-            MenuShowLast, MenuSyncLog, MenuSyncNow, MenuReaderTest, MenuSettings, MenuAbout, MenuQuit, QuitConfirm, Yes, No,
-            NoCustomerYet, StateSynced, StateQueued, StateUnreachable, StateError, QueueDepth, LastSync, Never, SyncLogTitle,
-            CardReader, Filter, Severity, All, Copy, OpenLogFolder, Close, Version, Store, Till, Server,
+            Tier,
+            Discount,
+            Points,
+            PointsToReward,
+            Campaign,
+            Card,
+            TopTier,
+            BlockedTitle,
+            BlockedNoEarn,
+            UnknownTitle,
+            UnknownText,
+            Register,
+            MigrationCode,
+            PaymentTitle,
+            ReadErrorTitle,
+            ReadErrorText,
+            OtherTitle,
+            ReplacedTitle,
+            MenuShowLast,
+            MenuSyncLog,
+            MenuSyncNow,
+            MenuReaderTest,
+            MenuSettings,
+            MenuAbout,
+            MenuQuit,
+            QuitConfirm,
+            Yes,
+            No,
+            NoCustomerYet,
+            StateSynced,
+            StateQueued,
+            StateUnreachable,
+            StateError,
+            QueueDepth,
+            LastSync,
+            Never,
+            SyncLogTitle,
+            CardReader,
+            Filter,
+            Severity,
+            All,
+            Copy,
+            OpenLogFolder,
+            Close,
+            Version,
+            Store,
+            Till,
+            Server,
         ];
         for l in Lang::ALL {
             for k in keys {

@@ -26,7 +26,9 @@ pub fn endpoint() -> std::path::PathBuf {
     let dir = std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("till-agent-{}", std::env::var("USER").unwrap_or_default())));
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("till-agent-{}", std::env::var("USER").unwrap_or_default()))
+        });
     let display: String = std::env::var("DISPLAY")
         .unwrap_or_default()
         .chars()
@@ -37,8 +39,16 @@ pub fn endpoint() -> std::path::PathBuf {
 
 #[cfg(windows)]
 pub fn endpoint() -> String {
-    let user: String = std::env::var("USERNAME").unwrap_or_default().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let session: String = std::env::var("SESSIONNAME").unwrap_or_default().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let user: String = std::env::var("USERNAME")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let session: String = std::env::var("SESSIONNAME")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     format!(r"\\.\pipe\till-agent-gui-{user}-{session}")
 }
 
@@ -50,17 +60,28 @@ pub fn signal(message: &str) -> anyhow::Result<bool> {
 #[cfg(unix)]
 fn send(message: &str) -> anyhow::Result<Option<String>> {
     let path = endpoint();
-    let Ok(mut s) = std::os::unix::net::UnixStream::connect(&path) else { return Ok(None) };
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(&path) else {
+        return Ok(None);
+    };
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     let mut answer = String::new();
     // A connection that breaks here belongs to an instance that is just exiting (or was
     // killed): nobody will answer, so this start becomes the GUI.
-    if let Err(e) = s.write_all(format!("{message}\n").as_bytes()).and_then(|_| BufReader::new(&s).read_line(&mut answer)) {
-        tracing::warn!("{}: the other instance did not answer ({e}); starting the GUI here", path.display());
+    if let Err(e) = s
+        .write_all(format!("{message}\n").as_bytes())
+        .and_then(|_| BufReader::new(&s).read_line(&mut answer))
+    {
+        tracing::warn!(
+            "{}: the other instance did not answer ({e}); starting the GUI here",
+            path.display()
+        );
         return Ok(None);
     }
     if answer.is_empty() {
-        tracing::warn!("{}: the other instance closed without answering; starting the GUI here", path.display());
+        tracing::warn!(
+            "{}: the other instance closed without answering; starting the GUI here",
+            path.display()
+        );
         return Ok(None);
     }
     if answer.trim() != "ok" {
@@ -71,7 +92,9 @@ fn send(message: &str) -> anyhow::Result<Option<String>> {
 
 #[cfg(windows)]
 fn send(message: &str) -> anyhow::Result<Option<String>> {
-    let Ok(mut pipe) = std::fs::OpenOptions::new().read(true).write(true).open(endpoint()) else { return Ok(None) };
+    let Ok(mut pipe) = std::fs::OpenOptions::new().read(true).write(true).open(endpoint()) else {
+        return Ok(None);
+    };
     pipe.write_all(format!("{message}\n").as_bytes())?;
     let mut answer = String::new();
     BufReader::new(&pipe).read_line(&mut answer)?;
@@ -90,7 +113,8 @@ pub fn acquire() -> anyhow::Result<Acquired> {
     }
     // Nobody answers: a stale socket from a crashed instance.
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+    let listener =
+        UnixListener::bind(&path).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
     Ok(Acquired::First(Instance { listener, path }))
 }
 
@@ -129,7 +153,9 @@ impl Instance {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             // Create the first pipe instance now so a second start finds it immediately.
             let first = rt.block_on(async {
-                tokio::net::windows::named_pipe::ServerOptions::new().first_pipe_instance(true).create(&name)
+                tokio::net::windows::named_pipe::ServerOptions::new()
+                    .first_pipe_instance(true)
+                    .create(&name)
             })?;
             std::thread::Builder::new().name("gui-instance".into()).spawn(move || {
                 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};

@@ -37,16 +37,24 @@ pub fn load(db: &Path, limit: usize) -> anyhow::Result<Vec<LogEntry>> {
         return Ok(Vec::new());
     }
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let cols: Vec<String> =
-        conn.prepare("SELECT name FROM pragma_table_info('sync_log')")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('sync_log')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     if cols.is_empty() {
         return Ok(Vec::new());
     }
-    let pick = |names: &[&str]| cols.iter().position(|c| names.contains(&c.to_ascii_lowercase().as_str()));
+    let pick = |names: &[&str]| {
+        cols.iter()
+            .position(|c| names.contains(&c.to_ascii_lowercase().as_str()))
+    };
     let (t, s, m) = (pick(TIME), pick(SEVERITY), pick(MESSAGE));
     let sql = format!(
         "SELECT rowid, {} FROM sync_log ORDER BY rowid DESC LIMIT ?1",
-        cols.iter().map(|c| format!("\"{}\"", c.replace('"', "\"\""))).collect::<Vec<_>>().join(", ")
+        cols.iter()
+            .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([limit as i64], |r| {
@@ -69,7 +77,13 @@ pub fn load(db: &Path, limit: usize) -> anyhow::Result<Vec<LogEntry>> {
             .map(|(i, c)| format!("{c}={}", vals[i]))
             .collect::<Vec<_>>()
             .join(" ");
-        Ok(LogEntry { id: r.get(0)?, at: get(t), severity: get(s).to_lowercase(), message: get(m), detail })
+        Ok(LogEntry {
+            id: r.get(0)?,
+            at: get(t),
+            severity: get(s).to_lowercase(),
+            message: get(m),
+            detail,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -95,7 +95,11 @@ fn icon(state: TrayState) -> Icon {
 
 pub fn tooltip(lang: Lang, s: &SyncStatus) -> String {
     let state = TrayState::from_status(s);
-    let last = s.last_success.as_ref().map(|t| i18n::datetime(lang, t)).unwrap_or_else(|| t(lang, Key::Never).into());
+    let last = s
+        .last_success
+        .as_ref()
+        .map(|t| i18n::datetime(lang, t))
+        .unwrap_or_else(|| t(lang, Key::Never).into());
     let mut tip = format!(
         "till-agent – {}\n{}: {}\n{}: {}",
         state.label(lang),
@@ -114,11 +118,27 @@ pub fn tooltip(lang: Lang, s: &SyncStatus) -> String {
     tip
 }
 
-pub const MENU_IDS: [&str; 7] = ["show_last", "sync_log", "sync_now", "reader_test", "settings", "about", "quit"];
+pub const MENU_IDS: [&str; 7] = [
+    "show_last",
+    "sync_log",
+    "sync_now",
+    "reader_test",
+    "settings",
+    "about",
+    "quit",
+];
 
 fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
     let menu = Menu::new();
-    let keys = [Key::MenuShowLast, Key::MenuSyncLog, Key::MenuSyncNow, Key::MenuReaderTest, Key::MenuSettings, Key::MenuAbout, Key::MenuQuit];
+    let keys = [
+        Key::MenuShowLast,
+        Key::MenuSyncLog,
+        Key::MenuSyncNow,
+        Key::MenuReaderTest,
+        Key::MenuSettings,
+        Key::MenuAbout,
+        Key::MenuQuit,
+    ];
     for (i, (id, key)) in MENU_IDS.iter().zip(keys).enumerate() {
         if i == 2 || i == 6 {
             menu.append(&PredefinedMenuItem::separator())?;
@@ -169,12 +189,16 @@ impl Tray {
                     }
                 }
             })?;
-            rx.recv().map_err(|_| anyhow::anyhow!("tray thread ended before starting"))??;
+            rx.recv()
+                .map_err(|_| anyhow::anyhow!("tray thread ended before starting"))??;
             Ok(Tray { last: None })
         }
         #[cfg(not(target_os = "linux"))]
         {
-            Ok(Tray { icon: build(lang)?, last: None })
+            Ok(Tray {
+                icon: build(lang)?,
+                last: None,
+            })
         }
     }
 
@@ -219,20 +243,57 @@ mod tests {
 
     #[test]
     fn states_from_status() {
-        let ok = SyncStatus { server_reachable: true, ..Default::default() };
+        let ok = SyncStatus {
+            server_reachable: true,
+            ..Default::default()
+        };
         assert_eq!(TrayState::from_status(&ok), TrayState::Synced);
-        assert_eq!(TrayState::from_status(&SyncStatus { queue_depth: 3, ..ok.clone() }), TrayState::Queued);
-        let down = SyncStatus { queue_depth: 3, server_reachable: false, last_error: Some("connection refused".into()), ..ok.clone() };
+        assert_eq!(
+            TrayState::from_status(&SyncStatus {
+                queue_depth: 3,
+                ..ok.clone()
+            }),
+            TrayState::Queued
+        );
+        let down = SyncStatus {
+            queue_depth: 3,
+            server_reachable: false,
+            last_error: Some("connection refused".into()),
+            ..ok.clone()
+        };
         assert_eq!(TrayState::from_status(&down), TrayState::Unreachable);
         // Before the first contact nothing is known: queued, not "unreachable".
-        assert_eq!(TrayState::from_status(&SyncStatus { queue_depth: 3, ..Default::default() }), TrayState::Queued);
-        assert_eq!(TrayState::from_status(&SyncStatus { dead_letters: 1, ..ok.clone() }), TrayState::Error);
-        assert_eq!(TrayState::from_status(&SyncStatus { last_error: Some("401".into()), ..ok }), TrayState::Error);
+        assert_eq!(
+            TrayState::from_status(&SyncStatus {
+                queue_depth: 3,
+                ..Default::default()
+            }),
+            TrayState::Queued
+        );
+        assert_eq!(
+            TrayState::from_status(&SyncStatus {
+                dead_letters: 1,
+                ..ok.clone()
+            }),
+            TrayState::Error
+        );
+        assert_eq!(
+            TrayState::from_status(&SyncStatus {
+                last_error: Some("401".into()),
+                ..ok
+            }),
+            TrayState::Error
+        );
     }
 
     #[test]
     fn icons_differ_per_state_and_are_opaque_in_the_middle() {
-        let all = [TrayState::Synced, TrayState::Queued, TrayState::Unreachable, TrayState::Error];
+        let all = [
+            TrayState::Synced,
+            TrayState::Queued,
+            TrayState::Unreachable,
+            TrayState::Error,
+        ];
         let icons: Vec<_> = all.iter().map(|s| icon_rgba(*s)).collect();
         for (i, a) in icons.iter().enumerate() {
             assert_eq!(a.len(), (ICON_SIZE * ICON_SIZE * 4) as usize);
@@ -251,7 +312,10 @@ mod tests {
             last_success: Some(chrono::DateTime::parse_from_rfc3339("2026-11-23T10:05:00+01:00").unwrap()),
             ..Default::default()
         };
-        assert_eq!(tooltip(Lang::Cs, &s), "till-agent – Čeká na odeslání\nVe frontě: 12\nPoslední synchronizace: 23.\u{a0}11.\u{a0}2026 10:05");
+        assert_eq!(
+            tooltip(Lang::Cs, &s),
+            "till-agent – Čeká na odeslání\nVe frontě: 12\nPoslední synchronizace: 23.\u{a0}11.\u{a0}2026 10:05"
+        );
         assert!(tooltip(Lang::En, &SyncStatus::default()).contains("Last sync: never"));
     }
 
@@ -263,7 +327,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(TrayState::from_status(&s), TrayState::Error);
-        assert!(tooltip(Lang::Cs, &s).ends_with("\nČtečka karet: serial reader on COM3 disconnected: device removed"), "{}", tooltip(Lang::Cs, &s));
-        assert_eq!(TrayState::from_status(&SyncStatus { reader_problems: vec![], ..s }), TrayState::Synced);
+        assert!(
+            tooltip(Lang::Cs, &s).ends_with("\nČtečka karet: serial reader on COM3 disconnected: device removed"),
+            "{}",
+            tooltip(Lang::Cs, &s)
+        );
+        assert_eq!(
+            TrayState::from_status(&SyncStatus {
+                reader_problems: vec![],
+                ..s
+            }),
+            TrayState::Synced
+        );
     }
 }

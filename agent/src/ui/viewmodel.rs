@@ -115,7 +115,10 @@ impl PopupView {
 }
 
 fn customer_rows(lang: Lang, q: &CustomerQuote) -> Vec<Row> {
-    let row = |k: Key, v: String| Row { label: t(lang, k).to_string(), value: v };
+    let row = |k: Key, v: String| Row {
+        label: t(lang, k).to_string(),
+        value: v,
+    };
     let mut rows = vec![
         row(Key::Tier, q.tier.clone()),
         row(Key::Discount, i18n::percent(lang, q.discount_percent)),
@@ -125,7 +128,10 @@ fn customer_rows(lang: Lang, q: &CustomerQuote) -> Vec<Row> {
         rows.push(row(Key::PointsToReward, i18n::points(lang, p)));
     }
     match (&q.next_tier, q.turnover_to_next_tier) {
-        (Some(next), Some(amount)) => rows.push(Row { label: i18n::next_tier(lang, next), value: i18n::money(lang, amount, q.currency) }),
+        (Some(next), Some(amount)) => rows.push(Row {
+            label: i18n::next_tier(lang, next),
+            value: i18n::money(lang, amount, q.currency),
+        }),
         // At the top tier: say so beside the tier name.
         (None, _) => rows[0].value = format!("{} ({})", q.tier, t(lang, Key::TopTier).to_lowercase()),
         (Some(_), None) => {}
@@ -183,35 +189,69 @@ impl PopupView {
         let scan = &ev.scan;
         let mut v = match &ev.quote.result {
             QuoteResult::Customer { card, quote } => {
-                let mut v = Self::base(PopupKind::Customer, Severity::Ok, lang, quote.display_name.clone(), scan);
+                let mut v = Self::base(
+                    PopupKind::Customer,
+                    Severity::Ok,
+                    lang,
+                    quote.display_name.clone(),
+                    scan,
+                );
                 v.card = Some(card.masked());
                 v.rows = customer_rows(lang, quote);
                 v.facts = Some(facts(quote));
                 v
             }
             QuoteResult::Replaced { card, new_card, quote } => {
-                let mut v = Self::base(PopupKind::Replaced, Severity::Warning, lang, quote.display_name.clone(), scan);
+                let mut v = Self::base(
+                    PopupKind::Replaced,
+                    Severity::Warning,
+                    lang,
+                    quote.display_name.clone(),
+                    scan,
+                );
                 v.card = Some(card.masked());
                 v.rows = customer_rows(lang, quote);
-                v.warnings.push(format!("{}: {}", t(lang, Key::ReplacedTitle), i18n::replaced_by(lang, &new_card.masked())));
+                v.warnings.push(format!(
+                    "{}: {}",
+                    t(lang, Key::ReplacedTitle),
+                    i18n::replaced_by(lang, &new_card.masked())
+                ));
                 v.facts = Some(facts(quote));
                 v
             }
             QuoteResult::Blocked { card, reason } => {
-                let mut v = Self::base(PopupKind::Blocked, Severity::Error, lang, t(lang, Key::BlockedTitle).into(), scan);
+                let mut v = Self::base(
+                    PopupKind::Blocked,
+                    Severity::Error,
+                    lang,
+                    t(lang, Key::BlockedTitle).into(),
+                    scan,
+                );
                 v.card = Some(card.masked());
                 v.warnings.push(i18n::blocked_reason(lang, reason));
                 v.warnings.push(t(lang, Key::BlockedNoEarn).into());
                 v
             }
             QuoteResult::UnknownCard { card } => {
-                let mut v = Self::base(PopupKind::UnknownCard, Severity::Warning, lang, t(lang, Key::UnknownTitle).into(), scan);
+                let mut v = Self::base(
+                    PopupKind::UnknownCard,
+                    Severity::Warning,
+                    lang,
+                    t(lang, Key::UnknownTitle).into(),
+                    scan,
+                );
                 v.card = Some(card.masked());
                 v.card_id = Some(card.clone());
                 v.warnings.push(t(lang, Key::UnknownText).into());
                 v.actions = vec![
-                    Action { id: ActionId::Register, label: t(lang, Key::Register).into() },
-                    Action { id: ActionId::MigrationCode, label: t(lang, Key::MigrationCode).into() },
+                    Action {
+                        id: ActionId::Register,
+                        label: t(lang, Key::Register).into(),
+                    },
+                    Action {
+                        id: ActionId::MigrationCode,
+                        label: t(lang, Key::MigrationCode).into(),
+                    },
                 ];
                 v
             }
@@ -229,19 +269,37 @@ impl PopupView {
             Classified::LoyaltyCard { .. } => return None,
             Classified::PaymentCard { last4: l4 } => {
                 let l4 = last4(l4);
-                let mut v = Self::base(PopupKind::PaymentCard, Severity::Warning, lang, t(lang, Key::PaymentTitle).into(), scan);
+                let mut v = Self::base(
+                    PopupKind::PaymentCard,
+                    Severity::Warning,
+                    lang,
+                    t(lang, Key::PaymentTitle).into(),
+                    scan,
+                );
                 v.card = Some(format!("…{l4}"));
                 v.warnings.push(i18n::payment_card(lang, &l4));
                 v
             }
             Classified::ReadError { detail } => {
-                let mut v = Self::base(PopupKind::ReadError, Severity::Error, lang, t(lang, Key::ReadErrorTitle).into(), scan);
+                let mut v = Self::base(
+                    PopupKind::ReadError,
+                    Severity::Error,
+                    lang,
+                    t(lang, Key::ReadErrorTitle).into(),
+                    scan,
+                );
                 v.warnings.push(t(lang, Key::ReadErrorText).into());
                 v.warnings.push(detail.clone());
                 v
             }
             Classified::Other { reason } => {
-                let mut v = Self::base(PopupKind::NotLoyalty, Severity::Warning, lang, t(lang, Key::OtherTitle).into(), scan);
+                let mut v = Self::base(
+                    PopupKind::NotLoyalty,
+                    Severity::Warning,
+                    lang,
+                    t(lang, Key::OtherTitle).into(),
+                    scan,
+                );
                 v.warnings.push(reason.clone());
                 v
             }
@@ -253,7 +311,10 @@ impl PopupView {
         match ev {
             crate::events::AgentEvent::Quote(q) => Some(Self::from_quote(q, lang)),
             crate::events::AgentEvent::Scan(s) => Self::from_scan(s, lang),
-            crate::events::AgentEvent::Status(_) | crate::events::AgentEvent::Reader(_) | crate::events::AgentEvent::Enrol(_) | crate::events::AgentEvent::Escape => None,
+            crate::events::AgentEvent::Status(_)
+            | crate::events::AgentEvent::Reader(_)
+            | crate::events::AgentEvent::Enrol(_)
+            | crate::events::AgentEvent::Escape => None,
         }
     }
 }
@@ -269,7 +330,11 @@ mod tests {
         DateTime::parse_from_rfc3339("2026-11-23T10:05:00+01:00").unwrap()
     }
     fn scan(c: Classified) -> ScanEvent {
-        ScanEvent { at: at(), source: "cli".into(), classified: c }
+        ScanEvent {
+            at: at(),
+            source: "cli".into(),
+            classified: c,
+        }
     }
     fn card() -> CardId {
         CardId::normalise("1900-1234-5678-9012").unwrap()
@@ -288,10 +353,15 @@ mod tests {
         }
     }
     fn qe(result: QuoteResult, source: QuoteSource) -> QuoteEvent {
-        QuoteEvent { scan: scan(Classified::LoyaltyCard { card: card() }), quote: Quote { result, source } }
+        QuoteEvent {
+            scan: scan(Classified::LoyaltyCard { card: card() }),
+            quote: Quote { result, source },
+        }
     }
     fn offline() -> QuoteSource {
-        QuoteSource::Offline { as_of: DateTime::parse_from_rfc3339("2026-11-22T18:30:00+01:00").unwrap() }
+        QuoteSource::Offline {
+            as_of: DateTime::parse_from_rfc3339("2026-11-22T18:30:00+01:00").unwrap(),
+        }
     }
     fn lines(v: &PopupView) -> String {
         v.text_lines().join("\n").replace('\u{a0}', "~")
@@ -299,7 +369,15 @@ mod tests {
 
     #[test]
     fn customer_online_in_every_language() {
-        let ev = |cur| qe(QuoteResult::Customer { card: card(), quote: cq(cur) }, QuoteSource::Online);
+        let ev = |cur| {
+            qe(
+                QuoteResult::Customer {
+                    card: card(),
+                    quote: cq(cur),
+                },
+                QuoteSource::Online,
+            )
+        };
         let expect = [
             (Lang::Cs, Currency::CZK, "Jiří Čermák\n1900-****-****-9012\nÚroveň: Silver\nSleva: 5~%\nBody: 1~250\nDo odměny chybí bodů: 250\nDo úrovně Gold zbývá nakoupit: 1~234,50~Kč\nAkce: Podzimní dny"),
             (Lang::Sk, Currency::EUR, "Jiří Čermák\n1900-****-****-9012\nÚroveň: Silver\nZľava: 5~%\nBody: 1~250\nDo odmeny chýba bodov: 250\nDo úrovne Gold zostáva nakúpiť: 1~234,50~€\nAkcia: Podzimní dny"),
@@ -325,9 +403,21 @@ mod tests {
         q.tier = "Gold".into();
         let ev = qe(QuoteResult::Customer { card: card(), quote: q }, offline());
         let expect = [
-            (Lang::Cs, "Úroveň: Gold (nejvyšší úroveň)", "Offline – údaje ke dni 22.~11.~2026 18:30"),
-            (Lang::Sk, "Úroveň: Gold (najvyššia úroveň)", "Offline – údaje k 22.~11.~2026 18:30"),
-            (Lang::Hr, "Razina: Gold (najviša razina)", "Izvan mreže – podaci od 22.~11.~2026. 18:30"),
+            (
+                Lang::Cs,
+                "Úroveň: Gold (nejvyšší úroveň)",
+                "Offline – údaje ke dni 22.~11.~2026 18:30",
+            ),
+            (
+                Lang::Sk,
+                "Úroveň: Gold (najvyššia úroveň)",
+                "Offline – údaje k 22.~11.~2026 18:30",
+            ),
+            (
+                Lang::Hr,
+                "Razina: Gold (najviša razina)",
+                "Izvan mreže – podaci od 22.~11.~2026. 18:30",
+            ),
             (Lang::En, "Tier: Gold (top tier)", "Offline, as of 2026-11-22 18:30"),
         ];
         for (lang, tier, off) in expect {
@@ -341,12 +431,30 @@ mod tests {
 
     #[test]
     fn blocked_in_every_language() {
-        let ev = qe(QuoteResult::Blocked { card: card(), reason: "ztráta".into() }, QuoteSource::Online);
+        let ev = qe(
+            QuoteResult::Blocked {
+                card: card(),
+                reason: "ztráta".into(),
+            },
+            QuoteSource::Online,
+        );
         let expect = [
-            (Lang::Cs, "Karta je zablokována\n1900-****-****-9012\nDůvod: ztráta\nNesbírá body a nemá slevu."),
-            (Lang::Sk, "Karta je zablokovaná\n1900-****-****-9012\nDôvod: ztráta\nNezbiera body a nemá zľavu."),
-            (Lang::Hr, "Kartica je blokirana\n1900-****-****-9012\nRazlog: ztráta\nNe skuplja bodove i nema popust."),
-            (Lang::En, "Card is blocked\n1900-****-****-9012\nReason: ztráta\nIt earns no points and gets no discount."),
+            (
+                Lang::Cs,
+                "Karta je zablokována\n1900-****-****-9012\nDůvod: ztráta\nNesbírá body a nemá slevu.",
+            ),
+            (
+                Lang::Sk,
+                "Karta je zablokovaná\n1900-****-****-9012\nDôvod: ztráta\nNezbiera body a nemá zľavu.",
+            ),
+            (
+                Lang::Hr,
+                "Kartica je blokirana\n1900-****-****-9012\nRazlog: ztráta\nNe skuplja bodove i nema popust.",
+            ),
+            (
+                Lang::En,
+                "Card is blocked\n1900-****-****-9012\nReason: ztráta\nIt earns no points and gets no discount.",
+            ),
         ];
         for (lang, text) in expect {
             let v = PopupView::from_quote(&ev, lang);
@@ -359,12 +467,31 @@ mod tests {
     #[test]
     fn replaced_in_every_language() {
         let new_card = CardId::normalise("1900 0000 1111 2222").unwrap();
-        let ev = qe(QuoteResult::Replaced { card: card(), new_card, quote: cq(Currency::CZK) }, offline());
+        let ev = qe(
+            QuoteResult::Replaced {
+                card: card(),
+                new_card,
+                quote: cq(Currency::CZK),
+            },
+            offline(),
+        );
         let expect = [
-            (Lang::Cs, "Nahrazená karta: Karta byla nahrazena kartou 1900-****-****-2222, zůstatek je na nové kartě."),
-            (Lang::Sk, "Nahradená karta: Karta bola nahradená kartou 1900-****-****-2222, zostatok je na novej karte."),
-            (Lang::Hr, "Zamijenjena kartica: Kartica je zamijenjena karticom 1900-****-****-2222, stanje je na novoj kartici."),
-            (Lang::En, "Replaced card: This card was replaced by 1900-****-****-2222; the balance is on the new card."),
+            (
+                Lang::Cs,
+                "Nahrazená karta: Karta byla nahrazena kartou 1900-****-****-2222, zůstatek je na nové kartě.",
+            ),
+            (
+                Lang::Sk,
+                "Nahradená karta: Karta bola nahradená kartou 1900-****-****-2222, zostatok je na novej karte.",
+            ),
+            (
+                Lang::Hr,
+                "Zamijenjena kartica: Kartica je zamijenjena karticom 1900-****-****-2222, stanje je na novoj kartici.",
+            ),
+            (
+                Lang::En,
+                "Replaced card: This card was replaced by 1900-****-****-2222; the balance is on the new card.",
+            ),
         ];
         for (lang, warning) in expect {
             let v = PopupView::from_quote(&ev, lang);
@@ -388,7 +515,10 @@ mod tests {
         for (lang, text) in expect {
             let v = PopupView::from_quote(&ev, lang);
             assert_eq!(lines(&v), text);
-            assert_eq!(v.actions.iter().map(|a| a.id).collect::<Vec<_>>(), vec![ActionId::Register, ActionId::MigrationCode]);
+            assert_eq!(
+                v.actions.iter().map(|a| a.id).collect::<Vec<_>>(),
+                vec![ActionId::Register, ActionId::MigrationCode]
+            );
             // The forms get the card itself; the JSON (= what is shown and logged) never does.
             assert_eq!(v.card_id, Some(card()));
             assert!(!v.to_json_line().contains("1900123456789012"));
@@ -398,7 +528,9 @@ mod tests {
     #[test]
     fn payment_card_shows_last4_only_in_every_language() {
         // Even if a reader bug handed over more digits, only the last four survive.
-        let s = scan(Classified::PaymentCard { last4: "4111111111111111".into() });
+        let s = scan(Classified::PaymentCard {
+            last4: "4111111111111111".into(),
+        });
         let expect = [
             (Lang::Cs, "Platební karta!\n…1111\nNačtena platební karta (…1111), ne věrnostní karta. Číslo se neukládá."),
             (Lang::Sk, "Platobná karta!\n…1111\nNačítaná platobná karta (…1111), nie vernostná karta. Číslo sa neukladá."),
@@ -415,13 +547,31 @@ mod tests {
 
     #[test]
     fn read_error_and_other_scans_and_loyalty_scan_waits_for_quote() {
-        let v = PopupView::from_scan(&scan(Classified::ReadError { detail: "track 2 parity".into() }), Lang::Cs).unwrap();
-        assert_eq!(lines(&v), "Kartu se nepodařilo přečíst\nNačtěte kartu znovu.\ntrack 2 parity");
-        let v = PopupView::from_scan(&scan(Classified::Other { reason: "EAN-13 product barcode".into() }), Lang::Hr).unwrap();
+        let v = PopupView::from_scan(
+            &scan(Classified::ReadError {
+                detail: "track 2 parity".into(),
+            }),
+            Lang::Cs,
+        )
+        .unwrap();
+        assert_eq!(
+            lines(&v),
+            "Kartu se nepodařilo přečíst\nNačtěte kartu znovu.\ntrack 2 parity"
+        );
+        let v = PopupView::from_scan(
+            &scan(Classified::Other {
+                reason: "EAN-13 product barcode".into(),
+            }),
+            Lang::Hr,
+        )
+        .unwrap();
         assert_eq!(lines(&v), "Nije kartica vjernosti\nEAN-13 product barcode");
         assert!(PopupView::from_scan(&scan(Classified::LoyaltyCard { card: card() }), Lang::En).is_none());
         for lang in Lang::ALL {
-            for c in [Classified::ReadError { detail: "x".into() }, Classified::Other { reason: "y".into() }] {
+            for c in [
+                Classified::ReadError { detail: "x".into() },
+                Classified::Other { reason: "y".into() },
+            ] {
                 assert!(!PopupView::from_scan(&scan(c), lang).unwrap().title.is_empty());
             }
         }
@@ -429,7 +579,13 @@ mod tests {
 
     #[test]
     fn json_line_shape() {
-        let ev = qe(QuoteResult::Customer { card: card(), quote: cq(Currency::CZK) }, offline());
+        let ev = qe(
+            QuoteResult::Customer {
+                card: card(),
+                quote: cq(Currency::CZK),
+            },
+            offline(),
+        );
         let v = PopupView::from_quote(&ev, Lang::Cs);
         let line = v.to_json_line();
         assert!(!line.contains('\n'));

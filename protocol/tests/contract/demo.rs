@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, NaiveDate};
 use protocol::rules::*;
-use protocol::v1::{Consents, Contact, Customer, CustomerName, CustomerState, LineKind, OriginalReceipt, Receipt, ReceiptLine};
+use protocol::v1::{
+    Consents, Contact, Customer, CustomerName, CustomerState, LineKind, OriginalReceipt, Receipt, ReceiptLine,
+};
 use protocol::{CardId, Currency, CustomerId, ReceiptId, StoreId, TillId};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -15,14 +17,39 @@ fn demo() -> RulesSnapshot {
 }
 
 fn line(sku: &str, cat: &str, qty: Decimal, price: Decimal) -> ReceiptLine {
-    ReceiptLine { sku: Some(sku.into()), name: sku.into(), category: Some(cat.into()), quantity: qty, unit_price: price, line_total: qty * price, vat_rate: Some(dec!(12)), kind: if qty.is_sign_negative() { LineKind::Return } else { LineKind::Sale } }
+    ReceiptLine {
+        sku: Some(sku.into()),
+        name: sku.into(),
+        category: Some(cat.into()),
+        quantity: qty,
+        unit_price: price,
+        line_total: qty * price,
+        vat_rate: Some(dec!(12)),
+        kind: if qty.is_sign_negative() {
+            LineKind::Return
+        } else {
+            LineKind::Sale
+        },
+    }
 }
 
 fn receipt(no: &str, when: &str, lines: Vec<ReceiptLine>) -> Receipt {
     let issued_at = DateTime::parse_from_rfc3339(when).unwrap();
     let (s, t) = (StoreId::from("CZ-PRG-01"), TillId::from("T1"));
     let goods: Decimal = lines.iter().map(|l| l.line_total).sum();
-    Receipt { id: ReceiptId::derive(&s, &t, no, &issued_at), store_id: s, till_id: t, pos_receipt_no: no.into(), issued_at, currency: Currency::CZK, total: goods, card: None, original: None, lines, vat: vec![] }
+    Receipt {
+        id: ReceiptId::derive(&s, &t, no, &issued_at),
+        store_id: s,
+        till_id: t,
+        pos_receipt_no: no.into(),
+        issued_at,
+        currency: Currency::CZK,
+        total: goods,
+        card: None,
+        original: None,
+        lines,
+        vat: vec![],
+    }
 }
 
 #[test]
@@ -31,13 +58,29 @@ fn demo_program_loads_validates_and_round_trips() {
     let p = &snap.program;
     assert_eq!(p.validate(), Ok(()));
     assert_eq!(p.currency, Currency::CZK);
-    assert_eq!(p.tiers.iter().map(|t| (t.name.as_str(), t.threshold, t.discount_percent)).collect::<Vec<_>>(), vec![("Bronze", dec!(0), dec!(0)), ("Silver", dec!(5000), dec!(5)), ("Gold", dec!(15000), dec!(10))]);
+    assert_eq!(
+        p.tiers
+            .iter()
+            .map(|t| (t.name.as_str(), t.threshold, t.discount_percent))
+            .collect::<Vec<_>>(),
+        vec![
+            ("Bronze", dec!(0), dec!(0)),
+            ("Silver", dec!(5000), dec!(5)),
+            ("Gold", dec!(15000), dec!(10))
+        ]
+    );
     let payload = "190012345678901";
     let good = format!("{payload}{}", protocol::ids::luhn_check_digit(payload));
     assert_eq!(good, "1900123456789014");
     assert!(CardId::parse("1900-1234-5678-9014", &p.card_policy).is_ok());
-    assert!(CardId::parse("1900-1234-5678-9012", &p.card_policy).is_err(), "Luhn is on");
-    assert!(CardId::parse("2900-1234-5678-9014", &p.card_policy).is_err(), "prefix 1900");
+    assert!(
+        CardId::parse("1900-1234-5678-9012", &p.card_policy).is_err(),
+        "Luhn is on"
+    );
+    assert!(
+        CardId::parse("2900-1234-5678-9014", &p.card_policy).is_err(),
+        "prefix 1900"
+    );
     let again: RulesSnapshot = serde_json::from_str(&serde_json::to_string(&snap).unwrap()).unwrap();
     assert_eq!(again, snap);
 }
@@ -71,34 +114,60 @@ fn demo_program_worked_example() {
     r.total = r.lines.iter().map(|l| l.line_total).sum();
     assert_eq!(r.total, dec!(468.17));
     let e = evaluate_receipt(&p, &r);
-    assert_eq!(e.lines.iter().map(|l| l.points).collect::<Vec<_>>(), vec![dec!(23.40), dec!(66.47), dec!(0), dec!(378.00), dec!(19.95)]);
+    assert_eq!(
+        e.lines.iter().map(|l| l.points).collect::<Vec<_>>(),
+        vec![dec!(23.40), dec!(66.47), dec!(0), dec!(378.00), dec!(19.95)]
+    );
     assert_eq!(e.points_delta, dec!(487.82));
     assert_eq!(e.campaign.as_deref(), Some("happy-hour-bakery"));
-    assert_eq!(e.expiring.as_ref().map(|x| (x.points, x.expires_on)), Some((dec!(23.40), NaiveDate::from_ymd_opt(2026, 4, 5).unwrap())));
+    assert_eq!(
+        e.expiring.as_ref().map(|x| (x.points, x.expires_on)),
+        Some((dec!(23.40), NaiveDate::from_ymd_opt(2026, 4, 5).unwrap()))
+    );
 
     // The same basket on Saturday morning: the all-members weekend campaign (priority 5, 250 %,
     // no expiry) applies instead; its rate replaces every base rate except the 0 on tobacco.
     let sat = receipt("2026/0400", "2026-03-07T09:00:00+01:00", r.lines.clone());
     let e2 = evaluate_receipt(&p, &sat);
     assert_eq!(e2.campaign.as_deref(), Some("weekend-members"));
-    assert_eq!(e2.lines.iter().map(|l| l.points).collect::<Vec<_>>(), vec![dec!(19.50), dec!(166.18), dec!(0), dec!(472.50), dec!(99.75)]);
+    assert_eq!(
+        e2.lines.iter().map(|l| l.points).collect::<Vec<_>>(),
+        vec![dec!(19.50), dec!(166.18), dec!(0), dec!(472.50), dec!(99.75)]
+    );
     assert_eq!(e2.expiring, None);
 
     // The customer had 4 800 CZK turnover and 40 points: the sale lifts her to Silver.
     // (A Wednesday 15:59 receipt would miss the happy hour: hours are [16, 18).)
     let wed = receipt("2026/0300", "2026-03-04T15:59:00+01:00", r.lines.clone());
     assert_eq!(evaluate_receipt(&p, &wed).campaign, None);
-    let state = CustomerState { turnover_by_month: [("2026-02".to_string(), dec!(4800))].into(), points_balance: dec!(40), expiring_points: vec![] };
+    let state = CustomerState {
+        turnover_by_month: [("2026-02".to_string(), dec!(4800))].into(),
+        points_balance: dec!(40),
+        expiring_points: vec![],
+    };
     let (s, change) = apply_effect(&p, &state, &e, r.issued_at.date_naive());
-    assert_eq!(change, Some(TierChange { from: "Bronze".into(), to: "Silver".into(), upgrade: true }));
+    assert_eq!(
+        change,
+        Some(TierChange {
+            from: "Bronze".into(),
+            to: "Silver".into(),
+            upgrade: true
+        })
+    );
     assert_eq!(s.points_balance, dec!(527.82));
 
     // Quote: 527.82 points → 72.18 to the next 100-point step; 5 % Silver; 9 731.83 CZK to Gold.
     let jana = Customer {
         id: CustomerId::from("C-1"),
-        name: CustomerName::Person { first_name: "Jana".into(), surname: "Nováková".into() },
+        name: CustomerName::Person {
+            first_name: "Jana".into(),
+            surname: "Nováková".into(),
+        },
         contact: Contact::default(),
-        consents: Consents { program_rules: true, marketing: false },
+        consents: Consents {
+            program_rules: true,
+            marketing: false,
+        },
         birthday: None,
         tier: None,
         parent: None,
@@ -112,14 +181,24 @@ fn demo_program_worked_example() {
 
     // She redeems 500 points: a 50 CZK voucher, the 23.40 expiring points are spent first.
     let (red, s) = redeem_from(&p, &s, dec!(527.82)).unwrap();
-    assert_eq!((red.points_used, red.value, red.reward), (dec!(500), dec!(50), RewardKind::Voucher));
+    assert_eq!(
+        (red.points_used, red.value, red.reward),
+        (dec!(500), dec!(50), RewardKind::Voucher)
+    );
     assert_eq!(s.points_balance, dec!(27.82));
     assert!(s.expiring_points.is_empty());
 
     // Then returns the wine: 378 points reversed, balance floors at 0 (voucher not taken back);
     // turnover 5 268.17 − 189 = 5 079.17 keeps her in Silver.
-    let mut ret = receipt("2026/0420", "2026-03-09T11:00:00+01:00", vec![line("8594009420157", "wine", dec!(-1), dec!(189.00))]);
-    ret.original = Some(OriginalReceipt { receipt_id: Some(r.id.clone()), pos_receipt_no: Some(r.pos_receipt_no.clone()) });
+    let mut ret = receipt(
+        "2026/0420",
+        "2026-03-09T11:00:00+01:00",
+        vec![line("8594009420157", "wine", dec!(-1), dec!(189.00))],
+    );
+    ret.original = Some(OriginalReceipt {
+        receipt_id: Some(r.id.clone()),
+        pos_receipt_no: Some(r.pos_receipt_no.clone()),
+    });
     let re = evaluate_return(&p, &r, &e, &ret);
     assert_eq!((re.points_delta, re.turnover_delta), (dec!(-378.00), dec!(-189.00)));
     let (s, change) = apply_effect(&p, &s, &re, ret.issued_at.date_naive());

@@ -16,11 +16,18 @@ fn money() -> impl Strategy<Value = Decimal> {
 }
 
 fn quantity() -> impl Strategy<Value = Decimal> {
-    prop_oneof![(1i64..20).prop_map(Decimal::from), (1i64..5000).prop_map(|n| Decimal::new(n, 3))]
+    prop_oneof![
+        (1i64..20).prop_map(Decimal::from),
+        (1i64..5000).prop_map(|n| Decimal::new(n, 3))
+    ]
 }
 
 fn percent() -> impl Strategy<Value = Decimal> {
-    prop_oneof![Just(dec!(0)), Just(dec!(100)), (0i64..100_000).prop_map(|n| Decimal::new(n, 2))]
+    prop_oneof![
+        Just(dec!(0)),
+        Just(dec!(100)),
+        (0i64..100_000).prop_map(|n| Decimal::new(n, 2))
+    ]
 }
 
 fn sale_line() -> impl Strategy<Value = ReceiptLine> {
@@ -37,8 +44,15 @@ fn sale_line() -> impl Strategy<Value = ReceiptLine> {
 }
 
 fn campaign_strategy(id: usize) -> impl Strategy<Value = Campaign> {
-    (any::<bool>(), 1u32..5, percent(), prop_oneof![Just(None), Just(Some(30u32))], 0usize..3, money()).prop_map(
-        move |(active, priority, pct, expire, scope, min)| Campaign {
+    (
+        any::<bool>(),
+        1u32..5,
+        percent(),
+        prop_oneof![Just(None), Just(Some(30u32))],
+        0usize..3,
+        money(),
+    )
+        .prop_map(move |(active, priority, pct, expire, scope, min)| Campaign {
             id: format!("c{id}"),
             name: format!("Campaign {id}"),
             active,
@@ -51,12 +65,15 @@ fn campaign_strategy(id: usize) -> impl Strategy<Value = Campaign> {
             points_expire_days: expire,
             scope: match scope {
                 0 => CampaignScope::AllMembers,
-                1 => CampaignScope::Items { skus: vec!["A".into(), "CIG".into()] },
-                _ => CampaignScope::Categories { categories: vec!["bakery".into(), "tobacco".into()] },
+                1 => CampaignScope::Items {
+                    skus: vec!["A".into(), "CIG".into()],
+                },
+                _ => CampaignScope::Categories {
+                    categories: vec!["bakery".into(), "tobacco".into()],
+                },
             },
             points_percent: pct,
-        },
-    )
+        })
 }
 
 fn program_strategy() -> impl Strategy<Value = Program> {
@@ -64,9 +81,8 @@ fn program_strategy() -> impl Strategy<Value = Program> {
         percent(),
         proptest::collection::btree_map(prop::sample::select(SKUS), percent(), 0..4),
         proptest::collection::btree_map(prop::sample::select(CATS), percent(), 0..3),
-        proptest::collection::vec(any::<usize>(), 0..3).prop_flat_map(|v| {
-            (0..v.len()).map(campaign_strategy).collect::<Vec<_>>()
-        }),
+        proptest::collection::vec(any::<usize>(), 0..3)
+            .prop_flat_map(|v| (0..v.len()).map(campaign_strategy).collect::<Vec<_>>()),
         any::<bool>(),
     )
         .prop_map(|(default, items, cats, campaigns, neg)| Program {
@@ -74,9 +90,21 @@ fn program_strategy() -> impl Strategy<Value = Program> {
             currency: Currency::CZK,
             card_policy: CardPolicy::default(),
             tiers: vec![
-                Tier { name: "Bronze".into(), threshold: dec!(0), discount_percent: dec!(0) },
-                Tier { name: "Silver".into(), threshold: dec!(5000), discount_percent: dec!(5) },
-                Tier { name: "Gold".into(), threshold: dec!(15000), discount_percent: dec!(10) },
+                Tier {
+                    name: "Bronze".into(),
+                    threshold: dec!(0),
+                    discount_percent: dec!(0),
+                },
+                Tier {
+                    name: "Silver".into(),
+                    threshold: dec!(5000),
+                    discount_percent: dec!(5),
+                },
+                Tier {
+                    name: "Gold".into(),
+                    threshold: dec!(15000),
+                    discount_percent: dec!(10),
+                },
             ],
             turnover_window: TurnoverWindow::Lifetime,
             default_points_percent: default,
@@ -89,29 +117,65 @@ fn program_strategy() -> impl Strategy<Value = Program> {
 }
 
 fn issued_at() -> impl Strategy<Value = DateTime<FixedOffset>> {
-    (0i64..365 * 24 * 60).prop_map(|m| DateTime::parse_from_rfc3339("2026-01-01T00:00:00+01:00").unwrap() + Duration::minutes(m))
+    (0i64..365 * 24 * 60)
+        .prop_map(|m| DateTime::parse_from_rfc3339("2026-01-01T00:00:00+01:00").unwrap() + Duration::minutes(m))
 }
 
 /// A sale receipt: 1–8 item lines, maybe a receipt-level discount, maybe a cash-rounding line.
 fn sale_strategy() -> impl Strategy<Value = Receipt> {
-    (proptest::collection::vec(sale_line(), 1..8), 0u32..30, any::<bool>(), issued_at(), 0u32..100_000).prop_map(
-        |(mut lines, disc_pct, rounding, issued_at, no)| {
+    (
+        proptest::collection::vec(sale_line(), 1..8),
+        0u32..30,
+        any::<bool>(),
+        issued_at(),
+        0u32..100_000,
+    )
+        .prop_map(|(mut lines, disc_pct, rounding, issued_at, no)| {
             let items: Decimal = lines.iter().map(|l| l.line_total).sum();
             if disc_pct > 0 {
                 let d = -(items * Decimal::from(disc_pct) / dec!(100)).round_dp(2);
-                lines.push(ReceiptLine { sku: None, name: "Sleva".into(), category: None, quantity: dec!(1), unit_price: d, line_total: d, vat_rate: None, kind: LineKind::Discount });
+                lines.push(ReceiptLine {
+                    sku: None,
+                    name: "Sleva".into(),
+                    category: None,
+                    quantity: dec!(1),
+                    unit_price: d,
+                    line_total: d,
+                    vat_rate: None,
+                    kind: LineKind::Discount,
+                });
             }
             let before: Decimal = lines.iter().map(|l| l.line_total).sum();
             let (total, diff) = protocol::Money::new(before, Currency::CZK).cash_rounding();
             if rounding && !diff.is_zero() {
-                lines.push(ReceiptLine { sku: None, name: "Zaokrouhlení".into(), category: None, quantity: dec!(1), unit_price: diff, line_total: diff, vat_rate: None, kind: LineKind::Rounding });
+                lines.push(ReceiptLine {
+                    sku: None,
+                    name: "Zaokrouhlení".into(),
+                    category: None,
+                    quantity: dec!(1),
+                    unit_price: diff,
+                    line_total: diff,
+                    vat_rate: None,
+                    kind: LineKind::Rounding,
+                });
             }
             let total = if rounding { total } else { before };
             let (s, t) = (StoreId::from("S"), TillId::from("T"));
             let no = no.to_string();
-            Receipt { id: ReceiptId::derive(&s, &t, &no, &issued_at), store_id: s, till_id: t, pos_receipt_no: no, issued_at, currency: Currency::CZK, total, card: None, original: None, lines, vat: vec![] }
-        },
-    )
+            Receipt {
+                id: ReceiptId::derive(&s, &t, &no, &issued_at),
+                store_id: s,
+                till_id: t,
+                pos_receipt_no: no,
+                issued_at,
+                currency: Currency::CZK,
+                total,
+                card: None,
+                original: None,
+                lines,
+                vat: vec![],
+            }
+        })
 }
 
 /// The full return of `sale`: every line mirrored with the opposite sign, a few days later.
@@ -121,7 +185,10 @@ fn full_return(sale: &Receipt) -> Receipt {
     r.issued_at = sale.issued_at + Duration::days(3);
     r.id = ReceiptId::derive(&r.store_id, &r.till_id, &r.pos_receipt_no, &r.issued_at);
     r.total = -sale.total;
-    r.original = Some(OriginalReceipt { receipt_id: Some(sale.id.clone()), pos_receipt_no: Some(sale.pos_receipt_no.clone()) });
+    r.original = Some(OriginalReceipt {
+        receipt_id: Some(sale.id.clone()),
+        pos_receipt_no: Some(sale.pos_receipt_no.clone()),
+    });
     r.lines = sale
         .lines
         .iter()

@@ -47,13 +47,21 @@ fn json_error(e: serde_json::Error, path: &str) -> ApiError {
             // serde names an unknown field in the message; put it in `field` too.
             // serde_path_to_error's path already ends with it for plain structs, not through
             // `#[serde(flatten)]` (sync items).
-            let unknown = e.to_string().strip_prefix("unknown field `").and_then(|s| s.split('`').next()).map(|u| match field {
-                Some(f) if f == u || f.ends_with(&format!(".{u}")) => f.to_string(),
-                Some(f) => format!("{f}.{u}"),
-                None => u.to_string(),
-            });
+            let unknown = e
+                .to_string()
+                .strip_prefix("unknown field `")
+                .and_then(|s| s.split('`').next())
+                .map(|u| match field {
+                    Some(f) if f == u || f.ends_with(&format!(".{u}")) => f.to_string(),
+                    Some(f) => format!("{f}.{u}"),
+                    None => u.to_string(),
+                });
             ApiError::unprocessable(
-                if unknown.is_some() { "unknown_field" } else { "invalid_field" },
+                if unknown.is_some() {
+                    "unknown_field"
+                } else {
+                    "invalid_field"
+                },
                 msg,
                 unknown.as_deref().or(field),
             )
@@ -100,7 +108,9 @@ fn bearer(parts: &Parts) -> Result<String, ApiError> {
         .headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
-    let s = h.to_str().map_err(|_| ApiError::unauthorized("Authorization header is not ASCII"))?;
+    let s = h
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("Authorization header is not ASCII"))?;
     let token = s
         .strip_prefix("Bearer ")
         .or_else(|| s.strip_prefix("bearer "))
@@ -116,7 +126,9 @@ impl FromRequestParts<AppState> for TillAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        let till = state.blocking(move |repo| crate::service::authenticate(repo, &token)).await?;
+        let till = state
+            .blocking(move |repo| crate::service::authenticate(repo, &token))
+            .await?;
         Ok(TillAuth(till))
     }
 }
@@ -147,7 +159,10 @@ impl FromRequestParts<AppState> for AdminAuth {
 }
 
 /// Query parameters, refusing any not in `allowed` (a typo is an error naming it).
-pub fn query_params(q: Result<Query<HashMap<String, String>>, QueryRejection>, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+pub fn query_params(
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
     let Query(map) = q.map_err(|e| ApiError::bad_request("invalid_query", e.body_text(), None))?;
     if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::bad_request(
@@ -162,8 +177,13 @@ pub fn query_params(q: Result<Query<HashMap<String, String>>, QueryRejection>, a
 pub fn date_param(map: &HashMap<String, String>, name: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
     map.get(name)
         .map(|s| {
-            s.parse::<chrono::NaiveDate>()
-                .map_err(|e| ApiError::bad_request("invalid_field", format!("{name}={s:?}: expected YYYY-MM-DD ({e})"), Some(name)))
+            s.parse::<chrono::NaiveDate>().map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_field",
+                    format!("{name}={s:?}: expected YYYY-MM-DD ({e})"),
+                    Some(name),
+                )
+            })
         })
         .transpose()
 }
@@ -176,18 +196,29 @@ mod tests {
     #[test]
     fn syntax_errors_are_400_with_position() {
         let e = parse_json::<SyncBatch>(b"{\"version\": ").unwrap_err();
-        assert_eq!((e.status, e.body.code.as_str()), (StatusCode::BAD_REQUEST, "malformed_json"));
+        assert_eq!(
+            (e.status, e.body.code.as_str()),
+            (StatusCode::BAD_REQUEST, "malformed_json")
+        );
         assert!(e.body.message.contains("line 1"), "{}", e.body.message);
-        let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T","items":[]} trailing"#).unwrap_err();
+        let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T","items":[]} trailing"#)
+            .unwrap_err();
         assert_eq!(e.body.code, "malformed_json");
     }
 
     #[test]
     fn shape_errors_are_422_naming_the_field() {
-        let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T","items":[],"extra":1}"#).unwrap_err();
-        assert_eq!((e.status, e.body.code.as_str(), e.body.field.as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", Some("extra")));
+        let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T","items":[],"extra":1}"#)
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.body.code.as_str(), e.body.field.as_deref()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", Some("extra"))
+        );
         let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":7,"items":[]}"#).unwrap_err();
-        assert_eq!((e.body.code.as_str(), e.body.field.as_deref()), ("invalid_field", Some("till_id")));
+        assert_eq!(
+            (e.body.code.as_str(), e.body.field.as_deref()),
+            ("invalid_field", Some("till_id"))
+        );
         let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T"}"#).unwrap_err();
         assert!(e.body.message.contains("missing field `items`"), "{}", e.body.message);
     }

@@ -18,7 +18,8 @@ use crate::error::ApiError;
 use crate::service::{self, BlockRequest, IssueCardsRequest, ParentRequest};
 
 fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<String, ApiError> {
-    p.map(|Path(s)| s).map_err(|e| ApiError::bad_request("invalid_path", format!("{name}: {}", e.body_text()), Some(name)))
+    p.map(|Path(s)| s)
+        .map_err(|e| ApiError::bad_request("invalid_path", format!("{name}: {}", e.body_text()), Some(name)))
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -30,30 +31,53 @@ pub async fn openapi() -> Json<serde_json::Value> {
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found("not_found", format!("no endpoint {}; see /openapi.json", uri.path()), None)
+    ApiError::not_found(
+        "not_found",
+        format!("no endpoint {}; see /openapi.json", uri.path()),
+        None,
+    )
 }
 
 pub async fn method_not_allowed(uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} does not accept this method; see /openapi.json", uri.path()), None)
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept this method; see /openapi.json", uri.path()),
+        None,
+    )
 }
 
-pub async fn sync(State(st): State<AppState>, TillAuth(till): TillAuth, JsonBody(batch): JsonBody<SyncBatch>) -> Result<Response, ApiError> {
+pub async fn sync(
+    State(st): State<AppState>,
+    TillAuth(till): TillAuth,
+    JsonBody(batch): JsonBody<SyncBatch>,
+) -> Result<Response, ApiError> {
     let n = batch.items.len();
     let resp = st.blocking(move |repo| service::sync(repo, &till, &batch)).await?;
     tracing::debug!(items = n, "sync batch");
     Ok(Json(resp).into_response())
 }
 
-pub async fn quote(State(st): State<AppState>, _till: TillAuth, card: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+pub async fn quote(
+    State(st): State<AppState>,
+    _till: TillAuth,
+    card: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
     let card = service::parse_card(&path_param(card, "card")?, "card")?;
     let q = st.blocking(move |repo| service::quote(repo, &card)).await?;
     Ok(Json(q).into_response())
 }
 
 fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
-    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-        v.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag)
-    })
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+        })
 }
 
 pub async fn rules(State(st): State<AppState>, _till: TillAuth, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -65,20 +89,36 @@ pub async fn rules(State(st): State<AppState>, _till: TillAuth, headers: HeaderM
     Ok(([(header::ETAG, etag)], Json(snap)).into_response())
 }
 
-pub async fn changes(State(st): State<AppState>, _till: TillAuth, q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Response, ApiError> {
+pub async fn changes(
+    State(st): State<AppState>,
+    _till: TillAuth,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let q = query_params(q, &["since", "limit"])?;
     let since = service::parse_cursor(q.get("since").map(String::as_str))?;
-    let limit = service::parse_limit(q.get("limit").map(String::as_str), service::DEFAULT_FEED_LIMIT, service::MAX_FEED_LIMIT)?;
+    let limit = service::parse_limit(
+        q.get("limit").map(String::as_str),
+        service::DEFAULT_FEED_LIMIT,
+        service::MAX_FEED_LIMIT,
+    )?;
     let feed = st.blocking(move |repo| service::changes(repo, since, limit)).await?;
     Ok(Json(feed).into_response())
 }
 
-pub async fn put_program(State(st): State<AppState>, _a: AdminAuth, JsonBody(program): JsonBody<Program>) -> Result<Response, ApiError> {
+pub async fn put_program(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    JsonBody(program): JsonBody<Program>,
+) -> Result<Response, ApiError> {
     let snap = st.blocking(move |repo| service::put_program(repo, &program)).await?;
     Ok(Json(snap).into_response())
 }
 
-pub async fn issue_cards(State(st): State<AppState>, _a: AdminAuth, JsonBody(req): JsonBody<IssueCardsRequest>) -> Result<Response, ApiError> {
+pub async fn issue_cards(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    JsonBody(req): JsonBody<IssueCardsRequest>,
+) -> Result<Response, ApiError> {
     let out = st.blocking(move |repo| service::issue_cards(repo, &req)).await?;
     Ok(Json(out).into_response())
 }
@@ -90,11 +130,17 @@ pub async fn block_card(
     JsonBody(req): JsonBody<BlockRequest>,
 ) -> Result<Response, ApiError> {
     let card = service::parse_card(&path_param(card, "card")?, "card")?;
-    let out = st.blocking(move |repo| service::block_card(repo, &card, &req.reason)).await?;
+    let out = st
+        .blocking(move |repo| service::block_card(repo, &card, &req.reason))
+        .await?;
     Ok(Json(out).into_response())
 }
 
-pub async fn reissue_card(State(st): State<AppState>, _a: AdminAuth, card: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+pub async fn reissue_card(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    card: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
     let card = service::parse_card(&path_param(card, "card")?, "card")?;
     let out = st.blocking(move |repo| service::reissue_card(repo, &card)).await?;
     Ok(Json(out).into_response())
@@ -107,25 +153,41 @@ pub async fn set_parent(
     JsonBody(req): JsonBody<ParentRequest>,
 ) -> Result<Response, ApiError> {
     let id = CustomerId(path_param(id, "id")?);
-    let out = st.blocking(move |repo| service::set_parent(repo, &id, req.parent.as_ref())).await?;
+    let out = st
+        .blocking(move |repo| service::set_parent(repo, &id, req.parent.as_ref()))
+        .await?;
     Ok(Json(out).into_response())
 }
 
-pub async fn customer(State(st): State<AppState>, _a: AdminAuth, id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+pub async fn customer(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
     let id = CustomerId(path_param(id, "id")?);
     let out = st.blocking(move |repo| service::customer_view(repo, &id)).await?;
     Ok(Json(out).into_response())
 }
 
-pub async fn messages(State(st): State<AppState>, _a: AdminAuth, q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Response, ApiError> {
+pub async fn messages(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let q = query_params(q, &["kind", "limit"])?;
     let kind = q.get("kind").cloned();
     let limit = service::parse_limit(q.get("limit").map(String::as_str), 1000, 1000)?;
-    let out = st.blocking(move |repo| service::list_messages(repo, kind.as_deref(), limit)).await?;
+    let out = st
+        .blocking(move |repo| service::list_messages(repo, kind.as_deref(), limit))
+        .await?;
     Ok(Json(json!({ "messages": out })).into_response())
 }
 
-pub async fn birthdays(State(st): State<AppState>, _a: AdminAuth, q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Response, ApiError> {
+pub async fn birthdays(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let q = query_params(q, &["date"])?;
     let date = date_param(&q, "date")?.unwrap_or_else(|| chrono::Local::now().date_naive());
     let out = st.blocking(move |repo| service::birthday_messages(repo, date)).await?;
@@ -144,16 +206,30 @@ pub async fn report(
     let params = crate::reports::Params {
         from: date_param(&q, "from")?,
         to: date_param(&q, "to")?,
-        limit: q.get("limit").map(|l| service::parse_limit(Some(l), 100, 100_000)).transpose()?,
+        limit: q
+            .get("limit")
+            .map(|l| service::parse_limit(Some(l), 100, 100_000))
+            .transpose()?,
     };
     let csv = match q.get("format").map(String::as_str) {
         Some("csv") => true,
         Some("json") => false,
-        Some(other) => return Err(ApiError::bad_request("invalid_field", format!("format={other:?}: json or csv"), Some("format"))),
-        None => headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("format={other:?}: json or csv"),
+                Some("format"),
+            ))
+        }
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv")),
     };
     let (from, to) = (params.from, params.to);
-    let table = st.blocking(move |repo| crate::reports::run(repo, &name, &params)).await?;
+    let table = st
+        .blocking(move |repo| crate::reports::run(repo, &name, &params))
+        .await?;
     if csv {
         Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], table.to_csv()?).into_response())
     } else {

@@ -68,10 +68,19 @@ pub struct RouteDoc {
 }
 
 const fn p(name: &'static str, location: &'static str, required: bool, description: &'static str) -> Param {
-    Param { name, location, required, description }
+    Param {
+        name,
+        location,
+        required,
+        description,
+    }
 }
 const fn r(status: u16, description: &'static str, schema: Option<&'static str>) -> Resp {
-    Resp { status, description, schema }
+    Resp {
+        status,
+        description,
+        schema,
+    }
 }
 const E: Option<&str> = Some("ErrorBody");
 const UNAUTH: Resp = r(401, "missing, unknown or revoked token", E);
@@ -80,7 +89,10 @@ const INVALID: Resp = r(422, "well-formed JSON of the wrong shape (field named)"
 const NOT_FOUND: Resp = r(404, "not found", E);
 const CONFLICT: Resp = r(409, "conflicts with the current state", E);
 const CARD_PARAM: Param = p("card", "path", true, "card number; separators are ignored");
-const RANGE: [Param; 2] = [p("from", "query", false, "first day, YYYY-MM-DD"), p("to", "query", false, "last day, YYYY-MM-DD")];
+const RANGE: [Param; 2] = [
+    p("from", "query", false, "first day, YYYY-MM-DD"),
+    p("to", "query", false, "last day, YYYY-MM-DD"),
+];
 
 pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {

@@ -116,7 +116,12 @@ pub trait Tx {
     fn revoke_till(&mut self, store: &StoreId, till: &TillId) -> StoreResult<bool>;
 
     fn receipt(&mut self, id: &ReceiptId) -> StoreResult<Option<StoredReceipt>>;
-    fn receipt_by_pos_no(&mut self, store: &StoreId, till: &TillId, pos_receipt_no: &str) -> StoreResult<Option<StoredReceipt>>;
+    fn receipt_by_pos_no(
+        &mut self,
+        store: &StoreId,
+        till: &TillId,
+        pos_receipt_no: &str,
+    ) -> StoreResult<Option<StoredReceipt>>;
     /// `original`: the receipt a return refers to (resolved), so [`Tx::returns_of`] finds it.
     fn insert_receipt(&mut self, r: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()>;
     /// Earlier returns of `original`, oldest first (for cumulative partial-return reversal).
@@ -154,7 +159,10 @@ pub trait Tx {
 
 /// Runs units of work. `with_tx` commits when `f` returns Ok and rolls back on Err.
 pub trait Repository: Send + Sync + 'static {
-    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), crate::error::ApiError>) -> Result<(), crate::error::ApiError>;
+    fn with_tx(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), crate::error::ApiError>,
+    ) -> Result<(), crate::error::ApiError>;
 }
 
 /// Typed convenience over [`Repository::with_tx`].

@@ -123,7 +123,10 @@ pub fn open_connection(path: &Path) -> StoreResult<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Other(format!("could not switch {} to WAL (journal_mode={mode})", path.display())));
+        return Err(StoreError::Other(format!(
+            "could not switch {} to WAL (journal_mode={mode})",
+            path.display()
+        )));
     }
     conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
     migrate(&mut conn)?;
@@ -156,7 +159,9 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
 
 impl SqliteRepo {
     pub fn open(path: &Path) -> StoreResult<SqliteRepo> {
-        Ok(SqliteRepo { conn: Mutex::new(open_connection(path)?) })
+        Ok(SqliteRepo {
+            conn: Mutex::new(open_connection(path)?),
+        })
     }
 }
 
@@ -186,15 +191,20 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|source| StoreError::Corrupt { what: what.to_string(), source })
+    serde_json::from_str(s).map_err(|source| StoreError::Corrupt {
+        what: what.to_string(),
+        source,
+    })
 }
 
 fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok()).map(|d| d.with_timezone(&Utc))
+    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|d| d.with_timezone(&Utc))
 }
 
 fn dec(what: &str, s: &str) -> StoreResult<Decimal> {
-    s.parse::<Decimal>().map_err(|e| StoreError::Other(format!("stored {what} {s:?} is not a decimal: {e}")))
+    s.parse::<Decimal>()
+        .map_err(|e| StoreError::Other(format!("stored {what} {s:?} is not a decimal: {e}")))
 }
 
 const RECEIPT_COLS: &str = "payload, payload_hash, account_id, effect";
@@ -214,17 +224,35 @@ fn to_stored(row: (String, String, Option<String>, String)) -> StoreResult<Store
 
 const CARD_COLS: &str = "number, customer_id, status, reason, replaced_by, issued_store, issued_at";
 
-type RawCard = (String, Option<String>, String, Option<String>, Option<String>, Option<String>, Option<String>);
+type RawCard = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 fn card_row(r: &Row<'_>) -> rusqlite::Result<RawCard> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
 }
 
 fn to_card(c: RawCard) -> StoreResult<CardRow> {
     let number = CardId::normalise(&c.0).map_err(|e| StoreError::Other(format!("stored card number: {e}")))?;
     let status = match c.2.as_str() {
         "active" => CardStatus::Active,
-        "blocked" => CardStatus::Blocked { reason: c.3.unwrap_or_default() },
+        "blocked" => CardStatus::Blocked {
+            reason: c.3.unwrap_or_default(),
+        },
         "replaced" => CardStatus::Replaced {
             by: CardId::normalise(c.4.as_deref().unwrap_or_default())
                 .map_err(|e| StoreError::Other(format!("stored replacement card: {e}")))?,
@@ -247,7 +275,11 @@ fn customer_row(r: &Row<'_>) -> rusqlite::Result<(String, String, i64)> {
 }
 
 fn to_customer(c: (String, String, i64)) -> StoreResult<CustomerRow> {
-    Ok(CustomerRow { customer: from_json("customer", &c.0)?, state: from_json("customer state", &c.1)?, change_seq: c.2 })
+    Ok(CustomerRow {
+        customer: from_json("customer", &c.0)?,
+        state: from_json("customer state", &c.1)?,
+        change_seq: c.2,
+    })
 }
 
 const MESSAGE_COLS: &str = "id, cause, kind, customer_id, channel, recipient, text, created_at";
@@ -287,14 +319,20 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn program(&mut self) -> StoreResult<Option<RulesSnapshot>> {
-        let s: Option<String> =
-            self.tx.prepare_cached("SELECT snapshot FROM program WHERE id = 1")?.query_row([], |r| r.get(0)).optional()?;
+        let s: Option<String> = self
+            .tx
+            .prepare_cached("SELECT snapshot FROM program WHERE id = 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
         s.map(|s| from_json("rules snapshot", &s)).transpose()
     }
 
     fn put_program(&mut self, program: &Program) -> StoreResult<RulesSnapshot> {
         let version = self.program()?.map(|s| s.version).unwrap_or(0) + 1;
-        let snap = RulesSnapshot { version, program: program.clone() };
+        let snap = RulesSnapshot {
+            version,
+            program: program.clone(),
+        };
         self.tx.execute(
             "INSERT INTO program (id, version, snapshot, updated_at) VALUES (1, ?1, ?2, ?3)
              ON CONFLICT(id) DO UPDATE SET version = excluded.version, snapshot = excluded.snapshot, updated_at = excluded.updated_at",
@@ -308,7 +346,11 @@ impl Tx for SqliteTx<'_> {
             .tx
             .prepare_cached("SELECT store_id, till_id, revoked_at IS NOT NULL FROM tills WHERE token_sha256 = ?1")?
             .query_row([token_sha256], |r| {
-                Ok(TillRow { store_id: StoreId(r.get(0)?), till_id: TillId(r.get(1)?), revoked: r.get(2)? })
+                Ok(TillRow {
+                    store_id: StoreId(r.get(0)?),
+                    till_id: TillId(r.get(1)?),
+                    revoked: r.get(2)?,
+                })
             })
             .optional()?)
     }
@@ -340,7 +382,12 @@ impl Tx for SqliteTx<'_> {
         row.map(to_stored).transpose()
     }
 
-    fn receipt_by_pos_no(&mut self, store: &StoreId, till: &TillId, pos_receipt_no: &str) -> StoreResult<Option<StoredReceipt>> {
+    fn receipt_by_pos_no(
+        &mut self,
+        store: &StoreId,
+        till: &TillId,
+        pos_receipt_no: &str,
+    ) -> StoreResult<Option<StoredReceipt>> {
         let row = self
             .tx
             .prepare_cached(&format!(
@@ -354,7 +401,11 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_receipt(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
         let r = &s.receipt;
-        let credited = if s.account.is_some() { s.effect.points_delta } else { Decimal::ZERO };
+        let credited = if s.account.is_some() {
+            s.effect.points_delta
+        } else {
+            Decimal::ZERO
+        };
         self.tx
             .prepare_cached(
                 "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
@@ -384,7 +435,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn returns_of(&mut self, original: &ReceiptId) -> StoreResult<Vec<Receipt>> {
-        let mut st = self.tx.prepare_cached("SELECT payload FROM receipts WHERE original_id = ?1 ORDER BY issued_at, rowid")?;
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT payload FROM receipts WHERE original_id = ?1 ORDER BY issued_at, rowid")?;
         let rows = st.query_map([&original.0], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for p in rows {
@@ -399,14 +452,22 @@ impl Tx for SqliteTx<'_> {
              WHERE business_day >= ?1 AND business_day <= ?2 ORDER BY business_day, store_id",
         )?;
         let rows = st.query_map(params![from.to_string(), to.to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get(4)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (store, day, turnover, points, campaign) = row?;
             out.push(ReceiptFacts {
                 store_id: StoreId(store),
-                business_day: day.parse().map_err(|e| StoreError::Other(format!("stored business day {day:?}: {e}")))?,
+                business_day: day
+                    .parse()
+                    .map_err(|e| StoreError::Other(format!("stored business day {day:?}: {e}")))?,
                 turnover: dec("turnover", &turnover)?,
                 points_credited: dec("points", &points)?,
                 campaign,
@@ -422,7 +483,12 @@ impl Tx for SqliteTx<'_> {
             .query_row([request_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
         row.map(|(request_id, kind, payload_hash, result)| {
-            Ok(RequestRow { request_id, kind, payload_hash, result: from_json("request result", &result)? })
+            Ok(RequestRow {
+                request_id,
+                kind,
+                payload_hash,
+                result: from_json("request result", &result)?,
+            })
         })
         .transpose()
     }
@@ -465,14 +531,19 @@ impl Tx for SqliteTx<'_> {
                 reason,
                 by,
                 c.issued_store.as_ref().map(|s| s.0.clone()),
-                c.issued_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                c.issued_at
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             ])?;
         Ok(())
     }
 
     fn cards_of(&mut self, customer: &CustomerId) -> StoreResult<Vec<CardRow>> {
-        let mut st = self.tx.prepare_cached(&format!("SELECT {CARD_COLS} FROM cards WHERE customer_id = ?1 ORDER BY number"))?;
-        let rows: Vec<RawCard> = st.query_map([&customer.0], card_row)?.collect::<rusqlite::Result<_>>()?;
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {CARD_COLS} FROM cards WHERE customer_id = ?1 ORDER BY number"
+        ))?;
+        let rows: Vec<RawCard> = st
+            .query_map([&customer.0], card_row)?
+            .collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(to_card).collect()
     }
 
@@ -481,7 +552,9 @@ impl Tx for SqliteTx<'_> {
             "SELECT {CARD_COLS} FROM cards WHERE issued_at >= ?1 AND issued_at < ?2 ORDER BY issued_at"
         ))?;
         let f = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let rows: Vec<RawCard> = st.query_map(params![f(from), f(to)], card_row)?.collect::<rusqlite::Result<_>>()?;
+        let rows: Vec<RawCard> = st
+            .query_map(params![f(from), f(to)], card_row)?
+            .collect::<rusqlite::Result<_>>()?;
         rows.into_iter().map(to_card).collect()
     }
 
@@ -512,33 +585,49 @@ impl Tx for SqliteTx<'_> {
                  ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
                  state = excluded.state, change_seq = excluded.change_seq",
             )?
-            .execute(params![customer.id.0, customer.parent.as_ref().map(|p| p.0.clone()), json(customer), json(state), seq])?;
+            .execute(params![
+                customer.id.0,
+                customer.parent.as_ref().map(|p| p.0.clone()),
+                json(customer),
+                json(state),
+                seq
+            ])?;
         Ok(())
     }
 
     fn touch_customer(&mut self, id: &CustomerId) -> StoreResult<()> {
         let seq = self.bump_change_seq()?;
-        self.tx.prepare_cached("UPDATE customers SET change_seq = ?2 WHERE id = ?1")?.execute(params![id.0, seq])?;
+        self.tx
+            .prepare_cached("UPDATE customers SET change_seq = ?2 WHERE id = ?1")?
+            .execute(params![id.0, seq])?;
         Ok(())
     }
 
     fn sub_customers(&mut self, parent: &CustomerId) -> StoreResult<Vec<CustomerId>> {
-        let mut st = self.tx.prepare_cached("SELECT id FROM customers WHERE parent_id = ?1 ORDER BY id")?;
-        let ids = st.query_map([&parent.0], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT id FROM customers WHERE parent_id = ?1 ORDER BY id")?;
+        let ids = st
+            .query_map([&parent.0], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(ids.into_iter().map(CustomerId).collect())
     }
 
     fn all_customers(&mut self) -> StoreResult<Vec<CustomerRow>> {
-        let mut st = self.tx.prepare_cached(&format!("SELECT {CUSTOMER_COLS} FROM customers ORDER BY id"))?;
+        let mut st = self
+            .tx
+            .prepare_cached(&format!("SELECT {CUSTOMER_COLS} FROM customers ORDER BY id"))?;
         let rows = st.query_map([], customer_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(to_customer).collect()
     }
 
     fn changed_since(&mut self, since: i64, limit: usize) -> StoreResult<Vec<CustomerRow>> {
-        let mut st = self
-            .tx
-            .prepare_cached(&format!("SELECT {CUSTOMER_COLS} FROM customers WHERE change_seq > ?1 ORDER BY change_seq LIMIT ?2"))?;
-        let rows = st.query_map(params![since, limit as i64], customer_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {CUSTOMER_COLS} FROM customers WHERE change_seq > ?1 ORDER BY change_seq LIMIT ?2"
+        ))?;
+        let rows = st
+            .query_map(params![since, limit as i64], customer_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(to_customer).collect()
     }
 
@@ -583,11 +672,21 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn record_message(&mut self, m: &Message) -> StoreResult<bool> {
-        let n = self.tx.prepare_cached(
-            "INSERT INTO messages (cause, kind, customer_id, channel, recipient, text, created_at)
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO messages (cause, kind, customer_id, channel, recipient, text, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(cause) DO NOTHING",
-        )?
-        .execute(params![m.cause, m.kind, m.customer_id, m.channel, m.recipient, m.text, now()])?;
+            )?
+            .execute(params![
+                m.cause,
+                m.kind,
+                m.customer_id,
+                m.channel,
+                m.recipient,
+                m.text,
+                now()
+            ])?;
         Ok(n > 0)
     }
 
@@ -595,7 +694,9 @@ impl Tx for SqliteTx<'_> {
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT {MESSAGE_COLS} FROM messages WHERE (?1 IS NULL OR kind = ?1) ORDER BY id LIMIT ?2"
         ))?;
-        let rows = st.query_map(params![kind, limit as i64], message_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st
+            .query_map(params![kind, limit as i64], message_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 }
@@ -623,7 +724,10 @@ mod tests {
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.db");
-        open_connection(&p).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        open_connection(&p)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         let err = open_connection(&p).expect_err("refused");
         assert!(err.to_string().contains("newer"), "{err}");
     }

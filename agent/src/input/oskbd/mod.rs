@@ -9,10 +9,10 @@ use std::time::Duration;
 use super::detect::Action;
 use super::keys::KeyEvent;
 
-#[cfg(target_os = "linux")]
-pub mod x11;
 #[cfg(windows)]
 pub mod windows;
+#[cfg(target_os = "linux")]
+pub mod x11;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
@@ -36,7 +36,11 @@ pub enum SourceEvent {
     /// These keys of `device` went past the source to the POS (intercept mode: Windows had
     /// dropped the low-level hook; the source has reinstalled it). See `Detector::input_lost`.
     /// `notice`: what the source did about it, for the sync log (once per incident).
-    InputLost { device: u32, leaked: Vec<KeyEvent>, notice: Option<String> },
+    InputLost {
+        device: u32,
+        leaked: Vec<KeyEvent>,
+        notice: Option<String>,
+    },
 }
 
 pub trait KeySource: Send {

@@ -48,18 +48,19 @@ use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{HANDLE, HWND, LPARAM, LRESULT, WPARAM};
 use windows_sys::Win32::System::LibraryLoader::GetModuleHandleW;
 use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
-    GetKeyboardLayout, MapVirtualKeyExW, SendInput, INPUT, INPUT_0, INPUT_KEYBOARD, KEYBDINPUT, KEYEVENTF_EXTENDEDKEY, KEYEVENTF_KEYUP,
-    KEYEVENTF_SCANCODE, MAPVK_VSC_TO_VK_EX,
+    GetKeyboardLayout, MapVirtualKeyExW, SendInput, INPUT, INPUT_0, INPUT_KEYBOARD, KEYBDINPUT, KEYEVENTF_EXTENDEDKEY,
+    KEYEVENTF_KEYUP, KEYEVENTF_SCANCODE, MAPVK_VSC_TO_VK_EX,
 };
 use windows_sys::Win32::UI::Input::{
-    GetRawInputData, GetRawInputDeviceInfoW, GetRawInputDeviceList, GetRegisteredRawInputDevices, RegisterRawInputDevices, HRAWINPUT, RAWINPUT, RAWINPUTDEVICE,
-    RAWINPUTDEVICELIST, RAWINPUTHEADER, RIDEV_DEVNOTIFY, RIDEV_INPUTSINK, RIDI_DEVICENAME, RID_INPUT, RIM_TYPEKEYBOARD,
+    GetRawInputData, GetRawInputDeviceInfoW, GetRawInputDeviceList, GetRegisteredRawInputDevices,
+    RegisterRawInputDevices, HRAWINPUT, RAWINPUT, RAWINPUTDEVICE, RAWINPUTDEVICELIST, RAWINPUTHEADER, RIDEV_DEVNOTIFY,
+    RIDEV_INPUTSINK, RIDI_DEVICENAME, RID_INPUT, RIM_TYPEKEYBOARD,
 };
 use windows_sys::Win32::UI::WindowsAndMessaging::{
-    CallNextHookEx, CreateWindowExW, DefWindowProcW, DispatchMessageW, GetForegroundWindow, GetWindowThreadProcessId, MsgWaitForMultipleObjects, PeekMessageW, RegisterClassExW,
-    SetWindowsHookExW, TranslateMessage, UnhookWindowsHookEx, GIDC_ARRIVAL, HC_ACTION, HHOOK, HWND_MESSAGE, KBDLLHOOKSTRUCT,
-    LLKHF_EXTENDED, LLKHF_INJECTED, LLKHF_UP, MSG, PM_REMOVE, QS_ALLINPUT, WH_KEYBOARD_LL, WM_INPUT, WM_INPUT_DEVICE_CHANGE,
-    WNDCLASSEXW,
+    CallNextHookEx, CreateWindowExW, DefWindowProcW, DispatchMessageW, GetForegroundWindow, GetWindowThreadProcessId,
+    MsgWaitForMultipleObjects, PeekMessageW, RegisterClassExW, SetWindowsHookExW, TranslateMessage,
+    UnhookWindowsHookEx, GIDC_ARRIVAL, HC_ACTION, HHOOK, HWND_MESSAGE, KBDLLHOOKSTRUCT, LLKHF_EXTENDED, LLKHF_INJECTED,
+    LLKHF_UP, MSG, PM_REMOVE, QS_ALLINPUT, WH_KEYBOARD_LL, WM_INPUT, WM_INPUT_DEVICE_CHANGE, WNDCLASSEXW,
 };
 
 use super::{DeviceInfo, KeySource, SourceEvent};
@@ -75,11 +76,27 @@ const RI_KEY_E0: u16 = 2;
 const RI_KEY_E1: u16 = 4;
 
 enum Raw {
-    Key { handle: isize, scan: u16, e0: bool, e1: bool, up: bool, time: u32 },
+    Key {
+        handle: isize,
+        scan: u16,
+        e0: bool,
+        e1: bool,
+        up: bool,
+        time: u32,
+    },
     /// A key the hook blocked (the detector decides about it).
-    Hook { key: Key, scan: u16, up: bool, time: u32 },
+    Hook {
+        key: Key,
+        scan: u16,
+        up: bool,
+        time: u32,
+    },
     /// A key the hook saw and passed on (no position of ours, or the queue was full).
-    Seen { scan: u16, up: bool, time: u32 },
+    Seen {
+        scan: u16,
+        up: bool,
+        time: u32,
+    },
     Arrival(isize),
     Removal(isize),
 }
@@ -153,7 +170,12 @@ unsafe extern "system" fn ll_hook(code: i32, wparam: WPARAM, lparam: LPARAM) -> 
         if k.flags & LLKHF_INJECTED == 0 {
             let (scan, up) = (k.scanCode as u16, k.flags & LLKHF_UP != 0);
             if let Some(key) = hook_key(scan, k.flags & LLKHF_EXTENDED != 0) {
-                if try_send(Raw::Hook { key, scan, up, time: k.time }) {
+                if try_send(Raw::Hook {
+                    key,
+                    scan,
+                    up,
+                    time: k.time,
+                }) {
                     // Blocked here; the detector replays it if it is human typing.
                     return 1;
                 }
@@ -168,7 +190,13 @@ unsafe extern "system" fn ll_hook(code: i32, wparam: WPARAM, lparam: LPARAM) -> 
 /// The key position of a low-level hook event. Right Shift comes flagged `LLKHF_EXTENDED` in the
 /// hook (seen under Wine; Raw Input reports it without E0), where E0 36 means nothing else.
 fn hook_key(scan: u16, extended: bool) -> Option<Key> {
-    Key::from_windows_scan(scan, extended).or_else(|| if scan == 0x36 && extended { Key::from_windows_scan(scan, false) } else { None })
+    Key::from_windows_scan(scan, extended).or_else(|| {
+        if scan == 0x36 && extended {
+            Key::from_windows_scan(scan, false)
+        } else {
+            None
+        }
+    })
 }
 
 fn device_name(handle: HANDLE) -> String {
@@ -210,14 +238,23 @@ pub struct RawInputSource {
 fn install_hook() -> anyhow::Result<HHOOK> {
     unsafe {
         let h = SetWindowsHookExW(WH_KEYBOARD_LL, Some(ll_hook), GetModuleHandleW(std::ptr::null()), 0);
-        anyhow::ensure!(!h.is_null(), "SetWindowsHookExW(WH_KEYBOARD_LL) failed: {}", std::io::Error::last_os_error());
+        anyhow::ensure!(
+            !h.is_null(),
+            "SetWindowsHookExW(WH_KEYBOARD_LL) failed: {}",
+            std::io::Error::last_os_error()
+        );
         Ok(h)
     }
 }
 
 /// Register our window as the process's keyboard Raw Input target.
 fn register(hwnd: HWND) -> bool {
-    let rid = RAWINPUTDEVICE { usUsagePage: 1, usUsage: 6, dwFlags: RIDEV_INPUTSINK | RIDEV_DEVNOTIFY, hwndTarget: hwnd };
+    let rid = RAWINPUTDEVICE {
+        usUsagePage: 1,
+        usUsage: 6,
+        dwFlags: RIDEV_INPUTSINK | RIDEV_DEVNOTIFY,
+        hwndTarget: hwnd,
+    };
     unsafe { RegisterRawInputDevices(&rid, 1, std::mem::size_of::<RAWINPUTDEVICE>() as u32) != 0 }
 }
 
@@ -225,11 +262,16 @@ fn register(hwnd: HWND) -> bool {
 fn registered_keyboard_target() -> Option<HWND> {
     let mut list: [RAWINPUTDEVICE; 16] = unsafe { std::mem::zeroed() };
     let mut n = list.len() as u32;
-    let got = unsafe { GetRegisteredRawInputDevices(list.as_mut_ptr(), &mut n, std::mem::size_of::<RAWINPUTDEVICE>() as u32) };
+    let got = unsafe {
+        GetRegisteredRawInputDevices(list.as_mut_ptr(), &mut n, std::mem::size_of::<RAWINPUTDEVICE>() as u32)
+    };
     if got == u32::MAX {
         return None;
     }
-    list.iter().take(got as usize).find(|d| d.usUsagePage == 1 && d.usUsage == 6).map(|d| d.hwndTarget)
+    list.iter()
+        .take(got as usize)
+        .find(|d| d.usUsagePage == 1 && d.usUsage == 6)
+        .map(|d| d.hwndTarget)
 }
 
 // The window and the hook belong to the thread that created them; the source is created and
@@ -247,10 +289,35 @@ impl RawInputSource {
             wc.hInstance = hinstance;
             wc.lpszClassName = class.as_ptr();
             RegisterClassExW(&wc);
-            let hwnd = CreateWindowExW(0, class.as_ptr(), class.as_ptr(), 0, 0, 0, 0, 0, HWND_MESSAGE, std::ptr::null_mut(), hinstance, std::ptr::null());
-            anyhow::ensure!(!hwnd.is_null(), "CreateWindowExW(HWND_MESSAGE) failed: {}", std::io::Error::last_os_error());
-            anyhow::ensure!(register(hwnd), "RegisterRawInputDevices failed: {}", std::io::Error::last_os_error());
-            let hook = if intercept { install_hook()? } else { std::ptr::null_mut() };
+            let hwnd = CreateWindowExW(
+                0,
+                class.as_ptr(),
+                class.as_ptr(),
+                0,
+                0,
+                0,
+                0,
+                0,
+                HWND_MESSAGE,
+                std::ptr::null_mut(),
+                hinstance,
+                std::ptr::null(),
+            );
+            anyhow::ensure!(
+                !hwnd.is_null(),
+                "CreateWindowExW(HWND_MESSAGE) failed: {}",
+                std::io::Error::last_os_error()
+            );
+            anyhow::ensure!(
+                register(hwnd),
+                "RegisterRawInputDevices failed: {}",
+                std::io::Error::last_os_error()
+            );
+            let hook = if intercept {
+                install_hook()?
+            } else {
+                std::ptr::null_mut()
+            };
             let mut s = RawInputSource {
                 hwnd,
                 hook,
@@ -263,14 +330,20 @@ impl RawInputSource {
                 watch: HookWatch::new(),
                 reinstalled: 0,
                 last_reinstall: None,
-                drop_hook_after: std::env::var("TILL_AGENT_FAULT_DROP_HOOK_AFTER").ok().and_then(|v| v.parse().ok()),
+                drop_hook_after: std::env::var("TILL_AGENT_FAULT_DROP_HOOK_AFTER")
+                    .ok()
+                    .and_then(|v| v.parse().ok()),
                 hook_events: 0,
             };
             s.enumerate();
             tracing::info!(
                 "keyboard wedge: Raw Input sink on {} keyboard(s){}",
                 s.devices.len(),
-                if intercept { ", intercept mode: low-level keyboard hook installed" } else { ", passthrough (listen only)" }
+                if intercept {
+                    ", intercept mode: low-level keyboard hook installed"
+                } else {
+                    ", passthrough (listen only)"
+                }
             );
             Ok(s)
         }
@@ -297,7 +370,10 @@ impl RawInputSource {
     fn add(&mut self, handle: isize) -> DeviceInfo {
         let next = self.ids.len() as u32 + 1;
         let id = *self.ids.entry(handle).or_insert(next);
-        let info = DeviceInfo { id, name: device_name(handle as HANDLE) };
+        let info = DeviceInfo {
+            id,
+            name: device_name(handle as HANDLE),
+        };
         self.devices.retain(|d| d.id != id);
         self.devices.push(info.clone());
         info
@@ -336,7 +412,10 @@ impl RawInputSource {
     /// A key (press: `down`) went past the hook: reinstall it. Raw Input keys still queued from
     /// before the reinstall also miss; they are reported, but the hook is not churned for them.
     fn hook_lost(&mut self, down: bool) -> Option<String> {
-        if self.last_reinstall.is_some_and(|t| t.elapsed() < Duration::from_millis(200)) {
+        if self
+            .last_reinstall
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
             return None;
         }
         self.last_reinstall = Some(Instant::now());
@@ -374,7 +453,14 @@ impl RawInputSource {
 
     fn convert(&mut self, r: Raw) -> Option<SourceEvent> {
         match r {
-            Raw::Key { handle, scan, e0, e1, up, time } => {
+            Raw::Key {
+                handle,
+                scan,
+                e0,
+                e1,
+                up,
+                time,
+            } => {
                 if self.intercept {
                     // The hook is the source in intercept mode; Raw Input only checks it is there.
                     // (Pause comes as E1 1D 45 here and differently in the hook: not compared.)
@@ -382,8 +468,18 @@ impl RawInputSource {
                         return None;
                     }
                     let notice = self.hook_lost(!up);
-                    let leaked = Key::from_windows_scan(scan, e0).map(|key| KeyEvent { time_ms: time as u64, device: 0, key, down: !up, injected: false });
-                    return Some(SourceEvent::InputLost { device: 0, leaked: leaked.into_iter().collect(), notice });
+                    let leaked = Key::from_windows_scan(scan, e0).map(|key| KeyEvent {
+                        time_ms: time as u64,
+                        device: 0,
+                        key,
+                        down: !up,
+                        injected: false,
+                    });
+                    return Some(SourceEvent::InputLost {
+                        device: 0,
+                        leaked: leaked.into_iter().collect(),
+                        notice,
+                    });
                 }
                 let device = match self.ids.get(&handle) {
                     Some(id) => *id,
@@ -391,7 +487,13 @@ impl RawInputSource {
                 };
                 let key = Key::from_windows_scan(scan, e0)?;
                 self.clock = Some((time as u64, Instant::now()));
-                Some(SourceEvent::Key(KeyEvent { time_ms: time as u64, device, key, down: !up, injected: false }))
+                Some(SourceEvent::Key(KeyEvent {
+                    time_ms: time as u64,
+                    device,
+                    key,
+                    down: !up,
+                    injected: false,
+                }))
             }
             Raw::Seen { scan, up, time } => {
                 self.watch.hooked(scan, !up, time as u64);
@@ -403,10 +505,19 @@ impl RawInputSource {
                 if self.drop_hook_after == Some(self.hook_events) {
                     // what Windows does to a hook that answered too slowly: no message, no error
                     unsafe { UnhookWindowsHookEx(self.hook) };
-                    tracing::info!("fault injection: dropped the low-level keyboard hook after {} events", self.hook_events);
+                    tracing::info!(
+                        "fault injection: dropped the low-level keyboard hook after {} events",
+                        self.hook_events
+                    );
                 }
                 self.clock = Some((time as u64, Instant::now()));
-                Some(SourceEvent::Key(KeyEvent { time_ms: time as u64, device: 0, key, down: !up, injected: false }))
+                Some(SourceEvent::Key(KeyEvent {
+                    time_ms: time as u64,
+                    device: 0,
+                    key,
+                    down: !up,
+                    injected: false,
+                }))
             }
             Raw::Arrival(h) => Some(SourceEvent::DeviceAdded(self.add(h))),
             Raw::Removal(h) => self.ids.get(&h).copied().map(|id| {
@@ -423,7 +534,11 @@ impl RawInputSource {
         // layout is the foreground thread's (the POS's), which is what Windows would use.
         let layout = unsafe {
             let fg = GetForegroundWindow();
-            let tid = if fg.is_null() { 0 } else { GetWindowThreadProcessId(fg, std::ptr::null_mut()) };
+            let tid = if fg.is_null() {
+                0
+            } else {
+                GetWindowThreadProcessId(fg, std::ptr::null_mut())
+            };
             GetKeyboardLayout(tid)
         };
         let inputs: Vec<INPUT> = keys
@@ -441,14 +556,32 @@ impl RawInputSource {
                 let vk = unsafe { MapVirtualKeyExW(ext_scan, MAPVK_VSC_TO_VK_EX, layout) } as u16;
                 Some(INPUT {
                     r#type: INPUT_KEYBOARD,
-                    Anonymous: INPUT_0 { ki: KEYBDINPUT { wVk: vk, wScan: scan, dwFlags: flags, time: 0, dwExtraInfo: REPLAY_TAG } },
+                    Anonymous: INPUT_0 {
+                        ki: KEYBDINPUT {
+                            wVk: vk,
+                            wScan: scan,
+                            dwFlags: flags,
+                            time: 0,
+                            dwExtraInfo: REPLAY_TAG,
+                        },
+                    },
                 })
             })
             .collect();
         if !inputs.is_empty() {
-            let sent = unsafe { SendInput(inputs.len() as u32, inputs.as_ptr(), std::mem::size_of::<INPUT>() as i32) };
+            let sent = unsafe {
+                SendInput(
+                    inputs.len() as u32,
+                    inputs.as_ptr(),
+                    std::mem::size_of::<INPUT>() as i32,
+                )
+            };
             if sent as usize != inputs.len() {
-                tracing::error!("SendInput replayed {sent} of {} keys: {}", inputs.len(), std::io::Error::last_os_error());
+                tracing::error!(
+                    "SendInput replayed {sent} of {} keys: {}",
+                    inputs.len(),
+                    std::io::Error::last_os_error()
+                );
             }
         }
     }

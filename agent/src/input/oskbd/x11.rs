@@ -27,27 +27,49 @@ pub struct X11Source {
 impl X11Source {
     pub fn connect(display: Option<&str>) -> anyhow::Result<X11Source> {
         let (conn, screen) = x11rb::connect(display).with_context(|| {
-            format!("cannot connect to the X display {}", display.map(str::to_string).or_else(|| std::env::var("DISPLAY").ok()).unwrap_or_default())
+            format!(
+                "cannot connect to the X display {}",
+                display
+                    .map(str::to_string)
+                    .or_else(|| std::env::var("DISPLAY").ok())
+                    .unwrap_or_default()
+            )
         })?;
         let v = conn
             .xinput_xi_query_version(2, 2)
             .context("XInput extension missing")?
             .reply()
             .context("XIQueryVersion failed (XInput2 not supported by this X server)")?;
-        anyhow::ensure!(v.major_version >= 2, "the X server has XInput {}.{}, need 2.x", v.major_version, v.minor_version);
+        anyhow::ensure!(
+            v.major_version >= 2,
+            "the X server has XInput {}.{}, need 2.x",
+            v.major_version,
+            v.minor_version
+        );
         let root = conn.setup().roots[screen].root;
         let mask = xinput::XIEventMask::RAW_KEY_PRESS | xinput::XIEventMask::RAW_KEY_RELEASE;
         conn.xinput_xi_select_events(
             root,
             &[
-                xinput::EventMask { deviceid: xinput::Device::ALL_MASTER.into(), mask: vec![mask] },
-                xinput::EventMask { deviceid: xinput::Device::ALL.into(), mask: vec![xinput::XIEventMask::HIERARCHY] },
+                xinput::EventMask {
+                    deviceid: xinput::Device::ALL_MASTER.into(),
+                    mask: vec![mask],
+                },
+                xinput::EventMask {
+                    deviceid: xinput::Device::ALL.into(),
+                    mask: vec![xinput::XIEventMask::HIERARCHY],
+                },
             ],
         )?
         .check()
         .context("XISelectEvents(raw key events) failed")?;
         conn.flush()?;
-        let mut s = X11Source { conn, devices: BTreeMap::new(), clock: None, pending: Vec::new() };
+        let mut s = X11Source {
+            conn,
+            devices: BTreeMap::new(),
+            clock: None,
+            pending: Vec::new(),
+        };
         s.devices = s.query_devices()?;
         Ok(s)
     }
@@ -65,7 +87,10 @@ impl X11Source {
         let now = self.query_devices()?;
         for (id, name) in &now {
             if !self.devices.contains_key(id) {
-                self.pending.push(SourceEvent::DeviceAdded(DeviceInfo { id: *id, name: name.clone() }));
+                self.pending.push(SourceEvent::DeviceAdded(DeviceInfo {
+                    id: *id,
+                    name: name.clone(),
+                }));
             }
         }
         for id in self.devices.keys() {
@@ -125,7 +150,13 @@ impl KeySource for X11Source {
     }
 
     fn devices(&self) -> Vec<DeviceInfo> {
-        self.devices.iter().map(|(id, name)| DeviceInfo { id: *id, name: name.clone() }).collect()
+        self.devices
+            .iter()
+            .map(|(id, name)| DeviceInfo {
+                id: *id,
+                name: name.clone(),
+            })
+            .collect()
     }
 }
 
@@ -134,7 +165,10 @@ fn wait_readable(fd: &impl std::os::fd::AsFd, timeout: Duration) -> anyhow::Resu
     use rustix::event::{poll, PollFd, PollFlags};
     let mut fds = [PollFd::new(fd, PollFlags::IN)];
     let t = timeout.max(Duration::from_millis(1));
-    let ts = rustix::event::Timespec { tv_sec: t.as_secs() as _, tv_nsec: t.subsec_nanos() as _ };
+    let ts = rustix::event::Timespec {
+        tv_sec: t.as_secs() as _,
+        tv_nsec: t.subsec_nanos() as _,
+    };
     match poll(&mut fds, Some(&ts)) {
         Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
         Err(e) => Err(anyhow::anyhow!("waiting for the X connection failed: {e}")),

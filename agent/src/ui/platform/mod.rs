@@ -3,10 +3,10 @@
 use eframe::egui;
 use raw_window_handle::HasWindowHandle;
 
-#[cfg(target_os = "linux")]
-mod x11;
 #[cfg(windows)]
 mod windows;
+#[cfg(target_os = "linux")]
+mod x11;
 
 pub trait PopupPlatform {
     fn name(&self) -> &'static str;

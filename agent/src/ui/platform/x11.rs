@@ -13,7 +13,9 @@ pub struct X11Popup;
 
 pub fn display_available() -> Result<(), String> {
     match std::env::var("DISPLAY") {
-        Ok(d) if !d.is_empty() => x11rb::connect(None).map(|_| ()).map_err(|e| format!("cannot connect to X display {d}: {e}")),
+        Ok(d) if !d.is_empty() => x11rb::connect(None)
+            .map(|_| ())
+            .map_err(|e| format!("cannot connect to X display {d}: {e}")),
         _ => Err("DISPLAY is not set".into()),
     }
 }
@@ -32,16 +34,19 @@ fn set_hints(win: u32) -> Result<(), Box<dyn std::error::Error>> {
     let hints: [u32; 9] = [1, 0, 0, 0, 0, 0, 0, 0, 0];
     // Checked requests: the connection closes right after, and a request that was only flushed
     // can be lost with it (seen: a raise that never happened under load).
-    conn.change_property32(PropMode::REPLACE, win, AtomEnum::WM_HINTS, AtomEnum::WM_HINTS, &hints)?.check()?;
+    conn.change_property32(PropMode::REPLACE, win, AtomEnum::WM_HINTS, AtomEnum::WM_HINTS, &hints)?
+        .check()?;
     let state = conn.intern_atom(false, b"_NET_WM_STATE")?.reply()?.atom;
     let above = conn.intern_atom(false, b"_NET_WM_STATE_ABOVE")?.reply()?.atom;
-    conn.change_property32(PropMode::REPLACE, win, state, AtomEnum::ATOM, &[above])?.check()?;
+    conn.change_property32(PropMode::REPLACE, win, state, AtomEnum::ATOM, &[above])?
+        .check()?;
     Ok(())
 }
 
 fn raise(win: u32) -> Result<(), Box<dyn std::error::Error>> {
     let (conn, _) = x11rb::connect(None)?;
-    conn.configure_window(win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?.check()?;
+    conn.configure_window(win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?
+        .check()?;
     Ok(())
 }
 
@@ -51,7 +56,9 @@ impl PopupPlatform for X11Popup {
     }
 
     fn popup_builder(&self, b: egui::ViewportBuilder) -> egui::ViewportBuilder {
-        super::common_builder(b).with_override_redirect(true).with_window_type(egui::X11WindowType::Notification)
+        super::common_builder(b)
+            .with_override_redirect(true)
+            .with_window_type(egui::X11WindowType::Notification)
     }
 
     fn after_create(&self, window: &dyn HasWindowHandle) {
