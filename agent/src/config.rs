@@ -228,7 +228,7 @@ impl Config {
             });
         }
         if let Some(l) = &raw.language {
-            if let Err(e) = crate::ui::Lang::resolve(Some(l)) {
+            if let Err(e) = crate::locale::Lang::resolve(Some(l)) {
                 return Err(err("language", e));
             }
         }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod formats;
 pub mod input;
 pub mod install;
+pub mod locale;
 pub mod outbox;
 pub mod quote;
 pub mod replicator;
