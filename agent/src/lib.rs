@@ -2,6 +2,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod credentials;
 pub mod enrol;
 pub mod events;
