@@ -10,6 +10,7 @@ pub mod formats;
 pub mod input;
 pub mod install;
 pub mod locale;
+pub mod os;
 pub mod outbox;
 pub mod quote;
 pub mod replicator;

@@ -258,25 +258,4 @@ pub fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<Option<DataLock>> 
     }
 }
 
-/// Wait for Ctrl-C or (Unix) SIGTERM.
-pub async fn terminate_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
+pub use crate::os::terminate_signal;

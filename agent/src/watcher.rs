@@ -87,17 +87,6 @@ fn candidates(dir: &Path) -> Vec<PathBuf> {
     v.into_iter().map(|(_, p)| p).collect()
 }
 
-#[cfg(windows)]
-fn exclusive_open_ok(p: &Path) -> bool {
-    use std::os::windows::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).share_mode(0).open(p).is_ok()
-}
-
-#[cfg(not(windows))]
-fn exclusive_open_ok(_p: &Path) -> bool {
-    true
-}
-
 /// `dir/name`, or `dir/name.1`, `.2`, … if taken.
 fn unique_dest(dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(name);
@@ -148,7 +137,7 @@ pub fn scan_pass(sh: &Shared) -> Pass {
         }
         let b = look(p);
         let (Some(a), Some(b)) = (a, b) else { continue };
-        if a != b || !exclusive_open_ok(p) {
+        if a != b || !crate::os::exclusive_open_ok(p) {
             pass.waiting += 1;
             continue;
         }
