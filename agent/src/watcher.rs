@@ -15,13 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, FixedOffset};
 use protocol::v1::{SyncItem, SyncPayload};
-use protocol::CardId;
 use sha2::{Digest, Sha256};
 
+use crate::context::{PendingScan, Shared};
 use crate::formats::parse_file;
-use crate::runtime::Shared;
 
 /// A file that fails to parse is quarantined only after it stayed unchanged this long.
 pub const QUARANTINE_GRACE: Duration = Duration::from_secs(3);
@@ -44,13 +42,6 @@ pub fn is_ignored_name(name: &str) -> bool {
         || l.ends_with(".lock")
         || l.ends_with(".error.txt")
         || l.ends_with('~')
-}
-
-/// The last loyalty card scanned on this till, waiting for a card-less receipt.
-#[derive(Clone, Debug)]
-pub struct PendingScan {
-    pub card: CardId,
-    pub at: DateTime<FixedOffset>,
 }
 
 /// Attach `scan` to the receipt if it has no card and was issued within `window` after the
@@ -94,17 +85,6 @@ fn candidates(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v.into_iter().map(|(_, p)| p).collect()
-}
-
-#[cfg(windows)]
-fn exclusive_open_ok(p: &Path) -> bool {
-    use std::os::windows::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).share_mode(0).open(p).is_ok()
-}
-
-#[cfg(not(windows))]
-fn exclusive_open_ok(_p: &Path) -> bool {
-    true
 }
 
 /// `dir/name`, or `dir/name.1`, `.2`, … if taken.
@@ -157,7 +137,7 @@ pub fn scan_pass(sh: &Shared) -> Pass {
         }
         let b = look(p);
         let (Some(a), Some(b)) = (a, b) else { continue };
-        if a != b || !exclusive_open_ok(p) {
+        if a != b || !crate::os::exclusive_open_ok(p) {
             pass.waiting += 1;
             continue;
         }
@@ -428,6 +408,8 @@ pub async fn run(sh: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
+    use protocol::CardId;
 
     #[test]
     fn temp_names_are_ignored() {

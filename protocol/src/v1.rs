@@ -401,5 +401,3 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
-
-pub use crate::rules::RulesSnapshot;
