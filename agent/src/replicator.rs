@@ -114,8 +114,8 @@ pub fn http_client_with_timeout(timeout: Duration) -> anyhow::Result<reqwest::Cl
 fn error_reason(status: StatusCode, body: &str) -> String {
     match serde_json::from_str::<ErrorBody>(body) {
         Ok(e) => match e.field {
-            Some(f) => format!("{}: {} (field {f})", e.code, e.message),
-            None => format!("{}: {}", e.code, e.message),
+            Some(f) => format!("{}: {} (field {f})", e.code, e.detail),
+            None => format!("{}: {}", e.code, e.detail),
         },
         Err(_) => {
             let b: String = body.chars().take(200).collect();
