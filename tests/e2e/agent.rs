@@ -559,7 +559,7 @@ fn a_rewritten_file_or_re_exported_receipt_is_not_ingested_twice() {
 fn a_multi_receipt_file_with_one_bad_transaction_commits_the_good_ones_and_quarantines_it_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, token) = setup(tmp.path());
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
     let file = std::fs::read(fixture("receipts/poslog_v6_multi_one_bad.xml")).unwrap();
     till.drop_file("day.xml", &file);
