@@ -98,7 +98,7 @@ impl Backlog {
             let left = match lang {
                 Lang::Cs => "zbývá",
                 Lang::Sk => "zostáva",
-                Lang::Hr => "preostalo",
+                Lang::Hr => "još",
                 Lang::En => "left",
             };
             match lang {

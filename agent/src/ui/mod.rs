@@ -33,6 +33,8 @@ pub mod instance;
 #[cfg(feature = "gui")]
 pub mod platform;
 #[cfg(feature = "gui")]
+mod synclog_window;
+#[cfg(feature = "gui")]
 pub mod tray;
 
 pub use i18n::Lang;
