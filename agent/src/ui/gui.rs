@@ -511,8 +511,15 @@ impl App {
                         .max_col_width(col_max)
                         .show(ui, |ui| {
                             for r in &view.rows {
-                                ui.label(RichText::new(&r.label).size(20.0 * s).color(Color32::DARK_GRAY));
-                                ui.label(RichText::new(&r.value).size(24.0 * s).strong().color(Color32::BLACK));
+                                // The discount (and what can be redeemed) is the largest text after the name.
+                                let (size, colour) = if r.emphasis {
+                                    (28.0 * s, Color32::from_rgb(0x1b, 0x5e, 0x20))
+                                } else {
+                                    (22.0 * s, Color32::BLACK)
+                                };
+                                let label = RichText::new(&r.label).size(if r.emphasis { 22.0 } else { 20.0 } * s);
+                                ui.label(label.color(Color32::DARK_GRAY));
+                                ui.label(RichText::new(&r.value).size(size).strong().color(colour));
                                 ui.end_row();
                             }
                         });
@@ -559,6 +566,11 @@ impl App {
         let wanted = egui::vec2(
             (resp.inner.x + pad).max(width).min(max_w).ceil(),
             (resp.inner.y + pad).ceil(),
+        );
+        synclog_window::check_fit(
+            ui,
+            "popup",
+            egui::Rect::from_min_size(ui.ctx().content_rect().min, resp.inner + egui::vec2(pad, pad)),
         );
         if self.fitted != Some((wanted, monitor)) {
             self.fitted = Some((wanted, monitor));
@@ -629,8 +641,10 @@ impl App {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
                     let Some(form) = w.enrol.as_mut() else { return };
                     let mut close = false;
-                    egui::CentralPanel::default()
-                        .show_inside(ui, |ui| close = super::forms::form_ui(ui, lang, form, &requests));
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        close = super::forms::form_ui(ui, lang, form, &requests);
+                        synclog_window::check_fit(ui, "form", ui.min_rect());
+                    });
                     if closed(ui) || close {
                         w.enrol = None;
                         ui.ctx().request_repaint_of(ViewportId::ROOT);
@@ -683,6 +697,7 @@ impl App {
                             }
                         });
                         close = ui.button(t(lang, Key::Close)).clicked();
+                        synclog_window::check_fit(ui, "about", ui.min_rect());
                     });
                     if closed(ui) || close {
                         win.lock().unwrap_or_else(|e| e.into_inner()).about = false;
@@ -709,7 +724,7 @@ impl App {
                         ui.label(RichText::new(t(lang, Key::MenuReaderTest)).size(20.0));
                         close = ui.button(t(lang, Key::Close)).clicked();
                         // Same lines as `till-agent reader-test` (input::diag::line), newest at the bottom.
-                        egui::ScrollArea::vertical()
+                        let out = egui::ScrollArea::vertical()
                             .stick_to_bottom(true)
                             .auto_shrink([false, false])
                             .show(ui, |ui| {
@@ -717,6 +732,11 @@ impl App {
                                     ui.monospace(l);
                                 }
                             });
+                        let used = ui.min_rect().union(egui::Rect::from_min_size(
+                            out.inner_rect.min,
+                            egui::vec2(out.content_size.x, out.inner_rect.height()),
+                        ));
+                        synclog_window::check_fit(ui, "reader_test", used);
                     });
                     if closed(ui) || close {
                         w.reader_test = None;
@@ -745,6 +765,7 @@ impl App {
                                 answer = Some(false);
                             }
                         });
+                        synclog_window::check_fit(ui, "quit", ui.min_rect());
                     });
                     if closed(ui) {
                         answer = Some(false);

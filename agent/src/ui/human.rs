@@ -157,6 +157,43 @@ impl DrainMeter {
     }
 }
 
+/// The window `till-agent status` measures the drain rate over.
+pub const STATUS_DRAIN_WINDOW: Duration = Duration::from_secs(600);
+
+/// The backlog as the outbox shows it now: items waiting, and items the server acknowledged
+/// in the last [`STATUS_DRAIN_WINDOW`] (`sent_at`, RFC 3339 UTC) as the drain rate.
+pub fn backlog_from_outbox(db: &std::path::Path) -> anyhow::Result<Backlog> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let since = (chrono::Utc::now() - chrono::Duration::from_std(STATUS_DRAIN_WINDOW)?)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (depth, sent): (i64, i64) = conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM items WHERE state='pending'), (SELECT COUNT(*) FROM items WHERE state='sent' AND sent_at >= ?1)",
+        [since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(Backlog::from_rate(depth as u64, sent as u64, STATUS_DRAIN_WINDOW))
+}
+
+/// The backlog line of `till-agent status` (English, like the rest of the CLI):
+/// `1200 waiting · 96/min · about 13 min left`.
+pub fn backlog_en(b: &Backlog) -> String {
+    let mut s = format!("{} waiting", b.depth);
+    if b.depth == 0 {
+        return s;
+    }
+    match b.per_min {
+        Some(r) => s.push_str(&format!(
+            " · {r:.0}/min over the last {}",
+            duration(STATUS_DRAIN_WINDOW)
+        )),
+        None => s.push_str(&format!(" · none sent in the last {}", duration(STATUS_DRAIN_WINDOW))),
+    }
+    if let Some(eta) = b.eta {
+        s.push_str(&format!(" · about {} left", duration(eta)));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +235,15 @@ mod tests {
         assert_eq!(b.text(Lang::En), "Queued: 1,200\u{a0}items · 96/min · ~12 min left");
         let idle = Backlog::from_rate(0, 0, Duration::from_secs(300));
         assert_eq!(idle.text(Lang::Sk), "Vo fronte: 0\u{a0}položiek");
+
+        assert_eq!(
+            backlog_en(&b),
+            "1200 waiting · 96/min over the last 10 min · about 12 min left"
+        );
+        assert_eq!(
+            backlog_en(&Backlog::from_rate(5, 0, STATUS_DRAIN_WINDOW)),
+            "5 waiting · none sent in the last 10 min"
+        );
 
         let mut m = DrainMeter::default();
         let t0 = Instant::now();

@@ -39,6 +39,10 @@ pub enum Severity {
 pub struct Row {
     pub label: String,
     pub value: String,
+    /// Shown large and coloured, right after the name: what the cashier must act on (the
+    /// discount, anything redeemable now).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub emphasis: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -119,10 +123,14 @@ fn customer_rows(lang: Lang, q: &CustomerQuote) -> Vec<Row> {
     let row = |k: Key, v: String| Row {
         label: t(lang, k).to_string(),
         value: v,
+        emphasis: false,
     };
     let mut rows = vec![
         row(Key::Tier, q.tier.clone()),
-        row(Key::Discount, i18n::percent(lang, q.discount_percent)),
+        Row {
+            emphasis: !q.discount_percent.is_zero(),
+            ..row(Key::Discount, i18n::percent(lang, q.discount_percent))
+        },
         row(Key::Points, i18n::points(lang, q.points_balance)),
     ];
     if let Some(p) = q.points_to_next_reward {
@@ -132,6 +140,7 @@ fn customer_rows(lang: Lang, q: &CustomerQuote) -> Vec<Row> {
         (Some(next), Some(amount)) => rows.push(Row {
             label: i18n::next_tier(lang, next),
             value: i18n::money(lang, amount, q.currency),
+            emphasis: false,
         }),
         // At the top tier: say so beside the tier name.
         (None, _) => rows[0].value = format!("{} ({})", q.tier, t(lang, Key::TopTier).to_lowercase()),
