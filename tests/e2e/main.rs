@@ -4,6 +4,7 @@ mod dpi;
 mod enrol;
 mod faults;
 mod input;
+mod screens;
 mod server;
 mod ui;
 mod wine;
