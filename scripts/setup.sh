@@ -10,7 +10,7 @@ PKGS=(
   # Windows cross build, MSI tooling and Wine for the installer tests
   mingw-w64 msitools wixl wine wine64
   # X11 test bench: virtual display, key injection, layouts, screenshots, serial ptys
-  xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
+  faketime xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
   # GUI/tray build deps (winit/egui, tray-icon on Linux)
   libudev-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1 libegl1
 )
