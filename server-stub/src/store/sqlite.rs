@@ -392,7 +392,7 @@ impl Tx for SqliteTx<'_> {
             .query_map(params![store.0, pos_receipt_no.trim()], receipt_row)?
             .collect::<Result<Vec<_>, _>>()?;
         let mut out: Vec<StoredReceipt> = rows.into_iter().map(to_stored).collect::<StoreResult<_>>()?;
-        out.sort_by(|a, b| b.receipt.issued_at.cmp(&a.receipt.issued_at));
+        out.sort_by_key(|r| std::cmp::Reverse(r.receipt.issued_at));
         Ok(out)
     }
 
