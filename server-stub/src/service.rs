@@ -422,6 +422,65 @@ fn ingest_receipt(
     Ok(AckResult::Applied)
 }
 
+/// Wrong migration codes per till: at most [`pairing_attempts::MAX_FAILURES`] in
+/// [`pairing_attempts::WINDOW_SECS`]; beyond that a till's pairings wait (`retry`), so a 4-digit
+/// code cannot be tried exhaustively. Kept in memory (a restart forgets it).
+pub mod pairing_attempts {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use protocol::v1::AckResult;
+    use protocol::{StoreId, TillId};
+
+    pub const MAX_FAILURES: usize = 10;
+    pub const WINDOW_SECS: u64 = 3600;
+
+    type Key = (String, String);
+    static FAILURES: Mutex<Option<HashMap<Key, VecDeque<Instant>>>> = Mutex::new(None);
+
+    fn with<T>(f: impl FnOnce(&mut HashMap<Key, VecDeque<Instant>>) -> T) -> T {
+        let mut g = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+        f(g.get_or_insert_with(HashMap::new))
+    }
+
+    fn recent(q: &mut VecDeque<Instant>) -> usize {
+        let window = Duration::from_secs(WINDOW_SECS);
+        while q.front().is_some_and(|t| t.elapsed() > window) {
+            q.pop_front();
+        }
+        q.len()
+    }
+
+    /// `retry` when this till has had too many wrong codes lately.
+    pub fn refused(store: &StoreId, till: &TillId) -> Option<AckResult> {
+        with(|m| {
+            let q = m.get_mut(&(store.0.clone(), till.0.clone()))?;
+            let n = recent(q);
+            let oldest = *q.front()?;
+            (n >= MAX_FAILURES).then(|| {
+                let wait = Duration::from_secs(WINDOW_SECS).saturating_sub(oldest.elapsed());
+                AckResult::Retry {
+                    reason: format!(
+                        "too_many_attempts: {n} wrong migration codes from till {store}/{till} in the last {} \
+                         minutes; pairing from this till resumes in {} minutes",
+                        WINDOW_SECS / 60,
+                        wait.as_secs().div_ceil(60)
+                    ),
+                }
+            })
+        })
+    }
+
+    pub fn failed(store: &StoreId, till: &TillId) {
+        with(|m| {
+            let q = m.entry((store.0.clone(), till.0.clone())).or_default();
+            recent(q);
+            q.push_back(Instant::now());
+        })
+    }
+}
+
 /// How far ahead of the server's clock a receipt's `issued_at` may be (till clocks drift; a
 /// receipt from the future would run point expiry forward).
 pub const MAX_CLOCK_AHEAD_MINUTES: i64 = 15;
@@ -638,7 +697,11 @@ fn pair_migration(
         return Ok(ack);
     }
     let code = p.code.trim();
+    if let Some(ack) = pairing_attempts::refused(&p.store_id, &p.till_id) {
+        return Ok(ack);
+    }
     let Some(mut mc) = tx.migration_code(code)? else {
+        pairing_attempts::failed(&p.store_id, &p.till_id);
         return Ok(rejected(
             "unknown_code",
             format!("body.code {code:?} is not a known migration code"),
@@ -862,6 +925,17 @@ pub fn parse_limit(limit: Option<&str>, default: usize, max: usize) -> Result<us
 
 /// Customers (with their cards and account state) changed after `since`. For a sub-card holder
 /// the state is the parent account's; a parent's change re-emits its sub-card holders.
+/// What a till may hold of a customer (data minimisation): name, tier, discount override,
+/// parent link, cards with their status and the account state. Contact data, birthday and
+/// consents stay on the server.
+fn for_till(mut c: CustomerChange) -> CustomerChange {
+    c.customer.contact = Default::default();
+    c.customer.birthday = None;
+    c.customer.consents = Default::default();
+    c
+}
+
+/// The change feed for tills (see [`for_till`]).
 pub fn changes(repo: &dyn Repository, since: i64, limit: usize) -> Result<ChangeFeed, ApiError> {
     transact(repo, |tx| {
         let mut rows = tx.changed_since(since, limit + 1)?;
@@ -870,7 +944,7 @@ pub fn changes(repo: &dyn Repository, since: i64, limit: usize) -> Result<Change
         let cursor = rows.last().map(|r| r.change_seq).unwrap_or(since);
         let mut changes = Vec::with_capacity(rows.len());
         for row in rows {
-            changes.push(change_of(tx, row)?);
+            changes.push(for_till(change_of(tx, row)?));
         }
         Ok(ChangeFeed {
             changes,

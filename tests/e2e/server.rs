@@ -1244,3 +1244,51 @@ fn a_return_at_another_till_of_the_store_finds_its_original_and_an_early_return_
     let acks = api2.sync_ok(&batch_of("T2", vec![receipt_item(&foreign)]));
     assert_eq!(acks[0]["code"], "unknown_original", "{acks:?}");
 }
+
+#[test]
+fn the_change_feed_carries_no_contact_data_and_wrong_migration_codes_are_rate_limited_per_till() {
+    let (_dir, srv, api) = setup();
+    // The feed has what an offline quote needs, and no e-mail, phone, address or birthday.
+    let (s, feed) = api.get("/v1/changes?limit=1000");
+    assert_eq!(s, StatusCode::OK, "{feed}");
+    let changes = feed["changes"].as_array().unwrap();
+    assert!(!changes.is_empty());
+    for c in changes {
+        let cust = &c["customer"];
+        assert!(
+            cust["name"].is_object() && c["cards"].is_array() && c["state"].is_object(),
+            "{c}"
+        );
+        assert_eq!(cust["contact"], json!({}), "{c}");
+        assert!(cust.get("birthday").is_none(), "{c}");
+    }
+    let text = feed.to_string();
+    assert!(!text.contains('@'), "no e-mail address in the feed");
+    // The admin still sees the contact data.
+    let (_, full) = api.admin(reqwest::Method::GET, "/admin/customers/C000001", None);
+    assert!(
+        full["customer"]["contact"].as_object().is_some_and(|c| !c.is_empty()),
+        "{full}"
+    );
+
+    // Wrong migration codes: after 10 from one till, its pairings wait (retry) with a clear
+    // reason, even with the right code; another till is not affected.
+    let pairing = |till: &str, rid: &str, card: &str, code: &str| {
+        json!({"item_id": rid, "type": "migration_pairing",
+               "body": {"request_id": rid, "card": card, "code": code, "store_id": STORE, "till_id": till}})
+    };
+    let wrong: Vec<Value> = (0..10)
+        .map(|i| pairing(TILL, &format!("w-{i}"), PRINTED_2, &format!("KLUB-{i:04}")))
+        .collect();
+    let acks = api.sync_ok(&batch(wrong));
+    assert!(acks.iter().all(|a| a["code"] == "unknown_code"), "{acks:?}");
+    let acks = api.sync_ok(&batch(vec![pairing(TILL, "ok-1", PRINTED_1, "KLUB-4821")]));
+    assert_eq!(results(&acks), ["retry"], "{acks:?}");
+    assert!(
+        acks[0]["reason"].as_str().unwrap().starts_with("too_many_attempts"),
+        "{acks:?}"
+    );
+    let api2 = Api::new(&srv, STORE, "T9");
+    let acks = api2.sync_ok(&batch_of("T9", vec![pairing("T9", "ok-2", PRINTED_1, "KLUB-4821")]));
+    assert_eq!(results(&acks), ["applied"], "{acks:?}");
+}
