@@ -5,12 +5,31 @@ use std::fmt;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-/// A decimal on the wire, as serde writes `rust_decimal` here: a JSON string such as `"-12.50"`.
-/// For the OpenAPI schema only (`value_type` of every `Decimal` field).
+/// A decimal on the wire: a JSON string such as `"-12.50"` (serde writes `rust_decimal` so; the
+/// server refuses anything else in a request). For the OpenAPI schema only (`value_type` of every
+/// `Decimal` field).
 #[cfg(feature = "schema")]
-#[derive(utoipa::ToSchema)]
-#[schema(value_type = String, pattern = r"^-?[0-9]{1,15}(\.[0-9]{1,8})?$", example = "42.50")]
-pub struct DecimalString(pub String);
+pub struct DecimalString;
+
+#[cfg(feature = "schema")]
+impl utoipa::PartialSchema for DecimalString {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = serde_json::json!({
+            "description": "A decimal as a string: up to 15 integer and 12 fractional digits",
+            "type": "string",
+            "pattern": "^-?[0-9]{1,15}(\\.[0-9]{1,12})?$",
+            "examples": ["42.50"]
+        });
+        utoipa::openapi::RefOr::T(serde_json::from_value(schema).expect("decimal schema"))
+    }
+}
+
+#[cfg(feature = "schema")]
+impl utoipa::ToSchema for DecimalString {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Decimal".into()
+    }
+}
 
 /// The currencies the programs run in (Czechia: CZK; Slovakia and Croatia: EUR).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -349,6 +349,7 @@ pub struct SyncItem {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncBatch {
+    #[cfg_attr(feature = "schema", schema(pattern = "^v1$", example = "v1"))]
     pub version: String,
     pub store_id: StoreId,
     pub till_id: TillId,

@@ -371,6 +371,24 @@ pub fn base() -> utoipa::openapi::OpenApi {
 /// The document as JSON, with examples.
 pub fn finish(api: &utoipa::openapi::OpenApi) -> Value {
     let mut doc = serde_json::to_value(api).expect("document serialises");
+    // A sync item is its id plus a flattened payload (an `allOf`); serde refuses members of
+    // neither, which JSON Schema says with `unevaluatedProperties` (utoipa has no attribute for it).
+    if let Some(item) = doc
+        .pointer_mut("/components/schemas/SyncItem")
+        .and_then(Value::as_object_mut)
+    {
+        item.insert("unevaluatedProperties".into(), Value::Bool(false));
+    }
+    // Variants of a customer name are closed (`deny_unknown_fields`), which utoipa does not
+    // carry over to the variants of an internally tagged enum.
+    if let Some(variants) = doc
+        .pointer_mut("/components/schemas/CustomerName/oneOf")
+        .and_then(Value::as_array_mut)
+    {
+        for v in variants.iter_mut().filter_map(Value::as_object_mut) {
+            v.insert("additionalProperties".into(), Value::Bool(false));
+        }
+    }
     if let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
         for (name, schema) in schemas.iter_mut() {
             let ex = samples(name);
