@@ -11,6 +11,7 @@ pub fn parse_as(kind: FormatKind, data: &[u8]) {
         store_id: "S1".into(),
         till_id: "T1".into(),
         currency: protocol::Currency::CZK,
+        cash_step: protocol::Currency::CZK.cash_step(),
         tz_offset: chrono::FixedOffset::east_opt(3600).unwrap(),
     };
     if let Ok(receipts) = parse_file(&spec, "fuzz.dat", data, &ctx) {

@@ -141,6 +141,9 @@ pub struct ParseContext {
     pub till_id: TillId,
     /// The program currency; a file naming another currency is an error.
     pub currency: Currency,
+    /// Smallest cash amount (`Currency::cash_step`, or `cash_step` in agent.toml): differences up to
+    /// half of it between total and lines become a rounding line.
+    pub cash_step: Decimal,
     /// Offset of the till's local time, for timestamps written without one.
     pub tz_offset: FixedOffset,
 }
@@ -410,12 +413,13 @@ impl Draft {
     }
 }
 
-/// The largest difference between total and lines settled by adding a rounding line.
-pub(crate) fn cash_tolerance(c: Currency) -> Decimal {
-    match c {
-        Currency::CZK => Decimal::new(50, 2),
-        Currency::EUR => Decimal::new(2, 2),
-    }
+/// The largest difference between total and lines settled by adding a rounding line: half the cash
+/// step (in minor units, rounded down), at least 2 minor units (CZK step 1 → 0.50; EUR step 0.01 or
+/// 0.05 → 0.02; HUF step 5 → 2.50).
+pub(crate) fn cash_tolerance(ctx: &ParseContext) -> Decimal {
+    let digits = ctx.currency.minor_digits();
+    let half = (ctx.cash_step / Decimal::TWO).round_dp_with_strategy(digits, rust_decimal::RoundingStrategy::ToZero);
+    half.max(Decimal::new(2, digits))
 }
 
 /// Shared checks and normalisation: totals, return → original, id.
@@ -444,7 +448,7 @@ pub(crate) fn finish(mut d: Draft, ctx: &ParseContext) -> Result<Receipt, ParseE
             let tol = if has_rounding {
                 Decimal::new(1, 2)
             } else {
-                cash_tolerance(ctx.currency)
+                cash_tolerance(ctx)
             };
             if diff.abs() > tol {
                 return Err(ParseError::new(format!(

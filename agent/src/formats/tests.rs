@@ -50,6 +50,7 @@ fn ctx(currency: Currency) -> ParseContext {
         store_id: StoreId::from("CZ-PRG-01"),
         till_id: TillId::from("T1"),
         currency,
+        cash_step: currency.cash_step(),
         tz_offset: FixedOffset::east_opt(3600).unwrap(),
     }
 }
