@@ -76,7 +76,7 @@ impl FormatKind {
         }
     }
 
-    fn from_name(s: &str) -> Option<FormatKind> {
+    pub fn from_name(s: &str) -> Option<FormatKind> {
         Some(match s {
             "auto" => FormatKind::Auto,
             "csv" => FormatKind::Csv,
