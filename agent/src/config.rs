@@ -7,7 +7,8 @@
 //! store_id = "CZ-PRG-01"
 //! till_id = "T1"
 //! export_dir = 'C:\POS\export'
-//! currency = "CZK"                 # program currency (CZK | EUR), default CZK
+//! currency = "CZK"                 # program currency (ISO 4217: CZK, EUR, HUF, PLN, …), default CZK
+//! # cash_step = "0.05"            # smallest cash amount (default per currency: CZK 1, HUF 5, else the minor unit)
 //! # tz_offset = "+01:00"           # till's local offset for times without one (default: OS local)
 //! language = "cs"                  # cs | sk | hr | en (default: from the OS)
 //! # data_dir = 'D:\TillAgent'      # default: the folder holding agent.toml
@@ -41,6 +42,8 @@ pub struct Config {
     pub till_id: TillId,
     pub export_dir: PathBuf,
     pub currency: Currency,
+    /// Smallest cash amount (cash rounding), default `Currency::cash_step`.
+    pub cash_step: rust_decimal::Decimal,
     pub tz_offset: FixedOffset,
     pub language: Option<String>,
     /// outbox.db, cache.db, logs/.
@@ -66,6 +69,7 @@ struct RawConfig {
     till_id: Option<String>,
     export_dir: Option<PathBuf>,
     currency: Option<String>,
+    cash_step: Option<String>,
     tz_offset: Option<String>,
     language: Option<String>,
     data_dir: Option<PathBuf>,
@@ -162,7 +166,21 @@ impl Config {
         };
         let currency = match raw.currency {
             None => Currency::CZK,
-            Some(c) => Currency::parse(&c).ok_or_else(|| err("currency", format!("{c:?} is not CZK or EUR")))?,
+            Some(c) => Currency::parse(&c).ok_or_else(|| {
+                err(
+                    "currency",
+                    format!("{c:?} is not an ISO 4217 currency code (CZK, EUR, HUF, …)"),
+                )
+            })?,
+        };
+        let cash_step = match raw.cash_step {
+            None => currency.cash_step(),
+            Some(s) => s
+                .trim()
+                .parse::<rust_decimal::Decimal>()
+                .ok()
+                .filter(|d| *d > rust_decimal::Decimal::ZERO)
+                .ok_or_else(|| err("cash_step", format!("{s:?} is not a positive amount like \"0.05\"")))?,
         };
         let tz_offset = match raw.tz_offset {
             None => *chrono::Local::now().offset(),
@@ -224,6 +242,7 @@ impl Config {
             till_id: TillId::new(till_id),
             export_dir,
             currency,
+            cash_step,
             tz_offset,
             language: raw.language,
             data_dir,
@@ -259,6 +278,7 @@ impl Config {
             store_id: self.store_id.clone(),
             till_id: self.till_id.clone(),
             currency: self.currency,
+            cash_step: self.cash_step,
             tz_offset: self.tz_offset,
         }
     }
@@ -418,7 +438,13 @@ mod tests {
         let e = load(&GOOD.replace("http://127.0.0.1:8080", "ftp://x")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("server_url"));
         assert_eq!(e.line.map(|l| l.0), Some(1));
-        let e = load(&format!("{GOOD}currency = \"USD\"\n")).unwrap_err();
+        assert_eq!(
+            load(&format!("{GOOD}currency = \"HUF\"\n")).unwrap().cash_step,
+            rust_decimal::Decimal::new(5, 0)
+        );
+        let e = load(&format!("{GOOD}cash_step = \"-1\"\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("cash_step"));
+        let e = load(&format!("{GOOD}currency = \"XYZ\"\n")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("currency"));
         let e = load(&format!("{GOOD}tz_offset = \"CET\"\n")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("tz_offset"));

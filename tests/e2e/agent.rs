@@ -630,3 +630,39 @@ fn a_multi_receipt_file_with_one_bad_transaction_commits_the_good_ones_and_quara
         .unwrap()
         .contains("File: day-again.xml"));
 }
+
+#[test]
+fn parse_works_without_agent_toml_and_says_which_reader_and_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin("till-agent"))
+            .args(args)
+            .env_remove("TILL_AGENT_CONFIG")
+            .env("HOME", tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join("nothing-here"))
+            .output()
+            .unwrap()
+    };
+    let f = fixture("receipts/poslog_v2_tax_exclusive.xml");
+    let out = run(&["parse", "--currency", "EUR", f.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("no agent.toml"), "{stderr}");
+    assert!(
+        stderr.contains("reader: poslog (XML with root element <POSLog>)"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[0]["currency"], "EUR");
+    // another currency than the file's: every receipt is bad, named, exit 2
+    let out = run(&["parse", "--currency", "HUF", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("receipt 7001: line 12, field `CurrencyCode`"));
+    // --format forces the reader
+    let out = run(&["parse", "--format", "json", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reader: json (set by [receipts] format)"));
+    let out = run(&["parse", "--currency", "XYZ", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an ISO 4217 currency code"));
+}

@@ -374,7 +374,7 @@ fn add_tax_if_exclusive(
     for r in lines.iter() {
         sum = sum.checked_add(r.line.line_total).ok_or_else(overflow)?;
     }
-    let tol = cash_tolerance(ctx.currency);
+    let tol = cash_tolerance(ctx);
     let with_tax = sum.checked_add(tax).ok_or_else(overflow)?;
     let inclusive_gap = (total - sum).abs();
     let exclusive_gap = (total - with_tax).abs();

@@ -71,6 +71,9 @@ pub fn money(lang: Lang, amount: Decimal, cur: Currency) -> String {
         },
         (_, Currency::CZK) => format!("{n}{NBSP}Kč"),
         (_, Currency::EUR) => format!("{n}{NBSP}€"),
+        // Other ISO 4217 currencies: the code (`HUF 1,234.00`, `1 234,00 HUF`).
+        (Lang::En, c) => format!("{}{NBSP}{n}", c.code()),
+        (_, c) => format!("{n}{NBSP}{}", c.code()),
     }
 }
 
