@@ -235,15 +235,16 @@ pub fn is(v: &Value, key: &str, want: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Files a run left behind
 
-/// Every file under `root` (recursively).
+/// Every regular file under `root` (recursively; symlinks such as socat's pty links and other
+/// special files are not followed: reading a pty would block).
 pub fn list_tree(root: &Path, out: &mut Vec<PathBuf>) {
     let rd = std::fs::read_dir(root).unwrap_or_else(|e| panic!("{}: {e}", root.display()));
     for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            list_tree(&p, out);
-        } else {
-            out.push(p);
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_dir() {
+            list_tree(&e.path(), out);
+        } else if t.is_file() {
+            out.push(e.path());
         }
     }
 }
