@@ -8,6 +8,9 @@ export CI="${CI:-1}"
 scripts/setup.sh
 
 export CARGO_TERM_COLOR=never
+echo "== format (cargo fmt --check; rustfmt.toml)"
+cargo fmt --all --check
+(cd fuzz && cargo fmt --check)
 echo "== build (one debug build shared by every test)"
 cargo build --workspace --all-targets
 echo "== build the Windows agent (x86_64-pc-windows-gnu) for the installer tests"
