@@ -7,27 +7,10 @@
 //! (`scripts/demo.sh` without a display) prints a popup line for its demo card.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{bin, bin_dir, fixture, repo_root, wait_for, Proc};
-
-fn x(display: &str, prog: &str, args: &[&str]) -> Output {
-    Command::new(prog)
-        .args(args)
-        .env("DISPLAY", display)
-        .output()
-        .unwrap_or_else(|e| panic!("{prog}: {e}"))
-}
-
-fn find_window(display: &str, name: &str) -> Option<u64> {
-    String::from_utf8_lossy(&x(display, "xdotool", &["search", "--name", name]).stdout)
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
+use e2e::{bin, bin_dir, find_window, fixture, need_tools, repo_root, wait_for, x, AgentToml, Proc, OFFLINE_URL};
 
 /// (x, y, width, height) of a top-level window.
 fn geometry(display: &str, id: u64) -> (i64, i64, i64, i64) {
@@ -130,15 +113,10 @@ const LANGS: [Lang; 4] = [
 
 fn offline_till(dir: &Path, lang: &str) -> PathBuf {
     let runtime = dir.join("run");
-    std::fs::create_dir_all(dir.join("export")).unwrap();
     std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::write(
-        dir.join("agent.toml"),
-        format!(
-            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\nlanguage = \"{lang}\"\n"
-        ),
-    )
-    .unwrap();
+    AgentToml::minimal(OFFLINE_URL)
+        .language(Some(lang))
+        .write(&dir.join("agent.toml"));
     // Receipts that cannot be sent (nothing listens on port 9): the timeline shows them queued.
     for f in ["R-1001.json", "R-1002.json"] {
         std::fs::copy(fixture(&format!("agent/demo-receipts/{f}")), dir.join("export").join(f)).unwrap();
@@ -148,6 +126,9 @@ fn offline_till(dir: &Path, lang: &str) -> PathBuf {
 
 #[test]
 fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "import"]) {
+        return;
+    }
     let xv = e2e::start_xvfb(1280, 1024);
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
@@ -285,6 +266,9 @@ fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
 /// card's with Register, and next steps with full paths. Ends by itself (no terminal).
 #[test]
 fn headless_demo_prints_the_popup_of_its_demo_card() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/demo.sh"))
