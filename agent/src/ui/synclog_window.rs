@@ -118,13 +118,13 @@ fn timeline_ui(ui: &mut egui::Ui, lang: Lang, hours: &[Hour]) {
                 Lang::Hr => local.format("%-d. %-m.").to_string(),
                 _ => local.format("%-d. %-m.").to_string(),
             };
-            p.text(
-                egui::pos2(x0 + 3.0, plot.max.y + 2.0),
-                egui::Align2::LEFT_TOP,
-                label,
-                egui::FontId::proportional(11.0),
-                Color32::DARK_GRAY,
-            );
+            // The last day's label would run past the right edge: anchor it there instead.
+            let (pos, align) = if x0 + 60.0 > rect.max.x {
+                (egui::pos2(rect.max.x, plot.max.y + 2.0), egui::Align2::RIGHT_TOP)
+            } else {
+                (egui::pos2(x0 + 3.0, plot.max.y + 2.0), egui::Align2::LEFT_TOP)
+            };
+            p.text(pos, align, label, egui::FontId::proportional(11.0), Color32::DARK_GRAY);
         }
     }
     if hours.iter().any(|x| x.queued > 0) {
@@ -214,7 +214,7 @@ pub(super) fn sync_log_ui(
     }
     // The table: fixed columns for time, kind and item, the message wraps in the rest.
     let full = ui.available_width();
-    let widths = [130.0_f32, 70.0, 110.0];
+    let widths = [175.0_f32, 70.0, 110.0];
     let msg_w = (full - widths.iter().sum::<f32>() - 4.0 * ui.spacing().item_spacing.x - 16.0).max(120.0);
     let header = [
         t(lang, Key::ColTime),
