@@ -31,3 +31,6 @@ fi
 if ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
   rustup target add x86_64-pc-windows-gnu
 fi
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done

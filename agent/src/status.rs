@@ -338,7 +338,7 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
             Err(e) => out.push(Check {
                 ok: Some(false),
                 what: "server reachable".into(),
-                detail: crate::runtime::error_chain(&e),
+                detail: crate::context::error_chain(&e),
             }),
         }
         if let Ok((t, _)) = &token {
@@ -366,7 +366,7 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
                 Err(e) => out.push(Check {
                     ok: None,
                     what: "till token valid".into(),
-                    detail: format!("could not ask the server: {}", crate::runtime::error_chain(&e)),
+                    detail: format!("could not ask the server: {}", crate::context::error_chain(&e)),
                 }),
             }
         }

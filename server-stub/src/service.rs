@@ -110,7 +110,7 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
     }
     if batch.items.len() > MAX_BATCH_ITEMS {
         return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            crate::error::ErrorKind::PayloadTooLarge,
             "too_many_items",
             format!(
                 "a batch may carry at most {MAX_BATCH_ITEMS} items; this one has {}",
@@ -598,7 +598,7 @@ pub fn parse_card(raw: &str, field: &str) -> Result<CardId, ApiError> {
 fn require_program(tx: &mut dyn Tx) -> Result<RulesSnapshot, ApiError> {
     tx.program()?.ok_or_else(|| {
         ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            crate::error::ErrorKind::Unavailable,
             "no_program",
             "no program is loaded; run `server-stub seed`",
             None,
@@ -817,13 +817,14 @@ fn next_card_number(tx: &mut dyn Tx, program: &Program) -> Result<CardId, ApiErr
     Err(ApiError::internal("could not find a free card number in 1000 tries"))
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueCardsRequest {
+    #[schema(minimum = 1, maximum = 10_000)]
     pub count: usize,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct IssueCardsResponse {
     pub cards: Vec<CardId>,
 }
@@ -857,7 +858,7 @@ pub fn issue_cards(repo: &dyn Repository, req: &IssueCardsRequest) -> Result<Iss
     })
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
     pub reason: String,
@@ -901,11 +902,12 @@ pub fn block_card(repo: &dyn Repository, card: &CardId, reason: &str) -> Result<
     })
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ReissueResponse {
     pub old_card: CardId,
     pub new_card: CardId,
     pub customer_id: CustomerId,
+    #[schema(value_type = protocol::money::DecimalString)]
     pub points_balance: Decimal,
 }
 
@@ -952,7 +954,7 @@ pub fn reissue_card(repo: &dyn Repository, card: &CardId) -> Result<ReissueRespo
     })
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParentRequest {
     /// The account to earn into; null detaches.
@@ -1023,7 +1025,7 @@ pub fn list_messages(repo: &dyn Repository, kind: Option<&str>, limit: usize) ->
     transact(repo, |tx| Ok(tx.messages(kind, limit)?))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BirthdayRun {
     pub date: NaiveDate,
     pub celebrating: usize,
@@ -1276,12 +1278,9 @@ mod tests {
     fn cursor_and_limit_parsing_name_the_parameter() {
         assert_eq!(parse_cursor(None).unwrap(), 0);
         assert_eq!(parse_cursor(Some("17")).unwrap(), 17);
+        assert_eq!(parse_cursor(Some("-1")).unwrap_err().field.as_deref(), Some("since"));
         assert_eq!(
-            parse_cursor(Some("-1")).unwrap_err().body.field.as_deref(),
-            Some("since")
-        );
-        assert_eq!(
-            parse_limit(Some("0"), 5, 10).unwrap_err().body.field.as_deref(),
+            parse_limit(Some("0"), 5, 10).unwrap_err().field.as_deref(),
             Some("limit")
         );
         assert_eq!(parse_limit(None, 5, 10).unwrap(), 5);

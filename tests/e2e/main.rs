@@ -1,5 +1,6 @@
 //! End-to-end tests across binaries, one test binary (ripgrep style). Each module owns an area.
 mod agent;
+mod architecture;
 mod dpi;
 mod enrol;
 mod faults;

@@ -262,27 +262,7 @@ fn start_bridge(
     Ok(())
 }
 
-async fn terminate_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
+use crate::os::terminate_signal;
 
 /// The extra windows. They are *deferred* viewports registered from `App::logic`, which runs
 /// even while the popup (the root viewport) is hidden; their UI callbacks share this state.
@@ -861,10 +841,7 @@ fn reader_test_line(lang: Lang, lines: &mut Vec<String>, d: &crate::input::diag:
 
 /// Open a file or folder with the desktop's handler.
 fn open_path(p: &std::path::Path) {
-    #[cfg(windows)]
-    let r = std::process::Command::new("explorer").arg(p).spawn();
-    #[cfg(not(windows))]
-    let r = std::process::Command::new("xdg-open").arg(p).spawn();
+    let r = crate::os::open_with_desktop(p);
     if let Err(e) = r {
         tracing::warn!("cannot open {}: {e}", p.display());
     }

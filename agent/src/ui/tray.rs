@@ -1,14 +1,14 @@
 //! The tray icon (tray-icon): a state dot drawn in code, a tooltip with queue depth and last
-//! sync, and the menu. On Linux tray-icon needs a GTK main loop: it runs on its own thread and
-//! updates reach it through `glib::MainContext::invoke`. On Windows the icon lives on the main
-//! thread, whose winit loop pumps its messages. Menu clicks go to `on_menu` (the GUI's channel +
+//! sync, and the menu. Where the icon lives (Linux: a GTK thread; Windows: the main thread) is
+//! `ui::platform::TrayHost`. Menu clicks go to `on_menu` (the GUI's channel +
 //! a repaint request, i.e. the winit event-loop proxy).
 
 use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
 use super::human::{self, Backlog};
-use super::i18n::{t, Key, Lang};
+use super::i18n::{self, t, Key, Lang};
+use super::platform::TrayHost;
 use crate::events::SyncStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,50 +178,18 @@ fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
 
 /// Handle to the running tray icon.
 pub struct Tray {
-    #[cfg(not(target_os = "linux"))]
-    icon: TrayIcon,
+    host: TrayHost,
     last: Option<(TrayState, String)>,
-}
-
-#[cfg(target_os = "linux")]
-thread_local! {
-    static GTK_TRAY: std::cell::RefCell<Option<TrayIcon>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Tray {
     /// Create the icon and menu; menu clicks call `on_menu(id)` (one of [`MENU_IDS`]).
     pub fn start(lang: Lang, on_menu: impl Fn(String) + Send + Sync + 'static) -> anyhow::Result<Tray> {
         MenuEvent::set_event_handler(Some(move |e: MenuEvent| on_menu(e.id.0.clone())));
-        #[cfg(target_os = "linux")]
-        {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new().name("tray-gtk".into()).spawn(move || {
-                if let Err(e) = gtk::init() {
-                    let _ = tx.send(Err(anyhow::anyhow!("GTK init failed: {e}")));
-                    return;
-                }
-                match build(lang) {
-                    Ok(icon) => {
-                        GTK_TRAY.with(|t| *t.borrow_mut() = Some(icon));
-                        let _ = tx.send(Ok(()));
-                        gtk::main();
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                    }
-                }
-            })?;
-            rx.recv()
-                .map_err(|_| anyhow::anyhow!("tray thread ended before starting"))??;
-            Ok(Tray { last: None })
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            Ok(Tray {
-                icon: build(lang)?,
-                last: None,
-            })
-        }
+        Ok(Tray {
+            host: TrayHost::start(move || build(lang))?,
+            last: None,
+        })
     }
 
     /// Show a new sync status (no-op when nothing visible changed).
@@ -232,29 +200,9 @@ impl Tray {
             return;
         }
         self.last = Some((state, tip.clone()));
-        #[cfg(target_os = "linux")]
-        gtk::glib::MainContext::default().invoke(move || {
-            GTK_TRAY.with(|t| {
-                if let Some(icon) = t.borrow().as_ref() {
-                    let _ = icon.set_icon(Some(self::icon(state)));
-                    let _ = icon.set_tooltip(Some(tip));
-                }
-            })
-        });
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = self.icon.set_icon(Some(icon(state)));
-            let _ = self.icon.set_tooltip(Some(tip));
-        }
-    }
-}
-
-impl Drop for Tray {
-    fn drop(&mut self) {
-        #[cfg(target_os = "linux")]
-        gtk::glib::MainContext::default().invoke(|| {
-            GTK_TRAY.with(|t| t.borrow_mut().take());
-            gtk::main_quit();
+        self.host.with_icon(move |i| {
+            let _ = i.set_icon(Some(icon(state)));
+            let _ = i.set_tooltip(Some(tip));
         });
     }
 }
