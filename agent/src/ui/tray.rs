@@ -7,7 +7,7 @@ use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
 use super::human::{self, Backlog};
-use super::i18n::{self, t, Key, Lang};
+use super::i18n::{t, Key, Lang};
 use super::platform::TrayHost;
 use crate::events::SyncStatus;
 
