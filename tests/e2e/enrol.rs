@@ -391,7 +391,7 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     assert!(shown.is_some(), "no popup for the second card:\n{}", stderr());
     std::thread::sleep(Duration::from_millis(700));
     click(d, popup, &log, "popup.migration_code");
-    let form = wait_for(Duration::from_secs(15), || find_window(d, "^Migra"))
+    let form = wait_for(Duration::from_secs(15), || find_window(d, "ze star"))
         .unwrap_or_else(|| panic!("no code form:\n{}", stderr()));
     x_ok(d, "xdotool", &["windowfocus", "--sync", &form.to_string()]);
     std::thread::sleep(Duration::from_millis(500));
