@@ -173,7 +173,7 @@ fn widget_rect(log: &str, name: &str) -> Option<(i64, i64, i64, i64)> {
 }
 
 /// Click the middle of a logged widget of window `win`.
-fn click(display: &str, win: u64, log: &Path, name: &str) {
+pub(crate) fn click(display: &str, win: u64, log: &Path, name: &str) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let (wx, wy, w, h) = widget_rect(&text, name).unwrap_or_else(|| panic!("{name} never laid out; log:\n{text}"));
     let (ox, oy) = origin(display, win);

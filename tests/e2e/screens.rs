@@ -1,6 +1,7 @@
 //! What people see, screen by screen, in every language: the real GUI agent under Xvfb opens
 //! each window (sync log with its timeline, About, Reader test, Quit confirmation) and
-//! `popup-demo` shows the popups (a customer, an unknown card); a screenshot of each is kept in
+//! `popup-demo` shows the popups (a customer, an unknown card, whose Register button opens the
+//! form); a screenshot of each is kept in
 //! `<target>/debug/ui-screenshots/screens-*.png`. The agent logs, per screen, whether what it
 //! drew fits its window (`screen fit … clipped=…`, egui's laid-out rectangles against the
 //! window's): the last word of every screen must be `clipped=false`. And the headless demo
@@ -95,6 +96,8 @@ struct Lang {
     about: &'static str,
     reader_test: &'static str,
     quit: &'static str,
+    /// The register form's title (its ASCII part: xdotool matches that reliably).
+    form: &'static str,
 }
 
 const LANGS: [Lang; 4] = [
@@ -104,6 +107,7 @@ const LANGS: [Lang; 4] = [
         about: "O programu",
         reader_test: "Test čtečky",
         quit: "Ukončit",
+        form: "^Registrace z",
     },
     Lang {
         code: "sk",
@@ -111,6 +115,7 @@ const LANGS: [Lang; 4] = [
         about: "O programe",
         reader_test: "Test čítačky",
         quit: "Ukončiť",
+        form: "^Registr",
     },
     Lang {
         code: "hr",
@@ -118,6 +123,7 @@ const LANGS: [Lang; 4] = [
         about: "O programu",
         reader_test: "Test čitača",
         quit: "Zatvori program",
+        form: "^Registracija kupca",
     },
     Lang {
         code: "en",
@@ -125,6 +131,7 @@ const LANGS: [Lang; 4] = [
         about: "About",
         reader_test: "Reader test",
         quit: "Quit",
+        form: "^Customer registration",
     },
 ];
 
@@ -190,8 +197,27 @@ fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
             });
             std::thread::sleep(Duration::from_millis(300));
             shot(d, &format!("screens-popup-{what}-{l}.png"));
-            p.kill();
             assert!(ok.is_some(), "{l} {what}: the popup never fitted:\n{}", log());
+            if what == "unknown" {
+                // The Register button opens the form (the cashier's click).
+                let popup = wait_for(Duration::from_secs(5), || find_window(d, "till-agent popup"))
+                    .unwrap_or_else(|| panic!("{l}: popup window not found"));
+                crate::enrol::click(d, popup, &err, "popup.register");
+                let form = wait_for(Duration::from_secs(15), || find_window(d, lang.form))
+                    .unwrap_or_else(|| panic!("{l}: no register form:\n{}", log()));
+                assert!(x(d, "xdotool", &["windowfocus", "--sync", &form.to_string()])
+                    .status
+                    .success());
+                assert!(
+                    wait_for(Duration::from_secs(10), || fits(&log()).get("form").map(|_| ())).is_some(),
+                    "{l}: form never laid out:\n{}",
+                    log()
+                );
+                std::thread::sleep(Duration::from_millis(500));
+                shot(d, &format!("screens-form-register-{l}.png"));
+                assert_fits(l, &log(), &["form"]);
+            }
+            p.kill();
             assert_fits(l, &log(), &["popup"]);
         }
 
