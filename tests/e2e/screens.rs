@@ -351,4 +351,20 @@ fn headless_demo_prints_the_popup_of_its_demo_card() {
         "next steps without full paths:\n{all}"
     );
     assert!(stdout.contains("Admin token: demo-admin-"), "{all}");
+    // `status` and `log` for people: the backlog line, local times without RFC 3339's `T…Z`.
+    assert!(stdout.contains("Queue:                0 waiting"), "{all}");
+    let last = stdout
+        .lines()
+        .find(|l| l.starts_with("Last successful sync: "))
+        .unwrap_or_else(|| panic!("{all}"));
+    assert!(!last.contains('T') && !last.contains("never"), "{last}");
+    let acks: Vec<&str> = stdout.lines().filter(|l| l.contains(" ack ")).collect();
+    assert!(!acks.is_empty(), "{all}");
+    for l in acks {
+        let ts = l.split(" INFO").next().unwrap();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S").is_ok(),
+            "{l}"
+        );
+    }
 }
