@@ -98,6 +98,7 @@ struct Lang {
     quit: &'static str,
     /// The register form's title (its ASCII part: xdotool matches that reliably).
     form: &'static str,
+    code_form: &'static str,
 }
 
 const LANGS: [Lang; 4] = [
@@ -108,6 +109,7 @@ const LANGS: [Lang; 4] = [
         reader_test: "Test čtečky",
         quit: "Ukončit",
         form: "^Registrace z",
+        code_form: "ze star",
     },
     Lang {
         code: "sk",
@@ -116,6 +118,7 @@ const LANGS: [Lang; 4] = [
         reader_test: "Test čítačky",
         quit: "Ukončiť",
         form: "^Registr",
+        code_form: "zo starej",
     },
     Lang {
         code: "hr",
@@ -124,6 +127,7 @@ const LANGS: [Lang; 4] = [
         reader_test: "Test čitača",
         quit: "Zatvori program",
         form: "^Registracija kupca",
+        code_form: "sa stare",
     },
     Lang {
         code: "en",
@@ -132,6 +136,7 @@ const LANGS: [Lang; 4] = [
         reader_test: "Reader test",
         quit: "Quit",
         form: "^Customer registration",
+        code_form: "^Code from the old card",
     },
 ];
 
@@ -215,6 +220,23 @@ fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
                 );
                 std::thread::sleep(Duration::from_millis(500));
                 shot(d, &format!("screens-form-register-{l}.png"));
+                assert_fits(l, &log(), &["form"]);
+                // The keyboard path to the other button: the tray menu entry (here through the
+                // single-instance socket, the same path as a tray click) opens the code form.
+                let out = Command::new(bin("till-agent"))
+                    .args(["popup-demo", "--menu", "migration_code"])
+                    .env("DISPLAY", d)
+                    .env("XDG_RUNTIME_DIR", &dir)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    wait_for(Duration::from_secs(15), || find_window(d, lang.code_form)).is_some(),
+                    "{l}: the code form did not open from the menu:\n{}",
+                    log()
+                );
+                std::thread::sleep(Duration::from_millis(500));
+                shot(d, &format!("screens-form-code-{l}.png"));
                 assert_fits(l, &log(), &["form"]);
             }
             p.kill();
