@@ -58,7 +58,6 @@ impl utoipa::ToSchema for Currency {
     }
 }
 
-
 impl Currency {
     pub const CZK: Currency = Currency(iso_currency::Currency::CZK);
     pub const EUR: Currency = Currency(iso_currency::Currency::EUR);
