@@ -528,11 +528,15 @@ fn wine_msi_install_run_upgrade_uninstall() {
     // delete it): imported once already, so a start leaves the credential store alone and the
     // next receipt still goes out with the token from `login` (the old one is revoked: a
     // re-import would make every send fail with 401)
-    run_ok(
-        "reg add TillToken (left over)",
-        wine.cmd("reg")
-            .args(["add", SETTINGS_KEY, "/v", "TillToken", "/d", &token, "/f"]),
-    );
+    // (status, not output: a Windows process of the prefix may inherit and hold the pipes)
+    let st = wine
+        .cmd("reg")
+        .args(["add", SETTINGS_KEY, "/v", "TillToken", "/d", &token, "/f"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("wine reg add");
+    assert!(st.success(), "reg add TillToken: {st}");
     drop_receipt(&export, "W-0004");
     run_until_sent(
         &wine,
