@@ -27,7 +27,7 @@ fn setup(cfg: Option<&Config>, opts: &ParseOpts) -> anyhow::Result<(FormatSpec, 
         None => {
             notes.push(
                 "no agent.toml: store and till are placeholders (receipt ids differ from the till's), \
-                 times without an offset are read in this computer's local time"
+                 times without an offset are read in this computer's time zone"
                     .to_string(),
             );
             let ctx = ParseContext {
@@ -35,7 +35,7 @@ fn setup(cfg: Option<&Config>, opts: &ParseOpts) -> anyhow::Result<(FormatSpec, 
                 till_id: "PARSE".into(),
                 currency: Currency::CZK,
                 cash_step: Currency::CZK.cash_step(),
-                tz_offset: *chrono::Local::now().offset(),
+                zone: formats::LocalZone::os_default(),
             };
             (FormatSpec::default(), ctx)
         }

@@ -666,3 +666,61 @@ fn parse_works_without_agent_toml_and_says_which_reader_and_why() {
     let out = run(&["parse", "--currency", "XYZ", f.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an ISO 4217 currency code"));
 }
+
+#[test]
+fn summer_time_receipts_get_the_same_ids_and_offsets_read_in_november_or_july() {
+    if !need_tools(&["faketime"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // no tz_offset / timezone: the OS zone (TZ) applies, as on a till
+    let cfg = tmp.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\n{CZ_CSV}"
+        ),
+    )
+    .unwrap();
+    let file = fixture("receipts/cz_summer_time_switch.csv");
+    let read_at = |when: &str| {
+        let out = Command::new("faketime")
+            .arg(when)
+            .arg(bin("till-agent"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("parse")
+            .arg(&file)
+            .env("TZ", "Europe/Prague")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_string(),
+                    r["issued_at"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let november = read_at("2026-11-15 12:00:00");
+    let july = read_at("2026-07-15 12:00:00");
+    assert_eq!(
+        november, july,
+        "same ids and offsets whatever the season the file is read in"
+    );
+    let times: Vec<&str> = november.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-10-25T01:30:00+02:00",
+            "2026-10-25T02:30:00+02:00",
+            "2026-03-29T02:30:00+01:00",
+            "2026-03-29T03:30:00+02:00"
+        ]
+    );
+}

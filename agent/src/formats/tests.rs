@@ -51,7 +51,7 @@ fn ctx(currency: Currency) -> ParseContext {
         till_id: TillId::from("T1"),
         currency,
         cash_step: currency.cash_step(),
-        tz_offset: FixedOffset::east_opt(3600).unwrap(),
+        zone: FixedOffset::east_opt(3600).unwrap().into(),
     }
 }
 
@@ -1309,4 +1309,26 @@ fn pohoda_without_configured_rates_and_the_public_fragment() {
         e,
         "line 1, field `rateVAT`, value \"super\": unknown VAT level (none, low, third, high)"
     );
+}
+
+#[test]
+fn summer_time_each_receipt_by_the_rules_of_its_own_date() {
+    let mut c = ctx(Currency::CZK);
+    c.zone = LocalZone::parse("Europe/Prague").unwrap();
+    let bytes = fixture!("cz_summer_time_switch.csv");
+    let got = parse_file(&cz_spec(), "x.csv", bytes, &c).unwrap();
+    let times: Vec<String> = got.iter().map(|r| r.issued_at.to_rfc3339()).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-10-25T01:30:00+02:00", // summer time
+            "2026-10-25T02:30:00+02:00", // repeated hour: the earlier (summer) one
+            "2026-03-29T02:30:00+01:00", // missing hour: the offset before the change
+            "2026-03-29T03:30:00+02:00", // summer time
+        ]
+    );
+    // with a fixed offset (the old way) the summer receipts get another instant, hence another id
+    let fixed = parse_file(&cz_spec(), "x.csv", bytes, &ctx(Currency::CZK)).unwrap();
+    assert_ne!(fixed[0].id, got[0].id);
+    assert_eq!(fixed[2].id, got[2].id, "a winter-offset time is the same either way");
 }
