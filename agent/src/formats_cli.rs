@@ -119,3 +119,19 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
         r => Ok(r?),
     }
 }
+
+/// `formats suggest FILE`: the guessed `[receipts]` section on stdout (notes as comments); exit 2
+/// when the file is not a CSV the agent could read.
+pub fn suggest(file: &Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    match formats::suggest::suggest(&bytes) {
+        Ok(s) => {
+            print_stdout(s.to_toml().trim_end())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            Ok(ExitCode::from(2))
+        }
+    }
+}

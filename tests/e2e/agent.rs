@@ -724,3 +724,42 @@ fn summer_time_receipts_get_the_same_ids_and_offsets_read_in_november_or_july() 
         ]
     );
 }
+
+#[test]
+fn formats_suggest_prints_a_receipts_section_that_parse_reads_the_file_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin("till-agent"))
+            .args(args)
+            .env_remove("TILL_AGENT_CONFIG")
+            .env("HOME", tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join("nothing-here"))
+            .output()
+            .unwrap()
+    };
+    let f = fixture("receipts/sk_unknown_export_cp1250.csv");
+    let out = run(&["formats", "suggest", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let section = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        section.contains("[receipts.csv.columns]") && section.contains("delimiter = \"|\""),
+        "{section}"
+    );
+    let toml_path = tmp.path().join("suggested.toml");
+    std::fs::write(&toml_path, &section).unwrap();
+    let out = run(&[
+        "parse",
+        "--currency",
+        "EUR",
+        "--receipts",
+        toml_path.to_str().unwrap(),
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[0]["lines"][1]["name"], "Káva 500 g");
+    // without the suggestion the file is not readable (no known columns)
+    let out = run(&["parse", "--currency", "EUR", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}

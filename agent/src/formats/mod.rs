@@ -40,6 +40,7 @@ pub mod json;
 mod jtree;
 pub mod pohoda;
 pub mod poslog;
+pub mod suggest;
 mod text;
 mod xml;
 pub mod zone;
