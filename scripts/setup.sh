@@ -13,6 +13,8 @@ PKGS=(
   faketime xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
   # GUI/tray build deps (winit/egui, tray-icon on Linux)
   libudev-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1 libegl1
+  # receipts read "in another season" (summer-time test)
+  faketime
 )
 
 missing=()

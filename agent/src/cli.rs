@@ -61,6 +61,11 @@ pub enum Command {
         #[arg(long)]
         receipts: Option<PathBuf>,
     },
+    /// Receipt formats: `formats suggest FILE` guesses the `[receipts]` section for an unknown CSV.
+    Formats {
+        #[command(subcommand)]
+        cmd: FormatsCmd,
+    },
     /// Put dead-lettered (rejected) items back into the queue after the cause was fixed.
     Requeue,
     /// Store the till token in the OS credential store (read from stdin; never written to a file).
@@ -114,6 +119,13 @@ pub enum Command {
         #[arg(long)]
         code: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FormatsCmd {
+    /// Guess delimiter, encoding, decimal separator and column mapping of a CSV export and print the
+    /// `[receipts]` section for agent.toml (check it with `parse --receipts`).
+    Suggest { file: PathBuf },
 }
 
 #[derive(clap::Args, Debug)]
@@ -286,6 +298,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             crate::formats_cli::parse(cfg.as_ref(), &file, &opts)
         }
+        Command::Formats {
+            cmd: FormatsCmd::Suggest { file },
+        } => crate::formats_cli::suggest(&file),
         Command::Requeue => {
             let cfg = load(&cli.config)?;
             let mut o = crate::outbox::Outbox::open_existing(&cfg.outbox_path())?;
