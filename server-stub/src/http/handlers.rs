@@ -1,5 +1,5 @@
 //! Request handlers: extract, call the service off the async workers, answer. No SQL here.
-//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document (`super::doc`); the
+//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document (`http/doc.rs`); the
 //! router mounts the same functions, so the two cannot drift apart.
 
 use std::collections::HashMap;

@@ -9,7 +9,7 @@ use crate::store::Repository;
 pub struct AppState {
     pub repo: Arc<dyn Repository>,
     pub admin_token: Option<String>,
-    /// Changes when the database is restored (`crate::identity`); served in `/healthz`.
+    /// Changes when the database is restored (`identity.rs`); served in `/healthz`.
     pub server_id: Option<Arc<str>>,
 }
 

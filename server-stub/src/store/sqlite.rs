@@ -166,7 +166,7 @@ impl SqliteRepo {
 }
 
 impl SqliteRepo {
-    /// The server identity recorded in this database (see `crate::identity`).
+    /// The server identity recorded in this database (see `identity.rs`).
     pub fn identity(&self) -> StoreResult<Option<String>> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         conn.execute_batch("CREATE TABLE IF NOT EXISTS server_identity (id TEXT NOT NULL)")?;
