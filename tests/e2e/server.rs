@@ -1290,3 +1290,65 @@ fn the_change_feed_carries_no_contact_data_and_wrong_migration_codes_are_rate_li
     let acks = api2.sync_ok(&batch_of("T9", vec![pairing("T9", "ok-2", PRINTED_1, "KLUB-4821")]));
     assert_eq!(results(&acks), ["applied"], "{acks:?}");
 }
+
+fn server_id(api: &Api) -> String {
+    let (s, v) = api.get("/healthz");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["server_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no server_id in {v}"))
+        .to_string()
+}
+
+/// Copy the database files (the WAL too: the server was killed) from `from` to `to`.
+fn copy_db(from: &Path, to: &Path) {
+    for ext in ["", "-wal", "-shm"] {
+        let (f, t) = (format!("{}{ext}", from.display()), format!("{}{ext}", to.display()));
+        let _ = std::fs::remove_file(&t);
+        if Path::new(&f).exists() {
+            std::fs::copy(&f, &t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_restored_database_gets_a_new_server_identity_and_takes_the_lost_receipts_once() {
+    let (dir, mut srv, api) = setup();
+    let id1 = server_id(&api);
+    srv.restart();
+    assert_eq!(server_id(&api), id1, "a restart keeps the identity");
+    // Nightly backup (server stopped), then a day of 20 receipts, acknowledged.
+    srv.kill();
+    let backup = dir.path().join("backup.db");
+    copy_db(&srv.db, &backup);
+    srv.restart();
+    let now = chrono::Local::now().fixed_offset() - chrono::Duration::hours(2);
+    let day: Vec<Receipt> = (0..20)
+        .map(|i| {
+            receipt_at(
+                TILL,
+                &format!("80{i:02}"),
+                Some(JIRI),
+                now + chrono::Duration::minutes(i),
+            )
+        })
+        .collect();
+    let items: Vec<Value> = day.iter().map(receipt_item).collect();
+    assert!(results(&api.sync_ok(&batch(items.clone())))
+        .iter()
+        .all(|r| r == "applied"));
+    // The server notes its watermark every 5 s; then the disk dies and the backup is restored.
+    std::thread::sleep(std::time::Duration::from_millis(5500));
+    srv.kill();
+    copy_db(&backup, &srv.db);
+    srv.restart();
+    let id2 = server_id(&api);
+    assert_ne!(id2, id1, "a restored database is another server identity");
+    // The till notices and resends: all 20 arrive again, once.
+    assert!(results(&api.sync_ok(&batch(items.clone())))
+        .iter()
+        .all(|r| r == "applied"));
+    assert!(results(&api.sync_ok(&batch(items))).iter().all(|r| r == "duplicate"));
+    srv.restart();
+    assert_eq!(server_id(&api), id2);
+}
