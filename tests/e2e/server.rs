@@ -306,6 +306,50 @@ fn same_batch_twice_is_applied_once() {
 }
 
 #[test]
+fn an_overflowing_receipt_is_rejected_alone_and_the_rest_of_the_batch_applies() {
+    let (_dir, srv, api) = setup();
+    let r1 = mixed_receipt("1101", Some(JIRI));
+    // Every value within the wire schema (≤ 15 integer digits), but the item lines net to
+    // 0.000000000001 and a receipt-level line of +999999999999999 makes the discount factor
+    // ~10^27: line value × factor × coefficient leaves the decimal range (about 7.9·10^28).
+    let big = d("999999999999999");
+    let mut huge = receipt(
+        "1102",
+        Some(JIRI),
+        vec![
+            line(None, "A", None, "1", "999999999999999", LineKind::Sale),
+            line(None, "B", None, "1", "-999999999999998.999999999999", LineKind::Sale),
+            line(None, "Sleva", None, "1", "999999999999999", LineKind::Discount),
+        ],
+    );
+    huge.total = big + d("0.000000000001");
+    let r3 = receipt(
+        "1103",
+        Some(JIRI),
+        vec![line(None, "Rohlík", None, "10", "3.90", LineKind::Sale)],
+    );
+    let b = batch(vec![receipt_item(&r1), receipt_item(&huge), receipt_item(&r3)]);
+    let acks = api.sync_ok(&b);
+    assert_eq!(results(&acks), ["applied", "rejected", "applied"], "{acks:?}");
+    assert_eq!(acks[1]["code"], "overflow", "{acks:?}");
+    let reason = acks[1]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("items[1].body.lines[0].line_total: 999999999999999"),
+        "{reason}"
+    );
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r1, &r3]));
+    // The server is still healthy and answers the same batch per item again.
+    let h: Value = Client::new()
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(results(&api.sync_ok(&b)), ["duplicate", "rejected", "duplicate"]);
+}
+
+#[test]
 fn points_applied_once_and_return_reverses_them() {
     let (_dir, _srv, api) = setup();
     let sale = mixed_receipt("2001", Some(JIRI));
