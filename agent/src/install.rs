@@ -11,6 +11,12 @@
 //! 2. a non-empty `TillToken` is moved into the OS credential store (Windows Credential Manager,
 //!    service `till-agent`, user `<store>/<till>`, via [`crate::credentials::store_token`]) and the
 //!    registry value is deleted, so the token stays neither in the registry nor in any file.
+//!    The import happens ONCE per installer token: its SHA-256 fingerprint is remembered in
+//!    `<data>/installer-token.imported` (a hash, never the token). When the value cannot be
+//!    deleted (the agent runs as a standard user, HKLM is read-only to it), later starts see the
+//!    same fingerprint and leave the credential store alone, so a token set since with
+//!    `till-agent login` is never overwritten by the installer's older one. A different value (a
+//!    reinstall with a new `TILL_TOKEN`) is newer than anything before it and is imported.
 //!
 //! Empty values count as "not set" (wixl cannot make a registry value conditional, so the MSI
 //! writes an empty string for a property that was not given). On other platforms there is no
@@ -21,8 +27,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 
-/// Registry key (HKLM, 64-bit view) the MSI writes.
-pub const REGISTRY_KEY: &str = r"Software\TillAgent";
+pub use crate::os::{SettingsStore, REGISTRY_KEY};
 
 /// Registry value names, in the order of the MSI properties.
 pub const SERVER_URL: &str = "ServerUrl";
@@ -30,16 +35,6 @@ pub const STORE_ID: &str = "StoreId";
 pub const TILL_ID: &str = "TillId";
 pub const EXPORT_DIR: &str = "ExportDir";
 pub const TILL_TOKEN: &str = "TillToken";
-
-/// Where the installer left its settings (the registry on Windows).
-pub trait SettingsStore {
-    /// The value, `None` when absent or empty.
-    fn get(&self, name: &str) -> anyhow::Result<Option<String>>;
-    /// Delete the value (absent is fine).
-    fn delete(&self, name: &str) -> anyhow::Result<()>;
-    /// Human-readable location for messages.
-    fn describe(&self) -> String;
-}
 
 /// What [`first_run`] did (for the log; never contains the token).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -52,16 +47,11 @@ pub struct FirstRun {
 
 /// Run the bootstrap against the platform's installer store (no-op outside Windows).
 pub fn first_run(config_path: &Path) -> anyhow::Result<FirstRun> {
-    #[cfg(windows)]
-    {
-        first_run_with(config_path, &registry::Registry, &|cfg: &Config, token: &str| {
+    match crate::os::installer_settings() {
+        Some(store) => first_run_with(config_path, store.as_ref(), &|cfg: &Config, token: &str| {
             crate::credentials::store_token(cfg, token)
-        })
-    }
-    #[cfg(not(windows))]
-    {
-        let _ = config_path;
-        Ok(FirstRun::default())
+        }),
+        None => Ok(FirstRun::default()),
     }
 }
 
@@ -123,17 +113,52 @@ pub fn first_run_with(
                 store.describe()
             )
         })?;
-        store_token(&cfg, &token).context("moving the installer's till token into the credential store")?;
-        store.delete(TILL_TOKEN).with_context(|| {
-            format!(
-                "the till token is now in the credential store but could not be deleted from {}",
+        let marker = imported_marker(&cfg);
+        let fingerprint = token_fingerprint(&token);
+        let seen = std::fs::read_to_string(&marker).is_ok_and(|s| s.trim() == fingerprint);
+        if !seen {
+            store_token(&cfg, &token).context("moving the installer's till token into the credential store")?;
+            remember_import(&marker, &fingerprint).with_context(|| {
+                format!(
+                    "the installer's till token is in the credential store, but the import could not be \
+                     remembered in {} (it would be imported again over a later `till-agent login`)",
+                    marker.display()
+                )
+            })?;
+            done.imported_token = true;
+            tracing::info!(store = %cfg.store_id, till = %cfg.till_id, "first run: till token moved from the installer settings to the credential store");
+        }
+        if let Err(e) = store.delete(TILL_TOKEN) {
+            // Harmless for the credential store (the import is remembered); said once per start.
+            tracing::warn!(
+                "the installer's till token was imported but cannot be deleted from {} ({e:#}); \
+                 it will not be imported again",
                 store.describe()
-            )
-        })?;
-        done.imported_token = true;
-        tracing::info!(store = %cfg.store_id, till = %cfg.till_id, "first run: till token moved from the installer settings to the credential store");
+            );
+        }
     }
     Ok(done)
+}
+
+/// Where the fingerprint of the imported installer token is kept.
+pub fn imported_marker(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir.join("installer-token.imported")
+}
+
+/// SHA-256 of the token, hex (what is remembered: never the token itself).
+fn token_fingerprint(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+fn remember_import(marker: &Path, fingerprint: &str) -> anyhow::Result<()> {
+    if let Some(dir) = marker.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = marker.with_extension("tmp");
+    std::fs::write(&tmp, format!("{fingerprint}\n"))?;
+    std::fs::rename(&tmp, marker)?;
+    Ok(())
 }
 
 /// The MSI property behind a registry value name (for messages).
@@ -172,117 +197,6 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .with_context(|| format!("writing {}", path.display()))
-}
-
-#[cfg(windows)]
-mod registry {
-    //! `HKLM\Software\TillAgent` in the 64-bit registry view.
-    use anyhow::bail;
-    use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_SUCCESS};
-    use windows_sys::Win32::System::Registry::{
-        RegCloseKey, RegDeleteValueW, RegGetValueW, RegOpenKeyExW, HKEY, HKEY_LOCAL_MACHINE, KEY_QUERY_VALUE,
-        KEY_SET_VALUE, KEY_WOW64_64KEY, RRF_RT_REG_SZ,
-    };
-
-    use super::{SettingsStore, REGISTRY_KEY};
-
-    pub struct Registry;
-
-    fn wide(s: &str) -> Vec<u16> {
-        s.encode_utf16().chain(Some(0)).collect()
-    }
-
-    /// An open key, closed on drop. `None` when the key does not exist.
-    struct Key(HKEY);
-    impl Key {
-        fn open(access: u32) -> anyhow::Result<Option<Key>> {
-            let path = wide(REGISTRY_KEY);
-            let mut h: HKEY = std::ptr::null_mut();
-            // SAFETY: valid NUL-terminated path, out-pointer to a local.
-            let rc = unsafe { RegOpenKeyExW(HKEY_LOCAL_MACHINE, path.as_ptr(), 0, access | KEY_WOW64_64KEY, &mut h) };
-            match rc {
-                ERROR_SUCCESS => Ok(Some(Key(h))),
-                ERROR_FILE_NOT_FOUND => Ok(None),
-                e => bail!("opening HKLM\\{REGISTRY_KEY}: Windows error {e}"),
-            }
-        }
-    }
-    impl Drop for Key {
-        fn drop(&mut self) {
-            // SAFETY: the handle came from RegOpenKeyExW and is closed once.
-            unsafe { RegCloseKey(self.0) };
-        }
-    }
-
-    impl SettingsStore for Registry {
-        fn get(&self, name: &str) -> anyhow::Result<Option<String>> {
-            let Some(key) = Key::open(KEY_QUERY_VALUE)? else {
-                return Ok(None);
-            };
-            let value = wide(name);
-            let mut bytes: u32 = 0;
-            // SAFETY: size query with null data pointer.
-            let rc = unsafe {
-                RegGetValueW(
-                    key.0,
-                    std::ptr::null(),
-                    value.as_ptr(),
-                    RRF_RT_REG_SZ,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    &mut bytes,
-                )
-            };
-            match rc {
-                ERROR_SUCCESS => {}
-                ERROR_FILE_NOT_FOUND => return Ok(None),
-                e => bail!("reading HKLM\\{REGISTRY_KEY}\\{name}: Windows error {e}"),
-            }
-            let mut buf = vec![0u16; bytes as usize / 2 + 1];
-            let mut bytes = (buf.len() * 2) as u32;
-            // SAFETY: buf holds `bytes` bytes.
-            let rc = unsafe {
-                RegGetValueW(
-                    key.0,
-                    std::ptr::null(),
-                    value.as_ptr(),
-                    RRF_RT_REG_SZ,
-                    std::ptr::null_mut(),
-                    buf.as_mut_ptr().cast(),
-                    &mut bytes,
-                )
-            };
-            if rc != ERROR_SUCCESS {
-                bail!("reading HKLM\\{REGISTRY_KEY}\\{name}: Windows error {rc}");
-            }
-            buf.truncate(bytes as usize / 2);
-            while buf.last() == Some(&0) {
-                buf.pop();
-            }
-            let s = String::from_utf16(&buf)
-                .map_err(|_| anyhow::anyhow!("HKLM\\{REGISTRY_KEY}\\{name} is not valid UTF-16"))?;
-            Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty()))
-        }
-
-        fn delete(&self, name: &str) -> anyhow::Result<()> {
-            let Some(key) = Key::open(KEY_SET_VALUE)? else {
-                return Ok(());
-            };
-            let value = wide(name);
-            // SAFETY: open key, NUL-terminated name.
-            match unsafe { RegDeleteValueW(key.0, value.as_ptr()) } {
-                ERROR_SUCCESS | ERROR_FILE_NOT_FOUND => Ok(()),
-                5 => bail!(
-                    "access denied deleting HKLM\\{REGISTRY_KEY}\\{name} (run the agent once as an administrator)"
-                ),
-                e => bail!("deleting HKLM\\{REGISTRY_KEY}\\{name}: Windows error {e}"),
-            }
-        }
-
-        fn describe(&self) -> String {
-            format!("HKLM\\{REGISTRY_KEY}")
-        }
-    }
 }
 
 #[cfg(test)]
@@ -408,6 +322,67 @@ mod tests {
         let done = first_run_with(&path, &Values::new(&[]), &|_, _| unreachable!()).unwrap();
         assert_eq!(done, FirstRun::default());
         assert!(!path.exists());
+    }
+
+    /// A standard user cannot delete HKLM values: the installer's token stays in the store. It is
+    /// imported once; a token set later with `till-agent login` is never overwritten by it; a
+    /// reinstall with a different token is imported (it is the newer one).
+    #[test]
+    fn installer_token_is_imported_once_never_over_a_later_login() {
+        struct ReadOnly(Values);
+        impl SettingsStore for ReadOnly {
+            fn get(&self, name: &str) -> anyhow::Result<Option<String>> {
+                self.0.get(name)
+            }
+            fn delete(&self, _: &str) -> anyhow::Result<()> {
+                anyhow::bail!("access denied (HKLM, standard user)")
+            }
+            fn describe(&self) -> String {
+                "read-only test values".into()
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let values = ReadOnly(Values::new(ALL));
+        let credential = RefCell::new(None::<String>);
+        let sink = |_: &Config, t: &str| {
+            *credential.borrow_mut() = Some(t.to_string());
+            Ok(())
+        };
+        let done = first_run_with(&path, &values, &sink).unwrap();
+        assert!(done.imported_token && done.wrote_config, "{done:?}");
+        assert_eq!(credential.borrow().as_deref(), Some("tok-123"));
+        assert_eq!(
+            values.get(TILL_TOKEN).unwrap().as_deref(),
+            Some("tok-123"),
+            "not deletable"
+        );
+        // support rotates the token: `till-agent login` puts a new one into the credential store
+        *credential.borrow_mut() = Some("rotated-456".into());
+        for _ in 0..3 {
+            let done = first_run_with(&path, &values, &sink).unwrap();
+            assert_eq!(done, FirstRun::default());
+            assert_eq!(
+                credential.borrow().as_deref(),
+                Some("rotated-456"),
+                "installer token came back"
+            );
+        }
+        // the marker holds a fingerprint, never the token
+        let cfg = Config::load(Some(&path)).unwrap();
+        let marker = std::fs::read_to_string(imported_marker(&cfg)).unwrap();
+        assert!(!marker.contains("tok-123") && marker.trim().len() == 64, "{marker}");
+        // a reinstall with a new TILL_TOKEN: newer than the login, imported once
+        values
+            .0
+             .0
+            .borrow_mut()
+            .insert(TILL_TOKEN.into(), "reinstalled-789".into());
+        assert!(first_run_with(&path, &values, &sink).unwrap().imported_token);
+        assert_eq!(credential.borrow().as_deref(), Some("reinstalled-789"));
+        *credential.borrow_mut() = Some("rotated-again".into());
+        assert_eq!(first_run_with(&path, &values, &sink).unwrap(), FirstRun::default());
+        assert_eq!(credential.borrow().as_deref(), Some("rotated-again"));
     }
 
     #[test]

@@ -22,13 +22,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, FixedOffset};
+use protocol::ids::CardPolicy;
 use protocol::v1::{SyncItem, SyncPayload};
-use protocol::CardId;
 use sha2::{Digest, Sha256};
 
+use crate::context::{PendingScan, Shared};
 use crate::formats::{parse_file_each, BadReceipt, ParseError};
-use crate::runtime::Shared;
 
 /// A file that fails to parse is quarantined only after it stayed unchanged this long.
 pub const QUARANTINE_GRACE: Duration = Duration::from_secs(3);
@@ -51,13 +50,6 @@ pub fn is_ignored_name(name: &str) -> bool {
         || l.ends_with(".lock")
         || l.ends_with(".error.txt")
         || l.ends_with('~')
-}
-
-/// The last loyalty card scanned on this till, waiting for a card-less receipt.
-#[derive(Clone, Debug)]
-pub struct PendingScan {
-    pub card: CardId,
-    pub at: DateTime<FixedOffset>,
 }
 
 /// Attach `scan` to the receipt if it has no card and was issued within `window` after the
@@ -101,17 +93,6 @@ fn candidates(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v.into_iter().map(|(_, p)| p).collect()
-}
-
-#[cfg(windows)]
-fn exclusive_open_ok(p: &Path) -> bool {
-    use std::os::windows::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).share_mode(0).open(p).is_ok()
-}
-
-#[cfg(not(windows))]
-fn exclusive_open_ok(_p: &Path) -> bool {
-    true
 }
 
 /// `dir/name`, or `dir/name.1`, `.2`, … if taken.
@@ -164,7 +145,7 @@ pub fn scan_pass(sh: &Shared) -> Pass {
         }
         let b = look(p);
         let (Some(a), Some(b)) = (a, b) else { continue };
-        if a != b || !exclusive_open_ok(p) {
+        if a != b || !crate::os::exclusive_open_ok(p) {
             pass.waiting += 1;
             continue;
         }
@@ -268,6 +249,7 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
         quarantine_receipt(sh, &name, bad);
     }
     let mut receipts = parsed.receipts;
+    drop_payment_cards(sh, &name, &mut receipts);
     // Card association: a loyalty card scanned on this till shortly before, once.
     {
         let mut slot = sh.last_scan.lock().unwrap_or_else(|p| p.into_inner());
@@ -347,6 +329,43 @@ fn finish_move(sh: &Shared, path: &Path, name: &str, dir: &Path) {
             &format!(
                 "{name}: committed but could not be moved to {}: {e} (its hash prevents a re-ingest)",
                 dir.display()
+            ),
+        );
+    }
+}
+
+/// The card policy at ingest: `[reader] card_policy`, else the cached program's, else the default.
+fn card_policy(sh: &Shared) -> CardPolicy {
+    if let Some(p) = &sh.cfg.reader.card_policy {
+        return p.clone();
+    }
+    sh.cache
+        .rules()
+        .ok()
+        .flatten()
+        .map(|r| r.program.card_policy)
+        .unwrap_or_default()
+}
+
+/// A receipt whose card column holds a payment card number (the POS stored the card the
+/// customer paid with) is queued without a card: the number never reaches the outbox, the
+/// server or a log (the warning shows the last 4 digits). The program's own prefixes win.
+fn drop_payment_cards(sh: &Shared, name: &str, receipts: &mut [protocol::v1::Receipt]) {
+    let policy = card_policy(sh);
+    for r in receipts.iter_mut() {
+        let Some(card) = &r.card else { continue };
+        if !protocol::payment::payment_not_ours(card.expose(), &policy) {
+            continue;
+        }
+        let last4 = protocol::payment::last4(card.expose());
+        r.card = None;
+        sh.log.warn(
+            "card",
+            Some(r.id.as_str()),
+            &format!(
+                "{name}: receipt {} has a payment card number (…{last4}) in its card column: dropped, \
+                 the receipt is queued without a card (the POS export should not carry payment cards)",
+                r.pos_receipt_no
             ),
         );
     }
@@ -534,6 +553,8 @@ pub async fn run(sh: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
+    use protocol::CardId;
 
     #[test]
     fn temp_names_are_ignored() {

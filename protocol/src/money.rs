@@ -5,11 +5,58 @@ use std::fmt;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
+/// A decimal on the wire: a JSON string such as `"-12.50"` (serde writes `rust_decimal` so; the
+/// server refuses anything else in a request). For the OpenAPI schema only (`value_type` of every
+/// `Decimal` field).
+#[cfg(feature = "schema")]
+pub struct DecimalString;
+
+#[cfg(feature = "schema")]
+impl utoipa::PartialSchema for DecimalString {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = serde_json::json!({
+            "description": "A decimal as a string: up to 15 integer and 12 fractional digits",
+            "type": "string",
+            "pattern": "^-?[0-9]{1,15}(\\.[0-9]{1,12})?$",
+            "examples": ["42.50"]
+        });
+        utoipa::openapi::RefOr::T(serde_json::from_value(schema).expect("decimal schema"))
+    }
+}
+
+#[cfg(feature = "schema")]
+impl utoipa::ToSchema for DecimalString {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Decimal".into()
+    }
+}
+
 /// An ISO 4217 currency with its minor units (the `iso_currency` crate's table). A program runs in
 /// one currency: CZK in Czechia, EUR in Slovakia and Croatia, and whatever a chain near a border or a
 /// POS exporting in another currency uses (HUF, PLN, RON, USD, …). On the wire: the 3-letter code.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency(iso_currency::Currency);
+
+/// On the wire a currency is its 3-letter ISO 4217 code.
+#[cfg(feature = "schema")]
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = serde_json::json!({
+            "description": "An ISO 4217 currency code (the program's currency)",
+            "type": "string",
+            "pattern": "^[A-Z]{3}$",
+            "examples": ["CZK", "EUR"]
+        });
+        utoipa::openapi::RefOr::T(serde_json::from_value(schema).expect("currency schema"))
+    }
+}
+
+#[cfg(feature = "schema")]
+impl utoipa::ToSchema for Currency {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+}
 
 impl Currency {
     pub const CZK: Currency = Currency(iso_currency::Currency::CZK);
@@ -95,6 +142,7 @@ impl<'de> Deserialize<'de> for Currency {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Money {
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,

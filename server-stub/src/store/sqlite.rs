@@ -382,21 +382,18 @@ impl Tx for SqliteTx<'_> {
         row.map(to_stored).transpose()
     }
 
-    fn receipt_by_pos_no(
-        &mut self,
-        store: &StoreId,
-        till: &TillId,
-        pos_receipt_no: &str,
-    ) -> StoreResult<Option<StoredReceipt>> {
-        let row = self
+    fn receipts_by_pos_no(&mut self, store: &StoreId, pos_receipt_no: &str) -> StoreResult<Vec<StoredReceipt>> {
+        let rows = self
             .tx
             .prepare_cached(&format!(
-                "SELECT {RECEIPT_COLS} FROM receipts WHERE store_id = ?1 AND till_id = ?2 AND pos_receipt_no = ?3
-                 ORDER BY issued_at DESC LIMIT 1"
+                "SELECT {RECEIPT_COLS} FROM receipts WHERE store_id = ?1 AND pos_receipt_no = ?2
+                 ORDER BY business_day DESC, issued_at DESC LIMIT 1000"
             ))?
-            .query_row(params![store.0, till.0, pos_receipt_no.trim()], receipt_row)
-            .optional()?;
-        row.map(to_stored).transpose()
+            .query_map(params![store.0, pos_receipt_no.trim()], receipt_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out: Vec<StoredReceipt> = rows.into_iter().map(to_stored).collect::<StoreResult<_>>()?;
+        out.sort_by_key(|r| std::cmp::Reverse(r.receipt.issued_at));
+        Ok(out)
     }
 
     fn insert_receipt(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
