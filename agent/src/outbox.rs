@@ -150,7 +150,14 @@ impl Outbox {
     fn init(mut conn: Connection) -> anyhow::Result<Outbox> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // TILL_AGENT_FAULT_SYNC_OFF: a test-only fault (commits not fsynced) that the power-cut test
+        // (tests/e2e/power.rs) must catch.
+        let sync = if std::env::var_os("TILL_AGENT_FAULT_SYNC_OFF").is_some() {
+            "OFF"
+        } else {
+            "FULL"
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
         migrate(&mut conn, MIGRATIONS)?;
         Ok(Outbox { conn })
     }

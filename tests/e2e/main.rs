@@ -5,6 +5,7 @@ mod dpi;
 mod enrol;
 mod faults;
 mod input;
+mod power;
 mod screens;
 mod server;
 mod ui;
