@@ -159,30 +159,7 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
 // ------------------------------------------------------------------------------------------
 // The cashier's path under Xvfb: scan → unknown-card popup → "Registrovat" → form → server.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
-
-/// The last `laid out widget="NAME" x= y= w= h=` line the GUI logged (physical px, window-relative).
-fn widget_rect(log: &str, name: &str) -> Option<(i64, i64, i64, i64)> {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("laid out") && l.contains(&format!("widget=\"{name}\"")))?;
-    let field = |k: &str| -> Option<i64> { line.split_whitespace().find_map(|t| t.strip_prefix(k))?.parse().ok() };
-    Some((field("x=")?, field("y=")?, field("w=")?, field("h=")?))
-}
-
-/// Click the middle of a logged widget of window `win`.
-pub(crate) fn click(display: &str, win: u64, log: &Path, name: &str) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let (wx, wy, w, h) = widget_rect(&text, name).unwrap_or_else(|| panic!("{name} never laid out; log:\n{text}"));
-    let (ox, oy) = origin(display, win);
-    let (cx, cy) = ((ox + wx + w / 2).to_string(), (oy + wy + h / 2).to_string());
-    x_ok(display, "xdotool", &["mousemove", "--sync", &cx, &cy]);
-    std::thread::sleep(Duration::from_millis(150));
-    x_ok(display, "xdotool", &["click", "1"]);
-    std::thread::sleep(Duration::from_millis(250));
-}
 
 /// X keycodes (evdev + 8) a US-programmed scanner presses for the digits of `card`, then Enter.
 fn scanner_keys(card: &str) -> Vec<String> {

@@ -188,7 +188,7 @@ fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
                 // The Register button opens the form (the cashier's click).
                 let popup = wait_for(Duration::from_secs(5), || find_window(d, "till-agent popup"))
                     .unwrap_or_else(|| panic!("{l}: popup window not found"));
-                crate::enrol::click(d, popup, &err, "popup.register");
+                e2e::x::click(d, popup, &err, "popup.register");
                 let form = wait_for(Duration::from_secs(15), || find_window(d, lang.form))
                     .unwrap_or_else(|| panic!("{l}: no register form:\n{}", log()));
                 assert!(x(d, "xdotool", &["windowfocus", "--sync", &form.to_string()])

@@ -1,6 +1,7 @@
 //! Our own X server (Xvfb on a free display) and the X clients the tests drive it with
 //! (xdotool, xwininfo, import): one Xvfb starter, one `find_window`.
 
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -124,4 +125,26 @@ pub fn origin(display: &str, id: u64) -> (i64, i64) {
             .unwrap()
     };
     (num("Absolute upper-left X:"), num("Absolute upper-left Y:"))
+}
+
+/// The last `laid out widget="NAME" x= y= w= h=` line the GUI logged (physical px, window-relative).
+pub fn widget_rect(log: &str, name: &str) -> Option<(i64, i64, i64, i64)> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("laid out") && l.contains(&format!("widget=\"{name}\"")))?;
+    let field = |k: &str| -> Option<i64> { line.split_whitespace().find_map(|t| t.strip_prefix(k))?.parse().ok() };
+    Some((field("x=")?, field("y=")?, field("w=")?, field("h=")?))
+}
+
+/// Click the middle of a logged widget of window `win`.
+pub fn click(display: &str, win: u64, log: &Path, name: &str) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let (wx, wy, w, h) = widget_rect(&text, name).unwrap_or_else(|| panic!("{name} never laid out; log:\n{text}"));
+    let (ox, oy) = origin(display, win);
+    let (cx, cy) = ((ox + wx + w / 2).to_string(), (oy + wy + h / 2).to_string());
+    x_ok(display, "xdotool", &["mousemove", "--sync", &cx, &cy]);
+    std::thread::sleep(Duration::from_millis(150));
+    x_ok(display, "xdotool", &["click", "1"]);
+    std::thread::sleep(Duration::from_millis(250));
 }
