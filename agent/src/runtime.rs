@@ -89,8 +89,8 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
                 sh.publish_status();
                 let tasks = vec![
                     tokio::spawn(crate::watcher::run(sh.clone())),
-                    tokio::spawn(crate::replicator::run(sh.clone())),
-                    tokio::spawn(crate::replicator::run_cache_sync(sh.clone())),
+                    tokio::spawn(crate::sync::replicator::run(sh.clone())),
+                    tokio::spawn(crate::sync::cache_sync::run_cache_sync(sh.clone())),
                     tokio::spawn(associate_scans(sh.clone(), scans)),
                     tokio::spawn(run_inputs(sh.clone())),
                 ];

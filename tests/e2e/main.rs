@@ -6,6 +6,7 @@ mod enrol;
 mod faults;
 mod input;
 mod server;
+mod sync;
 mod ui;
 mod wine;
 mod wine_input;

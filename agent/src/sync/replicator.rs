@@ -1,19 +1,21 @@
 //! Outbox → server. One tokio task sends pending items in order, in batches, to `POST /v1/sync`;
 //! marks only acknowledged items (`applied` / `duplicate` = sent; `rejected` = dead letter with the
-//! server's reason; `retry` = again later). Network errors and 5xx back off exponentially with
-//! jitter, honouring `Retry-After`; while backing off after a network error a cheap `/healthz`
-//! probe notices the server coming back. A new outbox item wakes the task at once.
-//!
-//! A second task pulls `/v1/rules` (ETag) and `/v1/changes` into the cache for offline quotes.
+//! server's reason; `retry` = again later). Only that per-item verdict dead-letters an item (and
+//! the server's own refusal of a single item, found by sending one by one). Everything else backs
+//! off exponentially with jitter, honouring `Retry-After`: network errors (with a cheap `/healthz`
+//! probe noticing the server coming back), 5xx, and answers that are not the server's (a proxy's
+//! 404, an HTML page: `Failure::NotTheServer`); version skew waits with its own status. A new
+//! outbox item wakes the task at once.
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::v1::{AckResult, ChangeFeed, ErrorBody, SyncBatch, SyncResponse};
+use protocol::v1::{AckResult, SyncBatch, SyncResponse};
 use rand::Rng;
-use reqwest::{header, StatusCode};
 
+use super::client::{Failure, ServerClient};
+use super::outbox::now_ms;
 use crate::context::Shared;
-use crate::outbox::now_ms;
+use crate::events::{SyncProblem, SyncProblemKind};
 
 /// Exponential backoff with jitter: the n-th delay is uniformly random in
 /// `[d/2, d]` where `d = min(max, base · 2ⁿ)`.
@@ -59,131 +61,9 @@ fn jitter(d: Duration) -> Duration {
     Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
 }
 
-/// `Retry-After`: delta-seconds or an HTTP date.
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(s) = v.parse::<u64>() {
-        return Some(Duration::from_secs(s));
-    }
-    let t = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let d = t.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(d.to_std().unwrap_or(Duration::ZERO))
-}
-
-/// How a batch send failed.
-#[derive(Debug)]
-pub enum SendError {
-    /// Connection refused / timeout / DNS: the server is not there.
-    Network(String),
-    /// 5xx or 429: the server is there but busy.
-    Server {
-        status: u16,
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// 401/403: the till's token or identity is wrong; nothing will work until fixed.
-    Auth { status: u16, reason: String },
-    /// Other 4xx: the batch itself was refused (bad JSON, too large).
-    Batch { status: u16, reason: String },
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendError::Network(r) => write!(f, "server unreachable: {r}"),
-            SendError::Server { status, reason, .. } => write!(f, "server error {status}: {reason}"),
-            SendError::Auth { status, reason } => write!(f, "not authorised ({status}): {reason}"),
-            SendError::Batch { status, reason } => write!(f, "batch refused ({status}): {reason}"),
-        }
-    }
-}
-
-pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    http_client_with_timeout(Duration::from_secs(15))
-}
-
-pub fn http_client_with_timeout(timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .use_rustls_tls()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(3).min(timeout))
-        .user_agent(concat!("till-agent/", env!("CARGO_PKG_VERSION")))
-        .build()?)
-}
-
-fn error_reason(status: StatusCode, body: &str) -> String {
-    match serde_json::from_str::<ErrorBody>(body) {
-        Ok(e) => match e.field {
-            Some(f) => format!("{}: {} (field {f})", e.code, e.message),
-            None => format!("{}: {}", e.code, e.message),
-        },
-        Err(_) => {
-            let b: String = body.chars().take(200).collect();
-            if b.is_empty() {
-                status.to_string()
-            } else {
-                b
-            }
-        }
-    }
-}
-
-pub async fn post_batch(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    batch: &SyncBatch,
-) -> Result<SyncResponse, SendError> {
-    let resp = client
-        .post(url)
-        .bearer_auth(token)
-        .json(batch)
-        .send()
-        .await
-        .map_err(|e| SendError::Network(crate::context::error_chain(&e)))?;
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
-    let body = resp
-        .text()
-        .await
-        .map_err(|e| SendError::Network(crate::context::error_chain(&e)))?;
-    if status.is_success() {
-        return serde_json::from_str(&body).map_err(|e| SendError::Server {
-            status: status.as_u16(),
-            reason: format!("unreadable sync response: {e}"),
-            retry_after: None,
-        });
-    }
-    let reason = error_reason(status, &body);
-    Err(match status.as_u16() {
-        401 | 403 => SendError::Auth {
-            status: status.as_u16(),
-            reason,
-        },
-        429 | 500..=599 | 408 => SendError::Server {
-            status: status.as_u16(),
-            reason,
-            retry_after,
-        },
-        s => SendError::Batch { status: s, reason },
-    })
-}
-
-/// `GET /healthz` answered 200 within a short timeout.
-pub async fn probe(client: &reqwest::Client, base: &str) -> bool {
-    matches!(
-        client.get(format!("{base}/healthz")).timeout(Duration::from_millis(800)).send().await,
-        Ok(r) if r.status().is_success()
-    )
-}
-
 /// The sender task.
 pub async fn run(sh: Arc<Shared>) {
-    let client = match http_client_with_timeout(Duration::from_secs(sh.cfg.http_timeout_secs)) {
+    let client = match ServerClient::new(&sh.cfg) {
         Ok(c) => c,
         Err(e) => {
             sh.log
@@ -191,7 +71,6 @@ pub async fn run(sh: Arc<Shared>) {
             return;
         }
     };
-    let url = sh.cfg.url("/v1/sync");
     let mut shutdown = sh.shutdown_rx();
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(60));
     let mut limit = sh.cfg.batch_size;
@@ -246,7 +125,7 @@ pub async fn run(sh: Arc<Shared>) {
             items: due.iter().map(|p| p.item.clone()).collect(),
         };
         let n = batch.items.len();
-        match post_batch(&client, &url, token.as_deref().unwrap_or_default(), &batch).await {
+        match client.sync(token.as_deref().unwrap_or_default(), &batch).await {
             Ok(resp) => {
                 backoff.reset();
                 limit = sh.cfg.batch_size;
@@ -255,11 +134,12 @@ pub async fn run(sh: Arc<Shared>) {
             }
             Err(e) => {
                 let msg = e.to_string();
-                let network = matches!(e, SendError::Network(_));
+                let network = matches!(e, Failure::Network(_));
                 sh.set_reachable(!network);
                 sh.set_error(Some(msg.clone()));
+                sh.set_problem(Some(problem_of(&e)));
                 match e {
-                    SendError::Batch { status, reason } if n > 1 => {
+                    Failure::Refused { status, reason } if n > 1 => {
                         // one of the items makes the whole batch fail: send one by one to find it
                         sh.log.warn(
                             "retry",
@@ -268,12 +148,12 @@ pub async fn run(sh: Arc<Shared>) {
                         );
                         limit = 1;
                     }
-                    SendError::Batch { reason, .. } => {
+                    Failure::Refused { reason, .. } => {
                         let id = &due[0].item_id;
                         sh.log.error("rejected", Some(id), &format!("dead letter: {reason}"));
                         let _ = sh.outbox().mark_rejected(id, &reason);
                     }
-                    SendError::Auth { .. } => {
+                    Failure::Auth { .. } => {
                         sh.log.error(
                             "auth",
                             None,
@@ -285,8 +165,42 @@ pub async fn run(sh: Arc<Shared>) {
                         sh.publish_status();
                         sh.wait(d, &mut shutdown, false).await;
                     }
-                    SendError::Server { retry_after, .. } => {
-                        let d = retry_after
+                    Failure::UnsupportedVersion { .. } => {
+                        // Version skew: no item is at fault, none is dead-lettered; wait for an update.
+                        let d = backoff.next_delay().max(Duration::from_secs(30));
+                        if backoff.attempt() <= 1 || backoff.attempt().is_multiple_of(10) {
+                            sh.log.error(
+                                "version",
+                                None,
+                                &format!("{msg}; {n} item(s) stay queued until the agent or the server is updated"),
+                            );
+                        }
+                        sh.publish_status();
+                        sh.wait(d, &mut shutdown, false).await;
+                    }
+                    Failure::NotTheServer { status, .. } => {
+                        // A proxy, a maintenance page, a wrong URL: nothing was decided about the
+                        // items. Smaller batches for 413, then the same backoff as for a busy server.
+                        if status == 413 {
+                            limit = (limit / 2).max(1);
+                        }
+                        let d = e
+                            .retry_after()
+                            .map(|r| r.min(Duration::from_secs(600)))
+                            .unwrap_or_else(|| backoff.next_delay());
+                        if backoff.attempt() <= 1 || backoff.attempt().is_multiple_of(10) {
+                            sh.log.warn(
+                                "retry",
+                                None,
+                                &format!("{n} item(s) not sent: {msg}; next try in {} ms", d.as_millis()),
+                            );
+                        }
+                        sh.publish_status();
+                        sh.wait(d, &mut shutdown, false).await;
+                    }
+                    Failure::Busy { .. } => {
+                        let d = e
+                            .retry_after()
                             .map(|r| r.min(Duration::from_secs(600)))
                             .unwrap_or_else(|| backoff.next_delay());
                         sh.log.warn(
@@ -297,7 +211,7 @@ pub async fn run(sh: Arc<Shared>) {
                         sh.publish_status();
                         sh.wait(d, &mut shutdown, false).await;
                     }
-                    SendError::Network(_) => {
+                    Failure::Network(_) => {
                         let d = backoff.next_delay();
                         if backoff.attempt() <= 1 || backoff.attempt().is_multiple_of(10) {
                             sh.log.warn(
@@ -315,7 +229,23 @@ pub async fn run(sh: Arc<Shared>) {
     }
 }
 
-fn apply_acks(sh: &Shared, due: &[crate::outbox::Pending], resp: &SyncResponse) {
+/// What `status` and the tray say about a failed send.
+pub fn problem_of(f: &Failure) -> SyncProblem {
+    let kind = match f {
+        Failure::Network(_) => SyncProblemKind::Unreachable,
+        Failure::Busy { .. } => SyncProblemKind::ServerBusy,
+        Failure::Auth { .. } => SyncProblemKind::Unauthorised,
+        Failure::UnsupportedVersion { .. } => SyncProblemKind::UnsupportedVersion,
+        Failure::Refused { .. } => SyncProblemKind::Refused,
+        Failure::NotTheServer { .. } => SyncProblemKind::NotTheServer,
+    };
+    SyncProblem {
+        kind,
+        detail: f.to_string(),
+    }
+}
+
+fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) {
     let mut sent: Vec<&str> = Vec::new();
     let mut enrolled = false;
     let mut outbox = sh.outbox();
@@ -396,7 +326,7 @@ fn apply_acks(sh: &Shared, due: &[crate::outbox::Pending], resp: &SyncResponse) 
 /// as soon as the server answers, or on "Sync now" / shutdown.
 async fn wait_for_server(
     sh: &Shared,
-    client: &reqwest::Client,
+    client: &ServerClient,
     d: Duration,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) {
@@ -413,105 +343,13 @@ async fn wait_for_server(
             _ = sh.sync_now.notified() => return,
             _ = shutdown.changed() => return,
         }
-        if probe(client, &sh.cfg.server_url).await {
+        if client.probe().await {
             sh.log.info("server", None, "server is reachable again; sending");
             sh.set_reachable(true);
             return;
         }
         every = (every * 2).min(Duration::from_secs(2));
     }
-}
-
-/// Cache sync task: rules (ETag) and the customer-change feed, now and every
-/// `cache_refresh_secs` (or on "Sync now").
-pub async fn run_cache_sync(sh: Arc<Shared>) {
-    let client = match http_client_with_timeout(Duration::from_secs(sh.cfg.http_timeout_secs)) {
-        Ok(c) => c,
-        Err(_) => return,
-    };
-    let mut shutdown = sh.shutdown_rx();
-    let mut failing = false;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        match crate::credentials::till_token(&sh.cfg) {
-            Ok(token) => match pull_cache(&sh, &client, &token).await {
-                Ok(n) => {
-                    if failing || n > 0 {
-                        tracing::info!(target: "till_agent::sync", "cache refreshed ({n} customer change(s))");
-                    }
-                    failing = false;
-                }
-                Err(e) => {
-                    if !failing {
-                        tracing::warn!(target: "till_agent::sync", "cache refresh failed: {e:#}");
-                    }
-                    failing = true;
-                }
-            },
-            Err(_) => failing = true,
-        }
-        let d = Duration::from_secs(if failing {
-            sh.cfg.cache_refresh_secs.min(15)
-        } else {
-            sh.cfg.cache_refresh_secs
-        });
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = sh.cache_now.notified() => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-}
-
-/// One refresh; returns the number of customer changes applied.
-pub async fn pull_cache(sh: &Shared, client: &reqwest::Client, token: &str) -> anyhow::Result<usize> {
-    let mut req = client.get(sh.cfg.url("/v1/rules")).bearer_auth(token);
-    if let Some(etag) = sh.cache.rules_etag()? {
-        req = req.header(header::IF_NONE_MATCH, etag);
-    }
-    let resp = req.send().await?;
-    match resp.status() {
-        StatusCode::NOT_MODIFIED => {}
-        s if s.is_success() => {
-            let etag = resp
-                .headers()
-                .get(header::ETAG)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let rules = resp.json().await?;
-            sh.cache.store_rules(&rules, etag.as_deref())?;
-        }
-        s => {
-            let body = resp.text().await.unwrap_or_default();
-            anyhow::bail!("GET /v1/rules: {}", error_reason(s, &body));
-        }
-    }
-    let mut total = 0;
-    for _ in 0..1000 {
-        let mut url = reqwest::Url::parse(&sh.cfg.url("/v1/changes"))?;
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(c) = sh.cache.cursor()? {
-                q.append_pair("since", &c);
-            }
-            q.append_pair("limit", "500");
-        }
-        let resp = client.get(url).bearer_auth(token).send().await?;
-        let s = resp.status();
-        if !s.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            anyhow::bail!("GET /v1/changes: {}", error_reason(s, &body));
-        }
-        let feed: ChangeFeed = resp.json().await?;
-        total += feed.changes.len();
-        sh.cache.apply_feed(&feed)?;
-        if !feed.more {
-            break;
-        }
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
@@ -539,15 +377,5 @@ mod tests {
         b.reset();
         assert_eq!(b.attempt(), 0);
         assert_eq!(b.ceiling(1000), Duration::from_secs(2), "no overflow");
-    }
-
-    #[test]
-    fn retry_after_seconds_and_date() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
-        let later = (chrono::Utc::now() + chrono::Duration::seconds(100)).to_rfc2822();
-        let d = parse_retry_after(&later).unwrap();
-        assert!(d > Duration::from_secs(95) && d <= Duration::from_secs(100), "{d:?}");
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }
