@@ -50,6 +50,8 @@ struct LinkState {
     /// reader → what is wrong with it now
     reader_problems: std::collections::BTreeMap<String, String>,
     problem: Option<SyncProblem>,
+    /// supervised task → what happened to it (until it runs cleanly again)
+    task_problems: std::collections::BTreeMap<String, String>,
 }
 
 impl Shared {
@@ -66,12 +68,14 @@ impl Shared {
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok());
         // What an earlier run said about its card readers is void: this run's readers report anew.
         outbox.set_meta("reader_problems", None)?;
+        outbox.set_meta("task_problems", None)?;
         let state = LinkState {
             reachable: false,
             last_success,
             last_error: None,
             reader_problems: Default::default(),
             problem: None,
+            task_problems: Default::default(),
         };
         Ok(Arc::new(Shared {
             cfg,
@@ -149,6 +153,19 @@ impl Shared {
         self.state().problem = p;
     }
 
+    /// A supervised task failed (`Some`) or runs cleanly again (`None`).
+    pub fn set_task_problem(&self, task: &str, problem: Option<String>) {
+        let mut s = self.state();
+        match problem {
+            Some(p) => s.task_problems.insert(task.to_string(), p),
+            None => s.task_problems.remove(task),
+        };
+    }
+
+    pub fn task_problem(&self, task: &str) -> Option<String> {
+        self.state().task_problems.get(task).cloned()
+    }
+
     /// A card reader's state changed: `problem` = what is wrong now, `None` = it works again.
     pub fn set_reader_problem(&self, reader: &str, problem: Option<String>) {
         let mut s = self.state();
@@ -173,6 +190,7 @@ impl Shared {
             last_error: link.last_error.clone(),
             reader_problems: link.reader_problems.values().cloned().collect(),
             sync_problem: link.problem.clone(),
+            task_problems: link.task_problems.iter().map(|(t, p)| format!("{t}: {p}")).collect(),
         };
         let changed = self.status_tx.send_if_modified(|cur| {
             if *cur == st {
@@ -191,6 +209,11 @@ impl Shared {
             let _ = o.set_meta(
                 "reader_problems",
                 (!problems.is_empty()).then(|| problems.join("\n")).as_deref(),
+            );
+            let tasks: Vec<String> = link.task_problems.iter().map(|(t, p)| format!("{t}: {p}")).collect();
+            let _ = o.set_meta(
+                "task_problems",
+                (!tasks.is_empty()).then(|| tasks.join("\n")).as_deref(),
             );
             let problem = link.problem.as_ref().and_then(|p| serde_json::to_string(p).ok());
             let _ = o.set_meta("sync_problem", problem.as_deref());

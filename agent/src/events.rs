@@ -89,6 +89,9 @@ pub struct SyncStatus {
     /// Why receipts do not move right now (the last send failed), classified; `None` after a
     /// successful send.
     pub sync_problem: Option<SyncProblem>,
+    /// Background tasks that failed and were restarted (`replicator: panicked: … (restarted 1×)`),
+    /// until they run cleanly again.
+    pub task_problems: Vec<String>,
 }
 
 /// A failed send, as `status` and the tray show it.

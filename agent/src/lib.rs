@@ -14,6 +14,7 @@ pub mod os;
 pub mod quote;
 pub mod runtime;
 pub mod status;
+pub mod supervisor;
 pub mod sync;
 pub mod synclog;
 pub mod ui;

@@ -33,6 +33,8 @@ pub struct StatusReport {
     pub reader_problems: Vec<String>,
     /// Why receipts did not move when the running agent last tried (classified), `None` if they did.
     pub sync_problem: Option<crate::events::SyncProblem>,
+    /// Background tasks the running agent had to restart (until they run cleanly again).
+    pub task_problems: Vec<String>,
     pub outbox: String,
 }
 
@@ -59,6 +61,10 @@ pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
             .map(|p| p.lines().map(str::to_string).collect())
             .unwrap_or_default(),
         sync_problem: o.meta("sync_problem")?.and_then(|p| serde_json::from_str(&p).ok()),
+        task_problems: o
+            .meta("task_problems")?
+            .map(|p| p.lines().map(str::to_string).collect())
+            .unwrap_or_default(),
         outbox: cfg.outbox_path().display().to_string(),
     })
 }
@@ -83,6 +89,9 @@ pub fn print_human(r: &StatusReport) {
     println!("Last error:          {}", r.last_error.as_deref().unwrap_or("none"));
     if let Some(p) = &r.sync_problem {
         println!("Sync problem:        {}: {}", p.kind.describe(), p.detail);
+    }
+    for p in &r.task_problems {
+        println!("Background task:     {p}");
     }
     if r.reader_problems.is_empty() {
         println!("Card readers:        ok");

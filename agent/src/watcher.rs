@@ -341,7 +341,7 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
 }
 
 /// The watcher task: notify + periodic rescan; passes run on a blocking thread.
-pub async fn run(sh: Arc<Shared>) {
+pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let dir = sh.cfg.export_dir.clone();
     for d in [dir.clone(), sh.cfg.processed_dir(), sh.cfg.quarantine_dir()] {
         if let Err(e) = std::fs::create_dir_all(&d) {
@@ -403,6 +403,7 @@ pub async fn run(sh: Arc<Shared>) {
         }
     }
     drop(watcher);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -124,3 +124,61 @@ fn a_proxy_answering_404_html_leaves_receipts_queued_then_the_server_gets_them_o
         status_json(&till)
     );
 }
+
+/// A supervised task that panics (fault injection) is restarted, logged and shown in `status`,
+/// and receipts still flow through the restarted task.
+#[test]
+fn a_panicking_replicator_is_restarted_logged_and_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start_server(tmp.path());
+    let token = add_till(&srv.db, STORE, TILL);
+    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let log = std::fs::File::create(till.dir.join("agent.stderr")).unwrap();
+    let mut cmd = std::process::Command::new(bin("till-agent"));
+    cmd.arg("--config")
+        .arg(&till.config)
+        .args(["run", "--headless"])
+        .env("TILL_AGENT_TOKEN", &till.token)
+        .env("TILL_AGENT_FAULT_TASK", "replicator:panic:2")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    till.proc = Some(Proc::spawn("till-agent", &mut cmd));
+    for i in 1..=3 {
+        till.drop_file(&format!("r{i}.json"), receipt_json(i, Some(DEMO_CARD)).as_bytes());
+    }
+    let sent = wait_for(Duration::from_secs(30), || {
+        (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 3).then_some(())
+    });
+    assert!(
+        sent.is_some(),
+        "receipts did not flow after the restart; agent log:\n{}",
+        till.stderr()
+    );
+    assert_eq!(
+        server_count(
+            &srv.db,
+            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'E2E-%'"
+        ),
+        3
+    );
+    let log = String::from_utf8(till.cli(&["log", "--tail", "200"]).stdout).unwrap();
+    assert!(
+        log.contains("background task replicator panicked: injected fault (TILL_AGENT_FAULT_TASK); restart 1")
+            && log.contains("restart 2"),
+        "{log}"
+    );
+    let st = status_json(&till);
+    let tasks = st["task_problems"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{st}");
+    assert!(
+        tasks[0]
+            .as_str()
+            .unwrap()
+            .starts_with("replicator: panicked: injected fault")
+            && tasks[0].as_str().unwrap().ends_with("(restarted 2×)"),
+        "{st}"
+    );
+    let human = String::from_utf8(till.cli(&["status"]).stdout).unwrap();
+    assert!(human.contains("Background task:     replicator: panicked"), "{human}");
+}

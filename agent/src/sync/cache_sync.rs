@@ -8,15 +8,8 @@ use crate::context::Shared;
 
 /// Cache sync task: rules (ETag) and the customer-change feed, now and every
 /// `cache_refresh_secs` (or on "Sync now").
-pub async fn run_cache_sync(sh: Arc<Shared>) {
-    let client = match ServerClient::new(&sh.cfg) {
-        Ok(c) => c,
-        Err(e) => {
-            sh.log
-                .error("cache", None, &format!("cannot build the HTTP client: {e:#}"));
-            return;
-        }
-    };
+pub async fn run_cache_sync(sh: Arc<Shared>) -> anyhow::Result<()> {
+    let client = ServerClient::new(&sh.cfg).map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e:#}"))?;
     let mut shutdown = sh.shutdown_rx();
     let mut failing = false;
     loop {
@@ -51,6 +44,7 @@ pub async fn run_cache_sync(sh: Arc<Shared>) {
             _ = shutdown.changed() => {}
         }
     }
+    Ok(())
 }
 
 /// One refresh; returns the number of customer changes applied.

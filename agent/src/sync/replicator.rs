@@ -62,15 +62,8 @@ fn jitter(d: Duration) -> Duration {
 }
 
 /// The sender task.
-pub async fn run(sh: Arc<Shared>) {
-    let client = match ServerClient::new(&sh.cfg) {
-        Ok(c) => c,
-        Err(e) => {
-            sh.log
-                .error("replicator", None, &format!("cannot build the HTTP client: {e:#}"));
-            return;
-        }
-    };
+pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
+    let client = ServerClient::new(&sh.cfg).map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e:#}"))?;
     let mut shutdown = sh.shutdown_rx();
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(60));
     let mut limit = sh.cfg.batch_size;
@@ -227,6 +220,7 @@ pub async fn run(sh: Arc<Shared>) {
             }
         }
     }
+    Ok(())
 }
 
 /// What `status` and the tray say about a failed send.

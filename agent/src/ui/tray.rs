@@ -21,7 +21,11 @@ pub enum TrayState {
 impl TrayState {
     pub fn from_status(s: &SyncStatus) -> TrayState {
         let contacted = s.last_error.is_some() || s.last_success.is_some();
-        if s.dead_letters > 0 || (s.server_reachable && s.last_error.is_some()) || !s.reader_problems.is_empty() {
+        if s.dead_letters > 0
+            || (s.server_reachable && s.last_error.is_some())
+            || !s.reader_problems.is_empty()
+            || !s.task_problems.is_empty()
+        {
             TrayState::Error
         } else if !s.server_reachable && contacted {
             TrayState::Unreachable
@@ -114,6 +118,10 @@ pub fn tooltip(lang: Lang, s: &SyncStatus) -> String {
     }
     for p in &s.reader_problems {
         tip.push_str(&format!("\n{}: {p}", t(lang, Key::CardReader)));
+    }
+    for p in &s.task_problems {
+        tip.push('\n');
+        tip.push_str(p);
     }
     tip
 }
