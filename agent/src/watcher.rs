@@ -327,6 +327,9 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
     ));
     let err_path = PathBuf::from(format!("{}.error.txt", dest.display()));
     let text = crate::synclog::mask_card_numbers(&text);
+    // Logged before the reason file appears: whoever sees the file finds the log line too.
+    sh.log
+        .error("quarantine", None, &format!("{name} quarantined: {reason}"));
     // Written beside and renamed into place, so support (and tests) never read half a reason.
     let tmp_path = PathBuf::from(format!("{}.error.tmp", dest.display()));
     if let Err(e) = std::fs::write(&tmp_path, text).and_then(|_| std::fs::rename(&tmp_path, &err_path)) {
@@ -336,8 +339,6 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
             &format!("{name}: cannot write {}: {e}", err_path.display()),
         );
     }
-    sh.log
-        .error("quarantine", None, &format!("{name} quarantined: {reason}"));
 }
 
 /// The watcher task: notify + periodic rescan; passes run on a blocking thread.
