@@ -239,13 +239,55 @@ pub fn problem_of(f: &Failure) -> SyncProblem {
     }
 }
 
+/// What the server's answer means for one sent item.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Sent {
+        duplicate: bool,
+    },
+    /// A per-item `rejected`: the only way an item becomes a dead letter from an answer.
+    DeadLetter(String),
+    Retry {
+        reason: String,
+        at_ms: i64,
+    },
+}
+
+/// The pure step: the items sent (id, attempts so far) and the server's answer → what to do with
+/// each, in order. No IO; [`apply_acks`] carries it out.
+pub fn plan_acks<'a>(
+    due: impl IntoIterator<Item = (&'a str, u32)>,
+    resp: &SyncResponse,
+    now_ms: i64,
+) -> Vec<(&'a str, Outcome)> {
+    due.into_iter()
+        .map(|(id, attempts)| {
+            let outcome = match resp.acks.iter().find(|a| a.item_id == id).map(|a| &a.result) {
+                Some(AckResult::Applied) => Outcome::Sent { duplicate: false },
+                Some(AckResult::Duplicate) => Outcome::Sent { duplicate: true },
+                Some(AckResult::Rejected { code, reason }) => Outcome::DeadLetter(format!("{code}: {reason}")),
+                Some(AckResult::Retry { reason }) => Outcome::Retry {
+                    reason: reason.clone(),
+                    at_ms: now_ms
+                        + Backoff::new(Duration::from_millis(500), Duration::from_secs(300))
+                            .ceiling(attempts)
+                            .as_millis() as i64,
+                },
+                None => Outcome::Retry {
+                    reason: "no ack in the server's response".into(),
+                    at_ms: now_ms + 1_000,
+                },
+            };
+            (id, outcome)
+        })
+        .collect()
+}
+
 fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) {
-    let mut sent: Vec<&str> = Vec::new();
+    // Registrations / pairings: the server's answer in words (the cashier's form is gone).
     let mut enrolled = false;
-    let mut outbox = sh.outbox();
     for p in due {
         let ack = resp.acks.iter().find(|a| a.item_id == p.item_id);
-        // Registrations / pairings: the server's answer in words (the cashier's form is gone).
         if let Some(msg) = ack.and_then(|a| crate::enrol::ack_message(&p.item.payload, &a.result)) {
             match ack.map(|a| &a.result) {
                 Some(AckResult::Applied | AckResult::Duplicate) => {
@@ -256,33 +298,33 @@ fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) 
                 _ => sh.log.warn("enrol", Some(&p.item_id), &msg),
             }
         }
-        match ack.map(|a| &a.result) {
-            Some(AckResult::Applied) => sent.push(&p.item_id),
-            Some(AckResult::Duplicate) => {
-                sent.push(&p.item_id);
+    }
+    let plan = plan_acks(due.iter().map(|p| (p.item_id.as_str(), p.attempts)), resp, now_ms());
+    let mut sent: Vec<&str> = Vec::new();
+    let mut dup = 0;
+    let mut outbox = sh.outbox();
+    for (id, outcome) in &plan {
+        match outcome {
+            Outcome::Sent { duplicate } => {
+                sent.push(id);
+                dup += usize::from(*duplicate);
             }
-            Some(AckResult::Rejected { code, reason }) => {
-                let r = format!("{code}: {reason}");
-                let _ = outbox.mark_rejected(&p.item_id, &r);
-                sh.log.error("rejected", Some(&p.item_id), &format!("dead letter: {r}"));
+            Outcome::DeadLetter(r) => {
+                let _ = outbox.mark_rejected(id, r);
+                sh.log.error("rejected", Some(id), &format!("dead letter: {r}"));
             }
-            Some(AckResult::Retry { reason }) => {
-                let next = now_ms()
-                    + Backoff::new(Duration::from_millis(500), Duration::from_secs(300))
-                        .ceiling(p.attempts)
-                        .as_millis() as i64;
-                let _ = outbox.mark_retry(&p.item_id, reason, next);
-                sh.log
-                    .warn("retry", Some(&p.item_id), &format!("server asked to retry: {reason}"));
-            }
-            None => {
-                let next = now_ms() + 1_000;
-                let _ = outbox.mark_retry(&p.item_id, "no ack in the server's response", next);
-                sh.log.warn(
-                    "retry",
-                    Some(&p.item_id),
-                    "no ack for this item in the server's response; will resend",
-                );
+            Outcome::Retry { reason, at_ms } => {
+                let _ = outbox.mark_retry(id, reason, *at_ms);
+                if resp.acks.iter().any(|a| a.item_id == *id) {
+                    sh.log
+                        .warn("retry", Some(id), &format!("server asked to retry: {reason}"));
+                } else {
+                    sh.log.warn(
+                        "retry",
+                        Some(id),
+                        "no ack for this item in the server's response; will resend",
+                    );
+                }
             }
         }
     }
@@ -297,14 +339,6 @@ fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) 
         // A new customer / card: refresh the offline cache now, not at the next interval.
         sh.cache_now.notify_one();
     }
-    let dup = due
-        .iter()
-        .filter(|p| {
-            resp.acks
-                .iter()
-                .any(|a| a.item_id == p.item_id && a.result == AckResult::Duplicate)
-        })
-        .count();
     if !sent.is_empty() {
         let msg = if dup > 0 {
             format!("acked {} item(s) ({dup} already on the server)", sent.len())
@@ -371,5 +405,51 @@ mod tests {
         b.reset();
         assert_eq!(b.attempt(), 0);
         assert_eq!(b.ceiling(1000), Duration::from_secs(2), "no overflow");
+    }
+
+    #[test]
+    fn the_ack_plan_dead_letters_only_a_per_item_rejection() {
+        use protocol::v1::Ack;
+        let ack = |id: &str, result: AckResult| Ack {
+            item_id: id.into(),
+            result,
+        };
+        let resp = SyncResponse {
+            acks: vec![
+                ack("a", AckResult::Applied),
+                ack("b", AckResult::Duplicate),
+                ack(
+                    "c",
+                    AckResult::Rejected {
+                        code: "invalid".into(),
+                        reason: "total".into(),
+                    },
+                ),
+                ack("d", AckResult::Retry { reason: "busy".into() }),
+            ],
+        };
+        let plan = plan_acks([("a", 0), ("b", 0), ("c", 0), ("d", 2), ("e", 0)], &resp, 10_000);
+        assert_eq!(
+            plan,
+            vec![
+                ("a", Outcome::Sent { duplicate: false }),
+                ("b", Outcome::Sent { duplicate: true }),
+                ("c", Outcome::DeadLetter("invalid: total".into())),
+                (
+                    "d",
+                    Outcome::Retry {
+                        reason: "busy".into(),
+                        at_ms: 12_000
+                    }
+                ),
+                (
+                    "e",
+                    Outcome::Retry {
+                        reason: "no ack in the server's response".into(),
+                        at_ms: 11_000
+                    }
+                ),
+            ]
+        );
     }
 }
