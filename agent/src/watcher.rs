@@ -11,15 +11,23 @@
 //! `<name>.error.txt` (line, field, value) — but only once it has been unchanged for
 //! [`QUARANTINE_GRACE`], so a POS writing slowly (pauses longer than `stable_ms`) is not
 //! punished: its half-written file is simply read again later.
+//!
+//! A file with several receipts is read receipt by receipt (`formats::parse_file_each`): the good
+//! ones are committed, each bad one is written alone to `quarantine/receipt-<no>.<hash>.<ext>` with
+//! its `.error.txt` (file, receipt number, line, field, value) BEFORE the commit, and the file goes
+//! to `processed/`. The extract's name depends only on its content, so a crash before the commit, or
+//! a re-export, rewrites the same extract; the good receipts dedupe by receipt id as always. A file
+//! with no good receipt is quarantined whole, as before.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use protocol::ids::CardPolicy;
 use protocol::v1::{SyncItem, SyncPayload};
 use sha2::{Digest, Sha256};
 
 use crate::context::{PendingScan, Shared};
-use crate::formats::parse_file;
+use crate::formats::{parse_file_each, BadReceipt, ParseError};
 
 /// A file that fails to parse is quarantined only after it stayed unchanged this long.
 pub const QUARANTINE_GRACE: Duration = Duration::from_secs(3);
@@ -190,13 +198,13 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
             return FileResult::Waiting;
         }
     }
-    let mut receipts = match parse_file(&sh.cfg.receipts, &name, &bytes, &sh.cfg.parse_context()) {
+    let age = seen
+        .mtime
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .unwrap_or(QUARANTINE_GRACE);
+    let parsed = match parse_file_each(&sh.cfg.receipts, &name, &bytes, &sh.cfg.parse_context()) {
         Ok(r) => r,
         Err(err) => {
-            let age = seen
-                .mtime
-                .and_then(|m| SystemTime::now().duration_since(m).ok())
-                .unwrap_or(QUARANTINE_GRACE);
             if age < QUARANTINE_GRACE {
                 return FileResult::Waiting; // maybe still being written: read again soon
             }
@@ -204,10 +212,44 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
             return FileResult::Done;
         }
     };
-    if receipts.is_empty() {
-        quarantine(sh, path, &name, "the file contains no receipts", None);
+    if !parsed.bad.is_empty() && age < QUARANTINE_GRACE {
+        return FileResult::Waiting; // a half-written last receipt looks bad too: read again soon
+    }
+    if !parsed.skipped.is_empty() {
+        sh.log.info(
+            "skip",
+            None,
+            &format!("{name}: skipped {} (not sales receipts)", parsed.skipped_text()),
+        );
+    }
+    if parsed.receipts.is_empty() && parsed.bad.is_empty() {
+        if parsed.skipped.is_empty() {
+            quarantine(sh, path, &name, "the file contains no receipts", None);
+        } else {
+            finish_move(sh, path, &name, &sh.cfg.processed_dir());
+        }
         return FileResult::Done;
     }
+    if parsed.receipts.is_empty() {
+        // Nothing good in it: the file itself goes to quarantine, as a file that does not parse.
+        let err = &parsed.bad[0].error;
+        let mut reason = err.to_string();
+        if parsed.bad.len() > 1 {
+            reason.push_str(&format!(
+                " (and {} more bad receipt(s) in the file)",
+                parsed.bad.len() - 1
+            ));
+        }
+        quarantine(sh, path, &name, &reason, Some(err));
+        return FileResult::Done;
+    }
+    // Each bad receipt alone to quarantine/ BEFORE the commit: the extract's name depends only on
+    // its content, so a crash before the commit rewrites the same file on the next pass.
+    for bad in &parsed.bad {
+        quarantine_receipt(sh, &name, bad);
+    }
+    let mut receipts = parsed.receipts;
+    drop_payment_cards(sh, &name, &mut receipts);
     // Card association: a loyalty card scanned on this till shortly before, once.
     {
         let mut slot = sh.last_scan.lock().unwrap_or_else(|p| p.into_inner());
@@ -292,7 +334,44 @@ fn finish_move(sh: &Shared, path: &Path, name: &str, dir: &Path) {
     }
 }
 
-fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&crate::formats::ParseError>) {
+/// The card policy at ingest: `[reader] card_policy`, else the cached program's, else the default.
+fn card_policy(sh: &Shared) -> CardPolicy {
+    if let Some(p) = &sh.cfg.reader.card_policy {
+        return p.clone();
+    }
+    sh.cache
+        .rules()
+        .ok()
+        .flatten()
+        .map(|r| r.program.card_policy)
+        .unwrap_or_default()
+}
+
+/// A receipt whose card column holds a payment card number (the POS stored the card the
+/// customer paid with) is queued without a card: the number never reaches the outbox, the
+/// server or a log (the warning shows the last 4 digits). The program's own prefixes win.
+fn drop_payment_cards(sh: &Shared, name: &str, receipts: &mut [protocol::v1::Receipt]) {
+    let policy = card_policy(sh);
+    for r in receipts.iter_mut() {
+        let Some(card) = &r.card else { continue };
+        if !protocol::payment::payment_not_ours(card.expose(), &policy) {
+            continue;
+        }
+        let last4 = protocol::payment::last4(card.expose());
+        r.card = None;
+        sh.log.warn(
+            "card",
+            Some(r.id.as_str()),
+            &format!(
+                "{name}: receipt {} has a payment card number (…{last4}) in its card column: dropped, \
+                 the receipt is queued without a card (the POS export should not carry payment cards)",
+                r.pos_receipt_no
+            ),
+        );
+    }
+}
+
+fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&ParseError>) {
     let qdir = sh.cfg.quarantine_dir();
     let dest = match move_file(path, &qdir, name) {
         Ok(d) => d,
@@ -305,10 +384,32 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
             return;
         }
     };
+    // Logged before the reason file appears: whoever sees the file finds the log line too.
+    sh.log
+        .error("quarantine", None, &format!("{name} quarantined: {reason}"));
+    write_error_txt(sh, name, &dest, None, reason, err);
+}
+
+/// `<dest>.error.txt`: what is wrong (line, field, value) and how to check the fix.
+fn write_error_txt(
+    sh: &Shared,
+    name: &str,
+    dest: &Path,
+    receipt_no: Option<&str>,
+    reason: &str,
+    err: Option<&ParseError>,
+) {
     let mut text = format!(
-        "File: {name}\nQuarantined: {}\nError: {reason}\n",
+        "File: {name}\nQuarantined: {}\n",
         chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     );
+    if let Some(no) = receipt_no {
+        text.push_str(&format!(
+            "Receipt: {no} (only this receipt; the others of the file were ingested)\nExtract: {}\n",
+            dest.display()
+        ));
+    }
+    text.push_str(&format!("Error: {reason}\n"));
     if let Some(e) = err {
         if let Some(l) = e.line {
             text.push_str(&format!("Line: {l}\n"));
@@ -339,6 +440,53 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
             &format!("{name}: cannot write {}: {e}", err_path.display()),
         );
     }
+}
+
+/// One bad receipt of a multi-receipt file: its extract as `quarantine/receipt-<no>.<hash>.<ext>` plus
+/// `.error.txt` (naming the source file). The name comes from the receipt number and the extract's
+/// content, so writing it again (after a crash, or the same bad receipt in a re-export) replaces
+/// the same file instead of adding one.
+fn quarantine_receipt(sh: &Shared, name: &str, bad: &BadReceipt) {
+    let qdir = sh.cfg.quarantine_dir();
+    let no = bad.pos_receipt_no.clone().unwrap_or_else(|| "unnumbered".into());
+    let safe_no: String = no
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let h = hex::encode(&Sha256::digest(bad.extract.as_bytes())[..4]);
+    let dest = qdir.join(format!("receipt-{safe_no}.{h}.{}", bad.ext));
+    let tmp = qdir.join(format!(".receipt-{safe_no}.{h}.tmp"));
+    let written = std::fs::create_dir_all(&qdir)
+        .and_then(|_| std::fs::write(&tmp, bad.extract.as_bytes()))
+        .and_then(|_| std::fs::rename(&tmp, &dest));
+    if let Err(e) = written {
+        sh.log.error(
+            "quarantine",
+            None,
+            &format!(
+                "{name}: receipt {no} is bad ({}) and cannot be written to quarantine: {e}",
+                bad.error
+            ),
+        );
+        return;
+    }
+    let reason = bad.error.to_string();
+    write_error_txt(sh, name, &dest, Some(&no), &reason, Some(&bad.error));
+    sh.log.error(
+        "quarantine",
+        None,
+        &crate::synclog::mask_card_numbers(&format!(
+            "{name}: receipt {no} quarantined alone as {}: {reason}",
+            dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        )),
+    );
 }
 
 /// The watcher task: notify + periodic rescan; passes run on a blocking thread.

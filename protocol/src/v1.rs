@@ -19,6 +19,7 @@ use crate::money::Currency;
 // Receipts
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LineKind {
     Sale,
@@ -28,6 +29,7 @@ pub enum LineKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,26 +38,35 @@ pub struct ReceiptLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     /// Decimal quantity (`0.350` kg). Negative on return lines.
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub quantity: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub unit_price: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub line_total: Decimal,
     /// VAT rate in percent (`21`, `12`, `23`, `25`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
     pub vat_rate: Option<Decimal>,
     pub kind: LineKind,
 }
 
 /// VAT summary row (Croatian fiscal receipts carry only these, no items).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VatSummary {
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub rate: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub base: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub amount: Decimal,
 }
 
 /// Reference to the original receipt of a return.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OriginalReceipt {
     /// The original's idempotency key when the till knows it.
@@ -67,6 +78,7 @@ pub struct OriginalReceipt {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     pub id: ReceiptId,
@@ -75,6 +87,7 @@ pub struct Receipt {
     pub pos_receipt_no: String,
     pub issued_at: DateTime<FixedOffset>,
     pub currency: Currency,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub total: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<CardId>,
@@ -104,6 +117,7 @@ impl Receipt {
 // Customers and cards
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CustomerName {
     Person { first_name: String, surname: String },
@@ -120,6 +134,7 @@ impl CustomerName {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     pub street: String,
@@ -130,6 +145,7 @@ pub struct Address {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +157,7 @@ pub struct Contact {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Consents {
     /// Consent to the program rules (required to enrol).
@@ -150,6 +167,7 @@ pub struct Consents {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
     pub id: CustomerId,
@@ -168,10 +186,12 @@ pub struct Customer {
     pub parent: Option<CustomerId>,
     /// Per-customer discount override in percent ("silver"/"gold" customers with their own rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
     pub discount_override: Option<Decimal>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CardStatus {
     Active,
@@ -180,6 +200,7 @@ pub enum CardStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Card {
     pub number: CardId,
     /// None for a printed, not yet issued card.
@@ -191,6 +212,7 @@ pub struct Card {
 
 /// A migration code sent by SMS/e-mail to customers of the old (spreadsheet) program.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MigrationCode {
     pub code: String,
@@ -201,6 +223,7 @@ pub struct MigrationCode {
 
 /// Customer registration from the till's application form. Idempotent by `request_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub request_id: String,
@@ -216,6 +239,7 @@ pub struct Registration {
 
 /// Pair a new card with a migration code: the old customer's discount moves onto the card.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MigrationPairing {
     pub request_id: String,
@@ -229,6 +253,7 @@ pub struct MigrationPairing {
 // Quote: what the cashier sees
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum QuoteSource {
     Online,
@@ -240,17 +265,22 @@ pub enum QuoteSource {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomerQuote {
     pub display_name: String,
     pub tier: String,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub discount_percent: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points_balance: Decimal,
     /// Points still missing for the next reward (redemption threshold); None if no reward rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
     pub points_to_next_reward: Option<Decimal>,
     /// Turnover still missing for the next tier; None at the top tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
     pub turnover_to_next_tier: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_tier: Option<String>,
@@ -261,6 +291,7 @@ pub struct CustomerQuote {
 
 /// The answer to "who is this card?". Each case is distinct on the wire (`kind`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum QuoteResult {
     Customer {
@@ -285,6 +316,7 @@ pub enum QuoteResult {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Quote {
     #[serde(flatten)]
     pub result: QuoteResult,
@@ -296,6 +328,7 @@ pub struct Quote {
 // Sync
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "body", rename_all = "snake_case")]
 pub enum SyncPayload {
     Receipt(Receipt),
@@ -304,6 +337,7 @@ pub enum SyncPayload {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct SyncItem {
     /// Idempotency key: the receipt id, or the registration/pairing request id.
     pub item_id: String,
@@ -312,8 +346,10 @@ pub struct SyncItem {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncBatch {
+    #[cfg_attr(feature = "schema", schema(pattern = "^v1$", example = "v1"))]
     pub version: String,
     pub store_id: StoreId,
     pub till_id: TillId,
@@ -321,6 +357,7 @@ pub struct SyncBatch {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum AckResult {
     Applied,
@@ -338,6 +375,7 @@ pub enum AckResult {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Ack {
     pub item_id: String,
     #[serde(flatten)]
@@ -345,6 +383,7 @@ pub struct Ack {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncResponse {
     pub acks: Vec<Ack>,
@@ -355,11 +394,14 @@ pub struct SyncResponse {
 
 /// Per-customer state the engine needs (the server's truth; the till caches it).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomerState {
     /// Turnover per calendar month, key `YYYY-MM`, in the program currency.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(value_type = BTreeMap<String, crate::money::DecimalString>))]
     pub turnover_by_month: BTreeMap<String, Decimal>,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points_balance: Decimal,
     /// Points credited with an expiry (campaign points), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -367,13 +409,16 @@ pub struct CustomerState {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExpiringPoints {
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points: Decimal,
     pub expires_on: NaiveDate,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomerChange {
     pub customer: Customer,
@@ -382,6 +427,7 @@ pub struct CustomerChange {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChangeFeed {
     pub changes: Vec<CustomerChange>,
@@ -392,12 +438,44 @@ pub struct ChangeFeed {
     pub server_time: DateTime<FixedOffset>,
 }
 
-/// Error body for every 4xx/5xx answer: a machine-readable code and a message naming the field.
+/// `GET /healthz`: liveness and the server's clock (the till's doctor measures clock skew with it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    pub time: DateTime<FixedOffset>,
+    /// The server's identity: it changes when the server's database is restored from a backup.
+    /// A till that sees it change resends what it had acknowledged and restarts its change feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
+}
+
+/// Error body for every 4xx/5xx answer: RFC 9457 problem details (`application/problem+json`)
+/// with two extension members, a machine-readable `code` and the `field` that is wrong.
+/// Unknown members are ignored (problem details are extensible).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
+    /// A URI naming the problem type: `urn:till-agent:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary of the problem type (the HTTP status's reason phrase).
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What is wrong, for a person.
+    pub detail: String,
+    /// Machine-readable code (`invalid_field`, `unauthorized`, …).
     pub code: String,
-    pub message: String,
+    /// The request field, parameter or header that is wrong, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+}
+
+impl ErrorBody {
+    /// The `type` URI for a code.
+    pub fn type_for(code: &str) -> String {
+        format!("urn:till-agent:problem:{code}")
+    }
 }

@@ -85,6 +85,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             admin_token,
         } => {
             let repo = open(&db)?;
+            let identity = crate::identity::Identity::establish(&db, &repo)?;
+            tracing::info!(server_id = %identity.id, "server identity");
+            let repo = Arc::new(repo);
             let admin_token = admin_token.filter(|t| !t.trim().is_empty());
             if admin_token.is_none() {
                 tracing::warn!(
@@ -92,16 +95,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let state = AppState {
-                repo: Arc::new(repo),
+                repo: repo.clone(),
                 admin_token,
+                server_id: Some(identity.id.as_str().into()),
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.spawn(note_watermark(repo, identity));
             rt.block_on(serve(listen, state, db))
         }
         Command::Seed { db, file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let seed: crate::service::SeedFile = crate::http::extract::parse_json(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.body.message))?;
+                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))?;
             let repo = open(&db)?;
             let summary = crate::service::seed(&repo, &seed).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
@@ -141,6 +146,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Keeps the identity sidecar's watermark current (every 5 s) so a later restore is noticed.
+async fn note_watermark(repo: Arc<SqliteRepo>, identity: crate::identity::Identity) {
+    let mut last = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let (r, i) = (repo.clone(), identity.clone());
+        let noted = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+            let wm = r.watermark()?;
+            if last != Some(wm) {
+                i.note(wm)?;
+            }
+            Ok(wm)
+        })
+        .await;
+        match noted {
+            Ok(Ok(wm)) => last = Some(wm),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not record the database watermark"),
+            Err(e) => tracing::error!(error = %e, "watermark task failed"),
+        }
+    }
+}
+
 async fn serve(listen: SocketAddr, state: AppState, db: PathBuf) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -149,26 +177,8 @@ async fn serve(listen: SocketAddr, state: AppState, db: PathBuf) -> anyhow::Resu
     tracing::info!(%addr, db = %db.display(), "server-stub listening");
     println!("server-stub listening on http://{addr}");
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(crate::os::shutdown_signal())
         .await?;
     tracing::info!("server-stub stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -1,109 +1,18 @@
 //! End-to-end: card input. Real pseudo-terminals (socat) as serial readers, including unplug;
 //! a real X server (Xvfb) with xdotool typing by keycode on five keyboard layouts; the decoder
 //! CLI against every reference row; the payment-card guard over the agent's data folder.
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 use e2e::*;
 use serde_json::Value;
 
-/// A child whose stdout lines arrive on a channel (also used by `wine_input.rs`).
-pub(crate) struct Lines {
-    pub(crate) rx: Receiver<String>,
-    pub(crate) seen: Vec<String>,
-    _proc: Proc,
-}
-
-impl Lines {
-    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Lines {
-        cmd.stdout(Stdio::piped());
-        let mut proc = Proc::spawn(name, cmd);
-        let out = proc.child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines {
-            rx,
-            seen: Vec::new(),
-            _proc: proc,
-        }
-    }
-
-    /// The next JSON line matching `pred` within `timeout`.
-    pub(crate) fn wait(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        let end = Instant::now() + timeout;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            let l = self.rx.recv_timeout(left).ok()?;
-            self.seen.push(l.clone());
-            if let Ok(v) = serde_json::from_str::<Value>(&l) {
-                if pred(&v) {
-                    return Some(v);
-                }
-            }
-        }
-    }
-
-    pub(crate) fn transcript(&self) -> String {
-        self.seen.join("\n")
-    }
-}
-
-pub(crate) fn is(v: &Value, key: &str, want: &str) -> bool {
-    v.get(key).and_then(Value::as_str) == Some(want)
-}
-
-// ------------------------------------------------------------------------------------------
-// Serial through socat
-
-struct Socat {
-    proc: Proc,
-    a: PathBuf,
-    b: PathBuf,
-}
-
-impl Socat {
-    /// A pty pair: the "scanner" writes to `a`, the agent reads `b`.
-    fn start(dir: &Path) -> Socat {
-        let (a, b) = (dir.join("scanner"), dir.join("ttyREADER"));
-        let _ = std::fs::remove_file(&a);
-        let _ = std::fs::remove_file(&b);
-        let mut cmd = Command::new("socat");
-        cmd.args([
-            format!("pty,raw,echo=0,link={}", a.display()),
-            format!("pty,raw,echo=0,link={}", b.display()),
-        ])
-        .stderr(Stdio::null());
-        let proc = Proc::spawn("socat", &mut cmd);
-        assert!(
-            wait_for(Duration::from_secs(5), || (a.exists() && b.exists()).then_some(())).is_some(),
-            "socat did not create the ptys"
-        );
-        Socat { proc, a, b }
-    }
-
-    fn write(&self, bytes: &[u8]) {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&self.a).unwrap();
-        f.write_all(bytes).unwrap();
-        f.flush().unwrap();
-    }
-
-    /// Unplug: the pty pair disappears.
-    fn unplug(&mut self) {
-        self.proc.kill();
-    }
-}
-
 #[test]
 fn serial_reader_through_socat_keeps_partial_lines_and_survives_unplug() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut socat = Socat::start(dir.path());
     let mut rt = Lines::spawn(
@@ -162,6 +71,9 @@ fn serial_reader_through_socat_keeps_partial_lines_and_survives_unplug() {
 
 #[test]
 fn serial_port_in_use_and_missing_port_are_distinct_errors() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let socat = Socat::start(dir.path());
     let mut first = Lines::spawn(
@@ -202,28 +114,6 @@ fn serial_port_in_use_and_missing_port_are_distinct_errors() {
 // ------------------------------------------------------------------------------------------
 // Keyboard wedge under Xvfb
 
-/// An X server of our own (the harness's) and a way to run X clients on it.
-struct XServer(Xvfb);
-
-impl XServer {
-    fn start() -> XServer {
-        XServer(start_xvfb(640, 480))
-    }
-
-    fn display(&self) -> &str {
-        &self.0.display
-    }
-
-    fn run(&self, prog: &str, args: &[&str]) {
-        let st = Command::new(prog)
-            .args(args)
-            .env("DISPLAY", self.display())
-            .status()
-            .unwrap();
-        assert!(st.success(), "{prog} {args:?} failed");
-    }
-}
-
 /// X keycodes (evdev + 8) a US-programmed scanner presses for `text` (digits and `-` only).
 fn keycodes(text: &str) -> Vec<String> {
     text.chars()
@@ -239,12 +129,22 @@ fn keycodes(text: &str) -> Vec<String> {
 
 #[test]
 fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
-    let x = XServer::start();
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "setxkbmap"]) {
+        return;
+    }
+    let x = start_xvfb(640, 480);
     let dir = tempfile::tempdir().unwrap();
     let mut rt = Lines::spawn(
         "reader-test",
         Command::new(bin("till-agent"))
-            .args(["reader-test", "--json", "--seconds", "120", "--display", x.display()])
+            .args([
+                "reader-test",
+                "--json",
+                "--seconds",
+                "120",
+                "--display",
+                x.display.as_str(),
+            ])
             .env("HOME", dir.path()),
     );
     assert!(
@@ -254,9 +154,9 @@ fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
     );
     let codes = keycodes("1900-1234-5678-9012");
     for layout in ["us", "cz", "sk", "hr", "de"] {
-        x.run("setxkbmap", &["-display", x.display(), layout]);
+        x.run("setxkbmap", &["-display", x.display.as_str(), layout]);
         let q = Command::new("setxkbmap")
-            .args(["-display", x.display(), "-query"])
+            .args(["-display", x.display.as_str(), "-query"])
             .output()
             .unwrap();
         assert!(
@@ -299,24 +199,31 @@ fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
 
 #[test]
 fn wedge_under_xvfb_dedicated_keyboard_and_device_arrival_removal() {
-    let x = XServer::start();
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "xinput"]) {
+        return;
+    }
+    let x = start_xvfb(640, 480);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("agent.toml");
     // xdotool types through the "Virtual core XTEST keyboard" slave: configured as the scanner,
     // its keys are a scan at any speed. A keyboard that arrives later by the configured name is
     // dedicated from its first key too.
-    std::fs::write(
-        &cfg,
-        "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n\
-         [reader]\ndedicated = [\"x11:Virtual core XTEST keyboard\", \"Till scanner XTEST keyboard\"]\n",
-    )
-    .unwrap();
+    let cfg = AgentToml::minimal(OFFLINE_URL)
+        .ids("S", "T1")
+        .dedicated(&["x11:Virtual core XTEST keyboard", "Till scanner XTEST keyboard"])
+        .write(&dir.path().join("agent.toml"));
     let mut rt = Lines::spawn(
         "reader-test",
         Command::new(bin("till-agent"))
             .arg("--config")
             .arg(&cfg)
-            .args(["reader-test", "--json", "--seconds", "120", "--display", x.display()])
+            .args([
+                "reader-test",
+                "--json",
+                "--seconds",
+                "120",
+                "--display",
+                x.display.as_str(),
+            ])
             .env("HOME", dir.path()),
     );
     assert!(
@@ -466,53 +373,22 @@ fn decode_cli_every_reference_swipe_and_barcode() {
 // ------------------------------------------------------------------------------------------
 // The running agent: quotes from scans, and the payment-card guard
 
-const STORE: &str = "CZ-PRG-01";
-const TILL: &str = "T1";
-/// A Luhn-valid card of the demo program (fixtures/seed/demo.json).
-const DEMO_CARD: &str = "1900000009000018";
-
-fn grep_tree(root: &Path, needle: &str, hits: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(root).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            grep_tree(&p, needle, hits);
-        } else if let Ok(bytes) = std::fs::read(&p) {
-            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                hits.push(p);
-            }
-        }
-    }
-}
-
-fn list_tree(root: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(root).unwrap().flatten() {
-        if e.path().is_dir() {
-            list_tree(&e.path(), out);
-        } else {
-            out.push(e.path());
-        }
-    }
-}
-
 #[test]
 fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path());
     let token = add_till(&server.db, STORE, TILL);
     let till = dir.path().join("till");
-    std::fs::create_dir_all(till.join("export")).unwrap();
     let mut socat = Socat::start(dir.path());
-    let config = till.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
-             [reader]\nwedge = false\n[[reader.serial]]\nport = \"{}\"\n",
-            server.url,
-            socat.b.display()
-        ),
-    )
-    .unwrap();
+    let config = AgentToml::new(&server.url)
+        .language(None)
+        .rescan_secs(None)
+        .wedge(false)
+        .serial(SerialToml::port(&socat.b))
+        .write(&till.join("agent.toml"));
     let stderr = std::fs::File::create(till.join("stderr.log")).unwrap();
     let mut agent = Lines::spawn(
         "till-agent run",
@@ -647,7 +523,7 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
 
     let mut hits = Vec::new();
     for pan in &pans {
-        grep_tree(&till, pan, &mut hits);
+        hits.extend(grep_tree(&till, pan));
         if transcript.contains(pan.as_str()) {
             hits.push(PathBuf::from("<agent stdout>"));
         }
@@ -705,14 +581,14 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
 /// is a read error, and a person typing afterwards is still a person.
 #[test]
 fn wedge_under_xvfb_prefix_key_f13() {
-    let x = XServer::start();
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo"]) {
+        return;
+    }
+    let x = start_xvfb(640, 480);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n[reader]\nprefix_key = \"KEY_F13\"\n",
-    )
-    .unwrap();
+    let config = AgentToml::minimal(OFFLINE_URL)
+        .prefix_key("KEY_F13")
+        .write(&dir.path().join("agent.toml"));
     let mut rt = Lines::spawn(
         "reader-test",
         Command::new(bin("till-agent"))
@@ -724,7 +600,7 @@ fn wedge_under_xvfb_prefix_key_f13() {
                 "--seconds",
                 "60",
                 "--display",
-                x.display(),
+                x.display.as_str(),
             ])
             .env("HOME", dir.path()),
     );
@@ -802,6 +678,9 @@ fn wedge_under_xvfb_prefix_key_f13() {
 /// an X display with its dedicated scanner; then a revoked token.
 #[test]
 fn doctor_checks_server_token_and_card_readers() {
+    if !need_tools(&["socat", "Xvfb", "xdpyinfo", "xdotool", "xwininfo"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path());
     let token = add_till(&server.db, STORE, TILL);
@@ -812,21 +691,19 @@ fn doctor_checks_server_token_and_card_readers() {
     std::fs::create_dir_all(&held).unwrap();
     let socat2 = Socat::start(&held);
     let missing = dir.path().join("ttyMISSING");
-    let xv = XServer::start();
-    let config = till.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
-             [reader]\ndedicated = [\"x11:Virtual core XTEST keyboard\"]\n\
-             [[reader.serial]]\nport = \"{}\"\n[[reader.serial]]\nport = \"{}\"\n[[reader.serial]]\nport = \"{}\"\nbaud = 19200\nparity = \"even\"\n",
-            server.url,
-            socat.b.display(),
-            missing.display(),
-            socat2.b.display()
-        ),
-    )
-    .unwrap();
+    let xv = start_xvfb(640, 480);
+    let config = AgentToml::new(&server.url)
+        .language(None)
+        .rescan_secs(None)
+        .dedicated(&["x11:Virtual core XTEST keyboard"])
+        .serial(SerialToml::port(&socat.b))
+        .serial(SerialToml::port(&missing))
+        .serial(SerialToml {
+            baud: Some(19200),
+            parity: Some("even".into()),
+            ..SerialToml::port(&socat2.b)
+        })
+        .write(&till.join("agent.toml"));
     // a running reader holds the third port
     let mut holder = Lines::spawn(
         "reader-test (holds the port)",
@@ -847,7 +724,7 @@ fn doctor_checks_server_token_and_card_readers() {
             .args(["--config", config.to_str().unwrap(), "doctor"])
             .env("TILL_AGENT_TOKEN", token)
             .env("HOME", &till)
-            .env("DISPLAY", xv.display())
+            .env("DISPLAY", xv.display.as_str())
             .output()
             .unwrap();
         (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string())
@@ -888,5 +765,251 @@ fn doctor_checks_server_token_and_card_readers() {
     assert!(
         l.starts_with("FAIL") && l.contains("401") && l.contains("revoked"),
         "{out}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Payment card guard through every reader path
+
+/// Public test PANs of the guarded schemes (gateway sandboxes' documented test numbers).
+const TEST_PANS: [&str; 6] = [
+    "4111111111111111", // Visa
+    "5555555555554444", // Mastercard
+    "2223003122003222", // Mastercard 2-series
+    "378282246310005",  // Amex
+    "6011111111111117", // Discover
+    "3530111333300000", // JCB
+];
+
+/// A US-programmed scanner typing `text` at 8 ms/key, then Enter, as a trace for `decode`.
+fn scanner_trace(text: &str) -> String {
+    let mut t = String::from("dev:1\n");
+    for c in text.chars() {
+        let (key, shift) = match c {
+            '0' => ("KEY_0".to_string(), false),
+            '1'..='9' => (format!("KEY_{c}"), false),
+            '-' => ("KEY_MINUS".into(), false),
+            ';' => ("KEY_SEMICOLON".into(), false),
+            '=' => ("KEY_EQUAL".into(), false),
+            '?' => ("KEY_SLASH".into(), true),
+            _ => panic!("{c:?} not in the trace alphabet"),
+        };
+        if shift {
+            t.push_str("d:KEY_LEFTSHIFT t:1 ");
+        }
+        t.push_str(&format!("d:{key} t:3 u:{key} t:{}", if shift { 1 } else { 5 }));
+        if shift {
+            t.push_str(" u:KEY_LEFTSHIFT t:4");
+        }
+        t.push('\n');
+    }
+    t.push_str("d:KEY_ENTER t:3 u:KEY_ENTER\n");
+    t
+}
+
+/// Issue 14 item 3: payment card numbers in the shapes the guard once missed (track 2 cut short,
+/// empty expiry, track 1 without expiry / service code, bare and dash-separated digits) reach the
+/// agent through every path — `decode --raw`, a keyboard-wedge trace (`decode --trace`), the serial
+/// reader (socat pty) of the running agent, a typed lookup (`till-agent quote`), and a POS CSV
+/// whose card column holds the number. Each is a payment card (last 4 only); the receipt is
+/// delivered without a card with a masked warning; and no file the agent or the server wrote
+/// (data folder, logs, server database and its log) nor anything printed holds a number.
+#[test]
+fn payment_card_numbers_through_every_reader_path_leave_no_trace() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = |pan: &str| -> Vec<String> {
+        let groups: Vec<&str> = (0..pan.len())
+            .step_by(4)
+            .map(|i| &pan[i..(i + 4).min(pan.len())])
+            .collect();
+        vec![
+            format!(";{pan}=2612?"),
+            format!(";{pan}=?"),
+            format!("%B{pan}^TEST/CARD^?"),
+            pan.to_string(),
+            groups.join("-"),
+        ]
+    };
+    let mut printed = String::new();
+    // decode --raw and a wedge trace
+    for pan in TEST_PANS {
+        for raw in shapes(pan) {
+            let out = Command::new(bin("till-agent"))
+                .args(["decode", "--raw", &raw])
+                .env("HOME", dir.path())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{raw}: {e}: {text}"));
+            assert_eq!(
+                (v["class"].as_str(), v["last4"].as_str()),
+                (Some("payment_card"), Some(&pan[pan.len() - 4..])),
+                "decode --raw {raw}: {text}"
+            );
+            printed.push_str(&text);
+            printed.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
+        for typed in [format!(";{pan}=2612?"), pan.to_string()] {
+            let trace = dir.path().join("scan.trace");
+            std::fs::write(&trace, scanner_trace(&typed)).unwrap();
+            let out = Command::new(bin("till-agent"))
+                .args(["decode", "--trace"])
+                .arg(&trace)
+                .env("HOME", dir.path())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{typed}: {e}: {text}"));
+            let d = &v["decisions"][0];
+            assert_eq!(
+                (d["decision"].as_str(), d["class"].as_str(), d["last4"].as_str()),
+                (Some("scan"), Some("payment_card"), Some(&pan[pan.len() - 4..])),
+                "decode --trace of {typed}: {text}"
+            );
+            printed.push_str(&text);
+        }
+    }
+
+    // The running agent: a serial reader and a POS export folder with a CSV mapping.
+    let server = start_server(dir.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let till = dir.path().join("till");
+    let socat = Socat::start(dir.path());
+    let cz_csv = std::fs::read_to_string(fixture("agent/cz-pos-csv.toml")).unwrap();
+    let config = AgentToml::new(&server.url)
+        .wedge(false)
+        .serial(SerialToml::port(&socat.b))
+        .raw(&cz_csv)
+        .write(&till.join("agent.toml"));
+    let stderr = till.join("stderr.log");
+    let mut agent = Lines::spawn(
+        "till-agent run",
+        Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "run", "--headless"])
+            .env("TILL_AGENT_TOKEN", &token)
+            .env("HOME", &till)
+            .env("RUST_LOG", "debug")
+            .stderr(std::fs::File::create(&stderr).unwrap()),
+    );
+    // the reader path is live: a loyalty card gets its customer's popup
+    std::thread::sleep(Duration::from_secs(2));
+    socat.write(format!("{DEMO_CARD}\r").as_bytes());
+    agent
+        .wait(Duration::from_secs(20), |v| {
+            v.to_string().contains("0018") && v["kind"] != "payment_card"
+        })
+        .unwrap_or_else(|| panic!("no loyalty popup:\n{}", agent.transcript()));
+    for pan in TEST_PANS {
+        for raw in &shapes(pan)[..3] {
+            socat.write(format!("{raw}\r").as_bytes());
+            let v = agent
+                .wait(Duration::from_secs(15), |v| v["kind"] == "payment_card")
+                .unwrap_or_else(|| panic!("{raw}: no payment popup:\n{}", agent.transcript()));
+            assert!(v.to_string().contains(&pan[pan.len() - 4..]), "{raw}: {v}");
+        }
+    }
+    // a typed lookup of a payment number: refused, not sent to the server
+    for pan in ["4111111111111111", "5555-5555-5555-4444"] {
+        let out = Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "quote", pan])
+            .env("TILL_AGENT_TOKEN", &token)
+            .env("HOME", &till)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && err.contains("payment card"),
+            "quote {pan}: {err}"
+        );
+        printed.push_str(&err);
+        printed.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    // the POS stored the payment card in the card column of its CSV export
+    // (windows-1250 bytes: only the ASCII card number is replaced)
+    let bytes = std::fs::read(fixture("agent/cz_pos_export_cp1250_demo_card.csv")).unwrap();
+    let needle = b"1900 0000 0900 0018";
+    assert!(bytes.windows(needle.len()).any(|w| w == needle));
+    let mut paid = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(needle) {
+            paid.extend_from_slice(b"4111 1111 1111 1111");
+            i += needle.len();
+        } else {
+            paid.push(bytes[i]);
+            i += 1;
+        }
+    }
+    std::fs::write(till.join("export/paid.csv.tmp"), &paid).unwrap();
+    std::fs::rename(till.join("export/paid.csv.tmp"), till.join("export/paid.csv")).unwrap();
+    let arrived = wait_for(Duration::from_secs(30), || {
+        (server_count(
+            &server.db,
+            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE '2026/00014%'",
+        ) == 2)
+            .then_some(())
+    });
+    assert!(
+        arrived.is_some(),
+        "the receipts of the CSV did not arrive; agent log:\n{}",
+        std::fs::read_to_string(&stderr).unwrap_or_default()
+    );
+    assert_eq!(
+        server_count(
+            &server.db,
+            "SELECT COUNT(*) FROM receipts WHERE card IS NOT NULL AND card != ''"
+        ),
+        0,
+        "a receipt arrived with a card"
+    );
+    let warned: i64 = rusqlite::Connection::open(till.join("outbox.db"))
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sync_log WHERE level = 'warn' AND message LIKE '%payment card number (…1111)%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        warned, 1,
+        "one masked warning for the one receipt with a card (the return has none)"
+    );
+    let transcript = agent.transcript();
+    drop(agent);
+    drop(server);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // No number anywhere the agent or the server wrote, nor in anything printed. The one file
+    // that holds one is the POS's own export, moved as it was into processed/.
+    let pos_file = till.join("export/processed/paid.csv");
+    assert_eq!(std::fs::read(&pos_file).unwrap(), paid, "the POS's file, unchanged");
+    let mut hits = Vec::new();
+    for pan in TEST_PANS {
+        let grouped: Vec<&str> = (0..pan.len())
+            .step_by(4)
+            .map(|i| &pan[i..(i + 4).min(pan.len())])
+            .collect();
+        for needle in [pan.to_string(), grouped.join(" "), grouped.join("-")] {
+            hits.extend(grep_tree(dir.path(), &needle).into_iter().filter(|p| *p != pos_file));
+            for (what, text) in [("stdout", &transcript), ("printed", &printed)] {
+                if text.contains(needle.as_str()) {
+                    hits.push(PathBuf::from(format!("<{what}>")));
+                }
+            }
+        }
+    }
+    assert!(hits.is_empty(), "payment card numbers found in {hits:?}");
+    // the search was not vacuous: the agent's and the server's files are there
+    let mut files = Vec::new();
+    list_tree(dir.path(), &mut files);
+    for want in ["outbox.db", "server.db", "server-stub.log", "stderr.log"] {
+        assert!(files.iter().any(|p| p.ends_with(want)), "{want} missing: {files:?}");
+    }
+    assert!(
+        files.iter().any(|p| p.to_string_lossy().contains("/logs/")),
+        "{files:?}"
     );
 }

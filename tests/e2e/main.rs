@@ -5,6 +5,7 @@ mod dpi;
 mod enrol;
 mod faults;
 mod input;
+mod screens;
 mod server;
 mod sync;
 mod ui;

@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use e2e::*;
 
-use crate::agent::{receipt_json, server_count, Till, DEMO_CARD, STORE, TILL};
-
 /// Answers every request with `404 text/html` (a proxy without the route); counts the requests.
 struct NotTheServer {
     url: String,
@@ -43,6 +41,15 @@ impl NotTheServer {
     }
 }
 
+/// A receipt in the protocol's JSON shape, numbered `SYNC-<no>`.
+fn receipt(no: u32, card: Option<&str>) -> String {
+    let card = card.map(|c| format!("\"card\": \"{c}\",")).unwrap_or_default();
+    format!(
+        r#"{{"pos_receipt_no": "SYNC-{no}", "issued_at": "2026-11-23T11:{no:02}:00+01:00", "total": "{no}.50", {card}
+  "lines": [ {{"name": "Rohlík", "quantity": "1", "unit_price": "{no}.50", "line_total": "{no}.50", "vat_rate": "12", "kind": "sale"}} ] }}"#
+    )
+}
+
 fn status_json(till: &Till) -> serde_json::Value {
     let out = till.cli(&["status", "--json"]);
     assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
@@ -55,12 +62,12 @@ fn a_proxy_answering_404_html_leaves_receipts_queued_then_the_server_gets_them_o
     let srv = start_server(tmp.path());
     let token = add_till(&srv.db, STORE, TILL);
     let proxy = NotTheServer::start();
-    let mut till = Till::new(&tmp.path().join("till"), &proxy.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&proxy.url));
     till.start();
     for i in 1..=4 {
         till.drop_file(
             &format!("r{i}.json"),
-            receipt_json(i, (i % 2 == 0).then_some(DEMO_CARD)).as_bytes(),
+            receipt(i, (i % 2 == 0).then_some(DEMO_CARD)).as_bytes(),
         );
     }
     // The agent has met the 404 more than once (so it retried) and recorded why.
@@ -90,14 +97,14 @@ fn a_proxy_answering_404_html_leaves_receipts_queued_then_the_server_gets_them_o
     assert!(detail.contains("404") && detail.contains("text/html"), "{detail}");
     let human = String::from_utf8(till.cli(&["status"]).stdout).unwrap();
     assert!(
-        human.contains("Sync problem:        the server address does not answer as the loyalty server"),
+        human.contains("Sync problem:         the server address does not answer as the loyalty server"),
         "{human}"
     );
-    assert!(human.contains("Dead letters:        0"), "{human}");
+    assert!(human.contains("Dead letters:         0"), "{human}");
 
     // The right address: all 4 arrive, once each, and the problem is gone.
     drop(till);
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
     let sent = wait_for(Duration::from_secs(30), || {
         (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 4).then_some(())
@@ -106,7 +113,7 @@ fn a_proxy_answering_404_html_leaves_receipts_queued_then_the_server_gets_them_o
     assert_eq!(
         server_count(
             &srv.db,
-            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'E2E-%'"
+            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'SYNC-%'"
         ),
         4
     );
@@ -132,7 +139,7 @@ fn a_panicking_replicator_is_restarted_logged_and_shown() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = start_server(tmp.path());
     let token = add_till(&srv.db, STORE, TILL);
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     let log = std::fs::File::create(till.dir.join("agent.stderr")).unwrap();
     let mut cmd = std::process::Command::new(bin("till-agent"));
     cmd.arg("--config")
@@ -145,7 +152,7 @@ fn a_panicking_replicator_is_restarted_logged_and_shown() {
         .stderr(log);
     till.proc = Some(Proc::spawn("till-agent", &mut cmd));
     for i in 1..=3 {
-        till.drop_file(&format!("r{i}.json"), receipt_json(i, Some(DEMO_CARD)).as_bytes());
+        till.drop_file(&format!("r{i}.json"), receipt(i, Some(DEMO_CARD)).as_bytes());
     }
     let sent = wait_for(Duration::from_secs(30), || {
         (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") == 3).then_some(())
@@ -158,7 +165,7 @@ fn a_panicking_replicator_is_restarted_logged_and_shown() {
     assert_eq!(
         server_count(
             &srv.db,
-            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'E2E-%'"
+            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'SYNC-%'"
         ),
         3
     );
@@ -180,5 +187,5 @@ fn a_panicking_replicator_is_restarted_logged_and_shown() {
         "{st}"
     );
     let human = String::from_utf8(till.cli(&["status"]).stdout).unwrap();
-    assert!(human.contains("Background task:     replicator: panicked"), "{human}");
+    assert!(human.contains("Background task:      replicator: panicked"), "{human}");
 }

@@ -9,7 +9,8 @@
 //!   (JSON numbers are read as their literal text).
 //! - Text encodings: a BOM wins (UTF-8/UTF-16); otherwise valid UTF-8 is UTF-8; otherwise an XML
 //!   `encoding="…"` declaration; otherwise the configured legacy encoding (default `windows-1250`).
-//! - Times without an offset are local till time (`ParseContext::tz_offset`).
+//! - Times without an offset are local till time in the till's zone (`ParseContext::zone`), each by
+//!   the summer-time rules of its own date ([`zone`]).
 //! - Line signs follow `protocol::v1`: sale +qty/+total, return −qty/−total (the receipt must name the
 //!   original receipt), discount −total, rounding ±.
 //! - Totals: `total − Σ line_total` must be 0. When the receipt has no rounding line and the difference
@@ -37,14 +38,19 @@ pub mod ekasa;
 pub mod hr_fiscal;
 pub mod json;
 mod jtree;
+pub mod pohoda;
 pub mod poslog;
+pub mod suggest;
 mod text;
 mod xml;
+pub mod zone;
 
 #[cfg(test)]
 mod tests;
 
 pub use self::csv::{CsvColumns, CsvSpec};
+pub use self::pohoda::PohodaSpec;
+pub use self::zone::LocalZone;
 
 /// Which parser reads the export folder's files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,6 +68,8 @@ pub enum FormatKind {
     Ekasa,
     /// Croatian fiscalisation `RacunZahtjev` XML (totals and VAT only).
     HrFiscal,
+    /// Stormware POHODA sales receipts (`prodejka` XML, in a `dataPack` or alone).
+    Pohoda,
 }
 
 impl FormatKind {
@@ -73,10 +81,11 @@ impl FormatKind {
             FormatKind::Poslog => "poslog",
             FormatKind::Ekasa => "ekasa",
             FormatKind::HrFiscal => "hr_fiscal",
+            FormatKind::Pohoda => "pohoda",
         }
     }
 
-    fn from_name(s: &str) -> Option<FormatKind> {
+    pub fn from_name(s: &str) -> Option<FormatKind> {
         Some(match s {
             "auto" => FormatKind::Auto,
             "csv" => FormatKind::Csv,
@@ -84,6 +93,7 @@ impl FormatKind {
             "poslog" => FormatKind::Poslog,
             "ekasa" => FormatKind::Ekasa,
             "hr_fiscal" => FormatKind::HrFiscal,
+            "pohoda" => FormatKind::Pohoda,
             _ => return None,
         })
     }
@@ -93,7 +103,7 @@ impl FormatKind {
 ///
 /// ```toml
 /// [receipts]
-/// format = "csv"              # auto | csv | json | poslog | ekasa | hr_fiscal (default auto)
+/// format = "csv"              # auto | csv | json | poslog | ekasa | hr_fiscal | pohoda (default auto)
 /// encoding = "windows-1250"   # used when a file has no BOM and is not valid UTF-8
 ///
 /// [receipts.csv]
@@ -106,6 +116,10 @@ impl FormatKind {
 /// date = "Datum"
 /// time = "Čas"
 /// name = "Název"
+///
+/// [receipts.pohoda]           # VAT percent per POHODA VAT level (none is 0)
+/// high = "21"
+/// low = "12"
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -114,6 +128,8 @@ pub struct FormatSpec {
     /// WHATWG encoding label for files that are neither BOM-marked nor valid UTF-8.
     pub encoding: String,
     pub csv: CsvSpec,
+    /// VAT percent per POHODA VAT level (`[receipts.pohoda] high = "21"`, `low = "12"`).
+    pub pohoda: PohodaSpec,
 }
 
 impl Default for FormatSpec {
@@ -122,6 +138,7 @@ impl Default for FormatSpec {
             format: FormatKind::Auto,
             encoding: "windows-1250".into(),
             csv: CsvSpec::default(),
+            pohoda: PohodaSpec::default(),
         }
     }
 }
@@ -141,8 +158,12 @@ pub struct ParseContext {
     pub till_id: TillId,
     /// The program currency; a file naming another currency is an error.
     pub currency: Currency,
-    /// Offset of the till's local time, for timestamps written without one.
-    pub tz_offset: FixedOffset,
+    /// Smallest cash amount (`Currency::cash_step`, or `cash_step` in agent.toml): differences up to
+    /// half of it between total and lines become a rounding line.
+    pub cash_step: Decimal,
+    /// The till's time zone, for timestamps written without an offset (each resolved by the rules
+    /// of its own date, see [`zone`]).
+    pub zone: LocalZone,
 }
 
 /// What is wrong with a receipt file, and where.
@@ -217,35 +238,118 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// One receipt of a multi-receipt file that could not be read: quarantined on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadReceipt {
+    /// The receipt's number in the file, when it could be read.
+    pub pos_receipt_no: Option<String>,
+    pub error: ParseError,
+    /// That receipt alone, as a file the same reader accepts (POSLog: the transaction inside the
+    /// file's root element; CSV: the header and the receipt's rows; JSON: the array element).
+    pub extract: String,
+    /// File extension for the extract (`xml`, `csv`, `json`).
+    pub ext: &'static str,
+}
+
+/// What one file yields, receipt by receipt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileReceipts {
+    /// The reader used.
+    pub format: FormatKind,
+    /// Why that reader (configured, or what detection saw).
+    pub why: String,
+    pub receipts: Vec<Receipt>,
+    pub bad: Vec<BadReceipt>,
+    /// Transactions that are not sales receipts and were skipped on purpose, with a count per kind
+    /// (e.g. `("control", 3)`, `("training", 1)`).
+    pub skipped: Vec<(&'static str, usize)>,
+}
+
+impl FileReceipts {
+    fn new(format: FormatKind, why: String) -> FileReceipts {
+        FileReceipts {
+            format,
+            why,
+            receipts: Vec::new(),
+            bad: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    pub(crate) fn skip(&mut self, kind: &'static str) {
+        match self.skipped.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => self.skipped.push((kind, 1)),
+        }
+    }
+
+    /// `"3 control, 1 training"`, or empty.
+    pub fn skipped_text(&self) -> String {
+        self.skipped
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Parse one export file into receipts (one file may hold several: CSV groups, POSLog transactions,
-/// JSON arrays). `file_name` only helps detection (extension) — content decides.
+/// JSON arrays). `file_name` only helps detection (extension) — content decides. The first bad
+/// receipt makes the whole call fail; the watcher uses [`parse_file_each`] to isolate it instead.
 pub fn parse_file(
     spec: &FormatSpec,
     file_name: &str,
     bytes: &[u8],
     ctx: &ParseContext,
 ) -> Result<Vec<Receipt>, ParseError> {
-    let legacy = text::legacy_encoding(&spec.encoding)?;
-    let kind = match spec.format {
-        FormatKind::Auto => match sniff(bytes) {
-            Some(name) => FormatKind::from_name(name).unwrap_or(FormatKind::Auto),
-            None => {
-                return Err(ParseError::new(format!(
-                    "cannot tell the receipt format of {file_name:?} (not CSV, protocol JSON, POSLog, eKasa or RacunZahtjev); \
-                     set [receipts] format in agent.toml"
-                )))
-            }
+    let mut all = parse_file_each(spec, file_name, bytes, ctx)?;
+    match all.bad.is_empty() {
+        true => Ok(all.receipts),
+        false => Err(all.bad.swap_remove(0).error),
+    }
+}
+
+/// Which reader reads this file, and why.
+pub fn choose_reader(spec: &FormatSpec, file_name: &str, bytes: &[u8]) -> Result<(FormatKind, String), ParseError> {
+    match spec.format {
+        FormatKind::Auto => match sniff_why(bytes) {
+            Some((name, why)) => Ok((FormatKind::from_name(name).unwrap_or(FormatKind::Auto), why)),
+            None => Err(ParseError::new(format!(
+                "cannot tell the receipt format of {file_name:?} (not CSV, protocol JSON, POSLog, eKasa, RacunZahtjev or POHODA); \
+                 set [receipts] format in agent.toml"
+            ))),
         },
-        k => k,
+        k => Ok((k, "set by [receipts] format".into())),
+    }
+}
+
+/// Parse one export file receipt by receipt: an error that concerns one receipt (its totals, a
+/// field of one transaction / row group / array element) lands in [`FileReceipts::bad`] with an
+/// extract of that receipt; the others are returned. `Err` only when the file as a whole cannot be
+/// read (encoding, malformed XML/CSV/JSON, no receipts structure).
+pub fn parse_file_each(
+    spec: &FormatSpec,
+    file_name: &str,
+    bytes: &[u8],
+    ctx: &ParseContext,
+) -> Result<FileReceipts, ParseError> {
+    let legacy = text::legacy_encoding(&spec.encoding)?;
+    let (kind, why) = choose_reader(spec, file_name, bytes)?;
+    let mut out = FileReceipts::new(kind, why);
+    let whole = |r: Result<Vec<Receipt>, ParseError>, out: &mut FileReceipts| -> Result<(), ParseError> {
+        out.receipts = r?;
+        Ok(())
     };
     match kind {
-        FormatKind::Csv => csv::parse(&spec.csv, bytes, legacy, ctx),
-        FormatKind::Json => json::parse(bytes, legacy, ctx),
-        FormatKind::Poslog => poslog::parse(bytes, legacy, ctx),
-        FormatKind::Ekasa => ekasa::parse(bytes, legacy, ctx),
-        FormatKind::HrFiscal => hr_fiscal::parse(bytes, legacy, ctx),
-        FormatKind::Auto => Err(ParseError::new("format detection failed")),
+        FormatKind::Csv => csv::parse_each(&spec.csv, bytes, legacy, ctx, &mut out)?,
+        FormatKind::Json => json::parse_each(bytes, legacy, ctx, &mut out)?,
+        FormatKind::Poslog => poslog::parse_each(bytes, legacy, ctx, &mut out)?,
+        FormatKind::Ekasa => whole(ekasa::parse(bytes, legacy, ctx), &mut out)?,
+        FormatKind::HrFiscal => whole(hr_fiscal::parse(bytes, legacy, ctx), &mut out)?,
+        FormatKind::Pohoda => pohoda::parse_each(&spec.pohoda, bytes, legacy, ctx, &mut out)?,
+        FormatKind::Auto => return Err(ParseError::new("format detection failed")),
     }
+    Ok(out)
 }
 
 /// Guess the format from content: `"csv" | "json" | "poslog" | "ekasa" | "hr_fiscal"`, or `None`.
@@ -255,14 +359,25 @@ pub fn parse_file(
 /// JSON: a `pos_receipt_no` key → json; eKasa keys (`receiptType`, `paragonNumber`, `cashRegisterCode`,
 /// or a `request` object holding them) → ekasa. Otherwise text whose first line has `;`, `,` or tab → csv.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    sniff_why(bytes).map(|(n, _)| n)
+}
+
+/// [`sniff`] with the reason, for `till-agent parse`.
+pub fn sniff_why(bytes: &[u8]) -> Option<(&'static str, String)> {
     let head = &bytes[..bytes.len().min(64 * 1024)];
     let decoded = text::decode_lossy_head(head);
     let s = decoded.trim_start_matches('\u{feff}').trim_start();
     if s.starts_with('<') {
-        return xml::sniff_root(s);
+        return xml::sniff_root(s).map(|(n, root)| (n, format!("XML with root element <{root}>")));
     }
     if s.starts_with('{') || s.starts_with('[') {
-        return jtree::sniff(bytes);
+        return jtree::sniff(bytes).map(|n| {
+            let why = match n {
+                "json" => "JSON with a `pos_receipt_no` key (the protocol's receipt)",
+                _ => "JSON with eKasa keys (receiptType / paragonNumber / cashRegisterCode)",
+            };
+            (n, why.to_string())
+        });
     }
     if s.chars()
         .take(4096)
@@ -271,8 +386,10 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
         return None;
     }
     let first = s.lines().next().unwrap_or("");
-    if first.contains(';') || first.contains(',') || first.contains('\t') {
-        return Some("csv");
+    for (d, name) in [(';', "semicolons"), ('\t', "tabs"), (',', "commas")] {
+        if first.contains(d) {
+            return Some(("csv", format!("text whose first line is separated by {name}")));
+        }
     }
     None
 }
@@ -315,12 +432,13 @@ impl Draft {
     }
 }
 
-/// The largest difference between total and lines settled by adding a rounding line.
-pub(crate) fn cash_tolerance(c: Currency) -> Decimal {
-    match c {
-        Currency::CZK => Decimal::new(50, 2),
-        Currency::EUR => Decimal::new(2, 2),
-    }
+/// The largest difference between total and lines settled by adding a rounding line: half the cash
+/// step (in minor units, rounded down), at least 2 minor units (CZK step 1 → 0.50; EUR step 0.01 or
+/// 0.05 → 0.02; HUF step 5 → 2.50).
+pub(crate) fn cash_tolerance(ctx: &ParseContext) -> Decimal {
+    let digits = ctx.currency.minor_digits();
+    let half = (ctx.cash_step / Decimal::TWO).round_dp_with_strategy(digits, rust_decimal::RoundingStrategy::ToZero);
+    half.max(Decimal::new(2, digits))
 }
 
 /// Shared checks and normalisation: totals, return → original, id.
@@ -349,7 +467,7 @@ pub(crate) fn finish(mut d: Draft, ctx: &ParseContext) -> Result<Receipt, ParseE
             let tol = if has_rounding {
                 Decimal::new(1, 2)
             } else {
-                cash_tolerance(ctx.currency)
+                cash_tolerance(ctx)
             };
             if diff.abs() > tol {
                 return Err(ParseError::new(format!(

@@ -79,8 +79,8 @@ pub fn server_error(body: &str) -> Option<ErrorBody> {
 pub fn error_reason(status: StatusCode, content_type: &str, body: &str) -> String {
     match server_error(body) {
         Some(e) => match e.field {
-            Some(f) => format!("{}: {} (field {f})", e.code, e.message),
-            None => format!("{}: {}", e.code, e.message),
+            Some(f) => format!("{}: {} (field {f})", e.code, e.detail),
+            None => format!("{}: {}", e.code, e.detail),
         },
         None => {
             let b: String = body
@@ -344,7 +344,11 @@ mod tests {
 
     #[test]
     fn the_servers_own_answers_keep_their_class() {
-        let body = |code: &str| format!(r#"{{"code":"{code}","message":"m","field":"version"}}"#);
+        let body = |code: &str| {
+            format!(
+                r#"{{"type":"urn:till-agent:problem:{code}","title":"Bad Request","status":400,"detail":"m","code":"{code}","field":"version"}}"#
+            )
+        };
         assert!(matches!(
             classify(400, "application/json", &body("unsupported_version"), None),
             Failure::UnsupportedVersion { .. }

@@ -6,7 +6,8 @@
 use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
-use super::i18n::{self, t, Key, Lang};
+use super::human::{self, Backlog};
+use super::i18n::{t, Key, Lang};
 use super::platform::TrayHost;
 use crate::events::SyncStatus;
 
@@ -97,37 +98,61 @@ fn icon(state: TrayState) -> Icon {
     Icon::from_rgba(icon_rgba(state), ICON_SIZE, ICON_SIZE).expect("icon size matches buffer")
 }
 
-pub fn tooltip(lang: Lang, s: &SyncStatus) -> String {
+/// Windows keeps at most 127 UTF-16 units of a tray tooltip (`szTip[128]` with its NUL).
+pub const TOOLTIP_MAX_UTF16: usize = 127;
+
+/// `till-agent – <state>`, the backlog (queue, drain rate, time left), the problem in the
+/// screen's language (the English detail is in the sync log), the last sync in local time —
+/// shortened to fit [`TOOLTIP_MAX_UTF16`]: the last sync's date goes first, then the line.
+pub fn tooltip(lang: Lang, s: &SyncStatus, backlog: &Backlog) -> String {
     let state = TrayState::from_status(s);
-    let last = s
-        .last_success
-        .as_ref()
-        .map(|t| i18n::datetime(lang, t))
-        .unwrap_or_else(|| t(lang, Key::Never).into());
-    let mut tip = format!(
-        "till-agent – {}\n{}: {}\n{}: {}",
-        state.label(lang),
-        t(lang, Key::QueueDepth),
-        s.queue_depth,
-        t(lang, Key::LastSync),
-        last
-    );
+    let mut lines = vec![format!("till-agent – {}", state.label(lang)), backlog.text(lang)];
+    if !s.reader_problems.is_empty() {
+        lines.push(super::reasons::reader_problem(lang));
+    }
     if let Some(e) = &s.last_error {
-        tip.push('\n');
-        tip.push_str(e);
+        lines.push(super::reasons::sync_error(lang, e));
     }
-    for p in &s.reader_problems {
-        tip.push_str(&format!("\n{}: {p}", t(lang, Key::CardReader)));
+    // A restarted background task, by name (the detail is in `till-agent log`).
+    lines.extend(
+        s.task_problems
+            .iter()
+            .map(|p| p.split(':').next().unwrap_or(p).to_string() + " ↻"),
+    );
+    let last = |short: bool| {
+        let when = match &s.last_success {
+            Some(t) if short => t.with_timezone(&chrono::Local).format("%H:%M").to_string(),
+            Some(t) => human::local(lang, t),
+            None => t(lang, Key::Never).into(),
+        };
+        format!("{}: {when}", t(lang, Key::LastSync))
+    };
+    let fits = |v: &[String]| v.join("\n").encode_utf16().count() <= TOOLTIP_MAX_UTF16;
+    for candidate in [Some(last(false)), Some(last(true)), None] {
+        let mut v = lines.clone();
+        v.extend(candidate);
+        if fits(&v) {
+            return v.join("\n");
+        }
     }
-    for p in &s.task_problems {
-        tip.push('\n');
-        tip.push_str(p);
+    let mut tip = String::new();
+    for c in lines.join("\n").chars() {
+        if (tip.clone() + &c.to_string() + "…").encode_utf16().count() > TOOLTIP_MAX_UTF16 {
+            tip.push('…');
+            break;
+        }
+        tip.push(c);
     }
     tip
 }
 
-pub const MENU_IDS: [&str; 7] = [
+/// The tray menu's entries. `register` / `migration_code` are the keyboard path to the unknown-card
+/// popup's buttons (the popup never takes the focus from the POS; the notification area is
+/// reachable by keyboard: Win+B, arrows, Enter / the menu key).
+pub const MENU_IDS: [&str; 9] = [
     "show_last",
+    "register",
+    "migration_code",
     "sync_log",
     "sync_now",
     "reader_test",
@@ -140,6 +165,8 @@ fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
     let menu = Menu::new();
     let keys = [
         Key::MenuShowLast,
+        Key::MenuRegisterLast,
+        Key::MenuCodeLast,
         Key::MenuSyncLog,
         Key::MenuSyncNow,
         Key::MenuReaderTest,
@@ -148,7 +175,7 @@ fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
         Key::MenuQuit,
     ];
     for (i, (id, key)) in MENU_IDS.iter().zip(keys).enumerate() {
-        if i == 2 || i == 6 {
+        if i == 3 || i == 4 || i == 8 {
             menu.append(&PredefinedMenuItem::separator())?;
         }
         menu.append(&MenuItem::with_id(*id, t(lang, key), true, None))?;
@@ -157,7 +184,11 @@ fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
     Ok(TrayIconBuilder::new()
         .with_id("till-agent")
         .with_menu(Box::new(menu))
-        .with_tooltip(tooltip(lang, &s))
+        .with_tooltip(tooltip(
+            lang,
+            &s,
+            &Backlog::from_rate(s.queue_depth, 0, std::time::Duration::ZERO),
+        ))
         .with_icon(icon(TrayState::from_status(&s)))
         .build()?)
 }
@@ -179,9 +210,9 @@ impl Tray {
     }
 
     /// Show a new sync status (no-op when nothing visible changed).
-    pub fn update(&mut self, lang: Lang, s: &SyncStatus) {
+    pub fn update(&mut self, lang: Lang, s: &SyncStatus, backlog: &Backlog) {
         let state = TrayState::from_status(s);
-        let tip = tooltip(lang, s);
+        let tip = tooltip(lang, s, backlog);
         if self.last.as_ref() == Some(&(state, tip.clone())) {
             return;
         }
@@ -268,11 +299,46 @@ mod tests {
             last_success: Some(chrono::DateTime::parse_from_rfc3339("2026-11-23T10:05:00+01:00").unwrap()),
             ..Default::default()
         };
+        let b = Backlog::from_rate(12, 0, std::time::Duration::ZERO);
+        let local = human::local(Lang::Cs, s.last_success.as_ref().unwrap());
         assert_eq!(
-            tooltip(Lang::Cs, &s),
-            "till-agent – Čeká na odeslání\nVe frontě: 12\nPoslední synchronizace: 23.\u{a0}11.\u{a0}2026 10:05"
+            tooltip(Lang::Cs, &s, &b),
+            format!("till-agent – Čeká na odeslání\nVe frontě: 12\u{a0}položek\nPoslední synchronizace: {local}")
         );
-        assert!(tooltip(Lang::En, &SyncStatus::default()).contains("Last sync: never"));
+        let none = Backlog::from_rate(0, 0, std::time::Duration::ZERO);
+        assert!(tooltip(Lang::En, &SyncStatus::default(), &none).contains("Last sync: never"));
+    }
+
+    /// The worst case — a backlog draining after an outage, an error and a broken reader, in
+    /// every language — still fits Windows' tooltip, keeping state, backlog and problems.
+    #[test]
+    fn tooltip_fits_windows_128_chars_in_every_language() {
+        let s = SyncStatus {
+            queue_depth: 123_456,
+            dead_letters: 3,
+            server_reachable: false,
+            last_success: Some(chrono::DateTime::parse_from_rfc3339("2026-11-23T10:05:00+01:00").unwrap()),
+            last_error: Some(
+                "server unreachable: error sending request for url (http://10.0.0.1/v1/receipts/batch)".into(),
+            ),
+            reader_problems: vec!["serial reader on COM3 disconnected: device removed".into()],
+            ..Default::default()
+        };
+        let b = Backlog::from_rate(123_456, 4_321, std::time::Duration::from_secs(300));
+        for lang in Lang::ALL {
+            let tip = tooltip(lang, &s, &b);
+            assert!(
+                tip.encode_utf16().count() <= TOOLTIP_MAX_UTF16,
+                "{lang:?} {} units: {tip}",
+                tip.encode_utf16().count()
+            );
+            assert!(tip.contains(&b.text(lang)), "{lang:?}: {tip}");
+            assert!(
+                tip.contains(&crate::ui::reasons::sync_error(lang, s.last_error.as_ref().unwrap())),
+                "{tip}"
+            );
+            assert!(!tip.contains("http"), "English detail leaked: {tip}");
+        }
     }
 
     #[test]
@@ -283,11 +349,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(TrayState::from_status(&s), TrayState::Error);
-        assert!(
-            tooltip(Lang::Cs, &s).ends_with("\nČtečka karet: serial reader on COM3 disconnected: device removed"),
-            "{}",
-            tooltip(Lang::Cs, &s)
-        );
+        let b = Backlog::from_rate(0, 0, std::time::Duration::ZERO);
+        let tip = tooltip(Lang::Cs, &s, &b);
+        assert!(tip.contains("\nČtečka karet nefunguje\n"), "{tip}");
         assert_eq!(
             TrayState::from_status(&SyncStatus {
                 reader_problems: vec![],
