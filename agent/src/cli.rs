@@ -303,7 +303,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::formats_cli::suggest(&file),
         Command::Requeue => {
             let cfg = load(&cli.config)?;
-            let mut o = crate::outbox::Outbox::open_existing(&cfg.outbox_path())?;
+            let mut o = crate::sync::outbox::Outbox::open_existing(&cfg.outbox_path())?;
             let dead = o.dead_letters()?;
             let n = o.requeue()?;
             for d in &dead {
@@ -349,7 +349,7 @@ fn enrol_cli(cfg: &Config, req: crate::enrol::Request) -> anyhow::Result<ExitCod
     let _guard = crate::synclog::init_tracing(None, false);
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating the data folder {}", cfg.data_dir.display()))?;
-    let mut outbox = crate::outbox::Outbox::open(&cfg.outbox_path())?;
+    let mut outbox = crate::sync::outbox::Outbox::open(&cfg.outbox_path())?;
     let log = crate::synclog::SyncLog::open(&cfg.outbox_path())?;
     let new = crate::enrol::enqueue(&mut outbox, &log, &req, &cfg.store_id, &cfg.till_id)?;
     println!(
@@ -377,8 +377,8 @@ fn read_token(no_prompt: bool) -> anyhow::Result<String> {
 }
 
 fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode> {
-    let o = crate::outbox::Outbox::open_existing(&cfg.outbox_path())?;
-    let fmt = |r: &crate::outbox::LogRow| {
+    let o = crate::sync::outbox::Outbox::open_existing(&cfg.outbox_path())?;
+    let fmt = |r: &crate::sync::outbox::LogRow| {
         format!(
             "{} {:<5} {:<10} {} {}",
             // Local time (the table keeps UTC): what a person at the till compares with a clock.

@@ -13,7 +13,7 @@ use chrono::{Datelike, NaiveDate};
 use protocol::v1::{Consents, Contact, CustomerName, MigrationPairing, Registration, SyncItem, SyncPayload};
 use protocol::{CardId, StoreId, TillId};
 
-use crate::outbox::Outbox;
+use crate::sync::outbox::Outbox;
 use crate::synclog::SyncLog;
 
 /// Longest value accepted in a text field (names, e-mail, code).

@@ -17,12 +17,11 @@ use protocol::v1::{CardStatus, Quote, QuoteResult, QuoteSource};
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::sync::client::ServerClient;
 
 pub struct QuoteService {
-    client: reqwest::Client,
-    server_url: String,
+    client: ServerClient,
     token: Option<String>,
-    timeout: Duration,
     cache_path: PathBuf,
     cache: std::sync::Mutex<Option<std::sync::Arc<Cache>>>,
     policy_override: Option<CardPolicy>,
@@ -39,15 +38,8 @@ impl QuoteService {
         };
         let timeout = Duration::from_millis(cfg.reader.quote_timeout_ms);
         Ok(QuoteService {
-            client: reqwest::Client::builder()
-                .use_rustls_tls()
-                .connect_timeout(timeout)
-                .timeout(timeout)
-                .user_agent(concat!("till-agent/", env!("CARGO_PKG_VERSION")))
-                .build()?,
-            server_url: cfg.server_url.trim_end_matches('/').to_string(),
+            client: ServerClient::with_timeout(&cfg.server_url, timeout)?,
             token,
-            timeout,
             cache_path: cfg.cache_path(),
             cache: std::sync::Mutex::new(None),
             policy_override: cfg.reader.card_policy.clone(),
@@ -99,18 +91,7 @@ impl QuoteService {
 
     pub async fn online(&self, card: &CardId) -> anyhow::Result<Quote> {
         let token = self.token.as_deref().context("no till token")?;
-        let url = format!("{}/v1/cards/{}/quote", self.server_url, card.expose());
-        let resp = tokio::time::timeout(self.timeout, self.client.get(&url).bearer_auth(token).send())
-            .await
-            .map_err(|_| anyhow::anyhow!("server did not answer within {} ms", self.timeout.as_millis()))?
-            .map_err(|e| anyhow::anyhow!("server unreachable: {}", e.without_url()))?;
-        let status = resp.status();
-        anyhow::ensure!(status.is_success(), "server answered {status}");
-        let q: Quote = tokio::time::timeout(self.timeout, resp.json())
-            .await
-            .map_err(|_| anyhow::anyhow!("server answer too slow"))?
-            .map_err(|e| anyhow::anyhow!("bad quote from server: {}", e.without_url()))?;
-        Ok(q)
+        Ok(self.client.quote(token, card).await?)
     }
 }
 

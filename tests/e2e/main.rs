@@ -8,6 +8,7 @@ mod input;
 mod power;
 mod screens;
 mod server;
+mod sync;
 mod ui;
 mod wine;
 mod wine_input;
