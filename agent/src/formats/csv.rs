@@ -130,9 +130,11 @@ impl Cols {
 
 fn detect_delimiter(first_line: &str) -> u8 {
     let count = |c: char| first_line.matches(c).count();
-    let (semi, comma, tab) = (count(';'), count(','), count('\t'));
-    if tab > semi && tab > comma {
+    let (semi, comma, tab, bar) = (count(';'), count(','), count('\t'), count('|'));
+    if tab > semi && tab > comma && tab >= bar {
         b'\t'
+    } else if bar > semi && bar > comma {
+        b'|'
     } else if comma > semi {
         b','
     } else {
