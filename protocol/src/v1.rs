@@ -445,6 +445,10 @@ pub struct Health {
     /// Always `ok`.
     pub status: String,
     pub time: DateTime<FixedOffset>,
+    /// The server's identity: it changes when the server's database is restored from a backup.
+    /// A till that sees it change resends what it had acknowledged and restarts its change feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
 }
 
 /// Error body for every 4xx/5xx answer: RFC 9457 problem details (`application/problem+json`)

@@ -79,6 +79,17 @@ pub struct Params {
 }
 
 /// The report's days: `to` defaults to today (server time), `from` to 30 days before `to`.
+/// A report sum that leaves the decimal range is a clear error, never a panic.
+fn sum_checked(acc: Decimal, v: Decimal, column: &str) -> Result<Decimal, ApiError> {
+    acc.checked_add(v).ok_or_else(|| {
+        ApiError::unprocessable(
+            "overflow",
+            format!("the {column} column overflows the decimal range ({acc} + {v}); narrow the date range"),
+            Some(column),
+        )
+    })
+}
+
 fn range(p: &Params) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let to = p.to.unwrap_or_else(|| chrono::Local::now().date_naive());
     let from = p.from.unwrap_or(to - chrono::Days::new(30));
@@ -176,7 +187,7 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
             for f in facts {
                 let e = per.entry((f.store_id.0, f.business_day)).or_default();
                 e.0 += 1;
-                e.1 += f.turnover;
+                e.1 = sum_checked(e.1, f.turnover, "turnover")?;
             }
             Ok(table(
                 vec!["store_id", "day", "receipts", "turnover"],
@@ -193,7 +204,7 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
                 if let Some(c) = f.campaign {
                     let e = per.entry(c).or_default();
                     e.0 += 1;
-                    e.1 += f.points_credited;
+                    e.1 = sum_checked(e.1, f.points_credited, "points")?;
                 }
             }
             Ok(table(

@@ -322,6 +322,19 @@ fn account_of(tx: &mut dyn Tx, customer: &CustomerId) -> Result<CustomerId, ApiE
     })
 }
 
+/// A receipt whose values overflow the decimal range in the rules engine: that item is
+/// rejected (naming the field and value), the rest of the batch goes on.
+fn overflow_rejected(index: usize, e: &rules::Overflow) -> AckResult {
+    let field = e
+        .field
+        .strip_prefix("receipt.")
+        .map_or_else(|| e.field.clone(), |f| format!("items[{index}].body.{f}"));
+    rejected(
+        "overflow",
+        format!("{field}: {} overflows the decimal range ({})", e.value, e.op),
+    )
+}
+
 fn ingest_receipt(
     tx: &mut dyn Tx,
     program: &Program,
@@ -358,11 +371,16 @@ fn ingest_receipt(
             // A return debits the account the original credited (even if the return has no card),
             // cumulatively after earlier returns of the same original so partial returns add up.
             let earlier = tx.returns_of(&o.receipt.id)?;
-            let effect = rules::evaluate_return_after(program, &o.receipt, &o.effect, &earlier, r);
-            (effect, o.account.clone())
+            match rules::try_evaluate_return_after(program, &o.receipt, &o.effect, &earlier, r) {
+                Ok(effect) => (effect, o.account.clone()),
+                Err(e) => return Ok(overflow_rejected(index, &e)),
+            }
         }
         None => {
-            let effect = rules::evaluate_receipt(program, r);
+            let effect = match rules::try_evaluate_receipt(program, r) {
+                Ok(effect) => effect,
+                Err(e) => return Ok(overflow_rejected(index, &e)),
+            };
             let account = match &r.card {
                 Some(c) => earning_account(tx, c)?,
                 None => None,
@@ -376,7 +394,15 @@ fn ingest_receipt(
             let day = r.issued_at.date_naive();
             // Expiry never runs ahead of the server's clock, whatever the till's clock says.
             let current = rules::expire_points(&row.state, day.min(now_local().date_naive()));
-            let (state, change) = rules::apply_effect(program, &current, &effect, day);
+            let (state, change) = match rules::try_apply_effect(program, &current, &effect, day) {
+                Ok(applied) => applied,
+                Err(mut e) => {
+                    if let Some(f) = e.field.strip_prefix("account.") {
+                        e.field = format!("customer {}: {f}", acct.0);
+                    }
+                    return Ok(overflow_rejected(index, &e));
+                }
+            };
             let mut customer = row.customer.clone();
             customer.tier = Some(
                 program
@@ -1191,9 +1217,21 @@ pub fn set_parent(
                 ));
             }
             let s = std::mem::take(&mut row.state);
-            prow.state.points_balance += s.points_balance;
+            let too_big = |what: String| {
+                ApiError::conflict(
+                    "overflow",
+                    format!("{what} of {p} and {id} together overflow the decimal range"),
+                    Some("parent"),
+                )
+            };
+            prow.state.points_balance = prow
+                .state
+                .points_balance
+                .checked_add(s.points_balance)
+                .ok_or_else(|| too_big("the points balances".into()))?;
             for (m, v) in s.turnover_by_month {
-                *prow.state.turnover_by_month.entry(m).or_default() += v;
+                let e = prow.state.turnover_by_month.entry(m.clone()).or_default();
+                *e = e.checked_add(v).ok_or_else(|| too_big(format!("the {m} turnovers")))?;
             }
             prow.state.expiring_points.extend(s.expiring_points);
             tx.put_customer(&prow.customer, &prow.state)?;

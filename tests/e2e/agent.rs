@@ -319,8 +319,8 @@ fn status_json_dead_letter_and_requeue() {
     let (srv, token) = setup(tmp.path());
     let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
-    // a return whose original the server does not know yet → dead letter
-    let ret = r#"{"pos_receipt_no": "RET-1", "issued_at": "2026-11-23T12:30:00+01:00", "total": "-10.00",
+    // a return whose original the server does not know (a month old: no longer waited for) → dead letter
+    let ret = r#"{"pos_receipt_no": "RET-1", "issued_at": "2026-10-01T12:30:00+02:00", "total": "-10.00",
       "original": {"pos_receipt_no": "ORIG-1"},
       "lines": [{"name": "Chléb", "quantity": "-1", "unit_price": "10.00", "line_total": "-10.00", "kind": "return"}]}"#;
     till.drop_file("ret.json", ret.as_bytes());
@@ -331,7 +331,7 @@ fn status_json_dead_letter_and_requeue() {
     // a dead letter does not block the queue
     till.drop_file(
         "orig.json",
-        r#"{"pos_receipt_no": "ORIG-1", "issued_at": "2026-11-23T12:00:00+01:00", "total": "10.00",
+        r#"{"pos_receipt_no": "ORIG-1", "issued_at": "2026-10-01T12:00:00+02:00", "total": "10.00",
       "lines": [{"name": "Chléb", "quantity": "1", "unit_price": "10.00", "line_total": "10.00", "kind": "sale"}]}"#
             .as_bytes(),
     );

@@ -306,6 +306,50 @@ fn same_batch_twice_is_applied_once() {
 }
 
 #[test]
+fn an_overflowing_receipt_is_rejected_alone_and_the_rest_of_the_batch_applies() {
+    let (_dir, srv, api) = setup();
+    let r1 = mixed_receipt("1101", Some(JIRI));
+    // Every value within the wire schema (≤ 15 integer digits), but the item lines net to
+    // 0.000000000001 and a receipt-level line of +999999999999999 makes the discount factor
+    // ~10^27: line value × factor × coefficient leaves the decimal range (about 7.9·10^28).
+    let big = d("999999999999999");
+    let mut huge = receipt(
+        "1102",
+        Some(JIRI),
+        vec![
+            line(None, "A", None, "1", "999999999999999", LineKind::Sale),
+            line(None, "B", None, "1", "-999999999999998.999999999999", LineKind::Sale),
+            line(None, "Sleva", None, "1", "999999999999999", LineKind::Discount),
+        ],
+    );
+    huge.total = big + d("0.000000000001");
+    let r3 = receipt(
+        "1103",
+        Some(JIRI),
+        vec![line(None, "Rohlík", None, "10", "3.90", LineKind::Sale)],
+    );
+    let b = batch(vec![receipt_item(&r1), receipt_item(&huge), receipt_item(&r3)]);
+    let acks = api.sync_ok(&b);
+    assert_eq!(results(&acks), ["applied", "rejected", "applied"], "{acks:?}");
+    assert_eq!(acks[1]["code"], "overflow", "{acks:?}");
+    let reason = acks[1]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("items[1].body.lines[0].line_total: 999999999999999"),
+        "{reason}"
+    );
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r1, &r3]));
+    // The server is still healthy and answers the same batch per item again.
+    let h: Value = Client::new()
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(results(&api.sync_ok(&b)), ["duplicate", "rejected", "duplicate"]);
+}
+
+#[test]
 fn points_applied_once_and_return_reverses_them() {
     let (_dir, _srv, api) = setup();
     let sale = mixed_receipt("2001", Some(JIRI));
@@ -1289,4 +1333,66 @@ fn the_change_feed_carries_no_contact_data_and_wrong_migration_codes_are_rate_li
     let api2 = Api::new(&srv, STORE, "T9");
     let acks = api2.sync_ok(&batch_of("T9", vec![pairing("T9", "ok-2", PRINTED_1, "KLUB-4821")]));
     assert_eq!(results(&acks), ["applied"], "{acks:?}");
+}
+
+fn server_id(api: &Api) -> String {
+    let (s, v) = api.get("/healthz");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["server_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no server_id in {v}"))
+        .to_string()
+}
+
+/// Copy the database files (the WAL too: the server was killed) from `from` to `to`.
+fn copy_db(from: &Path, to: &Path) {
+    for ext in ["", "-wal", "-shm"] {
+        let (f, t) = (format!("{}{ext}", from.display()), format!("{}{ext}", to.display()));
+        let _ = std::fs::remove_file(&t);
+        if Path::new(&f).exists() {
+            std::fs::copy(&f, &t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_restored_database_gets_a_new_server_identity_and_takes_the_lost_receipts_once() {
+    let (dir, mut srv, api) = setup();
+    let id1 = server_id(&api);
+    srv.restart();
+    assert_eq!(server_id(&api), id1, "a restart keeps the identity");
+    // Nightly backup (server stopped), then a day of 20 receipts, acknowledged.
+    srv.kill();
+    let backup = dir.path().join("backup.db");
+    copy_db(&srv.db, &backup);
+    srv.restart();
+    let now = chrono::Local::now().fixed_offset() - chrono::Duration::hours(2);
+    let day: Vec<Receipt> = (0..20)
+        .map(|i| {
+            receipt_at(
+                TILL,
+                &format!("80{i:02}"),
+                Some(JIRI),
+                now + chrono::Duration::minutes(i),
+            )
+        })
+        .collect();
+    let items: Vec<Value> = day.iter().map(receipt_item).collect();
+    assert!(results(&api.sync_ok(&batch(items.clone())))
+        .iter()
+        .all(|r| r == "applied"));
+    // The server notes its watermark every 5 s; then the disk dies and the backup is restored.
+    std::thread::sleep(std::time::Duration::from_millis(5500));
+    srv.kill();
+    copy_db(&backup, &srv.db);
+    srv.restart();
+    let id2 = server_id(&api);
+    assert_ne!(id2, id1, "a restored database is another server identity");
+    // The till notices and resends: all 20 arrive again, once.
+    assert!(results(&api.sync_ok(&batch(items.clone())))
+        .iter()
+        .all(|r| r == "applied"));
+    assert!(results(&api.sync_ok(&batch(items))).iter().all(|r| r == "duplicate"));
+    srv.restart();
+    assert_eq!(server_id(&api), id2);
 }

@@ -175,6 +175,7 @@ pub fn samples(name: &str) -> Vec<Value> {
         "Health" => vec![v(&Health {
             status: "ok".into(),
             time: t("2026-11-23T10:15:00+01:00"),
+            server_id: Some("5f0c6a1e9b2d4c7f8a3e1d2c4b6a8f90".into()),
         })],
         "ErrorBody" => vec![v(&ErrorBody {
             type_uri: ErrorBody::type_for("unknown_field"),
@@ -279,7 +280,14 @@ pub fn samples(name: &str) -> Vec<Value> {
         })],
         "Program" => vec![v(&sample_program())],
         "ChangeFeed" => vec![v(&ChangeFeed {
-            changes: vec![sample_customer_change()],
+            // What a till gets: no contact data, birthday or consents.
+            changes: vec![{
+                let mut c = sample_customer_change();
+                c.customer.contact = Contact::default();
+                c.customer.birthday = None;
+                c.customer.consents = Consents::default();
+                c
+            }],
             cursor: "42".into(),
             more: false,
             server_time: t("2026-11-23T10:15:00+01:00"),

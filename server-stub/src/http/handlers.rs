@@ -1,5 +1,5 @@
 //! Request handlers: extract, call the service off the async workers, answer. No SQL here.
-//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document (`super::doc`); the
+//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document (`http/doc.rs`); the
 //! router mounts the same functions, so the two cannot drift apart.
 
 use std::collections::HashMap;
@@ -44,12 +44,13 @@ fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<Stri
 }
 
 #[utoipa::path(get, path = "/healthz", security(()), tag = "till",
-    summary = "Liveness and server clock (the till's doctor uses `time` for clock skew)",
+    summary = "Liveness, server clock (the till's doctor uses `time` for clock skew) and server identity",
     responses((status = 200, description = "server is up", body = Health)))]
-pub async fn healthz() -> Json<Health> {
+pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         time: chrono::Local::now().fixed_offset(),
+        server_id: st.server_id.as_deref().map(str::to_string),
     })
 }
 
