@@ -357,7 +357,7 @@ pub fn parse_file_each(
 /// XML: by root element (`POSLog`/`Transaction` → poslog, `RacunZahtjev` → hr_fiscal,
 /// `RegisterReceiptRequest` → ekasa; a SOAP `Envelope` by the first of these names inside).
 /// JSON: a `pos_receipt_no` key → json; eKasa keys (`receiptType`, `paragonNumber`, `cashRegisterCode`,
-/// or a `request` object holding them) → ekasa. Otherwise text whose first line has `;`, `,` or tab → csv.
+/// or a `request` object holding them) → ekasa. Otherwise text whose first line has `;`, `,`, `|` or tab → csv.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     sniff_why(bytes).map(|(n, _)| n)
 }
@@ -386,7 +386,12 @@ pub fn sniff_why(bytes: &[u8]) -> Option<(&'static str, String)> {
         return None;
     }
     let first = s.lines().next().unwrap_or("");
-    for (d, name) in [(';', "semicolons"), ('\t', "tabs"), (',', "commas")] {
+    for (d, name) in [
+        (';', "semicolons"),
+        ('\t', "tabs"),
+        ('|', "vertical bars"),
+        (',', "commas"),
+    ] {
         if first.contains(d) {
             return Some(("csv", format!("text whose first line is separated by {name}")));
         }

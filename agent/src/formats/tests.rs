@@ -40,6 +40,15 @@ const ALL: &[(&str, &[u8])] = &[
     ("sk_ekasa_RegisterReceiptRequest_xmlprinthandler.xml", EKASA_REF_XML),
     ("hr_racunzahtjev_raverus_test.xml", HR_RAVERUS),
     ("hr_racunzahtjev_grizwako_racun.xml", HR_GRIZWAKO),
+    ("poslog_v6_multi_one_bad.xml", fixture!("poslog_v6_multi_one_bad.xml")),
+    ("poslog_v2_tax_exclusive.xml", fixture!("poslog_v2_tax_exclusive.xml")),
+    ("pohoda_prodejky_cp1250.xml", fixture!("pohoda_prodejky_cp1250.xml")),
+    (
+        "pohoda_prodejka_cashslip_fragment.xml",
+        fixture!("pohoda_prodejka_cashslip_fragment.xml"),
+    ),
+    ("sk_unknown_export_cp1250.csv", fixture!("sk_unknown_export_cp1250.csv")),
+    ("cz_summer_time_switch.csv", fixture!("cz_summer_time_switch.csv")),
 ];
 
 /// The Czech POS mapping the demo and the e2e tests use (its `[receipts]` section).
@@ -949,7 +958,14 @@ fn sniff_detects_every_fixture() {
         "ekasa",
         "hr_fiscal",
         "hr_fiscal",
+        "poslog",
+        "poslog",
+        "pohoda",
+        "pohoda",
+        "csv",
+        "csv",
     ];
+    assert_eq!(want.len(), ALL.len());
     for ((name, bytes), want) in ALL.iter().zip(want) {
         assert_eq!(sniff(bytes), Some(want), "{name}");
     }
@@ -1042,11 +1058,13 @@ fn all_specs() -> Vec<FormatSpec> {
         FormatKind::Poslog,
         FormatKind::Ekasa,
         FormatKind::HrFiscal,
+        FormatKind::Pohoda,
     ]
     .into_iter()
     .map(spec)
     .collect();
     v.push(cz_spec());
+    v.push(pohoda_spec());
     v
 }
 
