@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use protocol::rules::Program;
-use protocol::v1::SyncBatch;
+use protocol::v1::{RedeemRequest, SyncBatch};
 use protocol::CustomerId;
 use serde_json::json;
 
@@ -202,8 +202,17 @@ pub async fn report(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_param(name, "report")?;
-    let q = query_params(q, &["from", "to", "limit", "format"])?;
+    let q = query_params(q, &["from", "to", "limit", "format", "hours"])?;
+    let hours = q
+        .get("hours")
+        .map(|h| {
+            h.parse::<u32>().map_err(|_| {
+                ApiError::bad_request("invalid_field", format!("hours={h:?}: a whole number"), Some("hours"))
+            })
+        })
+        .transpose()?;
     let params = crate::reports::Params {
+        hours,
         from: date_param(&q, "from")?,
         to: date_param(&q, "to")?,
         limit: q
@@ -235,4 +244,73 @@ pub async fn report(
     } else {
         Ok(Json(table.to_json(from, to)).into_response())
     }
+}
+
+pub async fn redeem(
+    State(st): State<AppState>,
+    TillAuth(till): TillAuth,
+    JsonBody(req): JsonBody<RedeemRequest>,
+) -> Result<Response, ApiError> {
+    let out = st
+        .blocking(move |repo| crate::ledger::redeem(repo, &till, &req))
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+pub async fn void(
+    State(st): State<AppState>,
+    TillAuth(till): TillAuth,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_param(id, "id")?;
+    let out = st.blocking(move |repo| crate::ledger::void(repo, &till, &id)).await?;
+    Ok(Json(out).into_response())
+}
+
+pub async fn ledger(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = CustomerId(path_param(id, "id")?);
+    let q = query_params(q, &["before", "limit"])?;
+    let before = crate::ledger::parse_before(q.get("before").map(String::as_str))?;
+    let limit = service::parse_limit(q.get("limit").map(String::as_str), 100, crate::ledger::MAX_LEDGER_PAGE)?;
+    let out = st
+        .blocking(move |repo| crate::ledger::ledger_page(repo, &id, before, limit))
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+pub async fn adjust(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<crate::ledger::AdjustRequest>,
+) -> Result<Response, ApiError> {
+    let id = CustomerId(path_param(id, "id")?);
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_field",
+                "the Idempotency-Key header (1..=200 characters) is required",
+                Some("Idempotency-Key"),
+            )
+        })?
+        .to_string();
+    let out = st
+        .blocking(move |repo| crate::ledger::adjust(repo, &id, &key, &req))
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+pub async fn ledger_check(State(st): State<AppState>, _a: AdminAuth) -> Result<Response, ApiError> {
+    let out = st.blocking(crate::ledger::balance_check).await?;
+    Ok(Json(json!({ "mismatches": out })).into_response())
 }
