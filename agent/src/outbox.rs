@@ -56,6 +56,7 @@ pub enum ItemKind {
     Receipt,
     Registration,
     MigrationPairing,
+    Redemption,
 }
 
 impl ItemKind {
@@ -64,6 +65,7 @@ impl ItemKind {
             ItemKind::Receipt => "receipt",
             ItemKind::Registration => "registration",
             ItemKind::MigrationPairing => "migration_pairing",
+            ItemKind::Redemption => "redemption",
         }
     }
     pub fn of(p: &SyncPayload) -> ItemKind {
@@ -71,6 +73,7 @@ impl ItemKind {
             SyncPayload::Receipt(_) => ItemKind::Receipt,
             SyncPayload::Registration(_) => ItemKind::Registration,
             SyncPayload::MigrationPairing(_) => ItemKind::MigrationPairing,
+            SyncPayload::Redemption(_) => ItemKind::Redemption,
         }
     }
 }

@@ -350,6 +350,8 @@ mod tests {
             next_tier: Some("Gold".into()),
             campaign: Some("Podzimní dny".into()),
             currency: cur,
+            redeemable: Vec::new(),
+            recent: Vec::new(),
         }
     }
     fn qe(result: QuoteResult, source: QuoteSource) -> QuoteEvent {
