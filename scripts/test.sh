@@ -2,6 +2,9 @@
 # The whole test suite: what a newcomer runs and what CI (.ci/run) runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI=1 unless the caller set it: a test whose tool (wine, Xvfb, xdotool, socat, msiinfo…) is
+# missing then FAILS instead of skipping (tests/harness/lib.rs `need_tools`).
+export CI="${CI:-1}"
 scripts/setup.sh
 
 export CARGO_TERM_COLOR=never

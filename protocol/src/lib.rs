@@ -5,6 +5,7 @@
 
 pub mod ids;
 pub mod money;
+pub mod payment;
 pub mod rules;
 pub mod v1;
 

@@ -1,124 +1,14 @@
 //! End-to-end: the real `till-agent run --headless` against the real `server-stub` on loopback,
 //! with real files in a real export folder and real SQLite on both sides.
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e::*;
 
-pub const STORE: &str = "CZ-PRG-01";
-pub const TILL: &str = "T1";
-/// A Luhn-valid card of the demo program (fixtures/seed/demo.json).
-pub const DEMO_CARD: &str = "1900000009000018";
-
 /// The Czech POS export mapping (the `[receipts]` section the demo uses too).
 const CZ_CSV: &str = include_str!("../../fixtures/agent/cz-pos-csv.toml");
-
-pub struct Till {
-    pub dir: PathBuf,
-    pub config: PathBuf,
-    pub export: PathBuf,
-    pub token: String,
-    pub proc: Option<Proc>,
-}
-
-impl Till {
-    pub fn new(dir: &Path, server_url: &str, token: &str, extra: &str) -> Till {
-        let export = dir.join("export");
-        std::fs::create_dir_all(&export).unwrap();
-        let config = dir.join("agent.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "server_url = \"{server_url}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\nlanguage = \"cs\"\nrescan_interval_secs = 5\n{extra}"
-            ),
-        )
-        .unwrap();
-        Till {
-            dir: dir.to_path_buf(),
-            config,
-            export,
-            token: token.to_string(),
-            proc: None,
-        }
-    }
-
-    pub fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("agent.stderr"))
-            .unwrap();
-        let mut cmd = Command::new(bin("till-agent"));
-        cmd.arg("--config")
-            .arg(&self.config)
-            .args(["run", "--headless"])
-            .env("TILL_AGENT_TOKEN", &self.token)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        self.proc = Some(Proc::spawn("till-agent", &mut cmd));
-    }
-
-    /// SIGKILL: no flush, like a power cut of the process.
-    pub fn kill(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
-        }
-    }
-
-    pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin("till-agent"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env("TILL_AGENT_TOKEN", &self.token)
-            .output()
-            .unwrap()
-    }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("agent.stderr")).unwrap_or_default()
-    }
-
-    /// Write a file the way a POS does it: to a temp name, then rename into place.
-    pub fn drop_file(&self, name: &str, bytes: &[u8]) {
-        let tmp = self.export.join(format!("{name}.tmp"));
-        std::fs::write(&tmp, bytes).unwrap();
-        std::fs::rename(&tmp, self.export.join(name)).unwrap();
-    }
-
-    pub fn outbox_count(&self, sql: &str) -> i64 {
-        let p = self.dir.join("outbox.db");
-        if !p.exists() {
-            return -1;
-        }
-        let c = rusqlite::Connection::open(p).unwrap();
-        c.busy_timeout(Duration::from_secs(5)).unwrap();
-        c.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
-    }
-
-    pub fn files_left(&self) -> Vec<String> {
-        std::fs::read_dir(&self.export)
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().unwrap().is_file())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect()
-    }
-}
-
-impl Drop for Till {
-    fn drop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            // SIGTERM first so a passing run also exercises the clean stop
-            let _ = Command::new("kill").arg("-TERM").arg(p.child.id().to_string()).status();
-            let _ = wait_for(Duration::from_secs(5), || p.child.try_wait().ok().flatten());
-            p.kill();
-        }
-    }
-}
 
 pub fn receipt_json(no: u32, card: Option<&str>) -> String {
     let card = card.map(|c| format!("\"card\": \"{c}\",")).unwrap_or_default();
@@ -128,16 +18,6 @@ pub fn receipt_json(no: u32, card: Option<&str>) -> String {
         (no / 60) % 60,
         no % 60
     )
-}
-
-pub fn server_conn(db: &Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    c.busy_timeout(Duration::from_secs(5)).unwrap();
-    c
-}
-
-pub fn server_count(db: &Path, sql: &str) -> i64 {
-    server_conn(db).query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
 }
 
 fn setup(dir: &Path) -> (ServerHandle, String) {
@@ -151,7 +31,7 @@ fn receipts_dropped_while_server_down_are_delivered_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut srv, token) = setup(tmp.path());
     srv.kill();
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
     for i in 1..=20 {
         till.drop_file(
@@ -204,7 +84,7 @@ fn receipts_dropped_while_server_down_are_delivered_exactly_once() {
 fn agent_killed_and_restarted_midway_loses_and_duplicates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, token) = setup(tmp.path());
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
     let n = 120;
     for i in 1..=n {
@@ -250,7 +130,7 @@ fn agent_killed_and_restarted_midway_loses_and_duplicates_nothing() {
 fn a_file_written_slowly_in_chunks_is_read_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, token) = setup(tmp.path());
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
     // a POS that writes in place, in 4 chunks with pauses longer than stable_ms (200 ms)
     let lines: Vec<String> = (1..=30)
@@ -291,7 +171,7 @@ fn a_file_written_slowly_in_chunks_is_read_whole() {
 fn a_quarantined_file_does_not_block_the_others() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, token) = setup(tmp.path());
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, CZ_CSV);
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url).raw(CZ_CSV));
     till.start();
     let good = |no: u32| {
         format!("Doklad;Datum;Čas;Karta;Původní doklad;Kód;Název;Množství;Cena;Celkem;DPH;Typ;Celkem dokladu\n{no};23.11.2026;11:{:02}:00;;;1;Chléb;1;30,00;30,00;12;prodej;30,00\n", no % 60)
@@ -332,7 +212,7 @@ fn a_quarantined_file_does_not_block_the_others() {
 fn windows_1250_csv_arrives_with_czech_diacritics() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, token) = setup(tmp.path());
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, CZ_CSV);
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url).raw(CZ_CSV));
     till.start();
     let bytes = std::fs::read(fixture("agent/cz_pos_export_cp1250_demo_card.csv")).unwrap();
     assert!(
@@ -405,7 +285,9 @@ fn config_errors_name_file_line_and_key() {
         assert!(!out.status.success(), "{text}");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let base = "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S\"\ntill_id = \"T\"\nexport_dir = \"export\"\n";
+    // four lines: the errors below are on lines 5 and 7
+    let base = AgentToml::minimal(OFFLINE_URL).ids("S", "T").render();
+    assert_eq!(base.lines().count(), 4, "{base}");
     let e = run(
         &format!("{base}rescan_interval_secs = \"often\"\n"),
         &["run", "--headless"],
@@ -435,7 +317,7 @@ fn config_errors_name_file_line_and_key() {
 fn status_json_dead_letter_and_requeue() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, token) = setup(tmp.path());
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
     // a return whose original the server does not know yet → dead letter
     let ret = r#"{"pos_receipt_no": "RET-1", "issued_at": "2026-11-23T12:30:00+01:00", "total": "-10.00",
@@ -530,7 +412,7 @@ fn status_json_dead_letter_and_requeue() {
 fn sigterm_stops_the_agent_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, token) = setup(tmp.path());
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
     till.drop_file("r.json", receipt_json(7, None).as_bytes());
     wait_for(Duration::from_secs(20), || {
@@ -589,34 +471,24 @@ fn sigterm_stops_the_agent_cleanly() {
 
 #[test]
 fn card_scanned_on_the_reader_is_attached_to_the_next_cardless_receipt_once() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let (srv, token) = setup(tmp.path());
     // a serial card reader: one end of a socat pty pair is the reader, the agent opens the other
-    let (a, b) = (tmp.path().join("reader-a"), tmp.path().join("reader-b"));
-    let mut cmd = Command::new("socat");
-    cmd.args([
-        format!("pty,raw,echo=0,link={}", a.display()),
-        format!("pty,raw,echo=0,link={}", b.display()),
-    ])
-    .stderr(Stdio::null());
-    let _socat = Proc::spawn("socat", &mut cmd);
-    wait_for(Duration::from_secs(5), || (a.exists() && b.exists()).then_some(())).expect("socat ptys");
-    let reader = format!(
-        "[reader]\nwedge = false\n[[reader.serial]]\nport = \"{}\"\nterminator = \"cr\"\n",
-        b.display()
-    );
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, &reader);
+    let socat = Socat::start_named(tmp.path(), "reader-a", "reader-b");
+    let cfg = AgentToml::new(&srv.url).wedge(false).serial(SerialToml {
+        terminator: Some("cr".into()),
+        ..SerialToml::port(&socat.b)
+    });
+    let mut till = Till::new(&tmp.path().join("till"), &token, cfg);
     till.start();
     wait_for(Duration::from_secs(10), || {
         till.stderr().contains("connected").then_some(())
     });
     std::thread::sleep(Duration::from_millis(500));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&a)
-        .unwrap()
-        .write_all(format!("{DEMO_CARD}\r").as_bytes())
-        .unwrap();
+    socat.write(format!("{DEMO_CARD}\r").as_bytes());
     std::thread::sleep(Duration::from_millis(800));
     let now = chrono::Local::now().fixed_offset();
     let r = |no: &str, at: chrono::DateTime<chrono::FixedOffset>| {
@@ -654,7 +526,7 @@ fn card_scanned_on_the_reader_is_attached_to_the_next_cardless_receipt_once() {
 fn a_rewritten_file_or_re_exported_receipt_is_not_ingested_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, token) = setup(tmp.path());
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
     let body = receipt_json(31, None);
     till.drop_file("r31.json", body.as_bytes());

@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use e2e::*;
 
-use crate::enrol::{find_window, start_xvfb_sized, x, x_ok};
-
 const SCREEN: (i64, i64) = (1920, 1200);
 
 struct Shown {
@@ -24,7 +22,7 @@ struct Shown {
 
 /// Run `popup-demo` for the Czech customer quote on a fresh X server; geometry + screenshot.
 fn show(name: &str, scale: Option<&str>, popup_toml: &str) -> Shown {
-    let xv = start_xvfb_sized(SCREEN.0 as u32, SCREEN.1 as u32);
+    let xv = start_xvfb(SCREEN.0 as u32, SCREEN.1 as u32);
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("popup.toml");
@@ -165,6 +163,9 @@ fn near(a: i64, b: i64, tol_percent: i64) -> bool {
 
 #[test]
 fn popup_is_dpi_aware_and_grows_with_font_scale() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "import", "convert"]) {
+        return;
+    }
     let one = show("cs-dpi1", None, "");
     assert_bottom_right("1x", &one, 1);
     assert_not_clipped("1x", &one, 1);

@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use e2e::*;
 
-use crate::agent::{server_conn, Till, STORE, TILL};
-
 /// `GET /v1/cards/{card}/quote` with the till's token (what a scan at the till shows).
 pub fn server_quote(srv: &ServerHandle, token: &str, card: &str) -> serde_json::Value {
     reqwest::blocking::Client::new()
@@ -35,7 +33,7 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
     let tmp = tempfile::tempdir().unwrap();
     let srv = start_server(tmp.path());
     let token = add_till(&srv.db, STORE, TILL);
-    let mut till = Till::new(&tmp.path().join("till"), &srv.url, &token, "[reader]\nwedge = false\n");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url).wedge(false));
     assert_eq!(server_quote(&srv, &token, NEW_CARD)["kind"], "unknown_card");
 
     // Bad input: every problem named by its option, nothing queued.
@@ -162,47 +160,7 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
 // The cashier's path under Xvfb: scan → unknown-card popup → "Registrovat" → form → server.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-pub(crate) fn start_xvfb_sized(w: u32, h: u32) -> e2e::Xvfb {
-    e2e::start_xvfb(w, h)
-}
-
-pub(crate) fn x(display: &str, prog: &str, args: &[&str]) -> Output {
-    Command::new(prog)
-        .args(args)
-        .env("DISPLAY", display)
-        .output()
-        .unwrap_or_else(|e| panic!("{prog}: {e}"))
-}
-
-pub(crate) fn x_ok(display: &str, prog: &str, args: &[&str]) {
-    let o = x(display, prog, args);
-    assert!(
-        o.status.success(),
-        "{prog} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-pub(crate) fn find_window(display: &str, name: &str) -> Option<u64> {
-    let o = x(display, "xdotool", &["search", "--onlyvisible", "--name", name]);
-    String::from_utf8_lossy(&o.stdout).lines().next()?.trim().parse().ok()
-}
-
-/// Absolute (x, y) of a window's client area (`xwininfo`).
-pub(crate) fn origin(display: &str, id: u64) -> (i64, i64) {
-    let out = String::from_utf8_lossy(&x(display, "xwininfo", &["-id", &id.to_string()]).stdout).to_string();
-    let num = |key: &str| -> i64 {
-        out.lines()
-            .find_map(|l| l.trim().strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in {out}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    (num("Absolute upper-left X:"), num("Absolute upper-left Y:"))
-}
+use std::process::{Command, Stdio};
 
 /// The last `laid out widget="NAME" x= y= w= h=` line the GUI logged (physical px, window-relative).
 fn widget_rect(log: &str, name: &str) -> Option<(i64, i64, i64, i64)> {
@@ -240,18 +198,28 @@ fn scanner_keys(card: &str) -> Vec<String> {
 
 #[test]
 fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
+    if !need_tools(&[
+        "Xvfb",
+        "xdpyinfo",
+        "xdotool",
+        "xwininfo",
+        "xmessage",
+        "setxkbmap",
+        "import",
+    ]) {
+        return;
+    }
     const CARD: &str = "1900000009001016";
     const NAME: (&str, &str) = ("Jiří", "Dvořák");
-    let xv = start_xvfb_sized(1280, 1024);
+    let xv = start_xvfb(1280, 1024);
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
     let srv = start_server(tmp.path());
     let token = add_till(&srv.db, STORE, TILL);
     let till = Till::new(
         &tmp.path().join("till"),
-        &srv.url,
         &token,
-        "[popup]\nhide_after_secs = 0\n",
+        AgentToml::new(&srv.url).hide_after_secs(0),
     );
     let runtime = tmp.path().join("run");
     std::fs::create_dir_all(&runtime).unwrap();

@@ -12,8 +12,6 @@ use protocol::rules::{evaluate_receipt, Program};
 use protocol::v1::{CustomerState, Receipt};
 use rust_decimal::Decimal;
 
-use crate::agent::{server_count, Till};
-
 /// Active demo cards (fixtures/seed/demo.json) the generated receipts rotate through; every
 /// fourth receipt carries no card.
 const CARDS: [&str; 3] = ["1900000009000018", "1900000009000059", "1900000009000075"];
@@ -174,9 +172,9 @@ fn crash_loop_200_kills() {
 fn crash_loop(kills: u32, n: u32) {
     let tmp = tempfile::tempdir().unwrap();
     let server = start_server(tmp.path());
-    let token = add_till(&server.db, crate::agent::STORE, crate::agent::TILL);
+    let token = add_till(&server.db, STORE, TILL);
     let before = balances(&server.db);
-    let mut till = Till::new(&tmp.path().join("till"), &server.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&server.url));
     till.start();
     let mut rng = Rng::from_time();
     let started = Instant::now();
@@ -200,15 +198,14 @@ fn crash_loop(kills: u32, n: u32) {
 fn server_and_network_faults_through_a_proxy() {
     let tmp = tempfile::tempdir().unwrap();
     let mut server = start_server(tmp.path());
-    let token = add_till(&server.db, crate::agent::STORE, crate::agent::TILL);
+    let token = add_till(&server.db, STORE, TILL);
     let before = balances(&server.db);
     let proxy = Proxy::start(format!("127.0.0.1:{}", server.port).parse().unwrap());
     proxy.set_slow_ms(3_000);
     let mut till = Till::new(
         &tmp.path().join("till"),
-        &proxy.url(),
         &token,
-        "http_timeout_secs = 1\n",
+        AgentToml::new(&proxy.url()).http_timeout_secs(1),
     );
     till.start();
 
@@ -283,7 +280,7 @@ impl Drop for Mount {
 fn disk_full_and_read_only_data_folder_then_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start_server(tmp.path());
-    let token = add_till(&server.db, crate::agent::STORE, crate::agent::TILL);
+    let token = add_till(&server.db, STORE, TILL);
     let before = balances(&server.db);
     let data = tmp.path().join("data");
     let Some(mount) = Mount::tmpfs(&data, "4m") else {
@@ -291,9 +288,8 @@ fn disk_full_and_read_only_data_folder_then_resume() {
     };
     let mut till = Till::new(
         &tmp.path().join("till"),
-        &server.url,
         &token,
-        &format!("data_dir = '{}'\n", data.display()),
+        AgentToml::new(&server.url).data_dir(&data),
     );
     till.start();
     pos_write(&till.export, "DISK-0.json", &receipt("DISK", 0));
@@ -354,9 +350,9 @@ fn disk_full_and_read_only_data_folder_then_resume() {
 fn bad_input_at_scale_is_quarantined_and_the_good_delivered() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start_server(tmp.path());
-    let token = add_till(&server.db, crate::agent::STORE, crate::agent::TILL);
+    let token = add_till(&server.db, STORE, TILL);
     let before = balances(&server.db);
-    let mut till = Till::new(&tmp.path().join("till"), &server.url, &token, "");
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&server.url));
     let good = 20u32;
     for i in 0..good {
         pos_write(&till.export, &format!("GOOD-{i}.json"), &receipt("GOOD", i));

@@ -1,109 +1,18 @@
 //! End-to-end: card input. Real pseudo-terminals (socat) as serial readers, including unplug;
 //! a real X server (Xvfb) with xdotool typing by keycode on five keyboard layouts; the decoder
 //! CLI against every reference row; the payment-card guard over the agent's data folder.
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 use e2e::*;
 use serde_json::Value;
 
-/// A child whose stdout lines arrive on a channel (also used by `wine_input.rs`).
-pub(crate) struct Lines {
-    pub(crate) rx: Receiver<String>,
-    pub(crate) seen: Vec<String>,
-    _proc: Proc,
-}
-
-impl Lines {
-    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Lines {
-        cmd.stdout(Stdio::piped());
-        let mut proc = Proc::spawn(name, cmd);
-        let out = proc.child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines {
-            rx,
-            seen: Vec::new(),
-            _proc: proc,
-        }
-    }
-
-    /// The next JSON line matching `pred` within `timeout`.
-    pub(crate) fn wait(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        let end = Instant::now() + timeout;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            let l = self.rx.recv_timeout(left).ok()?;
-            self.seen.push(l.clone());
-            if let Ok(v) = serde_json::from_str::<Value>(&l) {
-                if pred(&v) {
-                    return Some(v);
-                }
-            }
-        }
-    }
-
-    pub(crate) fn transcript(&self) -> String {
-        self.seen.join("\n")
-    }
-}
-
-pub(crate) fn is(v: &Value, key: &str, want: &str) -> bool {
-    v.get(key).and_then(Value::as_str) == Some(want)
-}
-
-// ------------------------------------------------------------------------------------------
-// Serial through socat
-
-struct Socat {
-    proc: Proc,
-    a: PathBuf,
-    b: PathBuf,
-}
-
-impl Socat {
-    /// A pty pair: the "scanner" writes to `a`, the agent reads `b`.
-    fn start(dir: &Path) -> Socat {
-        let (a, b) = (dir.join("scanner"), dir.join("ttyREADER"));
-        let _ = std::fs::remove_file(&a);
-        let _ = std::fs::remove_file(&b);
-        let mut cmd = Command::new("socat");
-        cmd.args([
-            format!("pty,raw,echo=0,link={}", a.display()),
-            format!("pty,raw,echo=0,link={}", b.display()),
-        ])
-        .stderr(Stdio::null());
-        let proc = Proc::spawn("socat", &mut cmd);
-        assert!(
-            wait_for(Duration::from_secs(5), || (a.exists() && b.exists()).then_some(())).is_some(),
-            "socat did not create the ptys"
-        );
-        Socat { proc, a, b }
-    }
-
-    fn write(&self, bytes: &[u8]) {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&self.a).unwrap();
-        f.write_all(bytes).unwrap();
-        f.flush().unwrap();
-    }
-
-    /// Unplug: the pty pair disappears.
-    fn unplug(&mut self) {
-        self.proc.kill();
-    }
-}
-
 #[test]
 fn serial_reader_through_socat_keeps_partial_lines_and_survives_unplug() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut socat = Socat::start(dir.path());
     let mut rt = Lines::spawn(
@@ -162,6 +71,9 @@ fn serial_reader_through_socat_keeps_partial_lines_and_survives_unplug() {
 
 #[test]
 fn serial_port_in_use_and_missing_port_are_distinct_errors() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let socat = Socat::start(dir.path());
     let mut first = Lines::spawn(
@@ -202,28 +114,6 @@ fn serial_port_in_use_and_missing_port_are_distinct_errors() {
 // ------------------------------------------------------------------------------------------
 // Keyboard wedge under Xvfb
 
-/// An X server of our own (the harness's) and a way to run X clients on it.
-struct XServer(Xvfb);
-
-impl XServer {
-    fn start() -> XServer {
-        XServer(start_xvfb(640, 480))
-    }
-
-    fn display(&self) -> &str {
-        &self.0.display
-    }
-
-    fn run(&self, prog: &str, args: &[&str]) {
-        let st = Command::new(prog)
-            .args(args)
-            .env("DISPLAY", self.display())
-            .status()
-            .unwrap();
-        assert!(st.success(), "{prog} {args:?} failed");
-    }
-}
-
 /// X keycodes (evdev + 8) a US-programmed scanner presses for `text` (digits and `-` only).
 fn keycodes(text: &str) -> Vec<String> {
     text.chars()
@@ -239,12 +129,22 @@ fn keycodes(text: &str) -> Vec<String> {
 
 #[test]
 fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
-    let x = XServer::start();
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "setxkbmap"]) {
+        return;
+    }
+    let x = start_xvfb(640, 480);
     let dir = tempfile::tempdir().unwrap();
     let mut rt = Lines::spawn(
         "reader-test",
         Command::new(bin("till-agent"))
-            .args(["reader-test", "--json", "--seconds", "120", "--display", x.display()])
+            .args([
+                "reader-test",
+                "--json",
+                "--seconds",
+                "120",
+                "--display",
+                x.display.as_str(),
+            ])
             .env("HOME", dir.path()),
     );
     assert!(
@@ -254,9 +154,9 @@ fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
     );
     let codes = keycodes("1900-1234-5678-9012");
     for layout in ["us", "cz", "sk", "hr", "de"] {
-        x.run("setxkbmap", &["-display", x.display(), layout]);
+        x.run("setxkbmap", &["-display", x.display.as_str(), layout]);
         let q = Command::new("setxkbmap")
-            .args(["-display", x.display(), "-query"])
+            .args(["-display", x.display.as_str(), "-query"])
             .output()
             .unwrap();
         assert!(
@@ -299,24 +199,31 @@ fn wedge_under_xvfb_same_card_on_five_layouts_and_no_scan_at_human_speed() {
 
 #[test]
 fn wedge_under_xvfb_dedicated_keyboard_and_device_arrival_removal() {
-    let x = XServer::start();
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "xinput"]) {
+        return;
+    }
+    let x = start_xvfb(640, 480);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("agent.toml");
     // xdotool types through the "Virtual core XTEST keyboard" slave: configured as the scanner,
     // its keys are a scan at any speed. A keyboard that arrives later by the configured name is
     // dedicated from its first key too.
-    std::fs::write(
-        &cfg,
-        "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n\
-         [reader]\ndedicated = [\"x11:Virtual core XTEST keyboard\", \"Till scanner XTEST keyboard\"]\n",
-    )
-    .unwrap();
+    let cfg = AgentToml::minimal(OFFLINE_URL)
+        .ids("S", "T1")
+        .dedicated(&["x11:Virtual core XTEST keyboard", "Till scanner XTEST keyboard"])
+        .write(&dir.path().join("agent.toml"));
     let mut rt = Lines::spawn(
         "reader-test",
         Command::new(bin("till-agent"))
             .arg("--config")
             .arg(&cfg)
-            .args(["reader-test", "--json", "--seconds", "120", "--display", x.display()])
+            .args([
+                "reader-test",
+                "--json",
+                "--seconds",
+                "120",
+                "--display",
+                x.display.as_str(),
+            ])
             .env("HOME", dir.path()),
     );
     assert!(
@@ -466,53 +373,22 @@ fn decode_cli_every_reference_swipe_and_barcode() {
 // ------------------------------------------------------------------------------------------
 // The running agent: quotes from scans, and the payment-card guard
 
-const STORE: &str = "CZ-PRG-01";
-const TILL: &str = "T1";
-/// A Luhn-valid card of the demo program (fixtures/seed/demo.json).
-const DEMO_CARD: &str = "1900000009000018";
-
-fn grep_tree(root: &Path, needle: &str, hits: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(root).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            grep_tree(&p, needle, hits);
-        } else if let Ok(bytes) = std::fs::read(&p) {
-            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                hits.push(p);
-            }
-        }
-    }
-}
-
-fn list_tree(root: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(root).unwrap().flatten() {
-        if e.path().is_dir() {
-            list_tree(&e.path(), out);
-        } else {
-            out.push(e.path());
-        }
-    }
-}
-
 #[test]
 fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path());
     let token = add_till(&server.db, STORE, TILL);
     let till = dir.path().join("till");
-    std::fs::create_dir_all(till.join("export")).unwrap();
     let mut socat = Socat::start(dir.path());
-    let config = till.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
-             [reader]\nwedge = false\n[[reader.serial]]\nport = \"{}\"\n",
-            server.url,
-            socat.b.display()
-        ),
-    )
-    .unwrap();
+    let config = AgentToml::new(&server.url)
+        .language(None)
+        .rescan_secs(None)
+        .wedge(false)
+        .serial(SerialToml::port(&socat.b))
+        .write(&till.join("agent.toml"));
     let stderr = std::fs::File::create(till.join("stderr.log")).unwrap();
     let mut agent = Lines::spawn(
         "till-agent run",
@@ -647,7 +523,7 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
 
     let mut hits = Vec::new();
     for pan in &pans {
-        grep_tree(&till, pan, &mut hits);
+        hits.extend(grep_tree(&till, pan));
         if transcript.contains(pan.as_str()) {
             hits.push(PathBuf::from("<agent stdout>"));
         }
@@ -705,14 +581,14 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
 /// is a read error, and a person typing afterwards is still a person.
 #[test]
 fn wedge_under_xvfb_prefix_key_f13() {
-    let x = XServer::start();
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo"]) {
+        return;
+    }
+    let x = start_xvfb(640, 480);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n[reader]\nprefix_key = \"KEY_F13\"\n",
-    )
-    .unwrap();
+    let config = AgentToml::minimal(OFFLINE_URL)
+        .prefix_key("KEY_F13")
+        .write(&dir.path().join("agent.toml"));
     let mut rt = Lines::spawn(
         "reader-test",
         Command::new(bin("till-agent"))
@@ -724,7 +600,7 @@ fn wedge_under_xvfb_prefix_key_f13() {
                 "--seconds",
                 "60",
                 "--display",
-                x.display(),
+                x.display.as_str(),
             ])
             .env("HOME", dir.path()),
     );
@@ -802,6 +678,9 @@ fn wedge_under_xvfb_prefix_key_f13() {
 /// an X display with its dedicated scanner; then a revoked token.
 #[test]
 fn doctor_checks_server_token_and_card_readers() {
+    if !need_tools(&["socat", "Xvfb", "xdpyinfo", "xdotool", "xwininfo"]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path());
     let token = add_till(&server.db, STORE, TILL);
@@ -812,21 +691,19 @@ fn doctor_checks_server_token_and_card_readers() {
     std::fs::create_dir_all(&held).unwrap();
     let socat2 = Socat::start(&held);
     let missing = dir.path().join("ttyMISSING");
-    let xv = XServer::start();
-    let config = till.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
-             [reader]\ndedicated = [\"x11:Virtual core XTEST keyboard\"]\n\
-             [[reader.serial]]\nport = \"{}\"\n[[reader.serial]]\nport = \"{}\"\n[[reader.serial]]\nport = \"{}\"\nbaud = 19200\nparity = \"even\"\n",
-            server.url,
-            socat.b.display(),
-            missing.display(),
-            socat2.b.display()
-        ),
-    )
-    .unwrap();
+    let xv = start_xvfb(640, 480);
+    let config = AgentToml::new(&server.url)
+        .language(None)
+        .rescan_secs(None)
+        .dedicated(&["x11:Virtual core XTEST keyboard"])
+        .serial(SerialToml::port(&socat.b))
+        .serial(SerialToml::port(&missing))
+        .serial(SerialToml {
+            baud: Some(19200),
+            parity: Some("even".into()),
+            ..SerialToml::port(&socat2.b)
+        })
+        .write(&till.join("agent.toml"));
     // a running reader holds the third port
     let mut holder = Lines::spawn(
         "reader-test (holds the port)",
@@ -847,7 +724,7 @@ fn doctor_checks_server_token_and_card_readers() {
             .args(["--config", config.to_str().unwrap(), "doctor"])
             .env("TILL_AGENT_TOKEN", token)
             .env("HOME", &till)
-            .env("DISPLAY", xv.display())
+            .env("DISPLAY", xv.display.as_str())
             .output()
             .unwrap();
         (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string())

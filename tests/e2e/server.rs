@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 
-use e2e::{add_till, fixture, revoke_till, start_server, ServerHandle};
+use e2e::{add_till, fixture, revoke_till, start_server, ServerHandle, STORE, TILL};
 use protocol::rules::{self, Program};
 use protocol::v1::{CustomerState, LineKind, OriginalReceipt, Receipt, ReceiptLine};
 use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
@@ -14,8 +14,6 @@ use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-const STORE: &str = "CZ-PRG-01";
-const TILL: &str = "T1";
 /// Seeded customers' cards (fixtures/seed/demo.json).
 const JIRI: &str = "1900000009000018"; // C000001, Stříbrná, 412.30 points
 const VERA_BLOCKED: &str = "1900000009000026"; // C000002, blocked

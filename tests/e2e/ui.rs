@@ -6,36 +6,13 @@
 //! dir for a human to look at (Czech diacritics).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{bin, fixture, wait_for, Proc, Xvfb};
+use e2e::{any_window, bin, find_window, fixture, need_tools, wait_for, x, x_stdout, AgentToml, Proc, Xvfb};
 
 fn start_xvfb() -> Xvfb {
     e2e::start_xvfb(1280, 1024)
-}
-
-fn x(display: &str, prog: &str, args: &[&str]) -> Output {
-    Command::new(prog)
-        .args(args)
-        .env("DISPLAY", display)
-        .output()
-        .unwrap_or_else(|e| panic!("{prog}: {e}"))
-}
-
-fn x_stdout(display: &str, prog: &str, args: &[&str]) -> String {
-    String::from_utf8_lossy(&x(display, prog, args).stdout)
-        .trim()
-        .to_string()
-}
-
-fn find_window(display: &str, name: &str) -> Option<u64> {
-    x_stdout(display, "xdotool", &["search", "--name", name])
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn focus(display: &str) -> String {
@@ -101,6 +78,11 @@ fn shots_dir() -> PathBuf {
 
 #[test]
 fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
+    if !need_tools(&[
+        "Xvfb", "xdpyinfo", "xdotool", "xwininfo", "xmessage", "import", "convert",
+    ]) {
+        return;
+    }
     let xv = start_xvfb();
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
@@ -254,6 +236,9 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
 
 #[test]
 fn popup_hides_by_itself_and_warns_for_a_payment_card() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "import"]) {
+        return;
+    }
     let xv = start_xvfb();
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
@@ -342,15 +327,10 @@ fn popup_demo_without_display_falls_back_to_headless_json() {
 /// Czech, popups hiding after `hide_secs`. Returns its `XDG_RUNTIME_DIR`.
 fn offline_till(dir: &Path, hide_secs: u32) -> PathBuf {
     let runtime = dir.join("run");
-    std::fs::create_dir_all(dir.join("export")).unwrap();
     std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::write(
-        dir.join("agent.toml"),
-        format!(
-            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\nlanguage = \"cs\"\n[popup]\nhide_after_secs = {hide_secs}\n"
-        ),
-    )
-    .unwrap();
+    AgentToml::offline()
+        .hide_after_secs(hide_secs)
+        .write(&dir.join("agent.toml"));
     runtime
 }
 
@@ -368,6 +348,9 @@ fn gui_run(d: &str, dir: &Path, runtime: &Path) -> Command {
 
 #[test]
 fn agent_run_gui_tray_menu_windows_and_clean_stop() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "import"]) {
+        return;
+    }
     let xv = start_xvfb();
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
@@ -453,6 +436,9 @@ fn agent_run_gui_tray_menu_windows_and_clean_stop() {
 /// `till_agent::reader_test`, where the test reads them.
 #[test]
 fn agent_gui_reader_test_window_shows_keys_and_decisions_masked() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "import", "convert"]) {
+        return;
+    }
     let xv = start_xvfb();
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
@@ -636,7 +622,7 @@ fn agent_gui_reader_test_window_shows_keys_and_decisions_masked() {
         panic!("closing the Reader-test window did not stop the test:\n{}", stderr());
     }
     assert!(
-        wait_for(Duration::from_secs(10), || find_window(d, "^Test ")
+        wait_for(Duration::from_secs(10), || any_window(d, "^Test ")
             .is_none()
             .then_some(()))
         .is_some(),

@@ -12,10 +12,13 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{bin, bin_dir, fixture, free_port, repo_root, wait_for, Proc};
+use e2e::{
+    add_till, bin_dir, find_window, fixture, need_tools, repo_root, run_ok, start_server, wait_for, win_path,
+    windows_exe, Proc, Wine,
+};
 
 const STORE: &str = "CZ-PRG-07";
 const TILL: &str = "T3";
@@ -23,46 +26,6 @@ const RUN_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run";
 const SETTINGS_KEY: &str = r"HKLM\Software\TillAgent";
 const PROGRAM_DIR: &str = "Program Files/TillAgent";
 const DATA_DIR: &str = "ProgramData/TillAgent";
-
-pub(crate) fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-pub(crate) fn run_ok(what: &str, cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The cross-built agent.
-pub(crate) fn windows_exe() -> PathBuf {
-    if let Some(p) = std::env::var_os("TILL_WINDOWS_EXE") {
-        return PathBuf::from(p);
-    }
-    let target = bin_dir().parent().expect("target dir").to_path_buf();
-    let exe = target
-        .join("x86_64-pc-windows-gnu")
-        .join("debug")
-        .join("till-agent.exe");
-    assert!(
-        exe.exists(),
-        "{} not found: build it with `cargo build -p till-agent --target x86_64-pc-windows-gnu` (scripts/test.sh does)",
-        exe.display()
-    );
-    exe
-}
 
 /// `scripts/build-msi.sh --exe … --version … --out …` → the MSI's path.
 fn build_msi(exe: &Path, version: &str, out: &Path) -> PathBuf {
@@ -102,167 +65,6 @@ fn rows(table_text: &str) -> Vec<Vec<String>> {
         .skip(3)
         .map(|l| l.split('\t').map(str::to_string).collect())
         .collect()
-}
-
-/// A throwaway Wine prefix with the ProcessPrng shim and a persistent wineserver.
-pub(crate) struct Wine {
-    pub(crate) prefix: tempfile::TempDir,
-    server: Option<Proc>,
-    /// Our Xvfb: wine's desktop (explorer.exe) starts with the prefix, so the display is there from
-    /// the start, as on a real till; headless runs and msiexec /qn simply open no window.
-    pub(crate) display: String,
-}
-
-impl Wine {
-    pub(crate) fn create(work: &Path, display: &str) -> Wine {
-        let prefix = tempfile::Builder::new()
-            .prefix("wineprefix-")
-            .tempdir()
-            .expect("prefix dir");
-        let mut w = Wine {
-            prefix,
-            server: None,
-            display: display.to_string(),
-        };
-        let t = Instant::now();
-        run_ok("wineboot -i", w.cmd("wineboot").arg("-i"));
-        w.wait_server();
-        eprintln!("wine: prefix initialised in {:.1} s", t.elapsed().as_secs_f64());
-        // Rust's std (1.78+) imports bcryptprimitives.dll!ProcessPrng, which wine 8 lacks: a tiny
-        // mingw shim calling advapi32!SystemFunction036 (RtlGenRandom), in this prefix only.
-        let src = work.join("bcryptprimitives.c");
-        std::fs::write(
-            &src,
-            "#include <windows.h>\n\
-             BOOLEAN WINAPI SystemFunction036(PVOID buf, ULONG len);\n\
-             __declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {\n\
-               while (len > 0) {\n\
-                 ULONG chunk = len > 0x10000000 ? 0x10000000 : (ULONG)len;\n\
-                 if (!SystemFunction036(data, chunk)) return FALSE;\n\
-                 data += chunk; len -= chunk;\n\
-               }\n\
-               return TRUE;\n\
-             }\n",
-        )
-        .unwrap();
-        let dll = w.drive_c().join("windows/system32/bcryptprimitives.dll");
-        run_ok(
-            "x86_64-w64-mingw32-gcc (ProcessPrng shim)",
-            Command::new("x86_64-w64-mingw32-gcc")
-                .args(["-shared", "-O2", "-s", "-o"])
-                .arg(&dll)
-                .arg(&src)
-                .arg("-ladvapi32"),
-        );
-        // wine 8 has no builtin bcryptprimitives, so the native DLL in system32 is used without an
-        // override; say so explicitly anyway in case a later wine adds a builtin without ProcessPrng.
-        run_ok(
-            "reg add DllOverrides",
-            w.cmd("reg").args([
-                "add",
-                r"HKCU\Software\Wine\DllOverrides",
-                "/v",
-                "bcryptprimitives",
-                "/d",
-                "native,builtin",
-                "/f",
-            ]),
-        );
-        // keep one wineserver (foreground child, persistent) for the whole test: every `wine` call
-        // then starts in a fraction of a second
-        w.wait_server();
-        // its object dumps (a process killed mid-I/O) go to a log in the prefix, not the test output
-        let log = std::fs::File::create(w.prefix.path().join("wineserver.log")).expect("wineserver.log");
-        w.server = Some(Proc::spawn(
-            "wineserver",
-            w.server_cmd()
-                .args(["-f", "-p"])
-                .stdout(log.try_clone().unwrap())
-                .stderr(log),
-        ));
-        w
-    }
-
-    pub(crate) fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("wine");
-        c.arg(program)
-            .env("WINEPREFIX", self.prefix.path())
-            .env("WINEDEBUG", "-all")
-            // no Mono/Gecko download prompts
-            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
-            .env("DISPLAY", &self.display)
-            .env_remove("WAYLAND_DISPLAY")
-            // the installed agent must find its token in Credential Manager, not in the env
-            .env_remove("TILL_AGENT_TOKEN")
-            .stdin(Stdio::null());
-        c
-    }
-
-    pub(crate) fn server_cmd(&self) -> Command {
-        let mut c = Command::new("wineserver");
-        c.env("WINEPREFIX", self.prefix.path());
-        c
-    }
-
-    fn wait_server(&self) {
-        let _ = self.server_cmd().arg("-w").status();
-    }
-
-    pub(crate) fn drive_c(&self) -> PathBuf {
-        self.prefix.path().join("drive_c")
-    }
-
-    /// `reg query KEY /v NAME` → the value's data, None when the key or value is absent.
-    fn reg_value(&self, key: &str, name: &str) -> Option<String> {
-        let o = self
-            .cmd("reg")
-            .args(["query", key, "/v", name])
-            .output()
-            .expect("wine reg");
-        if !o.status.success() {
-            return None;
-        }
-        let text = String::from_utf8_lossy(&o.stdout).to_string();
-        text.lines().map(str::trim).find(|l| l.starts_with(name)).map(|l| {
-            let rest = l[name.len()..].trim_start();
-            let rest = rest.split_once(char::is_whitespace).map(|(_, r)| r).unwrap_or("");
-            rest.trim().to_string()
-        })
-    }
-
-    fn msiexec(&self, args: &[&str], msi: &Path) -> std::process::ExitStatus {
-        let mut c = self.cmd("msiexec");
-        c.args(&args[..1]).arg(win_path(msi)).args(&args[1..]);
-        let st = c.status().expect("msiexec");
-        self.wait_idle();
-        st
-    }
-
-    /// Wait until no Windows process runs in the prefix (msiexec returns before its service exits).
-    fn wait_idle(&self) {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-
-    /// Installed agent, as started by the Run key (but headless).
-    fn agent(&self, args: &[&str]) -> Command {
-        let mut c = self.cmd(r"C:\Program Files\TillAgent\till-agent.exe");
-        c.args(args);
-        c
-    }
-}
-
-impl Drop for Wine {
-    fn drop(&mut self) {
-        let _ = self.server_cmd().arg("-k").status();
-        if let Some(mut s) = self.server.take() {
-            s.kill();
-        }
-    }
-}
-
-/// Unix path → the path Wine's Z: drive shows for it.
-pub(crate) fn win_path(p: &Path) -> String {
-    format!("Z:{}", p.display()).replace('/', "\\")
 }
 
 /// `till-agent.exe status --json` (run inside the prefix).
@@ -343,24 +145,6 @@ fn drop_receipt(export: &Path, receipt_no: &str) {
     std::fs::rename(&tmp, export.join(format!("{receipt_no}.json"))).unwrap();
 }
 
-/// The server-stub on loopback, on a fixed port so it can be restarted on the same address.
-fn start_server(db: &Path, port: u16) -> Proc {
-    let p = Proc::spawn(
-        "server-stub",
-        Command::new(bin("server-stub"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db"])
-            .arg(db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let url = format!("http://127.0.0.1:{port}/healthz");
-    wait_for(Duration::from_secs(20), || {
-        reqwest::blocking::get(&url).ok().filter(|r| r.status().is_success())
-    })
-    .expect("server-stub did not come up");
-    p
-}
-
 /// (VmRSS, RssAnon) of a process in KiB.
 fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -377,13 +161,8 @@ fn rss_kib(pid: u32) -> Option<(u64, u64)> {
 
 #[test]
 fn wine_msi_install_run_upgrade_uninstall() {
-    if !have("wine") {
-        eprintln!(
-            "SKIPPED wine_msi_install_run_upgrade_uninstall: `wine` is not installed (scripts/setup.sh installs it)"
-        );
-        return;
-    }
-    for tool in [
+    if !need_tools(&[
+        "wine",
         "wixl",
         "msiinfo",
         "x86_64-w64-mingw32-gcc",
@@ -393,8 +172,8 @@ fn wine_msi_install_run_upgrade_uninstall() {
         "xdotool",
         "import",
         "convert",
-    ] {
-        assert!(have(tool), "{tool} not found: run scripts/setup.sh");
+    ]) {
+        return;
     }
     let work = tempfile::tempdir().unwrap();
     let exe = windows_exe();
@@ -512,38 +291,16 @@ fn wine_msi_install_run_upgrade_uninstall() {
     );
 
     // --- the server and this till's token
-    let server_db = work.path().join("server.db");
-    let o = run_ok(
-        "server-stub till add",
-        Command::new(bin("server-stub"))
-            .args(["till", "add", "--db"])
-            .arg(&server_db)
-            .args(["--store", STORE, "--till", TILL]),
-    );
-    let token = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .expect("token line")
-        .trim()
-        .to_string();
+    let mut server = start_server(work.path());
+    let token = add_till(&server.db, STORE, TILL);
     assert!(token.len() >= 16, "token {token:?}");
-    run_ok(
-        "server-stub seed",
-        Command::new(bin("server-stub"))
-            .args(["seed", "--db"])
-            .arg(&server_db)
-            .arg(fixture("seed/demo.json"))
-            .stdout(Stdio::null()),
-    );
-    let port = free_port();
-    let mut server = start_server(&server_db, port);
 
     // --- prefix + silent install with every property
     let (_xvfb, display) = start_xvfb();
     let wine = Wine::create(work.path(), &display);
     let export = work.path().join("pos-export");
     std::fs::create_dir_all(&export).unwrap();
-    let server_url = format!("http://127.0.0.1:{port}");
+    let server_url = server.url.clone();
     let st = wine.msiexec(
         &[
             "/i",
@@ -724,7 +481,7 @@ fn wine_msi_install_run_upgrade_uninstall() {
     assert!(installed.exists());
 
     // --- the queued receipt is delivered after the upgrade, with the token from Credential Manager
-    let _server = start_server(&server_db, port);
+    server.restart();
     run_until_sent(
         &wine,
         &work.path().join("agent-run2.log"),
@@ -735,19 +492,7 @@ fn wine_msi_install_run_upgrade_uninstall() {
     // --- token rotation by support staff: the server issues this till a new token (the old one
     // stops working at once), `till-agent.exe login --token-stdin` puts it into Credential
     // Manager, and the next receipt is delivered with it
-    let o = run_ok(
-        "server-stub till add (new token)",
-        Command::new(bin("server-stub"))
-            .args(["till", "add", "--db"])
-            .arg(&server_db)
-            .args(["--store", STORE, "--till", TILL]),
-    );
-    let token2 = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .expect("token line")
-        .trim()
-        .to_string();
+    let token2 = add_till(&server.db, STORE, TILL);
     assert!(token2.len() >= 16 && token2 != token, "new token {token2:?}");
     let mut login = wine
         .agent(&["login", "--token-stdin"])
@@ -884,11 +629,7 @@ fn popup_screenshot(wine: &Wine, work: &Path) {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     let win = wait_for(Duration::from_secs(90), || {
-        xdo(&["search", "--onlyvisible", "--name", "till-agent popup"])
-            .lines()
-            .next()
-            .map(str::to_string)
-            .filter(|w| !w.is_empty())
+        find_window(&d, "till-agent popup").map(|w| w.to_string())
     })
     .unwrap_or_else(|| {
         panic!(

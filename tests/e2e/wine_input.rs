@@ -33,17 +33,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{add_till, repo_root, start_server, wait_for, Proc};
+use e2e::{
+    add_till, find_window, is, need_tools, repo_root, run_ok, start_server, wait_for, win_path, windows_exe, x, x_ok,
+    AgentToml, Lines, Proc, Wine, DEMO_CARD, STORE, TILL,
+};
 use serde_json::Value;
-
-use super::enrol::{find_window, x, x_ok};
-use super::input::{is, Lines};
-use super::wine::{have, run_ok, win_path, windows_exe, Wine};
-
-const STORE: &str = "CZ-PRG-01";
-const TILL: &str = "T1";
-/// A card of the demo program (fixtures/seed/demo.json), customer "Jiří Dvořák".
-const DEMO_CARD: &str = "1900000009000018";
 
 /// X keycode (evdev + 8) of a US-layout character without Shift: digits, lower-case letters,
 /// `-`, `=`, `;`, `/`, space, `\n` = Enter. [`shifted`] gives the others.
@@ -96,13 +90,8 @@ impl Pos {
         );
         let window = wait_for(Duration::from_secs(60), || {
             let ready = std::fs::read_to_string(&log).ok()?.lines().any(|l| l == "ready");
-            let o = Command::new("xdotool")
-                .args(["search", "--onlyvisible", "--name", "^pos-standin$"])
-                .env("DISPLAY", &wine.display)
-                .output()
-                .ok()?;
-            let w = String::from_utf8_lossy(&o.stdout).lines().next()?.trim().to_string();
-            (ready && !w.is_empty()).then_some(w)
+            let w = find_window(&wine.display, "^pos-standin$")?;
+            ready.then(|| w.to_string())
         })
         .expect("the POS stand-in window did not come up under wine");
         Pos {
@@ -298,12 +287,17 @@ fn intercept_agent(wine: &Wine, exe: &Path, config: &Path, token: &str, err: &Pa
 
 #[test]
 fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
-    if !have("wine") {
-        eprintln!("SKIPPED wine_keyboard_wedge_raw_input_passthrough_and_intercept: `wine` is not installed (scripts/setup.sh installs it)");
+    if !need_tools(&[
+        "wine",
+        "wineserver",
+        "x86_64-w64-mingw32-gcc",
+        "Xvfb",
+        "xdpyinfo",
+        "xdotool",
+        "xwininfo",
+        "import",
+    ]) {
         return;
-    }
-    for tool in ["wineserver", "x86_64-w64-mingw32-gcc", "Xvfb", "xdpyinfo", "xdotool"] {
-        assert!(have(tool), "{tool} not found: run scripts/setup.sh");
     }
     let t0 = Instant::now();
     let exe = windows_exe();
@@ -383,17 +377,12 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     // The keyboard Wine reports, configured as the scanner by its path's VID&PID: a card typed
     // at human speed is a scan all the same.
     let till = work.path().join("till");
-    std::fs::create_dir_all(till.join("export")).unwrap();
-    let ded_config = till.join("dedicated.toml");
-    std::fs::write(
-        &ded_config,
-        format!(
-            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
-             [reader]\ndedicated = [\"{}\"]\n",
-            vidpid.to_lowercase()
-        ),
-    )
-    .unwrap();
+    let vidpid_lower = vidpid.to_lowercase();
+    let ded_config = AgentToml::offline()
+        .language(None)
+        .rescan_secs(None)
+        .dedicated(&[vidpid_lower.as_str()])
+        .write(&till.join("dedicated.toml"));
     let (mut rt, dev) = reader_test(
         &wine,
         &exe,
@@ -414,17 +403,11 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
     let server = start_server(work.path());
     let token = add_till(&server.db, STORE, TILL);
     let agent_config = |mode: &str| -> PathBuf {
-        let path = till.join(format!("agent-{mode}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                "server_url = \"{}\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\ntz_offset = \"+01:00\"\n\
-                 [reader]\nmode = \"{mode}\"\n",
-                server.url
-            ),
-        )
-        .unwrap();
-        path
+        AgentToml::new(&server.url)
+            .language(None)
+            .rescan_secs(None)
+            .mode(mode)
+            .write(&till.join(format!("agent-{mode}.toml")))
     };
 
     // ---------------------------------------------------------------- the tray app (GUI), passthrough

@@ -93,12 +93,12 @@ fn build(mut d: Draft, items: Vec<Item>, ctx: &ParseContext) -> Result<Receipt, 
 
 // --- XML -----------------------------------------------------------------------------------------
 
-fn attr_dec(el: &El, name: &str) -> Result<Option<Decimal>, ParseError> {
+fn attr_dec(el: El<'_>, name: &str) -> Result<Option<Decimal>, ParseError> {
     match el.attr(name).map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => parse_decimal(v, Some('.')).map(Some).ok_or_else(|| {
             ParseError::new("not a number")
-                .line(el.line)
+                .line(el.line())
                 .field(name.to_string())
                 .value(v)
         }),
@@ -106,11 +106,12 @@ fn attr_dec(el: &El, name: &str) -> Result<Option<Decimal>, ParseError> {
 }
 
 fn parse_xml(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
-    let root = xml::parse(src)?;
+    let doc = xml::parse(src)?;
+    let root = doc.root();
     let rd = root.find("ReceiptData").ok_or_else(|| {
         ParseError::new("not an eKasa receipt: no <ReceiptData> element")
-            .line(root.line)
-            .field(root.name.clone())
+            .line(root.line())
+            .field(root.name().to_string())
     })?;
     let no = match rd.attr("ReceiptNumber").map(str::trim).filter(|v| !v.is_empty()) {
         Some(n) => n.to_string(),
@@ -122,7 +123,7 @@ fn parse_xml(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
             _ => {
                 return Err(
                     ParseError::new("receipt has no ReceiptNumber (nor Paragon=\"true\" with ParagonNumber)")
-                        .line(rd.line)
+                        .line(rd.line())
                         .field("ReceiptNumber"),
                 )
             }
@@ -130,33 +131,33 @@ fn parse_xml(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     };
     let at_raw = rd.attr("IssueDate").ok_or_else(|| {
         ParseError::new("required attribute is missing")
-            .line(rd.line)
+            .line(rd.line())
             .field("IssueDate")
     })?;
     let issued_at = parse_datetime(at_raw, &[], ctx.tz_offset).ok_or_else(|| {
         ParseError::new("not a date-time")
-            .line(rd.line)
+            .line(rd.line())
             .field("IssueDate")
             .value(at_raw)
     })?;
-    let mut d = Draft::new(Some(rd.line), no, issued_at);
+    let mut d = Draft::new(Some(rd.line()), no, issued_at);
     d.total_field = "Amount".into();
     d.total = Some(attr_dec(rd, "Amount")?.ok_or_else(|| {
         ParseError::new("required attribute is missing")
-            .line(rd.line)
+            .line(rd.line())
             .field("Amount")
     })?);
     let mut items = Vec::new();
     if let Some(list) = rd.child("Items") {
         for it in list.children_named("Item") {
             items.push(Item {
-                line: it.line,
+                line: it.line(),
                 type_field: "ItemType",
                 ty: it
                     .attr("ItemType")
                     .ok_or_else(|| {
                         ParseError::new("required attribute is missing")
-                            .line(it.line)
+                            .line(it.line())
                             .field("ItemType")
                     })?
                     .to_string(),

@@ -20,52 +20,54 @@ use super::text::{decode, parse_datetime, parse_decimal};
 use super::xml::{self, El};
 use super::{finish, Draft, ParseContext, ParseError};
 
-fn required<'a>(parent: &'a El, name: &str) -> Result<&'a El, ParseError> {
+fn required<'a>(parent: El<'a>, name: &str) -> Result<El<'a>, ParseError> {
     parent.child(name).ok_or_else(|| {
-        ParseError::new(format!("<{}> has no <{name}>", parent.name))
-            .line(parent.line)
+        ParseError::new(format!("<{}> has no <{name}>", parent.name()))
+            .line(parent.line())
             .field(name.to_string())
     })
 }
 
-fn dec(el: &El) -> Result<Decimal, ParseError> {
-    let t = el.text.trim();
+fn dec(el: El<'_>) -> Result<Decimal, ParseError> {
+    let raw = el.text();
+    let t = raw.trim();
     parse_decimal(t, Some('.')).ok_or_else(|| {
         ParseError::new("not a number")
-            .line(el.line)
-            .field(el.name.clone())
+            .line(el.line())
+            .field(el.name().to_string())
             .value(t)
     })
 }
 
 pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
     let (src, _) = decode(bytes, legacy)?;
-    let root = xml::parse(&src)?;
+    let doc = xml::parse(&src)?;
+    let root = doc.root();
     let rz = root.find("RacunZahtjev").ok_or_else(|| {
         ParseError::new("not a Croatian fiscal receipt: no <RacunZahtjev> element")
-            .line(root.line)
-            .field(root.name.clone())
+            .line(root.line())
+            .field(root.name().to_string())
     })?;
     let racun = required(rz, "Racun")?;
     let br = required(racun, "BrRac")?;
     let mut parts = Vec::new();
     for p in ["BrOznRac", "OznPosPr", "OznNapUr"] {
-        let t = required(br, p)?.text.trim().to_string();
+        let t = required(br, p)?.text().trim().to_string();
         if t.is_empty() {
             return Err(ParseError::new("receipt number part is empty")
-                .line(br.line)
+                .line(br.line())
                 .field(p.to_string()));
         }
         parts.push(t);
     }
     let at = required(racun, "DatVrijeme")?;
-    let issued_at = parse_datetime(&at.text, &[], ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(&at.text(), &[], ctx.tz_offset).ok_or_else(|| {
         ParseError::new("not a date-time (expected dd.mm.yyyyThh:mm:ss)")
-            .line(at.line)
+            .line(at.line())
             .field("DatVrijeme")
-            .value(at.text.trim())
+            .value(at.text().trim())
     })?;
-    let mut d = Draft::new(Some(racun.line), parts.join("/"), issued_at);
+    let mut d = Draft::new(Some(racun.line()), parts.join("/"), issued_at);
     d.total = Some(dec(required(racun, "IznosUkupno")?)?);
     if let Some(pdv) = racun.child("Pdv") {
         for p in pdv.children_named("Porez") {

@@ -32,14 +32,15 @@ use super::{card, check_currency, finish, make_line, Draft, ParseContext, ParseE
 
 pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
     let (src, _) = decode(bytes, legacy)?;
-    let root = xml::parse(&src)?;
-    let txs: Vec<&El> = match root.name.as_str() {
+    let doc = xml::parse(&src)?;
+    let root = doc.root();
+    let txs: Vec<El> = match root.name() {
         "POSLog" => root.children_named("Transaction").collect(),
-        "Transaction" => vec![&root],
+        "Transaction" => vec![root],
         other => {
             return Err(
                 ParseError::new("not a POSLog file: root element should be <POSLog> or <Transaction>")
-                    .line(root.line)
+                    .line(root.line())
                     .field(other.to_string()),
             )
         }
@@ -56,28 +57,29 @@ pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Res
     Ok(out)
 }
 
-fn dec(el: &El) -> Result<Decimal, ParseError> {
-    let t = el.text.trim();
+fn dec(el: El<'_>) -> Result<Decimal, ParseError> {
+    let raw = el.text();
+    let t = raw.trim();
     parse_decimal(t, Some('.')).ok_or_else(|| {
         ParseError::new("not a number")
-            .line(el.line)
-            .field(el.name.clone())
+            .line(el.line())
+            .field(el.name().to_string())
             .value(t)
     })
 }
 
-fn opt_dec(parent: &El, name: &str) -> Result<Option<Decimal>, ParseError> {
+fn opt_dec(parent: El<'_>, name: &str) -> Result<Option<Decimal>, ParseError> {
     parent.child(name).map(dec).transpose()
 }
 
-fn text(parent: &El, path: &[&str]) -> Option<String> {
-    parent.text_of(path).filter(|s| !s.is_empty()).map(str::to_string)
+fn text(parent: El<'_>, path: &[&str]) -> Option<String> {
+    parent.text_of(path).filter(|s| !s.is_empty())
 }
 
-fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseError> {
+fn transaction(tx: El<'_>, rt: El<'_>, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     let no = text(tx, &["SequenceNumber"]).ok_or_else(|| {
         ParseError::new("transaction has no SequenceNumber (the receipt number)")
-            .line(tx.line)
+            .line(tx.line())
             .field("SequenceNumber")
     })?;
     let time_el = rt
@@ -85,19 +87,19 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
         .or_else(|| tx.child("EndDateTime"))
         .ok_or_else(|| {
             ParseError::new("transaction has no ReceiptDateTime or EndDateTime")
-                .line(tx.line)
+                .line(tx.line())
                 .field("EndDateTime")
         })?;
-    let issued_at = parse_datetime(&time_el.text, &[], ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(&time_el.text(), &[], ctx.tz_offset).ok_or_else(|| {
         ParseError::new("not a date-time")
-            .line(time_el.line)
-            .field(time_el.name.clone())
-            .value(time_el.text.trim())
+            .line(time_el.line())
+            .field(time_el.name().to_string())
+            .value(time_el.text().trim())
     })?;
     if let Some(c) = tx.child("CurrencyCode").or_else(|| rt.child("CurrencyCode")) {
-        check_currency(&c.text, ctx, Some(c.line), "CurrencyCode")?;
+        check_currency(&c.text(), ctx, Some(c.line()), "CurrencyCode")?;
     }
-    let mut d = Draft::new(Some(tx.line), no, issued_at);
+    let mut d = Draft::new(Some(tx.line()), no, issued_at);
 
     let card_el = rt
         .path(&["LoyaltyAccount", "LoyaltyCard", "PrimaryAccountNumber"])
@@ -108,7 +110,7 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
         .or_else(|| rt.path(&["LoyaltyAccount", "LoyaltyAccountID"]))
         .or_else(|| rt.path(&["LoyaltyAccount", "CustomerID"]));
     if let Some(c) = card_el {
-        d.card = card(&c.text, Some(c.line), &c.name)?;
+        d.card = card(&c.text(), Some(c.line()), c.name())?;
     }
 
     let mut link = rt.child("TransactionLink");
@@ -116,13 +118,13 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
         if li.flag("VoidFlag") || li.flag("CancelFlag") {
             continue;
         }
-        for item in &li.children {
+        for item in li.children() {
             if item.flag("VoidFlag") || item.flag("CancelFlag") {
                 continue;
             }
-            match item.name.as_str() {
+            match item.name() {
                 "Sale" | "Return" => {
-                    let kind = if item.name == "Return" {
+                    let kind = if item.name() == "Return" {
                         LineKind::Return
                     } else {
                         LineKind::Sale
@@ -173,7 +175,7 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
     if let Some(l) = link {
         let no = text(l, &["SequenceNumber"]).ok_or_else(|| {
             ParseError::new("TransactionLink has no SequenceNumber")
-                .line(l.line)
+                .line(l.line())
                 .field("TransactionLink/SequenceNumber")
         })?;
         d.original = Some(OriginalReceipt {
@@ -186,20 +188,20 @@ fn transaction(tx: &El, rt: &El, ctx: &ParseContext) -> Result<Receipt, ParseErr
         .find(|t| t.attr("TotalType") == Some("TransactionGrandAmount"))
         .ok_or_else(|| {
             ParseError::new("no Total with TotalType=\"TransactionGrandAmount\"")
-                .line(rt.line)
+                .line(rt.line())
                 .field("Total")
         })?;
     d.total = Some(dec(total)?);
-    (d.total_field, d.total_line) = ("Total".into(), Some(total.line));
+    (d.total_field, d.total_line) = ("Total".into(), Some(total.line()));
     finish(d, ctx)
 }
 
-fn item_line(item: &El, kind: LineKind) -> Result<ReceiptLine, ParseError> {
+fn item_line(item: El<'_>, kind: LineKind) -> Result<ReceiptLine, ParseError> {
     let sku = text(item, &["ItemID"]).or_else(|| text(item, &["POSIdentity", "POSItemID"]));
     let name = text(item, &["Description"]).or_else(|| sku.clone()).ok_or_else(|| {
         ParseError::new("line item has neither Description nor ItemID")
-            .line(item.line)
-            .field(format!("{}/Description", item.name))
+            .line(item.line())
+            .field(format!("{}/Description", item.name()))
     })?;
     let category = text(item, &["MerchandiseHierarchy"]);
     let qty = opt_dec(item, "Quantity")?;
@@ -209,10 +211,10 @@ fn item_line(item: &El, kind: LineKind) -> Result<ReceiptLine, ParseError> {
     };
     let total = opt_dec(item, "ExtendedAmount")?;
     let vat = item.path(&["Tax", "Percent"]).map(dec).transpose()?;
-    make_line(Some(kind), name, sku, category, qty, unit, total, vat).map_err(|e| e.line(item.line))
+    make_line(Some(kind), name, sku, category, qty, unit, total, vat).map_err(|e| e.line(item.line()))
 }
 
-fn discount(name: String, amount: Decimal, at: &El) -> Result<ReceiptLine, ParseError> {
+fn discount(name: String, amount: Decimal, at: El<'_>) -> Result<ReceiptLine, ParseError> {
     make_line(
         Some(LineKind::Discount),
         name,
@@ -223,5 +225,5 @@ fn discount(name: String, amount: Decimal, at: &El) -> Result<ReceiptLine, Parse
         Some(amount),
         None,
     )
-    .map_err(|e| e.line(at.line))
+    .map_err(|e| e.line(at.line()))
 }

@@ -1,64 +1,162 @@
-//! A tiny element tree over quick-xml for the XML receipt formats. Element and attribute names are
-//! *local* names (namespace prefixes dropped: POSLog and fiscal files come in several namespaces).
-//! Each element remembers its byte offset so errors can name a line.
+//! XML for the receipt formats, read with `roxmltree` (a maintained, read-only DOM that keeps each
+//! node's byte range). [`El`] is a thin view over a `roxmltree::Node`: element and attribute names are
+//! *local* names (POSLog and fiscal files come in several namespaces and vendor prefixes), and
+//! [`El::line`] turns the node's byte offset into a 1-based line for errors.
 
-use quick_xml::events::{BytesStart, Event};
+use std::borrow::Cow;
+
+use quick_xml::events::Event;
 use quick_xml::Reader;
+use roxmltree::{Document, Node, ParsingOptions};
 
 use super::text::Lines;
 use super::ParseError;
 
-/// Deeper nesting than this is refused (no receipt format comes close; protects the stack).
+/// Deeper nesting than this is refused (no receipt format comes close; keeps recursion bounded).
 const MAX_DEPTH: usize = 128;
+/// More nodes than this are refused (a receipt export of ~100 MB stays well below).
+const MAX_NODES: u32 = 20_000_000;
 
-#[derive(Debug, Default)]
-pub(crate) struct El {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
-    pub text: String,
-    pub children: Vec<El>,
-    /// 1-based line of the start tag.
-    pub line: usize,
+/// A parsed document and its newline index.
+pub(crate) struct Doc<'i> {
+    doc: Document<'i>,
+    lines: Lines,
 }
 
-impl El {
-    pub fn child(&self, name: &str) -> Option<&El> {
-        self.children.iter().find(|c| c.name == name)
+impl<'i> Doc<'i> {
+    pub fn root(&self) -> El<'_> {
+        El {
+            node: self.doc.root_element(),
+            lines: &self.lines,
+        }
+    }
+}
+
+/// An element of a [`Doc`].
+#[derive(Clone, Copy)]
+pub(crate) struct El<'a> {
+    node: Node<'a, 'a>,
+    lines: &'a Lines,
+}
+
+impl std::fmt::Debug for El<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{}> (line {})", self.name(), self.line())
+    }
+}
+
+impl<'a> El<'a> {
+    fn wrap(&self, node: Node<'a, 'a>) -> El<'a> {
+        El {
+            node,
+            lines: self.lines,
+        }
     }
 
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a El> + 'a {
-        self.children.iter().filter(move |c| c.name == name)
+    /// Local name (prefix and namespace dropped).
+    pub fn name(&self) -> &'a str {
+        self.node.tag_name().name()
     }
 
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    /// 1-based line of the start tag.
+    pub fn line(&self) -> usize {
+        self.lines.line(self.node.range().start)
+    }
+
+    /// The element's own text (its direct text and CDATA children, joined; entities resolved).
+    pub fn text(&self) -> Cow<'a, str> {
+        let mut texts = self.node.children().filter(|c| c.is_text()).filter_map(|c| c.text());
+        match (texts.next(), texts.next()) {
+            (None, _) => Cow::Borrowed(""),
+            (Some(a), None) => Cow::Borrowed(a),
+            (Some(a), Some(b)) => {
+                let mut s = String::from(a);
+                s.push_str(b);
+                texts.for_each(|t| s.push_str(t));
+                Cow::Owned(s)
+            }
+        }
+    }
+
+    /// Child elements in document order.
+    pub fn children(&self) -> impl Iterator<Item = El<'a>> + 'a {
+        let lines = self.lines;
+        self.node
+            .children()
+            .filter(|c| c.is_element())
+            .map(move |node| El { node, lines })
+    }
+
+    pub fn child(&self, name: &str) -> Option<El<'a>> {
+        self.children().find(|c| c.name() == name)
+    }
+
+    pub fn children_named<'n>(&self, name: &'n str) -> impl Iterator<Item = El<'a>> + 'n
+    where
+        'a: 'n,
+    {
+        self.children().filter(move |c| c.name() == name)
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&'a str> {
+        self.node.attributes().find(|a| a.name() == name).map(|a| a.value())
     }
 
     /// Follow a path of child names.
-    pub fn path(&self, path: &[&str]) -> Option<&El> {
-        let mut cur = self;
+    pub fn path(&self, path: &[&str]) -> Option<El<'a>> {
+        let mut cur = *self;
         for p in path {
             cur = cur.child(p)?;
         }
         Some(cur)
     }
 
-    pub fn text_of(&self, path: &[&str]) -> Option<&str> {
-        self.path(path).map(|e| e.text.trim())
+    /// Trimmed text at a path of child names.
+    pub fn text_of(&self, path: &[&str]) -> Option<String> {
+        self.path(path).map(|e| e.text().trim().to_string())
     }
 
     /// First element with this name in document order (self included).
-    pub fn find(&self, name: &str) -> Option<&El> {
-        if self.name == name {
-            return Some(self);
-        }
-        self.children.iter().find_map(|c| c.find(name))
+    pub fn find(&self, name: &str) -> Option<El<'a>> {
+        self.node
+            .descendants()
+            .find(|n| n.is_element() && n.tag_name().name() == name)
+            .map(|n| self.wrap(n))
     }
 
     pub fn flag(&self, name: &str) -> bool {
         self.attr(name)
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
     }
+}
+
+/// Parse a whole document (already decoded to UTF-8). Errors name the line roxmltree reports.
+pub(crate) fn parse(src: &str) -> Result<Doc<'_>, ParseError> {
+    let opt = ParsingOptions {
+        // Internal DTDs occur in old exports; roxmltree bounds entity expansion itself.
+        allow_dtd: true,
+        nodes_limit: MAX_NODES,
+        ..ParsingOptions::default()
+    };
+    let doc = Document::parse_with_options(src, opt).map_err(|e| match e {
+        roxmltree::Error::UnclosedRootNode => unclosed(src),
+        e => {
+            let pos = e.pos();
+            let msg = e.to_string();
+            let suffix = format!(" at {}:{}", pos.row, pos.col);
+            let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+            ParseError::new(format!("malformed XML: {msg} (column {})", pos.col)).line(pos.row as usize)
+        }
+    })?;
+    let lines = Lines::new(src);
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        if n.ancestors().take(MAX_DEPTH + 2).count() > MAX_DEPTH + 1 {
+            return Err(ParseError::new(format!("XML nested deeper than {MAX_DEPTH} elements"))
+                .line(lines.line(n.range().start))
+                .field(n.tag_name().name().to_string()));
+        }
+    }
+    Ok(Doc { doc, lines })
 }
 
 fn local(name: &[u8]) -> String {
@@ -69,118 +167,34 @@ fn local(name: &[u8]) -> String {
     String::from_utf8_lossy(n).into_owned()
 }
 
-fn start(lines: &Lines, e: &BytesStart<'_>, offset: usize) -> Result<El, ParseError> {
-    let line = lines.line(offset);
-    let mut attrs = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|err| {
-            ParseError::new(format!("malformed XML attribute: {err}"))
-                .line(line)
-                .field(local(e.name().as_ref()))
-        })?;
-        let key = a.key.as_ref();
-        if key.starts_with(b"xmlns") {
-            continue;
-        }
-        let v = a.unescape_value().map_err(|err| {
-            ParseError::new(format!("malformed XML attribute value: {err}"))
-                .line(line)
-                .field(local(key))
-        })?;
-        attrs.push((local(key), v.into_owned()));
-    }
-    Ok(El {
-        name: local(e.name().as_ref()),
-        attrs,
-        text: String::new(),
-        children: Vec::new(),
-        line,
-    })
-}
-
-/// Parse a whole document (already decoded to UTF-8) and return its root element.
-pub(crate) fn parse(src: &str) -> Result<El, ParseError> {
+/// The element left open at the end of a truncated file (roxmltree only says "never closed").
+fn unclosed(src: &str) -> ParseError {
     let lines = Lines::new(src);
-    let line_of = |_: &str, off: usize| lines.line(off);
     let mut r = Reader::from_str(src);
-    r.config_mut().trim_text(true);
-    let mut stack: Vec<El> = Vec::new();
-    let mut root: Option<El> = None;
+    let mut open: Vec<(String, usize)> = Vec::new();
     loop {
-        let offset = r.buffer_position() as usize;
-        let ev = r.read_event().map_err(|e| {
-            let pos = r.error_position() as usize;
-            ParseError::new(format!("malformed XML: {e}")).line(line_of(src, pos))
-        })?;
-        match ev {
-            Event::Start(e) => {
-                // `<` + name/attributes + `>`: the tag's own offset, not the whitespace before it.
-                let offset = (r.buffer_position() as usize).saturating_sub(e.len() + 2);
-                if stack.len() >= MAX_DEPTH {
-                    return Err(ParseError::new(format!("XML nested deeper than {MAX_DEPTH} elements"))
-                        .line(line_of(src, offset)));
-                }
-                if root.is_some() && stack.is_empty() {
-                    return Err(ParseError::new("more than one root element")
-                        .line(line_of(src, offset))
-                        .field(local(e.name().as_ref())));
-                }
-                stack.push(start(&lines, &e, offset)?);
+        let before = r.buffer_position() as usize;
+        match r.read_event() {
+            Ok(Event::Start(e)) => open.push((local(e.name().as_ref()), before)),
+            Ok(Event::End(_)) => {
+                open.pop();
             }
-            Event::Empty(e) => {
-                let offset = (r.buffer_position() as usize).saturating_sub(e.len() + 3);
-                let el = start(&lines, &e, offset)?;
-                match stack.last_mut() {
-                    Some(p) => p.children.push(el),
-                    None if root.is_none() => root = Some(el),
-                    None => {
-                        return Err(ParseError::new("more than one root element")
-                            .line(el.line)
-                            .field(el.name))
-                    }
-                }
-            }
-            Event::End(_) => {
-                let el = stack
-                    .pop()
-                    .ok_or_else(|| ParseError::new("unexpected closing tag").line(line_of(src, offset)))?;
-                match stack.last_mut() {
-                    Some(p) => p.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::Text(t) => {
-                let s = t
-                    .unescape()
-                    .map_err(|e| ParseError::new(format!("malformed XML text: {e}")).line(line_of(src, offset)))?;
-                match stack.last_mut() {
-                    Some(p) => p.text.push_str(&s),
-                    None if s.trim().is_empty() => {}
-                    None => {
-                        return Err(ParseError::new("text outside the root element")
-                            .line(line_of(src, offset))
-                            .value(&s))
-                    }
-                }
-            }
-            Event::CData(t) => {
-                if let Some(p) = stack.last_mut() {
-                    p.text.push_str(&String::from_utf8_lossy(&t.into_inner()));
-                }
-            }
-            Event::Eof => break,
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
         }
     }
-    if let Some(open) = stack.last() {
-        return Err(ParseError::new(format!(
-            "file ends before <{}> (opened on line {}) is closed",
-            open.name, open.line
-        ))
-        .line(line_of(src, src.len()))
-        .field(open.name.clone()));
+    match open.last() {
+        Some((name, off)) => {
+            let at = src[*off..].find('<').map_or(*off, |p| off + p);
+            ParseError::new(format!(
+                "file ends before <{name}> (opened on line {}) is closed",
+                lines.line(at)
+            ))
+            .line(lines.line(src.len()))
+            .field(name.clone())
+        }
+        None => ParseError::new("malformed XML: the root element is never closed").line(lines.line(src.len())),
     }
-    root.ok_or_else(|| ParseError::new("no XML element in the file"))
 }
 
 /// Root element's local name, looking inside a SOAP envelope. For [`super::sniff`].

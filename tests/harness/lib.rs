@@ -1,0 +1,317 @@
+//! The one harness of the end-to-end tests (ripgrep style): every test module takes its helpers
+//! from here and never from another test module.
+//!
+//! - this file: the workspace's built binaries, fixtures, free ports, waiting, child processes
+//!   ([`Proc`], [`Lines`]), the tools a test needs ([`need_tools`]: a missing tool fails the test
+//!   when `CI` is set, and skips it with a message otherwise);
+//! - [`server`]: a seeded `server-stub serve` on loopback and its database;
+//! - [`till`]: `agent.toml` from a struct ([`AgentToml`]) and a headless till ([`Till`]);
+//! - [`x`]: our own Xvfb, X clients on it, the one `find_window`;
+//! - [`serial`]: socat pty pairs as serial card readers;
+//! - [`wine`]: the throwaway Wine prefix and the cross-built `till-agent.exe`;
+//! - [`proxy`]: the fault-injecting TCP proxy.
+//!
+//! The binaries are the ones `cargo build --workspace` produced (the README's test command builds
+//! them once before running the suite).
+
+pub mod proxy;
+pub mod serial;
+pub mod server;
+pub mod till;
+pub mod wine;
+pub mod x;
+
+pub use serial::Socat;
+pub use server::*;
+pub use till::*;
+pub use wine::{win_path, windows_exe, Wine};
+pub use x::*;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Directory holding the built binaries: `$TILL_BIN_DIR`, else the profile dir this test
+/// executable lives in (`target/debug/deps/e2e-* → target/debug`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TILL_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target profile dir")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary; panics with a hint if it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --workspace` first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// The repository root (for fixtures).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo_root().join("fixtures").join(rel)
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: std::process::Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut std::process::Command) -> Proc {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tools a test needs
+
+/// Is `tool` on PATH?
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Is this a CI run (`CI` set to anything but empty, `0` or `false`)? The README's test command
+/// (scripts/test.sh) sets `CI=1` when it is unset.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// The external tools the calling test needs. All on PATH → true. One missing: with `CI` set
+/// the test FAILS naming it (a test never passes by skipping); without `CI` it prints
+/// `SKIPPED <test>: …` and returns false, and the test returns at once:
+/// `if !need_tools(&["socat"]) { return; }`.
+#[must_use]
+pub fn need_tools(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("this test").to_string();
+    let msg = format!(
+        "{test}: {} not installed (scripts/setup.sh installs it)",
+        missing.join(", ")
+    );
+    if in_ci() {
+        panic!("{msg}; CI is set, so a missing tool fails the test");
+    }
+    eprintln!("SKIPPED {msg}; CI is not set, so the test is skipped");
+    false
+}
+
+/// Run a command to completion; panics with its output when it cannot start or fails.
+pub fn run_ok(what: &str, cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// A child's JSON lines
+
+/// A child whose stdout lines arrive on a channel (`reader-test --json`, `run --headless` with
+/// JSON output).
+pub struct Lines {
+    pub rx: Receiver<String>,
+    pub seen: Vec<String>,
+    _proc: Proc,
+}
+
+impl Lines {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Lines {
+        cmd.stdout(Stdio::piped());
+        let mut proc = Proc::spawn(name, cmd);
+        let out = proc.child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+            _proc: proc,
+        }
+    }
+
+    /// The next JSON line matching `pred` within `timeout`.
+    pub fn wait(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let l = self.rx.recv_timeout(left).ok()?;
+            self.seen.push(l.clone());
+            if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                if pred(&v) {
+                    return Some(v);
+                }
+            }
+        }
+    }
+
+    pub fn transcript(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+/// `v[key]` is the string `want`.
+pub fn is(v: &Value, key: &str, want: &str) -> bool {
+    v.get(key).and_then(Value::as_str) == Some(want)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files a run left behind
+
+/// Every file under `root` (recursively).
+pub fn list_tree(root: &Path, out: &mut Vec<PathBuf>) {
+    let rd = std::fs::read_dir(root).unwrap_or_else(|e| panic!("{}: {e}", root.display()));
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            list_tree(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Files under `root` whose bytes contain `needle`.
+pub fn grep_tree(root: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    list_tree(root, &mut files);
+    files
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(p)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Test modules take helpers from the harness only: no `use crate::…` / `super::…` between
+    /// the modules of `tests/e2e/` (`main.rs` only declares them).
+    #[test]
+    fn test_modules_never_import_each_other() {
+        let dir = super::repo_root().join("tests/e2e");
+        let mut bad = Vec::new();
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "rs") || p.ends_with("main.rs") {
+                continue;
+            }
+            n += 1;
+            for (i, line) in std::fs::read_to_string(&p).unwrap().lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if code.contains("crate::") || code.contains("super::") {
+                    bad.push(format!("{}:{}: {}", p.display(), i + 1, line.trim()));
+                }
+            }
+        }
+        assert!(n >= 5, "only {n} test modules found in {}", dir.display());
+        assert!(
+            bad.is_empty(),
+            "test modules import each other (use the harness):\n{}",
+            bad.join("\n")
+        );
+    }
+
+    #[test]
+    fn agent_toml_renders_every_section() {
+        let t = super::AgentToml::new("http://127.0.0.1:1")
+            .http_timeout_secs(2)
+            .wedge(false)
+            .serial(super::SerialToml {
+                baud: Some(19200),
+                ..super::SerialToml::port(std::path::Path::new("/dev/ttyS0"))
+            })
+            .hide_after_secs(0)
+            .raw("[receipts]\nformat = \"auto\"\n")
+            .render();
+        let v: toml::Table = t.parse().unwrap_or_else(|e| panic!("{e}\n{t}"));
+        assert_eq!(v["server_url"].as_str(), Some("http://127.0.0.1:1"));
+        assert_eq!(v["store_id"].as_str(), Some(super::STORE));
+        assert_eq!(v["http_timeout_secs"].as_integer(), Some(2));
+        assert_eq!(v["reader"]["wedge"].as_bool(), Some(false));
+        assert_eq!(v["reader"]["serial"][0]["port"].as_str(), Some("/dev/ttyS0"));
+        assert_eq!(v["reader"]["serial"][0]["baud"].as_integer(), Some(19200));
+        assert_eq!(v["popup"]["hide_after_secs"].as_integer(), Some(0));
+        assert_eq!(v["receipts"]["format"].as_str(), Some("auto"));
+    }
+}

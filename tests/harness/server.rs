@@ -1,0 +1,165 @@
+//! A seeded `server-stub serve` on loopback with its own SQLite file, and the server-side CLI.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{bin, fixture, free_port, wait_for, Proc};
+
+/// The store and till of the demo seed (fixtures/seed/demo.json) most tests enrol.
+pub const STORE: &str = "CZ-PRG-01";
+pub const TILL: &str = "T1";
+/// A Luhn-valid card of the demo program, customer "Jiří Dvořák".
+pub const DEMO_CARD: &str = "1900000009000018";
+
+/// The admin token `start_server` passes to the server.
+pub const TEST_ADMIN_TOKEN: &str = "e2e-admin-token";
+
+/// Run `server-stub ARGS…` to completion; panics with its output if it fails.
+pub fn server_stub_cmd(args: &[&str]) -> String {
+    let out = std::process::Command::new(bin("server-stub"))
+        .args(args)
+        .output()
+        .expect("run server-stub");
+    assert!(
+        out.status.success(),
+        "server-stub {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Seed a database with a fixture (e.g. `fixture("seed/demo.json")`).
+pub fn seed_db(db: &Path, fixture_file: &Path) {
+    server_stub_cmd(&["seed", "--db", db.to_str().unwrap(), fixture_file.to_str().unwrap()]);
+}
+
+/// Issue a till token with the real CLI; returns the token (the last stdout line).
+pub fn add_till(db: &Path, store: &str, till: &str) -> String {
+    let out = server_stub_cmd(&[
+        "till",
+        "add",
+        "--db",
+        db.to_str().unwrap(),
+        "--store",
+        store,
+        "--till",
+        till,
+    ]);
+    out.lines().last().expect("token line").trim().to_string()
+}
+
+pub fn revoke_till(db: &Path, store: &str, till: &str) {
+    server_stub_cmd(&[
+        "till",
+        "revoke",
+        "--db",
+        db.to_str().unwrap(),
+        "--store",
+        store,
+        "--till",
+        till,
+    ]);
+}
+
+/// A running `server-stub serve` on a free loopback port with its own SQLite file.
+pub struct ServerHandle {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub admin_token: String,
+    pub db: PathBuf,
+    pub port: u16,
+    /// stderr of the server (tracing log), appended across restarts.
+    pub log: PathBuf,
+    pub proc: Proc,
+}
+
+impl ServerHandle {
+    /// Kill the server hard (SIGKILL: no graceful shutdown, like a crash).
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Start again on the same port and database (after `kill`).
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        self.proc = spawn_server(&self.db, self.port, &self.log);
+        wait_healthy(&self.url, &self.log);
+    }
+}
+
+fn spawn_server(db: &Path, port: u16, log: &Path) -> Proc {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("server log");
+    let mut cmd = std::process::Command::new(bin("server-stub"));
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--db",
+        db.to_str().unwrap(),
+    ])
+    .env("SERVER_STUB_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
+    .env("RUST_LOG", "info")
+    .stdout(std::process::Stdio::null())
+    .stderr(log_file);
+    Proc::spawn("server-stub", &mut cmd)
+}
+
+fn wait_healthy(url: &str, log: &Path) {
+    let client = reqwest::blocking::Client::new();
+    let ok = wait_for(Duration::from_secs(20), || {
+        client
+            .get(format!("{url}/healthz"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    });
+    assert!(
+        ok.is_some(),
+        "server-stub at {url} did not become healthy; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Seed `dir/server.db` with the demo fixture (`fixtures/seed/demo.json`) and serve it.
+pub fn start_server(dir: &Path) -> ServerHandle {
+    start_server_with(dir, Some(&fixture("seed/demo.json")))
+}
+
+/// Serve `dir/server.db`, seeding it first with `seed` if given.
+pub fn start_server_with(dir: &Path, seed: Option<&Path>) -> ServerHandle {
+    let db = dir.join("server.db");
+    if let Some(s) = seed {
+        seed_db(&db, s);
+    }
+    let port = free_port();
+    let log = dir.join("server-stub.log");
+    let url = format!("http://127.0.0.1:{port}");
+    let proc = spawn_server(&db, port, &log);
+    wait_healthy(&url, &log);
+    ServerHandle {
+        url,
+        admin_token: TEST_ADMIN_TOKEN.to_string(),
+        db,
+        port,
+        log,
+        proc,
+    }
+}
+
+/// A read-only connection to a server database (the server may be running).
+pub fn server_conn(db: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
+/// One number from the server database (-1 when the query fails).
+pub fn server_count(db: &Path, sql: &str) -> i64 {
+    server_conn(db).query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
+}

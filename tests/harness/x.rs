@@ -1,0 +1,127 @@
+//! Our own X server (Xvfb on a free display) and the X clients the tests drive it with
+//! (xdotool, xwininfo, import): one Xvfb starter, one `find_window`.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::{wait_for, Proc};
+
+/// Our own Xvfb (killed on drop). `-displayfd`: Xvfb picks a free display itself and reports it
+/// once it is ready, so parallel tests (and other Xvfbs on the machine) never collide.
+pub struct Xvfb {
+    /// `:N`
+    pub display: String,
+    pub proc: Proc,
+}
+
+/// Start an Xvfb with one `width`x`height`x24 screen and wait until it answers `xdpyinfo`.
+pub fn start_xvfb(width: u32, height: u32) -> Xvfb {
+    let mut cmd = Command::new("Xvfb");
+    cmd.args([
+        "-displayfd",
+        "1",
+        "-screen",
+        "0",
+        &format!("{width}x{height}x24"),
+        "-nolisten",
+        "tcp",
+        "-noreset",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut proc = Proc::spawn("Xvfb", &mut cmd);
+    let stdout = proc.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let n = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("Xvfb did not report a display (is xvfb installed? scripts/setup.sh)");
+    assert!(n.trim().parse::<u32>().is_ok(), "Xvfb said {n:?}");
+    let display = format!(":{}", n.trim());
+    let up = wait_for(Duration::from_secs(10), || {
+        let ok = Command::new("xdpyinfo")
+            .args(["-display", &display])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        ok.then_some(())
+    });
+    assert!(up.is_some(), "Xvfb {display} does not answer");
+    Xvfb { display, proc }
+}
+
+impl Xvfb {
+    /// Run the X client `prog` on this display; it must succeed.
+    pub fn run(&self, prog: &str, args: &[&str]) {
+        x_ok(&self.display, prog, args)
+    }
+}
+
+/// Run the X client `prog` on `display` to completion (it must start).
+pub fn x(display: &str, prog: &str, args: &[&str]) -> Output {
+    Command::new(prog)
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e}"))
+}
+
+/// [`x`], and it must succeed.
+pub fn x_ok(display: &str, prog: &str, args: &[&str]) {
+    let o = x(display, prog, args);
+    assert!(
+        o.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// [`x`]'s stdout, trimmed.
+pub fn x_stdout(display: &str, prog: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&x(display, prog, args).stdout)
+        .trim()
+        .to_string()
+}
+
+fn search(display: &str, name: &str, only_visible: bool) -> Option<u64> {
+    let mut args = vec!["search"];
+    if only_visible {
+        args.push("--onlyvisible");
+    }
+    args.extend(["--name", name]);
+    x_stdout(display, "xdotool", &args).lines().next()?.trim().parse().ok()
+}
+
+/// The first VISIBLE (mapped) window whose title matches the regex `name`. Only visible ones:
+/// toolkits and Wine keep unmapped windows of the same title around (winit's hidden popups, Wine's
+/// message-only windows), and a test that picked one of those would click or measure the wrong
+/// window. Whether a window is gone for good is [`any_window`].
+pub fn find_window(display: &str, name: &str) -> Option<u64> {
+    search(display, name, true)
+}
+
+/// Any window whose title matches `name`, mapped or not (to see that a window was destroyed, not
+/// only hidden).
+pub fn any_window(display: &str, name: &str) -> Option<u64> {
+    search(display, name, false)
+}
+
+/// Absolute (x, y) of a window's client area (`xwininfo`).
+pub fn origin(display: &str, id: u64) -> (i64, i64) {
+    let out = x_stdout(display, "xwininfo", &["-id", &id.to_string()]);
+    let num = |key: &str| -> i64 {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (num("Absolute upper-left X:"), num("Absolute upper-left Y:"))
+}
