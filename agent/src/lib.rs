@@ -11,6 +11,7 @@ pub mod install;
 pub mod locale;
 pub mod outbox;
 pub mod quote;
+pub mod redeem;
 pub mod replicator;
 pub mod runtime;
 pub mod status;

@@ -77,7 +77,10 @@ pub fn is_payment_pan(digits: &str) -> bool {
 
 /// The program's configured prefixes explicitly cover `digits` (an empty list covers nothing).
 pub fn prefixes_cover(policy: &CardPolicy, digits: &str) -> bool {
-    policy.prefixes.iter().any(|p| !p.is_empty() && digits.starts_with(p.as_str()))
+    policy
+        .prefixes
+        .iter()
+        .any(|p| !p.is_empty() && digits.starts_with(p.as_str()))
 }
 
 /// A payment card number that is not one of the program's own cards: never a loyalty card,
@@ -163,13 +166,13 @@ mod tests {
     #[test]
     fn loyalty_numbers_and_bad_check_digits_are_not() {
         for n in [
-            "1900000009000018",   // the demo program's cards
-            "98700223563013312",  // a loyalty magstripe
-            "5901234123457",      // an EAN-13 product code
-            "4111111111111112",   // Visa range, bad Luhn
+            "1900000009000018",    // the demo program's cards
+            "98700223563013312",   // a loyalty magstripe
+            "5901234123457",       // an EAN-13 product code
+            "4111111111111112",    // Visa range, bad Luhn
             "5022440000000000098", // a gift card (502244 is no scheme's range)
-            "2200000000000004",   // below Mastercard's 2-series
-            "411111111111",       // Visa too short
+            "2200000000000004",    // below Mastercard's 2-series
+            "411111111111",        // Visa too short
         ] {
             assert!(!is_payment_pan(n), "{n}");
         }
