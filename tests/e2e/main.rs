@@ -4,6 +4,7 @@ mod dpi;
 mod enrol;
 mod faults;
 mod input;
+mod redeem;
 mod server;
 mod ui;
 mod wine;

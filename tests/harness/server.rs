@@ -163,3 +163,17 @@ pub fn server_conn(db: &Path) -> rusqlite::Connection {
 pub fn server_count(db: &Path, sql: &str) -> i64 {
     server_conn(db).query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
 }
+
+/// End-of-test check for every test that touches points: each account's balance equals the sum
+/// of its points ledger (`GET /admin/ledger/check` on the running server).
+pub fn assert_ledger_balanced(srv: &ServerHandle) {
+    let v: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/admin/ledger/check", srv.url))
+        .bearer_auth(&srv.admin_token)
+        .send()
+        .expect("ledger check")
+        .json()
+        .expect("ledger check JSON");
+    let m = v["mismatches"].as_array().expect("mismatches");
+    assert!(m.is_empty(), "balance != sum(ledger): {m:?}");
+}
