@@ -177,3 +177,36 @@ pub fn assert_ledger_balanced(srv: &ServerHandle) {
     let m = v["mismatches"].as_array().expect("mismatches");
     assert!(m.is_empty(), "balance != sum(ledger): {m:?}");
 }
+
+/// [`assert_ledger_balanced`] read straight from a server database (the server may be running
+/// or stopped): every customer's `points_balance` equals the sum of its ledger entries.
+pub fn assert_ledger_balanced_db(db: &Path) {
+    use rust_decimal::Decimal;
+    use std::collections::BTreeMap;
+    let c = server_conn(db);
+    let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
+    let mut st = c.prepare("SELECT account_id, points FROM ledger").unwrap();
+    for row in st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        let (a, p) = row.unwrap();
+        *sums.entry(a).or_default() += p.parse::<Decimal>().unwrap();
+    }
+    let mut st = c
+        .prepare("SELECT id, json_extract(state, '$.points_balance') FROM customers")
+        .unwrap();
+    for row in st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        let (id, bal) = row.unwrap();
+        let bal: Decimal = bal.parse().unwrap();
+        let sum = sums.remove(&id).unwrap_or_default();
+        assert_eq!(bal, sum, "customer {id}: balance {bal} != sum(ledger) {sum}");
+    }
+    assert!(
+        sums.values().all(|s| s.is_zero()),
+        "ledger entries of accounts that do not exist: {sums:?}"
+    );
+}
