@@ -173,6 +173,34 @@ pub fn offline_balance(cache: &Cache, outbox: &Outbox, card: &CardId) -> anyhow:
     }))
 }
 
+/// Make an offline quote's balance the true offline balance (cached + unsent receipts − unsent
+/// redemptions), with the redeem options for it; the quote stays marked offline with its as-of.
+pub fn apply_unsent(
+    cache: &Cache,
+    outbox: &Outbox,
+    q: &mut protocol::v1::Quote,
+    now: DateTime<FixedOffset>,
+) -> anyhow::Result<()> {
+    use protocol::v1::QuoteResult;
+    let (card, quote) = match &mut q.result {
+        QuoteResult::Customer { card, quote } => (card.clone(), quote),
+        QuoteResult::Replaced { new_card, quote, .. } => (new_card.clone(), quote),
+        _ => return Ok(()),
+    };
+    let (Some(rules), Some(bal)) = (cache.rules()?, offline_balance(cache, outbox, &card)?) else {
+        return Ok(());
+    };
+    if bal.balance == quote.points_balance {
+        return Ok(());
+    }
+    let Some(mut change) = cache.lookup_card(&card)? else {
+        return Ok(());
+    };
+    change.state.points_balance = bal.balance;
+    *quote = rules::customer_quote(&rules.program, &change.customer, &change.state, &now);
+    Ok(())
+}
+
 /// Points this till redeemed offline for `card` on `day` (queued, sent or not; refused ones excluded).
 fn redeemed_offline_on(outbox: &Outbox, card: &CardId, day: chrono::NaiveDate) -> anyhow::Result<Decimal> {
     Ok(items(outbox, "redemption")?
