@@ -201,6 +201,38 @@ pub fn apply_unsent(
     Ok(())
 }
 
+/// An offline redemption in this till's outbox, for `status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueuedRedemption {
+    pub redemption_id: String,
+    /// Masked (`1900-****-****-0018`).
+    pub card: String,
+    pub points: Decimal,
+    pub requested_at: DateTime<FixedOffset>,
+    /// pending | sent | rejected
+    pub state: String,
+}
+
+/// The newest `limit` offline redemptions of this till.
+pub fn queued(outbox: &Outbox, limit: usize) -> anyhow::Result<Vec<QueuedRedemption>> {
+    let mut out: Vec<QueuedRedemption> = items(outbox, "redemption")?
+        .into_iter()
+        .filter_map(|(p, state)| match p {
+            SyncPayload::Redemption(r) => Some(QueuedRedemption {
+                redemption_id: r.request_id,
+                card: r.card.to_string(),
+                points: r.points,
+                requested_at: r.requested_at,
+                state,
+            }),
+            _ => None,
+        })
+        .collect();
+    out.reverse();
+    out.truncate(limit);
+    Ok(out)
+}
+
 /// Points this till redeemed offline for `card` on `day` (queued, sent or not; refused ones excluded).
 fn redeemed_offline_on(outbox: &Outbox, card: &CardId, day: chrono::NaiveDate) -> anyhow::Result<Decimal> {
     Ok(items(outbox, "redemption")?

@@ -30,6 +30,8 @@ pub struct StatusReport {
     pub last_error: Option<String>,
     /// Card readers that did not work when the running agent last said (empty: all fine).
     pub reader_problems: Vec<String>,
+    /// This till's offline redemptions (newest first, at most 20; card masked).
+    pub redemptions: Vec<crate::redeem::QueuedRedemption>,
     pub outbox: String,
 }
 
@@ -58,6 +60,7 @@ pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
             .meta("reader_problems")?
             .map(|p| p.lines().map(str::to_string).collect())
             .unwrap_or_default(),
+        redemptions: crate::redeem::queued(&o, 20)?,
         outbox: cfg.outbox_path().display().to_string(),
     })
 }
@@ -85,6 +88,16 @@ pub fn print_human(r: &StatusReport) {
     }
     for p in &r.reader_problems {
         println!("Card reader:         {p}");
+    }
+    for q in &r.redemptions {
+        println!(
+            "Offline redemption:  {} {} points, card {}, {} ({})",
+            q.requested_at.format("%Y-%m-%d %H:%M"),
+            q.points,
+            q.card,
+            q.state,
+            q.redemption_id
+        );
     }
     println!("Dead letters:        {}", r.dead_letters);
     for d in &r.dead_letter_items {

@@ -195,6 +195,16 @@ fn two_offline_tills_redeem_the_same_points_both_apply_and_the_account_is_flagge
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(log.contains("offline redemption of 200 points"), "{log}");
     assert!(log.contains("1900-****-****-0075") && !log.contains(ADAM), "{log}");
+    // `status` lists the till's offline redemptions, card masked, sent once acknowledged.
+    let sent = wait_for(Duration::from_secs(20), || {
+        let out = t1.cli(&["status", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let r = v["redemptions"].as_array()?.first()?.clone();
+        (r["state"] == "sent").then_some(r)
+    });
+    let sent = sent.expect("status shows the redemption as sent");
+    assert_eq!(sent["card"], "1900-****-****-0075");
+    assert_eq!(sent["redemption_id"], a["redemption_id"]);
     assert_ledger_balanced(&srv);
 }
 
