@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use protocol::ids::{CardId, CardPolicy};
-use protocol::v1::{ChangeFeed, RulesSnapshot};
+use protocol::rules::RulesSnapshot;
+use protocol::v1::ChangeFeed;
 use till_agent::input::detect::{Action, Detector};
 use till_agent::input::{payload, script};
 

@@ -440,7 +440,8 @@ fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode
     let fmt = |r: &crate::outbox::LogRow| {
         format!(
             "{} {:<5} {:<10} {} {}",
-            r.ts,
+            // Local time (the table keeps UTC): what a person at the till compares with a clock.
+            crate::ui::human::local_secs(crate::ui::Lang::En, &r.ts),
             r.level.to_uppercase(),
             r.kind,
             r.item_id.as_deref().unwrap_or("-"),

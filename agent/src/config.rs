@@ -104,22 +104,7 @@ fn describe(key: &Option<String>, message: &str) -> String {
 /// Default config file: `%ProgramData%\TillAgent\agent.toml` on Windows;
 /// `$XDG_CONFIG_HOME/till-agent/agent.toml` (or `~/.config/…`) elsewhere.
 pub fn default_path() -> PathBuf {
-    #[cfg(windows)]
-    {
-        let base = std::env::var_os("ProgramData")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
-        base.join("TillAgent").join("agent.toml")
-    }
-    #[cfg(not(windows))]
-    {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-            .unwrap_or_else(|| PathBuf::from("/etc"));
-        base.join("till-agent").join("agent.toml")
-    }
+    crate::os::default_config_path()
 }
 
 impl Config {

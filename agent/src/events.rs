@@ -30,6 +30,51 @@ pub struct QuoteEvent {
     pub quote: Quote,
 }
 
+/// One reader-test line, as data (formatted by `input::diag`). Carries no card number: keys are classes, a scan's
+/// classification masks the card (`CardId`) and a payment card is its last 4 digits.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "diag", rename_all = "snake_case")]
+pub enum ReaderDiag {
+    Listening {
+        source: String,
+    },
+    Device {
+        source: String,
+        id: u32,
+        name: String,
+        added: bool,
+        dedicated: bool,
+    },
+    /// A key going down: `digit`, `letter`, `KEY_MINUS '-'`, `KEY_ENTER`…
+    Key {
+        source: String,
+        key: String,
+        gap_ms: Option<u64>,
+    },
+    /// A scan: `how` = by timing / dedicated device / prefix key / serial line.
+    Scan {
+        source: String,
+        chars: usize,
+        span_ms: u64,
+        fast_run: usize,
+        how: String,
+        classified: Option<Classified>,
+    },
+    NotScan {
+        source: String,
+        reason: String,
+        read_error: bool,
+    },
+    Serial {
+        port: String,
+        event: String,
+    },
+    Error {
+        source: String,
+        error: String,
+    },
+}
+
 /// Sync state for the tray and `status`.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct SyncStatus {
@@ -49,7 +94,7 @@ pub struct SyncStatus {
 #[allow(clippy::large_enum_variant)]
 pub enum AgentEvent {
     /// Reader-test diagnostics (keys, decisions), published only while a reader test runs.
-    Reader(crate::input::diag::ReaderDiag),
+    Reader(ReaderDiag),
     Scan(ScanEvent),
     Quote(QuoteEvent),
     Status(SyncStatus),

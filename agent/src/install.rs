@@ -21,8 +21,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 
-/// Registry key (HKLM, 64-bit view) the MSI writes.
-pub const REGISTRY_KEY: &str = r"Software\TillAgent";
+pub use crate::os::{SettingsStore, REGISTRY_KEY};
 
 /// Registry value names, in the order of the MSI properties.
 pub const SERVER_URL: &str = "ServerUrl";
@@ -30,16 +29,6 @@ pub const STORE_ID: &str = "StoreId";
 pub const TILL_ID: &str = "TillId";
 pub const EXPORT_DIR: &str = "ExportDir";
 pub const TILL_TOKEN: &str = "TillToken";
-
-/// Where the installer left its settings (the registry on Windows).
-pub trait SettingsStore {
-    /// The value, `None` when absent or empty.
-    fn get(&self, name: &str) -> anyhow::Result<Option<String>>;
-    /// Delete the value (absent is fine).
-    fn delete(&self, name: &str) -> anyhow::Result<()>;
-    /// Human-readable location for messages.
-    fn describe(&self) -> String;
-}
 
 /// What [`first_run`] did (for the log; never contains the token).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -52,16 +41,11 @@ pub struct FirstRun {
 
 /// Run the bootstrap against the platform's installer store (no-op outside Windows).
 pub fn first_run(config_path: &Path) -> anyhow::Result<FirstRun> {
-    #[cfg(windows)]
-    {
-        first_run_with(config_path, &registry::Registry, &|cfg: &Config, token: &str| {
+    match crate::os::installer_settings() {
+        Some(store) => first_run_with(config_path, store.as_ref(), &|cfg: &Config, token: &str| {
             crate::credentials::store_token(cfg, token)
-        })
-    }
-    #[cfg(not(windows))]
-    {
-        let _ = config_path;
-        Ok(FirstRun::default())
+        }),
+        None => Ok(FirstRun::default()),
     }
 }
 
@@ -172,117 +156,6 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .with_context(|| format!("writing {}", path.display()))
-}
-
-#[cfg(windows)]
-mod registry {
-    //! `HKLM\Software\TillAgent` in the 64-bit registry view.
-    use anyhow::bail;
-    use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_SUCCESS};
-    use windows_sys::Win32::System::Registry::{
-        RegCloseKey, RegDeleteValueW, RegGetValueW, RegOpenKeyExW, HKEY, HKEY_LOCAL_MACHINE, KEY_QUERY_VALUE,
-        KEY_SET_VALUE, KEY_WOW64_64KEY, RRF_RT_REG_SZ,
-    };
-
-    use super::{SettingsStore, REGISTRY_KEY};
-
-    pub struct Registry;
-
-    fn wide(s: &str) -> Vec<u16> {
-        s.encode_utf16().chain(Some(0)).collect()
-    }
-
-    /// An open key, closed on drop. `None` when the key does not exist.
-    struct Key(HKEY);
-    impl Key {
-        fn open(access: u32) -> anyhow::Result<Option<Key>> {
-            let path = wide(REGISTRY_KEY);
-            let mut h: HKEY = std::ptr::null_mut();
-            // SAFETY: valid NUL-terminated path, out-pointer to a local.
-            let rc = unsafe { RegOpenKeyExW(HKEY_LOCAL_MACHINE, path.as_ptr(), 0, access | KEY_WOW64_64KEY, &mut h) };
-            match rc {
-                ERROR_SUCCESS => Ok(Some(Key(h))),
-                ERROR_FILE_NOT_FOUND => Ok(None),
-                e => bail!("opening HKLM\\{REGISTRY_KEY}: Windows error {e}"),
-            }
-        }
-    }
-    impl Drop for Key {
-        fn drop(&mut self) {
-            // SAFETY: the handle came from RegOpenKeyExW and is closed once.
-            unsafe { RegCloseKey(self.0) };
-        }
-    }
-
-    impl SettingsStore for Registry {
-        fn get(&self, name: &str) -> anyhow::Result<Option<String>> {
-            let Some(key) = Key::open(KEY_QUERY_VALUE)? else {
-                return Ok(None);
-            };
-            let value = wide(name);
-            let mut bytes: u32 = 0;
-            // SAFETY: size query with null data pointer.
-            let rc = unsafe {
-                RegGetValueW(
-                    key.0,
-                    std::ptr::null(),
-                    value.as_ptr(),
-                    RRF_RT_REG_SZ,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    &mut bytes,
-                )
-            };
-            match rc {
-                ERROR_SUCCESS => {}
-                ERROR_FILE_NOT_FOUND => return Ok(None),
-                e => bail!("reading HKLM\\{REGISTRY_KEY}\\{name}: Windows error {e}"),
-            }
-            let mut buf = vec![0u16; bytes as usize / 2 + 1];
-            let mut bytes = (buf.len() * 2) as u32;
-            // SAFETY: buf holds `bytes` bytes.
-            let rc = unsafe {
-                RegGetValueW(
-                    key.0,
-                    std::ptr::null(),
-                    value.as_ptr(),
-                    RRF_RT_REG_SZ,
-                    std::ptr::null_mut(),
-                    buf.as_mut_ptr().cast(),
-                    &mut bytes,
-                )
-            };
-            if rc != ERROR_SUCCESS {
-                bail!("reading HKLM\\{REGISTRY_KEY}\\{name}: Windows error {rc}");
-            }
-            buf.truncate(bytes as usize / 2);
-            while buf.last() == Some(&0) {
-                buf.pop();
-            }
-            let s = String::from_utf16(&buf)
-                .map_err(|_| anyhow::anyhow!("HKLM\\{REGISTRY_KEY}\\{name} is not valid UTF-16"))?;
-            Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty()))
-        }
-
-        fn delete(&self, name: &str) -> anyhow::Result<()> {
-            let Some(key) = Key::open(KEY_SET_VALUE)? else {
-                return Ok(());
-            };
-            let value = wide(name);
-            // SAFETY: open key, NUL-terminated name.
-            match unsafe { RegDeleteValueW(key.0, value.as_ptr()) } {
-                ERROR_SUCCESS | ERROR_FILE_NOT_FOUND => Ok(()),
-                5 => bail!(
-                    "access denied deleting HKLM\\{REGISTRY_KEY}\\{name} (run the agent once as an administrator)"
-                ),
-                e => bail!("deleting HKLM\\{REGISTRY_KEY}\\{name}: Windows error {e}"),
-            }
-        }
-
-        fn describe(&self) -> String {
-            format!("HKLM\\{REGISTRY_KEY}")
-        }
-    }
 }
 
 #[cfg(test)]

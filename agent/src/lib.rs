@@ -2,6 +2,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod credentials;
 pub mod enrol;
 pub mod events;
@@ -9,6 +10,7 @@ pub mod formats;
 pub mod input;
 pub mod install;
 pub mod locale;
+pub mod os;
 pub mod outbox;
 pub mod quote;
 pub mod redeem;

@@ -52,15 +52,9 @@ impl Lang {
     /// The user's UI language: `LC_ALL`, `LC_MESSAGES`, `LANG` on Unix; `GetUserDefaultUILanguage`
     /// on Windows. English when unknown.
     pub fn from_os() -> Lang {
-        #[cfg(windows)]
-        {
-            // SAFETY: no arguments, returns a LANGID.
-            let langid = unsafe { windows_sys::Win32::Globalization::GetUserDefaultUILanguage() };
-            Lang::from_langid(langid)
-        }
-        #[cfg(not(windows))]
-        {
-            Lang::from_env_vars(|k| std::env::var(k).ok())
+        match crate::os::ui_langid() {
+            Some(langid) => Lang::from_langid(langid),
+            None => Lang::from_env_vars(|k| std::env::var(k).ok()),
         }
     }
 

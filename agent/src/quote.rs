@@ -170,7 +170,8 @@ pub fn offline_quote(cache: &Cache, card: &CardId, now: DateTime<FixedOffset>) -
 mod tests {
     use super::*;
     use protocol::rules::Program;
-    use protocol::v1::{ChangeFeed, CustomerChange, RulesSnapshot};
+    use protocol::rules::RulesSnapshot;
+    use protocol::v1::{ChangeFeed, CustomerChange};
 
     /// A real cache.db filled with the demo program and customers (fixtures/seed/demo.json).
     fn demo_cache(dir: &std::path::Path) -> Cache {

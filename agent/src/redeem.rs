@@ -37,7 +37,7 @@ pub struct Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
     /// The server answered no (insufficient points, blocked card, …).
-    #[error("the server refused: {}: {}", .0.code, .0.message)]
+    #[error("the server refused: {}: {}", .0.code, .0.detail)]
     Server(ErrorBody),
     /// The server did not answer and the offline rules do not allow it.
     #[error("{0}")]
@@ -94,8 +94,11 @@ async fn post(cfg: &Config, token: &str, path: &str, body: Option<&RedeemRequest
     } else {
         Online::Refused(
             serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
+                type_uri: ErrorBody::type_for(status.as_str()),
+                title: status.canonical_reason().unwrap_or_default().to_string(),
+                status: status.as_u16(),
+                detail: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
                 code: status.as_str().to_string(),
-                message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
                 field: None,
             }),
         )
@@ -330,7 +333,7 @@ pub async fn redeem(cfg: &Config, req: &RedeemRequest) -> anyhow::Result<Result<
                     Some(&req.request_id),
                     &format!(
                         "redemption of {} points for card {} refused: {}: {}",
-                        req.points, req.card, e.code, e.message
+                        req.points, req.card, e.code, e.detail
                     ),
                 );
                 return Ok(Err(Refused::Server(e)));
@@ -466,7 +469,7 @@ pub async fn void(cfg: &Config, id: &str) -> anyhow::Result<Result<Voided, Refus
                 return Ok(Ok(Voided::Server(a)));
             }
             Online::Refused(e) => {
-                log.warn("void", Some(id), &format!("void refused: {}: {}", e.code, e.message));
+                log.warn("void", Some(id), &format!("void refused: {}: {}", e.code, e.detail));
                 return Ok(Err(Refused::Server(e)));
             }
             Online::NoAnswer(w) => why = w,

@@ -12,8 +12,8 @@ use protocol::v1::{AckResult, ChangeFeed, ErrorBody, SyncBatch, SyncResponse};
 use rand::Rng;
 use reqwest::{header, StatusCode};
 
+use crate::context::Shared;
 use crate::outbox::now_ms;
-use crate::runtime::Shared;
 
 /// Exponential backoff with jitter: the n-th delay is uniformly random in
 /// `[d/2, d]` where `d = min(max, base · 2ⁿ)`.
@@ -114,8 +114,8 @@ pub fn http_client_with_timeout(timeout: Duration) -> anyhow::Result<reqwest::Cl
 fn error_reason(status: StatusCode, body: &str) -> String {
     match serde_json::from_str::<ErrorBody>(body) {
         Ok(e) => match e.field {
-            Some(f) => format!("{}: {} (field {f})", e.code, e.message),
-            None => format!("{}: {}", e.code, e.message),
+            Some(f) => format!("{}: {} (field {f})", e.code, e.detail),
+            None => format!("{}: {}", e.code, e.detail),
         },
         Err(_) => {
             let b: String = body.chars().take(200).collect();
@@ -140,7 +140,7 @@ pub async fn post_batch(
         .json(batch)
         .send()
         .await
-        .map_err(|e| SendError::Network(crate::runtime::error_chain(&e)))?;
+        .map_err(|e| SendError::Network(crate::context::error_chain(&e)))?;
     let status = resp.status();
     let retry_after = resp
         .headers()
@@ -150,7 +150,7 @@ pub async fn post_batch(
     let body = resp
         .text()
         .await
-        .map_err(|e| SendError::Network(crate::runtime::error_chain(&e)))?;
+        .map_err(|e| SendError::Network(crate::context::error_chain(&e)))?;
     if status.is_success() {
         return serde_json::from_str(&body).map_err(|e| SendError::Server {
             status: status.as_u16(),

@@ -16,6 +16,10 @@ pub struct StatusReport {
     pub server_url: String,
     /// Items waiting to be sent.
     pub queue_depth: u64,
+    /// Items acknowledged per minute over the last 10 minutes (None: none sent).
+    pub drain_per_min: Option<f64>,
+    /// Time left for the queue at that rate.
+    pub eta_secs: Option<u64>,
     pub oldest_pending: Option<DateTime<Utc>>,
     pub oldest_pending_age_secs: Option<i64>,
     pub sent: u64,
@@ -42,11 +46,14 @@ pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
         let c = crate::replicator::http_client()?;
         Ok(crate::replicator::probe(&c, &cfg.server_url).await)
     })?;
+    let backlog = crate::ui::human::backlog_from_outbox(&cfg.outbox_path())?;
     Ok(StatusReport {
         store_id: cfg.store_id.to_string(),
         till_id: cfg.till_id.to_string(),
         server_url: cfg.server_url.clone(),
         queue_depth: s.pending,
+        drain_per_min: backlog.per_min,
+        eta_secs: backlog.eta.map(|d| d.as_secs()),
         oldest_pending_age_secs: s.oldest_pending.map(|t| (Utc::now() - t).num_seconds().max(0)),
         oldest_pending: s.oldest_pending,
         sent: s.sent,
@@ -65,10 +72,14 @@ pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
     })
 }
 
+/// The human form: English (support staff share it in tickets, like `log` and `doctor`), times
+/// in this computer's local time, ages as `3 h 12 min`.
 pub fn print_human(r: &StatusReport) {
-    println!("Store / till:        {} / {}", r.store_id, r.till_id);
+    use crate::ui::human;
+    let lang = crate::ui::Lang::En;
+    println!("Store / till:         {} / {}", r.store_id, r.till_id);
     println!(
-        "Server:              {} ({})",
+        "Server:               {} ({})",
         r.server_url,
         if r.server_reachable {
             "reachable"
@@ -76,22 +87,37 @@ pub fn print_human(r: &StatusReport) {
             "NOT reachable"
         }
     );
-    println!("Queue depth:         {}", r.queue_depth);
-    if let Some(a) = r.oldest_pending_age_secs {
-        println!("Oldest pending:      {} s ago", a);
+    let backlog = human::Backlog {
+        depth: r.queue_depth,
+        per_min: r.drain_per_min,
+        eta: r.eta_secs.map(Duration::from_secs),
+    };
+    println!("Queue:                {}", human::backlog_en(&backlog));
+    if let (Some(t), Some(a)) = (&r.oldest_pending, r.oldest_pending_age_secs) {
+        println!(
+            "Oldest pending:       {} ({} ago)",
+            human::local(lang, t),
+            human::duration_secs(a)
+        );
     }
-    println!("Sent:                {}", r.sent);
-    println!("Last successful sync: {}", r.last_success.as_deref().unwrap_or("never"));
-    println!("Last error:          {}", r.last_error.as_deref().unwrap_or("none"));
+    println!("Sent:                 {}", r.sent);
+    println!(
+        "Last successful sync: {}",
+        r.last_success
+            .as_deref()
+            .map(|t| human::local_str(lang, t))
+            .unwrap_or_else(|| "never".into())
+    );
+    println!("Last error:           {}", r.last_error.as_deref().unwrap_or("none"));
     if r.reader_problems.is_empty() {
-        println!("Card readers:        ok");
+        println!("Card readers:         ok");
     }
     for p in &r.reader_problems {
-        println!("Card reader:         {p}");
+        println!("Card reader:          {p}");
     }
     for q in &r.redemptions {
         println!(
-            "Offline redemption:  {} {} points, card {}, {} ({})",
+            "Offline redemption:   {} {} points, card {}, {} ({})",
             q.requested_at.format("%Y-%m-%d %H:%M"),
             q.points,
             q.card,
@@ -99,13 +125,14 @@ pub fn print_human(r: &StatusReport) {
             q.redemption_id
         );
     }
-    println!("Dead letters:        {}", r.dead_letters);
+    println!("Dead letters:         {}", r.dead_letters);
     for d in &r.dead_letter_items {
         println!(
-            "  {} {} (attempts {}): {}",
+            "  {} {} (attempts {}, queued {}): {}",
             d.kind,
             d.item_id,
             d.attempts,
+            human::local_str(lang, &d.created_at),
             d.reason.as_deref().unwrap_or("?")
         );
     }
@@ -324,7 +351,7 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
             Err(e) => out.push(Check {
                 ok: Some(false),
                 what: "server reachable".into(),
-                detail: crate::runtime::error_chain(&e),
+                detail: crate::context::error_chain(&e),
             }),
         }
         if let Ok((t, _)) = &token {
@@ -352,7 +379,7 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
                 Err(e) => out.push(Check {
                     ok: None,
                     what: "till token valid".into(),
-                    detail: format!("could not ask the server: {}", crate::runtime::error_chain(&e)),
+                    detail: format!("could not ask the server: {}", crate::context::error_chain(&e)),
                 }),
             }
         }

@@ -11,17 +11,22 @@
 //! `<name>.error.txt` (line, field, value) — but only once it has been unchanged for
 //! [`QUARANTINE_GRACE`], so a POS writing slowly (pauses longer than `stable_ms`) is not
 //! punished: its half-written file is simply read again later.
+//!
+//! A file with several receipts is read receipt by receipt (`formats::parse_file_each`): the good
+//! ones are committed, each bad one is written alone to `quarantine/receipt-<no>.<hash>.<ext>` with
+//! its `.error.txt` (file, receipt number, line, field, value) BEFORE the commit, and the file goes
+//! to `processed/`. The extract's name depends only on its content, so a crash before the commit, or
+//! a re-export, rewrites the same extract; the good receipts dedupe by receipt id as always. A file
+//! with no good receipt is quarantined whole, as before.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, FixedOffset};
 use protocol::v1::{SyncItem, SyncPayload};
-use protocol::CardId;
 use sha2::{Digest, Sha256};
 
-use crate::formats::parse_file;
-use crate::runtime::Shared;
+use crate::context::{PendingScan, Shared};
+use crate::formats::{parse_file_each, BadReceipt, ParseError};
 
 /// A file that fails to parse is quarantined only after it stayed unchanged this long.
 pub const QUARANTINE_GRACE: Duration = Duration::from_secs(3);
@@ -44,13 +49,6 @@ pub fn is_ignored_name(name: &str) -> bool {
         || l.ends_with(".lock")
         || l.ends_with(".error.txt")
         || l.ends_with('~')
-}
-
-/// The last loyalty card scanned on this till, waiting for a card-less receipt.
-#[derive(Clone, Debug)]
-pub struct PendingScan {
-    pub card: CardId,
-    pub at: DateTime<FixedOffset>,
 }
 
 /// Attach `scan` to the receipt if it has no card and was issued within `window` after the
@@ -94,17 +92,6 @@ fn candidates(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v.into_iter().map(|(_, p)| p).collect()
-}
-
-#[cfg(windows)]
-fn exclusive_open_ok(p: &Path) -> bool {
-    use std::os::windows::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).share_mode(0).open(p).is_ok()
-}
-
-#[cfg(not(windows))]
-fn exclusive_open_ok(_p: &Path) -> bool {
-    true
 }
 
 /// `dir/name`, or `dir/name.1`, `.2`, … if taken.
@@ -157,7 +144,7 @@ pub fn scan_pass(sh: &Shared) -> Pass {
         }
         let b = look(p);
         let (Some(a), Some(b)) = (a, b) else { continue };
-        if a != b || !exclusive_open_ok(p) {
+        if a != b || !crate::os::exclusive_open_ok(p) {
             pass.waiting += 1;
             continue;
         }
@@ -210,13 +197,13 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
             return FileResult::Waiting;
         }
     }
-    let mut receipts = match parse_file(&sh.cfg.receipts, &name, &bytes, &sh.cfg.parse_context()) {
+    let age = seen
+        .mtime
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .unwrap_or(QUARANTINE_GRACE);
+    let parsed = match parse_file_each(&sh.cfg.receipts, &name, &bytes, &sh.cfg.parse_context()) {
         Ok(r) => r,
         Err(err) => {
-            let age = seen
-                .mtime
-                .and_then(|m| SystemTime::now().duration_since(m).ok())
-                .unwrap_or(QUARANTINE_GRACE);
             if age < QUARANTINE_GRACE {
                 return FileResult::Waiting; // maybe still being written: read again soon
             }
@@ -224,10 +211,43 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
             return FileResult::Done;
         }
     };
-    if receipts.is_empty() {
-        quarantine(sh, path, &name, "the file contains no receipts", None);
+    if !parsed.bad.is_empty() && age < QUARANTINE_GRACE {
+        return FileResult::Waiting; // a half-written last receipt looks bad too: read again soon
+    }
+    if !parsed.skipped.is_empty() {
+        sh.log.info(
+            "skip",
+            None,
+            &format!("{name}: skipped {} (not sales receipts)", parsed.skipped_text()),
+        );
+    }
+    if parsed.receipts.is_empty() && parsed.bad.is_empty() {
+        if parsed.skipped.is_empty() {
+            quarantine(sh, path, &name, "the file contains no receipts", None);
+        } else {
+            finish_move(sh, path, &name, &sh.cfg.processed_dir());
+        }
         return FileResult::Done;
     }
+    if parsed.receipts.is_empty() {
+        // Nothing good in it: the file itself goes to quarantine, as a file that does not parse.
+        let err = &parsed.bad[0].error;
+        let mut reason = err.to_string();
+        if parsed.bad.len() > 1 {
+            reason.push_str(&format!(
+                " (and {} more bad receipt(s) in the file)",
+                parsed.bad.len() - 1
+            ));
+        }
+        quarantine(sh, path, &name, &reason, Some(err));
+        return FileResult::Done;
+    }
+    // Each bad receipt alone to quarantine/ BEFORE the commit: the extract's name depends only on
+    // its content, so a crash before the commit rewrites the same file on the next pass.
+    for bad in &parsed.bad {
+        quarantine_receipt(sh, &name, bad);
+    }
+    let mut receipts = parsed.receipts;
     // Card association: a loyalty card scanned on this till shortly before, once.
     {
         let mut slot = sh.last_scan.lock().unwrap_or_else(|p| p.into_inner());
@@ -312,7 +332,7 @@ fn finish_move(sh: &Shared, path: &Path, name: &str, dir: &Path) {
     }
 }
 
-fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&crate::formats::ParseError>) {
+fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&ParseError>) {
     let qdir = sh.cfg.quarantine_dir();
     let dest = match move_file(path, &qdir, name) {
         Ok(d) => d,
@@ -325,10 +345,32 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
             return;
         }
     };
+    write_error_txt(sh, name, &dest, None, reason, err);
+    sh.log
+        .error("quarantine", None, &format!("{name} quarantined: {reason}"));
+}
+
+/// The watcher task: notify + periodic rescan; passes run on a blocking thread.
+/// `<dest>.error.txt`: what is wrong (line, field, value) and how to check the fix.
+fn write_error_txt(
+    sh: &Shared,
+    name: &str,
+    dest: &Path,
+    receipt_no: Option<&str>,
+    reason: &str,
+    err: Option<&ParseError>,
+) {
     let mut text = format!(
-        "File: {name}\nQuarantined: {}\nError: {reason}\n",
+        "File: {name}\nQuarantined: {}\n",
         chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     );
+    if let Some(no) = receipt_no {
+        text.push_str(&format!(
+            "Receipt: {no} (only this receipt; the others of the file were ingested)\nExtract: {}\n",
+            dest.display()
+        ));
+    }
+    text.push_str(&format!("Error: {reason}\n"));
     if let Some(e) = err {
         if let Some(l) = e.line {
             text.push_str(&format!("Line: {l}\n"));
@@ -356,11 +398,55 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&c
             &format!("{name}: cannot write {}: {e}", err_path.display()),
         );
     }
-    sh.log
-        .error("quarantine", None, &format!("{name} quarantined: {reason}"));
 }
 
-/// The watcher task: notify + periodic rescan; passes run on a blocking thread.
+/// One bad receipt of a multi-receipt file: its extract as `quarantine/receipt-<no>.<hash>.<ext>` plus
+/// `.error.txt` (naming the source file). The name comes from the receipt number and the extract's
+/// content, so writing it again (after a crash, or the same bad receipt in a re-export) replaces
+/// the same file instead of adding one.
+fn quarantine_receipt(sh: &Shared, name: &str, bad: &BadReceipt) {
+    let qdir = sh.cfg.quarantine_dir();
+    let no = bad.pos_receipt_no.clone().unwrap_or_else(|| "unnumbered".into());
+    let safe_no: String = no
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let h = hex::encode(&Sha256::digest(bad.extract.as_bytes())[..4]);
+    let dest = qdir.join(format!("receipt-{safe_no}.{h}.{}", bad.ext));
+    let tmp = qdir.join(format!(".receipt-{safe_no}.{h}.tmp"));
+    let written = std::fs::create_dir_all(&qdir)
+        .and_then(|_| std::fs::write(&tmp, bad.extract.as_bytes()))
+        .and_then(|_| std::fs::rename(&tmp, &dest));
+    if let Err(e) = written {
+        sh.log.error(
+            "quarantine",
+            None,
+            &format!(
+                "{name}: receipt {no} is bad ({}) and cannot be written to quarantine: {e}",
+                bad.error
+            ),
+        );
+        return;
+    }
+    let reason = bad.error.to_string();
+    write_error_txt(sh, name, &dest, Some(&no), &reason, Some(&bad.error));
+    sh.log.error(
+        "quarantine",
+        None,
+        &crate::synclog::mask_card_numbers(&format!(
+            "{name}: receipt {no} quarantined alone as {}: {reason}",
+            dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        )),
+    );
+}
+
 pub async fn run(sh: Arc<Shared>) {
     let dir = sh.cfg.export_dir.clone();
     for d in [dir.clone(), sh.cfg.processed_dir(), sh.cfg.quarantine_dir()] {
@@ -428,6 +514,8 @@ pub async fn run(sh: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
+    use protocol::CardId;
 
     #[test]
     fn temp_names_are_ignored() {

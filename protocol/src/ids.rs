@@ -11,10 +11,12 @@ use sha2::{Digest, Sha256};
 /// log line by accident; the full number is only available through [`CardId::expose`], which is
 /// what the wire format and the database use.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CardId(String);
 
 /// Per-program card number rules.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CardPolicy {
     pub min_len: usize,
@@ -197,6 +199,7 @@ macro_rules! string_id {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(pub String);
 
@@ -247,6 +250,7 @@ string_id!(
 /// till's outbox is rebuilt, so the server's permanent dedupe catches it; a random UUIDv7 would
 /// not survive a lost outbox.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ReceiptId(pub String);
 

@@ -5,8 +5,16 @@ use std::fmt;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
+/// A decimal on the wire, as serde writes `rust_decimal` here: a JSON string such as `"-12.50"`.
+/// For the OpenAPI schema only (`value_type` of every `Decimal` field).
+#[cfg(feature = "schema")]
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, pattern = r"^-?[0-9]{1,15}(\.[0-9]{1,8})?$", example = "42.50")]
+pub struct DecimalString(pub String);
+
 /// The currencies the programs run in (Czechia: CZK; Slovakia and Croatia: EUR).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Currency {
     CZK,
     EUR,
@@ -50,6 +58,7 @@ impl fmt::Display for Currency {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Money {
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,

@@ -35,6 +35,7 @@ const HUNDRED: Decimal = Decimal::ONE_HUNDRED;
 
 /// A versioned copy of the program's rules. The server serves it with an ETag = `version`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RulesSnapshot {
     pub version: u64,
@@ -42,6 +43,7 @@ pub struct RulesSnapshot {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Program {
     pub name: String,
@@ -53,12 +55,15 @@ pub struct Program {
     #[serde(default)]
     pub turnover_window: TurnoverWindow,
     /// Default points coefficient in percent of line value (100 = 1 point per currency unit).
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub default_points_percent: Decimal,
     /// Points coefficient per SKU (percent). 0 = no points for that item.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(value_type = BTreeMap<String, crate::money::DecimalString>))]
     pub item_points_percent: BTreeMap<String, Decimal>,
     /// Points coefficient per category (percent), used when the item has none.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(value_type = BTreeMap<String, crate::money::DecimalString>))]
     pub category_points_percent: BTreeMap<String, Decimal>,
     #[serde(default)]
     pub campaigns: Vec<Campaign>,
@@ -70,15 +75,19 @@ pub struct Program {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     pub name: String,
     /// Accumulated turnover (in the program currency) from which this tier applies.
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub threshold: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub discount_percent: Decimal,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TurnoverWindow {
     #[default]
@@ -88,6 +97,7 @@ pub enum TurnoverWindow {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Campaign {
     pub id: String,
@@ -97,6 +107,7 @@ pub struct Campaign {
     pub priority: u32,
     /// Minimum receipt total for the campaign to apply.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub min_receipt_total: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_from: Option<DateTime<FixedOffset>>,
@@ -104,6 +115,7 @@ pub struct Campaign {
     pub valid_to: Option<DateTime<FixedOffset>>,
     /// Days of week (`Mon`..`Sun`); empty = every day.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(value_type = Vec<WeekdayName>))]
     pub days_of_week: Vec<Weekday>,
     /// Hours of day `[from, to)` in the receipt's local time; wraps past midnight when
     /// `from > to`; None = all day.
@@ -114,10 +126,25 @@ pub struct Campaign {
     pub points_expire_days: Option<u32>,
     pub scope: CampaignScope,
     /// Points coefficient (percent of line value) for in-scope lines, replacing the base one.
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points_percent: Decimal,
 }
 
+/// A weekday as the wire writes it (chrono's `Weekday`); for the OpenAPI schema only.
+#[cfg(feature = "schema")]
+#[derive(utoipa::ToSchema)]
+pub enum WeekdayName {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CampaignScope {
     Items { skus: Vec<String> },
@@ -129,12 +156,16 @@ pub enum CampaignScope {
 /// off the next purchase (`percent_discount`). `min_points` is the threshold below which
 /// nothing can be redeemed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Redemption {
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub value: Decimal,
     pub reward: RewardKind,
     /// Smallest number of points that can be redeemed (the "next reward").
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub min_points: Decimal,
     /// Points a till may redeem offline per card per day (its own redemptions, counted on the
     /// till); 0 disables offline redemption.
@@ -156,17 +187,22 @@ impl Redemption {
 
 /// Points computed for one line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct LinePoints {
     /// Index of the line in the receipt's `lines` (0 for a totals-only receipt).
     pub index: usize,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points: Decimal,
     pub campaign: Option<String>,
 }
 
 /// What a receipt does to its customer's account.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ReceiptEffect {
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub turnover_delta: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points_delta: Decimal,
     pub lines: Vec<LinePoints>,
     /// The campaign that applied (lowest priority number among the applicable ones).
@@ -181,6 +217,7 @@ pub struct ReceiptEffect {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct TierChange {
     pub from: String,
     pub to: String,
@@ -198,10 +235,13 @@ pub struct RulesError {
 
 /// The result of a redemption.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Redeemed {
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points_used: Decimal,
     /// An amount in the program currency (voucher / discount), or a percentage
     /// ([`RewardKind::PercentDiscount`]).
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub value: Decimal,
     pub reward: RewardKind,
 }

@@ -19,6 +19,7 @@ use crate::money::Currency;
 // Receipts
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LineKind {
     Sale,
@@ -28,6 +29,7 @@ pub enum LineKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,26 +38,35 @@ pub struct ReceiptLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     /// Decimal quantity (`0.350` kg). Negative on return lines.
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub quantity: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub unit_price: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub line_total: Decimal,
     /// VAT rate in percent (`21`, `12`, `23`, `25`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
     pub vat_rate: Option<Decimal>,
     pub kind: LineKind,
 }
 
 /// VAT summary row (Croatian fiscal receipts carry only these, no items).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VatSummary {
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub rate: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub base: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub amount: Decimal,
 }
 
 /// Reference to the original receipt of a return.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OriginalReceipt {
     /// The original's idempotency key when the till knows it.
@@ -67,6 +78,7 @@ pub struct OriginalReceipt {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     pub id: ReceiptId,
@@ -75,6 +87,7 @@ pub struct Receipt {
     pub pos_receipt_no: String,
     pub issued_at: DateTime<FixedOffset>,
     pub currency: Currency,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub total: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<CardId>,
@@ -104,6 +117,7 @@ impl Receipt {
 // Customers and cards
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CustomerName {
     Person { first_name: String, surname: String },
@@ -120,6 +134,7 @@ impl CustomerName {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     pub street: String,
@@ -130,6 +145,7 @@ pub struct Address {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +157,7 @@ pub struct Contact {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Consents {
     /// Consent to the program rules (required to enrol).
@@ -150,6 +167,7 @@ pub struct Consents {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
     pub id: CustomerId,
@@ -168,10 +186,12 @@ pub struct Customer {
     pub parent: Option<CustomerId>,
     /// Per-customer discount override in percent ("silver"/"gold" customers with their own rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
     pub discount_override: Option<Decimal>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CardStatus {
     Active,
@@ -180,6 +200,7 @@ pub enum CardStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Card {
     pub number: CardId,
     /// None for a printed, not yet issued card.
@@ -191,6 +212,7 @@ pub struct Card {
 
 /// A migration code sent by SMS/e-mail to customers of the old (spreadsheet) program.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MigrationCode {
     pub code: String,
@@ -201,6 +223,7 @@ pub struct MigrationCode {
 
 /// Customer registration from the till's application form. Idempotent by `request_id`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub request_id: String,
@@ -216,6 +239,7 @@ pub struct Registration {
 
 /// Pair a new card with a migration code: the old customer's discount moves onto the card.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MigrationPairing {
     pub request_id: String,
@@ -229,6 +253,7 @@ pub struct MigrationPairing {
 // Quote: what the cashier sees
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum QuoteSource {
     Online,
@@ -240,17 +265,22 @@ pub enum QuoteSource {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomerQuote {
     pub display_name: String,
     pub tier: String,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub discount_percent: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points_balance: Decimal,
     /// Points still missing for the next reward (redemption threshold); None if no reward rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
     pub points_to_next_reward: Option<Decimal>,
     /// Turnover still missing for the next tier; None at the top tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
     pub turnover_to_next_tier: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_tier: Option<String>,
@@ -266,6 +296,7 @@ pub struct CustomerQuote {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RewardKind {
     /// A voucher of a fixed amount.
@@ -279,9 +310,12 @@ pub enum RewardKind {
 /// One redemption the customer can take: `points` for `value` (an amount in the program
 /// currency, or a percentage for `percent_discount`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RedeemOption {
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub value: Decimal,
     pub reward: RewardKind,
 }
@@ -291,6 +325,7 @@ pub struct RedeemOption {
 
 /// Why an account's balance changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerKind {
     /// The balance the account had when it was loaded (seed / migration).
@@ -312,6 +347,7 @@ pub enum LedgerKind {
 
 /// One balance change of an earning account. The balance is the sum of the ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LedgerEntry {
     pub seq: i64,
@@ -324,7 +360,9 @@ pub struct LedgerEntry {
     pub store_id: Option<StoreId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub till_id: Option<TillId>,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub balance_after: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -334,10 +372,12 @@ pub struct LedgerEntry {
 /// till (`rdm-…`); the server debits exactly once per request id and the redemption id is the
 /// request id. Online: `POST /v1/redemptions`; offline: the `redemption` sync item.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
     pub request_id: String,
     pub card: CardId,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points: Decimal,
     pub store_id: StoreId,
     pub till_id: TillId,
@@ -346,16 +386,20 @@ pub struct RedeemRequest {
 
 /// The answer to a redemption (and to its void): what the cashier keys into the POS.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RedeemAnswer {
     pub redemption_id: String,
     /// Short code for the POS discount line (`rules::redemption_code`).
     pub code: String,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points: Decimal,
     /// Money in `currency`, or a percentage for `percent_discount`.
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub value: Decimal,
     pub reward: RewardKind,
     pub currency: Currency,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub balance_after: Decimal,
     #[serde(default)]
     pub voided: bool,
@@ -363,6 +407,7 @@ pub struct RedeemAnswer {
 
 /// The answer to "who is this card?". Each case is distinct on the wire (`kind`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum QuoteResult {
     Customer {
@@ -387,6 +432,7 @@ pub enum QuoteResult {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Quote {
     #[serde(flatten)]
     pub result: QuoteResult,
@@ -398,6 +444,7 @@ pub struct Quote {
 // Sync
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "body", rename_all = "snake_case")]
 pub enum SyncPayload {
     Receipt(Receipt),
@@ -408,6 +455,7 @@ pub enum SyncPayload {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct SyncItem {
     /// Idempotency key: the receipt id, or the registration/pairing request id.
     pub item_id: String,
@@ -416,6 +464,7 @@ pub struct SyncItem {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncBatch {
     pub version: String,
@@ -425,6 +474,7 @@ pub struct SyncBatch {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum AckResult {
     Applied,
@@ -442,6 +492,7 @@ pub enum AckResult {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Ack {
     pub item_id: String,
     #[serde(flatten)]
@@ -449,6 +500,7 @@ pub struct Ack {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncResponse {
     pub acks: Vec<Ack>,
@@ -459,11 +511,14 @@ pub struct SyncResponse {
 
 /// Per-customer state the engine needs (the server's truth; the till caches it).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomerState {
     /// Turnover per calendar month, key `YYYY-MM`, in the program currency.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(value_type = BTreeMap<String, crate::money::DecimalString>))]
     pub turnover_by_month: BTreeMap<String, Decimal>,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points_balance: Decimal,
     /// Points credited with an expiry (campaign points), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -471,13 +526,16 @@ pub struct CustomerState {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExpiringPoints {
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub points: Decimal,
     pub expires_on: NaiveDate,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomerChange {
     pub customer: Customer,
@@ -486,6 +544,7 @@ pub struct CustomerChange {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChangeFeed {
     pub changes: Vec<CustomerChange>,
@@ -496,14 +555,40 @@ pub struct ChangeFeed {
     pub server_time: DateTime<FixedOffset>,
 }
 
-/// Error body for every 4xx/5xx answer: a machine-readable code and a message naming the field.
+/// `GET /healthz`: liveness and the server's clock (the till's doctor measures clock skew with it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    pub time: DateTime<FixedOffset>,
+}
+
+/// Error body for every 4xx/5xx answer: RFC 9457 problem details (`application/problem+json`)
+/// with two extension members, a machine-readable `code` and the `field` that is wrong.
+/// Unknown members are ignored (problem details are extensible).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
+    /// A URI naming the problem type: `urn:till-agent:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary of the problem type (the HTTP status's reason phrase).
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What is wrong, for a person.
+    pub detail: String,
+    /// Machine-readable code (`invalid_field`, `unauthorized`, …).
     pub code: String,
-    pub message: String,
+    /// The request field, parameter or header that is wrong, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 
-pub use crate::rules::RulesSnapshot;
+impl ErrorBody {
+    /// The `type` URI for a code.
+    pub fn type_for(code: &str) -> String {
+        format!("urn:till-agent:problem:{code}")
+    }
+}

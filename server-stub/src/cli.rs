@@ -101,7 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed { db, file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let seed: crate::service::SeedFile = crate::http::extract::parse_json(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.body.message))?;
+                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))?;
             let repo = open(&db)?;
             let summary = crate::service::seed(&repo, &seed).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
@@ -149,26 +149,8 @@ async fn serve(listen: SocketAddr, state: AppState, db: PathBuf) -> anyhow::Resu
     tracing::info!(%addr, db = %db.display(), "server-stub listening");
     println!("server-stub listening on http://{addr}");
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(crate::os::shutdown_signal())
         .await?;
     tracing::info!("server-stub stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -1,56 +1,90 @@
-//! One error type for every answer that is not 2xx: an HTTP status and the protocol's
-//! [`ErrorBody`] (`code`, `message`, `field`). Client mistakes are 4xx; only server faults are 500.
+//! The server's error types, free of HTTP: [`StoreError`] (storage) and [`ApiError`], what a
+//! request is answered with when it does not succeed — a kind (client mistake, conflict, server
+//! fault …), a machine-readable `code`, a message and the `field` that is wrong. The HTTP layer
+//! (`http::problem`) maps the kind to a status and writes RFC 9457 problem details.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use protocol::v1::ErrorBody;
+/// What went wrong, in domain terms; `http::problem` maps each kind to one HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed request (syntax, bad parameter).
+    BadRequest,
+    /// Missing, unknown or revoked credentials.
+    Unauthorized,
+    /// Authenticated, but not allowed (another store's or till's data).
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    /// Conflicts with the current state.
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// Well-formed but of the wrong shape or value.
+    Unprocessable,
+    /// Too many attempts; try again later.
+    TooManyRequests,
+    /// Not ready (no program loaded).
+    Unavailable,
+    /// A server fault.
+    Internal,
+}
 
-use crate::store::StoreError;
+/// Storage failures (SQLite, corrupt rows). A request meeting one is answered as a server fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("stored data is corrupt ({what}): {source}")]
+    Corrupt { what: String, source: serde_json::Error },
+    #[error("{0}")]
+    Other(String),
+}
 
-#[derive(Debug, Clone)]
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub body: ErrorBody,
+    pub kind: ErrorKind,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
+    pub fn new(kind: ErrorKind, code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
         ApiError {
-            status,
-            body: ErrorBody {
-                code: code.into(),
-                message: message.into(),
-                field: field.map(str::to_string),
-            },
+            kind,
+            code: code.into(),
+            message: message.into(),
+            field: field.map(str::to_string),
         }
     }
     pub fn bad_request(code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
-        Self::new(StatusCode::BAD_REQUEST, code, message, field)
+        Self::new(ErrorKind::BadRequest, code, message, field)
     }
     pub fn unprocessable(code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message, field)
+        Self::new(ErrorKind::Unprocessable, code, message, field)
     }
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message, Some("Authorization"))
+        Self::new(ErrorKind::Unauthorized, "unauthorized", message, Some("Authorization"))
     }
     pub fn forbidden(message: impl Into<String>, field: &str) -> ApiError {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message, Some(field))
+        Self::new(ErrorKind::Forbidden, "forbidden", message, Some(field))
     }
     pub fn not_found(code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
-        Self::new(StatusCode::NOT_FOUND, code, message, field)
+        Self::new(ErrorKind::NotFound, code, message, field)
     }
     pub fn conflict(code: &str, message: impl Into<String>, field: Option<&str>) -> ApiError {
-        Self::new(StatusCode::CONFLICT, code, message, field)
+        Self::new(ErrorKind::Conflict, code, message, field)
     }
     pub fn internal(message: impl Into<String>) -> ApiError {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message, None)
+        Self::new(ErrorKind::Internal, "internal", message, None)
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.body.code, self.body.message)?;
-        if let Some(field) = &self.body.field {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if let Some(field) = &self.field {
             write!(f, " (field {field})")?;
         }
         Ok(())
@@ -69,11 +103,5 @@ impl From<StoreError> for ApiError {
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> ApiError {
         StoreError::Db(e).into()
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body)).into_response()
     }
 }

@@ -8,12 +8,16 @@
 //! - `http` — axum router built from one route table, extractors answering `ErrorBody`.
 //! - `openapi` — the OpenAPI document generated from the route table and wire-type samples.
 //! - `cli` — `serve`, `seed`, `till add|revoke`, `openapi`.
+//! - `os` — platform code (the stop signal); the only module with `cfg(unix|windows)`.
+//! - `error` — storage and request errors, free of HTTP (`http::problem` maps them).
 
 pub mod cli;
+pub mod digest;
 pub mod error;
 pub mod http;
 pub mod ledger;
 pub mod openapi;
+pub mod os;
 pub mod reports;
 pub mod service;
 pub mod store;

@@ -12,25 +12,17 @@ use protocol::v1::{
 use protocol::{CardId, CustomerId, StoreId, TillId, WIRE_VERSION};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+pub use crate::digest::payload_hash;
+use crate::digest::sha256_hex;
 use crate::error::ApiError;
-use crate::ledger::{self, Cause};
+use crate::ledger::{self, account_of, earning_account, require_program, Cause};
 use crate::store::{transact, CardRow, Message, MigrationCodeRow, Repository, RequestRow, StoredReceipt, TillRow, Tx};
 
 /// Most items one sync batch may carry (the body limit bounds it too).
 pub const MAX_BATCH_ITEMS: usize = 1000;
 pub const DEFAULT_FEED_LIMIT: usize = 500;
 pub const MAX_FEED_LIMIT: usize = 1000;
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Hash of an item's payload in its canonical (re-serialised) form: dedupe compares these.
-pub fn payload_hash(payload: &SyncPayload) -> String {
-    sha256_hex(&serde_json::to_vec(payload).expect("wire types serialise"))
-}
 
 fn now_local() -> DateTime<FixedOffset> {
     chrono::Local::now().fixed_offset()
@@ -111,7 +103,7 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
     }
     if batch.items.len() > MAX_BATCH_ITEMS {
         return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            crate::error::ErrorKind::PayloadTooLarge,
             "too_many_items",
             format!(
                 "a batch may carry at most {MAX_BATCH_ITEMS} items; this one has {}",
@@ -255,24 +247,6 @@ fn validate_receipt(
             Ok(Err(rejected("unknown_original", what)))
         }
     }
-}
-
-/// The account a card earns into: its customer's parent if any, else the customer. Blocked,
-/// unassigned and unknown cards earn nothing.
-pub(crate) fn earning_account(tx: &mut dyn Tx, card: &CardId) -> Result<Option<CustomerId>, ApiError> {
-    let Some(row) = tx.card(card)? else { return Ok(None) };
-    if matches!(row.status, CardStatus::Blocked { .. }) {
-        return Ok(None);
-    }
-    let Some(cid) = row.customer_id else { return Ok(None) };
-    Ok(Some(account_of(tx, &cid)?))
-}
-
-pub(crate) fn account_of(tx: &mut dyn Tx, customer: &CustomerId) -> Result<CustomerId, ApiError> {
-    Ok(match tx.customer(customer)? {
-        Some(c) => c.customer.parent.unwrap_or_else(|| customer.clone()),
-        None => customer.clone(),
-    })
 }
 
 fn ingest_receipt(
@@ -622,17 +596,6 @@ pub fn parse_card(raw: &str, field: &str) -> Result<CardId, ApiError> {
     CardId::normalise(raw).map_err(|e| ApiError::bad_request("invalid_card", format!("{field}: {e}"), Some(field)))
 }
 
-pub(crate) fn require_program(tx: &mut dyn Tx) -> Result<RulesSnapshot, ApiError> {
-    tx.program()?.ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "no_program",
-            "no program is loaded; run `server-stub seed`",
-            None,
-        )
-    })
-}
-
 fn customer_quote(
     tx: &mut dyn Tx,
     program: &Program,
@@ -847,16 +810,18 @@ fn next_card_number(tx: &mut dyn Tx, program: &Program) -> Result<CardId, ApiErr
     Err(ApiError::internal("could not find a free card number in 1000 tries"))
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueCardsRequest {
+    #[schema(minimum = 1, maximum = 10_000)]
     pub count: usize,
     /// Prize cards: points preloaded on each card, credited (in the ledger) when it is assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<protocol::money::DecimalString>)]
     pub initial_points: Option<Decimal>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct IssueCardsResponse {
     pub cards: Vec<CardId>,
 }
@@ -900,7 +865,7 @@ pub fn issue_cards(repo: &dyn Repository, req: &IssueCardsRequest) -> Result<Iss
     })
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
     pub reason: String,
@@ -944,11 +909,12 @@ pub fn block_card(repo: &dyn Repository, card: &CardId, reason: &str) -> Result<
     })
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ReissueResponse {
     pub old_card: CardId,
     pub new_card: CardId,
     pub customer_id: CustomerId,
+    #[schema(value_type = protocol::money::DecimalString)]
     pub points_balance: Decimal,
 }
 
@@ -1003,7 +969,7 @@ pub fn reissue_card(repo: &dyn Repository, card: &CardId) -> Result<ReissueRespo
     })
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParentRequest {
     /// The account to earn into; null detaches.
@@ -1084,7 +1050,7 @@ pub fn list_messages(repo: &dyn Repository, kind: Option<&str>, limit: usize) ->
     transact(repo, |tx| Ok(tx.messages(kind, limit)?))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BirthdayRun {
     pub date: NaiveDate,
     pub celebrating: usize,
@@ -1369,12 +1335,9 @@ mod tests {
     fn cursor_and_limit_parsing_name_the_parameter() {
         assert_eq!(parse_cursor(None).unwrap(), 0);
         assert_eq!(parse_cursor(Some("17")).unwrap(), 17);
+        assert_eq!(parse_cursor(Some("-1")).unwrap_err().field.as_deref(), Some("since"));
         assert_eq!(
-            parse_cursor(Some("-1")).unwrap_err().body.field.as_deref(),
-            Some("since")
-        );
-        assert_eq!(
-            parse_limit(Some("0"), 5, 10).unwrap_err().body.field.as_deref(),
+            parse_limit(Some("0"), 5, 10).unwrap_err().field.as_deref(),
             Some("limit")
         );
         assert_eq!(parse_limit(None, 5, 10).unwrap(), 5);

@@ -554,3 +554,79 @@ fn a_rewritten_file_or_re_exported_receipt_is_not_ingested_twice() {
         "all three files moved out of the way"
     );
 }
+
+#[test]
+fn a_multi_receipt_file_with_one_bad_transaction_commits_the_good_ones_and_quarantines_it_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
+    till.start();
+    let file = std::fs::read(fixture("receipts/poslog_v6_multi_one_bad.xml")).unwrap();
+    till.drop_file("day.xml", &file);
+    let good = "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no IN ('2002','6-0007')";
+    wait_for(Duration::from_secs(30), || {
+        (server_count(&srv.db, good) == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("good receipts not delivered; agent log:\n{}", till.stderr()));
+    let qdir = till.export.join("quarantine");
+    let quarantined = || {
+        let mut v: Vec<String> = std::fs::read_dir(&qdir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let q = wait_for(Duration::from_secs(10), || {
+        let q = quarantined();
+        (q.len() == 2).then_some(q)
+    })
+    .unwrap_or_else(|| panic!("quarantine: {:?}; agent log:\n{}", quarantined(), till.stderr()));
+    assert!(q[0].starts_with("receipt-6-0003.") && q[0].ends_with(".xml"), "{q:?}");
+    assert_eq!(q[1], format!("{}.error.txt", q[0]));
+    let err = std::fs::read_to_string(qdir.join(&q[1])).unwrap();
+    for want in [
+        "File: day.xml",
+        "Receipt: 6-0003",
+        "Field: Total",
+        "Value: 249.00",
+        "Line: 64",
+    ] {
+        assert!(err.contains(want), "{want:?} missing in:\n{err}");
+    }
+    // the extract alone is what `parse` reads, with the same error
+    let out = till.cli(&["parse", qdir.join(&q[0]).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("6-0003"));
+    // the file itself is done: in processed/, its hash recorded
+    wait_for(Duration::from_secs(10), || till.files_left().is_empty().then_some(())).expect("file moved");
+    assert!(till.export.join("processed/day.xml").exists());
+    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items"), 2);
+    assert!(
+        till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='skip' AND message LIKE '%1 control, 1 training, 1 voided, 1 suspended%'")
+            >= 1
+    );
+
+    // restart (hard kill), then the POS re-exports the same day with different bytes: per-receipt
+    // dedupe — nothing new on the server, the bad receipt's extract replaced, not added
+    till.kill();
+    till.start();
+    let mut again = file.clone();
+    again.extend_from_slice(b"\n<!-- re-export -->\n");
+    till.drop_file("day-again.xml", &again);
+    wait_for(Duration::from_secs(30), || till.files_left().is_empty().then_some(()))
+        .unwrap_or_else(|| panic!("re-export not picked up; agent log:\n{}", till.stderr()));
+    wait_for(Duration::from_secs(10), || {
+        (till.outbox_count("SELECT COUNT(*) FROM ingested_files") == 2).then_some(())
+    })
+    .expect("re-export recorded");
+    assert_eq!(till.outbox_count("SELECT COUNT(*) FROM items"), 2);
+    assert_eq!(server_count(&srv.db, "SELECT COUNT(*) FROM receipts"), 2);
+    assert_eq!(quarantined(), q, "same extract, not a second copy");
+    assert!(std::fs::read_to_string(qdir.join(&q[1]))
+        .unwrap()
+        .contains("File: day-again.xml"));
+}

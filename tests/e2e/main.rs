@@ -1,10 +1,12 @@
 //! End-to-end tests across binaries, one test binary (ripgrep style). Each module owns an area.
 mod agent;
+mod architecture;
 mod dpi;
 mod enrol;
 mod faults;
 mod input;
 mod redeem;
+mod screens;
 mod server;
 mod ui;
 mod wine;

@@ -494,7 +494,7 @@ fn revoked_or_unknown_token_is_401() {
     revoke_till(&srv.db, STORE, TILL);
     let (s, v) = api.get("/v1/rules");
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("revoked"), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("revoked"), "{v}");
     assert_eq!(api.sync(&batch(vec![])).0, StatusCode::UNAUTHORIZED);
     let stranger = Api {
         token: "not-a-token".into(),

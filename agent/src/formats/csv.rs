@@ -25,7 +25,7 @@ use protocol::v1::{LineKind, OriginalReceipt, Receipt};
 use serde::{Deserialize, Serialize};
 
 use super::text::{decode, normalise_vat, parse_datetime, parse_decimal};
-use super::{card, check_currency, finish, make_line, Draft, ParseContext, ParseError};
+use super::{card, check_currency, finish, make_line, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
 
 /// `[receipts.csv]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,12 +184,16 @@ struct Group {
     rows: Vec<(usize, ::csv::StringRecord)>,
 }
 
-pub fn parse(
+/// All receipts of a CSV file, receipt by receipt: a receipt whose rows fail (totals, a value) goes to
+/// `out.bad` with the header line and its rows as the extract; row-structure errors (field counts,
+/// rows of a receipt not together, head fields that differ within a receipt) fail the file.
+pub(crate) fn parse_each(
     spec: &CsvSpec,
     bytes: &[u8],
     legacy: &'static Encoding,
     ctx: &ParseContext,
-) -> Result<Vec<Receipt>, ParseError> {
+    out: &mut FileReceipts,
+) -> Result<(), ParseError> {
     spec.validate()?;
     let (src, _) = decode(bytes, legacy)?;
     let src = src.trim_start_matches('\u{feff}');
@@ -288,7 +292,27 @@ pub fn parse(
     if groups.is_empty() {
         return Err(ParseError::new("no receipt rows after the header").line(2));
     }
-    groups.into_iter().map(|g| receipt(spec, &cols, g, ctx)).collect()
+    let text_lines: Vec<&str> = src.lines().collect();
+    let header_line = text_lines.first().copied().unwrap_or("");
+    for g in groups {
+        let no = g.no.clone();
+        let mut extract = String::from(header_line);
+        extract.push('\n');
+        for (line, _) in &g.rows {
+            extract.push_str(text_lines.get(line.saturating_sub(1)).copied().unwrap_or(""));
+            extract.push('\n');
+        }
+        match receipt(spec, &cols, g, ctx) {
+            Ok(r) => out.receipts.push(r),
+            Err(error) => out.bad.push(BadReceipt {
+                pos_receipt_no: Some(no),
+                error,
+                extract,
+                ext: "csv",
+            }),
+        }
+    }
+    Ok(())
 }
 
 fn resolve(map: &CsvColumns, headers: &::csv::StringRecord) -> Result<Cols, ParseError> {

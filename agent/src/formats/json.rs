@@ -20,7 +20,7 @@ use rust_decimal::Decimal;
 
 use super::jtree::{self, JNode, JVal};
 use super::text::{decode, parse_datetime};
-use super::{card, check_currency, finish, Draft, ParseContext, ParseError};
+use super::{card, check_currency, finish, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
 
 const RECEIPT_KEYS: &[&str] = &[
     "id",
@@ -48,26 +48,43 @@ const LINE_KEYS: &[&str] = &[
 const VAT_KEYS: &[&str] = &["rate", "base", "amount"];
 const ORIGINAL_KEYS: &[&str] = &["receipt_id", "pos_receipt_no"];
 
-pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
+/// A receipt object, or an array of them: each element that fails goes to `out.bad` on its own.
+pub(crate) fn parse_each(
+    bytes: &[u8],
+    legacy: &'static Encoding,
+    ctx: &ParseContext,
+    out: &mut FileReceipts,
+) -> Result<(), ParseError> {
     let (src, _) = decode(bytes, legacy)?;
     let root = jtree::parse(&src)?;
     match &root.v {
-        JVal::Obj(_) => Ok(vec![receipt(&root, "", ctx)?]),
+        JVal::Obj(_) => out.receipts.push(receipt(&root, "", ctx)?),
         JVal::Arr(items) => {
             if items.is_empty() {
                 return Err(root.err("receipts", "the file holds an empty array: no receipts"));
             }
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, n)| receipt(n, &format!("[{i}]."), ctx))
-                .collect()
+            let raw: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(&src)
+                .map_err(|e| ParseError::new(format!("malformed JSON: {e}")).line(e.line()))?;
+            for (i, n) in items.iter().enumerate() {
+                match receipt(n, &format!("[{i}]."), ctx) {
+                    Ok(r) => out.receipts.push(r),
+                    Err(error) => out.bad.push(BadReceipt {
+                        pos_receipt_no: n.some("pos_receipt_no").and_then(|v| v.as_text("pos_receipt_no").ok()),
+                        error,
+                        extract: raw.get(i).map(|r| r.get().to_string()).unwrap_or_default(),
+                        ext: "json",
+                    }),
+                }
+            }
         }
-        _ => Err(root.err(
-            "receipt",
-            format!("expected a receipt object or an array of them, found {}", root.kind()),
-        )),
+        _ => {
+            return Err(root.err(
+                "receipt",
+                format!("expected a receipt object or an array of them, found {}", root.kind()),
+            ))
+        }
     }
+    Ok(())
 }
 
 fn no_unknown(obj: &JNode<'_>, allowed: &[&str], prefix: &str) -> Result<(), ParseError> {

@@ -217,35 +217,117 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// One receipt of a multi-receipt file that could not be read: quarantined on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadReceipt {
+    /// The receipt's number in the file, when it could be read.
+    pub pos_receipt_no: Option<String>,
+    pub error: ParseError,
+    /// That receipt alone, as a file the same reader accepts (POSLog: the transaction inside the
+    /// file's root element; CSV: the header and the receipt's rows; JSON: the array element).
+    pub extract: String,
+    /// File extension for the extract (`xml`, `csv`, `json`).
+    pub ext: &'static str,
+}
+
+/// What one file yields, receipt by receipt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileReceipts {
+    /// The reader used.
+    pub format: FormatKind,
+    /// Why that reader (configured, or what detection saw).
+    pub why: String,
+    pub receipts: Vec<Receipt>,
+    pub bad: Vec<BadReceipt>,
+    /// Transactions that are not sales receipts and were skipped on purpose, with a count per kind
+    /// (e.g. `("control", 3)`, `("training", 1)`).
+    pub skipped: Vec<(&'static str, usize)>,
+}
+
+impl FileReceipts {
+    fn new(format: FormatKind, why: String) -> FileReceipts {
+        FileReceipts {
+            format,
+            why,
+            receipts: Vec::new(),
+            bad: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    pub(crate) fn skip(&mut self, kind: &'static str) {
+        match self.skipped.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => self.skipped.push((kind, 1)),
+        }
+    }
+
+    /// `"3 control, 1 training"`, or empty.
+    pub fn skipped_text(&self) -> String {
+        self.skipped
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Parse one export file into receipts (one file may hold several: CSV groups, POSLog transactions,
-/// JSON arrays). `file_name` only helps detection (extension) — content decides.
+/// JSON arrays). `file_name` only helps detection (extension) — content decides. The first bad
+/// receipt makes the whole call fail; the watcher uses [`parse_file_each`] to isolate it instead.
 pub fn parse_file(
     spec: &FormatSpec,
     file_name: &str,
     bytes: &[u8],
     ctx: &ParseContext,
 ) -> Result<Vec<Receipt>, ParseError> {
-    let legacy = text::legacy_encoding(&spec.encoding)?;
-    let kind = match spec.format {
-        FormatKind::Auto => match sniff(bytes) {
-            Some(name) => FormatKind::from_name(name).unwrap_or(FormatKind::Auto),
-            None => {
-                return Err(ParseError::new(format!(
-                    "cannot tell the receipt format of {file_name:?} (not CSV, protocol JSON, POSLog, eKasa or RacunZahtjev); \
-                     set [receipts] format in agent.toml"
-                )))
-            }
+    let mut all = parse_file_each(spec, file_name, bytes, ctx)?;
+    match all.bad.is_empty() {
+        true => Ok(all.receipts),
+        false => Err(all.bad.swap_remove(0).error),
+    }
+}
+
+/// Which reader reads this file, and why.
+pub fn choose_reader(spec: &FormatSpec, file_name: &str, bytes: &[u8]) -> Result<(FormatKind, String), ParseError> {
+    match spec.format {
+        FormatKind::Auto => match sniff_why(bytes) {
+            Some((name, why)) => Ok((FormatKind::from_name(name).unwrap_or(FormatKind::Auto), why)),
+            None => Err(ParseError::new(format!(
+                "cannot tell the receipt format of {file_name:?} (not CSV, protocol JSON, POSLog, eKasa or RacunZahtjev); \
+                 set [receipts] format in agent.toml"
+            ))),
         },
-        k => k,
+        k => Ok((k, "set by [receipts] format".into())),
+    }
+}
+
+/// Parse one export file receipt by receipt: an error that concerns one receipt (its totals, a
+/// field of one transaction / row group / array element) lands in [`FileReceipts::bad`] with an
+/// extract of that receipt; the others are returned. `Err` only when the file as a whole cannot be
+/// read (encoding, malformed XML/CSV/JSON, no receipts structure).
+pub fn parse_file_each(
+    spec: &FormatSpec,
+    file_name: &str,
+    bytes: &[u8],
+    ctx: &ParseContext,
+) -> Result<FileReceipts, ParseError> {
+    let legacy = text::legacy_encoding(&spec.encoding)?;
+    let (kind, why) = choose_reader(spec, file_name, bytes)?;
+    let mut out = FileReceipts::new(kind, why);
+    let whole = |r: Result<Vec<Receipt>, ParseError>, out: &mut FileReceipts| -> Result<(), ParseError> {
+        out.receipts = r?;
+        Ok(())
     };
     match kind {
-        FormatKind::Csv => csv::parse(&spec.csv, bytes, legacy, ctx),
-        FormatKind::Json => json::parse(bytes, legacy, ctx),
-        FormatKind::Poslog => poslog::parse(bytes, legacy, ctx),
-        FormatKind::Ekasa => ekasa::parse(bytes, legacy, ctx),
-        FormatKind::HrFiscal => hr_fiscal::parse(bytes, legacy, ctx),
-        FormatKind::Auto => Err(ParseError::new("format detection failed")),
+        FormatKind::Csv => csv::parse_each(&spec.csv, bytes, legacy, ctx, &mut out)?,
+        FormatKind::Json => json::parse_each(bytes, legacy, ctx, &mut out)?,
+        FormatKind::Poslog => poslog::parse_each(bytes, legacy, ctx, &mut out)?,
+        FormatKind::Ekasa => whole(ekasa::parse(bytes, legacy, ctx), &mut out)?,
+        FormatKind::HrFiscal => whole(hr_fiscal::parse(bytes, legacy, ctx), &mut out)?,
+        FormatKind::Auto => return Err(ParseError::new("format detection failed")),
     }
+    Ok(out)
 }
 
 /// Guess the format from content: `"csv" | "json" | "poslog" | "ekasa" | "hr_fiscal"`, or `None`.
@@ -255,14 +337,25 @@ pub fn parse_file(
 /// JSON: a `pos_receipt_no` key → json; eKasa keys (`receiptType`, `paragonNumber`, `cashRegisterCode`,
 /// or a `request` object holding them) → ekasa. Otherwise text whose first line has `;`, `,` or tab → csv.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    sniff_why(bytes).map(|(n, _)| n)
+}
+
+/// [`sniff`] with the reason, for `till-agent parse`.
+pub fn sniff_why(bytes: &[u8]) -> Option<(&'static str, String)> {
     let head = &bytes[..bytes.len().min(64 * 1024)];
     let decoded = text::decode_lossy_head(head);
     let s = decoded.trim_start_matches('\u{feff}').trim_start();
     if s.starts_with('<') {
-        return xml::sniff_root(s);
+        return xml::sniff_root(s).map(|(n, root)| (n, format!("XML with root element <{root}>")));
     }
     if s.starts_with('{') || s.starts_with('[') {
-        return jtree::sniff(bytes);
+        return jtree::sniff(bytes).map(|n| {
+            let why = match n {
+                "json" => "JSON with a `pos_receipt_no` key (the protocol's receipt)",
+                _ => "JSON with eKasa keys (receiptType / paragonNumber / cashRegisterCode)",
+            };
+            (n, why.to_string())
+        });
     }
     if s.chars()
         .take(4096)
@@ -271,8 +364,10 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
         return None;
     }
     let first = s.lines().next().unwrap_or("");
-    if first.contains(';') || first.contains(',') || first.contains('\t') {
-        return Some("csv");
+    for (d, name) in [(';', "semicolons"), ('\t', "tabs"), (',', "commas")] {
+        if first.contains(d) {
+            return Some(("csv", format!("text whose first line is separated by {name}")));
+        }
     }
     None
 }

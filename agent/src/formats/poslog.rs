@@ -1,25 +1,42 @@
-//! ARTS POSLog XML (NRF/ARTS IXRetail, incl. NCR ACS extensions). Names are matched on local names,
-//! so both ARTS namespaces and vendor prefixes work.
+//! ARTS POSLog XML (NRF/ARTS IXRetail v2 and v6, incl. NCR ACS extensions). Names are matched on
+//! local names, so every ARTS namespace (`…/IXRetail/namespace/`, `…/IXRetail/v6.0.0/poslog`) and
+//! vendor prefixes work.
 //!
-//! - One receipt per `Transaction` holding a `RetailTransaction`; other transactions (sign-on,
-//!   `ControlTransaction`, tender control) are skipped, as are `TrainingModeFlag="true"` and
-//!   `CancelFlag="true"` transactions and line items with `VoidFlag`/`CancelFlag`. A file with no
-//!   retail transaction yields no receipts (not an error).
-//! - `pos_receipt_no` = `Transaction/SequenceNumber`; time = `RetailTransaction/ReceiptDateTime`, else
-//!   `Transaction/EndDateTime` (local time unless it has an offset). `RetailStoreID`/`WorkstationID`
-//!   are the POS's own ids and are not checked against the till's. `CurrencyCode` must be the
-//!   program currency.
+//! - One receipt per `Transaction` holding a `RetailTransaction`, each read on its own: a bad
+//!   transaction does not stop the others ([`super::FileReceipts::bad`] gets it with an extract).
+//!   Skipped, and counted per kind in [`super::FileReceipts::skipped`]: transactions without a
+//!   `RetailTransaction` (`control`: `ControlTransaction`, `TenderControlTransaction`, sign-on …),
+//!   `training` (`TrainingModeFlag` true, as attribute or element), `voided` (`CancelFlag`/`VoidFlag`
+//!   true, or `TransactionStatus` `Voided`/`Canceled`/`Cancelled`), `suspended` (`SuspendFlag` true
+//!   or `TransactionStatus` `Suspended`). Line items with `VoidFlag`/`CancelFlag` are left out.
+//!   A file with no retail transaction yields no receipts (not an error).
+//! - `pos_receipt_no` = `Transaction/SequenceNumber`, else `ReceiptNumber` (transaction or
+//!   retail-transaction level), else `TransactionID`.
+//! - Time: `RetailTransaction/ReceiptDateTime`, else `POSLogDateTime[@TypeCode="Transaction"]`
+//!   (transaction or retail-transaction level), else `EndDateTime` (either level), else the first
+//!   `POSLogDateTime`. Local time unless it has an offset. `RetailStoreID`/`WorkstationID` are the
+//!   POS's own ids and are not checked against the till's. `CurrencyCode` must be the program currency.
 //! - Lines: `LineItem/Sale` → sale (negative `Quantity` → return), `LineItem/Return` → return;
-//!   name `Description`, sku `ItemID` (else `POSIdentity/POSItemID`), category `MerchandiseHierarchy`,
-//!   unit price `ActualSalesUnitPrice` else `RegularSalesUnitPrice`, total `ExtendedAmount`, VAT
-//!   `Tax/Percent`. Each `RetailPriceModifier/Amount` under an item, each `LineItem/Discount/Amount`
-//!   and each `LoyaltyReward` with a negative `ExtendedRewardAmount`/`Amount` → discount line.
-//!   NCR ACS reports a monetary reward twice (`acs:detailedData` and a summary with only
-//!   `acs:summarizedActivity`): the summary-only copy is skipped.
-//! - Total: `Total[@TotalType="TransactionGrandAmount"]` (required).
+//!   name from `Description`, `ItemDescription`, the item's `Description`/`Name` attribute or
+//!   `ItemID`'s `Description`/`Name` attribute, else the sku; sku `ItemID` (else
+//!   `POSIdentity/POSItemID`), category `MerchandiseHierarchy`, unit price `ActualSalesUnitPrice`
+//!   else `RegularSalesUnitPrice`, total `ExtendedAmount`, VAT `Tax/Percent`. Each
+//!   `RetailPriceModifier/Amount` under an item, each `LineItem/Discount/Amount` and each
+//!   `LoyaltyReward` with a negative `ExtendedRewardAmount`/`Amount` → discount line (its sign kept:
+//!   always negative). NCR ACS reports a monetary reward twice (`acs:detailedData` and a summary with
+//!   only `acs:summarizedActivity`): the summary-only copy is skipped.
+//! - Total: `Total[@TotalType="TransactionGrandAmount"]` (required) — what the customer paid.
+//! - Tax-exclusive files (US style: prices without tax, tax added at the end) are recognised by the
+//!   totals: tax = the `LineItem/Tax/Amount` lines, else `Total[@TotalType="TransactionTaxAmount"]`,
+//!   else the sum of the items' own `Tax/Amount`. If the grand total equals the lines, the prices
+//!   include tax and nothing changes. If it equals lines + tax, the tax is added to the lines
+//!   (each item its own `Tax/Amount` when these add up to the tax; otherwise the tax is shared out
+//!   in proportion to the lines' amounts, discounts included, the last line taking the remainder),
+//!   so every line, like the total, is what the customer paid. Anything else is the usual totals
+//!   error. See README "Receipt formats" for the rule.
 //! - Card: `LoyaltyAccount/LoyaltyCard/PrimaryAccountNumber`, else NCR `LoyaltyMembership/LoyaltyID`,
-//!   else `LoyaltyAccount/LoyaltyAccountID` or `LoyaltyAccount/CustomerID`. Tender (payment) card
-//!   numbers are never read.
+//!   else `LoyaltyAccount/LoyaltyAccountID` or `LoyaltyAccount/CustomerID` (`LoyaltyAccount` in the
+//!   retail transaction or in a line item). Tender (payment) card numbers are never read.
 //! - Original of a return: `TransactionLink/SequenceNumber` (in the transaction or inside `Return`).
 
 use encoding_rs::Encoding;
@@ -28,9 +45,16 @@ use rust_decimal::Decimal;
 
 use super::text::{decode, parse_datetime, parse_decimal};
 use super::xml::{self, El};
-use super::{card, check_currency, finish, make_line, Draft, ParseContext, ParseError};
+use super::{
+    card, cash_tolerance, check_currency, finish, make_line, BadReceipt, Draft, FileReceipts, ParseContext, ParseError,
+};
 
-pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
+pub(crate) fn parse_each(
+    bytes: &[u8],
+    legacy: &'static Encoding,
+    ctx: &ParseContext,
+    out: &mut FileReceipts,
+) -> Result<(), ParseError> {
     let (src, _) = decode(bytes, legacy)?;
     let doc = xml::parse(&src)?;
     let root = doc.root();
@@ -45,19 +69,89 @@ pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Res
             )
         }
     };
-    let mut out = Vec::new();
     for tx in txs {
-        if tx.flag("TrainingModeFlag") || tx.flag("CancelFlag") {
+        let rt = tx.child("RetailTransaction");
+        if let Some(kind) = skipped_kind(tx, rt) {
+            out.skip(kind);
             continue;
         }
-        if let Some(rt) = tx.child("RetailTransaction") {
-            out.push(transaction(tx, rt, ctx)?);
+        let Some(rt) = rt else { continue };
+        match transaction(tx, rt, ctx) {
+            Ok(r) => out.receipts.push(r),
+            Err(error) => {
+                let extract = if tx.name() == root.name() {
+                    tx.source().to_string()
+                } else {
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n{}\n{}\n",
+                        root.open_tag_with_namespaces(),
+                        tx.source(),
+                        root.close_tag()
+                    )
+                };
+                out.bad.push(BadReceipt {
+                    pos_receipt_no: receipt_no(tx, rt),
+                    error,
+                    extract,
+                    ext: "xml",
+                })
+            }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-fn dec(el: El<'_>) -> Result<Decimal, ParseError> {
+/// All receipts, or the first error (tests and callers that want the whole file or nothing).
+#[cfg(test)]
+pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
+    let mut out = FileReceipts::new(super::FormatKind::Poslog, String::new());
+    parse_each(bytes, legacy, ctx, &mut out)?;
+    match out.bad.is_empty() {
+        true => Ok(out.receipts),
+        false => Err(out.bad.swap_remove(0).error),
+    }
+}
+
+/// A flag as attribute or as child element (`<TrainingModeFlag>true</TrainingModeFlag>`).
+fn flag(el: El, name: &str) -> bool {
+    el.flag(name)
+        || el
+            .child(name)
+            .is_some_and(|c| matches!(c.text().trim().to_ascii_lowercase().as_str(), "true" | "1"))
+}
+
+fn status(el: El) -> Option<String> {
+    el.attr("TransactionStatus")
+        .map(str::to_string)
+        .or_else(|| el.text_of(&["TransactionStatus"]))
+        .map(|s| s.trim().to_ascii_lowercase())
+}
+
+fn skipped_kind(tx: El, rt: Option<El>) -> Option<&'static str> {
+    let Some(rt) = rt else {
+        return Some("control");
+    };
+    if flag(tx, "TrainingModeFlag") || flag(rt, "TrainingModeFlag") {
+        return Some("training");
+    }
+    let st = status(tx).or_else(|| status(rt)).unwrap_or_default();
+    if flag(tx, "CancelFlag") || flag(tx, "VoidFlag") || matches!(st.as_str(), "voided" | "canceled" | "cancelled") {
+        return Some("voided");
+    }
+    if flag(tx, "SuspendFlag") || flag(rt, "SuspendFlag") || st == "suspended" {
+        return Some("suspended");
+    }
+    None
+}
+
+fn receipt_no(tx: El, rt: El) -> Option<String> {
+    text(tx, &["SequenceNumber"])
+        .or_else(|| text(tx, &["ReceiptNumber"]))
+        .or_else(|| text(rt, &["ReceiptNumber"]))
+        .or_else(|| text(tx, &["TransactionID"]))
+}
+
+fn dec(el: El) -> Result<Decimal, ParseError> {
     let raw = el.text();
     let t = raw.trim();
     parse_decimal(t, Some('.')).ok_or_else(|| {
@@ -68,28 +162,47 @@ fn dec(el: El<'_>) -> Result<Decimal, ParseError> {
     })
 }
 
-fn opt_dec(parent: El<'_>, name: &str) -> Result<Option<Decimal>, ParseError> {
+fn opt_dec(parent: El, name: &str) -> Result<Option<Decimal>, ParseError> {
     parent.child(name).map(dec).transpose()
 }
 
-fn text(parent: El<'_>, path: &[&str]) -> Option<String> {
+fn text(parent: El, path: &[&str]) -> Option<String> {
     parent.text_of(path).filter(|s| !s.is_empty())
 }
 
-fn transaction(tx: El<'_>, rt: El<'_>, ctx: &ParseContext) -> Result<Receipt, ParseError> {
-    let no = text(tx, &["SequenceNumber"]).ok_or_else(|| {
-        ParseError::new("transaction has no SequenceNumber (the receipt number)")
+fn time_el<'a>(tx: El<'a>, rt: El<'a>) -> Option<El<'a>> {
+    let typed = |el: El<'a>| {
+        el.children_named("POSLogDateTime").find(|d| {
+            d.attr("TypeCode")
+                .is_some_and(|t| t.eq_ignore_ascii_case("Transaction"))
+        })
+    };
+    rt.child("ReceiptDateTime")
+        .or_else(|| typed(tx))
+        .or_else(|| typed(rt))
+        .or_else(|| tx.child("EndDateTime"))
+        .or_else(|| rt.child("EndDateTime"))
+        .or_else(|| tx.child("POSLogDateTime"))
+        .or_else(|| rt.child("POSLogDateTime"))
+}
+
+/// A line read from the file with its own tax amount (tax-exclusive files), if it has one.
+struct Read {
+    line: ReceiptLine,
+    tax: Option<Decimal>,
+}
+
+fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError> {
+    let no = receipt_no(tx, rt).ok_or_else(|| {
+        ParseError::new("transaction has no SequenceNumber, ReceiptNumber or TransactionID (the receipt number)")
             .line(tx.line())
             .field("SequenceNumber")
     })?;
-    let time_el = rt
-        .child("ReceiptDateTime")
-        .or_else(|| tx.child("EndDateTime"))
-        .ok_or_else(|| {
-            ParseError::new("transaction has no ReceiptDateTime or EndDateTime")
-                .line(tx.line())
-                .field("EndDateTime")
-        })?;
+    let time_el = time_el(tx, rt).ok_or_else(|| {
+        ParseError::new("transaction has no ReceiptDateTime, POSLogDateTime TypeCode=\"Transaction\" or EndDateTime")
+            .line(tx.line())
+            .field("EndDateTime")
+    })?;
     let issued_at = parse_datetime(&time_el.text(), &[], ctx.tz_offset).ok_or_else(|| {
         ParseError::new("not a date-time")
             .line(time_el.line())
@@ -99,20 +212,25 @@ fn transaction(tx: El<'_>, rt: El<'_>, ctx: &ParseContext) -> Result<Receipt, Pa
     if let Some(c) = tx.child("CurrencyCode").or_else(|| rt.child("CurrencyCode")) {
         check_currency(&c.text(), ctx, Some(c.line()), "CurrencyCode")?;
     }
-    let mut d = Draft::new(Some(tx.line()), no, issued_at);
+    let mut d = Draft::new(Some(tx.line()), no.clone(), issued_at);
 
-    let card_el = rt
-        .path(&["LoyaltyAccount", "LoyaltyCard", "PrimaryAccountNumber"])
+    let loyalty_account = rt
+        .child("LoyaltyAccount")
+        .or_else(|| rt.children_named("LineItem").find_map(|li| li.child("LoyaltyAccount")));
+    let card_el = loyalty_account
+        .and_then(|a| a.path(&["LoyaltyCard", "PrimaryAccountNumber"]))
         .or_else(|| {
             rt.children_named("LineItem")
                 .find_map(|li| li.path(&["LoyaltyMembership", "LoyaltyID"]))
         })
-        .or_else(|| rt.path(&["LoyaltyAccount", "LoyaltyAccountID"]))
-        .or_else(|| rt.path(&["LoyaltyAccount", "CustomerID"]));
+        .or_else(|| loyalty_account.and_then(|a| a.child("LoyaltyAccountID")))
+        .or_else(|| loyalty_account.and_then(|a| a.child("CustomerID")));
     if let Some(c) = card_el {
         d.card = card(&c.text(), Some(c.line()), c.name())?;
     }
 
+    let mut lines: Vec<Read> = Vec::new();
+    let mut tax_lines: Option<Decimal> = None;
     let mut link = rt.child("TransactionLink");
     for li in rt.children_named("LineItem") {
         if li.flag("VoidFlag") || li.flag("CancelFlag") {
@@ -132,14 +250,33 @@ fn transaction(tx: El<'_>, rt: El<'_>, ctx: &ParseContext) -> Result<Receipt, Pa
                     if kind == LineKind::Return && link.is_none() {
                         link = item.child("TransactionLink");
                     }
-                    d.lines.push(item_line(item, kind)?);
+                    let tax = item
+                        .children_named("Tax")
+                        .filter_map(|t| t.child("Amount"))
+                        .map(dec)
+                        .try_fold(None, |acc: Option<Decimal>, a| {
+                            a.map(|a| Some(acc.unwrap_or_default() + a))
+                        })?;
+                    let line = item_line(item, kind)?;
+                    // A return's tax goes back with it: same sign as the line.
+                    let tax = tax.map(|t| {
+                        if line.line_total.is_sign_negative() {
+                            -t.abs()
+                        } else {
+                            t
+                        }
+                    });
+                    lines.push(Read { line, tax });
                     for m in item.children_named("RetailPriceModifier") {
                         if let Some(a) = m.child("Amount") {
                             let amount = dec(a)?;
                             let name = text(m, &["Description"])
                                 .or_else(|| text(m, &["ReasonCode"]))
                                 .unwrap_or_else(|| "price modifier".into());
-                            d.lines.push(discount(name, amount, a)?);
+                            lines.push(Read {
+                                line: discount(name, amount, a)?,
+                                tax: None,
+                            });
                         }
                     }
                 }
@@ -149,7 +286,15 @@ fn transaction(tx: El<'_>, rt: El<'_>, ctx: &ParseContext) -> Result<Receipt, Pa
                         let name = text(item, &["Description"])
                             .or_else(|| text(item, &["ReasonCode"]))
                             .unwrap_or_else(|| "discount".into());
-                        d.lines.push(discount(name, amount, a)?);
+                        lines.push(Read {
+                            line: discount(name, amount, a)?,
+                            tax: None,
+                        });
+                    }
+                }
+                "Tax" => {
+                    if let Some(a) = item.child("Amount") {
+                        tax_lines = Some(tax_lines.unwrap_or_default() + dec(a)?);
                     }
                 }
                 "LoyaltyReward" => {
@@ -165,7 +310,10 @@ fn transaction(tx: El<'_>, rt: El<'_>, ctx: &ParseContext) -> Result<Receipt, Pa
                             Some(p) => format!("loyalty reward {p}"),
                             None => "loyalty reward".into(),
                         };
-                        d.lines.push(discount(name, amount, a)?);
+                        lines.push(Read {
+                            line: discount(name, amount, a)?,
+                            tax: None,
+                        });
                     }
                 }
                 _ => {}
@@ -183,7 +331,7 @@ fn transaction(tx: El<'_>, rt: El<'_>, ctx: &ParseContext) -> Result<Receipt, Pa
             pos_receipt_no: Some(no),
         });
     }
-    let total = rt
+    let total_el = rt
         .children_named("Total")
         .find(|t| t.attr("TotalType") == Some("TransactionGrandAmount"))
         .ok_or_else(|| {
@@ -191,15 +339,122 @@ fn transaction(tx: El<'_>, rt: El<'_>, ctx: &ParseContext) -> Result<Receipt, Pa
                 .line(rt.line())
                 .field("Total")
         })?;
-    d.total = Some(dec(total)?);
-    (d.total_field, d.total_line) = ("Total".into(), Some(total.line()));
+    let total = dec(total_el)?;
+    let tax_total = match tax_lines {
+        Some(t) => Some(t),
+        None => match rt
+            .children_named("Total")
+            .find(|t| t.attr("TotalType") == Some("TransactionTaxAmount"))
+        {
+            Some(t) => Some(dec(t)?),
+            None => lines.iter().filter_map(|l| l.tax).reduce(|a, b| a + b),
+        },
+    };
+    add_tax_if_exclusive(&mut lines, total, tax_total, ctx, total_el.line())?;
+    d.lines = lines.into_iter().map(|r| r.line).collect();
+    d.total = Some(total);
+    (d.total_field, d.total_line) = ("Total".into(), Some(total_el.line()));
     finish(d, ctx)
 }
 
-fn item_line(item: El<'_>, kind: LineKind) -> Result<ReceiptLine, ParseError> {
+/// Tax-exclusive prices: when the grand total is the lines plus the tax (and not the lines alone),
+/// add the tax to the lines so that they are what the customer paid (see the module docs).
+fn add_tax_if_exclusive(
+    lines: &mut [Read],
+    total: Decimal,
+    tax: Option<Decimal>,
+    ctx: &ParseContext,
+    total_line: usize,
+) -> Result<(), ParseError> {
+    let Some(tax) = tax.filter(|t| !t.is_zero()) else {
+        return Ok(());
+    };
+    let overflow = || ParseError::new("amounts out of range").line(total_line).field("Total");
+    let mut sum = Decimal::ZERO;
+    for r in lines.iter() {
+        sum = sum.checked_add(r.line.line_total).ok_or_else(overflow)?;
+    }
+    let tol = cash_tolerance(ctx.currency);
+    let with_tax = sum.checked_add(tax).ok_or_else(overflow)?;
+    let inclusive_gap = (total - sum).abs();
+    let exclusive_gap = (total - with_tax).abs();
+    if inclusive_gap <= tol && inclusive_gap <= exclusive_gap {
+        return Ok(()); // prices include tax: compare lines with the total as they are
+    }
+    if exclusive_gap > tol {
+        return Ok(()); // neither: `finish` reports the totals error
+    }
+    let own: Option<Decimal> = lines.iter().filter_map(|r| r.tax).reduce(|a, b| a + b);
+    let shares: Vec<Decimal> = if own == Some(tax) {
+        lines.iter().map(|r| r.tax.unwrap_or_default()).collect()
+    } else {
+        if sum.is_zero() {
+            return Err(
+                ParseError::new(format!("tax {tax} cannot be shared out over lines that add up to 0"))
+                    .line(total_line)
+                    .field("Tax"),
+            );
+        }
+        let idx: Vec<usize> = (0..lines.len())
+            .filter(|i| lines[*i].line.kind != LineKind::Rounding)
+            .collect();
+        let mut shares = vec![Decimal::ZERO; lines.len()];
+        let mut given = Decimal::ZERO;
+        for (n, i) in idx.iter().enumerate() {
+            let share = if n + 1 == idx.len() {
+                tax - given
+            } else {
+                (tax * lines[*i].line.line_total / sum).round_dp(2)
+            };
+            shares[*i] = share;
+            given += share;
+        }
+        shares
+    };
+    for (r, share) in lines.iter_mut().zip(shares) {
+        if share.is_zero() {
+            continue;
+        }
+        let l = &mut r.line;
+        l.line_total = l.line_total.checked_add(share).ok_or_else(overflow)?;
+        l.unit_price = if l.quantity.is_zero() {
+            l.line_total
+        } else {
+            (l.line_total / l.quantity).abs().round_dp(6)
+                * if l.kind == LineKind::Discount {
+                    -Decimal::ONE
+                } else {
+                    Decimal::ONE
+                }
+        };
+    }
+    Ok(())
+}
+
+fn item_name(item: El) -> Option<String> {
+    text(item, &["Description"])
+        .or_else(|| text(item, &["ItemDescription"]))
+        .or_else(|| {
+            ["Description", "Name", "ItemName"]
+                .iter()
+                .find_map(|a| item.attr(a))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .or_else(|| {
+            let id = item.child("ItemID")?;
+            ["Description", "Name"]
+                .iter()
+                .find_map(|a| id.attr(a))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+}
+
+fn item_line(item: El, kind: LineKind) -> Result<ReceiptLine, ParseError> {
     let sku = text(item, &["ItemID"]).or_else(|| text(item, &["POSIdentity", "POSItemID"]));
-    let name = text(item, &["Description"]).or_else(|| sku.clone()).ok_or_else(|| {
-        ParseError::new("line item has neither Description nor ItemID")
+    let name = item_name(item).or_else(|| sku.clone()).ok_or_else(|| {
+        ParseError::new("line item has neither Description, ItemDescription nor ItemID")
             .line(item.line())
             .field(format!("{}/Description", item.name()))
     })?;
@@ -214,7 +469,7 @@ fn item_line(item: El<'_>, kind: LineKind) -> Result<ReceiptLine, ParseError> {
     make_line(Some(kind), name, sku, category, qty, unit, total, vat).map_err(|e| e.line(item.line()))
 }
 
-fn discount(name: String, amount: Decimal, at: El<'_>) -> Result<ReceiptLine, ParseError> {
+fn discount(name: String, amount: Decimal, at: El) -> Result<ReceiptLine, ParseError> {
     make_line(
         Some(LineKind::Discount),
         name,

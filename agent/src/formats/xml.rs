@@ -124,6 +124,47 @@ impl<'a> El<'a> {
             .map(|n| self.wrap(n))
     }
 
+    /// The element's source text, start tag to end tag.
+    pub fn source(&self) -> &'a str {
+        &self.node.document().input_text()[self.node.range()]
+    }
+
+    /// A start tag with this element's name and every namespace declaration in scope here, so that
+    /// a descendant's [`source`](Self::source) placed inside it parses on its own.
+    pub fn open_tag_with_namespaces(&self) -> String {
+        let src = self.source();
+        let qname: String = src[1..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
+            .collect();
+        let mut tag = format!("<{qname}");
+        for ns in self.node.namespaces() {
+            if ns.uri() == "http://www.w3.org/XML/1998/namespace" {
+                continue;
+            }
+            let uri = ns
+                .uri()
+                .replace('&', "&amp;")
+                .replace('"', "&quot;")
+                .replace('<', "&lt;");
+            match ns.name() {
+                Some(p) => tag.push_str(&format!(" xmlns:{p}=\"{uri}\"")),
+                None => tag.push_str(&format!(" xmlns=\"{uri}\"")),
+            }
+        }
+        tag.push('>');
+        tag
+    }
+
+    /// The close tag matching [`open_tag_with_namespaces`](Self::open_tag_with_namespaces).
+    pub fn close_tag(&self) -> String {
+        let qname: String = self.source()[1..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
+            .collect();
+        format!("</{qname}>")
+    }
+
     pub fn flag(&self, name: &str) -> bool {
         self.attr(name)
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
@@ -198,7 +239,7 @@ fn unclosed(src: &str) -> ParseError {
 }
 
 /// Root element's local name, looking inside a SOAP envelope. For [`super::sniff`].
-pub(crate) fn sniff_root(s: &str) -> Option<&'static str> {
+pub(crate) fn sniff_root(s: &str) -> Option<(&'static str, String)> {
     let mut r = Reader::from_str(s);
     let mut depth = 0usize;
     loop {
@@ -206,9 +247,9 @@ pub(crate) fn sniff_root(s: &str) -> Option<&'static str> {
             Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
                 let n = local(e.name().as_ref());
                 match n.as_str() {
-                    "POSLog" | "Transaction" => return Some("poslog"),
-                    "RacunZahtjev" => return Some("hr_fiscal"),
-                    "RegisterReceiptRequest" => return Some("ekasa"),
+                    "POSLog" | "Transaction" => return Some(("poslog", n)),
+                    "RacunZahtjev" => return Some(("hr_fiscal", n)),
+                    "RegisterReceiptRequest" => return Some(("ekasa", n)),
                     "Envelope" | "Body" | "Header" if depth < 8 => depth += 1,
                     _ if depth == 0 => return None,
                     _ => {}

@@ -12,57 +12,33 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::detect::Action;
 use super::keys::Key;
-use super::run::WedgeReport;
+use super::keys::KeyEvent;
+use super::oskbd::DeviceInfo;
 use super::serial::SerialEvent;
+pub use crate::events::ReaderDiag;
 use crate::events::{AgentEvent, Bus, Classified};
 
-/// One reader-test line, as data. Carries no card number: keys are classes, a scan's
-/// classification masks the card (`CardId`) and a payment card is its last 4 digits.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "diag", rename_all = "snake_case")]
-pub enum ReaderDiag {
-    Listening {
-        source: String,
-    },
+/// What the wedge loop saw (for `reader-test`).
+#[derive(Debug)]
+pub enum WedgeReport<'a> {
     Device {
-        source: String,
-        id: u32,
-        name: String,
+        info: &'a DeviceInfo,
         added: bool,
         dedicated: bool,
     },
-    /// A key going down: `digit`, `letter`, `KEY_MINUS '-'`, `KEY_ENTER`…
     Key {
-        source: String,
-        key: String,
+        ev: &'a KeyEvent,
         gap_ms: Option<u64>,
+        device: Option<&'a DeviceInfo>,
     },
-    /// A scan: `how` = by timing / dedicated device / prefix key / serial line.
-    Scan {
-        source: String,
-        chars: usize,
-        span_ms: u64,
-        fast_run: usize,
-        how: String,
-        classified: Option<Classified>,
+    Action {
+        action: &'a Action,
+        device: Option<&'a DeviceInfo>,
     },
-    NotScan {
-        source: String,
-        reason: String,
-        read_error: bool,
-    },
-    Serial {
-        port: String,
-        event: String,
-    },
-    Error {
-        source: String,
-        error: String,
-    },
+    /// Something support staff should know (the source lost keys and did something about it).
+    Notice(&'a str),
 }
 
 /// A key as the reader test shows it: digits and letters only by class (a payment card's

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::config::ReaderConfig;
 use super::detect::{Action, Detector};
+pub use super::diag::WedgeReport;
 use super::diag::{self, DiagSink, ReaderDiag};
-use super::keys::KeyEvent;
 use super::oskbd::{DeviceInfo, KeySource, SourceEvent};
 use super::payload;
 use super::serial::{self, SerialEvent};
@@ -75,27 +75,6 @@ impl RawScan {
             diag: None,
         }
     }
-}
-
-/// What the wedge loop saw (for `reader-test`).
-#[derive(Debug)]
-pub enum WedgeReport<'a> {
-    Device {
-        info: &'a DeviceInfo,
-        added: bool,
-        dedicated: bool,
-    },
-    Key {
-        ev: &'a KeyEvent,
-        gap_ms: Option<u64>,
-        device: Option<&'a DeviceInfo>,
-    },
-    Action {
-        action: &'a Action,
-        device: Option<&'a DeviceInfo>,
-    },
-    /// Something support staff should know (the source lost keys and did something about it).
-    Notice(&'a str),
 }
 
 /// Drive a key source through the detector until `stop`. Intercept decisions are executed by the

@@ -268,9 +268,7 @@ pub fn open(cfg: &SerialConfig, port: &str) -> Result<Box<dyn SerialPort>, Seria
         .map_err(|e| match e.kind() {
             ErrorKind::NoDevice => SerialError::InUse { port: port.to_string() },
             ErrorKind::Io(std::io::ErrorKind::NotFound) => SerialError::NoSuchPort { port: port.to_string() },
-            _ if !cfg!(windows) && !std::path::Path::new(port).exists() => {
-                SerialError::NoSuchPort { port: port.to_string() }
-            }
+            _ if crate::os::serial_port_missing(port) => SerialError::NoSuchPort { port: port.to_string() },
             _ => SerialError::Other {
                 port: port.to_string(),
                 message: e.to_string(),

@@ -382,7 +382,7 @@ mod tests {
         assert!(matches!(f.state, FormState::Queued(_)));
 
         let mut m = EnrolForm::new(ActionId::MigrationCode, card());
-        assert_eq!(m.title(Lang::En), "Migration code – 1900-****-****-1016");
+        assert_eq!(m.title(Lang::En), "Code from the old card – 1900-****-****-1016");
         assert!(m.submit(today).is_none());
         assert_eq!(m.errors[0].field, Field::Code);
         m.code = " KLUB-4821 ".into();

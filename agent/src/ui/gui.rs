@@ -8,7 +8,6 @@
 //! UI → background: [`UiRequest`]s through the caller's `requests` callback (a channel send).
 //! Idle = no timers: the only timed wake-up is the popup's own hide deadline while it shows.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use super::config::PopupConfig;
 use super::i18n::{t, Key, Lang};
 use super::instance::{self, Acquired};
 use super::platform::{self, PopupPlatform};
-use super::synclog_view::{self, LogEntry};
+use super::synclog_window::{self, LogWindow};
 use super::tray::Tray;
 use super::viewmodel::{ActionId, PopupView, Severity};
 use super::{AboutInfo, GuiContext, GuiExit, UiRequest};
@@ -263,51 +262,7 @@ fn start_bridge(
     Ok(())
 }
 
-async fn terminate_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-#[derive(Default)]
-struct LogWindow {
-    entries: Vec<LogEntry>,
-    error: Option<String>,
-    min_rank: u8,
-    needle: String,
-    selected: BTreeSet<i64>,
-}
-
-impl LogWindow {
-    fn reload(&mut self, db: Option<&std::path::Path>) {
-        match db {
-            Some(db) => match synclog_view::load(db, 500) {
-                Ok(e) => {
-                    self.entries = e;
-                    self.error = None;
-                }
-                Err(e) => self.error = Some(format!("{}: {e:#}", db.display())),
-            },
-            None => self.error = Some("no outbox.db configured".into()),
-        }
-    }
-}
+use crate::os::terminate_signal;
 
 /// The extra windows. They are *deferred* viewports registered from `App::logic`, which runs
 /// even while the popup (the root viewport) is hidden; their UI callbacks share this state.
@@ -336,6 +291,8 @@ struct App {
     rx: Receiver<UiMsg>,
     tray: Option<Tray>,
     status: SyncStatus,
+    /// Queue-depth samples: the backlog's drain rate and time left for the tooltip.
+    drain: super::human::DrainMeter,
     current: Option<PopupView>,
     last: Option<PopupView>,
     shown_at: Option<Instant>,
@@ -364,6 +321,7 @@ impl App {
             rx,
             tray,
             status: SyncStatus::default(),
+            drain: Default::default(),
             current: None,
             last: None,
             shown_at: None,
@@ -377,8 +335,10 @@ impl App {
     }
 
     fn set_status(&mut self, s: SyncStatus) {
+        self.drain.record(Instant::now(), s.queue_depth);
+        let backlog = self.drain.backlog();
         if let Some(tray) = self.tray.as_mut() {
-            tray.update(self.lang, &s);
+            tray.update(self.lang, &s, &backlog);
         }
         self.status = s;
         let db = self.outbox_db.clone();
@@ -432,7 +392,7 @@ impl App {
                 if let AgentEvent::Reader(d) = &ev {
                     let mut w = self.windows();
                     if let Some(lines) = w.reader_test.as_mut() {
-                        reader_test_line(lines, d);
+                        reader_test_line(self.lang, lines, d);
                         w.reader_test_new = true;
                     }
                     return;
@@ -531,8 +491,15 @@ impl App {
                         .max_col_width(col_max)
                         .show(ui, |ui| {
                             for r in &view.rows {
-                                ui.label(RichText::new(&r.label).size(20.0 * s).color(Color32::DARK_GRAY));
-                                ui.label(RichText::new(&r.value).size(24.0 * s).strong().color(Color32::BLACK));
+                                // The discount (and what can be redeemed) is the largest text after the name.
+                                let (size, colour) = if r.emphasis {
+                                    (28.0 * s, Color32::from_rgb(0x1b, 0x5e, 0x20))
+                                } else {
+                                    (22.0 * s, Color32::BLACK)
+                                };
+                                let label = RichText::new(&r.label).size(if r.emphasis { 22.0 } else { 20.0 } * s);
+                                ui.label(label.color(Color32::DARK_GRAY));
+                                ui.label(RichText::new(&r.value).size(size).strong().color(colour));
                                 ui.end_row();
                             }
                         });
@@ -579,6 +546,11 @@ impl App {
         let wanted = egui::vec2(
             (resp.inner.x + pad).max(width).min(max_w).ceil(),
             (resp.inner.y + pad).ceil(),
+        );
+        synclog_window::check_fit(
+            ui,
+            "popup",
+            egui::Rect::from_min_size(ui.ctx().content_rect().min, resp.inner + egui::vec2(pad, pad)),
         );
         if self.fitted != Some((wanted, monitor)) {
             self.fitted = Some((wanted, monitor));
@@ -649,8 +621,10 @@ impl App {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
                     let Some(form) = w.enrol.as_mut() else { return };
                     let mut close = false;
-                    egui::CentralPanel::default()
-                        .show_inside(ui, |ui| close = super::forms::form_ui(ui, lang, form, &requests));
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        close = super::forms::form_ui(ui, lang, form, &requests);
+                        synclog_window::check_fit(ui, "form", ui.min_rect());
+                    });
                     if closed(ui) || close {
                         w.enrol = None;
                         ui.ctx().request_repaint_of(ViewportId::ROOT);
@@ -664,12 +638,14 @@ impl App {
                 ViewportId::from_hash_of("sync_log"),
                 ViewportBuilder::default()
                     .with_title(t(lang, Key::SyncLogTitle))
-                    .with_inner_size([900.0, 520.0]),
+                    .with_position(SYNC_LOG_POS)
+                    .with_inner_size(SYNC_LOG_SIZE),
                 move |ui, _| {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
                     let Some(log) = w.log.as_mut() else { return };
-                    egui::CentralPanel::default()
-                        .show_inside(ui, |ui| sync_log_ui(ui, lang, log, db.as_deref(), dir.as_deref()));
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        synclog_window::sync_log_ui(ui, lang, log, db.as_deref(), dir.as_deref(), open_path)
+                    });
                     if closed(ui) {
                         w.log = None;
                     }
@@ -682,7 +658,8 @@ impl App {
                 ViewportId::from_hash_of("about"),
                 ViewportBuilder::default()
                     .with_title(t(lang, Key::MenuAbout))
-                    .with_inner_size([440.0, 200.0]),
+                    .with_position(about_pos(ctx.input(|i| i.viewport().monitor_size)))
+                    .with_inner_size(ABOUT_SIZE),
                 move |ui, _| {
                     let mut close = false;
                     egui::CentralPanel::default().show_inside(ui, |ui| {
@@ -700,6 +677,7 @@ impl App {
                             }
                         });
                         close = ui.button(t(lang, Key::Close)).clicked();
+                        synclog_window::check_fit(ui, "about", ui.min_rect());
                     });
                     if closed(ui) || close {
                         win.lock().unwrap_or_else(|e| e.into_inner()).about = false;
@@ -726,7 +704,7 @@ impl App {
                         ui.label(RichText::new(t(lang, Key::MenuReaderTest)).size(20.0));
                         close = ui.button(t(lang, Key::Close)).clicked();
                         // Same lines as `till-agent reader-test` (input::diag::line), newest at the bottom.
-                        egui::ScrollArea::vertical()
+                        let out = egui::ScrollArea::vertical()
                             .stick_to_bottom(true)
                             .auto_shrink([false, false])
                             .show(ui, |ui| {
@@ -734,6 +712,11 @@ impl App {
                                     ui.monospace(l);
                                 }
                             });
+                        let used = ui.min_rect().union(egui::Rect::from_min_size(
+                            out.inner_rect.min,
+                            egui::vec2(out.content_size.x, out.inner_rect.height()),
+                        ));
+                        synclog_window::check_fit(ui, "reader_test", used);
                     });
                     if closed(ui) || close {
                         w.reader_test = None;
@@ -762,6 +745,7 @@ impl App {
                                 answer = Some(false);
                             }
                         });
+                        synclog_window::check_fit(ui, "quit", ui.min_rect());
                     });
                     if closed(ui) {
                         answer = Some(false);
@@ -776,67 +760,6 @@ impl App {
             );
         }
     }
-}
-
-fn sync_log_ui(
-    ui: &mut egui::Ui,
-    lang: Lang,
-    log: &mut LogWindow,
-    db: Option<&std::path::Path>,
-    dir: Option<&std::path::Path>,
-) {
-    ui.horizontal(|ui| {
-        ui.label(t(lang, Key::Severity));
-        let names = [t(lang, Key::All), "info", "warn", "error"];
-        egui::ComboBox::from_id_salt("sev")
-            .selected_text(names[log.min_rank.min(3) as usize])
-            .show_ui(ui, |ui| {
-                for (i, n) in names.iter().enumerate() {
-                    ui.selectable_value(&mut log.min_rank, i as u8, *n);
-                }
-            });
-        ui.label(t(lang, Key::Filter));
-        ui.text_edit_singleline(&mut log.needle);
-        if ui.button("⟳").clicked() {
-            log.reload(db);
-        }
-        if ui.button(t(lang, Key::Copy)).clicked() {
-            let text: Vec<String> = synclog_view::filter(&log.entries, log.min_rank, &log.needle)
-                .iter()
-                .filter(|e| log.selected.is_empty() || log.selected.contains(&e.id))
-                .map(|e| e.line())
-                .collect();
-            ui.ctx().copy_text(text.join("\n"));
-        }
-        if ui.button(t(lang, Key::OpenLogFolder)).clicked() {
-            if let Some(d) = dir {
-                open_path(d);
-            }
-        }
-    });
-    if let Some(e) = &log.error {
-        ui.colored_label(Color32::RED, e);
-    }
-    egui::ScrollArea::vertical().show(ui, |ui| {
-        for e in synclog_view::filter(&log.entries, log.min_rank, &log.needle) {
-            let colour = match synclog_view::rank(&e.severity) {
-                3 => Color32::from_rgb(0xc6, 0x28, 0x28),
-                2 => Color32::from_rgb(0xb0, 0x6a, 0x00),
-                _ => ui.visuals().text_color(),
-            };
-            let sel = log.selected.contains(&e.id);
-            if ui
-                .selectable_label(sel, RichText::new(e.line()).monospace().color(colour))
-                .clicked()
-            {
-                if sel {
-                    log.selected.remove(&e.id);
-                } else {
-                    log.selected.insert(e.id);
-                }
-            }
-        }
-    });
 }
 
 impl eframe::App for App {
@@ -887,22 +810,38 @@ impl eframe::App for App {
     }
 }
 
+/// Where the sync log and About open: side by side when the screen is wide enough, else About
+/// below the log — never on top of each other (a till often has no window manager to move them).
+const SYNC_LOG_POS: [f32; 2] = [16.0, 16.0];
+const SYNC_LOG_SIZE: [f32; 2] = [900.0, 520.0];
+const ABOUT_SIZE: [f32; 2] = [440.0, 200.0];
+
+fn about_pos(monitor: Option<egui::Vec2>) -> egui::Pos2 {
+    let m = monitor.unwrap_or(egui::vec2(1024.0, 768.0));
+    let right = SYNC_LOG_POS[0] + SYNC_LOG_SIZE[0] + 40.0;
+    if right + ABOUT_SIZE[0] <= m.x {
+        egui::pos2(right, SYNC_LOG_POS[1])
+    } else {
+        egui::pos2(
+            SYNC_LOG_POS[0],
+            (SYNC_LOG_POS[1] + SYNC_LOG_SIZE[1] + 48.0).min((m.y - ABOUT_SIZE[1] - 40.0).max(0.0)),
+        )
+    }
+}
+
 /// One reader-test line: into the window (the last 2000 kept) and the log (`till_agent::reader_test`).
-fn reader_test_line(lines: &mut Vec<String>, d: &crate::input::diag::ReaderDiag) {
-    let line = crate::input::diag::line(d);
-    tracing::info!(target: "till_agent::reader_test", "{line}");
+fn reader_test_line(lang: Lang, lines: &mut Vec<String>, d: &crate::input::diag::ReaderDiag) {
+    // The log keeps the English line (as the CLI prints it); the window shows the screen's language.
+    tracing::info!(target: "till_agent::reader_test", "{}", crate::input::diag::line(d));
     if lines.len() >= 2000 {
         lines.drain(..500);
     }
-    lines.push(line);
+    lines.push(super::reasons::reader_line(lang, d));
 }
 
 /// Open a file or folder with the desktop's handler.
 fn open_path(p: &std::path::Path) {
-    #[cfg(windows)]
-    let r = std::process::Command::new("explorer").arg(p).spawn();
-    #[cfg(not(windows))]
-    let r = std::process::Command::new("xdg-open").arg(p).spawn();
+    let r = crate::os::open_with_desktop(p);
     if let Err(e) = r {
         tracing::warn!("cannot open {}: {e}", p.display());
     }

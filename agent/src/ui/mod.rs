@@ -1,6 +1,7 @@
 //! Tray icon, cashier popup, sync-log window, and the headless popup output. (issue 6)
 //!
-//! - `viewmodel` / `i18n` / `config`: what the popup says, in cs/sk/hr/en (no GUI deps).
+//! - `viewmodel` / `i18n` / `plural` / `reasons` / `config`: what the popup says, in cs/sk/hr/en
+//!   (no GUI deps); `human`: local times, durations and backlog progress for people.
 //! - `headless`: each popup as one JSON line on stdout (+ tracing), for `run --headless` and tests.
 //! - `gui` (feature `gui`): eframe/winit loop on the main thread — popup, sync log, About,
 //!   Reader test, Quit confirmation; `tray` (tray-icon); `platform` (X11 / Win32 focus rules);
@@ -16,7 +17,10 @@ use crate::events::{AgentEvent, Bus, SyncStatus};
 pub mod config;
 pub mod demo;
 pub mod headless;
+pub mod human;
 pub mod i18n;
+pub mod plural;
+pub mod reasons;
 pub mod synclog_view;
 pub mod viewmodel;
 
@@ -28,6 +32,8 @@ mod gui;
 pub mod instance;
 #[cfg(feature = "gui")]
 pub mod platform;
+#[cfg(feature = "gui")]
+mod synclog_window;
 #[cfg(feature = "gui")]
 pub mod tray;
 

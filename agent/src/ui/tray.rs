@@ -1,13 +1,14 @@
 //! The tray icon (tray-icon): a state dot drawn in code, a tooltip with queue depth and last
-//! sync, and the menu. On Linux tray-icon needs a GTK main loop: it runs on its own thread and
-//! updates reach it through `glib::MainContext::invoke`. On Windows the icon lives on the main
-//! thread, whose winit loop pumps its messages. Menu clicks go to `on_menu` (the GUI's channel +
+//! sync, and the menu. Where the icon lives (Linux: a GTK thread; Windows: the main thread) is
+//! `ui::platform::TrayHost`. Menu clicks go to `on_menu` (the GUI's channel +
 //! a repaint request, i.e. the winit event-loop proxy).
 
 use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
-use super::i18n::{self, t, Key, Lang};
+use super::human::{self, Backlog};
+use super::i18n::{t, Key, Lang};
+use super::platform::TrayHost;
 use crate::events::SyncStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,27 +94,44 @@ fn icon(state: TrayState) -> Icon {
     Icon::from_rgba(icon_rgba(state), ICON_SIZE, ICON_SIZE).expect("icon size matches buffer")
 }
 
-pub fn tooltip(lang: Lang, s: &SyncStatus) -> String {
+/// Windows keeps at most 127 UTF-16 units of a tray tooltip (`szTip[128]` with its NUL).
+pub const TOOLTIP_MAX_UTF16: usize = 127;
+
+/// `till-agent – <state>`, the backlog (queue, drain rate, time left), the problem in the
+/// screen's language (the English detail is in the sync log), the last sync in local time —
+/// shortened to fit [`TOOLTIP_MAX_UTF16`]: the last sync's date goes first, then the line.
+pub fn tooltip(lang: Lang, s: &SyncStatus, backlog: &Backlog) -> String {
     let state = TrayState::from_status(s);
-    let last = s
-        .last_success
-        .as_ref()
-        .map(|t| i18n::datetime(lang, t))
-        .unwrap_or_else(|| t(lang, Key::Never).into());
-    let mut tip = format!(
-        "till-agent – {}\n{}: {}\n{}: {}",
-        state.label(lang),
-        t(lang, Key::QueueDepth),
-        s.queue_depth,
-        t(lang, Key::LastSync),
-        last
-    );
-    if let Some(e) = &s.last_error {
-        tip.push('\n');
-        tip.push_str(e);
+    let mut lines = vec![format!("till-agent – {}", state.label(lang)), backlog.text(lang)];
+    if !s.reader_problems.is_empty() {
+        lines.push(super::reasons::reader_problem(lang));
     }
-    for p in &s.reader_problems {
-        tip.push_str(&format!("\n{}: {p}", t(lang, Key::CardReader)));
+    if let Some(e) = &s.last_error {
+        lines.push(super::reasons::sync_error(lang, e));
+    }
+    let last = |short: bool| {
+        let when = match &s.last_success {
+            Some(t) if short => t.with_timezone(&chrono::Local).format("%H:%M").to_string(),
+            Some(t) => human::local(lang, t),
+            None => t(lang, Key::Never).into(),
+        };
+        format!("{}: {when}", t(lang, Key::LastSync))
+    };
+    let fits = |v: &[String]| v.join("\n").encode_utf16().count() <= TOOLTIP_MAX_UTF16;
+    for candidate in [Some(last(false)), Some(last(true)), None] {
+        let mut v = lines.clone();
+        v.extend(candidate);
+        if fits(&v) {
+            return v.join("\n");
+        }
+    }
+    let mut tip = String::new();
+    for c in lines.join("\n").chars() {
+        if (tip.clone() + &c.to_string() + "…").encode_utf16().count() > TOOLTIP_MAX_UTF16 {
+            tip.push('…');
+            break;
+        }
+        tip.push(c);
     }
     tip
 }
@@ -149,90 +167,42 @@ fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
     Ok(TrayIconBuilder::new()
         .with_id("till-agent")
         .with_menu(Box::new(menu))
-        .with_tooltip(tooltip(lang, &s))
+        .with_tooltip(tooltip(
+            lang,
+            &s,
+            &Backlog::from_rate(s.queue_depth, 0, std::time::Duration::ZERO),
+        ))
         .with_icon(icon(TrayState::from_status(&s)))
         .build()?)
 }
 
 /// Handle to the running tray icon.
 pub struct Tray {
-    #[cfg(not(target_os = "linux"))]
-    icon: TrayIcon,
+    host: TrayHost,
     last: Option<(TrayState, String)>,
-}
-
-#[cfg(target_os = "linux")]
-thread_local! {
-    static GTK_TRAY: std::cell::RefCell<Option<TrayIcon>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Tray {
     /// Create the icon and menu; menu clicks call `on_menu(id)` (one of [`MENU_IDS`]).
     pub fn start(lang: Lang, on_menu: impl Fn(String) + Send + Sync + 'static) -> anyhow::Result<Tray> {
         MenuEvent::set_event_handler(Some(move |e: MenuEvent| on_menu(e.id.0.clone())));
-        #[cfg(target_os = "linux")]
-        {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new().name("tray-gtk".into()).spawn(move || {
-                if let Err(e) = gtk::init() {
-                    let _ = tx.send(Err(anyhow::anyhow!("GTK init failed: {e}")));
-                    return;
-                }
-                match build(lang) {
-                    Ok(icon) => {
-                        GTK_TRAY.with(|t| *t.borrow_mut() = Some(icon));
-                        let _ = tx.send(Ok(()));
-                        gtk::main();
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                    }
-                }
-            })?;
-            rx.recv()
-                .map_err(|_| anyhow::anyhow!("tray thread ended before starting"))??;
-            Ok(Tray { last: None })
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            Ok(Tray {
-                icon: build(lang)?,
-                last: None,
-            })
-        }
+        Ok(Tray {
+            host: TrayHost::start(move || build(lang))?,
+            last: None,
+        })
     }
 
     /// Show a new sync status (no-op when nothing visible changed).
-    pub fn update(&mut self, lang: Lang, s: &SyncStatus) {
+    pub fn update(&mut self, lang: Lang, s: &SyncStatus, backlog: &Backlog) {
         let state = TrayState::from_status(s);
-        let tip = tooltip(lang, s);
+        let tip = tooltip(lang, s, backlog);
         if self.last.as_ref() == Some(&(state, tip.clone())) {
             return;
         }
         self.last = Some((state, tip.clone()));
-        #[cfg(target_os = "linux")]
-        gtk::glib::MainContext::default().invoke(move || {
-            GTK_TRAY.with(|t| {
-                if let Some(icon) = t.borrow().as_ref() {
-                    let _ = icon.set_icon(Some(self::icon(state)));
-                    let _ = icon.set_tooltip(Some(tip));
-                }
-            })
-        });
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = self.icon.set_icon(Some(icon(state)));
-            let _ = self.icon.set_tooltip(Some(tip));
-        }
-    }
-}
-
-impl Drop for Tray {
-    fn drop(&mut self) {
-        #[cfg(target_os = "linux")]
-        gtk::glib::MainContext::default().invoke(|| {
-            GTK_TRAY.with(|t| t.borrow_mut().take());
-            gtk::main_quit();
+        self.host.with_icon(move |i| {
+            let _ = i.set_icon(Some(icon(state)));
+            let _ = i.set_tooltip(Some(tip));
         });
     }
 }
@@ -312,11 +282,45 @@ mod tests {
             last_success: Some(chrono::DateTime::parse_from_rfc3339("2026-11-23T10:05:00+01:00").unwrap()),
             ..Default::default()
         };
+        let b = Backlog::from_rate(12, 0, std::time::Duration::ZERO);
+        let local = human::local(Lang::Cs, s.last_success.as_ref().unwrap());
         assert_eq!(
-            tooltip(Lang::Cs, &s),
-            "till-agent – Čeká na odeslání\nVe frontě: 12\nPoslední synchronizace: 23.\u{a0}11.\u{a0}2026 10:05"
+            tooltip(Lang::Cs, &s, &b),
+            format!("till-agent – Čeká na odeslání\nVe frontě: 12\u{a0}položek\nPoslední synchronizace: {local}")
         );
-        assert!(tooltip(Lang::En, &SyncStatus::default()).contains("Last sync: never"));
+        let none = Backlog::from_rate(0, 0, std::time::Duration::ZERO);
+        assert!(tooltip(Lang::En, &SyncStatus::default(), &none).contains("Last sync: never"));
+    }
+
+    /// The worst case — a backlog draining after an outage, an error and a broken reader, in
+    /// every language — still fits Windows' tooltip, keeping state, backlog and problems.
+    #[test]
+    fn tooltip_fits_windows_128_chars_in_every_language() {
+        let s = SyncStatus {
+            queue_depth: 123_456,
+            dead_letters: 3,
+            server_reachable: false,
+            last_success: Some(chrono::DateTime::parse_from_rfc3339("2026-11-23T10:05:00+01:00").unwrap()),
+            last_error: Some(
+                "server unreachable: error sending request for url (http://10.0.0.1/v1/receipts/batch)".into(),
+            ),
+            reader_problems: vec!["serial reader on COM3 disconnected: device removed".into()],
+        };
+        let b = Backlog::from_rate(123_456, 4_321, std::time::Duration::from_secs(300));
+        for lang in Lang::ALL {
+            let tip = tooltip(lang, &s, &b);
+            assert!(
+                tip.encode_utf16().count() <= TOOLTIP_MAX_UTF16,
+                "{lang:?} {} units: {tip}",
+                tip.encode_utf16().count()
+            );
+            assert!(tip.contains(&b.text(lang)), "{lang:?}: {tip}");
+            assert!(
+                tip.contains(&crate::ui::reasons::sync_error(lang, s.last_error.as_ref().unwrap())),
+                "{tip}"
+            );
+            assert!(!tip.contains("http"), "English detail leaked: {tip}");
+        }
     }
 
     #[test]
@@ -327,11 +331,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(TrayState::from_status(&s), TrayState::Error);
-        assert!(
-            tooltip(Lang::Cs, &s).ends_with("\nČtečka karet: serial reader on COM3 disconnected: device removed"),
-            "{}",
-            tooltip(Lang::Cs, &s)
-        );
+        let b = Backlog::from_rate(0, 0, std::time::Duration::ZERO);
+        let tip = tooltip(Lang::Cs, &s, &b);
+        assert!(tip.contains("\nČtečka karet nefunguje\n"), "{tip}");
         assert_eq!(
             TrayState::from_status(&SyncStatus {
                 reader_problems: vec![],

@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::i18n::{self, t, Key, Lang};
+use super::plural::{self, Noun};
 use crate::events::{Classified, QuoteEvent, ScanEvent};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -38,6 +39,10 @@ pub enum Severity {
 pub struct Row {
     pub label: String,
     pub value: String,
+    /// Shown large and coloured, right after the name: what the cashier must act on (the
+    /// discount, anything redeemable now).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub emphasis: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -83,7 +88,7 @@ pub struct PopupView {
     /// Label/value rows: tier, discount, points, to next reward, to next tier, campaign.
     pub rows: Vec<Row>,
     pub warnings: Vec<String>,
-    /// `Offline – údaje ke dni …` when the quote was computed on the till.
+    /// `Offline – stav k …` when the quote was computed on the till.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline: Option<String>,
     pub actions: Vec<Action>,
@@ -118,19 +123,24 @@ fn customer_rows(lang: Lang, q: &CustomerQuote) -> Vec<Row> {
     let row = |k: Key, v: String| Row {
         label: t(lang, k).to_string(),
         value: v,
+        emphasis: false,
     };
     let mut rows = vec![
         row(Key::Tier, q.tier.clone()),
-        row(Key::Discount, i18n::percent(lang, q.discount_percent)),
+        Row {
+            emphasis: !q.discount_percent.is_zero(),
+            ..row(Key::Discount, i18n::percent(lang, q.discount_percent))
+        },
         row(Key::Points, i18n::points(lang, q.points_balance)),
     ];
     if let Some(p) = q.points_to_next_reward {
-        rows.push(row(Key::PointsToReward, i18n::points(lang, p)));
+        rows.push(row(Key::PointsToReward, plural::count(lang, p, Noun::Point)));
     }
     match (&q.next_tier, q.turnover_to_next_tier) {
         (Some(next), Some(amount)) => rows.push(Row {
             label: i18n::next_tier(lang, next),
             value: i18n::money(lang, amount, q.currency),
+            emphasis: false,
         }),
         // At the top tier: say so beside the tier name.
         (None, _) => rows[0].value = format!("{} ({})", q.tier, t(lang, Key::TopTier).to_lowercase()),
@@ -289,7 +299,7 @@ impl PopupView {
                     scan,
                 );
                 v.warnings.push(t(lang, Key::ReadErrorText).into());
-                v.warnings.push(detail.clone());
+                v.warnings.push(super::reasons::read_error(lang, detail));
                 v
             }
             Classified::Other { reason } => {
@@ -300,7 +310,7 @@ impl PopupView {
                     t(lang, Key::OtherTitle).into(),
                     scan,
                 );
-                v.warnings.push(reason.clone());
+                v.warnings.push(super::reasons::not_loyalty(lang, reason));
                 v
             }
         })
@@ -381,10 +391,10 @@ mod tests {
             )
         };
         let expect = [
-            (Lang::Cs, Currency::CZK, "Jiří Čermák\n1900-****-****-9012\nÚroveň: Silver\nSleva: 5~%\nBody: 1~250\nDo odměny chybí bodů: 250\nDo úrovně Gold zbývá nakoupit: 1~234,50~Kč\nAkce: Podzimní dny"),
-            (Lang::Sk, Currency::EUR, "Jiří Čermák\n1900-****-****-9012\nÚroveň: Silver\nZľava: 5~%\nBody: 1~250\nDo odmeny chýba bodov: 250\nDo úrovne Gold zostáva nakúpiť: 1~234,50~€\nAkcia: Podzimní dny"),
-            (Lang::Hr, Currency::EUR, "Jiří Čermák\n1900-****-****-9012\nRazina: Silver\nPopust: 5~%\nBodovi: 1.250\nDo nagrade nedostaje bodova: 250\nDo razine Gold nedostaje kupnje: 1.234,50~€\nAkcija: Podzimní dny"),
-            (Lang::En, Currency::CZK, "Jiří Čermák\n1900-****-****-9012\nTier: Silver\nDiscount: 5%\nPoints: 1,250\nPoints to next reward: 250\nSpend to reach Gold: CZK~1,234.50\nCampaign: Podzimní dny"),
+            (Lang::Cs, Currency::CZK, "Jiří Čermák\n1900-****-****-9012\nÚroveň: Silver\nSleva: 5~%\nBody: 1~250\nDo odměny chybí: 250~bodů\nDo úrovně Gold zbývá nakoupit: 1~234,50~Kč\nAkce: Podzimní dny"),
+            (Lang::Sk, Currency::EUR, "Jiří Čermák\n1900-****-****-9012\nÚroveň: Silver\nZľava: 5~%\nBody: 1~250\nDo odmeny chýba: 250~bodov\nDo úrovne Gold zostáva nakúpiť: 1~234,50~€\nAkcia: Podzimní dny"),
+            (Lang::Hr, Currency::EUR, "Jiří Čermák\n1900-****-****-9012\nRazina: Silver\nPopust: 5~%\nBodovi: 1.250\nDo nagrade nedostaje: 250~bodova\nDo razine Gold treba još potrošiti: 1.234,50~€\nAkcija: Podzimní dny"),
+            (Lang::En, Currency::CZK, "Jiří Čermák\n1900-****-****-9012\nTier: Silver\nDiscount: 5%\nPoints: 1,250\nTo the next reward: 250~points\nSpend to reach Gold: CZK~1,234.50\nCampaign: Podzimní dny"),
         ];
         for (lang, cur, text) in expect {
             let v = PopupView::from_quote(&ev(cur), lang);
@@ -408,17 +418,17 @@ mod tests {
             (
                 Lang::Cs,
                 "Úroveň: Gold (nejvyšší úroveň)",
-                "Offline – údaje ke dni 22.~11.~2026 18:30",
+                "Offline – stav k 22.~11.~2026 18:30",
             ),
             (
                 Lang::Sk,
                 "Úroveň: Gold (najvyššia úroveň)",
-                "Offline – údaje k 22.~11.~2026 18:30",
+                "Offline – stav k 22.~11.~2026 18:30",
             ),
             (
                 Lang::Hr,
                 "Razina: Gold (najviša razina)",
-                "Izvan mreže – podaci od 22.~11.~2026. 18:30",
+                "Izvan mreže – stanje od 22.~11.~2026. 18:30",
             ),
             (Lang::En, "Tier: Gold (top tier)", "Offline, as of 2026-11-22 18:30"),
         ];
@@ -451,7 +461,7 @@ mod tests {
             ),
             (
                 Lang::Hr,
-                "Kartica je blokirana\n1900-****-****-9012\nRazlog: ztráta\nNe skuplja bodove i nema popust.",
+                "Kartica je blokirana\n1900-****-****-9012\nRazlog: ztráta\nNe skuplja bodove i nema popusta.",
             ),
             (
                 Lang::En,
@@ -509,10 +519,10 @@ mod tests {
     fn unknown_card_offers_register_and_migration_in_every_language() {
         let ev = qe(QuoteResult::UnknownCard { card: card() }, QuoteSource::Online);
         let expect = [
-            (Lang::Cs, "Neznámá karta\n1900-****-****-9012\nKarta není v programu registrována.\n[Registrovat]\n[Zadat migrační kód]"),
-            (Lang::Sk, "Neznáma karta\n1900-****-****-9012\nKarta nie je v programe zaregistrovaná.\n[Zaregistrovať]\n[Zadať migračný kód]"),
-            (Lang::Hr, "Nepoznata kartica\n1900-****-****-9012\nKartica nije registrirana u programu.\n[Registriraj]\n[Unesi kôd za prijenos]"),
-            (Lang::En, "Unknown card\n1900-****-****-9012\nThis card is not registered in the program.\n[Register]\n[Enter migration code]"),
+            (Lang::Cs, "Neznámá karta\n1900-****-****-9012\nKarta není v programu registrována.\n[Registrovat]\n[Kód ze staré karty]"),
+            (Lang::Sk, "Neznáma karta\n1900-****-****-9012\nKarta nie je v programe zaregistrovaná.\n[Zaregistrovať]\n[Kód zo starej karty]"),
+            (Lang::Hr, "Nepoznata kartica\n1900-****-****-9012\nKartica nije registrirana u programu.\n[Registriraj]\n[Kôd sa stare kartice]"),
+            (Lang::En, "Unknown card\n1900-****-****-9012\nThis card is not registered in the program.\n[Register]\n[Code from the old card]"),
         ];
         for (lang, text) in expect {
             let v = PopupView::from_quote(&ev, lang);
@@ -558,16 +568,19 @@ mod tests {
         .unwrap();
         assert_eq!(
             lines(&v),
-            "Kartu se nepodařilo přečíst\nNačtěte kartu znovu.\ntrack 2 parity"
+            "Kartu se nepodařilo přečíst\nNačtěte kartu znovu.\nČtení bylo neúplné."
         );
         let v = PopupView::from_scan(
             &scan(Classified::Other {
-                reason: "EAN-13 product barcode".into(),
+                reason: "product barcode (EAN-13 GTIN 5901234123457), not a loyalty card".into(),
             }),
             Lang::Hr,
         )
         .unwrap();
-        assert_eq!(lines(&v), "Nije kartica vjernosti\nEAN-13 product barcode");
+        assert_eq!(
+            lines(&v),
+            "Nije kartica vjernosti\nOčitan je crtični kôd proizvoda, a ne kartica vjernosti."
+        );
         assert!(PopupView::from_scan(&scan(Classified::LoyaltyCard { card: card() }), Lang::En).is_none());
         for lang in Lang::ALL {
             for c in [
@@ -600,7 +613,7 @@ mod tests {
         assert_eq!(j["facts"]["discount_percent"], "5");
         assert_eq!(j["facts"]["turnover_to_next_tier"], "1234.5");
         assert_eq!(j["rows"][1]["value"], "5\u{a0}%");
-        assert_eq!(j["offline"], "Offline – údaje ke dni 22.\u{a0}11.\u{a0}2026 18:30");
+        assert_eq!(j["offline"], "Offline – stav k 22.\u{a0}11.\u{a0}2026 18:30");
         assert_eq!(j["scanned_at"], "2026-11-23T10:05:00+01:00");
     }
 }

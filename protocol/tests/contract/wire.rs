@@ -578,14 +578,21 @@ fn change_feed_round_trip() {
 #[test]
 fn error_body_round_trip() {
     let v = round_trip(&ErrorBody {
+        type_uri: ErrorBody::type_for("bad_field"),
+        title: "Unprocessable Entity".into(),
+        status: 422,
         code: "bad_field".into(),
-        message: "items[0].body.total: invalid decimal".into(),
+        detail: "items[0].body.total: invalid decimal".into(),
         field: Some("items[0].body.total".into()),
     });
     assert_eq!(v["field"], json!("items[0].body.total"));
+    assert_eq!(v["type"], json!("urn:till-agent:problem:bad_field"));
     round_trip(&ErrorBody {
+        type_uri: ErrorBody::type_for("unauthorized"),
+        title: "Unauthorized".into(),
+        status: 401,
         code: "unauthorized".into(),
-        message: "unknown till token".into(),
+        detail: "unknown till token".into(),
         field: None,
     });
 }
@@ -642,14 +649,18 @@ fn unknown_fields_are_rejected_naming_the_field() {
     v["program"]["campaigns"][0]["prio"] = json!(1);
     assert!(error_of::<RulesSnapshot>(&v.to_string()).contains("unknown field `prio`"));
 
+    // Problem details are extensible (RFC 9457): unknown members are ignored.
     let mut v = serde_json::to_value(ErrorBody {
+        type_uri: ErrorBody::type_for("x"),
+        title: "Bad Request".into(),
+        status: 400,
         code: "x".into(),
-        message: "y".into(),
+        detail: "y".into(),
         field: None,
     })
     .unwrap();
-    v["feild"] = json!("z");
-    assert!(error_of::<ErrorBody>(&v.to_string()).contains("unknown field `feild`"));
+    v["instance"] = json!("/v1/sync");
+    assert_eq!(serde_json::from_value::<ErrorBody>(v).unwrap().detail, "y");
 
     // Inside a SyncBatch the receipt body is still strict.
     let batch = SyncBatch {

@@ -1,4 +1,4 @@
-//! Extractors whose rejections are the protocol's `ErrorBody`: JSON bodies (with the failing
+//! Extractors whose rejections are `ApiError`s (answered as problem details): JSON bodies (with the failing
 //! field's path), till and admin bearer auth, query strings (unknown parameters are refused).
 
 use std::collections::HashMap;
@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::AppState;
-use crate::error::ApiError;
+use super::state::AppState;
+use crate::error::{ApiError, ErrorKind};
 use crate::store::TillRow;
 
 /// Largest accepted request body.
@@ -80,7 +80,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             let ct = ct.to_str().unwrap_or_default();
             if !ct.starts_with("application/json") {
                 return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    ErrorKind::UnsupportedMediaType,
                     "unsupported_media_type",
                     format!("Content-Type {ct:?}: send application/json"),
                     Some("Content-Type"),
@@ -90,7 +90,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorKind::PayloadTooLarge,
                     "body_too_large",
                     format!("request body is over the {BODY_LIMIT}-byte limit; send smaller batches"),
                     None,
@@ -196,14 +196,11 @@ mod tests {
     #[test]
     fn syntax_errors_are_400_with_position() {
         let e = parse_json::<SyncBatch>(b"{\"version\": ").unwrap_err();
-        assert_eq!(
-            (e.status, e.body.code.as_str()),
-            (StatusCode::BAD_REQUEST, "malformed_json")
-        );
-        assert!(e.body.message.contains("line 1"), "{}", e.body.message);
+        assert_eq!((e.kind, e.code.as_str()), (ErrorKind::BadRequest, "malformed_json"));
+        assert!(e.message.contains("line 1"), "{}", e.message);
         let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T","items":[]} trailing"#)
             .unwrap_err();
-        assert_eq!(e.body.code, "malformed_json");
+        assert_eq!(e.code, "malformed_json");
     }
 
     #[test]
@@ -211,16 +208,16 @@ mod tests {
         let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T","items":[],"extra":1}"#)
             .unwrap_err();
         assert_eq!(
-            (e.status, e.body.code.as_str(), e.body.field.as_deref()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", Some("extra"))
+            (e.kind, e.code.as_str(), e.field.as_deref()),
+            (ErrorKind::Unprocessable, "unknown_field", Some("extra"))
         );
         let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":7,"items":[]}"#).unwrap_err();
         assert_eq!(
-            (e.body.code.as_str(), e.body.field.as_deref()),
+            (e.code.as_str(), e.field.as_deref()),
             ("invalid_field", Some("till_id"))
         );
         let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T"}"#).unwrap_err();
-        assert!(e.body.message.contains("missing field `items`"), "{}", e.body.message);
+        assert!(e.message.contains("missing field `items`"), "{}", e.message);
     }
 
     #[test]

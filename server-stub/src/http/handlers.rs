@@ -1,4 +1,6 @@
 //! Request handlers: extract, call the service off the async workers, answer. No SQL here.
+//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document (`super::doc`); the
+//! router mounts the same functions, so the two cannot drift apart.
 
 use std::collections::HashMap;
 
@@ -7,27 +9,50 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use protocol::rules::Program;
-use protocol::v1::{RedeemRequest, SyncBatch};
+use protocol::rules::{Program, RulesSnapshot};
+use protocol::v1::{
+    Card, ChangeFeed, CustomerChange, ErrorBody, Health, Quote, RedeemAnswer, RedeemRequest, SyncBatch, SyncResponse,
+};
 use protocol::CustomerId;
-use serde_json::json;
 
 use super::extract::{date_param, query_params, AdminAuth, JsonBody, TillAuth};
-use super::AppState;
-use crate::error::ApiError;
-use crate::service::{self, BlockRequest, IssueCardsRequest, ParentRequest};
+use super::state::AppState;
+use crate::error::{ApiError, ErrorKind};
+use crate::service::{
+    self, BirthdayRun, BlockRequest, IssueCardsRequest, IssueCardsResponse, ParentRequest, ReissueResponse,
+};
+use crate::store::Message;
+
+const PROBLEM: &str = super::problem::PROBLEM_JSON;
+
+/// `GET /admin/messages` answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Messages {
+    pub messages: Vec<Message>,
+}
+
+/// `GET /admin/reports/{report}` as JSON: one object per row, keyed by column name.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Report {
+    pub report: String,
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+    pub rows: Vec<HashMap<String, serde_json::Value>>,
+}
 
 fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<String, ApiError> {
     p.map(|Path(s)| s)
         .map_err(|e| ApiError::bad_request("invalid_path", format!("{name}: {}", e.body_text()), Some(name)))
 }
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "time": chrono::Local::now().fixed_offset().to_rfc3339() }))
-}
-
-pub async fn openapi() -> Json<serde_json::Value> {
-    Json(crate::openapi::document())
+#[utoipa::path(get, path = "/healthz", security(()), tag = "till",
+    summary = "Liveness and server clock (the till's doctor uses `time` for clock skew)",
+    responses((status = 200, description = "server is up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        time: chrono::Local::now().fixed_offset(),
+    })
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {
@@ -40,13 +65,28 @@ pub async fn not_found(uri: Uri) -> ApiError {
 
 pub async fn method_not_allowed(uri: Uri) -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::MethodNotAllowed,
         "method_not_allowed",
         format!("{} does not accept this method; see /openapi.json", uri.path()),
         None,
     )
 }
 
+#[utoipa::path(post, path = "/v1/sync", security(("tillToken" = [])), tag = "till",
+    summary = "Ingest a batch of receipts, registrations and migration pairings; one ack per item",
+    description = "Dedupe is permanent: same item id + same payload = duplicate, same id + different payload = \
+                   rejected (conflict). Items are independent: a rejected item leaves no trace and does not block \
+                   the others.",
+    request_body = SyncBatch,
+    responses(
+        (status = 200, description = "one ack per item, in order (applied / duplicate / rejected / retry)", body = SyncResponse),
+        (status = 400, description = "malformed JSON or unsupported batch version", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing, unknown or revoked token", body = ErrorBody, content_type = PROBLEM),
+        (status = 403, description = "batch or item for another store or till than the token's", body = ErrorBody, content_type = PROBLEM),
+        (status = 413, description = "body over 1 MiB or more than 1000 items", body = ErrorBody, content_type = PROBLEM),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn sync(
     State(st): State<AppState>,
     TillAuth(till): TillAuth,
@@ -58,6 +98,17 @@ pub async fn sync(
     Ok(Json(resp).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/cards/{card}/quote", security(("tillToken" = [])), tag = "till",
+    summary = "What the cashier's popup shows for a card",
+    description = "kind customer / unknown_card / blocked (with reason) / replaced (with the new card and its quote; \
+                   the balance moved there). All are 200.",
+    params(("card" = String, Path, description = "card number; separators are ignored")),
+    responses(
+        (status = 200, description = "quote (source: online)", body = Quote),
+        (status = 400, description = "not a card number", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing, unknown or revoked token", body = ErrorBody, content_type = PROBLEM),
+        (status = 503, description = "no program loaded yet", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn quote(
     State(st): State<AppState>,
     _till: TillAuth,
@@ -80,6 +131,17 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
         })
 }
 
+#[utoipa::path(get, path = "/v1/rules", security(("tillToken" = [])), tag = "till",
+    summary = "The current rules snapshot",
+    description = "ETag: \"<version>\"; If-None-Match with the current ETag answers 304.",
+    params(("If-None-Match" = Option<String>, Header, description = "ETag of the snapshot the till holds")),
+    responses(
+        (status = 200, description = "rules snapshot", body = RulesSnapshot,
+            headers(("ETag" = String, description = "\"<version>\""))),
+        (status = 304, description = "the till's snapshot is current", headers(("ETag" = String))),
+        (status = 401, description = "missing, unknown or revoked token", body = ErrorBody, content_type = PROBLEM),
+        (status = 503, description = "no program loaded yet", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn rules(State(st): State<AppState>, _till: TillAuth, headers: HeaderMap) -> Result<Response, ApiError> {
     let snap = st.blocking(service::rules_snapshot).await?;
     let etag = format!("\"{}\"", snap.version);
@@ -89,6 +151,19 @@ pub async fn rules(State(st): State<AppState>, _till: TillAuth, headers: HeaderM
     Ok(([(header::ETAG, etag)], Json(snap)).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/changes", security(("tillToken" = [])), tag = "till",
+    summary = "Customers (with cards and account state) changed after `since`",
+    description = "Cursor = the server's monotonically increasing change sequence. No `since` = from the \
+                   beginning. A sub-card holder carries the parent account's state.",
+    params(
+        ("since" = Option<String>, Query, description = "cursor from the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "page size, default 500"),
+    ),
+    responses(
+        (status = 200, description = "a page of changes", body = ChangeFeed),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing, unknown or revoked token", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn changes(
     State(st): State<AppState>,
     _till: TillAuth,
@@ -105,6 +180,16 @@ pub async fn changes(
     Ok(Json(feed).into_response())
 }
 
+#[utoipa::path(put, path = "/admin/program", security(("adminToken" = [])), tag = "admin",
+    summary = "Replace the program (rules); the snapshot version goes up by one",
+    request_body = Program,
+    responses(
+        (status = 200, description = "the new snapshot", body = RulesSnapshot),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn put_program(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -114,6 +199,17 @@ pub async fn put_program(
     Ok(Json(snap).into_response())
 }
 
+#[utoipa::path(post, path = "/admin/cards/batch", security(("adminToken" = [])), tag = "admin",
+    summary = "Issue a batch of non-personalised card numbers (program prefix, Luhn digit if the policy says so)",
+    request_body = IssueCardsRequest,
+    responses(
+        (status = 200, description = "the new numbers", body = IssueCardsResponse),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
+        (status = 503, description = "no program loaded yet", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn issue_cards(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -123,6 +219,19 @@ pub async fn issue_cards(
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(post, path = "/admin/cards/{card}/block", security(("adminToken" = [])), tag = "admin",
+    summary = "Block a card (lost, abuse, membership ended): it neither earns nor redeems",
+    params(("card" = String, Path, description = "card number; separators are ignored")),
+    request_body = BlockRequest,
+    responses(
+        (status = 200, description = "the card", body = Card),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown card", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "conflicts with the current state", body = ErrorBody, content_type = PROBLEM),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn block_card(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -136,6 +245,17 @@ pub async fn block_card(
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(post, path = "/admin/cards/{card}/reissue", security(("adminToken" = [])), tag = "admin",
+    summary = "Reissue: a new number for the same account (balance moves), the old card is marked replaced",
+    params(("card" = String, Path, description = "card number; separators are ignored")),
+    responses(
+        (status = 200, description = "old and new card", body = ReissueResponse),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown card", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "conflicts with the current state", body = ErrorBody, content_type = PROBLEM),
+        (status = 503, description = "no program loaded yet", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn reissue_card(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -146,6 +266,19 @@ pub async fn reissue_card(
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(post, path = "/admin/customers/{id}/parent", security(("adminToken" = [])), tag = "admin",
+    summary = "Make a customer a sub-card holder (family, company) earning into the parent account; null detaches",
+    params(("id" = String, Path, description = "customer id")),
+    request_body = ParentRequest,
+    responses(
+        (status = 200, description = "the customer", body = CustomerChange),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown customer", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "conflicts with the current state", body = ErrorBody, content_type = PROBLEM),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn set_parent(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -159,6 +292,15 @@ pub async fn set_parent(
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(get, path = "/admin/customers/{id}", security(("adminToken" = [])), tag = "admin",
+    summary = "A customer with cards and account state",
+    params(("id" = String, Path, description = "customer id")),
+    responses(
+        (status = 200, description = "the customer", body = CustomerChange),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown customer", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn customer(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -169,6 +311,17 @@ pub async fn customer(
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(get, path = "/admin/messages", security(("adminToken" = [])), tag = "admin",
+    summary = "The message outbox (welcome, tier_upgrade, birthday), one per cause, oldest first",
+    params(
+        ("kind" = Option<String>, Query, description = "welcome | tier_upgrade | birthday"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "default 1000"),
+    ),
+    responses(
+        (status = 200, description = "messages", body = Messages),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn messages(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -180,9 +333,17 @@ pub async fn messages(
     let out = st
         .blocking(move |repo| service::list_messages(repo, kind.as_deref(), limit))
         .await?;
-    Ok(Json(json!({ "messages": out })).into_response())
+    Ok(Json(Messages { messages: out }).into_response())
 }
 
+#[utoipa::path(post, path = "/admin/messages/birthdays", security(("adminToken" = [])), tag = "admin",
+    summary = "Record birthday messages for `date` (default today); once per customer per year",
+    params(("date" = Option<chrono::NaiveDate>, Query, description = "YYYY-MM-DD")),
+    responses(
+        (status = 200, description = "how many celebrate and how many were recorded now", body = BirthdayRun),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn birthdays(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -194,6 +355,25 @@ pub async fn birthdays(
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(get, path = "/admin/reports/{report}", security(("adminToken" = [])), tag = "admin",
+    summary = "Reports as JSON (default) or CSV (`format=csv` or Accept: text/csv)",
+    params(
+        ("report" = ReportName, Path, description = "which report"),
+        ("from" = Option<chrono::NaiveDate>, Query, description = "first day, YYYY-MM-DD"),
+        ("to" = Option<chrono::NaiveDate>, Query, description = "last day, YYYY-MM-DD"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100000, description = "points-ranking: rows, default 100"),
+        ("format" = Option<ReportFormat>, Query, description = "json (default) or csv"),
+        ("hours" = Option<u32>, Query, description = "unmatched-redemptions: older than this many hours, default 24"),
+    ),
+    responses(
+        (status = 200, description = "the report", content(
+            (Report = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown report", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn report(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -246,6 +426,47 @@ pub async fn report(
     }
 }
 
+/// The reports `GET /admin/reports/{report}` knows.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // schema only: `reports::run` parses the name
+#[schema(rename_all = "kebab-case")]
+pub enum ReportName {
+    CardsIssued,
+    PointsRanking,
+    Birthdays,
+    Turnover,
+    Campaigns,
+    Redeemed,
+    UnmatchedRedemptions,
+    Overdrawn,
+}
+
+/// `format=` of a report.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // schema only: `report` parses the parameter
+#[schema(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Json,
+    Csv,
+}
+
+#[utoipa::path(post, path = "/v1/redemptions", security(("tillToken" = [])), tag = "till",
+    summary = "Redeem points online (the cashier waits)",
+    description = "Exactly one debit per till-made request_id: a retry or replay answers the same redemption; the same \
+                   id with another payload is 409 conflict. The answer carries the redemption id (= request_id), the \
+                   short code for the POS and the money value.",
+    request_body = RedeemRequest,
+    responses(
+        (status = 200, description = "redeemed (or the earlier answer for this request_id)", body = RedeemAnswer),
+        (status = 400, description = "malformed JSON", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing, unknown or revoked till token", body = ErrorBody, content_type = PROBLEM),
+        (status = 403, description = "request for another store or till than the token's", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown card", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "insufficient_points, card_blocked, card_unassigned, no_redemption, conflict", body = ErrorBody, content_type = PROBLEM),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape, or not a redeemable step (field named)", body = ErrorBody, content_type = PROBLEM),
+        (status = 503, description = "no program loaded yet", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn redeem(
     State(st): State<AppState>,
     TillAuth(till): TillAuth,
@@ -257,6 +478,18 @@ pub async fn redeem(
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(post, path = "/v1/redemptions/{id}/void", security(("tillToken" = [])), tag = "till",
+    summary = "Void a redemption: the same till, the same business day; the points come back once",
+    description = "Voiding again answers the same and credits nothing.",
+    params(("id" = String, Path, description = "redemption id")),
+    responses(
+        (status = 200, description = "the voided redemption", body = RedeemAnswer),
+        (status = 401, description = "missing, unknown or revoked till token", body = ErrorBody, content_type = PROBLEM),
+        (status = 403, description = "made at another till", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown redemption", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "void_too_late (another business day)", body = ErrorBody, content_type = PROBLEM),
+        (status = 503, description = "no program loaded yet", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn void(
     State(st): State<AppState>,
     TillAuth(till): TillAuth,
@@ -267,6 +500,20 @@ pub async fn void(
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(get, path = "/admin/customers/{id}/ledger", security(("adminToken" = [])), tag = "admin",
+    summary = "The points ledger of the account the customer earns into, newest first",
+    description = "The balance is the sum of the ledger. Page with `before` = the previous page's `next`.",
+    params(
+        ("id" = String, Path, description = "customer id"),
+        ("before" = Option<i64>, Query, description = "`next` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "entries per page, default 100"),
+    ),
+    responses(
+        (status = 200, description = "a page of entries", body = crate::ledger::LedgerPage),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown customer", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn ledger(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -283,6 +530,24 @@ pub async fn ledger(
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(post, path = "/admin/customers/{id}/adjust", security(("adminToken" = [])), tag = "admin",
+    summary = "Adjust a balance by ± points with a reason (a ledger entry)",
+    description = "Idempotency-Key is required: the same key and body apply once (duplicate: true), the same key with \
+                   another body is 409.",
+    params(
+        ("id" = String, Path, description = "customer id"),
+        ("Idempotency-Key" = String, Header, description = "unique key of this adjustment"),
+    ),
+    request_body = crate::ledger::AdjustRequest,
+    responses(
+        (status = 200, description = "applied or already applied", body = crate::ledger::AdjustAnswer),
+        (status = 400, description = "missing Idempotency-Key or malformed JSON", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown customer", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "key reused with another body, or the balance would go below zero", body = ErrorBody, content_type = PROBLEM),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn adjust(
     State(st): State<AppState>,
     _a: AdminAuth,
@@ -310,7 +575,20 @@ pub async fn adjust(
     Ok(Json(out).into_response())
 }
 
+/// `GET /admin/ledger/check` answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BalanceCheck {
+    /// Accounts whose balance is not the sum of their ledger (empty = consistent).
+    pub mismatches: Vec<crate::ledger::Mismatch>,
+}
+
+#[utoipa::path(get, path = "/admin/ledger/check", security(("adminToken" = [])), tag = "admin",
+    summary = "Accounts whose balance is not the sum of their ledger (empty = consistent)",
+    responses(
+        (status = 200, description = "mismatches", body = BalanceCheck),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+    ))]
 pub async fn ledger_check(State(st): State<AppState>, _a: AdminAuth) -> Result<Response, ApiError> {
-    let out = st.blocking(crate::ledger::balance_check).await?;
-    Ok(Json(json!({ "mismatches": out })).into_response())
+    let mismatches = st.blocking(crate::ledger::balance_check).await?;
+    Ok(Json(BalanceCheck { mismatches }).into_response())
 }

@@ -1,7 +1,7 @@
 //! The repository layer: everything the handlers and the service need from storage, behind two
 //! object-safe traits. [`Repository`] runs a unit of work in one transaction; [`Tx`] is what the
-//! unit of work can read and write. SQL lives only in the backend (`sqlite.rs`); a PostgreSQL
-//! backend implements the same two traits and nothing above this module changes.
+//! unit of work can read and write. SQL lives only in the backend (`sqlite.rs`), the only backend
+//! today; another would implement the same two traits. Errors are `crate::error`'s, never HTTP's.
 
 pub mod sqlite;
 
@@ -12,17 +12,9 @@ use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-pub type StoreResult<T> = Result<T, StoreError>;
+use crate::error::ApiError;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
-    #[error("stored data is corrupt ({what}): {source}")]
-    Corrupt { what: String, source: serde_json::Error },
-    #[error("{0}")]
-    Other(String),
-}
+pub use crate::error::{StoreError, StoreResult};
 
 /// A till's credentials row (the token itself is never stored, only its SHA-256).
 #[derive(Clone, Debug)]
@@ -75,7 +67,7 @@ pub struct MigrationCodeRow {
     pub used_by_card: Option<CardId>,
 }
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Message {
     pub id: i64,
     /// Unique cause key (`welcome:C000001`, `tier_upgrade:C000001:Gold`, `birthday:C000001:2026`).
@@ -214,17 +206,11 @@ pub trait Tx {
 
 /// Runs units of work. `with_tx` commits when `f` returns Ok and rolls back on Err.
 pub trait Repository: Send + Sync + 'static {
-    fn with_tx(
-        &self,
-        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), crate::error::ApiError>,
-    ) -> Result<(), crate::error::ApiError>;
+    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ApiError>) -> Result<(), ApiError>;
 }
 
 /// Typed convenience over [`Repository::with_tx`].
-pub fn transact<T>(
-    repo: &dyn Repository,
-    f: impl FnOnce(&mut dyn Tx) -> Result<T, crate::error::ApiError>,
-) -> Result<T, crate::error::ApiError> {
+pub fn transact<T>(repo: &dyn Repository, f: impl FnOnce(&mut dyn Tx) -> Result<T, ApiError>) -> Result<T, ApiError> {
     let mut f = Some(f);
     let mut out = None;
     repo.with_tx(&mut |tx| {

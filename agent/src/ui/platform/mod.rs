@@ -3,10 +3,13 @@
 use eframe::egui;
 use raw_window_handle::HasWindowHandle;
 
+mod tray_host;
 #[cfg(windows)]
 mod windows;
 #[cfg(target_os = "linux")]
 mod x11;
+
+pub use self::tray_host::TrayHost;
 
 pub trait PopupPlatform {
     fn name(&self) -> &'static str;

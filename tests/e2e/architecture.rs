@@ -1,0 +1,815 @@
+//! Architecture invariants that a program can check, read from the sources (no build needed):
+//! - no import cycle between the modules (files) of a crate;
+//! - `cfg(windows|unix|target_os…)` only in the platform modules;
+//! - protocol does no IO; server-stub never depends on till-agent.
+//!
+//! The module graph is built at file granularity: a module is a `.rs` file (a folder's `mod.rs`
+//! is the folder's module). An edge A → B is any path in A that names an item of B:
+//! `use crate::…`, `crate::x::y` in code, `super::…`, `self::…` and, in `use` lines, a child
+//! module's name. Inline modules (`mod tests { … }`) belong to their file. A folder module that
+//! names its own submodules (a facade: `pub use self::csv::CsvSpec`) owns them: that edge is not
+//! counted, the children's `super::ParseError` is.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use e2e::repo_root;
+
+/// One crate's sources: file module path (segments) → (file path, source text).
+struct Crate {
+    name: String,
+    files: BTreeMap<Vec<String>, (PathBuf, String)>,
+}
+
+fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rs_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Loads `src/` of a crate with `root` as crate root file (lib.rs or main.rs). Other crate roots
+/// in the same folder (main.rs beside lib.rs) are left out: they are their own crates.
+fn load_crate(name: &str, src: &Path, root: &str) -> Crate {
+    let mut all = Vec::new();
+    rs_files(src, &mut all);
+    let mut files = BTreeMap::new();
+    for p in all {
+        let rel = p.strip_prefix(src).unwrap();
+        let mut segs: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        let last = segs.pop().unwrap();
+        if segs.is_empty() && (last == "lib.rs" || last == "main.rs") && last != root {
+            continue;
+        }
+        if segs.first().is_some_and(|s| s == "bin") {
+            continue;
+        }
+        if !(segs.is_empty() && last == root) && last != "mod.rs" {
+            segs.push(last.trim_end_matches(".rs").to_string());
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        files.insert(segs, (p, text));
+    }
+    Crate {
+        name: name.into(),
+        files,
+    }
+}
+
+/// Source with comments, string and char literals blanked (kept the same length per line so
+/// that line numbers hold).
+fn strip(src: &str) -> String {
+    let b: Vec<char> = src.chars().collect();
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < b.len() && b[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < b.len() {
+                if b[i] == '/' && b.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if b[i] == '*' && b.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(b[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r' && (next == Some('"') || next == Some('#')) && !prev_ident(&b, i) {
+            // raw string r"…" / r#"…"#
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while b.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if b.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            loop {
+                if j >= b.len() {
+                    break;
+                }
+                if b[j] == '"' && (0..hashes).all(|k| b.get(j + 1 + k) == Some(&'#')) {
+                    j += 1 + hashes;
+                    break;
+                }
+                j += 1;
+            }
+            for &ch in &b[i..j.min(b.len())] {
+                out.push(blank(ch));
+            }
+            i = j;
+        } else if c == '"' {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != '"' {
+                if b[j] == '\\' {
+                    j += 1;
+                }
+                j += 1;
+            }
+            for &ch in &b[i..(j + 1).min(b.len())] {
+                out.push(blank(ch));
+            }
+            i = j + 1;
+        } else if c == '\'' {
+            // char literal ('a', '\n', '\u{..}') or lifetime ('a)
+            let len = if next == Some('\\') {
+                let mut j = i + 2;
+                while j < b.len() && b[j] != '\'' {
+                    j += 1;
+                }
+                j + 1 - i
+            } else if b.get(i + 2) == Some(&'\'') {
+                3
+            } else {
+                1
+            };
+            for &ch in &b[i..(i + len).min(b.len())] {
+                out.push(if len == 1 { ch } else { blank(ch) });
+            }
+            i += len;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn prev_ident(b: &[char], i: usize) -> bool {
+    i > 0 && (b[i - 1].is_alphanumeric() || b[i - 1] == '_')
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    ColCol,
+    Open,  // {
+    Close, // }
+    Comma,
+    Semi,
+    Other(char),
+}
+
+fn tokens(s: &str) -> Vec<(Tok, usize)> {
+    let b: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut line = 1;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == '\n' {
+            line += 1;
+            i += 1;
+        } else if c.is_whitespace() {
+            i += 1;
+        } else if c.is_alphanumeric() || c == '_' {
+            let st = i;
+            while i < b.len() && (b[i].is_alphanumeric() || b[i] == '_') {
+                i += 1;
+            }
+            out.push((Tok::Ident(b[st..i].iter().collect()), line));
+        } else if c == ':' && b.get(i + 1) == Some(&':') {
+            out.push((Tok::ColCol, line));
+            i += 2;
+        } else {
+            out.push((
+                match c {
+                    '{' => Tok::Open,
+                    '}' => Tok::Close,
+                    ',' => Tok::Comma,
+                    ';' => Tok::Semi,
+                    o => Tok::Other(o),
+                },
+                line,
+            ));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A reference found in a file: the module it is written in (file module + inline modules), the
+/// path as written and the line.
+struct Ref {
+    scope: Vec<String>,
+    path: Vec<String>,
+    line: usize,
+    in_use: bool,
+}
+
+/// Expands a `use` tree starting at `toks[i]` (after `use`), with `prefix` so far.
+fn use_tree(toks: &[(Tok, usize)], i: &mut usize, prefix: Vec<String>, out: &mut Vec<(Vec<String>, usize)>) {
+    let mut path = prefix;
+    let line = toks.get(*i).map(|t| t.1).unwrap_or(0);
+    loop {
+        match toks.get(*i).map(|t| &t.0) {
+            Some(Tok::Ident(id)) => {
+                path.push(id.clone());
+                *i += 1;
+                if toks.get(*i).map(|t| &t.0) == Some(&Tok::ColCol) {
+                    *i += 1;
+                    continue;
+                }
+                // `as alias`
+                if let Some(Tok::Ident(a)) = toks.get(*i).map(|t| &t.0) {
+                    if a == "as" {
+                        *i += 2;
+                    }
+                }
+                out.push((path, line));
+                return;
+            }
+            Some(Tok::Other('*')) => {
+                *i += 1;
+                out.push((path, line));
+                return;
+            }
+            Some(Tok::Open) => {
+                *i += 1;
+                loop {
+                    match toks.get(*i).map(|t| &t.0) {
+                        Some(Tok::Close) => {
+                            *i += 1;
+                            return;
+                        }
+                        Some(Tok::Comma) => *i += 1,
+                        None => return,
+                        _ => use_tree(toks, i, path.clone(), out),
+                    }
+                }
+            }
+            _ => {
+                if !path.is_empty() {
+                    out.push((path, line));
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn refs_of(file_mod: &[String], text: &str) -> Vec<Ref> {
+    let toks = tokens(&strip(text));
+    let mut refs = Vec::new();
+    // inline module stack: (name, brace depth at which it opened)
+    let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut depth = 0usize;
+    let mut pending_mod: Option<String> = None;
+    let mut i = 0;
+    let scope_of = |inline: &[(String, usize)]| {
+        let mut s = file_mod.to_vec();
+        s.extend(inline.iter().map(|(n, _)| n.clone()));
+        s
+    };
+    while i < toks.len() {
+        let (t, line) = &toks[i];
+        match t {
+            Tok::Open => {
+                depth += 1;
+                if let Some(m) = pending_mod.take() {
+                    inline.push((m, depth));
+                }
+                i += 1;
+            }
+            Tok::Close => {
+                if inline.last().is_some_and(|(_, d)| *d == depth) {
+                    inline.pop();
+                }
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            Tok::Semi => {
+                pending_mod = None;
+                i += 1;
+            }
+            Tok::Ident(id) if id == "mod" => {
+                if let Some(Tok::Ident(n)) = toks.get(i + 1).map(|t| &t.0) {
+                    pending_mod = Some(n.clone());
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+            Tok::Ident(id) if id == "use" => {
+                i += 1;
+                let mut paths = Vec::new();
+                if toks.get(i).map(|t| &t.0) == Some(&Tok::ColCol) {
+                    i += 1; // `use ::std…`: extern
+                }
+                use_tree(&toks, &mut i, Vec::new(), &mut paths);
+                let scope = scope_of(&inline);
+                for (p, l) in paths {
+                    refs.push(Ref {
+                        scope: scope.clone(),
+                        path: p,
+                        line: l,
+                        in_use: true,
+                    });
+                }
+            }
+            Tok::Ident(id) if id == "crate" || id == "super" || id == "self" => {
+                // a path in code: only when followed by `::` and not part of a longer path
+                let after_colcol = i > 0 && toks[i - 1].0 == Tok::ColCol;
+                if after_colcol || toks.get(i + 1).map(|t| &t.0) != Some(&Tok::ColCol) {
+                    i += 1;
+                    continue;
+                }
+                let mut path = vec![id.clone()];
+                let mut j = i + 1;
+                while toks.get(j).map(|t| &t.0) == Some(&Tok::ColCol) {
+                    match toks.get(j + 1).map(|t| &t.0) {
+                        Some(Tok::Ident(n)) => {
+                            path.push(n.clone());
+                            j += 2;
+                        }
+                        _ => break,
+                    }
+                }
+                refs.push(Ref {
+                    scope: scope_of(&inline),
+                    path,
+                    line: *line,
+                    in_use: false,
+                });
+                i = j;
+            }
+            _ => i += 1,
+        }
+    }
+    refs
+}
+
+/// Resolves a reference to the file module it names, if it names one of this crate.
+fn resolve(krate: &Crate, r: &Ref) -> Option<Vec<String>> {
+    let mut abs: Vec<String> = Vec::new();
+    let mut rest = r.path.iter().peekable();
+    match rest.peek().map(|s| s.as_str()) {
+        Some("crate") => {
+            rest.next();
+        }
+        Some("super") | Some("self") => {
+            abs = r.scope.clone();
+            while let Some(s) = rest.peek() {
+                match s.as_str() {
+                    "super" => {
+                        abs.pop();
+                        rest.next();
+                    }
+                    "self" => {
+                        rest.next();
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Some(first) if r.in_use => {
+            // 2018 paths: a child module of the current scope by name
+            let mut child = r.scope.clone();
+            child.push(first.to_string());
+            if krate.files.keys().any(|k| k.starts_with(&child)) {
+                abs = r.scope.clone();
+            } else {
+                return None;
+            }
+        }
+        _ => return None,
+    }
+    abs.extend(rest.cloned());
+    // longest prefix that is a file module
+    (0..=abs.len())
+        .rev()
+        .map(|n| abs[..n].to_vec())
+        .find(|p| krate.files.contains_key(p))
+}
+
+type Graph = BTreeMap<Vec<String>, BTreeMap<Vec<String>, usize>>;
+
+fn module_graph(krate: &Crate) -> Graph {
+    let mut g: Graph = BTreeMap::new();
+    for (m, (_, text)) in &krate.files {
+        let edges = g.entry(m.clone()).or_default();
+        for r in refs_of(m, text) {
+            if let Some(target) = resolve(krate, &r) {
+                // A module naming its own submodules (declaring, re-exporting, dispatching: a
+                // facade) owns them; that is structure, not a dependency that can form a loop.
+                if !target.starts_with(m) {
+                    edges.entry(target).or_insert(r.line);
+                }
+            }
+        }
+    }
+    g
+}
+
+fn show(krate: &Crate, m: &[String]) -> String {
+    let (p, _) = &krate.files[m];
+    p.strip_prefix(repo_root()).unwrap_or(p).display().to_string()
+}
+
+/// Tarjan's strongly connected components; each component with more than one module is a cycle.
+fn cycles(g: &Graph) -> Vec<Vec<Vec<String>>> {
+    struct St<'a> {
+        g: &'a Graph,
+        index: BTreeMap<&'a Vec<String>, usize>,
+        low: BTreeMap<&'a Vec<String>, usize>,
+        on: BTreeSet<&'a Vec<String>>,
+        stack: Vec<&'a Vec<String>>,
+        n: usize,
+        out: Vec<Vec<Vec<String>>>,
+    }
+    fn visit<'a>(st: &mut St<'a>, v: &'a Vec<String>) {
+        st.index.insert(v, st.n);
+        st.low.insert(v, st.n);
+        st.n += 1;
+        st.stack.push(v);
+        st.on.insert(v);
+        for w in st.g[v].keys() {
+            if !st.g.contains_key(w) {
+                continue;
+            }
+            let w = st.g.get_key_value(w).unwrap().0;
+            if !st.index.contains_key(w) {
+                visit(st, w);
+                let l = st.low[v].min(st.low[w]);
+                st.low.insert(v, l);
+            } else if st.on.contains(w) {
+                let l = st.low[v].min(st.index[w]);
+                st.low.insert(v, l);
+            }
+        }
+        if st.low[v] == st.index[v] {
+            let mut comp = Vec::new();
+            loop {
+                let w = st.stack.pop().unwrap();
+                st.on.remove(w);
+                comp.push(w.clone());
+                if w == v {
+                    break;
+                }
+            }
+            if comp.len() > 1 {
+                comp.sort();
+                st.out.push(comp);
+            }
+        }
+    }
+    let mut st = St {
+        g,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        on: BTreeSet::new(),
+        stack: Vec::new(),
+        n: 0,
+        out: Vec::new(),
+    };
+    for v in g.keys() {
+        if !st.index.contains_key(v) {
+            visit(&mut st, v);
+        }
+    }
+    st.out
+}
+
+/// One concrete loop inside a component (BFS from its first module back to itself), as
+/// "a.rs:12 → b.rs:40 → a.rs" with the line of the first reference of each step.
+fn one_loop(krate: &Crate, g: &Graph, comp: &[Vec<String>]) -> String {
+    let inside: BTreeSet<&Vec<String>> = comp.iter().collect();
+    let start = &comp[0];
+    let mut prev: BTreeMap<&Vec<String>, &Vec<String>> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    let mut end = None;
+    'bfs: while let Some(v) = queue.pop_front() {
+        for w in g[v].keys() {
+            if !inside.contains(w) {
+                continue;
+            }
+            if w == start {
+                end = Some(v);
+                break 'bfs;
+            }
+            if !prev.contains_key(w) {
+                prev.insert(w, v);
+                queue.push_back(w);
+            }
+        }
+    }
+    let mut path = vec![start.clone()];
+    let mut v = end.expect("a component has a loop");
+    let mut back = vec![v.clone()];
+    while v != start {
+        v = prev[v];
+        back.push(v.clone());
+    }
+    back.pop();
+    back.reverse();
+    path.extend(back);
+    path.push(start.clone());
+    path.windows(2)
+        .map(|w| format!("{}:{}", show(krate, &w[0]), g[&w[0]][&w[1]]))
+        .chain(std::iter::once(show(krate, start)))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+fn cycle_report(krate: &Crate) -> Vec<String> {
+    let g = module_graph(krate);
+    cycles(&g)
+        .iter()
+        .map(|comp| {
+            format!(
+                "{}: import cycle among {} modules [{}]; one loop: {}",
+                krate.name,
+                comp.len(),
+                comp.iter().map(|m| show(krate, m)).collect::<Vec<_>>().join(", "),
+                one_loop(krate, &g, comp)
+            )
+        })
+        .collect()
+}
+
+fn assert_no_cycles(krate: Crate) {
+    assert!(krate.files.len() > 1, "{}: no sources found", krate.name);
+    let report = cycle_report(&krate);
+    assert!(report.is_empty(), "\n{}\n", report.join("\n"));
+}
+
+#[test]
+fn no_import_cycles_in_protocol() {
+    assert_no_cycles(load_crate("protocol", &repo_root().join("protocol/src"), "lib.rs"));
+}
+
+#[test]
+fn no_import_cycles_in_agent() {
+    let src = repo_root().join("agent/src");
+    assert_no_cycles(load_crate("till-agent", &src, "lib.rs"));
+}
+
+#[test]
+fn no_import_cycles_in_server_stub() {
+    assert_no_cycles(load_crate(
+        "server-stub",
+        &repo_root().join("server-stub/src"),
+        "lib.rs",
+    ));
+}
+
+#[test]
+fn the_cycle_check_finds_a_planted_cycle() {
+    // The checker itself, on a crate written here: a → b (use), b → c (path in code), c → a (super).
+    let mut files = BTreeMap::new();
+    let mut add = |m: &[&str], text: &str| {
+        let segs: Vec<String> = m.iter().map(|s| s.to_string()).collect();
+        let name = if segs.is_empty() { "lib".into() } else { segs.join("/") };
+        files.insert(segs, (PathBuf::from(format!("{name}.rs")), text.to_string()));
+    };
+    add(&[], "pub mod a; pub mod x;");
+    add(
+        &["a"],
+        "use crate::x::b::{Thing, other::{More}};\n// crate::never::here\nfn f() {}",
+    );
+    add(&["x"], "pub mod b; pub mod c; pub use self::b::Thing as T;");
+    add(
+        &["x", "b"],
+        "fn g() -> u8 { let s = \"crate::a::nope\"; crate::x::c::h() }",
+    );
+    add(
+        &["x", "c"],
+        "pub fn h() -> u8 { super::super::a::f(); 1 }\n#[cfg(test)] mod tests { use super::*; }",
+    );
+    let k = Crate {
+        name: "planted".into(),
+        files,
+    };
+    let report = cycle_report(&k);
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert!(
+        report[0].contains("among 3 modules [a.rs, x/b.rs, x/c.rs]"),
+        "{}",
+        report[0]
+    );
+    assert!(
+        report[0].contains("one loop: a.rs:1 → x/b.rs:1 → x/c.rs:1 → a.rs"),
+        "{}",
+        report[0]
+    );
+}
+
+/// Files where platform `cfg`s are allowed (relative to the repo root).
+const PLATFORM_MODULES: &[&str] = &[
+    "agent/src/os/",
+    "agent/src/input/oskbd/",
+    "agent/src/ui/platform/",
+    "agent/build.rs",
+];
+
+/// The one platform attribute that must stay where it is: the exe's subsystem is a crate
+/// attribute of the binary's root.
+const ALLOWED_CFG_LINES: &[(&str, &str)] = &[("agent/src/main.rs", "windows_subsystem")];
+
+fn platform_cfg_lines(text: &str) -> Vec<(usize, String)> {
+    let stripped = strip(text);
+    let mut out = Vec::new();
+    for (n, line) in stripped.lines().enumerate() {
+        let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        let mut rest = compact.as_str();
+        while let Some(p) = rest.find("cfg") {
+            let tail = &rest[p + 3..];
+            let attr = tail
+                .strip_prefix('(')
+                .or_else(|| tail.strip_prefix("!("))
+                .or_else(|| tail.strip_prefix("_attr("));
+            if let Some(args) = attr {
+                // the condition part (up to the matching paren is enough at line granularity)
+                if [
+                    "windows",
+                    "unix",
+                    "target_os",
+                    "target_family",
+                    "target_env",
+                    "target_vendor",
+                ]
+                .iter()
+                .any(|w| {
+                    args.match_indices(w).any(|(i, _)| {
+                        let before = args[..i].chars().last();
+                        let after = args[i + w.len()..].chars().next();
+                        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                    })
+                }) {
+                    out.push((n + 1, text.lines().nth(n).unwrap_or("").trim().to_string()));
+                    break;
+                }
+            }
+            rest = tail;
+        }
+    }
+    out
+}
+
+fn platform_cfg_violations(root: &Path, crates: &[&str]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for c in crates {
+        let mut files = Vec::new();
+        rs_files(&root.join(c), &mut files);
+        for f in files {
+            let rel = f.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            if PLATFORM_MODULES.iter().any(|p| rel.starts_with(p)) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (line, code) in platform_cfg_lines(&text) {
+                if ALLOWED_CFG_LINES
+                    .iter()
+                    .any(|(f, what)| rel == *f && code.contains(what))
+                {
+                    continue;
+                }
+                bad.push(format!("{rel}:{line}: {code}"));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn platform_cfg_only_in_platform_modules() {
+    let bad = platform_cfg_violations(&repo_root(), &["agent/src", "protocol/src", "server-stub/src"]);
+    assert!(
+        bad.is_empty(),
+        "platform cfg outside the platform modules ({}):\n{}",
+        PLATFORM_MODULES.join(", "),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_platform_cfg_check_sees_every_form() {
+    let t = "#[cfg(windows)]\nfn a() {}\n#[cfg(not(unix))]\nlet x = cfg!(target_os = \"linux\");\n\
+             #[cfg_attr(windows, allow(x))]\n#[cfg(test)]\n#[cfg(feature = \"gui\")]\n// #[cfg(windows)]\n\
+             let s = \"cfg(unix)\";\nlet wind = cfg!(windowsish);";
+    let lines: Vec<usize> = platform_cfg_lines(t).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(lines, [1, 3, 4, 5]);
+}
+
+/// Names of crates and modules that do IO; protocol must use none of them.
+const IO_PATHS: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::process",
+    "tokio",
+    "reqwest",
+    "rusqlite",
+    "hyper",
+    "axum",
+];
+
+fn io_violations(root: &Path) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut files = Vec::new();
+    rs_files(&root.join("src"), &mut files);
+    for f in files {
+        let text = strip(&std::fs::read_to_string(&f).unwrap());
+        for (n, line) in text.lines().enumerate() {
+            let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            for p in IO_PATHS {
+                if compact.match_indices(p).any(|(i, _)| {
+                    let before = compact[..i].chars().last();
+                    let after = compact[i + p.len()..].chars().next();
+                    !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                        && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                }) {
+                    bad.push(format!("{}:{}: uses {p}", f.display(), n + 1));
+                }
+            }
+        }
+    }
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    for line in manifest.lines() {
+        let key = line.split(['=', '.']).next().unwrap_or("").trim();
+        if ["tokio", "reqwest", "rusqlite", "hyper", "axum"].contains(&key) {
+            bad.push(format!("{}/Cargo.toml: depends on {key}", root.display()));
+        }
+    }
+    bad
+}
+
+#[test]
+fn protocol_does_no_io() {
+    let bad = io_violations(&repo_root().join("protocol"));
+    assert!(bad.is_empty(), "protocol must stay pure (no IO):\n{}", bad.join("\n"));
+}
+
+#[test]
+fn the_io_check_sees_a_planted_use() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("src/lib.rs"),
+        "// std::fs is fine in a comment\nfn f() { std :: fs::read(\"x\"); }",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[dependencies]\nserde = \"1\"\ntokio.workspace = true\n",
+    )
+    .unwrap();
+    let bad = io_violations(dir.path());
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(bad[0].ends_with("lib.rs:2: uses std::fs"), "{bad:?}");
+    assert!(bad[1].ends_with("Cargo.toml: depends on tokio"), "{bad:?}");
+}
+
+fn depends_on_agent(manifest: &str) -> bool {
+    manifest.lines().any(|l| {
+        let key = l.split(['=', '.']).next().unwrap_or("").trim();
+        key == "till-agent" || key == "till_agent" || l.contains("path = \"../agent\"")
+    })
+}
+
+#[test]
+fn server_stub_never_depends_on_the_agent() {
+    let root = repo_root().join("server-stub");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        !depends_on_agent(&manifest),
+        "server-stub/Cargo.toml depends on till-agent"
+    );
+    let mut files = Vec::new();
+    rs_files(&root.join("src"), &mut files);
+    for f in files {
+        let text = strip(&std::fs::read_to_string(&f).unwrap());
+        assert!(!text.contains("till_agent"), "{} names till_agent", f.display());
+    }
+    assert!(depends_on_agent(
+        "[dependencies]\ntill-agent = { path = \"../agent\" }\n"
+    ));
+}
