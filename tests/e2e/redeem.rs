@@ -315,3 +315,83 @@ fn the_receipt_with_the_code_confirms_and_its_return_restores_nothing() {
     );
     assert_ledger_balanced(&srv);
 }
+
+#[test]
+fn admin_adjustments_apply_once_per_key_and_prize_card_points_arrive_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start_server(tmp.path());
+    let token = add_till(&srv.db, STORE, TILL);
+    let c = reqwest::blocking::Client::new();
+    let adjust = |key: Option<&str>, body: Value| {
+        let mut r = c
+            .post(format!("{}/admin/customers/C000001/adjust", srv.url))
+            .bearer_auth(&srv.admin_token)
+            .json(&body);
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        let resp = r.send().unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().unwrap())
+    };
+    let body = serde_json::json!({"reason": "reklamace", "points": "-12.30"});
+    let (s1, a1) = adjust(Some("adj-1"), body.clone());
+    let (s2, a2) = adjust(Some("adj-1"), body.clone());
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(
+        (a1["duplicate"].as_bool(), a2["duplicate"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(balance(&srv, "C000001"), d("400"));
+    let (s3, p3) = adjust(Some("adj-1"), serde_json::json!({"reason": "jiný", "points": "5"}));
+    assert_eq!((s3, p3["code"].as_str()), (409, Some("conflict")), "{p3}");
+    let (s4, p4) = adjust(None, body);
+    assert_eq!((s4, p4["field"].as_str()), (400, Some("Idempotency-Key")), "{p4}");
+    assert_eq!(entries_of(&srv, "C000001", "adjustment").len(), 1);
+    // The ledger pages newest first.
+    let page1 = admin(
+        &srv,
+        reqwest::Method::GET,
+        "/admin/customers/C000001/ledger?limit=1",
+        None,
+    );
+    assert_eq!(page1["entries"][0]["kind"], "adjustment");
+    let next = page1["next"].as_str().expect("a second page");
+    let page2 = admin(
+        &srv,
+        reqwest::Method::GET,
+        &format!("/admin/customers/C000001/ledger?limit=1&before={next}"),
+        None,
+    );
+    assert_eq!(page2["entries"][0]["kind"], "opening");
+    // A prize card: 500 points preloaded, credited when the card is registered (once).
+    let issued = admin(
+        &srv,
+        reqwest::Method::POST,
+        "/admin/cards/batch",
+        Some(&serde_json::json!({"count": 1, "initial_points": "500"})),
+    );
+    let prize = issued["cards"][0].as_str().unwrap().to_string();
+    let reg = serde_json::json!({"version": "v1", "store_id": STORE, "till_id": TILL, "items": [
+        {"item_id": "reg-prize-1", "type": "registration", "body": {"request_id": "reg-prize-1", "card": prize,
+         "name": {"type": "person", "first_name": "Eva", "surname": "Malá"}, "contact": {},
+         "consents": {"program_rules": true, "marketing": false}, "store_id": STORE, "till_id": TILL}}]});
+    for _ in 0..2 {
+        let resp = c
+            .post(format!("{}/v1/sync", srv.url))
+            .bearer_auth(&token)
+            .json(&reg)
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "{:?}", resp.text());
+    }
+    let q: Value = c
+        .get(format!("{}/v1/cards/{prize}/quote", srv.url))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(q["quote"]["points_balance"], "500", "{q}");
+    assert_eq!(q["quote"]["recent"][0]["kind"], "prize_card", "{q}");
+    assert_ledger_balanced(&srv);
+}
