@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the demo and the test suite need. Idempotent: safe to run any number of times.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PKGS=(
-  build-essential pkg-config sqlite3 bc
+  build-essential pkg-config sqlite3 bc curl
+  # Python tools of the test suite (schemathesis for the contract run) live in .venv/
+  python3 python3-venv
   # Windows cross build, MSI tooling and Wine for the installer tests
   mingw-w64 msitools wixl wine wine64
   # X11 test bench: virtual display, key injection, layouts, screenshots, serial ptys
-  xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
+  faketime xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
   # GUI/tray build deps (winit/egui, tray-icon on Linux)
   libudev-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1 libegl1
+  # receipts read "in another season" (summer-time test)
+  faketime
 )
 
 missing=()
@@ -34,3 +39,11 @@ fi
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
+
+# schemathesis (the contract run, scripts/contract.sh) in a local virtualenv, pinned.
+SCHEMATHESIS_VERSION=4.32.5
+if ! .venv/bin/schemathesis --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; then
+  echo "setup: installing schemathesis $SCHEMATHESIS_VERSION into .venv/"
+  [ -x .venv/bin/pip ] || python3 -m venv .venv
+  .venv/bin/pip install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi

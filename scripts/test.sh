@@ -19,5 +19,7 @@ echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests"
 cargo test --workspace --no-fail-fast
+echo "== contract (schemathesis against the real server-stub, every operation)"
+scripts/contract.sh
 echo "== fuzz (brief run of every target; scripts/fuzz.sh soak for 10^6 executions each)"
 scripts/fuzz.sh brief

@@ -1,6 +1,6 @@
 //! Command line: `till-agent <subcommand>`. Thin: each subcommand calls into its module.
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -47,9 +47,25 @@ pub enum Command {
     },
     /// Check configuration, folders, server, token and clock.
     Doctor,
-    /// Parse a receipt file with the configured format: the normalised receipts as JSON, or the
-    /// exact parse error (line, field, value). For quarantined files.
-    Parse { file: PathBuf },
+    /// Parse a receipt file: the normalised receipts as JSON (stdout), the reader used and why, and
+    /// each bad receipt's exact error (line, field, value) on stderr. Works without agent.toml.
+    Parse {
+        file: PathBuf,
+        /// Reader to use instead of the configured / detected one (csv, json, poslog, …).
+        #[arg(long)]
+        format: Option<String>,
+        /// Program currency (ISO 4217) instead of the configured one (default CZK without config).
+        #[arg(long)]
+        currency: Option<String>,
+        /// A file with a `[receipts]` section (as printed by `formats suggest`) to read with.
+        #[arg(long)]
+        receipts: Option<PathBuf>,
+    },
+    /// Receipt formats: `formats suggest FILE` guesses the `[receipts]` section for an unknown CSV.
+    Formats {
+        #[command(subcommand)]
+        cmd: FormatsCmd,
+    },
     /// Put dead-lettered (rejected) items back into the queue after the cause was fixed.
     Requeue,
     /// Store the till token in the OS credential store (read from stdin; never written to a file).
@@ -115,6 +131,13 @@ pub enum Command {
     },
     /// Void a redemption of this till (same business day): the points go back once.
     Void { redemption_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FormatsCmd {
+    /// Guess delimiter, encoding, decimal separator and column mapping of a CSV export and print the
+    /// `[receipts]` section for agent.toml (check it with `parse --receipts`).
+    Suggest { file: PathBuf },
 }
 
 #[derive(clap::Args, Debug)]
@@ -279,7 +302,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::FAILURE
         }),
-        Command::Parse { file } => parse(&load(&cli.config)?, &file),
+        Command::Parse {
+            file,
+            format,
+            currency,
+            receipts,
+        } => {
+            let cfg = crate::input::cli::optional_config(cli.config.as_deref())?;
+            let opts = crate::formats_cli::ParseOpts {
+                format,
+                currency,
+                receipts,
+            };
+            crate::formats_cli::parse(cfg.as_ref(), &file, &opts)
+        }
+        Command::Formats {
+            cmd: FormatsCmd::Suggest { file },
+        } => crate::formats_cli::suggest(&file),
         Command::Requeue => {
             let cfg = load(&cli.config)?;
             let mut o = crate::outbox::Outbox::open_existing(&cfg.outbox_path())?;
@@ -415,24 +454,6 @@ fn read_token(no_prompt: bool) -> anyhow::Result<String> {
         .read_line(&mut line)
         .context("reading the token from stdin")?;
     Ok(line.trim().to_string())
-}
-
-fn parse(cfg: &Config, file: &Path) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match crate::formats::parse_file(&cfg.receipts, &name, &bytes, &cfg.parse_context()) {
-        Ok(receipts) => {
-            println!("{}", serde_json::to_string_pretty(&receipts)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("{}: {e}", file.display());
-            Ok(ExitCode::from(2))
-        }
-    }
 }
 
 fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode> {

@@ -11,6 +11,12 @@
 //! 2. a non-empty `TillToken` is moved into the OS credential store (Windows Credential Manager,
 //!    service `till-agent`, user `<store>/<till>`, via [`crate::credentials::store_token`]) and the
 //!    registry value is deleted, so the token stays neither in the registry nor in any file.
+//!    The import happens ONCE per installer token: its SHA-256 fingerprint is remembered in
+//!    `<data>/installer-token.imported` (a hash, never the token). When the value cannot be
+//!    deleted (the agent runs as a standard user, HKLM is read-only to it), later starts see the
+//!    same fingerprint and leave the credential store alone, so a token set since with
+//!    `till-agent login` is never overwritten by the installer's older one. A different value (a
+//!    reinstall with a new `TILL_TOKEN`) is newer than anything before it and is imported.
 //!
 //! Empty values count as "not set" (wixl cannot make a registry value conditional, so the MSI
 //! writes an empty string for a property that was not given). On other platforms there is no
@@ -107,17 +113,52 @@ pub fn first_run_with(
                 store.describe()
             )
         })?;
-        store_token(&cfg, &token).context("moving the installer's till token into the credential store")?;
-        store.delete(TILL_TOKEN).with_context(|| {
-            format!(
-                "the till token is now in the credential store but could not be deleted from {}",
+        let marker = imported_marker(&cfg);
+        let fingerprint = token_fingerprint(&token);
+        let seen = std::fs::read_to_string(&marker).is_ok_and(|s| s.trim() == fingerprint);
+        if !seen {
+            store_token(&cfg, &token).context("moving the installer's till token into the credential store")?;
+            remember_import(&marker, &fingerprint).with_context(|| {
+                format!(
+                    "the installer's till token is in the credential store, but the import could not be \
+                     remembered in {} (it would be imported again over a later `till-agent login`)",
+                    marker.display()
+                )
+            })?;
+            done.imported_token = true;
+            tracing::info!(store = %cfg.store_id, till = %cfg.till_id, "first run: till token moved from the installer settings to the credential store");
+        }
+        if let Err(e) = store.delete(TILL_TOKEN) {
+            // Harmless for the credential store (the import is remembered); said once per start.
+            tracing::warn!(
+                "the installer's till token was imported but cannot be deleted from {} ({e:#}); \
+                 it will not be imported again",
                 store.describe()
-            )
-        })?;
-        done.imported_token = true;
-        tracing::info!(store = %cfg.store_id, till = %cfg.till_id, "first run: till token moved from the installer settings to the credential store");
+            );
+        }
     }
     Ok(done)
+}
+
+/// Where the fingerprint of the imported installer token is kept.
+pub fn imported_marker(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir.join("installer-token.imported")
+}
+
+/// SHA-256 of the token, hex (what is remembered: never the token itself).
+fn token_fingerprint(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+fn remember_import(marker: &Path, fingerprint: &str) -> anyhow::Result<()> {
+    if let Some(dir) = marker.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = marker.with_extension("tmp");
+    std::fs::write(&tmp, format!("{fingerprint}\n"))?;
+    std::fs::rename(&tmp, marker)?;
+    Ok(())
 }
 
 /// The MSI property behind a registry value name (for messages).
@@ -281,6 +322,67 @@ mod tests {
         let done = first_run_with(&path, &Values::new(&[]), &|_, _| unreachable!()).unwrap();
         assert_eq!(done, FirstRun::default());
         assert!(!path.exists());
+    }
+
+    /// A standard user cannot delete HKLM values: the installer's token stays in the store. It is
+    /// imported once; a token set later with `till-agent login` is never overwritten by it; a
+    /// reinstall with a different token is imported (it is the newer one).
+    #[test]
+    fn installer_token_is_imported_once_never_over_a_later_login() {
+        struct ReadOnly(Values);
+        impl SettingsStore for ReadOnly {
+            fn get(&self, name: &str) -> anyhow::Result<Option<String>> {
+                self.0.get(name)
+            }
+            fn delete(&self, _: &str) -> anyhow::Result<()> {
+                anyhow::bail!("access denied (HKLM, standard user)")
+            }
+            fn describe(&self) -> String {
+                "read-only test values".into()
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let values = ReadOnly(Values::new(ALL));
+        let credential = RefCell::new(None::<String>);
+        let sink = |_: &Config, t: &str| {
+            *credential.borrow_mut() = Some(t.to_string());
+            Ok(())
+        };
+        let done = first_run_with(&path, &values, &sink).unwrap();
+        assert!(done.imported_token && done.wrote_config, "{done:?}");
+        assert_eq!(credential.borrow().as_deref(), Some("tok-123"));
+        assert_eq!(
+            values.get(TILL_TOKEN).unwrap().as_deref(),
+            Some("tok-123"),
+            "not deletable"
+        );
+        // support rotates the token: `till-agent login` puts a new one into the credential store
+        *credential.borrow_mut() = Some("rotated-456".into());
+        for _ in 0..3 {
+            let done = first_run_with(&path, &values, &sink).unwrap();
+            assert_eq!(done, FirstRun::default());
+            assert_eq!(
+                credential.borrow().as_deref(),
+                Some("rotated-456"),
+                "installer token came back"
+            );
+        }
+        // the marker holds a fingerprint, never the token
+        let cfg = Config::load(Some(&path)).unwrap();
+        let marker = std::fs::read_to_string(imported_marker(&cfg)).unwrap();
+        assert!(!marker.contains("tok-123") && marker.trim().len() == 64, "{marker}");
+        // a reinstall with a new TILL_TOKEN: newer than the login, imported once
+        values
+            .0
+             .0
+            .borrow_mut()
+            .insert(TILL_TOKEN.into(), "reinstalled-789".into());
+        assert!(first_run_with(&path, &values, &sink).unwrap().imported_token);
+        assert_eq!(credential.borrow().as_deref(), Some("reinstalled-789"));
+        *credential.borrow_mut() = Some("rotated-again".into());
+        assert_eq!(first_run_with(&path, &values, &sink).unwrap(), FirstRun::default());
+        assert_eq!(credential.borrow().as_deref(), Some("rotated-again"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod enrol;
 pub mod events;
 pub mod formats;
+pub mod formats_cli;
 pub mod input;
 pub mod install;
 pub mod locale;

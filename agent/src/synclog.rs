@@ -69,8 +69,27 @@ impl SyncLog {
 }
 
 /// Mask every standalone run of 12–19 digits (optionally grouped by spaces or dashes, as card
-/// numbers are printed) to `1900-****-****-9012`. Hex ids (digits mixed with letters) are left.
+/// numbers are printed) to `1900-****-****-9012`, and every payment card number
+/// (`protocol::payment`) even where it touches letters (`%B4111…^`, `card4111…`). Other digit
+/// runs inside words (hex ids, digits mixed with letters) are left.
 pub fn mask_card_numbers(s: &str) -> String {
+    let standalone = mask_standalone(s);
+    let pans = protocol::payment::find_pans(&standalone);
+    if pans.is_empty() {
+        return standalone;
+    }
+    let mut out = String::with_capacity(standalone.len());
+    let mut at = 0;
+    for (range, digits) in pans {
+        out.push_str(&standalone[at..range.start]);
+        out.push_str(&protocol::ids::mask_digits(&digits));
+        at = range.end;
+    }
+    out.push_str(&standalone[at..]);
+    out
+}
+
+fn mask_standalone(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
@@ -183,6 +202,23 @@ mod tests {
             "total 1235.00 at 2026-11-23 10:15"
         );
         assert_eq!(mask_card_numbers("12345"), "12345");
+    }
+
+    #[test]
+    fn masks_payment_numbers_touching_letters() {
+        assert_eq!(
+            mask_card_numbers("read %B4111111111111111^DOE/JOHN^2612101?"),
+            "read %B4111-****-****-1111^DOE/JOHN^2612101?"
+        );
+        assert_eq!(mask_card_numbers("pan5555555555554444x"), "pan5555-****-****-4444x");
+        assert_eq!(
+            mask_card_numbers(";4111111111111111=26121019761186800000?"),
+            ";4111-****-****-1111=26121019761186800000?"
+        );
+        // a loyalty number inside a word is left (not a payment card), a hex id too
+        assert_eq!(mask_card_numbers("id1900000009000018x"), "id1900000009000018x");
+        let hex = "receipt 3f2a1234567890123456789012345678";
+        assert_eq!(mask_card_numbers(hex), hex);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use protocol::ids::CardPolicy;
 use protocol::v1::{SyncItem, SyncPayload};
 use sha2::{Digest, Sha256};
 
@@ -248,6 +249,7 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
         quarantine_receipt(sh, &name, bad);
     }
     let mut receipts = parsed.receipts;
+    drop_payment_cards(sh, &name, &mut receipts);
     // Card association: a loyalty card scanned on this till shortly before, once.
     {
         let mut slot = sh.last_scan.lock().unwrap_or_else(|p| p.into_inner());
@@ -327,6 +329,43 @@ fn finish_move(sh: &Shared, path: &Path, name: &str, dir: &Path) {
             &format!(
                 "{name}: committed but could not be moved to {}: {e} (its hash prevents a re-ingest)",
                 dir.display()
+            ),
+        );
+    }
+}
+
+/// The card policy at ingest: `[reader] card_policy`, else the cached program's, else the default.
+fn card_policy(sh: &Shared) -> CardPolicy {
+    if let Some(p) = &sh.cfg.reader.card_policy {
+        return p.clone();
+    }
+    sh.cache
+        .rules()
+        .ok()
+        .flatten()
+        .map(|r| r.program.card_policy)
+        .unwrap_or_default()
+}
+
+/// A receipt whose card column holds a payment card number (the POS stored the card the
+/// customer paid with) is queued without a card: the number never reaches the outbox, the
+/// server or a log (the warning shows the last 4 digits). The program's own prefixes win.
+fn drop_payment_cards(sh: &Shared, name: &str, receipts: &mut [protocol::v1::Receipt]) {
+    let policy = card_policy(sh);
+    for r in receipts.iter_mut() {
+        let Some(card) = &r.card else { continue };
+        if !protocol::payment::payment_not_ours(card.expose(), &policy) {
+            continue;
+        }
+        let last4 = protocol::payment::last4(card.expose());
+        r.card = None;
+        sh.log.warn(
+            "card",
+            Some(r.id.as_str()),
+            &format!(
+                "{name}: receipt {} has a payment card number (…{last4}) in its card column: dropped, \
+                 the receipt is queued without a card (the POS export should not carry payment cards)",
+                r.pos_receipt_no
             ),
         );
     }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 /// what the wire format and the database use.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schema", schema(value_type = String, pattern = r"^[-0-9 '=/._ß]*[0-9][-0-9 '=/._ß]*$", example = "1900000000000017"))]
 pub struct CardId(String);
 
 /// Per-program card number rules.

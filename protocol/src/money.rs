@@ -5,55 +5,139 @@ use std::fmt;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-/// A decimal on the wire, as serde writes `rust_decimal` here: a JSON string such as `"-12.50"`.
-/// For the OpenAPI schema only (`value_type` of every `Decimal` field).
+/// A decimal on the wire: a JSON string such as `"-12.50"` (serde writes `rust_decimal` so; the
+/// server refuses anything else in a request). For the OpenAPI schema only (`value_type` of every
+/// `Decimal` field).
 #[cfg(feature = "schema")]
-#[derive(utoipa::ToSchema)]
-#[schema(value_type = String, pattern = r"^-?[0-9]{1,15}(\.[0-9]{1,8})?$", example = "42.50")]
-pub struct DecimalString(pub String);
+pub struct DecimalString;
 
-/// The currencies the programs run in (Czechia: CZK; Slovakia and Croatia: EUR).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-pub enum Currency {
-    CZK,
-    EUR,
+#[cfg(feature = "schema")]
+impl utoipa::PartialSchema for DecimalString {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = serde_json::json!({
+            "description": "A decimal as a string: up to 15 integer and 12 fractional digits",
+            "type": "string",
+            "pattern": "^-?[0-9]{1,15}(\\.[0-9]{1,12})?$",
+            "examples": ["42.50"]
+        });
+        utoipa::openapi::RefOr::T(serde_json::from_value(schema).expect("decimal schema"))
+    }
+}
+
+#[cfg(feature = "schema")]
+impl utoipa::ToSchema for DecimalString {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Decimal".into()
+    }
+}
+
+/// An ISO 4217 currency with its minor units (the `iso_currency` crate's table). A program runs in
+/// one currency: CZK in Czechia, EUR in Slovakia and Croatia, and whatever a chain near a border or a
+/// POS exporting in another currency uses (HUF, PLN, RON, USD, …). On the wire: the 3-letter code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency(iso_currency::Currency);
+
+/// On the wire a currency is its 3-letter ISO 4217 code.
+#[cfg(feature = "schema")]
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = serde_json::json!({
+            "description": "An ISO 4217 currency code (the program's currency)",
+            "type": "string",
+            "pattern": "^[A-Z]{3}$",
+            "examples": ["CZK", "EUR"]
+        });
+        utoipa::openapi::RefOr::T(serde_json::from_value(schema).expect("currency schema"))
+    }
+}
+
+#[cfg(feature = "schema")]
+impl utoipa::ToSchema for Currency {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
 }
 
 impl Currency {
+    pub const CZK: Currency = Currency(iso_currency::Currency::CZK);
+    pub const EUR: Currency = Currency(iso_currency::Currency::EUR);
+
     pub fn code(self) -> &'static str {
-        match self {
-            Currency::CZK => "CZK",
-            Currency::EUR => "EUR",
-        }
+        self.0.code()
     }
 
-    /// Minor-unit digits used for amounts (both CZK and EUR have 2).
+    /// The currency's English name (`Czech koruna`).
+    pub fn name(self) -> String {
+        self.0.name().to_string()
+    }
+
+    /// Minor-unit digits (ISO 4217): 2 for CZK/EUR/HUF/USD, 0 for JPY, 3 for KWD.
     pub fn minor_digits(self) -> u32 {
-        2
+        self.0.exponent().map_or(2, u32::from)
     }
 
-    /// Smallest cash amount: CZK cash is rounded to whole crowns (a rounding line on the
-    /// receipt); EUR cash is not rounded by law in SK/HR.
+    /// The smallest minor unit as an amount (`0.01` for 2 digits, `1` for 0).
+    pub fn minor_unit(self) -> Decimal {
+        Decimal::new(1, self.minor_digits())
+    }
+
+    /// Default smallest cash amount (override per till with `cash_step` in agent.toml): CZK cash is
+    /// rounded to whole crowns (a rounding line on the receipt), HUF cash to 5 forints; other
+    /// currencies to their minor unit (EUR cash is not rounded by law in SK/HR).
     pub fn cash_step(self) -> Decimal {
-        match self {
-            Currency::CZK => Decimal::ONE,
-            Currency::EUR => Decimal::new(1, 2),
+        match self.0 {
+            iso_currency::Currency::CZK => Decimal::ONE,
+            iso_currency::Currency::HUF => Decimal::new(5, 0),
+            _ => self.minor_unit(),
         }
     }
 
+    /// A currency code (any case, surrounding spaces allowed) or a local sign used by POS exports
+    /// (`Kč`, `€`). Codes without minor units (funds, metals: `XAU`, `XDR`) are not currencies a
+    /// shop takes and are refused.
     pub fn parse(code: &str) -> Option<Currency> {
-        match code.trim().to_lowercase().as_str() {
-            "czk" | "kč" | "kc" => Some(Currency::CZK),
-            "eur" | "€" => Some(Currency::EUR),
+        let c = code.trim();
+        let alias = match c.to_lowercase().as_str() {
+            "kč" | "kc" => Some(Currency::CZK),
+            "€" => Some(Currency::EUR),
             _ => None,
-        }
+        };
+        alias.or_else(|| {
+            iso_currency::Currency::from_code(&c.to_ascii_uppercase())
+                .filter(|c| c.exponent().is_some())
+                .map(Currency)
+        })
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
     }
 }
 
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Currency, D::Error> {
+        let s = String::deserialize(d)?;
+        // Strict on the wire: exactly an upper-case ISO 4217 code.
+        match iso_currency::Currency::from_code(&s).filter(|c| c.exponent().is_some()) {
+            Some(c) => Ok(Currency(c)),
+            None => Err(serde::de::Error::custom(format!(
+                "{s:?} is not an ISO 4217 currency code (such as CZK, EUR, HUF, PLN)"
+            ))),
+        }
     }
 }
 
@@ -80,10 +164,18 @@ impl Money {
         }
     }
 
-    /// The cash-rounding adjustment for paying `self` in cash: `(rounded_total, rounding_line)`.
-    /// `1 234,50 CZK` → `(1 235, +0,50)` (half away from zero, as Czech tills do).
+    /// The cash-rounding adjustment for paying `self` in cash with the currency's default step:
+    /// `(rounded_total, rounding_line)`. `1 234,50 CZK` → `(1 235, +0,50)` (half away from zero, as
+    /// Czech tills do).
     pub fn cash_rounding(self) -> (Decimal, Decimal) {
-        let step = self.currency.cash_step();
+        self.cash_rounding_to(self.currency.cash_step())
+    }
+
+    /// [`cash_rounding`](Self::cash_rounding) with a configured step (e.g. `0.05` EUR).
+    pub fn cash_rounding_to(self, step: Decimal) -> (Decimal, Decimal) {
+        if step <= Decimal::ZERO {
+            return (self.amount, Decimal::ZERO);
+        }
         let units = (self.amount / step).round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
         let rounded = units * step;
         (rounded, rounded - self.amount)
@@ -126,8 +218,46 @@ mod tests {
     }
 
     #[test]
-    fn unknown_currency_is_an_error() {
-        assert!(serde_json::from_str::<Currency>("\"USD\"").is_err());
+    fn iso_4217_currencies_with_their_minor_units() {
+        for (code, digits, step) in [
+            ("CZK", 2, dec!(1)),
+            ("EUR", 2, dec!(0.01)),
+            ("HUF", 2, dec!(5)),
+            ("PLN", 2, dec!(0.01)),
+            ("RON", 2, dec!(0.01)),
+            ("USD", 2, dec!(0.01)),
+            ("JPY", 0, dec!(1)),
+            ("KWD", 3, dec!(0.001)),
+        ] {
+            let c = Currency::parse(code).unwrap();
+            assert_eq!((c.code(), c.minor_digits(), c.cash_step()), (code, digits, step));
+            let j = serde_json::to_string(&c).unwrap();
+            assert_eq!(j, format!("\"{code}\""));
+            assert_eq!(serde_json::from_str::<Currency>(&j).unwrap(), c);
+        }
+        assert_eq!(Currency::parse(" usd "), Currency::parse("USD"));
         assert_eq!(Currency::parse("kč"), Some(Currency::CZK));
+        assert_eq!(Currency::parse("€"), Some(Currency::EUR));
+        for bad in ["XYZ", "XAU", "", "CZKK", "Kčs"] {
+            assert_eq!(Currency::parse(bad), None, "{bad}");
+        }
+        let e = serde_json::from_str::<Currency>("\"XYZ\"").unwrap_err().to_string();
+        assert!(e.contains("not an ISO 4217 currency code"), "{e}");
+        assert!(
+            serde_json::from_str::<Currency>("\"usd\"").is_err(),
+            "strict on the wire"
+        );
+        assert_eq!(
+            Money::new(dec!(12.02), Currency::EUR).cash_rounding_to(dec!(0.05)),
+            (dec!(12.00), dec!(-0.02))
+        );
+        assert_eq!(
+            Money::new(dec!(1233), Currency::parse("HUF").unwrap()).cash_rounding(),
+            (dec!(1235), dec!(2))
+        );
+        assert_eq!(
+            Money::new(dec!(1.5), Currency::parse("JPY").unwrap()).rounded().amount,
+            dec!(2)
+        );
     }
 }

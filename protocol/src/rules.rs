@@ -51,6 +51,7 @@ pub struct Program {
     #[serde(default)]
     pub card_policy: CardPolicy,
     /// Ascending by threshold; the first tier's threshold is normally 0.
+    #[cfg_attr(feature = "schema", schema(min_items = 1))]
     pub tiers: Vec<Tier>,
     #[serde(default)]
     pub turnover_window: TurnoverWindow,
@@ -120,6 +121,7 @@ pub struct Campaign {
     /// Hours of day `[from, to)` in the receipt's local time; wraps past midnight when
     /// `from > to`; None = all day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(min_items = 2, max_items = 2))]
     pub hours: Option<(u32, u32)>,
     /// Points credited by this campaign expire after this many days.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -467,6 +467,7 @@ pub struct SyncItem {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncBatch {
+    #[cfg_attr(feature = "schema", schema(pattern = "^v1$", example = "v1"))]
     pub version: String,
     pub store_id: StoreId,
     pub till_id: TillId,
@@ -562,6 +563,10 @@ pub struct Health {
     /// Always `ok`.
     pub status: String,
     pub time: DateTime<FixedOffset>,
+    /// The server's identity: it changes when the server's database is restored from a backup.
+    /// A till that sees it change resends what it had acknowledged and restarts its change feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
 }
 
 /// Error body for every 4xx/5xx answer: RFC 9457 problem details (`application/problem+json`)

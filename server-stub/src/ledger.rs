@@ -307,7 +307,8 @@ fn apply_redemption(
     let row = tx
         .customer(&account)?
         .ok_or_else(|| ApiError::internal(format!("account {account} vanished")))?;
-    let today = req.requested_at.date_naive();
+    // Expiry never runs ahead of the server's clock, whatever the till's clock says.
+    let today = req.requested_at.date_naive().min(chrono::Local::now().date_naive());
     let current = rules::expire_points(&row.state, today);
     if current.points_balance != row.state.points_balance {
         put_account_state(tx, &account, &current, Cause::new(LedgerKind::Expiry, &req.request_id))?;

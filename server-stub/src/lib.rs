@@ -8,6 +8,7 @@
 //! - `http` — axum router built from one route table, extractors answering `ErrorBody`.
 //! - `openapi` — the OpenAPI document generated from the route table and wire-type samples.
 //! - `cli` — `serve`, `seed`, `till add|revoke`, `openapi`.
+//! - `identity` — the server identity that changes when the database is restored.
 //! - `os` — platform code (the stop signal); the only module with `cfg(unix|windows)`.
 //! - `error` — storage and request errors, free of HTTP (`http::problem` maps them).
 
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod ledger;
 pub mod openapi;
 pub mod os;

@@ -91,12 +91,10 @@ pub struct Params {
     pub limit: Option<usize>,
 }
 
+/// The report's days: `to` defaults to today (server time), `from` to 30 days before `to`.
 fn range(p: &Params) -> Result<(NaiveDate, NaiveDate), ApiError> {
-    let from = p
-        .from
-        .ok_or_else(|| ApiError::bad_request("missing_field", "this report needs from=YYYY-MM-DD", Some("from")))?;
-    let to =
-        p.to.ok_or_else(|| ApiError::bad_request("missing_field", "this report needs to=YYYY-MM-DD", Some("to")))?;
+    let to = p.to.unwrap_or_else(|| chrono::Local::now().date_naive());
+    let from = p.from.unwrap_or(to - chrono::Days::new(30));
     Ok((from, to))
 }
 
@@ -153,10 +151,8 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
             ))
         }
         "birthdays" => {
+            // `to` before `from` is an empty window: no rows.
             let (from, to) = range(p)?;
-            if to < from {
-                return Err(ApiError::bad_request("invalid_field", "to is before from", Some("to")));
-            }
             let rows = transact(repo, |tx| Ok(tx.all_customers()?))?;
             let mut out = Vec::new();
             for r in rows {

@@ -223,9 +223,51 @@ fn validate_receipt(
         }
     }
     let Some(orig) = &r.original else { return Ok(Ok(None)) };
+    resolve_original(tx, r, orig)
+}
+
+/// How long before a return its original may have been issued (POS numbers restart; a window
+/// keeps an old receipt with the same number from being taken).
+pub const RETURN_WINDOW_DAYS: i64 = 90;
+/// How long a return whose original has not arrived yet is answered `retry` (the original may
+/// still be in another till's outbox) before it is refused as `unknown_original`.
+pub const WAIT_FOR_ORIGINAL_DAYS: i64 = 7;
+
+/// The original of a return, within the return's store: by explicit `receipt_id` first; else by
+/// POS number among the store's receipts issued in the [`RETURN_WINDOW_DAYS`] before the return —
+/// the same till's newest first, then another till's if exactly one matches.
+fn resolve_original(
+    tx: &mut dyn Tx,
+    r: &Receipt,
+    orig: &protocol::v1::OriginalReceipt,
+) -> Result<Result<Option<StoredReceipt>, AckResult>, ApiError> {
     let found = match (&orig.receipt_id, &orig.pos_receipt_no) {
-        (Some(id), _) => tx.receipt(id)?,
-        (None, Some(no)) => tx.receipt_by_pos_no(&r.store_id, &r.till_id, no)?,
+        (Some(id), _) => tx.receipt(id)?.filter(|o| o.receipt.store_id == r.store_id),
+        (None, Some(no)) => {
+            let earliest = r.issued_at - chrono::Duration::days(RETURN_WINDOW_DAYS);
+            let candidates: Vec<StoredReceipt> = tx
+                .receipts_by_pos_no(&r.store_id, no)?
+                .into_iter()
+                .filter(|o| o.receipt.issued_at <= r.issued_at && o.receipt.issued_at >= earliest)
+                .collect();
+            let same_till = candidates.iter().find(|o| o.receipt.till_id == r.till_id).cloned();
+            match same_till {
+                Some(o) => Some(o),
+                None if candidates.len() > 1 => {
+                    return Ok(Err(rejected(
+                        "ambiguous_original",
+                        format!(
+                        "body.original.pos_receipt_no: {} receipts {no:?} of other tills of store {} in the {} days \
+                             before the return; send body.original.receipt_id",
+                        candidates.len(),
+                        r.store_id,
+                        RETURN_WINDOW_DAYS
+                    ),
+                    )))
+                }
+                None => candidates.into_iter().next(),
+            }
+        }
         (None, None) => {
             return Ok(Err(rejected(
                 "invalid_original",
@@ -233,20 +275,28 @@ fn validate_receipt(
             )));
         }
     };
-    match found {
-        Some(o) => Ok(Ok(Some(o))),
-        None => {
-            let what = match (&orig.receipt_id, &orig.pos_receipt_no) {
-                (Some(id), _) => format!("body.original.receipt_id: no receipt {id} is known"),
-                (_, Some(no)) => format!(
-                    "body.original.pos_receipt_no: no receipt {no:?} from {}/{} is known",
-                    r.store_id, r.till_id
-                ),
-                _ => unreachable!(),
-            };
-            Ok(Err(rejected("unknown_original", what)))
-        }
+    if let Some(o) = found {
+        return Ok(Ok(Some(o)));
     }
+    let what = match (&orig.receipt_id, &orig.pos_receipt_no) {
+        (Some(id), _) => format!(
+            "body.original.receipt_id: no receipt {id} of store {} is known",
+            r.store_id
+        ),
+        (_, Some(no)) => format!(
+            "body.original.pos_receipt_no: no receipt {no:?} of store {} from the {} days before the return is known",
+            r.store_id, RETURN_WINDOW_DAYS
+        ),
+        _ => unreachable!(),
+    };
+    let age = now_local().signed_duration_since(r.issued_at);
+    if age < chrono::Duration::days(WAIT_FOR_ORIGINAL_DAYS) {
+        // The original may still be on its way (another till's outbox): not a permanent refusal.
+        return Ok(Err(AckResult::Retry {
+            reason: format!("waiting for the original: {what}"),
+        }));
+    }
+    Ok(Err(rejected("unknown_original", what)))
 }
 
 fn ingest_receipt(
@@ -263,18 +313,18 @@ fn ingest_receipt(
             format!("items[{index}].item_id {item_id:?} must equal body.id {:?}", r.id.0),
         ));
     }
+    if let Some(ack) = check_receipt_id(r) {
+        return Ok(ack);
+    }
     if let Some(existing) = tx.receipt(&r.id)? {
         return Ok(if existing.payload_hash == hash {
             AckResult::Duplicate
         } else {
-            rejected(
-                "conflict",
-                format!(
-                    "receipt id {} was already received with a different payload; it is not overwritten",
-                    r.id
-                ),
-            )
+            rejected("conflict", conflict_reason(&existing.receipt, r))
         });
+    }
+    if let Some(ack) = issued_in_future(r) {
+        return Ok(ack);
     }
     let original = match validate_receipt(tx, program, r)? {
         Ok(o) => o,
@@ -301,7 +351,8 @@ fn ingest_receipt(
         if let Some(row) = tx.customer(acct)? {
             // Campaign points that lapsed by the receipt's day leave the balance first.
             let day = r.issued_at.date_naive();
-            let current = rules::expire_points(&row.state, day);
+            // Expiry never runs ahead of the server's clock, whatever the till's clock says.
+            let current = rules::expire_points(&row.state, day.min(now_local().date_naive()));
             ledger::book(
                 tx,
                 acct,
@@ -368,6 +419,132 @@ fn ingest_receipt(
         original_id.as_ref(),
     )?;
     Ok(AckResult::Applied)
+}
+
+/// Wrong migration codes per till: at most [`pairing_attempts::MAX_FAILURES`] in
+/// [`pairing_attempts::WINDOW_SECS`]; beyond that a till's pairings wait (`retry`), so a 4-digit
+/// code cannot be tried exhaustively. Kept in memory (a restart forgets it).
+pub mod pairing_attempts {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use protocol::v1::AckResult;
+    use protocol::{StoreId, TillId};
+
+    pub const MAX_FAILURES: usize = 10;
+    pub const WINDOW_SECS: u64 = 3600;
+
+    type Key = (String, String);
+    static FAILURES: Mutex<Option<HashMap<Key, VecDeque<Instant>>>> = Mutex::new(None);
+
+    fn with<T>(f: impl FnOnce(&mut HashMap<Key, VecDeque<Instant>>) -> T) -> T {
+        let mut g = FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+        f(g.get_or_insert_with(HashMap::new))
+    }
+
+    fn recent(q: &mut VecDeque<Instant>) -> usize {
+        let window = Duration::from_secs(WINDOW_SECS);
+        while q.front().is_some_and(|t| t.elapsed() > window) {
+            q.pop_front();
+        }
+        q.len()
+    }
+
+    /// `retry` when this till has had too many wrong codes lately.
+    pub fn refused(store: &StoreId, till: &TillId) -> Option<AckResult> {
+        with(|m| {
+            let q = m.get_mut(&(store.0.clone(), till.0.clone()))?;
+            let n = recent(q);
+            let oldest = *q.front()?;
+            (n >= MAX_FAILURES).then(|| {
+                let wait = Duration::from_secs(WINDOW_SECS).saturating_sub(oldest.elapsed());
+                AckResult::Retry {
+                    reason: format!(
+                        "too_many_attempts: {n} wrong migration codes from till {store}/{till} in the last {} \
+                         minutes; pairing from this till resumes in {} minutes",
+                        WINDOW_SECS / 60,
+                        wait.as_secs().div_ceil(60)
+                    ),
+                }
+            })
+        })
+    }
+
+    pub fn failed(store: &StoreId, till: &TillId) {
+        with(|m| {
+            let q = m.entry((store.0.clone(), till.0.clone())).or_default();
+            recent(q);
+            q.push_back(Instant::now());
+        })
+    }
+}
+
+/// How far ahead of the server's clock a receipt's `issued_at` may be (till clocks drift; a
+/// receipt from the future would run point expiry forward).
+pub const MAX_CLOCK_AHEAD_MINUTES: i64 = 15;
+
+fn issued_in_future(r: &Receipt) -> Option<AckResult> {
+    let limit = now_local() + chrono::Duration::minutes(MAX_CLOCK_AHEAD_MINUTES);
+    (r.issued_at > limit).then(|| {
+        rejected(
+            "issued_in_future",
+            format!(
+                "body.issued_at: {} is more than {MAX_CLOCK_AHEAD_MINUTES} minutes ahead of the server's clock ({}); \
+                 set the till's clock and requeue",
+                r.issued_at.to_rfc3339(),
+                now_local().to_rfc3339()
+            ),
+        )
+    })
+}
+
+/// A receipt's id is derived from its store, till, POS number and issue time, so an id names
+/// one receipt of one store: a till cannot take (or collide with) another store's receipt id.
+fn check_receipt_id(r: &Receipt) -> Option<AckResult> {
+    let expected = protocol::ReceiptId::derive(&r.store_id, &r.till_id, &r.pos_receipt_no, &r.issued_at);
+    (expected != r.id).then(|| {
+        rejected(
+            "receipt_id_mismatch",
+            format!(
+                "body.id: {} is not the id of receipt {:?} of {}/{} issued {} (expected {})",
+                r.id,
+                r.pos_receipt_no,
+                r.store_id,
+                r.till_id,
+                r.issued_at.to_rfc3339(),
+                expected
+            ),
+        )
+    })
+}
+
+/// Why a re-sent receipt with the same id is refused: what changed (the POS re-exported it with
+/// other content). The first version stays; a correction needs a return and a new receipt.
+fn conflict_reason(old: &Receipt, new: &Receipt) -> String {
+    let mut changed = Vec::new();
+    if old.total != new.total {
+        changed.push(format!("total {} → {}", old.total, new.total));
+    }
+    if old.card != new.card {
+        changed.push("card".to_string());
+    }
+    if old.lines != new.lines {
+        changed.push(format!("lines ({} → {})", old.lines.len(), new.lines.len()));
+    }
+    if old.original != new.original {
+        changed.push("original".to_string());
+    }
+    if changed.is_empty() {
+        changed.push("other fields".to_string());
+    }
+    format!(
+        "receipt {} ({:?}) was already applied with other content ({}); the applied version stands — correct it \
+         with a return and a new receipt",
+        new.id,
+        new.pos_receipt_no,
+        changed.join(", ")
+    )
 }
 
 fn record_message(tx: &mut dyn Tx, c: &Customer, cause: &str, kind: &str, text: String) -> Result<bool, ApiError> {
@@ -520,7 +697,11 @@ fn pair_migration(
         return Ok(ack);
     }
     let code = p.code.trim();
+    if let Some(ack) = pairing_attempts::refused(&p.store_id, &p.till_id) {
+        return Ok(ack);
+    }
     let Some(mut mc) = tx.migration_code(code)? else {
+        pairing_attempts::failed(&p.store_id, &p.till_id);
         return Ok(rejected(
             "unknown_code",
             format!("body.code {code:?} is not a known migration code"),
@@ -737,6 +918,17 @@ pub fn parse_limit(limit: Option<&str>, default: usize, max: usize) -> Result<us
 
 /// Customers (with their cards and account state) changed after `since`. For a sub-card holder
 /// the state is the parent account's; a parent's change re-emits its sub-card holders.
+/// What a till may hold of a customer (data minimisation): name, tier, discount override,
+/// parent link, cards with their status and the account state. Contact data, birthday and
+/// consents stay on the server.
+fn for_till(mut c: CustomerChange) -> CustomerChange {
+    c.customer.contact = Default::default();
+    c.customer.birthday = None;
+    c.customer.consents = Default::default();
+    c
+}
+
+/// The change feed for tills (see [`for_till`]).
 pub fn changes(repo: &dyn Repository, since: i64, limit: usize) -> Result<ChangeFeed, ApiError> {
     transact(repo, |tx| {
         let mut rows = tx.changed_since(since, limit + 1)?;
@@ -745,7 +937,7 @@ pub fn changes(repo: &dyn Repository, since: i64, limit: usize) -> Result<Change
         let cursor = rows.last().map(|r| r.change_seq).unwrap_or(since);
         let mut changes = Vec::with_capacity(rows.len());
         for row in rows {
-            changes.push(change_of(tx, row)?);
+            changes.push(for_till(change_of(tx, row)?));
         }
         Ok(ChangeFeed {
             changes,
@@ -868,6 +1060,7 @@ pub fn issue_cards(repo: &dyn Repository, req: &IssueCardsRequest) -> Result<Iss
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
+    #[schema(pattern = r"\S")]
     pub reason: String,
 }
 

@@ -55,10 +55,15 @@ fn sync_one(repo: &dyn Repository, till: &TillRow, item_id: String, payload: Syn
 
 fn receipt(n: usize, card: Option<CardId>, total: Decimal, day: u32, original: Option<&Receipt>) -> Receipt {
     let issued_at =
-        chrono::DateTime::parse_from_rfc3339("2026-11-02T10:00:00+01:00").unwrap() + Duration::days(i64::from(day));
+        chrono::DateTime::parse_from_rfc3339("2026-07-01T10:00:00+02:00").unwrap() + Duration::days(i64::from(day));
     let ret = original.is_some();
     Receipt {
-        id: ReceiptId(format!("r-{n}")),
+        id: ReceiptId::derive(
+            &StoreId::from("CZ-PRG-01"),
+            &TillId::from("T1"),
+            &format!("{n}"),
+            &issued_at,
+        ),
         store_id: StoreId::from("CZ-PRG-01"),
         till_id: TillId::from("T1"),
         pos_receipt_no: format!("{n}"),
@@ -151,7 +156,7 @@ proptest! {
                 Op::Return { of } => {
                     if sales.is_empty() { continue; }
                     let o = sales.remove(of % sales.len());
-                    let day = 1 + (o.issued_at.date_naive() - chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()).num_days() as u32;
+                    let day = 1 + (o.issued_at.date_naive() - chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap()).num_days() as u32;
                     let r = receipt(n, None, o.total, day, Some(&o));
                     let ack = sync_one(&repo, &till, r.id.0.clone(), SyncPayload::Receipt(r.clone()));
                     prop_assert_eq!(ack, AckResult::Applied);
@@ -304,7 +309,7 @@ fn a_receipt_with_the_card_or_the_code_confirms_and_its_return_restores_nothing(
     let (_dir, repo, till) = seeded();
     let c1 = CustomerId::from("C000001");
     let mut req = redeem_req(1, card(0), 2);
-    req.requested_at = chrono::DateTime::parse_from_rfc3339("2026-11-02T09:55:00+01:00").unwrap();
+    req.requested_at = chrono::DateTime::parse_from_rfc3339("2026-07-01T09:55:00+02:00").unwrap();
     let ans = redeem(&repo, &till, &req).unwrap();
     let after_redeem = bal(&repo, &c1);
     // A receipt of another customer 5 minutes later confirms nothing.
@@ -317,7 +322,10 @@ fn a_receipt_with_the_card_or_the_code_confirms_and_its_return_restores_nothing(
         .is_none());
     // The customer's receipt (card attached) at 10:00 confirms it.
     let sale = receipt(11, Some(card(0)), Decimal::from(500), 0, None);
-    sync_one(&repo, &till, sale.id.0.clone(), SyncPayload::Receipt(sale.clone()));
+    assert_eq!(
+        sync_one(&repo, &till, sale.id.0.clone(), SyncPayload::Receipt(sale.clone())),
+        AckResult::Applied
+    );
     let red = transact(&repo, |tx| Ok(tx.redemption(&ans.redemption_id)?))
         .unwrap()
         .unwrap();

@@ -627,6 +627,7 @@ const PLATFORM_MODULES: &[&str] = &[
     "agent/src/os/",
     "agent/src/input/oskbd/",
     "agent/src/ui/platform/",
+    "server-stub/src/os.rs",
     "agent/build.rs",
 ];
 

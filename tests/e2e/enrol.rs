@@ -173,7 +173,7 @@ fn widget_rect(log: &str, name: &str) -> Option<(i64, i64, i64, i64)> {
 }
 
 /// Click the middle of a logged widget of window `win`.
-fn click(display: &str, win: u64, log: &Path, name: &str) {
+pub(crate) fn click(display: &str, win: u64, log: &Path, name: &str) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let (wx, wy, w, h) = widget_rect(&text, name).unwrap_or_else(|| panic!("{name} never laid out; log:\n{text}"));
     let (ox, oy) = origin(display, win);
@@ -391,7 +391,7 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     assert!(shown.is_some(), "no popup for the second card:\n{}", stderr());
     std::thread::sleep(Duration::from_millis(700));
     click(d, popup, &log, "popup.migration_code");
-    let form = wait_for(Duration::from_secs(15), || find_window(d, "^Migra"))
+    let form = wait_for(Duration::from_secs(15), || find_window(d, "ze star"))
         .unwrap_or_else(|| panic!("no code form:\n{}", stderr()));
     x_ok(d, "xdotool", &["windowfocus", "--sync", &form.to_string()]);
     std::thread::sleep(Duration::from_millis(500));

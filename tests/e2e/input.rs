@@ -767,3 +767,249 @@ fn doctor_checks_server_token_and_card_readers() {
         "{out}"
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// Payment card guard through every reader path
+
+/// Public test PANs of the guarded schemes (gateway sandboxes' documented test numbers).
+const TEST_PANS: [&str; 6] = [
+    "4111111111111111", // Visa
+    "5555555555554444", // Mastercard
+    "2223003122003222", // Mastercard 2-series
+    "378282246310005",  // Amex
+    "6011111111111117", // Discover
+    "3530111333300000", // JCB
+];
+
+/// A US-programmed scanner typing `text` at 8 ms/key, then Enter, as a trace for `decode`.
+fn scanner_trace(text: &str) -> String {
+    let mut t = String::from("dev:1\n");
+    for c in text.chars() {
+        let (key, shift) = match c {
+            '0' => ("KEY_0".to_string(), false),
+            '1'..='9' => (format!("KEY_{c}"), false),
+            '-' => ("KEY_MINUS".into(), false),
+            ';' => ("KEY_SEMICOLON".into(), false),
+            '=' => ("KEY_EQUAL".into(), false),
+            '?' => ("KEY_SLASH".into(), true),
+            _ => panic!("{c:?} not in the trace alphabet"),
+        };
+        if shift {
+            t.push_str("d:KEY_LEFTSHIFT t:1 ");
+        }
+        t.push_str(&format!("d:{key} t:3 u:{key} t:{}", if shift { 1 } else { 5 }));
+        if shift {
+            t.push_str(" u:KEY_LEFTSHIFT t:4");
+        }
+        t.push('\n');
+    }
+    t.push_str("d:KEY_ENTER t:3 u:KEY_ENTER\n");
+    t
+}
+
+/// Issue 14 item 3: payment card numbers in the shapes the guard once missed (track 2 cut short,
+/// empty expiry, track 1 without expiry / service code, bare and dash-separated digits) reach the
+/// agent through every path — `decode --raw`, a keyboard-wedge trace (`decode --trace`), the serial
+/// reader (socat pty) of the running agent, a typed lookup (`till-agent quote`), and a POS CSV
+/// whose card column holds the number. Each is a payment card (last 4 only); the receipt is
+/// delivered without a card with a masked warning; and no file the agent or the server wrote
+/// (data folder, logs, server database and its log) nor anything printed holds a number.
+#[test]
+fn payment_card_numbers_through_every_reader_path_leave_no_trace() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = |pan: &str| -> Vec<String> {
+        let groups: Vec<&str> = (0..pan.len())
+            .step_by(4)
+            .map(|i| &pan[i..(i + 4).min(pan.len())])
+            .collect();
+        vec![
+            format!(";{pan}=2612?"),
+            format!(";{pan}=?"),
+            format!("%B{pan}^TEST/CARD^?"),
+            pan.to_string(),
+            groups.join("-"),
+        ]
+    };
+    let mut printed = String::new();
+    // decode --raw and a wedge trace
+    for pan in TEST_PANS {
+        for raw in shapes(pan) {
+            let out = Command::new(bin("till-agent"))
+                .args(["decode", "--raw", &raw])
+                .env("HOME", dir.path())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{raw}: {e}: {text}"));
+            assert_eq!(
+                (v["class"].as_str(), v["last4"].as_str()),
+                (Some("payment_card"), Some(&pan[pan.len() - 4..])),
+                "decode --raw {raw}: {text}"
+            );
+            printed.push_str(&text);
+            printed.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
+        for typed in [format!(";{pan}=2612?"), pan.to_string()] {
+            let trace = dir.path().join("scan.trace");
+            std::fs::write(&trace, scanner_trace(&typed)).unwrap();
+            let out = Command::new(bin("till-agent"))
+                .args(["decode", "--trace"])
+                .arg(&trace)
+                .env("HOME", dir.path())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{typed}: {e}: {text}"));
+            let d = &v["decisions"][0];
+            assert_eq!(
+                (d["decision"].as_str(), d["class"].as_str(), d["last4"].as_str()),
+                (Some("scan"), Some("payment_card"), Some(&pan[pan.len() - 4..])),
+                "decode --trace of {typed}: {text}"
+            );
+            printed.push_str(&text);
+        }
+    }
+
+    // The running agent: a serial reader and a POS export folder with a CSV mapping.
+    let server = start_server(dir.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let till = dir.path().join("till");
+    let socat = Socat::start(dir.path());
+    let cz_csv = std::fs::read_to_string(fixture("agent/cz-pos-csv.toml")).unwrap();
+    let config = AgentToml::new(&server.url)
+        .wedge(false)
+        .serial(SerialToml::port(&socat.b))
+        .raw(&cz_csv)
+        .write(&till.join("agent.toml"));
+    let stderr = till.join("stderr.log");
+    let mut agent = Lines::spawn(
+        "till-agent run",
+        Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "run", "--headless"])
+            .env("TILL_AGENT_TOKEN", &token)
+            .env("HOME", &till)
+            .env("RUST_LOG", "debug")
+            .stderr(std::fs::File::create(&stderr).unwrap()),
+    );
+    // the reader path is live: a loyalty card gets its customer's popup
+    std::thread::sleep(Duration::from_secs(2));
+    socat.write(format!("{DEMO_CARD}\r").as_bytes());
+    agent
+        .wait(Duration::from_secs(20), |v| {
+            v.to_string().contains("0018") && v["kind"] != "payment_card"
+        })
+        .unwrap_or_else(|| panic!("no loyalty popup:\n{}", agent.transcript()));
+    for pan in TEST_PANS {
+        for raw in &shapes(pan)[..3] {
+            socat.write(format!("{raw}\r").as_bytes());
+            let v = agent
+                .wait(Duration::from_secs(15), |v| v["kind"] == "payment_card")
+                .unwrap_or_else(|| panic!("{raw}: no payment popup:\n{}", agent.transcript()));
+            assert!(v.to_string().contains(&pan[pan.len() - 4..]), "{raw}: {v}");
+        }
+    }
+    // a typed lookup of a payment number: refused, not sent to the server
+    for pan in ["4111111111111111", "5555-5555-5555-4444"] {
+        let out = Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "quote", pan])
+            .env("TILL_AGENT_TOKEN", &token)
+            .env("HOME", &till)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && err.contains("payment card"),
+            "quote {pan}: {err}"
+        );
+        printed.push_str(&err);
+        printed.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    // the POS stored the payment card in the card column of its CSV export
+    // (windows-1250 bytes: only the ASCII card number is replaced)
+    let bytes = std::fs::read(fixture("agent/cz_pos_export_cp1250_demo_card.csv")).unwrap();
+    let needle = b"1900 0000 0900 0018";
+    assert!(bytes.windows(needle.len()).any(|w| w == needle));
+    let mut paid = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(needle) {
+            paid.extend_from_slice(b"4111 1111 1111 1111");
+            i += needle.len();
+        } else {
+            paid.push(bytes[i]);
+            i += 1;
+        }
+    }
+    std::fs::write(till.join("export/paid.csv.tmp"), &paid).unwrap();
+    std::fs::rename(till.join("export/paid.csv.tmp"), till.join("export/paid.csv")).unwrap();
+    let arrived = wait_for(Duration::from_secs(30), || {
+        (server_count(
+            &server.db,
+            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE '2026/00014%'",
+        ) == 2)
+            .then_some(())
+    });
+    assert!(
+        arrived.is_some(),
+        "the receipts of the CSV did not arrive; agent log:\n{}",
+        std::fs::read_to_string(&stderr).unwrap_or_default()
+    );
+    assert_eq!(
+        server_count(
+            &server.db,
+            "SELECT COUNT(*) FROM receipts WHERE card IS NOT NULL AND card != ''"
+        ),
+        0,
+        "a receipt arrived with a card"
+    );
+    let warned: i64 = rusqlite::Connection::open(till.join("outbox.db"))
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sync_log WHERE level = 'warn' AND message LIKE '%payment card number (…1111)%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        warned, 1,
+        "one masked warning for the one receipt with a card (the return has none)"
+    );
+    let transcript = agent.transcript();
+    drop(agent);
+    drop(server);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // No number anywhere the agent or the server wrote, nor in anything printed. The one file
+    // that holds one is the POS's own export, moved as it was into processed/.
+    let pos_file = till.join("export/processed/paid.csv");
+    assert_eq!(std::fs::read(&pos_file).unwrap(), paid, "the POS's file, unchanged");
+    let mut hits = Vec::new();
+    for pan in TEST_PANS {
+        let grouped: Vec<&str> = (0..pan.len())
+            .step_by(4)
+            .map(|i| &pan[i..(i + 4).min(pan.len())])
+            .collect();
+        for needle in [pan.to_string(), grouped.join(" "), grouped.join("-")] {
+            hits.extend(grep_tree(dir.path(), &needle).into_iter().filter(|p| *p != pos_file));
+            for (what, text) in [("stdout", &transcript), ("printed", &printed)] {
+                if text.contains(needle.as_str()) {
+                    hits.push(PathBuf::from(format!("<{what}>")));
+                }
+            }
+        }
+    }
+    assert!(hits.is_empty(), "payment card numbers found in {hits:?}");
+    // the search was not vacuous: the agent's and the server's files are there
+    let mut files = Vec::new();
+    list_tree(dir.path(), &mut files);
+    for want in ["outbox.db", "server.db", "server-stub.log", "stderr.log"] {
+        assert!(files.iter().any(|p| p.ends_with(want)), "{want} missing: {files:?}");
+    }
+    assert!(
+        files.iter().any(|p| p.to_string_lossy().contains("/logs/")),
+        "{files:?}"
+    );
+}

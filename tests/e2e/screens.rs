@@ -1,33 +1,17 @@
 //! What people see, screen by screen, in every language: the real GUI agent under Xvfb opens
 //! each window (sync log with its timeline, About, Reader test, Quit confirmation) and
-//! `popup-demo` shows the popups (a customer, an unknown card); a screenshot of each is kept in
+//! `popup-demo` shows the popups (a customer, an unknown card, whose Register button opens the
+//! form); a screenshot of each is kept in
 //! `<target>/debug/ui-screenshots/screens-*.png`. The agent logs, per screen, whether what it
 //! drew fits its window (`screen fit … clipped=…`, egui's laid-out rectangles against the
 //! window's): the last word of every screen must be `clipped=false`. And the headless demo
 //! (`scripts/demo.sh` without a display) prints a popup line for its demo card.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{bin, bin_dir, fixture, repo_root, wait_for, Proc};
-
-fn x(display: &str, prog: &str, args: &[&str]) -> Output {
-    Command::new(prog)
-        .args(args)
-        .env("DISPLAY", display)
-        .output()
-        .unwrap_or_else(|e| panic!("{prog}: {e}"))
-}
-
-fn find_window(display: &str, name: &str) -> Option<u64> {
-    String::from_utf8_lossy(&x(display, "xdotool", &["search", "--name", name]).stdout)
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
+use e2e::{bin, bin_dir, find_window, fixture, need_tools, repo_root, wait_for, x, AgentToml, Proc, OFFLINE_URL};
 
 /// (x, y, width, height) of a top-level window.
 fn geometry(display: &str, id: u64) -> (i64, i64, i64, i64) {
@@ -95,6 +79,9 @@ struct Lang {
     about: &'static str,
     reader_test: &'static str,
     quit: &'static str,
+    /// The register form's title (its ASCII part: xdotool matches that reliably).
+    form: &'static str,
+    code_form: &'static str,
 }
 
 const LANGS: [Lang; 4] = [
@@ -104,6 +91,8 @@ const LANGS: [Lang; 4] = [
         about: "O programu",
         reader_test: "Test čtečky",
         quit: "Ukončit",
+        form: "^Registrace z",
+        code_form: "ze star",
     },
     Lang {
         code: "sk",
@@ -111,6 +100,8 @@ const LANGS: [Lang; 4] = [
         about: "O programe",
         reader_test: "Test čítačky",
         quit: "Ukončiť",
+        form: "^Registr",
+        code_form: "zo starej",
     },
     Lang {
         code: "hr",
@@ -118,6 +109,8 @@ const LANGS: [Lang; 4] = [
         about: "O programu",
         reader_test: "Test čitača",
         quit: "Zatvori program",
+        form: "^Registracija kupca",
+        code_form: "sa stare",
     },
     Lang {
         code: "en",
@@ -125,20 +118,17 @@ const LANGS: [Lang; 4] = [
         about: "About",
         reader_test: "Reader test",
         quit: "Quit",
+        form: "^Customer registration",
+        code_form: "^Code from the old card",
     },
 ];
 
 fn offline_till(dir: &Path, lang: &str) -> PathBuf {
     let runtime = dir.join("run");
-    std::fs::create_dir_all(dir.join("export")).unwrap();
     std::fs::create_dir_all(&runtime).unwrap();
-    std::fs::write(
-        dir.join("agent.toml"),
-        format!(
-            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"CZ-PRG-01\"\ntill_id = \"T1\"\nexport_dir = \"export\"\nlanguage = \"{lang}\"\n"
-        ),
-    )
-    .unwrap();
+    AgentToml::minimal(OFFLINE_URL)
+        .language(Some(lang))
+        .write(&dir.join("agent.toml"));
     // Receipts that cannot be sent (nothing listens on port 9): the timeline shows them queued.
     for f in ["R-1001.json", "R-1002.json"] {
         std::fs::copy(fixture(&format!("agent/demo-receipts/{f}")), dir.join("export").join(f)).unwrap();
@@ -148,6 +138,9 @@ fn offline_till(dir: &Path, lang: &str) -> PathBuf {
 
 #[test]
 fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "import"]) {
+        return;
+    }
     let xv = e2e::start_xvfb(1280, 1024);
     let d = xv.display.as_str();
     let tmp = tempfile::tempdir().unwrap();
@@ -190,8 +183,44 @@ fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
             });
             std::thread::sleep(Duration::from_millis(300));
             shot(d, &format!("screens-popup-{what}-{l}.png"));
-            p.kill();
             assert!(ok.is_some(), "{l} {what}: the popup never fitted:\n{}", log());
+            if what == "unknown" {
+                // The Register button opens the form (the cashier's click).
+                let popup = wait_for(Duration::from_secs(5), || find_window(d, "till-agent popup"))
+                    .unwrap_or_else(|| panic!("{l}: popup window not found"));
+                crate::enrol::click(d, popup, &err, "popup.register");
+                let form = wait_for(Duration::from_secs(15), || find_window(d, lang.form))
+                    .unwrap_or_else(|| panic!("{l}: no register form:\n{}", log()));
+                assert!(x(d, "xdotool", &["windowfocus", "--sync", &form.to_string()])
+                    .status
+                    .success());
+                assert!(
+                    wait_for(Duration::from_secs(10), || fits(&log()).get("form").map(|_| ())).is_some(),
+                    "{l}: form never laid out:\n{}",
+                    log()
+                );
+                std::thread::sleep(Duration::from_millis(500));
+                shot(d, &format!("screens-form-register-{l}.png"));
+                assert_fits(l, &log(), &["form"]);
+                // The keyboard path to the other button: the tray menu entry (here through the
+                // single-instance socket, the same path as a tray click) opens the code form.
+                let out = Command::new(bin("till-agent"))
+                    .args(["popup-demo", "--menu", "migration_code"])
+                    .env("DISPLAY", d)
+                    .env("XDG_RUNTIME_DIR", &dir)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    wait_for(Duration::from_secs(15), || find_window(d, lang.code_form)).is_some(),
+                    "{l}: the code form did not open from the menu:\n{}",
+                    log()
+                );
+                std::thread::sleep(Duration::from_millis(500));
+                shot(d, &format!("screens-form-code-{l}.png"));
+                assert_fits(l, &log(), &["form"]);
+            }
+            p.kill();
             assert_fits(l, &log(), &["popup"]);
         }
 
@@ -285,6 +314,9 @@ fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
 /// card's with Register, and next steps with full paths. Ends by itself (no terminal).
 #[test]
 fn headless_demo_prints_the_popup_of_its_demo_card() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/demo.sh"))
@@ -325,4 +357,20 @@ fn headless_demo_prints_the_popup_of_its_demo_card() {
         "next steps without full paths:\n{all}"
     );
     assert!(stdout.contains("Admin token: demo-admin-"), "{all}");
+    // `status` and `log` for people: the backlog line, local times without RFC 3339's `T…Z`.
+    assert!(stdout.contains("Queue:                0 waiting"), "{all}");
+    let last = stdout
+        .lines()
+        .find(|l| l.starts_with("Last successful sync: "))
+        .unwrap_or_else(|| panic!("{all}"));
+    assert!(!last.contains('T') && !last.contains("never"), "{last}");
+    let acks: Vec<&str> = stdout.lines().filter(|l| l.contains(" ack ")).collect();
+    assert!(!acks.is_empty(), "{all}");
+    for l in acks {
+        let ts = l.split(" INFO").next().unwrap();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S").is_ok(),
+            "{l}"
+        );
+    }
 }

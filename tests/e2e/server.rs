@@ -224,6 +224,64 @@ fn expected_balance(customer: &str, receipts: &[&Receipt]) -> Decimal {
     st.points_balance
 }
 
+/// libfaketime's preload library (package `faketime`, installed by scripts/setup.sh).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The seeded demo server with its clock set by libfaketime (`FAKETIME` syntax, e.g.
+/// `@2027-03-01 10:00:00`, or `+400d`).
+fn start_server_faked(dir: &Path, faketime: &str, seed: bool) -> ServerHandle {
+    assert!(
+        Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: run scripts/setup.sh (package faketime)"
+    );
+    let db = dir.join("server.db");
+    if seed {
+        e2e::seed_db(&db, &fixture("seed/demo.json"));
+    }
+    let port = e2e::free_port();
+    let log = dir.join("server-stub.log");
+    let mut cmd = std::process::Command::new(e2e::bin("server-stub"));
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--db",
+        db.to_str().unwrap(),
+    ])
+    .env("SERVER_STUB_ADMIN_TOKEN", e2e::TEST_ADMIN_TOKEN)
+    .env("LD_PRELOAD", LIBFAKETIME)
+    .env("FAKETIME", faketime)
+    .env("FAKETIME_DONT_RESET", "1")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
+    let proc = e2e::Proc::spawn("server-stub", &mut cmd);
+    let url = format!("http://127.0.0.1:{port}");
+    let client = Client::new();
+    let up = (0..200).any(|_| {
+        let ok = client
+            .get(format!("{url}/healthz"))
+            .send()
+            .is_ok_and(|r| r.status().is_success());
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        ok
+    });
+    assert!(
+        up,
+        "faked server did not start: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    ServerHandle {
+        url,
+        admin_token: e2e::TEST_ADMIN_TOKEN.to_string(),
+        db,
+        port,
+        log,
+        proc,
+    }
+}
+
 fn setup() -> (tempfile::TempDir, ServerHandle, Api) {
     let dir = tempfile::tempdir().unwrap();
     let srv = start_server(dir.path());
@@ -360,7 +418,10 @@ fn partial_returns_add_up_to_exactly_the_original_points() {
 
 #[test]
 fn campaign_points_lapse_on_the_server_after_their_expiry() {
-    let (_dir, srv, api) = setup();
+    // The server's clock (libfaketime) is the day after the sale; expiry never runs ahead of it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = start_server_faked(dir.path(), "@2026-11-24 10:00:00", true);
+    let api = Api::new(&srv, STORE, TILL);
     let p = demo_program();
     let before = api.balance(JIRI);
     // Lipstick in November: the kosmetika campaign's points expire after 90 days.
@@ -381,6 +442,10 @@ fn campaign_points_lapse_on_the_server_after_their_expiry() {
     assert!(expiring.points > Decimal::ZERO);
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
     assert_eq!(api.balance(JIRI), before + eff.points_delta);
+    // The server's clock moves past the expiry (restart with a later clock).
+    srv.kill();
+    let srv = start_server_faked(dir.path(), "@2027-03-01 10:00:00", false);
+    let api = Api::new(&srv, STORE, TILL);
     // Bread the day after the expiry: the lapsed campaign points leave the balance, the bread earns.
     let mut later = receipt(
         "2202",
@@ -887,6 +952,14 @@ fn bad_input_is_4xx_naming_the_field_and_writes_nothing() {
         receipt_id: Some(ReceiptId("0".repeat(32))),
         pos_receipt_no: None,
     });
+    // Issued a month ago: its original will not come any more.
+    orphan.issued_at = (chrono::Local::now() - chrono::Duration::days(30)).fixed_offset();
+    orphan.id = ReceiptId::derive(
+        &orphan.store_id,
+        &orphan.till_id,
+        &orphan.pos_receipt_no,
+        &orphan.issued_at,
+    );
     let acks = api.sync_ok(&batch(vec![
         receipt_item(&eur),
         receipt_item(&good),
@@ -1034,4 +1107,255 @@ fn healthz_and_openapi_need_no_token() {
     .unwrap();
     assert_eq!(doc, checked_in, "served document = checked-in copy");
     assert!(doc["paths"]["/v1/sync"]["post"].is_object());
+}
+
+/// A receipt of `till` issued `at`, with its derived id.
+fn receipt_at(till: &str, no: &str, card: Option<&str>, at: chrono::DateTime<chrono::FixedOffset>) -> Receipt {
+    let mut r = receipt(
+        no,
+        card,
+        vec![line(None, "Chléb kmínový", None, "2", "35.50", LineKind::Sale)],
+    );
+    r.till_id = TillId::from(till);
+    r.issued_at = at;
+    r.id = ReceiptId::derive(&r.store_id, &r.till_id, no, &at);
+    r
+}
+
+fn batch_of(till: &str, items: Vec<Value>) -> Value {
+    json!({"version": "v1", "store_id": STORE, "till_id": till, "items": items})
+}
+
+fn return_of(till: &str, no: &str, original: OriginalReceipt, at: chrono::DateTime<chrono::FixedOffset>) -> Receipt {
+    let mut r = receipt_at(till, no, None, at);
+    r.lines = vec![line(None, "Chléb kmínový", None, "-1", "35.50", LineKind::Return)];
+    r.total = r.lines[0].line_total;
+    r.original = Some(original);
+    r
+}
+
+#[test]
+fn a_receipt_from_the_future_is_refused_and_runs_no_expiry() {
+    let (_dir, _srv, api) = setup();
+    let before = api.balance(JIRI);
+    let now = chrono::Local::now().fixed_offset();
+    // A till whose clock is a year ahead.
+    let ahead = receipt_at(TILL, "7001", Some(JIRI), now + chrono::Duration::days(365));
+    // Within the documented tolerance (15 minutes): accepted.
+    let skewed = receipt_at(TILL, "7002", Some(JIRI), now + chrono::Duration::minutes(5));
+    let acks = api.sync_ok(&batch(vec![receipt_item(&ahead), receipt_item(&skewed)]));
+    assert_eq!(results(&acks), ["rejected", "applied"], "{acks:?}");
+    assert_eq!(acks[0]["code"], "issued_in_future");
+    assert!(
+        acks[0]["reason"].as_str().unwrap().contains("body.issued_at"),
+        "{acks:?}"
+    );
+    // Only the skewed receipt's points arrived; nothing expired early.
+    let p = demo_program();
+    let earned = rules::evaluate_receipt(&p, &skewed).points_delta;
+    assert_eq!(api.balance(JIRI), before + earned);
+}
+
+#[test]
+fn a_receipt_id_names_one_receipt_of_the_senders_store_and_a_changed_reexport_says_what_changed() {
+    let (_dir, _srv, api) = setup();
+    let now = chrono::Local::now().fixed_offset() - chrono::Duration::hours(1);
+    let r = receipt_at(TILL, "7101", Some(JIRI), now);
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r)]))), ["applied"]);
+    // Another store's receipt id (derived from store CZ-BRQ-02) sent by this store's till.
+    let mut foreign = receipt_at(TILL, "7102", None, now);
+    foreign.id = ReceiptId::derive(&StoreId::from("CZ-BRQ-02"), &TillId::from(TILL), "7102", &now);
+    let acks = api.sync_ok(&batch(vec![receipt_item(&foreign)]));
+    assert_eq!(results(&acks), ["rejected"]);
+    assert_eq!(acks[0]["code"], "receipt_id_mismatch");
+    // The POS re-exports 7101 with another total: refused, and the reason says what changed.
+    let mut changed = r.clone();
+    changed.lines[0].quantity = "3".parse().unwrap();
+    changed.lines[0].line_total = "106.50".parse().unwrap();
+    changed.total = changed.lines[0].line_total;
+    let acks = api.sync_ok(&batch(vec![receipt_item(&changed)]));
+    assert_eq!(results(&acks), ["rejected"]);
+    assert_eq!(acks[0]["code"], "conflict");
+    let reason = acks[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("total 71.00 → 106.50"), "{reason}");
+    assert!(!reason.contains(JIRI), "no card number in a reason: {reason}");
+}
+
+#[test]
+fn a_return_at_another_till_of_the_store_finds_its_original_and_an_early_return_waits() {
+    let (dir, srv, api1) = setup();
+    let _ = dir;
+    let api2 = Api::new(&srv, STORE, "T2");
+    let now = chrono::Local::now().fixed_offset();
+    // POS numbering restarted: an old "7201" on T1 (200 days ago, outside the window) and the
+    // real original on T1 two days ago.
+    let old = receipt_at(TILL, "7201", None, now - chrono::Duration::days(200));
+    let orig = receipt_at(TILL, "7201", Some(JIRI), now - chrono::Duration::days(2));
+    assert_eq!(
+        results(&api1.sync_ok(&batch(vec![receipt_item(&old), receipt_item(&orig)]))),
+        ["applied", "applied"]
+    );
+    let after_sale = api1.balance(JIRI);
+    // Returned at T2 by POS number: resolved within the store, the recent one.
+    let by_no = OriginalReceipt {
+        receipt_id: None,
+        pos_receipt_no: Some("7201".into()),
+    };
+    let ret = return_of("T2", "9201", by_no, now - chrono::Duration::hours(1));
+    let acks = api2.sync_ok(&batch_of("T2", vec![receipt_item(&ret)]));
+    assert_eq!(results(&acks), ["applied"], "{acks:?}");
+    assert!(
+        api1.balance(JIRI) < after_sale,
+        "the return debited the original's account"
+    );
+    // A return whose original has not arrived yet: retry (waiting), not a permanent refusal.
+    let early = return_of(
+        "T2",
+        "9202",
+        OriginalReceipt {
+            receipt_id: None,
+            pos_receipt_no: Some("7299".into()),
+        },
+        now - chrono::Duration::hours(1),
+    );
+    let acks = api2.sync_ok(&batch_of("T2", vec![receipt_item(&early)]));
+    assert_eq!(results(&acks), ["retry"], "{acks:?}");
+    assert!(acks[0]["reason"].as_str().unwrap().contains("waiting for the original"));
+    // Its original arrives from T1; the resent return is applied.
+    let late_orig = receipt_at(TILL, "7299", Some(JIRI), now - chrono::Duration::hours(3));
+    assert_eq!(
+        results(&api1.sync_ok(&batch(vec![receipt_item(&late_orig)]))),
+        ["applied"]
+    );
+    assert_eq!(
+        results(&api2.sync_ok(&batch_of("T2", vec![receipt_item(&early)]))),
+        ["applied"]
+    );
+    // An explicit receipt id of another store is not resolved there.
+    let foreign = return_of(
+        "T2",
+        "9203",
+        OriginalReceipt {
+            receipt_id: Some(ReceiptId::derive(
+                &StoreId::from("CZ-BRQ-02"),
+                &TillId::from(TILL),
+                "1",
+                &now,
+            )),
+            pos_receipt_no: None,
+        },
+        now - chrono::Duration::days(30),
+    );
+    let acks = api2.sync_ok(&batch_of("T2", vec![receipt_item(&foreign)]));
+    assert_eq!(acks[0]["code"], "unknown_original", "{acks:?}");
+}
+
+#[test]
+fn the_change_feed_carries_no_contact_data_and_wrong_migration_codes_are_rate_limited_per_till() {
+    let (_dir, srv, api) = setup();
+    // The feed has what an offline quote needs, and no e-mail, phone, address or birthday.
+    let (s, feed) = api.get("/v1/changes?limit=1000");
+    assert_eq!(s, StatusCode::OK, "{feed}");
+    let changes = feed["changes"].as_array().unwrap();
+    assert!(!changes.is_empty());
+    for c in changes {
+        let cust = &c["customer"];
+        assert!(
+            cust["name"].is_object() && c["cards"].is_array() && c["state"].is_object(),
+            "{c}"
+        );
+        assert_eq!(cust["contact"], json!({}), "{c}");
+        assert!(cust.get("birthday").is_none(), "{c}");
+    }
+    let text = feed.to_string();
+    assert!(!text.contains('@'), "no e-mail address in the feed");
+    // The admin still sees the contact data.
+    let (_, full) = api.admin(reqwest::Method::GET, "/admin/customers/C000001", None);
+    assert!(
+        full["customer"]["contact"].as_object().is_some_and(|c| !c.is_empty()),
+        "{full}"
+    );
+
+    // Wrong migration codes: after 10 from one till, its pairings wait (retry) with a clear
+    // reason, even with the right code; another till is not affected.
+    let pairing = |till: &str, rid: &str, card: &str, code: &str| {
+        json!({"item_id": rid, "type": "migration_pairing",
+               "body": {"request_id": rid, "card": card, "code": code, "store_id": STORE, "till_id": till}})
+    };
+    let wrong: Vec<Value> = (0..10)
+        .map(|i| pairing(TILL, &format!("w-{i}"), PRINTED_2, &format!("KLUB-{i:04}")))
+        .collect();
+    let acks = api.sync_ok(&batch(wrong));
+    assert!(acks.iter().all(|a| a["code"] == "unknown_code"), "{acks:?}");
+    let acks = api.sync_ok(&batch(vec![pairing(TILL, "ok-1", PRINTED_1, "KLUB-4821")]));
+    assert_eq!(results(&acks), ["retry"], "{acks:?}");
+    assert!(
+        acks[0]["reason"].as_str().unwrap().starts_with("too_many_attempts"),
+        "{acks:?}"
+    );
+    let api2 = Api::new(&srv, STORE, "T9");
+    let acks = api2.sync_ok(&batch_of("T9", vec![pairing("T9", "ok-2", PRINTED_1, "KLUB-4821")]));
+    assert_eq!(results(&acks), ["applied"], "{acks:?}");
+}
+
+fn server_id(api: &Api) -> String {
+    let (s, v) = api.get("/healthz");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["server_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no server_id in {v}"))
+        .to_string()
+}
+
+/// Copy the database files (the WAL too: the server was killed) from `from` to `to`.
+fn copy_db(from: &Path, to: &Path) {
+    for ext in ["", "-wal", "-shm"] {
+        let (f, t) = (format!("{}{ext}", from.display()), format!("{}{ext}", to.display()));
+        let _ = std::fs::remove_file(&t);
+        if Path::new(&f).exists() {
+            std::fs::copy(&f, &t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_restored_database_gets_a_new_server_identity_and_takes_the_lost_receipts_once() {
+    let (dir, mut srv, api) = setup();
+    let id1 = server_id(&api);
+    srv.restart();
+    assert_eq!(server_id(&api), id1, "a restart keeps the identity");
+    // Nightly backup (server stopped), then a day of 20 receipts, acknowledged.
+    srv.kill();
+    let backup = dir.path().join("backup.db");
+    copy_db(&srv.db, &backup);
+    srv.restart();
+    let now = chrono::Local::now().fixed_offset() - chrono::Duration::hours(2);
+    let day: Vec<Receipt> = (0..20)
+        .map(|i| {
+            receipt_at(
+                TILL,
+                &format!("80{i:02}"),
+                Some(JIRI),
+                now + chrono::Duration::minutes(i),
+            )
+        })
+        .collect();
+    let items: Vec<Value> = day.iter().map(receipt_item).collect();
+    assert!(results(&api.sync_ok(&batch(items.clone())))
+        .iter()
+        .all(|r| r == "applied"));
+    // The server notes its watermark every 5 s; then the disk dies and the backup is restored.
+    std::thread::sleep(std::time::Duration::from_millis(5500));
+    srv.kill();
+    copy_db(&backup, &srv.db);
+    srv.restart();
+    let id2 = server_id(&api);
+    assert_ne!(id2, id1, "a restored database is another server identity");
+    // The till notices and resends: all 20 arrive again, once.
+    assert!(results(&api.sync_ok(&batch(items.clone())))
+        .iter()
+        .all(|r| r == "applied"));
+    assert!(results(&api.sync_ok(&batch(items))).iter().all(|r| r == "duplicate"));
+    srv.restart();
+    assert_eq!(server_id(&api), id2);
 }

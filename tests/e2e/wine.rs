@@ -524,6 +524,22 @@ fn wine_msi_install_run_upgrade_uninstall() {
         "a receipt sent with the token stored by `login`",
         3,
     );
+    // --- the installer's TillToken back in HKLM (as it stays when a standard user's agent cannot
+    // delete it): imported once already, so a start leaves the credential store alone and the
+    // next receipt still goes out with the token from `login` (the old one is revoked: a
+    // re-import would make every send fail with 401)
+    run_ok(
+        "reg add TillToken (left over)",
+        wine.cmd("reg")
+            .args(["add", SETTINGS_KEY, "/v", "TillToken", "/d", &token, "/f"]),
+    );
+    drop_receipt(&export, "W-0004");
+    run_until_sent(
+        &wine,
+        &work.path().join("agent-run4.log"),
+        "a receipt sent with the login token although the installer's old token is back in HKLM",
+        4,
+    );
 
     // --- the installed Windows build's popup renders under wine + Xvfb
     popup_screenshot(&wine, work.path());

@@ -235,15 +235,16 @@ pub fn is(v: &Value, key: &str, want: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Files a run left behind
 
-/// Every file under `root` (recursively).
+/// Every regular file under `root` (recursively; symlinks such as socat's pty links and other
+/// special files are not followed: reading a pty would block).
 pub fn list_tree(root: &Path, out: &mut Vec<PathBuf>) {
     let rd = std::fs::read_dir(root).unwrap_or_else(|e| panic!("{}: {e}", root.display()));
     for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            list_tree(&p, out);
-        } else {
-            out.push(p);
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_dir() {
+            list_tree(&e.path(), out);
+        } else if t.is_file() {
+            out.push(e.path());
         }
     }
 }
@@ -264,27 +265,44 @@ pub fn grep_tree(root: &Path, needle: &str) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    /// Test modules take helpers from the harness only: no `use crate::…` / `super::…` between
-    /// the modules of `tests/e2e/` (`main.rs` only declares them).
+    /// Test modules take helpers from the harness only: no test module of `tests/e2e/` names
+    /// another (`crate::agent::…`, `super::enrol::…`, `use crate::{input, …}`); `main.rs` only
+    /// declares them.
     #[test]
     fn test_modules_never_import_each_other() {
         let dir = super::repo_root().join("tests/e2e");
-        let mut bad = Vec::new();
-        let mut n = 0;
+        let mut modules = Vec::new();
         for e in std::fs::read_dir(&dir).unwrap().flatten() {
             let p = e.path();
-            if p.extension().is_none_or(|x| x != "rs") || p.ends_with("main.rs") {
-                continue;
+            if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("main.rs") {
+                modules.push((p.file_stem().unwrap().to_string_lossy().into_owned(), p));
             }
-            n += 1;
-            for (i, line) in std::fs::read_to_string(&p).unwrap().lines().enumerate() {
+        }
+        assert!(
+            modules.len() >= 5,
+            "only {} test modules in {}",
+            modules.len(),
+            dir.display()
+        );
+        let mut bad = Vec::new();
+        for (_, p) in &modules {
+            for (i, line) in std::fs::read_to_string(p).unwrap().lines().enumerate() {
                 let code = line.split("//").next().unwrap_or("");
-                if code.contains("crate::") || code.contains("super::") {
+                let names_one = modules.iter().any(|(m, _)| {
+                    ["crate::", "super::"].iter().any(|root| {
+                        code.match_indices(&format!("{root}{m}")).any(|(at, hit)| {
+                            // a whole module name, not a prefix of a longer identifier
+                            !code[at + hit.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                        })
+                    })
+                });
+                let group =
+                    code.trim_start().starts_with("use crate::{") || code.trim_start().starts_with("use super::{");
+                if names_one || group {
                     bad.push(format!("{}:{}: {}", p.display(), i + 1, line.trim()));
                 }
             }
         }
-        assert!(n >= 5, "only {n} test modules found in {}", dir.display());
         assert!(
             bad.is_empty(),
             "test modules import each other (use the harness):\n{}",

@@ -380,7 +380,7 @@ fn receipt(spec: &CsvSpec, cols: &Cols, g: Group, ctx: &ParseContext) -> Result<
                 .field(cols.label(f)));
         }
     };
-    let issued_at = parse_datetime(&at_raw, &spec.date_formats, ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(&at_raw, &spec.date_formats, &ctx.zone).ok_or_else(|| {
         ParseError::new("not a date-time (add its format to [receipts.csv] date_formats)")
             .line(at_line)
             .field(cols.label(at_field))

@@ -9,7 +9,8 @@
 //!   (JSON numbers are read as their literal text).
 //! - Text encodings: a BOM wins (UTF-8/UTF-16); otherwise valid UTF-8 is UTF-8; otherwise an XML
 //!   `encoding="…"` declaration; otherwise the configured legacy encoding (default `windows-1250`).
-//! - Times without an offset are local till time (`ParseContext::tz_offset`).
+//! - Times without an offset are local till time in the till's zone (`ParseContext::zone`), each by
+//!   the summer-time rules of its own date ([`zone`]).
 //! - Line signs follow `protocol::v1`: sale +qty/+total, return −qty/−total (the receipt must name the
 //!   original receipt), discount −total, rounding ±.
 //! - Totals: `total − Σ line_total` must be 0. When the receipt has no rounding line and the difference
@@ -37,14 +38,19 @@ pub mod ekasa;
 pub mod hr_fiscal;
 pub mod json;
 mod jtree;
+pub mod pohoda;
 pub mod poslog;
+pub mod suggest;
 mod text;
 mod xml;
+pub mod zone;
 
 #[cfg(test)]
 mod tests;
 
 pub use self::csv::{CsvColumns, CsvSpec};
+pub use self::pohoda::PohodaSpec;
+pub use self::zone::LocalZone;
 
 /// Which parser reads the export folder's files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,6 +68,8 @@ pub enum FormatKind {
     Ekasa,
     /// Croatian fiscalisation `RacunZahtjev` XML (totals and VAT only).
     HrFiscal,
+    /// Stormware POHODA sales receipts (`prodejka` XML, in a `dataPack` or alone).
+    Pohoda,
 }
 
 impl FormatKind {
@@ -73,10 +81,11 @@ impl FormatKind {
             FormatKind::Poslog => "poslog",
             FormatKind::Ekasa => "ekasa",
             FormatKind::HrFiscal => "hr_fiscal",
+            FormatKind::Pohoda => "pohoda",
         }
     }
 
-    fn from_name(s: &str) -> Option<FormatKind> {
+    pub fn from_name(s: &str) -> Option<FormatKind> {
         Some(match s {
             "auto" => FormatKind::Auto,
             "csv" => FormatKind::Csv,
@@ -84,6 +93,7 @@ impl FormatKind {
             "poslog" => FormatKind::Poslog,
             "ekasa" => FormatKind::Ekasa,
             "hr_fiscal" => FormatKind::HrFiscal,
+            "pohoda" => FormatKind::Pohoda,
             _ => return None,
         })
     }
@@ -93,7 +103,7 @@ impl FormatKind {
 ///
 /// ```toml
 /// [receipts]
-/// format = "csv"              # auto | csv | json | poslog | ekasa | hr_fiscal (default auto)
+/// format = "csv"              # auto | csv | json | poslog | ekasa | hr_fiscal | pohoda (default auto)
 /// encoding = "windows-1250"   # used when a file has no BOM and is not valid UTF-8
 ///
 /// [receipts.csv]
@@ -106,6 +116,10 @@ impl FormatKind {
 /// date = "Datum"
 /// time = "Čas"
 /// name = "Název"
+///
+/// [receipts.pohoda]           # VAT percent per POHODA VAT level (none is 0)
+/// high = "21"
+/// low = "12"
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -114,6 +128,8 @@ pub struct FormatSpec {
     /// WHATWG encoding label for files that are neither BOM-marked nor valid UTF-8.
     pub encoding: String,
     pub csv: CsvSpec,
+    /// VAT percent per POHODA VAT level (`[receipts.pohoda] high = "21"`, `low = "12"`).
+    pub pohoda: PohodaSpec,
 }
 
 impl Default for FormatSpec {
@@ -122,6 +138,7 @@ impl Default for FormatSpec {
             format: FormatKind::Auto,
             encoding: "windows-1250".into(),
             csv: CsvSpec::default(),
+            pohoda: PohodaSpec::default(),
         }
     }
 }
@@ -141,8 +158,12 @@ pub struct ParseContext {
     pub till_id: TillId,
     /// The program currency; a file naming another currency is an error.
     pub currency: Currency,
-    /// Offset of the till's local time, for timestamps written without one.
-    pub tz_offset: FixedOffset,
+    /// Smallest cash amount (`Currency::cash_step`, or `cash_step` in agent.toml): differences up to
+    /// half of it between total and lines become a rounding line.
+    pub cash_step: Decimal,
+    /// The till's time zone, for timestamps written without an offset (each resolved by the rules
+    /// of its own date, see [`zone`]).
+    pub zone: LocalZone,
 }
 
 /// What is wrong with a receipt file, and where.
@@ -294,7 +315,7 @@ pub fn choose_reader(spec: &FormatSpec, file_name: &str, bytes: &[u8]) -> Result
         FormatKind::Auto => match sniff_why(bytes) {
             Some((name, why)) => Ok((FormatKind::from_name(name).unwrap_or(FormatKind::Auto), why)),
             None => Err(ParseError::new(format!(
-                "cannot tell the receipt format of {file_name:?} (not CSV, protocol JSON, POSLog, eKasa or RacunZahtjev); \
+                "cannot tell the receipt format of {file_name:?} (not CSV, protocol JSON, POSLog, eKasa, RacunZahtjev or POHODA); \
                  set [receipts] format in agent.toml"
             ))),
         },
@@ -325,6 +346,7 @@ pub fn parse_file_each(
         FormatKind::Poslog => poslog::parse_each(bytes, legacy, ctx, &mut out)?,
         FormatKind::Ekasa => whole(ekasa::parse(bytes, legacy, ctx), &mut out)?,
         FormatKind::HrFiscal => whole(hr_fiscal::parse(bytes, legacy, ctx), &mut out)?,
+        FormatKind::Pohoda => pohoda::parse_each(&spec.pohoda, bytes, legacy, ctx, &mut out)?,
         FormatKind::Auto => return Err(ParseError::new("format detection failed")),
     }
     Ok(out)
@@ -410,12 +432,13 @@ impl Draft {
     }
 }
 
-/// The largest difference between total and lines settled by adding a rounding line.
-pub(crate) fn cash_tolerance(c: Currency) -> Decimal {
-    match c {
-        Currency::CZK => Decimal::new(50, 2),
-        Currency::EUR => Decimal::new(2, 2),
-    }
+/// The largest difference between total and lines settled by adding a rounding line: half the cash
+/// step (in minor units, rounded down), at least 2 minor units (CZK step 1 → 0.50; EUR step 0.01 or
+/// 0.05 → 0.02; HUF step 5 → 2.50).
+pub(crate) fn cash_tolerance(ctx: &ParseContext) -> Decimal {
+    let digits = ctx.currency.minor_digits();
+    let half = (ctx.cash_step / Decimal::TWO).round_dp_with_strategy(digits, rust_decimal::RoundingStrategy::ToZero);
+    half.max(Decimal::new(2, digits))
 }
 
 /// Shared checks and normalisation: totals, return → original, id.
@@ -444,7 +467,7 @@ pub(crate) fn finish(mut d: Draft, ctx: &ParseContext) -> Result<Receipt, ParseE
             let tol = if has_rounding {
                 Decimal::new(1, 2)
             } else {
-                cash_tolerance(ctx.currency)
+                cash_tolerance(ctx)
             };
             if diff.abs() > tol {
                 return Err(ParseError::new(format!(

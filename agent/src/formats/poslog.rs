@@ -203,7 +203,7 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
             .line(tx.line())
             .field("EndDateTime")
     })?;
-    let issued_at = parse_datetime(&time_el.text(), &[], ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(&time_el.text(), &[], &ctx.zone).ok_or_else(|| {
         ParseError::new("not a date-time")
             .line(time_el.line())
             .field(time_el.name().to_string())
@@ -374,7 +374,7 @@ fn add_tax_if_exclusive(
     for r in lines.iter() {
         sum = sum.checked_add(r.line.line_total).ok_or_else(overflow)?;
     }
-    let tol = cash_tolerance(ctx.currency);
+    let tol = cash_tolerance(ctx);
     let with_tax = sum.checked_add(tax).ok_or_else(overflow)?;
     let inclusive_gap = (total - sum).abs();
     let exclusive_gap = (total - with_tax).abs();

@@ -50,7 +50,8 @@ fn ctx(currency: Currency) -> ParseContext {
         store_id: StoreId::from("CZ-PRG-01"),
         till_id: TillId::from("T1"),
         currency,
-        tz_offset: FixedOffset::east_opt(3600).unwrap(),
+        cash_step: currency.cash_step(),
+        zone: FixedOffset::east_opt(3600).unwrap().into(),
     }
 }
 
@@ -987,7 +988,7 @@ fn auto_format_matches_explicit_format() {
     assert_eq!(parse_file(&cz_auto, "f", CZ_CSV, &czk).unwrap(), cz_expected(&czk));
     assert_eq!(
         err(&auto, b"\x00\x01garbage", &eur),
-        "cannot tell the receipt format of \"test\" (not CSV, protocol JSON, POSLog, eKasa or RacunZahtjev); set [receipts] format in agent.toml"
+        "cannot tell the receipt format of \"test\" (not CSV, protocol JSON, POSLog, eKasa, RacunZahtjev or POHODA); set [receipts] format in agent.toml"
     );
 }
 
@@ -1235,4 +1236,147 @@ fn csv_and_json_isolate_the_bad_receipt() {
     assert_eq!(got.receipts.len(), 1);
     assert_eq!(got.bad[0].pos_receipt_no.as_deref(), Some("B"));
     assert!(got.bad[0].extract.contains("not a time"));
+}
+
+fn pohoda_spec() -> FormatSpec {
+    let mut s = spec(FormatKind::Auto);
+    s.pohoda = PohodaSpec {
+        low: Some(dec!(12)),
+        third: None,
+        high: Some(dec!(21)),
+    };
+    s
+}
+
+#[test]
+fn pohoda_prodejky_windows1250_vat_levels_and_one_bad_receipt() {
+    let c = ctx(Currency::CZK);
+    let got = check_expected("pohoda_prodejky_cp1250.xml", &pohoda_spec(), &c);
+    assert_eq!(got.format, FormatKind::Pohoda);
+    let [a, b] = &got.receipts[..] else {
+        panic!("{:?}", got.receipts)
+    };
+    assert_eq!(a.pos_receipt_no, "P-0001");
+    assert_eq!(a.issued_at, at("2026-11-23T00:00:00+01:00"));
+    assert_eq!(a.lines[0].name, "Šumavský chléb 1 kg");
+    assert_eq!(a.lines[0].sku.as_deref(), Some("CHL-01"));
+    assert_eq!(
+        (a.lines[0].line_total, a.lines[0].vat_rate),
+        (dec!(109.80), Some(dec!(12)))
+    );
+    assert_eq!(a.total, dec!(198.80));
+    // net prices: the level's configured rate added, the item discount applied, summary rounding
+    let totals: Vec<Decimal> = b.lines.iter().map(|l| l.line_total).collect();
+    assert_eq!(totals, [dec!(403.20), dec!(119.79), dec!(0.01)]);
+    assert_eq!(b.lines[2].kind, LineKind::Rounding);
+    assert_eq!(b.total, dec!(523.00));
+    assert_eq!(got.bad.len(), 1);
+    assert_eq!(got.bad[0].pos_receipt_no.as_deref(), Some("P-0003"));
+    assert_eq!(got.bad[0].error.field.as_deref(), Some("prodejkaSummary/homeCurrency"));
+    // the extract is read by the same reader on its own (and is UTF-8 now)
+    let again = parse_file_each(&pohoda_spec(), "x.xml", got.bad[0].extract.as_bytes(), &c).unwrap();
+    assert_eq!(again.bad[0].error.message, got.bad[0].error.message);
+    assert!(again.bad[0].extract.contains("Mléko"));
+}
+
+#[test]
+fn pohoda_without_configured_rates_and_the_public_fragment() {
+    let c = ctx(Currency::CZK);
+    let bytes = fixture!("pohoda_prodejky_cp1250.xml");
+    let got = parse_file_each(&spec(FormatKind::Pohoda), "x.xml", bytes, &c).unwrap();
+    // prices with VAT need no rate (kept without one); net prices do: named error
+    assert_eq!(got.receipts.len(), 1);
+    assert_eq!(got.receipts[0].lines[0].vat_rate, None);
+    let e = got
+        .bad
+        .iter()
+        .find(|b| b.pos_receipt_no.as_deref() == Some("P-0002"))
+        .unwrap();
+    assert_eq!(
+        e.error.to_string(),
+        "line 42, field `rateVAT`, value \"low\": price is without VAT (payVAT is not true) and VAT level \"low\" has no rate: set [receipts.pohoda] low = \"<percent>\" in agent.toml"
+    );
+    // public fragment (riesenia/pohoda spec strings): no receipt number anywhere
+    let e = err(&pohoda_spec(), fixture!("pohoda_prodejka_cashslip_fragment.xml"), &c);
+    assert!(e.contains("field `number`"), "{e}");
+    assert_eq!(sniff(fixture!("pohoda_prodejka_cashslip_fragment.xml")), Some("pohoda"));
+    let e = err(
+        &pohoda_spec(),
+        br#"<prodejka><prodejkaHeader><id>1</id><date>2026-11-23</date></prodejkaHeader><prodejkaDetail><prodejkaItem><text>A</text><rateVAT>super</rateVAT><homeCurrency><unitPrice>1</unitPrice></homeCurrency></prodejkaItem></prodejkaDetail></prodejka>"#,
+        &c,
+    );
+    assert_eq!(
+        e,
+        "line 1, field `rateVAT`, value \"super\": unknown VAT level (none, low, third, high)"
+    );
+}
+
+#[test]
+fn summer_time_each_receipt_by_the_rules_of_its_own_date() {
+    let mut c = ctx(Currency::CZK);
+    c.zone = LocalZone::parse("Europe/Prague").unwrap();
+    let bytes = fixture!("cz_summer_time_switch.csv");
+    let got = parse_file(&cz_spec(), "x.csv", bytes, &c).unwrap();
+    let times: Vec<String> = got.iter().map(|r| r.issued_at.to_rfc3339()).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-10-25T01:30:00+02:00", // summer time
+            "2026-10-25T02:30:00+02:00", // repeated hour: the earlier (summer) one
+            "2026-03-29T02:30:00+01:00", // missing hour: the offset before the change
+            "2026-03-29T03:30:00+02:00", // summer time
+        ]
+    );
+    // with a fixed offset (the old way) the summer receipts get another instant, hence another id
+    let fixed = parse_file(&cz_spec(), "x.csv", bytes, &ctx(Currency::CZK)).unwrap();
+    assert_ne!(fixed[0].id, got[0].id);
+    assert_eq!(fixed[2].id, got[2].id, "a winter-offset time is the same either way");
+}
+
+#[test]
+fn suggest_guesses_an_unknown_csv_and_the_suggestion_reads_it() {
+    let bytes = fixture!("sk_unknown_export_cp1250.csv");
+    let s = suggest::suggest(bytes).unwrap();
+    assert_eq!(s.spec.encoding, "windows-1250");
+    assert_eq!(s.spec.csv.delimiter, Some('|'));
+    assert_eq!(s.spec.csv.decimal_separator, Some(','));
+    let c = &s.spec.csv.columns;
+    assert_eq!(c.receipt_no.as_deref(), Some("Číslo účtenky"));
+    assert_eq!(c.total.as_deref(), Some("Suma účtenky"));
+    assert_eq!(c.line_total.as_deref(), Some("Spolu"));
+    assert_eq!(c.card.as_deref(), Some("Zákaznícka karta"));
+    assert!(
+        s.notes.iter().any(|n| n.contains("\"Pokladník\" not mapped")),
+        "{:?}",
+        s.notes
+    );
+    // the printed section is valid agent.toml and reads the file
+    #[derive(serde::Deserialize)]
+    struct W {
+        receipts: FormatSpec,
+    }
+    let printed: W = toml::from_str(&s.to_toml()).unwrap();
+    assert_eq!(printed.receipts, s.spec);
+    let got = check_expected("sk_unknown_export_cp1250.csv", &printed.receipts, &ctx(Currency::EUR));
+    assert_eq!(got.receipts.len(), 2);
+    assert_eq!(got.receipts[1].card, card("1900000009000018"));
+    assert_eq!(got.receipts[1].lines[0].name, "Šošovica 1 kg");
+    // the Czech export, in UTF-8, comma-separated with decimal points
+    let cz = "Doklad,Datum,Čas,Název,Množství,Cena,Celkem,DPH,Celkem dokladu\n7,23.11.2026,10:00:00,Chléb,1,30.00,30.00,12,30.00\n";
+    let s = suggest::suggest(cz.as_bytes()).unwrap();
+    assert_eq!((s.spec.encoding.as_str(), s.spec.csv.delimiter), ("utf-8", Some(',')));
+    assert_eq!(s.spec.csv.decimal_separator, Some('.'));
+    assert_eq!(s.spec.csv.columns.total.as_deref(), Some("Celkem dokladu"));
+    assert_eq!(s.spec.csv.columns.line_total.as_deref(), Some("Celkem"));
+    assert_eq!(
+        parse_file(&s.spec, "x.csv", cz.as_bytes(), &ctx(Currency::CZK))
+            .unwrap()
+            .len(),
+        1
+    );
+    // ISO-8859-2 told from Windows-1250 by the bytes of š/ž
+    let iso: Vec<u8> = b"Doklad;N\xe1zev;Celkem\n1;\xb9unka \xbeluv;1,00\n".to_vec();
+    assert_eq!(suggest::suggest(&iso).unwrap().spec.encoding, "iso-8859-2");
+    let e = suggest::suggest(b"just prose\nmore prose\n").unwrap_err();
+    assert!(e.message.contains("no delimiter"), "{e}");
 }

@@ -250,6 +250,7 @@ pub(crate) fn sniff_root(s: &str) -> Option<(&'static str, String)> {
                     "POSLog" | "Transaction" => return Some(("poslog", n)),
                     "RacunZahtjev" => return Some(("hr_fiscal", n)),
                     "RegisterReceiptRequest" => return Some(("ekasa", n)),
+                    "dataPack" | "prodejka" => return Some(("pohoda", n)),
                     "Envelope" | "Body" | "Header" if depth < 8 => depth += 1,
                     _ if depth == 0 => return None,
                     _ => {}

@@ -260,6 +260,16 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
 
 pub fn quote(cfg: &Config, card: &str) -> anyhow::Result<ExitCode> {
     let policy = policy_for(Some(cfg));
+    // A payment card typed in is not looked up: its number never goes to the server (and the
+    // error says so before any other rule of the program could name it otherwise).
+    if let Ok(c) = CardId::normalise(card) {
+        if protocol::payment::payment_not_ours(c.expose(), &policy) {
+            anyhow::bail!(
+                "card number …{} is a payment card, not a loyalty card: not looked up",
+                protocol::payment::last4(c.expose())
+            );
+        }
+    }
     let card = CardId::parse(card, &policy).with_context(|| "card number".to_string())?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let svc = crate::quote::QuoteService::new(cfg)?;

@@ -81,7 +81,7 @@ pub struct BurstStats {
     pub longest_fast_run: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Scan {
     pub device: u32,
     /// The decoded US-layout text (never logged: it may be a payment card).
@@ -95,7 +95,21 @@ pub struct Scan {
     pub prefixed: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Never the scanned text (it may be a payment card): its length only.
+impl std::fmt::Debug for Scan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan")
+            .field("device", &self.device)
+            .field("chars", &self.text.chars().count())
+            .field("dedicated", &self.dedicated)
+            .field("stats", &self.stats)
+            .field("by_timeout", &self.by_timeout)
+            .field("prefixed", &self.prefixed)
+            .finish()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
 pub enum Action {
     /// Intercept mode: send these keys to the POS now, in this order.
     Replay(Vec<KeyEvent>),
@@ -112,7 +126,30 @@ pub enum Action {
     },
 }
 
-#[derive(Default, Debug)]
+/// Never the keys of a scan (they spell a card number): how many.
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Replay(k) => write!(f, "Replay({} keys)", k.len()),
+            Action::Swallow(k) => write!(f, "Swallow({} keys)", k.len()),
+            Action::Scan(s) => f.debug_tuple("Scan").field(s).finish(),
+            Action::NotScan {
+                device,
+                reason,
+                stats,
+                read_error,
+            } => f
+                .debug_struct("NotScan")
+                .field("device", device)
+                .field("reason", reason)
+                .field("stats", stats)
+                .field("read_error", read_error)
+                .finish(),
+        }
+    }
+}
+
+#[derive(Default)]
 struct DevState {
     chars: Vec<(u64, char)>,
     shift: BTreeSet<Key>,
@@ -133,6 +170,19 @@ struct DevState {
     tainted: bool,
     /// Keys whose down went past us to the POS: their up is passed on at once.
     leaked_down: HashSet<Key>,
+}
+
+/// Never the characters typed: counts only.
+impl std::fmt::Debug for DevState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevState")
+            .field("chars", &self.chars.len())
+            .field("held", &self.held.len())
+            .field("typed", &self.typed)
+            .field("prefix_at", &self.prefix_at)
+            .field("tainted", &self.tainted)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]

@@ -3,12 +3,17 @@
 //! AIM symbology identifier such as `]C0` / `]E0`), and the classification into
 //! [`Classified`]: loyalty card, payment card (only the last 4 digits survive), read error, other.
 //!
-//! A payment card's number lives only inside [`Track`] values on the stack of [`classify`]; their
-//! `Debug` is masked and nothing here logs.
+//! Payment card guard: a number in a payment scheme's IIN range with a valid Luhn digit
+//! (`protocol::payment`) is never a loyalty card unless the program's configured prefixes
+//! explicitly cover it, and a magstripe track whose account field is such a number is a payment
+//! card whatever else is missing (cut-short track 2, empty expiry, track 1 without expiry or
+//! service code). A payment card's number lives only inside [`Track`] / [`Payload`] values on the
+//! stack of [`classify`]; their `Debug` is masked and nothing here logs.
 
 use std::fmt;
 
 use protocol::ids::{luhn_valid, CardId, CardPolicy};
+use protocol::payment;
 
 use crate::events::Classified;
 
@@ -89,7 +94,7 @@ impl Track {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Payload {
     Magstripe(Vec<Track>),
     /// Vendor-encrypted reader output (e.g. the `<E1…|…>` "E3" envelope): not ISO-parsable.
@@ -99,6 +104,21 @@ pub enum Payload {
         symbology: Option<String>,
         data: String,
     },
+}
+
+impl fmt::Debug for Payload {
+    /// Never the raw text: tracks are masked by [`Track`]'s `Debug`, a barcode shows its length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Payload::Magstripe(t) => f.debug_tuple("Magstripe").field(t).finish(),
+            Payload::Encrypted => f.write_str("Encrypted"),
+            Payload::Barcode { symbology, data } => f
+                .debug_struct("Barcode")
+                .field("symbology", symbology)
+                .field("chars", &data.chars().count())
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Strip an AIM / ISO 15424 symbology identifier: `]` + code character + modifier.
@@ -195,6 +215,7 @@ fn parse_t1(body: &str) -> Track {
     let parts: Vec<&str> = rest.splitn(3, '^').collect();
     if parts.len() < 3 {
         t.malformed = Some("track 1 has fewer than 2 field separators (^)".into());
+        t.pan = payment_account(parts[0]);
         return t;
     }
     t.pan = Some(parts[0].replace(' ', ""));
@@ -210,6 +231,7 @@ fn parse_t2(body: &str, number: u8) -> Track {
     let mut t = Track::empty(number);
     let Some((pan, rest)) = body.split_once('=') else {
         t.malformed = Some("track 2 has no field separator (=)".into());
+        t.pan = payment_account(body);
         return t;
     };
     t.pan = Some(pan.to_string());
@@ -218,6 +240,18 @@ fn parse_t2(body: &str, number: u8) -> Track {
     t.service_code = sc;
     t.discretionary = Some(dd);
     t
+}
+
+/// The account field of a track that could not be split, kept only when it is a payment card
+/// number (so the guard sees it; a malformed loyalty track stays unreadable as before).
+fn payment_account(field: &str) -> Option<String> {
+    let digits = field.replace(' ', "");
+    payment::is_payment_pan(&digits).then_some(digits)
+}
+
+/// The payment card number in a track's account field, if it is one.
+fn track_payment_pan(t: &Track) -> Option<&str> {
+    t.pan.as_deref().filter(|p| payment::is_payment_pan(p))
 }
 
 /// Expiry (4 chars, or the separator as "absent"), service code (3 chars, or the separator),
@@ -297,8 +331,20 @@ pub fn classify_payload(p: &Payload, policy: &CardPolicy) -> Classified {
         Payload::Magstripe(tracks) => {
             if let Some(t) = tracks.iter().find(|t| t.is_payment()) {
                 let pan = t.pan.as_deref().unwrap_or("");
-                let last4 = pan[pan.len().saturating_sub(4)..].to_string();
-                return Classified::PaymentCard { last4 };
+                return Classified::PaymentCard {
+                    last4: payment::last4(pan),
+                };
+            }
+            // A payment scheme's number on any track, whatever else is missing (cut short, no
+            // expiry, no service code), unless the program's prefixes claim it.
+            if let Some(pan) = tracks
+                .iter()
+                .filter_map(track_payment_pan)
+                .find(|p| !payment::prefixes_cover(policy, p))
+            {
+                return Classified::PaymentCard {
+                    last4: payment::last4(pan),
+                };
             }
             if !tracks.is_empty() && tracks.iter().all(|t| t.error) {
                 let which: Vec<String> = tracks.iter().map(|t| t.number.to_string()).collect();
@@ -338,6 +384,19 @@ pub fn classify_payload(p: &Payload, policy: &CardPolicy) -> Classified {
                     reason: "empty input".into(),
                 };
             }
+            // A payment card number (bare, grouped, or inside other text) is never a loyalty
+            // card unless the program's prefixes claim it; an EAN-marked product code is not one.
+            let ean_marked = symbology.as_deref().is_some_and(|s| s.starts_with("]E"));
+            if !ean_marked {
+                if let Some((_, pan)) = payment::find_pans(data)
+                    .into_iter()
+                    .find(|(_, p)| !payment::prefixes_cover(policy, p))
+                {
+                    return Classified::PaymentCard {
+                        last4: payment::last4(&pan),
+                    };
+                }
+            }
             let card = match CardId::normalise(data) {
                 Ok(c) => c,
                 Err(e) => {
@@ -347,6 +406,11 @@ pub fn classify_payload(p: &Payload, policy: &CardPolicy) -> Classified {
                 }
             };
             let digits = card.expose();
+            if !ean_marked && payment::payment_not_ours(digits, policy) {
+                return Classified::PaymentCard {
+                    last4: payment::last4(digits),
+                };
+            }
             let prefixed =
                 !policy.prefixes.is_empty() && policy.prefixes.iter().any(|p| digits.starts_with(p.as_str()));
             let is_ean = symbology.as_deref().is_some_and(|s| s.starts_with("]E"))
@@ -551,6 +615,130 @@ mod tests {
         // Text and lengths.
         assert!(matches!(classify("hello", &policy), Classified::Other { reason } if reason.contains("'h'")));
         assert!(matches!(classify("1234", &policy), Classified::Other { reason } if reason.contains("4 digits")));
+    }
+
+    /// The guard's gaps on main: each of these was taken for a LOYALTY card and its full number
+    /// printed. Public test PANs of every guarded scheme, in every shape a reader produces.
+    #[test]
+    fn payment_numbers_in_any_shape_are_payment_cards() {
+        let policy = CardPolicy::default();
+        let pans = [
+            "4111111111111111",
+            "5555555555554444",
+            "2223003122003222",
+            "378282246310005",
+            "6011111111111117",
+            "3530111333300000",
+            "30569309025904",
+            "6759649826438453",
+            "6250941006528599",
+        ];
+        for pan in pans {
+            let dashed: Vec<String> = pan
+                .as_bytes()
+                .chunks(4)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            let shapes = [
+                format!(";{pan}=2612?"),          // track 2 cut short after the expiry
+                format!(";{pan}=?"),              // track 2 with an empty expiry
+                format!(";{pan}==101?"),          // no expiry, service code only
+                format!(";{pan}?"),               // no separator at all
+                format!("{pan}=2612"),            // no sentinels
+                format!("%B{pan}^DOE/JOHN^?"),    // track 1 without expiry / service code
+                format!("%B{pan}^DOE/JOHN?"),     // track 1 cut short after the name
+                format!("%B{pan}^DOE/JOHN^?;E?"), // track 2 unreadable
+                pan.to_string(),                  // bare
+                dashed.join("-"),                 // dash-separated
+                dashed.join(" "),                 // space-separated
+                dashed.join("'"),                 // a US scanner on an Italian layout
+                format!("]C0{pan}"),              // Code 128 with its AIM id
+            ];
+            for raw in &shapes {
+                let c = classify(raw, &policy);
+                assert_eq!(
+                    c,
+                    Classified::PaymentCard {
+                        last4: pan[pan.len() - 4..].into()
+                    },
+                    "{raw}"
+                );
+                let shown = format!("{c:?} {} {:?}", serde_json::to_string(&c).unwrap(), parse(raw));
+                assert!(!shown.contains(&pan[..pan.len() - 4]), "{raw}: {shown}");
+            }
+        }
+        // The program's own prefix covering the range: its numbers are loyalty cards.
+        let own = CardPolicy {
+            prefixes: vec!["4111".into()],
+            ..CardPolicy::default()
+        };
+        assert!(matches!(
+            classify("4111111111111111", &own),
+            Classified::LoyaltyCard { .. }
+        ));
+        assert!(matches!(
+            classify(";4111111111111111=2612?", &own),
+            Classified::LoyaltyCard { .. }
+        ));
+        // ...but never a full payment track (valid expiry and service code).
+        assert!(matches!(
+            classify(";4111111111111111=26121019761186800000?", &own),
+            Classified::PaymentCard { .. }
+        ));
+        // Bad check digit in the Visa range: not a payment card (the loyalty rules decide).
+        assert!(matches!(
+            classify("4111111111111112", &policy),
+            Classified::LoyaltyCard { .. }
+        ));
+    }
+
+    #[test]
+    fn debug_of_scan_types_never_prints_raw_text() {
+        use crate::input::detect::{Action, BurstStats, Scan};
+        use crate::input::keys::{Key, KeyEvent};
+        use crate::input::serial::{LineSplitter, SerialEvent};
+        let pan = "4111111111111111";
+        let scan = Scan {
+            device: 3,
+            text: pan.into(),
+            dedicated: false,
+            stats: BurstStats {
+                chars: 16,
+                span_ms: 120,
+                gaps_ms: vec![8; 16],
+                longest_fast_run: 16,
+            },
+            by_timeout: false,
+            prefixed: false,
+        };
+        let key = KeyEvent {
+            time_ms: 1,
+            device: 3,
+            key: Key::ENTER,
+            down: true,
+            injected: false,
+        };
+        let mut split = LineSplitter::new(crate::input::config::Terminator::Cr);
+        assert!(split.push(pan.as_bytes()).is_empty());
+        let shown = format!(
+            "{:?} {:?} {:?} {:?}",
+            Action::Scan(scan),
+            Action::Replay(vec![key; 17]),
+            SerialEvent::Line {
+                port: "/dev/ttyS0".into(),
+                text: format!("%B{pan}^DOE/J^2612101?"),
+                at: std::time::Instant::now(),
+            },
+            split
+        );
+        assert!(!shown.contains("4111") && !shown.contains("1111"), "{shown}");
+        assert!(shown.contains("chars: 16") && shown.contains("17 keys"), "{shown}");
+    }
+
+    #[test]
+    fn debug_of_a_barcode_is_masked() {
+        let d = format!("{:?}", parse("4111-1111-1111-1111"));
+        assert!(!d.contains("4111") && !d.contains("1111"), "{d}");
     }
 
     #[test]

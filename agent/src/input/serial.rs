@@ -42,10 +42,19 @@ pub enum SerialError {
 }
 
 /// Splits the byte stream into lines at the configured terminator; keeps partial lines.
-#[derive(Debug)]
 pub struct LineSplitter {
     term: Terminator,
     buf: Vec<u8>,
+}
+
+/// Never the bytes waiting (a partial card number): how many.
+impl std::fmt::Debug for LineSplitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineSplitter")
+            .field("term", &self.term)
+            .field("pending", &self.buf.len())
+            .finish()
+    }
 }
 
 impl LineSplitter {
@@ -85,7 +94,7 @@ impl LineSplitter {
 }
 
 /// What the reader thread reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum SerialEvent {
     Connected {
         port: String,
@@ -104,6 +113,27 @@ pub enum SerialEvent {
     Unavailable {
         error: SerialError,
     },
+}
+
+/// Never a line's text (it may be a payment card): its length.
+impl std::fmt::Debug for SerialEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SerialEvent::Connected { port } => f.debug_struct("Connected").field("port", port).finish(),
+            SerialEvent::Line { port, text, at } => f
+                .debug_struct("Line")
+                .field("port", port)
+                .field("chars", &text.chars().count())
+                .field("at", at)
+                .finish(),
+            SerialEvent::Disconnected { port, reason } => f
+                .debug_struct("Disconnected")
+                .field("port", port)
+                .field("reason", reason)
+                .finish(),
+            SerialEvent::Unavailable { error } => f.debug_struct("Unavailable").field("error", error).finish(),
+        }
+    }
 }
 
 /// One entry of the system's serial-port list.

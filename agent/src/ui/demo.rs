@@ -37,7 +37,8 @@ pub struct PopupDemoArgs {
     /// Print the JSON line and exit, without a window.
     #[arg(long)]
     pub headless: bool,
-    /// Instead of a popup: ask the running GUI to run a tray-menu entry (show_last, sync_log,
+    /// Instead of a popup: ask the running GUI to run a tray-menu entry (show_last, register,
+    /// migration_code, sync_log,
     /// sync_now, reader_test, settings, about, quit) — the same path as a click in the tray.
     #[arg(long, conflicts_with_all = ["quote", "payment_last4", "headless"])]
     pub menu: Option<String>,

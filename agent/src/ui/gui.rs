@@ -406,6 +406,8 @@ impl App {
             UiMsg::Shutdown => self.closing = true,
             UiMsg::Menu(id) => match id.as_str() {
                 "show_last" => self.show_last(),
+                "register" => self.open_form_for_last(ActionId::Register),
+                "migration_code" => self.open_form_for_last(ActionId::MigrationCode),
                 "sync_log" => {
                     let mut log = LogWindow::default();
                     log.reload(self.outbox_db.as_deref());
@@ -425,6 +427,24 @@ impl App {
                 "quit" => self.windows().quit = true,
                 other => tracing::warn!("unknown tray menu id {other}"),
             },
+        }
+    }
+
+    /// The keyboard path to the popup's buttons (tray menu): open the form for the last popup
+    /// that offered `action`, if it did.
+    fn open_form_for_last(&mut self, action: ActionId) {
+        let card = self
+            .last
+            .as_ref()
+            .filter(|v| v.actions.iter().any(|a| a.id == action))
+            .and_then(|v| v.card_id.clone());
+        match card {
+            Some(card) => {
+                tracing::info!(target: "till_agent::ui", action = ?action, card = %card, "form opened from the tray menu");
+                self.windows().enrol = Some(super::forms::EnrolForm::new(action, card));
+                self.hide();
+            }
+            None => tracing::info!("tray menu {action:?}: the last popup offered no such action"),
         }
     }
 

@@ -71,6 +71,9 @@ pub fn money(lang: Lang, amount: Decimal, cur: Currency) -> String {
         },
         (_, Currency::CZK) => format!("{n}{NBSP}Kč"),
         (_, Currency::EUR) => format!("{n}{NBSP}€"),
+        // Other ISO 4217 currencies: the code (`HUF 1,234.00`, `1 234,00 HUF`).
+        (Lang::En, c) => format!("{}{NBSP}{n}", c.code()),
+        (_, c) => format!("{n}{NBSP}{}", c.code()),
     }
 }
 
@@ -160,6 +163,8 @@ pub enum Key {
     Sent,
     Rejected,
     Last7Days,
+    MenuRegisterLast,
+    MenuCodeLast,
 }
 
 pub fn t(lang: Lang, key: Key) -> &'static str {
@@ -391,6 +396,14 @@ pub fn t(lang: Lang, key: Key) -> &'static str {
         (Last7Days, Sk) => "Posledných 7 dní po hodinách",
         (Last7Days, Hr) => "Posljednjih 7 dana po satima",
         (Last7Days, En) => "Last 7 days, per hour",
+        (MenuRegisterLast, Cs) => "Registrovat naposledy načtenou kartu",
+        (MenuRegisterLast, Sk) => "Zaregistrovať naposledy načítanú kartu",
+        (MenuRegisterLast, Hr) => "Registriraj posljednju očitanu karticu",
+        (MenuRegisterLast, En) => "Register the last scanned card",
+        (MenuCodeLast, Cs) => "Kód ze staré karty k naposledy načtené kartě",
+        (MenuCodeLast, Sk) => "Kód zo starej karty k naposledy načítanej karte",
+        (MenuCodeLast, Hr) => "Kôd sa stare kartice za posljednju očitanu karticu",
+        (MenuCodeLast, En) => "Code from the old card for the last scanned card",
     }
 }
 
@@ -778,6 +791,8 @@ mod tests {
             Sent,
             Rejected,
             Last7Days,
+            MenuRegisterLast,
+            MenuCodeLast,
         ];
         for l in Lang::ALL {
             for k in keys {

@@ -14,10 +14,12 @@ pub enum Noun {
     /// An item waiting in the outbox (receipt, registration, pairing).
     Item,
     Receipt,
+    /// A character a reader typed (Reader-test window).
+    Char,
 }
 
 impl Noun {
-    pub const ALL: [Noun; 3] = [Noun::Point, Noun::Item, Noun::Receipt];
+    pub const ALL: [Noun; 4] = [Noun::Point, Noun::Item, Noun::Receipt, Noun::Char];
 }
 
 /// The CLDR cardinal category of `n` in `lang` (visible decimals count: `1.5` is `many` in cs).
@@ -68,6 +70,19 @@ fn form(lang: Lang, noun: Noun, c: PluralCategory) -> &'static str {
         (Hr, Receipt, _) => "računa",
         (En, Receipt, P::ONE) => "receipt",
         (En, Receipt, _) => "receipts",
+        (Cs, Char, P::ONE) => "znak",
+        (Cs, Char, P::FEW) => "znaky",
+        (Cs, Char, P::MANY) => "znaku",
+        (Cs, Char, _) => "znaků",
+        (Sk, Char, P::ONE) => "znak",
+        (Sk, Char, P::FEW) => "znaky",
+        (Sk, Char, P::MANY) => "znaku",
+        (Sk, Char, _) => "znakov",
+        (Hr, Char, P::ONE) => "znak",
+        (Hr, Char, P::FEW) => "znaka",
+        (Hr, Char, _) => "znakova",
+        (En, Char, P::ONE) => "character",
+        (En, Char, _) => "characters",
     }
 }
 

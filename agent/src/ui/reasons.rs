@@ -6,6 +6,7 @@
 //! language per screen.
 
 use super::i18n::Lang;
+use super::plural::{count_u, Noun};
 use crate::events::Classified;
 use crate::input::diag::ReaderDiag;
 
@@ -138,31 +139,31 @@ pub fn not_scan(lang: Lang, reason: &str) -> String {
     let n = numbers(&r);
     let at = |i: usize| n.get(i).copied().unwrap_or(0);
     if r.contains("human typing") {
-        let (c, ms) = (at(0), at(1));
+        let (c, ms) = (count_u(lang, at(0), Noun::Char), at(1));
         say!(
             lang,
-            "{c} znaků s mezerami přes {ms} ms – píše člověk",
-            "{c} znakov s medzerami nad {ms} ms – píše človek",
-            "{c} znakova s razmacima većim od {ms} ms – tipka čovjek",
-            "{c} characters with gaps over {ms} ms – a person typing",
+            "{c} s mezerami přes {ms} ms – píše člověk",
+            "{c} s medzerami nad {ms} ms – píše človek",
+            "{c} s razmacima većim od {ms} ms – tipka čovjek",
+            "{c} with gaps over {ms} ms – a person typing",
         )
     } else if r.contains("< minimum") {
-        let (c, m) = (at(0), at(1));
+        let (c, m) = (count_u(lang, at(0), Noun::Char), at(1));
         say!(
             lang,
-            "jen {c} znaků, sken má aspoň {m}",
-            "len {c} znakov, sken má aspoň {m}",
-            "samo {c} znakova, skeniranje ima barem {m}",
-            "only {c} characters; a scan has at least {m}",
+            "jen {c}, sken má aspoň {m}",
+            "len {c}, sken má aspoň {m}",
+            "samo {c}, skeniranje ima barem {m}",
+            "only {c}; a scan has at least {m}",
         )
     } else if r.contains("slower than") {
-        let (ms, c, avg) = (at(0), at(1), at(2));
+        let (ms, c, avg) = (at(0), count_u(lang, at(1), Noun::Char), at(2));
         say!(
             lang,
-            "{c} znaků za {ms} ms – pomaleji než {avg} ms na znak",
-            "{c} znakov za {ms} ms – pomalšie ako {avg} ms na znak",
-            "{c} znakova za {ms} ms – sporije od {avg} ms po znaku",
-            "{c} characters in {ms} ms – slower than {avg} ms per character",
+            "{c} za {ms} ms – pomaleji než {avg} ms na znak",
+            "{c} za {ms} ms – pomalšie ako {avg} ms na znak",
+            "{c} za {ms} ms – sporije od {avg} ms po znaku",
+            "{c} in {ms} ms – slower than {avg} ms per character",
         )
     } else if r.contains("consecutive gaps") {
         let (run, gap) = (at(0), at(1));
@@ -337,12 +338,13 @@ pub fn reader_line(lang: Lang, d: &ReaderDiag) -> String {
             classified: c,
         } => {
             let h = how(lang, h);
+            let n = count_u(lang, *chars as u64, Noun::Char);
             let mut s = say!(
                 lang,
-                "SKEN {source} ({h}: {chars} znaků za {span_ms} ms, rychlá řada {fast_run})",
-                "SKEN {source} ({h}: {chars} znakov za {span_ms} ms, rýchly rad {fast_run})",
-                "SKEN {source} ({h}: {chars} znakova za {span_ms} ms, brzi niz {fast_run})",
-                "SCAN {source} ({h}: {chars} chars in {span_ms} ms, fast run {fast_run})",
+                "SKEN {source} ({h}: {n} za {span_ms} ms, rychlá řada {fast_run})",
+                "SKEN {source} ({h}: {n} za {span_ms} ms, rýchly rad {fast_run})",
+                "SKEN {source} ({h}: {n} za {span_ms} ms, brzi niz {fast_run})",
+                "SCAN {source} ({h}: {n} in {span_ms} ms, fast run {fast_run})",
             );
             if let Some(c) = c {
                 s.push_str(" → ");
@@ -495,11 +497,27 @@ mod tests {
         let cs: Vec<String> = lines.iter().map(|d| reader_line(Lang::Cs, d)).collect();
         assert!(cs[0].contains("číslice"), "{cs:?}");
         assert!(
-            cs[1].starts_with("SKEN x11:3 (podle rychlosti: 16 znaků za 120 ms"),
+            cs[1].starts_with("SKEN x11:3 (podle rychlosti: 16\u{a0}znaků za 120 ms"),
             "{cs:?}"
         );
         assert!(cs[1].contains("čárový kód zboží"), "{cs:?}");
-        assert_eq!(cs[2], "není sken (x11:3): 16 znaků s mezerami přes 50 ms – píše člověk");
+        assert_eq!(
+            cs[2],
+            "není sken (x11:3): 16\u{a0}znaků s mezerami přes 50 ms – píše člověk"
+        );
+        let four = ReaderDiag::NotScan {
+            source: "x11:3".into(),
+            reason: "4 characters typed with gaps over 50 ms (human typing)".into(),
+            read_error: false,
+        };
+        assert_eq!(
+            reader_line(Lang::Cs, &four),
+            "není sken (x11:3): 4\u{a0}znaky s mezerami přes 50 ms – píše člověk"
+        );
+        assert_eq!(
+            reader_line(Lang::Hr, &four),
+            "nije skeniranje (x11:3): 4\u{a0}znaka s razmacima većim od 50 ms – tipka čovjek"
+        );
         for l in &cs {
             for english in ["digit", "SCAN", "by timing", "not a scan", "human typing", "chars in"] {
                 assert!(!l.contains(english), "{l:?} contains {english:?}");
@@ -507,7 +525,7 @@ mod tests {
         }
         assert_eq!(
             reader_line(Lang::En, &lines[2]),
-            "not a scan (x11:3): 16 characters with gaps over 50 ms – a person typing"
+            "not a scan (x11:3): 16\u{a0}characters with gaps over 50 ms – a person typing"
         );
     }
 

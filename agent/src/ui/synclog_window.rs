@@ -45,11 +45,16 @@ impl LogWindow {
     }
 }
 
+/// Whether `used` (what was laid out) reaches outside `win` (half a point of rounding allowed).
+pub(super) fn is_clipped(used: egui::Rect, win: egui::Rect) -> bool {
+    used.max.x > win.max.x + 0.5 || used.max.y > win.max.y + 0.5 || used.min.x < win.min.x - 0.5
+}
+
 /// Log (debug, target `till_agent::ui`) when what a window drew no longer fits it, or fits
 /// again: `screen`, the used size and the window size in points. The e2e tests read it.
 pub(super) fn check_fit(ui: &egui::Ui, screen: &'static str, used: egui::Rect) {
     let win = ui.ctx().content_rect();
-    let clipped = used.max.x > win.max.x + 0.5 || used.max.y > win.max.y + 0.5 || used.min.x < win.min.x - 0.5;
+    let clipped = is_clipped(used, win);
     let id = egui::Id::new(("fit", screen));
     let key = (
         clipped,
@@ -118,13 +123,13 @@ fn timeline_ui(ui: &mut egui::Ui, lang: Lang, hours: &[Hour]) {
                 Lang::Hr => local.format("%-d. %-m.").to_string(),
                 _ => local.format("%-d. %-m.").to_string(),
             };
-            p.text(
-                egui::pos2(x0 + 3.0, plot.max.y + 2.0),
-                egui::Align2::LEFT_TOP,
-                label,
-                egui::FontId::proportional(11.0),
-                Color32::DARK_GRAY,
-            );
+            // The last day's label would run past the right edge: anchor it there instead.
+            let (pos, align) = if x0 + 60.0 > rect.max.x {
+                (egui::pos2(rect.max.x, plot.max.y + 2.0), egui::Align2::RIGHT_TOP)
+            } else {
+                (egui::pos2(x0 + 3.0, plot.max.y + 2.0), egui::Align2::LEFT_TOP)
+            };
+            p.text(pos, align, label, egui::FontId::proportional(11.0), Color32::DARK_GRAY);
         }
     }
     if hours.iter().any(|x| x.queued > 0) {
@@ -214,7 +219,7 @@ pub(super) fn sync_log_ui(
     }
     // The table: fixed columns for time, kind and item, the message wraps in the rest.
     let full = ui.available_width();
-    let widths = [130.0_f32, 70.0, 110.0];
+    let widths = [175.0_f32, 70.0, 110.0];
     let msg_w = (full - widths.iter().sum::<f32>() - 4.0 * ui.spacing().item_spacing.x - 16.0).max(120.0);
     let header = [
         t(lang, Key::ColTime),
@@ -337,8 +342,31 @@ mod tests {
                     content_w = ui.available_width();
                 });
             });
-            assert!(used.max.x <= 900.0 + 0.5, "{lang:?}: drawn to x={}", used.max.x);
+            let win = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(900.0, 520.0));
+            assert!(!is_clipped(used, win), "{lang:?}: drawn to {used:?}");
             assert!(content_w > 0.0);
         }
+        // The check sees it when a window is too narrow for the table's fixed columns.
+        let mut w = LogWindow::default();
+        w.reload(Some(&db));
+        let ctx = egui::Context::default();
+        let win = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(300.0, 520.0));
+        let mut used = egui::Rect::NOTHING;
+        let _ = ctx.run_ui(
+            egui::RawInput {
+                screen_rect: Some(win),
+                ..Default::default()
+            },
+            |ui| {
+                egui::CentralPanel::default().show_inside(ui, |ui| {
+                    sync_log_ui(ui, Lang::Cs, &mut w, Some(&db), None, |_| {});
+                    used = ui.min_rect();
+                });
+            },
+        );
+        assert!(
+            is_clipped(used, win),
+            "a 300 pt window must be reported as clipped: {used:?}"
+        );
     }
 }

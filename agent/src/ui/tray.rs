@@ -136,8 +136,13 @@ pub fn tooltip(lang: Lang, s: &SyncStatus, backlog: &Backlog) -> String {
     tip
 }
 
-pub const MENU_IDS: [&str; 7] = [
+/// The tray menu's entries. `register` / `migration_code` are the keyboard path to the unknown-card
+/// popup's buttons (the popup never takes the focus from the POS; the notification area is
+/// reachable by keyboard: Win+B, arrows, Enter / the menu key).
+pub const MENU_IDS: [&str; 9] = [
     "show_last",
+    "register",
+    "migration_code",
     "sync_log",
     "sync_now",
     "reader_test",
@@ -150,6 +155,8 @@ fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
     let menu = Menu::new();
     let keys = [
         Key::MenuShowLast,
+        Key::MenuRegisterLast,
+        Key::MenuCodeLast,
         Key::MenuSyncLog,
         Key::MenuSyncNow,
         Key::MenuReaderTest,
@@ -158,7 +165,7 @@ fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
         Key::MenuQuit,
     ];
     for (i, (id, key)) in MENU_IDS.iter().zip(keys).enumerate() {
-        if i == 2 || i == 6 {
+        if i == 3 || i == 4 || i == 8 {
             menu.append(&PredefinedMenuItem::separator())?;
         }
         menu.append(&MenuItem::with_id(*id, t(lang, key), true, None))?;

@@ -678,8 +678,8 @@ fn unknown_fields_are_rejected_naming_the_field() {
 
     // Wrong values name what is wrong too.
     let mut v = serde_json::to_value(sale_receipt()).unwrap();
-    v["currency"] = json!("USD");
-    assert!(error_of::<Receipt>(&v.to_string()).contains("USD"));
+    v["currency"] = json!("XYZ");
+    assert!(error_of::<Receipt>(&v.to_string()).contains("XYZ"));
     let mut v = serde_json::to_value(sale_receipt()).unwrap();
     v["card"] = json!("1900-12a4");
     assert!(error_of::<Receipt>(&v.to_string()).contains("'a'"));

@@ -209,6 +209,7 @@ pub fn samples(name: &str) -> Vec<Value> {
         "Health" => vec![v(&Health {
             status: "ok".into(),
             time: t("2026-11-23T10:15:00+01:00"),
+            server_id: Some("5f0c6a1e9b2d4c7f8a3e1d2c4b6a8f90".into()),
         })],
         "ErrorBody" => vec![v(&ErrorBody {
             type_uri: ErrorBody::type_for("unknown_field"),
@@ -317,7 +318,14 @@ pub fn samples(name: &str) -> Vec<Value> {
         })],
         "Program" => vec![v(&sample_program())],
         "ChangeFeed" => vec![v(&ChangeFeed {
-            changes: vec![sample_customer_change()],
+            // What a till gets: no contact data, birthday or consents.
+            changes: vec![{
+                let mut c = sample_customer_change();
+                c.customer.contact = Contact::default();
+                c.customer.birthday = None;
+                c.customer.consents = Consents::default();
+                c
+            }],
             cursor: "42".into(),
             more: false,
             server_time: t("2026-11-23T10:15:00+01:00"),
@@ -444,6 +452,24 @@ pub fn base() -> utoipa::openapi::OpenApi {
 /// The document as JSON, with examples.
 pub fn finish(api: &utoipa::openapi::OpenApi) -> Value {
     let mut doc = serde_json::to_value(api).expect("document serialises");
+    // A sync item is its id plus a flattened payload (an `allOf`); serde refuses members of
+    // neither, which JSON Schema says with `unevaluatedProperties` (utoipa has no attribute for it).
+    if let Some(item) = doc
+        .pointer_mut("/components/schemas/SyncItem")
+        .and_then(Value::as_object_mut)
+    {
+        item.insert("unevaluatedProperties".into(), Value::Bool(false));
+    }
+    // Variants of a customer name are closed (`deny_unknown_fields`), which utoipa does not
+    // carry over to the variants of an internally tagged enum.
+    if let Some(variants) = doc
+        .pointer_mut("/components/schemas/CustomerName/oneOf")
+        .and_then(Value::as_array_mut)
+    {
+        for v in variants.iter_mut().filter_map(Value::as_object_mut) {
+            v.insert("additionalProperties".into(), Value::Bool(false));
+        }
+    }
     if let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
         for (name, schema) in schemas.iter_mut() {
             let ex = samples(name);

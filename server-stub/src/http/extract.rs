@@ -19,7 +19,44 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Parse JSON with the path of the failing field: syntax errors are 400 `malformed_json`
 /// (with line and column), well-formed JSON of the wrong shape is 422 `invalid_field`.
+///
+/// JSON does not tell `189` from `189.0` (JSON Schema calls both integers): a body refused only
+/// because an integer field holds an integral float is read again with those written as integers.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match parse_strict(bytes) {
+        Err(e) if e.code == "invalid_field" => {
+            let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+                return Err(e);
+            };
+            if !integral_floats(&mut v) {
+                return Err(e);
+            }
+            serde_json::from_value(v).map_err(|_| e)
+        }
+        other => other,
+    }
+}
+
+/// Rewrites integral floats (`189.0`) as integers; true if any was rewritten.
+fn integral_floats(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                *v = Value::from(f as i64);
+                true
+            } else {
+                false
+            }
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |c, x| integral_floats(x) | c),
+        Value::Object(m) => m.values_mut().fold(false, |c, x| integral_floats(x) | c),
+        _ => false,
+    }
+}
+
+fn parse_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -69,13 +106,79 @@ fn json_error(e: serde_json::Error, path: &str) -> ApiError {
     }
 }
 
-/// `Json<T>` whose rejections are `ErrorBody`s; bodies over [`BODY_LIMIT`] are 413.
+/// The request-body schemas of the served OpenAPI document, compiled. A body serde accepts is
+/// also checked against its published schema, so the server never takes what its contract calls
+/// invalid (a decimal sent as a JSON number, an integer out of its documented range …).
+pub struct Contract {
+    validators: HashMap<String, jsonschema::Validator>,
+}
+
+impl Contract {
+    /// Compiles the schemas named `names` from the document's components.
+    pub fn new(doc: &serde_json::Value, names: &[&str]) -> Contract {
+        let validators = names
+            .iter()
+            .map(|name| {
+                let schema = serde_json::json!({
+                    "$ref": format!("#/components/schemas/{name}"),
+                    "components": doc["components"],
+                });
+                let v = jsonschema::draft202012::new(&schema)
+                    .unwrap_or_else(|e| panic!("schema {name} of the OpenAPI document does not compile: {e}"));
+                (name.to_string(), v)
+            })
+            .collect();
+        Contract { validators }
+    }
+
+    /// The first violation of `name`'s schema, as a 422 naming the field. A batch's `version` is
+    /// left to the service, which answers version skew with its own 400 `unsupported_version`.
+    pub fn check(&self, name: &str, body: &serde_json::Value) -> Result<(), ApiError> {
+        let Some(v) = self.validators.get(name) else {
+            return Ok(());
+        };
+        let left_to_service =
+            |e: &jsonschema::ValidationError| name == "SyncBatch" && e.instance_path().as_str() == "/version";
+        match v.iter_errors(body).find(|e| !left_to_service(e)) {
+            None => Ok(()),
+            Some(e) => {
+                let field = field_of_pointer(e.instance_path().as_str());
+                let msg = match &field {
+                    Some(f) => format!("{f}: {e}"),
+                    None => e.to_string(),
+                };
+                Err(ApiError::unprocessable("invalid_field", msg, field.as_deref()))
+            }
+        }
+    }
+}
+
+/// `/items/0/body/total` → `items[0].body.total`.
+fn field_of_pointer(pointer: &str) -> Option<String> {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// `Json<T>` whose rejections are `ApiError`s; bodies over [`BODY_LIMIT`] are 413. The body must
+/// also match `T`'s schema in the [`Contract`] the router carries.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + utoipa::ToSchema> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let contract = req.extensions().get::<std::sync::Arc<Contract>>().cloned();
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or_default();
             if !ct.starts_with("application/json") {
@@ -99,7 +202,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::bad_request("unreadable_body", e.body_text(), None)
             }
         })?;
-        Ok(JsonBody(parse_json(&bytes)?))
+        let value: T = parse_json(&bytes)?;
+        if let Some(contract) = contract {
+            let raw: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request("malformed_json", e.to_string(), None))?;
+            contract.check(&T::name(), &raw)?;
+        }
+        Ok(JsonBody(value))
     }
 }
 
@@ -218,6 +327,31 @@ mod tests {
         );
         let e = parse_json::<SyncBatch>(br#"{"version":"v1","store_id":"S","till_id":"T"}"#).unwrap_err();
         assert!(e.message.contains("missing field `items`"), "{}", e.message);
+    }
+
+    #[test]
+    fn json_pointers_become_field_paths() {
+        assert_eq!(
+            field_of_pointer("/items/0/body/total").as_deref(),
+            Some("items[0].body.total")
+        );
+        assert_eq!(field_of_pointer(""), None);
+    }
+
+    #[test]
+    fn the_contract_refuses_what_serde_would_take() {
+        let doc = crate::http::openapi_document();
+        let c = Contract::new(&doc, &["Program"]);
+        let mut program = crate::http::samples("Program").remove(0);
+        assert!(c.check("Program", &program).is_ok());
+        // serde reads a decimal from a JSON number; the contract says string.
+        program["tiers"][0]["threshold"] = serde_json::json!(0);
+        serde_json::from_value::<protocol::rules::Program>(program.clone()).unwrap();
+        let e = c.check("Program", &program).unwrap_err();
+        assert_eq!(
+            (e.kind, e.code.as_str(), e.field.as_deref()),
+            (ErrorKind::Unprocessable, "invalid_field", Some("tiers[0].threshold"))
+        );
     }
 
     #[test]

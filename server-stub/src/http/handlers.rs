@@ -1,5 +1,5 @@
 //! Request handlers: extract, call the service off the async workers, answer. No SQL here.
-//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document (`super::doc`); the
+//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document (`http/doc.rs`); the
 //! router mounts the same functions, so the two cannot drift apart.
 
 use std::collections::HashMap;
@@ -46,12 +46,13 @@ fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<Stri
 }
 
 #[utoipa::path(get, path = "/healthz", security(()), tag = "till",
-    summary = "Liveness and server clock (the till's doctor uses `time` for clock skew)",
+    summary = "Liveness, server clock (the till's doctor uses `time` for clock skew) and server identity",
     responses((status = 200, description = "server is up", body = Health)))]
-pub async fn healthz() -> Json<Health> {
+pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         time: chrono::Local::now().fixed_offset(),
+        server_id: st.server_id.as_deref().map(str::to_string),
     })
 }
 
@@ -102,7 +103,7 @@ pub async fn sync(
     summary = "What the cashier's popup shows for a card",
     description = "kind customer / unknown_card / blocked (with reason) / replaced (with the new card and its quote; \
                    the balance moved there). All are 200.",
-    params(("card" = String, Path, description = "card number; separators are ignored")),
+    params(("card" = String, Path, pattern = r"^[-0-9 '=/._ß]*[0-9][-0-9 '=/._ß]*$", description = "card number (digits; separators are ignored)")),
     responses(
         (status = 200, description = "quote (source: online)", body = Quote),
         (status = 400, description = "not a card number", body = ErrorBody, content_type = PROBLEM),
@@ -156,7 +157,7 @@ pub async fn rules(State(st): State<AppState>, _till: TillAuth, headers: HeaderM
     description = "Cursor = the server's monotonically increasing change sequence. No `since` = from the \
                    beginning. A sub-card holder carries the parent account's state.",
     params(
-        ("since" = Option<String>, Query, description = "cursor from the previous page"),
+        ("since" = Option<String>, Query, pattern = "^[0-9]{0,18}$", description = "cursor from the previous page"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "page size, default 500"),
     ),
     responses(
@@ -221,7 +222,7 @@ pub async fn issue_cards(
 
 #[utoipa::path(post, path = "/admin/cards/{card}/block", security(("adminToken" = [])), tag = "admin",
     summary = "Block a card (lost, abuse, membership ended): it neither earns nor redeems",
-    params(("card" = String, Path, description = "card number; separators are ignored")),
+    params(("card" = String, Path, pattern = r"^[-0-9 '=/._ß]*[0-9][-0-9 '=/._ß]*$", description = "card number (digits; separators are ignored)")),
     request_body = BlockRequest,
     responses(
         (status = 200, description = "the card", body = Card),
@@ -247,7 +248,7 @@ pub async fn block_card(
 
 #[utoipa::path(post, path = "/admin/cards/{card}/reissue", security(("adminToken" = [])), tag = "admin",
     summary = "Reissue: a new number for the same account (balance moves), the old card is marked replaced",
-    params(("card" = String, Path, description = "card number; separators are ignored")),
+    params(("card" = String, Path, pattern = r"^[-0-9 '=/._ß]*[0-9][-0-9 '=/._ß]*$", description = "card number (digits; separators are ignored)")),
     responses(
         (status = 200, description = "old and new card", body = ReissueResponse),
         (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
@@ -358,11 +359,11 @@ pub async fn birthdays(
 #[utoipa::path(get, path = "/admin/reports/{report}", security(("adminToken" = [])), tag = "admin",
     summary = "Reports as JSON (default) or CSV (`format=csv` or Accept: text/csv)",
     params(
-        ("report" = ReportName, Path, description = "which report"),
-        ("from" = Option<chrono::NaiveDate>, Query, description = "first day, YYYY-MM-DD"),
-        ("to" = Option<chrono::NaiveDate>, Query, description = "last day, YYYY-MM-DD"),
+        ("report" = inline(ReportName), Path, description = "which report"),
+        ("from" = Option<chrono::NaiveDate>, Query, description = "first day, YYYY-MM-DD (default: 30 days before `to`)"),
+        ("to" = Option<chrono::NaiveDate>, Query, description = "last day, YYYY-MM-DD (default: today)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100000, description = "points-ranking: rows, default 100"),
-        ("format" = Option<ReportFormat>, Query, description = "json (default) or csv"),
+        ("format" = inline(Option<ReportFormat>), Query, description = "json (default) or csv"),
         ("hours" = Option<u32>, Query, description = "unmatched-redemptions: older than this many hours, default 24"),
     ),
     responses(

@@ -56,13 +56,25 @@ pub fn openapi_document() -> Value {
     doc::finish(&api().1)
 }
 
+/// Schemas of the request bodies (checked by `extract::JsonBody` on every request).
+const REQUEST_BODIES: &[&str] = &[
+    "SyncBatch",
+    "Program",
+    "IssueCardsRequest",
+    "BlockRequest",
+    "ParentRequest",
+];
+
 pub fn router(state: AppState) -> Router {
     let (router, api) = api();
-    let doc = Arc::new(doc::finish(&api));
+    let doc = doc::finish(&api);
+    let contract = Arc::new(extract::Contract::new(&doc, REQUEST_BODIES));
+    let doc = Arc::new(doc);
     router
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(Extension(doc))
+        .layer(Extension(contract))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .with_state(state)
 }

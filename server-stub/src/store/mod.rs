@@ -146,12 +146,8 @@ pub trait Tx {
     fn revoke_till(&mut self, store: &StoreId, till: &TillId) -> StoreResult<bool>;
 
     fn receipt(&mut self, id: &ReceiptId) -> StoreResult<Option<StoredReceipt>>;
-    fn receipt_by_pos_no(
-        &mut self,
-        store: &StoreId,
-        till: &TillId,
-        pos_receipt_no: &str,
-    ) -> StoreResult<Option<StoredReceipt>>;
+    /// Receipts of any till of `store` with this POS number, newest first.
+    fn receipts_by_pos_no(&mut self, store: &StoreId, pos_receipt_no: &str) -> StoreResult<Vec<StoredReceipt>>;
     /// `original`: the receipt a return refers to (resolved), so [`Tx::returns_of`] finds it.
     fn insert_receipt(&mut self, r: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()>;
     /// Earlier returns of `original`, oldest first (for cumulative partial-return reversal).

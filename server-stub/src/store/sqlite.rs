@@ -207,6 +207,37 @@ impl SqliteRepo {
     }
 }
 
+impl SqliteRepo {
+    /// The server identity recorded in this database (see `identity.rs`).
+    pub fn identity(&self) -> StoreResult<Option<String>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS server_identity (id TEXT NOT NULL)")?;
+        Ok(conn
+            .query_row("SELECT id FROM server_identity LIMIT 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// A number that only grows while the server runs (receipts stored + customer changes); a
+    /// restored database has a smaller one if anything was written after its backup.
+    pub fn watermark(&self) -> StoreResult<i64> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(conn.query_row(
+            "SELECT (SELECT coalesce(max(rowid), 0) FROM receipts) + (SELECT coalesce(max(change_seq), 0) FROM customers)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn set_identity(&self, id: &str) -> StoreResult<()> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction()?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS server_identity (id TEXT NOT NULL); DELETE FROM server_identity")?;
+        tx.execute("INSERT INTO server_identity (id) VALUES (?1)", [id])?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 impl Repository for SqliteRepo {
     fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ApiError>) -> Result<(), ApiError> {
         // A panic inside a unit of work drops its transaction (rollback), so the connection is
@@ -526,21 +557,18 @@ impl Tx for SqliteTx<'_> {
         row.map(to_stored).transpose()
     }
 
-    fn receipt_by_pos_no(
-        &mut self,
-        store: &StoreId,
-        till: &TillId,
-        pos_receipt_no: &str,
-    ) -> StoreResult<Option<StoredReceipt>> {
-        let row = self
+    fn receipts_by_pos_no(&mut self, store: &StoreId, pos_receipt_no: &str) -> StoreResult<Vec<StoredReceipt>> {
+        let rows = self
             .tx
             .prepare_cached(&format!(
-                "SELECT {RECEIPT_COLS} FROM receipts WHERE store_id = ?1 AND till_id = ?2 AND pos_receipt_no = ?3
-                 ORDER BY issued_at DESC LIMIT 1"
+                "SELECT {RECEIPT_COLS} FROM receipts WHERE store_id = ?1 AND pos_receipt_no = ?2
+                 ORDER BY business_day DESC, issued_at DESC LIMIT 1000"
             ))?
-            .query_row(params![store.0, till.0, pos_receipt_no.trim()], receipt_row)
-            .optional()?;
-        row.map(to_stored).transpose()
+            .query_map(params![store.0, pos_receipt_no.trim()], receipt_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out: Vec<StoredReceipt> = rows.into_iter().map(to_stored).collect::<StoreResult<_>>()?;
+        out.sort_by_key(|r| std::cmp::Reverse(r.receipt.issued_at));
+        Ok(out)
     }
 
     fn insert_receipt(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
