@@ -375,6 +375,7 @@ pub struct LedgerEntry {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
+    #[cfg_attr(feature = "schema", schema(pattern = "^rdm-.{4,76}$"))]
     pub request_id: String,
     pub card: CardId,
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]

@@ -268,7 +268,8 @@ fn apply_redemption(
         let bal = balance_of(tx, &existing.account_id)?;
         return Ok(Ok(answer(&existing, program.currency, bal)));
     }
-    if !req.request_id.starts_with("rdm-") || req.request_id.len() < 8 || req.request_id.len() > 80 {
+    let chars = req.request_id.chars().count();
+    if !req.request_id.starts_with("rdm-") || !(8..=80).contains(&chars) {
         return Ok(Err((
             "invalid_field",
             format!(
@@ -380,23 +381,21 @@ fn apply_redemption(
     Ok(Ok(answer(&row, program.currency, state.points_balance)))
 }
 
+/// A refusal as an HTTP answer: 404 for an unknown card, 422 for a request id the schema already
+/// forbids, else 409 (the program's rules or the account's state say no: not a redeemable step,
+/// card policy, balance, blocked card, request id reused).
 fn refusal_error(code: &str, message: String) -> ApiError {
+    let field = if code == "conflict" || message.starts_with("request_id") {
+        "request_id"
+    } else if message.starts_with("points") {
+        "points"
+    } else {
+        "card"
+    };
     match code {
         "unknown_card" => ApiError::not_found(code, message, Some("card")),
-        "invalid_field" | "invalid_card" | "invalid_points" => {
-            let field = match code {
-                "invalid_card" => "card",
-                "invalid_points" => "points",
-                _ if message.starts_with("points") => "points",
-                _ => "request_id",
-            };
-            ApiError::unprocessable(code, message, Some(field))
-        }
-        _ => ApiError::conflict(
-            code,
-            message,
-            Some(if code == "conflict" { "request_id" } else { "card" }),
-        ),
+        "invalid_field" if field == "request_id" => ApiError::unprocessable(code, message, Some(field)),
+        _ => ApiError::conflict(code, message, Some(field)),
     }
 }
 
@@ -570,6 +569,7 @@ pub fn credit_preload(
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustRequest {
+    #[schema(min_length = 1, pattern = "\\S")]
     pub reason: String,
     /// Positive credits, negative debits.
     #[schema(value_type = protocol::money::DecimalString)]
@@ -601,9 +601,9 @@ pub fn adjust(
         ));
     }
     if req.points.is_zero() {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            "points must not be 0",
+        return Err(ApiError::conflict(
+            "nothing_to_adjust",
+            "points: 0 changes nothing",
             Some("points"),
         ));
     }

@@ -463,9 +463,9 @@ pub enum ReportFormat {
         (status = 401, description = "missing, unknown or revoked till token", body = ErrorBody, content_type = PROBLEM),
         (status = 403, description = "request for another store or till than the token's", body = ErrorBody, content_type = PROBLEM),
         (status = 404, description = "unknown card", body = ErrorBody, content_type = PROBLEM),
-        (status = 409, description = "insufficient_points, card_blocked, card_unassigned, no_redemption, conflict", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "refused by the program or the account: insufficient_points, invalid_points (not a redeemable step), invalid_card, card_blocked, card_unassigned, no_redemption, conflict (request_id reused)", body = ErrorBody, content_type = PROBLEM),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
-        (status = 422, description = "well-formed JSON of the wrong shape, or not a redeemable step (field named)", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
         (status = 503, description = "no program loaded yet", body = ErrorBody, content_type = PROBLEM),
     ))]
 pub async fn redeem(
@@ -506,7 +506,7 @@ pub async fn void(
     description = "The balance is the sum of the ledger. Page with `before` = the previous page's `next`.",
     params(
         ("id" = String, Path, description = "customer id"),
-        ("before" = Option<i64>, Query, description = "`next` of the previous page"),
+        ("before" = Option<i64>, Query, minimum = 1, description = "`next` of the previous page"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "entries per page, default 100"),
     ),
     responses(
@@ -537,7 +537,8 @@ pub async fn ledger(
                    another body is 409.",
     params(
         ("id" = String, Path, description = "customer id"),
-        ("Idempotency-Key" = String, Header, description = "unique key of this adjustment"),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 200, pattern = "^\\S(.*\\S)?$",
+            description = "unique key of this adjustment"),
     ),
     request_body = crate::ledger::AdjustRequest,
     responses(
@@ -561,7 +562,7 @@ pub async fn adjust(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .filter(|k| !k.is_empty() && k.chars().count() <= 200)
         .ok_or_else(|| {
             ApiError::bad_request(
                 "missing_field",
