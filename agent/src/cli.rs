@@ -119,6 +119,18 @@ pub enum Command {
         #[arg(long)]
         code: String,
     },
+    /// Redeem N points from CARD's account: online if the server answers within the quote
+    /// timeout, else offline (queued; within the program's offline limit and offline balance).
+    /// Prints the redemption id, the code for the POS, the money value and online/offline.
+    Redeem {
+        card: String,
+        #[arg(long)]
+        points: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Void a redemption of this till (same business day): the points go back once.
+    Void { redemption_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +277,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Redeem { card, points, json } => {
+            let cfg = load(&cli.config)?;
+            let card = cli_card(&cfg, &card)?;
+            redeem_cli(&cfg, card, &points, json)
+        }
+        Command::Void { redemption_id } => void_cli(&load(&cli.config)?, &redemption_id),
         Command::Status { json } => {
             let cfg = load(&cli.config)?;
             let r = crate::status::collect(&cfg)?;
@@ -360,6 +378,68 @@ fn enrol_cli(cfg: &Config, req: crate::enrol::Request) -> anyhow::Result<ExitCod
         req.request_id()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn cli_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// `redeem CARD --points N [--json]`: exit 0 redeemed (online or queued offline), 2 refused.
+fn redeem_cli(cfg: &Config, card: protocol::CardId, points: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    let points: rust_decimal::Decimal = match points.trim().parse() {
+        Ok(p) if p > rust_decimal::Decimal::ZERO => p,
+        _ => {
+            eprintln!("till-agent: --points: {points:?} is not a positive number of points");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating the data folder {}", cfg.data_dir.display()))?;
+    let req = crate::redeem::new_request(&card, points, &cfg.store_id, &cfg.till_id);
+    match cli_runtime()?.block_on(crate::redeem::redeem(cfg, &req))? {
+        Ok(out) => {
+            if json {
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                let a = &out.answer;
+                println!(
+                    "{} points = {} {} for card {} — code {} — redemption {} ({}; balance {})",
+                    a.points, a.value, a.currency, card, a.code, a.redemption_id, out.mode, a.balance_after
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refused) => {
+            eprintln!("till-agent: redeem: {refused}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// `void REDEMPTION_ID`: exit 0 voided, 2 refused.
+fn void_cli(cfg: &Config, id: &str) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    match cli_runtime()?.block_on(crate::redeem::void(cfg, id))? {
+        Ok(crate::redeem::Voided::Unsent(r)) => {
+            println!(
+                "redemption {id} of {} points for card {} was not sent yet: removed from the queue",
+                r.points, r.card
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(crate::redeem::Voided::Server(a)) => {
+            println!(
+                "redemption {id} voided: {} points back (balance {})",
+                a.points, a.balance_after
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refused) => {
+            eprintln!("till-agent: void: {refused}");
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 fn read_token(no_prompt: bool) -> anyhow::Result<String> {

@@ -377,6 +377,7 @@ pub fn ack_message(payload: &SyncPayload, result: &protocol::v1::AckResult) -> O
     let (what, card) = match payload {
         SyncPayload::Registration(r) => ("registration", &r.card),
         SyncPayload::MigrationPairing(p) => ("migration pairing", &p.card),
+        SyncPayload::Redemption(r) => ("offline redemption", &r.card),
         SyncPayload::Receipt(_) => return None,
     };
     Some(match result {

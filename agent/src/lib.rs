@@ -13,6 +13,7 @@ pub mod install;
 pub mod locale;
 pub mod os;
 pub mod quote;
+pub mod redeem;
 pub mod runtime;
 pub mod status;
 pub mod supervisor;

@@ -39,6 +39,8 @@ pub struct StatusReport {
     pub sync_problem: Option<crate::events::SyncProblem>,
     /// Background tasks the running agent had to restart (until they run cleanly again).
     pub task_problems: Vec<String>,
+    /// This till's offline redemptions (newest first, at most 20; card masked).
+    pub redemptions: Vec<crate::redeem::QueuedRedemption>,
     pub outbox: String,
 }
 
@@ -72,6 +74,7 @@ pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
             .meta("task_problems")?
             .map(|p| p.lines().map(str::to_string).collect())
             .unwrap_or_default(),
+        redemptions: crate::redeem::queued(&o, 20)?,
         outbox: cfg.outbox_path().display().to_string(),
     })
 }
@@ -124,6 +127,16 @@ pub fn print_human(r: &StatusReport) {
     }
     for p in &r.reader_problems {
         println!("Card reader:          {p}");
+    }
+    for q in &r.redemptions {
+        println!(
+            "Offline redemption:   {} {} points, card {}, {} ({})",
+            q.requested_at.format("%Y-%m-%d %H:%M"),
+            q.points,
+            q.card,
+            q.state,
+            q.redemption_id
+        );
     }
     println!("Dead letters:         {}", r.dead_letters);
     for d in &r.dead_letter_items {

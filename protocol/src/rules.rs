@@ -27,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::ids::CardPolicy;
 use crate::ids::CustomerId;
 use crate::money::Currency;
-use crate::v1::{Customer, CustomerQuote, CustomerState, ExpiringPoints, LineKind, Receipt, ReceiptLine};
+/// Defined with the wire types (a quote's redeem options carry it).
+pub use crate::v1::RewardKind;
+use crate::v1::{Customer, CustomerQuote, CustomerState, ExpiringPoints, LineKind, Receipt, ReceiptLine, RedeemOption};
 
 const HUNDRED: Decimal = Decimal::ONE_HUNDRED;
 
@@ -167,18 +169,22 @@ pub struct Redemption {
     /// Smallest number of points that can be redeemed (the "next reward").
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub min_points: Decimal,
+    /// Points a till may redeem offline per card per day (its own redemptions, counted on the
+    /// till); 0 disables offline redemption.
+    #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+    pub offline_redemption_limit: Decimal,
+    /// A receipt of the same store with the card (or the redemption code in a discount line)
+    /// issued within this many minutes after the redemption confirms it. Default 120.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_window_minutes: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum RewardKind {
-    /// A voucher of a fixed amount.
-    Voucher,
-    /// A discount on the next purchase (amount).
-    Discount,
-    /// A percentage discount on the next purchase: `value` is the percent.
-    PercentDiscount,
+impl Redemption {
+    pub const DEFAULT_MATCH_WINDOW_MINUTES: u32 = 120;
+
+    pub fn match_window_minutes(&self) -> u32 {
+        self.match_window_minutes.unwrap_or(Self::DEFAULT_MATCH_WINDOW_MINUTES)
+    }
 }
 
 /// Points computed for one line.
@@ -1017,6 +1023,67 @@ pub fn redeem(program: &Program, balance: Decimal, wanted_points: Decimal) -> Op
     Some((used, value, balance - used))
 }
 
+/// Most options [`redeem_options`] lists (the smallest ones and the largest).
+pub const MAX_REDEEM_OPTIONS: usize = 4;
+
+/// What the customer can redeem now with `balance`: for fixed amounts the whole steps from the
+/// threshold up to the balance (the smallest ones and the largest, at most
+/// [`MAX_REDEEM_OPTIONS`]), for `percent_discount` the one threshold. Empty when nothing is
+/// reachable or the program has no redemption rule.
+pub fn redeem_options(program: &Program, balance: Decimal) -> Vec<RedeemOption> {
+    let Some(r) = program.redemption.as_ref() else {
+        return Vec::new();
+    };
+    if r.points <= Decimal::ZERO || balance < r.min_points || balance < r.points {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    match r.reward {
+        RewardKind::PercentDiscount => out.push(RedeemOption {
+            points: r.points,
+            value: r.value,
+            reward: r.reward,
+        }),
+        RewardKind::Voucher | RewardKind::Discount => {
+            let max_units = (balance / r.points).trunc();
+            let first = (r.min_points / r.points).ceil().max(Decimal::ONE);
+            let mut units = first;
+            while units <= max_units && out.len() + 1 < MAX_REDEEM_OPTIONS {
+                out.push(RedeemOption {
+                    points: units * r.points,
+                    value: units * r.value,
+                    reward: r.reward,
+                });
+                units += Decimal::ONE;
+            }
+            if units <= max_units {
+                out.push(RedeemOption {
+                    points: max_units * r.points,
+                    value: max_units * r.value,
+                    reward: r.reward,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The short code the cashier keys into the POS for a redemption: 6 characters from an
+/// alphabet without look-alikes (no 0/O, 1/I), derived from the till-made request id so the
+/// till and the server print the same code online and offline.
+pub fn redemption_code(request_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let h = Sha256::digest(request_id.as_bytes());
+    let mut bits: u64 = 0;
+    for b in &h[..5] {
+        bits = (bits << 8) | u64::from(*b);
+    }
+    (0..6)
+        .map(|i| ALPHABET[((bits >> (35 - 5 * i)) & 31) as usize] as char)
+        .collect()
+}
+
 /// [`redeem`] on a whole account: also takes the used points off the expiring campaign points
 /// first (soonest expiry first), so the customer spends the points that would lapse.
 pub fn redeem_from(
@@ -1080,6 +1147,8 @@ pub fn customer_quote(
         next_tier: next.map(|n| n.name.clone()),
         campaign,
         currency: program.currency,
+        redeemable: redeem_options(program, state.points_balance),
+        recent: Vec::new(),
     }
 }
 
@@ -1118,6 +1187,8 @@ mod tests {
                 value: dec!(10),
                 reward: RewardKind::Voucher,
                 min_points: dec!(100),
+                offline_redemption_limit: Decimal::ZERO,
+                match_window_minutes: None,
             }),
             allow_negative_balance: false,
         }
@@ -1649,6 +1720,8 @@ mod tests {
             value: dec!(10),
             reward: RewardKind::PercentDiscount,
             min_points: dec!(500),
+            offline_redemption_limit: Decimal::ZERO,
+            match_window_minutes: None,
         });
         assert_eq!(
             redeem(&p, dec!(1200), dec!(1200)),

@@ -28,6 +28,18 @@ pub const REPORTS: &[(&str, &str)] = &[
         "turnover and receipt count per store per business day in [from, to]",
     ),
     ("campaigns", "receipts and credited points per campaign in [from, to]"),
+    (
+        "redeemed",
+        "redemptions (not voided), points and value per store in [from, to] (business day)",
+    ),
+    (
+        "unmatched-redemptions",
+        "redemptions no receipt confirmed, older than `hours` (default 24), not voided",
+    ),
+    (
+        "overdrawn",
+        "accounts below zero (two offline tills redeemed the same points), lowest first",
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +85,7 @@ impl Table {
 }
 
 pub struct Params {
+    pub hours: Option<u32>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub limit: Option<usize>,
@@ -211,6 +224,84 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
                 vec!["campaign", "receipts", "points"],
                 per.into_iter()
                     .map(|(c, (n, pts))| vec![json!(c), json!(n), dec(pts)])
+                    .collect(),
+            ))
+        }
+        "redeemed" => {
+            let (from, to) = range(p)?;
+            let mut per: BTreeMap<String, (u64, Decimal, Decimal, u64)> = BTreeMap::new();
+            for r in crate::ledger::redemptions(repo)? {
+                if r.voided_at.is_some() || r.business_day < from || r.business_day > to {
+                    continue;
+                }
+                let e = per.entry(r.store_id.0).or_default();
+                e.0 += 1;
+                e.1 += r.points;
+                e.2 += r.value;
+                e.3 += u64::from(r.offline);
+            }
+            Ok(table(
+                vec!["store_id", "redemptions", "points", "value", "offline"],
+                per.into_iter()
+                    .map(|(s, (n, pts, val, off))| vec![json!(s), json!(n), dec(pts), dec(val), json!(off)])
+                    .collect(),
+            ))
+        }
+        "unmatched-redemptions" => {
+            let cutoff = Utc::now() - chrono::Duration::hours(i64::from(p.hours.unwrap_or(24)));
+            let rows = crate::ledger::redemptions(repo)?
+                .into_iter()
+                .filter(|r| r.voided_at.is_none() && r.matched_receipt.is_none() && r.created_at <= cutoff)
+                .map(|r| {
+                    vec![
+                        json!(r.id),
+                        json!(r.code),
+                        json!(r.store_id.0),
+                        json!(r.till_id.0),
+                        json!(r.card.to_string()),
+                        json!(r.account_id.0),
+                        dec(r.points),
+                        dec(r.value),
+                        json!(r.offline),
+                        json!(r.requested_at),
+                    ]
+                })
+                .collect();
+            Ok(table(
+                vec![
+                    "redemption_id",
+                    "code",
+                    "store_id",
+                    "till_id",
+                    "card",
+                    "account_id",
+                    "points",
+                    "value",
+                    "offline",
+                    "requested_at",
+                ],
+                rows,
+            ))
+        }
+        "overdrawn" => {
+            let mut rows = transact(repo, |tx| Ok(tx.all_customers()?))?;
+            rows.retain(|r| r.state.points_balance < Decimal::ZERO);
+            rows.sort_by(|a, b| {
+                a.state
+                    .points_balance
+                    .cmp(&b.state.points_balance)
+                    .then(a.customer.id.cmp(&b.customer.id))
+            });
+            Ok(table(
+                vec!["customer_id", "name", "points_balance"],
+                rows.into_iter()
+                    .map(|r| {
+                        vec![
+                            json!(r.customer.id.0),
+                            json!(r.customer.name.display()),
+                            dec(r.state.points_balance),
+                        ]
+                    })
                     .collect(),
             ))
         }

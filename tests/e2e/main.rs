@@ -6,6 +6,7 @@ mod enrol;
 mod faults;
 mod input;
 mod power;
+mod redeem;
 mod screens;
 mod server;
 mod sync;

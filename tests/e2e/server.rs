@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 
-use e2e::{add_till, fixture, revoke_till, start_server, ServerHandle, STORE, TILL};
+use e2e::{add_till, assert_ledger_balanced, fixture, revoke_till, start_server, ServerHandle, STORE, TILL};
 use protocol::rules::{self, Program};
 use protocol::v1::{CustomerState, LineKind, OriginalReceipt, Receipt, ReceiptLine};
 use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
@@ -291,7 +291,7 @@ fn setup() -> (tempfile::TempDir, ServerHandle, Api) {
 
 #[test]
 fn same_batch_twice_is_applied_once() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let r1 = mixed_receipt("1001", Some(JIRI));
     let r2 = receipt(
         "1002",
@@ -303,6 +303,7 @@ fn same_batch_twice_is_applied_once() {
     assert_eq!(results(&api.sync_ok(&b)), ["duplicate", "duplicate"]);
     assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r1]));
     assert_eq!(api.balance(JIRI), d("501.53"), "412.30 seeded + 89.23 (hand-computed)");
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
@@ -351,7 +352,7 @@ fn an_overflowing_receipt_is_rejected_alone_and_the_rest_of_the_batch_applies() 
 
 #[test]
 fn points_applied_once_and_return_reverses_them() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let sale = mixed_receipt("2001", Some(JIRI));
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
     // Return of the lipstick, referencing the original by POS number, no card on the return:
@@ -388,11 +389,12 @@ fn points_applied_once_and_return_reverses_them() {
         d("441.83"),
         "501.53 - 59.70 for the returned lipstick"
     );
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
 fn partial_returns_add_up_to_exactly_the_original_points() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let before = api.balance(JIRI);
     // 3 lipsticks; returned one at a time in three separate return receipts.
     let sale = receipt(
@@ -455,6 +457,7 @@ fn partial_returns_add_up_to_exactly_the_original_points() {
         ["applied"]
     );
     assert_eq!(api.balance(JIRI), before);
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
@@ -502,11 +505,12 @@ fn campaign_points_lapse_on_the_server_after_their_expiry() {
     let bread = rules::evaluate_receipt(&p, &later).points_delta;
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&later)]))), ["applied"]);
     assert_eq!(api.balance(JIRI), before + eff.points_delta - expiring.points + bread);
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
 fn same_batch_concurrently_on_two_connections() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let receipts: Vec<Receipt> = (0..20)
         .map(|i| mixed_receipt(&format!("3{i:03}"), Some(JIRI)))
         .collect();
@@ -539,6 +543,7 @@ fn same_batch_concurrently_on_two_connections() {
     }
     let refs: Vec<&Receipt> = receipts.iter().collect();
     assert_eq!(api.balance(JIRI), expected_balance("C000001", &refs));
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
@@ -660,7 +665,7 @@ fn tier_upgrade_message_recorded_once() {
 
 #[test]
 fn card_reissue_moves_the_balance() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let before = api.balance(JIRI);
     let (s, v) = api.admin(reqwest::Method::POST, &format!("/admin/cards/{JIRI}/reissue"), None);
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -693,6 +698,7 @@ fn card_reissue_moves_the_balance() {
             .0,
         StatusCode::NOT_FOUND
     );
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
@@ -715,7 +721,7 @@ fn quote_kinds_are_distinct() {
 
 #[test]
 fn blocked_card_earns_nothing_and_sub_card_earns_into_parent() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let before_vera = seeded_state("C000002").points_balance;
     let rb = mixed_receipt("8001", Some(VERA_BLOCKED));
     let rs = mixed_receipt("8002", Some(MATEJ_SUB));
@@ -739,6 +745,7 @@ fn blocked_card_earns_nothing_and_sub_card_earns_into_parent() {
     let r3 = mixed_receipt("8003", Some(KATERINA_PARENT));
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r3)]))), ["applied"]);
     assert_eq!(api.balance(MATEJ_SUB), parent);
+    assert_ledger_balanced(&srv);
 }
 
 fn registration(request_id: &str, card: &str, name: Value, consent: bool) -> Value {

@@ -1,14 +1,14 @@
 //! The one typed client for the loyalty server: base URL, the till's bearer token, the request
 //! timeout (`http_timeout_secs`, or the quote's own short one), the user agent. Every answer that
 //! is not a success is read once, here, into a [`Failure`] whose variant is the retry class the
-//! callers act on. Callers: the replicator and the cache sync (`sync`), the quote service, `status`
-//! and `doctor`.
+//! callers act on. Callers: the replicator and the cache sync (`sync`), the quote service, `status`,
+//! `doctor` and `redeem` / `void` (money-moving calls answer a [`Verdict`]).
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset};
 use protocol::ids::CardId;
 use protocol::rules::RulesSnapshot;
-use protocol::v1::{ChangeFeed, ErrorBody, Quote, SyncBatch, SyncResponse};
+use protocol::v1::{ChangeFeed, ErrorBody, Quote, RedeemAnswer, RedeemRequest, SyncBatch, SyncResponse};
 use reqwest::{header, StatusCode};
 
 use crate::config::Config;
@@ -152,6 +152,17 @@ pub enum Rules {
         rules: Box<RulesSnapshot>,
         etag: Option<String>,
     },
+}
+
+/// The answer to a money-moving call (redeem, void), which the cashier waits for: the server's
+/// answer, its refusal (a 4xx carrying its own error body: not enough points, another till's
+/// redemption, too late to void), or no answer at all — then the caller may retry with the same
+/// request id (the server applies it once) or fall back to the outbox.
+#[derive(Clone, Debug)]
+pub enum Verdict<T> {
+    Answer(T),
+    Refused(ErrorBody),
+    NoAnswer(String),
 }
 
 #[derive(Clone)]
@@ -309,6 +320,68 @@ impl ServerClient {
             .await
             .map_err(|_| Failure::Network(format!("server did not answer within {} ms", self.timeout.as_millis())))??;
         Self::decode(status, &body, "a quote")
+    }
+    /// `POST /v1/redemptions`: debit once per `req.request_id`.
+    pub async fn redeem(&self, token: &str, req: &RedeemRequest) -> Verdict<RedeemAnswer> {
+        self.money(token, "/v1/redemptions", Some(req)).await
+    }
+
+    /// `POST /v1/redemptions/{id}/void`: the points back, once.
+    pub async fn void_redemption(&self, token: &str, id: &str) -> Verdict<RedeemAnswer> {
+        self.money(token, &format!("/v1/redemptions/{id}/void"), None::<&()>)
+            .await
+    }
+
+    async fn money<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Verdict<T> {
+        let mut req = self.authed(self.http.post(self.url(path)), token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = match tokio::time::timeout(self.timeout, req.send()).await {
+            Err(_) => {
+                return Verdict::NoAnswer(format!(
+                    "the server did not answer within {} ms",
+                    self.timeout.as_millis()
+                ))
+            }
+            Ok(Err(e)) if e.is_timeout() => {
+                return Verdict::NoAnswer(format!(
+                    "the server did not answer within {} ms",
+                    self.timeout.as_millis()
+                ))
+            }
+            Ok(Err(e)) => return Verdict::NoAnswer(format!("server unreachable: {}", error_chain(&e.without_url()))),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 401 {
+            return Verdict::NoAnswer(format!("the server answered {status}"));
+        }
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Verdict::NoAnswer(format!("the answer was cut off: {}", error_chain(&e.without_url()))),
+        };
+        if status.is_success() {
+            return match serde_json::from_slice::<T>(&bytes) {
+                Ok(a) => Verdict::Answer(a),
+                Err(e) => Verdict::NoAnswer(format!("unreadable answer from the server: {e}")),
+            };
+        }
+        Verdict::Refused(
+            serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
+                type_uri: ErrorBody::type_for(status.as_str()),
+                title: status.canonical_reason().unwrap_or_default().to_string(),
+                status: status.as_u16(),
+                detail: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+                code: status.as_str().to_string(),
+                field: None,
+            }),
+        )
     }
 }
 
