@@ -6,6 +6,7 @@
 //! - in the agent only `sync/client.rs` speaks HTTP (names `reqwest`, but for `reqwest::Url`);
 //! - no floats where money or points are computed;
 //! - the server's storage and domain layers know no HTTP, and only its store touches SQLite.
+//! - the card-input decisions (detector, payload, keys) are pure: no IO, threads or clocks.
 //!
 //! The module graph is built at file granularity: a module is a `.rs` file (a folder's `mod.rs`
 //! is the folder's module). An edge A → B is any path in A that names an item of B:
@@ -1086,4 +1087,77 @@ fn the_naming_checks_see_planted_violations() {
         server_layer_violations(&k),
         ["service.rs:1: names axum", "store/mod.rs:1: uses http/mod.rs"]
     );
+}
+
+/// The card-input decisions that are pure: the scan detector and what it is tested with, the
+/// payload decoder, key tables and the hook watchdog's comparison. OS key sources live in
+/// `input/oskbd/`, threads in `input/run.rs` and `input/serial.rs`.
+const PURE_INPUT: &[&str] = &[
+    "agent/src/input/detect.rs",
+    "agent/src/input/payload.rs",
+    "agent/src/input/keys.rs",
+    "agent/src/input/script.rs",
+    "agent/src/input/hookwatch.rs",
+];
+
+/// What a pure module must not name: IO, threads, clocks, OS bindings.
+const IMPURE: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::process",
+    "std::thread",
+    "std::io",
+    "Instant::now",
+    "SystemTime::now",
+    "Utc::now",
+    "Local::now",
+    "tokio",
+    "serialport",
+    "x11rb",
+    "windows_sys",
+    "rusqlite",
+    "reqwest",
+    "oskbd",
+];
+
+/// Lines of `text` before its `#[cfg(test)]` module (tests may read fixtures) naming an `IMPURE` path.
+fn impure_lines(text: &str) -> Vec<String> {
+    let stripped = strip(text);
+    let code = stripped
+        .find("#[cfg(test)]")
+        .map_or(stripped.as_str(), |i| &stripped[..i]);
+    let mut bad = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        for p in IMPURE {
+            if compact.match_indices(p).any(|(i, _)| {
+                let before = compact[..i].chars().last();
+                let after = compact[i + p.len()..].chars().next();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                    && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            }) {
+                bad.push(format!("{}: {p}", n + 1));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn the_scan_logic_is_pure() {
+    let root = repo_root();
+    let mut bad = Vec::new();
+    for f in PURE_INPUT {
+        let text = std::fs::read_to_string(root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        bad.extend(impure_lines(&text).into_iter().map(|l| format!("{f}:{l}")));
+    }
+    assert!(
+        bad.is_empty(),
+        "IO, threads or clocks in pure input code:\n{}",
+        bad.join("\n")
+    );
+    // the checker sees a planted violation, and lets tests read fixtures
+    let planted = "use std::time::{Duration, Instant};\n// std::fs in a comment\nfn f() { let t = Instant::now(); }\n\
+                   fn g() { std::thread::sleep(d) }\n#[cfg(test)]\nmod tests { fn r() { std::fs::read(\"x\"); } }";
+    assert_eq!(impure_lines(planted), ["3: Instant::now", "4: std::thread"]);
 }
