@@ -19,6 +19,7 @@ run_bench() { # package bench
   cargo bench -q -p "$1" --bench "$2" 2>&1 | tee "$out/$2.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true
 }
 run_bench server-stub ingest
+run_bench server-stub redeem
 run_bench till-agent pipeline
 echo "== input bench: terminator → quote ready" >&2
 cargo run -q --release -p till-agent --example input_bench -- target/release/server-stub fixtures/seed/demo.json 2>&1 \

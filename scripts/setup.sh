@@ -11,8 +11,12 @@ PKGS=(
   mingw-w64 msitools wixl wine wine64
   # X11 test bench: virtual display, key injection, layouts, screenshots, serial ptys
   faketime xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
+  # power-cut test layer (FUSE): fusermount3, used when the suite does not run as root
+  fuse3
   # GUI/tray build deps (winit/egui, tray-icon on Linux)
   libudev-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1 libegl1
+  # receipts read "in another season" (summer-time test)
+  faketime
 )
 
 missing=()

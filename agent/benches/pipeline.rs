@@ -230,7 +230,7 @@ fn bench_backlog(root: &Path, n: usize) {
     let till = dir.join("till");
     std::fs::create_dir_all(till.join("export")).unwrap();
     {
-        let mut o = till_agent::outbox::Outbox::open(&till.join("outbox.db")).unwrap();
+        let mut o = till_agent::sync::outbox::Outbox::open(&till.join("outbox.db")).unwrap();
         let items: Vec<SyncItem> = (0..n)
             .map(|i| {
                 let r = receipt(i, "B");
@@ -324,7 +324,7 @@ fn bench_enqueue(root: &Path, n: usize) {
             }
         })
         .collect();
-    let mut o = till_agent::outbox::Outbox::open(&dir.join("outbox.db")).unwrap();
+    let mut o = till_agent::sync::outbox::Outbox::open(&dir.join("outbox.db")).unwrap();
     let t0 = Instant::now();
     for (i, it) in items.iter().enumerate() {
         o.commit_file(&format!("hash{i}"), "r.json", std::slice::from_ref(it))

@@ -30,7 +30,7 @@ impl Cache {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        crate::outbox::migrate(&mut conn, MIGRATIONS)?;
+        crate::sync::outbox::migrate(&mut conn, MIGRATIONS)?;
         Ok(Cache { conn: Mutex::new(conn) })
     }
 

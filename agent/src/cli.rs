@@ -61,6 +61,11 @@ pub enum Command {
         #[arg(long)]
         receipts: Option<PathBuf>,
     },
+    /// Receipt formats: `formats suggest FILE` guesses the `[receipts]` section for an unknown CSV.
+    Formats {
+        #[command(subcommand)]
+        cmd: FormatsCmd,
+    },
     /// Put dead-lettered (rejected) items back into the queue after the cause was fixed.
     Requeue,
     /// Store the till token in the OS credential store (read from stdin; never written to a file).
@@ -114,6 +119,25 @@ pub enum Command {
         #[arg(long)]
         code: String,
     },
+    /// Redeem N points from CARD's account: online if the server answers within the quote
+    /// timeout, else offline (queued; within the program's offline limit and offline balance).
+    /// Prints the redemption id, the code for the POS, the money value and online/offline.
+    Redeem {
+        card: String,
+        #[arg(long)]
+        points: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Void a redemption of this till (same business day): the points go back once.
+    Void { redemption_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FormatsCmd {
+    /// Guess delimiter, encoding, decimal separator and column mapping of a CSV export and print the
+    /// `[receipts]` section for agent.toml (check it with `parse --receipts`).
+    Suggest { file: PathBuf },
 }
 
 #[derive(clap::Args, Debug)]
@@ -253,6 +277,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Redeem { card, points, json } => {
+            let cfg = load(&cli.config)?;
+            let card = cli_card(&cfg, &card)?;
+            redeem_cli(&cfg, card, &points, json)
+        }
+        Command::Void { redemption_id } => void_cli(&load(&cli.config)?, &redemption_id),
         Command::Status { json } => {
             let cfg = load(&cli.config)?;
             let r = crate::status::collect(&cfg)?;
@@ -286,9 +316,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             crate::formats_cli::parse(cfg.as_ref(), &file, &opts)
         }
+        Command::Formats {
+            cmd: FormatsCmd::Suggest { file },
+        } => crate::formats_cli::suggest(&file),
         Command::Requeue => {
             let cfg = load(&cli.config)?;
-            let mut o = crate::outbox::Outbox::open_existing(&cfg.outbox_path())?;
+            let mut o = crate::sync::outbox::Outbox::open_existing(&cfg.outbox_path())?;
             let dead = o.dead_letters()?;
             let n = o.requeue()?;
             for d in &dead {
@@ -334,7 +367,7 @@ fn enrol_cli(cfg: &Config, req: crate::enrol::Request) -> anyhow::Result<ExitCod
     let _guard = crate::synclog::init_tracing(None, false);
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating the data folder {}", cfg.data_dir.display()))?;
-    let mut outbox = crate::outbox::Outbox::open(&cfg.outbox_path())?;
+    let mut outbox = crate::sync::outbox::Outbox::open(&cfg.outbox_path())?;
     let log = crate::synclog::SyncLog::open(&cfg.outbox_path())?;
     let new = crate::enrol::enqueue(&mut outbox, &log, &req, &cfg.store_id, &cfg.till_id)?;
     println!(
@@ -345,6 +378,68 @@ fn enrol_cli(cfg: &Config, req: crate::enrol::Request) -> anyhow::Result<ExitCod
         req.request_id()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn cli_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// `redeem CARD --points N [--json]`: exit 0 redeemed (online or queued offline), 2 refused.
+fn redeem_cli(cfg: &Config, card: protocol::CardId, points: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    let points: rust_decimal::Decimal = match points.trim().parse() {
+        Ok(p) if p > rust_decimal::Decimal::ZERO => p,
+        _ => {
+            eprintln!("till-agent: --points: {points:?} is not a positive number of points");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating the data folder {}", cfg.data_dir.display()))?;
+    let req = crate::redeem::new_request(&card, points, &cfg.store_id, &cfg.till_id);
+    match cli_runtime()?.block_on(crate::redeem::redeem(cfg, &req))? {
+        Ok(out) => {
+            if json {
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                let a = &out.answer;
+                println!(
+                    "{} points = {} {} for card {} — code {} — redemption {} ({}; balance {})",
+                    a.points, a.value, a.currency, card, a.code, a.redemption_id, out.mode, a.balance_after
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refused) => {
+            eprintln!("till-agent: redeem: {refused}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// `void REDEMPTION_ID`: exit 0 voided, 2 refused.
+fn void_cli(cfg: &Config, id: &str) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    match cli_runtime()?.block_on(crate::redeem::void(cfg, id))? {
+        Ok(crate::redeem::Voided::Unsent(r)) => {
+            println!(
+                "redemption {id} of {} points for card {} was not sent yet: removed from the queue",
+                r.points, r.card
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(crate::redeem::Voided::Server(a)) => {
+            println!(
+                "redemption {id} voided: {} points back (balance {})",
+                a.points, a.balance_after
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refused) => {
+            eprintln!("till-agent: void: {refused}");
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 fn read_token(no_prompt: bool) -> anyhow::Result<String> {
@@ -362,8 +457,8 @@ fn read_token(no_prompt: bool) -> anyhow::Result<String> {
 }
 
 fn print_log(cfg: &Config, tail: usize, follow: bool) -> anyhow::Result<ExitCode> {
-    let o = crate::outbox::Outbox::open_existing(&cfg.outbox_path())?;
-    let fmt = |r: &crate::outbox::LogRow| {
+    let o = crate::sync::outbox::Outbox::open_existing(&cfg.outbox_path())?;
+    let fmt = |r: &crate::sync::outbox::LogRow| {
         format!(
             "{} {:<5} {:<10} {} {}",
             // Local time (the table keeps UTC): what a person at the till compares with a clock.

@@ -9,7 +9,8 @@
 //! export_dir = 'C:\POS\export'
 //! currency = "CZK"                 # program currency (ISO 4217: CZK, EUR, HUF, PLN, …), default CZK
 //! # cash_step = "0.05"            # smallest cash amount (default per currency: CZK 1, HUF 5, else the minor unit)
-//! # tz_offset = "+01:00"           # till's local offset for times without one (default: OS local)
+//! # timezone = "Europe/Prague"    # IANA zone for receipt times without an offset (default: the OS zone)
+//! # tz_offset = "+01:00"           # or one fixed offset all year (old setting; not with timezone)
 //! language = "cs"                  # cs | sk | hr | en (default: from the OS)
 //! # data_dir = 'D:\TillAgent'      # default: the folder holding agent.toml
 //! scan_attach_window_secs = 600    # card scanned → attached to the next card-less receipt
@@ -44,7 +45,8 @@ pub struct Config {
     pub currency: Currency,
     /// Smallest cash amount (cash rounding), default `Currency::cash_step`.
     pub cash_step: rust_decimal::Decimal,
-    pub tz_offset: FixedOffset,
+    /// The zone receipt times without an offset are read in (`timezone`, or `tz_offset`, or the OS zone).
+    pub zone: crate::formats::LocalZone,
     pub language: Option<String>,
     /// outbox.db, cache.db, logs/.
     pub data_dir: PathBuf,
@@ -71,6 +73,7 @@ struct RawConfig {
     currency: Option<String>,
     cash_step: Option<String>,
     tz_offset: Option<String>,
+    timezone: Option<String>,
     language: Option<String>,
     data_dir: Option<PathBuf>,
     scan_attach_window_secs: Option<u64>,
@@ -182,11 +185,18 @@ impl Config {
                 .filter(|d| *d > rust_decimal::Decimal::ZERO)
                 .ok_or_else(|| err("cash_step", format!("{s:?} is not a positive amount like \"0.05\"")))?,
         };
-        let tz_offset = match raw.tz_offset {
-            None => *chrono::Local::now().offset(),
-            Some(s) => {
-                parse_offset(&s).ok_or_else(|| err("tz_offset", format!("{s:?} is not an offset like +01:00")))?
-            }
+        let zone = match (raw.timezone, raw.tz_offset) {
+            (Some(_), Some(_)) => return Err(err("tz_offset", "set either timezone or tz_offset, not both".into())),
+            (Some(z), None) => crate::formats::LocalZone::parse(&z).ok_or_else(|| {
+                err(
+                    "timezone",
+                    format!("{z:?} is not an IANA time zone like \"Europe/Prague\""),
+                )
+            })?,
+            (None, Some(s)) => parse_offset(&s)
+                .ok_or_else(|| err("tz_offset", format!("{s:?} is not an offset like +01:00")))?
+                .into(),
+            (None, None) => crate::formats::LocalZone::os_default(),
         };
         let data_dir = match raw.data_dir {
             Some(d) if d.is_relative() => base.join(d),
@@ -243,7 +253,7 @@ impl Config {
             export_dir,
             currency,
             cash_step,
-            tz_offset,
+            zone,
             language: raw.language,
             data_dir,
             scan_attach_window_secs: raw.scan_attach_window_secs.unwrap_or(600),
@@ -279,7 +289,7 @@ impl Config {
             till_id: self.till_id.clone(),
             currency: self.currency,
             cash_step: self.cash_step,
-            tz_offset: self.tz_offset,
+            zone: self.zone,
         }
     }
     /// `https://host/v1/sync` etc.
@@ -446,6 +456,15 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("cash_step"));
         let e = load(&format!("{GOOD}currency = \"XYZ\"\n")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("currency"));
+        assert_eq!(
+            load(&format!("{GOOD}timezone = \"Europe/Prague\"\n"))
+                .unwrap()
+                .zone
+                .to_string(),
+            "Europe/Prague"
+        );
+        let e = load(&format!("{GOOD}timezone = \"CET+1\"\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("timezone"));
         let e = load(&format!("{GOOD}tz_offset = \"CET\"\n")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("tz_offset"));
         let e = load(&format!("{GOOD}[receipts]\nencoding = \"klingon\"\n")).unwrap_err();

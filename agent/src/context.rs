@@ -11,8 +11,8 @@ use tokio::sync::{watch, Notify};
 
 use crate::cache::Cache;
 use crate::config::Config;
-use crate::events::{AgentEvent, Bus, SyncStatus};
-use crate::outbox::Outbox;
+use crate::events::{AgentEvent, Bus, SyncProblem, SyncStatus};
+use crate::sync::outbox::Outbox;
 use crate::synclog::SyncLog;
 
 /// The last loyalty card scanned on this till, waiting for a card-less receipt.
@@ -49,6 +49,9 @@ struct LinkState {
     last_error: Option<String>,
     /// reader → what is wrong with it now
     reader_problems: std::collections::BTreeMap<String, String>,
+    problem: Option<SyncProblem>,
+    /// supervised task → what happened to it (until it runs cleanly again)
+    task_problems: std::collections::BTreeMap<String, String>,
 }
 
 impl Shared {
@@ -65,11 +68,14 @@ impl Shared {
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok());
         // What an earlier run said about its card readers is void: this run's readers report anew.
         outbox.set_meta("reader_problems", None)?;
+        outbox.set_meta("task_problems", None)?;
         let state = LinkState {
             reachable: false,
             last_success,
             last_error: None,
             reader_problems: Default::default(),
+            problem: None,
+            task_problems: Default::default(),
         };
         Ok(Arc::new(Shared {
             cfg,
@@ -129,6 +135,7 @@ impl Shared {
             s.reachable = true;
             s.last_success = Some(chrono::Local::now().fixed_offset());
             s.last_error = None;
+            s.problem = None;
         }
         self.publish_status();
     }
@@ -139,6 +146,24 @@ impl Shared {
 
     pub fn set_error(&self, e: Option<String>) {
         self.state().last_error = e;
+    }
+
+    /// Why the last send failed, classified (`None`: it did not).
+    pub fn set_problem(&self, p: Option<SyncProblem>) {
+        self.state().problem = p;
+    }
+
+    /// A supervised task failed (`Some`) or runs cleanly again (`None`).
+    pub fn set_task_problem(&self, task: &str, problem: Option<String>) {
+        let mut s = self.state();
+        match problem {
+            Some(p) => s.task_problems.insert(task.to_string(), p),
+            None => s.task_problems.remove(task),
+        };
+    }
+
+    pub fn task_problem(&self, task: &str) -> Option<String> {
+        self.state().task_problems.get(task).cloned()
     }
 
     /// A card reader's state changed: `problem` = what is wrong now, `None` = it works again.
@@ -164,6 +189,8 @@ impl Shared {
             server_reachable: link.reachable,
             last_error: link.last_error.clone(),
             reader_problems: link.reader_problems.values().cloned().collect(),
+            sync_problem: link.problem.clone(),
+            task_problems: link.task_problems.iter().map(|(t, p)| format!("{t}: {p}")).collect(),
         };
         let changed = self.status_tx.send_if_modified(|cur| {
             if *cur == st {
@@ -183,6 +210,13 @@ impl Shared {
                 "reader_problems",
                 (!problems.is_empty()).then(|| problems.join("\n")).as_deref(),
             );
+            let tasks: Vec<String> = link.task_problems.iter().map(|(t, p)| format!("{t}: {p}")).collect();
+            let _ = o.set_meta(
+                "task_problems",
+                (!tasks.is_empty()).then(|| tasks.join("\n")).as_deref(),
+            );
+            let problem = link.problem.as_ref().and_then(|p| serde_json::to_string(p).ok());
+            let _ = o.set_meta("sync_problem", problem.as_deref());
             let _ = o.set_meta("status_at", Some(&chrono::Local::now().to_rfc3339()));
             drop(o);
             let _ = self.bus.send(AgentEvent::Status(st));

@@ -13,7 +13,7 @@ use chrono::{Datelike, NaiveDate};
 use protocol::v1::{Consents, Contact, CustomerName, MigrationPairing, Registration, SyncItem, SyncPayload};
 use protocol::{CardId, StoreId, TillId};
 
-use crate::outbox::Outbox;
+use crate::sync::outbox::Outbox;
 use crate::synclog::SyncLog;
 
 /// Longest value accepted in a text field (names, e-mail, code).
@@ -377,6 +377,7 @@ pub fn ack_message(payload: &SyncPayload, result: &protocol::v1::AckResult) -> O
     let (what, card) = match payload {
         SyncPayload::Registration(r) => ("registration", &r.card),
         SyncPayload::MigrationPairing(p) => ("migration pairing", &p.card),
+        SyncPayload::Redemption(r) => ("offline redemption", &r.card),
         SyncPayload::Receipt(_) => return None,
     };
     Some(match result {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, FixedOffset};
 use protocol::v1::Quote;
 use protocol::CardId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a scan turned out to be. A payment card's number is never carried: at most its last 4.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -86,6 +86,49 @@ pub struct SyncStatus {
     /// Card readers that do not work right now (unplugged, port missing, no keyboard input), in
     /// words; empty when every configured reader is fine.
     pub reader_problems: Vec<String>,
+    /// Why receipts do not move right now (the last send failed), classified; `None` after a
+    /// successful send.
+    pub sync_problem: Option<SyncProblem>,
+    /// Background tasks that failed and were restarted (`replicator: panicked: … (restarted 1×)`),
+    /// until they run cleanly again.
+    pub task_problems: Vec<String>,
+}
+
+/// A failed send, as `status` and the tray show it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SyncProblem {
+    pub kind: SyncProblemKind,
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncProblemKind {
+    /// No answer from the server address.
+    Unreachable,
+    /// 5xx / 429: the server is busy or failing.
+    ServerBusy,
+    /// The token or the till's identity was refused.
+    Unauthorised,
+    /// The server speaks another protocol version; nothing is dead-lettered.
+    UnsupportedVersion,
+    /// The server refused an item's content (it goes to the dead letters).
+    Refused,
+    /// The address answered, but not as the loyalty server (proxy, maintenance page, wrong URL).
+    NotTheServer,
+}
+
+impl SyncProblemKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SyncProblemKind::Unreachable => "server unreachable",
+            SyncProblemKind::ServerBusy => "server busy or failing",
+            SyncProblemKind::Unauthorised => "till token refused",
+            SyncProblemKind::UnsupportedVersion => "protocol version not supported by the server",
+            SyncProblemKind::Refused => "an item was refused",
+            SyncProblemKind::NotTheServer => "the server address does not answer as the loyalty server",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -27,7 +27,7 @@ fn setup(cfg: Option<&Config>, opts: &ParseOpts) -> anyhow::Result<(FormatSpec, 
         None => {
             notes.push(
                 "no agent.toml: store and till are placeholders (receipt ids differ from the till's), \
-                 times without an offset are read in this computer's local time"
+                 times without an offset are read in this computer's time zone"
                     .to_string(),
             );
             let ctx = ParseContext {
@@ -35,7 +35,7 @@ fn setup(cfg: Option<&Config>, opts: &ParseOpts) -> anyhow::Result<(FormatSpec, 
                 till_id: "PARSE".into(),
                 currency: Currency::CZK,
                 cash_step: Currency::CZK.cash_step(),
-                tz_offset: *chrono::Local::now().offset(),
+                zone: formats::LocalZone::os_default(),
             };
             (FormatSpec::default(), ctx)
         }
@@ -117,5 +117,21 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
     match writeln!(out, "{text}") {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => Ok(r?),
+    }
+}
+
+/// `formats suggest FILE`: the guessed `[receipts]` section on stdout (notes as comments); exit 2
+/// when the file is not a CSV the agent could read.
+pub fn suggest(file: &Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    match formats::suggest::suggest(&bytes) {
+        Ok(s) => {
+            print_stdout(s.to_toml().trim_end())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            Ok(ExitCode::from(2))
+        }
     }
 }

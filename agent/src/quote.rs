@@ -17,13 +17,13 @@ use protocol::v1::{CardStatus, Quote, QuoteResult, QuoteSource};
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::sync::client::ServerClient;
 
 pub struct QuoteService {
-    client: reqwest::Client,
-    server_url: String,
+    client: ServerClient,
     token: Option<String>,
-    timeout: Duration,
     cache_path: PathBuf,
+    outbox_path: PathBuf,
     cache: std::sync::Mutex<Option<std::sync::Arc<Cache>>>,
     policy_override: Option<CardPolicy>,
 }
@@ -39,16 +39,10 @@ impl QuoteService {
         };
         let timeout = Duration::from_millis(cfg.reader.quote_timeout_ms);
         Ok(QuoteService {
-            client: reqwest::Client::builder()
-                .use_rustls_tls()
-                .connect_timeout(timeout)
-                .timeout(timeout)
-                .user_agent(concat!("till-agent/", env!("CARGO_PKG_VERSION")))
-                .build()?,
-            server_url: cfg.server_url.trim_end_matches('/').to_string(),
+            client: ServerClient::with_timeout(&cfg.server_url, timeout)?,
             token,
-            timeout,
             cache_path: cfg.cache_path(),
+            outbox_path: cfg.outbox_path(),
             cache: std::sync::Mutex::new(None),
             policy_override: cfg.reader.card_policy.clone(),
         })
@@ -92,25 +86,22 @@ impl QuoteService {
                 tracing::info!(card = %card, "quote offline: {online_err:#}");
                 let now = chrono::Local::now().fixed_offset();
                 let cache = self.cache().with_context(|| format!("server: {online_err:#}"))?;
-                offline_quote(&cache, card, now).with_context(|| format!("server: {online_err:#}"))
+                let mut q = offline_quote(&cache, card, now).with_context(|| format!("server: {online_err:#}"))?;
+                // The true offline balance: + this till's unsent receipts, − its unsent redemptions.
+                if self.outbox_path.exists() {
+                    match crate::sync::outbox::Outbox::open_existing(&self.outbox_path) {
+                        Ok(outbox) => crate::redeem::apply_unsent(&cache, &outbox, &mut q, now)?,
+                        Err(e) => tracing::warn!("offline quote without the unsent items: {e:#}"),
+                    }
+                }
+                Ok(q)
             }
         }
     }
 
     pub async fn online(&self, card: &CardId) -> anyhow::Result<Quote> {
         let token = self.token.as_deref().context("no till token")?;
-        let url = format!("{}/v1/cards/{}/quote", self.server_url, card.expose());
-        let resp = tokio::time::timeout(self.timeout, self.client.get(&url).bearer_auth(token).send())
-            .await
-            .map_err(|_| anyhow::anyhow!("server did not answer within {} ms", self.timeout.as_millis()))?
-            .map_err(|e| anyhow::anyhow!("server unreachable: {}", e.without_url()))?;
-        let status = resp.status();
-        anyhow::ensure!(status.is_success(), "server answered {status}");
-        let q: Quote = tokio::time::timeout(self.timeout, resp.json())
-            .await
-            .map_err(|_| anyhow::anyhow!("server answer too slow"))?
-            .map_err(|e| anyhow::anyhow!("bad quote from server: {}", e.without_url()))?;
-        Ok(q)
+        Ok(self.client.quote(token, card).await?)
     }
 }
 
@@ -222,6 +213,75 @@ mod tests {
 
         let q = offline_quote(&cache, &card("1900000009001016"), now).unwrap();
         assert!(matches!(q.result, QuoteResult::UnknownCard { .. }), "{q:?}");
+    }
+
+    #[test]
+    fn offline_balance_counts_unsent_receipts_by_the_engine_and_unsent_redemptions() {
+        use protocol::v1::{LineKind, Receipt, ReceiptLine, SyncItem, SyncPayload};
+        use protocol::{Currency, ReceiptId, StoreId, TillId};
+        use rust_decimal::Decimal;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = demo_cache(dir.path());
+        let mut outbox = crate::sync::outbox::Outbox::open(&dir.path().join("outbox.db")).unwrap();
+        let card = CardId::normalise("1900000009000018").unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-24T10:00:00+01:00").unwrap();
+        let sale = Receipt {
+            id: ReceiptId("r1".into()),
+            store_id: StoreId::from("CZ-PRG-01"),
+            till_id: TillId::from("T1"),
+            pos_receipt_no: "1".into(),
+            issued_at: now,
+            currency: Currency::CZK,
+            total: "500".parse().unwrap(),
+            card: Some(card.clone()),
+            original: None,
+            lines: vec![ReceiptLine {
+                sku: None,
+                name: "Krém".into(),
+                category: None,
+                quantity: Decimal::ONE,
+                unit_price: "500".parse().unwrap(),
+                line_total: "500".parse().unwrap(),
+                vat_rate: None,
+                kind: LineKind::Sale,
+            }],
+            vat: Vec::new(),
+        };
+        let earned = protocol::rules::evaluate_receipt(&cache.rules().unwrap().unwrap().program, &sale).points_delta;
+        assert!(earned > Decimal::ZERO);
+        outbox
+            .enqueue(&SyncItem {
+                item_id: "r1".into(),
+                payload: SyncPayload::Receipt(sale),
+            })
+            .unwrap();
+        let red = crate::redeem::new_request(
+            &card,
+            "200".parse().unwrap(),
+            &StoreId::from("CZ-PRG-01"),
+            &TillId::from("T1"),
+        );
+        outbox
+            .enqueue(&SyncItem {
+                item_id: red.request_id.clone(),
+                payload: SyncPayload::Redemption(red),
+            })
+            .unwrap();
+        let mut q = offline_quote(&cache, &card, now).unwrap();
+        crate::redeem::apply_unsent(&cache, &outbox, &mut q, now).unwrap();
+        let QuoteResult::Customer { quote, .. } = &q.result else {
+            panic!("{q:?}")
+        };
+        let want = "412.30".parse::<Decimal>().unwrap() + earned - Decimal::from(200);
+        assert_eq!(quote.points_balance, want);
+        assert_eq!(
+            quote.redeemable.last().map(|o| o.points),
+            Some((want / Decimal::from(100)).trunc() * Decimal::from(100))
+        );
+        assert!(
+            matches!(q.source, QuoteSource::Offline { .. }),
+            "still offline with its as-of"
+        );
     }
 
     #[test]

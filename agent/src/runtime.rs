@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Config;
 use crate::context::{PendingScan, Shared};
 use crate::events::{AgentEvent, Bus, Classified, SyncStatus};
+use crate::supervisor::{supervise, OnOk};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -87,12 +88,38 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
                     ),
                 );
                 sh.publish_status();
+                // Each task named and supervised: an early exit or a panic is logged, shown in
+                // the status and the task restarted with backoff (`supervisor`).
+                let scans = std::sync::Mutex::new(Some(scans));
                 let tasks = vec![
-                    tokio::spawn(crate::watcher::run(sh.clone())),
-                    tokio::spawn(crate::replicator::run(sh.clone())),
-                    tokio::spawn(crate::replicator::run_cache_sync(sh.clone())),
-                    tokio::spawn(associate_scans(sh.clone(), scans)),
-                    tokio::spawn(run_inputs(sh.clone())),
+                    supervise(sh.clone(), "watcher", OnOk::Restart, {
+                        let sh = sh.clone();
+                        move || crate::watcher::run(sh.clone())
+                    }),
+                    supervise(sh.clone(), "replicator", OnOk::Restart, {
+                        let sh = sh.clone();
+                        move || crate::sync::replicator::run(sh.clone())
+                    }),
+                    supervise(sh.clone(), "cache-sync", OnOk::Restart, {
+                        let sh = sh.clone();
+                        move || crate::sync::cache_sync::run_cache_sync(sh.clone())
+                    }),
+                    supervise(sh.clone(), "scan-association", OnOk::Restart, {
+                        let sh = sh.clone();
+                        move || {
+                            // the first run keeps the subscription taken before the start
+                            let rx = scans
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .take()
+                                .unwrap_or_else(|| sh.bus.subscribe());
+                            associate_scans(sh.clone(), rx)
+                        }
+                    }),
+                    supervise(sh.clone(), "card-input", OnOk::Finish, {
+                        let sh = sh.clone();
+                        move || run_inputs(sh.clone())
+                    }),
                 ];
                 while let Some(cmd) = rx.recv().await {
                     match cmd {
@@ -168,7 +195,7 @@ fn enrol(sh: &Shared, req: &crate::enrol::Request) {
 
 /// Card input (readers → Scan → Quote on the bus), owned by `input`; an error is logged and the
 /// rest of the agent keeps running (receipts still flow).
-async fn run_inputs(sh: Arc<Shared>) {
+async fn run_inputs(sh: Arc<Shared>) -> anyhow::Result<()> {
     let s = sh.clone();
     let notice: crate::input::run::Notice = Arc::new(move |n: crate::input::run::ReaderNotice| {
         s.log.record(n.level, "reader", None, &n.message);
@@ -177,7 +204,7 @@ async fn run_inputs(sh: Arc<Shared>) {
             s.publish_status();
         }
     });
-    if let Err(e) = crate::input::run_inputs(
+    crate::input::run_inputs(
         sh.cfg.clone(),
         sh.bus.clone(),
         sh.shutdown_rx(),
@@ -185,13 +212,11 @@ async fn run_inputs(sh: Arc<Shared>) {
         notice,
     )
     .await
-    {
-        sh.log.error("input", None, &format!("card input stopped: {e:#}"));
-    }
+    .map_err(|e| anyhow::anyhow!("card input stopped: {e:#}"))
 }
 
 /// Remember the last loyalty-card scan for the next card-less receipt.
-async fn associate_scans(sh: Arc<Shared>, mut rx: tokio::sync::broadcast::Receiver<AgentEvent>) {
+async fn associate_scans(sh: Arc<Shared>, mut rx: tokio::sync::broadcast::Receiver<AgentEvent>) -> anyhow::Result<()> {
     let mut shutdown = sh.shutdown_rx();
     loop {
         let ev = tokio::select! {
@@ -209,6 +234,7 @@ async fn associate_scans(sh: Arc<Shared>, mut rx: tokio::sync::broadcast::Receiv
             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
     }
+    Ok(())
 }
 
 /// Held while an agent runs on a data folder: a second agent on the same folder (a service and a

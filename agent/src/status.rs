@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::outbox::{DeadLetter, Outbox};
+use crate::sync::client::{Failure, ServerClient};
+use crate::sync::outbox::{DeadLetter, Outbox};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct StatusReport {
@@ -34,16 +35,19 @@ pub struct StatusReport {
     pub last_error: Option<String>,
     /// Card readers that did not work when the running agent last said (empty: all fine).
     pub reader_problems: Vec<String>,
+    /// Why receipts did not move when the running agent last tried (classified), `None` if they did.
+    pub sync_problem: Option<crate::events::SyncProblem>,
+    /// Background tasks the running agent had to restart (until they run cleanly again).
+    pub task_problems: Vec<String>,
+    /// This till's offline redemptions (newest first, at most 20; card masked).
+    pub redemptions: Vec<crate::redeem::QueuedRedemption>,
     pub outbox: String,
 }
 
 pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
     let o = Outbox::open_existing(&cfg.outbox_path())?;
     let s = o.stats()?;
-    let reachable = block_on(async {
-        let c = crate::replicator::http_client()?;
-        Ok(crate::replicator::probe(&c, &cfg.server_url).await)
-    })?;
+    let reachable = block_on(async { Ok(ServerClient::new(cfg)?.probe().await) })?;
     let backlog = crate::ui::human::backlog_from_outbox(&cfg.outbox_path())?;
     Ok(StatusReport {
         store_id: cfg.store_id.to_string(),
@@ -65,6 +69,12 @@ pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
             .meta("reader_problems")?
             .map(|p| p.lines().map(str::to_string).collect())
             .unwrap_or_default(),
+        sync_problem: o.meta("sync_problem")?.and_then(|p| serde_json::from_str(&p).ok()),
+        task_problems: o
+            .meta("task_problems")?
+            .map(|p| p.lines().map(str::to_string).collect())
+            .unwrap_or_default(),
+        redemptions: crate::redeem::queued(&o, 20)?,
         outbox: cfg.outbox_path().display().to_string(),
     })
 }
@@ -106,11 +116,27 @@ pub fn print_human(r: &StatusReport) {
             .unwrap_or_else(|| "never".into())
     );
     println!("Last error:           {}", r.last_error.as_deref().unwrap_or("none"));
+    if let Some(p) = &r.sync_problem {
+        println!("Sync problem:         {}: {}", p.kind.describe(), p.detail);
+    }
+    for p in &r.task_problems {
+        println!("Background task:      {p}");
+    }
     if r.reader_problems.is_empty() {
         println!("Card readers:         ok");
     }
     for p in &r.reader_problems {
         println!("Card reader:          {p}");
+    }
+    for q in &r.redemptions {
+        println!(
+            "Offline redemption:   {} {} points, card {}, {} ({})",
+            q.requested_at.format("%Y-%m-%d %H:%M"),
+            q.points,
+            q.card,
+            q.state,
+            q.redemption_id
+        );
     }
     println!("Dead letters:         {}", r.dead_letters);
     for d in &r.dead_letter_items {
@@ -289,22 +315,15 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
     checks.extend(reader_checks(&cfg.reader));
     let net: anyhow::Result<Vec<Check>> = block_on(async {
         let mut out = Vec::new();
-        let c = crate::replicator::http_client()?;
-        let t0 = std::time::Instant::now();
-        match c.get(cfg.url("/healthz")).timeout(Duration::from_secs(3)).send().await {
-            Ok(r) if r.status().is_success() => {
-                let rtt = t0.elapsed();
+        let c = ServerClient::new(&cfg)?;
+        match c.health(Duration::from_secs(3).min(c.timeout())).await {
+            Ok(h) => {
                 out.push(Check {
                     ok: Some(true),
                     what: "server reachable".into(),
-                    detail: format!("{} ({} ms)", cfg.server_url, rtt.as_millis()),
+                    detail: format!("{} ({} ms)", cfg.server_url, h.rtt.as_millis()),
                 });
-                let body: serde_json::Value = r.json().await.unwrap_or_default();
-                match body
-                    .get("time")
-                    .and_then(|t| t.as_str())
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                {
+                match h.time {
                     Some(server) => {
                         let skew = (Utc::now() - server.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0;
                         let ok = if skew.abs() > 300.0 {
@@ -330,43 +349,33 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
                     }),
                 }
             }
-            Ok(r) => out.push(Check {
+            Err(Failure::Network(e)) => out.push(Check {
                 ok: Some(false),
                 what: "server reachable".into(),
-                detail: format!("/healthz answered {}", r.status()),
+                detail: e,
             }),
             Err(e) => out.push(Check {
                 ok: Some(false),
                 what: "server reachable".into(),
-                detail: crate::context::error_chain(&e),
+                detail: format!("/healthz: {e}"),
             }),
         }
         if let Ok((t, _)) = &token {
-            match c
-                .get(cfg.url("/v1/rules"))
-                .bearer_auth(t)
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await
-            {
-                Ok(r) if r.status().is_success() => out.push(Check {
+            match c.check_token(t, Duration::from_secs(5).min(c.timeout())).await {
+                Ok(()) => out.push(Check {
                     ok: Some(true),
                     what: "till token valid".into(),
                     detail: "server accepted it".into(),
                 }),
-                Ok(r) => {
-                    let st = r.status();
-                    let b = r.text().await.unwrap_or_default();
-                    out.push(Check {
-                        ok: Some(false),
-                        what: "till token valid".into(),
-                        detail: format!("server answered {st}: {}", b.chars().take(200).collect::<String>()),
-                    })
-                }
-                Err(e) => out.push(Check {
+                Err(Failure::Network(e)) => out.push(Check {
                     ok: None,
                     what: "till token valid".into(),
-                    detail: format!("could not ask the server: {}", crate::context::error_chain(&e)),
+                    detail: format!("could not ask the server: {e}"),
+                }),
+                Err(e) => out.push(Check {
+                    ok: Some(false),
+                    what: "till token valid".into(),
+                    detail: e.to_string(),
                 }),
             }
         }

@@ -225,7 +225,7 @@ mod tests {
     fn record_goes_to_the_table_masked() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("outbox.db");
-        let o = crate::outbox::Outbox::open(&p).unwrap();
+        let o = crate::sync::outbox::Outbox::open(&p).unwrap();
         let l = SyncLog::open(&p).unwrap();
         l.warn("ingest", Some("abc"), "card 1900123456789012 attached");
         let rows = o.log_tail(5).unwrap();

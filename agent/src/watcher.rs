@@ -384,12 +384,12 @@ fn quarantine(sh: &Shared, path: &Path, name: &str, reason: &str, err: Option<&P
             return;
         }
     };
-    write_error_txt(sh, name, &dest, None, reason, err);
+    // Logged before the reason file appears: whoever sees the file finds the log line too.
     sh.log
         .error("quarantine", None, &format!("{name} quarantined: {reason}"));
+    write_error_txt(sh, name, &dest, None, reason, err);
 }
 
-/// The watcher task: notify + periodic rescan; passes run on a blocking thread.
 /// `<dest>.error.txt`: what is wrong (line, field, value) and how to check the fix.
 fn write_error_txt(
     sh: &Shared,
@@ -428,6 +428,9 @@ fn write_error_txt(
     ));
     let err_path = PathBuf::from(format!("{}.error.txt", dest.display()));
     let text = crate::synclog::mask_card_numbers(&text);
+    // Logged before the reason file appears: whoever sees the file finds the log line too.
+    sh.log
+        .error("quarantine", None, &format!("{name} quarantined: {reason}"));
     // Written beside and renamed into place, so support (and tests) never read half a reason.
     let tmp_path = PathBuf::from(format!("{}.error.tmp", dest.display()));
     if let Err(e) = std::fs::write(&tmp_path, text).and_then(|_| std::fs::rename(&tmp_path, &err_path)) {
@@ -486,7 +489,8 @@ fn quarantine_receipt(sh: &Shared, name: &str, bad: &BadReceipt) {
     );
 }
 
-pub async fn run(sh: Arc<Shared>) {
+/// The watcher task: notify + periodic rescan; passes run on a blocking thread.
+pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let dir = sh.cfg.export_dir.clone();
     for d in [dir.clone(), sh.cfg.processed_dir(), sh.cfg.quarantine_dir()] {
         if let Err(e) = std::fs::create_dir_all(&d) {
@@ -548,6 +552,7 @@ pub async fn run(sh: Arc<Shared>) {
         }
     }
     drop(watcher);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub fn parse_as(kind: FormatKind, data: &[u8]) {
         till_id: "T1".into(),
         currency: protocol::Currency::CZK,
         cash_step: protocol::Currency::CZK.cash_step(),
-        tz_offset: chrono::FixedOffset::east_opt(3600).unwrap(),
+        zone: chrono::FixedOffset::east_opt(3600).unwrap().into(),
     };
     if let Ok(receipts) = parse_file(&spec, "fuzz.dat", data, &ctx) {
         for r in receipts {

@@ -27,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::ids::CardPolicy;
 use crate::ids::CustomerId;
 use crate::money::Currency;
-use crate::v1::{Customer, CustomerQuote, CustomerState, ExpiringPoints, LineKind, Receipt, ReceiptLine};
+/// Defined with the wire types (a quote's redeem options carry it).
+pub use crate::v1::RewardKind;
+use crate::v1::{Customer, CustomerQuote, CustomerState, ExpiringPoints, LineKind, Receipt, ReceiptLine, RedeemOption};
 
 const HUNDRED: Decimal = Decimal::ONE_HUNDRED;
 
@@ -167,18 +169,22 @@ pub struct Redemption {
     /// Smallest number of points that can be redeemed (the "next reward").
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub min_points: Decimal,
+    /// Points a till may redeem offline per card per day (its own redemptions, counted on the
+    /// till); 0 disables offline redemption.
+    #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+    pub offline_redemption_limit: Decimal,
+    /// A receipt of the same store with the card (or the redemption code in a discount line)
+    /// issued within this many minutes after the redemption confirms it. Default 120.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_window_minutes: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum RewardKind {
-    /// A voucher of a fixed amount.
-    Voucher,
-    /// A discount on the next purchase (amount).
-    Discount,
-    /// A percentage discount on the next purchase: `value` is the percent.
-    PercentDiscount,
+impl Redemption {
+    pub const DEFAULT_MATCH_WINDOW_MINUTES: u32 = 120;
+
+    pub fn match_window_minutes(&self) -> u32 {
+        self.match_window_minutes.unwrap_or(Self::DEFAULT_MATCH_WINDOW_MINUTES)
+    }
 }
 
 /// Points computed for one line.
@@ -227,6 +233,55 @@ pub struct TierChange {
 pub struct RulesError {
     pub field: String,
     pub message: String,
+}
+
+/// A receipt or account value that leaves the decimal range (about ±7.9·10^28) while the
+/// engine computes with it. Names the field (`receipt.lines[1].line_total`,
+/// `account.points_balance`, …) and its value; the server rejects that one item with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {value} overflows the decimal range ({op})")]
+pub struct Overflow {
+    pub field: String,
+    pub value: String,
+    /// What was being computed (`sum of line totals`, `line total × points coefficient`, …).
+    pub op: String,
+}
+
+fn overflow(field: impl Into<String>, value: impl std::fmt::Display, op: &str) -> Overflow {
+    Overflow {
+        field: field.into(),
+        value: value.to_string(),
+        op: op.to_string(),
+    }
+}
+
+/// `Some(v)` or an [`Overflow`] naming `field` = `value`.
+fn ck(v: Option<Decimal>, field: impl FnOnce() -> String, value: Decimal, op: &str) -> Result<Decimal, Overflow> {
+    v.ok_or_else(|| overflow(field(), value, op))
+}
+
+/// Sum of `line_total` over the receipt's lines that pass `keep`, checked.
+fn sum_line_totals(receipt: &Receipt, keep: impl Fn(&ReceiptLine) -> bool, op: &str) -> Result<Decimal, Overflow> {
+    let mut acc = Decimal::ZERO;
+    for (i, l) in receipt.lines.iter().enumerate().filter(|(_, l)| keep(l)) {
+        acc = ck(
+            acc.checked_add(l.line_total),
+            || format!("receipt.lines[{i}].line_total"),
+            l.line_total,
+            op,
+        )?;
+    }
+    Ok(acc)
+}
+
+/// `round2(value × factor × pct / 100)`, checked (same operation order as ever, so the same
+/// numbers where nothing overflows).
+fn line_points(value: Decimal, factor: Decimal, pct: Decimal, field: impl Fn() -> String) -> Result<Decimal, Overflow> {
+    let op = "line value × discount factor × points coefficient";
+    let v = ck(value.checked_mul(factor), &field, value, op)?;
+    let v = ck(v.checked_mul(pct), &field, value, op)?;
+    let v = ck(v.checked_div(HUNDRED), &field, value, op)?;
+    Ok(round_points(v))
 }
 
 /// The result of a redemption.
@@ -480,10 +535,14 @@ pub fn resolve_earning_account<'a>(
     &cur.id
 }
 
-/// Turnover inside the program's window as of `at`.
+/// Turnover inside the program's window as of `at`. Saturates at the decimal range (a tier
+/// lookup needs no more); [`try_apply_effect`] refuses to book a month that would overflow.
 pub fn turnover(program: &Program, state: &CustomerState, at: NaiveDate) -> Decimal {
     match program.turnover_window {
-        TurnoverWindow::Lifetime => state.turnover_by_month.values().copied().sum(),
+        TurnoverWindow::Lifetime => state
+            .turnover_by_month
+            .values()
+            .fold(Decimal::ZERO, |a, v| a.saturating_add(*v)),
         TurnoverWindow::RollingMonths { months } => {
             let mut y = at.year();
             let mut m = at.month() as i32;
@@ -498,8 +557,7 @@ pub fn turnover(program: &Program, state: &CustomerState, at: NaiveDate) -> Deci
             }
             keys.iter()
                 .filter_map(|k| state.turnover_by_month.get(k))
-                .copied()
-                .sum()
+                .fold(Decimal::ZERO, |a, v| a.saturating_add(*v))
         }
     }
 }
@@ -530,56 +588,72 @@ pub fn discount_percent(
 ///   campaign's).
 ///
 /// Return receipts whose original is known should use [`evaluate_return`].
+///
+/// # Panics
+/// On decimal overflow (values near ±7.9·10^28); anything fed untrusted input (the server)
+/// uses [`try_evaluate_receipt`].
 pub fn evaluate_receipt(program: &Program, receipt: &Receipt) -> ReceiptEffect {
+    try_evaluate_receipt(program, receipt).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`evaluate_receipt`] with checked arithmetic: a value that overflows is an [`Overflow`]
+/// naming the receipt field, never a panic.
+pub fn try_evaluate_receipt(program: &Program, receipt: &Receipt) -> Result<ReceiptEffect, Overflow> {
     let best = program.winning_campaign(receipt);
 
     let totals_only = receipt.is_totals_only();
-    let goods: Decimal = receipt
-        .lines
-        .iter()
-        .filter(|l| l.kind != LineKind::Rounding)
-        .map(|l| l.line_total)
-        .sum();
+    let goods = sum_line_totals(receipt, |l| l.kind != LineKind::Rounding, "sum of line totals")?;
     let turnover_delta = if totals_only { receipt.total } else { goods };
 
     let mut lines = Vec::new();
     let mut points = Decimal::ZERO;
     let mut campaign_points = Decimal::ZERO;
     let mut used_campaign: Option<&Campaign> = None;
+    let add = |acc: Decimal, p: Decimal, i: usize| {
+        ck(
+            acc.checked_add(p),
+            || format!("receipt.lines[{i}].line_total"),
+            p,
+            "sum of line points",
+        )
+    };
 
     if totals_only {
         let (pct, camp) = match best {
             Some(c) => (c.points_percent, Some(c)),
             None => (program.default_points_percent, None),
         };
-        let p = round_points(receipt.total * pct / HUNDRED);
+        let p = line_points(receipt.total, Decimal::ONE, pct, || "receipt.total".to_string())?;
         if camp.is_some() {
-            campaign_points += p;
+            campaign_points = p;
             used_campaign = camp;
         }
-        points += p;
+        points = p;
         lines.push(LinePoints {
             index: 0,
             points: p,
             campaign: camp.map(|c| c.id.clone()),
         });
     } else {
-        let item_value: Decimal = receipt
-            .lines
-            .iter()
-            .filter(|l| is_item(l.kind))
-            .map(|l| l.line_total)
-            .sum();
-        let discount: Decimal = receipt
-            .lines
-            .iter()
-            .filter(|l| l.kind == LineKind::Discount)
-            .map(|l| l.line_total)
-            .sum();
+        let item_value = sum_line_totals(receipt, |l| is_item(l.kind), "sum of item line totals")?;
+        let discount = sum_line_totals(receipt, |l| l.kind == LineKind::Discount, "sum of discount lines")?;
         let factor = if item_value.is_zero() {
             Decimal::ONE
         } else {
-            ((item_value + discount) / item_value).max(Decimal::ZERO)
+            let op = "discount factor (items + discounts) / items";
+            let f = ck(
+                item_value.checked_add(discount),
+                || "receipt.lines[*].line_total".into(),
+                discount,
+                op,
+            )?;
+            ck(
+                f.checked_div(item_value),
+                || "receipt.lines[*].line_total".into(),
+                item_value,
+                op,
+            )?
+            .max(Decimal::ZERO)
         };
         for (i, l) in receipt.lines.iter().enumerate() {
             if !is_item(l.kind) {
@@ -591,12 +665,12 @@ pub fn evaluate_receipt(program: &Program, receipt: &Receipt) -> ReceiptEffect {
                 Some(c) if !base.is_zero() => (c.points_percent, Some(c)),
                 _ => (base, None),
             };
-            let p = round_points(l.line_total * factor * pct / HUNDRED);
+            let p = line_points(l.line_total, factor, pct, || format!("receipt.lines[{i}].line_total"))?;
             if camp.is_some() {
-                campaign_points += p;
+                campaign_points = add(campaign_points, p, i)?;
                 used_campaign = camp;
             }
-            points += p;
+            points = add(points, p, i)?;
             lines.push(LinePoints {
                 index: i,
                 points: p,
@@ -606,21 +680,34 @@ pub fn evaluate_receipt(program: &Program, receipt: &Receipt) -> ReceiptEffect {
     }
 
     let expiring = match used_campaign {
-        Some(c) if campaign_points > Decimal::ZERO => c.points_expire_days.map(|d| ExpiringPoints {
-            points: campaign_points,
-            expires_on: receipt.issued_at.date_naive() + chrono::Days::new(d as u64),
-        }),
+        Some(c) if campaign_points > Decimal::ZERO => match c.points_expire_days {
+            Some(d) => Some(ExpiringPoints {
+                points: campaign_points,
+                expires_on: receipt
+                    .issued_at
+                    .date_naive()
+                    .checked_add_days(chrono::Days::new(d as u64))
+                    .ok_or_else(|| {
+                        overflow(
+                            format!("campaign {:?}.points_expire_days", c.id),
+                            d,
+                            "receipt day + expiry days",
+                        )
+                    })?,
+            }),
+            None => None,
+        },
         _ => None,
     };
 
-    ReceiptEffect {
+    Ok(ReceiptEffect {
         turnover_delta,
         points_delta: points,
         lines,
         campaign: used_campaign.map(|c| c.id.clone()),
         expiring,
         turnover_on: None,
-    }
+    })
 }
 
 fn line_key(l: &ReceiptLine) -> String {
@@ -639,25 +726,15 @@ pub fn evaluate_return(
     evaluate_return_after(program, original, original_effect, &[], ret)
 }
 
-/// A return of (part of) `original`, after `earlier_returns` of the same original.
-///
-/// - Lines are matched by SKU, else by name; several original lines with the same key are
-///   pooled (quantity and points).
-/// - Reversal is cumulative so partial returns add up exactly: returning `q` of `Q` after `r`
-///   were returned reverses `round2(P·min(r+q,Q)/Q) − round2(P·min(r,Q)/Q)`. Returning more than
-///   was bought reverses nothing more; a full return reverses exactly `P`.
-/// - A returned line that is not on the original reverses at today's base coefficient.
-/// - Sale lines on the return receipt (an exchange) earn like a sale.
-/// - Turnover changes by what was refunded (the return receipt's lines except rounding), booked
-///   to the original's month (`turnover_on`).
-/// - Redeemed rewards are not touched: nothing here credits points back.
-pub fn evaluate_return_after(
+/// [`evaluate_return_after`] with checked arithmetic: an [`Overflow`] naming the field instead
+/// of a panic.
+pub fn try_evaluate_return_after(
     program: &Program,
     original: &Receipt,
     original_effect: &ReceiptEffect,
     earlier_returns: &[Receipt],
     ret: &Receipt,
-) -> ReceiptEffect {
+) -> Result<ReceiptEffect, Overflow> {
     // Pool the original's sale lines per key.
     let mut pool: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
     for (i, o) in original.lines.iter().enumerate() {
@@ -671,18 +748,28 @@ pub fn evaluate_return_after(
             .map(|lp| lp.points)
             .unwrap_or_default();
         let e = pool.entry(line_key(o)).or_default();
-        e.0 += o.quantity.abs();
-        e.1 += p;
+        let field = || format!("original.lines[{i}]");
+        e.0 = ck(
+            e.0.checked_add(o.quantity.abs()),
+            field,
+            o.quantity,
+            "sum of original quantities",
+        )?;
+        e.1 = ck(e.1.checked_add(p), field, p, "sum of original points")?;
     }
     let is_return_line =
         |l: &ReceiptLine| l.kind == LineKind::Return || (l.kind == LineKind::Sale && l.quantity.is_sign_negative());
     let mut returned: BTreeMap<String, Decimal> = BTreeMap::new();
-    for l in earlier_returns
-        .iter()
-        .flat_map(|r| r.lines.iter())
-        .filter(|l| is_return_line(l))
-    {
-        *returned.entry(line_key(l)).or_default() += l.quantity.abs();
+    for (k, r) in earlier_returns.iter().enumerate() {
+        for (i, l) in r.lines.iter().enumerate().filter(|(_, l)| is_return_line(l)) {
+            let e = returned.entry(line_key(l)).or_default();
+            *e = ck(
+                e.checked_add(l.quantity.abs()),
+                || format!("earlier_returns[{k}].lines[{i}].quantity"),
+                l.quantity,
+                "sum of returned quantities",
+            )?;
+        }
     }
 
     let mut lines = Vec::new();
@@ -692,18 +779,33 @@ pub fn evaluate_return_after(
             continue;
         }
         let key = line_key(l);
+        let field = || format!("receipt.lines[{i}].quantity");
+        let so_far = returned.get(&key).copied().unwrap_or_default();
+        let now = ck(
+            so_far.checked_add(l.quantity.abs()),
+            field,
+            l.quantity,
+            "returned quantity",
+        )?;
         let p = match pool.get(&key) {
             Some(&(qty, pts)) if !qty.is_zero() => {
-                let before = returned.get(&key).copied().unwrap_or_default().min(qty);
-                let after = (before + l.quantity.abs()).min(qty);
-                round_points(pts * after / qty) - round_points(pts * before / qty)
+                let (before, after) = (so_far.min(qty), now.min(qty));
+                let op = "original points × returned share";
+                let share = |q: Decimal| {
+                    let v = ck(pts.checked_mul(q), field, l.quantity, op)?;
+                    Ok::<_, Overflow>(round_points(ck(v.checked_div(qty), field, l.quantity, op)?))
+                };
+                ck(share(after)?.checked_sub(share(before)?), field, l.quantity, op)?
             }
-            _ => round_points(
-                l.line_total.abs() * program.base_points_percent(l.sku.as_deref(), l.category.as_deref()) / HUNDRED,
-            ),
+            _ => line_points(
+                l.line_total.abs(),
+                Decimal::ONE,
+                program.base_points_percent(l.sku.as_deref(), l.category.as_deref()),
+                || format!("receipt.lines[{i}].line_total"),
+            )?,
         };
-        *returned.entry(key).or_default() += l.quantity.abs();
-        points -= p;
+        returned.insert(key, now);
+        points = ck(points.checked_sub(p), field, p, "sum of reversed points")?;
         lines.push(LinePoints {
             index: i,
             points: -p,
@@ -724,10 +826,26 @@ pub fn evaluate_return_after(
     if !sale_idx.is_empty() {
         let mut sale = ret.clone();
         sale.lines = sale_idx.iter().map(|&i| ret.lines[i].clone()).collect();
-        sale.total = sale.lines.iter().map(|l| l.line_total).sum();
-        let e = evaluate_receipt(program, &sale);
+        sale.total = sum_line_totals(&sale, |_| true, "sum of exchange sale lines")?;
+        let e = try_evaluate_receipt(program, &sale).map_err(|mut e| {
+            // Name the line on the return receipt, not on the extracted sale.
+            if let Some(k) = e
+                .field
+                .strip_prefix("receipt.lines[")
+                .and_then(|r| r.split(']').next())
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                e.field = e.field.replacen(&format!("[{k}]"), &format!("[{}]", sale_idx[k]), 1);
+            }
+            e
+        })?;
         for lp in e.lines {
-            points += lp.points;
+            points = ck(
+                points.checked_add(lp.points),
+                || format!("receipt.lines[{}].line_total", sale_idx[lp.index]),
+                lp.points,
+                "sum of line points",
+            )?;
             lines.push(LinePoints {
                 index: sale_idx[lp.index],
                 ..lp
@@ -738,20 +856,41 @@ pub fn evaluate_return_after(
     }
     lines.sort_by_key(|l| l.index);
 
-    let turnover_delta: Decimal = ret
-        .lines
-        .iter()
-        .filter(|l| l.kind != LineKind::Rounding)
-        .map(|l| l.line_total)
-        .sum();
-    ReceiptEffect {
+    let turnover_delta = sum_line_totals(ret, |l| l.kind != LineKind::Rounding, "sum of line totals")?;
+    Ok(ReceiptEffect {
         turnover_delta,
         points_delta: points,
         lines,
         campaign,
         expiring,
         turnover_on: Some(original.issued_at.date_naive()),
-    }
+    })
+}
+
+/// A return of (part of) `original`, after `earlier_returns` of the same original.
+///
+/// - Lines are matched by SKU, else by name; several original lines with the same key are
+///   pooled (quantity and points).
+/// - Reversal is cumulative so partial returns add up exactly: returning `q` of `Q` after `r`
+///   were returned reverses `round2(P·min(r+q,Q)/Q) − round2(P·min(r,Q)/Q)`. Returning more than
+///   was bought reverses nothing more; a full return reverses exactly `P`.
+/// - A returned line that is not on the original reverses at today's base coefficient.
+/// - Sale lines on the return receipt (an exchange) earn like a sale.
+/// - Turnover changes by what was refunded (the return receipt's lines except rounding), booked
+///   to the original's month (`turnover_on`).
+/// - Redeemed rewards are not touched: nothing here credits points back.
+///
+/// # Panics
+/// On decimal overflow; the server uses [`try_evaluate_return_after`].
+pub fn evaluate_return_after(
+    program: &Program,
+    original: &Receipt,
+    original_effect: &ReceiptEffect,
+    earlier_returns: &[Receipt],
+    ret: &Receipt,
+) -> ReceiptEffect {
+    try_evaluate_return_after(program, original, original_effect, earlier_returns, ret)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Take `amount` points off the expiring entries, soonest expiry first.
@@ -771,7 +910,10 @@ fn consume_expiring(list: &mut Vec<ExpiringPoints>, mut amount: Decimal) {
 /// Keep the invariant "expiring points are part of the balance": their sum never exceeds
 /// the (non-negative part of the) balance.
 fn trim_expiring(s: &mut CustomerState) {
-    let sum: Decimal = s.expiring_points.iter().map(|e| e.points).sum();
+    let sum = s
+        .expiring_points
+        .iter()
+        .fold(Decimal::ZERO, |a, e| a.saturating_add(e.points));
     let cap = s.points_balance.max(Decimal::ZERO);
     if sum > cap {
         consume_expiring(&mut s.expiring_points, sum - cap);
@@ -786,18 +928,42 @@ fn trim_expiring(s: &mut CustomerState) {
 ///   reversed campaign points are not expired a second time later.
 /// - Redeemed rewards are not restored by returns; the balance does not go below zero unless
 ///   `program.allow_negative_balance`.
+///
+/// # Panics
+/// On decimal overflow; the server uses [`try_apply_effect`].
 pub fn apply_effect(
     program: &Program,
     state: &CustomerState,
     effect: &ReceiptEffect,
     on: NaiveDate,
 ) -> (CustomerState, Option<TierChange>) {
+    try_apply_effect(program, state, effect, on).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`apply_effect`] with checked arithmetic: a month's turnover or the balance that would leave
+/// the decimal range is an [`Overflow`] naming the account field, and nothing is applied.
+pub fn try_apply_effect(
+    program: &Program,
+    state: &CustomerState,
+    effect: &ReceiptEffect,
+    on: NaiveDate,
+) -> Result<(CustomerState, Option<TierChange>), Overflow> {
     let before = program.tier_for(turnover(program, state, on)).clone();
     let mut s = state.clone();
-    *s.turnover_by_month
-        .entry(month_key(effect.turnover_on.unwrap_or(on)))
-        .or_default() += effect.turnover_delta;
-    s.points_balance += effect.points_delta;
+    let month = month_key(effect.turnover_on.unwrap_or(on));
+    let booked = s.turnover_by_month.entry(month.clone()).or_default();
+    *booked = ck(
+        booked.checked_add(effect.turnover_delta),
+        || format!("account.turnover_by_month[{month}]"),
+        effect.turnover_delta,
+        "month turnover + receipt turnover",
+    )?;
+    s.points_balance = ck(
+        s.points_balance.checked_add(effect.points_delta),
+        || "account.points_balance".into(),
+        effect.points_delta,
+        "balance + receipt points",
+    )?;
     if s.points_balance.is_sign_negative() && !program.allow_negative_balance {
         s.points_balance = Decimal::ZERO;
     }
@@ -815,7 +981,7 @@ pub fn apply_effect(
         to: after.name.clone(),
         upgrade: after.threshold > before.threshold,
     });
-    (s, change)
+    Ok((s, change))
 }
 
 /// Drop campaign points that expired by `today` (an entry expires at the start of its
@@ -824,9 +990,10 @@ pub fn expire_points(state: &CustomerState, today: NaiveDate) -> CustomerState {
     let mut s = state.clone();
     let (expired, kept): (Vec<_>, Vec<_>) = s.expiring_points.drain(..).partition(|e| e.expires_on <= today);
     s.expiring_points = kept;
-    let gone: Decimal = expired.iter().map(|e| e.points).sum();
+    // Saturating: expiring points never exceed the balance, so no real state gets near the limit.
+    let gone = expired.iter().fold(Decimal::ZERO, |a, e| a.saturating_add(e.points));
     if !gone.is_zero() {
-        s.points_balance = (s.points_balance - gone).max(Decimal::ZERO.min(s.points_balance));
+        s.points_balance = (s.points_balance.saturating_sub(gone)).max(Decimal::ZERO.min(s.points_balance));
     }
     s
 }
@@ -854,6 +1021,67 @@ pub fn redeem(program: &Program, balance: Decimal, wanted_points: Decimal) -> Op
         RewardKind::Voucher | RewardKind::Discount => (units * r.points, units * r.value),
     };
     Some((used, value, balance - used))
+}
+
+/// Most options [`redeem_options`] lists (the smallest ones and the largest).
+pub const MAX_REDEEM_OPTIONS: usize = 4;
+
+/// What the customer can redeem now with `balance`: for fixed amounts the whole steps from the
+/// threshold up to the balance (the smallest ones and the largest, at most
+/// [`MAX_REDEEM_OPTIONS`]), for `percent_discount` the one threshold. Empty when nothing is
+/// reachable or the program has no redemption rule.
+pub fn redeem_options(program: &Program, balance: Decimal) -> Vec<RedeemOption> {
+    let Some(r) = program.redemption.as_ref() else {
+        return Vec::new();
+    };
+    if r.points <= Decimal::ZERO || balance < r.min_points || balance < r.points {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    match r.reward {
+        RewardKind::PercentDiscount => out.push(RedeemOption {
+            points: r.points,
+            value: r.value,
+            reward: r.reward,
+        }),
+        RewardKind::Voucher | RewardKind::Discount => {
+            let max_units = (balance / r.points).trunc();
+            let first = (r.min_points / r.points).ceil().max(Decimal::ONE);
+            let mut units = first;
+            while units <= max_units && out.len() + 1 < MAX_REDEEM_OPTIONS {
+                out.push(RedeemOption {
+                    points: units * r.points,
+                    value: units * r.value,
+                    reward: r.reward,
+                });
+                units += Decimal::ONE;
+            }
+            if units <= max_units {
+                out.push(RedeemOption {
+                    points: max_units * r.points,
+                    value: max_units * r.value,
+                    reward: r.reward,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The short code the cashier keys into the POS for a redemption: 6 characters from an
+/// alphabet without look-alikes (no 0/O, 1/I), derived from the till-made request id so the
+/// till and the server print the same code online and offline.
+pub fn redemption_code(request_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let h = Sha256::digest(request_id.as_bytes());
+    let mut bits: u64 = 0;
+    for b in &h[..5] {
+        bits = (bits << 8) | u64::from(*b);
+    }
+    (0..6)
+        .map(|i| ALPHABET[((bits >> (35 - 5 * i)) & 31) as usize] as char)
+        .collect()
 }
 
 /// [`redeem`] on a whole account: also takes the used points off the expiring campaign points
@@ -910,15 +1138,17 @@ pub fn customer_quote(
             .map(|r| {
                 let step = r.min_points.max(r.points);
                 if state.points_balance < step {
-                    step - state.points_balance
+                    step.saturating_sub(state.points_balance)
                 } else {
                     r.points - (state.points_balance % r.points)
                 }
             }),
-        turnover_to_next_tier: next.map(|n| n.threshold - t),
+        turnover_to_next_tier: next.map(|n| n.threshold.saturating_sub(t)),
         next_tier: next.map(|n| n.name.clone()),
         campaign,
         currency: program.currency,
+        redeemable: redeem_options(program, state.points_balance),
+        recent: Vec::new(),
     }
 }
 
@@ -957,6 +1187,8 @@ mod tests {
                 value: dec!(10),
                 reward: RewardKind::Voucher,
                 min_points: dec!(100),
+                offline_redemption_limit: Decimal::ZERO,
+                match_window_minutes: None,
             }),
             allow_negative_balance: false,
         }
@@ -1488,6 +1720,8 @@ mod tests {
             value: dec!(10),
             reward: RewardKind::PercentDiscount,
             min_points: dec!(500),
+            offline_redemption_limit: Decimal::ZERO,
+            match_window_minutes: None,
         });
         assert_eq!(
             redeem(&p, dec!(1200), dec!(1200)),

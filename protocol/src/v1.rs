@@ -287,6 +287,123 @@ pub struct CustomerQuote {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
     pub currency: Currency,
+    /// What the customer can redeem now (points → money or percent), smallest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redeemable: Vec<RedeemOption>,
+    /// The newest entries of the account's points ledger (at most 5, newest first; online only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<LedgerEntry>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RewardKind {
+    /// A voucher of a fixed amount.
+    Voucher,
+    /// A discount on the next purchase (amount).
+    Discount,
+    /// A percentage discount on the next purchase: `value` is the percent.
+    PercentDiscount,
+}
+
+/// One redemption the customer can take: `points` for `value` (an amount in the program
+/// currency, or a percentage for `percent_discount`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RedeemOption {
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    pub points: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    pub value: Decimal,
+    pub reward: RewardKind,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Points ledger and redemption
+
+/// Why an account's balance changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerKind {
+    /// The balance the account had when it was loaded (seed / migration).
+    Opening,
+    Receipt,
+    Return,
+    Redemption,
+    /// A voided redemption gives its points back.
+    Void,
+    Adjustment,
+    Expiry,
+    /// A card was reissued (the balance stays on the account; 0 points, for the trail).
+    CardReissue,
+    /// A sub-card holder's points moved into (+) or out of (−) an account.
+    FamilyMerge,
+    /// Points preloaded on a prize card, credited when the card is assigned.
+    PrizeCard,
+}
+
+/// One balance change of an earning account. The balance is the sum of the ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LedgerEntry {
+    pub seq: i64,
+    pub account_id: CustomerId,
+    pub at: DateTime<FixedOffset>,
+    pub kind: LedgerKind,
+    /// The receipt id, redemption id, adjustment key, card (masked) or customer id behind it.
+    pub cause_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<StoreId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub till_id: Option<TillId>,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    pub points: Decimal,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    pub balance_after: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A till asks to redeem `points` from the account of `card`. `request_id` is made once by the
+/// till (`rdm-…`); the server debits exactly once per request id and the redemption id is the
+/// request id. Online: `POST /v1/redemptions`; offline: the `redemption` sync item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    #[cfg_attr(feature = "schema", schema(pattern = "^rdm-.{4,76}$"))]
+    pub request_id: String,
+    pub card: CardId,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    pub points: Decimal,
+    pub store_id: StoreId,
+    pub till_id: TillId,
+    pub requested_at: DateTime<FixedOffset>,
+}
+
+/// The answer to a redemption (and to its void): what the cashier keys into the POS.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RedeemAnswer {
+    pub redemption_id: String,
+    /// Short code for the POS discount line (`rules::redemption_code`).
+    pub code: String,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    pub points: Decimal,
+    /// Money in `currency`, or a percentage for `percent_discount`.
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    pub value: Decimal,
+    pub reward: RewardKind,
+    pub currency: Currency,
+    #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    pub balance_after: Decimal,
+    #[serde(default)]
+    pub voided: bool,
 }
 
 /// The answer to "who is this card?". Each case is distinct on the wire (`kind`).
@@ -334,6 +451,8 @@ pub enum SyncPayload {
     Receipt(Receipt),
     Registration(Registration),
     MigrationPairing(MigrationPairing),
+    /// An offline redemption (the discount was already given): applied even below zero.
+    Redemption(RedeemRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -445,6 +564,10 @@ pub struct Health {
     /// Always `ok`.
     pub status: String,
     pub time: DateTime<FixedOffset>,
+    /// The server's identity: it changes when the server's database is restored from a backup.
+    /// A till that sees it change resends what it had acknowledged and restarts its change feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
 }
 
 /// Error body for every 4xx/5xx answer: RFC 9457 problem details (`application/problem+json`)

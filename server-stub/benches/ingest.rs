@@ -162,6 +162,7 @@ fn main() {
     let state = AppState {
         repo: Arc::new(repo),
         admin_token: None,
+        server_id: None,
     };
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();

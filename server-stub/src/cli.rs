@@ -85,6 +85,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             admin_token,
         } => {
             let repo = open(&db)?;
+            let identity = crate::identity::Identity::establish(&db, &repo)?;
+            tracing::info!(server_id = %identity.id, "server identity");
+            let repo = Arc::new(repo);
             let admin_token = admin_token.filter(|t| !t.trim().is_empty());
             if admin_token.is_none() {
                 tracing::warn!(
@@ -92,10 +95,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let state = AppState {
-                repo: Arc::new(repo),
+                repo: repo.clone(),
                 admin_token,
+                server_id: Some(identity.id.as_str().into()),
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.spawn(note_watermark(repo, identity));
             rt.block_on(serve(listen, state, db))
         }
         Command::Seed { db, file } => {
@@ -137,6 +142,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Openapi => {
             print!("{}", crate::openapi::document_pretty());
             Ok(())
+        }
+    }
+}
+
+/// Keeps the identity sidecar's watermark current (every 5 s) so a later restore is noticed.
+async fn note_watermark(repo: Arc<SqliteRepo>, identity: crate::identity::Identity) {
+    let mut last = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let (r, i) = (repo.clone(), identity.clone());
+        let noted = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+            let wm = r.watermark()?;
+            if last != Some(wm) {
+                i.note(wm)?;
+            }
+            Ok(wm)
+        })
+        .await;
+        match noted {
+            Ok(Ok(wm)) => last = Some(wm),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not record the database watermark"),
+            Err(e) => tracing::error!(error = %e, "watermark task failed"),
         }
     }
 }

@@ -28,6 +28,18 @@ pub const REPORTS: &[(&str, &str)] = &[
         "turnover and receipt count per store per business day in [from, to]",
     ),
     ("campaigns", "receipts and credited points per campaign in [from, to]"),
+    (
+        "redeemed",
+        "redemptions (not voided), points and value per store in [from, to] (business day)",
+    ),
+    (
+        "unmatched-redemptions",
+        "redemptions no receipt confirmed, older than `hours` (default 24), not voided",
+    ),
+    (
+        "overdrawn",
+        "accounts below zero (two offline tills redeemed the same points), lowest first",
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,12 +85,24 @@ impl Table {
 }
 
 pub struct Params {
+    pub hours: Option<u32>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub limit: Option<usize>,
 }
 
 /// The report's days: `to` defaults to today (server time), `from` to 30 days before `to`.
+/// A report sum that leaves the decimal range is a clear error, never a panic.
+fn sum_checked(acc: Decimal, v: Decimal, column: &str) -> Result<Decimal, ApiError> {
+    acc.checked_add(v).ok_or_else(|| {
+        ApiError::unprocessable(
+            "overflow",
+            format!("the {column} column overflows the decimal range ({acc} + {v}); narrow the date range"),
+            Some(column),
+        )
+    })
+}
+
 fn range(p: &Params) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let to = p.to.unwrap_or_else(|| chrono::Local::now().date_naive());
     let from = p.from.unwrap_or(to - chrono::Days::new(30));
@@ -176,7 +200,7 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
             for f in facts {
                 let e = per.entry((f.store_id.0, f.business_day)).or_default();
                 e.0 += 1;
-                e.1 += f.turnover;
+                e.1 = sum_checked(e.1, f.turnover, "turnover")?;
             }
             Ok(table(
                 vec!["store_id", "day", "receipts", "turnover"],
@@ -193,13 +217,91 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
                 if let Some(c) = f.campaign {
                     let e = per.entry(c).or_default();
                     e.0 += 1;
-                    e.1 += f.points_credited;
+                    e.1 = sum_checked(e.1, f.points_credited, "points")?;
                 }
             }
             Ok(table(
                 vec!["campaign", "receipts", "points"],
                 per.into_iter()
                     .map(|(c, (n, pts))| vec![json!(c), json!(n), dec(pts)])
+                    .collect(),
+            ))
+        }
+        "redeemed" => {
+            let (from, to) = range(p)?;
+            let mut per: BTreeMap<String, (u64, Decimal, Decimal, u64)> = BTreeMap::new();
+            for r in crate::ledger::redemptions(repo)? {
+                if r.voided_at.is_some() || r.business_day < from || r.business_day > to {
+                    continue;
+                }
+                let e = per.entry(r.store_id.0).or_default();
+                e.0 += 1;
+                e.1 += r.points;
+                e.2 += r.value;
+                e.3 += u64::from(r.offline);
+            }
+            Ok(table(
+                vec!["store_id", "redemptions", "points", "value", "offline"],
+                per.into_iter()
+                    .map(|(s, (n, pts, val, off))| vec![json!(s), json!(n), dec(pts), dec(val), json!(off)])
+                    .collect(),
+            ))
+        }
+        "unmatched-redemptions" => {
+            let cutoff = Utc::now() - chrono::Duration::hours(i64::from(p.hours.unwrap_or(24)));
+            let rows = crate::ledger::redemptions(repo)?
+                .into_iter()
+                .filter(|r| r.voided_at.is_none() && r.matched_receipt.is_none() && r.created_at <= cutoff)
+                .map(|r| {
+                    vec![
+                        json!(r.id),
+                        json!(r.code),
+                        json!(r.store_id.0),
+                        json!(r.till_id.0),
+                        json!(r.card.to_string()),
+                        json!(r.account_id.0),
+                        dec(r.points),
+                        dec(r.value),
+                        json!(r.offline),
+                        json!(r.requested_at),
+                    ]
+                })
+                .collect();
+            Ok(table(
+                vec![
+                    "redemption_id",
+                    "code",
+                    "store_id",
+                    "till_id",
+                    "card",
+                    "account_id",
+                    "points",
+                    "value",
+                    "offline",
+                    "requested_at",
+                ],
+                rows,
+            ))
+        }
+        "overdrawn" => {
+            let mut rows = transact(repo, |tx| Ok(tx.all_customers()?))?;
+            rows.retain(|r| r.state.points_balance < Decimal::ZERO);
+            rows.sort_by(|a, b| {
+                a.state
+                    .points_balance
+                    .cmp(&b.state.points_balance)
+                    .then(a.customer.id.cmp(&b.customer.id))
+            });
+            Ok(table(
+                vec!["customer_id", "name", "points_balance"],
+                rows.into_iter()
+                    .map(|r| {
+                        vec![
+                            json!(r.customer.id.0),
+                            json!(r.customer.name.display()),
+                            dec(r.state.points_balance),
+                        ]
+                    })
                     .collect(),
             ))
         }

@@ -6,30 +6,23 @@ use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
 use protocol::rules::{self, Program, RulesSnapshot, TierChange};
 use protocol::v1::{
     Ack, AckResult, Card, CardStatus, ChangeFeed, Customer, CustomerChange, CustomerName, CustomerQuote, CustomerState,
-    LineKind, MigrationPairing, Quote, QuoteResult, QuoteSource, Receipt, Registration, SyncBatch, SyncPayload,
-    SyncResponse,
+    LedgerKind, LineKind, MigrationPairing, Quote, QuoteResult, QuoteSource, Receipt, Registration, SyncBatch,
+    SyncPayload, SyncResponse,
 };
 use protocol::{CardId, CustomerId, StoreId, TillId, WIRE_VERSION};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+pub use crate::digest::payload_hash;
+use crate::digest::sha256_hex;
 use crate::error::ApiError;
+use crate::ledger::{self, account_of, earning_account, require_program, Cause};
 use crate::store::{transact, CardRow, Message, MigrationCodeRow, Repository, RequestRow, StoredReceipt, TillRow, Tx};
 
 /// Most items one sync batch may carry (the body limit bounds it too).
 pub const MAX_BATCH_ITEMS: usize = 1000;
 pub const DEFAULT_FEED_LIMIT: usize = 500;
 pub const MAX_FEED_LIMIT: usize = 1000;
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Hash of an item's payload in its canonical (re-serialised) form: dedupe compares these.
-pub fn payload_hash(payload: &SyncPayload) -> String {
-    sha256_hex(&serde_json::to_vec(payload).expect("wire types serialise"))
-}
 
 fn now_local() -> DateTime<FixedOffset> {
     chrono::Local::now().fixed_offset()
@@ -124,6 +117,7 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
             SyncPayload::Receipt(r) => (&r.store_id, &r.till_id),
             SyncPayload::Registration(r) => (&r.store_id, &r.till_id),
             SyncPayload::MigrationPairing(p) => (&p.store_id, &p.till_id),
+            SyncPayload::Redemption(r) => (&r.store_id, &r.till_id),
         };
         if store != &till.store_id {
             return Err(ApiError::forbidden(
@@ -164,6 +158,7 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
                 SyncPayload::Receipt(r) => ingest_receipt(tx, &snap.program, i, &item.item_id, r, &hash),
                 SyncPayload::Registration(r) => register(tx, &snap.program, &item.item_id, r, &hash),
                 SyncPayload::MigrationPairing(p) => pair_migration(tx, &snap.program, &item.item_id, p, &hash),
+                SyncPayload::Redemption(r) => ledger::sync_redemption(tx, &snap.program, &item.item_id, r, &hash),
             };
             let result = match result {
                 Ok(r) => r,
@@ -304,22 +299,17 @@ fn resolve_original(
     Ok(Err(rejected("unknown_original", what)))
 }
 
-/// The account a card earns into: its customer's parent if any, else the customer. Blocked,
-/// unassigned and unknown cards earn nothing.
-fn earning_account(tx: &mut dyn Tx, card: &CardId) -> Result<Option<CustomerId>, ApiError> {
-    let Some(row) = tx.card(card)? else { return Ok(None) };
-    if matches!(row.status, CardStatus::Blocked { .. }) {
-        return Ok(None);
-    }
-    let Some(cid) = row.customer_id else { return Ok(None) };
-    Ok(Some(account_of(tx, &cid)?))
-}
-
-fn account_of(tx: &mut dyn Tx, customer: &CustomerId) -> Result<CustomerId, ApiError> {
-    Ok(match tx.customer(customer)? {
-        Some(c) => c.customer.parent.unwrap_or_else(|| customer.clone()),
-        None => customer.clone(),
-    })
+/// A receipt whose values overflow the decimal range in the rules engine: that item is
+/// rejected (naming the field and value), the rest of the batch goes on.
+fn overflow_rejected(index: usize, e: &rules::Overflow) -> AckResult {
+    let field = e
+        .field
+        .strip_prefix("receipt.")
+        .map_or_else(|| e.field.clone(), |f| format!("items[{index}].body.{f}"));
+    rejected(
+        "overflow",
+        format!("{field}: {} overflows the decimal range ({})", e.value, e.op),
+    )
 }
 
 fn ingest_receipt(
@@ -358,11 +348,16 @@ fn ingest_receipt(
             // A return debits the account the original credited (even if the return has no card),
             // cumulatively after earlier returns of the same original so partial returns add up.
             let earlier = tx.returns_of(&o.receipt.id)?;
-            let effect = rules::evaluate_return_after(program, &o.receipt, &o.effect, &earlier, r);
-            (effect, o.account.clone())
+            match rules::try_evaluate_return_after(program, &o.receipt, &o.effect, &earlier, r) {
+                Ok(effect) => (effect, o.account.clone()),
+                Err(e) => return Ok(overflow_rejected(index, &e)),
+            }
         }
         None => {
-            let effect = rules::evaluate_receipt(program, r);
+            let effect = match rules::try_evaluate_receipt(program, r) {
+                Ok(effect) => effect,
+                Err(e) => return Ok(overflow_rejected(index, &e)),
+            };
             let account = match &r.card {
                 Some(c) => earning_account(tx, c)?,
                 None => None,
@@ -376,7 +371,34 @@ fn ingest_receipt(
             let day = r.issued_at.date_naive();
             // Expiry never runs ahead of the server's clock, whatever the till's clock says.
             let current = rules::expire_points(&row.state, day.min(now_local().date_naive()));
-            let (state, change) = rules::apply_effect(program, &current, &effect, day);
+            ledger::book(
+                tx,
+                acct,
+                row.state.points_balance,
+                current.points_balance,
+                Cause::new(LedgerKind::Expiry, &r.id.0).at(&r.store_id, &r.till_id),
+            )?;
+            let (state, change) = match rules::try_apply_effect(program, &current, &effect, day) {
+                Ok(applied) => applied,
+                Err(mut e) => {
+                    if let Some(f) = e.field.strip_prefix("account.") {
+                        e.field = format!("customer {}: {f}", acct.0);
+                    }
+                    return Ok(overflow_rejected(index, &e));
+                }
+            };
+            let kind = if original.is_some() {
+                LedgerKind::Return
+            } else {
+                LedgerKind::Receipt
+            };
+            ledger::book(
+                tx,
+                acct,
+                current.points_balance,
+                state.points_balance,
+                Cause::new(kind, &r.id.0).at(&r.store_id, &r.till_id),
+            )?;
             let mut customer = row.customer.clone();
             customer.tier = Some(
                 program
@@ -408,6 +430,9 @@ fn ingest_receipt(
                 )?;
             }
         }
+    }
+    if original.is_none() {
+        ledger::match_receipt(tx, program, r, account.as_ref())?;
     }
     let original_id = original.as_ref().map(|o| o.receipt.id.clone());
     tx.insert_receipt(
@@ -659,6 +684,7 @@ fn register(
         issued_store: Some(reg.store_id.clone()),
         issued_at: Some(Utc::now()),
     })?;
+    ledger::credit_preload(tx, &reg.card, &id, &reg.store_id, &reg.till_id)?;
     record_message(
         tx,
         &customer,
@@ -745,6 +771,7 @@ fn pair_migration(
         issued_store: Some(p.store_id.clone()),
         issued_at: Some(Utc::now()),
     })?;
+    ledger::credit_preload(tx, &p.card, &mc.customer_id, &p.store_id, &p.till_id)?;
     mc.used_by_card = Some(p.card.clone());
     tx.put_migration_code(&mc)?;
     tx.touch_customer(&mc.customer_id)?;
@@ -776,17 +803,6 @@ pub fn parse_card(raw: &str, field: &str) -> Result<CardId, ApiError> {
     CardId::normalise(raw).map_err(|e| ApiError::bad_request("invalid_card", format!("{field}: {e}"), Some(field)))
 }
 
-fn require_program(tx: &mut dyn Tx) -> Result<RulesSnapshot, ApiError> {
-    tx.program()?.ok_or_else(|| {
-        ApiError::new(
-            crate::error::ErrorKind::Unavailable,
-            "no_program",
-            "no program is loaded; run `server-stub seed`",
-            None,
-        )
-    })
-}
-
 fn customer_quote(
     tx: &mut dyn Tx,
     program: &Program,
@@ -797,7 +813,10 @@ fn customer_quote(
         return Ok(None);
     };
     let state = account_state(tx, &row.customer, row.state)?;
-    Ok(Some(rules::customer_quote(program, &row.customer, &state, at)))
+    let mut q = rules::customer_quote(program, &row.customer, &state, at);
+    let acct = row.customer.parent.clone().unwrap_or_else(|| customer.clone());
+    q.recent = tx.ledger(&acct, None, ledger::RECENT_ENTRIES)?;
+    Ok(Some(q))
 }
 
 /// The state that counts for a customer: their parent's for a sub-card holder.
@@ -1014,6 +1033,10 @@ fn next_card_number(tx: &mut dyn Tx, program: &Program) -> Result<CardId, ApiErr
 pub struct IssueCardsRequest {
     #[schema(minimum = 1, maximum = 10_000)]
     pub count: usize,
+    /// Prize cards: points preloaded on each card, credited (in the ledger) when it is assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<protocol::money::DecimalString>)]
+    pub initial_points: Option<Decimal>,
 }
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -1032,6 +1055,13 @@ pub fn issue_cards(repo: &dyn Repository, req: &IssueCardsRequest) -> Result<Iss
             Some("count"),
         ));
     }
+    if req.initial_points.is_some_and(|p| p <= Decimal::ZERO) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "initial_points must be positive",
+            Some("initial_points"),
+        ));
+    }
     transact(repo, |tx| {
         let snap = require_program(tx)?;
         let mut cards = Vec::with_capacity(req.count);
@@ -1044,6 +1074,9 @@ pub fn issue_cards(repo: &dyn Repository, req: &IssueCardsRequest) -> Result<Iss
                 issued_store: None,
                 issued_at: None,
             })?;
+            if let Some(p) = req.initial_points {
+                tx.set_card_preload(&n, p)?;
+            }
             cards.push(n);
         }
         Ok(IssueCardsResponse { cards })
@@ -1137,6 +1170,14 @@ pub fn reissue_card(repo: &dyn Repository, card: &CardId) -> Result<ReissueRespo
         tx.touch_customer(&cid)?;
         let acct = account_of(tx, &cid)?;
         let balance = tx.customer(&acct)?.map(|r| r.state.points_balance).unwrap_or_default();
+        let masked = format!("{card} -> {new}");
+        ledger::book(
+            tx,
+            &acct,
+            balance,
+            balance,
+            Cause::new(LedgerKind::CardReissue, &masked),
+        )?;
         tracing::info!(old = %card, new = %new, customer = %cid, "reissued card");
         Ok(ReissueResponse {
             old_card: card.clone(),
@@ -1191,12 +1232,34 @@ pub fn set_parent(
                 ));
             }
             let s = std::mem::take(&mut row.state);
-            prow.state.points_balance += s.points_balance;
+            let moved = s.points_balance;
+            let parent_before = prow.state.points_balance;
+            let too_big = |what: String| {
+                ApiError::conflict(
+                    "overflow",
+                    format!("{what} of {p} and {id} together overflow the decimal range"),
+                    Some("parent"),
+                )
+            };
+            prow.state.points_balance = prow
+                .state
+                .points_balance
+                .checked_add(s.points_balance)
+                .ok_or_else(|| too_big("the points balances".into()))?;
             for (m, v) in s.turnover_by_month {
-                *prow.state.turnover_by_month.entry(m).or_default() += v;
+                let e = prow.state.turnover_by_month.entry(m.clone()).or_default();
+                *e = e.checked_add(v).ok_or_else(|| too_big(format!("the {m} turnovers")))?;
             }
             prow.state.expiring_points.extend(s.expiring_points);
             tx.put_customer(&prow.customer, &prow.state)?;
+            ledger::book(
+                tx,
+                p,
+                parent_before,
+                prow.state.points_balance,
+                Cause::new(LedgerKind::FamilyMerge, &id.0),
+            )?;
+            ledger::book(tx, id, moved, Decimal::ZERO, Cause::new(LedgerKind::FamilyMerge, &p.0))?;
         }
         row.customer.parent = parent.cloned();
         tx.put_customer(&row.customer, &row.state)?;
@@ -1370,7 +1433,18 @@ pub fn seed(repo: &dyn Repository, s: &SeedFile) -> Result<SeedSummary, ApiError
         };
         let mut cards = 0;
         for c in &s.customers {
+            let before = tx
+                .customer(&c.customer.id)?
+                .map(|r| r.state.points_balance)
+                .unwrap_or_default();
             tx.put_customer(&c.customer, &c.state)?;
+            ledger::book(
+                tx,
+                &c.customer.id,
+                before,
+                c.state.points_balance,
+                Cause::new(LedgerKind::Opening, "seed"),
+            )?;
             for card in &c.cards {
                 tx.put_card(&CardRow {
                     number: card.number.clone(),
@@ -1435,10 +1509,16 @@ mod tests {
         let repo = SqliteRepo::open(&dir.path().join("s.db")).unwrap();
         let p = program();
         transact(&repo, |tx| Ok(tx.put_program(&p)?)).unwrap();
-        let first = issue_cards(&repo, &IssueCardsRequest { count: 1 })
-            .unwrap()
-            .cards
-            .remove(0);
+        let first = issue_cards(
+            &repo,
+            &IssueCardsRequest {
+                count: 1,
+                initial_points: None,
+            },
+        )
+        .unwrap()
+        .cards
+        .remove(0);
         assert_eq!(first.expose(), "1900000000000017");
         // Occupy the next number: the generator skips it.
         let taken = CardId::normalise("1900000000000025").unwrap();
@@ -1452,12 +1532,27 @@ mod tests {
             })?)
         })
         .unwrap();
-        let next = issue_cards(&repo, &IssueCardsRequest { count: 3 }).unwrap().cards;
+        let next = issue_cards(
+            &repo,
+            &IssueCardsRequest {
+                count: 3,
+                initial_points: None,
+            },
+        )
+        .unwrap()
+        .cards;
         assert!(!next.contains(&taken));
         for c in &next {
             c.validate(&p.card_policy).unwrap();
         }
-        assert!(issue_cards(&repo, &IssueCardsRequest { count: 0 }).is_err());
+        assert!(issue_cards(
+            &repo,
+            &IssueCardsRequest {
+                count: 0,
+                initial_points: None
+            }
+        )
+        .is_err());
     }
 
     #[test]

@@ -319,8 +319,8 @@ fn status_json_dead_letter_and_requeue() {
     let (srv, token) = setup(tmp.path());
     let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     till.start();
-    // a return whose original the server does not know yet → dead letter
-    let ret = r#"{"pos_receipt_no": "RET-1", "issued_at": "2026-11-23T12:30:00+01:00", "total": "-10.00",
+    // a return whose original the server does not know (a month old: no longer waited for) → dead letter
+    let ret = r#"{"pos_receipt_no": "RET-1", "issued_at": "2026-10-01T12:30:00+02:00", "total": "-10.00",
       "original": {"pos_receipt_no": "ORIG-1"},
       "lines": [{"name": "Chléb", "quantity": "-1", "unit_price": "10.00", "line_total": "-10.00", "kind": "return"}]}"#;
     till.drop_file("ret.json", ret.as_bytes());
@@ -331,7 +331,7 @@ fn status_json_dead_letter_and_requeue() {
     // a dead letter does not block the queue
     till.drop_file(
         "orig.json",
-        r#"{"pos_receipt_no": "ORIG-1", "issued_at": "2026-11-23T12:00:00+01:00", "total": "10.00",
+        r#"{"pos_receipt_no": "ORIG-1", "issued_at": "2026-10-01T12:00:00+02:00", "total": "10.00",
       "lines": [{"name": "Chléb", "quantity": "1", "unit_price": "10.00", "line_total": "10.00", "kind": "sale"}]}"#
             .as_bytes(),
     );
@@ -665,4 +665,101 @@ fn parse_works_without_agent_toml_and_says_which_reader_and_why() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("reader: json (set by [receipts] format)"));
     let out = run(&["parse", "--currency", "XYZ", f.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an ISO 4217 currency code"));
+}
+
+#[test]
+fn summer_time_receipts_get_the_same_ids_and_offsets_read_in_november_or_july() {
+    if !need_tools(&["faketime"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // no tz_offset / timezone: the OS zone (TZ) applies, as on a till
+    let cfg = tmp.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"{STORE}\"\ntill_id = \"{TILL}\"\nexport_dir = \"export\"\n{CZ_CSV}"
+        ),
+    )
+    .unwrap();
+    let file = fixture("receipts/cz_summer_time_switch.csv");
+    let read_at = |when: &str| {
+        let out = Command::new("faketime")
+            .arg(when)
+            .arg(bin("till-agent"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("parse")
+            .arg(&file)
+            .env("TZ", "Europe/Prague")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_string(),
+                    r["issued_at"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let november = read_at("2026-11-15 12:00:00");
+    let july = read_at("2026-07-15 12:00:00");
+    assert_eq!(
+        november, july,
+        "same ids and offsets whatever the season the file is read in"
+    );
+    let times: Vec<&str> = november.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-10-25T01:30:00+02:00",
+            "2026-10-25T02:30:00+02:00",
+            "2026-03-29T02:30:00+01:00",
+            "2026-03-29T03:30:00+02:00"
+        ]
+    );
+}
+
+#[test]
+fn formats_suggest_prints_a_receipts_section_that_parse_reads_the_file_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin("till-agent"))
+            .args(args)
+            .env_remove("TILL_AGENT_CONFIG")
+            .env("HOME", tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join("nothing-here"))
+            .output()
+            .unwrap()
+    };
+    let f = fixture("receipts/sk_unknown_export_cp1250.csv");
+    let out = run(&["formats", "suggest", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let section = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        section.contains("[receipts.csv.columns]") && section.contains("delimiter = \"|\""),
+        "{section}"
+    );
+    let toml_path = tmp.path().join("suggested.toml");
+    std::fs::write(&toml_path, &section).unwrap();
+    let out = run(&[
+        "parse",
+        "--currency",
+        "EUR",
+        "--receipts",
+        toml_path.to_str().unwrap(),
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[0]["lines"][1]["name"], "Káva 500 g");
+    // without the suggestion the file is not readable (no known columns)
+    let out = run(&["parse", "--currency", "EUR", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
 }

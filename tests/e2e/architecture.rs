@@ -1,7 +1,12 @@
 //! Architecture invariants that a program can check, read from the sources (no build needed):
 //! - no import cycle between the modules (files) of a crate;
 //! - `cfg(windows|unix|target_os…)` only in the platform modules;
-//! - protocol does no IO; server-stub never depends on till-agent.
+//! - protocol does no IO; server-stub never depends on till-agent, till-agent never on
+//!   server-stub, protocol on neither;
+//! - in the agent only `sync/client.rs` speaks HTTP (names `reqwest`, but for `reqwest::Url`);
+//! - no floats where money or points are computed;
+//! - the server's storage and domain layers know no HTTP, and only its store touches SQLite.
+//! - the card-input decisions (detector, payload, keys) are pure: no IO, threads or clocks.
 //!
 //! The module graph is built at file granularity: a module is a `.rs` file (a folder's `mod.rs`
 //! is the folder's module). An edge A → B is any path in A that names an item of B:
@@ -790,9 +795,15 @@ fn the_io_check_sees_a_planted_use() {
 }
 
 fn depends_on_agent(manifest: &str) -> bool {
+    depends_on(manifest, &["till-agent", "till_agent"], "../agent")
+}
+
+/// True when a Cargo manifest names one of `names` as a dependency key or a path dependency on `dir`.
+fn depends_on(manifest: &str, names: &[&str], dir: &str) -> bool {
     manifest.lines().any(|l| {
         let key = l.split(['=', '.']).next().unwrap_or("").trim();
-        key == "till-agent" || key == "till_agent" || l.contains("path = \"../agent\"")
+        let compact: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+        names.contains(&key) || compact.contains(&format!("path=\"{dir}\""))
     })
 }
 
@@ -813,4 +824,340 @@ fn server_stub_never_depends_on_the_agent() {
     assert!(depends_on_agent(
         "[dependencies]\ntill-agent = { path = \"../agent\" }\n"
     ));
+}
+
+#[test]
+fn the_agent_never_depends_on_the_server_and_protocol_on_neither() {
+    let root = repo_root();
+    let agent = std::fs::read_to_string(root.join("agent/Cargo.toml")).unwrap();
+    assert!(
+        !depends_on(&agent, &["server-stub", "server_stub"], "../server-stub"),
+        "agent/Cargo.toml depends on server-stub"
+    );
+    let protocol = std::fs::read_to_string(root.join("protocol/Cargo.toml")).unwrap();
+    assert!(
+        !depends_on(&protocol, &["server-stub", "server_stub"], "../server-stub") && !depends_on_agent(&protocol),
+        "protocol/Cargo.toml depends on a program"
+    );
+    let bad = naming_violations(&root, "agent/src", &["server_stub"], &[], &[]);
+    assert!(
+        bad.is_empty(),
+        "the agent names the server's crate:\n{}",
+        bad.join("\n")
+    );
+    let bad = naming_violations(&root, "protocol/src", &["server_stub", "till_agent"], &[], &[]);
+    assert!(bad.is_empty(), "protocol names a program's crate:\n{}", bad.join("\n"));
+    // the checker sees a planted dependency
+    assert!(depends_on(
+        "[dependencies]\nserver-stub = { path = \"../server-stub\" }\n",
+        &["server-stub"],
+        "../server-stub"
+    ));
+    assert!(depends_on(
+        "[dev-dependencies]\nx = { path = \"../server-stub\" }\n",
+        &[],
+        "../server-stub"
+    ));
+}
+
+/// Lines of `.rs` files under `root/dir` (files starting with an `allowed` prefix, relative to
+/// `root`, left out) where an identifier of `names` appears in code (comments and strings
+/// ignored), unless it starts one of the `except` paths (`reqwest::Url`).
+fn naming_violations(root: &Path, dir: &str, names: &[&str], allowed: &[&str], except: &[&str]) -> Vec<String> {
+    let mut files = Vec::new();
+    rs_files(&root.join(dir), &mut files);
+    let mut bad = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        if allowed.iter().any(|a| rel.starts_with(a)) {
+            continue;
+        }
+        let toks = tokens(&strip(&std::fs::read_to_string(&f).unwrap()));
+        for (i, (t, line)) in toks.iter().enumerate() {
+            let Tok::Ident(id) = t else { continue };
+            if !names.contains(&id.as_str()) {
+                continue;
+            }
+            let path_here = match (toks.get(i + 1), toks.get(i + 2)) {
+                (Some((Tok::ColCol, _)), Some((Tok::Ident(n), _))) => format!("{id}::{n}"),
+                _ => id.clone(),
+            };
+            if except.contains(&path_here.as_str()) {
+                continue;
+            }
+            bad.push(format!("{rel}:{line}: names {path_here}"));
+        }
+    }
+    bad
+}
+
+/// Where the agent may name `reqwest`: the one server client. `reqwest::Url` (URL syntax, no
+/// request) is allowed anywhere (config validates `server_url` with it).
+const HTTP_CLIENT: &[&str] = &["agent/src/sync/client.rs"];
+
+fn http_violations(root: &Path) -> Vec<String> {
+    naming_violations(
+        root,
+        "agent/src",
+        &["reqwest", "hyper", "ureq"],
+        HTTP_CLIENT,
+        &["reqwest::Url"],
+    )
+}
+
+#[test]
+fn only_the_server_client_speaks_http() {
+    let bad = http_violations(&repo_root());
+    assert!(
+        bad.is_empty(),
+        "HTTP outside the server client ({}): go through sync::ServerClient\n{}",
+        HTTP_CLIENT.join(", "),
+        bad.join("\n")
+    );
+}
+
+/// Sources where money, points or turnover are computed: no `f32`/`f64` (nor `as_f64`,
+/// `to_f64`, `from_f32` …) in them.
+const MONEY_CODE: &[&str] = &[
+    "protocol/src",
+    "agent/src/formats",
+    "agent/src/sync",
+    "agent/src/quote.rs",
+    "agent/src/cache.rs",
+    "agent/src/enrol.rs",
+    "server-stub/src/service.rs",
+    "server-stub/src/store",
+    "server-stub/src/reports.rs",
+];
+
+fn float_violations(root: &Path, paths: &[&str]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for p in paths {
+        let full = root.join(p);
+        let mut files = Vec::new();
+        if full.is_dir() {
+            rs_files(&full, &mut files);
+        } else {
+            files.push(full);
+        }
+        for f in files {
+            let rel = f.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let toks = tokens(&strip(&std::fs::read_to_string(&f).unwrap()));
+            for (t, line) in toks {
+                let Tok::Ident(id) = t else { continue };
+                let float = ["f32", "f64"]
+                    .iter()
+                    .any(|w| id == *w || id.starts_with(&format!("{w}_")) || id.ends_with(&format!("_{w}")));
+                if float {
+                    bad.push(format!("{rel}:{line}: {id}"));
+                }
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn no_floats_where_money_is_computed() {
+    let bad = float_violations(&repo_root(), MONEY_CODE);
+    assert!(
+        bad.is_empty(),
+        "floats in money code (use rust_decimal::Decimal):\n{}",
+        bad.join("\n")
+    );
+}
+
+/// Server modules below the HTTP layer: they never reach `http/` nor name a web crate.
+const SERVER_BELOW_HTTP: &[&str] = &["store", "error", "service", "reports", "identity"];
+
+fn server_layer_violations(krate: &Crate) -> Vec<String> {
+    let g = module_graph(krate);
+    let mut bad = Vec::new();
+    for (m, edges) in &g {
+        if !m.first().is_some_and(|f| SERVER_BELOW_HTTP.contains(&f.as_str())) {
+            continue;
+        }
+        for (target, line) in edges {
+            if target.first().is_some_and(|t| t == "http") {
+                bad.push(format!("{}:{line}: uses {}", show(krate, m), show(krate, target)));
+            }
+        }
+        let toks = tokens(&strip(&krate.files[m].1));
+        for (t, line) in toks {
+            if let Tok::Ident(id) = t {
+                if ["axum", "hyper", "tower", "tower_http", "reqwest"].contains(&id.as_str()) {
+                    bad.push(format!("{}:{line}: names {id}", show(krate, m)));
+                }
+            }
+        }
+    }
+    bad.sort();
+    bad
+}
+
+#[test]
+fn the_server_storage_and_domain_know_no_http() {
+    let krate = load_crate("server-stub", &repo_root().join("server-stub/src"), "lib.rs");
+    let bad = server_layer_violations(&krate);
+    assert!(
+        bad.is_empty(),
+        "HTTP below the server's http layer:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn only_the_server_store_touches_sqlite() {
+    // error.rs converts `rusqlite::Error` into `StoreError` / `ApiError`: no SQL there.
+    let bad = naming_violations(
+        &repo_root(),
+        "server-stub/src",
+        &["rusqlite"],
+        &["server-stub/src/store/sqlite.rs", "server-stub/src/error.rs"],
+        &[],
+    );
+    assert!(
+        bad.is_empty(),
+        "SQLite outside server-stub/src/store/sqlite.rs:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_naming_checks_see_planted_violations() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let w = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w("agent/src/sync/client.rs", "fn c() { reqwest::Client::new(); }");
+    w(
+        "agent/src/config.rs",
+        "// reqwest::get is fine in a comment\nfn ok(u: &str) -> bool { reqwest::Url::parse(u).is_ok() }",
+    );
+    w(
+        "agent/src/status.rs",
+        "fn s() {\n    let _ = reqwest :: get(\"reqwest\");\n}",
+    );
+    w("agent/src/ui/x.rs", "use reqwest::{Client};");
+    assert_eq!(
+        http_violations(root),
+        [
+            "agent/src/status.rs:2: names reqwest::get",
+            "agent/src/ui/x.rs:1: names reqwest"
+        ]
+    );
+
+    w(
+        "protocol/src/money.rs",
+        "fn m(x: Decimal) -> f64 { x.to_f64().unwrap() }\n// f64 in a comment",
+    );
+    w(
+        "protocol/src/ok.rs",
+        "fn n() -> &'static str { \"f64\" } fn f64ish() {}",
+    );
+    w("agent/src/ui/gui.rs", "fn g() -> f32 { 1.0 }");
+    assert_eq!(
+        float_violations(root, &["protocol/src", "agent/src/sync"]),
+        ["protocol/src/money.rs:1: f64", "protocol/src/money.rs:1: to_f64"]
+    );
+
+    let mut files = BTreeMap::new();
+    let mut add = |m: &[&str], path: &str, text: &str| {
+        files.insert(
+            m.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            (PathBuf::from(path), text.to_string()),
+        );
+    };
+    add(&[], "lib.rs", "pub mod http; pub mod store; pub mod service;");
+    add(&["http"], "http/mod.rs", "use crate::service::run; use axum::Router;");
+    add(&["store"], "store/mod.rs", "use crate::http::problem::Problem;");
+    add(
+        &["service"],
+        "service.rs",
+        "fn f() -> axum::http::StatusCode { todo!() }",
+    );
+    let k = Crate {
+        name: "planted".into(),
+        files,
+    };
+    assert_eq!(
+        server_layer_violations(&k),
+        ["service.rs:1: names axum", "store/mod.rs:1: uses http/mod.rs"]
+    );
+}
+
+/// The card-input decisions that are pure: the scan detector and what it is tested with, the
+/// payload decoder, key tables and the hook watchdog's comparison. OS key sources live in
+/// `input/oskbd/`, threads in `input/run.rs` and `input/serial.rs`.
+const PURE_INPUT: &[&str] = &[
+    "agent/src/input/detect.rs",
+    "agent/src/input/payload.rs",
+    "agent/src/input/keys.rs",
+    "agent/src/input/script.rs",
+    "agent/src/input/hookwatch.rs",
+];
+
+/// What a pure module must not name: IO, threads, clocks, OS bindings.
+const IMPURE: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::process",
+    "std::thread",
+    "std::io",
+    "Instant::now",
+    "SystemTime::now",
+    "Utc::now",
+    "Local::now",
+    "tokio",
+    "serialport",
+    "x11rb",
+    "windows_sys",
+    "rusqlite",
+    "reqwest",
+    "oskbd",
+];
+
+/// Lines of `text` before its `#[cfg(test)]` module (tests may read fixtures) naming an `IMPURE` path.
+fn impure_lines(text: &str) -> Vec<String> {
+    let stripped = strip(text);
+    let code = stripped
+        .find("#[cfg(test)]")
+        .map_or(stripped.as_str(), |i| &stripped[..i]);
+    let mut bad = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        for p in IMPURE {
+            if compact.match_indices(p).any(|(i, _)| {
+                let before = compact[..i].chars().last();
+                let after = compact[i + p.len()..].chars().next();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                    && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            }) {
+                bad.push(format!("{}: {p}", n + 1));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn the_scan_logic_is_pure() {
+    let root = repo_root();
+    let mut bad = Vec::new();
+    for f in PURE_INPUT {
+        let text = std::fs::read_to_string(root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        bad.extend(impure_lines(&text).into_iter().map(|l| format!("{f}:{l}")));
+    }
+    assert!(
+        bad.is_empty(),
+        "IO, threads or clocks in pure input code:\n{}",
+        bad.join("\n")
+    );
+    // the checker sees a planted violation, and lets tests read fixtures
+    let planted = "use std::time::{Duration, Instant};\n// std::fs in a comment\nfn f() { let t = Instant::now(); }\n\
+                   fn g() { std::thread::sleep(d) }\n#[cfg(test)]\nmod tests { fn r() { std::fs::read(\"x\"); } }";
+    assert_eq!(impure_lines(planted), ["3: Instant::now", "4: std::thread"]);
 }

@@ -123,6 +123,7 @@ fn assert_exactly_once_and_points(db: &Path, prefix: &str, n: u32, before: &BTre
     }
     // Card-carrying receipts really earned: the check above is not vacuous.
     assert!(rows.iter().filter(|r| r.1.is_some()).count() as u32 >= n / 2);
+    assert_ledger_balanced_db(db);
 }
 
 /// Feed `n` receipts at a steady rate on a thread; returns when all are written.

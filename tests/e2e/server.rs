@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 
-use e2e::{add_till, fixture, revoke_till, start_server, ServerHandle, STORE, TILL};
+use e2e::{add_till, assert_ledger_balanced, fixture, revoke_till, start_server, ServerHandle, STORE, TILL};
 use protocol::rules::{self, Program};
 use protocol::v1::{CustomerState, LineKind, OriginalReceipt, Receipt, ReceiptLine};
 use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
@@ -291,7 +291,7 @@ fn setup() -> (tempfile::TempDir, ServerHandle, Api) {
 
 #[test]
 fn same_batch_twice_is_applied_once() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let r1 = mixed_receipt("1001", Some(JIRI));
     let r2 = receipt(
         "1002",
@@ -303,11 +303,56 @@ fn same_batch_twice_is_applied_once() {
     assert_eq!(results(&api.sync_ok(&b)), ["duplicate", "duplicate"]);
     assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r1]));
     assert_eq!(api.balance(JIRI), d("501.53"), "412.30 seeded + 89.23 (hand-computed)");
+    assert_ledger_balanced(&srv);
+}
+
+#[test]
+fn an_overflowing_receipt_is_rejected_alone_and_the_rest_of_the_batch_applies() {
+    let (_dir, srv, api) = setup();
+    let r1 = mixed_receipt("1101", Some(JIRI));
+    // Every value within the wire schema (≤ 15 integer digits), but the item lines net to
+    // 0.000000000001 and a receipt-level line of +999999999999999 makes the discount factor
+    // ~10^27: line value × factor × coefficient leaves the decimal range (about 7.9·10^28).
+    let big = d("999999999999999");
+    let mut huge = receipt(
+        "1102",
+        Some(JIRI),
+        vec![
+            line(None, "A", None, "1", "999999999999999", LineKind::Sale),
+            line(None, "B", None, "1", "-999999999999998.999999999999", LineKind::Sale),
+            line(None, "Sleva", None, "1", "999999999999999", LineKind::Discount),
+        ],
+    );
+    huge.total = big + d("0.000000000001");
+    let r3 = receipt(
+        "1103",
+        Some(JIRI),
+        vec![line(None, "Rohlík", None, "10", "3.90", LineKind::Sale)],
+    );
+    let b = batch(vec![receipt_item(&r1), receipt_item(&huge), receipt_item(&r3)]);
+    let acks = api.sync_ok(&b);
+    assert_eq!(results(&acks), ["applied", "rejected", "applied"], "{acks:?}");
+    assert_eq!(acks[1]["code"], "overflow", "{acks:?}");
+    let reason = acks[1]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("items[1].body.lines[0].line_total: 999999999999999"),
+        "{reason}"
+    );
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r1, &r3]));
+    // The server is still healthy and answers the same batch per item again.
+    let h: Value = Client::new()
+        .get(format!("{}/healthz", srv.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(results(&api.sync_ok(&b)), ["duplicate", "rejected", "duplicate"]);
 }
 
 #[test]
 fn points_applied_once_and_return_reverses_them() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let sale = mixed_receipt("2001", Some(JIRI));
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
     // Return of the lipstick, referencing the original by POS number, no card on the return:
@@ -344,11 +389,12 @@ fn points_applied_once_and_return_reverses_them() {
         d("441.83"),
         "501.53 - 59.70 for the returned lipstick"
     );
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
 fn partial_returns_add_up_to_exactly_the_original_points() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let before = api.balance(JIRI);
     // 3 lipsticks; returned one at a time in three separate return receipts.
     let sale = receipt(
@@ -411,6 +457,7 @@ fn partial_returns_add_up_to_exactly_the_original_points() {
         ["applied"]
     );
     assert_eq!(api.balance(JIRI), before);
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
@@ -458,11 +505,12 @@ fn campaign_points_lapse_on_the_server_after_their_expiry() {
     let bread = rules::evaluate_receipt(&p, &later).points_delta;
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&later)]))), ["applied"]);
     assert_eq!(api.balance(JIRI), before + eff.points_delta - expiring.points + bread);
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
 fn same_batch_concurrently_on_two_connections() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let receipts: Vec<Receipt> = (0..20)
         .map(|i| mixed_receipt(&format!("3{i:03}"), Some(JIRI)))
         .collect();
@@ -495,6 +543,7 @@ fn same_batch_concurrently_on_two_connections() {
     }
     let refs: Vec<&Receipt> = receipts.iter().collect();
     assert_eq!(api.balance(JIRI), expected_balance("C000001", &refs));
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
@@ -616,7 +665,7 @@ fn tier_upgrade_message_recorded_once() {
 
 #[test]
 fn card_reissue_moves_the_balance() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let before = api.balance(JIRI);
     let (s, v) = api.admin(reqwest::Method::POST, &format!("/admin/cards/{JIRI}/reissue"), None);
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -649,6 +698,7 @@ fn card_reissue_moves_the_balance() {
             .0,
         StatusCode::NOT_FOUND
     );
+    assert_ledger_balanced(&srv);
 }
 
 #[test]
@@ -671,7 +721,7 @@ fn quote_kinds_are_distinct() {
 
 #[test]
 fn blocked_card_earns_nothing_and_sub_card_earns_into_parent() {
-    let (_dir, _srv, api) = setup();
+    let (_dir, srv, api) = setup();
     let before_vera = seeded_state("C000002").points_balance;
     let rb = mixed_receipt("8001", Some(VERA_BLOCKED));
     let rs = mixed_receipt("8002", Some(MATEJ_SUB));
@@ -695,6 +745,7 @@ fn blocked_card_earns_nothing_and_sub_card_earns_into_parent() {
     let r3 = mixed_receipt("8003", Some(KATERINA_PARENT));
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r3)]))), ["applied"]);
     assert_eq!(api.balance(MATEJ_SUB), parent);
+    assert_ledger_balanced(&srv);
 }
 
 fn registration(request_id: &str, card: &str, name: Value, consent: bool) -> Value {
@@ -1289,4 +1340,66 @@ fn the_change_feed_carries_no_contact_data_and_wrong_migration_codes_are_rate_li
     let api2 = Api::new(&srv, STORE, "T9");
     let acks = api2.sync_ok(&batch_of("T9", vec![pairing("T9", "ok-2", PRINTED_1, "KLUB-4821")]));
     assert_eq!(results(&acks), ["applied"], "{acks:?}");
+}
+
+fn server_id(api: &Api) -> String {
+    let (s, v) = api.get("/healthz");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["server_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no server_id in {v}"))
+        .to_string()
+}
+
+/// Copy the database files (the WAL too: the server was killed) from `from` to `to`.
+fn copy_db(from: &Path, to: &Path) {
+    for ext in ["", "-wal", "-shm"] {
+        let (f, t) = (format!("{}{ext}", from.display()), format!("{}{ext}", to.display()));
+        let _ = std::fs::remove_file(&t);
+        if Path::new(&f).exists() {
+            std::fs::copy(&f, &t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_restored_database_gets_a_new_server_identity_and_takes_the_lost_receipts_once() {
+    let (dir, mut srv, api) = setup();
+    let id1 = server_id(&api);
+    srv.restart();
+    assert_eq!(server_id(&api), id1, "a restart keeps the identity");
+    // Nightly backup (server stopped), then a day of 20 receipts, acknowledged.
+    srv.kill();
+    let backup = dir.path().join("backup.db");
+    copy_db(&srv.db, &backup);
+    srv.restart();
+    let now = chrono::Local::now().fixed_offset() - chrono::Duration::hours(2);
+    let day: Vec<Receipt> = (0..20)
+        .map(|i| {
+            receipt_at(
+                TILL,
+                &format!("80{i:02}"),
+                Some(JIRI),
+                now + chrono::Duration::minutes(i),
+            )
+        })
+        .collect();
+    let items: Vec<Value> = day.iter().map(receipt_item).collect();
+    assert!(results(&api.sync_ok(&batch(items.clone())))
+        .iter()
+        .all(|r| r == "applied"));
+    // The server notes its watermark every 5 s; then the disk dies and the backup is restored.
+    std::thread::sleep(std::time::Duration::from_millis(5500));
+    srv.kill();
+    copy_db(&backup, &srv.db);
+    srv.restart();
+    let id2 = server_id(&api);
+    assert_ne!(id2, id1, "a restored database is another server identity");
+    // The till notices and resends: all 20 arrive again, once.
+    assert!(results(&api.sync_ok(&batch(items.clone())))
+        .iter()
+        .all(|r| r == "applied"));
+    assert!(results(&api.sync_ok(&batch(items))).iter().all(|r| r == "duplicate"));
+    srv.restart();
+    assert_eq!(server_id(&api), id2);
 }

@@ -14,6 +14,7 @@
 //! The binaries are the ones `cargo build --workspace` produced (the README's test command builds
 //! them once before running the suite).
 
+pub mod powerfs;
 pub mod proxy;
 pub mod serial;
 pub mod server;

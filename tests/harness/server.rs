@@ -163,3 +163,50 @@ pub fn server_conn(db: &Path) -> rusqlite::Connection {
 pub fn server_count(db: &Path, sql: &str) -> i64 {
     server_conn(db).query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
 }
+
+/// End-of-test check for every test that touches points: each account's balance equals the sum
+/// of its points ledger (`GET /admin/ledger/check` on the running server).
+pub fn assert_ledger_balanced(srv: &ServerHandle) {
+    let v: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/admin/ledger/check", srv.url))
+        .bearer_auth(&srv.admin_token)
+        .send()
+        .expect("ledger check")
+        .json()
+        .expect("ledger check JSON");
+    let m = v["mismatches"].as_array().expect("mismatches");
+    assert!(m.is_empty(), "balance != sum(ledger): {m:?}");
+}
+
+/// [`assert_ledger_balanced`] read straight from a server database (the server may be running
+/// or stopped): every customer's `points_balance` equals the sum of its ledger entries.
+pub fn assert_ledger_balanced_db(db: &Path) {
+    use rust_decimal::Decimal;
+    use std::collections::BTreeMap;
+    let c = server_conn(db);
+    let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
+    let mut st = c.prepare("SELECT account_id, points FROM ledger").unwrap();
+    for row in st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        let (a, p) = row.unwrap();
+        *sums.entry(a).or_default() += p.parse::<Decimal>().unwrap();
+    }
+    let mut st = c
+        .prepare("SELECT id, json_extract(state, '$.points_balance') FROM customers")
+        .unwrap();
+    for row in st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
+        let (id, bal) = row.unwrap();
+        let bal: Decimal = bal.parse().unwrap();
+        let sum = sums.remove(&id).unwrap_or_default();
+        assert_eq!(bal, sum, "customer {id}: balance {bal} != sum(ledger) {sum}");
+    }
+    assert!(
+        sums.values().all(|s| s.is_zero()),
+        "ledger entries of accounts that do not exist: {sums:?}"
+    );
+}

@@ -130,9 +130,11 @@ impl Cols {
 
 fn detect_delimiter(first_line: &str) -> u8 {
     let count = |c: char| first_line.matches(c).count();
-    let (semi, comma, tab) = (count(';'), count(','), count('\t'));
-    if tab > semi && tab > comma {
+    let (semi, comma, tab, bar) = (count(';'), count(','), count('\t'), count('|'));
+    if tab > semi && tab > comma && tab >= bar {
         b'\t'
+    } else if bar > semi && bar > comma {
+        b'|'
     } else if comma > semi {
         b','
     } else {
@@ -315,6 +317,16 @@ pub(crate) fn parse_each(
     Ok(())
 }
 
+/// The header's columns for an error message, at most 300 characters (a file that is not CSV at all
+/// has one huge "column").
+fn columns_list(headers: &::csv::StringRecord) -> String {
+    let all = headers.iter().map(str::trim).collect::<Vec<_>>().join(", ");
+    match all.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…; `till-agent formats suggest FILE` guesses a mapping", &all[..i]),
+        None => all,
+    }
+}
+
 fn resolve(map: &CsvColumns, headers: &::csv::StringRecord) -> Result<Cols, ParseError> {
     let names: Vec<String> = headers.iter().map(|h| h.trim().to_lowercase()).collect();
     let mut cols = HashMap::new();
@@ -327,7 +339,7 @@ fn resolve(map: &CsvColumns, headers: &::csv::StringRecord) -> Result<Cols, Pars
             None if configured.is_some() => {
                 return Err(ParseError::new(format!(
                     "mapped column not found in the header (columns: {})",
-                    headers.iter().map(str::trim).collect::<Vec<_>>().join(", ")
+                    columns_list(headers)
                 ))
                 .line(1)
                 .field(format!("csv.columns.{field}"))
@@ -340,7 +352,7 @@ fn resolve(map: &CsvColumns, headers: &::csv::StringRecord) -> Result<Cols, Pars
     let missing = |f: &str| {
         ParseError::new(format!(
             "required column is missing; map it in [receipts.csv.columns] (columns: {})",
-            headers.iter().map(str::trim).collect::<Vec<_>>().join(", ")
+            columns_list(headers)
         ))
         .line(1)
         .field(format!("csv.columns.{f}"))
@@ -380,7 +392,7 @@ fn receipt(spec: &CsvSpec, cols: &Cols, g: Group, ctx: &ParseContext) -> Result<
                 .field(cols.label(f)));
         }
     };
-    let issued_at = parse_datetime(&at_raw, &spec.date_formats, ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(&at_raw, &spec.date_formats, &ctx.zone).ok_or_else(|| {
         ParseError::new("not a date-time (add its format to [receipts.csv] date_formats)")
             .line(at_line)
             .field(cols.label(at_field))

@@ -134,7 +134,7 @@ fn parse_xml(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
             .line(rd.line())
             .field("IssueDate")
     })?;
-    let issued_at = parse_datetime(at_raw, &[], ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(at_raw, &[], &ctx.zone).ok_or_else(|| {
         ParseError::new("not a date-time")
             .line(rd.line())
             .field("IssueDate")
@@ -212,8 +212,7 @@ fn parse_json(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     };
     let at = req("issueDate")?;
     let at_raw = at.as_text("issueDate")?;
-    let issued_at =
-        parse_datetime(&at_raw, &[], ctx.tz_offset).ok_or_else(|| at.err("issueDate", "not a date-time"))?;
+    let issued_at = parse_datetime(&at_raw, &[], &ctx.zone).ok_or_else(|| at.err("issueDate", "not a date-time"))?;
     let mut d = Draft::new(Some(r.line), no, issued_at);
     let amount = req("amount")?;
     d.total = Some(amount.as_decimal("amount")?);

@@ -61,7 +61,7 @@ pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Res
         parts.push(t);
     }
     let at = required(racun, "DatVrijeme")?;
-    let issued_at = parse_datetime(&at.text(), &[], ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(&at.text(), &[], &ctx.zone).ok_or_else(|| {
         ParseError::new("not a date-time (expected dd.mm.yyyyThh:mm:ss)")
             .line(at.line())
             .field("DatVrijeme")

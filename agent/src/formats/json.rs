@@ -148,7 +148,7 @@ fn receipt(n: &JNode<'_>, prefix: &str, ctx: &ParseContext) -> Result<Receipt, P
     let no = no_node.as_text(&f("pos_receipt_no"))?;
     let at_node = required(n, "issued_at", prefix)?;
     let at_raw = at_node.as_text(&f("issued_at"))?;
-    let issued_at = parse_datetime(&at_raw, &[], ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(&at_raw, &[], &ctx.zone).ok_or_else(|| {
         at_node.err(
             &f("issued_at"),
             "not a date-time (expected RFC 3339, e.g. 2026-11-23T10:00:00+01:00)",

@@ -9,7 +9,8 @@
 //!   (JSON numbers are read as their literal text).
 //! - Text encodings: a BOM wins (UTF-8/UTF-16); otherwise valid UTF-8 is UTF-8; otherwise an XML
 //!   `encoding="…"` declaration; otherwise the configured legacy encoding (default `windows-1250`).
-//! - Times without an offset are local till time (`ParseContext::tz_offset`).
+//! - Times without an offset are local till time in the till's zone (`ParseContext::zone`), each by
+//!   the summer-time rules of its own date ([`zone`]).
 //! - Line signs follow `protocol::v1`: sale +qty/+total, return −qty/−total (the receipt must name the
 //!   original receipt), discount −total, rounding ±.
 //! - Totals: `total − Σ line_total` must be 0. When the receipt has no rounding line and the difference
@@ -39,14 +40,17 @@ pub mod json;
 mod jtree;
 pub mod pohoda;
 pub mod poslog;
+pub mod suggest;
 mod text;
 mod xml;
+pub mod zone;
 
 #[cfg(test)]
 mod tests;
 
 pub use self::csv::{CsvColumns, CsvSpec};
 pub use self::pohoda::PohodaSpec;
+pub use self::zone::LocalZone;
 
 /// Which parser reads the export folder's files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -157,8 +161,9 @@ pub struct ParseContext {
     /// Smallest cash amount (`Currency::cash_step`, or `cash_step` in agent.toml): differences up to
     /// half of it between total and lines become a rounding line.
     pub cash_step: Decimal,
-    /// Offset of the till's local time, for timestamps written without one.
-    pub tz_offset: FixedOffset,
+    /// The till's time zone, for timestamps written without an offset (each resolved by the rules
+    /// of its own date, see [`zone`]).
+    pub zone: LocalZone,
 }
 
 /// What is wrong with a receipt file, and where.
@@ -352,7 +357,7 @@ pub fn parse_file_each(
 /// XML: by root element (`POSLog`/`Transaction` → poslog, `RacunZahtjev` → hr_fiscal,
 /// `RegisterReceiptRequest` → ekasa; a SOAP `Envelope` by the first of these names inside).
 /// JSON: a `pos_receipt_no` key → json; eKasa keys (`receiptType`, `paragonNumber`, `cashRegisterCode`,
-/// or a `request` object holding them) → ekasa. Otherwise text whose first line has `;`, `,` or tab → csv.
+/// or a `request` object holding them) → ekasa. Otherwise text whose first line has `;`, `,`, `|` or tab → csv.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     sniff_why(bytes).map(|(n, _)| n)
 }
@@ -381,7 +386,12 @@ pub fn sniff_why(bytes: &[u8]) -> Option<(&'static str, String)> {
         return None;
     }
     let first = s.lines().next().unwrap_or("");
-    for (d, name) in [(';', "semicolons"), ('\t', "tabs"), (',', "commas")] {
+    for (d, name) in [
+        (';', "semicolons"),
+        ('\t', "tabs"),
+        ('|', "vertical bars"),
+        (',', "commas"),
+    ] {
         if first.contains(d) {
             return Some(("csv", format!("text whose first line is separated by {name}")));
         }

@@ -152,7 +152,7 @@ fn receipt(spec: &PohodaSpec, p: El, item: Option<El>, ctx: &ParseContext) -> Re
     } else {
         raw_date.clone()
     };
-    let issued_at = parse_datetime(&with_time, &[], ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(&with_time, &[], &ctx.zone).ok_or_else(|| {
         ParseError::new("not a date (expected yyyy-mm-dd)")
             .line(date.line())
             .field("date")

@@ -203,7 +203,7 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
             .line(tx.line())
             .field("EndDateTime")
     })?;
-    let issued_at = parse_datetime(&time_el.text(), &[], ctx.tz_offset).ok_or_else(|| {
+    let issued_at = parse_datetime(&time_el.text(), &[], &ctx.zone).ok_or_else(|| {
         ParseError::new("not a date-time")
             .line(time_el.line())
             .field(time_el.name().to_string())

@@ -40,6 +40,15 @@ const ALL: &[(&str, &[u8])] = &[
     ("sk_ekasa_RegisterReceiptRequest_xmlprinthandler.xml", EKASA_REF_XML),
     ("hr_racunzahtjev_raverus_test.xml", HR_RAVERUS),
     ("hr_racunzahtjev_grizwako_racun.xml", HR_GRIZWAKO),
+    ("poslog_v6_multi_one_bad.xml", fixture!("poslog_v6_multi_one_bad.xml")),
+    ("poslog_v2_tax_exclusive.xml", fixture!("poslog_v2_tax_exclusive.xml")),
+    ("pohoda_prodejky_cp1250.xml", fixture!("pohoda_prodejky_cp1250.xml")),
+    (
+        "pohoda_prodejka_cashslip_fragment.xml",
+        fixture!("pohoda_prodejka_cashslip_fragment.xml"),
+    ),
+    ("sk_unknown_export_cp1250.csv", fixture!("sk_unknown_export_cp1250.csv")),
+    ("cz_summer_time_switch.csv", fixture!("cz_summer_time_switch.csv")),
 ];
 
 /// The Czech POS mapping the demo and the e2e tests use (its `[receipts]` section).
@@ -51,7 +60,7 @@ fn ctx(currency: Currency) -> ParseContext {
         till_id: TillId::from("T1"),
         currency,
         cash_step: currency.cash_step(),
-        tz_offset: FixedOffset::east_opt(3600).unwrap(),
+        zone: FixedOffset::east_opt(3600).unwrap().into(),
     }
 }
 
@@ -949,7 +958,14 @@ fn sniff_detects_every_fixture() {
         "ekasa",
         "hr_fiscal",
         "hr_fiscal",
+        "poslog",
+        "poslog",
+        "pohoda",
+        "pohoda",
+        "csv",
+        "csv",
     ];
+    assert_eq!(want.len(), ALL.len());
     for ((name, bytes), want) in ALL.iter().zip(want) {
         assert_eq!(sniff(bytes), Some(want), "{name}");
     }
@@ -1042,11 +1058,13 @@ fn all_specs() -> Vec<FormatSpec> {
         FormatKind::Poslog,
         FormatKind::Ekasa,
         FormatKind::HrFiscal,
+        FormatKind::Pohoda,
     ]
     .into_iter()
     .map(spec)
     .collect();
     v.push(cz_spec());
+    v.push(pohoda_spec());
     v
 }
 
@@ -1309,4 +1327,74 @@ fn pohoda_without_configured_rates_and_the_public_fragment() {
         e,
         "line 1, field `rateVAT`, value \"super\": unknown VAT level (none, low, third, high)"
     );
+}
+
+#[test]
+fn summer_time_each_receipt_by_the_rules_of_its_own_date() {
+    let mut c = ctx(Currency::CZK);
+    c.zone = LocalZone::parse("Europe/Prague").unwrap();
+    let bytes = fixture!("cz_summer_time_switch.csv");
+    let got = parse_file(&cz_spec(), "x.csv", bytes, &c).unwrap();
+    let times: Vec<String> = got.iter().map(|r| r.issued_at.to_rfc3339()).collect();
+    assert_eq!(
+        times,
+        [
+            "2026-10-25T01:30:00+02:00", // summer time
+            "2026-10-25T02:30:00+02:00", // repeated hour: the earlier (summer) one
+            "2026-03-29T02:30:00+01:00", // missing hour: the offset before the change
+            "2026-03-29T03:30:00+02:00", // summer time
+        ]
+    );
+    // with a fixed offset (the old way) the summer receipts get another instant, hence another id
+    let fixed = parse_file(&cz_spec(), "x.csv", bytes, &ctx(Currency::CZK)).unwrap();
+    assert_ne!(fixed[0].id, got[0].id);
+    assert_eq!(fixed[2].id, got[2].id, "a winter-offset time is the same either way");
+}
+
+#[test]
+fn suggest_guesses_an_unknown_csv_and_the_suggestion_reads_it() {
+    let bytes = fixture!("sk_unknown_export_cp1250.csv");
+    let s = suggest::suggest(bytes).unwrap();
+    assert_eq!(s.spec.encoding, "windows-1250");
+    assert_eq!(s.spec.csv.delimiter, Some('|'));
+    assert_eq!(s.spec.csv.decimal_separator, Some(','));
+    let c = &s.spec.csv.columns;
+    assert_eq!(c.receipt_no.as_deref(), Some("Číslo účtenky"));
+    assert_eq!(c.total.as_deref(), Some("Suma účtenky"));
+    assert_eq!(c.line_total.as_deref(), Some("Spolu"));
+    assert_eq!(c.card.as_deref(), Some("Zákaznícka karta"));
+    assert!(
+        s.notes.iter().any(|n| n.contains("\"Pokladník\" not mapped")),
+        "{:?}",
+        s.notes
+    );
+    // the printed section is valid agent.toml and reads the file
+    #[derive(serde::Deserialize)]
+    struct W {
+        receipts: FormatSpec,
+    }
+    let printed: W = toml::from_str(&s.to_toml()).unwrap();
+    assert_eq!(printed.receipts, s.spec);
+    let got = check_expected("sk_unknown_export_cp1250.csv", &printed.receipts, &ctx(Currency::EUR));
+    assert_eq!(got.receipts.len(), 2);
+    assert_eq!(got.receipts[1].card, card("1900000009000018"));
+    assert_eq!(got.receipts[1].lines[0].name, "Šošovica 1 kg");
+    // the Czech export, in UTF-8, comma-separated with decimal points
+    let cz = "Doklad,Datum,Čas,Název,Množství,Cena,Celkem,DPH,Celkem dokladu\n7,23.11.2026,10:00:00,Chléb,1,30.00,30.00,12,30.00\n";
+    let s = suggest::suggest(cz.as_bytes()).unwrap();
+    assert_eq!((s.spec.encoding.as_str(), s.spec.csv.delimiter), ("utf-8", Some(',')));
+    assert_eq!(s.spec.csv.decimal_separator, Some('.'));
+    assert_eq!(s.spec.csv.columns.total.as_deref(), Some("Celkem dokladu"));
+    assert_eq!(s.spec.csv.columns.line_total.as_deref(), Some("Celkem"));
+    assert_eq!(
+        parse_file(&s.spec, "x.csv", cz.as_bytes(), &ctx(Currency::CZK))
+            .unwrap()
+            .len(),
+        1
+    );
+    // ISO-8859-2 told from Windows-1250 by the bytes of š/ž
+    let iso: Vec<u8> = b"Doklad;N\xe1zev;Celkem\n1;\xb9unka \xbeluv;1,00\n".to_vec();
+    assert_eq!(suggest::suggest(&iso).unwrap().spec.encoding, "iso-8859-2");
+    let e = suggest::suggest(b"just prose\nmore prose\n").unwrap_err();
+    assert!(e.message.contains("no delimiter"), "{e}");
 }

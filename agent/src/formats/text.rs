@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use encoding_rs::Encoding;
 use rust_decimal::Decimal;
 
@@ -188,7 +188,7 @@ const NAIVE_FORMATS: &[&str] = &[
 
 /// Parse a timestamp: RFC 3339 (offset kept), `extra` formats, then common local formats
 /// (interpreted at `tz`).
-pub(crate) fn parse_datetime(raw: &str, extra: &[String], tz: FixedOffset) -> Option<DateTime<FixedOffset>> {
+pub(crate) fn parse_datetime(raw: &str, extra: &[String], tz: &super::LocalZone) -> Option<DateTime<FixedOffset>> {
     let s = raw.trim();
     if s.is_empty() || s.len() > 64 {
         return None;
@@ -212,7 +212,7 @@ pub(crate) fn parse_datetime(raw: &str, extra: &[String], tz: FixedOffset) -> Op
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
             })
         })?;
-    tz.from_local_datetime(&naive).single()
+    tz.resolve(&naive)
 }
 
 /// VAT rate in percent: `21`, `21.00`, `0.21` (fraction) and `1.21` (multiplier) all give 21.
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn dates_local_and_with_offset() {
-        let tz = FixedOffset::east_opt(3600).unwrap();
+        let tz = &super::super::LocalZone::from(FixedOffset::east_opt(3600).unwrap());
         let d = parse_datetime("21.10.2012T10:10:22", &[], tz).unwrap();
         assert_eq!(d.to_rfc3339(), "2012-10-21T10:10:22+01:00");
         let d = parse_datetime("2021-07-14T08:20:03.8016655Z", &[], tz).unwrap();

@@ -323,7 +323,7 @@ mod tests {
     fn timeline_counts_sent_queued_rejected_and_unreachable_hours() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("outbox.db");
-        drop(crate::outbox::Outbox::open(&db).unwrap());
+        drop(crate::sync::outbox::Outbox::open(&db).unwrap());
         let c = rusqlite::Connection::open(&db).unwrap();
         let now: DateTime<Utc> = "2026-11-23T12:30:00Z".parse().unwrap();
         let h = |x: &str| format!("2026-11-23T{x}:00.000Z");

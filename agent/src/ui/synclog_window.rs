@@ -315,7 +315,7 @@ mod tests {
     fn sync_log_table_fits_its_window_in_every_language() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("outbox.db");
-        drop(crate::outbox::Outbox::open(&db).unwrap());
+        drop(crate::sync::outbox::Outbox::open(&db).unwrap());
         let log = crate::synclog::SyncLog::open(&db).unwrap();
         for i in 0..30 {
             log.warn(

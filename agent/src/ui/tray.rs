@@ -22,7 +22,11 @@ pub enum TrayState {
 impl TrayState {
     pub fn from_status(s: &SyncStatus) -> TrayState {
         let contacted = s.last_error.is_some() || s.last_success.is_some();
-        if s.dead_letters > 0 || (s.server_reachable && s.last_error.is_some()) || !s.reader_problems.is_empty() {
+        if s.dead_letters > 0
+            || (s.server_reachable && s.last_error.is_some())
+            || !s.reader_problems.is_empty()
+            || !s.task_problems.is_empty()
+        {
             TrayState::Error
         } else if !s.server_reachable && contacted {
             TrayState::Unreachable
@@ -109,6 +113,12 @@ pub fn tooltip(lang: Lang, s: &SyncStatus, backlog: &Backlog) -> String {
     if let Some(e) = &s.last_error {
         lines.push(super::reasons::sync_error(lang, e));
     }
+    // A restarted background task, by name (the detail is in `till-agent log`).
+    lines.extend(
+        s.task_problems
+            .iter()
+            .map(|p| p.split(':').next().unwrap_or(p).to_string() + " ↻"),
+    );
     let last = |short: bool| {
         let when = match &s.last_success {
             Some(t) if short => t.with_timezone(&chrono::Local).format("%H:%M").to_string(),
@@ -312,6 +322,7 @@ mod tests {
                 "server unreachable: error sending request for url (http://10.0.0.1/v1/receipts/batch)".into(),
             ),
             reader_problems: vec!["serial reader on COM3 disconnected: device removed".into()],
+            ..Default::default()
         };
         let b = Backlog::from_rate(123_456, 4_321, std::time::Duration::from_secs(300));
         for lang in Lang::ALL {

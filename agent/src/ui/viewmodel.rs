@@ -133,7 +133,13 @@ fn customer_rows(lang: Lang, q: &CustomerQuote) -> Vec<Row> {
         },
         row(Key::Points, i18n::points(lang, q.points_balance)),
     ];
-    if let Some(p) = q.points_to_next_reward {
+    // What the customer can take now, the largest option (the till's redeem offers all of them).
+    if let Some(o) = q.redeemable.last() {
+        rows.push(Row {
+            emphasis: true,
+            ..row(Key::CanRedeem, redeem_option(lang, o, q.currency))
+        });
+    } else if let Some(p) = q.points_to_next_reward {
         rows.push(row(Key::PointsToReward, plural::count(lang, p, Noun::Point)));
     }
     match (&q.next_tier, q.turnover_to_next_tier) {
@@ -150,6 +156,20 @@ fn customer_rows(lang: Lang, q: &CustomerQuote) -> Vec<Row> {
         rows.push(row(Key::Campaign, c.clone()));
     }
     rows
+}
+
+/// A redeem option: `50 Kč za 100 bodů` (cs/sk/hr `za`), `CZK 50 for 100 points` (en); the value of
+/// a percentage reward is a percent.
+fn redeem_option(lang: Lang, o: &protocol::v1::RedeemOption, cur: protocol::Currency) -> String {
+    let value = match o.reward {
+        protocol::v1::RewardKind::PercentDiscount => i18n::percent(lang, o.value),
+        _ => i18n::money(lang, o.value, cur),
+    };
+    let points = plural::count(lang, o.points, Noun::Point);
+    match lang {
+        Lang::En => format!("{value} for {points}"),
+        _ => format!("{value} za {points}"),
+    }
 }
 
 fn facts(q: &CustomerQuote) -> Facts {
@@ -360,6 +380,8 @@ mod tests {
             next_tier: Some("Gold".into()),
             campaign: Some("Podzimní dny".into()),
             currency: cur,
+            redeemable: Vec::new(),
+            recent: Vec::new(),
         }
     }
     fn qe(result: QuoteResult, source: QuoteSource) -> QuoteEvent {
@@ -400,6 +422,36 @@ mod tests {
             assert_eq!(v.severity, Severity::Ok);
             assert!(v.offline.is_none() && v.warnings.is_empty() && v.actions.is_empty());
             assert_eq!(lines(&v), text, "{lang:?}");
+        }
+    }
+
+    #[test]
+    fn redeemable_option_is_shown_at_a_glance_in_every_language() {
+        let mut q = cq(Currency::CZK);
+        q.redeemable = vec![
+            protocol::v1::RedeemOption {
+                points: dec!(100),
+                value: dec!(10),
+                reward: protocol::v1::RewardKind::Voucher,
+            },
+            protocol::v1::RedeemOption {
+                points: dec!(1200),
+                value: dec!(120),
+                reward: protocol::v1::RewardKind::Voucher,
+            },
+        ];
+        let ev = qe(QuoteResult::Customer { card: card(), quote: q }, QuoteSource::Online);
+        for (lang, want) in [
+            (Lang::Cs, "Může uplatnit: 120,00~Kč za 1~200~bodů"),
+            (Lang::Sk, "Môže uplatniť: 120,00~Kč za 1~200~bodov"),
+            (Lang::Hr, "Može iskoristiti: 120,00~Kč za 1.200~bodova"),
+            (Lang::En, "Can redeem: CZK~120.00 for 1,200~points"),
+        ] {
+            let v = PopupView::from_quote(&ev, lang);
+            let text = lines(&v);
+            assert!(text.contains(want), "{lang:?}: {text}");
+            let row = v.rows.iter().find(|r| r.value.contains("120")).unwrap();
+            assert!(row.emphasis, "the option is emphasised");
         }
     }
 

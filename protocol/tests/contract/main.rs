@@ -2,5 +2,6 @@
 //! the demo program fixture. One test binary, one module per area.
 
 mod demo;
+mod overflow;
 mod props;
 mod wire;

@@ -76,7 +76,7 @@ fn campaign_strategy(id: usize) -> impl Strategy<Value = Campaign> {
         })
 }
 
-fn program_strategy() -> impl Strategy<Value = Program> {
+pub(super) fn program_strategy() -> impl Strategy<Value = Program> {
     (
         percent(),
         proptest::collection::btree_map(prop::sample::select(SKUS), percent(), 0..4),
@@ -122,7 +122,7 @@ fn issued_at() -> impl Strategy<Value = DateTime<FixedOffset>> {
 }
 
 /// A sale receipt: 1–8 item lines, maybe a receipt-level discount, maybe a cash-rounding line.
-fn sale_strategy() -> impl Strategy<Value = Receipt> {
+pub(super) fn sale_strategy() -> impl Strategy<Value = Receipt> {
     (
         proptest::collection::vec(sale_line(), 1..8),
         0u32..30,
@@ -179,7 +179,7 @@ fn sale_strategy() -> impl Strategy<Value = Receipt> {
 }
 
 /// The full return of `sale`: every line mirrored with the opposite sign, a few days later.
-fn full_return(sale: &Receipt) -> Receipt {
+pub(super) fn full_return(sale: &Receipt) -> Receipt {
     let mut r = sale.clone();
     r.pos_receipt_no = format!("R{}", sale.pos_receipt_no);
     r.issued_at = sale.issued_at + Duration::days(3);

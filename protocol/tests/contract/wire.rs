@@ -172,6 +172,8 @@ fn customer_quote() -> CustomerQuote {
         next_tier: Some("Gold".into()),
         campaign: Some("Dvojnásobné body".into()),
         currency: Currency::CZK,
+        redeemable: Vec::new(),
+        recent: Vec::new(),
     }
 }
 
@@ -256,6 +258,8 @@ pub fn demo_rules() -> RulesSnapshot {
                 value: dec!(10),
                 reward: RewardKind::Voucher,
                 min_points: dec!(100),
+                offline_redemption_limit: rust_decimal::Decimal::ZERO,
+                match_window_minutes: None,
             }),
             allow_negative_balance: false,
         },
@@ -612,6 +616,8 @@ fn rules_snapshot_round_trip() {
         value: dec!(10),
         reward: RewardKind::PercentDiscount,
         min_points: dec!(500),
+        offline_redemption_limit: rust_decimal::Decimal::ZERO,
+        match_window_minutes: None,
     });
     let v = round_trip(&lifetime);
     assert_eq!(v["program"]["turnover_window"], json!({"type": "lifetime"}));

@@ -73,6 +73,8 @@ fn sample_program() -> Program {
             value: d("50"),
             reward: RewardKind::Voucher,
             min_points: d("100"),
+            offline_redemption_limit: d("200"),
+            match_window_minutes: Some(120),
         }),
         allow_negative_balance: false,
     }
@@ -89,6 +91,38 @@ fn sample_customer_quote() -> CustomerQuote {
         next_tier: Some("Zlatá".into()),
         campaign: Some("Víkend dvojnásobných bodů".into()),
         currency: Currency::CZK,
+        redeemable: vec![RedeemOption {
+            points: d("100"),
+            value: d("50"),
+            reward: RewardKind::Voucher,
+        }],
+        recent: vec![sample_ledger_entry()],
+    }
+}
+
+fn sample_ledger_entry() -> LedgerEntry {
+    LedgerEntry {
+        seq: 17,
+        account_id: CustomerId::from("C000001"),
+        at: t("2026-11-23T10:15:00+01:00"),
+        kind: LedgerKind::Receipt,
+        cause_id: "r-CZ-PRG-01-T1-20261123-000123".into(),
+        store_id: Some(StoreId::from("CZ-PRG-01")),
+        till_id: Some(TillId::from("T1")),
+        points: d("12.9"),
+        balance_after: d("142.5"),
+        note: None,
+    }
+}
+
+fn sample_redeem_request() -> RedeemRequest {
+    RedeemRequest {
+        request_id: "rdm-5b0e6c1a2f9d4e7c".into(),
+        card: card("1900000000000017"),
+        points: d("100"),
+        store_id: StoreId::from("CZ-PRG-01"),
+        till_id: TillId::from("T1"),
+        requested_at: t("2026-11-23T10:14:00+01:00"),
     }
 }
 
@@ -175,6 +209,7 @@ pub fn samples(name: &str) -> Vec<Value> {
         "Health" => vec![v(&Health {
             status: "ok".into(),
             time: t("2026-11-23T10:15:00+01:00"),
+            server_id: Some("5f0c6a1e9b2d4c7f8a3e1d2c4b6a8f90".into()),
         })],
         "ErrorBody" => vec![v(&ErrorBody {
             type_uri: ErrorBody::type_for("unknown_field"),
@@ -216,6 +251,10 @@ pub fn samples(name: &str) -> Vec<Value> {
                             store_id: r.store_id.clone(),
                             till_id: r.till_id.clone(),
                         }),
+                    },
+                    SyncItem {
+                        item_id: "rdm-5b0e6c1a2f9d4e7c".into(),
+                        payload: SyncPayload::Redemption(sample_redeem_request()),
                     },
                     SyncItem {
                         item_id: "pair-91c2".into(),
@@ -279,13 +318,55 @@ pub fn samples(name: &str) -> Vec<Value> {
         })],
         "Program" => vec![v(&sample_program())],
         "ChangeFeed" => vec![v(&ChangeFeed {
-            changes: vec![sample_customer_change()],
+            // What a till gets: no contact data, birthday or consents.
+            changes: vec![{
+                let mut c = sample_customer_change();
+                c.customer.contact = Contact::default();
+                c.customer.birthday = None;
+                c.customer.consents = Consents::default();
+                c
+            }],
             cursor: "42".into(),
             more: false,
             server_time: t("2026-11-23T10:15:00+01:00"),
         })],
         "CustomerChange" => vec![v(&sample_customer_change())],
-        "IssueCardsRequest" => vec![v(&crate::service::IssueCardsRequest { count: 2 })],
+        "IssueCardsRequest" => vec![v(&crate::service::IssueCardsRequest {
+            count: 2,
+            initial_points: Some(d("500")),
+        })],
+        "RedeemRequest" => vec![v(&sample_redeem_request())],
+        "RedeemAnswer" => vec![v(&RedeemAnswer {
+            redemption_id: "rdm-5b0e6c1a2f9d4e7c".into(),
+            code: protocol::rules::redemption_code("rdm-5b0e6c1a2f9d4e7c"),
+            points: d("100"),
+            value: d("50"),
+            reward: RewardKind::Voucher,
+            currency: Currency::CZK,
+            balance_after: d("42.5"),
+            voided: false,
+        })],
+        "LedgerPage" => vec![v(&crate::ledger::LedgerPage {
+            account_id: CustomerId::from("C000001"),
+            points_balance: d("142.5"),
+            entries: vec![sample_ledger_entry()],
+            next: Some("17".into()),
+        })],
+        "AdjustRequest" => vec![v(&crate::ledger::AdjustRequest {
+            reason: "reklamace – body za nezapočtený nákup".into(),
+            points: d("-20"),
+        })],
+        "AdjustAnswer" => vec![v(&crate::ledger::AdjustAnswer {
+            account_id: CustomerId::from("C000001"),
+            points: d("-20"),
+            balance_after: d("122.5"),
+            duplicate: false,
+        })],
+        "BalanceCheck" => vec![json!({"mismatches": [v(&crate::ledger::Mismatch {
+            account_id: CustomerId::from("C000001"),
+            balance: d("142.5"),
+            ledger_sum: d("140"),
+        })]})],
         "IssueCardsResponse" => vec![v(&crate::service::IssueCardsResponse {
             cards: vec![card("1900000000000082"), card("1900000000000090")],
         })],

@@ -1,5 +1,5 @@
 //! Request handlers: extract, call the service off the async workers, answer. No SQL here.
-//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document (`super::doc`); the
+//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document (`http/doc.rs`); the
 //! router mounts the same functions, so the two cannot drift apart.
 
 use std::collections::HashMap;
@@ -10,7 +10,9 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use protocol::rules::{Program, RulesSnapshot};
-use protocol::v1::{Card, ChangeFeed, CustomerChange, ErrorBody, Health, Quote, SyncBatch, SyncResponse};
+use protocol::v1::{
+    Card, ChangeFeed, CustomerChange, ErrorBody, Health, Quote, RedeemAnswer, RedeemRequest, SyncBatch, SyncResponse,
+};
 use protocol::CustomerId;
 
 use super::extract::{date_param, query_params, AdminAuth, JsonBody, TillAuth};
@@ -44,12 +46,13 @@ fn path_param(p: Result<Path<String>, PathRejection>, name: &str) -> Result<Stri
 }
 
 #[utoipa::path(get, path = "/healthz", security(()), tag = "till",
-    summary = "Liveness and server clock (the till's doctor uses `time` for clock skew)",
+    summary = "Liveness, server clock (the till's doctor uses `time` for clock skew) and server identity",
     responses((status = 200, description = "server is up", body = Health)))]
-pub async fn healthz() -> Json<Health> {
+pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         time: chrono::Local::now().fixed_offset(),
+        server_id: st.server_id.as_deref().map(str::to_string),
     })
 }
 
@@ -361,6 +364,7 @@ pub async fn birthdays(
         ("to" = Option<chrono::NaiveDate>, Query, description = "last day, YYYY-MM-DD (default: today)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100000, description = "points-ranking: rows, default 100"),
         ("format" = inline(Option<ReportFormat>), Query, description = "json (default) or csv"),
+        ("hours" = Option<u32>, Query, description = "unmatched-redemptions: older than this many hours, default 24"),
     ),
     responses(
         (status = 200, description = "the report", content(
@@ -379,8 +383,17 @@ pub async fn report(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_param(name, "report")?;
-    let q = query_params(q, &["from", "to", "limit", "format"])?;
+    let q = query_params(q, &["from", "to", "limit", "format", "hours"])?;
+    let hours = q
+        .get("hours")
+        .map(|h| {
+            h.parse::<u32>().map_err(|_| {
+                ApiError::bad_request("invalid_field", format!("hours={h:?}: a whole number"), Some("hours"))
+            })
+        })
+        .transpose()?;
     let params = crate::reports::Params {
+        hours,
         from: date_param(&q, "from")?,
         to: date_param(&q, "to")?,
         limit: q
@@ -424,6 +437,9 @@ pub enum ReportName {
     Birthdays,
     Turnover,
     Campaigns,
+    Redeemed,
+    UnmatchedRedemptions,
+    Overdrawn,
 }
 
 /// `format=` of a report.
@@ -433,4 +449,148 @@ pub enum ReportName {
 pub enum ReportFormat {
     Json,
     Csv,
+}
+
+#[utoipa::path(post, path = "/v1/redemptions", security(("tillToken" = [])), tag = "till",
+    summary = "Redeem points online (the cashier waits)",
+    description = "Exactly one debit per till-made request_id: a retry or replay answers the same redemption; the same \
+                   id with another payload is 409 conflict. The answer carries the redemption id (= request_id), the \
+                   short code for the POS and the money value.",
+    request_body = RedeemRequest,
+    responses(
+        (status = 200, description = "redeemed (or the earlier answer for this request_id)", body = RedeemAnswer),
+        (status = 400, description = "malformed JSON", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing, unknown or revoked till token", body = ErrorBody, content_type = PROBLEM),
+        (status = 403, description = "request for another store or till than the token's", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown card", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "refused by the program or the account: insufficient_points, invalid_points (not a redeemable step), invalid_card, card_blocked, card_unassigned, no_redemption, conflict (request_id reused)", body = ErrorBody, content_type = PROBLEM),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
+        (status = 503, description = "no program loaded yet", body = ErrorBody, content_type = PROBLEM),
+    ))]
+pub async fn redeem(
+    State(st): State<AppState>,
+    TillAuth(till): TillAuth,
+    JsonBody(req): JsonBody<RedeemRequest>,
+) -> Result<Response, ApiError> {
+    let out = st
+        .blocking(move |repo| crate::ledger::redeem(repo, &till, &req))
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/redemptions/{id}/void", security(("tillToken" = [])), tag = "till",
+    summary = "Void a redemption: the same till, the same business day; the points come back once",
+    description = "Voiding again answers the same and credits nothing.",
+    params(("id" = String, Path, description = "redemption id")),
+    responses(
+        (status = 200, description = "the voided redemption", body = RedeemAnswer),
+        (status = 401, description = "missing, unknown or revoked till token", body = ErrorBody, content_type = PROBLEM),
+        (status = 403, description = "made at another till", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown redemption", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "void_too_late (another business day)", body = ErrorBody, content_type = PROBLEM),
+        (status = 503, description = "no program loaded yet", body = ErrorBody, content_type = PROBLEM),
+    ))]
+pub async fn void(
+    State(st): State<AppState>,
+    TillAuth(till): TillAuth,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_param(id, "id")?;
+    let out = st.blocking(move |repo| crate::ledger::void(repo, &till, &id)).await?;
+    Ok(Json(out).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/customers/{id}/ledger", security(("adminToken" = [])), tag = "admin",
+    summary = "The points ledger of the account the customer earns into, newest first",
+    description = "The balance is the sum of the ledger. Page with `before` = the previous page's `next`.",
+    params(
+        ("id" = String, Path, description = "customer id"),
+        ("before" = Option<i64>, Query, minimum = 1, description = "`next` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "entries per page, default 100"),
+    ),
+    responses(
+        (status = 200, description = "a page of entries", body = crate::ledger::LedgerPage),
+        (status = 400, description = "bad request (field named in the error)", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown customer", body = ErrorBody, content_type = PROBLEM),
+    ))]
+pub async fn ledger(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = CustomerId(path_param(id, "id")?);
+    let q = query_params(q, &["before", "limit"])?;
+    let before = crate::ledger::parse_before(q.get("before").map(String::as_str))?;
+    let limit = service::parse_limit(q.get("limit").map(String::as_str), 100, crate::ledger::MAX_LEDGER_PAGE)?;
+    let out = st
+        .blocking(move |repo| crate::ledger::ledger_page(repo, &id, before, limit))
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+#[utoipa::path(post, path = "/admin/customers/{id}/adjust", security(("adminToken" = [])), tag = "admin",
+    summary = "Adjust a balance by ± points with a reason (a ledger entry)",
+    description = "Idempotency-Key is required: the same key and body apply once (duplicate: true), the same key with \
+                   another body is 409.",
+    params(
+        ("id" = String, Path, description = "customer id"),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 200, pattern = "^\\S(.*\\S)?$",
+            description = "unique key of this adjustment"),
+    ),
+    request_body = crate::ledger::AdjustRequest,
+    responses(
+        (status = 200, description = "applied or already applied", body = crate::ledger::AdjustAnswer),
+        (status = 400, description = "missing Idempotency-Key or malformed JSON", body = ErrorBody, content_type = PROBLEM),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+        (status = 404, description = "unknown customer", body = ErrorBody, content_type = PROBLEM),
+        (status = 409, description = "key reused with another body, or the balance would go below zero", body = ErrorBody, content_type = PROBLEM),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
+        (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
+    ))]
+pub async fn adjust(
+    State(st): State<AppState>,
+    _a: AdminAuth,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<crate::ledger::AdjustRequest>,
+) -> Result<Response, ApiError> {
+    let id = CustomerId(path_param(id, "id")?);
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.chars().count() <= 200)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_field",
+                "the Idempotency-Key header (1..=200 characters) is required",
+                Some("Idempotency-Key"),
+            )
+        })?
+        .to_string();
+    let out = st
+        .blocking(move |repo| crate::ledger::adjust(repo, &id, &key, &req))
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+/// `GET /admin/ledger/check` answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BalanceCheck {
+    /// Accounts whose balance is not the sum of their ledger (empty = consistent).
+    pub mismatches: Vec<crate::ledger::Mismatch>,
+}
+
+#[utoipa::path(get, path = "/admin/ledger/check", security(("adminToken" = [])), tag = "admin",
+    summary = "Accounts whose balance is not the sum of their ledger (empty = consistent)",
+    responses(
+        (status = 200, description = "mismatches", body = BalanceCheck),
+        (status = 401, description = "missing or wrong admin token", body = ErrorBody, content_type = PROBLEM),
+    ))]
+pub async fn ledger_check(State(st): State<AppState>, _a: AdminAuth) -> Result<Response, ApiError> {
+    let mismatches = st.blocking(crate::ledger::balance_check).await?;
+    Ok(Json(BalanceCheck { mismatches }).into_response())
 }

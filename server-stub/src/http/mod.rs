@@ -43,6 +43,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(h::messages))
         .routes(routes!(h::birthdays))
         .routes(routes!(h::report))
+        .routes(routes!(h::redeem))
+        .routes(routes!(h::void))
+        .routes(routes!(h::ledger))
+        .routes(routes!(h::adjust))
+        .routes(routes!(h::ledger_check))
         .split_for_parts()
 }
 

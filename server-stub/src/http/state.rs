@@ -9,6 +9,8 @@ use crate::store::Repository;
 pub struct AppState {
     pub repo: Arc<dyn Repository>,
     pub admin_token: Option<String>,
+    /// Changes when the database is restored (`identity.rs`); served in `/healthz`.
+    pub server_id: Option<Arc<str>>,
 }
 
 impl AppState {

@@ -5,9 +5,9 @@
 
 pub mod sqlite;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use protocol::rules::{Program, ReceiptEffect, RulesSnapshot};
-use protocol::v1::{AckResult, CardStatus, Customer, CustomerState, Receipt};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use protocol::rules::{Program, ReceiptEffect, RewardKind, RulesSnapshot};
+use protocol::v1::{AckResult, CardStatus, Customer, CustomerState, LedgerEntry, LedgerKind, Receipt};
 use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -91,6 +91,44 @@ pub struct ReceiptFacts {
     pub campaign: Option<String>,
 }
 
+/// A ledger entry to append (the store assigns `seq`).
+#[derive(Clone, Debug)]
+pub struct NewLedgerEntry {
+    pub account_id: CustomerId,
+    pub at: DateTime<Utc>,
+    pub kind: LedgerKind,
+    pub cause_id: String,
+    pub store_id: Option<StoreId>,
+    pub till_id: Option<TillId>,
+    pub points: Decimal,
+    pub balance_after: Decimal,
+    pub note: Option<String>,
+}
+
+/// A redemption as stored. `id` is the till-made request id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RedemptionRow {
+    pub id: String,
+    pub payload_hash: String,
+    pub account_id: CustomerId,
+    pub card: CardId,
+    pub store_id: StoreId,
+    pub till_id: TillId,
+    pub points: Decimal,
+    pub value: Decimal,
+    pub reward: RewardKind,
+    pub code: String,
+    /// Came through the outbox (the discount was given offline).
+    pub offline: bool,
+    pub requested_at: DateTime<FixedOffset>,
+    /// The server's local day when it was recorded (void is allowed on this day only).
+    pub business_day: NaiveDate,
+    pub created_at: DateTime<Utc>,
+    pub voided_at: Option<DateTime<Utc>>,
+    pub matched_receipt: Option<ReceiptId>,
+    pub matched_at: Option<DateTime<Utc>>,
+}
+
 /// What a unit of work may do. Every method runs inside the transaction of the enclosing
 /// [`Repository::with_tx`] call. `savepoint`/`release`/`rollback_to_savepoint` make one batch
 /// item atomic inside the batch's transaction.
@@ -139,6 +177,23 @@ pub trait Tx {
 
     fn migration_code(&mut self, code: &str) -> StoreResult<Option<MigrationCodeRow>>;
     fn put_migration_code(&mut self, row: &MigrationCodeRow) -> StoreResult<()>;
+
+    /// Append to the points ledger; returns the entry's sequence number.
+    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<i64>;
+    /// An account's ledger, newest first, entries with `seq < before` (all when None), at most `limit`.
+    fn ledger(&mut self, account: &CustomerId, before: Option<i64>, limit: usize) -> StoreResult<Vec<LedgerEntry>>;
+    /// Every entry's points per account, in ledger order (for the balance == sum(ledger) check).
+    fn ledger_points(&mut self) -> StoreResult<Vec<(CustomerId, Decimal)>>;
+    fn redemption(&mut self, id: &str) -> StoreResult<Option<RedemptionRow>>;
+    /// Insert or replace (void and matching update the row).
+    fn put_redemption(&mut self, r: &RedemptionRow) -> StoreResult<()>;
+    /// Not voided, not matched, of this store, oldest first.
+    fn open_redemptions(&mut self, store: &StoreId) -> StoreResult<Vec<RedemptionRow>>;
+    fn all_redemptions(&mut self) -> StoreResult<Vec<RedemptionRow>>;
+    /// Points preloaded on a (prize) card, credited when the card is assigned.
+    fn set_card_preload(&mut self, card: &CardId, points: Decimal) -> StoreResult<()>;
+    /// Take (and clear) a card's preloaded points.
+    fn take_card_preload(&mut self, card: &CardId) -> StoreResult<Option<Decimal>>;
 
     /// Record a message unless one with the same cause exists; true if recorded now.
     fn record_message(&mut self, m: &Message) -> StoreResult<bool>;

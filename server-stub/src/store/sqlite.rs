@@ -6,14 +6,14 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use protocol::rules::{Program, RulesSnapshot};
-use protocol::v1::{CardStatus, Customer, CustomerState, Receipt};
+use protocol::v1::{CardStatus, Customer, CustomerState, LedgerEntry, LedgerKind, Receipt};
 use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rust_decimal::Decimal;
 
 use super::{
-    CardRow, CustomerRow, Message, MigrationCodeRow, ReceiptFacts, Repository, RequestRow, StoreError, StoreResult,
-    StoredReceipt, TillRow, Tx,
+    CardRow, CustomerRow, Message, MigrationCodeRow, NewLedgerEntry, ReceiptFacts, RedemptionRow, Repository,
+    RequestRow, StoreError, StoreResult, StoredReceipt, TillRow, Tx,
 };
 use crate::error::ApiError;
 
@@ -110,6 +110,48 @@ const MIGRATIONS: &[&str] = &[
         WHERE json_extract(payload, '$.original.receipt_id') IS NOT NULL;
     CREATE INDEX receipts_original ON receipts(original_id);
     "#,
+    // 3: the points ledger (balance == sum of entries; existing balances become opening entries),
+    // redemptions, points preloaded on prize cards
+    r#"
+    CREATE TABLE ledger (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        cause_id TEXT NOT NULL,
+        store_id TEXT,
+        till_id TEXT,
+        points TEXT NOT NULL,
+        balance_after TEXT NOT NULL,
+        note TEXT
+    );
+    CREATE INDEX ledger_account ON ledger(account_id, seq);
+    INSERT INTO ledger (account_id, at, kind, cause_id, points, balance_after)
+        SELECT id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'opening', id,
+               json_extract(state, '$.points_balance'), json_extract(state, '$.points_balance')
+        FROM customers WHERE CAST(json_extract(state, '$.points_balance') AS REAL) <> 0;
+    CREATE TABLE redemptions (
+        id TEXT PRIMARY KEY,
+        payload_hash TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        card TEXT NOT NULL,
+        store_id TEXT NOT NULL,
+        till_id TEXT NOT NULL,
+        points TEXT NOT NULL,
+        value TEXT NOT NULL,
+        reward TEXT NOT NULL,
+        code TEXT NOT NULL,
+        offline INTEGER NOT NULL,
+        requested_at TEXT NOT NULL,
+        business_day TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        voided_at TEXT,
+        matched_receipt TEXT,
+        matched_at TEXT
+    );
+    CREATE INDEX redemptions_open ON redemptions(store_id) WHERE voided_at IS NULL AND matched_receipt IS NULL;
+    ALTER TABLE cards ADD COLUMN preload_points TEXT;
+    "#,
 ];
 
 pub struct SqliteRepo {
@@ -162,6 +204,37 @@ impl SqliteRepo {
         Ok(SqliteRepo {
             conn: Mutex::new(open_connection(path)?),
         })
+    }
+}
+
+impl SqliteRepo {
+    /// The server identity recorded in this database (see `identity.rs`).
+    pub fn identity(&self) -> StoreResult<Option<String>> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS server_identity (id TEXT NOT NULL)")?;
+        Ok(conn
+            .query_row("SELECT id FROM server_identity LIMIT 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// A number that only grows while the server runs (receipts stored + customer changes); a
+    /// restored database has a smaller one if anything was written after its backup.
+    pub fn watermark(&self) -> StoreResult<i64> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(conn.query_row(
+            "SELECT (SELECT coalesce(max(rowid), 0) FROM receipts) + (SELECT coalesce(max(change_seq), 0) FROM customers)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn set_identity(&self, id: &str) -> StoreResult<()> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction()?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS server_identity (id TEXT NOT NULL); DELETE FROM server_identity")?;
+        tx.execute("INSERT INTO server_identity (id) VALUES (?1)", [id])?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -295,6 +368,108 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         recipient: r.get(5)?,
         text: r.get(6)?,
         created_at: parse_time(Some(created)).unwrap_or_default(),
+    })
+}
+
+/// snake_case name of a serde unit variant (ledger kinds, reward kinds).
+fn enum_name<T: serde::Serialize>(v: &T) -> String {
+    json(v).trim_matches('"').to_string()
+}
+
+fn enum_from<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> StoreResult<T> {
+    from_json(what, &format!("\"{s}\""))
+}
+
+const LEDGER_COLS: &str = "seq, account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note";
+
+type RawLedger = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+);
+
+fn ledger_row(r: &Row<'_>) -> rusqlite::Result<RawLedger> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+fn to_ledger(l: RawLedger) -> StoreResult<LedgerEntry> {
+    let at = DateTime::parse_from_rfc3339(&l.2)
+        .map_err(|e| StoreError::Other(format!("stored ledger time {:?}: {e}", l.2)))?;
+    Ok(LedgerEntry {
+        seq: l.0,
+        account_id: CustomerId(l.1),
+        at,
+        kind: enum_from::<LedgerKind>("ledger kind", &l.3)?,
+        cause_id: l.4,
+        store_id: l.5.map(StoreId),
+        till_id: l.6.map(TillId),
+        points: dec("ledger points", &l.7)?,
+        balance_after: dec("ledger balance", &l.8)?,
+        note: l.9,
+    })
+}
+
+const REDEMPTION_COLS: &str = "id, payload_hash, account_id, card, store_id, till_id, points, value, reward, code, \
+                               offline, requested_at, business_day, created_at, voided_at, matched_receipt, matched_at";
+
+fn redemption_row(r: &Row<'_>) -> rusqlite::Result<Vec<rusqlite::types::Value>> {
+    (0..17).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect()
+}
+
+fn to_redemption(v: Vec<rusqlite::types::Value>) -> StoreResult<RedemptionRow> {
+    use rusqlite::types::Value as V;
+    let text = |i: usize| -> StoreResult<String> {
+        match &v[i] {
+            V::Text(s) => Ok(s.clone()),
+            other => Err(StoreError::Other(format!("redemptions column {i}: {other:?}"))),
+        }
+    };
+    let opt = |i: usize| -> Option<String> {
+        match &v[i] {
+            V::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    let card = CardId::normalise(&text(3)?).map_err(|e| StoreError::Other(format!("stored card number: {e}")))?;
+    Ok(RedemptionRow {
+        id: text(0)?,
+        payload_hash: text(1)?,
+        account_id: CustomerId(text(2)?),
+        card,
+        store_id: StoreId(text(4)?),
+        till_id: TillId(text(5)?),
+        points: dec("redemption points", &text(6)?)?,
+        value: dec("redemption value", &text(7)?)?,
+        reward: enum_from("reward kind", &text(8)?)?,
+        code: text(9)?,
+        offline: matches!(v[10], V::Integer(1)),
+        requested_at: DateTime::parse_from_rfc3339(&text(11)?)
+            .map_err(|e| StoreError::Other(format!("stored requested_at: {e}")))?,
+        business_day: text(12)?
+            .parse()
+            .map_err(|e| StoreError::Other(format!("stored business_day: {e}")))?,
+        created_at: parse_time(opt(13)).unwrap_or_default(),
+        voided_at: parse_time(opt(14)),
+        matched_receipt: opt(15).map(ReceiptId),
+        matched_at: parse_time(opt(16)),
     })
 }
 
@@ -666,6 +841,134 @@ impl Tx for SqliteTx<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<i64> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO ledger (account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                e.account_id.0,
+                e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                enum_name(&e.kind),
+                e.cause_id,
+                e.store_id.as_ref().map(|s| s.0.clone()),
+                e.till_id.as_ref().map(|t| t.0.clone()),
+                e.points.normalize().to_string(),
+                e.balance_after.normalize().to_string(),
+                e.note,
+            ])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn ledger(&mut self, account: &CustomerId, before: Option<i64>, limit: usize) -> StoreResult<Vec<LedgerEntry>> {
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {LEDGER_COLS} FROM ledger WHERE account_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+            ))?
+            .query_map(params![account.0, before.unwrap_or(i64::MAX), limit as i64], ledger_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_ledger).collect()
+    }
+
+    fn ledger_points(&mut self) -> StoreResult<Vec<(CustomerId, Decimal)>> {
+        let rows = self
+            .tx
+            .prepare_cached("SELECT account_id, points FROM ledger ORDER BY seq")?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(a, p)| Ok((CustomerId(a), dec("ledger points", &p)?)))
+            .collect()
+    }
+
+    fn redemption(&mut self, id: &str) -> StoreResult<Option<RedemptionRow>> {
+        let row = self
+            .tx
+            .prepare_cached(&format!("SELECT {REDEMPTION_COLS} FROM redemptions WHERE id = ?1"))?
+            .query_row([id], redemption_row)
+            .optional()?;
+        row.map(to_redemption).transpose()
+    }
+
+    fn put_redemption(&mut self, r: &RedemptionRow) -> StoreResult<()> {
+        let t = |d: &DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO redemptions ({REDEMPTION_COLS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+            ))?
+            .execute(params![
+                r.id,
+                r.payload_hash,
+                r.account_id.0,
+                r.card.expose(),
+                r.store_id.0,
+                r.till_id.0,
+                r.points.normalize().to_string(),
+                r.value.normalize().to_string(),
+                enum_name(&r.reward),
+                r.code,
+                r.offline as i64,
+                r.requested_at.to_rfc3339(),
+                r.business_day.to_string(),
+                t(&r.created_at),
+                r.voided_at.as_ref().map(t),
+                r.matched_receipt.as_ref().map(|m| m.0.clone()),
+                r.matched_at.as_ref().map(t),
+            ])?;
+        Ok(())
+    }
+
+    fn open_redemptions(&mut self, store: &StoreId) -> StoreResult<Vec<RedemptionRow>> {
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {REDEMPTION_COLS} FROM redemptions \
+                 WHERE store_id = ?1 AND voided_at IS NULL AND matched_receipt IS NULL ORDER BY created_at"
+            ))?
+            .query_map([&store.0], redemption_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_redemption).collect()
+    }
+
+    fn all_redemptions(&mut self) -> StoreResult<Vec<RedemptionRow>> {
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {REDEMPTION_COLS} FROM redemptions ORDER BY created_at"
+            ))?
+            .query_map([], redemption_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_redemption).collect()
+    }
+
+    fn set_card_preload(&mut self, card: &CardId, points: Decimal) -> StoreResult<()> {
+        self.tx.execute(
+            "UPDATE cards SET preload_points = ?2 WHERE number = ?1",
+            params![card.expose(), points.normalize().to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn take_card_preload(&mut self, card: &CardId) -> StoreResult<Option<Decimal>> {
+        let v: Option<Option<String>> = self
+            .tx
+            .query_row(
+                "SELECT preload_points FROM cards WHERE number = ?1",
+                [card.expose()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(Some(s)) = v else { return Ok(None) };
+        self.tx.execute(
+            "UPDATE cards SET preload_points = NULL WHERE number = ?1",
+            [card.expose()],
+        )?;
+        Ok(Some(dec("card preload", &s)?))
     }
 
     fn record_message(&mut self, m: &Message) -> StoreResult<bool> {

@@ -1,5 +1,5 @@
 //! The durable outbox (`outbox.db`): every item the server must get — receipts, customer
-//! registrations, card/migration-code pairings — and the content hashes of ingested files.
+//! registrations, card/migration-code pairings, offline redemptions — and the content hashes of ingested files.
 //!
 //! SQLite in WAL mode with `synchronous=FULL`: a commit is on disk before the receipt file is
 //! moved to `processed/`. Schema migrations run by `PRAGMA user_version`.
@@ -44,6 +44,25 @@ const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL
      );
      CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);",
+    // 2: offline redemptions are items too (the kind CHECK is rebuilt; seq values are kept)
+    "CREATE TABLE items_new(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('receipt','registration','migration_pairing','redemption')),
+        item_id TEXT NOT NULL UNIQUE,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','sent','rejected')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        source_file TEXT
+     );
+     INSERT INTO items_new SELECT seq, kind, item_id, payload, state, attempts, next_attempt_at, last_error,
+        created_at, sent_at, source_file FROM items;
+     DROP TABLE items;
+     ALTER TABLE items_new RENAME TO items;
+     CREATE INDEX items_state_seq ON items(state, seq);",
 ];
 
 pub struct Outbox {
@@ -56,6 +75,7 @@ pub enum ItemKind {
     Receipt,
     Registration,
     MigrationPairing,
+    Redemption,
 }
 
 impl ItemKind {
@@ -64,6 +84,7 @@ impl ItemKind {
             ItemKind::Receipt => "receipt",
             ItemKind::Registration => "registration",
             ItemKind::MigrationPairing => "migration_pairing",
+            ItemKind::Redemption => "redemption",
         }
     }
     pub fn of(p: &SyncPayload) -> ItemKind {
@@ -71,6 +92,7 @@ impl ItemKind {
             SyncPayload::Receipt(_) => ItemKind::Receipt,
             SyncPayload::Registration(_) => ItemKind::Registration,
             SyncPayload::MigrationPairing(_) => ItemKind::MigrationPairing,
+            SyncPayload::Redemption(_) => ItemKind::Redemption,
         }
     }
 }
@@ -150,7 +172,14 @@ impl Outbox {
     fn init(mut conn: Connection) -> anyhow::Result<Outbox> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // TILL_AGENT_FAULT_SYNC_OFF: a test-only fault (commits not fsynced) that the power-cut test
+        // (tests/e2e/power.rs) must catch.
+        let sync = if std::env::var_os("TILL_AGENT_FAULT_SYNC_OFF").is_some() {
+            "OFF"
+        } else {
+            "FULL"
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
         migrate(&mut conn, MIGRATIONS)?;
         Ok(Outbox { conn })
     }

@@ -1,0 +1,455 @@
+//! Outbox → server. One tokio task sends pending items in order, in batches, to `POST /v1/sync`;
+//! marks only acknowledged items (`applied` / `duplicate` = sent; `rejected` = dead letter with the
+//! server's reason; `retry` = again later). Only that per-item verdict dead-letters an item (and
+//! the server's own refusal of a single item, found by sending one by one). Everything else backs
+//! off exponentially with jitter, honouring `Retry-After`: network errors (with a cheap `/healthz`
+//! probe noticing the server coming back), 5xx, and answers that are not the server's (a proxy's
+//! 404, an HTML page: `Failure::NotTheServer`); version skew waits with its own status. A new
+//! outbox item wakes the task at once.
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::v1::{AckResult, SyncBatch, SyncResponse};
+use rand::Rng;
+
+use super::client::{Failure, ServerClient};
+use super::outbox::now_ms;
+use crate::context::Shared;
+use crate::events::{SyncProblem, SyncProblemKind};
+
+/// Exponential backoff with jitter: the n-th delay is uniformly random in
+/// `[d/2, d]` where `d = min(max, base · 2ⁿ)`.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Backoff {
+        Backoff { base, max, attempt: 0 }
+    }
+
+    /// The ceiling of the n-th delay (no jitter).
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let f = 2u64.saturating_pow(attempt.min(32));
+        let ms = (self.base.as_millis() as u64).saturating_mul(f);
+        Duration::from_millis(ms).min(self.max)
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.ceiling(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        jitter(d)
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    let ms = d.as_millis() as u64;
+    if ms < 2 {
+        return d;
+    }
+    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+}
+
+/// The sender task.
+pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
+    let client = ServerClient::new(&sh.cfg).map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e:#}"))?;
+    let mut shutdown = sh.shutdown_rx();
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(60));
+    let mut limit = sh.cfg.batch_size;
+    let mut token: Option<String> = None;
+    let mut token_error_logged = false;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if token.is_none() {
+            match crate::credentials::till_token(&sh.cfg) {
+                Ok(t) => token = Some(t),
+                Err(e) => {
+                    if !token_error_logged {
+                        sh.log.error(
+                            "auth",
+                            None,
+                            &format!("{e:#}; receipts are queued until a token is set"),
+                        );
+                        sh.set_error(Some(format!("{e:#}")));
+                        token_error_logged = true;
+                    }
+                    sh.wait(Duration::from_secs(10), &mut shutdown, true).await;
+                    continue;
+                }
+            }
+        }
+        let due_res = sh.outbox().due(limit, now_ms());
+        let due = match due_res {
+            Ok(d) => d,
+            Err(e) => {
+                sh.log
+                    .error("outbox", None, &format!("reading the outbox failed: {e:#}"));
+                sh.wait(Duration::from_secs(5), &mut shutdown, true).await;
+                continue;
+            }
+        };
+        if due.is_empty() {
+            let next = { sh.outbox().next_due_at().ok().flatten() };
+            let wait = match next {
+                Some(t) => Duration::from_millis((t - now_ms()).clamp(1, 5_000) as u64),
+                None => Duration::from_secs(5),
+            };
+            sh.publish_status();
+            sh.wait(wait, &mut shutdown, true).await;
+            continue;
+        }
+        let batch = SyncBatch {
+            version: "v1".into(),
+            store_id: sh.cfg.store_id.clone(),
+            till_id: sh.cfg.till_id.clone(),
+            items: due.iter().map(|p| p.item.clone()).collect(),
+        };
+        let n = batch.items.len();
+        match client.sync(token.as_deref().unwrap_or_default(), &batch).await {
+            Ok(resp) => {
+                backoff.reset();
+                limit = sh.cfg.batch_size;
+                apply_acks(&sh, &due, &resp);
+                sh.mark_success();
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let network = matches!(e, Failure::Network(_));
+                sh.set_reachable(!network);
+                sh.set_error(Some(msg.clone()));
+                sh.set_problem(Some(problem_of(&e)));
+                match e {
+                    Failure::Refused { status, reason } if n > 1 => {
+                        // one of the items makes the whole batch fail: send one by one to find it
+                        sh.log.warn(
+                            "retry",
+                            None,
+                            &format!("batch of {n} refused ({status}: {reason}); sending items one by one"),
+                        );
+                        limit = 1;
+                    }
+                    Failure::Refused { reason, .. } => {
+                        let id = &due[0].item_id;
+                        sh.log.error("rejected", Some(id), &format!("dead letter: {reason}"));
+                        let _ = sh.outbox().mark_rejected(id, &reason);
+                    }
+                    Failure::Auth { .. } => {
+                        sh.log.error(
+                            "auth",
+                            None,
+                            &format!("{msg}; check the till token (`till-agent login`)"),
+                        );
+                        token = None;
+                        token_error_logged = false;
+                        let d = backoff.next_delay().max(Duration::from_secs(5));
+                        sh.publish_status();
+                        sh.wait(d, &mut shutdown, false).await;
+                    }
+                    Failure::UnsupportedVersion { .. } => {
+                        // Version skew: no item is at fault, none is dead-lettered; wait for an update.
+                        let d = backoff.next_delay().max(Duration::from_secs(30));
+                        if backoff.attempt() <= 1 || backoff.attempt().is_multiple_of(10) {
+                            sh.log.error(
+                                "version",
+                                None,
+                                &format!("{msg}; {n} item(s) stay queued until the agent or the server is updated"),
+                            );
+                        }
+                        sh.publish_status();
+                        sh.wait(d, &mut shutdown, false).await;
+                    }
+                    Failure::NotTheServer { status, .. } => {
+                        // A proxy, a maintenance page, a wrong URL: nothing was decided about the
+                        // items. Smaller batches for 413, then the same backoff as for a busy server.
+                        if status == 413 {
+                            limit = (limit / 2).max(1);
+                        }
+                        let d = e
+                            .retry_after()
+                            .map(|r| r.min(Duration::from_secs(600)))
+                            .unwrap_or_else(|| backoff.next_delay());
+                        if backoff.attempt() <= 1 || backoff.attempt().is_multiple_of(10) {
+                            sh.log.warn(
+                                "retry",
+                                None,
+                                &format!("{n} item(s) not sent: {msg}; next try in {} ms", d.as_millis()),
+                            );
+                        }
+                        sh.publish_status();
+                        sh.wait(d, &mut shutdown, false).await;
+                    }
+                    Failure::Busy { .. } => {
+                        let d = e
+                            .retry_after()
+                            .map(|r| r.min(Duration::from_secs(600)))
+                            .unwrap_or_else(|| backoff.next_delay());
+                        sh.log.warn(
+                            "retry",
+                            None,
+                            &format!("{n} item(s) not sent: {msg}; next try in {} ms", d.as_millis()),
+                        );
+                        sh.publish_status();
+                        sh.wait(d, &mut shutdown, false).await;
+                    }
+                    Failure::Network(_) => {
+                        let d = backoff.next_delay();
+                        if backoff.attempt() <= 1 || backoff.attempt().is_multiple_of(10) {
+                            sh.log.warn(
+                                "retry",
+                                None,
+                                &format!("{n} item(s) not sent: {msg}; retrying with backoff"),
+                            );
+                        }
+                        sh.publish_status();
+                        wait_for_server(&sh, &client, d, &mut shutdown).await;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `status` and the tray say about a failed send.
+pub fn problem_of(f: &Failure) -> SyncProblem {
+    let kind = match f {
+        Failure::Network(_) => SyncProblemKind::Unreachable,
+        Failure::Busy { .. } => SyncProblemKind::ServerBusy,
+        Failure::Auth { .. } => SyncProblemKind::Unauthorised,
+        Failure::UnsupportedVersion { .. } => SyncProblemKind::UnsupportedVersion,
+        Failure::Refused { .. } => SyncProblemKind::Refused,
+        Failure::NotTheServer { .. } => SyncProblemKind::NotTheServer,
+    };
+    SyncProblem {
+        kind,
+        detail: f.to_string(),
+    }
+}
+
+/// What the server's answer means for one sent item.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Sent {
+        duplicate: bool,
+    },
+    /// A per-item `rejected`: the only way an item becomes a dead letter from an answer.
+    DeadLetter(String),
+    Retry {
+        reason: String,
+        at_ms: i64,
+    },
+}
+
+/// The pure step: the items sent (id, attempts so far) and the server's answer → what to do with
+/// each, in order. No IO; [`apply_acks`] carries it out.
+pub fn plan_acks<'a>(
+    due: impl IntoIterator<Item = (&'a str, u32)>,
+    resp: &SyncResponse,
+    now_ms: i64,
+) -> Vec<(&'a str, Outcome)> {
+    due.into_iter()
+        .map(|(id, attempts)| {
+            let outcome = match resp.acks.iter().find(|a| a.item_id == id).map(|a| &a.result) {
+                Some(AckResult::Applied) => Outcome::Sent { duplicate: false },
+                Some(AckResult::Duplicate) => Outcome::Sent { duplicate: true },
+                Some(AckResult::Rejected { code, reason }) => Outcome::DeadLetter(format!("{code}: {reason}")),
+                Some(AckResult::Retry { reason }) => Outcome::Retry {
+                    reason: reason.clone(),
+                    at_ms: now_ms
+                        + Backoff::new(Duration::from_millis(500), Duration::from_secs(300))
+                            .ceiling(attempts)
+                            .as_millis() as i64,
+                },
+                None => Outcome::Retry {
+                    reason: "no ack in the server's response".into(),
+                    at_ms: now_ms + 1_000,
+                },
+            };
+            (id, outcome)
+        })
+        .collect()
+}
+
+fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) {
+    // Registrations / pairings: the server's answer in words (the cashier's form is gone).
+    let mut enrolled = false;
+    for p in due {
+        let ack = resp.acks.iter().find(|a| a.item_id == p.item_id);
+        if let Some(msg) = ack.and_then(|a| crate::enrol::ack_message(&p.item.payload, &a.result)) {
+            match ack.map(|a| &a.result) {
+                Some(AckResult::Applied | AckResult::Duplicate) => {
+                    enrolled = true;
+                    sh.log.info("enrol", Some(&p.item_id), &msg);
+                }
+                Some(AckResult::Rejected { .. }) => sh.log.error("enrol", Some(&p.item_id), &msg),
+                _ => sh.log.warn("enrol", Some(&p.item_id), &msg),
+            }
+        }
+    }
+    let plan = plan_acks(due.iter().map(|p| (p.item_id.as_str(), p.attempts)), resp, now_ms());
+    let mut sent: Vec<&str> = Vec::new();
+    let mut dup = 0;
+    let mut outbox = sh.outbox();
+    for (id, outcome) in &plan {
+        match outcome {
+            Outcome::Sent { duplicate } => {
+                sent.push(id);
+                dup += usize::from(*duplicate);
+            }
+            Outcome::DeadLetter(r) => {
+                let _ = outbox.mark_rejected(id, r);
+                sh.log.error("rejected", Some(id), &format!("dead letter: {r}"));
+            }
+            Outcome::Retry { reason, at_ms } => {
+                let _ = outbox.mark_retry(id, reason, *at_ms);
+                if resp.acks.iter().any(|a| a.item_id == *id) {
+                    sh.log
+                        .warn("retry", Some(id), &format!("server asked to retry: {reason}"));
+                } else {
+                    sh.log.warn(
+                        "retry",
+                        Some(id),
+                        "no ack for this item in the server's response; will resend",
+                    );
+                }
+            }
+        }
+    }
+    if let Err(e) = outbox.mark_sent(&sent) {
+        drop(outbox);
+        sh.log
+            .error("outbox", None, &format!("marking items sent failed: {e:#}"));
+        return;
+    }
+    drop(outbox);
+    if enrolled {
+        // A new customer / card: refresh the offline cache now, not at the next interval.
+        sh.cache_now.notify_one();
+    }
+    if !sent.is_empty() {
+        let msg = if dup > 0 {
+            format!("acked {} item(s) ({dup} already on the server)", sent.len())
+        } else {
+            format!("acked {} item(s)", sent.len())
+        };
+        let item = (sent.len() == 1).then(|| sent[0]);
+        sh.log.info("ack", item, &msg);
+    }
+}
+
+/// Back off for `d`, but probe `/healthz` meanwhile (every 250 ms, growing to 2 s) and return
+/// as soon as the server answers, or on "Sync now" / shutdown.
+async fn wait_for_server(
+    sh: &Shared,
+    client: &ServerClient,
+    d: Duration,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    let deadline = tokio::time::Instant::now() + d;
+    let mut every = Duration::from_millis(250);
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let step = every.min(deadline - now);
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = sh.sync_now.notified() => return,
+            _ = shutdown.changed() => return,
+        }
+        if client.probe().await {
+            sh.log.info("server", None, "server is reachable again; sending");
+            sh.set_reachable(true);
+            return;
+        }
+        every = (every * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_caps() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let ceilings: Vec<u128> = (0..8).map(|i| b.ceiling(i).as_millis()).collect();
+        assert_eq!(ceilings, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+        for i in 0..8 {
+            let d = b.next_delay();
+            let c = b.ceiling(i);
+            assert!(d <= c && d >= c / 2, "attempt {i}: {d:?} not in [{:?}, {c:?}]", c / 2);
+        }
+        // jitter: not all equal over many draws
+        let draws: std::collections::HashSet<u128> = (0..50)
+            .map(|_| {
+                let mut b = Backoff::new(Duration::from_millis(1000), Duration::from_secs(60));
+                b.next_delay().as_millis()
+            })
+            .collect();
+        assert!(draws.len() > 5);
+        b.reset();
+        assert_eq!(b.attempt(), 0);
+        assert_eq!(b.ceiling(1000), Duration::from_secs(2), "no overflow");
+    }
+
+    #[test]
+    fn the_ack_plan_dead_letters_only_a_per_item_rejection() {
+        use protocol::v1::Ack;
+        let ack = |id: &str, result: AckResult| Ack {
+            item_id: id.into(),
+            result,
+        };
+        let resp = SyncResponse {
+            acks: vec![
+                ack("a", AckResult::Applied),
+                ack("b", AckResult::Duplicate),
+                ack(
+                    "c",
+                    AckResult::Rejected {
+                        code: "invalid".into(),
+                        reason: "total".into(),
+                    },
+                ),
+                ack("d", AckResult::Retry { reason: "busy".into() }),
+            ],
+        };
+        let plan = plan_acks([("a", 0), ("b", 0), ("c", 0), ("d", 2), ("e", 0)], &resp, 10_000);
+        assert_eq!(
+            plan,
+            vec![
+                ("a", Outcome::Sent { duplicate: false }),
+                ("b", Outcome::Sent { duplicate: true }),
+                ("c", Outcome::DeadLetter("invalid: total".into())),
+                (
+                    "d",
+                    Outcome::Retry {
+                        reason: "busy".into(),
+                        at_ms: 12_000
+                    }
+                ),
+                (
+                    "e",
+                    Outcome::Retry {
+                        reason: "no ack in the server's response".into(),
+                        at_ms: 11_000
+                    }
+                ),
+            ]
+        );
+    }
+}
