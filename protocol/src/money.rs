@@ -41,10 +41,16 @@ pub struct Currency(iso_currency::Currency);
 #[cfg(feature = "schema")]
 impl utoipa::PartialSchema for Currency {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use iso_currency::IntoEnumIterator;
+        // The codes the wire accepts: ISO 4217 currencies that have minor units (not XAU & co.).
+        let codes: Vec<&str> = iso_currency::Currency::iter()
+            .filter(|c| c.exponent().is_some())
+            .map(|c| c.code())
+            .collect();
         let schema = serde_json::json!({
             "description": "An ISO 4217 currency code (the program's currency)",
             "type": "string",
-            "pattern": "^[A-Z]{3}$",
+            "enum": codes,
             "examples": ["CZK", "EUR"]
         });
         utoipa::openapi::RefOr::T(serde_json::from_value(schema).expect("currency schema"))

@@ -364,7 +364,7 @@ pub async fn birthdays(
         ("to" = Option<chrono::NaiveDate>, Query, description = "last day, YYYY-MM-DD (default: today)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100000, description = "points-ranking: rows, default 100"),
         ("format" = inline(Option<ReportFormat>), Query, description = "json (default) or csv"),
-        ("hours" = Option<u32>, Query, description = "unmatched-redemptions: older than this many hours, default 24"),
+        ("hours" = Option<u32>, Query, minimum = 0, maximum = 4294967295_u64, description = "unmatched-redemptions: older than this many hours, default 24"),
     ),
     responses(
         (status = 200, description = "the report", content(
