@@ -94,6 +94,12 @@ impl Cache {
         self.meta("cursor")
     }
 
+    /// Forget the feed cursor: the next refresh reads the server's change feed from the start.
+    pub fn reset_cursor(&self) -> anyhow::Result<()> {
+        self.conn().execute("DELETE FROM meta WHERE key='cursor'", [])?;
+        Ok(())
+    }
+
     /// Apply one feed page in one transaction (customers upserted, their card list replaced).
     pub fn apply_feed(&self, feed: &ChangeFeed) -> anyhow::Result<()> {
         let mut conn = self.conn();
