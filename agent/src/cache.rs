@@ -206,5 +206,10 @@ mod tests {
         .unwrap();
         assert!(c.lookup_card(&card).unwrap().is_none());
         assert_eq!(c.customer_count().unwrap(), 1);
+        // a restored server: the feed is read from the start again (the cached customers stay
+        // for offline quotes until the feed replaces them)
+        c.reset_cursor().unwrap();
+        assert_eq!(c.cursor().unwrap(), None);
+        assert_eq!(c.customer_count().unwrap(), 1);
     }
 }
