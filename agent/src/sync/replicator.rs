@@ -95,7 +95,7 @@ pub fn identity_change<'a>(known: Option<&'a str>, seen: Option<&'a str>) -> Ide
 /// Read `/healthz` and act on a changed server identity. `false` when the server did not answer
 /// (check again at the next cycle).
 async fn check_server_identity(sh: &Shared, client: &ServerClient) -> bool {
-    let Ok(health) = client.health(Duration::from_secs(2)).await else {
+    let Ok(health) = client.health(Duration::from_millis(800)).await else {
         return false;
     };
     let known = match sh.outbox().meta("server_id") {
