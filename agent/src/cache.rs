@@ -94,6 +94,12 @@ impl Cache {
         self.meta("cursor")
     }
 
+    /// Forget the feed cursor: the next refresh reads the server's change feed from the start.
+    pub fn reset_cursor(&self) -> anyhow::Result<()> {
+        self.conn().execute("DELETE FROM meta WHERE key='cursor'", [])?;
+        Ok(())
+    }
+
     /// Apply one feed page in one transaction (customers upserted, their card list replaced).
     pub fn apply_feed(&self, feed: &ChangeFeed) -> anyhow::Result<()> {
         let mut conn = self.conn();
@@ -199,6 +205,11 @@ mod tests {
         })
         .unwrap();
         assert!(c.lookup_card(&card).unwrap().is_none());
+        assert_eq!(c.customer_count().unwrap(), 1);
+        // a restored server: the feed is read from the start again (the cached customers stay
+        // for offline quotes until the feed replaces them)
+        c.reset_cursor().unwrap();
+        assert_eq!(c.cursor().unwrap(), None);
         assert_eq!(c.customer_count().unwrap(), 1);
     }
 }

@@ -41,6 +41,8 @@ pub struct StatusReport {
     pub task_problems: Vec<String>,
     /// This till's offline redemptions (newest first, at most 20; card masked).
     pub redemptions: Vec<crate::redeem::QueuedRedemption>,
+    /// The last time the server's database was found restored (when, ids, items sent again).
+    pub last_restore: Option<String>,
     pub outbox: String,
 }
 
@@ -75,6 +77,7 @@ pub fn collect(cfg: &Config) -> anyhow::Result<StatusReport> {
             .map(|p| p.lines().map(str::to_string).collect())
             .unwrap_or_default(),
         redemptions: crate::redeem::queued(&o, 20)?,
+        last_restore: o.meta("last_restore")?,
         outbox: cfg.outbox_path().display().to_string(),
     })
 }
@@ -116,6 +119,9 @@ pub fn print_human(r: &StatusReport) {
             .unwrap_or_else(|| "never".into())
     );
     println!("Last error:           {}", r.last_error.as_deref().unwrap_or("none"));
+    if let Some(n) = &r.last_restore {
+        println!("Server restored:      {n}");
+    }
     if let Some(p) = &r.sync_problem {
         println!("Sync problem:         {}: {}", p.kind.describe(), p.detail);
     }

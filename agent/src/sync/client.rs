@@ -143,6 +143,8 @@ pub struct Health {
     pub rtt: Duration,
     /// The server's clock, when it sent one.
     pub time: Option<DateTime<FixedOffset>>,
+    /// The server's identity (`server_id`): it changes when its database is restored from a backup.
+    pub server_id: Option<String>,
 }
 
 /// Outcome of a conditional `GET /v1/rules`.
@@ -267,7 +269,8 @@ impl ServerClient {
             .get("time")
             .and_then(|t| t.as_str())
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-        Ok(Health { rtt, time })
+        let server_id = v.get("server_id").and_then(|t| t.as_str()).map(str::to_string);
+        Ok(Health { rtt, time, server_id })
     }
 
     /// `GET /v1/rules` (conditional on `etag`).

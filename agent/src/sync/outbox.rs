@@ -319,6 +319,33 @@ impl Outbox {
         )?)
     }
 
+    /// The server lost what it had acknowledged (its database was restored): every item still kept
+    /// as sent goes back to pending, due now (the server dedupes what it still has), and the new
+    /// server identity and `note(n)` are recorded (meta `server_id`, `last_restore`), in one
+    /// transaction. Returns how many items go again.
+    pub fn resend_acknowledged(
+        &mut self,
+        server_id: &str,
+        note: impl FnOnce(usize) -> String,
+    ) -> anyhow::Result<usize> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE items SET state='pending', next_attempt_at=0 WHERE state='sent'",
+            [],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key,value) VALUES('server_id',?1)",
+            [server_id],
+        )?;
+        let note = note(n);
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key,value) VALUES('last_restore',?1)",
+            [&note],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Make every pending item due now (server came back / "Sync now").
     pub fn make_all_due(&mut self) -> anyhow::Result<()> {
         self.conn.execute(
@@ -548,6 +575,23 @@ mod tests {
         o.make_all_due().unwrap();
         let due: Vec<_> = o.due(10, now_ms()).unwrap().into_iter().map(|p| p.item_id).collect();
         assert_eq!(due, ["2", "3", "4"]);
+    }
+
+    #[test]
+    fn a_restored_server_gets_every_acknowledged_item_again_and_the_new_id_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        for id in ["1", "2", "3"] {
+            o.enqueue(&item(id)).unwrap();
+        }
+        o.mark_sent(&["1", "2"]).unwrap();
+        o.mark_rejected("3", "bad card").unwrap();
+        let n = o.resend_acknowledged("B", |n| format!("{n} again")).unwrap();
+        assert_eq!(n, 2);
+        let due: Vec<_> = o.due(10, now_ms()).unwrap().into_iter().map(|p| p.item_id).collect();
+        assert_eq!(due, ["1", "2"], "sent items are due again; a dead letter stays one");
+        assert_eq!(o.meta("server_id").unwrap().as_deref(), Some("B"));
+        assert_eq!(o.meta("last_restore").unwrap().as_deref(), Some("2 again"));
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! off exponentially with jitter, honouring `Retry-After`: network errors (with a cheap `/healthz`
 //! probe noticing the server coming back), 5xx, and answers that are not the server's (a proxy's
 //! 404, an HTML page: `Failure::NotTheServer`); version skew waits with its own status. A new
-//! outbox item wakes the task at once.
+//! outbox item wakes the task at once. At the start of each cycle (at most every
+//! [`IDENTITY_EVERY`], and at once after a failure) the server's identity (`/healthz` `server_id`)
+//! is compared with the last one seen: a new one means its database was restored from a backup,
+//! so acknowledged items are sent again and the customer-change feed is read from the start.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +64,92 @@ fn jitter(d: Duration) -> Duration {
     Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
 }
 
+/// How often an idle or draining replicator re-reads the server's identity.
+pub const IDENTITY_EVERY: Duration = Duration::from_secs(10);
+
+/// What the server identity seen now means, against the last one recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdentityChange<'a> {
+    /// The server sends none (an older server): nothing to do.
+    Unknown,
+    /// The first one seen: record it.
+    First(&'a str),
+    Same,
+    /// Another server identity: the server's database was restored (or replaced).
+    Restored {
+        from: &'a str,
+        to: &'a str,
+    },
+}
+
+/// The pure step of the identity check.
+pub fn identity_change<'a>(known: Option<&'a str>, seen: Option<&'a str>) -> IdentityChange<'a> {
+    match (known, seen) {
+        (_, None) => IdentityChange::Unknown,
+        (None, Some(s)) => IdentityChange::First(s),
+        (Some(k), Some(s)) if k == s => IdentityChange::Same,
+        (Some(k), Some(s)) => IdentityChange::Restored { from: k, to: s },
+    }
+}
+
+/// Read `/healthz` and act on a changed server identity. `false` when the server did not answer
+/// (check again at the next cycle).
+async fn check_server_identity(sh: &Shared, client: &ServerClient) -> bool {
+    let Ok(health) = client.health(Duration::from_millis(800)).await else {
+        return false;
+    };
+    let known = match sh.outbox().meta("server_id") {
+        Ok(k) => k,
+        Err(e) => {
+            sh.log
+                .error("outbox", None, &format!("reading the server identity failed: {e:#}"));
+            return false;
+        }
+    };
+    match identity_change(known.as_deref(), health.server_id.as_deref()) {
+        IdentityChange::Unknown | IdentityChange::Same => true,
+        IdentityChange::First(id) => {
+            if let Err(e) = sh.outbox().set_meta("server_id", Some(id)) {
+                sh.log
+                    .error("outbox", None, &format!("recording the server identity failed: {e:#}"));
+            }
+            true
+        }
+        IdentityChange::Restored { from, to } => {
+            // Cursor first: should the agent stop in between, the identity is still the old one
+            // and the whole step runs again at the next start.
+            if let Err(e) = sh.cache.reset_cursor() {
+                sh.log.error(
+                    "cache",
+                    None,
+                    &format!("resetting the change-feed cursor failed: {e:#}"),
+                );
+                return false;
+            }
+            let msg = |n: usize| {
+                format!(
+                    "the server's database was restored (server id {from} → {to}): {n} acknowledged items are sent again, the customer cache is reloaded"
+                )
+            };
+            let res = sh
+                .outbox()
+                .resend_acknowledged(to, |n| format!("{}: {}", chrono::Utc::now().to_rfc3339(), msg(n)));
+            match res {
+                Ok(n) => {
+                    sh.log.warn("sync", None, &msg(n));
+                    sh.cache_now.notify_one();
+                    true
+                }
+                Err(e) => {
+                    sh.log
+                        .error("outbox", None, &format!("resending acknowledged items failed: {e:#}"));
+                    false
+                }
+            }
+        }
+    }
+}
+
 /// The sender task.
 pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let client = ServerClient::new(&sh.cfg).map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e:#}"))?;
@@ -69,6 +158,8 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let mut limit = sh.cfg.batch_size;
     let mut token: Option<String> = None;
     let mut token_error_logged = false;
+    // When the server identity was last read successfully (None: read it at the next cycle).
+    let mut identity_checked: Option<tokio::time::Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
@@ -90,6 +181,11 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                     continue;
                 }
             }
+        }
+        if identity_checked.is_none_or(|t| t.elapsed() >= IDENTITY_EVERY) {
+            identity_checked = check_server_identity(&sh, &client)
+                .await
+                .then(tokio::time::Instant::now);
         }
         let due_res = sh.outbox().due(limit, now_ms());
         let due = match due_res {
@@ -128,6 +224,10 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
             Err(e) => {
                 let msg = e.to_string();
                 let network = matches!(e, Failure::Network(_));
+                if network {
+                    // The server was away: it may come back restored.
+                    identity_checked = None;
+                }
                 sh.set_reachable(!network);
                 sh.set_error(Some(msg.clone()));
                 sh.set_problem(Some(problem_of(&e)));
@@ -451,5 +551,15 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_changed_server_identity_is_a_restore_but_the_first_or_a_missing_one_is_not() {
+        use IdentityChange::*;
+        assert_eq!(identity_change(None, None), Unknown);
+        assert_eq!(identity_change(Some("a"), None), Unknown);
+        assert_eq!(identity_change(None, Some("a")), First("a"));
+        assert_eq!(identity_change(Some("a"), Some("a")), Same);
+        assert_eq!(identity_change(Some("a"), Some("b")), Restored { from: "a", to: "b" });
     }
 }
