@@ -51,7 +51,7 @@ pub struct AboutInfo {
 
 /// Requests from the UI to the background (the caller maps them onto its command channel,
 /// e.g. `UiRequest::SyncNow` → `Command::SyncNow`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum UiRequest {
     SyncNow,
     /// The Reader-test window opened (`true`) / closed (`false`).
@@ -59,6 +59,11 @@ pub enum UiRequest {
     /// The register / migration-code form was submitted for the card on screen: queue it
     /// (`runtime::Command::Enrol`); the form waits for `AgentEvent::Enrol` with its request id.
     Enrol(Box<crate::enrol::Request>),
+    /// The cashier confirmed a redemption in the confirm window (`runtime::Command::Redeem`); the
+    /// window waits for `AgentEvent::Redeem` with its request id.
+    Redeem(Box<protocol::v1::RedeemRequest>),
+    /// Tray "Void last redemption": the redemption id (`runtime::Command::Void`).
+    Void(String),
     /// The cashier confirmed Quit; `run_gui` returns right after.
     Quit,
 }

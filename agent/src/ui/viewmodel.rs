@@ -344,6 +344,7 @@ impl PopupView {
             crate::events::AgentEvent::Status(_)
             | crate::events::AgentEvent::Reader(_)
             | crate::events::AgentEvent::Enrol(_)
+            | crate::events::AgentEvent::Redeem(_)
             | crate::events::AgentEvent::Escape => None,
         }
     }
