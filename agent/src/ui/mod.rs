@@ -21,6 +21,7 @@ pub mod human;
 pub mod i18n;
 pub mod plural;
 pub mod reasons;
+pub mod redeem_view;
 pub mod synclog_view;
 pub mod viewmodel;
 
@@ -32,6 +33,8 @@ mod gui;
 pub mod instance;
 #[cfg(feature = "gui")]
 pub mod platform;
+#[cfg(feature = "gui")]
+mod redeem_window;
 #[cfg(feature = "gui")]
 mod synclog_window;
 #[cfg(feature = "gui")]
