@@ -125,10 +125,9 @@ mod tests {
         close
     }
 
-    fn recorder() -> (
-        Arc<std::sync::Mutex<Vec<UiRequest>>>,
-        Arc<dyn Fn(UiRequest) + Send + Sync>,
-    ) {
+    type Sent = Arc<std::sync::Mutex<Vec<UiRequest>>>;
+
+    fn recorder() -> (Sent, Arc<dyn Fn(UiRequest) + Send + Sync>) {
         let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
         let s = sent.clone();
         (sent, Arc::new(move |r| s.lock().unwrap().push(r)))
