@@ -7,6 +7,7 @@ mod faults;
 mod input;
 mod power;
 mod redeem;
+mod redeem_gui;
 mod screens;
 mod server;
 mod sync;
