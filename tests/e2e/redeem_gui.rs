@@ -101,6 +101,17 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
     });
     let popup = popup.unwrap_or_else(|| panic!("no customer popup with Redeem; agent log:\n{}", stderr()));
     std::thread::sleep(Duration::from_millis(700)); // fit + placement settle
+    let focus = || {
+        String::from_utf8_lossy(&x(d, "xdotool", &["getwindowfocus"]).stdout)
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    assert_eq!(
+        focus(),
+        Some(pos),
+        "the popup with the Redeem button left the focus to the POS"
+    );
     click(d, popup, &log, "popup.redeem");
 
     let confirm = wait_for(Duration::from_secs(15), || find_window(d, "1900-\\*\\*\\*\\*"))
@@ -131,6 +142,9 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
     let rows = shown.matches("\"emphasis\":true").count();
     assert_eq!(rows, 2, "value + code rows: {shown}");
     assert!(find_window(d, "1900-\\*\\*\\*\\*").is_none(), "confirm window closed");
+    let after = focus();
+    assert!(after != Some(popup), "the result popup took the focus");
+    eprintln!("focus after the confirm window closed: {after:?} (POS {pos})");
     std::thread::sleep(Duration::from_millis(600));
     let shots = e2e::bin_dir().join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
