@@ -553,6 +553,12 @@ fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                 crate::ui::UiRequest::Enrol(req) => {
                     let _ = commands.send(crate::runtime::Command::Enrol(req));
                 }
+                crate::ui::UiRequest::Redeem(req) => {
+                    let _ = commands.send(crate::runtime::Command::Redeem(req));
+                }
+                crate::ui::UiRequest::Void(id) => {
+                    let _ = commands.send(crate::runtime::Command::Void(id));
+                }
                 crate::ui::UiRequest::ReaderTest(on) => {
                     let _ = commands.send(crate::runtime::Command::ReaderTest(on));
                 }

@@ -143,6 +143,8 @@ pub enum AgentEvent {
     Status(SyncStatus),
     /// A registration / migration pairing was queued (or could not be): the form shows it.
     Enrol(EnrolEvent),
+    /// A redemption (or a void) from the till's Redeem button finished: the popup shows it.
+    Redeem(RedeemEvent),
     /// Esc pressed on a keyboard, seen by the keyboard-wedge reader: hides the popup, which never
     /// has the focus. (On Windows the wedge owns the process's Raw Input registration, so the GUI
     /// toolkit sees no raw keys; on X11 the GUI could, but uses this same path when a wedge runs.)
@@ -155,6 +157,21 @@ pub struct EnrolEvent {
     pub request_id: String,
     /// `None` = queued; `Some(error)` = not queued.
     pub error: Option<String>,
+}
+
+/// The outcome of a `runtime::Command::Redeem` / `Command::Void` (matched by request id; for a
+/// void the request id is the redemption id).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RedeemEvent {
+    pub request_id: String,
+    /// `true` for the answer to a void.
+    pub void: bool,
+    /// The server's (or the offline engine's) answer: value to key into the POS and the code.
+    pub answer: Option<protocol::v1::RedeemAnswer>,
+    /// `online` / `offline` (queued) for a redemption.
+    pub mode: Option<String>,
+    /// Why nothing was redeemed / voided.
+    pub refused: Option<String>,
 }
 
 pub type Bus = tokio::sync::broadcast::Sender<AgentEvent>;

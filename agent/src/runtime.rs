@@ -12,13 +12,18 @@ use crate::context::{PendingScan, Shared};
 use crate::events::{AgentEvent, Bus, Classified, SyncStatus};
 use crate::supervisor::{supervise, OnOk};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     /// Send now: make backed-off items due, skip the current backoff, refresh the cache.
     SyncNow,
     /// Queue a registration / migration pairing from the cashier's form (outbox item, sync-log
     /// line, replicator woken; `AgentEvent::Enrol` tells the form).
     Enrol(Box<crate::enrol::Request>),
+    /// Redeem points from the till's confirm window (`redeem::redeem`: online, else queued);
+    /// `AgentEvent::Redeem` tells the window.
+    Redeem(Box<protocol::v1::RedeemRequest>),
+    /// Void a redemption of this till (`redeem::void`); `AgentEvent::Redeem` with `void` tells.
+    Void(String),
     /// Reader test on / off: the readers publish `AgentEvent::Reader` diagnostics while on.
     ReaderTest(bool),
     /// Flush and stop.
@@ -131,6 +136,12 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
                             sh.log.info("sync", None, "sync now requested");
                         }
                         Command::Enrol(req) => enrol(&sh, &req),
+                        Command::Redeem(req) => {
+                            tokio::spawn(redeem(sh.clone(), req));
+                        }
+                        Command::Void(id) => {
+                            tokio::spawn(void(sh.clone(), id));
+                        }
                         Command::ReaderTest(on) => {
                             sh.reader_test.store(on, std::sync::atomic::Ordering::Relaxed);
                             tracing::info!(
@@ -191,6 +202,54 @@ fn enrol(sh: &Shared, req: &crate::enrol::Request) {
         request_id: req.request_id().to_string(),
         error,
     }));
+}
+
+/// `Command::Redeem`: the same call as `till-agent redeem` (online, else the outbox), answered on
+/// the bus for the confirm window.
+async fn redeem(sh: Arc<Shared>, req: Box<protocol::v1::RedeemRequest>) {
+    let ev = match crate::redeem::redeem(&sh.cfg, &req).await {
+        Ok(Ok(o)) => redeem_event(&req.request_id, false, Some(o.answer), Some(o.mode), None),
+        Ok(Err(refused)) => redeem_event(&req.request_id, false, None, None, Some(refused.to_string())),
+        Err(e) => {
+            sh.log.error(
+                "redeem",
+                Some(&req.request_id),
+                &format!("redemption for card {} failed: {e:#}", req.card),
+            );
+            redeem_event(&req.request_id, false, None, None, Some(format!("{e:#}")))
+        }
+    };
+    sh.wake.notify_one();
+    sh.publish_status();
+    let _ = sh.bus.send(ev);
+}
+
+/// `Command::Void`: `redeem::void` (drops an unsent one from the outbox, else asks the server).
+async fn void(sh: Arc<Shared>, id: String) {
+    let ev = match crate::redeem::void(&sh.cfg, &id).await {
+        Ok(Ok(crate::redeem::Voided::Server(a))) => redeem_event(&id, true, Some(a), Some("online"), None),
+        Ok(Ok(crate::redeem::Voided::Unsent(_))) => redeem_event(&id, true, None, Some("offline"), None),
+        Ok(Err(refused)) => redeem_event(&id, true, None, None, Some(refused.to_string())),
+        Err(e) => redeem_event(&id, true, None, None, Some(format!("{e:#}"))),
+    };
+    sh.publish_status();
+    let _ = sh.bus.send(ev);
+}
+
+fn redeem_event(
+    id: &str,
+    void: bool,
+    answer: Option<protocol::v1::RedeemAnswer>,
+    mode: Option<&str>,
+    refused: Option<String>,
+) -> AgentEvent {
+    AgentEvent::Redeem(crate::events::RedeemEvent {
+        request_id: id.to_string(),
+        void,
+        answer,
+        mode: mode.map(str::to_string),
+        refused,
+    })
 }
 
 /// Card input (readers → Scan → Quote on the bus), owned by `input`; an error is logged and the

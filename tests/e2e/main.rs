@@ -8,6 +8,7 @@ mod input;
 mod power;
 mod redeem;
 mod restore;
+mod redeem_gui;
 mod screens;
 mod server;
 mod sync;

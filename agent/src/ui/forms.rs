@@ -131,6 +131,12 @@ impl RectLog {
     pub fn clear(&mut self) {
         self.0.clear();
     }
+
+    /// The last logged rectangle of `widget` (physical pixels: x, y, w, h).
+    #[cfg(test)]
+    pub fn get(&self, widget: &str) -> Option<[i32; 4]> {
+        self.0.get(widget).copied()
+    }
 }
 
 /// Draw the form; true when it should close.

@@ -277,6 +277,10 @@ struct Windows {
     quit_confirmed: bool,
     /// The register / migration-code form for an unknown card (`forms`).
     enrol: Option<super::forms::EnrolForm>,
+    /// The Redeem confirm window (`redeem_window`).
+    redeem: Option<super::redeem_window::RedeemConfirm>,
+    /// Request id of the redemption the confirm window sent; its answer is shown in the popup.
+    redeem_sent: Option<String>,
 }
 
 struct App {
@@ -304,6 +308,10 @@ struct App {
     closing: bool,
     /// Layout log of the popup's action buttons (see `forms`).
     rects: super::forms::RectLog,
+    /// What the last customer popup's Redeem button redeems.
+    offer: Option<super::redeem_view::Offer>,
+    /// This session's last redemption (id, card), for the tray's "Void last redemption".
+    last_redemption: Option<(String, protocol::CardId)>,
 }
 
 impl App {
@@ -331,6 +339,8 @@ impl App {
             win: Arc::default(),
             closing: false,
             rects: Default::default(),
+            offer: None,
+            last_redemption: None,
         }
     }
 
@@ -389,6 +399,13 @@ impl App {
                     }
                     return;
                 }
+                if let AgentEvent::Redeem(r) = &ev {
+                    self.redeem_answered(r);
+                    return;
+                }
+                if let AgentEvent::Quote(q) = &ev {
+                    self.offer = super::redeem_view::Offer::from_quote(q);
+                }
                 if let AgentEvent::Reader(d) = &ev {
                     let mut w = self.windows();
                     if let Some(lines) = w.reader_test.as_mut() {
@@ -408,6 +425,14 @@ impl App {
                 "show_last" => self.show_last(),
                 "register" => self.open_form_for_last(ActionId::Register),
                 "migration_code" => self.open_form_for_last(ActionId::MigrationCode),
+                "redeem_last" => self.open_redeem(),
+                "void_last" => match self.last_redemption.clone() {
+                    Some((id, card)) => {
+                        tracing::info!(target: "till_agent::ui", redemption = %id, card = %card, "void of the last redemption requested");
+                        (self.requests)(UiRequest::Void(id));
+                    }
+                    None => tracing::info!("void last redemption: none in this session"),
+                },
                 "sync_log" => {
                     let mut log = LogWindow::default();
                     log.reload(self.outbox_db.as_deref());
@@ -448,6 +473,55 @@ impl App {
         }
     }
 
+    /// Open the Redeem confirm window for the last customer popup's offer (popup button or tray).
+    fn open_redeem(&mut self) {
+        let Some(offer) = self.offer.clone() else {
+            tracing::info!("redeem: the last popup offered nothing to redeem");
+            return;
+        };
+        tracing::info!(target: "till_agent::ui", card = %offer.card, points = %offer.option.points, "redeem confirm opened");
+        let (store, till) = (
+            protocol::StoreId::from(self.about.store_id.as_str()),
+            protocol::TillId::from(self.about.till_id.as_str()),
+        );
+        self.windows().redeem = Some(super::redeem_window::RedeemConfirm::new(offer, store, till));
+        self.hide();
+    }
+
+    /// The background's answer to our redemption (or void): shown, large, in the popup.
+    fn redeem_answered(&mut self, r: &crate::events::RedeemEvent) {
+        let card = if r.void {
+            match &self.last_redemption {
+                Some((id, card)) if *id == r.request_id => Some(card.clone()),
+                _ => return,
+            }
+        } else {
+            let mut w = self.windows();
+            if w.redeem_sent.as_deref() != Some(r.request_id.as_str()) {
+                return;
+            }
+            w.redeem_sent = None;
+            drop(w);
+            self.offer.as_ref().map(|o| o.card.clone())
+        };
+        match (&r.answer, r.void) {
+            (Some(a), false) => {
+                // offline answers carry the request id, which is also what `void` looks up
+                let id = if r.mode.as_deref() == Some("offline") {
+                    r.request_id.clone()
+                } else {
+                    a.redemption_id.clone()
+                };
+                self.last_redemption = card.clone().map(|c| (id, c));
+                self.offer = None;
+            }
+            (_, true) if r.refused.is_none() => self.last_redemption = None,
+            _ => {}
+        }
+        let view = super::redeem_view::result_view(self.lang, card.as_ref(), r);
+        self.show(view);
+    }
+
     fn show_last(&mut self) {
         match self.last.clone() {
             Some(v) => {
@@ -480,6 +554,7 @@ impl App {
             .stroke(egui::Stroke::new(stroke, accent))
             .inner_margin(margin);
         let mut action = None;
+        let mut redeem_clicked = false;
         // Text wraps at the configured width whatever the window's current size, and the content
         // is measured in a child Ui (a panel's own Ui always fills the window), so the window fits
         // each popup exactly: it grows for a wide table and shrinks again for a short warning.
@@ -538,6 +613,20 @@ impl App {
                         );
                     }
                 });
+                let offer = self
+                    .offer
+                    .as_ref()
+                    .filter(|o| view.card_id.as_ref() == Some(&o.card))
+                    .is_some();
+                if offer {
+                    let b = ui.button(
+                        RichText::new(super::i18n::rdm(self.lang, super::i18n::Rdm::Button))
+                            .size(22.0 * s)
+                            .strong(),
+                    );
+                    self.rects.log(ui.ctx(), "popup.redeem", b.rect);
+                    redeem_clicked = b.clicked();
+                }
                 if !view.actions.is_empty() {
                     ui.horizontal(|ui| {
                         for a in &view.actions {
@@ -581,7 +670,10 @@ impl App {
             ui.ctx()
                 .send_viewport_cmd(ViewportCommand::OuterPosition(egui::pos2(x, y)));
         }
-        if let Some(a) = action {
+        if redeem_clicked {
+            self.open_redeem();
+            ui.ctx().request_repaint();
+        } else if let Some(a) = action {
             match view.card_id.clone() {
                 Some(card) => {
                     tracing::info!(target: "till_agent::ui", action = ?a, card = %card, "form opened from the popup");
@@ -647,6 +739,34 @@ impl App {
                     });
                     if closed(ui) || close {
                         w.enrol = None;
+                        ui.ctx().request_repaint_of(ViewportId::ROOT);
+                    }
+                },
+            );
+        }
+        let redeem_title = self.windows().redeem.as_ref().map(|r| r.title(lang));
+        if let Some(title) = redeem_title {
+            let (win, requests) = (self.win.clone(), self.requests.clone());
+            ctx.show_viewport_deferred(
+                ViewportId::from_hash_of("redeem"),
+                ViewportBuilder::default()
+                    .with_title(title)
+                    .with_inner_size([460.0, 220.0])
+                    .with_active(true),
+                move |ui, _| {
+                    let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
+                    let Some(rw) = w.redeem.as_mut() else { return };
+                    let mut close = false;
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        close = super::redeem_window::confirm_ui(ui, lang, rw, &requests);
+                        synclog_window::check_fit(ui, "redeem", ui.min_rect());
+                    });
+                    if closed(ui) || close {
+                        let sent = rw.sent.take();
+                        if sent.is_some() {
+                            w.redeem_sent = sent;
+                        }
+                        w.redeem = None;
                         ui.ctx().request_repaint_of(ViewportId::ROOT);
                     }
                 },

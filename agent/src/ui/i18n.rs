@@ -630,6 +630,106 @@ pub fn field_error(lang: Lang, e: &crate::enrol::FieldError) -> String {
     format!("{}: {what}", field_label(lang, e.field))
 }
 
+/// Texts of the till's Redeem step (popup button, confirm window, result, tray void).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rdm {
+    Button,
+    ConfirmTitle,
+    ConfirmQuestion,
+    Confirm,
+    Cancel,
+    Sending,
+    DoneTitle,
+    KeyIntoPos,
+    Code,
+    Queued,
+    RefusedTitle,
+    MenuVoidLast,
+    VoidedTitle,
+    VoidRefusedTitle,
+}
+
+impl Rdm {
+    pub const ALL: [Rdm; 14] = [
+        Rdm::Button,
+        Rdm::ConfirmTitle,
+        Rdm::ConfirmQuestion,
+        Rdm::Confirm,
+        Rdm::Cancel,
+        Rdm::Sending,
+        Rdm::DoneTitle,
+        Rdm::KeyIntoPos,
+        Rdm::Code,
+        Rdm::Queued,
+        Rdm::RefusedTitle,
+        Rdm::MenuVoidLast,
+        Rdm::VoidedTitle,
+        Rdm::VoidRefusedTitle,
+    ];
+}
+
+pub fn rdm(lang: Lang, key: Rdm) -> &'static str {
+    use Lang::*;
+    use Rdm::*;
+    match (key, lang) {
+        (Button, Cs) => "Uplatnit body",
+        (Button, Sk) => "Uplatniť body",
+        (Button, Hr) => "Iskoristi bodove",
+        (Button, En) => "Redeem",
+        (ConfirmTitle, Cs) => "Uplatnění bodů",
+        (ConfirmTitle, Sk) => "Uplatnenie bodov",
+        (ConfirmTitle, Hr) => "Korištenje bodova",
+        (ConfirmTitle, En) => "Redeem points",
+        (ConfirmQuestion, Cs) => "Opravdu uplatnit?",
+        (ConfirmQuestion, Sk) => "Naozaj uplatniť?",
+        (ConfirmQuestion, Hr) => "Sigurno iskoristiti?",
+        (ConfirmQuestion, En) => "Redeem now?",
+        (Confirm, Cs) => "Uplatnit",
+        (Confirm, Sk) => "Uplatniť",
+        (Confirm, Hr) => "Iskoristi",
+        (Confirm, En) => "Redeem",
+        (Cancel, Cs) => "Zrušit",
+        (Cancel, Sk) => "Zrušiť",
+        (Cancel, Hr) => "Odustani",
+        (Cancel, En) => "Cancel",
+        (Sending, Cs) => "Uplatňuji…",
+        (Sending, Sk) => "Uplatňujem…",
+        (Sending, Hr) => "Koristim…",
+        (Sending, En) => "Redeeming…",
+        (DoneTitle, Cs) => "Body uplatněny",
+        (DoneTitle, Sk) => "Body uplatnené",
+        (DoneTitle, Hr) => "Bodovi iskorišteni",
+        (DoneTitle, En) => "Points redeemed",
+        (KeyIntoPos, Cs) => "Zadejte do pokladny slevu",
+        (KeyIntoPos, Sk) => "Zadajte do pokladne zľavu",
+        (KeyIntoPos, Hr) => "Unesite popust u blagajnu",
+        (KeyIntoPos, En) => "Key into the POS",
+        (Code, Cs) | (Code, Sk) => "Kód",
+        (Code, Hr) => "Kôd",
+        (Code, En) => "Code",
+        (Queued, Cs) => "Offline – odešle se po obnovení spojení",
+        (Queued, Sk) => "Offline – odošle sa po obnovení spojenia",
+        (Queued, Hr) => "Izvan mreže – šalje se kad veza proradi",
+        (Queued, En) => "Offline – sent when the server is back",
+        (RefusedTitle, Cs) => "Body nelze uplatnit",
+        (RefusedTitle, Sk) => "Body nemožno uplatniť",
+        (RefusedTitle, Hr) => "Bodovi se ne mogu iskoristiti",
+        (RefusedTitle, En) => "Points not redeemed",
+        (MenuVoidLast, Cs) => "Stornovat poslední uplatnění",
+        (MenuVoidLast, Sk) => "Stornovať posledné uplatnenie",
+        (MenuVoidLast, Hr) => "Storniraj zadnje korištenje",
+        (MenuVoidLast, En) => "Void last redemption",
+        (VoidedTitle, Cs) => "Uplatnění stornováno, body vráceny",
+        (VoidedTitle, Sk) => "Uplatnenie stornované, body vrátené",
+        (VoidedTitle, Hr) => "Korištenje stornirano, bodovi vraćeni",
+        (VoidedTitle, En) => "Redemption voided, points back",
+        (VoidRefusedTitle, Cs) => "Storno se nepodařilo",
+        (VoidRefusedTitle, Sk) => "Storno sa nepodarilo",
+        (VoidRefusedTitle, Hr) => "Storniranje nije uspjelo",
+        (VoidRefusedTitle, En) => "Void failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub mod human;
 pub mod i18n;
 pub mod plural;
 pub mod reasons;
+pub mod redeem_view;
 pub mod synclog_view;
 pub mod viewmodel;
 
@@ -32,6 +33,8 @@ mod gui;
 pub mod instance;
 #[cfg(feature = "gui")]
 pub mod platform;
+#[cfg(feature = "gui")]
+mod redeem_window;
 #[cfg(feature = "gui")]
 mod synclog_window;
 #[cfg(feature = "gui")]
@@ -51,7 +54,7 @@ pub struct AboutInfo {
 
 /// Requests from the UI to the background (the caller maps them onto its command channel,
 /// e.g. `UiRequest::SyncNow` → `Command::SyncNow`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum UiRequest {
     SyncNow,
     /// The Reader-test window opened (`true`) / closed (`false`).
@@ -59,6 +62,11 @@ pub enum UiRequest {
     /// The register / migration-code form was submitted for the card on screen: queue it
     /// (`runtime::Command::Enrol`); the form waits for `AgentEvent::Enrol` with its request id.
     Enrol(Box<crate::enrol::Request>),
+    /// The cashier confirmed a redemption in the confirm window (`runtime::Command::Redeem`); the
+    /// window waits for `AgentEvent::Redeem` with its request id.
+    Redeem(Box<protocol::v1::RedeemRequest>),
+    /// Tray "Void last redemption": the redemption id (`runtime::Command::Void`).
+    Void(String),
     /// The cashier confirmed Quit; `run_gui` returns right after.
     Quit,
 }

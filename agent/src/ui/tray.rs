@@ -148,11 +148,14 @@ pub fn tooltip(lang: Lang, s: &SyncStatus, backlog: &Backlog) -> String {
 
 /// The tray menu's entries. `register` / `migration_code` are the keyboard path to the unknown-card
 /// popup's buttons (the popup never takes the focus from the POS; the notification area is
-/// reachable by keyboard: Win+B, arrows, Enter / the menu key).
-pub const MENU_IDS: [&str; 9] = [
+/// reachable by keyboard: Win+B, arrows, Enter / the menu key); `redeem_last` likewise opens the
+/// Redeem confirm window for the last customer popup, `void_last` voids this session's last redemption.
+pub const MENU_IDS: [&str; 11] = [
     "show_last",
     "register",
     "migration_code",
+    "redeem_last",
+    "void_last",
     "sync_log",
     "sync_now",
     "reader_test",
@@ -163,22 +166,25 @@ pub const MENU_IDS: [&str; 9] = [
 
 fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
     let menu = Menu::new();
-    let keys = [
-        Key::MenuShowLast,
-        Key::MenuRegisterLast,
-        Key::MenuCodeLast,
-        Key::MenuSyncLog,
-        Key::MenuSyncNow,
-        Key::MenuReaderTest,
-        Key::MenuSettings,
-        Key::MenuAbout,
-        Key::MenuQuit,
+    use super::i18n::{rdm, Rdm};
+    let labels = [
+        t(lang, Key::MenuShowLast),
+        t(lang, Key::MenuRegisterLast),
+        t(lang, Key::MenuCodeLast),
+        rdm(lang, Rdm::Button),
+        rdm(lang, Rdm::MenuVoidLast),
+        t(lang, Key::MenuSyncLog),
+        t(lang, Key::MenuSyncNow),
+        t(lang, Key::MenuReaderTest),
+        t(lang, Key::MenuSettings),
+        t(lang, Key::MenuAbout),
+        t(lang, Key::MenuQuit),
     ];
-    for (i, (id, key)) in MENU_IDS.iter().zip(keys).enumerate() {
-        if i == 3 || i == 4 || i == 8 {
+    for (i, (id, label)) in MENU_IDS.iter().zip(labels).enumerate() {
+        if i == 5 || i == 6 || i == 10 {
             menu.append(&PredefinedMenuItem::separator())?;
         }
-        menu.append(&MenuItem::with_id(*id, t(lang, key), true, None))?;
+        menu.append(&MenuItem::with_id(*id, label, true, None))?;
     }
     let s = SyncStatus::default();
     Ok(TrayIconBuilder::new()

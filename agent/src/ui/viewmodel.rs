@@ -160,7 +160,7 @@ fn customer_rows(lang: Lang, q: &CustomerQuote) -> Vec<Row> {
 
 /// A redeem option: `50 Kč za 100 bodů` (cs/sk/hr `za`), `CZK 50 for 100 points` (en); the value of
 /// a percentage reward is a percent.
-fn redeem_option(lang: Lang, o: &protocol::v1::RedeemOption, cur: protocol::Currency) -> String {
+pub(super) fn redeem_option(lang: Lang, o: &protocol::v1::RedeemOption, cur: protocol::Currency) -> String {
     let value = match o.reward {
         protocol::v1::RewardKind::PercentDiscount => i18n::percent(lang, o.value),
         _ => i18n::money(lang, o.value, cur),
@@ -344,6 +344,7 @@ impl PopupView {
             crate::events::AgentEvent::Status(_)
             | crate::events::AgentEvent::Reader(_)
             | crate::events::AgentEvent::Enrol(_)
+            | crate::events::AgentEvent::Redeem(_)
             | crate::events::AgentEvent::Escape => None,
         }
     }

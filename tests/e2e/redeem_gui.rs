@@ -1,0 +1,156 @@
+//! The cashier's Redeem path under Xvfb with the real agent GUI and the real server-stub:
+//! scan → customer popup with the option → Redeem → confirm window → the popup shows, large, the
+//! money to key into the POS and the code; the server's ledger has exactly one debit.
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use e2e::*;
+use serde_json::Value;
+
+/// X keycodes (evdev + 8) a US-programmed scanner presses for the digits of `card`, then Enter.
+fn scanner_keys(card: &str) -> Vec<String> {
+    card.chars()
+        .map(|c| match c {
+            '1'..='9' => (c as u8 - b'1' + 10).to_string(),
+            '0' => "19".into(),
+            _ => panic!("{c}"),
+        })
+        .chain(std::iter::once("36".to_string()))
+        .collect()
+}
+
+fn redemptions(srv: &ServerHandle, customer: &str) -> Vec<Value> {
+    let v: Value = reqwest::blocking::Client::new()
+        .get(format!("{}/admin/customers/{customer}/ledger", srv.url))
+        .bearer_auth(&srv.admin_token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "redemption")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "xmessage", "import"]) {
+        return;
+    }
+    let xv = start_xvfb(1280, 1024);
+    let d = xv.display.as_str();
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start_server(tmp.path());
+    let token = add_till(&srv.db, STORE, TILL);
+    let till = Till::new(
+        &tmp.path().join("till"),
+        &token,
+        AgentToml::new(&srv.url).hide_after_secs(0),
+    );
+    let runtime = tmp.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    assert!(redemptions(&srv, "C000001").is_empty());
+
+    let _pos = Proc::spawn(
+        "xmessage",
+        Command::new("xmessage")
+            .args(["-geometry", "400x200+40+40", "-title", "POS stand-in", "POS stand-in"])
+            .env("DISPLAY", d),
+    );
+    let pos = wait_for(Duration::from_secs(10), || find_window(d, "POS stand-in")).expect("POS window");
+    x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
+
+    let log = till.dir.join("gui.stderr");
+    let _agent = Proc::spawn(
+        "till-agent run",
+        Command::new(bin("till-agent"))
+            .arg("--config")
+            .arg(&till.config)
+            .arg("run")
+            .env("DISPLAY", d)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("TILL_AGENT_TOKEN", &token)
+            .env("LANG", "cs_CZ.UTF-8")
+            .env("TILL_AGENT_LOG", "info,till_agent::ui=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(30), || stderr()
+            .contains("tray icon started")
+            .then_some(()))
+        .is_some(),
+        "GUI did not start:\n{}",
+        stderr()
+    );
+
+    let mut keys = vec!["key".to_string(), "--delay".into(), "8".into()];
+    keys.extend(scanner_keys(DEMO_CARD));
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let popup = (0..4).find_map(|_| {
+        x_ok(d, "xdotool", &keys);
+        wait_for(Duration::from_secs(6), || {
+            widget_rect(&stderr(), "popup.redeem")?;
+            find_window(d, "till-agent popup")
+        })
+    });
+    let popup = popup.unwrap_or_else(|| panic!("no customer popup with Redeem; agent log:\n{}", stderr()));
+    std::thread::sleep(Duration::from_millis(700)); // fit + placement settle
+    let focus = || {
+        String::from_utf8_lossy(&x(d, "xdotool", &["getwindowfocus"]).stdout)
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    assert_eq!(
+        focus(),
+        Some(pos),
+        "the popup with the Redeem button left the focus to the POS"
+    );
+    click(d, popup, &log, "popup.redeem");
+
+    let confirm = wait_for(Duration::from_secs(15), || find_window(d, "1900-\\*\\*\\*\\*"))
+        .unwrap_or_else(|| panic!("no confirm window; agent log:\n{}", stderr()));
+    x_ok(d, "xdotool", &["windowfocus", "--sync", &confirm.to_string()]);
+    assert!(
+        wait_for(Duration::from_secs(10), || widget_rect(&stderr(), "redeem.confirm")
+            .map(|_| ()))
+        .is_some(),
+        "confirm window not laid out:\n{}",
+        stderr()
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    click(d, confirm, &log, "redeem.confirm");
+
+    // The answer in the popup: the value to key in and the code, with exactly one server debit.
+    let shown = wait_for(Duration::from_secs(15), || {
+        stderr()
+            .lines()
+            .rev()
+            .find(|l| l.contains("popup shown") && l.contains("\"source\":\"redeem\""))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no redemption result popup; agent log:\n{}", stderr()));
+    let debits = redemptions(&srv, "C000001");
+    assert_eq!(debits.len(), 1, "exactly one debit: {debits:?}");
+    assert!(!shown.contains("\"severity\":\"error\""), "refused: {shown}");
+    let rows = shown.matches("\"emphasis\":true").count();
+    assert_eq!(rows, 2, "value + code rows: {shown}");
+    assert!(find_window(d, "1900-\\*\\*\\*\\*").is_none(), "confirm window closed");
+    let after = focus();
+    assert!(after != Some(popup), "the result popup took the focus");
+    eprintln!("focus after the confirm window closed: {after:?} (POS {pos})");
+    std::thread::sleep(Duration::from_millis(600));
+    let shots = e2e::bin_dir().join("ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("redeem-result.png");
+    x_ok(d, "import", &["-window", "root", shot.to_str().unwrap()]);
+    eprintln!("screenshot: {}", shot.display());
+    assert!(!stderr().contains(DEMO_CARD), "full card number in the agent's log");
+    assert_ledger_balanced(&srv);
+}
