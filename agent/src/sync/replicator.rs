@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use protocol::v1::{AckResult, SyncBatch, SyncResponse};
 use rand::Rng;
 
@@ -69,6 +70,8 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let mut limit = sh.cfg.batch_size;
     let mut token: Option<String> = None;
     let mut token_error_logged = false;
+    // Retention runs at start and then once a day, from the idle path (never between a send and its acks).
+    let mut next_retention = std::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
@@ -102,6 +105,10 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
             }
         };
         if due.is_empty() {
+            if std::time::Instant::now() >= next_retention {
+                run_retention(&sh, Utc::now());
+                next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
+            }
             let next = { sh.outbox().next_due_at().ok().flatten() };
             let wait = match next {
                 Some(t) => Duration::from_millis((t - now_ms()).clamp(1, 5_000) as u64),
@@ -224,6 +231,41 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
 }
 
 /// What `status` and the tray say about a failed send.
+/// One retention pass: outbox rows (see [`super::outbox::Outbox::prune`]) and old log files.
+/// Failures are logged, never fatal.
+pub fn run_retention(sh: &Shared, now: DateTime<Utc>) {
+    let items_before = now - chrono::Duration::days(i64::from(sh.cfg.retention_days));
+    let log_before = now - chrono::Duration::days(i64::from(sh.cfg.log_retention_days));
+    let res = sh.outbox().prune(items_before, log_before);
+    match res {
+        Ok(p) if p != Default::default() => sh.log.info(
+            "retention",
+            None,
+            &format!(
+                "pruned {} sent item(s) and {} file hash(es) older than {} days, {} log row(s) older than {} days",
+                p.sent_items, p.file_hashes, sh.cfg.retention_days, p.log_rows, sh.cfg.log_retention_days
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => sh
+            .log
+            .error("retention", None, &format!("pruning the outbox failed: {e:#}")),
+    }
+    match crate::synclog::prune_log_files(&sh.cfg.log_dir(), log_before.date_naive()) {
+        Ok(gone) if !gone.is_empty() => sh.log.info(
+            "retention",
+            None,
+            &format!("deleted old log files: {}", gone.join(", ")),
+        ),
+        Ok(_) => {}
+        Err(e) => sh.log.warn(
+            "retention",
+            None,
+            &format!("cannot prune log files in {}: {e}", sh.cfg.log_dir().display()),
+        ),
+    }
+}
+
 pub fn problem_of(f: &Failure) -> SyncProblem {
     let kind = match f {
         Failure::Network(_) => SyncProblemKind::Unreachable,
