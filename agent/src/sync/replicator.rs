@@ -54,6 +54,82 @@ impl Backoff {
     }
 }
 
+/// Isolating an item the server fails on: a batch answered 5xx [`PoisonSplit::STRIKES`] times in a
+/// row is split in halves (smaller `limit`) until the item that fails alone is found; that item is
+/// a suspect, sent alone with its own backoff, while the others go through. After successes the
+/// batch size doubles back to the configured one.
+#[derive(Debug)]
+pub struct PoisonSplit {
+    max: usize,
+    pub limit: usize,
+    strikes: u32,
+    suspects: std::collections::BTreeSet<String>,
+}
+
+/// What to do after a 5xx.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OnServerError {
+    /// Back off and send the same batch again.
+    Retry,
+    /// Send smaller batches (the new limit) now.
+    Split(usize),
+    /// This item fails alone: back it off on its own; the others are not held up.
+    Isolated(String),
+}
+
+impl PoisonSplit {
+    pub const STRIKES: u32 = 3;
+
+    pub fn new(max: usize) -> PoisonSplit {
+        PoisonSplit {
+            max,
+            limit: max,
+            strikes: 0,
+            suspects: Default::default(),
+        }
+    }
+
+    /// How many of `due` (oldest first) to send: a due suspect goes alone (it is first among
+    /// the due items or is moved there by the caller), otherwise all of them.
+    pub fn pick<'a>(&self, due: &'a [super::outbox::Pending]) -> Vec<&'a super::outbox::Pending> {
+        match due.iter().find(|p| self.suspects.contains(&p.item_id)) {
+            Some(s) => vec![s],
+            None => due.iter().collect(),
+        }
+    }
+
+    pub fn on_success(&mut self, sent: &[&str]) {
+        self.strikes = 0;
+        for id in sent {
+            self.suspects.remove(*id);
+        }
+        self.limit = (self.limit.saturating_mul(2)).min(self.max);
+    }
+
+    /// The batch `ids` was answered 5xx.
+    pub fn on_server_error(&mut self, ids: &[&str]) -> OnServerError {
+        if let [one] = ids {
+            if self.suspects.contains(*one) || self.strikes + 1 >= Self::STRIKES {
+                self.strikes = 0;
+                self.suspects.insert(one.to_string());
+                return OnServerError::Isolated(one.to_string());
+            }
+        }
+        self.strikes += 1;
+        if self.strikes >= Self::STRIKES && ids.len() > 1 {
+            self.strikes = 0;
+            self.limit = ids.len().div_ceil(2);
+            return OnServerError::Split(self.limit);
+        }
+        OnServerError::Retry
+    }
+
+    /// Forget the streak (the failure was not a 5xx of this batch).
+    pub fn clear_strikes(&mut self) {
+        self.strikes = 0;
+    }
+}
+
 fn jitter(d: Duration) -> Duration {
     let ms = d.as_millis() as u64;
     if ms < 2 {
@@ -67,7 +143,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let client = ServerClient::new(&sh.cfg).map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e:#}"))?;
     let mut shutdown = sh.shutdown_rx();
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(60));
-    let mut limit = sh.cfg.batch_size;
+    let mut split = PoisonSplit::new(sh.cfg.batch_size);
     let mut token: Option<String> = None;
     let mut token_error_logged = false;
     // Retention runs at start and then once a day, from the idle path (never between a send and its acks).
@@ -94,7 +170,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 }
             }
         }
-        let due_res = sh.outbox().due(limit, now_ms());
+        let due_res = sh.outbox().due(split.limit, now_ms());
         let due = match due_res {
             Ok(d) => d,
             Err(e) => {
@@ -118,6 +194,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
             sh.wait(wait, &mut shutdown, true).await;
             continue;
         }
+        let due: Vec<_> = split.pick(&due).into_iter().cloned().collect();
         let batch = SyncBatch {
             version: "v1".into(),
             store_id: sh.cfg.store_id.clone(),
@@ -128,7 +205,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
         match client.sync(token.as_deref().unwrap_or_default(), &batch).await {
             Ok(resp) => {
                 backoff.reset();
-                limit = sh.cfg.batch_size;
+                split.on_success(&due.iter().map(|p| p.item_id.as_str()).collect::<Vec<_>>());
                 apply_acks(&sh, &due, &resp);
                 sh.mark_success();
             }
@@ -138,6 +215,9 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 sh.set_reachable(!network);
                 sh.set_error(Some(msg.clone()));
                 sh.set_problem(Some(problem_of(&e)));
+                if !matches!(e, Failure::Busy { status: 500.., .. }) {
+                    split.clear_strikes();
+                }
                 match e {
                     Failure::Refused { status, reason } if n > 1 => {
                         // one of the items makes the whole batch fail: send one by one to find it
@@ -146,7 +226,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                             None,
                             &format!("batch of {n} refused ({status}: {reason}); sending items one by one"),
                         );
-                        limit = 1;
+                        split.limit = 1;
                     }
                     Failure::Refused { reason, .. } => {
                         let id = &due[0].item_id;
@@ -182,7 +262,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                         // A proxy, a maintenance page, a wrong URL: nothing was decided about the
                         // items. Smaller batches for 413, then the same backoff as for a busy server.
                         if status == 413 {
-                            limit = (limit / 2).max(1);
+                            split.limit = (split.limit / 2).max(1);
                         }
                         let d = e
                             .retry_after()
@@ -197,6 +277,49 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                         }
                         sh.publish_status();
                         sh.wait(d, &mut shutdown, false).await;
+                    }
+                    Failure::Busy { status: 500.., .. } => {
+                        let ids: Vec<&str> = due.iter().map(|p| p.item_id.as_str()).collect();
+                        match split.on_server_error(&ids) {
+                            OnServerError::Retry => {
+                                let d = e
+                                    .retry_after()
+                                    .map(|r| r.min(Duration::from_secs(600)))
+                                    .unwrap_or_else(|| backoff.next_delay());
+                                sh.log.warn(
+                                    "retry",
+                                    None,
+                                    &format!("{n} item(s) not sent: {msg}; next try in {} ms", d.as_millis()),
+                                );
+                                sh.publish_status();
+                                sh.wait(d, &mut shutdown, false).await;
+                            }
+                            OnServerError::Split(l) => {
+                                sh.log.warn(
+                                    "retry",
+                                    None,
+                                    &format!(
+                                        "batch of {n} failed {} times on the server ({msg}); splitting into batches of {l} to find the item it fails on",
+                                        PoisonSplit::STRIKES
+                                    ),
+                                );
+                                backoff.reset();
+                            }
+                            OnServerError::Isolated(id) => {
+                                let attempts = due[0].attempts + 1;
+                                let d =
+                                    Backoff::new(Duration::from_secs(1), Duration::from_secs(3600)).ceiling(attempts);
+                                let why = format!(
+                                    "the server fails on this item ({msg}); it is retried alone, next try in {} s",
+                                    d.as_secs()
+                                );
+                                sh.log.error("retry", Some(&id), &why);
+                                sh.set_error(Some(format!("item {id}: {why}")));
+                                let _ = sh.outbox().mark_retry(&id, &msg, now_ms() + d.as_millis() as i64);
+                                backoff.reset();
+                                sh.publish_status();
+                            }
+                        }
                     }
                     Failure::Busy { .. } => {
                         let d = e
@@ -493,5 +616,59 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// A simulated server that answers 5xx whenever `bad` is in the batch: the splitter delivers
+    /// every other item and isolates `bad`.
+    #[test]
+    fn a_poison_item_is_isolated_and_the_others_are_delivered() {
+        let ids: Vec<String> = (0..10).map(|i| format!("i{i}")).collect();
+        let bad = "i6";
+        let mut pending: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut delivered = Vec::new();
+        let mut isolated = None;
+        let mut sp = PoisonSplit::new(8);
+        for _round in 0..200 {
+            // the isolated item is backed off: not due
+            let due: Vec<&str> = pending
+                .iter()
+                .copied()
+                .filter(|i| Some(*i) != isolated.as_deref())
+                .take(sp.limit)
+                .collect();
+            if due.is_empty() {
+                break;
+            }
+            if due.contains(&bad) {
+                if let OnServerError::Isolated(id) = sp.on_server_error(&due) {
+                    assert_eq!(id, bad);
+                    isolated = Some(id);
+                }
+            } else {
+                sp.on_success(&due);
+                pending.retain(|i| !due.contains(i));
+                delivered.extend(due);
+            }
+        }
+        assert_eq!(pending, [bad]);
+        assert_eq!(delivered.len(), 9);
+        assert_eq!(isolated.as_deref(), Some(bad));
+        assert!(sp.suspects.contains(bad));
+        assert!(sp.limit >= 4, "the batch size grows back after successes: {}", sp.limit);
+    }
+
+    #[test]
+    fn a_passing_5xx_does_not_split_and_429_like_failures_clear_the_streak() {
+        let mut sp = PoisonSplit::new(4);
+        let b = ["a", "b", "c", "d"];
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        sp.clear_strikes();
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        sp.on_success(&b);
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        assert_eq!(sp.on_server_error(&b), OnServerError::Split(2));
+        assert_eq!(sp.limit, 2);
     }
 }
