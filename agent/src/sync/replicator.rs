@@ -215,7 +215,9 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 sh.set_reachable(!network);
                 sh.set_error(Some(msg.clone()));
                 sh.set_problem(Some(problem_of(&e)));
-                if !matches!(e, Failure::Busy { status: 500.., .. }) {
+                // 503 means "unavailable", not "this batch": only other 5xx count towards a split.
+                let item_fault = matches!(e, Failure::Busy { status, .. } if status >= 500 && status != 503);
+                if !item_fault {
                     split.clear_strikes();
                 }
                 match e {
@@ -278,7 +280,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                         sh.publish_status();
                         sh.wait(d, &mut shutdown, false).await;
                     }
-                    Failure::Busy { status: 500.., .. } => {
+                    Failure::Busy { .. } if item_fault => {
                         let ids: Vec<&str> = due.iter().map(|p| p.item_id.as_str()).collect();
                         match split.on_server_error(&ids) {
                             OnServerError::Retry => {
