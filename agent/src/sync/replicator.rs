@@ -147,7 +147,8 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let mut token: Option<String> = None;
     let mut token_error_logged = false;
     // Retention runs at start and then once a day, from the idle path (never between a send and its acks).
-    let mut next_retention = std::time::Instant::now();
+    run_retention(&sh, Utc::now());
+    let mut next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
     loop {
         if *shutdown.borrow() {
             break;
@@ -672,5 +673,45 @@ mod tests {
         assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
         assert_eq!(sp.on_server_error(&b), OnServerError::Split(2));
         assert_eq!(sp.limit, 2);
+    }
+
+    #[test]
+    fn the_retention_pass_prunes_the_outbox_and_old_log_files() {
+        let d = tempfile::tempdir().unwrap();
+        let toml = "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S1\"\ntill_id = \"T1\"\nexport_dir = \"export\"\nlog_retention_days = 10\n";
+        let cfg = crate::config::Config::from_str(toml, &d.path().join("agent.toml")).unwrap();
+        assert_eq!((cfg.retention_days, cfg.log_retention_days), (90, 10));
+        let sh = Shared::open(cfg, crate::events::bus()).unwrap();
+        let logs = sh.cfg.log_dir();
+        std::fs::create_dir_all(&logs).unwrap();
+        let now = Utc::now();
+        let old = format!(
+            "till-agent.log.{}",
+            (now - chrono::Duration::days(11)).format("%Y-%m-%d")
+        );
+        let today = format!("till-agent.log.{}", now.format("%Y-%m-%d"));
+        std::fs::write(logs.join(&old), "old").unwrap();
+        std::fs::write(logs.join(&today), "new").unwrap();
+        sh.log.info("ingest", None, "an old line");
+        sh.outbox()
+            .conn()
+            .execute("UPDATE sync_log SET ts='2000-01-01T00:00:00.000Z'", [])
+            .unwrap();
+        run_retention(&sh, now);
+        assert!(!logs.join(&old).exists());
+        assert!(logs.join(&today).exists());
+        let msgs: Vec<String> = sh
+            .outbox()
+            .log_tail(10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.message)
+            .collect();
+        assert!(!msgs.iter().any(|m| m == "an old line"), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("deleted old log files: till-agent.log.")),
+            "{msgs:?}"
+        );
     }
 }
