@@ -60,6 +60,12 @@ pub struct Config {
     pub receipts: FormatSpec,
     pub reader: ReaderConfig,
     pub popup: PopupConfig,
+    /// Sent items and ingested-file hashes older than this are pruned (dead letters never are).
+    pub retention_days: u32,
+    /// `sync_log` rows and `logs/till-agent.log.DATE` files older than this are deleted.
+    pub log_retention_days: u32,
+    /// Export files larger than this are quarantined unread.
+    pub max_export_file_bytes: u64,
 }
 
 /// The file as written (everything optional so that a missing key gets our own error).
@@ -82,6 +88,9 @@ struct RawConfig {
     batch_size: Option<usize>,
     cache_refresh_secs: Option<u64>,
     http_timeout_secs: Option<u64>,
+    retention_days: Option<u32>,
+    log_retention_days: Option<u32>,
+    max_export_file_mib: Option<u64>,
     #[serde(default)]
     receipts: FormatSpec,
     #[serde(default)]
@@ -211,6 +220,24 @@ impl Config {
         if rescan_interval_secs == 0 {
             return Err(err("rescan_interval_secs", "must be at least 1".into()));
         }
+        let retention_days = raw.retention_days.unwrap_or(90);
+        if !(7..=3650).contains(&retention_days) {
+            return Err(err("retention_days", format!("{retention_days} is outside 7..=3650")));
+        }
+        let log_retention_days = raw.log_retention_days.unwrap_or(30);
+        if !(1..=3650).contains(&log_retention_days) {
+            return Err(err(
+                "log_retention_days",
+                format!("{log_retention_days} is outside 1..=3650"),
+            ));
+        }
+        let max_export_file_mib = raw.max_export_file_mib.unwrap_or(50);
+        if !(1..=4096).contains(&max_export_file_mib) {
+            return Err(err(
+                "max_export_file_mib",
+                format!("{max_export_file_mib} is outside 1..=4096"),
+            ));
+        }
         if let Err(e) = raw.receipts.validate() {
             let key = e
                 .field
@@ -265,6 +292,9 @@ impl Config {
             receipts: raw.receipts,
             reader: raw.reader,
             popup: raw.popup,
+            retention_days,
+            log_retention_days,
+            max_export_file_bytes: max_export_file_mib * 1024 * 1024,
         })
     }
 

@@ -133,6 +133,33 @@ fn mask_standalone(s: &str) -> String {
     out
 }
 
+/// Delete `<log_dir>/till-agent.log.YYYY-MM-DD` files dated before `before` (other files are
+/// left alone). Returns the names deleted.
+pub fn prune_log_files(log_dir: &Path, before: chrono::NaiveDate) -> std::io::Result<Vec<String>> {
+    let mut gone = Vec::new();
+    let rd = match std::fs::read_dir(log_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(gone),
+        Err(e) => return Err(e),
+    };
+    for entry in rd {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(date) = name.strip_prefix("till-agent.log.") else {
+            continue;
+        };
+        let Ok(date) = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+            continue;
+        };
+        if date < before && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            gone.push(name);
+        }
+    }
+    gone.sort();
+    Ok(gone)
+}
+
 /// Install tracing: stderr (human) + a daily-rotated file `<log_dir>/till-agent.log.YYYY-MM-DD`.
 /// Returns the appender guard; keep it alive until exit (dropping it flushes the file).
 pub fn init_tracing(log_dir: Option<&Path>, verbose: bool) -> Option<tracing_appender::non_blocking::WorkerGuard> {
@@ -239,5 +266,38 @@ mod tests {
             ),
             ("warn", "ingest", Some("abc"))
         );
+    }
+
+    #[test]
+    fn old_log_files_are_deleted_others_kept() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "till-agent.log.2026-01-01",
+            "till-agent.log.2026-02-14",
+            "till-agent.log.2026-02-15",
+            "till-agent.log.2026-03-01",
+            "till-agent.log.notadate",
+            "other.txt",
+        ] {
+            std::fs::write(d.path().join(n), "x").unwrap();
+        }
+        let cut = chrono::NaiveDate::from_ymd_opt(2026, 2, 15).unwrap();
+        let gone = prune_log_files(d.path(), cut).unwrap();
+        assert_eq!(gone, ["till-agent.log.2026-01-01", "till-agent.log.2026-02-14"]);
+        let mut left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "other.txt",
+                "till-agent.log.2026-02-15",
+                "till-agent.log.2026-03-01",
+                "till-agent.log.notadate"
+            ]
+        );
+        assert!(prune_log_files(&d.path().join("missing"), cut).unwrap().is_empty());
     }
 }

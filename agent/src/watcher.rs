@@ -169,6 +169,20 @@ fn process_file(sh: &Shared, path: &Path, seen: Look) -> FileResult {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if seen.len > sh.cfg.max_export_file_bytes {
+        // Never read into memory: a receipt export this big is a wrong file or a runaway export.
+        quarantine(
+            sh,
+            path,
+            &name,
+            &format!(
+                "the file is {} bytes, over the size cap of {} bytes (max_export_file_mib in agent.toml); not read",
+                seen.len, sh.cfg.max_export_file_bytes
+            ),
+            None,
+        );
+        return FileResult::Done;
+    }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileResult::Gone,
@@ -599,5 +613,27 @@ mod tests {
         let mut utc: protocol::v1::Receipt =
             serde_json::from_str(&json.replace("10:05:00+01:00", "09:01:00Z")).unwrap();
         assert!(attach_scan(&mut utc, &scan, 600), "offsets compared as instants");
+    }
+
+    #[test]
+    fn a_file_over_the_size_cap_is_quarantined_unread() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("export")).unwrap();
+        let toml = "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S1\"\ntill_id = \"T1\"\nexport_dir = \"export\"\nstable_ms = 10\nmax_export_file_mib = 1\n";
+        let cfg = crate::config::Config::from_str(toml, &d.path().join("agent.toml")).unwrap();
+        assert_eq!(cfg.max_export_file_bytes, 1024 * 1024);
+        let sh = Shared::open(cfg, crate::events::bus()).unwrap();
+        // Sparse: 3 GiB on paper, no blocks on disk; reading it would take the memory of the till.
+        let big = d.path().join("export/huge.csv");
+        std::fs::File::create(&big).unwrap().set_len(3 << 30).unwrap();
+        let pass = scan_pass(&sh);
+        assert_eq!(pass.ingested_files, 1, "{pass:?}");
+        assert!(!big.exists());
+        let q = d.path().join("export/quarantine/huge.csv");
+        assert_eq!(std::fs::metadata(&q).unwrap().len(), 3 << 30, "moved, not rewritten");
+        let why = std::fs::read_to_string(d.path().join("export/quarantine/huge.csv.error.txt")).unwrap();
+        assert!(why.contains("over the size cap of 1048576 bytes"), "{why}");
+        assert!(why.contains("max_export_file_mib"), "{why}");
+        assert_eq!(sh.outbox().stats().unwrap().pending, 0);
     }
 }

@@ -5,6 +5,7 @@ mod dpi;
 mod enrol;
 mod faults;
 mod input;
+mod poison;
 mod power;
 mod redeem;
 mod redeem_gui;

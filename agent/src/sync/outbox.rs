@@ -63,6 +63,25 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE items;
      ALTER TABLE items_new RENAME TO items;
      CREATE INDEX items_state_seq ON items(state, seq);",
+    // 3: O(1) status and cheap pruning: per-state counters kept by triggers; indexes for the oldest
+    // pending item, the prune of sent items, file hashes and log rows by age.
+    "CREATE TABLE item_counts(state TEXT PRIMARY KEY, n INTEGER NOT NULL);
+     INSERT INTO item_counts(state, n) VALUES('pending',0),('sent',0),('rejected',0);
+     UPDATE item_counts SET n=(SELECT COUNT(*) FROM items WHERE items.state=item_counts.state);
+     CREATE TRIGGER items_count_ins AFTER INSERT ON items BEGIN
+        UPDATE item_counts SET n=n+1 WHERE state=NEW.state;
+     END;
+     CREATE TRIGGER items_count_del AFTER DELETE ON items BEGIN
+        UPDATE item_counts SET n=n-1 WHERE state=OLD.state;
+     END;
+     CREATE TRIGGER items_count_upd AFTER UPDATE OF state ON items WHEN OLD.state<>NEW.state BEGIN
+        UPDATE item_counts SET n=n-1 WHERE state=OLD.state;
+        UPDATE item_counts SET n=n+1 WHERE state=NEW.state;
+     END;
+     CREATE INDEX items_state_created ON items(state, created_at);
+     CREATE INDEX items_state_sent ON items(state, sent_at);
+     CREATE INDEX ingested_files_at ON ingested_files(ingested_at);
+     CREATE INDEX sync_log_ts ON sync_log(ts);",
 ];
 
 pub struct Outbox {
@@ -120,6 +139,14 @@ pub struct Stats {
     pub sent: u64,
     pub dead_letters: u64,
     pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+/// What one retention pass deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub sent_items: usize,
+    pub file_hashes: usize,
+    pub log_rows: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -355,33 +382,45 @@ impl Outbox {
         Ok(())
     }
 
+    /// Counts per state from the trigger-kept `item_counts` table and the oldest pending item by
+    /// index: O(1)/O(log n) whatever the size of the outbox.
     pub fn stats(&self) -> anyhow::Result<Stats> {
         let mut s = Stats::default();
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT state, COUNT(*), MIN(created_at) FROM items GROUP BY state")?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, u64>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })?;
+        let mut st = self.conn.prepare_cached("SELECT state, n FROM item_counts")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for row in rows {
-            let (state, n, oldest) = row?;
+            let (state, n) = row?;
+            let n = n.max(0) as u64;
             match state.as_str() {
-                "pending" => {
-                    s.pending = n;
-                    s.oldest_pending = oldest
-                        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                        .map(|t| t.with_timezone(&Utc));
-                }
+                "pending" => s.pending = n,
                 "sent" => s.sent = n,
                 "rejected" => s.dead_letters = n,
                 _ => {}
             }
         }
+        let oldest: Option<String> = self
+            .conn
+            .prepare_cached("SELECT MIN(created_at) FROM items WHERE state='pending'")?
+            .query_row([], |r| r.get(0))?;
+        s.oldest_pending = oldest
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
         Ok(s)
+    }
+
+    /// Retention: delete items sent before `items_before`, file hashes ingested before it, and
+    /// sync-log rows older than `log_before`. Pending items and dead letters are never pruned.
+    pub fn prune(&mut self, items_before: DateTime<Utc>, log_before: DateTime<Utc>) -> anyhow::Result<Pruned> {
+        let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let (items_cut, log_cut) = (fmt(items_before), fmt(log_before));
+        let tx = self.conn.transaction()?;
+        let p = Pruned {
+            sent_items: tx.execute("DELETE FROM items WHERE state='sent' AND sent_at<?1", [&items_cut])?,
+            file_hashes: tx.execute("DELETE FROM ingested_files WHERE ingested_at<?1", [&items_cut])?,
+            log_rows: tx.execute("DELETE FROM sync_log WHERE ts<?1", [&log_cut])?,
+        };
+        tx.commit()?;
+        Ok(p)
     }
 
     pub fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
@@ -604,5 +643,145 @@ mod tests {
         let t = o.log_tail(2).unwrap();
         assert_eq!(t.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["m3", "m4"]);
         assert_eq!(o.log_after(t[0].id).unwrap().len(), 1);
+    }
+
+    fn set_time(o: &Outbox, sql: &str, t: DateTime<Utc>) {
+        let t = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        o.conn.execute(sql, [t]).unwrap();
+    }
+
+    #[test]
+    fn prune_keeps_pending_dead_letters_and_recent_rows() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("o.db");
+        let mut o = Outbox::open(&p).unwrap();
+        o.commit_file(
+            "old-hash",
+            "old.csv",
+            &[item("old-sent"), item("old-pending"), item("old-dead")],
+        )
+        .unwrap();
+        o.commit_file("new-hash", "new.csv", &[item("new-sent")]).unwrap();
+        o.mark_sent(&["old-sent", "new-sent"]).unwrap();
+        o.mark_rejected("old-dead", "bad").unwrap();
+        o.log("info", "ingest", None, "old line").unwrap();
+        o.log("info", "ingest", None, "new line").unwrap();
+        let now = Utc::now();
+        let long_ago = now - chrono::Duration::days(200);
+        set_time(
+            &o,
+            "UPDATE items SET created_at=?1, sent_at=CASE WHEN state='sent' THEN ?1 END WHERE item_id LIKE 'old-%'",
+            long_ago,
+        );
+        set_time(
+            &o,
+            "UPDATE ingested_files SET ingested_at=?1 WHERE hash='old-hash'",
+            long_ago,
+        );
+        set_time(&o, "UPDATE sync_log SET ts=?1 WHERE message='old line'", long_ago);
+        drop(o);
+        let mut o = Outbox::open(&p).unwrap();
+        let pruned = o
+            .prune(now - chrono::Duration::days(90), now - chrono::Duration::days(30))
+            .unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                sent_items: 1,
+                file_hashes: 1,
+                log_rows: 1
+            }
+        );
+        let ids: Vec<String> = o
+            .conn
+            .prepare("SELECT item_id FROM items ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            ids,
+            ["old-pending", "old-dead", "new-sent"],
+            "pending and dead letters are never pruned"
+        );
+        assert!(!o.is_ingested("old-hash").unwrap());
+        assert!(o.is_ingested("new-hash").unwrap());
+        assert_eq!(
+            o.log_tail(10)
+                .unwrap()
+                .iter()
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>(),
+            ["new line"]
+        );
+        let s = o.stats().unwrap();
+        assert_eq!(
+            (s.pending, s.sent, s.dead_letters),
+            (1, 1, 1),
+            "counters follow deletes"
+        );
+        assert_eq!(
+            o.prune(now - chrono::Duration::days(90), now - chrono::Duration::days(30))
+                .unwrap(),
+            Pruned::default()
+        );
+    }
+
+    #[test]
+    fn counters_match_a_full_count_through_every_transition() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        let ids: Vec<String> = (0..50).map(|i| format!("i{i}")).collect();
+        let items: Vec<_> = ids.iter().map(|i| item(i)).collect();
+        o.commit_file("h", "f.csv", &items).unwrap();
+        o.commit_file("h2", "f2.csv", &items[..10]).unwrap(); // duplicates: no count change
+        let refs: Vec<&str> = ids[..20].iter().map(String::as_str).collect();
+        o.mark_sent(&refs).unwrap();
+        o.mark_sent(&refs).unwrap(); // already sent: no change
+        for id in &ids[20..25] {
+            o.mark_rejected(id, "x").unwrap();
+        }
+        o.mark_rejected("i21", "again").unwrap();
+        o.mark_retry("i30", "busy", now_ms() + 1000).unwrap();
+        let full = |o: &Outbox, st: &str| -> u64 {
+            o.conn
+                .query_row("SELECT COUNT(*) FROM items WHERE state=?1", [st], |r| r.get(0))
+                .unwrap()
+        };
+        let check = |o: &Outbox| {
+            let s = o.stats().unwrap();
+            assert_eq!(
+                (s.pending, s.sent, s.dead_letters),
+                (full(o, "pending"), full(o, "sent"), full(o, "rejected"))
+            );
+        };
+        check(&o);
+        assert_eq!(o.stats().unwrap().dead_letters, 5);
+        o.requeue().unwrap();
+        check(&o);
+        assert_eq!(o.stats().unwrap().pending, 30);
+        assert!(o.stats().unwrap().oldest_pending.is_some());
+    }
+
+    #[test]
+    fn migration_3_counts_an_existing_version_2_outbox() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("o.db");
+        {
+            let mut c = Connection::open(&p).unwrap();
+            migrate(&mut c, &MIGRATIONS[..2]).unwrap();
+            c.execute_batch(
+                "INSERT INTO items(kind,item_id,payload,state,created_at) VALUES
+                 ('receipt','a','{}','pending','2026-01-01T00:00:00.000Z'),
+                 ('receipt','b','{}','sent','2026-01-01T00:00:00.000Z'),
+                 ('receipt','c','{}','sent','2026-01-01T00:00:00.000Z'),
+                 ('receipt','d','{}','rejected','2026-01-01T00:00:00.000Z');",
+            )
+            .unwrap();
+        }
+        let o = Outbox::open(&p).unwrap();
+        let s = o.stats().unwrap();
+        assert_eq!((s.pending, s.sent, s.dead_letters), (1, 2, 1));
     }
 }

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use protocol::v1::{AckResult, SyncBatch, SyncResponse};
 use rand::Rng;
 
@@ -53,6 +54,82 @@ impl Backoff {
 
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+}
+
+/// Isolating an item the server fails on: a batch answered 5xx [`PoisonSplit::STRIKES`] times in a
+/// row is split in halves (smaller `limit`) until the item that fails alone is found; that item is
+/// a suspect, sent alone with its own backoff, while the others go through. After successes the
+/// batch size doubles back to the configured one.
+#[derive(Debug)]
+pub struct PoisonSplit {
+    max: usize,
+    pub limit: usize,
+    strikes: u32,
+    suspects: std::collections::BTreeSet<String>,
+}
+
+/// What to do after a 5xx.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OnServerError {
+    /// Back off and send the same batch again.
+    Retry,
+    /// Send smaller batches (the new limit) now.
+    Split(usize),
+    /// This item fails alone: back it off on its own; the others are not held up.
+    Isolated(String),
+}
+
+impl PoisonSplit {
+    pub const STRIKES: u32 = 3;
+
+    pub fn new(max: usize) -> PoisonSplit {
+        PoisonSplit {
+            max,
+            limit: max,
+            strikes: 0,
+            suspects: Default::default(),
+        }
+    }
+
+    /// How many of `due` (oldest first) to send: a due suspect goes alone (it is first among
+    /// the due items or is moved there by the caller), otherwise all of them.
+    pub fn pick<'a>(&self, due: &'a [super::outbox::Pending]) -> Vec<&'a super::outbox::Pending> {
+        match due.iter().find(|p| self.suspects.contains(&p.item_id)) {
+            Some(s) => vec![s],
+            None => due.iter().collect(),
+        }
+    }
+
+    pub fn on_success(&mut self, sent: &[&str]) {
+        self.strikes = 0;
+        for id in sent {
+            self.suspects.remove(*id);
+        }
+        self.limit = (self.limit.saturating_mul(2)).min(self.max);
+    }
+
+    /// The batch `ids` was answered 5xx.
+    pub fn on_server_error(&mut self, ids: &[&str]) -> OnServerError {
+        if let [one] = ids {
+            if self.suspects.contains(*one) || self.strikes + 1 >= Self::STRIKES {
+                self.strikes = 0;
+                self.suspects.insert(one.to_string());
+                return OnServerError::Isolated(one.to_string());
+            }
+        }
+        self.strikes += 1;
+        if self.strikes >= Self::STRIKES && ids.len() > 1 {
+            self.strikes = 0;
+            self.limit = ids.len().div_ceil(2);
+            return OnServerError::Split(self.limit);
+        }
+        OnServerError::Retry
+    }
+
+    /// Forget the streak (the failure was not a 5xx of this batch).
+    pub fn clear_strikes(&mut self) {
+        self.strikes = 0;
     }
 }
 
@@ -155,11 +232,14 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let client = ServerClient::new(&sh.cfg).map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e:#}"))?;
     let mut shutdown = sh.shutdown_rx();
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(60));
-    let mut limit = sh.cfg.batch_size;
+    let mut split = PoisonSplit::new(sh.cfg.batch_size);
     let mut token: Option<String> = None;
     let mut token_error_logged = false;
     // When the server identity was last read successfully (None: read it at the next cycle).
     let mut identity_checked: Option<tokio::time::Instant> = None;
+    // Retention runs at start and then once a day, from the idle path (never between a send and its acks).
+    run_retention(&sh, Utc::now());
+    let mut next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
     loop {
         if *shutdown.borrow() {
             break;
@@ -187,7 +267,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 .await
                 .then(tokio::time::Instant::now);
         }
-        let due_res = sh.outbox().due(limit, now_ms());
+        let due_res = sh.outbox().due(split.limit, now_ms());
         let due = match due_res {
             Ok(d) => d,
             Err(e) => {
@@ -198,6 +278,10 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
             }
         };
         if due.is_empty() {
+            if std::time::Instant::now() >= next_retention {
+                run_retention(&sh, Utc::now());
+                next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
+            }
             let next = { sh.outbox().next_due_at().ok().flatten() };
             let wait = match next {
                 Some(t) => Duration::from_millis((t - now_ms()).clamp(1, 5_000) as u64),
@@ -207,6 +291,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
             sh.wait(wait, &mut shutdown, true).await;
             continue;
         }
+        let due: Vec<_> = split.pick(&due).into_iter().cloned().collect();
         let batch = SyncBatch {
             version: "v1".into(),
             store_id: sh.cfg.store_id.clone(),
@@ -217,7 +302,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
         match client.sync(token.as_deref().unwrap_or_default(), &batch).await {
             Ok(resp) => {
                 backoff.reset();
-                limit = sh.cfg.batch_size;
+                split.on_success(&due.iter().map(|p| p.item_id.as_str()).collect::<Vec<_>>());
                 apply_acks(&sh, &due, &resp);
                 sh.mark_success();
             }
@@ -231,6 +316,11 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 sh.set_reachable(!network);
                 sh.set_error(Some(msg.clone()));
                 sh.set_problem(Some(problem_of(&e)));
+                // 503 means "unavailable", not "this batch": only other 5xx count towards a split.
+                let item_fault = matches!(e, Failure::Busy { status, .. } if status >= 500 && status != 503);
+                if !item_fault {
+                    split.clear_strikes();
+                }
                 match e {
                     Failure::Refused { status, reason } if n > 1 => {
                         // one of the items makes the whole batch fail: send one by one to find it
@@ -239,7 +329,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                             None,
                             &format!("batch of {n} refused ({status}: {reason}); sending items one by one"),
                         );
-                        limit = 1;
+                        split.limit = 1;
                     }
                     Failure::Refused { reason, .. } => {
                         let id = &due[0].item_id;
@@ -275,7 +365,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                         // A proxy, a maintenance page, a wrong URL: nothing was decided about the
                         // items. Smaller batches for 413, then the same backoff as for a busy server.
                         if status == 413 {
-                            limit = (limit / 2).max(1);
+                            split.limit = (split.limit / 2).max(1);
                         }
                         let d = e
                             .retry_after()
@@ -290,6 +380,49 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                         }
                         sh.publish_status();
                         sh.wait(d, &mut shutdown, false).await;
+                    }
+                    Failure::Busy { .. } if item_fault => {
+                        let ids: Vec<&str> = due.iter().map(|p| p.item_id.as_str()).collect();
+                        match split.on_server_error(&ids) {
+                            OnServerError::Retry => {
+                                let d = e
+                                    .retry_after()
+                                    .map(|r| r.min(Duration::from_secs(600)))
+                                    .unwrap_or_else(|| backoff.next_delay());
+                                sh.log.warn(
+                                    "retry",
+                                    None,
+                                    &format!("{n} item(s) not sent: {msg}; next try in {} ms", d.as_millis()),
+                                );
+                                sh.publish_status();
+                                sh.wait(d, &mut shutdown, false).await;
+                            }
+                            OnServerError::Split(l) => {
+                                sh.log.warn(
+                                    "retry",
+                                    None,
+                                    &format!(
+                                        "batch of {n} failed {} times on the server ({msg}); splitting into batches of {l} to find the item it fails on",
+                                        PoisonSplit::STRIKES
+                                    ),
+                                );
+                                backoff.reset();
+                            }
+                            OnServerError::Isolated(id) => {
+                                let attempts = due[0].attempts + 1;
+                                let d =
+                                    Backoff::new(Duration::from_secs(1), Duration::from_secs(3600)).ceiling(attempts);
+                                let why = format!(
+                                    "the server fails on this item ({msg}); it is retried alone, next try in {} s",
+                                    d.as_secs()
+                                );
+                                sh.log.error("retry", Some(&id), &why);
+                                sh.set_error(Some(format!("item {id}: {why}")));
+                                let _ = sh.outbox().mark_retry(&id, &msg, now_ms() + d.as_millis() as i64);
+                                backoff.reset();
+                                sh.publish_status();
+                            }
+                        }
                     }
                     Failure::Busy { .. } => {
                         let d = e
@@ -324,6 +457,41 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
 }
 
 /// What `status` and the tray say about a failed send.
+/// One retention pass: outbox rows (see [`super::outbox::Outbox::prune`]) and old log files.
+/// Failures are logged, never fatal.
+pub fn run_retention(sh: &Shared, now: DateTime<Utc>) {
+    let items_before = now - chrono::Duration::days(i64::from(sh.cfg.retention_days));
+    let log_before = now - chrono::Duration::days(i64::from(sh.cfg.log_retention_days));
+    let res = sh.outbox().prune(items_before, log_before);
+    match res {
+        Ok(p) if p != Default::default() => sh.log.info(
+            "retention",
+            None,
+            &format!(
+                "pruned {} sent item(s) and {} file hash(es) older than {} days, {} log row(s) older than {} days",
+                p.sent_items, p.file_hashes, sh.cfg.retention_days, p.log_rows, sh.cfg.log_retention_days
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => sh
+            .log
+            .error("retention", None, &format!("pruning the outbox failed: {e:#}")),
+    }
+    match crate::synclog::prune_log_files(&sh.cfg.log_dir(), log_before.date_naive()) {
+        Ok(gone) if !gone.is_empty() => sh.log.info(
+            "retention",
+            None,
+            &format!("deleted old log files: {}", gone.join(", ")),
+        ),
+        Ok(_) => {}
+        Err(e) => sh.log.warn(
+            "retention",
+            None,
+            &format!("cannot prune log files in {}: {e}", sh.cfg.log_dir().display()),
+        ),
+    }
+}
+
 pub fn problem_of(f: &Failure) -> SyncProblem {
     let kind = match f {
         Failure::Network(_) => SyncProblemKind::Unreachable,
@@ -561,5 +729,99 @@ mod tests {
         assert_eq!(identity_change(None, Some("a")), First("a"));
         assert_eq!(identity_change(Some("a"), Some("a")), Same);
         assert_eq!(identity_change(Some("a"), Some("b")), Restored { from: "a", to: "b" });
+    }
+
+    /// A simulated server that answers 5xx whenever `bad` is in the batch: the splitter delivers
+    /// every other item and isolates `bad`.
+    #[test]
+    fn a_poison_item_is_isolated_and_the_others_are_delivered() {
+        let ids: Vec<String> = (0..10).map(|i| format!("i{i}")).collect();
+        let bad = "i6";
+        let mut pending: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut delivered = Vec::new();
+        let mut isolated = None;
+        let mut sp = PoisonSplit::new(8);
+        for _round in 0..200 {
+            // the isolated item is backed off: not due
+            let due: Vec<&str> = pending
+                .iter()
+                .copied()
+                .filter(|i| Some(*i) != isolated.as_deref())
+                .take(sp.limit)
+                .collect();
+            if due.is_empty() {
+                break;
+            }
+            if due.contains(&bad) {
+                if let OnServerError::Isolated(id) = sp.on_server_error(&due) {
+                    assert_eq!(id, bad);
+                    isolated = Some(id);
+                }
+            } else {
+                sp.on_success(&due);
+                pending.retain(|i| !due.contains(i));
+                delivered.extend(due);
+            }
+        }
+        assert_eq!(pending, [bad]);
+        assert_eq!(delivered.len(), 9);
+        assert_eq!(isolated.as_deref(), Some(bad));
+        assert!(sp.suspects.contains(bad));
+        assert!(sp.limit >= 4, "the batch size grows back after successes: {}", sp.limit);
+    }
+
+    #[test]
+    fn a_passing_5xx_does_not_split_and_429_like_failures_clear_the_streak() {
+        let mut sp = PoisonSplit::new(4);
+        let b = ["a", "b", "c", "d"];
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        sp.clear_strikes();
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        sp.on_success(&b);
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        assert_eq!(sp.on_server_error(&b), OnServerError::Retry);
+        assert_eq!(sp.on_server_error(&b), OnServerError::Split(2));
+        assert_eq!(sp.limit, 2);
+    }
+
+    #[test]
+    fn the_retention_pass_prunes_the_outbox_and_old_log_files() {
+        let d = tempfile::tempdir().unwrap();
+        let toml = "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S1\"\ntill_id = \"T1\"\nexport_dir = \"export\"\nlog_retention_days = 10\n";
+        let cfg = crate::config::Config::from_str(toml, &d.path().join("agent.toml")).unwrap();
+        assert_eq!((cfg.retention_days, cfg.log_retention_days), (90, 10));
+        let sh = Shared::open(cfg, crate::events::bus()).unwrap();
+        let logs = sh.cfg.log_dir();
+        std::fs::create_dir_all(&logs).unwrap();
+        let now = Utc::now();
+        let old = format!(
+            "till-agent.log.{}",
+            (now - chrono::Duration::days(11)).format("%Y-%m-%d")
+        );
+        let today = format!("till-agent.log.{}", now.format("%Y-%m-%d"));
+        std::fs::write(logs.join(&old), "old").unwrap();
+        std::fs::write(logs.join(&today), "new").unwrap();
+        sh.log.info("ingest", None, "an old line");
+        sh.outbox()
+            .conn()
+            .execute("UPDATE sync_log SET ts='2000-01-01T00:00:00.000Z'", [])
+            .unwrap();
+        run_retention(&sh, now);
+        assert!(!logs.join(&old).exists());
+        assert!(logs.join(&today).exists());
+        let msgs: Vec<String> = sh
+            .outbox()
+            .log_tail(10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.message)
+            .collect();
+        assert!(!msgs.iter().any(|m| m == "an old line"), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("deleted old log files: till-agent.log.")),
+            "{msgs:?}"
+        );
     }
 }
