@@ -332,6 +332,23 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
         .is_some(),
         "form did not close"
     );
+    // The form took the focus; closing it gives the focus back to the POS (no window manager
+    // runs here, so only the agent can).
+    let focus = || {
+        String::from_utf8_lossy(&x(d, "xdotool", &["getwindowfocus"]).stdout)
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    let focus_back = |after: &str| {
+        let back = wait_for(Duration::from_secs(5), || (focus() == Some(pos)).then_some(()));
+        assert!(
+            back.is_some(),
+            "the POS did not get the focus back after {after}: focus {:?} (POS {pos})",
+            focus()
+        );
+    };
+    focus_back("the register form");
     let q = wait_for(Duration::from_secs(20), || {
         Some(server_quote(&srv, &token, CARD)).filter(|q| q["kind"] == "customer")
     })
@@ -386,6 +403,14 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     })
     .unwrap_or_else(|| panic!("pairing not on the server; agent log:\n{}", stderr()));
     assert_eq!(q["quote"]["display_name"], "Zdeňka Procházková");
+    assert!(
+        wait_for(Duration::from_secs(10), || find_window(d, "ze star")
+            .is_none()
+            .then_some(()))
+        .is_some(),
+        "code form did not close"
+    );
+    focus_back("the code form");
 
     // Esc typed into the POS hides the popup (the popup never has the focus). In `run` the key
     // comes from the keyboard-wedge reader (`AgentEvent::Escape`), as on Windows, where the wedge

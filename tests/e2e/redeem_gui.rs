@@ -1,6 +1,9 @@
 //! The cashier's Redeem path under Xvfb with the real agent GUI and the real server-stub:
 //! scan → customer popup with the option → Redeem → confirm window → the popup shows, large, the
-//! money to key into the POS and the code; the server's ledger has exactly one debit.
+//! money to key into the POS and the code; the server's ledger has exactly one debit. The POS
+//! stand-in gets the keyboard focus back when the confirm window closes (cancel and confirm; no
+//! window manager runs, so only the agent can give it back), and the tray's "Void last
+//! redemption" gives the points back once.
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -20,6 +23,10 @@ fn scanner_keys(card: &str) -> Vec<String> {
 }
 
 fn redemptions(srv: &ServerHandle, customer: &str) -> Vec<Value> {
+    entries(srv, customer, "redemption")
+}
+
+fn entries(srv: &ServerHandle, customer: &str, kind: &str) -> Vec<Value> {
     let v: Value = reqwest::blocking::Client::new()
         .get(format!("{}/admin/customers/{customer}/ledger", srv.url))
         .bearer_auth(&srv.admin_token)
@@ -31,7 +38,7 @@ fn redemptions(srv: &ServerHandle, customer: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["kind"] == "redemption")
+        .filter(|e| e["kind"] == kind)
         .cloned()
         .collect()
 }
@@ -112,19 +119,61 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
         Some(pos),
         "the popup with the Redeem button left the focus to the POS"
     );
+    // The tray's "Void last redemption" and "Redeem" entries, through the same channel a tray click uses.
+    let menu = |id: &str| {
+        let out = Command::new(bin("till-agent"))
+            .args(["popup-demo", "--menu", id])
+            .env("DISPLAY", d)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "menu {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The confirm window takes the focus (xdotool stands in for the window manager); once it
+    // closes, the POS must have it again.
+    let open_confirm = || {
+        let confirm = wait_for(Duration::from_secs(15), || find_window(d, "1900-\\*\\*\\*\\*"))
+            .unwrap_or_else(|| panic!("no confirm window; agent log:\n{}", stderr()));
+        x_ok(d, "xdotool", &["windowfocus", "--sync", &confirm.to_string()]);
+        assert!(
+            wait_for(Duration::from_secs(10), || widget_rect(&stderr(), "redeem.confirm")
+                .map(|_| ()))
+            .is_some(),
+            "confirm window not laid out:\n{}",
+            stderr()
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(focus(), Some(confirm), "the confirm window has the focus while open");
+        confirm
+    };
+    let focus_back = |after: &str| {
+        let back = wait_for(Duration::from_secs(5), || (focus() == Some(pos)).then_some(()));
+        assert!(
+            back.is_some(),
+            "the POS did not get the focus back after {after}: focus {:?} (POS {pos}); agent log:\n{}",
+            focus(),
+            stderr()
+        );
+    };
     click(d, popup, &log, "popup.redeem");
-
-    let confirm = wait_for(Duration::from_secs(15), || find_window(d, "1900-\\*\\*\\*\\*"))
-        .unwrap_or_else(|| panic!("no confirm window; agent log:\n{}", stderr()));
-    x_ok(d, "xdotool", &["windowfocus", "--sync", &confirm.to_string()]);
+    let confirm = open_confirm();
+    click(d, confirm, &log, "redeem.cancel");
     assert!(
-        wait_for(Duration::from_secs(10), || widget_rect(&stderr(), "redeem.confirm")
-            .map(|_| ()))
+        wait_for(Duration::from_secs(5), || find_window(d, "1900-\\*\\*\\*\\*")
+            .is_none()
+            .then_some(()))
         .is_some(),
-        "confirm window not laid out:\n{}",
-        stderr()
+        "confirm window closed on cancel"
     );
-    std::thread::sleep(Duration::from_millis(400));
+    focus_back("cancel");
+    assert!(redemptions(&srv, "C000001").is_empty(), "cancel debits nothing");
+
+    menu("redeem_last");
+    let confirm = open_confirm();
     click(d, confirm, &log, "redeem.confirm");
 
     // The answer in the popup: the value to key in and the code, with exactly one server debit.
@@ -142,15 +191,34 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
     let rows = shown.matches("\"emphasis\":true").count();
     assert_eq!(rows, 2, "value + code rows: {shown}");
     assert!(find_window(d, "1900-\\*\\*\\*\\*").is_none(), "confirm window closed");
-    let after = focus();
-    assert!(after != Some(popup), "the result popup took the focus");
-    eprintln!("focus after the confirm window closed: {after:?} (POS {pos})");
+    focus_back("confirm");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(focus(), Some(pos), "the result popup left the focus to the POS");
     std::thread::sleep(Duration::from_millis(600));
     let shots = e2e::bin_dir().join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join("redeem-result.png");
     x_ok(d, "import", &["-window", "root", shot.to_str().unwrap()]);
     eprintln!("screenshot: {}", shot.display());
+
+    // Tray → Void last redemption: the popup says so and the points come back exactly once.
+    menu("void_last");
+    let voided = wait_for(Duration::from_secs(15), || {
+        stderr()
+            .lines()
+            .rev()
+            .find(|l| l.contains("popup shown") && l.contains("Uplatnění stornováno"))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no void popup; agent log:\n{}", stderr()));
+    assert!(voided.contains("\"severity\":\"warning\""), "{voided}");
+    let voids = entries(&srv, "C000001", "void");
+    assert_eq!(voids.len(), 1, "exactly one void: {voids:?}");
+    let debit: rust_decimal::Decimal = debits[0]["points"].as_str().unwrap().parse().unwrap();
+    let back: rust_decimal::Decimal = voids[0]["points"].as_str().unwrap().parse().unwrap();
+    assert!(debit < rust_decimal::Decimal::ZERO, "debit {debit}");
+    assert_eq!(back, -debit, "the void gives the redeemed points back");
+    assert_eq!(focus(), Some(pos), "the void popup left the focus to the POS");
     assert!(!stderr().contains(DEMO_CARD), "full card number in the agent's log");
     assert_ledger_balanced(&srv);
 }

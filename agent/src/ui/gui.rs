@@ -312,6 +312,9 @@ struct App {
     offer: Option<super::redeem_view::Offer>,
     /// This session's last redemption (id, card), for the tray's "Void last redemption".
     last_redemption: Option<(String, protocol::CardId)>,
+    /// The window that had the keyboard focus when the enrol form or the Redeem confirm opened
+    /// (the POS); given back when the last of them closes.
+    focus_back: Option<u64>,
 }
 
 impl App {
@@ -338,6 +341,7 @@ impl App {
             last_size,
             win: Arc::default(),
             closing: false,
+            focus_back: None,
             rects: Default::default(),
             offer: None,
             last_redemption: None,
@@ -466,6 +470,7 @@ impl App {
         match card {
             Some(card) => {
                 tracing::info!(target: "till_agent::ui", action = ?action, card = %card, "form opened from the tray menu");
+                self.remember_focus();
                 self.windows().enrol = Some(super::forms::EnrolForm::new(action, card));
                 self.hide();
             }
@@ -484,8 +489,38 @@ impl App {
             protocol::StoreId::from(self.about.store_id.as_str()),
             protocol::TillId::from(self.about.till_id.as_str()),
         );
+        self.remember_focus();
         self.windows().redeem = Some(super::redeem_window::RedeemConfirm::new(offer, store, till));
         self.hide();
+    }
+
+    /// Before a window that may take the keyboard focus opens: remember who has it (the POS),
+    /// unless one of those windows is already open (then the first remembered one stays).
+    fn remember_focus(&mut self) {
+        let open = {
+            let w = self.windows();
+            w.enrol.is_some() || w.redeem.is_some()
+        };
+        if self.focus_back.is_none() && !open {
+            self.focus_back = self.platform.focused_window();
+            tracing::debug!(target: "till_agent::ui", window = ?self.focus_back, "keyboard focus remembered");
+        }
+    }
+
+    /// The enrol form and the Redeem confirm are both closed: give the focus back.
+    fn give_focus_back(&mut self) {
+        if self.focus_back.is_none() {
+            return;
+        }
+        let open = {
+            let w = self.windows();
+            w.enrol.is_some() || w.redeem.is_some()
+        };
+        if !open {
+            if let Some(win) = self.focus_back.take() {
+                self.platform.restore_focus(win);
+            }
+        }
     }
 
     /// The background's answer to our redemption (or void): shown, large, in the popup.
@@ -677,6 +712,7 @@ impl App {
             match view.card_id.clone() {
                 Some(card) => {
                     tracing::info!(target: "till_agent::ui", action = ?a, card = %card, "form opened from the popup");
+                    self.remember_focus();
                     self.windows().enrol = Some(super::forms::EnrolForm::new(a, card));
                     // The next root pass registers the form's viewport.
                     ui.ctx().request_repaint();
@@ -692,6 +728,7 @@ impl App {
     /// Register the open extra windows (called every root pass from `logic`).
     fn register_windows(&mut self, ctx: &egui::Context) {
         let lang = self.lang;
+        self.give_focus_back();
         let (log_open, about, reader, quit, confirmed) = {
             let mut w = self.windows();
             (

@@ -19,6 +19,16 @@ pub trait PopupPlatform {
     fn after_create(&self, window: &dyn HasWindowHandle);
     /// Show or hide the popup without activating it.
     fn set_visible(&self, ctx: &egui::Context, window: &dyn HasWindowHandle, visible: bool);
+    /// The window that has the keyboard focus now (an opaque id), remembered when a window that
+    /// may take the focus (the enrol form, the Redeem confirm) opens.
+    fn focused_window(&self) -> Option<u64> {
+        None
+    }
+    /// Give the keyboard focus back to `window` (from [`PopupPlatform::focused_window`]) once
+    /// that window has closed.
+    fn restore_focus(&self, window: u64) {
+        let _ = window;
+    }
 }
 
 /// Builder settings shared by every platform.

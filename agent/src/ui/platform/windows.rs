@@ -5,9 +5,9 @@ use eframe::egui;
 use raw_window_handle::{HasWindowHandle, RawWindowHandle};
 use windows_sys::Win32::Foundation::HWND;
 use windows_sys::Win32::UI::WindowsAndMessaging::{
-    GetWindowLongPtrW, SetWindowLongPtrW, SetWindowPos, ShowWindow, GWL_EXSTYLE, HWND_TOPMOST, SWP_NOACTIVATE,
-    SWP_NOMOVE, SWP_NOSIZE, SWP_SHOWWINDOW, SW_HIDE, SW_SHOWNOACTIVATE, WS_EX_NOACTIVATE, WS_EX_TOOLWINDOW,
-    WS_EX_TOPMOST,
+    GetForegroundWindow, GetWindowLongPtrW, IsWindow, SetForegroundWindow, SetWindowLongPtrW, SetWindowPos, ShowWindow,
+    GWL_EXSTYLE, HWND_TOPMOST, SWP_NOACTIVATE, SWP_NOMOVE, SWP_NOSIZE, SWP_SHOWWINDOW, SW_HIDE, SW_SHOWNOACTIVATE,
+    WS_EX_NOACTIVATE, WS_EX_TOOLWINDOW, WS_EX_TOPMOST,
 };
 
 use super::PopupPlatform;
@@ -69,5 +69,23 @@ impl PopupPlatform for WindowsPopup {
             }
         }
         ctx.request_repaint();
+    }
+
+    fn focused_window(&self) -> Option<u64> {
+        // SAFETY: no arguments; returns null when no window is in the foreground.
+        let h = unsafe { GetForegroundWindow() };
+        (!h.is_null()).then_some(h as usize as u64)
+    }
+
+    fn restore_focus(&self, window: u64) {
+        let h = window as usize as HWND;
+        // SAFETY: IsWindow accepts any value; SetForegroundWindow only for a live window. The
+        // agent owned the foreground while its window was active, so it may hand it back.
+        let ok = unsafe { IsWindow(h) != 0 && SetForegroundWindow(h) != 0 };
+        if ok {
+            tracing::info!(target: "till_agent::ui", "foreground given back to window {window:#x}");
+        } else {
+            tracing::warn!("cannot give the foreground back to window {window:#x}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! override-redirect window puts it on top of the stack and does not move the keyboard focus.
 use eframe::egui;
 use raw_window_handle::{HasWindowHandle, RawWindowHandle};
-use x11rb::protocol::xproto::{AtomEnum, ConfigureWindowAux, ConnectionExt, PropMode, StackMode};
+use x11rb::protocol::xproto::{AtomEnum, ConfigureWindowAux, ConnectionExt, InputFocus, PropMode, StackMode};
 use x11rb::wrapper::ConnectionExt as _;
 
 use super::PopupPlatform;
@@ -50,6 +50,22 @@ fn raise(win: u32) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// `GetInputFocus`; `None` when the focus is `None` or `PointerRoot` (no window to give it back to).
+fn input_focus() -> Result<Option<u32>, Box<dyn std::error::Error>> {
+    let (conn, _) = x11rb::connect(None)?;
+    let focus = conn.get_input_focus()?.reply()?.focus;
+    // 0 = None, 1 = PointerRoot
+    Ok((focus > 1).then_some(focus))
+}
+
+fn set_input_focus(win: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let (conn, _) = x11rb::connect(None)?;
+    // Checked (BadWindow when the POS window is gone; BadMatch when it is unmapped).
+    conn.set_input_focus(InputFocus::PARENT, win, x11rb::CURRENT_TIME)?
+        .check()?;
+    Ok(())
+}
+
 impl PopupPlatform for X11Popup {
     fn name(&self) -> &'static str {
         "x11"
@@ -81,6 +97,24 @@ impl PopupPlatform for X11Popup {
                 Some((w, Err(e))) => tracing::warn!("popup: cannot raise window {w:#x}: {e}"),
                 None => tracing::warn!("popup: no X11 window handle to raise"),
             }
+        }
+    }
+
+    fn focused_window(&self) -> Option<u64> {
+        match input_focus() {
+            Ok(w) => w.map(u64::from),
+            Err(e) => {
+                tracing::warn!("cannot read the X11 input focus: {e}");
+                None
+            }
+        }
+    }
+
+    fn restore_focus(&self, window: u64) {
+        let Ok(w) = u32::try_from(window) else { return };
+        match set_input_focus(w) {
+            Ok(()) => tracing::info!(target: "till_agent::ui", "keyboard focus given back to window {w:#x}"),
+            Err(e) => tracing::warn!("cannot give the keyboard focus back to window {w:#x}: {e}"),
         }
     }
 }
