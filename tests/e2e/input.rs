@@ -62,18 +62,19 @@ fn serial_reader_through_socat_keeps_partial_lines_and_survives_unplug() {
         "{}",
         rt.transcript()
     );
-    // Seen once in a full run on a machine at load 10: the first write after the re-plug gave no
-    // scan within 5 s (alone it passes every time). The point here is that the reader reads the
-    // new port at all, so a second scan is allowed; more than that fails.
+    // In full runs of the suite the first writes after the re-plug were twice seen to give no scan:
+    // most likely another test's reader, retrying a dangling link to a /dev/pts number the kernel
+    // gave to this socat, opened this port (`Socat::unplug` now removes its links). The point here
+    // is that the reader reads the new port at all, so the scanner may send up to 4 times.
     let mut v = None;
-    for _ in 0..2 {
+    for _ in 0..4 {
         socat2.write(b"1900000009000018\r");
-        v = rt.wait(Duration::from_secs(5), |v| is(v, "type", "scan"));
+        v = rt.wait(Duration::from_secs(3), |v| is(v, "type", "scan"));
         if v.is_some() {
             break;
         }
     }
-    let v = v.unwrap_or_else(|| panic!("{}", rt.transcript()));
+    let v = v.unwrap_or_else(|| panic!("no scan after 4 writes to the re-plugged port\n{}", rt.transcript()));
     assert_eq!(v["card"], "1900000009000018");
 }
 

@@ -48,8 +48,18 @@ impl Socat {
         f.flush().unwrap();
     }
 
-    /// Unplug: the pty pair disappears.
+    /// Unplug: the pty pair disappears, and so do its links. A dangling link would come back to life
+    /// when the kernel hands the same /dev/pts number to another test's socat, and a reader still
+    /// retrying this path would then open that test's port and take its scans.
     pub fn unplug(&mut self) {
         self.proc.kill();
+        let _ = std::fs::remove_file(&self.a);
+        let _ = std::fs::remove_file(&self.b);
+    }
+}
+
+impl Drop for Socat {
+    fn drop(&mut self) {
+        self.unplug();
     }
 }
