@@ -47,19 +47,22 @@ pub enum Refused {
 /// Outcome of one online call (through the one server client).
 type Online = crate::sync::client::Verdict<RedeemAnswer>;
 
-async fn post(cfg: &Config, token: &str, path: &str, body: Option<&RedeemRequest>, timeout: Duration) -> Online {
-    let client = match crate::sync::client::ServerClient::with_timeout(&cfg.server_url, timeout) {
-        Ok(c) => c,
-        Err(e) => return Online::NoAnswer(format!("{e:#}")),
-    };
-    match (
-        body,
-        path.strip_prefix("/v1/redemptions/")
-            .and_then(|p| p.strip_suffix("/void")),
-    ) {
-        (Some(req), _) => client.redeem(token, req).await,
-        (None, Some(id)) => client.void_redemption(token, id).await,
-        (None, None) => Online::NoAnswer(format!("no such money call: {path}")),
+fn client(cfg: &Config, timeout: Duration) -> Result<crate::sync::client::ServerClient, Online> {
+    crate::sync::client::ServerClient::with_timeout(&cfg.server_url, timeout)
+        .map_err(|e| Online::NoAnswer(format!("{e:#}")))
+}
+
+async fn post_redeem(cfg: &Config, token: &str, req: &RedeemRequest, timeout: Duration) -> Online {
+    match client(cfg, timeout) {
+        Ok(c) => c.redeem(token, req).await,
+        Err(no) => no,
+    }
+}
+
+async fn post_void(cfg: &Config, token: &str, id: &str, timeout: Duration) -> Online {
+    match client(cfg, timeout) {
+        Ok(c) => c.void_redemption(token, id).await,
+        Err(no) => no,
     }
 }
 
@@ -283,7 +286,7 @@ pub async fn redeem(cfg: &Config, req: &RedeemRequest) -> anyhow::Result<Result<
     let quick = Duration::from_millis(cfg.reader.quote_timeout_ms);
     let mut why = "no till token".to_string();
     if let Some(t) = token.as_deref() {
-        match post(cfg, t, "/v1/redemptions", Some(req), quick).await {
+        match post_redeem(cfg, t, req, quick).await {
             Online::Answer(a) => return Ok(Ok(online_done(&log, req, a))),
             Online::Refused(e) => {
                 log.warn(
@@ -334,7 +337,7 @@ pub async fn redeem(cfg: &Config, req: &RedeemRequest) -> anyhow::Result<Result<
             if let Some(t) = token.as_deref() {
                 let slow = Duration::from_secs(cfg.http_timeout_secs.min(5));
                 for _ in 0..3 {
-                    match post(cfg, t, "/v1/redemptions", Some(req), slow).await {
+                    match post_redeem(cfg, t, req, slow).await {
                         Online::Answer(a) => return Ok(Ok(online_done(&log, req, a))),
                         Online::Refused(e) => return Ok(Err(Refused::Server(e))),
                         Online::NoAnswer(w) => why = w,
@@ -411,10 +414,9 @@ pub async fn void(cfg: &Config, id: &str) -> anyhow::Result<Result<Voided, Refus
     }
     let token = crate::credentials::till_token(cfg)?;
     let timeout = Duration::from_secs(cfg.http_timeout_secs.min(10));
-    let path = format!("/v1/redemptions/{id}/void");
     let mut why = String::new();
     for _ in 0..3 {
-        match post(cfg, &token, &path, None, timeout).await {
+        match post_void(cfg, &token, id, timeout).await {
             Online::Answer(a) => {
                 log.info(
                     "void",

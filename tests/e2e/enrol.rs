@@ -161,18 +161,6 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
 
 use std::process::{Command, Stdio};
 
-/// X keycodes (evdev + 8) a US-programmed scanner presses for the digits of `card`, then Enter.
-fn scanner_keys(card: &str) -> Vec<String> {
-    card.chars()
-        .map(|c| match c {
-            '1'..='9' => (c as u8 - b'1' + 10).to_string(),
-            '0' => "19".into(),
-            _ => panic!("{c}"),
-        })
-        .chain(std::iter::once("36".to_string()))
-        .collect()
-}
-
 #[test]
 fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     if !need_tools(&[

@@ -10,18 +10,6 @@ use std::time::Duration;
 use e2e::*;
 use serde_json::Value;
 
-/// X keycodes (evdev + 8) a US-programmed scanner presses for the digits of `card`, then Enter.
-fn scanner_keys(card: &str) -> Vec<String> {
-    card.chars()
-        .map(|c| match c {
-            '1'..='9' => (c as u8 - b'1' + 10).to_string(),
-            '0' => "19".into(),
-            _ => panic!("{c}"),
-        })
-        .chain(std::iter::once("36".to_string()))
-        .collect()
-}
-
 fn redemptions(srv: &ServerHandle, customer: &str) -> Vec<Value> {
     entries(srv, customer, "redemption")
 }

@@ -148,3 +148,15 @@ pub fn click(display: &str, win: u64, log: &Path, name: &str) {
     x_ok(display, "xdotool", &["click", "1"]);
     std::thread::sleep(Duration::from_millis(250));
 }
+
+/// X keycodes (evdev + 8) a US-programmed scanner presses for the digits of `card`, then Enter.
+pub fn scanner_keys(card: &str) -> Vec<String> {
+    card.chars()
+        .map(|c| match c {
+            '1'..='9' => (c as u8 - b'1' + 10).to_string(),
+            '0' => "19".into(),
+            _ => panic!("{c}"),
+        })
+        .chain(std::iter::once("36".to_string()))
+        .collect()
+}
