@@ -47,22 +47,17 @@ pub enum Refused {
 /// Outcome of one online call (through the one server client).
 type Online = crate::sync::client::Verdict<RedeemAnswer>;
 
-fn client(cfg: &Config, timeout: Duration) -> Result<crate::sync::client::ServerClient, Online> {
-    crate::sync::client::ServerClient::with_timeout(&cfg.server_url, timeout)
-        .map_err(|e| Online::NoAnswer(format!("{e:#}")))
-}
-
 async fn post_redeem(cfg: &Config, token: &str, req: &RedeemRequest, timeout: Duration) -> Online {
-    match client(cfg, timeout) {
+    match crate::sync::client::ServerClient::with_timeout(&cfg.server_url, timeout) {
         Ok(c) => c.redeem(token, req).await,
-        Err(no) => no,
+        Err(e) => Online::NoAnswer(format!("{e:#}")),
     }
 }
 
 async fn post_void(cfg: &Config, token: &str, id: &str, timeout: Duration) -> Online {
-    match client(cfg, timeout) {
+    match crate::sync::client::ServerClient::with_timeout(&cfg.server_url, timeout) {
         Ok(c) => c.void_redemption(token, id).await,
-        Err(no) => no,
+        Err(e) => Online::NoAnswer(format!("{e:#}")),
     }
 }
 
