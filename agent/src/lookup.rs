@@ -49,6 +49,9 @@ pub enum LookupError {
     NotCardNorPhone { card: String, phone: String },
     #[error("card number: {0}")]
     BadCard(String),
+    /// A payment card's number was typed: never looked up (only its last 4 digits are kept).
+    #[error("card number …{0} is a payment card, not a loyalty card: not looked up")]
+    PaymentCard(String),
     #[error("{0}")]
     BadContact(String),
     /// The cache has no rules / lookup key yet (never synced with a server that hands one out).
@@ -72,6 +75,7 @@ pub fn parse_query(text: &str, policy: &CardPolicy, phone_country: &str) -> Resu
     if t.contains('@') {
         return parse_email(t);
     }
+    payment_guard(t, policy)?;
     if !t.starts_with('+') {
         match CardId::parse(t, policy) {
             Ok(c) => return Ok(Query::Card(c)),
@@ -89,8 +93,22 @@ pub fn parse_query(text: &str, policy: &CardPolicy, phone_country: &str) -> Resu
     parse_phone(t, phone_country)
 }
 
+/// A payment card's number (by IIN and Luhn, not of the program's prefixes) is refused before
+/// anything else could echo it.
+fn payment_guard(text: &str, policy: &CardPolicy) -> Result<(), LookupError> {
+    if let Ok(c) = CardId::normalise(text) {
+        if protocol::payment::payment_not_ours(c.expose(), policy) {
+            return Err(LookupError::PaymentCard(
+                protocol::payment::last4(c.expose()).to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `--card`: the program's card policy decides.
 pub fn parse_card(text: &str, policy: &CardPolicy) -> Result<Query, LookupError> {
+    payment_guard(text, policy)?;
     CardId::parse(text, policy)
         .map(Query::Card)
         .map_err(|e| LookupError::BadCard(e.to_string()))
@@ -209,6 +227,14 @@ mod tests {
         let e = parse_query("12", &p, "CZ").unwrap_err().to_string();
         assert!(e.contains("not a card number") && e.contains("too short"), "{e}");
         assert_eq!(format!("{:?}", Query::Phone("+420601111222".into())), "Phone(…)");
+        // a payment card number is refused by its last 4 digits only, typed or as --card
+        for e in [
+            parse_query("4111 1111 1111 1111", &p, "CZ").unwrap_err(),
+            parse_card("4111111111111111", &CardPolicy::default()).unwrap_err(),
+        ] {
+            assert!(matches!(&e, LookupError::PaymentCard(l) if l == "1111"), "{e}");
+            assert!(!e.to_string().contains("4111"), "{e}");
+        }
     }
 
     #[test]
