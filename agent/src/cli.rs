@@ -154,11 +154,10 @@ pub enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-#[group(required = true, multiple = false)]
 pub struct LookupArgs {
-    #[arg(long)]
+    #[arg(long, required_unless_present_any = ["phone", "email"], conflicts_with_all = ["phone", "email"])]
     pub card: Option<String>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "email")]
     pub phone: Option<String>,
     #[arg(long)]
     pub email: Option<String>,

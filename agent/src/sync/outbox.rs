@@ -556,7 +556,13 @@ pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> anyhow::Result<()>
         );
     }
     for (i, m) in migrations.iter().enumerate().skip(v) {
-        let tx = conn.transaction()?;
+        // Another process (the agent and a CLI command starting together) may migrate at the
+        // same time: take the write lock first, then look at the version again.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now as usize > i {
+            continue;
+        }
         tx.execute_batch(m)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
