@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{payload_hash, sha256_hex};
 use crate::error::ApiError;
-use crate::store::{transact, NewLedgerEntry, RedemptionRow, Repository, RequestRow, TillRow, Tx};
+use crate::store::{read, transact, NewLedgerEntry, RedemptionRow, Repository, RequestRow, TillRow, Tx};
 
 /// Most entries one ledger page may carry.
 pub const MAX_LEDGER_PAGE: usize = 500;
@@ -161,7 +161,7 @@ pub fn check_balances(tx: &mut dyn Tx) -> Result<Vec<Mismatch>, ApiError> {
 }
 
 pub fn balance_check(repo: &dyn Repository) -> Result<Vec<Mismatch>, ApiError> {
-    transact(repo, check_balances)
+    read(repo, check_balances)
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -183,7 +183,7 @@ pub fn ledger_page(
     before: Option<i64>,
     limit: usize,
 ) -> Result<LedgerPage, ApiError> {
-    transact(repo, |tx| {
+    read(repo, |tx| {
         if tx.customer(id)?.is_none() {
             return Err(ApiError::not_found(
                 "unknown_customer",
@@ -671,5 +671,5 @@ pub fn adjust(
 
 /// Redemptions for the reports, as of `now`.
 pub fn redemptions(repo: &dyn Repository) -> Result<Vec<RedemptionRow>, ApiError> {
-    transact(repo, |tx| Ok(tx.all_redemptions()?))
+    read(repo, |tx| Ok(tx.all_redemptions()?))
 }

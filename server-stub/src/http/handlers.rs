@@ -94,7 +94,10 @@ pub async fn sync(
     JsonBody(batch): JsonBody<SyncBatch>,
 ) -> Result<Response, ApiError> {
     let n = batch.items.len();
+    let pending = st.metrics.pending();
     let resp = st.blocking(move |repo| service::sync(repo, &till, &batch)).await?;
+    drop(pending);
+    st.metrics.sync_answered(&resp);
     tracing::debug!(items = n, "sync batch");
     Ok(Json(resp).into_response())
 }
