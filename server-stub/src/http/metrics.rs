@@ -1,16 +1,11 @@
 //! `GET /metrics` (Prometheus / OpenMetrics text): requests by route and status, request
 //! durations, sync items by result (the ingest rate is its rate()), sync batches being applied
-//! now (the queue of pending applies) and the database connections. The layer [`track`] counts
-//! every request; the database figures are read from the repository at scrape time.
+//! now (the queue of pending applies) and the database connections. A middleware counts
+//! every request (`handlers::track`); the database figures are read from the repository at scrape time.
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Mutex;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,7 +14,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use protocol::v1::{AckResult, SyncResponse};
 
-use super::state::AppState;
+use crate::store::StoreStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -131,8 +126,20 @@ impl Metrics {
         PendingGuard(self.sync_pending.clone())
     }
 
-    fn render(&self, st: &AppState) -> String {
-        let s = st.repo.stats();
+    /// Count and time one answered request.
+    pub fn observe(&self, method: String, route: String, status: u16, secs: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route: route.clone(),
+                status,
+            })
+            .inc();
+        self.durations.get_or_create(&RouteLabels { route }).observe(secs);
+    }
+
+    /// The exposition, with the database figures `s` read now.
+    pub fn render(&self, s: &StoreStats) -> String {
         self.db_connections.set(s.connections as i64);
         self.db_idle.set(s.idle as i64);
         self.db_max.set(s.max as i64);
@@ -150,45 +157,4 @@ impl Drop for PendingGuard {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-/// Middleware: count and time every request by its route template (`/v1/quote/{card}`, not the
-/// card number itself; `unmatched` for paths without a route).
-pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let method = req.method().to_string();
-    let t0 = Instant::now();
-    let resp = next.run(req).await;
-    let m = &st.metrics;
-    m.requests
-        .get_or_create(&RequestLabels {
-            method,
-            route: route.clone(),
-            status: resp.status().as_u16(),
-        })
-        .inc();
-    m.durations
-        .get_or_create(&RouteLabels { route })
-        .observe(t0.elapsed().as_secs_f64());
-    resp
-}
-
-/// `GET /metrics`: for the monitoring system (no token: keep the port off the public network).
-#[utoipa::path(get, path = "/metrics", security(()), tag = "ops",
-    summary = "Prometheus metrics: requests by route and status, sync items by result, pending applies, database pool",
-    responses((status = 200, description = "OpenMetrics text exposition", body = String,
-        content_type = "application/openmetrics-text")))]
-pub async fn metrics(State(st): State<AppState>) -> Response {
-    let body = st.metrics.render(&st);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
 }

@@ -55,7 +55,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(h::ledger))
         .routes(routes!(h::adjust))
         .routes(routes!(h::ledger_check))
-        .routes(routes!(metrics::metrics))
+        .routes(routes!(h::metrics))
         .split_for_parts()
 }
 
@@ -92,7 +92,7 @@ pub fn router(state: AppState) -> Router {
         .layer(Extension(doc))
         .layer(Extension(contract))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), handlers::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
