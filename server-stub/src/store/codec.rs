@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use protocol::v1::{CardStatus, LedgerEntry, LedgerKind};
-use protocol::{CardId, CustomerId, StoreId, TillId};
+use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
 use rust_decimal::Decimal;
 
-use super::{CardRow, CustomerRow, StoreError, StoreResult, StoredReceipt};
+use super::{CardRow, CustomerRow, StoreError, StoreResult, StoredReceipt, TagRow, TagState};
 
 pub(crate) fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -118,5 +118,17 @@ pub(crate) fn to_ledger(l: RawLedger) -> StoreResult<LedgerEntry> {
         points: dec("ledger points", &l.7)?,
         balance_after: dec("ledger balance", &l.8)?,
         note: l.9,
+    })
+}
+
+pub(crate) type RawTag = (String, String, String, Option<String>, Option<String>);
+
+pub(crate) fn to_tag(row: RawTag) -> StoreResult<TagRow> {
+    Ok(TagRow {
+        tag: from_json("receipt tag payload", &row.0)?,
+        payload_hash: row.1,
+        state: TagState::parse(&row.2).ok_or_else(|| StoreError::Other(format!("receipt tag state {:?}", row.2)))?,
+        receipt_id: row.3.map(ReceiptId),
+        note: row.4,
     })
 }

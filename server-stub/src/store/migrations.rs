@@ -288,4 +288,63 @@ pub const MIGRATIONS: &[Migration] = &[
     ALTER TABLE cards ADD COLUMN preload_points TEXT;
     "#,
     },
+    // 4: receipt tags ("add purchase to card"), cashier-message acks, unmatched receipts by card
+    Migration {
+        sqlite: r#"
+    CREATE TABLE receipt_tags (
+        id TEXT PRIMARY KEY,
+        payload_hash TEXT NOT NULL,
+        store_id TEXT NOT NULL,
+        pos_receipt_no TEXT NOT NULL,
+        business_day TEXT NOT NULL,
+        has_total INTEGER NOT NULL,
+        tagged_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        receipt_id TEXT,
+        note TEXT,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX receipt_tags_pos ON receipt_tags(store_id, pos_receipt_no, business_day);
+    CREATE INDEX receipt_tags_waiting ON receipt_tags(state, tagged_at);
+    CREATE TABLE message_acks (
+        cause TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        card TEXT NOT NULL,
+        store_id TEXT NOT NULL,
+        till_id TEXT NOT NULL,
+        shown_at TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX receipts_card ON receipts(card, business_day);
+    "#,
+        pg: r#"
+    CREATE TABLE receipt_tags (
+        id TEXT PRIMARY KEY,
+        payload_hash TEXT NOT NULL,
+        store_id TEXT NOT NULL,
+        pos_receipt_no TEXT NOT NULL,
+        business_day TEXT NOT NULL,
+        has_total BIGINT NOT NULL,
+        tagged_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        receipt_id TEXT,
+        note TEXT,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX receipt_tags_pos ON receipt_tags(store_id, pos_receipt_no, business_day);
+    CREATE INDEX receipt_tags_waiting ON receipt_tags(state, tagged_at);
+    CREATE TABLE message_acks (
+        cause TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        card TEXT NOT NULL,
+        store_id TEXT NOT NULL,
+        till_id TEXT NOT NULL,
+        shown_at TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX receipts_card ON receipts(card, business_day);
+    "#,
+    },
 ];

@@ -33,8 +33,8 @@ use rust_decimal::Decimal;
 use super::codec::*;
 use super::migrations::MIGRATIONS;
 use super::{
-    CardRow, CustomerRow, Message, MigrationCodeRow, NewLedgerEntry, ReceiptFacts, RedemptionRow, Repository,
-    RequestRow, StoreError, StoreResult, StoreStats, StoredReceipt, TillRow, Tx,
+    CardRow, CustomerRow, Message, MessageAckRow, MigrationCodeRow, NewLedgerEntry, ReceiptFacts, RedemptionRow,
+    Repository, RequestRow, StoreError, StoreResult, StoreStats, StoredReceipt, TagRow, TillRow, Tx,
 };
 use crate::error::ApiError;
 
@@ -298,6 +298,18 @@ const LEDGER_COLS: &str = "seq, account_id, at, kind, cause_id, store_id, till_i
 const REDEMPTION_COLS: &str = "id, payload_hash, account_id, card, store_id, till_id, points, value, reward, code, \
                                offline, requested_at, business_day, created_at, voided_at, matched_receipt, matched_at";
 
+const TAG_COLS: &str = "payload, payload_hash, state, receipt_id, note";
+
+fn tag_of(r: &Row) -> StoreResult<TagRow> {
+    to_tag((
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+    ))
+}
+
 fn card_of(r: &Row) -> StoreResult<CardRow> {
     to_card((
         r.try_get(0)?,
@@ -411,13 +423,14 @@ impl Tx for PgTx<'_> {
 
     fn put_program(&mut self, program: &Program) -> StoreResult<RulesSnapshot> {
         let current = self.query_opt("SELECT snapshot FROM program WHERE id = 1 FOR UPDATE", &[])?;
-        let current: Option<RulesSnapshot> = current
+        let previous: Option<RulesSnapshot> = current
             .map(|r| from_json("rules snapshot", &r.try_get::<_, String>(0)?))
             .transpose()?;
-        let version = current.map(|s| s.version).unwrap_or(0) + 1;
+        let version = previous.as_ref().map(|s| s.version).unwrap_or(0) + 1;
         let snap = RulesSnapshot {
             version,
             program: program.clone(),
+            lookup_key: Some(crate::digest::lookup_key_for(previous.as_ref())),
         };
         self.execute(
             "INSERT INTO program (id, version, snapshot, updated_at) VALUES (1, $1, $2, $3)
@@ -882,6 +895,114 @@ impl Tx for PgTx<'_> {
             ],
         )?;
         Ok(n > 0)
+    }
+
+    fn tag(&mut self, id: &str) -> StoreResult<Option<TagRow>> {
+        let row = self.query_opt(
+            &format!(
+                "SELECT {TAG_COLS} FROM receipt_tags WHERE id = $1{}",
+                self.lock(" FOR UPDATE")
+            ),
+            &[&id],
+        )?;
+        row.as_ref().map(tag_of).transpose()
+    }
+
+    fn put_tag(&mut self, t: &TagRow) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO receipt_tags (id, payload_hash, store_id, pos_receipt_no, business_day, has_total,
+             tagged_at, state, receipt_id, note, payload, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state, receipt_id = excluded.receipt_id,
+             note = excluded.note",
+            &[
+                &t.tag.request_id,
+                &t.payload_hash,
+                &t.tag.store_id.0,
+                &t.tag.pos_receipt_no.trim(),
+                &t.tag.date.to_string(),
+                &(t.tag.total.is_some() as i64),
+                &millis(&t.tag.tagged_at.with_timezone(&Utc)),
+                &t.state.as_str(),
+                &t.receipt_id.as_ref().map(|r| r.0.clone()),
+                &t.note,
+                &json(&t.tag),
+                &now(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn tags_for(
+        &mut self,
+        store: &StoreId,
+        pos_receipt_no: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StoreResult<Vec<TagRow>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {TAG_COLS} FROM receipt_tags WHERE store_id = $1 AND pos_receipt_no = $2
+                 AND business_day >= $3 AND business_day <= $4 ORDER BY created_at, id"
+            ),
+            &[&store.0, &pos_receipt_no.trim(), &from.to_string(), &to.to_string()],
+        )?;
+        rows.iter().map(tag_of).collect()
+    }
+
+    fn waiting_tags_with_total(&mut self, tagged_before: DateTime<Utc>) -> StoreResult<Vec<TagRow>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {TAG_COLS} FROM receipt_tags WHERE state = 'waiting' AND has_total = 1 AND tagged_at <= $1
+                 ORDER BY tagged_at, id LIMIT 1000"
+            ),
+            &[&millis(&tagged_before)],
+        )?;
+        rows.iter().map(tag_of).collect()
+    }
+
+    fn set_receipt_account(&mut self, id: &ReceiptId, account: Option<&CustomerId>, card: &CardId) -> StoreResult<()> {
+        self.execute(
+            "UPDATE receipts SET account_id = $2, card = $3,
+             points_credited = CASE WHEN $2::text IS NULL THEN '0' ELSE effect::jsonb ->> 'points_delta' END
+             WHERE id = $1",
+            &[&id.0, &account.map(|a| a.0.clone()), &card.expose()],
+        )?;
+        Ok(())
+    }
+
+    fn unmatched_receipts(&mut self, card: &CardId, since: NaiveDate) -> StoreResult<Vec<StoredReceipt>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {RECEIPT_COLS} FROM receipts WHERE card = $1 AND account_id IS NULL AND original_id IS NULL
+                 AND business_day >= $2 ORDER BY issued_at, id"
+            ),
+            &[&card.expose(), &since.to_string()],
+        )?;
+        rows.iter().map(receipt_of).collect()
+    }
+
+    fn message_acked(&mut self, cause: &str) -> StoreResult<bool> {
+        Ok(self
+            .query_opt("SELECT 1 FROM message_acks WHERE cause = $1", &[&cause])?
+            .is_some())
+    }
+
+    fn put_message_ack(&mut self, a: &MessageAckRow) -> StoreResult<bool> {
+        let n = self.execute(
+            "INSERT INTO message_acks (cause, customer_id, card, store_id, till_id, shown_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(cause) DO NOTHING",
+            &[
+                &a.cause,
+                &a.customer_id.0,
+                &a.card.expose(),
+                &a.store_id.0,
+                &a.till_id.0,
+                &a.shown_at.to_rfc3339(),
+                &now(),
+            ],
+        )?;
+        Ok(n == 1)
     }
 
     fn messages(&mut self, kind: Option<&str>, limit: usize) -> StoreResult<Vec<Message>> {
