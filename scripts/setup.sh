@@ -17,6 +17,9 @@ PKGS=(
   libudev-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1 libegl1
   # receipts read "in another season" (summer-time test)
   faketime
+  # the server e2e suite also runs on PostgreSQL (a throw-away cluster per test process, run as
+  # the package's unprivileged `postgres` user; binaries under /usr/lib/postgresql/<version>/bin)
+  postgresql
 )
 
 missing=()
