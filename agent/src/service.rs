@@ -450,5 +450,7 @@ pub async fn serve_connection(h: Arc<dyn Handler>, events: broadcast::Sender<Eve
     }
     drop(tx);
     let _ = writer.await;
-    tracing::info!("session app disconnected: {session}");
+    if session != "?" {
+        tracing::info!("session app disconnected: {session}");
+    }
 }

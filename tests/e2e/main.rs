@@ -17,3 +17,4 @@ mod sync;
 mod ui;
 mod wine;
 mod wine_input;
+mod wine_service;
