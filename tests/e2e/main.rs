@@ -7,6 +7,7 @@ mod faults;
 mod input;
 mod poison;
 mod power;
+mod purchase;
 mod redeem;
 mod redeem_gui;
 mod restore;
