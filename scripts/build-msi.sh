@@ -114,12 +114,19 @@ msi="$(cd "$out" && pwd)/till-agent-$version.msi"
 #   msidbUpgradeAttributesVersionMaxInclusive (0x200). Attributes is part of the table's key, so the
 #   row is replaced rather than updated.
 # - EventMessageFile as REG_EXPAND_SZ ("#%" prefix; wixl writes Type="expandable" as a plain string).
+# - The custom action UpgradePrepare (wixl has no CustomAction/@Directory): before InstallValidate, on an
+#   upgrade or an uninstall, run the INSTALLED exe's `upgrade-prepare` (the service tells every session
+#   app to exit and waits for them), so no till-agent.exe is in use when files are replaced. Type 98 =
+#   34 (exe by a directory's path, immediate) + 64 (exit code ignored: an older exe without the command
+#   must not block the upgrade). The service itself is stopped by StopServices (ServiceControl).
 upgrade_code="$(msiinfo export "$msi" Property | awk -F'\t' '$1 == "UpgradeCode" { print $2 }' | tr -d '\r')"
-q() { printf '%s' "$1" | tr '"' '`'; }
+bt='`'   # table and column names are quoted with backticks in MSI SQL
 msibuild "$msi" \
-  -q "$(q "DELETE FROM \"Upgrade\" WHERE \"ActionProperty\" = 'WIX_UPGRADE_DETECTED'")" \
-  -q "$(q "INSERT INTO \"Upgrade\" (\"UpgradeCode\", \"VersionMax\", \"Attributes\", \"ActionProperty\") VALUES ('$upgrade_code', '$version', 513, 'WIX_UPGRADE_DETECTED')")" \
-  -q "$(q "UPDATE \"Registry\" SET \"Value\" = '#%[INSTALLDIR]till-agent.exe' WHERE \"Name\" = 'EventMessageFile'")"
+  -q "DELETE FROM ${bt}Upgrade${bt} WHERE ${bt}ActionProperty${bt} = 'WIX_UPGRADE_DETECTED'" \
+  -q "INSERT INTO ${bt}Upgrade${bt} (${bt}UpgradeCode${bt}, ${bt}VersionMax${bt}, ${bt}Attributes${bt}, ${bt}ActionProperty${bt}) VALUES ('$upgrade_code', '$version', 513, 'WIX_UPGRADE_DETECTED')" \
+  -q "UPDATE ${bt}Registry${bt} SET ${bt}Value${bt} = '#%[INSTALLDIR]till-agent.exe' WHERE ${bt}Name${bt} = 'EventMessageFile'" \
+  -q "INSERT INTO ${bt}CustomAction${bt} (${bt}Action${bt}, ${bt}Type${bt}, ${bt}Source${bt}, ${bt}Target${bt}) VALUES ('UpgradePrepare', 98, 'INSTALLDIR', '\"[INSTALLDIR]till-agent.exe\" upgrade-prepare')" \
+  -q "INSERT INTO ${bt}InstallExecuteSequence${bt} (${bt}Action${bt}, ${bt}Condition${bt}, ${bt}Sequence${bt}) VALUES ('UpgradePrepare', 'WIX_UPGRADE_DETECTED OR REMOVE=\"ALL\"', 1390)"
 sign "$msi"
 echo "build-msi: $(du -h "$msi" | cut -f1) $msi" >&2
 echo "$msi"

@@ -199,6 +199,27 @@ fn msi_tables_and_authenticode_signatures() {
         );
     }
 
+    // the session apps are sent away (by the service, asked by the installed exe) before InstallValidate
+    let ca = table(&msi, "CustomAction");
+    let ca = ca
+        .iter()
+        .find(|r| r["Action"] == "UpgradePrepare")
+        .expect("UpgradePrepare");
+    assert_eq!(ca["Type"], "98", "exe in a directory (34), exit code ignored (64)");
+    assert_eq!(ca["Target"], r#""[INSTALLDIR]till-agent.exe" upgrade-prepare"#);
+    let at = |action: &str| -> u32 {
+        seq.lines()
+            .find_map(|l| l.strip_prefix(&format!("{action}\t")))
+            .and_then(|rest| rest.rsplit('\t').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{action} not sequenced\n{seq}"))
+    };
+    assert!(at("UpgradePrepare") < at("InstallValidate"), "{seq}");
+    assert!(
+        seq.contains("UpgradePrepare\tWIX_UPGRADE_DETECTED OR REMOVE=\"ALL\"\t"),
+        "{seq}"
+    );
+
     // --- registry: Event Log source, installer settings incl. LANGUAGE
     let reg = table(&msi, "Registry");
     let value = |key: &str, name: &str| {
@@ -216,7 +237,7 @@ fn msi_tables_and_authenticode_signatures() {
     assert_eq!(value(r"Software\TillAgent", "Language").as_deref(), Some("[LANGUAGE]"));
     assert_eq!(
         value(r"Software\Microsoft\Windows\CurrentVersion\Run", "TillAgent").as_deref(),
-        Some(r#""[INSTALLDIR]till-agent.exe" run"#),
+        Some(r#""[INSTALLDIR]till-agent.exe" session"#),
         "the session app starts in every session"
     );
 
