@@ -272,3 +272,65 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     }
     None
 }
+
+/// `login` at a terminal (here a socat pty, the way a Linux tty or a console works): the prompt
+/// is shown and the typed token is not echoed back; the same pty echoes the token typed for
+/// `login --token-stdin` (plain line read), so the check can tell the two apart.
+#[test]
+fn login_reads_the_token_without_echo_on_a_tty() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("agent.toml");
+    std::fs::create_dir_all(work.path().join("export")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S1\"\ntill_id = \"T1\"\nexport_dir = {:?}\n",
+            work.path().join("export")
+        ),
+    )
+    .unwrap();
+    let token = "tty-secret-7f3a9c";
+    let on_pty = |extra: &str| -> String {
+        let cmd = format!(
+            "{} --config {} login {extra}",
+            e2e::bin("till-agent").display(),
+            config.display()
+        )
+        .trim_end()
+        .to_string();
+        let mut child = Command::new("socat")
+            .arg("-")
+            .arg(format!("EXEC:{cmd},pty,setsid,ctty,stderr"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        // type the token only after the program waits for it (the prompt, or a moment for --token-stdin)
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stdout, &mut all);
+            String::from_utf8_lossy(&all).into_owned()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let _ = std::io::Write::write_all(&mut stdin, format!("{token}\n").as_bytes());
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(stdin);
+        let _ = child.wait();
+        reader.join().unwrap()
+    };
+    let hidden = on_pty("");
+    assert!(hidden.contains("Till token"), "no prompt on the tty: {hidden:?}");
+    assert!(hidden.contains("not shown"), "{hidden:?}");
+    assert!(!hidden.contains(token), "the typed token was echoed: {hidden:?}");
+    let echoed = on_pty("--token-stdin");
+    assert!(
+        echoed.contains(token),
+        "the pty does not echo (check is void): {echoed:?}"
+    );
+}
