@@ -30,6 +30,22 @@ pub enum Command {
         #[arg(long)]
         headless: bool,
     },
+    /// The machine-wide half (Windows service `TillAgent`, started by the service control
+    /// manager): export folder, outbox, replication, cache, till token; serves the session apps.
+    /// `--console` runs the same in the foreground (Linux: always).
+    Service {
+        #[arg(long)]
+        console: bool,
+    },
+    /// The per-user half (started at logon): card readers, tray and popup; quotes, status,
+    /// enrol and redeem from the service. `--headless` prints each popup as a JSON line.
+    Session {
+        #[arg(long)]
+        headless: bool,
+    },
+    /// Before an upgrade (the installer runs it): the service tells every session app to exit;
+    /// waits until they are gone (exit 3 after 10 s if some are not).
+    UpgradePrepare,
     /// Queue depth, oldest pending item, last successful sync, server reachability, last error,
     /// dead letters.
     Status {
@@ -253,6 +269,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Quote { card } => crate::input::cli::quote(&load(&cli.config)?, &card),
         Command::Run { headless } => run_agent(load(&cli.config)?, headless),
+        Command::Service { console } => crate::service::main(cli.config, console),
+        Command::Session { headless } => {
+            // agent.toml as it is: the installer's first-run import is the service's business.
+            crate::session::main(Config::load(cli.config.as_deref())?, headless)
+        }
+        Command::UpgradePrepare => {
+            let path = cli.config.clone().unwrap_or_else(crate::config::default_path);
+            let data_dir = match Config::load(Some(&path)) {
+                Ok(cfg) => cfg.data_dir,
+                Err(_) => path.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+            };
+            crate::session::upgrade_prepare(&crate::os::ipc_endpoint(&data_dir), Duration::from_secs(10))
+        }
         Command::Register(args) => {
             let cfg = load(&cli.config)?;
             let card = cli_card(&cfg, &args.card)?;

@@ -13,6 +13,7 @@ mod redeem_gui;
 mod restore;
 mod screens;
 mod server;
+mod split;
 mod sync;
 mod ui;
 mod wine;

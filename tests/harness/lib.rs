@@ -228,6 +228,11 @@ impl Lines {
     pub fn transcript(&self) -> String {
         self.seen.join("\n")
     }
+
+    /// The child's exit status if it ends within `timeout`.
+    pub fn exited_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        wait_for(timeout, || self._proc.child.try_wait().ok().flatten())
+    }
 }
 
 /// `v[key]` is the string `want`.

@@ -158,7 +158,7 @@ pub struct DeadLetter {
     pub created_at: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct LogRow {
     pub id: i64,
     pub ts: String,
