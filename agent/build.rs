@@ -1,14 +1,15 @@
 //! Build script: on Windows targets, embed into `till-agent.exe` and `till-agent-cli.exe` the icon,
 //! the version information (from Cargo.toml), the application manifest
 //! (`assets/till-agent.exe.manifest`: asInvoker, common controls v6, PerMonitorV2 DPI awareness) and
-//! a message table for the Windows Event Log (event ids 1 information, 2 warning, 3 error, each the
-//! text "%1": the service's message is the event's one insert string; the MSI registers the exe as
-//! the `TillAgent` source's EventMessageFile). One generated resource script per exe, compiled by
+//! a message table for the Windows Event Log (event ids 1000..=1009, each the text "%1": the
+//! service's message is the event's one insert string, see `os::event_log`; the MSI registers the
+//! exe as the `TillAgent` source's EventMessageFile). One generated resource script per exe, compiled by
 //! `embed-resource` (mingw's `windres` when cross-compiling from Linux). Nothing for other targets.
 use std::path::{Path, PathBuf};
 
-/// Event ids of the message table (the service reports with these).
-const EVENT_IDS: [u32; 3] = [1, 2, 3];
+/// Event ids of the message table (`os::event_log` reports with these: 1000 start failure,
+/// 1001 started, 1002 stopped, 1003 warning; the rest are spare).
+const EVENT_IDS: std::ops::RangeInclusive<u32> = 1000..=1009;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -86,11 +87,11 @@ END
     )
 }
 
-/// A MESSAGETABLE resource (MESSAGE_RESOURCE_DATA): one block for ids 1..=3, each entry the Unicode
+/// A MESSAGETABLE resource (MESSAGE_RESOURCE_DATA): one block for [`EVENT_IDS`], each entry the Unicode
 /// text "%1\r\n" (what `mc` would make of a message file with three "%1" messages).
 fn message_table() -> Vec<u8> {
     let mut entries = Vec::new();
-    for _ in EVENT_IDS {
+    for _ in EVENT_IDS.clone() {
         let mut text: Vec<u8> = "%1\r\n\0".encode_utf16().flat_map(u16::to_le_bytes).collect();
         while !(text.len() + 4).is_multiple_of(4) {
             text.push(0);
@@ -102,8 +103,8 @@ fn message_table() -> Vec<u8> {
     }
     let mut out = Vec::new();
     out.extend_from_slice(&1u32.to_le_bytes()); // NumberOfBlocks
-    out.extend_from_slice(&EVENT_IDS[0].to_le_bytes()); // LowId
-    out.extend_from_slice(&EVENT_IDS[EVENT_IDS.len() - 1].to_le_bytes()); // HighId
+    out.extend_from_slice(&EVENT_IDS.start().to_le_bytes()); // LowId
+    out.extend_from_slice(&EVENT_IDS.end().to_le_bytes()); // HighId
     out.extend_from_slice(&16u32.to_le_bytes()); // OffsetToEntries: 4 + one 12-byte block
     out.extend_from_slice(&entries);
     out

@@ -80,7 +80,7 @@ fn check_exe(exe: &Path, subsystem: u16, name: &str) {
     let messages = pe::message_table(messages).unwrap();
     assert_eq!(
         messages,
-        [1, 2, 3].map(|id| (id, "%1\r\n".to_string())),
+        (1000..=1009).map(|id| (id, "%1\r\n".to_string())).collect::<Vec<_>>(),
         "{}: Event Log messages",
         exe.display()
     );
