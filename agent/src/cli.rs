@@ -267,7 +267,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             crate::input::cli::reader_test(cfg.as_ref(), args)
         }
-        Command::Quote { card } => crate::input::cli::quote(&load(&cli.config)?, &card),
+        Command::Quote { card } => {
+            let cfg = load(&cli.config)?;
+            let id = crate::input::cli::quote_card(&cfg, &card)?;
+            // A running service answers (a Windows user may read neither the cache nor the token).
+            match crate::session::service_quote(&crate::os::ipc_endpoint(&cfg.data_dir), &id) {
+                Some(q) => {
+                    eprintln!("till-agent: quote from the till-agent service");
+                    println!("{}", serde_json::to_string_pretty(&q?)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => crate::input::cli::quote(&cfg, &card),
+            }
+        }
         Command::Run { headless } => run_agent(load(&cli.config)?, headless),
         Command::Service { console } => crate::service::main(cli.config, console),
         Command::Session { headless } => {
@@ -371,12 +383,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let token = read_token(token_stdin)?;
             crate::credentials::store_token(&cfg, &token)?;
-            println!(
-                "till token stored in the OS credential store (service {}, user {}/{})",
-                crate::credentials::SERVICE,
-                cfg.store_id,
-                cfg.till_id
-            );
+            println!("till token stored in {}", crate::credentials::store_description(&cfg));
             Ok(ExitCode::SUCCESS)
         }
     }

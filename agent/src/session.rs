@@ -483,3 +483,52 @@ pub fn upgrade_prepare(endpoint: &str, wait: Duration) -> anyhow::Result<ExitCod
         }
     })
 }
+
+/// One request to the service from a CLI command: `None` when no service answers at `endpoint`.
+pub fn ask_service(endpoint: &str, req: Request) -> Option<anyhow::Result<Response>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let stream = os::ipc_connect(endpoint).await.ok()?;
+        let (r, mut w) = tokio::io::split(stream);
+        let line = ipc::encode(&Frame::Request { id: 1, req });
+        if let Err(e) = w.write_all(line.as_bytes()).await {
+            return Some(Err(anyhow::anyhow!("writing to the till-agent service: {e}")));
+        }
+        let mut reader = BufReader::new(r);
+        let read = async {
+            loop {
+                let mut line = String::new();
+                if (&mut reader)
+                    .take(ipc::MAX_LINE as u64 + 2)
+                    .read_line(&mut line)
+                    .await?
+                    == 0
+                {
+                    anyhow::bail!("the till-agent service closed the connection");
+                }
+                if let Frame::Response { id: 1, resp } = ipc::decode(&line)? {
+                    return Ok(resp);
+                }
+            }
+        };
+        Some(
+            tokio::time::timeout(Duration::from_secs(15), read)
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the till-agent service did not answer within 15 s"))),
+        )
+    })
+}
+
+/// `quote CARD` when a service runs: the quote it computes (on Windows a user can read neither
+/// the cache nor the token). `None`: no service answers.
+pub fn service_quote(endpoint: &str, card: &CardId) -> Option<anyhow::Result<Quote>> {
+    Some(match ask_service(endpoint, Request::Quote { card: card.clone() })? {
+        Ok(Response::Quote { quote }) => Ok(quote),
+        Ok(Response::Error { message }) => Err(anyhow::anyhow!(message)),
+        Ok(other) => Err(anyhow::anyhow!("unexpected answer: {other:?}")),
+        Err(e) => Err(e),
+    })
+}

@@ -133,6 +133,26 @@ fn service_syncs_alone_and_a_session_app_gets_quotes_reconnects_and_exits_for_up
         "the scan in the session did not reach the receipt"
     );
 
+    // The CLI asks the service too (no token, no cache needed), and `doctor` names the service.
+    let out = Command::new(bin("till-agent"))
+        .args(["--config", config.to_str().unwrap(), "quote", DEMO_CARD])
+        .env_remove("TILL_AGENT_TOKEN")
+        .output()
+        .unwrap();
+    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && se.contains("quote from the till-agent service"), "{so}\n{se}");
+    assert!(so.contains("customer"), "{so}");
+    let out = Command::new(bin("till-agent"))
+        .args(["--config", config.to_str().unwrap(), "doctor"])
+        .env("TILL_AGENT_TOKEN", &token)
+        .output()
+        .unwrap();
+    let doc = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        doc.contains("till-agent service") && doc.contains("1 session app(s); access 0660"),
+        "{doc}"
+    );
+
     // 3. The service restarts: the session app reconnects by itself.
     svc.kill();
     std::thread::sleep(Duration::from_millis(1500));

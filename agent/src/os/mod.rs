@@ -14,6 +14,8 @@ use self::unix as imp;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
+mod winsvc;
+#[cfg(windows)]
 use self::windows as imp;
 
 /// Registry key (HKLM, 64-bit view) the MSI writes.

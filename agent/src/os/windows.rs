@@ -3,6 +3,8 @@ use std::path::{Path, PathBuf};
 
 use super::SettingsStore;
 
+pub use super::winsvc::*;
+
 pub fn installer_settings() -> Option<Box<dyn SettingsStore>> {
     Some(Box::new(registry::Registry))
 }
