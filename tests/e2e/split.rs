@@ -139,8 +139,14 @@ fn service_syncs_alone_and_a_session_app_gets_quotes_reconnects_and_exits_for_up
         .env_remove("TILL_AGENT_TOKEN")
         .output()
         .unwrap();
-    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && se.contains("quote from the till-agent service"), "{so}\n{se}");
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && se.contains("quote from the till-agent service"),
+        "{so}\n{se}"
+    );
     assert!(so.contains("customer"), "{so}");
     let out = Command::new(bin("till-agent"))
         .args(["--config", config.to_str().unwrap(), "doctor"])

@@ -10,10 +10,40 @@ pub fn installer_settings() -> Option<Box<dyn SettingsStore>> {
 }
 
 pub fn default_config_path() -> PathBuf {
-    let base = std::env::var_os("ProgramData")
-        .map(PathBuf::from)
+    // The known folder, not the `ProgramData` variable: a service's environment need not carry the
+    // machine's value (Wine gives services ProgramData=C:\users\Public), and service, session
+    // apps and the CLI must agree on one folder.
+    let base = program_data()
+        .or_else(|| std::env::var_os("ProgramData").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
     base.join("TillAgent").join("agent.toml")
+}
+
+/// `SHGetKnownFolderPath(FOLDERID_ProgramData)`.
+fn program_data() -> Option<PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, SHGetKnownFolderPath, KF_FLAG_DEFAULT};
+    let mut p: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: `p` receives a CoTaskMemAlloc'd NUL-terminated string (freed below, also on failure).
+    unsafe {
+        let hr = SHGetKnownFolderPath(
+            &FOLDERID_ProgramData,
+            KF_FLAG_DEFAULT as u32,
+            std::ptr::null_mut(),
+            &mut p,
+        );
+        let out = if hr == 0 && !p.is_null() {
+            let len = (0..).take_while(|&i| *p.add(i) != 0).count();
+            Some(PathBuf::from(std::ffi::OsString::from_wide(
+                std::slice::from_raw_parts(p, len),
+            )))
+        } else {
+            None
+        };
+        CoTaskMemFree(p as *const core::ffi::c_void);
+        out
+    }
 }
 
 pub fn exclusive_open_ok(p: &Path) -> bool {
