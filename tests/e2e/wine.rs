@@ -436,13 +436,12 @@ fn wine_msi_service_install_upgrade_uninstall() {
         "figure: upgrade with service + session app running {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let gone = wait_for(Duration::from_secs(30), || {
-        session.child.try_wait().unwrap().map(|_| ())
-    });
+    let gone = wait_for(Duration::from_secs(30), || session.child.try_wait().unwrap());
+    let session_text = std::fs::read_to_string(&session_log).unwrap_or_default();
+    let gone = gone.unwrap_or_else(|| panic!("the session app still runs after the upgrade:\n{session_text}"));
     assert!(
-        gone.is_some(),
-        "the session app still runs after the upgrade:\n{}",
-        std::fs::read_to_string(&session_log).unwrap_or_default()
+        gone.success(),
+        "the session app was asked to exit, not killed ({gone}):\n{session_text}"
     );
     let products = installed_products(&wine, dir);
     assert_eq!(
