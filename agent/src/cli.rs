@@ -611,11 +611,14 @@ fn void_cli(cfg: &Config, id: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The till token: typed at a terminal (cmd, PowerShell, a Linux tty) it is read from the console
+/// itself without echo (rpassword); piped in (scripts, `--token-stdin`) it is one line of stdin.
 fn read_token(no_prompt: bool) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !no_prompt && stdin.is_terminal() {
-        eprint!("Till token (from `server-stub till add` / the admin): ");
-        std::io::stderr().flush()?;
+        let token = rpassword::prompt_password("Till token (from `server-stub till add` / the admin; not shown): ")
+            .context("reading the token from the console")?;
+        return Ok(token.trim().to_string());
     }
     let mut line = String::new();
     stdin

@@ -15,6 +15,8 @@
 //! The binaries are the ones `cargo build --workspace` produced (the README's test command builds
 //! them once before running the suite).
 
+pub mod msi;
+pub mod pe;
 pub mod pg;
 pub mod powerfs;
 pub mod proxy;
