@@ -28,6 +28,9 @@ pub trait Quoter: Send + Sync {
         &'a self,
         card: &'a CardId,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>>;
+    /// The quote was shown to the cashier: its messages are acknowledged (said once per cause).
+    /// Returns the ack item ids newly queued here (none where another process owns the outbox).
+    fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>>;
 }
 
 impl Quoter for QuoteService {
@@ -39,6 +42,9 @@ impl Quoter for QuoteService {
         card: &'a CardId,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>> {
         Box::pin(QuoteService::quote(self, card))
+    }
+    fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>> {
+        QuoteService::ack_shown(self, quote)
     }
 }
 

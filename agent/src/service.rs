@@ -293,7 +293,13 @@ impl Handler for Serving {
                 at: chrono::Local::now().fixed_offset(),
             });
             match r.quotes.quote(&card).await {
-                Ok(quote) => Response::Quote { quote },
+                Ok(quote) => {
+                    // The session app shows it now: its cashier messages are said once.
+                    if let Err(e) = r.quotes.ack_shown(&quote) {
+                        tracing::warn!(card = %card, "cannot queue the message acks: {e:#}");
+                    }
+                    Response::Quote { quote }
+                }
                 Err(e) => Response::Error {
                     message: format!("no quote for card {card}: {e:#}"),
                 },

@@ -208,6 +208,11 @@ impl Quoter for RemoteQuoter {
             }
         })
     }
+
+    /// The service queued the acks when it answered the quote for this session's popup.
+    fn ack_shown(&self, _quote: &Quote) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// What the tray shows: the service's status, this session's readers, and the link's problem.
