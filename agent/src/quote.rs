@@ -28,6 +28,8 @@ pub trait Quoter: Send + Sync {
         &'a self,
         card: &'a CardId,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>>;
+    /// The quote was shown: acknowledge its messages (see [`QuoteService::ack_shown`]).
+    fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>>;
 }
 
 impl Quoter for QuoteService {
@@ -39,6 +41,9 @@ impl Quoter for QuoteService {
         card: &'a CardId,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>> {
         Box::pin(QuoteService::quote(self, card))
+    }
+    fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>> {
+        QuoteService::ack_shown(self, quote)
     }
 }
 
