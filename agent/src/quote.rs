@@ -28,8 +28,7 @@ pub trait Quoter: Send + Sync {
         &'a self,
         card: &'a CardId,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>>;
-    /// The quote was shown to the cashier: its messages are acknowledged (said once per cause).
-    /// Returns the ack item ids newly queued here (none where another process owns the outbox).
+    /// The quote was shown: acknowledge its messages (see [`QuoteService::ack_shown`]).
     fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>>;
 }
 

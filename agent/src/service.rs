@@ -281,21 +281,27 @@ impl Handler for Serving {
         self.events.receiver_count()
     }
 
-    fn quote(&self, card: CardId) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>> {
+    fn quote(
+        &self,
+        card: CardId,
+        shown: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>> {
         Box::pin(async move {
             let Some(r) = self.running() else {
                 return self.not_started();
             };
             // The scan happened in a session: the next card-less receipt gets this card
             // (the association task of the all-in-one agent sees the scan on its bus instead).
-            *r.bg.shared.last_scan.lock().unwrap_or_else(|p| p.into_inner()) = Some(crate::context::PendingScan {
-                card: card.clone(),
-                at: chrono::Local::now().fixed_offset(),
-            });
+            if shown {
+                *r.bg.shared.last_scan.lock().unwrap_or_else(|p| p.into_inner()) = Some(crate::context::PendingScan {
+                    card: card.clone(),
+                    at: chrono::Local::now().fixed_offset(),
+                });
+            }
             match r.quotes.quote(&card).await {
                 Ok(quote) => {
-                    // The session app shows it now: its cashier messages are said once.
-                    if let Err(e) = r.quotes.ack_shown(&quote) {
+                    // A session app shows it: its messages are said once.
+                    if let Err(e) = shown.then(|| r.quotes.ack_shown(&quote)).transpose() {
                         tracing::warn!(card = %card, "cannot queue the message acks: {e:#}");
                     }
                     Response::Quote { quote }
@@ -458,5 +464,163 @@ pub async fn serve_connection(h: Arc<dyn Handler>, events: broadcast::Sender<Eve
     let _ = writer.await;
     if session != "?" {
         tracing::info!("session app disconnected: {session}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Answers status at once and a quote only after 300 ms (so answers overtake each other).
+    struct Slow;
+    impl Handler for Slow {
+        fn hello(&self) -> Hello {
+            Hello {
+                protocol: ipc::PROTOCOL_VERSION,
+                version: "t".into(),
+                card_policy: None,
+                start_error: Some("agent.toml: broken".into()),
+            }
+        }
+        fn status(&self) -> (SyncStatus, Option<String>) {
+            (
+                SyncStatus {
+                    queue_depth: 4,
+                    ..Default::default()
+                },
+                None,
+            )
+        }
+        fn sessions(&self) -> usize {
+            0
+        }
+        fn quote(
+            &self,
+            card: CardId,
+            _shown: bool,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Response::Error {
+                    message: format!("slow {card}"),
+                }
+            })
+        }
+        fn command(&self, _req: Request) -> Response {
+            Response::Accepted
+        }
+        fn sync_log(&self, _after: Option<i64>, _limit: usize) -> Response {
+            Response::SyncLog { rows: vec![] }
+        }
+        fn exit_for_upgrade(&self) -> Response {
+            Response::SessionsTold { count: 0 }
+        }
+    }
+
+    async fn next(r: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> Frame {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut line))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        ipc::decode(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    #[tokio::test]
+    async fn a_connection_answers_by_id_out_of_order_pushes_events_and_survives_bad_lines() {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let events = broadcast::channel(16).0;
+        let served = tokio::spawn(serve_connection(Arc::new(Slow), events.clone(), Box::new(theirs)));
+        let (r, mut w) = tokio::io::split(ours);
+        let mut r = BufReader::new(r);
+        let card = CardId::parse("1900000009000018", &Default::default()).unwrap();
+        let send = |f: Frame| ipc::encode(&f);
+        w.write_all(
+            send(Frame::Request {
+                id: 1,
+                req: Request::Quote { card, shown: true },
+            })
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        w.write_all(
+            send(Frame::Request {
+                id: 2,
+                req: Request::Status,
+            })
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        // the fast answer first, each with its id
+        match next(&mut r).await {
+            Frame::Response {
+                id: 2,
+                resp: Response::Status { status, .. },
+            } => assert_eq!(status.queue_depth, 4),
+            f => panic!("{f:?}"),
+        }
+        match next(&mut r).await {
+            Frame::Response {
+                id: 1,
+                resp: Response::Error { message },
+            } => {
+                assert!(
+                    message.starts_with("slow") && !message.contains("1900000009000018"),
+                    "{message}"
+                )
+            }
+            f => panic!("{f:?}"),
+        }
+        // a bad line: answered with what is wrong (id 0), the connection goes on
+        w.write_all(b"{\"id\":3,\"req\":{\"req\":\"nope\"}}\n").await.unwrap();
+        match next(&mut r).await {
+            Frame::Response {
+                id: 0,
+                resp: Response::Error { message },
+            } => assert!(message.contains("nope"), "{message}"),
+            f => panic!("{f:?}"),
+        }
+        // subscribe: the answer, the current status, then pushed events
+        w.write_all(
+            send(Frame::Request {
+                id: 4,
+                req: Request::Subscribe,
+            })
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            next(&mut r).await,
+            Frame::Response {
+                id: 4,
+                resp: Response::Subscribed
+            }
+        ));
+        assert!(matches!(
+            next(&mut r).await,
+            Frame::Event {
+                event: Event::Status { .. }
+            }
+        ));
+        assert_eq!(events.receiver_count(), 1, "one subscribed session");
+        events.send(Event::ExitForUpgrade).unwrap();
+        assert!(matches!(
+            next(&mut r).await,
+            Frame::Event {
+                event: Event::ExitForUpgrade
+            }
+        ));
+        // closing ends the connection and its subscription
+        drop(w);
+        drop(r);
+        tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(events.receiver_count(), 0);
     }
 }
