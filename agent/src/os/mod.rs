@@ -48,6 +48,15 @@ pub fn exclusive_open_ok(p: &Path) -> bool {
     imp::exclusive_open_ok(p)
 }
 
+/// Does some process (the POS) still hold `p` open for writing? `Some(false)` only when the OS can
+/// tell for sure: Linux takes and at once drops a read lease (refused while anyone has the file open
+/// for writing; needs the file's owner or CAP_LEASE and a local file system), Windows an exclusive
+/// open. `None` when it cannot tell (other owner, network share, other Unix): the caller waits for
+/// the file to settle instead.
+pub fn writer_holds(p: &Path) -> Option<bool> {
+    imp::writer_holds(p)
+}
+
 /// The user's UI language as a Windows LANGID (`GetUserDefaultUILanguage`); `None` on Unix,
 /// where the locale variables (`LC_ALL`, `LC_MESSAGES`, `LANG`) decide.
 pub fn ui_langid() -> Option<u16> {
