@@ -1635,3 +1635,66 @@ fn two_servers_on_one_postgres_apply_every_receipt_once() {
         .to_string();
     eprintln!("{TILLS} tills x {RECEIPTS} receipts on 2 servers: {dropped} answers dropped, {resent} batches resent; server A {retries}");
 }
+
+on_both! {
+fn metrics_count_requests_and_every_log_line_of_a_request_names_its_id(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = e2e::new_database(dir.path(), Some(&fixture("seed/demo.json")), backend);
+    let srv = e2e::serve_db_env(dir.path(), &db, backend, "server-json.log", &[("SERVER_STUB_LOG_FORMAT", "json")]);
+    let api = Api::new(&srv, STORE, TILL);
+    // The client's request id is echoed; without one the server makes one.
+    let r = api.http.get(format!("{}/healthz", srv.url)).header("x-request-id", "e2e-req-1").send().unwrap();
+    assert_eq!(r.headers()["x-request-id"], "e2e-req-1");
+    let r = api.http.get(format!("{}/healthz", srv.url)).send().unwrap();
+    assert!(r.headers()["x-request-id"].to_str().unwrap().len() >= 32, "a made id: {:?}", r.headers());
+    let sale = receipt("8801", Some(JIRI), vec![line(None, "Chléb", None, "1", "35.50", LineKind::Sale)]);
+    let r = api
+        .http
+        .post(format!("{}/v1/sync", srv.url))
+        .bearer_auth(&api.token)
+        .header("x-request-id", "e2e-req-2")
+        .json(&batch(vec![receipt_item(&sale), receipt_item(&sale)]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Bad token: 401, counted under its route.
+    let r = api.http.get(format!("{}/v1/cards/{JIRI}/quote", srv.url)).bearer_auth("nope").send().unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let m = api.http.get(format!("{}/metrics", srv.url)).send().unwrap();
+    assert!(m.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let m = m.text().unwrap();
+    // /healthz: ours and the harness's readiness polls.
+    let healthz = m
+        .lines()
+        .find_map(|l| l.strip_prefix("server_stub_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} "))
+        .unwrap_or_else(|| panic!("no /healthz count in\n{m}"));
+    assert!(healthz.parse::<u64>().unwrap() >= 2, "{healthz}");
+    for want in [
+        "server_stub_http_requests_total{method=\"POST\",route=\"/v1/sync\",status=\"200\"} 1",
+        "server_stub_http_requests_total{method=\"GET\",route=\"/v1/cards/{card}/quote\",status=\"401\"} 1",
+        // the same receipt twice in one batch: applied, then duplicate
+        "server_stub_sync_items_total{result=\"applied\"} 1",
+        "server_stub_sync_items_total{result=\"duplicate\"} 1",
+        "server_stub_sync_pending 0",
+    ] {
+        assert!(m.lines().any(|l| l == want), "no {want:?} in\n{m}");
+    }
+    let max = if backend == Backend::Postgres { "16" } else { "9" };
+    assert!(m.lines().any(|l| l == format!("server_stub_db_connections_max {max}")), "{m}");
+    assert!(m.contains("server_stub_http_request_duration_seconds_bucket{le=\"0.005\",route=\"/v1/sync\"}"), "{m}");
+
+    // JSON log lines; each line logged while serving the sync request carries its id.
+    let log = std::fs::read_to_string(&srv.log).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let of_sync: Vec<&Value> = lines.iter().filter(|l| l["span"]["path"] == "/v1/sync").collect();
+    assert!(!of_sync.is_empty(), "no log line of the sync request:\n{log}");
+    for l in &of_sync {
+        assert_eq!(l["span"]["request_id"], "e2e-req-2", "{l}");
+    }
+    assert!(lines.iter().any(|l| l["span"]["request_id"] == "e2e-req-1"), "{log}");
+}
+}

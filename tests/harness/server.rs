@@ -87,12 +87,12 @@ impl ServerHandle {
     /// Start again on the same port and database (after `kill`).
     pub fn restart(&mut self) {
         self.proc.kill();
-        self.proc = spawn_server(&self.db, self.port, &self.log);
+        self.proc = spawn_server(&self.db, self.port, &self.log, &[]);
         wait_healthy(&self.url, &self.log);
     }
 }
 
-fn spawn_server(db: &Path, port: u16, log: &Path) -> Proc {
+fn spawn_server(db: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Proc {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -108,6 +108,7 @@ fn spawn_server(db: &Path, port: u16, log: &Path) -> Proc {
     ])
     .env("SERVER_STUB_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
     .env("RUST_LOG", "info")
+    .envs(env.iter().copied())
     .stdout(std::process::Stdio::null())
     .stderr(log_file);
     Proc::spawn("server-stub", &mut cmd)
@@ -169,11 +170,16 @@ pub fn start_server_on(dir: &Path, seed: Option<&Path>, backend: Backend) -> Ser
 
 /// Another `server-stub serve` on a database (several servers on one PostgreSQL database).
 pub fn serve_db(dir: &Path, db: &Path, backend: Backend, log_name: &str) -> ServerHandle {
+    serve_db_env(dir, db, backend, log_name, &[])
+}
+
+/// [`serve_db`] with extra environment variables for the server (e.g. its log format).
+pub fn serve_db_env(dir: &Path, db: &Path, backend: Backend, log_name: &str, env: &[(&str, &str)]) -> ServerHandle {
     let db = db.to_path_buf();
     let port = free_port();
     let log = dir.join(log_name);
     let url = format!("http://127.0.0.1:{port}");
-    let proc = spawn_server(&db, port, &log);
+    let proc = spawn_server(&db, port, &log, env);
     wait_healthy(&url, &log);
     ServerHandle {
         url,
