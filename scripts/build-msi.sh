@@ -119,6 +119,13 @@ msi="$(cd "$out" && pwd)/till-agent-$version.msi"
 #   app to exit and waits for them), so no till-agent.exe is in use when files are replaced. Type 98 =
 #   34 (exe by a directory's path, immediate) + 64 (exit code ignored: an older exe without the command
 #   must not block the upgrade). The service itself is stopped by StopServices (ServiceControl).
+# - The custom action InstallFinish (wixl sequences Before/After custom actions wrongly): after
+#   WriteRegistryValues, before StartServices, as LocalSystem (deferred, no impersonation), the new
+#   exe's `install-finish` writes agent.toml from the installer settings, moves TILL_TOKEN from HKLM into
+#   the machine's token store and deletes the registry value (the service's account may not), and sets
+#   the data folder's access rules (wixl has no LockPermissions). Type 3154 = 18 (exe from the File
+#   table) + 64 (exit code ignored: a bad setting is reported by the service in the Event Log instead of
+#   failing the install) + 1024 (deferred) + 2048 (no impersonation).
 upgrade_code="$(msiinfo export "$msi" Property | awk -F'\t' '$1 == "UpgradeCode" { print $2 }' | tr -d '\r')"
 bt='`'   # table and column names are quoted with backticks in MSI SQL
 msibuild "$msi" \
@@ -126,7 +133,9 @@ msibuild "$msi" \
   -q "INSERT INTO ${bt}Upgrade${bt} (${bt}UpgradeCode${bt}, ${bt}VersionMax${bt}, ${bt}Attributes${bt}, ${bt}ActionProperty${bt}) VALUES ('$upgrade_code', '$version', 513, 'WIX_UPGRADE_DETECTED')" \
   -q "UPDATE ${bt}Registry${bt} SET ${bt}Value${bt} = '#%[INSTALLDIR]till-agent.exe' WHERE ${bt}Name${bt} = 'EventMessageFile'" \
   -q "INSERT INTO ${bt}CustomAction${bt} (${bt}Action${bt}, ${bt}Type${bt}, ${bt}Source${bt}, ${bt}Target${bt}) VALUES ('UpgradePrepare', 98, 'INSTALLDIR', '\"[INSTALLDIR]till-agent.exe\" upgrade-prepare')" \
-  -q "INSERT INTO ${bt}InstallExecuteSequence${bt} (${bt}Action${bt}, ${bt}Condition${bt}, ${bt}Sequence${bt}) VALUES ('UpgradePrepare', 'WIX_UPGRADE_DETECTED OR REMOVE=\"ALL\"', 1390)"
+  -q "INSERT INTO ${bt}InstallExecuteSequence${bt} (${bt}Action${bt}, ${bt}Condition${bt}, ${bt}Sequence${bt}) VALUES ('UpgradePrepare', 'WIX_UPGRADE_DETECTED OR REMOVE=\"ALL\"', 1390)" \
+  -q "INSERT INTO ${bt}CustomAction${bt} (${bt}Action${bt}, ${bt}Type${bt}, ${bt}Source${bt}, ${bt}Target${bt}) VALUES ('InstallFinish', 3154, 'TillAgentExe', 'install-finish')" \
+  -q "INSERT INTO ${bt}InstallExecuteSequence${bt} (${bt}Action${bt}, ${bt}Condition${bt}, ${bt}Sequence${bt}) VALUES ('InstallFinish', 'NOT REMOVE=\"ALL\"', 5850)"
 sign "$msi"
 echo "build-msi: $(du -h "$msi" | cut -f1) $msi" >&2
 echo "$msi"

@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use e2e::msi::{build_msi, msiinfo_export, table, verify_signature, TestCert};
 use e2e::pe::{self, Pe};
-use e2e::{need_tools, run_ok, windows_exe};
+use e2e::{need_tools, run_ok, wait_for, windows_exe};
 
 /// `till-agent-cli.exe` beside the cross-built `till-agent.exe`.
 pub fn windows_cli_exe() -> PathBuf {
@@ -220,6 +221,25 @@ fn msi_tables_and_authenticode_signatures() {
         "{seq}"
     );
 
+    // the installer settings are finished as LocalSystem between writing them and starting the service
+    let finish = table(&msi, "CustomAction");
+    let finish = finish
+        .iter()
+        .find(|r| r["Action"] == "InstallFinish")
+        .expect("InstallFinish");
+    assert_eq!(
+        finish["Type"], "3154",
+        "exe from the File table, deferred, no impersonation, exit code ignored"
+    );
+    assert_eq!(
+        (finish["Source"].as_str(), finish["Target"].as_str()),
+        ("TillAgentExe", "install-finish")
+    );
+    assert!(at("WriteRegistryValues") < at("InstallFinish") && at("InstallFiles") < at("InstallFinish"));
+    assert!(at("InstallFinish") < at("StartServices") && at("InstallInitialize") < at("InstallFinish"));
+    assert!(at("InstallFinish") < at("InstallFinalize"), "{seq}");
+    assert!(seq.contains("InstallFinish\tNOT REMOVE=\"ALL\"\t"), "{seq}");
+
     // --- registry: Event Log source, installer settings incl. LANGUAGE
     let reg = table(&msi, "Registry");
     let value = |key: &str, name: &str| {
@@ -311,18 +331,35 @@ fn login_reads_the_token_without_echo_on_a_tty() {
             .expect("socat");
         let mut stdin = child.stdin.take().unwrap();
         let mut stdout = child.stdout.take().unwrap();
-        // type the token only after the program waits for it (the prompt, or a moment for --token-stdin)
-        let reader = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut stdout, &mut all);
-            String::from_utf8_lossy(&all).into_owned()
-        });
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 256];
+                while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+        };
+        let text = || seen.lock().unwrap().clone();
+        // type the token only once the program waits for it (its prompt; `--token-stdin` has none)
+        if extra.is_empty() {
+            let prompted = wait_for(Duration::from_secs(20), || text().contains("not shown").then_some(()));
+            assert!(prompted.is_some(), "no prompt on the tty: {:?}", text());
+        }
         let _ = std::io::Write::write_all(&mut stdin, format!("{token}\n").as_bytes());
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // login reads one line and ends; stdin stays open until then (socat stops at its EOF)
+        let ended = wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten());
         drop(stdin);
-        let _ = child.wait();
-        reader.join().unwrap()
+        if ended.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        reader.join().unwrap();
+        text()
     };
     let hidden = on_pty("");
     assert!(hidden.contains("Till token"), "no prompt on the tty: {hidden:?}");
