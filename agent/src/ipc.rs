@@ -36,8 +36,12 @@ pub enum Request {
     },
     Status,
     /// The quote for a scanned loyalty card (server within the quote timeout, else the cache).
+    /// `shown`: a session app shows it to the cashier (its messages are then acknowledged and
+    /// the card goes to the next card-less receipt); `quote CARD` on the command line does not.
     Quote {
         card: CardId,
+        #[serde(default)]
+        shown: bool,
     },
     /// Queue a registration / pairing; the outcome comes as `Event::Enrol`.
     Enrol {
@@ -180,7 +184,11 @@ pub trait Handler: Send + Sync {
     fn hello(&self) -> Hello;
     fn status(&self) -> (SyncStatus, Option<String>);
     fn sessions(&self) -> usize;
-    fn quote(&self, card: CardId) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>>;
+    fn quote(
+        &self,
+        card: CardId,
+        shown: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>>;
     fn command(&self, req: Request) -> Response;
     fn sync_log(&self, after: Option<i64>, limit: usize) -> Response;
     fn exit_for_upgrade(&self) -> Response;
@@ -203,7 +211,7 @@ pub async fn dispatch(h: &dyn Handler, req: Request) -> Response {
                 sessions: h.sessions(),
             }
         }
-        Request::Quote { card } => h.quote(card).await,
+        Request::Quote { card, shown } => h.quote(card, shown).await,
         Request::SyncLog { after, limit } => h.sync_log(after, limit.min(5000)),
         Request::ExitForUpgrade => h.exit_for_upgrade(),
         Request::Subscribe => Response::Subscribed,
@@ -232,7 +240,10 @@ mod tests {
             },
             Frame::Request {
                 id: 2,
-                req: Request::Quote { card: card() },
+                req: Request::Quote {
+                    card: card(),
+                    shown: true,
+                },
             },
             Frame::Request {
                 id: 3,
@@ -285,7 +296,10 @@ mod tests {
         // The wire needs the number (the service looks it up); the Debug form stays masked.
         let f = Frame::Request {
             id: 1,
-            req: Request::Quote { card: card() },
+            req: Request::Quote {
+                card: card(),
+                shown: true,
+            },
         };
         assert!(encode(&f).contains("1900000009000018"));
         assert!(!format!("{f:?}").contains("1900000009000018"));
@@ -335,7 +349,11 @@ mod tests {
         fn sessions(&self) -> usize {
             1
         }
-        fn quote(&self, card: CardId) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>> {
+        fn quote(
+            &self,
+            card: CardId,
+            _shown: bool,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>> {
             Box::pin(async move {
                 Response::Error {
                     message: format!("no quote for {card}"),
@@ -377,7 +395,15 @@ mod tests {
             Response::Status { status, .. } if status.queue_depth == 7
         ));
         // The error names the card masked (Display of CardId).
-        match dispatch(&h, Request::Quote { card: card() }).await {
+        match dispatch(
+            &h,
+            Request::Quote {
+                card: card(),
+                shown: true,
+            },
+        )
+        .await
+        {
             Response::Error { message } => assert!(!message.contains("1900000009000018"), "{message}"),
             r => panic!("{r:?}"),
         }

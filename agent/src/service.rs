@@ -281,19 +281,31 @@ impl Handler for Serving {
         self.events.receiver_count()
     }
 
-    fn quote(&self, card: CardId) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>> {
+    fn quote(
+        &self,
+        card: CardId,
+        shown: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>> {
         Box::pin(async move {
             let Some(r) = self.running() else {
                 return self.not_started();
             };
             // The scan happened in a session: the next card-less receipt gets this card
             // (the association task of the all-in-one agent sees the scan on its bus instead).
-            *r.bg.shared.last_scan.lock().unwrap_or_else(|p| p.into_inner()) = Some(crate::context::PendingScan {
-                card: card.clone(),
-                at: chrono::Local::now().fixed_offset(),
-            });
+            if shown {
+                *r.bg.shared.last_scan.lock().unwrap_or_else(|p| p.into_inner()) = Some(crate::context::PendingScan {
+                    card: card.clone(),
+                    at: chrono::Local::now().fixed_offset(),
+                });
+            }
             match r.quotes.quote(&card).await {
-                Ok(quote) => Response::Quote { quote },
+                Ok(quote) => {
+                    // A session app shows it: its messages are said once.
+                    if let Err(e) = shown.then(|| r.quotes.ack_shown(&quote)).transpose() {
+                        tracing::warn!(card = %card, "cannot queue the message acks: {e:#}");
+                    }
+                    Response::Quote { quote }
+                }
                 Err(e) => Response::Error {
                     message: format!("no quote for card {card}: {e:#}"),
                 },
@@ -450,5 +462,7 @@ pub async fn serve_connection(h: Arc<dyn Handler>, events: broadcast::Sender<Eve
     }
     drop(tx);
     let _ = writer.await;
-    tracing::info!("session app disconnected: {session}");
+    if session != "?" {
+        tracing::info!("session app disconnected: {session}");
+    }
 }

@@ -199,7 +199,13 @@ impl Quoter for RemoteQuoter {
         Box::pin(async move {
             match self
                 .link
-                .request(Request::Quote { card: card.clone() }, Duration::from_secs(5))
+                .request(
+                    Request::Quote {
+                        card: card.clone(),
+                        shown: true,
+                    },
+                    Duration::from_secs(5),
+                )
                 .await?
             {
                 Response::Quote { quote } => Ok(quote),
@@ -207,6 +213,12 @@ impl Quoter for RemoteQuoter {
                 other => anyhow::bail!("unexpected answer to a quote: {other:?}"),
             }
         })
+    }
+
+    /// The service acknowledged the messages when it answered (every quote it sends a session
+    /// app is shown there).
+    fn ack_shown(&self, _quote: &Quote) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
 
@@ -525,10 +537,18 @@ pub fn ask_service(endpoint: &str, req: Request) -> Option<anyhow::Result<Respon
 /// `quote CARD` when a service runs: the quote it computes (on Windows a user can read neither
 /// the cache nor the token). `None`: no service answers.
 pub fn service_quote(endpoint: &str, card: &CardId) -> Option<anyhow::Result<Quote>> {
-    Some(match ask_service(endpoint, Request::Quote { card: card.clone() })? {
-        Ok(Response::Quote { quote }) => Ok(quote),
-        Ok(Response::Error { message }) => Err(anyhow::anyhow!(message)),
-        Ok(other) => Err(anyhow::anyhow!("unexpected answer: {other:?}")),
-        Err(e) => Err(e),
-    })
+    Some(
+        match ask_service(
+            endpoint,
+            Request::Quote {
+                card: card.clone(),
+                shown: false,
+            },
+        )? {
+            Ok(Response::Quote { quote }) => Ok(quote),
+            Ok(Response::Error { message }) => Err(anyhow::anyhow!(message)),
+            Ok(other) => Err(anyhow::anyhow!("unexpected answer: {other:?}")),
+            Err(e) => Err(e),
+        },
+    )
 }

@@ -22,6 +22,7 @@ pub mod i18n;
 pub mod plural;
 pub mod reasons;
 pub mod redeem_view;
+pub mod say;
 pub mod synclog_view;
 pub mod viewmodel;
 

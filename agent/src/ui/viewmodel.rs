@@ -383,6 +383,7 @@ mod tests {
             currency: cur,
             redeemable: Vec::new(),
             recent: Vec::new(),
+            messages: Vec::new(),
         }
     }
     fn qe(result: QuoteResult, source: QuoteSource) -> QuoteEvent {
