@@ -126,13 +126,13 @@ fn msi_tables_and_authenticode_signatures() {
     let version = env!("CARGO_PKG_VERSION");
     let msi = build_msi(&windows_exe(), version, &work.path().join("msi"), Some(&cert));
 
-    // --- the service: own process, automatic start, LocalSystem (README: why), `till-agent.exe service`
+    // --- the service: own process, automatic start, LocalService (README: why), `till-agent.exe service`
     let svc = table(&msi, "ServiceInstall");
     let svc = one(&svc, "ServiceInstall");
     assert_eq!(svc["Name"], "TillAgent");
     assert_eq!(svc["ServiceType"], "16", "SERVICE_WIN32_OWN_PROCESS");
     assert_eq!(svc["StartType"], "2", "SERVICE_AUTO_START");
-    assert_eq!(svc["StartName"], "LocalSystem");
+    assert_eq!(svc["StartName"], r"NT AUTHORITY\LocalService");
     assert_eq!(svc["Arguments"], "service");
     assert_eq!(svc["Component_"], "AgentExe", "registered with the exe it runs");
     let ctl = table(&msi, "ServiceControl");

@@ -333,7 +333,7 @@ fn wine_msi_service_install_upgrade_uninstall() {
     );
     assert_eq!(
         wine.reg_value(SERVICE_KEY, "ObjectName").as_deref(),
-        Some("LocalSystem")
+        Some(r"NT AUTHORITY\LocalService")
     );
     assert_eq!(
         wine.reg_value(SERVICE_KEY, "Start").as_deref(),

@@ -118,10 +118,11 @@ pub fn ipc_endpoint(data_dir: &Path) -> String {
 /// [`PIPE_SDDL`] (Windows), a Unix socket (mode 0660) elsewhere.
 pub struct IpcListener(imp::IpcListener);
 
-/// Windows: who may open the service's pipe — SYSTEM and administrators fully, interactive users
+/// Windows: who may open the service's pipe — SYSTEM, administrators and the service's own account
+/// (LocalService, which creates the pipe instances) fully, interactive users
 /// read/write (a network logon, a service or a batch job is none of these); protected (no
 /// inherited entries).
-pub const PIPE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GRGW;;;IU)";
+pub const PIPE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;LS)(A;;GRGW;;;IU)";
 
 impl IpcListener {
     /// Bind the endpoint. Fails if another service already serves it.
