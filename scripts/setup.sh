@@ -9,6 +9,8 @@ PKGS=(
   python3 python3-venv
   # Windows cross build, MSI tooling and Wine for the installer tests
   mingw-w64 msitools wixl wine wine64
+  # Authenticode signing of the exes and the MSI (scripts/build-msi.sh) and the test certificate
+  osslsigncode openssl
   # X11 test bench: virtual display, key injection, layouts, screenshots, serial ptys
   faketime xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
   # power-cut test layer (FUSE): fusermount3, used when the suite does not run as root

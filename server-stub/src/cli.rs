@@ -148,8 +148,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     "no admin token: /admin endpoints answer 401 (set --admin-token or SERVER_STUB_ADMIN_TOKEN)"
                 );
             }
-            let state = AppState::new(repo, admin_token, Some(identity.id.as_str().into()));
+            let state = AppState::new(repo.clone(), admin_token, Some(identity.id.as_str().into()));
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.spawn(settle_tags(repo.clone()));
             if let Opened::Sqlite(repo, _) = &opened {
                 rt.spawn(note_watermark(repo.clone(), identity));
             }
@@ -195,6 +196,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Openapi => {
             print!("{}", crate::openapi::document_pretty());
             Ok(())
+        }
+    }
+}
+
+/// Receipt tags with a total whose receipt never came count as totals-only receipts once the
+/// program's wait is over: checked every 5 s (and after each sync batch).
+async fn settle_tags(repo: Arc<dyn Repository>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let r = repo.clone();
+        match tokio::task::spawn_blocking(move || crate::purchases::settle_due(&*r, chrono::Utc::now())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "could not settle the receipt tags"),
+            Err(e) => tracing::error!(error = %e, "receipt tag task failed"),
         }
     }
 }

@@ -15,6 +15,8 @@
 //! The binaries are the ones `cargo build --workspace` produced (the README's test command builds
 //! them once before running the suite).
 
+pub mod msi;
+pub mod pe;
 pub mod pg;
 pub mod powerfs;
 pub mod proxy;
@@ -228,6 +230,11 @@ impl Lines {
 
     pub fn transcript(&self) -> String {
         self.seen.join("\n")
+    }
+
+    /// The child's exit status if it ends within `timeout`.
+    pub fn exited_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        wait_for(timeout, || self._proc.child.try_wait().ok().flatten())
     }
 }
 
