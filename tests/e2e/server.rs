@@ -1698,3 +1698,51 @@ fn metrics_count_requests_and_every_log_line_of_a_request_names_its_id(backend: 
     assert!(lines.iter().any(|l| l["span"]["request_id"] == "e2e-req-1"), "{log}");
 }
 }
+
+on_both! {
+fn a_quote_and_a_token_check_answer_while_ingest_waits_for_the_database(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
+    // Another client holds the database's write side: SQLite's write lock (BEGIN IMMEDIATE), or
+    // PostgreSQL's customers table locked against row locks (plain reads still pass).
+    enum Holder {
+        Sqlite(rusqlite::Connection),
+        Pg(postgres::Client),
+    }
+    let holder = match backend {
+        Backend::Sqlite => {
+            let c = rusqlite::Connection::open(&srv.db).unwrap();
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            Holder::Sqlite(c)
+        }
+        Backend::Postgres => {
+            let mut c = e2e::pg::cluster().client(e2e::pg::db_name(srv.db.to_str().unwrap()));
+            c.batch_execute("BEGIN; LOCK TABLE customers IN EXCLUSIVE MODE").unwrap();
+            Holder::Pg(c)
+        }
+    };
+    let sale = receipt("8901", Some(JIRI), vec![line(None, "Chléb", None, "1", "35.50", LineKind::Sale)]);
+    let body = batch(vec![receipt_item(&sale)]);
+    let (url, token) = (api.url.clone(), api.token.clone());
+    let ingest = std::thread::spawn(move || {
+        let t0 = std::time::Instant::now();
+        let r = Client::new().post(format!("{url}/v1/sync")).bearer_auth(token).json(&body).send().unwrap();
+        (r.status(), t0.elapsed())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(400)); // the sync is waiting now
+    let t0 = std::time::Instant::now();
+    let q = api.quote(JIRI);
+    let quoted = t0.elapsed();
+    assert_eq!(q["kind"], "customer", "{q}");
+    assert!(quoted < std::time::Duration::from_millis(300), "the quote waited {quoted:?} behind ingest");
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(!ingest.is_finished(), "the sync did not wait for the held database: the test tests nothing");
+    match holder {
+        Holder::Sqlite(c) => c.execute_batch("ROLLBACK").unwrap(),
+        Holder::Pg(mut c) => c.batch_execute("ROLLBACK").unwrap(),
+    }
+    let (status, took) = ingest.join().unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&sale]));
+}
+}

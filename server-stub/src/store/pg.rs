@@ -66,8 +66,20 @@ pub fn redact(url: &str) -> String {
 }
 
 pub struct PgRepo {
-    pool: Pool,
+    /// Always Some until dropped (see the Drop impl).
+    pool: Option<Pool>,
     retries: AtomicU64,
+}
+
+impl Drop for PgRepo {
+    fn drop(&mut self) {
+        // A `postgres::Client` blocks on its own runtime when dropped, which panics on a thread of
+        // the server's tokio runtime (where the last AppState goes at shutdown): close the pool's
+        // connections on a plain thread.
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
 }
 
 fn pool_err(e: r2d2::Error) -> StoreError {
@@ -88,15 +100,21 @@ impl PgRepo {
             .build(manager)
             .map_err(|e| StoreError::Other(format!("connecting to {}: {e}", redact(url))))?;
         let repo = PgRepo {
-            pool,
+            pool: Some(pool),
             retries: AtomicU64::new(0),
         };
         repo.migrate()?;
         Ok(repo)
     }
 
+    fn pool(&self) -> &Pool {
+        self.pool
+            .as_ref()
+            .expect("the pool lives until the repository is dropped")
+    }
+
     fn migrate(&self) -> StoreResult<()> {
-        let mut conn = self.pool.get().map_err(pool_err)?;
+        let mut conn = self.pool().get().map_err(pool_err)?;
         let mut tx = conn.transaction()?;
         // Two servers starting at once: one migrates, the other waits and finds it done.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])?;
@@ -124,7 +142,7 @@ impl PgRepo {
     }
 
     pub fn schema_version(&self) -> StoreResult<usize> {
-        let mut conn = self.pool.get().map_err(pool_err)?;
+        let mut conn = self.pool().get().map_err(pool_err)?;
         let v: i64 = conn.query_one("SELECT version FROM schema_version", &[])?.get(0);
         Ok(v as usize)
     }
@@ -132,7 +150,7 @@ impl PgRepo {
     /// The server identity of this database, created by the first server that starts on it
     /// (every server process on the database shares it).
     pub fn identity_or(&self, new_id: &str) -> StoreResult<String> {
-        let mut conn = self.pool.get().map_err(pool_err)?;
+        let mut conn = self.pool().get().map_err(pool_err)?;
         conn.batch_execute(
             "CREATE TABLE IF NOT EXISTS server_identity (one BIGINT PRIMARY KEY CHECK (one = 1), id TEXT NOT NULL)",
         )?;
@@ -147,7 +165,7 @@ impl PgRepo {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut conn = self.pool.get().map_err(pool_err)?;
+            let mut conn = self.pool().get().map_err(pool_err)?;
             let tx = if write {
                 conn.build_transaction().isolation_level(IsolationLevel::ReadCommitted)
             } else {
@@ -199,12 +217,12 @@ impl Repository for PgRepo {
     }
 
     fn stats(&self) -> StoreStats {
-        let s = self.pool.state();
+        let s = self.pool().state();
         StoreStats {
             backend: "postgres",
             connections: s.connections as u64,
             idle: s.idle_connections as u64,
-            max: self.pool.max_size() as u64,
+            max: self.pool().max_size() as u64,
             retries: self.retries.load(Ordering::Relaxed),
         }
     }
