@@ -288,6 +288,50 @@ impl Drop for Mount {
     }
 }
 
+/// Pipelined backlog: receipts queued while the server is away go in batches of 10, the next batch
+/// on the wire while the previous one's acks are written. Answers dropped for a while (the server
+/// committed, the agent never heard), then passing: every receipt on the server once, every item
+/// marked sent in the outbox.
+#[test]
+fn a_pipelined_backlog_with_dropped_answers_arrives_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(tmp.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let before = balances(&server.db);
+    let proxy = Proxy::start(format!("127.0.0.1:{}", server.port).parse().unwrap());
+    proxy.set(Fault::Refuse);
+    let mut till = Till::new(
+        &tmp.path().join("till"),
+        &token,
+        AgentToml::new(&proxy.url()).http_timeout_secs(2).batch_size(10),
+    );
+    till.start();
+    let n = 150;
+    for i in 0..n {
+        pos_write(&till.export, &format!("PIPE-{i}.json"), &receipt("PIPE", i));
+    }
+    let queued = wait_for(Duration::from_secs(90), || {
+        (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='pending'") >= n as i64).then_some(())
+    });
+    assert!(queued.is_some(), "the backlog was not queued: {:?}", till.files_left());
+    proxy.set(Fault::DropResponse);
+    let dropped = wait_for(Duration::from_secs(60), || {
+        (proxy.hits(Fault::DropResponse) >= 3).then_some(())
+    });
+    assert!(dropped.is_some(), "the agent did not send while answers were dropped");
+    proxy.set(Fault::Pass);
+    wait_drained(&till, &server.db, "PIPE", n, Duration::from_secs(120));
+    let sent = wait_for(Duration::from_secs(60), || {
+        (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'") >= n as i64).then_some(())
+    });
+    assert!(
+        sent.is_some(),
+        "outbox: {} of {n} marked sent",
+        till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'")
+    );
+    assert_exactly_once_and_points(&server.db, "PIPE", n, &before);
+}
+
 #[test]
 fn disk_full_and_read_only_data_folder_then_resume() {
     let tmp = tempfile::tempdir().unwrap();

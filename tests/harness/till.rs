@@ -31,6 +31,8 @@ pub struct AgentToml {
     pub rescan_interval_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
     #[serde(skip_serializing_if = "ReaderToml::is_empty")]
     pub reader: ReaderToml,
     #[serde(skip_serializing_if = "PopupToml::is_empty")]
@@ -113,6 +115,7 @@ impl AgentToml {
             language: Some("cs".to_string()),
             rescan_interval_secs: Some(5),
             http_timeout_secs: None,
+            batch_size: None,
             reader: ReaderToml::default(),
             popup: PopupToml::default(),
             raw: String::new(),
@@ -148,6 +151,10 @@ impl AgentToml {
     }
     pub fn rescan_secs(mut self, secs: Option<u64>) -> Self {
         self.rescan_interval_secs = secs;
+        self
+    }
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = Some(n);
         self
     }
     pub fn http_timeout_secs(mut self, secs: u64) -> Self {
