@@ -164,4 +164,29 @@ mod tests {
         assert!(acked.contains("welcome:C1") && acked.contains("reward:C1:100"));
         assert_eq!(ack_id("welcome:C1").len(), 36);
     }
+
+    #[test]
+    fn offline_messages_leave_out_what_this_till_acknowledged() {
+        let seed: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/seed/demo.json")).unwrap(),
+        )
+        .unwrap();
+        let program: Program = serde_json::from_value(seed["program"].clone()).unwrap();
+        let change: CustomerChange = serde_json::from_value(seed["customers"][0].clone()).unwrap();
+        let card = change.cards[0].number.clone();
+        let now = DateTime::parse_from_rfc3339("2026-11-30T10:00:00+01:00").unwrap();
+        let quote = protocol::rules::customer_quote(&program, &change.customer, &change.state, &now);
+        let mut q = Quote {
+            result: QuoteResult::Customer { card, quote },
+            source: protocol::v1::QuoteSource::Offline { as_of: now },
+        };
+        fill_offline(&program, &change, &mut q, now, &HashSet::new());
+        let causes: Vec<String> = messages_of(&q).unwrap().1.iter().map(|m| m.cause.clone()).collect();
+        assert!(causes.contains(&"reward:C000001:400".to_string()), "{causes:?}");
+        let acked: HashSet<String> = causes.iter().take(1).cloned().collect();
+        fill_offline(&program, &change, &mut q, now, &acked);
+        let left: Vec<String> = messages_of(&q).unwrap().1.iter().map(|m| m.cause.clone()).collect();
+        assert_eq!(left.len(), causes.len() - 1);
+        assert!(!left.contains(&causes[0]));
+    }
 }

@@ -2113,4 +2113,55 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn cashier_messages_by_cause() {
+        let mut p = program();
+        p.campaigns = vec![campaign("dbl", 1, dec!(200), CampaignScope::AllMembers)];
+        let c = customer("C1", None);
+        let at = DateTime::parse_from_rfc3339("2026-12-30T10:00:00+01:00").unwrap(); // a Wednesday
+        let mut state = CustomerState {
+            points_balance: dec!(250),
+            ..Default::default()
+        };
+        state.turnover_by_month.insert("2026-12".into(), dec!(6000));
+        let q = customer_quote(&p, &c, &state, &at);
+        let facts = MessageFacts {
+            first_purchase: false,
+            // 3 January is in the Monday 28 Dec – Sunday 3 Jan week: next year's date
+            birthday: NaiveDate::from_ymd_opt(1990, 1, 3),
+        };
+        let got: Vec<String> = cashier_messages(&p, &c.id, &q, &facts, at.date_naive())
+            .into_iter()
+            .map(|m| m.cause)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "tier:C1:Silver",
+                "birthday:C1:2027",
+                "reward:C1:200",
+                "campaign:C1:dbl:2026-12-30"
+            ]
+        );
+        // The first tier is nothing to announce; no birthday this week; welcome on the first purchase.
+        let q = customer_quote(&p, &c, &CustomerState::default(), &at);
+        let facts = MessageFacts {
+            first_purchase: true,
+            birthday: NaiveDate::from_ymd_opt(1990, 1, 10),
+        };
+        let got: Vec<MessageWhat> = cashier_messages(&p, &c.id, &q, &facts, at.date_naive())
+            .into_iter()
+            .map(|m| m.what)
+            .collect();
+        assert_eq!(
+            got,
+            [MessageWhat::Welcome, MessageWhat::Campaign { name: "DBL".into() }]
+        );
+        // 29 February birthdays fall on 28 February in common years
+        assert_eq!(
+            anniversary(NaiveDate::from_ymd_opt(2000, 2, 29).unwrap(), 2027),
+            NaiveDate::from_ymd_opt(2027, 2, 28).unwrap()
+        );
+    }
 }

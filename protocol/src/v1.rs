@@ -120,8 +120,16 @@ impl Receipt {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CustomerName {
-    Person { first_name: String, surname: String },
-    Company { company_name: String },
+    Person {
+        first_name: String,
+        surname: String,
+    },
+    Company {
+        company_name: String,
+    },
+    /// The account of an anonymous card (issued in a batch, never registered): it earns, and
+    /// becomes the customer's when the card is registered.
+    Anonymous,
 }
 
 impl CustomerName {
@@ -129,6 +137,7 @@ impl CustomerName {
         match self {
             CustomerName::Person { first_name, surname } => format!("{first_name} {surname}"),
             CustomerName::Company { company_name } => company_name.clone(),
+            CustomerName::Anonymous => "Anonymous card".into(),
         }
     }
 }
@@ -343,7 +352,7 @@ pub enum MessageWhat {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MessageAck {
-    #[cfg_attr(feature = "schema", schema(pattern = "^ack-.{4,200}$"))]
+    #[cfg_attr(feature = "schema", schema(pattern = "^ack-[0-9A-Za-z_.:-]{4,200}$"))]
     pub request_id: String,
     pub cause: String,
     /// The card the message was shown for.
@@ -362,7 +371,7 @@ pub struct MessageAck {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptTag {
-    #[cfg_attr(feature = "schema", schema(pattern = "^tag-.{4,76}$"))]
+    #[cfg_attr(feature = "schema", schema(pattern = "^tag-[0-9A-Za-z_.:-]{4,76}$"))]
     pub request_id: String,
     pub store_id: StoreId,
     pub till_id: TillId,

@@ -580,6 +580,12 @@ fn register(
                 return Ok(rejected("missing_field", "body.name.company_name is empty"));
             }
         }
+        CustomerName::Anonymous => {
+            return Ok(rejected(
+                "missing_field",
+                "body.name: a registration needs a person's or a company's name",
+            ));
+        }
     }
     if let Some(e) = &reg.contact.email {
         if !e.contains('@') {
@@ -600,8 +606,13 @@ fn register(
         if matches!(c.status, CardStatus::Replaced { .. }) {
             return Ok(rejected("card_replaced", "body.card was replaced by another card"));
         }
-        if c.customer_id.is_some() {
-            return Ok(rejected("card_taken", "body.card already belongs to a customer"));
+        if let Some(owner) = &c.customer_id {
+            match tx.customer(owner)? {
+                Some(row) if row.customer.name == CustomerName::Anonymous => {
+                    return adopt_anonymous(tx, program, reg, hash, row);
+                }
+                _ => return Ok(rejected("card_taken", "body.card already belongs to a customer")),
+            }
         }
     }
     let id = CustomerId(format!("C{:06}", tx.next_counter("customer")?));
@@ -645,6 +656,45 @@ fn register(
         result: AckResult::Applied,
     })?;
     tracing::info!(customer = %id, card = %reg.card, store = %reg.store_id, "registered customer");
+    Ok(AckResult::Applied)
+}
+
+/// Registering an anonymous card: its account (balance, ledger, turnover) becomes the customer's
+/// — the same customer id, now with the registration's name, contact, consents and birthday.
+fn adopt_anonymous(
+    tx: &mut dyn Tx,
+    program: &Program,
+    reg: &Registration,
+    hash: &str,
+    row: crate::store::CustomerRow,
+) -> Result<AckResult, ApiError> {
+    let mut customer = row.customer;
+    customer.name = reg.name.clone();
+    customer.contact = reg.contact.clone();
+    customer.consents = reg.consents.clone();
+    customer.birthday = reg.birthday;
+    tx.put_customer(&customer, &row.state)?;
+    if let Err(ack) = crate::purchases::credit_unmatched(tx, program, &reg.card, &customer.id)? {
+        return Ok(ack);
+    }
+    record_message(
+        tx,
+        &customer,
+        &format!("welcome:{}", customer.id.0),
+        "welcome",
+        format!(
+            "Vítejte v programu {}, {}! Vaše karta je aktivní.",
+            program.name,
+            customer.name.display()
+        ),
+    )?;
+    tx.insert_request(&RequestRow {
+        request_id: reg.request_id.clone(),
+        kind: "registration".into(),
+        payload_hash: hash.to_string(),
+        result: AckResult::Applied,
+    })?;
+    tracing::info!(customer = %customer.id, card = %reg.card, "anonymous card registered: its account is the customer's");
     Ok(AckResult::Applied)
 }
 
@@ -988,6 +1038,10 @@ pub struct IssueCardsRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<protocol::money::DecimalString>)]
     pub initial_points: Option<Decimal>,
+    /// Anonymous cards: each gets an account of its own (customer `A…`, name `anonymous`) that
+    /// earns from the first purchase and becomes the customer's when the card is registered.
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -1018,13 +1072,41 @@ pub fn issue_cards(repo: &dyn Repository, req: &IssueCardsRequest) -> Result<Iss
         let mut cards = Vec::with_capacity(req.count);
         for _ in 0..req.count {
             let n = next_card_number(tx, &snap.program)?;
+            let owner = if req.anonymous {
+                let id = CustomerId(format!("A{:06}", tx.next_counter("anonymous")?));
+                tx.put_customer(
+                    &Customer {
+                        id: id.clone(),
+                        name: CustomerName::Anonymous,
+                        contact: Default::default(),
+                        consents: Default::default(),
+                        birthday: None,
+                        tier: Some(snap.program.tiers.first().map(|t| t.name.clone()).unwrap_or_default()),
+                        parent: None,
+                        discount_override: None,
+                    },
+                    &CustomerState::default(),
+                )?;
+                Some(id)
+            } else {
+                None
+            };
             tx.put_card(&CardRow {
                 number: n.clone(),
-                customer_id: None,
+                customer_id: owner.clone(),
                 status: CardStatus::Active,
                 issued_store: None,
                 issued_at: None,
             })?;
+            if let Some(owner) = &owner {
+                // the account exists from the start: a preload is credited now
+                if let Some(p) = req.initial_points {
+                    tx.set_card_preload(&n, p)?;
+                }
+                ledger::credit_preload(tx, &n, owner, &StoreId("HQ".into()), &TillId("admin".into()))?;
+                cards.push(n);
+                continue;
+            }
             if let Some(p) = req.initial_points {
                 tx.set_card_preload(&n, p)?;
             }
@@ -1465,6 +1547,7 @@ mod tests {
             &IssueCardsRequest {
                 count: 1,
                 initial_points: None,
+                anonymous: false,
             },
         )
         .unwrap()
@@ -1488,6 +1571,7 @@ mod tests {
             &IssueCardsRequest {
                 count: 3,
                 initial_points: None,
+                anonymous: false,
             },
         )
         .unwrap()
@@ -1500,7 +1584,8 @@ mod tests {
             &repo,
             &IssueCardsRequest {
                 count: 0,
-                initial_points: None
+                initial_points: None,
+                anonymous: false,
             }
         )
         .is_err());

@@ -210,6 +210,8 @@ proptest! {
                     let issued = service::issue_cards(&repo, &service::IssueCardsRequest {
                         count: 1,
                         initial_points: Some(Decimal::from(points)),
+                        // every other prize card is anonymous: credited at issue, adopted on registration
+                        anonymous: points % 2 == 0,
                     }).unwrap().cards.remove(0);
                     let reg = Registration {
                         request_id: format!("reg-{n}"),

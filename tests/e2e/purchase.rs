@@ -316,7 +316,7 @@ fn a_tag_with_a_total_and_no_receipt_counts_after_the_program_wait_and_only_once
 }
 
 #[test]
-fn purchases_with_unassigned_or_unknown_cards_earn_on_registration_once_and_messages_show_once() {
+fn purchases_with_unassigned_unknown_or_anonymous_cards_earn_on_registration_once_and_messages_show_once() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = start_server(tmp.path());
     let till = started(&srv, tmp.path());
@@ -360,6 +360,36 @@ fn purchases_with_unassigned_or_unknown_cards_earn_on_registration_once_and_mess
     ok_out(&till.cli(&["register", UNASSIGNED, "--name", "Eva Malá", "--consent"]));
     wait_drained(&till);
     assert_eq!(entries_for(&srv, &eva, &u1).len(), 1);
+
+    // An anonymous card (issued in a batch) earns into an account of its own from the first
+    // purchase; registering the card makes that account the customer's.
+    let batch = admin(
+        &srv,
+        reqwest::Method::POST,
+        "/admin/cards/batch",
+        Some(&serde_json::json!({ "count": 1, "anonymous": true })),
+    );
+    let anon = batch["cards"][0].as_str().unwrap().to_string();
+    let anon_owner = owner(&anon);
+    assert!(anon_owner.starts_with('A'), "{anon_owner}");
+    till.drop_file("a1.json", receipt_file("A-1", Some(&anon), "600.00").as_bytes());
+    let a1 = wait_receipt(&srv, &till, "A-1");
+    wait_drained(&till);
+    let earned = d(entries_for(&srv, &anon_owner, &a1)[0]["points"].as_str().unwrap());
+    assert_eq!(balance(&srv, &anon_owner), earned);
+    ok_out(&till.cli(&["register", &anon, "--name", "Karel Anonym", "--consent"]));
+    wait_drained(&till);
+    assert_eq!(owner(&anon), anon_owner, "same account");
+    let named: String = server_conn(&srv.db)
+        .query_row(
+            "SELECT json_extract(customer, '$.name.surname') FROM customers WHERE id = ?1",
+            [&anon_owner],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(named, "Anonym");
+    assert_eq!(balance(&srv, &anon_owner), earned, "the balance stays with the account");
+    assert_eq!(entries_for(&srv, &anon_owner, &a1).len(), 1);
 
     // Messages: Jiří's quote has something to say (a reward reachable with 412 points, today's
     // campaign…); the `lookup` output counts as shown: each cause once, acknowledged to the server.

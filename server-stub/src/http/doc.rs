@@ -344,6 +344,7 @@ pub fn samples(name: &str) -> Vec<Value> {
         "IssueCardsRequest" => vec![v(&crate::service::IssueCardsRequest {
             count: 2,
             initial_points: Some(d("500")),
+            anonymous: false,
         })],
         "RedeemRequest" => vec![v(&sample_redeem_request())],
         "RedeemAnswer" => vec![v(&RedeemAnswer {
