@@ -145,6 +145,10 @@ pub enum AgentEvent {
     Enrol(EnrolEvent),
     /// A redemption (or a void) from the till's Redeem button finished: the popup shows it.
     Redeem(RedeemEvent),
+    /// A customer search from the search box finished (found: the quote follows as `Quote`).
+    Lookup(AnswerEvent),
+    /// A receipt tag from the "Add purchase to card" form was queued (or refused).
+    Tag(AnswerEvent),
     /// Esc pressed on a keyboard, seen by the keyboard-wedge reader: hides the popup, which never
     /// has the focus. (On Windows the wedge owns the process's Raw Input registration, so the GUI
     /// toolkit sees no raw keys; on X11 the GUI could, but uses this same path when a wedge runs.)
@@ -156,6 +160,15 @@ pub enum AgentEvent {
 pub struct EnrolEvent {
     pub request_id: String,
     /// `None` = queued; `Some(error)` = not queued.
+    pub error: Option<String>,
+}
+
+/// The outcome of a search / tag request of the GUI (matched by request id).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AnswerEvent {
+    pub request_id: String,
+    /// `None` = done (found / queued); `Some(reason)` = not, in the screen's language when the
+    /// reason is one the agent knows.
     pub error: Option<String>,
 }
 

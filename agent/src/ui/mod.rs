@@ -16,7 +16,9 @@ use crate::events::{AgentEvent, Bus, SyncStatus};
 
 pub mod config;
 pub mod demo;
+pub mod find_i18n;
 pub mod headless;
+pub mod hotkey;
 pub mod human;
 pub mod i18n;
 pub mod plural;
@@ -25,6 +27,8 @@ pub mod redeem_view;
 pub mod synclog_view;
 pub mod viewmodel;
 
+#[cfg(feature = "gui")]
+mod find_window;
 #[cfg(feature = "gui")]
 mod forms;
 #[cfg(feature = "gui")]
@@ -41,6 +45,17 @@ mod synclog_window;
 pub mod tray;
 
 pub use i18n::Lang;
+
+/// What the "Add purchase to card" form sends (validated: receipt number given, date not in the
+/// future, total a non-negative amount, card number normalised).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TagInput {
+    pub request_id: String,
+    pub receipt: String,
+    pub date: chrono::NaiveDate,
+    pub total: Option<rust_decimal::Decimal>,
+    pub card: protocol::CardId,
+}
 pub use viewmodel::{ActionId, PopupView};
 
 /// What `About` shows.
@@ -67,6 +82,15 @@ pub enum UiRequest {
     Redeem(Box<protocol::v1::RedeemRequest>),
     /// Tray "Void last redemption": the redemption id (`runtime::Command::Void`).
     Void(String),
+    /// The search box: find the customer by card number, phone or e-mail (`runtime::Command::Find`);
+    /// the box waits for `AgentEvent::Lookup` with its request id, the popup shows the quote.
+    Find {
+        request_id: String,
+        query: String,
+    },
+    /// The "Add purchase to card" form: queue a receipt tag (`runtime::Command::Tag`); the form
+    /// waits for `AgentEvent::Tag` with its request id.
+    Tag(Box<TagInput>),
     /// The cashier confirmed Quit; `run_gui` returns right after.
     Quit,
 }
