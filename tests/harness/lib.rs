@@ -7,6 +7,7 @@
 //! - [`server`]: a seeded `server-stub serve` on loopback and its database;
 //! - [`till`]: `agent.toml` from a struct ([`AgentToml`]) and a headless till ([`Till`]);
 //! - [`x`]: our own Xvfb, X clients on it, the one `find_window`;
+//! - [`gui`]: the POS stand-in window and the GUI agent on an Xvfb display ([`GuiAgent`]);
 //! - [`serial`]: socat pty pairs as serial card readers;
 //! - [`wine`]: the throwaway Wine prefix and the cross-built `till-agent.exe`;
 //! - [`proxy`]: the fault-injecting TCP proxy.
@@ -14,6 +15,7 @@
 //! The binaries are the ones `cargo build --workspace` produced (the README's test command builds
 //! them once before running the suite).
 
+pub mod gui;
 pub mod powerfs;
 pub mod proxy;
 pub mod serial;
@@ -22,6 +24,7 @@ pub mod till;
 pub mod wine;
 pub mod x;
 
+pub use gui::{screenshot, start_pos, GuiAgent, Pos};
 pub use serial::Socat;
 pub use server::*;
 pub use till::*;

@@ -90,6 +90,7 @@ pub(super) fn find_ui(
     let ctx = ui.ctx().clone();
     let big = 20.0;
     ui.spacing_mut().item_spacing = egui::vec2(10.0, 10.0);
+    ui.label(RichText::new(fx(lang, Fx::FindTitle)).size(22.0).strong());
     ui.label(RichText::new(fx(lang, Fx::FindHint)).size(18.0));
     let waiting = matches!(f.state, State::Waiting(_));
     let r = ui.add_enabled(

@@ -953,7 +953,8 @@ impl App {
                 ViewportId::from_hash_of("find"),
                 ViewportBuilder::default()
                     .with_title(super::find_i18n::fx(lang, super::find_i18n::Fx::FindTitle))
-                    .with_inner_size([520.0, 190.0])
+                    .with_position(centred(ctx.input(|i| i.viewport().monitor_size), FIND_SIZE))
+                    .with_inner_size(FIND_SIZE)
                     .with_active(true),
                 move |ui, _| {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
@@ -976,7 +977,8 @@ impl App {
                 ViewportId::from_hash_of("tag"),
                 ViewportBuilder::default()
                     .with_title(super::find_i18n::fx(lang, super::find_i18n::Fx::TagTitle))
-                    .with_inner_size([620.0, 360.0])
+                    .with_position(centred(ctx.input(|i| i.viewport().monitor_size), TAG_SIZE))
+                    .with_inner_size(TAG_SIZE)
                     .with_active(true),
                 move |ui, _| {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
@@ -1204,6 +1206,15 @@ impl eframe::App for App {
 const SYNC_LOG_POS: [f32; 2] = [16.0, 16.0];
 const SYNC_LOG_SIZE: [f32; 2] = [900.0, 520.0];
 const ABOUT_SIZE: [f32; 2] = [440.0, 200.0];
+
+/// The search box and the tag form open in the middle of the screen (over the POS's own dialogs).
+const FIND_SIZE: [f32; 2] = [520.0, 200.0];
+const TAG_SIZE: [f32; 2] = [620.0, 360.0];
+
+fn centred(monitor: Option<egui::Vec2>, size: [f32; 2]) -> egui::Pos2 {
+    let m = monitor.unwrap_or(egui::vec2(1024.0, 768.0));
+    egui::pos2(((m.x - size[0]) / 2.0).max(0.0), ((m.y - size[1]) / 3.0).max(0.0))
+}
 
 fn about_pos(monitor: Option<egui::Vec2>) -> egui::Pos2 {
     let m = monitor.unwrap_or(egui::vec2(1024.0, 768.0));
