@@ -1,6 +1,7 @@
 //! Local cache for offline quotes (`cache.db`): the server's rules snapshot (by ETag) and the
 //! customer-change feed (`/v1/changes`), pulled by the replicator's cache-sync task. Read by the
-//! quote service when the server does not answer in time.
+//! quote service when the server does not answer in time. Phones and e-mails are only here as
+//! keyed hashes (`contact_keys`, see `protocol::contact`); the feed carries no plain contacts.
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -14,7 +15,11 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE rules(id INTEGER PRIMARY KEY CHECK (
      CREATE TABLE customers(customer_id TEXT PRIMARY KEY, body TEXT NOT NULL);
      CREATE TABLE cards(card TEXT PRIMARY KEY, customer_id TEXT NOT NULL);
      CREATE INDEX cards_customer ON cards(customer_id);
-     CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"];
+     CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);",
+    // 2: keyed hashes of customers' phones and e-mails (never the contacts themselves)
+    "CREATE TABLE contact_keys(key TEXT PRIMARY KEY, customer_id TEXT NOT NULL);
+     CREATE INDEX contact_keys_customer ON contact_keys(customer_id);",
+];
 
 /// Thread-safe handle (one connection behind a mutex; reads are short).
 pub struct Cache {
@@ -83,6 +88,22 @@ impl Cache {
         })
     }
 
+    /// The customer whose phone or e-mail has this lookup key (`protocol::contact::contact_key`).
+    pub fn lookup_contact_key(&self, key: &str) -> anyhow::Result<Option<CustomerChange>> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT c.body FROM contact_keys k JOIN customers c ON c.customer_id = k.customer_id WHERE k.key=?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match body {
+            Some(b) => Some(serde_json::from_str(&b)?),
+            None => None,
+        })
+    }
+
     /// `server_time` of the last applied feed page: how fresh the offline data is.
     pub fn as_of(&self) -> anyhow::Result<Option<DateTime<FixedOffset>>> {
         let v = self.meta("as_of")?;
@@ -111,6 +132,13 @@ impl Cache {
                 params![cid, serde_json::to_string(ch)?],
             )?;
             tx.execute("DELETE FROM cards WHERE customer_id=?1", [cid])?;
+            tx.execute("DELETE FROM contact_keys WHERE customer_id=?1", [cid])?;
+            for key in &ch.contact_keys {
+                tx.execute(
+                    "INSERT OR REPLACE INTO contact_keys(key, customer_id) VALUES(?1,?2)",
+                    params![key, cid],
+                )?;
+            }
             for card in &ch.cards {
                 tx.execute(
                     "INSERT OR REPLACE INTO cards(card, customer_id) VALUES(?1,?2)",
@@ -174,6 +202,7 @@ mod tests {
                 })
                 .collect(),
             state: CustomerState::default(),
+            contact_keys: Vec::new(),
         }
     }
 

@@ -131,6 +131,40 @@ pub enum Command {
     },
     /// Void a redemption of this till (same business day): the points go back once.
     Void { redemption_id: String },
+    /// Find a customer without a scanner: by card, phone number (national numbers in the
+    /// program's country) or e-mail. Prints what the popup shows (the quote, with the messages
+    /// for the cashier, which count as shown); phone and e-mail resolve offline through the
+    /// cache's keyed hashes. Exit 0 found, 2 not found / bad input.
+    Lookup(LookupArgs),
+    /// Add a purchase to a card: tie POS receipt NO (of --date, default today) to CARD; queued
+    /// in the outbox, the server credits that receipt once (also if it arrives later). With
+    /// --total the tag counts as a totals-only receipt when no receipt file ever comes.
+    Tag {
+        #[arg(long)]
+        receipt: String,
+        #[arg(long)]
+        card: String,
+        /// YYYY-MM-DD or D.M.YYYY (default: today in the store's zone).
+        #[arg(long)]
+        date: Option<String>,
+        /// The receipt's total (`123.50` / `123,50`).
+        #[arg(long)]
+        total: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct LookupArgs {
+    #[arg(long)]
+    pub card: Option<String>,
+    #[arg(long)]
+    pub phone: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Print the quote as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +317,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             redeem_cli(&cfg, card, &points, json)
         }
         Command::Void { redemption_id } => void_cli(&load(&cli.config)?, &redemption_id),
+        Command::Lookup(args) => lookup_cli(&load(&cli.config)?, &args),
+        Command::Tag {
+            receipt,
+            card,
+            date,
+            total,
+        } => {
+            let cfg = load(&cli.config)?;
+            let form = crate::tag::TagForm {
+                receipt,
+                card,
+                date: date.unwrap_or_default(),
+                total: total.unwrap_or_default(),
+            };
+            tag_cli(&cfg, &form)
+        }
         Command::Status { json } => {
             let cfg = load(&cli.config)?;
             let r = crate::status::collect(&cfg)?;
@@ -376,6 +426,90 @@ fn enrol_cli(cfg: &Config, req: crate::enrol::Request) -> anyhow::Result<ExitCod
         req.card(),
         if new { "queued" } else { "was already queued" },
         req.request_id()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lookup (--card|--phone|--email) [--json]`: the popup's quote; its messages count as shown.
+fn lookup_cli(cfg: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    let svc = crate::quote::QuoteService::new(cfg)?;
+    let cache = svc.cache().ok();
+    let policy = svc.card_policy();
+    let parsed = match (&args.card, &args.phone, &args.email) {
+        (Some(c), _, _) => crate::lookup::parse_card(c, &policy),
+        (_, Some(p), _) => crate::lookup::parse_phone(p, &crate::lookup::phone_country(cache.as_deref())),
+        (_, _, Some(e)) => crate::lookup::parse_email(e),
+        _ => unreachable!("clap requires one of --card, --phone, --email"),
+    };
+    let flag = match (&args.card, &args.phone) {
+        (Some(_), _) => "--card",
+        (_, Some(_)) => "--phone",
+        _ => "--email",
+    };
+    let q = match parsed {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("till-agent: {flag}: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (card, quote) = match cli_runtime()?.block_on(crate::lookup::lookup(&svc, &q)) {
+        Ok(found) => found,
+        Err(e @ crate::lookup::LookupError::Other(_)) => return Err(anyhow::anyhow!("{e}")),
+        Err(e) => {
+            eprintln!("till-agent: {flag}: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Err(e) = svc.ack_shown(&quote) {
+        eprintln!("till-agent: the messages were shown but their acks could not be queued: {e:#}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&quote)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lang = crate::locale::Lang::resolve(cfg.language.as_deref()).unwrap_or(crate::locale::Lang::En);
+    println!("card {card}");
+    match &quote.result {
+        protocol::v1::QuoteResult::Customer { quote: cq, .. }
+        | protocol::v1::QuoteResult::Replaced { quote: cq, .. } => {
+            println!("{} · {} · {} points", cq.display_name, cq.tier, cq.points_balance);
+            for m in &cq.messages {
+                println!("say: {}", crate::ui::say::message(lang, m, cq.currency));
+            }
+        }
+        protocol::v1::QuoteResult::UnknownCard { .. } => println!("unknown card"),
+        protocol::v1::QuoteResult::Blocked { reason, .. } => println!("blocked: {reason}"),
+    }
+    if let protocol::v1::QuoteSource::Offline { as_of } = &quote.source {
+        println!("offline, as of {as_of}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tag --receipt NO --card CARD [--date D] [--total T]`: exit 0 queued, 2 bad input.
+fn tag_cli(cfg: &Config, form: &crate::tag::TagForm) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    let policy = crate::input::cli::policy_for(Some(cfg));
+    let now = chrono::Utc::now();
+    let tag = match form.validate(&policy, cfg.zone.date_at(now)) {
+        Ok(t) => t,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("till-agent: --{e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating the data folder {}", cfg.data_dir.display()))?;
+    let mut outbox = crate::sync::outbox::Outbox::open(&cfg.outbox_path())?;
+    let log = crate::synclog::SyncLog::open(&cfg.outbox_path())?;
+    let id = crate::tag::enqueue(&mut outbox, &log, &tag, &cfg.store_id, &cfg.till_id, cfg.zone.at(now))?;
+    println!(
+        "receipt {} of {} tagged to card {} (request {id}); queued, the agent sends it within seconds when it runs; see `till-agent log`",
+        tag.receipt, tag.date, tag.card
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -378,7 +378,8 @@ pub fn ack_message(payload: &SyncPayload, result: &protocol::v1::AckResult) -> O
         SyncPayload::Registration(r) => ("registration", &r.card),
         SyncPayload::MigrationPairing(p) => ("migration pairing", &p.card),
         SyncPayload::Redemption(r) => ("offline redemption", &r.card),
-        SyncPayload::Receipt(_) => return None,
+        SyncPayload::ReceiptTag(t) => ("receipt tag", &t.card),
+        SyncPayload::Receipt(_) | SyncPayload::MessageAck(_) => return None,
     };
     Some(match result {
         AckResult::Applied => format!("{what} for card {card} applied on the server"),

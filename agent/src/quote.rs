@@ -26,6 +26,8 @@ pub struct QuoteService {
     outbox_path: PathBuf,
     cache: std::sync::Mutex<Option<std::sync::Arc<Cache>>>,
     policy_override: Option<CardPolicy>,
+    store_id: protocol::StoreId,
+    till_id: protocol::TillId,
 }
 
 impl QuoteService {
@@ -45,10 +47,13 @@ impl QuoteService {
             outbox_path: cfg.outbox_path(),
             cache: std::sync::Mutex::new(None),
             policy_override: cfg.reader.card_policy.clone(),
+            store_id: cfg.store_id.clone(),
+            till_id: cfg.till_id.clone(),
         })
     }
 
-    fn cache(&self) -> anyhow::Result<std::sync::Arc<Cache>> {
+    /// The offline cache (opened on first use; an error when the agent never synced).
+    pub fn cache(&self) -> anyhow::Result<std::sync::Arc<Cache>> {
         let mut g = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
@@ -88,15 +93,42 @@ impl QuoteService {
                 let cache = self.cache().with_context(|| format!("server: {online_err:#}"))?;
                 let mut q = offline_quote(&cache, card, now).with_context(|| format!("server: {online_err:#}"))?;
                 // The true offline balance: + this till's unsent receipts, − its unsent redemptions.
+                let mut acked = Default::default();
                 if self.outbox_path.exists() {
                     match crate::sync::outbox::Outbox::open_existing(&self.outbox_path) {
-                        Ok(outbox) => crate::redeem::apply_unsent(&cache, &outbox, &mut q, now)?,
+                        Ok(outbox) => {
+                            crate::redeem::apply_unsent(&cache, &outbox, &mut q, now)?;
+                            acked = crate::messages::acked_causes(&outbox)?;
+                        }
                         Err(e) => tracing::warn!("offline quote without the unsent items: {e:#}"),
+                    }
+                }
+                // What to tell the customer, by the same engine as the server (minus birthdays).
+                let target = match &q.result {
+                    QuoteResult::Replaced { new_card, .. } => Some(new_card.clone()),
+                    QuoteResult::Customer { .. } => Some(card.clone()),
+                    _ => None,
+                };
+                if let (Some(c), Some(rules)) = (target, cache.rules()?) {
+                    if let Some(change) = cache.lookup_card(&c)? {
+                        crate::messages::fill_offline(&rules.program, &change, &mut q, now, &acked);
                     }
                 }
                 Ok(q)
             }
         }
+    }
+
+    /// The quote was shown to the cashier: acknowledge its messages through the outbox (once per
+    /// cause). Returns the ack item ids newly queued.
+    pub fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>> {
+        if crate::messages::messages_of(quote).is_none_or(|(_, m)| m.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let mut outbox = crate::sync::outbox::Outbox::open(&self.outbox_path)?;
+        let log = crate::synclog::SyncLog::open(&self.outbox_path)?;
+        let now = chrono::Local::now().fixed_offset();
+        crate::messages::enqueue_acks(&mut outbox, &log, quote, &self.store_id, &self.till_id, now)
     }
 
     pub async fn online(&self, card: &CardId) -> anyhow::Result<Quote> {
@@ -170,7 +202,16 @@ mod tests {
             .map(|c| serde_json::from_value(c.clone()).unwrap())
             .collect();
         let cache = Cache::open(&dir.join("cache.db")).unwrap();
-        cache.store_rules(&RulesSnapshot { version: 1, program }, None).unwrap();
+        cache
+            .store_rules(
+                &RulesSnapshot {
+                    version: 1,
+                    program,
+                    lookup_key: None,
+                },
+                None,
+            )
+            .unwrap();
         let server_time = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+01:00").unwrap();
         cache
             .apply_feed(&ChangeFeed {

@@ -3,6 +3,7 @@
 //! Invariant: this crate does no IO, no async and has no platform code. Everything here is a
 //! pure function of its inputs, so the till (offline) and the server compute identical numbers.
 
+pub mod contact;
 pub mod ids;
 pub mod money;
 pub mod payment;

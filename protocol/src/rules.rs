@@ -29,7 +29,10 @@ use crate::ids::CustomerId;
 use crate::money::Currency;
 /// Defined with the wire types (a quote's redeem options carry it).
 pub use crate::v1::RewardKind;
-use crate::v1::{Customer, CustomerQuote, CustomerState, ExpiringPoints, LineKind, Receipt, ReceiptLine, RedeemOption};
+use crate::v1::{
+    CashierMessage, Customer, CustomerQuote, CustomerState, ExpiringPoints, LineKind, MessageWhat, Receipt,
+    ReceiptLine, RedeemOption,
+};
 
 const HUNDRED: Decimal = Decimal::ONE_HUNDRED;
 
@@ -40,6 +43,9 @@ const HUNDRED: Decimal = Decimal::ONE_HUNDRED;
 pub struct RulesSnapshot {
     pub version: u64,
     pub program: Program,
+    /// Hex key for the contact lookup keys in the change feed (`contact::contact_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_key: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,6 +79,34 @@ pub struct Program {
     /// May a balance go below zero (e.g. a return after the points were redeemed)?
     #[serde(default)]
     pub allow_negative_balance: bool,
+    /// Receipt tags, purchases before registration, the phone numbers' country.
+    #[serde(default)]
+    pub purchases: PurchaseSettings,
+}
+
+/// Program settings for purchases that reach an account late or without a scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct PurchaseSettings {
+    /// A tag with a total whose receipt has not arrived after this many minutes counts as a
+    /// totals-only receipt (default 1440 = one day).
+    pub tag_total_wait_minutes: u32,
+    /// Receipts of a valid but unknown or unassigned card are credited when the card is
+    /// registered or paired within this many days of the purchase (default 30).
+    pub unmatched_window_days: u32,
+    /// ISO 3166 alpha-2 country of national phone numbers (default `CZ`).
+    pub phone_country: String,
+}
+
+impl Default for PurchaseSettings {
+    fn default() -> Self {
+        PurchaseSettings {
+            tag_total_wait_minutes: 1440,
+            unmatched_window_days: 30,
+            phone_country: "CZ".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1149,7 +1183,94 @@ pub fn customer_quote(
         currency: program.currency,
         redeemable: redeem_options(program, state.points_balance),
         recent: Vec::new(),
+        messages: Vec::new(),
     }
+}
+
+/// What the server knows beyond the quote for [`cashier_messages`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MessageFacts {
+    /// No purchase has been credited to the account yet.
+    pub first_purchase: bool,
+    /// The customer's birthday (the till's cache does not have it).
+    pub birthday: Option<NaiveDate>,
+}
+
+/// The messages a quote may carry for `customer` on `today` (before dropping acknowledged
+/// causes): welcome on the first purchase, the current tier when it is above the first one
+/// (shown once per tier, i.e. on the first visit after reaching it), a birthday in this Monday–
+/// Sunday week, the largest reward reachable now, today's campaign.
+pub fn cashier_messages(
+    program: &Program,
+    customer: &CustomerId,
+    quote: &CustomerQuote,
+    facts: &MessageFacts,
+    today: NaiveDate,
+) -> Vec<CashierMessage> {
+    let c = &customer.0;
+    let mut out = Vec::new();
+    if facts.first_purchase {
+        out.push(CashierMessage {
+            cause: format!("welcome:{c}"),
+            what: MessageWhat::Welcome,
+        });
+    }
+    if let Some(t) = program.tiers.iter().find(|t| t.name == quote.tier) {
+        if program.tiers.first().is_some_and(|first| first.name != t.name) {
+            out.push(CashierMessage {
+                cause: format!("tier:{c}:{}", t.name),
+                what: MessageWhat::TierReached {
+                    tier: t.name.clone(),
+                    discount_percent: t.discount_percent,
+                },
+            });
+        }
+    }
+    if let Some(b) = facts.birthday {
+        let monday = today - chrono::Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        let sunday = monday + chrono::Duration::days(6);
+        // the week may span a new year: try this year's and the neighbouring years' date
+        for y in [today.year() - 1, today.year(), today.year() + 1] {
+            let on = anniversary(b, y);
+            if on >= monday && on <= sunday {
+                out.push(CashierMessage {
+                    cause: format!("birthday:{c}:{y}"),
+                    what: MessageWhat::Birthday { on },
+                });
+                break;
+            }
+        }
+    }
+    if let Some(best) = quote.redeemable.last() {
+        out.push(CashierMessage {
+            cause: format!("reward:{c}:{}", best.points.normalize()),
+            what: MessageWhat::RewardReachable {
+                points: best.points,
+                value: best.value,
+                reward: best.reward,
+            },
+        });
+    }
+    if let Some(name) = &quote.campaign {
+        let id = program
+            .campaigns
+            .iter()
+            .find(|k| &k.name == name)
+            .map_or(name.as_str(), |k| k.id.as_str());
+        out.push(CashierMessage {
+            cause: format!("campaign:{c}:{id}:{today}"),
+            what: MessageWhat::Campaign { name: name.clone() },
+        });
+    }
+    out
+}
+
+/// A birthday's date in `year` (29 February → 28 February in common years).
+pub fn anniversary(birthday: NaiveDate, year: i32) -> NaiveDate {
+    birthday
+        .with_year(year)
+        .or_else(|| NaiveDate::from_ymd_opt(year, 2, 28))
+        .unwrap_or(birthday)
 }
 
 #[cfg(test)]
@@ -1191,6 +1312,7 @@ mod tests {
                 match_window_minutes: None,
             }),
             allow_negative_balance: false,
+            purchases: Default::default(),
         }
     }
 

@@ -293,6 +293,86 @@ pub struct CustomerQuote {
     /// The newest entries of the account's points ledger (at most 5, newest first; online only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent: Vec<LedgerEntry>,
+    /// What the cashier should tell the customer, each shown once per cause (acknowledged back
+    /// with a `message_ack` sync item).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<CashierMessage>,
+}
+
+/// One thing to tell the customer. `cause` is stable (`welcome:<customer>`,
+/// `tier:<customer>:<tier>`, `birthday:<customer>:<year>`, `reward:<customer>:<points>`,
+/// `campaign:<customer>:<campaign id>:<date>`): the same cause is shown once per customer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CashierMessage {
+    pub cause: String,
+    #[serde(flatten)]
+    pub what: MessageWhat,
+}
+
+/// The kind of a cashier message with what its text needs (the till words it in its language).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MessageWhat {
+    /// The customer's first purchase.
+    Welcome,
+    /// A tier reached since the last visit, with its discount.
+    TierReached {
+        tier: String,
+        #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+        discount_percent: Decimal,
+    },
+    /// The birthday (this year's date) falls in this week (Monday–Sunday).
+    Birthday { on: NaiveDate },
+    /// The balance reaches a reward now: the largest one.
+    RewardReachable {
+        #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+        points: Decimal,
+        #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+        value: Decimal,
+        reward: RewardKind,
+    },
+    /// A campaign runs today.
+    Campaign { name: String },
+}
+
+/// The till showed a cashier message: the server shows that cause to that customer no more.
+/// Idempotent by `request_id` (`ack-…`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MessageAck {
+    #[cfg_attr(feature = "schema", schema(pattern = "^ack-.{4,200}$"))]
+    pub request_id: String,
+    pub cause: String,
+    /// The card the message was shown for.
+    pub card: CardId,
+    pub store_id: StoreId,
+    pub till_id: TillId,
+    pub shown_at: DateTime<FixedOffset>,
+}
+
+/// "Add purchase to card": the cashier ties POS receipt `pos_receipt_no` of `date` (the store's
+/// local day) to `card`. The server credits that receipt of the store to the card's account once,
+/// whether it arrives before or after the tag; a receipt credited to another card is refused.
+/// With a `total` and no receipt after the program's `tag_total_wait_minutes`, the tag itself
+/// counts as a totals-only receipt. Idempotent by `request_id` (`tag-…`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptTag {
+    #[cfg_attr(feature = "schema", schema(pattern = "^tag-.{4,76}$"))]
+    pub request_id: String,
+    pub store_id: StoreId,
+    pub till_id: TillId,
+    pub pos_receipt_no: String,
+    pub date: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
+    pub total: Option<Decimal>,
+    pub card: CardId,
+    pub tagged_at: DateTime<FixedOffset>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -343,6 +423,34 @@ pub enum LedgerKind {
     FamilyMerge,
     /// Points preloaded on a prize card, credited when the card is assigned.
     PrizeCard,
+}
+
+/// What a ledger entry was, for the cashier's "history at a glance".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryKind {
+    Purchase,
+    Return,
+    Redemption,
+    Adjustment,
+}
+
+impl LedgerKind {
+    /// The history line kind: receipts (tagged, late or on time) are purchases, a voided
+    /// redemption is a redemption (its reversal), everything else an adjustment.
+    pub fn history_kind(self) -> HistoryKind {
+        match self {
+            LedgerKind::Receipt => HistoryKind::Purchase,
+            LedgerKind::Return => HistoryKind::Return,
+            LedgerKind::Redemption | LedgerKind::Void => HistoryKind::Redemption,
+            LedgerKind::Opening
+            | LedgerKind::Adjustment
+            | LedgerKind::Expiry
+            | LedgerKind::CardReissue
+            | LedgerKind::FamilyMerge
+            | LedgerKind::PrizeCard => HistoryKind::Adjustment,
+        }
+    }
 }
 
 /// One balance change of an earning account. The balance is the sum of the ledger.
@@ -453,6 +561,10 @@ pub enum SyncPayload {
     MigrationPairing(MigrationPairing),
     /// An offline redemption (the discount was already given): applied even below zero.
     Redemption(RedeemRequest),
+    /// "Add purchase to card": a POS receipt number tied to a card.
+    ReceiptTag(ReceiptTag),
+    /// A cashier message was shown.
+    MessageAck(MessageAck),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -543,6 +655,10 @@ pub struct CustomerChange {
     pub customer: Customer,
     pub cards: Vec<Card>,
     pub state: CustomerState,
+    /// Keyed hashes of the customer's phone and e-mail (`contact::contact_key` under the
+    /// snapshot's `lookup_key`): a till finds the customer by them, never by plain contacts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact_keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,9 +4,11 @@
 //! redemptions, admins adjust balances idempotently. Nothing here knows SQL or HTTP routing.
 
 use chrono::{Duration, Utc};
+use protocol::rules::TierChange;
 use protocol::rules::{self, Program, RulesSnapshot};
 use protocol::v1::{
-    AckResult, CardStatus, CustomerState, LedgerEntry, LedgerKind, LineKind, Receipt, RedeemAnswer, RedeemRequest,
+    AckResult, CardStatus, Customer, CustomerState, LedgerEntry, LedgerKind, LineKind, Receipt, RedeemAnswer,
+    RedeemRequest,
 };
 use protocol::{CardId, CustomerId, StoreId, TillId};
 use rust_decimal::Decimal;
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{payload_hash, sha256_hex};
 use crate::error::ApiError;
-use crate::store::{transact, NewLedgerEntry, RedemptionRow, Repository, RequestRow, TillRow, Tx};
+use crate::store::{transact, Message, NewLedgerEntry, RedemptionRow, Repository, RequestRow, TillRow, Tx};
 
 /// Most entries one ledger page may carry.
 pub const MAX_LEDGER_PAGE: usize = 500;
@@ -672,4 +674,119 @@ pub fn adjust(
 /// Redemptions for the reports, as of `now`.
 pub fn redemptions(repo: &dyn Repository) -> Result<Vec<RedemptionRow>, ApiError> {
     transact(repo, |tx| Ok(tx.all_redemptions()?))
+}
+
+// ------------------------------------------------------------------------------------------
+// Crediting a receipt to an account (sync ingest, receipt tags, purchases before registration)
+
+/// Apply a receipt's effect to `acct`: lapsed campaign points expire first (up to the receipt's
+/// day, never ahead of the server's), then the effect is booked (`kind`), the tier recomputed and
+/// a tier upgrade recorded. `Err(ack)`: the values overflow (the item is refused).
+pub(crate) fn credit_account(
+    tx: &mut dyn Tx,
+    program: &Program,
+    index: usize,
+    acct: &CustomerId,
+    r: &Receipt,
+    effect: &rules::ReceiptEffect,
+    kind: LedgerKind,
+) -> Result<Result<(), AckResult>, ApiError> {
+    let Some(row) = tx.customer(acct)? else {
+        return Ok(Ok(()));
+    };
+    // Campaign points that lapsed by the receipt's day leave the balance first.
+    let day = r.issued_at.date_naive();
+    // Expiry never runs ahead of the server's clock, whatever the till's clock says.
+    let current = rules::expire_points(&row.state, day.min(chrono::Local::now().date_naive()));
+    book(
+        tx,
+        acct,
+        row.state.points_balance,
+        current.points_balance,
+        Cause::new(LedgerKind::Expiry, &r.id.0).at(&r.store_id, &r.till_id),
+    )?;
+    let (state, change) = match rules::try_apply_effect(program, &current, effect, day) {
+        Ok(applied) => applied,
+        Err(mut e) => {
+            if let Some(f) = e.field.strip_prefix("account.") {
+                e.field = format!("customer {}: {f}", acct.0);
+            }
+            return Ok(Err(overflow_rejected(index, &e)));
+        }
+    };
+    book(
+        tx,
+        acct,
+        current.points_balance,
+        state.points_balance,
+        Cause::new(kind, &r.id.0).at(&r.store_id, &r.till_id),
+    )?;
+    let mut customer = row.customer.clone();
+    customer.tier = Some(
+        program
+            .tier_for(rules::turnover(program, &state, r.issued_at.date_naive()))
+            .name
+            .clone(),
+    );
+    tx.put_customer(&customer, &state)?;
+    for sub in tx.sub_customers(acct)? {
+        tx.touch_customer(&sub)?;
+    }
+    if let Some(TierChange { to, upgrade: true, .. }) = change {
+        let discount = program
+            .tiers
+            .iter()
+            .find(|t| t.name == to)
+            .map(|t| t.discount_percent)
+            .unwrap_or_default();
+        record_message(
+            tx,
+            &customer,
+            &format!("tier_upgrade:{}:{to}", acct.0),
+            "tier_upgrade",
+            format!(
+                "Gratulujeme, {}! V programu {} jste nově na úrovni {to} se slevou {discount} %.",
+                customer.name.display(),
+                program.name
+            ),
+        )?;
+    }
+    Ok(Ok(()))
+}
+
+/// A receipt whose values overflow the decimal range in the rules engine: that item is
+/// rejected (naming the field and value), the rest of the batch goes on.
+pub(crate) fn overflow_rejected(index: usize, e: &rules::Overflow) -> AckResult {
+    let field = e
+        .field
+        .strip_prefix("receipt.")
+        .map_or_else(|| e.field.clone(), |f| format!("items[{index}].body.{f}"));
+    AckResult::Rejected {
+        code: "overflow".into(),
+        reason: format!("{field}: {} overflows the decimal range ({})", e.value, e.op),
+    }
+}
+
+pub(crate) fn record_message(
+    tx: &mut dyn Tx,
+    c: &Customer,
+    cause: &str,
+    kind: &str,
+    text: String,
+) -> Result<bool, ApiError> {
+    let (channel, recipient) = match (&c.contact.email, &c.contact.phone) {
+        (Some(e), _) => ("email", e.clone()),
+        (None, Some(p)) => ("sms", p.clone()),
+        (None, None) => ("none", String::new()),
+    };
+    Ok(tx.record_message(&Message {
+        id: 0,
+        cause: cause.to_string(),
+        kind: kind.to_string(),
+        customer_id: c.id.0.clone(),
+        channel: channel.to_string(),
+        recipient,
+        text,
+        created_at: Utc::now(),
+    })?)
 }

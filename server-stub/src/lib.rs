@@ -4,6 +4,8 @@
 //! - `service` — domain logic: sync ingest with permanent dedupe, quotes, change feed,
 //!   registrations, migration pairing, admin operations, seeding.
 //! - `ledger` — the points ledger (balance == sum of entries), redemption, void, adjustments.
+//! - `purchases` — receipt tags, purchases before registration (unmatched receipts), cashier
+//!   messages and their acks, contact lookup keys for the change feed.
 //! - `reports` — admin reports (JSON/CSV).
 //! - `http` — axum router built from one route table, extractors answering `ErrorBody`.
 //! - `openapi` — the OpenAPI document generated from the route table and wire-type samples.
@@ -20,6 +22,7 @@ pub mod identity;
 pub mod ledger;
 pub mod openapi;
 pub mod os;
+pub mod purchases;
 pub mod reports;
 pub mod service;
 pub mod store;

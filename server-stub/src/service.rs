@@ -3,7 +3,7 @@
 //! Handlers call these; nothing here knows SQL or HTTP routing.
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
-use protocol::rules::{self, Program, RulesSnapshot, TierChange};
+use protocol::rules::{self, Program, RulesSnapshot};
 use protocol::v1::{
     Ack, AckResult, Card, CardStatus, ChangeFeed, Customer, CustomerChange, CustomerName, CustomerQuote, CustomerState,
     LedgerKind, LineKind, MigrationPairing, Quote, QuoteResult, QuoteSource, Receipt, Registration, SyncBatch,
@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 pub use crate::digest::payload_hash;
 use crate::digest::sha256_hex;
 use crate::error::ApiError;
-use crate::ledger::{self, account_of, earning_account, require_program, Cause};
+use crate::ledger::{
+    self, account_of, credit_account, earning_account, overflow_rejected, record_message, require_program, Cause,
+};
 use crate::store::{transact, CardRow, Message, MigrationCodeRow, Repository, RequestRow, StoredReceipt, TillRow, Tx};
 
 /// Most items one sync batch may carry (the body limit bounds it too).
@@ -118,6 +120,8 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
             SyncPayload::Registration(r) => (&r.store_id, &r.till_id),
             SyncPayload::MigrationPairing(p) => (&p.store_id, &p.till_id),
             SyncPayload::Redemption(r) => (&r.store_id, &r.till_id),
+            SyncPayload::ReceiptTag(r) => (&r.store_id, &r.till_id),
+            SyncPayload::MessageAck(r) => (&r.store_id, &r.till_id),
         };
         if store != &till.store_id {
             return Err(ApiError::forbidden(
@@ -159,6 +163,8 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
                 SyncPayload::Registration(r) => register(tx, &snap.program, &item.item_id, r, &hash),
                 SyncPayload::MigrationPairing(p) => pair_migration(tx, &snap.program, &item.item_id, p, &hash),
                 SyncPayload::Redemption(r) => ledger::sync_redemption(tx, &snap.program, &item.item_id, r, &hash),
+                SyncPayload::ReceiptTag(t) => crate::purchases::tag_receipt(tx, &snap.program, &item.item_id, t, &hash),
+                SyncPayload::MessageAck(a) => crate::purchases::ack_message(tx, &item.item_id, a, &hash),
             };
             let result = match result {
                 Ok(r) => r,
@@ -177,6 +183,8 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
                 result,
             });
         }
+        // Tags with a total whose receipt never came count now (the wait is a program setting).
+        crate::purchases::settle_due_tags(tx, &snap.program, Utc::now())?;
         Ok(SyncResponse { acks })
     })
 }
@@ -299,19 +307,6 @@ fn resolve_original(
     Ok(Err(rejected("unknown_original", what)))
 }
 
-/// A receipt whose values overflow the decimal range in the rules engine: that item is
-/// rejected (naming the field and value), the rest of the batch goes on.
-fn overflow_rejected(index: usize, e: &rules::Overflow) -> AckResult {
-    let field = e
-        .field
-        .strip_prefix("receipt.")
-        .map_or_else(|| e.field.clone(), |f| format!("items[{index}].body.{f}"));
-    rejected(
-        "overflow",
-        format!("{field}: {} overflows the decimal range ({})", e.value, e.op),
-    )
-}
-
 fn ingest_receipt(
     tx: &mut dyn Tx,
     program: &Program,
@@ -343,6 +338,7 @@ fn ingest_receipt(
         Ok(o) => o,
         Err(ack) => return Ok(ack),
     };
+    let mut tag = crate::purchases::TagMatch::None;
     let (effect, account) = match &original {
         Some(o) => {
             // A return debits the account the original credited (even if the return has no card),
@@ -358,77 +354,24 @@ fn ingest_receipt(
                 Ok(effect) => effect,
                 Err(e) => return Ok(overflow_rejected(index, &e)),
             };
-            let account = match &r.card {
-                Some(c) => earning_account(tx, c)?,
-                None => None,
+            // A card-less receipt takes the card of a waiting "add purchase to card" tag.
+            tag = crate::purchases::tag_for_receipt(tx, r)?;
+            let account = match (&r.card, &tag) {
+                (Some(c), _) => earning_account(tx, c)?,
+                (None, crate::purchases::TagMatch::Card(t)) => earning_account(tx, &t.tag.card)?,
+                (None, _) => None,
             };
             (effect, account)
         }
     };
     if let Some(acct) = &account {
-        if let Some(row) = tx.customer(acct)? {
-            // Campaign points that lapsed by the receipt's day leave the balance first.
-            let day = r.issued_at.date_naive();
-            // Expiry never runs ahead of the server's clock, whatever the till's clock says.
-            let current = rules::expire_points(&row.state, day.min(now_local().date_naive()));
-            ledger::book(
-                tx,
-                acct,
-                row.state.points_balance,
-                current.points_balance,
-                Cause::new(LedgerKind::Expiry, &r.id.0).at(&r.store_id, &r.till_id),
-            )?;
-            let (state, change) = match rules::try_apply_effect(program, &current, &effect, day) {
-                Ok(applied) => applied,
-                Err(mut e) => {
-                    if let Some(f) = e.field.strip_prefix("account.") {
-                        e.field = format!("customer {}: {f}", acct.0);
-                    }
-                    return Ok(overflow_rejected(index, &e));
-                }
-            };
-            let kind = if original.is_some() {
-                LedgerKind::Return
-            } else {
-                LedgerKind::Receipt
-            };
-            ledger::book(
-                tx,
-                acct,
-                current.points_balance,
-                state.points_balance,
-                Cause::new(kind, &r.id.0).at(&r.store_id, &r.till_id),
-            )?;
-            let mut customer = row.customer.clone();
-            customer.tier = Some(
-                program
-                    .tier_for(rules::turnover(program, &state, r.issued_at.date_naive()))
-                    .name
-                    .clone(),
-            );
-            tx.put_customer(&customer, &state)?;
-            for sub in tx.sub_customers(acct)? {
-                tx.touch_customer(&sub)?;
-            }
-            if let Some(TierChange { to, upgrade: true, .. }) = change {
-                let discount = program
-                    .tiers
-                    .iter()
-                    .find(|t| t.name == to)
-                    .map(|t| t.discount_percent)
-                    .unwrap_or_default();
-                record_message(
-                    tx,
-                    &customer,
-                    &format!("tier_upgrade:{}:{to}", acct.0),
-                    "tier_upgrade",
-                    format!(
-                        "Gratulujeme, {}! V programu {} jste nově na úrovni {to} se slevou {discount} %.",
-                        customer.name.display(),
-                        program.name
-                    ),
-                )?;
-            }
+        let kind = if original.is_some() {
+            LedgerKind::Return
+        } else {
+            LedgerKind::Receipt
+        };
+        if let Err(ack) = credit_account(tx, program, index, acct, r, &effect, kind)? {
+            return Ok(ack);
         }
     }
     if original.is_none() {
@@ -439,11 +382,12 @@ fn ingest_receipt(
         &StoredReceipt {
             receipt: r.clone(),
             payload_hash: hash.to_string(),
-            account,
+            account: account.clone(),
             effect,
         },
         original_id.as_ref(),
     )?;
+    crate::purchases::receipt_stored(tx, r, account.as_ref(), tag)?;
     Ok(AckResult::Applied)
 }
 
@@ -573,24 +517,6 @@ fn conflict_reason(old: &Receipt, new: &Receipt) -> String {
     )
 }
 
-fn record_message(tx: &mut dyn Tx, c: &Customer, cause: &str, kind: &str, text: String) -> Result<bool, ApiError> {
-    let (channel, recipient) = match (&c.contact.email, &c.contact.phone) {
-        (Some(e), _) => ("email", e.clone()),
-        (None, Some(p)) => ("sms", p.clone()),
-        (None, None) => ("none", String::new()),
-    };
-    Ok(tx.record_message(&Message {
-        id: 0,
-        cause: cause.to_string(),
-        kind: kind.to_string(),
-        customer_id: c.id.0.clone(),
-        channel: channel.to_string(),
-        recipient,
-        text,
-        created_at: Utc::now(),
-    })?)
-}
-
 /// Dedupe an idempotent request: Some(ack) if it was seen before.
 fn seen_request(tx: &mut dyn Tx, request_id: &str, hash: &str) -> Result<Option<AckResult>, ApiError> {
     Ok(tx.request(request_id)?.map(|row| {
@@ -685,6 +611,9 @@ fn register(
         issued_at: Some(Utc::now()),
     })?;
     ledger::credit_preload(tx, &reg.card, &id, &reg.store_id, &reg.till_id)?;
+    if let Err(ack) = crate::purchases::credit_unmatched(tx, program, &reg.card, &id)? {
+        return Ok(ack);
+    }
     record_message(
         tx,
         &customer,
@@ -772,6 +701,10 @@ fn pair_migration(
         issued_at: Some(Utc::now()),
     })?;
     ledger::credit_preload(tx, &p.card, &mc.customer_id, &p.store_id, &p.till_id)?;
+    let acct = ledger::account_of(tx, &mc.customer_id)?;
+    if let Err(ack) = crate::purchases::credit_unmatched(tx, program, &p.card, &acct)? {
+        return Ok(ack);
+    }
     mc.used_by_card = Some(p.card.clone());
     tx.put_migration_code(&mc)?;
     tx.touch_customer(&mc.customer_id)?;
@@ -816,6 +749,7 @@ fn customer_quote(
     let mut q = rules::customer_quote(program, &row.customer, &state, at);
     let acct = row.customer.parent.clone().unwrap_or_else(|| customer.clone());
     q.recent = tx.ledger(&acct, None, ledger::RECENT_ENTRIES)?;
+    q.messages = crate::purchases::quote_messages(tx, program, &row.customer, &state, &q, at)?;
     Ok(Some(q))
 }
 
@@ -909,6 +843,7 @@ fn change_of(tx: &mut dyn Tx, row: crate::store::CustomerRow) -> Result<Customer
         customer: row.customer,
         cards,
         state,
+        contact_keys: Vec::new(),
     })
 }
 
@@ -961,9 +896,12 @@ pub fn changes(repo: &dyn Repository, since: i64, limit: usize) -> Result<Change
         let more = rows.len() > limit;
         rows.truncate(limit);
         let cursor = rows.last().map(|r| r.change_seq).unwrap_or(since);
+        let snap = tx.program()?;
         let mut changes = Vec::with_capacity(rows.len());
         for row in rows {
-            changes.push(for_till(change_of(tx, row)?));
+            let mut c = change_of(tx, row)?;
+            c.contact_keys = crate::purchases::contact_keys(snap.as_ref(), &c.customer);
+            changes.push(for_till(c));
         }
         Ok(ChangeFeed {
             changes,

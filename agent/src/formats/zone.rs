@@ -63,6 +63,22 @@ impl LocalZone {
             .unwrap_or_else(|| LocalZone::Fixed(*chrono::Local::now().offset()))
     }
 
+    /// The local date at instant `now` in this zone.
+    pub fn date_at(&self, now: DateTime<chrono::Utc>) -> chrono::NaiveDate {
+        match self {
+            LocalZone::Fixed(o) => now.with_timezone(o).date_naive(),
+            LocalZone::Iana(tz) => now.with_timezone(tz).date_naive(),
+        }
+    }
+
+    /// The local time at instant `now` in this zone, with its offset.
+    pub fn at(&self, now: DateTime<chrono::Utc>) -> DateTime<FixedOffset> {
+        match self {
+            LocalZone::Fixed(o) => now.with_timezone(o),
+            LocalZone::Iana(tz) => now.with_timezone(tz).fixed_offset(),
+        }
+    }
+
     /// The instant of a local time written without an offset (see the module docs for the repeated
     /// and the missing hour).
     pub fn resolve(&self, naive: &NaiveDateTime) -> Option<DateTime<FixedOffset>> {

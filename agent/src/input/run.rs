@@ -215,6 +215,10 @@ pub async fn handle_scan(
                 quote,
             };
             let _ = bus.send(AgentEvent::Quote(ev.clone()));
+            // Published = shown (popup or headless line): its messages are said once.
+            if let Err(e) = quotes.ack_shown(&ev.quote) {
+                tracing::warn!(card = %card, "cannot queue the message acks: {e:#}");
+            }
             (scan, Some(ev))
         }
         Err(e) => {

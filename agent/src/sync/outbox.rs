@@ -1,5 +1,6 @@
 //! The durable outbox (`outbox.db`): every item the server must get — receipts, customer
-//! registrations, card/migration-code pairings, offline redemptions — and the content hashes of ingested files.
+//! registrations, card/migration-code pairings, offline redemptions, receipt tags, cashier-message acks — and the
+//! content hashes of ingested files.
 //!
 //! SQLite in WAL mode with `synchronous=FULL`: a commit is on disk before the receipt file is
 //! moved to `processed/`. Schema migrations run by `PRAGMA user_version`.
@@ -82,6 +83,39 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX items_state_sent ON items(state, sent_at);
      CREATE INDEX ingested_files_at ON ingested_files(ingested_at);
      CREATE INDEX sync_log_ts ON sync_log(ts);",
+    // 4: receipt tags and message acks are items too (the kind CHECK is rebuilt; seq values,
+    // counters, indexes and the counting triggers are kept)
+    "CREATE TABLE items_new(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('receipt','registration','migration_pairing','redemption',
+            'receipt_tag','message_ack')),
+        item_id TEXT NOT NULL UNIQUE,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','sent','rejected')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        source_file TEXT
+     );
+     INSERT INTO items_new SELECT seq, kind, item_id, payload, state, attempts, next_attempt_at, last_error,
+        created_at, sent_at, source_file FROM items;
+     DROP TABLE items;
+     ALTER TABLE items_new RENAME TO items;
+     CREATE INDEX items_state_seq ON items(state, seq);
+     CREATE INDEX items_state_created ON items(state, created_at);
+     CREATE INDEX items_state_sent ON items(state, sent_at);
+     CREATE TRIGGER items_count_ins AFTER INSERT ON items BEGIN
+        UPDATE item_counts SET n=n+1 WHERE state=NEW.state;
+     END;
+     CREATE TRIGGER items_count_del AFTER DELETE ON items BEGIN
+        UPDATE item_counts SET n=n-1 WHERE state=OLD.state;
+     END;
+     CREATE TRIGGER items_count_upd AFTER UPDATE OF state ON items WHEN OLD.state<>NEW.state BEGIN
+        UPDATE item_counts SET n=n-1 WHERE state=OLD.state;
+        UPDATE item_counts SET n=n+1 WHERE state=NEW.state;
+     END;",
 ];
 
 pub struct Outbox {
@@ -95,6 +129,8 @@ pub enum ItemKind {
     Registration,
     MigrationPairing,
     Redemption,
+    ReceiptTag,
+    MessageAck,
 }
 
 impl ItemKind {
@@ -104,6 +140,8 @@ impl ItemKind {
             ItemKind::Registration => "registration",
             ItemKind::MigrationPairing => "migration_pairing",
             ItemKind::Redemption => "redemption",
+            ItemKind::ReceiptTag => "receipt_tag",
+            ItemKind::MessageAck => "message_ack",
         }
     }
     pub fn of(p: &SyncPayload) -> ItemKind {
@@ -112,6 +150,8 @@ impl ItemKind {
             SyncPayload::Registration(_) => ItemKind::Registration,
             SyncPayload::MigrationPairing(_) => ItemKind::MigrationPairing,
             SyncPayload::Redemption(_) => ItemKind::Redemption,
+            SyncPayload::ReceiptTag(_) => ItemKind::ReceiptTag,
+            SyncPayload::MessageAck(_) => ItemKind::MessageAck,
         }
     }
 }

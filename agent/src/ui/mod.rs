@@ -24,6 +24,7 @@ pub mod i18n;
 pub mod plural;
 pub mod reasons;
 pub mod redeem_view;
+pub mod say;
 pub mod synclog_view;
 pub mod viewmodel;
 

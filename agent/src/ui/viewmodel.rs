@@ -432,6 +432,7 @@ mod tests {
             currency: cur,
             redeemable: Vec::new(),
             recent: Vec::new(),
+            messages: Vec::new(),
         }
     }
     fn qe(result: QuoteResult, source: QuoteSource) -> QuoteEvent {

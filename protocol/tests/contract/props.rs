@@ -113,6 +113,7 @@ pub(super) fn program_strategy() -> impl Strategy<Value = Program> {
             campaigns,
             redemption: None,
             allow_negative_balance: neg,
+            purchases: Default::default(),
         })
 }
 
@@ -307,7 +308,7 @@ proptest! {
             name: "P".into(), currency: Currency::EUR, card_policy: CardPolicy::default(), tiers,
             turnover_window: TurnoverWindow::Lifetime, default_points_percent: dec!(100),
             item_points_percent: Default::default(), category_points_percent: Default::default(),
-            campaigns: vec![], redemption: None, allow_negative_balance: false,
+            campaigns: vec![], redemption: None, allow_negative_balance: false, purchases: Default::default(),
         };
         let (lo, hi) = (Decimal::new(a.min(b), 2), Decimal::new(a.max(b), 2));
         prop_assert!(p.tier_for(lo).threshold <= p.tier_for(hi).threshold);

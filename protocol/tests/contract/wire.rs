@@ -174,6 +174,7 @@ fn customer_quote() -> CustomerQuote {
         currency: Currency::CZK,
         redeemable: Vec::new(),
         recent: Vec::new(),
+        messages: Vec::new(),
     }
 }
 
@@ -262,7 +263,9 @@ pub fn demo_rules() -> RulesSnapshot {
                 match_window_minutes: None,
             }),
             allow_negative_balance: false,
+            purchases: Default::default(),
         },
+        lookup_key: None,
     }
 }
 
@@ -557,11 +560,13 @@ fn change_feed_round_trip() {
                         expires_on: NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
                     }],
                 },
+                contact_keys: vec!["5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843".into()],
             },
             CustomerChange {
                 customer: company_sub_card(),
                 cards: vec![],
                 state: CustomerState::default(),
+                contact_keys: Vec::new(),
             },
         ],
         cursor: "000042".into(),

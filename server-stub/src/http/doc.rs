@@ -77,6 +77,7 @@ fn sample_program() -> Program {
             match_window_minutes: Some(120),
         }),
         allow_negative_balance: false,
+        purchases: Default::default(),
     }
 }
 
@@ -97,6 +98,13 @@ fn sample_customer_quote() -> CustomerQuote {
             reward: RewardKind::Voucher,
         }],
         recent: vec![sample_ledger_entry()],
+        messages: vec![CashierMessage {
+            cause: "tier:C-000123:Gold".into(),
+            what: MessageWhat::TierReached {
+                tier: "Gold".into(),
+                discount_percent: Decimal::new(5, 0),
+            },
+        }],
     }
 }
 
@@ -166,6 +174,7 @@ fn sample_customer_change() -> CustomerChange {
                 expires_on: chrono::NaiveDate::from_ymd_opt(2027, 2, 21).expect("date"),
             }],
         },
+        contact_keys: Vec::new(),
     }
 }
 
@@ -315,6 +324,7 @@ pub fn samples(name: &str) -> Vec<Value> {
         "RulesSnapshot" => vec![v(&RulesSnapshot {
             version: 3,
             program: sample_program(),
+            lookup_key: None,
         })],
         "Program" => vec![v(&sample_program())],
         "ChangeFeed" => vec![v(&ChangeFeed {

@@ -7,7 +7,7 @@ pub mod sqlite;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use protocol::rules::{Program, ReceiptEffect, RewardKind, RulesSnapshot};
-use protocol::v1::{AckResult, CardStatus, Customer, CustomerState, LedgerEntry, LedgerKind, Receipt};
+use protocol::v1::{AckResult, CardStatus, Customer, CustomerState, LedgerEntry, LedgerKind, Receipt, ReceiptTag};
 use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -79,6 +79,64 @@ pub struct Message {
     pub recipient: String,
     pub text: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// Where a receipt tag is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagState {
+    /// No receipt with that number yet.
+    Waiting,
+    /// Its receipt is credited to the tag's card's account (by the tag or already before).
+    Credited,
+    /// Its receipt is tied to the card, which has no account yet (credited on registration).
+    Unmatched,
+    /// No receipt came in time: the tag's total was credited as a totals-only receipt.
+    TotalsOnly,
+    /// The receipt arrived with another card; the receipt's own card won.
+    Superseded,
+}
+
+impl TagState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagState::Waiting => "waiting",
+            TagState::Credited => "credited",
+            TagState::Unmatched => "unmatched",
+            TagState::TotalsOnly => "totals_only",
+            TagState::Superseded => "superseded",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TagState> {
+        Some(match s {
+            "waiting" => TagState::Waiting,
+            "credited" => TagState::Credited,
+            "unmatched" => TagState::Unmatched,
+            "totals_only" => TagState::TotalsOnly,
+            "superseded" => TagState::Superseded,
+            _ => return None,
+        })
+    }
+}
+
+/// A receipt tag as stored.
+#[derive(Clone, Debug)]
+pub struct TagRow {
+    pub tag: ReceiptTag,
+    pub payload_hash: String,
+    pub state: TagState,
+    pub receipt_id: Option<ReceiptId>,
+    pub note: Option<String>,
+}
+
+/// A cashier message shown at a till (its cause is never shown again).
+#[derive(Clone, Debug)]
+pub struct MessageAckRow {
+    pub cause: String,
+    pub customer_id: CustomerId,
+    pub card: CardId,
+    pub store_id: StoreId,
+    pub till_id: TillId,
+    pub shown_at: DateTime<FixedOffset>,
 }
 
 /// One receipt row as the reports need it.
@@ -198,6 +256,28 @@ pub trait Tx {
     /// Record a message unless one with the same cause exists; true if recorded now.
     fn record_message(&mut self, m: &Message) -> StoreResult<bool>;
     fn messages(&mut self, kind: Option<&str>, limit: usize) -> StoreResult<Vec<Message>>;
+
+    fn tag(&mut self, id: &str) -> StoreResult<Option<TagRow>>;
+    /// Insert, or update state / receipt / note of an existing tag.
+    fn put_tag(&mut self, t: &TagRow) -> StoreResult<()>;
+    /// Tags of `store` for this POS number with a date in `from..=to`, oldest first.
+    fn tags_for(
+        &mut self,
+        store: &StoreId,
+        pos_receipt_no: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StoreResult<Vec<TagRow>>;
+    /// Waiting tags that carry a total, tagged at or before `tagged_before`, oldest first.
+    fn waiting_tags_with_total(&mut self, tagged_before: DateTime<Utc>) -> StoreResult<Vec<TagRow>>;
+    /// Credit a stored receipt to `account` (None: kept unmatched for `card`); `points_credited`
+    /// follows its stored effect.
+    fn set_receipt_account(&mut self, id: &ReceiptId, account: Option<&CustomerId>, card: &CardId) -> StoreResult<()>;
+    /// Sale receipts of `card` credited to no account, issued on or after `since`, oldest first.
+    fn unmatched_receipts(&mut self, card: &CardId, since: NaiveDate) -> StoreResult<Vec<StoredReceipt>>;
+    fn message_acked(&mut self, cause: &str) -> StoreResult<bool>;
+    /// Record an ack; false when the cause was acknowledged before.
+    fn put_message_ack(&mut self, a: &MessageAckRow) -> StoreResult<bool>;
 }
 
 /// Runs units of work. `with_tx` commits when `f` returns Ok and rolls back on Err.

@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rust_decimal::Decimal;
 
 use super::{
-    CardRow, CustomerRow, Message, MigrationCodeRow, NewLedgerEntry, ReceiptFacts, RedemptionRow, Repository,
-    RequestRow, StoreError, StoreResult, StoredReceipt, TillRow, Tx,
+    CardRow, CustomerRow, Message, MessageAckRow, MigrationCodeRow, NewLedgerEntry, ReceiptFacts, RedemptionRow,
+    Repository, RequestRow, StoreError, StoreResult, StoredReceipt, TagRow, TagState, TillRow, Tx,
 };
 use crate::error::ApiError;
 
@@ -151,6 +151,35 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX redemptions_open ON redemptions(store_id) WHERE voided_at IS NULL AND matched_receipt IS NULL;
     ALTER TABLE cards ADD COLUMN preload_points TEXT;
+    "#,
+    // 4: receipt tags ("add purchase to card"), cashier-message acks, unmatched receipts by card
+    r#"
+    CREATE TABLE receipt_tags (
+        id TEXT PRIMARY KEY,
+        payload_hash TEXT NOT NULL,
+        store_id TEXT NOT NULL,
+        pos_receipt_no TEXT NOT NULL,
+        business_day TEXT NOT NULL,
+        has_total INTEGER NOT NULL,
+        tagged_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        receipt_id TEXT,
+        note TEXT,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX receipt_tags_pos ON receipt_tags(store_id, pos_receipt_no, business_day);
+    CREATE INDEX receipt_tags_waiting ON receipt_tags(state, tagged_at);
+    CREATE TABLE message_acks (
+        cause TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        card TEXT NOT NULL,
+        store_id TEXT NOT NULL,
+        till_id TEXT NOT NULL,
+        shown_at TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX receipts_card ON receipts(card, business_day);
     "#,
 ];
 
@@ -292,6 +321,24 @@ fn to_stored(row: (String, String, Option<String>, String)) -> StoreResult<Store
         payload_hash: row.1,
         account: row.2.map(CustomerId),
         effect: from_json("receipt effect", &row.3)?,
+    })
+}
+
+const TAG_COLS: &str = "payload, payload_hash, state, receipt_id, note";
+
+type RawTag = (String, String, String, Option<String>, Option<String>);
+
+fn tag_row(r: &Row<'_>) -> rusqlite::Result<RawTag> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn to_tag(row: RawTag) -> StoreResult<TagRow> {
+    Ok(TagRow {
+        tag: from_json("receipt tag payload", &row.0)?,
+        payload_hash: row.1,
+        state: TagState::parse(&row.2).ok_or_else(|| StoreError::Other(format!("receipt tag state {:?}", row.2)))?,
+        receipt_id: row.3.map(ReceiptId),
+        note: row.4,
     })
 }
 
@@ -503,10 +550,12 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn put_program(&mut self, program: &Program) -> StoreResult<RulesSnapshot> {
-        let version = self.program()?.map(|s| s.version).unwrap_or(0) + 1;
+        let previous = self.program()?;
+        let version = previous.as_ref().map(|s| s.version).unwrap_or(0) + 1;
         let snap = RulesSnapshot {
             version,
             program: program.clone(),
+            lookup_key: Some(crate::digest::lookup_key_for(previous.as_ref())),
         };
         self.tx.execute(
             "INSERT INTO program (id, version, snapshot, updated_at) VALUES (1, ?1, ?2, ?3)
@@ -988,6 +1037,131 @@ impl Tx for SqliteTx<'_> {
                 now()
             ])?;
         Ok(n > 0)
+    }
+
+    fn tag(&mut self, id: &str) -> StoreResult<Option<TagRow>> {
+        self.tx
+            .prepare_cached(&format!("SELECT {TAG_COLS} FROM receipt_tags WHERE id = ?1"))?
+            .query_row([id], tag_row)
+            .optional()?
+            .map(to_tag)
+            .transpose()
+    }
+
+    fn put_tag(&mut self, t: &TagRow) -> StoreResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO receipt_tags (id, payload_hash, store_id, pos_receipt_no, business_day, has_total,
+                 tagged_at, state, receipt_id, note, payload, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, receipt_id = excluded.receipt_id,
+                 note = excluded.note",
+            )?
+            .execute(params![
+                t.tag.request_id,
+                t.payload_hash,
+                t.tag.store_id.0,
+                t.tag.pos_receipt_no.trim(),
+                t.tag.date.to_string(),
+                t.tag.total.is_some(),
+                t.tag
+                    .tagged_at
+                    .with_timezone(&Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                t.state.as_str(),
+                t.receipt_id.as_ref().map(|r| r.0.clone()),
+                t.note,
+                json(&t.tag),
+                now(),
+            ])?;
+        Ok(())
+    }
+
+    fn tags_for(
+        &mut self,
+        store: &StoreId,
+        pos_receipt_no: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StoreResult<Vec<TagRow>> {
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {TAG_COLS} FROM receipt_tags WHERE store_id = ?1 AND pos_receipt_no = ?2
+                 AND business_day >= ?3 AND business_day <= ?4 ORDER BY created_at, id"
+            ))?
+            .query_map(
+                params![store.0, pos_receipt_no.trim(), from.to_string(), to.to_string()],
+                tag_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_tag).collect()
+    }
+
+    fn waiting_tags_with_total(&mut self, tagged_before: DateTime<Utc>) -> StoreResult<Vec<TagRow>> {
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {TAG_COLS} FROM receipt_tags WHERE state = 'waiting' AND has_total = 1 AND tagged_at <= ?1
+                 ORDER BY tagged_at, id LIMIT 1000"
+            ))?
+            .query_map(
+                [tagged_before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
+                tag_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_tag).collect()
+    }
+
+    fn set_receipt_account(&mut self, id: &ReceiptId, account: Option<&CustomerId>, card: &CardId) -> StoreResult<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE receipts SET account_id = ?2, card = ?3,
+                 points_credited = CASE WHEN ?2 IS NULL THEN '0' ELSE json_extract(effect, '$.points_delta') END
+                 WHERE id = ?1",
+            )?
+            .execute(params![id.0, account.map(|a| a.0.clone()), card.expose()])?;
+        Ok(())
+    }
+
+    fn unmatched_receipts(&mut self, card: &CardId, since: NaiveDate) -> StoreResult<Vec<StoredReceipt>> {
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {RECEIPT_COLS} FROM receipts WHERE card = ?1 AND account_id IS NULL AND original_id IS NULL
+                 AND business_day >= ?2 ORDER BY issued_at, id"
+            ))?
+            .query_map(params![card.expose(), since.to_string()], receipt_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_stored).collect()
+    }
+
+    fn message_acked(&mut self, cause: &str) -> StoreResult<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM message_acks WHERE cause = ?1")?
+            .query_row([cause], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn put_message_ack(&mut self, a: &MessageAckRow) -> StoreResult<bool> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO message_acks (cause, customer_id, card, store_id, till_id, shown_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(cause) DO NOTHING",
+            )?
+            .execute(params![
+                a.cause,
+                a.customer_id.0,
+                a.card.expose(),
+                a.store_id.0,
+                a.till_id.0,
+                a.shown_at.to_rfc3339(),
+                now(),
+            ])?;
+        Ok(n == 1)
     }
 
     fn messages(&mut self, kind: Option<&str>, limit: usize) -> StoreResult<Vec<Message>> {
