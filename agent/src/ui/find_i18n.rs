@@ -142,6 +142,61 @@ pub fn fx(lang: Lang, key: Fx) -> &'static str {
     }
 }
 
+/// Why the search box found nothing, in the screen's language.
+pub fn lookup_problem(lang: Lang, p: &crate::events::LookupProblem) -> String {
+    use crate::events::LookupProblem as P;
+    use Lang::*;
+    match (p, lang) {
+        (P::Empty, Cs) => "Napište číslo karty, telefon nebo e-mail".into(),
+        (P::Empty, Sk) => "Napíšte číslo karty, telefón alebo e-mail".into(),
+        (P::Empty, Hr) => "Upišite broj kartice, telefon ili e-poštu".into(),
+        (P::Empty, En) => "Type a card number, a phone number or an e-mail".into(),
+        (P::NotCardNorPhone, Cs) => "Není to číslo karty ani telefonní číslo".into(),
+        (P::NotCardNorPhone, Sk) => "Nie je to číslo karty ani telefónne číslo".into(),
+        (P::NotCardNorPhone, Hr) => "To nije broj kartice ni broj telefona".into(),
+        (P::NotCardNorPhone, En) => "Neither a card number nor a phone number".into(),
+        (P::BadCard, Cs | Sk) => "Neplatné číslo karty".into(),
+        (P::BadCard, Hr) => "Neispravan broj kartice".into(),
+        (P::BadCard, En) => "Not a card number of the programme".into(),
+        (P::PaymentCard { last4 }, Cs) => format!("…{last4} je platební karta, ne karta programu"),
+        (P::PaymentCard { last4 }, Sk) => format!("…{last4} je platobná karta, nie karta programu"),
+        (P::PaymentCard { last4 }, Hr) => format!("…{last4} je platna kartica, ne kartica programa"),
+        (P::PaymentCard { last4 }, En) => format!("…{last4} is a payment card, not a programme card"),
+        (P::BadContact, Cs) => "Neplatný telefon nebo e-mail".into(),
+        (P::BadContact, Sk) => "Neplatný telefón alebo e-mail".into(),
+        (P::BadContact, Hr) => "Neispravan telefon ili e-pošta".into(),
+        (P::BadContact, En) => "Not a valid phone number or e-mail".into(),
+        (P::NoLookupKey, Cs) => {
+            "Telefon ani e-mail zatím nelze hledat – pokladna se ještě nespojila se serverem".into()
+        }
+        (P::NoLookupKey, Sk) => {
+            "Telefón ani e-mail zatiaľ nemožno hľadať – pokladňa sa ešte nespojila so serverom".into()
+        }
+        (P::NoLookupKey, Hr) => {
+            "Telefon i e-pošta još se ne mogu tražiti – blagajna se još nije spojila na poslužitelj".into()
+        }
+        (P::NoLookupKey, En) => {
+            "Phones and e-mails cannot be searched yet – the till has not reached the server".into()
+        }
+        (P::NotFound { phone: true }, Cs) => "Zákazník s tímto telefonem nenalezen".into(),
+        (P::NotFound { phone: true }, Sk) => "Zákazník s týmto telefónom sa nenašiel".into(),
+        (P::NotFound { phone: true }, Hr) => "Nema kupca s tim telefonom".into(),
+        (P::NotFound { phone: true }, En) => "No customer with this phone number".into(),
+        (P::NotFound { phone: false }, Cs) => "Zákazník s tímto e-mailem nenalezen".into(),
+        (P::NotFound { phone: false }, Sk) => "Zákazník s týmto e-mailom sa nenašiel".into(),
+        (P::NotFound { phone: false }, Hr) => "Nema kupca s tom e-poštom".into(),
+        (P::NotFound { phone: false }, En) => "No customer with this e-mail".into(),
+        (P::NoActiveCard, Cs) => "Zákazník nemá aktivní kartu".into(),
+        (P::NoActiveCard, Sk) => "Zákazník nemá aktívnu kartu".into(),
+        (P::NoActiveCard, Hr) => "Kupac nema aktivnu karticu".into(),
+        (P::NoActiveCard, En) => "The customer has no active card".into(),
+        (P::Other { detail }, Cs) => format!("Hledání selhalo: {detail}"),
+        (P::Other { detail }, Sk) => format!("Hľadanie zlyhalo: {detail}"),
+        (P::Other { detail }, Hr) => format!("Traženje nije uspjelo: {detail}"),
+        (P::Other { detail }, En) => format!("Search failed: {detail}"),
+    }
+}
+
 /// A local date: `23. 11. 2026` (cs/sk, no-break spaces), `23. 11. 2026.` (hr), `2026-11-23` (en).
 pub fn date(lang: Lang, d: chrono::NaiveDate) -> String {
     match lang {

@@ -20,6 +20,7 @@ use super::find_i18n::{fx, Fx};
 use super::forms::RectLog;
 use super::i18n::Lang;
 use super::{TagInput, UiRequest};
+use crate::tag::{TagError, TagField, TagProblem};
 
 const RED: Color32 = Color32::from_rgb(0xc6, 0x28, 0x28);
 const GREEN: Color32 = Color32::from_rgb(0x2e, 0x7d, 0x32);
@@ -148,15 +149,6 @@ pub(super) fn find_ui(
     close
 }
 
-/// Fields of the tag form (errors name one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TagField {
-    Receipt,
-    Date,
-    Total,
-    Card,
-}
-
 pub(super) struct TagForm {
     pub receipt: String,
     pub date: String,
@@ -171,24 +163,6 @@ pub(super) struct TagForm {
     scanned: Option<(String, Instant)>,
     focus_set: bool,
     rects: RectLog,
-}
-
-/// `23. 11. 2026`, `23.11.2026`, `2026-11-23`.
-fn parse_date(s: &str) -> Option<chrono::NaiveDate> {
-    let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let t = t.trim_end_matches('.');
-    chrono::NaiveDate::parse_from_str(t, "%d.%m.%Y")
-        .or_else(|_| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d"))
-        .ok()
-}
-
-/// `1 234,50`, `1234.50`, `12` → Decimal (money is never a float).
-fn parse_total(s: &str) -> Option<rust_decimal::Decimal> {
-    let t: String = s.chars().filter(|c| !c.is_whitespace() && *c != '\u{a0}').collect();
-    let t = t.replace(',', ".");
-    t.parse::<rust_decimal::Decimal>()
-        .ok()
-        .filter(|d| !d.is_sign_negative())
 }
 
 impl TagForm {
@@ -242,65 +216,36 @@ impl TagForm {
         self.card = digits.clone();
     }
 
-    /// Validate and build the request (errors kept for display, each naming its field).
-    pub fn submit(&mut self, lang: Lang, today: chrono::NaiveDate) -> Option<TagInput> {
-        let mut errors = Vec::new();
-        let receipt = self.receipt.trim().to_string();
-        if receipt.is_empty() {
-            errors.push((TagField::Receipt, required(lang)));
+    /// What to send: the fields as typed (the date without a trailing `.` and no-break spaces);
+    /// the background checks them. Nothing while waiting for the previous answer.
+    pub fn submit(&mut self) -> Option<TagInput> {
+        if matches!(self.state, State::Waiting(_)) {
+            return None;
         }
-        let date = match parse_date(&self.date) {
-            Some(d) if d > today => {
-                errors.push((TagField::Date, in_future(lang)));
-                None
-            }
-            Some(d) => Some(d),
-            None => {
-                errors.push((TagField::Date, bad_date(lang, &self.date)));
-                None
-            }
-        };
-        let total = if self.total.trim().is_empty() {
-            None
-        } else {
-            match parse_total(&self.total) {
-                Some(t) => Some(t),
-                None => {
-                    errors.push((TagField::Total, bad_amount(lang, &self.total)));
-                    None
-                }
-            }
-        };
-        let card = match CardId::normalise(&self.card) {
-            Ok(c) => Some(c),
-            Err(e) if self.card.trim().is_empty() => {
-                let _ = e;
-                errors.push((TagField::Card, required(lang)));
-                None
-            }
-            Err(e) => {
-                errors.push((TagField::Card, format!("{}: {e}", bad_card(lang))));
-                None
-            }
-        };
-        self.errors = errors;
-        match (date, card) {
-            (Some(date), Some(card)) if self.errors.is_empty() => {
-                let id = request_id("tag");
-                self.state = State::Waiting(id.clone());
-                Some(TagInput {
-                    request_id: id,
-                    receipt,
-                    date,
-                    total,
-                    card,
-                })
-            }
-            _ => {
-                tracing::info!(target: "till_agent::ui", errors = ?self.errors.iter().map(|e| e.0).collect::<Vec<_>>(), "tag form not submitted");
-                None
-            }
+        let id = request_id("tag");
+        self.state = State::Waiting(id.clone());
+        let date = self.date.replace('\u{a0}', " ");
+        Some(TagInput {
+            request_id: id,
+            form: crate::tag::TagForm {
+                receipt: self.receipt.clone(),
+                card: self.card.clone(),
+                date: date.trim().trim_end_matches('.').to_string(),
+                total: self.total.clone(),
+            },
+        })
+    }
+
+    /// The background's answer for our request: queued, refused field by field, or not queued.
+    pub fn answered_tag(&mut self, lang: Lang, ev: &crate::events::TagEvent) -> bool {
+        if !self.answered(&ev.request_id, ev.error.as_deref()) {
+            return false;
         }
+        if ev.item_id.is_none() && ev.error.is_none() {
+            self.state = State::Editing;
+        }
+        self.errors = ev.errors.iter().map(|e| (e.field, problem(lang, e))).collect();
+        true
     }
 
     pub fn answered(&mut self, request_id: &str, error: Option<&str>) -> bool {
@@ -319,51 +264,43 @@ impl TagForm {
     }
 }
 
-fn required(lang: Lang) -> String {
-    match lang {
-        Lang::Cs => "vyplňte",
-        Lang::Sk => "vyplňte",
-        Lang::Hr => "obavezno",
-        Lang::En => "required",
-    }
-    .into()
-}
-
-fn in_future(lang: Lang) -> String {
-    match lang {
-        Lang::Cs => "datum je v budoucnosti",
-        Lang::Sk => "dátum je v budúcnosti",
-        Lang::Hr => "datum je u budućnosti",
-        Lang::En => "the date is in the future",
-    }
-    .into()
-}
-
-fn bad_date(lang: Lang, v: &str) -> String {
-    match lang {
-        Lang::Cs => format!("„{v}“ není datum (např. 23. 11. 2026)"),
-        Lang::Sk => format!("„{v}“ nie je dátum (napr. 23. 11. 2026)"),
-        Lang::Hr => format!("„{v}“ nije datum (npr. 23. 11. 2026.)"),
-        Lang::En => format!("\"{v}\" is not a date (e.g. 2026-11-23)"),
-    }
-}
-
-fn bad_amount(lang: Lang, v: &str) -> String {
-    match lang {
-        Lang::Cs => format!("„{v}“ není částka (např. 1 234,50)"),
-        Lang::Sk => format!("„{v}“ nie je suma (napr. 1 234,50)"),
-        Lang::Hr => format!("„{v}“ nije iznos (npr. 1234,50)"),
-        Lang::En => format!("\"{v}\" is not an amount (e.g. 1234.50)"),
-    }
-}
-
-fn bad_card(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Cs => "neplatné číslo karty",
-        Lang::Sk => "neplatné číslo karty",
-        Lang::Hr => "neispravan broj kartice",
-        Lang::En => "not a valid card number",
-    }
+/// A field's problem in the screen's language (the English detail goes to the log).
+fn problem(lang: Lang, e: &TagError) -> String {
+    use Lang::*;
+    use TagProblem::*;
+    let t = match (e.problem, lang) {
+        (Missing, Cs | Sk) => "vyplňte",
+        (Missing, Hr) => "obavezno",
+        (Missing, En) => "required",
+        (ReceiptTooLong, Cs) => "nejvýše 40 znaků",
+        (ReceiptTooLong, Sk) => "najviac 40 znakov",
+        (ReceiptTooLong, Hr) => "najviše 40 znakova",
+        (ReceiptTooLong, En) => "at most 40 characters",
+        (BadCard, Cs | Sk) => "neplatné číslo karty",
+        (BadCard, Hr) => "neispravan broj kartice",
+        (BadCard, En) => "not a card number of the programme",
+        (BadDate, Cs) => "není datum (např. 23. 11. 2026)",
+        (BadDate, Sk) => "nie je dátum (napr. 23. 11. 2026)",
+        (BadDate, Hr) => "nije datum (npr. 23. 11. 2026.)",
+        (BadDate, En) => "not a date (e.g. 2026-11-23)",
+        (FutureDate, Cs) => "datum je v budoucnosti",
+        (FutureDate, Sk) => "dátum je v budúcnosti",
+        (FutureDate, Hr) => "datum je u budućnosti",
+        (FutureDate, En) => "the date is in the future",
+        (TooOld, Cs) => "účtenka je starší než 400 dní",
+        (TooOld, Sk) => "bloček je starší ako 400 dní",
+        (TooOld, Hr) => "račun je stariji od 400 dana",
+        (TooOld, En) => "the receipt is more than 400 days old",
+        (BadTotal, Cs) => "není částka (např. 1 234,50)",
+        (BadTotal, Sk) => "nie je suma (napr. 1 234,50)",
+        (BadTotal, Hr) => "nije iznos (npr. 1234,50)",
+        (BadTotal, En) => "not an amount (e.g. 1234.50)",
+        (NotPositive, Cs) => "částka musí být kladná",
+        (NotPositive, Sk) => "suma musí byť kladná",
+        (NotPositive, Hr) => "iznos mora biti pozitivan",
+        (NotPositive, En) => "the amount must be positive",
+    };
+    t.to_string()
 }
 
 /// Draw the tag form; true when it should close.
@@ -460,8 +397,8 @@ pub(super) fn tag_ui(
         close = r.clicked();
     });
     if submit && editable {
-        if let Some(req) = f.submit(lang, chrono::Local::now().date_naive()) {
-            tracing::info!(target: "till_agent::ui", request = %req.request_id, card = %req.card, "receipt tag submitted from the form");
+        if let Some(req) = f.submit() {
+            tracing::info!(target: "till_agent::ui", request = %req.request_id, "receipt tag submitted from the form");
             requests(UiRequest::Tag(Box::new(req)));
         }
     }
@@ -506,40 +443,62 @@ mod tests {
     }
 
     #[test]
-    fn tag_form_validates_each_field_in_the_screens_language() {
-        let mut f = TagForm::new(Lang::Cs, today(), None);
-        assert_eq!(f.date, "23. 11. 2026", "today by default");
-        assert!(f.submit(Lang::Cs, today()).is_none());
-        assert_eq!(
-            f.errors.iter().map(|e| e.0).collect::<Vec<_>>(),
-            vec![TagField::Receipt, TagField::Card]
-        );
+    fn tag_form_sends_what_was_typed_and_shows_the_checks_answer_in_its_language() {
+        let mut f = TagForm::new(Lang::Hr, today(), None);
+        assert_eq!(f.date, "23. 11. 2026.", "today by default");
         f.receipt = " 2026/0815 ".into();
-        f.date = "24.11.2026".into();
         f.total = "12,5x".into();
         f.card = "1900 12x".into();
-        assert!(f.submit(Lang::Cs, today()).is_none());
-        let msgs: Vec<String> = f.errors.iter().map(|e| e.1.clone()).collect();
-        assert_eq!(msgs[0], "datum je v budoucnosti");
-        assert_eq!(msgs[1], "„12,5x“ není částka (např. 1 234,50)");
-        assert!(msgs[2].starts_with("neplatné číslo karty: "), "{msgs:?}");
-        f.date = "2026-11-20".into();
-        f.total = "1 234,50".into();
-        f.card = "1900 0000 0900 1016".into();
-        let req = f.submit(Lang::Cs, today()).expect("valid");
-        assert_eq!(
-            (req.receipt.as_str(), req.date, req.total, req.card.expose()),
-            (
-                "2026/0815",
-                chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
-                Some(dec!(1234.50)),
-                "1900000009001016"
-            )
-        );
+        let req = f.submit().unwrap();
         assert!(req.request_id.starts_with("tag-"));
-        assert!(!f.answered("tag-other", None));
-        assert!(f.answered(&req.request_id, Some("refused")));
-        assert_eq!(f.state, State::Failed("refused".into()));
+        assert_eq!(req.form.date, "23. 11. 2026", "the Croatian date's last dot is dropped");
+        assert!(f.submit().is_none(), "once while waiting");
+        // The background's check (the real one) refuses two fields.
+        let policy = protocol::ids::CardPolicy {
+            min_len: 16,
+            max_len: 16,
+            prefixes: vec!["1900".into()],
+            luhn: true,
+        };
+        let errors = req.form.validate(&policy, today()).unwrap_err();
+        let ev = crate::events::TagEvent {
+            request_id: req.request_id.clone(),
+            item_id: None,
+            errors,
+            error: None,
+        };
+        assert!(!f.answered_tag(
+            Lang::Hr,
+            &crate::events::TagEvent {
+                request_id: "tag-other".into(),
+                ..ev.clone()
+            }
+        ));
+        assert!(f.answered_tag(Lang::Hr, &ev));
+        assert_eq!(f.state, State::Editing, "editable again");
+        assert_eq!(
+            f.errors,
+            vec![
+                (TagField::Card, "neispravan broj kartice".to_string()),
+                (TagField::Total, "nije iznos (npr. 1234,50)".to_string())
+            ]
+        );
+        f.card = "1900000009001016".into();
+        f.total = "1 234,50".into();
+        let req = f.submit().unwrap();
+        let tag = req.form.validate(&policy, today()).expect("valid now");
+        assert_eq!(
+            (tag.receipt.as_str(), tag.date, tag.total),
+            ("2026/0815", today(), Some(dec!(1234.50)))
+        );
+        let ok = crate::events::TagEvent {
+            request_id: req.request_id,
+            item_id: Some("tag-1".into()),
+            errors: Vec::new(),
+            error: None,
+        };
+        assert!(f.answered_tag(Lang::Hr, &ok));
+        assert!(matches!(f.state, State::Done(_)) && f.errors.is_empty());
     }
 
     #[test]

@@ -298,6 +298,9 @@ struct Windows {
     find: Option<super::find_window::FindBox>,
     /// The "Add purchase to card" form (`find_window`).
     tag: Option<super::find_window::TagForm>,
+    /// The search box / tag form has news (an answer, a routed scan) to paint.
+    repaint_find: bool,
+    repaint_tag: bool,
 }
 
 struct App {
@@ -438,6 +441,7 @@ impl App {
                         let mut w = self.windows();
                         if let Some(t) = w.tag.as_mut() {
                             t.scanned(card);
+                            w.repaint_tag = true;
                             tracing::info!(target: "till_agent::ui", card = %card, "scan routed into the tag form's card field");
                             drop(w);
                             self.routed_scan = Some(card.clone());
@@ -453,8 +457,10 @@ impl App {
                     if let Some(card) = self.routed_scan.take() {
                         if q.scan.classified == (crate::events::Classified::LoyaltyCard { card: card.clone() }) {
                             if let protocol::v1::QuoteResult::Customer { quote, .. } = &q.quote.result {
-                                if let Some(t) = self.windows().tag.as_mut() {
+                                let w = &mut *self.windows();
+                                if let Some(t) = w.tag.as_mut() {
                                     t.customer_of(&card, &quote.display_name);
+                                    w.repaint_tag = true;
                                 }
                             }
                             return;
@@ -463,14 +469,22 @@ impl App {
                     self.offer = super::redeem_view::Offer::from_quote(q);
                 }
                 if let AgentEvent::Lookup(a) = &ev {
-                    if let Some(f) = self.windows().find.as_mut() {
-                        f.answered(&a.request_id, a.error.as_deref());
+                    let why = a
+                        .problem
+                        .as_ref()
+                        .map(|p| super::find_i18n::lookup_problem(self.lang, p));
+                    // (A deferred viewport repaints on its own input only: an answer asks for it.)
+                    let w = &mut *self.windows();
+                    if let Some(f) = w.find.as_mut() {
+                        w.repaint_find |= f.answered(&a.request_id, why.as_deref());
                     }
                     return;
                 }
                 if let AgentEvent::Tag(a) = &ev {
-                    if let Some(f) = self.windows().tag.as_mut() {
-                        f.answered(&a.request_id, a.error.as_deref());
+                    let lang = self.lang;
+                    let w = &mut *self.windows();
+                    if let Some(f) = w.tag.as_mut() {
+                        w.repaint_tag |= f.answered_tag(lang, a);
                     }
                     return;
                 }
@@ -742,6 +756,18 @@ impl App {
                 }
                 ui.scope(|ui| {
                     ui.set_max_width(wrap_w);
+                    // What to tell the customer: large, before any warning.
+                    for (i, line) in view.say.iter().enumerate() {
+                        let l = ui.label(
+                            RichText::new(format!("\u{bb} {line}"))
+                                .size(21.0 * s)
+                                .strong()
+                                .color(Color32::from_rgb(0x0d, 0x47, 0xa1)),
+                        );
+                        if i == 0 {
+                            self.rects.log(ui.ctx(), "popup.say", l.rect);
+                        }
+                    }
                     for w in &view.warnings {
                         ui.label(RichText::new(w).size(20.0 * s).strong().color(accent));
                     }
@@ -944,7 +970,13 @@ impl App {
             );
         }
         let (find_open, tag_open) = {
-            let w = self.windows();
+            let mut w = self.windows();
+            if std::mem::take(&mut w.repaint_find) {
+                ctx.request_repaint_of(ViewportId::from_hash_of("find"));
+            }
+            if std::mem::take(&mut w.repaint_tag) {
+                ctx.request_repaint_of(ViewportId::from_hash_of("tag"));
+            }
             (w.find.is_some(), w.tag.is_some())
         };
         if find_open {

@@ -46,18 +46,15 @@ mod synclog_window;
 pub mod tray;
 
 pub use i18n::Lang;
+pub use viewmodel::{ActionId, PopupView};
 
-/// What the "Add purchase to card" form sends (validated: receipt number given, date not in the
-/// future, total a non-negative amount, card number normalised).
+/// What the "Add purchase to card" form sends: the fields as typed (checked by the background
+/// with `tag::TagForm::validate`, which knows the program's card policy and the store's day).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TagInput {
     pub request_id: String,
-    pub receipt: String,
-    pub date: chrono::NaiveDate,
-    pub total: Option<rust_decimal::Decimal>,
-    pub card: protocol::CardId,
+    pub form: crate::tag::TagForm,
 }
-pub use viewmodel::{ActionId, PopupView};
 
 /// What `About` shows.
 #[derive(Clone, Debug, Default)]

@@ -79,6 +79,7 @@ pub fn result_view(lang: Lang, card: Option<&CardId>, ev: &RedeemEvent) -> Popup
         card: card.map(|c| c.masked()),
         rows,
         warnings,
+        say: Vec::new(),
         offline: (ev.mode.as_deref() == Some("offline") && !ev.void).then(|| rdm(lang, Rdm::Queued).to_string()),
         actions: Vec::new(),
         history: Vec::new(),

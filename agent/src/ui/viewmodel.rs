@@ -101,6 +101,9 @@ pub struct PopupView {
     /// Label/value rows: tier, discount, points, to next reward, to next tier, campaign.
     pub rows: Vec<Row>,
     pub warnings: Vec<String>,
+    /// What to tell the customer (the quote's cashier messages, `ui::say`), shown once per cause.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub say: Vec<String>,
     /// `Offline – stav k …` when the quote was computed on the till.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline: Option<String>,
@@ -125,6 +128,7 @@ impl PopupView {
         v.extend(self.card.clone());
         v.extend(self.rows.iter().map(|r| format!("{}: {}", r.label, r.value)));
         v.extend(self.warnings.iter().cloned());
+        v.extend(self.say.iter().map(|s| format!("» {s}")));
         v.extend(self.offline.clone());
         v.extend(self.actions.iter().map(|a| format!("[{}]", a.label)));
         v
@@ -188,6 +192,14 @@ pub(super) fn redeem_option(lang: Lang, o: &protocol::v1::RedeemOption, cur: pro
     }
 }
 
+/// The cashier messages of a quote, each as a sentence in the screen's language.
+pub fn say_lines(lang: Lang, q: &CustomerQuote) -> Vec<String> {
+    q.messages
+        .iter()
+        .map(|m| super::say::message(lang, m, q.currency))
+        .collect()
+}
+
 /// The popup's history lines from the quote's `recent` ledger entries (newest first, at most 5).
 pub fn history_rows(lang: Lang, q: &CustomerQuote) -> Vec<HistoryRow> {
     q.recent
@@ -246,6 +258,7 @@ impl PopupView {
             card: None,
             rows: Vec::new(),
             warnings: Vec::new(),
+            say: Vec::new(),
             offline: None,
             actions: Vec::new(),
             history: Vec::new(),
@@ -273,6 +286,7 @@ impl PopupView {
                 );
                 v.card = Some(card.masked());
                 v.rows = customer_rows(lang, quote);
+                v.say = say_lines(lang, quote);
                 v.history = history_rows(lang, quote);
                 v.facts = Some(facts(quote));
                 v
@@ -292,6 +306,7 @@ impl PopupView {
                     t(lang, Key::ReplacedTitle),
                     i18n::replaced_by(lang, &new_card.masked())
                 ));
+                v.say = say_lines(lang, quote);
                 v.history = history_rows(lang, quote);
                 v.facts = Some(facts(quote));
                 v
