@@ -97,6 +97,11 @@ fn gui_history_hotkey_search_in_czech_and_tag_form_with_a_scanned_card() {
         shown.contains("\"what\":\"nákup\""),
         "a purchase in the history: {shown}"
     );
+    // What to tell the customer, in Czech (ui::say), on the first popup of this customer.
+    assert!(
+        shown.contains("\"say\":[\"Nová úroveň Stříbrná"),
+        "cashier messages: {shown}"
+    );
     std::thread::sleep(Duration::from_millis(700)); // fit + placement settle
     click(d, popup, &agent.log, "popup.history");
     agent.wait_log(
@@ -148,6 +153,10 @@ fn gui_history_hotkey_search_in_czech_and_tag_form_with_a_scanned_card() {
     })
     .unwrap_or_else(|| panic!("no popup for the typed phone number; agent log:\n{}", agent.stderr()));
     assert!(found.contains("\"title\":\"Jiří Dvořák\""), "{found}");
+    assert!(
+        !found.contains("\"say\""),
+        "each message is shown once per cause: {found}"
+    );
     assert!(
         wait_for(Duration::from_secs(5), || find_window(d, "^Naj")
             .is_none()

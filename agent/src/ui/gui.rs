@@ -298,9 +298,11 @@ struct Windows {
     find: Option<super::find_window::FindBox>,
     /// The "Add purchase to card" form (`find_window`).
     tag: Option<super::find_window::TagForm>,
-    /// The search box / tag form has news (an answer, a routed scan) to paint.
+    /// The search box / tag form has news (an answer, a routed scan) to paint: both are asked
+    /// to repaint until then (a single request to a deferred viewport was seen lost under load).
     repaint_find: bool,
     repaint_tag: bool,
+    news_until: Option<Instant>,
 }
 
 struct App {
@@ -971,11 +973,17 @@ impl App {
         }
         let (find_open, tag_open) = {
             let mut w = self.windows();
-            if std::mem::take(&mut w.repaint_find) {
-                ctx.request_repaint_of(ViewportId::from_hash_of("find"));
+            if std::mem::take(&mut w.repaint_find) | std::mem::take(&mut w.repaint_tag) {
+                w.news_until = Some(Instant::now() + Duration::from_millis(600));
             }
-            if std::mem::take(&mut w.repaint_tag) {
-                ctx.request_repaint_of(ViewportId::from_hash_of("tag"));
+            if let Some(until) = w.news_until {
+                if Instant::now() < until {
+                    ctx.request_repaint_of(ViewportId::from_hash_of("find"));
+                    ctx.request_repaint_of(ViewportId::from_hash_of("tag"));
+                    ctx.request_repaint_after(Duration::from_millis(60));
+                } else {
+                    w.news_until = None;
+                }
             }
             (w.find.is_some(), w.tag.is_some())
         };
@@ -1241,7 +1249,7 @@ const ABOUT_SIZE: [f32; 2] = [440.0, 200.0];
 
 /// The search box and the tag form open in the middle of the screen (over the POS's own dialogs).
 const FIND_SIZE: [f32; 2] = [520.0, 200.0];
-const TAG_SIZE: [f32; 2] = [620.0, 360.0];
+const TAG_SIZE: [f32; 2] = [560.0, 320.0];
 
 fn centred(monitor: Option<egui::Vec2>, size: [f32; 2]) -> egui::Pos2 {
     let m = monitor.unwrap_or(egui::vec2(1024.0, 768.0));
