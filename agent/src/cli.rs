@@ -30,6 +30,27 @@ pub enum Command {
         #[arg(long)]
         headless: bool,
     },
+    /// The machine-wide half (Windows service `TillAgent`, started by the service control
+    /// manager): export folder, outbox, replication, cache, till token; serves the session apps.
+    /// `--console` runs the same in the foreground (Linux: always).
+    Service {
+        #[arg(long)]
+        console: bool,
+    },
+    /// The per-user half (started at logon): card readers, tray and popup; quotes, status,
+    /// enrol and redeem from the service. `--headless` prints each popup as a JSON line.
+    Session {
+        #[arg(long)]
+        headless: bool,
+    },
+    /// Before an upgrade (the installer runs it): the service tells every session app to exit;
+    /// waits until they are gone (exit 3 after 10 s if some are not).
+    UpgradePrepare,
+    /// Run by the MSI after it wrote the installer settings (deferred custom action, as LocalSystem,
+    /// before the service starts): agent.toml from the settings, the till token out of the registry
+    /// into the machine's token store, the data folder's access rules.
+    #[command(hide = true)]
+    InstallFinish,
     /// Queue depth, oldest pending item, last successful sync, server reachability, last error,
     /// dead letters.
     Status {
@@ -154,11 +175,10 @@ pub enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-#[group(required = true, multiple = false)]
 pub struct LookupArgs {
-    #[arg(long)]
+    #[arg(long, required_unless_present_any = ["phone", "email"], conflicts_with_all = ["phone", "email"])]
     pub card: Option<String>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "email")]
     pub phone: Option<String>,
     #[arg(long)]
     pub email: Option<String>,
@@ -285,8 +305,55 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             crate::input::cli::reader_test(cfg.as_ref(), args)
         }
-        Command::Quote { card } => crate::input::cli::quote(&load(&cli.config)?, &card),
+        Command::Quote { card } => {
+            let cfg = load(&cli.config)?;
+            let id = crate::input::cli::quote_card(&cfg, &card)?;
+            // A running service answers (a Windows user may read neither the cache nor the token).
+            match crate::session::service_quote(&crate::os::ipc_endpoint(&cfg.data_dir), &id) {
+                Some(q) => {
+                    eprintln!("till-agent: quote from the till-agent service");
+                    println!("{}", serde_json::to_string_pretty(&q?)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => crate::input::cli::quote(&cfg, &card),
+            }
+        }
         Command::Run { headless } => run_agent(load(&cli.config)?, headless),
+        Command::Service { console } => crate::service::main(cli.config, console),
+        Command::Session { headless } => {
+            // agent.toml as it is: the installer's first-run import is the service's business.
+            crate::session::main(Config::load(cli.config.as_deref())?, headless)
+        }
+        Command::InstallFinish => {
+            let path = cli.config.clone().unwrap_or_else(crate::config::default_path);
+            let done = crate::install::first_run(&path)?;
+            let data_dir = match Config::load(Some(&path)) {
+                Ok(cfg) => cfg.data_dir,
+                Err(_) => path.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+            };
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
+            let acl = crate::os::secure_data_dir(&data_dir)?;
+            println!(
+                "install-finish: agent.toml {}; till token {}; data folder {}",
+                if done.wrote_config { "written" } else { "unchanged" },
+                if done.imported_token {
+                    "moved into the machine store"
+                } else {
+                    "unchanged"
+                },
+                acl.as_deref().unwrap_or("unchanged")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::UpgradePrepare => {
+            let path = cli.config.clone().unwrap_or_else(crate::config::default_path);
+            let data_dir = match Config::load(Some(&path)) {
+                Ok(cfg) => cfg.data_dir,
+                Err(_) => path.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+            };
+            crate::session::upgrade_prepare(&crate::os::ipc_endpoint(&data_dir), Duration::from_secs(10))
+        }
         Command::Register(args) => {
             let cfg = load(&cli.config)?;
             let card = cli_card(&cfg, &args.card)?;
@@ -392,12 +459,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let token = read_token(token_stdin)?;
             crate::credentials::store_token(&cfg, &token)?;
-            println!(
-                "till token stored in the OS credential store (service {}, user {}/{})",
-                crate::credentials::SERVICE,
-                cfg.store_id,
-                cfg.till_id
-            );
+            println!("till token stored in {}", crate::credentials::store_description(&cfg));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -576,11 +638,14 @@ fn void_cli(cfg: &Config, id: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The till token: typed at a terminal (cmd, PowerShell, a Linux tty) it is read from the console
+/// itself without echo (rpassword); piped in (scripts, `--token-stdin`) it is one line of stdin.
 fn read_token(no_prompt: bool) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !no_prompt && stdin.is_terminal() {
-        eprint!("Till token (from `server-stub till add` / the admin): ");
-        std::io::stderr().flush()?;
+        let token = rpassword::prompt_password("Till token (from `server-stub till add` / the admin; not shown): ")
+            .context("reading the token from the console")?;
+        return Ok(token.trim().to_string());
     }
     let mut line = String::new();
     stdin

@@ -191,6 +191,7 @@ impl Shared {
             reader_problems: link.reader_problems.values().cloned().collect(),
             sync_problem: link.problem.clone(),
             task_problems: link.task_problems.iter().map(|(t, p)| format!("{t}: {p}")).collect(),
+            service_problem: None,
         };
         let changed = self.status_tx.send_if_modified(|cur| {
             if *cur == st {

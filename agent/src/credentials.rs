@@ -1,6 +1,9 @@
-//! The till token. Never in agent.toml, never in a file we write, never logged: it lives in the
-//! OS credential store (`keyring`: Windows Credential Manager; the kernel keyring on Linux),
-//! service `till-agent`, user `<store>/<till>`. `TILL_AGENT_TOKEN` overrides it (tests, CI).
+//! The till token. Never in agent.toml, never in plain text in a file, never logged. Windows: at
+//! machine scope for the service — sealed with DPAPI's machine key in `<data>/till-token.dpapi`,
+//! a file only SYSTEM and administrators may open (`os::machine_token_store`); the per-user
+//! Credential Manager entry of older versions is still read. Linux: the OS keyring (`keyring`:
+//! the kernel keyring), service `till-agent`, user `<store>/<till>`. `TILL_AGENT_TOKEN`
+//! overrides both (tests, CI).
 use anyhow::Context;
 
 use crate::config::Config;
@@ -16,6 +19,8 @@ fn user(cfg: &Config) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenSource {
     Env,
+    /// The machine-scope store (Windows: DPAPI machine key).
+    Machine,
     Keyring,
 }
 
@@ -27,6 +32,11 @@ pub fn till_token_with_source(cfg: &Config) -> anyhow::Result<(String, TokenSour
     if let Ok(t) = std::env::var(ENV) {
         if !t.trim().is_empty() {
             return Ok((t.trim().to_string(), TokenSource::Env));
+        }
+    }
+    if let Some(store) = crate::os::machine_token_store(&cfg.data_dir) {
+        if let Some(t) = store.load()? {
+            return Ok((t, TokenSource::Machine));
         }
     }
     let entry = keyring::Entry::new(SERVICE, &user(cfg)).context("opening the OS credential store")?;
@@ -49,6 +59,15 @@ pub fn store_token(cfg: &Config, token: &str) -> anyhow::Result<()> {
     if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
         anyhow::bail!("the token contains whitespace; paste it exactly as `server-stub till add` printed it");
     }
+    if let Some(store) = crate::os::machine_token_store(&cfg.data_dir) {
+        store.store(token)?;
+        anyhow::ensure!(
+            store.load()?.as_deref() == Some(token),
+            "{} did not keep the token",
+            store.describe()
+        );
+        return Ok(());
+    }
     let entry = keyring::Entry::new(SERVICE, &user(cfg)).context("opening the OS credential store")?;
     entry
         .set_password(token)
@@ -59,4 +78,12 @@ pub fn store_token(cfg: &Config, token: &str) -> anyhow::Result<()> {
         anyhow::bail!("the OS credential store did not keep the token");
     }
     Ok(())
+}
+
+/// Where `store_token` puts the token, in words (for `login`).
+pub fn store_description(cfg: &Config) -> String {
+    match crate::os::machine_token_store(&cfg.data_dir) {
+        Some(s) => s.describe(),
+        None => format!("the OS credential store (service {SERVICE}, user {})", user(cfg)),
+    }
 }

@@ -124,7 +124,7 @@ pub struct RegistrationForm {
 }
 
 /// A validated registration (everything of `protocol::v1::Registration` the cashier fills).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Details {
     pub name: CustomerName,
     pub contact: Contact,
@@ -262,8 +262,10 @@ pub fn validate_code(code: &str) -> Result<String, FieldError> {
 }
 
 /// What the cashier (or support) asked for, ready to queue. Carries its request id, so the
-/// same request queued twice is one item (and one customer on the server).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// same request queued twice is one item (and one customer on the server). Serde: it travels from
+/// the session app to the service (`ipc`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Request {
     Register {
         request_id: String,

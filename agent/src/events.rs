@@ -75,8 +75,9 @@ pub enum ReaderDiag {
     },
 }
 
-/// Sync state for the tray and `status`.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+/// Sync state for the tray and `status` (also sent from the service to the session apps).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct SyncStatus {
     pub queue_depth: u64,
     pub dead_letters: u64,
@@ -92,6 +93,10 @@ pub struct SyncStatus {
     /// Background tasks that failed and were restarted (`replicator: panicked: … (restarted 1×)`),
     /// until they run cleanly again.
     pub task_problems: Vec<String>,
+    /// Session app only: the till-agent service cannot be reached or could not start (the
+    /// reason, in English); the tray is red and names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_problem: Option<String>,
 }
 
 /// A failed send, as `status` and the tray show it.
@@ -157,7 +162,7 @@ pub enum AgentEvent {
 }
 
 /// The outcome of queueing an `enrol::Request` (matched by request id).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EnrolEvent {
     pub request_id: String,
     /// `None` = queued; `Some(error)` = not queued.
@@ -211,7 +216,7 @@ pub struct TagEvent {
 
 /// The outcome of a `runtime::Command::Redeem` / `Command::Void` (matched by request id; for a
 /// void the request id is the redemption id).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RedeemEvent {
     pub request_id: String,
     /// `true` for the answer to a void.

@@ -19,6 +19,34 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::sync::client::ServerClient;
 
+/// Where a scan's quote comes from: [`QuoteService`] in the agent / the service, the service over
+/// the pipe in a session app (`session.rs`).
+pub trait Quoter: Send + Sync {
+    /// The card policy scans are classified with.
+    fn card_policy(&self) -> CardPolicy;
+    fn quote<'a>(
+        &'a self,
+        card: &'a CardId,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>>;
+    /// The quote was shown: acknowledge its messages (see [`QuoteService::ack_shown`]).
+    fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>>;
+}
+
+impl Quoter for QuoteService {
+    fn card_policy(&self) -> CardPolicy {
+        QuoteService::card_policy(self)
+    }
+    fn quote<'a>(
+        &'a self,
+        card: &'a CardId,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>> {
+        Box::pin(QuoteService::quote(self, card))
+    }
+    fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>> {
+        QuoteService::ack_shown(self, quote)
+    }
+}
+
 pub struct QuoteService {
     client: ServerClient,
     token: Option<String>,

@@ -70,8 +70,20 @@ impl Drop for Background {
     }
 }
 
+/// Which tasks a background runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// The card readers (the all-in-one `run`); the service leaves them to the session apps.
+    pub card_input: bool,
+}
+
 /// Start the background tasks on a tokio runtime on their own thread.
 pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
+    start_background_with(cfg, Options { card_input: true })
+}
+
+/// [`start_background`] with a choice of tasks (`service.rs`: no card input).
+pub fn start_background_with(cfg: Config, opts: Options) -> anyhow::Result<Background> {
     let bus = crate::events::bus();
     let shared = Shared::open(cfg, bus.clone())?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
@@ -104,7 +116,7 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
                 // Each task named and supervised: an early exit or a panic is logged, shown in
                 // the status and the task restarted with backoff (`supervisor`).
                 let scans = std::sync::Mutex::new(Some(scans));
-                let tasks = vec![
+                let mut tasks = vec![
                     supervise(sh.clone(), "watcher", OnOk::Restart, {
                         let sh = sh.clone();
                         move || crate::watcher::run(sh.clone())
@@ -129,11 +141,13 @@ pub fn start_background(cfg: Config) -> anyhow::Result<Background> {
                             associate_scans(sh.clone(), rx)
                         }
                     }),
-                    supervise(sh.clone(), "card-input", OnOk::Finish, {
+                ];
+                if opts.card_input {
+                    tasks.push(supervise(sh.clone(), "card-input", OnOk::Finish, {
                         let sh = sh.clone();
                         move || run_inputs(sh.clone())
-                    }),
-                ];
+                    }));
+                }
                 // The search box's quotes (opened on the first search, kept for the next).
                 let mut lookups: Option<Arc<crate::quote::QuoteService>> = None;
                 while let Some(cmd) = rx.recv().await {

@@ -305,6 +305,39 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
             detail: format!("{e:#}"),
         }),
     }
+    // The service half (Windows service / `service --console`): does it answer, and who may open
+    // its endpoint (read back from the system). Informational: `run` needs no service.
+    let endpoint = crate::os::ipc_endpoint(&cfg.data_dir);
+    let access = crate::os::ipc_endpoint_security(&endpoint)
+        .map(|a| format!("access {a}"))
+        .unwrap_or_else(|e| format!("access unknown: {e}"));
+    match crate::session::ask_service(&endpoint, crate::ipc::Request::Status) {
+        Some(Ok(crate::ipc::Response::Status {
+            start_error, sessions, ..
+        })) => checks.push(Check {
+            ok: Some(start_error.is_none()),
+            what: "till-agent service".into(),
+            detail: match start_error {
+                None => format!("{endpoint} answers; {sessions} session app(s); {access}"),
+                Some(e) => format!("{endpoint} answers but could not start: {e}"),
+            },
+        }),
+        Some(Ok(other)) => checks.push(Check {
+            ok: Some(false),
+            what: "till-agent service".into(),
+            detail: format!("{endpoint}: unexpected answer {other:?}"),
+        }),
+        Some(Err(e)) => checks.push(Check {
+            ok: Some(false),
+            what: "till-agent service".into(),
+            detail: format!("{endpoint}: {e:#}"),
+        }),
+        None => checks.push(Check {
+            ok: None,
+            what: "till-agent service".into(),
+            detail: format!("none answers at {endpoint} (fine for `till-agent run`)"),
+        }),
+    }
     let token = crate::credentials::till_token_with_source(&cfg);
     match &token {
         Ok((_, src)) => checks.push(Check {

@@ -315,6 +315,14 @@ pub fn credit_unmatched(
     Ok(Ok(n))
 }
 
+/// [`settle_due_tags`] in its own transaction (the server's periodic task).
+pub fn settle_due(repo: &dyn crate::store::Repository, now: DateTime<Utc>) -> Result<usize, ApiError> {
+    crate::store::transact(repo, |tx| match tx.program()? {
+        Some(snap) => settle_due_tags(tx, &snap.program, now),
+        None => Ok(0),
+    })
+}
+
 /// Tags with a total whose receipt has not come within `tag_total_wait_minutes` become a
 /// totals-only receipt (id `tag:<request id>`, issued at the tag's time, or noon of its date).
 pub fn settle_due_tags(tx: &mut dyn Tx, program: &Program, now: DateTime<Utc>) -> Result<usize, ApiError> {

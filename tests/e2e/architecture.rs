@@ -1024,6 +1024,23 @@ fn only_the_server_store_touches_sqlite() {
 }
 
 #[test]
+fn only_the_server_store_touches_postgresql() {
+    // error.rs converts `postgres::Error` into `StoreError`, as it does for SQLite.
+    let bad = naming_violations(
+        &repo_root(),
+        "server-stub/src",
+        &["postgres", "r2d2", "r2d2_postgres", "tokio_postgres"],
+        &["server-stub/src/store/pg.rs", "server-stub/src/error.rs"],
+        &[],
+    );
+    assert!(
+        bad.is_empty(),
+        "PostgreSQL outside server-stub/src/store/pg.rs:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
 fn the_naming_checks_see_planted_violations() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -1160,4 +1177,53 @@ fn the_scan_logic_is_pure() {
     let planted = "use std::time::{Duration, Instant};\n// std::fs in a comment\nfn f() { let t = Instant::now(); }\n\
                    fn g() { std::thread::sleep(d) }\n#[cfg(test)]\nmod tests { fn r() { std::fs::read(\"x\"); } }";
     assert_eq!(impure_lines(planted), ["3: Instant::now", "4: std::thread"]);
+}
+
+/// What the session app (`session.rs`, run by every logged-on user) must never touch: the till
+/// token, the outbox and cache databases, the server client. All of that is the service's.
+const SESSION_FORBIDDEN: &[&str] = &[
+    "credentials",
+    "till_token",
+    "keyring",
+    "Outbox",
+    "outbox",
+    "Cache",
+    "QuoteService",
+    "ServerClient",
+    "rusqlite",
+    "reqwest",
+];
+
+fn session_violations(text: &str) -> Vec<String> {
+    let stripped = strip(text);
+    let code = stripped
+        .find("#[cfg(test)]")
+        .map_or(stripped.as_str(), |i| &stripped[..i]);
+    tokens(code)
+        .into_iter()
+        .filter_map(|(t, line)| match t {
+            Tok::Ident(id) if SESSION_FORBIDDEN.contains(&id.as_str()) => Some(format!("{line}: {id}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_session_app_holds_no_token_and_opens_no_database() {
+    let f = "agent/src/session.rs";
+    let text = std::fs::read_to_string(repo_root().join(f)).unwrap();
+    let bad = session_violations(&text);
+    assert!(
+        bad.is_empty(),
+        "{f} names what only the service may use (ask it over `ipc` instead):\n{}",
+        bad.join("\n")
+    );
+    // …and the protocol between the two is pure
+    let f = "agent/src/ipc.rs";
+    let bad = impure_lines(&std::fs::read_to_string(repo_root().join(f)).unwrap());
+    assert!(bad.is_empty(), "IO in {f}:\n{}", bad.join("\n"));
+    // the checker sees planted uses, not comments or strings
+    let planted =
+        "// Outbox in a comment\nfn f() { let s = \"Cache\"; }\nfn g() { crate::credentials::till_token(c) }\n";
+    assert_eq!(session_violations(planted), ["3: credentials", "3: till_token"]);
 }

@@ -5,6 +5,7 @@
 //!   ([`Proc`], [`Lines`]), the tools a test needs ([`need_tools`]: a missing tool fails the test
 //!   when `CI` is set, and skips it with a message otherwise);
 //! - [`server`]: a seeded `server-stub serve` on loopback and its database;
+//! - [`pg`]: the test process's throw-away PostgreSQL cluster, one database per test;
 //! - [`till`]: `agent.toml` from a struct ([`AgentToml`]) and a headless till ([`Till`]);
 //! - [`x`]: our own Xvfb, X clients on it, the one `find_window`;
 //! - [`gui`]: the POS stand-in window and the GUI agent on an Xvfb display ([`GuiAgent`]);
@@ -16,6 +17,9 @@
 //! them once before running the suite).
 
 pub mod gui;
+pub mod msi;
+pub mod pe;
+pub mod pg;
 pub mod powerfs;
 pub mod proxy;
 pub mod serial;
@@ -25,6 +29,7 @@ pub mod wine;
 pub mod x;
 
 pub use gui::{screenshot, start_pos, GuiAgent, Pos};
+pub use pg::{need_postgres, Backend};
 pub use serial::Socat;
 pub use server::*;
 pub use till::*;
@@ -228,6 +233,11 @@ impl Lines {
 
     pub fn transcript(&self) -> String {
         self.seen.join("\n")
+    }
+
+    /// The child's exit status if it ends within `timeout`.
+    pub fn exited_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        wait_for(timeout, || self._proc.child.try_wait().ok().flatten())
     }
 }
 

@@ -259,6 +259,16 @@ pub fn reader_test(cfg: Option<&Config>, args: ReaderTestArgs) -> anyhow::Result
 }
 
 pub fn quote(cfg: &Config, card: &str) -> anyhow::Result<ExitCode> {
+    let card = quote_card(cfg, card)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let svc = crate::quote::QuoteService::new(cfg)?;
+    let q = rt.block_on(svc.quote(&card))?;
+    println!("{}", serde_json::to_string_pretty(&q)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The card of `quote CARD`, checked: never a payment card, valid for the program's policy.
+pub fn quote_card(cfg: &Config, card: &str) -> anyhow::Result<CardId> {
     let policy = policy_for(Some(cfg));
     // A payment card typed in is not looked up: its number never goes to the server (and the
     // error says so before any other rule of the program could name it otherwise).
@@ -270,12 +280,7 @@ pub fn quote(cfg: &Config, card: &str) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let card = CardId::parse(card, &policy).with_context(|| "card number".to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let svc = crate::quote::QuoteService::new(cfg)?;
-    let q = rt.block_on(svc.quote(&card))?;
-    println!("{}", serde_json::to_string_pretty(&q)?);
-    Ok(ExitCode::SUCCESS)
+    CardId::parse(card, &policy).with_context(|| "card number".to_string())
 }
 
 /// `--config PATH` if given (errors are errors), else the default agent.toml if it exists.

@@ -20,7 +20,7 @@ use super::oskbd::{DeviceInfo, KeySource, SourceEvent};
 use super::payload;
 use super::serial::{self, SerialEvent};
 use crate::events::{AgentEvent, Bus, Classified, QuoteEvent, ScanEvent};
-use crate::quote::QuoteService;
+use crate::quote::{QuoteService, Quoter};
 use crate::synclog::Level;
 
 /// Where reader problems and state changes go (serial reader connected / disconnected /
@@ -176,7 +176,7 @@ pub fn run_wedge(
 pub async fn handle_scan(
     raw: RawScan,
     policy: &CardPolicy,
-    quotes: Option<&QuoteService>,
+    quotes: Option<&dyn Quoter>,
     bus: &Bus,
 ) -> (ScanEvent, Option<QuoteEvent>) {
     let classified = match raw.read_error {
@@ -363,9 +363,22 @@ pub fn start_readers(
 pub async fn run_inputs(
     cfg: crate::config::Config,
     bus: Bus,
+    shutdown: watch::Receiver<bool>,
+    reader_test: Arc<AtomicBool>,
+    notice: Notice,
+) -> anyhow::Result<()> {
+    let quotes: Arc<dyn Quoter> = Arc::new(QuoteService::new(&cfg)?);
+    run_inputs_with(cfg, bus, shutdown, reader_test, notice, quotes).await
+}
+
+/// [`run_inputs`] with the quotes from elsewhere (the session app asks the service).
+pub async fn run_inputs_with(
+    cfg: crate::config::Config,
+    bus: Bus,
     mut shutdown: watch::Receiver<bool>,
     reader_test: Arc<AtomicBool>,
     notice: Notice,
+    quotes: Arc<dyn Quoter>,
 ) -> anyhow::Result<()> {
     cfg.reader.validate().map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -374,13 +387,12 @@ pub async fn run_inputs(
         bus: bus.clone(),
     };
     let mut rx = start_readers(&cfg.reader, None, stop.clone(), Some(sink), notice);
-    let quotes = QuoteService::new(&cfg)?;
     loop {
         tokio::select! {
             raw = rx.recv() => {
                 let Some(raw) = raw else { break };
                 let policy = quotes.card_policy();
-                handle_scan(raw, &policy, Some(&quotes), &bus).await;
+                handle_scan(raw, &policy, Some(quotes.as_ref()), &bus).await;
             }
             r = shutdown.changed() => {
                 if r.is_err() || *shutdown.borrow() {

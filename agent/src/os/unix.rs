@@ -20,6 +20,37 @@ pub fn exclusive_open_ok(_p: &Path) -> bool {
     true
 }
 
+#[cfg(target_os = "linux")]
+pub fn writer_holds(p: &Path) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    // A lease holder is sent SIGIO when another process opens the file while the lease is held
+    // (for the microseconds between taking and dropping it); its default action ends the process.
+    static IGNORE_SIGIO: std::sync::Once = std::sync::Once::new();
+    IGNORE_SIGIO.call_once(|| {
+        // SAFETY: installs SIG_IGN for SIGIO, which nothing else in the agent uses.
+        unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+    });
+    let f = std::fs::File::open(p).ok()?;
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; F_SETLEASE takes an int argument.
+    if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } == 0 {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+        return Some(false);
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        // EAGAIN: open for writing by someone (or a conflicting lease).
+        Some(libc::EAGAIN) => Some(true),
+        // EACCES (not the owner, no CAP_LEASE), EINVAL/ENOLCK (file system without leases): unknown.
+        _ => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn writer_holds(_p: &Path) -> Option<bool> {
+    None
+}
+
 pub fn ui_langid() -> Option<u16> {
     None
 }
@@ -48,3 +79,69 @@ pub fn serial_port_missing(port: &str) -> bool {
 }
 
 pub fn attach_parent_console() {}
+
+pub fn default_ipc_endpoint(data_dir: &Path) -> String {
+    data_dir.join("till-agent.sock").to_string_lossy().into_owned()
+}
+
+pub struct IpcListener {
+    listener: tokio::net::UnixListener,
+    path: PathBuf,
+}
+
+impl IpcListener {
+    pub fn bind(endpoint: &str) -> std::io::Result<IpcListener> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = PathBuf::from(endpoint);
+        // A socket file left by a killed service: nobody answers on it, so it may go.
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("{endpoint}: another till-agent service serves it"),
+                ));
+            }
+            std::fs::remove_file(&path)?;
+        }
+        let listener = tokio::net::UnixListener::bind(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+        Ok(IpcListener { listener, path })
+    }
+
+    pub async fn accept(&mut self) -> std::io::Result<Box<dyn super::IpcStream>> {
+        let (s, _) = self.listener.accept().await?;
+        Ok(Box::new(s))
+    }
+}
+
+impl Drop for IpcListener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+pub async fn ipc_connect(endpoint: &str) -> std::io::Result<Box<dyn super::IpcStream>> {
+    Ok(Box::new(tokio::net::UnixStream::connect(endpoint).await?))
+}
+
+pub fn ipc_endpoint_security(endpoint: &str) -> std::io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(format!(
+        "{:04o}",
+        std::fs::metadata(endpoint)?.permissions().mode() & 0o7777
+    ))
+}
+
+pub fn event_log(_level: super::EventLevel, _id: u32, _message: &str) {}
+
+pub fn run_as_service(_body: super::ServiceBody) -> anyhow::Result<()> {
+    anyhow::bail!("no service manager here: run `till-agent service --console` (systemd: as a simple service)")
+}
+
+pub fn machine_token_store(_data_dir: &Path) -> Option<Box<dyn super::SecretStore>> {
+    None
+}
+
+pub fn secure_data_dir(_data_dir: &Path) -> anyhow::Result<Option<String>> {
+    Ok(None)
+}

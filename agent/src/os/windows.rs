@@ -3,20 +3,56 @@ use std::path::{Path, PathBuf};
 
 use super::SettingsStore;
 
+pub use super::winsvc::*;
+
 pub fn installer_settings() -> Option<Box<dyn SettingsStore>> {
     Some(Box::new(registry::Registry))
 }
 
 pub fn default_config_path() -> PathBuf {
-    let base = std::env::var_os("ProgramData")
-        .map(PathBuf::from)
+    // The known folder, not `%ProgramData%`: a service's environment may lack the variable or (wine)
+    // point it elsewhere, and the service and the session apps must agree on the folder.
+    let base = program_data()
+        .or_else(|| std::env::var_os("ProgramData").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
     base.join("TillAgent").join("agent.toml")
+}
+
+/// `FOLDERID_ProgramData` (`C:\ProgramData`).
+fn program_data() -> Option<PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, SHGetKnownFolderPath, KF_FLAG_DEFAULT};
+    let mut p: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: a static GUID, out-pointer to a local; the string is freed with CoTaskMemFree.
+    let hr = unsafe {
+        SHGetKnownFolderPath(
+            &FOLDERID_ProgramData,
+            KF_FLAG_DEFAULT as u32,
+            std::ptr::null_mut(),
+            &mut p,
+        )
+    };
+    let out = (hr >= 0 && !p.is_null()).then(|| {
+        // SAFETY: a NUL-terminated string from the call above.
+        let len = (0..).take_while(|&i| unsafe { *p.add(i) } != 0).count();
+        // SAFETY: `len` units before the NUL.
+        PathBuf::from(std::ffi::OsString::from_wide(unsafe {
+            std::slice::from_raw_parts(p, len)
+        }))
+    });
+    // SAFETY: allocated by SHGetKnownFolderPath (null is allowed).
+    unsafe { CoTaskMemFree(p as *const core::ffi::c_void) };
+    out
 }
 
 pub fn exclusive_open_ok(p: &Path) -> bool {
     use std::os::windows::fs::OpenOptionsExt;
     std::fs::OpenOptions::new().read(true).share_mode(0).open(p).is_ok()
+}
+
+pub fn writer_holds(p: &Path) -> Option<bool> {
+    Some(!exclusive_open_ok(p))
 }
 
 pub fn ui_langid() -> Option<u16> {

@@ -26,6 +26,7 @@ impl TrayState {
             || (s.server_reachable && s.last_error.is_some())
             || !s.reader_problems.is_empty()
             || !s.task_problems.is_empty()
+            || s.service_problem.is_some()
         {
             TrayState::Error
         } else if !s.server_reachable && contacted {
@@ -107,6 +108,13 @@ pub const TOOLTIP_MAX_UTF16: usize = 127;
 pub fn tooltip(lang: Lang, s: &SyncStatus, backlog: &Backlog) -> String {
     let state = TrayState::from_status(s);
     let mut lines = vec![format!("till-agent – {}", state.label(lang)), backlog.text(lang)];
+    if s.service_problem.is_some() {
+        // The session app's own view: the service's figures are stale or absent.
+        lines = vec![
+            format!("till-agent – {}", state.label(lang)),
+            t(lang, Key::ServiceUnreachable).to_string(),
+        ];
+    }
     if !s.reader_problems.is_empty() {
         lines.push(super::reasons::reader_problem(lang));
     }
@@ -304,6 +312,21 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
+    }
+
+    #[test]
+    fn an_unreachable_service_is_red_and_named_in_the_tooltip() {
+        let s = SyncStatus {
+            queue_depth: 0,
+            service_problem: Some("cannot connect to the till-agent service".into()),
+            ..Default::default()
+        };
+        assert_eq!(TrayState::from_status(&s), TrayState::Error);
+        let tip = tooltip(Lang::Cs, &s, &Backlog::from_rate(0, 0, std::time::Duration::ZERO));
+        assert!(tip.contains("Služba Till Agent neběží"), "{tip}");
+        assert!(
+            tooltip(Lang::En, &s, &Backlog::from_rate(0, 0, std::time::Duration::ZERO)).contains("service not running")
+        );
     }
 
     #[test]

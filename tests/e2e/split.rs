@@ -1,0 +1,221 @@
+//! End-to-end: the service / session split on Linux over its Unix socket — the same code and
+//! protocol as the Windows service and its named pipe. Real `till-agent service --console`,
+//! real `till-agent session --headless` with a socat pty as the card reader, the real server.
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use e2e::*;
+
+fn service(cfg: &std::path::Path, token: &str, log: &std::path::Path) -> Proc {
+    Proc::spawn(
+        "till-agent service",
+        Command::new(bin("till-agent"))
+            .args(["--config", cfg.to_str().unwrap(), "service", "--console"])
+            .env("TILL_AGENT_TOKEN", token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap()),
+    )
+}
+
+/// One request on the service's socket, as a session app sends it; the answer line.
+fn ask(sock: &std::path::Path, req: &str) -> serde_json::Value {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    writeln!(s, r#"{{"id":7,"req":{req}}}"#).unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[test]
+fn service_syncs_alone_and_a_session_app_gets_quotes_reconnects_and_exits_for_upgrade() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let till = dir.path().join("till");
+    let socat = Socat::start(dir.path());
+    let config = AgentToml::new(&server.url)
+        .language(None)
+        .wedge(false)
+        .serial(SerialToml::port(&socat.b))
+        .write(&till.join("agent.toml"));
+    let export = till.join("export");
+    let sock = till.join("till-agent.sock");
+    let log = till.join("service.stderr");
+
+    // 1. The service alone (nobody logged on): a receipt reaches the server.
+    std::fs::create_dir_all(&export).unwrap();
+    let mut svc = service(&config, &token, &log);
+    let drop_file = |name: &str, no: u32, card: Option<&str>| {
+        let card = card.map(|c| format!("\"card\": \"{c}\",")).unwrap_or_default();
+        let body = format!(
+            r#"{{"pos_receipt_no": "SPLIT-{no}", "issued_at": "{}", "total": "10.50", {card}
+  "lines": [ {{"name": "Rohlík", "quantity": "1", "unit_price": "10.50", "line_total": "10.50", "vat_rate": "12", "kind": "sale"}} ] }}"#,
+            chrono::Local::now().fixed_offset().format("%Y-%m-%dT%H:%M:%S%:z")
+        );
+        std::fs::write(export.join(format!("{name}.tmp")), body).unwrap();
+        std::fs::rename(export.join(format!("{name}.tmp")), export.join(name)).unwrap();
+    };
+    assert!(
+        wait_for(Duration::from_secs(15), || export.is_dir().then_some(())).is_some(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    drop_file("r1.json", 1, None);
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            (server_count(
+                &server.db,
+                "SELECT count(*) FROM receipts WHERE pos_receipt_no='SPLIT-1'",
+            ) == 1)
+                .then_some(())
+        })
+        .is_some(),
+        "receipt not delivered by the service alone:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // The socket admits the owner and its group only.
+    assert_eq!(
+        std::fs::metadata(&sock)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap(),
+        0o660
+    );
+    // A request that is not one is answered with what is wrong, and the service goes on.
+    let v = ask(&sock, r#"{"req":"launch"}"#);
+    assert!(v["resp"]["message"].as_str().unwrap().contains("launch"), "{v}");
+    let v = ask(&sock, r#"{"req":"status"}"#);
+    assert_eq!(v["resp"]["resp"], "status", "{v}");
+    assert_eq!(v["resp"]["start_error"], serde_json::Value::Null, "{v}");
+
+    // 2. The session app (no token, no database access): a scan gives the customer's popup,
+    //    computed by the service; the next card-less receipt gets the card.
+    let session_log = till.join("session.stderr");
+    let mut session = Lines::spawn(
+        "till-agent session",
+        Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "session", "--headless"])
+            .env_remove("TILL_AGENT_TOKEN")
+            .env("TILL_AGENT_LOG", "info")
+            .stderr(std::fs::File::create(&session_log).unwrap()),
+    );
+    let scan_until_popup = |session: &mut Lines, what: &str| {
+        for _ in 0..10 {
+            socat.write(format!("{DEMO_CARD}\r").as_bytes());
+            if let Some(v) = session.wait(Duration::from_secs(3), |v| v["kind"] == "customer") {
+                return v;
+            }
+        }
+        panic!(
+            "{what}: no customer popup\nstdout:\n{}\nsession:\n{}\nservice:\n{}",
+            session.transcript(),
+            std::fs::read_to_string(&session_log).unwrap_or_default(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    };
+    let v = scan_until_popup(&mut session, "first scan");
+    assert!(v.to_string().contains("0018"), "{v}");
+    drop_file("r2.json", 2, None);
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            (server_count(
+                &server.db,
+                &format!("SELECT count(*) FROM receipts WHERE pos_receipt_no='SPLIT-2' AND card='{DEMO_CARD}'"),
+            ) == 1)
+                .then_some(())
+        })
+        .is_some(),
+        "the scan in the session did not reach the receipt"
+    );
+
+    // The CLI asks the service too (no token, no cache needed), and `doctor` names the service.
+    let out = Command::new(bin("till-agent"))
+        .args(["--config", config.to_str().unwrap(), "quote", DEMO_CARD])
+        .env_remove("TILL_AGENT_TOKEN")
+        .output()
+        .unwrap();
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && se.contains("quote from the till-agent service"),
+        "{so}\n{se}"
+    );
+    assert!(so.contains("customer"), "{so}");
+    let out = Command::new(bin("till-agent"))
+        .args(["--config", config.to_str().unwrap(), "doctor"])
+        .env("TILL_AGENT_TOKEN", &token)
+        .output()
+        .unwrap();
+    let doc = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        doc.contains("till-agent service") && doc.contains("1 session app(s); access 0660"),
+        "{doc}"
+    );
+
+    // 3. The service restarts: the session app reconnects by itself.
+    svc.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _svc = service(&config, &token, &log);
+    let v = scan_until_popup(&mut session, "after the service restarted");
+    assert!(v.to_string().contains("0018"), "{v}");
+    let slog = std::fs::read_to_string(&session_log).unwrap_or_default();
+    assert!(slog.contains("cannot connect to the till-agent service"), "{slog}");
+
+    // 4. Exit for upgrade: the session app is told to exit and does.
+    let out = run_ok(
+        "upgrade-prepare",
+        Command::new(bin("till-agent")).args(["--config", config.to_str().unwrap(), "upgrade-prepare"]),
+    );
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        said.contains("told 1 session app(s) to exit") && said.contains("no session app connected"),
+        "{said}"
+    );
+    let st = session
+        .exited_within(Duration::from_secs(10))
+        .expect("the session app did not exit");
+    assert!(st.success(), "{st}");
+}
+
+#[test]
+fn a_service_that_cannot_start_says_why_on_its_socket_and_starts_once_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let till = dir.path().join("till");
+    let good = AgentToml::new(&server.url).language(None).wedge(false).render();
+    std::fs::create_dir_all(&till).unwrap();
+    let config = till.join("agent.toml");
+    // the third line broken
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines.insert(2, "server_url = 5");
+    std::fs::write(&config, lines.join("\n")).unwrap();
+    let _svc = service(&config, &token, &till.join("service.stderr"));
+    let sock = till.join("till-agent.sock");
+    let v = wait_for(Duration::from_secs(15), || {
+        sock.exists().then(|| ask(&sock, r#"{"req":"status"}"#))
+    })
+    .expect("no socket");
+    let why = v["resp"]["start_error"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("agent.toml") && why.contains("server_url"), "{v}");
+    let v = ask(&sock, r#"{"req":"quote","card":"1900000009000018"}"#);
+    assert!(v["resp"]["message"].as_str().unwrap().contains("server_url"), "{v}");
+    // Fixed on disk: the service starts within its retry interval, without a restart.
+    std::fs::write(&config, good).unwrap();
+    let v = wait_for(Duration::from_secs(25), || {
+        let v = ask(&sock, r#"{"req":"status"}"#);
+        v["resp"]["start_error"].is_null().then_some(v)
+    });
+    assert!(
+        v.is_some(),
+        "{}",
+        std::fs::read_to_string(till.join("service.stderr")).unwrap_or_default()
+    );
+}
