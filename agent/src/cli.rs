@@ -761,6 +761,15 @@ fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                 crate::ui::UiRequest::ReaderTest(on) => {
                     let _ = commands.send(crate::runtime::Command::ReaderTest(on));
                 }
+                crate::ui::UiRequest::Find { request_id, query } => {
+                    let _ = commands.send(crate::runtime::Command::Find { request_id, query });
+                }
+                crate::ui::UiRequest::Tag(t) => {
+                    let _ = commands.send(crate::runtime::Command::Tag {
+                        request_id: t.request_id,
+                        form: Box::new(t.form),
+                    });
+                }
                 _ => {}
             }),
             tray: true,

@@ -150,6 +150,11 @@ pub enum AgentEvent {
     Enrol(EnrolEvent),
     /// A redemption (or a void) from the till's Redeem button finished: the popup shows it.
     Redeem(RedeemEvent),
+    /// A customer search from the search box finished (found: the quote is published as `Quote`
+    /// first).
+    Lookup(LookupEvent),
+    /// A receipt tag from the "Add purchase to card" form was queued (or not).
+    Tag(TagEvent),
     /// Esc pressed on a keyboard, seen by the keyboard-wedge reader: hides the popup, which never
     /// has the focus. (On Windows the wedge owns the process's Raw Input registration, so the GUI
     /// toolkit sees no raw keys; on X11 the GUI could, but uses this same path when a wedge runs.)
@@ -161,6 +166,51 @@ pub enum AgentEvent {
 pub struct EnrolEvent {
     pub request_id: String,
     /// `None` = queued; `Some(error)` = not queued.
+    pub error: Option<String>,
+}
+
+/// The outcome of a `runtime::Command::Find` (matched by request id).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LookupEvent {
+    pub request_id: String,
+    /// `None` = found (its `Quote` was published).
+    pub problem: Option<LookupProblem>,
+}
+
+/// Why the search box found nothing (the GUI words it in the screen's language); never carries
+/// the typed phone or e-mail.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum LookupProblem {
+    Empty,
+    NotCardNorPhone,
+    BadCard,
+    /// A payment card's number was typed (its last 4 digits).
+    PaymentCard {
+        last4: String,
+    },
+    BadContact,
+    /// Phone / e-mail cannot be resolved offline yet (no lookup key cached).
+    NoLookupKey,
+    NotFound {
+        phone: bool,
+    },
+    NoActiveCard,
+    Other {
+        detail: String,
+    },
+}
+
+/// The outcome of a `runtime::Command::Tag` (matched by request id).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TagEvent {
+    pub request_id: String,
+    /// The queued outbox item (`tag-…`).
+    pub item_id: Option<String>,
+    /// The form's problems, each naming its field (`tag::TagForm::validate`).
+    #[serde(skip)]
+    pub errors: Vec<crate::tag::TagError>,
+    /// Could not be queued (disk…).
     pub error: Option<String>,
 }
 

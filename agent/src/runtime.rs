@@ -24,6 +24,14 @@ pub enum Command {
     Redeem(Box<protocol::v1::RedeemRequest>),
     /// Void a redemption of this till (`redeem::void`); `AgentEvent::Redeem` with `void` tells.
     Void(String),
+    /// Find a customer by what the cashier typed (card / phone / e-mail; `lookup`): the quote is
+    /// published like a scan's (`Scan` + `Quote`, source `search`), then `AgentEvent::Lookup`.
+    Find { request_id: String, query: String },
+    /// Queue a receipt tag from the "Add purchase to card" form (`tag`); `AgentEvent::Tag` tells.
+    Tag {
+        request_id: String,
+        form: Box<crate::tag::TagForm>,
+    },
     /// Reader test on / off: the readers publish `AgentEvent::Reader` diagnostics while on.
     ReaderTest(bool),
     /// Flush and stop.
@@ -140,6 +148,8 @@ pub fn start_background_with(cfg: Config, opts: Options) -> anyhow::Result<Backg
                         move || run_inputs(sh.clone())
                     }));
                 }
+                // The search box's quotes (opened on the first search, kept for the next).
+                let mut lookups: Option<Arc<crate::quote::QuoteService>> = None;
                 while let Some(cmd) = rx.recv().await {
                     match cmd {
                         Command::SyncNow => {
@@ -156,6 +166,24 @@ pub fn start_background_with(cfg: Config, opts: Options) -> anyhow::Result<Backg
                         Command::Void(id) => {
                             tokio::spawn(void(sh.clone(), id));
                         }
+                        Command::Find { request_id, query } => {
+                            let qs = match &lookups {
+                                Some(q) => Some(q.clone()),
+                                None => match crate::quote::QuoteService::new(&sh.cfg) {
+                                    Ok(q) => {
+                                        let q = Arc::new(q);
+                                        lookups = Some(q.clone());
+                                        Some(q)
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!("customer search: no quote service: {e:#}");
+                                        None
+                                    }
+                                },
+                            };
+                            tokio::spawn(find(sh.clone(), qs, request_id, query));
+                        }
+                        Command::Tag { request_id, form } => tag(&sh, request_id, &form),
                         Command::ReaderTest(on) => {
                             sh.reader_test.store(on, std::sync::atomic::Ordering::Relaxed);
                             tracing::info!(
@@ -216,6 +244,117 @@ fn enrol(sh: &Shared, req: &crate::enrol::Request) {
         request_id: req.request_id().to_string(),
         error,
     }));
+}
+
+/// `Command::Find`: `lookup::parse_query` + `lookup::lookup`; found → the same `Scan` + `Quote`
+/// events a scan publishes (source `search`: the popup, and the scan association for the next
+/// card-less receipt), its messages acknowledged as shown; then `AgentEvent::Lookup`.
+async fn find(sh: Arc<Shared>, qs: Option<Arc<crate::quote::QuoteService>>, request_id: String, query: String) {
+    use crate::events::{LookupEvent, LookupProblem};
+    use crate::lookup::LookupError;
+    let answer = |problem| {
+        let _ = sh.bus.send(AgentEvent::Lookup(LookupEvent {
+            request_id: request_id.clone(),
+            problem,
+        }));
+    };
+    let Some(qs) = qs else {
+        return answer(Some(LookupProblem::Other {
+            detail: "no quote service".into(),
+        }));
+    };
+    let cache = qs.cache().ok();
+    let parsed = crate::lookup::parse_query(
+        &query,
+        &qs.card_policy(),
+        &crate::lookup::phone_country(cache.as_deref()),
+    );
+    drop(query);
+    let found = match parsed {
+        Ok(q) => crate::lookup::lookup(&qs, &q).await,
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok((card, quote)) => {
+            let scan = crate::events::ScanEvent {
+                at: chrono::Local::now().fixed_offset(),
+                source: "search".into(),
+                classified: Classified::LoyaltyCard { card: card.clone() },
+            };
+            tracing::info!(card = %card, "customer found from the search box");
+            let _ = sh.bus.send(AgentEvent::Scan(scan.clone()));
+            let _ = sh.bus.send(AgentEvent::Quote(crate::events::QuoteEvent {
+                scan,
+                quote: quote.clone(),
+            }));
+            if let Err(e) = qs.ack_shown(&quote) {
+                tracing::warn!("cashier messages shown but not acknowledged: {e:#}");
+            }
+            sh.wake.notify_one();
+            answer(None)
+        }
+        Err(e) => {
+            tracing::info!("customer search found nothing: {e}");
+            answer(Some(match e {
+                LookupError::Empty => LookupProblem::Empty,
+                LookupError::NotCardNorPhone { .. } => LookupProblem::NotCardNorPhone,
+                LookupError::BadCard(_) => LookupProblem::BadCard,
+                LookupError::PaymentCard(last4) => LookupProblem::PaymentCard { last4 },
+                LookupError::BadContact(_) => LookupProblem::BadContact,
+                LookupError::NoLookupKey(_) => LookupProblem::NoLookupKey,
+                LookupError::NotFound(what, _) => LookupProblem::NotFound {
+                    phone: what.contains("phone"),
+                },
+                LookupError::NoActiveCard(_) => LookupProblem::NoActiveCard,
+                LookupError::Other(e) => LookupProblem::Other {
+                    detail: format!("{e:#}"),
+                },
+            }))
+        }
+    }
+}
+
+/// `Command::Tag`: `tag::TagForm::validate` (the program's card policy, today in the store's
+/// zone) → `tag::enqueue` → replicator woken; `AgentEvent::Tag` tells the form.
+fn tag(sh: &Shared, request_id: String, form: &crate::tag::TagForm) {
+    let policy = crate::input::cli::policy_for(Some(&sh.cfg));
+    let now = chrono::Utc::now();
+    let mut ev = crate::events::TagEvent {
+        request_id,
+        item_id: None,
+        errors: Vec::new(),
+        error: None,
+    };
+    match form.validate(&policy, sh.cfg.zone.date_at(now)) {
+        Err(errors) => {
+            tracing::info!(target: "till_agent::ui", errors = ?errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(), "tag form refused");
+            ev.errors = errors;
+        }
+        Ok(t) => {
+            // (the outbox lock is released before `publish_status` takes it again)
+            let queued = crate::tag::enqueue(
+                &mut sh.outbox(),
+                &sh.log,
+                &t,
+                &sh.cfg.store_id,
+                &sh.cfg.till_id,
+                sh.cfg.zone.at(now),
+            );
+            match queued {
+                Ok(id) => {
+                    sh.wake.notify_one();
+                    sh.publish_status();
+                    ev.item_id = Some(id);
+                }
+                Err(e) => {
+                    sh.log
+                        .error("tag", None, &format!("receipt tag could not be queued: {e:#}"));
+                    ev.error = Some(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    let _ = sh.bus.send(AgentEvent::Tag(ev));
 }
 
 /// `Command::Redeem`: the same call as `till-agent redeem` (online, else the outbox), answered on

@@ -421,6 +421,25 @@ async fn forward(link: &Link, bus: &Bus, r: crate::ui::UiRequest) {
                 Box::new(move |e| redeem_failed(&rid, true, e)),
             )
         }
+        // Not carried over the service link yet (no `ipc` request for them): the window says so.
+        UiRequest::Find { request_id, .. } => {
+            let _ = bus.send(AgentEvent::Lookup(crate::events::LookupEvent {
+                request_id,
+                problem: Some(crate::events::LookupProblem::Other {
+                    detail: "not available through the service yet".into(),
+                }),
+            }));
+            return;
+        }
+        UiRequest::Tag(t) => {
+            let _ = bus.send(AgentEvent::Tag(crate::events::TagEvent {
+                request_id: t.request_id,
+                item_id: None,
+                errors: Vec::new(),
+                error: Some("not available through the service yet; use `till-agent tag`".into()),
+            }));
+            return;
+        }
         UiRequest::ReaderTest(_) | UiRequest::Quit => return,
     };
     let sync_now = matches!(req, Request::SyncNow);

@@ -4,6 +4,7 @@ mod architecture;
 mod dpi;
 mod enrol;
 mod faults;
+mod find_gui;
 mod input;
 mod package;
 mod poison;

@@ -8,6 +8,7 @@
 //! - [`pg`]: the test process's throw-away PostgreSQL cluster, one database per test;
 //! - [`till`]: `agent.toml` from a struct ([`AgentToml`]) and a headless till ([`Till`]);
 //! - [`x`]: our own Xvfb, X clients on it, the one `find_window`;
+//! - [`gui`]: the POS stand-in window and the GUI agent on an Xvfb display ([`GuiAgent`]);
 //! - [`serial`]: socat pty pairs as serial card readers;
 //! - [`wine`]: the throwaway Wine prefix and the cross-built `till-agent.exe`;
 //! - [`proxy`]: the fault-injecting TCP proxy.
@@ -15,6 +16,7 @@
 //! The binaries are the ones `cargo build --workspace` produced (the README's test command builds
 //! them once before running the suite).
 
+pub mod gui;
 pub mod msi;
 pub mod pe;
 pub mod pg;
@@ -26,6 +28,7 @@ pub mod till;
 pub mod wine;
 pub mod x;
 
+pub use gui::{screenshot, start_pos, GuiAgent, Pos};
 pub use pg::{need_postgres, Backend};
 pub use serial::Socat;
 pub use server::*;

@@ -9,6 +9,7 @@
 //! hide_after_secs = 8         # 0 = stay until Esc / click
 //! font_scale = 1.0            # 0.5 ..= 4.0; multiplies the popup's text, spacing, frame and width
 //! width = 440                 # logical pixels (× font_scale); a wide table may grow it up to the screen
+//! find_hotkey = "Ctrl+Shift+F12"  # global hotkey of "Find customer…"; "" = none (see ui::hotkey)
 //! ```
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,9 @@ pub struct PopupConfig {
     /// Text scale factor (a UI size, not an amount: a float is fine here).
     pub font_scale: f32,
     pub width: u32,
+    /// Global hotkey that opens the "Find customer" search box (`ui::hotkey::HotKey::parse`);
+    /// empty = no hotkey (the tray entry stays).
+    pub find_hotkey: String,
 }
 
 impl Default for PopupConfig {
@@ -49,6 +53,7 @@ impl Default for PopupConfig {
             hide_after_secs: 8,
             font_scale: 1.0,
             width: 440,
+            find_hotkey: super::hotkey::DEFAULT_FIND_HOTKEY.to_string(),
         }
     }
 }
@@ -74,7 +79,18 @@ impl PopupConfig {
                 self.hide_after_secs
             ));
         }
+        if let Err(e) = self.hotkey() {
+            return Err(format!("popup.find_hotkey = {e}"));
+        }
         Ok(())
+    }
+
+    /// The configured "Find customer" hotkey (`None` when switched off with `""`).
+    pub fn hotkey(&self) -> Result<Option<super::hotkey::HotKey>, String> {
+        if self.find_hotkey.trim().is_empty() {
+            return Ok(None);
+        }
+        super::hotkey::HotKey::parse(&self.find_hotkey).map(Some)
     }
 
     /// Top-left corner of a popup of `size` on a screen of `screen` (both logical pixels).
@@ -122,6 +138,14 @@ mod tests {
         let c: PopupConfig = toml::from_str("font_scale = 9.0").unwrap();
         assert!(c.validate().unwrap_err().contains("popup.font_scale"));
         assert!(PopupConfig::default().validate().is_ok());
+        let c: PopupConfig = toml::from_str("find_hotkey = \"Ctrl+Alt+F\"").unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(
+            e.starts_with("popup.find_hotkey = \"Ctrl+Alt+F\"") && e.contains("AltGr"),
+            "{e}"
+        );
+        let c: PopupConfig = toml::from_str("find_hotkey = \"\"").unwrap();
+        assert_eq!((c.validate(), c.hotkey()), (Ok(()), Ok(None)));
     }
 
     #[test]

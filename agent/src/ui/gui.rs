@@ -129,6 +129,19 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
             } else {
                 None
             };
+            match ctx.popup.hotkey() {
+                Ok(Some(hk)) if ctx.tray => {
+                    let wake = wake.clone();
+                    match platform::register_hotkey(hk, Box::new(move || wake(UiMsg::Menu("find_customer".into())))) {
+                        Ok(()) => tracing::info!(hotkey = %hk, "find-customer hotkey registered"),
+                        Err(e) => {
+                            tracing::warn!("find-customer hotkey {hk} not available: {e}; the tray entry still works")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("popup.find_hotkey: {e}"),
+            }
             let status = ctx.status.as_ref().map(|s| s.borrow().clone()).unwrap_or_default();
             let mut app = App::new(ctx, platform, rx, tray);
             app.set_status(status);
@@ -281,6 +294,15 @@ struct Windows {
     redeem: Option<super::redeem_window::RedeemConfirm>,
     /// Request id of the redemption the confirm window sent; its answer is shown in the popup.
     redeem_sent: Option<String>,
+    /// The "Find customer" search box (`find_window`).
+    find: Option<super::find_window::FindBox>,
+    /// The "Add purchase to card" form (`find_window`).
+    tag: Option<super::find_window::TagForm>,
+    /// The search box / tag form has news (an answer, a routed scan) to paint: both are asked
+    /// to repaint until then (a single request to a deferred viewport was seen lost under load).
+    repaint_find: bool,
+    repaint_tag: bool,
+    news_until: Option<Instant>,
 }
 
 struct App {
@@ -315,6 +337,10 @@ struct App {
     /// The window that had the keyboard focus when the enrol form or the Redeem confirm opened
     /// (the POS); given back when the last of them closes.
     focus_back: Option<u64>,
+    /// The popup's history is expanded.
+    history_open: bool,
+    /// A card scan that went into the tag form (its quote shows no popup).
+    routed_scan: Option<protocol::CardId>,
 }
 
 impl App {
@@ -342,6 +368,8 @@ impl App {
             win: Arc::default(),
             closing: false,
             focus_back: None,
+            history_open: false,
+            routed_scan: None,
             rects: Default::default(),
             offer: None,
             last_redemption: None,
@@ -367,6 +395,7 @@ impl App {
         println!("{line}");
         self.current = Some(view.clone());
         self.last = Some(view);
+        self.history_open = false;
         self.shown_at = Some(Instant::now());
         self.fitted = None;
         self.rects.clear();
@@ -407,8 +436,59 @@ impl App {
                     self.redeem_answered(r);
                     return;
                 }
+                // A card scanned while the tag form is open goes into its card field; its quote
+                // names the customer there instead of covering the form with a popup.
+                if let AgentEvent::Scan(sc) = &ev {
+                    if let crate::events::Classified::LoyaltyCard { card } = &sc.classified {
+                        let mut w = self.windows();
+                        if let Some(t) = w.tag.as_mut() {
+                            t.scanned(card);
+                            w.repaint_tag = true;
+                            tracing::info!(target: "till_agent::ui", card = %card, "scan routed into the tag form's card field");
+                            drop(w);
+                            self.routed_scan = Some(card.clone());
+                            return;
+                        }
+                        // The search box is answered by the scan itself: it closes, the popup shows.
+                        if w.find.take().is_some() {
+                            tracing::info!(target: "till_agent::ui", "search box closed by a scan");
+                        }
+                    }
+                }
                 if let AgentEvent::Quote(q) = &ev {
+                    if let Some(card) = self.routed_scan.take() {
+                        if q.scan.classified == (crate::events::Classified::LoyaltyCard { card: card.clone() }) {
+                            if let protocol::v1::QuoteResult::Customer { quote, .. } = &q.quote.result {
+                                let w = &mut *self.windows();
+                                if let Some(t) = w.tag.as_mut() {
+                                    t.customer_of(&card, &quote.display_name);
+                                    w.repaint_tag = true;
+                                }
+                            }
+                            return;
+                        }
+                    }
                     self.offer = super::redeem_view::Offer::from_quote(q);
+                }
+                if let AgentEvent::Lookup(a) = &ev {
+                    let why = a
+                        .problem
+                        .as_ref()
+                        .map(|p| super::find_i18n::lookup_problem(self.lang, p));
+                    // (A deferred viewport repaints on its own input only: an answer asks for it.)
+                    let w = &mut *self.windows();
+                    if let Some(f) = w.find.as_mut() {
+                        w.repaint_find |= f.answered(&a.request_id, why.as_deref());
+                    }
+                    return;
+                }
+                if let AgentEvent::Tag(a) = &ev {
+                    let lang = self.lang;
+                    let w = &mut *self.windows();
+                    if let Some(f) = w.tag.as_mut() {
+                        w.repaint_tag |= f.answered_tag(lang, a);
+                    }
+                    return;
                 }
                 if let AgentEvent::Reader(d) = &ev {
                     let mut w = self.windows();
@@ -430,6 +510,9 @@ impl App {
                 "register" => self.open_form_for_last(ActionId::Register),
                 "migration_code" => self.open_form_for_last(ActionId::MigrationCode),
                 "redeem_last" => self.open_redeem(),
+                "history" => self.toggle_history(),
+                "find_customer" => self.open_find(),
+                "tag_purchase" => self.open_tag(None),
                 "void_last" => match self.last_redemption.clone() {
                     Some((id, card)) => {
                         tracing::info!(target: "till_agent::ui", redemption = %id, card = %card, "void of the last redemption requested");
@@ -497,26 +580,49 @@ impl App {
     /// Before a window that may take the keyboard focus opens: remember who has it (the POS),
     /// unless one of those windows is already open (then the first remembered one stays).
     fn remember_focus(&mut self) {
-        let open = {
-            let w = self.windows();
-            w.enrol.is_some() || w.redeem.is_some()
-        };
+        let open = self.focus_windows_open();
         if self.focus_back.is_none() && !open {
             self.focus_back = self.platform.focused_window();
             tracing::debug!(target: "till_agent::ui", window = ?self.focus_back, "keyboard focus remembered");
         }
     }
 
-    /// The enrol form and the Redeem confirm are both closed: give the focus back.
+    /// Is one of the windows that may take the focus open (enrol form, Redeem confirm, search
+    /// box, tag form)?
+    fn focus_windows_open(&self) -> bool {
+        let w = self.windows();
+        w.enrol.is_some() || w.redeem.is_some() || w.find.is_some() || w.tag.is_some()
+    }
+
+    /// Open the "Find customer" search box (tray, hotkey); already open: nothing new.
+    fn open_find(&mut self) {
+        if self.windows().find.is_some() {
+            tracing::info!(target: "till_agent::ui", "search box already open");
+            return;
+        }
+        self.remember_focus();
+        self.windows().find = Some(super::find_window::FindBox::new());
+        tracing::info!(target: "till_agent::ui", "search box opened");
+    }
+
+    /// Open the "Add purchase to card" form (tray, popup button), with the popup's card if one shows.
+    fn open_tag(&mut self, card: Option<protocol::CardId>) {
+        if self.windows().tag.is_some() {
+            return;
+        }
+        self.remember_focus();
+        let today = chrono::Local::now().date_naive();
+        self.windows().tag = Some(super::find_window::TagForm::new(self.lang, today, card.as_ref()));
+        tracing::info!(target: "till_agent::ui", card = ?card.as_ref().map(|c| c.masked()), "tag form opened");
+    }
+
+    /// The enrol form, the Redeem confirm, the search box and the tag form are all closed: give
+    /// the focus back.
     fn give_focus_back(&mut self) {
         if self.focus_back.is_none() {
             return;
         }
-        let open = {
-            let w = self.windows();
-            w.enrol.is_some() || w.redeem.is_some()
-        };
-        if !open {
+        if !self.focus_windows_open() {
             if let Some(win) = self.focus_back.take() {
                 self.platform.restore_focus(win);
             }
@@ -557,6 +663,20 @@ impl App {
         self.show(view);
     }
 
+    /// Expand / collapse the popup's history (popup button, tray entry, hotkey); the popup's hide
+    /// timer starts again so the cashier can read it.
+    fn toggle_history(&mut self) {
+        if self.current.is_none() {
+            self.show_last();
+        }
+        if self.current.is_some() {
+            self.history_open = !self.history_open;
+            self.shown_at = Some(Instant::now());
+            self.fitted = None;
+            tracing::info!(target: "till_agent::ui", open = self.history_open, "popup history toggled");
+        }
+    }
+
     fn show_last(&mut self) {
         match self.last.clone() {
             Some(v) => {
@@ -590,6 +710,8 @@ impl App {
             .inner_margin(margin);
         let mut action = None;
         let mut redeem_clicked = false;
+        let mut history_clicked = false;
+        let mut tag_clicked = false;
         // Text wraps at the configured width whatever the window's current size, and the content
         // is measured in a child Ui (a panel's own Ui always fills the window), so the window fits
         // each popup exactly: it grows for a wide table and shrinks again for a short warning.
@@ -636,6 +758,18 @@ impl App {
                 }
                 ui.scope(|ui| {
                     ui.set_max_width(wrap_w);
+                    // What to tell the customer: large, before any warning.
+                    for (i, line) in view.say.iter().enumerate() {
+                        let l = ui.label(
+                            RichText::new(format!("\u{bb} {line}"))
+                                .size(21.0 * s)
+                                .strong()
+                                .color(Color32::from_rgb(0x0d, 0x47, 0xa1)),
+                        );
+                        if i == 0 {
+                            self.rects.log(ui.ctx(), "popup.say", l.rect);
+                        }
+                    }
                     for w in &view.warnings {
                         ui.label(RichText::new(w).size(20.0 * s).strong().color(accent));
                     }
@@ -648,6 +782,55 @@ impl App {
                         );
                     }
                 });
+                // History at a glance: a button expands the newest ledger entries (customer popups).
+                if view.facts.is_some() {
+                    let open = self.history_open;
+                    let label = format!(
+                        "{} {}",
+                        if open { "\u{25be}" } else { "\u{25b8}" },
+                        super::find_i18n::fx(self.lang, super::find_i18n::Fx::History)
+                    );
+                    ui.horizontal(|ui| {
+                        let b = ui.button(RichText::new(label).size(18.0 * s));
+                        self.rects.log(ui.ctx(), "popup.history", b.rect);
+                        history_clicked = b.clicked();
+                        let b = ui.button(
+                            RichText::new(super::find_i18n::fx(self.lang, super::find_i18n::Fx::MenuTag))
+                                .size(18.0 * s),
+                        );
+                        self.rects.log(ui.ctx(), "popup.tag", b.rect);
+                        tag_clicked = b.clicked();
+                    });
+                    if open {
+                        if view.history.is_empty() {
+                            ui.label(
+                                RichText::new(super::find_i18n::fx(self.lang, super::find_i18n::Fx::NoHistory))
+                                    .size(18.0 * s)
+                                    .italics()
+                                    .color(Color32::DARK_GRAY),
+                            );
+                        } else {
+                            let g = egui::Grid::new("history")
+                                .num_columns(4)
+                                .spacing([14.0 * s, 4.0 * s])
+                                .show(ui, |ui| {
+                                    for h in &view.history {
+                                        let c = if h.points.starts_with('\u{2212}') {
+                                            Color32::from_rgb(0xc6, 0x28, 0x28)
+                                        } else {
+                                            Color32::from_rgb(0x1b, 0x5e, 0x20)
+                                        };
+                                        ui.label(RichText::new(&h.date).size(17.0 * s).color(Color32::BLACK));
+                                        ui.label(RichText::new(&h.store).size(17.0 * s).color(Color32::DARK_GRAY));
+                                        ui.label(RichText::new(&h.points).size(17.0 * s).strong().color(c));
+                                        ui.label(RichText::new(&h.what).size(17.0 * s).color(Color32::BLACK));
+                                        ui.end_row();
+                                    }
+                                });
+                            self.rects.log(ui.ctx(), "popup.history_table", g.response.rect);
+                        }
+                    }
+                }
                 let offer = self
                     .offer
                     .as_ref()
@@ -705,7 +888,14 @@ impl App {
             ui.ctx()
                 .send_viewport_cmd(ViewportCommand::OuterPosition(egui::pos2(x, y)));
         }
-        if redeem_clicked {
+        if history_clicked {
+            self.toggle_history();
+            ui.ctx().request_repaint();
+        } else if tag_clicked {
+            self.open_tag(view.card_id.clone());
+            self.hide();
+            ui.ctx().request_repaint();
+        } else if redeem_clicked {
             self.open_redeem();
             ui.ctx().request_repaint();
         } else if let Some(a) = action {
@@ -776,6 +966,70 @@ impl App {
                     });
                     if closed(ui) || close {
                         w.enrol = None;
+                        ui.ctx().request_repaint_of(ViewportId::ROOT);
+                    }
+                },
+            );
+        }
+        let (find_open, tag_open) = {
+            let mut w = self.windows();
+            if std::mem::take(&mut w.repaint_find) | std::mem::take(&mut w.repaint_tag) {
+                w.news_until = Some(Instant::now() + Duration::from_millis(600));
+            }
+            if let Some(until) = w.news_until {
+                if Instant::now() < until {
+                    ctx.request_repaint_of(ViewportId::from_hash_of("find"));
+                    ctx.request_repaint_of(ViewportId::from_hash_of("tag"));
+                    ctx.request_repaint_after(Duration::from_millis(60));
+                } else {
+                    w.news_until = None;
+                }
+            }
+            (w.find.is_some(), w.tag.is_some())
+        };
+        if find_open {
+            let (win, requests) = (self.win.clone(), self.requests.clone());
+            ctx.show_viewport_deferred(
+                ViewportId::from_hash_of("find"),
+                ViewportBuilder::default()
+                    .with_title(super::find_i18n::fx(lang, super::find_i18n::Fx::FindTitle))
+                    .with_position(centred(ctx.input(|i| i.viewport().monitor_size), FIND_SIZE))
+                    .with_inner_size(FIND_SIZE)
+                    .with_active(true),
+                move |ui, _| {
+                    let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
+                    let Some(f) = w.find.as_mut() else { return };
+                    let mut close = false;
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        close = super::find_window::find_ui(ui, lang, f, &requests);
+                        synclog_window::check_fit(ui, "find", ui.min_rect());
+                    });
+                    if closed(ui) || close {
+                        w.find = None;
+                        ui.ctx().request_repaint_of(ViewportId::ROOT);
+                    }
+                },
+            );
+        }
+        if tag_open {
+            let (win, requests) = (self.win.clone(), self.requests.clone());
+            ctx.show_viewport_deferred(
+                ViewportId::from_hash_of("tag"),
+                ViewportBuilder::default()
+                    .with_title(super::find_i18n::fx(lang, super::find_i18n::Fx::TagTitle))
+                    .with_position(centred(ctx.input(|i| i.viewport().monitor_size), TAG_SIZE))
+                    .with_inner_size(TAG_SIZE)
+                    .with_active(true),
+                move |ui, _| {
+                    let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
+                    let Some(f) = w.tag.as_mut() else { return };
+                    let mut close = false;
+                    egui::CentralPanel::default().show_inside(ui, |ui| {
+                        close = super::find_window::tag_ui(ui, lang, f, &requests);
+                        synclog_window::check_fit(ui, "tag", ui.min_rect());
+                    });
+                    if closed(ui) || close {
+                        w.tag = None;
                         ui.ctx().request_repaint_of(ViewportId::ROOT);
                     }
                 },
@@ -992,6 +1246,15 @@ impl eframe::App for App {
 const SYNC_LOG_POS: [f32; 2] = [16.0, 16.0];
 const SYNC_LOG_SIZE: [f32; 2] = [900.0, 520.0];
 const ABOUT_SIZE: [f32; 2] = [440.0, 200.0];
+
+/// The search box and the tag form open in the middle of the screen (over the POS's own dialogs).
+const FIND_SIZE: [f32; 2] = [520.0, 200.0];
+const TAG_SIZE: [f32; 2] = [560.0, 320.0];
+
+fn centred(monitor: Option<egui::Vec2>, size: [f32; 2]) -> egui::Pos2 {
+    let m = monitor.unwrap_or(egui::vec2(1024.0, 768.0));
+    egui::pos2(((m.x - size[0]) / 2.0).max(0.0), ((m.y - size[1]) / 3.0).max(0.0))
+}
 
 fn about_pos(monitor: Option<egui::Vec2>) -> egui::Pos2 {
     let m = monitor.unwrap_or(egui::vec2(1024.0, 768.0));

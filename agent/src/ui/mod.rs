@@ -16,7 +16,9 @@ use crate::events::{AgentEvent, Bus, SyncStatus};
 
 pub mod config;
 pub mod demo;
+pub mod find_i18n;
 pub mod headless;
+pub mod hotkey;
 pub mod human;
 pub mod i18n;
 pub mod plural;
@@ -26,6 +28,8 @@ pub mod say;
 pub mod synclog_view;
 pub mod viewmodel;
 
+#[cfg(feature = "gui")]
+mod find_window;
 #[cfg(feature = "gui")]
 mod forms;
 #[cfg(feature = "gui")]
@@ -43,6 +47,14 @@ pub mod tray;
 
 pub use i18n::Lang;
 pub use viewmodel::{ActionId, PopupView};
+
+/// What the "Add purchase to card" form sends: the fields as typed (checked by the background
+/// with `tag::TagForm::validate`, which knows the program's card policy and the store's day).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TagInput {
+    pub request_id: String,
+    pub form: crate::tag::TagForm,
+}
 
 /// What `About` shows.
 #[derive(Clone, Debug, Default)]
@@ -68,6 +80,15 @@ pub enum UiRequest {
     Redeem(Box<protocol::v1::RedeemRequest>),
     /// Tray "Void last redemption": the redemption id (`runtime::Command::Void`).
     Void(String),
+    /// The search box: find the customer by card number, phone or e-mail (`runtime::Command::Find`);
+    /// the box waits for `AgentEvent::Lookup` with its request id, the popup shows the quote.
+    Find {
+        request_id: String,
+        query: String,
+    },
+    /// The "Add purchase to card" form: queue a receipt tag (`runtime::Command::Tag`); the form
+    /// waits for `AgentEvent::Tag` with its request id.
+    Tag(Box<TagInput>),
     /// The cashier confirmed Quit; `run_gui` returns right after.
     Quit,
 }

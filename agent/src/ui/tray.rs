@@ -158,8 +158,13 @@ pub fn tooltip(lang: Lang, s: &SyncStatus, backlog: &Backlog) -> String {
 /// popup's buttons (the popup never takes the focus from the POS; the notification area is
 /// reachable by keyboard: Win+B, arrows, Enter / the menu key); `redeem_last` likewise opens the
 /// Redeem confirm window for the last customer popup, `void_last` voids this session's last redemption.
-pub const MENU_IDS: [&str; 11] = [
+/// `find_customer` opens the search box (also the global hotkey), `tag_purchase` the "Add purchase
+/// to card" form, `history` expands the last popup's history.
+pub const MENU_IDS: [&str; 14] = [
     "show_last",
+    "history",
+    "find_customer",
+    "tag_purchase",
     "register",
     "migration_code",
     "redeem_last",
@@ -174,9 +179,13 @@ pub const MENU_IDS: [&str; 11] = [
 
 fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
     let menu = Menu::new();
+    use super::find_i18n::{fx, Fx};
     use super::i18n::{rdm, Rdm};
     let labels = [
         t(lang, Key::MenuShowLast),
+        fx(lang, Fx::History),
+        fx(lang, Fx::MenuFind),
+        fx(lang, Fx::MenuTag),
         t(lang, Key::MenuRegisterLast),
         t(lang, Key::MenuCodeLast),
         rdm(lang, Rdm::Button),
@@ -189,7 +198,7 @@ fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
         t(lang, Key::MenuQuit),
     ];
     for (i, (id, label)) in MENU_IDS.iter().zip(labels).enumerate() {
-        if i == 5 || i == 6 || i == 10 {
+        if i == 8 || i == 9 || i == 13 {
             menu.append(&PredefinedMenuItem::separator())?;
         }
         menu.append(&MenuItem::with_id(*id, label, true, None))?;

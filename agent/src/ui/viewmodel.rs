@@ -45,6 +45,19 @@ pub struct Row {
     pub emphasis: bool,
 }
 
+/// One line of the popup's history expansion (the account's newest ledger entries, newest first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryRow {
+    /// Local date of the entry (`23. 11. 2026`).
+    pub date: String,
+    /// The store it happened in (`—` when none, e.g. an admin adjustment).
+    pub store: String,
+    /// Signed points (`+125`, `−100`).
+    pub points: String,
+    /// What it was: purchase, return, redemption, adjustment…
+    pub what: String,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionId {
@@ -88,10 +101,16 @@ pub struct PopupView {
     /// Label/value rows: tier, discount, points, to next reward, to next tier, campaign.
     pub rows: Vec<Row>,
     pub warnings: Vec<String>,
+    /// What to tell the customer (the quote's cashier messages, `ui::say`), shown once per cause.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub say: Vec<String>,
     /// `Offline – stav k …` when the quote was computed on the till.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline: Option<String>,
     pub actions: Vec<Action>,
+    /// The account's newest ledger entries (at most 5), shown when the cashier expands the popup.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub facts: Option<Facts>,
     pub scanned_at: DateTime<FixedOffset>,
@@ -109,6 +128,7 @@ impl PopupView {
         v.extend(self.card.clone());
         v.extend(self.rows.iter().map(|r| format!("{}: {}", r.label, r.value)));
         v.extend(self.warnings.iter().cloned());
+        v.extend(self.say.iter().map(|s| format!("» {s}")));
         v.extend(self.offline.clone());
         v.extend(self.actions.iter().map(|a| format!("[{}]", a.label)));
         v
@@ -172,6 +192,42 @@ pub(super) fn redeem_option(lang: Lang, o: &protocol::v1::RedeemOption, cur: pro
     }
 }
 
+/// The cashier messages of a quote, each as a sentence in the screen's language.
+pub fn say_lines(lang: Lang, q: &CustomerQuote) -> Vec<String> {
+    q.messages
+        .iter()
+        .map(|m| super::say::message(lang, m, q.currency))
+        .collect()
+}
+
+/// The popup's history lines from the quote's `recent` ledger entries (newest first, at most 5).
+pub fn history_rows(lang: Lang, q: &CustomerQuote) -> Vec<HistoryRow> {
+    q.recent
+        .iter()
+        .take(5)
+        .map(|e| {
+            let n = i18n::points(lang, e.points.abs());
+            let points = if e.points.is_sign_negative() && !e.points.is_zero() {
+                format!("\u{2212}{n}")
+            } else if e.points.is_zero() {
+                n
+            } else {
+                format!("+{n}")
+            };
+            HistoryRow {
+                date: super::find_i18n::date(lang, e.at.date_naive()),
+                store: e
+                    .store_id
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "\u{2014}".into()),
+                points,
+                what: super::find_i18n::ledger_kind(lang, e.kind).to_string(),
+            }
+        })
+        .collect()
+}
+
 fn facts(q: &CustomerQuote) -> Facts {
     Facts {
         tier: q.tier.clone(),
@@ -202,8 +258,10 @@ impl PopupView {
             card: None,
             rows: Vec::new(),
             warnings: Vec::new(),
+            say: Vec::new(),
             offline: None,
             actions: Vec::new(),
+            history: Vec::new(),
             facts: None,
             scanned_at: scan.at,
             source: scan.source.clone(),
@@ -228,6 +286,8 @@ impl PopupView {
                 );
                 v.card = Some(card.masked());
                 v.rows = customer_rows(lang, quote);
+                v.say = say_lines(lang, quote);
+                v.history = history_rows(lang, quote);
                 v.facts = Some(facts(quote));
                 v
             }
@@ -246,6 +306,8 @@ impl PopupView {
                     t(lang, Key::ReplacedTitle),
                     i18n::replaced_by(lang, &new_card.masked())
                 ));
+                v.say = say_lines(lang, quote);
+                v.history = history_rows(lang, quote);
                 v.facts = Some(facts(quote));
                 v
             }
@@ -345,6 +407,8 @@ impl PopupView {
             | crate::events::AgentEvent::Reader(_)
             | crate::events::AgentEvent::Enrol(_)
             | crate::events::AgentEvent::Redeem(_)
+            | crate::events::AgentEvent::Lookup(_)
+            | crate::events::AgentEvent::Tag(_)
             | crate::events::AgentEvent::Escape => None,
         }
     }
@@ -425,6 +489,89 @@ mod tests {
             assert!(v.offline.is_none() && v.warnings.is_empty() && v.actions.is_empty());
             assert_eq!(lines(&v), text, "{lang:?}");
         }
+    }
+
+    #[test]
+    fn history_lists_the_newest_ledger_entries_signed_in_every_language() {
+        use protocol::v1::{LedgerEntry, LedgerKind};
+        let entry = |seq: i64, day: &str, kind, points, store: Option<&str>| LedgerEntry {
+            seq,
+            account_id: protocol::CustomerId::from("C000001"),
+            at: DateTime::parse_from_rfc3339(&format!("{day}T10:00:00+01:00")).unwrap(),
+            kind,
+            cause_id: "x".into(),
+            store_id: store.map(protocol::StoreId::from),
+            till_id: None,
+            points,
+            balance_after: dec!(0),
+            note: None,
+        };
+        let mut q = cq(Currency::CZK);
+        q.recent = vec![
+            entry(6, "2026-11-23", LedgerKind::Receipt, dec!(1250.5), Some("S001")),
+            entry(5, "2026-11-20", LedgerKind::Return, dec!(-40), Some("S002")),
+            entry(4, "2026-11-19", LedgerKind::Redemption, dec!(-100), Some("S001")),
+            entry(3, "2026-11-02", LedgerKind::Adjustment, dec!(25), None),
+            entry(2, "2026-10-01", LedgerKind::Receipt, dec!(10), Some("S001")),
+            entry(1, "2026-09-01", LedgerKind::Opening, dec!(0), None),
+        ];
+        let ev = qe(QuoteResult::Customer { card: card(), quote: q }, QuoteSource::Online);
+        let row = |v: &PopupView, i: usize| {
+            let r = &v.history[i];
+            format!("{} | {} | {} | {}", r.date, r.store, r.points, r.what).replace('\u{a0}', "~")
+        };
+        for (lang, first, second, fourth) in [
+            (
+                Lang::Cs,
+                "23.~11.~2026 | S001 | +1~250,5 | nákup",
+                "20.~11.~2026 | S002 | \u{2212}40 | vratka",
+                "2.~11.~2026 | \u{2014} | +25 | úprava",
+            ),
+            (
+                Lang::Sk,
+                "23.~11.~2026 | S001 | +1~250,5 | nákup",
+                "20.~11.~2026 | S002 | \u{2212}40 | vrátenie",
+                "2.~11.~2026 | \u{2014} | +25 | úprava",
+            ),
+            (
+                Lang::Hr,
+                "23.~11.~2026. | S001 | +1.250,5 | kupnja",
+                "20.~11.~2026. | S002 | \u{2212}40 | povrat",
+                "2.~11.~2026. | \u{2014} | +25 | ispravak",
+            ),
+            (
+                Lang::En,
+                "2026-11-23 | S001 | +1,250.5 | purchase",
+                "2026-11-20 | S002 | \u{2212}40 | return",
+                "2026-11-02 | \u{2014} | +25 | adjustment",
+            ),
+        ] {
+            let v = PopupView::from_quote(&ev, lang);
+            assert_eq!(v.history.len(), 5, "at most five entries");
+            assert_eq!(row(&v, 0), first);
+            assert_eq!(row(&v, 1), second);
+            assert!(row(&v, 2).contains(&format!(
+                "\u{2212}100 | {}",
+                super::super::find_i18n::ledger_kind(lang, LedgerKind::Redemption)
+            )));
+            assert_eq!(row(&v, 3), fourth);
+            assert!(
+                v.to_json_line().contains("\"history\":[{\"date\""),
+                "the headless line carries it"
+            );
+        }
+        // No entries (offline quotes carry none): no history in the popup or its JSON line.
+        let v = PopupView::from_quote(
+            &qe(
+                QuoteResult::Customer {
+                    card: card(),
+                    quote: cq(Currency::CZK),
+                },
+                QuoteSource::Online,
+            ),
+            Lang::Cs,
+        );
+        assert!(v.history.is_empty() && !v.to_json_line().contains("history"));
     }
 
     #[test]

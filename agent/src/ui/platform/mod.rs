@@ -31,6 +31,26 @@ pub trait PopupPlatform {
     }
 }
 
+/// Grab the global hotkey `key` from every window of the session and call `on_press` (on a thread
+/// of its own) each time it is pressed. X11: `XGrabKey` on the root window (also with Caps Lock /
+/// Num Lock on); Win32: `RegisterHotKey` with a message loop. The error says why (e.g. another
+/// program holds the key).
+pub fn register_hotkey(key: crate::ui::hotkey::HotKey, on_press: Box<dyn Fn() + Send>) -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        x11::grab_hotkey(key, on_press)
+    }
+    #[cfg(windows)]
+    {
+        windows::register_hotkey(key, on_press)
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
+    {
+        let _ = (key, on_press);
+        Err("no global hotkeys on this OS".into())
+    }
+}
+
 /// Builder settings shared by every platform.
 pub fn common_builder(b: egui::ViewportBuilder) -> egui::ViewportBuilder {
     b.with_decorations(false)

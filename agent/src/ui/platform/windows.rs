@@ -12,6 +12,53 @@ use windows_sys::Win32::UI::WindowsAndMessaging::{
 
 use super::PopupPlatform;
 
+/// `RegisterHotKey` (no window: `WM_HOTKEY` is posted to the registering thread's queue) on a
+/// thread of its own that runs the message loop; `MOD_NOREPEAT` so holding the keys opens once.
+pub fn register_hotkey(hk: crate::ui::hotkey::HotKey, on_press: Box<dyn Fn() + Send>) -> Result<(), String> {
+    use windows_sys::Win32::Foundation::GetLastError;
+    use windows_sys::Win32::UI::Input::KeyboardAndMouse::{
+        RegisterHotKey, MOD_ALT, MOD_CONTROL, MOD_NOREPEAT, MOD_SHIFT, MOD_WIN,
+    };
+    use windows_sys::Win32::UI::WindowsAndMessaging::{GetMessageW, MSG, WM_HOTKEY};
+    let mut mods = MOD_NOREPEAT;
+    for (on, m) in [
+        (hk.ctrl, MOD_CONTROL),
+        (hk.alt, MOD_ALT),
+        (hk.shift, MOD_SHIFT),
+        (hk.super_key, MOD_WIN),
+    ] {
+        if on {
+            mods |= m;
+        }
+    }
+    let vk = hk.windows_vk();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("hotkey".into())
+        .spawn(move || {
+            // SAFETY: plain Win32 calls on this thread's own message queue.
+            unsafe {
+                if RegisterHotKey(std::ptr::null_mut(), 1, mods, vk) == 0 {
+                    let _ = tx.send(Err(format!(
+                        "{hk} is taken by another program (RegisterHotKey error {})",
+                        GetLastError()
+                    )));
+                    return;
+                }
+                let _ = tx.send(Ok(()));
+                let mut msg: MSG = std::mem::zeroed();
+                while GetMessageW(&mut msg, std::ptr::null_mut(), 0, 0) > 0 {
+                    if msg.message == WM_HOTKEY {
+                        tracing::info!(target: "till_agent::ui", "hotkey pressed");
+                        on_press();
+                    }
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    rx.recv().map_err(|e| e.to_string())?
+}
+
 pub struct WindowsPopup;
 
 fn hwnd(window: &dyn HasWindowHandle) -> Option<HWND> {

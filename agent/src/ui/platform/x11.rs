@@ -4,7 +4,11 @@
 //! override-redirect window puts it on top of the stack and does not move the keyboard focus.
 use eframe::egui;
 use raw_window_handle::{HasWindowHandle, RawWindowHandle};
-use x11rb::protocol::xproto::{AtomEnum, ConfigureWindowAux, ConnectionExt, InputFocus, PropMode, StackMode};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    AtomEnum, ConfigureWindowAux, ConnectionExt, GrabMode, InputFocus, ModMask, PropMode, StackMode,
+};
+use x11rb::protocol::Event;
 use x11rb::wrapper::ConnectionExt as _;
 
 use super::PopupPlatform;
@@ -63,6 +67,71 @@ fn set_input_focus(win: u32) -> Result<(), Box<dyn std::error::Error>> {
     // Checked (BadWindow when the POS window is gone; BadMatch when it is unmapped).
     conn.set_input_focus(InputFocus::PARENT, win, x11rb::CURRENT_TIME)?
         .check()?;
+    Ok(())
+}
+
+/// `XGrabKey` of the hotkey on the root window, with every combination of Caps Lock and Num Lock
+/// (a passive grab matches the modifier state exactly); a thread waits for the key presses.
+pub fn grab_hotkey(hk: crate::ui::hotkey::HotKey, on_press: Box<dyn Fn() + Send>) -> Result<(), String> {
+    let (conn, screen) = x11rb::connect(None).map_err(|e| format!("cannot connect to the X display: {e}"))?;
+    let (root, min, max) = {
+        let s = conn.setup();
+        (s.roots[screen].root, s.min_keycode, s.max_keycode)
+    };
+    let map = conn
+        .get_keyboard_mapping(min, max - min + 1)
+        .map_err(|e| e.to_string())?
+        .reply()
+        .map_err(|e| e.to_string())?;
+    let per = usize::from(map.keysyms_per_keycode.max(1));
+    let want = hk.x11_keysym();
+    let upper = char::from_u32(want)
+        .map(|c| c.to_ascii_uppercase() as u32)
+        .unwrap_or(want);
+    let keycode = map
+        .keysyms
+        .chunks(per)
+        .position(|syms| syms.iter().any(|&k| k == want || k == upper))
+        .map(|i| min + i as u8)
+        .ok_or_else(|| format!("the keyboard map has no key {hk}"))?;
+    let mut mods = ModMask::from(0u16);
+    for (on, m) in [
+        (hk.ctrl, ModMask::CONTROL),
+        (hk.alt, ModMask::M1),
+        (hk.shift, ModMask::SHIFT),
+        (hk.super_key, ModMask::M4),
+    ] {
+        if on {
+            mods |= m;
+        }
+    }
+    for extra in [
+        ModMask::from(0u16),
+        ModMask::LOCK,
+        ModMask::M2,
+        ModMask::LOCK | ModMask::M2,
+    ] {
+        conn.grab_key(true, root, mods | extra, keycode, GrabMode::ASYNC, GrabMode::ASYNC)
+            .map_err(|e| e.to_string())?
+            .check()
+            .map_err(|e| format!("{hk} is taken by another program ({e:?})"))?;
+    }
+    std::thread::Builder::new()
+        .name("hotkey".into())
+        .spawn(move || loop {
+            match conn.wait_for_event() {
+                Ok(Event::KeyPress(e)) if e.detail == keycode => {
+                    tracing::info!(target: "till_agent::ui", "hotkey pressed");
+                    on_press();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("hotkey: X connection lost: {e}");
+                    return;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
