@@ -14,6 +14,26 @@ export CARGO_TERM_COLOR=never
 
 cargo build --release -p server-stub -p till-agent
 rows="$out/rows.tsv"; : > "$rows"
+
+# PostgreSQL column: a throw-away cluster (durable defaults: fsync and synchronous_commit on, like
+# SQLite's synchronous=FULL) run as the unprivileged `postgres` user when we are root; the ingest
+# bench runs its HTTP ingest again on an empty database of it (BENCH_PG_URL).
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+pgdir="$out/pg"
+pg_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_stop() { [ -f "$pgdir/data/postmaster.pid" ] && pg_owner "$pgbin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null 2>&1 || true; }
+trap 'pg_stop; rm -rf "$out"; kill $(jobs -p) 2>/dev/null || true' EXIT
+if [ -n "$pgbin" ]; then
+  chmod 755 "$out"; mkdir -p "$pgdir"; [ "$(id -u)" -eq 0 ] && chown postgres "$pgdir"
+  pg_owner "$pgbin/initdb" -D "$pgdir/data" -A trust -U till -E UTF8 --locale=C >/dev/null
+  pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  pg_owner "$pgbin/pg_ctl" -D "$pgdir/data" -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" \
+    -l "$pgdir/server.log" -w start >/dev/null
+  "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U till bench
+  export BENCH_PG_URL="postgres://till@127.0.0.1:$pgport/bench"
+else
+  echo "bench: PostgreSQL not installed (scripts/setup.sh installs it): no PostgreSQL column" >&2
+fi
 run_bench() { # package bench
   echo "== cargo bench -p $1 --bench $2" >&2
   cargo bench -q -p "$1" --bench "$2" 2>&1 | tee "$out/$2.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true

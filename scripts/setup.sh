@@ -9,6 +9,8 @@ PKGS=(
   python3 python3-venv
   # Windows cross build, MSI tooling and Wine for the installer tests
   mingw-w64 msitools wixl wine wine64
+  # Authenticode signing of the exes and the MSI (scripts/build-msi.sh) and the test certificate
+  osslsigncode openssl
   # X11 test bench: virtual display, key injection, layouts, screenshots, serial ptys
   faketime xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
   # power-cut test layer (FUSE): fusermount3, used when the suite does not run as root
@@ -17,6 +19,9 @@ PKGS=(
   libudev-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1 libegl1
   # receipts read "in another season" (summer-time test)
   faketime
+  # the server e2e suite also runs on PostgreSQL (a throw-away cluster per test process, run as
+  # the package's unprivileged `postgres` user; binaries under /usr/lib/postgresql/<version>/bin)
+  postgresql
 )
 
 missing=()

@@ -46,6 +46,11 @@ pub enum Command {
     /// Before an upgrade (the installer runs it): the service tells every session app to exit;
     /// waits until they are gone (exit 3 after 10 s if some are not).
     UpgradePrepare,
+    /// Run by the MSI after it wrote the installer settings (deferred custom action, as LocalSystem,
+    /// before the service starts): agent.toml from the settings, the till token out of the registry
+    /// into the machine's token store, the data folder's access rules.
+    #[command(hide = true)]
+    InstallFinish,
     /// Queue depth, oldest pending item, last successful sync, server reachability, last error,
     /// dead letters.
     Status {
@@ -318,6 +323,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Session { headless } => {
             // agent.toml as it is: the installer's first-run import is the service's business.
             crate::session::main(Config::load(cli.config.as_deref())?, headless)
+        }
+        Command::InstallFinish => {
+            let path = cli.config.clone().unwrap_or_else(crate::config::default_path);
+            let done = crate::install::first_run(&path)?;
+            let data_dir = match Config::load(Some(&path)) {
+                Ok(cfg) => cfg.data_dir,
+                Err(_) => path.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+            };
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
+            let acl = crate::os::secure_data_dir(&data_dir)?;
+            println!(
+                "install-finish: agent.toml {}; till token {}; data folder {}",
+                if done.wrote_config { "written" } else { "unchanged" },
+                if done.imported_token {
+                    "moved into the machine store"
+                } else {
+                    "unchanged"
+                },
+                acl.as_deref().unwrap_or("unchanged")
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::UpgradePrepare => {
             let path = cli.config.clone().unwrap_or_else(crate::config::default_path);
@@ -611,11 +638,14 @@ fn void_cli(cfg: &Config, id: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The till token: typed at a terminal (cmd, PowerShell, a Linux tty) it is read from the console
+/// itself without echo (rpassword); piped in (scripts, `--token-stdin`) it is one line of stdin.
 fn read_token(no_prompt: bool) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !no_prompt && stdin.is_terminal() {
-        eprint!("Till token (from `server-stub till add` / the admin): ");
-        std::io::stderr().flush()?;
+        let token = rpassword::prompt_password("Till token (from `server-stub till add` / the admin; not shown): ")
+            .context("reading the token from the console")?;
+        return Ok(token.trim().to_string());
     }
     let mut line = String::new();
     stdin

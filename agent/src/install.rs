@@ -35,6 +35,9 @@ pub const STORE_ID: &str = "StoreId";
 pub const TILL_ID: &str = "TillId";
 pub const EXPORT_DIR: &str = "ExportDir";
 pub const TILL_TOKEN: &str = "TillToken";
+/// Optional (MSI property LANGUAGE = cs | sk | hr | en): pins `language` in the written agent.toml;
+/// not given, the agent follows the OS display language of each session.
+pub const LANGUAGE: &str = "Language";
 
 /// What [`first_run`] did (for the log; never contains the token).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -77,7 +80,13 @@ pub fn first_run_with(
                     .and_then(|(_, v)| v.clone())
                     .unwrap_or_default()
             };
-            let text = render_config(&get(SERVER_URL), &get(STORE_ID), &get(TILL_ID), &get(EXPORT_DIR));
+            let mut text = render_config(&get(SERVER_URL), &get(STORE_ID), &get(TILL_ID), &get(EXPORT_DIR));
+            if let Some(lang) = store.get(LANGUAGE)? {
+                text.push_str(&format!(
+                    "language = {}\n",
+                    toml::Value::String(lang.trim().to_string())
+                ));
+            }
             // Validate with the real loader before writing: a bad SERVER_URL is reported against the
             // installer setting, not as a broken agent.toml the manager never wrote.
             Config::from_str(&text, config_path).map_err(|e| {
@@ -397,6 +406,23 @@ mod tests {
             Some("tok-123"),
             "token must not be lost"
         );
+    }
+
+    #[test]
+    fn the_installer_language_is_pinned_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        let mut with_lang = ALL[..4].to_vec();
+        with_lang.push((LANGUAGE, "sk"));
+        first_run_with(&path, &Values::new(&with_lang), &|_, _| Ok(())).unwrap();
+        assert_eq!(Config::load(Some(&path)).unwrap().language.as_deref(), Some("sk"));
+
+        let other = dir.path().join("other.toml");
+        let mut bad = ALL[..4].to_vec();
+        bad.push((LANGUAGE, "de"));
+        let e = first_run_with(&other, &Values::new(&bad), &|_, _| Ok(())).unwrap_err();
+        assert!(format!("{e:#}").contains("language"), "{e:#}");
+        assert!(!other.exists());
     }
 
     #[test]

@@ -18,8 +18,9 @@
 //! to `processed/`. The extract's name depends only on its content, so a crash before the commit, or
 //! a re-export, rewrites the same extract; the good receipts dedupe by receipt id as always. A file
 //! with no good receipt is quarantined whole, as before.
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use protocol::ids::CardPolicy;
@@ -129,17 +130,40 @@ pub struct Pass {
     pub waiting: usize,
 }
 
-/// One pass over the export folder (blocking: run on a blocking thread).
+/// One pass over the export folder (blocking: run on a blocking thread), every file through the
+/// stability wait.
 pub fn scan_pass(sh: &Shared) -> Pass {
+    scan_pass_with(sh, &HashSet::new())
+}
+
+/// One pass; `arrived` are files the OS reported as arriving whole (renamed into the folder, or
+/// closed after writing). Such a file is read at once — no stability wait — when the OS also says
+/// nobody holds it open for writing ([`crate::os::writer_holds`]); every other file waits
+/// `stable_ms` and must look the same twice.
+pub fn scan_pass_with(sh: &Shared, arrived: &HashSet<PathBuf>) -> Pass {
     let dir = &sh.cfg.export_dir;
     let mut pass = Pass::default();
     let files = candidates(dir);
     if files.is_empty() {
         return pass;
     }
-    let first: Vec<Option<Look>> = files.iter().map(|p| look(p)).collect();
+    let mut rest = Vec::with_capacity(files.len());
+    for p in files {
+        if sh.is_shutting_down() {
+            return pass;
+        }
+        let whole = arrived.contains(&p) && crate::os::writer_holds(&p) == Some(false);
+        match look(&p) {
+            Some(now) if whole => pass.count(process_file(sh, &p, now)),
+            _ => rest.push(p),
+        }
+    }
+    if rest.is_empty() {
+        return pass;
+    }
+    let first: Vec<Option<Look>> = rest.iter().map(|p| look(p)).collect();
     std::thread::sleep(Duration::from_millis(sh.cfg.stable_ms));
-    for (p, a) in files.iter().zip(first) {
+    for (p, a) in rest.iter().zip(first) {
         if sh.is_shutting_down() {
             break;
         }
@@ -149,13 +173,19 @@ pub fn scan_pass(sh: &Shared) -> Pass {
             pass.waiting += 1;
             continue;
         }
-        match process_file(sh, p, b) {
-            FileResult::Done => pass.ingested_files += 1,
-            FileResult::Waiting => pass.waiting += 1,
+        pass.count(process_file(sh, p, b));
+    }
+    pass
+}
+
+impl Pass {
+    fn count(&mut self, r: FileResult) {
+        match r {
+            FileResult::Done => self.ingested_files += 1,
+            FileResult::Waiting => self.waiting += 1,
             FileResult::Gone => {}
         }
     }
-    pass
 }
 
 enum FileResult {
@@ -503,6 +533,18 @@ fn quarantine_receipt(sh: &Shared, name: &str, bad: &BadReceipt) {
     );
 }
 
+/// The file a notify event reports as arrived whole: renamed into the folder (inotify IN_MOVED_TO,
+/// Windows FILE_ACTION_RENAMED_NEW_NAME) or closed after writing (inotify IN_CLOSE_WRITE).
+fn arrived_whole(ev: &notify::Event) -> Option<&PathBuf> {
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+    use notify::EventKind;
+    match ev.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+        | EventKind::Access(AccessKind::Close(AccessMode::Write)) => ev.paths.last(),
+        _ => None,
+    }
+}
+
 /// The watcher task: notify + periodic rescan; passes run on a blocking thread.
 pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let dir = sh.cfg.export_dir.clone();
@@ -513,13 +555,18 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
         }
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let arrived: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
     let watcher = {
         use notify::Watcher;
+        let arrived = arrived.clone();
         let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
-                if !matches!(ev.kind, notify::EventKind::Access(_)) {
-                    let _ = tx.send(());
+                if let Some(p) = arrived_whole(&ev) {
+                    arrived.lock().unwrap_or_else(|e| e.into_inner()).insert(p.clone());
+                } else if matches!(ev.kind, notify::EventKind::Access(_)) {
+                    return; // opened / read: nothing new
                 }
+                let _ = tx.send(());
             }
         });
         if let Ok(w) = &mut w {
@@ -556,8 +603,9 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
             break;
         }
         while rx.try_recv().is_ok() {}
+        let whole = std::mem::take(&mut *arrived.lock().unwrap_or_else(|e| e.into_inner()));
         let sh2 = sh.clone();
-        match tokio::task::spawn_blocking(move || scan_pass(&sh2)).await {
+        match tokio::task::spawn_blocking(move || scan_pass_with(&sh2, &whole)).await {
             Ok(p) => waiting = p.waiting > 0,
             Err(e) => {
                 sh.log.error("watcher", None, &format!("scan pass failed: {e}"));
@@ -635,5 +683,90 @@ mod tests {
         assert!(why.contains("over the size cap of 1048576 bytes"), "{why}");
         assert!(why.contains("max_export_file_mib"), "{why}");
         assert_eq!(sh.outbox().stats().unwrap().pending, 0);
+    }
+
+    /// The watcher task running on a fresh export folder with the given `stable_ms`.
+    fn watching(rt: &tokio::runtime::Runtime, stable_ms: u64) -> (tempfile::TempDir, Arc<Shared>) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("export")).unwrap();
+        let toml = format!(
+            "server_url = \"http://127.0.0.1:9\"\nstore_id = \"S1\"\ntill_id = \"T1\"\nexport_dir = \"export\"\nstable_ms = {stable_ms}\n"
+        );
+        let cfg = crate::config::Config::from_str(&toml, &d.path().join("agent.toml")).unwrap();
+        let sh = Shared::open(cfg, crate::events::bus()).unwrap();
+        rt.spawn(run(sh.clone()));
+        std::thread::sleep(Duration::from_millis(300)); // watching
+        (d, sh)
+    }
+
+    fn receipt_json() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/receipts/protocol_receipt.json"
+        ))
+        .unwrap()
+    }
+
+    /// Waits up to `limit` for the outbox to hold a receipt; returns how long it took.
+    fn queued_within(sh: &Shared, limit: Duration) -> Option<Duration> {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < limit {
+            if sh.outbox().stats().unwrap().pending > 0 {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    #[test]
+    fn a_file_renamed_into_the_folder_skips_the_stability_wait() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        // 4 s stability wait: only the fast path can queue the receipt within 1.5 s.
+        let (d, sh) = watching(&rt, 4000);
+        let tmp = d.path().join("r1.json.tmp");
+        std::fs::write(&tmp, receipt_json()).unwrap();
+        std::fs::rename(&tmp, d.path().join("export/r1.json")).unwrap();
+        let took = queued_within(&sh, Duration::from_millis(1500));
+        assert!(
+            took.is_some(),
+            "a file renamed into place waited for the stability check"
+        );
+        assert!(d.path().join("export/processed/r1.json").exists());
+        sh.begin_shutdown();
+    }
+
+    #[test]
+    fn a_file_still_open_for_writing_waits_until_closed() {
+        use std::io::Write;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (d, sh) = watching(&rt, 1000);
+        // Renamed into place while the writer keeps it open (and could still append).
+        let tmp = d.path().join("r2.json.tmp");
+        let mut f = std::fs::File::create(&tmp).unwrap();
+        f.write_all(&receipt_json()).unwrap();
+        f.flush().unwrap();
+        std::fs::rename(&tmp, d.path().join("export/r2.json")).unwrap();
+        assert_eq!(
+            crate::os::writer_holds(&d.path().join("export/r2.json")),
+            Some(true),
+            "the OS check sees the open writer"
+        );
+        // Kept open and unchanged: the fast path must not take it; the settling check would after 1 s.
+        assert!(
+            queued_within(&sh, Duration::from_millis(700)).is_none(),
+            "a file the writer still holds was read without the stability wait"
+        );
+        drop(f); // closed after writing (IN_CLOSE_WRITE): read at once
+        let took = queued_within(&sh, Duration::from_millis(3000));
+        assert!(took.is_some(), "never queued after the writer closed it");
+        let closed = d.path().join("closed.json");
+        std::fs::write(&closed, b"{}").unwrap();
+        assert_eq!(
+            crate::os::writer_holds(&closed),
+            Some(false),
+            "a closed file is known free"
+        );
+        sh.begin_shutdown();
     }
 }

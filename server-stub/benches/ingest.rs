@@ -14,7 +14,7 @@ use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
 use rust_decimal::Decimal;
 use server_stub::http::{router, AppState};
 use server_stub::store::sqlite::{open_connection, SqliteRepo};
-use server_stub::store::{transact, CardRow, StoredReceipt};
+use server_stub::store::{transact, CardRow, Repository, StoredReceipt};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -83,7 +83,7 @@ fn receipts(n: usize, cards: &[CardId]) -> Vec<Receipt> {
         .collect()
 }
 
-fn setup_customers(repo: &SqliteRepo, program: &Program, n: usize) -> Vec<CardId> {
+fn setup_customers(repo: &dyn Repository, program: &Program, n: usize) -> Vec<CardId> {
     transact(repo, |tx| {
         tx.put_program(program)?;
         let mut cards = Vec::new();
@@ -154,45 +154,7 @@ fn main() {
                 .collect(),
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let state = AppState {
-        repo: Arc::new(repo),
-        admin_token: None,
-        server_id: None,
-    };
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
-    let url = format!("http://{addr}/v1/sync");
-    let (http_secs, applied) = rt.block_on(async {
-        let client = reqwest::Client::new();
-        let t0 = Instant::now();
-        let mut applied = 0usize;
-        for b in &batches {
-            let resp: SyncResponse = client
-                .post(&url)
-                .bearer_auth(&token)
-                .json(b)
-                .send()
-                .await
-                .unwrap()
-                .error_for_status()
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            applied += resp
-                .acks
-                .iter()
-                .filter(|a| a.result == protocol::v1::AckResult::Applied)
-                .count();
-        }
-        (t0.elapsed().as_secs_f64(), applied)
-    });
+    let (http_secs, applied) = http_ingest(Arc::new(repo), &token, &batches);
     assert_eq!(applied, n, "every receipt applied once");
 
     // --- raw: same rows, same table, same settings, plain rusqlite inserts
@@ -266,6 +228,58 @@ fn main() {
         http_rate / raw_rate,
         raw_rate / http_rate
     );
+    // The same ingest on PostgreSQL (scripts/bench.sh starts a throw-away cluster and sets the URL
+    // of an empty database), beside SQLite's.
+    if let Ok(url) = std::env::var("BENCH_PG_URL") {
+        let repo = server_stub::store::pg::PgRepo::open(&url, 16).expect("PostgreSQL for the bench");
+        let cards = setup_customers(&repo, &program, 200);
+        assert_eq!(cards.len(), 200);
+        let token = server_stub::service::till_add(&repo, &StoreId::from("CZ-PRG-01"), &TillId::from("T1")).unwrap();
+        let (pg_secs, pg_applied) = http_ingest(Arc::new(repo), &token, &batches);
+        assert_eq!(pg_applied, n, "every receipt applied once on PostgreSQL");
+        let pg_rate = n as f64 / pg_secs;
+        println!("  via HTTP /v1/sync on PostgreSQL (same batches):                       {pg_secs:8.3} s  {pg_rate:10.0} receipts/s");
+        println!("TABLE\tserver ingest on PostgreSQL, {n} receipts via HTTP /v1/sync\t{pg_rate:.0} receipts/s\tSQLite via HTTP {http_rate:.0} receipts/s ({:.0} %)", pg_rate / http_rate * 100.0);
+    }
     // A row of scripts/bench.sh's table: figure, value, baseline.
     println!("TABLE\tserver raw ingest, {n} receipts via HTTP /v1/sync\t{http_rate:.0} receipts/s\traw SQLite insert {raw_rate:.0} rows/s ({:.0} %)", http_rate / raw_rate * 100.0);
+}
+
+/// Send `batches` one after the other over HTTP to an in-process server on `repo`; (seconds, applied).
+fn http_ingest(repo: Arc<dyn Repository>, token: &str, batches: &[SyncBatch]) -> (f64, usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = AppState::new(repo, None, None);
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    let url = format!("http://{addr}/v1/sync");
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let t0 = Instant::now();
+        let mut applied = 0usize;
+        for b in batches {
+            let resp: SyncResponse = client
+                .post(&url)
+                .bearer_auth(token)
+                .json(b)
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            applied += resp
+                .acks
+                .iter()
+                .filter(|a| a.result == protocol::v1::AckResult::Applied)
+                .count();
+        }
+        (t0.elapsed().as_secs_f64(), applied)
+    })
 }

@@ -50,11 +50,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let state = AppState {
-        repo: Arc::new(repo),
-        admin_token: None,
-        server_id: None,
-    };
+    let state = AppState::new(Arc::new(repo), None, None);
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });

@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 use protocol::{StoreId, TillId};
 
 use crate::http::{router, AppState};
+use crate::store::pg::{self, PgRepo};
 use crate::store::sqlite::SqliteRepo;
+use crate::store::Repository;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -18,9 +20,28 @@ use crate::store::sqlite::SqliteRepo;
     about = "The central loyalty server for development, demos and tests (real HTTP, real SQLite)"
 )]
 pub struct Cli {
+    /// Log lines as text or as JSON objects (one per line, for a log collector).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SERVER_STUB_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `--db`: a SQLite file path (created and migrated on first start), or a PostgreSQL URL
+/// `postgres://user[:password]@host[:port]/database` (migrated on start).
+const DB_HELP: &str = "SQLite database file, or a PostgreSQL URL postgres://user@host:port/database";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -28,17 +49,19 @@ pub enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// SQLite database file (created and migrated on first start).
-        #[arg(long, default_value = "server.db")]
-        db: PathBuf,
+        #[arg(long, default_value = "server.db", help = DB_HELP)]
+        db: String,
+        /// Most PostgreSQL connections this process opens.
+        #[arg(long, default_value_t = 16)]
+        db_pool: u32,
         /// Bearer token for /admin/... endpoints (admin endpoints are off without one).
         #[arg(long, env = "SERVER_STUB_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
     },
     /// Load a program, customers, cards and migration codes from a JSON fixture (upsert).
     Seed {
-        #[arg(long, default_value = "server.db")]
-        db: PathBuf,
+        #[arg(long, default_value = "server.db", help = DB_HELP)]
+        db: String,
         file: PathBuf,
     },
     /// Till credentials.
@@ -55,8 +78,8 @@ pub enum Command {
 pub enum TillCommand {
     /// Issue a token for a till (printed once, on the last line; stored only as SHA-256).
     Add {
-        #[arg(long, default_value = "server.db")]
-        db: PathBuf,
+        #[arg(long, default_value = "server.db", help = DB_HELP)]
+        db: String,
         #[arg(long)]
         store: String,
         #[arg(long)]
@@ -64,8 +87,8 @@ pub enum TillCommand {
     },
     /// Revoke a till's token.
     Revoke {
-        #[arg(long, default_value = "server.db")]
-        db: PathBuf,
+        #[arg(long, default_value = "server.db", help = DB_HELP)]
+        db: String,
         #[arg(long)]
         store: String,
         #[arg(long)]
@@ -73,8 +96,35 @@ pub enum TillCommand {
     },
 }
 
-fn open(db: &std::path::Path) -> anyhow::Result<SqliteRepo> {
-    SqliteRepo::open(db).with_context(|| format!("opening database {}", db.display()))
+/// An opened database of either backend.
+enum Opened {
+    Sqlite(Arc<SqliteRepo>, PathBuf),
+    Postgres(Arc<PgRepo>),
+}
+
+impl Opened {
+    fn repo(&self) -> Arc<dyn Repository> {
+        match self {
+            Opened::Sqlite(r, _) => r.clone(),
+            Opened::Postgres(r) => r.clone(),
+        }
+    }
+}
+
+fn open(db: &str, pool: u32) -> anyhow::Result<Opened> {
+    if crate::store::pg::is_url(db) {
+        let repo = PgRepo::open(db, pool).with_context(|| format!("opening database {}", pg::redact(db)))?;
+        Ok(Opened::Postgres(Arc::new(repo)))
+    } else {
+        let path = PathBuf::from(db);
+        let repo = SqliteRepo::open(&path).with_context(|| format!("opening database {}", path.display()))?;
+        Ok(Opened::Sqlite(Arc::new(repo), path))
+    }
+}
+
+/// The database as named in messages (a URL without its password).
+fn shown(db: &str) -> String {
+    pg::redact(db)
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -82,37 +132,40 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             listen,
             db,
+            db_pool,
             admin_token,
         } => {
-            let repo = open(&db)?;
-            let identity = crate::identity::Identity::establish(&db, &repo)?;
+            let opened = open(&db, db_pool)?;
+            let identity = match &opened {
+                Opened::Sqlite(repo, path) => crate::identity::Identity::establish(path, repo)?,
+                Opened::Postgres(repo) => crate::identity::Identity::shared(repo)?,
+            };
             tracing::info!(server_id = %identity.id, "server identity");
-            let repo = Arc::new(repo);
+            let repo = opened.repo();
             let admin_token = admin_token.filter(|t| !t.trim().is_empty());
             if admin_token.is_none() {
                 tracing::warn!(
                     "no admin token: /admin endpoints answer 401 (set --admin-token or SERVER_STUB_ADMIN_TOKEN)"
                 );
             }
-            let state = AppState {
-                repo: repo.clone(),
-                admin_token,
-                server_id: Some(identity.id.as_str().into()),
-            };
+            let state = AppState::new(repo.clone(), admin_token, Some(identity.id.as_str().into()));
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.spawn(settle_tags(repo.clone()));
-            rt.spawn(note_watermark(repo, identity));
-            rt.block_on(serve(listen, state, db))
+            if let Opened::Sqlite(repo, _) = &opened {
+                rt.spawn(note_watermark(repo.clone(), identity));
+            }
+            rt.block_on(serve(listen, state, shown(&db)))
         }
         Command::Seed { db, file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let seed: crate::service::SeedFile = crate::http::extract::parse_json(&bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))?;
-            let repo = open(&db)?;
-            let summary = crate::service::seed(&repo, &seed).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let repo = open(&db, 2)?.repo();
+            let summary =
+                crate::service::seed(&*repo, &seed).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
                 "seeded {}: program version {}, {} customers, {} cards, {} migration codes",
-                db.display(),
+                shown(&db),
                 summary.program_version,
                 summary.customers,
                 summary.cards,
@@ -123,8 +176,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Till {
             command: TillCommand::Add { db, store, till },
         } => {
-            let repo = open(&db)?;
-            let token = crate::service::till_add(&repo, &StoreId(store.clone()), &TillId(till.clone()))?;
+            let repo = open(&db, 1)?.repo();
+            let token = crate::service::till_add(&*repo, &StoreId(store.clone()), &TillId(till.clone()))?;
             eprintln!("till {store}/{till} added; the token is shown once:");
             println!("{token}");
             Ok(())
@@ -132,12 +185,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Till {
             command: TillCommand::Revoke { db, store, till },
         } => {
-            let repo = open(&db)?;
-            if crate::service::till_revoke(&repo, &StoreId(store.clone()), &TillId(till.clone()))? {
+            let repo = open(&db, 1)?.repo();
+            if crate::service::till_revoke(&*repo, &StoreId(store.clone()), &TillId(till.clone()))? {
                 println!("till {store}/{till} revoked");
                 Ok(())
             } else {
-                anyhow::bail!("no active till {store}/{till} in {}", db.display())
+                anyhow::bail!("no active till {store}/{till} in {}", shown(&db))
             }
         }
         Command::Openapi => {
@@ -149,7 +202,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Receipt tags with a total whose receipt never came count as totals-only receipts once the
 /// program's wait is over: checked every 5 s (and after each sync batch).
-async fn settle_tags(repo: Arc<SqliteRepo>) {
+async fn settle_tags(repo: Arc<dyn Repository>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         tick.tick().await;
@@ -185,12 +238,12 @@ async fn note_watermark(repo: Arc<SqliteRepo>, identity: crate::identity::Identi
     }
 }
 
-async fn serve(listen: SocketAddr, state: AppState, db: PathBuf) -> anyhow::Result<()> {
+async fn serve(listen: SocketAddr, state: AppState, db: String) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, db = %db.display(), "server-stub listening");
+    tracing::info!(%addr, db = %db, "server-stub listening");
     println!("server-stub listening on http://{addr}");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(crate::os::shutdown_signal())

@@ -33,6 +33,8 @@ pub enum ErrorKind {
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Pg(#[from] postgres::Error),
     #[error("stored data is corrupt ({what}): {source}")]
     Corrupt { what: String, source: serde_json::Error },
     #[error("{0}")]
@@ -95,7 +97,16 @@ impl std::error::Error for ApiError {}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        tracing::error!(error = %e, "storage error");
+        match &e {
+            // A conflict with a concurrent transaction: the backend runs the unit of work again.
+            StoreError::Pg(p)
+                if p.code()
+                    .is_some_and(|c| c.code().starts_with("40") || c.code() == "23505") =>
+            {
+                tracing::debug!(error = %e, "transaction conflict")
+            }
+            _ => tracing::error!(error = %e, "storage error"),
+        }
         ApiError::internal(format!("storage error: {e}"))
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::store::pg::PgRepo;
 use crate::store::sqlite::SqliteRepo;
 
 fn sidecar(db: &Path) -> PathBuf {
@@ -25,7 +26,9 @@ fn sidecar(db: &Path) -> PathBuf {
 #[derive(Clone, Debug)]
 pub struct Identity {
     pub id: String,
-    sidecar: PathBuf,
+    /// None on PostgreSQL: the id lives in the database only (several servers share it; restores
+    /// are the database administrator's, with the database's own tools).
+    sidecar: Option<PathBuf>,
 }
 
 impl Identity {
@@ -58,21 +61,32 @@ impl Identity {
                 id
             }
         };
-        let me = Identity { id, sidecar: side };
+        let me = Identity {
+            id,
+            sidecar: Some(side),
+        };
         me.note(wm)?;
         Ok(me)
     }
 
+    /// The identity of a PostgreSQL database: made by the first server that starts on it.
+    pub fn shared(repo: &PgRepo) -> anyhow::Result<Identity> {
+        let new_id = hex::encode(rand::random::<[u8; 16]>());
+        let id = repo.identity_or(&new_id).context("reading the server identity")?;
+        Ok(Identity { id, sidecar: None })
+    }
+
     /// Record the current watermark in the sidecar (atomically: temp file, fsync, rename).
     pub fn note(&self, watermark: i64) -> anyhow::Result<()> {
-        let tmp = self.sidecar.with_extension("identity.tmp");
+        let Some(sidecar) = &self.sidecar else { return Ok(()) };
+        let tmp = sidecar.with_extension("identity.tmp");
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
             writeln!(f, "{} {watermark}", self.id)?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, &self.sidecar).with_context(|| format!("writing {}", self.sidecar.display()))?;
+        std::fs::rename(&tmp, sidecar).with_context(|| format!("writing {}", sidecar.display()))?;
         Ok(())
     }
 }

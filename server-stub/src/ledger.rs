@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{payload_hash, sha256_hex};
 use crate::error::ApiError;
-use crate::store::{transact, Message, NewLedgerEntry, RedemptionRow, Repository, RequestRow, TillRow, Tx};
+use crate::store::{read, transact, Message, NewLedgerEntry, RedemptionRow, Repository, RequestRow, TillRow, Tx};
 
 /// Most entries one ledger page may carry.
 pub const MAX_LEDGER_PAGE: usize = 500;
@@ -163,7 +163,7 @@ pub fn check_balances(tx: &mut dyn Tx) -> Result<Vec<Mismatch>, ApiError> {
 }
 
 pub fn balance_check(repo: &dyn Repository) -> Result<Vec<Mismatch>, ApiError> {
-    transact(repo, check_balances)
+    read(repo, check_balances)
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -185,7 +185,7 @@ pub fn ledger_page(
     before: Option<i64>,
     limit: usize,
 ) -> Result<LedgerPage, ApiError> {
-    transact(repo, |tx| {
+    read(repo, |tx| {
         if tx.customer(id)?.is_none() {
             return Err(ApiError::not_found(
                 "unknown_customer",
@@ -673,7 +673,7 @@ pub fn adjust(
 
 /// Redemptions for the reports, as of `now`.
 pub fn redemptions(repo: &dyn Repository) -> Result<Vec<RedemptionRow>, ApiError> {
-    transact(repo, |tx| Ok(tx.all_redemptions()?))
+    read(repo, |tx| Ok(tx.all_redemptions()?))
 }
 
 // ------------------------------------------------------------------------------------------

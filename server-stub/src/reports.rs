@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::service::birthday_in;
-use crate::store::{transact, Repository};
+use crate::store::{read, Repository};
 
 pub const REPORTS: &[(&str, &str)] = &[
     (
@@ -124,7 +124,7 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
             let (from, to) = range(p)?;
             let start = Utc.from_utc_datetime(&from.and_time(NaiveTime::MIN));
             let end = Utc.from_utc_datetime(&(to + chrono::Days::new(1)).and_time(NaiveTime::MIN));
-            let cards = transact(repo, |tx| Ok(tx.cards_issued_between(start, end)?))?;
+            let cards = read(repo, |tx| Ok(tx.cards_issued_between(start, end)?))?;
             let mut per: BTreeMap<String, u64> = BTreeMap::new();
             for c in cards {
                 *per.entry(c.issued_store.map(|s| s.0).unwrap_or_default()).or_default() += 1;
@@ -136,7 +136,7 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
         }
         "points-ranking" => {
             let limit = p.limit.unwrap_or(100);
-            let mut rows = transact(repo, |tx| Ok(tx.all_customers()?))?;
+            let mut rows = read(repo, |tx| Ok(tx.all_customers()?))?;
             rows.retain(|r| r.customer.parent.is_none());
             rows.sort_by(|a, b| {
                 b.state
@@ -164,7 +164,7 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
         "birthdays" => {
             // `to` before `from` is an empty window: no rows.
             let (from, to) = range(p)?;
-            let rows = transact(repo, |tx| Ok(tx.all_customers()?))?;
+            let rows = read(repo, |tx| Ok(tx.all_customers()?))?;
             let mut out = Vec::new();
             for r in rows {
                 let Some(b) = r.customer.birthday else { continue };
@@ -195,7 +195,7 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
         }
         "turnover" => {
             let (from, to) = range(p)?;
-            let facts = transact(repo, |tx| Ok(tx.receipts_between(from, to)?))?;
+            let facts = read(repo, |tx| Ok(tx.receipts_between(from, to)?))?;
             let mut per: BTreeMap<(String, NaiveDate), (u64, Decimal)> = BTreeMap::new();
             for f in facts {
                 let e = per.entry((f.store_id.0, f.business_day)).or_default();
@@ -211,7 +211,7 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
         }
         "campaigns" => {
             let (from, to) = range(p)?;
-            let facts = transact(repo, |tx| Ok(tx.receipts_between(from, to)?))?;
+            let facts = read(repo, |tx| Ok(tx.receipts_between(from, to)?))?;
             let mut per: BTreeMap<String, (u64, Decimal)> = BTreeMap::new();
             for f in facts {
                 if let Some(c) = f.campaign {
@@ -284,7 +284,7 @@ pub fn run(repo: &dyn Repository, name: &str, p: &Params) -> Result<Table, ApiEr
             ))
         }
         "overdrawn" => {
-            let mut rows = transact(repo, |tx| Ok(tx.all_customers()?))?;
+            let mut rows = read(repo, |tx| Ok(tx.all_customers()?))?;
             rows.retain(|r| r.state.points_balance < Decimal::ZERO);
             rows.sort_by(|a, b| {
                 a.state

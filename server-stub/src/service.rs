@@ -19,7 +19,9 @@ use crate::error::ApiError;
 use crate::ledger::{
     self, account_of, credit_account, earning_account, overflow_rejected, record_message, require_program, Cause,
 };
-use crate::store::{transact, CardRow, Message, MigrationCodeRow, Repository, RequestRow, StoredReceipt, TillRow, Tx};
+use crate::store::{
+    read, transact, CardRow, Message, MigrationCodeRow, Repository, RequestRow, StoredReceipt, TillRow, Tx,
+};
 
 /// Most items one sync batch may carry (the body limit bounds it too).
 pub const MAX_BATCH_ITEMS: usize = 1000;
@@ -59,7 +61,7 @@ pub fn till_revoke(repo: &dyn Repository, store: &StoreId, till: &TillId) -> Res
 
 pub fn authenticate(repo: &dyn Repository, token: &str) -> Result<TillRow, ApiError> {
     let hash = sha256_hex(token.as_bytes());
-    match transact(repo, |tx| Ok(tx.till_by_token_hash(&hash)?))? {
+    match read(repo, |tx| Ok(tx.till_by_token_hash(&hash)?))? {
         None => Err(ApiError::unauthorized("unknown till token")),
         Some(t) if t.revoked => Err(ApiError::unauthorized(format!(
             "the token of till {}/{} was revoked",
@@ -154,6 +156,17 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
                 .collect();
             return Ok(SyncResponse { acks });
         };
+        let cards: Vec<CardId> = batch
+            .items
+            .iter()
+            .filter_map(|it| match &it.payload {
+                SyncPayload::Receipt(r) => r.card.clone(),
+                SyncPayload::Redemption(r) => Some(r.card.clone()),
+                SyncPayload::ReceiptTag(t) => Some(t.card.clone()),
+                SyncPayload::Registration(_) | SyncPayload::MigrationPairing(_) | SyncPayload::MessageAck(_) => None,
+            })
+            .collect();
+        tx.lock_accounts_of(&cards)?;
         let mut acks = Vec::with_capacity(batch.items.len());
         for (i, item) in batch.items.iter().enumerate() {
             let hash = payload_hash(&item.payload);
@@ -763,7 +776,7 @@ fn account_state(tx: &mut dyn Tx, c: &Customer, own: CustomerState) -> Result<Cu
 
 pub fn quote(repo: &dyn Repository, card: &CardId) -> Result<Quote, ApiError> {
     let at = now_local();
-    transact(repo, |tx| {
+    read(repo, |tx| {
         let snap = require_program(tx)?;
         let program = &snap.program;
         let unknown = || QuoteResult::UnknownCard { card: card.clone() };
@@ -825,7 +838,7 @@ pub fn quote(repo: &dyn Repository, card: &CardId) -> Result<Quote, ApiError> {
 }
 
 pub fn rules_snapshot(repo: &dyn Repository) -> Result<RulesSnapshot, ApiError> {
-    transact(repo, require_program)
+    read(repo, require_program)
 }
 
 fn change_of(tx: &mut dyn Tx, row: crate::store::CustomerRow) -> Result<CustomerChange, ApiError> {
@@ -891,7 +904,7 @@ fn for_till(mut c: CustomerChange) -> CustomerChange {
 
 /// The change feed for tills (see [`for_till`]).
 pub fn changes(repo: &dyn Repository, since: i64, limit: usize) -> Result<ChangeFeed, ApiError> {
-    transact(repo, |tx| {
+    read(repo, |tx| {
         let mut rows = tx.changed_since(since, limit + 1)?;
         let more = rows.len() > limit;
         rows.truncate(limit);
@@ -1207,7 +1220,7 @@ pub fn set_parent(
 }
 
 pub fn customer_view(repo: &dyn Repository, id: &CustomerId) -> Result<CustomerChange, ApiError> {
-    transact(repo, |tx| {
+    read(repo, |tx| {
         let row = tx.customer(id)?.ok_or_else(|| {
             ApiError::not_found("unknown_customer", format!("customer {id} is not known"), Some("id"))
         })?;
@@ -1216,7 +1229,7 @@ pub fn customer_view(repo: &dyn Repository, id: &CustomerId) -> Result<CustomerC
 }
 
 pub fn list_messages(repo: &dyn Repository, kind: Option<&str>, limit: usize) -> Result<Vec<Message>, ApiError> {
-    transact(repo, |tx| Ok(tx.messages(kind, limit)?))
+    read(repo, |tx| Ok(tx.messages(kind, limit)?))
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

@@ -1024,6 +1024,23 @@ fn only_the_server_store_touches_sqlite() {
 }
 
 #[test]
+fn only_the_server_store_touches_postgresql() {
+    // error.rs converts `postgres::Error` into `StoreError`, as it does for SQLite.
+    let bad = naming_violations(
+        &repo_root(),
+        "server-stub/src",
+        &["postgres", "r2d2", "r2d2_postgres", "tokio_postgres"],
+        &["server-stub/src/store/pg.rs", "server-stub/src/error.rs"],
+        &[],
+    );
+    assert!(
+        bad.is_empty(),
+        "PostgreSQL outside server-stub/src/store/pg.rs:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
 fn the_naming_checks_see_planted_violations() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

@@ -5,6 +5,7 @@ mod dpi;
 mod enrol;
 mod faults;
 mod input;
+mod package;
 mod poison;
 mod power;
 mod purchase;

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 
-use e2e::{add_till, assert_ledger_balanced, fixture, revoke_till, start_server, ServerHandle, STORE, TILL};
+use e2e::{add_till, assert_ledger_balanced, fixture, revoke_till, Backend, ServerHandle, STORE, TILL};
 use protocol::rules::{self, Program};
 use protocol::v1::{CustomerState, LineKind, OriginalReceipt, Receipt, ReceiptLine};
 use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
@@ -276,6 +276,7 @@ fn start_server_faked(dir: &Path, faketime: &str, seed: bool) -> ServerHandle {
         url,
         admin_token: e2e::TEST_ADMIN_TOKEN.to_string(),
         db,
+        backend: e2e::Backend::Sqlite,
         port,
         log,
         proc,
@@ -283,15 +284,42 @@ fn start_server_faked(dir: &Path, faketime: &str, seed: bool) -> ServerHandle {
 }
 
 fn setup() -> (tempfile::TempDir, ServerHandle, Api) {
+    setup_on(Backend::Sqlite)
+}
+
+/// The demo-seeded server on `backend` and a till API of the demo store.
+fn setup_on(backend: Backend) -> (tempfile::TempDir, ServerHandle, Api) {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start_server(dir.path());
+    let srv = e2e::start_server_on(dir.path(), Some(&fixture("seed/demo.json")), backend);
     let api = Api::new(&srv, STORE, TILL);
     (dir, srv, api)
 }
 
-#[test]
-fn same_batch_twice_is_applied_once() {
-    let (_dir, srv, api) = setup();
+/// A test body run against both backends, as `NAME::sqlite` and `NAME::postgres` (the latter on
+/// the test process's throw-away PostgreSQL cluster, `e2e::pg`).
+macro_rules! on_both {
+    (fn $name:ident($b:ident: Backend) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body($b: Backend) $body
+            #[test]
+            fn sqlite() {
+                body(Backend::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                if e2e::need_postgres() {
+                    body(Backend::Postgres)
+                }
+            }
+        }
+    };
+}
+
+on_both! {
+fn same_batch_twice_is_applied_once(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let r1 = mixed_receipt("1001", Some(JIRI));
     let r2 = receipt(
         "1002",
@@ -305,10 +333,11 @@ fn same_batch_twice_is_applied_once() {
     assert_eq!(api.balance(JIRI), d("501.53"), "412.30 seeded + 89.23 (hand-computed)");
     assert_ledger_balanced(&srv);
 }
+}
 
-#[test]
-fn an_overflowing_receipt_is_rejected_alone_and_the_rest_of_the_batch_applies() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn an_overflowing_receipt_is_rejected_alone_and_the_rest_of_the_batch_applies(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let r1 = mixed_receipt("1101", Some(JIRI));
     // Every value within the wire schema (≤ 15 integer digits), but the item lines net to
     // 0.000000000001 and a receipt-level line of +999999999999999 makes the discount factor
@@ -349,10 +378,11 @@ fn an_overflowing_receipt_is_rejected_alone_and_the_rest_of_the_batch_applies() 
     assert_eq!(h["status"], "ok");
     assert_eq!(results(&api.sync_ok(&b)), ["duplicate", "rejected", "duplicate"]);
 }
+}
 
-#[test]
-fn points_applied_once_and_return_reverses_them() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn points_applied_once_and_return_reverses_them(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let sale = mixed_receipt("2001", Some(JIRI));
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
     // Return of the lipstick, referencing the original by POS number, no card on the return:
@@ -391,10 +421,11 @@ fn points_applied_once_and_return_reverses_them() {
     );
     assert_ledger_balanced(&srv);
 }
+}
 
-#[test]
-fn partial_returns_add_up_to_exactly_the_original_points() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn partial_returns_add_up_to_exactly_the_original_points(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let before = api.balance(JIRI);
     // 3 lipsticks; returned one at a time in three separate return receipts.
     let sale = receipt(
@@ -459,6 +490,7 @@ fn partial_returns_add_up_to_exactly_the_original_points() {
     assert_eq!(api.balance(JIRI), before);
     assert_ledger_balanced(&srv);
 }
+}
 
 #[test]
 fn campaign_points_lapse_on_the_server_after_their_expiry() {
@@ -508,9 +540,9 @@ fn campaign_points_lapse_on_the_server_after_their_expiry() {
     assert_ledger_balanced(&srv);
 }
 
-#[test]
-fn same_batch_concurrently_on_two_connections() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn same_batch_concurrently_on_two_connections(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let receipts: Vec<Receipt> = (0..20)
         .map(|i| mixed_receipt(&format!("3{i:03}"), Some(JIRI)))
         .collect();
@@ -545,10 +577,11 @@ fn same_batch_concurrently_on_two_connections() {
     assert_eq!(api.balance(JIRI), expected_balance("C000001", &refs));
     assert_ledger_balanced(&srv);
 }
+}
 
-#[test]
-fn server_restarted_between_send_and_retry() {
-    let (_dir, mut srv, api) = setup();
+on_both! {
+fn server_restarted_between_send_and_retry(backend: Backend) {
+    let (_dir, mut srv, api) = setup_on(backend);
     let r = mixed_receipt("4001", Some(JIRI));
     let b = batch(vec![receipt_item(&r)]);
     assert_eq!(results(&api.sync_ok(&b)), ["applied"]);
@@ -565,10 +598,11 @@ fn server_restarted_between_send_and_retry() {
     assert_eq!(acks[0]["code"], "conflict");
     assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r]));
 }
+}
 
-#[test]
-fn cross_store_is_403_and_writes_nothing() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn cross_store_is_403_and_writes_nothing(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let r = mixed_receipt("5001", Some(JIRI));
     let mut b = batch(vec![receipt_item(&r)]);
     b["store_id"] = json!("CZ-BRN-01");
@@ -595,10 +629,11 @@ fn cross_store_is_403_and_writes_nothing() {
     b["store_id"] = json!("CZ-BRN-01");
     assert_eq!(results(&brno.sync_ok(&b)), ["applied"]);
 }
+}
 
-#[test]
-fn revoked_or_unknown_token_is_401() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn revoked_or_unknown_token_is_401(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     assert_eq!(api.get("/v1/rules").0, StatusCode::OK);
     revoke_till(&srv.db, STORE, TILL);
     let (s, v) = api.get("/v1/rules");
@@ -624,10 +659,11 @@ fn revoked_or_unknown_token_is_401() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+}
 
-#[test]
-fn tier_upgrade_message_recorded_once() {
-    let (_dir, _srv, api) = setup();
+on_both! {
+fn tier_upgrade_message_recorded_once(backend: Backend) {
+    let (_dir, _srv, api) = setup_on(backend);
     // Ondřej has 4 850 CZK this month; Stříbrná starts at 5 000.
     let r1 = receipt(
         "6001",
@@ -662,10 +698,11 @@ fn tier_upgrade_message_recorded_once() {
     assert!(msgs[0]["text"].as_str().unwrap().contains("Stříbrná"));
     assert_eq!(api.quote(ONDREJ)["quote"]["tier"], "Stříbrná");
 }
+}
 
-#[test]
-fn card_reissue_moves_the_balance() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn card_reissue_moves_the_balance(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let before = api.balance(JIRI);
     let (s, v) = api.admin(reqwest::Method::POST, &format!("/admin/cards/{JIRI}/reissue"), None);
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -700,10 +737,11 @@ fn card_reissue_moves_the_balance() {
     );
     assert_ledger_balanced(&srv);
 }
+}
 
-#[test]
-fn quote_kinds_are_distinct() {
-    let (_dir, _srv, api) = setup();
+on_both! {
+fn quote_kinds_are_distinct(backend: Backend) {
+    let (_dir, _srv, api) = setup_on(backend);
     assert_eq!(api.quote(JIRI)["kind"], "customer");
     assert_eq!(api.quote(JIRI)["source"], "online");
     let b = api.quote(VERA_BLOCKED);
@@ -718,10 +756,11 @@ fn quote_kinds_are_distinct() {
     let (s, v) = api.get("/v1/cards/19x0/quote");
     assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("card")));
 }
+}
 
-#[test]
-fn blocked_card_earns_nothing_and_sub_card_earns_into_parent() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn blocked_card_earns_nothing_and_sub_card_earns_into_parent(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let before_vera = seeded_state("C000002").points_balance;
     let rb = mixed_receipt("8001", Some(VERA_BLOCKED));
     let rs = mixed_receipt("8002", Some(MATEJ_SUB));
@@ -747,6 +786,7 @@ fn blocked_card_earns_nothing_and_sub_card_earns_into_parent() {
     assert_eq!(api.balance(MATEJ_SUB), parent);
     assert_ledger_balanced(&srv);
 }
+}
 
 fn registration(request_id: &str, card: &str, name: Value, consent: bool) -> Value {
     json!({"item_id": request_id, "type": "registration", "body": {
@@ -756,9 +796,9 @@ fn registration(request_id: &str, card: &str, name: Value, consent: bool) -> Val
         "birthday": "1999-11-25", "store_id": STORE, "till_id": TILL}})
 }
 
-#[test]
-fn registration_is_idempotent_and_needs_consent() {
-    let (_dir, _srv, api) = setup();
+on_both! {
+fn registration_is_idempotent_and_needs_consent(backend: Backend) {
+    let (_dir, _srv, api) = setup_on(backend);
     let (_, feed) = api.get("/v1/changes");
     let cursor = feed["cursor"].as_str().unwrap().to_string();
     let person = json!({"type": "person", "first_name": "Eliška", "surname": "Horáková"});
@@ -809,10 +849,11 @@ fn registration_is_idempotent_and_needs_consent() {
     let (_, feed2) = api.get(&format!("/v1/changes?since={}", feed["cursor"].as_str().unwrap()));
     assert_eq!(feed2["changes"].as_array().unwrap().len(), 0);
 }
+}
 
-#[test]
-fn migration_code_pairing_moves_the_old_discount() {
-    let (_dir, _srv, api) = setup();
+on_both! {
+fn migration_code_pairing_moves_the_old_discount(backend: Backend) {
+    let (_dir, _srv, api) = setup_on(backend);
     let pairing = |rid: &str, card: &str, code: &str| {
         json!({"item_id": rid, "type": "migration_pairing",
                "body": {"request_id": rid, "card": card, "code": code, "store_id": STORE, "till_id": TILL}})
@@ -846,10 +887,11 @@ fn migration_code_pairing_moves_the_old_discount() {
         "rejected pairings leave nothing behind"
     );
 }
+}
 
-#[test]
-fn rules_etag_and_change_feed_pages() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn rules_etag_and_change_feed_pages(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let r = api
         .http
         .get(format!("{}/v1/rules", srv.url))
@@ -922,10 +964,11 @@ fn rules_etag_and_change_feed_pages() {
     let (s, v) = api.get("/v1/changes?snice=1");
     assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("snice")));
 }
+}
 
-#[test]
-fn bad_input_is_4xx_naming_the_field_and_writes_nothing() {
-    let (_dir, _srv, api) = setup();
+on_both! {
+fn bad_input_is_4xx_naming_the_field_and_writes_nothing(backend: Backend) {
+    let (_dir, _srv, api) = setup_on(backend);
     // Malformed JSON.
     let (s, v) = api.post_raw("/v1/sync", b"{\"version\": \"v1\", ".to_vec(), "application/json");
     assert_eq!(
@@ -1044,10 +1087,11 @@ fn bad_input_is_4xx_naming_the_field_and_writes_nothing() {
         "{v}"
     );
 }
+}
 
-#[test]
-fn admin_card_batch_messages_and_reports() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn admin_card_batch_messages_and_reports(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     let (s, v) = api.admin(reqwest::Method::POST, "/admin/cards/batch", Some(json!({"count": 5})));
     assert_eq!(s, StatusCode::OK, "{v}");
     let cards: Vec<String> = v["cards"]
@@ -1127,10 +1171,11 @@ fn admin_card_batch_messages_and_reports() {
         StatusCode::NOT_FOUND
     );
 }
+}
 
-#[test]
-fn healthz_and_openapi_need_no_token() {
-    let (_dir, srv, _api) = setup();
+on_both! {
+fn healthz_and_openapi_need_no_token(backend: Backend) {
+    let (_dir, srv, _api) = setup_on(backend);
     let h: Value = Client::new()
         .get(format!("{}/healthz", srv.url))
         .send()
@@ -1151,6 +1196,7 @@ fn healthz_and_openapi_need_no_token() {
     .unwrap();
     assert_eq!(doc, checked_in, "served document = checked-in copy");
     assert!(doc["paths"]["/v1/sync"]["post"].is_object());
+}
 }
 
 /// A receipt of `till` issued `at`, with its derived id.
@@ -1178,9 +1224,9 @@ fn return_of(till: &str, no: &str, original: OriginalReceipt, at: chrono::DateTi
     r
 }
 
-#[test]
-fn a_receipt_from_the_future_is_refused_and_runs_no_expiry() {
-    let (_dir, _srv, api) = setup();
+on_both! {
+fn a_receipt_from_the_future_is_refused_and_runs_no_expiry(backend: Backend) {
+    let (_dir, _srv, api) = setup_on(backend);
     let before = api.balance(JIRI);
     let now = chrono::Local::now().fixed_offset();
     // A till whose clock is a year ahead.
@@ -1199,10 +1245,11 @@ fn a_receipt_from_the_future_is_refused_and_runs_no_expiry() {
     let earned = rules::evaluate_receipt(&p, &skewed).points_delta;
     assert_eq!(api.balance(JIRI), before + earned);
 }
+}
 
-#[test]
-fn a_receipt_id_names_one_receipt_of_the_senders_store_and_a_changed_reexport_says_what_changed() {
-    let (_dir, _srv, api) = setup();
+on_both! {
+fn a_receipt_id_names_one_receipt_of_the_senders_store_and_a_changed_reexport_says_what_changed(backend: Backend) {
+    let (_dir, _srv, api) = setup_on(backend);
     let now = chrono::Local::now().fixed_offset() - chrono::Duration::hours(1);
     let r = receipt_at(TILL, "7101", Some(JIRI), now);
     assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r)]))), ["applied"]);
@@ -1224,10 +1271,11 @@ fn a_receipt_id_names_one_receipt_of_the_senders_store_and_a_changed_reexport_sa
     assert!(reason.contains("total 71.00 → 106.50"), "{reason}");
     assert!(!reason.contains(JIRI), "no card number in a reason: {reason}");
 }
+}
 
-#[test]
-fn a_return_at_another_till_of_the_store_finds_its_original_and_an_early_return_waits() {
-    let (dir, srv, api1) = setup();
+on_both! {
+fn a_return_at_another_till_of_the_store_finds_its_original_and_an_early_return_waits(backend: Backend) {
+    let (dir, srv, api1) = setup_on(backend);
     let _ = dir;
     let api2 = Api::new(&srv, STORE, "T2");
     let now = chrono::Local::now().fixed_offset();
@@ -1293,10 +1341,11 @@ fn a_return_at_another_till_of_the_store_finds_its_original_and_an_early_return_
     let acks = api2.sync_ok(&batch_of("T2", vec![receipt_item(&foreign)]));
     assert_eq!(acks[0]["code"], "unknown_original", "{acks:?}");
 }
+}
 
-#[test]
-fn the_change_feed_carries_no_contact_data_and_wrong_migration_codes_are_rate_limited_per_till() {
-    let (_dir, srv, api) = setup();
+on_both! {
+fn the_change_feed_carries_no_contact_data_and_wrong_migration_codes_are_rate_limited_per_till(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
     // The feed has what an offline quote needs, and no e-mail, phone, address or birthday.
     let (s, feed) = api.get("/v1/changes?limit=1000");
     assert_eq!(s, StatusCode::OK, "{feed}");
@@ -1340,6 +1389,7 @@ fn the_change_feed_carries_no_contact_data_and_wrong_migration_codes_are_rate_li
     let api2 = Api::new(&srv, STORE, "T9");
     let acks = api2.sync_ok(&batch_of("T9", vec![pairing("T9", "ok-2", PRINTED_1, "KLUB-4821")]));
     assert_eq!(results(&acks), ["applied"], "{acks:?}");
+}
 }
 
 fn server_id(api: &Api) -> String {
@@ -1402,4 +1452,249 @@ fn a_restored_database_gets_a_new_server_identity_and_takes_the_lost_receipts_on
     assert!(results(&api.sync_ok(&batch(items))).iter().all(|r| r == "duplicate"));
     srv.restart();
     assert_eq!(server_id(&api), id2);
+}
+
+/// Two server-stub processes on one PostgreSQL database behind fault proxies that drop answers
+/// after the server committed; 20 tills send overlapping batches (each receipt in two batches)
+/// to either server and resend until answered. Every receipt is stored once, booked once, and
+/// every balance equals the rules engine's.
+#[test]
+fn two_servers_on_one_postgres_apply_every_receipt_once() {
+    use e2e::proxy::{Fault, Proxy};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if !e2e::need_postgres() {
+        return;
+    }
+    const TILLS: usize = 20;
+    const RECEIPTS: usize = 24;
+    let dir = tempfile::tempdir().unwrap();
+    let db = e2e::new_database(dir.path(), Some(&fixture("seed/demo.json")), Backend::Postgres);
+    let servers = [
+        e2e::serve_db(dir.path(), &db, Backend::Postgres, "server-a.log"),
+        e2e::serve_db(dir.path(), &db, Backend::Postgres, "server-b.log"),
+    ];
+    let proxies: Vec<Proxy> = servers
+        .iter()
+        .map(|s| Proxy::start(format!("127.0.0.1:{}", s.port).parse().unwrap()))
+        .collect();
+    let cards = [JIRI, TOMAS_NEW, KATERINA_PARENT, ONDREJ];
+    let day = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+01:00").unwrap();
+    let tills: Vec<(String, String, Vec<Receipt>)> = (0..TILLS)
+        .map(|t| {
+            let till = format!("P{t:02}");
+            let token = add_till(&db, STORE, &till);
+            let receipts = (0..RECEIPTS)
+                .map(|i| {
+                    let card = cards[(t + i) % cards.len()];
+                    let at = day + chrono::Duration::seconds((t * 1000 + i) as i64);
+                    receipt_at(&till, &format!("{}", 9000 + i), Some(card), at)
+                })
+                .collect();
+            (till, token, receipts)
+        })
+        .collect();
+
+    // Faults: each proxy drops answers a third of the time, out of step with the other.
+    let done = Arc::new(AtomicBool::new(false));
+    let proxies = Arc::new(proxies);
+    let flipper = {
+        let (done, proxies) = (done.clone(), proxies.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !done.load(Ordering::SeqCst) && n < 3000 {
+                for (i, p) in proxies.iter().enumerate() {
+                    let drop = (n + i as u64).is_multiple_of(3);
+                    p.set(if drop { Fault::DropResponse } else { Fault::Pass });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(40));
+                n += 1;
+            }
+            for p in proxies.iter() {
+                p.set(Fault::Pass);
+            }
+        })
+    };
+    let urls: Vec<String> = proxies.iter().map(|p| p.url()).collect();
+    let workers: Vec<_> = tills
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(t, (till, token, receipts))| {
+            let urls = urls.clone();
+            std::thread::spawn(move || {
+                let http = Client::builder()
+                    .timeout(std::time::Duration::from_secs(20))
+                    .build()
+                    .unwrap();
+                let mut resent = 0;
+                // Windows of 6 receipts moving by 3: every receipt goes in two batches.
+                for start in (0..RECEIPTS).step_by(3) {
+                    let items: Vec<Value> = receipts[start..(start + 6).min(RECEIPTS)]
+                        .iter()
+                        .map(receipt_item)
+                        .collect();
+                    let body = batch_of(&till, items);
+                    let mut attempt = 0;
+                    loop {
+                        let url = &urls[(t + start / 3 + attempt) % urls.len()];
+                        let r = http
+                            .post(format!("{url}/v1/sync"))
+                            .bearer_auth(&token)
+                            .json(&body)
+                            .send();
+                        match r {
+                            Ok(r) if r.status() == StatusCode::OK => {
+                                let v: Value = r.json().unwrap();
+                                for a in v["acks"].as_array().unwrap() {
+                                    let res = a["result"].as_str().unwrap();
+                                    assert!(res == "applied" || res == "duplicate", "till {till}: {a}");
+                                }
+                                break;
+                            }
+                            Ok(r) => panic!("till {till}: {} {}", r.status(), r.text().unwrap_or_default()),
+                            Err(_) => {
+                                attempt += 1;
+                                resent += 1;
+                                assert!(attempt < 100, "till {till}: batch at {start} never answered");
+                            }
+                        }
+                    }
+                }
+                resent
+            })
+        })
+        .collect();
+    let resent: usize = workers.into_iter().map(|w| w.join().expect("till thread")).sum();
+    done.store(true, Ordering::SeqCst);
+    flipper.join().unwrap();
+    let dropped: u64 = proxies.iter().map(|p| p.hits(Fault::DropResponse)).sum();
+    assert!(
+        dropped > 0 && resent > 0,
+        "no answer was dropped: the test tested nothing"
+    );
+
+    // Every receipt once, one ledger entry each.
+    let c = e2e::pg::cluster();
+    let mut client = c.client(e2e::pg::db_name(db.to_str().unwrap()));
+    let one = |client: &mut postgres::Client, sql: &str| -> i64 { client.query_one(sql, &[]).unwrap().get(0) };
+    let total = (TILLS * RECEIPTS) as i64;
+    assert_eq!(
+        one(&mut client, "SELECT count(*) FROM receipts WHERE till_id LIKE 'P%'"),
+        total
+    );
+    assert_eq!(
+        one(&mut client, "SELECT count(*) FROM ledger WHERE kind = 'receipt'"),
+        total,
+        "one ledger entry per receipt"
+    );
+    assert_eq!(
+        one(
+            &mut client,
+            "SELECT count(*) FROM (SELECT cause_id FROM ledger WHERE kind = 'receipt' \
+             GROUP BY cause_id HAVING count(*) > 1) d"
+        ),
+        0
+    );
+    // Balances: what the rules engine gives for each account's receipts, read from both servers.
+    let api = Api::new(&servers[0], STORE, "P00");
+    let api_b = Api {
+        url: servers[1].url.clone(),
+        token: api.token.clone(),
+        admin: api.admin.clone(),
+        http: Client::new(),
+    };
+    for (card, customer) in [
+        (JIRI, "C000001"),
+        (TOMAS_NEW, "C000003"),
+        (KATERINA_PARENT, "C000004"),
+        (ONDREJ, "C000008"),
+    ] {
+        let mine: Vec<&Receipt> = tills
+            .iter()
+            .flat_map(|(_, _, rs)| rs.iter())
+            .filter(|r| r.card.as_ref().map(|c| c.expose()) == Some(card))
+            .collect();
+        let want = expected_balance(customer, &mine);
+        assert_eq!(api.balance(card), want, "{customer} on server A");
+        assert_eq!(api_b.balance(card), want, "{customer} on server B");
+    }
+    for s in &servers {
+        assert_ledger_balanced(s);
+    }
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", servers[0].url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let retries = metrics
+        .lines()
+        .find(|l| l.starts_with("server_stub_db_transaction_retries"))
+        .unwrap_or("?")
+        .to_string();
+    eprintln!("{TILLS} tills x {RECEIPTS} receipts on 2 servers: {dropped} answers dropped, {resent} batches resent; server A {retries}");
+}
+
+on_both! {
+fn metrics_count_requests_and_every_log_line_of_a_request_names_its_id(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = e2e::new_database(dir.path(), Some(&fixture("seed/demo.json")), backend);
+    let srv = e2e::serve_db_env(dir.path(), &db, backend, "server-json.log", &[("SERVER_STUB_LOG_FORMAT", "json")]);
+    let api = Api::new(&srv, STORE, TILL);
+    // The client's request id is echoed; without one the server makes one.
+    let r = api.http.get(format!("{}/healthz", srv.url)).header("x-request-id", "e2e-req-1").send().unwrap();
+    assert_eq!(r.headers()["x-request-id"], "e2e-req-1");
+    let r = api.http.get(format!("{}/healthz", srv.url)).send().unwrap();
+    assert!(r.headers()["x-request-id"].to_str().unwrap().len() >= 32, "a made id: {:?}", r.headers());
+    let sale = receipt("8801", Some(JIRI), vec![line(None, "Chléb", None, "1", "35.50", LineKind::Sale)]);
+    let r = api
+        .http
+        .post(format!("{}/v1/sync", srv.url))
+        .bearer_auth(&api.token)
+        .header("x-request-id", "e2e-req-2")
+        .json(&batch(vec![receipt_item(&sale), receipt_item(&sale)]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Bad token: 401, counted under its route.
+    let r = api.http.get(format!("{}/v1/cards/{JIRI}/quote", srv.url)).bearer_auth("nope").send().unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let m = api.http.get(format!("{}/metrics", srv.url)).send().unwrap();
+    assert!(m.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let m = m.text().unwrap();
+    // /healthz: ours and the harness's readiness polls.
+    let healthz = m
+        .lines()
+        .find_map(|l| l.strip_prefix("server_stub_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} "))
+        .unwrap_or_else(|| panic!("no /healthz count in\n{m}"));
+    assert!(healthz.parse::<u64>().unwrap() >= 2, "{healthz}");
+    for want in [
+        "server_stub_http_requests_total{method=\"POST\",route=\"/v1/sync\",status=\"200\"} 1",
+        "server_stub_http_requests_total{method=\"GET\",route=\"/v1/cards/{card}/quote\",status=\"401\"} 1",
+        // the same receipt twice in one batch: applied, then duplicate
+        "server_stub_sync_items_total{result=\"applied\"} 1",
+        "server_stub_sync_items_total{result=\"duplicate\"} 1",
+        "server_stub_sync_pending 0",
+    ] {
+        assert!(m.lines().any(|l| l == want), "no {want:?} in\n{m}");
+    }
+    let max = if backend == Backend::Postgres { "16" } else { "9" };
+    assert!(m.lines().any(|l| l == format!("server_stub_db_connections_max {max}")), "{m}");
+    assert!(m.contains("server_stub_http_request_duration_seconds_bucket{le=\"0.005\",route=\"/v1/sync\"}"), "{m}");
+
+    // JSON log lines; each line logged while serving the sync request carries its id.
+    let log = std::fs::read_to_string(&srv.log).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let of_sync: Vec<&Value> = lines.iter().filter(|l| l["span"]["path"] == "/v1/sync").collect();
+    assert!(!of_sync.is_empty(), "no log line of the sync request:\n{log}");
+    for l in &of_sync {
+        assert_eq!(l["span"]["request_id"], "e2e-req-2", "{l}");
+    }
+    assert!(lines.iter().any(|l| l["span"]["request_id"] == "e2e-req-1"), "{log}");
+}
 }

@@ -153,7 +153,8 @@ fn wine_service_syncs_with_nobody_logged_on_and_serves_the_session_app_over_the_
         .to_string();
     eprintln!("fact: {line}");
     assert!(line.contains(r"\\.\pipe\till-agent-service answers"), "{line}");
-    // protected, SYSTEM + administrators + interactive users, nobody else (no Everyone / network)
+    // protected, SYSTEM + administrators + the service account (LocalService) + interactive users,
+    // nobody else (no Everyone / network)
     let sddl = line.split("access ").nth(1).unwrap_or_default().to_string();
     assert!(sddl.starts_with("D:P("), "the pipe's DACL read back: {line}");
     let trustees: Vec<&str> = sddl
@@ -161,7 +162,7 @@ fn wine_service_syncs_with_nobody_logged_on_and_serves_the_session_app_over_the_
         .skip(1)
         .map(|ace| ace.trim_end_matches(')').rsplit(';').next().unwrap_or_default())
         .collect();
-    assert_eq!(trustees, ["SY", "BA", "IU"], "{sddl}");
+    assert_eq!(trustees, ["SY", "BA", "LS", "IU"], "{sddl}");
 
     // --- the session app: connects over the pipe; a swipe on COM5 gives the customer's popup
     let session_err = work.path().join("session.stderr");

@@ -5,6 +5,7 @@
 //!   ([`Proc`], [`Lines`]), the tools a test needs ([`need_tools`]: a missing tool fails the test
 //!   when `CI` is set, and skips it with a message otherwise);
 //! - [`server`]: a seeded `server-stub serve` on loopback and its database;
+//! - [`pg`]: the test process's throw-away PostgreSQL cluster, one database per test;
 //! - [`till`]: `agent.toml` from a struct ([`AgentToml`]) and a headless till ([`Till`]);
 //! - [`x`]: our own Xvfb, X clients on it, the one `find_window`;
 //! - [`serial`]: socat pty pairs as serial card readers;
@@ -14,6 +15,9 @@
 //! The binaries are the ones `cargo build --workspace` produced (the README's test command builds
 //! them once before running the suite).
 
+pub mod msi;
+pub mod pe;
+pub mod pg;
 pub mod powerfs;
 pub mod proxy;
 pub mod serial;
@@ -22,6 +26,7 @@ pub mod till;
 pub mod wine;
 pub mod x;
 
+pub use pg::{need_postgres, Backend};
 pub use serial::Socat;
 pub use server::*;
 pub use till::*;

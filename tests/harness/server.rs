@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::pg::Backend;
 use crate::{bin, fixture, free_port, wait_for, Proc};
 
 /// The store and till of the demo seed (fixtures/seed/demo.json) most tests enrol.
@@ -62,12 +63,15 @@ pub fn revoke_till(db: &Path, store: &str, till: &str) {
     ]);
 }
 
-/// A running `server-stub serve` on a free loopback port with its own SQLite file.
+/// A running `server-stub serve` on a free loopback port with its own database.
 pub struct ServerHandle {
     /// `http://127.0.0.1:PORT`
     pub url: String,
     pub admin_token: String,
+    /// What `--db` gets: the SQLite file, or the PostgreSQL URL (as a path, so the CLI helpers
+    /// `add_till(&srv.db, …)` take either).
     pub db: PathBuf,
+    pub backend: Backend,
     pub port: u16,
     /// stderr of the server (tracing log), appended across restarts.
     pub log: PathBuf,
@@ -83,12 +87,12 @@ impl ServerHandle {
     /// Start again on the same port and database (after `kill`).
     pub fn restart(&mut self) {
         self.proc.kill();
-        self.proc = spawn_server(&self.db, self.port, &self.log);
+        self.proc = spawn_server(&self.db, self.port, &self.log, &[]);
         wait_healthy(&self.url, &self.log);
     }
 }
 
-fn spawn_server(db: &Path, port: u16, log: &Path) -> Proc {
+fn spawn_server(db: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Proc {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -104,6 +108,7 @@ fn spawn_server(db: &Path, port: u16, log: &Path) -> Proc {
     ])
     .env("SERVER_STUB_ADMIN_TOKEN", TEST_ADMIN_TOKEN)
     .env("RUST_LOG", "info")
+    .envs(env.iter().copied())
     .stdout(std::process::Stdio::null())
     .stderr(log_file);
     Proc::spawn("server-stub", &mut cmd)
@@ -133,19 +138,54 @@ pub fn start_server(dir: &Path) -> ServerHandle {
 
 /// Serve `dir/server.db`, seeding it first with `seed` if given.
 pub fn start_server_with(dir: &Path, seed: Option<&Path>) -> ServerHandle {
-    let db = dir.join("server.db");
-    if let Some(s) = seed {
-        seed_db(&db, s);
+    start_server_on(dir, seed, Backend::Sqlite)
+}
+
+/// The database a server on `backend` gets: `dir/server.db`, or a new database of the test
+/// cluster (copied from a seeded template when `seed` is given).
+pub fn new_database(dir: &Path, seed: Option<&Path>, backend: Backend) -> PathBuf {
+    match backend {
+        Backend::Sqlite => {
+            let db = dir.join("server.db");
+            if let Some(s) = seed {
+                seed_db(&db, s);
+            }
+            db
+        }
+        Backend::Postgres => {
+            let c = crate::pg::cluster();
+            PathBuf::from(match seed {
+                Some(s) => c.new_seeded_db(s),
+                None => c.new_db(),
+            })
+        }
     }
+}
+
+/// Serve a database on `backend`, seeding it first with `seed` if given (the log is in `dir`).
+pub fn start_server_on(dir: &Path, seed: Option<&Path>, backend: Backend) -> ServerHandle {
+    let db = new_database(dir, seed, backend);
+    serve_db(dir, &db, backend, "server-stub.log")
+}
+
+/// Another `server-stub serve` on a database (several servers on one PostgreSQL database).
+pub fn serve_db(dir: &Path, db: &Path, backend: Backend, log_name: &str) -> ServerHandle {
+    serve_db_env(dir, db, backend, log_name, &[])
+}
+
+/// [`serve_db`] with extra environment variables for the server (e.g. its log format).
+pub fn serve_db_env(dir: &Path, db: &Path, backend: Backend, log_name: &str, env: &[(&str, &str)]) -> ServerHandle {
+    let db = db.to_path_buf();
     let port = free_port();
-    let log = dir.join("server-stub.log");
+    let log = dir.join(log_name);
     let url = format!("http://127.0.0.1:{port}");
-    let proc = spawn_server(&db, port, &log);
+    let proc = spawn_server(&db, port, &log, env);
     wait_healthy(&url, &log);
     ServerHandle {
         url,
         admin_token: TEST_ADMIN_TOKEN.to_string(),
         db,
+        backend,
         port,
         log,
         proc,

@@ -54,6 +54,15 @@ pub fn exclusive_open_ok(p: &Path) -> bool {
     imp::exclusive_open_ok(p)
 }
 
+/// Does some process (the POS) still hold `p` open for writing? `Some(false)` only when the OS can
+/// tell for sure: Linux takes and at once drops a read lease (refused while anyone has the file open
+/// for writing; needs the file's owner or CAP_LEASE and a local file system), Windows an exclusive
+/// open. `None` when it cannot tell (other owner, network share, other Unix): the caller waits for
+/// the file to settle instead.
+pub fn writer_holds(p: &Path) -> Option<bool> {
+    imp::writer_holds(p)
+}
+
 /// The user's UI language as a Windows LANGID (`GetUserDefaultUILanguage`); `None` on Unix,
 /// where the locale variables (`LC_ALL`, `LC_MESSAGES`, `LANG`) decide.
 pub fn ui_langid() -> Option<u16> {
@@ -115,10 +124,11 @@ pub fn ipc_endpoint(data_dir: &Path) -> String {
 /// [`PIPE_SDDL`] (Windows), a Unix socket (mode 0660) elsewhere.
 pub struct IpcListener(imp::IpcListener);
 
-/// Windows: who may open the service's pipe — SYSTEM and administrators fully, interactive users
+/// Windows: who may open the service's pipe — SYSTEM, administrators and the service's own account
+/// (LocalService, which creates the pipe instances) fully, interactive users
 /// read/write (a network logon, a service or a batch job is none of these); protected (no
 /// inherited entries).
-pub const PIPE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GRGW;;;IU)";
+pub const PIPE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;LS)(A;;GRGW;;;IU)";
 
 impl IpcListener {
     /// Bind the endpoint. Fails if another service already serves it.

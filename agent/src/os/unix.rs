@@ -24,6 +24,37 @@ pub fn exclusive_open_ok(_p: &Path) -> bool {
     true
 }
 
+#[cfg(target_os = "linux")]
+pub fn writer_holds(p: &Path) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    // A lease holder is sent SIGIO when another process opens the file while the lease is held
+    // (for the microseconds between taking and dropping it); its default action ends the process.
+    static IGNORE_SIGIO: std::sync::Once = std::sync::Once::new();
+    IGNORE_SIGIO.call_once(|| {
+        // SAFETY: installs SIG_IGN for SIGIO, which nothing else in the agent uses.
+        unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+    });
+    let f = std::fs::File::open(p).ok()?;
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; F_SETLEASE takes an int argument.
+    if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } == 0 {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+        return Some(false);
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        // EAGAIN: open for writing by someone (or a conflicting lease).
+        Some(libc::EAGAIN) => Some(true),
+        // EACCES (not the owner, no CAP_LEASE), EINVAL/ENOLCK (file system without leases): unknown.
+        _ => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn writer_holds(_p: &Path) -> Option<bool> {
+    None
+}
+
 pub fn ui_langid() -> Option<u16> {
     None
 }

@@ -59,6 +59,10 @@ pub fn exclusive_open_ok(p: &Path) -> bool {
     std::fs::OpenOptions::new().read(true).share_mode(0).open(p).is_ok()
 }
 
+pub fn writer_holds(p: &Path) -> Option<bool> {
+    Some(!exclusive_open_ok(p))
+}
+
 pub fn ui_langid() -> Option<u16> {
     // SAFETY: no arguments, returns a LANGID.
     Some(unsafe { windows_sys::Win32::Globalization::GetUserDefaultUILanguage() })

@@ -297,8 +297,8 @@ fn service_main(_args: Vec<OsString>) {
 
 /// Binds the blob to this use (another program's DPAPI blob is not accepted as the token).
 const ENTROPY: &[u8] = b"till-agent/till-token/v1";
-/// The token file: SYSTEM and administrators only.
-const TOKEN_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)";
+/// The token file: SYSTEM, administrators and the service's account (LocalService) only.
+const TOKEN_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;LS)";
 
 pub fn machine_token_store(data_dir: &Path) -> Option<Box<dyn SecretStore>> {
     Some(Box::new(DpapiFile {
@@ -433,12 +433,13 @@ fn set_dacl(path: &Path, sddl: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The folder: SYSTEM, administrators full (inherited by everything in it); interactive users
+/// The folder: SYSTEM, administrators and the service's account (LocalService) full (inherited by
+/// everything in it); interactive users
 /// list the folder itself only (read + execute on it, not inherited).
-const DATA_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;;0x1200a9;;;IU)";
+const DATA_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;LS)(A;;0x1200a9;;;IU)";
 /// agent.toml and logs\: interactive users may read (support looks at them).
-const READABLE_FILE_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;IU)";
-const READABLE_DIR_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;IU)";
+const READABLE_FILE_SDDL: &str = "D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;LS)(A;;FR;;;IU)";
+const READABLE_DIR_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;LS)(A;OICI;0x1200a9;;;IU)";
 
 pub fn secure_data_dir(data_dir: &Path) -> anyhow::Result<Option<String>> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;

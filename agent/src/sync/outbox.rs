@@ -309,10 +309,15 @@ impl Outbox {
 
     /// Pending items due at `now_ms`, oldest first.
     pub fn due(&self, limit: usize, now_ms: i64) -> anyhow::Result<Vec<Pending>> {
+        self.due_after(-1, limit, now_ms)
+    }
+
+    /// Like [`Self::due`], only items queued after `seq` (the next batch while one is in flight).
+    pub fn due_after(&self, seq: i64, limit: usize, now_ms: i64) -> anyhow::Result<Vec<Pending>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT seq,item_id,payload,attempts FROM items WHERE state='pending' AND next_attempt_at<=?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq,item_id,payload,attempts FROM items WHERE state='pending' AND next_attempt_at<=?1 AND seq>?3 ORDER BY seq LIMIT ?2",
         )?;
-        let rows = st.query_map(params![now_ms, limit as i64], |r| {
+        let rows = st.query_map(params![now_ms, limit as i64, seq], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -632,6 +637,28 @@ mod tests {
             .execute_batch("BEGIN; INSERT INTO ingested_files VALUES('h3','x',0,'t'); ROLLBACK;");
         assert!(bad.is_ok());
         assert!(!o.is_ingested("h3").unwrap());
+    }
+
+    #[test]
+    fn due_after_gives_the_batch_behind_the_one_in_flight() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        let items: Vec<SyncItem> = ["1", "2", "3", "4", "5"].iter().map(|i| item(i)).collect();
+        o.commit_file("h", "a.csv", &items).unwrap();
+        let ids = |v: Vec<Pending>| v.into_iter().map(|p| p.item_id).collect::<Vec<_>>();
+        let first = o.due(2, now_ms()).unwrap();
+        let last = first[1].seq;
+        assert_eq!(ids(first), ["1", "2"]);
+        // batch 1+2 is in flight (still pending): the next batch starts behind it, never repeats it
+        assert_eq!(ids(o.due_after(last, 2, now_ms()).unwrap()), ["3", "4"]);
+        o.mark_retry("3", "busy", now_ms() + 60_000).unwrap();
+        assert_eq!(
+            ids(o.due_after(last, 2, now_ms()).unwrap()),
+            ["4", "5"],
+            "not due yet: skipped"
+        );
+        o.mark_sent(&["1", "2"]).unwrap();
+        assert_eq!(ids(o.due(10, now_ms()).unwrap()), ["4", "5"]);
     }
 
     #[test]

@@ -101,6 +101,12 @@ impl PoisonSplit {
         }
     }
 
+    /// No suspect, no strike, full batches: the next batch may go out while this one's acks are
+    /// written (pipelining).
+    pub fn calm(&self) -> bool {
+        self.suspects.is_empty() && self.strikes == 0 && self.limit == self.max
+    }
+
     pub fn on_success(&mut self, sent: &[&str]) {
         self.strikes = 0;
         for id in sent {
@@ -227,6 +233,36 @@ async fn check_server_identity(sh: &Shared, client: &ServerClient) -> bool {
     }
 }
 
+/// A batch sent while the previous one's acks were written: its items and the send.
+type InFlight = (
+    Vec<super::outbox::Pending>,
+    tokio::task::JoinHandle<Result<protocol::v1::SyncResponse, Failure>>,
+);
+
+/// Start sending the items due after `prev` (a full batch just answered), if there are any.
+fn send_next(
+    sh: &Shared,
+    client: &ServerClient,
+    token: &str,
+    prev: &[super::outbox::Pending],
+    limit: usize,
+) -> Option<InFlight> {
+    let last = prev.last()?.seq;
+    let next = sh.outbox().due_after(last, limit, now_ms()).ok()?;
+    if next.is_empty() {
+        return None;
+    }
+    let batch = SyncBatch {
+        version: "v1".into(),
+        store_id: sh.cfg.store_id.clone(),
+        till_id: sh.cfg.till_id.clone(),
+        items: next.iter().map(|p| p.item.clone()).collect(),
+    };
+    let (client, token) = (client.clone(), token.to_string());
+    let handle = tokio::spawn(async move { client.sync(&token, &batch).await });
+    Some((next, handle))
+}
+
 /// The sender task.
 pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let client = ServerClient::new(&sh.cfg).map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e:#}"))?;
@@ -240,6 +276,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     // Retention runs at start and then once a day, from the idle path (never between a send and its acks).
     run_retention(&sh, Utc::now());
     let mut next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
+    let mut inflight: Option<InFlight> = None;
     loop {
         if *shutdown.borrow() {
             break;
@@ -267,42 +304,58 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 .await
                 .then(tokio::time::Instant::now);
         }
-        let due_res = sh.outbox().due(split.limit, now_ms());
-        let due = match due_res {
-            Ok(d) => d,
-            Err(e) => {
-                sh.log
-                    .error("outbox", None, &format!("reading the outbox failed: {e:#}"));
-                sh.wait(Duration::from_secs(5), &mut shutdown, true).await;
+        // A batch already on its way (sent while the previous batch's acks were written), or the
+        // next due items sent now.
+        let (due, res) = if let Some((due, handle)) = inflight.take() {
+            let res = match handle.await {
+                Ok(r) => r,
+                Err(e) => Err(Failure::Network(format!("the send task failed: {e}"))),
+            };
+            (due, res)
+        } else {
+            let due_res = sh.outbox().due(split.limit, now_ms());
+            let due = match due_res {
+                Ok(d) => d,
+                Err(e) => {
+                    sh.log
+                        .error("outbox", None, &format!("reading the outbox failed: {e:#}"));
+                    sh.wait(Duration::from_secs(5), &mut shutdown, true).await;
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                if std::time::Instant::now() >= next_retention {
+                    run_retention(&sh, Utc::now());
+                    next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
+                }
+                let next = { sh.outbox().next_due_at().ok().flatten() };
+                let wait = match next {
+                    Some(t) => Duration::from_millis((t - now_ms()).clamp(1, 5_000) as u64),
+                    None => Duration::from_secs(5),
+                };
+                sh.publish_status();
+                sh.wait(wait, &mut shutdown, true).await;
                 continue;
             }
-        };
-        if due.is_empty() {
-            if std::time::Instant::now() >= next_retention {
-                run_retention(&sh, Utc::now());
-                next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
-            }
-            let next = { sh.outbox().next_due_at().ok().flatten() };
-            let wait = match next {
-                Some(t) => Duration::from_millis((t - now_ms()).clamp(1, 5_000) as u64),
-                None => Duration::from_secs(5),
+            let due: Vec<_> = split.pick(&due).into_iter().cloned().collect();
+            let batch = SyncBatch {
+                version: "v1".into(),
+                store_id: sh.cfg.store_id.clone(),
+                till_id: sh.cfg.till_id.clone(),
+                items: due.iter().map(|p| p.item.clone()).collect(),
             };
-            sh.publish_status();
-            sh.wait(wait, &mut shutdown, true).await;
-            continue;
-        }
-        let due: Vec<_> = split.pick(&due).into_iter().cloned().collect();
-        let batch = SyncBatch {
-            version: "v1".into(),
-            store_id: sh.cfg.store_id.clone(),
-            till_id: sh.cfg.till_id.clone(),
-            items: due.iter().map(|p| p.item.clone()).collect(),
+            let res = client.sync(token.as_deref().unwrap_or_default(), &batch).await;
+            (due, res)
         };
-        let n = batch.items.len();
-        match client.sync(token.as_deref().unwrap_or_default(), &batch).await {
+        let n = due.len();
+        match res {
             Ok(resp) => {
                 backoff.reset();
                 split.on_success(&due.iter().map(|p| p.item_id.as_str()).collect::<Vec<_>>());
+                // Backlog: the next full batch goes out now, while this batch's acks are written.
+                if split.calm() && n == split.limit && !sh.is_shutting_down() {
+                    inflight = send_next(&sh, &client, token.as_deref().unwrap_or_default(), &due, split.limit);
+                }
                 apply_acks(&sh, &due, &resp);
                 sh.mark_success();
             }

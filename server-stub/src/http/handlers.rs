@@ -3,10 +3,12 @@
 //! router mounts the same functions, so the two cannot drift apart.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use protocol::rules::{Program, RulesSnapshot};
@@ -94,7 +96,10 @@ pub async fn sync(
     JsonBody(batch): JsonBody<SyncBatch>,
 ) -> Result<Response, ApiError> {
     let n = batch.items.len();
+    let pending = st.metrics.pending();
     let resp = st.blocking(move |repo| service::sync(repo, &till, &batch)).await?;
+    drop(pending);
+    st.metrics.sync_answered(&resp);
     tracing::debug!(items = n, "sync batch");
     Ok(Json(resp).into_response())
 }
@@ -593,4 +598,37 @@ pub struct BalanceCheck {
 pub async fn ledger_check(State(st): State<AppState>, _a: AdminAuth) -> Result<Response, ApiError> {
     let mismatches = st.blocking(crate::ledger::balance_check).await?;
     Ok(Json(BalanceCheck { mismatches }).into_response())
+}
+
+/// Middleware: count and time every request by its route template (`/v1/quote/{card}`, not the
+/// card number itself; `unmatched` for paths without a route).
+pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().to_string();
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    st.metrics
+        .observe(method, route, resp.status().as_u16(), t0.elapsed().as_secs_f64());
+    resp
+}
+
+/// `GET /metrics`: for the monitoring system (no token: keep the port off the public network).
+#[utoipa::path(get, path = "/metrics", security(()), tag = "ops",
+    summary = "Prometheus metrics: requests by route and status, sync items by result, pending applies, database pool",
+    responses((status = 200, description = "OpenMetrics text exposition", body = String,
+        content_type = "application/openmetrics-text")))]
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    let stats = st.repo.stats();
+    let body = st.metrics.render(&stats);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }

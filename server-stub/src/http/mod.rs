@@ -4,6 +4,7 @@
 mod doc;
 pub mod extract;
 mod handlers;
+pub mod metrics;
 pub mod problem;
 pub mod state;
 
@@ -12,10 +13,16 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::{Extension, Json, Router};
 use serde_json::Value;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use state::AppState;
+
+/// The request id header: taken from the client (a load balancer's) or made here; echoed in the
+/// answer and carried by every log line of the request.
+const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
 
 /// `GET /openapi.json`: this document.
 #[utoipa::path(get, path = "/openapi.json", security(()), tag = "till",
@@ -48,6 +55,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(h::ledger))
         .routes(routes!(h::adjust))
         .routes(routes!(h::ledger_check))
+        .routes(routes!(h::metrics))
         .split_for_parts()
 }
 
@@ -70,12 +78,29 @@ pub fn router(state: AppState) -> Router {
     let doc = doc::finish(&api);
     let contract = Arc::new(extract::Contract::new(&doc, REQUEST_BODIES));
     let doc = Arc::new(doc);
+    let request_span = |req: &axum::http::Request<axum::body::Body>| {
+        let id = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+    };
     router
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(Extension(doc))
         .layer(Extension(contract))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), handlers::track))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }
 

@@ -1,8 +1,11 @@
 //! The repository layer: everything the handlers and the service need from storage, behind two
 //! object-safe traits. [`Repository`] runs a unit of work in one transaction; [`Tx`] is what the
-//! unit of work can read and write. SQL lives only in the backend (`sqlite.rs`), the only backend
-//! today; another would implement the same two traits. Errors are `crate::error`'s, never HTTP's.
+//! unit of work can read and write. SQL lives only in the backends (`sqlite.rs`, `pg.rs`), which
+//! share the schema list (`migrations.rs`) and the row encodings (`codec.rs`). Errors are `crate::error`'s, never HTTP's.
 
+mod codec;
+pub mod migrations;
+pub mod pg;
 pub mod sqlite;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
@@ -195,6 +198,14 @@ pub trait Tx {
     fn release_savepoint(&mut self) -> StoreResult<()>;
     fn rollback_to_savepoint(&mut self) -> StoreResult<()>;
 
+    /// Before a batch touches accounts: lock the accounts (holders and the accounts they earn
+    /// into) of these cards, in one fixed order, so that concurrent batches of other server
+    /// processes wait for each other instead of deadlocking. A no-op where writers are serialised
+    /// anyway (SQLite).
+    fn lock_accounts_of(&mut self, _cards: &[CardId]) -> StoreResult<()> {
+        Ok(())
+    }
+
     fn program(&mut self) -> StoreResult<Option<RulesSnapshot>>;
     /// Store a new program version; returns the new snapshot (version + 1).
     fn put_program(&mut self, program: &Program) -> StoreResult<RulesSnapshot>;
@@ -280,17 +291,49 @@ pub trait Tx {
     fn put_message_ack(&mut self, a: &MessageAckRow) -> StoreResult<bool>;
 }
 
-/// Runs units of work. `with_tx` commits when `f` returns Ok and rolls back on Err.
-pub trait Repository: Send + Sync + 'static {
-    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ApiError>) -> Result<(), ApiError>;
+/// Connection figures of a backend (for `/metrics`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub backend: &'static str,
+    /// Open connections (SQLite: the writer plus the read connections).
+    pub connections: u64,
+    pub idle: u64,
+    pub max: u64,
+    /// Units of work run again after a serialization conflict (PostgreSQL).
+    pub retries: u64,
 }
 
-/// Typed convenience over [`Repository::with_tx`].
-pub fn transact<T>(repo: &dyn Repository, f: impl FnOnce(&mut dyn Tx) -> Result<T, ApiError>) -> Result<T, ApiError> {
-    let mut f = Some(f);
+/// Runs units of work. `with_tx` commits when `f` returns Ok and rolls back on Err; a backend
+/// may run `f` again after a conflict with a concurrent transaction (so `f` must have no effects
+/// outside the transaction that a second run would repeat wrongly). `with_read` runs a unit of
+/// work that only reads, without waiting for writers.
+pub trait Repository: Send + Sync + 'static {
+    fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ApiError>) -> Result<(), ApiError>;
+    fn with_read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ApiError>) -> Result<(), ApiError> {
+        self.with_tx(f)
+    }
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// Typed convenience over [`Repository::with_tx`] (the unit of work may run more than once).
+pub fn transact<T>(
+    repo: &dyn Repository,
+    mut f: impl FnMut(&mut dyn Tx) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let mut out = None;
     repo.with_tx(&mut |tx| {
-        let f = f.take().expect("with_tx calls the unit of work once");
+        out = Some(f(tx)?);
+        Ok(())
+    })?;
+    Ok(out.expect("unit of work returned"))
+}
+
+/// Typed convenience over [`Repository::with_read`].
+pub fn read<T>(repo: &dyn Repository, mut f: impl FnMut(&mut dyn Tx) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    let mut out = None;
+    repo.with_read(&mut |tx| {
         out = Some(f(tx)?);
         Ok(())
     })?;

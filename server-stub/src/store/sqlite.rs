@@ -1,190 +1,34 @@
 //! SQLite backend of the repository: one connection in WAL mode behind a mutex (SQLite has one
 //! writer anyway), versioned migrations through `PRAGMA user_version`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use protocol::rules::{Program, RulesSnapshot};
-use protocol::v1::{CardStatus, Customer, CustomerState, LedgerEntry, LedgerKind, Receipt};
+use protocol::v1::{CardStatus, Customer, CustomerState, LedgerEntry, Receipt};
 use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rust_decimal::Decimal;
 
+use super::codec::*;
+use super::migrations::MIGRATIONS;
 use super::{
     CardRow, CustomerRow, Message, MessageAckRow, MigrationCodeRow, NewLedgerEntry, ReceiptFacts, RedemptionRow,
-    Repository, RequestRow, StoreError, StoreResult, StoredReceipt, TagRow, TagState, TillRow, Tx,
+    Repository, RequestRow, StoreError, StoreResult, StoreStats, StoredReceipt, TagRow, TillRow, Tx,
 };
 use crate::error::ApiError;
 
-/// Schema migrations, applied in order; `user_version` = number applied. Append, never edit.
-const MIGRATIONS: &[&str] = &[
-    // 1: initial schema
-    r#"
-    CREATE TABLE program (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        version INTEGER NOT NULL,
-        snapshot TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE tills (
-        store_id TEXT NOT NULL,
-        till_id TEXT NOT NULL,
-        token_sha256 TEXT NOT NULL UNIQUE,
-        revoked_at TEXT,
-        created_at TEXT NOT NULL,
-        PRIMARY KEY (store_id, till_id)
-    );
-    CREATE TABLE customers (
-        id TEXT PRIMARY KEY,
-        parent_id TEXT,
-        customer TEXT NOT NULL,
-        state TEXT NOT NULL,
-        change_seq INTEGER NOT NULL
-    );
-    CREATE INDEX customers_change ON customers(change_seq);
-    CREATE INDEX customers_parent ON customers(parent_id);
-    CREATE TABLE cards (
-        number TEXT PRIMARY KEY,
-        customer_id TEXT,
-        status TEXT NOT NULL CHECK (status IN ('active', 'blocked', 'replaced')),
-        reason TEXT,
-        replaced_by TEXT,
-        issued_store TEXT,
-        issued_at TEXT
-    );
-    CREATE INDEX cards_customer ON cards(customer_id);
-    CREATE INDEX cards_issued ON cards(issued_at);
-    CREATE TABLE receipts (
-        id TEXT PRIMARY KEY,
-        payload_hash TEXT NOT NULL,
-        store_id TEXT NOT NULL,
-        till_id TEXT NOT NULL,
-        pos_receipt_no TEXT NOT NULL,
-        issued_at TEXT NOT NULL,
-        business_day TEXT NOT NULL,
-        card TEXT,
-        account_id TEXT,
-        total TEXT NOT NULL,
-        turnover TEXT NOT NULL,
-        points_credited TEXT NOT NULL,
-        campaign TEXT,
-        effect TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        received_at TEXT NOT NULL
-    );
-    CREATE INDEX receipts_pos ON receipts(store_id, till_id, pos_receipt_no);
-    CREATE INDEX receipts_day ON receipts(business_day);
-    CREATE TABLE requests (
-        request_id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        payload_hash TEXT NOT NULL,
-        result TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE migration_codes (
-        code TEXT PRIMARY KEY,
-        customer_id TEXT NOT NULL,
-        used_by_card TEXT,
-        used_at TEXT
-    );
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        cause TEXT NOT NULL UNIQUE,
-        kind TEXT NOT NULL,
-        customer_id TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        text TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE counters (
-        name TEXT PRIMARY KEY,
-        value INTEGER NOT NULL
-    );
-    "#,
-    // 2: returns point at their original, so partial returns reverse cumulatively
-    r#"
-    ALTER TABLE receipts ADD COLUMN original_id TEXT;
-    UPDATE receipts SET original_id = json_extract(payload, '$.original.receipt_id')
-        WHERE json_extract(payload, '$.original.receipt_id') IS NOT NULL;
-    CREATE INDEX receipts_original ON receipts(original_id);
-    "#,
-    // 3: the points ledger (balance == sum of entries; existing balances become opening entries),
-    // redemptions, points preloaded on prize cards
-    r#"
-    CREATE TABLE ledger (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        account_id TEXT NOT NULL,
-        at TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        cause_id TEXT NOT NULL,
-        store_id TEXT,
-        till_id TEXT,
-        points TEXT NOT NULL,
-        balance_after TEXT NOT NULL,
-        note TEXT
-    );
-    CREATE INDEX ledger_account ON ledger(account_id, seq);
-    INSERT INTO ledger (account_id, at, kind, cause_id, points, balance_after)
-        SELECT id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'opening', id,
-               json_extract(state, '$.points_balance'), json_extract(state, '$.points_balance')
-        FROM customers WHERE CAST(json_extract(state, '$.points_balance') AS REAL) <> 0;
-    CREATE TABLE redemptions (
-        id TEXT PRIMARY KEY,
-        payload_hash TEXT NOT NULL,
-        account_id TEXT NOT NULL,
-        card TEXT NOT NULL,
-        store_id TEXT NOT NULL,
-        till_id TEXT NOT NULL,
-        points TEXT NOT NULL,
-        value TEXT NOT NULL,
-        reward TEXT NOT NULL,
-        code TEXT NOT NULL,
-        offline INTEGER NOT NULL,
-        requested_at TEXT NOT NULL,
-        business_day TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        voided_at TEXT,
-        matched_receipt TEXT,
-        matched_at TEXT
-    );
-    CREATE INDEX redemptions_open ON redemptions(store_id) WHERE voided_at IS NULL AND matched_receipt IS NULL;
-    ALTER TABLE cards ADD COLUMN preload_points TEXT;
-    "#,
-    // 4: receipt tags ("add purchase to card"), cashier-message acks, unmatched receipts by card
-    r#"
-    CREATE TABLE receipt_tags (
-        id TEXT PRIMARY KEY,
-        payload_hash TEXT NOT NULL,
-        store_id TEXT NOT NULL,
-        pos_receipt_no TEXT NOT NULL,
-        business_day TEXT NOT NULL,
-        has_total INTEGER NOT NULL,
-        tagged_at TEXT NOT NULL,
-        state TEXT NOT NULL,
-        receipt_id TEXT,
-        note TEXT,
-        payload TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX receipt_tags_pos ON receipt_tags(store_id, pos_receipt_no, business_day);
-    CREATE INDEX receipt_tags_waiting ON receipt_tags(state, tagged_at);
-    CREATE TABLE message_acks (
-        cause TEXT PRIMARY KEY,
-        customer_id TEXT NOT NULL,
-        card TEXT NOT NULL,
-        store_id TEXT NOT NULL,
-        till_id TEXT NOT NULL,
-        shown_at TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX receipts_card ON receipts(card, business_day);
-    "#,
-];
+/// Read connections kept open for reuse (more are opened under load and closed after).
+const KEEP_READERS: usize = 8;
 
 pub struct SqliteRepo {
     conn: Mutex<Connection>,
+    path: PathBuf,
+    /// Idle read connections: reads run beside the writer (WAL), never behind its mutex.
+    readers: Mutex<Vec<Connection>>,
+    open_readers: AtomicU64,
 }
 
 /// Open (creating if needed) and migrate. WAL, synchronous=FULL (a commit survives power loss),
@@ -219,8 +63,8 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
             MIGRATIONS.len()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        tx.execute_batch(sql)?;
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(m.sqlite)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tracing::info!(version = i + 1, "applied schema migration");
     }
@@ -232,7 +76,30 @@ impl SqliteRepo {
     pub fn open(path: &Path) -> StoreResult<SqliteRepo> {
         Ok(SqliteRepo {
             conn: Mutex::new(open_connection(path)?),
+            path: path.to_path_buf(),
+            readers: Mutex::new(Vec::new()),
+            open_readers: AtomicU64::new(0),
         })
+    }
+
+    fn reader(&self) -> StoreResult<Connection> {
+        if let Some(c) = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(c);
+        }
+        let c = Connection::open(&self.path)?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        c.execute_batch("PRAGMA query_only=ON;")?;
+        self.open_readers.fetch_add(1, Ordering::Relaxed);
+        Ok(c)
+    }
+
+    fn give_back(&self, c: Connection) {
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < KEEP_READERS {
+            idle.push(c);
+        } else {
+            self.open_readers.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -278,35 +145,34 @@ impl Repository for SqliteRepo {
         stx.tx.commit()?;
         Ok(())
     }
+
+    fn with_read(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ApiError>) -> Result<(), ApiError> {
+        let mut conn = self.reader()?;
+        let out = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let mut stx = SqliteTx { tx };
+            f(&mut stx)?;
+            stx.tx.commit()?;
+            Ok(())
+        })();
+        self.give_back(conn);
+        out
+    }
+
+    fn stats(&self) -> StoreStats {
+        let idle = self.readers.lock().map(|r| r.len() as u64).unwrap_or(0);
+        StoreStats {
+            backend: "sqlite",
+            connections: 1 + self.open_readers.load(Ordering::Relaxed),
+            idle,
+            max: 1 + KEEP_READERS as u64,
+            retries: 0,
+        }
+    }
 }
 
 struct SqliteTx<'c> {
     tx: rusqlite::Transaction<'c>,
-}
-
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("wire types serialise")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|source| StoreError::Corrupt {
-        what: what.to_string(),
-        source,
-    })
-}
-
-fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|d| d.with_timezone(&Utc))
-}
-
-fn dec(what: &str, s: &str) -> StoreResult<Decimal> {
-    s.parse::<Decimal>()
-        .map_err(|e| StoreError::Other(format!("stored {what} {s:?} is not a decimal: {e}")))
 }
 
 const RECEIPT_COLS: &str = "payload, payload_hash, account_id, effect";
@@ -315,44 +181,13 @@ fn receipt_row(r: &Row<'_>) -> rusqlite::Result<(String, String, Option<String>,
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn to_stored(row: (String, String, Option<String>, String)) -> StoreResult<StoredReceipt> {
-    Ok(StoredReceipt {
-        receipt: from_json("receipt payload", &row.0)?,
-        payload_hash: row.1,
-        account: row.2.map(CustomerId),
-        effect: from_json("receipt effect", &row.3)?,
-    })
-}
-
 const TAG_COLS: &str = "payload, payload_hash, state, receipt_id, note";
-
-type RawTag = (String, String, String, Option<String>, Option<String>);
 
 fn tag_row(r: &Row<'_>) -> rusqlite::Result<RawTag> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn to_tag(row: RawTag) -> StoreResult<TagRow> {
-    Ok(TagRow {
-        tag: from_json("receipt tag payload", &row.0)?,
-        payload_hash: row.1,
-        state: TagState::parse(&row.2).ok_or_else(|| StoreError::Other(format!("receipt tag state {:?}", row.2)))?,
-        receipt_id: row.3.map(ReceiptId),
-        note: row.4,
-    })
-}
-
 const CARD_COLS: &str = "number, customer_id, status, reason, replaced_by, issued_store, issued_at";
-
-type RawCard = (
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
 
 fn card_row(r: &Row<'_>) -> rusqlite::Result<RawCard> {
     Ok((
@@ -366,40 +201,10 @@ fn card_row(r: &Row<'_>) -> rusqlite::Result<RawCard> {
     ))
 }
 
-fn to_card(c: RawCard) -> StoreResult<CardRow> {
-    let number = CardId::normalise(&c.0).map_err(|e| StoreError::Other(format!("stored card number: {e}")))?;
-    let status = match c.2.as_str() {
-        "active" => CardStatus::Active,
-        "blocked" => CardStatus::Blocked {
-            reason: c.3.unwrap_or_default(),
-        },
-        "replaced" => CardStatus::Replaced {
-            by: CardId::normalise(c.4.as_deref().unwrap_or_default())
-                .map_err(|e| StoreError::Other(format!("stored replacement card: {e}")))?,
-        },
-        other => return Err(StoreError::Other(format!("stored card status {other:?}"))),
-    };
-    Ok(CardRow {
-        number,
-        customer_id: c.1.map(CustomerId),
-        status,
-        issued_store: c.5.map(StoreId),
-        issued_at: parse_time(c.6),
-    })
-}
-
 const CUSTOMER_COLS: &str = "customer, state, change_seq";
 
 fn customer_row(r: &Row<'_>) -> rusqlite::Result<(String, String, i64)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-}
-
-fn to_customer(c: (String, String, i64)) -> StoreResult<CustomerRow> {
-    Ok(CustomerRow {
-        customer: from_json("customer", &c.0)?,
-        state: from_json("customer state", &c.1)?,
-        change_seq: c.2,
-    })
 }
 
 const MESSAGE_COLS: &str = "id, cause, kind, customer_id, channel, recipient, text, created_at";
@@ -418,29 +223,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
-/// snake_case name of a serde unit variant (ledger kinds, reward kinds).
-fn enum_name<T: serde::Serialize>(v: &T) -> String {
-    json(v).trim_matches('"').to_string()
-}
-
-fn enum_from<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> StoreResult<T> {
-    from_json(what, &format!("\"{s}\""))
-}
-
 const LEDGER_COLS: &str = "seq, account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note";
-
-type RawLedger = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-);
 
 fn ledger_row(r: &Row<'_>) -> rusqlite::Result<RawLedger> {
     Ok((
@@ -455,23 +238,6 @@ fn ledger_row(r: &Row<'_>) -> rusqlite::Result<RawLedger> {
         r.get(8)?,
         r.get(9)?,
     ))
-}
-
-fn to_ledger(l: RawLedger) -> StoreResult<LedgerEntry> {
-    let at = DateTime::parse_from_rfc3339(&l.2)
-        .map_err(|e| StoreError::Other(format!("stored ledger time {:?}: {e}", l.2)))?;
-    Ok(LedgerEntry {
-        seq: l.0,
-        account_id: CustomerId(l.1),
-        at,
-        kind: enum_from::<LedgerKind>("ledger kind", &l.3)?,
-        cause_id: l.4,
-        store_id: l.5.map(StoreId),
-        till_id: l.6.map(TillId),
-        points: dec("ledger points", &l.7)?,
-        balance_after: dec("ledger balance", &l.8)?,
-        note: l.9,
-    })
 }
 
 const REDEMPTION_COLS: &str = "id, payload_hash, account_id, card, store_id, till_id, points, value, reward, code, \
