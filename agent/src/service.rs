@@ -29,7 +29,7 @@ const RETRY_START: Duration = Duration::from_secs(10);
 
 /// `till-agent service [--console]`.
 pub fn main(config: Option<PathBuf>, console: bool) -> anyhow::Result<ExitCode> {
-    let path = config.unwrap_or_else(crate::config::default_path);
+    let path = config.unwrap_or_else(os::service_config_path);
     let body: os::ServiceBody = Box::new(move |stop| run_body(&path, stop));
     if console || !os::HAS_SERVICE_MANAGER {
         let (tx, rx) = watch::channel(false);

@@ -218,6 +218,47 @@ fn wine_service_syncs_with_nobody_logged_on_and_serves_the_session_app_over_the_
         "{}",
         service_log()
     );
+
+    // --- a start failure goes to the Event Log (wine's ReportEventW prints error events on its
+    // `err:eventlog` channel) and to whoever asks on the pipe, and the service keeps serving
+    let good = std::fs::read_to_string(data.join("agent.toml")).unwrap();
+    std::fs::write(data.join("agent.toml"), good.replace("server_url", "server_ur1")).unwrap();
+    let ev_log = work.path().join("service-console.stderr");
+    let mut console = Proc::spawn(
+        "till-agent.exe service --console",
+        agent(&["service", "--console"])
+            .env("WINEDEBUG", "-all,err+eventlog")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&ev_log).unwrap()),
+    );
+    let event = wait_for(Duration::from_secs(30), || {
+        let t = std::fs::read_to_string(&ev_log).unwrap_or_default();
+        t.lines()
+            .find(|l| l.contains("eventlog:ReportEventW") && l.contains("cannot start"))
+            .map(str::to_string)
+    });
+    let event = event.unwrap_or_else(|| {
+        panic!(
+            "no Event Log entry:\n{}",
+            std::fs::read_to_string(&ev_log).unwrap_or_default()
+        )
+    });
+    assert!(event.contains("agent.toml") && event.contains("server_ur1"), "{event}");
+    eprintln!("fact: {event}");
+    // (doctor with a good copy of agent.toml: it stops at a broken one; the pipe's name is fixed)
+    std::fs::write(wine.drive_c().join("good.toml"), &good).unwrap();
+    let doc = agent(&["--config", r"C:\good.toml", "doctor"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let doc = String::from_utf8_lossy(&doc.stdout).to_string();
+    assert!(
+        doc.contains("answers but could not start") && doc.contains("server_ur1"),
+        "{doc}"
+    );
+    console.kill();
+    std::fs::write(data.join("agent.toml"), good).unwrap();
+
     let _ = wine.server_cmd().arg("-k").status();
     let grep = Command::new("grep")
         .args(["-rlaF", &token])

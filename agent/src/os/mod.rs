@@ -42,6 +42,12 @@ pub fn default_config_path() -> PathBuf {
     imp::default_config_path()
 }
 
+/// The service's default agent.toml: the same file as [`default_config_path`], found without
+/// the environment (Windows: `FOLDERID_ProgramData`; a service's `%ProgramData%` may differ).
+pub fn service_config_path() -> PathBuf {
+    imp::service_config_path()
+}
+
 /// Can `p` be opened exclusively now? On Windows a file the POS still writes cannot; elsewhere
 /// there is no such lock and the answer is always yes (the watcher's size/mtime settling decides).
 pub fn exclusive_open_ok(p: &Path) -> bool {

@@ -16,6 +16,10 @@ pub fn default_config_path() -> PathBuf {
     base.join("till-agent").join("agent.toml")
 }
 
+pub fn service_config_path() -> PathBuf {
+    default_config_path()
+}
+
 pub fn exclusive_open_ok(_p: &Path) -> bool {
     true
 }

@@ -10,12 +10,20 @@ pub fn installer_settings() -> Option<Box<dyn SettingsStore>> {
 }
 
 pub fn default_config_path() -> PathBuf {
-    // The known folder, not `%ProgramData%`: a service's environment may lack the variable or (wine)
-    // point it elsewhere, and the service and the session apps must agree on the folder.
-    let base = program_data()
-        .or_else(|| std::env::var_os("ProgramData").map(PathBuf::from))
+    let base = std::env::var_os("ProgramData")
+        .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
     base.join("TillAgent").join("agent.toml")
+}
+
+/// The service's: the known folder, not `%ProgramData%` (a wine service's variable points to
+/// `C:\users\Public`). Not for the CLI: shell32 starts wine's desktop process, which inherits
+/// the caller's stdout.
+pub fn service_config_path() -> PathBuf {
+    match program_data() {
+        Some(base) => base.join("TillAgent").join("agent.toml"),
+        None => default_config_path(),
+    }
 }
 
 /// `FOLDERID_ProgramData` (`C:\ProgramData`).
