@@ -98,6 +98,14 @@ pub fn acked_causes(outbox: &Outbox) -> anyhow::Result<HashSet<String>> {
 
 /// Fill an offline quote's messages from the cached customer (first purchase = no turnover yet),
 /// leaving out causes in `acked`.
+/// Leaves out the messages whose cause this till already acknowledged (an ack still in the
+/// outbox has not reached the server, whose quote then still carries the message).
+pub fn drop_acked(q: &mut Quote, acked: &HashSet<String>) {
+    if let QuoteResult::Customer { quote, .. } | QuoteResult::Replaced { quote, .. } = &mut q.result {
+        quote.messages.retain(|m| !acked.contains(&m.cause));
+    }
+}
+
 pub fn fill_offline(
     program: &Program,
     change: &CustomerChange,

@@ -114,7 +114,17 @@ impl QuoteService {
     /// Online within the timeout, else offline.
     pub async fn quote(&self, card: &CardId) -> anyhow::Result<Quote> {
         match self.online(card).await {
-            Ok(q) => Ok(q),
+            Ok(mut q) => {
+                // Shown once per cause: an ack of this till's still in the outbox is not on the
+                // server yet.
+                if crate::messages::messages_of(&q).is_some_and(|(_, m)| !m.is_empty()) && self.outbox_path.exists() {
+                    match crate::sync::outbox::Outbox::open_existing(&self.outbox_path) {
+                        Ok(outbox) => crate::messages::drop_acked(&mut q, &crate::messages::acked_causes(&outbox)?),
+                        Err(e) => tracing::warn!("quote messages not checked against this till's acks: {e:#}"),
+                    }
+                }
+                Ok(q)
+            }
             Err(online_err) => {
                 tracing::info!(card = %card, "quote offline: {online_err:#}");
                 let now = chrono::Local::now().fixed_offset();
