@@ -724,149 +724,162 @@ impl App {
         // The table may be wider than `width` (it grows to fit), but never wider than the screen:
         // past that its cells wrap instead of being cut off at the window's edge.
         let col_max = ((max_w - pad - 16.0 * s) / 2.0).max(50.0);
+        // Never taller than the screen either: past that the content scrolls (a large font_scale on
+        // a high-DPI screen with the history open).
+        let max_h = ((monitor.y - 2.0 * self.cfg.margin as f32).max(200.0) - pad).max(100.0);
         let resp = egui::CentralPanel::default().frame(frame).show_inside(ui, |ui| {
-            ui.vertical(|ui| {
-                // Sentences wrap at the configured width; the table may be wider, up to the screen.
-                ui.set_max_width(max_w - pad);
-                ui.spacing_mut().item_spacing.y = 6.0 * s;
-                ui.scope(|ui| {
-                    ui.set_max_width(wrap_w);
-                    ui.label(RichText::new(&view.title).size(30.0 * s).strong().color(Color32::BLACK));
-                    if let Some(card) = &view.card {
-                        ui.label(RichText::new(card).size(16.0 * s).color(Color32::DARK_GRAY));
-                    }
-                });
-                if !view.rows.is_empty() {
-                    egui::Grid::new("rows")
-                        .num_columns(2)
-                        .spacing([16.0 * s, 6.0 * s])
-                        .max_col_width(col_max)
-                        .show(ui, |ui| {
-                            for r in &view.rows {
-                                // The discount (and what can be redeemed) is the largest text after the name.
-                                let (size, colour) = if r.emphasis {
-                                    (28.0 * s, Color32::from_rgb(0x1b, 0x5e, 0x20))
-                                } else {
-                                    (22.0 * s, Color32::BLACK)
-                                };
-                                let label = RichText::new(&r.label).size(if r.emphasis { 22.0 } else { 20.0 } * s);
-                                ui.label(label.color(Color32::DARK_GRAY));
-                                ui.label(RichText::new(&r.value).size(size).strong().color(colour));
-                                ui.end_row();
+            let out = egui::ScrollArea::vertical()
+                .max_height(max_h)
+                .auto_shrink([true, true])
+                .show(ui, |ui| {
+                    ui.vertical(|ui| {
+                        // Sentences wrap at the configured width; the table may be wider, up to the screen.
+                        ui.set_max_width(max_w - pad);
+                        ui.spacing_mut().item_spacing.y = 6.0 * s;
+                        ui.scope(|ui| {
+                            ui.set_max_width(wrap_w);
+                            ui.label(RichText::new(&view.title).size(30.0 * s).strong().color(Color32::BLACK));
+                            if let Some(card) = &view.card {
+                                ui.label(RichText::new(card).size(16.0 * s).color(Color32::DARK_GRAY));
                             }
                         });
-                }
-                ui.scope(|ui| {
-                    ui.set_max_width(wrap_w);
-                    // What to tell the customer: large, before any warning.
-                    for (i, line) in view.say.iter().enumerate() {
-                        let l = ui.label(
-                            RichText::new(format!("\u{bb} {line}"))
-                                .size(21.0 * s)
-                                .strong()
-                                .color(Color32::from_rgb(0x0d, 0x47, 0xa1)),
-                        );
-                        if i == 0 {
-                            self.rects.log(ui.ctx(), "popup.say", l.rect);
-                        }
-                    }
-                    for w in &view.warnings {
-                        ui.label(RichText::new(w).size(20.0 * s).strong().color(accent));
-                    }
-                    if let Some(o) = &view.offline {
-                        ui.label(
-                            RichText::new(o)
-                                .size(18.0 * s)
-                                .italics()
-                                .color(Color32::from_rgb(0x55, 0x55, 0x88)),
-                        );
-                    }
-                });
-                // History at a glance: a button expands the newest ledger entries (customer popups).
-                if view.facts.is_some() {
-                    let open = self.history_open;
-                    let label = format!(
-                        "{} {}",
-                        if open { "\u{25be}" } else { "\u{25b8}" },
-                        super::find_i18n::fx(self.lang, super::find_i18n::Fx::History)
-                    );
-                    ui.horizontal(|ui| {
-                        let b = ui.button(RichText::new(label).size(18.0 * s));
-                        self.rects.log(ui.ctx(), "popup.history", b.rect);
-                        history_clicked = b.clicked();
-                        let b = ui.button(
-                            RichText::new(super::find_i18n::fx(self.lang, super::find_i18n::Fx::MenuTag))
-                                .size(18.0 * s),
-                        );
-                        self.rects.log(ui.ctx(), "popup.tag", b.rect);
-                        tag_clicked = b.clicked();
-                    });
-                    if open {
-                        if view.history.is_empty() {
-                            ui.label(
-                                RichText::new(super::find_i18n::fx(self.lang, super::find_i18n::Fx::NoHistory))
-                                    .size(18.0 * s)
-                                    .italics()
-                                    .color(Color32::DARK_GRAY),
-                            );
-                        } else {
-                            let g = egui::Grid::new("history")
-                                .num_columns(4)
-                                .spacing([14.0 * s, 4.0 * s])
+                        if !view.rows.is_empty() {
+                            egui::Grid::new("rows")
+                                .num_columns(2)
+                                .spacing([16.0 * s, 6.0 * s])
+                                .max_col_width(col_max)
                                 .show(ui, |ui| {
-                                    for h in &view.history {
-                                        let c = if h.points.starts_with('\u{2212}') {
-                                            Color32::from_rgb(0xc6, 0x28, 0x28)
+                                    for r in &view.rows {
+                                        // The discount (and what can be redeemed) is the largest text after the name.
+                                        let (size, colour) = if r.emphasis {
+                                            (28.0 * s, Color32::from_rgb(0x1b, 0x5e, 0x20))
                                         } else {
-                                            Color32::from_rgb(0x1b, 0x5e, 0x20)
+                                            (22.0 * s, Color32::BLACK)
                                         };
-                                        ui.label(RichText::new(&h.date).size(17.0 * s).color(Color32::BLACK));
-                                        ui.label(RichText::new(&h.store).size(17.0 * s).color(Color32::DARK_GRAY));
-                                        ui.label(RichText::new(&h.points).size(17.0 * s).strong().color(c));
-                                        ui.label(RichText::new(&h.what).size(17.0 * s).color(Color32::BLACK));
+                                        let label =
+                                            RichText::new(&r.label).size(if r.emphasis { 22.0 } else { 20.0 } * s);
+                                        ui.label(label.color(Color32::DARK_GRAY));
+                                        ui.label(RichText::new(&r.value).size(size).strong().color(colour));
                                         ui.end_row();
                                     }
                                 });
-                            self.rects.log(ui.ctx(), "popup.history_table", g.response.rect);
                         }
-                    }
-                }
-                let offer = self
-                    .offer
-                    .as_ref()
-                    .filter(|o| view.card_id.as_ref() == Some(&o.card))
-                    .is_some();
-                if offer {
-                    let b = ui.button(
-                        RichText::new(super::i18n::rdm(self.lang, super::i18n::Rdm::Button))
-                            .size(22.0 * s)
-                            .strong(),
-                    );
-                    self.rects.log(ui.ctx(), "popup.redeem", b.rect);
-                    redeem_clicked = b.clicked();
-                }
-                if !view.actions.is_empty() {
-                    ui.horizontal(|ui| {
-                        for a in &view.actions {
-                            let b = ui.button(RichText::new(&a.label).size(20.0 * s));
-                            self.rects.log(
-                                ui.ctx(),
-                                match a.id {
-                                    ActionId::Register => "popup.register",
-                                    ActionId::MigrationCode => "popup.migration_code",
-                                },
-                                b.rect,
+                        ui.scope(|ui| {
+                            ui.set_max_width(wrap_w);
+                            // What to tell the customer: large, before any warning.
+                            for (i, line) in view.say.iter().enumerate() {
+                                let l = ui.label(
+                                    RichText::new(format!("\u{bb} {line}"))
+                                        .size(21.0 * s)
+                                        .strong()
+                                        .color(Color32::from_rgb(0x0d, 0x47, 0xa1)),
+                                );
+                                if i == 0 {
+                                    self.rects.log(ui.ctx(), "popup.say", l.rect);
+                                }
+                            }
+                            for w in &view.warnings {
+                                ui.label(RichText::new(w).size(20.0 * s).strong().color(accent));
+                            }
+                            if let Some(o) = &view.offline {
+                                ui.label(
+                                    RichText::new(o)
+                                        .size(18.0 * s)
+                                        .italics()
+                                        .color(Color32::from_rgb(0x55, 0x55, 0x88)),
+                                );
+                            }
+                        });
+                        // History at a glance: a button expands the newest ledger entries (customer popups).
+                        if view.facts.is_some() {
+                            let open = self.history_open;
+                            let label = format!(
+                                "{} {}",
+                                if open { "\u{25be}" } else { "\u{25b8}" },
+                                super::find_i18n::fx(self.lang, super::find_i18n::Fx::History)
                             );
-                            if b.clicked() {
-                                action = Some(a.id);
+                            ui.horizontal(|ui| {
+                                let b = ui.button(RichText::new(label).size(18.0 * s));
+                                self.rects.log(ui.ctx(), "popup.history", b.rect);
+                                history_clicked = b.clicked();
+                                let b = ui.button(
+                                    RichText::new(super::find_i18n::fx(self.lang, super::find_i18n::Fx::MenuTag))
+                                        .size(18.0 * s),
+                                );
+                                self.rects.log(ui.ctx(), "popup.tag", b.rect);
+                                tag_clicked = b.clicked();
+                            });
+                            if open {
+                                if view.history.is_empty() {
+                                    ui.label(
+                                        RichText::new(super::find_i18n::fx(self.lang, super::find_i18n::Fx::NoHistory))
+                                            .size(18.0 * s)
+                                            .italics()
+                                            .color(Color32::DARK_GRAY),
+                                    );
+                                } else {
+                                    let g = egui::Grid::new("history")
+                                        .num_columns(4)
+                                        .spacing([14.0 * s, 4.0 * s])
+                                        .show(ui, |ui| {
+                                            for h in &view.history {
+                                                let c = if h.points.starts_with('\u{2212}') {
+                                                    Color32::from_rgb(0xc6, 0x28, 0x28)
+                                                } else {
+                                                    Color32::from_rgb(0x1b, 0x5e, 0x20)
+                                                };
+                                                ui.label(RichText::new(&h.date).size(17.0 * s).color(Color32::BLACK));
+                                                ui.label(
+                                                    RichText::new(&h.store).size(17.0 * s).color(Color32::DARK_GRAY),
+                                                );
+                                                ui.label(RichText::new(&h.points).size(17.0 * s).strong().color(c));
+                                                ui.label(RichText::new(&h.what).size(17.0 * s).color(Color32::BLACK));
+                                                ui.end_row();
+                                            }
+                                        });
+                                    self.rects.log(ui.ctx(), "popup.history_table", g.response.rect);
+                                }
                             }
                         }
-                    });
-                }
-            })
-            .response
-            .rect
-            .size()
+                        let offer = self
+                            .offer
+                            .as_ref()
+                            .filter(|o| view.card_id.as_ref() == Some(&o.card))
+                            .is_some();
+                        if offer {
+                            let b = ui.button(
+                                RichText::new(super::i18n::rdm(self.lang, super::i18n::Rdm::Button))
+                                    .size(22.0 * s)
+                                    .strong(),
+                            );
+                            self.rects.log(ui.ctx(), "popup.redeem", b.rect);
+                            redeem_clicked = b.clicked();
+                        }
+                        if !view.actions.is_empty() {
+                            ui.horizontal(|ui| {
+                                for a in &view.actions {
+                                    let b = ui.button(RichText::new(&a.label).size(20.0 * s));
+                                    self.rects.log(
+                                        ui.ctx(),
+                                        match a.id {
+                                            ActionId::Register => "popup.register",
+                                            ActionId::MigrationCode => "popup.migration_code",
+                                        },
+                                        b.rect,
+                                    );
+                                    if b.clicked() {
+                                        action = Some(a.id);
+                                    }
+                                }
+                            });
+                        }
+                    })
+                    .response
+                    .rect
+                    .size()
+                });
+            // Content width; content height up to the screen's (the window then scrolls).
+            egui::vec2(out.inner.x, out.content_size.y.min(max_h))
         });
         // Fit the window to the content and place it (bottom-right near the tray by default).
         // Content + inner margins + stroke; at least the configured width (× font_scale).
