@@ -16,14 +16,14 @@
 //! - read units of work (quotes, token checks, the feed) are READ ONLY REPEATABLE READ: no locks,
 //!   never wait behind ingest.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{IsolationLevel, NoTls, Row};
+use postgres::{Client, IsolationLevel, NoTls, Row, Statement};
 use protocol::rules::{Program, RulesSnapshot};
 use protocol::v1::{CardStatus, Customer, CustomerState, LedgerEntry, Receipt};
 use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
@@ -38,7 +38,37 @@ use super::{
 };
 use crate::error::ApiError;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<Manager>;
+
+/// A pooled connection: the client and its prepared statements, by SQL text. Every statement the
+/// repository runs is prepared once per connection (the SQL texts are a fixed set), so a unit of
+/// work pays one round trip per statement instead of a parse and an execute.
+pub struct PgConn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+/// The pool's connection manager: r2d2_postgres connects and checks, each connection gets its
+/// statement cache.
+pub struct Manager(PostgresConnectionManager<NoTls>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PgConn, postgres::Error> {
+        Ok(PgConn {
+            client: self.0.connect()?,
+            statements: HashMap::new(),
+        })
+    }
+    fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
 
 /// How often a unit of work is tried when it meets a serialization failure.
 pub const MAX_ATTEMPTS: u32 = 30;
@@ -92,7 +122,7 @@ impl PgRepo {
         let config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Other(format!("database URL {}: {e}", redact(url))))?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
@@ -115,7 +145,7 @@ impl PgRepo {
 
     fn migrate(&self) -> StoreResult<()> {
         let mut conn = self.pool().get().map_err(pool_err)?;
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.client.transaction()?;
         // Two servers starting at once: one migrates, the other waits and finds it done.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
@@ -143,7 +173,7 @@ impl PgRepo {
 
     pub fn schema_version(&self) -> StoreResult<usize> {
         let mut conn = self.pool().get().map_err(pool_err)?;
-        let v: i64 = conn.query_one("SELECT version FROM schema_version", &[])?.get(0);
+        let v: i64 = conn.client.query_one("SELECT version FROM schema_version", &[])?.get(0);
         Ok(v as usize)
     }
 
@@ -151,6 +181,7 @@ impl PgRepo {
     /// (every server process on the database shares it).
     pub fn identity_or(&self, new_id: &str) -> StoreResult<String> {
         let mut conn = self.pool().get().map_err(pool_err)?;
+        let conn = &mut conn.client;
         conn.batch_execute(
             "CREATE TABLE IF NOT EXISTS server_identity (one BIGINT PRIMARY KEY CHECK (one = 1), id TEXT NOT NULL)",
         )?;
@@ -166,10 +197,14 @@ impl PgRepo {
         loop {
             attempt += 1;
             let mut conn = self.pool().get().map_err(pool_err)?;
+            let PgConn { client, statements } = &mut *conn;
             let tx = if write {
-                conn.build_transaction().isolation_level(IsolationLevel::ReadCommitted)
+                client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::ReadCommitted)
             } else {
-                conn.build_transaction()
+                client
+                    .build_transaction()
                     .isolation_level(IsolationLevel::RepeatableRead)
                     .read_only(true)
             }
@@ -177,6 +212,7 @@ impl PgRepo {
             .map_err(StoreError::from)?;
             let mut ptx = PgTx {
                 tx,
+                statements,
                 write,
                 touched: BTreeSet::new(),
                 failure: None,
@@ -230,6 +266,8 @@ impl Repository for PgRepo {
 
 struct PgTx<'c> {
     tx: postgres::Transaction<'c>,
+    /// The connection's prepared statements.
+    statements: &'c mut HashMap<String, Statement>,
     /// A write unit of work (reads that precede a write take row locks).
     write: bool,
     /// Customers whose change sequence is to be assigned at commit.
@@ -249,20 +287,34 @@ impl PgTx<'_> {
             StoreError::from(e)
         })
     }
+    /// The connection's prepared statement for `sql` (prepared on first use).
+    fn statement(&mut self, sql: &str) -> StoreResult<Statement> {
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let r = self.tx.prepare(sql);
+        let st = self.note(r)?;
+        self.statements.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
     fn query(&mut self, sql: &str, p: &[P<'_>]) -> StoreResult<Vec<Row>> {
-        let r = self.tx.query(sql, p);
+        let st = self.statement(sql)?;
+        let r = self.tx.query(&st, p);
         self.note(r)
     }
     fn query_opt(&mut self, sql: &str, p: &[P<'_>]) -> StoreResult<Option<Row>> {
-        let r = self.tx.query_opt(sql, p);
+        let st = self.statement(sql)?;
+        let r = self.tx.query_opt(&st, p);
         self.note(r)
     }
     fn query_one(&mut self, sql: &str, p: &[P<'_>]) -> StoreResult<Row> {
-        let r = self.tx.query_one(sql, p);
+        let st = self.statement(sql)?;
+        let r = self.tx.query_one(&st, p);
         self.note(r)
     }
     fn execute(&mut self, sql: &str, p: &[P<'_>]) -> StoreResult<u64> {
-        let r = self.tx.execute(sql, p);
+        let st = self.statement(sql)?;
+        let r = self.tx.execute(&st, p);
         self.note(r)
     }
     fn batch(&mut self, sql: &str) -> StoreResult<()> {
