@@ -31,6 +31,7 @@ if [ -n "$pgbin" ]; then
     -l "$pgdir/server.log" -w start >/dev/null
   "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U till bench
   export BENCH_PG_URL="postgres://till@127.0.0.1:$pgport/bench"
+  "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U till storm   # the storm's own empty database
 else
   echo "bench: PostgreSQL not installed (scripts/setup.sh installs it): no PostgreSQL column" >&2
 fi
@@ -41,6 +42,12 @@ run_bench() { # package bench
 run_bench server-stub ingest
 run_bench server-stub redeem
 run_bench till-agent pipeline
+# Morning storm (BENCH_STORM_TILLS × BENCH_STORM_RECEIPTS, default 200 × 1 000): on SQLite, then the
+# same storm against the server on PostgreSQL.
+run_bench till-agent storm
+if [ -n "${BENCH_PG_URL:-}" ]; then
+  BENCH_STORM_DB="${BENCH_PG_URL%/bench}/storm" run_bench till-agent storm
+fi
 echo "== outbox bench: stats() at 10^6 items, size after a simulated year with retention" >&2
 # Measured once (debug build, 2 shared cores): stats() 0.014 ms at 10^6 items (0.012 ms empty; the old
 # full GROUP BY scan 294 ms); a year at 2 000 receipts/day with 90/30 days kept: 88 MiB, 182 000 items.
