@@ -31,6 +31,7 @@ if [ -n "$pgbin" ]; then
     -l "$pgdir/server.log" -w start >/dev/null
   "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U till bench
   export BENCH_PG_URL="postgres://till@127.0.0.1:$pgport/bench"
+  "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U till storm   # the storm's own empty database
 else
   echo "bench: PostgreSQL not installed (scripts/setup.sh installs it): no PostgreSQL column" >&2
 fi
@@ -41,6 +42,12 @@ run_bench() { # package bench
 run_bench server-stub ingest
 run_bench server-stub redeem
 run_bench till-agent pipeline
+# Morning storm (BENCH_STORM_TILLS × BENCH_STORM_RECEIPTS, default 200 × 1 000): on SQLite, then the
+# same storm against the server on PostgreSQL.
+run_bench till-agent storm
+if [ -n "${BENCH_PG_URL:-}" ]; then
+  BENCH_STORM_DB="${BENCH_PG_URL%/bench}/storm" run_bench till-agent storm
+fi
 echo "== outbox bench: stats() at 10^6 items, size after a simulated year with retention" >&2
 # Measured once (debug build, 2 shared cores): stats() 0.014 ms at 10^6 items (0.012 ms empty; the old
 # full GROUP BY scan 294 ms); a year at 2 000 receipts/day with 90/30 days kept: 88 MiB, 182 000 items.
@@ -49,6 +56,16 @@ cargo run -q --release -p till-agent --example outbox_bench 2>&1 \
 echo "== input bench: terminator → quote ready" >&2
 cargo run -q --release -p till-agent --example input_bench -- target/release/server-stub fixtures/seed/demo.json 2>&1 \
   | tee "$out/input.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true
+
+echo "== release MSI size (scripts/build-msi.sh on the release Windows exe)" >&2
+if cargo build --release -p till-agent --bins --target x86_64-pc-windows-gnu >&2 \
+  && msi=$(scripts/build-msi.sh --exe target/x86_64-pc-windows-gnu/release/till-agent.exe --out "$out/msi" | tail -1); then
+  exe_b=$(stat -c %s target/x86_64-pc-windows-gnu/release/till-agent.exe); msi_b=$(stat -c %s "$msi")
+  printf 'release MSI size\t%s MB\trelease till-agent.exe %s MB\n' \
+    "$(echo "scale=1; $msi_b/1000000" | bc)" "$(echo "scale=1; $exe_b/1000000" | bc)" >> "$rows"
+else
+  echo "bench: the release MSI could not be built (see above): no MSI row" >&2
+fi
 
 # Idle agent: resident memory and CPU seconds over 60 s.
 idle() { # label, extra args...
