@@ -51,7 +51,7 @@ pub enum Command {
         listen: SocketAddr,
         #[arg(long, default_value = "server.db", help = DB_HELP)]
         db: String,
-        /// Most PostgreSQL connections this process opens.
+        /// PostgreSQL connections for writes (reads get max(2, N/4) connections of their own).
         #[arg(long, default_value_t = 16)]
         db_pool: u32,
         /// Bearer token for /admin/... endpoints (admin endpoints are off without one).

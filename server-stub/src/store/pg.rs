@@ -96,8 +96,11 @@ pub fn redact(url: &str) -> String {
 }
 
 pub struct PgRepo {
-    /// Always Some until dropped (see the Drop impl).
+    /// Always Some until dropped (see the Drop impl). Units of work that write.
     pool: Option<Pool>,
+    /// Reads (quotes, token checks, the change feed, reports) have connections of their own, so a
+    /// storm of sync batches holding every write connection does not make a quote wait.
+    read_pool: Option<Pool>,
     retries: AtomicU64,
 }
 
@@ -106,9 +109,8 @@ impl Drop for PgRepo {
         // A `postgres::Client` blocks on its own runtime when dropped, which panics on a thread of
         // the server's tokio runtime (where the last AppState goes at shutdown): close the pool's
         // connections on a plain thread.
-        if let Some(pool) = self.pool.take() {
-            let _ = std::thread::spawn(move || drop(pool)).join();
-        }
+        let pools = (self.pool.take(), self.read_pool.take());
+        let _ = std::thread::spawn(move || drop(pools)).join();
     }
 }
 
@@ -122,15 +124,20 @@ impl PgRepo {
         let config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Other(format!("database URL {}: {e}", redact(url))))?;
-        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
-        let pool = r2d2::Pool::builder()
-            .max_size(pool_size.max(1))
-            .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(15))
-            .build(manager)
-            .map_err(|e| StoreError::Other(format!("connecting to {}: {e}", redact(url))))?;
+        let build = |size: u32| {
+            r2d2::Pool::builder()
+                .max_size(size)
+                .min_idle(Some(1))
+                .connection_timeout(Duration::from_secs(15))
+                .build(Manager(PostgresConnectionManager::new(config.clone(), NoTls)))
+                .map_err(|e| StoreError::Other(format!("connecting to {}: {e}", redact(url))))
+        };
+        let pool = build(pool_size.max(1))?;
+        // A quarter of the write pool, at least 2: reads are short and never wait for a lock.
+        let read_pool = build((pool_size / 4).max(2))?;
         let repo = PgRepo {
             pool: Some(pool),
+            read_pool: Some(read_pool),
             retries: AtomicU64::new(0),
         };
         repo.migrate()?;
@@ -139,6 +146,12 @@ impl PgRepo {
 
     fn pool(&self) -> &Pool {
         self.pool
+            .as_ref()
+            .expect("the pool lives until the repository is dropped")
+    }
+
+    fn read_pool(&self) -> &Pool {
+        self.read_pool
             .as_ref()
             .expect("the pool lives until the repository is dropped")
     }
@@ -196,7 +209,8 @@ impl PgRepo {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut conn = self.pool().get().map_err(pool_err)?;
+            let pool = if write { self.pool() } else { self.read_pool() };
+            let mut conn = pool.get().map_err(pool_err)?;
             let PgConn { client, statements } = &mut *conn;
             let tx = if write {
                 client
@@ -253,12 +267,12 @@ impl Repository for PgRepo {
     }
 
     fn stats(&self) -> StoreStats {
-        let s = self.pool().state();
+        let (w, r) = (self.pool().state(), self.read_pool().state());
         StoreStats {
             backend: "postgres",
-            connections: s.connections as u64,
-            idle: s.idle_connections as u64,
-            max: self.pool().max_size() as u64,
+            connections: (w.connections + r.connections) as u64,
+            idle: (w.idle_connections + r.idle_connections) as u64,
+            max: (self.pool().max_size() + self.read_pool().max_size()) as u64,
             retries: self.retries.load(Ordering::Relaxed),
         }
     }
