@@ -732,7 +732,13 @@ mod tests {
             took.is_some(),
             "a file renamed into place waited for the stability check"
         );
-        assert!(d.path().join("export/processed/r1.json").exists());
+        // Moved to processed/ right after it is queued (the outbox commit comes first).
+        let moved = d.path().join("export/processed/r1.json");
+        let t0 = std::time::Instant::now();
+        while !moved.exists() && t0.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(moved.exists(), "queued but not moved to processed/");
         sh.begin_shutdown();
     }
 
