@@ -121,10 +121,8 @@ pub fn fill_offline(
         first_purchase: change.state.turnover_by_month.is_empty(),
         birthday: None,
     };
-    quote.messages = cashier_messages(program, &change.customer.id, quote, &facts, now.date_naive())
-        .into_iter()
-        .filter(|m| !acked.contains(&m.cause))
-        .collect();
+    quote.messages = cashier_messages(program, &change.customer.id, quote, &facts, now.date_naive());
+    drop_acked(q, acked);
 }
 
 #[cfg(test)]
