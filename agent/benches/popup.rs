@@ -54,8 +54,17 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// target/<profile>/deps/popup-… → target/<profile>/<name>
+/// target/<profile>/deps/popup-… → target/<profile>/<name>; BENCH_AGENT_BIN / BENCH_SERVER_BIN override
+/// (e.g. this bench built in the dev profile against the release binaries).
 fn sibling_bin(name: &str) -> PathBuf {
+    let var = if name == "till-agent" {
+        "BENCH_AGENT_BIN"
+    } else {
+        "BENCH_SERVER_BIN"
+    };
+    if let Some(p) = std::env::var_os(var) {
+        return PathBuf::from(p);
+    }
     let p = std::env::current_exe()
         .unwrap()
         .parent()
@@ -223,7 +232,11 @@ fn main() -> anyhow::Result<()> {
     let (m50, m99, mmax) = pct(mapped);
     let (p50, p99, pmax) = pct(painted);
     let (b50, b99) = baseline;
-    println!("card terminator -> popup, {scans} scans (after 1 warm-up), X server time, release agent on Xvfb");
+    println!(
+        "card terminator -> popup, {scans} scans (after 1 warm-up), X server time, agent {} on Xvfb; this bench debug={}",
+        sibling_bin("till-agent").display(),
+        cfg!(debug_assertions)
+    );
     println!("  mapped (MapNotify)             p50 {m50:>6.1} ms  p99 {m99:>6.1} ms  max {mmax:>6.1} ms");
     println!("  painted (first DamageNotify)   p50 {p50:>6.1} ms  p99 {p99:>6.1} ms  max {pmax:>6.1} ms");
     println!(
