@@ -240,6 +240,37 @@ impl View {
     }
 }
 
+/// The same reason is not shown again in a balloon within this time.
+const BALLOON_AGAIN: Duration = Duration::from_secs(3600);
+
+/// When the session app shows a balloon for the service's problem: once per distinct reason,
+/// not at every reconnect attempt (the same reason again only after `again`).
+pub struct Balloons {
+    shown: HashMap<String, std::time::Instant>,
+    again: Duration,
+}
+
+impl Balloons {
+    pub fn new(again: Duration) -> Balloons {
+        Balloons {
+            shown: HashMap::new(),
+            again,
+        }
+    }
+
+    /// Whether `reason` (the tray's service problem now; `None` = fine) is to be shown at `now`.
+    pub fn due(&mut self, reason: Option<&str>, now: std::time::Instant) -> bool {
+        let Some(reason) = reason else { return false };
+        let again = self.again;
+        self.shown.retain(|_, at| now.duration_since(*at) < again);
+        if self.shown.contains_key(reason) {
+            return false;
+        }
+        self.shown.insert(reason.to_string(), now);
+        true
+    }
+}
+
 /// `user@display` / `user@session`: for the service's log.
 fn session_name() -> String {
     let var = |k: &str| std::env::var(k).unwrap_or_default();
@@ -272,10 +303,23 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
         .thread_name("till-agent-session")
         .enable_all()
         .build()?;
+    let balloons = Arc::new(Mutex::new(Balloons::new(BALLOON_AGAIN)));
     let publish = {
         let (view, status_tx) = (view.clone(), status_tx.clone());
         move || {
             let s = view.lock().unwrap_or_else(|p| p.into_inner()).compose();
+            // The tray is red with the reason; a balloon says it once (not at every retry).
+            let due = balloons
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .due(s.service_problem.as_deref(), std::time::Instant::now());
+            if let (Some(reason), false) = (due.then_some(s.service_problem.clone()).flatten(), headless) {
+                let title = crate::ui::i18n::t(lang, crate::ui::i18n::Key::ServiceUnreachable).to_string();
+                std::thread::spawn(move || match crate::ui::notify(&title, &reason) {
+                    Ok(()) => tracing::info!("balloon shown: {title}: {reason}"),
+                    Err(e) => tracing::warn!("no balloon for \"{reason}\": {e}"),
+                });
+            }
             let _ = status_tx.send_replace(s);
         }
     };
@@ -689,6 +733,26 @@ mod tests {
 
     /// The service's answer to a search, through the wire and back: the session that asked
     /// publishes the popup's `Scan` + `Quote` then the `Lookup`; another session nothing.
+    #[test]
+    fn a_balloon_once_per_distinct_reason() {
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut b = Balloons::new(Duration::from_secs(3600));
+        let down = "cannot connect to the till-agent service at /x.sock: Connection refused";
+        assert!(!b.due(None, at(0)), "nothing wrong: no balloon");
+        assert!(b.due(Some(down), at(1)));
+        // the link retries every second and the status is published again and again
+        assert!((2..60).all(|s| !b.due(Some(down), at(s))));
+        // back, then down again for the same reason: still said already
+        assert!(!b.due(None, at(61)) && !b.due(Some(down), at(62)));
+        // another reason is news
+        let bad = "till-agent service cannot start: agent.toml:3:1: key `server_url`";
+        assert!(b.due(Some(bad), at(63)));
+        assert!(!b.due(Some(bad), at(64)));
+        // an hour later the first one may be said again
+        assert!(b.due(Some(down), at(3602)));
+    }
+
     #[test]
     fn a_search_outcome_shows_the_customer_only_in_the_session_that_asked() {
         let card = CardId::parse("1900000009000018", &CardPolicy::default()).unwrap();
