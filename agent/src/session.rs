@@ -323,6 +323,8 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
             let _ = status_tx.send_replace(s);
         }
     };
+    remove_old_relaunchers();
+    let relaunch_endpoint = endpoint.clone();
     let finds = Arc::new(Finds::default());
     let on: Arc<dyn Fn(LinkEvent) + Send + Sync> = {
         let (view, bus, publish, finds) = (view.clone(), bus.clone(), publish.clone(), finds.clone());
@@ -353,6 +355,7 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                 }
                 LinkEvent::Event(Event::ExitForUpgrade) => {
                     tracing::info!("the service asks this app to exit (the program is being upgraded)");
+                    start_relauncher(&relaunch_endpoint);
                     os::request_exit();
                 }
             }
@@ -603,6 +606,133 @@ fn redeem_failed(id: &str, void: bool, refused: String) -> AgentEvent {
         mode: None,
         refused: Some(refused),
     })
+}
+
+/// The relauncher's copies in the temp folder: `till-agent-relaunch-<pid>[.exe]`.
+const RELAUNCHER: &str = "till-agent-relaunch-";
+
+/// Told to exit for an upgrade: start a copy of this program from the temp folder (the installed
+/// file is about to be replaced, so it must not run from there) in `relaunch-wait` mode with this
+/// app's own command line; it starts the app again once the upgraded service answers.
+fn start_relauncher(endpoint: &str) {
+    let r = (|| -> anyhow::Result<std::path::PathBuf> {
+        let exe = std::env::current_exe()?;
+        let copy = std::env::temp_dir().join(format!(
+            "{RELAUNCHER}{}{}",
+            std::process::id(),
+            std::env::consts::EXE_SUFFIX
+        ));
+        std::fs::copy(&exe, &copy)?;
+        let mut cmd = std::process::Command::new(&copy);
+        cmd.arg("relaunch-wait")
+            .arg("--endpoint")
+            .arg(endpoint)
+            .arg("--exe")
+            .arg(&exe)
+            .arg("--")
+            .args(std::env::args_os().skip(1))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        os::spawn_detached(&mut cmd)?;
+        Ok(copy)
+    })();
+    match r {
+        Ok(copy) => tracing::info!(
+            "{} waits for the upgraded service to start this app again",
+            copy.display()
+        ),
+        Err(e) => tracing::warn!("cannot start the relauncher ({e:#}): this app comes back at the next logon"),
+    }
+}
+
+/// Copies a relauncher left behind (on Windows a running program cannot delete its own file);
+/// one still running stays (its file is in use).
+fn remove_old_relaunchers() {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in dir.flatten() {
+        if e.file_name().to_string_lossy().starts_with(RELAUNCHER) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// `till-agent relaunch-wait`: wait until the service went away (the installer stops it) and
+/// answers `hello` again, at most `wait` in all; then start `exe args` again unless `exe` is gone
+/// (an uninstall). A cancelled upgrade (the service never stopped) or a service that does not
+/// come back still gets the app back after `wait` (its tray then says why).
+pub fn relaunch_wait(
+    endpoint: &str,
+    exe: &std::path::Path,
+    args: &[String],
+    wait: Duration,
+) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    let deadline = std::time::Instant::now() + wait;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // 1. Hold a connection (not subscribed: no session app to wait for) until the service closes it.
+    let went = rt.block_on(async {
+        let Ok(stream) = os::ipc_connect(endpoint).await else {
+            return true;
+        };
+        let mut r = BufReader::new(stream);
+        let until = tokio::time::Instant::from_std(deadline);
+        tokio::time::timeout_at(until, async {
+            let mut line = String::new();
+            while matches!(r.read_line(&mut line).await, Ok(n) if n > 0) {
+                line.clear();
+            }
+        })
+        .await
+        .is_ok()
+    });
+    drop(rt);
+    tracing::info!(
+        "relaunch: the service {}",
+        if went { "stopped" } else { "did not stop" }
+    );
+    // 2. Until it answers again.
+    let hello = || Request::Hello {
+        protocol: ipc::PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").into(),
+        session: format!("relaunch-wait (pid {})", std::process::id()),
+    };
+    while went && std::time::Instant::now() < deadline {
+        if let Some(Ok(Response::Hello(h))) = ask_service(endpoint, hello()) {
+            tracing::info!("relaunch: service {} answers", h.version);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let code = if exe.exists() {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(args).stdin(std::process::Stdio::null());
+        match os::spawn_detached(&mut cmd) {
+            Ok(c) => {
+                tracing::info!("relaunch: started {} (pid {})", exe.display(), c.id());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("relaunch: cannot start {}: {e}", exe.display());
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        tracing::info!("relaunch: {} is gone (uninstalled): nothing to start", exe.display());
+        ExitCode::SUCCESS
+    };
+    // This copy (never the installed program); Windows refuses while it runs: the next
+    // session app removes it.
+    if let Ok(me) = std::env::current_exe() {
+        if me
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(RELAUNCHER))
+        {
+            let _ = std::fs::remove_file(me);
+        }
+    }
+    Ok(code)
 }
 
 /// `till-agent upgrade-prepare`: ask the service to tell every session app to exit and wait
