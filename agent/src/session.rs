@@ -660,7 +660,7 @@ fn remove_old_relaunchers() {
 
 /// `till-agent relaunch-wait`: wait until the service went away (the installer stops it) and
 /// answers `hello` again, at most `wait` in all; then start `exe args` again unless `exe` is gone
-/// (an uninstall). A cancelled upgrade (the service never stopped) or a service that does not
+/// (an uninstall: gone for a minute ends the wait). A cancelled upgrade (the service never stopped) or a service that does not
 /// come back still gets the app back after `wait` (its tray then says why).
 pub fn relaunch_wait(
     endpoint: &str,
@@ -698,10 +698,18 @@ pub fn relaunch_wait(
         version: env!("CARGO_PKG_VERSION").into(),
         session: format!("relaunch-wait (pid {})", std::process::id()),
     };
+    // (the program gone for a minute: an uninstall, no service to wait for)
+    let mut gone_since: Option<std::time::Instant> = None;
     while went && std::time::Instant::now() < deadline {
         if let Some(Ok(Response::Hello(h))) = ask_service(endpoint, hello()) {
             tracing::info!("relaunch: service {} answers", h.version);
             break;
+        }
+        match (exe.exists(), gone_since) {
+            (true, _) => gone_since = None,
+            (false, None) => gone_since = Some(std::time::Instant::now()),
+            (false, Some(t)) if t.elapsed() > Duration::from_secs(60) => break,
+            (false, Some(_)) => {}
         }
         std::thread::sleep(Duration::from_millis(500));
     }
