@@ -747,7 +747,7 @@ fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
             },
             config_path: cfg.path.clone(),
             log_dir: Some(cfg.log_dir()),
-            outbox_db: Some(cfg.outbox_path()),
+            sync_log: Some(crate::ui::synclog_view::SyncLogSource::File(cfg.outbox_path())),
             bus: bg.bus.clone(),
             status: Some(bg.status.clone()),
             requests: std::sync::Arc::new(move |r| match r {

@@ -279,8 +279,9 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
             let _ = status_tx.send_replace(s);
         }
     };
+    let finds = Arc::new(Finds::default());
     let on: Arc<dyn Fn(LinkEvent) + Send + Sync> = {
-        let (view, bus, publish) = (view.clone(), bus.clone(), publish.clone());
+        let (view, bus, publish, finds) = (view.clone(), bus.clone(), publish.clone(), finds.clone());
         Arc::new(move |ev| {
             match ev {
                 LinkEvent::Up(h) => {
@@ -289,18 +290,22 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                     v.down = None;
                     v.start_error = h.start_error;
                 }
-                LinkEvent::Down(why) => view.lock().unwrap_or_else(|p| p.into_inner()).down = Some(why),
+                LinkEvent::Down(why) => {
+                    for ev in finds.abandon(&why) {
+                        let _ = bus.send(ev);
+                    }
+                    view.lock().unwrap_or_else(|p| p.into_inner()).down = Some(why)
+                }
                 LinkEvent::Event(Event::Status { status, start_error }) => {
                     let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
                     v.service = status;
                     v.start_error = start_error;
                     v.down = None;
                 }
-                LinkEvent::Event(Event::Enrol(e)) => {
-                    let _ = bus.send(AgentEvent::Enrol(e));
-                }
-                LinkEvent::Event(Event::Redeem(e)) => {
-                    let _ = bus.send(AgentEvent::Redeem(e));
+                LinkEvent::Event(e @ (Event::Enrol(_) | Event::Redeem(_) | Event::Lookup { .. } | Event::Tag(_))) => {
+                    for ev in finds.to_bus(e) {
+                        let _ = bus.send(ev);
+                    }
                 }
                 LinkEvent::Event(Event::ExitForUpgrade) => {
                     tracing::info!("the service asks this app to exit (the program is being upgraded)");
@@ -352,7 +357,7 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
         })?;
     } else {
         let handle = rt.handle().clone();
-        let (link2, bus2, reader_test2) = (link.clone(), bus.clone(), reader_test.clone());
+        let (link2, bus2, reader_test2, finds2) = (link.clone(), bus.clone(), reader_test.clone(), finds.clone());
         let ctx = crate::ui::GuiContext {
             lang,
             popup: cfg.popup.clone(),
@@ -364,8 +369,12 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
             },
             config_path: cfg.path.clone(),
             log_dir: Some(cfg.log_dir()),
-            // The sync log is the service's (outbox.db is not readable by users).
-            outbox_db: None,
+            // The sync log is the service's (outbox.db is not readable by users): asked for at
+            // each (re)load of the window, as the all-in-one agent reads its file.
+            sync_log: Some(crate::ui::synclog_view::SyncLogSource::Fetch(Arc::new({
+                let (link, handle) = (link.clone(), rt.handle().clone());
+                move || fetch_sync_log(&link, &handle)
+            }))),
             bus: bus.clone(),
             status: Some(status_rx),
             requests: Arc::new(move |r| {
@@ -374,8 +383,8 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                     reader_test2.store(on, Ordering::Relaxed);
                     return;
                 }
-                let (link, bus) = (link2.clone(), bus2.clone());
-                handle.spawn(async move { forward(&link, &bus, r).await });
+                let (link, bus, finds) = (link2.clone(), bus2.clone(), finds2.clone());
+                handle.spawn(async move { forward(&link, &bus, &finds, r).await });
             }),
             tray: true,
             escape_from_wedge: cfg.reader.wedge,
@@ -391,7 +400,7 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
 
 /// A GUI request to the service; a refusal or an unreachable service is told to the window that
 /// waits for it (as the all-in-one agent's runtime would).
-async fn forward(link: &Link, bus: &Bus, r: crate::ui::UiRequest) {
+pub async fn forward(link: &Link, bus: &Bus, finds: &Finds, r: crate::ui::UiRequest) {
     use crate::ui::UiRequest;
     let (req, fail): (Request, Box<dyn Fn(String) -> AgentEvent + Send>) = match r {
         UiRequest::SyncNow => (Request::SyncNow, Box::new(|_| AgentEvent::Escape)),
@@ -421,24 +430,30 @@ async fn forward(link: &Link, bus: &Bus, r: crate::ui::UiRequest) {
                 Box::new(move |e| redeem_failed(&rid, true, e)),
             )
         }
-        // Not carried over the service link yet (no `ipc` request for them): the window says so.
-        UiRequest::Find { request_id, .. } => {
-            let _ = bus.send(AgentEvent::Lookup(crate::events::LookupEvent {
-                request_id,
-                problem: Some(crate::events::LookupProblem::Other {
-                    detail: "not available through the service yet".into(),
-                }),
-            }));
-            return;
+        UiRequest::Find { request_id, query } => {
+            finds.asked(&request_id);
+            let id = request_id.clone();
+            (
+                Request::Find { request_id, query },
+                Box::new(move |e| finds_failed(&id, e)),
+            )
         }
         UiRequest::Tag(t) => {
-            let _ = bus.send(AgentEvent::Tag(crate::events::TagEvent {
-                request_id: t.request_id,
-                item_id: None,
-                errors: Vec::new(),
-                error: Some("not available through the service yet; use `till-agent tag`".into()),
-            }));
-            return;
+            let id = t.request_id.clone();
+            (
+                Request::Tag {
+                    request_id: t.request_id,
+                    form: t.form,
+                },
+                Box::new(move |e| {
+                    AgentEvent::Tag(crate::events::TagEvent {
+                        request_id: id.clone(),
+                        item_id: None,
+                        errors: Vec::new(),
+                        error: Some(e),
+                    })
+                }),
+            )
         }
         UiRequest::ReaderTest(_) | UiRequest::Quit => return,
     };
@@ -451,7 +466,88 @@ async fn forward(link: &Link, bus: &Bus, r: crate::ui::UiRequest) {
     };
     tracing::warn!("request to the service failed: {err}");
     if !sync_now {
-        let _ = bus.send(fail(err));
+        let ev = fail(err);
+        if let AgentEvent::Lookup(l) = &ev {
+            finds.answered(&l.request_id);
+        }
+        let _ = bus.send(ev);
+    }
+}
+
+/// The sync-log window's rows and timeline from the service. Called on the GUI thread; the
+/// request runs on the session's runtime (a thread of its own, so it also works from a thread
+/// inside a runtime) and waits at most 3 s.
+pub fn fetch_sync_log(
+    link: &Arc<Link>,
+    rt: &tokio::runtime::Handle,
+) -> anyhow::Result<crate::ui::synclog_view::Loaded> {
+    use crate::ui::synclog_view::{from_rows, HOURS, ROWS};
+    let (link, rt) = (link.clone(), rt.clone());
+    let req = Request::SyncLog {
+        after: None,
+        limit: ROWS,
+        hours: HOURS,
+    };
+    let answer = std::thread::spawn(move || rt.block_on(link.request(req, Duration::from_secs(3))))
+        .join()
+        .map_err(|_| anyhow::anyhow!("the sync-log request panicked"))??;
+    match answer {
+        Response::SyncLog { rows, hours } => Ok((from_rows(&rows), hours)),
+        Response::Error { message } => anyhow::bail!(message),
+        other => anyhow::bail!("unexpected answer: {other:?}"),
+    }
+}
+
+fn finds_failed(id: &str, detail: String) -> AgentEvent {
+    AgentEvent::Lookup(crate::events::LookupEvent {
+        request_id: id.to_string(),
+        problem: Some(crate::events::LookupProblem::Other { detail }),
+        found: None,
+    })
+}
+
+/// The searches this session app sent and not yet got an answer for. A search's outcome goes to
+/// every session app (events are broadcast); only the one that asked shows the customer.
+#[derive(Default)]
+pub struct Finds(Mutex<std::collections::HashSet<String>>);
+
+impl Finds {
+    fn asked(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
+    }
+
+    fn answered(&self, id: &str) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id)
+    }
+
+    /// What the service's event means on this session's bus (as the all-in-one runtime
+    /// publishes it): a search of ours that found a customer → `Scan` + `Quote` (source
+    /// `search`: the popup) then `Lookup`; someone else's search → nothing.
+    pub fn to_bus(&self, e: Event) -> Vec<AgentEvent> {
+        match e {
+            Event::Enrol(e) => vec![AgentEvent::Enrol(e)],
+            Event::Redeem(e) => vec![AgentEvent::Redeem(e)],
+            Event::Tag(e) => vec![AgentEvent::Tag(e)],
+            Event::Lookup { lookup, found } => {
+                if !self.answered(&lookup.request_id) {
+                    return Vec::new();
+                }
+                let mut out = Vec::new();
+                if let Some(q) = found.filter(|_| lookup.problem.is_none()) {
+                    out.push(AgentEvent::Scan(q.scan.clone()));
+                    out.push(AgentEvent::Quote(*q));
+                }
+                out.push(AgentEvent::Lookup(lookup));
+                out
+            }
+            Event::Status { .. } | Event::ExitForUpgrade => Vec::new(),
+        }
+    }
+
+    /// The link broke: the searches waiting for an answer get none; say so.
+    fn abandon(&self, why: &str) -> Vec<AgentEvent> {
+        let ids: Vec<String> = self.0.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        ids.iter().map(|id| finds_failed(id, why.to_string())).collect()
     }
 }
 
@@ -570,4 +666,107 @@ pub fn service_quote(endpoint: &str, card: &CardId) -> Option<anyhow::Result<Quo
             Err(e) => Err(e),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Classified, LookupEvent, LookupProblem, QuoteEvent, ScanEvent, TagEvent};
+
+    fn found(card: &CardId) -> QuoteEvent {
+        QuoteEvent {
+            scan: ScanEvent {
+                at: chrono::DateTime::parse_from_rfc3339("2026-11-30T08:00:00+01:00").unwrap(),
+                source: "search".into(),
+                classified: Classified::LoyaltyCard { card: card.clone() },
+            },
+            quote: Quote {
+                result: protocol::v1::QuoteResult::UnknownCard { card: card.clone() },
+                source: protocol::v1::QuoteSource::Online,
+            },
+        }
+    }
+
+    /// The service's answer to a search, through the wire and back: the session that asked
+    /// publishes the popup's `Scan` + `Quote` then the `Lookup`; another session nothing.
+    #[test]
+    fn a_search_outcome_shows_the_customer_only_in_the_session_that_asked() {
+        let card = CardId::parse("1900000009000018", &CardPolicy::default()).unwrap();
+        let wire = |lookup: LookupEvent, found: Option<QuoteEvent>| {
+            let line = ipc::encode(&Frame::Event {
+                event: Event::Lookup {
+                    lookup,
+                    found: found.map(Box::new),
+                },
+            });
+            match ipc::decode(&line).unwrap() {
+                Frame::Event { event } => event,
+                f => panic!("{f:?}"),
+            }
+        };
+        let ok = |id: &str| LookupEvent {
+            request_id: id.into(),
+            problem: None,
+            found: None,
+        };
+        let (mine, other) = (Finds::default(), Finds::default());
+        mine.asked("find-1");
+        let evs = mine.to_bus(wire(ok("find-1"), Some(found(&card))));
+        assert!(
+            matches!(&evs[..], [AgentEvent::Scan(s), AgentEvent::Quote(q), AgentEvent::Lookup(l)]
+                if s.source == "search" && q.quote == found(&card).quote && l.request_id == "find-1" && l.problem.is_none()),
+            "{evs:?}"
+        );
+        assert!(other.to_bus(wire(ok("find-1"), Some(found(&card)))).is_empty());
+        // answered once: a repeat is someone else's
+        assert!(mine.to_bus(wire(ok("find-1"), Some(found(&card)))).is_empty());
+        // not found: only the Lookup with its problem
+        mine.asked("find-2");
+        let nf = LookupEvent {
+            request_id: "find-2".into(),
+            problem: Some(LookupProblem::NotFound { phone: true }),
+            found: None,
+        };
+        assert_eq!(
+            mine.to_bus(wire(nf.clone(), None)).len(),
+            1,
+            "a problem publishes no popup"
+        );
+        // the link broke while a search waited: the box is told why
+        mine.asked("find-3");
+        match &mine.abandon("service gone")[..] {
+            [AgentEvent::Lookup(l)] => assert_eq!(
+                l.problem,
+                Some(LookupProblem::Other {
+                    detail: "service gone".into()
+                })
+            ),
+            e => panic!("{e:?}"),
+        }
+        // a tag's outcome with the form's field errors survives the wire
+        let tag = TagEvent {
+            request_id: "tag-1".into(),
+            item_id: None,
+            errors: crate::tag::TagForm {
+                receipt: String::new(),
+                card: "12".into(),
+                date: String::new(),
+                total: "x".into(),
+            }
+            .validate(
+                &CardPolicy::default(),
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            )
+            .unwrap_err(),
+            error: None,
+        };
+        assert!(tag.errors.len() >= 2);
+        let line = ipc::encode(&Frame::Event {
+            event: Event::Tag(tag.clone()),
+        });
+        let Frame::Event { event } = ipc::decode(&line).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(&mine.to_bus(event)[..], [AgentEvent::Tag(t)] if *t == tag));
+    }
 }

@@ -29,6 +29,51 @@ fn ask(sock: &std::path::Path, req: &str) -> serde_json::Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
+/// A subscribed connection to the service's socket, as a session app holds it.
+struct Subscriber {
+    w: std::os::unix::net::UnixStream,
+    r: BufReader<std::os::unix::net::UnixStream>,
+    seen: Vec<String>,
+}
+
+impl Subscriber {
+    fn new(sock: &std::path::Path) -> Subscriber {
+        let s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut sub = Subscriber {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+            seen: Vec::new(),
+        };
+        sub.send(1, r#"{"req":"subscribe"}"#);
+        sub.until(|v| v["resp"]["resp"] == "subscribed");
+        sub
+    }
+
+    fn send(&mut self, id: u64, req: &str) {
+        writeln!(self.w, r#"{{"id":{id},"req":{req}}}"#).unwrap();
+    }
+
+    /// The next line (answer or event) that `ok` accepts; panics with what came instead.
+    fn until(&mut self, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        loop {
+            let mut line = String::new();
+            match self.r.read_line(&mut line) {
+                Ok(n) if n > 0 => {}
+                r => panic!("no matching line ({r:?}); got:\n{}", self.seen.join("")),
+            }
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if let Some(m) = v["resp"]["message"].as_str() {
+                panic!("the service refused: {m}");
+            }
+            self.seen.push(line);
+            if ok(&v) {
+                return v;
+            }
+        }
+    }
+}
+
 #[test]
 fn service_syncs_alone_and_a_session_app_gets_quotes_reconnects_and_exits_for_upgrade() {
     if !need_tools(&["socat"]) {
@@ -158,6 +203,73 @@ fn service_syncs_alone_and_a_session_app_gets_quotes_reconnects_and_exits_for_up
         doc.contains("till-agent service") && doc.contains("1 session app(s); access 0660"),
         "{doc}"
     );
+
+    // The search box and the tag form of a session app, as it sends them (`session::forward`):
+    // the service runs the agent's own search (a phone number → the customer's quote, to the
+    // session that asked) and queues the tag in ITS outbox, which delivers it once.
+    let mut sub = Subscriber::new(&sock);
+    sub.send(2, r#"{"req":"find","request_id":"find-e2e-1","query":"601 111 222"}"#);
+    let v = sub.until(|v| v["event"]["event"] == "lookup" && v["event"]["lookup"]["request_id"] == "find-e2e-1");
+    assert!(v["event"]["lookup"]["problem"].is_null(), "{v}");
+    let found = &v["event"]["found"];
+    assert_eq!(found["scan"]["source"], "search", "{v}");
+    assert_eq!(found["quote"]["kind"], "customer", "{v}");
+    assert_eq!(found["quote"]["quote"]["display_name"], "Jiří Dvořák", "{v}");
+    assert!(found["quote"]["card"].as_str().unwrap().ends_with("0018"), "{v}");
+    sub.send(3, r#"{"req":"find","request_id":"find-e2e-2","query":"nikdo@x.cz"}"#);
+    let v = sub.until(|v| v["event"]["lookup"]["request_id"] == "find-e2e-2");
+    assert_eq!(v["event"]["lookup"]["problem"]["problem"], "not_found", "{v}");
+    assert!(v["event"]["found"].is_null(), "{v}");
+    sub.send(
+        4,
+        r#"{"req":"tag","request_id":"tag-e2e-1","form":{"receipt":"SPLIT-T1","card":"","date":"","total":"x"}}"#,
+    );
+    let v = sub.until(|v| v["event"]["event"] == "tag" && v["event"]["request_id"] == "tag-e2e-1");
+    let fields: Vec<&str> = v["event"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["card", "total"], "{v}");
+    sub.send(
+        5,
+        &format!(r#"{{"req":"tag","request_id":"tag-e2e-2","form":{{"receipt":"SPLIT-T2","card":"{DEMO_CARD}","date":"","total":"12,50"}}}}"#),
+    );
+    let v = sub.until(|v| v["event"]["event"] == "tag" && v["event"]["request_id"] == "tag-e2e-2");
+    assert!(
+        v["event"]["item_id"].as_str().is_some_and(|i| i.starts_with("tag-")),
+        "{v}"
+    );
+    let tags = "SELECT count(*) FROM receipt_tags WHERE pos_receipt_no='SPLIT-T2'";
+    assert!(
+        wait_for(Duration::from_secs(20), || (server_count(&server.db, tags) == 1)
+            .then_some(()))
+        .is_some(),
+        "the tag queued by the service did not reach the server:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let queued: i64 = rusqlite::Connection::open(till.join("outbox.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM items WHERE kind='receipt_tag'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(queued, 1, "one tag item, in the service's outbox");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(server_count(&server.db, tags), 1, "delivered once");
+    // The session app's sync-log window asks the service (`session::fetch_sync_log`): the
+    // newest rows and the 7-day timeline, the two receipts sent.
+    sub.send(6, r#"{"req":"sync_log","limit":500,"hours":168}"#);
+    let v = sub.until(|v| v["id"] == 6);
+    let rows = v["resp"]["rows"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["kind"] == "tag"),
+        "the tag's line in the service's log: {v}"
+    );
+    let hours = v["resp"]["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 168);
+    let sent: u64 = hours.iter().map(|h| h["sent"].as_u64().unwrap()).sum();
+    assert!(sent >= 2, "{:?}", &hours[160..]);
+    drop(sub);
 
     // 3. The service restarts: the session app reconnects by itself.
     svc.kill();
