@@ -240,6 +240,37 @@ impl View {
     }
 }
 
+/// The same reason is not shown again in a balloon within this time.
+const BALLOON_AGAIN: Duration = Duration::from_secs(3600);
+
+/// When the session app shows a balloon for the service's problem: once per distinct reason,
+/// not at every reconnect attempt (the same reason again only after `again`).
+pub struct Balloons {
+    shown: HashMap<String, std::time::Instant>,
+    again: Duration,
+}
+
+impl Balloons {
+    pub fn new(again: Duration) -> Balloons {
+        Balloons {
+            shown: HashMap::new(),
+            again,
+        }
+    }
+
+    /// Whether `reason` (the tray's service problem now; `None` = fine) is to be shown at `now`.
+    pub fn due(&mut self, reason: Option<&str>, now: std::time::Instant) -> bool {
+        let Some(reason) = reason else { return false };
+        let again = self.again;
+        self.shown.retain(|_, at| now.duration_since(*at) < again);
+        if self.shown.contains_key(reason) {
+            return false;
+        }
+        self.shown.insert(reason.to_string(), now);
+        true
+    }
+}
+
 /// `user@display` / `user@session`: for the service's log.
 fn session_name() -> String {
     let var = |k: &str| std::env::var(k).unwrap_or_default();
@@ -272,13 +303,28 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
         .thread_name("till-agent-session")
         .enable_all()
         .build()?;
+    let balloons = Arc::new(Mutex::new(Balloons::new(BALLOON_AGAIN)));
     let publish = {
         let (view, status_tx) = (view.clone(), status_tx.clone());
         move || {
             let s = view.lock().unwrap_or_else(|p| p.into_inner()).compose();
+            // The tray is red with the reason; a balloon says it once (not at every retry).
+            let due = balloons
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .due(s.service_problem.as_deref(), std::time::Instant::now());
+            if let (Some(reason), false) = (due.then_some(s.service_problem.clone()).flatten(), headless) {
+                let title = crate::ui::i18n::t(lang, crate::ui::i18n::Key::ServiceUnreachable).to_string();
+                std::thread::spawn(move || match crate::ui::notify(&title, &reason) {
+                    Ok(()) => tracing::info!("balloon shown: {title}: {reason}"),
+                    Err(e) => tracing::warn!("no balloon for \"{reason}\": {e}"),
+                });
+            }
             let _ = status_tx.send_replace(s);
         }
     };
+    remove_old_relaunchers();
+    let relaunch_endpoint = endpoint.clone();
     let finds = Arc::new(Finds::default());
     let on: Arc<dyn Fn(LinkEvent) + Send + Sync> = {
         let (view, bus, publish, finds) = (view.clone(), bus.clone(), publish.clone(), finds.clone());
@@ -309,6 +355,7 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                 }
                 LinkEvent::Event(Event::ExitForUpgrade) => {
                     tracing::info!("the service asks this app to exit (the program is being upgraded)");
+                    start_relauncher(&relaunch_endpoint);
                     os::request_exit();
                 }
             }
@@ -561,6 +608,133 @@ fn redeem_failed(id: &str, void: bool, refused: String) -> AgentEvent {
     })
 }
 
+/// The relauncher's copies in the temp folder: `till-agent-relaunch-<pid>[.exe]`.
+const RELAUNCHER: &str = "till-agent-relaunch-";
+
+/// Told to exit for an upgrade: start a copy of this program from the temp folder (the installed
+/// file is about to be replaced, so it must not run from there) in `relaunch-wait` mode with this
+/// app's own command line; it starts the app again once the upgraded service answers.
+fn start_relauncher(endpoint: &str) {
+    let r = (|| -> anyhow::Result<std::path::PathBuf> {
+        let exe = std::env::current_exe()?;
+        let copy = std::env::temp_dir().join(format!(
+            "{RELAUNCHER}{}{}",
+            std::process::id(),
+            std::env::consts::EXE_SUFFIX
+        ));
+        std::fs::copy(&exe, &copy)?;
+        let mut cmd = std::process::Command::new(&copy);
+        cmd.arg("relaunch-wait")
+            .arg("--endpoint")
+            .arg(endpoint)
+            .arg("--exe")
+            .arg(&exe)
+            .arg("--")
+            .args(std::env::args_os().skip(1))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        os::spawn_detached(&mut cmd)?;
+        Ok(copy)
+    })();
+    match r {
+        Ok(copy) => tracing::info!(
+            "{} waits for the upgraded service to start this app again",
+            copy.display()
+        ),
+        Err(e) => tracing::warn!("cannot start the relauncher ({e:#}): this app comes back at the next logon"),
+    }
+}
+
+/// Copies a relauncher left behind (on Windows a running program cannot delete its own file);
+/// one still running stays (its file is in use).
+fn remove_old_relaunchers() {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in dir.flatten() {
+        if e.file_name().to_string_lossy().starts_with(RELAUNCHER) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// `till-agent relaunch-wait`: wait until the service went away (the installer stops it) and
+/// answers `hello` again, at most `wait` in all; then start `exe args` again unless `exe` is gone
+/// (an uninstall). A cancelled upgrade (the service never stopped) or a service that does not
+/// come back still gets the app back after `wait` (its tray then says why).
+pub fn relaunch_wait(
+    endpoint: &str,
+    exe: &std::path::Path,
+    args: &[String],
+    wait: Duration,
+) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    let deadline = std::time::Instant::now() + wait;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // 1. Hold a connection (not subscribed: no session app to wait for) until the service closes it.
+    let went = rt.block_on(async {
+        let Ok(stream) = os::ipc_connect(endpoint).await else {
+            return true;
+        };
+        let mut r = BufReader::new(stream);
+        let until = tokio::time::Instant::from_std(deadline);
+        tokio::time::timeout_at(until, async {
+            let mut line = String::new();
+            while matches!(r.read_line(&mut line).await, Ok(n) if n > 0) {
+                line.clear();
+            }
+        })
+        .await
+        .is_ok()
+    });
+    drop(rt);
+    tracing::info!(
+        "relaunch: the service {}",
+        if went { "stopped" } else { "did not stop" }
+    );
+    // 2. Until it answers again.
+    let hello = || Request::Hello {
+        protocol: ipc::PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").into(),
+        session: format!("relaunch-wait (pid {})", std::process::id()),
+    };
+    while went && std::time::Instant::now() < deadline {
+        if let Some(Ok(Response::Hello(h))) = ask_service(endpoint, hello()) {
+            tracing::info!("relaunch: service {} answers", h.version);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let code = if exe.exists() {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(args).stdin(std::process::Stdio::null());
+        match os::spawn_detached(&mut cmd) {
+            Ok(c) => {
+                tracing::info!("relaunch: started {} (pid {})", exe.display(), c.id());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("relaunch: cannot start {}: {e}", exe.display());
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        tracing::info!("relaunch: {} is gone (uninstalled): nothing to start", exe.display());
+        ExitCode::SUCCESS
+    };
+    // This copy (never the installed program); Windows refuses while it runs: the next
+    // session app removes it.
+    if let Ok(me) = std::env::current_exe() {
+        if me
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(RELAUNCHER))
+        {
+            let _ = std::fs::remove_file(me);
+        }
+    }
+    Ok(code)
+}
+
 /// `till-agent upgrade-prepare`: ask the service to tell every session app to exit and wait
 /// (≤ `wait`) until none is connected. No service running is fine (nothing to tell).
 pub fn upgrade_prepare(endpoint: &str, wait: Duration) -> anyhow::Result<ExitCode> {
@@ -689,6 +863,26 @@ mod tests {
 
     /// The service's answer to a search, through the wire and back: the session that asked
     /// publishes the popup's `Scan` + `Quote` then the `Lookup`; another session nothing.
+    #[test]
+    fn a_balloon_once_per_distinct_reason() {
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut b = Balloons::new(Duration::from_secs(3600));
+        let down = "cannot connect to the till-agent service at /x.sock: Connection refused";
+        assert!(!b.due(None, at(0)), "nothing wrong: no balloon");
+        assert!(b.due(Some(down), at(1)));
+        // the link retries every second and the status is published again and again
+        assert!((2..60).all(|s| !b.due(Some(down), at(s))));
+        // back, then down again for the same reason: still said already
+        assert!(!b.due(None, at(61)) && !b.due(Some(down), at(62)));
+        // another reason is news
+        let bad = "till-agent service cannot start: agent.toml:3:1: key `server_url`";
+        assert!(b.due(Some(bad), at(63)));
+        assert!(!b.due(Some(bad), at(64)));
+        // an hour later the first one may be said again
+        assert!(b.due(Some(down), at(3602)));
+    }
+
     #[test]
     fn a_search_outcome_shows_the_customer_only_in_the_session_that_asked() {
         let card = CardId::parse("1900000009000018", &CardPolicy::default()).unwrap();

@@ -141,12 +141,16 @@ fn service_syncs_alone_and_a_session_app_gets_quotes_reconnects_and_exits_for_up
     // 2. The session app (no token, no database access): a scan gives the customer's popup,
     //    computed by the service; the next card-less receipt gets the card.
     let session_log = till.join("session.stderr");
+    // The session's temp folder (the relauncher's copy goes there).
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let mut session = Lines::spawn(
         "till-agent session",
         Command::new(bin("till-agent"))
             .args(["--config", config.to_str().unwrap(), "session", "--headless"])
             .env_remove("TILL_AGENT_TOKEN")
             .env("TILL_AGENT_LOG", "info")
+            .env("TMPDIR", &tmp)
             .stderr(std::fs::File::create(&session_log).unwrap()),
     );
     let scan_until_popup = |session: &mut Lines, what: &str| {
@@ -274,7 +278,7 @@ fn service_syncs_alone_and_a_session_app_gets_quotes_reconnects_and_exits_for_up
     // 3. The service restarts: the session app reconnects by itself.
     svc.kill();
     std::thread::sleep(Duration::from_millis(1500));
-    let _svc = service(&config, &token, &log);
+    let mut svc = service(&config, &token, &log);
     let v = scan_until_popup(&mut session, "after the service restarted");
     assert!(v.to_string().contains("0018"), "{v}");
     let slog = std::fs::read_to_string(&session_log).unwrap_or_default();
@@ -294,6 +298,59 @@ fn service_syncs_alone_and_a_session_app_gets_quotes_reconnects_and_exits_for_up
         .exited_within(Duration::from_secs(10))
         .expect("the session app did not exit");
     assert!(st.success(), "{st}");
+
+    // 5. It comes back: a copy in the temp folder waits until the installer stopped the service
+    //    and the new one answers, then starts the session app again (same command line).
+    let copies = || -> Vec<String> {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("till-agent-relaunch-"))
+            .collect()
+    };
+    assert_eq!(copies().len(), 1, "{:?}", copies());
+    std::thread::sleep(Duration::from_millis(1500));
+    // (99: no answer; the killed service's socket file stays until the new one binds)
+    let sessions = || {
+        if std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            return 99;
+        }
+        ask(&sock, r#"{"req":"status"}"#)["resp"]["sessions"]
+            .as_u64()
+            .unwrap_or(99)
+    };
+    assert_eq!(sessions(), 0, "not back before the service was upgraded");
+    svc.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _svc = service(&config, &token, &log);
+    let back = wait_for(Duration::from_secs(30), || (sessions() == 1).then_some(()));
+    let slog = std::fs::read_to_string(&session_log).unwrap_or_default();
+    assert!(
+        back.is_some(),
+        "the session app did not come back:\n{slog}\nservice:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        slog.contains("relaunch: the service stopped") && slog.contains("relaunch: started"),
+        "{slog}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || copies().is_empty().then_some(())).is_some(),
+        "the copy deleted itself: {:?}",
+        copies()
+    );
+    // (the relaunched app: found by the pid the service logged, stopped like a logoff)
+    let pid = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find(|l| l.contains("session app connected") && !l.contains("relaunch-wait"))
+        .and_then(|l| l.rsplit("(pid ").next())
+        .and_then(|p| p.split(')').next())
+        .map(str::to_string)
+        .expect("the relaunched session app in the service log");
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
 }
 
 #[test]

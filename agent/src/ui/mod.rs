@@ -116,6 +116,19 @@ pub struct GuiContext {
     pub initial: Vec<AgentEvent>,
 }
 
+/// A desktop notification ("balloon"; `platform::notify`); the error says why none was shown.
+pub fn notify(title: &str, body: &str) -> Result<(), String> {
+    #[cfg(feature = "gui")]
+    {
+        platform::notify::show(title, body)
+    }
+    #[cfg(not(feature = "gui"))]
+    {
+        let _ = (title, body);
+        Err("built without the `gui` feature".into())
+    }
+}
+
 /// How `run_gui` ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum GuiExit {
