@@ -57,6 +57,10 @@ echo "== input bench: terminator → quote ready" >&2
 cargo run -q --release -p till-agent --example input_bench -- target/release/server-stub fixtures/seed/demo.json 2>&1 \
   | tee "$out/input.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true
 
+# Card terminator → popup mapped / painted on Xvfb, measured by an X client outside the agent
+# (BENCH_POPUP_SCANS, default 50; then one scan after BENCH_POPUP_IDLE_SECS hidden, default 300).
+run_bench till-agent popup
+
 echo "== release MSI size (scripts/build-msi.sh on the release Windows exe)" >&2
 if cargo build --release -p till-agent --bins --target x86_64-pc-windows-gnu >&2 \
   && msi=$(scripts/build-msi.sh --exe target/x86_64-pc-windows-gnu/release/till-agent.exe --out "$out/msi" | tail -1); then
@@ -77,20 +81,30 @@ store_id = "BENCH"
 till_id = "T1"
 export_dir = "export"
 TOML
-  TILL_AGENT_TOKEN=bench target/release/till-agent --config "$d/agent.toml" run "$@" >/dev/null 2>&1 &
+  TILL_AGENT_TOKEN=bench "${AGENT_BIN:-target/release/till-agent}" --config "$d/agent.toml" run "$@" >/dev/null 2>&1 &
   local pid=$!
   sleep 5   # start-up is not idle
   local t0; t0=$(awk '{print $14+$15}' /proc/$pid/stat)
   sleep 60
   local t1; t1=$(awk '{print $14+$15}' /proc/$pid/stat)
   local rss; rss=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
+  # What the GL driver holds: mesa's DRI driver (llvmpipe) and the LLVM it links.
+  local gl; gl=$(awk '/^[0-9a-f]+-[0-9a-f]+ /{f=$6} /^Rss:/{if (f ~ /libLLVM|_dri\.so|libgallium|libGLX_mesa|libglapi/) s+=$2} END{print s+0}' /proc/$pid/smaps)
   local hz; hz=$(getconf CLK_TCK)
   kill $pid; wait $pid 2>/dev/null || true
   printf 'idle %s agent: resident memory\t%s MiB\t-\n' "$label" "$(echo "scale=1; $rss/1024" | bc)" >> "$rows"
   printf 'idle %s agent: CPU seconds over 60 s\t%s s\t0 s (ideal)\n' "$label" "$(echo "scale=2; ($t1-$t0)/$hz" | bc)" >> "$rows"
+  [ "$gl" -gt 0 ] && printf 'idle %s agent: of the resident memory, the GL driver (mesa llvmpipe + LLVM)\t%s MiB\t-\n' "$label" "$(echo "scale=1; $gl/1024" | bc)" >> "$rows"
+  return 0
 }
 echo "== idle headless agent (60 s)" >&2
 idle headless --headless
+# The same agent built without the `gui` feature (no GTK/X11/GL libraries linked): the build for a
+# headless till or a Linux `service`. Cargo keeps both feature sets' artifacts: flipping back relinks.
+cargo build --release -p till-agent --no-default-features >&2
+cp target/release/till-agent "$out/till-agent-nogui"
+cargo build --release -p till-agent >&2
+AGENT_BIN="$out/till-agent-nogui" idle "headless (built without gui)" --headless
 echo "== idle agent with UI under Xvfb (60 s)" >&2
 Xvfb :97 -screen 0 1280x800x24 >/dev/null 2>&1 & xvfb=$!
 sleep 1

@@ -556,7 +556,12 @@ fn lookup_cli(cfg: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
     match &quote.result {
         protocol::v1::QuoteResult::Customer { quote: cq, .. }
         | protocol::v1::QuoteResult::Replaced { quote: cq, .. } => {
-            println!("{} · {} · {} points", cq.display_name, cq.tier, cq.points_balance);
+            println!(
+                "{} · {} · {}",
+                crate::ui::viewmodel::customer_title(lang, cq),
+                cq.tier,
+                crate::ui::plural::count(lang, cq.points_balance, crate::ui::plural::Noun::Point)
+            );
             for m in &cq.messages {
                 println!("say: {}", crate::ui::say::message(lang, m, cq.currency));
             }

@@ -9,6 +9,7 @@
 //! Idle = no timers: the only timed wake-up is the popup's own hide deadline while it shows.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,6 +78,12 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
         winit::event_loop::DeviceEvents::Always
     });
     let egui_ctx_cell: Arc<std::sync::OnceLock<egui::Context>> = Arc::default();
+    // A wake-up for the popup must not wait for eframe's repaint throttle of invisible windows
+    // (eframe 0.34 delays any repaint of a hidden window to >= 100 ms from the request: a scan
+    // took 100 ms from quote to map). `wake` marks itself urgent; `Host` then runs the root
+    // viewport's frame at once (see `Host::user_event`).
+    let urgent = Arc::new(AtomicBool::new(false));
+    let root_window: Arc<std::sync::OnceLock<winit::window::WindowId>> = Arc::default();
     let on_escape = {
         let (tx, cell) = (tx.clone(), egui_ctx_cell.clone());
         move || {
@@ -86,6 +93,7 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
             }
         }
     };
+    let (urgent_flag, root_window_cell) = (urgent.clone(), root_window.clone());
     let app = eframe::create_native(
         "till-agent",
         options,
@@ -94,12 +102,17 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
             install_fonts(&cc.egui_ctx);
             cc.egui_ctx.set_theme(egui::Theme::Light);
             platform.after_create(cc);
+            if let Some(id) = winit_window_id(cc) {
+                let _ = root_window_cell.set(id);
+            }
             let egui_ctx = cc.egui_ctx.clone();
             let wake = {
                 let tx = tx.clone();
                 let egui_ctx = egui_ctx.clone();
+                let urgent = urgent_flag.clone();
                 Arc::new(move |m: UiMsg| {
                     let _ = tx.send(m);
+                    urgent.store(true, Ordering::Release);
                     egui_ctx.request_repaint();
                 })
             };
@@ -149,7 +162,12 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
         }),
         &event_loop,
     );
-    let mut host = Host { inner: app, on_escape };
+    let mut host = Host {
+        inner: app,
+        on_escape,
+        urgent,
+        root_window,
+    };
     event_loop
         .run_app(&mut host)
         .map_err(|e| anyhow::anyhow!("GUI event loop failed: {e}"))?;
@@ -160,6 +178,24 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
 struct Host<'a, F: Fn()> {
     inner: eframe::EframeWinitApplication<'a>,
     on_escape: F,
+    /// Set by `wake` (a message for the popup is queued).
+    urgent: Arc<AtomicBool>,
+    /// The root viewport's (the popup's) window.
+    root_window: Arc<std::sync::OnceLock<winit::window::WindowId>>,
+}
+
+/// The winit id of a window eframe created (winit's id is the X11 window / the HWND).
+// Xlib's window is a c_ulong: u64 here, u32 on Windows.
+#[allow(clippy::useless_conversion)]
+fn winit_window_id(w: &dyn raw_window_handle::HasWindowHandle) -> Option<winit::window::WindowId> {
+    use raw_window_handle::RawWindowHandle;
+    let raw = match w.window_handle().ok()?.as_raw() {
+        RawWindowHandle::Xlib(h) => u64::from(h.window),
+        RawWindowHandle::Xcb(h) => u64::from(h.window.get()),
+        RawWindowHandle::Win32(h) => h.hwnd.get() as u64,
+        _ => return None,
+    };
+    Some(winit::window::WindowId::from(raw))
 }
 
 impl<F: Fn()> winit::application::ApplicationHandler<eframe::UserEvent> for Host<'_, F> {
@@ -178,7 +214,16 @@ impl<F: Fn()> winit::application::ApplicationHandler<eframe::UserEvent> for Host
         self.inner.new_events(el, cause)
     }
     fn user_event(&mut self, el: &winit::event_loop::ActiveEventLoop, ev: eframe::UserEvent) {
-        self.inner.user_event(el, ev)
+        self.inner.user_event(el, ev);
+        // eframe scheduled the repaint no earlier than 100 ms ahead when the popup is hidden;
+        // a queued message (a quote to show) runs the popup's frame now instead: its `logic`
+        // takes the message and maps the window (the paint follows on its Expose).
+        if self.urgent.swap(false, Ordering::AcqRel) {
+            if let Some(id) = self.root_window.get() {
+                self.inner
+                    .window_event(el, *id, winit::event::WindowEvent::RedrawRequested);
+            }
+        }
     }
     fn device_event(
         &mut self,
