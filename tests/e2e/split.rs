@@ -388,3 +388,108 @@ fn a_service_that_cannot_start_says_why_on_its_socket_and_starts_once_fixed() {
         std::fs::read_to_string(till.join("service.stderr")).unwrap_or_default()
     );
 }
+
+/// The GUI session app on Xvfb: the hotkey's search box finds the customer by phone through the
+/// service and the popup appears; the sync-log window gets the service's rows and timeline.
+#[test]
+fn gui_session_app_searches_and_shows_the_sync_log_through_the_service() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo", "xmessage"]) {
+        return;
+    }
+    let xv = start_xvfb(1280, 1024);
+    let d = xv.display.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let till = Till::new(&dir.path().join("till"), &token, AgentToml::new(&server.url));
+    std::fs::copy(
+        fixture("agent/demo-receipts/R-1001.json"),
+        till.dir.join("export").join("R-1001.json"),
+    )
+    .unwrap();
+    let log = till.dir.join("service.stderr");
+    let _svc = service(&till.config, &token, &log);
+    let runtime = till.dir.join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let gui_log = till.dir.join("gui.stderr");
+    let proc = Proc::spawn(
+        "till-agent session",
+        Command::new(bin("till-agent"))
+            .arg("--config")
+            .arg(&till.config)
+            .arg("session")
+            .env_remove("TILL_AGENT_TOKEN")
+            .env("DISPLAY", d)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("LANG", "cs_CZ.UTF-8")
+            .env("TILL_AGENT_LOG", "info,till_agent::ui=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&gui_log).unwrap()),
+    );
+    let agent = GuiAgent {
+        display: d.to_string(),
+        runtime,
+        log: gui_log,
+        proc,
+    };
+    agent.wait_log(Duration::from_secs(30), "tray icon started", "GUI did not start");
+    agent.wait_log(
+        Duration::from_secs(15),
+        "connected to the till-agent service",
+        "no link",
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || (server_count(
+            &server.db,
+            "SELECT count(*) FROM receipts"
+        ) >= 1)
+            .then_some(()))
+        .is_some(),
+        "receipt not synced by the service"
+    );
+    let pos = start_pos(d);
+    x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.window.to_string()]);
+    x_ok(d, "xdotool", &["key", "ctrl+shift+F12"]);
+    let find = wait_for(Duration::from_secs(15), || find_window(d, "^Naj"))
+        .unwrap_or_else(|| panic!("no search box after the hotkey; log:\n{}", agent.stderr()));
+    x_ok(d, "xdotool", &["windowfocus", "--sync", &find.to_string()]);
+    assert!(
+        wait_for(Duration::from_secs(10), || widget_rect(&agent.stderr(), "find.query")).is_some(),
+        "search box not laid out:\n{}",
+        agent.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    click(d, find, &agent.log, "find.query");
+    x_ok(d, "xdotool", &["type", "--delay", "60", "601111222"]);
+    x_ok(d, "xdotool", &["key", "Return"]);
+    let found = wait_for(Duration::from_secs(15), || {
+        agent.last_line(&["popup shown", "\"kind\":\"customer\"", "\"source\":\"search\""])
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no popup for the phone number in the session app; log:\n{}\nservice:\n{}",
+            agent.stderr(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert!(found.contains("\"title\":\"Jiří Dvořák\""), "{found}");
+    // The sync-log window: the service's rows and its 7-day timeline with the receipt sent.
+    agent.menu("sync_log");
+    let loaded = wait_for(Duration::from_secs(15), || {
+        agent.last_line(&["sync log loaded", "the till-agent service"])
+    })
+    .unwrap_or_else(|| panic!("the sync-log window got nothing; log:\n{}", agent.stderr()));
+    let field = |k: &str| -> u64 {
+        loaded
+            .split(&format!("{k}="))
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {loaded}"))
+    };
+    assert!(field("rows") >= 3, "{loaded}");
+    assert_eq!(field("hours"), 168, "{loaded}");
+    assert!(field("sent") >= 1, "{loaded}");
+    eprintln!("fact: {found}\nfact: {loaded}");
+    agent.stop();
+}

@@ -32,6 +32,7 @@ impl LogWindow {
         match source {
             Some(source) => match source.load() {
                 Ok((e, h)) => {
+                    tracing::debug!(target: "till_agent::ui", rows = e.len(), hours = h.len(), sent = h.iter().map(|h| h.sent).sum::<u32>(), from = %source.name(), "sync log loaded");
                     self.entries = e;
                     self.hours = h;
                     self.error = None;
