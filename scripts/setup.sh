@@ -13,6 +13,8 @@ PKGS=(
   osslsigncode openssl
   # X11 test bench: virtual display, key injection, layouts, screenshots, serial ptys
   faketime xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
+  # the session app's balloon on Linux (a private session bus + dbus-monitor in its test)
+  dbus dbus-bin dbus-daemon
   # power-cut test layer (FUSE): fusermount3, used when the suite does not run as root
   fuse3
   # GUI/tray build deps (winit/egui, tray-icon on Linux)

@@ -46,6 +46,20 @@ pub enum Command {
     /// Before an upgrade (the installer runs it): the service tells every session app to exit;
     /// waits until they are gone (exit 3 after 10 s if some are not).
     UpgradePrepare,
+    /// Started by a session app told to exit for an upgrade, from a copy in the temp folder:
+    /// waits until the service was stopped and answers again (at most `--wait-secs`), then
+    /// starts `EXE ARGS…` (the session app as it was started) and deletes the copy.
+    #[command(hide = true)]
+    RelaunchWait {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        exe: PathBuf,
+        #[arg(long, default_value_t = 600)]
+        wait_secs: u64,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Run by the MSI after it wrote the installer settings (deferred custom action, as LocalSystem,
     /// before the service starts): agent.toml from the settings, the till token out of the registry
     /// into the machine's token store, the data folder's access rules.
@@ -324,6 +338,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // agent.toml as it is: the installer's first-run import is the service's business.
             crate::session::main(Config::load(cli.config.as_deref())?, headless)
         }
+        Command::RelaunchWait {
+            endpoint,
+            exe,
+            wait_secs,
+            args,
+        } => crate::session::relaunch_wait(&endpoint, &exe, &args, Duration::from_secs(wait_secs)),
         Command::InstallFinish => {
             let path = cli.config.clone().unwrap_or_else(crate::config::default_path);
             let done = crate::install::first_run(&path)?;
@@ -536,7 +556,12 @@ fn lookup_cli(cfg: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
     match &quote.result {
         protocol::v1::QuoteResult::Customer { quote: cq, .. }
         | protocol::v1::QuoteResult::Replaced { quote: cq, .. } => {
-            println!("{} · {} · {} points", cq.display_name, cq.tier, cq.points_balance);
+            println!(
+                "{} · {} · {}",
+                crate::ui::viewmodel::customer_title(lang, cq),
+                cq.tier,
+                crate::ui::plural::count(lang, cq.points_balance, crate::ui::plural::Noun::Point)
+            );
             for m in &cq.messages {
                 println!("say: {}", crate::ui::say::message(lang, m, cq.currency));
             }
@@ -742,7 +767,7 @@ fn run_agent(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
             },
             config_path: cfg.path.clone(),
             log_dir: Some(cfg.log_dir()),
-            outbox_db: Some(cfg.outbox_path()),
+            sync_log: Some(crate::ui::synclog_view::SyncLogSource::File(cfg.outbox_path())),
             bus: bg.bus.clone(),
             status: Some(bg.status.clone()),
             requests: std::sync::Arc::new(move |r| match r {

@@ -7,7 +7,7 @@ use protocol::CardId;
 use serde::{Deserialize, Serialize};
 
 /// What a scan turned out to be. A payment card's number is never carried: at most its last 4.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "class", rename_all = "snake_case")]
 pub enum Classified {
     LoyaltyCard { card: CardId },
@@ -16,7 +16,7 @@ pub enum Classified {
     Other { reason: String },
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScanEvent {
     pub at: DateTime<FixedOffset>,
     /// Which reader: `serial:/dev/ttyUSB0`, `x11:12`, `rawinput:VID_0C2E&PID_0B61`, `cli`.
@@ -24,7 +24,7 @@ pub struct ScanEvent {
     pub classified: Classified,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuoteEvent {
     pub scan: ScanEvent,
     pub quote: Quote,
@@ -170,16 +170,20 @@ pub struct EnrolEvent {
 }
 
 /// The outcome of a `runtime::Command::Find` (matched by request id).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LookupEvent {
     pub request_id: String,
     /// `None` = found (its `Quote` was published).
     pub problem: Option<LookupProblem>,
+    /// The found customer's quote, as published just before (the service sends it to the
+    /// session app that searched, which publishes it there: `session.rs`).
+    #[serde(skip)]
+    pub found: Option<Box<QuoteEvent>>,
 }
 
 /// Why the search box found nothing (the GUI words it in the screen's language); never carries
 /// the typed phone or e-mail.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum LookupProblem {
     Empty,
@@ -202,13 +206,13 @@ pub enum LookupProblem {
 }
 
 /// The outcome of a `runtime::Command::Tag` (matched by request id).
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TagEvent {
     pub request_id: String,
     /// The queued outbox item (`tag-…`).
     pub item_id: Option<String>,
     /// The form's problems, each naming its field (`tag::TagForm::validate`).
-    #[serde(skip)]
+    #[serde(default)]
     pub errors: Vec<crate::tag::TagError>,
     /// Could not be queued (disk…).
     pub error: Option<String>,

@@ -15,8 +15,13 @@ use protocol::ids::{CardId, CardPolicy};
 use protocol::v1::{Quote, RedeemRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::events::{EnrolEvent, RedeemEvent, SyncStatus};
+use crate::events::{EnrolEvent, LookupEvent, QuoteEvent, RedeemEvent, SyncStatus, TagEvent};
 use crate::sync::outbox::LogRow;
+use crate::ui::synclog_view::Hour;
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
 
 /// Bumped when a request or answer changes incompatibly; `hello` compares it.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -55,12 +60,27 @@ pub enum Request {
     Void {
         redemption_id: String,
     },
+    /// The search box: find a customer by card number, phone or e-mail (the service runs the
+    /// agent's own search); the outcome comes as `Event::Lookup`, with the found quote.
+    Find {
+        request_id: String,
+        query: String,
+    },
+    /// The "Add purchase to card" form as typed: checked and queued in the service's outbox;
+    /// the outcome comes as `Event::Tag`.
+    Tag {
+        request_id: String,
+        form: crate::tag::TagForm,
+    },
     SyncNow,
-    /// The newest `limit` sync-log rows (newest last), or those after row `after`.
+    /// The newest `limit` sync-log rows (newest last), or those after row `after`; with
+    /// `hours`, also the sync-log window's timeline of the last `hours` hours.
     SyncLog {
         #[serde(default)]
         after: Option<i64>,
         limit: usize,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        hours: u32,
     },
     /// From now on push events on this connection.
     Subscribe,
@@ -87,6 +107,8 @@ pub enum Response {
     Accepted,
     SyncLog {
         rows: Vec<LogRow>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hours: Vec<Hour>,
     },
     Subscribed,
     /// `exit_for_upgrade`: how many session apps were told.
@@ -119,6 +141,12 @@ pub enum Event {
     },
     Enrol(EnrolEvent),
     Redeem(RedeemEvent),
+    /// A search's outcome (every subscribed session gets it; the one that asked shows `found`).
+    Lookup {
+        lookup: LookupEvent,
+        found: Option<Box<QuoteEvent>>,
+    },
+    Tag(TagEvent),
     /// Exit now (the installer replaces the program); the new version starts the app again.
     ExitForUpgrade,
 }
@@ -190,7 +218,7 @@ pub trait Handler: Send + Sync {
         shown: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send + '_>>;
     fn command(&self, req: Request) -> Response;
-    fn sync_log(&self, after: Option<i64>, limit: usize) -> Response;
+    fn sync_log(&self, after: Option<i64>, limit: usize, hours: u32) -> Response;
     fn exit_for_upgrade(&self) -> Response;
 }
 
@@ -212,10 +240,15 @@ pub async fn dispatch(h: &dyn Handler, req: Request) -> Response {
             }
         }
         Request::Quote { card, shown } => h.quote(card, shown).await,
-        Request::SyncLog { after, limit } => h.sync_log(after, limit.min(5000)),
+        Request::SyncLog { after, limit, hours } => h.sync_log(after, limit.min(5000), hours.min(31 * 24)),
         Request::ExitForUpgrade => h.exit_for_upgrade(),
         Request::Subscribe => Response::Subscribed,
-        r @ (Request::Enrol { .. } | Request::Redeem { .. } | Request::Void { .. } | Request::SyncNow) => h.command(r),
+        r @ (Request::Enrol { .. }
+        | Request::Redeem { .. }
+        | Request::Void { .. }
+        | Request::Find { .. }
+        | Request::Tag { .. }
+        | Request::SyncNow) => h.command(r),
     }
 }
 
@@ -256,6 +289,26 @@ mod tests {
                 req: Request::SyncLog {
                     after: Some(10),
                     limit: 50,
+                    hours: 0,
+                },
+            },
+            Frame::Request {
+                id: 5,
+                req: Request::Find {
+                    request_id: "find-1".into(),
+                    query: "601 111 222".into(),
+                },
+            },
+            Frame::Request {
+                id: 6,
+                req: Request::Tag {
+                    request_id: "tag-1".into(),
+                    form: crate::tag::TagForm {
+                        receipt: "R-1".into(),
+                        card: "1900000009000018".into(),
+                        date: String::new(),
+                        total: "12,50".into(),
+                    },
                 },
             },
             Frame::Response {
@@ -364,8 +417,9 @@ mod tests {
             self.0.lock().unwrap().push(req);
             Response::Accepted
         }
-        fn sync_log(&self, _after: Option<i64>, limit: usize) -> Response {
+        fn sync_log(&self, _after: Option<i64>, limit: usize, _hours: u32) -> Response {
             Response::SyncLog {
+                hours: Vec::new(),
                 rows: vec![LogRow {
                     id: limit as i64,
                     ts: "t".into(),
@@ -419,8 +473,8 @@ mod tests {
             Response::Accepted
         );
         assert!(matches!(
-            dispatch(&h, Request::SyncLog { after: None, limit: 1_000_000 }).await,
-            Response::SyncLog { rows } if rows[0].id == 5000
+            dispatch(&h, Request::SyncLog { after: None, limit: 1_000_000, hours: 0 }).await,
+            Response::SyncLog { rows, .. } if rows[0].id == 5000
         ));
         assert_eq!(
             dispatch(&h, Request::ExitForUpgrade).await,

@@ -147,6 +147,7 @@ mod tests {
                 card: card.clone(),
                 quote: protocol::v1::CustomerQuote {
                     display_name: "X".into(),
+                    anonymous: false,
                     tier: "Základ".into(),
                     discount_percent: Default::default(),
                     points_balance: Default::default(),

@@ -252,16 +252,20 @@ fn enrol(sh: &Shared, req: &crate::enrol::Request) {
 async fn find(sh: Arc<Shared>, qs: Option<Arc<crate::quote::QuoteService>>, request_id: String, query: String) {
     use crate::events::{LookupEvent, LookupProblem};
     use crate::lookup::LookupError;
-    let answer = |problem| {
+    let answer = |problem, found| {
         let _ = sh.bus.send(AgentEvent::Lookup(LookupEvent {
             request_id: request_id.clone(),
             problem,
+            found,
         }));
     };
     let Some(qs) = qs else {
-        return answer(Some(LookupProblem::Other {
-            detail: "no quote service".into(),
-        }));
+        return answer(
+            Some(LookupProblem::Other {
+                detail: "no quote service".into(),
+            }),
+            None,
+        );
     };
     let cache = qs.cache().ok();
     let parsed = crate::lookup::parse_query(
@@ -283,19 +287,17 @@ async fn find(sh: Arc<Shared>, qs: Option<Arc<crate::quote::QuoteService>>, requ
             };
             tracing::info!(card = %card, "customer found from the search box");
             let _ = sh.bus.send(AgentEvent::Scan(scan.clone()));
-            let _ = sh.bus.send(AgentEvent::Quote(crate::events::QuoteEvent {
-                scan,
-                quote: quote.clone(),
-            }));
-            if let Err(e) = qs.ack_shown(&quote) {
+            let shown = crate::events::QuoteEvent { scan, quote };
+            let _ = sh.bus.send(AgentEvent::Quote(shown.clone()));
+            if let Err(e) = qs.ack_shown(&shown.quote) {
                 tracing::warn!("cashier messages shown but not acknowledged: {e:#}");
             }
             sh.wake.notify_one();
-            answer(None)
+            answer(None, Some(Box::new(shown)))
         }
         Err(e) => {
             tracing::info!("customer search found nothing: {e}");
-            answer(Some(match e {
+            let problem = match e {
                 LookupError::Empty => LookupProblem::Empty,
                 LookupError::NotCardNorPhone { .. } => LookupProblem::NotCardNorPhone,
                 LookupError::BadCard(_) => LookupProblem::BadCard,
@@ -309,7 +311,8 @@ async fn find(sh: Arc<Shared>, qs: Option<Arc<crate::quote::QuoteService>>, requ
                 LookupError::Other(e) => LookupProblem::Other {
                     detail: format!("{e:#}"),
                 },
-            }))
+            };
+            answer(Some(problem), None)
         }
     }
 }

@@ -182,6 +182,11 @@ impl Running {
                     ev = bus.recv() => match ev {
                         Ok(AgentEvent::Enrol(e)) => { let _ = events.send(Event::Enrol(e)); }
                         Ok(AgentEvent::Redeem(e)) => { let _ = events.send(Event::Redeem(e)); }
+                        Ok(AgentEvent::Lookup(mut lookup)) => {
+                            let found = lookup.found.take();
+                            let _ = events.send(Event::Lookup { lookup, found });
+                        }
+                        Ok(AgentEvent::Tag(e)) => { let _ = events.send(Event::Tag(e)); }
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => break,
                     }
@@ -322,6 +327,13 @@ impl Handler for Serving {
             Request::Redeem { request } => Command::Redeem(Box::new(request)),
             Request::Void { redemption_id } => Command::Void(redemption_id),
             Request::SyncNow => Command::SyncNow,
+            // The agent's own search and tag commands (`runtime`): the found quote and the tag's
+            // outcome come back on its bus and go to the sessions as events.
+            Request::Find { request_id, query } => Command::Find { request_id, query },
+            Request::Tag { request_id, form } => Command::Tag {
+                request_id,
+                form: Box::new(form),
+            },
             other => {
                 return Response::Error {
                     message: format!("not a command: {other:?}"),
@@ -336,19 +348,28 @@ impl Handler for Serving {
         }
     }
 
-    fn sync_log(&self, after: Option<i64>, limit: usize) -> Response {
+    fn sync_log(&self, after: Option<i64>, limit: usize, hours: u32) -> Response {
         let Some(r) = self.running() else {
             return self.not_started();
         };
-        let rows = crate::sync::outbox::Outbox::open_existing(&r.cfg.outbox_path()).and_then(|o| match after {
+        let db = r.cfg.outbox_path();
+        let rows = crate::sync::outbox::Outbox::open_existing(&db).and_then(|o| match after {
             Some(a) => o.log_after(a).map(|mut v| {
                 v.truncate(limit);
                 v
             }),
             None => o.log_tail(limit),
         });
+        // The session app's sync-log window: the same timeline the all-in-one agent draws.
+        let rows = rows.and_then(|rows| {
+            let hours = match hours {
+                0 => Vec::new(),
+                n => crate::ui::synclog_view::timeline(&db, chrono::Utc::now(), n)?,
+            };
+            Ok((rows, hours))
+        });
         match rows {
-            Ok(rows) => Response::SyncLog { rows },
+            Ok((rows, hours)) => Response::SyncLog { rows, hours },
             Err(e) => Response::Error {
                 message: format!("reading the sync log: {e:#}"),
             },
@@ -510,8 +531,11 @@ mod tests {
         fn command(&self, _req: Request) -> Response {
             Response::Accepted
         }
-        fn sync_log(&self, _after: Option<i64>, _limit: usize) -> Response {
-            Response::SyncLog { rows: vec![] }
+        fn sync_log(&self, _after: Option<i64>, _limit: usize, _hours: u32) -> Response {
+            Response::SyncLog {
+                rows: vec![],
+                hours: vec![],
+            }
         }
         fn exit_for_upgrade(&self) -> Response {
             Response::SessionsTold { count: 0 }

@@ -240,6 +240,37 @@ impl View {
     }
 }
 
+/// The same reason is not shown again in a balloon within this time.
+const BALLOON_AGAIN: Duration = Duration::from_secs(3600);
+
+/// When the session app shows a balloon for the service's problem: once per distinct reason,
+/// not at every reconnect attempt (the same reason again only after `again`).
+pub struct Balloons {
+    shown: HashMap<String, std::time::Instant>,
+    again: Duration,
+}
+
+impl Balloons {
+    pub fn new(again: Duration) -> Balloons {
+        Balloons {
+            shown: HashMap::new(),
+            again,
+        }
+    }
+
+    /// Whether `reason` (the tray's service problem now; `None` = fine) is to be shown at `now`.
+    pub fn due(&mut self, reason: Option<&str>, now: std::time::Instant) -> bool {
+        let Some(reason) = reason else { return false };
+        let again = self.again;
+        self.shown.retain(|_, at| now.duration_since(*at) < again);
+        if self.shown.contains_key(reason) {
+            return false;
+        }
+        self.shown.insert(reason.to_string(), now);
+        true
+    }
+}
+
 /// `user@display` / `user@session`: for the service's log.
 fn session_name() -> String {
     let var = |k: &str| std::env::var(k).unwrap_or_default();
@@ -272,15 +303,31 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
         .thread_name("till-agent-session")
         .enable_all()
         .build()?;
+    let balloons = Arc::new(Mutex::new(Balloons::new(BALLOON_AGAIN)));
     let publish = {
         let (view, status_tx) = (view.clone(), status_tx.clone());
         move || {
             let s = view.lock().unwrap_or_else(|p| p.into_inner()).compose();
+            // The tray is red with the reason; a balloon says it once (not at every retry).
+            let due = balloons
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .due(s.service_problem.as_deref(), std::time::Instant::now());
+            if let (Some(reason), false) = (due.then_some(s.service_problem.clone()).flatten(), headless) {
+                let title = crate::ui::i18n::t(lang, crate::ui::i18n::Key::ServiceUnreachable).to_string();
+                std::thread::spawn(move || match crate::ui::notify(&title, &reason) {
+                    Ok(()) => tracing::info!("balloon shown: {title}: {reason}"),
+                    Err(e) => tracing::warn!("no balloon for \"{reason}\": {e}"),
+                });
+            }
             let _ = status_tx.send_replace(s);
         }
     };
+    remove_old_relaunchers();
+    let relaunch_endpoint = endpoint.clone();
+    let finds = Arc::new(Finds::default());
     let on: Arc<dyn Fn(LinkEvent) + Send + Sync> = {
-        let (view, bus, publish) = (view.clone(), bus.clone(), publish.clone());
+        let (view, bus, publish, finds) = (view.clone(), bus.clone(), publish.clone(), finds.clone());
         Arc::new(move |ev| {
             match ev {
                 LinkEvent::Up(h) => {
@@ -289,21 +336,26 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                     v.down = None;
                     v.start_error = h.start_error;
                 }
-                LinkEvent::Down(why) => view.lock().unwrap_or_else(|p| p.into_inner()).down = Some(why),
+                LinkEvent::Down(why) => {
+                    for ev in finds.abandon(&why) {
+                        let _ = bus.send(ev);
+                    }
+                    view.lock().unwrap_or_else(|p| p.into_inner()).down = Some(why)
+                }
                 LinkEvent::Event(Event::Status { status, start_error }) => {
                     let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
                     v.service = status;
                     v.start_error = start_error;
                     v.down = None;
                 }
-                LinkEvent::Event(Event::Enrol(e)) => {
-                    let _ = bus.send(AgentEvent::Enrol(e));
-                }
-                LinkEvent::Event(Event::Redeem(e)) => {
-                    let _ = bus.send(AgentEvent::Redeem(e));
+                LinkEvent::Event(e @ (Event::Enrol(_) | Event::Redeem(_) | Event::Lookup { .. } | Event::Tag(_))) => {
+                    for ev in finds.to_bus(e) {
+                        let _ = bus.send(ev);
+                    }
                 }
                 LinkEvent::Event(Event::ExitForUpgrade) => {
                     tracing::info!("the service asks this app to exit (the program is being upgraded)");
+                    start_relauncher(&relaunch_endpoint);
                     os::request_exit();
                 }
             }
@@ -352,7 +404,7 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
         })?;
     } else {
         let handle = rt.handle().clone();
-        let (link2, bus2, reader_test2) = (link.clone(), bus.clone(), reader_test.clone());
+        let (link2, bus2, reader_test2, finds2) = (link.clone(), bus.clone(), reader_test.clone(), finds.clone());
         let ctx = crate::ui::GuiContext {
             lang,
             popup: cfg.popup.clone(),
@@ -364,8 +416,12 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
             },
             config_path: cfg.path.clone(),
             log_dir: Some(cfg.log_dir()),
-            // The sync log is the service's (outbox.db is not readable by users).
-            outbox_db: None,
+            // The sync log is the service's (outbox.db is not readable by users): asked for at
+            // each (re)load of the window, as the all-in-one agent reads its file.
+            sync_log: Some(crate::ui::synclog_view::SyncLogSource::Fetch(Arc::new({
+                let (link, handle) = (link.clone(), rt.handle().clone());
+                move || fetch_sync_log(&link, &handle)
+            }))),
             bus: bus.clone(),
             status: Some(status_rx),
             requests: Arc::new(move |r| {
@@ -374,8 +430,8 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
                     reader_test2.store(on, Ordering::Relaxed);
                     return;
                 }
-                let (link, bus) = (link2.clone(), bus2.clone());
-                handle.spawn(async move { forward(&link, &bus, r).await });
+                let (link, bus, finds) = (link2.clone(), bus2.clone(), finds2.clone());
+                handle.spawn(async move { forward(&link, &bus, &finds, r).await });
             }),
             tray: true,
             escape_from_wedge: cfg.reader.wedge,
@@ -391,7 +447,7 @@ pub fn main(cfg: Config, headless: bool) -> anyhow::Result<ExitCode> {
 
 /// A GUI request to the service; a refusal or an unreachable service is told to the window that
 /// waits for it (as the all-in-one agent's runtime would).
-async fn forward(link: &Link, bus: &Bus, r: crate::ui::UiRequest) {
+pub async fn forward(link: &Link, bus: &Bus, finds: &Finds, r: crate::ui::UiRequest) {
     use crate::ui::UiRequest;
     let (req, fail): (Request, Box<dyn Fn(String) -> AgentEvent + Send>) = match r {
         UiRequest::SyncNow => (Request::SyncNow, Box::new(|_| AgentEvent::Escape)),
@@ -421,24 +477,30 @@ async fn forward(link: &Link, bus: &Bus, r: crate::ui::UiRequest) {
                 Box::new(move |e| redeem_failed(&rid, true, e)),
             )
         }
-        // Not carried over the service link yet (no `ipc` request for them): the window says so.
-        UiRequest::Find { request_id, .. } => {
-            let _ = bus.send(AgentEvent::Lookup(crate::events::LookupEvent {
-                request_id,
-                problem: Some(crate::events::LookupProblem::Other {
-                    detail: "not available through the service yet".into(),
-                }),
-            }));
-            return;
+        UiRequest::Find { request_id, query } => {
+            finds.asked(&request_id);
+            let id = request_id.clone();
+            (
+                Request::Find { request_id, query },
+                Box::new(move |e| finds_failed(&id, e)),
+            )
         }
         UiRequest::Tag(t) => {
-            let _ = bus.send(AgentEvent::Tag(crate::events::TagEvent {
-                request_id: t.request_id,
-                item_id: None,
-                errors: Vec::new(),
-                error: Some("not available through the service yet; use `till-agent tag`".into()),
-            }));
-            return;
+            let id = t.request_id.clone();
+            (
+                Request::Tag {
+                    request_id: t.request_id,
+                    form: t.form,
+                },
+                Box::new(move |e| {
+                    AgentEvent::Tag(crate::events::TagEvent {
+                        request_id: id.clone(),
+                        item_id: None,
+                        errors: Vec::new(),
+                        error: Some(e),
+                    })
+                }),
+            )
         }
         UiRequest::ReaderTest(_) | UiRequest::Quit => return,
     };
@@ -451,7 +513,88 @@ async fn forward(link: &Link, bus: &Bus, r: crate::ui::UiRequest) {
     };
     tracing::warn!("request to the service failed: {err}");
     if !sync_now {
-        let _ = bus.send(fail(err));
+        let ev = fail(err);
+        if let AgentEvent::Lookup(l) = &ev {
+            finds.answered(&l.request_id);
+        }
+        let _ = bus.send(ev);
+    }
+}
+
+/// The sync-log window's rows and timeline from the service. Called on the GUI thread; the
+/// request runs on the session's runtime (a thread of its own, so it also works from a thread
+/// inside a runtime) and waits at most 3 s.
+pub fn fetch_sync_log(
+    link: &Arc<Link>,
+    rt: &tokio::runtime::Handle,
+) -> anyhow::Result<crate::ui::synclog_view::Loaded> {
+    use crate::ui::synclog_view::{from_rows, HOURS, ROWS};
+    let (link, rt) = (link.clone(), rt.clone());
+    let req = Request::SyncLog {
+        after: None,
+        limit: ROWS,
+        hours: HOURS,
+    };
+    let answer = std::thread::spawn(move || rt.block_on(link.request(req, Duration::from_secs(3))))
+        .join()
+        .map_err(|_| anyhow::anyhow!("the sync-log request panicked"))??;
+    match answer {
+        Response::SyncLog { rows, hours } => Ok((from_rows(&rows), hours)),
+        Response::Error { message } => anyhow::bail!(message),
+        other => anyhow::bail!("unexpected answer: {other:?}"),
+    }
+}
+
+fn finds_failed(id: &str, detail: String) -> AgentEvent {
+    AgentEvent::Lookup(crate::events::LookupEvent {
+        request_id: id.to_string(),
+        problem: Some(crate::events::LookupProblem::Other { detail }),
+        found: None,
+    })
+}
+
+/// The searches this session app sent and not yet got an answer for. A search's outcome goes to
+/// every session app (events are broadcast); only the one that asked shows the customer.
+#[derive(Default)]
+pub struct Finds(Mutex<std::collections::HashSet<String>>);
+
+impl Finds {
+    fn asked(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string());
+    }
+
+    fn answered(&self, id: &str) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id)
+    }
+
+    /// What the service's event means on this session's bus (as the all-in-one runtime
+    /// publishes it): a search of ours that found a customer → `Scan` + `Quote` (source
+    /// `search`: the popup) then `Lookup`; someone else's search → nothing.
+    pub fn to_bus(&self, e: Event) -> Vec<AgentEvent> {
+        match e {
+            Event::Enrol(e) => vec![AgentEvent::Enrol(e)],
+            Event::Redeem(e) => vec![AgentEvent::Redeem(e)],
+            Event::Tag(e) => vec![AgentEvent::Tag(e)],
+            Event::Lookup { lookup, found } => {
+                if !self.answered(&lookup.request_id) {
+                    return Vec::new();
+                }
+                let mut out = Vec::new();
+                if let Some(q) = found.filter(|_| lookup.problem.is_none()) {
+                    out.push(AgentEvent::Scan(q.scan.clone()));
+                    out.push(AgentEvent::Quote(*q));
+                }
+                out.push(AgentEvent::Lookup(lookup));
+                out
+            }
+            Event::Status { .. } | Event::ExitForUpgrade => Vec::new(),
+        }
+    }
+
+    /// The link broke: the searches waiting for an answer get none; say so.
+    fn abandon(&self, why: &str) -> Vec<AgentEvent> {
+        let ids: Vec<String> = self.0.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        ids.iter().map(|id| finds_failed(id, why.to_string())).collect()
     }
 }
 
@@ -463,6 +606,141 @@ fn redeem_failed(id: &str, void: bool, refused: String) -> AgentEvent {
         mode: None,
         refused: Some(refused),
     })
+}
+
+/// The relauncher's copies in the temp folder: `till-agent-relaunch-<pid>[.exe]`.
+const RELAUNCHER: &str = "till-agent-relaunch-";
+
+/// Told to exit for an upgrade: start a copy of this program from the temp folder (the installed
+/// file is about to be replaced, so it must not run from there) in `relaunch-wait` mode with this
+/// app's own command line; it starts the app again once the upgraded service answers.
+fn start_relauncher(endpoint: &str) {
+    let r = (|| -> anyhow::Result<std::path::PathBuf> {
+        let exe = std::env::current_exe()?;
+        let copy = std::env::temp_dir().join(format!(
+            "{RELAUNCHER}{}{}",
+            std::process::id(),
+            std::env::consts::EXE_SUFFIX
+        ));
+        std::fs::copy(&exe, &copy)?;
+        let mut cmd = std::process::Command::new(&copy);
+        cmd.arg("relaunch-wait")
+            .arg("--endpoint")
+            .arg(endpoint)
+            .arg("--exe")
+            .arg(&exe)
+            .arg("--")
+            .args(std::env::args_os().skip(1))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        os::spawn_detached(&mut cmd)?;
+        Ok(copy)
+    })();
+    match r {
+        Ok(copy) => tracing::info!(
+            "{} waits for the upgraded service to start this app again",
+            copy.display()
+        ),
+        Err(e) => tracing::warn!("cannot start the relauncher ({e:#}): this app comes back at the next logon"),
+    }
+}
+
+/// Copies a relauncher left behind (on Windows a running program cannot delete its own file);
+/// one still running stays (its file is in use).
+fn remove_old_relaunchers() {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in dir.flatten() {
+        if e.file_name().to_string_lossy().starts_with(RELAUNCHER) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// `till-agent relaunch-wait`: wait until the service went away (the installer stops it) and
+/// answers `hello` again, at most `wait` in all; then start `exe args` again unless `exe` is gone
+/// (an uninstall: gone for a minute ends the wait). A cancelled upgrade (the service never stopped) or a service that does not
+/// come back still gets the app back after `wait` (its tray then says why).
+pub fn relaunch_wait(
+    endpoint: &str,
+    exe: &std::path::Path,
+    args: &[String],
+    wait: Duration,
+) -> anyhow::Result<ExitCode> {
+    let _guard = crate::synclog::init_tracing(None, false);
+    let deadline = std::time::Instant::now() + wait;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // 1. Hold a connection (not subscribed: no session app to wait for) until the service closes it.
+    let went = rt.block_on(async {
+        let Ok(stream) = os::ipc_connect(endpoint).await else {
+            return true;
+        };
+        let mut r = BufReader::new(stream);
+        let until = tokio::time::Instant::from_std(deadline);
+        tokio::time::timeout_at(until, async {
+            let mut line = String::new();
+            while matches!(r.read_line(&mut line).await, Ok(n) if n > 0) {
+                line.clear();
+            }
+        })
+        .await
+        .is_ok()
+    });
+    drop(rt);
+    tracing::info!(
+        "relaunch: the service {}",
+        if went { "stopped" } else { "did not stop" }
+    );
+    // 2. Until it answers again.
+    let hello = || Request::Hello {
+        protocol: ipc::PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").into(),
+        session: format!("relaunch-wait (pid {})", std::process::id()),
+    };
+    // (the program gone for a minute: an uninstall, no service to wait for)
+    let mut gone_since: Option<std::time::Instant> = None;
+    while went && std::time::Instant::now() < deadline {
+        if let Some(Ok(Response::Hello(h))) = ask_service(endpoint, hello()) {
+            tracing::info!("relaunch: service {} answers", h.version);
+            break;
+        }
+        match (exe.exists(), gone_since) {
+            (true, _) => gone_since = None,
+            (false, None) => gone_since = Some(std::time::Instant::now()),
+            (false, Some(t)) if t.elapsed() > Duration::from_secs(60) => break,
+            (false, Some(_)) => {}
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let code = if exe.exists() {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(args).stdin(std::process::Stdio::null());
+        match os::spawn_detached(&mut cmd) {
+            Ok(c) => {
+                tracing::info!("relaunch: started {} (pid {})", exe.display(), c.id());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("relaunch: cannot start {}: {e}", exe.display());
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        tracing::info!("relaunch: {} is gone (uninstalled): nothing to start", exe.display());
+        ExitCode::SUCCESS
+    };
+    // This copy (never the installed program); Windows refuses while it runs: the next
+    // session app removes it.
+    if let Ok(me) = std::env::current_exe() {
+        if me
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(RELAUNCHER))
+        {
+            let _ = std::fs::remove_file(me);
+        }
+    }
+    Ok(code)
 }
 
 /// `till-agent upgrade-prepare`: ask the service to tell every session app to exit and wait
@@ -570,4 +848,127 @@ pub fn service_quote(endpoint: &str, card: &CardId) -> Option<anyhow::Result<Quo
             Err(e) => Err(e),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Classified, LookupEvent, LookupProblem, QuoteEvent, ScanEvent, TagEvent};
+
+    fn found(card: &CardId) -> QuoteEvent {
+        QuoteEvent {
+            scan: ScanEvent {
+                at: chrono::DateTime::parse_from_rfc3339("2026-11-30T08:00:00+01:00").unwrap(),
+                source: "search".into(),
+                classified: Classified::LoyaltyCard { card: card.clone() },
+            },
+            quote: Quote {
+                result: protocol::v1::QuoteResult::UnknownCard { card: card.clone() },
+                source: protocol::v1::QuoteSource::Online,
+            },
+        }
+    }
+
+    /// The service's answer to a search, through the wire and back: the session that asked
+    /// publishes the popup's `Scan` + `Quote` then the `Lookup`; another session nothing.
+    #[test]
+    fn a_balloon_once_per_distinct_reason() {
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut b = Balloons::new(Duration::from_secs(3600));
+        let down = "cannot connect to the till-agent service at /x.sock: Connection refused";
+        assert!(!b.due(None, at(0)), "nothing wrong: no balloon");
+        assert!(b.due(Some(down), at(1)));
+        // the link retries every second and the status is published again and again
+        assert!((2..60).all(|s| !b.due(Some(down), at(s))));
+        // back, then down again for the same reason: still said already
+        assert!(!b.due(None, at(61)) && !b.due(Some(down), at(62)));
+        // another reason is news
+        let bad = "till-agent service cannot start: agent.toml:3:1: key `server_url`";
+        assert!(b.due(Some(bad), at(63)));
+        assert!(!b.due(Some(bad), at(64)));
+        // an hour later the first one may be said again
+        assert!(b.due(Some(down), at(3602)));
+    }
+
+    #[test]
+    fn a_search_outcome_shows_the_customer_only_in_the_session_that_asked() {
+        let card = CardId::parse("1900000009000018", &CardPolicy::default()).unwrap();
+        let wire = |lookup: LookupEvent, found: Option<QuoteEvent>| {
+            let line = ipc::encode(&Frame::Event {
+                event: Event::Lookup {
+                    lookup,
+                    found: found.map(Box::new),
+                },
+            });
+            match ipc::decode(&line).unwrap() {
+                Frame::Event { event } => event,
+                f => panic!("{f:?}"),
+            }
+        };
+        let ok = |id: &str| LookupEvent {
+            request_id: id.into(),
+            problem: None,
+            found: None,
+        };
+        let (mine, other) = (Finds::default(), Finds::default());
+        mine.asked("find-1");
+        let evs = mine.to_bus(wire(ok("find-1"), Some(found(&card))));
+        assert!(
+            matches!(&evs[..], [AgentEvent::Scan(s), AgentEvent::Quote(q), AgentEvent::Lookup(l)]
+                if s.source == "search" && q.quote == found(&card).quote && l.request_id == "find-1" && l.problem.is_none()),
+            "{evs:?}"
+        );
+        assert!(other.to_bus(wire(ok("find-1"), Some(found(&card)))).is_empty());
+        // answered once: a repeat is someone else's
+        assert!(mine.to_bus(wire(ok("find-1"), Some(found(&card)))).is_empty());
+        // not found: only the Lookup with its problem
+        mine.asked("find-2");
+        let nf = LookupEvent {
+            request_id: "find-2".into(),
+            problem: Some(LookupProblem::NotFound { phone: true }),
+            found: None,
+        };
+        assert_eq!(
+            mine.to_bus(wire(nf.clone(), None)).len(),
+            1,
+            "a problem publishes no popup"
+        );
+        // the link broke while a search waited: the box is told why
+        mine.asked("find-3");
+        match &mine.abandon("service gone")[..] {
+            [AgentEvent::Lookup(l)] => assert_eq!(
+                l.problem,
+                Some(LookupProblem::Other {
+                    detail: "service gone".into()
+                })
+            ),
+            e => panic!("{e:?}"),
+        }
+        // a tag's outcome with the form's field errors survives the wire
+        let tag = TagEvent {
+            request_id: "tag-1".into(),
+            item_id: None,
+            errors: crate::tag::TagForm {
+                receipt: String::new(),
+                card: "12".into(),
+                date: String::new(),
+                total: "x".into(),
+            }
+            .validate(
+                &CardPolicy::default(),
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            )
+            .unwrap_err(),
+            error: None,
+        };
+        assert!(tag.errors.len() >= 2);
+        let line = ipc::encode(&Frame::Event {
+            event: Event::Tag(tag.clone()),
+        });
+        let Frame::Event { event } = ipc::decode(&line).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(&mine.to_bus(event)[..], [AgentEvent::Tag(t)] if *t == tag));
+    }
 }

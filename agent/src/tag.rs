@@ -15,7 +15,8 @@ use crate::sync::outbox::Outbox;
 use crate::synclog::SyncLog;
 
 /// The form as typed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TagForm {
     pub receipt: String,
     pub card: String,
@@ -25,7 +26,8 @@ pub struct TagForm {
     pub total: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TagField {
     Receipt,
     Card,
@@ -44,7 +46,8 @@ impl TagField {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TagProblem {
     Missing,
     /// Receipt numbers are at most 40 printable characters.
@@ -61,7 +64,7 @@ pub enum TagProblem {
 }
 
 /// One field's problem; `detail` is the English reason (the card policy's message for a card).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TagError {
     pub field: TagField,
     pub problem: TagProblem,

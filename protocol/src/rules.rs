@@ -1162,6 +1162,7 @@ pub fn customer_quote(
         .map(|c| c.name.clone());
     CustomerQuote {
         display_name: customer.name.display(),
+        anonymous: customer.name == crate::v1::CustomerName::Anonymous,
         tier: tier.name.clone(),
         discount_percent: discount_percent(program, Some(customer), state, day),
         points_balance: state.points_balance,

@@ -278,6 +278,10 @@ pub enum QuoteSource {
 #[serde(deny_unknown_fields)]
 pub struct CustomerQuote {
     pub display_name: String,
+    /// The account of an anonymous card (`display_name` is then only a placeholder: the till
+    /// shows "anonymous card" in its own language).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
     pub tier: String,
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
     pub discount_percent: Decimal,

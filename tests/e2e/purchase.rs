@@ -377,6 +377,9 @@ fn purchases_with_unassigned_unknown_or_anonymous_cards_earn_on_registration_onc
     wait_drained(&till);
     let earned = d(entries_for(&srv, &anon_owner, &a1)[0]["points"].as_str().unwrap());
     assert_eq!(balance(&srv, &anon_owner), earned);
+    // The till names the account in its own language (cs), not the server's placeholder.
+    let out = ok_out(&till.cli(&["lookup", "--card", &anon]));
+    assert!(out.contains("Anonymní karta") && !out.contains("Anonymous"), "{out}");
     ok_out(&till.cli(&["register", &anon, "--name", "Karel Anonym", "--consent"]));
     wait_drained(&till);
     assert_eq!(owner(&anon), anon_owner, "same account");

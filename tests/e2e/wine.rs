@@ -7,7 +7,7 @@
 //! the registry and delivers a receipt to the Linux server-stub; `till-agent-cli.exe status` prints
 //! to its caller → a receipt queued while the server is down survives a same-version upgrade
 //! (AllowSameVersionUpgrades) done while the service and a session app run (the session app is
-//! sent away by `upgrade-prepare`) and goes out afterwards with the kept token → an older MSI is
+//! sent away by `upgrade-prepare` and comes back by itself) and goes out afterwards with the kept token → an older MSI is
 //! refused → uninstall stops and deletes the service, removes the program and the Run value and
 //! leaves %ProgramData%\TillAgent → the token is nowhere in plain text in the prefix.
 //! The MSI's tables, the manifest and the signatures themselves are checked without Wine in
@@ -479,6 +479,17 @@ fn wine_msi_service_install_upgrade_uninstall() {
         "the rebuilt product replaced the first one"
     );
     wait_service(&wine, dir, Some("RUNNING"), "after the upgrade");
+    // The session app comes back by itself (its relauncher copy in %TEMP% waited for the new
+    // service), from the installed program, with its own command line.
+    let back = wait_for(Duration::from_secs(90), || {
+        let p = wine_pids(&installed, &["session", "--headless"]);
+        (!p.is_empty()).then_some(p)
+    });
+    assert!(
+        back.is_some(),
+        "the session app did not come back after the upgrade:\n{}",
+        std::fs::read_to_string(&session_log).unwrap_or_default()
+    );
     assert_eq!(
         std::fs::read_to_string(&config).unwrap(),
         toml_text,

@@ -3,7 +3,8 @@
 //! Linux server-stub with no session app running; the pipe's security descriptor is read back
 //! from the system; the session app connects over the named pipe, a card swiped on a serial
 //! reader (a socat pty linked as COM5) gives the customer's popup computed by the service; the
-//! session app exits when the service is told "exit for upgrade"; the token is nowhere in plain
+//! session app exits when the service is told "exit for upgrade"; a start failure reaches the Event
+//! Log and, as a balloon, the GUI session app; the token is nowhere in plain
 //! text in the prefix; `sc stop` stops the service.
 //!
 //! What Wine cannot show: ACL enforcement (every Wine process may open every file and pipe) and
@@ -256,6 +257,34 @@ fn wine_service_syncs_with_nobody_logged_on_and_serves_the_session_app_over_the_
         doc.contains("answers but could not start") && doc.contains("server_ur1"),
         "{doc}"
     );
+    // The GUI session app (on the Xvfb display) shows the reason in a balloon once: a
+    // notification-area icon of its own with an error balloon (`Shell_NotifyIconW` + `NIF_INFO`).
+    let gui_err = work.path().join("session-gui.stderr");
+    let mut gui = Proc::spawn(
+        "till-agent.exe session",
+        agent(&["--config", r"C:\good.toml", "session"])
+            .env("TILL_AGENT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&gui_err).unwrap()),
+    );
+    let balloon = wait_for(Duration::from_secs(45), || {
+        let t = std::fs::read_to_string(&gui_err).unwrap_or_default();
+        t.lines()
+            .find(|l| l.contains("balloon shown") || l.contains("no balloon"))
+            .map(str::to_string)
+    });
+    let balloon = balloon.unwrap_or_else(|| {
+        panic!(
+            "no balloon from the session app:\n{}",
+            std::fs::read_to_string(&gui_err).unwrap_or_default()
+        )
+    });
+    assert!(
+        balloon.contains("balloon shown") && balloon.contains("server_ur1"),
+        "{balloon}"
+    );
+    eprintln!("fact: {balloon}");
+    gui.kill();
     console.kill();
     std::fs::write(data.join("agent.toml"), good).unwrap();
 

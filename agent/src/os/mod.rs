@@ -87,6 +87,12 @@ pub fn request_exit() {
     EXIT.send_replace(true);
 }
 
+/// Start `cmd` so that it outlives this process and its console / terminal: Windows
+/// `DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP`; Unix a process group of its own.
+pub fn spawn_detached(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    imp::spawn_detached(cmd)
+}
+
 /// Open a file or folder with the desktop's handler (Explorer, `xdg-open`).
 pub fn open_with_desktop(p: &Path) -> std::io::Result<()> {
     imp::open_with_desktop(p)

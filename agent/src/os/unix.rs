@@ -84,6 +84,11 @@ pub fn serial_port_missing(port: &str) -> bool {
 
 pub fn attach_parent_console() {}
 
+pub fn spawn_detached(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0).spawn()
+}
+
 pub fn default_ipc_endpoint(data_dir: &Path) -> String {
     data_dir.join("till-agent.sock").to_string_lossy().into_owned()
 }

@@ -84,6 +84,12 @@ pub fn serial_port_missing(_port: &str) -> bool {
 /// When std handles were redirected by the parent (pipes, files — e.g. a test or a script),
 /// they are valid already and are left alone: `AttachConsole` would not replace them anyway
 /// but checking first avoids a pointless console attach for headless runs.
+pub fn spawn_detached(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    use std::os::windows::process::CommandExt;
+    use windows_sys::Win32::System::Threading::{CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS};
+    cmd.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP).spawn()
+}
+
 pub fn attach_parent_console() {
     use windows_sys::Win32::System::Console::{
         AttachConsole, GetStdHandle, ATTACH_PARENT_PROCESS, STD_ERROR_HANDLE, STD_OUTPUT_HANDLE,

@@ -121,7 +121,7 @@ pub fn run(args: PopupDemoArgs) -> anyhow::Result<std::process::ExitCode> {
         },
         config_path: None,
         log_dir: None,
-        outbox_db: None,
+        sync_log: None,
         bus: crate::events::bus(),
         status: None,
         requests: Arc::new(|r| tracing::info!("popup-demo: UI request {r:?}")),

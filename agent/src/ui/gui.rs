@@ -356,7 +356,7 @@ struct App {
     about: AboutInfo,
     config_path: Option<PathBuf>,
     log_dir: Option<PathBuf>,
-    outbox_db: Option<PathBuf>,
+    sync_log: Option<super::synclog_view::SyncLogSource>,
     requests: Arc<dyn Fn(UiRequest) + Send + Sync>,
     platform: Box<dyn PopupPlatform>,
     rx: Receiver<UiMsg>,
@@ -397,7 +397,7 @@ impl App {
             about: ctx.about,
             config_path: ctx.config_path,
             log_dir: ctx.log_dir,
-            outbox_db: ctx.outbox_db,
+            sync_log: ctx.sync_log,
             requests: ctx.requests,
             platform,
             rx,
@@ -428,9 +428,9 @@ impl App {
             tray.update(self.lang, &s, &backlog);
         }
         self.status = s;
-        let db = self.outbox_db.clone();
+        let db = self.sync_log.clone();
         if let Some(log) = self.windows().log.as_mut() {
-            log.reload(db.as_deref());
+            log.reload(db.as_ref());
         }
     }
 
@@ -567,7 +567,7 @@ impl App {
                 },
                 "sync_log" => {
                     let mut log = LogWindow::default();
-                    log.reload(self.outbox_db.as_deref());
+                    log.reload(self.sync_log.as_ref());
                     self.windows().log = Some(log);
                 }
                 "sync_now" => (self.requests)(UiRequest::SyncNow),
@@ -1122,7 +1122,7 @@ impl App {
             );
         }
         if log_open {
-            let (win, db, dir) = (self.win.clone(), self.outbox_db.clone(), self.log_dir.clone());
+            let (win, db, dir) = (self.win.clone(), self.sync_log.clone(), self.log_dir.clone());
             ctx.show_viewport_deferred(
                 ViewportId::from_hash_of("sync_log"),
                 ViewportBuilder::default()
@@ -1133,7 +1133,7 @@ impl App {
                     let mut w = win.lock().unwrap_or_else(|e| e.into_inner());
                     let Some(log) = w.log.as_mut() else { return };
                     egui::CentralPanel::default().show_inside(ui, |ui| {
-                        synclog_window::sync_log_ui(ui, lang, log, db.as_deref(), dir.as_deref(), open_path)
+                        synclog_window::sync_log_ui(ui, lang, log, db.as_ref(), dir.as_deref(), open_path)
                     });
                     if closed(ui) {
                         w.log = None;

@@ -135,6 +135,8 @@ pub enum Key {
     Yes,
     No,
     NoCustomerYet,
+    /// The title of an anonymous card's account (issued in a batch, not registered yet).
+    AnonymousCard,
     StateSynced,
     StateQueued,
     StateUnreachable,
@@ -173,6 +175,10 @@ pub fn t(lang: Lang, key: Key) -> &'static str {
     use Key::*;
     use Lang::*;
     match (key, lang) {
+        (AnonymousCard, Cs) => "Anonymní karta",
+        (AnonymousCard, Sk) => "Anonymná karta",
+        (AnonymousCard, Hr) => "Anonimna kartica",
+        (AnonymousCard, En) => "Anonymous card",
         (Tier, Cs) => "Úroveň",
         (Tier, Sk) => "Úroveň",
         (Tier, Hr) => "Razina",

@@ -102,8 +102,8 @@ pub struct GuiContext {
     pub config_path: Option<PathBuf>,
     /// The `logs/` folder, opened by "Open log folder".
     pub log_dir: Option<PathBuf>,
-    /// outbox.db, whose `sync_log` table the sync-log window shows.
-    pub outbox_db: Option<PathBuf>,
+    /// Where the sync-log window gets its rows (outbox.db, or the service in a session app).
+    pub sync_log: Option<synclog_view::SyncLogSource>,
     pub bus: Bus,
     pub status: Option<watch::Receiver<SyncStatus>>,
     pub requests: Arc<dyn Fn(UiRequest) + Send + Sync>,
@@ -114,6 +114,19 @@ pub struct GuiContext {
     pub escape_from_wedge: bool,
     /// Events to show as soon as the window exists (the `popup-demo` hook).
     pub initial: Vec<AgentEvent>,
+}
+
+/// A desktop notification ("balloon"; `platform::notify`); the error says why none was shown.
+pub fn notify(title: &str, body: &str) -> Result<(), String> {
+    #[cfg(feature = "gui")]
+    {
+        platform::notify::show(title, body)
+    }
+    #[cfg(not(feature = "gui"))]
+    {
+        let _ = (title, body);
+        Err("built without the `gui` feature".into())
+    }
 }
 
 /// How `run_gui` ended.

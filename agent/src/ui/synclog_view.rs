@@ -6,12 +6,65 @@
 //! working if the core adds columns: time / severity / kind / item / message are picked by name,
 //! the rest become `detail`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::sync::outbox::LogRow;
 use crate::synclog::mask_card_numbers;
+
+/// How many rows the window shows, and the hours of its timeline.
+pub const ROWS: usize = 500;
+pub const HOURS: u32 = 7 * 24;
+
+/// The rows (newest first) and the timeline the window shows.
+pub type Loaded = (Vec<LogEntry>, Vec<Hour>);
+
+/// Where the sync-log window gets them.
+#[derive(Clone)]
+pub enum SyncLogSource {
+    /// outbox.db, read directly (the all-in-one agent).
+    File(PathBuf),
+    /// Asked from the process that owns outbox.db (the session app asks the service: users
+    /// cannot read the file). Called on the GUI thread at each (re)load.
+    Fetch(Arc<dyn Fn() -> anyhow::Result<Loaded> + Send + Sync>),
+}
+
+impl SyncLogSource {
+    pub fn load(&self) -> anyhow::Result<Loaded> {
+        match self {
+            SyncLogSource::File(db) => Ok((load(db, ROWS)?, timeline(db, Utc::now(), HOURS)?)),
+            SyncLogSource::Fetch(f) => f(),
+        }
+    }
+
+    /// For an error message: the file, or "the till-agent service".
+    pub fn name(&self) -> String {
+        match self {
+            SyncLogSource::File(db) => db.display().to_string(),
+            SyncLogSource::Fetch(_) => "the till-agent service".into(),
+        }
+    }
+}
+
+/// The service's `sync_log` rows (`Outbox::log_tail`: newest last) as the window's entries
+/// (newest first, card numbers masked like [`load`]).
+pub fn from_rows(rows: &[LogRow]) -> Vec<LogEntry> {
+    rows.iter()
+        .rev()
+        .map(|r| LogEntry {
+            id: r.id,
+            at: r.ts.clone(),
+            severity: r.level.to_lowercase(),
+            kind: r.kind.clone(),
+            item: mask_card_numbers(r.item_id.as_deref().unwrap_or_default()),
+            message: mask_card_numbers(&r.message),
+            detail: String::new(),
+        })
+        .collect()
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LogEntry {
@@ -160,7 +213,7 @@ pub fn kinds(entries: &[LogEntry]) -> Vec<String> {
 }
 
 /// One hour of the timeline.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hour {
     pub start: DateTime<Utc>,
     /// Receipts the server acknowledged in this hour.
@@ -316,6 +369,31 @@ mod tests {
         assert_eq!(kinds(&all), ["ack", "rejected", "retry"]);
         assert!(all[1].line().contains("WARN  retry    - server unreachable"));
         assert!(!all.iter().any(|e| e.line().contains("1900000009000018")));
+    }
+
+    /// The service's rows (newest last) become the window's entries (newest first, masked).
+    #[test]
+    fn service_rows_become_entries_newest_first_masked() {
+        let row = |id: i64, level: &str, item: Option<&str>, message: &str| LogRow {
+            id,
+            ts: format!("2026-11-30T08:0{id}:00.000Z"),
+            level: level.into(),
+            kind: "ack".into(),
+            item_id: item.map(str::to_string),
+            message: message.into(),
+        };
+        let e = from_rows(&[
+            row(1, "INFO", None, "sent 1 receipt"),
+            row(2, "WARN", Some("1900000009000018"), "card 1900000009000018 refused"),
+        ]);
+        assert_eq!(e.iter().map(|e| e.id).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(
+            (e[0].severity.as_str(), e[0].message.as_str(), e[0].item.as_str()),
+            ("warn", "card 1900-****-****-0018 refused", "1900-****-****-0018")
+        );
+        assert!(e[0].is_problem() && !e[1].is_problem());
+        assert_eq!(e[1].item, "");
+        assert_eq!(e[1].at, "2026-11-30T08:01:00.000Z");
     }
 
     /// A real outbox: receipts queued during an outage, sent when the server came back.

@@ -11,7 +11,7 @@ use eframe::egui::{self, Align, Color32, Layout, RichText, Sense, TextWrapMode};
 
 use super::human;
 use super::i18n::{t, Key, Lang};
-use super::synclog_view::{self, Filter, Hour, LogEntry};
+use super::synclog_view::{self, Filter, Hour, LogEntry, SyncLogSource};
 
 pub const SENT: Color32 = Color32::from_rgb(0x2e, 0x9d, 0x4a);
 pub const QUEUED: Color32 = Color32::from_rgb(0xf0, 0xa2, 0x02);
@@ -28,17 +28,16 @@ pub(super) struct LogWindow {
 }
 
 impl LogWindow {
-    pub fn reload(&mut self, db: Option<&Path>) {
-        match db {
-            Some(db) => match synclog_view::load(db, 500)
-                .and_then(|e| Ok((e, synclog_view::timeline(db, chrono::Utc::now(), 7 * 24)?)))
-            {
+    pub fn reload(&mut self, source: Option<&SyncLogSource>) {
+        match source {
+            Some(source) => match source.load() {
                 Ok((e, h)) => {
+                    tracing::debug!(target: "till_agent::ui", rows = e.len(), hours = h.len(), sent = h.iter().map(|h| h.sent).sum::<u32>(), from = %source.name(), "sync log loaded");
                     self.entries = e;
                     self.hours = h;
                     self.error = None;
                 }
-                Err(e) => self.error = Some(format!("{}: {e:#}", db.display())),
+                Err(e) => self.error = Some(format!("{}: {e:#}", source.name())),
             },
             None => self.error = Some("outbox.db ?".into()),
         }
@@ -176,7 +175,7 @@ pub(super) fn sync_log_ui(
     ui: &mut egui::Ui,
     lang: Lang,
     log: &mut LogWindow,
-    db: Option<&Path>,
+    db: Option<&SyncLogSource>,
     dir: Option<&Path>,
     open_dir: impl Fn(&Path),
 ) {
@@ -326,7 +325,7 @@ mod tests {
         }
         for lang in Lang::ALL {
             let mut w = LogWindow::default();
-            w.reload(Some(&db));
+            w.reload(Some(&SyncLogSource::File(db.clone())));
             assert_eq!(w.entries.len(), 30);
             let ctx = egui::Context::default();
             let input = egui::RawInput {
@@ -337,7 +336,7 @@ mod tests {
             let mut content_w = 0.0;
             let _ = ctx.run_ui(input, |ui| {
                 egui::CentralPanel::default().show_inside(ui, |ui| {
-                    sync_log_ui(ui, lang, &mut w, Some(&db), None, |_| {});
+                    sync_log_ui(ui, lang, &mut w, Some(&SyncLogSource::File(db.clone())), None, |_| {});
                     used = ui.min_rect();
                     content_w = ui.available_width();
                 });
@@ -348,7 +347,7 @@ mod tests {
         }
         // The check sees it when a window is too narrow for the table's fixed columns.
         let mut w = LogWindow::default();
-        w.reload(Some(&db));
+        w.reload(Some(&SyncLogSource::File(db.clone())));
         let ctx = egui::Context::default();
         let win = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(300.0, 520.0));
         let mut used = egui::Rect::NOTHING;
@@ -359,7 +358,14 @@ mod tests {
             },
             |ui| {
                 egui::CentralPanel::default().show_inside(ui, |ui| {
-                    sync_log_ui(ui, Lang::Cs, &mut w, Some(&db), None, |_| {});
+                    sync_log_ui(
+                        ui,
+                        Lang::Cs,
+                        &mut w,
+                        Some(&SyncLogSource::File(db.clone())),
+                        None,
+                        |_| {},
+                    );
                     used = ui.min_rect();
                 });
             },

@@ -281,7 +281,7 @@ impl PopupView {
                     PopupKind::Customer,
                     Severity::Ok,
                     lang,
-                    quote.display_name.clone(),
+                    customer_title(lang, quote),
                     scan,
                 );
                 v.card = Some(card.masked());
@@ -296,7 +296,7 @@ impl PopupView {
                     PopupKind::Replaced,
                     Severity::Warning,
                     lang,
-                    quote.display_name.clone(),
+                    customer_title(lang, quote),
                     scan,
                 );
                 v.card = Some(card.masked());
@@ -414,6 +414,15 @@ impl PopupView {
     }
 }
 
+/// The popup's title for a customer: the name, or "anonymous card" in the cashier's language.
+pub fn customer_title(lang: Lang, quote: &CustomerQuote) -> String {
+    if quote.anonymous {
+        t(lang, Key::AnonymousCard).to_string()
+    } else {
+        quote.display_name.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +446,7 @@ mod tests {
     fn cq(cur: Currency) -> CustomerQuote {
         CustomerQuote {
             display_name: "Jiří Čermák".into(),
+            anonymous: false,
             tier: "Silver".into(),
             discount_percent: dec!(5),
             points_balance: dec!(1250),
@@ -673,6 +683,30 @@ mod tests {
             assert!(v.facts.is_none());
             assert_eq!(lines(&v), text);
         }
+    }
+
+    #[test]
+    fn an_anonymous_card_is_titled_in_every_language_and_a_person_by_name() {
+        let mut q = cq(Currency::CZK);
+        q.anonymous = true;
+        q.display_name = "Anonymous card".into();
+        let ev = qe(QuoteResult::Customer { card: card(), quote: q }, offline());
+        for (lang, title) in [
+            (Lang::Cs, "Anonymní karta"),
+            (Lang::Sk, "Anonymná karta"),
+            (Lang::Hr, "Anonimna kartica"),
+            (Lang::En, "Anonymous card"),
+        ] {
+            assert_eq!(PopupView::from_quote(&ev, lang).title, title);
+        }
+        let ev = qe(
+            QuoteResult::Customer {
+                card: card(),
+                quote: cq(Currency::CZK),
+            },
+            offline(),
+        );
+        assert_eq!(PopupView::from_quote(&ev, Lang::Cs).title, "Jiří Čermák");
     }
 
     #[test]

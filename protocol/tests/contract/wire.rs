@@ -164,6 +164,7 @@ fn company_sub_card() -> Customer {
 fn customer_quote() -> CustomerQuote {
     CustomerQuote {
         display_name: "Jana Nováková".into(),
+        anonymous: false,
         tier: "Silver".into(),
         discount_percent: dec!(5),
         points_balance: dec!(1234.56),

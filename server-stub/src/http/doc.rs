@@ -84,6 +84,7 @@ fn sample_program() -> Program {
 fn sample_customer_quote() -> CustomerQuote {
     CustomerQuote {
         display_name: "Jiří Dvořák".into(),
+        anonymous: false,
         tier: "Základ".into(),
         discount_percent: d("0"),
         points_balance: d("42.5"),

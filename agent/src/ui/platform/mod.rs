@@ -3,6 +3,7 @@
 use eframe::egui;
 use raw_window_handle::HasWindowHandle;
 
+pub mod notify;
 mod tray_host;
 #[cfg(windows)]
 mod windows;
