@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Windows agent and its MSI:  scripts/build-msi.sh  →  target/msi/till-agent-<version>.msi
 #
-#   scripts/build-msi.sh [--debug] [--exe PATH] [--version X.Y.Z] [--out DIR]
+#   scripts/build-msi.sh [--debug|--release] [--exe PATH] [--version X.Y.Z] [--out DIR]
 #
-#   --debug         use the debug build of the exe (default: release)
+#   --debug         use the debug build of the exe (default: the `dist` profile of Cargo.toml, the
+#                   release build optimised for size with LTO, no symbols: 14 MB instead of 39 MB)
+#   --release       use the plain release build
 #   --exe PATH      package this already-built till-agent.exe instead of building one (tests use this);
 #                   till-agent-cli.exe is taken from the same folder unless --cli says otherwise
 #   --cli PATH      the console companion till-agent-cli.exe to package
@@ -25,7 +27,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 caller="$(pwd)"
 
-profile=release
+profile=dist
 exe=""
 cli=""
 version=""
@@ -33,11 +35,12 @@ out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --debug) profile=debug ;;
+    --release) profile=release ;;
     --exe) exe="$2"; shift ;;
     --cli) cli="$2"; shift ;;
     --version) version="$2"; shift ;;
     --out) out="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "build-msi: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -62,7 +65,7 @@ out="${out:-$target_dir/msi}"
 
 if [ -z "$exe" ]; then
   flag=()
-  [ "$profile" = release ] && flag=(--release)
+  [ "$profile" = debug ] || flag=(--profile "$profile")
   cargo build -p till-agent --bins --target x86_64-pc-windows-gnu "${flag[@]}" >&2
   exe="$target_dir/x86_64-pc-windows-gnu/$profile/till-agent.exe"
 fi

@@ -13,7 +13,8 @@
 //! Env: BENCH_STORM_TILLS (200), BENCH_STORM_RECEIPTS (1000 per till), BENCH_STORM_BATCH (100,
 //! the agent's default batch_size), BENCH_STORM_QUOTES (idle quotes, 300), BENCH_STORM_TIMEOUT
 //! (seconds, 900), BENCH_STORM_DB (the server's `--db`: a SQLite path or a postgres:// URL of an
-//! EMPTY database; default a fresh SQLite file in a temp dir), BENCH_STORM_LABEL (row label).
+//! EMPTY database; default a fresh SQLite file in a temp dir), BENCH_STORM_LABEL (row label),
+//! BENCH_STORM_INGEST (the server's `--ingest-concurrency`; default: the server's own, the cores).
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -259,6 +260,12 @@ fn main() {
         Command::new(server_stub())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", &db])
             .args(["--admin-token", admin])
+            .args(
+                std::env::var("BENCH_STORM_INGEST")
+                    .ok()
+                    .map(|n| vec!["--ingest-concurrency".to_string(), n])
+                    .unwrap_or_default(),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

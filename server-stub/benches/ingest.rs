@@ -16,6 +16,17 @@ use server_stub::http::{router, AppState};
 use server_stub::store::sqlite::{open_connection, SqliteRepo};
 use server_stub::store::{transact, CardRow, Repository, StoredReceipt};
 
+/// CPU seconds this process has used so far (user + system, all threads; /proc, 10 ms ticks).
+/// Beside the wall-clock rates: on a machine shared with other work the CPU a receipt costs is
+/// the steadier figure.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // fields 14 and 15 of stat(5) are the 12th and 13th after the ')'.
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -154,7 +165,9 @@ fn main() {
                 .collect(),
         })
         .collect();
+    let c0 = cpu_secs();
     let (http_secs, applied) = http_ingest(Arc::new(repo), &token, &batches);
+    let http_cpu = cpu_secs() - c0;
     assert_eq!(applied, n, "every receipt applied once");
 
     // --- raw: same rows, same table, same settings, plain rusqlite inserts
@@ -171,7 +184,7 @@ fn main() {
             )
         })
         .collect();
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), cpu_secs());
     for chunk in rows.chunks(batch) {
         let tx = conn.transaction().unwrap();
         {
@@ -207,6 +220,7 @@ fn main() {
         tx.commit().unwrap();
     }
     let raw_secs = t0.elapsed().as_secs_f64();
+    let raw_cpu = cpu_secs() - c0;
     let _ = StoredReceipt {
         receipt: rs[0].clone(),
         payload_hash: String::new(),
@@ -227,6 +241,17 @@ fn main() {
         "  ratio HTTP / raw: {:.3} ({:.1}x slower)",
         http_rate / raw_rate,
         raw_rate / http_rate
+    );
+    println!(
+        "  CPU (this process, client + server): HTTP {:.0} µs/receipt, raw {:.0} µs/row (ratio {:.2}); load average {}",
+        http_cpu / n as f64 * 1e6,
+        raw_cpu / n as f64 * 1e6,
+        raw_cpu / http_cpu.max(1e-9),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
     );
     // The same ingest on PostgreSQL (scripts/bench.sh starts a throw-away cluster and sets the URL
     // of an empty database), beside SQLite's.

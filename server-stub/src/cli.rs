@@ -54,6 +54,10 @@ pub enum Command {
         /// PostgreSQL connections for writes (reads get max(2, N/4) connections of their own).
         #[arg(long, default_value_t = 16)]
         db_pool: u32,
+        /// Sync batches worked on at once (default: the number of cores); more queue until one
+        /// is answered, so quotes and token checks keep CPU during a morning storm.
+        #[arg(long, env = "SERVER_STUB_INGEST_CONCURRENCY")]
+        ingest_concurrency: Option<usize>,
         /// Bearer token for /admin/... endpoints (admin endpoints are off without one).
         #[arg(long, env = "SERVER_STUB_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
@@ -133,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             db,
             db_pool,
+            ingest_concurrency,
             admin_token,
         } => {
             let opened = open(&db, db_pool)?;
@@ -148,7 +153,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     "no admin token: /admin endpoints answer 401 (set --admin-token or SERVER_STUB_ADMIN_TOKEN)"
                 );
             }
-            let state = AppState::new(repo.clone(), admin_token, Some(identity.id.as_str().into()));
+            let ingest = ingest_concurrency.unwrap_or_else(crate::http::state::default_ingest_limit);
+            tracing::info!(ingest_concurrency = ingest, "sync batches worked on at once");
+            let state =
+                AppState::new(repo.clone(), admin_token, Some(identity.id.as_str().into())).with_ingest_limit(ingest);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.spawn(settle_tags(repo.clone()));
             if let Opened::Sqlite(repo, _) = &opened {

@@ -35,10 +35,10 @@ pub(crate) fn earning_account(tx: &mut dyn Tx, card: &CardId) -> Result<Option<C
 }
 
 pub(crate) fn account_of(tx: &mut dyn Tx, customer: &CustomerId) -> Result<CustomerId, ApiError> {
-    Ok(match tx.customer(customer)? {
-        Some(c) => c.customer.parent.unwrap_or_else(|| customer.clone()),
-        None => customer.clone(),
-    })
+    Ok(tx
+        .customer_parent(customer)?
+        .flatten()
+        .unwrap_or_else(|| customer.clone()))
 }
 
 pub(crate) fn require_program(tx: &mut dyn Tx) -> Result<RulesSnapshot, ApiError> {

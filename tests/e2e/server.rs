@@ -1747,3 +1747,78 @@ fn a_quote_and_a_token_check_answer_while_ingest_waits_for_the_database(backend:
     assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&sale]));
 }
 }
+
+on_both! {
+fn sync_batches_over_the_ingest_limit_queue_before_any_work_and_quotes_still_answer(backend: Backend) {
+    // One batch worked on at a time (`--ingest-concurrency 1`). The database's write side is held
+    // by another client (as above), so the first batch takes the permit and waits there; the
+    // second waits for the permit, visible in /metrics, while a quote answers at once.
+    let dir = tempfile::tempdir().unwrap();
+    let db = e2e::new_database(dir.path(), Some(&fixture("seed/demo.json")), backend);
+    let srv = e2e::serve_db_env(dir.path(), &db, backend, "server.log", &[("SERVER_STUB_INGEST_CONCURRENCY", "1")]);
+    let api = Api::new(&srv, STORE, TILL);
+    enum Holder {
+        Sqlite(rusqlite::Connection),
+        Pg(postgres::Client),
+    }
+    let holder = match backend {
+        Backend::Sqlite => {
+            let c = rusqlite::Connection::open(&srv.db).unwrap();
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            Holder::Sqlite(c)
+        }
+        Backend::Postgres => {
+            let mut c = e2e::pg::cluster().client(e2e::pg::db_name(srv.db.to_str().unwrap()));
+            c.batch_execute("BEGIN; LOCK TABLE customers IN EXCLUSIVE MODE").unwrap();
+            Holder::Pg(c)
+        }
+    };
+    let sales: Vec<Receipt> = ["8951", "8952"]
+        .iter()
+        .map(|no| receipt(no, Some(JIRI), vec![line(None, "Chléb", None, "1", "35.50", LineKind::Sale)]))
+        .collect();
+    let send = |r: &Receipt| {
+        let body = batch(vec![receipt_item(r)]);
+        let (url, token) = (api.url.clone(), api.token.clone());
+        std::thread::spawn(move || {
+            Client::new().post(format!("{url}/v1/sync")).bearer_auth(token).json(&body).send().unwrap().status()
+        })
+    };
+    let gauge = |name: &str| -> i64 {
+        let m = api.http.get(format!("{}/metrics", srv.url)).send().unwrap().text().unwrap();
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{m}"))
+            .parse()
+            .unwrap()
+    };
+    let first = send(&sales[0]);
+    assert!(
+        e2e::wait_for(std::time::Duration::from_secs(10), || (gauge("server_stub_sync_pending") == 1).then_some(()))
+            .is_some(),
+        "the first batch did not reach the database"
+    );
+    let second = send(&sales[1]);
+    assert!(
+        e2e::wait_for(std::time::Duration::from_secs(10), || (gauge("server_stub_sync_queued") == 1).then_some(()))
+            .is_some(),
+        "the second batch is not queued for a permit"
+    );
+    // Queued before any work: not counted as being applied.
+    assert_eq!(gauge("server_stub_sync_pending"), 1);
+    let t0 = std::time::Instant::now();
+    let q = api.quote(JIRI);
+    assert_eq!(q["kind"], "customer", "{q}");
+    assert!(t0.elapsed() < std::time::Duration::from_millis(300), "the quote waited {:?}", t0.elapsed());
+    assert!(!first.is_finished() && !second.is_finished());
+    match holder {
+        Holder::Sqlite(c) => c.execute_batch("ROLLBACK").unwrap(),
+        Holder::Pg(mut c) => c.batch_execute("ROLLBACK").unwrap(),
+    }
+    assert_eq!(first.join().unwrap(), StatusCode::OK);
+    assert_eq!(second.join().unwrap(), StatusCode::OK);
+    assert_eq!((gauge("server_stub_sync_queued"), gauge("server_stub_sync_pending")), (0, 0));
+    let both: Vec<&Receipt> = sales.iter().collect();
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &both));
+}
+}

@@ -600,6 +600,23 @@ pub async fn ledger_check(State(st): State<AppState>, _a: AdminAuth) -> Result<R
     Ok(Json(BalanceCheck { mismatches }).into_response())
 }
 
+/// Middleware: a sync batch waits for an ingest permit (`AppState::ingest`) before anything of
+/// it runs — token check, reading and parsing the body, applying — and holds it until answered.
+/// Batches over the limit queue here (counted in `/metrics`), so quotes and token checks keep
+/// CPU and database connections during a storm. A till that gives up waiting drops the request;
+/// nothing of it was done.
+pub async fn ingest_gate(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path() != "/v1/sync" || req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    let queued = st.metrics.queued();
+    let permit = st.ingest.clone().acquire_owned().await;
+    drop(queued);
+    let resp = next.run(req).await;
+    drop(permit);
+    resp
+}
+
 /// Middleware: count and time every request by its route template (`/v1/quote/{card}`, not the
 /// card number itself; `unmatched` for paths without a route).
 pub async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {

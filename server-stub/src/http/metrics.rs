@@ -39,6 +39,7 @@ pub struct Metrics {
     durations: Family<RouteLabels, Histogram>,
     sync_items: Family<ResultLabels, Counter>,
     sync_pending: Gauge,
+    sync_queued: Gauge,
     db_connections: Gauge,
     db_idle: Gauge,
     db_max: Gauge,
@@ -80,6 +81,12 @@ impl Metrics {
             "sync batches being applied now (received, not yet answered)",
             sync_pending.clone(),
         );
+        let sync_queued = Gauge::default();
+        r.register(
+            "sync_queued",
+            "sync batches received and waiting for an ingest permit (more than --ingest-concurrency at once)",
+            sync_queued.clone(),
+        );
         let db_connections = Gauge::default();
         r.register("db_connections", "open database connections", db_connections.clone());
         let db_idle = Gauge::default();
@@ -98,6 +105,7 @@ impl Metrics {
             durations,
             sync_items,
             sync_pending,
+            sync_queued,
             db_connections,
             db_idle,
             db_max,
@@ -124,6 +132,12 @@ impl Metrics {
     pub fn pending(&self) -> PendingGuard {
         self.sync_pending.inc();
         PendingGuard(self.sync_pending.clone())
+    }
+
+    /// A guard counting one sync batch as waiting for an ingest permit while it lives.
+    pub fn queued(&self) -> PendingGuard {
+        self.sync_queued.inc();
+        PendingGuard(self.sync_queued.clone())
     }
 
     /// Count and time one answered request.

@@ -92,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         .layer(Extension(doc))
         .layer(Extension(contract))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            handlers::ingest_gate,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), handlers::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

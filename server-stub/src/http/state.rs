@@ -13,6 +13,14 @@ pub struct AppState {
     /// Changes when the database is restored (`identity.rs`); served in `/healthz`.
     pub server_id: Option<Arc<str>>,
     pub metrics: Arc<Metrics>,
+    /// Sync batches worked on at once (token check, body, apply); the others queue for a permit
+    /// before any of their work starts, so a storm of batches cannot take the CPU from quotes.
+    pub ingest: Arc<tokio::sync::Semaphore>,
+}
+
+/// The default number of sync batches worked on at once: the machine's cores.
+pub fn default_ingest_limit() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl AppState {
@@ -22,7 +30,14 @@ impl AppState {
             admin_token,
             server_id,
             metrics: Arc::new(Metrics::new()),
+            ingest: Arc::new(tokio::sync::Semaphore::new(default_ingest_limit())),
         }
+    }
+
+    /// At most `n` (≥ 1) sync batches worked on at once.
+    pub fn with_ingest_limit(mut self, n: usize) -> AppState {
+        self.ingest = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     /// Run blocking storage work off the async workers.

@@ -234,6 +234,11 @@ pub trait Tx {
     fn next_counter(&mut self, name: &str) -> StoreResult<i64>;
 
     fn customer(&mut self, id: &CustomerId) -> StoreResult<Option<CustomerRow>>;
+    /// A customer's parent account: None when there is no such customer, Some(None) for a
+    /// customer without a parent. (A backend may read just that column.)
+    fn customer_parent(&mut self, id: &CustomerId) -> StoreResult<Option<Option<CustomerId>>> {
+        Ok(self.customer(id)?.map(|c| c.customer.parent))
+    }
     /// Insert or update; bumps the customer's change sequence.
     fn put_customer(&mut self, customer: &Customer, state: &CustomerState) -> StoreResult<()>;
     /// Bump the change sequence without changing data (e.g. a card of theirs changed).

@@ -43,7 +43,10 @@ pub fn open_connection(path: &Path) -> StoreResult<Connection> {
             path.display()
         )));
     }
-    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+    // temp_store=MEMORY: the statement journal of each batch item's savepoint stays in memory
+    // (else SQLite writes every page an item touches to a temp file first: a third of the
+    // server's ingest time went to those writes). Durability is the WAL's, unchanged.
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")?;
     migrate(&mut conn)?;
     Ok(conn)
 }
@@ -294,11 +297,11 @@ impl SqliteTx<'_> {
 
 impl Tx for SqliteTx<'_> {
     fn savepoint(&mut self) -> StoreResult<()> {
-        self.tx.execute_batch("SAVEPOINT item")?;
+        self.tx.prepare_cached("SAVEPOINT item")?.execute([])?;
         Ok(())
     }
     fn release_savepoint(&mut self) -> StoreResult<()> {
-        self.tx.execute_batch("RELEASE item")?;
+        self.tx.prepare_cached("RELEASE item")?.execute([])?;
         Ok(())
     }
     fn rollback_to_savepoint(&mut self) -> StoreResult<()> {
@@ -562,6 +565,16 @@ impl Tx for SqliteTx<'_> {
             .query_row([&id.0], customer_row)
             .optional()?;
         row.map(to_customer).transpose()
+    }
+
+    fn customer_parent(&mut self, id: &CustomerId) -> StoreResult<Option<Option<CustomerId>>> {
+        // The column only: no JSON of the customer and its state to parse (once per receipt).
+        let parent: Option<Option<String>> = self
+            .tx
+            .prepare_cached("SELECT parent_id FROM customers WHERE id = ?1")?
+            .query_row([&id.0], |r| r.get(0))
+            .optional()?;
+        Ok(parent.map(|p| p.map(CustomerId)))
     }
 
     fn put_customer(&mut self, customer: &Customer, state: &CustomerState) -> StoreResult<()> {
