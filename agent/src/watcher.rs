@@ -722,12 +722,13 @@ mod tests {
     #[test]
     fn a_file_renamed_into_the_folder_skips_the_stability_wait() {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        // 4 s stability wait: only the fast path can queue the receipt within 1.5 s.
-        let (d, sh) = watching(&rt, 4000);
+        // 30 s stability wait: only the fast path can queue the receipt within 10 s (wide margins
+        // for a loaded CI machine; the latency itself is measured in scripts/bench.sh).
+        let (d, sh) = watching(&rt, 30_000);
         let tmp = d.path().join("r1.json.tmp");
         std::fs::write(&tmp, receipt_json()).unwrap();
         std::fs::rename(&tmp, d.path().join("export/r1.json")).unwrap();
-        let took = queued_within(&sh, Duration::from_millis(1500));
+        let took = queued_within(&sh, Duration::from_secs(10));
         assert!(
             took.is_some(),
             "a file renamed into place waited for the stability check"
@@ -735,7 +736,7 @@ mod tests {
         // Moved to processed/ right after it is queued (the outbox commit comes first).
         let moved = d.path().join("export/processed/r1.json");
         let t0 = std::time::Instant::now();
-        while !moved.exists() && t0.elapsed() < Duration::from_secs(2) {
+        while !moved.exists() && t0.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(moved.exists(), "queued but not moved to processed/");
@@ -764,7 +765,7 @@ mod tests {
             "a file the writer still holds was read without the stability wait"
         );
         drop(f); // closed after writing (IN_CLOSE_WRITE): read at once
-        let took = queued_within(&sh, Duration::from_millis(3000));
+        let took = queued_within(&sh, Duration::from_secs(10));
         assert!(took.is_some(), "never queued after the writer closed it");
         let closed = d.path().join("closed.json");
         std::fs::write(&closed, b"{}").unwrap();

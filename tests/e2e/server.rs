@@ -1734,7 +1734,9 @@ fn a_quote_and_a_token_check_answer_while_ingest_waits_for_the_database(backend:
     let q = api.quote(JIRI);
     let quoted = t0.elapsed();
     assert_eq!(q["kind"], "customer", "{q}");
-    assert!(quoted < std::time::Duration::from_millis(300), "the quote waited {quoted:?} behind ingest");
+    // The ingest stays held until the rollback below: a quote that waited behind it would not
+    // answer at all. 5 s only bounds the test on a loaded machine (speed lives in bench.sh).
+    assert!(quoted < std::time::Duration::from_secs(5), "the quote waited {quoted:?} behind ingest");
     std::thread::sleep(std::time::Duration::from_millis(600));
     assert!(!ingest.is_finished(), "the sync did not wait for the held database: the test tests nothing");
     match holder {
@@ -1806,10 +1808,12 @@ fn sync_batches_over_the_ingest_limit_queue_before_any_work_and_quotes_still_ans
     );
     // Queued before any work: not counted as being applied.
     assert_eq!(gauge("server_stub_sync_pending"), 1);
+    // The quote answers while both batches are still held (the database stays locked until the
+    // rollback below), so it did not wait behind ingest; 5 s only bounds the test (speed lives in bench.sh).
     let t0 = std::time::Instant::now();
     let q = api.quote(JIRI);
     assert_eq!(q["kind"], "customer", "{q}");
-    assert!(t0.elapsed() < std::time::Duration::from_millis(300), "the quote waited {:?}", t0.elapsed());
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "the quote waited {:?}", t0.elapsed());
     assert!(!first.is_finished() && !second.is_finished());
     match holder {
         Holder::Sqlite(c) => c.execute_batch("ROLLBACK").unwrap(),
