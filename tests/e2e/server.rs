@@ -1700,27 +1700,43 @@ fn metrics_count_requests_and_every_log_line_of_a_request_names_its_id(backend: 
 }
 }
 
+/// Another client holding the database's write side: SQLite's write lock (BEGIN IMMEDIATE), or
+/// PostgreSQL's customers table locked against row locks (plain reads still pass).
+enum WriteHolder {
+    Sqlite(rusqlite::Connection),
+    Pg(postgres::Client),
+}
+
+impl WriteHolder {
+    fn take(backend: Backend, db: &std::path::Path) -> WriteHolder {
+        match backend {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(db).unwrap();
+                c.execute_batch("BEGIN IMMEDIATE").unwrap();
+                WriteHolder::Sqlite(c)
+            }
+            Backend::Postgres => {
+                let mut c = e2e::pg::cluster().client(e2e::pg::db_name(db.to_str().unwrap()));
+                c.batch_execute("BEGIN; LOCK TABLE customers IN EXCLUSIVE MODE")
+                    .unwrap();
+                WriteHolder::Pg(c)
+            }
+        }
+    }
+
+    fn release(self) {
+        match self {
+            WriteHolder::Sqlite(c) => c.execute_batch("ROLLBACK").unwrap(),
+            WriteHolder::Pg(mut c) => c.batch_execute("ROLLBACK").unwrap(),
+        }
+    }
+}
+
 on_both! {
 fn a_quote_and_a_token_check_answer_while_ingest_waits_for_the_database(backend: Backend) {
     let (_dir, srv, api) = setup_on(backend);
-    // Another client holds the database's write side: SQLite's write lock (BEGIN IMMEDIATE), or
-    // PostgreSQL's customers table locked against row locks (plain reads still pass).
-    enum Holder {
-        Sqlite(rusqlite::Connection),
-        Pg(postgres::Client),
-    }
-    let holder = match backend {
-        Backend::Sqlite => {
-            let c = rusqlite::Connection::open(&srv.db).unwrap();
-            c.execute_batch("BEGIN IMMEDIATE").unwrap();
-            Holder::Sqlite(c)
-        }
-        Backend::Postgres => {
-            let mut c = e2e::pg::cluster().client(e2e::pg::db_name(srv.db.to_str().unwrap()));
-            c.batch_execute("BEGIN; LOCK TABLE customers IN EXCLUSIVE MODE").unwrap();
-            Holder::Pg(c)
-        }
-    };
+    // Another client holds the database's write side (WriteHolder).
+    let holder = WriteHolder::take(backend, &srv.db);
     let sale = receipt("8901", Some(JIRI), vec![line(None, "Chléb", None, "1", "35.50", LineKind::Sale)]);
     let body = batch(vec![receipt_item(&sale)]);
     let (url, token) = (api.url.clone(), api.token.clone());
@@ -1739,10 +1755,7 @@ fn a_quote_and_a_token_check_answer_while_ingest_waits_for_the_database(backend:
     assert!(quoted < std::time::Duration::from_secs(5), "the quote waited {quoted:?} behind ingest");
     std::thread::sleep(std::time::Duration::from_millis(600));
     assert!(!ingest.is_finished(), "the sync did not wait for the held database: the test tests nothing");
-    match holder {
-        Holder::Sqlite(c) => c.execute_batch("ROLLBACK").unwrap(),
-        Holder::Pg(mut c) => c.batch_execute("ROLLBACK").unwrap(),
-    }
+    holder.release();
     let (status, took) = ingest.join().unwrap();
     assert_eq!(status, StatusCode::OK);
     assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
@@ -1759,22 +1772,7 @@ fn sync_batches_over_the_ingest_limit_queue_before_any_work_and_quotes_still_ans
     let db = e2e::new_database(dir.path(), Some(&fixture("seed/demo.json")), backend);
     let srv = e2e::serve_db_env(dir.path(), &db, backend, "server.log", &[("SERVER_STUB_INGEST_CONCURRENCY", "1")]);
     let api = Api::new(&srv, STORE, TILL);
-    enum Holder {
-        Sqlite(rusqlite::Connection),
-        Pg(postgres::Client),
-    }
-    let holder = match backend {
-        Backend::Sqlite => {
-            let c = rusqlite::Connection::open(&srv.db).unwrap();
-            c.execute_batch("BEGIN IMMEDIATE").unwrap();
-            Holder::Sqlite(c)
-        }
-        Backend::Postgres => {
-            let mut c = e2e::pg::cluster().client(e2e::pg::db_name(srv.db.to_str().unwrap()));
-            c.batch_execute("BEGIN; LOCK TABLE customers IN EXCLUSIVE MODE").unwrap();
-            Holder::Pg(c)
-        }
-    };
+    let holder = WriteHolder::take(backend, &srv.db);
     let sales: Vec<Receipt> = ["8951", "8952"]
         .iter()
         .map(|no| receipt(no, Some(JIRI), vec![line(None, "Chléb", None, "1", "35.50", LineKind::Sale)]))
@@ -1815,10 +1813,7 @@ fn sync_batches_over_the_ingest_limit_queue_before_any_work_and_quotes_still_ans
     assert_eq!(q["kind"], "customer", "{q}");
     assert!(t0.elapsed() < std::time::Duration::from_secs(5), "the quote waited {:?}", t0.elapsed());
     assert!(!first.is_finished() && !second.is_finished());
-    match holder {
-        Holder::Sqlite(c) => c.execute_batch("ROLLBACK").unwrap(),
-        Holder::Pg(mut c) => c.batch_execute("ROLLBACK").unwrap(),
-    }
+    holder.release();
     assert_eq!(first.join().unwrap(), StatusCode::OK);
     assert_eq!(second.join().unwrap(), StatusCode::OK);
     assert_eq!((gauge("server_stub_sync_queued"), gauge("server_stub_sync_pending")), (0, 0));
