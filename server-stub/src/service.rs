@@ -638,23 +638,7 @@ fn register(
     if let Err(ack) = crate::purchases::credit_unmatched(tx, program, &reg.card, &id)? {
         return Ok(ack);
     }
-    record_message(
-        tx,
-        &customer,
-        &format!("welcome:{}", id.0),
-        "welcome",
-        format!(
-            "Vítejte v programu {}, {}! Vaše karta je aktivní.",
-            program.name,
-            customer.name.display()
-        ),
-    )?;
-    tx.insert_request(&RequestRow {
-        request_id: reg.request_id.clone(),
-        kind: "registration".into(),
-        payload_hash: hash.to_string(),
-        result: AckResult::Applied,
-    })?;
+    welcome_and_record(tx, program, &customer, reg, hash)?;
     tracing::info!(customer = %id, card = %reg.card, store = %reg.store_id, "registered customer");
     Ok(AckResult::Applied)
 }
@@ -677,9 +661,23 @@ fn adopt_anonymous(
     if let Err(ack) = crate::purchases::credit_unmatched(tx, program, &reg.card, &customer.id)? {
         return Ok(ack);
     }
+    welcome_and_record(tx, program, &customer, reg, hash)?;
+    tracing::info!(customer = %customer.id, card = %reg.card, "anonymous card registered: its account is the customer's");
+    Ok(AckResult::Applied)
+}
+
+/// The end of every applied registration: the welcome message for the cashier and the request
+/// row that makes a retry of the same request id answer the same.
+fn welcome_and_record(
+    tx: &mut dyn Tx,
+    program: &Program,
+    customer: &Customer,
+    reg: &Registration,
+    hash: &str,
+) -> Result<(), ApiError> {
     record_message(
         tx,
-        &customer,
+        customer,
         &format!("welcome:{}", customer.id.0),
         "welcome",
         format!(
@@ -694,8 +692,7 @@ fn adopt_anonymous(
         payload_hash: hash.to_string(),
         result: AckResult::Applied,
     })?;
-    tracing::info!(customer = %customer.id, card = %reg.card, "anonymous card registered: its account is the customer's");
-    Ok(AckResult::Applied)
+    Ok(())
 }
 
 fn pair_migration(

@@ -40,6 +40,21 @@ pub(super) enum State {
     Failed(String),
 }
 
+impl State {
+    /// The answer for request `request_id`: Done or Failed when it is the one we wait for
+    /// (true), else nothing changes (false).
+    fn answer(&mut self, request_id: &str, error: Option<&str>) -> bool {
+        if *self != State::Waiting(request_id.to_string()) {
+            return false;
+        }
+        *self = match error {
+            None => State::Done(Instant::now()),
+            Some(e) => State::Failed(e.to_string()),
+        };
+        true
+    }
+}
+
 pub(super) struct FindBox {
     pub query: String,
     pub state: State,
@@ -70,14 +85,7 @@ impl FindBox {
 
     /// The answer for our request: `None` = found (the box closes), `Some(reason)` = shown.
     pub fn answered(&mut self, request_id: &str, error: Option<&str>) -> bool {
-        if self.state != State::Waiting(request_id.to_string()) {
-            return false;
-        }
-        self.state = match error {
-            None => State::Done(Instant::now()),
-            Some(e) => State::Failed(e.to_string()),
-        };
-        true
+        self.state.answer(request_id, error)
     }
 }
 
@@ -249,14 +257,7 @@ impl TagForm {
     }
 
     pub fn answered(&mut self, request_id: &str, error: Option<&str>) -> bool {
-        if self.state != State::Waiting(request_id.to_string()) {
-            return false;
-        }
-        self.state = match error {
-            None => State::Done(Instant::now()),
-            Some(e) => State::Failed(e.to_string()),
-        };
-        true
+        self.state.answer(request_id, error)
     }
 
     fn error(&self, f: TagField) -> Option<&str> {
