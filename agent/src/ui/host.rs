@@ -256,16 +256,14 @@ impl<A: HostApp, F: Fn()> Host<A, F> {
                 return;
             }
         };
-        // Clear to white (egui blends its canvas over it), then the canvas; softbuffer wants 0RGB.
-        buffer.fill(0x00ff_ffff);
-        {
-            let pixels: &mut [[u8; 4]] = bytemuck::cast_slice_mut(&mut buffer[..]);
-            let mut target = BufferMutRef::new(pixels, w.get() as usize, h.get() as usize);
-            self.render.render(&mut target, primitives, delta, ppp);
-        }
-        for p in buffer.iter_mut() {
-            *p &= 0x00ff_ffff;
-        }
+        rasterise(
+            &mut self.render,
+            &mut buffer,
+            (w.get() as usize, h.get() as usize),
+            primitives,
+            delta,
+            ppp,
+        );
         if let Err(e) = buffer.present() {
             tracing::warn!("GUI: cannot present the window buffer: {e}");
         }
@@ -374,6 +372,28 @@ impl<A: HostApp, F: Fn()> Host<A, F> {
     }
 }
 
+/// Draw egui's primitives into a window buffer of `size` pixels: white, then egui's canvas
+/// blended over it, as softbuffer's 0RGB words (`0x00RRGGBB`).
+fn rasterise(
+    render: &mut EguiSoftwareRender,
+    buffer: &mut [u32],
+    size: (usize, usize),
+    primitives: &[egui::ClippedPrimitive],
+    delta: &egui::TexturesDelta,
+    ppp: f32,
+) {
+    buffer.fill(0x00ff_ffff);
+    {
+        // Bgra bytes in memory are 0xAARRGGBB as a little-endian word: the alpha byte is cleared below.
+        let pixels: &mut [[u8; 4]] = bytemuck::cast_slice_mut(buffer);
+        let mut target = BufferMutRef::new(pixels, size.0, size.1);
+        render.render(&mut target, primitives, delta, ppp);
+    }
+    for p in buffer.iter_mut() {
+        *p &= 0x00ff_ffff;
+    }
+}
+
 impl<A: HostApp, F: Fn()> ApplicationHandler<HostEvent> for Host<A, F> {
     fn resumed(&mut self, el: &ActiveEventLoop) {
         if self.app.is_some() || self.error.is_some() {
@@ -465,5 +485,99 @@ impl<A: HostApp, F: Fn()> ApplicationHandler<HostEvent> for Host<A, F> {
             Some(t) => el.set_control_flow(ControlFlow::WaitUntil(*t)),
             None => el.set_control_flow(ControlFlow::Wait),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CPU path the windows use: a red block, a green stroke and black text on white come out
+    /// as 0RGB words in the right places (a swapped colour order or an empty canvas fails here).
+    #[test]
+    fn rasterise_draws_egui_text_and_colours_as_0rgb() {
+        let ctx = egui::Context::default();
+        let (w, h) = (240usize, 120usize);
+        let input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::vec2(w as f32, h as f32),
+            )),
+            ..Default::default()
+        };
+        let out = ctx.run_ui(input, |ui| {
+            let p = ui.painter();
+            p.rect_filled(
+                egui::Rect::from_min_size(egui::pos2(10.0, 10.0), egui::vec2(40.0, 30.0)),
+                0.0,
+                egui::Color32::from_rgb(0xc6, 0x28, 0x28),
+            );
+            p.rect_filled(
+                egui::Rect::from_min_size(egui::pos2(60.0, 10.0), egui::vec2(40.0, 30.0)),
+                0.0,
+                egui::Color32::from_rgb(0x2e, 0x7d, 0x32),
+            );
+            p.text(
+                egui::pos2(10.0, 60.0),
+                egui::Align2::LEFT_TOP,
+                "Jiří Čermák",
+                egui::FontId::proportional(28.0),
+                egui::Color32::BLACK,
+            );
+        });
+        let prims = ctx.tessellate(out.shapes, out.pixels_per_point);
+        let mut render = EguiSoftwareRender::new(ColorFieldOrder::Bgra);
+        let mut buf = vec![0u32; w * h];
+        rasterise(
+            &mut render,
+            &mut buf,
+            (w, h),
+            &prims,
+            &out.textures_delta,
+            out.pixels_per_point,
+        );
+        let at = |x: usize, y: usize| buf[y * w + x];
+        assert_eq!(at(30, 25), 0x00c6_2828, "red block");
+        assert_eq!(at(80, 25), 0x002e_7d32, "green block");
+        assert_eq!(at(200, 25), 0x00ff_ffff, "background");
+        // The text row: some dark pixels (glyphs from the font atlas), and mostly still white.
+        let row = &buf[60 * w..100 * w];
+        let dark = row.iter().filter(|p| (**p & 0xff) < 0x40).count();
+        assert!(dark > 200, "text not drawn: {dark} dark pixels");
+        assert!(buf.iter().all(|p| p >> 24 == 0), "the top byte must stay 0 (0RGB)");
+        // A second frame with nothing new keeps the same picture (the renderer's cache).
+        let before = buf.clone();
+        let out2 = ctx.run_ui(
+            egui::RawInput {
+                screen_rect: Some(egui::Rect::from_min_size(
+                    egui::Pos2::ZERO,
+                    egui::vec2(w as f32, h as f32),
+                )),
+                ..Default::default()
+            },
+            |ui| {
+                let p = ui.painter();
+                p.rect_filled(
+                    egui::Rect::from_min_size(egui::pos2(10.0, 10.0), egui::vec2(40.0, 30.0)),
+                    0.0,
+                    egui::Color32::from_rgb(0xc6, 0x28, 0x28),
+                );
+            },
+        );
+        let prims = ctx.tessellate(out2.shapes, out2.pixels_per_point);
+        rasterise(
+            &mut render,
+            &mut buf,
+            (w, h),
+            &prims,
+            &out2.textures_delta,
+            out2.pixels_per_point,
+        );
+        assert_eq!(buf[25 * w + 30], before[25 * w + 30]);
+        assert_eq!(
+            buf[25 * w + 80],
+            0x00ff_ffff,
+            "the green block is gone in the second frame"
+        );
     }
 }
