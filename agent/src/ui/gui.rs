@@ -3,8 +3,7 @@
 //! are extra viewports. The tray icon runs beside it (see `tray`).
 //!
 //! Background → UI: a bridge thread forwards bus events and status changes into a channel and
-//! calls `egui::Context::request_repaint`, which wakes the winit loop through the
-//! host's `EventLoopProxy`. Tray menu clicks and single-instance activations take the same path.
+//! sends `HostEvent::Wake` through the winit `EventLoopProxy`: the host runs the popup's pass. Tray menu clicks and single-instance activations take the same path.
 //! UI → background: [`UiRequest`]s through the caller's `requests` callback (a channel send).
 //! Idle = no timers: the only timed wake-up is the popup's own hide deadline while it shows.
 
