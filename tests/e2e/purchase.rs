@@ -315,6 +315,65 @@ fn a_tag_with_a_total_and_no_receipt_counts_after_the_program_wait_and_only_once
     assert_ledger_balanced(&srv);
 }
 
+/// A chain with stores in CZ and SK: the Slovak till (agent.toml `phone_country = "SK"`) reads a
+/// national number as Slovak when it registers a customer and when it searches; the server holds
+/// E.164, so a Czech till finds the customer by the international number, and by the Slovak
+/// national spelling nowhere.
+#[test]
+fn a_slovak_till_registers_and_finds_national_numbers_as_slovak_and_the_server_holds_e164() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start_server(tmp.path());
+    let sk_token = add_till(&srv.db, STORE, "T-SK");
+    let mut sk = Till::new(
+        &tmp.path().join("sk"),
+        &sk_token,
+        AgentToml::new(&srv.url).ids(STORE, "T-SK").phone_country("sk"),
+    );
+    sk.start();
+    let card = unknown_valid_card();
+    ok_out(&sk.cli(&[
+        "register",
+        &card,
+        "--name",
+        "Zuzana Horváthová",
+        "--phone",
+        "0903 123 456",
+        "--consent",
+    ]));
+    wait_drained(&sk);
+    // The Czech till starts now: its first cache refresh brings the new customer.
+    let cz = started(&srv, tmp.path());
+    let customer: String = server_conn(&srv.db)
+        .query_row("SELECT customer_id FROM cards WHERE number = ?1", [&card], |r| r.get(0))
+        .unwrap();
+    let stored = admin(
+        &srv,
+        reqwest::Method::GET,
+        &format!("/admin/customers/{customer}"),
+        None,
+    );
+    assert_eq!(stored["customer"]["contact"]["phone"], "+421903123456", "{stored}");
+    for (till, phone) in [(&sk, "0903 123 456"), (&sk, "+421 903 123 456"), (&cz, "+421903123456")] {
+        wait_cache_has(till, &card);
+        let q = lookup_json(till, &["--phone", phone]);
+        assert_eq!(q["kind"], "customer", "{phone}: {q}");
+        assert_eq!(q["card"], card.as_str(), "{phone}: {q}");
+    }
+    // On the Czech till the same national digits are a Czech number: nobody.
+    let out = cz.cli(&["lookup", "--phone", "0903 123 456"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    // A country the program cannot read national numbers of is a config error naming the key.
+    let bad = Till::new(
+        &tmp.path().join("bad"),
+        &sk_token,
+        AgentToml::new(&srv.url).phone_country("XX"),
+    );
+    let out = bad.cli(&["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("phone_country") && err.contains("\"XX\""), "{err}");
+}
+
 #[test]
 fn purchases_with_unassigned_unknown_or_anonymous_cards_earn_on_registration_once_and_messages_show_once() {
     let tmp = tempfile::tempdir().unwrap();
