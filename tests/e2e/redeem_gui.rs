@@ -14,20 +14,7 @@ fn redemptions(srv: &ServerHandle, customer: &str) -> Vec<Value> {
 }
 
 fn entries(srv: &ServerHandle, customer: &str, kind: &str) -> Vec<Value> {
-    let v: Value = reqwest::blocking::Client::new()
-        .get(format!("{}/admin/customers/{customer}/ledger", srv.url))
-        .bearer_auth(&srv.admin_token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
+    srv.entries(customer, |e| e["kind"] == kind)
 }
 
 #[test]
