@@ -352,8 +352,7 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     // Esc typed into the POS hides the popup (the popup never has the focus). In `run` the key
     // comes from the keyboard-wedge reader (`AgentEvent::Escape`), as on Windows, where the wedge
     // owns the process's Raw Input registration and the GUI toolkit sees no raw keys.
-    let viewable =
-        |w: u64| String::from_utf8_lossy(&x(d, "xwininfo", &["-id", &w.to_string()]).stdout).contains("IsViewable");
+    let viewable = |w: u64| win_info(d, w).viewable;
     x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
     let shown = (0..4).find_map(|_| {
         agent.scan(PAIR_CARD);
