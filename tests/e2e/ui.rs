@@ -169,6 +169,30 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
     );
     let colours: u32 = colours.parse().unwrap_or_else(|_| panic!("convert said {colours:?}"));
     assert!(colours > 20, "popup area looks blank ({colours} colours)");
+    // What the renderer drew, pixel by pixel: the customer popup's green frame (0x2e7d32, 6 px
+    // wide) at its left edge, white inside it (a wrong colour order or an empty canvas fails).
+    let pixel = |x: i64, y: i64| {
+        x_stdout(
+            d,
+            "convert",
+            &[
+                shot.to_str().unwrap(),
+                "-format",
+                &format!("%[pixel:p{{{x},{y}}}]"),
+                "info:",
+            ],
+        )
+    };
+    let frame_px = pixel(px + 3, py + ph / 2);
+    assert!(
+        frame_px == "srgb(46,125,50)" || frame_px == "rgb(46,125,50)",
+        "popup frame pixel {frame_px}"
+    );
+    let inside = pixel(px + pw - 12, py + 12);
+    assert!(
+        inside == "white" || inside.ends_with("(255,255,255)"),
+        "inside pixel {inside}"
+    );
     eprintln!("screenshot: {}", shot.display());
 
     // The POS comes back on top; a second start signals the first (which shows its last popup

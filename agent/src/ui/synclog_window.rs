@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{Local, Timelike};
-use eframe::egui::{self, Align, Color32, Layout, RichText, Sense, TextWrapMode};
+use egui::{Align, Color32, Layout, RichText, Sense, TextWrapMode};
 
 use super::human;
 use super::i18n::{t, Key, Lang};
