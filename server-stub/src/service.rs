@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::ledger::{
     self, account_of, credit_account, earning_account, overflow_rejected, record_message, require_program, Cause,
 };
+use crate::store::batch::BatchTx;
 use crate::store::{
     read, transact, CardRow, Message, MigrationCodeRow, Repository, RequestRow, StoredReceipt, TillRow, Tx,
 };
@@ -167,6 +168,11 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
             })
             .collect();
         tx.lock_accounts_of(&cards)?;
+        // The items read from what the batch prefetched and write into its buffer, written
+        // set-based at the end (item atomicity stays: see store::batch).
+        let mut btx = BatchTx::new(tx);
+        btx.prefetch(batch)?;
+        let tx: &mut dyn Tx = &mut btx;
         let mut acks = Vec::with_capacity(batch.items.len());
         for (i, item) in batch.items.iter().enumerate() {
             let hash = payload_hash(&item.payload);
@@ -198,6 +204,7 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
         }
         // Tags with a total whose receipt never came count now (the wait is a program setting).
         crate::purchases::settle_due_tags(tx, &snap.program, Utc::now())?;
+        btx.finish()?;
         Ok(SyncResponse { acks })
     })
 }

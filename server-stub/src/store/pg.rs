@@ -833,24 +833,23 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<i64> {
-        Ok(self
-            .query_one(
-                "INSERT INTO ledger (account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
-                &[
-                    &e.account_id.0,
-                    &millis(&e.at),
-                    &enum_name(&e.kind),
-                    &e.cause_id,
-                    &e.store_id.as_ref().map(|s| s.0.clone()),
-                    &e.till_id.as_ref().map(|t| t.0.clone()),
-                    &e.points.normalize().to_string(),
-                    &e.balance_after.normalize().to_string(),
-                    &e.note,
-                ],
-            )?
-            .try_get(0)?)
+    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO ledger (account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &e.account_id.0,
+                &millis(&e.at),
+                &enum_name(&e.kind),
+                &e.cause_id,
+                &e.store_id.as_ref().map(|s| s.0.clone()),
+                &e.till_id.as_ref().map(|t| t.0.clone()),
+                &e.points.normalize().to_string(),
+                &e.balance_after.normalize().to_string(),
+                &e.note,
+            ],
+        )?;
+        Ok(())
     }
 
     fn ledger(&mut self, account: &CustomerId, before: Option<i64>, limit: usize) -> StoreResult<Vec<LedgerEntry>> {
