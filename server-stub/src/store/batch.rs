@@ -644,3 +644,184 @@ impl Tx for BatchTx<'_> {
         self.write(true, |t| t.put_message_ack(a))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteRepo;
+    use crate::store::{read, transact};
+    use protocol::v1::{Consents, CustomerName, LedgerKind};
+
+    fn program() -> Program {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../../fixtures/seed/demo.json")).expect("seed fixture is JSON");
+        serde_json::from_value(v["program"].clone()).expect("program")
+    }
+
+    fn customer(id: &str) -> Customer {
+        Customer {
+            id: CustomerId(id.into()),
+            name: CustomerName::Person {
+                first_name: "Jana".into(),
+                surname: "Nováková".into(),
+            },
+            contact: Default::default(),
+            consents: Consents {
+                program_rules: true,
+                marketing: false,
+            },
+            birthday: None,
+            tier: None,
+            parent: None,
+            discount_override: None,
+        }
+    }
+
+    fn balance(points: i64) -> CustomerState {
+        CustomerState {
+            points_balance: Decimal::from(points),
+            ..Default::default()
+        }
+    }
+
+    fn stored(no: &str) -> StoredReceipt {
+        let (s, t) = (StoreId::from("S1"), TillId::from("T1"));
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+01:00").unwrap();
+        let receipt = Receipt {
+            id: ReceiptId::derive(&s, &t, no, &at),
+            store_id: s,
+            till_id: t,
+            pos_receipt_no: no.into(),
+            issued_at: at,
+            currency: protocol::Currency::CZK,
+            total: Decimal::ZERO,
+            card: None,
+            original: None,
+            lines: vec![],
+            vat: vec![],
+        };
+        StoredReceipt {
+            effect: protocol::rules::evaluate_receipt(&program(), &receipt),
+            receipt,
+            payload_hash: format!("h{no}"),
+            account: Some(CustomerId("C1".into())),
+        }
+    }
+
+    fn entry(points: i64, after: i64) -> NewLedgerEntry {
+        NewLedgerEntry {
+            account_id: CustomerId("C1".into()),
+            at: Utc::now(),
+            kind: LedgerKind::Receipt,
+            cause_id: format!("+{points}"),
+            store_id: None,
+            till_id: None,
+            points: Decimal::from(points),
+            balance_after: Decimal::from(after),
+            note: None,
+        }
+    }
+
+    fn message(cause: &str) -> Message {
+        Message {
+            id: 0,
+            cause: cause.into(),
+            kind: "test".into(),
+            customer_id: "C1".into(),
+            channel: "none".into(),
+            recipient: String::new(),
+            text: "t".into(),
+            created_at: Utc::now(),
+        }
+    }
+
+    /// Item atomicity through the buffer: an item rolled back leaves nothing (buffered or written
+    /// through), the items before it are written once, later items read their effects.
+    #[test]
+    fn a_rolled_back_item_leaves_no_trace_and_the_others_are_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = SqliteRepo::open(&dir.path().join("s.db")).unwrap();
+        let c1 = CustomerId("C1".into());
+        transact(&repo, |tx| Ok(tx.put_customer(&customer("C1"), &balance(0))?)).unwrap();
+        let seq_before = read(&repo, |tx| Ok(tx.max_change_seq()?)).unwrap();
+        let (r1, r2, r3) = (stored("1"), stored("2"), stored("3"));
+        transact(&repo, |tx| {
+            let mut b = BatchTx::new(tx);
+            assert_eq!(b.customer(&c1)?.unwrap().state.points_balance, Decimal::ZERO);
+            // 1: applies (buffered only)
+            b.savepoint()?;
+            b.put_customer(&customer("C1"), &balance(10))?;
+            b.append_ledger(&entry(10, 10))?;
+            b.insert_receipt(&r1, None)?;
+            b.touch_customer(&c1)?;
+            b.release_savepoint()?;
+            // 2: refused after buffering: undone in memory
+            b.savepoint()?;
+            b.put_customer(&customer("C1"), &balance(30))?;
+            b.append_ledger(&entry(20, 30))?;
+            b.insert_receipt(&r2, None)?;
+            b.rollback_to_savepoint()?;
+            // 3: sees 1, not 2; writes through (the backend's savepoint), then is refused
+            b.savepoint()?;
+            assert_eq!(b.customer(&c1)?.unwrap().state.points_balance, Decimal::from(10));
+            assert!(b.receipt(&r1.receipt.id)?.is_some());
+            assert!(b.receipt(&r2.receipt.id)?.is_none());
+            assert!(b.record_message(&message("m3"))?);
+            b.put_customer(&customer("C1"), &balance(15))?;
+            b.insert_receipt(&r3, None)?;
+            b.rollback_to_savepoint()?;
+            // 4: reads the backend again: 1 is there, 3 is not
+            b.savepoint()?;
+            assert_eq!(b.customer(&c1)?.unwrap().state.points_balance, Decimal::from(10));
+            assert!(b.receipt(&r1.receipt.id)?.is_some());
+            assert!(b.receipt(&r3.receipt.id)?.is_none());
+            assert!(b.record_message(&message("m4"))?);
+            b.release_savepoint()?;
+            b.finish()?;
+            Ok(())
+        })
+        .unwrap();
+        read(&repo, |tx| {
+            assert_eq!(tx.customer(&c1)?.unwrap().state.points_balance, Decimal::from(10));
+            let ledger = tx.ledger(&c1, None, 10)?;
+            assert_eq!(ledger.len(), 1, "{ledger:?}");
+            assert_eq!(ledger[0].points, Decimal::from(10));
+            assert!(tx.receipt(&r1.receipt.id)?.is_some());
+            assert!(tx.receipt(&r2.receipt.id)?.is_none());
+            assert!(tx.receipt(&r3.receipt.id)?.is_none());
+            let causes: Vec<String> = tx.messages(None, 10)?.into_iter().map(|m| m.cause).collect();
+            assert_eq!(causes, ["m4"]);
+            assert!(tx.max_change_seq()? > seq_before, "the account's change is in the feed");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// A batch that ends in an error writes nothing (the buffer dies with the transaction).
+    #[test]
+    fn nothing_is_written_when_the_batch_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = SqliteRepo::open(&dir.path().join("s.db")).unwrap();
+        let c1 = CustomerId("C1".into());
+        transact(&repo, |tx| Ok(tx.put_customer(&customer("C1"), &balance(0))?)).unwrap();
+        let r1 = stored("1");
+        let out: Result<(), crate::error::ApiError> = transact(&repo, |tx| {
+            let mut b = BatchTx::new(tx);
+            b.customer(&c1)?;
+            b.savepoint()?;
+            b.put_customer(&customer("C1"), &balance(10))?;
+            b.insert_receipt(&r1, None)?;
+            b.release_savepoint()?;
+            // a delegated read writes the buffer first, then the unit of work fails
+            b.max_change_seq()?;
+            Err(crate::error::ApiError::internal("boom"))
+        });
+        assert!(out.is_err());
+        read(&repo, |tx| {
+            assert_eq!(tx.customer(&c1)?.unwrap().state.points_balance, Decimal::ZERO);
+            assert!(tx.receipt(&r1.receipt.id)?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+}
