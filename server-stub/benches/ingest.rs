@@ -1,7 +1,11 @@
 //! Ingest benchmark (printed figures, not a timed test): 10 000 receipts sent in batches over
 //! real HTTP on loopback to a real server (in-process axum + SQLite file), beside the raw rate of
 //! inserting the same rows into the same table with rusqlite on the same disk, same settings
-//! (WAL, synchronous=FULL, one transaction per batch). Run: `cargo bench -p server-stub`.
+//! (WAL, synchronous=FULL, one transaction per batch), and beside the floor: every row the server
+//! writes for those receipts (receipt, ledger entry, each account once per batch) inserted raw the
+//! same way — what the server's own writes cost without HTTP, JSON and the rules engine. Request
+//! bodies and raw rows are made before the clock starts. Prints CPU µs per receipt too (the steadier
+//! figure on a shared machine). Run: `cargo bench -p server-stub --bench ingest`.
 //! Env: BENCH_RECEIPTS (default 10000), BENCH_BATCH (default 100), BENCH_DIR (default: temp dir
 //! under target/).
 
@@ -265,9 +269,7 @@ fn main() {
                 )
                 .unwrap();
             let mut st = tx
-                .prepare_cached(
-                    "UPDATE customers SET customer = ?2, state = ?3, change_seq = ?4 WHERE id = ?1",
-                )
+                .prepare_cached("UPDATE customers SET customer = ?2, state = ?3, change_seq = ?4 WHERE id = ?1")
                 .unwrap();
             for (i, (id, c, s)) in customers.iter().enumerate() {
                 let seq = last - customers.len() as i64 + 1 + i as i64;
@@ -340,7 +342,11 @@ fn floor_rows(
     program: &Program,
     rs: &[Receipt],
     batch: usize,
-) -> Vec<(Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>, Vec<(String, String, String)>)> {
+) -> Vec<(
+    Vec<Vec<Option<String>>>,
+    Vec<Vec<Option<String>>>,
+    Vec<(String, String, String)>,
+)> {
     use std::collections::BTreeMap;
     let mut states: BTreeMap<String, protocol::v1::CustomerState> = BTreeMap::new();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
