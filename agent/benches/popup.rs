@@ -125,8 +125,9 @@ fn main() -> anyhow::Result<()> {
     }
     let scans = env_u64("BENCH_POPUP_SCANS", 50) as usize;
     let idle_secs = env_u64("BENCH_POPUP_IDLE_SECS", 300);
-    let dir = tempfile::tempdir()?;
+    let mut dir = tempfile::tempdir()?;
     if std::env::var_os("BENCH_POPUP_KEEP").is_some() {
+        dir.disable_cleanup(true);
         eprintln!(
             "popup bench: keeping {} (the agent's log: till/agent.stderr)",
             dir.path().display()

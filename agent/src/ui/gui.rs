@@ -3,8 +3,7 @@
 //! are extra viewports. The tray icon runs beside it (see `tray`).
 //!
 //! Background → UI: a bridge thread forwards bus events and status changes into a channel and
-//! calls `egui::Context::request_repaint`, which wakes the winit loop through the
-//! host's `EventLoopProxy`. Tray menu clicks and single-instance activations take the same path.
+//! sends `HostEvent::Wake` through the winit `EventLoopProxy`: the host runs the popup's pass. Tray menu clicks and single-instance activations take the same path.
 //! UI → background: [`UiRequest`]s through the caller's `requests` callback (a channel send).
 //! Idle = no timers: the only timed wake-up is the popup's own hide deadline while it shows.
 
@@ -73,24 +72,25 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
         winit::event_loop::DeviceEvents::Always
     });
     let egui_ctx = egui::Context::default();
+    let proxy = event_loop.create_proxy();
     let on_escape = {
-        let (tx, c) = (tx.clone(), egui_ctx.clone());
+        let (tx, proxy) = (tx.clone(), proxy.clone());
         move || {
             let _ = tx.send(UiMsg::Escape);
-            c.request_repaint();
+            let _ = proxy.send_event(HostEvent::Wake);
         }
     };
     // A wake-up runs the popup's pass at once: the host never throttles repaints, hidden or not.
+    let host_proxy = proxy.clone();
     let make: MakeApp<App> = Box::new(move |egui_ctx: &egui::Context, root: &winit::window::Window| {
         install_fonts(egui_ctx);
         egui_ctx.set_theme(egui::Theme::Light);
         platform.after_create(root);
         let wake = {
-            let tx = tx.clone();
-            let egui_ctx = egui_ctx.clone();
+            let (tx, proxy) = (tx.clone(), proxy.clone());
             Arc::new(move |m: UiMsg| {
                 let _ = tx.send(m);
-                egui_ctx.request_repaint();
+                let _ = proxy.send_event(HostEvent::Wake);
             })
         };
         for ev in ctx.initial.iter().cloned() {
@@ -137,7 +137,7 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
         app.set_status(status);
         Ok(app)
     });
-    let mut host = Host::new(egui_ctx, viewport, make, event_loop.create_proxy(), on_escape);
+    let mut host = Host::new(egui_ctx, viewport, make, host_proxy, on_escape);
     event_loop
         .run_app(&mut host)
         .map_err(|e| anyhow::anyhow!("GUI event loop failed: {e}"))?;

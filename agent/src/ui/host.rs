@@ -34,6 +34,10 @@ pub(super) type MakeApp<A> = Box<dyn FnOnce(&egui::Context, &Window) -> anyhow::
 
 #[derive(Debug)]
 pub(super) enum HostEvent {
+    /// A message for the root viewport is queued (the bridge, the tray, Esc): run its pass now.
+    /// Sent straight through the event-loop proxy, so it does not depend on egui's repaint
+    /// bookkeeping (which drops a request it believes a later pass already served).
+    Wake,
     /// egui asked for a pass of `viewport` at `when` (from `Context::set_request_repaint_callback`).
     Repaint {
         viewport: ViewportId,
@@ -415,6 +419,7 @@ impl<A: HostApp, F: Fn()> ApplicationHandler<HostEvent> for Host<A, F> {
 
     fn user_event(&mut self, _el: &ActiveEventLoop, ev: HostEvent) {
         match ev {
+            HostEvent::Wake => self.schedule(ViewportId::ROOT, Instant::now()),
             HostEvent::Repaint {
                 viewport,
                 when,
