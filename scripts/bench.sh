@@ -91,6 +91,22 @@ TOML
   local rss; rss=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
   # What the GL driver holds: mesa's DRI driver (llvmpipe) and the LLVM it links.
   local gl; gl=$(awk '/^[0-9a-f]+-[0-9a-f]+ /{f=$6} /^Rss:/{if (f ~ /libLLVM|_dri\.so|libgallium|libGLX_mesa|libglapi/) s+=$2} END{print s+0}' /proc/$pid/smaps)
+  # Who holds the rest (with BREAKDOWN set): the binary, heap + anonymous, the GTK stack of the Linux
+  # tray (GTK/GDK/GLib/cairo/pango/fonts/appindicator), X11/xcb, other libraries, shared memory.
+  local breakdown=""
+  [ -n "${BREAKDOWN:-}" ] && breakdown=$(awk -v exe="$(readlink /proc/$pid/exe)" '
+    BEGIN { gtk = "libgtk|libgdk|libglib|libgio|libgobject|libgmodule|libcairo|libpango|libharfbuzz|libfreetype|" \
+      "libfontconfig|libpixman|libatk|libatspi|libappindicator|libayatana|libdbusmenu|libepoxy|libpng|libjpeg|" \
+      "libtiff|libgraphite|libthai|libdatrie|libfribidi|libbrotli|libxml2|libwebp|libLerc|libdeflate|libjbig|" \
+      "libsharpyuv|libmount|libblkid|libselinux|libpcre|libffi|libbz2|libexpat|libdbus|libsystemd|libgcrypt|" \
+      "libgpg|liblzma|liblz4|libzstd|libcap|libwayland|libxkbcommon|libcloudproviders|libcolord|liblcms|" \
+      "libXcomposite|libXcursor|libXdamage|libXfixes|libXi[.]|libXinerama|libXrandr|libXext|libXrender" }
+    /^[0-9a-f]+-[0-9a-f]+ /{ f = $6 }
+    /^Rss:/{ if (f == exe) c = 1; else if (f == "" || f ~ /^\[/) c = 2; else if (f ~ gtk) c = 3;
+      else if (f ~ /libX11|libxcb|libXau|libXdmcp/) c = 4; else if (f ~ /SYSV|^\/dev\/shm/) c = 6; else c = 5;
+      s[c] += $2 }
+    END { split("binary|heap + anonymous|GTK stack (tray)|X11/xcb|other libraries|shared memory", name, "|");
+      for (i = 1; i <= 6; i++) if (s[i] > 0) printf "%s%s %.1f", (n++ ? ", " : ""), name[i], s[i] / 1024 }' /proc/$pid/smaps)
   local hz; hz=$(getconf CLK_TCK)
   local parts; parts=$(scripts/rss-breakdown.sh $pid)
   kill $pid; wait $pid 2>/dev/null || true
@@ -98,6 +114,7 @@ TOML
   printf 'idle %s agent: of which (MiB)\t%s\t-\n' "$label" "$parts" >> "$rows"
   printf 'idle %s agent: CPU seconds over 60 s\t%s s\t0 s (ideal)\n' "$label" "$(echo "scale=2; ($t1-$t0)/$hz" | bc)" >> "$rows"
   [ "$gl" -gt 0 ] && printf 'idle %s agent: of the resident memory, the GL driver (mesa llvmpipe + LLVM)\t%s MiB\t-\n' "$label" "$(echo "scale=1; $gl/1024" | bc)" >> "$rows"
+  [ -n "${BREAKDOWN:-}" ] && printf 'idle %s agent: of the resident memory (MiB)\t%s\t-\n' "$label" "$breakdown" >> "$rows"
   return 0
 }
 echo "== idle headless agent (60 s)" >&2
@@ -118,7 +135,7 @@ AGENT_BIN=target/dist/till-agent idle "headless (dist profile, default features)
 echo "== idle agent with UI under Xvfb (60 s)" >&2
 Xvfb :97 -screen 0 1280x800x24 >/dev/null 2>&1 & xvfb=$!
 sleep 1
-DISPLAY=:97 idle ui
+DISPLAY=:97 BREAKDOWN=1 idle ui
 kill $xvfb 2>/dev/null || true
 
 echo

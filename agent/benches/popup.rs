@@ -12,8 +12,8 @@
 //!     an upper bound, one round trip late at most);
 //!   - painted: the first DamageNotify (DAMAGE extension, the event's own time) on the popup after
 //!     it was mapped. The window has no background (winit sets none), so the server paints
-//!     nothing itself: the first damage is the agent's first frame put on the window (llvmpipe's
-//!     XPutImage of the presented GL frame) — "first frame drawn".
+//!     nothing itself: the first damage is the agent's first frame put on the window (the frame
+//!     rasterised on the CPU, put by softbuffer with MIT-SHM or PutImage) — "first frame drawn".
 //!
 //! Esc (from xdotool, seen by the agent's wedge reader) hides the popup between scans. N scans
 //! (BENCH_POPUP_SCANS, 50) after one warm-up, then one more scan after the popup stayed hidden for

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eframe::egui::{self, Color32, RichText};
+use egui::{Color32, RichText};
 use protocol::CardId;
 
 use super::find_i18n::{fx, Fx};

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eframe::egui::{self, Color32, RichText};
+use egui::{Color32, RichText};
 use protocol::CardId;
 
 use super::i18n::{self, field_error, field_label, Form, Lang};

@@ -1,23 +1,23 @@
-//! The GUI: one eframe (winit) event loop on the main thread. Its root viewport is the cashier
+//! The GUI: one winit event loop on the main thread (`host`: egui drawn on the CPU). Its root viewport is the cashier
 //! popup (hidden between scans); the sync log, About, Reader test and the Quit confirmation
 //! are extra viewports. The tray icon runs beside it (see `tray`).
 //!
 //! Background → UI: a bridge thread forwards bus events and status changes into a channel and
-//! calls `egui::Context::request_repaint`, which wakes the winit loop through eframe's
-//! `EventLoopProxy`. Tray menu clicks and single-instance activations take the same path.
+//! calls `egui::Context::request_repaint`, which wakes the winit loop through the
+//! host's `EventLoopProxy`. Tray menu clicks and single-instance activations take the same path.
 //! UI → background: [`UiRequest`]s through the caller's `requests` callback (a channel send).
 //! Idle = no timers: the only timed wake-up is the popup's own hide deadline while it shows.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eframe::egui::{self, Color32, RichText, ViewportBuilder, ViewportCommand, ViewportId};
+use egui::{Color32, RichText, ViewportBuilder, ViewportCommand, ViewportId};
 use tokio::sync::watch;
 
 use super::config::PopupConfig;
+use super::host::{Host, HostApp, HostEvent, MakeApp};
 use super::i18n::{t, Key, Lang};
 use super::instance::{self, Acquired};
 use super::platform::{self, PopupPlatform};
@@ -59,198 +59,92 @@ pub(super) fn run(ctx: GuiContext) -> anyhow::Result<Outcome> {
         .popup_builder(ViewportBuilder::default())
         .with_inner_size([ctx.popup.width as f32, 200.0])
         .with_position([-10_000.0, -10_000.0]);
-    let options = eframe::NativeOptions {
-        viewport,
-        persist_window: false,
-        ..Default::default()
-    };
     tracing::info!(platform = platform.name(), "starting GUI: tray and popup");
     let (tx, rx) = std::sync::mpsc::channel::<UiMsg>();
-    // Our own winit loop (eframe::create_native) so we also see raw keyboard device events:
+    // Our own winit loop (ui::host) so we also see raw keyboard device events:
     // Esc hides the popup although the popup never has the keyboard focus. Passive: X11 XI2 raw
     // events / Win32 raw input with RIDEV_INPUTSINK; nothing is grabbed, every other key ignored.
     // With a keyboard-wedge reader running, Esc arrives from it instead (`AgentEvent::Escape`):
     // on Windows a process has one Raw Input keyboard target and the wedge holds it.
-    let event_loop = winit::event_loop::EventLoop::<eframe::UserEvent>::with_user_event().build()?;
+    let event_loop = winit::event_loop::EventLoop::<HostEvent>::with_user_event().build()?;
     event_loop.listen_device_events(if ctx.escape_from_wedge {
         winit::event_loop::DeviceEvents::Never
     } else {
         winit::event_loop::DeviceEvents::Always
     });
-    let egui_ctx_cell: Arc<std::sync::OnceLock<egui::Context>> = Arc::default();
-    // A wake-up for the popup must not wait for eframe's repaint throttle of invisible windows
-    // (eframe 0.34 delays any repaint of a hidden window to >= 100 ms from the request: a scan
-    // took 100 ms from quote to map). `wake` marks itself urgent; `Host` then runs the root
-    // viewport's frame at once (see `Host::user_event`).
-    let urgent = Arc::new(AtomicBool::new(false));
-    let root_window: Arc<std::sync::OnceLock<winit::window::WindowId>> = Arc::default();
+    let egui_ctx = egui::Context::default();
     let on_escape = {
-        let (tx, cell) = (tx.clone(), egui_ctx_cell.clone());
+        let (tx, c) = (tx.clone(), egui_ctx.clone());
         move || {
-            if let Some(c) = cell.get() {
-                let _ = tx.send(UiMsg::Escape);
-                c.request_repaint();
-            }
+            let _ = tx.send(UiMsg::Escape);
+            c.request_repaint();
         }
     };
-    let (urgent_flag, root_window_cell) = (urgent.clone(), root_window.clone());
-    let app = eframe::create_native(
-        "till-agent",
-        options,
-        Box::new(move |cc| {
-            let _ = egui_ctx_cell.set(cc.egui_ctx.clone());
-            install_fonts(&cc.egui_ctx);
-            cc.egui_ctx.set_theme(egui::Theme::Light);
-            platform.after_create(cc);
-            if let Some(id) = winit_window_id(cc) {
-                let _ = root_window_cell.set(id);
+    // A wake-up runs the popup's pass at once: the host never throttles repaints, hidden or not.
+    let make: MakeApp<App> = Box::new(move |egui_ctx: &egui::Context, root: &winit::window::Window| {
+        install_fonts(egui_ctx);
+        egui_ctx.set_theme(egui::Theme::Light);
+        platform.after_create(root);
+        let wake = {
+            let tx = tx.clone();
+            let egui_ctx = egui_ctx.clone();
+            Arc::new(move |m: UiMsg| {
+                let _ = tx.send(m);
+                egui_ctx.request_repaint();
+            })
+        };
+        for ev in ctx.initial.iter().cloned() {
+            wake(UiMsg::Event(Box::new(ev)));
+        }
+        start_bridge(ctx.bus.subscribe(), ctx.status.clone(), wake.clone())?;
+        {
+            let wake = wake.clone();
+            inst.serve(move |line| match line.strip_prefix("menu ") {
+                Some(id) => wake(UiMsg::Menu(id.to_string())),
+                None => wake(UiMsg::Activate),
+            })?;
+        }
+        let tray = if ctx.tray {
+            let wake = wake.clone();
+            match Tray::start(ctx.lang, move |id| wake(UiMsg::Menu(id))) {
+                Ok(t) => {
+                    tracing::info!("tray icon started");
+                    Some(t)
+                }
+                Err(e) => {
+                    tracing::warn!("tray icon not available: {e:#}; the popup still works");
+                    None
+                }
             }
-            let egui_ctx = cc.egui_ctx.clone();
-            let wake = {
-                let tx = tx.clone();
-                let egui_ctx = egui_ctx.clone();
-                let urgent = urgent_flag.clone();
-                Arc::new(move |m: UiMsg| {
-                    let _ = tx.send(m);
-                    urgent.store(true, Ordering::Release);
-                    egui_ctx.request_repaint();
-                })
-            };
-            for ev in ctx.initial.iter().cloned() {
-                wake(UiMsg::Event(Box::new(ev)));
-            }
-            start_bridge(ctx.bus.subscribe(), ctx.status.clone(), wake.clone())?;
-            {
+        } else {
+            None
+        };
+        match ctx.popup.hotkey() {
+            Ok(Some(hk)) if ctx.tray => {
                 let wake = wake.clone();
-                inst.serve(move |line| match line.strip_prefix("menu ") {
-                    Some(id) => wake(UiMsg::Menu(id.to_string())),
-                    None => wake(UiMsg::Activate),
-                })?;
-            }
-            let tray = if ctx.tray {
-                let wake = wake.clone();
-                match Tray::start(ctx.lang, move |id| wake(UiMsg::Menu(id))) {
-                    Ok(t) => {
-                        tracing::info!("tray icon started");
-                        Some(t)
-                    }
+                match platform::register_hotkey(hk, Box::new(move || wake(UiMsg::Menu("find_customer".into())))) {
+                    Ok(()) => tracing::info!(hotkey = %hk, "find-customer hotkey registered"),
                     Err(e) => {
-                        tracing::warn!("tray icon not available: {e:#}; the popup still works");
-                        None
+                        tracing::warn!("find-customer hotkey {hk} not available: {e}; the tray entry still works")
                     }
                 }
-            } else {
-                None
-            };
-            match ctx.popup.hotkey() {
-                Ok(Some(hk)) if ctx.tray => {
-                    let wake = wake.clone();
-                    match platform::register_hotkey(hk, Box::new(move || wake(UiMsg::Menu("find_customer".into())))) {
-                        Ok(()) => tracing::info!(hotkey = %hk, "find-customer hotkey registered"),
-                        Err(e) => {
-                            tracing::warn!("find-customer hotkey {hk} not available: {e}; the tray entry still works")
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("popup.find_hotkey: {e}"),
             }
-            let status = ctx.status.as_ref().map(|s| s.borrow().clone()).unwrap_or_default();
-            let mut app = App::new(ctx, platform, rx, tray);
-            app.set_status(status);
-            Ok(Box::new(app))
-        }),
-        &event_loop,
-    );
-    let mut host = Host {
-        inner: app,
-        on_escape,
-        urgent,
-        root_window,
-    };
+            Ok(_) => {}
+            Err(e) => tracing::warn!("popup.find_hotkey: {e}"),
+        }
+        let status = ctx.status.as_ref().map(|s| s.borrow().clone()).unwrap_or_default();
+        let mut app = App::new(ctx, platform, rx, tray);
+        app.set_status(status);
+        Ok(app)
+    });
+    let mut host = Host::new(egui_ctx, viewport, make, event_loop.create_proxy(), on_escape);
     event_loop
         .run_app(&mut host)
         .map_err(|e| anyhow::anyhow!("GUI event loop failed: {e}"))?;
+    if let Some(e) = host.error.take() {
+        return Err(e);
+    }
     Ok(Outcome::Exit(GuiExit::Closed))
-}
-
-/// The eframe application plus a look at raw key events (Esc) before forwarding everything.
-struct Host<'a, F: Fn()> {
-    inner: eframe::EframeWinitApplication<'a>,
-    on_escape: F,
-    /// Set by `wake` (a message for the popup is queued).
-    urgent: Arc<AtomicBool>,
-    /// The root viewport's (the popup's) window.
-    root_window: Arc<std::sync::OnceLock<winit::window::WindowId>>,
-}
-
-/// The winit id of a window eframe created (winit's id is the X11 window / the HWND).
-// Xlib's window is a c_ulong: u64 here, u32 on Windows.
-#[allow(clippy::useless_conversion)]
-fn winit_window_id(w: &dyn raw_window_handle::HasWindowHandle) -> Option<winit::window::WindowId> {
-    use raw_window_handle::RawWindowHandle;
-    let raw = match w.window_handle().ok()?.as_raw() {
-        RawWindowHandle::Xlib(h) => u64::from(h.window),
-        RawWindowHandle::Xcb(h) => u64::from(h.window.get()),
-        RawWindowHandle::Win32(h) => h.hwnd.get() as u64,
-        _ => return None,
-    };
-    Some(winit::window::WindowId::from(raw))
-}
-
-impl<F: Fn()> winit::application::ApplicationHandler<eframe::UserEvent> for Host<'_, F> {
-    fn resumed(&mut self, el: &winit::event_loop::ActiveEventLoop) {
-        self.inner.resumed(el)
-    }
-    fn window_event(
-        &mut self,
-        el: &winit::event_loop::ActiveEventLoop,
-        id: winit::window::WindowId,
-        ev: winit::event::WindowEvent,
-    ) {
-        self.inner.window_event(el, id, ev)
-    }
-    fn new_events(&mut self, el: &winit::event_loop::ActiveEventLoop, cause: winit::event::StartCause) {
-        self.inner.new_events(el, cause)
-    }
-    fn user_event(&mut self, el: &winit::event_loop::ActiveEventLoop, ev: eframe::UserEvent) {
-        self.inner.user_event(el, ev);
-        // eframe scheduled the repaint no earlier than 100 ms ahead when the popup is hidden;
-        // a queued message (a quote to show) runs the popup's frame now instead: its `logic`
-        // takes the message and maps the window (the paint follows on its Expose).
-        if self.urgent.swap(false, Ordering::AcqRel) {
-            if let Some(id) = self.root_window.get() {
-                self.inner
-                    .window_event(el, *id, winit::event::WindowEvent::RedrawRequested);
-            }
-        }
-    }
-    fn device_event(
-        &mut self,
-        el: &winit::event_loop::ActiveEventLoop,
-        id: winit::event::DeviceId,
-        ev: winit::event::DeviceEvent,
-    ) {
-        use winit::keyboard::{KeyCode, PhysicalKey};
-        if let winit::event::DeviceEvent::Key(k) = &ev {
-            if k.physical_key == PhysicalKey::Code(KeyCode::Escape) && k.state == winit::event::ElementState::Pressed {
-                (self.on_escape)();
-            }
-        }
-        self.inner.device_event(el, id, ev)
-    }
-    fn about_to_wait(&mut self, el: &winit::event_loop::ActiveEventLoop) {
-        self.inner.about_to_wait(el)
-    }
-    fn suspended(&mut self, el: &winit::event_loop::ActiveEventLoop) {
-        self.inner.suspended(el)
-    }
-    fn exiting(&mut self, el: &winit::event_loop::ActiveEventLoop) {
-        self.inner.exiting(el)
-    }
-    fn memory_warning(&mut self, el: &winit::event_loop::ActiveEventLoop) {
-        self.inner.memory_warning(el)
-    }
 }
 
 /// DejaVu Sans first: full Latin Extended-A (č ř ž ě ů ľ ĺ ŕ ć đ) at large sizes.
@@ -977,10 +871,11 @@ impl App {
     fn register_windows(&mut self, ctx: &egui::Context) {
         let lang = self.lang;
         self.give_focus_back();
-        let (log_open, about, reader, quit, confirmed) = {
+        let (log_open, log_fetching, about, reader, quit, confirmed) = {
             let mut w = self.windows();
             (
                 w.log.is_some(),
+                w.log.as_ref().is_some_and(LogWindow::fetching),
                 w.about,
                 w.reader_test.is_some(),
                 w.quit,
@@ -1121,6 +1016,10 @@ impl App {
                 },
             );
         }
+        if log_fetching {
+            // The window polls its background fetch from the service (`LogWindow::poll`).
+            ctx.request_repaint_of(ViewportId::from_hash_of("sync_log"));
+        }
         if log_open {
             let (win, db, dir) = (self.win.clone(), self.sync_log.clone(), self.log_dir.clone());
             ctx.show_viewport_deferred(
@@ -1251,8 +1150,8 @@ impl App {
     }
 }
 
-impl eframe::App for App {
-    fn logic(&mut self, ctx: &egui::Context, frame: &mut eframe::Frame) {
+impl HostApp for App {
+    fn logic(&mut self, ctx: &egui::Context, root: &winit::window::Window) {
         while let Ok(m) = self.rx.try_recv() {
             self.handle(m);
         }
@@ -1281,7 +1180,7 @@ impl eframe::App for App {
                 // One more pass once it is mapped (fit to content + exact placement).
                 ctx.request_repaint_after(Duration::from_millis(50));
             }
-            self.platform.set_visible(ctx, frame, v);
+            self.platform.set_visible(ctx, root, v);
         }
         self.register_windows(ctx);
         if std::mem::take(&mut self.closing) {
@@ -1290,12 +1189,8 @@ impl eframe::App for App {
         }
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui) {
         self.popup_ui(ui);
-    }
-
-    fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
-        [1.0, 1.0, 1.0, 1.0]
     }
 }
 

@@ -3,7 +3,7 @@
 //! - `viewmodel` / `i18n` / `plural` / `reasons` / `config`: what the popup says, in cs/sk/hr/en
 //!   (no GUI deps); `human`: local times, durations and backlog progress for people.
 //! - `headless`: each popup as one JSON line on stdout (+ tracing), for `run --headless` and tests.
-//! - `gui` (feature `gui`): eframe/winit loop on the main thread — popup, sync log, About,
+//! - `gui` (feature `gui`): winit loop on the main thread (ui::host: egui drawn on the CPU, no GL) — popup, sync log, About,
 //!   Reader test, Quit confirmation; `tray` (tray-icon); `platform` (X11 / Win32 focus rules);
 //!   `instance` (one GUI per session).
 //! - `demo`: `till-agent popup-demo` test hook (a real popup from a quote file).
@@ -34,6 +34,8 @@ mod find_window;
 mod forms;
 #[cfg(feature = "gui")]
 mod gui;
+#[cfg(feature = "gui")]
+mod host;
 #[cfg(feature = "gui")]
 pub mod instance;
 #[cfg(feature = "gui")]

@@ -5,7 +5,7 @@
 //! Buttons are logged with their rectangles (`forms::RectLog`): `redeem.confirm`, `redeem.cancel`.
 use std::sync::Arc;
 
-use eframe::egui::{self, Color32, RichText};
+use egui::{Color32, RichText};
 use protocol::{StoreId, TillId};
 
 use super::forms::RectLog;

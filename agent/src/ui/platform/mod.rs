@@ -1,6 +1,6 @@
 //! Platform code for the popup window, behind [`PopupPlatform`] with a `cfg(target_os)` factory
 //! (espanso style). The popup must stay on top and never take keyboard focus from the POS.
-use eframe::egui;
+
 use raw_window_handle::HasWindowHandle;
 
 pub mod notify;

@@ -18,6 +18,15 @@ impl TrayHost {
     pub fn start(build: impl FnOnce() -> anyhow::Result<TrayIcon> + Send + 'static) -> anyhow::Result<TrayHost> {
         #[cfg(target_os = "linux")]
         {
+            // GDK 3 opens GLX when it opens the X display (to pick visuals for GL), which loads
+            // mesa and its LLVM (~48 MiB resident) into a process that never draws with GL: the
+            // tray icon is a status-notifier item and the windows are drawn on the CPU.
+            // `GDK_GL=disable` (read once by gtk::init) skips that. An explicit setting is kept.
+            if std::env::var_os("GDK_GL").is_none() {
+                // SAFETY: set once, before GTK starts; the agent's other threads do not change
+                // the environment, and std serialises its own readers with this write.
+                unsafe { std::env::set_var("GDK_GL", "disable") };
+            }
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::Builder::new().name("tray-gtk".into()).spawn(move || {
                 if let Err(e) = gtk::init() {

@@ -1,7 +1,7 @@
 //! Windows: the popup gets `WS_EX_NOACTIVATE | WS_EX_TOPMOST | WS_EX_TOOLWINDOW` (never
 //! activated, even when clicked; on top; not in Alt-Tab or the taskbar) and is shown with
 //! `SW_SHOWNOACTIVATE`, so the POS keeps the keyboard focus.
-use eframe::egui;
+
 use raw_window_handle::{HasWindowHandle, RawWindowHandle};
 use windows_sys::Win32::Foundation::HWND;
 use windows_sys::Win32::UI::WindowsAndMessaging::{

@@ -2,7 +2,7 @@
 //! nor focuses it) typed `_NET_WM_WINDOW_TYPE_NOTIFICATION`, with `WM_HINTS.input = False`
 //! and `_NET_WM_STATE_ABOVE` for window managers that look at it anyway. Mapping an
 //! override-redirect window puts it on top of the stack and does not move the keyboard focus.
-use eframe::egui;
+
 use raw_window_handle::{HasWindowHandle, RawWindowHandle};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
