@@ -108,8 +108,10 @@ TOML
     END { split("binary|heap + anonymous|GTK stack (tray)|X11/xcb|other libraries|shared memory", name, "|");
       for (i = 1; i <= 6; i++) if (s[i] > 0) printf "%s%s %.1f", (n++ ? ", " : ""), name[i], s[i] / 1024 }' /proc/$pid/smaps)
   local hz; hz=$(getconf CLK_TCK)
+  local parts; parts=$(scripts/rss-breakdown.sh $pid)
   kill $pid; wait $pid 2>/dev/null || true
   printf 'idle %s agent: resident memory\t%s MiB\t-\n' "$label" "$(echo "scale=1; $rss/1024" | bc)" >> "$rows"
+  printf 'idle %s agent: of which (MiB)\t%s\t-\n' "$label" "$parts" >> "$rows"
   printf 'idle %s agent: CPU seconds over 60 s\t%s s\t0 s (ideal)\n' "$label" "$(echo "scale=2; ($t1-$t0)/$hz" | bc)" >> "$rows"
   [ "$gl" -gt 0 ] && printf 'idle %s agent: of the resident memory, the GL driver (mesa llvmpipe + LLVM)\t%s MiB\t-\n' "$label" "$(echo "scale=1; $gl/1024" | bc)" >> "$rows"
   [ -n "${BREAKDOWN:-}" ] && printf 'idle %s agent: of the resident memory (MiB)\t%s\t-\n' "$label" "$breakdown" >> "$rows"
@@ -123,6 +125,13 @@ cargo build --release -p till-agent --no-default-features >&2
 cp target/release/till-agent "$out/till-agent-nogui"
 cargo build --release -p till-agent >&2
 AGENT_BIN="$out/till-agent-nogui" idle "headless (built without gui)" --headless
+# The dist profile (opt-level z, fat LTO, stripped: what the MSI ships), with and without `gui`.
+# Built once each (fat LTO: minutes); the ≤ 15 MiB headless target is met by the build without gui.
+cargo build --profile dist -p till-agent --bin till-agent --no-default-features >&2
+cp target/dist/till-agent "$out/till-agent-dist-nogui"
+cargo build --profile dist -p till-agent --bin till-agent >&2
+AGENT_BIN="$out/till-agent-dist-nogui" idle "headless (dist profile, without gui)" --headless
+AGENT_BIN=target/dist/till-agent idle "headless (dist profile, default features)" --headless
 echo "== idle agent with UI under Xvfb (60 s)" >&2
 Xvfb :97 -screen 0 1280x800x24 >/dev/null 2>&1 & xvfb=$!
 sleep 1

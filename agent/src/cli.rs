@@ -501,7 +501,8 @@ fn enrol_cli(cfg: &Config, req: crate::enrol::Request) -> anyhow::Result<ExitCod
         .with_context(|| format!("creating the data folder {}", cfg.data_dir.display()))?;
     let mut outbox = crate::sync::outbox::Outbox::open(&cfg.outbox_path())?;
     let log = crate::synclog::SyncLog::open(&cfg.outbox_path())?;
-    let new = crate::enrol::enqueue(&mut outbox, &log, &req, &cfg.store_id, &cfg.till_id)?;
+    let country = crate::lookup::till_phone_country(cfg);
+    let new = crate::enrol::enqueue(&mut outbox, &log, &req, &cfg.store_id, &cfg.till_id, &country)?;
     println!(
         "{} for card {} {} (request {}); the agent sends it within seconds when it runs, else at its next start; see `till-agent log`",
         req.what(),
@@ -520,7 +521,10 @@ fn lookup_cli(cfg: &Config, args: &LookupArgs) -> anyhow::Result<ExitCode> {
     let policy = svc.card_policy();
     let parsed = match (&args.card, &args.phone, &args.email) {
         (Some(c), _, _) => crate::lookup::parse_card(c, &policy),
-        (_, Some(p), _) => crate::lookup::parse_phone(p, &crate::lookup::phone_country(cache.as_deref())),
+        (_, Some(p), _) => crate::lookup::parse_phone(
+            p,
+            &crate::lookup::phone_country(cfg.phone_country.as_deref(), cache.as_deref()),
+        ),
         (_, _, Some(e)) => crate::lookup::parse_email(e),
         _ => unreachable!("clap requires one of --card, --phone, --email"),
     };

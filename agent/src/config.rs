@@ -48,6 +48,9 @@ pub struct Config {
     /// The zone receipt times without an offset are read in (`timezone`, or `tz_offset`, or the OS zone).
     pub zone: crate::formats::LocalZone,
     pub language: Option<String>,
+    /// The country of this till's national phone numbers (`phone_country`, upper-case ISO 3166
+    /// alpha-2), overriding the program's: a chain with stores in CZ and SK sets it per store.
+    pub phone_country: Option<String>,
     /// outbox.db, cache.db, logs/.
     pub data_dir: PathBuf,
     pub scan_attach_window_secs: u64,
@@ -81,6 +84,7 @@ struct RawConfig {
     tz_offset: Option<String>,
     timezone: Option<String>,
     language: Option<String>,
+    phone_country: Option<String>,
     data_dir: Option<PathBuf>,
     scan_attach_window_secs: Option<u64>,
     rescan_interval_secs: Option<u64>,
@@ -272,6 +276,10 @@ impl Config {
                 return Err(err("language", e));
             }
         }
+        let phone_country = match raw.phone_country {
+            None => None,
+            Some(c) => Some(protocol::contact::phone_country(&c).map_err(|e| err("phone_country", e.to_string()))?),
+        };
         Ok(Config {
             path: Some(path.to_path_buf()),
             server_url: server_url.trim_end_matches('/').to_string(),
@@ -282,6 +290,7 @@ impl Config {
             cash_step,
             zone,
             language: raw.language,
+            phone_country,
             data_dir,
             scan_attach_window_secs: raw.scan_attach_window_secs.unwrap_or(600),
             rescan_interval_secs,
@@ -499,6 +508,17 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("tz_offset"));
         let e = load(&format!("{GOOD}[receipts]\nencoding = \"klingon\"\n")).unwrap_err();
         assert!(e.key.as_deref().unwrap().starts_with("receipts"), "{e}");
+        assert_eq!(load(GOOD).unwrap().phone_country, None);
+        assert_eq!(
+            load(&format!("{GOOD}phone_country = \"sk\"\n"))
+                .unwrap()
+                .phone_country
+                .as_deref(),
+            Some("SK")
+        );
+        let e = load(&format!("{GOOD}phone_country = \"Slovakia\"\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("phone_country"));
+        assert!(e.to_string().contains("\"Slovakia\""), "{e}");
     }
 
     #[test]

@@ -202,24 +202,23 @@ impl Shared {
             }
         });
         if changed {
-            let o = self.outbox();
-            let _ = o.set_meta("last_success", link.last_success.map(|t| t.to_rfc3339()).as_deref());
-            let _ = o.set_meta("last_error", link.last_error.as_deref());
-            let _ = o.set_meta("server_reachable", Some(if link.reachable { "true" } else { "false" }));
+            let success = link.last_success.map(|t| t.to_rfc3339());
             let problems: Vec<&str> = link.reader_problems.values().map(String::as_str).collect();
-            let _ = o.set_meta(
-                "reader_problems",
-                (!problems.is_empty()).then(|| problems.join("\n")).as_deref(),
-            );
+            let problems = (!problems.is_empty()).then(|| problems.join("\n"));
             let tasks: Vec<String> = link.task_problems.iter().map(|(t, p)| format!("{t}: {p}")).collect();
-            let _ = o.set_meta(
-                "task_problems",
-                (!tasks.is_empty()).then(|| tasks.join("\n")).as_deref(),
-            );
+            let tasks = (!tasks.is_empty()).then(|| tasks.join("\n"));
             let problem = link.problem.as_ref().and_then(|p| serde_json::to_string(p).ok());
-            let _ = o.set_meta("sync_problem", problem.as_deref());
-            let _ = o.set_meta("status_at", Some(&chrono::Local::now().to_rfc3339()));
-            drop(o);
+            let at = chrono::Local::now().to_rfc3339();
+            // One transaction, not fsynced: it changes with every acknowledged batch.
+            let _ = self.outbox().set_metas(&[
+                ("last_success", success.as_deref()),
+                ("last_error", link.last_error.as_deref()),
+                ("server_reachable", Some(if link.reachable { "true" } else { "false" })),
+                ("reader_problems", problems.as_deref()),
+                ("task_problems", tasks.as_deref()),
+                ("sync_problem", problem.as_deref()),
+                ("status_at", Some(&at)),
+            ]);
             let _ = self.bus.send(AgentEvent::Status(st));
         }
     }

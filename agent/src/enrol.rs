@@ -313,6 +313,29 @@ impl Request {
         }
     }
 
+    /// The registration with its phone number in E.164, national numbers read in `phone_country`
+    /// (the till's; see `lookup::till_phone_country`): what the server stores and hashes for the
+    /// phone search, the same on every till of the chain whatever its country.
+    pub fn with_e164_phone(self, phone_country: &str) -> Result<Request, protocol::contact::ContactError> {
+        match self {
+            Request::Register {
+                request_id,
+                card,
+                mut details,
+            } => {
+                if let Some(p) = details.contact.phone.take() {
+                    details.contact.phone = Some(protocol::contact::normalise_phone(&p, phone_country)?);
+                }
+                Ok(Request::Register {
+                    request_id,
+                    card,
+                    details,
+                })
+            }
+            pair @ Request::Pair { .. } => Ok(pair),
+        }
+    }
+
     /// `registration` / `migration pairing` (log lines).
     pub fn what(&self) -> &'static str {
         match self {
@@ -353,16 +376,18 @@ impl Request {
     }
 }
 
-/// Queue `req` in the outbox and write a sync-log line (card masked). Returns false when the
-/// request id was already queued (nothing changed). The caller wakes the replicator.
+/// Queue `req` in the outbox (its phone in E.164, national numbers in `phone_country`) and write
+/// a sync-log line (card masked). Returns false when the request id was already queued (nothing
+/// changed). The caller wakes the replicator.
 pub fn enqueue(
     outbox: &mut Outbox,
     log: &SyncLog,
     req: &Request,
     store_id: &StoreId,
     till_id: &TillId,
+    phone_country: &str,
 ) -> anyhow::Result<bool> {
-    let item = req.to_item(store_id, till_id);
+    let item = req.clone().with_e164_phone(phone_country)?.to_item(store_id, till_id);
     let new = outbox.enqueue(&item)?;
     let msg = if new {
         format!("{} for card {} queued for the server", req.what(), req.card())
@@ -592,6 +617,59 @@ mod tests {
     }
 
     #[test]
+    fn a_registration_is_queued_with_its_phone_in_e164_read_in_the_tills_country() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("outbox.db");
+        let mut o = Outbox::open(&db).unwrap();
+        let log = SyncLog::open(&db).unwrap();
+        let (store, till) = (StoreId::new("S"), TillId::new("T"));
+        let phone_of = |typed: &str, country: &str| {
+            let f = RegistrationForm {
+                phone: typed.into(),
+                ..person()
+            };
+            let r = Request::register(card(), f.validate(today()).unwrap());
+            r.with_e164_phone(country).map(|r| match r {
+                Request::Register { details, .. } => details.contact.phone,
+                Request::Pair { .. } => unreachable!(),
+            })
+        };
+        assert_eq!(
+            phone_of("0903 123 456", "SK").unwrap().as_deref(),
+            Some("+421903123456")
+        );
+        assert_eq!(phone_of("603 123 456", "CZ").unwrap().as_deref(), Some("+420603123456"));
+        assert_eq!(
+            phone_of("+420 603 123-456", "SK").unwrap().as_deref(),
+            Some("+420603123456")
+        );
+        assert!(
+            phone_of("0 12345", "SK").is_err(),
+            "too short once the trunk 0 is dropped"
+        );
+        // No phone stays none; a pairing has none to change.
+        let r = Request::register(card(), person().validate(today()).unwrap());
+        let Request::Register { details, .. } = r.clone().with_e164_phone("SK").unwrap() else {
+            panic!()
+        };
+        assert_eq!(details.contact.phone, None);
+        let p = Request::pair(card(), "KLUB-4821".into());
+        assert_eq!(p.clone().with_e164_phone("SK").unwrap(), p);
+        // What reaches the outbox.
+        let f = RegistrationForm {
+            phone: "0903/123 456".into(),
+            ..person()
+        };
+        let r = Request::register(card(), f.validate(today()).unwrap());
+        assert!(enqueue(&mut o, &log, &r, &store, &till, "SK").unwrap());
+        let due = o.due(10, i64::MAX).unwrap();
+        let SyncPayload::Registration(reg) = &due[0].item.payload else {
+            panic!("{:?}", due[0].item)
+        };
+        assert_eq!(reg.contact.phone.as_deref(), Some("+421903123456"));
+    }
+
+    #[test]
     fn enqueue_is_idempotent_and_logs_masked() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("outbox.db");
@@ -599,8 +677,8 @@ mod tests {
         let log = SyncLog::open(&db).unwrap();
         let (store, till) = (StoreId::new("S"), TillId::new("T"));
         let r = Request::pair(card(), "KLUB-4821".into());
-        assert!(enqueue(&mut o, &log, &r, &store, &till).unwrap());
-        assert!(!enqueue(&mut o, &log, &r, &store, &till).unwrap());
+        assert!(enqueue(&mut o, &log, &r, &store, &till, "CZ").unwrap());
+        assert!(!enqueue(&mut o, &log, &r, &store, &till, "CZ").unwrap());
         let due = o.due(10, i64::MAX).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].item, r.to_item(&store, &till));

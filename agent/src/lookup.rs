@@ -128,12 +128,23 @@ pub fn parse_email(text: &str) -> Result<Query, LookupError> {
         .map_err(|e| LookupError::BadContact(e.to_string()))
 }
 
-/// The phone country of the cached program (`purchases.phone_country`), else `CZ`.
-pub fn phone_country(cache: Option<&Cache>) -> String {
+/// The country of national phone numbers typed on this till: agent.toml's `phone_country`
+/// (`over`), else the cached program's (`purchases.phone_country`), else `CZ`.
+pub fn phone_country(over: Option<&str>, cache: Option<&Cache>) -> String {
+    if let Some(c) = over {
+        return c.to_string();
+    }
     cache
         .and_then(|c| c.rules().ok().flatten())
         .map(|r| r.program.purchases.phone_country)
         .unwrap_or_else(|| "CZ".into())
+}
+
+/// [`phone_country`] for `cfg`, reading its offline cache when there is one.
+pub fn till_phone_country(cfg: &crate::config::Config) -> String {
+    let path = cfg.cache_path();
+    let cache = path.exists().then(|| Cache::open(&path).ok()).flatten();
+    phone_country(cfg.phone_country.as_deref(), cache.as_ref())
 }
 
 /// The card a query stands for: a card as typed; a phone / e-mail through the cache's keyed
@@ -288,8 +299,12 @@ mod tests {
                 server_time: chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00+01:00").unwrap(),
             })
             .unwrap();
-        let q = parse_query("601111222", &policy(), &phone_country(Some(&cache))).unwrap();
+        let q = parse_query("601111222", &policy(), &phone_country(None, Some(&cache))).unwrap();
         assert_eq!(resolve_card(&cache, &q).unwrap(), card);
+        // agent.toml's phone_country wins over the program's: the digits are a Slovak number there.
+        assert_eq!(phone_country(Some("SK"), Some(&cache)), "SK");
+        let q = parse_query("601111222", &policy(), &phone_country(Some("SK"), Some(&cache))).unwrap();
+        assert!(resolve_card(&cache, &q).is_err());
         let q = parse_query("JIRI@example.cz", &policy(), "CZ").unwrap();
         assert_eq!(resolve_card(&cache, &q).unwrap(), card);
         let q = parse_query("602 000 000", &policy(), "CZ").unwrap();

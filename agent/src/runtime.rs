@@ -224,7 +224,15 @@ pub fn start_background_with(cfg: Config, opts: Options) -> anyhow::Result<Backg
 
 /// `Command::Enrol`: into the outbox, wake the replicator, tell the form.
 fn enrol(sh: &Shared, req: &crate::enrol::Request) {
-    let r = crate::enrol::enqueue(&mut sh.outbox(), &sh.log, req, &sh.cfg.store_id, &sh.cfg.till_id);
+    let country = crate::lookup::till_phone_country(&sh.cfg);
+    let r = crate::enrol::enqueue(
+        &mut sh.outbox(),
+        &sh.log,
+        req,
+        &sh.cfg.store_id,
+        &sh.cfg.till_id,
+        &country,
+    );
     let error = match r {
         Ok(_) => {
             sh.wake.notify_one();
@@ -271,7 +279,7 @@ async fn find(sh: Arc<Shared>, qs: Option<Arc<crate::quote::QuoteService>>, requ
     let parsed = crate::lookup::parse_query(
         &query,
         &qs.card_policy(),
-        &crate::lookup::phone_country(cache.as_deref()),
+        &crate::lookup::phone_country(sh.cfg.phone_country.as_deref(), cache.as_deref()),
     );
     drop(query);
     let found = match parsed {

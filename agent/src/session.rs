@@ -521,9 +521,9 @@ pub async fn forward(link: &Link, bus: &Bus, finds: &Finds, r: crate::ui::UiRequ
     }
 }
 
-/// The sync-log window's rows and timeline from the service. Called on the GUI thread; the
-/// request runs on the session's runtime (a thread of its own, so it also works from a thread
-/// inside a runtime) and waits at most 3 s.
+/// The sync-log window's rows and timeline from the service. Called on the window's fetch
+/// thread (not the GUI thread); the request runs on the session's runtime (a thread of its own,
+/// so it also works from a thread inside a runtime) and waits at most 3 s.
 pub fn fetch_sync_log(
     link: &Arc<Link>,
     rt: &tokio::runtime::Handle,

@@ -160,6 +160,9 @@ pub fn prune_log_files(log_dir: &Path, before: chrono::NaiveDate) -> std::io::Re
     Ok(gone)
 }
 
+/// Lines the log file's writer thread may have queued (see [`init_tracing`]).
+pub const LOG_QUEUE_LINES: usize = 4096;
+
 /// Install tracing: stderr (human) + a daily-rotated file `<log_dir>/till-agent.log.YYYY-MM-DD`.
 /// Returns the appender guard; keep it alive until exit (dropping it flushes the file).
 pub fn init_tracing(log_dir: Option<&Path>, verbose: bool) -> Option<tracing_appender::non_blocking::WorkerGuard> {
@@ -182,7 +185,13 @@ pub fn init_tracing(log_dir: Option<&Path>, verbose: bool) -> Option<tracing_app
             .build(d)
         {
             Ok(appender) => {
-                let (nb, guard) = tracing_appender::non_blocking(appender);
+                // The writer thread's queue is allocated and initialised whole at start: the default
+                // 128 000 lines are 4 MiB resident for the agent's lifetime. The agent writes a
+                // line per file or batch, so 4 096 queued lines are plenty (beyond them lines are
+                // dropped from the file, never blocking; the sync_log table keeps its own rows).
+                let (nb, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                    .buffered_lines_limit(LOG_QUEUE_LINES)
+                    .finish(appender);
                 (
                     Some(
                         tracing_subscriber::fmt::layer()

@@ -54,6 +54,15 @@ fn calling_code(country: &str) -> Option<(&'static str, bool)> {
     })
 }
 
+/// `country` (ISO 3166 alpha-2, any case) upper-cased, if national phone numbers of it can be
+/// normalised (see [`normalise_phone`]).
+pub fn phone_country(country: &str) -> Result<String, ContactError> {
+    let c = country.trim().to_ascii_uppercase();
+    calling_code(&c)
+        .map(|_| c)
+        .ok_or_else(|| ContactError::Country(country.to_string()))
+}
+
 /// A phone number in E.164 (`+420601111222`): `+` or `00` starts an international number,
 /// anything else is national in `default_country` (ISO 3166 alpha-2; a trunk `0` is dropped
 /// where the country has one). Spaces, dots, dashes, slashes and brackets are ignored.
@@ -145,6 +154,15 @@ pub fn keys_of(key: &[u8], phone: Option<&str>, email: Option<&str>, country: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_country_is_upper_cased_or_named_when_unknown() {
+        assert_eq!(phone_country(" sk "), Ok("SK".to_string()));
+        assert_eq!(phone_country("HR"), Ok("HR".to_string()));
+        let e = phone_country("XX").unwrap_err();
+        assert_eq!(e, ContactError::Country("XX".into()));
+        assert!(e.to_string().contains("\"XX\""), "{e}");
+    }
 
     #[test]
     fn phones_normalise_to_e164() {

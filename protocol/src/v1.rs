@@ -432,7 +432,8 @@ pub enum LedgerKind {
     Expiry,
     /// A card was reissued (the balance stays on the account; 0 points, for the trail).
     CardReissue,
-    /// A sub-card holder's points moved into (+) or out of (−) an account.
+    /// Points moved into (+) or out of (−) an account: a sub-card holder's into its parent's, or
+    /// an anonymous card's account into the customer's it was paired with.
     FamilyMerge,
     /// Points preloaded on a prize card, credited when the card is assigned.
     PrizeCard,

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::ledger::{
     self, account_of, credit_account, earning_account, overflow_rejected, record_message, require_program, Cause,
 };
+use crate::store::batch::BatchTx;
 use crate::store::{
     read, transact, CardRow, Message, MigrationCodeRow, Repository, RequestRow, StoredReceipt, TillRow, Tx,
 };
@@ -167,6 +168,11 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
             })
             .collect();
         tx.lock_accounts_of(&cards)?;
+        // The items read from what the batch prefetched and write into its buffer, written
+        // set-based at the end (item atomicity stays: see store::batch).
+        let mut btx = BatchTx::new(tx);
+        btx.prefetch(batch)?;
+        let tx: &mut dyn Tx = &mut btx;
         let mut acks = Vec::with_capacity(batch.items.len());
         for (i, item) in batch.items.iter().enumerate() {
             let hash = payload_hash(&item.payload);
@@ -198,6 +204,7 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
         }
         // Tags with a total whose receipt never came count now (the wait is a program setting).
         crate::purchases::settle_due_tags(tx, &snap.program, Utc::now())?;
+        btx.finish()?;
         Ok(SyncResponse { acks })
     })
 }
@@ -734,6 +741,9 @@ fn pair_migration(
         return Ok(rejected("invalid_card", format!("body.card: {e}")));
     }
     let existing = tx.card(&p.card)?;
+    // An anonymous card (its own account, no name) may be paired: its account merges into the
+    // customer's.
+    let mut anonymous = None;
     if let Some(c) = &existing {
         if let CardStatus::Blocked { reason } = &c.status {
             return Ok(rejected("card_blocked", format!("body.card is blocked ({reason})")));
@@ -741,8 +751,11 @@ fn pair_migration(
         if matches!(c.status, CardStatus::Replaced { .. }) {
             return Ok(rejected("card_replaced", "body.card was replaced by another card"));
         }
-        if c.customer_id.as_ref().is_some_and(|owner| owner != &mc.customer_id) {
-            return Ok(rejected("card_taken", "body.card already belongs to another customer"));
+        if let Some(owner) = c.customer_id.as_ref().filter(|owner| *owner != &mc.customer_id) {
+            match tx.customer(owner)? {
+                Some(row) if row.customer.name == CustomerName::Anonymous => anonymous = Some(row),
+                _ => return Ok(rejected("card_taken", "body.card already belongs to another customer")),
+            }
         }
     }
     let Some(cust) = tx.customer(&mc.customer_id)? else {
@@ -751,6 +764,12 @@ fn pair_migration(
             format!("body.code {code:?} points to a customer that no longer exists"),
         ));
     };
+    if let Some(anon) = anonymous {
+        let acct = ledger::account_of(tx, &mc.customer_id)?;
+        if let Err(ack) = merge_anonymous(tx, anon, &acct)? {
+            return Ok(ack);
+        }
+    }
     // The old discount lives on the customer (discount_override); linking the card to the
     // customer moves it onto the card.
     tx.put_card(&CardRow {
@@ -787,6 +806,66 @@ fn pair_migration(
     })?;
     tracing::info!(customer = %mc.customer_id, card = %p.card, "paired migration code");
     Ok(AckResult::Applied)
+}
+
+/// An anonymous card's account merged into `into` (the paired customer's earning account): its
+/// points, turnover and expiring points move, booked on both ledgers as a points transfer; the
+/// anonymous account is left empty (its history stays with it). An overflow refuses the pairing
+/// before anything is written.
+fn merge_anonymous(
+    tx: &mut dyn Tx,
+    anon: crate::store::CustomerRow,
+    into: &CustomerId,
+) -> Result<Result<(), AckResult>, ApiError> {
+    let mut target = tx
+        .customer(into)?
+        .ok_or_else(|| ApiError::internal(format!("account {into} vanished")))?;
+    let s = anon.state;
+    let before = target.state.points_balance;
+    let overflow = |what: &str| {
+        rejected(
+            "overflow",
+            format!(
+                "{what} of {into} and the anonymous account {} together overflow",
+                anon.customer.id
+            ),
+        )
+    };
+    let Some(balance) = before.checked_add(s.points_balance) else {
+        return Ok(Err(overflow("the points balances")));
+    };
+    let mut turnover = target.state.turnover_by_month.clone();
+    for (m, v) in &s.turnover_by_month {
+        let e = turnover.entry(m.clone()).or_default();
+        let Some(sum) = e.checked_add(*v) else {
+            return Ok(Err(overflow("the turnovers")));
+        };
+        *e = sum;
+    }
+    target.state.points_balance = balance;
+    target.state.turnover_by_month = turnover;
+    target.state.expiring_points.extend(s.expiring_points.iter().cloned());
+    tx.put_customer(&target.customer, &target.state)?;
+    for sub in tx.sub_customers(into)? {
+        tx.touch_customer(&sub)?;
+    }
+    ledger::book(
+        tx,
+        into,
+        before,
+        balance,
+        Cause::new(LedgerKind::FamilyMerge, &anon.customer.id.0),
+    )?;
+    tx.put_customer(&anon.customer, &CustomerState::default())?;
+    ledger::book(
+        tx,
+        &anon.customer.id,
+        s.points_balance,
+        Decimal::ZERO,
+        Cause::new(LedgerKind::FamilyMerge, &into.0),
+    )?;
+    tracing::info!(anonymous = %anon.customer.id, into = %into, points = %s.points_balance, "anonymous account merged on pairing");
+    Ok(Ok(()))
 }
 
 // ------------------------------------------------------------------------------------------

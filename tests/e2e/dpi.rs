@@ -56,15 +56,7 @@ fn show(name: &str, scale: Option<&str>, popup_toml: &str) -> Shown {
     })
     .unwrap_or_else(|| panic!("{name}: no popup; log:\n{}", stderr()));
     std::thread::sleep(Duration::from_millis(800)); // resize, move and paint settle
-    let geo = String::from_utf8_lossy(&x(d, "xwininfo", &["-id", &win.to_string()]).stdout).to_string();
-    let num = |k: &str| -> i64 {
-        geo.lines()
-            .find_map(|l| l.trim().strip_prefix(k))
-            .unwrap_or_else(|| panic!("{k}: {geo}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    let geo = win_info(d, win);
     let shots = e2e::bin_dir().join("ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join(format!("popup-{name}.png"));
@@ -78,10 +70,10 @@ fn show(name: &str, scale: Option<&str>, popup_toml: &str) -> Shown {
     }
     gui.kill();
     Shown {
-        x: num("Absolute upper-left X:"),
-        y: num("Absolute upper-left Y:"),
-        w: num("Width:"),
-        h: num("Height:"),
+        x: geo.x,
+        y: geo.y,
+        w: geo.w,
+        h: geo.h,
         shot,
     }
 }

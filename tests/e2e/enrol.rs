@@ -159,8 +159,6 @@ fn register_and_pair_from_the_cli_reach_the_server_with_or_without_a_running_age
 // ------------------------------------------------------------------------------------------
 // The cashier's path under Xvfb: scan → unknown-card popup → "Registrovat" → form → server.
 
-use std::process::{Command, Stdio};
-
 #[test]
 fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     if !need_tools(&[
@@ -186,50 +184,18 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
         &token,
         AgentToml::new(&srv.url).hide_after_secs(0),
     );
-    let runtime = tmp.path().join("run");
-    std::fs::create_dir_all(&runtime).unwrap();
     assert_eq!(server_quote(&srv, &token, CARD)["kind"], "unknown_card");
 
     // The POS stand-in holds the keyboard focus; the scanner types into it.
-    let _pos = Proc::spawn(
-        "xmessage",
-        Command::new("xmessage")
-            .args(["-geometry", "400x200+40+40", "-title", "POS stand-in", "POS stand-in"])
-            .env("DISPLAY", d),
-    );
-    let pos = wait_for(Duration::from_secs(10), || find_window(d, "POS stand-in")).expect("POS window");
-    x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
-
-    let log = till.dir.join("gui.stderr");
-    let mut agent = Proc::spawn(
-        "till-agent run",
-        Command::new(bin("till-agent"))
-            .arg("--config")
-            .arg(&till.config)
-            .arg("run")
-            .env("DISPLAY", d)
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env("TILL_AGENT_TOKEN", &token)
-            .env("TILL_AGENT_LOG", "info,till_agent::ui=debug,till_agent::input=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap()),
-    );
-    let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        wait_for(Duration::from_secs(30), || stderr()
-            .contains("tray icon started")
-            .then_some(()))
-        .is_some(),
-        "GUI did not start:\n{}",
-        stderr()
-    );
+    let pos_stand_in = start_pos(d);
+    let pos = pos_stand_in.window;
+    let agent = GuiAgent::start(&till, &token, d);
+    let stderr = || agent.stderr();
+    let log = agent.log.clone();
 
     // A scan at scanner speed (8 ms per key) through the keyboard wedge; the popup offers the buttons.
-    let mut keys = vec!["key".to_string(), "--delay".into(), "8".into()];
-    keys.extend(scanner_keys(CARD));
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let popup = (0..4).find_map(|_| {
-        x_ok(d, "xdotool", &keys);
+        agent.scan(CARD);
         wait_for(Duration::from_secs(6), || {
             let log = stderr();
             (log.contains("\"kind\":\"unknown_card\"") && widget_rect(&log, "popup.register").is_some())
@@ -322,21 +288,7 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
     );
     // The form took the focus; closing it gives the focus back to the POS (no window manager
     // runs here, so only the agent can).
-    let focus = || {
-        String::from_utf8_lossy(&x(d, "xdotool", &["getwindowfocus"]).stdout)
-            .trim()
-            .parse::<u64>()
-            .ok()
-    };
-    let focus_back = |after: &str| {
-        let back = wait_for(Duration::from_secs(5), || (focus() == Some(pos)).then_some(()));
-        assert!(
-            back.is_some(),
-            "the POS did not get the focus back after {after}: focus {:?} (POS {pos})",
-            focus()
-        );
-    };
-    focus_back("the register form");
+    agent.assert_focus_back(pos, "the register form");
     let q = wait_for(Duration::from_secs(20), || {
         Some(server_quote(&srv, &token, CARD)).filter(|q| q["kind"] == "customer")
     })
@@ -360,12 +312,9 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
 
     // The other button: a migration code for the next new card (Enter in the code field submits).
     const PAIR_CARD: &str = "1900000009001024";
-    let mut keys = vec!["key".to_string(), "--delay".into(), "8".into()];
-    keys.extend(scanner_keys(PAIR_CARD));
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
     let shown = (0..4).find_map(|_| {
-        x_ok(d, "xdotool", &keys);
+        agent.scan(PAIR_CARD);
         wait_for(Duration::from_secs(6), || {
             stderr().contains("\"card\":\"1900-****-****-1024\"").then_some(())
         })
@@ -398,16 +347,15 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
         .is_some(),
         "code form did not close"
     );
-    focus_back("the code form");
+    agent.assert_focus_back(pos, "the code form");
 
     // Esc typed into the POS hides the popup (the popup never has the focus). In `run` the key
     // comes from the keyboard-wedge reader (`AgentEvent::Escape`), as on Windows, where the wedge
     // owns the process's Raw Input registration and the GUI toolkit sees no raw keys.
-    let viewable =
-        |w: u64| String::from_utf8_lossy(&x(d, "xwininfo", &["-id", &w.to_string()]).stdout).contains("IsViewable");
+    let viewable = |w: u64| win_info(d, w).viewable;
     x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
     let shown = (0..4).find_map(|_| {
-        x_ok(d, "xdotool", &keys);
+        agent.scan(PAIR_CARD);
         wait_for(Duration::from_secs(6), || {
             stderr().contains("\"title\":\"Zdeňka Procházková\"").then_some(())
         })
@@ -423,14 +371,5 @@ fn gui_unknown_card_register_form_typed_in_czech_reaches_the_server() {
         "Esc did not hide the popup:\n{}",
         stderr()
     );
-    assert!(Command::new("kill")
-        .args(["-TERM", &agent.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    assert!(
-        wait_for(Duration::from_secs(20), || agent.child.try_wait().unwrap()).is_some_and(|s| s.success()),
-        "no clean stop:\n{}",
-        stderr()
-    );
+    agent.stop();
 }

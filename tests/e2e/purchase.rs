@@ -18,40 +18,9 @@ fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
-fn admin(srv: &ServerHandle, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
-    let mut r = reqwest::blocking::Client::new()
-        .request(method, format!("{}{path}", srv.url))
-        .bearer_auth(&srv.admin_token);
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let resp = r.send().unwrap();
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    resp.json().unwrap()
-}
-
-fn ledger(srv: &ServerHandle, customer: &str) -> Value {
-    admin(
-        srv,
-        reqwest::Method::GET,
-        &format!("/admin/customers/{customer}/ledger"),
-        None,
-    )
-}
-
-fn balance(srv: &ServerHandle, customer: &str) -> Decimal {
-    d(ledger(srv, customer)["points_balance"].as_str().unwrap())
-}
-
 /// The ledger entries of `customer` caused by `cause`.
 fn entries_for(srv: &ServerHandle, customer: &str, cause: &str) -> Vec<Value> {
-    ledger(srv, customer)["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["cause_id"] == cause)
-        .cloned()
-        .collect()
+    srv.entries(customer, |e| e["cause_id"] == cause)
 }
 
 /// A 16-digit card of the demo policy (prefix 1900, Luhn) that nobody issued.
@@ -202,12 +171,12 @@ fn tags_before_and_after_the_receipt_credit_it_once_and_another_card_is_refused(
     let tmp = tempfile::tempdir().unwrap();
     let srv = start_server(tmp.path());
     let till = started(&srv, tmp.path());
-    let start = balance(&srv, "C000001");
+    let start = srv.balance("C000001");
 
     // Tag first, receipt later.
     ok_out(&till.cli(&["tag", "--receipt", "P-1", "--card", JIRI]));
     wait_drained(&till);
-    assert_eq!(balance(&srv, "C000001"), start, "nothing to credit before the receipt");
+    assert_eq!(srv.balance("C000001"), start, "nothing to credit before the receipt");
     till.drop_file("p1.json", receipt_file("P-1", None, "500.00").as_bytes());
     let p1 = wait_receipt(&srv, &till, "P-1");
     let e1 = entries_for(&srv, "C000001", &p1);
@@ -226,7 +195,7 @@ fn tags_before_and_after_the_receipt_credit_it_once_and_another_card_is_refused(
     let e2 = entries_for(&srv, "C000001", &p2);
     assert_eq!(e2.len(), 1, "credited once: {e2:?}");
     let earned2 = d(e2[0]["points"].as_str().unwrap());
-    assert_eq!(balance(&srv, "C000001"), start + earned1 + earned2);
+    assert_eq!(srv.balance("C000001"), start + earned1 + earned2);
     assert_eq!(
         server_count(
             &srv.db,
@@ -237,7 +206,7 @@ fn tags_before_and_after_the_receipt_credit_it_once_and_another_card_is_refused(
     );
 
     // The same receipt tagged to another card: refused with the reason, nothing moves.
-    let adam = balance(&srv, "C000006");
+    let adam = srv.balance("C000006");
     ok_out(&till.cli(&["tag", "--receipt", "P-2", "--card", ADAM]));
     let refused = wait_for(Duration::from_secs(30), || {
         let c = rusqlite::Connection::open(till.dir.join("outbox.db")).ok()?;
@@ -253,7 +222,7 @@ fn tags_before_and_after_the_receipt_credit_it_once_and_another_card_is_refused(
         refused.contains("receipt_taken") && refused.contains("already credited to another account"),
         "{refused}"
     );
-    assert_eq!(balance(&srv, "C000006"), adam);
+    assert_eq!(srv.balance("C000006"), adam);
     let log = String::from_utf8_lossy(&till.cli(&["log", "--tail", "50"]).stdout).into_owned();
     assert!(
         log.contains("receipt tag for card 1900-****-****-0075 refused"),
@@ -278,17 +247,17 @@ fn a_tag_with_a_total_and_no_receipt_counts_after_the_program_wait_and_only_once
     let tmp = tempfile::tempdir().unwrap();
     let srv = start_server(tmp.path());
     let till = started(&srv, tmp.path());
-    let start = balance(&srv, "C000001");
+    let start = srv.balance("C000001");
     ok_out(&till.cli(&["tag", "--receipt", "N-7", "--card", JIRI, "--total", "250,00"]));
     wait_drained(&till);
     // The default wait is a day: nothing yet.
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(balance(&srv, "C000001"), start);
+    assert_eq!(srv.balance("C000001"), start);
     // The program now waits 0 minutes: the server's periodic check counts the tag.
     let seed: Value = serde_json::from_str(&std::fs::read_to_string(fixture("seed/demo.json")).unwrap()).unwrap();
     let mut program = seed["program"].clone();
     program["purchases"] = serde_json::json!({ "tag_total_wait_minutes": 0 });
-    admin(&srv, reqwest::Method::PUT, "/admin/program", Some(&program));
+    srv.admin(reqwest::Method::PUT, "/admin/program", Some(&program));
     let id = wait_for(Duration::from_secs(20), || {
         server_conn(&srv.db)
             .query_row("SELECT id FROM receipts WHERE pos_receipt_no = 'N-7'", [], |r| {
@@ -304,15 +273,69 @@ fn a_tag_with_a_total_and_no_receipt_counts_after_the_program_wait_and_only_once
     // a campaign of the day covers it (the weekend one does on Saturdays and Sundays).
     let earned = d(e[0]["points"].as_str().unwrap());
     assert!(earned >= d("25"), "{earned}");
-    assert_eq!(balance(&srv, "C000001"), start + earned);
+    assert_eq!(srv.balance("C000001"), start + earned);
     // The POS file turns up after all: kept, earns nothing more.
     till.drop_file("n7.json", receipt_file("N-7", None, "250.00").as_bytes());
     let ok = wait_for(Duration::from_secs(30), || {
         (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no = 'N-7'") == 2).then_some(())
     });
     assert!(ok.is_some(), "agent log:\n{}", till.stderr());
-    assert_eq!(balance(&srv, "C000001"), start + earned);
+    assert_eq!(srv.balance("C000001"), start + earned);
     assert_ledger_balanced(&srv);
+}
+
+/// A chain with stores in CZ and SK: the Slovak till (agent.toml `phone_country = "SK"`) reads a
+/// national number as Slovak when it registers a customer and when it searches; the server holds
+/// E.164, so a Czech till finds the customer by the international number, and by the Slovak
+/// national spelling nowhere.
+#[test]
+fn a_slovak_till_registers_and_finds_national_numbers_as_slovak_and_the_server_holds_e164() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start_server(tmp.path());
+    let sk_token = add_till(&srv.db, STORE, "T-SK");
+    let mut sk = Till::new(
+        &tmp.path().join("sk"),
+        &sk_token,
+        AgentToml::new(&srv.url).ids(STORE, "T-SK").phone_country("sk"),
+    );
+    sk.start();
+    let card = unknown_valid_card();
+    ok_out(&sk.cli(&[
+        "register",
+        &card,
+        "--name",
+        "Zuzana Horváthová",
+        "--phone",
+        "0903 123 456",
+        "--consent",
+    ]));
+    wait_drained(&sk);
+    // The Czech till starts now: its first cache refresh brings the new customer.
+    let cz = started(&srv, tmp.path());
+    let customer: String = server_conn(&srv.db)
+        .query_row("SELECT customer_id FROM cards WHERE number = ?1", [&card], |r| r.get(0))
+        .unwrap();
+    let stored = srv.admin(reqwest::Method::GET, &format!("/admin/customers/{customer}"), None);
+    assert_eq!(stored["customer"]["contact"]["phone"], "+421903123456", "{stored}");
+    for (till, phone) in [(&sk, "0903 123 456"), (&sk, "+421 903 123 456"), (&cz, "+421903123456")] {
+        wait_cache_has(till, &card);
+        let q = lookup_json(till, &["--phone", phone]);
+        assert_eq!(q["kind"], "customer", "{phone}: {q}");
+        assert_eq!(q["card"], card.as_str(), "{phone}: {q}");
+    }
+    // On the Czech till the same national digits are a Czech number: nobody.
+    let out = cz.cli(&["lookup", "--phone", "0903 123 456"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    // A country the program cannot read national numbers of is a config error naming the key.
+    let bad = Till::new(
+        &tmp.path().join("bad"),
+        &sk_token,
+        AgentToml::new(&srv.url).phone_country("XX"),
+    );
+    let out = bad.cli(&["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("phone_country") && err.contains("\"XX\""), "{err}");
 }
 
 #[test]
@@ -354,7 +377,7 @@ fn purchases_with_unassigned_unknown_or_anonymous_cards_earn_on_registration_onc
     for (cust, rid) in [(&eva, &u1), (&petr, &u2)] {
         let e = entries_for(&srv, cust, rid);
         assert_eq!(e.len(), 1, "{cust}: {e:?}");
-        assert_eq!(balance(&srv, cust), d(e[0]["points"].as_str().unwrap()));
+        assert_eq!(srv.balance(cust), d(e[0]["points"].as_str().unwrap()));
     }
     // A second registration of the card is refused; the purchase stays credited once.
     ok_out(&till.cli(&["register", UNASSIGNED, "--name", "Eva Malá", "--consent"]));
@@ -363,8 +386,7 @@ fn purchases_with_unassigned_unknown_or_anonymous_cards_earn_on_registration_onc
 
     // An anonymous card (issued in a batch) earns into an account of its own from the first
     // purchase; registering the card makes that account the customer's.
-    let batch = admin(
-        &srv,
+    let batch = srv.admin(
         reqwest::Method::POST,
         "/admin/cards/batch",
         Some(&serde_json::json!({ "count": 1, "anonymous": true })),
@@ -376,7 +398,7 @@ fn purchases_with_unassigned_unknown_or_anonymous_cards_earn_on_registration_onc
     let a1 = wait_receipt(&srv, &till, "A-1");
     wait_drained(&till);
     let earned = d(entries_for(&srv, &anon_owner, &a1)[0]["points"].as_str().unwrap());
-    assert_eq!(balance(&srv, &anon_owner), earned);
+    assert_eq!(srv.balance(&anon_owner), earned);
     // The till names the account in its own language (cs), not the server's placeholder.
     let out = ok_out(&till.cli(&["lookup", "--card", &anon]));
     assert!(out.contains("Anonymní karta") && !out.contains("Anonymous"), "{out}");
@@ -391,7 +413,7 @@ fn purchases_with_unassigned_unknown_or_anonymous_cards_earn_on_registration_onc
         )
         .unwrap();
     assert_eq!(named, "Anonym");
-    assert_eq!(balance(&srv, &anon_owner), earned, "the balance stays with the account");
+    assert_eq!(srv.balance(&anon_owner), earned, "the balance stays with the account");
     assert_eq!(entries_for(&srv, &anon_owner, &a1).len(), 1);
 
     // Messages: Jiří's quote has something to say (a reward reachable with 412 points, today's

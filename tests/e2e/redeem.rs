@@ -18,44 +18,12 @@ fn d(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
-fn admin(srv: &ServerHandle, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
-    let c = reqwest::blocking::Client::new();
-    let mut r = c
-        .request(method, format!("{}{path}", srv.url))
-        .bearer_auth(&srv.admin_token);
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let resp = r.send().unwrap();
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    resp.json().unwrap()
-}
-
-fn ledger(srv: &ServerHandle, customer: &str) -> Value {
-    admin(
-        srv,
-        reqwest::Method::GET,
-        &format!("/admin/customers/{customer}/ledger"),
-        None,
-    )
-}
-
-fn balance(srv: &ServerHandle, customer: &str) -> Decimal {
-    d(ledger(srv, customer)["points_balance"].as_str().unwrap())
-}
-
 fn entries_of(srv: &ServerHandle, customer: &str, kind: &str) -> Vec<Value> {
-    ledger(srv, customer)["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
+    srv.entries(customer, |e| e["kind"] == kind)
 }
 
 fn report(srv: &ServerHandle, query: &str) -> Vec<Value> {
-    admin(srv, reqwest::Method::GET, &format!("/admin/reports/{query}"), None)["rows"]
+    srv.admin(reqwest::Method::GET, &format!("/admin/reports/{query}"), None)["rows"]
         .as_array()
         .unwrap()
         .clone()
@@ -66,7 +34,7 @@ fn allow_offline(srv: &ServerHandle, limit: &str) {
     let seed: Value = serde_json::from_str(&std::fs::read_to_string(fixture("seed/demo.json")).unwrap()).unwrap();
     let mut program = seed["program"].clone();
     program["redemption"]["offline_redemption_limit"] = Value::from(limit);
-    admin(srv, reqwest::Method::PUT, "/admin/program", Some(&program));
+    srv.admin(reqwest::Method::PUT, "/admin/program", Some(&program));
 }
 
 fn redeem_json(out: &std::process::Output) -> Value {
@@ -137,7 +105,7 @@ fn online_redeem_debits_once_when_the_answer_is_dropped_and_the_till_retries() {
     // from that record: one redemption, one debit.
     assert_eq!(server_count(&srv.db, "SELECT COUNT(*) FROM redemptions"), 1);
     assert_eq!(entries_of(&srv, "C000001", "redemption").len(), 1);
-    assert_eq!(balance(&srv, "C000001"), d("212.3"));
+    assert_eq!(srv.balance("C000001"), d("212.3"));
     assert_ledger_balanced(&srv);
 }
 
@@ -178,14 +146,14 @@ fn two_offline_tills_redeem_the_same_points_both_apply_and_the_account_is_flagge
         "{msg}"
     );
     // Nothing reached the server yet.
-    assert_eq!(balance(&srv, "C000006"), d("345"));
+    assert_eq!(srv.balance("C000006"), d("345"));
     proxy.set(Fault::Pass);
     let both = wait_for(Duration::from_secs(30), || {
         (server_count(&srv.db, "SELECT COUNT(*) FROM redemptions WHERE offline = 1") == 2).then_some(())
     });
     assert!(both.is_some(), "T1:\n{}\nT2:\n{}", t1.stderr(), t2.stderr());
     // Both discounts were given: both apply, the account is 55 below zero and reported.
-    assert_eq!(balance(&srv, "C000006"), d("-55"));
+    assert_eq!(srv.balance("C000006"), d("-55"));
     let overdrawn = report(&srv, "overdrawn");
     assert_eq!(overdrawn.len(), 1, "{overdrawn:?}");
     assert_eq!(overdrawn[0]["customer_id"], "C000006");
@@ -216,7 +184,7 @@ fn void_gives_the_points_back_once_and_the_quote_shows_options_and_history() {
     let till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
     let v = redeem_json(&till.cli(&["redeem", JIRI, "--points", "100", "--json"]));
     let id = v["redemption_id"].as_str().unwrap().to_string();
-    assert_eq!(balance(&srv, "C000001"), d("312.3"));
+    assert_eq!(srv.balance("C000001"), d("312.3"));
     // The quote offers what 312.30 points buy now and the last ledger entries.
     let q: Value = reqwest::blocking::Client::new()
         .get(format!("{}/v1/cards/{JIRI}/quote", srv.url))
@@ -252,7 +220,7 @@ fn void_gives_the_points_back_once_and_the_quote_shows_options_and_history() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    assert_eq!(balance(&srv, "C000001"), d("412.3"));
+    assert_eq!(srv.balance("C000001"), d("412.3"));
     assert_eq!(entries_of(&srv, "C000001", "void").len(), 1, "points back once");
     assert_ledger_balanced(&srv);
 }
@@ -275,7 +243,7 @@ fn the_receipt_with_the_code_confirms_and_its_return_restores_nothing() {
     let code = v["code"].as_str().unwrap();
     let unmatched = |srv: &ServerHandle| report(srv, "unmatched-redemptions?hours=0");
     assert_eq!(unmatched(&srv).len(), 1);
-    let after_redeem = balance(&srv, "C000001");
+    let after_redeem = srv.balance("C000001");
     // The POS prints the code on the voucher's discount line; the cashier does not scan again.
     let sale = format!(
         r#"{{"pos_receipt_no": "RDM-1", "issued_at": "{}", "total": "400.00", "card": "{JIRI}",
@@ -286,7 +254,7 @@ fn the_receipt_with_the_code_confirms_and_its_return_restores_nothing() {
     till.drop_file("sale.json", sale.as_bytes());
     let confirmed = wait_for(Duration::from_secs(30), || unmatched(&srv).is_empty().then_some(()));
     assert!(confirmed.is_some(), "agent log:\n{}", till.stderr());
-    assert!(balance(&srv, "C000001") > after_redeem, "the sale earned points");
+    assert!(srv.balance("C000001") > after_redeem, "the sale earned points");
     // Its return takes back what the sale earned; the redeemed points are not restored.
     let ret = format!(
         r#"{{"pos_receipt_no": "RDM-1-R", "issued_at": "{}", "total": "-500.00", "original": {{"pos_receipt_no": "RDM-1"}},
@@ -302,7 +270,7 @@ fn the_receipt_with_the_code_confirms_and_its_return_restores_nothing() {
             .then_some(())
     });
     assert!(back.is_some(), "agent log:\n{}", till.stderr());
-    assert_eq!(balance(&srv, "C000001"), after_redeem, "the redeemed points stay spent");
+    assert_eq!(srv.balance("C000001"), after_redeem, "the redeemed points stay spent");
     assert!(unmatched(&srv).is_empty());
     let redeemed = report(
         &srv,
@@ -341,31 +309,24 @@ fn admin_adjustments_apply_once_per_key_and_prize_card_points_arrive_once() {
         (a1["duplicate"].as_bool(), a2["duplicate"].as_bool()),
         (Some(false), Some(true))
     );
-    assert_eq!(balance(&srv, "C000001"), d("400"));
+    assert_eq!(srv.balance("C000001"), d("400"));
     let (s3, p3) = adjust(Some("adj-1"), serde_json::json!({"reason": "jiný", "points": "5"}));
     assert_eq!((s3, p3["code"].as_str()), (409, Some("conflict")), "{p3}");
     let (s4, p4) = adjust(None, body);
     assert_eq!((s4, p4["field"].as_str()), (400, Some("Idempotency-Key")), "{p4}");
     assert_eq!(entries_of(&srv, "C000001", "adjustment").len(), 1);
     // The ledger pages newest first.
-    let page1 = admin(
-        &srv,
-        reqwest::Method::GET,
-        "/admin/customers/C000001/ledger?limit=1",
-        None,
-    );
+    let page1 = srv.admin(reqwest::Method::GET, "/admin/customers/C000001/ledger?limit=1", None);
     assert_eq!(page1["entries"][0]["kind"], "adjustment");
     let next = page1["next"].as_str().expect("a second page");
-    let page2 = admin(
-        &srv,
+    let page2 = srv.admin(
         reqwest::Method::GET,
         &format!("/admin/customers/C000001/ledger?limit=1&before={next}"),
         None,
     );
     assert_eq!(page2["entries"][0]["kind"], "opening");
     // A prize card: 500 points preloaded, credited when the card is registered (once).
-    let issued = admin(
-        &srv,
+    let issued = srv.admin(
         reqwest::Method::POST,
         "/admin/cards/batch",
         Some(&serde_json::json!({"count": 1, "initial_points": "500"})),

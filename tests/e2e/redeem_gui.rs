@@ -4,7 +4,6 @@
 //! stand-in gets the keyboard focus back when the confirm window closes (cancel and confirm; no
 //! window manager runs, so only the agent can give it back), and the tray's "Void last
 //! redemption" gives the points back once.
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e::*;
@@ -15,20 +14,7 @@ fn redemptions(srv: &ServerHandle, customer: &str) -> Vec<Value> {
 }
 
 fn entries(srv: &ServerHandle, customer: &str, kind: &str) -> Vec<Value> {
-    let v: Value = reqwest::blocking::Client::new()
-        .get(format!("{}/admin/customers/{customer}/ledger", srv.url))
-        .bearer_auth(&srv.admin_token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
+    srv.entries(customer, |e| e["kind"] == kind)
 }
 
 #[test]
@@ -46,49 +32,15 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
         &token,
         AgentToml::new(&srv.url).hide_after_secs(0),
     );
-    let runtime = tmp.path().join("run");
-    std::fs::create_dir_all(&runtime).unwrap();
     assert!(redemptions(&srv, "C000001").is_empty());
 
-    let _pos = Proc::spawn(
-        "xmessage",
-        Command::new("xmessage")
-            .args(["-geometry", "400x200+40+40", "-title", "POS stand-in", "POS stand-in"])
-            .env("DISPLAY", d),
-    );
-    let pos = wait_for(Duration::from_secs(10), || find_window(d, "POS stand-in")).expect("POS window");
-    x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
+    let pos_stand_in = start_pos(d);
+    let agent = GuiAgent::start(&till, &token, d);
+    let stderr = || agent.stderr();
+    let log = agent.log.clone();
 
-    let log = till.dir.join("gui.stderr");
-    let _agent = Proc::spawn(
-        "till-agent run",
-        Command::new(bin("till-agent"))
-            .arg("--config")
-            .arg(&till.config)
-            .arg("run")
-            .env("DISPLAY", d)
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env("TILL_AGENT_TOKEN", &token)
-            .env("LANG", "cs_CZ.UTF-8")
-            .env("TILL_AGENT_LOG", "info,till_agent::ui=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap()),
-    );
-    let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        wait_for(Duration::from_secs(30), || stderr()
-            .contains("tray icon started")
-            .then_some(()))
-        .is_some(),
-        "GUI did not start:\n{}",
-        stderr()
-    );
-
-    let mut keys = vec!["key".to_string(), "--delay".into(), "8".into()];
-    keys.extend(scanner_keys(DEMO_CARD));
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let popup = (0..4).find_map(|_| {
-        x_ok(d, "xdotool", &keys);
+        agent.scan(DEMO_CARD);
         wait_for(Duration::from_secs(6), || {
             widget_rect(&stderr(), "popup.redeem")?;
             find_window(d, "till-agent popup")
@@ -96,31 +48,12 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
     });
     let popup = popup.unwrap_or_else(|| panic!("no customer popup with Redeem; agent log:\n{}", stderr()));
     std::thread::sleep(Duration::from_millis(700)); // fit + placement settle
-    let focus = || {
-        String::from_utf8_lossy(&x(d, "xdotool", &["getwindowfocus"]).stdout)
-            .trim()
-            .parse::<u64>()
-            .ok()
-    };
+    let pos = pos_stand_in.window;
     assert_eq!(
-        focus(),
+        agent.focus(),
         Some(pos),
         "the popup with the Redeem button left the focus to the POS"
     );
-    // The tray's "Void last redemption" and "Redeem" entries, through the same channel a tray click uses.
-    let menu = |id: &str| {
-        let out = Command::new(bin("till-agent"))
-            .args(["popup-demo", "--menu", id])
-            .env("DISPLAY", d)
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "menu {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     // The confirm window takes the focus (xdotool stands in for the window manager); once it
     // closes, the POS must have it again.
     let open_confirm = || {
@@ -135,17 +68,12 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
             stderr()
         );
         std::thread::sleep(Duration::from_millis(400));
-        assert_eq!(focus(), Some(confirm), "the confirm window has the focus while open");
-        confirm
-    };
-    let focus_back = |after: &str| {
-        let back = wait_for(Duration::from_secs(5), || (focus() == Some(pos)).then_some(()));
-        assert!(
-            back.is_some(),
-            "the POS did not get the focus back after {after}: focus {:?} (POS {pos}); agent log:\n{}",
-            focus(),
-            stderr()
+        assert_eq!(
+            agent.focus(),
+            Some(confirm),
+            "the confirm window has the focus while open"
         );
+        confirm
     };
     click(d, popup, &log, "popup.redeem");
     let confirm = open_confirm();
@@ -157,10 +85,10 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
         .is_some(),
         "confirm window closed on cancel"
     );
-    focus_back("cancel");
+    agent.assert_focus_back(pos, "cancel");
     assert!(redemptions(&srv, "C000001").is_empty(), "cancel debits nothing");
 
-    menu("redeem_last");
+    agent.menu("redeem_last");
     let confirm = open_confirm();
     click(d, confirm, &log, "redeem.confirm");
 
@@ -179,18 +107,14 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
     let rows = shown.matches("\"emphasis\":true").count();
     assert_eq!(rows, 2, "value + code rows: {shown}");
     assert!(find_window(d, "1900-\\*\\*\\*\\*").is_none(), "confirm window closed");
-    focus_back("confirm");
+    agent.assert_focus_back(pos, "confirm");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(focus(), Some(pos), "the result popup left the focus to the POS");
+    assert_eq!(agent.focus(), Some(pos), "the result popup left the focus to the POS");
     std::thread::sleep(Duration::from_millis(600));
-    let shots = e2e::bin_dir().join("ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let shot = shots.join("redeem-result.png");
-    x_ok(d, "import", &["-window", "root", shot.to_str().unwrap()]);
-    eprintln!("screenshot: {}", shot.display());
+    agent.screenshot("redeem-result.png");
 
     // Tray → Void last redemption: the popup says so and the points come back exactly once.
-    menu("void_last");
+    agent.menu("void_last");
     let voided = wait_for(Duration::from_secs(15), || {
         stderr()
             .lines()
@@ -206,7 +130,7 @@ fn gui_redeem_button_confirm_shows_value_and_code_and_debits_once() {
     let back: rust_decimal::Decimal = voids[0]["points"].as_str().unwrap().parse().unwrap();
     assert!(debit < rust_decimal::Decimal::ZERO, "debit {debit}");
     assert_eq!(back, -debit, "the void gives the redeemed points back");
-    assert_eq!(focus(), Some(pos), "the void popup left the focus to the POS");
+    assert_eq!(agent.focus(), Some(pos), "the void popup left the focus to the POS");
     assert!(!stderr().contains(DEMO_CARD), "full card number in the agent's log");
     assert_ledger_balanced(&srv);
 }

@@ -11,26 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{bin, bin_dir, find_window, fixture, need_tools, repo_root, wait_for, x, AgentToml, Proc, OFFLINE_URL};
-
-/// (x, y, width, height) of a top-level window.
-fn geometry(display: &str, id: u64) -> (i64, i64, i64, i64) {
-    let out = String::from_utf8_lossy(&x(display, "xwininfo", &["-id", &id.to_string()]).stdout).to_string();
-    let num = |key: &str| -> i64 {
-        out.lines()
-            .find_map(|l| l.trim().strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in {out}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    (
-        num("Absolute upper-left X:"),
-        num("Absolute upper-left Y:"),
-        num("Width:"),
-        num("Height:"),
-    )
-}
+use e2e::{
+    bin, bin_dir, find_window, fixture, need_tools, repo_root, wait_for, win_info, x, AgentToml, Proc, OFFLINE_URL,
+};
 
 fn shot(display: &str, name: &str) -> PathBuf {
     let d = bin_dir().join("ui-screenshots");
@@ -280,9 +263,8 @@ fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
         let about = open("about", lang.about);
         std::thread::sleep(Duration::from_millis(800));
         shot(d, &format!("screens-synclog-about-{l}.png"));
-        let (a, b) = (geometry(d, sync_log), geometry(d, about));
-        let apart = a.0 + a.2 <= b.0 || b.0 + b.2 <= a.0 || a.1 + a.3 <= b.1 || b.1 + b.3 <= a.1;
-        assert!(apart, "{l}: About {b:?} overlaps the sync log {a:?}");
+        let (a, b) = (win_info(d, sync_log), win_info(d, about));
+        assert!(a.apart(&b), "{l}: About {b:?} overlaps the sync log {a:?}");
         let reader = open("reader_test", lang.reader_test);
         // A card at scanner speed and a person typing: lines in the window's language.
         let keys = |delay: &str, codes: &[&str]| {

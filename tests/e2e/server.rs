@@ -890,6 +890,68 @@ fn migration_code_pairing_moves_the_old_discount(backend: Backend) {
 }
 
 on_both! {
+fn an_anonymous_card_paired_by_migration_code_brings_its_points_to_the_customer_once(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
+    let (s, v) = api.admin(
+        reqwest::Method::POST,
+        "/admin/cards/batch",
+        Some(json!({ "count": 2, "anonymous": true })),
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let anon = v["cards"][0].as_str().unwrap().to_string();
+    let other = v["cards"][1].as_str().unwrap().to_string();
+    // The anonymous card earns into its own account first.
+    let r = mixed_receipt("ANON-1", Some(&anon));
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&r)]))), ["applied"]);
+    let earned = api.balance(&anon);
+    assert_eq!(earned, d("89.23"));
+    // The batch's first anonymous account (ids count up from A000001 on a fresh server).
+    let anon_owner = "A000001";
+    let (s, c) = api.admin(reqwest::Method::GET, &format!("/admin/customers/{anon_owner}"), None);
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["cards"][0]["number"], anon.as_str(), "{c}");
+    let ledger = |customer: &str| -> Value {
+        let (s, l) = api.admin(reqwest::Method::GET, &format!("/admin/customers/{customer}/ledger"), None);
+        assert_eq!(s, StatusCode::OK, "{l}");
+        l
+    };
+    let balance_of = |customer: &str| d(ledger(customer)["points_balance"].as_str().unwrap());
+    let zdenka_before = balance_of("C000007");
+    let pairing = |rid: &str, card: &str| {
+        json!({"item_id": rid, "type": "migration_pairing",
+               "body": {"request_id": rid, "card": card, "code": "KLUB-4821", "store_id": STORE, "till_id": TILL}})
+    };
+    // A registered customer's card stays refused (only anonymous accounts merge).
+    let acks = api.sync_ok(&batch(vec![pairing("pa-0", JIRI)]));
+    assert_eq!(acks[0]["code"], "card_taken", "{acks:?}");
+    assert_eq!(results(&api.sync_ok(&batch(vec![pairing("pa-1", &anon)]))), ["applied"]);
+    assert_eq!(results(&api.sync_ok(&batch(vec![pairing("pa-1", &anon)]))), ["duplicate"]);
+    let q = api.quote(&anon);
+    assert_eq!(q["quote"]["display_name"], "Zdeňka Procházková", "{q}");
+    assert_eq!(d(q["quote"]["discount_percent"].as_str().unwrap()), d("7"));
+    assert_eq!(balance_of("C000007"), zdenka_before + earned, "the points came once");
+    assert_eq!(balance_of(anon_owner), Decimal::ZERO);
+    // Booked on both sides as a points transfer.
+    let moved = |customer: &str| -> Vec<Decimal> {
+        ledger(customer)["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "family_merge")
+            .map(|e| d(e["points"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(moved("C000007"), [earned]);
+    assert_eq!(moved(anon_owner), [-earned]);
+    // The code is used now: another anonymous card cannot take it.
+    let acks = api.sync_ok(&batch(vec![pairing("pa-2", &other)]));
+    assert_eq!(acks[0]["code"], "code_used", "{acks:?}");
+    assert_eq!(balance_of("C000007"), zdenka_before + earned);
+    assert_ledger_balanced(&srv);
+}
+}
+
+on_both! {
 fn rules_etag_and_change_feed_pages(backend: Backend) {
     let (_dir, srv, api) = setup_on(backend);
     let r = api

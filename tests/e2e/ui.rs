@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{any_window, bin, find_window, fixture, need_tools, wait_for, x, x_stdout, AgentToml, Proc, Xvfb};
+use e2e::{
+    any_window, bin, find_window, fixture, need_tools, wait_for, win_info, x, x_stdout, AgentToml, Proc, WinInfo, Xvfb,
+};
 
 fn start_xvfb() -> Xvfb {
     e2e::start_xvfb(1280, 1024)
@@ -17,27 +19,6 @@ fn start_xvfb() -> Xvfb {
 
 fn focus(display: &str) -> String {
     x_stdout(display, "xdotool", &["getwindowfocus"])
-}
-
-/// `xwininfo -id`: (x, y, width, height, mapped, override_redirect).
-fn info(display: &str, id: u64) -> (i64, i64, i64, i64, bool, bool) {
-    let out = x_stdout(display, "xwininfo", &["-id", &id.to_string()]);
-    let num = |key: &str| -> i64 {
-        out.lines()
-            .find_map(|l| l.trim().strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in {out}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    (
-        num("Absolute upper-left X:"),
-        num("Absolute upper-left Y:"),
-        num("Width:"),
-        num("Height:"),
-        out.contains("Map State: IsViewable"),
-        out.contains("Override Redirect State: yes"),
-    )
 }
 
 /// Top-level windows, topmost first (`xwininfo -children` lists the stacking order top-down).
@@ -117,15 +98,22 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
     );
     let popup = wait_for(Duration::from_secs(30), || {
         let w = find_window(d, "till-agent popup")?;
-        let (_, _, width, _, mapped, _) = info(d, w);
-        (mapped && width >= 440).then_some(w)
+        let i = win_info(d, w);
+        (i.viewable && i.w >= 440).then_some(w)
     });
     let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
     let popup = popup.unwrap_or_else(|| panic!("popup window never appeared; agent stderr:\n{}", stderr()));
     // Let the fit-to-content resize and the first paint settle.
     std::thread::sleep(Duration::from_millis(700));
 
-    let (px, py, pw, ph, mapped, override_redirect) = info(d, popup);
+    let WinInfo {
+        x: px,
+        y: py,
+        w: pw,
+        h: ph,
+        viewable: mapped,
+        override_redirect,
+    } = win_info(d, popup);
     assert!(
         mapped && override_redirect,
         "popup must be mapped and override-redirect (no WM focus)"
@@ -236,7 +224,7 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
 
     // Esc, typed into the POS (the popup has no focus), hides the popup; the POS keeps the focus.
     assert!(x(d, "xdotool", &["key", "Escape"]).status.success());
-    let hidden = wait_for(Duration::from_secs(10), || (!info(d, popup).4).then_some(()));
+    let hidden = wait_for(Duration::from_secs(10), || (!win_info(d, popup).viewable).then_some(()));
     assert!(hidden.is_some(), "popup still mapped after Esc");
     assert_eq!(focus(d), pos.to_string());
 
@@ -246,13 +234,13 @@ fn popup_on_top_keeps_pos_focus_renders_czech_and_single_instance() {
         .unwrap();
     assert!(status.success());
     assert!(
-        wait_for(Duration::from_secs(10), || info(d, popup).4.then_some(())).is_some(),
+        wait_for(Duration::from_secs(10), || win_info(d, popup).viewable.then_some(())).is_some(),
         "not re-shown"
     );
     std::thread::sleep(Duration::from_millis(300));
     let (cx, cy) = ((px + pw / 2).to_string(), (py + ph / 2).to_string());
     assert!(x(d, "xdotool", &["mousemove", &cx, &cy, "click", "1"]).status.success());
-    let hidden = wait_for(Duration::from_secs(10), || (!info(d, popup).4).then_some(()));
+    let hidden = wait_for(Duration::from_secs(10), || (!win_info(d, popup).viewable).then_some(()));
     assert!(hidden.is_some(), "popup still mapped after a click");
     assert_eq!(focus(d), pos.to_string());
     gui.kill();
@@ -287,7 +275,7 @@ fn popup_hides_by_itself_and_warns_for_a_payment_card() {
     );
     let popup = wait_for(Duration::from_secs(30), || {
         let w = find_window(d, "till-agent popup")?;
-        info(d, w).4.then_some(w)
+        win_info(d, w).viewable.then_some(w)
     })
     .unwrap_or_else(|| panic!("no popup: {}", std::fs::read_to_string(&err).unwrap_or_default()));
     let v: serde_json::Value =
@@ -299,7 +287,7 @@ fn popup_hides_by_itself_and_warns_for_a_payment_card() {
     assert!(x(d, "import", &["-window", "root", shot.to_str().unwrap()])
         .status
         .success());
-    let hidden = wait_for(Duration::from_secs(10), || (!info(d, popup).4).then_some(()));
+    let hidden = wait_for(Duration::from_secs(10), || (!win_info(d, popup).viewable).then_some(()));
     assert!(hidden.is_some(), "popup did not hide after 2 s");
     // SIGTERM ends it (popup-demo keeps no bus sender: its GUI bridge once stopped listening
     // for the signal when the bus closed, and the process ignored SIGTERM)

@@ -34,8 +34,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::{
-    add_till, find_window, is, need_tools, repo_root, run_ok, start_server, wait_for, win_path, windows_exe, x, x_ok,
-    AgentToml, Lines, Proc, Wine, DEMO_CARD, STORE, TILL,
+    add_till, find_window, is, need_tools, repo_root, run_ok, start_server, wait_for, win_info, win_path, windows_exe,
+    x, x_ok, AgentToml, Lines, Proc, Wine, DEMO_CARD, STORE, TILL,
 };
 use serde_json::Value;
 
@@ -749,21 +749,8 @@ fn wine_keyboard_wedge_raw_input_passthrough_and_intercept() {
         })
         .unwrap_or_else(|| panic!("{dpi} DPI: no popup under wine:\n{}", log()));
         std::thread::sleep(Duration::from_millis(800)); // resize, move and paint settle
-        let geo = String::from_utf8_lossy(&x(&d, "xwininfo", &["-id", &win.to_string()]).stdout).to_string();
-        let num = |k: &str| -> i64 {
-            geo.lines()
-                .find_map(|l| l.trim().strip_prefix(k))
-                .unwrap_or_else(|| panic!("{k}: {geo}"))
-                .trim()
-                .parse()
-                .unwrap()
-        };
-        let g = (
-            num("Absolute upper-left X:"),
-            num("Absolute upper-left Y:"),
-            num("Width:"),
-            num("Height:"),
-        );
+        let i = win_info(&d, win);
+        let g = (i.x, i.y, i.w, i.h);
         let shots = e2e::bin_dir().join("ui-screenshots");
         std::fs::create_dir_all(&shots).unwrap();
         x_ok(

@@ -84,6 +84,48 @@ impl ServerHandle {
         self.proc.kill();
     }
 
+    /// An admin call (`SERVER_STUB_ADMIN_TOKEN`) that must succeed; its JSON answer.
+    pub fn admin(&self, method: reqwest::Method, path: &str, body: Option<&serde_json::Value>) -> serde_json::Value {
+        let mut r = reqwest::blocking::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let resp = r.send().unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().unwrap()
+    }
+
+    /// `GET /admin/customers/{customer}/ledger`.
+    pub fn ledger(&self, customer: &str) -> serde_json::Value {
+        self.admin(
+            reqwest::Method::GET,
+            &format!("/admin/customers/{customer}/ledger"),
+            None,
+        )
+    }
+
+    /// The customer's points balance.
+    pub fn balance(&self, customer: &str) -> rust_decimal::Decimal {
+        self.ledger(customer)["points_balance"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The customer's ledger entries for which `keep` holds.
+    pub fn entries(&self, customer: &str, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+        self.ledger(customer)["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| keep(e))
+            .cloned()
+            .collect()
+    }
+
     /// Start again on the same port and database (after `kill`).
     pub fn restart(&mut self) {
         self.proc.kill();

@@ -28,6 +28,8 @@ pub struct AgentToml {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rescan_interval_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_timeout_secs: Option<u64>,
@@ -113,6 +115,7 @@ impl AgentToml {
             data_dir: None,
             tz_offset: Some("+01:00".to_string()),
             language: Some("cs".to_string()),
+            phone_country: None,
             rescan_interval_secs: Some(5),
             http_timeout_secs: None,
             batch_size: None,
@@ -147,6 +150,10 @@ impl AgentToml {
     }
     pub fn language(mut self, lang: Option<&str>) -> Self {
         self.language = lang.map(str::to_string);
+        self
+    }
+    pub fn phone_country(mut self, country: &str) -> Self {
+        self.phone_country = Some(country.to_string());
         self
     }
     pub fn rescan_secs(mut self, secs: Option<u64>) -> Self {

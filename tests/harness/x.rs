@@ -113,8 +113,27 @@ pub fn any_window(display: &str, name: &str) -> Option<u64> {
     search(display, name, false)
 }
 
-/// Absolute (x, y) of a window's client area (`xwininfo`).
-pub fn origin(display: &str, id: u64) -> (i64, i64) {
+/// What `xwininfo -id` says of a window: its client area (absolute), whether it is viewable
+/// (mapped, parents mapped) and override-redirect (no window-manager focus).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WinInfo {
+    pub x: i64,
+    pub y: i64,
+    pub w: i64,
+    pub h: i64,
+    pub viewable: bool,
+    pub override_redirect: bool,
+}
+
+impl WinInfo {
+    /// No pixel of one is inside the other.
+    pub fn apart(&self, o: &WinInfo) -> bool {
+        self.x + self.w <= o.x || o.x + o.w <= self.x || self.y + self.h <= o.y || o.y + o.h <= self.y
+    }
+}
+
+/// [`WinInfo`] of window `id` (`xwininfo`; panics naming the missing field).
+pub fn win_info(display: &str, id: u64) -> WinInfo {
     let out = x_stdout(display, "xwininfo", &["-id", &id.to_string()]);
     let num = |key: &str| -> i64 {
         out.lines()
@@ -124,7 +143,20 @@ pub fn origin(display: &str, id: u64) -> (i64, i64) {
             .parse()
             .unwrap()
     };
-    (num("Absolute upper-left X:"), num("Absolute upper-left Y:"))
+    WinInfo {
+        x: num("Absolute upper-left X:"),
+        y: num("Absolute upper-left Y:"),
+        w: num("Width:"),
+        h: num("Height:"),
+        viewable: out.contains("Map State: IsViewable"),
+        override_redirect: out.contains("Override Redirect State: yes"),
+    }
+}
+
+/// Absolute (x, y) of a window's client area (`xwininfo`).
+pub fn origin(display: &str, id: u64) -> (i64, i64) {
+    let i = win_info(display, id);
+    (i.x, i.y)
 }
 
 /// The last `laid out widget="NAME" x= y= w= h=` line the GUI logged (physical px, window-relative).

@@ -244,7 +244,17 @@ impl ServerClient {
 
     /// `POST /v1/sync`.
     pub async fn sync(&self, token: &str, batch: &SyncBatch) -> Result<SyncResponse, Failure> {
-        let req = self.authed(self.http.post(self.url("/v1/sync")), token).json(batch);
+        let body = serde_json::to_vec(batch).map_err(|e| Failure::Network(format!("cannot encode the batch: {e}")))?;
+        self.sync_body(token, body).await
+    }
+
+    /// `POST /v1/sync` of a batch already encoded as JSON (the replicator encodes the next batch
+    /// while the previous one is on its way).
+    pub async fn sync_body(&self, token: &str, body: Vec<u8>) -> Result<SyncResponse, Failure> {
+        let req = self
+            .authed(self.http.post(self.url("/v1/sync")), token)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
         let (status, _, body) = self.exchange(req).await?;
         Self::decode(status, &body, "a sync response")
     }

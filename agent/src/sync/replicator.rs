@@ -233,34 +233,69 @@ async fn check_server_identity(sh: &Shared, client: &ServerClient) -> bool {
     }
 }
 
-/// A batch sent while the previous one's acks were written: its items and the send.
-type InFlight = (
-    Vec<super::outbox::Pending>,
-    tokio::task::JoinHandle<Result<protocol::v1::SyncResponse, Failure>>,
-);
+/// A batch read from the outbox and encoded, ready to go the moment the batch before it is
+/// answered.
+struct Ready {
+    due: Vec<super::outbox::Pending>,
+    body: Vec<u8>,
+    /// How long reading and encoding took.
+    took: Duration,
+}
 
-/// Start sending the items due after `prev` (a full batch just answered), if there are any.
-fn send_next(
-    sh: &Shared,
-    client: &ServerClient,
-    token: &str,
-    prev: &[super::outbox::Pending],
-    limit: usize,
-) -> Option<InFlight> {
-    let last = prev.last()?.seq;
-    let next = sh.outbox().due_after(last, limit, now_ms()).ok()?;
-    if next.is_empty() {
-        return None;
-    }
+/// A batch on its way: its items, the send, when it left.
+struct InFlight {
+    due: Vec<super::outbox::Pending>,
+    send: tokio::task::JoinHandle<Result<SyncResponse, Failure>>,
+    sent: std::time::Instant,
+}
+
+fn encode(sh: &Shared, due: &[super::outbox::Pending]) -> Result<Vec<u8>, Failure> {
     let batch = SyncBatch {
         version: "v1".into(),
         store_id: sh.cfg.store_id.clone(),
         till_id: sh.cfg.till_id.clone(),
-        items: next.iter().map(|p| p.item.clone()).collect(),
+        items: due.iter().map(|p| p.item.clone()).collect(),
     };
+    serde_json::to_vec(&batch).map_err(|e| Failure::Network(format!("cannot encode the batch: {e}")))
+}
+
+/// Read and encode the items due after `seq` (the last of the batch in flight), if there are any.
+fn prepare_after(sh: &Shared, seq: i64, limit: usize) -> Option<Ready> {
+    let t0 = std::time::Instant::now();
+    let due = sh.outbox().due_after(seq, limit, now_ms()).ok()?;
+    if due.is_empty() {
+        return None;
+    }
+    let body = encode(sh, &due).ok()?;
+    Some(Ready {
+        due,
+        body,
+        took: t0.elapsed(),
+    })
+}
+
+fn launch(client: &ServerClient, token: &str, r: Ready) -> InFlight {
     let (client, token) = (client.clone(), token.to_string());
-    let handle = tokio::spawn(async move { client.sync(&token, &batch).await });
-    Some((next, handle))
+    let body = r.body;
+    InFlight {
+        due: r.due,
+        send: tokio::spawn(async move { client.sync_body(&token, body).await }),
+        sent: std::time::Instant::now(),
+    }
+}
+
+/// Where a drained batch's time went (the `till_agent::sync::timing` debug line; the pipeline
+/// bench reads it).
+#[derive(Default)]
+struct Timing {
+    /// Reading + encoding the batch (done while the batch before it was on its way, when pipelined).
+    read: Duration,
+    /// POST → answer.
+    post: Duration,
+    /// Answer → the next batch's POST: the time the server waits for this till.
+    gap: Option<Duration>,
+    /// Writing the acks (outbox + sync log) and the status.
+    acks: Duration,
 }
 
 /// The sender task.
@@ -277,6 +312,9 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     run_retention(&sh, Utc::now());
     let mut next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
     let mut inflight: Option<InFlight> = None;
+    let mut ready: Option<Ready> = None;
+    // How long the batch in flight took to read and encode.
+    let mut f_read = Duration::ZERO;
     loop {
         if *shutdown.borrow() {
             break;
@@ -306,13 +344,18 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
         }
         // A batch already on its way (sent while the previous batch's acks were written), or the
         // next due items sent now.
-        let (due, res) = if let Some((due, handle)) = inflight.take() {
-            let res = match handle.await {
+        let mut timing = Timing::default();
+        let (due, res) = if let Some(f) = inflight.take() {
+            let res = match f.send.await {
                 Ok(r) => r,
                 Err(e) => Err(Failure::Network(format!("the send task failed: {e}"))),
             };
-            (due, res)
+            timing.post = f.sent.elapsed();
+            timing.read = f_read;
+            (f.due, res)
         } else {
+            ready = None;
+            let t0 = std::time::Instant::now();
             let due_res = sh.outbox().due(split.limit, now_ms());
             let due = match due_res {
                 Ok(d) => d,
@@ -338,28 +381,62 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 continue;
             }
             let due: Vec<_> = split.pick(&due).into_iter().cloned().collect();
-            let batch = SyncBatch {
-                version: "v1".into(),
-                store_id: sh.cfg.store_id.clone(),
-                till_id: sh.cfg.till_id.clone(),
-                items: due.iter().map(|p| p.item.clone()).collect(),
+            let res = match encode(&sh, &due) {
+                Ok(body) => {
+                    timing.read = t0.elapsed();
+                    let sent = std::time::Instant::now();
+                    let r = client.sync_body(token.as_deref().unwrap_or_default(), body).await;
+                    timing.post = sent.elapsed();
+                    r
+                }
+                Err(e) => Err(e),
             };
-            let res = client.sync(token.as_deref().unwrap_or_default(), &batch).await;
             (due, res)
         };
+        let answered = std::time::Instant::now();
         let n = due.len();
         match res {
             Ok(resp) => {
                 backoff.reset();
                 split.on_success(&due.iter().map(|p| p.item_id.as_str()).collect::<Vec<_>>());
-                // Backlog: the next full batch goes out now, while this batch's acks are written.
+                // Backlog: the next batch (read and encoded while this one was on its way) goes
+                // out now; this batch's acks are written while it travels. One batch at a time
+                // on the server keeps the outbox order.
+                f_read = Duration::ZERO;
                 if split.calm() && n == split.limit && !sh.is_shutting_down() {
-                    inflight = send_next(&sh, &client, token.as_deref().unwrap_or_default(), &due, split.limit);
+                    let next = ready
+                        .take()
+                        .or_else(|| prepare_after(&sh, due.last().map_or(-1, |p| p.seq), split.limit));
+                    if let Some(r) = next {
+                        f_read = r.took;
+                        inflight = Some(launch(&client, token.as_deref().unwrap_or_default(), r));
+                        timing.gap = Some(answered.elapsed());
+                    }
+                } else {
+                    ready = None;
                 }
+                let t_acks = std::time::Instant::now();
                 apply_acks(&sh, &due, &resp);
                 sh.mark_success();
+                timing.acks = t_acks.elapsed();
+                // The batch behind the one now in flight, read and encoded while it travels.
+                if let Some(f) = &inflight {
+                    if f.due.len() == split.limit {
+                        ready = prepare_after(&sh, f.due.last().map_or(-1, |p| p.seq), split.limit);
+                    }
+                }
+                tracing::debug!(
+                    target: "till_agent::sync::timing",
+                    "batch of {n}: read+encode {:.3} ms, post→answer {:.3} ms, acks {:.3} ms, answer→next post {}",
+                    timing.read.as_secs_f64() * 1e3,
+                    timing.post.as_secs_f64() * 1e3,
+                    timing.acks.as_secs_f64() * 1e3,
+                    timing.gap.map_or("-".to_string(), |g| format!("{:.3} ms", g.as_secs_f64() * 1e3)),
+                );
             }
             Err(e) => {
+                // Nothing goes out behind a failed batch: what was read ahead is read again later.
+                ready = None;
                 let msg = e.to_string();
                 let network = matches!(e, Failure::Network(_));
                 if network {

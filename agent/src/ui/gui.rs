@@ -871,10 +871,11 @@ impl App {
     fn register_windows(&mut self, ctx: &egui::Context) {
         let lang = self.lang;
         self.give_focus_back();
-        let (log_open, about, reader, quit, confirmed) = {
+        let (log_open, log_fetching, about, reader, quit, confirmed) = {
             let mut w = self.windows();
             (
                 w.log.is_some(),
+                w.log.as_ref().is_some_and(LogWindow::fetching),
                 w.about,
                 w.reader_test.is_some(),
                 w.quit,
@@ -1014,6 +1015,10 @@ impl App {
                     }
                 },
             );
+        }
+        if log_fetching {
+            // The window polls its background fetch from the service (`LogWindow::poll`).
+            ctx.request_repaint_of(ViewportId::from_hash_of("sync_log"));
         }
         if log_open {
             let (win, db, dir) = (self.win.clone(), self.sync_log.clone(), self.log_dir.clone());

@@ -28,7 +28,8 @@ pub enum SyncLogSource {
     /// outbox.db, read directly (the all-in-one agent).
     File(PathBuf),
     /// Asked from the process that owns outbox.db (the session app asks the service: users
-    /// cannot read the file). Called on the GUI thread at each (re)load.
+    /// cannot read the file). Called on a thread of its own at each (re)load, never on the GUI
+    /// thread (`synclog_window::LogWindow::reload`).
     Fetch(Arc<dyn Fn() -> anyhow::Result<Loaded> + Send + Sync>),
 }
 

@@ -5,18 +5,28 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use chrono::{Local, Timelike};
 use egui::{Align, Color32, Layout, RichText, Sense, TextWrapMode};
 
 use super::human;
 use super::i18n::{t, Key, Lang};
-use super::synclog_view::{self, Filter, Hour, LogEntry, SyncLogSource};
+use super::synclog_view::{self, Filter, Hour, Loaded, LogEntry, SyncLogSource};
 
 pub const SENT: Color32 = Color32::from_rgb(0x2e, 0x9d, 0x4a);
 pub const QUEUED: Color32 = Color32::from_rgb(0xf0, 0xa2, 0x02);
 pub const REJECTED: Color32 = Color32::from_rgb(0xd3, 0x2f, 0x2f);
 pub const UNREACHABLE: Color32 = Color32::from_rgb(0xc8, 0xc8, 0xc8);
+
+/// A fetch from the service still running on a thread of its own (not the GUI thread: a hung
+/// service must not freeze the windows); `again` when another reload was asked meanwhile.
+struct Pending {
+    answer: mpsc::Receiver<anyhow::Result<Loaded>>,
+    from: String,
+    again: bool,
+}
 
 #[derive(Default)]
 pub(super) struct LogWindow {
@@ -25,21 +35,73 @@ pub(super) struct LogWindow {
     error: Option<String>,
     filter: Filter,
     selected: BTreeSet<i64>,
+    pending: Option<Pending>,
 }
 
 impl LogWindow {
+    /// Load the rows again: outbox.db at once; from the service in the background (the window
+    /// keeps what it shows until the answer is in, see [`LogWindow::poll`]).
     pub fn reload(&mut self, source: Option<&SyncLogSource>) {
         match source {
-            Some(source) => match source.load() {
-                Ok((e, h)) => {
-                    tracing::debug!(target: "till_agent::ui", rows = e.len(), hours = h.len(), sent = h.iter().map(|h| h.sent).sum::<u32>(), from = %source.name(), "sync log loaded");
-                    self.entries = e;
-                    self.hours = h;
-                    self.error = None;
+            Some(SyncLogSource::Fetch(f)) => {
+                if let Some(p) = self.pending.as_mut() {
+                    p.again = true;
+                    return;
                 }
-                Err(e) => self.error = Some(format!("{}: {e:#}", source.name())),
-            },
+                let (tx, rx) = mpsc::channel();
+                let f = f.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("sync-log-fetch".into())
+                    .spawn(move || {
+                        let _ = tx.send(f());
+                    });
+                match spawned {
+                    Ok(_) => {
+                        self.pending = Some(Pending {
+                            answer: rx,
+                            from: source.map(SyncLogSource::name).unwrap_or_default(),
+                            again: false,
+                        })
+                    }
+                    Err(e) => self.error = Some(format!("sync-log fetch: {e}")),
+                }
+            }
+            Some(source) => self.apply(source.load(), &source.name()),
             None => self.error = Some("outbox.db ?".into()),
+        }
+    }
+
+    /// A fetch from the service is running.
+    pub fn fetching(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Take a finished background fetch's answer (true while one is still running); a reload
+    /// asked for meanwhile starts the next fetch.
+    pub fn poll(&mut self, source: Option<&SyncLogSource>) -> bool {
+        let Some(p) = self.pending.as_ref() else { return false };
+        let answer = match p.answer.try_recv() {
+            Ok(a) => a,
+            Err(mpsc::TryRecvError::Empty) => return true,
+            Err(mpsc::TryRecvError::Disconnected) => Err(anyhow::anyhow!("the fetch ended without an answer")),
+        };
+        let p = self.pending.take().expect("pending");
+        self.apply(answer, &p.from);
+        if p.again {
+            self.reload(source);
+        }
+        self.pending.is_some()
+    }
+
+    fn apply(&mut self, loaded: anyhow::Result<Loaded>, from: &str) {
+        match loaded {
+            Ok((e, h)) => {
+                tracing::debug!(target: "till_agent::ui", rows = e.len(), hours = h.len(), sent = h.iter().map(|h| h.sent).sum::<u32>(), from = %from, "sync log loaded");
+                self.entries = e;
+                self.hours = h;
+                self.error = None;
+            }
+            Err(e) => self.error = Some(format!("{from}: {e:#}")),
         }
     }
 }
@@ -179,6 +241,10 @@ pub(super) fn sync_log_ui(
     dir: Option<&Path>,
     open_dir: impl Fn(&Path),
 ) {
+    if log.poll(db) {
+        // A fetch from the service is running: look again shortly (it answers within 3 s).
+        ui.ctx().request_repaint_after(Duration::from_millis(50));
+    }
     let top = ui.min_rect();
     timeline_ui(ui, lang, &log.hours);
     ui.separator();
@@ -307,6 +373,77 @@ pub(super) fn sync_log_ui(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A service that does not answer does not block the window: `reload` returns at once, the
+    /// window keeps its rows until the answer is in, and reloads asked meanwhile become one more
+    /// fetch after it (not one per status change).
+    #[test]
+    fn a_slow_service_fetch_runs_off_the_gui_thread_and_reloads_coalesce() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let source = SyncLogSource::Fetch(Arc::new({
+            let (calls, gate) = (calls.clone(), gate.clone());
+            move || {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                gate.lock()
+                    .unwrap()
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("gate dropped"))?;
+                let row = synclog_view::LogEntry {
+                    id: n as i64,
+                    at: "2026-11-30T10:00:00Z".into(),
+                    severity: "info".into(),
+                    kind: "sync".into(),
+                    item: "-".into(),
+                    message: format!("fetch {n}"),
+                    detail: String::new(),
+                };
+                Ok((vec![row; n], Vec::new()))
+            }
+        }));
+        let mut w = LogWindow::default();
+        w.reload(Some(&source)); // returns although the service has not answered
+        assert!(w.poll(Some(&source)), "still fetching");
+        w.reload(Some(&source));
+        w.reload(Some(&source));
+        assert!(w.entries.is_empty());
+        release.send(()).unwrap();
+        let wait = |w: &mut LogWindow, rows: usize| {
+            let t0 = std::time::Instant::now();
+            while w.entries.len() != rows {
+                assert!(t0.elapsed() < Duration::from_secs(10), "no answer taken: {:?}", w.error);
+                w.poll(Some(&source));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        wait(&mut w, 1);
+        // The two reloads asked while the first fetch ran: one more fetch, now running.
+        assert!(w.poll(Some(&source)));
+        release.send(()).unwrap();
+        wait(&mut w, 2);
+        assert!(!w.poll(Some(&source)));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(w.error, None);
+        // A fetch that fails shows the service's reason and keeps the rows.
+        drop(release);
+        w.reload(Some(&source));
+        let t0 = std::time::Instant::now();
+        while w.poll(Some(&source)) {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(w.entries.len(), 2);
+        assert!(
+            w.error
+                .as_deref()
+                .is_some_and(|e| e.contains("the till-agent service") && e.contains("gate dropped")),
+            "{:?}",
+            w.error
+        );
+    }
 
     /// The window laid out headlessly (egui without a display) at its default size in every
     /// language, with long messages: the table fits the window's width (nothing cut off).

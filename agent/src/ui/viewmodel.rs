@@ -289,6 +289,12 @@ impl PopupView {
                 v.say = say_lines(lang, quote);
                 v.history = history_rows(lang, quote);
                 v.facts = Some(facts(quote));
+                if quote.anonymous {
+                    // Its account becomes the customer's (registration) or merges into an
+                    // old-program customer's (migration code).
+                    v.card_id = Some(card.clone());
+                    v.actions = enrol_actions(lang);
+                }
                 v
             }
             QuoteResult::Replaced { card, new_card, quote } => {
@@ -335,16 +341,7 @@ impl PopupView {
                 v.card = Some(card.masked());
                 v.card_id = Some(card.clone());
                 v.warnings.push(t(lang, Key::UnknownText).into());
-                v.actions = vec![
-                    Action {
-                        id: ActionId::Register,
-                        label: t(lang, Key::Register).into(),
-                    },
-                    Action {
-                        id: ActionId::MigrationCode,
-                        label: t(lang, Key::MigrationCode).into(),
-                    },
-                ];
+                v.actions = enrol_actions(lang);
                 v
             }
         };
@@ -412,6 +409,20 @@ impl PopupView {
             | crate::events::AgentEvent::Escape => None,
         }
     }
+}
+
+/// [Register] [Code from the old card]: for a card nobody owns yet, or an anonymous one.
+fn enrol_actions(lang: Lang) -> Vec<Action> {
+    vec![
+        Action {
+            id: ActionId::Register,
+            label: t(lang, Key::Register).into(),
+        },
+        Action {
+            id: ActionId::MigrationCode,
+            label: t(lang, Key::MigrationCode).into(),
+        },
+    ]
 }
 
 /// The popup's title for a customer: the name, or "anonymous card" in the cashier's language.
@@ -697,7 +708,12 @@ mod tests {
             (Lang::Hr, "Anonimna kartica"),
             (Lang::En, "Anonymous card"),
         ] {
-            assert_eq!(PopupView::from_quote(&ev, lang).title, title);
+            let v = PopupView::from_quote(&ev, lang);
+            assert_eq!(v.title, title);
+            // The cashier can register it or pair it with an old-program code.
+            let ids: Vec<ActionId> = v.actions.iter().map(|a| a.id).collect();
+            assert_eq!(ids, [ActionId::Register, ActionId::MigrationCode], "{lang:?}");
+            assert_eq!(v.card_id, Some(card()));
         }
         let ev = qe(
             QuoteResult::Customer {
@@ -706,7 +722,12 @@ mod tests {
             },
             offline(),
         );
-        assert_eq!(PopupView::from_quote(&ev, Lang::Cs).title, "Jiří Čermák");
+        let v = PopupView::from_quote(&ev, Lang::Cs);
+        assert_eq!(v.title, "Jiří Čermák");
+        assert!(
+            v.actions.is_empty(),
+            "a registered customer's popup offers no enrolment"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! unit of work can read and write. SQL lives only in the backends (`sqlite.rs`, `pg.rs`), which
 //! share the schema list (`migrations.rs`) and the row encodings (`codec.rs`). Errors are `crate::error`'s, never HTTP's.
 
+pub mod batch;
 mod codec;
 pub mod migrations;
 pub mod pg;
@@ -252,8 +253,8 @@ pub trait Tx {
     fn migration_code(&mut self, code: &str) -> StoreResult<Option<MigrationCodeRow>>;
     fn put_migration_code(&mut self, row: &MigrationCodeRow) -> StoreResult<()>;
 
-    /// Append to the points ledger; returns the entry's sequence number.
-    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<i64>;
+    /// Append to the points ledger (the store assigns the entry's sequence number).
+    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<()>;
     /// An account's ledger, newest first, entries with `seq < before` (all when None), at most `limit`.
     fn ledger(&mut self, account: &CustomerId, before: Option<i64>, limit: usize) -> StoreResult<Vec<LedgerEntry>>;
     /// Every entry's points per account, in ledger order (for the balance == sum(ledger) check).
@@ -294,6 +295,92 @@ pub trait Tx {
     fn message_acked(&mut self, cause: &str) -> StoreResult<bool>;
     /// Record an ack; false when the cause was acknowledged before.
     fn put_message_ack(&mut self, a: &MessageAckRow) -> StoreResult<bool>;
+
+    // --- Many rows at once: a sync batch reads what its items need up front ([`batch::BatchTx`])
+    // and writes its receipts, ledger entries and accounts in one go. Each default runs the
+    // single-row method per key; the backends answer with one statement.
+
+    /// The stored receipts among `ids` (absent ones are left out).
+    fn receipts_in(&mut self, ids: &[ReceiptId]) -> StoreResult<Vec<StoredReceipt>> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.receipt(id)?);
+        }
+        Ok(out)
+    }
+    /// The cards among `numbers` (as [`Tx::card`] reads them, locks included).
+    fn cards_in(&mut self, numbers: &[CardId]) -> StoreResult<Vec<CardRow>> {
+        let mut out = Vec::new();
+        for n in numbers {
+            out.extend(self.card(n)?);
+        }
+        Ok(out)
+    }
+    /// The customers among `ids` (as [`Tx::customer`] reads them, locks included, in id order).
+    fn customers_in(&mut self, ids: &[CustomerId]) -> StoreResult<Vec<CustomerRow>> {
+        let mut sorted: Vec<&CustomerId> = ids.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        let mut out = Vec::new();
+        for id in sorted {
+            out.extend(self.customer(id)?);
+        }
+        Ok(out)
+    }
+    /// `(parent, sub)` for every sub-card holder of `parents`, subs in id order.
+    fn sub_customers_in(&mut self, parents: &[CustomerId]) -> StoreResult<Vec<(CustomerId, CustomerId)>> {
+        let mut out = Vec::new();
+        for p in parents {
+            out.extend(self.sub_customers(p)?.into_iter().map(|s| (p.clone(), s)));
+        }
+        Ok(out)
+    }
+    /// Every tag of `store` for these POS numbers (any day), oldest first as [`Tx::tags_for`].
+    fn tags_of_numbers(&mut self, store: &StoreId, pos_receipt_nos: &[String]) -> StoreResult<Vec<TagRow>> {
+        let (from, to) = (
+            NaiveDate::from_ymd_opt(1, 1, 1).expect("valid"),
+            NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid"),
+        );
+        let mut out = Vec::new();
+        for no in pos_receipt_nos {
+            out.extend(self.tags_for(store, no, from, to)?);
+        }
+        Ok(out)
+    }
+    /// Write what a sync batch buffered, in this order: customers (each gets a new change
+    /// sequence number), touched customers (a new number only), ledger entries, receipts.
+    fn write_batch(&mut self, w: &BatchWrites) -> StoreResult<()> {
+        for (c, s) in &w.customers {
+            self.put_customer(c, s)?;
+        }
+        for id in &w.touched {
+            self.touch_customer(id)?;
+        }
+        for e in &w.ledger {
+            self.append_ledger(e)?;
+        }
+        for (r, original) in &w.receipts {
+            self.insert_receipt(r, original.as_ref())?;
+        }
+        Ok(())
+    }
+}
+
+/// A sync batch's buffered writes (see [`Tx::write_batch`]).
+#[derive(Debug, Default)]
+pub struct BatchWrites {
+    pub customers: Vec<(Customer, CustomerState)>,
+    /// Customers whose change sequence moves without a data change (not in `customers`).
+    pub touched: Vec<CustomerId>,
+    pub ledger: Vec<NewLedgerEntry>,
+    /// Receipts with the original a return refers to.
+    pub receipts: Vec<(StoredReceipt, Option<ReceiptId>)>,
+}
+
+impl BatchWrites {
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty() && self.touched.is_empty() && self.ledger.is_empty() && self.receipts.is_empty()
+    }
 }
 
 /// Connection figures of a backend (for `/metrics`).

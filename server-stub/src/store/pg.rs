@@ -33,8 +33,8 @@ use rust_decimal::Decimal;
 use super::codec::*;
 use super::migrations::MIGRATIONS;
 use super::{
-    CardRow, CustomerRow, Message, MessageAckRow, MigrationCodeRow, NewLedgerEntry, ReceiptFacts, RedemptionRow,
-    Repository, RequestRow, StoreError, StoreResult, StoreStats, StoredReceipt, TagRow, TillRow, Tx,
+    BatchWrites, CardRow, CustomerRow, Message, MessageAckRow, MigrationCodeRow, NewLedgerEntry, ReceiptFacts,
+    RedemptionRow, Repository, RequestRow, StoreError, StoreResult, StoreStats, StoredReceipt, TagRow, TillRow, Tx,
 };
 use crate::error::ApiError;
 
@@ -833,24 +833,23 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<i64> {
-        Ok(self
-            .query_one(
-                "INSERT INTO ledger (account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
-                &[
-                    &e.account_id.0,
-                    &millis(&e.at),
-                    &enum_name(&e.kind),
-                    &e.cause_id,
-                    &e.store_id.as_ref().map(|s| s.0.clone()),
-                    &e.till_id.as_ref().map(|t| t.0.clone()),
-                    &e.points.normalize().to_string(),
-                    &e.balance_after.normalize().to_string(),
-                    &e.note,
-                ],
-            )?
-            .try_get(0)?)
+    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO ledger (account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &e.account_id.0,
+                &millis(&e.at),
+                &enum_name(&e.kind),
+                &e.cause_id,
+                &e.store_id.as_ref().map(|s| s.0.clone()),
+                &e.till_id.as_ref().map(|t| t.0.clone()),
+                &e.points.normalize().to_string(),
+                &e.balance_after.normalize().to_string(),
+                &e.note,
+            ],
+        )?;
+        Ok(())
     }
 
     fn ledger(&mut self, account: &CustomerId, before: Option<i64>, limit: usize) -> StoreResult<Vec<LedgerEntry>> {
@@ -1095,5 +1094,155 @@ impl Tx for PgTx<'_> {
             &[&kind, &(limit as i64)],
         )?;
         rows.iter().map(message_of).collect()
+    }
+
+    fn receipts_in(&mut self, ids: &[ReceiptId]) -> StoreResult<Vec<StoredReceipt>> {
+        let keys: Vec<&str> = ids.iter().map(|i| i.0.as_str()).collect();
+        let rows = self.query(
+            &format!("SELECT {RECEIPT_COLS} FROM receipts WHERE id = ANY($1)"),
+            &[&keys],
+        )?;
+        rows.iter().map(receipt_of).collect()
+    }
+
+    fn cards_in(&mut self, numbers: &[CardId]) -> StoreResult<Vec<CardRow>> {
+        let keys: Vec<&str> = numbers.iter().map(|c| c.expose()).collect();
+        let rows = self.query(
+            &format!(
+                "SELECT {CARD_COLS} FROM cards WHERE number = ANY($1) ORDER BY number{}",
+                self.lock(" FOR SHARE")
+            ),
+            &[&keys],
+        )?;
+        rows.iter().map(card_of).collect()
+    }
+
+    fn customers_in(&mut self, ids: &[CustomerId]) -> StoreResult<Vec<CustomerRow>> {
+        // In id order, as lock_accounts_of locks them: concurrent batches do not deadlock.
+        let keys: Vec<&str> = ids.iter().map(|c| c.0.as_str()).collect();
+        let rows = self.query(
+            &format!(
+                "SELECT {CUSTOMER_COLS} FROM customers WHERE id = ANY($1) ORDER BY id{}",
+                self.lock(" FOR UPDATE")
+            ),
+            &[&keys],
+        )?;
+        rows.iter().map(customer_of).collect()
+    }
+
+    fn sub_customers_in(&mut self, parents: &[CustomerId]) -> StoreResult<Vec<(CustomerId, CustomerId)>> {
+        let keys: Vec<&str> = parents.iter().map(|c| c.0.as_str()).collect();
+        let rows = self.query(
+            "SELECT parent_id, id FROM customers WHERE parent_id = ANY($1) ORDER BY id",
+            &[&keys],
+        )?;
+        rows.iter()
+            .map(|r| Ok((CustomerId(r.try_get(0)?), CustomerId(r.try_get(1)?))))
+            .collect()
+    }
+
+    fn tags_of_numbers(&mut self, store: &StoreId, pos_receipt_nos: &[String]) -> StoreResult<Vec<TagRow>> {
+        let keys: Vec<&str> = pos_receipt_nos.iter().map(|n| n.trim()).collect();
+        let rows = self.query(
+            &format!(
+                "SELECT {TAG_COLS} FROM receipt_tags WHERE store_id = $1 AND pos_receipt_no = ANY($2)
+                 ORDER BY created_at, id"
+            ),
+            &[&store.0, &keys],
+        )?;
+        rows.iter().map(tag_of).collect()
+    }
+
+    fn write_batch(&mut self, w: &BatchWrites) -> StoreResult<()> {
+        // One statement per table, the rows as arrays (unnest keeps their order, so ledger
+        // sequence numbers follow the booking order).
+        if !w.customers.is_empty() {
+            let ids: Vec<&str> = w.customers.iter().map(|(c, _)| c.id.0.as_str()).collect();
+            let parents: Vec<Option<&str>> = w
+                .customers
+                .iter()
+                .map(|(c, _)| c.parent.as_ref().map(|p| p.0.as_str()))
+                .collect();
+            let customers: Vec<String> = w.customers.iter().map(|(c, _)| json(c)).collect();
+            let states: Vec<String> = w.customers.iter().map(|(_, s)| json(s)).collect();
+            self.execute(
+                "INSERT INTO customers (id, parent_id, customer, state, change_seq)
+                 SELECT id, parent_id, customer, state, nextval('change_seq')
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, parent_id, customer, state)
+                 ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
+                 state = excluded.state, change_seq = excluded.change_seq",
+                &[&ids, &parents, &customers, &states],
+            )?;
+            for id in ids {
+                self.touched.insert(id.to_string());
+            }
+        }
+        for id in &w.touched {
+            self.touched.insert(id.0.clone());
+        }
+        if !w.ledger.is_empty() {
+            let l = &w.ledger;
+            let account: Vec<&str> = l.iter().map(|e| e.account_id.0.as_str()).collect();
+            let at: Vec<String> = l.iter().map(|e| millis(&e.at)).collect();
+            let kind: Vec<String> = l.iter().map(|e| enum_name(&e.kind)).collect();
+            let cause: Vec<&str> = l.iter().map(|e| e.cause_id.as_str()).collect();
+            let store: Vec<Option<&str>> = l.iter().map(|e| e.store_id.as_ref().map(|s| s.0.as_str())).collect();
+            let till: Vec<Option<&str>> = l.iter().map(|e| e.till_id.as_ref().map(|t| t.0.as_str())).collect();
+            let points: Vec<String> = l.iter().map(|e| e.points.normalize().to_string()).collect();
+            let after: Vec<String> = l.iter().map(|e| e.balance_after.normalize().to_string()).collect();
+            let note: Vec<Option<&str>> = l.iter().map(|e| e.note.as_deref()).collect();
+            self.execute(
+                "INSERT INTO ledger (account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note)
+                 SELECT a, b, c, d, e, f, g, h, i FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                 $5::text[], $6::text[],
+                 $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS u(a, b, c, d, e, f, g, h, i, n) ORDER BY n",
+                &[&account, &at, &kind, &cause, &store, &till, &points, &after, &note],
+            )?;
+        }
+        if !w.receipts.is_empty() {
+            let rs = &w.receipts;
+            let col = |f: &dyn Fn(&StoredReceipt, Option<&ReceiptId>) -> Option<String>| -> Vec<Option<String>> {
+                rs.iter().map(|(s, o)| f(s, o.as_ref())).collect()
+            };
+            let cols: Vec<Vec<Option<String>>> = vec![
+                col(&|s, _| Some(s.receipt.id.0.clone())),
+                col(&|s, _| Some(s.payload_hash.clone())),
+                col(&|s, _| Some(s.receipt.store_id.0.clone())),
+                col(&|s, _| Some(s.receipt.till_id.0.clone())),
+                col(&|s, _| Some(s.receipt.pos_receipt_no.trim().to_string())),
+                col(&|s, _| Some(s.receipt.issued_at.to_rfc3339())),
+                col(&|s, _| Some(s.receipt.issued_at.date_naive().to_string())),
+                col(&|s, _| s.receipt.card.as_ref().map(|c| c.expose().to_string())),
+                col(&|s, _| s.account.as_ref().map(|a| a.0.clone())),
+                col(&|s, _| Some(s.receipt.total.to_string())),
+                col(&|s, _| Some(s.effect.turnover_delta.to_string())),
+                col(&|s, _| {
+                    Some(
+                        if s.account.is_some() {
+                            s.effect.points_delta
+                        } else {
+                            Decimal::ZERO
+                        }
+                        .to_string(),
+                    )
+                }),
+                col(&|s, _| s.effect.campaign.clone()),
+                col(&|s, _| Some(json(&s.effect))),
+                col(&|s, _| Some(json(&s.receipt))),
+                col(&|_, _| Some(now())),
+                col(&|_, o| o.map(|o| o.0.clone())),
+            ];
+            let params: Vec<P<'_>> = cols.iter().map(|c| c as P<'_>).collect();
+            self.execute(
+                "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
+                 account_id, total, turnover, points_credited, campaign, effect, payload, received_at, original_id)
+                 SELECT a, b, c, d, e, f, g, h, i, j, k, l, m, o, p, q, r FROM unnest($1::text[], $2::text[],
+                 $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                 $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[])
+                 WITH ORDINALITY AS u(a, b, c, d, e, f, g, h, i, j, k, l, m, o, p, q, r, n) ORDER BY n",
+                &params,
+            )?;
+        }
+        Ok(())
     }
 }

@@ -15,8 +15,8 @@ use rust_decimal::Decimal;
 use super::codec::*;
 use super::migrations::MIGRATIONS;
 use super::{
-    CardRow, CustomerRow, Message, MessageAckRow, MigrationCodeRow, NewLedgerEntry, ReceiptFacts, RedemptionRow,
-    Repository, RequestRow, StoreError, StoreResult, StoreStats, StoredReceipt, TagRow, TillRow, Tx,
+    BatchWrites, CardRow, CustomerRow, Message, MessageAckRow, MigrationCodeRow, NewLedgerEntry, ReceiptFacts,
+    RedemptionRow, Repository, RequestRow, StoreError, StoreResult, StoreStats, StoredReceipt, TagRow, TillRow, Tx,
 };
 use crate::error::ApiError;
 
@@ -292,6 +292,23 @@ fn to_redemption(v: Vec<rusqlite::types::Value>) -> StoreResult<RedemptionRow> {
 impl SqliteTx<'_> {
     fn bump_change_seq(&mut self) -> StoreResult<i64> {
         self.next_counter("change_seq")
+    }
+
+    fn write_customer(&mut self, customer: &Customer, state: &CustomerState, seq: i64) -> StoreResult<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO customers (id, parent_id, customer, state, change_seq) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
+                 state = excluded.state, change_seq = excluded.change_seq",
+            )?
+            .execute(params![
+                customer.id.0,
+                customer.parent.as_ref().map(|p| p.0.clone()),
+                json(customer),
+                json(state),
+                seq
+            ])?;
+        Ok(())
     }
 }
 
@@ -579,20 +596,7 @@ impl Tx for SqliteTx<'_> {
 
     fn put_customer(&mut self, customer: &Customer, state: &CustomerState) -> StoreResult<()> {
         let seq = self.bump_change_seq()?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO customers (id, parent_id, customer, state, change_seq) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
-                 state = excluded.state, change_seq = excluded.change_seq",
-            )?
-            .execute(params![
-                customer.id.0,
-                customer.parent.as_ref().map(|p| p.0.clone()),
-                json(customer),
-                json(state),
-                seq
-            ])?;
-        Ok(())
+        self.write_customer(customer, state, seq)
     }
 
     fn touch_customer(&mut self, id: &CustomerId) -> StoreResult<()> {
@@ -671,7 +675,7 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<i64> {
+    fn append_ledger(&mut self, e: &NewLedgerEntry) -> StoreResult<()> {
         self.tx
             .prepare_cached(
                 "INSERT INTO ledger (account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note) \
@@ -688,7 +692,7 @@ impl Tx for SqliteTx<'_> {
                 e.balance_after.normalize().to_string(),
                 e.note,
             ])?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(())
     }
 
     fn ledger(&mut self, account: &CustomerId, before: Option<i64>, limit: usize) -> StoreResult<Vec<LedgerEntry>> {
@@ -951,6 +955,102 @@ impl Tx for SqliteTx<'_> {
             .query_map(params![kind, limit as i64], message_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    fn receipts_in(&mut self, ids: &[ReceiptId]) -> StoreResult<Vec<StoredReceipt>> {
+        let keys = serde_json::to_string(&ids.iter().map(|i| i.0.as_str()).collect::<Vec<_>>()).expect("strings");
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {RECEIPT_COLS} FROM receipts WHERE id IN (SELECT value FROM json_each(?1))"
+            ))?
+            .query_map([keys], receipt_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_stored).collect()
+    }
+
+    fn cards_in(&mut self, numbers: &[CardId]) -> StoreResult<Vec<CardRow>> {
+        let keys = serde_json::to_string(&numbers.iter().map(|c| c.expose()).collect::<Vec<_>>()).expect("strings");
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {CARD_COLS} FROM cards WHERE number IN (SELECT value FROM json_each(?1))"
+            ))?
+            .query_map([keys], card_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_card).collect()
+    }
+
+    fn customers_in(&mut self, ids: &[CustomerId]) -> StoreResult<Vec<CustomerRow>> {
+        let keys = serde_json::to_string(&ids.iter().map(|c| c.0.as_str()).collect::<Vec<_>>()).expect("strings");
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {CUSTOMER_COLS} FROM customers WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+            ))?
+            .query_map([keys], customer_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_customer).collect()
+    }
+
+    fn sub_customers_in(&mut self, parents: &[CustomerId]) -> StoreResult<Vec<(CustomerId, CustomerId)>> {
+        let keys = serde_json::to_string(&parents.iter().map(|c| c.0.as_str()).collect::<Vec<_>>()).expect("strings");
+        let rows = self
+            .tx
+            .prepare_cached(
+                "SELECT parent_id, id FROM customers WHERE parent_id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+            )?
+            .query_map([keys], |r| Ok((CustomerId(r.get(0)?), CustomerId(r.get(1)?))))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn tags_of_numbers(&mut self, store: &StoreId, pos_receipt_nos: &[String]) -> StoreResult<Vec<TagRow>> {
+        let keys =
+            serde_json::to_string(&pos_receipt_nos.iter().map(|n| n.trim()).collect::<Vec<_>>()).expect("strings");
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {TAG_COLS} FROM receipt_tags WHERE store_id = ?1
+                 AND pos_receipt_no IN (SELECT value FROM json_each(?2)) ORDER BY created_at, id"
+            ))?
+            .query_map(params![store.0, keys], tag_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_tag).collect()
+    }
+
+    fn write_batch(&mut self, w: &BatchWrites) -> StoreResult<()> {
+        // One change-sequence bump for the batch: its customers get the numbers in order.
+        let n = (w.customers.len() + w.touched.len()) as i64;
+        let mut seq = if n > 0 {
+            let last: i64 = self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO counters (name, value) VALUES ('change_seq', ?1)
+                     ON CONFLICT(name) DO UPDATE SET value = value + ?1 RETURNING value",
+                )?
+                .query_row([n], |r| r.get(0))?;
+            last - n
+        } else {
+            0
+        };
+        for (customer, state) in &w.customers {
+            seq += 1;
+            self.write_customer(customer, state, seq)?;
+        }
+        for id in &w.touched {
+            seq += 1;
+            self.tx
+                .prepare_cached("UPDATE customers SET change_seq = ?2 WHERE id = ?1")?
+                .execute(params![id.0, seq])?;
+        }
+        for e in &w.ledger {
+            self.append_ledger(e)?;
+        }
+        for (r, original) in &w.receipts {
+            self.insert_receipt(r, original.as_ref())?;
+        }
+        Ok(())
     }
 }
 
