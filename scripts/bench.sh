@@ -136,8 +136,7 @@ echo "== idle agent with UI under Xvfb (60 s)" >&2
 Xvfb :97 -screen 0 1280x800x24 >/dev/null 2>&1 & xvfb=$!
 sleep 1
 DISPLAY=:97 BREAKDOWN=1 idle ui
-# The same with the `dist` profile (what the MSI ships: opt-level z, fat LTO, stripped).
-cargo build --profile dist -p till-agent >&2
+# The same with the `dist` profile (what the MSI ships: opt-level z, fat LTO, stripped; built above).
 DISPLAY=:97 BREAKDOWN=1 AGENT_BIN=target/dist/till-agent idle "ui (dist profile)"
 kill $xvfb 2>/dev/null || true
 
