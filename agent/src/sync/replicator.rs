@@ -427,11 +427,11 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 }
                 tracing::debug!(
                     target: "till_agent::sync::timing",
-                    "batch of {n}: read+encode {:.3} ms, post→answer {:.3} ms, acks {:.3} ms, answer→next post {}",
-                    timing.read.as_secs_f64() * 1e3,
-                    timing.post.as_secs_f64() * 1e3,
-                    timing.acks.as_secs_f64() * 1e3,
-                    timing.gap.map_or("-".to_string(), |g| format!("{:.3} ms", g.as_secs_f64() * 1e3)),
+                    "batch of {n}: read+encode {} ms, post→answer {} ms, acks {} ms, answer→next post {}",
+                    millis(timing.read),
+                    millis(timing.post),
+                    millis(timing.acks),
+                    timing.gap.map_or("-".to_string(), |g| format!("{} ms", millis(g))),
                 );
             }
             Err(e) => {
@@ -778,9 +778,24 @@ async fn wait_for_server(
     }
 }
 
+/// `1.234` (milliseconds, three decimals) for the timing line, in integers: this module moves
+/// money, and floats stay out of it.
+fn millis(d: std::time::Duration) -> String {
+    let us = d.as_micros();
+    format!("{}.{:03}", us / 1000, us % 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timing_lines_print_milliseconds_with_three_decimals() {
+        use std::time::Duration;
+        assert_eq!(millis(Duration::from_micros(1_234)), "1.234");
+        assert_eq!(millis(Duration::from_micros(5)), "0.005");
+        assert_eq!(millis(Duration::from_millis(38)), "38.000");
+    }
 
     #[test]
     fn backoff_grows_exponentially_with_jitter_and_caps() {
