@@ -111,7 +111,8 @@ TOML
   local parts; parts=$(scripts/rss-breakdown.sh $pid)
   kill $pid; wait $pid 2>/dev/null || true
   printf 'idle %s agent: resident memory\t%s MiB\t-\n' "$label" "$(echo "scale=1; $rss/1024" | bc)" >> "$rows"
-  printf 'idle %s agent: of which (MiB)\t%s\t-\n' "$label" "$parts" >> "$rows"
+  # Headless rows: the binary's pages split (scripts/rss-breakdown.sh); the UI row has its own above.
+  [ -z "${BREAKDOWN:-}" ] && printf 'idle %s agent: of which (MiB)\t%s\t-\n' "$label" "$parts" >> "$rows"
   printf 'idle %s agent: CPU seconds over 60 s\t%s s\t0 s (ideal)\n' "$label" "$(echo "scale=2; ($t1-$t0)/$hz" | bc)" >> "$rows"
   [ "$gl" -gt 0 ] && printf 'idle %s agent: of the resident memory, the GL driver (mesa llvmpipe + LLVM)\t%s MiB\t-\n' "$label" "$(echo "scale=1; $gl/1024" | bc)" >> "$rows"
   [ -n "${BREAKDOWN:-}" ] && printf 'idle %s agent: of the resident memory (MiB)\t%s\t-\n' "$label" "$breakdown" >> "$rows"
