@@ -359,18 +359,25 @@ impl Outbox {
     /// and the next FULL commit (a new receipt) makes it durable too. One fsync per batch fewer:
     /// on a till the fsync is the disk the server (or the POS) waits for as well.
     pub fn mark_sent(&mut self, ids: &[&str]) -> anyhow::Result<()> {
+        self.unsynced(|tx| {
+            let now = now_text();
+            let mut st = tx.prepare_cached(
+                "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL WHERE item_id=?1 AND state='pending'",
+            )?;
+            for id in ids {
+                st.execute(params![id, now])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// One transaction committed with `synchronous=NORMAL` (not fsynced), then the connection's
+    /// own setting again, whether `f` worked or not.
+    fn unsynced(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> anyhow::Result<()>) -> anyhow::Result<()> {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let res = (|| -> anyhow::Result<()> {
             let tx = self.conn.transaction()?;
-            {
-                let now = now_text();
-                let mut st = tx.prepare_cached(
-                    "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL WHERE item_id=?1 AND state='pending'",
-                )?;
-                for id in ids {
-                    st.execute(params![id, now])?;
-                }
-            }
+            f(&tx)?;
             tx.commit()?;
             Ok(())
         })();
@@ -554,22 +561,13 @@ impl Outbox {
     /// status the agent keeps for `till-agent status` changes with every acknowledged batch, and
     /// a power cut that takes the last one back loses nothing but that snapshot.
     pub fn set_metas(&mut self, values: &[(&str, Option<&str>)]) -> anyhow::Result<()> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let res = (|| -> anyhow::Result<()> {
-            let tx = self.conn.transaction()?;
-            {
-                let mut st = tx.prepare_cached("INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)")?;
-                for (k, v) in values {
-                    st.execute(params![k, v])?;
-                }
+        self.unsynced(|tx| {
+            let mut st = tx.prepare_cached("INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)")?;
+            for (k, v) in values {
+                st.execute(params![k, v])?;
             }
-            tx.commit()?;
             Ok(())
-        })();
-        let back = self.conn.pragma_update(None, "synchronous", self.sync);
-        res?;
-        back?;
-        Ok(())
+        })
     }
 
     pub fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
