@@ -1170,7 +1170,7 @@ impl HostApp for App {
             if v {
                 // Put the window where it belongs *before* mapping it: a window mapped off-screen
                 // (the initial -10000,-10000) never gets an X VisibilityNotify, so winit would keep
-                // it "not visible" and eframe would never run `ui` to fit and place it.
+                // it "not visible", and the first frame would be fitted and placed off-screen.
                 if let Some(monitor) = ctx.input(|i| i.viewport().monitor_size) {
                     let (x, y) = self
                         .cfg
