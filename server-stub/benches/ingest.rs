@@ -98,28 +98,33 @@ fn receipts(n: usize, cards: &[CardId]) -> Vec<Receipt> {
         .collect()
 }
 
+/// Bench customer `B{i:05}` ("Jana Nováková i"), with `tier`.
+fn bench_customer(i: usize, tier: Option<String>) -> protocol::v1::Customer {
+    protocol::v1::Customer {
+        id: protocol::CustomerId(format!("B{i:05}")),
+        name: protocol::v1::CustomerName::Person {
+            first_name: "Jana".into(),
+            surname: format!("Nováková {i}"),
+        },
+        contact: Default::default(),
+        consents: protocol::v1::Consents {
+            program_rules: true,
+            marketing: false,
+        },
+        birthday: None,
+        tier,
+        parent: None,
+        discount_override: None,
+    }
+}
+
 fn setup_customers(repo: &dyn Repository, program: &Program, n: usize) -> Vec<CardId> {
     transact(repo, |tx| {
         tx.put_program(program)?;
         let mut cards = Vec::new();
         for i in 0..n {
-            let id = protocol::CustomerId(format!("B{i:05}"));
-            let c = protocol::v1::Customer {
-                id: id.clone(),
-                name: protocol::v1::CustomerName::Person {
-                    first_name: "Jana".into(),
-                    surname: format!("Nováková {i}"),
-                },
-                contact: Default::default(),
-                consents: protocol::v1::Consents {
-                    program_rules: true,
-                    marketing: false,
-                },
-                birthday: None,
-                tier: None,
-                parent: None,
-                discount_override: None,
-            };
+            let c = bench_customer(i, None);
+            let id = c.id.clone();
             tx.put_customer(&c, &Default::default())?;
             let payload = format!("19008{i:010}");
             let num = format!("{payload}{}", protocol::ids::luhn_check_digit(&payload));
@@ -401,27 +406,11 @@ fn floor_rows(
                 .map(|id| {
                     let state = &states[&id];
                     let i: usize = id[1..].parse().unwrap();
-                    let c = protocol::v1::Customer {
-                        id: protocol::CustomerId(id.clone()),
-                        name: protocol::v1::CustomerName::Person {
-                            first_name: "Jana".into(),
-                            surname: format!("Nováková {i}"),
-                        },
-                        contact: Default::default(),
-                        consents: protocol::v1::Consents {
-                            program_rules: true,
-                            marketing: false,
-                        },
-                        birthday: None,
-                        tier: Some(
-                            program
-                                .tier_for(rules::turnover(program, state, chrono::Utc::now().date_naive()))
-                                .name
-                                .clone(),
-                        ),
-                        parent: None,
-                        discount_override: None,
-                    };
+                    let tier = program
+                        .tier_for(rules::turnover(program, state, chrono::Utc::now().date_naive()))
+                        .name
+                        .clone();
+                    let c = bench_customer(i, Some(tier));
                     (
                         id,
                         serde_json::to_string(&c).unwrap(),
