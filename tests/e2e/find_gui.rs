@@ -129,19 +129,8 @@ fn gui_history_hotkey_search_in_czech_and_tag_form_with_a_scanned_card() {
 
     // 2. The hotkey, pressed in the POS: the agent's grab opens the search box.
     x_ok(d, "setxkbmap", &["-display", d, "cz"]);
-    x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.window.to_string()]);
-    x_ok(d, "xdotool", &["key", "ctrl+shift+F12"]);
-    let find = wait_for(Duration::from_secs(15), || find_window(d, "^Naj"))
-        .unwrap_or_else(|| panic!("no search box after the hotkey; agent log:\n{}", agent.stderr()));
-    // No window manager under Xvfb: the test gives the new window the focus, as a WM would.
-    x_ok(d, "xdotool", &["windowfocus", "--sync", &find.to_string()]);
-    assert!(
-        wait_for(Duration::from_secs(10), || widget_rect(&agent.stderr(), "find.query")).is_some(),
-        "search box not laid out:\n{}",
-        agent.stderr()
-    );
-    std::thread::sleep(Duration::from_millis(400));
-    click(d, find, &agent.log, "find.query");
+    // No window manager under Xvfb: the helper gives the new window the focus, as a WM would.
+    agent.open_search(pos.window);
     // Digits on the Czech layout are shifted keys (ě š č ř … on the top row unshifted).
     x_ok(d, "xdotool", &["type", "--delay", "60", "601 111 222"]);
     std::thread::sleep(Duration::from_millis(300));

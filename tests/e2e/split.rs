@@ -448,18 +448,7 @@ fn gui_session_app_searches_and_shows_the_sync_log_through_the_service() {
         "receipt not synced by the service"
     );
     let pos = start_pos(d);
-    x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.window.to_string()]);
-    x_ok(d, "xdotool", &["key", "ctrl+shift+F12"]);
-    let find = wait_for(Duration::from_secs(15), || find_window(d, "^Naj"))
-        .unwrap_or_else(|| panic!("no search box after the hotkey; log:\n{}", agent.stderr()));
-    x_ok(d, "xdotool", &["windowfocus", "--sync", &find.to_string()]);
-    assert!(
-        wait_for(Duration::from_secs(10), || widget_rect(&agent.stderr(), "find.query")).is_some(),
-        "search box not laid out:\n{}",
-        agent.stderr()
-    );
-    std::thread::sleep(Duration::from_millis(400));
-    click(d, find, &agent.log, "find.query");
+    agent.open_search(pos.window);
     x_ok(d, "xdotool", &["type", "--delay", "60", "601111222"]);
     x_ok(d, "xdotool", &["key", "Return"]);
     let found = wait_for(Duration::from_secs(15), || {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{bin, find_window, scanner_keys, wait_for, x, x_ok, Proc, Till};
+use crate::{bin, click, find_window, scanner_keys, wait_for, widget_rect, x, x_ok, Proc, Till};
 
 /// The POS stand-in: an `xmessage` window titled "POS stand-in" holding the keyboard focus.
 pub struct Pos {
@@ -109,6 +109,24 @@ impl GuiAgent {
         keys.extend(scanner_keys(card));
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         x_ok(&self.display, "xdotool", &keys);
+    }
+
+    /// The search hotkey (Ctrl+Shift+F12) pressed in the POS window `pos`: waits for the search
+    /// box, gives it the focus (as a window manager would) and clicks its query field.
+    pub fn open_search(&self, pos: u64) {
+        let d = self.display.as_str();
+        x_ok(d, "xdotool", &["windowfocus", "--sync", &pos.to_string()]);
+        x_ok(d, "xdotool", &["key", "ctrl+shift+F12"]);
+        let find = wait_for(Duration::from_secs(15), || find_window(d, "^Naj"))
+            .unwrap_or_else(|| panic!("no search box after the hotkey; agent log:\n{}", self.stderr()));
+        x_ok(d, "xdotool", &["windowfocus", "--sync", &find.to_string()]);
+        assert!(
+            wait_for(Duration::from_secs(10), || widget_rect(&self.stderr(), "find.query")).is_some(),
+            "search box not laid out:\n{}",
+            self.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        click(d, find, &self.log, "find.query");
     }
 
     /// The window that has the keyboard focus.
