@@ -116,6 +116,15 @@ const MIGRATIONS: &[&str] = &[
         UPDATE item_counts SET n=n-1 WHERE state=OLD.state;
         UPDATE item_counts SET n=n+1 WHERE state=NEW.state;
      END;",
+    // 5: partial indexes, one per state a query looks for. An ack (pending → sent) now leaves two
+    // small indexes and enters one, instead of moving an entry in each of three (state, …) indexes.
+    "DROP INDEX items_state_seq;
+     DROP INDEX items_state_created;
+     DROP INDEX items_state_sent;
+     CREATE INDEX items_pending_seq ON items(seq) WHERE state='pending';
+     CREATE INDEX items_pending_created ON items(created_at) WHERE state='pending';
+     CREATE INDEX items_sent_at ON items(sent_at) WHERE state='sent';
+     CREATE INDEX items_rejected_seq ON items(seq) WHERE state='rejected';",
 ];
 
 pub struct Outbox {
@@ -358,15 +367,18 @@ impl Outbox {
     /// again and the server answers `duplicate`. The WAL keeps the outbox consistent either way,
     /// and the next FULL commit (a new receipt) makes it durable too. One fsync per batch fewer:
     /// on a till the fsync is the disk the server (or the POS) waits for as well.
+    /// The ids go in as one JSON array: one statement for the whole batch.
     pub fn mark_sent(&mut self, ids: &[&str]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(ids)?;
         self.unsynced(|tx| {
-            let now = now_text();
-            let mut st = tx.prepare_cached(
-                "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL WHERE item_id=?1 AND state='pending'",
-            )?;
-            for id in ids {
-                st.execute(params![id, now])?;
-            }
+            tx.prepare_cached(
+                "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL
+                 WHERE item_id IN (SELECT value FROM json_each(?1)) AND state='pending'",
+            )?
+            .execute(params![ids, now_text()])?;
             Ok(())
         })
     }
@@ -871,6 +883,89 @@ mod tests {
         check(&o);
         assert_eq!(o.stats().unwrap().pending, 30);
         assert!(o.stats().unwrap().oldest_pending.is_some());
+    }
+
+    #[test]
+    fn migration_5_indexes_a_version_4_outbox_by_state_and_its_queries_use_them() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("o.db");
+        {
+            let mut c = Connection::open(&p).unwrap();
+            migrate(&mut c, &MIGRATIONS[..4]).unwrap();
+            c.execute_batch(
+                "INSERT INTO items(kind,item_id,payload,state,created_at,sent_at) VALUES
+                 ('receipt','a','{}','sent','2026-01-01T00:00:00.000Z','2026-01-01T00:00:01.000Z'),
+                 ('receipt','b','{}','rejected','2026-01-02T00:00:00.000Z',NULL),
+                 ('receipt','c','{}','pending','2026-01-03T00:00:00.000Z',NULL);",
+            )
+            .unwrap();
+        }
+        let mut o = Outbox::open(&p).unwrap();
+        let s = o.stats().unwrap();
+        assert_eq!((s.pending, s.sent, s.dead_letters), (1, 1, 1));
+        assert_eq!(
+            s.oldest_pending.unwrap().to_rfc3339(),
+            "2026-01-03T00:00:00+00:00",
+            "the oldest pending item, not the oldest item"
+        );
+        let plan = |o: &Outbox, sql: &str| -> String {
+            let mut st = o.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = st.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let due = "SELECT seq FROM items WHERE state='pending' AND next_attempt_at<=1 AND seq>0 ORDER BY seq LIMIT 9";
+        assert!(plan(&o, due).contains("items_pending_seq"), "{}", plan(&o, due));
+        let oldest = "SELECT MIN(created_at) FROM items WHERE state='pending'";
+        assert!(
+            plan(&o, oldest).contains("items_pending_created"),
+            "{}",
+            plan(&o, oldest)
+        );
+        let prune = "DELETE FROM items WHERE state='sent' AND sent_at<'x'";
+        assert!(plan(&o, prune).contains("items_sent_at"), "{}", plan(&o, prune));
+        let dead = "SELECT seq FROM items WHERE state='rejected' ORDER BY seq";
+        assert!(plan(&o, dead).contains("items_rejected_seq"), "{}", plan(&o, dead));
+        // the states move through the new indexes
+        o.mark_sent(&["c"]).unwrap();
+        assert!(o.due(10, now_ms()).unwrap().is_empty());
+        assert_eq!(o.requeue().unwrap(), 1);
+        let due: Vec<_> = o.due(10, now_ms()).unwrap().into_iter().map(|p| p.item_id).collect();
+        assert_eq!(due, ["b"]);
+        let pruned = o
+            .prune(
+                Utc::now() + chrono::Duration::days(1),
+                Utc::now() - chrono::Duration::days(1),
+            )
+            .unwrap();
+        assert_eq!(pruned.sent_items, 2);
+    }
+
+    #[test]
+    fn one_ack_statement_marks_only_the_pending_items_of_a_big_batch() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        let ids: Vec<String> = (0..500).map(|i| format!("id-{i}")).collect();
+        let items: Vec<_> = ids.iter().map(|i| item(i)).collect();
+        o.commit_file("h", "f.csv", &items).unwrap();
+        o.mark_rejected("id-7", "bad").unwrap();
+        let mut refs: Vec<&str> = ids[..400].iter().map(String::as_str).collect();
+        refs.push("not-queued");
+        refs.push("id-0"); // twice in one answer
+        o.mark_sent(&refs).unwrap();
+        o.mark_sent(&[]).unwrap();
+        let s = o.stats().unwrap();
+        assert_eq!(
+            (s.pending, s.sent, s.dead_letters),
+            (100, 399, 1),
+            "a dead letter stays one"
+        );
+        let attempts: i64 = o
+            .conn
+            .query_row("SELECT attempts FROM items WHERE item_id='id-0'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(attempts, 1, "an id listed twice is acknowledged once");
+        let first = o.due(1, now_ms()).unwrap();
+        assert_eq!(first[0].item_id, "id-400");
     }
 
     #[test]

@@ -412,17 +412,33 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                         inflight = Some(launch(&client, token.as_deref().unwrap_or_default(), r));
                         timing.gap = Some(answered.elapsed());
                     }
-                } else {
-                    ready = None;
                 }
-                let t_acks = std::time::Instant::now();
-                apply_acks(&sh, &due, &resp);
-                sh.mark_success();
-                timing.acks = t_acks.elapsed();
-                // The batch behind the one now in flight, read and encoded while it travels.
-                if let Some(f) = &inflight {
-                    if f.due.len() == split.limit {
-                        ready = prepare_after(&sh, f.due.last().map_or(-1, |p| p.seq), split.limit);
+                // The batch behind the one now in flight is read and encoded while it travels.
+                let behind = inflight
+                    .as_ref()
+                    .filter(|f| f.due.len() == split.limit)
+                    .map(|f| (f.due.last().map_or(-1, |p| p.seq), split.limit));
+                // The acks and the read-ahead are blocking SQLite work: on a thread of the blocking
+                // pool, so that the send just spawned is written to the socket at once. (Run here,
+                // they held this worker, and the send task waited in its slot until they were done:
+                // the next POST left 2-3 ms after the answer.)
+                let sh2 = sh.clone();
+                let work = tokio::task::spawn_blocking(move || {
+                    let t_acks = std::time::Instant::now();
+                    apply_acks(&sh2, &due, &resp);
+                    sh2.mark_success();
+                    let acks = t_acks.elapsed();
+                    (acks, behind.and_then(|(seq, limit)| prepare_after(&sh2, seq, limit)))
+                });
+                match work.await {
+                    Ok((acks, next)) => {
+                        timing.acks = acks;
+                        ready = next;
+                    }
+                    Err(e) => {
+                        sh.log
+                            .error("outbox", None, &format!("writing the acknowledgements failed: {e}"));
+                        ready = None;
                     }
                 }
                 tracing::debug!(
