@@ -892,13 +892,23 @@ mod tests {
         {
             let mut c = Connection::open(&p).unwrap();
             migrate(&mut c, &MIGRATIONS[..4]).unwrap();
-            c.execute_batch(
-                "INSERT INTO items(kind,item_id,payload,state,created_at,sent_at) VALUES
-                 ('receipt','a','{}','sent','2026-01-01T00:00:00.000Z','2026-01-01T00:00:01.000Z'),
-                 ('receipt','b','{}','rejected','2026-01-02T00:00:00.000Z',NULL),
-                 ('receipt','c','{}','pending','2026-01-03T00:00:00.000Z',NULL);",
-            )
-            .unwrap();
+            for (id, state, created, sent) in [
+                (
+                    "a",
+                    "sent",
+                    "2026-01-01T00:00:00.000Z",
+                    Some("2026-01-01T00:00:01.000Z"),
+                ),
+                ("b", "rejected", "2026-01-02T00:00:00.000Z", None),
+                ("c", "pending", "2026-01-03T00:00:00.000Z", None),
+            ] {
+                let payload = serde_json::to_string(&item(id).payload).unwrap();
+                c.execute(
+                    "INSERT INTO items(kind,item_id,payload,state,created_at,sent_at) VALUES('migration_pairing',?1,?2,?3,?4,?5)",
+                    params![id, payload, state, created, sent],
+                )
+                .unwrap();
+            }
         }
         let mut o = Outbox::open(&p).unwrap();
         let s = o.stats().unwrap();
