@@ -12,7 +12,8 @@
 //! Run: `cargo build -p server-stub -p till-agent && cargo bench --profile dev -p till-agent --bench pipeline`
 //! Env: BENCH_LATENCY_N (1000), BENCH_BACKLOG_N (10000), BENCH_BACKLOG_BATCH (100, the agent's
 //! default batch_size), BENCH_ENQUEUE_N (2000), BENCH_DIR, BENCH_ONLY (a subset of "abc"),
-//! BENCH_AGENT_BIN (another till-agent binary, e.g. a saved build to compare against).
+//! BENCH_AGENT_BIN (another till-agent binary, e.g. a saved build to compare against),
+//! BENCH_OUTBOX_V4 (set: the backlog's outbox is left at schema 4, for an agent built before schema 5).
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -334,6 +335,8 @@ struct Rates {
     steady: f64,
     /// Until the first batch was answered (agent: process start → first ack).
     first: Duration,
+    /// Raw client only: the summed time from each POST to its answer read (the server's part).
+    posts: Duration,
 }
 
 fn bench_backlog(root: &Path, n: usize, batch: usize) {
@@ -355,6 +358,17 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
             .collect();
         for (k, chunk) in items.chunks(500).enumerate() {
             o.commit_file(&format!("bench-{k}"), "bench", chunk).unwrap();
+        }
+        if std::env::var_os("BENCH_OUTBOX_V4").is_some() {
+            // For an agent built before outbox schema 5 (BENCH_AGENT_BIN): its indexes back.
+            o.conn()
+                .execute_batch(
+                    "DROP INDEX items_pending_seq; DROP INDEX items_pending_created; DROP INDEX items_sent_at;
+                     DROP INDEX items_rejected_seq; CREATE INDEX items_state_seq ON items(state, seq);
+                     CREATE INDEX items_state_created ON items(state, created_at);
+                     CREATE INDEX items_state_sent ON items(state, sent_at); PRAGMA user_version=4;",
+                )
+                .unwrap();
         }
     }
     let (_srv, url) = serve(&db);
@@ -395,6 +409,7 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
         total: n as f64 / (end - t0).as_secs_f64(),
         steady: (n - at_first) as f64 / (end - t_first).as_secs_f64(),
         first: t_first - t0,
+        posts: Duration::ZERO,
     };
     let timing = agent_timing(&std::fs::read_to_string(&log_path).unwrap_or_default());
 
@@ -420,6 +435,7 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
             .collect();
         let t0 = Instant::now();
         let mut first = None;
+        let mut posts = Duration::ZERO;
         for chunk in items.chunks(batch) {
             let b = SyncBatch {
                 version: "v1".into(),
@@ -427,15 +443,19 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
                 till_id: TILL.into(),
                 items: chunk.to_vec(),
             };
+            let body = serde_json::to_vec(&b).unwrap();
+            let sent = Instant::now();
             let r = c
                 .post(format!("{url}/v1/sync"))
                 .bearer_auth(&token)
-                .json(&b)
+                .header("content-type", "application/json")
+                .body(body)
                 .send()
                 .await
                 .unwrap();
             assert!(r.status().is_success());
             r.bytes().await.unwrap();
+            posts += sent.elapsed();
             first.get_or_insert((Instant::now(), chunk.len()));
         }
         let end = Instant::now();
@@ -444,6 +464,7 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
             total: n as f64 / (end - t0).as_secs_f64(),
             steady: (n - at_first) as f64 / (end - t_first).as_secs_f64(),
             first: t_first - t0,
+            posts,
         }
     });
     let pct = |a: f64, b: f64| a / b * 100.0;
@@ -470,6 +491,11 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
             timing.acks / b,
             if timing.gaps > 0 { timing.gap / timing.gaps as f64 } else { 0.0 },
             timing.gaps
+        );
+        println!(
+            "    raw client per batch ({} batches): POST → answer {:.2} ms",
+            n.div_ceil(batch),
+            ms(raw.posts) / n.div_ceil(batch) as f64
         );
     }
     println!(
