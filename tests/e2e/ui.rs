@@ -496,11 +496,11 @@ fn agent_tray_is_a_status_notifier_item_a_panel_can_click() {
     assert_eq!(text("Id"), "till-agent");
     assert_eq!(text("Category"), "ApplicationStatus");
     assert_eq!(text("Status"), "Active");
-    let tip: (String, Vec<(i32, i32, Vec<u8>)>, String, String) =
-        panel.item_property(&service, "ToolTip").try_into().unwrap();
+    type Pixmaps = Vec<(i32, i32, Vec<u8>)>;
+    let tip: (String, Pixmaps, String, String) = panel.item_property(&service, "ToolTip").try_into().unwrap();
     assert!(tip.2.starts_with("till-agent – "), "tooltip title {tip:?}");
     assert!(tip.3.contains("Poslední synchronizace"), "tooltip text {tip:?}");
-    let icons: Vec<(i32, i32, Vec<u8>)> = panel.item_property(&service, "IconPixmap").try_into().unwrap();
+    let icons: Pixmaps = panel.item_property(&service, "IconPixmap").try_into().unwrap();
     assert!(
         icons
             .iter()
