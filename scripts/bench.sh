@@ -101,12 +101,13 @@ TOML
       "libtiff|libgraphite|libthai|libdatrie|libfribidi|libbrotli|libxml2|libwebp|libLerc|libdeflate|libjbig|" \
       "libsharpyuv|libmount|libblkid|libselinux|libpcre|libffi|libbz2|libexpat|libdbus|libsystemd|libgcrypt|" \
       "libgpg|liblzma|liblz4|libzstd|libcap|libwayland|libxkbcommon|libcloudproviders|libcolord|liblcms|" \
-      "libXcomposite|libXcursor|libXdamage|libXfixes|libXi[.]|libXinerama|libXrandr|libXext|libXrender" }
+      "libXcomposite|libXcursor|libXdamage|libXfixes|libXi[.]|libXinerama|libXrandr|libXext|libXrender"
+      x11 = "libX11|libxcb|libXau|libXdmcp|libxkbcommon|libXcursor|libXext|libXrender|libXfixes|libXi[.]|libXrandr" }
     /^[0-9a-f]+-[0-9a-f]+ /{ f = $6 }
-    /^Rss:/{ if (f == exe) c = 1; else if (f == "" || f ~ /^\[/) c = 2; else if (f ~ gtk) c = 3;
-      else if (f ~ /libX11|libxcb|libXau|libXdmcp/) c = 4; else if (f ~ /SYSV|^\/dev\/shm/) c = 6; else c = 5;
+    /^Rss:/{ if (f == exe) c = 1; else if (f == "" || f ~ /^\[/) c = 2; else if (f ~ x11) c = 4; else if (f ~ gtk) c = 3;
+      else if (f ~ /SYSV|^\/dev\/shm/) c = 6; else c = 5;
       s[c] += $2 }
-    END { split("binary|heap + anonymous|GTK stack|X11/xcb|other libraries|shared memory", name, "|");
+    END { split("binary|heap + anonymous|GTK stack|X11/xcb/xkbcommon|other libraries|shared memory", name, "|");
       for (i = 1; i <= 6; i++) if (s[i] > 0) printf "%s%s %.1f", (n++ ? ", " : ""), name[i], s[i] / 1024 }' /proc/$pid/smaps)
   local hz; hz=$(getconf CLK_TCK)
   local parts; parts=$(scripts/rss-breakdown.sh $pid)
