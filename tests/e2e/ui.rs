@@ -548,6 +548,37 @@ fn agent_tray_is_a_status_notifier_item_a_panel_can_click() {
     assert!(status.is_some_and(|s| s.success()), "no clean stop:\n{}", stderr());
 }
 
+/// The Linux GUI agent links no GTK stack: the tray is a StatusNotifierItem over zbus (pure Rust),
+/// the windows are drawn on the CPU into X11 buffers. (`ldd` of the built binary.)
+#[test]
+fn the_linux_agent_links_no_gtk_glib_cairo_or_pango() {
+    if !need_tools(&["ldd"]) {
+        return;
+    }
+    let out = Command::new("ldd").arg(bin("till-agent")).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let libs = String::from_utf8_lossy(&out.stdout);
+    assert!(libs.contains("libc.so"), "ldd said {libs}");
+    let gtk: Vec<&str> = libs
+        .lines()
+        .filter(|l| {
+            [
+                "gtk",
+                "gdk",
+                "glib",
+                "gio-",
+                "gobject",
+                "cairo",
+                "pango",
+                "appindicator",
+            ]
+            .iter()
+            .any(|n| l.contains(n))
+        })
+        .collect();
+    assert!(gtk.is_empty(), "GTK stack linked: {gtk:?}");
+}
+
 /// A till without a D-Bus session bus (no `DBUS_SESSION_BUS_ADDRESS`, no `$XDG_RUNTIME_DIR/bus`):
 /// the agent runs on (the popup shows), and one log line says why there is no tray icon.
 #[test]
