@@ -703,6 +703,7 @@ mod tests {
         StoredReceipt {
             effect: protocol::rules::evaluate_receipt(&program(), &receipt),
             receipt,
+            payload_json: None,
             payload_hash: format!("h{no}"),
             account: Some(CustomerId("C1".into())),
         }

@@ -29,6 +29,38 @@ pub struct SqliteRepo {
     /// Idle read connections: reads run beside the writer (WAL), never behind its mutex.
     readers: Mutex<Vec<Connection>>,
     open_readers: AtomicU64,
+    /// Wakes the checkpointer after a commit; dropped with the repository, which ends it.
+    checkpoints: std::sync::mpsc::SyncSender<()>,
+}
+
+/// The WAL is copied into the database file by a thread of its own ([`checkpointer`]), off the
+/// commit path: at most this long after a commit, so under load one checkpoint takes many
+/// batches' pages (an account's page rewritten by each batch is copied once).
+const CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+/// The writer still checkpoints itself when the WAL grows past this many pages (≈ 40 MB): the
+/// checkpointer could not keep up or could not run.
+const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection [`CHECKPOINT_AFTER`] a commit
+/// woke it (never blocking the writer or readers), until the repository is dropped.
+fn checkpointer(conn: Connection, wake: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::TryRecvError;
+    while wake.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_AFTER);
+        let gone = loop {
+            match wake.try_recv() {
+                Ok(()) => continue,
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed (the writer checkpoints past {WRITER_CHECKPOINT_PAGES} pages)");
+        }
+        if gone {
+            return;
+        }
+    }
 }
 
 /// Open (creating if needed) and migrate. WAL, synchronous=FULL (a commit survives power loss),
@@ -77,11 +109,21 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
 
 impl SqliteRepo {
     pub fn open(path: &Path) -> StoreResult<SqliteRepo> {
+        let conn = open_connection(path)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        let ck = Connection::open(path)?;
+        ck.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (checkpoints, wake) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpointer(ck, wake))
+            .map_err(|e| StoreError::Other(format!("starting the WAL checkpointer: {e}")))?;
         Ok(SqliteRepo {
-            conn: Mutex::new(open_connection(path)?),
+            conn: Mutex::new(conn),
             path: path.to_path_buf(),
             readers: Mutex::new(Vec::new()),
             open_readers: AtomicU64::new(0),
+            checkpoints,
         })
     }
 
@@ -141,11 +183,15 @@ impl Repository for SqliteRepo {
     fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ApiError>) -> Result<(), ApiError> {
         // A panic inside a unit of work drops its transaction (rollback), so the connection is
         // still consistent: recover it from a poisoned mutex.
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = guard.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut stx = SqliteTx { tx };
-        f(&mut stx)?;
-        stx.tx.commit()?;
+        {
+            let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = guard.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut stx = SqliteTx { tx };
+            f(&mut stx)?;
+            stx.tx.commit()?;
+        }
+        // Full: a wake-up is pending already.
+        let _ = self.checkpoints.try_send(());
         Ok(())
     }
 
@@ -434,7 +480,7 @@ impl Tx for SqliteTx<'_> {
                 credited.to_string(),
                 s.effect.campaign,
                 json(&s.effect),
-                json(r),
+                s.payload_json.as_deref().map_or_else(|| json(r).into(), std::borrow::Cow::Borrowed),
                 now(),
                 original.map(|o| o.0.clone()),
             ])?;
