@@ -394,19 +394,25 @@ impl SqliteTx<'_> {
     }
 
     fn write_customer(&mut self, customer: &Customer, state: &CustomerState, seq: i64) -> StoreResult<()> {
-        self.tx
+        let (id, parent) = (&customer.id.0, customer.parent.as_ref().map(|p| p.0.as_str()));
+        let (customer_json, state_json) = (json(customer), json(state));
+        // The usual case, an account whose parent stays: a plain UPDATE leaves the parent index
+        // alone (an upsert rewrites every index of the columns it sets).
+        let updated = self
+            .tx
             .prepare_cached(
-                "INSERT INTO customers (id, parent_id, customer, state, change_seq) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
-                 state = excluded.state, change_seq = excluded.change_seq",
+                "UPDATE customers SET customer = ?3, state = ?4, change_seq = ?5 WHERE id = ?1 AND parent_id IS ?2",
             )?
-            .execute(params![
-                customer.id.0,
-                customer.parent.as_ref().map(|p| p.0.clone()),
-                json(customer),
-                json(state),
-                seq
-            ])?;
+            .execute(params![id, parent, customer_json, state_json, seq])?;
+        if updated == 0 {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO customers (id, parent_id, customer, state, change_seq) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
+                     state = excluded.state, change_seq = excluded.change_seq",
+                )?
+                .execute(params![id, parent, customer_json, state_json, seq])?;
+        }
         if self.accounts.is_some() {
             self.seen.push(CustomerRow {
                 customer: customer.clone(),
