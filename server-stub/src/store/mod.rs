@@ -37,6 +37,8 @@ pub struct StoredReceipt {
     pub account: Option<CustomerId>,
     /// The engine's effect (points are credited only when `account` is set).
     pub effect: ReceiptEffect,
+    /// `receipt` as JSON when already made (sync ingest hashes it); None: made when stored.
+    pub payload_json: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
