@@ -36,6 +36,16 @@ pub fn start_session_bus() -> SessionBus {
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
     );
+    let address = first_line(&mut proc, Duration::from_secs(10))
+        .expect("dbus-daemon did not print its address (is dbus-daemon installed? scripts/setup.sh)");
+    let address = address.trim().to_string();
+    assert!(address.starts_with("unix:"), "dbus-daemon said {address:?}");
+    SessionBus { address, proc }
+}
+
+/// The first line `proc` prints on its (piped) stdout, waited for up to `timeout` (a daemon that
+/// announces its address or display that way).
+fn first_line(proc: &mut Proc, timeout: Duration) -> Option<String> {
     let stdout = proc.child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -43,12 +53,7 @@ pub fn start_session_bus() -> SessionBus {
         let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
         let _ = tx.send(line);
     });
-    let address = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("dbus-daemon did not print its address (is dbus-daemon installed? scripts/setup.sh)");
-    let address = address.trim().to_string();
-    assert!(address.starts_with("unix:"), "dbus-daemon said {address:?}");
-    SessionBus { address, proc }
+    rx.recv_timeout(timeout).ok()
 }
 
 fn buses() -> &'static std::sync::Mutex<HashMap<String, String>> {
@@ -83,15 +88,7 @@ pub fn start_xvfb(width: u32, height: u32) -> Xvfb {
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
     let mut proc = Proc::spawn("Xvfb", &mut cmd);
-    let stdout = proc.child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        let _ = tx.send(line);
-    });
-    let n = rx
-        .recv_timeout(Duration::from_secs(20))
+    let n = first_line(&mut proc, Duration::from_secs(20))
         .expect("Xvfb did not report a display (is xvfb installed? scripts/setup.sh)");
     assert!(n.trim().parse::<u32>().is_ok(), "Xvfb said {n:?}");
     let display = format!(":{}", n.trim());

@@ -661,7 +661,7 @@ mod tests {
     use super::*;
     use crate::store::sqlite::SqliteRepo;
     use crate::store::{read, transact};
-    use protocol::v1::{Consents, CustomerName, LedgerKind};
+    use protocol::v1::LedgerKind;
 
     fn program() -> Program {
         let v: serde_json::Value =
@@ -670,22 +670,7 @@ mod tests {
     }
 
     fn customer(id: &str) -> Customer {
-        Customer {
-            id: CustomerId(id.into()),
-            name: CustomerName::Person {
-                first_name: "Jana".into(),
-                surname: "Nováková".into(),
-            },
-            contact: Default::default(),
-            consents: Consents {
-                program_rules: true,
-                marketing: false,
-            },
-            birthday: None,
-            tier: None,
-            parent: None,
-            discount_override: None,
-        }
+        crate::store::test_customer(id)
     }
 
     fn balance(points: i64) -> CustomerState {

@@ -433,3 +433,24 @@ pub fn read<T>(repo: &dyn Repository, mut f: impl FnMut(&mut dyn Tx) -> Result<T
     })?;
     Ok(out.expect("unit of work returned"))
 }
+
+/// A plain test customer (a person, program rules accepted, nothing else) for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn test_customer(id: &str) -> protocol::v1::Customer {
+    protocol::v1::Customer {
+        id: protocol::CustomerId(id.into()),
+        name: protocol::v1::CustomerName::Person {
+            first_name: "Jana".into(),
+            surname: "Nováková".into(),
+        },
+        contact: Default::default(),
+        consents: protocol::v1::Consents {
+            program_rules: true,
+            marketing: false,
+        },
+        birthday: None,
+        tier: None,
+        parent: None,
+        discount_override: None,
+    }
+}

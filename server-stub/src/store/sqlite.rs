@@ -1222,27 +1222,11 @@ mod tests {
     /// taken again after that rollback are all read from the database.
     #[test]
     fn cached_accounts_follow_the_database() {
-        use protocol::v1::{Consents, CustomerName};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let repo = SqliteRepo::open(&path).unwrap();
         let c1 = CustomerId("C1".into());
-        let customer = Customer {
-            id: c1.clone(),
-            name: CustomerName::Person {
-                first_name: "Jana".into(),
-                surname: "Nováková".into(),
-            },
-            contact: Default::default(),
-            consents: Consents {
-                program_rules: true,
-                marketing: false,
-            },
-            birthday: None,
-            tier: None,
-            parent: None,
-            discount_override: None,
-        };
+        let customer = crate::store::test_customer(&c1.0);
         let balance = |p: i64| CustomerState {
             points_balance: Decimal::from(p),
             ..Default::default()
