@@ -91,8 +91,9 @@ TOML
   local rss; rss=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
   # What the GL driver holds: mesa's DRI driver (llvmpipe) and the LLVM it links.
   local gl; gl=$(awk '/^[0-9a-f]+-[0-9a-f]+ /{f=$6} /^Rss:/{if (f ~ /libLLVM|_dri\.so|libgallium|libGLX_mesa|libglapi/) s+=$2} END{print s+0}' /proc/$pid/smaps)
-  # Who holds the rest (with BREAKDOWN set): the binary, heap + anonymous, the GTK stack of the Linux
-  # tray (GTK/GDK/GLib/cairo/pango/fonts/appindicator), X11/xcb, other libraries, shared memory.
+  # Who holds the rest (with BREAKDOWN set): the binary, heap + anonymous, a GTK stack (GTK/GDK/GLib/
+  # cairo/pango/fonts/appindicator: none since the tray is a StatusNotifierItem over zbus), X11/xcb,
+  # other libraries, shared memory.
   local breakdown=""
   [ -n "${BREAKDOWN:-}" ] && breakdown=$(awk -v exe="$(readlink /proc/$pid/exe)" '
     BEGIN { gtk = "libgtk|libgdk|libglib|libgio|libgobject|libgmodule|libcairo|libpango|libharfbuzz|libfreetype|" \
@@ -100,17 +101,21 @@ TOML
       "libtiff|libgraphite|libthai|libdatrie|libfribidi|libbrotli|libxml2|libwebp|libLerc|libdeflate|libjbig|" \
       "libsharpyuv|libmount|libblkid|libselinux|libpcre|libffi|libbz2|libexpat|libdbus|libsystemd|libgcrypt|" \
       "libgpg|liblzma|liblz4|libzstd|libcap|libwayland|libxkbcommon|libcloudproviders|libcolord|liblcms|" \
-      "libXcomposite|libXcursor|libXdamage|libXfixes|libXi[.]|libXinerama|libXrandr|libXext|libXrender" }
+      "libXcomposite|libXcursor|libXdamage|libXfixes|libXi[.]|libXinerama|libXrandr|libXext|libXrender"
+      x11 = "libX11|libxcb|libXau|libXdmcp|libxkbcommon|libXcursor|libXext|libXrender|libXfixes|libXi[.]|libXrandr" }
     /^[0-9a-f]+-[0-9a-f]+ /{ f = $6 }
-    /^Rss:/{ if (f == exe) c = 1; else if (f == "" || f ~ /^\[/) c = 2; else if (f ~ gtk) c = 3;
-      else if (f ~ /libX11|libxcb|libXau|libXdmcp/) c = 4; else if (f ~ /SYSV|^\/dev\/shm/) c = 6; else c = 5;
+    /^Rss:/{ if (f == exe) c = 1; else if (f == "" || f ~ /^\[/) c = 2; else if (f ~ x11) c = 4; else if (f ~ gtk) c = 3;
+      else if (f ~ /SYSV|^\/dev\/shm/) c = 6; else c = 5;
       s[c] += $2 }
-    END { split("binary|heap + anonymous|GTK stack (tray)|X11/xcb|other libraries|shared memory", name, "|");
+    END { split("binary|heap + anonymous|GTK stack|X11/xcb/xkbcommon|other libraries|shared memory", name, "|");
       for (i = 1; i <= 6; i++) if (s[i] > 0) printf "%s%s %.1f", (n++ ? ", " : ""), name[i], s[i] / 1024 }' /proc/$pid/smaps)
   local hz; hz=$(getconf CLK_TCK)
   local parts; parts=$(scripts/rss-breakdown.sh $pid)
   kill $pid; wait $pid 2>/dev/null || true
-  printf 'idle %s agent: resident memory\t%s MiB\t-\n' "$label" "$(echo "scale=1; $rss/1024" | bc)" >> "$rows"
+  # The UI rows print the idle headless agent (same build) beside them.
+  local base="-"; [ -n "${BASELINE_KIB:-}" ] && base="idle headless $(echo "scale=1; $BASELINE_KIB/1024" | bc) MiB"
+  printf 'idle %s agent: resident memory\t%s MiB\t%s\n' "$label" "$(echo "scale=1; $rss/1024" | bc)" "$base" >> "$rows"
+  last_rss=$rss
   # Headless rows: the binary's pages split (scripts/rss-breakdown.sh); the UI row has its own above.
   [ -z "${BREAKDOWN:-}" ] && printf 'idle %s agent: of which (MiB)\t%s\t-\n' "$label" "$parts" >> "$rows"
   printf 'idle %s agent: CPU seconds over 60 s\t%s s\t0 s (ideal)\n' "$label" "$(echo "scale=2; ($t1-$t0)/$hz" | bc)" >> "$rows"
@@ -120,6 +125,7 @@ TOML
 }
 echo "== idle headless agent (60 s)" >&2
 idle headless --headless
+headless_rss=$last_rss
 # The same agent built without the `gui` feature (no GTK/X11/GL libraries linked): the build for a
 # headless till or a Linux `service`. Cargo keeps both feature sets' artifacts: flipping back relinks.
 cargo build --release -p till-agent --no-default-features >&2
@@ -133,13 +139,21 @@ cp target/dist/till-agent "$out/till-agent-dist-nogui"
 cargo build --profile dist -p till-agent --bin till-agent >&2
 AGENT_BIN="$out/till-agent-dist-nogui" idle "headless (dist profile, without gui)" --headless
 AGENT_BIN=target/dist/till-agent idle "headless (dist profile, default features)" --headless
+dist_headless_rss=$last_rss
+# The Linux tray is a StatusNotifierItem over zbus (pure Rust): no GTK/GLib/cairo/pango is linked.
+printf 'Linux till-agent (release, gui): GTK/GLib/cairo/pango libraries linked (ldd)\t%s\t0 (target)\n' \
+  "$(ldd target/release/till-agent | grep -c -E 'gtk|glib|gio-|gobject|cairo|pango|appindicator' || true)" >> "$rows"
 echo "== idle agent with UI under Xvfb (60 s)" >&2
 Xvfb :97 -screen 0 1280x800x24 >/dev/null 2>&1 & xvfb=$!
+# A desktop session's D-Bus session bus: the tray is a StatusNotifierItem there.
+bus_out=$(dbus-daemon --session --fork --print-address=1 --print-pid=1)
+export DBUS_SESSION_BUS_ADDRESS; DBUS_SESSION_BUS_ADDRESS=$(echo "$bus_out" | sed -n 1p); bus_pid=$(echo "$bus_out" | sed -n 2p)
 sleep 1
-DISPLAY=:97 BREAKDOWN=1 idle ui
+DISPLAY=:97 BREAKDOWN=1 BASELINE_KIB=$headless_rss idle ui
 # The same with the `dist` profile (what the MSI ships: opt-level z, fat LTO, stripped; built above).
-DISPLAY=:97 BREAKDOWN=1 AGENT_BIN=target/dist/till-agent idle "ui (dist profile)"
-kill $xvfb 2>/dev/null || true
+DISPLAY=:97 BREAKDOWN=1 BASELINE_KIB=$dist_headless_rss AGENT_BIN=target/dist/till-agent idle "ui (dist profile)"
+kill $xvfb "$bus_pid" 2>/dev/null || true
+unset DBUS_SESSION_BUS_ADDRESS
 
 echo
 echo "Benchmarks on $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), disk $(df -h . | awk 'NR==2{print $1}')"

@@ -13,12 +13,13 @@ PKGS=(
   osslsigncode openssl
   # X11 test bench: virtual display, key injection, layouts, screenshots, serial ptys
   faketime xvfb xdotool xinput x11-xkb-utils x11-utils xkb-data imagemagick socat fonts-dejavu-core
-  # the session app's balloon on Linux (a private session bus + dbus-monitor in its test)
+  # the Linux tray (a StatusNotifierItem) and the session app's balloon talk to the session D-Bus:
+  # the GUI tests start a private dbus-daemon per Xvfb; dbus-monitor in the balloon's test
   dbus dbus-bin dbus-daemon
   # power-cut test layer (FUSE): fusermount3, used when the suite does not run as root
   fuse3
-  # GUI/tray build deps (winit/egui, tray-icon on Linux)
-  libudev-dev libgtk-3-dev libxdo-dev libayatana-appindicator3-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1 libegl1
+  # GUI build deps (winit/egui; the Linux tray is pure Rust over D-Bus: no GTK/appindicator/xdo)
+  libudev-dev libxkbcommon-dev libxkbcommon-x11-0 libgl1 libegl1
   # receipts read "in another season" (summer-time test)
   faketime
   # the server e2e suite also runs on PostgreSQL (a throw-away cluster per test process, run as

@@ -113,7 +113,7 @@ fn xdotool(display: &str, args: &[&str]) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    for tool in ["Xvfb", "xdotool"] {
+    for tool in ["Xvfb", "xdotool", "dbus-daemon"] {
         anyhow::ensure!(
             Command::new("which")
                 .arg(tool)
@@ -137,6 +137,7 @@ fn main() -> anyhow::Result<()> {
     let baseline = rt_baseline(&url, &token, dir.path())?;
 
     let (_xvfb, display) = start_xvfb()?;
+    let (_bus, bus) = start_session_bus()?;
     let till = dir.path().join("till");
     std::fs::create_dir_all(till.join("export"))?;
     std::fs::create_dir_all(till.join("run"))?;
@@ -154,6 +155,7 @@ fn main() -> anyhow::Result<()> {
             .arg(till.join("agent.toml"))
             .arg("run")
             .env("DISPLAY", &display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
             .env("XDG_RUNTIME_DIR", till.join("run"))
             .env("HOME", &till)
             .env("TILL_AGENT_TOKEN", &token)
@@ -316,6 +318,20 @@ fn start_xvfb() -> anyhow::Result<(Kill, String)> {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
     let n: u32 = line.trim().parse().map_err(|_| anyhow::anyhow!("Xvfb said {line:?}"))?;
     Ok((Kill(child), format!(":{n}")))
+}
+
+/// A private D-Bus session bus (the tray's StatusNotifierItem lives there). (process, address)
+fn start_session_bus() -> anyhow::Result<(Kill, String)> {
+    let mut child = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("dbus-daemon (scripts/setup.sh installs it): {e}"))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+    anyhow::ensure!(line.starts_with("unix:"), "dbus-daemon said {line:?}");
+    Ok((Kill(child), line.trim().to_string()))
 }
 
 /// Terminator → quote in memory, p50/p99 ms (300 iterations after 20 warm-up): the detector fed a

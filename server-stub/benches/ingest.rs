@@ -290,6 +290,7 @@ fn main() {
         payload_hash: String::new(),
         account: None,
         effect: rules::evaluate_receipt(&program, &rs[0]),
+        payload_json: None,
     };
     let _: Option<RulesSnapshot> = None;
 

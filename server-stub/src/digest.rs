@@ -1,6 +1,6 @@
 //! Content hashes used for dedupe (payloads, tokens, idempotency keys).
 
-use protocol::v1::SyncPayload;
+use protocol::v1::{Receipt, SyncPayload};
 use sha2::{Digest, Sha256};
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -18,4 +18,16 @@ pub fn lookup_key_for(previous: Option<&protocol::rules::RulesSnapshot>) -> Stri
 /// Hash of an item's payload in its canonical (re-serialised) form: dedupe compares these.
 pub fn payload_hash(payload: &SyncPayload) -> String {
     sha256_hex(&serde_json::to_vec(payload).expect("wire types serialise"))
+}
+
+/// A receipt's JSON (its stored payload) and the [`payload_hash`] of it as a sync item, from one
+/// serialisation: the item's canonical form is `{"type":"receipt","body":<the receipt's JSON>}`.
+pub fn receipt_payload(r: &Receipt) -> (String, String) {
+    let body = serde_json::to_string(r).expect("wire types serialise");
+    let mut h = Sha256::new();
+    h.update(br#"{"type":"receipt","body":"#);
+    h.update(body.as_bytes());
+    h.update(b"}");
+    let hash = hex::encode(h.finalize());
+    (body, hash)
 }

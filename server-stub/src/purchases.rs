@@ -381,6 +381,7 @@ pub fn settle_due_tags(tx: &mut dyn Tx, program: &Program, now: DateTime<Utc>) -
                 payload_hash: hash,
                 account: account.clone(),
                 effect,
+                payload_json: None,
             },
             None,
         )?;

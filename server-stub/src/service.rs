@@ -175,10 +175,17 @@ pub fn sync(repo: &dyn Repository, till: &TillRow, batch: &SyncBatch) -> Result<
         let tx: &mut dyn Tx = &mut btx;
         let mut acks = Vec::with_capacity(batch.items.len());
         for (i, item) in batch.items.iter().enumerate() {
-            let hash = payload_hash(&item.payload);
+            // A receipt's stored JSON is the one its hash is made from (one serialisation).
+            let (receipt_json, hash) = match &item.payload {
+                SyncPayload::Receipt(r) => {
+                    let (json, hash) = crate::digest::receipt_payload(r);
+                    (Some(json), hash)
+                }
+                other => (None, payload_hash(other)),
+            };
             tx.savepoint()?;
             let result = match &item.payload {
-                SyncPayload::Receipt(r) => ingest_receipt(tx, &snap.program, i, &item.item_id, r, &hash),
+                SyncPayload::Receipt(r) => ingest_receipt(tx, &snap.program, i, &item.item_id, r, &hash, receipt_json),
                 SyncPayload::Registration(r) => register(tx, &snap.program, &item.item_id, r, &hash),
                 SyncPayload::MigrationPairing(p) => pair_migration(tx, &snap.program, &item.item_id, p, &hash),
                 SyncPayload::Redemption(r) => ledger::sync_redemption(tx, &snap.program, &item.item_id, r, &hash),
@@ -334,6 +341,7 @@ fn ingest_receipt(
     item_id: &str,
     r: &Receipt,
     hash: &str,
+    payload_json: Option<String>,
 ) -> Result<AckResult, ApiError> {
     if item_id != r.id.0 {
         return Ok(rejected(
@@ -404,6 +412,7 @@ fn ingest_receipt(
             payload_hash: hash.to_string(),
             account: account.clone(),
             effect,
+            payload_json,
         },
         original_id.as_ref(),
     )?;
@@ -1684,6 +1693,21 @@ mod tests {
             Some("limit")
         );
         assert_eq!(parse_limit(None, 5, 10).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_receipts_stored_json_and_hash_come_from_one_serialisation_and_match_the_items() {
+        let p: SyncPayload = serde_json::from_str(
+            r#"{"type":"receipt","body":{"id":"2be804bbdac84863d97a95790b358ab6","store_id":"S","till_id":"T",
+            "pos_receipt_no":"1","issued_at":"2026-11-23T10:15:00+01:00","currency":"CZK","total":"12.50",
+            "card":"1900 0000 0000 0017","lines":[{"name":"Šampon \"x\"","quantity":"1","unit_price":"12.50",
+            "line_total":"12.50","kind":"sale"}]}}"#,
+        )
+        .unwrap();
+        let SyncPayload::Receipt(r) = &p else { unreachable!() };
+        let (json, hash) = crate::digest::receipt_payload(r);
+        assert_eq!(hash, payload_hash(&p));
+        assert_eq!(json, serde_json::to_string(r).unwrap());
     }
 
     #[test]

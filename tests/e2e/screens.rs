@@ -218,6 +218,7 @@ fn every_screen_in_every_language_fits_its_window_and_is_screenshotted() {
                 .arg(dir.join("agent.toml"))
                 .arg("run")
                 .env("DISPLAY", d)
+                .env("DBUS_SESSION_BUS_ADDRESS", e2e::session_bus(d))
                 .env("XDG_RUNTIME_DIR", &runtime)
                 .env("TILL_AGENT_TOKEN", "not-used-offline")
                 .env("TILL_AGENT_LOG", "info,till_agent::ui=debug")

@@ -420,6 +420,7 @@ fn gui_session_app_searches_and_shows_the_sync_log_through_the_service() {
             .arg("session")
             .env_remove("TILL_AGENT_TOKEN")
             .env("DISPLAY", d)
+            .env("DBUS_SESSION_BUS_ADDRESS", e2e::session_bus(d))
             .env("XDG_RUNTIME_DIR", &runtime)
             .env("LANG", "cs_CZ.UTF-8")
             .env("TILL_AGENT_LOG", "info,till_agent::ui=debug")

@@ -44,6 +44,7 @@ fn agent(display: &str, runtime: &Path, args: &[&str], out: &Path, err: &Path) -
     c.arg("popup-demo")
         .args(args)
         .env("DISPLAY", display)
+        .env("DBUS_SESSION_BUS_ADDRESS", e2e::session_bus(display))
         .env("XDG_RUNTIME_DIR", runtime)
         .env("TILL_AGENT_LOG", "info")
         .stdout(std::fs::File::create(out).unwrap())
@@ -353,6 +354,7 @@ fn gui_run(d: &str, dir: &Path, runtime: &Path) -> Command {
         .arg(dir.join("agent.toml"))
         .arg("run")
         .env("DISPLAY", d)
+        .env("DBUS_SESSION_BUS_ADDRESS", e2e::session_bus(d))
         .env("XDG_RUNTIME_DIR", runtime)
         .env("TILL_AGENT_TOKEN", "not-used-offline");
     c
@@ -439,6 +441,181 @@ fn agent_run_gui_tray_menu_windows_and_clean_stop() {
     });
     assert!(status.success(), "exit {status:?}:\n{}", stderr());
     assert!(stderr().contains("termination signal: closing the GUI"), "{}", stderr());
+}
+
+/// The tray as a desktop panel sees it: the GUI agent starts before any tray host (no
+/// StatusNotifierWatcher yet: it says so and keeps its item on the bus); a panel then takes
+/// `org.kde.StatusNotifierWatcher` and the item registers with it; the panel reads the item's
+/// id, tooltip, icon and its Czech menu over D-Bus and clicks "Otevřít protokol synchronizace"
+/// (dbusmenu `Event "clicked"`): the sync-log window opens on the X display.
+#[test]
+fn agent_tray_is_a_status_notifier_item_a_panel_can_click() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo"]) {
+        return;
+    }
+    let xv = start_xvfb();
+    let d = xv.display.as_str();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let runtime = offline_till(dir, 5);
+    let err = dir.join("agent.stderr");
+    let mut agent_proc = Proc::spawn(
+        "till-agent run",
+        gui_run(d, dir, &runtime)
+            .env("TILL_AGENT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap()),
+    );
+    let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(30), || stderr()
+            .contains("tray icon started")
+            .then_some(()))
+        .is_some(),
+        "GUI did not start:\n{}",
+        stderr()
+    );
+    assert!(
+        stderr().contains("no StatusNotifierWatcher on the session bus"),
+        "no word on the missing tray host:\n{}",
+        stderr()
+    );
+
+    // The panel starts: the item registers with its watcher.
+    let mut panel = e2e::sni::Panel::start(&xv.bus.address);
+    let (sender, service) = panel
+        .next_item(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("the item did not register with the new watcher:\n{}", stderr()));
+    let pid = agent_proc.child.id();
+    assert_eq!(
+        service,
+        format!("org.kde.StatusNotifierItem-{pid}-1"),
+        "sender {sender}"
+    );
+    let text = |name: &str| String::try_from(panel.item_property(&service, name)).unwrap();
+    assert_eq!(text("Id"), "till-agent");
+    assert_eq!(text("Category"), "ApplicationStatus");
+    assert_eq!(text("Status"), "Active");
+    type Pixmaps = Vec<(i32, i32, Vec<u8>)>;
+    let tip: (String, Pixmaps, String, String) = panel.item_property(&service, "ToolTip").try_into().unwrap();
+    assert!(tip.2.starts_with("till-agent – "), "tooltip title {tip:?}");
+    assert!(tip.3.contains("Poslední synchronizace"), "tooltip text {tip:?}");
+    let icons: Pixmaps = panel.item_property(&service, "IconPixmap").try_into().unwrap();
+    assert!(
+        icons
+            .iter()
+            .any(|(w, h, px)| (*w, *h) == (32, 32) && px.len() == 32 * 32 * 4),
+        "no 32x32 ARGB pixmap: {:?}",
+        icons.iter().map(|i| (i.0, i.1, i.2.len())).collect::<Vec<_>>()
+    );
+    let menu_path = zbus::zvariant::OwnedObjectPath::try_from(panel.item_property(&service, "Menu"))
+        .unwrap()
+        .to_string();
+    let menu = panel.menu(&service, &menu_path);
+    let labels: Vec<&str> = menu.iter().filter(|e| !e.separator).map(|e| e.label.as_str()).collect();
+    for want in [
+        "Zobrazit posledního zákazníka",
+        "Otevřít protokol synchronizace",
+        "Synchronizovat nyní",
+        "O programu",
+        "Ukončit",
+    ] {
+        assert!(labels.contains(&want), "no {want:?} in the menu {labels:?}");
+    }
+    assert_eq!(labels.len(), 14, "{labels:?}");
+    assert_eq!(menu.iter().filter(|e| e.separator).count(), 3, "{menu:?}");
+
+    // A click on the sync-log entry opens its window, as the tray menu does.
+    assert!(find_window(d, "Protokol synchronizace").is_none());
+    let sync_log = menu
+        .iter()
+        .find(|e| e.label == "Otevřít protokol synchronizace")
+        .unwrap();
+    panel.click(&service, &menu_path, sync_log.id);
+    assert!(
+        wait_for(Duration::from_secs(15), || find_window(d, "Protokol synchronizace")).is_some(),
+        "the sync-log window did not open after the D-Bus click:\n{}",
+        stderr()
+    );
+
+    // SIGTERM: the item leaves the bus with the agent, exit 0.
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_for(Duration::from_secs(20), || agent_proc.child.try_wait().unwrap());
+    assert!(status.is_some_and(|s| s.success()), "no clean stop:\n{}", stderr());
+}
+
+/// The Linux GUI agent links no GTK stack: the tray is a StatusNotifierItem over zbus (pure Rust),
+/// the windows are drawn on the CPU into X11 buffers. (`ldd` of the built binary.)
+#[test]
+fn the_linux_agent_links_no_gtk_glib_cairo_or_pango() {
+    if !need_tools(&["ldd"]) {
+        return;
+    }
+    let out = Command::new("ldd").arg(bin("till-agent")).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let libs = String::from_utf8_lossy(&out.stdout);
+    assert!(libs.contains("libc.so"), "ldd said {libs}");
+    let gtk: Vec<&str> = libs
+        .lines()
+        .filter(|l| {
+            [
+                "gtk",
+                "gdk",
+                "glib",
+                "gio-",
+                "gobject",
+                "cairo",
+                "pango",
+                "appindicator",
+            ]
+            .iter()
+            .any(|n| l.contains(n))
+        })
+        .collect();
+    assert!(gtk.is_empty(), "GTK stack linked: {gtk:?}");
+}
+
+/// A till without a D-Bus session bus (no `DBUS_SESSION_BUS_ADDRESS`, no `$XDG_RUNTIME_DIR/bus`):
+/// the agent runs on (the popup shows), and one log line says why there is no tray icon.
+#[test]
+fn without_a_session_bus_the_popup_works_and_one_line_says_why_no_tray() {
+    if !need_tools(&["Xvfb", "xdpyinfo", "xdotool", "xwininfo"]) {
+        return;
+    }
+    let xv = start_xvfb();
+    let d = xv.display.as_str();
+    let tmp = tempfile::tempdir().unwrap();
+    let err = tmp.path().join("err.txt");
+    let _p = Proc::spawn(
+        "till-agent popup-demo",
+        Command::new(bin("till-agent"))
+            .args(["popup-demo", "--lang", "cs", "--quote"])
+            .arg(fixture("ui/quote-customer-cs.json"))
+            .env("DISPLAY", d)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("XDG_RUNTIME_DIR", tmp.path())
+            .env("TILL_AGENT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap()),
+    );
+    let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(20), || find_window(d, "till-agent popup")).is_some(),
+        "no popup without a session bus:\n{}",
+        stderr()
+    );
+    let why: Vec<String> = stderr()
+        .lines()
+        .filter(|l| l.contains("tray icon not available"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(why.len(), 1, "{}", stderr());
+    assert!(why[0].contains("no D-Bus session bus"), "{}", why[0]);
+    assert!(!stderr().contains("tray icon started"), "{}", stderr());
 }
 
 /// Tray menu → Reader test: the real agent's readers publish each key (as `digit` / `letter` /

@@ -35,8 +35,8 @@ pub struct GuiAgent {
 }
 
 impl GuiAgent {
-    /// Start the GUI agent of `till` with `token` on `display` (`LANG` = cs_CZ.UTF-8, ui debug
-    /// logging) and wait for its tray icon.
+    /// Start the GUI agent of `till` with `token` on `display` and its session bus (`LANG` =
+    /// cs_CZ.UTF-8, ui debug logging) and wait for its tray icon.
     pub fn start(till: &Till, token: &str, display: &str) -> GuiAgent {
         let runtime = till.dir.join("run");
         std::fs::create_dir_all(&runtime).unwrap();
@@ -48,6 +48,7 @@ impl GuiAgent {
                 .arg(&till.config)
                 .arg("run")
                 .env("DISPLAY", display)
+                .env("DBUS_SESSION_BUS_ADDRESS", crate::session_bus(display))
                 .env("XDG_RUNTIME_DIR", &runtime)
                 .env("TILL_AGENT_TOKEN", token)
                 .env("LANG", "cs_CZ.UTF-8")

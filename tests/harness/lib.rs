@@ -24,6 +24,7 @@ pub mod powerfs;
 pub mod proxy;
 pub mod serial;
 pub mod server;
+pub mod sni;
 pub mod till;
 pub mod wine;
 pub mod x;
@@ -153,9 +154,14 @@ pub fn in_ci() -> bool {
 /// The external tools the calling test needs. All on PATH → true. One missing: with `CI` set
 /// the test FAILS naming it (a test never passes by skipping); without `CI` it prints
 /// `SKIPPED <test>: …` and returns false, and the test returns at once:
-/// `if !need_tools(&["socat"]) { return; }`.
+/// `if !need_tools(&["socat"]) { return; }`. "Xvfb" also needs `dbus-daemon` ([`start_xvfb`]
+/// gives each display a session bus).
 #[must_use]
 pub fn need_tools(tools: &[&str]) -> bool {
+    let mut tools = tools.to_vec();
+    if tools.contains(&"Xvfb") {
+        tools.push("dbus-daemon");
+    }
     let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
     if missing.is_empty() {
         return true;

@@ -1,6 +1,8 @@
-//! Our own X server (Xvfb on a free display) and the X clients the tests drive it with
+//! Our own X server (Xvfb on a free display) with its own D-Bus session bus (a desktop session:
+//! the tray is a StatusNotifierItem on that bus), and the X clients the tests drive it with
 //! (xdotool, xwininfo, import): one Xvfb starter, one `find_window`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -13,6 +15,61 @@ pub struct Xvfb {
     /// `:N`
     pub display: String,
     pub proc: Proc,
+    /// The session bus of this display's "desktop" ([`session_bus`] finds it by display).
+    pub bus: SessionBus,
+}
+
+/// A private D-Bus session bus (`dbus-daemon --session`, killed on drop).
+pub struct SessionBus {
+    /// For `DBUS_SESSION_BUS_ADDRESS`.
+    pub address: String,
+    pub proc: Proc,
+}
+
+/// Start a private session bus and wait for its address. No `dbus-daemon`: the test fails (the
+/// tray needs a bus; `need_tools` with "Xvfb" also asks for `dbus-daemon`).
+pub fn start_session_bus() -> SessionBus {
+    let mut proc = Proc::spawn(
+        "dbus-daemon",
+        Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let address = first_line(&mut proc, Duration::from_secs(10))
+        .expect("dbus-daemon did not print its address (is dbus-daemon installed? scripts/setup.sh)");
+    let address = address.trim().to_string();
+    assert!(address.starts_with("unix:"), "dbus-daemon said {address:?}");
+    SessionBus { address, proc }
+}
+
+/// The first line `proc` prints on its (piped) stdout, waited for up to `timeout` (a daemon that
+/// announces its address or display that way).
+fn first_line(proc: &mut Proc, timeout: Duration) -> Option<String> {
+    let stdout = proc.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(timeout).ok()
+}
+
+fn buses() -> &'static std::sync::Mutex<HashMap<String, String>> {
+    static BUSES: std::sync::OnceLock<std::sync::Mutex<HashMap<String, String>>> = std::sync::OnceLock::new();
+    BUSES.get_or_init(Default::default)
+}
+
+/// The session bus address of the Xvfb on `display` (for `DBUS_SESSION_BUS_ADDRESS` of a GUI agent
+/// started there).
+pub fn session_bus(display: &str) -> String {
+    buses()
+        .lock()
+        .unwrap()
+        .get(display)
+        .cloned()
+        .unwrap_or_else(|| panic!("no session bus for display {display} (start it with start_xvfb)"))
 }
 
 /// Start an Xvfb with one `width`x`height`x24 screen and wait until it answers `xdpyinfo`.
@@ -31,15 +88,7 @@ pub fn start_xvfb(width: u32, height: u32) -> Xvfb {
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
     let mut proc = Proc::spawn("Xvfb", &mut cmd);
-    let stdout = proc.child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        let _ = tx.send(line);
-    });
-    let n = rx
-        .recv_timeout(Duration::from_secs(20))
+    let n = first_line(&mut proc, Duration::from_secs(20))
         .expect("Xvfb did not report a display (is xvfb installed? scripts/setup.sh)");
     assert!(n.trim().parse::<u32>().is_ok(), "Xvfb said {n:?}");
     let display = format!(":{}", n.trim());
@@ -54,7 +103,9 @@ pub fn start_xvfb(width: u32, height: u32) -> Xvfb {
         ok.then_some(())
     });
     assert!(up.is_some(), "Xvfb {display} does not answer");
-    Xvfb { display, proc }
+    let bus = start_session_bus();
+    buses().lock().unwrap().insert(display.clone(), bus.address.clone());
+    Xvfb { display, proc, bus }
 }
 
 impl Xvfb {

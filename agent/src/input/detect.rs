@@ -375,15 +375,7 @@ impl Detector {
             match verdict {
                 Ok(()) => {
                     if cfg.intercept {
-                        let mut keys: Vec<KeyEvent> = st.held.drain(..).map(|(k, _)| k).collect();
-                        keys.push(ev);
-                        for k in &keys {
-                            if k.down {
-                                st.swallowed_down.insert(k.key);
-                            } else {
-                                st.swallowed_down.remove(&k.key);
-                            }
-                        }
+                        let keys = swallow_held(st, Some(ev));
                         out.push(Action::Swallow(keys));
                     }
                     if tainted {
@@ -462,18 +454,78 @@ impl Detector {
 
     /// Keys of `device` went past the detector to the POS (`leaked`, in order): the intercept
     /// hook was lost and has been reinstalled. The burst in progress is tainted until it ends.
+    ///
+    /// Leaked keys count for the burst (its characters and timing) but are never held, replayed
+    /// or swallowed: the POS has them. When a busy till lets a whole scan through before the
+    /// agent's thread runs, its terminator is among the leaked keys: a burst that ends like a scan
+    /// there is a read error (the number reached the POS, so the cashier scans again), its held
+    /// keys are swallowed; one that does not is human typing and its held keys are replayed.
     pub fn input_lost(&mut self, device: u32, leaked: &[KeyEvent]) -> Vec<Action> {
+        let cfg = &self.cfg;
+        let dedicated = cfg.dedicated.contains(&device);
         let st = self.devs.entry(device).or_default();
+        let mut out = Vec::new();
         st.tainted = true;
         for k in leaked {
+            if k.key.is_shift() {
+                if k.down {
+                    st.shift.insert(k.key);
+                } else {
+                    st.shift.remove(&k.key);
+                }
+            } else if k.key.is_command_modifier() {
+                if k.down {
+                    st.command.insert(k.key);
+                } else {
+                    st.command.remove(&k.key);
+                }
+            }
             if k.down {
                 st.leaked_down.insert(k.key);
             } else {
                 st.leaked_down.remove(&k.key);
             }
+            if let Some(last) = st.last_time {
+                if !dedicated && st.prefix_at.is_none() && k.time_ms.saturating_sub(last) > cfg.max_gap_ms {
+                    st.chars.clear();
+                    flush_held(st, cfg, &mut out);
+                }
+            }
             st.last_time = Some(st.last_time.map_or(k.time_ms, |t| t.max(k.time_ms)));
+            st.tainted = true;
+            if !k.down {
+                continue;
+            }
+            if cfg.terminators.contains(&k.key) {
+                let stats = stats(&st.chars, k.time_ms, cfg);
+                let scan_like = st.prefix_at.take().is_some()
+                    || (dedicated && !st.chars.is_empty())
+                    || (!dedicated && judge(&stats, cfg).is_ok());
+                st.chars.clear();
+                st.typed = 0;
+                st.tainted = false;
+                if scan_like {
+                    if cfg.intercept && !st.held.is_empty() {
+                        let keys = swallow_held(st, None);
+                        out.push(Action::Swallow(keys));
+                    }
+                    out.push(Action::NotScan {
+                        device,
+                        reason: LOST_REASON.into(),
+                        stats,
+                        read_error: true,
+                    });
+                } else {
+                    flush_held(st, cfg, &mut out);
+                }
+            } else if st.command.is_empty() {
+                if let Some(c) = k.key.us_char(!st.shift.is_empty()) {
+                    st.chars.push((k.time_ms, c));
+                    st.typed += 1;
+                }
+            }
         }
-        Vec::new()
+        out
     }
 
     /// The clock moved to `now` with no key: release held human keys after `max_gap_ms`, end
@@ -555,6 +607,21 @@ fn end_prefix_unterminated(st: &mut DevState, device: u32, last: u64, cfg: &Dete
         stats,
         read_error,
     }
+}
+
+/// The held keys (and `last`) are part of a scan: swallowed, their downs remembered so their ups
+/// are swallowed too.
+fn swallow_held(st: &mut DevState, last: Option<KeyEvent>) -> Vec<KeyEvent> {
+    let mut keys: Vec<KeyEvent> = st.held.drain(..).map(|(k, _)| k).collect();
+    keys.extend(last);
+    for k in &keys {
+        if k.down {
+            st.swallowed_down.insert(k.key);
+        } else {
+            st.swallowed_down.remove(&k.key);
+        }
+    }
+    keys
 }
 
 fn flush_held(st: &mut DevState, cfg: &DetectConfig, out: &mut Vec<Action>) {
@@ -1116,7 +1183,10 @@ mod tests {
             ..Default::default()
         };
         let script = typed("1900123456789012", &[8], 3, 1, true);
-        for (alive, leaked) in [(0, 1), (0, 2), (4, 1), (6, 3), (30, 2)] {
+        let n = parse(&script).unwrap().len();
+        // the last three: the whole scan (or all of it after the first keys) went past before the
+        // agent's thread ran, its Enter too (with and without the Enter's release)
+        for (alive, leaked) in [(0, 1), (0, 2), (4, 1), (6, 3), (30, 2), (0, n), (4, n - 4), (0, n - 1)] {
             let (a, gone) = run_with_lost_hook(cfg.clone(), &script, alive, leaked);
             assert!(
                 scans(&a).is_empty(),
@@ -1168,6 +1238,14 @@ mod tests {
         // "a" (down + up) went to the POS past the dead hook; "bc⏎" are replayed
         let (a, _) = run_with_lost_hook(cfg.clone(), &script, 0, 2);
         assert_eq!(pos_text(&a), "bc⏎");
+        assert!(
+            !a.iter().any(|x| matches!(x, Action::NotScan { read_error: true, .. })),
+            "{a:?}"
+        );
+        // all of it, Enter too, went past: nothing to replay and no read error
+        let all = parse(&script).unwrap().len();
+        let (a, _) = run_with_lost_hook(cfg.clone(), &script, 0, all);
+        assert_eq!(pos_text(&a), "");
         assert!(
             !a.iter().any(|x| matches!(x, Action::NotScan { read_error: true, .. })),
             "{a:?}"

@@ -1,14 +1,11 @@
-//! The tray icon (tray-icon): a state dot drawn in code, a tooltip with queue depth and last
-//! sync, and the menu. Where the icon lives (Linux: a GTK thread; Windows: the main thread) is
-//! `ui::platform::TrayHost`. Menu clicks go to `on_menu` (the GUI's channel +
-//! a repaint request, i.e. the winit event-loop proxy).
-
-use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
-use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
+//! The tray icon: a state dot drawn in code, a tooltip with queue depth and last sync, and the
+//! menu. How it is shown (Linux: a StatusNotifierItem on the session D-Bus; Windows: tray-icon)
+//! is `ui::platform::TrayHost`. Menu clicks go to `on_menu` (the GUI's channel + a repaint
+//! request, i.e. the winit event-loop proxy).
 
 use super::human::{self, Backlog};
 use super::i18n::{t, Key, Lang};
-use super::platform::TrayHost;
+use super::platform::{MenuEntry, TrayHost, TrayLook};
 use crate::events::SyncStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,10 +92,6 @@ pub fn icon_rgba(state: TrayState) -> Vec<u8> {
     px
 }
 
-fn icon(state: TrayState) -> Icon {
-    Icon::from_rgba(icon_rgba(state), ICON_SIZE, ICON_SIZE).expect("icon size matches buffer")
-}
-
 /// Windows keeps at most 127 UTF-16 units of a tray tooltip (`szTip[128]` with its NUL).
 pub const TOOLTIP_MAX_UTF16: usize = 127;
 
@@ -177,8 +170,9 @@ pub const MENU_IDS: [&str; 14] = [
     "quit",
 ];
 
-fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
-    let menu = Menu::new();
+/// The menu in `lang`: [`MENU_IDS`] with their labels; separators above "sync log", "sync now"
+/// and "quit".
+pub fn menu(lang: Lang) -> Vec<MenuEntry> {
     use super::find_i18n::{fx, Fx};
     use super::i18n::{rdm, Rdm};
     let labels = [
@@ -197,23 +191,24 @@ fn build(lang: Lang) -> anyhow::Result<TrayIcon> {
         t(lang, Key::MenuAbout),
         t(lang, Key::MenuQuit),
     ];
-    for (i, (id, label)) in MENU_IDS.iter().zip(labels).enumerate() {
-        if i == 8 || i == 9 || i == 13 {
-            menu.append(&PredefinedMenuItem::separator())?;
-        }
-        menu.append(&MenuItem::with_id(*id, label, true, None))?;
+    MENU_IDS
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .map(|(i, (id, label))| MenuEntry {
+            id,
+            label: label.to_string(),
+            separator_before: i == 8 || i == 9 || i == 13,
+        })
+        .collect()
+}
+
+fn look(state: TrayState, tooltip: String) -> TrayLook {
+    TrayLook {
+        rgba: icon_rgba(state),
+        size: ICON_SIZE,
+        tooltip,
     }
-    let s = SyncStatus::default();
-    Ok(TrayIconBuilder::new()
-        .with_id("till-agent")
-        .with_menu(Box::new(menu))
-        .with_tooltip(tooltip(
-            lang,
-            &s,
-            &Backlog::from_rate(s.queue_depth, 0, std::time::Duration::ZERO),
-        ))
-        .with_icon(icon(TrayState::from_status(&s)))
-        .build()?)
 }
 
 /// Handle to the running tray icon.
@@ -225,10 +220,16 @@ pub struct Tray {
 impl Tray {
     /// Create the icon and menu; menu clicks call `on_menu(id)` (one of [`MENU_IDS`]).
     pub fn start(lang: Lang, on_menu: impl Fn(String) + Send + Sync + 'static) -> anyhow::Result<Tray> {
-        MenuEvent::set_event_handler(Some(move |e: MenuEvent| on_menu(e.id.0.clone())));
+        let s = SyncStatus::default();
+        let tip = tooltip(
+            lang,
+            &s,
+            &Backlog::from_rate(s.queue_depth, 0, std::time::Duration::ZERO),
+        );
+        let state = TrayState::from_status(&s);
         Ok(Tray {
-            host: TrayHost::start(move || build(lang))?,
-            last: None,
+            host: TrayHost::start(menu(lang), look(state, tip.clone()), std::sync::Arc::new(on_menu))?,
+            last: Some((state, tip)),
         })
     }
 
@@ -240,10 +241,7 @@ impl Tray {
             return;
         }
         self.last = Some((state, tip.clone()));
-        self.host.with_icon(move |i| {
-            let _ = i.set_icon(Some(icon(state)));
-            let _ = i.set_tooltip(Some(tip));
-        });
+        self.host.set(look(state, tip));
     }
 }
 

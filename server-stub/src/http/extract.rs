@@ -184,37 +184,50 @@ impl<S: Send + Sync, T: DeserializeOwned + utoipa::ToSchema> FromRequest<S> for 
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let contract = req.extensions().get::<std::sync::Arc<Contract>>().cloned();
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or_default();
-            if !ct.starts_with("application/json") {
-                return Err(ApiError::new(
-                    ErrorKind::UnsupportedMediaType,
-                    "unsupported_media_type",
-                    format!("Content-Type {ct:?}: send application/json"),
-                    Some("Content-Type"),
-                ));
-            }
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    ErrorKind::PayloadTooLarge,
-                    "body_too_large",
-                    format!("request body is over the {BODY_LIMIT}-byte limit; send smaller batches"),
-                    None,
-                )
-            } else {
-                ApiError::bad_request("unreadable_body", e.body_text(), None)
-            }
-        })?;
-        let value: T = parse_json(&bytes)?;
-        if let Some(contract) = contract {
-            let raw: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::bad_request("malformed_json", e.to_string(), None))?;
-            contract.check(&T::name(), &raw)?;
-        }
-        Ok(JsonBody(value))
+        let bytes = read_json_bytes(req, state).await?;
+        Ok(JsonBody(parse_checked(&bytes, contract.as_deref())?))
     }
+}
+
+/// `T` from a request body: [`parse_json`], then `T`'s schema in the contract (when there is one).
+pub fn parse_checked<T: DeserializeOwned + utoipa::ToSchema>(
+    bytes: &[u8],
+    contract: Option<&Contract>,
+) -> Result<T, ApiError> {
+    let value: T = parse_json(bytes)?;
+    if let Some(contract) = contract {
+        let raw: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("malformed_json", e.to_string(), None))?;
+        contract.check(&T::name(), &raw)?;
+    }
+    Ok(value)
+}
+
+/// The body of a JSON request: 415 for another Content-Type, 413 over [`BODY_LIMIT`].
+pub async fn read_json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if !ct.starts_with("application/json") {
+            return Err(ApiError::new(
+                ErrorKind::UnsupportedMediaType,
+                "unsupported_media_type",
+                format!("Content-Type {ct:?}: send application/json"),
+                Some("Content-Type"),
+            ));
+        }
+    }
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                "body_too_large",
+                format!("request body is over the {BODY_LIMIT}-byte limit; send smaller batches"),
+                None,
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", e.body_text(), None)
+        }
+    })
 }
 
 fn bearer(parts: &Parts) -> Result<String, ApiError> {

@@ -19,6 +19,7 @@ use protocol::CustomerId;
 
 use super::extract::{date_param, query_params, AdminAuth, JsonBody, TillAuth};
 use super::state::AppState;
+use super::syncbody::SyncBody;
 use crate::error::{ApiError, ErrorKind};
 use crate::service::{
     self, BirthdayRun, BlockRequest, IssueCardsRequest, IssueCardsResponse, ParentRequest, ReissueResponse,
@@ -93,7 +94,7 @@ pub async fn method_not_allowed(uri: Uri) -> ApiError {
 pub async fn sync(
     State(st): State<AppState>,
     TillAuth(till): TillAuth,
-    JsonBody(batch): JsonBody<SyncBatch>,
+    SyncBody(batch): SyncBody,
 ) -> Result<Response, ApiError> {
     let n = batch.items.len();
     let pending = st.metrics.pending();

@@ -7,6 +7,7 @@ mod handlers;
 pub mod metrics;
 pub mod problem;
 pub mod state;
+pub mod syncbody;
 
 use std::sync::Arc;
 

@@ -235,13 +235,16 @@ impl<'t> BatchTx<'t> {
             return Ok(());
         }
         let cache = &self.customers;
-        let w = self.writes(
+        let mut w = self.writes(
             &self.dirty,
             &|id| cache.get(id).cloned().flatten(),
             &self.touched,
-            &self.ledger,
-            &self.new_receipts,
+            &[],
+            &[],
         );
+        // Everything buffered is written now: the ledger and receipts move, not copied.
+        w.ledger = std::mem::take(&mut self.ledger);
+        w.receipts = std::mem::take(&mut self.new_receipts);
         self.inner.write_batch(&w)?;
         self.clear_buffers();
         Ok(())
@@ -451,7 +454,15 @@ impl Tx for BatchTx<'_> {
                 item.receipts_before.insert(id.clone(), self.receipts.get(&id).cloned());
             }
         }
-        self.receipts.insert(id, Some(r.clone()));
+        // The read cache needs no copy of the stored JSON.
+        let cached = StoredReceipt {
+            receipt: r.receipt.clone(),
+            payload_hash: r.payload_hash.clone(),
+            account: r.account.clone(),
+            effect: r.effect.clone(),
+            payload_json: None,
+        };
+        self.receipts.insert(id, Some(cached));
         self.new_receipts.push((r.clone(), original.cloned()));
         Ok(())
     }
@@ -650,7 +661,7 @@ mod tests {
     use super::*;
     use crate::store::sqlite::SqliteRepo;
     use crate::store::{read, transact};
-    use protocol::v1::{Consents, CustomerName, LedgerKind};
+    use protocol::v1::LedgerKind;
 
     fn program() -> Program {
         let v: serde_json::Value =
@@ -659,22 +670,7 @@ mod tests {
     }
 
     fn customer(id: &str) -> Customer {
-        Customer {
-            id: CustomerId(id.into()),
-            name: CustomerName::Person {
-                first_name: "Jana".into(),
-                surname: "Nováková".into(),
-            },
-            contact: Default::default(),
-            consents: Consents {
-                program_rules: true,
-                marketing: false,
-            },
-            birthday: None,
-            tier: None,
-            parent: None,
-            discount_override: None,
-        }
+        crate::store::test_customer(id)
     }
 
     fn balance(points: i64) -> CustomerState {
@@ -703,6 +699,7 @@ mod tests {
         StoredReceipt {
             effect: protocol::rules::evaluate_receipt(&program(), &receipt),
             receipt,
+            payload_json: None,
             payload_hash: format!("h{no}"),
             account: Some(CustomerId("C1".into())),
         }

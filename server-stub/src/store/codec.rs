@@ -39,6 +39,7 @@ pub(crate) fn to_stored(row: (String, String, Option<String>, String)) -> StoreR
         payload_hash: row.1,
         account: row.2.map(CustomerId),
         effect: from_json("receipt effect", &row.3)?,
+        payload_json: None,
     })
 }
 

@@ -37,6 +37,8 @@ pub struct StoredReceipt {
     pub account: Option<CustomerId>,
     /// The engine's effect (points are credited only when `account` is set).
     pub effect: ReceiptEffect,
+    /// `receipt` as JSON when already made (sync ingest hashes it); None: made when stored.
+    pub payload_json: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -430,4 +432,25 @@ pub fn read<T>(repo: &dyn Repository, mut f: impl FnMut(&mut dyn Tx) -> Result<T
         Ok(())
     })?;
     Ok(out.expect("unit of work returned"))
+}
+
+/// A plain test customer (a person, program rules accepted, nothing else) for the store's unit tests.
+#[cfg(test)]
+pub(crate) fn test_customer(id: &str) -> protocol::v1::Customer {
+    protocol::v1::Customer {
+        id: protocol::CustomerId(id.into()),
+        name: protocol::v1::CustomerName::Person {
+            first_name: "Jana".into(),
+            surname: "Nováková".into(),
+        },
+        contact: Default::default(),
+        consents: protocol::v1::Consents {
+            program_rules: true,
+            marketing: false,
+        },
+        birthday: None,
+        tier: None,
+        parent: None,
+        discount_override: None,
+    }
 }

@@ -1228,7 +1228,7 @@ impl Tx for PgTx<'_> {
                 }),
                 col(&|s, _| s.effect.campaign.clone()),
                 col(&|s, _| Some(json(&s.effect))),
-                col(&|s, _| Some(json(&s.receipt))),
+                col(&|s, _| Some(s.payload_json.clone().unwrap_or_else(|| json(&s.receipt)))),
                 col(&|_, _| Some(now())),
                 col(&|_, o| o.map(|o| o.0.clone())),
             ];

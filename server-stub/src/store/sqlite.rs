@@ -29,6 +29,49 @@ pub struct SqliteRepo {
     /// Idle read connections: reads run beside the writer (WAL), never behind its mutex.
     readers: Mutex<Vec<Connection>>,
     open_readers: AtomicU64,
+    /// Wakes the checkpointer after a commit; dropped with the repository, which ends it.
+    checkpoints: std::sync::mpsc::SyncSender<()>,
+    /// Accounts as last committed by this server, parsed: see [`AccountCache`].
+    accounts: AccountCache,
+}
+
+/// Accounts (customer rows) parsed from their JSON, by id, each with the change number it was
+/// written with. A sync batch's prefetch reads the change numbers and parses only the rows whose
+/// number moved (every write of a customer row takes a new one). Filled at commit from the rows
+/// the transaction wrote or parsed; a transaction that rolled back to a savepoint drops its rows
+/// from it instead (a rolled-back change number can be taken again). Emptied past
+/// [`ACCOUNT_CACHE_MAX`] entries.
+type AccountCache = Mutex<std::collections::HashMap<String, CustomerRow>>;
+const ACCOUNT_CACHE_MAX: usize = 50_000;
+
+/// The WAL is copied into the database file by a thread of its own ([`checkpointer`]), off the
+/// commit path: at most this long after a commit, so under load one checkpoint takes many
+/// batches' pages (an account's page rewritten by each batch is copied once).
+const CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+/// The writer still checkpoints itself when the WAL grows past this many pages (≈ 40 MB): the
+/// checkpointer could not keep up or could not run.
+const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection [`CHECKPOINT_AFTER`] a commit
+/// woke it (never blocking the writer or readers), until the repository is dropped.
+fn checkpointer(conn: Connection, wake: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::TryRecvError;
+    while wake.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_AFTER);
+        let gone = loop {
+            match wake.try_recv() {
+                Ok(()) => continue,
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed (the writer checkpoints past {WRITER_CHECKPOINT_PAGES} pages)");
+        }
+        if gone {
+            return;
+        }
+    }
 }
 
 /// Open (creating if needed) and migrate. WAL, synchronous=FULL (a commit survives power loss),
@@ -77,11 +120,22 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
 
 impl SqliteRepo {
     pub fn open(path: &Path) -> StoreResult<SqliteRepo> {
+        let conn = open_connection(path)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        let ck = Connection::open(path)?;
+        ck.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (checkpoints, wake) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpointer(ck, wake))
+            .map_err(|e| StoreError::Other(format!("starting the WAL checkpointer: {e}")))?;
         Ok(SqliteRepo {
-            conn: Mutex::new(open_connection(path)?),
+            conn: Mutex::new(conn),
             path: path.to_path_buf(),
             readers: Mutex::new(Vec::new()),
             open_readers: AtomicU64::new(0),
+            checkpoints,
+            accounts: Mutex::new(Default::default()),
         })
     }
 
@@ -141,11 +195,33 @@ impl Repository for SqliteRepo {
     fn with_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), ApiError>) -> Result<(), ApiError> {
         // A panic inside a unit of work drops its transaction (rollback), so the connection is
         // still consistent: recover it from a poisoned mutex.
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = guard.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut stx = SqliteTx { tx };
-        f(&mut stx)?;
-        stx.tx.commit()?;
+        {
+            let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = guard.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut stx = SqliteTx {
+                tx,
+                accounts: Some(&self.accounts),
+                seen: Vec::new(),
+                rolled_back: false,
+            };
+            f(&mut stx)?;
+            stx.tx.commit()?;
+            let mut cache = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+            if stx.rolled_back {
+                for row in &stx.seen {
+                    cache.remove(&row.customer.id.0);
+                }
+            } else {
+                if cache.len() + stx.seen.len() > ACCOUNT_CACHE_MAX {
+                    cache.clear();
+                }
+                for row in stx.seen {
+                    cache.insert(row.customer.id.0.clone(), row);
+                }
+            }
+        }
+        // Full: a wake-up is pending already.
+        let _ = self.checkpoints.try_send(());
         Ok(())
     }
 
@@ -153,7 +229,12 @@ impl Repository for SqliteRepo {
         let mut conn = self.reader()?;
         let out = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let mut stx = SqliteTx { tx };
+            let mut stx = SqliteTx {
+                tx,
+                accounts: None,
+                seen: Vec::new(),
+                rolled_back: false,
+            };
             f(&mut stx)?;
             stx.tx.commit()?;
             Ok(())
@@ -176,6 +257,12 @@ impl Repository for SqliteRepo {
 
 struct SqliteTx<'c> {
     tx: rusqlite::Transaction<'c>,
+    /// The writer's account cache (None in read transactions).
+    accounts: Option<&'c AccountCache>,
+    /// Customer rows this transaction wrote or parsed, for the cache at commit.
+    seen: Vec<CustomerRow>,
+    /// A ROLLBACK TO a savepoint ran: the rows in `seen` may not be what is committed.
+    rolled_back: bool,
 }
 
 const RECEIPT_COLS: &str = "payload, payload_hash, account_id, effect";
@@ -290,24 +377,49 @@ fn to_redemption(v: Vec<rusqlite::types::Value>) -> StoreResult<RedemptionRow> {
 }
 
 impl SqliteTx<'_> {
+    fn parse_customers_in(&mut self, ids: &[CustomerId]) -> StoreResult<Vec<CustomerRow>> {
+        let keys = serde_json::to_string(&ids.iter().map(|c| c.0.as_str()).collect::<Vec<_>>()).expect("strings");
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {CUSTOMER_COLS} FROM customers WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+            ))?
+            .query_map([keys], customer_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_customer).collect()
+    }
+
     fn bump_change_seq(&mut self) -> StoreResult<i64> {
         self.next_counter("change_seq")
     }
 
     fn write_customer(&mut self, customer: &Customer, state: &CustomerState, seq: i64) -> StoreResult<()> {
-        self.tx
+        let (id, parent) = (&customer.id.0, customer.parent.as_ref().map(|p| p.0.as_str()));
+        let (customer_json, state_json) = (json(customer), json(state));
+        // The usual case, an account whose parent stays: a plain UPDATE leaves the parent index
+        // alone (an upsert rewrites every index of the columns it sets).
+        let updated = self
+            .tx
             .prepare_cached(
-                "INSERT INTO customers (id, parent_id, customer, state, change_seq) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
-                 state = excluded.state, change_seq = excluded.change_seq",
+                "UPDATE customers SET customer = ?3, state = ?4, change_seq = ?5 WHERE id = ?1 AND parent_id IS ?2",
             )?
-            .execute(params![
-                customer.id.0,
-                customer.parent.as_ref().map(|p| p.0.clone()),
-                json(customer),
-                json(state),
-                seq
-            ])?;
+            .execute(params![id, parent, customer_json, state_json, seq])?;
+        if updated == 0 {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO customers (id, parent_id, customer, state, change_seq) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
+                     state = excluded.state, change_seq = excluded.change_seq",
+                )?
+                .execute(params![id, parent, customer_json, state_json, seq])?;
+        }
+        if self.accounts.is_some() {
+            self.seen.push(CustomerRow {
+                customer: customer.clone(),
+                state: state.clone(),
+                change_seq: seq,
+            });
+        }
         Ok(())
     }
 }
@@ -322,6 +434,7 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
     fn rollback_to_savepoint(&mut self) -> StoreResult<()> {
+        self.rolled_back = true;
         self.tx.execute_batch("ROLLBACK TO item; RELEASE item")?;
         Ok(())
     }
@@ -434,7 +547,7 @@ impl Tx for SqliteTx<'_> {
                 credited.to_string(),
                 s.effect.campaign,
                 json(&s.effect),
-                json(r),
+                s.payload_json.as_deref().map_or_else(|| json(r).into(), std::borrow::Cow::Borrowed),
                 now(),
                 original.map(|o| o.0.clone()),
             ])?;
@@ -982,15 +1095,34 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn customers_in(&mut self, ids: &[CustomerId]) -> StoreResult<Vec<CustomerRow>> {
+        let Some(cache) = self.accounts else {
+            return self.parse_customers_in(ids);
+        };
+        // The change numbers first: a row whose number the cache holds is not parsed again.
         let keys = serde_json::to_string(&ids.iter().map(|c| c.0.as_str()).collect::<Vec<_>>()).expect("strings");
-        let rows = self
+        let seqs = self
             .tx
-            .prepare_cached(&format!(
-                "SELECT {CUSTOMER_COLS} FROM customers WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
-            ))?
-            .query_map([keys], customer_row)?
+            .prepare_cached("SELECT id, change_seq FROM customers WHERE id IN (SELECT value FROM json_each(?1))")?
+            .query_map([keys], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(to_customer).collect()
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut missing = Vec::new();
+        {
+            let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, seq) in seqs {
+                match cache.get(&id) {
+                    Some(row) if row.change_seq == seq => out.push(row.clone()),
+                    _ => missing.push(CustomerId(id)),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let parsed = self.parse_customers_in(&missing)?;
+            self.seen.extend(parsed.iter().cloned());
+            out.extend(parsed);
+        }
+        out.sort_by(|a, b| a.customer.id.cmp(&b.customer.id));
+        Ok(out)
     }
 
     fn sub_customers_in(&mut self, parents: &[CustomerId]) -> StoreResult<Vec<(CustomerId, CustomerId)>> {
@@ -1083,6 +1215,75 @@ mod tests {
             .unwrap();
         let err = open_connection(&p).expect_err("refused");
         assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    /// The account cache never answers with a row the database does not hold: a change made
+    /// elsewhere (another process), a change rolled back to a savepoint, and a change number
+    /// taken again after that rollback are all read from the database.
+    #[test]
+    fn cached_accounts_follow_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let repo = SqliteRepo::open(&path).unwrap();
+        let c1 = CustomerId("C1".into());
+        let customer = crate::store::test_customer(&c1.0);
+        let balance = |p: i64| CustomerState {
+            points_balance: Decimal::from(p),
+            ..Default::default()
+        };
+        let points = || {
+            transact(&repo, |tx| Ok(tx.customers_in(std::slice::from_ref(&c1))?))
+                .unwrap()
+                .iter()
+                .map(|r| r.state.points_balance)
+                .collect::<Vec<_>>()
+        };
+        transact(&repo, |tx| Ok(tx.put_customer(&customer, &balance(1))?)).unwrap();
+        assert_eq!(points(), [Decimal::from(1)]);
+        assert_eq!(points(), [Decimal::from(1)], "from the cache");
+        // Another process writes the row (with a new change number).
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute(
+                "UPDATE customers SET state = '{\"points_balance\":\"7\"}', change_seq = change_seq + 100 WHERE id = 'C1'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(points(), [Decimal::from(7)]);
+        // A write rolled back to its savepoint, then the same change number taken again.
+        transact(&repo, |tx| {
+            tx.savepoint()?;
+            tx.put_customer(&customer, &balance(9))?;
+            tx.rollback_to_savepoint()?;
+            Ok(())
+        })
+        .unwrap();
+        other
+            .execute(
+                "UPDATE customers SET state = '{\"points_balance\":\"8\"}',
+                 change_seq = (SELECT value + 1 FROM counters WHERE name = 'change_seq') WHERE id = 'C1'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(
+            points(),
+            [Decimal::from(8)],
+            "the rolled-back write's change number, other content"
+        );
+        transact(&repo, |tx| Ok(tx.put_customer(&customer, &balance(11))?)).unwrap();
+        assert_eq!(points(), [Decimal::from(11)]);
+        // A failed unit of work leaves the cache as it was.
+        let _ = transact(&repo, |tx| -> Result<(), ApiError> {
+            tx.put_customer(&customer, &balance(12))?;
+            Err(ApiError::internal("boom"))
+        });
+        assert_eq!(points(), [Decimal::from(11)]);
+        assert_eq!(
+            transact(&repo, |tx| Ok(tx.customers_in(&[CustomerId("nobody".into())])?))
+                .unwrap()
+                .len(),
+            0
+        );
     }
 
     #[test]

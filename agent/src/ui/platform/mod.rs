@@ -10,7 +10,7 @@ mod windows;
 #[cfg(target_os = "linux")]
 mod x11;
 
-pub use self::tray_host::TrayHost;
+pub use self::tray_host::{MenuEntry, TrayHost, TrayLook};
 
 pub trait PopupPlatform {
     fn name(&self) -> &'static str;

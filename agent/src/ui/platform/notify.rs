@@ -3,8 +3,8 @@
 //! could not start). tray-icon has no balloon API, so: on Windows a notification-area icon of our
 //! own (`Shell_NotifyIconW` with `NIF_INFO`, an error balloon; on Windows 10+ shown as a toast)
 //! that is removed again after 20 s; on Linux a freedesktop notification
-//! (`org.freedesktop.Notifications.Notify` over the session D-Bus, through gio which GTK brings
-//! anyway). The caller decides when (once per distinct reason); this only shows.
+//! (`org.freedesktop.Notifications.Notify` over the session D-Bus, through zbus like the tray's
+//! StatusNotifierItem). The caller decides when (once per distinct reason); this only shows.
 
 /// Show `title` / `body`. Returns when the notification was handed over (Windows: the icon was
 /// added; Linux: the notification server answered) or why it could not be.
@@ -26,43 +26,51 @@ pub fn show(title: &str, body: &str) -> Result<(), String> {
 
 #[cfg(target_os = "linux")]
 fn linux(title: &str, body: &str) -> Result<(), String> {
-    use gtk::gio;
-    let bus = gio::bus_get_sync(gio::BusType::Session, gio::Cancellable::NONE)
-        .map_err(|e| format!("no D-Bus session bus: {e}"))?;
-    notify_on(&bus, title, body)
+    // Called from a thread of its own (never inside the agent's runtime): a small runtime for the call.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("notification runtime: {e}"))?;
+    rt.block_on(async {
+        let bus = zbus::Connection::session()
+            .await
+            .map_err(|e| format!("no D-Bus session bus: {e}"))?;
+        notify_on(&bus, title, body).await
+    })
 }
 
 #[cfg(target_os = "linux")]
-fn notify_on(bus: &gtk::gio::DBusConnection, title: &str, body: &str) -> Result<(), String> {
-    use gtk::gio;
-    use gtk::glib::{self, ToVariant};
+async fn notify_on(bus: &zbus::Connection, title: &str, body: &str) -> Result<(), String> {
+    use zbus::zvariant::Value;
     // Notify(app_name s, replaces_id u, app_icon s, summary s, body s, actions as, hints a{sv},
     // expire_timeout i) -> (id u)
-    let hints = glib::VariantDict::new(None);
-    hints.insert_value("urgency", &2u8.to_variant());
-    let args = glib::Variant::tuple_from_iter([
-        "till-agent".to_variant(),
-        0u32.to_variant(),
-        "dialog-error".to_variant(),
-        title.to_variant(),
-        body.to_variant(),
-        Vec::<String>::new().to_variant(),
-        hints.end(),
-        (-1i32).to_variant(),
-    ]);
-    bus.call_sync(
+    let hints: std::collections::HashMap<&str, Value> = [("urgency", Value::U8(2))].into();
+    let args = (
+        "till-agent",
+        0u32,
+        "dialog-error",
+        title,
+        body,
+        Vec::<&str>::new(),
+        hints,
+        -1i32,
+    );
+    let call = bus.call_method(
         Some("org.freedesktop.Notifications"),
         "/org/freedesktop/Notifications",
-        "org.freedesktop.Notifications",
+        Some("org.freedesktop.Notifications"),
         "Notify",
-        Some(&args),
-        glib::VariantTy::new("(u)").ok(),
-        gio::DBusCallFlags::NONE,
-        5000,
-        gio::Cancellable::NONE,
-    )
-    .map(|_| ())
-    .map_err(|e| format!("org.freedesktop.Notifications.Notify: {e}"))
+        &args,
+    );
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(5), call)
+        .await
+        .map_err(|_| "org.freedesktop.Notifications.Notify: no answer in 5 s".to_string())?
+        .map_err(|e| format!("org.freedesktop.Notifications.Notify: {e}"))?;
+    reply
+        .body()
+        .deserialize::<u32>()
+        .map(|_| ())
+        .map_err(|e| format!("org.freedesktop.Notifications.Notify: unexpected answer: {e}"))
 }
 
 #[cfg(windows)]
@@ -185,19 +193,23 @@ mod tests {
         while !read().contains("NameAcquired") && t.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        use gtk::gio;
-        let bus = gio::DBusConnection::for_address_sync(
-            &addr,
-            gio::DBusConnectionFlags::AUTHENTICATION_CLIENT | gio::DBusConnectionFlags::MESSAGE_BUS_CONNECTION,
-            None,
-            gio::Cancellable::NONE,
-        )
-        .unwrap();
-        let r = super::notify_on(
-            &bus,
-            "Služba Till Agent neběží",
-            "cannot connect to the till-agent service at /x.sock: Connection refused",
-        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(async {
+            let bus = zbus::connection::Builder::address(addr.as_str())
+                .unwrap()
+                .build()
+                .await
+                .unwrap();
+            super::notify_on(
+                &bus,
+                "Služba Till Agent neběží",
+                "cannot connect to the till-agent service at /x.sock: Connection refused",
+            )
+            .await
+        });
         let err = r.expect_err("no notification server on this private bus");
         assert!(err.contains("org.freedesktop.Notifications"), "{err}");
         let t = Instant::now();
