@@ -674,9 +674,10 @@ pub fn plan_acks<'a>(
     resp: &SyncResponse,
     now_ms: i64,
 ) -> Vec<(&'a str, Outcome)> {
+    let acks = acks_by_item(resp);
     due.into_iter()
         .map(|(id, attempts)| {
-            let outcome = match resp.acks.iter().find(|a| a.item_id == id).map(|a| &a.result) {
+            let outcome = match acks.get(id).copied() {
                 Some(AckResult::Applied) => Outcome::Sent { duplicate: false },
                 Some(AckResult::Duplicate) => Outcome::Sent { duplicate: true },
                 Some(AckResult::Rejected { code, reason }) => Outcome::DeadLetter(format!("{code}: {reason}")),
@@ -697,13 +698,24 @@ pub fn plan_acks<'a>(
         .collect()
 }
 
+/// The server's answer per item id (looked up, not searched: a batch is hundreds of items); an id
+/// answered twice keeps its first answer.
+fn acks_by_item(resp: &SyncResponse) -> std::collections::HashMap<&str, &AckResult> {
+    let mut by_id = std::collections::HashMap::with_capacity(resp.acks.len());
+    for a in &resp.acks {
+        by_id.entry(a.item_id.as_str()).or_insert(&a.result);
+    }
+    by_id
+}
+
 fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) {
+    let acks = acks_by_item(resp);
     // Registrations / pairings: the server's answer in words (the cashier's form is gone).
     let mut enrolled = false;
     for p in due {
-        let ack = resp.acks.iter().find(|a| a.item_id == p.item_id);
-        if let Some(msg) = ack.and_then(|a| crate::enrol::ack_message(&p.item.payload, &a.result)) {
-            match ack.map(|a| &a.result) {
+        let ack = acks.get(p.item_id.as_str()).copied();
+        if let Some(msg) = ack.and_then(|a| crate::enrol::ack_message(&p.item.payload, a)) {
+            match ack {
                 Some(AckResult::Applied | AckResult::Duplicate) => {
                     enrolled = true;
                     sh.log.info("enrol", Some(&p.item_id), &msg);
@@ -729,7 +741,7 @@ fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) 
             }
             Outcome::Retry { reason, at_ms } => {
                 let _ = outbox.mark_retry(id, reason, *at_ms);
-                if resp.acks.iter().any(|a| a.item_id == *id) {
+                if acks.contains_key(id) {
                     sh.log
                         .warn("retry", Some(id), &format!("server asked to retry: {reason}"));
                 } else {
