@@ -233,20 +233,7 @@ impl Detector {
         let st = self.devs.entry(ev.device).or_default();
         let mut out = Vec::new();
 
-        // Modifier state.
-        if ev.key.is_shift() {
-            if ev.down {
-                st.shift.insert(ev.key);
-            } else {
-                st.shift.remove(&ev.key);
-            }
-        } else if ev.key.is_command_modifier() {
-            if ev.down {
-                st.command.insert(ev.key);
-            } else {
-                st.command.remove(&ev.key);
-            }
-        }
+        track_modifiers(st, &ev);
 
         // A new down of a key whose down went past us: its up belongs to this one.
         if ev.down {
@@ -467,19 +454,7 @@ impl Detector {
         let mut out = Vec::new();
         st.tainted = true;
         for k in leaked {
-            if k.key.is_shift() {
-                if k.down {
-                    st.shift.insert(k.key);
-                } else {
-                    st.shift.remove(&k.key);
-                }
-            } else if k.key.is_command_modifier() {
-                if k.down {
-                    st.command.insert(k.key);
-                } else {
-                    st.command.remove(&k.key);
-                }
-            }
+            track_modifiers(st, k);
             if k.down {
                 st.leaked_down.insert(k.key);
             } else {
@@ -606,6 +581,22 @@ fn end_prefix_unterminated(st: &mut DevState, device: u32, last: u64, cfg: &Dete
         reason,
         stats,
         read_error,
+    }
+}
+
+/// Which Shift and command modifiers (Ctrl, Alt, …) are down.
+fn track_modifiers(st: &mut DevState, ev: &KeyEvent) {
+    let held = if ev.key.is_shift() {
+        &mut st.shift
+    } else if ev.key.is_command_modifier() {
+        &mut st.command
+    } else {
+        return;
+    };
+    if ev.down {
+        held.insert(ev.key);
+    } else {
+        held.remove(&ev.key);
     }
 }
 
