@@ -27,6 +27,11 @@ pub async fn run_with<W: Write>(
             }
             Err(RecvError::Closed) => return Ok(()),
         };
+        // A provisional (offline, server still awaited) quote is for a cashier's screen; the line is
+        // the scan's final quote.
+        if matches!(&ev, AgentEvent::Quote(q) if q.provisional) {
+            continue;
+        }
         if let Some(view) = PopupView::from_event(&ev, lang) {
             let line = view.to_json_line();
             tracing::info!(target: "till_agent::popup", kind = ?view.kind, popup = %line, "popup shown");

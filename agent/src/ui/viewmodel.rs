@@ -107,6 +107,10 @@ pub struct PopupView {
     /// `Offline – stav k …` when the quote was computed on the till.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline: Option<String>,
+    /// An offline quote shown while the server's answer is awaited: `Čekám na odpověď serveru…`
+    /// (the server's quote, or the final offline one, replaces this popup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     pub actions: Vec<Action>,
     /// The account's newest ledger entries (at most 5), shown when the cashier expands the popup.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -130,6 +134,7 @@ impl PopupView {
         v.extend(self.warnings.iter().cloned());
         v.extend(self.say.iter().map(|s| format!("» {s}")));
         v.extend(self.offline.clone());
+        v.extend(self.waiting.clone());
         v.extend(self.actions.iter().map(|a| format!("[{}]", a.label)));
         v
     }
@@ -260,6 +265,7 @@ impl PopupView {
             warnings: Vec::new(),
             say: Vec::new(),
             offline: None,
+            waiting: None,
             actions: Vec::new(),
             history: Vec::new(),
             facts: None,
@@ -347,6 +353,9 @@ impl PopupView {
         };
         if let QuoteSource::Offline { as_of } = &ev.quote.source {
             v.offline = Some(i18n::offline_as_of(lang, as_of));
+        }
+        if ev.provisional {
+            v.waiting = Some(i18n::waiting_for_server(lang).to_string());
         }
         v
     }
@@ -475,6 +484,7 @@ mod tests {
         QuoteEvent {
             scan: scan(Classified::LoyaltyCard { card: card() }),
             quote: Quote { result, source },
+            provisional: false,
         }
     }
     fn offline() -> QuoteSource {
