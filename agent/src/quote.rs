@@ -426,6 +426,62 @@ mod tests {
         );
     }
 
+    /// A server that accepts connections and never answers (hung), the quote timeout 250 ms:
+    /// the offline quote goes out after `early`, long before the timeout, and is also the final
+    /// quote; with `early` zero nothing goes out early.
+    #[tokio::test]
+    async fn staged_quote_gives_the_offline_quote_early_when_the_server_is_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(demo_cache(dir.path()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept() {
+                held.push(s);
+            }
+        });
+        let svc = QuoteService {
+            client: ServerClient::with_timeout(&url, Duration::from_millis(250)).unwrap(),
+            token: Some("token".into()),
+            cache_path: dir.path().join("cache.db"),
+            outbox_path: dir.path().join("outbox.db"),
+            cache: std::sync::Mutex::new(None),
+            policy_override: None,
+            store_id: protocol::StoreId::from("CZ-PRG-01"),
+            till_id: protocol::TillId::from("T1"),
+            early: Duration::from_millis(10),
+        };
+        let card = CardId::normalise("1900000009000018").unwrap();
+        let early = std::sync::Mutex::new(Vec::new());
+        let t0 = std::time::Instant::now();
+        let record = |q: Quote| early.lock().unwrap().push((t0.elapsed(), q));
+        let fin = Quoter::quote_staged(&svc, &card, &record).await.unwrap();
+        let total = t0.elapsed();
+        let early = early.into_inner().unwrap();
+        assert_eq!(early.len(), 1, "{early:?}");
+        let (at, q) = &early[0];
+        assert!(matches!(q.source, QuoteSource::Offline { .. }), "{q:?}");
+        assert!(
+            matches!(&q.result, QuoteResult::Customer { quote, .. } if quote.display_name == "Jiří Dvořák"),
+            "{q:?}"
+        );
+        assert!(*at < Duration::from_millis(200), "early offline quote after {at:?}");
+        assert!(
+            total >= Duration::from_millis(250),
+            "the final waited for the timeout: {total:?}"
+        );
+        assert_eq!(&fin, q, "the final quote is the same offline quote");
+
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let count = |_: Quote| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let fin = svc.quote_staged(&card, Duration::ZERO, &count).await.unwrap();
+        assert!(matches!(fin.source, QuoteSource::Offline { .. }));
+        assert_eq!(calls.into_inner(), 0, "early zero: no early quote");
+    }
+
     #[test]
     fn offline_without_synced_data_is_an_error_not_unknown_card() {
         let dir = tempfile::tempdir().unwrap();

@@ -347,7 +347,8 @@ impl App {
     /// The offline quote while the server's is awaited: on screen at once, but not the scan's
     /// popup line yet (no JSON line, no `popup shown` log): the final quote replaces it.
     fn show_provisional(&mut self, view: PopupView, scan: crate::events::ScanEvent) {
-        tracing::info!(target: "till_agent::popup", kind = ?view.kind, "offline quote shown while the server answers");
+        let line = view.to_json_line();
+        tracing::info!(target: "till_agent::popup", kind = ?view.kind, popup = %line, "offline quote shown while the server answers");
         self.current = Some(view.clone());
         self.last = Some(view);
         self.provisional = Some(scan);

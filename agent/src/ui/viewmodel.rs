@@ -635,6 +635,42 @@ mod tests {
         }
     }
 
+    /// The offline quote shown while the server is awaited says both: offline as of, and waiting;
+    /// the final quote (online, or offline after the timeout) has no "waiting" line.
+    #[test]
+    fn provisional_offline_quote_says_offline_and_waiting_final_does_not() {
+        let mut ev = qe(
+            QuoteResult::Customer {
+                card: card(),
+                quote: cq(Currency::CZK),
+            },
+            offline(),
+        );
+        ev.provisional = true;
+        let v = PopupView::from_quote(&ev, Lang::Cs);
+        assert_eq!(
+            v.offline.as_deref(),
+            Some("Offline – stav k 22.\u{a0}11.\u{a0}2026 18:30")
+        );
+        assert_eq!(v.waiting.as_deref(), Some("Čekám na odpověď serveru…"));
+        let text = v.text_lines();
+        let off = text.iter().position(|l| l.starts_with("Offline")).unwrap();
+        assert_eq!(text[off + 1], "Čekám na odpověď serveru…", "{text:?}");
+        let j: serde_json::Value = serde_json::from_str(&v.to_json_line()).unwrap();
+        assert_eq!(j["waiting"], "Čekám na odpověď serveru…");
+        for lang in [Lang::Sk, Lang::Hr, Lang::En] {
+            let w = PopupView::from_quote(&ev, lang).waiting.unwrap();
+            assert!(w.ends_with('…') && w != "Čekám na odpověď serveru…", "{lang:?}: {w}");
+        }
+        ev.provisional = false;
+        let fin = PopupView::from_quote(&ev, Lang::Cs);
+        assert!(fin.waiting.is_none() && fin.offline.is_some());
+        assert!(!fin.to_json_line().contains("waiting"));
+        ev.quote.source = QuoteSource::Online;
+        let online = PopupView::from_quote(&ev, Lang::Cs);
+        assert!(online.waiting.is_none() && online.offline.is_none());
+    }
+
     #[test]
     fn customer_offline_top_tier_in_every_language() {
         let mut q = cq(Currency::EUR);
