@@ -258,6 +258,11 @@ fn main() -> anyhow::Result<()> {
         "  popups that showed the offline quote first (server silent > [popup] offline_first_ms): {early_before} before the idle time (warm-up + {scans} scans); after it: {}",
         if idle_early > 0 { "yes" } else { "no (the server's quote came first)" }
     );
+    if idle_early > 0 {
+        if let Some(ms) = replaced_after_ms(&err_path) {
+            println!("  after the idle time the server's quote replaced the offline one {ms:.1} ms later (agent log)");
+        }
+    }
     println!("  baseline terminator -> quote in memory p50 {b50:.3} ms  p99 {b99:.3} ms");
     println!("  agent RSS after the bench: {:.1} MiB", rss_kib as f64 / 1024.0);
     println!(
@@ -276,6 +281,18 @@ fn early_offline(err_path: &Path) -> usize {
         .unwrap_or_default()
         .matches("offline quote shown while the server answers")
         .count()
+}
+
+/// Agent log: the last early offline popup → the last `popup shown` (the final quote), in ms.
+fn replaced_after_ms(err_path: &Path) -> Option<f64> {
+    let log = std::fs::read_to_string(err_path).ok()?;
+    let at = |needle: &str| {
+        let line = log.lines().rev().find(|l| l.contains(needle))?;
+        chrono::DateTime::parse_from_rfc3339(line.split_whitespace().next()?).ok()
+    };
+    let early = at("offline quote shown while the server answers")?;
+    let fin = at("popup shown")?;
+    Some((fin - early).num_microseconds()? as f64 / 1000.0)
 }
 
 /// The process's major page faults so far (`/proc/PID/stat` field 12); 0 when unreadable.
