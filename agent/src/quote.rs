@@ -163,7 +163,7 @@ impl QuoteService {
         let t0 = std::time::Instant::now();
         match self.offline_or(card, anyhow::anyhow!("no answer within {} ms yet", early.as_millis())) {
             Ok(q) => {
-                tracing::debug!(target: "till_agent::quote", card = %card, offline_ms = t0.elapsed().as_secs_f64() * 1e3,
+                tracing::debug!(target: "till_agent::quote", card = %card, offline_us = t0.elapsed().as_micros() as u64,
                     "server silent after {} ms: offline quote shown meanwhile", early.as_millis());
                 provisional(q)
             }
