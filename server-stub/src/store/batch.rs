@@ -1,7 +1,7 @@
 //! A sync batch's unit of work: a [`Tx`] over the backend's transaction that reads what the
 //! batch's items need up front ([`BatchTx::prefetch`]: its receipt ids, cards, accounts, sub-card
 //! holders and receipt tags, one statement each), answers the items' reads from memory, keeps
-//! their account, ledger and receipt writes in memory and writes them in one go
+//! their account, ledger, receipt and message writes in memory and writes them in one go
 //! ([`Tx::write_batch`]) when the batch ends ([`BatchTx::finish`]) or when an item does something
 //! the buffer does not cover (then everything buffered is written first, so every read of the
 //! backend sees it).
@@ -34,6 +34,7 @@ struct Item {
     receipts_mark: usize,
     touched_mark: usize,
     dirty_mark: usize,
+    messages_mark: usize,
     /// Cache entries as they were before the item changed them (first change only); a key
     /// absent from the cache before maps to None.
     customers_before: HashMap<String, Option<Option<CustomerRow>>>,
@@ -57,6 +58,9 @@ pub struct BatchTx<'t> {
     touched_set: HashSet<String>,
     ledger: Vec<NewLedgerEntry>,
     new_receipts: Vec<(StoredReceipt, Option<ReceiptId>)>,
+    /// Messages recorded (tier upgrades), with their causes: a cause is recorded once.
+    messages: Vec<Message>,
+    message_causes: HashSet<String>,
     item: Option<Item>,
 }
 
@@ -76,6 +80,8 @@ impl<'t> BatchTx<'t> {
             touched_set: HashSet::new(),
             ledger: Vec::new(),
             new_receipts: Vec::new(),
+            messages: Vec::new(),
+            message_causes: HashSet::new(),
             item: None,
         }
     }
@@ -190,7 +196,11 @@ impl<'t> BatchTx<'t> {
     }
 
     fn has_buffered(&self) -> bool {
-        !(self.dirty.is_empty() && self.touched.is_empty() && self.ledger.is_empty() && self.new_receipts.is_empty())
+        !(self.dirty.is_empty()
+            && self.touched.is_empty()
+            && self.ledger.is_empty()
+            && self.new_receipts.is_empty()
+            && self.messages.is_empty())
     }
 
     /// The buffered writes from position `from` of each buffer (customers: the given ids' values
@@ -202,6 +212,7 @@ impl<'t> BatchTx<'t> {
         touched: &[CustomerId],
         ledger: &[NewLedgerEntry],
         receipts: &[(StoredReceipt, Option<ReceiptId>)],
+        messages: &[Message],
     ) -> BatchWrites {
         let customers: Vec<(Customer, CustomerState)> = dirty
             .iter()
@@ -218,6 +229,7 @@ impl<'t> BatchTx<'t> {
             customers,
             ledger: ledger.to_vec(),
             receipts: receipts.to_vec(),
+            messages: messages.to_vec(),
         }
     }
 
@@ -228,6 +240,8 @@ impl<'t> BatchTx<'t> {
         self.touched_set.clear();
         self.ledger.clear();
         self.new_receipts.clear();
+        self.messages.clear();
+        self.message_causes.clear();
     }
 
     fn flush_all(&mut self) -> StoreResult<()> {
@@ -241,10 +255,12 @@ impl<'t> BatchTx<'t> {
             &self.touched,
             &[],
             &[],
+            &[],
         );
-        // Everything buffered is written now: the ledger and receipts move, not copied.
+        // Everything buffered is written now: the ledger, receipts and messages move, not copied.
         w.ledger = std::mem::take(&mut self.ledger);
         w.receipts = std::mem::take(&mut self.new_receipts);
+        w.messages = std::mem::take(&mut self.messages);
         self.inner.write_batch(&w)?;
         self.clear_buffers();
         Ok(())
@@ -274,6 +290,7 @@ impl<'t> BatchTx<'t> {
                 &self.touched[..item.touched_mark],
                 &self.ledger[..item.ledger_mark],
                 &self.new_receipts[..item.receipts_mark],
+                &self.messages[..item.messages_mark],
             )
         };
         // The item's own: the customers it changed (current values), the rest past the marks.
@@ -291,6 +308,7 @@ impl<'t> BatchTx<'t> {
                 &self.touched[item.touched_mark..],
                 &self.ledger[item.ledger_mark..],
                 &self.new_receipts[item.receipts_mark..],
+                &self.messages[item.messages_mark..],
             )
         };
         if !before.is_empty() {
@@ -366,6 +384,7 @@ impl Tx for BatchTx<'_> {
             receipts_mark: self.new_receipts.len(),
             touched_mark: self.touched.len(),
             dirty_mark: self.dirty.len(),
+            messages_mark: self.messages.len(),
             customers_before: HashMap::new(),
             receipts_before: HashMap::new(),
         });
@@ -393,6 +412,9 @@ impl Tx for BatchTx<'_> {
         }
         self.ledger.truncate(item.ledger_mark);
         self.new_receipts.truncate(item.receipts_mark);
+        for m in self.messages.drain(item.messages_mark..) {
+            self.message_causes.remove(&m.cause);
+        }
         for t in self.touched.drain(item.touched_mark..) {
             self.touched_set.remove(&t.0);
         }
@@ -607,7 +629,18 @@ impl Tx for BatchTx<'_> {
     }
 
     fn record_message(&mut self, m: &Message) -> StoreResult<bool> {
-        self.write(true, |t| t.record_message(m))
+        // Buffered (a tier upgrade no longer writes everything before it and takes a SAVEPOINT):
+        // a cause is new when neither the buffer nor the backend has it (the backend holds every
+        // message not buffered, so it needs no flush to answer).
+        if self.message_causes.contains(&m.cause) || self.inner.message_recorded(&m.cause)? {
+            return Ok(false);
+        }
+        self.message_causes.insert(m.cause.clone());
+        self.messages.push(m.clone());
+        Ok(true)
+    }
+    fn message_recorded(&mut self, cause: &str) -> StoreResult<bool> {
+        Ok(self.message_causes.contains(cause) || self.inner.message_recorded(cause)?)
     }
     fn messages(&mut self, kind: Option<&str>, limit: usize) -> StoreResult<Vec<Message>> {
         self.read(|t| t.messages(kind, limit))
@@ -751,19 +784,29 @@ mod tests {
             b.append_ledger(&entry(10, 10))?;
             b.insert_receipt(&r1, None)?;
             b.touch_customer(&c1)?;
+            assert!(b.record_message(&message("m1"))?);
+            assert!(!b.record_message(&message("m1"))?, "a cause is recorded once");
             b.release_savepoint()?;
             // 2: refused after buffering: undone in memory
             b.savepoint()?;
             b.put_customer(&customer("C1"), &balance(30))?;
             b.append_ledger(&entry(20, 30))?;
             b.insert_receipt(&r2, None)?;
+            assert!(b.record_message(&message("m2"))?);
             b.rollback_to_savepoint()?;
             // 3: sees 1, not 2; writes through (the backend's savepoint), then is refused
             b.savepoint()?;
             assert_eq!(b.customer(&c1)?.unwrap().state.points_balance, Decimal::from(10));
             assert!(b.receipt(&r1.receipt.id)?.is_some());
             assert!(b.receipt(&r2.receipt.id)?.is_none());
+            assert!(!b.message_recorded("m2")?, "rolled back with its item");
             assert!(b.record_message(&message("m3"))?);
+            b.insert_request(&RequestRow {
+                request_id: "r3".into(),
+                kind: "test".into(),
+                payload_hash: "h".into(),
+                result: protocol::v1::AckResult::Applied,
+            })?;
             b.put_customer(&customer("C1"), &balance(15))?;
             b.insert_receipt(&r3, None)?;
             b.rollback_to_savepoint()?;
@@ -772,7 +815,10 @@ mod tests {
             assert_eq!(b.customer(&c1)?.unwrap().state.points_balance, Decimal::from(10));
             assert!(b.receipt(&r1.receipt.id)?.is_some());
             assert!(b.receipt(&r3.receipt.id)?.is_none());
+            assert!(b.request("r3")?.is_none());
+            assert!(!b.record_message(&message("m1"))?);
             assert!(b.record_message(&message("m4"))?);
+            assert!(b.record_message(&message("m2"))?);
             b.release_savepoint()?;
             b.finish()?;
             Ok(())
@@ -787,7 +833,7 @@ mod tests {
             assert!(tx.receipt(&r2.receipt.id)?.is_none());
             assert!(tx.receipt(&r3.receipt.id)?.is_none());
             let causes: Vec<String> = tx.messages(None, 10)?.into_iter().map(|m| m.cause).collect();
-            assert_eq!(causes, ["m4"]);
+            assert_eq!(causes, ["m1", "m4", "m2"]);
             assert!(tx.max_change_seq()? > seq_before, "the account's change is in the feed");
             Ok(())
         })

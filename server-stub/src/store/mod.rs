@@ -276,6 +276,8 @@ pub trait Tx {
 
     /// Record a message unless one with the same cause exists; true if recorded now.
     fn record_message(&mut self, m: &Message) -> StoreResult<bool>;
+    /// Is a message with this cause recorded?
+    fn message_recorded(&mut self, cause: &str) -> StoreResult<bool>;
     fn messages(&mut self, kind: Option<&str>, limit: usize) -> StoreResult<Vec<Message>>;
 
     fn tag(&mut self, id: &str) -> StoreResult<Option<TagRow>>;
@@ -352,7 +354,8 @@ pub trait Tx {
         Ok(out)
     }
     /// Write what a sync batch buffered, in this order: customers (each gets a new change
-    /// sequence number), touched customers (a new number only), ledger entries, receipts.
+    /// sequence number), touched customers (a new number only), ledger entries, receipts,
+    /// messages (their causes are new: [`batch::BatchTx`] checked).
     fn write_batch(&mut self, w: &BatchWrites) -> StoreResult<()> {
         for (c, s) in &w.customers {
             self.put_customer(c, s)?;
@@ -365,6 +368,9 @@ pub trait Tx {
         }
         for (r, original) in &w.receipts {
             self.insert_receipt(r, original.as_ref())?;
+        }
+        for m in &w.messages {
+            self.record_message(m)?;
         }
         Ok(())
     }
@@ -379,11 +385,16 @@ pub struct BatchWrites {
     pub ledger: Vec<NewLedgerEntry>,
     /// Receipts with the original a return refers to.
     pub receipts: Vec<(StoredReceipt, Option<ReceiptId>)>,
+    pub messages: Vec<Message>,
 }
 
 impl BatchWrites {
     pub fn is_empty(&self) -> bool {
-        self.customers.is_empty() && self.touched.is_empty() && self.ledger.is_empty() && self.receipts.is_empty()
+        self.customers.is_empty()
+            && self.touched.is_empty()
+            && self.ledger.is_empty()
+            && self.receipts.is_empty()
+            && self.messages.is_empty()
     }
 }
 

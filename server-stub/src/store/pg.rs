@@ -982,6 +982,12 @@ impl Tx for PgTx<'_> {
         Ok(n > 0)
     }
 
+    fn message_recorded(&mut self, cause: &str) -> StoreResult<bool> {
+        Ok(self
+            .query_opt("SELECT 1 FROM messages WHERE cause = $1", &[&cause])?
+            .is_some())
+    }
+
     fn tag(&mut self, id: &str) -> StoreResult<Option<TagRow>> {
         let row = self.query_opt(
             &format!(
@@ -1246,6 +1252,9 @@ impl Tx for PgTx<'_> {
                  WITH ORDINALITY AS u(a, b, c, d, e, f, g, h, i, j, k, l, m, o, p, q, r, n) ORDER BY n",
                 &params,
             )?;
+        }
+        for m in &w.messages {
+            self.record_message(m)?;
         }
         Ok(())
     }

@@ -938,6 +938,15 @@ impl Tx for SqliteTx<'_> {
         Ok(n > 0)
     }
 
+    fn message_recorded(&mut self, cause: &str) -> StoreResult<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM messages WHERE cause = ?1")?
+            .query_row([cause], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     fn tag(&mut self, id: &str) -> StoreResult<Option<TagRow>> {
         self.tx
             .prepare_cached(&format!("SELECT {TAG_COLS} FROM receipt_tags WHERE id = ?1"))?
@@ -1184,6 +1193,9 @@ impl Tx for SqliteTx<'_> {
         }
         for (r, original) in &w.receipts {
             self.insert_receipt(r, original.as_ref())?;
+        }
+        for m in &w.messages {
+            self.record_message(m)?;
         }
         Ok(())
     }
