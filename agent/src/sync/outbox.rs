@@ -125,6 +125,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX items_pending_created ON items(created_at) WHERE state='pending';
      CREATE INDEX items_sent_at ON items(sent_at) WHERE state='sent';
      CREATE INDEX items_rejected_seq ON items(seq) WHERE state='rejected';",
+    // 6: a state change moves the counters once per statement (`moved`), not twice per row in a
+    // trigger (200 counter updates for an acknowledged batch of 100). Inserts and deletes keep
+    // their triggers. The counters are recounted once here.
+    "DROP TRIGGER items_count_upd;
+     UPDATE item_counts SET n=(SELECT COUNT(*) FROM items WHERE items.state=item_counts.state);",
 ];
 
 pub struct Outbox {
@@ -444,14 +449,16 @@ impl Outbox {
             let now = now_text();
             if !acks.sent.is_empty() {
                 let ids = serde_json::to_string(&acks.sent)?;
-                tx.prepare_cached(
-                    "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL
-                     WHERE item_id IN (SELECT value FROM json_each(?1)) AND state='pending'",
-                )?
-                .execute(params![ids, now])?;
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL
+                         WHERE item_id IN (SELECT value FROM json_each(?1)) AND state='pending'",
+                    )?
+                    .execute(params![ids, now])?;
+                moved(tx, "pending", "sent", n)?;
             }
             for (id, reason) in &acks.rejected {
-                tx.prepare_cached(MARK_REJECTED)?.execute(params![id, reason])?;
+                reject(tx, id, reason)?;
             }
             for (id, reason, at) in &acks.retry {
                 tx.prepare_cached(MARK_RETRY)?.execute(params![id, reason, at])?;
@@ -480,7 +487,9 @@ impl Outbox {
     }
 
     pub fn mark_rejected(&mut self, id: &str, reason: &str) -> anyhow::Result<()> {
-        self.conn.prepare_cached(MARK_REJECTED)?.execute(params![id, reason])?;
+        let tx = self.conn.transaction()?;
+        reject(&tx, id, reason)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -494,10 +503,14 @@ impl Outbox {
 
     /// Dead letters back to pending (after a fix on the server). Returns how many.
     pub fn requeue(&mut self) -> anyhow::Result<usize> {
-        Ok(self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
             "UPDATE items SET state='pending', next_attempt_at=0 WHERE state='rejected'",
             [],
-        )?)
+        )?;
+        moved(&tx, "rejected", "pending", n)?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// The server lost what it had acknowledged (its database was restored): every item still kept
@@ -514,6 +527,7 @@ impl Outbox {
             "UPDATE items SET state='pending', next_attempt_at=0 WHERE state='sent'",
             [],
         )?;
+        moved(&tx, "sent", "pending", n)?;
         tx.execute(
             "INSERT OR REPLACE INTO meta(key,value) VALUES('server_id',?1)",
             [server_id],
@@ -644,7 +658,31 @@ impl Outbox {
     }
 }
 
-const MARK_REJECTED: &str = "UPDATE items SET state='rejected', attempts=attempts+1, last_error=?2 WHERE item_id=?1";
+/// `n` items went from state `from` to `to`: the counters follow (every UPDATE of `items.state`
+/// calls this in its transaction; inserts and deletes are counted by triggers).
+fn moved(conn: &Connection, from: &str, to: &str, n: usize) -> anyhow::Result<()> {
+    if n > 0 && from != to {
+        let mut st = conn.prepare_cached("UPDATE item_counts SET n=n+?2 WHERE state=?1")?;
+        st.execute(params![from, -(n as i64)])?;
+        st.execute(params![to, n as i64])?;
+    }
+    Ok(())
+}
+
+/// A dead letter (from whatever state the item is in), counters moved.
+fn reject(conn: &Connection, id: &str, reason: &str) -> anyhow::Result<()> {
+    let was: Option<String> = conn
+        .prepare_cached("SELECT state FROM items WHERE item_id=?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if let Some(was) = was {
+        conn.prepare_cached("UPDATE items SET state='rejected', attempts=attempts+1, last_error=?2 WHERE item_id=?1")?
+            .execute(params![id, reason])?;
+        moved(conn, &was, "rejected", 1)?;
+    }
+    Ok(())
+}
+
 const MARK_RETRY: &str =
     "UPDATE items SET attempts=attempts+1, last_error=?2, next_attempt_at=?3 WHERE item_id=?1 AND state='pending'";
 
@@ -1225,6 +1263,52 @@ mod tests {
         assert_eq!(attempts, 1, "an id listed twice is acknowledged once");
         let first = o.due(1, now_ms()).unwrap();
         assert_eq!(first[0].item_id, "id-400");
+    }
+
+    #[test]
+    fn migration_6_drops_the_per_row_counter_trigger_and_the_counts_still_follow_every_transition() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("o.db");
+        {
+            let mut c = Connection::open(&p).unwrap();
+            migrate(&mut c, &MIGRATIONS[..5]).unwrap();
+            for (id, state) in [("a", "pending"), ("b", "pending"), ("c", "sent"), ("d", "rejected")] {
+                let payload = serde_json::to_string(&item(id).payload).unwrap();
+                c.execute(
+                    "INSERT INTO items(kind,item_id,payload,state,created_at) VALUES('migration_pairing',?1,?2,?3,'2026-01-01T00:00:00.000Z')",
+                    params![id, payload, state],
+                )
+                .unwrap();
+            }
+            // a version-5 counter off by one (what the recount repairs)
+            c.execute("UPDATE item_counts SET n=n+1 WHERE state='sent'", [])
+                .unwrap();
+        }
+        let mut o = Outbox::open(&p).unwrap();
+        let triggers: Vec<String> = o
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type='trigger' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(triggers, ["items_count_del", "items_count_ins"]);
+        let counts = |o: &Outbox| {
+            let s = o.stats().unwrap();
+            (s.pending, s.sent, s.dead_letters)
+        };
+        assert_eq!(counts(&o), (2, 1, 1));
+        o.mark_sent(&["a", "c"]).unwrap();
+        assert_eq!(counts(&o), (1, 2, 1), "only the pending one moves");
+        o.mark_rejected("c", "late refusal").unwrap();
+        o.mark_rejected("d", "again").unwrap();
+        o.mark_rejected("nope", "no such item").unwrap();
+        assert_eq!(counts(&o), (1, 1, 2));
+        assert_eq!(o.requeue().unwrap(), 2);
+        assert_eq!(counts(&o), (3, 1, 0));
+        assert_eq!(o.resend_acknowledged("B", |n| format!("{n}")).unwrap(), 1);
+        assert_eq!(counts(&o), (4, 0, 0));
     }
 
     #[test]
