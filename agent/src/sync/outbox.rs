@@ -457,6 +457,17 @@ impl Outbox {
                     .execute(params![ids, now])?;
                 moved(tx, "pending", "sent", n)?;
             }
+            if !acks.sent_seqs.is_empty() {
+                // By rowid: no walk down the item_id index (long text keys) per item.
+                let seqs = serde_json::to_string(&acks.sent_seqs)?;
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL
+                         WHERE seq IN (SELECT value FROM json_each(?1)) AND state='pending'",
+                    )?
+                    .execute(params![seqs, now])?;
+                moved(tx, "pending", "sent", n)?;
+            }
             for (id, reason) in &acks.rejected {
                 reject(tx, id, reason)?;
             }
@@ -698,8 +709,10 @@ pub struct NewLogRow {
 /// What one answered batch changes ([`Outbox::write_acks`]).
 #[derive(Clone, Debug, Default)]
 pub struct AckBatch<'a> {
-    /// Applied or duplicate: sent.
+    /// Applied or duplicate: sent (by item id).
     pub sent: Vec<&'a str>,
+    /// The same by `seq` (what the replicator knows of the items it sent: the cheaper lookup).
+    pub sent_seqs: Vec<i64>,
     /// Dead letters: (id, the server's reason).
     pub rejected: Vec<(&'a str, String)>,
     /// Again later: (id, reason, next attempt in ms).
@@ -937,8 +950,14 @@ mod tests {
             item_id: None,
             message: m.into(),
         };
+        let seq_of = |id: &str| -> i64 {
+            o.conn
+                .query_row("SELECT seq FROM items WHERE item_id=?1", [id], |r| r.get(0))
+                .unwrap()
+        };
         let acks = AckBatch {
-            sent: vec!["1", "2"],
+            sent: vec!["1"],
+            sent_seqs: vec![seq_of("2"), seq_of("1"), 9_999],
             rejected: vec![("3", "invalid: total".into())],
             retry: vec![("4", "busy".into(), now_ms() + 60_000)],
             log: vec![log("acked 2 item(s)")],

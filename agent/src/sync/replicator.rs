@@ -739,10 +739,12 @@ fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) 
     }
     let plan = plan_acks(due.iter().map(|p| (p.item_id.as_str(), p.attempts)), resp, now_ms());
     let mut dup = 0;
-    for (id, outcome) in &plan {
+    let mut sent: Vec<&str> = Vec::with_capacity(plan.len());
+    for ((id, outcome), p) in plan.iter().zip(due) {
         match outcome {
             Outcome::Sent { duplicate } => {
-                batch.sent.push(id);
+                sent.push(id);
+                batch.sent_seqs.push(p.seq);
                 dup += usize::from(*duplicate);
             }
             Outcome::DeadLetter(r) => {
@@ -762,7 +764,6 @@ fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) 
             }
         }
     }
-    let sent = &batch.sent;
     if !sent.is_empty() {
         let msg = if dup > 0 {
             format!("acked {} item(s) ({dup} already on the server)", sent.len())
