@@ -4,7 +4,8 @@
 //! a message table for the Windows Event Log (event ids 1000..=1009, each the text "%1": the
 //! service's message is the event's one insert string, see `os::event_log`; the MSI registers the
 //! exe as the `TillAgent` source's EventMessageFile). One generated resource script per exe, compiled by
-//! `embed-resource` (mingw's `windres` when cross-compiling from Linux). Nothing for other targets.
+//! `embed-resource` (mingw's `windres` when cross-compiling from Linux). On Linux (glibc): only the
+//! linker flag for compact relocations (below).
 use std::path::{Path, PathBuf};
 
 /// Event ids of the message table (`os::event_log` reports with these: 1000 start failure,
@@ -15,7 +16,14 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=assets/till-agent.ico");
     println!("cargo:rerun-if-changed=assets/till-agent.exe.manifest");
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("windows") {
+    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if target_os == "linux" && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu") {
+        // Compact relative relocations (DT_RELR; GNU ld >= 2.38, glibc >= 2.36): the position-independent
+        // executable keeps ASLR, but its relocation table shrinks from 1.65 MiB to 30 KiB, and that table is
+        // read at every start and then stays resident (measured: idle headless agent 19.7 -> 17.9 MiB).
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+    if target_os != "windows" {
         return;
     }
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

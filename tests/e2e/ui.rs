@@ -579,6 +579,42 @@ fn the_linux_agent_links_no_gtk_glib_cairo_or_pango() {
     assert!(gtk.is_empty(), "GTK stack linked: {gtk:?}");
 }
 
+/// The Linux agent is a position-independent executable (ASLR) whose relative relocations are packed
+/// (DT_RELR, `agent/build.rs`): the table the loader reads at every start, and which then stays
+/// resident, is kilobytes instead of megabytes. (`readelf` of the built binary.)
+#[test]
+fn the_linux_agent_is_pie_with_packed_relative_relocations() {
+    if !need_tools(&["readelf"]) {
+        return;
+    }
+    let exe = bin("till-agent");
+    let out = Command::new("readelf")
+        .args(["-h", "-d", "-S", "-W"])
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("Type:") && l.contains("DYN")),
+        "{} is not position-independent:\n{text}",
+        exe.display()
+    );
+    assert!(text.contains("(RELR)"), "no DT_RELR in {}:\n{text}", exe.display());
+    // What is left in .rela.dyn is the few non-relative relocations.
+    let rela = text
+        .lines()
+        .find(|l| l.contains(" .rela.dyn "))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != ".rela.dyn").nth(4))
+        .map(|size| u64::from_str_radix(size, 16).unwrap());
+    assert!(
+        rela.is_some_and(|size| size < 256 * 1024),
+        ".rela.dyn of {} is {rela:?} bytes",
+        exe.display()
+    );
+}
+
 /// A till without a D-Bus session bus (no `DBUS_SESSION_BUS_ADDRESS`, no `$XDG_RUNTIME_DIR/bus`):
 /// the agent runs on (the popup shows), and one log line says why there is no tray icon.
 #[test]
