@@ -219,9 +219,13 @@ fn main() -> anyhow::Result<()> {
     // Major page faults (pages read back from disk) of the scan after the idle time: after an hour
     // beside other work the kernel may have reclaimed the popup path's code and data pages.
     let faults_before = major_faults(agent.0.id());
+    let early_before = early_offline(&err_path);
     type_card()?;
     let after_idle = x.measure(popup, Duration::from_secs(10))?;
     let idle_faults = major_faults(agent.0.id()).saturating_sub(faults_before);
+    // Let the server's quote (if it was late) land in the log before counting.
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_early = early_offline(&err_path) - early_before;
     let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", agent.0.id()))
         .ok()
         .and_then(|s| {
@@ -250,6 +254,15 @@ fn main() -> anyhow::Result<()> {
         "  after {idle_secs} s hidden: mapped {:.1} ms, painted {:.1} ms ({idle_faults} major page faults in the agent meanwhile)",
         after_idle.0, after_idle.1
     );
+    println!(
+        "  popups that showed the offline quote first (server silent > [popup] offline_first_ms): {early_before} before the idle time (warm-up + {scans} scans); after it: {}",
+        if idle_early > 0 { "yes" } else { "no (the server's quote came first)" }
+    );
+    if idle_early > 0 {
+        if let Some(ms) = replaced_after_ms(&err_path) {
+            println!("  after the idle time the server's quote replaced the offline one {ms:.1} ms later (agent log)");
+        }
+    }
     println!("  baseline terminator -> quote in memory p50 {b50:.3} ms  p99 {b99:.3} ms");
     println!("  agent RSS after the bench: {:.1} MiB", rss_kib as f64 / 1024.0);
     println!(
@@ -260,6 +273,26 @@ fn main() -> anyhow::Result<()> {
         after_idle.0, after_idle.1
     );
     Ok(())
+}
+
+/// How many popups showed the offline quote while the server's answer was awaited (agent log).
+fn early_offline(err_path: &Path) -> usize {
+    std::fs::read_to_string(err_path)
+        .unwrap_or_default()
+        .matches("offline quote shown while the server answers")
+        .count()
+}
+
+/// Agent log: the last early offline popup → the last `popup shown` (the final quote), in ms.
+fn replaced_after_ms(err_path: &Path) -> Option<f64> {
+    let log = std::fs::read_to_string(err_path).ok()?;
+    let at = |needle: &str| {
+        let line = log.lines().rev().find(|l| l.contains(needle))?;
+        chrono::DateTime::parse_from_rfc3339(line.split_whitespace().next()?).ok()
+    };
+    let early = at("offline quote shown while the server answers")?;
+    let fin = at("popup shown")?;
+    Some((fin - early).num_microseconds()? as f64 / 1000.0)
 }
 
 /// The process's major page faults so far (`/proc/PID/stat` field 12); 0 when unreadable.

@@ -28,6 +28,12 @@ pub struct ScanEvent {
 pub struct QuoteEvent {
     pub scan: ScanEvent,
     pub quote: Quote,
+    /// The offline quote from the cache, shown while the server's answer for the same scan is
+    /// still awaited (it did not come within `[popup] offline_first_ms`). Never final: the next
+    /// quote event of this scan (the server's, or the same offline quote when the server fails)
+    /// replaces it; its messages are not acknowledged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 /// One reader-test line, as data (formatted by `input::diag`). Carries no card number: keys are classes, a scan's

@@ -30,6 +30,16 @@ pub trait Quoter: Send + Sync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>>;
     /// The quote was shown: acknowledge its messages (see [`QuoteService::ack_shown`]).
     fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>>;
+    /// [`Quoter::quote`]; a quoter that can answer offline at once and whose server is slow gives
+    /// `provisional` the offline quote first (see [`QuoteService::quote_staged`]).
+    fn quote_staged<'a>(
+        &'a self,
+        card: &'a CardId,
+        provisional: &'a (dyn Fn(Quote) + Send + Sync),
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>> {
+        let _ = provisional;
+        self.quote(card)
+    }
 }
 
 impl Quoter for QuoteService {
@@ -45,6 +55,13 @@ impl Quoter for QuoteService {
     fn ack_shown(&self, quote: &Quote) -> anyhow::Result<Vec<String>> {
         QuoteService::ack_shown(self, quote)
     }
+    fn quote_staged<'a>(
+        &'a self,
+        card: &'a CardId,
+        provisional: &'a (dyn Fn(Quote) + Send + Sync),
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Quote>> + Send + 'a>> {
+        Box::pin(QuoteService::quote_staged(self, card, self.early, provisional))
+    }
 }
 
 pub struct QuoteService {
@@ -56,6 +73,9 @@ pub struct QuoteService {
     policy_override: Option<CardPolicy>,
     store_id: protocol::StoreId,
     till_id: protocol::TillId,
+    /// `[popup] offline_first_ms`: how long a scan waits for the server before the offline quote
+    /// shows meanwhile (scans only; `till-agent quote` and the search box wait for the answer).
+    early: Duration,
 }
 
 impl QuoteService {
@@ -77,6 +97,7 @@ impl QuoteService {
             policy_override: cfg.reader.card_policy.clone(),
             store_id: cfg.store_id.clone(),
             till_id: cfg.till_id.clone(),
+            early: Duration::from_millis(cfg.popup.offline_first_ms),
         })
     }
 
@@ -114,47 +135,89 @@ impl QuoteService {
     /// Online within the timeout, else offline.
     pub async fn quote(&self, card: &CardId) -> anyhow::Result<Quote> {
         match self.online(card).await {
-            Ok(mut q) => {
-                // Shown once per cause: an ack of this till's still in the outbox is not on the
-                // server yet.
-                if crate::messages::messages_of(&q).is_some_and(|(_, m)| !m.is_empty()) && self.outbox_path.exists() {
-                    match crate::sync::outbox::Outbox::open_existing(&self.outbox_path) {
-                        Ok(outbox) => crate::messages::drop_acked(&mut q, &crate::messages::acked_causes(&outbox)?),
-                        Err(e) => tracing::warn!("quote messages not checked against this till's acks: {e:#}"),
-                    }
-                }
-                Ok(q)
+            Ok(q) => self.finish_online(q),
+            Err(online_err) => self.offline_or(card, online_err),
+        }
+    }
+
+    /// [`QuoteService::quote`], but when the server has not answered within `early` the offline
+    /// quote goes to `provisional` at once, and the wait for the server goes on (up to the
+    /// quote timeout): the server's quote is returned when it comes, else the same offline quote
+    /// (recomputed: the cache may have changed meanwhile). `early` zero = [`QuoteService::quote`].
+    pub async fn quote_staged(
+        &self,
+        card: &CardId,
+        early: Duration,
+        provisional: &(dyn Fn(Quote) + Send + Sync),
+    ) -> anyhow::Result<Quote> {
+        if early.is_zero() {
+            return self.quote(card).await;
+        }
+        let online = self.online(card);
+        tokio::pin!(online);
+        match tokio::time::timeout(early, &mut online).await {
+            Ok(Ok(q)) => return self.finish_online(q),
+            Ok(Err(online_err)) => return self.offline_or(card, online_err),
+            Err(_) => {}
+        }
+        let t0 = std::time::Instant::now();
+        match self.offline_or(card, anyhow::anyhow!("no answer within {} ms yet", early.as_millis())) {
+            Ok(q) => {
+                tracing::debug!(target: "till_agent::quote", card = %card, offline_ms = t0.elapsed().as_secs_f64() * 1e3,
+                    "server silent after {} ms: offline quote shown meanwhile", early.as_millis());
+                provisional(q)
             }
-            Err(online_err) => {
-                tracing::info!(card = %card, "quote offline: {online_err:#}");
-                let now = chrono::Local::now().fixed_offset();
-                let cache = self.cache().with_context(|| format!("server: {online_err:#}"))?;
-                let mut q = offline_quote(&cache, card, now).with_context(|| format!("server: {online_err:#}"))?;
-                // The true offline balance: + this till's unsent receipts, − its unsent redemptions.
-                let mut acked = Default::default();
-                if self.outbox_path.exists() {
-                    match crate::sync::outbox::Outbox::open_existing(&self.outbox_path) {
-                        Ok(outbox) => {
-                            crate::redeem::apply_unsent(&cache, &outbox, &mut q, now)?;
-                            acked = crate::messages::acked_causes(&outbox)?;
-                        }
-                        Err(e) => tracing::warn!("offline quote without the unsent items: {e:#}"),
-                    }
-                }
-                // What to tell the customer, by the same engine as the server (minus birthdays).
-                let target = match &q.result {
-                    QuoteResult::Replaced { new_card, .. } => Some(new_card.clone()),
-                    QuoteResult::Customer { .. } => Some(card.clone()),
-                    _ => None,
-                };
-                if let (Some(c), Some(rules)) = (target, cache.rules()?) {
-                    if let Some(change) = cache.lookup_card(&c)? {
-                        crate::messages::fill_offline(&rules.program, &change, &mut q, now, &acked);
-                    }
-                }
-                Ok(q)
+            // No cache yet: nothing to show early; the server's answer (or its error) decides.
+            Err(e) => tracing::debug!(target: "till_agent::quote", card = %card, "no early offline quote: {e:#}"),
+        }
+        match online.await {
+            Ok(q) => self.finish_online(q),
+            Err(online_err) => self.offline_or(card, online_err),
+        }
+    }
+
+    /// The server's quote: its messages less those this till already acknowledged (unsent acks).
+    fn finish_online(&self, mut q: Quote) -> anyhow::Result<Quote> {
+        // Shown once per cause: an ack of this till's still in the outbox is not on the
+        // server yet.
+        if crate::messages::messages_of(&q).is_some_and(|(_, m)| !m.is_empty()) && self.outbox_path.exists() {
+            match crate::sync::outbox::Outbox::open_existing(&self.outbox_path) {
+                Ok(outbox) => crate::messages::drop_acked(&mut q, &crate::messages::acked_causes(&outbox)?),
+                Err(e) => tracing::warn!("quote messages not checked against this till's acks: {e:#}"),
             }
         }
+        Ok(q)
+    }
+
+    /// The offline quote (the server failed with `online_err`, or has not answered yet).
+    fn offline_or(&self, card: &CardId, online_err: anyhow::Error) -> anyhow::Result<Quote> {
+        tracing::info!(card = %card, "quote offline: {online_err:#}");
+        let now = chrono::Local::now().fixed_offset();
+        let cache = self.cache().with_context(|| format!("server: {online_err:#}"))?;
+        let mut q = offline_quote(&cache, card, now).with_context(|| format!("server: {online_err:#}"))?;
+        // The true offline balance: + this till's unsent receipts, − its unsent redemptions.
+        let mut acked = Default::default();
+        if self.outbox_path.exists() {
+            match crate::sync::outbox::Outbox::open_existing(&self.outbox_path) {
+                Ok(outbox) => {
+                    crate::redeem::apply_unsent(&cache, &outbox, &mut q, now)?;
+                    acked = crate::messages::acked_causes(&outbox)?;
+                }
+                Err(e) => tracing::warn!("offline quote without the unsent items: {e:#}"),
+            }
+        }
+        // What to tell the customer, by the same engine as the server (minus birthdays).
+        let target = match &q.result {
+            QuoteResult::Replaced { new_card, .. } => Some(new_card.clone()),
+            QuoteResult::Customer { .. } => Some(card.clone()),
+            _ => None,
+        };
+        if let (Some(c), Some(rules)) = (target, cache.rules()?) {
+            if let Some(change) = cache.lookup_card(&c)? {
+                crate::messages::fill_offline(&rules.program, &change, &mut q, now, &acked);
+            }
+        }
+        Ok(q)
     }
 
     /// The quote was shown to the cashier: acknowledge its messages through the outbox (once per
@@ -361,6 +424,62 @@ mod tests {
             matches!(q.source, QuoteSource::Offline { .. }),
             "still offline with its as-of"
         );
+    }
+
+    /// A server that accepts connections and never answers (hung), the quote timeout 250 ms:
+    /// the offline quote goes out after `early`, long before the timeout, and is also the final
+    /// quote; with `early` zero nothing goes out early.
+    #[tokio::test]
+    async fn staged_quote_gives_the_offline_quote_early_when_the_server_is_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(demo_cache(dir.path()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept() {
+                held.push(s);
+            }
+        });
+        let svc = QuoteService {
+            client: ServerClient::with_timeout(&url, Duration::from_millis(250)).unwrap(),
+            token: Some("token".into()),
+            cache_path: dir.path().join("cache.db"),
+            outbox_path: dir.path().join("outbox.db"),
+            cache: std::sync::Mutex::new(None),
+            policy_override: None,
+            store_id: protocol::StoreId::from("CZ-PRG-01"),
+            till_id: protocol::TillId::from("T1"),
+            early: Duration::from_millis(10),
+        };
+        let card = CardId::normalise("1900000009000018").unwrap();
+        let early = std::sync::Mutex::new(Vec::new());
+        let t0 = std::time::Instant::now();
+        let record = |q: Quote| early.lock().unwrap().push((t0.elapsed(), q));
+        let fin = Quoter::quote_staged(&svc, &card, &record).await.unwrap();
+        let total = t0.elapsed();
+        let early = early.into_inner().unwrap();
+        assert_eq!(early.len(), 1, "{early:?}");
+        let (at, q) = &early[0];
+        assert!(matches!(q.source, QuoteSource::Offline { .. }), "{q:?}");
+        assert!(
+            matches!(&q.result, QuoteResult::Customer { quote, .. } if quote.display_name == "Jiří Dvořák"),
+            "{q:?}"
+        );
+        assert!(*at < Duration::from_millis(200), "early offline quote after {at:?}");
+        assert!(
+            total >= Duration::from_millis(250),
+            "the final waited for the timeout: {total:?}"
+        );
+        assert_eq!(&fin, q, "the final quote is the same offline quote");
+
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let count = |_: Quote| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let fin = svc.quote_staged(&card, Duration::ZERO, &count).await.unwrap();
+        assert!(matches!(fin.source, QuoteSource::Offline { .. }));
+        assert_eq!(calls.into_inner(), 0, "early zero: no early quote");
     }
 
     #[test]

@@ -295,7 +295,11 @@ async fn find(sh: Arc<Shared>, qs: Option<Arc<crate::quote::QuoteService>>, requ
             };
             tracing::info!(card = %card, "customer found from the search box");
             let _ = sh.bus.send(AgentEvent::Scan(scan.clone()));
-            let shown = crate::events::QuoteEvent { scan, quote };
+            let shown = crate::events::QuoteEvent {
+                scan,
+                quote,
+                provisional: false,
+            };
             let _ = sh.bus.send(AgentEvent::Quote(shown.clone()));
             if let Err(e) = qs.ack_shown(&shown.quote) {
                 tracing::warn!("cashier messages shown but not acknowledged: {e:#}");

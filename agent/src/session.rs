@@ -866,6 +866,7 @@ mod tests {
                 result: protocol::v1::QuoteResult::UnknownCard { card: card.clone() },
                 source: protocol::v1::QuoteSource::Online,
             },
+            provisional: false,
         }
     }
 

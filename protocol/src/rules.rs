@@ -578,22 +578,51 @@ pub fn turnover(program: &Program, state: &CustomerState, at: NaiveDate) -> Deci
             .values()
             .fold(Decimal::ZERO, |a, v| a.saturating_add(*v)),
         TurnoverWindow::RollingMonths { months } => {
-            let mut y = at.year();
-            let mut m = at.month() as i32;
-            let mut keys = Vec::new();
-            for _ in 0..months {
-                keys.push(format!("{y:04}-{m:02}"));
-                m -= 1;
-                if m == 0 {
-                    m = 12;
-                    y -= 1;
-                }
+            let newest = at.year() as i64 * 12 + at.month0() as i64;
+            let oldest = newest - (months as i64 - 1);
+            if months == 0 || oldest < 0 || newest >= 10_000 * 12 {
+                return rolling_turnover_by_keys(state, at, months);
             }
-            keys.iter()
-                .filter_map(|k| state.turnover_by_month.get(k))
-                .fold(Decimal::ZERO, |a, v| a.saturating_add(*v))
+            // Four-digit years: "YYYY-MM" keys sort as the months do, so the window is one range
+            // of the map (newest first, as the month-by-month sum adds them). Keys that are not
+            // months are skipped, as the month-by-month lookup never finds them.
+            let key = |i: i64| format!("{:04}-{:02}", i / 12, i % 12 + 1);
+            state
+                .turnover_by_month
+                .range(key(oldest)..=key(newest))
+                .rev()
+                .filter(|(k, _)| is_month_key(k))
+                .fold(Decimal::ZERO, |a, (_, v)| a.saturating_add(*v))
         }
     }
+}
+
+/// `YYYY-MM` with a month 01..=12.
+fn is_month_key(k: &str) -> bool {
+    let b = k.as_bytes();
+    b.len() == 7
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..].iter().all(u8::is_ascii_digit)
+        && matches!((b[5], b[6]), (b'0', b'1'..=b'9') | (b'1', b'0'..=b'2'))
+}
+
+/// The rolling window's turnover looked up month by month (years outside 0..=9999).
+fn rolling_turnover_by_keys(state: &CustomerState, at: NaiveDate, months: u32) -> Decimal {
+    let mut y = at.year();
+    let mut m = at.month() as i32;
+    let mut keys = Vec::new();
+    for _ in 0..months {
+        keys.push(format!("{y:04}-{m:02}"));
+        m -= 1;
+        if m == 0 {
+            m = 12;
+            y -= 1;
+        }
+    }
+    keys.iter()
+        .filter_map(|k| state.turnover_by_month.get(k))
+        .fold(Decimal::ZERO, |a, v| a.saturating_add(*v))
 }
 
 /// The discount a customer gets: their own override if set (it replaces the tier rate, up or
@@ -1448,6 +1477,49 @@ mod tests {
         let s = state_with(&[("2019-01", dec!(4000)), ("2026-02", dec!(2000))], dec!(0));
         assert_eq!(turnover(&p, &s, day("2026-03-10")), dec!(6000));
         assert_eq!(discount_percent(&p, None, &s, day("2026-03-10")), dec!(5));
+    }
+
+    /// The window as one range of the map sums exactly what the month-by-month lookup sums (same
+    /// order, so the same saturation), stray keys and far years included.
+    #[test]
+    fn rolling_window_as_a_map_range_equals_the_month_by_month_sum() {
+        let mut p = program();
+        let mut s = state_with(&[], dec!(0));
+        let mut n = 7i64;
+        for y in [1999, 2024, 2025, 2026, 2027] {
+            for m in 1..=12 {
+                n = (n * 7919 + 13) % 100_003;
+                s.turnover_by_month
+                    .insert(format!("{y:04}-{m:02}"), Decimal::new(n - 50_000, 2));
+            }
+        }
+        for k in [
+            "2026-13", "2026-00", "2026-1", "2026-05x", "2026-1a", "abc", "20260-1", "",
+        ] {
+            s.turnover_by_month.insert(k.into(), dec!(1000000));
+        }
+        let mut sat = s.clone();
+        sat.turnover_by_month.insert("2026-02".into(), Decimal::MAX);
+        sat.turnover_by_month.insert("2026-01".into(), dec!(-5));
+        for months in [1, 2, 3, 11, 12, 13, 24, 40, 400] {
+            p.turnover_window = TurnoverWindow::RollingMonths { months };
+            for at in [
+                "2026-03-10",
+                "2026-01-01",
+                "2025-12-31",
+                "2027-06-15",
+                "0001-02-01",
+                "9999-12-31",
+            ] {
+                for st in [&s, &sat] {
+                    assert_eq!(
+                        turnover(&p, st, day(at)),
+                        rolling_turnover_by_keys(st, day(at), months),
+                        "{months} months at {at}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -274,11 +274,13 @@ fn main() {
                 )
                 .unwrap();
             let mut st = tx
-                .prepare_cached("UPDATE customers SET customer = ?2, state = ?3, change_seq = ?4 WHERE id = ?1")
+                .prepare_cached(
+                    "UPDATE customers SET customer = ?2, state = ?3, expiring = ?4, change_seq = ?5 WHERE id = ?1",
+                )
                 .unwrap();
-            for (i, (id, c, s)) in customers.iter().enumerate() {
+            for (i, (id, c, (s, expiring))) in customers.iter().enumerate() {
                 let seq = last - customers.len() as i64 + 1 + i as i64;
-                st.execute(rusqlite::params![id, c, s, seq]).unwrap();
+                st.execute(rusqlite::params![id, c, s, expiring, seq]).unwrap();
             }
         }
         tx.commit().unwrap();
@@ -341,7 +343,7 @@ fn main() {
 }
 
 /// Rows the server writes per batch: receipts (16 columns as the raw insert), ledger entries
-/// (8 columns) and each touched account once (id, customer JSON, state JSON), from the same rules
+/// (8 columns) and each touched account once (id, customer JSON, state columns), from the same rules
 /// engine steps the server runs (lapsed points expire first, then the receipt's effect).
 #[allow(clippy::type_complexity)]
 fn floor_rows(
@@ -351,7 +353,7 @@ fn floor_rows(
 ) -> Vec<(
     Vec<Vec<Option<String>>>,
     Vec<Vec<Option<String>>>,
-    Vec<(String, String, String)>,
+    Vec<(String, String, (String, Option<String>))>,
 )> {
     use std::collections::BTreeMap;
     let mut states: BTreeMap<String, protocol::v1::CustomerState> = BTreeMap::new();
@@ -415,7 +417,7 @@ fn floor_rows(
                     (
                         id,
                         serde_json::to_string(&c).unwrap(),
-                        serde_json::to_string(state).unwrap(),
+                        server_stub::store::state_columns(state),
                     )
                 })
                 .collect();

@@ -8,6 +8,7 @@ mod find_gui;
 mod input;
 mod package;
 mod poison;
+mod popup_slow;
 mod power;
 mod purchase;
 mod redeem;

@@ -541,6 +541,101 @@ fn campaign_points_lapse_on_the_server_after_their_expiry() {
 }
 
 on_both! {
+fn accounts_written_by_the_previous_schema_keep_their_expiring_points(backend: Backend) {
+    // A database of the previous schema (4): without the `expiring` column, the account's
+    // expiring points in its state JSON. Made from a seeded database by undoing migration 5.
+    let dir = tempfile::tempdir().unwrap();
+    let db = e2e::server::new_database(dir.path(), Some(&fixture("seed/demo.json")), backend);
+    let old_points = json!([
+        {"points": "1.50", "expires_on": "2027-02-21"},
+        {"points": "2.25", "expires_on": "2027-02-21"},
+        {"points": "0.75", "expires_on": "2027-01-05"}
+    ]);
+    let with_points = |state: &str| {
+        let mut v: Value = serde_json::from_str(state).unwrap();
+        v["expiring_points"] = old_points.clone();
+        v.to_string()
+    };
+    match backend {
+        Backend::Sqlite => {
+            let c = rusqlite::Connection::open(&db).unwrap();
+            let state: String = c
+                .query_row("SELECT state FROM customers WHERE id = 'C000001'", [], |r| r.get(0))
+                .unwrap();
+            c.execute_batch("ALTER TABLE customers DROP COLUMN expiring; PRAGMA user_version = 4;")
+                .unwrap();
+            c.execute("UPDATE customers SET state = ?1 WHERE id = 'C000001'", [with_points(&state)])
+                .unwrap();
+        }
+        Backend::Postgres => {
+            let url = db.to_str().unwrap();
+            let mut c = e2e::pg::cluster().client(e2e::pg::db_name(url));
+            let state: String = c
+                .query_one("SELECT state FROM customers WHERE id = 'C000001'", &[])
+                .unwrap()
+                .get(0);
+            c.batch_execute("ALTER TABLE customers DROP COLUMN expiring; UPDATE schema_version SET version = 4;")
+                .unwrap();
+            c.execute("UPDATE customers SET state = $1 WHERE id = 'C000001'", &[&with_points(&state)])
+                .unwrap();
+        }
+    }
+    // The server migrates it and reads the account as it was.
+    let srv = e2e::server::serve_db(dir.path(), &db, backend, "server-stub.log");
+    let api = Api::new(&srv, STORE, TILL);
+    let feed_state = |api: &Api| -> Value {
+        let (s, page) = api.get("/v1/changes?limit=100");
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let change = page["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["customer"]["id"] == "C000001")
+            .cloned()
+            .expect("C000001 in the change feed");
+        change["state"].clone()
+    };
+    assert_eq!(feed_state(&api)["expiring_points"], old_points);
+    // A campaign sale adds its expiring points after the old ones; written in the compact form.
+    let sale = receipt(
+        "2301",
+        Some(JIRI),
+        vec![line(Some("8590002"), "Rtěnka", Some("kosmetika"), "1", "199.00", LineKind::Sale)],
+    );
+    let eff = rules::evaluate_receipt(&demo_program(), &sale);
+    let new = eff.expiring.clone().expect("campaign points expire");
+    assert_eq!(results(&api.sync_ok(&batch(vec![receipt_item(&sale)]))), ["applied"]);
+    let mut want = old_points.as_array().unwrap().clone();
+    want.push(json!({"points": new.points.to_string(), "expires_on": new.expires_on.to_string()}));
+    want.sort_by_key(|e| e["expires_on"].as_str().unwrap().to_string());
+    assert_eq!(feed_state(&api)["expiring_points"], Value::Array(want.clone()));
+    let (state, expiring): (String, Option<String>) = match backend {
+        Backend::Sqlite => e2e::server::server_conn(&db)
+            .query_row("SELECT state, expiring FROM customers WHERE id = 'C000001'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap(),
+        Backend::Postgres => {
+            let row = e2e::pg::cluster()
+                .client(e2e::pg::db_name(db.to_str().unwrap()))
+                .query_one("SELECT state, expiring FROM customers WHERE id = 'C000001'", &[])
+                .unwrap();
+            (row.get(0), row.get(1))
+        }
+    };
+    assert!(!state.contains("expiring"), "{state}");
+    let mut compact = String::from("2027-01-05=0.75;2027-02-21=1.50,2.25");
+    if new.expires_on.to_string() == "2027-02-21" {
+        compact += &format!(",{}", new.points);
+    } else {
+        panic!("the campaign's points expire on {} (the test expects 2027-02-21)", new.expires_on);
+    }
+    assert_eq!(expiring.as_deref(), Some(compact.as_str()));
+    assert_ledger_balanced(&srv);
+}
+}
+
+on_both! {
 fn same_batch_concurrently_on_two_connections(backend: Backend) {
     let (_dir, srv, api) = setup_on(backend);
     let receipts: Vec<Receipt> = (0..20)

@@ -208,11 +208,20 @@ pub async fn handle_scan(
         return (scan, None);
     };
     let Some(quotes) = quotes else { return (scan, None) };
-    match quotes.quote(card).await {
+    // A server slow to answer: the offline quote shows meanwhile, marked provisional.
+    let early = |quote| {
+        let _ = bus.send(AgentEvent::Quote(QuoteEvent {
+            scan: scan.clone(),
+            quote,
+            provisional: true,
+        }));
+    };
+    match quotes.quote_staged(card, &early).await {
         Ok(quote) => {
             let ev = QuoteEvent {
                 scan: scan.clone(),
                 quote,
+                provisional: false,
             };
             let _ = bus.send(AgentEvent::Quote(ev.clone()));
             // Published = shown (popup or headless line): its messages are said once.

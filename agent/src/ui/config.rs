@@ -10,6 +10,8 @@
 //! font_scale = 1.0            # 0.5 ..= 4.0; multiplies the popup's text, spacing, frame and width
 //! width = 440                 # logical pixels (× font_scale); a wide table may grow it up to the screen
 //! find_hotkey = "Ctrl+Shift+F12"  # global hotkey of "Find customer…"; "" = none (see ui::hotkey)
+//! offline_first_ms = 10       # server silent this long after a scan: show the offline quote, marked
+//!                             # as such, until the server's answer replaces it; 0 = wait for the server
 //! ```
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +43,10 @@ pub struct PopupConfig {
     /// Global hotkey that opens the "Find customer" search box (`ui::hotkey::HotKey::parse`);
     /// empty = no hotkey (the tray entry stays).
     pub find_hotkey: String,
+    /// Milliseconds a scan's popup waits for the server's quote before it shows the offline quote
+    /// from the cache (marked offline and "waiting for the server"), replaced when the server
+    /// answers within `reader.quote_timeout_ms`; 0 = no early offline popup.
+    pub offline_first_ms: u64,
 }
 
 impl Default for PopupConfig {
@@ -54,6 +60,7 @@ impl Default for PopupConfig {
             font_scale: 1.0,
             width: 440,
             find_hotkey: super::hotkey::DEFAULT_FIND_HOTKEY.to_string(),
+            offline_first_ms: 10,
         }
     }
 }
@@ -72,6 +79,12 @@ impl PopupConfig {
         }
         if !(200..=2000).contains(&self.width) {
             return Err(format!("popup.width = {} is out of range 200..=2000", self.width));
+        }
+        if self.offline_first_ms > 1000 {
+            return Err(format!(
+                "popup.offline_first_ms = {} is more than 1000 ms (a scan's popup should not wait that long)",
+                self.offline_first_ms
+            ));
         }
         if self.hide_after_secs > 3600 {
             return Err(format!(

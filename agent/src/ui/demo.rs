@@ -60,7 +60,11 @@ pub fn event(args: &PopupDemoArgs) -> anyhow::Result<AgentEvent> {
             source: "popup-demo".into(),
             classified: Classified::LoyaltyCard { card },
         };
-        return Ok(AgentEvent::Quote(QuoteEvent { scan, quote }));
+        return Ok(AgentEvent::Quote(QuoteEvent {
+            scan,
+            quote,
+            provisional: false,
+        }));
     }
     if let Some(l4) = &args.payment_last4 {
         let digits: String = l4.chars().filter(char::is_ascii_digit).collect();

@@ -280,6 +280,8 @@ struct App {
     history_open: bool,
     /// A card scan that went into the tag form (its quote shows no popup).
     routed_scan: Option<protocol::CardId>,
+    /// The scan whose popup shows its offline quote while the server's is awaited.
+    provisional: Option<crate::events::ScanEvent>,
 }
 
 impl App {
@@ -309,6 +311,7 @@ impl App {
             focus_back: None,
             history_open: false,
             routed_scan: None,
+            provisional: None,
             rects: Default::default(),
             offer: None,
             last_redemption: None,
@@ -334,6 +337,21 @@ impl App {
         println!("{line}");
         self.current = Some(view.clone());
         self.last = Some(view);
+        self.history_open = false;
+        self.shown_at = Some(Instant::now());
+        self.fitted = None;
+        self.rects.clear();
+        self.pending_visible = Some(true);
+    }
+
+    /// The offline quote while the server's is awaited: on screen at once, but not the scan's
+    /// popup line yet (no JSON line, no `popup shown` log): the final quote replaces it.
+    fn show_provisional(&mut self, view: PopupView, scan: crate::events::ScanEvent) {
+        let line = view.to_json_line();
+        tracing::info!(target: "till_agent::popup", kind = ?view.kind, popup = %line, "offline quote shown while the server answers");
+        self.current = Some(view.clone());
+        self.last = Some(view);
+        self.provisional = Some(scan);
         self.history_open = false;
         self.shown_at = Some(Instant::now());
         self.fitted = None;
@@ -395,6 +413,21 @@ impl App {
                     }
                 }
                 if let AgentEvent::Quote(q) = &ev {
+                    // The tag form waits for the final quote; a provisional one shows no popup there.
+                    if q.provisional && self.routed_scan.is_some() {
+                        return;
+                    }
+                    if !q.provisional && self.provisional.as_ref() == Some(&q.scan) {
+                        self.provisional = None;
+                        if self.current.is_none() {
+                            // Dismissed before the server answered: the final quote is the last
+                            // popup (tray "show last"), not shown again by itself.
+                            self.last = Some(PopupView::from_quote(q, self.lang));
+                            self.offer = super::redeem_view::Offer::from_quote(q);
+                            tracing::info!(target: "till_agent::popup", "the final quote came after its provisional popup was dismissed");
+                            return;
+                        }
+                    }
                     if let Some(card) = self.routed_scan.take() {
                         if q.scan.classified == (crate::events::Classified::LoyaltyCard { card: card.clone() }) {
                             if let protocol::v1::QuoteResult::Customer { quote, .. } = &q.quote.result {
@@ -437,7 +470,15 @@ impl App {
                     }
                     return;
                 }
+                if let AgentEvent::Quote(q) = &ev {
+                    if q.provisional {
+                        let v = PopupView::from_quote(q, self.lang);
+                        self.show_provisional(v, q.scan.clone());
+                        return;
+                    }
+                }
                 if let Some(v) = PopupView::from_event(&ev, self.lang) {
+                    self.provisional = None;
                     self.show(v);
                 }
             }
@@ -727,6 +768,9 @@ impl App {
                                         .italics()
                                         .color(Color32::from_rgb(0x55, 0x55, 0x88)),
                                 );
+                            }
+                            if let Some(w) = &view.waiting {
+                                ui.label(RichText::new(w).size(18.0 * s).italics().color(Color32::DARK_GRAY));
                             }
                         });
                         // History at a glance: a button expands the newest ledger entries (customer popups).

@@ -27,6 +27,11 @@ pub async fn run_with<W: Write>(
             }
             Err(RecvError::Closed) => return Ok(()),
         };
+        // A provisional (offline, server still awaited) quote is for a cashier's screen; the line is
+        // the scan's final quote.
+        if matches!(&ev, AgentEvent::Quote(q) if q.provisional) {
+            continue;
+        }
         if let Some(view) = PopupView::from_event(&ev, lang) {
             let line = view.to_json_line();
             tracing::info!(target: "till_agent::popup", kind = ?view.kind, popup = %line, "popup shown");
@@ -64,6 +69,24 @@ mod tests {
             card: protocol::CardId::normalise("19001234").unwrap(),
         }))
         .unwrap();
+        // A provisional quote (offline while the server is awaited) is not a line of its own.
+        let card = protocol::CardId::normalise("19001234").unwrap();
+        let quote = |provisional| {
+            AgentEvent::Quote(crate::events::QuoteEvent {
+                scan: ScanEvent {
+                    at,
+                    source: "cli".into(),
+                    classified: Classified::LoyaltyCard { card: card.clone() },
+                },
+                quote: protocol::v1::Quote {
+                    result: protocol::v1::QuoteResult::UnknownCard { card: card.clone() },
+                    source: protocol::v1::QuoteSource::Offline { as_of: at },
+                },
+                provisional,
+            })
+        };
+        bus.send(quote(true)).unwrap();
+        bus.send(quote(false)).unwrap();
         bus.send(scan(Classified::PaymentCard { last4: "4242".into() }))
             .unwrap();
         bus.send(scan(Classified::ReadError { detail: "noise".into() }))
@@ -74,12 +97,15 @@ mod tests {
         run_with(rx, Lang::Sk, &mut out, |_| seen += 1).await.unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<_> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        assert_eq!(seen, 2);
-        let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(seen, 3);
+        let quoted: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(quoted["kind"], "unknown_card");
+        assert!(quoted.get("waiting").is_none(), "the final quote's line: {quoted}");
+        let first: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(first["kind"], "payment_card");
         assert_eq!(first["title"], "Platobná karta!");
-        let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        let second: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
         assert_eq!(second["kind"], "read_error");
     }
 }

@@ -439,6 +439,16 @@ pub fn offline_as_of(lang: Lang, when: &DateTime<FixedOffset>) -> String {
     }
 }
 
+/// Beside an offline quote shown while the server's answer is still awaited (it replaces it).
+pub fn waiting_for_server(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Cs => "Čekám na odpověď serveru…",
+        Lang::Sk => "Čakám na odpoveď servera…",
+        Lang::Hr => "Čekam odgovor poslužitelja…",
+        Lang::En => "Waiting for the server's answer…",
+    }
+}
+
 pub fn blocked_reason(lang: Lang, reason: &str) -> String {
     match lang {
         Lang::Cs => format!("Důvod: {reason}"),

@@ -81,6 +81,7 @@ pub fn result_view(lang: Lang, card: Option<&CardId>, ev: &RedeemEvent) -> Popup
         warnings,
         say: Vec::new(),
         offline: (ev.mode.as_deref() == Some("offline") && !ev.void).then(|| rdm(lang, Rdm::Queued).to_string()),
+        waiting: None,
         actions: Vec::new(),
         history: Vec::new(),
         facts: None,

@@ -107,6 +107,10 @@ pub struct PopupView {
     /// `Offline – stav k …` when the quote was computed on the till.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline: Option<String>,
+    /// An offline quote shown while the server's answer is awaited: `Čekám na odpověď serveru…`
+    /// (the server's quote, or the final offline one, replaces this popup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     pub actions: Vec<Action>,
     /// The account's newest ledger entries (at most 5), shown when the cashier expands the popup.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -130,6 +134,7 @@ impl PopupView {
         v.extend(self.warnings.iter().cloned());
         v.extend(self.say.iter().map(|s| format!("» {s}")));
         v.extend(self.offline.clone());
+        v.extend(self.waiting.clone());
         v.extend(self.actions.iter().map(|a| format!("[{}]", a.label)));
         v
     }
@@ -260,6 +265,7 @@ impl PopupView {
             warnings: Vec::new(),
             say: Vec::new(),
             offline: None,
+            waiting: None,
             actions: Vec::new(),
             history: Vec::new(),
             facts: None,
@@ -347,6 +353,9 @@ impl PopupView {
         };
         if let QuoteSource::Offline { as_of } = &ev.quote.source {
             v.offline = Some(i18n::offline_as_of(lang, as_of));
+        }
+        if ev.provisional {
+            v.waiting = Some(i18n::waiting_for_server(lang).to_string());
         }
         v
     }
@@ -475,6 +484,7 @@ mod tests {
         QuoteEvent {
             scan: scan(Classified::LoyaltyCard { card: card() }),
             quote: Quote { result, source },
+            provisional: false,
         }
     }
     fn offline() -> QuoteSource {
@@ -623,6 +633,42 @@ mod tests {
             let row = v.rows.iter().find(|r| r.value.contains("120")).unwrap();
             assert!(row.emphasis, "the option is emphasised");
         }
+    }
+
+    /// The offline quote shown while the server is awaited says both: offline as of, and waiting;
+    /// the final quote (online, or offline after the timeout) has no "waiting" line.
+    #[test]
+    fn provisional_offline_quote_says_offline_and_waiting_final_does_not() {
+        let mut ev = qe(
+            QuoteResult::Customer {
+                card: card(),
+                quote: cq(Currency::CZK),
+            },
+            offline(),
+        );
+        ev.provisional = true;
+        let v = PopupView::from_quote(&ev, Lang::Cs);
+        assert_eq!(
+            v.offline.as_deref(),
+            Some("Offline – stav k 22.\u{a0}11.\u{a0}2026 18:30")
+        );
+        assert_eq!(v.waiting.as_deref(), Some("Čekám na odpověď serveru…"));
+        let text = v.text_lines();
+        let off = text.iter().position(|l| l.starts_with("Offline")).unwrap();
+        assert_eq!(text[off + 1], "Čekám na odpověď serveru…", "{text:?}");
+        let j: serde_json::Value = serde_json::from_str(&v.to_json_line()).unwrap();
+        assert_eq!(j["waiting"], "Čekám na odpověď serveru…");
+        for lang in [Lang::Sk, Lang::Hr, Lang::En] {
+            let w = PopupView::from_quote(&ev, lang).waiting.unwrap();
+            assert!(w.ends_with('…') && w != "Čekám na odpověď serveru…", "{lang:?}: {w}");
+        }
+        ev.provisional = false;
+        let fin = PopupView::from_quote(&ev, Lang::Cs);
+        assert!(fin.waiting.is_none() && fin.offline.is_some());
+        assert!(!fin.to_json_line().contains("waiting"));
+        ev.quote.source = QuoteSource::Online;
+        let online = PopupView::from_quote(&ev, Lang::Cs);
+        assert!(online.waiting.is_none() && online.offline.is_none());
     }
 
     #[test]

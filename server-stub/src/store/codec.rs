@@ -1,8 +1,12 @@
 //! Row values <-> domain types, shared by both backends (the same TEXT encodings in SQLite and
-//! PostgreSQL: RFC 3339 times, decimal strings, JSON payloads, snake_case enum names).
+//! PostgreSQL: RFC 3339 times, decimal strings, JSON payloads, snake_case enum names; an
+//! account's expiring points in a compact text column of their own, see [`state_columns`]).
 
-use chrono::{DateTime, Utc};
-use protocol::v1::{CardStatus, LedgerEntry, LedgerKind};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use protocol::v1::{CardStatus, CustomerState, ExpiringPoints, LedgerEntry, LedgerKind};
 use protocol::{CardId, CustomerId, ReceiptId, StoreId, TillId};
 use rust_decimal::Decimal;
 
@@ -75,11 +79,85 @@ pub(crate) fn to_card(c: RawCard) -> StoreResult<CardRow> {
     })
 }
 
-pub(crate) fn to_customer(c: (String, String, i64)) -> StoreResult<CustomerRow> {
+/// An account's state as the customers table stores it: the `state` column is the state's JSON
+/// without its expiring points, the `expiring` column those points compactly (None: none).
+///
+/// The expiring points are the largest part of an account that earns campaign points (one entry
+/// per receipt, ≈ 45 bytes of JSON each), and the account row is rewritten with every batch that
+/// touches it. The compact text writes each expiry date once for the entries that follow it:
+/// `2027-02-21=79.60,12.30;2027-02-22=5.00` (entries in their order; the points as the decimal
+/// strings of the JSON, scale kept), ≈ 6 bytes per entry. Rows written before this column
+/// existed keep the points in the JSON (`expiring` NULL) and read the same.
+pub fn state_columns(s: &CustomerState) -> (String, Option<String>) {
+    #[derive(serde::Serialize)]
+    struct StateColumn<'a> {
+        turnover_by_month: &'a BTreeMap<String, Decimal>,
+        points_balance: &'a Decimal,
+    }
+    let state = json(&StateColumn {
+        turnover_by_month: &s.turnover_by_month,
+        points_balance: &s.points_balance,
+    });
+    (state, encode_expiring(&s.expiring_points))
+}
+
+fn encode_expiring(list: &[ExpiringPoints]) -> Option<String> {
+    if list.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(list.len() * 7 + 16);
+    let mut day: Option<NaiveDate> = None;
+    for e in list {
+        if day == Some(e.expires_on) {
+            out.push(',');
+        } else {
+            if day.is_some() {
+                out.push(';');
+            }
+            write!(out, "{}=", e.expires_on).expect("a String takes any write");
+            day = Some(e.expires_on);
+        }
+        write!(out, "{}", e.points).expect("a String takes any write");
+    }
+    Some(out)
+}
+
+/// The entries of an `expiring` column (see [`state_columns`]); the error names the bad part.
+fn decode_expiring(text: &str) -> Result<Vec<ExpiringPoints>, String> {
+    let mut out = Vec::new();
+    for group in text.split(';') {
+        let (day, points) = group
+            .split_once('=')
+            .ok_or_else(|| format!("{group:?} is not <date>=<points>,…"))?;
+        let expires_on: NaiveDate = day.parse().map_err(|e| format!("date {day:?}: {e}"))?;
+        for p in points.split(',') {
+            out.push(ExpiringPoints {
+                points: p.parse().map_err(|e| format!("points {p:?} of {day}: {e}"))?,
+                expires_on,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A customers row: (customer JSON, state JSON, expiring column, change number).
+pub(crate) fn to_customer(c: (String, String, Option<String>, i64)) -> StoreResult<CustomerRow> {
+    let customer: protocol::v1::Customer = from_json("customer", &c.0)?;
+    let mut state: CustomerState = from_json("customer state", &c.1)?;
+    if let Some(text) = c.2 {
+        if !state.expiring_points.is_empty() {
+            return Err(StoreError::Other(format!(
+                "customer {}: expiring points both in the state JSON and in the expiring column {text:?}",
+                customer.id
+            )));
+        }
+        state.expiring_points = decode_expiring(&text)
+            .map_err(|e| StoreError::Other(format!("customer {}: expiring column {text:?}: {e}", customer.id)))?;
+    }
     Ok(CustomerRow {
-        customer: from_json("customer", &c.0)?,
-        state: from_json("customer state", &c.1)?,
-        change_seq: c.2,
+        customer,
+        state,
+        change_seq: c.3,
     })
 }
 
@@ -132,4 +210,106 @@ pub(crate) fn to_tag(row: RawTag) -> StoreResult<TagRow> {
         receipt_id: row.3.map(ReceiptId),
         note: row.4,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(entries: &[(&str, &str)]) -> CustomerState {
+        CustomerState {
+            turnover_by_month: [("2026-11".to_string(), "1234.50".parse().unwrap())].into(),
+            points_balance: "987.65".parse().unwrap(),
+            expiring_points: entries
+                .iter()
+                .map(|(d, p)| ExpiringPoints {
+                    points: p.parse().unwrap(),
+                    expires_on: d.parse().unwrap(),
+                })
+                .collect(),
+        }
+    }
+
+    fn row(s: &CustomerState) -> (String, String, Option<String>, i64) {
+        let (state, expiring) = state_columns(s);
+        (json(&crate::store::test_customer("C1")), state, expiring, 7)
+    }
+
+    /// Every state reads back equal (entry order, dates, scales, signs, extremes), the state JSON
+    /// carries no expiring points, and equal dates are written once.
+    #[test]
+    fn the_compact_expiring_column_reads_back_exactly() {
+        let max = Decimal::MAX.to_string();
+        let min = Decimal::MIN.to_string();
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            vec![],
+            vec![("2027-02-21", "79.60")],
+            vec![("2027-02-21", "79.60"), ("2027-02-21", "12.3"), ("2027-02-22", "5.00")],
+            // out of date order and a date coming back: kept as written
+            vec![("2027-03-01", "1"), ("2027-02-01", "2"), ("2027-03-01", "3")],
+            vec![("2027-02-21", "0"), ("2027-02-21", "0.000"), ("2027-02-21", "-0.5")],
+            vec![
+                ("0001-01-01", &max),
+                ("9999-12-31", &min),
+                ("2027-01-01", "0.0000000000000000000000000001"),
+            ],
+        ];
+        for entries in cases {
+            let s = state(&entries);
+            let r = row(&s);
+            assert!(!r.1.contains("expiring"), "{}", r.1);
+            assert_eq!(r.2.is_none(), entries.is_empty());
+            let back = to_customer(r.clone()).unwrap();
+            assert_eq!(back.state, s, "{:?}", r.2);
+            // the scale is kept (79.60 stays 79.60)
+            let strs: Vec<String> = back
+                .state
+                .expiring_points
+                .iter()
+                .map(|e| e.points.to_string())
+                .collect();
+            let want: Vec<&str> = entries.iter().map(|(_, p)| *p).collect();
+            assert_eq!(strs, want);
+        }
+        let r = row(&state(&[
+            ("2027-02-21", "79.60"),
+            ("2027-02-21", "12.30"),
+            ("2027-02-22", "5.00"),
+        ]));
+        assert_eq!(r.2.as_deref(), Some("2027-02-21=79.60,12.30;2027-02-22=5.00"));
+    }
+
+    /// A row written before the column existed (points in the JSON, column NULL) reads the same.
+    #[test]
+    fn an_old_row_with_the_points_in_the_json_reads_the_same() {
+        let s = state(&[("2027-02-21", "79.60"), ("2027-02-22", "5.00")]);
+        let old = (json(&crate::store::test_customer("C1")), json(&s), None, 3);
+        assert!(old.1.contains("expiring_points"));
+        assert_eq!(to_customer(old).unwrap().state, s);
+    }
+
+    #[test]
+    fn a_bad_expiring_column_is_an_error_naming_customer_and_value() {
+        let s = state(&[]);
+        for (text, part) in [
+            ("2027-02-21", "is not <date>=<points>"),
+            ("2027-13-01=1", "date \"2027-13-01\""),
+            ("2027-02-21=1,x", "points \"x\" of 2027-02-21"),
+            ("2027-02-21=", "points \"\""),
+        ] {
+            let mut r = row(&s);
+            r.2 = Some(text.to_string());
+            let e = to_customer(r).unwrap_err().to_string();
+            assert!(e.contains("customer C1") && e.contains(part), "{text}: {e}");
+        }
+        let both = state(&[("2027-02-21", "1")]);
+        let r = (
+            json(&crate::store::test_customer("C1")),
+            json(&both),
+            Some("2027-02-21=1".to_string()),
+            1,
+        );
+        let e = to_customer(r).unwrap_err().to_string();
+        assert!(e.contains("customer C1") && e.contains("both"), "{e}");
+    }
 }

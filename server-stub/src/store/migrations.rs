@@ -347,4 +347,7 @@ pub const MIGRATIONS: &[Migration] = &[
     CREATE INDEX receipts_card ON receipts(card, business_day);
     "#,
     },
+    // 5: an account's expiring points in a compact column of their own (see store/codec.rs);
+    // rows written before keep them in the state JSON until their next write
+    Migration::same("ALTER TABLE customers ADD COLUMN expiring TEXT;"),
 ];

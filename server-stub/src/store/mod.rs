@@ -19,6 +19,8 @@ use serde::Serialize;
 use crate::error::ApiError;
 
 pub use crate::error::{StoreError, StoreResult};
+/// How an account's state is stored (the ingest bench's floor writes the same columns).
+pub use codec::state_columns;
 
 /// A till's credentials row (the token itself is never stored, only its SHA-256).
 #[derive(Clone, Debug)]

@@ -376,7 +376,7 @@ fn receipt_of(r: &Row) -> StoreResult<StoredReceipt> {
 
 const RECEIPT_COLS: &str = "payload, payload_hash, account_id, effect";
 const CARD_COLS: &str = "number, customer_id, status, reason, replaced_by, issued_store, issued_at";
-const CUSTOMER_COLS: &str = "customer, state, change_seq";
+const CUSTOMER_COLS: &str = "customer, state, expiring, change_seq";
 const MESSAGE_COLS: &str = "id, cause, kind, customer_id, channel, recipient, text, created_at";
 const LEDGER_COLS: &str = "seq, account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note";
 const REDEMPTION_COLS: &str = "id, payload_hash, account_id, card, store_id, till_id, points, value, reward, code, \
@@ -407,7 +407,7 @@ fn card_of(r: &Row) -> StoreResult<CardRow> {
 }
 
 fn customer_of(r: &Row) -> StoreResult<CustomerRow> {
-    to_customer((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+    to_customer((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))
 }
 
 fn message_of(r: &Row) -> StoreResult<Message> {
@@ -749,16 +749,18 @@ impl Tx for PgTx<'_> {
     }
 
     fn put_customer(&mut self, customer: &Customer, state: &CustomerState) -> StoreResult<()> {
+        let (state, expiring) = state_columns(state);
         self.execute(
-            "INSERT INTO customers (id, parent_id, customer, state, change_seq)
-             VALUES ($1, $2, $3, $4, nextval('change_seq'))
+            "INSERT INTO customers (id, parent_id, customer, state, expiring, change_seq)
+             VALUES ($1, $2, $3, $4, $5, nextval('change_seq'))
              ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
-             state = excluded.state, change_seq = excluded.change_seq",
+             state = excluded.state, expiring = excluded.expiring, change_seq = excluded.change_seq",
             &[
                 &customer.id.0,
                 &customer.parent.as_ref().map(|p| p.0.clone()),
                 &json(customer),
-                &json(state),
+                &state,
+                &expiring,
             ],
         )?;
         self.touched.insert(customer.id.0.clone());
@@ -1164,14 +1166,16 @@ impl Tx for PgTx<'_> {
                 .map(|(c, _)| c.parent.as_ref().map(|p| p.0.as_str()))
                 .collect();
             let customers: Vec<String> = w.customers.iter().map(|(c, _)| json(c)).collect();
-            let states: Vec<String> = w.customers.iter().map(|(_, s)| json(s)).collect();
+            let (states, expiring): (Vec<String>, Vec<Option<String>>) =
+                w.customers.iter().map(|(_, s)| state_columns(s)).unzip();
             self.execute(
-                "INSERT INTO customers (id, parent_id, customer, state, change_seq)
-                 SELECT id, parent_id, customer, state, nextval('change_seq')
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, parent_id, customer, state)
+                "INSERT INTO customers (id, parent_id, customer, state, expiring, change_seq)
+                 SELECT id, parent_id, customer, state, expiring, nextval('change_seq')
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                 AS u(id, parent_id, customer, state, expiring)
                  ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
-                 state = excluded.state, change_seq = excluded.change_seq",
-                &[&ids, &parents, &customers, &states],
+                 state = excluded.state, expiring = excluded.expiring, change_seq = excluded.change_seq",
+                &[&ids, &parents, &customers, &states, &expiring],
             )?;
             for id in ids {
                 self.touched.insert(id.to_string());

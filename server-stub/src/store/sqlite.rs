@@ -291,10 +291,10 @@ fn card_row(r: &Row<'_>) -> rusqlite::Result<RawCard> {
     ))
 }
 
-const CUSTOMER_COLS: &str = "customer, state, change_seq";
+const CUSTOMER_COLS: &str = "customer, state, expiring, change_seq";
 
-fn customer_row(r: &Row<'_>) -> rusqlite::Result<(String, String, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+fn customer_row(r: &Row<'_>) -> rusqlite::Result<(String, String, Option<String>, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
 const MESSAGE_COLS: &str = "id, cause, kind, customer_id, channel, recipient, text, created_at";
@@ -395,23 +395,26 @@ impl SqliteTx<'_> {
 
     fn write_customer(&mut self, customer: &Customer, state: &CustomerState, seq: i64) -> StoreResult<()> {
         let (id, parent) = (&customer.id.0, customer.parent.as_ref().map(|p| p.0.as_str()));
-        let (customer_json, state_json) = (json(customer), json(state));
+        let customer_json = json(customer);
+        let (state_json, expiring) = state_columns(state);
         // The usual case, an account whose parent stays: a plain UPDATE leaves the parent index
         // alone (an upsert rewrites every index of the columns it sets).
         let updated = self
             .tx
             .prepare_cached(
-                "UPDATE customers SET customer = ?3, state = ?4, change_seq = ?5 WHERE id = ?1 AND parent_id IS ?2",
+                "UPDATE customers SET customer = ?3, state = ?4, expiring = ?5, change_seq = ?6
+                 WHERE id = ?1 AND parent_id IS ?2",
             )?
-            .execute(params![id, parent, customer_json, state_json, seq])?;
+            .execute(params![id, parent, customer_json, state_json, expiring, seq])?;
         if updated == 0 {
             self.tx
                 .prepare_cached(
-                    "INSERT INTO customers (id, parent_id, customer, state, change_seq) VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO customers (id, parent_id, customer, state, expiring, change_seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT(id) DO UPDATE SET parent_id = excluded.parent_id, customer = excluded.customer,
-                     state = excluded.state, change_seq = excluded.change_seq",
+                     state = excluded.state, expiring = excluded.expiring, change_seq = excluded.change_seq",
                 )?
-                .execute(params![id, parent, customer_json, state_json, seq])?;
+                .execute(params![id, parent, customer_json, state_json, expiring, seq])?;
         }
         if self.accounts.is_some() {
             self.seen.push(CustomerRow {
@@ -1203,6 +1206,64 @@ mod tests {
         }
         let c = open_connection(&p).unwrap();
         assert_eq!(schema_version(&c).unwrap(), MIGRATIONS.len());
+    }
+
+    /// A database of the previous schema (4 migrations) whose accounts hold their expiring points
+    /// in the state JSON: the server opens it, reads those accounts unchanged, and writes them
+    /// back in the compact form (the JSON without the points, the `expiring` column with them).
+    #[test]
+    fn accounts_of_the_previous_schema_read_the_same_and_are_rewritten_compact() {
+        use protocol::v1::ExpiringPoints;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        let c1 = CustomerId("C1".into());
+        let customer = crate::store::test_customer(&c1.0);
+        let state = CustomerState {
+            turnover_by_month: [("2026-11".to_string(), Decimal::new(123450, 2))].into(),
+            points_balance: Decimal::new(9170, 2),
+            expiring_points: vec![
+                ExpiringPoints {
+                    points: Decimal::new(7960, 2),
+                    expires_on: NaiveDate::from_ymd_opt(2027, 2, 21).unwrap(),
+                },
+                ExpiringPoints {
+                    points: Decimal::new(1210, 2),
+                    expires_on: NaiveDate::from_ymd_opt(2027, 2, 21).unwrap(),
+                },
+            ],
+        };
+        {
+            let mut c = Connection::open(&p).unwrap();
+            let tx = c.transaction().unwrap();
+            for m in &MIGRATIONS[..4] {
+                tx.execute_batch(m.sqlite).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 4).unwrap();
+            tx.execute(
+                "INSERT INTO customers (id, parent_id, customer, state, change_seq) VALUES ('C1', NULL, ?1, ?2, 1)",
+                params![json(&customer), json(&state)],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let repo = SqliteRepo::open(&p).unwrap();
+        let read_back = || transact(&repo, |tx| Ok(tx.customer(&c1)?.unwrap())).unwrap();
+        assert_eq!(read_back().state, state);
+        let mut more = state.clone();
+        more.expiring_points.push(ExpiringPoints {
+            points: Decimal::new(500, 2),
+            expires_on: NaiveDate::from_ymd_opt(2027, 2, 22).unwrap(),
+        });
+        transact(&repo, |tx| Ok(tx.put_customer(&customer, &more)?)).unwrap();
+        assert_eq!(read_back().state, more);
+        let c = Connection::open(&p).unwrap();
+        let (json_col, expiring): (String, Option<String>) = c
+            .query_row("SELECT state, expiring FROM customers WHERE id = 'C1'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert!(!json_col.contains("expiring"), "{json_col}");
+        assert_eq!(expiring.as_deref(), Some("2027-02-21=79.60,12.10;2027-02-22=5.00"));
     }
 
     #[test]

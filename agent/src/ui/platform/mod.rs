@@ -83,7 +83,7 @@ pub fn display_available() -> Result<(), String> {
 pub fn popup_platform() -> Box<dyn PopupPlatform> {
     #[cfg(target_os = "linux")]
     {
-        Box::new(x11::X11Popup)
+        Box::new(x11::X11Popup::default())
     }
     #[cfg(windows)]
     {

@@ -13,7 +13,13 @@ use x11rb::wrapper::ConnectionExt as _;
 
 use super::PopupPlatform;
 
-pub struct X11Popup;
+/// `conn`: the connection that raises the popup, opened with the first popup and kept (an idle
+/// socket costs nothing), so a scan after an hour hidden does not connect, authenticate and wait
+/// for a round trip before the map.
+#[derive(Default)]
+pub struct X11Popup {
+    conn: std::sync::Mutex<Option<x11rb::rust_connection::RustConnection>>,
+}
 
 pub fn display_available() -> Result<(), String> {
     match std::env::var("DISPLAY") {
@@ -47,11 +53,28 @@ fn set_hints(win: u32) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn raise(win: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let (conn, _) = x11rb::connect(None)?;
-    conn.configure_window(win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?
-        .check()?;
-    Ok(())
+impl X11Popup {
+    /// Put `win` on top: one request flushed on the kept connection, no round trip (an error, e.g.
+    /// the window gone, is discarded). A broken connection is dropped and reopened next time.
+    fn raise(&self, win: u32) -> Result<(), Box<dyn std::error::Error>> {
+        let mut g = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            *g = Some(x11rb::connect(None)?.0);
+        }
+        let Some(conn) = g.as_ref() else { return Ok(()) };
+        let sent = (|| -> Result<(), Box<dyn std::error::Error>> {
+            // Nothing else is asked on this connection: drop whatever events queued up.
+            while conn.poll_for_event()?.is_some() {}
+            conn.configure_window(win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?
+                .ignore_error();
+            conn.flush()?;
+            Ok(())
+        })();
+        if sent.is_err() {
+            *g = None;
+        }
+        sent
+    }
 }
 
 /// `GetInputFocus`; `None` when the focus is `None` or `PointerRoot` (no window to give it back to).
@@ -161,7 +184,7 @@ impl PopupPlatform for X11Popup {
         ctx.send_viewport_cmd(egui::ViewportCommand::Visible(visible));
         if visible {
             // Already mapped (a second popup while the first shows): put it back on top.
-            match window_id(window).map(|w| (w, raise(w))) {
+            match window_id(window).map(|w| (w, self.raise(w))) {
                 Some((w, Ok(()))) => tracing::debug!("popup window {w:#x} raised"),
                 Some((w, Err(e))) => tracing::warn!("popup: cannot raise window {w:#x}: {e}"),
                 None => tracing::warn!("popup: no X11 window handle to raise"),
