@@ -372,10 +372,9 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
         for (k, chunk) in items.chunks(500).enumerate() {
             o.commit_file(&format!("bench-{k}"), "bench", chunk).unwrap();
         }
-        let (v4, v5) = (
-            std::env::var_os("BENCH_OUTBOX_V4").is_some(),
-            std::env::var_os("BENCH_OUTBOX_V5").is_some(),
-        );
+        // Set and not empty (an empty value is "unset": `BENCH_OUTBOX_V5= cargo bench …`).
+        let set = |v: &str| std::env::var_os(v).is_some_and(|v| !v.is_empty());
+        let (v4, v5) = (set("BENCH_OUTBOX_V4"), set("BENCH_OUTBOX_V5"));
         if v4 || v5 {
             // For an agent built before outbox schema 6 (BENCH_AGENT_BIN): its counting trigger back.
             o.conn()
