@@ -13,7 +13,8 @@
 //! Env: BENCH_LATENCY_N (1000), BENCH_BACKLOG_N (10000), BENCH_BACKLOG_BATCH (100, the agent's
 //! default batch_size), BENCH_ENQUEUE_N (2000), BENCH_DIR, BENCH_ONLY (a subset of "abc"),
 //! BENCH_AGENT_BIN (another till-agent binary, e.g. a saved build to compare against),
-//! BENCH_OUTBOX_V4 (set: the backlog's outbox is left at schema 4, for an agent built before schema 5).
+//! BENCH_OUTBOX_V4 / BENCH_OUTBOX_V5 (set: the backlog's outbox is left at schema 4 / 5, for an agent
+//! built before schema 5 / 6).
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,6 +51,18 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// CPU time a process has used so far (all its threads, from `/proc/PID/task/*/schedstat`, ns
+/// precision); `None` where there is no such file (not Linux). Threads that already ended are
+/// not counted: read it while the process runs.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut ns = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(ns))
 }
 
 fn server_stub() -> PathBuf {
@@ -359,7 +372,21 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
         for (k, chunk) in items.chunks(500).enumerate() {
             o.commit_file(&format!("bench-{k}"), "bench", chunk).unwrap();
         }
-        if std::env::var_os("BENCH_OUTBOX_V4").is_some() {
+        // Set and not empty (an empty value is "unset": `BENCH_OUTBOX_V5= cargo bench …`).
+        let set = |v: &str| std::env::var_os(v).is_some_and(|v| !v.is_empty());
+        let (v4, v5) = (set("BENCH_OUTBOX_V4"), set("BENCH_OUTBOX_V5"));
+        if v4 || v5 {
+            // For an agent built before outbox schema 6 (BENCH_AGENT_BIN): its counting trigger back.
+            o.conn()
+                .execute_batch(
+                    "CREATE TRIGGER items_count_upd AFTER UPDATE OF state ON items WHEN OLD.state<>NEW.state BEGIN
+                        UPDATE item_counts SET n=n-1 WHERE state=OLD.state;
+                        UPDATE item_counts SET n=n+1 WHERE state=NEW.state;
+                     END; PRAGMA user_version=5;",
+                )
+                .unwrap();
+        }
+        if v4 {
             // For an agent built before outbox schema 5 (BENCH_AGENT_BIN): its indexes back.
             o.conn()
                 .execute_batch(
@@ -371,7 +398,7 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
                 .unwrap();
         }
     }
-    let (_srv, url) = serve(&db);
+    let (srv, url) = serve(&db);
     let conn = rusqlite::Connection::open(till.join("outbox.db")).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     let sent = || -> usize {
@@ -390,11 +417,14 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
         "warn,till_agent::sync::timing=debug",
         Stdio::from(std::fs::File::create(&log_path).unwrap()),
     );
+    let srv_cpu0 = cpu_time(srv.0.id());
     let mut first: Option<(Instant, usize)> = None;
+    let mut agent_cpu_first = None;
     loop {
         let s = sent();
         if s > 0 && first.is_none() {
             first = Some((Instant::now(), s));
+            agent_cpu_first = cpu_time(agent.0.id());
         }
         if s == n {
             break;
@@ -403,6 +433,9 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
         std::thread::sleep(Duration::from_millis(2));
     }
     let end = Instant::now();
+    // CPU while draining: the agent's (start-up included) and the server's.
+    let agent_cpu = cpu_time(agent.0.id());
+    let srv_cpu = cpu_time(srv.0.id()).zip(srv_cpu0).map(|(b, a)| b - a);
     drop(agent);
     let (t_first, at_first) = first.unwrap();
     let agent_rates = Rates {
@@ -417,7 +450,8 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
     // same size, one at a time (each encoded just before its POST).
     let dir = root.join("b-raw");
     let (db, token) = prepare_server(&dir);
-    let (_srv2, url) = serve(&db);
+    let (srv2, url) = serve(&db);
+    let srv2_cpu0 = cpu_time(srv2.0.id());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -467,6 +501,7 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
             posts,
         }
     });
+    let srv2_cpu = cpu_time(srv2.0.id()).zip(srv2_cpu0).map(|(b, a)| b - a);
     let pct = |a: f64, b: f64| a / b * 100.0;
     println!(
         "(b) {n}-receipt backlog, batches of {batch}: agent {:.0} receipts/s from its start ({:.0} ms to the first ack), \
@@ -496,6 +531,24 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
             "    raw client per batch ({} batches): POST → answer {:.2} ms",
             n.div_ceil(batch),
             ms(raw.posts) / n.div_ceil(batch) as f64
+        );
+    }
+    if let (Some(a), Some(a0), Some(s), Some(r)) = (agent_cpu, agent_cpu_first, srv_cpu, srv2_cpu) {
+        let per = |d: Duration| ms(d) / n.div_ceil(batch) as f64;
+        let after_first = (n - first.map_or(0, |f| f.1)).div_ceil(batch).max(1) as f64;
+        println!(
+            "    CPU: agent {:.1} ms until its first ack (start-up), then {:.2} ms per batch; server per batch {:.2} ms for the agent's batches, {:.2} ms for the raw client's",
+            ms(a0),
+            ms(a.saturating_sub(a0)) / after_first,
+            per(s),
+            per(r)
+        );
+        println!(
+            "TABLE\tagent CPU per drained batch of {batch}, after its first ack (start-up {:.1} ms)\t{:.2} ms\tserver CPU per batch {:.2} ms (the raw client's batches {:.2} ms)",
+            ms(a0),
+            ms(a.saturating_sub(a0)) / after_first,
+            per(s),
+            per(r)
         );
     }
     println!(

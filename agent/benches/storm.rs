@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protocol::v1::{LineKind, Receipt, ReceiptLine, SyncBatch, SyncItem, SyncPayload};
+use protocol::v1::{LineKind, Receipt, ReceiptLine, SyncItem, SyncPayload};
 use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
 use rust_decimal::Decimal;
 use till_agent::sync::client::ServerClient;
@@ -138,13 +138,8 @@ async fn drain(mut outbox: Outbox, client: ServerClient, token: String, till: St
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        let b = SyncBatch {
-            version: "v1".into(),
-            store_id: STORE.into(),
-            till_id: till.as_str().into(),
-            items: due.iter().map(|p| p.item.clone()).collect(),
-        };
-        match client.sync(&token, &b).await {
+        let body = till_agent::sync::outbox::batch_body(STORE, &till, &due);
+        match client.sync_body(&token, body).await {
             Ok(resp) => {
                 let plan = plan_acks(due.iter().map(|p| (p.item_id.as_str(), p.attempts)), &resp, now_ms());
                 let mut sent = Vec::new();

@@ -12,7 +12,7 @@ use tokio::sync::{watch, Notify};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::events::{AgentEvent, Bus, SyncProblem, SyncStatus};
-use crate::sync::outbox::Outbox;
+use crate::sync::outbox::{set_metas_in, stats_of, AckBatch, Outbox, Stats};
 use crate::synclog::SyncLog;
 
 /// The last loyalty card scanned on this till, waiting for a card-less receipt.
@@ -177,11 +177,50 @@ impl Shared {
 
     /// Recompute [`SyncStatus`]; on change publish it (watch + bus) and persist it for `status`.
     pub fn publish_status(&self) {
-        let link = self.state().clone();
-        let stats = match self.outbox().stats() {
-            Ok(s) => s,
-            Err(_) => return,
+        let mut outbox = self.outbox();
+        let Ok(stats) = outbox.stats() else {
+            return;
         };
+        let link = self.state().clone();
+        let Some((st, metas)) = self.status_change(&link, &stats) else {
+            return;
+        };
+        // One transaction, not fsynced: it changes with every acknowledged batch.
+        let _ = outbox.set_metas(&metas.as_refs());
+        drop(outbox);
+        let _ = self.bus.send(AgentEvent::Status(st));
+    }
+
+    /// An answered batch: the link is up (as [`Self::mark_success`]), and the acks, their sync-log
+    /// rows and the status meta rows are written in ONE transaction on the outbox's connection
+    /// (one commit per batch, not three on two connections).
+    pub fn record_acks(&self, acks: &AckBatch) -> anyhow::Result<()> {
+        {
+            let mut s = self.state();
+            s.reachable = true;
+            s.last_success = Some(chrono::Local::now().fixed_offset());
+            s.last_error = None;
+            s.problem = None;
+        }
+        let link = self.state().clone();
+        let mut changed = None;
+        let res = self.outbox().write_acks(acks, |tx| {
+            let stats = stats_of(tx)?;
+            if let Some((st, metas)) = self.status_change(&link, &stats) {
+                set_metas_in(tx, &metas.as_refs())?;
+                changed = Some(st);
+            }
+            Ok(())
+        });
+        if let Some(st) = changed {
+            let _ = self.bus.send(AgentEvent::Status(st));
+        }
+        res
+    }
+
+    /// The status from `link` and `stats`: `Some` (and the watch updated) when it changed, with
+    /// the meta rows that persist it for `till-agent status`.
+    fn status_change(&self, link: &LinkState, stats: &Stats) -> Option<(SyncStatus, StatusMetas)> {
         let st = SyncStatus {
             queue_depth: stats.pending,
             dead_letters: stats.dead_letters,
@@ -201,26 +240,36 @@ impl Shared {
                 true
             }
         });
-        if changed {
-            let success = link.last_success.map(|t| t.to_rfc3339());
-            let problems: Vec<&str> = link.reader_problems.values().map(String::as_str).collect();
-            let problems = (!problems.is_empty()).then(|| problems.join("\n"));
-            let tasks: Vec<String> = link.task_problems.iter().map(|(t, p)| format!("{t}: {p}")).collect();
-            let tasks = (!tasks.is_empty()).then(|| tasks.join("\n"));
-            let problem = link.problem.as_ref().and_then(|p| serde_json::to_string(p).ok());
-            let at = chrono::Local::now().to_rfc3339();
-            // One transaction, not fsynced: it changes with every acknowledged batch.
-            let _ = self.outbox().set_metas(&[
-                ("last_success", success.as_deref()),
-                ("last_error", link.last_error.as_deref()),
-                ("server_reachable", Some(if link.reachable { "true" } else { "false" })),
-                ("reader_problems", problems.as_deref()),
-                ("task_problems", tasks.as_deref()),
-                ("sync_problem", problem.as_deref()),
-                ("status_at", Some(&at)),
-            ]);
-            let _ = self.bus.send(AgentEvent::Status(st));
+        if !changed {
+            return None;
         }
+        let problems: Vec<&str> = link.reader_problems.values().map(String::as_str).collect();
+        let tasks: Vec<String> = link.task_problems.iter().map(|(t, p)| format!("{t}: {p}")).collect();
+        let metas = StatusMetas(vec![
+            ("last_success", link.last_success.map(|t| t.to_rfc3339())),
+            ("last_error", link.last_error.clone()),
+            (
+                "server_reachable",
+                Some(if link.reachable { "true" } else { "false" }.to_string()),
+            ),
+            ("reader_problems", (!problems.is_empty()).then(|| problems.join("\n"))),
+            ("task_problems", (!tasks.is_empty()).then(|| tasks.join("\n"))),
+            (
+                "sync_problem",
+                link.problem.as_ref().and_then(|p| serde_json::to_string(p).ok()),
+            ),
+            ("status_at", Some(chrono::Local::now().to_rfc3339())),
+        ]);
+        Some((st, metas))
+    }
+}
+
+/// The meta rows that persist a [`SyncStatus`] for `till-agent status`.
+struct StatusMetas(Vec<(&'static str, Option<String>)>);
+
+impl StatusMetas {
+    fn as_refs(&self) -> Vec<(&str, Option<&str>)> {
+        self.0.iter().map(|(k, v)| (*k, v.as_deref())).collect()
     }
 }
 

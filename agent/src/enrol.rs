@@ -663,8 +663,8 @@ mod tests {
         let r = Request::register(card(), f.validate(today()).unwrap());
         assert!(enqueue(&mut o, &log, &r, &store, &till, "SK").unwrap());
         let due = o.due(10, i64::MAX).unwrap();
-        let SyncPayload::Registration(reg) = &due[0].item.payload else {
-            panic!("{:?}", due[0].item)
+        let SyncPayload::Registration(reg) = &due[0].payload().unwrap() else {
+            panic!("{:?}", due[0].payload)
         };
         assert_eq!(reg.contact.phone.as_deref(), Some("+421903123456"));
     }
@@ -681,7 +681,7 @@ mod tests {
         assert!(!enqueue(&mut o, &log, &r, &store, &till, "CZ").unwrap());
         let due = o.due(10, i64::MAX).unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].item, r.to_item(&store, &till));
+        assert_eq!(due[0].item().unwrap(), r.to_item(&store, &till));
         let lines = o.log_tail(10).unwrap();
         assert!(
             lines.iter().any(|l| l.kind == "enrol"

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection};
 
+use crate::sync::outbox::NewLogRow;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
     Info,
@@ -40,13 +42,7 @@ impl SyncLog {
 
     /// Record one event: tracing (file + stderr) and the table. Never fails the caller.
     pub fn record(&self, level: Level, kind: &str, item_id: Option<&str>, message: &str) {
-        let message = mask_card_numbers(message);
-        let id = item_id.unwrap_or("-");
-        match level {
-            Level::Info => tracing::info!(target: "till_agent::sync", kind, item_id = id, "{message}"),
-            Level::Warn => tracing::warn!(target: "till_agent::sync", kind, item_id = id, "{message}"),
-            Level::Error => tracing::error!(target: "till_agent::sync", kind, item_id = id, "{message}"),
-        }
+        let message = trace(level, kind, item_id, message);
         let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let r = conn
@@ -66,6 +62,44 @@ impl SyncLog {
     pub fn error(&self, kind: &str, item_id: Option<&str>, message: &str) {
         self.record(Level::Error, kind, item_id, message)
     }
+}
+
+/// The tracing half of [`SyncLog::record`] (file + stderr, masked); the masked message is
+/// returned for the table.
+fn trace(level: Level, kind: &str, item_id: Option<&str>, message: &str) -> String {
+    let message = mask_card_numbers(message);
+    emit(level, kind, item_id, &message);
+    message
+}
+
+fn emit(level: Level, kind: &str, item_id: Option<&str>, message: &str) {
+    let id = item_id.unwrap_or("-");
+    match level {
+        Level::Info => tracing::info!(target: "till_agent::sync", kind, item_id = id, "{message}"),
+        Level::Warn => tracing::warn!(target: "till_agent::sync", kind, item_id = id, "{message}"),
+        Level::Error => tracing::error!(target: "till_agent::sync", kind, item_id = id, "{message}"),
+    }
+}
+
+/// A row the caller writes in its own transaction (the replicator writes a batch's log rows with
+/// its acks: one commit), masked; [`trace_row`] it once that transaction is committed.
+pub fn row(level: Level, kind: &str, item_id: Option<&str>, message: &str) -> NewLogRow {
+    NewLogRow {
+        level: level.as_str(),
+        kind: kind.to_string(),
+        item_id: item_id.map(str::to_string),
+        message: mask_card_numbers(message),
+    }
+}
+
+/// The tracing half (file + stderr) of a row written with [`row`].
+pub fn trace_row(r: &NewLogRow) {
+    let level = match r.level {
+        "error" => Level::Error,
+        "warn" => Level::Warn,
+        _ => Level::Info,
+    };
+    emit(level, &r.kind, r.item_id.as_deref(), &r.message);
 }
 
 /// Mask every standalone run of 12–19 digits (optionally grouped by spaces or dashes, as card

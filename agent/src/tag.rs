@@ -364,8 +364,8 @@ mod tests {
         assert!(id.starts_with("tag-"), "{id}");
         let due = outbox.due(10, i64::MAX).unwrap();
         assert_eq!(due.len(), 1);
-        let SyncPayload::ReceiptTag(t) = &due[0].item.payload else {
-            panic!("{:?}", due[0].item)
+        let SyncPayload::ReceiptTag(t) = &due[0].payload().unwrap() else {
+            panic!("{:?}", due[0].payload)
         };
         assert_eq!((t.pos_receipt_no.as_str(), t.total), ("42", Some(Decimal::from(100))));
     }

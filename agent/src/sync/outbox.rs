@@ -125,6 +125,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX items_pending_created ON items(created_at) WHERE state='pending';
      CREATE INDEX items_sent_at ON items(sent_at) WHERE state='sent';
      CREATE INDEX items_rejected_seq ON items(seq) WHERE state='rejected';",
+    // 6: a state change moves the counters once per statement (`moved`), not twice per row in a
+    // trigger (200 counter updates for an acknowledged batch of 100). Inserts and deletes keep
+    // their triggers. The counters are recounted once here.
+    "DROP TRIGGER items_count_upd;
+     UPDATE item_counts SET n=(SELECT COUNT(*) FROM items WHERE items.state=item_counts.state);",
 ];
 
 pub struct Outbox {
@@ -167,13 +172,75 @@ impl ItemKind {
     }
 }
 
-/// An item due for sending.
+/// An item due for sending, its payload as stored (the JSON the wire carries): a batch is spliced
+/// from these texts without decoding them ([`batch_body`]); [`Pending::item`] decodes on demand.
 #[derive(Clone, Debug)]
 pub struct Pending {
     pub seq: i64,
     pub item_id: String,
     pub attempts: u32,
-    pub item: SyncItem,
+    /// The `kind` column (`receipt`, `registration`, …).
+    pub kind: String,
+    /// The payload's JSON text (`{"type":…,"body":…}`).
+    pub payload: String,
+}
+
+impl Pending {
+    pub fn payload(&self) -> anyhow::Result<SyncPayload> {
+        serde_json::from_str(&self.payload)
+            .map_err(|e| anyhow::anyhow!("outbox item {} (seq {}): bad payload: {e}", self.item_id, self.seq))
+    }
+
+    pub fn item(&self) -> anyhow::Result<SyncItem> {
+        Ok(SyncItem {
+            item_id: self.item_id.clone(),
+            payload: self.payload()?,
+        })
+    }
+}
+
+/// The `POST /v1/sync` body for `due`, spliced from the stored payload texts: the same JSON as
+/// serialising a `SyncBatch` of the decoded items (a `SyncItem` is its id beside the flattened
+/// payload's `type` and `body`), without decoding and re-encoding every receipt. A stored payload
+/// that is not a JSON object goes out as it is: the server refuses the batch, the replicator sends
+/// one by one and the item is dead-lettered with the server's reason.
+pub fn batch_body(store_id: &str, till_id: &str, due: &[Pending]) -> Vec<u8> {
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut out = Vec::with_capacity(
+        64 + due
+            .iter()
+            .map(|p| p.payload.len() + p.item_id.len() + 16)
+            .sum::<usize>(),
+    );
+    out.extend_from_slice(b"{\"version\":\"v1\",\"store_id\":");
+    out.extend_from_slice(quoted(store_id).as_bytes());
+    out.extend_from_slice(b",\"till_id\":");
+    out.extend_from_slice(quoted(till_id).as_bytes());
+    out.extend_from_slice(b",\"items\":[");
+    for (i, p) in due.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"item_id\":");
+        out.extend_from_slice(quoted(&p.item_id).as_bytes());
+        let rest = p.payload.trim_start();
+        match rest.strip_prefix('{') {
+            Some(fields) if fields.trim_start().starts_with('}') => {
+                out.extend_from_slice(fields.trim_start().as_bytes())
+            }
+            Some(fields) => {
+                out.push(b',');
+                out.extend_from_slice(fields.as_bytes());
+            }
+            None => {
+                out.extend_from_slice(b",\"payload\":");
+                out.extend_from_slice(rest.as_bytes());
+                out.push(b'}');
+            }
+        }
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// What a file commit did.
@@ -324,33 +391,21 @@ impl Outbox {
     }
 
     /// Like [`Self::due`], only items queued after `seq` (the next batch while one is in flight).
+    /// The payloads are not decoded (see [`Pending`]).
     pub fn due_after(&self, seq: i64, limit: usize, now_ms: i64) -> anyhow::Result<Vec<Pending>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT seq,item_id,payload,attempts FROM items WHERE state='pending' AND next_attempt_at<=?1 AND seq>?3 ORDER BY seq LIMIT ?2",
+            "SELECT seq,item_id,payload,attempts,kind FROM items WHERE state='pending' AND next_attempt_at<=?1 AND seq>?3 ORDER BY seq LIMIT ?2",
         )?;
         let rows = st.query_map(params![now_ms, limit as i64, seq], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, u32>(3)?,
-            ))
+            Ok(Pending {
+                seq: r.get(0)?,
+                item_id: r.get(1)?,
+                payload: r.get(2)?,
+                attempts: r.get(3)?,
+                kind: r.get(4)?,
+            })
         })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, item_id, payload, attempts) = row?;
-            let payload: SyncPayload = serde_json::from_str(&payload)?;
-            out.push(Pending {
-                seq,
-                item: SyncItem {
-                    item_id: item_id.clone(),
-                    payload,
-                },
-                item_id,
-                attempts,
-            });
-        }
-        Ok(out)
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Earliest `next_attempt_at` among pending items (ms), if any.
@@ -372,14 +427,57 @@ impl Outbox {
         if ids.is_empty() {
             return Ok(());
         }
-        let ids = serde_json::to_string(ids)?;
+        self.write_acks(
+            &AckBatch {
+                sent: ids.to_vec(),
+                ..Default::default()
+            },
+            |_| Ok(()),
+        )
+    }
+
+    /// Everything an answered batch changes, in ONE transaction (not fsynced, as [`Self::mark_sent`]):
+    /// the acknowledged items, dead letters, retries, their sync-log rows, then `then` (the status
+    /// meta rows) on the same connection. One commit per batch, on the connection whose page
+    /// cache the next read uses.
+    pub fn write_acks(
+        &mut self,
+        acks: &AckBatch,
+        then: impl FnOnce(&Connection) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         self.unsynced(|tx| {
-            tx.prepare_cached(
-                "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL
-                 WHERE item_id IN (SELECT value FROM json_each(?1)) AND state='pending'",
-            )?
-            .execute(params![ids, now_text()])?;
-            Ok(())
+            let now = now_text();
+            if !acks.sent.is_empty() {
+                let ids = serde_json::to_string(&acks.sent)?;
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL
+                         WHERE item_id IN (SELECT value FROM json_each(?1)) AND state='pending'",
+                    )?
+                    .execute(params![ids, now])?;
+                moved(tx, "pending", "sent", n)?;
+            }
+            if !acks.sent_seqs.is_empty() {
+                // By rowid: no walk down the item_id index (long text keys) per item.
+                let seqs = serde_json::to_string(&acks.sent_seqs)?;
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL
+                         WHERE seq IN (SELECT value FROM json_each(?1)) AND state='pending'",
+                    )?
+                    .execute(params![seqs, now])?;
+                moved(tx, "pending", "sent", n)?;
+            }
+            for (id, reason) in &acks.rejected {
+                reject(tx, id, reason)?;
+            }
+            for (id, reason, at) in &acks.retry {
+                tx.prepare_cached(MARK_RETRY)?.execute(params![id, reason, at])?;
+            }
+            for r in &acks.log {
+                insert_log(tx, &now, r.level, &r.kind, r.item_id.as_deref(), &r.message)?;
+            }
+            then(tx)
         })
     }
 
@@ -400,28 +498,30 @@ impl Outbox {
     }
 
     pub fn mark_rejected(&mut self, id: &str, reason: &str) -> anyhow::Result<()> {
-        self.conn.execute(
-            "UPDATE items SET state='rejected', attempts=attempts+1, last_error=?2 WHERE item_id=?1",
-            params![id, reason],
-        )?;
+        let tx = self.conn.transaction()?;
+        reject(&tx, id, reason)?;
+        tx.commit()?;
         Ok(())
     }
 
     /// Temporarily failed: try again at `next_ms`.
     pub fn mark_retry(&mut self, id: &str, reason: &str, next_ms: i64) -> anyhow::Result<()> {
-        self.conn.execute(
-            "UPDATE items SET attempts=attempts+1, last_error=?2, next_attempt_at=?3 WHERE item_id=?1 AND state='pending'",
-            params![id, reason, next_ms],
-        )?;
+        self.conn
+            .prepare_cached(MARK_RETRY)?
+            .execute(params![id, reason, next_ms])?;
         Ok(())
     }
 
     /// Dead letters back to pending (after a fix on the server). Returns how many.
     pub fn requeue(&mut self) -> anyhow::Result<usize> {
-        Ok(self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
             "UPDATE items SET state='pending', next_attempt_at=0 WHERE state='rejected'",
             [],
-        )?)
+        )?;
+        moved(&tx, "rejected", "pending", n)?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// The server lost what it had acknowledged (its database was restored): every item still kept
@@ -438,6 +538,7 @@ impl Outbox {
             "UPDATE items SET state='pending', next_attempt_at=0 WHERE state='sent'",
             [],
         )?;
+        moved(&tx, "sent", "pending", n)?;
         tx.execute(
             "INSERT OR REPLACE INTO meta(key,value) VALUES('server_id',?1)",
             [server_id],
@@ -463,27 +564,7 @@ impl Outbox {
     /// Counts per state from the trigger-kept `item_counts` table and the oldest pending item by
     /// index: O(1)/O(log n) whatever the size of the outbox.
     pub fn stats(&self) -> anyhow::Result<Stats> {
-        let mut s = Stats::default();
-        let mut st = self.conn.prepare_cached("SELECT state, n FROM item_counts")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for row in rows {
-            let (state, n) = row?;
-            let n = n.max(0) as u64;
-            match state.as_str() {
-                "pending" => s.pending = n,
-                "sent" => s.sent = n,
-                "rejected" => s.dead_letters = n,
-                _ => {}
-            }
-        }
-        let oldest: Option<String> = self
-            .conn
-            .prepare_cached("SELECT MIN(created_at) FROM items WHERE state='pending'")?
-            .query_row([], |r| r.get(0))?;
-        s.oldest_pending = oldest
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        Ok(s)
+        stats_of(&self.conn)
     }
 
     /// Retention: delete items sent before `items_before`, file hashes ingested before it, and
@@ -521,10 +602,7 @@ impl Outbox {
 
     /// Append to the `sync_log` table (the message must already be masked: see `synclog`).
     pub fn log(&self, level: &str, kind: &str, item_id: Option<&str>, message: &str) -> anyhow::Result<()> {
-        self.conn
-            .prepare_cached("INSERT INTO sync_log(ts,level,kind,item_id,message) VALUES(?1,?2,?3,?4,?5)")?
-            .execute(params![now_text(), level, kind, item_id, message])?;
-        Ok(())
+        insert_log(&self.conn, &now_text(), level, kind, item_id, message)
     }
 
     /// The last `n` log rows, oldest first.
@@ -573,13 +651,7 @@ impl Outbox {
     /// status the agent keeps for `till-agent status` changes with every acknowledged batch, and
     /// a power cut that takes the last one back loses nothing but that snapshot.
     pub fn set_metas(&mut self, values: &[(&str, Option<&str>)]) -> anyhow::Result<()> {
-        self.unsynced(|tx| {
-            let mut st = tx.prepare_cached("INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)")?;
-            for (k, v) in values {
-                st.execute(params![k, v])?;
-            }
-            Ok(())
-        })
+        self.unsynced(|tx| set_metas_in(tx, values))
     }
 
     pub fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
@@ -595,6 +667,103 @@ impl Outbox {
         self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// `n` items went from state `from` to `to`: the counters follow (every UPDATE of `items.state`
+/// calls this in its transaction; inserts and deletes are counted by triggers).
+fn moved(conn: &Connection, from: &str, to: &str, n: usize) -> anyhow::Result<()> {
+    if n > 0 && from != to {
+        let mut st = conn.prepare_cached("UPDATE item_counts SET n=n+?2 WHERE state=?1")?;
+        st.execute(params![from, -(n as i64)])?;
+        st.execute(params![to, n as i64])?;
+    }
+    Ok(())
+}
+
+/// A dead letter (from whatever state the item is in), counters moved.
+fn reject(conn: &Connection, id: &str, reason: &str) -> anyhow::Result<()> {
+    let was: Option<String> = conn
+        .prepare_cached("SELECT state FROM items WHERE item_id=?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if let Some(was) = was {
+        conn.prepare_cached("UPDATE items SET state='rejected', attempts=attempts+1, last_error=?2 WHERE item_id=?1")?
+            .execute(params![id, reason])?;
+        moved(conn, &was, "rejected", 1)?;
+    }
+    Ok(())
+}
+
+const MARK_RETRY: &str =
+    "UPDATE items SET attempts=attempts+1, last_error=?2, next_attempt_at=?3 WHERE item_id=?1 AND state='pending'";
+
+/// A `sync_log` row to write with the acks (its message already masked: see `synclog`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewLogRow {
+    pub level: &'static str,
+    pub kind: String,
+    pub item_id: Option<String>,
+    pub message: String,
+}
+
+/// What one answered batch changes ([`Outbox::write_acks`]).
+#[derive(Clone, Debug, Default)]
+pub struct AckBatch<'a> {
+    /// Applied or duplicate: sent (by item id).
+    pub sent: Vec<&'a str>,
+    /// The same by `seq` (what the replicator knows of the items it sent: the cheaper lookup).
+    pub sent_seqs: Vec<i64>,
+    /// Dead letters: (id, the server's reason).
+    pub rejected: Vec<(&'a str, String)>,
+    /// Again later: (id, reason, next attempt in ms).
+    pub retry: Vec<(&'a str, String, i64)>,
+    pub log: Vec<NewLogRow>,
+}
+
+fn insert_log(
+    conn: &Connection,
+    ts: &str,
+    level: &str,
+    kind: &str,
+    item_id: Option<&str>,
+    message: &str,
+) -> anyhow::Result<()> {
+    conn.prepare_cached("INSERT INTO sync_log(ts,level,kind,item_id,message) VALUES(?1,?2,?3,?4,?5)")?
+        .execute(params![ts, level, kind, item_id, message])?;
+    Ok(())
+}
+
+/// Meta rows on `conn` (inside the caller's transaction).
+pub fn set_metas_in(conn: &Connection, values: &[(&str, Option<&str>)]) -> anyhow::Result<()> {
+    let mut st = conn.prepare_cached("INSERT OR REPLACE INTO meta(key,value) VALUES(?1,?2)")?;
+    for (k, v) in values {
+        st.execute(params![k, v])?;
+    }
+    Ok(())
+}
+
+/// [`Outbox::stats`] on `conn` (inside a transaction it sees that transaction's changes).
+pub fn stats_of(conn: &Connection) -> anyhow::Result<Stats> {
+    let mut s = Stats::default();
+    let mut st = conn.prepare_cached("SELECT state, n FROM item_counts")?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (state, n) = row?;
+        let n = n.max(0) as u64;
+        match state.as_str() {
+            "pending" => s.pending = n,
+            "sent" => s.sent = n,
+            "rejected" => s.dead_letters = n,
+            _ => {}
+        }
+    }
+    let oldest: Option<String> = conn
+        .prepare_cached("SELECT MIN(created_at) FROM items WHERE state='pending'")?
+        .query_row([], |r| r.get(0))?;
+    s.oldest_pending = oldest
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    Ok(s)
 }
 
 /// Apply `migrations[user_version..]`, each in its own transaction, bumping `user_version`.
@@ -683,6 +852,143 @@ mod tests {
             .execute_batch("BEGIN; INSERT INTO ingested_files VALUES('h3','x',0,'t'); ROLLBACK;");
         assert!(bad.is_ok());
         assert!(!o.is_ingested("h3").unwrap());
+    }
+
+    #[test]
+    fn the_spliced_batch_body_is_the_json_of_the_decoded_batch() {
+        use protocol::v1::SyncBatch;
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        let rcpt = {
+            use protocol::v1::{LineKind, Receipt, ReceiptLine};
+            use protocol::{Currency, ReceiptId, StoreId, TillId};
+            use rust_decimal::Decimal;
+            let (st, t) = (StoreId::from("S1"), TillId::from("T1"));
+            let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+01:00").unwrap();
+            let line = ReceiptLine {
+                sku: Some("8590001".into()),
+                name: "Šampon \"extra\"".into(),
+                category: None,
+                quantity: Decimal::new(15, 1),
+                unit_price: Decimal::new(12990, 2),
+                line_total: Decimal::new(194850, 3),
+                vat_rate: Some(Decimal::from(21)),
+                kind: LineKind::Sale,
+            };
+            let r = Receipt {
+                id: ReceiptId::derive(&st, &t, "42", &at),
+                store_id: st,
+                till_id: t,
+                pos_receipt_no: "42".into(),
+                issued_at: at,
+                currency: Currency::CZK,
+                total: Decimal::new(194850, 3),
+                card: None,
+                original: None,
+                lines: vec![line],
+                vat: Vec::new(),
+            };
+            SyncItem {
+                item_id: r.id.0.clone(),
+                payload: SyncPayload::Receipt(r),
+            }
+        };
+        let items = vec![item("a\"quoted\\id"), rcpt, item("ž-ünïcode")];
+        o.commit_file("h", "f.csv", &items).unwrap();
+        let due = o.due(10, now_ms()).unwrap();
+        assert_eq!(
+            due.iter().map(|p| p.kind.as_str()).collect::<Vec<_>>(),
+            ["migration_pairing", "receipt", "migration_pairing"]
+        );
+        let body = batch_body("S \"1\"", "T1", &due);
+        let want = SyncBatch {
+            version: "v1".into(),
+            store_id: "S \"1\"".into(),
+            till_id: "T1".into(),
+            items: due.iter().map(|p| p.item().unwrap()).collect(),
+        };
+        assert_eq!(
+            String::from_utf8(body.clone()).unwrap(),
+            serde_json::to_string(&want).unwrap()
+        );
+        let back: SyncBatch = serde_json::from_slice(&body).unwrap();
+        assert_eq!(back.items, items, "decodes to the items queued");
+        assert_eq!(
+            batch_body("S", "T", &[]),
+            br#"{"version":"v1","store_id":"S","till_id":"T","items":[]}"#
+        );
+        // Rows that are not a payload object still give well-formed JSON (the server refuses them).
+        let odd = |payload: &str| Pending {
+            seq: 1,
+            item_id: "x".into(),
+            attempts: 0,
+            kind: "receipt".into(),
+            payload: payload.into(),
+        };
+        let body = batch_body("S", "T", &[odd("{}"), odd(" { } "), odd("[1]")]);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["items"],
+            serde_json::json!([{"item_id": "x"}, {"item_id": "x"}, {"item_id": "x", "payload": [1]}])
+        );
+        assert!(odd("not json")
+            .payload()
+            .unwrap_err()
+            .to_string()
+            .contains("outbox item x (seq 1): bad payload"));
+    }
+
+    #[test]
+    fn an_answered_batch_is_one_transaction_or_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        let ids = ["1", "2", "3", "4"];
+        o.commit_file("h", "f.csv", &ids.map(item)).unwrap();
+        let log = |m: &str| NewLogRow {
+            level: "info",
+            kind: "ack".into(),
+            item_id: None,
+            message: m.into(),
+        };
+        let seq_of = |id: &str| -> i64 {
+            o.conn
+                .query_row("SELECT seq FROM items WHERE item_id=?1", [id], |r| r.get(0))
+                .unwrap()
+        };
+        let acks = AckBatch {
+            sent: vec!["1"],
+            sent_seqs: vec![seq_of("2"), seq_of("1"), 9_999],
+            rejected: vec![("3", "invalid: total".into())],
+            retry: vec![("4", "busy".into(), now_ms() + 60_000)],
+            log: vec![log("acked 2 item(s)")],
+        };
+        // `then` fails: nothing of the batch is written
+        let err = o.write_acks(&acks, |_| anyhow::bail!("disk full")).unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+        assert_eq!(o.stats().unwrap().pending, 4);
+        assert!(o.log_tail(5).unwrap().is_empty());
+        let sync: i64 = o.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "FULL again after a failed ack commit");
+        // `then` sees the batch's changes inside the same transaction
+        let mut seen = None;
+        o.write_acks(&acks, |tx| {
+            seen = Some(stats_of(tx)?);
+            set_metas_in(tx, &[("status_at", Some("now"))])
+        })
+        .unwrap();
+        let seen = seen.unwrap();
+        assert_eq!((seen.pending, seen.sent, seen.dead_letters), (1, 2, 1));
+        assert_eq!(o.meta("status_at").unwrap().as_deref(), Some("now"));
+        assert_eq!(o.log_tail(5).unwrap()[0].message, "acked 2 item(s)");
+        assert_eq!(o.dead_letters().unwrap()[0].reason.as_deref(), Some("invalid: total"));
+        assert!(o.due(10, now_ms()).unwrap().is_empty(), "4 waits for its retry time");
+        let (attempts, err): (i64, String) = o
+            .conn
+            .query_row("SELECT attempts, last_error FROM items WHERE item_id='4'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((attempts, err.as_str()), (1, "busy"));
     }
 
     #[test]
@@ -976,6 +1282,52 @@ mod tests {
         assert_eq!(attempts, 1, "an id listed twice is acknowledged once");
         let first = o.due(1, now_ms()).unwrap();
         assert_eq!(first[0].item_id, "id-400");
+    }
+
+    #[test]
+    fn migration_6_drops_the_per_row_counter_trigger_and_the_counts_still_follow_every_transition() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("o.db");
+        {
+            let mut c = Connection::open(&p).unwrap();
+            migrate(&mut c, &MIGRATIONS[..5]).unwrap();
+            for (id, state) in [("a", "pending"), ("b", "pending"), ("c", "sent"), ("d", "rejected")] {
+                let payload = serde_json::to_string(&item(id).payload).unwrap();
+                c.execute(
+                    "INSERT INTO items(kind,item_id,payload,state,created_at) VALUES('migration_pairing',?1,?2,?3,'2026-01-01T00:00:00.000Z')",
+                    params![id, payload, state],
+                )
+                .unwrap();
+            }
+            // a version-5 counter off by one (what the recount repairs)
+            c.execute("UPDATE item_counts SET n=n+1 WHERE state='sent'", [])
+                .unwrap();
+        }
+        let mut o = Outbox::open(&p).unwrap();
+        let triggers: Vec<String> = o
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type='trigger' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(triggers, ["items_count_del", "items_count_ins"]);
+        let counts = |o: &Outbox| {
+            let s = o.stats().unwrap();
+            (s.pending, s.sent, s.dead_letters)
+        };
+        assert_eq!(counts(&o), (2, 1, 1));
+        o.mark_sent(&["a", "c"]).unwrap();
+        assert_eq!(counts(&o), (1, 2, 1), "only the pending one moves");
+        o.mark_rejected("c", "late refusal").unwrap();
+        o.mark_rejected("d", "again").unwrap();
+        o.mark_rejected("nope", "no such item").unwrap();
+        assert_eq!(counts(&o), (1, 1, 2));
+        assert_eq!(o.requeue().unwrap(), 2);
+        assert_eq!(counts(&o), (3, 1, 0));
+        assert_eq!(o.resend_acknowledged("B", |n| format!("{n}")).unwrap(), 1);
+        assert_eq!(counts(&o), (4, 0, 0));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use protocol::v1::{AckResult, SyncBatch, SyncResponse};
+use protocol::v1::{AckResult, SyncResponse};
 use rand::Rng;
 
 use super::client::{Failure, ServerClient};
@@ -249,14 +249,13 @@ struct InFlight {
     sent: std::time::Instant,
 }
 
+/// The batch's body, spliced from the stored payloads (no decode / re-encode per item).
 fn encode(sh: &Shared, due: &[super::outbox::Pending]) -> Result<Vec<u8>, Failure> {
-    let batch = SyncBatch {
-        version: "v1".into(),
-        store_id: sh.cfg.store_id.clone(),
-        till_id: sh.cfg.till_id.clone(),
-        items: due.iter().map(|p| p.item.clone()).collect(),
-    };
-    serde_json::to_vec(&batch).map_err(|e| Failure::Network(format!("cannot encode the batch: {e}")))
+    Ok(super::outbox::batch_body(
+        sh.cfg.store_id.as_str(),
+        sh.cfg.till_id.as_str(),
+        due,
+    ))
 }
 
 /// Read and encode the items due after `seq` (the last of the batch in flight), if there are any.
@@ -426,7 +425,6 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 let work = tokio::task::spawn_blocking(move || {
                     let t_acks = std::time::Instant::now();
                     apply_acks(&sh2, &due, &resp);
-                    sh2.mark_success();
                     let acks = t_acks.elapsed();
                     (acks, behind.and_then(|(seq, limit)| prepare_after(&sh2, seq, limit)))
                 });
@@ -708,62 +706,63 @@ fn acks_by_item(resp: &SyncResponse) -> std::collections::HashMap<&str, &AckResu
     by_id
 }
 
+/// Write what the server answered for `due`: acks, dead letters, retries, their sync-log rows and
+/// the status, in one transaction ([`Shared::record_acks`]).
 fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) {
+    use crate::synclog::{row, Level};
     let acks = acks_by_item(resp);
-    // Registrations / pairings: the server's answer in words (the cashier's form is gone).
+    let mut batch = super::outbox::AckBatch::default();
+    // Registrations / pairings: the server's answer in words (the cashier's form is gone). Receipts
+    // and message acks have none: their payloads are not decoded.
     let mut enrolled = false;
-    for p in due {
-        let ack = acks.get(p.item_id.as_str()).copied();
-        if let Some(msg) = ack.and_then(|a| crate::enrol::ack_message(&p.item.payload, a)) {
-            match ack {
-                Some(AckResult::Applied | AckResult::Duplicate) => {
+    for p in due
+        .iter()
+        .filter(|p| !matches!(p.kind.as_str(), "receipt" | "message_ack"))
+    {
+        let Some(ack) = acks.get(p.item_id.as_str()).copied() else {
+            continue;
+        };
+        let Ok(payload) = p.payload() else {
+            continue;
+        };
+        if let Some(msg) = crate::enrol::ack_message(&payload, ack) {
+            let level = match ack {
+                AckResult::Applied | AckResult::Duplicate => {
                     enrolled = true;
-                    sh.log.info("enrol", Some(&p.item_id), &msg);
+                    Level::Info
                 }
-                Some(AckResult::Rejected { .. }) => sh.log.error("enrol", Some(&p.item_id), &msg),
-                _ => sh.log.warn("enrol", Some(&p.item_id), &msg),
-            }
+                AckResult::Rejected { .. } => Level::Error,
+                _ => Level::Warn,
+            };
+            batch.log.push(row(level, "enrol", Some(&p.item_id), &msg));
         }
     }
     let plan = plan_acks(due.iter().map(|p| (p.item_id.as_str(), p.attempts)), resp, now_ms());
-    let mut sent: Vec<&str> = Vec::new();
     let mut dup = 0;
-    let mut outbox = sh.outbox();
-    for (id, outcome) in &plan {
+    let mut sent: Vec<&str> = Vec::with_capacity(plan.len());
+    for ((id, outcome), p) in plan.iter().zip(due) {
         match outcome {
             Outcome::Sent { duplicate } => {
                 sent.push(id);
+                batch.sent_seqs.push(p.seq);
                 dup += usize::from(*duplicate);
             }
             Outcome::DeadLetter(r) => {
-                let _ = outbox.mark_rejected(id, r);
-                sh.log.error("rejected", Some(id), &format!("dead letter: {r}"));
+                batch.rejected.push((id, r.clone()));
+                batch
+                    .log
+                    .push(row(Level::Error, "rejected", Some(id), &format!("dead letter: {r}")));
             }
             Outcome::Retry { reason, at_ms } => {
-                let _ = outbox.mark_retry(id, reason, *at_ms);
-                if acks.contains_key(id) {
-                    sh.log
-                        .warn("retry", Some(id), &format!("server asked to retry: {reason}"));
+                batch.retry.push((id, reason.clone(), *at_ms));
+                let msg = if acks.contains_key(id) {
+                    format!("server asked to retry: {reason}")
                 } else {
-                    sh.log.warn(
-                        "retry",
-                        Some(id),
-                        "no ack for this item in the server's response; will resend",
-                    );
-                }
+                    "no ack for this item in the server's response; will resend".to_string()
+                };
+                batch.log.push(row(Level::Warn, "retry", Some(id), &msg));
             }
         }
-    }
-    if let Err(e) = outbox.mark_sent(&sent) {
-        drop(outbox);
-        sh.log
-            .error("outbox", None, &format!("marking items sent failed: {e:#}"));
-        return;
-    }
-    drop(outbox);
-    if enrolled {
-        // A new customer / card: refresh the offline cache now, not at the next interval.
-        sh.cache_now.notify_one();
     }
     if !sent.is_empty() {
         let msg = if dup > 0 {
@@ -772,7 +771,18 @@ fn apply_acks(sh: &Shared, due: &[super::outbox::Pending], resp: &SyncResponse) 
             format!("acked {} item(s)", sent.len())
         };
         let item = (sent.len() == 1).then(|| sent[0]);
-        sh.log.info("ack", item, &msg);
+        batch.log.push(row(Level::Info, "ack", item, &msg));
+    }
+    if let Err(e) = sh.record_acks(&batch) {
+        sh.log
+            .error("outbox", None, &format!("writing the acknowledgements failed: {e:#}"));
+        sh.mark_success();
+        return;
+    }
+    batch.log.iter().for_each(crate::synclog::trace_row);
+    if enrolled {
+        // A new customer / card: refresh the offline cache now, not at the next interval.
+        sh.cache_now.notify_one();
     }
 }
 
