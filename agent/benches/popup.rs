@@ -22,6 +22,8 @@
 //! Baseline in the same run: terminator → quote in memory (the detector fed a scanner trace, the
 //! Enter key decided, classified, quoted by the agent's QuoteService against the same server-stub).
 //!
+//! BENCH_POPUP_OFFLINE_FIRST_MS sets the agent's `[popup] offline_first_ms` (0 = wait for the server).
+//!
 //! Run: `cargo build --release -p server-stub -p till-agent && cargo bench -p till-agent --bench popup`
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -145,7 +147,12 @@ fn main() -> anyhow::Result<()> {
         till.join("agent.toml"),
         format!(
             "server_url = \"{url}\"\nstore_id = \"{STORE}\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n\
-             tz_offset = \"+01:00\"\n\n[popup]\nhide_after_secs = 0\n"
+             tz_offset = \"+01:00\"\n\n[popup]\nhide_after_secs = 0\n{}",
+            // BENCH_POPUP_OFFLINE_FIRST_MS: the agent's [popup] offline_first_ms (0 = always wait for
+            // the server, as before the early offline popup); unset = the agent's default.
+            std::env::var("BENCH_POPUP_OFFLINE_FIRST_MS")
+                .map(|v| format!("offline_first_ms = {v}\n"))
+                .unwrap_or_default()
         ),
     )?;
     let err_path = till.join("agent.stderr");
