@@ -58,7 +58,8 @@ cargo run -q --release -p till-agent --example input_bench -- target/release/ser
   | tee "$out/input.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true
 
 # Card terminator → popup mapped / painted on Xvfb, measured by an X client outside the agent
-# (BENCH_POPUP_SCANS, default 50; then one scan after BENCH_POPUP_IDLE_SECS hidden, default 300).
+# (BENCH_POPUP_SCANS, default 50; then one scan after BENCH_POPUP_IDLE_SECS hidden, default 300;
+# BENCH_POPUP_OFFLINE_FIRST_MS=0: the agent waits for the server's quote, no early offline popup).
 run_bench till-agent popup
 
 echo "== release MSI size (scripts/build-msi.sh: the dist profile's Windows exes)" >&2

@@ -22,6 +22,8 @@
 //! Baseline in the same run: terminator → quote in memory (the detector fed a scanner trace, the
 //! Enter key decided, classified, quoted by the agent's QuoteService against the same server-stub).
 //!
+//! BENCH_POPUP_OFFLINE_FIRST_MS sets the agent's `[popup] offline_first_ms` (0 = wait for the server).
+//!
 //! Run: `cargo build --release -p server-stub -p till-agent && cargo bench -p till-agent --bench popup`
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -136,7 +138,7 @@ fn main() -> anyhow::Result<()> {
     let (server, url, token) = start_server(dir.path())?;
     let baseline = rt_baseline(&url, &token, dir.path())?;
 
-    let (_xvfb, display) = start_xvfb()?;
+    let (xvfb, display) = start_xvfb()?;
     let (_bus, bus) = start_session_bus()?;
     let till = dir.path().join("till");
     std::fs::create_dir_all(till.join("export"))?;
@@ -145,7 +147,12 @@ fn main() -> anyhow::Result<()> {
         till.join("agent.toml"),
         format!(
             "server_url = \"{url}\"\nstore_id = \"{STORE}\"\ntill_id = \"T1\"\nexport_dir = \"export\"\n\
-             tz_offset = \"+01:00\"\n\n[popup]\nhide_after_secs = 0\n"
+             tz_offset = \"+01:00\"\n\n[popup]\nhide_after_secs = 0\n{}",
+            // BENCH_POPUP_OFFLINE_FIRST_MS: the agent's [popup] offline_first_ms (0 = always wait for
+            // the server, as before the early offline popup); unset = the agent's default.
+            std::env::var("BENCH_POPUP_OFFLINE_FIRST_MS")
+                .map(|v| format!("offline_first_ms = {v}\n"))
+                .unwrap_or_default()
         ),
     )?;
     let err_path = till.join("agent.stderr");
@@ -219,10 +226,16 @@ fn main() -> anyhow::Result<()> {
     // Major page faults (pages read back from disk) of the scan after the idle time: after an hour
     // beside other work the kernel may have reclaimed the popup path's code and data pages.
     let faults_before = major_faults(agent.0.id());
+    // The same for the X server and the server-stub (their pages may have gone too).
+    let others_before = (major_faults(xvfb.0.id()), major_faults(server.0.id()));
     let early_before = early_offline(&err_path);
     type_card()?;
     let after_idle = x.measure(popup, Duration::from_secs(10))?;
     let idle_faults = major_faults(agent.0.id()).saturating_sub(faults_before);
+    let others = (
+        major_faults(xvfb.0.id()).saturating_sub(others_before.0),
+        major_faults(server.0.id()).saturating_sub(others_before.1),
+    );
     // Let the server's quote (if it was late) land in the log before counting.
     std::thread::sleep(Duration::from_millis(500));
     let idle_early = early_offline(&err_path) - early_before;
@@ -251,8 +264,8 @@ fn main() -> anyhow::Result<()> {
     println!("  mapped (MapNotify)             p50 {m50:>6.1} ms  p99 {m99:>6.1} ms  max {mmax:>6.1} ms");
     println!("  painted (first DamageNotify)   p50 {p50:>6.1} ms  p99 {p99:>6.1} ms  max {pmax:>6.1} ms");
     println!(
-        "  after {idle_secs} s hidden: mapped {:.1} ms, painted {:.1} ms ({idle_faults} major page faults in the agent meanwhile)",
-        after_idle.0, after_idle.1
+        "  after {idle_secs} s hidden: mapped {:.1} ms, painted {:.1} ms (major page faults during that scan: agent {idle_faults}, Xvfb {}, server {})",
+        after_idle.0, after_idle.1, others.0, others.1
     );
     println!(
         "  popups that showed the offline quote first (server silent > [popup] offline_first_ms): {early_before} before the idle time (warm-up + {scans} scans); after it: {}",
