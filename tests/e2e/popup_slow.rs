@@ -34,17 +34,8 @@ fn slow_server_popup_shows_the_offline_quote_first_then_the_servers() {
     );
     let agent = GuiAgent::start(&till, &token, d);
     // The offline quote needs the cache: the first sync fills it (rules and the demo card).
-    let cache = till.dir.join("cache.db");
-    let synced = wait_for(Duration::from_secs(30), || {
-        let c = rusqlite::Connection::open(&cache).ok()?;
-        let n: i64 = c
-            .query_row("SELECT COUNT(*) FROM cards WHERE card = ?1", [DEMO_CARD], |r| r.get(0))
-            .ok()?;
-        let rules: i64 = c.query_row("SELECT COUNT(*) FROM rules", [], |r| r.get(0)).ok()?;
-        (n == 1 && rules == 1).then_some(())
-    });
     assert!(
-        synced.is_some(),
+        till.wait_cache_has(DEMO_CARD),
         "the cache never got the demo card:\n{}",
         agent.stderr()
     );

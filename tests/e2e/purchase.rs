@@ -98,17 +98,9 @@ fn lookup_json(till: &Till, args: &[&str]) -> Value {
 }
 
 fn wait_cache_has(till: &Till, card: &str) {
-    let p = till.dir.join("cache.db");
-    let ok = wait_for(Duration::from_secs(30), || {
-        let c = rusqlite::Connection::open(&p).ok()?;
-        let n: i64 = c
-            .query_row("SELECT COUNT(*) FROM cards WHERE card = ?1", [card], |r| r.get(0))
-            .ok()?;
-        (n == 1).then_some(())
-    });
     assert!(
-        ok.is_some(),
-        "the cache never got card {card}; agent log:\n{}",
+        till.wait_cache_has(card),
+        "the till's cache never got card {card}; agent log:\n{}",
         till.stderr()
     );
 }

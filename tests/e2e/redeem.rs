@@ -48,17 +48,8 @@ fn redeem_json(out: &std::process::Output) -> Value {
 }
 
 fn wait_cache_has(till: &Till, card: &str) {
-    let p = till.dir.join("cache.db");
-    let ok = wait_for(Duration::from_secs(30), || {
-        let c = rusqlite::Connection::open(&p).ok()?;
-        let n: i64 = c
-            .query_row("SELECT COUNT(*) FROM cards WHERE card = ?1", [card], |r| r.get(0))
-            .ok()?;
-        let rules: i64 = c.query_row("SELECT COUNT(*) FROM rules", [], |r| r.get(0)).ok()?;
-        (n == 1 && rules == 1).then_some(())
-    });
     assert!(
-        ok.is_some(),
+        till.wait_cache_has(card),
         "the till's cache never got card {card}; agent log:\n{}",
         till.stderr()
     );

@@ -283,6 +283,21 @@ impl Till {
         std::fs::read_to_string(self.dir.join("agent.stderr")).unwrap_or_default()
     }
 
+    /// Wait (30 s at most) until the till's `cache.db` holds `card` and the rules: what an offline
+    /// quote of that card needs. False if it never did.
+    pub fn wait_cache_has(&self, card: &str) -> bool {
+        let p = self.dir.join("cache.db");
+        wait_for(Duration::from_secs(30), || {
+            let c = rusqlite::Connection::open(&p).ok()?;
+            let n: i64 = c
+                .query_row("SELECT COUNT(*) FROM cards WHERE card = ?1", [card], |r| r.get(0))
+                .ok()?;
+            let rules: i64 = c.query_row("SELECT COUNT(*) FROM rules", [], |r| r.get(0)).ok()?;
+            (n == 1 && rules == 1).then_some(())
+        })
+        .is_some()
+    }
+
     /// Write a file the way a POS does it: to a temp name, then rename into place.
     pub fn drop_file(&self, name: &str, bytes: &[u8]) {
         let tmp = self.export.join(format!("{name}.tmp"));
