@@ -447,25 +447,17 @@ impl Outbox {
     ) -> anyhow::Result<()> {
         self.unsynced(|tx| {
             let now = now_text();
-            if !acks.sent.is_empty() {
-                let ids = serde_json::to_string(&acks.sent)?;
+            // By rowid where the caller has it: no walk down the item_id index (long text keys) per item.
+            let by_id = (!acks.sent.is_empty()).then(|| serde_json::to_string(&acks.sent));
+            let by_seq = (!acks.sent_seqs.is_empty()).then(|| serde_json::to_string(&acks.sent_seqs));
+            for (column, keys) in [("item_id", by_id), ("seq", by_seq)] {
+                let Some(keys) = keys.transpose()? else { continue };
                 let n = tx
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL
-                         WHERE item_id IN (SELECT value FROM json_each(?1)) AND state='pending'",
-                    )?
-                    .execute(params![ids, now])?;
-                moved(tx, "pending", "sent", n)?;
-            }
-            if !acks.sent_seqs.is_empty() {
-                // By rowid: no walk down the item_id index (long text keys) per item.
-                let seqs = serde_json::to_string(&acks.sent_seqs)?;
-                let n = tx
-                    .prepare_cached(
-                        "UPDATE items SET state='sent', sent_at=?2, attempts=attempts+1, last_error=NULL
-                         WHERE seq IN (SELECT value FROM json_each(?1)) AND state='pending'",
-                    )?
-                    .execute(params![seqs, now])?;
+                         WHERE {column} IN (SELECT value FROM json_each(?1)) AND state='pending'"
+                    ))?
+                    .execute(params![keys, now])?;
                 moved(tx, "pending", "sent", n)?;
             }
             for (id, reason) in &acks.rejected {

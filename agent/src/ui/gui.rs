@@ -335,13 +335,7 @@ impl App {
         let line = view.to_json_line();
         tracing::info!(target: "till_agent::popup", kind = ?view.kind, popup = %line, "popup shown");
         println!("{line}");
-        self.current = Some(view.clone());
-        self.last = Some(view);
-        self.history_open = false;
-        self.shown_at = Some(Instant::now());
-        self.fitted = None;
-        self.rects.clear();
-        self.pending_visible = Some(true);
+        self.put_on_screen(view);
     }
 
     /// The offline quote while the server's is awaited: on screen at once, but not the scan's
@@ -349,9 +343,14 @@ impl App {
     fn show_provisional(&mut self, view: PopupView, scan: crate::events::ScanEvent) {
         let line = view.to_json_line();
         tracing::info!(target: "till_agent::popup", kind = ?view.kind, popup = %line, "offline quote shown while the server answers");
+        self.provisional = Some(scan);
+        self.put_on_screen(view);
+    }
+
+    /// `view` becomes the popup on screen (and the one "show last" brings back), laid out afresh.
+    fn put_on_screen(&mut self, view: PopupView) {
         self.current = Some(view.clone());
         self.last = Some(view);
-        self.provisional = Some(scan);
         self.history_open = false;
         self.shown_at = Some(Instant::now());
         self.fitted = None;
