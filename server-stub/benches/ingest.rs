@@ -143,6 +143,10 @@ fn setup_customers(repo: &dyn Repository, program: &Program, n: usize) -> Vec<Ca
     .expect("setup")
 }
 
+/// The server binary's allocator (src/main.rs): the in-process server here measures the same.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let n = env_usize("BENCH_RECEIPTS", 10_000);
     let batch = env_usize("BENCH_BATCH", 100);

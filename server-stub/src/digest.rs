@@ -20,14 +20,26 @@ pub fn payload_hash(payload: &SyncPayload) -> String {
     sha256_hex(&serde_json::to_vec(payload).expect("wire types serialise"))
 }
 
-/// A receipt's JSON (its stored payload) and the [`payload_hash`] of it as a sync item, from one
-/// serialisation: the item's canonical form is `{"type":"receipt","body":<the receipt's JSON>}`.
-pub fn receipt_payload(r: &Receipt) -> (String, String) {
-    let body = serde_json::to_string(r).expect("wire types serialise");
+/// A receipt's JSON (its stored payload) and the [`payload_hash`] of it as a sync item
+/// (`{"type":"receipt","body":<the receipt's JSON>}`). The JSON is `text` when given — the
+/// receipt's text as it came in the request, which parsed as `r` (so it holds exactly `r`'s
+/// fields) — else `r` serialised. The agent sends serde's serialisation, so its texts hash as
+/// the canonical form; another layout of the same receipt is caught by [`same_receipt`].
+pub fn receipt_payload(r: &Receipt, text: Option<&str>) -> (String, String) {
+    let body = match text {
+        Some(t) => t.to_string(),
+        None => serde_json::to_string(r).expect("wire types serialise"),
+    };
     let mut h = Sha256::new();
     h.update(br#"{"type":"receipt","body":"#);
     h.update(body.as_bytes());
     h.update(b"}");
     let hash = hex::encode(h.finalize());
     (body, hash)
+}
+
+/// Whether two receipts are the same content: equal in the canonical (serialised) form, so
+/// `1.0` and `1.00` differ as they did when every hash was of that form.
+pub fn same_receipt(a: &Receipt, b: &Receipt) -> bool {
+    serde_json::to_vec(a).ok() == serde_json::to_vec(b).ok()
 }

@@ -696,6 +696,53 @@ fn server_restarted_between_send_and_retry(backend: Backend) {
 }
 
 on_both! {
+fn a_receipt_sent_again_in_another_layout_is_a_duplicate_and_a_changed_one_a_conflict(backend: Backend) {
+    // The server stores and hashes each receipt's text as it came; the same receipt laid out
+    // otherwise (another key order, whitespace) must still be a duplicate, never a conflict.
+    let (_dir, _srv, api) = setup_on(backend);
+    let r = mixed_receipt("4101", Some(JIRI));
+    let b = batch(vec![receipt_item(&r)]);
+    // serde_json::Value writes the keys sorted: not the receipt's field order.
+    assert_eq!(results(&api.sync_ok(&b)), ["applied"]);
+    let pretty = serde_json::to_vec_pretty(&b).unwrap();
+    let (s, v) = api.post_raw("/v1/sync", pretty, "application/json");
+    assert_eq!((s, results(v["acks"].as_array().unwrap())), (StatusCode::OK, vec!["duplicate".to_string()]));
+    let typed = protocol::v1::SyncBatch {
+        version: "v1".into(),
+        store_id: STORE.into(),
+        till_id: TILL.into(),
+        items: vec![protocol::v1::SyncItem {
+            item_id: r.id.0.clone(),
+            payload: protocol::v1::SyncPayload::Receipt(r.clone()),
+        }],
+    };
+    let (s, v) = api.post_raw("/v1/sync", serde_json::to_vec(&typed).unwrap(), "application/json");
+    assert_eq!((s, results(v["acks"].as_array().unwrap())), (StatusCode::OK, vec!["duplicate".to_string()]));
+    // The total one haléř more is another payload: a conflict.
+    let mut text = serde_json::to_string(&typed).unwrap();
+    let total = format!("\"total\":\"{}\"", r.total);
+    assert!(text.contains(&total), "{text}");
+    text = text.replacen(&total, &format!("\"total\":\"{}\"", r.total + d("0.01")), 1);
+    let (s, v) = api.post_raw("/v1/sync", text.into_bytes(), "application/json");
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!((v["acks"][0]["result"].as_str(), v["acks"][0]["code"].as_str()), (Some("rejected"), Some("conflict")));
+    assert_eq!(api.balance(JIRI), expected_balance("C000001", &[&r]));
+}
+}
+
+#[test]
+fn the_server_binary_allocates_with_mimalloc() {
+    // src/main.rs sets it as the global allocator (the ingest's CPU, see README → Performance);
+    // the library's own messages are in the binary only when it is linked in.
+    let exe = std::fs::read(e2e::bin("server-stub")).expect("the server binary");
+    let needle = b"mimalloc: ";
+    assert!(
+        exe.windows(needle.len()).any(|w| w == needle),
+        "server-stub is not linked with mimalloc"
+    );
+}
+
+on_both! {
 fn cross_store_is_403_and_writes_nothing(backend: Backend) {
     let (_dir, srv, api) = setup_on(backend);
     let r = mixed_receipt("5001", Some(JIRI));

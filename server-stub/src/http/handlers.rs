@@ -91,14 +91,12 @@ pub async fn method_not_allowed(uri: Uri) -> ApiError {
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody, content_type = PROBLEM),
         (status = 422, description = "well-formed JSON of the wrong shape (field named)", body = ErrorBody, content_type = PROBLEM),
     ))]
-pub async fn sync(
-    State(st): State<AppState>,
-    TillAuth(till): TillAuth,
-    SyncBody(batch): SyncBody,
-) -> Result<Response, ApiError> {
-    let n = batch.items.len();
+pub async fn sync(State(st): State<AppState>, TillAuth(till): TillAuth, body: SyncBody) -> Result<Response, ApiError> {
+    let n = body.batch.items.len();
     let pending = st.metrics.pending();
-    let resp = st.blocking(move |repo| service::sync(repo, &till, &batch)).await?;
+    let resp = st
+        .blocking(move |repo| service::sync_texts(repo, &till, &body.batch, &body.texts()))
+        .await?;
     drop(pending);
     st.metrics.sync_answered(&resp);
     tracing::debug!(items = n, "sync batch");

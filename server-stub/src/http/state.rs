@@ -48,6 +48,12 @@ impl AppState {
         let repo = self.repo.clone();
         // The request's span (with its id) goes along, so storage log lines carry the id too.
         let span = tracing::Span::current();
+        // On the multi-threaded runtime (the server's) the work runs right here, on this worker
+        // (its other tasks move to another one): no hand-off to a pool thread and back on the
+        // request's path. A current-thread runtime cannot do that: the pool there.
+        if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| span.in_scope(|| f(&*repo)));
+        }
         tokio::task::spawn_blocking(move || span.in_scope(|| f(&*repo)))
             .await
             .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))?

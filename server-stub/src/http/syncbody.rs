@@ -6,6 +6,8 @@
 //! a string, any error at all — goes the general way (`extract::parse_json` + the schema check
 //! of the OpenAPI document), which answers exactly as before. So the fast path only ever accepts
 //! a body the general way accepts too, giving the same `SyncBatch`; it never refuses anything.
+//! The fast path also keeps where each receipt's text is in the body: the service stores and
+//! hashes that text as it came instead of serialising the parsed receipt again.
 
 use axum::extract::{FromRequest, Request};
 use protocol::v1::{Receipt, SyncBatch, SyncItem, SyncPayload};
@@ -17,7 +19,23 @@ use super::extract::{parse_checked, read_json_bytes, Contract};
 use crate::error::ApiError;
 
 /// A sync batch; see the module doc.
-pub struct SyncBody(pub SyncBatch);
+pub struct SyncBody {
+    pub batch: SyncBatch,
+    /// The request body, and where each item's receipt text is in it (fast path only).
+    bytes: axum::body::Bytes,
+    spans: Vec<std::ops::Range<usize>>,
+}
+
+impl SyncBody {
+    /// Each item's receipt as the request's text, by item index (empty when the general way
+    /// parsed the body).
+    pub fn texts(&self) -> Vec<Option<&str>> {
+        let Ok(text) = std::str::from_utf8(&self.bytes) else {
+            return Vec::new();
+        };
+        self.spans.iter().map(|r| text.get(r.clone())).collect()
+    }
+}
 
 impl<S: Send + Sync> FromRequest<S> for SyncBody {
     type Rejection = ApiError;
@@ -25,10 +43,14 @@ impl<S: Send + Sync> FromRequest<S> for SyncBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let contract = req.extensions().get::<std::sync::Arc<Contract>>().cloned();
         let bytes = read_json_bytes(req, state).await?;
-        if let Some(batch) = fast_batch(&bytes) {
-            return Ok(SyncBody(batch));
+        if let Some((batch, spans)) = fast_batch(&bytes) {
+            return Ok(SyncBody { batch, bytes, spans });
         }
-        Ok(SyncBody(parse_checked(&bytes, contract.as_deref())?))
+        Ok(SyncBody {
+            batch: parse_checked(&bytes, contract.as_deref())?,
+            bytes: Default::default(),
+            spans: Vec::new(),
+        })
     }
 }
 
@@ -78,29 +100,56 @@ impl<'a> Obj<'a> {
     }
 }
 
-/// The batch if the fast path takes it (see the module doc), else None.
-pub fn fast_batch(bytes: &[u8]) -> Option<SyncBatch> {
+/// The batch and where each item's receipt text is in `bytes`, if the fast path takes it (see
+/// the module doc), else None.
+pub fn fast_batch(bytes: &[u8]) -> Option<(SyncBatch, Vec<std::ops::Range<usize>>)> {
     let text = std::str::from_utf8(bytes).ok()?;
+    let span = |raw: &RawValue| {
+        let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+        start..start + raw.get().len()
+    };
     let env: Obj<'_> = serde_json::from_str(text).ok()?;
     let [version, store_id, till_id, items] = env.exactly(["version", "store_id", "till_id", "items"])?;
     let raw_items: Vec<Obj<'_>> = serde_json::from_str(items.get()).ok()?;
-    let mut items = Vec::with_capacity(raw_items.len());
-    for it in raw_items {
-        let [item_id, kind, body] = it.exactly(["item_id", "type", "body"])?;
-        if kind.get() != "\"receipt\"" || !receipt_strings_valid(body)? {
-            return None;
-        }
-        items.push(SyncItem {
-            item_id: serde_json::from_str(item_id.get()).ok()?,
-            payload: SyncPayload::Receipt(serde_json::from_str::<Receipt>(body.get()).ok()?),
-        });
-    }
-    Some(SyncBatch {
+    // The items' typed parses are most of the work and independent: a big batch is parsed in
+    // two halves on two cores.
+    let parse_all = |part: &[Obj<'_>]| part.iter().map(|it| fast_item(it, &span)).collect::<Option<Vec<_>>>();
+    let parsed = if raw_items.len() >= PARALLEL_ITEMS {
+        let (a, b) = raw_items.split_at(raw_items.len() / 2);
+        let (a, b) = rayon::join(|| parse_all(a), || parse_all(b));
+        let mut a = a?;
+        a.extend(b?);
+        a
+    } else {
+        parse_all(&raw_items)?
+    };
+    let (items, spans): (Vec<SyncItem>, Vec<_>) = parsed.into_iter().unzip();
+    let batch = SyncBatch {
         version: serde_json::from_str(version.get()).ok()?,
         store_id: serde_json::from_str::<StoreId>(store_id.get()).ok()?,
         till_id: serde_json::from_str::<TillId>(till_id.get()).ok()?,
         items,
-    })
+    };
+    Some((batch, spans))
+}
+
+/// From this many items on, a batch's items are parsed on two cores.
+const PARALLEL_ITEMS: usize = 16;
+
+/// One item of the fast path: a receipt, parsed, and where its text is.
+fn fast_item(
+    it: &Obj<'_>,
+    span: &(impl Fn(&RawValue) -> std::ops::Range<usize> + Sync),
+) -> Option<(SyncItem, std::ops::Range<usize>)> {
+    let [item_id, kind, body] = it.exactly(["item_id", "type", "body"])?;
+    if kind.get() != "\"receipt\"" || !receipt_strings_valid(body)? {
+        return None;
+    }
+    let item = SyncItem {
+        item_id: serde_json::from_str(item_id.get()).ok()?,
+        payload: SyncPayload::Receipt(serde_json::from_str::<Receipt>(body.get()).ok()?),
+    };
+    Some((item, span(body)))
 }
 
 /// What the schema checks in a receipt beyond its Rust type: the body, its `original` and each
@@ -197,11 +246,52 @@ mod tests {
     #[test]
     fn the_agents_batches_take_the_fast_path_with_the_same_result() {
         let v = batch();
-        let fast = fast_batch(&serde_json::to_vec(&v).unwrap()).expect("fast path taken");
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let (fast, spans) = fast_batch(&bytes).expect("fast path taken");
         assert_eq!(fast, general(&v).expect("valid"));
+        // Each span is that item's receipt text: it parses to the item's receipt.
+        assert_eq!(spans.len(), fast.items.len());
+        for (span, item) in spans.iter().zip(&fast.items) {
+            let text = std::str::from_utf8(&bytes[span.clone()]).unwrap();
+            assert!(text.starts_with('{') && text.ends_with('}'), "{text}");
+            let SyncPayload::Receipt(r) = &item.payload else {
+                panic!("a receipt")
+            };
+            assert_eq!(&serde_json::from_str::<Receipt>(text).unwrap(), r);
+        }
         // The agent's own serialisation of that batch too.
         let again = serde_json::to_vec(&fast).unwrap();
-        assert_eq!(fast_batch(&again).expect("fast path taken"), fast);
+        assert_eq!(fast_batch(&again).expect("fast path taken").0, fast);
+    }
+
+    #[test]
+    fn a_big_batch_parsed_on_two_cores_is_the_same_and_one_bad_item_anywhere_leaves_it_to_the_general_way() {
+        let mut v = batch();
+        let items = v["items"].as_array().unwrap().clone();
+        let many: Vec<Value> = (0..3 * PARALLEL_ITEMS).map(|i| items[i % 2].clone()).collect();
+        v["items"] = Value::Array(many);
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let (fast, spans) = fast_batch(&bytes).expect("fast path taken");
+        assert_eq!(fast, general(&v).expect("valid"));
+        assert_eq!(
+            (fast.items.len(), spans.len()),
+            (3 * PARALLEL_ITEMS, 3 * PARALLEL_ITEMS)
+        );
+        for (span, item) in spans.iter().zip(&fast.items) {
+            let SyncPayload::Receipt(r) = &item.payload else {
+                panic!("a receipt")
+            };
+            assert_eq!(
+                &serde_json::from_str::<Receipt>(std::str::from_utf8(&bytes[span.clone()]).unwrap()).unwrap(),
+                r
+            );
+        }
+        // A number where the contract wants a decimal string, in the first half, in the second.
+        for bad in [1, 3 * PARALLEL_ITEMS - 1] {
+            let mut w = v.clone();
+            w["items"][bad]["body"]["total"] = json!(12.5);
+            assert!(fast_batch(&serde_json::to_vec(&w).unwrap()).is_none(), "item {bad}");
+        }
     }
 
     /// Each string, number or null in the batch replaced by values at the edges of the schema
@@ -251,7 +341,7 @@ mod tests {
                 *v.pointer_mut(p).unwrap() = o.clone();
                 tried += 1;
                 let bytes = serde_json::to_vec(&v).unwrap();
-                if let Some(fast) = fast_batch(&bytes) {
+                if let Some((fast, _)) = fast_batch(&bytes) {
                     fast_taken += 1;
                     match general(&v) {
                         Ok(g) => assert_eq!(fast, g, "{p} = {o}"),
@@ -311,7 +401,7 @@ mod tests {
                 .into_bytes(),
         );
         for bytes in cases {
-            if let Some(fast) = fast_batch(&bytes) {
+            if let Some((fast, _)) = fast_batch(&bytes) {
                 let g = parse_checked::<SyncBatch>(&bytes, Some(contract()));
                 assert_eq!(Some(&fast), g.as_ref().ok(), "{}", String::from_utf8_lossy(&bytes));
             }
