@@ -150,21 +150,79 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let n = env_usize("BENCH_RECEIPTS", 10_000);
     let batch = env_usize("BENCH_BATCH", 100);
+    let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
     let base = std::env::var_os("BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     std::fs::create_dir_all(&base).unwrap();
-    let dir = tempfile::tempdir_in(&base).unwrap();
     let program = program();
+    println!(
+        "ingest benchmark: {n} receipts, batches of {batch}, SQLite WAL synchronous=FULL on {}; {rounds} rounds, each \
+         HTTP then raw then floor on fresh databases (the figures are the rounds' medians: this machine's speed \
+         drifts by tens of per cent within seconds)",
+        base.display()
+    );
+    let all: Vec<Round> = (0..rounds).map(|i| round(i, n, batch, &base, &program)).collect();
+    let med = |f: &dyn Fn(&Round) -> f64| {
+        let mut v: Vec<f64> = all.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (http_rate, raw_rate, floor_rate) = (med(&|r| r.http_rate), med(&|r| r.raw_rate), med(&|r| r.floor_rate));
+    let ratio = med(&|r| r.http_rate / r.raw_rate);
+    let per = |rate: f64| 1e6 / rate;
+    println!(
+        "  medians: HTTP {http_rate:.0} receipts/s ({:.1} µs each), raw {raw_rate:.0} rows/s ({:.1} µs), floor {floor_rate:.0} \
+         receipts/s ({:.1} µs); HTTP / raw {:.0} % (rounds: {})",
+        per(http_rate),
+        per(raw_rate),
+        per(floor_rate),
+        ratio * 100.0,
+        all.iter().map(|r| format!("{:.0} %", r.http_rate / r.raw_rate * 100.0)).collect::<Vec<_>>().join(", ")
+    );
+    let (reads, parse, empty) = (med(&|r| r.reads_us), med(&|r| r.parse_us), med(&|r| r.empty_http_us));
+    let floor_sum = per(floor_rate) + reads + parse + empty;
+    println!(
+        "  what any server must spend per receipt here, apart: rows written (floor) {:.1} µs + its reads {reads:.1} µs + \
+         parsing the batch {parse:.1} µs (one core) + an HTTP round trip with the same body and answer {empty:.1} µs = \
+         {floor_sum:.1} µs, before any rules, dedupe or account logic; 50 % of raw is {:.1} µs",
+        per(floor_rate),
+        2.0 * per(raw_rate)
+    );
+    // The same ingest on PostgreSQL (scripts/bench.sh starts a throw-away cluster and sets the URL
+    // of an empty database), beside SQLite's.
+    if let Ok(url) = std::env::var("BENCH_PG_URL") {
+        let repo = server_stub::store::pg::PgRepo::open(&url, 16).expect("PostgreSQL for the bench");
+        let cards = setup_customers(&repo, &program, 200);
+        assert_eq!(cards.len(), 200);
+        let token = server_stub::service::till_add(&repo, &StoreId::from("CZ-PRG-01"), &TillId::from("T1")).unwrap();
+        let batches = batches_of(&receipts(n, &cards), batch);
+        let (pg_secs, pg_applied) = http_ingest(Arc::new(repo), &token, &batches);
+        assert_eq!(pg_applied, n, "every receipt applied once on PostgreSQL");
+        let pg_rate = n as f64 / pg_secs;
+        println!("  via HTTP /v1/sync on PostgreSQL (same batches):                       {pg_secs:8.3} s  {pg_rate:10.0} receipts/s");
+        println!("TABLE\tserver ingest on PostgreSQL, {n} receipts via HTTP /v1/sync\t{pg_rate:.0} receipts/s\tSQLite via HTTP {http_rate:.0} receipts/s ({:.0} %)", pg_rate / http_rate * 100.0);
+    }
+    // Rows of scripts/bench.sh's table: figure, value, baseline.
+    println!("TABLE\tserver raw ingest, {n} receipts via HTTP /v1/sync (median of {rounds} rounds)\t{http_rate:.0} receipts/s\traw SQLite insert {raw_rate:.0} rows/s ({:.0} %)", ratio * 100.0);
+    println!("TABLE\tserver ingest floor: the server's own rows (receipt + ledger entry + account per batch) inserted raw\t{floor_rate:.0} receipts/s ({:.0} % of raw)\tHTTP ingest {http_rate:.0} receipts/s = {:.0} % of the floor", floor_rate / raw_rate * 100.0, http_rate / floor_rate * 100.0);
+    println!("TABLE\tserver ingest, µs per receipt: rows written (floor) + reads + parse (one core) + HTTP round trip, each raw\t{:.1} + {reads:.1} + {parse:.1} + {empty:.1} = {floor_sum:.1} µs\tHTTP ingest {:.1} µs; 50 % of raw = {:.1} µs", per(floor_rate), per(http_rate), 2.0 * per(raw_rate));
+}
 
-    // --- via HTTP
-    let db = dir.path().join("bench-server.db");
-    let repo = SqliteRepo::open(&db).unwrap();
-    let cards = setup_customers(&repo, &program, 200);
-    let token = server_stub::service::till_add(&repo, &StoreId::from("CZ-PRG-01"), &TillId::from("T1")).unwrap();
-    let rs = receipts(n, &cards);
-    let batches: Vec<SyncBatch> = rs
-        .chunks(batch)
+/// One round's figures.
+struct Round {
+    http_rate: f64,
+    raw_rate: f64,
+    floor_rate: f64,
+    /// µs per receipt: the server's reads alone (raw), its batch parse alone (one core), an HTTP
+    /// round trip of the same bodies to a handler that only reads them and answers the same acks.
+    reads_us: f64,
+    parse_us: f64,
+    empty_http_us: f64,
+}
+
+fn batches_of(rs: &[Receipt], batch: usize) -> Vec<SyncBatch> {
+    rs.chunks(batch)
         .map(|c| SyncBatch {
             version: "v1".into(),
             store_id: StoreId::from("CZ-PRG-01"),
@@ -177,7 +235,18 @@ fn main() {
                 })
                 .collect(),
         })
-        .collect();
+        .collect()
+}
+
+fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Program) -> Round {
+    let dir = tempfile::tempdir_in(base).unwrap();
+    // --- via HTTP
+    let db = dir.path().join("bench-server.db");
+    let repo = SqliteRepo::open(&db).unwrap();
+    let cards = setup_customers(&repo, program, 200);
+    let token = server_stub::service::till_add(&repo, &StoreId::from("CZ-PRG-01"), &TillId::from("T1")).unwrap();
+    let rs = receipts(n, &cards);
+    let batches = batches_of(&rs, batch);
     let c0 = cpu_secs();
     let (http_secs, applied) = http_ingest(Arc::new(repo), &token, &batches);
     let http_cpu = cpu_secs() - c0;
@@ -189,7 +258,7 @@ fn main() {
     let rows: Vec<(Receipt, String, String)> = rs
         .iter()
         .map(|r| {
-            let effect = rules::evaluate_receipt(&program, r);
+            let effect = rules::evaluate_receipt(program, r);
             (
                 r.clone(),
                 serde_json::to_string(&effect).unwrap(),
@@ -242,9 +311,9 @@ fn main() {
     let floor_db = dir.path().join("bench-floor.db");
     {
         let repo = SqliteRepo::open(&floor_db).unwrap();
-        setup_customers(&repo, &program, 200);
+        setup_customers(&repo, program, 200);
     }
-    let floor = floor_rows(&program, &rs, batch);
+    let floor = floor_rows(program, &rs, batch);
     let mut conn = open_connection(&floor_db).unwrap();
     let (t0, c0) = (Instant::now(), cpu_secs());
     for (receipts, ledger, customers) in &floor {
@@ -295,30 +364,28 @@ fn main() {
         receipt: rs[0].clone(),
         payload_hash: String::new(),
         account: None,
-        effect: rules::evaluate_receipt(&program, &rs[0]),
+        effect: rules::evaluate_receipt(program, &rs[0]),
         payload_json: None,
     };
     let _: Option<RulesSnapshot> = None;
 
-    let http_rate = n as f64 / http_secs;
-    let raw_rate = n as f64 / raw_secs;
+    let reads_us = raw_reads(&dir.path().join("bench-reads.db"), program, &rs, batch);
+    let (parse_us, empty_http_us) = parse_and_empty_http(&batches);
+    let (http_rate, raw_rate, floor_rate) = (n as f64 / http_secs, n as f64 / raw_secs, n as f64 / floor_secs);
+    println!("  round {}:", i + 1);
+    println!("    via HTTP /v1/sync (auth, JSON, dedupe, rules engine, account update): {http_secs:8.3} s  {http_rate:10.0} receipts/s");
+    println!("    raw rusqlite INSERT of the same rows (one tx per batch):              {raw_secs:8.3} s  {raw_rate:10.0} receipts/s");
+    println!("    floor: rusqlite INSERT/UPDATE of every row the server writes:         {floor_secs:8.3} s  {floor_rate:10.0} receipts/s  ({:.0} µs CPU/receipt)", floor_cpu / n as f64 * 1e6);
+    println!("    reads alone {reads_us:.1} µs/receipt; parse alone {parse_us:.1} µs/receipt; HTTP round trip alone {empty_http_us:.1} µs/receipt");
     println!(
-        "ingest benchmark: {n} receipts, batches of {batch}, SQLite WAL synchronous=FULL on {}",
-        base.display()
-    );
-    println!("  via HTTP /v1/sync (auth, JSON, dedupe, rules engine, account update): {http_secs:8.3} s  {http_rate:10.0} receipts/s");
-    println!("  raw rusqlite INSERT of the same rows (one tx per batch):              {raw_secs:8.3} s  {raw_rate:10.0} receipts/s");
-    let floor_rate = n as f64 / floor_secs;
-    println!("  floor: rusqlite INSERT/UPDATE of every row the server writes:         {floor_secs:8.3} s  {floor_rate:10.0} receipts/s  ({:.0} µs CPU/receipt)", floor_cpu / n as f64 * 1e6);
-    println!(
-        "  ratio HTTP / raw: {:.3} ({:.1}x slower); floor / raw: {:.3}; HTTP / floor: {:.3}",
+        "    ratio HTTP / raw: {:.3} ({:.1}x slower); floor / raw: {:.3}; HTTP / floor: {:.3}",
         http_rate / raw_rate,
         raw_rate / http_rate,
         floor_rate / raw_rate,
         http_rate / floor_rate
     );
     println!(
-        "  CPU (this process, client + server): HTTP {:.0} µs/receipt, raw {:.0} µs/row (ratio {:.2}); load average {}",
+        "    CPU (this process, client + server): HTTP {:.0} µs/receipt, raw {:.0} µs/row (ratio {:.2}); load average {}",
         http_cpu / n as f64 * 1e6,
         raw_cpu / n as f64 * 1e6,
         raw_cpu / http_cpu.max(1e-9),
@@ -328,22 +395,136 @@ fn main() {
             .next()
             .unwrap_or("?")
     );
-    // The same ingest on PostgreSQL (scripts/bench.sh starts a throw-away cluster and sets the URL
-    // of an empty database), beside SQLite's.
-    if let Ok(url) = std::env::var("BENCH_PG_URL") {
-        let repo = server_stub::store::pg::PgRepo::open(&url, 16).expect("PostgreSQL for the bench");
-        let cards = setup_customers(&repo, &program, 200);
-        assert_eq!(cards.len(), 200);
-        let token = server_stub::service::till_add(&repo, &StoreId::from("CZ-PRG-01"), &TillId::from("T1")).unwrap();
-        let (pg_secs, pg_applied) = http_ingest(Arc::new(repo), &token, &batches);
-        assert_eq!(pg_applied, n, "every receipt applied once on PostgreSQL");
-        let pg_rate = n as f64 / pg_secs;
-        println!("  via HTTP /v1/sync on PostgreSQL (same batches):                       {pg_secs:8.3} s  {pg_rate:10.0} receipts/s");
-        println!("TABLE\tserver ingest on PostgreSQL, {n} receipts via HTTP /v1/sync\t{pg_rate:.0} receipts/s\tSQLite via HTTP {http_rate:.0} receipts/s ({:.0} %)", pg_rate / http_rate * 100.0);
+    Round {
+        http_rate,
+        raw_rate,
+        floor_rate,
+        reads_us,
+        parse_us,
+        empty_http_us,
     }
-    // A row of scripts/bench.sh's table: figure, value, baseline.
-    println!("TABLE\tserver raw ingest, {n} receipts via HTTP /v1/sync\t{http_rate:.0} receipts/s\traw SQLite insert {raw_rate:.0} rows/s ({:.0} %)", http_rate / raw_rate * 100.0);
-    println!("TABLE\tserver ingest floor: the server's own rows (receipt + ledger entry + account per batch) inserted raw\t{floor_rate:.0} receipts/s ({:.0} % of raw)\tHTTP ingest {http_rate:.0} receipts/s = {:.0} % of the floor", floor_rate / raw_rate * 100.0, http_rate / floor_rate * 100.0);
+}
+
+/// µs per receipt of the reads the server makes per batch (its prefetch: the receipt ids for
+/// dedupe, the cards, their accounts, the accounts' sub-cards, the store's receipt tags of those
+/// POS numbers), raw with rusqlite, one read transaction per batch, rows fetched as text and not
+/// parsed, on a database with the customers and cards and no receipts yet (as the ingest meets it).
+fn raw_reads(db: &std::path::Path, program: &Program, rs: &[Receipt], batch: usize) -> f64 {
+    {
+        let repo = SqliteRepo::open(db).unwrap();
+        setup_customers(&repo, program, 200);
+    }
+    let mut conn = open_connection(db).unwrap();
+    let keys = |v: Vec<String>| serde_json::to_string(&v).unwrap();
+    let t0 = Instant::now();
+    for chunk in rs.chunks(batch) {
+        let tx = conn.transaction().unwrap();
+        let mut texts = 0usize;
+        let mut fetch = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Vec<String> {
+            let mut st = tx.prepare_cached(sql).unwrap();
+            let rows = st.query_map(params, |r| r.get::<_, Option<String>>(0)).unwrap();
+            let out: Vec<String> = rows.map(|r| r.unwrap().unwrap_or_default()).collect();
+            texts += out.len();
+            out
+        };
+        let ids = keys(chunk.iter().map(|r| r.id.0.clone()).collect());
+        fetch("SELECT payload || payload_hash || account_id || effect FROM receipts WHERE id IN (SELECT value FROM json_each(?1))", &[&ids]);
+        let cards = keys(
+            chunk
+                .iter()
+                .filter_map(|r| r.card.as_ref().map(|c| c.expose().to_string()))
+                .collect(),
+        );
+        let holders = fetch(
+            "SELECT customer_id FROM cards WHERE number IN (SELECT value FROM json_each(?1))",
+            &[&cards],
+        );
+        let holders = keys(holders);
+        fetch("SELECT customer || state || ifnull(expiring, '') || change_seq FROM customers WHERE id IN (SELECT value FROM json_each(?1))", &[&holders]);
+        fetch(
+            "SELECT id FROM customers WHERE parent_id IN (SELECT value FROM json_each(?1))",
+            &[&holders],
+        );
+        let numbers = keys(chunk.iter().map(|r| r.pos_receipt_no.clone()).collect());
+        fetch("SELECT payload FROM receipt_tags WHERE store_id = 'CZ-PRG-01' AND pos_receipt_no IN (SELECT value FROM json_each(?1))", &[&numbers]);
+        drop(fetch);
+        std::hint::black_box(texts);
+        tx.commit().unwrap();
+    }
+    t0.elapsed().as_secs_f64() / rs.len() as f64 * 1e6
+}
+
+/// µs per receipt of (the server's parse of `batches`' bodies alone, on one core; an HTTP round
+/// trip of the same bodies to a handler that reads them and answers acks of the same size).
+fn parse_and_empty_http(batches: &[SyncBatch]) -> (f64, f64) {
+    let n: usize = batches.iter().map(|b| b.items.len()).sum();
+    let bodies: Vec<Vec<u8>> = batches.iter().map(|b| serde_json::to_vec(b).unwrap()).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Parsed on one thread (a pool of one): what the parse costs, not how it splits.
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let t0 = Instant::now();
+    one.install(|| {
+        for b in &bodies {
+            let (parsed, _) =
+                server_stub::http::syncbody::fast_batch(b).expect("the fast path takes the bench's batches");
+            std::hint::black_box(parsed);
+        }
+    });
+    let parse = t0.elapsed().as_secs_f64() / n as f64 * 1e6;
+    let acks: Vec<Vec<u8>> = batches
+        .iter()
+        .map(|b| {
+            let acks = b
+                .items
+                .iter()
+                .map(|i| protocol::v1::Ack {
+                    item_id: i.item_id.clone(),
+                    result: protocol::v1::AckResult::Applied,
+                })
+                .collect();
+            serde_json::to_vec(&SyncResponse { acks }).unwrap()
+        })
+        .collect();
+    let answer = Arc::new(acks[0].clone());
+    let app = axum::Router::new().route(
+        "/v1/sync",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let answer = answer.clone();
+            async move {
+                std::hint::black_box(body);
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    (*answer).clone(),
+                )
+            }
+        }),
+    );
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}/v1/sync", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let empty = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let t0 = Instant::now();
+        for b in &bodies {
+            let resp: SyncResponse = client
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.clone())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            std::hint::black_box(resp);
+        }
+        t0.elapsed().as_secs_f64() / n as f64 * 1e6
+    });
+    (parse, empty)
 }
 
 /// Rows the server writes per batch: receipts (16 columns as the raw insert), ledger entries
