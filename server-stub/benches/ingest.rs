@@ -184,7 +184,7 @@ fn main() {
     let floor_sum = per(floor_rate) + reads + parse + empty;
     println!(
         "  what any server must spend per receipt here, apart: rows written (floor) {:.1} µs + its reads {reads:.1} µs + \
-         parsing the batch {parse:.1} µs (one core) + an HTTP round trip with the same body and answer {empty:.1} µs = \
+         parsing the batch {parse:.1} µs + an HTTP round trip with the same body and answer {empty:.1} µs = \
          {floor_sum:.1} µs, before any rules, dedupe or account logic; 50 % of raw is {:.1} µs",
         per(floor_rate),
         2.0 * per(raw_rate)
@@ -206,7 +206,7 @@ fn main() {
     // Rows of scripts/bench.sh's table: figure, value, baseline.
     println!("TABLE\tserver raw ingest, {n} receipts via HTTP /v1/sync (median of {rounds} rounds)\t{http_rate:.0} receipts/s\traw SQLite insert {raw_rate:.0} rows/s ({:.0} %)", ratio * 100.0);
     println!("TABLE\tserver ingest floor: the server's own rows (receipt + ledger entry + account per batch) inserted raw\t{floor_rate:.0} receipts/s ({:.0} % of raw)\tHTTP ingest {http_rate:.0} receipts/s = {:.0} % of the floor", floor_rate / raw_rate * 100.0, http_rate / floor_rate * 100.0);
-    println!("TABLE\tserver ingest, µs per receipt: rows written (floor) + reads + parse (one core) + HTTP round trip, each raw\t{:.1} + {reads:.1} + {parse:.1} + {empty:.1} = {floor_sum:.1} µs\tHTTP ingest {:.1} µs; 50 % of raw = {:.1} µs", per(floor_rate), per(http_rate), 2.0 * per(raw_rate));
+    println!("TABLE\tserver ingest, µs per receipt: rows written (floor) + reads + parse + HTTP round trip, each raw\t{:.1} + {reads:.1} + {parse:.1} + {empty:.1} = {floor_sum:.1} µs\tHTTP ingest {:.1} µs; 50 % of raw = {:.1} µs", per(floor_rate), per(http_rate), 2.0 * per(raw_rate));
 }
 
 /// One round's figures.
@@ -214,7 +214,7 @@ struct Round {
     http_rate: f64,
     raw_rate: f64,
     floor_rate: f64,
-    /// µs per receipt: the server's reads alone (raw), its batch parse alone (one core), an HTTP
+    /// µs per receipt: the server's reads alone (raw), its batch parse alone, an HTTP
     /// round trip of the same bodies to a handler that only reads them and answers the same acks.
     reads_us: f64,
     parse_us: f64,
@@ -454,7 +454,7 @@ fn raw_reads(db: &std::path::Path, program: &Program, rs: &[Receipt], batch: usi
     t0.elapsed().as_secs_f64() / rs.len() as f64 * 1e6
 }
 
-/// µs per receipt of (the server's parse of `batches`' bodies alone, on one core; an HTTP round
+/// µs per receipt of (the server's parse of `batches`' bodies alone; an HTTP round
 /// trip of the same bodies to a handler that reads them and answers acks of the same size).
 fn parse_and_empty_http(batches: &[SyncBatch]) -> (f64, f64) {
     let n: usize = batches.iter().map(|b| b.items.len()).sum();
@@ -464,16 +464,11 @@ fn parse_and_empty_http(batches: &[SyncBatch]) -> (f64, f64) {
         .enable_all()
         .build()
         .unwrap();
-    // Parsed on one thread (a pool of one): what the parse costs, not how it splits.
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let t0 = Instant::now();
-    one.install(|| {
-        for b in &bodies {
-            let (parsed, _) =
-                server_stub::http::syncbody::fast_batch(b).expect("the fast path takes the bench's batches");
-            std::hint::black_box(parsed);
-        }
-    });
+    for b in &bodies {
+        let (parsed, _) = server_stub::http::syncbody::fast_batch(b).expect("the fast path takes the bench's batches");
+        std::hint::black_box(parsed);
+    }
     let parse = t0.elapsed().as_secs_f64() / n as f64 * 1e6;
     let acks: Vec<Vec<u8>> = batches
         .iter()

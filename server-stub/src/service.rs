@@ -155,24 +155,13 @@ pub fn sync_texts(
     }
 
     // The items' pure work (stored text, hash, a receipt's id check) before the transaction, so
-    // the writer's lock is held for less; a big batch's on two cores.
-    let prepared: Vec<Prepared> = if batch.items.len() >= PARALLEL_ITEMS {
-        use rayon::prelude::*;
-        batch
-            .items
-            .par_iter()
-            .with_min_len(PARALLEL_ITEMS / 2)
-            .enumerate()
-            .map(|(i, it)| prepare(it, texts.get(i).copied().flatten()))
-            .collect()
-    } else {
-        batch
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| prepare(it, texts.get(i).copied().flatten()))
-            .collect()
-    };
+    // the writer's lock is held for less.
+    let prepared: Vec<Prepared> = batch
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| prepare(it, texts.get(i).copied().flatten()))
+        .collect();
     transact(repo, |tx| {
         let Some(snap) = tx.program()? else {
             let acks = batch
@@ -238,9 +227,6 @@ pub fn sync_texts(
         Ok(SyncResponse { acks })
     })
 }
-
-/// From this many items on, a batch's pure per-item work runs on two cores.
-const PARALLEL_ITEMS: usize = 16;
 
 /// An item's work that needs no database: its payload hash, a receipt's stored JSON (the one
 /// its hash is made from, one serialisation) and its id check.

@@ -111,18 +111,10 @@ pub fn fast_batch(bytes: &[u8]) -> Option<(SyncBatch, Vec<std::ops::Range<usize>
     let env: Obj<'_> = serde_json::from_str(text).ok()?;
     let [version, store_id, till_id, items] = env.exactly(["version", "store_id", "till_id", "items"])?;
     let raw_items: Vec<Obj<'_>> = serde_json::from_str(items.get()).ok()?;
-    // The items' typed parses are most of the work and independent: a big batch is parsed in
-    // two halves on two cores.
-    let parse_all = |part: &[Obj<'_>]| part.iter().map(|it| fast_item(it, &span)).collect::<Option<Vec<_>>>();
-    let parsed = if raw_items.len() >= PARALLEL_ITEMS {
-        let (a, b) = raw_items.split_at(raw_items.len() / 2);
-        let (a, b) = rayon::join(|| parse_all(a), || parse_all(b));
-        let mut a = a?;
-        a.extend(b?);
-        a
-    } else {
-        parse_all(&raw_items)?
-    };
+    let parsed = raw_items
+        .iter()
+        .map(|it| fast_item(it, &span))
+        .collect::<Option<Vec<_>>>()?;
     let (items, spans): (Vec<SyncItem>, Vec<_>) = parsed.into_iter().unzip();
     let batch = SyncBatch {
         version: serde_json::from_str(version.get()).ok()?,
@@ -133,13 +125,10 @@ pub fn fast_batch(bytes: &[u8]) -> Option<(SyncBatch, Vec<std::ops::Range<usize>
     Some((batch, spans))
 }
 
-/// From this many items on, a batch's items are parsed on two cores.
-const PARALLEL_ITEMS: usize = 16;
-
 /// One item of the fast path: a receipt, parsed, and where its text is.
 fn fast_item(
     it: &Obj<'_>,
-    span: &(impl Fn(&RawValue) -> std::ops::Range<usize> + Sync),
+    span: &impl Fn(&RawValue) -> std::ops::Range<usize>,
 ) -> Option<(SyncItem, std::ops::Range<usize>)> {
     let [item_id, kind, body] = it.exactly(["item_id", "type", "body"])?;
     if kind.get() != "\"receipt\"" || !receipt_strings_valid(body)? {
@@ -265,18 +254,15 @@ mod tests {
     }
 
     #[test]
-    fn a_big_batch_parsed_on_two_cores_is_the_same_and_one_bad_item_anywhere_leaves_it_to_the_general_way() {
+    fn a_big_batch_is_the_same_both_ways_and_one_bad_item_anywhere_leaves_it_to_the_general_way() {
         let mut v = batch();
         let items = v["items"].as_array().unwrap().clone();
-        let many: Vec<Value> = (0..3 * PARALLEL_ITEMS).map(|i| items[i % 2].clone()).collect();
+        let many: Vec<Value> = (0..48).map(|i| items[i % 2].clone()).collect();
         v["items"] = Value::Array(many);
         let bytes = serde_json::to_vec(&v).unwrap();
         let (fast, spans) = fast_batch(&bytes).expect("fast path taken");
         assert_eq!(fast, general(&v).expect("valid"));
-        assert_eq!(
-            (fast.items.len(), spans.len()),
-            (3 * PARALLEL_ITEMS, 3 * PARALLEL_ITEMS)
-        );
+        assert_eq!((fast.items.len(), spans.len()), (48, 48));
         for (span, item) in spans.iter().zip(&fast.items) {
             let SyncPayload::Receipt(r) = &item.payload else {
                 panic!("a receipt")
@@ -287,7 +273,7 @@ mod tests {
             );
         }
         // A number where the contract wants a decimal string, in the first half, in the second.
-        for bad in [1, 3 * PARALLEL_ITEMS - 1] {
+        for bad in [1, 48 - 1] {
             let mut w = v.clone();
             w["items"][bad]["body"]["total"] = json!(12.5);
             assert!(fast_batch(&serde_json::to_vec(&w).unwrap()).is_none(), "item {bad}");
