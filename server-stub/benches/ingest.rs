@@ -419,16 +419,13 @@ fn raw_reads(db: &std::path::Path, program: &Program, rs: &[Receipt], batch: usi
     let t0 = Instant::now();
     for chunk in rs.chunks(batch) {
         let tx = conn.transaction().unwrap();
-        let mut texts = 0usize;
-        let mut fetch = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Vec<String> {
+        let fetch = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Vec<String> {
             let mut st = tx.prepare_cached(sql).unwrap();
             let rows = st.query_map(params, |r| r.get::<_, Option<String>>(0)).unwrap();
-            let out: Vec<String> = rows.map(|r| r.unwrap().unwrap_or_default()).collect();
-            texts += out.len();
-            out
+            rows.map(|r| r.unwrap().unwrap_or_default()).collect()
         };
         let ids = keys(chunk.iter().map(|r| r.id.0.clone()).collect());
-        fetch("SELECT payload || payload_hash || account_id || effect FROM receipts WHERE id IN (SELECT value FROM json_each(?1))", &[&ids]);
+        let mut texts = fetch("SELECT payload || payload_hash || account_id || effect FROM receipts WHERE id IN (SELECT value FROM json_each(?1))", &[&ids]).len();
         let cards = keys(
             chunk
                 .iter()
@@ -439,15 +436,16 @@ fn raw_reads(db: &std::path::Path, program: &Program, rs: &[Receipt], batch: usi
             "SELECT customer_id FROM cards WHERE number IN (SELECT value FROM json_each(?1))",
             &[&cards],
         );
+        texts += holders.len();
         let holders = keys(holders);
-        fetch("SELECT customer || state || ifnull(expiring, '') || change_seq FROM customers WHERE id IN (SELECT value FROM json_each(?1))", &[&holders]);
-        fetch(
+        texts += fetch("SELECT customer || state || ifnull(expiring, '') || change_seq FROM customers WHERE id IN (SELECT value FROM json_each(?1))", &[&holders]).len();
+        texts += fetch(
             "SELECT id FROM customers WHERE parent_id IN (SELECT value FROM json_each(?1))",
             &[&holders],
-        );
+        )
+        .len();
         let numbers = keys(chunk.iter().map(|r| r.pos_receipt_no.clone()).collect());
-        fetch("SELECT payload FROM receipt_tags WHERE store_id = 'CZ-PRG-01' AND pos_receipt_no IN (SELECT value FROM json_each(?1))", &[&numbers]);
-        drop(fetch);
+        texts += fetch("SELECT payload FROM receipt_tags WHERE store_id = 'CZ-PRG-01' AND pos_receipt_no IN (SELECT value FROM json_each(?1))", &[&numbers]).len();
         std::hint::black_box(texts);
         tx.commit().unwrap();
     }
