@@ -272,7 +272,7 @@ mod tests {
                 r
             );
         }
-        // A number where the contract wants a decimal string, in the first half, in the second.
+        // A number where the contract wants a decimal string, near the start, at the end.
         for bad in [1, 48 - 1] {
             let mut w = v.clone();
             w["items"][bad]["body"]["total"] = json!(12.5);
