@@ -12,6 +12,7 @@
 //! Run: `cargo build -p server-stub -p till-agent && cargo bench --profile dev -p till-agent --bench pipeline`
 //! Env: BENCH_LATENCY_N (1000), BENCH_BACKLOG_N (10000), BENCH_BACKLOG_BATCH (100, the agent's
 //! default batch_size), BENCH_ENQUEUE_N (2000), BENCH_DIR, BENCH_ONLY (a subset of "abc"),
+//! BENCH_BACKLOG_ROUNDS (3: (b)'s table rows are the rounds' medians),
 //! BENCH_AGENT_BIN (another till-agent binary, e.g. a saved build to compare against),
 //! BENCH_OUTBOX_V4 / BENCH_OUTBOX_V5 (set: the backlog's outbox is left at schema 4 / 5, for an agent
 //! built before schema 5 / 6).
@@ -352,9 +353,21 @@ struct Rates {
     posts: Duration,
 }
 
-fn bench_backlog(root: &Path, n: usize, batch: usize) {
+/// One round of (b): the agent's drain and the raw client's ingest, each on a fresh server.
+struct Backlog {
+    agent_total: f64,
+    agent_steady: f64,
+    agent_first_ms: f64,
+    raw_total: f64,
+    raw_steady: f64,
+    /// CPU, ms: the agent's until its first ack, the agent's per batch after it, the server's per
+    /// batch for the agent's batches and for the raw client's.
+    cpu: Option<[f64; 4]>,
+}
+
+fn bench_backlog(root: &Path, n: usize, batch: usize, round: usize) -> Backlog {
     // Backlog: n receipts committed to the agent's outbox while no server runs.
-    let dir = root.join("b");
+    let dir = root.join(format!("b{round}"));
     let (db, token) = prepare_server(&dir);
     let till = dir.join("till");
     std::fs::create_dir_all(till.join("export")).unwrap();
@@ -448,7 +461,7 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
 
     // Raw: the same number of receipts (fresh ids) POSTed straight to /v1/sync in batches of the
     // same size, one at a time (each encoded just before its POST).
-    let dir = root.join("b-raw");
+    let dir = root.join(format!("b{round}-raw"));
     let (db, token) = prepare_server(&dir);
     let (srv2, url) = serve(&db);
     let srv2_cpu0 = cpu_time(srv2.0.id());
@@ -504,9 +517,10 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
     let srv2_cpu = cpu_time(srv2.0.id()).zip(srv2_cpu0).map(|(b, a)| b - a);
     let pct = |a: f64, b: f64| a / b * 100.0;
     println!(
-        "(b) {n}-receipt backlog, batches of {batch}: agent {:.0} receipts/s from its start ({:.0} ms to the first ack), \
+        "(b) round {}: {n}-receipt backlog, batches of {batch}: agent {:.0} receipts/s from its start ({:.0} ms to the first ack), \
          {:.0} receipts/s from the first ack; server raw ingest of the same batches {:.0} receipts/s ({:.0} ms to the first answer), \
          {:.0} from the first answer; ratio {:.0} % from the start, {:.0} % from the first answer",
+        round + 1,
         agent_rates.total,
         ms(agent_rates.first),
         agent_rates.steady,
@@ -533,36 +547,72 @@ fn bench_backlog(root: &Path, n: usize, batch: usize) {
             ms(raw.posts) / n.div_ceil(batch) as f64
         );
     }
-    if let (Some(a), Some(a0), Some(s), Some(r)) = (agent_cpu, agent_cpu_first, srv_cpu, srv2_cpu) {
+    let cpu = if let (Some(a), Some(a0), Some(s), Some(r)) = (agent_cpu, agent_cpu_first, srv_cpu, srv2_cpu) {
         let per = |d: Duration| ms(d) / n.div_ceil(batch) as f64;
         let after_first = (n - first.map_or(0, |f| f.1)).div_ceil(batch).max(1) as f64;
+        let cpu = [ms(a0), ms(a.saturating_sub(a0)) / after_first, per(s), per(r)];
         println!(
             "    CPU: agent {:.1} ms until its first ack (start-up), then {:.2} ms per batch; server per batch {:.2} ms for the agent's batches, {:.2} ms for the raw client's",
-            ms(a0),
-            ms(a.saturating_sub(a0)) / after_first,
-            per(s),
-            per(r)
+            cpu[0], cpu[1], cpu[2], cpu[3]
         );
+        Some(cpu)
+    } else {
+        None
+    };
+    Backlog {
+        agent_total: agent_rates.total,
+        agent_steady: agent_rates.steady,
+        agent_first_ms: ms(agent_rates.first),
+        raw_total: raw.total,
+        raw_steady: raw.steady,
+        cpu,
+    }
+}
+
+/// (b) in `rounds` rounds; the table rows are the rounds' medians (this machine's speed drifts by
+/// tens of per cent within seconds, and one round's ratio with it).
+fn bench_backlogs(root: &Path, n: usize, batch: usize, rounds: usize) {
+    let all: Vec<Backlog> = (0..rounds.max(1)).map(|i| bench_backlog(root, n, batch, i)).collect();
+    let med = |f: &dyn Fn(&Backlog) -> f64| {
+        let mut v: Vec<f64> = all.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let list = |f: &dyn Fn(&Backlog) -> f64| {
+        all.iter()
+            .map(|b| format!("{:.0} %", f(b)))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let (total, steady) = (
+        |b: &Backlog| b.agent_total / b.raw_total * 100.0,
+        |b: &Backlog| b.agent_steady / b.raw_steady * 100.0,
+    );
+    let k = all.len();
+    if all.iter().all(|b| b.cpu.is_some()) {
+        let c = |i: usize| med(&|b: &Backlog| b.cpu.expect("all have CPU")[i]);
         println!(
-            "TABLE\tagent CPU per drained batch of {batch}, after its first ack (start-up {:.1} ms)\t{:.2} ms\tserver CPU per batch {:.2} ms (the raw client's batches {:.2} ms)",
-            ms(a0),
-            ms(a.saturating_sub(a0)) / after_first,
-            per(s),
-            per(r)
+            "TABLE\tagent CPU per drained batch of {batch}, after its first ack (start-up {:.1} ms; medians of {k} rounds)\t{:.2} ms\tserver CPU per batch {:.2} ms (the raw client's batches {:.2} ms)",
+            c(0),
+            c(1),
+            c(2),
+            c(3)
         );
     }
     println!(
-        "TABLE\t{n}-receipt backlog drain rate (batches of {batch}), from the agent's start\t{:.0} receipts/s\tserver raw ingest {:.0} receipts/s ({:.0} %)",
-        agent_rates.total,
-        raw.total,
-        pct(agent_rates.total, raw.total)
+        "TABLE\t{n}-receipt backlog drain rate (batches of {batch}), from the agent's start (median of {k} rounds)\t{:.0} receipts/s\tserver raw ingest {:.0} receipts/s ({:.0} %; rounds {})",
+        med(&|b: &Backlog| b.agent_total),
+        med(&|b: &Backlog| b.raw_total),
+        med(&total),
+        list(&total)
     );
     println!(
-        "TABLE\t{n}-receipt backlog drain rate, from the first ack (agent start-up {:.0} ms excluded)\t{:.0} receipts/s\tfrom the first answer {:.0} receipts/s ({:.0} %)",
-        ms(agent_rates.first),
-        agent_rates.steady,
-        raw.steady,
-        pct(agent_rates.steady, raw.steady)
+        "TABLE\t{n}-receipt backlog drain rate, from the first ack (agent start-up {:.0} ms excluded; median of {k} rounds)\t{:.0} receipts/s\tfrom the first answer {:.0} receipts/s ({:.0} %; rounds {})",
+        med(&|b: &Backlog| b.agent_first_ms),
+        med(&|b: &Backlog| b.agent_steady),
+        med(&|b: &Backlog| b.raw_steady),
+        med(&steady),
+        list(&steady)
     );
 }
 
@@ -631,10 +681,11 @@ fn main() {
         bench_enqueue(&root, env_usize("BENCH_ENQUEUE_N", 2000));
     }
     if only.is_empty() || only.contains('b') {
-        bench_backlog(
+        bench_backlogs(
             &root,
             env_usize("BENCH_BACKLOG_N", 10_000),
             env_usize("BENCH_BACKLOG_BATCH", 100),
+            env_usize("BENCH_BACKLOG_ROUNDS", 3),
         );
     }
     if only.is_empty() || only.contains('a') {
