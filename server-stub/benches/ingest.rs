@@ -12,13 +12,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use protocol::rules::{self, Program, RulesSnapshot};
+use protocol::rules::{self, Program};
 use protocol::v1::{LineKind, Receipt, ReceiptLine, SyncBatch, SyncItem, SyncPayload, SyncResponse};
 use protocol::{CardId, Currency, ReceiptId, StoreId, TillId};
 use rust_decimal::Decimal;
 use server_stub::http::{router, AppState};
 use server_stub::store::sqlite::{open_connection, SqliteRepo};
-use server_stub::store::{transact, CardRow, Repository, StoredReceipt};
+use server_stub::store::{transact, CardRow, Repository};
 
 /// CPU seconds this process has used so far (user + system, all threads; /proc, 10 ms ticks).
 /// Beside the wall-clock rates: on a machine shared with other work the CPU a receipt costs is
@@ -360,14 +360,6 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     }
     let floor_secs = t0.elapsed().as_secs_f64();
     let floor_cpu = cpu_secs() - c0;
-    let _ = StoredReceipt {
-        receipt: rs[0].clone(),
-        payload_hash: String::new(),
-        account: None,
-        effect: rules::evaluate_receipt(program, &rs[0]),
-        payload_json: None,
-    };
-    let _: Option<RulesSnapshot> = None;
 
     let reads_us = raw_reads(&dir.path().join("bench-reads.db"), program, &rs, batch);
     let (parse_us, empty_http_us) = parse_and_empty_http(&batches);

@@ -104,18 +104,18 @@ impl<'a> Obj<'a> {
 /// the module doc), else None.
 pub fn fast_batch(bytes: &[u8]) -> Option<(SyncBatch, Vec<std::ops::Range<usize>>)> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let span = |raw: &RawValue| {
-        let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-        start..start + raw.get().len()
-    };
     let env: Obj<'_> = serde_json::from_str(text).ok()?;
     let [version, store_id, till_id, items] = env.exactly(["version", "store_id", "till_id", "items"])?;
     let raw_items: Vec<Obj<'_>> = serde_json::from_str(items.get()).ok()?;
-    let parsed = raw_items
-        .iter()
-        .map(|it| fast_item(it, &span))
-        .collect::<Option<Vec<_>>>()?;
-    let (items, spans): (Vec<SyncItem>, Vec<_>) = parsed.into_iter().unzip();
+    let mut items = Vec::with_capacity(raw_items.len());
+    let mut spans = Vec::with_capacity(raw_items.len());
+    for it in &raw_items {
+        let (item, body) = fast_item(it)?;
+        // Where the receipt's text is: its offset in the body (it is borrowed from `text`).
+        let start = body.get().as_ptr() as usize - text.as_ptr() as usize;
+        items.push(item);
+        spans.push(start..start + body.get().len());
+    }
     let batch = SyncBatch {
         version: serde_json::from_str(version.get()).ok()?,
         store_id: serde_json::from_str::<StoreId>(store_id.get()).ok()?,
@@ -125,11 +125,8 @@ pub fn fast_batch(bytes: &[u8]) -> Option<(SyncBatch, Vec<std::ops::Range<usize>
     Some((batch, spans))
 }
 
-/// One item of the fast path: a receipt, parsed, and where its text is.
-fn fast_item(
-    it: &Obj<'_>,
-    span: &impl Fn(&RawValue) -> std::ops::Range<usize>,
-) -> Option<(SyncItem, std::ops::Range<usize>)> {
+/// One item of the fast path: a receipt, parsed, and its text.
+fn fast_item<'a>(it: &Obj<'a>) -> Option<(SyncItem, &'a RawValue)> {
     let [item_id, kind, body] = it.exactly(["item_id", "type", "body"])?;
     if kind.get() != "\"receipt\"" || !receipt_strings_valid(body)? {
         return None;
@@ -138,7 +135,7 @@ fn fast_item(
         item_id: serde_json::from_str(item_id.get()).ok()?,
         payload: SyncPayload::Receipt(serde_json::from_str::<Receipt>(body.get()).ok()?),
     };
-    Some((item, span(body)))
+    Some((item, body))
 }
 
 /// What the schema checks in a receipt beyond its Rust type: the body, its `original` and each
