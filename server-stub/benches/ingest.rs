@@ -143,11 +143,13 @@ fn setup_customers(repo: &dyn Repository, program: &Program, n: usize) -> Vec<Ca
     .expect("setup")
 }
 
-/// The server binary's allocator (src/main.rs): the in-process server here measures the same.
+/// The server binary's allocator and memory settings (src/main.rs): the in-process server here
+/// measures the same.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    server_stub::os::no_transparent_huge_pages();
     let n = env_usize("BENCH_RECEIPTS", 10_000);
     let batch = env_usize("BENCH_BATCH", 100);
     let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
