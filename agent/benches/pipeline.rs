@@ -12,7 +12,7 @@
 //! Run: `cargo build -p server-stub -p till-agent && cargo bench --profile dev -p till-agent --bench pipeline`
 //! Env: BENCH_LATENCY_N (1000), BENCH_BACKLOG_N (10000), BENCH_BACKLOG_BATCH (100, the agent's
 //! default batch_size), BENCH_ENQUEUE_N (2000), BENCH_DIR, BENCH_ONLY (a subset of "abc"),
-//! BENCH_BACKLOG_ROUNDS (3: (b)'s table rows are the rounds' medians),
+//! BENCH_BACKLOG_ROUNDS (5: (b)'s table rows are the rounds' medians),
 //! BENCH_AGENT_BIN (another till-agent binary, e.g. a saved build to compare against),
 //! BENCH_OUTBOX_V4 / BENCH_OUTBOX_V5 (set: the backlog's outbox is left at schema 4 / 5, for an agent
 //! built before schema 5 / 6).
@@ -685,7 +685,7 @@ fn main() {
             &root,
             env_usize("BENCH_BACKLOG_N", 10_000),
             env_usize("BENCH_BACKLOG_BATCH", 100),
-            env_usize("BENCH_BACKLOG_ROUNDS", 3),
+            env_usize("BENCH_BACKLOG_ROUNDS", 5),
         );
     }
     if only.is_empty() || only.contains('a') {

@@ -152,7 +152,7 @@ fn main() {
     server_stub::os::no_transparent_huge_pages();
     let n = env_usize("BENCH_RECEIPTS", 10_000);
     let batch = env_usize("BENCH_BATCH", 100);
-    let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
+    let rounds = env_usize("BENCH_ROUNDS", 5).max(1);
     let base = std::env::var_os("BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
