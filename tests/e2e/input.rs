@@ -382,6 +382,62 @@ fn decode_cli_every_reference_swipe_and_barcode() {
 // ------------------------------------------------------------------------------------------
 // The running agent: quotes from scans, and the payment-card guard
 
+/// A scan minutes after the last one gets its quote over the connection the first scan opened: the
+/// quote client keeps it while idle (reqwest drops an idle connection after 90 s; to a remote server
+/// each scan after a pause then paid a new TCP + TLS handshake). Waits 100 s.
+#[test]
+fn a_scan_after_a_long_pause_reuses_the_quote_connection() {
+    if !need_tools(&["socat"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let token = add_till(&server.db, STORE, TILL);
+    let till = dir.path().join("till");
+    let socat = Socat::start(dir.path());
+    let config = AgentToml::new(&server.url)
+        .language(None)
+        .rescan_secs(None)
+        .wedge(false)
+        .serial(SerialToml::port(&socat.b))
+        .write(&till.join("agent.toml"));
+    let stderr = std::fs::File::create(till.join("stderr.log")).unwrap();
+    let mut agent = Lines::spawn(
+        "till-agent run",
+        Command::new(bin("till-agent"))
+            .args(["--config", config.to_str().unwrap(), "run", "--headless"])
+            .env("TILL_AGENT_TOKEN", &token)
+            .env("HOME", &till)
+            .stderr(stderr),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let scan = |agent: &mut Lines| {
+        let before = agent.seen.len();
+        socat.write(format!("{DEMO_CARD}\r").as_bytes());
+        let popup = wait_for(Duration::from_secs(20), || {
+            while let Ok(l) = agent.rx.try_recv() {
+                agent.seen.push(l);
+            }
+            agent.seen[before..].iter().find(|l| l.contains("0018")).cloned()
+        });
+        popup.unwrap_or_else(|| panic!("no popup for the card\n{}", agent.transcript()))
+    };
+    scan(&mut agent);
+    let first = tcp_connections_to(agent.pid(), server.port);
+    assert!(
+        !first.is_empty(),
+        "the agent holds no connection to the server after a quote"
+    );
+    std::thread::sleep(Duration::from_secs(100));
+    scan(&mut agent);
+    let second = tcp_connections_to(agent.pid(), server.port);
+    let new: Vec<&u16> = second.difference(&first).collect();
+    assert!(
+        new.is_empty(),
+        "the scan after 100 s idle opened a new connection (local ports {new:?}; before: {first:?}, now: {second:?})"
+    );
+}
+
 #[test]
 fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace() {
     if !need_tools(&["socat"]) {

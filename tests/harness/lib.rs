@@ -203,6 +203,11 @@ pub struct Lines {
 }
 
 impl Lines {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self._proc.child.id()
+    }
+
     pub fn spawn(name: &str, cmd: &mut Command) -> Lines {
         cmd.stdout(Stdio::piped());
         let mut proc = Proc::spawn(name, cmd);
@@ -279,6 +284,34 @@ pub fn grep_tree(root: &Path, needle: &str) -> Vec<PathBuf> {
             std::fs::read(p)
                 .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
                 .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The local ports of process `pid`'s established IPv4 TCP connections to port `port` (its socket
+/// descriptors in `/proc/PID/fd`, matched by inode with `/proc/PID/net/tcp`).
+pub fn tcp_connections_to(pid: u32, port: u16) -> std::collections::BTreeSet<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    let port_of = |addr: &str| addr.split(':').nth(1).and_then(|p| u16::from_str_radix(p, 16).ok());
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // sl local_address rem_address st … inode (column 10); st 01 = ESTABLISHED
+            (f.len() > 9 && f[3] == "01" && port_of(f[2]) == Some(port) && inodes.contains(f[9]))
+                .then(|| port_of(f[1]))
+                .flatten()
         })
         .collect()
 }

@@ -167,6 +167,9 @@ pub enum Verdict<T> {
     NoAnswer(String),
 }
 
+/// Idle time before the first TCP keepalive probe on a connection to the server.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct ServerClient {
     http: reqwest::Client,
@@ -185,6 +188,12 @@ impl ServerClient {
             .use_rustls_tls()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(3).min(timeout))
+            // The connection is kept while idle for as long as the server keeps it (reqwest would drop
+            // it after 90 s): a till scans a card minutes apart, and each scan after a pause would
+            // otherwise open a new connection (a TLS handshake to a remote server) before its quote.
+            // TCP keepalive finds a peer that vanished and keeps NAT entries on the way alive.
+            .pool_idle_timeout(None)
+            .tcp_keepalive(TCP_KEEPALIVE)
             .user_agent(concat!("till-agent/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(ServerClient {
