@@ -395,21 +395,8 @@ fn a_scan_after_a_long_pause_reuses_the_quote_connection() {
     let token = add_till(&server.db, STORE, TILL);
     let till = dir.path().join("till");
     let socat = Socat::start(dir.path());
-    let config = AgentToml::new(&server.url)
-        .language(None)
-        .rescan_secs(None)
-        .wedge(false)
-        .serial(SerialToml::port(&socat.b))
-        .write(&till.join("agent.toml"));
-    let stderr = std::fs::File::create(till.join("stderr.log")).unwrap();
-    let mut agent = Lines::spawn(
-        "till-agent run",
-        Command::new(bin("till-agent"))
-            .args(["--config", config.to_str().unwrap(), "run", "--headless"])
-            .env("TILL_AGENT_TOKEN", &token)
-            .env("HOME", &till)
-            .stderr(stderr),
-    );
+    let config = AgentToml::serial_reader(&server.url, &socat.b).write(&till.join("agent.toml"));
+    let mut agent = headless_agent(&config, &token, &till, None);
     std::thread::sleep(Duration::from_secs(2));
     let scan = |agent: &mut Lines| {
         let before = agent.seen.len();
@@ -448,22 +435,8 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
     let token = add_till(&server.db, STORE, TILL);
     let till = dir.path().join("till");
     let mut socat = Socat::start(dir.path());
-    let config = AgentToml::new(&server.url)
-        .language(None)
-        .rescan_secs(None)
-        .wedge(false)
-        .serial(SerialToml::port(&socat.b))
-        .write(&till.join("agent.toml"));
-    let stderr = std::fs::File::create(till.join("stderr.log")).unwrap();
-    let mut agent = Lines::spawn(
-        "till-agent run",
-        Command::new(bin("till-agent"))
-            .args(["--config", config.to_str().unwrap(), "run", "--headless"])
-            .env("TILL_AGENT_TOKEN", &token)
-            .env("HOME", &till)
-            .env("RUST_LOG", "debug")
-            .stderr(stderr),
-    );
+    let config = AgentToml::serial_reader(&server.url, &socat.b).write(&till.join("agent.toml"));
+    let mut agent = headless_agent(&config, &token, &till, Some("debug"));
     // A loyalty card first: proves the reader → quote → popup path is live.
     std::thread::sleep(Duration::from_secs(2));
     socat.write(format!("{DEMO_CARD}\r").as_bytes());

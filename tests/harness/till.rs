@@ -8,7 +8,22 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::{bin, wait_for, Proc, STORE, TILL};
+use crate::{bin, wait_for, Lines, Proc, STORE, TILL};
+
+/// `till-agent run --headless` on `config` with the till `token`, `HOME` = `till`, stderr into
+/// `till/stderr.log` (`RUST_LOG` = `rust_log` if given): its popups are JSON lines on stdout.
+pub fn headless_agent(config: &Path, token: &str, till: &Path, rust_log: Option<&str>) -> Lines {
+    let stderr = std::fs::File::create(till.join("stderr.log")).unwrap();
+    let mut cmd = Command::new(bin("till-agent"));
+    cmd.args(["--config", config.to_str().unwrap(), "run", "--headless"])
+        .env("TILL_AGENT_TOKEN", token)
+        .env("HOME", till)
+        .stderr(stderr);
+    if let Some(level) = rust_log {
+        cmd.env("RUST_LOG", level);
+    }
+    Lines::spawn("till-agent run", &mut cmd)
+}
 
 /// A server URL nothing listens on (port 9, discard): an offline till.
 pub const OFFLINE_URL: &str = "http://127.0.0.1:9";
@@ -128,6 +143,16 @@ impl AgentToml {
     /// [`AgentToml::new`] with a server nobody answers ([`OFFLINE_URL`]).
     pub fn offline() -> AgentToml {
         AgentToml::new(OFFLINE_URL)
+    }
+
+    /// A card reader till: one serial reader on `port` (a socat pty), no keyboard wedge, the
+    /// agent's own language and rescan.
+    pub fn serial_reader(server_url: &str, port: &Path) -> AgentToml {
+        AgentToml::new(server_url)
+            .language(None)
+            .rescan_secs(None)
+            .wedge(false)
+            .serial(SerialToml::port(port))
     }
 
     /// Only what the agent requires (server, store, till, export folder): every other key is
