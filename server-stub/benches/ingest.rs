@@ -312,9 +312,10 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     let raw_cpu = cpu_secs() - c0;
 
     // --- floor: every row the server writes for these receipts (receipt, ledger entry, the
-    // account rewritten once per batch with its change number), made before the clock starts
-    // (the rules engine run here, not timed), inserted with rusqlite in one transaction per batch
-    // into a database with the same customers and cards. No HTTP, JSON parsing or rules.
+    // account rewritten once per batch with its change number), made before the insert's clock
+    // starts (the rules engine run here, timed on its own below), inserted with rusqlite in one
+    // transaction per batch into a database with the same customers and cards. No HTTP, JSON
+    // parsing or rules in the insert's time.
     let floor_db = dir.path().join("bench-floor.db");
     {
         let repo = SqliteRepo::open(&floor_db).unwrap();

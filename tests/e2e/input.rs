@@ -395,8 +395,7 @@ fn a_scan_after_a_long_pause_reuses_the_quote_connection() {
     let token = add_till(&server.db, STORE, TILL);
     let till = dir.path().join("till");
     let socat = Socat::start(dir.path());
-    let config = AgentToml::serial_reader(&server.url, &socat.b).write(&till.join("agent.toml"));
-    let mut agent = headless_agent(&config, &token, &till, None);
+    let mut agent = Till::new(&till, &token, AgentToml::serial_reader(&server.url, &socat.b)).start_lines(None);
     std::thread::sleep(Duration::from_secs(2));
     let scan = |agent: &mut Lines| {
         let before = agent.seen.len();
@@ -435,8 +434,9 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
     let token = add_till(&server.db, STORE, TILL);
     let till = dir.path().join("till");
     let mut socat = Socat::start(dir.path());
-    let config = AgentToml::serial_reader(&server.url, &socat.b).write(&till.join("agent.toml"));
-    let mut agent = headless_agent(&config, &token, &till, Some("debug"));
+    let reader_till = Till::new(&till, &token, AgentToml::serial_reader(&server.url, &socat.b));
+    let config = reader_till.config.clone();
+    let mut agent = reader_till.start_lines(Some("debug"));
     // A loyalty card first: proves the reader → quote → popup path is live.
     std::thread::sleep(Duration::from_secs(2));
     socat.write(format!("{DEMO_CARD}\r").as_bytes());
@@ -448,7 +448,7 @@ fn scans_through_the_running_agent_get_quotes_and_payment_cards_leave_no_trace()
             panic!(
                 "no popup for the loyalty card\nstdout:\n{}\nstderr:\n{}",
                 agent.transcript(),
-                std::fs::read_to_string(till.join("stderr.log")).unwrap_or_default()
+                std::fs::read_to_string(till.join("agent.stderr")).unwrap_or_default()
             )
         });
     println!("loyalty popup: {v}");

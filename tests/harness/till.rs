@@ -10,21 +10,6 @@ use serde::Serialize;
 
 use crate::{bin, wait_for, Lines, Proc, STORE, TILL};
 
-/// `till-agent run --headless` on `config` with the till `token`, `HOME` = `till`, stderr into
-/// `till/stderr.log` (`RUST_LOG` = `rust_log` if given): its popups are JSON lines on stdout.
-pub fn headless_agent(config: &Path, token: &str, till: &Path, rust_log: Option<&str>) -> Lines {
-    let stderr = std::fs::File::create(till.join("stderr.log")).unwrap();
-    let mut cmd = Command::new(bin("till-agent"));
-    cmd.args(["--config", config.to_str().unwrap(), "run", "--headless"])
-        .env("TILL_AGENT_TOKEN", token)
-        .env("HOME", till)
-        .stderr(stderr);
-    if let Some(level) = rust_log {
-        cmd.env("RUST_LOG", level);
-    }
-    Lines::spawn("till-agent run", &mut cmd)
-}
-
 /// A server URL nothing listens on (port 9, discard): an offline till.
 pub const OFFLINE_URL: &str = "http://127.0.0.1:9";
 
@@ -271,6 +256,25 @@ impl Till {
     }
 
     pub fn start(&mut self) {
+        let mut cmd = self.headless();
+        cmd.stdout(Stdio::null());
+        self.proc = Some(Proc::spawn("till-agent", &mut cmd));
+    }
+
+    /// The headless agent with its stdout read as lines (its popups are JSON lines there), `HOME`
+    /// = the till's folder, `RUST_LOG` = `rust_log` if given. The returned [`Lines`] owns the
+    /// process (not [`Till::proc`]).
+    pub fn start_lines(&self, rust_log: Option<&str>) -> Lines {
+        let mut cmd = self.headless();
+        cmd.env("HOME", &self.dir);
+        if let Some(level) = rust_log {
+            cmd.env("RUST_LOG", level);
+        }
+        Lines::spawn("till-agent run", &mut cmd)
+    }
+
+    /// `till-agent run --headless` on this till: its token, stderr appended to `agent.stderr`.
+    fn headless(&self) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -282,9 +286,8 @@ impl Till {
             .args(["run", "--headless"])
             .env("TILL_AGENT_TOKEN", &self.token)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(log);
-        self.proc = Some(Proc::spawn("till-agent", &mut cmd));
+        cmd
     }
 
     /// SIGKILL: no flush, like a power cut of the process.
