@@ -20,7 +20,7 @@ case "$mode" in
   *) echo "usage: $0 brief|soak" >&2; exit 2 ;;
 esac
 
-targets=(receipt_csv receipt_json receipt_poslog receipt_pohoda receipt_ekasa receipt_hr_fiscal card_payload scan_detect)
+targets=(receipt_csv receipt_json receipt_poslog receipt_pohoda receipt_ekasa receipt_hr_fiscal receipt_eet receipt_square card_payload scan_detect)
 
 seed() { # target, files...
   local dir="fuzz/corpus/$1"; shift
@@ -34,6 +34,8 @@ seed receipt_poslog fixtures/receipts/*poslog*.xml fixtures/receipts/*ncr*.xml
 seed receipt_pohoda fixtures/receipts/*pohoda*.xml
 seed receipt_ekasa fixtures/receipts/*ekasa*
 seed receipt_hr_fiscal fixtures/receipts/*racun*.xml fixtures/receipts/*hr_*.xml
+seed receipt_eet fixtures/receipts/*eet*.xml
+seed receipt_square fixtures/receipts/*square*.json
 mkdir -p fuzz/corpus/card_payload fuzz/corpus/scan_detect
 # one corpus file per reference swipe / barcode (column 2 is the raw text the reader types)
 for tsv in fixtures/input/*.tsv; do

@@ -55,7 +55,7 @@ fn setup(cfg: Option<&Config>, opts: &ParseOpts) -> anyhow::Result<(FormatSpec, 
     }
     if let Some(f) = &opts.format {
         spec.format = FormatKind::from_name(f.trim()).ok_or_else(|| {
-            anyhow::anyhow!("--format {f:?}: use auto, csv, json, poslog, ekasa, hr_fiscal or pohoda")
+            anyhow::anyhow!("--format {f:?}: use auto, csv, json, poslog, ekasa, hr_fiscal, pohoda, eet or square")
         })?;
     }
     match &opts.currency {

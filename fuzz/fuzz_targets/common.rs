@@ -3,6 +3,12 @@
 use till_agent::formats::{parse_file, parse_file_each, FormatKind, FormatSpec, ParseContext, PohodaSpec};
 
 pub fn parse_as(kind: FormatKind, data: &[u8]) {
+    parse_as_in(kind, data, protocol::Currency::CZK)
+}
+
+/// [`parse_as`] for a program in `currency` (the Square seeds are in EUR).
+#[allow(dead_code)]
+pub fn parse_as_in(kind: FormatKind, data: &[u8], currency: protocol::Currency) {
     let spec = FormatSpec {
         format: kind,
         pohoda: PohodaSpec {
@@ -15,8 +21,8 @@ pub fn parse_as(kind: FormatKind, data: &[u8]) {
     let ctx = ParseContext {
         store_id: "S1".into(),
         till_id: "T1".into(),
-        currency: protocol::Currency::CZK,
-        cash_step: protocol::Currency::CZK.cash_step(),
+        currency,
+        cash_step: currency.cash_step(),
         zone: chrono::FixedOffset::east_opt(3600).unwrap().into(),
     };
     if let Ok(receipts) = parse_file(&spec, "fuzz.dat", data, &ctx) {

@@ -631,6 +631,74 @@ fn a_multi_receipt_file_with_one_bad_transaction_commits_the_good_ones_and_quara
         .contains("File: day-again.xml"));
 }
 
+/// The other public formats a POS leaves behind: the official EET sample as the POS sent it (SOAP,
+/// signed) and a Square orders export (a sale with a tip, a return, a canceled and a draft order,
+/// one order with a broken amount) reach the server once; the skips are logged, the bad order is
+/// quarantined alone.
+#[test]
+fn eet_records_and_square_orders_reach_the_server_and_the_bad_order_is_quarantined_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
+    till.start();
+    let eet = std::fs::read(fixture("receipts/cz_eet_trzba_CZ1212121218.v3.valid.v3.1.1.xml")).unwrap();
+    till.drop_file("trzba-141-18543-05.xml", &eet);
+    // the demo program is in CZK: the same orders with CZK money (minor units: 1236 = 12.36 Kč)
+    let square = std::fs::read_to_string(fixture("receipts/square_orders_eur.json"))
+        .unwrap()
+        .replace("\"EUR\"", "\"CZK\"");
+    till.drop_file("orders-2026-11-28.json", square.as_bytes());
+    let delivered = "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no IN ('141-18543-05', 'Qm9vay1TQUxFLTAwMDE', 'Qm9vay1SRVQtMDAwMg')";
+    wait_for(Duration::from_secs(30), || {
+        (server_count(&srv.db, delivered) == 3).then_some(())
+    })
+    .unwrap_or_else(|| panic!("receipts not delivered; agent log:\n{}", till.stderr()));
+    let total = |no: &str| -> String {
+        server_conn(&srv.db)
+            .query_row("SELECT total FROM receipts WHERE pos_receipt_no = ?1", [no], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(total("141-18543-05"), "236.00");
+    assert_eq!(total("Qm9vay1TQUxFLTAwMDE"), "12.36", "the tip is not a purchase");
+    assert_eq!(total("Qm9vay1SRVQtMDAwMg"), "-1.17");
+    assert_eq!(
+        server_count(&srv.db, "SELECT COUNT(*) FROM receipts"),
+        3,
+        "canceled and draft orders are not receipts"
+    );
+    wait_for(Duration::from_secs(10), || {
+        (till.outbox_count("SELECT COUNT(*) FROM sync_log WHERE kind='skip' AND message LIKE '%1 canceled, 1 draft%'")
+            >= 1)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("skips not logged; agent log:\n{}", till.stderr()));
+    let qdir = till.export.join("quarantine");
+    let q = wait_for(Duration::from_secs(10), || {
+        let mut v: Vec<String> = std::fs::read_dir(&qdir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        (v.len() == 2).then_some(v)
+    })
+    .unwrap_or_else(|| panic!("bad order not quarantined; agent log:\n{}", till.stderr()));
+    assert!(
+        q[0].starts_with("receipt-Qm9vay1CQUQtMDAwNQ.") && q[0].ends_with(".json"),
+        "{q:?}"
+    );
+    let err = std::fs::read_to_string(qdir.join(&q[1])).unwrap();
+    for want in [
+        "File: orders-2026-11-28.json",
+        "Field: orders[4].line_items[0].total_money.amount",
+        "Value: 189.5",
+    ] {
+        assert!(err.contains(want), "{want:?} missing in:\n{err}");
+    }
+}
+
 #[test]
 fn parse_works_without_agent_toml_and_says_which_reader_and_why() {
     let tmp = tempfile::tempdir().unwrap();

@@ -203,6 +203,18 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<&'static str> {
     if obj.get("pos_receipt_no").is_some() {
         return Some("json");
     }
+    let square_order = |o: &JNode| {
+        o.is_object()
+            && o.get("location_id").is_some()
+            && (o.get("line_items").is_some() || o.get("total_money").is_some())
+    };
+    let listed = match first.some("orders").map(|l| &l.v) {
+        Some(JVal::Arr(a)) => a.first(),
+        _ => None,
+    };
+    if first.some("order").is_some_and(square_order) || listed.is_some_and(square_order) || square_order(first) {
+        return Some("square");
+    }
     if ["receiptType", "paragonNumber", "cashRegisterCode", "receiptNumber"]
         .iter()
         .any(|k| obj.get(k).is_some())

@@ -34,12 +34,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub mod csv;
+pub mod eet;
 pub mod ekasa;
 pub mod hr_fiscal;
 pub mod json;
 mod jtree;
 pub mod pohoda;
 pub mod poslog;
+pub mod square;
 pub mod suggest;
 mod text;
 mod xml;
@@ -70,6 +72,10 @@ pub enum FormatKind {
     HrFiscal,
     /// Stormware POHODA sales receipts (`prodejka` XML, in a `dataPack` or alone).
     Pohoda,
+    /// Czech EET sale record `Trzba` XML (totals and VAT only).
+    Eet,
+    /// Square orders (Orders API JSON: one order, a response, or a list).
+    Square,
 }
 
 impl FormatKind {
@@ -82,6 +88,8 @@ impl FormatKind {
             FormatKind::Ekasa => "ekasa",
             FormatKind::HrFiscal => "hr_fiscal",
             FormatKind::Pohoda => "pohoda",
+            FormatKind::Eet => "eet",
+            FormatKind::Square => "square",
         }
     }
 
@@ -94,6 +102,8 @@ impl FormatKind {
             "ekasa" => FormatKind::Ekasa,
             "hr_fiscal" => FormatKind::HrFiscal,
             "pohoda" => FormatKind::Pohoda,
+            "eet" => FormatKind::Eet,
+            "square" => FormatKind::Square,
             _ => return None,
         })
     }
@@ -103,7 +113,7 @@ impl FormatKind {
 ///
 /// ```toml
 /// [receipts]
-/// format = "csv"              # auto | csv | json | poslog | ekasa | hr_fiscal | pohoda (default auto)
+/// format = "csv"              # auto | csv | json | poslog | ekasa | hr_fiscal | pohoda | eet | square (default auto)
 /// encoding = "windows-1250"   # used when a file has no BOM and is not valid UTF-8
 ///
 /// [receipts.csv]
@@ -117,7 +127,7 @@ impl FormatKind {
 /// time = "Čas"
 /// name = "Název"
 ///
-/// [receipts.pohoda]           # VAT percent per POHODA VAT level (none is 0)
+/// [receipts.pohoda]           # VAT percent per Czech VAT level (POHODA levels, EET dan1/dan2/dan3)
 /// high = "21"
 /// low = "12"
 /// ```
@@ -128,7 +138,8 @@ pub struct FormatSpec {
     /// WHATWG encoding label for files that are neither BOM-marked nor valid UTF-8.
     pub encoding: String,
     pub csv: CsvSpec,
-    /// VAT percent per POHODA VAT level (`[receipts.pohoda] high = "21"`, `low = "12"`).
+    /// VAT percent per POHODA VAT level (`[receipts.pohoda] high = "21"`, `low = "12"`); also the
+    /// rates of an EET record's `dan1` (high), `dan2` (low) and `dan3` (third).
     pub pohoda: PohodaSpec,
 }
 
@@ -315,7 +326,7 @@ pub fn choose_reader(spec: &FormatSpec, file_name: &str, bytes: &[u8]) -> Result
         FormatKind::Auto => match sniff_why(bytes) {
             Some((name, why)) => Ok((FormatKind::from_name(name).unwrap_or(FormatKind::Auto), why)),
             None => Err(ParseError::new(format!(
-                "cannot tell the receipt format of {file_name:?} (not CSV, protocol JSON, POSLog, eKasa, RacunZahtjev or POHODA); \
+                "cannot tell the receipt format of {file_name:?} (not CSV, protocol JSON, POSLog, eKasa, RacunZahtjev, POHODA, EET or Square); \
                  set [receipts] format in agent.toml"
             ))),
         },
@@ -347,17 +358,23 @@ pub fn parse_file_each(
         FormatKind::Ekasa => whole(ekasa::parse(bytes, legacy, ctx), &mut out)?,
         FormatKind::HrFiscal => whole(hr_fiscal::parse(bytes, legacy, ctx), &mut out)?,
         FormatKind::Pohoda => pohoda::parse_each(&spec.pohoda, bytes, legacy, ctx, &mut out)?,
+        FormatKind::Eet => eet::parse_each(&spec.pohoda, bytes, legacy, ctx, &mut out)?,
+        FormatKind::Square => square::parse_each(bytes, legacy, ctx, &mut out)?,
         FormatKind::Auto => return Err(ParseError::new("format detection failed")),
     }
     Ok(out)
 }
 
-/// Guess the format from content: `"csv" | "json" | "poslog" | "ekasa" | "hr_fiscal"`, or `None`.
+/// Guess the format from content: `"csv" | "json" | "poslog" | "ekasa" | "hr_fiscal" | "pohoda" |
+/// "eet" | "square"`, or `None`.
 ///
 /// XML: by root element (`POSLog`/`Transaction` → poslog, `RacunZahtjev` → hr_fiscal,
-/// `RegisterReceiptRequest` → ekasa; a SOAP `Envelope` by the first of these names inside).
+/// `RegisterReceiptRequest` → ekasa, `dataPack`/`prodejka` → pohoda, `Trzba` → eet; a SOAP `Envelope`
+/// by the first of these names inside).
 /// JSON: a `pos_receipt_no` key → json; eKasa keys (`receiptType`, `paragonNumber`, `cashRegisterCode`,
-/// or a `request` object holding them) → ekasa. Otherwise text whose first line has `;`, `,`, `|` or tab → csv.
+/// or a `request` object holding them) → ekasa; a Square order (`order` / `orders` holding one, or an
+/// object with `location_id` and `line_items` / `total_money`) → square. Otherwise text whose first
+/// line has `;`, `,`, `|` or tab → csv.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     sniff_why(bytes).map(|(n, _)| n)
 }
@@ -374,6 +391,7 @@ pub fn sniff_why(bytes: &[u8]) -> Option<(&'static str, String)> {
         return jtree::sniff(bytes).map(|n| {
             let why = match n {
                 "json" => "JSON with a `pos_receipt_no` key (the protocol's receipt)",
+                "square" => "JSON with a Square order (order / orders, location_id, line_items)",
                 _ => "JSON with eKasa keys (receiptType / paragonNumber / cashRegisterCode)",
             };
             (n, why.to_string())

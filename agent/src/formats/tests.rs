@@ -26,6 +26,8 @@ const EKASA_REF_JSON: &[u8] = fixture!("sk_ekasa_cloud_receipt_registration.json
 const EKASA_REF_XML: &[u8] = fixture!("sk_ekasa_RegisterReceiptRequest_xmlprinthandler.xml");
 const HR_RAVERUS: &[u8] = fixture!("hr_racunzahtjev_raverus_test.xml");
 const HR_GRIZWAKO: &[u8] = fixture!("hr_racunzahtjev_grizwako_racun.xml");
+const EET_PUBLIC: &[u8] = fixture!("cz_eet_trzba_CZ1212121218.v3.valid.v3.1.1.xml");
+const SQUARE_PUBLIC: &[u8] = fixture!("square_retrieve_order_response.json");
 
 const ALL: &[(&str, &[u8])] = &[
     ("cz_pos_export_cp1250.csv", CZ_CSV),
@@ -49,6 +51,11 @@ const ALL: &[(&str, &[u8])] = &[
     ),
     ("sk_unknown_export_cp1250.csv", fixture!("sk_unknown_export_cp1250.csv")),
     ("cz_summer_time_switch.csv", fixture!("cz_summer_time_switch.csv")),
+    ("cz_eet_trzba_CZ1212121218.v3.valid.v3.1.1.xml", EET_PUBLIC),
+    ("eet_trzba_refund.xml", fixture!("eet_trzba_refund.xml")),
+    ("eet_trzba_overeni.xml", fixture!("eet_trzba_overeni.xml")),
+    ("square_retrieve_order_response.json", SQUARE_PUBLIC),
+    ("square_orders_eur.json", fixture!("square_orders_eur.json")),
 ];
 
 /// The Czech POS mapping the demo and the e2e tests use (its `[receipts]` section).
@@ -964,6 +971,11 @@ fn sniff_detects_every_fixture() {
         "pohoda",
         "csv",
         "csv",
+        "eet",
+        "eet",
+        "eet",
+        "square",
+        "square",
     ];
     assert_eq!(want.len(), ALL.len());
     for ((name, bytes), want) in ALL.iter().zip(want) {
@@ -1004,7 +1016,7 @@ fn auto_format_matches_explicit_format() {
     assert_eq!(parse_file(&cz_auto, "f", CZ_CSV, &czk).unwrap(), cz_expected(&czk));
     assert_eq!(
         err(&auto, b"\x00\x01garbage", &eur),
-        "cannot tell the receipt format of \"test\" (not CSV, protocol JSON, POSLog, eKasa, RacunZahtjev or POHODA); set [receipts] format in agent.toml"
+        "cannot tell the receipt format of \"test\" (not CSV, protocol JSON, POSLog, eKasa, RacunZahtjev, POHODA, EET or Square); set [receipts] format in agent.toml"
     );
 }
 
@@ -1397,4 +1409,275 @@ fn suggest_guesses_an_unknown_csv_and_the_suggestion_reads_it() {
     assert_eq!(suggest::suggest(&iso).unwrap().spec.encoding, "iso-8859-2");
     let e = suggest::suggest(b"just prose\nmore prose\n").unwrap_err();
     assert!(e.message.contains("no delimiter"), "{e}");
+}
+
+// --- EET (CZ sale record) --------------------------------------------------------------------
+
+#[test]
+fn eet_public_sample_in_its_soap_envelope_and_a_bare_refund() {
+    let c = ctx(Currency::CZK);
+    let got = check_expected(
+        "cz_eet_trzba_CZ1212121218.v3.valid.v3.1.1.xml",
+        &spec(FormatKind::Auto),
+        &c,
+    );
+    assert_eq!(got.format, FormatKind::Eet);
+    let mut r = receipt(&c, "141-18543-05", "2019-08-11T15:36:14+02:00", dec!(236.00));
+    let v = |rate, base, amount| VatSummary { rate, base, amount };
+    r.vat = vec![
+        v(dec!(21), dec!(100.00), dec!(21.00)),
+        v(dec!(15), dec!(100.00), dec!(15.00)),
+    ];
+    assert_eq!(
+        got.receipts,
+        vec![r],
+        "rates from tax ÷ base when no level is configured"
+    );
+
+    let got = check_expected("eet_trzba_refund.xml", &spec(FormatKind::Auto), &c);
+    let [r] = &got.receipts[..] else {
+        panic!("{:?}", got.receipts)
+    };
+    assert_eq!((r.pos_receipt_no.as_str(), r.total), ("2022/0815", dec!(-186.00)));
+    assert!(r.lines.is_empty() && r.card.is_none() && r.original.is_none());
+    assert_eq!(
+        r.vat,
+        vec![
+            v(dec!(0), dec!(-20.00), dec!(0)),
+            v(dec!(21), dec!(-100.00), dec!(-21.00)),
+            v(dec!(10), dec!(-40.91), dec!(-4.09)),
+        ],
+        "not subject to VAT as 0 %, the second reduced rate computed"
+    );
+
+    // verification mode: a test message, not a sale
+    let got = check_expected("eet_trzba_overeni.xml", &spec(FormatKind::Auto), &c);
+    assert!(got.receipts.is_empty() && got.bad.is_empty());
+    assert_eq!(got.skipped_text(), "1 verification");
+}
+
+#[test]
+fn eet_rates_come_from_the_configured_levels() {
+    let c = ctx(Currency::CZK);
+    let mut s = spec(FormatKind::Eet);
+    s.pohoda = PohodaSpec {
+        low: Some(dec!(15)),
+        third: Some(dec!(10)),
+        high: Some(dec!(21)),
+    };
+    // a base too small to tell its rate: 0.02 / 0.10 would say 20 %
+    let small = String::from_utf8(EET_PUBLIC.to_vec()).unwrap().replace(
+        r#"celk_trzba="236.00" zakl_dan1="100.00" dan1="21.00""#,
+        r#"celk_trzba="136.12" zakl_dan1="0.10" dan1="0.02""#,
+    );
+    let r = parse_file(&s, "t.xml", small.as_bytes(), &c).unwrap();
+    assert_eq!(r[0].vat[0].rate, dec!(21), "configured level wins");
+    assert_eq!(r[0].vat[1].rate, dec!(15));
+    let r = parse_file(&spec(FormatKind::Eet), "t.xml", small.as_bytes(), &c).unwrap();
+    assert_eq!(r[0].vat[0].rate, dec!(20), "without a level: tax ÷ base, whole percent");
+}
+
+#[test]
+fn eet_bad_inputs_exact_errors_and_one_bad_record_isolated() {
+    let c = ctx(Currency::CZK);
+    let s = spec(FormatKind::Auto);
+    let refund = String::from_utf8(fixture!("eet_trzba_refund.xml").to_vec()).unwrap();
+    assert_eq!(
+        err(
+            &s,
+            refund
+                .replace(r#"celk_trzba="-186.00""#, r#"celk_trzba="-186,00""#)
+                .as_bytes(),
+            &c
+        ),
+        "line 8, field `celk_trzba`, value \"-186,00\": not an amount (expected e.g. 236.00)"
+    );
+    assert_eq!(
+        err(&s, refund.replace(r#"porad_cis="2022/0815""#, "").as_bytes(), &c),
+        "line 8, field `porad_cis`: required attribute is missing or empty"
+    );
+    assert_eq!(
+        err(&s, refund.replace("2022-12-30T18:02:07+01:00", "2022-13-30T18:02:07+01:00").as_bytes(), &c),
+        "line 8, field `dat_trzby`, value \"2022-13-30T18:02:07+01:00\": not a date-time (expected e.g. 2019-08-11T15:36:14+02:00)"
+    );
+    assert_eq!(
+        err(&s, refund.replace(r#"zakl_dan3="-40.91" "#, "").as_bytes(), &c),
+        "line 8, field `dan3`, value \"-4.09\": tax without a base: set [receipts.pohoda] third (the VAT percent of this level) to read it"
+    );
+    assert_eq!(
+        err(&s, refund.as_bytes(), &ctx(Currency::EUR)),
+        "line 5, field `celk_trzba`: EET records are in CZK; this program's currency is EUR"
+    );
+    assert_eq!(
+        err(
+            &s,
+            b"<Trzba xmlns=\"http://fs.mfcr.cz/eet/schema/v3\"><Hlavicka/></Trzba>",
+            &c
+        ),
+        "line 1, field `Data`: <Trzba> has no <Data>"
+    );
+
+    // several records in one file (a POS's day log): the bad one set aside with its extract
+    let one = |no: &str, at: &str| {
+        format!(
+            r#"<Trzba xmlns="http://fs.mfcr.cz/eet/schema/v3"><Hlavicka overeni="false"/><Data porad_cis="{no}" dat_trzby="{at}" celk_trzba="121.00" zakl_dan1="100.00" dan1="21.00"/></Trzba>"#
+        )
+    };
+    let day = format!(
+        "<?xml version=\"1.0\"?>\n<log>\n{}\n{}\n{}\n</log>\n",
+        one("A-1", "2022-12-30T08:00:00+01:00"),
+        one("A-2", "yesterday"),
+        one("A-3", "2022-12-30T09:30:00+01:00")
+    );
+    let got = parse_file_each(&spec(FormatKind::Eet), "day.xml", day.as_bytes(), &c).unwrap();
+    let nos: Vec<&str> = got.receipts.iter().map(|r| r.pos_receipt_no.as_str()).collect();
+    assert_eq!(nos, ["A-1", "A-3"]);
+    assert_eq!(got.bad.len(), 1);
+    assert_eq!(got.bad[0].pos_receipt_no.as_deref(), Some("A-2"));
+    assert_eq!(got.bad[0].error.field.as_deref(), Some("dat_trzby"));
+    let again = parse_file_each(&spec(FormatKind::Auto), "x.xml", got.bad[0].extract.as_bytes(), &c).unwrap();
+    assert_eq!(again.format, FormatKind::Eet, "the extract is an EET file on its own");
+    assert_eq!(again.bad[0].error.message, got.bad[0].error.message);
+    assert_eq!(again.bad[0].error.value.as_deref(), Some("yesterday"));
+}
+
+// --- Square orders ---------------------------------------------------------------------------
+
+#[test]
+fn square_public_sample_money_in_minor_units_and_applied_discounts() {
+    let usd = ctx(Currency::parse("USD").unwrap());
+    let got = parse_file_each(&spec(FormatKind::Auto), "o.json", SQUARE_PUBLIC, &usd).unwrap();
+    assert_eq!(got.format, FormatKind::Square);
+    let [r] = &got.receipts[..] else { panic!("{:?}", got) };
+    assert_eq!(r.pos_receipt_no, "CAISENgvlJ6jLWAzERDzjyHVybY");
+    assert_eq!(r.issued_at, at("2020-05-18T16:30:49.614Z"));
+    assert_eq!(r.total, dec!(5.50), "550 minor units");
+    let lines: Vec<(&str, Decimal, Decimal, Decimal, LineKind)> = r
+        .lines
+        .iter()
+        .map(|l| (l.name.as_str(), l.quantity, l.unit_price, l.line_total, l.kind))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("Item 1", dec!(1), dec!(5.00), dec!(5.00), LineKind::Sale),
+            ("50% Off", dec!(1), dec!(-2.50), dec!(-2.50), LineKind::Discount),
+            ("Item 2", dec!(2), dec!(3.00), dec!(6.00), LineKind::Sale),
+            ("50% Off", dec!(1), dec!(-3.00), dec!(-3.00), LineKind::Discount),
+        ]
+    );
+    assert!(r.card.is_none(), "customer_id is not a loyalty card");
+    // a program in another currency: the first amount names it
+    assert_eq!(
+        err(&spec(FormatKind::Auto), SQUARE_PUBLIC, &ctx(Currency::CZK)),
+        "line 46, field `order.line_items[0].total_money.currency`, value \"USD\": currency is not this program's currency CZK"
+    );
+}
+
+#[test]
+fn square_orders_list_tax_tip_service_charge_return_skips_and_one_bad_order() {
+    let eur = ctx(Currency::EUR);
+    let got = check_expected("square_orders_eur.json", &spec(FormatKind::Auto), &eur);
+    assert_eq!(got.format, FormatKind::Square);
+    let [sale, ret] = &got.receipts[..] else {
+        panic!("{:?}", got.receipts)
+    };
+    assert_eq!(
+        sale.issued_at,
+        at("2026-11-28T09:15:02.120Z"),
+        "closed_at before created_at"
+    );
+    assert_eq!(
+        sale.total,
+        dec!(12.36),
+        "13.36 collected, of which 1.00 tip: not a purchase"
+    );
+    let sum: Decimal = sale.lines.iter().map(|l| l.line_total).sum();
+    assert_eq!(sum, sale.total);
+    assert_eq!(sale.lines[0].name, "Káva (Veľká)");
+    assert_eq!(sale.lines[0].vat_rate, Some(dec!(23)));
+    assert_eq!(
+        (
+            sale.lines[4].quantity,
+            sale.lines[4].unit_price,
+            sale.lines[4].line_total,
+            sale.lines[4].vat_rate
+        ),
+        (dec!(0.255), dec!(15.90), dec!(4.05), None),
+        "weighed: the catalogue price kept; two applied taxes → no single rate"
+    );
+    assert_eq!(
+        (sale.lines[5].name.as_str(), sale.lines[5].line_total),
+        ("Obal", dec!(0.30)),
+        "an order-level service charge is a sale line; the apportioned one is inside the items"
+    );
+    assert_eq!(ret.total, dec!(-1.17), "net_amounts: sales minus returns");
+    assert_eq!(ret.lines[0].kind, LineKind::Return);
+    assert_eq!(
+        ret.original,
+        Some(OriginalReceipt {
+            receipt_id: None,
+            pos_receipt_no: Some("Qm9vay1TQUxFLTAwMDE".into())
+        })
+    );
+    assert_eq!(got.skipped_text(), "1 canceled, 1 draft");
+    let [bad] = &got.bad[..] else { panic!("{:?}", got.bad) };
+    assert_eq!(bad.pos_receipt_no.as_deref(), Some("Qm9vay1CQUQtMDAwNQ"));
+    assert_eq!(
+        bad.error.field.as_deref(),
+        Some("orders[4].line_items[0].total_money.amount")
+    );
+    // the extract is the order alone, which the reader takes as a bare order
+    let again = parse_file_each(&spec(FormatKind::Auto), "x.json", bad.extract.as_bytes(), &eur).unwrap();
+    assert_eq!(again.format, FormatKind::Square);
+    assert_eq!(again.bad[0].error.message, bad.error.message);
+    assert_eq!(
+        again.bad[0].error.field.as_deref(),
+        Some("line_items[0].total_money.amount")
+    );
+}
+
+#[test]
+fn square_shapes_and_error_responses() {
+    let eur = ctx(Currency::EUR);
+    let s = spec(FormatKind::Auto);
+    let order = |id: &str, cents: i64| {
+        format!(
+            r#"{{"id": "{id}", "location_id": "L1", "state": "COMPLETED", "closed_at": "2026-11-28T10:00:00Z",
+                "line_items": [{{"name": "Chlieb", "quantity": "1", "total_money": {{"amount": {cents}, "currency": "EUR"}}}}],
+                "total_money": {{"amount": {cents}, "currency": "EUR"}}}}"#
+        )
+    };
+    let bare = parse_file(&s, "o.json", order("A", 189).as_bytes(), &eur).unwrap();
+    assert_eq!((bare[0].pos_receipt_no.as_str(), bare[0].total), ("A", dec!(1.89)));
+    let list = format!("[{}, {}]", order("A", 189), order("B", 250));
+    let both = parse_file(&s, "o.json", list.as_bytes(), &eur).unwrap();
+    assert_eq!(both.len(), 2);
+    assert_eq!(both[1].total, dec!(2.50));
+    // the total must still match the lines (a rounding line settles at most 0.02 in EUR)
+    let off = order("C", 189).replacen("\"amount\": 189", "\"amount\": 150", 1);
+    assert_eq!(
+        err(&s, off.as_bytes(), &eur),
+        "line 3, field `total_money`, value \"1.89\": total 1.89 does not match the sum of the lines 1.50 (difference 0.39; at most 0.02 is accepted as rounding)"
+    );
+    assert_eq!(
+        err(
+            &spec(FormatKind::Square),
+            br#"{"errors": [{"category": "INVALID_REQUEST_ERROR", "code": "NOT_FOUND", "detail": "Order not found"}]}"#,
+            &eur
+        ),
+        "line 1, field `errors`: a Square error response, not an order: NOT_FOUND (INVALID_REQUEST_ERROR): Order not found"
+    );
+    assert_eq!(
+        err(&spec(FormatKind::Square), br#"{"orders": []}"#, &eur),
+        "line 1, field `orders`, value \"an array\": the file holds no orders"
+    );
+    assert_eq!(
+        err(
+            &spec(FormatKind::Square),
+            br#"{"location_id": "L1", "line_items": []}"#,
+            &eur
+        ),
+        "line 1, field `id`: the order has no id"
+    );
 }

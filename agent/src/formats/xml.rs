@@ -124,6 +124,18 @@ impl<'a> El<'a> {
             .map(|n| self.wrap(n))
     }
 
+    /// Every element with this name in document order (self included).
+    pub fn find_all<'n>(&self, name: &'n str) -> impl Iterator<Item = El<'a>> + 'n
+    where
+        'a: 'n,
+    {
+        let this = *self;
+        self.node
+            .descendants()
+            .filter(move |n| n.is_element() && n.tag_name().name() == name)
+            .map(move |n| this.wrap(n))
+    }
+
     /// The element's source text, start tag to end tag.
     pub fn source(&self) -> &'a str {
         &self.node.document().input_text()[self.node.range()]
@@ -251,6 +263,7 @@ pub(crate) fn sniff_root(s: &str) -> Option<(&'static str, String)> {
                     "RacunZahtjev" => return Some(("hr_fiscal", n)),
                     "RegisterReceiptRequest" => return Some(("ekasa", n)),
                     "dataPack" | "prodejka" => return Some(("pohoda", n)),
+                    "Trzba" => return Some(("eet", n)),
                     "Envelope" | "Body" | "Header" if depth < 8 => depth += 1,
                     _ if depth == 0 => return None,
                     _ => {}
