@@ -8,7 +8,10 @@
 //!   `RetailTransaction` (`control`: `ControlTransaction`, `TenderControlTransaction`, sign-on …),
 //!   `training` (`TrainingModeFlag` true, as attribute or element), `voided` (`CancelFlag`/`VoidFlag`
 //!   true, or `TransactionStatus` `Voided`/`Canceled`/`Cancelled`), `suspended` (`SuspendFlag` true
-//!   or `TransactionStatus` `Suspended`). Line items with `VoidFlag`/`CancelFlag` are left out.
+//!   or `TransactionStatus` `Suspended`). Line items with `VoidFlag`/`CancelFlag` are left out; one
+//!   with a negative amount is the entry voiding an earlier line (NCR ACS writes the void as its
+//!   own line and leaves the voided one unflagged), so that earlier line (same item, opposite
+//!   amount, the latest such) is left out too.
 //!   A file with no retail transaction yields no receipts (not an error).
 //! - `pos_receipt_no` = `Transaction/SequenceNumber`, else `ReceiptNumber` (transaction or
 //!   retail-transaction level), else `TransactionID`.
@@ -233,11 +236,15 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
     let mut tax_lines: Option<Decimal> = None;
     let mut link = rt.child("TransactionLink");
     for li in rt.children_named("LineItem") {
-        if li.flag("VoidFlag") || li.flag("CancelFlag") {
-            continue;
-        }
+        let line_voided = li.flag("VoidFlag") || li.flag("CancelFlag");
         for item in li.children() {
-            if item.flag("VoidFlag") || item.flag("CancelFlag") {
+            if line_voided || item.flag("VoidFlag") || item.flag("CancelFlag") {
+                // A voided line with a negative amount is the entry that voids an earlier line
+                // (NCR ACS writes the correction as its own line; the line it voids stays
+                // unflagged): that earlier line goes. A voided line of its own amount is left out.
+                if matches!(item.name(), "Sale" | "Return") {
+                    cancel_voided(&mut lines, item)?;
+                }
                 continue;
             }
             match item.name() {
@@ -355,6 +362,29 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
     d.total = Some(total);
     (d.total_field, d.total_line) = ("Total".into(), Some(total_el.line()));
     finish(d, ctx)
+}
+
+/// `item` is a voided `Sale`/`Return`. When its amount is negative it is the correction entry of an
+/// earlier line (same item — else any item — with the opposite amount): that line, the latest one,
+/// is taken out. A voided item with a positive amount is simply left out.
+fn cancel_voided(lines: &mut Vec<Read>, item: El) -> Result<(), ParseError> {
+    let Some(a) = item.child("ExtendedAmount") else {
+        return Ok(());
+    };
+    let amount = dec(a)?;
+    if !amount.is_sign_negative() || amount.is_zero() {
+        return Ok(());
+    }
+    let sku = text(item, &["ItemID"]).or_else(|| text(item, &["POSIdentity", "POSItemID"]));
+    let reverses = |r: &Read| r.line.kind != LineKind::Discount && r.line.line_total == -amount;
+    let at = lines
+        .iter()
+        .rposition(|r| reverses(r) && r.line.sku == sku)
+        .or_else(|| lines.iter().rposition(reverses));
+    if let Some(i) = at {
+        lines.remove(i);
+    }
+    Ok(())
 }
 
 /// Tax-exclusive prices: when the grand total is the lines plus the tax (and not the lines alone),

@@ -56,6 +56,14 @@ const ALL: &[(&str, &[u8])] = &[
     ("eet_trzba_overeni.xml", fixture!("eet_trzba_overeni.xml")),
     ("square_retrieve_order_response.json", SQUARE_PUBLIC),
     ("square_orders_eur.json", fixture!("square_orders_eur.json")),
+    (
+        "square_create_order_response.json",
+        fixture!("square_create_order_response.json"),
+    ),
+    (
+        "ncr_acs_kjbreil_POSLog_void_301.xml",
+        fixture!("ncr_acs_kjbreil_POSLog_void_301.xml"),
+    ),
 ];
 
 /// The Czech POS mapping the demo and the e2e tests use (its `[receipts]` section).
@@ -976,6 +984,8 @@ fn sniff_detects_every_fixture() {
         "eet",
         "square",
         "square",
+        "square",
+        "poslog",
     ];
     assert_eq!(want.len(), ALL.len());
     for ((name, bytes), want) in ALL.iter().zip(want) {
@@ -1411,6 +1421,46 @@ fn suggest_guesses_an_unknown_csv_and_the_suggestion_reads_it() {
     assert!(e.message.contains("no delimiter"), "{e}");
 }
 
+/// NCR ACS writes a voided item as a line of its own (VoidFlag, negative quantity and amount) and
+/// leaves the line it voids unflagged: both go, so the lines plus the tax make the grand total.
+/// (Transaction 301 of the chain's real day log: four of its 42 receipts have such a void.)
+#[test]
+fn poslog_ncr_void_entry_takes_out_the_line_it_voids() {
+    let usd = ctx(Currency::parse("USD").unwrap());
+    let bytes = fixture!("ncr_acs_kjbreil_POSLog_void_301.xml");
+    let r = parse_file(&spec(FormatKind::Auto), "t.xml", bytes, &usd).unwrap();
+    let [r] = &r[..] else { panic!("{r:?}") };
+    assert_eq!(r.total, dec!(45.51));
+    let names: Vec<&str> = r.lines.iter().map(|l| l.name.trim()).collect();
+    assert_eq!(names.len(), 10, "11 items, one voided: {names:?}");
+    assert!(!names.contains(&"AMIDO CDRV"), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "LEMONS ORGANIC EACH").count(),
+        2,
+        "an item sold twice stays twice"
+    );
+    let sum: Decimal = r.lines.iter().map(|l| l.line_total).sum();
+    assert_eq!(sum, dec!(45.51), "43.51 of items + 2.00 tax shared out over them");
+
+    // the void entry matches by amount when its item id differs; with nothing to void it voids nothing
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let other_id = text.replacen(
+        "<ItemID>00000000010214</ItemID><MerchandiseHierarchy",
+        "<ItemID>10214</ItemID><MerchandiseHierarchy",
+        1,
+    );
+    assert_ne!(other_id, text);
+    let r = parse_file(&spec(FormatKind::Auto), "t.xml", other_id.as_bytes(), &usd).unwrap();
+    assert_eq!(r[0].lines.len(), 10);
+    let nothing = text.replace(
+        "<ExtendedAmount>12.50</ExtendedAmount>",
+        "<ExtendedAmount>12.40</ExtendedAmount>",
+    );
+    assert_ne!(nothing, text);
+    let e = parse_file(&spec(FormatKind::Auto), "t.xml", nothing.as_bytes(), &usd).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("Total"), "{e}");
+}
+
 // --- EET (CZ sale record) --------------------------------------------------------------------
 
 #[test]
@@ -1571,6 +1621,46 @@ fn square_public_sample_money_in_minor_units_and_applied_discounts() {
     assert_eq!(
         err(&spec(FormatKind::Auto), SQUARE_PUBLIC, &ctx(Currency::CZK)),
         "line 46, field `order.line_items[0].total_money.currency`, value \"USD\": currency is not this program's currency CZK"
+    );
+}
+
+/// Square's own example of a created order: a sales tax added on top of the prices (US style).
+/// Each line is what the customer paid for it: price + its tax, then its discounts.
+#[test]
+fn square_public_create_order_with_an_additive_sales_tax() {
+    let usd = ctx(Currency::parse("USD").unwrap());
+    let bytes = fixture!("square_create_order_response.json");
+    let r = parse_file(&spec(FormatKind::Auto), "o.json", bytes, &usd).unwrap();
+    let [r] = &r[..] else { panic!("{r:?}") };
+    assert_eq!(r.total, dec!(61.76), "15.99 + 45.00 − 4.33 discounts + 5.10 tax");
+    let lines: Vec<(&str, Decimal, Decimal, LineKind)> = r
+        .lines
+        .iter()
+        .map(|l| (l.name.as_str(), l.quantity, l.line_total, l.kind))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("New York Strip Steak", dec!(1), dec!(17.35), LineKind::Sale),
+            (
+                "Membership Discount, Labor Day Sale",
+                dec!(1),
+                dec!(-0.87),
+                LineKind::Discount
+            ),
+            ("New York Steak (Larger)", dec!(2), dec!(48.74), LineKind::Sale),
+            (
+                "Membership Discount, Labor Day Sale, Sale - $1.00 off",
+                dec!(1),
+                dec!(-3.46),
+                LineKind::Discount
+            ),
+        ]
+    );
+    assert_eq!(
+        r.lines[2].unit_price,
+        dec!(24.37),
+        "tax on top: the unit price is the line's, not the catalogue's"
     );
 }
 
