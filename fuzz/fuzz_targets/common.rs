@@ -2,6 +2,7 @@
 //! parser's contract — never panic, and every receipt it returns is internally consistent.
 use till_agent::formats::{parse_file, parse_file_each, FormatKind, FormatSpec, ParseContext, PohodaSpec};
 
+#[allow(dead_code)]
 pub fn parse_as(kind: FormatKind, data: &[u8]) {
     parse_as_in(kind, data, protocol::Currency::CZK)
 }
