@@ -203,10 +203,13 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<&'static str> {
     if obj.get("pos_receipt_no").is_some() {
         return Some("json");
     }
+    // A Square order: its location with items or a total, or (an export that left the location
+    // out) items beside a total in Square's Money shape `{"amount": …}`.
+    let money = |o: &JNode, k: &str| o.some(k).is_some_and(|m| m.get("amount").is_some());
     let square_order = |o: &JNode| {
         o.is_object()
-            && o.get("location_id").is_some()
-            && (o.get("line_items").is_some() || o.get("total_money").is_some())
+            && ((o.get("location_id").is_some() && (o.get("line_items").is_some() || o.get("total_money").is_some()))
+                || (o.get("line_items").is_some() && money(o, "total_money")))
     };
     let listed = match first.some("orders").map(|l| &l.v) {
         Some(JVal::Arr(a)) => a.first(),

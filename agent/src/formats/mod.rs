@@ -373,8 +373,8 @@ pub fn parse_file_each(
 /// by the first of these names inside).
 /// JSON: a `pos_receipt_no` key → json; eKasa keys (`receiptType`, `paragonNumber`, `cashRegisterCode`,
 /// or a `request` object holding them) → ekasa; a Square order (`order` / `orders` holding one, or an
-/// object with `location_id` and `line_items` / `total_money`) → square. Otherwise text whose first
-/// line has `;`, `,`, `|` or tab → csv.
+/// object with `location_id` and `line_items` / `total_money`, or with `line_items` and a Money
+/// `total_money` `{"amount": …}`) → square. Otherwise text whose first line has `;`, `,`, `|` or tab → csv.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     sniff_why(bytes).map(|(n, _)| n)
 }

@@ -1739,6 +1739,15 @@ fn square_shapes_and_error_responses() {
         )
     };
     let bare = parse_file(&s, "o.json", order("A", 189).as_bytes(), &eur).unwrap();
+    // an export that left the location out is still told by its items and Money total
+    let no_location = order("A", 189).replace(r#""location_id": "L1", "#, "");
+    assert_eq!(sniff(no_location.as_bytes()), Some("square"));
+    assert_eq!(parse_file(&s, "o.json", no_location.as_bytes(), &eur).unwrap(), bare);
+    assert_eq!(
+        sniff(br#"{"line_items": [], "total_money": 12}"#),
+        None,
+        "a total that is not Money"
+    );
     assert_eq!((bare[0].pos_receipt_no.as_str(), bare[0].total), ("A", dec!(1.89)));
     let list = format!("[{}, {}]", order("A", 189), order("B", 250));
     let both = parse_file(&s, "o.json", list.as_bytes(), &eur).unwrap();
