@@ -45,27 +45,18 @@ pub(crate) fn parse_each(
     } else if let Some(list) = root.some("orders") {
         let nodes = list.as_array("orders")?;
         let raw: std::collections::HashMap<String, Box<RawValue>> = serde_json::from_str(&src).map_err(malformed)?;
-        let texts: Vec<Box<RawValue>> = match raw.get("orders") {
-            Some(r) => serde_json::from_str(r.get()).map_err(malformed)?,
-            None => Vec::new(),
-        };
+        let texts = element_texts(raw.get("orders").map_or("[]", |r| r.get()))?;
         nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| {
-                let text = texts.get(i).map(|t| t.get().to_string()).unwrap_or_default();
-                (n, format!("orders[{i}]."), text)
-            })
+            .map(|(i, n)| (n, format!("orders[{i}]."), texts.get(i).cloned().unwrap_or_default()))
             .collect()
     } else if let JVal::Arr(nodes) = &root.v {
-        let texts: Vec<Box<RawValue>> = serde_json::from_str(&src).map_err(malformed)?;
+        let texts = element_texts(&src)?;
         nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| {
-                let text = texts.get(i).map(|t| t.get().to_string()).unwrap_or_default();
-                (n, format!("[{i}]."), text)
-            })
+            .map(|(i, n)| (n, format!("[{i}]."), texts.get(i).cloned().unwrap_or_default()))
             .collect()
     } else if root.some("errors").is_some() {
         return Err(square_errors(&root));
@@ -106,6 +97,13 @@ pub(crate) fn parse_each(
         }
     }
     Ok(())
+}
+
+/// Each element of a JSON array, as its own text (a bad order's extract).
+fn element_texts(array_text: &str) -> Result<Vec<String>, ParseError> {
+    let texts: Vec<Box<RawValue>> =
+        serde_json::from_str(array_text).map_err(|e| ParseError::new(format!("malformed JSON: {e}")).line(e.line()))?;
+    Ok(texts.into_iter().map(|t| t.get().to_string()).collect())
 }
 
 /// Square's `errors` array as one error: `CODE (category): detail` each.
