@@ -1727,6 +1727,25 @@ fn square_orders_list_tax_tip_service_charge_return_skips_and_one_bad_order() {
     );
 }
 
+/// A payment card in an order's tenders (Square puts card details there) never reaches the receipt.
+#[test]
+fn square_tender_card_details_are_never_read() {
+    let eur = ctx(Currency::EUR);
+    let pan = "4111111111111111";
+    let text = String::from_utf8(fixture!("square_orders_eur.json").to_vec()).unwrap().replace(
+        r#""type": "CARD","#,
+        &format!(r#""type": "CARD", "card_details": {{"card": {{"card_brand": "VISA", "last_4": "1111", "bin": "411111", "number": "{pan}"}}}},"#),
+    );
+    assert!(text.contains(pan));
+    let got = parse_file_each(&spec(FormatKind::Auto), "o.json", text.as_bytes(), &eur).unwrap();
+    assert_eq!(got.receipts.len(), 2);
+    for r in &got.receipts {
+        assert_eq!(r.card, None);
+        let json = serde_json::to_string(r).unwrap();
+        assert!(!json.contains(pan) && !json.contains("411111"), "{json}");
+    }
+}
+
 #[test]
 fn square_shapes_and_error_responses() {
     let eur = ctx(Currency::EUR);
