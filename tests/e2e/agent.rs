@@ -26,6 +26,56 @@ fn setup(dir: &Path) -> (ServerHandle, String) {
     (srv, token)
 }
 
+/// Clock scenario: a till whose clock ran a day ahead had a receipt deferred by the server (no
+/// program loaded yet: "retry"), so its next try was stamped a day ahead. The clock is corrected and
+/// the agent restarted: the receipt goes out at once, not a day later.
+#[test]
+fn a_receipt_deferred_while_the_till_clock_ran_ahead_syncs_once_the_clock_is_corrected() {
+    assert!(
+        Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: run scripts/setup.sh (package faketime)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = start_server_with(tmp.path(), None);
+    let token = add_till(&srv.db, STORE, TILL);
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
+    till.start_env(&[
+        ("LD_PRELOAD", LIBFAKETIME),
+        ("FAKETIME", "+1d"),
+        ("FAKETIME_DONT_RESET", "1"),
+    ]);
+    till.drop_file("r1.json", receipt_json(1, None).as_bytes());
+    let real_now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let ahead = format!(
+        "SELECT COUNT(*) FROM items WHERE state='pending' AND attempts>=1 AND next_attempt_at>{}",
+        real_now_ms() + 12 * 3600 * 1000
+    );
+    wait_for(Duration::from_secs(30), || {
+        (till.outbox_count(&ahead) == 1).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the receipt was not deferred a day ahead; agent log:\n{}",
+            till.stderr()
+        )
+    });
+    till.kill();
+    srv.kill();
+    seed_db(&srv.db, &fixture("seed/demo.json"));
+    srv.restart();
+    assert_eq!(server_count(&srv.db, "SELECT COUNT(*) FROM receipts"), 0);
+    till.start();
+    wait_for(Duration::from_secs(20), || {
+        (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='E2E-1'") == 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the deferred receipt did not go out; agent log:\n{}", till.stderr()));
+}
+
 #[test]
 fn receipts_dropped_while_server_down_are_delivered_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();

@@ -224,8 +224,7 @@ fn expected_balance(customer: &str, receipts: &[&Receipt]) -> Decimal {
     st.points_balance
 }
 
-/// libfaketime's preload library (package `faketime`, installed by scripts/setup.sh).
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+use e2e::LIBFAKETIME;
 
 /// The seeded demo server with its clock set by libfaketime (`FAKETIME` syntax, e.g.
 /// `@2027-03-01 10:00:00`, or `+400d`).

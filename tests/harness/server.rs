@@ -15,6 +15,10 @@ pub const DEMO_CARD: &str = "1900000009000018";
 /// The admin token `start_server` passes to the server.
 pub const TEST_ADMIN_TOKEN: &str = "e2e-admin-token";
 
+/// libfaketime's preload library (package `faketime`, installed by scripts/setup.sh): a process
+/// started with `LD_PRELOAD` = this and `FAKETIME` (`+1d`, `@2027-03-01 10:00:00`) sees that clock.
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 /// Run `server-stub ARGS…` to completion; panics with its output if it fails.
 pub fn server_stub_cmd(args: &[&str]) -> String {
     let out = std::process::Command::new(bin("server-stub"))

@@ -261,6 +261,14 @@ impl Till {
         self.proc = Some(Proc::spawn("till-agent", &mut cmd));
     }
 
+    /// [`Till::start`] with extra environment variables for the agent (e.g. libfaketime's
+    /// `LD_PRELOAD` = [`crate::LIBFAKETIME`] and `FAKETIME` for a till whose clock is off).
+    pub fn start_env(&mut self, env: &[(&str, &str)]) {
+        let mut cmd = self.headless();
+        cmd.stdout(Stdio::null()).envs(env.iter().copied());
+        self.proc = Some(Proc::spawn("till-agent", &mut cmd));
+    }
+
     /// The headless agent with its stdout read as lines (its popups are JSON lines there), `HOME`
     /// = the till's folder, `RUST_LOG` = `rust_log` if given. The returned [`Lines`] owns the
     /// process (not [`Till::proc`]).

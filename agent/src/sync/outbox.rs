@@ -385,7 +385,9 @@ impl Outbox {
         Ok(n == 1)
     }
 
-    /// Pending items due at `now_ms`, oldest first.
+    /// Pending items due at `now_ms`, oldest first. An item deferred further ahead than any retry
+    /// defers ([`MAX_DEFER_MS`]) is due too: the clock went back since it was deferred (a till whose
+    /// clock ran ahead and was corrected), and it would otherwise wait out the jump.
     pub fn due(&self, limit: usize, now_ms: i64) -> anyhow::Result<Vec<Pending>> {
         self.due_after(-1, limit, now_ms)
     }
@@ -394,9 +396,10 @@ impl Outbox {
     /// The payloads are not decoded (see [`Pending`]).
     pub fn due_after(&self, seq: i64, limit: usize, now_ms: i64) -> anyhow::Result<Vec<Pending>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT seq,item_id,payload,attempts,kind FROM items WHERE state='pending' AND next_attempt_at<=?1 AND seq>?3 ORDER BY seq LIMIT ?2",
+            "SELECT seq,item_id,payload,attempts,kind FROM items WHERE state='pending'
+             AND (next_attempt_at<=?1 OR next_attempt_at>?1+?4) AND seq>?3 ORDER BY seq LIMIT ?2",
         )?;
-        let rows = st.query_map(params![now_ms, limit as i64, seq], |r| {
+        let rows = st.query_map(params![now_ms, limit as i64, seq, MAX_DEFER_MS], |r| {
             Ok(Pending {
                 seq: r.get(0)?,
                 item_id: r.get(1)?,
@@ -685,6 +688,10 @@ fn reject(conn: &Connection, id: &str, reason: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The longest a retry defers an item (the isolated suspect's backoff ceiling, 1 h), with room for
+/// jitter. A `next_attempt_at` further ahead than this was set by a clock that has since gone back.
+pub const MAX_DEFER_MS: i64 = 2 * 3600 * 1000;
 
 const MARK_RETRY: &str =
     "UPDATE items SET attempts=attempts+1, last_error=?2, next_attempt_at=?3 WHERE item_id=?1 AND state='pending'";
@@ -1003,6 +1010,35 @@ mod tests {
         );
         o.mark_sent(&["1", "2"]).unwrap();
         assert_eq!(ids(o.due(10, now_ms()).unwrap()), ["4", "5"]);
+    }
+
+    /// A till whose clock ran a day ahead deferred an item by a minute; the clock is corrected: the
+    /// item is due now, not in a day. A deferral within the longest backoff still waits.
+    #[test]
+    fn an_item_deferred_before_the_clock_went_back_is_due_now() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        for id in ["ahead", "later", "edge"] {
+            assert!(o.enqueue(&item(id)).unwrap());
+        }
+        let now = now_ms();
+        let day = 24 * 3600 * 1000;
+        o.mark_retry("ahead", "busy", now + day + 60_000).unwrap();
+        o.mark_retry("later", "busy", now + 3600 * 1000).unwrap();
+        o.mark_retry("edge", "busy", now + MAX_DEFER_MS).unwrap();
+        let ids: Vec<_> = o.due(10, now).unwrap().into_iter().map(|p| p.item_id).collect();
+        assert_eq!(
+            ids,
+            ["ahead"],
+            "an hour's backoff still waits; a day ahead is a clock that went back"
+        );
+        let ids: Vec<_> = o
+            .due(10, now + 3600 * 1000)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.item_id)
+            .collect();
+        assert_eq!(ids, ["ahead", "later"]);
     }
 
     #[test]
