@@ -101,17 +101,7 @@ fn amount(data: El<'_>, name: &str) -> Result<Option<Decimal>, ParseError> {
     };
     let t = raw.trim();
     // The schema's amount: digits with a decimal point, no grouping (a comma is not read as one).
-    let plain = t.strip_prefix('-').unwrap_or(t);
-    let well_formed = !plain.is_empty()
-        && plain
-            .split_once('.')
-            .map_or(plain, |(i, _)| i)
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        && plain
-            .split_once('.')
-            .is_none_or(|(i, f)| !i.is_empty() && !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
-    well_formed
+    plain_decimal(t)
         .then(|| parse_decimal(t, Some('.')))
         .flatten()
         .map(Some)
@@ -121,6 +111,16 @@ fn amount(data: El<'_>, name: &str) -> Result<Option<Decimal>, ParseError> {
                 .field(name.to_string())
                 .value(t)
         })
+}
+
+/// `236.00`, `-4.09`, `12`: digits, an optional minus and an optional decimal point between digits.
+fn plain_decimal(t: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let unsigned = t.strip_prefix('-').unwrap_or(t);
+    match unsigned.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && digits(fraction),
+        None => digits(unsigned),
+    }
 }
 
 fn record(levels: &PohodaSpec, t: El<'_>, ctx: &ParseContext) -> Result<Receipt, ParseError> {
