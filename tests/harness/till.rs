@@ -256,9 +256,7 @@ impl Till {
     }
 
     pub fn start(&mut self) {
-        let mut cmd = self.headless();
-        cmd.stdout(Stdio::null());
-        self.proc = Some(Proc::spawn("till-agent", &mut cmd));
+        self.start_env(&[]);
     }
 
     /// [`Till::start`] with extra environment variables for the agent (e.g. libfaketime's

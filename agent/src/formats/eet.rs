@@ -155,11 +155,7 @@ fn record(levels: &PohodaSpec, t: El<'_>, ctx: &ParseContext) -> Result<Receipt,
         if base.is_zero() && tax.is_zero() {
             continue;
         }
-        let configured = match level {
-            "high" => levels.high,
-            "low" => levels.low,
-            _ => levels.third,
-        };
+        let configured = levels.rate(level).unwrap_or_default();
         let rate = match configured {
             Some(r) => r,
             None if !base.is_zero() => tax

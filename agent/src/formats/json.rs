@@ -63,15 +63,14 @@ pub(crate) fn parse_each(
             if items.is_empty() {
                 return Err(root.err("receipts", "the file holds an empty array: no receipts"));
             }
-            let raw: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(&src)
-                .map_err(|e| ParseError::new(format!("malformed JSON: {e}")).line(e.line()))?;
+            let raw = jtree::element_texts(&src)?;
             for (i, n) in items.iter().enumerate() {
                 match receipt(n, &format!("[{i}]."), ctx) {
                     Ok(r) => out.receipts.push(r),
                     Err(error) => out.bad.push(BadReceipt {
                         pos_receipt_no: n.some("pos_receipt_no").and_then(|v| v.as_text("pos_receipt_no").ok()),
                         error,
-                        extract: raw.get(i).map(|r| r.get().to_string()).unwrap_or_default(),
+                        extract: raw.get(i).cloned().unwrap_or_default(),
                         ext: "json",
                     }),
                 }

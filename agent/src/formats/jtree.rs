@@ -64,6 +64,22 @@ fn json_error(src: &str, e: serde_json::Error) -> ParseError {
     ParseError::new(format!("malformed JSON: {msg}")).line(line)
 }
 
+/// The source text of each element of the JSON array `array_text` (a bad receipt's extract: the
+/// element alone, as the file wrote it).
+pub(crate) fn element_texts(array_text: &str) -> Result<Vec<String>, ParseError> {
+    let raw: Vec<&RawValue> = serde_json::from_str(array_text).map_err(|e| json_error(array_text, e))?;
+    Ok(raw.into_iter().map(|r| r.get().to_string()).collect())
+}
+
+/// The source text of `key`'s value in the JSON object `object_text`, if it has that key.
+pub(crate) fn member_text(object_text: &str, key: &str) -> Result<Option<String>, ParseError> {
+    let Pairs(pairs) = serde_json::from_str(object_text).map_err(|e| json_error(object_text, e))?;
+    Ok(pairs
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.get().to_string()))
+}
+
 /// Parse a whole JSON document.
 pub(crate) fn parse(src: &str) -> Result<JNode<'_>, ParseError> {
     let raw: &RawValue = serde_json::from_str(src).map_err(|e| json_error(src, e))?;

@@ -43,7 +43,8 @@ pub struct PohodaSpec {
 }
 
 impl PohodaSpec {
-    fn rate(&self, level: &str) -> Result<Option<Decimal>, ()> {
+    /// The VAT percent of a level (`none` is 0); `Err` for a name that is not a level.
+    pub(crate) fn rate(&self, level: &str) -> Result<Option<Decimal>, ()> {
         match level.trim() {
             "none" | "historyNone" => Ok(Some(Decimal::ZERO)),
             "low" | "historyLow" => Ok(self.low),

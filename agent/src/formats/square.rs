@@ -24,7 +24,6 @@ use encoding_rs::Encoding;
 use protocol::v1::{LineKind, OriginalReceipt, Receipt, ReceiptLine};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use serde_json::value::RawValue;
 
 use super::jtree::{self, JNode, JVal};
 use super::text::{decode, parse_datetime};
@@ -38,21 +37,19 @@ pub(crate) fn parse_each(
 ) -> Result<(), ParseError> {
     let (src, _) = decode(bytes, legacy)?;
     let root = jtree::parse(&src)?;
-    let malformed = |e: serde_json::Error| ParseError::new(format!("malformed JSON: {e}")).line(e.line());
     // (the order, its path in the file for error fields, its text for an extract)
     let orders: Vec<(&JNode, String, String)> = if let Some(o) = root.some("order") {
         vec![(o, "order.".into(), src.to_string())]
     } else if let Some(list) = root.some("orders") {
         let nodes = list.as_array("orders")?;
-        let raw: std::collections::HashMap<String, Box<RawValue>> = serde_json::from_str(&src).map_err(malformed)?;
-        let texts = element_texts(raw.get("orders").map_or("[]", |r| r.get()))?;
+        let texts = jtree::element_texts(&jtree::member_text(&src, "orders")?.unwrap_or_else(|| "[]".into()))?;
         nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n, format!("orders[{i}]."), texts.get(i).cloned().unwrap_or_default()))
             .collect()
     } else if let JVal::Arr(nodes) = &root.v {
-        let texts = element_texts(&src)?;
+        let texts = jtree::element_texts(&src)?;
         nodes
             .iter()
             .enumerate()
@@ -97,13 +94,6 @@ pub(crate) fn parse_each(
         }
     }
     Ok(())
-}
-
-/// Each element of a JSON array, as its own text (a bad order's extract).
-fn element_texts(array_text: &str) -> Result<Vec<String>, ParseError> {
-    let texts: Vec<Box<RawValue>> =
-        serde_json::from_str(array_text).map_err(|e| ParseError::new(format!("malformed JSON: {e}")).line(e.line()))?;
-    Ok(texts.into_iter().map(|t| t.get().to_string()).collect())
 }
 
 /// Square's `errors` array as one error: `CODE (category): detail` each.

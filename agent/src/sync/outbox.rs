@@ -689,9 +689,13 @@ fn reject(conn: &Connection, id: &str, reason: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The longest a retry defers an item (the isolated suspect's backoff ceiling, 1 h), with room for
-/// jitter. A `next_attempt_at` further ahead than this was set by a clock that has since gone back.
-pub const MAX_DEFER_MS: i64 = 2 * 3600 * 1000;
+/// The longest a retry defers one item (the ceiling of an isolated suspect's backoff; the server's
+/// "retry" defers 5 min at most).
+pub const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// [`MAX_RETRY_DELAY`] with room for jitter: a `next_attempt_at` further ahead than this was set by a
+/// clock that has since gone back.
+pub const MAX_DEFER_MS: i64 = 2 * MAX_RETRY_DELAY.as_millis() as i64;
 
 const MARK_RETRY: &str =
     "UPDATE items SET attempts=attempts+1, last_error=?2, next_attempt_at=?3 WHERE item_id=?1 AND state='pending'";

@@ -554,8 +554,8 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                             }
                             OnServerError::Isolated(id) => {
                                 let attempts = due[0].attempts + 1;
-                                let d =
-                                    Backoff::new(Duration::from_secs(1), Duration::from_secs(3600)).ceiling(attempts);
+                                let d = Backoff::new(Duration::from_secs(1), super::outbox::MAX_RETRY_DELAY)
+                                    .ceiling(attempts);
                                 let why = format!(
                                     "the server fails on this item ({msg}); it is retried alone, next try in {} s",
                                     d.as_secs()
