@@ -8,8 +8,9 @@
 //!   `total` = `celk_trzba` (negative for a refund). Amounts have a decimal point.
 //! - VAT: `zakl_dan1`/`dan1` (standard rate), `zakl_dan2`/`dan2` (first reduced), `zakl_dan3`/`dan3`
 //!   (second reduced) become one summary each. The file does not name the rates: they come from the
-//!   same VAT levels as POHODA (`[receipts.pohoda] high` / `low` / `third`), else from the pair
-//!   itself (tax ÷ base, whole percent). `zakl_nepodl_dph` (not subject to VAT) is a 0 % summary.
+//!   same VAT levels as POHODA (`[receipts.pohoda] high` / `low` / `third`), else the level's Czech
+//!   rate on the sale's day when the pair fits it (21 %; 15 %, since 2024 12 %; 10 % in 2015–2023),
+//!   else from the pair itself (tax ÷ base, whole percent). `zakl_nepodl_dph` (not subject to VAT) is a 0 % summary.
 //!   Travel services, used goods and voucher amounts are not VAT and are not summarised.
 //! - The total is not cross-checked against the bases: the record also carries amounts outside VAT,
 //!   and the tax authority validates it; `celk_trzba` is authoritative.
@@ -20,6 +21,7 @@
 //! - A file may hold several `Trzba` records: each is read on its own (a bad one is set aside with
 //!   its extract, the others are taken).
 
+use chrono::NaiveDate;
 use encoding_rs::Encoding;
 use protocol::v1::{Receipt, VatSummary};
 use protocol::Currency;
@@ -74,11 +76,7 @@ pub(crate) fn parse_each(
                     .and_then(|d| d.attr("porad_cis"))
                     .map(|s| s.trim().to_string()),
                 error,
-                extract: if t.name() == root.name() {
-                    src.to_string()
-                } else {
-                    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n", t.source())
-                },
+                extract: t.standalone(root),
                 ext: "xml",
             }),
         }
@@ -123,6 +121,27 @@ fn plain_decimal(t: &str) -> bool {
     }
 }
 
+/// The Czech VAT rate of an EET level on the sale's day: standard 21 % (since 2013); first reduced
+/// 15 %, 12 % since 2024; second reduced 10 % from 2015 to 2023 (none since).
+fn statutory_rate(level: &str, day: NaiveDate) -> Option<Decimal> {
+    let since = |y: i32| NaiveDate::from_ymd_opt(y, 1, 1).is_some_and(|d| day >= d);
+    match level {
+        "high" => Some(Decimal::from(21)),
+        "low" if since(2024) => Some(Decimal::from(12)),
+        "low" => Some(Decimal::from(15)),
+        "third" if since(2015) && !since(2024) => Some(Decimal::from(10)),
+        _ => None,
+    }
+}
+
+/// The tax is this rate of the base, give or take the rounding of a receipt's lines: 5 hundredths,
+/// or 2 % of the tax on a large one (rates a level could hold differ by far more).
+fn fits(base: Decimal, tax: Decimal, rate: Decimal) -> bool {
+    let expected = base * rate / Decimal::ONE_HUNDRED;
+    let slack = (tax.abs() * Decimal::new(2, 2)).max(Decimal::new(5, 2));
+    (expected - tax).abs() <= slack
+}
+
 fn record(levels: &PohodaSpec, t: El<'_>, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     let data = t
         .child("Data")
@@ -156,7 +175,8 @@ fn record(levels: &PohodaSpec, t: El<'_>, ctx: &ParseContext) -> Result<Receipt,
             continue;
         }
         let configured = levels.rate(level).unwrap_or_default();
-        let rate = match configured {
+        let statutory = statutory_rate(level, d.issued_at.date_naive()).filter(|r| fits(base, tax, *r));
+        let rate = match configured.or(statutory) {
             Some(r) => r,
             None if !base.is_zero() => tax
                 .checked_mul(Decimal::ONE_HUNDRED)

@@ -23,20 +23,80 @@ use encoding_rs::Encoding;
 use protocol::v1::{LineKind, OriginalReceipt, Receipt};
 use rust_decimal::Decimal;
 
-use super::jtree;
+use super::jtree::{self, JNode};
 use super::text::{decode, parse_datetime, parse_decimal};
 use super::xml::{self, El};
-use super::{finish, make_line, Draft, ParseContext, ParseError};
+use super::{finish, make_line, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
 
-pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
+/// Every receipt of the file, each on its own: an XML file may hold several requests (a POS's log
+/// of what it registered, SOAP envelopes included), a JSON file an array of request objects; a bad
+/// one is set aside with its extract, the others are taken.
+pub(crate) fn parse_each(
+    bytes: &[u8],
+    legacy: &'static Encoding,
+    ctx: &ParseContext,
+    out: &mut FileReceipts,
+) -> Result<(), ParseError> {
     let (src, _) = decode(bytes, legacy)?;
     let s = src.trim_start_matches('\u{feff}').trim_start();
     if s.starts_with('<') {
-        parse_xml(&src, ctx).map(|r| vec![r])
+        let doc = xml::parse(&src)?;
+        let root = doc.root();
+        // A request is the record (its extract keeps the request around the data); a file of bare
+        // `ReceiptData` elements is read too.
+        let mut records: Vec<El> = root.find_all("RegisterReceiptRequest").collect();
+        if records.is_empty() {
+            records = root.find_all("ReceiptData").collect();
+        }
+        if records.is_empty() {
+            return Err(ParseError::new("not an eKasa receipt: no <ReceiptData> element")
+                .line(root.line())
+                .field(root.name().to_string()));
+        }
+        for rec in records {
+            match xml_receipt(rec, ctx) {
+                Ok(r) => out.receipts.push(r),
+                Err(error) => out.bad.push(BadReceipt {
+                    pos_receipt_no: rec
+                        .find("ReceiptData")
+                        .and_then(|rd| rd.attr("ReceiptNumber"))
+                        .map(|n| n.trim().to_string()),
+                    error,
+                    extract: rec.standalone(root),
+                    ext: "xml",
+                }),
+            }
+        }
+        Ok(())
     } else if s.starts_with('{') {
-        parse_json(&src, ctx).map(|r| vec![r])
+        out.receipts.push(json_receipt(&jtree::parse(&src)?, ctx)?);
+        Ok(())
+    } else if s.starts_with('[') {
+        let root = jtree::parse(&src)?;
+        let items = root.as_array("requests")?;
+        if items.is_empty() {
+            return Err(root.err("requests", "the file holds an empty array: no receipts"));
+        }
+        let raw = jtree::element_texts(&src)?;
+        for (i, n) in items.iter().enumerate() {
+            match json_receipt(n, ctx) {
+                Ok(r) => out.receipts.push(r),
+                Err(error) => out.bad.push(BadReceipt {
+                    pos_receipt_no: request_of(n)
+                        .some("receiptNumber")
+                        .and_then(|v| v.as_text("receiptNumber").ok()),
+                    error,
+                    extract: raw.get(i).cloned().unwrap_or_default(),
+                    ext: "json",
+                }),
+            }
+        }
+        Ok(())
     } else {
-        Err(ParseError::new("not an eKasa receipt: expected XML (RegisterReceiptRequest) or a JSON object").line(1))
+        Err(ParseError::new(
+            "not an eKasa receipt: expected XML (RegisterReceiptRequest) or JSON (a request object or an array of them)",
+        )
+        .line(1))
     }
 }
 
@@ -105,13 +165,11 @@ fn attr_dec(el: El<'_>, name: &str) -> Result<Option<Decimal>, ParseError> {
     }
 }
 
-fn parse_xml(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
-    let doc = xml::parse(src)?;
-    let root = doc.root();
-    let rd = root.find("ReceiptData").ok_or_else(|| {
+fn xml_receipt(rec: El<'_>, ctx: &ParseContext) -> Result<Receipt, ParseError> {
+    let rd = rec.find("ReceiptData").ok_or_else(|| {
         ParseError::new("not an eKasa receipt: no <ReceiptData> element")
-            .line(root.line())
-            .field(root.name().to_string())
+            .line(rec.line())
+            .field(rec.name().to_string())
     })?;
     let no = match rd.attr("ReceiptNumber").map(str::trim).filter(|v| !v.is_empty()) {
         Some(n) => n.to_string(),
@@ -175,18 +233,22 @@ fn parse_xml(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
 
 // --- JSON ----------------------------------------------------------------------------------------
 
-fn parse_json(src: &str, ctx: &ParseContext) -> Result<Receipt, ParseError> {
-    let root = jtree::parse(src)?;
+/// The request object: `{"request": {...}}` or the object itself.
+fn request_of<'n, 'a>(root: &'n JNode<'a>) -> &'n JNode<'a> {
+    match root.some("request") {
+        Some(r) if r.is_object() => r,
+        _ => root,
+    }
+}
+
+fn json_receipt(root: &JNode<'_>, ctx: &ParseContext) -> Result<Receipt, ParseError> {
     if !root.is_object() {
         return Err(root.err(
             "request",
             format!("expected an eKasa request object, found {}", root.kind()),
         ));
     }
-    let r = match root.some("request") {
-        Some(r) if r.is_object() => r,
-        _ => &root,
-    };
+    let r = request_of(root);
     let req = |k: &str| {
         r.some(k).ok_or_else(|| {
             ParseError::new("required field is missing")

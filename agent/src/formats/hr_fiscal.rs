@@ -11,6 +11,11 @@
 //!   carries exempt, margin and non-taxable amounts, public samples do not add up, and the tax
 //!   authority validates the sums; `IznosUkupno` is authoritative.
 //! - No currency in the file (HRK before 2023, EUR since): the program currency applies. No card.
+//! - A file may hold several requests (a POS's log of what it sent, SOAP envelopes included): each
+//!   `RacunZahtjev` / `RacunPDZahtjev` (a receipt with an accompanying document) is read on its own,
+//!   a bad one set aside with its extract. A `ProvjeraZahtjev` is the fiscal service's test request
+//!   (skipped, counted "verification"); a `PromijeniNacPlacZahtjev` changes the payment method of a
+//!   receipt already sent, it is no purchase (skipped, counted "payment method change").
 
 use encoding_rs::Encoding;
 use protocol::v1::{Receipt, VatSummary};
@@ -18,7 +23,16 @@ use rust_decimal::Decimal;
 
 use super::text::{decode, parse_datetime, parse_decimal};
 use super::xml::{self, El};
-use super::{finish, Draft, ParseContext, ParseError};
+use super::{finish, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
+
+/// Requests that are receipts.
+const RECEIPTS: [&str; 2] = ["RacunZahtjev", "RacunPDZahtjev"];
+/// Requests that hold a receipt but are no purchase, with the name they are counted under.
+const NOT_PURCHASES: [(&str, &str); 2] = [
+    ("ProvjeraZahtjev", "verification"),
+    ("PromijeniNacPlacZahtjev", "payment method change"),
+];
+const ALL: [&str; 4] = [RECEIPTS[0], RECEIPTS[1], NOT_PURCHASES[0].0, NOT_PURCHASES[1].0];
 
 fn required<'a>(parent: El<'a>, name: &str) -> Result<El<'a>, ParseError> {
     parent.child(name).ok_or_else(|| {
@@ -39,17 +53,44 @@ fn dec(el: El<'_>) -> Result<Decimal, ParseError> {
     })
 }
 
-pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
+pub(crate) fn parse_each(
+    bytes: &[u8],
+    legacy: &'static Encoding,
+    ctx: &ParseContext,
+    out: &mut FileReceipts,
+) -> Result<(), ParseError> {
     let (src, _) = decode(bytes, legacy)?;
     let doc = xml::parse(&src)?;
     let root = doc.root();
-    let rz = root.find("RacunZahtjev").ok_or_else(|| {
-        ParseError::new("not a Croatian fiscal receipt: no <RacunZahtjev> element")
-            .line(root.line())
-            .field(root.name().to_string())
-    })?;
-    let racun = required(rz, "Racun")?;
-    let br = required(racun, "BrRac")?;
+    let requests: Vec<El> = root.find_all_of(&ALL).collect();
+    if requests.is_empty() {
+        return Err(
+            ParseError::new("not a Croatian fiscal receipt: no <RacunZahtjev> element")
+                .line(root.line())
+                .field(root.name().to_string()),
+        );
+    }
+    for rz in requests {
+        if let Some((_, kind)) = NOT_PURCHASES.iter().find(|(n, _)| *n == rz.name()) {
+            out.skip(kind);
+            continue;
+        }
+        match receipt(rz, ctx) {
+            Ok(r) => out.receipts.push(r),
+            Err(error) => out.bad.push(BadReceipt {
+                pos_receipt_no: number(rz).ok(),
+                error,
+                extract: rz.standalone(root),
+                ext: "xml",
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// `BrOznRac/OznPosPr/OznNapUr` of the request's `Racun`.
+fn number(rz: El<'_>) -> Result<String, ParseError> {
+    let br = required(required(rz, "Racun")?, "BrRac")?;
     let mut parts = Vec::new();
     for p in ["BrOznRac", "OznPosPr", "OznNapUr"] {
         let t = required(br, p)?.text().trim().to_string();
@@ -60,6 +101,12 @@ pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Res
         }
         parts.push(t);
     }
+    Ok(parts.join("/"))
+}
+
+fn receipt(rz: El<'_>, ctx: &ParseContext) -> Result<Receipt, ParseError> {
+    let racun = required(rz, "Racun")?;
+    let no = number(rz)?;
     let at = required(racun, "DatVrijeme")?;
     let issued_at = parse_datetime(&at.text(), &[], &ctx.zone).ok_or_else(|| {
         ParseError::new("not a date-time (expected dd.mm.yyyyThh:mm:ss)")
@@ -67,7 +114,7 @@ pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Res
             .field("DatVrijeme")
             .value(at.text().trim())
     })?;
-    let mut d = Draft::new(Some(racun.line()), parts.join("/"), issued_at);
+    let mut d = Draft::new(Some(racun.line()), no, issued_at);
     d.total = Some(dec(required(racun, "IznosUkupno")?)?);
     if let Some(pdv) = racun.child("Pdv") {
         for p in pdv.children_named("Porez") {
@@ -78,5 +125,5 @@ pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Res
             });
         }
     }
-    finish(d, ctx).map(|r| vec![r])
+    finish(d, ctx)
 }

@@ -347,16 +347,12 @@ pub fn parse_file_each(
     let legacy = text::legacy_encoding(&spec.encoding)?;
     let (kind, why) = choose_reader(spec, file_name, bytes)?;
     let mut out = FileReceipts::new(kind, why);
-    let whole = |r: Result<Vec<Receipt>, ParseError>, out: &mut FileReceipts| -> Result<(), ParseError> {
-        out.receipts = r?;
-        Ok(())
-    };
     match kind {
         FormatKind::Csv => csv::parse_each(&spec.csv, bytes, legacy, ctx, &mut out)?,
         FormatKind::Json => json::parse_each(bytes, legacy, ctx, &mut out)?,
         FormatKind::Poslog => poslog::parse_each(bytes, legacy, ctx, &mut out)?,
-        FormatKind::Ekasa => whole(ekasa::parse(bytes, legacy, ctx), &mut out)?,
-        FormatKind::HrFiscal => whole(hr_fiscal::parse(bytes, legacy, ctx), &mut out)?,
+        FormatKind::Ekasa => ekasa::parse_each(bytes, legacy, ctx, &mut out)?,
+        FormatKind::HrFiscal => hr_fiscal::parse_each(bytes, legacy, ctx, &mut out)?,
         FormatKind::Pohoda => pohoda::parse_each(&spec.pohoda, bytes, legacy, ctx, &mut out)?,
         FormatKind::Eet => eet::parse_each(&spec.pohoda, bytes, legacy, ctx, &mut out)?,
         FormatKind::Square => square::parse_each(bytes, legacy, ctx, &mut out)?,
@@ -368,9 +364,10 @@ pub fn parse_file_each(
 /// Guess the format from content: `"csv" | "json" | "poslog" | "ekasa" | "hr_fiscal" | "pohoda" |
 /// "eet" | "square"`, or `None`.
 ///
-/// XML: by root element (`POSLog`/`Transaction` → poslog, `RacunZahtjev` → hr_fiscal,
-/// `RegisterReceiptRequest` → ekasa, `dataPack`/`prodejka` → pohoda, `Trzba` → eet; a SOAP `Envelope`
-/// by the first of these names inside).
+/// XML: by root element (`POSLog`/`Transaction` → poslog, `RacunZahtjev` and the other fiscal
+/// requests → hr_fiscal, `RegisterReceiptRequest` → ekasa, `dataPack`/`prodejka` → pohoda, `Trzba` →
+/// eet; a SOAP `Envelope` by the first of these names inside; a root of another name by the first
+/// record element it holds, `Transaction` excepted).
 /// JSON: a `pos_receipt_no` key → json; eKasa keys (`receiptType`, `paragonNumber`, `cashRegisterCode`,
 /// or a `request` object holding them) → ekasa; a Square order (`order` / `orders` holding one, or an
 /// object with `location_id` and `line_items` / `total_money`, or with `line_items` and a Money
@@ -385,7 +382,7 @@ pub fn sniff_why(bytes: &[u8]) -> Option<(&'static str, String)> {
     let decoded = text::decode_lossy_head(head);
     let s = decoded.trim_start_matches('\u{feff}').trim_start();
     if s.starts_with('<') {
-        return xml::sniff_root(s).map(|(n, root)| (n, format!("XML with root element <{root}>")));
+        return xml::sniff_root(s);
     }
     if s.starts_with('{') || s.starts_with('[') {
         return jtree::sniff(bytes).map(|n| {

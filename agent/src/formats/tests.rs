@@ -64,6 +64,9 @@ const ALL: &[(&str, &[u8])] = &[
         "ncr_acs_kjbreil_POSLog_void_301.xml",
         fixture!("ncr_acs_kjbreil_POSLog_void_301.xml"),
     ),
+    ("hr_fiscal_log_soap.xml", fixture!("hr_fiscal_log_soap.xml")),
+    ("ekasa_register_log.xml", fixture!("ekasa_register_log.xml")),
+    ("ekasa_cloud_requests.json", fixture!("ekasa_cloud_requests.json")),
 ];
 
 /// The Czech POS mapping the demo and the e2e tests use (its `[receipts]` section).
@@ -956,6 +959,99 @@ fn hr_fiscal_bad_inputs_exact_errors() {
     );
 }
 
+// --- several fiscal messages in one file --------------------------------------------------------
+
+/// A bad receipt's extract is a file the same reader takes alone, with the same error (a file of
+/// one JSON request fails as a whole).
+fn extract_reads_alone(got: &FileReceipts, c: &ParseContext) {
+    for b in &got.bad {
+        assert_eq!(sniff(b.extract.as_bytes()), Some(got.format.name()), "{}", b.extract);
+        let error = match parse_file_each(&spec(FormatKind::Auto), "x", b.extract.as_bytes(), c) {
+            Ok(again) => {
+                assert!(again.receipts.is_empty(), "{}", b.extract);
+                let [one] = &again.bad[..] else { panic!("{}", b.extract) };
+                one.error.clone()
+            }
+            Err(e) => e,
+        };
+        assert_eq!((&error.message, &error.value), (&b.error.message, &b.error.value));
+    }
+}
+
+#[test]
+fn hr_fiscal_log_each_request_alone_tests_and_payment_changes_skipped() {
+    let c = ctx(Currency::EUR);
+    let got = check_expected("hr_fiscal_log_soap.xml", &spec(FormatKind::Auto), &c);
+    assert_eq!(got.format, FormatKind::HrFiscal);
+    assert_eq!(got.why, "XML whose root element <Poruke> holds <RacunZahtjev>");
+    let nos: Vec<&str> = got.receipts.iter().map(|r| r.pos_receipt_no.as_str()).collect();
+    assert_eq!(nos, ["41/ZG1/2", "42/ZG1/2"], "RacunZahtjev and RacunPDZahtjev");
+    assert_eq!(got.receipts[1].total, dec!(100.00));
+    assert_eq!(got.skipped_text(), "1 verification, 1 payment method change");
+    assert_eq!(got.bad.len(), 1);
+    assert_eq!(got.bad[0].pos_receipt_no.as_deref(), Some("43/ZG1/2"));
+    assert_eq!(got.bad[0].error.field.as_deref(), Some("DatVrijeme"));
+    extract_reads_alone(&got, &c);
+    // a file holding none of the requests
+    assert_eq!(
+        err(&spec(FormatKind::HrFiscal), b"<Poruke>\n<Odgovor/>\n</Poruke>", &c),
+        "line 1, field `Poruke`: not a Croatian fiscal receipt: no <RacunZahtjev> element"
+    );
+}
+
+#[test]
+fn ekasa_log_and_json_array_each_receipt_alone() {
+    let c = ctx(Currency::EUR);
+    let got = check_expected("ekasa_register_log.xml", &spec(FormatKind::Auto), &c);
+    assert_eq!(got.format, FormatKind::Ekasa);
+    let nos: Vec<&str> = got.receipts.iter().map(|r| r.pos_receipt_no.as_str()).collect();
+    assert_eq!(nos, ["1021", "1023"], "in SOAP envelopes and bare");
+    assert_eq!(got.receipts[1].lines[0].kind, LineKind::Return);
+    assert_eq!(got.bad[0].pos_receipt_no.as_deref(), Some("1022"));
+    assert_eq!(got.bad[0].error.field.as_deref(), Some("ItemType"));
+    extract_reads_alone(&got, &c);
+
+    let got = check_expected("ekasa_cloud_requests.json", &spec(FormatKind::Auto), &c);
+    assert_eq!(got.format, FormatKind::Ekasa);
+    let nos: Vec<&str> = got.receipts.iter().map(|r| r.pos_receipt_no.as_str()).collect();
+    assert_eq!(nos, ["77", "79"], "wrapped in `request` or not");
+    assert_eq!(got.bad[0].pos_receipt_no.as_deref(), Some("78"));
+    assert_eq!(
+        got.bad[0].error.to_string(),
+        "line 21, field `amount`, value \"2,40\": not a number (or out of range)",
+        "a decimal comma in a JSON string is no number (not 240)"
+    );
+    extract_reads_alone(&got, &c);
+    assert_eq!(
+        err(&spec(FormatKind::Ekasa), b"[]", &c),
+        "line 1, field `requests`, value \"an array\": the file holds an empty array: no receipts"
+    );
+}
+
+#[test]
+fn an_unknown_root_is_read_by_the_records_it_holds() {
+    for (xml, want) in [
+        ("<log><Trzba/></log>", Some("eet")),
+        (
+            "<a:log xmlns:a=\"x\"><!-- day 1 --><a:head/><a:Trzba/></a:log>",
+            Some("eet"),
+        ),
+        (
+            "<arch><m><s:Envelope xmlns:s=\"s\"><s:Body><RegisterReceiptRequest/></s:Body></s:Envelope></m></arch>",
+            Some("ekasa"),
+        ),
+        ("<export><prodejka/></export>", Some("pohoda")),
+        ("<x><ProvjeraZahtjev/></x>", Some("hr_fiscal")),
+        ("<x><POSLog/></x>", Some("poslog")),
+        // `Transaction` is POSLog's only at the root or in a SOAP body: other files use the name
+        ("<Bank><Transaction/></Bank>", None),
+        ("<x><y/></x><Trzba/>", None),
+        ("<x/>", None),
+    ] {
+        assert_eq!(sniff(xml.as_bytes()), want, "{xml}");
+    }
+}
+
 // --- auto / sniff / spec ---------------------------------------------------------------------
 
 #[test]
@@ -986,6 +1082,9 @@ fn sniff_detects_every_fixture() {
         "square",
         "square",
         "poslog",
+        "hr_fiscal",
+        "ekasa",
+        "ekasa",
     ];
     assert_eq!(want.len(), ALL.len());
     for ((name, bytes), want) in ALL.iter().zip(want) {
@@ -1524,7 +1623,50 @@ fn eet_rates_come_from_the_configured_levels() {
     assert_eq!(r[0].vat[0].rate, dec!(21), "configured level wins");
     assert_eq!(r[0].vat[1].rate, dec!(15));
     let r = parse_file(&spec(FormatKind::Eet), "t.xml", small.as_bytes(), &c).unwrap();
-    assert_eq!(r[0].vat[0].rate, dec!(20), "without a level: tax ÷ base, whole percent");
+    assert_eq!(
+        r[0].vat[0].rate,
+        dec!(21),
+        "without a level: the level's Czech rate, which 0.02 on 0.10 fits (tax ÷ base would say 20 %)"
+    );
+
+    // The first reduced rate by the sale's day: 15 % until 2023, 12 % since 2024; the second
+    // reduced (10 %) ended with 2023: a pair in that slot later is read as tax ÷ base.
+    let record = |at: &str, pairs: &str| {
+        format!(
+            r#"<Trzba xmlns="http://fs.mfcr.cz/eet/schema/v3"><Hlavicka/><Data porad_cis="R-1" dat_trzby="{at}" celk_trzba="1.00" {pairs}/></Trzba>"#
+        )
+    };
+    let rates = |xml: String| -> Vec<Decimal> {
+        parse_file(&spec(FormatKind::Auto), "t.xml", xml.as_bytes(), &c).unwrap()[0]
+            .vat
+            .iter()
+            .map(|v| v.rate)
+            .collect()
+    };
+    let small = r#"zakl_dan2="0.10" dan2="0.01" zakl_dan3="0.10" dan3="0.01""#;
+    assert_eq!(rates(record("2023-12-31T23:59:00+01:00", small)), [dec!(15), dec!(10)]);
+    assert_eq!(rates(record("2024-01-01T00:01:00+01:00", small)), [dec!(12), dec!(10)]);
+    assert_eq!(
+        rates(record("2027-03-01T10:00:00+01:00", r#"zakl_dan3="100.00" dan3="9.00""#)),
+        [dec!(9)],
+        "no second reduced rate since 2024: tax ÷ base"
+    );
+    // a pair that fits no rate of its level keeps its own ratio (a POS that used another slot)
+    assert_eq!(
+        rates(record(
+            "2022-06-01T10:00:00+02:00",
+            r#"zakl_dan1="100.00" dan1="15.00""#
+        )),
+        [dec!(15)]
+    );
+    // within the rounding of many lines: 2 % of the tax
+    assert_eq!(
+        rates(record(
+            "2022-06-01T10:00:00+02:00",
+            r#"zakl_dan1="10000.00" dan1="2103.00""#
+        )),
+        [dec!(21)]
+    );
 }
 
 #[test]

@@ -106,7 +106,7 @@ impl Lines {
 /// Parse an amount as POS exports write it: `1234.56`, `1 234,56`, `1.234,56`, `1,234.56`,
 /// non-breaking spaces, leading `+`/`-`. `decimal` forces the decimal separator (`,` or `.`);
 /// `None` guesses: with both separators the last one is decimal; a single `,` or `.` is decimal;
-/// a repeated one is grouping.
+/// a repeated one is grouping. Grouping must be in threes ([`grouped_in_threes`]).
 pub(crate) fn parse_decimal(raw: &str, decimal: Option<char>) -> Option<Decimal> {
     let s: String = raw
         .trim()
@@ -138,6 +138,9 @@ pub(crate) fn parse_decimal(raw: &str, decimal: Option<char>) -> Option<Decimal>
             _ => None, // only grouping separators
         },
     };
+    if !grouped_in_threes(body, dec) {
+        return None;
+    }
     let mut out = String::with_capacity(body.len() + 1);
     if neg {
         out.push('-');
@@ -161,6 +164,30 @@ pub(crate) fn parse_decimal(raw: &str, decimal: Option<char>) -> Option<Decimal>
         return None;
     }
     Decimal::from_str(&out).ok()
+}
+
+/// `,` / `.` that is not the decimal separator groups thousands: before the decimal separator,
+/// every group after the first of exactly three digits, the first of one to three not starting
+/// with 0. `2,40` with a decimal point, or `0.250` with a decimal comma, is no number: read as
+/// grouping it would be 240 / 250, a quantity or price a hundred times too large.
+fn grouped_in_threes(body: &str, dec: Option<char>) -> bool {
+    let is_group = |c: char| matches!(c, ',' | '.') && Some(c) != dec;
+    let (whole, fraction) = match dec.and_then(|d| body.split_once(d)) {
+        Some((w, f)) => (w, f),
+        None => (body, ""),
+    };
+    if fraction.contains(is_group) {
+        return false;
+    }
+    if !whole.contains(is_group) {
+        return true;
+    }
+    let mut groups = whole.split(is_group);
+    let first = groups.next().unwrap_or("");
+    (1..=3).contains(&first.len())
+        && !first.starts_with('0')
+        && first.bytes().all(|b| b.is_ascii_digit())
+        && groups.all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A JSON number literal (`12.9`, `-1e2`) → Decimal, exactly.
@@ -253,8 +280,33 @@ mod tests {
             assert_eq!(parse_decimal(raw, None), Some(want), "{raw}");
         }
         assert_eq!(parse_decimal("1.234", Some(',')), Some(dec!(1234)));
-        for bad in ["", "abc", "1,2,3.4.5", "--1", "12x", "-", ",", "1e5"] {
+        assert_eq!(parse_decimal("1,000,000.5", Some('.')), Some(dec!(1000000.5)));
+        for bad in [
+            "",
+            "abc",
+            "1,2,3.4.5",
+            "--1",
+            "12x",
+            "-",
+            ",",
+            "1e5",
+            "1.5.6",
+            "12,34,567",
+        ] {
             assert_eq!(parse_decimal(bad, None), None, "{bad}");
+        }
+        // A separator that is not the decimal one groups thousands, in threes: otherwise the text
+        // is no number (read as grouping, `2,40` would be 240).
+        for (bad, decimal) in [
+            ("2,40", '.'),
+            ("0.250", ','),
+            ("1.2345", ','),
+            ("1,23.5", '.'),
+            ("1.234,5", '.'),
+            ("1234,567.5", '.'),
+            (",500", '.'),
+        ] {
+            assert_eq!(parse_decimal(bad, Some(decimal)), None, "{bad} with decimal {decimal}");
         }
     }
 

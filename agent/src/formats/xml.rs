@@ -136,6 +136,18 @@ impl<'a> El<'a> {
             .map(move |n| this.wrap(n))
     }
 
+    /// Every element with one of these names, in document order (self included).
+    pub fn find_all_of<'n>(&self, names: &'n [&'n str]) -> impl Iterator<Item = El<'a>> + 'n
+    where
+        'a: 'n,
+    {
+        let this = *self;
+        self.node
+            .descendants()
+            .filter(move |n| n.is_element() && names.contains(&n.tag_name().name()))
+            .map(move |n| this.wrap(n))
+    }
+
     /// The element's source text, start tag to end tag.
     pub fn source(&self) -> &'a str {
         &self.node.document().input_text()[self.node.range()]
@@ -144,13 +156,19 @@ impl<'a> El<'a> {
     /// A start tag with this element's name and every namespace declaration in scope here, so that
     /// a descendant's [`source`](Self::source) placed inside it parses on its own.
     pub fn open_tag_with_namespaces(&self) -> String {
+        self.open_tag_for(self)
+    }
+
+    /// This element's start tag declaring every namespace in scope at `inner` (a descendant), so
+    /// that `inner`'s source placed directly inside it parses on its own.
+    fn open_tag_for(&self, inner: &El<'a>) -> String {
         let src = self.source();
         let qname: String = src[1..]
             .chars()
             .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
             .collect();
         let mut tag = format!("<{qname}");
-        for ns in self.node.namespaces() {
+        for ns in inner.node.namespaces() {
             if ns.uri() == "http://www.w3.org/XML/1998/namespace" {
                 continue;
             }
@@ -175,6 +193,21 @@ impl<'a> El<'a> {
             .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
             .collect();
         format!("</{qname}>")
+    }
+
+    /// One record of the document (`self`, an element of `root`'s document) as a file of its own that
+    /// the same reader takes: the whole document when the record is its root, else the record
+    /// directly inside `root`'s start tag, which declares the namespaces in scope at the record.
+    pub fn standalone(&self, root: El<'a>) -> String {
+        if self.node == root.node {
+            return self.node.document().input_text().to_string();
+        }
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n{}\n{}\n",
+            root.open_tag_for(self),
+            self.source(),
+            root.close_tag()
+        )
     }
 
     pub fn flag(&self, name: &str) -> bool {
@@ -250,27 +283,62 @@ fn unclosed(src: &str) -> ParseError {
     }
 }
 
-/// Root element's local name, looking inside a SOAP envelope. For [`super::sniff`].
+/// The reader for an element name that only one receipt format uses (`Transaction` is not among
+/// them: it is POSLog's only at the root or directly inside a SOAP body).
+fn record_reader(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "POSLog" => "poslog",
+        "RacunZahtjev" | "RacunPDZahtjev" | "ProvjeraZahtjev" | "PromijeniNacPlacZahtjev" => "hr_fiscal",
+        "RegisterReceiptRequest" => "ekasa",
+        "dataPack" | "prodejka" => "pohoda",
+        "Trzba" => "eet",
+        _ => return None,
+    })
+}
+
+/// The reader for an XML file, for [`super::sniff`]: by its root element, looking inside a SOAP
+/// envelope; a root of another name (a POS's day log, an archive of sent messages) by the first
+/// record element it holds (`<log><Trzba>…</Trzba><Trzba>…</Trzba></log>`, SOAP envelopes inside
+/// included). Returns the reader and what decided it.
 pub(crate) fn sniff_root(s: &str) -> Option<(&'static str, String)> {
     let mut r = Reader::from_str(s);
-    let mut depth = 0usize;
+    let mut soap = 0usize;
+    // An unknown root element, and how deep the reader is inside it.
+    let mut wrapper: Option<(String, usize)> = None;
     loop {
-        match r.read_event() {
-            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
-                let n = local(e.name().as_ref());
-                match n.as_str() {
-                    "POSLog" | "Transaction" => return Some(("poslog", n)),
-                    "RacunZahtjev" => return Some(("hr_fiscal", n)),
-                    "RegisterReceiptRequest" => return Some(("ekasa", n)),
-                    "dataPack" | "prodejka" => return Some(("pohoda", n)),
-                    "Trzba" => return Some(("eet", n)),
-                    "Envelope" | "Body" | "Header" if depth < 8 => depth += 1,
-                    _ if depth == 0 => return None,
-                    _ => {}
+        let (n, empty) = match r.read_event() {
+            Ok(Event::Start(e)) => (local(e.name().as_ref()), false),
+            Ok(Event::Empty(e)) => (local(e.name().as_ref()), true),
+            Ok(Event::End(_)) => {
+                if let Some((_, depth)) = &mut wrapper {
+                    *depth -= 1;
+                    if *depth == 0 {
+                        return None;
+                    }
                 }
+                continue;
             }
             Ok(Event::Eof) | Err(_) => return None,
-            Ok(_) => {}
+            Ok(_) => continue,
+        };
+        if let Some((root, depth)) = &mut wrapper {
+            if let Some(k) = record_reader(&n) {
+                return Some((k, format!("XML whose root element <{root}> holds <{n}>")));
+            }
+            if !empty {
+                *depth += 1;
+            }
+            continue;
+        }
+        if let Some(k) = record_reader(&n) {
+            return Some((k, format!("XML with root element <{n}>")));
+        }
+        match n.as_str() {
+            "Transaction" => return Some(("poslog", format!("XML with root element <{n}>"))),
+            "Envelope" | "Body" | "Header" if soap < 8 => soap += 1,
+            _ if soap == 0 && !empty => wrapper = Some((n, 1)),
+            _ if soap == 0 => return None,
+            _ => {}
         }
     }
 }
