@@ -65,42 +65,36 @@ pub(crate) fn parse_each(
     let (src, _) = decode(bytes, legacy)?;
     let doc = xml::parse(&src)?;
     let root = doc.root();
-    let docs: Vec<(El, Option<El>)> = match root.name() {
-        "dataPack" => root
-            .children_named("dataPackItem")
-            .filter_map(|item| item.child("prodejka").map(|p| (p, Some(item))))
-            .collect(),
-        "prodejka" => vec![(root, None)],
-        other => {
-            return Err(
-                ParseError::new("not a POHODA receipt file: root element should be <dataPack> or <prodejka>")
-                    .line(root.line())
-                    .field(other.to_string()),
-            )
-        }
+    // Each receipt with its dataPackItem and the element its extract is wrapped in: the items of
+    // every dataPack (the root, or several under another root), else every bare prodejka.
+    let packs: Vec<El> = root.find_all("dataPack").collect();
+    let docs: Vec<(El, Option<El>, El)> = if !packs.is_empty() {
+        packs
+            .iter()
+            .flat_map(|pack| {
+                pack.children_named("dataPackItem")
+                    .filter_map(move |item| item.child("prodejka").map(|p| (p, Some(item), *pack)))
+            })
+            .collect()
+    } else {
+        root.find_all("prodejka").map(|p| (p, None, root)).collect()
     };
-    for (p, item) in docs {
+    if docs.is_empty() && packs.is_empty() {
+        return Err(
+            ParseError::new("not a POHODA receipt file: no <dataPack> or <prodejka> element")
+                .line(root.line())
+                .field(root.name().to_string()),
+        );
+    }
+    for (p, item, around) in docs {
         match receipt(spec, p, item, ctx) {
             Ok(r) => out.receipts.push(r),
-            Err(error) => {
-                let extract = if p.name() == root.name() {
-                    p.source().to_string()
-                } else {
-                    let outer = item.unwrap_or(p);
-                    format!(
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n{}\n{}\n",
-                        root.open_tag_with_namespaces(),
-                        outer.source(),
-                        root.close_tag()
-                    )
-                };
-                out.bad.push(BadReceipt {
-                    pos_receipt_no: receipt_no(p, item),
-                    error,
-                    extract,
-                    ext: "xml",
-                })
-            }
+            Err(error) => out.bad.push(BadReceipt {
+                pos_receipt_no: receipt_no(p, item),
+                error,
+                extract: item.unwrap_or(p).standalone(around),
+                ext: "xml",
+            }),
         }
     }
     Ok(())

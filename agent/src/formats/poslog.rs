@@ -61,18 +61,32 @@ pub(crate) fn parse_each(
     let (src, _) = decode(bytes, legacy)?;
     let doc = xml::parse(&src)?;
     let root = doc.root();
-    let txs: Vec<El> = match root.name() {
-        "POSLog" => root.children_named("Transaction").collect(),
-        "Transaction" => vec![root],
-        other => {
-            return Err(
-                ParseError::new("not a POSLog file: root element should be <POSLog> or <Transaction>")
-                    .line(root.line())
-                    .field(other.to_string()),
-            )
-        }
+    // Each transaction with the element its extract is wrapped in: its POSLog (one or several
+    // POSLog elements, at the root, under another root or in a SOAP body), or the root.
+    let logs: Vec<El> = root.find_all("POSLog").collect();
+    let txs: Vec<(El, El)> = if !logs.is_empty() {
+        logs.iter()
+            .flat_map(|log| log.children_named("Transaction").map(move |tx| (tx, *log)))
+            .collect()
+    } else if root.name() == "Transaction" {
+        vec![(root, root)]
+    } else if matches!(root.name(), "Envelope" | "Body") {
+        // a transaction posted alone in a SOAP message
+        root.find_all("Transaction")
+            .filter(|tx| !tx.has_ancestor("Transaction"))
+            .map(|tx| (tx, root))
+            .collect()
+    } else {
+        Vec::new()
     };
-    for tx in txs {
+    if txs.is_empty() && logs.is_empty() {
+        return Err(ParseError::new(
+            "not a POSLog file: no <POSLog> element, and the root element is not a <Transaction>",
+        )
+        .line(root.line())
+        .field(root.name().to_string()));
+    }
+    for (tx, around) in txs {
         let rt = tx.child("RetailTransaction");
         if let Some(kind) = skipped_kind(tx, rt) {
             out.skip(kind);
@@ -81,24 +95,12 @@ pub(crate) fn parse_each(
         let Some(rt) = rt else { continue };
         match transaction(tx, rt, ctx) {
             Ok(r) => out.receipts.push(r),
-            Err(error) => {
-                let extract = if tx.name() == root.name() {
-                    tx.source().to_string()
-                } else {
-                    format!(
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n{}\n{}\n",
-                        root.open_tag_with_namespaces(),
-                        tx.source(),
-                        root.close_tag()
-                    )
-                };
-                out.bad.push(BadReceipt {
-                    pos_receipt_no: receipt_no(tx, rt),
-                    error,
-                    extract,
-                    ext: "xml",
-                })
-            }
+            Err(error) => out.bad.push(BadReceipt {
+                pos_receipt_no: receipt_no(tx, rt),
+                error,
+                extract: tx.standalone(around),
+                ext: "xml",
+            }),
         }
     }
     Ok(())

@@ -680,7 +680,55 @@ fn poslog_bad_inputs_exact_errors() {
     );
     assert_eq!(
         err(&s, b"<Foo/>", &c),
-        "line 1, field `Foo`: not a POSLog file: root element should be <POSLog> or <Transaction>"
+        "line 1, field `Foo`: not a POSLog file: no <POSLog> element, and the root element is not a <Transaction>"
+    );
+}
+
+#[test]
+fn poslog_and_pohoda_under_another_root_or_posted_in_soap() {
+    let c = ctx(Currency::EUR);
+    let body = |xml: &str| {
+        xml.split_once("?>")
+            .map_or(xml.to_string(), |(_, b)| b.trim().to_string())
+    };
+    let log = body(std::str::from_utf8(POSLOG).unwrap());
+    let one = parse_file_each(&spec(FormatKind::Auto), "p.xml", POSLOG, &c).unwrap();
+    // a day's archive: two POSLog documents under a root of the POS's own
+    let bad = log.replace("TransactionGrandAmount\">6.71", "TransactionGrandAmount\">7.71");
+    let archive = format!("<?xml version=\"1.0\"?>\n<archive day=\"2026-11-23\">\n{log}\n{bad}\n</archive>\n");
+    let got = parse_file_each(&spec(FormatKind::Auto), "a.xml", archive.as_bytes(), &c).unwrap();
+    assert_eq!(got.format, FormatKind::Poslog);
+    assert_eq!(got.receipts.len(), 2 * one.receipts.len() - 1);
+    assert_eq!(got.skipped_text(), "2 training");
+    let [b] = &got.bad[..] else { panic!("{:?}", got.bad) };
+    assert_eq!(b.error.field.as_deref(), Some("Total"));
+    extract_reads_alone(&got, &c);
+    // one transaction posted alone in a SOAP message
+    let start = log.find("<Transaction>").unwrap();
+    let end = log[start..].find("</Transaction>").unwrap() + start + "</Transaction>".len();
+    let soap = format!(
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{}</s:Body></s:Envelope>",
+        &log[start..end]
+    );
+    let got = parse_file_each(&spec(FormatKind::Auto), "s.xml", soap.as_bytes(), &c).unwrap();
+    assert_eq!(got.format, FormatKind::Poslog);
+    assert_eq!(got.receipts, one.receipts[..1]);
+
+    // POHODA: two dataPacks of one export under another root (Windows-1250 declared on the file)
+    let cz = ctx(Currency::CZK);
+    let pohoda = fixture!("pohoda_prodejky_cp1250.xml");
+    let (text, _, _) = encoding_rs::WINDOWS_1250.decode(pohoda);
+    let pack = body(&text);
+    let one = parse_file_each(&spec(FormatKind::Auto), "p.xml", pohoda, &cz).unwrap();
+    let two = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<export>\n{pack}\n{pack}\n</export>\n");
+    let got = parse_file_each(&spec(FormatKind::Auto), "e.xml", two.as_bytes(), &cz).unwrap();
+    assert_eq!(got.format, FormatKind::Pohoda);
+    assert_eq!(got.receipts.len(), 2 * one.receipts.len());
+    assert_eq!(got.bad.len(), 2 * one.bad.len());
+    extract_reads_alone(&got, &cz);
+    assert_eq!(
+        err(&spec(FormatKind::Pohoda), b"<export/>", &cz),
+        "line 1, field `export`: not a POHODA receipt file: no <dataPack> or <prodejka> element"
     );
 }
 

@@ -148,15 +148,17 @@ impl<'a> El<'a> {
             .map(move |n| this.wrap(n))
     }
 
+    /// An element of this name encloses this one.
+    pub fn has_ancestor(&self, name: &str) -> bool {
+        self.node
+            .ancestors()
+            .skip(1)
+            .any(|n| n.is_element() && n.tag_name().name() == name)
+    }
+
     /// The element's source text, start tag to end tag.
     pub fn source(&self) -> &'a str {
         &self.node.document().input_text()[self.node.range()]
-    }
-
-    /// A start tag with this element's name and every namespace declaration in scope here, so that
-    /// a descendant's [`source`](Self::source) placed inside it parses on its own.
-    pub fn open_tag_with_namespaces(&self) -> String {
-        self.open_tag_for(self)
     }
 
     /// This element's start tag declaring every namespace in scope at `inner` (a descendant), so
@@ -186,7 +188,7 @@ impl<'a> El<'a> {
         tag
     }
 
-    /// The close tag matching [`open_tag_with_namespaces`](Self::open_tag_with_namespaces).
+    /// The close tag matching [`open_tag_for`](Self::open_tag_for).
     pub fn close_tag(&self) -> String {
         let qname: String = self.source()[1..]
             .chars()
