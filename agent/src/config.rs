@@ -19,6 +19,8 @@
 //! batch_size = 100                 # receipts per POST /v1/sync
 //! cache_refresh_secs = 60          # rules + customer changes pull
 //! http_timeout_secs = 15           # per server request
+//! # server_ca_file = 'C:\ProgramData\TillAgent\loyalty-ca.pem'   # a server whose certificate a private CA issued:
+//! #                                  # its CA certificate(s), PEM, trusted besides the public roots
 //! [receipts]   # formats::FormatSpec
 //! [reader]     # input::config::ReaderConfig
 //! [popup]      # ui::config::PopupConfig
@@ -60,6 +62,8 @@ pub struct Config {
     pub cache_refresh_secs: u64,
     /// Whole-request timeout for server calls.
     pub http_timeout_secs: u64,
+    /// `server_ca_file`: CA certificates (PEM) trusted for the server besides the public roots.
+    pub server_ca_pem: Option<Vec<u8>>,
     pub receipts: FormatSpec,
     pub reader: ReaderConfig,
     pub popup: PopupConfig,
@@ -92,6 +96,7 @@ struct RawConfig {
     batch_size: Option<usize>,
     cache_refresh_secs: Option<u64>,
     http_timeout_secs: Option<u64>,
+    server_ca_file: Option<PathBuf>,
     retention_days: Option<u32>,
     log_retention_days: Option<u32>,
     max_export_file_mib: Option<u64>,
@@ -235,6 +240,30 @@ impl Config {
                 format!("{log_retention_days} is outside 1..=3650"),
             ));
         }
+        let server_ca_pem = match raw.server_ca_file {
+            None => None,
+            Some(f) => {
+                let f = if f.is_relative() { base.join(f) } else { f };
+                let pem = std::fs::read(&f)
+                    .map_err(|e| err("server_ca_file", format!("cannot read {}: {e}", f.display())))?;
+                use rustls::pki_types::{pem::PemObject, CertificateDer};
+                match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+                    Ok(certs) if !certs.is_empty() => Some(pem),
+                    Ok(_) => {
+                        return Err(err(
+                            "server_ca_file",
+                            format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", f.display()),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(err(
+                            "server_ca_file",
+                            format!("{}: not a PEM certificate file ({e})", f.display()),
+                        ))
+                    }
+                }
+            }
+        };
         let max_export_file_mib = raw.max_export_file_mib.unwrap_or(50);
         if !(1..=4096).contains(&max_export_file_mib) {
             return Err(err(
@@ -298,6 +327,7 @@ impl Config {
             batch_size,
             cache_refresh_secs: raw.cache_refresh_secs.unwrap_or(60).max(1),
             http_timeout_secs: raw.http_timeout_secs.unwrap_or(15).max(1),
+            server_ca_pem,
             receipts: raw.receipts,
             reader: raw.reader,
             popup: raw.popup,
@@ -480,6 +510,21 @@ mod tests {
         let e = load(&format!("{GOOD}scan_attach_window_secs = \"ten\"\n")).unwrap_err();
         assert_eq!(e.line.map(|l| l.0), Some(5), "{e}");
         assert_eq!(e.key.as_deref(), Some("scan_attach_window_secs"));
+    }
+
+    #[test]
+    fn server_ca_file_is_read_beside_agent_toml_and_its_problems_are_named() {
+        let e = load(&format!("{GOOD}server_ca_file = \"ca.pem\"\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server_ca_file"));
+        assert!(e.to_string().contains("cannot read /etc/till/ca.pem"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+        let e = load(&format!("{GOOD}server_ca_file = '{}'\n", ca.display())).unwrap_err();
+        assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").unwrap();
+        let e = load(&format!("{GOOD}server_ca_file = '{}'\n", ca.display())).unwrap_err();
+        assert!(e.to_string().contains("not a PEM certificate file"), "{e}");
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl QuoteService {
         };
         let timeout = Duration::from_millis(cfg.reader.quote_timeout_ms);
         Ok(QuoteService {
-            client: ServerClient::with_timeout(&cfg.server_url, timeout)?,
+            client: ServerClient::for_config(cfg, timeout)?,
             token,
             cache_path: cfg.cache_path(),
             outbox_path: cfg.outbox_path(),

@@ -48,14 +48,14 @@ pub enum Refused {
 type Online = crate::sync::client::Verdict<RedeemAnswer>;
 
 async fn post_redeem(cfg: &Config, token: &str, req: &RedeemRequest, timeout: Duration) -> Online {
-    match crate::sync::client::ServerClient::with_timeout(&cfg.server_url, timeout) {
+    match crate::sync::client::ServerClient::for_config(cfg, timeout) {
         Ok(c) => c.redeem(token, req).await,
         Err(e) => Online::NoAnswer(format!("{e:#}")),
     }
 }
 
 async fn post_void(cfg: &Config, token: &str, id: &str, timeout: Duration) -> Online {
-    match crate::sync::client::ServerClient::with_timeout(&cfg.server_url, timeout) {
+    match crate::sync::client::ServerClient::for_config(cfg, timeout) {
         Ok(c) => c.void_redemption(token, id).await,
         Err(e) => Online::NoAnswer(format!("{e:#}")),
     }

@@ -388,11 +388,25 @@ pub fn doctor(config_path: Option<&Path>) -> anyhow::Result<bool> {
                     }),
                 }
             }
-            Err(Failure::Network(e)) => out.push(Check {
-                ok: Some(false),
-                what: "server reachable".into(),
-                detail: e,
-            }),
+            Err(Failure::Network(e)) => {
+                let clock = e.contains(crate::sync::client::CERT_CLOCK);
+                out.push(Check {
+                    ok: Some(false),
+                    what: "server reachable".into(),
+                    detail: e,
+                });
+                if clock {
+                    // The skew cannot be measured without the server: say what the till believes.
+                    out.push(Check {
+                        ok: Some(false),
+                        what: "till clock".into(),
+                        detail: format!(
+                            "{} — the server's certificate is not valid at this time; check the till's date, time and time zone",
+                            chrono::Local::now().format("%Y-%m-%d %H:%M:%S %:z")
+                        ),
+                    });
+                }
+            }
             Err(e) => out.push(Check {
                 ok: Some(false),
                 what: "server reachable".into(),

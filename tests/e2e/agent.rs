@@ -1,7 +1,7 @@
 //! End-to-end: the real `till-agent run --headless` against the real `server-stub` on loopback,
 //! with real files in a real export folder and real SQLite on both sides.
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -74,6 +74,216 @@ fn a_receipt_deferred_while_the_till_clock_ran_ahead_syncs_once_the_clock_is_cor
         (server_count(&srv.db, "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='E2E-1'") == 1).then_some(())
     })
     .unwrap_or_else(|| panic!("the deferred receipt did not go out; agent log:\n{}", till.stderr()));
+}
+
+/// `openssl` in `dir`: a private CA (valid ten years) and a server certificate for 127.0.0.1 it
+/// issued, valid from now for two days. Returns (ca.pem, server.pem, server.key).
+fn private_ca_and_server_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "3650",
+                "-subj",
+                "/CN=Test Loyalty CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// Clock scenario: a till whose clock is days off (a flat CMOS battery, a wrong manual change)
+/// refuses the server's TLS certificate as expired or not yet valid. Support staff are told that
+/// the clock is the likely cause, with the certificate's dates — in `doctor` and in the sync log —
+/// instead of only "invalid peer certificate". The server's certificate is issued by a private CA
+/// the till trusts through `server_ca_file` (a real TLS server on loopback: `openssl s_server`).
+#[test]
+fn a_till_whose_clock_is_off_is_told_so_when_the_servers_certificate_is_refused() {
+    if !need_tools(&["openssl"]) {
+        return;
+    }
+    assert!(
+        Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: run scripts/setup.sh (package faketime)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (_ca, cert, key) = private_ca_and_server_cert(tmp.path());
+    let port = free_port();
+    let _tls = Proc::spawn(
+        "openssl s_server",
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("openssl s_server listens");
+    let url = format!("https://127.0.0.1:{port}");
+    let till_dir = tmp.path().join("till");
+    std::fs::create_dir_all(&till_dir).unwrap();
+    std::fs::copy(tmp.path().join("ca.pem"), till_dir.join("loyalty-ca.pem")).unwrap();
+    let mut till = Till::new(
+        &till_dir,
+        "token",
+        AgentToml::new(&url).server_ca_file("loyalty-ca.pem"),
+    );
+    let doctor = |env: &[(&str, &str)]| -> String {
+        let o = Command::new(bin("till-agent"))
+            .arg("--config")
+            .arg(&till.config)
+            .arg("doctor")
+            .env("TILL_AGENT_TOKEN", "token")
+            .env("HOME", &till.dir)
+            .env_remove("DISPLAY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let line = |out: &str, start: &str| {
+        out.lines()
+            .find(|l| l.contains(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in:\n{out}"))
+            .to_string()
+    };
+    // The right clock: the private CA is trusted (the TLS handshake succeeds; the s_server's page
+    // answers /healthz) and nothing mentions the clock.
+    let out = doctor(&[]);
+    assert!(line(&out, "server reachable").starts_with("ok "), "{out}");
+    assert!(!out.contains("by this till's clock"), "{out}");
+
+    // Five days ahead: the certificate (valid two days) has expired by the till's clock.
+    let ahead = [
+        ("LD_PRELOAD", LIBFAKETIME),
+        ("FAKETIME", "+5d"),
+        ("FAKETIME_DONT_RESET", "1"),
+    ];
+    let out = doctor(&ahead);
+    let reach = line(&out, "server reachable");
+    assert!(reach.starts_with("FAIL "), "{out}");
+    assert!(
+        reach.contains("the server's TLS certificate is expired (valid until ")
+            && reach.contains("by this till's clock"),
+        "{out}"
+    );
+    assert!(reach.contains("correct it"), "{out}");
+    assert!(line(&out, "till clock").starts_with("FAIL "), "{out}");
+
+    // Two days behind: not valid yet.
+    let out = doctor(&[
+        ("LD_PRELOAD", LIBFAKETIME),
+        ("FAKETIME", "-2d"),
+        ("FAKETIME_DONT_RESET", "1"),
+    ]);
+    assert!(
+        line(&out, "server reachable").contains("is not valid yet (valid from "),
+        "{out}"
+    );
+
+    // Without the private CA the certificate is simply not trusted: no clock hint.
+    let other = tmp.path().join("other");
+    let plain = Till::new(&other, "token", AgentToml::new(&url));
+    let o = Command::new(bin("till-agent"))
+        .arg("--config")
+        .arg(&plain.config)
+        .arg("doctor")
+        .env("TILL_AGENT_TOKEN", "token")
+        .env("HOME", &other)
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let reach = line(&out, "server reachable");
+    assert!(reach.starts_with("FAIL ") && reach.contains("certificate"), "{out}");
+    assert!(!out.contains("by this till's clock"), "{out}");
+
+    // The running agent, clock ahead: the sync log says it too (what `till-agent log` shows).
+    till.start_env(&ahead);
+    till.drop_file("r1.json", receipt_json(1, None).as_bytes());
+    let logged = wait_for(Duration::from_secs(30), || {
+        let o = till.cli(&["log", "--tail", "50"]);
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        text.contains("by this till's clock").then_some(text)
+    });
+    assert!(
+        logged.is_some(),
+        "the sync log does not name the clock:\n{}\nagent stderr:\n{}",
+        String::from_utf8_lossy(&till.cli(&["log", "--tail", "50"]).stdout),
+        till.stderr()
+    );
+    let status = wait_for(Duration::from_secs(15), || {
+        let text = String::from_utf8_lossy(&till.cli(&["status"]).stdout).to_string();
+        text.contains("by this till's clock").then_some(text)
+    });
+    assert!(
+        status.is_some(),
+        "`status` does not name the clock:\n{}",
+        String::from_utf8_lossy(&till.cli(&["status"]).stdout)
+    );
+    till.kill();
+    // and the bad config: a CA file that holds no certificate is named
+    std::fs::write(till_dir.join("loyalty-ca.pem"), "not a certificate\n").unwrap();
+    let o = till.cli(&["status"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("server_ca_file") && err.contains("loyalty-ca.pem holds no PEM certificate"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -35,6 +35,8 @@ pub struct AgentToml {
     pub http_timeout_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_ca_file: Option<String>,
     #[serde(skip_serializing_if = "ReaderToml::is_empty")]
     pub reader: ReaderToml,
     #[serde(skip_serializing_if = "PopupToml::is_empty")]
@@ -119,6 +121,7 @@ impl AgentToml {
             rescan_interval_secs: Some(5),
             http_timeout_secs: None,
             batch_size: None,
+            server_ca_file: None,
             reader: ReaderToml::default(),
             popup: PopupToml::default(),
             raw: String::new(),
@@ -176,6 +179,11 @@ impl AgentToml {
     }
     pub fn http_timeout_secs(mut self, secs: u64) -> Self {
         self.http_timeout_secs = Some(secs);
+        self
+    }
+    /// `server_ca_file`: as written (a relative path is beside agent.toml).
+    pub fn server_ca_file(mut self, file: &str) -> Self {
+        self.server_ca_file = Some(file.to_string());
         self
     }
     pub fn data_dir(mut self, dir: &Path) -> Self {

@@ -5,7 +5,7 @@
 //! `doctor` and `redeem` / `void` (money-moving calls answer a [`Verdict`]).
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Local};
 use protocol::ids::CardId;
 use protocol::rules::RulesSnapshot;
 use protocol::v1::{ChangeFeed, ErrorBody, Quote, RedeemAnswer, RedeemRequest, SyncBatch, SyncResponse};
@@ -170,6 +170,66 @@ pub enum Verdict<T> {
 /// Idle time before the first TCP keepalive probe on a connection to the server.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 
+/// Words of every transport error caused by a certificate the till's clock puts outside its
+/// validity (`doctor` looks for them).
+pub const CERT_CLOCK: &str = "by this till's clock";
+
+/// A transport error as support staff read it: the error's chain, and when TLS refused the
+/// server's certificate for its dates, the dates and what to check first — a till whose clock is
+/// wrong (a flat CMOS battery, a bad manual change) refuses every certificate that way.
+fn transport_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let chain = error_chain(&e);
+    match certificate_dates(&e) {
+        Some(why) => format!(
+            "{chain} — the server's TLS certificate is {why} {CERT_CLOCK} ({}): if the till's date or time is \
+             wrong, correct it (Windows: Settings → Time & language → Sync now); if it is right, the \
+             server's certificate must be renewed",
+            Local::now().format("%Y-%m-%d %H:%M %:z")
+        ),
+        None => chain,
+    }
+}
+
+/// "expired (valid until …)" / "not valid yet (valid from …)" when TLS refused the certificate for
+/// its dates, found anywhere in the error's chain (an I/O error carries the TLS error inside).
+fn certificate_dates(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::{CertificateError as C, Error as Tls};
+    let when = |t: &rustls::pki_types::UnixTime| {
+        DateTime::from_timestamp(t.as_secs() as i64, 0)
+            .map(|d| d.with_timezone(&Local).format("%Y-%m-%d %H:%M %:z").to_string())
+            .unwrap_or_default()
+    };
+    // The TLS error itself, or inside an I/O error (whose `source` skips it).
+    fn tls_in<'e>(c: &'e (dyn std::error::Error + 'static)) -> Option<&'e Tls> {
+        if let Some(t) = c.downcast_ref::<Tls>() {
+            return Some(t);
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return io.get_ref().and_then(|inner| tls_in(inner));
+        }
+        None
+    }
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(Tls::InvalidCertificate(ce)) = tls_in(c) {
+            match ce {
+                C::Expired => return Some("expired".into()),
+                C::ExpiredContext { not_after, .. } => {
+                    return Some(format!("expired (valid until {})", when(not_after)))
+                }
+                C::NotValidYet => return Some("not valid yet".into()),
+                C::NotValidYetContext { not_before, .. } => {
+                    return Some(format!("not valid yet (valid from {})", when(not_before)))
+                }
+                _ => {}
+            }
+        }
+        cur = c.source();
+    }
+    None
+}
+
 #[derive(Clone)]
 pub struct ServerClient {
     http: reqwest::Client,
@@ -180,12 +240,26 @@ pub struct ServerClient {
 impl ServerClient {
     /// For the configured server with `http_timeout_secs`.
     pub fn new(cfg: &Config) -> anyhow::Result<ServerClient> {
-        ServerClient::with_timeout(&cfg.server_url, Duration::from_secs(cfg.http_timeout_secs))
+        ServerClient::for_config(cfg, Duration::from_secs(cfg.http_timeout_secs))
+    }
+
+    /// For the configured server (its `server_ca_file` trusted) with this timeout.
+    pub fn for_config(cfg: &Config, timeout: Duration) -> anyhow::Result<ServerClient> {
+        ServerClient::build(&cfg.server_url, timeout, cfg.server_ca_pem.as_deref())
     }
 
     pub fn with_timeout(base: &str, timeout: Duration) -> anyhow::Result<ServerClient> {
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
+        ServerClient::build(base, timeout, None)
+    }
+
+    fn build(base: &str, timeout: Duration, ca_pem: Option<&[u8]>) -> anyhow::Result<ServerClient> {
+        let mut builder = reqwest::Client::builder().use_rustls_tls();
+        if let Some(pem) = ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(3).min(timeout))
             // The connection is kept while idle for as long as the server keeps it (reqwest would drop
@@ -218,16 +292,10 @@ impl ServerClient {
     /// Send and read the whole answer: `Ok` for a success (status, headers, body), else the
     /// classified failure.
     async fn exchange(&self, req: reqwest::RequestBuilder) -> Result<(StatusCode, header::HeaderMap, String), Failure> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Failure::Network(error_chain(&e.without_url())))?;
+        let resp = req.send().await.map_err(|e| Failure::Network(transport_error(e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| Failure::Network(error_chain(&e.without_url())))?;
+        let body = resp.text().await.map_err(|e| Failure::Network(transport_error(e)))?;
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             return Ok((status, headers, body));
         }
@@ -377,7 +445,7 @@ impl ServerClient {
                     self.timeout.as_millis()
                 ))
             }
-            Ok(Err(e)) => return Verdict::NoAnswer(format!("server unreachable: {}", error_chain(&e.without_url()))),
+            Ok(Err(e)) => return Verdict::NoAnswer(format!("server unreachable: {}", transport_error(e))),
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
@@ -386,7 +454,7 @@ impl ServerClient {
         }
         let bytes = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return Verdict::NoAnswer(format!("the answer was cut off: {}", error_chain(&e.without_url()))),
+            Err(e) => return Verdict::NoAnswer(format!("the answer was cut off: {}", transport_error(e))),
         };
         if status.is_success() {
             return match serde_json::from_slice::<T>(&bytes) {

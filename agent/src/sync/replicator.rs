@@ -600,7 +600,6 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `status` and the tray say about a failed send.
 /// One retention pass: outbox rows (see [`super::outbox::Outbox::prune`]) and old log files.
 /// Failures are logged, never fatal.
 pub fn run_retention(sh: &Shared, now: DateTime<Utc>) {
