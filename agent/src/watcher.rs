@@ -20,6 +20,7 @@
 //! with no good receipt is quarantined whole, as before.
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -545,6 +546,45 @@ fn arrived_whole(ev: &notify::Event) -> Option<&PathBuf> {
     }
 }
 
+/// How often an export folder that is not watched (missing) is looked for.
+const REARM_POLL: Duration = Duration::from_secs(1);
+
+/// Watch `dir` (not recursive). False while it does not exist (it is looked for again, every
+/// [`REARM_POLL`]); a folder that exists but cannot be watched is left to the periodic rescan.
+fn arm(sh: &Shared, w: &mut notify::RecommendedWatcher, dir: &Path, first: bool) -> bool {
+    use notify::Watcher;
+    match w.watch(dir, notify::RecursiveMode::NonRecursive) {
+        Ok(()) => {
+            if !first {
+                sh.log.info(
+                    "watcher",
+                    None,
+                    &format!("the export folder {} is back; watching it", dir.display()),
+                );
+            }
+            true
+        }
+        Err(e) if !dir.is_dir() => {
+            if first {
+                sh.log.warn(
+                    "watcher",
+                    None,
+                    &format!("cannot watch {} ({e}); looking for it every second", dir.display()),
+                );
+            }
+            false
+        }
+        Err(e) => {
+            sh.log.warn(
+                "watcher",
+                None,
+                &format!("cannot watch {} ({e}); relying on the periodic rescan", dir.display()),
+            );
+            true
+        }
+    }
+}
+
 /// The watcher task: notify + periodic rescan; passes run on a blocking thread.
 pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let dir = sh.cfg.export_dir.clone();
@@ -556,29 +596,24 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let arrived: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
-    let watcher = {
-        use notify::Watcher;
+    // The export folder itself went away (deleted, a share unmounted): its watch is gone with it.
+    let folder_gone = Arc::new(AtomicBool::new(false));
+    let mut watcher = {
         let arrived = arrived.clone();
-        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let folder_gone = folder_gone.clone();
+        let dir = dir.clone();
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(ev) = res {
                 if let Some(p) = arrived_whole(&ev) {
                     arrived.lock().unwrap_or_else(|e| e.into_inner()).insert(p.clone());
                 } else if matches!(ev.kind, notify::EventKind::Access(_)) {
                     return; // opened / read: nothing new
+                } else if matches!(ev.kind, notify::EventKind::Remove(_)) && ev.paths.contains(&dir) {
+                    folder_gone.store(true, Ordering::Relaxed);
                 }
                 let _ = tx.send(());
             }
-        });
-        if let Ok(w) = &mut w {
-            if let Err(e) = w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                sh.log.warn(
-                    "watcher",
-                    None,
-                    &format!("cannot watch {} ({e}); relying on the periodic rescan", dir.display()),
-                );
-            }
-        }
-        w
+        })
     };
     if let Err(e) = &watcher {
         sh.log.warn(
@@ -587,6 +622,12 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
             &format!("file notifications unavailable ({e}); relying on the periodic rescan"),
         );
     }
+    // Whether the folder is watched now; re-armed when it comes (back): a folder missing at the
+    // start, or deleted and made again, is watched once it exists, and a pass reads what it holds.
+    let mut armed = match &mut watcher {
+        Ok(w) => arm(&sh, w, &dir, true),
+        Err(_) => true,
+    };
     sh.log.info("watcher", None, &format!("watching {}", dir.display()));
     let mut shutdown = sh.shutdown_rx();
     let mut rescan = tokio::time::interval(Duration::from_secs(sh.cfg.rescan_interval_secs));
@@ -597,12 +638,35 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
             _ = rescan.tick() => {}
             Some(()) = rx.recv() => {}
             _ = tokio::time::sleep(Duration::from_millis(250)), if waiting => {}
+            // Unwatched: look for the folder every second.
+            _ = tokio::time::sleep(REARM_POLL), if !armed => {}
             _ = shutdown.changed() => {}
         }
         if *shutdown.borrow() {
             break;
         }
         while rx.try_recv().is_ok() {}
+        if let Ok(w) = &mut watcher {
+            if folder_gone.swap(false, Ordering::Relaxed) {
+                use notify::Watcher;
+                let _ = w.unwatch(&dir);
+                armed = false;
+                sh.log.warn(
+                    "watcher",
+                    None,
+                    &format!(
+                        "the export folder {} was removed; watching for it to come back",
+                        dir.display()
+                    ),
+                );
+            }
+            if !armed {
+                if !dir.is_dir() {
+                    continue;
+                }
+                armed = arm(&sh, w, &dir, false);
+            }
+        }
         let whole = std::mem::take(&mut *arrived.lock().unwrap_or_else(|e| e.into_inner()));
         let sh2 = sh.clone();
         match tokio::task::spawn_blocking(move || scan_pass_with(&sh2, &whole)).await {

@@ -286,6 +286,50 @@ fn a_till_whose_clock_is_off_is_told_so_when_the_servers_certificate_is_refused(
     );
 }
 
+/// Fault scenario: the POS (or a clean-up script) deletes the export folder and makes it again,
+/// or it is missing for a while (a share not mounted yet). The folder's watch went with it; the
+/// agent watches the new folder, so a receipt written there is read at once — not at the next
+/// periodic rescan (30 s here) — and the sync log says what happened.
+#[test]
+fn an_export_folder_deleted_and_made_again_is_watched_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, token) = setup(tmp.path());
+    let mut till = Till::new(
+        &tmp.path().join("till"),
+        &token,
+        AgentToml::new(&srv.url).rescan_secs(None),
+    );
+    till.start();
+    let on_server = |no: &str| {
+        server_count(
+            &srv.db,
+            &format!("SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='{no}'"),
+        )
+    };
+    let synced =
+        |no: &str, within: u64| wait_for(Duration::from_secs(within), || (on_server(no) == 1).then_some(())).is_some();
+    till.drop_file("r1.json", receipt_json(1, None).as_bytes());
+    assert!(synced("E2E-1", 20), "{}", till.stderr());
+    for (i, gap) in [(2u32, 0u64), (3, 3)] {
+        std::fs::remove_dir_all(&till.export).unwrap();
+        // deleted and made again at once, or missing for a few seconds
+        std::thread::sleep(Duration::from_millis(300 + gap * 1000));
+        std::fs::create_dir_all(&till.export).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        till.drop_file(&format!("r{i}.json"), receipt_json(i, None).as_bytes());
+        assert!(
+            synced(&format!("E2E-{i}"), 5),
+            "receipt {i} in the new folder was not read within 5 s (the rescan is 30 s); log:\n{}",
+            String::from_utf8_lossy(&till.cli(&["log", "--tail", "30"]).stdout)
+        );
+    }
+    let log = String::from_utf8_lossy(&till.cli(&["log", "--tail", "50"]).stdout).to_string();
+    assert!(log.contains("was removed; watching for it to come back"), "{log}");
+    assert!(log.contains("is back; watching it"), "{log}");
+    // the new folder's processed/ holds the receipts read there
+    assert!(till.export.join("processed").join("r3.json").exists());
+}
+
 #[test]
 fn receipts_dropped_while_server_down_are_delivered_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();

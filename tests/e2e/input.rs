@@ -46,6 +46,16 @@ fn serial_reader_through_socat_keeps_partial_lines_and_survives_unplug() {
     let v = rt.wait(Duration::from_secs(5), |v| is(v, "type", "scan")).unwrap();
     assert_eq!(v["card"], "98700223563013312", "{v}");
 
+    // The port is configured for CR; a reader set to LF, and one framing its code in STX … ETX,
+    // still scan (any line end ends a line).
+    socat.write(b"1900-1234-5678-9012\n\x021900123456789012\x03");
+    for _ in 0..2 {
+        let v = rt
+            .wait(Duration::from_secs(5), |v| is(v, "type", "scan"))
+            .unwrap_or_else(|| panic!("{}", rt.transcript()));
+        assert_eq!(v["card"], "1900123456789012", "{v}");
+    }
+
     // Unplug: the reader notices, waits for the port, and picks it up again when it is back.
     socat.unplug();
     assert!(

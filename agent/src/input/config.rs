@@ -22,7 +22,7 @@
 //! usb_vid = "0C2E"
 //! usb_pid = "0B61"
 //! baud = 9600
-//! terminator = "cr"             # "lf" | "crlf"
+//! terminator = "cr"             # "lf" | "crlf" (any of them, and ETX, ends a line)
 //! ```
 use protocol::ids::CardPolicy;
 use serde::{Deserialize, Serialize};
@@ -221,6 +221,8 @@ pub struct SerialConfig {
     pub data_bits: u8,
     pub parity: Parity,
     pub stop_bits: u8,
+    /// What the reader is set to send after a code (documentation of the set-up: every line end,
+    /// CR, LF, CRLF or ETX, ends a line whatever this says).
     pub terminator: Terminator,
     /// Raise DTR on open (some USB-CDC scanners stay silent without it).
     pub dtr: bool,

@@ -718,7 +718,7 @@ mod tests {
             down: true,
             injected: false,
         };
-        let mut split = LineSplitter::new(crate::input::config::Terminator::Cr);
+        let mut split = LineSplitter::new();
         assert!(split.push(pan.as_bytes()).is_empty());
         let shown = format!(
             "{:?} {:?} {:?} {:?}",

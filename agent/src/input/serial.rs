@@ -1,6 +1,7 @@
 //! Serial (COM) barcode / magstripe readers through the `serialport` crate.
 //!
-//! - Port settings from `[[reader.serial]]` (baud 9600 8N1 by default), terminator CR, LF or CRLF.
+//! - Port settings from `[[reader.serial]]` (baud 9600 8N1 by default). A line ends at CR, LF, CRLF
+//!   or ETX whatever `terminator` names ([`LineSplitter`]).
 //! - Partial lines are kept across read timeouts (`TimedOut` is "no data yet", not an error).
 //! - Unplug: the read fails (POLLHUP / `NoDevice`); the handle is dropped and the reader is looked
 //!   for again every `RETRY` — by USB VID/PID/serial number when configured (the COM name may
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, SerialPortType};
 
-use super::config::{Parity, SerialConfig, Terminator};
+use super::config::{Parity, SerialConfig};
 
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
 const RETRY: Duration = Duration::from_millis(250);
@@ -41,9 +42,11 @@ pub enum SerialError {
     Other { port: String, message: String },
 }
 
-/// Splits the byte stream into lines at the configured terminator; keeps partial lines.
+/// Splits the byte stream into lines; keeps partial lines (across read timeouts). Any line end
+/// ends a line, whatever `terminator` says: CR, LF, CRLF, and ETX (readers that frame a code in
+/// STX … ETX) — a reader set to LF on a till configured for CR still scans. Control characters
+/// around a line (STX, a stray half of a CRLF) are dropped, and so are empty lines.
 pub struct LineSplitter {
-    term: Terminator,
     buf: Vec<u8>,
 }
 
@@ -51,37 +54,29 @@ pub struct LineSplitter {
 impl std::fmt::Debug for LineSplitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LineSplitter")
-            .field("term", &self.term)
             .field("pending", &self.buf.len())
             .finish()
     }
 }
 
+/// ETX (end of text).
+const ETX: u8 = 0x03;
+
 impl LineSplitter {
-    pub fn new(term: Terminator) -> LineSplitter {
-        LineSplitter { term, buf: Vec::new() }
+    pub fn new() -> LineSplitter {
+        LineSplitter { buf: Vec::new() }
     }
 
     /// Feed bytes; returns the complete lines (without terminator; empty lines dropped).
     pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         self.buf.extend_from_slice(bytes);
-        let split = match self.term {
-            Terminator::Cr => b'\r',
-            Terminator::Lf | Terminator::Crlf => b'\n',
-        };
         let mut out = Vec::new();
-        while let Some(i) = self.buf.iter().position(|b| *b == split) {
-            let mut line: Vec<u8> = self.buf.drain(..=i).collect();
-            line.pop();
-            // Tolerate the other half of a CRLF pair (a reader sending CRLF to a CR config).
-            while matches!(line.last(), Some(b'\r' | b'\n')) {
-                line.pop();
-            }
-            while matches!(line.first(), Some(b'\r' | b'\n')) {
-                line.remove(0);
-            }
-            if !line.is_empty() {
-                out.push(String::from_utf8_lossy(&line).into_owned());
+        while let Some(i) = self.buf.iter().position(|b| matches!(*b, b'\r' | b'\n' | ETX)) {
+            let line: Vec<u8> = self.buf.drain(..=i).collect();
+            let text = line.trim_ascii_start().trim_ascii_end();
+            let text = trim_controls(text);
+            if !text.is_empty() {
+                out.push(String::from_utf8_lossy(text).into_owned());
             }
         }
         out
@@ -91,6 +86,29 @@ impl LineSplitter {
     pub fn pending(&self) -> usize {
         self.buf.len()
     }
+}
+
+impl Default for LineSplitter {
+    fn default() -> Self {
+        LineSplitter::new()
+    }
+}
+
+/// The line without the ASCII control characters (STX, ETX, CR, LF, NUL…) at its ends.
+fn trim_controls(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if !first.is_ascii_control() {
+            break;
+        }
+        b = rest;
+    }
+    while let [rest @ .., last] = b {
+        if !last.is_ascii_control() {
+            break;
+        }
+        b = rest;
+    }
+    b
 }
 
 /// What the reader thread reports.
@@ -336,7 +354,7 @@ pub fn run_reader_with(
         };
         last_error = None;
         report(SerialEvent::Connected { port: name.clone() });
-        let mut lines = LineSplitter::new(cfg.terminator);
+        let mut lines = LineSplitter::new();
         let mut buf = [0u8; 512];
         let reason = loop {
             if stop.load(Ordering::Relaxed) {
@@ -373,19 +391,25 @@ mod tests {
 
     #[test]
     fn splits_lines_and_keeps_partials() {
-        let mut s = LineSplitter::new(Terminator::Cr);
+        let mut s = LineSplitter::new();
         assert!(s.push(b"1900-12").is_empty());
         assert_eq!(s.pending(), 7);
         assert_eq!(s.push(b"34\r5901"), ["1900-1234"]);
         assert_eq!(s.push(b"234123457\r\r"), ["5901234123457"]);
-        let mut s = LineSplitter::new(Terminator::Crlf);
-        assert_eq!(s.push(b"abc\r\ndef\r"), ["abc"]);
-        assert_eq!(s.push(b"\n"), ["def"]);
-        let mut s = LineSplitter::new(Terminator::Lf);
+        // CRLF, split across reads: the LF ends nothing more
+        assert_eq!(s.push(b"abc\r\ndef\r"), ["abc", "def"]);
+        assert_eq!(s.push(b"\n"), Vec::<String>::new());
+        assert_eq!(s.pending(), 0);
+        // LF only (a reader set to LF, whatever agent.toml says), CR only, mixed
         assert_eq!(s.push(b"x1\ny2\n"), ["x1", "y2"]);
-        // A CRLF reader on a CR config: the LF does not leak into the next line.
-        let mut s = LineSplitter::new(Terminator::Cr);
-        assert_eq!(s.push(b"a1\r\nb2\r\n"), ["a1", "b2"]);
+        assert_eq!(s.push(b"a1\r\nb2\rc3\n"), ["a1", "b2", "c3"]);
+        // STX … ETX framing, with or without a line end after the ETX
+        assert_eq!(
+            s.push(b"\x021900123456789012\x03\r\n\x025901234123457\x03"),
+            ["1900123456789012", "5901234123457"]
+        );
+        // a magstripe track keeps its sentinels; spaces around a code are not part of it
+        assert_eq!(s.push(b" ;98700223563013312=0000?\t\r"), [";98700223563013312=0000?"]);
     }
 
     /// A port list the test changes as it goes (plug, unplug, replug elsewhere).
