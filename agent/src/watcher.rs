@@ -647,7 +647,8 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
         }
         while rx.try_recv().is_ok() {}
         if let Ok(w) = &mut watcher {
-            if folder_gone.swap(false, Ordering::Relaxed) {
+            // The event, or (a platform that sends none for the folder itself) a pass finding it gone.
+            if folder_gone.swap(false, Ordering::Relaxed) || (armed && !dir.is_dir()) {
                 use notify::Watcher;
                 let _ = w.unwatch(&dir);
                 armed = false;
