@@ -60,9 +60,44 @@ impl Shared {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create the data folder {}: {e}", cfg.data_dir.display()))?;
         check_writable(&cfg.data_dir)?;
-        let outbox = Outbox::open(&cfg.outbox_path())?;
+        let (mut outbox, damaged) = crate::recover::open_or_replace(&cfg.outbox_path(), Outbox::open)?;
         let log = SyncLog::open(&cfg.outbox_path())?;
-        let cache = Cache::open(&cfg.cache_path())?;
+        if let Some((aside, why)) = damaged {
+            let mut queued = 0;
+            for item in crate::recover::salvage_items(&aside) {
+                queued += usize::from(outbox.enqueue(&item)?);
+            }
+            let files = crate::recover::reread_processed(&cfg, cfg.retention_days).unwrap_or_else(|e| {
+                log.error("outbox", None, &format!("putting processed/ files back failed: {e}"));
+                0
+            });
+            log.error(
+                "outbox",
+                None,
+                &format!(
+                    "{} was damaged ({why}); it is set aside as {} and a new outbox started: {queued} item(s) still \
+                     readable in it queued again, {files} receipt file(s) of processed/ from the last {} days put back \
+                     into the export folder to be read again (the server counts each receipt once); an unreadable \
+                     item that was no receipt file (an offline redemption, a registration, a tag) is only in the \
+                     damaged file",
+                    cfg.outbox_path().display(),
+                    aside.display(),
+                    cfg.retention_days
+                ),
+            );
+        }
+        let (cache, cache_damaged) = crate::recover::open_or_replace(&cfg.cache_path(), Cache::open)?;
+        if let Some((aside, why)) = cache_damaged {
+            log.warn(
+                "cache",
+                None,
+                &format!(
+                    "{} was damaged ({why}); it is set aside as {} and rebuilt from the server",
+                    cfg.cache_path().display(),
+                    aside.display()
+                ),
+            );
+        }
         let last_success = outbox
             .meta("last_success")?
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok());

@@ -16,6 +16,7 @@ pub mod lookup;
 pub mod messages;
 pub mod os;
 pub mod quote;
+pub mod recover;
 pub mod redeem;
 pub mod runtime;
 pub mod service;

@@ -330,6 +330,85 @@ fn an_export_folder_deleted_and_made_again_is_watched_again() {
     assert!(till.export.join("processed").join("r3.json").exists());
 }
 
+/// Fault scenario: the till's disk hands back garbage where `outbox.db` and `cache.db` were (two
+/// receipts not yet acknowledged in the outbox). The agent does not loop on "file is not a
+/// database": it sets both aside, starts anew, reads the receipts again from `processed/` and the
+/// server counts each once — the one it had already, and the two it had not.
+#[test]
+fn a_damaged_outbox_is_set_aside_and_every_receipt_still_arrives_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut srv, token) = setup(tmp.path());
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&srv.url));
+    till.start();
+    let server_db = srv.db.clone();
+    let on_server = |no: &str| {
+        server_count(
+            &server_db,
+            &format!("SELECT COUNT(*) FROM receipts WHERE pos_receipt_no='{no}'"),
+        )
+    };
+    till.drop_file("r1.json", receipt_json(1, Some(DEMO_CARD)).as_bytes());
+    wait_for(Duration::from_secs(20), || (on_server("E2E-1") == 1).then_some(()))
+        .unwrap_or_else(|| panic!("{}", till.stderr()));
+    assert!(till.wait_cache_has(DEMO_CARD));
+    srv.kill();
+    till.drop_file("r2.json", receipt_json(2, Some(DEMO_CARD)).as_bytes());
+    till.drop_file("r3.json", receipt_json(3, None).as_bytes());
+    wait_for(Duration::from_secs(20), || {
+        (till.outbox_count("SELECT COUNT(*) FROM items WHERE state='pending'") == 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}", till.stderr()));
+    till.kill();
+    let garbage: Vec<u8> = (0..40_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for db in ["outbox.db", "cache.db"] {
+        std::fs::write(till.dir.join(db), &garbage).unwrap();
+        // the write-ahead logs are lost with it (they would still supply the pages)
+        for side in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(till.dir.join(format!("{db}{side}")));
+        }
+    }
+    srv.restart();
+    till.start();
+    wait_for(Duration::from_secs(30), || {
+        (on_server("E2E-2") == 1 && on_server("E2E-3") == 1).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the unacknowledged receipts did not arrive; agent log:\n{}",
+            till.stderr()
+        )
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        server_count(
+            &srv.db,
+            "SELECT COUNT(*) FROM receipts WHERE pos_receipt_no LIKE 'E2E-%'"
+        ),
+        3,
+        "each receipt once"
+    );
+    let log = String::from_utf8_lossy(&till.cli(&["log", "--tail", "100"]).stdout).to_string();
+    assert!(
+        log.contains("outbox.db was damaged") && log.contains("set aside as"),
+        "{log}"
+    );
+    assert!(log.contains("3 receipt file(s) of processed/"), "{log}");
+    assert!(
+        log.contains("cache.db was damaged") && log.contains("rebuilt from the server"),
+        "{log}"
+    );
+    let aside: Vec<String> = std::fs::read_dir(&till.dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".damaged-"))
+        .collect();
+    assert!(aside.iter().any(|n| n.starts_with("outbox.db.damaged-")), "{aside:?}");
+    assert!(aside.iter().any(|n| n.starts_with("cache.db.damaged-")), "{aside:?}");
+    assert!(till.wait_cache_has(DEMO_CARD), "the cache is pulled again");
+}
+
 #[test]
 fn receipts_dropped_while_server_down_are_delivered_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();

@@ -311,7 +311,14 @@ impl Outbox {
                 path.display()
             );
         }
-        Self::init(Connection::open(path)?)
+        Self::init(Connection::open(path)?).map_err(|e| {
+            let hint = if crate::recover::is_damaged(&e) {
+                " (damaged: the agent sets it aside and starts a new one when it starts)"
+            } else {
+                ""
+            };
+            e.context(format!("{}{hint}", path.display()))
+        })
     }
 
     fn init(mut conn: Connection) -> anyhow::Result<Outbox> {
@@ -1381,5 +1388,22 @@ mod tests {
         let o = Outbox::open(&p).unwrap();
         let s = o.stats().unwrap();
         assert_eq!((s.pending, s.sent, s.dead_letters), (1, 2, 1));
+    }
+
+    /// What `recover::salvage_items` reads from a damaged outbox is this schema: the items still
+    /// waiting, oldest first.
+    #[test]
+    fn salvage_reads_the_waiting_items_of_an_outbox() {
+        use crate::recover::salvage_items;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("outbox.db");
+        let mut o = Outbox::open(&db).unwrap();
+        for id in ["a", "b", "c"] {
+            o.enqueue(&item(id)).unwrap();
+        }
+        o.mark_sent(&["b"]).unwrap();
+        drop(o);
+        let got = salvage_items(&db);
+        assert_eq!(got, vec![item("a"), item("c")], "sent items are not taken again");
     }
 }
