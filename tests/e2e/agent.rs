@@ -181,19 +181,20 @@ fn a_till_whose_clock_is_off_is_told_so_when_the_servers_certificate_is_refused(
         "token",
         AgentToml::new(&url).server_ca_file("loyalty-ca.pem"),
     );
-    let doctor = |env: &[(&str, &str)]| -> String {
+    let doctor_of = |t: &Till, env: &[(&str, &str)]| -> String {
         let o = Command::new(bin("till-agent"))
             .arg("--config")
-            .arg(&till.config)
+            .arg(&t.config)
             .arg("doctor")
             .env("TILL_AGENT_TOKEN", "token")
-            .env("HOME", &till.dir)
+            .env("HOME", &t.dir)
             .env_remove("DISPLAY")
             .envs(env.iter().copied())
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).to_string()
     };
+    let doctor = |env: &[(&str, &str)]| doctor_of(&till, env);
     let line = |out: &str, start: &str| {
         out.lines()
             .find(|l| l.contains(start))
@@ -237,16 +238,7 @@ fn a_till_whose_clock_is_off_is_told_so_when_the_servers_certificate_is_refused(
     // Without the private CA the certificate is simply not trusted: no clock hint.
     let other = tmp.path().join("other");
     let plain = Till::new(&other, "token", AgentToml::new(&url));
-    let o = Command::new(bin("till-agent"))
-        .arg("--config")
-        .arg(&plain.config)
-        .arg("doctor")
-        .env("TILL_AGENT_TOKEN", "token")
-        .env("HOME", &other)
-        .env_remove("DISPLAY")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let out = doctor_of(&plain, &[]);
     let reach = line(&out, "server reachable");
     assert!(reach.starts_with("FAIL ") && reach.contains("certificate"), "{out}");
     assert!(!out.contains("by this till's clock"), "{out}");
