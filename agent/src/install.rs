@@ -38,6 +38,12 @@ pub const TILL_TOKEN: &str = "TillToken";
 /// Optional (MSI property LANGUAGE = cs | sk | hr | en): pins `language` in the written agent.toml;
 /// not given, the agent follows the OS display language of each session.
 pub const LANGUAGE: &str = "Language";
+/// Optional (MSI property SERVER_CA_FILE = a path the installer can read, e.g. on a share): the
+/// certificate (PEM) of the private CA that issued the server's certificate. Copied beside
+/// agent.toml as [`CA_COPY`] and named there as `server_ca_file`, so the till keeps its own copy.
+pub const SERVER_CA_FILE: &str = "ServerCaFile";
+/// The copy of the installer's CA certificate, beside agent.toml.
+pub const CA_COPY: &str = "server-ca.pem";
 
 /// What [`first_run`] did (for the log; never contains the token).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -87,16 +93,24 @@ pub fn first_run_with(
                     toml::Value::String(lang.trim().to_string())
                 ));
             }
-            // Validate with the real loader before writing: a bad SERVER_URL is reported against the
-            // installer setting, not as a broken agent.toml the manager never wrote.
-            Config::from_str(&text, config_path).map_err(|e| {
-                anyhow::anyhow!(
-                    "the installer settings in {} do not make a valid configuration: {e}",
-                    store.describe()
-                )
-            })?;
             if let Some(dir) = config_path.parent() {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let ca_copy = config_path.with_file_name(CA_COPY);
+            if let Some(ca) = store.get(SERVER_CA_FILE)? {
+                let pem =
+                    std::fs::read(ca.trim()).with_context(|| format!("SERVER_CA_FILE: cannot read {}", ca.trim()))?;
+                std::fs::write(&ca_copy, pem).with_context(|| format!("writing {}", ca_copy.display()))?;
+                text.push_str(&format!("server_ca_file = {}\n", toml::Value::String(CA_COPY.into())));
+            }
+            // Validate with the real loader before writing: a bad SERVER_URL is reported against the
+            // installer setting, not as a broken agent.toml the manager never wrote.
+            if let Err(e) = Config::from_str(&text, config_path) {
+                let _ = std::fs::remove_file(&ca_copy);
+                anyhow::bail!(
+                    "the installer settings in {} do not make a valid configuration: {e}",
+                    store.describe()
+                );
             }
             write_new(config_path, &text)?;
             done.wrote_config = true;
@@ -423,6 +437,40 @@ mod tests {
         let e = first_run_with(&other, &Values::new(&bad), &|_, _| Ok(())).unwrap_err();
         assert!(format!("{e:#}").contains("language"), "{e:#}");
         assert!(!other.exists());
+    }
+
+    #[test]
+    fn the_installers_ca_certificate_is_copied_beside_agent_toml_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/agent/test-ca.pem");
+        let path = dir.path().join("till").join("agent.toml");
+        let mut with_ca = ALL[..4].to_vec();
+        let ca_text = ca.display().to_string();
+        with_ca.push((SERVER_CA_FILE, &ca_text));
+        first_run_with(&path, &Values::new(&with_ca), &|_, _| Ok(())).unwrap();
+        let copy = dir.path().join("till").join(CA_COPY);
+        assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&ca).unwrap());
+        let cfg = Config::load(Some(&path)).unwrap();
+        assert_eq!(
+            cfg.server_ca_pem.as_deref(),
+            Some(std::fs::read(&ca).unwrap().as_slice())
+        );
+
+        // a file that is no certificate: refused, nothing written
+        let other = dir.path().join("other").join("agent.toml");
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let not_pem_text = not_pem.display().to_string();
+        let mut bad = ALL[..4].to_vec();
+        bad.push((SERVER_CA_FILE, &not_pem_text));
+        let e = first_run_with(&other, &Values::new(&bad), &|_, _| Ok(())).unwrap_err();
+        assert!(format!("{e:#}").contains("server_ca_file"), "{e:#}");
+        assert!(!other.exists() && !other.with_file_name(CA_COPY).exists());
+        // a path that cannot be read names the property
+        let mut missing = ALL[..4].to_vec();
+        missing.push((SERVER_CA_FILE, r"\\nas\it\missing.pem"));
+        let e = first_run_with(&other, &Values::new(&missing), &|_, _| Ok(())).unwrap_err();
+        assert!(format!("{e:#}").contains("SERVER_CA_FILE: cannot read"), "{e:#}");
     }
 
     #[test]

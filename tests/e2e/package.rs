@@ -256,6 +256,10 @@ fn msi_tables_and_authenticode_signatures() {
     assert_eq!(value(source, "TypesSupported").as_deref(), Some("#7"));
     assert_eq!(value(r"Software\TillAgent", "Language").as_deref(), Some("[LANGUAGE]"));
     assert_eq!(
+        value(r"Software\TillAgent", "ServerCaFile").as_deref(),
+        Some("[SERVER_CA_FILE]")
+    );
+    assert_eq!(
         value(r"Software\Microsoft\Windows\CurrentVersion\Run", "TillAgent").as_deref(),
         Some(r#""[INSTALLDIR]till-agent.exe" session"#),
         "the session app starts in every session"

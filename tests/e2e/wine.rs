@@ -290,6 +290,8 @@ fn wine_msi_service_install_upgrade_uninstall() {
             &format!("EXPORT_DIR={}", win_path(&export)),
             &format!("TILL_TOKEN={token}"),
             "LANGUAGE=cs",
+            // a private CA's certificate: copied beside agent.toml by the install step
+            &format!("SERVER_CA_FILE={}", win_path(&fixture("agent/test-ca.pem"))),
             // a verbose installer log, outside the prefix (see below)
             "/l*v",
             &win_path(&dir.join("install.log")),
@@ -373,6 +375,15 @@ fn wine_msi_service_install_upgrade_uninstall() {
     assert!(
         toml_text.contains("language = \"cs\""),
         "LANGUAGE=cs pinned: {toml_text}"
+    );
+    assert!(
+        toml_text.contains("server_ca_file = \"server-ca.pem\""),
+        "SERVER_CA_FILE named: {toml_text}"
+    );
+    assert_eq!(
+        std::fs::read(data.join("server-ca.pem")).unwrap(),
+        std::fs::read(fixture("agent/test-ca.pem")).unwrap(),
+        "the till keeps its own copy of the CA certificate"
     );
     assert!(!toml_text.contains(&token), "the token must not be in agent.toml");
     assert!(
