@@ -151,7 +151,9 @@ async fn drain(mut outbox: Outbox, client: ServerClient, token: String, till: St
                                 let k = if *duplicate { &c.duplicate } else { &c.applied };
                                 k.fetch_add(1, Ordering::Relaxed);
                             }
-                            Outcome::Retry { reason, at_ms } => outbox.mark_retry(id, reason, *at_ms).unwrap(),
+                            Outcome::Retry { reason, at_ms } => {
+                                outbox.mark_retry(id, reason, now_ms(), *at_ms).unwrap()
+                            }
                             Outcome::DeadLetter(r) => {
                                 c.other.fetch_add(1, Ordering::Relaxed);
                                 outbox.mark_rejected(id, r).unwrap();

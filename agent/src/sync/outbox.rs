@@ -130,6 +130,9 @@ const MIGRATIONS: &[&str] = &[
     // their triggers. The counters are recounted once here.
     "DROP TRIGGER items_count_upd;
      UPDATE item_counts SET n=(SELECT COUNT(*) FROM items WHERE items.state=item_counts.state);",
+    // 7: when an item was deferred (ms, the till's clock then): a clock now before that moment went
+    // back since, and the item is due at once however short the jump (`due_after`).
+    "ALTER TABLE items ADD COLUMN deferred_at INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub struct Outbox {
@@ -392,9 +395,10 @@ impl Outbox {
         Ok(n == 1)
     }
 
-    /// Pending items due at `now_ms`, oldest first. An item deferred further ahead than any retry
-    /// defers ([`MAX_DEFER_MS`]) is due too: the clock went back since it was deferred (a till whose
-    /// clock ran ahead and was corrected), and it would otherwise wait out the jump.
+    /// Pending items due at `now_ms`, oldest first. An item deferred at a time after `now_ms`
+    /// (`deferred_at`) is due too: the clock went back since (a till whose clock ran ahead and was
+    /// corrected), and it would otherwise wait out the jump. Rows deferred before that column
+    /// existed: due when deferred further ahead than any retry defers ([`MAX_DEFER_MS`]).
     pub fn due(&self, limit: usize, now_ms: i64) -> anyhow::Result<Vec<Pending>> {
         self.due_after(-1, limit, now_ms)
     }
@@ -404,7 +408,7 @@ impl Outbox {
     pub fn due_after(&self, seq: i64, limit: usize, now_ms: i64) -> anyhow::Result<Vec<Pending>> {
         let mut st = self.conn.prepare_cached(
             "SELECT seq,item_id,payload,attempts,kind FROM items WHERE state='pending'
-             AND (next_attempt_at<=?1 OR next_attempt_at>?1+?4) AND seq>?3 ORDER BY seq LIMIT ?2",
+             AND (next_attempt_at<=?1 OR deferred_at>?1 OR next_attempt_at>?1+?4) AND seq>?3 ORDER BY seq LIMIT ?2",
         )?;
         let rows = st.query_map(params![now_ms, limit as i64, seq, MAX_DEFER_MS], |r| {
             Ok(Pending {
@@ -474,7 +478,8 @@ impl Outbox {
                 reject(tx, id, reason)?;
             }
             for (id, reason, at) in &acks.retry {
-                tx.prepare_cached(MARK_RETRY)?.execute(params![id, reason, at])?;
+                tx.prepare_cached(MARK_RETRY)?
+                    .execute(params![id, reason, at, now_ms()])?;
             }
             for r in &acks.log {
                 insert_log(tx, &now, r.level, &r.kind, r.item_id.as_deref(), &r.message)?;
@@ -506,11 +511,11 @@ impl Outbox {
         Ok(())
     }
 
-    /// Temporarily failed: try again at `next_ms`.
-    pub fn mark_retry(&mut self, id: &str, reason: &str, next_ms: i64) -> anyhow::Result<()> {
+    /// Temporarily failed at `now_ms`: try again at `next_ms`.
+    pub fn mark_retry(&mut self, id: &str, reason: &str, now_ms: i64, next_ms: i64) -> anyhow::Result<()> {
         self.conn
             .prepare_cached(MARK_RETRY)?
-            .execute(params![id, reason, next_ms])?;
+            .execute(params![id, reason, next_ms, now_ms])?;
         Ok(())
     }
 
@@ -705,7 +710,7 @@ pub const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(
 pub const MAX_DEFER_MS: i64 = 2 * MAX_RETRY_DELAY.as_millis() as i64;
 
 const MARK_RETRY: &str =
-    "UPDATE items SET attempts=attempts+1, last_error=?2, next_attempt_at=?3 WHERE item_id=?1 AND state='pending'";
+    "UPDATE items SET attempts=attempts+1, last_error=?2, next_attempt_at=?3, deferred_at=?4 WHERE item_id=?1 AND state='pending'";
 
 /// A `sync_log` row to write with the acks (its message already masked: see `synclog`).
 #[derive(Clone, Debug, PartialEq)]
@@ -1013,7 +1018,7 @@ mod tests {
         assert_eq!(ids(first), ["1", "2"]);
         // batch 1+2 is in flight (still pending): the next batch starts behind it, never repeats it
         assert_eq!(ids(o.due_after(last, 2, now_ms()).unwrap()), ["3", "4"]);
-        o.mark_retry("3", "busy", now_ms() + 60_000).unwrap();
+        o.mark_retry("3", "busy", now_ms(), now_ms() + 60_000).unwrap();
         assert_eq!(
             ids(o.due_after(last, 2, now_ms()).unwrap()),
             ["4", "5"],
@@ -1026,6 +1031,24 @@ mod tests {
     /// A till whose clock ran a day ahead deferred an item by a minute; the clock is corrected: the
     /// item is due now, not in a day. A deferral within the longest backoff still waits.
     #[test]
+    fn an_item_deferred_before_a_short_jump_back_of_the_clock_is_due_now() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
+        assert!(o.enqueue(&item("retry")).unwrap());
+        let now = now_ms();
+        // the server said "retry in 5 min" while the clock ran an hour ahead
+        o.mark_retry("retry", "busy", now, now + 5 * 60_000).unwrap();
+        assert!(o.due(10, now + 60_000).unwrap().is_empty(), "the clock as it was: wait");
+        let ids: Vec<_> = o
+            .due(10, now - 3600 * 1000)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.item_id)
+            .collect();
+        assert_eq!(ids, ["retry"], "an hour back: due now, not in 1 h 5 min");
+    }
+
+    #[test]
     fn an_item_deferred_before_the_clock_went_back_is_due_now() {
         let d = tempfile::tempdir().unwrap();
         let mut o = Outbox::open(&d.path().join("o.db")).unwrap();
@@ -1034,9 +1057,9 @@ mod tests {
         }
         let now = now_ms();
         let day = 24 * 3600 * 1000;
-        o.mark_retry("ahead", "busy", now + day + 60_000).unwrap();
-        o.mark_retry("later", "busy", now + 3600 * 1000).unwrap();
-        o.mark_retry("edge", "busy", now + MAX_DEFER_MS).unwrap();
+        o.mark_retry("ahead", "busy", now, now + day + 60_000).unwrap();
+        o.mark_retry("later", "busy", now, now + 3600 * 1000).unwrap();
+        o.mark_retry("edge", "busy", now, now + MAX_DEFER_MS).unwrap();
         let ids: Vec<_> = o.due(10, now).unwrap().into_iter().map(|p| p.item_id).collect();
         assert_eq!(
             ids,
@@ -1066,7 +1089,7 @@ mod tests {
         let sync: i64 = o.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         assert_eq!(sync, 2, "FULL again after the ack commit (NORMAL for that commit only)");
         o.mark_rejected("2", "bad card").unwrap();
-        o.mark_retry("3", "busy", now_ms() + 60_000).unwrap();
+        o.mark_retry("3", "busy", now_ms(), now_ms() + 60_000).unwrap();
         let due: Vec<_> = o.due(10, now_ms()).unwrap().into_iter().map(|p| p.item_id).collect();
         assert_eq!(
             due,
@@ -1209,7 +1232,7 @@ mod tests {
             o.mark_rejected(id, "x").unwrap();
         }
         o.mark_rejected("i21", "again").unwrap();
-        o.mark_retry("i30", "busy", now_ms() + 1000).unwrap();
+        o.mark_retry("i30", "busy", now_ms(), now_ms() + 1000).unwrap();
         let full = |o: &Outbox, st: &str| -> u64 {
             o.conn
                 .query_row("SELECT COUNT(*) FROM items WHERE state=?1", [st], |r| r.get(0))

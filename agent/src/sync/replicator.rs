@@ -562,7 +562,8 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                                 );
                                 sh.log.error("retry", Some(&id), &why);
                                 sh.set_error(Some(format!("item {id}: {why}")));
-                                let _ = sh.outbox().mark_retry(&id, &msg, now_ms() + d.as_millis() as i64);
+                                let now = now_ms();
+                                let _ = sh.outbox().mark_retry(&id, &msg, now, now + d.as_millis() as i64);
                                 backoff.reset();
                                 sh.publish_status();
                             }
