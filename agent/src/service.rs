@@ -72,6 +72,11 @@ pub fn run_body(path: &Path, mut stop: os::ServiceStop) -> anyhow::Result<()> {
         .build()?;
     let endpoint = os::ipc_endpoint(&data_dir);
     let serving = Arc::new(Serving::new());
+    // A configuration that does not load is the answer from the first request on (a session app
+    // asking as soon as the endpoint exists must not see "no error" before the first attempt).
+    if let Err(e) = &first {
+        serving.set_start_error(Some(format!("till-agent service cannot start: {e:#}")));
+    }
     rt.block_on(async {
         let mut listener = match os::IpcListener::bind(&endpoint) {
             Ok(l) => l,
