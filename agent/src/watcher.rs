@@ -647,8 +647,13 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
         }
         while rx.try_recv().is_ok() {}
         if let Ok(w) = &mut watcher {
+            // Off the async thread: a share that does not answer can hold a look for many seconds.
+            let present = {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || dir.is_dir()).await.unwrap_or(true)
+            };
             // The event, or (a platform that sends none for the folder itself) a pass finding it gone.
-            if folder_gone.swap(false, Ordering::Relaxed) || (armed && !dir.is_dir()) {
+            if folder_gone.swap(false, Ordering::Relaxed) || (armed && !present) {
                 use notify::Watcher;
                 let _ = w.unwatch(&dir);
                 armed = false;
@@ -662,7 +667,7 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 );
             }
             if !armed {
-                if !dir.is_dir() {
+                if !present {
                     continue;
                 }
                 armed = arm(&sh, w, &dir, false);
