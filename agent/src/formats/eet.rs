@@ -10,7 +10,8 @@
 //!   (second reduced) become one summary each. The file does not name the rates: they come from the
 //!   same VAT levels as POHODA (`[receipts.pohoda] high` / `low` / `third`), else the level's Czech
 //!   rate on the sale's day when the pair fits it (21 %; 15 %, since 2024 12 %; 10 % in 2015–2023),
-//!   else from the pair itself (tax ÷ base, whole percent). `zakl_nepodl_dph` (not subject to VAT) is a 0 % summary.
+//!   else from the pair itself (tax ÷ base, whole percent). `zakl_nepodl_dph` (not subject to VAT)
+//!   is a 0 % summary.
 //!   Travel services, used goods and voucher amounts are not VAT and are not summarised.
 //! - The total is not cross-checked against the bases: the record also carries amounts outside VAT,
 //!   and the tax authority validates it; `celk_trzba` is authoritative.

@@ -73,8 +73,7 @@ impl LineSplitter {
         let mut out = Vec::new();
         while let Some(i) = self.buf.iter().position(|b| matches!(*b, b'\r' | b'\n' | ETX)) {
             let line: Vec<u8> = self.buf.drain(..=i).collect();
-            let text = line.trim_ascii_start().trim_ascii_end();
-            let text = trim_controls(text);
+            let text = trim_edges(&line);
             if !text.is_empty() {
                 out.push(String::from_utf8_lossy(text).into_owned());
             }
@@ -94,16 +93,17 @@ impl Default for LineSplitter {
     }
 }
 
-/// The line without the ASCII control characters (STX, ETX, CR, LF, NUL…) at its ends.
-fn trim_controls(mut b: &[u8]) -> &[u8] {
+/// The line without spaces and ASCII control characters (STX, ETX, CR, LF, tab, NUL…) at its ends.
+fn trim_edges(mut b: &[u8]) -> &[u8] {
+    let edge = |c: &u8| *c == b' ' || c.is_ascii_control();
     while let [first, rest @ ..] = b {
-        if !first.is_ascii_control() {
+        if !edge(first) {
             break;
         }
         b = rest;
     }
     while let [rest @ .., last] = b {
-        if !last.is_ascii_control() {
+        if !edge(last) {
             break;
         }
         b = rest;
