@@ -67,6 +67,22 @@ impl Shared {
             for item in crate::recover::salvage_items(&aside) {
                 queued += usize::from(outbox.enqueue(&item)?);
             }
+            // The items that are no receipt file (offline redemptions, registrations, tags) come
+            // back from the copy that went aside with it; those read from the file already are
+            // not queued twice (same id).
+            let copy = crate::sync::unsent::path_for(&aside);
+            let mut from_copy = 0;
+            match crate::sync::unsent::read(&copy) {
+                Ok(read) => {
+                    for item in read.items {
+                        from_copy += usize::from(outbox.enqueue(&item)?);
+                    }
+                    for bad in read.bad {
+                        log.error("outbox", None, &format!("{}: {bad} (not queued again)", copy.display()));
+                    }
+                }
+                Err(e) => log.error("outbox", None, &format!("{}: {e}", copy.display())),
+            }
             let files = crate::recover::reread_processed(&cfg, cfg.retention_days).unwrap_or_else(|e| {
                 log.error("outbox", None, &format!("putting processed/ files back failed: {e}"));
                 0
@@ -76,12 +92,13 @@ impl Shared {
                 None,
                 &format!(
                     "{} was damaged ({why}); it is set aside as {} and a new outbox started: {queued} item(s) still \
-                     readable in it queued again, {files} receipt file(s) of processed/ from the last {} days put back \
-                     into the export folder to be read again (the server counts each receipt once); an unreadable \
-                     item that was no receipt file (an offline redemption, a registration, a tag) is only in the \
-                     damaged file",
+                     readable in it queued again, {from_copy} more offline redemption(s), registration(s) or tag(s) \
+                     from its copy of unsent items ({}), {files} receipt file(s) of processed/ from the last {} days \
+                     put back into the export folder to be read again (the server counts each receipt and each \
+                     request once)",
                     cfg.outbox_path().display(),
                     aside.display(),
+                    copy.display(),
                     cfg.retention_days
                 ),
             );

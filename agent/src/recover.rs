@@ -41,7 +41,8 @@ pub fn set_aside(db: &Path) -> std::io::Result<PathBuf> {
     let name = db.file_name().and_then(|n| n.to_str()).unwrap_or("db");
     let aside = db.with_file_name(format!("{name}.damaged-{}", Utc::now().format("%Y%m%dT%H%M%SZ")));
     std::fs::rename(db, &aside)?;
-    for ext in ["-wal", "-shm"] {
+    // `-unsent`: the copy of its waiting non-receipt items (`sync::unsent::SUFFIX`) goes with it
+    for ext in ["-wal", "-shm", "-unsent"] {
         let side = db.with_file_name(format!("{name}{ext}"));
         if side.exists() {
             let _ = std::fs::rename(&side, PathBuf::from(format!("{}{ext}", aside.display())));

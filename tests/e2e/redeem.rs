@@ -167,6 +167,71 @@ fn two_offline_tills_redeem_the_same_points_both_apply_and_the_account_is_flagge
     assert_ledger_balanced(&srv);
 }
 
+/// Fault scenario: an offline redemption (a discount the customer already got) waits in the
+/// outbox, and the till's disk hands back garbage for `outbox.db`. It has no receipt file to be
+/// read again from: it comes back from the outbox's copy of unsent items, and the server debits
+/// it once.
+#[test]
+fn an_offline_redemption_in_a_damaged_outbox_still_reaches_the_server_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = start_server(tmp.path());
+    allow_offline(&srv, "300");
+    let proxy = Proxy::start(upstream(&srv));
+    let token = add_till(&srv.db, STORE, TILL);
+    let mut till = Till::new(&tmp.path().join("till"), &token, AgentToml::new(&proxy.url()));
+    till.start();
+    wait_cache_has(&till, ADAM);
+    proxy.set(Fault::Refuse);
+    let a = redeem_json(&till.cli(&["redeem", ADAM, "--points", "200", "--json"]));
+    assert_eq!(a["mode"].as_str(), Some("offline"));
+    let copy = till.dir.join("outbox.db-unsent");
+    let copied = std::fs::read_to_string(&copy).unwrap_or_default();
+    assert!(copied.contains(a["redemption_id"].as_str().unwrap()), "{copied:?}");
+    till.kill();
+    let garbage: Vec<u8> = (0..40_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(till.dir.join("outbox.db"), &garbage).unwrap();
+    for side in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(till.dir.join(format!("outbox.db{side}")));
+    }
+    proxy.set(Fault::Pass);
+    till.start();
+    let arrived = wait_for(Duration::from_secs(30), || {
+        (server_count(&srv.db, "SELECT COUNT(*) FROM redemptions WHERE offline = 1") == 1).then_some(())
+    });
+    assert!(
+        arrived.is_some(),
+        "the redemption did not arrive; agent log:\n{}",
+        till.stderr()
+    );
+    assert_eq!(srv.balance("C000006"), d("145"), "debited once");
+    let log = String::from_utf8_lossy(&till.cli(&["log", "--tail", "50"]).stdout).to_string();
+    assert!(
+        log.contains("outbox.db was damaged")
+            && log.contains("1 more offline redemption(s), registration(s) or tag(s) from its copy"),
+        "{log}"
+    );
+    // acknowledged: the new outbox's copy is empty again, the damaged one's kept with it
+    let gone = wait_for(Duration::from_secs(10), || (!copy.exists()).then_some(()));
+    assert!(gone.is_some(), "{:?}", std::fs::read_to_string(&copy));
+    let aside: Vec<String> = std::fs::read_dir(&till.dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("outbox.db.damaged-") && n.ends_with("-unsent"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    till.kill();
+    till.start();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        server_count(&srv.db, "SELECT COUNT(*) FROM redemptions"),
+        1,
+        "a restart sends nothing again"
+    );
+    assert_ledger_balanced(&srv);
+}
+
 #[test]
 fn void_gives_the_points_back_once_and_the_quote_shows_options_and_history() {
     let tmp = tempfile::tempdir().unwrap();

@@ -7,5 +7,6 @@ pub mod cache_sync;
 pub mod client;
 pub mod outbox;
 pub mod replicator;
+pub mod unsent;
 
 pub use self::client::{Failure, ServerClient};

@@ -7,7 +7,7 @@
 //!
 //! Item life: `pending` → `sent` (acked: applied or duplicate) | `rejected` (dead letter, with
 //! the server's reason; kept and visible; `requeue` puts it back to `pending`).
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use protocol::v1::{SyncItem, SyncPayload};
@@ -133,10 +133,19 @@ const MIGRATIONS: &[&str] = &[
     // 7: when an item was deferred (ms, the till's clock then): a clock now before that moment went
     // back since, and the item is due at once however short the jump (`due_after`).
     "ALTER TABLE items ADD COLUMN deferred_at INTEGER NOT NULL DEFAULT 0;",
+    // 8: the waiting items that are not receipts, for the copy beside the outbox (`unsent`): a few
+    // rows however many receipts wait.
+    "CREATE INDEX items_waiting_other ON items(seq) WHERE kind<>'receipt' AND state IN ('pending','rejected');",
 ];
+
+/// The waiting items of [`MIGRATIONS`] 8's index, oldest first.
+const WAITING_OTHER: &str = "SELECT item_id, payload FROM items
+     WHERE kind<>'receipt' AND state IN ('pending','rejected') ORDER BY seq";
 
 pub struct Outbox {
     conn: Connection,
+    /// The copy of the waiting non-receipt items beside the file (see [`crate::sync::unsent`]).
+    unsent: PathBuf,
     /// The connection's `synchronous` mode (FULL; see [`Outbox::mark_sent`] for the exception).
     sync: &'static str,
 }
@@ -303,7 +312,7 @@ impl Outbox {
             std::fs::create_dir_all(dir)?;
         }
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        Self::init(conn, path)
     }
 
     /// Open read-mostly (CLI `status`, `log`): same schema checks, no directory creation.
@@ -314,7 +323,7 @@ impl Outbox {
                 path.display()
             );
         }
-        Self::init(Connection::open(path)?).map_err(|e| {
+        Self::init(Connection::open(path)?, path).map_err(|e| {
             let hint = if crate::recover::is_damaged(&e) {
                 " (damaged: the agent sets it aside and starts a new one when it starts)"
             } else {
@@ -324,7 +333,7 @@ impl Outbox {
         })
     }
 
-    fn init(mut conn: Connection) -> anyhow::Result<Outbox> {
+    fn init(mut conn: Connection, path: &Path) -> anyhow::Result<Outbox> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // TILL_AGENT_FAULT_SYNC_OFF: a test-only fault (commits not fsynced) that the power-cut test
@@ -335,8 +344,33 @@ impl Outbox {
             "FULL"
         };
         conn.pragma_update(None, "synchronous", sync)?;
+        let fresh = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? == 0;
         migrate(&mut conn, MIGRATIONS)?;
-        Ok(Outbox { conn, sync })
+        let mut outbox = Outbox {
+            conn,
+            unsent: crate::sync::unsent::path_for(path),
+            sync,
+        };
+        if fresh {
+            // A new outbox beside a copy of unsent items: the old file was deleted (by hand, say).
+            // Its redemptions, registrations and tags are queued again (the server dedupes by id).
+            match crate::sync::unsent::read(&outbox.unsent) {
+                Ok(read) if !read.items.is_empty() => {
+                    for item in &read.items {
+                        outbox.enqueue(item)?;
+                    }
+                    tracing::warn!(
+                        "a new outbox: {} unsent item(s) queued again from {}",
+                        read.items.len(),
+                        outbox.unsent.display()
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("{}: {e}", outbox.unsent.display()),
+            }
+        }
+        outbox.tidy_unsent();
+        Ok(outbox)
     }
 
     pub fn conn(&self) -> &Connection {
@@ -386,13 +420,63 @@ impl Outbox {
     }
 
     /// Queue one item (registration / pairing from the till UI). Returns false if the id exists.
+    /// An item that is not a receipt is copied to the `unsent` file too, once committed: it exists
+    /// nowhere else on the till. The item is queued even when that copy cannot be written (said
+    /// in the agent's log): the outbox is what sends it.
     pub fn enqueue(&mut self, item: &SyncItem) -> anyhow::Result<bool> {
         let payload = serde_json::to_string(&item.payload)?;
+        let kind = ItemKind::of(&item.payload);
         let n = self.conn.execute(
             "INSERT OR IGNORE INTO items(kind,item_id,payload,created_at) VALUES(?1,?2,?3,?4)",
-            params![ItemKind::of(&item.payload).as_str(), item.item_id, payload, now_text()],
+            params![kind.as_str(), item.item_id, payload, now_text()],
         )?;
+        if n == 1 && kind != ItemKind::Receipt {
+            let copied = crate::sync::unsent::line(&item.item_id, &payload)
+                .and_then(|l| Ok(crate::sync::unsent::append(&self.unsent, &l)?));
+            if let Err(e) = copied {
+                tracing::warn!(
+                    "{} {} is queued, but its copy in {} failed: {e:#}",
+                    kind.as_str(),
+                    item.item_id,
+                    self.unsent.display()
+                );
+            }
+        }
         Ok(n == 1)
+    }
+
+    /// The file that copies the waiting items that are not receipts.
+    pub fn unsent_path(&self) -> &Path {
+        &self.unsent
+    }
+
+    /// Rewrite the `unsent` copy when it holds another number of items than are waiting (the server
+    /// acknowledged some, or another process's append crossed a rewrite): a look at a small
+    /// file, and an indexed query only while there is one. Failures are logged, never fatal: the
+    /// outbox itself is what sends.
+    pub fn tidy_unsent(&self) {
+        if let Err(e) = self.try_tidy_unsent(false) {
+            tracing::warn!("tidying {}: {e:#}", self.unsent.display());
+        }
+    }
+
+    fn try_tidy_unsent(&self, always: bool) -> anyhow::Result<()> {
+        let lines = crate::sync::unsent::count(&self.unsent)?;
+        if lines == 0 && !always {
+            return Ok(());
+        }
+        let mut st = self.conn.prepare_cached(WAITING_OTHER)?;
+        let waiting = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .map(|row| {
+                let (id, payload) = row?;
+                crate::sync::unsent::line(&id, &payload)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if waiting.len() != lines || always {
+            crate::sync::unsent::rewrite(&self.unsent, &waiting)?;
+        }
+        Ok(())
     }
 
     /// Pending items due at `now_ms`, oldest first. An item deferred at a time after `now_ms`
@@ -485,7 +569,9 @@ impl Outbox {
                 insert_log(tx, &now, r.level, &r.kind, r.item_id.as_deref(), &r.message)?;
             }
             then(tx)
-        })
+        })?;
+        self.tidy_unsent();
+        Ok(())
     }
 
     /// One transaction committed with `synchronous=NORMAL` (not fsynced), then the connection's
@@ -556,6 +642,10 @@ impl Outbox {
             [&note],
         )?;
         tx.commit()?;
+        // the items acknowledged before wait again: into the copy with them
+        if let Err(e) = self.try_tidy_unsent(true) {
+            tracing::warn!("rewriting {}: {e:#}", self.unsent.display());
+        }
         Ok(n)
     }
 
@@ -1428,5 +1518,85 @@ mod tests {
         drop(o);
         let got = salvage_items(&db);
         assert_eq!(got, vec![item("a"), item("c")], "sent items are not taken again");
+    }
+
+    /// The items that are no receipt file have a second copy beside the outbox while they wait:
+    /// written when queued, rewritten without what the server acknowledged, moved aside with a
+    /// damaged outbox and read back from there.
+    #[test]
+    fn waiting_items_that_are_no_receipt_have_a_copy_that_goes_aside_with_a_damaged_outbox() {
+        use crate::sync::unsent;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("outbox.db");
+        let copy = unsent::path_for(&db);
+        assert_eq!(copy.file_name().unwrap(), "outbox.db-unsent");
+        let mut o = Outbox::open(&db).unwrap();
+        assert_eq!(o.unsent_path(), copy);
+        for id in ["a", "b", "c"] {
+            assert!(o.enqueue(&item(id)).unwrap());
+        }
+        assert!(
+            !o.enqueue(&item("a")).unwrap(),
+            "the same id is not queued (nor copied) twice"
+        );
+        assert_eq!(
+            unsent::read(&copy).unwrap().items,
+            vec![item("a"), item("b"), item("c")]
+        );
+        // acknowledged: out of the copy; a dead letter still waits (for a requeue)
+        o.mark_sent(&["b"]).unwrap();
+        o.write_acks(
+            &AckBatch {
+                rejected: vec![("c", "refused".into())],
+                ..Default::default()
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(unsent::read(&copy).unwrap().items, vec![item("a"), item("c")]);
+        // the copy is rewritten from the index of the few waiting non-receipt rows
+        let plan: String = o
+            .conn
+            .query_row(&format!("EXPLAIN QUERY PLAN {WAITING_OTHER}"), [], |r| r.get(3))
+            .unwrap();
+        assert!(plan.contains("items_waiting_other"), "{plan}");
+        // an append that crossed a rewrite (another process) is put right at the next tidy
+        unsent::rewrite(
+            &copy,
+            &[unsent::line("a", &serde_json::to_string(&item("a").payload).unwrap()).unwrap()],
+        )
+        .unwrap();
+        o.tidy_unsent();
+        assert_eq!(unsent::read(&copy).unwrap().items, vec![item("a"), item("c")]);
+        // the server lost what it acknowledged: "b" waits again, and is in the copy again
+        o.resend_acknowledged("new-server", |n| format!("{n} again")).unwrap();
+        assert_eq!(unsent::read(&copy).unwrap().items.len(), 3);
+        drop(o);
+        // a torn last line (power cut while appending) is named, the others read
+        unsent::append(&copy, "{\"item_id\":\"d\",\"payl").unwrap();
+        let aside = crate::recover::set_aside(&db).unwrap();
+        assert!(!copy.exists(), "the copy went with the damaged outbox");
+        let read = unsent::read(&unsent::path_for(&aside)).unwrap();
+        assert_eq!(read.items, vec![item("a"), item("b"), item("c")]);
+        assert_eq!(read.bad.len(), 1, "{:?}", read.bad);
+        assert!(read.bad[0].starts_with("line 4: "), "{:?}", read.bad);
+        // an outbox deleted by hand: a new one queues what its copy holds
+        let mut o = Outbox::open(&db).unwrap();
+        o.enqueue(&item("f")).unwrap();
+        drop(o);
+        for f in ["outbox.db", "outbox.db-wal", "outbox.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        let mut o = Outbox::open(&db).unwrap();
+        assert_eq!(o.due(10, now_ms()).unwrap().len(), 1);
+        assert_eq!(unsent::read(&copy).unwrap().items, vec![item("f")], "copied once");
+        o.mark_sent(&["f"]).unwrap();
+        drop(o);
+        // nothing waiting: no copy at all
+        let mut o = Outbox::open(&db).unwrap();
+        o.enqueue(&item("e")).unwrap();
+        o.mark_sent(&["e"]).unwrap();
+        assert!(!copy.exists());
+        assert_eq!(unsent::count(&copy).unwrap(), 0);
     }
 }
