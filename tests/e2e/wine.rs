@@ -9,7 +9,9 @@
 //! (AllowSameVersionUpgrades) done while the service and a session app run (the session app is
 //! sent away by `upgrade-prepare` and comes back by itself) and goes out afterwards with the kept token → an older MSI is
 //! refused → uninstall stops and deletes the service, removes the program and the Run value and
-//! leaves %ProgramData%\TillAgent → the token is nowhere in plain text in the prefix.
+//! leaves %ProgramData%\TillAgent → an install whose SERVER_CA_FILE cannot be read yet succeeds,
+//! `status` and the service's log name the property, and the service takes the file once it is
+//! there → the token is nowhere in plain text in the prefix.
 //! The MSI's tables, the manifest and the signatures themselves are checked without Wine in
 //! `package.rs`.
 //!
@@ -566,6 +568,86 @@ fn wine_msi_service_install_upgrade_uninstall() {
         data.display()
     );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), toml_text);
+
+    // --- SERVER_CA_FILE naming a file the install cannot read (the IT share not reachable from the
+    // till yet: Wine runs everything as one Unix user, so a share the computer account may not
+    // read is shown by a path with no file behind it). The install itself succeeds; the install
+    // step writes nothing; `status` and the service's log name the property and the path; once
+    // the file is there the service picks it up by itself (it retries every 10 s). Before the
+    // `wineserver -k` below: a service started by the wineserver that comes up after it never woke
+    // from its 10 s wait in our runs (a Wine artefact; the same service here retries on time).
+    std::fs::remove_file(&config).unwrap();
+    std::fs::remove_file(data.join("server-ca.pem")).unwrap();
+    let share = dir.join("it-share");
+    std::fs::create_dir_all(&share).unwrap();
+    let ca_on_share = share.join("chain-ca.pem");
+    let st = wine.msiexec(
+        &[
+            "/i",
+            "/qn",
+            &format!("SERVER_URL={server_url}"),
+            &format!("STORE_ID={STORE}"),
+            &format!("TILL_ID={TILL}"),
+            &format!("EXPORT_DIR={}", win_path(&export)),
+            &format!("SERVER_CA_FILE={}", win_path(&ca_on_share)),
+        ],
+        &msi1b,
+    );
+    assert!(
+        st.success(),
+        "an unreadable SERVER_CA_FILE must not fail the install: {st}"
+    );
+    wait_service(&wine, dir, Some("RUNNING"), "with an unreadable SERVER_CA_FILE");
+    assert!(!config.exists(), "agent.toml written without its CA");
+    assert!(!data.join("server-ca.pem").exists());
+    let out = cli(&wine, &["status"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("till-agent-cli.exe status");
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "status without a configuration: {said}");
+    assert!(
+        said.contains("SERVER_CA_FILE: cannot read") && said.contains("chain-ca.pem"),
+        "status names the property and the path: {said}"
+    );
+    let service_said = || {
+        std::fs::read_dir(&service_log)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>()
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || service_said()
+            .contains("SERVER_CA_FILE: cannot read")
+            .then_some(()))
+        .is_some(),
+        "the service's log does not name SERVER_CA_FILE:\n{}",
+        service_said()
+    );
+    std::fs::copy(fixture("agent/test-ca.pem"), &ca_on_share).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(60), || config.exists().then_some(())).is_some(),
+        "the service did not write agent.toml once the CA file was there ({}):\n{}",
+        chrono::Utc::now(),
+        service_said()
+    );
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("server_ca_file = \"server-ca.pem\""));
+    assert_eq!(
+        std::fs::read(data.join("server-ca.pem")).unwrap(),
+        std::fs::read(fixture("agent/test-ca.pem")).unwrap()
+    );
+    let s = wait_status(
+        &wine,
+        &service_log,
+        "the service to run once the CA file was readable",
+        Duration::from_secs(60),
+        |s| s["store_id"].as_str() == Some(STORE),
+    );
+    assert_eq!(s["till_id"].as_str(), Some(TILL), "{s:#}");
 
     // --- the token is nowhere in plain text in the prefix: registry files, msiexec caches, logs,
     // the data folder (wineserver -k flushes the registry files first)
