@@ -281,15 +281,23 @@ fn wine_msi_service_install_upgrade_uninstall() {
 
     // --- silent install with every property
     let server_url = server.url.clone();
+    // `msiexec /i /qn` with the four settings every install here gives, then `more`
+    let install = |msi: &Path, more: &[&str]| {
+        let settings = [
+            format!("SERVER_URL={server_url}"),
+            format!("STORE_ID={STORE}"),
+            format!("TILL_ID={TILL}"),
+            format!("EXPORT_DIR={}", win_path(&export)),
+        ];
+        let mut args = vec!["/i", "/qn"];
+        args.extend(settings.iter().map(String::as_str));
+        args.extend_from_slice(more);
+        wine.msiexec(&args, msi)
+    };
     let t = Instant::now();
-    let st = wine.msiexec(
+    let st = install(
+        &msi1,
         &[
-            "/i",
-            "/qn",
-            &format!("SERVER_URL={server_url}"),
-            &format!("STORE_ID={STORE}"),
-            &format!("TILL_ID={TILL}"),
-            &format!("EXPORT_DIR={}", win_path(&export)),
             &format!("TILL_TOKEN={token}"),
             "LANGUAGE=cs",
             // a private CA's certificate: copied beside agent.toml by the install step
@@ -298,7 +306,6 @@ fn wine_msi_service_install_upgrade_uninstall() {
             "/l*v",
             &win_path(&dir.join("install.log")),
         ],
-        &msi1,
     );
     assert!(st.success(), "msiexec /i failed: {st}");
     // InstallFinish (as LocalSystem, before the service starts) took the token out of the registry
@@ -581,18 +588,7 @@ fn wine_msi_service_install_upgrade_uninstall() {
     let share = dir.join("it-share");
     std::fs::create_dir_all(&share).unwrap();
     let ca_on_share = share.join("chain-ca.pem");
-    let st = wine.msiexec(
-        &[
-            "/i",
-            "/qn",
-            &format!("SERVER_URL={server_url}"),
-            &format!("STORE_ID={STORE}"),
-            &format!("TILL_ID={TILL}"),
-            &format!("EXPORT_DIR={}", win_path(&export)),
-            &format!("SERVER_CA_FILE={}", win_path(&ca_on_share)),
-        ],
-        &msi1b,
-    );
+    let st = install(&msi1b, &[&format!("SERVER_CA_FILE={}", win_path(&ca_on_share))]);
     assert!(
         st.success(),
         "an unreadable SERVER_CA_FILE must not fail the install: {st}"

@@ -20,12 +20,11 @@
 
 use std::collections::HashMap;
 
-use encoding_rs::Encoding;
 use protocol::v1::{LineKind, OriginalReceipt, Receipt};
 use serde::{Deserialize, Serialize};
 
-use super::text::{decode, normalise_vat, parse_datetime, parse_decimal};
-use super::{card, check_currency, finish, make_line, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
+use super::text::{normalise_vat, parse_datetime, parse_decimal};
+use super::{card, check_currency, finish, make_line, Draft, FileReceipts, ParseContext, ParseError};
 
 /// `[receipts.csv]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,13 +190,11 @@ struct Group {
 /// rows of a receipt not together, head fields that differ within a receipt) fail the file.
 pub(crate) fn parse_each(
     spec: &CsvSpec,
-    bytes: &[u8],
-    legacy: &'static Encoding,
+    src: &str,
     ctx: &ParseContext,
     out: &mut FileReceipts,
 ) -> Result<(), ParseError> {
     spec.validate()?;
-    let (src, _) = decode(bytes, legacy)?;
     let src = src.trim_start_matches('\u{feff}');
     let delim = match spec.delimiter {
         Some(d) => d as u8,
@@ -304,15 +301,7 @@ pub(crate) fn parse_each(
             extract.push_str(text_lines.get(line.saturating_sub(1)).copied().unwrap_or(""));
             extract.push('\n');
         }
-        match receipt(spec, &cols, g, ctx) {
-            Ok(r) => out.receipts.push(r),
-            Err(error) => out.bad.push(BadReceipt {
-                pos_receipt_no: Some(no),
-                error,
-                extract,
-                ext: "csv",
-            }),
-        }
+        out.take(receipt(spec, &cols, g, ctx), "csv", || (Some(no), extract));
     }
     Ok(())
 }

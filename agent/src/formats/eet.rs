@@ -23,15 +23,14 @@
 //!   its extract, the others are taken).
 
 use chrono::NaiveDate;
-use encoding_rs::Encoding;
 use protocol::v1::{Receipt, VatSummary};
 use protocol::Currency;
 use rust_decimal::Decimal;
 
 use super::pohoda::PohodaSpec;
-use super::text::{decode, parse_datetime, parse_decimal};
+use super::text::{parse_datetime, parse_decimal};
 use super::xml::{self, El};
-use super::{finish, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
+use super::{finish, Draft, FileReceipts, ParseContext, ParseError};
 
 /// The VAT pairs of `Data`: (base attribute, tax attribute, POHODA level).
 const VAT_PAIRS: [(&str, &str, &str); 3] = [
@@ -42,13 +41,11 @@ const VAT_PAIRS: [(&str, &str, &str); 3] = [
 
 pub(crate) fn parse_each(
     levels: &PohodaSpec,
-    bytes: &[u8],
-    legacy: &'static Encoding,
+    src: &str,
     ctx: &ParseContext,
     out: &mut FileReceipts,
 ) -> Result<(), ParseError> {
-    let (src, _) = decode(bytes, legacy)?;
-    let doc = xml::parse(&src)?;
+    let doc = xml::parse(src)?;
     let root = doc.root();
     let records: Vec<El> = root.find_all("Trzba").collect();
     if records.is_empty() {
@@ -69,18 +66,10 @@ pub(crate) fn parse_each(
             out.skip("verification");
             continue;
         }
-        match record(levels, t, ctx) {
-            Ok(r) => out.receipts.push(r),
-            Err(error) => out.bad.push(BadReceipt {
-                pos_receipt_no: t
-                    .child("Data")
-                    .and_then(|d| d.attr("porad_cis"))
-                    .map(|s| s.trim().to_string()),
-                error,
-                extract: t.standalone(root),
-                ext: "xml",
-            }),
-        }
+        out.take(record(levels, t, ctx), "xml", || {
+            let no = t.child("Data").and_then(|d| d.attr("porad_cis"));
+            (no.map(|s| s.trim().to_string()), t.standalone(root))
+        });
     }
     Ok(())
 }

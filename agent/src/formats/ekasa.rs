@@ -19,28 +19,21 @@
 //! - eKasa has no loyalty card field (`CustomerId` is a tax id): `card` is left empty for the agent's
 //!   scanned-card association. Other keys are ignored (the JSON carries signatures, printer options…).
 
-use encoding_rs::Encoding;
 use protocol::v1::{LineKind, OriginalReceipt, Receipt};
 use rust_decimal::Decimal;
 
 use super::jtree::{self, JNode};
-use super::text::{decode, parse_datetime, parse_decimal};
+use super::text::{parse_datetime, parse_decimal};
 use super::xml::{self, El};
-use super::{finish, make_line, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
+use super::{finish, make_line, Draft, FileReceipts, ParseContext, ParseError};
 
 /// Every receipt of the file, each on its own: an XML file may hold several requests (a POS's log
 /// of what it registered, SOAP envelopes included), a JSON file an array of request objects; a bad
 /// one is set aside with its extract, the others are taken.
-pub(crate) fn parse_each(
-    bytes: &[u8],
-    legacy: &'static Encoding,
-    ctx: &ParseContext,
-    out: &mut FileReceipts,
-) -> Result<(), ParseError> {
-    let (src, _) = decode(bytes, legacy)?;
+pub(crate) fn parse_each(src: &str, ctx: &ParseContext, out: &mut FileReceipts) -> Result<(), ParseError> {
     let s = src.trim_start_matches('\u{feff}').trim_start();
     if s.starts_with('<') {
-        let doc = xml::parse(&src)?;
+        let doc = xml::parse(src)?;
         let root = doc.root();
         // A request is the record (its extract keeps the request around the data); a file of bare
         // `ReceiptData` elements is read too.
@@ -54,42 +47,30 @@ pub(crate) fn parse_each(
                 .field(root.name().to_string()));
         }
         for rec in records {
-            match xml_receipt(rec, ctx) {
-                Ok(r) => out.receipts.push(r),
-                Err(error) => out.bad.push(BadReceipt {
-                    pos_receipt_no: rec
-                        .find("ReceiptData")
-                        .and_then(|rd| rd.attr("ReceiptNumber"))
-                        .map(|n| n.trim().to_string()),
-                    error,
-                    extract: rec.standalone(root),
-                    ext: "xml",
-                }),
-            }
+            out.take(xml_receipt(rec, ctx), "xml", || {
+                let no = rec.find("ReceiptData").and_then(|rd| rd.attr("ReceiptNumber"));
+                (no.map(|n| n.trim().to_string()), rec.standalone(root))
+            });
         }
         Ok(())
     } else if s.starts_with('{') {
-        out.receipts.push(json_receipt(&jtree::parse(&src)?, ctx)?);
+        out.receipts.push(json_receipt(&jtree::parse(src)?, ctx)?);
         Ok(())
     } else if s.starts_with('[') {
-        let root = jtree::parse(&src)?;
+        let root = jtree::parse(src)?;
         let items = root.as_array("requests")?;
         if items.is_empty() {
             return Err(root.err("requests", "the file holds an empty array: no receipts"));
         }
-        let raw = jtree::element_texts(&src)?;
+        let raw = jtree::element_texts(src)?;
         for (i, n) in items.iter().enumerate() {
-            match json_receipt(n, ctx) {
-                Ok(r) => out.receipts.push(r),
-                Err(error) => out.bad.push(BadReceipt {
-                    pos_receipt_no: request_of(n)
-                        .some("receiptNumber")
-                        .and_then(|v| v.as_text("receiptNumber").ok()),
-                    error,
-                    extract: raw.get(i).cloned().unwrap_or_default(),
-                    ext: "json",
-                }),
-            }
+            out.take(json_receipt(n, ctx), "json", || {
+                let no = request_of(n).some("receiptNumber");
+                (
+                    no.and_then(|v| v.as_text("receiptNumber").ok()),
+                    raw.get(i).cloned().unwrap_or_default(),
+                )
+            });
         }
         Ok(())
     } else {

@@ -17,13 +17,12 @@
 //!   (skipped, counted "verification"); a `PromijeniNacPlacZahtjev` changes the payment method of a
 //!   receipt already sent, it is no purchase (skipped, counted "payment method change").
 
-use encoding_rs::Encoding;
 use protocol::v1::{Receipt, VatSummary};
 use rust_decimal::Decimal;
 
-use super::text::{decode, parse_datetime, parse_decimal};
+use super::text::{parse_datetime, parse_decimal};
 use super::xml::{self, El};
-use super::{finish, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
+use super::{finish, Draft, FileReceipts, ParseContext, ParseError};
 
 /// Requests that are receipts.
 const RECEIPTS: [&str; 2] = ["RacunZahtjev", "RacunPDZahtjev"];
@@ -53,14 +52,8 @@ fn dec(el: El<'_>) -> Result<Decimal, ParseError> {
     })
 }
 
-pub(crate) fn parse_each(
-    bytes: &[u8],
-    legacy: &'static Encoding,
-    ctx: &ParseContext,
-    out: &mut FileReceipts,
-) -> Result<(), ParseError> {
-    let (src, _) = decode(bytes, legacy)?;
-    let doc = xml::parse(&src)?;
+pub(crate) fn parse_each(src: &str, ctx: &ParseContext, out: &mut FileReceipts) -> Result<(), ParseError> {
+    let doc = xml::parse(src)?;
     let root = doc.root();
     let requests: Vec<El> = root.find_all_of(&ALL).collect();
     if requests.is_empty() {
@@ -75,15 +68,7 @@ pub(crate) fn parse_each(
             out.skip(kind);
             continue;
         }
-        match receipt(rz, ctx) {
-            Ok(r) => out.receipts.push(r),
-            Err(error) => out.bad.push(BadReceipt {
-                pos_receipt_no: number(rz).ok(),
-                error,
-                extract: rz.standalone(root),
-                ext: "xml",
-            }),
-        }
+        out.take(receipt(rz, ctx), "xml", || (number(rz).ok(), rz.standalone(root)));
     }
     Ok(())
 }

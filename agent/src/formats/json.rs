@@ -13,14 +13,13 @@
 //! conventions (this is the protocol's format: nothing is re-signed), and `line_total` must equal
 //! `quantity × unit_price` within 0.01.
 
-use encoding_rs::Encoding;
 use protocol::v1::{LineKind, OriginalReceipt, Receipt, ReceiptLine, VatSummary};
 use protocol::ReceiptId;
 use rust_decimal::Decimal;
 
 use super::jtree::{self, JNode, JVal};
-use super::text::{decode, parse_datetime};
-use super::{card, check_currency, finish, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
+use super::text::parse_datetime;
+use super::{card, check_currency, finish, Draft, FileReceipts, ParseContext, ParseError};
 
 const RECEIPT_KEYS: &[&str] = &[
     "id",
@@ -49,31 +48,22 @@ const VAT_KEYS: &[&str] = &["rate", "base", "amount"];
 const ORIGINAL_KEYS: &[&str] = &["receipt_id", "pos_receipt_no"];
 
 /// A receipt object, or an array of them: each element that fails goes to `out.bad` on its own.
-pub(crate) fn parse_each(
-    bytes: &[u8],
-    legacy: &'static Encoding,
-    ctx: &ParseContext,
-    out: &mut FileReceipts,
-) -> Result<(), ParseError> {
-    let (src, _) = decode(bytes, legacy)?;
-    let root = jtree::parse(&src)?;
+pub(crate) fn parse_each(src: &str, ctx: &ParseContext, out: &mut FileReceipts) -> Result<(), ParseError> {
+    let root = jtree::parse(src)?;
     match &root.v {
         JVal::Obj(_) => out.receipts.push(receipt(&root, "", ctx)?),
         JVal::Arr(items) => {
             if items.is_empty() {
                 return Err(root.err("receipts", "the file holds an empty array: no receipts"));
             }
-            let raw = jtree::element_texts(&src)?;
+            let raw = jtree::element_texts(src)?;
             for (i, n) in items.iter().enumerate() {
-                match receipt(n, &format!("[{i}]."), ctx) {
-                    Ok(r) => out.receipts.push(r),
-                    Err(error) => out.bad.push(BadReceipt {
-                        pos_receipt_no: n.some("pos_receipt_no").and_then(|v| v.as_text("pos_receipt_no").ok()),
-                        error,
-                        extract: raw.get(i).cloned().unwrap_or_default(),
-                        ext: "json",
-                    }),
-                }
+                out.take(receipt(n, &format!("[{i}]."), ctx), "json", || {
+                    (
+                        n.some("pos_receipt_no").and_then(|v| v.as_text("pos_receipt_no").ok()),
+                        raw.get(i).cloned().unwrap_or_default(),
+                    )
+                });
             }
         }
         _ => {

@@ -287,6 +287,29 @@ impl FileReceipts {
         }
     }
 
+    /// One record read: its receipt taken, or set aside with what `aside` makes of it — its receipt
+    /// number when that can be read, and its extract (a file the same reader accepts) — made only
+    /// for a bad record.
+    pub(crate) fn take(
+        &mut self,
+        read: Result<Receipt, ParseError>,
+        ext: &'static str,
+        aside: impl FnOnce() -> (Option<String>, String),
+    ) {
+        match read {
+            Ok(r) => self.receipts.push(r),
+            Err(error) => {
+                let (pos_receipt_no, extract) = aside();
+                self.bad.push(BadReceipt {
+                    pos_receipt_no,
+                    error,
+                    extract,
+                    ext,
+                });
+            }
+        }
+    }
+
     pub(crate) fn skip(&mut self, kind: &'static str) {
         match self.skipped.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, n)) => *n += 1,
@@ -347,15 +370,19 @@ pub fn parse_file_each(
     let legacy = text::legacy_encoding(&spec.encoding)?;
     let (kind, why) = choose_reader(spec, file_name, bytes)?;
     let mut out = FileReceipts::new(kind, why);
+    // every reader reads text: a BOM's encoding, else UTF-8, else the XML declaration's, else
+    // [receipts] encoding
+    let (src, _) = text::decode(bytes, legacy)?;
+    let src = src.as_ref();
     match kind {
-        FormatKind::Csv => csv::parse_each(&spec.csv, bytes, legacy, ctx, &mut out)?,
-        FormatKind::Json => json::parse_each(bytes, legacy, ctx, &mut out)?,
-        FormatKind::Poslog => poslog::parse_each(bytes, legacy, ctx, &mut out)?,
-        FormatKind::Ekasa => ekasa::parse_each(bytes, legacy, ctx, &mut out)?,
-        FormatKind::HrFiscal => hr_fiscal::parse_each(bytes, legacy, ctx, &mut out)?,
-        FormatKind::Pohoda => pohoda::parse_each(&spec.pohoda, bytes, legacy, ctx, &mut out)?,
-        FormatKind::Eet => eet::parse_each(&spec.pohoda, bytes, legacy, ctx, &mut out)?,
-        FormatKind::Square => square::parse_each(bytes, legacy, ctx, &mut out)?,
+        FormatKind::Csv => csv::parse_each(&spec.csv, src, ctx, &mut out)?,
+        FormatKind::Json => json::parse_each(src, ctx, &mut out)?,
+        FormatKind::Poslog => poslog::parse_each(src, ctx, &mut out)?,
+        FormatKind::Ekasa => ekasa::parse_each(src, ctx, &mut out)?,
+        FormatKind::HrFiscal => hr_fiscal::parse_each(src, ctx, &mut out)?,
+        FormatKind::Pohoda => pohoda::parse_each(&spec.pohoda, src, ctx, &mut out)?,
+        FormatKind::Eet => eet::parse_each(&spec.pohoda, src, ctx, &mut out)?,
+        FormatKind::Square => square::parse_each(src, ctx, &mut out)?,
         FormatKind::Auto => return Err(ParseError::new("format detection failed")),
     }
     Ok(out)

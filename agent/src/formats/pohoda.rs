@@ -24,14 +24,13 @@
 //! - No loyalty card in the format: a card scanned at the till is attached by time, as for every
 //!   card-less receipt.
 
-use encoding_rs::Encoding;
 use protocol::v1::{LineKind, Receipt, ReceiptLine};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::text::{decode, parse_datetime, parse_decimal};
+use super::text::{parse_datetime, parse_decimal};
 use super::xml::{self, El};
-use super::{check_currency, finish, make_line, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
+use super::{check_currency, finish, make_line, Draft, FileReceipts, ParseContext, ParseError};
 
 /// `[receipts.pohoda]`: VAT percent per POHODA VAT level (strings, e.g. `high = "21"`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,13 +56,11 @@ impl PohodaSpec {
 
 pub(crate) fn parse_each(
     spec: &PohodaSpec,
-    bytes: &[u8],
-    legacy: &'static Encoding,
+    src: &str,
     ctx: &ParseContext,
     out: &mut FileReceipts,
 ) -> Result<(), ParseError> {
-    let (src, _) = decode(bytes, legacy)?;
-    let doc = xml::parse(&src)?;
+    let doc = xml::parse(src)?;
     let root = doc.root();
     // Each receipt with its dataPackItem and the element its extract is wrapped in: the items of
     // every dataPack (the root, or several under another root), else every bare prodejka.
@@ -87,15 +84,9 @@ pub(crate) fn parse_each(
         );
     }
     for (p, item, around) in docs {
-        match receipt(spec, p, item, ctx) {
-            Ok(r) => out.receipts.push(r),
-            Err(error) => out.bad.push(BadReceipt {
-                pos_receipt_no: receipt_no(p, item),
-                error,
-                extract: item.unwrap_or(p).standalone(around),
-                ext: "xml",
-            }),
-        }
+        out.take(receipt(spec, p, item, ctx), "xml", || {
+            (receipt_no(p, item), item.unwrap_or(p).standalone(around))
+        });
     }
     Ok(())
 }

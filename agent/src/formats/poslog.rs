@@ -42,24 +42,17 @@
 //!   retail transaction or in a line item). Tender (payment) card numbers are never read.
 //! - Original of a return: `TransactionLink/SequenceNumber` (in the transaction or inside `Return`).
 
+#[cfg(test)]
 use encoding_rs::Encoding;
 use protocol::v1::{LineKind, OriginalReceipt, Receipt, ReceiptLine};
 use rust_decimal::Decimal;
 
-use super::text::{decode, parse_datetime, parse_decimal};
+use super::text::{parse_datetime, parse_decimal};
 use super::xml::{self, El};
-use super::{
-    card, cash_tolerance, check_currency, finish, make_line, BadReceipt, Draft, FileReceipts, ParseContext, ParseError,
-};
+use super::{card, cash_tolerance, check_currency, finish, make_line, Draft, FileReceipts, ParseContext, ParseError};
 
-pub(crate) fn parse_each(
-    bytes: &[u8],
-    legacy: &'static Encoding,
-    ctx: &ParseContext,
-    out: &mut FileReceipts,
-) -> Result<(), ParseError> {
-    let (src, _) = decode(bytes, legacy)?;
-    let doc = xml::parse(&src)?;
+pub(crate) fn parse_each(src: &str, ctx: &ParseContext, out: &mut FileReceipts) -> Result<(), ParseError> {
+    let doc = xml::parse(src)?;
     let root = doc.root();
     // Each transaction with the element its extract is wrapped in: its POSLog (one or several
     // POSLog elements, at the root, under another root or in a SOAP body), or the root.
@@ -93,15 +86,9 @@ pub(crate) fn parse_each(
             continue;
         }
         let Some(rt) = rt else { continue };
-        match transaction(tx, rt, ctx) {
-            Ok(r) => out.receipts.push(r),
-            Err(error) => out.bad.push(BadReceipt {
-                pos_receipt_no: receipt_no(tx, rt),
-                error,
-                extract: tx.standalone(around),
-                ext: "xml",
-            }),
-        }
+        out.take(transaction(tx, rt, ctx), "xml", || {
+            (receipt_no(tx, rt), tx.standalone(around))
+        });
     }
     Ok(())
 }
@@ -110,7 +97,7 @@ pub(crate) fn parse_each(
 #[cfg(test)]
 pub fn parse(bytes: &[u8], legacy: &'static Encoding, ctx: &ParseContext) -> Result<Vec<Receipt>, ParseError> {
     let mut out = FileReceipts::new(super::FormatKind::Poslog, String::new());
-    parse_each(bytes, legacy, ctx, &mut out)?;
+    parse_each(&super::text::decode(bytes, legacy)?.0, ctx, &mut out)?;
     match out.bad.is_empty() {
         true => Ok(out.receipts),
         false => Err(out.bad.swap_remove(0).error),

@@ -20,36 +20,29 @@
 //!   summary (Square taxes are not always VAT) and no card (`customer_id` is not a loyalty card).
 //! - A response that carries `errors` and no order is refused with Square's error codes.
 
-use encoding_rs::Encoding;
 use protocol::v1::{LineKind, OriginalReceipt, Receipt, ReceiptLine};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use super::jtree::{self, JNode, JVal};
-use super::text::{decode, parse_datetime};
-use super::{check_currency, finish, make_line, BadReceipt, Draft, FileReceipts, ParseContext, ParseError};
+use super::text::parse_datetime;
+use super::{check_currency, finish, make_line, Draft, FileReceipts, ParseContext, ParseError};
 
-pub(crate) fn parse_each(
-    bytes: &[u8],
-    legacy: &'static Encoding,
-    ctx: &ParseContext,
-    out: &mut FileReceipts,
-) -> Result<(), ParseError> {
-    let (src, _) = decode(bytes, legacy)?;
-    let root = jtree::parse(&src)?;
+pub(crate) fn parse_each(src: &str, ctx: &ParseContext, out: &mut FileReceipts) -> Result<(), ParseError> {
+    let root = jtree::parse(src)?;
     // (the order, its path in the file for error fields, its text for an extract)
     let orders: Vec<(&JNode, String, String)> = if let Some(o) = root.some("order") {
         vec![(o, "order.".into(), src.to_string())]
     } else if let Some(list) = root.some("orders") {
         let nodes = list.as_array("orders")?;
-        let texts = jtree::element_texts(&jtree::member_text(&src, "orders")?.unwrap_or_else(|| "[]".into()))?;
+        let texts = jtree::element_texts(&jtree::member_text(src, "orders")?.unwrap_or_else(|| "[]".into()))?;
         nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n, format!("orders[{i}]."), texts.get(i).cloned().unwrap_or_default()))
             .collect()
     } else if let JVal::Arr(nodes) = &root.v {
-        let texts = jtree::element_texts(&src)?;
+        let texts = jtree::element_texts(src)?;
         nodes
             .iter()
             .enumerate()
@@ -83,15 +76,9 @@ pub(crate) fn parse_each(
             }
             _ => {}
         }
-        match order(n, &prefix, ctx) {
-            Ok(r) => out.receipts.push(r),
-            Err(error) => out.bad.push(BadReceipt {
-                pos_receipt_no: n.some("id").and_then(|v| v.as_text("id").ok()),
-                error,
-                extract: text,
-                ext: "json",
-            }),
-        }
+        out.take(order(n, &prefix, ctx), "json", || {
+            (n.some("id").and_then(|v| v.as_text("id").ok()), text)
+        });
     }
     Ok(())
 }
