@@ -20,7 +20,7 @@
 use protocol::v1::{Receipt, VatSummary};
 use rust_decimal::Decimal;
 
-use super::text::{parse_datetime, parse_decimal};
+use super::text::parse_datetime;
 use super::xml::{self, El};
 use super::{finish, Draft, FileReceipts, ParseContext, ParseError};
 
@@ -41,15 +41,8 @@ fn required<'a>(parent: El<'a>, name: &str) -> Result<El<'a>, ParseError> {
     })
 }
 
-fn dec(el: El<'_>) -> Result<Decimal, ParseError> {
-    let raw = el.text();
-    let t = raw.trim();
-    parse_decimal(t, Some('.')).ok_or_else(|| {
-        ParseError::new("not a number")
-            .line(el.line())
-            .field(el.name().to_string())
-            .value(t)
-    })
+fn dec(el: El) -> Result<Decimal, ParseError> {
+    el.decimal()
 }
 
 pub(crate) fn parse_each(src: &str, ctx: &ParseContext, out: &mut FileReceipts) -> Result<(), ParseError> {

@@ -28,7 +28,7 @@ use protocol::v1::{LineKind, Receipt, ReceiptLine};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::text::{parse_datetime, parse_decimal};
+use super::text::parse_datetime;
 use super::xml::{self, El};
 use super::{check_currency, finish, make_line, Draft, FileReceipts, ParseContext, ParseError};
 
@@ -96,14 +96,7 @@ fn text(parent: El, path: &[&str]) -> Option<String> {
 }
 
 fn dec(el: El) -> Result<Decimal, ParseError> {
-    let raw = el.text();
-    let t = raw.trim();
-    parse_decimal(t, Some('.')).ok_or_else(|| {
-        ParseError::new("not a number")
-            .line(el.line())
-            .field(el.name().to_string())
-            .value(t)
-    })
+    el.decimal()
 }
 
 fn opt_dec(parent: El, path: &[&str]) -> Result<Option<Decimal>, ParseError> {

@@ -47,7 +47,7 @@ use encoding_rs::Encoding;
 use protocol::v1::{LineKind, OriginalReceipt, Receipt, ReceiptLine};
 use rust_decimal::Decimal;
 
-use super::text::{parse_datetime, parse_decimal};
+use super::text::parse_datetime;
 use super::xml::{self, El};
 use super::{card, cash_tolerance, check_currency, finish, make_line, Draft, FileReceipts, ParseContext, ParseError};
 
@@ -144,14 +144,7 @@ fn receipt_no(tx: El, rt: El) -> Option<String> {
 }
 
 fn dec(el: El) -> Result<Decimal, ParseError> {
-    let raw = el.text();
-    let t = raw.trim();
-    parse_decimal(t, Some('.')).ok_or_else(|| {
-        ParseError::new("not a number")
-            .line(el.line())
-            .field(el.name().to_string())
-            .value(t)
-    })
+    el.decimal()
 }
 
 fn opt_dec(parent: El, name: &str) -> Result<Option<Decimal>, ParseError> {

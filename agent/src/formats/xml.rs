@@ -63,6 +63,19 @@ impl<'a> El<'a> {
         self.lines.line(self.node.range().start)
     }
 
+    /// The element's text as a number with `.` as the decimal separator (XML schemas' decimal);
+    /// an error names the element, its line and the text.
+    pub fn decimal(&self) -> Result<rust_decimal::Decimal, ParseError> {
+        let raw = self.text();
+        let t = raw.trim();
+        super::text::parse_decimal(t, Some('.')).ok_or_else(|| {
+            ParseError::new("not a number")
+                .line(self.line())
+                .field(self.name().to_string())
+                .value(t)
+        })
+    }
+
     /// The element's own text (its direct text and CDATA children, joined; entities resolved).
     pub fn text(&self) -> Cow<'a, str> {
         let mut texts = self.node.children().filter(|c| c.is_text()).filter_map(|c| c.text());
