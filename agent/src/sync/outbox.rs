@@ -450,9 +450,9 @@ impl Outbox {
         &self.unsent
     }
 
-    /// Rewrite the `unsent` copy when it holds another number of items than are waiting (the server
-    /// acknowledged some, or another process's append crossed a rewrite): a look at a small
-    /// file, and an indexed query only while there is one. Failures are logged, never fatal: the
+    /// Rewrite the `unsent` copy when it is not the waiting items' lines (the server acknowledged
+    /// some, or another process's append crossed a rewrite): a read of a small file, and an indexed
+    /// query only while there is one. Failures are logged, never fatal: the
     /// outbox itself is what sends.
     pub fn tidy_unsent(&self) {
         if let Err(e) = self.try_tidy_unsent(false) {
@@ -461,8 +461,8 @@ impl Outbox {
     }
 
     fn try_tidy_unsent(&self, always: bool) -> anyhow::Result<()> {
-        let lines = crate::sync::unsent::count(&self.unsent)?;
-        if lines == 0 && !always {
+        let now = crate::sync::unsent::contents(&self.unsent)?;
+        if now.is_none() && !always {
             return Ok(());
         }
         let mut st = self.conn.prepare_cached(WAITING_OTHER)?;
@@ -473,7 +473,7 @@ impl Outbox {
                 crate::sync::unsent::line(&id, &payload)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        if waiting.len() != lines || always {
+        if now.as_deref().unwrap_or_default() != waiting.concat().as_bytes() {
             crate::sync::unsent::rewrite(&self.unsent, &waiting)?;
         }
         Ok(())
@@ -1568,6 +1568,11 @@ mod tests {
         .unwrap();
         o.tidy_unsent();
         assert_eq!(unsent::read(&copy).unwrap().items, vec![item("a"), item("c")]);
+        // as many lines as items waiting, but not the same items: put right too
+        let line_of = |id: &str| unsent::line(id, &serde_json::to_string(&item(id).payload).unwrap()).unwrap();
+        unsent::rewrite(&copy, &[line_of("a"), line_of("b")]).unwrap();
+        o.tidy_unsent();
+        assert_eq!(unsent::read(&copy).unwrap().items, vec![item("a"), item("c")]);
         // the server lost what it acknowledged: "b" waits again, and is in the copy again
         o.resend_acknowledged("new-server", |n| format!("{n} again")).unwrap();
         assert_eq!(unsent::read(&copy).unwrap().items.len(), 3);
@@ -1597,6 +1602,6 @@ mod tests {
         o.enqueue(&item("e")).unwrap();
         o.mark_sent(&["e"]).unwrap();
         assert!(!copy.exists());
-        assert_eq!(unsent::count(&copy).unwrap(), 0);
+        assert_eq!(unsent::contents(&copy).unwrap(), None);
     }
 }

@@ -62,11 +62,11 @@ pub fn rewrite(path: &Path, lines: &[String]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// How many lines the file holds (0 when there is none).
-pub fn count(path: &Path) -> std::io::Result<usize> {
+/// The file's bytes, or `None` when there is no file.
+pub fn contents(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
-        Ok(b) => Ok(b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).count()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
 }
