@@ -525,19 +525,38 @@ pub mod pairing_attempts {
 /// receipt from the future would run point expiry forward).
 pub const MAX_CLOCK_AHEAD_MINUTES: i64 = 15;
 
+/// A receipt dated ahead of the server's clock by more than [`MAX_CLOCK_AHEAD_MINUTES`] but at
+/// most this many hours waits (`retry`) until that time has passed: a till whose clock or time
+/// zone is set wrong (a summer-time setting, a zone hours off) still has its purchases credited,
+/// without anyone requeueing them. Further ahead (a clock years off) it is refused.
+pub const MAX_CLOCK_AHEAD_WAIT_HOURS: i64 = 24;
+
 fn issued_in_future(r: &Receipt) -> Option<AckResult> {
-    let limit = now_local() + chrono::Duration::minutes(MAX_CLOCK_AHEAD_MINUTES);
-    (r.issued_at > limit).then(|| {
-        rejected(
-            "issued_in_future",
-            format!(
-                "body.issued_at: {} is more than {MAX_CLOCK_AHEAD_MINUTES} minutes ahead of the server's clock ({}); \
-                 set the till's clock and requeue",
+    let now = now_local();
+    let ahead = r.issued_at.signed_duration_since(now);
+    if ahead <= chrono::Duration::minutes(MAX_CLOCK_AHEAD_MINUTES) {
+        return None;
+    }
+    if ahead <= chrono::Duration::hours(MAX_CLOCK_AHEAD_WAIT_HOURS) {
+        return Some(AckResult::Retry {
+            reason: format!(
+                "issued_in_future: body.issued_at {} is {} minutes ahead of the server's clock ({}); it is taken \
+                 once that time has passed — set the till's clock and time zone",
                 r.issued_at.to_rfc3339(),
-                now_local().to_rfc3339()
+                ahead.num_minutes(),
+                now.to_rfc3339()
             ),
-        )
-    })
+        });
+    }
+    Some(rejected(
+        "issued_in_future",
+        format!(
+            "body.issued_at: {} is more than {MAX_CLOCK_AHEAD_WAIT_HOURS} hours ahead of the server's clock ({}); \
+             set the till's clock and requeue",
+            r.issued_at.to_rfc3339(),
+            now.to_rfc3339()
+        ),
+    ))
 }
 
 /// A receipt's id is derived from its store, till, POS number and issue time, so an id names

@@ -1446,7 +1446,7 @@ fn a_receipt_from_the_future_is_refused_and_runs_no_expiry(backend: Backend) {
     let (_dir, _srv, api) = setup_on(backend);
     let before = api.balance(JIRI);
     let now = chrono::Local::now().fixed_offset();
-    // A till whose clock is a year ahead.
+    // A till whose clock is a year ahead: refused (hours ahead waits: the test above).
     let ahead = receipt_at(TILL, "7001", Some(JIRI), now + chrono::Duration::days(365));
     // Within the documented tolerance (15 minutes): accepted.
     let skewed = receipt_at(TILL, "7002", Some(JIRI), now + chrono::Duration::minutes(5));
@@ -1462,6 +1462,35 @@ fn a_receipt_from_the_future_is_refused_and_runs_no_expiry(backend: Backend) {
     let earned = rules::evaluate_receipt(&p, &skewed).points_delta;
     assert_eq!(api.balance(JIRI), before + earned);
 }
+}
+
+/// A till whose clock (or time zone) is hours ahead: its receipt is neither applied nor refused,
+/// it waits (`retry`, saying why) and is taken once the server's clock has passed its time —
+/// libfaketime moves the server's clock three hours on. Nobody has to requeue it.
+#[test]
+fn a_receipt_dated_hours_ahead_waits_for_the_servers_clock_and_is_then_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = start_server_faked(dir.path(), "+0", true);
+    let api = Api::new(&srv, STORE, TILL);
+    let before = api.balance(JIRI);
+    let now = chrono::Local::now().fixed_offset();
+    let ahead = receipt_at(TILL, "7021", Some(JIRI), now + chrono::Duration::hours(2));
+    let acks = api.sync_ok(&batch(vec![receipt_item(&ahead)]));
+    assert_eq!(results(&acks), ["retry"], "{acks:?}");
+    let reason = acks[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("issued_in_future") && reason.contains("set the till's clock"),
+        "{reason}"
+    );
+    assert_eq!(api.balance(JIRI), before, "not applied while ahead");
+    srv.kill();
+    let srv = start_server_faked(dir.path(), "+3h", false);
+    let api = Api::new(&srv, STORE, TILL);
+    let acks = api.sync_ok(&batch(vec![receipt_item(&ahead)]));
+    assert_eq!(results(&acks), ["applied"], "{acks:?}");
+    let earned = rules::evaluate_receipt(&demo_program(), &ahead).points_delta;
+    assert_eq!(api.balance(JIRI), before + earned);
+    assert_ledger_balanced(&srv);
 }
 
 on_both! {
