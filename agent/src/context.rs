@@ -71,17 +71,9 @@ impl Shared {
             // back from the copy that went aside with it; those read from the file already are
             // not queued twice (same id).
             let copy = crate::sync::unsent::path_for(&aside);
-            let mut from_copy = 0;
-            match crate::sync::unsent::read(&copy) {
-                Ok(read) => {
-                    for item in read.items {
-                        from_copy += usize::from(outbox.enqueue(&item)?);
-                    }
-                    for bad in read.bad {
-                        log.error("outbox", None, &format!("{}: {bad} (not queued again)", copy.display()));
-                    }
-                }
-                Err(e) => log.error("outbox", None, &format!("{}: {e}", copy.display())),
+            let (from_copy, bad) = outbox.queue_copy(&copy)?;
+            for b in bad {
+                log.error("outbox", None, &format!("{}: {b} (not queued again)", copy.display()));
             }
             let files = crate::recover::reread_processed(&cfg, cfg.retention_days).unwrap_or_else(|e| {
                 log.error("outbox", None, &format!("putting processed/ files back failed: {e}"));

@@ -20,12 +20,6 @@ use rusqlite::{ErrorCode, OpenFlags};
 
 use crate::config::Config;
 
-/// What was done about a damaged database, for the sync log.
-#[derive(Debug, Default)]
-pub struct Recovery {
-    pub notes: Vec<String>,
-}
-
 /// The error says the SQLite file is not a database or is corrupt (not: locked, read-only, full).
 pub fn is_damaged(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

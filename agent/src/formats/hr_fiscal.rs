@@ -18,7 +18,6 @@
 //!   receipt already sent, it is no purchase (skipped, counted "payment method change").
 
 use protocol::v1::{Receipt, VatSummary};
-use rust_decimal::Decimal;
 
 use super::text::parse_datetime;
 use super::xml::{self, El};
@@ -39,10 +38,6 @@ fn required<'a>(parent: El<'a>, name: &str) -> Result<El<'a>, ParseError> {
             .line(parent.line())
             .field(name.to_string())
     })
-}
-
-fn dec(el: El) -> Result<Decimal, ParseError> {
-    el.decimal()
 }
 
 pub(crate) fn parse_each(src: &str, ctx: &ParseContext, out: &mut FileReceipts) -> Result<(), ParseError> {
@@ -93,13 +88,13 @@ fn receipt(rz: El<'_>, ctx: &ParseContext) -> Result<Receipt, ParseError> {
             .value(at.text().trim())
     })?;
     let mut d = Draft::new(Some(racun.line()), no, issued_at);
-    d.total = Some(dec(required(racun, "IznosUkupno")?)?);
+    d.total = Some(required(racun, "IznosUkupno")?.decimal()?);
     if let Some(pdv) = racun.child("Pdv") {
         for p in pdv.children_named("Porez") {
             d.vat.push(VatSummary {
-                rate: dec(required(p, "Stopa")?)?,
-                base: dec(required(p, "Osnovica")?)?,
-                amount: dec(required(p, "Iznos")?)?,
+                rate: required(p, "Stopa")?.decimal()?,
+                base: required(p, "Osnovica")?.decimal()?,
+                amount: required(p, "Iznos")?.decimal()?,
             });
         }
     }

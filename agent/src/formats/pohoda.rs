@@ -95,12 +95,8 @@ fn text(parent: El, path: &[&str]) -> Option<String> {
     parent.text_of(path).filter(|s| !s.is_empty())
 }
 
-fn dec(el: El) -> Result<Decimal, ParseError> {
-    el.decimal()
-}
-
 fn opt_dec(parent: El, path: &[&str]) -> Result<Option<Decimal>, ParseError> {
-    parent.path(path).map(dec).transpose()
+    parent.path(path).map(|e| e.decimal()).transpose()
 }
 
 fn receipt_no(p: El, item: Option<El>) -> Option<String> {

@@ -143,12 +143,8 @@ fn receipt_no(tx: El, rt: El) -> Option<String> {
         .or_else(|| text(tx, &["TransactionID"]))
 }
 
-fn dec(el: El) -> Result<Decimal, ParseError> {
-    el.decimal()
-}
-
 fn opt_dec(parent: El, name: &str) -> Result<Option<Decimal>, ParseError> {
-    parent.child(name).map(dec).transpose()
+    parent.child(name).map(|e| e.decimal()).transpose()
 }
 
 fn text(parent: El, path: &[&str]) -> Option<String> {
@@ -242,7 +238,7 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
                     let tax = item
                         .children_named("Tax")
                         .filter_map(|t| t.child("Amount"))
-                        .map(dec)
+                        .map(|e| e.decimal())
                         .try_fold(None, |acc: Option<Decimal>, a| {
                             a.map(|a| Some(acc.unwrap_or_default() + a))
                         })?;
@@ -258,7 +254,7 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
                     lines.push(Read { line, tax });
                     for m in item.children_named("RetailPriceModifier") {
                         if let Some(a) = m.child("Amount") {
-                            let amount = dec(a)?;
+                            let amount = a.decimal()?;
                             let name = text(m, &["Description"])
                                 .or_else(|| text(m, &["ReasonCode"]))
                                 .unwrap_or_else(|| "price modifier".into());
@@ -271,7 +267,7 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
                 }
                 "Discount" => {
                     if let Some(a) = item.child("Amount") {
-                        let amount = dec(a)?;
+                        let amount = a.decimal()?;
                         let name = text(item, &["Description"])
                             .or_else(|| text(item, &["ReasonCode"]))
                             .unwrap_or_else(|| "discount".into());
@@ -283,7 +279,7 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
                 }
                 "Tax" => {
                     if let Some(a) = item.child("Amount") {
-                        tax_lines = Some(tax_lines.unwrap_or_default() + dec(a)?);
+                        tax_lines = Some(tax_lines.unwrap_or_default() + a.decimal()?);
                     }
                 }
                 "LoyaltyReward" => {
@@ -293,7 +289,7 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
                     let Some(a) = item.child("ExtendedRewardAmount").or_else(|| item.child("Amount")) else {
                         continue;
                     };
-                    let amount = dec(a)?;
+                    let amount = a.decimal()?;
                     if amount < Decimal::ZERO {
                         let name = match text(item, &["PromotionID"]) {
                             Some(p) => format!("loyalty reward {p}"),
@@ -328,14 +324,14 @@ fn transaction(tx: El, rt: El, ctx: &ParseContext) -> Result<Receipt, ParseError
                 .line(rt.line())
                 .field("Total")
         })?;
-    let total = dec(total_el)?;
+    let total = total_el.decimal()?;
     let tax_total = match tax_lines {
         Some(t) => Some(t),
         None => match rt
             .children_named("Total")
             .find(|t| t.attr("TotalType") == Some("TransactionTaxAmount"))
         {
-            Some(t) => Some(dec(t)?),
+            Some(t) => Some(t.decimal()?),
             None => lines.iter().filter_map(|l| l.tax).reduce(|a, b| a + b),
         },
     };
@@ -353,7 +349,7 @@ fn cancel_voided(lines: &mut Vec<Read>, item: El) -> Result<(), ParseError> {
     let Some(a) = item.child("ExtendedAmount") else {
         return Ok(());
     };
-    let amount = dec(a)?;
+    let amount = a.decimal()?;
     if !amount.is_sign_negative() || amount.is_zero() {
         return Ok(());
     }
@@ -477,7 +473,7 @@ fn item_line(item: El, kind: LineKind) -> Result<ReceiptLine, ParseError> {
         None => opt_dec(item, "RegularSalesUnitPrice")?,
     };
     let total = opt_dec(item, "ExtendedAmount")?;
-    let vat = item.path(&["Tax", "Percent"]).map(dec).transpose()?;
+    let vat = item.path(&["Tax", "Percent"]).map(|e| e.decimal()).transpose()?;
     make_line(Some(kind), name, sku, category, qty, unit, total, vat).map_err(|e| e.line(item.line()))
 }
 

@@ -354,19 +354,16 @@ impl Outbox {
         if fresh {
             // A new outbox beside a copy of unsent items: the old file was deleted (by hand, say).
             // Its redemptions, registrations and tags are queued again (the server dedupes by id).
-            match crate::sync::unsent::read(&outbox.unsent) {
-                Ok(read) if !read.items.is_empty() => {
-                    for item in &read.items {
-                        outbox.enqueue(item)?;
-                    }
-                    tracing::warn!(
-                        "a new outbox: {} unsent item(s) queued again from {}",
-                        read.items.len(),
-                        outbox.unsent.display()
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("{}: {e}", outbox.unsent.display()),
+            let copy = outbox.unsent.clone();
+            let (queued, bad) = outbox.queue_copy(&copy)?;
+            if queued > 0 {
+                tracing::warn!(
+                    "a new outbox: {queued} unsent item(s) queued again from {}",
+                    copy.display()
+                );
+            }
+            for b in bad {
+                tracing::warn!("{}: {b} (not queued again)", copy.display());
             }
         }
         outbox.tidy_unsent();
@@ -443,6 +440,21 @@ impl Outbox {
             }
         }
         Ok(n == 1)
+    }
+
+    /// Queue the items of an `unsent` copy (this outbox's own, or the one set aside with a damaged
+    /// outbox) that are not queued yet: how many, and what of the copy could not be read ("line N:
+    /// why", or why the file could not be read at all).
+    pub fn queue_copy(&mut self, copy: &Path) -> anyhow::Result<(usize, Vec<String>)> {
+        let read = match crate::sync::unsent::read(copy) {
+            Ok(read) => read,
+            Err(e) => return Ok((0, vec![format!("cannot read it: {e}")])),
+        };
+        let mut queued = 0;
+        for item in &read.items {
+            queued += usize::from(self.enqueue(item)?);
+        }
+        Ok((queued, read.bad))
     }
 
     /// The file that copies the waiting items that are not receipts.
