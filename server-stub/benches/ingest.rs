@@ -160,7 +160,7 @@ fn main() {
     let program = program();
     println!(
         "ingest benchmark: {n} receipts, batches of {batch}, SQLite WAL synchronous=FULL on {}; {rounds} rounds, each \
-         HTTP then raw then floor on fresh databases (the figures are the rounds' medians: this machine's speed \
+         raw, HTTP, raw again (the baseline: the mean of the two), then the rest, on fresh databases (the figures are the rounds' medians: this machine's speed \
          drifts by tens of per cent within seconds)",
         base.display()
     );
@@ -181,6 +181,15 @@ fn main() {
         per(floor_rate),
         ratio * 100.0,
         all.iter().map(|r| format!("{:.0} %", r.http_rate / r.raw_rate * 100.0)).collect::<Vec<_>>().join(", ")
+    );
+    let plain_rate = med(&|r| r.plain_rate);
+    println!(
+        "  the same receipts without a card (stored, deduped, answered; no account credited): {plain_rate:.0} receipts/s \
+         ({:.1} µs each), {:.0} % of raw (rounds: {}); crediting the accounts costs {:.1} µs per receipt",
+        per(plain_rate),
+        med(&|r| r.plain_rate / r.raw_rate) * 100.0,
+        all.iter().map(|r| format!("{:.0} %", r.plain_rate / r.raw_rate * 100.0)).collect::<Vec<_>>().join(", "),
+        per(http_rate) - per(plain_rate)
     );
     let (reads, parse, empty) = (med(&|r| r.reads_us), med(&|r| r.parse_us), med(&|r| r.empty_http_us));
     let logic = med(&|r| r.logic_us);
@@ -210,6 +219,7 @@ fn main() {
     }
     // Rows of scripts/bench.sh's table: figure, value, baseline.
     println!("TABLE\tserver raw ingest, {n} receipts via HTTP /v1/sync (median of {rounds} rounds)\t{http_rate:.0} receipts/s\traw SQLite insert {raw_rate:.0} rows/s ({:.0} %)", ratio * 100.0);
+    println!("TABLE\tserver ingest of the same receipts without a card (stored, nothing credited), via HTTP\t{plain_rate:.0} receipts/s ({:.0} % of raw)\tcrediting the accounts: {:.1} µs per receipt of the HTTP ingest's {:.1}", med(&|r| r.plain_rate / r.raw_rate) * 100.0, per(http_rate) - per(plain_rate), per(http_rate));
     println!("TABLE\tserver ingest floor: the server's own rows (receipt + ledger entry + account per batch) inserted raw\t{floor_rate:.0} receipts/s ({:.0} % of raw)\tHTTP ingest {http_rate:.0} receipts/s = {:.0} % of the floor", floor_rate / raw_rate * 100.0, http_rate / floor_rate * 100.0);
     println!("TABLE\tserver ingest, µs per receipt: rows written (floor) + reads + parse + HTTP round trip + rules and row formatting, each alone\t{:.1} + {reads:.1} + {parse:.1} + {empty:.1} + {logic:.1} = {:.1} µs\tHTTP ingest {:.1} µs; 50 % of raw = {:.1} µs", per(floor_rate), floor_sum + logic, per(http_rate), 2.0 * per(raw_rate));
 }
@@ -217,6 +227,8 @@ fn main() {
 /// One round's figures.
 struct Round {
     http_rate: f64,
+    /// The same receipts without a card (stored, not credited), via HTTP.
+    plain_rate: f64,
     raw_rate: f64,
     floor_rate: f64,
     /// µs per receipt: the server's reads alone (raw), its batch parse alone, an HTTP
@@ -254,14 +266,9 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     let token = server_stub::service::till_add(&repo, &StoreId::from("CZ-PRG-01"), &TillId::from("T1")).unwrap();
     let rs = receipts(n, &cards);
     let batches = batches_of(&rs, batch);
-    let c0 = cpu_secs();
-    let (http_secs, applied) = http_ingest(Arc::new(repo), &token, &batches);
-    let http_cpu = cpu_secs() - c0;
-    assert_eq!(applied, n, "every receipt applied once");
-
-    // --- raw: same rows, same table, same settings, plain rusqlite inserts
-    let raw_db = dir.path().join("bench-raw.db");
-    let mut conn = open_connection(&raw_db).unwrap();
+    // --- raw: same rows, same table, same settings, plain rusqlite inserts; run right before
+    // and right after the HTTP ingest, each on a fresh database, and averaged, so that the
+    // machine's drift during the round weighs on the baseline as on the figure.
     let rows: Vec<(Receipt, String, String)> = rs
         .iter()
         .map(|r| {
@@ -273,43 +280,71 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
             )
         })
         .collect();
-    let (t0, c0) = (Instant::now(), cpu_secs());
-    for chunk in rows.chunks(batch) {
-        let tx = conn.transaction().unwrap();
-        {
-            let mut st = tx
+    let raw_pass = |name: &str| -> (f64, f64) {
+        let mut conn = open_connection(&dir.path().join(name)).unwrap();
+        let (t0, c0) = (Instant::now(), cpu_secs());
+        for chunk in rows.chunks(batch) {
+            let tx = conn.transaction().unwrap();
+            {
+                let mut st = tx
                 .prepare_cached(
                     "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
                      account_id, total, turnover, points_credited, campaign, effect, payload, received_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )
                 .unwrap();
-            for (r, effect, payload) in chunk {
-                st.execute(rusqlite::params![
-                    r.id.0,
-                    "h",
-                    r.store_id.0,
-                    r.till_id.0,
-                    r.pos_receipt_no,
-                    r.issued_at.to_rfc3339(),
-                    r.issued_at.date_naive().to_string(),
-                    r.card.as_ref().map(|c| c.expose().to_string()),
-                    "B00000",
-                    r.total.to_string(),
-                    r.total.to_string(),
-                    "0",
-                    None::<String>,
-                    effect,
-                    payload,
-                    "now"
-                ])
-                .unwrap();
+                for (r, effect, payload) in chunk {
+                    st.execute(rusqlite::params![
+                        r.id.0,
+                        "h",
+                        r.store_id.0,
+                        r.till_id.0,
+                        r.pos_receipt_no,
+                        r.issued_at.to_rfc3339(),
+                        r.issued_at.date_naive().to_string(),
+                        r.card.as_ref().map(|c| c.expose().to_string()),
+                        "B00000",
+                        r.total.to_string(),
+                        r.total.to_string(),
+                        "0",
+                        None::<String>,
+                        effect,
+                        payload,
+                        "now"
+                    ])
+                    .unwrap();
+                }
             }
+            tx.commit().unwrap();
         }
-        tx.commit().unwrap();
-    }
-    let raw_secs = t0.elapsed().as_secs_f64();
-    let raw_cpu = cpu_secs() - c0;
+        (t0.elapsed().as_secs_f64(), cpu_secs() - c0)
+    };
+
+    let (raw_before, raw_cpu_before) = raw_pass("bench-raw-before.db");
+    let c0 = cpu_secs();
+    let (http_secs, applied) = http_ingest(Arc::new(repo), &token, &batches);
+    let http_cpu = cpu_secs() - c0;
+    assert_eq!(applied, n, "every receipt applied once");
+    let (raw_after, raw_cpu_after) = raw_pass("bench-raw-after.db");
+    let (raw_secs, raw_cpu) = ((raw_before + raw_after) / 2.0, (raw_cpu_before + raw_cpu_after) / 2.0);
+
+    // --- the same receipts without a loyalty card, via HTTP on a fresh database: stored, deduped
+    // and answered the same way, but no account is credited (no ledger entry, no account row, no
+    // tier). The difference to the HTTP ingest above is what crediting the accounts costs.
+    let plain_db = dir.path().join("bench-plain.db");
+    let plain_repo = SqliteRepo::open(&plain_db).unwrap();
+    setup_customers(&plain_repo, program, 200);
+    let plain_token =
+        server_stub::service::till_add(&plain_repo, &StoreId::from("CZ-PRG-01"), &TillId::from("T1")).unwrap();
+    let plain: Vec<Receipt> = rs
+        .iter()
+        .map(|r| Receipt {
+            card: None,
+            ..r.clone()
+        })
+        .collect();
+    let (plain_secs, plain_applied) = http_ingest(Arc::new(plain_repo), &plain_token, &batches_of(&plain, batch));
+    assert_eq!(plain_applied, n, "every card-less receipt applied once");
 
     // --- floor: every row the server writes for these receipts (receipt, ledger entry, the
     // account rewritten once per batch with its change number), made before the insert's clock
@@ -378,9 +413,11 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     let reads_us = raw_reads(&dir.path().join("bench-reads.db"), program, &rs, batch);
     let (parse_us, empty_http_us) = parse_and_empty_http(&batches);
     let (http_rate, raw_rate, floor_rate) = (n as f64 / http_secs, n as f64 / raw_secs, n as f64 / floor_secs);
+    let plain_rate = n as f64 / plain_secs;
     println!("  round {}:", i + 1);
     println!("    via HTTP /v1/sync (auth, JSON, dedupe, rules engine, account update): {http_secs:8.3} s  {http_rate:10.0} receipts/s");
-    println!("    raw rusqlite INSERT of the same rows (one tx per batch):              {raw_secs:8.3} s  {raw_rate:10.0} receipts/s");
+    println!("    the same receipts without a card via HTTP (nothing credited):          {plain_secs:8.3} s  {plain_rate:10.0} receipts/s  ({:.0} % of raw)", plain_rate / raw_rate * 100.0);
+    println!("    raw rusqlite INSERT of the same rows (one tx per batch), before and after the HTTP ingest: {raw_before:.3} s and {raw_after:.3} s, mean {raw_secs:.3} s  {raw_rate:10.0} receipts/s");
     println!("    floor: rusqlite INSERT/UPDATE of every row the server writes:         {floor_secs:8.3} s  {floor_rate:10.0} receipts/s  ({:.0} µs CPU/receipt)", floor_cpu / n as f64 * 1e6);
     println!("    reads alone {reads_us:.1} µs/receipt; parse alone {parse_us:.1} µs/receipt; rules + rows alone {logic_us:.1} µs/receipt; HTTP round trip alone {empty_http_us:.1} µs/receipt");
     println!(
@@ -403,6 +440,7 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     );
     Round {
         http_rate,
+        plain_rate,
         raw_rate,
         floor_rate,
         reads_us,

@@ -498,7 +498,7 @@ pub fn void(repo: &dyn Repository, till: &TillRow, id: &str) -> Result<RedeemAns
         let row = tx
             .customer(&r.account_id)?
             .ok_or_else(|| ApiError::internal(format!("account {} vanished", r.account_id)))?;
-        let mut state = row.state.clone();
+        let mut state = (*row.state).clone();
         state.points_balance += r.points;
         r.voided_at = Some(Utc::now());
         tx.put_redemption(&r)?;
@@ -557,7 +557,7 @@ pub fn credit_preload(
     };
     let acct = account_of(tx, customer)?;
     let Some(row) = tx.customer(&acct)? else { return Ok(()) };
-    let mut state = row.state.clone();
+    let mut state = (*row.state).clone();
     state.points_balance += points;
     let masked = card.to_string();
     let mut cause = Cause::new(LedgerKind::PrizeCard, &masked).at(store, till);
@@ -641,7 +641,7 @@ pub fn adjust(
             });
         }
         let row = tx.customer(&acct)?.expect("account exists");
-        let mut state = row.state.clone();
+        let mut state = (*row.state).clone();
         state.points_balance += req.points;
         if state.points_balance < Decimal::ZERO && !snap.program.allow_negative_balance {
             return Err(ApiError::conflict(
@@ -721,7 +721,7 @@ pub(crate) fn credit_account(
         state.points_balance,
         Cause::new(kind, &r.id.0).at(&r.store_id, &r.till_id),
     )?;
-    let mut customer = row.customer.clone();
+    let mut customer = (*row.customer).clone();
     customer.tier = Some(
         program
             .tier_for(rules::turnover(program, &state, r.issued_at.date_naive()))

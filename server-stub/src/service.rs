@@ -729,7 +729,7 @@ fn adopt_anonymous(
     hash: &str,
     row: crate::store::CustomerRow,
 ) -> Result<AckResult, ApiError> {
-    let mut customer = row.customer;
+    let mut customer = std::sync::Arc::unwrap_or_clone(row.customer);
     customer.name = reg.name.clone();
     customer.contact = reg.contact.clone();
     customer.consents = reg.consents.clone();
@@ -912,9 +912,10 @@ fn merge_anonymous(
         };
         *e = sum;
     }
-    target.state.points_balance = balance;
-    target.state.turnover_by_month = turnover;
-    target.state.expiring_points.extend(s.expiring_points.iter().cloned());
+    let state = std::sync::Arc::make_mut(&mut target.state);
+    state.points_balance = balance;
+    state.turnover_by_month = turnover;
+    state.expiring_points.extend(s.expiring_points.iter().cloned());
     tx.put_customer(&target.customer, &target.state)?;
     for sub in tx.sub_customers(into)? {
         tx.touch_customer(&sub)?;
@@ -954,7 +955,7 @@ fn customer_quote(
     let Some(row) = tx.customer(customer)? else {
         return Ok(None);
     };
-    let state = account_state(tx, &row.customer, row.state)?;
+    let state = account_state(tx, &row.customer, std::sync::Arc::unwrap_or_clone(row.state.clone()))?;
     let mut q = rules::customer_quote(program, &row.customer, &state, at);
     let acct = row.customer.parent.clone().unwrap_or_else(|| customer.clone());
     q.recent = tx.ledger(&acct, None, ledger::RECENT_ENTRIES)?;
@@ -965,7 +966,10 @@ fn customer_quote(
 /// The state that counts for a customer: their parent's for a sub-card holder.
 fn account_state(tx: &mut dyn Tx, c: &Customer, own: CustomerState) -> Result<CustomerState, ApiError> {
     match &c.parent {
-        Some(p) => Ok(tx.customer(p)?.map(|r| r.state).unwrap_or_default()),
+        Some(p) => Ok(tx
+            .customer(p)?
+            .map(|r| std::sync::Arc::unwrap_or_clone(r.state))
+            .unwrap_or_default()),
         None => Ok(own),
     }
 }
@@ -1047,9 +1051,9 @@ fn change_of(tx: &mut dyn Tx, row: crate::store::CustomerRow) -> Result<Customer
             status: c.status,
         })
         .collect();
-    let state = account_state(tx, &row.customer, row.state)?;
+    let state = account_state(tx, &row.customer, std::sync::Arc::unwrap_or_clone(row.state))?;
     Ok(CustomerChange {
-        customer: row.customer,
+        customer: std::sync::Arc::unwrap_or_clone(row.customer),
         cards,
         state,
         contact_keys: Vec::new(),
@@ -1410,9 +1414,10 @@ pub fn set_parent(
                     Some("id"),
                 ));
             }
-            let s = std::mem::take(&mut row.state);
+            let s = std::sync::Arc::unwrap_or_clone(std::mem::take(&mut row.state));
             let moved = s.points_balance;
             let parent_before = prow.state.points_balance;
+            let pstate = std::sync::Arc::make_mut(&mut prow.state);
             let too_big = |what: String| {
                 ApiError::conflict(
                     "overflow",
@@ -1420,16 +1425,15 @@ pub fn set_parent(
                     Some("parent"),
                 )
             };
-            prow.state.points_balance = prow
-                .state
+            pstate.points_balance = pstate
                 .points_balance
                 .checked_add(s.points_balance)
                 .ok_or_else(|| too_big("the points balances".into()))?;
             for (m, v) in s.turnover_by_month {
-                let e = prow.state.turnover_by_month.entry(m.clone()).or_default();
+                let e = pstate.turnover_by_month.entry(m.clone()).or_default();
                 *e = e.checked_add(v).ok_or_else(|| too_big(format!("the {m} turnovers")))?;
             }
-            prow.state.expiring_points.extend(s.expiring_points);
+            pstate.expiring_points.extend(s.expiring_points);
             tx.put_customer(&prow.customer, &prow.state)?;
             ledger::book(
                 tx,
@@ -1440,7 +1444,7 @@ pub fn set_parent(
             )?;
             ledger::book(tx, id, moved, Decimal::ZERO, Cause::new(LedgerKind::FamilyMerge, &p.0))?;
         }
-        row.customer.parent = parent.cloned();
+        std::sync::Arc::make_mut(&mut row.customer).parent = parent.cloned();
         tx.put_customer(&row.customer, &row.state)?;
         let row = tx.customer(id)?.expect("just written");
         change_of(tx, row)

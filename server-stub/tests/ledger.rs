@@ -245,9 +245,11 @@ proptest! {
 
 fn account_of_card(repo: &dyn Repository, c: &CardId) -> Option<CustomerId> {
     let cust = customer_of(repo, c)?;
-    transact(repo, |tx| Ok(tx.customer(&cust)?.and_then(|r| r.customer.parent)))
-        .unwrap()
-        .or(Some(cust))
+    transact(repo, |tx| {
+        Ok(tx.customer(&cust)?.and_then(|r| r.customer.parent.clone()))
+    })
+    .unwrap()
+    .or(Some(cust))
 }
 
 fn bal(repo: &dyn Repository, a: &CustomerId) -> Decimal {

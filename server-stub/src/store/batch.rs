@@ -12,6 +12,7 @@
 //! back to it undoes that item alone). A plain receipt item runs no statement at all.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use protocol::rules::{Program, RulesSnapshot};
@@ -138,14 +139,13 @@ impl<'t> BatchTx<'t> {
         self.load_customers(&holders)?;
         let parents: Vec<CustomerId> = holders
             .iter()
-            .filter_map(|h| self.customers.get(&h.0).cloned().flatten())
-            .filter_map(|row| row.customer.parent)
+            .filter_map(|h| self.customers.get(&h.0)?.as_ref()?.customer.parent.clone())
             .collect();
         self.load_customers(&parents)?;
         let mut accounts: Vec<CustomerId> = holders
             .iter()
-            .filter_map(|h| self.customers.get(&h.0).cloned().flatten())
-            .map(|row| row.customer.parent.unwrap_or(row.customer.id))
+            .filter_map(|h| self.customers.get(&h.0)?.as_ref())
+            .map(|row| row.customer.parent.clone().unwrap_or_else(|| row.customer.id.clone()))
             .filter(|a| !self.subs.contains_key(&a.0))
             .collect();
         accounts.sort();
@@ -214,7 +214,7 @@ impl<'t> BatchTx<'t> {
         receipts: &[(StoredReceipt, Option<ReceiptId>)],
         messages: &[Message],
     ) -> BatchWrites {
-        let customers: Vec<(Customer, CustomerState)> = dirty
+        let customers: Vec<(Arc<Customer>, Arc<CustomerState>)> = dirty
             .iter()
             .filter_map(|id| value_of(id))
             .map(|row| (row.customer, row.state))
@@ -549,12 +549,15 @@ impl Tx for BatchTx<'_> {
         }
         let id = customer.id.0.clone();
         self.note_customer_change(&id);
-        let seq = self.customers[&id].as_ref().map_or(0, |r| r.change_seq);
+        let row = self.customers[&id].as_ref().expect("known");
+        // An unchanged customer (the usual credit: only the state moves) keeps its shared copy.
+        let kept = (*row.customer == *customer).then(|| Arc::clone(&row.customer));
+        let seq = row.change_seq;
         self.customers.insert(
             id.clone(),
             Some(CustomerRow {
-                customer: customer.clone(),
-                state: state.clone(),
+                customer: kept.unwrap_or_else(|| Arc::new(customer.clone())),
+                state: Arc::new(state.clone()),
                 change_seq: seq,
             }),
         );

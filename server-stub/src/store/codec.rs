@@ -155,8 +155,8 @@ pub(crate) fn to_customer(c: (String, String, Option<String>, i64)) -> StoreResu
             .map_err(|e| StoreError::Other(format!("customer {}: expiring column {text:?}: {e}", customer.id)))?;
     }
     Ok(CustomerRow {
-        customer,
-        state,
+        customer: customer.into(),
+        state: state.into(),
         change_seq: c.3,
     })
 }
@@ -260,7 +260,7 @@ mod tests {
             assert!(!r.1.contains("expiring"), "{}", r.1);
             assert_eq!(r.2.is_none(), entries.is_empty());
             let back = to_customer(r.clone()).unwrap();
-            assert_eq!(back.state, s, "{:?}", r.2);
+            assert_eq!(*back.state, s, "{:?}", r.2);
             // the scale is kept (79.60 stays 79.60)
             let strs: Vec<String> = back
                 .state
@@ -285,7 +285,7 @@ mod tests {
         let s = state(&[("2027-02-21", "79.60"), ("2027-02-22", "5.00")]);
         let old = (json(&crate::store::test_customer("C1")), json(&s), None, 3);
         assert!(old.1.contains("expiring_points"));
-        assert_eq!(to_customer(old).unwrap().state, s);
+        assert_eq!(*to_customer(old).unwrap().state, s);
     }
 
     #[test]

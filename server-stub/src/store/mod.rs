@@ -54,8 +54,10 @@ pub struct CardRow {
 
 #[derive(Clone, Debug)]
 pub struct CustomerRow {
-    pub customer: Customer,
-    pub state: CustomerState,
+    /// Shared: a sync batch hands the same account around many times (prefetch, each item's
+    /// savepoint, the buffer, the account cache), and a copy of it is a count, not its fields.
+    pub customer: std::sync::Arc<Customer>,
+    pub state: std::sync::Arc<CustomerState>,
     pub change_seq: i64,
 }
 
@@ -242,7 +244,7 @@ pub trait Tx {
     /// A customer's parent account: None when there is no such customer, Some(None) for a
     /// customer without a parent. (A backend may read just that column.)
     fn customer_parent(&mut self, id: &CustomerId) -> StoreResult<Option<Option<CustomerId>>> {
-        Ok(self.customer(id)?.map(|c| c.customer.parent))
+        Ok(self.customer(id)?.map(|c| c.customer.parent.clone()))
     }
     /// Insert or update; bumps the customer's change sequence.
     fn put_customer(&mut self, customer: &Customer, state: &CustomerState) -> StoreResult<()>;
@@ -379,7 +381,7 @@ pub trait Tx {
 /// A sync batch's buffered writes (see [`Tx::write_batch`]).
 #[derive(Debug, Default)]
 pub struct BatchWrites {
-    pub customers: Vec<(Customer, CustomerState)>,
+    pub customers: Vec<(std::sync::Arc<Customer>, std::sync::Arc<CustomerState>)>,
     /// Customers whose change sequence moves without a data change (not in `customers`).
     pub touched: Vec<CustomerId>,
     pub ledger: Vec<NewLedgerEntry>,

@@ -1171,7 +1171,7 @@ impl Tx for PgTx<'_> {
                 .iter()
                 .map(|(c, _)| c.parent.as_ref().map(|p| p.0.as_str()))
                 .collect();
-            let customers: Vec<String> = w.customers.iter().map(|(c, _)| json(c)).collect();
+            let customers: Vec<String> = w.customers.iter().map(|(c, _)| json(&**c)).collect();
             let (states, expiring): (Vec<String>, Vec<Option<String>>) =
                 w.customers.iter().map(|(_, s)| state_columns(s)).unzip();
             self.execute(

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use protocol::rules::{Program, RulesSnapshot};
@@ -393,9 +393,9 @@ impl SqliteTx<'_> {
         self.next_counter("change_seq")
     }
 
-    fn write_customer(&mut self, customer: &Customer, state: &CustomerState, seq: i64) -> StoreResult<()> {
+    fn write_customer(&mut self, customer: &Arc<Customer>, state: &Arc<CustomerState>, seq: i64) -> StoreResult<()> {
         let (id, parent) = (&customer.id.0, customer.parent.as_ref().map(|p| p.0.as_str()));
-        let customer_json = json(customer);
+        let customer_json = json(&**customer);
         let (state_json, expiring) = state_columns(state);
         // The usual case, an account whose parent stays: a plain UPDATE leaves the parent index
         // alone (an upsert rewrites every index of the columns it sets).
@@ -418,8 +418,8 @@ impl SqliteTx<'_> {
         }
         if self.accounts.is_some() {
             self.seen.push(CustomerRow {
-                customer: customer.clone(),
-                state: state.clone(),
+                customer: Arc::clone(customer),
+                state: Arc::clone(state),
                 change_seq: seq,
             });
         }
@@ -712,7 +712,7 @@ impl Tx for SqliteTx<'_> {
 
     fn put_customer(&mut self, customer: &Customer, state: &CustomerState) -> StoreResult<()> {
         let seq = self.bump_change_seq()?;
-        self.write_customer(customer, state, seq)
+        self.write_customer(&Arc::new(customer.clone()), &Arc::new(state.clone()), seq)
     }
 
     fn touch_customer(&mut self, id: &CustomerId) -> StoreResult<()> {
@@ -1260,14 +1260,14 @@ mod tests {
         }
         let repo = SqliteRepo::open(&p).unwrap();
         let read_back = || transact(&repo, |tx| Ok(tx.customer(&c1)?.unwrap())).unwrap();
-        assert_eq!(read_back().state, state);
+        assert_eq!(*read_back().state, state);
         let mut more = state.clone();
         more.expiring_points.push(ExpiringPoints {
             points: Decimal::new(500, 2),
             expires_on: NaiveDate::from_ymd_opt(2027, 2, 22).unwrap(),
         });
         transact(&repo, |tx| Ok(tx.put_customer(&customer, &more)?)).unwrap();
-        assert_eq!(read_back().state, more);
+        assert_eq!(*read_back().state, more);
         let c = Connection::open(&p).unwrap();
         let (json_col, expiring): (String, Option<String>) = c
             .query_row("SELECT state, expiring FROM customers WHERE id = 'C1'", [], |r| {
