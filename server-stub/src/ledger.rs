@@ -721,13 +721,17 @@ pub(crate) fn credit_account(
         state.points_balance,
         Cause::new(kind, &r.id.0).at(&r.store_id, &r.till_id),
     )?;
-    let mut customer = (*row.customer).clone();
-    customer.tier = Some(
-        program
-            .tier_for(rules::turnover(program, &state, r.issued_at.date_naive()))
-            .name
-            .clone(),
-    );
+    let tier = &program
+        .tier_for(rules::turnover(program, &state, r.issued_at.date_naive()))
+        .name;
+    // Most receipts leave the tier as it was: the customer is then not copied.
+    let customer: std::borrow::Cow<'_, Customer> = if row.customer.tier.as_ref() == Some(tier) {
+        std::borrow::Cow::Borrowed(&*row.customer)
+    } else {
+        let mut c = (*row.customer).clone();
+        c.tier = Some(tier.clone());
+        std::borrow::Cow::Owned(c)
+    };
     tx.put_customer(&customer, &state)?;
     for sub in tx.sub_customers(acct)? {
         tx.touch_customer(&sub)?;
