@@ -970,6 +970,19 @@ fn consume_expiring(list: &mut Vec<ExpiringPoints>, mut amount: Decimal) {
     list.retain(|e| e.points > Decimal::ZERO);
 }
 
+/// Campaign points that lapse on a day the list already has join that day's entry: points that
+/// expire together are one amount, so the list grows with the expiry days, not with the receipts
+/// (a regular's account is rewritten on every receipt). Otherwise a new entry, in expiry order.
+fn add_expiring(list: &mut Vec<ExpiringPoints>, e: &ExpiringPoints) {
+    let same_day = list.iter_mut().rev().find(|x| x.expires_on == e.expires_on);
+    match same_day.and_then(|x| Some((x.points.checked_add(e.points)?, x))) {
+        Some((sum, x)) => x.points = sum,
+        None => list.push(e.clone()),
+    }
+    // Stable, and one pass over a list already in order (an account stored before kept its own).
+    list.sort_by_key(|e| e.expires_on);
+}
+
 /// Keep the invariant "expiring points are part of the balance": their sum never exceeds
 /// the (non-negative part of the) balance.
 fn trim_expiring(s: &mut CustomerState) {
@@ -1034,8 +1047,7 @@ pub fn try_apply_effect(
         consume_expiring(&mut s.expiring_points, -effect.points_delta);
     }
     if let Some(e) = &effect.expiring {
-        s.expiring_points.push(e.clone());
-        s.expiring_points.sort_by_key(|e| e.expires_on);
+        add_expiring(&mut s.expiring_points, e);
     }
     trim_expiring(&mut s);
     let after = program.tier_for(turnover(program, &s, on));
@@ -1854,6 +1866,55 @@ mod tests {
             customer_quote(&p, &customer("C", None), &s, &at("2026-04-02T10:00:00+02:00")).points_balance,
             dec!(50)
         );
+    }
+
+    #[test]
+    fn campaign_points_lapsing_on_one_day_are_one_entry() {
+        let mut p = program();
+        let mut c = campaign("x2", 1, dec!(200), CampaignScope::Items { skus: vec!["A".into()] });
+        c.points_expire_days = Some(30);
+        p.campaigns = vec![c];
+        let buy =
+            |no: &str, at: &str| evaluate_receipt(&p, &receipt(no, at, vec![line("A", None, dec!(1), dec!(100))]));
+        // Three purchases on 2 March (all lapse on 1 April), one on 3 March (lapses on 2 April).
+        let mut s = CustomerState::default();
+        for (no, at, on) in [
+            ("1", MON_10, "2026-03-02"),
+            ("2", "2026-03-02T12:00:00+01:00", "2026-03-02"),
+            ("3", "2026-03-02T18:30:00+01:00", "2026-03-02"),
+            ("4", "2026-03-03T09:00:00+01:00", "2026-03-03"),
+        ] {
+            s = apply_effect(&p, &s, &buy(no, at), day(on)).0;
+        }
+        assert_eq!(
+            s.expiring_points,
+            vec![
+                ExpiringPoints {
+                    points: dec!(600),
+                    expires_on: day("2026-04-01")
+                },
+                ExpiringPoints {
+                    points: dec!(200),
+                    expires_on: day("2026-04-02")
+                },
+            ],
+            "one entry per expiry day, in expiry order"
+        );
+        assert_eq!(s.points_balance, dec!(800));
+        // They lapse as separate entries would have: the day's three together, then the fourth.
+        assert_eq!(expire_points(&s, day("2026-04-01")).points_balance, dec!(200));
+        assert_eq!(expire_points(&s, day("2026-04-02")).points_balance, dec!(0));
+        // An earlier expiry day than the list's last still goes in order.
+        let mut early = s.clone();
+        add_expiring(
+            &mut early.expiring_points,
+            &ExpiringPoints {
+                points: dec!(5),
+                expires_on: day("2026-03-20"),
+            },
+        );
+        assert_eq!(early.expiring_points[0].expires_on, day("2026-03-20"));
+        assert_eq!(early.expiring_points.len(), 3);
     }
 
     #[test]
