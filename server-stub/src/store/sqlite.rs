@@ -395,8 +395,32 @@ impl SqliteTx<'_> {
 
     fn write_customer(&mut self, customer: &Arc<Customer>, state: &Arc<CustomerState>, seq: i64) -> StoreResult<()> {
         let (id, parent) = (&customer.id.0, customer.parent.as_ref().map(|p| p.0.as_str()));
-        let customer_json = json(&**customer);
         let (state_json, expiring) = state_columns(state);
+        // The usual credit leaves the customer as the account cache has it, the very same shared
+        // copy: the cache only hands out a row whose change number is the database's, and a
+        // changed customer is always a new copy (`BatchTx::put_customer`). Its JSON column is
+        // then as it was; only the state is written.
+        let cached = self.accounts.is_some_and(|c| {
+            let c = c.lock().unwrap_or_else(|e| e.into_inner());
+            c.get(id).is_some_and(|row| Arc::ptr_eq(&row.customer, customer))
+        });
+        if cached {
+            let updated = self
+                .tx
+                .prepare_cached(
+                    "UPDATE customers SET state = ?3, expiring = ?4, change_seq = ?5 WHERE id = ?1 AND parent_id IS ?2",
+                )?
+                .execute(params![id, parent, state_json, expiring, seq])?;
+            if updated == 1 {
+                self.seen.push(CustomerRow {
+                    customer: Arc::clone(customer),
+                    state: Arc::clone(state),
+                    change_seq: seq,
+                });
+                return Ok(());
+            }
+        }
+        let customer_json = json(&**customer);
         // The usual case, an account whose parent stays: a plain UPDATE leaves the parent index
         // alone (an upsert rewrites every index of the columns it sets).
         let updated = self
@@ -1357,6 +1381,72 @@ mod tests {
                 .len(),
             0
         );
+    }
+
+    /// A batch that writes an account with the customer the cache handed out (the usual credit)
+    /// writes only its state; a changed customer (a new copy) is written whole.
+    #[test]
+    fn an_account_written_with_the_cached_customer_writes_only_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let repo = SqliteRepo::open(&path).unwrap();
+        let c1 = CustomerId("C1".into());
+        let balance = |p: i64| {
+            Arc::new(CustomerState {
+                points_balance: Decimal::from(p),
+                ..Default::default()
+            })
+        };
+        transact(&repo, |tx| {
+            Ok(tx.put_customer(&crate::store::test_customer(&c1.0), &balance(1))?)
+        })
+        .unwrap();
+        let columns = || -> (String, String) {
+            Connection::open(&path)
+                .unwrap()
+                .query_row("SELECT customer, state FROM customers WHERE id = 'C1'", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap()
+        };
+        // A probe: the customer column marked behind the server's back (change number kept, so
+        // the cache still answers for the row). Written whole, the mark would be gone.
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE customers SET customer = json_set(customer, '$.tier', 'probe') WHERE id = 'C1'",
+                [],
+            )
+            .unwrap();
+        let write = |customer: Option<Customer>, points: i64| {
+            transact(&repo, |tx| {
+                let row = tx.customers_in(std::slice::from_ref(&c1))?.remove(0);
+                let customer = customer.clone().map_or(row.customer, Arc::new);
+                tx.write_batch(&BatchWrites {
+                    customers: vec![(customer, balance(points))],
+                    ..Default::default()
+                })?;
+                Ok(())
+            })
+            .unwrap()
+        };
+        write(None, 2);
+        let (customer, state) = columns();
+        assert!(
+            customer.contains("probe"),
+            "the customer column was not written: {customer}"
+        );
+        assert!(state.contains("\"2\""), "{state}");
+        let mut gold = crate::store::test_customer(&c1.0);
+        gold.tier = Some("Gold".into());
+        write(Some(gold), 3);
+        let (customer, state) = columns();
+        assert!(customer.contains("Gold") && !customer.contains("probe"), "{customer}");
+        assert!(state.contains("\"3\""), "{state}");
+        // The cache now holds the written customer: the next credit writes the state only again.
+        write(None, 4);
+        assert!(columns().0.contains("Gold"));
+        assert!(columns().1.contains("\"4\""));
     }
 
     #[test]
