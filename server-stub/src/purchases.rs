@@ -376,7 +376,7 @@ pub fn settle_due_tags(tx: &mut dyn Tx, program: &Program, now: DateTime<Utc>) -
         }
         let hash = payload_hash(&protocol::v1::SyncPayload::Receipt(receipt.clone()));
         tx.insert_receipt(
-            &StoredReceipt {
+            StoredReceipt {
                 receipt: receipt.clone(),
                 payload_hash: hash,
                 account: account.clone(),

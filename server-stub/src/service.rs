@@ -449,7 +449,7 @@ fn ingest_receipt(
     }
     let original_id = original.as_ref().map(|o| o.receipt.id.clone());
     tx.insert_receipt(
-        &StoredReceipt {
+        StoredReceipt {
             receipt: r.clone(),
             payload_hash: hash.to_string(),
             account: account.clone(),

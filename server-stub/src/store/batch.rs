@@ -469,7 +469,7 @@ impl Tx for BatchTx<'_> {
     fn receipts_by_pos_no(&mut self, store: &StoreId, pos_receipt_no: &str) -> StoreResult<Vec<StoredReceipt>> {
         self.read(|t| t.receipts_by_pos_no(store, pos_receipt_no))
     }
-    fn insert_receipt(&mut self, r: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
+    fn insert_receipt(&mut self, r: StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
         let id = r.receipt.id.0.clone();
         if let Some(item) = self.item.as_mut() {
             if !item.in_backend && !item.receipts_before.contains_key(&id) {
@@ -485,7 +485,7 @@ impl Tx for BatchTx<'_> {
             payload_json: None,
         };
         self.receipts.insert(id, Some(cached));
-        self.new_receipts.push((r.clone(), original.cloned()));
+        self.new_receipts.push((r, original.cloned()));
         Ok(())
     }
     fn returns_of(&mut self, original: &ReceiptId) -> StoreResult<Vec<Receipt>> {
@@ -785,7 +785,7 @@ mod tests {
             b.savepoint()?;
             b.put_customer(&customer("C1"), &balance(10))?;
             b.append_ledger(&entry(10, 10))?;
-            b.insert_receipt(&r1, None)?;
+            b.insert_receipt(r1.clone(), None)?;
             b.touch_customer(&c1)?;
             assert!(b.record_message(&message("m1"))?);
             assert!(!b.record_message(&message("m1"))?, "a cause is recorded once");
@@ -794,7 +794,7 @@ mod tests {
             b.savepoint()?;
             b.put_customer(&customer("C1"), &balance(30))?;
             b.append_ledger(&entry(20, 30))?;
-            b.insert_receipt(&r2, None)?;
+            b.insert_receipt(r2.clone(), None)?;
             assert!(b.record_message(&message("m2"))?);
             b.rollback_to_savepoint()?;
             // 3: sees 1, not 2; writes through (the backend's savepoint), then is refused
@@ -811,7 +811,7 @@ mod tests {
                 result: protocol::v1::AckResult::Applied,
             })?;
             b.put_customer(&customer("C1"), &balance(15))?;
-            b.insert_receipt(&r3, None)?;
+            b.insert_receipt(r3.clone(), None)?;
             b.rollback_to_savepoint()?;
             // 4: reads the backend again: 1 is there, 3 is not
             b.savepoint()?;
@@ -856,7 +856,7 @@ mod tests {
             b.customer(&c1)?;
             b.savepoint()?;
             b.put_customer(&customer("C1"), &balance(10))?;
-            b.insert_receipt(&r1, None)?;
+            b.insert_receipt(r1.clone(), None)?;
             b.release_savepoint()?;
             // a delegated read writes the buffer first, then the unit of work fails
             b.max_change_seq()?;

@@ -225,7 +225,7 @@ pub trait Tx {
     /// Receipts of any till of `store` with this POS number, newest first.
     fn receipts_by_pos_no(&mut self, store: &StoreId, pos_receipt_no: &str) -> StoreResult<Vec<StoredReceipt>>;
     /// `original`: the receipt a return refers to (resolved), so [`Tx::returns_of`] finds it.
-    fn insert_receipt(&mut self, r: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()>;
+    fn insert_receipt(&mut self, r: StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()>;
     /// Earlier returns of `original`, oldest first (for cumulative partial-return reversal).
     fn returns_of(&mut self, original: &ReceiptId) -> StoreResult<Vec<Receipt>>;
     fn receipts_between(&mut self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<ReceiptFacts>>;
@@ -369,7 +369,7 @@ pub trait Tx {
             self.append_ledger(e)?;
         }
         for (r, original) in &w.receipts {
-            self.insert_receipt(r, original.as_ref())?;
+            self.insert_receipt(r.clone(), original.as_ref())?;
         }
         for m in &w.messages {
             self.record_message(m)?;

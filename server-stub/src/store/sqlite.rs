@@ -451,6 +451,43 @@ impl SqliteTx<'_> {
     }
 }
 
+impl SqliteTx<'_> {
+    fn insert_receipt_row(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
+        let r = &s.receipt;
+        let credited = if s.account.is_some() {
+            s.effect.points_delta
+        } else {
+            Decimal::ZERO
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
+                 account_id, total, turnover, points_credited, campaign, effect, payload, received_at, original_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?
+            .execute(params![
+                r.id.0,
+                s.payload_hash,
+                r.store_id.0,
+                r.till_id.0,
+                r.pos_receipt_no.trim(),
+                r.issued_at.to_rfc3339(),
+                r.issued_at.date_naive().to_string(),
+                r.card.as_ref().map(|c| c.expose().to_string()),
+                s.account.as_ref().map(|a| a.0.clone()),
+                r.total.to_string(),
+                s.effect.turnover_delta.to_string(),
+                credited.to_string(),
+                s.effect.campaign,
+                json(&s.effect),
+                s.payload_json.as_deref().map_or_else(|| json(r).into(), std::borrow::Cow::Borrowed),
+                now(),
+                original.map(|o| o.0.clone()),
+            ])?;
+        Ok(())
+    }
+}
+
 impl Tx for SqliteTx<'_> {
     fn savepoint(&mut self) -> StoreResult<()> {
         self.tx.prepare_cached("SAVEPOINT item")?.execute([])?;
@@ -546,39 +583,8 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
-    fn insert_receipt(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
-        let r = &s.receipt;
-        let credited = if s.account.is_some() {
-            s.effect.points_delta
-        } else {
-            Decimal::ZERO
-        };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
-                 account_id, total, turnover, points_credited, campaign, effect, payload, received_at, original_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?
-            .execute(params![
-                r.id.0,
-                s.payload_hash,
-                r.store_id.0,
-                r.till_id.0,
-                r.pos_receipt_no.trim(),
-                r.issued_at.to_rfc3339(),
-                r.issued_at.date_naive().to_string(),
-                r.card.as_ref().map(|c| c.expose().to_string()),
-                s.account.as_ref().map(|a| a.0.clone()),
-                r.total.to_string(),
-                s.effect.turnover_delta.to_string(),
-                credited.to_string(),
-                s.effect.campaign,
-                json(&s.effect),
-                s.payload_json.as_deref().map_or_else(|| json(r).into(), std::borrow::Cow::Borrowed),
-                now(),
-                original.map(|o| o.0.clone()),
-            ])?;
-        Ok(())
+    fn insert_receipt(&mut self, s: StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
+        self.insert_receipt_row(&s, original)
     }
 
     fn returns_of(&mut self, original: &ReceiptId) -> StoreResult<Vec<Receipt>> {
@@ -1216,7 +1222,7 @@ impl Tx for SqliteTx<'_> {
             self.append_ledger(e)?;
         }
         for (r, original) in &w.receipts {
-            self.insert_receipt(r, original.as_ref())?;
+            self.insert_receipt_row(r, original.as_ref())?;
         }
         for m in &w.messages {
             self.record_message(m)?;
