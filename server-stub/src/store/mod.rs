@@ -43,6 +43,17 @@ pub struct StoredReceipt {
     pub payload_json: Option<String>,
 }
 
+impl StoredReceipt {
+    /// The points its account got (none without an account).
+    pub fn points_credited(&self) -> Decimal {
+        if self.account.is_some() {
+            self.effect.points_delta
+        } else {
+            Decimal::ZERO
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct CardRow {
     pub number: CardId,

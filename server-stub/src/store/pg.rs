@@ -473,12 +473,7 @@ fn millis(t: &DateTime<Utc>) -> String {
 
 impl PgTx<'_> {
     fn insert_receipt_row(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
-        let r = &s.receipt;
-        let credited = if s.account.is_some() {
-            s.effect.points_delta
-        } else {
-            Decimal::ZERO
-        };
+        let (r, credited) = (&s.receipt, s.points_credited());
         self.execute(
             "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
              account_id, total, turnover, points_credited, campaign, effect, payload, received_at, original_id)

@@ -453,12 +453,7 @@ impl SqliteTx<'_> {
 
 impl SqliteTx<'_> {
     fn insert_receipt_row(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
-        let r = &s.receipt;
-        let credited = if s.account.is_some() {
-            s.effect.points_delta
-        } else {
-            Decimal::ZERO
-        };
+        let (r, credited) = (&s.receipt, s.points_credited());
         self.tx
             .prepare_cached(
                 "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
