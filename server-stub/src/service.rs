@@ -955,7 +955,7 @@ fn customer_quote(
     let Some(row) = tx.customer(customer)? else {
         return Ok(None);
     };
-    let state = account_state(tx, &row.customer, std::sync::Arc::unwrap_or_clone(row.state.clone()))?;
+    let state = account_state(tx, &row.customer, (*row.state).clone())?;
     let mut q = rules::customer_quote(program, &row.customer, &state, at);
     let acct = row.customer.parent.clone().unwrap_or_else(|| customer.clone());
     q.recent = tx.ledger(&acct, None, ledger::RECENT_ENTRIES)?;

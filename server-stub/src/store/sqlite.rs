@@ -404,23 +404,37 @@ impl SqliteTx<'_> {
             let c = c.lock().unwrap_or_else(|e| e.into_inner());
             c.get(id).is_some_and(|row| Arc::ptr_eq(&row.customer, customer))
         });
-        if cached {
-            let updated = self
+        let state_only = cached
+            && self
                 .tx
                 .prepare_cached(
                     "UPDATE customers SET state = ?3, expiring = ?4, change_seq = ?5 WHERE id = ?1 AND parent_id IS ?2",
                 )?
-                .execute(params![id, parent, state_json, expiring, seq])?;
-            if updated == 1 {
-                self.seen.push(CustomerRow {
-                    customer: Arc::clone(customer),
-                    state: Arc::clone(state),
-                    change_seq: seq,
-                });
-                return Ok(());
-            }
+                .execute(params![id, parent, state_json, expiring, seq])?
+                == 1;
+        if !state_only {
+            self.write_customer_whole(customer, &state_json, expiring.as_deref(), seq)?;
         }
-        let customer_json = json(&**customer);
+        if self.accounts.is_some() {
+            self.seen.push(CustomerRow {
+                customer: Arc::clone(customer),
+                state: Arc::clone(state),
+                change_seq: seq,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Self::write_customer`] with the customer's JSON column too.
+    fn write_customer_whole(
+        &mut self,
+        customer: &Customer,
+        state_json: &str,
+        expiring: Option<&str>,
+        seq: i64,
+    ) -> StoreResult<()> {
+        let (id, parent) = (&customer.id.0, customer.parent.as_ref().map(|p| p.0.as_str()));
+        let customer_json = json(customer);
         // The usual case, an account whose parent stays: a plain UPDATE leaves the parent index
         // alone (an upsert rewrites every index of the columns it sets).
         let updated = self
@@ -440,18 +454,9 @@ impl SqliteTx<'_> {
                 )?
                 .execute(params![id, parent, customer_json, state_json, expiring, seq])?;
         }
-        if self.accounts.is_some() {
-            self.seen.push(CustomerRow {
-                customer: Arc::clone(customer),
-                state: Arc::clone(state),
-                change_seq: seq,
-            });
-        }
         Ok(())
     }
-}
 
-impl SqliteTx<'_> {
     fn insert_receipt_row(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
         let (r, credited) = (&s.receipt, s.points_credited());
         self.tx
