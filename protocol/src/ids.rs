@@ -192,6 +192,7 @@ impl Serialize for CardId {
 impl<'de> Deserialize<'de> for CardId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
+        crate::wire::check_card(&s)?;
         CardId::normalise(&s).map_err(serde::de::Error::custom)
     }
 }

@@ -9,6 +9,7 @@ pub mod money;
 pub mod payment;
 pub mod rules;
 pub mod v1;
+pub mod wire;
 
 pub use ids::{CardId, CardIdError, CardPolicy, CustomerId, ReceiptId, StoreId, TillId};
 pub use money::{Currency, Money};

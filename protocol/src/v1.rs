@@ -39,13 +39,20 @@ pub struct ReceiptLine {
     pub category: Option<String>,
     /// Decimal quantity (`0.350` kg). Negative on return lines.
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    #[serde(deserialize_with = "crate::wire::decimal")]
     pub quantity: Decimal,
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    #[serde(deserialize_with = "crate::wire::decimal")]
     pub unit_price: Decimal,
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    #[serde(deserialize_with = "crate::wire::decimal")]
     pub line_total: Decimal,
     /// VAT rate in percent (`21`, `12`, `23`, `25`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::opt_decimal"
+    )]
     #[cfg_attr(feature = "schema", schema(value_type = Option<crate::money::DecimalString>))]
     pub vat_rate: Option<Decimal>,
     pub kind: LineKind,
@@ -57,10 +64,13 @@ pub struct ReceiptLine {
 #[serde(deny_unknown_fields)]
 pub struct VatSummary {
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    #[serde(deserialize_with = "crate::wire::decimal")]
     pub rate: Decimal,
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    #[serde(deserialize_with = "crate::wire::decimal")]
     pub base: Decimal,
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    #[serde(deserialize_with = "crate::wire::decimal")]
     pub amount: Decimal,
 }
 
@@ -88,15 +98,24 @@ pub struct Receipt {
     pub issued_at: DateTime<FixedOffset>,
     pub currency: Currency,
     #[cfg_attr(feature = "schema", schema(value_type = crate::money::DecimalString))]
+    #[serde(deserialize_with = "crate::wire::decimal")]
     pub total: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<CardId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::opt_object"
+    )]
     pub original: Option<OriginalReceipt>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wire::objects")]
     pub lines: Vec<ReceiptLine>,
     /// VAT breakdown; for totals-only receipts (Croatian `RacunZahtjev`) this is all there is.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::wire::objects"
+    )]
     pub vat: Vec<VatSummary>,
 }
 
