@@ -263,9 +263,28 @@ impl ReceiptId {
         pos_receipt_no: &str,
         issued_at: &chrono::DateTime<chrono::FixedOffset>,
     ) -> ReceiptId {
-        let utc = issued_at.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%SZ");
         let mut h = Sha256::new();
-        h.update(format!("v1|{}|{}|{}|{}", store.0, till.0, pos_receipt_no.trim(), utc).as_bytes());
+        for part in [
+            b"v1|",
+            store.0.as_bytes(),
+            b"|",
+            till.0.as_bytes(),
+            b"|",
+            pos_receipt_no.trim().as_bytes(),
+            b"|",
+        ] {
+            h.update(part);
+        }
+        match utc_seconds(issued_at) {
+            Some(text) => h.update(text),
+            None => h.update(
+                issued_at
+                    .naive_utc()
+                    .format("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string()
+                    .as_bytes(),
+            ),
+        }
         let digest = h.finalize();
         ReceiptId(hex::encode(&digest[..16]))
     }
@@ -273,6 +292,33 @@ impl ReceiptId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `issued_at` in UTC as chrono's `%Y-%m-%dT%H:%M:%SZ` writes it, without chrono's format machinery
+/// (the server derives the id of every receipt it takes); None for a year outside 0–9999 or a leap
+/// second (chrono's own format then).
+fn utc_seconds(issued_at: &chrono::DateTime<chrono::FixedOffset>) -> Option<[u8; 20]> {
+    use chrono::{Datelike, Timelike};
+    let t = issued_at.naive_utc();
+    if !(0..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    let mut put = |at: usize, value: u32, width: usize| {
+        for i in 0..width {
+            out[at + width - 1 - i] = b'0' + (value / 10u32.pow(i as u32) % 10) as u8;
+        }
+    };
+    put(0, t.year() as u32, 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    for (at, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'Z')] {
+        out[at] = sep;
+    }
+    Some(out)
 }
 
 impl fmt::Display for ReceiptId {
@@ -353,6 +399,42 @@ mod tests {
         assert_eq!(ReceiptId::derive(&s, &t, "42", &a), ReceiptId::derive(&s, &t, "42", &b));
         assert_ne!(ReceiptId::derive(&s, &t, "42", &a), ReceiptId::derive(&s, &t, "43", &a));
         assert_eq!(ReceiptId::derive(&s, &t, "42", &a).0.len(), 32);
+    }
+
+    #[test]
+    fn receipt_id_is_the_documented_hash_and_its_time_text_is_chronos() {
+        // The key the tills have stored for years: SHA-256 of the documented text (Python's
+        // hashlib gives the same), the POS number trimmed, the time in UTC.
+        let at = chrono::DateTime::parse_from_rfc3339("2027-01-01T00:59:59+01:00").unwrap();
+        assert_eq!(
+            ReceiptId::derive(&StoreId::from("CZ-PRG-01"), &TillId::from("T1"), " 42 ", &at).0,
+            "98dc431482e658f5eb3482d776c44338"
+        );
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:15:00+01:00").unwrap();
+        assert_eq!(
+            ReceiptId::derive(&StoreId::from("CZ-PRG-01"), &TillId::from("T1"), "42", &at).0,
+            "faa65ebdd61254b3333ab61abd391e76"
+        );
+        // The time text written by hand equals chrono's format across offsets, days and years.
+        for text in [
+            "2026-11-23T10:15:00+01:00",
+            "2027-01-01T00:30:00+02:00",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "1999-02-28T23:59:59-05:00",
+            "2024-02-29T12:34:56.999+14:00",
+        ] {
+            let t = chrono::DateTime::parse_from_rfc3339(text).unwrap();
+            let chrono_text = t.naive_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            assert_eq!(
+                utc_seconds(&t).map(|b| String::from_utf8(b.to_vec()).unwrap()),
+                Some(chrono_text),
+                "{text}"
+            );
+        }
+        // Outside 0–9999 chrono's format is used.
+        let far = chrono::DateTime::parse_from_rfc3339("9999-12-31T23:59:59-05:00").unwrap();
+        assert_eq!(utc_seconds(&far), None);
     }
 
     #[test]
