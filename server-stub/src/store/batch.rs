@@ -554,7 +554,9 @@ impl Tx for BatchTx<'_> {
         self.note_customer_change(&id);
         let row = self.customers[&id].as_ref().expect("known");
         // An unchanged customer (the usual credit: only the state moves) keeps its shared copy.
-        let kept = (*row.customer == *customer).then(|| Arc::clone(&row.customer));
+        // (The caller usually hands back the very customer it read: no deep comparison then.)
+        let same = std::ptr::eq(&*row.customer, customer) || *row.customer == *customer;
+        let kept = same.then(|| Arc::clone(&row.customer));
         let seq = row.change_seq;
         self.customers.insert(
             id.clone(),

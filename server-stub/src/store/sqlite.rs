@@ -458,34 +458,45 @@ impl SqliteTx<'_> {
     }
 
     fn insert_receipt_row(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
-        let (r, credited) = (&s.receipt, s.points_credited());
-        self.tx
-            .prepare_cached(
-                "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
-                 account_id, total, turnover, points_credited, campaign, effect, payload, received_at, original_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?
-            .execute(params![
-                r.id.0,
-                s.payload_hash,
-                r.store_id.0,
-                r.till_id.0,
-                r.pos_receipt_no.trim(),
-                r.issued_at.to_rfc3339(),
-                r.issued_at.date_naive().to_string(),
-                r.card.as_ref().map(|c| c.expose().to_string()),
-                s.account.as_ref().map(|a| a.0.clone()),
-                r.total.to_string(),
-                s.effect.turnover_delta.to_string(),
-                credited.to_string(),
-                s.effect.campaign,
-                json(&s.effect),
-                s.payload_json.as_deref().map_or_else(|| json(r).into(), std::borrow::Cow::Borrowed),
-                now(),
-                original.map(|o| o.0.clone()),
-            ])?;
-        Ok(())
+        let mut st = self.tx.prepare_cached(INSERT_RECEIPT)?;
+        write_receipt_row(&mut st, s, original, &now())
     }
+}
+
+const INSERT_RECEIPT: &str =
+    "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
+     account_id, total, turnover, points_credited, campaign, effect, payload, received_at, original_id)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+/// One receipt row through `st` (the prepared [`INSERT_RECEIPT`]; a batch prepares it once),
+/// received at `received_at`.
+fn write_receipt_row(
+    st: &mut rusqlite::CachedStatement<'_>,
+    s: &StoredReceipt,
+    original: Option<&ReceiptId>,
+    received_at: &str,
+) -> StoreResult<()> {
+    let (r, credited) = (&s.receipt, s.points_credited());
+    st.execute(params![
+        r.id.0,
+        s.payload_hash,
+        r.store_id.0,
+        r.till_id.0,
+        r.pos_receipt_no.trim(),
+        r.issued_at.to_rfc3339(),
+        r.issued_at.date_naive().to_string(),
+        r.card.as_ref().map(|c| c.expose()),
+        s.account.as_ref().map(|a| a.0.as_str()),
+        r.total.to_string(),
+        s.effect.turnover_delta.to_string(),
+        credited.to_string(),
+        s.effect.campaign,
+        json(&s.effect),
+        s.payload_json.as_deref().map_or_else(|| json(r).into(), std::borrow::Cow::Borrowed),
+        received_at,
+        original.map(|o| o.0.as_str()),
+    ])?;
+    Ok(())
 }
 
 impl Tx for SqliteTx<'_> {
@@ -1221,8 +1232,11 @@ impl Tx for SqliteTx<'_> {
         for e in &w.ledger {
             self.append_ledger(e)?;
         }
-        for (r, original) in &w.receipts {
-            self.insert_receipt_row(r, original.as_ref())?;
+        if !w.receipts.is_empty() {
+            let (mut st, at) = (self.tx.prepare_cached(INSERT_RECEIPT)?, now());
+            for (r, original) in &w.receipts {
+                write_receipt_row(&mut st, r, original.as_ref(), &at)?;
+            }
         }
         for m in &w.messages {
             self.record_message(m)?;
