@@ -377,10 +377,10 @@ pub fn settle_due_tags(tx: &mut dyn Tx, program: &Program, now: DateTime<Utc>) -
         let hash = payload_hash(&protocol::v1::SyncPayload::Receipt(receipt.clone()));
         tx.insert_receipt(
             StoredReceipt {
-                receipt: receipt.clone(),
+                receipt: std::sync::Arc::new(receipt.clone()),
                 payload_hash: hash,
                 account: account.clone(),
-                effect,
+                effect: std::sync::Arc::new(effect),
                 payload_json: None,
             },
             None,

@@ -450,10 +450,10 @@ fn ingest_receipt(
     let original_id = original.as_ref().map(|o| o.receipt.id.clone());
     tx.insert_receipt(
         StoredReceipt {
-            receipt: r.clone(),
+            receipt: std::sync::Arc::new(r.clone()),
             payload_hash: hash.to_string(),
             account: account.clone(),
-            effect,
+            effect: std::sync::Arc::new(effect),
             payload_json: prep.receipt_json.clone(),
         },
         original_id.as_ref(),

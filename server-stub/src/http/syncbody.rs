@@ -97,13 +97,60 @@ impl<'a> Obj<'a> {
     }
 }
 
+/// A batch's envelope in one pass: its members each once, no other, the items' members unparsed.
+struct Envelope<'a> {
+    version: &'a RawValue,
+    store_id: &'a RawValue,
+    till_id: &'a RawValue,
+    items: Vec<Obj<'a>>,
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sync batch object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Envelope<'de>, A::Error> {
+                use serde::de::Error;
+                let (mut version, mut store_id, mut till_id, mut items) = (None, None, None, None);
+                while let Some(k) = m.next_key::<&'de str>()? {
+                    let seen = match k {
+                        "version" => version.replace(m.next_value()?).is_some(),
+                        "store_id" => store_id.replace(m.next_value()?).is_some(),
+                        "till_id" => till_id.replace(m.next_value()?).is_some(),
+                        "items" => items.replace(m.next_value()?).is_some(),
+                        other => return Err(A::Error::unknown_field(other, &[])),
+                    };
+                    if seen {
+                        return Err(A::Error::custom(format_args!("{k} twice")));
+                    }
+                }
+                let missing = |name| A::Error::missing_field(name);
+                Ok(Envelope {
+                    version: version.ok_or_else(|| missing("version"))?,
+                    store_id: store_id.ok_or_else(|| missing("store_id"))?,
+                    till_id: till_id.ok_or_else(|| missing("till_id"))?,
+                    items: items.ok_or_else(|| missing("items"))?,
+                })
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
 /// The batch and where each item's receipt text is in `bytes`, if the fast path takes it (see
 /// the module doc), else None.
 pub fn fast_batch(bytes: &[u8]) -> Option<(SyncBatch, Vec<std::ops::Range<usize>>)> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let env: Obj<'_> = serde_json::from_str(text).ok()?;
-    let [version, store_id, till_id, items] = env.exactly(["version", "store_id", "till_id", "items"])?;
-    let raw_items: Vec<Obj<'_>> = serde_json::from_str(items.get()).ok()?;
+    let Envelope {
+        version,
+        store_id,
+        till_id,
+        items: raw_items,
+    } = serde_json::from_str(text).ok()?;
     let mut items = Vec::with_capacity(raw_items.len());
     let mut spans = Vec::with_capacity(raw_items.len());
     for it in &raw_items {

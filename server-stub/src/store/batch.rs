@@ -481,10 +481,10 @@ impl Tx for BatchTx<'_> {
         }
         // The read cache needs no copy of the stored JSON.
         let cached = StoredReceipt {
-            receipt: r.receipt.clone(),
+            receipt: Arc::clone(&r.receipt),
             payload_hash: r.payload_hash.clone(),
             account: r.account.clone(),
-            effect: r.effect.clone(),
+            effect: Arc::clone(&r.effect),
             payload_json: None,
         };
         self.receipts.insert(id, Some(cached));
@@ -738,8 +738,8 @@ mod tests {
             vat: vec![],
         };
         StoredReceipt {
-            effect: protocol::rules::evaluate_receipt(&program(), &receipt),
-            receipt,
+            effect: Arc::new(protocol::rules::evaluate_receipt(&program(), &receipt)),
+            receipt: Arc::new(receipt),
             payload_json: None,
             payload_hash: format!("h{no}"),
             account: Some(CustomerId("C1".into())),

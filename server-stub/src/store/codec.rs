@@ -39,10 +39,10 @@ pub(crate) fn dec(what: &str, s: &str) -> StoreResult<Decimal> {
 
 pub(crate) fn to_stored(row: (String, String, Option<String>, String)) -> StoreResult<StoredReceipt> {
     Ok(StoredReceipt {
-        receipt: from_json("receipt payload", &row.0)?,
+        receipt: std::sync::Arc::new(from_json("receipt payload", &row.0)?),
         payload_hash: row.1,
         account: row.2.map(CustomerId),
-        effect: from_json("receipt effect", &row.3)?,
+        effect: std::sync::Arc::new(from_json("receipt effect", &row.3)?),
         payload_json: None,
     })
 }

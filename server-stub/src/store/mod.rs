@@ -33,12 +33,12 @@ pub struct TillRow {
 /// A receipt as stored: the payload, its hash (dedupe) and what it did.
 #[derive(Clone, Debug)]
 pub struct StoredReceipt {
-    pub receipt: Receipt,
+    pub receipt: std::sync::Arc<Receipt>,
     pub payload_hash: String,
     /// The account points/turnover went to (None: no card, unknown or blocked card).
     pub account: Option<CustomerId>,
     /// The engine's effect (points are credited only when `account` is set).
-    pub effect: ReceiptEffect,
+    pub effect: std::sync::Arc<ReceiptEffect>,
     /// `receipt` as JSON when already made (sync ingest hashes it); None: made when stored.
     pub payload_json: Option<String>,
 }

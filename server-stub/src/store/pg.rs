@@ -492,8 +492,8 @@ impl PgTx<'_> {
                 &s.effect.turnover_delta.to_string(),
                 &credited.to_string(),
                 &s.effect.campaign,
-                &json(&s.effect),
-                &json(r),
+                &json(&*s.effect),
+                &json(&**r),
                 &now(),
                 &original.map(|o| o.0.clone()),
             ],
@@ -1238,8 +1238,8 @@ impl Tx for PgTx<'_> {
                     )
                 }),
                 col(&|s, _| s.effect.campaign.clone()),
-                col(&|s, _| Some(json(&s.effect))),
-                col(&|s, _| Some(s.payload_json.clone().unwrap_or_else(|| json(&s.receipt)))),
+                col(&|s, _| Some(json(&*s.effect))),
+                col(&|s, _| Some(s.payload_json.clone().unwrap_or_else(|| json(&*s.receipt)))),
                 col(&|_, _| Some(now())),
                 col(&|_, o| o.map(|o| o.0.clone())),
             ];

@@ -491,8 +491,10 @@ fn write_receipt_row(
         s.effect.turnover_delta.to_string(),
         credited.to_string(),
         s.effect.campaign,
-        json(&s.effect),
-        s.payload_json.as_deref().map_or_else(|| json(r).into(), std::borrow::Cow::Borrowed),
+        json(&*s.effect),
+        s.payload_json
+            .as_deref()
+            .map_or_else(|| json(&**r).into(), std::borrow::Cow::Borrowed),
         received_at,
         original.map(|o| o.0.as_str()),
     ])?;
