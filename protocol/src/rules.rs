@@ -340,6 +340,22 @@ fn month_key(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
 }
 
+/// The `YYYY-MM` key of month `i` (`year * 12 + month0`, years 0–9999) without `format!` (the
+/// rolling window's bounds, twice per receipt credited).
+fn month_text(i: i64) -> [u8; 7] {
+    let (year, month) = ((i / 12) as u32, (i % 12 + 1) as u32);
+    let digit = |v: u32, p: u32| b'0' + (v / p % 10) as u8;
+    [
+        digit(year, 1000),
+        digit(year, 100),
+        digit(year, 10),
+        digit(year, 1),
+        b'-',
+        digit(month, 10),
+        digit(month, 1),
+    ]
+}
+
 /// The tier returned for a program without tiers: "no tier", 0 %.
 static NO_TIER: Tier = Tier {
     name: String::new(),
@@ -586,10 +602,14 @@ pub fn turnover(program: &Program, state: &CustomerState, at: NaiveDate) -> Deci
             // Four-digit years: "YYYY-MM" keys sort as the months do, so the window is one range
             // of the map (newest first, as the month-by-month sum adds them). Keys that are not
             // months are skipped, as the month-by-month lookup never finds them.
-            let key = |i: i64| format!("{:04}-{:02}", i / 12, i % 12 + 1);
+            let (from, to) = (month_text(oldest), month_text(newest));
+            let (from, to) = (
+                std::str::from_utf8(&from).expect("ASCII"),
+                std::str::from_utf8(&to).expect("ASCII"),
+            );
             state
                 .turnover_by_month
-                .range(key(oldest)..=key(newest))
+                .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Included(to)))
                 .rev()
                 .filter(|(k, _)| is_month_key(k))
                 .fold(Decimal::ZERO, |a, (_, v)| a.saturating_add(*v))
@@ -1063,6 +1083,9 @@ pub fn try_apply_effect(
 /// `expires_on` day) from the balance.
 pub fn expire_points(state: &CustomerState, today: NaiveDate) -> CustomerState {
     let mut s = state.clone();
+    if s.expiring_points.iter().all(|e| e.expires_on > today) {
+        return s;
+    }
     let (expired, kept): (Vec<_>, Vec<_>) = s.expiring_points.drain(..).partition(|e| e.expires_on <= today);
     s.expiring_points = kept;
     // Saturating: expiring points never exceed the balance, so no real state gets near the limit.
@@ -1457,6 +1480,21 @@ mod tests {
     const MON_10: &str = "2026-03-02T10:15:00+01:00"; // a Monday
 
     // --- tiers -----------------------------------------------------------------------------
+
+    #[test]
+    fn a_months_key_written_by_hand_is_formats() {
+        for year in [0i64, 7, 999, 2026, 9999] {
+            for month0 in 0..12 {
+                let i = year * 12 + month0;
+                let text = month_text(i);
+                assert_eq!(
+                    std::str::from_utf8(&text).unwrap(),
+                    format!("{:04}-{:02}", year, month0 + 1)
+                );
+                assert!(is_month_key(std::str::from_utf8(&text).unwrap()));
+            }
+        }
+    }
 
     #[test]
     fn tier_thresholds_0_5000_15000() {

@@ -747,3 +747,66 @@ impl ErrorBody {
         format!("urn:till-agent:problem:{code}")
     }
 }
+
+/// The contract's checks of [`crate::wire::strictly`] on the receipt types (the checks are in
+/// their `deserialize_with` fields).
+#[cfg(test)]
+mod strict_reading {
+    use super::*;
+    use crate::wire::strictly;
+
+    fn line(quantity: &str) -> String {
+        format!(r#"{{"name":"Chléb","quantity":{quantity},"unit_price":"10","line_total":"10","kind":"sale"}}"#)
+    }
+
+    #[test]
+    fn strictly_a_decimal_is_a_string_of_the_pattern_and_outside_serde_is_as_lenient_as_before() {
+        for (text, strict_ok) in [
+            (r#""1.5""#, true),
+            (r#""-0.000000000001""#, true),
+            ("1.5", false),
+            (r#""1e3""#, false),
+            (r#""+1""#, false),
+            (r#"".5""#, false),
+            (r#""1234567890123456""#, false),
+            (r#""1.1234567890123""#, false),
+        ] {
+            let l = line(text);
+            assert_eq!(
+                strictly(|| serde_json::from_str::<ReceiptLine>(&l)).is_ok(),
+                strict_ok,
+                "{l}"
+            );
+            // The lenient reading takes what rust_decimal takes, as before.
+            assert!(serde_json::from_str::<ReceiptLine>(&l).is_ok(), "{l}");
+        }
+        let strict = strictly(|| serde_json::from_str::<ReceiptLine>(&line(r#""0.350""#))).unwrap();
+        assert_eq!(strict.quantity.to_string(), "0.350");
+    }
+
+    #[test]
+    fn strictly_lines_and_originals_are_objects_and_cards_of_the_pattern() {
+        let receipt = |lines: &str, original: &str, card: &str| {
+            format!(
+                r#"{{"id":"x","store_id":"S","till_id":"T","pos_receipt_no":"1","issued_at":"2026-11-23T10:15:00+01:00",
+                "currency":"CZK","total":"10","card":{card},"original":{original},"lines":[{lines}]}}"#
+            )
+        };
+        let ok = receipt(&line(r#""1""#), r#"{"pos_receipt_no":"7"}"#, r#""1900 0000 0000 0017""#);
+        assert!(strictly(|| serde_json::from_str::<Receipt>(&ok)).is_ok(), "{ok}");
+        for bad in [
+            receipt(r#"["1","Chléb",null,"1","10","10",null,"sale"]"#, "null", "null"),
+            receipt(&line(r#""1""#), r#"[null,"7"]"#, "null"),
+            receipt(&line(r#""1""#), "null", r#""\t1900000000000017""#),
+        ] {
+            assert!(strictly(|| serde_json::from_str::<Receipt>(&bad)).is_err(), "{bad}");
+            // serde alone takes each of them.
+            assert!(serde_json::from_str::<Receipt>(&bad).is_ok(), "{bad}");
+        }
+        // The checks end with the closure, even when it panics.
+        let lenient = || serde_json::from_str::<ReceiptLine>(&line("1.5")).is_ok();
+        assert!(lenient());
+        let _ = std::panic::catch_unwind(|| strictly(|| panic!("inside")));
+        assert!(lenient());
+    }
+}

@@ -926,6 +926,34 @@ mod tests {
         }
     }
 
+    /// The agent starting on a new data folder and a CLI command (`register`) opening the same
+    /// outbox at that moment: whoever comes second waits for the other's switch to WAL and
+    /// migrations instead of failing with "database is locked".
+    #[test]
+    fn an_outbox_being_created_by_another_process_is_waited_for() {
+        for mode in ["rollback", "wal"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("outbox.db");
+            let other = Connection::open(&path).unwrap();
+            if mode == "wal" {
+                other.pragma_update(None, "journal_mode", "WAL").unwrap();
+            }
+            other.execute_batch("BEGIN EXCLUSIVE; CREATE TABLE t(x);").unwrap();
+            let release = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                other.execute_batch("COMMIT").unwrap();
+            });
+            let t0 = std::time::Instant::now();
+            let opened = Outbox::open(&path);
+            release.join().unwrap();
+            assert!(opened.is_ok(), "{mode}: {:#}", opened.err().unwrap());
+            assert!(
+                t0.elapsed() >= std::time::Duration::from_millis(300),
+                "{mode}: it waited"
+            );
+        }
+    }
+
     #[test]
     fn schema_is_versioned_and_reopen_is_idempotent() {
         let d = tempfile::tempdir().unwrap();
