@@ -303,22 +303,23 @@ fn utc_seconds(issued_at: &chrono::DateTime<chrono::FixedOffset>) -> Option<[u8;
     if !(0..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
         return None;
     }
-    let mut out = [0u8; 20];
-    let mut put = |at: usize, value: u32, width: usize| {
-        for i in 0..width {
-            out[at + width - 1 - i] = b'0' + (value / 10u32.pow(i as u32) % 10) as u8;
-        }
-    };
-    put(0, t.year() as u32, 4);
-    put(5, t.month(), 2);
-    put(8, t.day(), 2);
-    put(11, t.hour(), 2);
-    put(14, t.minute(), 2);
-    put(17, t.second(), 2);
-    for (at, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'Z')] {
-        out[at] = sep;
-    }
+    let mut out = *b"0000-00-00T00:00:00Z";
+    put_digits(&mut out[0..4], t.year() as u32);
+    put_digits(&mut out[5..7], t.month());
+    put_digits(&mut out[8..10], t.day());
+    put_digits(&mut out[11..13], t.hour());
+    put_digits(&mut out[14..16], t.minute());
+    put_digits(&mut out[17..19], t.second());
     Some(out)
+}
+
+/// `value`'s last `out.len()` decimal digits into `out`, zero-padded: the fields of a time or a
+/// month key written without `format!` (also `rules`' month keys).
+pub(crate) fn put_digits(out: &mut [u8], mut value: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 impl fmt::Display for ReceiptId {

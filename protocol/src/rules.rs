@@ -343,17 +343,10 @@ fn month_key(d: NaiveDate) -> String {
 /// The `YYYY-MM` key of month `i` (`year * 12 + month0`, years 0–9999) without `format!` (the
 /// rolling window's bounds, twice per receipt credited).
 fn month_text(i: i64) -> [u8; 7] {
-    let (year, month) = ((i / 12) as u32, (i % 12 + 1) as u32);
-    let digit = |v: u32, p: u32| b'0' + (v / p % 10) as u8;
-    [
-        digit(year, 1000),
-        digit(year, 100),
-        digit(year, 10),
-        digit(year, 1),
-        b'-',
-        digit(month, 10),
-        digit(month, 1),
-    ]
+    let mut out = *b"0000-00";
+    crate::ids::put_digits(&mut out[..4], (i / 12) as u32);
+    crate::ids::put_digits(&mut out[5..], (i % 12 + 1) as u32);
+    out
 }
 
 /// The tier returned for a program without tiers: "no tier", 0 %.

@@ -471,37 +471,6 @@ fn millis(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-impl PgTx<'_> {
-    fn insert_receipt_row(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
-        let (r, credited) = (&s.receipt, s.points_credited());
-        self.execute(
-            "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
-             account_id, total, turnover, points_credited, campaign, effect, payload, received_at, original_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            &[
-                &r.id.0,
-                &s.payload_hash,
-                &r.store_id.0,
-                &r.till_id.0,
-                &r.pos_receipt_no.trim(),
-                &r.issued_at.to_rfc3339(),
-                &r.issued_at.date_naive().to_string(),
-                &r.card.as_ref().map(|c| c.expose().to_string()),
-                &s.account.as_ref().map(|a| a.0.clone()),
-                &r.total.to_string(),
-                &s.effect.turnover_delta.to_string(),
-                &credited.to_string(),
-                &s.effect.campaign,
-                &json(&*s.effect),
-                &json(&**r),
-                &now(),
-                &original.map(|o| o.0.clone()),
-            ],
-        )?;
-        Ok(())
-    }
-}
-
 impl Tx for PgTx<'_> {
     fn savepoint(&mut self) -> StoreResult<()> {
         self.batch("SAVEPOINT item")
@@ -607,7 +576,32 @@ impl Tx for PgTx<'_> {
     }
 
     fn insert_receipt(&mut self, s: StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
-        self.insert_receipt_row(&s, original)
+        let (r, credited) = (&s.receipt, s.points_credited());
+        self.execute(
+            "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
+             account_id, total, turnover, points_credited, campaign, effect, payload, received_at, original_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            &[
+                &r.id.0,
+                &s.payload_hash,
+                &r.store_id.0,
+                &r.till_id.0,
+                &r.pos_receipt_no.trim(),
+                &r.issued_at.to_rfc3339(),
+                &r.issued_at.date_naive().to_string(),
+                &r.card.as_ref().map(|c| c.expose().to_string()),
+                &s.account.as_ref().map(|a| a.0.clone()),
+                &r.total.to_string(),
+                &s.effect.turnover_delta.to_string(),
+                &credited.to_string(),
+                &s.effect.campaign,
+                &json(&*s.effect),
+                &json(&**r),
+                &now(),
+                &original.map(|o| o.0.clone()),
+            ],
+        )?;
+        Ok(())
     }
 
     fn returns_of(&mut self, original: &ReceiptId) -> StoreResult<Vec<Receipt>> {

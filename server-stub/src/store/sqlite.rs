@@ -456,11 +456,6 @@ impl SqliteTx<'_> {
         }
         Ok(())
     }
-
-    fn insert_receipt_row(&mut self, s: &StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
-        let mut st = self.tx.prepare_cached(INSERT_RECEIPT)?;
-        write_receipt_row(&mut st, s, original, &now())
-    }
 }
 
 const INSERT_RECEIPT: &str =
@@ -597,7 +592,8 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_receipt(&mut self, s: StoredReceipt, original: Option<&ReceiptId>) -> StoreResult<()> {
-        self.insert_receipt_row(&s, original)
+        let mut st = self.tx.prepare_cached(INSERT_RECEIPT)?;
+        write_receipt_row(&mut st, &s, original, &now())
     }
 
     fn returns_of(&mut self, original: &ReceiptId) -> StoreResult<Vec<Receipt>> {
