@@ -33,7 +33,7 @@ impl Cache {
         }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        crate::sync::outbox::use_wal(&conn, std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         crate::sync::outbox::migrate(&mut conn, MIGRATIONS)?;
         Ok(Cache { conn: Mutex::new(conn) })
@@ -124,7 +124,7 @@ impl Cache {
     /// Apply one feed page in one transaction (customers upserted, their card list replaced).
     pub fn apply_feed(&self, feed: &ChangeFeed) -> anyhow::Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = crate::sync::outbox::write_tx(&mut conn)?;
         for ch in &feed.changes {
             let cid = ch.customer.id.as_str();
             tx.execute(

@@ -335,7 +335,7 @@ impl Outbox {
 
     fn init(mut conn: Connection, path: &Path) -> anyhow::Result<Outbox> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        use_wal(&conn, std::time::Duration::from_secs(10))?;
         // TILL_AGENT_FAULT_SYNC_OFF: a test-only fault (commits not fsynced) that the power-cut test
         // (tests/e2e/power.rs) must catch.
         let sync = if std::env::var_os("TILL_AGENT_FAULT_SYNC_OFF").is_some() {
@@ -385,7 +385,7 @@ impl Outbox {
     /// Commit all items of one file together with the file's content hash, in ONE transaction.
     /// Items already queued (same id) are counted, not duplicated.
     pub fn commit_file(&mut self, hash: &str, file_name: &str, items: &[SyncItem]) -> anyhow::Result<Committed> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         let mut out = Committed::default();
         let now = now_text();
         {
@@ -591,7 +591,7 @@ impl Outbox {
     fn unsynced(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> anyhow::Result<()>) -> anyhow::Result<()> {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let res = (|| -> anyhow::Result<()> {
-            let tx = self.conn.transaction()?;
+            let tx = write_tx(&mut self.conn)?;
             f(&tx)?;
             tx.commit()?;
             Ok(())
@@ -603,7 +603,7 @@ impl Outbox {
     }
 
     pub fn mark_rejected(&mut self, id: &str, reason: &str) -> anyhow::Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         reject(&tx, id, reason)?;
         tx.commit()?;
         Ok(())
@@ -619,7 +619,7 @@ impl Outbox {
 
     /// Dead letters back to pending (after a fix on the server). Returns how many.
     pub fn requeue(&mut self) -> anyhow::Result<usize> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         let n = tx.execute(
             "UPDATE items SET state='pending', next_attempt_at=0 WHERE state='rejected'",
             [],
@@ -638,7 +638,7 @@ impl Outbox {
         server_id: &str,
         note: impl FnOnce(usize) -> String,
     ) -> anyhow::Result<usize> {
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         let n = tx.execute(
             "UPDATE items SET state='pending', next_attempt_at=0 WHERE state='sent'",
             [],
@@ -681,7 +681,7 @@ impl Outbox {
     pub fn prune(&mut self, items_before: DateTime<Utc>, log_before: DateTime<Utc>) -> anyhow::Result<Pruned> {
         let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let (items_cut, log_cut) = (fmt(items_before), fmt(log_before));
-        let tx = self.conn.transaction()?;
+        let tx = write_tx(&mut self.conn)?;
         let p = Pruned {
             sent_items: tx.execute("DELETE FROM items WHERE state='sent' AND sent_at<?1", [&items_cut])?,
             file_hashes: tx.execute("DELETE FROM ingested_files WHERE ingested_at<?1", [&items_cut])?,
@@ -883,6 +883,36 @@ pub fn stats_of(conn: &Connection) -> anyhow::Result<Stats> {
     Ok(s)
 }
 
+/// Switch `conn`'s database to WAL, waiting up to `patience` for other processes.
+///
+/// On a brand-new file two processes (the agent's first start and a CLI command) switch at the
+/// same moment. The switch reads the header under a shared lock and then asks for the write
+/// lock; SQLite refuses that upgrade at once while another connection holds a lock (waiting
+/// could deadlock), so the busy timeout does not help. The switch holds nothing once it failed:
+/// try it again.
+pub fn use_wal(conn: &Connection, patience: std::time::Duration) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => anyhow::bail!("the database cannot use WAL (journal_mode={mode})"),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A write transaction that holds the write lock from its first statement (`BEGIN IMMEDIATE`),
+/// so the busy timeout applies. A deferred one that reads first would fail at once when
+/// another process writes meanwhile.
+pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 /// Apply `migrations[user_version..]`, each in its own transaction, bumping `user_version`.
 pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> anyhow::Result<()> {
     let v: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
@@ -895,7 +925,7 @@ pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> anyhow::Result<()>
     for (i, m) in migrations.iter().enumerate().skip(v) {
         // Another process (the agent and a CLI command starting together) may migrate at the
         // same time: take the write lock first, then look at the version again.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = write_tx(conn)?;
         let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if now as usize > i {
             continue;
@@ -951,6 +981,40 @@ mod tests {
                 t0.elapsed() >= std::time::Duration::from_millis(300),
                 "{mode}: it waited"
             );
+        }
+    }
+
+    /// Several processes opening one brand-new outbox at the same moment (the agent's first start
+    /// and a CLI command): the loser of the switch to WAL holds a read lock when it asks for the
+    /// write lock, which SQLite refuses at once (no busy wait, to avoid a deadlock). Every opener
+    /// must still get the outbox and queue its item.
+    #[test]
+    fn many_openers_of_a_new_outbox_at_once_all_get_it() {
+        const OPENERS: usize = 4;
+        for round in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("outbox.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(OPENERS));
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|i| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let mut o = Outbox::open(&path)?;
+                        o.enqueue(&item(&format!("r{round}-{i}")))
+                    })
+                })
+                .collect();
+            for (i, t) in openers.into_iter().enumerate() {
+                let r = t.join().unwrap();
+                assert!(matches!(r, Ok(true)), "round {round}, opener {i}: {r:?}");
+            }
+            let o = Outbox::open(&path).unwrap();
+            let n: i64 = o
+                .conn
+                .query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, OPENERS as i64, "round {round}");
         }
     }
 

@@ -79,7 +79,20 @@ fn checkpointer(conn: Connection, wake: std::sync::mpsc::Receiver<()>) {
 pub fn open_connection(path: &Path) -> StoreResult<Connection> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    // On a new file the server and `till add` (or two connections) may switch at the same
+    // moment. The loser holds a shared lock when it asks for the write lock, which SQLite refuses
+    // at once (no busy wait: it could deadlock); it holds nothing after the failure, so try again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => break other?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Other(format!(
             "could not switch {} to WAL (journal_mode={mode})",
@@ -183,7 +196,7 @@ impl SqliteRepo {
 
     pub fn set_identity(&self, id: &str) -> StoreResult<()> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch("CREATE TABLE IF NOT EXISTS server_identity (id TEXT NOT NULL); DELETE FROM server_identity")?;
         tx.execute("INSERT INTO server_identity (id) VALUES (?1)", [id])?;
         tx.commit()?;
@@ -1260,6 +1273,30 @@ mod tests {
         }
         let c = open_connection(&p).unwrap();
         assert_eq!(schema_version(&c).unwrap(), MIGRATIONS.len());
+    }
+
+    /// The server starting on a new database while `server-stub till add` opens it: every opener
+    /// gets a migrated WAL database, none fails with "database is locked".
+    #[test]
+    fn many_openers_of_a_new_database_at_once_all_get_it() {
+        for round in 0..30 {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("s.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let (p, start) = (p.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        open_connection(&p).map(|c| schema_version(&c).unwrap())
+                    })
+                })
+                .collect();
+            for t in openers {
+                let v = t.join().unwrap();
+                assert!(matches!(v, Ok(n) if n == MIGRATIONS.len()), "round {round}: {v:?}");
+            }
+        }
     }
 
     /// A database of the previous schema (4 migrations) whose accounts hold their expiring points
