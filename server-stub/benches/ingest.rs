@@ -5,8 +5,8 @@
 //! writes for those receipts (receipt, ledger entry, each account once per batch) inserted raw the
 //! same way — what the server's own writes cost without HTTP, JSON and the rules engine — and
 //! beside the same receipts without a card via HTTP (stored, nothing credited: what crediting the
-//! accounts costs). The raw insert runs right before and right after the HTTP ingest; its
-//! baseline is the mean of the two (the machine drifts within a round). Request
+//! accounts costs). The raw insert and the HTTP ingest take turns in ten slices of the receipts
+//! (the machine drifts within a round; so both see the same drift). Request
 //! bodies and raw rows are made before the clock starts. Prints CPU µs per receipt too (the steadier
 //! figure on a shared machine). Run: `cargo bench -p server-stub --bench ingest`.
 //! Env: BENCH_RECEIPTS (default 10000), BENCH_BATCH (default 100), BENCH_DIR (default: temp dir
@@ -163,7 +163,7 @@ fn main() {
     let program = program();
     println!(
         "ingest benchmark: {n} receipts, batches of {batch}, SQLite WAL synchronous=FULL on {}; {rounds} rounds, each \
-         raw, HTTP, raw again (the baseline: the mean of the two), then the rest, on fresh databases (the figures are the rounds' medians: this machine's speed \
+         raw and HTTP in turns in {SLICES} slices (the baseline beside it through the same drift), then the rest, on fresh databases (the figures are the rounds' medians: this machine's speed \
          drifts by tens of per cent within seconds)",
         base.display()
     );
@@ -271,9 +271,9 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     let token = server_stub::service::till_add(&repo, &StoreId::from("CZ-PRG-01"), &TillId::from("T1")).unwrap();
     let rs = receipts(n, &cards);
     let batches = batches_of(&rs, batch);
-    // --- raw: same rows, same table, same settings, plain rusqlite inserts; run right before
-    // and right after the HTTP ingest, each on a fresh database, and averaged, so that the
-    // machine's drift during the round weighs on the baseline as on the figure.
+    // --- raw: same rows, same table, same settings, plain rusqlite inserts, interleaved with the
+    // HTTP ingest in slices (raw then HTTP, then HTTP then raw, ...), so that the machine's drift
+    // during the round weighs on the baseline as on the figure.
     let rows: Vec<(Receipt, String, String)> = rs
         .iter()
         .map(|r| {
@@ -285,53 +285,40 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
             )
         })
         .collect();
-    let raw_pass = |name: &str| -> (f64, f64) {
-        let mut conn = open_connection(&dir.path().join(name)).unwrap();
-        let (t0, c0) = (Instant::now(), cpu_secs());
-        for chunk in rows.chunks(batch) {
-            let tx = conn.transaction().unwrap();
-            {
-                let mut st = tx
-                .prepare_cached(
-                    "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
-                     account_id, total, turnover, points_credited, campaign, effect, payload, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                )
-                .unwrap();
-                for (r, effect, payload) in chunk {
-                    st.execute(rusqlite::params![
-                        r.id.0,
-                        "h",
-                        r.store_id.0,
-                        r.till_id.0,
-                        r.pos_receipt_no,
-                        r.issued_at.to_rfc3339(),
-                        r.issued_at.date_naive().to_string(),
-                        r.card.as_ref().map(|c| c.expose().to_string()),
-                        "B00000",
-                        r.total.to_string(),
-                        r.total.to_string(),
-                        "0",
-                        None::<String>,
-                        effect,
-                        payload,
-                        "now"
-                    ])
-                    .unwrap();
-                }
-            }
-            tx.commit().unwrap();
+    let mut raw_conn = open_connection(&dir.path().join("bench-raw.db")).unwrap();
+    let server = HttpServer::start(Arc::new(repo), &token);
+    // Each slice ends with a FULL checkpoint of its database, inside its clock: the server's
+    // background checkpoints of the slice (waited for) and the raw insert's own are paid by the
+    // slice that wrote the pages, none runs on into the other's time.
+    let server_ck = open_connection(&db).unwrap();
+    let bodies = bodies_of(&batches);
+    let per_slice = batches.len().div_ceil(SLICES).max(1);
+    let (mut raw_secs, mut raw_cpu, mut http_secs, mut http_cpu, mut applied) = (0.0, 0.0, 0.0, 0.0, 0);
+    for (k, slice) in bodies.chunks(per_slice).enumerate() {
+        let first = k * per_slice * batch;
+        let rows = &rows[first..(first + slice.len() * batch).min(rows.len())];
+        let mut timed_raw = |raw_secs: &mut f64, raw_cpu: &mut f64| {
+            let (secs, cpu) = raw_insert(&mut raw_conn, rows, batch);
+            let (ck_secs, ck_cpu) = checkpoint(&raw_conn);
+            *raw_secs += secs + ck_secs;
+            *raw_cpu += cpu + ck_cpu;
+        };
+        if k % 2 == 0 {
+            timed_raw(&mut raw_secs, &mut raw_cpu);
         }
-        (t0.elapsed().as_secs_f64(), cpu_secs() - c0)
-    };
-
-    let (raw_before, raw_cpu_before) = raw_pass("bench-raw-before.db");
-    let c0 = cpu_secs();
-    let (http_secs, applied) = http_ingest(Arc::new(repo), &token, &batches);
-    let http_cpu = cpu_secs() - c0;
+        let c0 = cpu_secs();
+        let (secs, acked) = server.post(slice);
+        let post_cpu = cpu_secs() - c0;
+        let (ck_secs, ck_cpu) = checkpoint(&server_ck);
+        http_secs += secs + ck_secs;
+        http_cpu += post_cpu + ck_cpu;
+        applied += acked;
+        if k % 2 == 1 {
+            timed_raw(&mut raw_secs, &mut raw_cpu);
+        }
+    }
+    drop(server);
     assert_eq!(applied, n, "every receipt applied once");
-    let (raw_after, raw_cpu_after) = raw_pass("bench-raw-after.db");
-    let (raw_secs, raw_cpu) = ((raw_before + raw_after) / 2.0, (raw_cpu_before + raw_cpu_after) / 2.0);
 
     // --- the same receipts without a loyalty card, via HTTP on a fresh database: stored, deduped
     // and answered the same way, but no account is credited (no ledger entry, no account row, no
@@ -422,7 +409,7 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     println!("  round {}:", i + 1);
     println!("    via HTTP /v1/sync (auth, JSON, dedupe, rules engine, account update): {http_secs:8.3} s  {http_rate:10.0} receipts/s");
     println!("    the same receipts without a card via HTTP (nothing credited):          {plain_secs:8.3} s  {plain_rate:10.0} receipts/s  ({:.0} % of raw)", plain_rate / raw_rate * 100.0);
-    println!("    raw rusqlite INSERT of the same rows (one tx per batch), before and after the HTTP ingest: {raw_before:.3} s and {raw_after:.3} s, mean {raw_secs:.3} s  {raw_rate:10.0} receipts/s");
+    println!("    raw rusqlite INSERT of the same rows (one tx per batch), in turns with the HTTP ingest: {raw_secs:8.3} s  {raw_rate:10.0} receipts/s");
     println!("    floor: rusqlite INSERT/UPDATE of every row the server writes:         {floor_secs:8.3} s  {floor_rate:10.0} receipts/s  ({:.0} µs CPU/receipt)", floor_cpu / n as f64 * 1e6);
     println!("    reads alone {reads_us:.1} µs/receipt; parse alone {parse_us:.1} µs/receipt; rules + rows alone {logic_us:.1} µs/receipt; HTTP round trip alone {empty_http_us:.1} µs/receipt");
     println!(
@@ -541,10 +528,7 @@ fn parse_and_empty_http(batches: &[SyncBatch]) -> (f64, f64) {
             }
         }),
     );
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url = format!("http://{}/v1/sync", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let (secs, acked) = rt.block_on(post_all(&url, "any", &bodies));
+    let (secs, acked) = HttpServer::serve(rt, app, "any").post(&bodies);
     assert_eq!(
         acked,
         bodies.len() * batches[0].items.len(),
@@ -640,51 +624,159 @@ fn floor_rows(
         .collect()
 }
 
-/// Send `batches` one after the other over HTTP to an in-process server on `repo`; (seconds, applied).
-fn http_ingest(repo: Arc<dyn Repository>, token: &str, batches: &[SyncBatch]) -> (f64, usize) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let state = AppState::new(repo, None, None);
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
-    let url = format!("http://{addr}/v1/sync");
-    // The request bodies are made before the clock starts, as the raw insert's rows are: the
-    // figure is the server's (the client's serialisation is not ingest work).
-    let bodies: Vec<Vec<u8>> = batches
-        .iter()
-        .map(|b| serde_json::to_vec(b).expect("batch serialises"))
-        .collect();
-    rt.block_on(post_all(&url, token, &bodies))
+/// Slices of a round: the raw insert and the HTTP ingest take turns slice by slice.
+const SLICES: usize = 10;
+
+/// `PRAGMA wal_checkpoint(FULL)` on `conn`, after a checkpoint running already (the server's)
+/// ended: copies the rest of the WAL into the database and syncs it; (seconds, CPU
+/// seconds).
+fn checkpoint(conn: &rusqlite::Connection) -> (f64, f64) {
+    let (t0, c0) = (Instant::now(), cpu_secs());
+    // Busy while another checkpoint runs (SQLite does not wait for that one): try again.
+    while conn
+        .query_row("PRAGMA wal_checkpoint(FULL)", [], |r| r.get::<_, i64>(0))
+        .unwrap()
+        != 0
+    {
+        assert!(t0.elapsed().as_secs() < 30, "the checkpoint never ran to the end");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    (t0.elapsed().as_secs_f64(), cpu_secs() - c0)
 }
 
-/// POST `bodies` one after the other on one connection; (seconds, items acked `applied`).
-async fn post_all(url: &str, token: &str, bodies: &[Vec<u8>]) -> (f64, usize) {
-    let client = reqwest::Client::new();
-    let t0 = Instant::now();
-    let mut applied = 0usize;
-    for b in bodies {
-        let resp: SyncResponse = client
-            .post(url)
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(b.clone())
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        applied += resp
-            .acks
-            .iter()
-            .filter(|a| a.result == protocol::v1::AckResult::Applied)
-            .count();
+/// Insert the raw rows, one transaction per `batch` rows; (seconds, CPU seconds).
+fn raw_insert(conn: &mut rusqlite::Connection, rows: &[(Receipt, String, String)], batch: usize) -> (f64, f64) {
+    let (t0, c0) = (Instant::now(), cpu_secs());
+    for chunk in rows.chunks(batch) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
+                     account_id, total, turnover, points_credited, campaign, effect, payload, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .unwrap();
+            for (r, effect, payload) in chunk {
+                st.execute(rusqlite::params![
+                    r.id.0,
+                    "h",
+                    r.store_id.0,
+                    r.till_id.0,
+                    r.pos_receipt_no,
+                    r.issued_at.to_rfc3339(),
+                    r.issued_at.date_naive().to_string(),
+                    r.card.as_ref().map(|c| c.expose().to_string()),
+                    "B00000",
+                    r.total.to_string(),
+                    r.total.to_string(),
+                    "0",
+                    None::<String>,
+                    effect,
+                    payload,
+                    "now"
+                ])
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
     }
-    (t0.elapsed().as_secs_f64(), applied)
+    (t0.elapsed().as_secs_f64(), cpu_secs() - c0)
+}
+
+/// The request bodies, made before any clock starts (as the raw insert's rows are): the
+/// figure is the server's, the client's serialisation is not ingest work.
+fn bodies_of(batches: &[SyncBatch]) -> Vec<Vec<u8>> {
+    batches
+        .iter()
+        .map(|b| serde_json::to_vec(b).expect("batch serialises"))
+        .collect()
+}
+
+/// An in-process server (axum on loopback, the server's own router) and one client connection
+/// to it, answering already when `start` returns: its start is not ingest.
+struct HttpServer {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl HttpServer {
+    fn start(repo: Arc<dyn Repository>, token: &str) -> HttpServer {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let app = rt.block_on(async { router(AppState::new(repo, None, None)) });
+        HttpServer::serve(rt, app, token)
+    }
+
+    /// Serve `app` and wait until it answers (a GET of `/healthz`, whatever its status, on the
+    /// connection the posts use then).
+    fn serve(rt: tokio::runtime::Runtime, app: axum::Router, token: &str) -> HttpServer {
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let client = reqwest::Client::new();
+        rt.block_on(async {
+            let ready = client
+                .get(format!("http://{addr}/healthz"))
+                .send()
+                .await
+                .expect("the server answers");
+            ready.bytes().await.expect("its answer is read, the connection kept");
+        });
+        HttpServer {
+            rt,
+            client,
+            url: format!("http://{addr}/v1/sync"),
+            token: token.to_string(),
+        }
+    }
+
+    /// POST `bodies` one after the other; (seconds from the first request out to the last
+    /// answer in, items acked `applied`). The answers are read after the clock stops: reading
+    /// the acks is the client's work.
+    fn post(&self, bodies: &[Vec<u8>]) -> (f64, usize) {
+        self.rt.block_on(async {
+            let mut answers = Vec::with_capacity(bodies.len());
+            let t0 = Instant::now();
+            for b in bodies {
+                let answer = self
+                    .client
+                    .post(&self.url)
+                    .bearer_auth(&self.token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.clone())
+                    .send()
+                    .await
+                    .unwrap()
+                    .error_for_status()
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                answers.push(answer);
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let applied = answers
+                .iter()
+                .map(|a| {
+                    let resp: SyncResponse = serde_json::from_slice(a).expect("a sync answer");
+                    resp.acks
+                        .iter()
+                        .filter(|a| a.result == protocol::v1::AckResult::Applied)
+                        .count()
+                })
+                .sum();
+            (secs, applied)
+        })
+    }
+}
+
+/// Send `batches` one after the other over HTTP to an in-process server on `repo`; (seconds, applied).
+fn http_ingest(repo: Arc<dyn Repository>, token: &str, batches: &[SyncBatch]) -> (f64, usize) {
+    HttpServer::start(repo, token).post(&bodies_of(batches))
 }
