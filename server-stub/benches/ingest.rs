@@ -163,9 +163,10 @@ fn main() {
     let program = program();
     println!(
         "ingest benchmark: {n} receipts, batches of {batch}, SQLite WAL synchronous=FULL on {}; {rounds} rounds, each \
-         raw and HTTP in turns in {SLICES} slices (the baseline beside it through the same drift), then the rest, on fresh databases (the figures are the rounds' medians: this machine's speed \
+         raw and HTTP in turns in {} slices (the baseline beside it through the same drift), then the rest, on fresh databases (the figures are the rounds' medians: this machine's speed \
          drifts by tens of per cent within seconds)",
-        base.display()
+        base.display(),
+        slices()
     );
     let all: Vec<Round> = (0..rounds).map(|i| round(i, n, batch, &base, &program)).collect();
     let med = |f: &dyn Fn(&Round) -> f64| {
@@ -292,7 +293,7 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     // slice that wrote the pages, none runs on into the other's time.
     let server_ck = open_connection(&db).unwrap();
     let bodies = bodies_of(&batches);
-    let per_slice = batches.len().div_ceil(SLICES).max(1);
+    let per_slice = batches.len().div_ceil(slices()).max(1);
     let (mut raw_secs, mut raw_cpu, mut http_secs, mut http_cpu, mut applied) = (0.0, 0.0, 0.0, 0.0, 0);
     for (k, slice) in bodies.chunks(per_slice).enumerate() {
         let first = k * per_slice * batch;
@@ -624,8 +625,11 @@ fn floor_rows(
         .collect()
 }
 
-/// Slices of a round: the raw insert and the HTTP ingest take turns slice by slice.
-const SLICES: usize = 10;
+/// Slices of a round (BENCH_SLICES, default 10): the raw insert and the HTTP ingest take turns
+/// slice by slice. 1: each in one go, raw first.
+fn slices() -> usize {
+    env_usize("BENCH_SLICES", 10).max(1)
+}
 
 /// `PRAGMA wal_checkpoint(FULL)` on `conn`, after a checkpoint running already (the server's)
 /// ended: copies the rest of the WAL into the database and syncs it; (seconds, CPU

@@ -25,10 +25,11 @@ pub fn payload_hash(payload: &SyncPayload) -> String {
 /// receipt's text as it came in the request, which parsed as `r` (so it holds exactly `r`'s
 /// fields) — else `r` serialised. The agent sends serde's serialisation, so its texts hash as
 /// the canonical form; another layout of the same receipt is caught by [`same_receipt`].
-pub fn receipt_payload(r: &Receipt, text: Option<&str>) -> (String, String) {
-    let body = match text {
-        Some(t) => t.to_string(),
-        None => serde_json::to_string(r).expect("wire types serialise"),
+pub fn receipt_payload(r: &Receipt, text: Option<&str>) -> (std::sync::Arc<str>, String) {
+    // Shared: the stored receipt gets this text without another copy.
+    let body: std::sync::Arc<str> = match text {
+        Some(t) => t.into(),
+        None => serde_json::to_string(r).expect("wire types serialise").into(),
     };
     let mut h = Sha256::new();
     h.update(br#"{"type":"receipt","body":"#);

@@ -232,7 +232,7 @@ pub fn sync_texts(
 /// its hash is made from, one serialisation) and its id check.
 struct Prepared {
     hash: String,
-    receipt_json: Option<String>,
+    receipt_json: Option<std::sync::Arc<str>>,
     id_error: Option<AckResult>,
 }
 
@@ -1772,7 +1772,7 @@ mod tests {
         let SyncPayload::Receipt(r) = &p else { unreachable!() };
         let (json, hash) = crate::digest::receipt_payload(r, None);
         assert_eq!(hash, payload_hash(&p));
-        assert_eq!(json, serde_json::to_string(r).unwrap());
+        assert_eq!(&*json, serde_json::to_string(r).unwrap());
         // The request's text as the agent sends it (serde's) is stored as it is and hashes the same.
         let (text_json, text_hash) = crate::digest::receipt_payload(r, Some(&json));
         assert_eq!((text_json, text_hash), (json.clone(), hash.clone()));
@@ -1788,7 +1788,7 @@ mod tests {
         let [ra, rb, rc]: [protocol::v1::Receipt; 3] = [a, b, &c].map(|t| serde_json::from_str(t).unwrap());
         let (ja, ha) = crate::digest::receipt_payload(&ra, Some(a));
         let (_, hb) = crate::digest::receipt_payload(&rb, Some(b));
-        assert_eq!(ja, a, "the text is stored as it came");
+        assert_eq!(&*ja, a, "the text is stored as it came");
         assert_ne!(ha, hb);
         assert!(crate::digest::same_receipt(&ra, &rb));
         // 12.5 is not 12.50 in the canonical form (as before): a conflict, not a duplicate.

@@ -40,7 +40,7 @@ pub struct StoredReceipt {
     /// The engine's effect (points are credited only when `account` is set).
     pub effect: std::sync::Arc<ReceiptEffect>,
     /// `receipt` as JSON when already made (sync ingest hashes it); None: made when stored.
-    pub payload_json: Option<String>,
+    pub payload_json: Option<std::sync::Arc<str>>,
 }
 
 impl StoredReceipt {

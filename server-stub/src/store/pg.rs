@@ -1233,7 +1233,13 @@ impl Tx for PgTx<'_> {
                 }),
                 col(&|s, _| s.effect.campaign.clone()),
                 col(&|s, _| Some(json(&*s.effect))),
-                col(&|s, _| Some(s.payload_json.clone().unwrap_or_else(|| json(&*s.receipt)))),
+                col(&|s, _| {
+                    Some(
+                        s.payload_json
+                            .as_deref()
+                            .map_or_else(|| json(&*s.receipt), str::to_string),
+                    )
+                }),
                 col(&|_, _| Some(now())),
                 col(&|_, o| o.map(|o| o.0.clone())),
             ];
