@@ -45,6 +45,8 @@ for tsv in fixtures/input/*.tsv; do
   done < "$tsv"
 done
 for f in fixtures/input/*.trace; do cp "$f" fuzz/corpus/scan_detect/; done
+# inputs that once failed a target (fuzz/regressions/<target>/, checked in): run first on every run
+for d in fuzz/regressions/*/; do seed "$(basename "$d")" "$d"*; done
 
 cd fuzz
 echo "== cargo fuzz build ${build[*]:-(release)}"
