@@ -361,13 +361,7 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     for (receipts, ledger, customers) in &floor {
         let tx = conn.transaction().unwrap();
         {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
-                     account_id, total, turnover, points_credited, campaign, effect, payload, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                )
-                .unwrap();
+            let mut st = tx.prepare_cached(RAW_RECEIPT_INSERT).unwrap();
             for row in receipts {
                 st.execute(rusqlite::params_from_iter(row.iter())).unwrap();
             }
@@ -648,19 +642,18 @@ fn checkpoint(conn: &rusqlite::Connection) -> (f64, f64) {
     (t0.elapsed().as_secs_f64(), cpu_secs() - c0)
 }
 
+/// The receipt row as the raw insert and the floor write it: the server's 16 columns.
+const RAW_RECEIPT_INSERT: &str = "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at,
+     business_day, card, account_id, total, turnover, points_credited, campaign, effect, payload, received_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
 /// Insert the raw rows, one transaction per `batch` rows; (seconds, CPU seconds).
 fn raw_insert(conn: &mut rusqlite::Connection, rows: &[(Receipt, String, String)], batch: usize) -> (f64, f64) {
     let (t0, c0) = (Instant::now(), cpu_secs());
     for chunk in rows.chunks(batch) {
         let tx = conn.transaction().unwrap();
         {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT INTO receipts (id, payload_hash, store_id, till_id, pos_receipt_no, issued_at, business_day, card,
-                     account_id, total, turnover, points_credited, campaign, effect, payload, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                )
-                .unwrap();
+            let mut st = tx.prepare_cached(RAW_RECEIPT_INSERT).unwrap();
             for (r, effect, payload) in chunk {
                 st.execute(rusqlite::params![
                     r.id.0,
