@@ -113,6 +113,7 @@ impl State {
     }
 }
 
+#[derive(Clone)]
 struct Layer {
     backing: PathBuf,
     state: Arc<Mutex<State>>,
@@ -561,8 +562,22 @@ impl PowerFs {
         };
         let mut cfg = Config::default();
         cfg.mount_options = vec![MountOption::FSName("powerfs".into()), MountOption::RW];
-        self.session = Some(fuser::spawn_mount(layer, &self.mountpoint, &cfg)?);
-        Ok(())
+        // Right after the previous session's unmount the kernel may still be tearing its
+        // connection down: the new mount fails with ECONNABORTED (seen once in CI). Try again.
+        let mut tries = 0;
+        loop {
+            match fuser::spawn_mount(layer.clone(), &self.mountpoint, &cfg) {
+                Ok(session) => {
+                    self.session = Some(session);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn stats(&self) -> SyncStats {
