@@ -52,11 +52,14 @@ const CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_millis(1
 /// checkpointer could not keep up or could not run.
 const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
 
+/// How long every connection of the server waits for another one's lock (`till add` from the CLI
+/// runs beside a live server); also how long a new file's switch to WAL is tried.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A passive checkpoint that found more than this many pages in the WAL (the writer kept
 /// committing while the pages were copied, so the WAL never started over) is followed by a FULL
-/// one: the writer waits for the
-/// pages committed meanwhile to be copied, and its next commit starts the WAL from the beginning
-/// again. Without it a busy server's WAL only grew (to [`WRITER_CHECKPOINT_PAGES`]), and every
+/// one: the writer waits for the pages committed meanwhile to be copied, and its next commit
+/// starts the WAL from the beginning again. Without it a busy server's WAL only grew (to [`WRITER_CHECKPOINT_PAGES`]), and every
 /// commit extended the file: the file system allocated and zeroed each new block (5 % of the
 /// ingest's CPU).
 const WAL_RESTART_PAGES: i64 = 1_000;
@@ -103,7 +106,7 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
     }
     conn.busy_timeout(WAL_RESTART_PATIENCE)?;
     let full = frames("FULL");
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     full.map(|_| true)
 }
 
@@ -111,11 +114,11 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
 /// foreign keys on, 5 s busy timeout so `till add` from the CLI can run beside a live server.
 pub fn open_connection(path: &Path) -> StoreResult<Connection> {
     let mut conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // On a new file the server and `till add` (or two connections) may switch at the same
     // moment. The loser holds a shared lock when it asks for the write lock, which SQLite refuses
     // at once (no busy wait: it could deadlock); it holds nothing after the failure, so try again.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
     let mode: String = loop {
         match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -169,7 +172,7 @@ impl SqliteRepo {
         let conn = open_connection(path)?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         let ck = Connection::open(path)?;
-        ck.busy_timeout(std::time::Duration::from_secs(5))?;
+        ck.busy_timeout(BUSY_TIMEOUT)?;
         let (checkpoints, wake) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
@@ -190,7 +193,7 @@ impl SqliteRepo {
             return Ok(c);
         }
         let c = Connection::open(&self.path)?;
-        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        c.busy_timeout(BUSY_TIMEOUT)?;
         c.execute_batch("PRAGMA query_only=ON;")?;
         self.open_readers.fetch_add(1, Ordering::Relaxed);
         Ok(c)
@@ -1309,7 +1312,8 @@ mod tests {
     }
 
     /// A writer that commits again and again (a short pause between, as between two sync
-    /// batches) outruns every passive checkpoint, so its WAL never starts over by itself; the checkpointer's FULL round past [`WAL_RESTART_PAGES`] lets it.
+    /// batches) outruns every passive checkpoint, so its WAL never starts over by itself; the
+    /// checkpointer's FULL round past [`WAL_RESTART_PAGES`] lets it.
     /// The WAL file stays a fraction of what was written instead of growing with it (80 MB here).
     #[test]
     fn a_writer_that_keeps_committing_still_gets_its_wal_started_over() {
@@ -1322,7 +1326,7 @@ mod tests {
             .execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA synchronous=OFF; CREATE TABLE blobs(b BLOB);")
             .unwrap();
         let ck = Connection::open(&p).unwrap();
-        ck.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        ck.busy_timeout(BUSY_TIMEOUT).unwrap();
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writing = {
             let done = done.clone();
