@@ -9,8 +9,10 @@
 //! (the machine drifts within a round; so both see the same drift). Request
 //! bodies and raw rows are made before the clock starts. Prints CPU µs per receipt too (the steadier
 //! figure on a shared machine). Run: `cargo bench -p server-stub --bench ingest`.
-//! Env: BENCH_RECEIPTS (default 10000), BENCH_BATCH (default 100), BENCH_DIR (default: temp dir
-//! under target/).
+//! Env: BENCH_RECEIPTS (default 10000), BENCH_BATCH (default 100), BENCH_ROUNDS (default 5),
+//! BENCH_SLICES (default 10), BENCH_DIR (default: temp dir under target/; bench.sh runs it a second
+//! time on tmpfs, where fsync costs nothing and both sides are CPU-bound), BENCH_TABLE_LABEL
+//! (added to the TABLE rows' names), BENCH_PG_URL (the same HTTP ingest on PostgreSQL).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -211,7 +213,7 @@ fn main() {
     );
     // The same ingest on PostgreSQL (scripts/bench.sh starts a throw-away cluster and sets the URL
     // of an empty database), beside SQLite's.
-    if let Ok(url) = std::env::var("BENCH_PG_URL") {
+    if let Some(url) = std::env::var("BENCH_PG_URL").ok().filter(|u| !u.is_empty()) {
         let repo = server_stub::store::pg::PgRepo::open(&url, 16).expect("PostgreSQL for the bench");
         let cards = setup_customers(&repo, &program, 200);
         assert_eq!(cards.len(), 200);
@@ -223,11 +225,16 @@ fn main() {
         println!("  via HTTP /v1/sync on PostgreSQL (same batches):                       {pg_secs:8.3} s  {pg_rate:10.0} receipts/s");
         println!("TABLE\tserver ingest on PostgreSQL, {n} receipts via HTTP /v1/sync\t{pg_rate:.0} receipts/s\tSQLite via HTTP {http_rate:.0} receipts/s ({:.0} %)", pg_rate / http_rate * 100.0);
     }
-    // Rows of scripts/bench.sh's table: figure, value, baseline.
-    println!("TABLE\tserver raw ingest, {n} receipts via HTTP /v1/sync (median of {rounds} rounds)\t{http_rate:.0} receipts/s\traw SQLite insert {raw_rate:.0} rows/s ({:.0} %)", ratio * 100.0);
-    println!("TABLE\tserver ingest of the same receipts without a card (stored, nothing credited), via HTTP\t{plain_rate:.0} receipts/s ({plain_pct:.0} % of raw)\tcrediting the accounts: {crediting_us:.1} µs per receipt of the HTTP ingest's {:.1}", per(http_rate));
-    println!("TABLE\tserver ingest floor: the server's own rows (receipt + ledger entry + account per batch) inserted raw\t{floor_rate:.0} receipts/s ({:.0} % of raw)\tHTTP ingest {http_rate:.0} receipts/s = {:.0} % of the floor", floor_rate / raw_rate * 100.0, http_rate / floor_rate * 100.0);
-    println!("TABLE\tserver ingest, µs per receipt: rows written (floor) + reads + parse + HTTP round trip + rules and row formatting, each alone\t{:.1} + {reads:.1} + {parse:.1} + {empty:.1} + {logic:.1} = {:.1} µs\tHTTP ingest {:.1} µs; 50 % of raw = {:.1} µs", per(floor_rate), floor_sum + logic, per(http_rate), 2.0 * per(raw_rate));
+    // Rows of scripts/bench.sh's table: figure, value, baseline; BENCH_TABLE_LABEL (bench.sh's
+    // second run, its databases on tmpfs) is added to each figure's name.
+    let tag = std::env::var("BENCH_TABLE_LABEL")
+        .ok()
+        .filter(|l| !l.is_empty())
+        .map_or_else(String::new, |l| format!(" [{l}]"));
+    println!("TABLE\tserver raw ingest, {n} receipts via HTTP /v1/sync (median of {rounds} rounds){tag}\t{http_rate:.0} receipts/s\traw SQLite insert {raw_rate:.0} rows/s ({:.0} %)", ratio * 100.0);
+    println!("TABLE\tserver ingest of the same receipts without a card (stored, nothing credited), via HTTP{tag}\t{plain_rate:.0} receipts/s ({plain_pct:.0} % of raw)\tcrediting the accounts: {crediting_us:.1} µs per receipt of the HTTP ingest's {:.1}", per(http_rate));
+    println!("TABLE\tserver ingest floor: the server's own rows (receipt + ledger entry + account per batch) inserted raw{tag}\t{floor_rate:.0} receipts/s ({:.0} % of raw)\tHTTP ingest {http_rate:.0} receipts/s = {:.0} % of the floor", floor_rate / raw_rate * 100.0, http_rate / floor_rate * 100.0);
+    println!("TABLE\tserver ingest, µs per receipt: rows written (floor) + reads + parse + HTTP round trip + rules and row formatting, each alone{tag}\t{:.1} + {reads:.1} + {parse:.1} + {empty:.1} + {logic:.1} = {:.1} µs\tHTTP ingest {:.1} µs; 50 % of raw = {:.1} µs", per(floor_rate), floor_sum + logic, per(http_rate), 2.0 * per(raw_rate));
 }
 
 /// One round's figures.
