@@ -12,7 +12,8 @@
 //! Env: BENCH_RECEIPTS (default 10000), BENCH_BATCH (default 100), BENCH_ROUNDS (default 5),
 //! BENCH_SLICES (default 10), BENCH_DIR (default: temp dir under target/; bench.sh runs it a second
 //! time on tmpfs, where fsync costs nothing and both sides are CPU-bound), BENCH_TABLE_LABEL
-//! (added to the TABLE rows' names), BENCH_PG_URL (the same HTTP ingest on PostgreSQL).
+//! (added to the TABLE rows' names), BENCH_PG_URL (the same HTTP ingest on PostgreSQL),
+//! BENCH_HTTP_ONLY=1 (the credited HTTP ingest alone, once, for a profiler).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -311,7 +312,7 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
             *raw_secs += secs + ck_secs;
             *raw_cpu += cpu + ck_cpu;
         };
-        if k % 2 == 0 {
+        if k % 2 == 0 && !http_only() {
             timed_raw(&mut raw_secs, &mut raw_cpu);
         }
         let c0 = cpu_secs();
@@ -321,12 +322,20 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
         http_secs += secs + ck_secs;
         http_cpu += post_cpu + ck_cpu;
         applied += acked;
-        if k % 2 == 1 {
+        if k % 2 == 1 && !http_only() {
             timed_raw(&mut raw_secs, &mut raw_cpu);
         }
     }
     drop(server);
     assert_eq!(applied, n, "every receipt applied once");
+    if http_only() {
+        println!(
+            "  round {}: HTTP only, {http_secs:.3} s, CPU {:.1} µs/receipt",
+            i + 1,
+            http_cpu / n as f64 * 1e6
+        );
+        std::process::exit(0);
+    }
 
     // --- the same receipts without a loyalty card, via HTTP on a fresh database: stored, deduped
     // and answered the same way, but no account is credited (no ledger entry, no account row, no
@@ -624,6 +633,12 @@ fn floor_rows(
             (receipts, ledger, customers)
         })
         .collect()
+}
+
+/// BENCH_HTTP_ONLY=1: the first round's HTTP ingest slices only, then exit (for a profiler:
+/// nothing else in the process's samples but the set-up).
+fn http_only() -> bool {
+    std::env::var_os("BENCH_HTTP_ONLY").is_some_and(|v| v == "1")
 }
 
 /// Slices of a round (BENCH_SLICES, default 10): the raw insert and the HTTP ingest take turns
