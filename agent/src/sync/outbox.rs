@@ -463,9 +463,9 @@ impl Outbox {
     }
 
     /// Rewrite the `unsent` copy when it is not the waiting items' lines (the server acknowledged
-    /// some, or another process's append crossed a rewrite): a read of a small file, and an indexed
-    /// query only while there is one. Failures are logged, never fatal: the
-    /// outbox itself is what sends.
+    /// some, or an append doubled a line): a read of a small file, and an indexed query only while
+    /// there is one, under the outbox's write lock. Failures are logged, never fatal: the outbox
+    /// itself is what sends.
     pub fn tidy_unsent(&self) {
         if let Err(e) = self.try_tidy_unsent(false) {
             tracing::warn!("tidying {}: {e:#}", self.unsent.display());
@@ -473,6 +473,15 @@ impl Outbox {
     }
 
     fn try_tidy_unsent(&self, always: bool) -> anyhow::Result<()> {
+        if !always && !self.unsent.exists() {
+            return Ok(());
+        }
+        // The outbox's write lock from the query to the rename: another process's item (a CLI
+        // command queuing offline) is committed either before (then in the query, so in the new
+        // file) or after (then its append, which follows its commit, goes into the new file).
+        // Without it, an item committed after the query and appended before the rename was only
+        // in the file that the rename threw away.
+        let lock = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
         let now = crate::sync::unsent::contents(&self.unsent)?;
         if now.is_none() && !always {
             return Ok(());
@@ -488,6 +497,8 @@ impl Outbox {
         if now.as_deref().unwrap_or_default() != waiting.concat().as_bytes() {
             crate::sync::unsent::rewrite(&self.unsent, &waiting)?;
         }
+        drop(st);
+        lock.commit()?;
         Ok(())
     }
 
@@ -1622,6 +1633,65 @@ mod tests {
         drop(o);
         let got = salvage_items(&db);
         assert_eq!(got, vec![item("a"), item("c")], "sent items are not taken again");
+    }
+
+    /// Another process (a CLI `redeem` offline) queues items while the agent rewrites the copy
+    /// after acknowledgements: an item whose `enqueue` returned is in the copy at once, never only
+    /// after the agent's next rewrite (the rewrite holds the outbox's write lock from its query to
+    /// its rename, so the other process's commit, and the append after it, fall before or after).
+    #[test]
+    fn an_item_queued_by_another_process_during_a_rewrite_of_the_copy_is_in_it() {
+        use crate::sync::unsent;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("outbox.db");
+        let copy = unsent::path_for(&db);
+        Outbox::open(&db).unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let agent = {
+            let (db, done) = (db.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut o = Outbox::open(&db).unwrap();
+                let mut rewrites = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let id = format!("agent-{rewrites}");
+                    assert!(o.enqueue(&item(&id)).unwrap());
+                    o.mark_sent(&[id.as_str()]).unwrap(); // acknowledged: the copy is rewritten
+                    rewrites += 1;
+                    // (a pause as between two answers of the server: without it this loop takes
+                    // the lock back at once and the CLI's inserts wait out SQLite's busy back-off)
+                    std::thread::sleep(std::time::Duration::from_micros(300));
+                }
+                rewrites
+            })
+        };
+        let mut cli = Outbox::open(&db).unwrap();
+        for i in 0..150 {
+            let id = format!("cli-{i}");
+            assert!(cli.enqueue(&item(&id)).unwrap());
+            let held: Vec<String> = unsent::read(&copy)
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|it| it.item_id)
+                .collect();
+            if !held.contains(&id) {
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                agent.join().unwrap();
+                panic!("{id} was queued but is not in the copy (a rewrite crossed its append): {held:?}");
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let rewrites = agent.join().unwrap();
+        assert!(rewrites > 10, "the agent rewrote the copy {rewrites} times only");
+        // (an append that came after a rewrite which had the item already is a second line of
+        // it: harmless, the server dedupes by id, and the next tidy takes it out)
+        cli.tidy_unsent();
+        let held = unsent::read(&copy).unwrap().items;
+        assert_eq!(
+            held.len(),
+            150,
+            "the CLI's 150 items wait, the agent's were acknowledged"
+        );
     }
 
     /// The items that are no receipt file have a second copy beside the outbox while they wait:

@@ -5,8 +5,10 @@
 //!
 //! One JSON line per item (`{"item_id":…,"payload":{"type":…,"body":…}}`), appended and fsynced
 //! when the item is queued, after the outbox commit; the outbox rewrites the file without the items
-//! the server has acknowledged ([`crate::sync::outbox::Outbox::tidy_unsent`]). A stale line is
-//! harmless: these items are idempotent by their id on the server, which answers `duplicate`.
+//! the server has acknowledged ([`crate::sync::outbox::Outbox::tidy_unsent`], under the outbox's
+//! write lock, so another process's item committed meanwhile is never only in the replaced file).
+//! A stale or doubled line is harmless: these items are idempotent by their id on the server,
+//! which answers `duplicate`.
 //!
 //! The file travels with `outbox.db` when a damaged outbox is set aside (`recover::set_aside`
 //! moves `<db>-unsent` with `-wal` and `-shm`), and the recovery queues its items again.
