@@ -306,14 +306,14 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     for (k, slice) in bodies.chunks(per_slice).enumerate() {
         let first = k * per_slice * batch;
         let rows = &rows[first..(first + slice.len() * batch).min(rows.len())];
-        let mut timed_raw = |raw_secs: &mut f64, raw_cpu: &mut f64| {
+        let mut timed_raw = || {
             let (secs, cpu) = raw_insert(&mut raw_conn, rows, batch);
             let (ck_secs, ck_cpu) = checkpoint(&raw_conn);
-            *raw_secs += secs + ck_secs;
-            *raw_cpu += cpu + ck_cpu;
+            raw_secs += secs + ck_secs;
+            raw_cpu += cpu + ck_cpu;
         };
         if k % 2 == 0 && !http_only() {
-            timed_raw(&mut raw_secs, &mut raw_cpu);
+            timed_raw();
         }
         let c0 = cpu_secs();
         let (secs, acked) = server.post(slice);
@@ -323,7 +323,7 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
         http_cpu += post_cpu + ck_cpu;
         applied += acked;
         if k % 2 == 1 && !http_only() {
-            timed_raw(&mut raw_secs, &mut raw_cpu);
+            timed_raw();
         }
     }
     drop(server);

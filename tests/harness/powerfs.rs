@@ -563,8 +563,8 @@ impl PowerFs {
         let mut cfg = Config::default();
         cfg.mount_options = vec![MountOption::FSName("powerfs".into()), MountOption::RW];
         // Twice in CI, right after a power cut, mounting failed with ECONNABORTED (cause not
-        // found: not a dead mount left behind, fuser unmounts that). Take away whatever is still
-        // mounted there and try again, for up to 5 s; the error then says how often it failed.
+        // found: not a dead mount left behind, fuser unmounts that). Try again for up to 5 s; the
+        // error then says how often it failed.
         let mut tries = 0;
         loop {
             match fuser::spawn_mount(layer.clone(), &self.mountpoint, &cfg) {
@@ -579,7 +579,6 @@ impl PowerFs {
                     ) && tries < 50 =>
                 {
                     tries += 1;
-                    detach_if_mounted(&self.mountpoint);
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Err(e) => {
@@ -622,28 +621,6 @@ impl Drop for PowerFs {
 /// Whether this machine can mount FUSE file systems (`/dev/fuse`); like [`crate::need_tools`], a
 /// missing device fails the test when `CI` is set and skips it with a message otherwise.
 #[must_use]
-/// Whether `path` is a mount point of this process's mount namespace (/proc/self/mountinfo).
-fn is_mount_point(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    // field 5 is the mount point, with space, tab, newline and backslash as octal escapes
-    let want = path
-        .to_string_lossy()
-        .replace('\\', "\\134")
-        .replace(' ', "\\040")
-        .replace('\t', "\\011")
-        .replace('\n', "\\012");
-    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-}
-
-/// Lazily unmount whatever is mounted at `path` (a dead FUSE mount): `umount -l`.
-fn detach_if_mounted(path: &Path) {
-    if is_mount_point(path) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(path).status();
-    }
-}
-
 pub fn need_fuse() -> bool {
     if Path::new("/dev/fuse").exists() {
         return true;
