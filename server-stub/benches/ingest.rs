@@ -5,8 +5,10 @@
 //! writes for those receipts (receipt, ledger entry, each account once per batch) inserted raw the
 //! same way — what the server's own writes cost without HTTP, JSON and the rules engine — and
 //! beside the same receipts without a card via HTTP (stored, nothing credited: what crediting the
-//! accounts costs). The raw insert and the HTTP ingest take turns in ten slices of the receipts
-//! (the machine drifts within a round; so both see the same drift). Request
+//! accounts costs), and beside the leanest crediting server this bench can write (`lean_server`:
+//! the lower bound of any server that credits on the request path, here). The raw insert, the
+//! lean server and the HTTP ingest take turns in ten slices of the receipts
+//! (the machine drifts within a round; so all three see the same drift). Request
 //! bodies and raw rows are made before the clock starts. Prints CPU µs per receipt too (the steadier
 //! figure on a shared machine). Run: `cargo bench -p server-stub --bench ingest`.
 //! Env: BENCH_RECEIPTS (default 10000), BENCH_BATCH (default 100), BENCH_ROUNDS (default 5),
@@ -200,6 +202,15 @@ fn main() {
         per(plain_rate),
         all.iter().map(|r| format!("{:.0} %", r.plain_rate / r.raw_rate * 100.0)).collect::<Vec<_>>().join(", "),
     );
+    let lean_rate = med(&|r| r.lean_rate);
+    let lean_pct = med(&|r| r.lean_rate / r.raw_rate) * 100.0;
+    println!(
+        "  the leanest crediting server, in the same turns: {lean_rate:.0} receipts/s ({:.1} µs each), {lean_pct:.0} % of raw \
+         (rounds: {}); this server does {:.0} % of its rate",
+        per(lean_rate),
+        all.iter().map(|r| format!("{:.0} %", r.lean_rate / r.raw_rate * 100.0)).collect::<Vec<_>>().join(", "),
+        med(&|r| r.http_rate / r.lean_rate) * 100.0,
+    );
     let (reads, parse, empty) = (med(&|r| r.reads_us), med(&|r| r.parse_us), med(&|r| r.empty_http_us));
     let logic = med(&|r| r.logic_us);
     let floor_sum = per(floor_rate) + reads + parse + empty;
@@ -233,6 +244,7 @@ fn main() {
         .filter(|l| !l.is_empty())
         .map_or_else(String::new, |l| format!(" [{l}]"));
     println!("TABLE\tserver raw ingest, {n} receipts via HTTP /v1/sync (median of {rounds} rounds){tag}\t{http_rate:.0} receipts/s\traw SQLite insert {raw_rate:.0} rows/s ({:.0} %)", ratio * 100.0);
+    println!("TABLE\tthe leanest crediting server, a lower bound: the same HTTP, parse, rules engine and rows, accounts in memory, nothing else (median of {rounds} rounds){tag}\t{lean_rate:.0} receipts/s ({lean_pct:.0} % of raw)\tthis server {http_rate:.0} receipts/s = {:.0} % of it", med(&|r| r.http_rate / r.lean_rate) * 100.0);
     println!("TABLE\tserver ingest of the same receipts without a card (stored, nothing credited), via HTTP{tag}\t{plain_rate:.0} receipts/s ({plain_pct:.0} % of raw)\tcrediting the accounts: {crediting_us:.1} µs per receipt of the HTTP ingest's {:.1}", per(http_rate));
     println!("TABLE\tserver ingest floor: the server's own rows (receipt + ledger entry + account per batch) inserted raw{tag}\t{floor_rate:.0} receipts/s ({:.0} % of raw)\tHTTP ingest {http_rate:.0} receipts/s = {:.0} % of the floor", floor_rate / raw_rate * 100.0, http_rate / floor_rate * 100.0);
     println!("TABLE\tserver ingest, µs per receipt: rows written (floor) + reads + parse + HTTP round trip + rules and row formatting, each alone{tag}\t{:.1} + {reads:.1} + {parse:.1} + {empty:.1} + {logic:.1} = {:.1} µs\tHTTP ingest {:.1} µs; 50 % of raw = {:.1} µs", per(floor_rate), floor_sum + logic, per(http_rate), 2.0 * per(raw_rate));
@@ -243,6 +255,8 @@ struct Round {
     http_rate: f64,
     /// The same receipts without a card (stored, not credited), via HTTP.
     plain_rate: f64,
+    /// The same receipts through the leanest crediting server (`lean_ingest`).
+    lean_rate: f64,
     raw_rate: f64,
     floor_rate: f64,
     /// µs per receipt: the server's reads alone (raw), its batch parse alone, an HTTP
@@ -296,6 +310,16 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
         .collect();
     let mut raw_conn = open_connection(&dir.path().join("bench-raw.db")).unwrap();
     let server = HttpServer::start(Arc::new(repo), &token);
+    // --- the leanest crediting server (`lean_server`), a lower bound, on its own database, in
+    // the same slices.
+    let lean_db = dir.path().join("bench-lean.db");
+    assert_eq!(
+        setup_customers(&SqliteRepo::open(&lean_db).unwrap(), program, 200),
+        cards,
+        "the same cards"
+    );
+    let lean = lean_server(&lean_db, program, &cards);
+    let lean_ck = open_connection(&lean_db).unwrap();
     // Each slice ends with a FULL checkpoint of its database, inside its clock: the server's
     // background checkpoints of the slice (waited for) and the raw insert's own are paid by the
     // slice that wrote the pages, none runs on into the other's time.
@@ -303,6 +327,7 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     let bodies = bodies_of(&batches);
     let per_slice = batches.len().div_ceil(slices()).max(1);
     let (mut raw_secs, mut raw_cpu, mut http_secs, mut http_cpu, mut applied) = (0.0, 0.0, 0.0, 0.0, 0);
+    let (mut lean_secs, mut lean_cpu, mut lean_applied) = (0.0, 0.0, 0);
     for (k, slice) in bodies.chunks(per_slice).enumerate() {
         let first = k * per_slice * batch;
         let rows = &rows[first..(first + slice.len() * batch).min(rows.len())];
@@ -312,8 +337,17 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
             raw_secs += secs + ck_secs;
             raw_cpu += cpu + ck_cpu;
         };
+        let mut timed_lean = || {
+            let c0 = cpu_secs();
+            let (secs, acked) = lean.post(slice);
+            let (ck_secs, _) = checkpoint(&lean_ck);
+            lean_secs += secs + ck_secs;
+            lean_cpu += cpu_secs() - c0;
+            lean_applied += acked;
+        };
         if k % 2 == 0 && !http_only() {
             timed_raw();
+            timed_lean();
         }
         let c0 = cpu_secs();
         let (secs, acked) = server.post(slice);
@@ -323,10 +357,12 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
         http_cpu += post_cpu + ck_cpu;
         applied += acked;
         if k % 2 == 1 && !http_only() {
+            timed_lean();
             timed_raw();
         }
     }
     drop(server);
+    drop(lean);
     assert_eq!(applied, n, "every receipt applied once");
     if http_only() {
         println!(
@@ -417,9 +453,12 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     let (parse_us, empty_http_us) = parse_and_empty_http(&batches);
     let (http_rate, raw_rate, floor_rate) = (n as f64 / http_secs, n as f64 / raw_secs, n as f64 / floor_secs);
     let plain_rate = n as f64 / plain_secs;
+    assert_eq!(lean_applied, n, "every receipt applied once by the lean server");
+    let lean_rate = n as f64 / lean_secs;
     println!("  round {}:", i + 1);
     println!("    via HTTP /v1/sync (auth, JSON, dedupe, rules engine, account update): {http_secs:8.3} s  {http_rate:10.0} receipts/s");
     println!("    the same receipts without a card via HTTP (nothing credited):          {plain_secs:8.3} s  {plain_rate:10.0} receipts/s  ({:.0} % of raw)", plain_rate / raw_rate * 100.0);
+    println!("    the leanest crediting server (same HTTP, parse, rules, rows; nothing else), in the same turns: {lean_secs:8.3} s  {lean_rate:10.0} receipts/s  ({:.0} % of raw; CPU {:.0} µs/receipt)", lean_rate / raw_rate * 100.0, lean_cpu / n as f64 * 1e6);
     println!("    raw rusqlite INSERT of the same rows (one tx per batch), in turns with the HTTP ingest: {raw_secs:8.3} s  {raw_rate:10.0} receipts/s");
     println!("    floor: rusqlite INSERT/UPDATE of every row the server writes:         {floor_secs:8.3} s  {floor_rate:10.0} receipts/s  ({:.0} µs CPU/receipt)", floor_cpu / n as f64 * 1e6);
     println!("    reads alone {reads_us:.1} µs/receipt; parse alone {parse_us:.1} µs/receipt; rules + rows alone {logic_us:.1} µs/receipt; HTTP round trip alone {empty_http_us:.1} µs/receipt");
@@ -444,6 +483,7 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
     Round {
         http_rate,
         plain_rate,
+        lean_rate,
         raw_rate,
         floor_rate,
         reads_us,
@@ -798,4 +838,160 @@ impl HttpServer {
 /// Send `batches` one after the other over HTTP to an in-process server on `repo`; (seconds, applied).
 fn http_ingest(repo: Arc<dyn Repository>, token: &str, batches: &[SyncBatch]) -> (f64, usize) {
     HttpServer::start(repo, token).post(&bodies_of(batches))
+}
+
+/// The leanest crediting server this bench can think of, as a lower bound for any server that
+/// credits on the request path: the same HTTP stack, the same batch parse (the server's fast
+/// path), an indexed read of the batch's receipt ids (exactly once), the same rules engine steps,
+/// and the same rows (receipt with its text as sent, ledger entry, each touched account's state
+/// once per batch with its change number), in one transaction per batch. Everything else is
+/// left out in its favour: the cards' holders and the accounts' states are in memory from
+/// before the clock (no reads for them), no token check, no payload hash (a duplicate is not
+/// compared), no validation, returns, tags, family accounts, tier changes or messages.
+fn lean_server(db: &std::path::Path, program: &Program, cards: &[CardId]) -> HttpServer {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    struct Lean {
+        conn: Mutex<rusqlite::Connection>,
+        program: Program,
+        holders: HashMap<String, String>,
+        states: Mutex<HashMap<String, protocol::v1::CustomerState>>,
+    }
+    let holders: HashMap<String, String> = cards
+        .iter()
+        .map(|c| {
+            let number = c.expose().to_string();
+            let account = format!("B{:05}", number[5..15].parse::<u64>().unwrap());
+            (number, account)
+        })
+        .collect();
+    let states = holders.values().map(|a| (a.clone(), Default::default())).collect();
+    let lean = Arc::new(Lean {
+        conn: Mutex::new(open_connection(db).unwrap()),
+        program: program.clone(),
+        holders,
+        states: Mutex::new(states),
+    });
+    fn apply(lean: &Lean, body: &[u8]) -> Vec<u8> {
+        let (batch, spans) =
+            server_stub::http::syncbody::fast_batch(body).expect("the fast path takes the bench's batches");
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut conn = lean.conn.lock().unwrap();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        let ids = serde_json::to_string(&batch.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>()).unwrap();
+        let seen: std::collections::HashSet<String> = tx
+            .prepare_cached("SELECT id FROM receipts WHERE id IN (SELECT value FROM json_each(?1))")
+            .unwrap()
+            .query_map([ids], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut states = lean.states.lock().unwrap();
+        let mut touched: Vec<String> = Vec::new();
+        let mut acks = Vec::with_capacity(batch.items.len());
+        {
+            let mut receipt_st = tx.prepare_cached(RAW_RECEIPT_INSERT).unwrap();
+            let mut ledger_st = tx
+                .prepare_cached(
+                    "INSERT INTO ledger (account_id, at, kind, cause_id, store_id, till_id, points, balance_after, note)
+                     VALUES (?1, ?2, 'receipt', ?3, ?4, ?5, ?6, ?7, NULL)",
+                )
+                .unwrap();
+            for (item, span) in batch.items.iter().zip(&spans) {
+                let SyncPayload::Receipt(r) = &item.payload else {
+                    unreachable!("receipts only")
+                };
+                let result = if seen.contains(&r.id.0) {
+                    protocol::v1::AckResult::Duplicate
+                } else {
+                    let effect = rules::try_evaluate_receipt(&lean.program, r).expect("no overflow");
+                    let day = r.issued_at.date_naive();
+                    let card = r.card.as_ref().map(|c| c.expose());
+                    let account = card.and_then(|c| lean.holders.get(c));
+                    if let Some(account) = account {
+                        let state = states.get_mut(account).expect("every holder's state");
+                        let current = rules::expire_points(state, day);
+                        let (next, _) =
+                            rules::try_apply_effect(&lean.program, &current, &effect, day).expect("no overflow");
+                        ledger_st
+                            .execute(rusqlite::params![
+                                account,
+                                now,
+                                r.id.0,
+                                r.store_id.0,
+                                r.till_id.0,
+                                (next.points_balance - current.points_balance).normalize().to_string(),
+                                next.points_balance.normalize().to_string(),
+                            ])
+                            .unwrap();
+                        *state = next;
+                        if !touched.contains(account) {
+                            touched.push(account.clone());
+                        }
+                    }
+                    receipt_st
+                        .execute(rusqlite::params![
+                            r.id.0,
+                            "h",
+                            r.store_id.0,
+                            r.till_id.0,
+                            r.pos_receipt_no.trim(),
+                            r.issued_at.to_rfc3339(),
+                            day.to_string(),
+                            card,
+                            account,
+                            r.total.to_string(),
+                            effect.turnover_delta.to_string(),
+                            effect.points_delta.to_string(),
+                            effect.campaign,
+                            serde_json::to_string(&effect).unwrap(),
+                            &body[span.clone()],
+                            now,
+                        ])
+                        .unwrap();
+                    protocol::v1::AckResult::Applied
+                };
+                acks.push(protocol::v1::Ack {
+                    item_id: item.item_id.clone(),
+                    result,
+                });
+            }
+            let last: i64 = tx
+                .query_row(
+                    "INSERT INTO counters (name, value) VALUES ('change_seq', ?1)
+                     ON CONFLICT(name) DO UPDATE SET value = value + ?1 RETURNING value",
+                    [touched.len() as i64],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let mut st = tx
+                .prepare_cached("UPDATE customers SET state = ?2, expiring = ?3, change_seq = ?4 WHERE id = ?1")
+                .unwrap();
+            for (i, id) in touched.iter().enumerate() {
+                let (state, expiring) = server_stub::store::state_columns(&states[id]);
+                let seq = last - touched.len() as i64 + 1 + i as i64;
+                st.execute(rusqlite::params![id, state, expiring, seq]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        serde_json::to_vec(&SyncResponse { acks }).unwrap()
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = axum::Router::new().route(
+        "/v1/sync",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let lean = lean.clone();
+            async move {
+                let answer = tokio::task::block_in_place(|| apply(&lean, &body));
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], answer)
+            }
+        }),
+    );
+    HttpServer::serve(rt, app, "any")
 }
