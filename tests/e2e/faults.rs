@@ -329,6 +329,16 @@ fn a_pipelined_backlog_with_dropped_answers_arrives_exactly_once() {
         "outbox: {} of {n} marked sent",
         till.outbox_count("SELECT COUNT(*) FROM items WHERE state='sent'")
     );
+    // The outbox left its WAL alone while the backlog went out and copied it into the file once
+    // it had (`Outbox::set_draining`): the file itself now says every item was sent.
+    let copied = wait_for(Duration::from_secs(30), || {
+        (till.outbox_file_count("SELECT COUNT(*) FROM items WHERE state='sent'") >= n as i64).then_some(())
+    });
+    assert!(
+        copied.is_some(),
+        "after the backlog was sent, outbox.db itself (without its WAL) says {} of {n} sent",
+        till.outbox_file_count("SELECT COUNT(*) FROM items WHERE state='sent'")
+    );
     assert_exactly_once_and_points(&server.db, "PIPE", n, &before);
 }
 

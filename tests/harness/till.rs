@@ -357,6 +357,17 @@ impl Till {
         c.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
     }
 
+    /// Like [`Self::outbox_count`], on what `outbox.db` itself holds: its WAL is not read (what
+    /// the agent has copied into the file so far).
+    pub fn outbox_file_count(&self, sql: &str) -> i64 {
+        let p = self.dir.join("outbox.db");
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let Ok(c) = rusqlite::Connection::open_with_flags(format!("file:{}?immutable=1", p.display()), flags) else {
+            return -1;
+        };
+        c.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
+    }
+
     pub fn files_left(&self) -> Vec<String> {
         std::fs::read_dir(&self.export)
             .unwrap()

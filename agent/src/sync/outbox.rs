@@ -334,6 +334,7 @@ impl Outbox {
     }
 
     fn init(mut conn: Connection, path: &Path) -> anyhow::Result<Outbox> {
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         use_wal(&conn, std::time::Duration::from_secs(10))?;
         // TILL_AGENT_FAULT_SYNC_OFF: a test-only fault (commits not fsynced) that the power-cut test
@@ -782,12 +783,37 @@ impl Outbox {
             .flatten())
     }
 
+    /// A backlog is being sent (`true`) or has been sent (`false`). While it is sent, the
+    /// outbox does not copy its WAL into the main file every [`WAL_CHECKPOINT_PAGES`] pages but
+    /// only past [`WAL_CHECKPOINT_PAGES_DRAINING`]: each batch's acks dirty the pages of its
+    /// items, and a checkpoint mid-drain writes them and syncs twice on the disk the till (and on
+    /// one machine, the server) is waiting on. When it has been sent, the pages are copied once
+    /// (a passive checkpoint: it waits for nobody) and the usual limit is back.
+    pub fn set_draining(&self, draining: bool) -> anyhow::Result<()> {
+        let pages = if draining {
+            WAL_CHECKPOINT_PAGES_DRAINING
+        } else {
+            WAL_CHECKPOINT_PAGES
+        };
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        if !draining {
+            self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
     /// Checkpoint the WAL into the main file (clean shutdown).
     pub fn flush(&self) -> anyhow::Result<()> {
         self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 }
+
+/// WAL pages after which a commit copies the WAL into the main file (SQLite's default).
+const WAL_CHECKPOINT_PAGES: i64 = 1000;
+/// The same while a backlog is sent ([`Outbox::set_draining`]): ≈ 64 MiB, the WAL of ≈ 50 000
+/// receipts queued and acknowledged.
+const WAL_CHECKPOINT_PAGES_DRAINING: i64 = 16_384;
 
 /// `n` items went from state `from` to `to`: the counters follow (every UPDATE of `items.state`
 /// calls this in its transaction; inserts and deletes are counted by triggers).
@@ -1072,6 +1098,91 @@ mod tests {
             .execute_batch("BEGIN; INSERT INTO ingested_files VALUES('h3','x',0,'t'); ROLLBACK;");
         assert!(bad.is_ok());
         assert!(!o.is_ingested("h3").unwrap());
+    }
+
+    /// While a backlog is sent the outbox leaves its WAL alone up to the draining limit (the
+    /// usual limit would have copied these pages into the main file several times over), and
+    /// copies it once when the backlog has been sent.
+    #[test]
+    fn while_a_backlog_is_sent_the_wal_is_copied_into_the_file_only_once_it_has_been_sent() {
+        use protocol::v1::{LineKind, Receipt, ReceiptLine};
+        use protocol::{Currency, ReceiptId, StoreId, TillId};
+        use rust_decimal::Decimal;
+        // 50 receipts of 15 lines (≈ 3 KB of JSON each) per file.
+        let file = |k: usize| -> Vec<SyncItem> {
+            let (st, t) = (StoreId::from("S1"), TillId::from("T1"));
+            let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:00:00+01:00").unwrap();
+            (0..50)
+                .map(|i| {
+                    let no = format!("{k}-{i}");
+                    let lines: Vec<ReceiptLine> = (0..15)
+                        .map(|l| ReceiptLine {
+                            sku: Some(format!("859000{l:04}")),
+                            name: format!("Zboží číslo {l} s delším názvem"),
+                            category: Some("drogerie".into()),
+                            quantity: Decimal::ONE,
+                            unit_price: Decimal::new(12990, 2),
+                            line_total: Decimal::new(12990, 2),
+                            vat_rate: Some(Decimal::from(21)),
+                            kind: LineKind::Sale,
+                        })
+                        .collect();
+                    let r = Receipt {
+                        id: ReceiptId::derive(&st, &t, &no, &at),
+                        store_id: st.clone(),
+                        till_id: t.clone(),
+                        pos_receipt_no: no,
+                        issued_at: at,
+                        currency: Currency::CZK,
+                        total: Decimal::new(12990 * 15, 2),
+                        card: None,
+                        original: None,
+                        lines,
+                        vat: Vec::new(),
+                    };
+                    SyncItem {
+                        item_id: r.id.0.clone(),
+                        payload: SyncPayload::Receipt(r),
+                    }
+                })
+                .collect()
+        };
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let dir = tempfile::tempdir().unwrap();
+        for draining in [false, true] {
+            let db = dir.path().join(format!("outbox-{draining}.db"));
+            let mut o = Outbox::open(&db).unwrap();
+            o.set_draining(draining).unwrap();
+            let before = size(&db);
+            // ≈ 4.5 MB of receipts: more than the usual limit's 1 000 pages of WAL.
+            for k in 0..30 {
+                o.commit_file(&format!("h{k}"), "f.csv", &file(k)).unwrap();
+            }
+            let grown = size(&db) - before;
+            if !draining {
+                assert!(
+                    grown > 2 << 20,
+                    "the usual limit copies the WAL as it grows: {grown} bytes"
+                );
+                continue;
+            }
+            assert_eq!(grown, 0, "while a backlog is sent, nothing is copied into the file");
+            o.set_draining(false).unwrap();
+            let copied = size(&db) - before;
+            assert!(
+                copied > 4 << 20,
+                "sent: the WAL is copied into the file ({copied} bytes)"
+            );
+            let (busy, log, done): (i64, i64, i64) = o
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .unwrap();
+            assert_eq!((busy, log), (0, done), "every frame of the WAL is in the file");
+            let pages: i64 = o.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+            assert_eq!(pages, WAL_CHECKPOINT_PAGES, "the usual limit is back");
+        }
     }
 
     #[test]

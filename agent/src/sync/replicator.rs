@@ -312,6 +312,8 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
     let mut next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
     let mut inflight: Option<InFlight> = None;
     let mut ready: Option<Ready> = None;
+    // A backlog is being sent (batches back to back): the outbox's checkpoints wait until it is.
+    let mut draining = false;
     // How long the batch in flight took to read and encode.
     let mut f_read = Duration::ZERO;
     loop {
@@ -366,6 +368,11 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 }
             };
             if due.is_empty() {
+                if std::mem::take(&mut draining) {
+                    if let Err(e) = sh.outbox().set_draining(false) {
+                        tracing::warn!("copying the outbox's WAL after a backlog: {e:#}");
+                    }
+                }
                 if std::time::Instant::now() >= next_retention {
                     run_retention(&sh, Utc::now());
                     next_retention = std::time::Instant::now() + Duration::from_secs(24 * 3600);
@@ -403,6 +410,12 @@ pub async fn run(sh: Arc<Shared>) -> anyhow::Result<()> {
                 // on the server keeps the outbox order.
                 f_read = Duration::ZERO;
                 if split.calm() && n == split.limit && !sh.is_shutting_down() {
+                    if !draining {
+                        draining = true;
+                        if let Err(e) = sh.outbox().set_draining(true) {
+                            tracing::warn!("outbox checkpoints during a backlog: {e:#}");
+                        }
+                    }
                     let next = ready
                         .take()
                         .or_else(|| prepare_after(&sh, due.last().map_or(-1, |p| p.seq), split.limit));
