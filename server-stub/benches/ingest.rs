@@ -426,14 +426,7 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
             for row in ledger {
                 st.execute(rusqlite::params_from_iter(row.iter())).unwrap();
             }
-            let last: i64 = tx
-                .query_row(
-                    "INSERT INTO counters (name, value) VALUES ('change_seq', ?1)
-                     ON CONFLICT(name) DO UPDATE SET value = value + ?1 RETURNING value",
-                    [customers.len() as i64],
-                    |r| r.get(0),
-                )
-                .unwrap();
+            let last = take_change_seqs(&tx, customers.len());
             let mut st = tx
                 .prepare_cached(
                     "UPDATE customers SET customer = ?2, state = ?3, expiring = ?4, change_seq = ?5 WHERE id = ?1",
@@ -840,6 +833,18 @@ fn http_ingest(repo: Arc<dyn Repository>, token: &str, batches: &[SyncBatch]) ->
     HttpServer::start(repo, token).post(&bodies_of(batches))
 }
 
+/// Take `n` change numbers from the server's counter in `tx`, as the server does for the accounts
+/// a batch rewrites: the last one taken.
+fn take_change_seqs(tx: &rusqlite::Transaction<'_>, n: usize) -> i64 {
+    tx.query_row(
+        "INSERT INTO counters (name, value) VALUES ('change_seq', ?1)
+         ON CONFLICT(name) DO UPDATE SET value = value + ?1 RETURNING value",
+        [n as i64],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 /// The leanest crediting server this bench can think of, as a lower bound for any server that
 /// credits on the request path: the same HTTP stack, the same batch parse (the server's fast
 /// path), an indexed read of the batch's receipt ids (exactly once), the same rules engine steps,
@@ -958,14 +963,7 @@ fn lean_server(db: &std::path::Path, program: &Program, cards: &[CardId]) -> Htt
                     result,
                 });
             }
-            let last: i64 = tx
-                .query_row(
-                    "INSERT INTO counters (name, value) VALUES ('change_seq', ?1)
-                     ON CONFLICT(name) DO UPDATE SET value = value + ?1 RETURNING value",
-                    [touched.len() as i64],
-                    |r| r.get(0),
-                )
-                .unwrap();
+            let last = take_change_seqs(&tx, touched.len());
             let mut st = tx
                 .prepare_cached("UPDATE customers SET state = ?2, expiring = ?3, change_seq = ?4 WHERE id = ?1")
                 .unwrap();
