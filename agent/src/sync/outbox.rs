@@ -811,8 +811,8 @@ impl Outbox {
 
 /// WAL pages after which a commit copies the WAL into the main file (SQLite's default).
 const WAL_CHECKPOINT_PAGES: i64 = 1000;
-/// The same while a backlog is sent ([`Outbox::set_draining`]): ≈ 64 MiB, the WAL of ≈ 50 000
-/// receipts queued and acknowledged.
+/// The same while a backlog is sent ([`Outbox::set_draining`]): ≈ 64 MiB of WAL, a backlog of
+/// ≈ 25 000 receipts of ≈ 1 KB written into it twice (queued, then acknowledged).
 const WAL_CHECKPOINT_PAGES_DRAINING: i64 = 16_384;
 
 /// `n` items went from state `from` to `to`: the counters follow (every UPDATE of `items.state`
