@@ -255,7 +255,7 @@ struct Round {
     http_rate: f64,
     /// The same receipts without a card (stored, not credited), via HTTP.
     plain_rate: f64,
-    /// The same receipts through the leanest crediting server (`lean_ingest`).
+    /// The same receipts through the leanest crediting server (`lean_server`).
     lean_rate: f64,
     raw_rate: f64,
     floor_rate: f64,
@@ -426,14 +426,14 @@ fn round(i: usize, n: usize, batch: usize, base: &std::path::Path, program: &Pro
             for row in ledger {
                 st.execute(rusqlite::params_from_iter(row.iter())).unwrap();
             }
-            let last = take_change_seqs(&tx, customers.len());
+            let first = take_change_seqs(&tx, customers.len());
             let mut st = tx
                 .prepare_cached(
                     "UPDATE customers SET customer = ?2, state = ?3, expiring = ?4, change_seq = ?5 WHERE id = ?1",
                 )
                 .unwrap();
             for (i, (id, c, (s, expiring))) in customers.iter().enumerate() {
-                let seq = last - customers.len() as i64 + 1 + i as i64;
+                let seq = first + i as i64;
                 st.execute(rusqlite::params![id, c, s, expiring, seq]).unwrap();
             }
         }
@@ -607,8 +607,7 @@ fn floor_rows(
             let mut touched: BTreeMap<String, ()> = BTreeMap::new();
             for (r, text) in chunk.iter().zip(texts) {
                 let card = r.card.as_ref().expect("carded").expose().to_string();
-                // B00000… holds the card 19008 + i: the customer number is the card's payload.
-                let account = format!("B{:05}", card[5..15].parse::<u64>().unwrap());
+                let account = holder_of(&card);
                 let effect = rules::evaluate_receipt(program, r);
                 let day = r.issued_at.date_naive();
                 let state = states.entry(account.clone()).or_default();
@@ -834,15 +833,23 @@ fn http_ingest(repo: Arc<dyn Repository>, token: &str, batches: &[SyncBatch]) ->
 }
 
 /// Take `n` change numbers from the server's counter in `tx`, as the server does for the accounts
-/// a batch rewrites: the last one taken.
+/// a batch rewrites: the first one taken (the others follow it).
 fn take_change_seqs(tx: &rusqlite::Transaction<'_>, n: usize) -> i64 {
-    tx.query_row(
-        "INSERT INTO counters (name, value) VALUES ('change_seq', ?1)
+    let last: i64 = tx
+        .query_row(
+            "INSERT INTO counters (name, value) VALUES ('change_seq', ?1)
          ON CONFLICT(name) DO UPDATE SET value = value + ?1 RETURNING value",
-        [n as i64],
-        |r| r.get(0),
-    )
-    .unwrap()
+            [n as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    last - n as i64 + 1
+}
+
+/// The bench customer holding `card` (`setup_customers`: card 19008 + i holds B{i:05}, the
+/// customer number is the card's payload).
+fn holder_of(card: &str) -> String {
+    format!("B{:05}", card[5..15].parse::<u64>().unwrap())
 }
 
 /// The leanest crediting server this bench can think of, as a lower bound for any server that
@@ -866,7 +873,7 @@ fn lean_server(db: &std::path::Path, program: &Program, cards: &[CardId]) -> Htt
         .iter()
         .map(|c| {
             let number = c.expose().to_string();
-            let account = format!("B{:05}", number[5..15].parse::<u64>().unwrap());
+            let account = holder_of(&number);
             (number, account)
         })
         .collect();
@@ -963,13 +970,13 @@ fn lean_server(db: &std::path::Path, program: &Program, cards: &[CardId]) -> Htt
                     result,
                 });
             }
-            let last = take_change_seqs(&tx, touched.len());
+            let first = take_change_seqs(&tx, touched.len());
             let mut st = tx
                 .prepare_cached("UPDATE customers SET state = ?2, expiring = ?3, change_seq = ?4 WHERE id = ?1")
                 .unwrap();
             for (i, id) in touched.iter().enumerate() {
                 let (state, expiring) = server_stub::store::state_columns(&states[id]);
-                let seq = last - touched.len() as i64 + 1 + i as i64;
+                let seq = first + i as i64;
                 st.execute(rusqlite::params![id, state, expiring, seq]).unwrap();
             }
         }
