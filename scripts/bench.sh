@@ -13,6 +13,7 @@ out=$(mktemp -d); trap 'rm -rf "$out"; kill $(jobs -p) 2>/dev/null || true' EXIT
 export CARGO_TERM_COLOR=never
 
 cargo build --release -p server-stub -p till-agent
+cargo build --release -p till-agent --example outbox_bench --example input_bench
 rows="$out/rows.tsv"; : > "$rows"
 
 # PostgreSQL column: a throw-away cluster (durable defaults: fsync and synchronous_commit on, like
@@ -35,8 +36,13 @@ if [ -n "$pgbin" ]; then
 else
   echo "bench: PostgreSQL not installed (scripts/setup.sh installs it): no PostgreSQL column" >&2
 fi
+# Before each bench the disk's dirty pages are written out (`sync`): the build and the bench before
+# write hundreds of MB whose writeback would otherwise run into the next bench's fsyncs.
+settle() { sync; sleep 2; }
 run_bench() { # package bench [log name]
   echo "== cargo bench -p $1 --bench $2" >&2
+  cargo bench -q -p "$1" --bench "$2" --no-run 2>/dev/null || true   # the build, before the settle
+  settle
   cargo bench -q -p "$1" --bench "$2" 2>&1 | tee "$out/${3:-$2}.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true
 }
 run_bench server-stub ingest
@@ -61,9 +67,11 @@ fi
 echo "== outbox bench: stats() at 10^6 items, size after a simulated year with retention" >&2
 # Measured once (debug build, 2 shared cores): stats() 0.014 ms at 10^6 items (0.012 ms empty; the old
 # full GROUP BY scan 294 ms); a year at 2 000 receipts/day with 90/30 days kept: 88 MiB, 182 000 items.
+settle
 cargo run -q --release -p till-agent --example outbox_bench 2>&1 \
   | tee "$out/outbox.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true
 echo "== input bench: terminator → quote ready" >&2
+settle
 cargo run -q --release -p till-agent --example input_bench -- target/release/server-stub fixtures/seed/demo.json 2>&1 \
   | tee "$out/input.log" | grep -P '^TABLE\t' | cut -f2- >> "$rows" || true
 
