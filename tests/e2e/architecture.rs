@@ -6,7 +6,10 @@
 //! - in the agent only `sync/client.rs` speaks HTTP (names `reqwest`, but for `reqwest::Url`);
 //! - no floats where money or points are computed;
 //! - the server's storage and domain layers know no HTTP, and only its store touches SQLite.
-//! - the card-input decisions (detector, payload, keys) are pure: no IO, threads or clocks.
+//! - the card-input decisions (detector, payload, keys) are pure: no IO, threads or clocks;
+//! - the server mounts an operation only together with its OpenAPI entry;
+//! - every "Architecture invariant:" of ARCHITECTURE.md names the tests that check it, and each
+//!   name is a function of the workspace.
 //!
 //! The module graph is built at file granularity: a module is a `.rs` file (a folder's `mod.rs`
 //! is the folder's module). An edge A → B is any path in A that names an item of B:
@@ -1226,4 +1229,183 @@ fn the_session_app_holds_no_token_and_opens_no_database() {
     let planted =
         "// Outbox in a comment\nfn f() { let s = \"Cache\"; }\nfn g() { crate::credentials::till_token(c) }\n";
     assert_eq!(session_violations(planted), ["3: credentials", "3: till_token"]);
+}
+
+/// Router methods that mount a handler without its OpenAPI operation (`utoipa_axum`'s
+/// `.routes(routes!(handler))` registers both in one call; these register the route alone).
+const UNDOCUMENTED_MOUNTS: &[&str] = &["route", "route_service", "nest", "nest_service", "merge"];
+
+/// Lines of `text` (comments and strings ignored) that call one of [`UNDOCUMENTED_MOUNTS`] as a
+/// method: `.route(`.
+fn undocumented_mounts(text: &str) -> Vec<String> {
+    let toks = tokens(&strip(text));
+    toks.windows(3)
+        .filter_map(|w| match w {
+            [(Tok::Other('.'), _), (Tok::Ident(m), line), (Tok::Other('('), _)]
+                if UNDOCUMENTED_MOUNTS.contains(&m.as_str()) =>
+            {
+                Some(format!("{line}: .{m}("))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_server_mounts_an_operation_only_with_its_openapi_entry() {
+    let root = repo_root();
+    let mut files = Vec::new();
+    rs_files(&root.join("server-stub/src"), &mut files);
+    let mut bad = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&f).unwrap();
+        bad.extend(undocumented_mounts(&text).into_iter().map(|l| format!("{rel}:{l}")));
+    }
+    assert!(
+        bad.is_empty(),
+        "a route mounted without its OpenAPI operation (use `.routes(routes!(handler))` with a \
+         `#[utoipa::path]` on the handler):\n{}",
+        bad.join("\n")
+    );
+    // the checker sees a planted mount, not the documented form, a comment or a string
+    let planted = "fn api() -> R {\n  r.routes(routes!(h::sync))\n   // .route(\"/x\", get(f))\n\
+                   .route(\"/y\", get(g))\n  .merge(other); let s = \".nest(\";\n  route(1) }";
+    assert_eq!(undocumented_mounts(planted), ["4: .route(", "5: .merge("]);
+}
+
+/// One "Architecture invariant:" of ARCHITECTURE.md: its first line and the test names inside its
+/// "(checked: …)" (backticked identifiers).
+#[derive(Debug, PartialEq)]
+struct Invariant {
+    line: usize,
+    checked_by: Vec<String>,
+}
+
+/// The invariants of an ARCHITECTURE.md text. One starts at a line that begins (after an
+/// optional list dash) with "Architecture invariant:" and runs to a blank line, a heading, the
+/// next list item or the next invariant.
+fn invariants(doc: &str) -> Vec<Invariant> {
+    const MARK: &str = "Architecture invariant:";
+    let lines: Vec<&str> = doc.lines().collect();
+    let starts = |l: &str| l.trim_start().trim_start_matches("- ").starts_with(MARK);
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if !starts(l) {
+            continue;
+        }
+        let mut text = l.to_string();
+        for next in &lines[i + 1..] {
+            let t = next.trim_start();
+            if t.is_empty() || t.starts_with('#') || t.starts_with("- ") || starts(next) {
+                break;
+            }
+            text.push(' ');
+            text.push_str(t);
+        }
+        let mut checked_by = Vec::new();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("(checked:") {
+            let group = &rest[at..];
+            let end = group.find(')').unwrap_or(group.len());
+            for (k, part) in group[..end].split('`').enumerate() {
+                let name = part.rsplit("::").next().unwrap_or(part);
+                if k % 2 == 1 && !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    checked_by.push(name.to_string());
+                }
+            }
+            rest = &group[end..];
+        }
+        out.push(Invariant {
+            line: i + 1,
+            checked_by,
+        });
+    }
+    out
+}
+
+/// Every `fn` name in the `.rs` files under `dirs` of `root`.
+fn fn_names(root: &Path, dirs: &[&str]) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for d in dirs {
+        let mut files = Vec::new();
+        rs_files(&root.join(d), &mut files);
+        for f in files {
+            let toks = tokens(&strip(&std::fs::read_to_string(&f).unwrap()));
+            for w in toks.windows(2) {
+                if let [(Tok::Ident(kw), _), (Tok::Ident(name), _)] = w {
+                    if kw == "fn" {
+                        names.insert(name.clone());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// What is wrong with the invariants of `doc`, given the functions that exist.
+fn unchecked_invariants(doc: &str, fns: &BTreeSet<String>) -> Vec<String> {
+    let mut bad = Vec::new();
+    for inv in invariants(doc) {
+        if inv.checked_by.is_empty() {
+            bad.push(format!(
+                "line {}: names no test in \"(checked: `test_name`)\"",
+                inv.line
+            ));
+        }
+        for t in &inv.checked_by {
+            if !fns.contains(t) {
+                bad.push(format!("line {}: `{t}` is no function of the workspace", inv.line));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_architecture_invariant_names_the_tests_that_check_it() {
+    let root = repo_root();
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let fns = fn_names(
+        &root,
+        &["protocol", "agent", "server-stub", "tests", "fuzz/fuzz_targets"],
+    );
+    assert!(
+        invariants(&doc).len() >= 20,
+        "ARCHITECTURE.md's invariants were not found: {:?}",
+        invariants(&doc)
+    );
+    let bad = unchecked_invariants(&doc, &fns);
+    assert!(bad.is_empty(), "ARCHITECTURE.md:\n{}", bad.join("\n"));
+    // the checker sees an invariant without a test and a test that does not exist; a list item
+    // or a blank line ends an invariant, and a mention of the mark inside a sentence is none
+    let planted = "Rules (\"Architecture invariant:\") below.\n\nArchitecture invariant: a is b.\n\
+                   (checked: `it_is`, `mod_x::it_is_too`)\n\n- Architecture invariant: c is d\n- (checked: `it_is`)\n\n\
+                   Architecture invariant: e. (checked: `gone`, in `lib.rs`)\n";
+    let fns: BTreeSet<String> = ["it_is", "it_is_too"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        invariants(planted),
+        [
+            Invariant {
+                line: 3,
+                checked_by: vec!["it_is".into(), "it_is_too".into()]
+            },
+            Invariant {
+                line: 6,
+                checked_by: vec![]
+            },
+            Invariant {
+                line: 9,
+                checked_by: vec!["gone".into()]
+            },
+        ]
+    );
+    assert_eq!(
+        unchecked_invariants(planted, &fns),
+        [
+            "line 6: names no test in \"(checked: `test_name`)\"",
+            "line 9: `gone` is no function of the workspace"
+        ]
+    );
 }

@@ -147,6 +147,33 @@ fn msi_tables_and_authenticode_signatures() {
     let files = table(&msi, "File");
     let names: Vec<&str> = files.iter().map(|f| f["FileName"].as_str()).collect();
     assert_eq!(names, ["till-agent.exe", "till-agent-cli.exe"]);
+    // No component lives in a data folder (%ProgramData%, a user's AppData): each one's folder is
+    // below Program Files or the Start menu, so no install, upgrade, repair or uninstall touches
+    // the till's config, outbox or cache.
+    let dirs = table(&msi, "Directory");
+    let parent = |d: &str| {
+        dirs.iter()
+            .find(|r| r["Directory"] == d)
+            .map(|r| r["Directory_Parent"].clone())
+            .filter(|p| !p.is_empty() && p != d)
+    };
+    let components = table(&msi, "Component");
+    assert!(!components.is_empty(), "no Component table");
+    for c in &components {
+        let mut chain = vec![c["Directory_"].clone()];
+        while let Some(p) = parent(chain.last().unwrap()) {
+            assert!(chain.len() < 32, "a folder loop: {chain:?}");
+            chain.push(p);
+        }
+        assert!(
+            chain
+                .iter()
+                .any(|d| d == "ProgramFiles64Folder" || d == "ProgramMenuFolder")
+                && !chain.iter().any(|d| d.contains("AppData")),
+            "component {} lives in {chain:?}",
+            c["Component"]
+        );
+    }
 
     // --- properties, launch conditions, upgrade rows
     let props = table(&msi, "Property");

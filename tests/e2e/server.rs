@@ -436,6 +436,47 @@ fn points_applied_once_and_return_reverses_them(backend: Backend) {
 }
 }
 
+/// ARCHITECTURE.md: an `applied` ack means credited. Another till of the store asks for the
+/// card's quote the moment each answer is in (no wait, no retry): every purchase is in it.
+fn applied_means_credited(sender: &Api, asker: &Api) {
+    assert_eq!(
+        asker.balance(JIRI),
+        expected_balance("C000001", &[]),
+        "the seeded balance"
+    );
+    let mut sent = Vec::new();
+    for n in 0..12 {
+        let r = mixed_receipt(&format!("{}", 7100 + n), Some(JIRI));
+        assert_eq!(results(&sender.sync_ok(&batch(vec![receipt_item(&r)]))), ["applied"]);
+        sent.push(r);
+        let want = expected_balance("C000001", &sent.iter().collect::<Vec<_>>());
+        assert_eq!(asker.balance(JIRI), want, "the quote right after receipt {n}'s ack");
+    }
+}
+
+on_both! {
+fn an_applied_ack_means_credited_for_the_next_quote_at_another_till(backend: Backend) {
+    let (_dir, srv, api) = setup_on(backend);
+    applied_means_credited(&api, &Api::new(&srv, STORE, "T2"));
+    assert_ledger_balanced(&srv);
+}
+}
+
+/// The same across two server processes on one PostgreSQL database: the till's receipt goes to
+/// one, the other till's quotes to the other (which has read the account before: no cached
+/// state of it may answer).
+#[test]
+fn an_applied_ack_means_credited_for_a_quote_from_another_server_process() {
+    if !e2e::need_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = e2e::new_database(dir.path(), Some(&fixture("seed/demo.json")), Backend::Postgres);
+    let a = e2e::serve_db(dir.path(), &db, Backend::Postgres, "server-a.log");
+    let b = e2e::serve_db(dir.path(), &db, Backend::Postgres, "server-b.log");
+    applied_means_credited(&Api::new(&a, STORE, TILL), &Api::new(&b, STORE, "T2"));
+}
+
 on_both! {
 fn partial_returns_add_up_to_exactly_the_original_points(backend: Backend) {
     let (_dir, srv, api) = setup_on(backend);

@@ -363,6 +363,26 @@ mod tests {
         );
     }
 
+    /// A missing tool fails the test when `CI` is set (scripts/test.sh sets it) and skips it
+    /// otherwise; a present one lets it run either way.
+    #[test]
+    fn a_missing_tool_fails_the_test_in_ci_and_skips_it_elsewhere() {
+        let tool = "till-agent-test-no-such-tool";
+        let got = std::panic::catch_unwind(|| super::need_tools(&[tool]));
+        if super::in_ci() {
+            let e = got.expect_err("CI is set: a missing tool must fail the test, not skip it");
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            assert!(msg.contains(tool) && msg.contains("CI is set"), "{msg}");
+        } else {
+            assert_eq!(got.ok(), Some(false), "without CI a missing tool skips the test");
+        }
+        assert!(super::need_tools(&["sh"]), "a tool on PATH");
+    }
+
     #[test]
     fn agent_toml_renders_every_section() {
         let t = super::AgentToml::new("http://127.0.0.1:1")
